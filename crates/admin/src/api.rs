@@ -1,0 +1,281 @@
+//! HTTP routes of the admin API (`/v1/...`), JSON in and out.
+
+use crate::provision::{self, ProvisionError, now_ms, token_hash};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use obhut_catalog::{Catalog, CatalogError, Principal, Role};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::sync::Arc;
+use subtle::ConstantTimeEq;
+
+#[derive(Clone)]
+pub struct AdminState {
+    pub catalog: Arc<dyn Catalog>,
+}
+
+/// An admin API error: `{"error": code, "message": ...}` with a matching status.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn forbidden(what: &str) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("your role may not {what}"),
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Json(json!({"error": self.code, "message": self.message})),
+        )
+            .into_response()
+    }
+}
+
+impl From<ProvisionError> for ApiError {
+    fn from(e: ProvisionError) -> Self {
+        match e {
+            ProvisionError::Catalog(c) => c.into(),
+            other => Self::new(StatusCode::BAD_REQUEST, "bad_request", other.to_string()),
+        }
+    }
+}
+
+impl From<CatalogError> for ApiError {
+    fn from(e: CatalogError) -> Self {
+        match e {
+            CatalogError::AlreadyExists { .. } | CatalogError::BucketExists { .. } => {
+                Self::new(StatusCode::CONFLICT, "conflict", e.to_string())
+            }
+            CatalogError::NotFound { .. } => {
+                Self::new(StatusCode::NOT_FOUND, "not_found", e.to_string())
+            }
+            other => {
+                tracing::error!(error = %other, "catalog failure in admin API");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the catalog is unavailable; retry later",
+                )
+            }
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(e: JsonRejection) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text())
+    }
+}
+
+/// The authenticated caller, from `Authorization: Bearer <token>`.
+pub struct Caller(Principal);
+
+impl FromRequestParts<AdminState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AdminState,
+    ) -> Result<Self, Self::Rejection> {
+        let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m);
+        let value = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| unauthorized("missing bearer token"))?;
+        let token = value
+            .strip_prefix("Bearer ")
+            .ok_or_else(|| unauthorized("the Authorization header must be 'Bearer <token>'"))?;
+        let hash = token_hash(token.trim());
+        let principal = state
+            .catalog
+            .get_principal_by_token_hash(&hash)
+            .await?
+            .ok_or_else(|| unauthorized("unknown token"))?;
+        // The lookup is by hash; confirm in constant time anyway so no comparison of secret
+        // material short-circuits.
+        if !bool::from(principal.token_hash.as_bytes().ct_eq(hash.as_bytes())) {
+            return Err(unauthorized("unknown token"));
+        }
+        if principal.revoked {
+            return Err(unauthorized("this token has been revoked"));
+        }
+        if principal.expires_ms.is_some_and(|e| e <= now_ms()) {
+            return Err(unauthorized("this token has expired"));
+        }
+        Ok(Self(principal))
+    }
+}
+
+impl Caller {
+    fn require(&self, allowed: &[Role], what: &str) -> Result<(), ApiError> {
+        if allowed.contains(&self.0.role) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(what))
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct TenantView {
+    name: String,
+    jurisdictions: Vec<String>,
+    min_sites: u32,
+}
+
+impl From<obhut_catalog::Tenant> for TenantView {
+    fn from(t: obhut_catalog::Tenant) -> Self {
+        Self {
+            name: t.name,
+            jurisdictions: t.jurisdictions,
+            min_sites: t.min_sites,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateTenant {
+    name: String,
+    /// One jurisdiction, or several separated by commas.
+    jurisdiction: String,
+    #[serde(default = "default_min_sites")]
+    min_sites: u32,
+}
+
+fn default_min_sites() -> u32 {
+    2
+}
+
+async fn health() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok"}))
+}
+
+async fn whoami(caller: Caller) -> Json<serde_json::Value> {
+    Json(json!({
+        "name": caller.0.name,
+        "role": caller.0.role.as_str(),
+        "tenant": caller.0.tenant,
+    }))
+}
+
+async fn create_tenant(
+    State(state): State<AdminState>,
+    caller: Caller,
+    body: Result<Json<CreateTenant>, JsonRejection>,
+) -> Result<(StatusCode, Json<TenantView>), ApiError> {
+    caller.require(&[Role::Officer], "create tenants")?;
+    let Json(req) = body?;
+    let jurisdictions: Vec<String> = req
+        .jurisdiction
+        .split(',')
+        .map(|j| j.trim().to_owned())
+        .filter(|j| !j.is_empty())
+        .collect();
+    let t = provision::create_tenant(
+        state.catalog.as_ref(),
+        &req.name,
+        &jurisdictions,
+        req.min_sites,
+    )
+    .await?;
+    tracing::info!(tenant = %t.name, by = %caller.0.name, "tenant created");
+    Ok((StatusCode::CREATED, Json(t.into())))
+}
+
+async fn list_tenants(
+    State(state): State<AdminState>,
+    caller: Caller,
+) -> Result<Json<Vec<TenantView>>, ApiError> {
+    caller.require(&[Role::Officer], "list tenants")?;
+    let tenants = state.catalog.list_tenants().await?;
+    Ok(Json(tenants.into_iter().map(Into::into).collect()))
+}
+
+async fn create_key(
+    State(state): State<AdminState>,
+    caller: Caller,
+    Path(tenant): Path<String>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let own_admin =
+        caller.0.role == Role::TenantAdmin && caller.0.tenant.as_deref() == Some(tenant.as_str());
+    if caller.0.role != Role::Officer && !own_admin {
+        return Err(ApiError::forbidden("create access keys for this tenant"));
+    }
+    let key = provision::create_access_key(state.catalog.as_ref(), &tenant).await?;
+    tracing::info!(tenant = %tenant, access_key_id = %key.access_key_id, by = %caller.0.name, "access key created");
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "tenant": tenant,
+            "access_key_id": key.access_key_id,
+            "secret_access_key": key.secret,
+        })),
+    ))
+}
+
+async fn list_sites(
+    State(state): State<AdminState>,
+    caller: Caller,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require(
+        &[Role::Officer, Role::Operator, Role::Auditor],
+        "list sites",
+    )?;
+    let sites = state.catalog.list_sites().await?;
+    Ok(Json(json!(
+        sites
+            .into_iter()
+            .map(|s| json!({
+                "id": s.id,
+                "jurisdiction": s.jurisdiction,
+                "location": s.location,
+                "state": s.state.as_str(),
+            }))
+            .collect::<Vec<_>>()
+    )))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such admin API endpoint",
+    )
+}
+
+pub fn router(state: AdminState) -> Router {
+    Router::new()
+        .route("/v1/health", get(health))
+        .route("/v1/whoami", get(whoami))
+        .route("/v1/tenants", get(list_tenants).post(create_tenant))
+        .route("/v1/tenants/{name}/keys", post(create_key))
+        .route("/v1/sites", get(list_sites))
+        .fallback(not_found)
+        .with_state(state)
+}

@@ -1,0 +1,417 @@
+//! The catalog conformance suite: every [`Catalog`] implementation must pass it unchanged.
+//!
+//! Call [`run_all`] with a fresh, empty catalog. Each check asserts behaviour the gateway relies
+//! on (S3 byte-order listing, conditional puts, atomic completion of uploads, ownership of bucket
+//! names), so a new backend that passes can replace SQLite without touching the gateway.
+
+#![allow(clippy::missing_panics_doc, clippy::unwrap_used)]
+
+use crate::{
+    AccessKey, Bucket, Catalog, CatalogError, Chunk, ListFrom, ObjectRecord, Part, Principal,
+    PutCondition, Role, SiteRecord, Tenant, Upload,
+};
+use obhut_core::{BlobId, SiteState};
+
+/// Runs every check against `cat`, which must start empty.
+pub async fn run_all(cat: &dyn Catalog) {
+    tenants_and_keys(cat).await;
+    principals_by_token_hash(cat).await;
+    sites_registry(cat).await;
+    bucket_names_are_global_and_owned(cat).await;
+    objects_put_get_delete_and_conditions(cat).await;
+    listing_follows_byte_order_with_prefix_and_marker(cat).await;
+    multipart_lifecycle(cat).await;
+    referenced_blobs_cover_objects_and_parts(cat).await;
+    bucket_delete_requires_empty(cat).await;
+}
+
+fn tenant(name: &str) -> Tenant {
+    Tenant {
+        name: name.into(),
+        jurisdictions: vec!["DE".into()],
+        min_sites: 2,
+        created_ms: 1,
+    }
+}
+
+fn object(bucket: &str, key: &str, etag: &str) -> ObjectRecord {
+    ObjectRecord {
+        bucket: bucket.into(),
+        key: key.into(),
+        size: 3,
+        etag: etag.into(),
+        last_modified_ms: 42,
+        meta: b"opaque".to_vec(),
+        sites: vec!["s1".into(), "s2".into()],
+        chunks: vec![Chunk {
+            blob: BlobId::random(),
+            size: 3,
+        }],
+    }
+}
+
+async fn ensure_tenant_and_bucket(cat: &dyn Catalog, tenant_name: &str, bucket: &str) {
+    match cat.create_tenant(&tenant(tenant_name)).await {
+        Ok(()) | Err(CatalogError::AlreadyExists { .. }) => {}
+        Err(e) => panic!("create tenant: {e}"),
+    }
+    cat.create_bucket(&Bucket {
+        name: bucket.into(),
+        tenant: tenant_name.into(),
+        created_ms: 1,
+    })
+    .await
+    .unwrap();
+}
+
+async fn tenants_and_keys(cat: &dyn Catalog) {
+    cat.create_tenant(&tenant("t-a")).await.unwrap();
+    cat.create_tenant(&tenant("t-b")).await.unwrap();
+    assert!(matches!(
+        cat.create_tenant(&tenant("t-a")).await,
+        Err(CatalogError::AlreadyExists { .. })
+    ));
+    assert_eq!(cat.get_tenant("t-a").await.unwrap(), Some(tenant("t-a")));
+    assert_eq!(cat.get_tenant("nobody").await.unwrap(), None);
+    let names: Vec<_> = cat
+        .list_tenants()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    assert_eq!(names, ["t-a", "t-b"]);
+
+    let key = AccessKey {
+        access_key_id: "AKIDA".into(),
+        tenant: "t-a".into(),
+        secret: "s3cr3t".into(),
+        created_ms: 5,
+    };
+    cat.create_access_key(&key).await.unwrap();
+    assert!(matches!(
+        cat.create_access_key(&key).await,
+        Err(CatalogError::AlreadyExists { .. })
+    ));
+    assert_eq!(cat.get_access_key("AKIDA").await.unwrap(), Some(key));
+    assert_eq!(cat.get_access_key("AKIDX").await.unwrap(), None);
+}
+
+async fn principals_by_token_hash(cat: &dyn Catalog) {
+    let p = Principal {
+        name: "officer1".into(),
+        role: Role::Officer,
+        tenant: None,
+        token_hash: "h1".into(),
+        created_ms: 1,
+        expires_ms: None,
+        revoked: false,
+    };
+    cat.create_principal(&p).await.unwrap();
+    let admin = Principal {
+        name: "t-a-admin".into(),
+        role: Role::TenantAdmin,
+        tenant: Some("t-a".into()),
+        token_hash: "h2".into(),
+        created_ms: 1,
+        expires_ms: Some(99),
+        revoked: false,
+    };
+    cat.create_principal(&admin).await.unwrap();
+    assert_eq!(
+        cat.get_principal_by_token_hash("h1").await.unwrap(),
+        Some(p)
+    );
+    assert_eq!(
+        cat.get_principal_by_token_hash("h2").await.unwrap(),
+        Some(admin)
+    );
+    assert_eq!(cat.get_principal_by_token_hash("h3").await.unwrap(), None);
+}
+
+async fn sites_registry(cat: &dyn Catalog) {
+    let mut s = SiteRecord {
+        id: "de-fra".into(),
+        jurisdiction: "DE".into(),
+        location: "Frankfurt".into(),
+        state: SiteState::Active,
+        backend: serde_json::json!({"fs": "/x"}),
+    };
+    cat.put_site(&s).await.unwrap();
+    s.state = SiteState::Draining;
+    cat.put_site(&s).await.unwrap();
+    assert_eq!(cat.list_sites().await.unwrap(), vec![s]);
+}
+
+async fn bucket_names_are_global_and_owned(cat: &dyn Catalog) {
+    ensure_tenant_and_bucket(cat, "t-a", "shared-name").await;
+    let err = cat
+        .create_bucket(&Bucket {
+            name: "shared-name".into(),
+            tenant: "t-b".into(),
+            created_ms: 2,
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, CatalogError::BucketExists { ref owner, .. } if owner == "t-a"));
+    assert_eq!(
+        cat.get_bucket("shared-name").await.unwrap().unwrap().tenant,
+        "t-a"
+    );
+    assert!(cat.list_buckets("t-b").await.unwrap().is_empty());
+    assert_eq!(cat.list_buckets("t-a").await.unwrap().len(), 1);
+}
+
+async fn objects_put_get_delete_and_conditions(cat: &dyn Catalog) {
+    ensure_tenant_and_bucket(cat, "t-a", "objs").await;
+    let o1 = object("objs", "k", "e1");
+    assert_eq!(
+        cat.put_object(&o1, PutCondition::Absent).await.unwrap(),
+        None
+    );
+    assert!(matches!(
+        cat.put_object(&o1, PutCondition::Absent).await,
+        Err(CatalogError::PreconditionFailed(_))
+    ));
+    let o2 = object("objs", "k", "e2");
+    assert!(matches!(
+        cat.put_object(&o2, PutCondition::ETagMatches("nope".into()))
+            .await,
+        Err(CatalogError::PreconditionFailed(_))
+    ));
+    let replaced = cat
+        .put_object(&o2, PutCondition::ETagMatches("e1".into()))
+        .await
+        .unwrap();
+    assert_eq!(replaced, Some(o1));
+    assert_eq!(cat.get_object("objs", "k").await.unwrap(), Some(o2.clone()));
+    assert_eq!(cat.get_object("objs", "other").await.unwrap(), None);
+    assert_eq!(cat.delete_object("objs", "k").await.unwrap(), Some(o2));
+    assert_eq!(cat.delete_object("objs", "k").await.unwrap(), None);
+    assert!(matches!(
+        cat.put_object(
+            &object("objs", "new", "x"),
+            PutCondition::ETagMatches("x".into())
+        )
+        .await,
+        Err(CatalogError::PreconditionFailed(_))
+    ));
+}
+
+async fn listing_follows_byte_order_with_prefix_and_marker(cat: &dyn Catalog) {
+    ensure_tenant_and_bucket(cat, "t-a", "list").await;
+    // Byte order: uppercase before lowercase, '/' (0x2f) before '0', multi-byte UTF-8 last.
+    let keys = [
+        "a/1",
+        "a/2",
+        "a0",
+        "B",
+        "b",
+        "b/x",
+        "\u{e9}t\u{e9}",
+        "a/\u{10348}",
+    ];
+    for k in keys {
+        cat.put_object(&object("list", k, "e"), PutCondition::None)
+            .await
+            .unwrap();
+    }
+    let mut expected: Vec<&str> = keys.to_vec();
+    expected.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+    let all: Vec<String> = cat
+        .list_objects("list", "", ListFrom::Start, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.key)
+        .collect();
+    assert_eq!(all, expected);
+
+    let with_prefix: Vec<String> = cat
+        .list_objects("list", "a/", ListFrom::Start, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.key)
+        .collect();
+    assert_eq!(with_prefix, ["a/1", "a/2", "a/\u{10348}"]);
+
+    let page: Vec<String> = cat
+        .list_objects("list", "a", ListFrom::After("a/1"), 2)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.key)
+        .collect();
+    assert_eq!(page, ["a/2", "a/\u{10348}"]);
+
+    // A marker before the prefix starts at the prefix.
+    let page: Vec<String> = cat
+        .list_objects("list", "b", ListFrom::After("A"), 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.key)
+        .collect();
+    assert_eq!(page, ["b", "b/x"]);
+    // Skipping past a common prefix: everything under "a/" is passed over.
+    let past: Vec<String> = cat
+        .list_objects("list", "", ListFrom::PastPrefix("a/"), 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.key)
+        .collect();
+    assert_eq!(past, ["a0", "b", "b/x", "\u{e9}t\u{e9}"]);
+    assert!(
+        cat.list_objects("objs-none", "", ListFrom::Start, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+fn part(upload_id: &str, n: u32) -> Part {
+    Part {
+        upload_id: upload_id.into(),
+        part_number: n,
+        chunk: Chunk {
+            blob: BlobId::random(),
+            size: 5,
+        },
+        etag: format!("p{n}"),
+        checksums: Vec::new(),
+        sites: vec!["s1".into()],
+        last_modified_ms: 7,
+    }
+}
+
+async fn multipart_lifecycle(cat: &dyn Catalog) {
+    ensure_tenant_and_bucket(cat, "t-a", "mpu").await;
+    for (id, key) in [("u2", "k"), ("u1", "k"), ("u3", "j"), ("u4", "other")] {
+        cat.create_upload(&Upload {
+            upload_id: id.into(),
+            bucket: "mpu".into(),
+            key: key.into(),
+            initiated_ms: 1,
+            meta: Vec::new(),
+        })
+        .await
+        .unwrap();
+    }
+    let listed: Vec<(String, String)> = cat
+        .list_uploads("mpu", "", None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| (u.key, u.upload_id))
+        .collect();
+    assert_eq!(
+        listed,
+        [("j", "u3"), ("k", "u1"), ("k", "u2"), ("other", "u4")]
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+    );
+    let after: Vec<String> = cat
+        .list_uploads("mpu", "", Some(("k", "u1")), 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| u.upload_id)
+        .collect();
+    assert_eq!(after, ["u2", "u4"]);
+    assert_eq!(
+        cat.list_uploads("mpu", "o", None, 10).await.unwrap().len(),
+        1
+    );
+
+    let p1 = part("u1", 1);
+    let p2 = part("u1", 2);
+    let p2b = part("u1", 2);
+    let p3 = part("u1", 3);
+    assert_eq!(cat.put_part(&p1).await.unwrap(), None);
+    assert_eq!(cat.put_part(&p2).await.unwrap(), None);
+    assert_eq!(cat.put_part(&p2b).await.unwrap(), Some(p2));
+    cat.put_part(&p3).await.unwrap();
+    assert!(matches!(
+        cat.put_part(&part("nope", 1)).await,
+        Err(CatalogError::NotFound { .. })
+    ));
+    assert_eq!(
+        cat.list_parts("u1", 0, 10).await.unwrap(),
+        vec![p1.clone(), p2b.clone(), p3.clone()]
+    );
+    assert_eq!(cat.list_parts("u1", 1, 1).await.unwrap(), vec![p2b.clone()]);
+
+    let mut done = object("mpu", "k", "etag-2");
+    done.chunks = vec![p1.chunk, p2b.chunk];
+    let (replaced, unused) = cat.complete_upload("u1", &done).await.unwrap();
+    assert_eq!(replaced, None);
+    assert_eq!(unused, vec![p3]);
+    assert_eq!(
+        cat.get_object("mpu", "k").await.unwrap(),
+        Some(done.clone())
+    );
+    assert_eq!(cat.get_upload("u1").await.unwrap(), None);
+    assert!(matches!(
+        cat.complete_upload("u1", &done).await,
+        Err(CatalogError::NotFound { .. })
+    ));
+
+    cat.put_part(&part("u2", 1)).await.unwrap();
+    assert_eq!(cat.abort_upload("u2").await.unwrap().len(), 1);
+    assert!(matches!(
+        cat.abort_upload("u2").await,
+        Err(CatalogError::NotFound { .. })
+    ));
+    assert!(cat.get_upload("u3").await.unwrap().is_some());
+}
+
+async fn referenced_blobs_cover_objects_and_parts(cat: &dyn Catalog) {
+    ensure_tenant_and_bucket(cat, "t-b", "refs").await;
+    let o = object("refs", "x", "e");
+    cat.put_object(&o, PutCondition::None).await.unwrap();
+    cat.create_upload(&Upload {
+        upload_id: "ur".into(),
+        bucket: "refs".into(),
+        key: "y".into(),
+        initiated_ms: 1,
+        meta: Vec::new(),
+    })
+    .await
+    .unwrap();
+    let p = part("ur", 1);
+    cat.put_part(&p).await.unwrap();
+    let refs = cat.referenced_blobs().await.unwrap();
+    assert!(refs.contains(&o.chunks[0].blob));
+    assert!(refs.contains(&p.chunk.blob));
+    cat.delete_object("refs", "x").await.unwrap();
+    assert!(
+        !cat.referenced_blobs()
+            .await
+            .unwrap()
+            .contains(&o.chunks[0].blob)
+    );
+}
+
+async fn bucket_delete_requires_empty(cat: &dyn Catalog) {
+    // "refs" still has upload "ur"; add an object to make it non-empty first.
+    cat.put_object(&object("refs", "z", "e"), PutCondition::None)
+        .await
+        .unwrap();
+    assert!(matches!(
+        cat.delete_bucket("refs").await,
+        Err(CatalogError::BucketNotEmpty(_))
+    ));
+    cat.delete_object("refs", "z").await.unwrap();
+    let parts = cat.delete_bucket("refs").await.unwrap();
+    assert_eq!(
+        parts.len(),
+        1,
+        "the unfinished upload's part is handed back"
+    );
+    assert_eq!(cat.get_bucket("refs").await.unwrap(), None);
+    assert!(matches!(
+        cat.delete_bucket("refs").await,
+        Err(CatalogError::NotFound { .. })
+    ));
+}

@@ -1,0 +1,116 @@
+//! The catalog: the metadata that makes blobs into tenants' buckets and objects.
+//!
+//! It owns tenants, access keys, admin principals, the site registry, buckets, object records
+//! (size, ETag, which blobs on which sites) and multipart uploads. A commit here is what makes
+//! an object visible, so the gateway commits only after every replica is durable.
+//!
+//! It must never see object data. User metadata arrives as an opaque byte string (`meta`), which
+//! the gateway will encrypt before it gets here.
+//!
+//! One trait, [`Catalog`], with an embedded SQLite implementation; [`conformance`] is the one
+//! test suite every implementation must pass.
+
+pub mod conformance;
+mod sqlite;
+mod types;
+
+pub use sqlite::SqliteCatalog;
+pub use types::*;
+
+use async_trait::async_trait;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum CatalogError {
+    #[error("{kind} {name:?} already exists")]
+    AlreadyExists { kind: &'static str, name: String },
+    #[error("bucket {bucket:?} already exists and belongs to tenant {owner:?}")]
+    BucketExists { bucket: String, owner: String },
+    #[error("bucket {0:?} is not empty")]
+    BucketNotEmpty(String),
+    #[error("{kind} {name:?} not found")]
+    NotFound { kind: &'static str, name: String },
+    #[error("precondition failed: {0}")]
+    PreconditionFailed(&'static str),
+    #[error("catalog storage error: {0}")]
+    Storage(String),
+    #[error("corrupt catalog record: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T, E = CatalogError> = std::result::Result<T, E>;
+
+/// Everything obhut keeps as metadata. Implementations are transactional per call.
+#[async_trait]
+pub trait Catalog: Send + Sync {
+    // tenants and credentials
+    async fn create_tenant(&self, tenant: &Tenant) -> Result<()>;
+    async fn get_tenant(&self, name: &str) -> Result<Option<Tenant>>;
+    async fn list_tenants(&self) -> Result<Vec<Tenant>>;
+    async fn create_access_key(&self, key: &AccessKey) -> Result<()>;
+    async fn get_access_key(&self, access_key_id: &str) -> Result<Option<AccessKey>>;
+    async fn create_principal(&self, principal: &Principal) -> Result<()>;
+    async fn get_principal_by_token_hash(&self, token_hash: &str) -> Result<Option<Principal>>;
+
+    // sites
+    async fn put_site(&self, site: &SiteRecord) -> Result<()>;
+    async fn list_sites(&self) -> Result<Vec<SiteRecord>>;
+
+    // buckets
+    /// Fails with [`CatalogError::BucketExists`] naming the owner if the name is taken.
+    async fn create_bucket(&self, bucket: &Bucket) -> Result<()>;
+    async fn get_bucket(&self, name: &str) -> Result<Option<Bucket>>;
+    async fn list_buckets(&self, tenant: &str) -> Result<Vec<Bucket>>;
+    /// Deletes an empty bucket; its unfinished multipart uploads go with it and their parts are
+    /// returned so their blobs can be removed.
+    async fn delete_bucket(&self, name: &str) -> Result<Vec<Part>>;
+
+    // objects
+    /// Makes `object` the visible version of its key if `condition` holds; returns the record it
+    /// replaced, whose blobs are then garbage.
+    async fn put_object(
+        &self,
+        object: &ObjectRecord,
+        condition: PutCondition,
+    ) -> Result<Option<ObjectRecord>>;
+    async fn get_object(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>>;
+    async fn delete_object(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>>;
+    /// Up to `limit` objects whose keys start with `prefix` and come after `from`, in byte order.
+    async fn list_objects(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        from: ListFrom<'_>,
+        limit: usize,
+    ) -> Result<Vec<ObjectRecord>>;
+
+    // multipart uploads
+    async fn create_upload(&self, upload: &Upload) -> Result<()>;
+    async fn get_upload(&self, upload_id: &str) -> Result<Option<Upload>>;
+    /// Records a part, returning the part with the same number it replaced.
+    async fn put_part(&self, part: &Part) -> Result<Option<Part>>;
+    /// Parts with numbers above `after`, ascending, at most `limit`.
+    async fn list_parts(&self, upload_id: &str, after: u32, limit: usize) -> Result<Vec<Part>>;
+    /// Uploads in `bucket` whose keys start with `prefix`, ordered by (key, upload id), after the
+    /// given markers.
+    async fn list_uploads(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        after: Option<(&str, &str)>,
+        limit: usize,
+    ) -> Result<Vec<Upload>>;
+    /// Atomically makes `object` visible and removes the upload. Returns the replaced object and
+    /// the upload's parts that `object` does not use.
+    async fn complete_upload(
+        &self,
+        upload_id: &str,
+        object: &ObjectRecord,
+    ) -> Result<(Option<ObjectRecord>, Vec<Part>)>;
+    /// Removes the upload; returns its parts.
+    async fn abort_upload(&self, upload_id: &str) -> Result<Vec<Part>>;
+
+    // maintenance
+    /// Every blob that an object or an unfinished upload refers to.
+    async fn referenced_blobs(&self) -> Result<Vec<obhut_core::BlobId>>;
+}

@@ -1,0 +1,1007 @@
+//! The embedded catalog on SQLite (WAL, `synchronous=FULL`: a returned commit is durable).
+//!
+//! Object keys are stored as BLOBs so that ordering is plain byte order, which is S3's listing
+//! order. Calls run on tokio's blocking pool against one connection.
+
+use crate::{
+    AccessKey, Bucket, Catalog, CatalogError, Chunk, ListFrom, ObjectRecord, Part, Principal,
+    PutCondition, Result, Role, SiteRecord, Tenant, Upload,
+};
+use async_trait::async_trait;
+use obhut_core::BlobId;
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+const SCHEMA: &str = r"
+CREATE TABLE IF NOT EXISTS tenants (
+    name TEXT PRIMARY KEY,
+    jurisdictions TEXT NOT NULL,
+    min_sites INTEGER NOT NULL,
+    created_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS access_keys (
+    access_key_id TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL REFERENCES tenants(name),
+    secret TEXT NOT NULL,
+    created_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS principals (
+    name TEXT PRIMARY KEY,
+    role TEXT NOT NULL,
+    tenant TEXT,
+    token_hash TEXT NOT NULL UNIQUE,
+    created_ms INTEGER NOT NULL,
+    expires_ms INTEGER,
+    revoked INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS sites (
+    id TEXT PRIMARY KEY,
+    record TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS buckets (
+    name TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL REFERENCES tenants(name),
+    created_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS buckets_by_tenant ON buckets(tenant, name);
+CREATE TABLE IF NOT EXISTS objects (
+    bucket TEXT NOT NULL,
+    key BLOB NOT NULL,
+    size INTEGER NOT NULL,
+    etag TEXT NOT NULL,
+    last_modified_ms INTEGER NOT NULL,
+    meta BLOB NOT NULL,
+    sites TEXT NOT NULL,
+    chunks TEXT NOT NULL,
+    PRIMARY KEY (bucket, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS uploads (
+    upload_id TEXT PRIMARY KEY,
+    bucket TEXT NOT NULL,
+    key BLOB NOT NULL,
+    initiated_ms INTEGER NOT NULL,
+    meta BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS uploads_by_key ON uploads(bucket, key, upload_id);
+CREATE TABLE IF NOT EXISTS parts (
+    upload_id TEXT NOT NULL REFERENCES uploads(upload_id),
+    part_number INTEGER NOT NULL,
+    chunk TEXT NOT NULL,
+    etag TEXT NOT NULL,
+    checksums BLOB NOT NULL,
+    sites TEXT NOT NULL,
+    last_modified_ms INTEGER NOT NULL,
+    PRIMARY KEY (upload_id, part_number)
+) WITHOUT ROWID;
+";
+
+#[derive(Clone)]
+pub struct SqliteCatalog {
+    conn: Arc<Mutex<Connection>>,
+}
+
+fn storage(e: impl std::fmt::Display) -> CatalogError {
+    CatalogError::Storage(e.to_string())
+}
+
+fn corrupt(e: impl std::fmt::Display) -> CatalogError {
+    CatalogError::Corrupt(e.to_string())
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
+    serde_json::to_string(v).map_err(corrupt)
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(s: &str) -> Result<T> {
+    serde_json::from_str(s).map_err(corrupt)
+}
+
+fn key_bytes(key: &str) -> &[u8] {
+    key.as_bytes()
+}
+
+fn key_from(bytes: Vec<u8>) -> Result<String> {
+    String::from_utf8(bytes).map_err(corrupt)
+}
+
+/// The smallest byte string greater than every string starting with `prefix`, if any.
+fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+fn u64_col(v: i64) -> Result<u64> {
+    u64::try_from(v).map_err(corrupt)
+}
+
+fn i64_col(v: u64) -> Result<i64> {
+    i64::try_from(v).map_err(corrupt)
+}
+
+struct RawObject {
+    bucket: String,
+    key: Vec<u8>,
+    size: i64,
+    etag: String,
+    last_modified_ms: i64,
+    meta: Vec<u8>,
+    sites: String,
+    chunks: String,
+}
+
+const OBJECT_COLS: &str = "bucket, key, size, etag, last_modified_ms, meta, sites, chunks";
+
+fn raw_object(r: &Row<'_>) -> rusqlite::Result<RawObject> {
+    Ok(RawObject {
+        bucket: r.get(0)?,
+        key: r.get(1)?,
+        size: r.get(2)?,
+        etag: r.get(3)?,
+        last_modified_ms: r.get(4)?,
+        meta: r.get(5)?,
+        sites: r.get(6)?,
+        chunks: r.get(7)?,
+    })
+}
+
+impl RawObject {
+    fn decode(self) -> Result<ObjectRecord> {
+        Ok(ObjectRecord {
+            bucket: self.bucket,
+            key: key_from(self.key)?,
+            size: u64_col(self.size)?,
+            etag: self.etag,
+            last_modified_ms: self.last_modified_ms,
+            meta: self.meta,
+            sites: from_json(&self.sites)?,
+            chunks: from_json(&self.chunks)?,
+        })
+    }
+}
+
+struct RawPart {
+    upload_id: String,
+    part_number: i64,
+    chunk: String,
+    etag: String,
+    checksums: Vec<u8>,
+    sites: String,
+    last_modified_ms: i64,
+}
+
+const PART_COLS: &str = "upload_id, part_number, chunk, etag, checksums, sites, last_modified_ms";
+
+fn raw_part(r: &Row<'_>) -> rusqlite::Result<RawPart> {
+    Ok(RawPart {
+        upload_id: r.get(0)?,
+        part_number: r.get(1)?,
+        chunk: r.get(2)?,
+        etag: r.get(3)?,
+        checksums: r.get(4)?,
+        sites: r.get(5)?,
+        last_modified_ms: r.get(6)?,
+    })
+}
+
+impl RawPart {
+    fn decode(self) -> Result<Part> {
+        Ok(Part {
+            upload_id: self.upload_id,
+            part_number: u32::try_from(self.part_number).map_err(corrupt)?,
+            chunk: from_json(&self.chunk)?,
+            etag: self.etag,
+            checksums: self.checksums,
+            sites: from_json(&self.sites)?,
+            last_modified_ms: self.last_modified_ms,
+        })
+    }
+}
+
+fn get_object_tx(tx: &Connection, bucket: &str, key: &str) -> Result<Option<ObjectRecord>> {
+    tx.query_row(
+        &format!("SELECT {OBJECT_COLS} FROM objects WHERE bucket = ?1 AND key = ?2"),
+        params![bucket, key_bytes(key)],
+        raw_object,
+    )
+    .optional()
+    .map_err(storage)?
+    .map(RawObject::decode)
+    .transpose()
+}
+
+fn upsert_object_tx(tx: &Transaction<'_>, o: &ObjectRecord) -> Result<Option<ObjectRecord>> {
+    let old = get_object_tx(tx, &o.bucket, &o.key)?;
+    tx.execute(
+        &format!(
+            "INSERT OR REPLACE INTO objects ({OBJECT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+        ),
+        params![
+            o.bucket,
+            key_bytes(&o.key),
+            i64_col(o.size)?,
+            o.etag,
+            o.last_modified_ms,
+            o.meta,
+            to_json(&o.sites)?,
+            to_json(&o.chunks)?,
+        ],
+    )
+    .map_err(storage)?;
+    Ok(old)
+}
+
+fn parts_tx(tx: &Connection, upload_id: &str) -> Result<Vec<Part>> {
+    let mut stmt = tx
+        .prepare_cached(&format!(
+            "SELECT {PART_COLS} FROM parts WHERE upload_id = ?1 ORDER BY part_number"
+        ))
+        .map_err(storage)?;
+    let rows = stmt
+        .query_map(params![upload_id], raw_part)
+        .map_err(storage)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(storage)?;
+    rows.into_iter().map(RawPart::decode).collect()
+}
+
+fn remove_upload_tx(tx: &Transaction<'_>, upload_id: &str) -> Result<Vec<Part>> {
+    let parts = parts_tx(tx, upload_id)?;
+    tx.execute("DELETE FROM parts WHERE upload_id = ?1", params![upload_id])
+        .map_err(storage)?;
+    tx.execute(
+        "DELETE FROM uploads WHERE upload_id = ?1",
+        params![upload_id],
+    )
+    .map_err(storage)?;
+    Ok(parts)
+}
+
+fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _)
+        if f.code == rusqlite::ErrorCode::ConstraintViolation)
+}
+
+impl SqliteCatalog {
+    /// Opens or creates the catalog database at `path`.
+    pub fn open(path: &Path) -> Result<Self> {
+        let conn = Connection::open(path).map_err(storage)?;
+        Self::init(conn)
+    }
+
+    /// A private in-memory catalog, for tests.
+    pub fn in_memory() -> Result<Self> {
+        Self::init(Connection::open_in_memory().map_err(storage)?)
+    }
+
+    fn init(conn: Connection) -> Result<Self> {
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(storage)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(storage)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(storage)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(storage)?;
+        conn.execute_batch(SCHEMA).map_err(storage)?;
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    async fn with<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let conn = Arc::clone(&self.conn);
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn
+                .lock()
+                .map_err(|_| CatalogError::Storage("catalog lock poisoned".into()))?;
+            f(&mut guard)
+        })
+        .await
+        .map_err(storage)?
+    }
+
+    async fn tx<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        self.with(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(storage)?;
+            let out = f(&tx)?;
+            tx.commit().map_err(storage)?;
+            Ok(out)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl Catalog for SqliteCatalog {
+    async fn create_tenant(&self, tenant: &Tenant) -> Result<()> {
+        let t = tenant.clone();
+        self.with(move |c| {
+            c.execute(
+                "INSERT INTO tenants (name, jurisdictions, min_sites, created_ms) VALUES (?1, ?2, ?3, ?4)",
+                params![t.name, to_json(&t.jurisdictions)?, t.min_sites, t.created_ms],
+            )
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    CatalogError::AlreadyExists { kind: "tenant", name: t.name.clone() }
+                } else {
+                    storage(e)
+                }
+            })?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_tenant(&self, name: &str) -> Result<Option<Tenant>> {
+        let name = name.to_owned();
+        self.with(move |c| {
+            let row = c
+                .query_row(
+                    "SELECT name, jurisdictions, min_sites, created_ms FROM tenants WHERE name = ?1",
+                    params![name],
+                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, u32>(2)?, r.get::<_, i64>(3)?)),
+                )
+                .optional()
+                .map_err(storage)?;
+            row.map(|(name, j, min_sites, created_ms)| {
+                Ok(Tenant { name, jurisdictions: from_json(&j)?, min_sites, created_ms })
+            })
+            .transpose()
+        })
+        .await
+    }
+
+    async fn list_tenants(&self) -> Result<Vec<Tenant>> {
+        self.with(|c| {
+            let mut stmt = c
+                .prepare(
+                    "SELECT name, jurisdictions, min_sites, created_ms FROM tenants ORDER BY name",
+                )
+                .map_err(storage)?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, u32>(2)?,
+                        r.get::<_, i64>(3)?,
+                    ))
+                })
+                .map_err(storage)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(storage)?;
+            rows.into_iter()
+                .map(|(name, j, min_sites, created_ms)| {
+                    Ok(Tenant {
+                        name,
+                        jurisdictions: from_json(&j)?,
+                        min_sites,
+                        created_ms,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn create_access_key(&self, key: &AccessKey) -> Result<()> {
+        let k = key.clone();
+        self.with(move |c| {
+            c.execute(
+                "INSERT INTO access_keys (access_key_id, tenant, secret, created_ms) VALUES (?1, ?2, ?3, ?4)",
+                params![k.access_key_id, k.tenant, k.secret, k.created_ms],
+            )
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    CatalogError::AlreadyExists { kind: "access key", name: k.access_key_id.clone() }
+                } else {
+                    storage(e)
+                }
+            })?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_access_key(&self, access_key_id: &str) -> Result<Option<AccessKey>> {
+        let id = access_key_id.to_owned();
+        self.with(move |c| {
+            c.query_row(
+                "SELECT access_key_id, tenant, secret, created_ms FROM access_keys WHERE access_key_id = ?1",
+                params![id],
+                |r| Ok(AccessKey { access_key_id: r.get(0)?, tenant: r.get(1)?, secret: r.get(2)?, created_ms: r.get(3)? }),
+            )
+            .optional()
+            .map_err(storage)
+        })
+        .await
+    }
+
+    async fn create_principal(&self, principal: &Principal) -> Result<()> {
+        let p = principal.clone();
+        self.with(move |c| {
+            c.execute(
+                "INSERT INTO principals (name, role, tenant, token_hash, created_ms, expires_ms, revoked) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![p.name, p.role.as_str(), p.tenant, p.token_hash, p.created_ms, p.expires_ms, p.revoked],
+            )
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    CatalogError::AlreadyExists { kind: "principal", name: p.name.clone() }
+                } else {
+                    storage(e)
+                }
+            })?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_principal_by_token_hash(&self, token_hash: &str) -> Result<Option<Principal>> {
+        let h = token_hash.to_owned();
+        self.with(move |c| {
+            let row = c
+                .query_row(
+                    "SELECT name, role, tenant, token_hash, created_ms, expires_ms, revoked FROM principals WHERE token_hash = ?1",
+                    params![h],
+                    |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, Option<String>>(2)?,
+                            r.get::<_, String>(3)?,
+                            r.get::<_, i64>(4)?,
+                            r.get::<_, Option<i64>>(5)?,
+                            r.get::<_, bool>(6)?,
+                        ))
+                    },
+                )
+                .optional()
+                .map_err(storage)?;
+            row.map(|(name, role, tenant, token_hash, created_ms, expires_ms, revoked)| {
+                Ok(Principal {
+                    role: Role::parse(&role).ok_or_else(|| corrupt(format!("unknown role {role}")))?,
+                    name,
+                    tenant,
+                    token_hash,
+                    created_ms,
+                    expires_ms,
+                    revoked,
+                })
+            })
+            .transpose()
+        })
+        .await
+    }
+
+    async fn put_site(&self, site: &SiteRecord) -> Result<()> {
+        let s = site.clone();
+        self.with(move |c| {
+            c.execute(
+                "INSERT OR REPLACE INTO sites (id, record) VALUES (?1, ?2)",
+                params![s.id, to_json(&s)?],
+            )
+            .map_err(storage)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_sites(&self) -> Result<Vec<SiteRecord>> {
+        self.with(|c| {
+            let mut stmt = c
+                .prepare("SELECT record FROM sites ORDER BY id")
+                .map_err(storage)?;
+            let rows = stmt
+                .query_map([], |r| r.get::<_, String>(0))
+                .map_err(storage)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(storage)?;
+            rows.iter().map(|r| from_json(r)).collect()
+        })
+        .await
+    }
+
+    async fn create_bucket(&self, bucket: &Bucket) -> Result<()> {
+        let b = bucket.clone();
+        self.tx(move |tx| {
+            let owner: Option<String> = tx
+                .query_row(
+                    "SELECT tenant FROM buckets WHERE name = ?1",
+                    params![b.name],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(storage)?;
+            if let Some(owner) = owner {
+                return Err(CatalogError::BucketExists {
+                    bucket: b.name,
+                    owner,
+                });
+            }
+            tx.execute(
+                "INSERT INTO buckets (name, tenant, created_ms) VALUES (?1, ?2, ?3)",
+                params![b.name, b.tenant, b.created_ms],
+            )
+            .map_err(storage)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_bucket(&self, name: &str) -> Result<Option<Bucket>> {
+        let name = name.to_owned();
+        self.with(move |c| {
+            c.query_row(
+                "SELECT name, tenant, created_ms FROM buckets WHERE name = ?1",
+                params![name],
+                |r| {
+                    Ok(Bucket {
+                        name: r.get(0)?,
+                        tenant: r.get(1)?,
+                        created_ms: r.get(2)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(storage)
+        })
+        .await
+    }
+
+    async fn list_buckets(&self, tenant: &str) -> Result<Vec<Bucket>> {
+        let tenant = tenant.to_owned();
+        self.with(move |c| {
+            let mut stmt = c
+                .prepare(
+                    "SELECT name, tenant, created_ms FROM buckets WHERE tenant = ?1 ORDER BY name",
+                )
+                .map_err(storage)?;
+            stmt.query_map(params![tenant], |r| {
+                Ok(Bucket {
+                    name: r.get(0)?,
+                    tenant: r.get(1)?,
+                    created_ms: r.get(2)?,
+                })
+            })
+            .map_err(storage)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(storage)
+        })
+        .await
+    }
+
+    async fn delete_bucket(&self, name: &str) -> Result<Vec<Part>> {
+        let name = name.to_owned();
+        self.tx(move |tx| {
+            let exists: bool = tx
+                .query_row(
+                    "SELECT 1 FROM buckets WHERE name = ?1",
+                    params![name],
+                    |_| Ok(true),
+                )
+                .optional()
+                .map_err(storage)?
+                .unwrap_or(false);
+            if !exists {
+                return Err(CatalogError::NotFound {
+                    kind: "bucket",
+                    name,
+                });
+            }
+            let has_objects: bool = tx
+                .query_row(
+                    "SELECT 1 FROM objects WHERE bucket = ?1 LIMIT 1",
+                    params![name],
+                    |_| Ok(true),
+                )
+                .optional()
+                .map_err(storage)?
+                .unwrap_or(false);
+            if has_objects {
+                return Err(CatalogError::BucketNotEmpty(name));
+            }
+            let upload_ids: Vec<String> = {
+                let mut stmt = tx
+                    .prepare("SELECT upload_id FROM uploads WHERE bucket = ?1")
+                    .map_err(storage)?;
+                stmt.query_map(params![name], |r| r.get(0))
+                    .map_err(storage)?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+                    .map_err(storage)?
+            };
+            let mut parts = Vec::new();
+            for id in upload_ids {
+                parts.extend(remove_upload_tx(tx, &id)?);
+            }
+            tx.execute("DELETE FROM buckets WHERE name = ?1", params![name])
+                .map_err(storage)?;
+            Ok(parts)
+        })
+        .await
+    }
+
+    async fn put_object(
+        &self,
+        object: &ObjectRecord,
+        condition: PutCondition,
+    ) -> Result<Option<ObjectRecord>> {
+        let o = object.clone();
+        self.tx(move |tx| {
+            let current = get_object_tx(tx, &o.bucket, &o.key)?;
+            match (&condition, &current) {
+                (PutCondition::None, _) => {}
+                (PutCondition::Absent, Some(_)) => {
+                    return Err(CatalogError::PreconditionFailed(
+                        "an object already exists under this key",
+                    ));
+                }
+                (PutCondition::Absent, None) => {}
+                (PutCondition::ETagMatches(_), None) => {
+                    return Err(CatalogError::PreconditionFailed(
+                        "no object exists under this key",
+                    ));
+                }
+                (PutCondition::ETagMatches(etag), Some(cur)) => {
+                    if &cur.etag != etag {
+                        return Err(CatalogError::PreconditionFailed(
+                            "the object's ETag does not match",
+                        ));
+                    }
+                }
+            }
+            upsert_object_tx(tx, &o)
+        })
+        .await
+    }
+
+    async fn get_object(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>> {
+        let (bucket, key) = (bucket.to_owned(), key.to_owned());
+        self.with(move |c| get_object_tx(c, &bucket, &key)).await
+    }
+
+    async fn delete_object(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>> {
+        let (bucket, key) = (bucket.to_owned(), key.to_owned());
+        self.tx(move |tx| {
+            let old = get_object_tx(tx, &bucket, &key)?;
+            tx.execute(
+                "DELETE FROM objects WHERE bucket = ?1 AND key = ?2",
+                params![bucket, key_bytes(&key)],
+            )
+            .map_err(storage)?;
+            Ok(old)
+        })
+        .await
+    }
+
+    async fn list_objects(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        from: ListFrom<'_>,
+        limit: usize,
+    ) -> Result<Vec<ObjectRecord>> {
+        let bucket = bucket.to_owned();
+        let prefix = prefix.as_bytes().to_vec();
+        // (bound, inclusive)
+        let from = match from {
+            ListFrom::Start => None,
+            ListFrom::After(a) => Some((a.as_bytes().to_vec(), false)),
+            ListFrom::PastPrefix(p) => match prefix_end(p.as_bytes()) {
+                Some(end) => Some((end, true)),
+                None => return Ok(Vec::new()),
+            },
+        };
+        self.with(move |c| {
+            // Start at the larger of `prefix` (inclusive) and `from`.
+            let (lower, inclusive) = match from {
+                Some((bound, incl)) if bound >= prefix => (bound, incl),
+                _ => (prefix.clone(), true),
+            };
+            let upper = prefix_end(&prefix);
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            let sql = format!(
+                "SELECT {OBJECT_COLS} FROM objects WHERE bucket = ?1 AND key {} ?2 AND (?3 IS NULL OR key < ?3) ORDER BY key LIMIT ?4",
+                if inclusive { ">=" } else { ">" }
+            );
+            let mut stmt = c.prepare_cached(&sql).map_err(storage)?;
+            let rows = stmt
+                .query_map(params![bucket, lower, upper, limit], raw_object)
+                .map_err(storage)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(storage)?;
+            rows.into_iter().map(RawObject::decode).collect()
+        })
+        .await
+    }
+
+    async fn create_upload(&self, upload: &Upload) -> Result<()> {
+        let u = upload.clone();
+        self.with(move |c| {
+            c.execute(
+                "INSERT INTO uploads (upload_id, bucket, key, initiated_ms, meta) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![u.upload_id, u.bucket, key_bytes(&u.key), u.initiated_ms, u.meta],
+            )
+            .map_err(storage)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_upload(&self, upload_id: &str) -> Result<Option<Upload>> {
+        let id = upload_id.to_owned();
+        self.with(move |c| {
+            let row = c
+                .query_row(
+                    "SELECT upload_id, bucket, key, initiated_ms, meta FROM uploads WHERE upload_id = ?1",
+                    params![id],
+                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, Vec<u8>>(2)?, r.get::<_, i64>(3)?, r.get::<_, Vec<u8>>(4)?)),
+                )
+                .optional()
+                .map_err(storage)?;
+            row.map(|(upload_id, bucket, key, initiated_ms, meta)| {
+                Ok(Upload { upload_id, bucket, key: key_from(key)?, initiated_ms, meta })
+            })
+            .transpose()
+        })
+        .await
+    }
+
+    async fn put_part(&self, part: &Part) -> Result<Option<Part>> {
+        let p = part.clone();
+        self.tx(move |tx| {
+            let exists: bool = tx
+                .query_row(
+                    "SELECT 1 FROM uploads WHERE upload_id = ?1",
+                    params![p.upload_id],
+                    |_| Ok(true),
+                )
+                .optional()
+                .map_err(storage)?
+                .unwrap_or(false);
+            if !exists {
+                return Err(CatalogError::NotFound {
+                    kind: "upload",
+                    name: p.upload_id,
+                });
+            }
+            let old = tx
+                .query_row(
+                    &format!(
+                        "SELECT {PART_COLS} FROM parts WHERE upload_id = ?1 AND part_number = ?2"
+                    ),
+                    params![p.upload_id, p.part_number],
+                    raw_part,
+                )
+                .optional()
+                .map_err(storage)?
+                .map(RawPart::decode)
+                .transpose()?;
+            tx.execute(
+                &format!(
+                    "INSERT OR REPLACE INTO parts ({PART_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+                ),
+                params![
+                    p.upload_id,
+                    p.part_number,
+                    to_json(&p.chunk)?,
+                    p.etag,
+                    p.checksums,
+                    to_json(&p.sites)?,
+                    p.last_modified_ms
+                ],
+            )
+            .map_err(storage)?;
+            Ok(old)
+        })
+        .await
+    }
+
+    async fn list_parts(&self, upload_id: &str, after: u32, limit: usize) -> Result<Vec<Part>> {
+        let id = upload_id.to_owned();
+        self.with(move |c| {
+            let mut stmt = c
+                .prepare_cached(&format!(
+                    "SELECT {PART_COLS} FROM parts WHERE upload_id = ?1 AND part_number > ?2 ORDER BY part_number LIMIT ?3"
+                ))
+                .map_err(storage)?;
+            let rows = stmt
+                .query_map(params![id, after, i64::try_from(limit).unwrap_or(i64::MAX)], raw_part)
+                .map_err(storage)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(storage)?;
+            rows.into_iter().map(RawPart::decode).collect()
+        })
+        .await
+    }
+
+    async fn list_uploads(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        after: Option<(&str, &str)>,
+        limit: usize,
+    ) -> Result<Vec<Upload>> {
+        let bucket = bucket.to_owned();
+        let prefix = prefix.as_bytes().to_vec();
+        let after = after.map(|(k, u)| (k.as_bytes().to_vec(), u.to_owned()));
+        self.with(move |c| {
+            let upper = prefix_end(&prefix);
+            let (after_key, after_id) = after.unwrap_or_default();
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT upload_id, bucket, key, initiated_ms, meta FROM uploads
+                     WHERE bucket = ?1 AND key >= ?2 AND (?3 IS NULL OR key < ?3)
+                       AND (key > ?4 OR (key = ?4 AND upload_id > ?5))
+                     ORDER BY key, upload_id LIMIT ?6",
+                )
+                .map_err(storage)?;
+            let rows = stmt
+                .query_map(
+                    params![
+                        bucket,
+                        prefix,
+                        upper,
+                        after_key,
+                        after_id,
+                        i64::try_from(limit).unwrap_or(i64::MAX)
+                    ],
+                    |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, Vec<u8>>(2)?,
+                            r.get::<_, i64>(3)?,
+                            r.get::<_, Vec<u8>>(4)?,
+                        ))
+                    },
+                )
+                .map_err(storage)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(storage)?;
+            rows.into_iter()
+                .map(|(upload_id, bucket, key, initiated_ms, meta)| {
+                    Ok(Upload {
+                        upload_id,
+                        bucket,
+                        key: key_from(key)?,
+                        initiated_ms,
+                        meta,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn complete_upload(
+        &self,
+        upload_id: &str,
+        object: &ObjectRecord,
+    ) -> Result<(Option<ObjectRecord>, Vec<Part>)> {
+        let id = upload_id.to_owned();
+        let o = object.clone();
+        self.tx(move |tx| {
+            let exists: bool = tx
+                .query_row(
+                    "SELECT 1 FROM uploads WHERE upload_id = ?1",
+                    params![id],
+                    |_| Ok(true),
+                )
+                .optional()
+                .map_err(storage)?
+                .unwrap_or(false);
+            if !exists {
+                return Err(CatalogError::NotFound {
+                    kind: "upload",
+                    name: id,
+                });
+            }
+            let parts = remove_upload_tx(tx, &id)?;
+            let used: std::collections::HashSet<BlobId> =
+                o.chunks.iter().map(|c: &Chunk| c.blob).collect();
+            let unused = parts
+                .into_iter()
+                .filter(|p| !used.contains(&p.chunk.blob))
+                .collect();
+            let old = upsert_object_tx(tx, &o)?;
+            Ok((old, unused))
+        })
+        .await
+    }
+
+    async fn abort_upload(&self, upload_id: &str) -> Result<Vec<Part>> {
+        let id = upload_id.to_owned();
+        self.tx(move |tx| {
+            let exists: bool = tx
+                .query_row(
+                    "SELECT 1 FROM uploads WHERE upload_id = ?1",
+                    params![id],
+                    |_| Ok(true),
+                )
+                .optional()
+                .map_err(storage)?
+                .unwrap_or(false);
+            if !exists {
+                return Err(CatalogError::NotFound {
+                    kind: "upload",
+                    name: id,
+                });
+            }
+            remove_upload_tx(tx, &id)
+        })
+        .await
+    }
+
+    async fn referenced_blobs(&self) -> Result<Vec<BlobId>> {
+        self.with(|c| {
+            let mut out = Vec::new();
+            let mut stmt = c.prepare("SELECT chunks FROM objects").map_err(storage)?;
+            let rows = stmt
+                .query_map([], |r| r.get::<_, String>(0))
+                .map_err(storage)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(storage)?;
+            for r in rows {
+                let chunks: Vec<Chunk> = from_json(&r)?;
+                out.extend(chunks.iter().map(|c| c.blob));
+            }
+            let mut stmt = c.prepare("SELECT chunk FROM parts").map_err(storage)?;
+            let rows = stmt
+                .query_map([], |r| r.get::<_, String>(0))
+                .map_err(storage)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(storage)?;
+            for r in rows {
+                let chunk: Chunk = from_json(&r)?;
+                out.push(chunk.blob);
+            }
+            Ok(out)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_end_is_the_next_byte_string() {
+        assert_eq!(prefix_end(b"abc"), Some(b"abd".to_vec()));
+        assert_eq!(prefix_end(b"a\xff"), Some(b"b".to_vec()));
+        assert_eq!(prefix_end(b""), None);
+    }
+
+    #[tokio::test]
+    async fn conformance_in_memory() {
+        let cat = SqliteCatalog::in_memory().expect("open");
+        crate::conformance::run_all(&cat).await;
+    }
+
+    #[tokio::test]
+    async fn conformance_on_disk_and_reopen_keeps_data() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("catalog.db");
+        {
+            let cat = SqliteCatalog::open(&path).expect("open");
+            crate::conformance::run_all(&cat).await;
+        }
+        let cat = SqliteCatalog::open(&path).expect("reopen");
+        assert!(cat.get_tenant("t-a").await.expect("get").is_some());
+    }
+}

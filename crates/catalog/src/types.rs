@@ -1,0 +1,171 @@
+//! Records the catalog stores.
+
+use obhut_core::{BlobId, SiteState};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tenant {
+    pub name: String,
+    /// Jurisdictions where the tenant's bytes may live.
+    pub jurisdictions: Vec<String>,
+    pub min_sites: u32,
+    pub created_ms: i64,
+}
+
+/// An S3 access key. The secret is needed in clear to verify SigV4 signatures.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AccessKey {
+    pub access_key_id: String,
+    pub tenant: String,
+    pub secret: String,
+    pub created_ms: i64,
+}
+
+impl std::fmt::Debug for AccessKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessKey")
+            .field("access_key_id", &self.access_key_id)
+            .field("tenant", &self.tenant)
+            .field("secret", &"<redacted>")
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Officer,
+    Operator,
+    Auditor,
+    TenantAdmin,
+}
+
+impl Role {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Officer => "officer",
+            Self::Operator => "operator",
+            Self::Auditor => "auditor",
+            Self::TenantAdmin => "tenant_admin",
+        }
+    }
+
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "officer" => Self::Officer,
+            "operator" => Self::Operator,
+            "auditor" => Self::Auditor,
+            "tenant_admin" => Self::TenantAdmin,
+            _ => return None,
+        })
+    }
+}
+
+/// A principal of the admin API, found by the SHA-256 of its bearer token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub name: String,
+    pub role: Role,
+    /// The tenant a tenant admin administers.
+    pub tenant: Option<String>,
+    pub token_hash: String,
+    pub created_ms: i64,
+    pub expires_ms: Option<i64>,
+    pub revoked: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SiteRecord {
+    pub id: String,
+    pub jurisdiction: String,
+    pub location: String,
+    pub state: SiteState,
+    /// Backend description, e.g. `{"fs": "/path"}`.
+    pub backend: serde_json::Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bucket {
+    pub name: String,
+    pub tenant: String,
+    pub created_ms: i64,
+}
+
+/// One blob of an object's data, stored on every site of the object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Chunk {
+    #[serde(with = "blob_id_hex")]
+    pub blob: BlobId,
+    /// Bytes of object data this chunk holds.
+    pub size: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectRecord {
+    pub bucket: String,
+    pub key: String,
+    pub size: u64,
+    pub etag: String,
+    pub last_modified_ms: i64,
+    /// Opaque to the catalog (content type, user metadata, checksums).
+    pub meta: Vec<u8>,
+    /// Sites holding every chunk.
+    pub sites: Vec<String>,
+    pub chunks: Vec<Chunk>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PutCondition {
+    None,
+    /// `If-None-Match: *`: only if no object exists under the key.
+    Absent,
+    /// `If-Match`: only if the current object's ETag equals this one.
+    ETagMatches(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upload {
+    pub upload_id: String,
+    pub bucket: String,
+    pub key: String,
+    pub initiated_ms: i64,
+    pub meta: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Part {
+    pub upload_id: String,
+    pub part_number: u32,
+    pub chunk: Chunk,
+    pub etag: String,
+    /// Checksums as the client named them (e.g. `CRC32` → base64 value), opaque to the catalog.
+    pub checksums: Vec<u8>,
+    pub sites: Vec<String>,
+    pub last_modified_ms: i64,
+}
+
+mod blob_id_hex {
+    use obhut_core::BlobId;
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(id: &BlobId, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(id)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BlobId, D::Error> {
+        let s = String::deserialize(d)?;
+        BlobId::parse(&s).ok_or_else(|| D::Error::custom("invalid blob id"))
+    }
+}
+
+/// Where a listing starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListFrom<'a> {
+    Start,
+    /// Keys strictly greater than this one.
+    After(&'a str),
+    /// Keys greater than every key that starts with this prefix (skips a common prefix).
+    PastPrefix(&'a str),
+}

@@ -1,0 +1,21 @@
+//! obhut's domain types: tenants, buckets, object keys, blob ids, sites and placement.
+//!
+//! This crate owns the rules that every other crate relies on (what a valid bucket name or
+//! object key is, how replicas are placed) and performs no I/O. It never sees object data.
+
+pub mod ids;
+pub mod names;
+pub mod placement;
+
+pub use ids::{BlobId, random_token};
+pub use names::{NameError, validate_bucket_name, validate_object_key, validate_tenant_name};
+pub use placement::{PlacementError, SiteInfo, SiteState, place};
+
+/// The jurisdiction code of a site or a tenant's policy, e.g. `DE` (ISO 3166-1 alpha-2).
+pub fn validate_jurisdiction(code: &str) -> Result<(), NameError> {
+    if code.len() == 2 && code.bytes().all(|b| b.is_ascii_uppercase()) {
+        Ok(())
+    } else {
+        Err(NameError::Jurisdiction(code.to_owned()))
+    }
+}

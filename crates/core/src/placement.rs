@@ -1,0 +1,115 @@
+//! Placement: which sites receive a new object's replicas.
+//!
+//! Placement is where residency (guarantee 1) and redundancy (guarantee 2) become one decision:
+//! only active sites in an allowed jurisdiction qualify, and fewer than `min_sites` qualifying
+//! sites is a refusal, never a best-effort write.
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SiteState {
+    Active,
+    Draining,
+    Down,
+}
+
+impl SiteState {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Draining => "draining",
+            Self::Down => "down",
+        }
+    }
+}
+
+/// What placement needs to know about a site.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SiteInfo {
+    pub id: String,
+    pub jurisdiction: String,
+    pub location: String,
+    pub state: SiteState,
+}
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum PlacementError {
+    #[error(
+        "only {available} active site(s) in jurisdiction(s) {allowed} are available, but the policy requires {required} distinct sites"
+    )]
+    NotEnoughSites {
+        available: usize,
+        required: usize,
+        allowed: String,
+    },
+}
+
+/// Chooses `min_sites` distinct active sites whose jurisdiction is in `allowed`.
+///
+/// The choice is deterministic (registry order) so that placement is explainable; spreading load
+/// across more sites than `min_sites` is a later concern.
+pub fn place<'a>(
+    sites: &'a [SiteInfo],
+    allowed: &[String],
+    min_sites: usize,
+) -> Result<Vec<&'a SiteInfo>, PlacementError> {
+    let eligible: Vec<&SiteInfo> = sites
+        .iter()
+        .filter(|s| s.state == SiteState::Active && allowed.contains(&s.jurisdiction))
+        .collect();
+    if eligible.len() < min_sites.max(1) {
+        return Err(PlacementError::NotEnoughSites {
+            available: eligible.len(),
+            required: min_sites,
+            allowed: allowed.join(","),
+        });
+    }
+    Ok(eligible.into_iter().take(min_sites.max(1)).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn site(id: &str, j: &str, state: SiteState) -> SiteInfo {
+        SiteInfo {
+            id: id.into(),
+            jurisdiction: j.into(),
+            location: String::new(),
+            state,
+        }
+    }
+
+    #[test]
+    fn places_on_distinct_allowed_active_sites() {
+        let sites = [
+            site("us-east", "US", SiteState::Active),
+            site("de-fra", "DE", SiteState::Active),
+            site("de-ber", "DE", SiteState::Down),
+            site("de-mgd", "DE", SiteState::Active),
+        ];
+        let chosen = place(&sites, &["DE".into()], 2).expect("two DE sites are active");
+        let ids: Vec<_> = chosen.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, ["de-fra", "de-mgd"]);
+    }
+
+    #[test]
+    fn refuses_rather_than_placing_outside_the_jurisdiction() {
+        let sites = [
+            site("us-east", "US", SiteState::Active),
+            site("de-fra", "DE", SiteState::Active),
+        ];
+        let err = place(&sites, &["DE".into()], 2).unwrap_err();
+        assert_eq!(
+            err,
+            PlacementError::NotEnoughSites {
+                available: 1,
+                required: 2,
+                allowed: "DE".into()
+            }
+        );
+    }
+}

@@ -1,0 +1,66 @@
+//! Who is asking: SigV4 secrets come from the catalog, and every request is bound to the tenant
+//! that owns its access key. Anonymous requests are refused.
+
+use obhut_catalog::{Catalog, Tenant};
+use s3s::access::{S3Access, S3AccessContext};
+use s3s::auth::{S3Auth, SecretKey};
+use s3s::{S3Request, S3Result, s3_error};
+use std::sync::Arc;
+
+/// The tenant a request acts for, put into the request's extensions by the access check.
+#[derive(Debug, Clone)]
+pub struct TenantCtx(pub Arc<Tenant>);
+
+#[derive(Clone)]
+pub struct TenantAuth {
+    catalog: Arc<dyn Catalog>,
+}
+
+impl TenantAuth {
+    #[must_use]
+    pub fn new(catalog: Arc<dyn Catalog>) -> Self {
+        Self { catalog }
+    }
+}
+
+#[async_trait::async_trait]
+impl S3Auth for TenantAuth {
+    async fn get_secret_key(&self, access_key: &str) -> S3Result<SecretKey> {
+        match self.catalog.get_access_key(access_key).await {
+            Ok(Some(k)) => Ok(SecretKey::from(k.secret)),
+            Ok(None) => Err(s3_error!(InvalidAccessKeyId)),
+            Err(e) => Err(crate::error::catalog(e)),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl S3Access for TenantAuth {
+    async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
+        let Some(creds) = cx.credentials() else {
+            return Err(s3_error!(AccessDenied, "anonymous access is not allowed"));
+        };
+        let key = self
+            .catalog
+            .get_access_key(&creds.access_key)
+            .await
+            .map_err(crate::error::catalog)?
+            .ok_or_else(|| s3_error!(InvalidAccessKeyId))?;
+        let tenant = self
+            .catalog
+            .get_tenant(&key.tenant)
+            .await
+            .map_err(crate::error::catalog)?
+            .ok_or_else(|| s3_error!(AccessDenied, "the access key's tenant no longer exists"))?;
+        cx.extensions_mut().insert(TenantCtx(Arc::new(tenant)));
+        Ok(())
+    }
+}
+
+/// The tenant of an authorised request.
+pub fn tenant<T>(req: &S3Request<T>) -> S3Result<Arc<Tenant>> {
+    req.extensions
+        .get::<TenantCtx>()
+        .map(|t| Arc::clone(&t.0))
+        .ok_or_else(|| s3_error!(AccessDenied, "request was not authorised"))
+}

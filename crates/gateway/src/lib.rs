@@ -1,0 +1,65 @@
+//! The gateway: the S3 front and the data path from clients to the sites.
+//!
+//! It owns request authentication and tenant authorisation (through s3s's hooks and the
+//! catalog), placement of new objects, replication of every blob to all placed sites before the
+//! catalog commit that makes an object visible, and reads that fall back to another replica.
+//!
+//! It never holds keys above object level and never talks to a keystore directly; encryption
+//! slots into [`datapath`] between the S3 front and the sites.
+
+mod access;
+pub mod datapath;
+mod error;
+mod list;
+mod meta;
+mod s3;
+
+pub use access::TenantAuth;
+pub use datapath::SiteSet;
+
+use obhut_catalog::Catalog;
+use s3s::service::{S3Service, S3ServiceBuilder};
+use std::sync::Arc;
+
+/// Settings of the S3 front.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// The region reported by GetBucketLocation and accepted in CreateBucket.
+    pub region: String,
+}
+
+/// The S3 gateway over a catalog and a set of sites.
+#[derive(Clone)]
+pub struct Gateway {
+    catalog: Arc<dyn Catalog>,
+    sites: SiteSet,
+    config: Arc<GatewayConfig>,
+}
+
+impl Gateway {
+    #[must_use]
+    pub fn new(catalog: Arc<dyn Catalog>, sites: SiteSet, config: GatewayConfig) -> Self {
+        Self {
+            catalog,
+            sites,
+            config: Arc::new(config),
+        }
+    }
+
+    /// The hyper service answering S3 requests, with SigV4 authentication against the catalog.
+    #[must_use]
+    pub fn into_service(self) -> S3Service {
+        let auth = TenantAuth::new(Arc::clone(&self.catalog));
+        let mut builder = S3ServiceBuilder::new(self);
+        builder.set_auth(auth.clone());
+        builder.set_access(auth);
+        builder.build()
+    }
+
+    /// Removes blobs that no object or upload refers to, and leftovers of unfinished writes.
+    ///
+    /// Only safe while no write is in flight (at start-up, under the data directory lock).
+    pub async fn collect_orphans(&self) -> Result<usize, String> {
+        datapath::collect_orphans(self.catalog.as_ref(), &self.sites).await
+    }
+}

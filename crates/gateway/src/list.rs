@@ -1,0 +1,190 @@
+//! Listing with S3's semantics: prefix, delimiter roll-up into common prefixes, markers that may
+//! be keys or common prefixes, and URL encoding of names on request.
+
+use obhut_catalog::{Catalog, ListFrom, ObjectRecord};
+use s3s::S3Result;
+
+/// One page of a listing.
+#[derive(Default)]
+pub struct Page {
+    pub objects: Vec<ObjectRecord>,
+    pub common_prefixes: Vec<String>,
+    pub truncated: bool,
+    /// The last key or common prefix returned, from which the next page continues.
+    pub last: Option<String>,
+}
+
+/// Lists up to `max` entries (objects plus common prefixes) after `after`.
+///
+/// A common prefix that sorts at or before `after` was returned on an earlier page and is
+/// skipped, which is how S3 treats a marker that is itself a common prefix.
+pub async fn list_page(
+    catalog: &dyn Catalog,
+    bucket: &str,
+    prefix: &str,
+    delimiter: Option<&str>,
+    after: Option<&str>,
+    max: usize,
+) -> S3Result<Page> {
+    let mut page = Page::default();
+    if max == 0 {
+        return Ok(page);
+    }
+    let delimiter = delimiter.filter(|d| !d.is_empty());
+    let mut cursor: Option<(bool, String)> = after.map(|a| (false, a.to_owned()));
+    let batch = (max + 1).min(1001);
+    loop {
+        let from = match &cursor {
+            None => ListFrom::Start,
+            Some((false, k)) => ListFrom::After(k),
+            Some((true, p)) => ListFrom::PastPrefix(p),
+        };
+        let objects = catalog
+            .list_objects(bucket, prefix, from, batch)
+            .await
+            .map_err(crate::error::catalog)?;
+        if objects.is_empty() {
+            return Ok(page);
+        }
+        let full_batch = objects.len() == batch;
+        for o in objects {
+            let rest = &o.key[prefix.len()..];
+            let common = delimiter.and_then(|d| {
+                rest.find(d)
+                    .map(|i| format!("{prefix}{}", &rest[..i + d.len()]))
+            });
+            let entry = common.as_deref().unwrap_or(&o.key).to_owned();
+            if let Some(cp) = common {
+                if after.is_some_and(|a| cp.as_str() <= a) {
+                    cursor = Some((true, cp));
+                    break;
+                }
+                if page.objects.len() + page.common_prefixes.len() == max {
+                    page.truncated = true;
+                    return Ok(page);
+                }
+                page.common_prefixes.push(cp.clone());
+                page.last = Some(entry);
+                cursor = Some((true, cp));
+                // Everything else under this prefix is skipped by the next query.
+                break;
+            }
+            if page.objects.len() + page.common_prefixes.len() == max {
+                page.truncated = true;
+                return Ok(page);
+            }
+            cursor = Some((false, o.key.clone()));
+            page.last = Some(entry);
+            page.objects.push(o);
+        }
+        if !full_batch && !matches!(cursor, Some((true, _))) {
+            return Ok(page);
+        }
+    }
+}
+
+/// S3's `encoding-type=url`: percent-encode everything but unreserved characters and '/'.
+pub fn url_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use obhut_catalog::{Bucket, Chunk, PutCondition, SqliteCatalog, Tenant};
+
+    async fn catalog_with(keys: &[&str]) -> SqliteCatalog {
+        let cat = SqliteCatalog::in_memory().expect("catalog");
+        cat.create_tenant(&Tenant {
+            name: "t".into(),
+            jurisdictions: vec!["DE".into()],
+            min_sites: 2,
+            created_ms: 0,
+        })
+        .await
+        .expect("tenant");
+        cat.create_bucket(&Bucket {
+            name: "b".into(),
+            tenant: "t".into(),
+            created_ms: 0,
+        })
+        .await
+        .expect("bucket");
+        for k in keys {
+            let o = ObjectRecord {
+                bucket: "b".into(),
+                key: (*k).into(),
+                size: 0,
+                etag: String::new(),
+                last_modified_ms: 0,
+                meta: Vec::new(),
+                sites: Vec::new(),
+                chunks: vec![Chunk {
+                    blob: obhut_core::BlobId::random(),
+                    size: 0,
+                }],
+            };
+            cat.put_object(&o, PutCondition::None).await.expect("put");
+        }
+        cat
+    }
+
+    fn names(p: &Page) -> (Vec<&str>, Vec<&str>) {
+        (
+            p.objects.iter().map(|o| o.key.as_str()).collect(),
+            p.common_prefixes.iter().map(String::as_str).collect(),
+        )
+    }
+
+    #[tokio::test]
+    async fn delimiter_rolls_up_and_pages_resume_after_common_prefixes() {
+        let cat = catalog_with(&["a/1", "a/2", "a/3", "b", "c/1", "d"]).await;
+        let p1 = list_page(&cat, "b", "", Some("/"), None, 2)
+            .await
+            .expect("p1");
+        assert_eq!(names(&p1), (vec!["b"], vec!["a/"]));
+        assert!(p1.truncated);
+        let p2 = list_page(&cat, "b", "", Some("/"), p1.last.as_deref(), 2)
+            .await
+            .expect("p2");
+        assert_eq!(names(&p2), (vec!["d"], vec!["c/"]));
+        assert!(!p2.truncated);
+    }
+
+    #[tokio::test]
+    async fn prefix_and_max_keys_without_delimiter() {
+        let keys: Vec<String> = (0..25).map(|i| format!("k{i:03}")).collect();
+        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let cat = catalog_with(&refs).await;
+        let mut seen = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let p = list_page(&cat, "b", "k", None, after.as_deref(), 10)
+                .await
+                .expect("page");
+            seen.extend(p.objects.iter().map(|o| o.key.clone()));
+            if !p.truncated {
+                break;
+            }
+            after = p.last;
+        }
+        assert_eq!(seen, keys);
+        let none = list_page(&cat, "b", "k", None, None, 0)
+            .await
+            .expect("zero");
+        assert!(none.objects.is_empty() && !none.truncated);
+    }
+
+    #[test]
+    fn url_encoding_keeps_slashes_and_unreserved() {
+        assert_eq!(url_encode("a b/c+d\u{e9}"), "a%20b/c%2Bd%C3%A9");
+    }
+}

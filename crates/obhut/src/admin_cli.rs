@@ -1,0 +1,146 @@
+//! Admin commands: thin clients of the admin API that print results as plain lines.
+
+use crate::AdminArgs;
+use anyhow::{Context, Result, anyhow, bail};
+use clap::Subcommand;
+use serde_json::{Value, json};
+
+#[derive(Subcommand)]
+pub enum TenantCommand {
+    /// Create a tenant (officers).
+    Create {
+        name: String,
+        /// Allowed jurisdiction(s), ISO 3166-1 alpha-2, comma-separated (e.g. DE).
+        #[arg(long)]
+        jurisdiction: String,
+        /// Distinct sites every object must be durable on before a write is acknowledged.
+        #[arg(long, default_value_t = 2)]
+        min_sites: u32,
+    },
+    /// List tenants (officers).
+    List,
+    /// Create an S3 access key for a tenant and print it as environment lines.
+    KeyCreate { name: String },
+}
+
+struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl Client {
+    fn new(args: &AdminArgs) -> Result<Self> {
+        let token = args
+            .token
+            .clone()
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| anyhow!("no token: pass --token or set OBHUT_TOKEN"))?;
+        Ok(Self {
+            http: reqwest::Client::new(),
+            base: args.admin_url.trim_end_matches('/').to_owned(),
+            token,
+        })
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value> {
+        let url = format!("{}{path}", self.base);
+        let mut req = self.http.request(method, &url).bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the admin API at {}", self.base))?;
+        let status = resp.status();
+        let text = resp
+            .text()
+            .await
+            .context("reading the admin API's answer")?;
+        let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        if status.is_success() {
+            Ok(value)
+        } else {
+            let msg = value
+                .get("message")
+                .and_then(Value::as_str)
+                .map_or_else(|| value.to_string(), str::to_owned);
+            bail!("{msg} (HTTP {})", status.as_u16())
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+pub fn tenant(args: &AdminArgs, cmd: TenantCommand) -> Result<()> {
+    let client = Client::new(args)?;
+    runtime()?.block_on(async {
+        match cmd {
+            TenantCommand::Create {
+                name,
+                jurisdiction,
+                min_sites,
+            } => {
+                let t = client
+                    .call(
+                        reqwest::Method::POST,
+                        "/v1/tenants",
+                        Some(json!({"name": name, "jurisdiction": jurisdiction, "min_sites": min_sites})),
+                    )
+                    .await?;
+                println!(
+                    "created tenant {} (jurisdictions {}, min_sites {})",
+                    t["name"].as_str().unwrap_or("?"),
+                    join(&t["jurisdictions"]),
+                    t["min_sites"]
+                );
+            }
+            TenantCommand::List => {
+                let list = client.call(reqwest::Method::GET, "/v1/tenants", None).await?;
+                println!("{:<24} {:<16} MIN_SITES", "NAME", "JURISDICTIONS");
+                for t in list.as_array().into_iter().flatten() {
+                    println!(
+                        "{:<24} {:<16} {}",
+                        t["name"].as_str().unwrap_or("?"),
+                        join(&t["jurisdictions"]),
+                        t["min_sites"]
+                    );
+                }
+            }
+            TenantCommand::KeyCreate { name } => {
+                obhut_core::validate_tenant_name(&name)?;
+                let k = client
+                    .call(reqwest::Method::POST, &format!("/v1/tenants/{name}/keys"), None)
+                    .await?;
+                println!("AWS_ACCESS_KEY_ID={}", k["access_key_id"].as_str().unwrap_or(""));
+                println!(
+                    "AWS_SECRET_ACCESS_KEY={}",
+                    k["secret_access_key"].as_str().unwrap_or("")
+                );
+            }
+        }
+        Ok(())
+    })
+}
+
+fn join(v: &Value) -> String {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default()
+}

@@ -1,0 +1,59 @@
+//! `serve` settings: defaults from the interface contract, then the TOML file, then flags.
+
+use crate::ServeArgs;
+use anyhow::{Context, Result};
+use serde::Deserialize;
+use std::path::PathBuf;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    s3_addr: Option<String>,
+    admin_addr: Option<String>,
+    region: Option<String>,
+    log: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub data_dir: PathBuf,
+    pub s3_addr: String,
+    pub admin_addr: String,
+    pub region: String,
+    /// tracing filter, e.g. `info` or `obhut=debug`.
+    pub log: String,
+}
+
+impl ServeConfig {
+    pub fn resolve(args: &ServeArgs) -> Result<Self> {
+        let file = match &args.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read config file {}", path.display()))?;
+                toml::from_str::<FileConfig>(&text)
+                    .with_context(|| format!("invalid config file {}", path.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        Ok(Self {
+            data_dir: args
+                .data_dir
+                .clone()
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from("obhut-data")),
+            s3_addr: args
+                .s3_addr
+                .clone()
+                .or(file.s3_addr)
+                .unwrap_or_else(|| "127.0.0.1:9000".into()),
+            admin_addr: args
+                .admin_addr
+                .clone()
+                .or(file.admin_addr)
+                .unwrap_or_else(|| "127.0.0.1:9001".into()),
+            region: file.region.unwrap_or_else(|| "de-1".into()),
+            log: file.log.unwrap_or_else(|| "info".into()),
+        })
+    }
+}

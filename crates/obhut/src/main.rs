@@ -1,0 +1,88 @@
+//! The `obhut` binary: command-line parsing, `serve` (everything in one process), and the admin
+//! commands that talk to the admin API. Errors end here as one clear line and a non-zero exit.
+
+mod admin_cli;
+mod config;
+mod serve;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "obhut",
+    version,
+    about = "An S3-compatible object store for data trustees"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone)]
+pub struct AdminArgs {
+    /// Base URL of the admin API.
+    #[arg(
+        long,
+        env = "OBHUT_ADMIN_URL",
+        default_value = "http://127.0.0.1:9001",
+        global = true
+    )]
+    pub admin_url: String,
+    /// Bearer token of the principal acting.
+    #[arg(long, env = "OBHUT_TOKEN", global = true, hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run gateway, trustee, catalog and two local sites in one process.
+    Serve(ServeArgs),
+    /// Manage tenants.
+    Tenant {
+        #[command(flatten)]
+        admin: AdminArgs,
+        #[command(subcommand)]
+        command: admin_cli::TenantCommand,
+    },
+}
+
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// Where the catalog, the local sites and the credential files live [default: ./obhut-data]
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Address of the S3 API [default: 127.0.0.1:9000]
+    #[arg(long)]
+    pub s3_addr: Option<String>,
+    /// Address of the admin API [default: 127.0.0.1:9001]
+    #[arg(long)]
+    pub admin_addr: Option<String>,
+    /// TOML file with any of: data_dir, s3_addr, admin_addr, region, log. Flags win over it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve::run(args),
+        Command::Tenant { admin, command } => admin_cli::tenant(&admin, command),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("obhut: {}", one_line(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The error and its causes on one line.
+fn one_line(e: &anyhow::Error) -> String {
+    e.chain()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(": ")
+}

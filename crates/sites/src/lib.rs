@@ -1,0 +1,75 @@
+//! Sites: the places where blobs live, behind one trait.
+//!
+//! A site stores opaque blobs under random [`BlobId`]s. It never learns object names, tenants or
+//! (once encryption is in the data path) plaintext: everything it is given is already what may
+//! be at rest in a datacenter. This crate owns durability of a single blob on a single site;
+//! replication across sites is the gateway's job.
+//!
+//! Failure semantics every backend keeps:
+//! - [`BlobWriter::commit`] returns only once the blob is durable under its final name; if it
+//!   returns an error, the blob may or may not exist (callers treat it as an orphan candidate).
+//! - A writer dropped or aborted before `commit` leaves no blob under the final name.
+//! - [`Site::delete`] of a missing blob succeeds; an error means "unknown whether it went".
+//! - [`Site::read`] of a missing blob is [`SiteError::NotFound`], so callers can try a replica.
+
+mod local;
+
+pub use local::LocalSite;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::Stream;
+use obhut_core::BlobId;
+use std::ops::Range;
+use std::pin::Pin;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum SiteError {
+    #[error("blob {blob} not found on site {site}")]
+    NotFound { site: String, blob: BlobId },
+    #[error("blob {blob} on site {site} is shorter than expected")]
+    Truncated { site: String, blob: BlobId },
+    #[error("site {site}: {op}: {source}")]
+    Io {
+        site: String,
+        op: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl SiteError {
+    /// True when the blob is simply absent, so a replica elsewhere may serve instead.
+    #[must_use]
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Self::NotFound { .. })
+    }
+}
+
+/// A stream of a blob's bytes.
+pub type BlobStream = Pin<Box<dyn Stream<Item = Result<Bytes, SiteError>> + Send>>;
+
+/// Writes one blob; durable only after [`BlobWriter::commit`].
+#[async_trait]
+pub trait BlobWriter: Send {
+    async fn write(&mut self, data: Bytes) -> Result<(), SiteError>;
+    /// Makes the blob durable under its final name and returns its length.
+    async fn commit(self: Box<Self>) -> Result<u64, SiteError>;
+}
+
+#[async_trait]
+pub trait Site: Send + Sync {
+    fn id(&self) -> &str;
+    /// Starts writing a new blob.
+    async fn create(&self, blob: BlobId) -> Result<Box<dyn BlobWriter>, SiteError>;
+    /// Reads `range` of a blob; the stream fails with [`SiteError::Truncated`] if it ends early.
+    async fn read(&self, blob: BlobId, range: Range<u64>) -> Result<BlobStream, SiteError>;
+    /// Length of a stored blob.
+    async fn len(&self, blob: BlobId) -> Result<u64, SiteError>;
+    async fn delete(&self, blob: BlobId) -> Result<(), SiteError>;
+    /// Every blob stored on the site (used by garbage collection and scrubbing).
+    async fn list(&self) -> Result<Vec<BlobId>, SiteError>;
+    /// Removes leftovers of writes that never committed; returns how many were removed.
+    async fn clear_temporary(&self) -> Result<usize, SiteError>;
+}

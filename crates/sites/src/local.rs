@@ -1,0 +1,364 @@
+//! A site in a local directory: `ROOT/blobs/<2 hex>/<32 hex>`, temporary files in `ROOT/tmp/`.
+//!
+//! Durability follows DESIGN.md: write to a temporary name, fsync the file, rename it into
+//! place, fsync the directory. Blocking file I/O runs on tokio's blocking pool.
+
+use crate::{BlobStream, BlobWriter, Site, SiteError};
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use obhut_core::BlobId;
+use std::fs::{self, File};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+const READ_CHUNK: usize = 256 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct LocalSite {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    id: String,
+    root: PathBuf,
+}
+
+impl LocalSite {
+    /// Opens (creating if needed) a site rooted at `root`.
+    pub fn open(id: impl Into<String>, root: impl Into<PathBuf>) -> Result<Self, SiteError> {
+        let id = id.into();
+        let root = root.into();
+        for dir in [root.join("blobs"), root.join("tmp")] {
+            fs::create_dir_all(&dir).map_err(|source| SiteError::Io {
+                site: id.clone(),
+                op: "create site directory",
+                source,
+            })?;
+        }
+        Ok(Self {
+            inner: Arc::new(Inner { id, root }),
+        })
+    }
+
+    #[must_use]
+    pub fn root(&self) -> &Path {
+        &self.inner.root
+    }
+
+    fn blob_path(&self, blob: BlobId) -> PathBuf {
+        let name = blob.to_string();
+        self.inner.root.join("blobs").join(&name[..2]).join(name)
+    }
+
+    fn io_err(&self, op: &'static str) -> impl FnOnce(io::Error) -> SiteError + '_ {
+        move |source| SiteError::Io {
+            site: self.inner.id.clone(),
+            op,
+            source,
+        }
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> io::Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|join| Err(io::Error::other(join)))
+}
+
+fn fsync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+struct LocalWriter {
+    site: LocalSite,
+    blob: BlobId,
+    tmp_path: PathBuf,
+    file: Option<File>,
+    written: u64,
+}
+
+#[async_trait]
+impl BlobWriter for LocalWriter {
+    async fn write(&mut self, data: Bytes) -> Result<(), SiteError> {
+        let Some(mut file) = self.file.take() else {
+            return Err(self.site.io_err("write")(io::Error::other(
+                "writer already failed",
+            )));
+        };
+        let len = data.len() as u64;
+        let file = blocking(move || file.write_all(&data).map(|()| file))
+            .await
+            .map_err(self.site.io_err("write blob"))?;
+        self.file = Some(file);
+        self.written += len;
+        Ok(())
+    }
+
+    async fn commit(mut self: Box<Self>) -> Result<u64, SiteError> {
+        let Some(file) = self.file.take() else {
+            return Err(self.site.io_err("commit")(io::Error::other(
+                "writer already failed",
+            )));
+        };
+        let tmp = self.tmp_path.clone();
+        let dest = self.site.blob_path(self.blob);
+        let result = blocking(move || {
+            file.sync_all()?;
+            drop(file);
+            let dir = dest
+                .parent()
+                .ok_or_else(|| io::Error::other("blob path has no parent"))?;
+            let created_dir = !dir.exists();
+            if created_dir {
+                fs::create_dir_all(dir)?;
+            }
+            fs::rename(&tmp, &dest)?;
+            fsync_dir(dir)?;
+            if created_dir && let Some(blobs) = dir.parent() {
+                fsync_dir(blobs)?;
+            }
+            Ok(())
+        })
+        .await;
+        match result {
+            Ok(()) => {
+                // Renamed: nothing left for Drop to clean up.
+                self.tmp_path = PathBuf::new();
+                Ok(self.written)
+            }
+            Err(e) => Err(self.site.io_err("commit blob")(e)),
+        }
+    }
+}
+
+impl Drop for LocalWriter {
+    fn drop(&mut self) {
+        if !self.tmp_path.as_os_str().is_empty() {
+            // Best effort; anything left is removed by `clear_temporary` at the next start.
+            let _ = fs::remove_file(&self.tmp_path);
+        }
+    }
+}
+
+#[async_trait]
+impl Site for LocalSite {
+    fn id(&self) -> &str {
+        &self.inner.id
+    }
+
+    async fn create(&self, blob: BlobId) -> Result<Box<dyn BlobWriter>, SiteError> {
+        let tmp_path = self
+            .inner
+            .root
+            .join("tmp")
+            .join(format!("{blob}.{}", obhut_core::random_token(8)));
+        let p = tmp_path.clone();
+        let file = blocking(move || File::options().write(true).create_new(true).open(&p))
+            .await
+            .map_err(self.io_err("create blob"))?;
+        Ok(Box::new(LocalWriter {
+            site: self.clone(),
+            blob,
+            tmp_path,
+            file: Some(file),
+            written: 0,
+        }))
+    }
+
+    async fn read(&self, blob: BlobId, range: Range<u64>) -> Result<BlobStream, SiteError> {
+        let path = self.blob_path(blob);
+        let start = range.start;
+        let file = blocking(move || {
+            let mut f = File::open(&path)?;
+            f.seek(SeekFrom::Start(start))?;
+            Ok(f)
+        })
+        .await
+        .map_err(|e| {
+            if e.kind() == io::ErrorKind::NotFound {
+                SiteError::NotFound {
+                    site: self.inner.id.clone(),
+                    blob,
+                }
+            } else {
+                self.io_err("open blob")(e)
+            }
+        })?;
+        let remaining = range.end.saturating_sub(range.start);
+        let site = self.inner.id.clone();
+        let stream =
+            futures::stream::try_unfold((Some(file), remaining), move |(file, remaining)| {
+                let site = site.clone();
+                async move {
+                    let Some(mut file) = file else {
+                        return Ok(None);
+                    };
+                    if remaining == 0 {
+                        return Ok(None);
+                    }
+                    let want = usize::try_from(remaining)
+                        .unwrap_or(usize::MAX)
+                        .min(READ_CHUNK);
+                    let (file, buf) = blocking(move || {
+                        let mut buf = BytesMut::zeroed(want);
+                        let mut filled = 0;
+                        while filled < want {
+                            let n = file.read(&mut buf[filled..])?;
+                            if n == 0 {
+                                break;
+                            }
+                            filled += n;
+                        }
+                        buf.truncate(filled);
+                        Ok((file, buf))
+                    })
+                    .await
+                    .map_err(|source| SiteError::Io {
+                        site: site.clone(),
+                        op: "read blob",
+                        source,
+                    })?;
+                    if buf.is_empty() {
+                        return Err(SiteError::Truncated { site, blob });
+                    }
+                    let left = remaining - buf.len() as u64;
+                    Ok(Some((buf.freeze(), (Some(file), left))))
+                }
+            });
+        Ok(Box::pin(stream))
+    }
+
+    async fn len(&self, blob: BlobId) -> Result<u64, SiteError> {
+        let path = self.blob_path(blob);
+        match blocking(move || fs::metadata(&path).map(|m| m.len())).await {
+            Ok(n) => Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(SiteError::NotFound {
+                site: self.inner.id.clone(),
+                blob,
+            }),
+            Err(e) => Err(self.io_err("stat blob")(e)),
+        }
+    }
+
+    async fn delete(&self, blob: BlobId) -> Result<(), SiteError> {
+        let path = self.blob_path(blob);
+        match blocking(move || fs::remove_file(&path)).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(self.io_err("delete blob")(e)),
+        }
+    }
+
+    async fn list(&self) -> Result<Vec<BlobId>, SiteError> {
+        let blobs = self.inner.root.join("blobs");
+        blocking(move || {
+            let mut out = Vec::new();
+            for shard in fs::read_dir(&blobs)? {
+                let shard = shard?;
+                if !shard.file_type()?.is_dir() {
+                    continue;
+                }
+                for entry in fs::read_dir(shard.path())? {
+                    let entry = entry?;
+                    if let Some(id) = entry.file_name().to_str().and_then(BlobId::parse) {
+                        out.push(id);
+                    }
+                }
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(self.io_err("list blobs"))
+    }
+
+    async fn clear_temporary(&self) -> Result<usize, SiteError> {
+        let tmp = self.inner.root.join("tmp");
+        blocking(move || {
+            let mut n = 0;
+            for entry in fs::read_dir(&tmp)? {
+                fs::remove_file(entry?.path())?;
+                n += 1;
+            }
+            Ok(n)
+        })
+        .await
+        .map_err(self.io_err("clear temporary files"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::TryStreamExt;
+
+    async fn read_all(site: &LocalSite, blob: BlobId, range: Range<u64>) -> Vec<u8> {
+        let s = site.read(blob, range).await.expect("read");
+        let parts: Vec<Bytes> = s.try_collect().await.expect("stream");
+        parts.concat()
+    }
+
+    #[tokio::test]
+    async fn committed_blob_reads_back_and_ranges_work() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let site = LocalSite::open("t", dir.path()).expect("open");
+        let blob = BlobId::random();
+        let mut w = site.create(blob).await.expect("create");
+        let data: Vec<u8> = (0..700_000u32).map(|i| (i % 251) as u8).collect();
+        w.write(Bytes::copy_from_slice(&data[..300_000]))
+            .await
+            .expect("write");
+        w.write(Bytes::copy_from_slice(&data[300_000..]))
+            .await
+            .expect("write");
+        assert_eq!(w.commit().await.expect("commit"), 700_000);
+        assert_eq!(read_all(&site, blob, 0..700_000).await, data);
+        assert_eq!(read_all(&site, blob, 5..300_007).await, &data[5..300_007]);
+        assert_eq!(site.len(blob).await.expect("len"), 700_000);
+        assert_eq!(site.list().await.expect("list"), vec![blob]);
+    }
+
+    #[tokio::test]
+    async fn uncommitted_blob_is_invisible_and_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let site = LocalSite::open("t", dir.path()).expect("open");
+        let blob = BlobId::random();
+        let mut w = site.create(blob).await.expect("create");
+        w.write(Bytes::from_static(b"half")).await.expect("write");
+        drop(w);
+        assert!(
+            site.read(blob, 0..4)
+                .await
+                .err()
+                .is_some_and(|e| e.is_not_found())
+        );
+        assert!(site.list().await.expect("list").is_empty());
+        assert_eq!(site.clear_temporary().await.expect("clear"), 0);
+    }
+
+    #[tokio::test]
+    async fn a_truncated_blob_is_reported_not_served_short() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let site = LocalSite::open("t", dir.path()).expect("open");
+        let blob = BlobId::random();
+        let mut w = site.create(blob).await.expect("create");
+        w.write(Bytes::from_static(b"0123456789"))
+            .await
+            .expect("write");
+        w.commit().await.expect("commit");
+        let s = site.read(blob, 0..20).await.expect("open");
+        let res: Result<Vec<Bytes>, _> = s.try_collect().await;
+        assert!(matches!(res, Err(SiteError::Truncated { .. })));
+    }
+
+    #[tokio::test]
+    async fn deleting_a_missing_blob_succeeds() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let site = LocalSite::open("t", dir.path()).expect("open");
+        site.delete(BlobId::random()).await.expect("delete");
+    }
+}
