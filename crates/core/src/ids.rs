@@ -3,7 +3,7 @@
 //! Blob ids are what sites see instead of object names, so they carry no information at all:
 //! 128 random bits, hex-encoded.
 
-use rand::Rng;
+use rand::RngExt;
 use std::fmt;
 
 /// The opaque name of a blob on a site: 128 random bits.

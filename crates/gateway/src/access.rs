@@ -40,6 +40,7 @@ impl S3Access for TenantAuth {
         let Some(creds) = cx.credentials() else {
             return Err(s3_error!(AccessDenied, "anonymous access is not allowed"));
         };
+        check_presigned_expiry(cx.uri().query())?;
         let key = self
             .catalog
             .get_access_key(&creds.access_key)
@@ -57,10 +58,44 @@ impl S3Access for TenantAuth {
     }
 }
 
+/// SigV4 limits presigned URLs to seven days; s3s checks the expiry time but not this bound.
+fn check_presigned_expiry(query: Option<&str>) -> S3Result<()> {
+    const MAX_EXPIRES: u64 = 7 * 24 * 3600;
+    let Some(value) = query
+        .into_iter()
+        .flat_map(|q| q.split('&'))
+        .find_map(|kv| kv.strip_prefix("X-Amz-Expires="))
+    else {
+        return Ok(());
+    };
+    match value.parse::<u64>() {
+        Ok(n) if (1..=MAX_EXPIRES).contains(&n) => Ok(()),
+        _ => Err(s3_error!(
+            AuthorizationQueryParametersError,
+            "X-Amz-Expires must be a number of seconds from 1 to 604800 (seven days)"
+        )),
+    }
+}
+
 /// The tenant of an authorised request.
 pub fn tenant<T>(req: &S3Request<T>) -> S3Result<Arc<Tenant>> {
     req.extensions
         .get::<TenantCtx>()
         .map(|t| Arc::clone(&t.0))
         .ok_or_else(|| s3_error!(AccessDenied, "request was not authorised"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_presigned_expiry;
+
+    #[test]
+    fn presigned_urls_may_last_at_most_seven_days() {
+        assert!(check_presigned_expiry(None).is_ok());
+        assert!(check_presigned_expiry(Some("X-Amz-Expires=3600&a=b")).is_ok());
+        assert!(check_presigned_expiry(Some("X-Amz-Expires=604800")).is_ok());
+        assert!(check_presigned_expiry(Some("a=b&X-Amz-Expires=604801")).is_err());
+        assert!(check_presigned_expiry(Some("X-Amz-Expires=0")).is_err());
+        assert!(check_presigned_expiry(Some("X-Amz-Expires=soon")).is_err());
+    }
 }

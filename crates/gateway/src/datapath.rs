@@ -97,7 +97,24 @@ fn body_error(e: &s3s::StdError) -> S3Error {
         }
         return err;
     }
-    s3_error!(IncompleteBody, "the request body could not be read: {e}")
+    // s3s reports payload verification failures as stream errors; their types are private, so
+    // they are recognised by their names.
+    let text = e.to_string();
+    if text.contains("Sha256Mismatch") {
+        let mut err = S3Error::with_message(
+            S3ErrorCode::Custom("XAmzContentSHA256Mismatch".into()),
+            "The provided 'x-amz-content-sha256' header does not match what was computed.",
+        );
+        err.set_status_code(http::StatusCode::BAD_REQUEST);
+        return err;
+    }
+    if text.contains("SignatureMismatch") {
+        return s3_error!(
+            SignatureDoesNotMatch,
+            "The chunk signature we calculated does not match the signature you provided."
+        );
+    }
+    s3_error!(IncompleteBody, "the request body could not be read: {text}")
 }
 
 async fn write_all(writers: &mut [Box<dyn BlobWriter>], data: Bytes) -> Result<(), SiteError> {

@@ -516,6 +516,31 @@ fn put_condition(
     }
 }
 
+/// S3's limit on user metadata: the UTF-8 bytes of all keys and values together.
+const MAX_USER_METADATA: usize = 2048;
+
+fn check_user_metadata(m: Option<&Metadata>) -> S3Result<()> {
+    let size: usize = m.map_or(0, |m| m.iter().map(|(k, v)| k.len() + v.len()).sum());
+    if size > MAX_USER_METADATA {
+        return Err(s3_error!(
+            MetadataTooLarge,
+            "Your metadata headers exceed the maximum allowed metadata size of 2 KB"
+        ));
+    }
+    Ok(())
+}
+
+/// `aws-chunked` describes how the body was sent, not the object: it is never stored.
+fn stored_content_encoding(e: Option<String>) -> Option<String> {
+    let kept: Vec<&str> = e
+        .as_deref()?
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty() && !t.eq_ignore_ascii_case("aws-chunked"))
+        .collect();
+    (!kept.is_empty()).then(|| kept.join(","))
+}
+
 fn meta_from_headers(
     content_type: Option<String>,
     content_encoding: Option<String>,
@@ -527,7 +552,7 @@ fn meta_from_headers(
 ) -> ObjectMeta {
     let mut m = ObjectMeta {
         content_type,
-        content_encoding,
+        content_encoding: stored_content_encoding(content_encoding),
         content_disposition,
         content_language,
         cache_control,
@@ -710,11 +735,14 @@ impl S3 for Gateway {
         let input = req.input;
         self.owned_bucket(&t, &input.bucket).await?;
         check_key(&input.key)?;
-        let grants = input.grant_full_control.is_some()
-            || input.grant_read.is_some()
-            || input.grant_read_acp.is_some()
-            || input.grant_write_acp.is_some();
-        check_object_acl(input.acl.as_ref(), grants)?;
+        let grants = [
+            &input.grant_full_control,
+            &input.grant_read,
+            &input.grant_read_acp,
+            &input.grant_write_acp,
+        ];
+        check_object_acl(input.acl.as_ref(), grants.iter().any(|g| g.is_some()))?;
+        check_user_metadata(input.metadata.as_ref())?;
         let condition = put_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
         // Fail a doomed conditional write before streaming its body.
         if condition != PutCondition::None {
@@ -1001,11 +1029,14 @@ impl S3 for Gateway {
         self.owned_bucket(&t, &input.bucket).await?;
         check_key(&input.key)?;
         self.owned_bucket(&t, src_bucket).await?;
-        let grants = input.grant_full_control.is_some()
-            || input.grant_read.is_some()
-            || input.grant_read_acp.is_some()
-            || input.grant_write_acp.is_some();
-        check_object_acl(input.acl.as_ref(), grants)?;
+        let grants = [
+            &input.grant_full_control,
+            &input.grant_read,
+            &input.grant_read_acp,
+            &input.grant_write_acp,
+        ];
+        check_object_acl(input.acl.as_ref(), grants.iter().any(|g| g.is_some()))?;
+        check_user_metadata(input.metadata.as_ref())?;
         let src = self.object(src_bucket, src_key).await?;
         Conditions {
             if_match: input.copy_source_if_match.as_ref(),
@@ -1259,11 +1290,14 @@ impl S3 for Gateway {
         let input = req.input;
         self.owned_bucket(&t, &input.bucket).await?;
         check_key(&input.key)?;
-        let grants = input.grant_full_control.is_some()
-            || input.grant_read.is_some()
-            || input.grant_read_acp.is_some()
-            || input.grant_write_acp.is_some();
-        check_object_acl(input.acl.as_ref(), grants)?;
+        let grants = [
+            &input.grant_full_control,
+            &input.grant_read,
+            &input.grant_read_acp,
+            &input.grant_write_acp,
+        ];
+        check_object_acl(input.acl.as_ref(), grants.iter().any(|g| g.is_some()))?;
+        check_user_metadata(input.metadata.as_ref())?;
         // Refuse early if the object could not be placed.
         self.placement(&t)?;
         let mut meta = meta_from_headers(
@@ -1696,29 +1730,66 @@ impl S3 for Gateway {
                 },
             )
         });
-        let mut uploads = self
-            .catalog
-            .list_uploads(
-                &i.bucket,
-                &prefix,
-                after_owned.as_ref().map(|(k, u)| (k.as_str(), u.as_str())),
-                max + 1,
-            )
-            .await
-            .map_err(error::catalog)?;
-        let truncated = uploads.len() > max;
-        uploads.truncate(max);
+        let delimiter = i.delimiter.as_deref().filter(|d| !d.is_empty());
+        let mut uploads: Vec<Upload> = Vec::new();
+        let mut prefixes: Vec<String> = Vec::new();
+        let mut truncated = false;
+        let mut cursor = after_owned;
+        'pages: loop {
+            let batch = self
+                .catalog
+                .list_uploads(
+                    &i.bucket,
+                    &prefix,
+                    cursor.as_ref().map(|(k, u)| (k.as_str(), u.as_str())),
+                    max + 1,
+                )
+                .await
+                .map_err(error::catalog)?;
+            let full = batch.len() == max + 1;
+            for u in batch {
+                cursor = Some((u.key.clone(), u.upload_id.clone()));
+                let common = delimiter.and_then(|d| {
+                    let rest = &u.key[prefix.len()..];
+                    rest.find(d)
+                        .map(|p| format!("{prefix}{}", &rest[..p + d.len()]))
+                });
+                if let Some(cp) = &common {
+                    let seen =
+                        prefixes.last() == Some(cp) || after.is_some_and(|(k, _)| cp.as_str() <= k);
+                    if seen {
+                        continue;
+                    }
+                }
+                if uploads.len() + prefixes.len() == max {
+                    truncated = true;
+                    break 'pages;
+                }
+                match common {
+                    Some(cp) => prefixes.push(cp),
+                    None => uploads.push(u),
+                }
+            }
+            if !full {
+                break;
+            }
+        }
         let enc = |s: String| if encode { url_encode(&s) } else { s };
         let owner = Owner {
             display_name: Some(t.name.clone()),
             id: Some(t.name.clone()),
         };
-        let next_key = truncated
-            .then(|| uploads.last().map(|u| enc(u.key.clone())))
-            .flatten();
-        let next_id = truncated
-            .then(|| uploads.last().map(|u| u.upload_id.clone()))
-            .flatten();
+        // The next page starts after the last upload or common prefix returned.
+        let last_upload = uploads.last().map(|u| (u.key.clone(), u.upload_id.clone()));
+        let last_prefix = prefixes.last().cloned();
+        let (next_key, next_id) = match (last_upload, last_prefix) {
+            (Some((k, _)), Some(p)) if p > k => (Some(p), None),
+            (Some((k, id)), _) => (Some(k), Some(id)),
+            (None, Some(p)) => (Some(p), None),
+            (None, None) => (None, None),
+        };
+        let next_key = truncated.then(|| next_key.map(enc)).flatten();
+        let next_id = truncated.then_some(next_id).flatten();
         Ok(S3Response::new(ListMultipartUploadsOutput {
             bucket: Some(i.bucket),
             prefix: Some(enc(prefix)),
@@ -1730,6 +1801,14 @@ impl S3 for Gateway {
             next_upload_id_marker: next_id,
             delimiter: i.delimiter.map(enc),
             encoding_type: i.encoding_type,
+            common_prefixes: Some(
+                prefixes
+                    .into_iter()
+                    .map(|p| CommonPrefix {
+                        prefix: Some(enc(p)),
+                    })
+                    .collect(),
+            ),
             uploads: Some(
                 uploads
                     .into_iter()

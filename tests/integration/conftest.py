@@ -1,0 +1,408 @@
+"""Fixtures that run the real `obhut` binary and the real S3 clients.
+
+`obhut serve` is started on free loopback ports in a fresh temporary data dir;
+tests talk to it only through its public interfaces (S3 API, admin API, CLI,
+and the documented on-disk layout of local sites).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import boto3
+import pytest
+import requests
+from botocore.config import Config
+
+from s3helpers import REGION, RawS3, clean_env, parse_env_file, unique_name
+
+REPO = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+
+# The test process itself talks plain HTTP to loopback: make sure nothing from
+# the machine's environment (CA bundles, profiles, proxies) gets in the way.
+for _var in ("AWS_CA_BUNDLE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
+    os.environ.pop(_var, None)
+os.environ["AWS_CONFIG_FILE"] = "/nonexistent/obhut-tests/aws-config"
+os.environ["AWS_SHARED_CREDENTIALS_FILE"] = "/nonexistent/obhut-tests/aws-credentials"
+os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
+
+DEMO_ENV_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL", "AWS_REGION")
+TOKEN_KEYS = (
+    "OBHUT_ADMIN_URL",
+    "OBHUT_OFFICER1_TOKEN",
+    "OBHUT_OFFICER2_TOKEN",
+    "OBHUT_OPERATOR_TOKEN",
+    "OBHUT_AUDITOR_TOKEN",
+    "OBHUT_DEMO_ADMIN_TOKEN",
+)
+
+
+def obhut_bin() -> Path:
+    path = Path(os.environ.get("OBHUT_BIN") or REPO / "target" / "debug" / "obhut")
+    if not path.is_file() or not os.access(path, os.X_OK):
+        pytest.fail(
+            f"obhut binary not found or not executable: {path} "
+            "(build it with `cargo build --workspace --bins`, or point OBHUT_BIN at it)",
+            pytrace=False,
+        )
+    return path
+
+
+def tool(name: str) -> str:
+    """Path of a client tool; a missing tool is a failure, never a skip."""
+    candidate = VENV_BIN / name
+    if candidate.is_file() and os.access(candidate, os.X_OK):
+        return str(candidate)
+    found = shutil.which(name)
+    if not found:
+        pytest.fail(
+            f"required tool '{name}' not found (looked in {VENV_BIN} and PATH); run scripts/test to install it",
+            pytrace=False,
+        )
+    return found
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def file_mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+class ObhutServer:
+    """One `obhut serve` process on a data dir; can be stopped, killed and
+    started again on the same dir and ports."""
+
+    def __init__(self, data_dir: Path, log_path: Path):
+        self.data_dir = data_dir
+        self.log_path = log_path
+        self.s3_port = free_port()
+        self.admin_port = free_port()
+        while self.admin_port == self.s3_port:
+            self.admin_port = free_port()
+        self.proc: subprocess.Popen | None = None
+        self.demo: dict[str, str] = {}
+        self.tokens: dict[str, str] = {}
+
+    @property
+    def s3_url(self) -> str:
+        return f"http://127.0.0.1:{self.s3_port}"
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://127.0.0.1:{self.admin_port}"
+
+    @property
+    def demo_env_path(self) -> Path:
+        return self.data_dir / "demo.env"
+
+    @property
+    def tokens_env_path(self) -> Path:
+        return self.data_dir / "dev-tokens.env"
+
+    def site_dir(self, site: str) -> Path:
+        return self.data_dir / "sites" / site
+
+    def start(self, timeout: float = 90.0) -> "ObhutServer":
+        assert self.proc is None or self.proc.poll() is not None, "server already running"
+        binary = obhut_bin()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")
+        log.write(f"\n===== start {time.strftime('%H:%M:%S')} =====\n".encode())
+        log.flush()
+        self.proc = subprocess.Popen(
+            [
+                str(binary),
+                "serve",
+                "--data-dir",
+                str(self.data_dir),
+                "--s3-addr",
+                f"127.0.0.1:{self.s3_port}",
+                "--admin-addr",
+                f"127.0.0.1:{self.admin_port}",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=clean_env({"RUST_BACKTRACE": "1"}),
+            start_new_session=True,
+        )
+        log.close()
+        deadline = time.monotonic() + timeout
+        last_err = ""
+        while True:
+            code = self.proc.poll()
+            if code is not None:
+                pytest.fail(
+                    f"`obhut serve` exited with code {code} before it became ready.\n{self.log_tail()}",
+                    pytrace=False,
+                )
+            try:
+                r = requests.get(f"{self.admin_url}/v1/health", timeout=2)
+                if r.status_code == 200:
+                    with socket.create_connection(("127.0.0.1", self.s3_port), timeout=2):
+                        pass
+                    break
+                last_err = f"health returned {r.status_code}: {r.text[:200]}"
+            except (requests.RequestException, OSError) as e:
+                last_err = repr(e)
+            if time.monotonic() > deadline:
+                self.kill9()
+                pytest.fail(
+                    f"`obhut serve` not ready after {timeout}s (GET /v1/health: {last_err}).\n{self.log_tail()}",
+                    pytrace=False,
+                )
+            time.sleep(0.1)
+        self.demo = self._read_env(self.demo_env_path, DEMO_ENV_KEYS)
+        self.tokens = self._read_env(self.tokens_env_path, TOKEN_KEYS)
+        return self
+
+    def _read_env(self, path: Path, keys) -> dict[str, str]:
+        if not path.is_file():
+            pytest.fail(f"server is ready but {path} does not exist.\n{self.log_tail()}", pytrace=False)
+        values = parse_env_file(path.read_text())
+        missing = [k for k in keys if not values.get(k)]
+        if missing:
+            pytest.fail(f"{path} lacks {missing}; it has {sorted(values)}", pytrace=False)
+        return values
+
+    def stop(self, timeout: float = 30.0) -> int:
+        """SIGTERM and wait; returns the exit code (kills and fails on a hang)."""
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill9()
+                pytest.fail(f"`obhut serve` did not exit within {timeout}s of SIGTERM.\n{self.log_tail()}", pytrace=False)
+        return self.proc.returncode
+
+    def stop_ok(self) -> None:
+        code = self.stop()
+        assert code == 0, f"`obhut serve` exited with {code} after SIGTERM (expected 0).\n{self.log_tail()}"
+
+    def kill9(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(30)
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return "(no server log)"
+        return "--- obhut serve log (tail) ---\n" + "\n".join(text[-lines:])
+
+    # clients -----------------------------------------------------------
+    def client(self, access_key: str | None = None, secret_key: str | None = None, **config) -> "boto3.client":
+        return s3_client(
+            self.s3_url,
+            access_key or self.demo["AWS_ACCESS_KEY_ID"],
+            secret_key or self.demo["AWS_SECRET_ACCESS_KEY"],
+            **config,
+        )
+
+    def raw(self, access_key: str | None = None, secret_key: str | None = None) -> RawS3:
+        return RawS3(
+            self.s3_url,
+            access_key or self.demo["AWS_ACCESS_KEY_ID"],
+            secret_key or self.demo["AWS_SECRET_ACCESS_KEY"],
+        )
+
+    def cli(self, *args: str, token: str | None = None, env: dict | None = None, timeout: float = 60):
+        """Runs an `obhut` admin CLI command with OBHUT_ADMIN_URL/OBHUT_TOKEN set."""
+        extra = {"OBHUT_ADMIN_URL": self.admin_url}
+        if token is not None:
+            extra["OBHUT_TOKEN"] = token
+        if env:
+            extra.update(env)
+        return subprocess.run(
+            [str(obhut_bin()), *args],
+            env=clean_env(extra),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+
+def s3_client(endpoint: str, access_key: str, secret_key: str, **config):
+    cfg = dict(
+        signature_version="s3v4",
+        s3={"addressing_style": "path"},
+        retries={"max_attempts": 1, "mode": "standard"},
+        connect_timeout=10,
+        read_timeout=120,
+        max_pool_connections=32,
+    )
+    cfg.update(config)
+    session = boto3.session.Session()
+    return session.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id=access_key,
+        aws_secret_access_key=secret_key,
+        region_name=REGION,
+        config=Config(**cfg),
+    )
+
+
+def assert_secret_file(path: Path) -> None:
+    assert path.is_file(), f"{path} is missing"
+    mode = file_mode(path)
+    assert mode == 0o600, f"{path} has mode {mode:o}, expected 600"
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory) -> ObhutServer:
+    """The shared server most tests use; each test works in its own buckets."""
+    base = tmp_path_factory.mktemp("obhut-shared")
+    srv = ObhutServer(base / "data", base / "serve.log")
+    srv.start()
+    yield srv
+    code = srv.stop()
+    assert code == 0, f"`obhut serve` exited with {code} after SIGTERM (expected 0).\n{srv.log_tail()}"
+    assert_secret_file(srv.demo_env_path)
+    assert_secret_file(srv.tokens_env_path)
+
+
+@pytest.fixture
+def fresh_server(tmp_path):
+    """A server of its own on a fresh data dir (for restart / crash tests)."""
+    srv = ObhutServer(tmp_path / "data", tmp_path / "serve.log")
+    yield srv
+    if srv.running():
+        srv.kill9()
+
+
+@pytest.fixture(scope="session")
+def s3(server):
+    return server.client()
+
+
+@pytest.fixture(scope="session")
+def raw(server) -> RawS3:
+    return server.raw()
+
+
+@pytest.fixture
+def bucket(s3, request) -> str:
+    name = unique_name(request.node.name[:20])
+    s3.create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture(scope="session")
+def tenant_b(server):
+    """A second tenant created with the admin CLI, with its own S3 keys."""
+    name = "tb" + os.urandom(4).hex()
+    officer = server.tokens["OBHUT_OFFICER1_TOKEN"]
+    r = server.cli("tenant", "create", name, "--jurisdiction", "DE", token=officer)
+    assert r.returncode == 0, f"tenant create failed ({r.returncode}): {r.stderr.strip()} {r.stdout.strip()}"
+    r = server.cli("tenant", "key-create", name, token=officer)
+    assert r.returncode == 0, f"tenant key-create failed ({r.returncode}): {r.stderr.strip()} {r.stdout.strip()}"
+    keys = parse_key_output(r.stdout)
+    return {"name": name, **keys, "client": server.client(keys["AWS_ACCESS_KEY_ID"], keys["AWS_SECRET_ACCESS_KEY"])}
+
+
+def parse_key_output(stdout: str) -> dict[str, str]:
+    keys = {}
+    for line in stdout.splitlines():
+        line = line.strip()
+        if line.startswith("export "):
+            line = line[7:]
+        for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+            if line.startswith(k + "="):
+                keys[k] = line.split("=", 1)[1].strip().strip("'\"")
+    assert set(keys) == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}, (
+        f"key-create output lacks AWS_ACCESS_KEY_ID=/AWS_SECRET_ACCESS_KEY= lines: {stdout!r}"
+    )
+    return keys
+
+
+# ---------------------------------------------------------------------------
+# external client tools
+
+
+def aws_env(server: ObhutServer, **extra) -> dict[str, str]:
+    """Environment as after `set -a; . demo.env` plus AWS_DEFAULT_REGION
+    (the name AWS CLI v1 reads)."""
+    env = {k: server.demo[k] for k in DEMO_ENV_KEYS}
+    env["AWS_DEFAULT_REGION"] = server.demo["AWS_REGION"]
+    env.update(extra)
+    return env
+
+
+def run_aws(server: ObhutServer, *args: str, env: dict | None = None, timeout: float = 300, check: bool = True):
+    cmd = [tool("aws"), *args]
+    r = subprocess.run(
+        cmd,
+        env=clean_env(env if env is not None else aws_env(server)),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if check:
+        assert r.returncode == 0, f"{' '.join(cmd)} exited {r.returncode}:\n{r.stderr}\n{r.stdout[-2000:]}"
+    return r
+
+
+@pytest.fixture
+def aws(server):
+    def _run(*args, **kw):
+        return run_aws(server, *args, **kw)
+
+    return _run
+
+
+# ---------------------------------------------------------------------------
+# local site layout: DIR/sites/<id>/blobs/<2 hex>/<32 hex>, DIR/sites/<id>/tmp/
+
+SITES = ("de-fra", "de-mgd")
+BLOB_NAME = re.compile(r"^[0-9a-f]{2}/[0-9a-f]{32}$")
+
+
+def blob_files(site_dir: Path) -> list[str]:
+    root = site_dir / "blobs"
+    assert root.is_dir(), f"{root} does not exist"
+    files = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+    bad = [f for f in files if not BLOB_NAME.match(f)]
+    assert not bad, f"unexpected files under {root}: {bad[:10]}"
+    return files
+
+
+def tmp_entries(site_dir: Path) -> list[str]:
+    root = site_dir / "tmp"
+    if not root.exists():
+        return []
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+def wait_for_blob_counts(srv: ObhutServer, expected: int, timeout: float = 15.0) -> dict[str, int]:
+    """Blob files per site, polled until each site has `expected` (orphan
+    collection may finish shortly after the server reports ready)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        counts = {s: len(blob_files(srv.site_dir(s))) for s in SITES}
+        if all(c == expected for c in counts.values()) or time.monotonic() > deadline:
+            return counts
+        time.sleep(0.2)

@@ -1,0 +1,242 @@
+"""Client mistakes get the AWS error code and HTTP status, never a 5xx, and a
+failed write stores nothing."""
+
+import datetime as dt
+import hashlib
+
+import pytest
+import requests
+
+from s3helpers import (
+    EMPTY_SHA256,
+    assert_s3_error,
+    expect_error,
+    md5_b64,
+    unique_name,
+)
+
+
+def now_utc():
+    return dt.datetime.now(dt.timezone.utc)
+
+
+# ---------------------------------------------------------------- authentication
+
+
+def test_wrong_secret(server, bucket, s3):
+    bad = server.client(secret_key=server.demo["AWS_SECRET_ACCESS_KEY"][:-2] + "xx")
+    expect_error(bad.list_buckets, "SignatureDoesNotMatch", 403)
+    expect_error(bad.put_object, "SignatureDoesNotMatch", 403, Bucket=bucket, Key="k", Body=b"x")
+    expect_error(s3.head_object, "404", 404, Bucket=bucket, Key="k")
+
+
+def test_unknown_access_key(server, bucket):
+    bad = server.client(access_key="AKIAOBHUTUNKNOWN0000", secret_key="x" * 40)
+    expect_error(bad.list_buckets, "InvalidAccessKeyId", 403)
+    expect_error(bad.get_object, "InvalidAccessKeyId", 403, Bucket=bucket, Key="k")
+
+
+@pytest.mark.parametrize("minutes", [-20, 20, -60 * 24])
+def test_clock_skew(raw, bucket, minutes):
+    r = raw.request("GET", bucket, now=now_utc() + dt.timedelta(minutes=minutes))
+    assert_s3_error(r, 403, "RequestTimeTooSkewed")
+
+
+@pytest.mark.parametrize("minutes", [-14, 14])
+def test_clock_skew_within_limit(raw, bucket, minutes):
+    r = raw.request("GET", bucket, now=now_utc() + dt.timedelta(minutes=minutes))
+    assert r.status_code == 200, r.text
+
+
+def test_anonymous_requests_denied(server, s3, bucket):
+    s3.put_object(Bucket=bucket, Key="private", Body=b"not public")
+    for url in (f"{server.s3_url}/", f"{server.s3_url}/{bucket}", f"{server.s3_url}/{bucket}/private"):
+        r = requests.get(url, timeout=10)
+        assert_s3_error(r, 403, "AccessDenied")
+        assert b"not public" not in r.content
+    r = requests.put(f"{server.s3_url}/{bucket}/anon", data=b"x", timeout=10)
+    assert_s3_error(r, 403, "AccessDenied")
+    expect_error(s3.head_object, "404", 404, Bucket=bucket, Key="anon")
+
+
+def test_malformed_authorization(raw, server, bucket):
+    for auth in ("AWS4-HMAC-SHA256 garbage", "AWS4-HMAC-SHA256 Credential=onlythis", "Bearer abc"):
+        r = requests.get(
+            f"{server.s3_url}/{bucket}",
+            headers={"Authorization": auth, "x-amz-date": now_utc().strftime("%Y%m%dT%H%M%SZ"),
+                     "x-amz-content-sha256": EMPTY_SHA256},
+            timeout=10,
+        )
+        assert r.status_code in (400, 403), f"{auth!r}: {r.status_code} {r.text[:300]}"
+        assert_s3_error(r, {400, 403}, {"AuthorizationHeaderMalformed", "AccessDenied", "InvalidArgument",
+                                        "SignatureDoesNotMatch", "InvalidRequest", "InvalidAccessKeyId"})
+
+
+def test_payload_hash_mismatch_stores_nothing(raw, s3, bucket):
+    r = raw.request("PUT", bucket, "k", body=b"actual body", payload_hash=hashlib.sha256(b"claimed body").hexdigest())
+    assert_s3_error(r, {400, 403}, {"XAmzContentSHA256Mismatch", "BadDigest", "SignatureDoesNotMatch"})
+    expect_error(s3.head_object, "404", 404, Bucket=bucket, Key="k")
+
+
+def test_presigned_url_errors(raw, s3, bucket):
+    s3.put_object(Bucket=bucket, Key="p", Body=b"presigned secret")
+    # Signed two hours ago, valid for one minute: expired.
+    url = raw.presigned_url("GET", bucket, "p", expires=60, now=now_utc() - dt.timedelta(hours=2))
+    r = requests.get(url, timeout=10)
+    assert_s3_error(r, 403, "AccessDenied")
+    assert b"presigned secret" not in r.content
+    # Tampered signature.
+    url = raw.presigned_url("GET", bucket, "p", expires=300)
+    r = requests.get(url[:-4] + ("0000" if not url.endswith("0000") else "1111"), timeout=10)
+    assert_s3_error(r, 403, "SignatureDoesNotMatch")
+    # Signed for another key.
+    good = raw.presigned_url("GET", bucket, "p", expires=300)
+    r = requests.get(good.replace(f"/{bucket}/p?", f"/{bucket}/other?"), timeout=10)
+    assert_s3_error(r, 403, "SignatureDoesNotMatch")
+    # Expiry longer than a week is refused (AWS: AuthorizationQueryParametersError).
+    url = raw.presigned_url("GET", bucket, "p", expires=604801)
+    r = requests.get(url, timeout=10)
+    assert_s3_error(r, {400, 403}, {"AuthorizationQueryParametersError", "AccessDenied", "InvalidArgument"})
+    assert b"presigned secret" not in r.content
+    # A valid one works.
+    r = requests.get(raw.presigned_url("GET", bucket, "p", expires=300), timeout=10)
+    assert r.status_code == 200 and r.content == b"presigned secret"
+
+
+# ---------------------------------------------------------------- buckets
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["ab", "a" * 64, "UpperCase", "under_score", "-leading", "trailing-", "192.168.5.4", "two..dots",
+     "xn--prefixed", "has space", "sthree-x", "ends-s3alias"],
+)
+def test_invalid_bucket_name(raw, s3, name):
+    r = raw.request("PUT", name)
+    assert_s3_error(r, 400, "InvalidBucketName")
+    assert name not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+
+
+def test_valid_unusual_bucket_names(s3):
+    suffix = unique_name("d")[-6:]
+    for name in ("abc", "a" * 57 + suffix, "with.dots.x" + suffix, "9starts-with-digit" + suffix):
+        s3.create_bucket(Bucket=name)
+        s3.head_bucket(Bucket=name)
+
+
+def test_bucket_already_owned(s3, bucket):
+    expect_error(s3.create_bucket, "BucketAlreadyOwnedByYou", 409, Bucket=bucket)
+
+
+def test_bucket_already_exists_for_other_tenant(s3, tenant_b, bucket):
+    expect_error(tenant_b["client"].create_bucket, "BucketAlreadyExists", 409, Bucket=bucket)
+
+
+def test_no_such_bucket(s3, raw):
+    missing = unique_name("missing")
+    expect_error(s3.get_object, "NoSuchBucket", 404, Bucket=missing, Key="k")
+    expect_error(s3.put_object, "NoSuchBucket", 404, Bucket=missing, Key="k", Body=b"x")
+    expect_error(s3.list_objects_v2, "NoSuchBucket", 404, Bucket=missing)
+    expect_error(s3.list_objects, "NoSuchBucket", 404, Bucket=missing)
+    expect_error(s3.delete_bucket, "NoSuchBucket", 404, Bucket=missing)
+    expect_error(s3.get_bucket_location, "NoSuchBucket", 404, Bucket=missing)
+    expect_error(s3.create_multipart_upload, "NoSuchBucket", 404, Bucket=missing, Key="k")
+    expect_error(s3.head_bucket, "404", 404, Bucket=missing)
+    expect_error(s3.delete_object, "NoSuchBucket", 404, Bucket=missing, Key="k")
+    assert missing not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+
+
+def test_no_such_key(s3, bucket):
+    expect_error(s3.get_object, "NoSuchKey", 404, Bucket=bucket, Key="nope")
+    expect_error(s3.get_object, "NoSuchKey", 404, Bucket=bucket, Key="nope", Range="bytes=0-1")
+    expect_error(s3.head_object, "404", 404, Bucket=bucket, Key="nope")
+    expect_error(s3.copy_object, "NoSuchKey", 404, Bucket=bucket, Key="dst", CopySource={"Bucket": bucket, "Key": "nope"})
+    expect_error(s3.head_object, "404", 404, Bucket=bucket, Key="dst")
+
+
+# ---------------------------------------------------------------- objects
+
+
+def test_key_too_long(raw, s3, bucket):
+    r = raw.request("PUT", bucket, "k" * 1025, body=b"x")
+    assert_s3_error(r, 400, "KeyTooLongError")
+    expect_error(s3.put_object, "KeyTooLongError", 400, Bucket=bucket, Key="é" * 513, Body=b"x")  # 1026 bytes
+    assert s3.list_objects_v2(Bucket=bucket)["KeyCount"] == 0
+
+
+def test_copy_onto_itself_without_change(s3, bucket):
+    s3.put_object(Bucket=bucket, Key="self", Body=b"me")
+    expect_error(s3.copy_object, "InvalidRequest", 400, Bucket=bucket, Key="self", CopySource={"Bucket": bucket, "Key": "self"})
+
+
+def test_range_on_empty_object(s3, bucket):
+    s3.put_object(Bucket=bucket, Key="empty", Body=b"")
+    expect_error(s3.get_object, "InvalidRange", 416, Bucket=bucket, Key="empty", Range="bytes=0-0")
+
+
+# ---------------------------------------------------------------- malformed bodies / parameters
+
+
+def delete_body(keys):
+    inner = "".join(f"<Object><Key>{k}</Key></Object>" for k in keys)
+    return f'<Delete xmlns="http://s3.amazonaws.com/doc/2006-03-01/">{inner}</Delete>'.encode()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"<Delete><Object><Key>k</Key>", b"this is not xml", b"<Delete></Delete>", b"", b"<Delete><Object></Object></Delete>"],
+    ids=["truncated", "not-xml", "no-objects", "empty", "object-without-key"],
+)
+def test_delete_objects_malformed_xml(raw, s3, bucket, body):
+    s3.put_object(Bucket=bucket, Key="k", Body=b"still here")
+    r = raw.request("POST", bucket, query=[("delete", "")], body=body, headers={"Content-MD5": md5_b64(body)})
+    # AWS answers an empty body with MissingRequestBodyError.
+    assert_s3_error(r, 400, {"MalformedXML", "MissingRequestBodyError"} if not body else "MalformedXML")
+    assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"still here"
+
+
+def test_delete_objects_too_many_keys(raw, s3, bucket):
+    body = delete_body([f"k{i}" for i in range(1001)])
+    r = raw.request("POST", bucket, query=[("delete", "")], body=body, headers={"Content-MD5": md5_b64(body)})
+    assert_s3_error(r, 400, "MalformedXML")
+
+
+def test_create_bucket_malformed_configuration(raw, s3):
+    name = unique_name("badcfg")
+    r = raw.request("PUT", name, body=b"<CreateBucketConfiguration><LocationConstraint>")
+    assert_s3_error(r, 400, "MalformedXML")
+    assert name not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+
+
+@pytest.mark.parametrize("value", ["-1", "abc"])
+def test_invalid_max_keys(raw, bucket, value):
+    r = raw.request("GET", bucket, query=[("list-type", "2"), ("max-keys", value)])
+    assert_s3_error(r, 400, "InvalidArgument")
+
+
+@pytest.mark.parametrize(
+    "method, key, query, headers",
+    [
+        ("GET", None, [("list-type", "2"), ("continuation-token", "!!not-a-token!!")], {}),
+        ("GET", "k", [("partNumber", "abc")], {}),
+        ("PUT", "k", [("partNumber", "1"), ("uploadId", "")], {}),
+        ("PUT", "dst", [], {"x-amz-copy-source": "no-slash-here"}),
+        ("PUT", "dst", [], {"x-amz-copy-source": "/%ZZbad/encoding"}),
+        ("GET", "k", [], {"Range": "bytes=5-1"}),
+        ("PUT", "k", [], {"x-amz-meta-big": "v" * 9000}),
+        ("POST", "k", [("uploadId", "nope")], {}),
+        ("PUT", "k", [], {"x-amz-metadata-directive": "SOMETIMES", "x-amz-copy-source": "/b/k"}),
+    ],
+    ids=["bad-token", "bad-partnumber", "empty-uploadid", "copy-source-no-slash", "copy-source-bad-pct",
+         "reversed-range", "huge-metadata", "complete-unknown-upload", "bad-directive"],
+)
+def test_client_mistakes_are_4xx(raw, s3, bucket, method, key, query, headers):
+    s3.put_object(Bucket=bucket, Key="k", Body=b"0123456789")
+    r = raw.request(method, bucket, key, query=query, headers=headers, body=b"")
+    if r.status_code in (200, 206) and headers.get("Range") == "bytes=5-1":
+        # AWS ignores a syntactically invalid range and returns the object.
+        assert r.content == b"0123456789"
+        return
+    assert 400 <= r.status_code < 500, f"{method} {r.request.url}: got {r.status_code}: {r.text[:400]}"
+    assert_s3_error(r, r.status_code, None)
+    assert r.content.lstrip().startswith(b"<"), f"error body is not S3 XML: {r.text[:200]!r}"
