@@ -209,6 +209,14 @@ def test_range_past_end(s3, range_bucket, rng):
     expect_error(s3.get_object, "InvalidRange", 416, Bucket=range_bucket, Key="r", Range=rng)
 
 
+def test_head_with_range(s3, range_bucket):
+    # HeadObject honours Range like GetObject does: 206 and the part's length.
+    r = s3.head_object(Bucket=range_bucket, Key="r", Range="bytes=2-4")
+    assert r["ResponseMetadata"]["HTTPStatusCode"] == 206
+    assert r["ContentRange"] == "bytes 2-4/1000"
+    assert r["ContentLength"] == 3
+
+
 def test_random_ranges_on_large_object(s3, bucket):
     size = 3 * MIB + 7
     data = os.urandom(size)

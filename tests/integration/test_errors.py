@@ -240,3 +240,145 @@ def test_client_mistakes_are_4xx(raw, s3, bucket, method, key, query, headers):
     assert 400 <= r.status_code < 500, f"{method} {r.request.url}: got {r.status_code}: {r.text[:400]}"
     assert_s3_error(r, r.status_code, None)
     assert r.content.lstrip().startswith(b"<"), f"error body is not S3 XML: {r.text[:200]!r}"
+
+
+# ---------------------------------------------------------------- request header section (8 KiB)
+
+
+def header_bytes(prepared_headers) -> int:
+    """Total size of header names and values as sent."""
+    return sum(len(k.encode()) + len(str(v).encode()) for k, v in prepared_headers.items())
+
+
+@pytest.mark.parametrize(
+    "pad",
+    [{"x-obhut-pad": "p" * 9000}, {f"x-obhut-pad-{i}": "p" * 900 for i in range(10)}],
+    ids=["one-big-header", "many-small-headers"],
+)
+def test_request_header_section_too_large(raw, s3, bucket, pad):
+    r = raw.request("PUT", bucket, "hdr", body=b"must not be stored", headers=pad)
+    assert header_bytes(r.request.headers) > 9000
+    assert_s3_error(r, 400, "RequestHeaderSectionTooLarge")
+    assert r.content.lstrip().startswith(b"<"), f"error body is not S3 XML: {r.text[:200]!r}"
+    expect_error(s3.head_object, "404", 404, Bucket=bucket, Key="hdr")
+    r = raw.request("GET", bucket, query=[("list-type", "2")], headers=pad)
+    assert_s3_error(r, 400, "RequestHeaderSectionTooLarge")
+
+
+def test_request_headers_under_limit_work(raw, s3, bucket):
+    # About 7 KiB of headers in all, none of it user metadata.
+    pad = {f"x-obhut-pad-{i}": "p" * 1000 for i in range(6)}
+    pad["x-obhut-pad-last"] = "p" * 500
+    r = raw.request("PUT", bucket, "hdr", body=b"stored", headers=pad)
+    assert 7000 <= header_bytes(r.request.headers) <= 7700, header_bytes(r.request.headers)
+    assert r.status_code == 200, f"PUT with ~7 KiB of headers: {r.status_code}: {r.text[:400]}"
+    r = raw.request("GET", bucket, "hdr", headers=pad)
+    assert 7000 <= header_bytes(r.request.headers) <= 7700, header_bytes(r.request.headers)
+    assert r.status_code == 200 and r.content == b"stored", f"{r.status_code}: {r.text[:400]}"
+
+
+# ---------------------------------------------------------------- keys that are not UTF-8
+
+
+def raw_path_request(raw, method, path, *, body=b"", headers=None, query=None):
+    """A signed request for a path given exactly as it goes on the wire."""
+    query = query or []
+    signed = raw.sign(method, path, query, dict(headers or {}), hashlib.sha256(body).hexdigest())
+    url = raw.endpoint + path + ("?" + "&".join(f"{k}={v}" for k, v in query) if query else "")
+    return raw.http.request(method, url, headers=signed.headers, data=body, timeout=60, allow_redirects=False)
+
+
+# AWS rejects a key whose percent-decoded bytes are not UTF-8 with
+# 400 InvalidURI ("Couldn't parse the specified URI.").
+NOT_UTF8 = {
+    "ff-fe": "%FF%FE",
+    "truncated": "ok%C3",
+    "overlong-slash": "a%C0%AFb",
+    "surrogate": "%ED%A0%80x",
+    "lone-continuation": "dir/%80",
+}
+
+
+@pytest.mark.parametrize("encoded", list(NOT_UTF8.values()), ids=list(NOT_UTF8))
+def test_key_not_utf8_put_rejected(raw, s3, bucket, encoded):
+    path = f"/{bucket}/{encoded}"
+    r = raw_path_request(raw, "PUT", path, body=b"must not be stored")
+    assert_s3_error(r, 400, "InvalidURI")
+    assert r.content.lstrip().startswith(b"<"), f"error body is not S3 XML: {r.text[:200]!r}"
+    assert s3.list_objects_v2(Bucket=bucket)["KeyCount"] == 0
+    r = raw_path_request(raw, "POST", path, query=[("uploads", "")])
+    assert_s3_error(r, 400, "InvalidURI")
+    assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+
+
+def test_key_not_utf8_read_and_delete_rejected(raw, s3, bucket):
+    s3.put_object(Bucket=bucket, Key="other", Body=b"x")
+    path = f"/{bucket}/%FF%FE"
+    for method in ("GET", "DELETE"):
+        r = raw_path_request(raw, method, path)
+        assert_s3_error(r, 400, "InvalidURI")
+    r = raw_path_request(raw, "HEAD", path)
+    assert r.status_code == 400, f"HEAD {path}: {r.status_code}"
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]] == ["other"]
+
+
+# ---------------------------------------------------------------- ranges
+
+
+def test_head_range_past_end(raw, s3, bucket):
+    s3.put_object(Bucket=bucket, Key="r", Body=b"0123456789")
+    for rng in ("bytes=10-", "bytes=10-20", "bytes=100-200"):
+        r = raw.request("HEAD", bucket, "r", headers={"Range": rng})
+        assert r.status_code == 416, f"HEAD Range: {rng}: {r.status_code} {dict(r.headers)}"
+    expect_error(s3.head_object, "416", 416, Bucket=bucket, Key="r", Range="bytes=10-")
+
+
+def test_get_range_past_end_is_xml(raw, s3, bucket):
+    s3.put_object(Bucket=bucket, Key="r", Body=b"0123456789")
+    r = raw.request("GET", bucket, "r", headers={"Range": "bytes=10-"})
+    assert_s3_error(r, 416, "InvalidRange")
+    assert b"0123456789" not in r.content
+
+
+# ---------------------------------------------------------------- user metadata (2 KB)
+
+
+def metadata_size(meta: dict[str, str]) -> int:
+    return sum(len(k.encode()) + len(v.encode()) for k, v in meta.items())
+
+
+EXACTLY_2K = {"a": "x" * 1000, "bb": "y" * 1000, "ccc": "z" * 42}
+OVER_2K = {"a": "x" * 1000, "bb": "y" * 1000, "ccc": "z" * 43}
+
+
+def test_metadata_exactly_2k_accepted(s3, bucket):
+    assert metadata_size(EXACTLY_2K) == 2048
+    s3.put_object(Bucket=bucket, Key="m", Body=b"x", Metadata=EXACTLY_2K)
+    assert s3.head_object(Bucket=bucket, Key="m")["Metadata"] == EXACTLY_2K
+    single = {"k": "v" * 2047}
+    s3.put_object(Bucket=bucket, Key="single", Body=b"x", Metadata=single)
+    assert s3.head_object(Bucket=bucket, Key="single")["Metadata"] == single
+    up = s3.create_multipart_upload(Bucket=bucket, Key="mp", Metadata=EXACTLY_2K)["UploadId"]
+    s3.abort_multipart_upload(Bucket=bucket, Key="mp", UploadId=up)
+
+
+def test_metadata_too_large(raw, s3, bucket):
+    assert metadata_size(OVER_2K) == 2049
+    headers = {f"x-amz-meta-{k}": v for k, v in OVER_2K.items()}
+    r = raw.request("PUT", bucket, "m", body=b"x", headers=headers)
+    assert header_bytes(r.request.headers) < 8 * 1024
+    assert_s3_error(r, 400, "MetadataTooLarge")
+    expect_error(s3.head_object, "404", 404, Bucket=bucket, Key="m")
+    expect_error(s3.put_object, "MetadataTooLarge", 400, Bucket=bucket, Key="m", Body=b"x", Metadata={"k": "v" * 2048})
+    expect_error(s3.head_object, "404", 404, Bucket=bucket, Key="m")
+
+
+def test_metadata_too_large_on_multipart_and_copy(s3, bucket):
+    expect_error(s3.create_multipart_upload, "MetadataTooLarge", 400, Bucket=bucket, Key="mp", Metadata=OVER_2K)
+    assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+    s3.put_object(Bucket=bucket, Key="src", Body=b"source", Metadata={"small": "1"})
+    expect_error(
+        s3.copy_object, "MetadataTooLarge", 400, Bucket=bucket, Key="dst",
+        CopySource={"Bucket": bucket, "Key": "src"}, MetadataDirective="REPLACE", Metadata=OVER_2K,
+    )
+    expect_error(s3.head_object, "404", 404, Bucket=bucket, Key="dst")

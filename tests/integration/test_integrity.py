@@ -2,6 +2,8 @@
 and as an aws-chunked trailer), signed streaming chunks, and that a failed
 check stores nothing."""
 
+import base64
+import hashlib
 import os
 
 import botocore.httpchecksum
@@ -55,10 +57,31 @@ def test_content_md5_wrong_keeps_previous_version(s3, bucket):
     assert s3.get_object(Bucket=bucket, Key="m")["Body"].read() == b"old"
 
 
-def test_content_md5_malformed(raw, s3, bucket):
-    r = raw.request("PUT", bucket, "m", body=b"data", headers={"Content-MD5": "not-base64!!"})
-    assert_s3_error(r, 400, {"InvalidDigest", "BadDigest"})
+@pytest.mark.parametrize(
+    "value",
+    [
+        "not-base64!!",
+        md5_hex(b"data"),  # the hex digest: valid base64 characters, but 24 bytes
+        base64.b64encode(hashlib.md5(b"data").digest()[:15]).decode(),
+        base64.b64encode(hashlib.md5(b"data").digest() + b"\0").decode(),
+    ],
+    ids=["not-base64", "hex-digest", "15-bytes", "17-bytes"],
+)
+def test_content_md5_malformed(raw, s3, bucket, value):
+    # AWS: a Content-MD5 that is not the base64 of 16 bytes is InvalidDigest
+    # (BadDigest is for a well-formed digest that does not match the body).
+    r = raw.request("PUT", bucket, "m", body=b"data", headers={"Content-MD5": value})
+    assert_s3_error(r, 400, "InvalidDigest")
     assert_absent(s3, bucket, "m")
+
+
+def test_content_md5_wrong_on_large_body_stores_nothing(raw, s3, bucket):
+    # Large enough that the body is streamed to storage before the digest is known.
+    data = os.urandom(8 * MIB + 123)
+    r = raw.request("PUT", bucket, "big", body=data, headers={"Content-MD5": md5_b64(data[:-1])})
+    assert_s3_error(r, 400, "BadDigest")
+    assert_absent(s3, bucket, "big")
+    assert s3.list_objects_v2(Bucket=bucket)["KeyCount"] == 0
 
 
 # ---------------------------------------------------------------- checksum headers
@@ -79,6 +102,24 @@ def test_checksum_header_wrong_stores_nothing(raw, s3, bucket, algo):
                     headers={f"x-amz-checksum-{algo.lower()}": checksum_b64(algo, b"something else")})
     assert_s3_error(r, 400, CHECKSUM_FAIL_CODES)
     assert_absent(s3, bucket, f"c-{algo}")
+
+
+MALFORMED_CRC32 = {
+    "not-base64": "!!not/base64",
+    "3-bytes": base64.b64encode(b"\x01\x02\x03").decode(),
+    "8-bytes": base64.b64encode(b"\x01" * 8).decode(),
+    "hex": "%08x" % 0x1C291CA3,  # hex instead of base64: decodes to 6 bytes
+}
+
+
+@pytest.mark.parametrize("value", list(MALFORMED_CRC32.values()), ids=list(MALFORMED_CRC32))
+def test_checksum_header_malformed_stores_nothing(raw, s3, bucket, value):
+    s3.put_object(Bucket=bucket, Key="kept", Body=b"previous")
+    for key in ("fresh", "kept"):
+        r = raw.request("PUT", bucket, key, body=b"some data", headers={"x-amz-checksum-crc32": value})
+        assert_s3_error(r, 400, CHECKSUM_FAIL_CODES)
+    assert_absent(s3, bucket, "fresh")
+    assert s3.get_object(Bucket=bucket, Key="kept")["Body"].read() == b"previous"
 
 
 @pytest.mark.parametrize("algo", ["CRC32", "SHA1", "SHA256"])
@@ -140,6 +181,17 @@ def test_unsigned_trailer_wrong_stores_nothing(raw, s3, bucket, algo):
     data = os.urandom(100_000)
     name = f"x-amz-checksum-{algo.lower()}"
     body = aws_chunked_unsigned(data, 65536, (name, checksum_b64(algo, data + b"!")))
+    r = raw.request("PUT", bucket, "bad-trailer", body=body, payload_hash="STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+                    headers=chunked_headers(data, name))
+    assert_s3_error(r, 400, CHECKSUM_FAIL_CODES)
+    assert_absent(s3, bucket, "bad-trailer")
+
+
+@pytest.mark.parametrize("value", list(MALFORMED_CRC32.values()), ids=list(MALFORMED_CRC32))
+def test_unsigned_trailer_malformed_stores_nothing(raw, s3, bucket, value):
+    data = os.urandom(70_000)
+    name = "x-amz-checksum-crc32"
+    body = aws_chunked_unsigned(data, 65536, (name, value))
     r = raw.request("PUT", bucket, "bad-trailer", body=body, payload_hash="STREAMING-UNSIGNED-PAYLOAD-TRAILER",
                     headers=chunked_headers(data, name))
     assert_s3_error(r, 400, CHECKSUM_FAIL_CODES)

@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use obhut_catalog::{Catalog, CatalogError, Principal, Role};
+use obhut_trustee_client::{SealStatus, TrusteeClient, TrusteeError};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::sync::Arc;
@@ -17,6 +18,8 @@ use subtle::ConstantTimeEq;
 #[derive(Clone)]
 pub struct AdminState {
     pub catalog: Arc<dyn Catalog>,
+    /// The trustee this process can reach, for its seal state and unsealing.
+    pub trustee: Option<Arc<dyn TrusteeClient>>,
 }
 
 /// An admin API error: `{"error": code, "message": ...}` with a matching status.
@@ -261,6 +264,74 @@ async fn list_sites(
     )))
 }
 
+fn trustee_of(state: &AdminState) -> Result<&Arc<dyn TrusteeClient>, ApiError> {
+    state.trustee.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "this process has no trustee",
+        )
+    })
+}
+
+impl From<TrusteeError> for ApiError {
+    fn from(e: TrusteeError) -> Self {
+        match e {
+            TrusteeError::BadShare(_) => {
+                Self::new(StatusCode::BAD_REQUEST, "bad_share", e.to_string())
+            }
+            TrusteeError::Sealed(..) | TrusteeError::Unavailable(_) => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "trustee_unavailable",
+                e.to_string(),
+            ),
+            TrusteeError::Denied(_) => Self::new(StatusCode::FORBIDDEN, "denied", e.to_string()),
+            other => Self::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "trustee_error",
+                other.to_string(),
+            ),
+        }
+    }
+}
+
+fn status_json(s: SealStatus) -> Json<serde_json::Value> {
+    Json(json!({
+        "sealed": s.sealed,
+        "shares_given": s.shares_given,
+        "threshold": s.threshold,
+    }))
+}
+
+async fn trustee_status(
+    State(state): State<AdminState>,
+    caller: Caller,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require(
+        &[Role::Officer, Role::Operator, Role::Auditor],
+        "see the trustee's state",
+    )?;
+    Ok(status_json(trustee_of(&state)?.seal_status().await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UnsealRequest {
+    share: String,
+}
+
+async fn trustee_unseal(
+    State(state): State<AdminState>,
+    caller: Caller,
+    body: Result<Json<UnsealRequest>, JsonRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require(&[Role::Officer], "unseal the trustee")?;
+    let Json(req) = body?;
+    let status = trustee_of(&state)?.unseal(&req.share).await?;
+    tracing::info!(by = %caller.0.name, sealed = status.sealed, given = status.shares_given, "unseal share given");
+    Ok(status_json(status))
+}
+
 async fn not_found() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
@@ -276,6 +347,8 @@ pub fn router(state: AdminState) -> Router {
         .route("/v1/tenants", get(list_tenants).post(create_tenant))
         .route("/v1/tenants/{name}/keys", post(create_key))
         .route("/v1/sites", get(list_sites))
+        .route("/v1/trustee/status", get(trustee_status))
+        .route("/v1/trustee/unseal", post(trustee_unseal))
         .fallback(not_found)
         .with_state(state)
 }

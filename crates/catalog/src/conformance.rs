@@ -7,8 +7,8 @@
 #![allow(clippy::missing_panics_doc, clippy::unwrap_used)]
 
 use crate::{
-    AccessKey, Bucket, Catalog, CatalogError, Chunk, ListFrom, ObjectRecord, Part, Principal,
-    PutCondition, Role, SiteRecord, Tenant, Upload,
+    AccessKey, Bucket, BucketKey, Catalog, CatalogError, Chunk, ListFrom, ObjectRecord, Part,
+    Principal, PutCondition, Role, SiteRecord, Tenant, Upload,
 };
 use obhut_core::{BlobId, SiteState};
 
@@ -41,12 +41,24 @@ fn object(bucket: &str, key: &str, etag: &str) -> ObjectRecord {
         size: 3,
         etag: etag.into(),
         last_modified_ms: 42,
+        envelope: b"wrapped object key".to_vec(),
         meta: b"opaque".to_vec(),
         sites: vec!["s1".into(), "s2".into()],
         chunks: vec![Chunk {
             blob: BlobId::random(),
             size: 3,
+            part: 1,
         }],
+    }
+}
+
+fn bucket_key(bucket: &str, version: u32) -> BucketKey {
+    BucketKey {
+        bucket: bucket.into(),
+        version,
+        wrapped: format!("wrapped {bucket} v{version}").into_bytes(),
+        kcv: vec![version as u8; 8],
+        created_ms: 3,
     }
 }
 
@@ -55,11 +67,14 @@ async fn ensure_tenant_and_bucket(cat: &dyn Catalog, tenant_name: &str, bucket: 
         Ok(()) | Err(CatalogError::AlreadyExists { .. }) => {}
         Err(e) => panic!("create tenant: {e}"),
     }
-    cat.create_bucket(&Bucket {
-        name: bucket.into(),
-        tenant: tenant_name.into(),
-        created_ms: 1,
-    })
+    cat.create_bucket(
+        &Bucket {
+            name: bucket.into(),
+            tenant: tenant_name.into(),
+            created_ms: 1,
+        },
+        &bucket_key(bucket, 1),
+    )
     .await
     .unwrap();
 }
@@ -146,11 +161,14 @@ async fn sites_registry(cat: &dyn Catalog) {
 async fn bucket_names_are_global_and_owned(cat: &dyn Catalog) {
     ensure_tenant_and_bucket(cat, "t-a", "shared-name").await;
     let err = cat
-        .create_bucket(&Bucket {
-            name: "shared-name".into(),
-            tenant: "t-b".into(),
-            created_ms: 2,
-        })
+        .create_bucket(
+            &Bucket {
+                name: "shared-name".into(),
+                tenant: "t-b".into(),
+                created_ms: 2,
+            },
+            &bucket_key("shared-name", 1),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, CatalogError::BucketExists { ref owner, .. } if owner == "t-a"));
@@ -159,6 +177,20 @@ async fn bucket_names_are_global_and_owned(cat: &dyn Catalog) {
         "t-a"
     );
     assert!(cat.list_buckets("t-b").await.unwrap().is_empty());
+    // The first key version is stored with the bucket; the loser's key is not.
+    assert_eq!(
+        cat.current_bucket_key("shared-name").await.unwrap(),
+        Some(bucket_key("shared-name", 1))
+    );
+    assert_eq!(
+        cat.get_bucket_key("shared-name", 1).await.unwrap(),
+        Some(bucket_key("shared-name", 1))
+    );
+    assert_eq!(cat.get_bucket_key("shared-name", 2).await.unwrap(), None);
+    assert_eq!(
+        cat.current_bucket_key("no-such-bucket").await.unwrap(),
+        None
+    );
     assert_eq!(cat.list_buckets("t-a").await.unwrap().len(), 1);
 }
 
@@ -278,6 +310,7 @@ fn part(upload_id: &str, n: u32) -> Part {
         chunk: Chunk {
             blob: BlobId::random(),
             size: 5,
+            part: n,
         },
         etag: format!("p{n}"),
         checksums: Vec::new(),
@@ -294,6 +327,7 @@ async fn multipart_lifecycle(cat: &dyn Catalog) {
             bucket: "mpu".into(),
             key: key.into(),
             initiated_ms: 1,
+            envelope: b"env".to_vec(),
             meta: Vec::new(),
         })
         .await
@@ -375,6 +409,7 @@ async fn referenced_blobs_cover_objects_and_parts(cat: &dyn Catalog) {
         bucket: "refs".into(),
         key: "y".into(),
         initiated_ms: 1,
+        envelope: Vec::new(),
         meta: Vec::new(),
     })
     .await
@@ -410,6 +445,11 @@ async fn bucket_delete_requires_empty(cat: &dyn Catalog) {
         "the unfinished upload's part is handed back"
     );
     assert_eq!(cat.get_bucket("refs").await.unwrap(), None);
+    assert_eq!(
+        cat.current_bucket_key("refs").await.unwrap(),
+        None,
+        "keys go with the bucket"
+    );
     assert!(matches!(
         cat.delete_bucket("refs").await,
         Err(CatalogError::NotFound { .. })

@@ -57,8 +57,12 @@ pub trait Catalog: Send + Sync {
     async fn list_sites(&self) -> Result<Vec<SiteRecord>>;
 
     // buckets
-    /// Fails with [`CatalogError::BucketExists`] naming the owner if the name is taken.
-    async fn create_bucket(&self, bucket: &Bucket) -> Result<()>;
+    /// Creates a bucket with its first key. Fails with [`CatalogError::BucketExists`] naming
+    /// the owner if the name is taken.
+    async fn create_bucket(&self, bucket: &Bucket, key: &BucketKey) -> Result<()>;
+    async fn get_bucket_key(&self, bucket: &str, version: u32) -> Result<Option<BucketKey>>;
+    /// The newest key version of a bucket, used for new writes.
+    async fn current_bucket_key(&self, bucket: &str) -> Result<Option<BucketKey>>;
     async fn get_bucket(&self, name: &str) -> Result<Option<Bucket>>;
     async fn list_buckets(&self, tenant: &str) -> Result<Vec<Bucket>>;
     /// Deletes an empty bucket; its unfinished multipart uploads go with it and their parts are

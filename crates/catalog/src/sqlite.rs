@@ -4,8 +4,8 @@
 //! order. Calls run on tokio's blocking pool against one connection.
 
 use crate::{
-    AccessKey, Bucket, Catalog, CatalogError, Chunk, ListFrom, ObjectRecord, Part, Principal,
-    PutCondition, Result, Role, SiteRecord, Tenant, Upload,
+    AccessKey, Bucket, BucketKey, Catalog, CatalogError, Chunk, ListFrom, ObjectRecord, Part,
+    Principal, PutCondition, Result, Role, SiteRecord, Tenant, Upload,
 };
 use async_trait::async_trait;
 use obhut_core::BlobId;
@@ -45,12 +45,21 @@ CREATE TABLE IF NOT EXISTS buckets (
     created_ms INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS buckets_by_tenant ON buckets(tenant, name);
+CREATE TABLE IF NOT EXISTS bucket_keys (
+    bucket TEXT NOT NULL REFERENCES buckets(name) ON DELETE CASCADE,
+    version INTEGER NOT NULL,
+    wrapped BLOB NOT NULL,
+    kcv BLOB NOT NULL,
+    created_ms INTEGER NOT NULL,
+    PRIMARY KEY (bucket, version)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS objects (
     bucket TEXT NOT NULL,
     key BLOB NOT NULL,
     size INTEGER NOT NULL,
     etag TEXT NOT NULL,
     last_modified_ms INTEGER NOT NULL,
+    envelope BLOB NOT NULL,
     meta BLOB NOT NULL,
     sites TEXT NOT NULL,
     chunks TEXT NOT NULL,
@@ -61,6 +70,7 @@ CREATE TABLE IF NOT EXISTS uploads (
     bucket TEXT NOT NULL,
     key BLOB NOT NULL,
     initiated_ms INTEGER NOT NULL,
+    envelope BLOB NOT NULL,
     meta BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS uploads_by_key ON uploads(bucket, key, upload_id);
@@ -131,12 +141,14 @@ struct RawObject {
     size: i64,
     etag: String,
     last_modified_ms: i64,
+    envelope: Vec<u8>,
     meta: Vec<u8>,
     sites: String,
     chunks: String,
 }
 
-const OBJECT_COLS: &str = "bucket, key, size, etag, last_modified_ms, meta, sites, chunks";
+const OBJECT_COLS: &str =
+    "bucket, key, size, etag, last_modified_ms, envelope, meta, sites, chunks";
 
 fn raw_object(r: &Row<'_>) -> rusqlite::Result<RawObject> {
     Ok(RawObject {
@@ -145,9 +157,10 @@ fn raw_object(r: &Row<'_>) -> rusqlite::Result<RawObject> {
         size: r.get(2)?,
         etag: r.get(3)?,
         last_modified_ms: r.get(4)?,
-        meta: r.get(5)?,
-        sites: r.get(6)?,
-        chunks: r.get(7)?,
+        envelope: r.get(5)?,
+        meta: r.get(6)?,
+        sites: r.get(7)?,
+        chunks: r.get(8)?,
     })
 }
 
@@ -159,6 +172,7 @@ impl RawObject {
             size: u64_col(self.size)?,
             etag: self.etag,
             last_modified_ms: self.last_modified_ms,
+            envelope: self.envelope,
             meta: self.meta,
             sites: from_json(&self.sites)?,
             chunks: from_json(&self.chunks)?,
@@ -204,6 +218,52 @@ impl RawPart {
     }
 }
 
+const UPLOAD_COLS: &str = "upload_id, bucket, key, initiated_ms, envelope, meta";
+
+/// An `uploads` row before its key is checked to be UTF-8.
+type UploadRow = (String, String, Vec<u8>, i64, Vec<u8>, Vec<u8>);
+
+fn raw_upload(r: &Row<'_>) -> rusqlite::Result<UploadRow> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+    ))
+}
+
+fn decode_upload(
+    (upload_id, bucket, key, initiated_ms, envelope, meta): (
+        String,
+        String,
+        Vec<u8>,
+        i64,
+        Vec<u8>,
+        Vec<u8>,
+    ),
+) -> Result<Upload> {
+    Ok(Upload {
+        upload_id,
+        bucket,
+        key: key_from(key)?,
+        initiated_ms,
+        envelope,
+        meta,
+    })
+}
+
+fn raw_bucket_key(r: &Row<'_>) -> rusqlite::Result<BucketKey> {
+    Ok(BucketKey {
+        bucket: r.get(0)?,
+        version: r.get(1)?,
+        wrapped: r.get(2)?,
+        kcv: r.get(3)?,
+        created_ms: r.get(4)?,
+    })
+}
+
 fn get_object_tx(tx: &Connection, bucket: &str, key: &str) -> Result<Option<ObjectRecord>> {
     tx.query_row(
         &format!("SELECT {OBJECT_COLS} FROM objects WHERE bucket = ?1 AND key = ?2"),
@@ -220,7 +280,7 @@ fn upsert_object_tx(tx: &Transaction<'_>, o: &ObjectRecord) -> Result<Option<Obj
     let old = get_object_tx(tx, &o.bucket, &o.key)?;
     tx.execute(
         &format!(
-            "INSERT OR REPLACE INTO objects ({OBJECT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+            "INSERT OR REPLACE INTO objects ({OBJECT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
         ),
         params![
             o.bucket,
@@ -228,6 +288,7 @@ fn upsert_object_tx(tx: &Transaction<'_>, o: &ObjectRecord) -> Result<Option<Obj
             i64_col(o.size)?,
             o.etag,
             o.last_modified_ms,
+            o.envelope,
             o.meta,
             to_json(&o.sites)?,
             to_json(&o.chunks)?,
@@ -516,8 +577,9 @@ impl Catalog for SqliteCatalog {
         .await
     }
 
-    async fn create_bucket(&self, bucket: &Bucket) -> Result<()> {
+    async fn create_bucket(&self, bucket: &Bucket, key: &BucketKey) -> Result<()> {
         let b = bucket.clone();
+        let k = key.clone();
         self.tx(move |tx| {
             let owner: Option<String> = tx
                 .query_row(
@@ -538,7 +600,40 @@ impl Catalog for SqliteCatalog {
                 params![b.name, b.tenant, b.created_ms],
             )
             .map_err(storage)?;
+            tx.execute(
+                "INSERT INTO bucket_keys (bucket, version, wrapped, kcv, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![b.name, k.version, k.wrapped, k.kcv, k.created_ms],
+            )
+            .map_err(storage)?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn get_bucket_key(&self, bucket: &str, version: u32) -> Result<Option<BucketKey>> {
+        let bucket = bucket.to_owned();
+        self.with(move |c| {
+            c.query_row(
+                "SELECT bucket, version, wrapped, kcv, created_ms FROM bucket_keys WHERE bucket = ?1 AND version = ?2",
+                params![bucket, version],
+                raw_bucket_key,
+            )
+            .optional()
+            .map_err(storage)
+        })
+        .await
+    }
+
+    async fn current_bucket_key(&self, bucket: &str) -> Result<Option<BucketKey>> {
+        let bucket = bucket.to_owned();
+        self.with(move |c| {
+            c.query_row(
+                "SELECT bucket, version, wrapped, kcv, created_ms FROM bucket_keys WHERE bucket = ?1 ORDER BY version DESC LIMIT 1",
+                params![bucket],
+                raw_bucket_key,
+            )
+            .optional()
+            .map_err(storage)
         })
         .await
     }
@@ -628,6 +723,8 @@ impl Catalog for SqliteCatalog {
             for id in upload_ids {
                 parts.extend(remove_upload_tx(tx, &id)?);
             }
+            tx.execute("DELETE FROM bucket_keys WHERE bucket = ?1", params![name])
+                .map_err(storage)?;
             tx.execute("DELETE FROM buckets WHERE name = ?1", params![name])
                 .map_err(storage)?;
             Ok(parts)
@@ -733,8 +830,15 @@ impl Catalog for SqliteCatalog {
         let u = upload.clone();
         self.with(move |c| {
             c.execute(
-                "INSERT INTO uploads (upload_id, bucket, key, initiated_ms, meta) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![u.upload_id, u.bucket, key_bytes(&u.key), u.initiated_ms, u.meta],
+                &format!("INSERT INTO uploads ({UPLOAD_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
+                params![
+                    u.upload_id,
+                    u.bucket,
+                    key_bytes(&u.key),
+                    u.initiated_ms,
+                    u.envelope,
+                    u.meta
+                ],
             )
             .map_err(storage)?;
             Ok(())
@@ -745,17 +849,14 @@ impl Catalog for SqliteCatalog {
     async fn get_upload(&self, upload_id: &str) -> Result<Option<Upload>> {
         let id = upload_id.to_owned();
         self.with(move |c| {
-            let row = c
-                .query_row(
-                    "SELECT upload_id, bucket, key, initiated_ms, meta FROM uploads WHERE upload_id = ?1",
-                    params![id],
-                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, Vec<u8>>(2)?, r.get::<_, i64>(3)?, r.get::<_, Vec<u8>>(4)?)),
-                )
-                .optional()
-                .map_err(storage)?;
-            row.map(|(upload_id, bucket, key, initiated_ms, meta)| {
-                Ok(Upload { upload_id, bucket, key: key_from(key)?, initiated_ms, meta })
-            })
+            c.query_row(
+                &format!("SELECT {UPLOAD_COLS} FROM uploads WHERE upload_id = ?1"),
+                params![id],
+                raw_upload,
+            )
+            .optional()
+            .map_err(storage)?
+            .map(decode_upload)
             .transpose()
         })
         .await
@@ -843,12 +944,12 @@ impl Catalog for SqliteCatalog {
             let upper = prefix_end(&prefix);
             let (after_key, after_id) = after.unwrap_or_default();
             let mut stmt = c
-                .prepare_cached(
-                    "SELECT upload_id, bucket, key, initiated_ms, meta FROM uploads
+                .prepare_cached(&format!(
+                    "SELECT {UPLOAD_COLS} FROM uploads
                      WHERE bucket = ?1 AND key >= ?2 AND (?3 IS NULL OR key < ?3)
                        AND (key > ?4 OR (key = ?4 AND upload_id > ?5))
-                     ORDER BY key, upload_id LIMIT ?6",
-                )
+                     ORDER BY key, upload_id LIMIT ?6"
+                ))
                 .map_err(storage)?;
             let rows = stmt
                 .query_map(
@@ -860,30 +961,12 @@ impl Catalog for SqliteCatalog {
                         after_id,
                         i64::try_from(limit).unwrap_or(i64::MAX)
                     ],
-                    |r| {
-                        Ok((
-                            r.get::<_, String>(0)?,
-                            r.get::<_, String>(1)?,
-                            r.get::<_, Vec<u8>>(2)?,
-                            r.get::<_, i64>(3)?,
-                            r.get::<_, Vec<u8>>(4)?,
-                        ))
-                    },
+                    raw_upload,
                 )
                 .map_err(storage)?
                 .collect::<rusqlite::Result<Vec<_>>>()
                 .map_err(storage)?;
-            rows.into_iter()
-                .map(|(upload_id, bucket, key, initiated_ms, meta)| {
-                    Ok(Upload {
-                        upload_id,
-                        bucket,
-                        key: key_from(key)?,
-                        initiated_ms,
-                        meta,
-                    })
-                })
-                .collect()
+            rows.into_iter().map(decode_upload).collect()
         })
         .await
     }

@@ -93,6 +93,18 @@ pub struct Bucket {
     pub created_ms: i64,
 }
 
+/// A version of a bucket's key, sealed under the tenant key by the trustee. The catalog stores
+/// it and can never open it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BucketKey {
+    pub bucket: String,
+    pub version: u32,
+    pub wrapped: Vec<u8>,
+    /// Key-check value of the bucket key.
+    pub kcv: Vec<u8>,
+    pub created_ms: i64,
+}
+
 /// One blob of an object's data, stored on every site of the object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Chunk {
@@ -100,6 +112,14 @@ pub struct Chunk {
     pub blob: BlobId,
     /// Bytes of object data this chunk holds.
     pub size: u64,
+    /// The part number this chunk was uploaded as (1 for a single PUT); part of the blob's
+    /// encryption context.
+    #[serde(default = "first_part")]
+    pub part: u32,
+}
+
+fn first_part() -> u32 {
+    1
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,7 +129,9 @@ pub struct ObjectRecord {
     pub size: u64,
     pub etag: String,
     pub last_modified_ms: i64,
-    /// Opaque to the catalog (content type, user metadata, checksums).
+    /// The object key wrapped under the bucket key, and what is needed to use it; opaque here.
+    pub envelope: Vec<u8>,
+    /// Opaque to the catalog (content type, user metadata, checksums), sealed by the gateway.
     pub meta: Vec<u8>,
     /// Sites holding every chunk.
     pub sites: Vec<String>,
@@ -131,6 +153,7 @@ pub struct Upload {
     pub bucket: String,
     pub key: String,
     pub initiated_ms: i64,
+    pub envelope: Vec<u8>,
     pub meta: Vec<u8>,
 }
 

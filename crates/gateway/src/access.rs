@@ -2,14 +2,16 @@
 //! that owns its access key. Anonymous requests are refused.
 
 use obhut_catalog::{Catalog, Tenant};
+use obhut_trustee_client::Justification;
 use s3s::access::{S3Access, S3AccessContext};
 use s3s::auth::{S3Auth, SecretKey};
 use s3s::{S3Request, S3Result, s3_error};
 use std::sync::Arc;
 
-/// The tenant a request acts for, put into the request's extensions by the access check.
+/// The tenant a request acts for and the access key it signed with, put into the request's
+/// extensions by the access check.
 #[derive(Debug, Clone)]
-pub struct TenantCtx(pub Arc<Tenant>);
+pub struct TenantCtx(pub Arc<Tenant>, pub String);
 
 #[derive(Clone)]
 pub struct TenantAuth {
@@ -53,7 +55,9 @@ impl S3Access for TenantAuth {
             .await
             .map_err(crate::error::catalog)?
             .ok_or_else(|| s3_error!(AccessDenied, "the access key's tenant no longer exists"))?;
-        cx.extensions_mut().insert(TenantCtx(Arc::new(tenant)));
+        let access_key = creds.access_key.clone();
+        cx.extensions_mut()
+            .insert(TenantCtx(Arc::new(tenant), access_key));
         Ok(())
     }
 }
@@ -75,6 +79,19 @@ fn check_presigned_expiry(query: Option<&str>) -> S3Result<()> {
             "X-Amz-Expires must be a number of seconds from 1 to 604800 (seven days)"
         )),
     }
+}
+
+/// Why a key is needed for this request: the tenant's own principal performing `operation`.
+pub fn justification<T>(req: &S3Request<T>, operation: &str) -> S3Result<Justification> {
+    let ctx = req
+        .extensions
+        .get::<TenantCtx>()
+        .ok_or_else(|| s3_error!(AccessDenied, "request was not authorised"))?;
+    Ok(Justification::Customer {
+        tenant: ctx.0.name.clone(),
+        principal: ctx.1.clone(),
+        operation: operation.to_owned(),
+    })
 }
 
 /// The tenant of an authorised request.

@@ -6,12 +6,18 @@
 //! visible happens in the caller, after [`write_blob`] has returned. Memory per request is
 //! bounded by [`WRITE_BUFFER`] plus the read-ahead of [`READ_AHEAD`] chunks on reads.
 //!
-//! Encryption (segmented AEAD under the object key) belongs between the hashing and the sites.
+//! Encryption sits between the hashing and the sites: every blob is the segmented AES-256-GCM
+//! encryption (docs/format.md) of its plaintext under the object version's key, so sites only
+//! ever receive ciphertext, and reads decrypt only the segments a range touches.
 
+use crate::keys::ObjectCipher;
 use bytes::{Bytes, BytesMut};
 use futures::{StreamExt, TryStreamExt, future};
 use obhut_catalog::{Catalog, Chunk};
 use obhut_core::{BlobId, SiteInfo};
+use obhut_crypto::{
+    BlobHeader, HEADER_LEN, SegmentDecryptor, StreamEncryptor, TAG_LEN, segment_span,
+};
 use obhut_sites::{BlobWriter, Site, SiteError};
 use s3s::checksum::ChecksumHasher;
 use s3s::crypto::{Checksum as _, Md5};
@@ -22,7 +28,7 @@ use std::ops::Range;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
-/// Bytes gathered before a write is issued to the sites.
+/// Ciphertext gathered before a write is issued to the sites.
 pub const WRITE_BUFFER: usize = 1024 * 1024;
 /// Chunks a read may run ahead of the client.
 const READ_AHEAD: usize = 4;
@@ -123,26 +129,34 @@ async fn write_all(writers: &mut [Box<dyn BlobWriter>], data: Bytes) -> Result<(
         .map(|_| ())
 }
 
-/// Streams `body` into a new blob on every site in `sites`, then verifies and commits it.
+/// Streams `body` into a new encrypted blob on every site in `sites`, then verifies and
+/// commits it.
 ///
-/// `expected_len` is the declared content length, if any. Returns only after the blob is durable
-/// on every site; on any failure nothing is committed (or what was committed is deleted).
+/// Digests are computed over the plaintext; what reaches the sites is the segmented AEAD
+/// encryption of it under `cipher`, bound to `part`. `expected_len` is the declared content
+/// length, if any. Returns only after the blob is durable on every site; on any failure nothing
+/// is committed (or what was committed is deleted).
 pub async fn write_blob<S>(
     sites: &[Arc<dyn Site>],
     body: S,
     expected_len: Option<u64>,
     mut hasher: ChecksumHasher,
     verify: Verify<'_>,
+    cipher: &ObjectCipher,
+    part: u32,
 ) -> S3Result<Written>
 where
     S: futures::Stream<Item = Result<Bytes, s3s::StdError>> + Unpin,
 {
     let blob = BlobId::random();
+    let header = BlobHeader::random(cipher.segment_size).map_err(S3Error::internal_error)?;
+    let mut enc = StreamEncryptor::new(&cipher.key, header, &cipher.blob_context(part));
     let mut writers = future::try_join_all(sites.iter().map(|s| s.create(blob)))
         .await
         .map_err(|e| crate::error::site(&e))?;
     let mut md5 = Md5::new();
-    let mut buf = BytesMut::with_capacity(WRITE_BUFFER);
+    let mut out: Vec<u8> = Vec::with_capacity(WRITE_BUFFER + cipher.segment_size as usize);
+    out.extend_from_slice(&enc.header_bytes());
     let mut size: u64 = 0;
     let mut body = body;
     while let Some(item) = body.next().await {
@@ -156,9 +170,13 @@ where
                 "the body is longer than its Content-Length"
             ));
         }
-        buf.extend_from_slice(&data);
-        if buf.len() >= WRITE_BUFFER {
-            write_all(&mut writers, buf.split().freeze())
+        enc.push(&data, &mut out).map_err(S3Error::internal_error)?;
+        if out.len() >= WRITE_BUFFER {
+            let full = std::mem::replace(
+                &mut out,
+                Vec::with_capacity(WRITE_BUFFER + cipher.segment_size as usize),
+            );
+            write_all(&mut writers, Bytes::from(full))
                 .await
                 .map_err(|e| crate::error::site(&e))?;
         }
@@ -169,14 +187,13 @@ where
             "the body is shorter than its Content-Length"
         ));
     }
-    if !buf.is_empty() {
-        write_all(&mut writers, buf.split().freeze())
-            .await
-            .map_err(|e| crate::error::site(&e))?;
-    }
     let md5: [u8; 16] = md5.finalize();
     let checksums = hasher.finalize();
     verify(&md5, &checksums)?;
+    enc.finish(&mut out).map_err(S3Error::internal_error)?;
+    write_all(&mut writers, Bytes::from(out))
+        .await
+        .map_err(|e| crate::error::site(&e))?;
 
     let results = future::join_all(writers.into_iter().map(BlobWriter::commit)).await;
     if let Some(err) = results.iter().find_map(|r| r.as_ref().err()) {
@@ -185,7 +202,7 @@ where
         return Err(e);
     }
     Ok(Written {
-        chunk: Chunk { blob, size },
+        chunk: Chunk { blob, size, part },
         md5,
         checksums,
     })
@@ -207,15 +224,18 @@ pub fn discard_blobs(sites: Vec<Arc<dyn Site>>, blobs: Vec<BlobId>) {
     });
 }
 
-/// Reads `range` of an object made of `chunks`, trying replicas in the order of `sites`.
+/// Reads and decrypts `range` of an object made of `chunks`, trying replicas in the order of
+/// `sites`.
 ///
-/// The returned stream yields the requested bytes; a replica that is missing or fails before
-/// sending anything is skipped, and a failure after bytes were sent ends the stream with an error
-/// (the client sees a short body, never wrong bytes).
+/// Only authenticated plaintext is ever sent. A replica that is missing, short or fails
+/// authentication is abandoned at the segment where it failed and the next replica continues
+/// from that segment; if none can, the stream ends with an error (the client sees a short body,
+/// never wrong bytes).
 pub fn read_range(
     sites: Vec<Arc<dyn Site>>,
     chunks: Vec<Chunk>,
     range: Range<u64>,
+    cipher: Arc<ObjectCipher>,
 ) -> StreamingBlob {
     let (tx, mut rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(READ_AHEAD);
     tokio::spawn(async move {
@@ -229,7 +249,7 @@ pub fn read_range(
                 continue;
             }
             let local = (start - chunk_range.start)..(end - chunk_range.start);
-            if let Err(e) = copy_chunk(&sites, chunk.blob, local, &tx).await {
+            if let Err(e) = copy_chunk(&sites, &chunk, local, &cipher, &tx).await {
                 let _ = tx.send(Err(e)).await;
                 return;
             }
@@ -239,48 +259,110 @@ pub fn read_range(
     StreamingBlob::wrap(stream)
 }
 
-async fn copy_chunk(
-    sites: &[Arc<dyn Site>],
+/// Why a replica was given up.
+enum ReplicaFault {
+    Site(SiteError),
+    Crypto(obhut_crypto::CryptoError),
+    /// The client went away: stop quietly.
+    Gone,
+}
+
+async fn read_exact(
+    site: &Arc<dyn Site>,
     blob: BlobId,
     range: Range<u64>,
+) -> Result<Vec<u8>, SiteError> {
+    let parts: Vec<Bytes> = site.read(blob, range).await?.try_collect().await?;
+    Ok(parts.concat())
+}
+
+/// Sends the plaintext of `range` (within one chunk) from `site`, starting at segment `*next`;
+/// advances `*next` past every segment delivered.
+async fn serve_from(
+    site: &Arc<dyn Site>,
+    chunk: &Chunk,
+    range: &Range<u64>,
+    cipher: &ObjectCipher,
+    next: &mut u64,
+    last: u64,
     tx: &mpsc::Sender<Result<Bytes, std::io::Error>>,
-) -> Result<(), std::io::Error> {
-    let mut last_err = None;
-    for site in sites {
-        let mut stream = match site.read(blob, range.clone()).await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(site = site.id(), %blob, error = %e, "replica unavailable; trying the next site");
-                last_err = Some(e);
-                continue;
-            }
-        };
-        // The first piece decides whether this replica serves the range.
-        match stream.try_next().await {
-            Ok(Some(first)) => {
-                if tx.send(Ok(first)).await.is_err() {
-                    return Ok(());
+) -> Result<(), ReplicaFault> {
+    let header_bytes = read_exact(site, chunk.blob, 0..HEADER_LEN as u64)
+        .await
+        .map_err(ReplicaFault::Site)?;
+    let header = BlobHeader::decode(&header_bytes).map_err(ReplicaFault::Crypto)?;
+    let dec = SegmentDecryptor::new(
+        &cipher.key,
+        header,
+        &cipher.blob_context(chunk.part),
+        chunk.size,
+    );
+    let seg = u64::from(header.segment_size);
+    let stride = seg + TAG_LEN as u64;
+    let (_, _, span) = segment_span(range, chunk.size, header.segment_size);
+    let from = HEADER_LEN as u64 + *next * stride;
+    let mut stream = site
+        .read(chunk.blob, from..span.end)
+        .await
+        .map_err(ReplicaFault::Site)?;
+    let mut buf = BytesMut::new();
+    while *next <= last {
+        let need = dec.sealed_len(*next);
+        while buf.len() < need {
+            match stream.next().await {
+                Some(Ok(data)) => buf.extend_from_slice(&data),
+                Some(Err(e)) => return Err(ReplicaFault::Site(e)),
+                None => {
+                    return Err(ReplicaFault::Site(SiteError::Truncated {
+                        site: site.id().to_owned(),
+                        blob: chunk.blob,
+                    }));
                 }
             }
-            Ok(None) => return Ok(()),
-            Err(e) => {
-                tracing::warn!(site = site.id(), %blob, error = %e, "replica unreadable; trying the next site");
-                last_err = Some(e);
-                continue;
-            }
         }
-        while let Some(item) = stream.next().await {
-            let data = item.map_err(std::io::Error::other)?;
-            if tx.send(Ok(data)).await.is_err() {
-                return Ok(());
-            }
+        let mut sealed = buf.split_to(need);
+        let plain = dec.open(*next, &mut sealed).map_err(ReplicaFault::Crypto)?;
+        let seg_start = *next * seg;
+        let lo = range.start.saturating_sub(seg_start);
+        let hi = (range.end - seg_start).min(plain.len() as u64);
+        // lo and hi are within one segment: they fit usize.
+        let piece = Bytes::copy_from_slice(&plain[lo as usize..hi as usize]);
+        *next += 1;
+        if tx.send(Ok(piece)).await.is_err() {
+            return Err(ReplicaFault::Gone);
         }
-        return Ok(());
     }
-    Err(std::io::Error::other(match last_err {
-        Some(e) => format!("no replica of the object could be read: {e}"),
-        None => "the object has no replicas".to_owned(),
-    }))
+    Ok(())
+}
+
+async fn copy_chunk(
+    sites: &[Arc<dyn Site>],
+    chunk: &Chunk,
+    range: Range<u64>,
+    cipher: &ObjectCipher,
+    tx: &mpsc::Sender<Result<Bytes, std::io::Error>>,
+) -> Result<(), std::io::Error> {
+    let segment_size = cipher.segment_size;
+    let (first, last, _) = segment_span(&range, chunk.size, segment_size);
+    let mut next = first;
+    let mut faults = Vec::new();
+    for site in sites {
+        match serve_from(site, chunk, &range, cipher, &mut next, last, tx).await {
+            Ok(()) | Err(ReplicaFault::Gone) => return Ok(()),
+            Err(ReplicaFault::Site(e)) => {
+                tracing::warn!(site = site.id(), blob = %chunk.blob, error = %e, "replica unreadable; needs repair; trying the next site");
+                faults.push(format!("{}: {e}", site.id()));
+            }
+            Err(ReplicaFault::Crypto(e)) => {
+                tracing::error!(site = site.id(), blob = %chunk.blob, error = %e, "replica failed authentication; needs repair; trying the next site");
+                faults.push(format!("{}: {e}", site.id()));
+            }
+        }
+    }
+    Err(std::io::Error::other(format!(
+        "no replica of the object could be read ({})",
+        faults.join("; ")
+    )))
 }
 
 /// See [`crate::Gateway::collect_orphans`].

@@ -10,50 +10,67 @@
 mod access;
 pub mod datapath;
 mod error;
+mod front;
+pub mod keys;
 mod list;
 mod meta;
 mod s3;
 
 pub use access::TenantAuth;
 pub use datapath::SiteSet;
+pub use front::S3Front;
 
+use keys::KeyCache;
 use obhut_catalog::Catalog;
-use s3s::service::{S3Service, S3ServiceBuilder};
+use obhut_trustee_client::TrusteeClient;
+use s3s::service::S3ServiceBuilder;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Settings of the S3 front.
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
     /// The region reported by GetBucketLocation and accepted in CreateBucket.
     pub region: String,
+    /// How long a released bucket key may stay in memory (DESIGN.md: at most 300 s by default).
+    pub key_cache_ttl: Duration,
 }
 
-/// The S3 gateway over a catalog and a set of sites.
+/// The S3 gateway over a catalog, a set of sites and the trustee.
 #[derive(Clone)]
 pub struct Gateway {
     catalog: Arc<dyn Catalog>,
     sites: SiteSet,
+    trustee: Arc<dyn TrusteeClient>,
+    keys: Arc<KeyCache>,
     config: Arc<GatewayConfig>,
 }
 
 impl Gateway {
     #[must_use]
-    pub fn new(catalog: Arc<dyn Catalog>, sites: SiteSet, config: GatewayConfig) -> Self {
+    pub fn new(
+        catalog: Arc<dyn Catalog>,
+        sites: SiteSet,
+        trustee: Arc<dyn TrusteeClient>,
+        config: GatewayConfig,
+    ) -> Self {
         Self {
             catalog,
             sites,
+            trustee,
+            keys: Arc::new(KeyCache::new(config.key_cache_ttl)),
             config: Arc::new(config),
         }
     }
 
     /// The hyper service answering S3 requests, with SigV4 authentication against the catalog.
     #[must_use]
-    pub fn into_service(self) -> S3Service {
+    pub fn into_service(self) -> S3Front {
         let auth = TenantAuth::new(Arc::clone(&self.catalog));
         let mut builder = S3ServiceBuilder::new(self);
         builder.set_auth(auth.clone());
         builder.set_access(auth);
-        builder.build()
+        S3Front::new(builder.build())
     }
 
     /// Removes blobs that no object or upload refers to, and leftovers of unfinished writes.

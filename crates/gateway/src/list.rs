@@ -99,7 +99,7 @@ pub fn url_encode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use obhut_catalog::{Bucket, Chunk, PutCondition, SqliteCatalog, Tenant};
+    use obhut_catalog::{Bucket, BucketKey, Chunk, PutCondition, SqliteCatalog, Tenant};
 
     async fn catalog_with(keys: &[&str]) -> SqliteCatalog {
         let cat = SqliteCatalog::in_memory().expect("catalog");
@@ -111,11 +111,20 @@ mod tests {
         })
         .await
         .expect("tenant");
-        cat.create_bucket(&Bucket {
-            name: "b".into(),
-            tenant: "t".into(),
-            created_ms: 0,
-        })
+        cat.create_bucket(
+            &Bucket {
+                name: "b".into(),
+                tenant: "t".into(),
+                created_ms: 0,
+            },
+            &BucketKey {
+                bucket: "b".into(),
+                version: 1,
+                wrapped: Vec::new(),
+                kcv: Vec::new(),
+                created_ms: 0,
+            },
+        )
         .await
         .expect("bucket");
         for k in keys {
@@ -125,11 +134,13 @@ mod tests {
                 size: 0,
                 etag: String::new(),
                 last_modified_ms: 0,
+                envelope: Vec::new(),
                 meta: Vec::new(),
                 sites: Vec::new(),
                 chunks: vec![Chunk {
                     blob: obhut_core::BlobId::random(),
                     size: 0,
+                    part: 1,
                 }],
             };
             cat.put_object(&o, PutCondition::None).await.expect("put");

@@ -3,17 +3,20 @@
 //! Every operation first resolves the caller's tenant and checks that the bucket belongs to it;
 //! another tenant's bucket is `AccessDenied`, a missing one `NoSuchBucket`.
 
-use crate::access::tenant;
+use crate::access::{justification, tenant};
 use crate::datapath::{self, Verify, discard_blobs, read_range, write_blob};
+use crate::keys::ObjectCipher;
 use crate::list::{list_page, url_encode};
 use crate::meta::{Checksums, ObjectMeta};
 use crate::{Gateway, error};
 use bytes::Bytes;
 use obhut_catalog::{
-    Bucket, CatalogError, Chunk, ObjectRecord, Part, PutCondition, Tenant, Upload,
+    Bucket, BucketKey, CatalogError, Chunk, ObjectRecord, Part, PutCondition, Tenant, Upload,
 };
 use obhut_core::{validate_bucket_name, validate_object_key};
+use obhut_crypto::Key;
 use obhut_sites::Site;
+use obhut_trustee_client::{Justification, WrappedKey};
 use s3s::checksum::ChecksumHasher;
 use s3s::crypto::{Checksum as _, Md5};
 use s3s::dto::*;
@@ -25,6 +28,15 @@ use std::time::{SystemTime, UNIX_EPOCH};
 const MAX_PART_NUMBER: i32 = 10_000;
 const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
 const MAX_DELETE_KEYS: usize = 1000;
+
+/// An object found for a GET or HEAD, with what is needed to serve it.
+struct Found {
+    object: ObjectRecord,
+    meta: ObjectMeta,
+    range: std::ops::Range<u64>,
+    content_range: Option<String>,
+    cipher: Arc<ObjectCipher>,
+}
 
 /// Placed site ids and the sites themselves.
 type Placement = (Vec<String>, Vec<Arc<dyn Site>>);
@@ -376,35 +388,121 @@ impl Gateway {
         }
     }
 
-    /// Streams `range` of object `o` from its replicas.
-    fn read(&self, o: &ObjectRecord, range: std::ops::Range<u64>) -> StreamingBlob {
+    /// A bucket key version, from the cache or released by the trustee for `why`.
+    async fn bucket_key(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        version: u32,
+        why: &Justification,
+    ) -> S3Result<Key> {
+        if let Some(k) = self.keys.get(bucket, version) {
+            return Ok(k);
+        }
+        let stored = self
+            .catalog
+            .get_bucket_key(bucket, version)
+            .await
+            .map_err(error::catalog)?
+            .ok_or_else(|| {
+                S3Error::with_message(
+                    S3ErrorCode::InternalError,
+                    format!("bucket key version {version} is missing from the catalog"),
+                )
+            })?;
+        let wrapped = WrappedKey {
+            version,
+            kcv: stored.kcv.as_slice().try_into().map_err(|_| {
+                S3Error::with_message(S3ErrorCode::InternalError, "malformed bucket key record")
+            })?,
+            wrapped: stored.wrapped,
+        };
+        let key = self
+            .trustee
+            .release_bucket_key(tenant, bucket, &wrapped, why)
+            .await
+            .map_err(error::trustee)?;
+        self.keys.insert(bucket, version, key.clone());
+        Ok(key)
+    }
+
+    /// A new object version's key, wrapped under the bucket's current key.
+    async fn new_cipher(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        why: &Justification,
+    ) -> S3Result<(ObjectCipher, Vec<u8>)> {
+        let current = self
+            .catalog
+            .current_bucket_key(bucket)
+            .await
+            .map_err(error::catalog)?
+            .ok_or_else(|| {
+                S3Error::with_message(S3ErrorCode::InternalError, "the bucket has no key")
+            })?;
+        let bk = self
+            .bucket_key(tenant, bucket, current.version, why)
+            .await?;
+        ObjectCipher::generate(bucket, &bk, current.version).map_err(|e| error::envelope(&e))
+    }
+
+    /// Opens an object version's key from its envelope.
+    async fn open_cipher(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        envelope: &[u8],
+        why: &Justification,
+    ) -> S3Result<ObjectCipher> {
+        let env = ObjectCipher::parse_envelope(envelope).map_err(|e| error::envelope(&e))?;
+        let bk = self
+            .bucket_key(tenant, bucket, env.key_version, why)
+            .await?;
+        ObjectCipher::open(bucket, &env, &bk).map_err(|e| error::envelope(&e))
+    }
+
+    /// Streams and decrypts `range` of object `o` from its replicas.
+    fn read(
+        &self,
+        o: &ObjectRecord,
+        range: std::ops::Range<u64>,
+        cipher: Arc<ObjectCipher>,
+    ) -> StreamingBlob {
         let sites = o
             .sites
             .iter()
             .filter_map(|id| self.sites.get(id).cloned())
             .collect();
-        read_range(sites, o.chunks.clone(), range)
+        read_range(sites, o.chunks.clone(), range, cipher)
     }
 
-    /// Copies `range` of `src` into a new blob on `sites`.
+    /// Copies `range` of `src` (opened with `src_cipher`) into a new blob on `sites`, encrypted
+    /// under `dst` as part `part`.
     async fn copy_blob(
         &self,
         src: &ObjectRecord,
+        src_cipher: Arc<ObjectCipher>,
         range: std::ops::Range<u64>,
         sites: &[Arc<dyn Site>],
+        dst: &ObjectCipher,
+        part: u32,
     ) -> S3Result<datapath::Written> {
         let len = range.end - range.start;
-        let stream = self.read(src, range);
+        let stream = self.read(src, range, src_cipher);
         write_blob(
             sites,
             Box::pin(stream),
             Some(len),
             ChecksumHasher::default(),
             Box::new(|_, _| Ok(())),
+            dst,
+            part,
         )
         .await
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn head_or_get(
         &self,
         tenant: &Tenant,
@@ -413,16 +511,15 @@ impl Gateway {
         cond: &Conditions<'_>,
         range: Option<&Range>,
         part_number: Option<i32>,
-    ) -> S3Result<(
-        ObjectRecord,
-        ObjectMeta,
-        std::ops::Range<u64>,
-        Option<String>,
-    )> {
+        why: &Justification,
+    ) -> S3Result<Found> {
         self.owned_bucket(tenant, bucket).await?;
         let o = self.object(bucket, key).await?;
         cond.check(&o, false)?;
-        let meta = ObjectMeta::decode(&o.meta).map_err(S3Error::internal_error)?;
+        let cipher = self
+            .open_cipher(&tenant.name, bucket, &o.envelope, why)
+            .await?;
+        let meta = cipher.open_meta(&o.meta).map_err(|e| error::envelope(&e))?;
         let (r, content_range) = if let Some(n) = part_number {
             let n = part_number_index(n, o.chunks.len())?;
             let start: u64 = o.chunks[..n].iter().map(|c| c.size).sum();
@@ -438,7 +535,13 @@ impl Gateway {
         } else {
             (0..o.size, None)
         };
-        Ok((o, meta, r, content_range))
+        Ok(Found {
+            object: o,
+            meta,
+            range: r,
+            content_range,
+            cipher: Arc::new(cipher),
+        })
     }
 
     async fn load_upload(
@@ -477,6 +580,20 @@ impl Gateway {
                 Err(error::catalog(e))
             }
         }
+    }
+}
+
+fn bucket_exists(owner: &str, caller: &str) -> S3Error {
+    if owner == caller {
+        s3_error!(
+            BucketAlreadyOwnedByYou,
+            "Your previous request to create the named bucket succeeded and you already own it."
+        )
+    } else {
+        s3_error!(
+            BucketAlreadyExists,
+            "The requested bucket name is not available. The bucket namespace is shared by all users of the system. Please select a different name and try again."
+        )
     }
 }
 
@@ -618,6 +735,7 @@ impl S3 for Gateway {
         req: S3Request<CreateBucketInput>,
     ) -> S3Result<S3Response<CreateBucketOutput>> {
         let t = tenant(&req)?;
+        let why = justification(&req, "CreateBucket")?;
         let input = req.input;
         validate_bucket_name(&input.bucket).map_err(|e| s3_error!(InvalidBucketName, "{e}"))?;
         if let Some(acl) = &input.acl
@@ -657,18 +775,36 @@ impl S3 for Gateway {
             tenant: t.name.clone(),
             created_ms: now_ms(),
         };
-        match self.catalog.create_bucket(&bucket).await {
+        if let Some(existing) = self
+            .catalog
+            .get_bucket(&bucket.name)
+            .await
+            .map_err(error::catalog)?
+        {
+            return Err(bucket_exists(&existing.tenant, &t.name));
+        }
+        // Every bucket gets its own key, made by the trustee under the tenant's key.
+        self.trustee
+            .ensure_tenant_key(&t.name)
+            .await
+            .map_err(error::trustee)?;
+        let wrapped = self
+            .trustee
+            .create_bucket_key(&t.name, &bucket.name, 1, &why)
+            .await
+            .map_err(error::trustee)?;
+        let key = BucketKey {
+            bucket: bucket.name.clone(),
+            version: wrapped.version,
+            wrapped: wrapped.wrapped,
+            kcv: wrapped.kcv.to_vec(),
+            created_ms: bucket.created_ms,
+        };
+        match self.catalog.create_bucket(&bucket, &key).await {
             Ok(()) => Ok(S3Response::new(CreateBucketOutput {
                 location: Some(format!("/{}", input.bucket)),
             })),
-            Err(CatalogError::BucketExists { owner, .. }) if owner == t.name => Err(s3_error!(
-                BucketAlreadyOwnedByYou,
-                "Your previous request to create the named bucket succeeded and you already own it."
-            )),
-            Err(CatalogError::BucketExists { .. }) => Err(s3_error!(
-                BucketAlreadyExists,
-                "The requested bucket name is not available. The bucket namespace is shared by all users of the system. Please select a different name and try again."
-            )),
+            Err(CatalogError::BucketExists { owner, .. }) => Err(bucket_exists(&owner, &t.name)),
             Err(e) => Err(error::catalog(e)),
         }
     }
@@ -714,6 +850,7 @@ impl S3 for Gateway {
         match self.catalog.delete_bucket(&req.input.bucket).await {
             Ok(parts) => {
                 self.discard_parts(parts);
+                self.keys.evict_bucket(&req.input.bucket);
                 Ok(S3Response::new(DeleteBucketOutput {}))
             }
             Err(CatalogError::BucketNotEmpty(_)) => Err(s3_error!(
@@ -732,6 +869,7 @@ impl S3 for Gateway {
         let expected_len = expected_length(&req, req.input.content_length);
         let trailers = req.trailing_headers.clone();
         let headers = req.headers.clone();
+        let why = justification(&req, "PutObject")?;
         let input = req.input;
         self.owned_bucket(&t, &input.bucket).await?;
         check_key(&input.key)?;
@@ -773,9 +911,23 @@ impl S3 for Gateway {
         );
         let hasher = checksum_hasher(&headers, input.checksum_algorithm.as_ref(), &given)?;
         let verify = verifier(input.content_md5, given, trailers)?;
+        let (cipher, envelope) = self.new_cipher(&t.name, &input.bucket, &why).await?;
         let written = match input.body {
-            Some(body) => write_blob(&sites, body, expected_len, hasher, verify).await?,
-            None => write_blob(&sites, empty_body(), expected_len, hasher, verify).await?,
+            Some(body) => {
+                write_blob(&sites, body, expected_len, hasher, verify, &cipher, 1).await?
+            }
+            None => {
+                write_blob(
+                    &sites,
+                    empty_body(),
+                    expected_len,
+                    hasher,
+                    verify,
+                    &cipher,
+                    1,
+                )
+                .await?
+            }
         };
         let mut meta = meta_from_headers(
             input.content_type,
@@ -794,7 +946,8 @@ impl S3 for Gateway {
             size: written.chunk.size,
             etag: etag_value.clone(),
             last_modified_ms: now_ms(),
-            meta: meta.encode(),
+            envelope,
+            meta: cipher.seal_meta(&meta).map_err(|e| error::envelope(&e))?,
             sites: site_ids,
             chunks: vec![written.chunk],
         };
@@ -823,7 +976,14 @@ impl S3 for Gateway {
             if_modified_since: i.if_modified_since.as_ref(),
             if_unmodified_since: i.if_unmodified_since.as_ref(),
         };
-        let (o, meta, range, content_range) = self
+        let why = justification(&req, "GetObject")?;
+        let Found {
+            object: o,
+            meta,
+            range,
+            content_range,
+            cipher,
+        } = self
             .head_or_get(
                 &t,
                 &i.bucket,
@@ -831,6 +991,7 @@ impl S3 for Gateway {
                 &cond,
                 i.range.as_ref(),
                 i.part_number,
+                &why,
             )
             .await?;
         let full = content_range.is_none();
@@ -838,7 +999,7 @@ impl S3 for Gateway {
             && i.checksum_mode
                 .as_ref()
                 .is_some_and(|m| m.as_str() == "ENABLED");
-        let body = self.read(&o, range.clone());
+        let body = self.read(&o, range.clone(), cipher);
         let c = if want_checksums {
             meta.checksums.clone()
         } else {
@@ -884,7 +1045,14 @@ impl S3 for Gateway {
             if_modified_since: i.if_modified_since.as_ref(),
             if_unmodified_since: i.if_unmodified_since.as_ref(),
         };
-        let (o, meta, range, content_range) = self
+        let why = justification(&req, "HeadObject")?;
+        let Found {
+            object: o,
+            meta,
+            range,
+            content_range,
+            cipher: _,
+        } = self
             .head_or_get(
                 &t,
                 &i.bucket,
@@ -892,6 +1060,7 @@ impl S3 for Gateway {
                 &cond,
                 i.range.as_ref(),
                 i.part_number,
+                &why,
             )
             .await?;
         let want_checksums = content_range.is_none()
@@ -1014,6 +1183,8 @@ impl S3 for Gateway {
         req: S3Request<CopyObjectInput>,
     ) -> S3Result<S3Response<CopyObjectOutput>> {
         let t = tenant(&req)?;
+        let read_why = justification(&req, "CopyObject:read")?;
+        let write_why = justification(&req, "CopyObject:write")?;
         let input = req.input;
         let CopySource::Bucket {
             bucket: src_bucket,
@@ -1066,7 +1237,12 @@ impl S3 for Gateway {
                 "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."
             ));
         }
-        let src_meta = ObjectMeta::decode(&src.meta).map_err(S3Error::internal_error)?;
+        let src_cipher = self
+            .open_cipher(&t.name, src_bucket, &src.envelope, &read_why)
+            .await?;
+        let src_meta = src_cipher
+            .open_meta(&src.meta)
+            .map_err(|e| error::envelope(&e))?;
         let mut meta = if replace {
             meta_from_headers(
                 input.content_type,
@@ -1085,7 +1261,10 @@ impl S3 for Gateway {
             }
         };
         let (site_ids, sites) = self.placement(&t)?;
-        let written = self.copy_blob(&src, 0..src.size, &sites).await?;
+        let (cipher, envelope) = self.new_cipher(&t.name, &input.bucket, &write_why).await?;
+        let written = self
+            .copy_blob(&src, Arc::new(src_cipher), 0..src.size, &sites, &cipher, 1)
+            .await?;
         // A copy is a single-part object: its ETag is the MD5 of its content.
         meta.checksums = if src.chunks.len() == 1 {
             src_meta.checksums
@@ -1100,7 +1279,8 @@ impl S3 for Gateway {
             size: written.chunk.size,
             etag: etag_value.clone(),
             last_modified_ms,
-            meta: meta.encode(),
+            envelope,
+            meta: cipher.seal_meta(&meta).map_err(|e| error::envelope(&e))?,
             sites: site_ids,
             chunks: vec![written.chunk],
         };
@@ -1287,6 +1467,7 @@ impl S3 for Gateway {
         req: S3Request<CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
         let t = tenant(&req)?;
+        let why = justification(&req, "CreateMultipartUpload")?;
         let input = req.input;
         self.owned_bucket(&t, &input.bucket).await?;
         check_key(&input.key)?;
@@ -1313,12 +1494,15 @@ impl S3 for Gateway {
             .checksum_algorithm
             .as_ref()
             .map(|a| a.as_str().to_owned());
+        // The upload's object key encrypts every part and, on completion, the object.
+        let (cipher, envelope) = self.new_cipher(&t.name, &input.bucket, &why).await?;
         let upload = Upload {
             upload_id: obhut_core::random_token(40),
             bucket: input.bucket.clone(),
             key: input.key.clone(),
             initiated_ms: now_ms(),
-            meta: meta.encode(),
+            envelope,
+            meta: cipher.seal_meta(&meta).map_err(|e| error::envelope(&e))?,
         };
         self.catalog
             .create_upload(&upload)
@@ -1342,9 +1526,14 @@ impl S3 for Gateway {
         let expected_len = expected_length(&req, req.input.content_length);
         let trailers = req.trailing_headers.clone();
         let headers = req.headers.clone();
+        let why = justification(&req, "UploadPart")?;
         let input = req.input;
         let n = part_number(input.part_number)?;
-        self.load_upload(&t, &input.bucket, &input.key, &input.upload_id)
+        let upload = self
+            .load_upload(&t, &input.bucket, &input.key, &input.upload_id)
+            .await?;
+        let cipher = self
+            .open_cipher(&t.name, &input.bucket, &upload.envelope, &why)
             .await?;
         let (site_ids, sites) = self.placement(&t)?;
         let given = checksums_of(
@@ -1357,8 +1546,21 @@ impl S3 for Gateway {
         let hasher = checksum_hasher(&headers, input.checksum_algorithm.as_ref(), &given)?;
         let verify = verifier(input.content_md5, given, trailers)?;
         let written = match input.body {
-            Some(body) => write_blob(&sites, body, expected_len, hasher, verify).await?,
-            None => write_blob(&sites, empty_body(), expected_len, hasher, verify).await?,
+            Some(body) => {
+                write_blob(&sites, body, expected_len, hasher, verify, &cipher, n).await?
+            }
+            None => {
+                write_blob(
+                    &sites,
+                    empty_body(),
+                    expected_len,
+                    hasher,
+                    verify,
+                    &cipher,
+                    n,
+                )
+                .await?
+            }
         };
         let etag_value = hex(&written.md5);
         let checksums = Checksums::from_dto(written.checksums.clone());
@@ -1401,6 +1603,8 @@ impl S3 for Gateway {
         req: S3Request<UploadPartCopyInput>,
     ) -> S3Result<S3Response<UploadPartCopyOutput>> {
         let t = tenant(&req)?;
+        let read_why = justification(&req, "UploadPartCopy:read")?;
+        let write_why = justification(&req, "UploadPartCopy:write")?;
         let input = req.input;
         let n = part_number(input.part_number)?;
         let CopySource::Bucket {
@@ -1414,7 +1618,8 @@ impl S3 for Gateway {
                 "copying from an access point is not supported"
             ));
         };
-        self.load_upload(&t, &input.bucket, &input.key, &input.upload_id)
+        let upload = self
+            .load_upload(&t, &input.bucket, &input.key, &input.upload_id)
             .await?;
         self.owned_bucket(&t, src_bucket).await?;
         let src = self.object(src_bucket, src_key).await?;
@@ -1430,7 +1635,15 @@ impl S3 for Gateway {
             None => 0..src.size,
         };
         let (site_ids, sites) = self.placement(&t)?;
-        let written = self.copy_blob(&src, range, &sites).await?;
+        let src_cipher = self
+            .open_cipher(&t.name, src_bucket, &src.envelope, &read_why)
+            .await?;
+        let cipher = self
+            .open_cipher(&t.name, &input.bucket, &upload.envelope, &write_why)
+            .await?;
+        let written = self
+            .copy_blob(&src, Arc::new(src_cipher), range, &sites, &cipher, n)
+            .await?;
         let etag_value = hex(&written.md5);
         let last_modified_ms = now_ms();
         let part = Part {
@@ -1465,6 +1678,7 @@ impl S3 for Gateway {
         req: S3Request<CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
         let t = tenant(&req)?;
+        let why = justification(&req, "CompleteMultipartUpload")?;
         let input = req.input;
         let upload = self
             .load_upload(&t, &input.bucket, &input.key, &input.upload_id)
@@ -1559,7 +1773,12 @@ impl S3 for Gateway {
                 "parts of this upload were placed on different sites; re-upload the affected parts",
             ));
         }
-        let mut meta = ObjectMeta::decode(&upload.meta).map_err(S3Error::internal_error)?;
+        let cipher = self
+            .open_cipher(&t.name, &input.bucket, &upload.envelope, &why)
+            .await?;
+        let mut meta = cipher
+            .open_meta(&upload.meta)
+            .map_err(|e| error::envelope(&e))?;
         meta.checksums = Checksums::default();
         let record = ObjectRecord {
             bucket: input.bucket.clone(),
@@ -1567,7 +1786,8 @@ impl S3 for Gateway {
             size,
             etag: etag_value.clone(),
             last_modified_ms: now_ms(),
-            meta: meta.encode(),
+            envelope: upload.envelope.clone(),
+            meta: cipher.seal_meta(&meta).map_err(|e| error::envelope(&e))?,
             sites: site_ids,
             chunks: chosen.iter().map(|p| p.chunk).collect(),
         };
@@ -1630,6 +1850,7 @@ impl S3 for Gateway {
         req: S3Request<ListPartsInput>,
     ) -> S3Result<S3Response<ListPartsOutput>> {
         let t = tenant(&req)?;
+        let why = justification(&req, "ListParts")?;
         let i = req.input;
         let upload = self
             .load_upload(&t, &i.bucket, &i.key, &i.upload_id)
@@ -1652,7 +1873,11 @@ impl S3 for Gateway {
         let next = parts
             .last()
             .map(|p| i32::try_from(p.part_number).unwrap_or(0));
-        let meta = ObjectMeta::decode(&upload.meta).map_err(S3Error::internal_error)?;
+        let meta = self
+            .open_cipher(&t.name, &i.bucket, &upload.envelope, &why)
+            .await?
+            .open_meta(&upload.meta)
+            .map_err(|e| error::envelope(&e))?;
         let owner = Owner {
             display_name: Some(t.name.clone()),
             id: Some(t.name.clone()),

@@ -23,6 +23,26 @@ pub enum TenantCommand {
     KeyCreate { name: String },
 }
 
+#[derive(Subcommand)]
+pub enum TrusteeCommand {
+    /// Create a sealed keystore and print its unseal shares, once. Run where the trustee runs.
+    Init {
+        /// Number of shares to deal.
+        #[arg(long)]
+        shares: u8,
+        /// Shares needed to unseal.
+        #[arg(long)]
+        threshold: u8,
+        /// Keystore directory.
+        #[arg(long, default_value = "obhut-data/trustee")]
+        dir: std::path::PathBuf,
+    },
+    /// Give one unseal share (officers). Reads it from standard input if not given.
+    Unseal { share: Option<String> },
+    /// Show whether the trustee is sealed.
+    Status,
+}
+
 struct Client {
     http: reqwest::Client,
     base: String,
@@ -143,4 +163,74 @@ fn join(v: &Value) -> String {
                 .join(",")
         })
         .unwrap_or_default()
+}
+
+fn print_seal(status: &Value) {
+    if status["sealed"].as_bool() == Some(false) {
+        println!("unsealed");
+    } else {
+        println!(
+            "sealed: {} of {} shares given",
+            status["shares_given"], status["threshold"]
+        );
+    }
+}
+
+pub fn trustee(args: &AdminArgs, cmd: TrusteeCommand) -> Result<()> {
+    match cmd {
+        TrusteeCommand::Init {
+            shares,
+            threshold,
+            dir,
+        } => {
+            let dealt = obhut_trustee::SealedKeystore::init(&dir, shares, threshold)
+                .with_context(|| format!("cannot create a keystore in {}", dir.display()))?;
+            println!(
+                "created sealed keystore {} ({threshold} of {shares} shares unseal it)",
+                dir.display()
+            );
+            println!("give each share to a different officer; they are shown only now:");
+            for (i, s) in dealt.iter().enumerate() {
+                println!("share {}: {s}", i + 1);
+            }
+            Ok(())
+        }
+        TrusteeCommand::Unseal { share } => {
+            let share = match share {
+                Some(s) => s,
+                None => {
+                    let mut line = String::new();
+                    std::io::stdin()
+                        .read_line(&mut line)
+                        .context("reading the share from standard input")?;
+                    line.trim().to_owned()
+                }
+            };
+            if share.is_empty() {
+                bail!("no share given");
+            }
+            let client = Client::new(args)?;
+            runtime()?.block_on(async {
+                let status = client
+                    .call(
+                        reqwest::Method::POST,
+                        "/v1/trustee/unseal",
+                        Some(json!({ "share": share })),
+                    )
+                    .await?;
+                print_seal(&status);
+                Ok(())
+            })
+        }
+        TrusteeCommand::Status => {
+            let client = Client::new(args)?;
+            runtime()?.block_on(async {
+                let status = client
+                    .call(reqwest::Method::GET, "/v1/trustee/status", None)
+                    .await?;
+                print_seal(&status);
+                Ok(())
+            })
+        }
+    }
 }

@@ -4,6 +4,7 @@ use crate::ServeArgs;
 use anyhow::{Context, Result};
 use serde::Deserialize;
 use std::path::PathBuf;
+use std::time::Duration;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -13,6 +14,7 @@ struct FileConfig {
     admin_addr: Option<String>,
     region: Option<String>,
     log: Option<String>,
+    key_cache_ttl_secs: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -23,6 +25,8 @@ pub struct ServeConfig {
     pub region: String,
     /// tracing filter, e.g. `info` or `obhut=debug`.
     pub log: String,
+    /// How long a gateway keeps a released bucket key in memory.
+    pub key_cache_ttl: Duration,
 }
 
 impl ServeConfig {
@@ -54,6 +58,7 @@ impl ServeConfig {
                 .unwrap_or_else(|| "127.0.0.1:9001".into()),
             region: file.region.unwrap_or_else(|| "de-1".into()),
             log: file.log.unwrap_or_else(|| "info".into()),
+            key_cache_ttl: Duration::from_secs(file.key_cache_ttl_secs.unwrap_or(300)),
         })
     }
 }

@@ -46,6 +46,13 @@ enum Command {
         #[command(subcommand)]
         command: admin_cli::TenantCommand,
     },
+    /// Key custody: create the sealed keystore, unseal it, see its state.
+    Trustee {
+        #[command(flatten)]
+        admin: AdminArgs,
+        #[command(subcommand)]
+        command: admin_cli::TrusteeCommand,
+    },
 }
 
 #[derive(clap::Args)]
@@ -69,6 +76,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Tenant { admin, command } => admin_cli::tenant(&admin, command),
+        Command::Trustee { admin, command } => admin_cli::trustee(&admin, command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -14,6 +14,8 @@ use obhut_catalog::{Catalog, Role, SiteRecord, SqliteCatalog};
 use obhut_core::{SiteInfo, SiteState};
 use obhut_gateway::{Gateway, GatewayConfig, SiteSet};
 use obhut_sites::{LocalSite, Site};
+use obhut_trustee::{SealedKeystore, Trustee};
+use obhut_trustee_client::TrusteeClient;
 use std::fs::{self, File};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -142,6 +144,49 @@ async fn bootstrap(catalog: &dyn Catalog, config: &ServeConfig, data_dir: &Path)
     Ok(())
 }
 
+/// The in-process trustee of `serve`: created on first start with a 2-of-3 sealed keystore,
+/// and unsealed from a development share file, which is only acceptable on a developer machine.
+async fn dev_trustee(dir: &Path) -> Result<Trustee> {
+    let share_file = dir.join("dev-unseal-shares");
+    if !SealedKeystore::exists(dir) {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        let shares = SealedKeystore::init(dir, 3, 2)?;
+        write_secret_file(&share_file, &format!("{}\n", shares[..2].join("\n")))?;
+    }
+    let trustee = Trustee::open(dir)?;
+    match fs::read_to_string(&share_file) {
+        Ok(text) => {
+            for share in text.lines().filter(|l| !l.trim().is_empty()) {
+                trustee.unseal(share).await?;
+            }
+            let status = trustee.seal_status().await?;
+            if status.sealed {
+                bail!(
+                    "{} holds {} share(s) but the keystore needs {}",
+                    share_file.display(),
+                    status.shares_given,
+                    status.threshold
+                );
+            }
+            tracing::warn!(
+                "DEVELOPMENT MODE: the trustee unsealed itself from {}; anyone who can read that file holds the master key. A production trustee is unsealed by its officers (`obhut trustee unseal`).",
+                share_file.display()
+            );
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            tracing::warn!(
+                "the trustee is sealed: no reads or writes until officers give enough shares with `obhut trustee unseal`"
+            );
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", share_file.display())),
+    }
+    Ok(trustee)
+}
+
 async fn open_sites(catalog: &dyn Catalog) -> Result<SiteSet> {
     let mut sites: Vec<(SiteInfo, Arc<dyn Site>)> = Vec::new();
     for rec in catalog.list_sites().await? {
@@ -193,11 +238,14 @@ async fn serve(config: ServeConfig) -> Result<()> {
     );
     bootstrap(catalog.as_ref(), &config, &data_dir).await?;
     let sites = open_sites(catalog.as_ref()).await?;
+    let trustee: Arc<dyn TrusteeClient> = Arc::new(dev_trustee(&data_dir.join("trustee")).await?);
     let gateway = Gateway::new(
         Arc::clone(&catalog),
         sites,
+        Arc::clone(&trustee),
         GatewayConfig {
             region: config.region.clone(),
+            key_cache_ttl: config.key_cache_ttl,
         },
     );
     match gateway.collect_orphans().await {
@@ -222,6 +270,7 @@ async fn serve(config: ServeConfig) -> Result<()> {
     ));
     let admin = obhut_admin::router(obhut_admin::AdminState {
         catalog: Arc::clone(&catalog),
+        trustee: Some(trustee),
     });
     let mut admin_stop = stop_rx.clone();
     let admin_task = tokio::spawn(async move {
@@ -246,7 +295,7 @@ async fn serve(config: ServeConfig) -> Result<()> {
 
 async fn serve_s3(
     listener: TcpListener,
-    service: s3s::service::S3Service,
+    service: obhut_gateway::S3Front,
     mut stop: watch::Receiver<bool>,
 ) {
     let http = ConnBuilder::new(TokioExecutor::new());

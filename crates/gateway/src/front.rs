@@ -1,0 +1,71 @@
+//! The outermost layer of the S3 listener: checks that come before s3s parses a request.
+//!
+//! S3 limits the request header section to 8 KiB and answers `RequestHeaderSectionTooLarge`;
+//! hyper's own limit is far larger and answers without an S3 error body. On the way out, a
+//! ranged HEAD gets the 206 that s3s does not set.
+
+use futures::future::BoxFuture;
+use s3s::service::S3Service;
+use s3s::{Body, HttpError, HttpResponse};
+
+/// S3's limit on the total size of request header names and values.
+pub const MAX_HEADER_BYTES: usize = 8 * 1024;
+
+#[derive(Clone)]
+pub struct S3Front {
+    inner: S3Service,
+}
+
+impl S3Front {
+    #[must_use]
+    pub fn new(inner: S3Service) -> Self {
+        Self { inner }
+    }
+}
+
+fn s3_error_response(status: http::StatusCode, code: &str, message: &str) -> HttpResponse {
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message></Error>"
+    );
+    let mut resp = http::Response::new(Body::from(body));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/xml"),
+    );
+    resp
+}
+
+impl hyper::service::Service<http::Request<hyper::body::Incoming>> for S3Front {
+    type Response = HttpResponse;
+    type Error = HttpError;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn call(&self, req: http::Request<hyper::body::Incoming>) -> Self::Future {
+        let header_bytes: usize = req
+            .headers()
+            .iter()
+            .map(|(k, v)| k.as_str().len() + v.len())
+            .sum();
+        if header_bytes > MAX_HEADER_BYTES {
+            return Box::pin(std::future::ready(Ok(s3_error_response(
+                http::StatusCode::BAD_REQUEST,
+                "RequestHeaderSectionTooLarge",
+                "Your request header section exceeds the maximum allowed size.",
+            ))));
+        }
+        let head = req.method() == http::Method::HEAD;
+        let fut = hyper::service::Service::call(&self.inner, req);
+        Box::pin(async move {
+            let mut resp = fut.await?;
+            // s3s answers a ranged HEAD with 200; S3 (like GET) answers 206 with Content-Range.
+            if head
+                && resp.status() == http::StatusCode::OK
+                && resp.headers().contains_key(http::header::CONTENT_RANGE)
+            {
+                *resp.status_mut() = http::StatusCode::PARTIAL_CONTENT;
+            }
+            Ok(resp)
+        })
+    }
+}

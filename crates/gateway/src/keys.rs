@@ -1,0 +1,233 @@
+//! Keys in the gateway. Bucket keys are released by the trustee for a stated reason and kept in
+//! memory only, for at most `key_cache_ttl`; object keys are random per object version and are
+//! stored only wrapped under the bucket key (the envelope), with a key-check value.
+//!
+//! Plaintext keys live here in [`obhut_crypto::Key`] values, never in logs, files or the catalog.
+
+use crate::meta::ObjectMeta;
+use obhut_crypto::{DEFAULT_SEGMENT_SIZE, KCV_LEN, Key};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Released bucket keys, by (bucket, key version), each dropped after the TTL.
+pub struct KeyCache {
+    ttl: Duration,
+    entries: Mutex<HashMap<(String, u32), (Key, Instant)>>,
+}
+
+impl KeyCache {
+    #[must_use]
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn get(&self, bucket: &str, version: u32) -> Option<Key> {
+        let mut entries = self.entries.lock().ok()?;
+        let now = Instant::now();
+        entries.retain(|_, (_, at)| now.duration_since(*at) < self.ttl);
+        entries
+            .get(&(bucket.to_owned(), version))
+            .map(|(k, _)| k.clone())
+    }
+
+    pub fn insert(&self, bucket: &str, version: u32, key: Key) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.insert((bucket.to_owned(), version), (key, Instant::now()));
+        }
+    }
+
+    /// Drops every key of `bucket` (on delete, revocation or shred).
+    pub fn evict_bucket(&self, bucket: &str) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.retain(|(b, _), _| b != bucket);
+        }
+    }
+}
+
+/// What the catalog stores beside an object to find and open its key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Envelope {
+    pub format: u8,
+    /// Version of the bucket key that wraps the object key.
+    pub key_version: u32,
+    /// Random per object version; binds the key, the metadata and every blob to this version.
+    pub version_id: String,
+    pub wrapped_key: String,
+    pub kcv: String,
+    pub segment_size: u32,
+}
+
+/// An object version's key and encryption parameters.
+pub struct ObjectCipher {
+    pub key: Key,
+    pub version_id: [u8; 16],
+    pub segment_size: u32,
+}
+
+fn hex(b: &[u8]) -> String {
+    hex_simd::encode_to_string(b, hex_simd::AsciiCase::Lower)
+}
+
+fn object_key_aad(bucket: &str, version_id: &[u8; 16]) -> Vec<u8> {
+    let mut aad = b"obhut object key v1\0".to_vec();
+    aad.extend_from_slice(bucket.as_bytes());
+    aad.push(0);
+    aad.extend_from_slice(version_id);
+    aad
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EnvelopeError {
+    #[error("malformed envelope: {0}")]
+    Malformed(String),
+    #[error(transparent)]
+    Crypto(#[from] obhut_crypto::CryptoError),
+}
+
+impl ObjectCipher {
+    /// A fresh object key, and its envelope wrapped under `bucket_key` (version `key_version`).
+    pub fn generate(
+        bucket: &str,
+        bucket_key: &Key,
+        key_version: u32,
+    ) -> Result<(Self, Vec<u8>), EnvelopeError> {
+        let key = Key::random()?;
+        let mut version_id = [0u8; 16];
+        obhut_crypto::random_bytes(&mut version_id)?;
+        let (wrapped, kcv) =
+            obhut_crypto::wrap_key(bucket_key, &key, &object_key_aad(bucket, &version_id))?;
+        let envelope = Envelope {
+            format: 1,
+            key_version,
+            version_id: hex(&version_id),
+            wrapped_key: base64_simd::STANDARD.encode_to_string(&wrapped),
+            kcv: hex(&kcv),
+            segment_size: DEFAULT_SEGMENT_SIZE,
+        };
+        let bytes =
+            serde_json::to_vec(&envelope).map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
+        Ok((
+            Self {
+                key,
+                version_id,
+                segment_size: DEFAULT_SEGMENT_SIZE,
+            },
+            bytes,
+        ))
+    }
+
+    pub fn parse_envelope(bytes: &[u8]) -> Result<Envelope, EnvelopeError> {
+        let e: Envelope =
+            serde_json::from_slice(bytes).map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
+        if e.format != 1 {
+            return Err(EnvelopeError::Malformed(format!("format {}", e.format)));
+        }
+        Ok(e)
+    }
+
+    /// Opens an envelope with the bucket key it names.
+    pub fn open(
+        bucket: &str,
+        envelope: &Envelope,
+        bucket_key: &Key,
+    ) -> Result<Self, EnvelopeError> {
+        let bad = |what: &str| EnvelopeError::Malformed(what.to_owned());
+        let version_id: [u8; 16] = hex_simd::decode_to_vec(&envelope.version_id)
+            .ok()
+            .and_then(|v| v.try_into().ok())
+            .ok_or_else(|| bad("version id"))?;
+        let kcv: [u8; KCV_LEN] = hex_simd::decode_to_vec(&envelope.kcv)
+            .ok()
+            .and_then(|v| v.try_into().ok())
+            .ok_or_else(|| bad("key-check value"))?;
+        let wrapped = base64_simd::STANDARD
+            .decode_to_vec(&envelope.wrapped_key)
+            .map_err(|_| bad("wrapped key"))?;
+        let key = obhut_crypto::unwrap_key(
+            bucket_key,
+            &wrapped,
+            &object_key_aad(bucket, &version_id),
+            &kcv,
+        )?;
+        Ok(Self {
+            key,
+            version_id,
+            segment_size: envelope.segment_size,
+        })
+    }
+
+    /// Associated data of part `part`'s blob.
+    #[must_use]
+    pub fn blob_context(&self, part: u32) -> Vec<u8> {
+        let mut c = b"obhut blob v1\0".to_vec();
+        c.extend_from_slice(&self.version_id);
+        c.extend_from_slice(&part.to_be_bytes());
+        c
+    }
+
+    fn meta_aad(&self) -> Vec<u8> {
+        let mut c = b"obhut meta v1\0".to_vec();
+        c.extend_from_slice(&self.version_id);
+        c
+    }
+
+    pub fn seal_meta(&self, meta: &ObjectMeta) -> Result<Vec<u8>, EnvelopeError> {
+        Ok(obhut_crypto::seal_value(
+            &self.key,
+            &self.meta_aad(),
+            &meta.encode(),
+        )?)
+    }
+
+    pub fn open_meta(&self, sealed: &[u8]) -> Result<ObjectMeta, EnvelopeError> {
+        let plain = obhut_crypto::open_value(&self.key, &self.meta_aad(), sealed)?;
+        ObjectMeta::decode(&plain).map_err(|e| EnvelopeError::Malformed(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelopes_open_only_under_their_bucket_and_key() {
+        let bk = Key::random().unwrap();
+        let (c, env) = ObjectCipher::generate("photos", &bk, 1).unwrap();
+        let parsed = ObjectCipher::parse_envelope(&env).unwrap();
+        let back = ObjectCipher::open("photos", &parsed, &bk).unwrap();
+        assert_eq!(back.key.expose(), c.key.expose());
+        assert!(ObjectCipher::open("other", &parsed, &bk).is_err());
+        assert!(ObjectCipher::open("photos", &parsed, &Key::random().unwrap()).is_err());
+    }
+
+    #[test]
+    fn metadata_is_sealed_to_its_object_version() {
+        let bk = Key::random().unwrap();
+        let (a, _) = ObjectCipher::generate("b", &bk, 1).unwrap();
+        let (b, _) = ObjectCipher::generate("b", &bk, 1).unwrap();
+        let mut m = ObjectMeta::default();
+        m.user.insert("secret".into(), "marker".into());
+        let sealed = a.seal_meta(&m).unwrap();
+        assert!(!sealed.windows(6).any(|w| w == b"marker"));
+        assert_eq!(a.open_meta(&sealed).unwrap(), m);
+        assert!(b.open_meta(&sealed).is_err());
+    }
+
+    #[test]
+    fn cached_keys_expire() {
+        let cache = KeyCache::new(Duration::from_millis(50));
+        cache.insert("b", 1, Key::random().unwrap());
+        assert!(cache.get("b", 1).is_some());
+        assert!(cache.get("b", 2).is_none());
+        std::thread::sleep(Duration::from_millis(80));
+        assert!(cache.get("b", 1).is_none());
+        cache.insert("b", 1, Key::random().unwrap());
+        cache.evict_bucket("b");
+        assert!(cache.get("b", 1).is_none());
+    }
+}

@@ -1,0 +1,324 @@
+//! The sealed-file keystore: `DIR/keystore.json` (mode 0600) holds tenant keys wrapped under
+//! the master key and the master key's check value; the master key itself is never stored. It
+//! exists only in memory, after `threshold` distinct Shamir shares have been given.
+//!
+//! File layout (JSON, `version: 1`): `threshold`, `shares`, `master_kcv` (hex) and, per tenant,
+//! `wrapped` (base64 sealed value, associated data `"obhut tenant key v1\0" + tenant`), `kcv`
+//! (hex) and `state` (`active`, `disabled`, `destroyed`; a destroyed tenant has no key left).
+
+use blahaj::{Share, Sharks};
+use obhut_crypto::{KCV_LEN, Key, key_check_value};
+use obhut_trustee_client::{SealStatus, TrusteeError};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use zeroize::Zeroizing;
+
+const FILE: &str = "keystore.json";
+const SHARE_PREFIX: &str = "obhut-share-v1-";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TenantKeyState {
+    Active,
+    Disabled,
+    Destroyed,
+}
+
+#[derive(Serialize, Deserialize)]
+struct TenantEntry {
+    /// Empty once destroyed.
+    wrapped: String,
+    kcv: String,
+    state: TenantKeyState,
+}
+
+#[derive(Serialize, Deserialize)]
+struct KeystoreFile {
+    version: u32,
+    threshold: u8,
+    shares: u8,
+    master_kcv: String,
+    tenants: BTreeMap<String, TenantEntry>,
+}
+
+pub struct SealedKeystore {
+    path: PathBuf,
+    file: KeystoreFile,
+    master: Option<Key>,
+    /// Distinct shares given while sealed, by their x coordinate.
+    given: BTreeMap<u8, Share>,
+}
+
+fn storage(e: impl std::fmt::Display) -> TrusteeError {
+    TrusteeError::Storage(e.to_string())
+}
+
+fn hex(b: &[u8]) -> String {
+    hex_simd::encode_to_string(b, hex_simd::AsciiCase::Lower)
+}
+
+fn kcv_from_hex(s: &str) -> Result<[u8; KCV_LEN], TrusteeError> {
+    hex_simd::decode_to_vec(s)
+        .ok()
+        .and_then(|v| v.try_into().ok())
+        .ok_or_else(|| storage("malformed key-check value in keystore"))
+}
+
+fn tenant_aad(tenant: &str) -> Vec<u8> {
+    let mut aad = b"obhut tenant key v1\0".to_vec();
+    aad.extend_from_slice(tenant.as_bytes());
+    aad
+}
+
+fn write_file(path: &Path, file: &KeystoreFile) -> Result<(), TrusteeError> {
+    let json = serde_json::to_vec_pretty(file).map_err(storage)?;
+    let tmp = path.with_extension("json.tmp");
+    let _ = fs::remove_file(&tmp);
+    let mut f = File::options()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(storage)?;
+    f.write_all(&json).map_err(storage)?;
+    f.sync_all().map_err(storage)?;
+    fs::rename(&tmp, path).map_err(storage)?;
+    if let Some(dir) = path.parent() {
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(storage)?;
+    }
+    Ok(())
+}
+
+impl SealedKeystore {
+    /// Creates a keystore with a new master key split into `shares` Shamir shares of which
+    /// `threshold` unseal it. Returns the shares; they are not stored anywhere.
+    pub fn init(dir: &Path, shares: u8, threshold: u8) -> Result<Vec<String>, TrusteeError> {
+        if threshold == 0 || shares < threshold {
+            return Err(TrusteeError::BadShare(format!(
+                "need 1 <= threshold <= shares, got threshold {threshold} of {shares}"
+            )));
+        }
+        let path = dir.join(FILE);
+        if path.exists() {
+            return Err(storage(format!(
+                "a keystore already exists at {}",
+                path.display()
+            )));
+        }
+        fs::create_dir_all(dir).map_err(storage)?;
+        let master = Key::random().map_err(storage)?;
+        let dealt: Vec<String> = Sharks(threshold)
+            .dealer(master.expose())
+            .take(usize::from(shares))
+            .map(|s| {
+                let raw = Zeroizing::new(Vec::<u8>::from(&s));
+                format!(
+                    "{SHARE_PREFIX}{}",
+                    base64_simd::URL_SAFE_NO_PAD.encode_to_string(raw.as_slice())
+                )
+            })
+            .collect();
+        let file = KeystoreFile {
+            version: 1,
+            threshold,
+            shares,
+            master_kcv: hex(&key_check_value(&master)),
+            tenants: BTreeMap::new(),
+        };
+        write_file(&path, &file)?;
+        Ok(dealt)
+    }
+
+    /// Opens an existing keystore, sealed.
+    pub fn open(dir: &Path) -> Result<Self, TrusteeError> {
+        let path = dir.join(FILE);
+        let bytes = fs::read(&path).map_err(|e| {
+            storage(format!(
+                "cannot read keystore {}: {e} (create one with `obhut trustee init`)",
+                path.display()
+            ))
+        })?;
+        let file: KeystoreFile = serde_json::from_slice(&bytes).map_err(storage)?;
+        if file.version != 1 {
+            return Err(storage(format!(
+                "unsupported keystore version {}",
+                file.version
+            )));
+        }
+        Ok(Self {
+            path,
+            file,
+            master: None,
+            given: BTreeMap::new(),
+        })
+    }
+
+    #[must_use]
+    pub fn exists(dir: &Path) -> bool {
+        dir.join(FILE).exists()
+    }
+
+    #[must_use]
+    pub fn status(&self) -> SealStatus {
+        SealStatus {
+            sealed: self.master.is_none(),
+            shares_given: u8::try_from(self.given.len()).unwrap_or(u8::MAX),
+            threshold: self.file.threshold,
+        }
+    }
+
+    fn sealed_error(&self) -> TrusteeError {
+        let s = self.status();
+        TrusteeError::Sealed(s.shares_given, s.threshold)
+    }
+
+    /// Adds one share; at the threshold the master key is reconstructed and checked.
+    pub fn unseal(&mut self, share: &str) -> Result<SealStatus, TrusteeError> {
+        if self.master.is_some() {
+            return Ok(self.status());
+        }
+        let raw = share
+            .trim()
+            .strip_prefix(SHARE_PREFIX)
+            .and_then(|b| base64_simd::URL_SAFE_NO_PAD.decode_to_vec(b).ok())
+            .map(Zeroizing::new)
+            .ok_or_else(|| TrusteeError::BadShare("not an obhut unseal share".into()))?;
+        let parsed =
+            Share::try_from(raw.as_slice()).map_err(|e| TrusteeError::BadShare(e.to_string()))?;
+        if parsed.y.len() != obhut_crypto::KEY_LEN {
+            return Err(TrusteeError::BadShare("share has the wrong length".into()));
+        }
+        self.given.insert(raw[0], parsed);
+        if self.given.len() < usize::from(self.file.threshold) {
+            return Ok(self.status());
+        }
+        let shares: Vec<Share> = self.given.values().cloned().collect();
+        self.given.clear();
+        let secret = Zeroizing::new(
+            Sharks(self.file.threshold)
+                .recover(shares.iter())
+                .map_err(|e| TrusteeError::BadShare(e.to_string()))?,
+        );
+        let master = Key::from_slice(&secret).map_err(|e| TrusteeError::BadShare(e.to_string()))?;
+        if hex(&key_check_value(&master)) != self.file.master_kcv {
+            return Err(TrusteeError::BadShare(
+                "these shares do not reconstruct this keystore's master key; give shares again"
+                    .into(),
+            ));
+        }
+        self.master = Some(master);
+        Ok(self.status())
+    }
+
+    fn master(&self) -> Result<&Key, TrusteeError> {
+        self.master.as_ref().ok_or_else(|| self.sealed_error())
+    }
+
+    #[must_use]
+    pub fn tenant_state(&self, tenant: &str) -> Option<TenantKeyState> {
+        self.file.tenants.get(tenant).map(|e| e.state)
+    }
+
+    pub fn ensure_tenant_key(&mut self, tenant: &str) -> Result<(), TrusteeError> {
+        let master = self.master()?.clone();
+        if self.file.tenants.contains_key(tenant) {
+            return Ok(());
+        }
+        let key = Key::random().map_err(storage)?;
+        let (wrapped, kcv) = obhut_crypto::wrap_key(&master, &key, &tenant_aad(tenant))
+            .map_err(|e| TrusteeError::Integrity(e.to_string()))?;
+        self.file.tenants.insert(
+            tenant.to_owned(),
+            TenantEntry {
+                wrapped: base64_simd::STANDARD.encode_to_string(&wrapped),
+                kcv: hex(&kcv),
+                state: TenantKeyState::Active,
+            },
+        );
+        if let Err(e) = write_file(&self.path, &self.file) {
+            self.file.tenants.remove(tenant);
+            return Err(e);
+        }
+        tracing::info!(tenant, "tenant key created");
+        Ok(())
+    }
+
+    /// The tenant's key, if the trustee is unsealed and the key is active.
+    pub fn tenant_key(&self, tenant: &str) -> Result<Key, TrusteeError> {
+        let master = self.master()?;
+        let entry = self
+            .file
+            .tenants
+            .get(tenant)
+            .ok_or_else(|| TrusteeError::NoTenantKey(tenant.to_owned()))?;
+        match entry.state {
+            TenantKeyState::Active => {}
+            TenantKeyState::Disabled => {
+                return Err(TrusteeError::TenantKeyDisabled(tenant.to_owned()));
+            }
+            TenantKeyState::Destroyed => {
+                return Err(TrusteeError::TenantKeyDestroyed(tenant.to_owned()));
+            }
+        }
+        let wrapped = base64_simd::STANDARD
+            .decode_to_vec(&entry.wrapped)
+            .map_err(storage)?;
+        obhut_crypto::unwrap_key(
+            master,
+            &wrapped,
+            &tenant_aad(tenant),
+            &kcv_from_hex(&entry.kcv)?,
+        )
+        .map_err(|e| TrusteeError::Integrity(format!("tenant key of {tenant}: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keystore_file_is_private_and_holds_no_master_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let shares = SealedKeystore::init(dir.path(), 2, 2).unwrap();
+        let mut ks = SealedKeystore::open(dir.path()).unwrap();
+        ks.unseal(&shares[0]).unwrap();
+        ks.unseal(&shares[1]).unwrap();
+        ks.ensure_tenant_key("demo").unwrap();
+        let path = dir.path().join(FILE);
+        let mode =
+            std::os::unix::fs::PermissionsExt::mode(&fs::metadata(&path).unwrap().permissions());
+        assert_eq!(mode & 0o777, 0o600);
+        let text = fs::read_to_string(&path).unwrap();
+        let master_hex = hex(ks.master().unwrap().expose());
+        assert!(!text.contains(&master_hex));
+        assert!(
+            SealedKeystore::init(dir.path(), 2, 2).is_err(),
+            "init never overwrites"
+        );
+    }
+
+    #[test]
+    fn shares_from_another_keystore_are_refused() {
+        let a = tempfile::tempdir().unwrap();
+        let b = tempfile::tempdir().unwrap();
+        let sa = SealedKeystore::init(a.path(), 3, 2).unwrap();
+        let sb = SealedKeystore::init(b.path(), 3, 2).unwrap();
+        let mut ks = SealedKeystore::open(a.path()).unwrap();
+        ks.unseal(&sb[0]).unwrap();
+        assert!(matches!(ks.unseal(&sb[1]), Err(TrusteeError::BadShare(_))));
+        assert!(ks.status().sealed);
+        assert!(matches!(
+            ks.unseal("garbage"),
+            Err(TrusteeError::BadShare(_))
+        ));
+        ks.unseal(&sa[0]).unwrap();
+        assert!(!ks.unseal(&sa[1]).unwrap().sealed);
+    }
+}

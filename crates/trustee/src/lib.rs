@@ -1,0 +1,240 @@
+//! The trustee: custody of the master and tenant keys, and the policy that decides which
+//! bucket keys are released to whom.
+//!
+//! It owns the sealed keystore (a master key reconstructed from Shamir shares; tenant keys
+//! stored wrapped under it) and the release policy. Nothing outside this crate ever holds the
+//! master key or a tenant key; gateways receive bucket keys only through
+//! [`obhut_trustee_client::TrusteeClient`], each release checked against its justification.
+//!
+//! It must never see object data or object names.
+
+mod keystore;
+mod policy;
+
+pub use keystore::{SealedKeystore, TenantKeyState};
+
+use async_trait::async_trait;
+use obhut_crypto::Key;
+use obhut_trustee_client::{
+    Justification, SealStatus, TrusteeClient, TrusteeError, WrappedKey, bucket_key_aad,
+};
+use std::path::Path;
+use std::sync::Mutex;
+
+/// The trustee, usable in-process through [`TrusteeClient`].
+pub struct Trustee {
+    keystore: Mutex<SealedKeystore>,
+}
+
+impl Trustee {
+    /// Opens the keystore in `dir`; the trustee starts sealed.
+    pub fn open(dir: &Path) -> Result<Self, TrusteeError> {
+        Ok(Self {
+            keystore: Mutex::new(SealedKeystore::open(dir)?),
+        })
+    }
+
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut SealedKeystore) -> Result<T, TrusteeError>,
+    ) -> Result<T, TrusteeError> {
+        let mut ks = self
+            .keystore
+            .lock()
+            .map_err(|_| TrusteeError::Storage("keystore lock poisoned".into()))?;
+        f(&mut ks)
+    }
+
+    /// Current state of a tenant's key.
+    pub fn tenant_key_state(&self, tenant: &str) -> Result<Option<TenantKeyState>, TrusteeError> {
+        self.with(|ks| Ok(ks.tenant_state(tenant)))
+    }
+}
+
+#[async_trait]
+impl TrusteeClient for Trustee {
+    async fn ensure_tenant_key(&self, tenant: &str) -> Result<(), TrusteeError> {
+        self.with(|ks| ks.ensure_tenant_key(tenant))
+    }
+
+    async fn create_bucket_key(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        version: u32,
+        why: &Justification,
+    ) -> Result<WrappedKey, TrusteeError> {
+        policy::may_create_bucket_key(tenant, why)?;
+        self.with(|ks| {
+            let tenant_key = ks.tenant_key(tenant)?;
+            let bucket_key = Key::random().map_err(|e| TrusteeError::Storage(e.to_string()))?;
+            let (wrapped, kcv) = obhut_crypto::wrap_key(
+                &tenant_key,
+                &bucket_key,
+                &bucket_key_aad(tenant, bucket, version),
+            )
+            .map_err(|e| TrusteeError::Integrity(e.to_string()))?;
+            tracing::info!(tenant, bucket, version, justification = ?why, "bucket key created");
+            Ok(WrappedKey {
+                version,
+                wrapped,
+                kcv,
+            })
+        })
+    }
+
+    async fn release_bucket_key(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &WrappedKey,
+        why: &Justification,
+    ) -> Result<Key, TrusteeError> {
+        policy::may_release_bucket_key(tenant, why)?;
+        self.with(|ks| {
+            let tenant_key = ks.tenant_key(tenant)?;
+            let released = obhut_crypto::unwrap_key(
+                &tenant_key,
+                &key.wrapped,
+                &bucket_key_aad(tenant, bucket, key.version),
+                &key.kcv,
+            )
+            .map_err(|e| TrusteeError::Integrity(e.to_string()))?;
+            tracing::info!(tenant, bucket, version = key.version, justification = ?why, "bucket key released");
+            Ok(released)
+        })
+    }
+
+    async fn seal_status(&self) -> Result<SealStatus, TrusteeError> {
+        self.with(|ks| Ok(ks.status()))
+    }
+
+    async fn unseal(&self, share: &str) -> Result<SealStatus, TrusteeError> {
+        self.with(|ks| ks.unseal(share))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn customer(tenant: &str) -> Justification {
+        Justification::Customer {
+            tenant: tenant.into(),
+            principal: "AKID".into(),
+            operation: "GetObject".into(),
+        }
+    }
+
+    async fn unsealed() -> (tempfile::TempDir, Trustee) {
+        let dir = tempfile::tempdir().unwrap();
+        let shares = SealedKeystore::init(dir.path(), 3, 2).unwrap();
+        let t = Trustee::open(dir.path()).unwrap();
+        t.unseal(&shares[0]).await.unwrap();
+        t.unseal(&shares[2]).await.unwrap();
+        (dir, t)
+    }
+
+    #[tokio::test]
+    async fn customer_release_is_allowed_for_its_own_tenant_only() {
+        let (_d, t) = unsealed().await;
+        t.ensure_tenant_key("a").await.unwrap();
+        t.ensure_tenant_key("b").await.unwrap();
+        let wk = t
+            .create_bucket_key("a", "photos", 1, &customer("a"))
+            .await
+            .unwrap();
+        let k1 = t
+            .release_bucket_key("a", "photos", &wk, &customer("a"))
+            .await
+            .unwrap();
+        let k2 = t
+            .release_bucket_key("a", "photos", &wk, &customer("a"))
+            .await
+            .unwrap();
+        assert_eq!(k1.expose(), k2.expose());
+        // denied: another tenant's principal, a grant (not yet supported), a system reason
+        for why in [
+            customer("b"),
+            Justification::Grant {
+                grant_id: "g1".into(),
+            },
+            Justification::System {
+                reason: "repair".into(),
+            },
+        ] {
+            assert!(
+                matches!(
+                    t.release_bucket_key("a", "photos", &wk, &why).await,
+                    Err(TrusteeError::Denied(_))
+                ),
+                "{why:?}"
+            );
+        }
+        assert!(matches!(
+            t.create_bucket_key("a", "x", 1, &customer("b")).await,
+            Err(TrusteeError::Denied(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_wrapped_key_filed_under_another_bucket_or_tenant_does_not_open() {
+        let (_d, t) = unsealed().await;
+        t.ensure_tenant_key("a").await.unwrap();
+        t.ensure_tenant_key("b").await.unwrap();
+        let wk = t
+            .create_bucket_key("a", "photos", 1, &customer("a"))
+            .await
+            .unwrap();
+        assert!(matches!(
+            t.release_bucket_key("a", "other", &wk, &customer("a"))
+                .await,
+            Err(TrusteeError::Integrity(_))
+        ));
+        assert!(matches!(
+            t.release_bucket_key("b", "photos", &wk, &customer("b"))
+                .await,
+            Err(TrusteeError::Integrity(_))
+        ));
+        let mut wrong_version = wk.clone();
+        wrong_version.version = 2;
+        assert!(
+            t.release_bucket_key("a", "photos", &wrong_version, &customer("a"))
+                .await
+                .is_err()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_sealed_trustee_releases_nothing_and_survives_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let shares = SealedKeystore::init(dir.path(), 3, 2).unwrap();
+        let wk = {
+            let t = Trustee::open(dir.path()).unwrap();
+            assert!(matches!(
+                t.ensure_tenant_key("a").await,
+                Err(TrusteeError::Sealed(0, 2))
+            ));
+            let st = t.unseal(&shares[1]).await.unwrap();
+            assert!(st.sealed && st.shares_given == 1);
+            // the same share twice still counts once
+            let st = t.unseal(&shares[1]).await.unwrap();
+            assert!(st.sealed && st.shares_given == 1);
+            assert!(!t.unseal(&shares[0]).await.unwrap().sealed);
+            t.ensure_tenant_key("a").await.unwrap();
+            t.create_bucket_key("a", "b", 1, &customer("a"))
+                .await
+                .unwrap()
+        };
+        let t = Trustee::open(dir.path()).unwrap();
+        assert!(matches!(
+            t.release_bucket_key("a", "b", &wk, &customer("a")).await,
+            Err(TrusteeError::Sealed(0, 2))
+        ));
+        t.unseal(&shares[2]).await.unwrap();
+        t.unseal(&shares[0]).await.unwrap();
+        t.release_bucket_key("a", "b", &wk, &customer("a"))
+            .await
+            .unwrap();
+    }
+}
