@@ -8,7 +8,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use obhut_catalog::{Catalog, CatalogError, Principal, Role};
+use obhut_catalog::{Approval, Catalog, CatalogError, Principal, Role};
 use obhut_trustee_client::{SealStatus, TrusteeClient, TrusteeError};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -20,7 +20,14 @@ pub struct AdminState {
     pub catalog: Arc<dyn Catalog>,
     /// The trustee this process can reach, for its seal state and unsealing.
     pub trustee: Option<Arc<dyn TrusteeClient>>,
+    /// Time between disabling a tenant key and destroying it (DESIGN.md: 7 days).
+    pub shred_grace: std::time::Duration,
 }
+
+/// Distinct principals a sensitive action needs, at least one of them an officer.
+pub const QUORUM: usize = 2;
+/// Approvals older than this no longer count towards a quorum.
+const APPROVAL_WINDOW_MS: i64 = 24 * 3600 * 1000;
 
 /// An admin API error: `{"error": code, "message": ...}` with a matching status.
 #[derive(Debug)]
@@ -303,6 +310,112 @@ fn status_json(s: SealStatus) -> Json<serde_json::Value> {
     }))
 }
 
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ShredRequest {
+    /// Destroy the key at once instead of after the grace period.
+    #[serde(default)]
+    now: bool,
+    /// Re-enable a disabled key (undo an accidental shred) while it still exists.
+    #[serde(default)]
+    cancel: bool,
+}
+
+/// Crypto-shred of a tenant: every call is one approval; the action happens when the quorum is
+/// reached (two distinct principals, officers or that tenant's admin, at least one officer).
+async fn shred_tenant(
+    State(state): State<AdminState>,
+    caller: Caller,
+    Path(tenant): Path<String>,
+    body: Result<Json<ShredRequest>, JsonRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let own_admin =
+        caller.0.role == Role::TenantAdmin && caller.0.tenant.as_deref() == Some(tenant.as_str());
+    if caller.0.role != Role::Officer && !own_admin {
+        return Err(ApiError::forbidden("shred this tenant"));
+    }
+    let Json(req) = body?;
+    if req.now && req.cancel {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "now and cancel exclude each other",
+        ));
+    }
+    if state.catalog.get_tenant(&tenant).await?.is_none() {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("tenant {tenant:?} not found"),
+        ));
+    }
+    let trustee = trustee_of(&state)?;
+    let current = trustee.tenant_key_status(&tenant).await?;
+    if current.state == "destroyed" {
+        return Ok(Json(json!({"tenant": tenant, "state": "destroyed"})));
+    }
+    let action = match (req.now, req.cancel) {
+        (true, _) => format!("shred-now:{tenant}"),
+        (_, true) => format!("shred-cancel:{tenant}"),
+        _ => format!("shred:{tenant}"),
+    };
+    let now = now_ms();
+    let approvals = state
+        .catalog
+        .add_approval(&Approval {
+            action: action.clone(),
+            principal: caller.0.name.clone(),
+            role: caller.0.role,
+            at_ms: now,
+        })
+        .await?;
+    // Only recent approvals count; each principal was recorded once.
+    let recent: Vec<&Approval> = approvals
+        .iter()
+        .filter(|a| a.at_ms >= now - APPROVAL_WINDOW_MS)
+        .collect();
+    let counted: Vec<String> = recent.iter().map(|a| a.principal.clone()).collect();
+    let officers = recent.iter().filter(|a| a.role == Role::Officer).count();
+    tracing::info!(tenant = %tenant, action = %action, by = %caller.0.name, approvals = counted.len(), "shred approval");
+    if counted.len() < QUORUM || officers == 0 {
+        return Ok(Json(json!({
+            "tenant": tenant,
+            "state": "pending",
+            "action": action,
+            "approvals": counted,
+            "required": QUORUM,
+            "officers": officers,
+        })));
+    }
+    state.catalog.clear_approvals(&action).await?;
+    let status = if req.cancel {
+        trustee.enable_tenant_key(&tenant).await?
+    } else if req.now {
+        trustee.destroy_tenant_key(&tenant).await?
+    } else {
+        let grace = i64::try_from(state.shred_grace.as_millis()).unwrap_or(i64::MAX);
+        trustee
+            .disable_tenant_key(&tenant, now.saturating_add(grace))
+            .await?
+    };
+    Ok(Json(json!({
+        "tenant": tenant,
+        "state": status.state,
+        "destroy_after_ms": status.destroy_after_ms,
+        "approvals": counted,
+    })))
+}
+
+async fn trustee_seal(
+    State(state): State<AdminState>,
+    caller: Caller,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require(&[Role::Officer], "seal the trustee")?;
+    let status = trustee_of(&state)?.seal().await?;
+    tracing::warn!(by = %caller.0.name, "trustee sealed by an officer");
+    Ok(status_json(status))
+}
+
 async fn trustee_status(
     State(state): State<AdminState>,
     caller: Caller,
@@ -349,6 +462,8 @@ pub fn router(state: AdminState) -> Router {
         .route("/v1/sites", get(list_sites))
         .route("/v1/trustee/status", get(trustee_status))
         .route("/v1/trustee/unseal", post(trustee_unseal))
+        .route("/v1/trustee/seal", post(trustee_seal))
+        .route("/v1/tenants/{name}/shred", post(shred_tenant))
         .fallback(not_found)
         .with_state(state)
 }

@@ -7,8 +7,8 @@
 #![allow(clippy::missing_panics_doc, clippy::unwrap_used)]
 
 use crate::{
-    AccessKey, Bucket, BucketKey, Catalog, CatalogError, Chunk, ListFrom, ObjectRecord, Part,
-    Principal, PutCondition, Role, SiteRecord, Tenant, Upload,
+    AccessKey, Approval, Bucket, BucketKey, Catalog, CatalogError, Chunk, ListFrom, ObjectRecord,
+    Part, Principal, PutCondition, Role, SiteRecord, Tenant, Upload,
 };
 use obhut_core::{BlobId, SiteState};
 
@@ -23,6 +23,7 @@ pub async fn run_all(cat: &dyn Catalog) {
     multipart_lifecycle(cat).await;
     referenced_blobs_cover_objects_and_parts(cat).await;
     bucket_delete_requires_empty(cat).await;
+    approvals_count_each_principal_once(cat).await;
 }
 
 fn tenant(name: &str) -> Tenant {
@@ -454,4 +455,40 @@ async fn bucket_delete_requires_empty(cat: &dyn Catalog) {
         cat.delete_bucket("refs").await,
         Err(CatalogError::NotFound { .. })
     ));
+}
+
+fn approval(action: &str, principal: &str, role: Role, at_ms: i64) -> Approval {
+    Approval {
+        action: action.into(),
+        principal: principal.into(),
+        role,
+        at_ms,
+    }
+}
+
+async fn approvals_count_each_principal_once(cat: &dyn Catalog) {
+    let first = approval("shred:t-a", "officer1", Role::Officer, 10);
+    assert_eq!(cat.add_approval(&first).await.unwrap(), vec![first.clone()]);
+    let again = approval("shred:t-a", "officer1", Role::Officer, 20);
+    assert_eq!(
+        cat.add_approval(&again).await.unwrap(),
+        vec![first.clone()],
+        "the same principal twice is one"
+    );
+    let admin = approval("shred:t-a", "t-a-admin", Role::TenantAdmin, 30);
+    assert_eq!(
+        cat.add_approval(&admin).await.unwrap(),
+        vec![first, admin.clone()]
+    );
+    let other = approval("shred:t-b", "officer2", Role::Officer, 30);
+    assert_eq!(cat.add_approval(&other).await.unwrap().len(), 1);
+    cat.clear_approvals("shred:t-a").await.unwrap();
+    assert_eq!(cat.add_approval(&admin).await.unwrap(), vec![admin]);
+    assert_eq!(
+        cat.add_approval(&approval("shred:t-b", "officer1", Role::Officer, 50))
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
 }

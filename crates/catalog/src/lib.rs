@@ -114,6 +114,13 @@ pub trait Catalog: Send + Sync {
     /// Removes the upload; returns its parts.
     async fn abort_upload(&self, upload_id: &str) -> Result<Vec<Part>>;
 
+    // quorum actions
+    /// Records an approval of `approval.action` (once per principal) and returns every
+    /// approval recorded for that action, oldest first.
+    async fn add_approval(&self, approval: &Approval) -> Result<Vec<Approval>>;
+    /// Forgets the approvals of an action that was carried out.
+    async fn clear_approvals(&self, action: &str) -> Result<()>;
+
     // maintenance
     /// Every blob that an object or an unfinished upload refers to.
     async fn referenced_blobs(&self) -> Result<Vec<obhut_core::BlobId>>;

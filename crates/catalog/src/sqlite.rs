@@ -4,8 +4,8 @@
 //! order. Calls run on tokio's blocking pool against one connection.
 
 use crate::{
-    AccessKey, Bucket, BucketKey, Catalog, CatalogError, Chunk, ListFrom, ObjectRecord, Part,
-    Principal, PutCondition, Result, Role, SiteRecord, Tenant, Upload,
+    AccessKey, Approval, Bucket, BucketKey, Catalog, CatalogError, Chunk, ListFrom, ObjectRecord,
+    Part, Principal, PutCondition, Result, Role, SiteRecord, Tenant, Upload,
 };
 use async_trait::async_trait;
 use obhut_core::BlobId;
@@ -35,6 +35,13 @@ CREATE TABLE IF NOT EXISTS principals (
     expires_ms INTEGER,
     revoked INTEGER NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS approvals (
+    action TEXT NOT NULL,
+    principal TEXT NOT NULL,
+    role TEXT NOT NULL,
+    at_ms INTEGER NOT NULL,
+    PRIMARY KEY (action, principal)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS sites (
     id TEXT PRIMARY KEY,
     record TEXT NOT NULL
@@ -1026,6 +1033,48 @@ impl Catalog for SqliteCatalog {
                 });
             }
             remove_upload_tx(tx, &id)
+        })
+        .await
+    }
+
+    async fn add_approval(&self, approval: &Approval) -> Result<Vec<Approval>> {
+        let a = approval.clone();
+        self.tx(move |tx| {
+            tx.execute(
+                "INSERT OR IGNORE INTO approvals (action, principal, role, at_ms) VALUES (?1, ?2, ?3, ?4)",
+                params![a.action, a.principal, a.role.as_str(), a.at_ms],
+            )
+            .map_err(storage)?;
+            let mut stmt = tx
+                .prepare("SELECT principal, role, at_ms FROM approvals WHERE action = ?1 ORDER BY at_ms, principal")
+                .map_err(storage)?;
+            let rows = stmt
+                .query_map(params![a.action], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))
+                })
+                .map_err(storage)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(storage)?;
+            rows.into_iter()
+                .map(|(principal, role, at_ms)| {
+                    Ok(Approval {
+                        action: a.action.clone(),
+                        principal,
+                        role: Role::parse(&role).ok_or_else(|| corrupt(format!("unknown role {role}")))?,
+                        at_ms,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn clear_approvals(&self, action: &str) -> Result<()> {
+        let action = action.to_owned();
+        self.with(move |c| {
+            c.execute("DELETE FROM approvals WHERE action = ?1", params![action])
+                .map_err(storage)?;
+            Ok(())
         })
         .await
     }

@@ -192,3 +192,12 @@ pub enum ListFrom<'a> {
     /// Keys greater than every key that starts with this prefix (skips a common prefix).
     PastPrefix(&'a str),
 }
+
+/// One principal's approval of a sensitive action (a quorum is counted from these).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Approval {
+    pub action: String,
+    pub principal: String,
+    pub role: Role,
+    pub at_ms: i64,
+}

@@ -6,15 +6,24 @@
 
 use crate::meta::ObjectMeta;
 use obhut_crypto::{DEFAULT_SEGMENT_SIZE, KCV_LEN, Key};
+use obhut_trustee_client::Revocation;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// Released bucket keys, by (bucket, key version), each dropped after the TTL.
+/// A released bucket key, the tenant it belongs to and when it was released.
+struct Cached {
+    tenant: String,
+    key: Key,
+    at: Instant,
+}
+
+/// Released bucket keys, by (bucket, key version), each dropped after the TTL or at once when
+/// the trustee revokes it.
 pub struct KeyCache {
     ttl: Duration,
-    entries: Mutex<HashMap<(String, u32), (Key, Instant)>>,
+    entries: Mutex<HashMap<(String, u32), Cached>>,
 }
 
 impl KeyCache {
@@ -29,23 +38,45 @@ impl KeyCache {
     pub fn get(&self, bucket: &str, version: u32) -> Option<Key> {
         let mut entries = self.entries.lock().ok()?;
         let now = Instant::now();
-        entries.retain(|_, (_, at)| now.duration_since(*at) < self.ttl);
+        entries.retain(|_, c| now.duration_since(c.at) < self.ttl);
         entries
             .get(&(bucket.to_owned(), version))
-            .map(|(k, _)| k.clone())
+            .map(|c| c.key.clone())
     }
 
-    pub fn insert(&self, bucket: &str, version: u32, key: Key) {
+    pub fn insert(&self, tenant: &str, bucket: &str, version: u32, key: Key) {
         if let Ok(mut entries) = self.entries.lock() {
-            entries.insert((bucket.to_owned(), version), (key, Instant::now()));
+            entries.insert(
+                (bucket.to_owned(), version),
+                Cached {
+                    tenant: tenant.to_owned(),
+                    key,
+                    at: Instant::now(),
+                },
+            );
         }
     }
 
-    /// Drops every key of `bucket` (on delete, revocation or shred).
+    /// Drops every key of `bucket` (when the bucket is deleted).
     pub fn evict_bucket(&self, bucket: &str) {
         if let Ok(mut entries) = self.entries.lock() {
             entries.retain(|(b, _), _| b != bucket);
         }
+    }
+
+    /// Applies a revocation from the trustee.
+    pub fn revoke(&self, r: &Revocation) {
+        if let Ok(mut entries) = self.entries.lock() {
+            match r {
+                Revocation::All => entries.clear(),
+                Revocation::Tenant { tenant } => entries.retain(|_, c| &c.tenant != tenant),
+            }
+        }
+    }
+
+    /// Drops every key (when revocations may have been missed).
+    pub fn clear(&self) {
+        self.revoke(&Revocation::All);
     }
 }
 
@@ -221,13 +252,27 @@ mod tests {
     #[test]
     fn cached_keys_expire() {
         let cache = KeyCache::new(Duration::from_millis(50));
-        cache.insert("b", 1, Key::random().unwrap());
+        cache.insert("t", "b", 1, Key::random().unwrap());
         assert!(cache.get("b", 1).is_some());
         assert!(cache.get("b", 2).is_none());
         std::thread::sleep(Duration::from_millis(80));
         assert!(cache.get("b", 1).is_none());
-        cache.insert("b", 1, Key::random().unwrap());
+        cache.insert("t", "b", 1, Key::random().unwrap());
         cache.evict_bucket("b");
+        assert!(cache.get("b", 1).is_none());
+    }
+
+    #[test]
+    fn revocations_drop_exactly_the_named_tenants_keys() {
+        let cache = KeyCache::new(Duration::from_secs(300));
+        cache.insert("t1", "a", 1, Key::random().unwrap());
+        cache.insert("t2", "b", 1, Key::random().unwrap());
+        cache.revoke(&Revocation::Tenant {
+            tenant: "t1".into(),
+        });
+        assert!(cache.get("a", 1).is_none());
+        assert!(cache.get("b", 1).is_some());
+        cache.revoke(&Revocation::All);
         assert!(cache.get("b", 1).is_none());
     }
 }

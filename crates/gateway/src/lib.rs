@@ -27,6 +27,30 @@ use s3s::service::S3ServiceBuilder;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Applies the trustee's revocations to the key cache as they arrive. If revocations were
+/// missed (the receiver lagged), every key is dropped; if the channel closes, keys still expire
+/// by their TTL, which is the worst-case delay (docs/architecture.md).
+fn spawn_revocation_listener(
+    mut rx: tokio::sync::broadcast::Receiver<obhut_trustee_client::Revocation>,
+    keys: std::sync::Weak<KeyCache>,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    tokio::spawn(async move {
+        loop {
+            let event = rx.recv().await;
+            let Some(keys) = keys.upgrade() else { return };
+            match event {
+                Ok(r) => {
+                    tracing::info!(revocation = ?r, "dropping revoked keys");
+                    keys.revoke(&r);
+                }
+                Err(RecvError::Lagged(_)) => keys.clear(),
+                Err(RecvError::Closed) => return,
+            }
+        }
+    });
+}
+
 /// Settings of the S3 front.
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
@@ -54,11 +78,13 @@ impl Gateway {
         trustee: Arc<dyn TrusteeClient>,
         config: GatewayConfig,
     ) -> Self {
+        let keys = Arc::new(KeyCache::new(config.key_cache_ttl));
+        spawn_revocation_listener(trustee.subscribe_revocations(), Arc::downgrade(&keys));
         Self {
             catalog,
             sites,
             trustee,
-            keys: Arc::new(KeyCache::new(config.key_cache_ttl)),
+            keys,
             config: Arc::new(config),
         }
     }

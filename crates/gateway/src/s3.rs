@@ -422,7 +422,7 @@ impl Gateway {
             .release_bucket_key(tenant, bucket, &wrapped, why)
             .await
             .map_err(error::trustee)?;
-        self.keys.insert(bucket, version, key.clone());
+        self.keys.insert(tenant, bucket, version, key.clone());
         Ok(key)
     }
 

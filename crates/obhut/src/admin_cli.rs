@@ -21,6 +21,17 @@ pub enum TenantCommand {
     List,
     /// Create an S3 access key for a tenant and print it as environment lines.
     KeyCreate { name: String },
+    /// Crypto-shred a tenant: disable its key now, destroy it after the grace period. Needs
+    /// two distinct principals (officers, or an officer and the tenant's admin): each runs it.
+    Shred {
+        name: String,
+        /// Destroy the key at once (same quorum).
+        #[arg(long, conflicts_with = "cancel")]
+        now: bool,
+        /// Re-enable a disabled key during the grace period (same quorum).
+        #[arg(long)]
+        cancel: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -41,6 +52,8 @@ pub enum TrusteeCommand {
     Unseal { share: Option<String> },
     /// Show whether the trustee is sealed.
     Status,
+    /// Seal the trustee at once (officers): nothing is released until it is unsealed again.
+    Seal,
 }
 
 struct Client {
@@ -138,6 +151,17 @@ pub fn tenant(args: &AdminArgs, cmd: TenantCommand) -> Result<()> {
                     );
                 }
             }
+            TenantCommand::Shred { name, now, cancel } => {
+                obhut_core::validate_tenant_name(&name)?;
+                let r = client
+                    .call(
+                        reqwest::Method::POST,
+                        &format!("/v1/tenants/{name}/shred"),
+                        Some(json!({"now": now, "cancel": cancel})),
+                    )
+                    .await?;
+                print_shred(&r);
+            }
             TenantCommand::KeyCreate { name } => {
                 obhut_core::validate_tenant_name(&name)?;
                 let k = client
@@ -222,6 +246,16 @@ pub fn trustee(args: &AdminArgs, cmd: TrusteeCommand) -> Result<()> {
                 Ok(())
             })
         }
+        TrusteeCommand::Seal => {
+            let client = Client::new(args)?;
+            runtime()?.block_on(async {
+                let status = client
+                    .call(reqwest::Method::POST, "/v1/trustee/seal", None)
+                    .await?;
+                print_seal(&status);
+                Ok(())
+            })
+        }
         TrusteeCommand::Status => {
             let client = Client::new(args)?;
             runtime()?.block_on(async {
@@ -232,5 +266,38 @@ pub fn trustee(args: &AdminArgs, cmd: TrusteeCommand) -> Result<()> {
                 Ok(())
             })
         }
+    }
+}
+
+fn print_shred(r: &Value) {
+    let tenant = r["tenant"].as_str().unwrap_or("?");
+    match r["state"].as_str().unwrap_or("?") {
+        "pending" => {
+            let approvals = join(&r["approvals"]);
+            println!(
+                "pending: {} of {} approvals for {} ({approvals}); at least one officer",
+                r["approvals"].as_array().map_or(0, Vec::len),
+                r["required"],
+                r["action"].as_str().unwrap_or("?"),
+            );
+        }
+        "disabled" => {
+            let when = r["destroy_after_ms"]
+                .as_i64()
+                .and_then(|ms| time::OffsetDateTime::from_unix_timestamp(ms / 1000).ok())
+                .and_then(|t| {
+                    t.format(&time::format_description::well_known::Rfc3339)
+                        .ok()
+                })
+                .unwrap_or_else(|| "?".into());
+            println!(
+                "tenant {tenant}: key disabled; it will be destroyed at {when} unless the shred is cancelled"
+            );
+        }
+        "destroyed" => {
+            println!("tenant {tenant}: key destroyed; its data can no longer be decrypted")
+        }
+        "active" => println!("tenant {tenant}: key active (shred cancelled)"),
+        other => println!("tenant {tenant}: {other}"),
     }
 }

@@ -15,6 +15,7 @@ struct FileConfig {
     region: Option<String>,
     log: Option<String>,
     key_cache_ttl_secs: Option<u64>,
+    shred_grace_secs: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -27,6 +28,8 @@ pub struct ServeConfig {
     pub log: String,
     /// How long a gateway keeps a released bucket key in memory.
     pub key_cache_ttl: Duration,
+    /// Time between disabling a tenant key (crypto-shred) and destroying it.
+    pub shred_grace: Duration,
 }
 
 impl ServeConfig {
@@ -59,6 +62,7 @@ impl ServeConfig {
             region: file.region.unwrap_or_else(|| "de-1".into()),
             log: file.log.unwrap_or_else(|| "info".into()),
             key_cache_ttl: Duration::from_secs(file.key_cache_ttl_secs.unwrap_or(300)),
+            shred_grace: Duration::from_secs(file.shred_grace_secs.unwrap_or(7 * 24 * 3600)),
         })
     }
 }

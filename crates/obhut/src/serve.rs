@@ -187,6 +187,19 @@ async fn dev_trustee(dir: &Path) -> Result<Trustee> {
     Ok(trustee)
 }
 
+/// Destroys tenant keys whose crypto-shred grace period has ended: at start, then every minute.
+fn spawn_destruction_timer(trustee: Arc<Trustee>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            if let Err(e) = trustee.destroy_due() {
+                tracing::error!(error = %e, "could not destroy tenant keys that are due; retrying in a minute");
+            }
+        }
+    });
+}
+
 async fn open_sites(catalog: &dyn Catalog) -> Result<SiteSet> {
     let mut sites: Vec<(SiteInfo, Arc<dyn Site>)> = Vec::new();
     for rec in catalog.list_sites().await? {
@@ -238,7 +251,9 @@ async fn serve(config: ServeConfig) -> Result<()> {
     );
     bootstrap(catalog.as_ref(), &config, &data_dir).await?;
     let sites = open_sites(catalog.as_ref()).await?;
-    let trustee: Arc<dyn TrusteeClient> = Arc::new(dev_trustee(&data_dir.join("trustee")).await?);
+    let in_process = Arc::new(dev_trustee(&data_dir.join("trustee")).await?);
+    spawn_destruction_timer(Arc::clone(&in_process));
+    let trustee: Arc<dyn TrusteeClient> = in_process;
     let gateway = Gateway::new(
         Arc::clone(&catalog),
         sites,
@@ -271,6 +286,7 @@ async fn serve(config: ServeConfig) -> Result<()> {
     let admin = obhut_admin::router(obhut_admin::AdminState {
         catalog: Arc::clone(&catalog),
         trustee: Some(trustee),
+        shred_grace: config.shred_grace,
     });
     let mut admin_stop = stop_rx.clone();
     let admin_task = tokio::spawn(async move {

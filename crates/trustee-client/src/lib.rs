@@ -64,6 +64,25 @@ pub enum TrusteeError {
     Storage(String),
 }
 
+/// Keys a gateway must drop at once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Revocation {
+    /// Every released key (the trustee was sealed).
+    All,
+    /// Every key of one tenant (its key was disabled or destroyed).
+    Tenant { tenant: String },
+}
+
+/// The state of a tenant's key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantKeyStatus {
+    /// `active`, `disabled` or `destroyed`.
+    pub state: String,
+    /// For a disabled key: when it will be destroyed (ms since the epoch).
+    pub destroy_after_ms: Option<i64>,
+}
+
 #[async_trait]
 pub trait TrusteeClient: Send + Sync {
     /// Creates the tenant's key if it has none yet.
@@ -87,6 +106,24 @@ pub trait TrusteeClient: Send + Sync {
     async fn seal_status(&self) -> Result<SealStatus, TrusteeError>;
     /// Gives one unseal share.
     async fn unseal(&self, share: &str) -> Result<SealStatus, TrusteeError>;
+    /// Forgets the master key at once; every gateway is told to drop its keys.
+    async fn seal(&self) -> Result<SealStatus, TrusteeError>;
+    /// Revocations as they happen. A receiver that lags must drop every key it holds.
+    fn subscribe_revocations(&self) -> tokio::sync::broadcast::Receiver<Revocation>;
+
+    // Crypto-shred, in two phases. Callers enforce the quorum; the trustee records and acts.
+    async fn tenant_key_status(&self, tenant: &str) -> Result<TenantKeyStatus, TrusteeError>;
+    /// Phase one: nothing is released for the tenant from now on; the key is destroyed at
+    /// `destroy_after_ms` unless re-enabled before.
+    async fn disable_tenant_key(
+        &self,
+        tenant: &str,
+        destroy_after_ms: i64,
+    ) -> Result<TenantKeyStatus, TrusteeError>;
+    /// Undoes phase one, while the key still exists.
+    async fn enable_tenant_key(&self, tenant: &str) -> Result<TenantKeyStatus, TrusteeError>;
+    /// Phase two: the key is gone for good.
+    async fn destroy_tenant_key(&self, tenant: &str) -> Result<TenantKeyStatus, TrusteeError>;
 }
 
 /// The associated data that binds a wrapped bucket key to its tenant, bucket and version.

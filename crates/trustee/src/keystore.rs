@@ -34,6 +34,9 @@ struct TenantEntry {
     wrapped: String,
     kcv: String,
     state: TenantKeyState,
+    /// When a disabled key is due for destruction (ms since the epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    destroy_after_ms: Option<i64>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -225,6 +228,107 @@ impl SealedKeystore {
         self.file.tenants.get(tenant).map(|e| e.state)
     }
 
+    /// State and scheduled destruction of a tenant's key.
+    pub fn tenant_status(
+        &self,
+        tenant: &str,
+    ) -> Result<(TenantKeyState, Option<i64>), TrusteeError> {
+        self.file
+            .tenants
+            .get(tenant)
+            .map(|e| (e.state, e.destroy_after_ms))
+            .ok_or_else(|| TrusteeError::NoTenantKey(tenant.to_owned()))
+    }
+
+    /// Forgets the master key; shares must be given again.
+    pub fn seal(&mut self) -> SealStatus {
+        self.master = None;
+        self.given.clear();
+        self.status()
+    }
+
+    /// Changes a tenant entry and persists it, restoring the old entry if persisting fails.
+    fn update_tenant(
+        &mut self,
+        tenant: &str,
+        f: impl FnOnce(&mut TenantEntry) -> Result<(), TrusteeError>,
+    ) -> Result<(), TrusteeError> {
+        let entry = self
+            .file
+            .tenants
+            .get_mut(tenant)
+            .ok_or_else(|| TrusteeError::NoTenantKey(tenant.to_owned()))?;
+        let before = (
+            entry.wrapped.clone(),
+            entry.kcv.clone(),
+            entry.state,
+            entry.destroy_after_ms,
+        );
+        f(entry)?;
+        if let Err(e) = write_file(&self.path, &self.file) {
+            if let Some(entry) = self.file.tenants.get_mut(tenant) {
+                (
+                    entry.wrapped,
+                    entry.kcv,
+                    entry.state,
+                    entry.destroy_after_ms,
+                ) = before;
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    pub fn disable(&mut self, tenant: &str, destroy_after_ms: i64) -> Result<(), TrusteeError> {
+        self.update_tenant(tenant, |e| match e.state {
+            TenantKeyState::Destroyed => Err(TrusteeError::TenantKeyDestroyed(tenant.to_owned())),
+            TenantKeyState::Active | TenantKeyState::Disabled => {
+                e.state = TenantKeyState::Disabled;
+                // A second request may bring destruction forward, never push it back.
+                e.destroy_after_ms = Some(
+                    e.destroy_after_ms
+                        .map_or(destroy_after_ms, |d| d.min(destroy_after_ms)),
+                );
+                Ok(())
+            }
+        })
+    }
+
+    pub fn enable(&mut self, tenant: &str) -> Result<(), TrusteeError> {
+        self.update_tenant(tenant, |e| match e.state {
+            TenantKeyState::Destroyed => Err(TrusteeError::TenantKeyDestroyed(tenant.to_owned())),
+            TenantKeyState::Active | TenantKeyState::Disabled => {
+                e.state = TenantKeyState::Active;
+                e.destroy_after_ms = None;
+                Ok(())
+            }
+        })
+    }
+
+    /// Erases the wrapped tenant key from the keystore file.
+    pub fn destroy(&mut self, tenant: &str) -> Result<(), TrusteeError> {
+        self.update_tenant(tenant, |e| {
+            e.wrapped.clear();
+            e.state = TenantKeyState::Destroyed;
+            e.destroy_after_ms = None;
+            Ok(())
+        })
+    }
+
+    /// Tenants whose disabled keys are due for destruction at `now_ms`.
+    #[must_use]
+    pub fn due_for_destruction(&self, now_ms: i64) -> Vec<String> {
+        self.file
+            .tenants
+            .iter()
+            .filter(|(_, e)| {
+                e.state == TenantKeyState::Disabled
+                    && e.destroy_after_ms.is_some_and(|d| d <= now_ms)
+            })
+            .map(|(t, _)| t.clone())
+            .collect()
+    }
+
     pub fn ensure_tenant_key(&mut self, tenant: &str) -> Result<(), TrusteeError> {
         let master = self.master()?.clone();
         if self.file.tenants.contains_key(tenant) {
@@ -239,6 +343,7 @@ impl SealedKeystore {
                 wrapped: base64_simd::STANDARD.encode_to_string(&wrapped),
                 kcv: hex(&kcv),
                 state: TenantKeyState::Active,
+                destroy_after_ms: None,
             },
         );
         if let Err(e) = write_file(&self.path, &self.file) {

@@ -16,14 +16,35 @@ pub use keystore::{SealedKeystore, TenantKeyState};
 use async_trait::async_trait;
 use obhut_crypto::Key;
 use obhut_trustee_client::{
-    Justification, SealStatus, TrusteeClient, TrusteeError, WrappedKey, bucket_key_aad,
+    Justification, Revocation, SealStatus, TenantKeyStatus, TrusteeClient, TrusteeError,
+    WrappedKey, bucket_key_aad,
 };
 use std::path::Path;
 use std::sync::Mutex;
+use tokio::sync::broadcast;
 
 /// The trustee, usable in-process through [`TrusteeClient`].
 pub struct Trustee {
     keystore: Mutex<SealedKeystore>,
+    revocations: broadcast::Sender<Revocation>,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn key_status(state: TenantKeyState, destroy_after_ms: Option<i64>) -> TenantKeyStatus {
+    TenantKeyStatus {
+        state: match state {
+            TenantKeyState::Active => "active",
+            TenantKeyState::Disabled => "disabled",
+            TenantKeyState::Destroyed => "destroyed",
+        }
+        .to_owned(),
+        destroy_after_ms,
+    }
 }
 
 impl Trustee {
@@ -31,7 +52,29 @@ impl Trustee {
     pub fn open(dir: &Path) -> Result<Self, TrusteeError> {
         Ok(Self {
             keystore: Mutex::new(SealedKeystore::open(dir)?),
+            revocations: broadcast::channel(64).0,
         })
+    }
+
+    fn revoke(&self, r: Revocation) {
+        // No subscriber is fine: then no gateway holds keys.
+        let _ = self.revocations.send(r);
+    }
+
+    /// Destroys every disabled tenant key whose grace period has ended; returns those tenants.
+    pub fn destroy_due(&self) -> Result<Vec<String>, TrusteeError> {
+        let due = self.with(|ks| Ok(ks.due_for_destruction(now_ms())))?;
+        for tenant in &due {
+            self.with(|ks| ks.destroy(tenant))?;
+            tracing::warn!(
+                tenant,
+                "tenant key destroyed at the end of its grace period"
+            );
+            self.revoke(Revocation::Tenant {
+                tenant: tenant.clone(),
+            });
+        }
+        Ok(due)
     }
 
     fn with<T>(
@@ -111,6 +154,50 @@ impl TrusteeClient for Trustee {
 
     async fn unseal(&self, share: &str) -> Result<SealStatus, TrusteeError> {
         self.with(|ks| ks.unseal(share))
+    }
+
+    async fn seal(&self) -> Result<SealStatus, TrusteeError> {
+        let status = self.with(|ks| Ok(ks.seal()))?;
+        tracing::warn!("trustee sealed: nothing is released until it is unsealed again");
+        self.revoke(Revocation::All);
+        Ok(status)
+    }
+
+    fn subscribe_revocations(&self) -> broadcast::Receiver<Revocation> {
+        self.revocations.subscribe()
+    }
+
+    async fn tenant_key_status(&self, tenant: &str) -> Result<TenantKeyStatus, TrusteeError> {
+        self.with(|ks| ks.tenant_status(tenant))
+            .map(|(s, d)| key_status(s, d))
+    }
+
+    async fn disable_tenant_key(
+        &self,
+        tenant: &str,
+        destroy_after_ms: i64,
+    ) -> Result<TenantKeyStatus, TrusteeError> {
+        self.with(|ks| ks.disable(tenant, destroy_after_ms))?;
+        tracing::warn!(tenant, destroy_after_ms, "tenant key disabled");
+        self.revoke(Revocation::Tenant {
+            tenant: tenant.to_owned(),
+        });
+        self.tenant_key_status(tenant).await
+    }
+
+    async fn enable_tenant_key(&self, tenant: &str) -> Result<TenantKeyStatus, TrusteeError> {
+        self.with(|ks| ks.enable(tenant))?;
+        tracing::warn!(tenant, "tenant key re-enabled");
+        self.tenant_key_status(tenant).await
+    }
+
+    async fn destroy_tenant_key(&self, tenant: &str) -> Result<TenantKeyStatus, TrusteeError> {
+        self.with(|ks| ks.destroy(tenant))?;
+        tracing::warn!(tenant, "tenant key destroyed");
+        self.revoke(Revocation::Tenant {
+            tenant: tenant.to_owned(),
+        });
+        self.tenant_key_status(tenant).await
     }
 }
 
@@ -203,6 +290,74 @@ mod tests {
                 .await
                 .is_err()
         );
+    }
+
+    #[tokio::test]
+    async fn shred_disables_at_once_can_be_undone_and_destroys_for_good() {
+        let (dir, t) = unsealed().await;
+        t.ensure_tenant_key("a").await.unwrap();
+        t.ensure_tenant_key("b").await.unwrap();
+        let wa = t
+            .create_bucket_key("a", "x", 1, &customer("a"))
+            .await
+            .unwrap();
+        let wb = t
+            .create_bucket_key("b", "y", 1, &customer("b"))
+            .await
+            .unwrap();
+        let mut rx = t.subscribe_revocations();
+
+        let far = now_ms() + 7 * 24 * 3600 * 1000;
+        let st = t.disable_tenant_key("a", far).await.unwrap();
+        assert_eq!(st.state, "disabled");
+        assert_eq!(
+            rx.try_recv().unwrap(),
+            Revocation::Tenant { tenant: "a".into() }
+        );
+        assert!(matches!(
+            t.release_bucket_key("a", "x", &wa, &customer("a")).await,
+            Err(TrusteeError::TenantKeyDisabled(_))
+        ));
+        t.release_bucket_key("b", "y", &wb, &customer("b"))
+            .await
+            .unwrap();
+
+        // accidental: restored within the grace period
+        t.enable_tenant_key("a").await.unwrap();
+        t.release_bucket_key("a", "x", &wa, &customer("a"))
+            .await
+            .unwrap();
+
+        // real: destroyed when the grace period ends
+        t.disable_tenant_key("a", now_ms() - 1).await.unwrap();
+        assert_eq!(t.destroy_due().unwrap(), vec!["a".to_owned()]);
+        assert!(matches!(
+            t.release_bucket_key("a", "x", &wa, &customer("a")).await,
+            Err(TrusteeError::TenantKeyDestroyed(_))
+        ));
+        assert!(
+            t.enable_tenant_key("a").await.is_err(),
+            "a destroyed key stays destroyed"
+        );
+        let text = std::fs::read_to_string(dir.path().join("keystore.json")).unwrap();
+        assert!(text.contains("\"destroyed\""));
+        t.release_bucket_key("b", "y", &wb, &customer("b"))
+            .await
+            .unwrap();
+
+        // sealing revokes everything
+        t.seal().await.unwrap();
+        let mut seen = Vec::new();
+        while let Ok(r) = rx.try_recv() {
+            seen.push(r);
+        }
+        let a = Revocation::Tenant { tenant: "a".into() };
+        // second disable, destruction, then the seal
+        assert_eq!(seen, vec![a.clone(), a, Revocation::All]);
+        assert!(matches!(
+            t.release_bucket_key("b", "y", &wb, &customer("b")).await,
+            Err(TrusteeError::Sealed(..))
+        ));
     }
 
     #[tokio::test]
