@@ -247,8 +247,9 @@ fn expected_length<T>(req: &S3Request<T>, content_length: Option<i64>) -> Option
     content_length.and_then(|n| u64::try_from(n).ok())
 }
 
-fn empty_body() -> impl futures::Stream<Item = Result<Bytes, s3s::StdError>> + Unpin {
-    futures::stream::empty()
+/// The body of a request that came without one.
+fn empty_body() -> StreamingBlob {
+    StreamingBlob::wrap(futures::stream::empty::<Result<Bytes, std::io::Error>>())
 }
 
 struct Conditions<'a> {
@@ -912,23 +913,8 @@ impl S3 for Gateway {
         let hasher = checksum_hasher(&headers, input.checksum_algorithm.as_ref(), &given)?;
         let verify = verifier(input.content_md5, given, trailers)?;
         let (cipher, envelope) = self.new_cipher(&t.name, &input.bucket, &why).await?;
-        let written = match input.body {
-            Some(body) => {
-                write_blob(&sites, body, expected_len, hasher, verify, &cipher, 1).await?
-            }
-            None => {
-                write_blob(
-                    &sites,
-                    empty_body(),
-                    expected_len,
-                    hasher,
-                    verify,
-                    &cipher,
-                    1,
-                )
-                .await?
-            }
-        };
+        let body = input.body.unwrap_or_else(empty_body);
+        let written = write_blob(&sites, body, expected_len, hasher, verify, &cipher, 1).await?;
         let mut meta = meta_from_headers(
             input.content_type,
             input.content_encoding,
@@ -1545,23 +1531,8 @@ impl S3 for Gateway {
         );
         let hasher = checksum_hasher(&headers, input.checksum_algorithm.as_ref(), &given)?;
         let verify = verifier(input.content_md5, given, trailers)?;
-        let written = match input.body {
-            Some(body) => {
-                write_blob(&sites, body, expected_len, hasher, verify, &cipher, n).await?
-            }
-            None => {
-                write_blob(
-                    &sites,
-                    empty_body(),
-                    expected_len,
-                    hasher,
-                    verify,
-                    &cipher,
-                    n,
-                )
-                .await?
-            }
-        };
+        let body = input.body.unwrap_or_else(empty_body);
+        let written = write_blob(&sites, body, expected_len, hasher, verify, &cipher, n).await?;
         let etag_value = hex(&written.md5);
         let checksums = Checksums::from_dto(written.checksums.clone());
         let part = Part {

@@ -9,6 +9,7 @@
 //! It must never see object data or object names.
 
 mod keystore;
+pub mod pkcs11;
 mod policy;
 
 pub use keystore::{SealedKeystore, TenantKeyState};
