@@ -21,9 +21,10 @@ from pathlib import Path
 import boto3
 import pytest
 import requests
+import urllib3
 from botocore.config import Config
 
-from s3helpers import REGION, RawS3, clean_env, parse_env_file, unique_name
+from s3helpers import EMPTY_SHA256, REGION, RawS3, clean_env, parse_env_file, unique_name
 
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -87,9 +88,11 @@ class ObhutServer:
     """One `obhut serve` process on a data dir; can be stopped, killed and
     started again on the same dir and ports."""
 
-    def __init__(self, data_dir: Path, log_path: Path):
+    def __init__(self, data_dir: Path, log_path: Path, extra_args: list[str] | tuple[str, ...] = ()):
         self.data_dir = data_dir
         self.log_path = log_path
+        # Further `obhut serve` arguments, e.g. ["--config", path].
+        self.extra_args = list(extra_args)
         self.s3_port = free_port()
         self.admin_port = free_port()
         while self.admin_port == self.s3_port:
@@ -134,6 +137,7 @@ class ObhutServer:
                 f"127.0.0.1:{self.s3_port}",
                 "--admin-addr",
                 f"127.0.0.1:{self.admin_port}",
+                *self.extra_args,
             ],
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -227,21 +231,42 @@ class ObhutServer:
             secret_key or self.demo["AWS_SECRET_ACCESS_KEY"],
         )
 
-    def cli(self, *args: str, token: str | None = None, env: dict | None = None, timeout: float = 60):
-        """Runs an `obhut` admin CLI command with OBHUT_ADMIN_URL/OBHUT_TOKEN set."""
+    def cli(
+        self,
+        *args: str,
+        token: str | None = None,
+        env: dict | None = None,
+        timeout: float = 60,
+        input: str | None = None,
+    ):
+        """Runs an `obhut` admin CLI command with OBHUT_ADMIN_URL/OBHUT_TOKEN set
+        (`input`, if given, is its standard input; otherwise stdin is empty)."""
         extra = {"OBHUT_ADMIN_URL": self.admin_url}
         if token is not None:
             extra["OBHUT_TOKEN"] = token
         if env:
             extra.update(env)
+        stdin = {"input": input} if input is not None else {"stdin": subprocess.DEVNULL}
         return subprocess.run(
             [str(obhut_bin()), *args],
             env=clean_env(extra),
-            stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
             timeout=timeout,
+            **stdin,
         )
+
+    def token(self, who: str) -> str:
+        """A dev token by short name: officer1, officer2, operator, auditor, demo_admin."""
+        return self.tokens[f"OBHUT_{who.upper()}_TOKEN"]
+
+    def cli_ok(self, *args: str, token: str | None = None, input: str | None = None) -> str:
+        """Runs an admin CLI command that must succeed; returns its stdout."""
+        r = self.cli(*args, token=token, input=input)
+        assert r.returncode == 0, (
+            f"`obhut {' '.join(args)}` exited {r.returncode}: stderr {r.stderr.strip()!r} stdout {r.stdout.strip()!r}"
+        )
+        return r.stdout
 
 
 def s3_client(endpoint: str, access_key: str, secret_key: str, **config):
@@ -291,6 +316,58 @@ def fresh_server(tmp_path):
     yield srv
     if srv.running():
         srv.kill9()
+
+
+@pytest.fixture
+def private_server_factory(tmp_path):
+    """Starts servers of this test's own, each in a fresh data dir (for tests
+    that seal the trustee, shred keys or damage blobs). `make(config=TOML)`
+    passes a config file with `--config`. Every server still running at the
+    end is stopped with SIGTERM and must exit 0."""
+    servers: list[ObhutServer] = []
+
+    def make(config: str | None = None) -> ObhutServer:
+        base = tmp_path / f"srv{len(servers)}"
+        base.mkdir(parents=True, exist_ok=True)
+        extra: list[str] = []
+        if config is not None:
+            cfg = base / "obhut.toml"
+            cfg.write_text(config)
+            extra = ["--config", str(cfg)]
+        srv = ObhutServer(base / "data", base / "serve.log", extra_args=extra)
+        servers.append(srv)
+        return srv.start()
+
+    yield make
+    problems = []
+    for srv in servers:
+        if srv.running():
+            srv.proc.send_signal(signal.SIGTERM)
+            try:
+                code = srv.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                srv.kill9()
+                code = "a hang (killed)"
+            if code != 0:
+                problems.append(f"`obhut serve` exited with {code} after SIGTERM (expected 0).\n{srv.log_tail()}")
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)
+
+
+@pytest.fixture
+def private_server(private_server_factory) -> ObhutServer:
+    """A started server of this test's own on a fresh data dir."""
+    return private_server_factory()
+
+
+def assert_one_line_failure(r, what: str) -> None:
+    """An admin CLI command failed the way it should: non-zero exit, exactly
+    one non-empty line on stderr, no panic."""
+    assert r.returncode != 0, f"{what}: expected failure, exit 0 with stdout {r.stdout!r}"
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, f"{what}: expected one line on stderr, got {len(lines)}:\n{r.stderr}"
+    lowered = r.stderr.lower()
+    assert "panicked" not in lowered and "backtrace" not in lowered, r.stderr
 
 
 @pytest.fixture(scope="session")
@@ -406,3 +483,45 @@ def wait_for_blob_counts(srv: ObhutServer, expected: int, timeout: float = 15.0)
         if all(c == expected for c in counts.values()) or time.monotonic() > deadline:
             return counts
         time.sleep(0.2)
+
+
+def blob_path(srv: ObhutServer, site: str, rel: str) -> Path:
+    return srv.site_dir(site) / "blobs" / rel
+
+
+def new_blob(srv: ObhutServer, before: dict[str, list[str]]) -> dict[str, str]:
+    """The one blob each site gained since `before` (a {site: blob_files()}
+    snapshot); fails unless there is exactly one new file per site."""
+    out = {}
+    for s in SITES:
+        added = sorted(set(blob_files(srv.site_dir(s))) - set(before[s]))
+        assert len(added) == 1, f"expected exactly one new blob on {s}, found {added}"
+        out[s] = added[0]
+    return out
+
+
+def blob_snapshot(srv: ObhutServer) -> dict[str, list[str]]:
+    return {s: blob_files(srv.site_dir(s)) for s in SITES}
+
+
+def get_streaming(raw: RawS3, bucket: str, key: str, range_header: str | None = None, timeout: float = 60):
+    """GET read as a stream that may break off: returns (status or None,
+    bytes received before any error, the error or None). Never raises for
+    a connection that is closed early."""
+    path = raw.path(bucket, key)
+    headers = {"Range": range_header} if range_header else {}
+    signed = raw.sign("GET", path, [], headers, EMPTY_SHA256).headers
+    try:
+        resp = raw.http.get(raw.endpoint + path, headers=signed, stream=True, timeout=timeout)
+    except requests.RequestException as e:
+        return None, b"", e
+    got = bytearray()
+    error = None
+    try:
+        for piece in resp.iter_content(65536):
+            got += piece
+    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as e:
+        error = e
+    finally:
+        resp.close()
+    return resp.status_code, bytes(got), error

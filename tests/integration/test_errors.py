@@ -382,3 +382,27 @@ def test_metadata_too_large_on_multipart_and_copy(s3, bucket):
         CopySource={"Bucket": bucket, "Key": "src"}, MetadataDirective="REPLACE", Metadata=OVER_2K,
     )
     expect_error(s3.head_object, "404", 404, Bucket=bucket, Key="dst")
+
+
+def test_early_error_closes_a_connection_whose_body_was_not_read(server):
+    """An error answered before the request body was read (here: an anonymous PUT that waits
+    for 100-continue) must close the connection; otherwise the unsent body's length would be
+    taken from the next request on the same connection."""
+    import socket
+    from urllib.parse import urlparse
+
+    u = urlparse(server.s3_url)
+    with socket.create_connection((u.hostname, u.port), timeout=10) as sock:
+        sock.sendall(
+            b"PUT /no-such-bucket/k HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+            b"Expect: 100-continue\r\n\r\n"
+        )
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = sock.recv(4096)
+            assert chunk, "connection closed before a response"
+            head += chunk
+        status_line, _, rest = head.partition(b"\r\n")
+        assert b" 403 " in status_line, status_line
+        headers = rest.lower()
+        assert b"connection: close" in headers, head.decode(errors="replace")

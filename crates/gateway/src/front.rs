@@ -2,7 +2,8 @@
 //!
 //! S3 limits the request header section to 8 KiB and answers `RequestHeaderSectionTooLarge`;
 //! hyper's own limit is far larger and answers without an S3 error body. On the way out, a
-//! ranged HEAD gets the 206 that s3s does not set.
+//! ranged HEAD gets the 206 that s3s does not set, and an error answered to a request with a
+//! body closes the connection (the body may be unread).
 
 use futures::future::BoxFuture;
 use s3s::service::S3Service;
@@ -55,9 +56,23 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for S3Front {
             ))));
         }
         let head = req.method() == http::Method::HEAD;
+        let has_body = req
+            .headers()
+            .get(http::header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() != b"0")
+            || req.headers().contains_key(http::header::TRANSFER_ENCODING);
         let fut = hyper::service::Service::call(&self.inner, req);
         Box::pin(async move {
             let mut resp = fut.await?;
+            // An error may be answered before the request body was read (and, with
+            // `Expect: 100-continue`, before the client sent it). Reusing the connection would
+            // then mistake the next request for the rest of this body, so it is closed instead.
+            if has_body && !resp.status().is_success() {
+                resp.headers_mut().insert(
+                    http::header::CONNECTION,
+                    http::HeaderValue::from_static("close"),
+                );
+            }
             // s3s answers a ranged HEAD with 200; S3 (like GET) answers 206 with Content-Range.
             if head
                 && resp.status() == http::StatusCode::OK
