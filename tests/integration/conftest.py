@@ -93,6 +93,8 @@ class ObhutServer:
         self.log_path = log_path
         # Further `obhut serve` arguments, e.g. ["--config", path].
         self.extra_args = list(extra_args)
+        # Further environment of the server process, e.g. SOFTHSM2_CONF.
+        self.extra_env: dict[str, str] = {}
         self.s3_port = free_port()
         self.admin_port = free_port()
         while self.admin_port == self.s3_port:
@@ -142,7 +144,7 @@ class ObhutServer:
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env=clean_env({"RUST_BACKTRACE": "1"}),
+            env=clean_env({"RUST_BACKTRACE": "1", **self.extra_env}),
             start_new_session=True,
         )
         log.close()
@@ -326,7 +328,7 @@ def private_server_factory(tmp_path):
     end is stopped with SIGTERM and must exit 0."""
     servers: list[ObhutServer] = []
 
-    def make(config: str | None = None) -> ObhutServer:
+    def make(config: str | None = None, env: dict[str, str] | None = None) -> ObhutServer:
         base = tmp_path / f"srv{len(servers)}"
         base.mkdir(parents=True, exist_ok=True)
         extra: list[str] = []
@@ -335,6 +337,7 @@ def private_server_factory(tmp_path):
             cfg.write_text(config)
             extra = ["--config", str(cfg)]
         srv = ObhutServer(base / "data", base / "serve.log", extra_args=extra)
+        srv.extra_env = dict(env or {})
         servers.append(srv)
         return srv.start()
 

@@ -11,7 +11,9 @@ pub use segmented::{
     BlobHeader, DEFAULT_SEGMENT_SIZE, HEADER_LEN, SegmentDecryptor, SegmentEncryptor,
     StreamEncryptor, TAG_LEN, blob_len, segment_count, segment_span,
 };
-pub use wrap::{KCV_LEN, key_check_value, open_value, seal_value, unwrap_key, wrap_key};
+pub use wrap::{
+    KCV_LEN, constant_time_eq, key_check_value, open_value, seal_value, unwrap_key, wrap_key,
+};
 
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use thiserror::Error;

@@ -107,6 +107,12 @@ pub fn unwrap_key(
 }
 
 fn subtle_eq(a: &[u8; KCV_LEN], b: &[u8; KCV_LEN]) -> bool {
+    constant_time_eq(a, b)
+}
+
+/// Compares secrets (or values derived from them) in time independent of where they differ.
+#[must_use]
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     aws_lc_rs::constant_time::verify_slices_are_equal(a, b).is_ok()
 }
 

@@ -16,6 +16,21 @@ struct FileConfig {
     log: Option<String>,
     key_cache_ttl_secs: Option<u64>,
     shred_grace_secs: Option<u64>,
+    pkcs11: Option<Pkcs11Config>,
+}
+
+/// Tenant keys in a PKCS#11 token instead of the sealed keystore file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pkcs11Config {
+    /// Path of the PKCS#11 module, e.g. /usr/lib/softhsm/libsofthsm2.so.
+    pub module: PathBuf,
+    /// Label of the token.
+    pub token: String,
+    /// Development only: a file (mode 0600) holding the user PIN, used to log in at start.
+    /// Without it the trustee starts sealed and an officer gives the PIN with
+    /// `obhut trustee unseal`.
+    pub pin_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -30,6 +45,7 @@ pub struct ServeConfig {
     pub key_cache_ttl: Duration,
     /// Time between disabling a tenant key (crypto-shred) and destroying it.
     pub shred_grace: Duration,
+    pub pkcs11: Option<Pkcs11Config>,
 }
 
 impl ServeConfig {
@@ -63,6 +79,7 @@ impl ServeConfig {
             log: file.log.unwrap_or_else(|| "info".into()),
             key_cache_ttl: Duration::from_secs(file.key_cache_ttl_secs.unwrap_or(300)),
             shred_grace: Duration::from_secs(file.shred_grace_secs.unwrap_or(7 * 24 * 3600)),
+            pkcs11: file.pkcs11,
         })
     }
 }

@@ -5,6 +5,7 @@
 //! exclusive lock on the data directory, which is what makes start-up orphan collection safe.
 
 use crate::ServeArgs;
+use crate::config::Pkcs11Config;
 use crate::config::ServeConfig;
 use anyhow::{Context, Result, bail};
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -14,7 +15,7 @@ use obhut_catalog::{Catalog, Role, SiteRecord, SqliteCatalog};
 use obhut_core::{SiteInfo, SiteState};
 use obhut_gateway::{Gateway, GatewayConfig, SiteSet};
 use obhut_sites::{LocalSite, Site};
-use obhut_trustee::{SealedKeystore, Trustee};
+use obhut_trustee::{Pkcs11Location, SealedKeystore, Trustee};
 use obhut_trustee_client::TrusteeClient;
 use std::fs::{self, File};
 use std::io::Write;
@@ -149,11 +150,7 @@ async fn bootstrap(catalog: &dyn Catalog, config: &ServeConfig, data_dir: &Path)
 async fn dev_trustee(dir: &Path) -> Result<Trustee> {
     let share_file = dir.join("dev-unseal-shares");
     if !SealedKeystore::exists(dir) {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
+        create_private_dir(dir)?;
         let shares = SealedKeystore::init(dir, 3, 2)?;
         write_secret_file(&share_file, &format!("{}\n", shares[..2].join("\n")))?;
     }
@@ -198,6 +195,48 @@ fn spawn_destruction_timer(trustee: Arc<Trustee>) {
             }
         }
     });
+}
+
+/// The in-process trustee with tenant keys in a PKCS#11 token.
+async fn hsm_trustee(dir: &Path, hsm: &Pkcs11Config) -> Result<Trustee> {
+    if !SealedKeystore::exists(dir) {
+        create_private_dir(dir)?;
+        SealedKeystore::init_pkcs11(
+            dir,
+            Pkcs11Location {
+                module: hsm.module.clone(),
+                token: hsm.token.clone(),
+            },
+        )?;
+    }
+    let trustee = Trustee::open(dir)?;
+    match &hsm.pin_file {
+        Some(pin_file) => {
+            let pin = fs::read_to_string(pin_file)
+                .with_context(|| format!("cannot read the PIN file {}", pin_file.display()))?;
+            trustee
+                .unseal(pin.trim())
+                .await
+                .with_context(|| format!("cannot log in to PKCS#11 token {}", hsm.token))?;
+            tracing::warn!(
+                "DEVELOPMENT MODE: the trustee logged in to PKCS#11 token {} with the PIN from {}; a production trustee is unsealed by an officer (`obhut trustee unseal`).",
+                hsm.token,
+                pin_file.display()
+            );
+        }
+        None => tracing::warn!(
+            "the trustee is sealed: an officer logs it in to the PKCS#11 token with `obhut trustee unseal`"
+        ),
+    }
+    Ok(trustee)
+}
+
+fn create_private_dir(dir: &Path) -> Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("cannot create {}", dir.display()))
 }
 
 async fn open_sites(catalog: &dyn Catalog) -> Result<SiteSet> {
@@ -251,7 +290,11 @@ async fn serve(config: ServeConfig) -> Result<()> {
     );
     bootstrap(catalog.as_ref(), &config, &data_dir).await?;
     let sites = open_sites(catalog.as_ref()).await?;
-    let in_process = Arc::new(dev_trustee(&data_dir.join("trustee")).await?);
+    let trustee_dir = data_dir.join("trustee");
+    let in_process = Arc::new(match &config.pkcs11 {
+        Some(hsm) => hsm_trustee(&trustee_dir, hsm).await?,
+        None => dev_trustee(&trustee_dir).await?,
+    });
     spawn_destruction_timer(Arc::clone(&in_process));
     let trustee: Arc<dyn TrusteeClient> = in_process;
     let gateway = Gateway::new(

@@ -1,11 +1,18 @@
-//! The sealed-file keystore: `DIR/keystore.json` (mode 0600) holds tenant keys wrapped under
-//! the master key and the master key's check value; the master key itself is never stored. It
-//! exists only in memory, after `threshold` distinct Shamir shares have been given.
+//! The keystore: custody of tenant keys, and their life cycle (active, disabled, destroyed).
 //!
-//! File layout (JSON, `version: 1`): `threshold`, `shares`, `master_kcv` (hex) and, per tenant,
-//! `wrapped` (base64 sealed value, associated data `"obhut tenant key v1\0" + tenant`), `kcv`
-//! (hex) and `state` (`active`, `disabled`, `destroyed`; a destroyed tenant has no key left).
+//! Two kinds of custody share one registry file, `DIR/keystore.json` (mode 0600):
+//! - **sealed file**: tenant keys are stored wrapped under the master key, which is never
+//!   stored; it exists only in memory after `threshold` distinct Shamir shares were given.
+//! - **PKCS#11**: tenant keys are generated and used inside a token ([`crate::pkcs11`]) and never
+//!   leave it; the file only records their state and check values. "Unsealing" is logging in to
+//!   the token with its user PIN; sealing drops the session.
+//!
+//! File layout (JSON, `version: 1`): `threshold`, `shares`, `master_kcv` (hex; empty for
+//! PKCS#11), optional `pkcs11` (`module`, `token`) and, per tenant, `wrapped` (base64 sealed
+//! value, associated data `"obhut tenant key v1\0" + tenant`; empty for PKCS#11 and once
+//! destroyed), `kcv` (hex) and `state` (`active`, `disabled`, `destroyed`).
 
+use crate::pkcs11::Pkcs11TenantKeys;
 use blahaj::{Share, Sharks};
 use obhut_crypto::{KCV_LEN, Key, key_check_value};
 use obhut_trustee_client::{SealStatus, TrusteeError};
@@ -39,21 +46,43 @@ struct TenantEntry {
     destroy_after_ms: Option<i64>,
 }
 
+/// Where a PKCS#11 keystore's keys live.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pkcs11Location {
+    /// Path of the PKCS#11 module (e.g. SoftHSM2's `libsofthsm2.so`).
+    pub module: PathBuf,
+    /// Label of the token.
+    pub token: String,
+}
+
 #[derive(Serialize, Deserialize)]
 struct KeystoreFile {
     version: u32,
     threshold: u8,
     shares: u8,
     master_kcv: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pkcs11: Option<Pkcs11Location>,
     tenants: BTreeMap<String, TenantEntry>,
+}
+
+enum Custody {
+    File {
+        master: Option<Key>,
+        /// Distinct shares given while sealed, by their x coordinate.
+        given: BTreeMap<u8, Share>,
+    },
+    Pkcs11 {
+        location: Pkcs11Location,
+        /// Present while logged in.
+        keys: Option<Pkcs11TenantKeys>,
+    },
 }
 
 pub struct SealedKeystore {
     path: PathBuf,
     file: KeystoreFile,
-    master: Option<Key>,
-    /// Distinct shares given while sealed, by their x coordinate.
-    given: BTreeMap<u8, Share>,
+    custody: Custody,
 }
 
 fn storage(e: impl std::fmt::Display) -> TrusteeError {
@@ -98,6 +127,44 @@ fn write_file(path: &Path, file: &KeystoreFile) -> Result<(), TrusteeError> {
     Ok(())
 }
 
+/// Records a share; at the threshold, reconstructs the master key and checks it.
+fn add_share(
+    given: &mut BTreeMap<u8, Share>,
+    threshold: u8,
+    master_kcv: &str,
+    share: &str,
+) -> Result<Option<Key>, TrusteeError> {
+    let raw = share
+        .trim()
+        .strip_prefix(SHARE_PREFIX)
+        .and_then(|b| base64_simd::URL_SAFE_NO_PAD.decode_to_vec(b).ok())
+        .map(Zeroizing::new)
+        .ok_or_else(|| TrusteeError::BadShare("not an obhut unseal share".into()))?;
+    let parsed =
+        Share::try_from(raw.as_slice()).map_err(|e| TrusteeError::BadShare(e.to_string()))?;
+    if parsed.y.len() != obhut_crypto::KEY_LEN {
+        return Err(TrusteeError::BadShare("share has the wrong length".into()));
+    }
+    given.insert(raw[0], parsed);
+    if given.len() < usize::from(threshold) {
+        return Ok(None);
+    }
+    let shares: Vec<Share> = given.values().cloned().collect();
+    given.clear();
+    let secret = Zeroizing::new(
+        Sharks(threshold)
+            .recover(shares.iter())
+            .map_err(|e| TrusteeError::BadShare(e.to_string()))?,
+    );
+    let master = Key::from_slice(&secret).map_err(|e| TrusteeError::BadShare(e.to_string()))?;
+    if hex(&key_check_value(&master)) != master_kcv {
+        return Err(TrusteeError::BadShare(
+            "these shares do not reconstruct this keystore's master key; give shares again".into(),
+        ));
+    }
+    Ok(Some(master))
+}
+
 impl SealedKeystore {
     /// Creates a keystore with a new master key split into `shares` Shamir shares of which
     /// `threshold` unseal it. Returns the shares; they are not stored anywhere.
@@ -132,10 +199,34 @@ impl SealedKeystore {
             threshold,
             shares,
             master_kcv: hex(&key_check_value(&master)),
+            pkcs11: None,
             tenants: BTreeMap::new(),
         };
         write_file(&path, &file)?;
         Ok(dealt)
+    }
+
+    /// Creates a keystore whose tenant keys live in a PKCS#11 token.
+    pub fn init_pkcs11(dir: &Path, location: Pkcs11Location) -> Result<(), TrusteeError> {
+        let path = dir.join(FILE);
+        if path.exists() {
+            return Err(storage(format!(
+                "a keystore already exists at {}",
+                path.display()
+            )));
+        }
+        fs::create_dir_all(dir).map_err(storage)?;
+        write_file(
+            &path,
+            &KeystoreFile {
+                version: 1,
+                threshold: 1,
+                shares: 0,
+                master_kcv: String::new(),
+                pkcs11: Some(location),
+                tenants: BTreeMap::new(),
+            },
+        )
     }
 
     /// Opens an existing keystore, sealed.
@@ -154,11 +245,20 @@ impl SealedKeystore {
                 file.version
             )));
         }
+        let custody = match &file.pkcs11 {
+            Some(location) => Custody::Pkcs11 {
+                location: location.clone(),
+                keys: None,
+            },
+            None => Custody::File {
+                master: None,
+                given: BTreeMap::new(),
+            },
+        };
         Ok(Self {
             path,
             file,
-            master: None,
-            given: BTreeMap::new(),
+            custody,
         })
     }
 
@@ -169,10 +269,17 @@ impl SealedKeystore {
 
     #[must_use]
     pub fn status(&self) -> SealStatus {
-        SealStatus {
-            sealed: self.master.is_none(),
-            shares_given: u8::try_from(self.given.len()).unwrap_or(u8::MAX),
-            threshold: self.file.threshold,
+        match &self.custody {
+            Custody::File { master, given } => SealStatus {
+                sealed: master.is_none(),
+                shares_given: u8::try_from(given.len()).unwrap_or(u8::MAX),
+                threshold: self.file.threshold,
+            },
+            Custody::Pkcs11 { keys, .. } => SealStatus {
+                sealed: keys.is_none(),
+                shares_given: 0,
+                threshold: 1,
+            },
         }
     }
 
@@ -181,46 +288,49 @@ impl SealedKeystore {
         TrusteeError::Sealed(s.shares_given, s.threshold)
     }
 
-    /// Adds one share; at the threshold the master key is reconstructed and checked.
+    /// Adds one share; at the threshold the master key is reconstructed and checked. For a
+    /// PKCS#11 keystore the "share" is the token's user PIN.
     pub fn unseal(&mut self, share: &str) -> Result<SealStatus, TrusteeError> {
-        if self.master.is_some() {
-            return Ok(self.status());
+        let threshold = self.file.threshold;
+        let master_kcv = self.file.master_kcv.clone();
+        match &mut self.custody {
+            Custody::Pkcs11 { location, keys } => {
+                if keys.is_none() {
+                    let pin = share.trim();
+                    let bad = |e: TrusteeError| {
+                        TrusteeError::BadShare(format!("cannot log in to the token: {e}"))
+                    };
+                    let opened = Pkcs11TenantKeys::open(&location.module, &location.token, pin)
+                        .map_err(bad)?;
+                    opened.verify_pin(pin).map_err(bad)?;
+                    *keys = Some(opened);
+                }
+            }
+            Custody::File { master, given } => {
+                if master.is_none()
+                    && let Some(key) = add_share(given, threshold, &master_kcv, share)?
+                {
+                    *master = Some(key);
+                }
+            }
         }
-        let raw = share
-            .trim()
-            .strip_prefix(SHARE_PREFIX)
-            .and_then(|b| base64_simd::URL_SAFE_NO_PAD.decode_to_vec(b).ok())
-            .map(Zeroizing::new)
-            .ok_or_else(|| TrusteeError::BadShare("not an obhut unseal share".into()))?;
-        let parsed =
-            Share::try_from(raw.as_slice()).map_err(|e| TrusteeError::BadShare(e.to_string()))?;
-        if parsed.y.len() != obhut_crypto::KEY_LEN {
-            return Err(TrusteeError::BadShare("share has the wrong length".into()));
-        }
-        self.given.insert(raw[0], parsed);
-        if self.given.len() < usize::from(self.file.threshold) {
-            return Ok(self.status());
-        }
-        let shares: Vec<Share> = self.given.values().cloned().collect();
-        self.given.clear();
-        let secret = Zeroizing::new(
-            Sharks(self.file.threshold)
-                .recover(shares.iter())
-                .map_err(|e| TrusteeError::BadShare(e.to_string()))?,
-        );
-        let master = Key::from_slice(&secret).map_err(|e| TrusteeError::BadShare(e.to_string()))?;
-        if hex(&key_check_value(&master)) != self.file.master_kcv {
-            return Err(TrusteeError::BadShare(
-                "these shares do not reconstruct this keystore's master key; give shares again"
-                    .into(),
-            ));
-        }
-        self.master = Some(master);
         Ok(self.status())
     }
 
     fn master(&self) -> Result<&Key, TrusteeError> {
-        self.master.as_ref().ok_or_else(|| self.sealed_error())
+        match &self.custody {
+            Custody::File {
+                master: Some(m), ..
+            } => Ok(m),
+            _ => Err(self.sealed_error()),
+        }
+    }
+
+    fn token(&self) -> Result<&Pkcs11TenantKeys, TrusteeError> {
+        match &self.custody {
+            Custody::Pkcs11 { keys: Some(k), .. } => Ok(k),
+            _ => Err(self.sealed_error()),
+        }
     }
 
     #[must_use]
@@ -240,10 +350,15 @@ impl SealedKeystore {
             .ok_or_else(|| TrusteeError::NoTenantKey(tenant.to_owned()))
     }
 
-    /// Forgets the master key; shares must be given again.
+    /// Forgets the master key (shares must be given again) or logs out of the token.
     pub fn seal(&mut self) -> SealStatus {
-        self.master = None;
-        self.given.clear();
+        match &mut self.custody {
+            Custody::File { master, given } => {
+                *master = None;
+                given.clear();
+            }
+            Custody::Pkcs11 { keys, .. } => *keys = None,
+        }
         self.status()
     }
 
@@ -305,8 +420,15 @@ impl SealedKeystore {
         })
     }
 
-    /// Erases the wrapped tenant key from the keystore file.
+    /// Erases the tenant key: from the keystore file, and from the token for PKCS#11 (which
+    /// therefore needs the trustee unsealed).
     pub fn destroy(&mut self, tenant: &str) -> Result<(), TrusteeError> {
+        if let Custody::Pkcs11 { .. } = &self.custody {
+            match self.token()?.destroy_tenant_key(tenant) {
+                Ok(()) | Err(TrusteeError::NoTenantKey(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
         self.update_tenant(tenant, |e| {
             e.wrapped.clear();
             e.state = TenantKeyState::Destroyed;
@@ -330,22 +452,38 @@ impl SealedKeystore {
     }
 
     pub fn ensure_tenant_key(&mut self, tenant: &str) -> Result<(), TrusteeError> {
-        let master = self.master()?.clone();
         if self.file.tenants.contains_key(tenant) {
-            return Ok(());
+            // Sealed or not, an existing key is left alone.
+            return match self.status().sealed {
+                true => Err(self.sealed_error()),
+                false => Ok(()),
+            };
         }
-        let key = Key::random().map_err(storage)?;
-        let (wrapped, kcv) = obhut_crypto::wrap_key(&master, &key, &tenant_aad(tenant))
-            .map_err(|e| TrusteeError::Integrity(e.to_string()))?;
-        self.file.tenants.insert(
-            tenant.to_owned(),
-            TenantEntry {
-                wrapped: base64_simd::STANDARD.encode_to_string(&wrapped),
-                kcv: hex(&kcv),
-                state: TenantKeyState::Active,
-                destroy_after_ms: None,
-            },
-        );
+        let entry = match &self.custody {
+            Custody::File { .. } => {
+                let master = self.master()?;
+                let key = Key::random().map_err(storage)?;
+                let (wrapped, kcv) = obhut_crypto::wrap_key(master, &key, &tenant_aad(tenant))
+                    .map_err(|e| TrusteeError::Integrity(e.to_string()))?;
+                TenantEntry {
+                    wrapped: base64_simd::STANDARD.encode_to_string(&wrapped),
+                    kcv: hex(&kcv),
+                    state: TenantKeyState::Active,
+                    destroy_after_ms: None,
+                }
+            }
+            Custody::Pkcs11 { .. } => {
+                let token = self.token()?;
+                token.create_tenant_key(tenant)?;
+                TenantEntry {
+                    wrapped: String::new(),
+                    kcv: hex(&token.key_check_value(tenant)?),
+                    state: TenantKeyState::Active,
+                    destroy_after_ms: None,
+                }
+            }
+        };
+        self.file.tenants.insert(tenant.to_owned(), entry);
         if let Err(e) = write_file(&self.path, &self.file) {
             self.file.tenants.remove(tenant);
             return Err(e);
@@ -354,8 +492,85 @@ impl SealedKeystore {
         Ok(())
     }
 
-    /// The tenant's key, if the trustee is unsealed and the key is active.
-    pub fn tenant_key(&self, tenant: &str) -> Result<Key, TrusteeError> {
+    /// The tenant's entry, if its key may be used now.
+    fn active_entry(&self, tenant: &str) -> Result<&TenantEntry, TrusteeError> {
+        if self.status().sealed {
+            return Err(self.sealed_error());
+        }
+        let entry = self
+            .file
+            .tenants
+            .get(tenant)
+            .ok_or_else(|| TrusteeError::NoTenantKey(tenant.to_owned()))?;
+        match entry.state {
+            TenantKeyState::Active => Ok(entry),
+            TenantKeyState::Disabled => Err(TrusteeError::TenantKeyDisabled(tenant.to_owned())),
+            TenantKeyState::Destroyed => Err(TrusteeError::TenantKeyDestroyed(tenant.to_owned())),
+        }
+    }
+
+    /// Seals `plaintext` under the tenant's key (a sealed value of docs/format.md).
+    pub fn seal_for(
+        &self,
+        tenant: &str,
+        aad: &[u8],
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, TrusteeError> {
+        let entry = self.active_entry(tenant)?;
+        match &self.custody {
+            Custody::File { .. } => {
+                obhut_crypto::seal_value(&self.tenant_key(tenant)?, aad, plaintext)
+                    .map_err(|e| TrusteeError::Integrity(e.to_string()))
+            }
+            Custody::Pkcs11 { .. } => {
+                let token = self.token()?;
+                self.check_token_key(token, tenant, entry)?;
+                token.seal_value(tenant, aad, plaintext)
+            }
+        }
+    }
+
+    /// Opens a value sealed by [`Self::seal_for`].
+    pub fn open_for(
+        &self,
+        tenant: &str,
+        aad: &[u8],
+        sealed: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, TrusteeError> {
+        let entry = self.active_entry(tenant)?;
+        match &self.custody {
+            Custody::File { .. } => {
+                obhut_crypto::open_value(&self.tenant_key(tenant)?, aad, sealed)
+                    .map(Zeroizing::new)
+                    .map_err(|e| TrusteeError::Integrity(e.to_string()))
+            }
+            Custody::Pkcs11 { .. } => {
+                let token = self.token()?;
+                self.check_token_key(token, tenant, entry)?;
+                token.open_value(tenant, aad, sealed).map(Zeroizing::new)
+            }
+        }
+    }
+
+    /// The token's key must be the one recorded for the tenant: a key replaced in the token
+    /// under the same label is refused.
+    fn check_token_key(
+        &self,
+        token: &Pkcs11TenantKeys,
+        tenant: &str,
+        entry: &TenantEntry,
+    ) -> Result<(), TrusteeError> {
+        if hex(&token.key_check_value(tenant)?) == entry.kcv {
+            Ok(())
+        } else {
+            Err(TrusteeError::Integrity(format!(
+                "the token's key for tenant {tenant} is not the one this keystore recorded"
+            )))
+        }
+    }
+
+    /// A file keystore's tenant key, if the trustee is unsealed and the key is active.
+    fn tenant_key(&self, tenant: &str) -> Result<Key, TrusteeError> {
         let master = self.master()?;
         let entry = self
             .file

@@ -12,7 +12,7 @@ mod keystore;
 pub mod pkcs11;
 mod policy;
 
-pub use keystore::{SealedKeystore, TenantKeyState};
+pub use keystore::{Pkcs11Location, SealedKeystore, TenantKeyState};
 
 use async_trait::async_trait;
 use obhut_crypto::Key;
@@ -110,14 +110,17 @@ impl TrusteeClient for Trustee {
     ) -> Result<WrappedKey, TrusteeError> {
         policy::may_create_bucket_key(tenant, why)?;
         self.with(|ks| {
-            let tenant_key = ks.tenant_key(tenant)?;
             let bucket_key = Key::random().map_err(|e| TrusteeError::Storage(e.to_string()))?;
-            let (wrapped, kcv) = obhut_crypto::wrap_key(
-                &tenant_key,
-                &bucket_key,
-                &bucket_key_aad(tenant, bucket, version),
-            )
-            .map_err(|e| TrusteeError::Integrity(e.to_string()))?;
+            let aad = bucket_key_aad(tenant, bucket, version);
+            let wrapped = ks.seal_for(tenant, &aad, bucket_key.expose())?;
+            let kcv = obhut_crypto::key_check_value(&bucket_key);
+            // Check the round trip before the wrapped key is handed out to be stored.
+            let back = ks.open_for(tenant, &aad, &wrapped)?;
+            if back.as_slice() != bucket_key.expose().as_slice() {
+                return Err(TrusteeError::Integrity(
+                    "a new bucket key did not survive wrapping".into(),
+                ));
+            }
             tracing::info!(tenant, bucket, version, justification = ?why, "bucket key created");
             Ok(WrappedKey {
                 version,
@@ -136,14 +139,16 @@ impl TrusteeClient for Trustee {
     ) -> Result<Key, TrusteeError> {
         policy::may_release_bucket_key(tenant, why)?;
         self.with(|ks| {
-            let tenant_key = ks.tenant_key(tenant)?;
-            let released = obhut_crypto::unwrap_key(
-                &tenant_key,
-                &key.wrapped,
-                &bucket_key_aad(tenant, bucket, key.version),
-                &key.kcv,
-            )
-            .map_err(|e| TrusteeError::Integrity(e.to_string()))?;
+            let raw = ks.open_for(tenant, &bucket_key_aad(tenant, bucket, key.version), &key.wrapped)?;
+            let released =
+                Key::from_slice(&raw).map_err(|e| TrusteeError::Integrity(e.to_string()))?;
+            let kcv = obhut_crypto::key_check_value(&released);
+            if !obhut_crypto::constant_time_eq(&kcv, &key.kcv) {
+                return Err(TrusteeError::Integrity(
+                    "key-check value mismatch: the wrapped key is not the bucket key it claims to be"
+                        .into(),
+                ));
+            }
             tracing::info!(tenant, bucket, version = key.version, justification = ?why, "bucket key released");
             Ok(released)
         })

@@ -404,6 +404,25 @@ impl Pkcs11TenantKeys {
     /// Generates `tenant`'s key inside the token, unless it has one already.
     ///
     /// An existing key that does not meet the tenant key policy is an error, not a success.
+    /// Checks `pin` against the token itself. A PKCS#11 login belongs to the whole process, so
+    /// opening a handle while logged in accepts any PIN; this logs out and in again with `pin`
+    /// (and restores the login with this handle's own PIN if `pin` is wrong).
+    pub fn verify_pin(&self, pin: &str) -> Result<(), TrusteeError> {
+        let session = self
+            .session
+            .lock()
+            .map_err(|_| TrusteeError::Storage("PKCS#11 session lock poisoned".into()))?;
+        let _ = session.logout();
+        let result = session.login(UserType::User, Some(&AuthPin::from(pin.to_owned())));
+        match result {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                login(&session, &self.pin)?;
+                Err(storage("user login", &e))
+            }
+        }
+    }
+
     pub fn create_tenant_key(&self, tenant: &str) -> Result<(), TrusteeError> {
         self.with_session(|session| {
             match find_tenant_key(session, tenant) {
@@ -1001,5 +1020,75 @@ mod tests {
             let r = Pkcs11TenantKeys::open("/nonexistent/libpkcs11.so", TOKEN, USER_PIN);
             assert!(matches!(r, Err(TrusteeError::Storage(_))), "{r:?}");
         });
+    }
+
+    #[test]
+    fn a_trustee_with_pkcs11_custody_logs_in_releases_and_shreds() {
+        with_token(
+            "a_trustee_with_pkcs11_custody_logs_in_releases_and_shreds",
+            |token| {
+                use crate::{Pkcs11Location, SealedKeystore, Trustee};
+                use obhut_trustee_client::{Justification, TrusteeClient};
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .build()
+                    .unwrap();
+                let dir = tempfile::tempdir().unwrap();
+                SealedKeystore::init_pkcs11(
+                    dir.path(),
+                    Pkcs11Location {
+                        module: softhsm_module(),
+                        token: TOKEN.into(),
+                    },
+                )
+                .unwrap();
+                let why = Justification::Customer {
+                    tenant: "a".into(),
+                    principal: "AKID".into(),
+                    operation: "PutObject".into(),
+                };
+                rt.block_on(async {
+                    let t = Trustee::open(dir.path()).unwrap();
+                    assert!(t.seal_status().await.unwrap().sealed, "starts logged out");
+                    assert!(matches!(
+                        t.unseal("not-the-pin").await,
+                        Err(TrusteeError::BadShare(_))
+                    ));
+                    assert!(!t.unseal(USER_PIN).await.unwrap().sealed);
+                    t.ensure_tenant_key("a").await.unwrap();
+                    let wk = t.create_bucket_key("a", "b", 1, &why).await.unwrap();
+                    let k1 = t.release_bucket_key("a", "b", &wk, &why).await.unwrap();
+                    // The tenant key is in the token: nothing in the keystore file can open it.
+                    let text = std::fs::read_to_string(dir.path().join("keystore.json")).unwrap();
+                    assert!(text.contains("\"wrapped\": \"\""), "{text}");
+                    let other = Justification::Customer {
+                        tenant: "x".into(),
+                        principal: "AKID".into(),
+                        operation: "GetObject".into(),
+                    };
+                    assert!(matches!(
+                        t.release_bucket_key("a", "b", &wk, &other).await,
+                        Err(TrusteeError::Denied(_))
+                    ));
+                    t.seal().await.unwrap();
+                    assert!(matches!(
+                        t.release_bucket_key("a", "b", &wk, &why).await,
+                        Err(TrusteeError::Sealed(..))
+                    ));
+                    t.unseal(USER_PIN).await.unwrap();
+                    let k2 = t.release_bucket_key("a", "b", &wk, &why).await.unwrap();
+                    assert_eq!(k1.expose(), k2.expose());
+                    t.destroy_tenant_key("a").await.unwrap();
+                    assert!(matches!(
+                        t.release_bucket_key("a", "b", &wk, &why).await,
+                        Err(TrusteeError::TenantKeyDestroyed(_))
+                    ));
+                });
+                // Gone from the token itself, not only marked in the file.
+                assert!(matches!(
+                    token.seal_value("a", b"x", b"y"),
+                    Err(TrusteeError::NoTenantKey(_))
+                ));
+            },
+        );
     }
 }
