@@ -150,7 +150,7 @@ where
 {
     let blob = BlobId::random();
     let header = BlobHeader::random(cipher.segment_size).map_err(S3Error::internal_error)?;
-    let mut enc = StreamEncryptor::new(&cipher.key, header, &cipher.blob_context(part));
+    let mut enc = StreamEncryptor::new(&cipher.key, header, &cipher.blob_context(part, &blob));
     let mut writers = future::try_join_all(sites.iter().map(|s| s.create(blob)))
         .await
         .map_err(|e| crate::error::site(&e))?;
@@ -294,7 +294,7 @@ async fn serve_from(
     let dec = SegmentDecryptor::new(
         &cipher.key,
         header,
-        &cipher.blob_context(chunk.part),
+        &cipher.blob_context(chunk.part, &chunk.blob),
         chunk.size,
     );
     let seg = u64::from(header.segment_size);

@@ -192,12 +192,15 @@ impl ObjectCipher {
         })
     }
 
-    /// Associated data of part `part`'s blob.
+    /// Associated data of the blob `blob` holding part `part`. The blob id is bound too, so a
+    /// site cannot answer with another blob of the same object (e.g. an earlier upload of the
+    /// same part) under this blob's name.
     #[must_use]
-    pub fn blob_context(&self, part: u32) -> Vec<u8> {
+    pub fn blob_context(&self, part: u32, blob: &obhut_core::BlobId) -> Vec<u8> {
         let mut c = b"obhut blob v1\0".to_vec();
         c.extend_from_slice(&self.version_id);
         c.extend_from_slice(&part.to_be_bytes());
+        c.extend_from_slice(blob.as_bytes());
         c
     }
 

@@ -83,6 +83,26 @@ pub struct SealedKeystore {
     path: PathBuf,
     file: KeystoreFile,
     custody: Custody,
+    /// Held while open: one process at a time owns a keystore.
+    _lock: File,
+}
+
+fn lock_keystore(dir: &Path) -> Result<File, TrusteeError> {
+    let lock = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(dir.join("keystore.lock"))
+        .map_err(storage)?;
+    match lock.try_lock() {
+        Ok(()) => Ok(lock),
+        Err(std::fs::TryLockError::WouldBlock) => Err(storage(format!(
+            "the keystore in {} is in use by a running trustee; stop it first",
+            dir.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(storage(e)),
+    }
 }
 
 fn storage(e: impl std::fmt::Display) -> TrusteeError {
@@ -125,6 +145,21 @@ fn write_file(path: &Path, file: &KeystoreFile) -> Result<(), TrusteeError> {
             .map_err(storage)?;
     }
     Ok(())
+}
+
+/// Splits `master` into `shares` Shamir shares of which `threshold` reconstruct it.
+fn deal_shares(master: &Key, shares: u8, threshold: u8) -> Vec<String> {
+    Sharks(threshold)
+        .dealer(master.expose())
+        .take(usize::from(shares))
+        .map(|s| {
+            let raw = Zeroizing::new(Vec::<u8>::from(&s));
+            format!(
+                "{SHARE_PREFIX}{}",
+                base64_simd::URL_SAFE_NO_PAD.encode_to_string(raw.as_slice())
+            )
+        })
+        .collect()
 }
 
 /// Records a share; at the threshold, reconstructs the master key and checks it.
@@ -183,17 +218,7 @@ impl SealedKeystore {
         }
         fs::create_dir_all(dir).map_err(storage)?;
         let master = Key::random().map_err(storage)?;
-        let dealt: Vec<String> = Sharks(threshold)
-            .dealer(master.expose())
-            .take(usize::from(shares))
-            .map(|s| {
-                let raw = Zeroizing::new(Vec::<u8>::from(&s));
-                format!(
-                    "{SHARE_PREFIX}{}",
-                    base64_simd::URL_SAFE_NO_PAD.encode_to_string(raw.as_slice())
-                )
-            })
-            .collect();
+        let dealt = deal_shares(&master, shares, threshold);
         let file = KeystoreFile {
             version: 1,
             threshold,
@@ -229,6 +254,64 @@ impl SealedKeystore {
         )
     }
 
+    /// Replaces the master key of a sealed-file keystore: reconstructs the current master from
+    /// `current_shares`, rewraps every tenant key under a new master split into `shares` of
+    /// which `threshold` unseal it, and returns the new shares. The keystore file is replaced
+    /// atomically, so a crash leaves either the old or the new master in force. `progress`
+    /// is called with (rewrapped, total) as tenant keys are rewrapped.
+    pub fn rotate_master(
+        dir: &Path,
+        current_shares: &[String],
+        shares: u8,
+        threshold: u8,
+        mut progress: impl FnMut(usize, usize),
+    ) -> Result<Vec<String>, TrusteeError> {
+        if threshold == 0 || shares < threshold {
+            return Err(TrusteeError::BadShare(format!(
+                "need 1 <= threshold <= shares, got threshold {threshold} of {shares}"
+            )));
+        }
+        let mut ks = Self::open(dir)?;
+        if ks.file.pkcs11.is_some() {
+            return Err(TrusteeError::BadShare(
+                "this keystore keeps its tenant keys in a PKCS#11 token; it has no master key"
+                    .into(),
+            ));
+        }
+        for share in current_shares {
+            ks.unseal(share)?;
+        }
+        let old = ks.master()?.clone();
+        let new = Key::random().map_err(storage)?;
+        let total = ks.file.tenants.len();
+        let mut done = 0;
+        for (tenant, entry) in &mut ks.file.tenants {
+            if !entry.wrapped.is_empty() {
+                let wrapped = base64_simd::STANDARD
+                    .decode_to_vec(&entry.wrapped)
+                    .map_err(storage)?;
+                let aad = tenant_aad(tenant);
+                let key =
+                    obhut_crypto::unwrap_key(&old, &wrapped, &aad, &kcv_from_hex(&entry.kcv)?)
+                        .map_err(|e| {
+                            TrusteeError::Integrity(format!("tenant key of {tenant}: {e}"))
+                        })?;
+                let (rewrapped, kcv) = obhut_crypto::wrap_key(&new, &key, &aad)
+                    .map_err(|e| TrusteeError::Integrity(e.to_string()))?;
+                entry.wrapped = base64_simd::STANDARD.encode_to_string(&rewrapped);
+                entry.kcv = hex(&kcv);
+            }
+            done += 1;
+            progress(done, total);
+        }
+        let dealt = deal_shares(&new, shares, threshold);
+        ks.file.threshold = threshold;
+        ks.file.shares = shares;
+        ks.file.master_kcv = hex(&key_check_value(&new));
+        write_file(&ks.path, &ks.file)?;
+        Ok(dealt)
+    }
+
     /// Opens an existing keystore, sealed.
     pub fn open(dir: &Path) -> Result<Self, TrusteeError> {
         let path = dir.join(FILE);
@@ -259,6 +342,7 @@ impl SealedKeystore {
             path,
             file,
             custody,
+            _lock: lock_keystore(dir)?,
         })
     }
 
@@ -621,6 +705,44 @@ mod tests {
         assert!(
             SealedKeystore::init(dir.path(), 2, 2).is_err(),
             "init never overwrites"
+        );
+    }
+
+    #[test]
+    fn master_rotation_keeps_tenant_keys_and_retires_old_shares() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = SealedKeystore::init(dir.path(), 3, 2).unwrap();
+        let mut ks = SealedKeystore::open(dir.path()).unwrap();
+        ks.unseal(&old[0]).unwrap();
+        ks.unseal(&old[1]).unwrap();
+        ks.ensure_tenant_key("a").unwrap();
+        ks.ensure_tenant_key("b").unwrap();
+        let before = ks.seal_for("a", b"aad", b"bucket key").unwrap();
+        drop(ks);
+
+        assert!(
+            SealedKeystore::rotate_master(dir.path(), &old[..1], 5, 3, |_, _| {}).is_err(),
+            "one share is not enough to rotate"
+        );
+        let mut seen = Vec::new();
+        let new =
+            SealedKeystore::rotate_master(dir.path(), &old[1..], 5, 3, |d, t| seen.push((d, t)))
+                .unwrap();
+        assert_eq!(new.len(), 5);
+        assert_eq!(seen, vec![(1, 2), (2, 2)]);
+
+        let mut ks = SealedKeystore::open(dir.path()).unwrap();
+        ks.unseal(&old[0]).unwrap();
+        ks.unseal(&old[1]).unwrap();
+        assert!(ks.unseal(&old[2]).is_err(), "old shares no longer unseal");
+        assert!(ks.status().sealed);
+        for s in &new[2..5] {
+            ks.unseal(s).unwrap();
+        }
+        assert!(!ks.status().sealed);
+        assert_eq!(
+            ks.open_for("a", b"aad", &before).unwrap().as_slice(),
+            b"bucket key"
         );
     }
 
