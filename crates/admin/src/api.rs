@@ -9,7 +9,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use obhut_catalog::{Approval, Catalog, CatalogError, Principal, Role};
-use obhut_trustee_client::{SealStatus, TrusteeClient, TrusteeError};
+use obhut_trustee_client::{Justification, SealStatus, TrusteeClient, TrusteeError};
+use std::collections::HashMap;
+use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::sync::Arc;
@@ -22,6 +24,28 @@ pub struct AdminState {
     pub trustee: Option<Arc<dyn TrusteeClient>>,
     /// Time between disabling a tenant key and destroying it (DESIGN.md: 7 days).
     pub shred_grace: std::time::Duration,
+    /// The gateway of this process, for jobs that rewrap keys (bucket-key rotation).
+    pub gateway: Option<obhut_gateway::Gateway>,
+    /// Background jobs and their progress.
+    pub jobs: Jobs,
+}
+
+/// Background jobs by id, with the principal who started each.
+pub type Jobs = Arc<Mutex<HashMap<String, Job>>>;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Job {
+    #[serde(skip)]
+    owner: String,
+    kind: &'static str,
+    /// `running`, `done` or `failed`.
+    state: &'static str,
+    done: u64,
+    total: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
 }
 
 /// Distinct principals a sensitive action needs, at least one of them an officer.
@@ -406,6 +430,108 @@ async fn shred_tenant(
     })))
 }
 
+/// Rotates a bucket's key and rewraps its objects' keys: the tenant's own admin only, since
+/// the rewrap needs the bucket keys released for the tenant.
+async fn rotate_bucket_key(
+    State(state): State<AdminState>,
+    caller: Caller,
+    Path((tenant, bucket)): Path<(String, String)>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let own_admin =
+        caller.0.role == Role::TenantAdmin && caller.0.tenant.as_deref() == Some(tenant.as_str());
+    if !own_admin {
+        return Err(ApiError::forbidden(
+            "rotate this tenant's bucket keys (only the tenant's admin can)",
+        ));
+    }
+    let gateway = state.gateway.clone().ok_or_else(|| {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", "this process has no gateway")
+    })?;
+    match state.catalog.get_bucket(&bucket).await? {
+        Some(b) if b.tenant == tenant => {}
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("tenant {tenant} has no bucket {bucket:?}"),
+            ));
+        }
+    }
+    let id = obhut_core::random_token(20);
+    let job = Job {
+        owner: caller.0.name.clone(),
+        kind: "rotate-bucket-key",
+        state: "running",
+        done: 0,
+        total: 0,
+        result: None,
+        error: None,
+    };
+    lock_jobs(&state.jobs)?.insert(id.clone(), job);
+    let why = Justification::Customer {
+        tenant: tenant.clone(),
+        principal: caller.0.name.clone(),
+        operation: "RotateBucketKey".into(),
+    };
+    let jobs = Arc::clone(&state.jobs);
+    let job_id = id.clone();
+    tokio::spawn(async move {
+        let progress_jobs = Arc::clone(&jobs);
+        let progress_id = job_id.clone();
+        let outcome = gateway
+            .rotate_bucket_key(&tenant, &bucket, &why, move |done, total| {
+                if let Ok(mut j) = progress_jobs.lock()
+                    && let Some(job) = j.get_mut(&progress_id)
+                {
+                    job.done = done;
+                    job.total = total;
+                }
+            })
+            .await;
+        if let Ok(mut j) = jobs.lock()
+            && let Some(job) = j.get_mut(&job_id)
+        {
+            match outcome {
+                Ok(r) => {
+                    job.state = "done";
+                    job.result = Some(json!({
+                        "version": r.version,
+                        "rewrapped": r.rewrapped,
+                        "skipped": r.skipped,
+                    }));
+                }
+                Err(e) => {
+                    job.state = "failed";
+                    job.error = Some(e);
+                }
+            }
+        }
+    });
+    Ok((StatusCode::ACCEPTED, Json(json!({ "job": id }))))
+}
+
+fn lock_jobs(jobs: &Jobs) -> Result<std::sync::MutexGuard<'_, HashMap<String, Job>>, ApiError> {
+    jobs.lock().map_err(|_| {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "job table lock poisoned")
+    })
+}
+
+async fn get_job(
+    State(state): State<AdminState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Job>, ApiError> {
+    let jobs = lock_jobs(&state.jobs)?;
+    match jobs.get(&id) {
+        Some(job) if job.owner == caller.0.name => Ok(Json(job.clone())),
+        _ => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no job {id:?} of yours"),
+        )),
+    }
+}
+
 async fn trustee_seal(
     State(state): State<AdminState>,
     caller: Caller,
@@ -464,6 +590,11 @@ pub fn router(state: AdminState) -> Router {
         .route("/v1/trustee/unseal", post(trustee_unseal))
         .route("/v1/trustee/seal", post(trustee_seal))
         .route("/v1/tenants/{name}/shred", post(shred_tenant))
+        .route(
+            "/v1/tenants/{name}/buckets/{bucket}/rotate-key",
+            post(rotate_bucket_key),
+        )
+        .route("/v1/jobs/{id}", get(get_job))
         .fallback(not_found)
         .with_state(state)
 }

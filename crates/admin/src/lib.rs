@@ -8,4 +8,4 @@
 mod api;
 pub mod provision;
 
-pub use api::{AdminState, router};
+pub use api::{AdminState, Jobs, router};

@@ -24,6 +24,73 @@ pub async fn run_all(cat: &dyn Catalog) {
     referenced_blobs_cover_objects_and_parts(cat).await;
     bucket_delete_requires_empty(cat).await;
     approvals_count_each_principal_once(cat).await;
+    key_rotation_records(cat).await;
+}
+
+async fn key_rotation_records(cat: &dyn Catalog) {
+    ensure_tenant_and_bucket(cat, "t-a", "rot").await;
+    cat.add_bucket_key(&bucket_key("rot", 2)).await.unwrap();
+    assert!(matches!(
+        cat.add_bucket_key(&bucket_key("rot", 2)).await,
+        Err(CatalogError::AlreadyExists { .. })
+    ));
+    assert_eq!(
+        cat.current_bucket_key("rot")
+            .await
+            .unwrap()
+            .map(|k| k.version),
+        Some(2)
+    );
+    assert!(
+        cat.get_bucket_key("rot", 1).await.unwrap().is_some(),
+        "old versions stay readable"
+    );
+
+    let o = object("rot", "k", "e");
+    cat.put_object(&o, PutCondition::None).await.unwrap();
+    assert!(
+        !cat.replace_object_envelope("rot", "k", b"stale", b"new")
+            .await
+            .unwrap()
+    );
+    assert!(
+        cat.replace_object_envelope("rot", "k", &o.envelope, b"new")
+            .await
+            .unwrap()
+    );
+    let got = cat.get_object("rot", "k").await.unwrap().unwrap();
+    assert_eq!(got.envelope, b"new");
+    assert_eq!(got.meta, o.meta, "only the envelope changes");
+    assert!(
+        !cat.replace_object_envelope("rot", "gone", b"new", b"x")
+            .await
+            .unwrap()
+    );
+
+    cat.create_upload(&Upload {
+        upload_id: "urot".into(),
+        bucket: "rot".into(),
+        key: "u".into(),
+        initiated_ms: 1,
+        envelope: b"old".to_vec(),
+        meta: Vec::new(),
+    })
+    .await
+    .unwrap();
+    assert!(
+        !cat.replace_upload_envelope("urot", b"stale", b"new")
+            .await
+            .unwrap()
+    );
+    assert!(
+        cat.replace_upload_envelope("urot", b"old", b"new")
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        cat.get_upload("urot").await.unwrap().unwrap().envelope,
+        b"new"
+    );
 }
 
 fn tenant(name: &str) -> Tenant {

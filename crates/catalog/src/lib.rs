@@ -63,6 +63,8 @@ pub trait Catalog: Send + Sync {
     async fn get_bucket_key(&self, bucket: &str, version: u32) -> Result<Option<BucketKey>>;
     /// The newest key version of a bucket, used for new writes.
     async fn current_bucket_key(&self, bucket: &str) -> Result<Option<BucketKey>>;
+    /// Adds a newer key version (rotation); a version that exists is [`CatalogError::AlreadyExists`].
+    async fn add_bucket_key(&self, key: &BucketKey) -> Result<()>;
     async fn get_bucket(&self, name: &str) -> Result<Option<Bucket>>;
     async fn list_buckets(&self, tenant: &str) -> Result<Vec<Bucket>>;
     /// Deletes an empty bucket; its unfinished multipart uploads go with it and their parts are
@@ -78,6 +80,15 @@ pub trait Catalog: Send + Sync {
         condition: PutCondition,
     ) -> Result<Option<ObjectRecord>>;
     async fn get_object(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>>;
+    /// Replaces an object's envelope if it is still `expected` (the object was not replaced or
+    /// deleted meanwhile); returns whether it was replaced.
+    async fn replace_object_envelope(
+        &self,
+        bucket: &str,
+        key: &str,
+        expected: &[u8],
+        envelope: &[u8],
+    ) -> Result<bool>;
     async fn delete_object(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>>;
     /// Up to `limit` objects whose keys start with `prefix` and come after `from`, in byte order.
     async fn list_objects(
@@ -91,6 +102,13 @@ pub trait Catalog: Send + Sync {
     // multipart uploads
     async fn create_upload(&self, upload: &Upload) -> Result<()>;
     async fn get_upload(&self, upload_id: &str) -> Result<Option<Upload>>;
+    /// Replaces an upload's envelope if it is still `expected`; returns whether it was replaced.
+    async fn replace_upload_envelope(
+        &self,
+        upload_id: &str,
+        expected: &[u8],
+        envelope: &[u8],
+    ) -> Result<bool>;
     /// Records a part, returning the part with the same number it replaced.
     async fn put_part(&self, part: &Part) -> Result<Option<Part>>;
     /// Parts with numbers above `after`, ascending, at most `limit`.

@@ -773,6 +773,72 @@ impl Catalog for SqliteCatalog {
         .await
     }
 
+    async fn replace_object_envelope(
+        &self,
+        bucket: &str,
+        key: &str,
+        expected: &[u8],
+        envelope: &[u8],
+    ) -> Result<bool> {
+        let (bucket, key, expected, envelope) = (
+            bucket.to_owned(),
+            key.to_owned(),
+            expected.to_vec(),
+            envelope.to_vec(),
+        );
+        self.with(move |c| {
+            let n = c
+                .execute(
+                    "UPDATE objects SET envelope = ?4 WHERE bucket = ?1 AND key = ?2 AND envelope = ?3",
+                    params![bucket, key_bytes(&key), expected, envelope],
+                )
+                .map_err(storage)?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn replace_upload_envelope(
+        &self,
+        upload_id: &str,
+        expected: &[u8],
+        envelope: &[u8],
+    ) -> Result<bool> {
+        let (id, expected, envelope) = (upload_id.to_owned(), expected.to_vec(), envelope.to_vec());
+        self.with(move |c| {
+            let n = c
+                .execute(
+                    "UPDATE uploads SET envelope = ?3 WHERE upload_id = ?1 AND envelope = ?2",
+                    params![id, expected, envelope],
+                )
+                .map_err(storage)?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn add_bucket_key(&self, key: &BucketKey) -> Result<()> {
+        let k = key.clone();
+        self.with(move |c| {
+            c.execute(
+                "INSERT INTO bucket_keys (bucket, version, wrapped, kcv, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![k.bucket, k.version, k.wrapped, k.kcv, k.created_ms],
+            )
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    CatalogError::AlreadyExists {
+                        kind: "bucket key version",
+                        name: format!("{}/{}", k.bucket, k.version),
+                    }
+                } else {
+                    storage(e)
+                }
+            })?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn get_object(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>> {
         let (bucket, key) = (bucket.to_owned(), key.to_owned());
         self.with(move |c| get_object_tx(c, &bucket, &key)).await

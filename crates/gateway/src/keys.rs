@@ -127,29 +127,39 @@ impl ObjectCipher {
         bucket_key: &Key,
         key_version: u32,
     ) -> Result<(Self, Vec<u8>), EnvelopeError> {
-        let key = Key::random()?;
         let mut version_id = [0u8; 16];
         obhut_crypto::random_bytes(&mut version_id)?;
-        let (wrapped, kcv) =
-            obhut_crypto::wrap_key(bucket_key, &key, &object_key_aad(bucket, &version_id))?;
+        let cipher = Self {
+            key: Key::random()?,
+            version_id,
+            segment_size: DEFAULT_SEGMENT_SIZE,
+        };
+        let envelope = cipher.envelope_under(bucket, bucket_key, key_version)?;
+        Ok((cipher, envelope))
+    }
+
+    /// This object key's envelope, wrapped under `bucket_key` (version `key_version`); used for
+    /// new objects and to rewrap existing ones when the bucket key is rotated.
+    pub fn envelope_under(
+        &self,
+        bucket: &str,
+        bucket_key: &Key,
+        key_version: u32,
+    ) -> Result<Vec<u8>, EnvelopeError> {
+        let (wrapped, kcv) = obhut_crypto::wrap_key(
+            bucket_key,
+            &self.key,
+            &object_key_aad(bucket, &self.version_id),
+        )?;
         let envelope = Envelope {
             format: 1,
             key_version,
-            version_id: hex(&version_id),
+            version_id: hex(&self.version_id),
             wrapped_key: base64_simd::STANDARD.encode_to_string(&wrapped),
             kcv: hex(&kcv),
-            segment_size: DEFAULT_SEGMENT_SIZE,
+            segment_size: self.segment_size,
         };
-        let bytes =
-            serde_json::to_vec(&envelope).map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
-        Ok((
-            Self {
-                key,
-                version_id,
-                segment_size: DEFAULT_SEGMENT_SIZE,
-            },
-            bytes,
-        ))
+        serde_json::to_vec(&envelope).map_err(|e| EnvelopeError::Malformed(e.to_string()))
     }
 
     pub fn parse_envelope(bytes: &[u8]) -> Result<Envelope, EnvelopeError> {

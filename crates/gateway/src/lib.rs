@@ -14,6 +14,7 @@ mod front;
 pub mod keys;
 mod list;
 mod meta;
+pub mod rotation;
 mod s3;
 
 pub use access::TenantAuth;

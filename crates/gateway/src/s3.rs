@@ -41,7 +41,7 @@ struct Found {
 /// Placed site ids and the sites themselves.
 type Placement = (Vec<String>, Vec<Arc<dyn Site>>);
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
@@ -390,7 +390,7 @@ impl Gateway {
     }
 
     /// A bucket key version, from the cache or released by the trustee for `why`.
-    async fn bucket_key(
+    pub(crate) async fn bucket_key(
         &self,
         tenant: &str,
         bucket: &str,

@@ -323,13 +323,15 @@ async fn serve(config: ServeConfig) -> Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let s3_task = tokio::spawn(serve_s3(
         s3_listener,
-        gateway.into_service(),
+        gateway.clone().into_service(),
         stop_rx.clone(),
     ));
     let admin = obhut_admin::router(obhut_admin::AdminState {
         catalog: Arc::clone(&catalog),
         trustee: Some(trustee),
         shred_grace: config.shred_grace,
+        gateway: Some(gateway),
+        jobs: obhut_admin::Jobs::default(),
     });
     let mut admin_stop = stop_rx.clone();
     let admin_task = tokio::spawn(async move {
