@@ -10,11 +10,11 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use obhut_catalog::{Approval, Catalog, CatalogError, Principal, Role};
 use obhut_trustee_client::{Justification, SealStatus, TrusteeClient, TrusteeError};
-use std::collections::HashMap;
-use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::Mutex;
 use subtle::ConstantTimeEq;
 
 #[derive(Clone)]
@@ -445,7 +445,11 @@ async fn rotate_bucket_key(
         ));
     }
     let gateway = state.gateway.clone().ok_or_else(|| {
-        ApiError::new(StatusCode::NOT_FOUND, "not_found", "this process has no gateway")
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "this process has no gateway",
+        )
     })?;
     match state.catalog.get_bucket(&bucket).await? {
         Some(b) if b.tenant == tenant => {}
@@ -512,7 +516,11 @@ async fn rotate_bucket_key(
 
 fn lock_jobs(jobs: &Jobs) -> Result<std::sync::MutexGuard<'_, HashMap<String, Job>>, ApiError> {
     jobs.lock().map_err(|_| {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "job table lock poisoned")
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "job table lock poisoned",
+        )
     })
 }
 

@@ -21,6 +21,12 @@ pub enum TenantCommand {
     List,
     /// Create an S3 access key for a tenant and print it as environment lines.
     KeyCreate { name: String },
+    /// Rotate a bucket's key and rewrap its objects' keys, with progress (the tenant's admin).
+    RotateKey {
+        name: String,
+        #[arg(long)]
+        bucket: String,
+    },
     /// Crypto-shred a tenant: disable its key now, destroy it after the grace period. Needs
     /// two distinct principals (officers, or an officer and the tenant's admin): each runs it.
     Shred {
@@ -48,22 +54,49 @@ pub enum TrusteeCommand {
         #[arg(long, default_value = "obhut-data/trustee")]
         dir: std::path::PathBuf,
     },
+    /// Create the private CA and the certificates of the trustee API (mutual TLS) in DIR:
+    /// ca.crt/.key, trustee.crt/.key, gateway-N.crt/.key. Keeps what exists, adds what is
+    /// missing. Run it where the trustee runs.
+    InitPki {
+        /// Directory for the certificates and keys (keys are written with mode 0600).
+        #[arg(long)]
+        dir: std::path::PathBuf,
+        /// Gateway client certificates to have: gateway-1 .. gateway-N.
+        #[arg(long, default_value_t = 1)]
+        gateways: u32,
+        /// Names and addresses the trustee is reached by (repeat, or separate with commas).
+        #[arg(long = "san", value_delimiter = ',', default_values = ["localhost", "127.0.0.1"])]
+        sans: Vec<String>,
+    },
     /// Give one unseal share (officers). Reads it from standard input if not given.
     Unseal { share: Option<String> },
     /// Show whether the trustee is sealed.
     Status,
     /// Seal the trustee at once (officers): nothing is released until it is unsealed again.
     Seal,
+    /// Replace the master key of a stopped trustee's sealed keystore: reads the current shares
+    /// from standard input, rewraps every tenant key, prints the new shares.
+    RotateMaster {
+        /// Number of new shares to deal.
+        #[arg(long)]
+        shares: u8,
+        /// New shares needed to unseal.
+        #[arg(long)]
+        threshold: u8,
+        /// Keystore directory.
+        #[arg(long, default_value = "obhut-data/trustee")]
+        dir: std::path::PathBuf,
+    },
 }
 
-struct Client {
+pub(crate) struct Client {
     http: reqwest::Client,
     base: String,
     token: String,
 }
 
 impl Client {
-    fn new(args: &AdminArgs) -> Result<Self> {
+    pub(crate) fn new(args: &AdminArgs) -> Result<Self> {
         let token = args
             .token
             .clone()
@@ -76,7 +109,7 @@ impl Client {
         })
     }
 
-    async fn call(
+    pub(crate) async fn call(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -162,6 +195,11 @@ pub fn tenant(args: &AdminArgs, cmd: TenantCommand) -> Result<()> {
                     .await?;
                 print_shred(&r);
             }
+            TenantCommand::RotateKey { name, bucket } => {
+                obhut_core::validate_tenant_name(&name)?;
+                obhut_core::validate_bucket_name(&bucket)?;
+                crate::rotate_cli::rotate_bucket_key(&client, &name, &bucket).await?;
+            }
             TenantCommand::KeyCreate { name } => {
                 obhut_core::validate_tenant_name(&name)?;
                 let k = client
@@ -219,6 +257,24 @@ pub fn trustee(args: &AdminArgs, cmd: TrusteeCommand) -> Result<()> {
             }
             Ok(())
         }
+        TrusteeCommand::InitPki {
+            dir,
+            gateways,
+            sans,
+        } => {
+            let outcomes =
+                obhut_trustee::server::pki::init(&dir, &sans, gateways).with_context(|| {
+                    format!("cannot create the trustee API's PKI in {}", dir.display())
+                })?;
+            for o in &outcomes {
+                let verb = if o.created { "created" } else { "kept" };
+                println!("{verb} {}", o.path.display());
+            }
+            println!(
+                "the trustee uses trustee.crt, trustee.key and ca.crt; each gateway uses ca.crt and its own gateway-N.crt and .key; keep ca.key offline until you need more certificates"
+            );
+            Ok(())
+        }
         TrusteeCommand::Unseal { share } => {
             let share = match share {
                 Some(s) => s,
@@ -246,6 +302,11 @@ pub fn trustee(args: &AdminArgs, cmd: TrusteeCommand) -> Result<()> {
                 Ok(())
             })
         }
+        TrusteeCommand::RotateMaster {
+            shares,
+            threshold,
+            dir,
+        } => crate::rotate_cli::rotate_master(&dir, shares, threshold),
         TrusteeCommand::Seal => {
             let client = Client::new(args)?;
             runtime()?.block_on(async {

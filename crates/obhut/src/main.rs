@@ -1,9 +1,13 @@
-//! The `obhut` binary: command-line parsing, `serve` (everything in one process), and the admin
-//! commands that talk to the admin API. Errors end here as one clear line and a non-zero exit.
+//! The `obhut` binary: command-line parsing, `serve` (everything in one process), `gateway` and
+//! `trustee --config` (the same parts as separate processes), and the admin commands that talk
+//! to the admin API. Errors end here as one clear line and a non-zero exit.
 
 mod admin_cli;
 mod config;
+mod gateway;
+mod rotate_cli;
 mod serve;
+mod trustee_serve;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -39,6 +43,8 @@ pub struct AdminArgs {
 enum Command {
     /// Run gateway, trustee, catalog and two local sites in one process.
     Serve(ServeArgs),
+    /// Run the S3 gateway and the admin API against a trustee in another process.
+    Gateway(GatewayArgs),
     /// Manage tenants.
     Tenant {
         #[command(flatten)]
@@ -46,13 +52,26 @@ enum Command {
         #[command(subcommand)]
         command: admin_cli::TenantCommand,
     },
-    /// Key custody: create the sealed keystore, unseal it, see its state.
+    /// Key custody: create the sealed keystore and the API's certificates, unseal, see its
+    /// state; with --config, run the trustee process.
     Trustee {
         #[command(flatten)]
         admin: AdminArgs,
+        /// Run the trustee process: TOML with listen, keystore_dir, [tls] cert, key,
+        /// client_ca, and optionally log and dev_unseal_file.
+        #[arg(long)]
+        config: Option<PathBuf>,
         #[command(subcommand)]
-        command: admin_cli::TrusteeCommand,
+        command: Option<admin_cli::TrusteeCommand>,
     },
+}
+
+#[derive(clap::Args)]
+pub struct GatewayArgs {
+    /// TOML with data_dir, s3_addr, admin_addr, region, log, key_cache_ttl_secs,
+    /// shred_grace_secs, and [trustee] url, ca, cert, key.
+    #[arg(long)]
+    pub config: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -72,11 +91,26 @@ pub struct ServeArgs {
 }
 
 fn main() -> ExitCode {
+    obhut_trustee_client::remote::install_crypto_provider();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Tenant { admin, command } => admin_cli::tenant(&admin, command),
-        Command::Trustee { admin, command } => admin_cli::trustee(&admin, command),
+        Command::Gateway(args) => gateway::run(&args.config),
+        Command::Trustee {
+            admin,
+            config,
+            command,
+        } => match (config, command) {
+            (Some(config), None) => trustee_serve::run(&config),
+            (None, Some(command)) => admin_cli::trustee(&admin, command),
+            (Some(_), Some(_)) => Err(anyhow::anyhow!(
+                "--config runs the trustee process and takes no subcommand"
+            )),
+            (None, None) => Err(anyhow::anyhow!(
+                "give a subcommand (see `obhut trustee --help`), or --config FILE to run the trustee process"
+            )),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

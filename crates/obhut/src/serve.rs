@@ -70,7 +70,7 @@ fn lock_data_dir(dir: &Path) -> Result<File> {
 }
 
 /// Writes `contents` to `path` with mode 0600, atomically.
-fn write_secret_file(path: &Path, contents: &str) -> Result<()> {
+pub(crate) fn write_secret_file(path: &Path, contents: &str) -> Result<()> {
     let tmp = path.with_extension("tmp");
     let _ = fs::remove_file(&tmp);
     let mut f = File::options()

@@ -5,6 +5,7 @@
 //! going in, plaintext bucket keys coming out (only for a justified, permitted request), and the
 //! trustee's seal state. Tenant and master keys never cross it.
 
+pub mod remote;
 use async_trait::async_trait;
 use obhut_crypto::{KCV_LEN, Key};
 use serde::{Deserialize, Serialize};

@@ -11,6 +11,7 @@
 mod keystore;
 pub mod pkcs11;
 mod policy;
+pub mod server;
 
 pub use keystore::{Pkcs11Location, SealedKeystore, TenantKeyState};
 

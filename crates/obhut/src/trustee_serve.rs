@@ -1,0 +1,119 @@
+//! `obhut trustee --config FILE`: the trustee as a process of its own, serving its API to
+//! gateways over mutual TLS (`obhut_trustee::server`).
+//!
+//! It owns the keystore directory (holding its exclusive lock) and the crypto-shred timer.
+//! It starts sealed unless the config names a development share file, which is logged loudly:
+//! a production trustee is unsealed by its officers through a gateway's admin API
+//! (`obhut trustee unseal`).
+
+use crate::gateway::{init_tracing, load_toml, lock_dir, runtime, shutdown_signal};
+use anyhow::{Context, Result, bail};
+use obhut_trustee::{SealedKeystore, Trustee, server};
+use obhut_trustee_client::TrusteeClient;
+use serde::Deserialize;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TrusteeFile {
+    /// Address of the trustee API [default: 127.0.0.1:9100].
+    listen: Option<String>,
+    /// The sealed keystore, made by `obhut trustee init`.
+    keystore_dir: PathBuf,
+    log: Option<String>,
+    /// Development only: a file of unseal shares, one a line, given at start.
+    dev_unseal_file: Option<PathBuf>,
+    tls: TlsSection,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TlsSection {
+    /// The trustee's server certificate and key.
+    cert: PathBuf,
+    key: PathBuf,
+    /// The CA whose client certificates (gateways) are accepted.
+    client_ca: PathBuf,
+}
+
+pub fn run(config: &Path) -> Result<()> {
+    let file: TrusteeFile = load_toml(config)?;
+    if !SealedKeystore::exists(&file.keystore_dir) {
+        bail!(
+            "no keystore in {}: create one with `obhut trustee init --dir {} --shares N --threshold K`",
+            file.keystore_dir.display(),
+            file.keystore_dir.display()
+        );
+    }
+    init_tracing(file.log.as_deref().unwrap_or("info"));
+    runtime()?.block_on(serve(file))
+}
+
+async fn serve(file: TrusteeFile) -> Result<()> {
+    let read = |what: &str, p: &Path| {
+        fs::read(p).with_context(|| format!("cannot read {what} {}", p.display()))
+    };
+    let tls = server::tls_config(
+        &read("the CA certificate", &file.tls.client_ca)?,
+        &read("the trustee certificate", &file.tls.cert)?,
+        &read("the trustee private key", &file.tls.key)?,
+    )?;
+    let dir = &file.keystore_dir;
+    let _lock = lock_dir(dir)?;
+    let trustee = Arc::new(Trustee::open(dir)?);
+    match &file.dev_unseal_file {
+        Some(path) => dev_unseal(&trustee, path).await?,
+        None => tracing::warn!(
+            "the trustee is sealed: no key is released until officers give enough shares with `obhut trustee unseal`"
+        ),
+    }
+    spawn_destruction_timer(Arc::clone(&trustee));
+    let app = server::router(trustee)?;
+    let listen = file.listen.unwrap_or_else(|| "127.0.0.1:9100".into());
+    let listener = TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen} for the trustee API"))?;
+    tracing::info!(listen = %listen, keystore = %dir.display(), "the trustee API is serving (mutual TLS)");
+    server::serve(listener, tls, app, shutdown_signal()).await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Gives the shares in `path` (development only) and says so loudly.
+async fn dev_unseal(trustee: &Trustee, path: &Path) -> Result<()> {
+    let text = fs::read_to_string(path)
+        .with_context(|| format!("cannot read the development share file {}", path.display()))?;
+    for share in text.lines().filter(|l| !l.trim().is_empty()) {
+        trustee.unseal(share.trim()).await?;
+    }
+    let status = trustee.seal_status().await?;
+    if status.sealed {
+        bail!(
+            "{} holds {} share(s) but the keystore needs {}",
+            path.display(),
+            status.shares_given,
+            status.threshold
+        );
+    }
+    tracing::warn!(
+        "DEVELOPMENT MODE: the trustee unsealed itself from {}; anyone who can read that file holds the master key. A production trustee is unsealed by its officers (`obhut trustee unseal`).",
+        path.display()
+    );
+    Ok(())
+}
+
+/// Destroys tenant keys whose crypto-shred grace period has ended: at start, then every minute.
+fn spawn_destruction_timer(trustee: Arc<Trustee>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            if let Err(e) = trustee.destroy_due() {
+                tracing::error!(error = %e, "could not destroy tenant keys that are due; retrying in a minute");
+            }
+        }
+    });
+}

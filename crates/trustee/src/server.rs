@@ -1,0 +1,919 @@
+//! The trustee's API for gateways in other processes (`obhut trustee`), and the small private
+//! CA that authenticates both ends.
+//!
+//! It owns the HTTP side of [`TrusteeClient`]: JSON bodies (bytes in base64) as defined in
+//! [`obhut_trustee_client::remote::wire`], errors as `{"error", "message", ...}` that the client
+//! turns back into the same [`TrusteeError`], and the revocation stream: `GET
+//! /v1/revocations?after=SEQ&instance=ID` is held open up to
+//! [`LONG_POLL_HOLD`](obhut_trustee_client::remote::LONG_POLL_HOLD) and answers as soon as a
+//! revocation happens. The last [`REVOCATIONS_KEPT`] events are kept in memory with sequence
+//! numbers; a client asking for older ones, or for another instance (the trustee restarted),
+//! gets `{"reset": true}` and must drop every key.
+//!
+//! It is served only over mutual TLS (see the reasons in
+//! [`obhut_trustee_client::remote`]): the trustee accepts only client certificates signed by
+//! its CA ([`pki`] makes one), TLS 1.3 only, on rustls with aws-lc-rs.
+//!
+//! It never sees object data or object names, and it never returns a tenant or master key:
+//! the only key material that leaves is a bucket key released under policy.
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use obhut_trustee_client::remote::wire::{
+    CreateBucketKeyRequest, DisableRequest, ErrorBody, ReleaseBucketKeyRequest, ReleasedKey,
+    RevocationEvent, RevocationsPage, RevocationsQuery, TenantRequest, UnsealRequest, Wrapped,
+    error_to_wire,
+};
+use obhut_trustee_client::remote::{LONG_POLL_HOLD, crypto_provider, pem};
+use obhut_trustee_client::{
+    Revocation, SealStatus, TenantKeyStatus, TrusteeClient, TrusteeError, WrappedKey,
+};
+use std::collections::VecDeque;
+use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::{broadcast, watch};
+
+/// Revocation events kept for clients that were briefly away.
+pub const REVOCATIONS_KEPT: usize = 1000;
+/// Time a client has to complete the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// Unusable certificates or keys.
+    #[error("{0}")]
+    Tls(String),
+    /// Creating the CA or a certificate failed.
+    #[error("{0}")]
+    Pki(String),
+}
+
+/// The TLS settings of the trustee API: present `cert_pem`/`key_pem`, accept only clients
+/// whose certificate `client_ca_pem` signed, TLS 1.3 only.
+pub fn tls_config(
+    client_ca_pem: &[u8],
+    cert_pem: &[u8],
+    key_pem: &[u8],
+) -> Result<Arc<rustls::ServerConfig>, ServerError> {
+    let roots = pem::roots(client_ca_pem, "CA certificate").map_err(ServerError::Tls)?;
+    let chain = pem::certs(cert_pem, "trustee certificate").map_err(ServerError::Tls)?;
+    let key = pem::key(key_pem, "trustee private key").map_err(ServerError::Tls)?;
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        crypto_provider(),
+    )
+    .build()
+    .map_err(|e| ServerError::Tls(format!("CA certificate: {e}")))?;
+    let mut config = rustls::ServerConfig::builder_with_provider(crypto_provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| ServerError::Tls(format!("TLS settings: {e}")))?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)
+        .map_err(|e| {
+            ServerError::Tls(format!(
+                "trustee certificate and key do not fit together: {e}"
+            ))
+        })?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// Revocations with sequence numbers, for long-polling clients.
+struct Feed {
+    /// Random per start: a client holding another instance's sequence number must reset.
+    instance: String,
+    kept: usize,
+    events: Mutex<(VecDeque<RevocationEvent>, u64)>,
+    last: watch::Sender<u64>,
+}
+
+impl Feed {
+    fn new(kept: usize) -> Result<Self, TrusteeError> {
+        let mut id = [0u8; 16];
+        obhut_crypto::random_bytes(&mut id).map_err(|e| TrusteeError::Storage(e.to_string()))?;
+        Ok(Self {
+            instance: hex_simd::encode_to_string(id, hex_simd::AsciiCase::Lower),
+            kept,
+            events: Mutex::new((VecDeque::new(), 0)),
+            last: watch::channel(0).0,
+        })
+    }
+
+    fn push(&self, revocation: Revocation) {
+        let mut guard = self.events.lock().unwrap_or_else(PoisonError::into_inner);
+        let (events, last) = &mut *guard;
+        *last += 1;
+        events.push_back(RevocationEvent {
+            seq: *last,
+            revocation,
+        });
+        while events.len() > self.kept {
+            events.pop_front();
+        }
+        self.last.send_replace(*last);
+    }
+
+    /// The answer to `q` now, and whether it is worth sending before the hold ends.
+    fn page(&self, q: &RevocationsQuery) -> (RevocationsPage, bool) {
+        let guard = self.events.lock().unwrap_or_else(PoisonError::into_inner);
+        let (events, last) = &*guard;
+        let page = |reset, events| RevocationsPage {
+            instance: self.instance.clone(),
+            reset,
+            events,
+            last: *last,
+        };
+        let Some(after) = q.after else {
+            return (page(false, Vec::new()), true);
+        };
+        let other_instance = q.instance.as_deref().is_some_and(|i| i != self.instance);
+        // Events up to `forgotten` are no longer kept.
+        let forgotten = events.front().map_or(*last, |e| e.seq - 1);
+        if other_instance || after > *last || after < forgotten {
+            return (page(true, Vec::new()), true);
+        }
+        let news: Vec<_> = events.iter().filter(|e| e.seq > after).cloned().collect();
+        let ready = !news.is_empty();
+        (page(false, news), ready)
+    }
+}
+
+/// Copies the trustee's revocations into the feed. If it lagged, revocations were lost: the
+/// feed then records `All`, which makes every client drop every key.
+fn spawn_feed(mut rx: broadcast::Receiver<Revocation>, feed: std::sync::Weak<Feed>) {
+    use tokio::sync::broadcast::error::RecvError;
+    tokio::spawn(async move {
+        loop {
+            let event = rx.recv().await;
+            let Some(feed) = feed.upgrade() else { return };
+            match event {
+                Ok(r) => feed.push(r),
+                Err(RecvError::Lagged(_)) => feed.push(Revocation::All),
+                Err(RecvError::Closed) => return,
+            }
+        }
+    });
+}
+
+#[derive(Clone)]
+struct AppState {
+    trustee: Arc<dyn TrusteeClient>,
+    feed: Arc<Feed>,
+    hold: Duration,
+}
+
+enum ApiError {
+    Trustee(TrusteeError),
+    BadRequest(String),
+    NotFound,
+}
+
+impl From<TrusteeError> for ApiError {
+    fn from(e: TrusteeError) -> Self {
+        Self::Trustee(e)
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(e: JsonRejection) -> Self {
+        Self::BadRequest(e.body_text())
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(e: QueryRejection) -> Self {
+        Self::BadRequest(e.body_text())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, body) = match self {
+            Self::Trustee(e) => error_to_wire(&e),
+            Self::BadRequest(m) => (400, ErrorBody::other("bad_request", m)),
+            Self::NotFound => (404, ErrorBody::other("not_found", "no such endpoint")),
+        };
+        (
+            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            Json(body),
+        )
+            .into_response()
+    }
+}
+
+type ApiResult<T> = Result<Json<T>, ApiError>;
+
+/// The trustee API over `trustee`. Must be called inside a tokio runtime (it starts copying
+/// the trustee's revocations into the stream).
+pub fn router(trustee: Arc<dyn TrusteeClient>) -> Result<Router, TrusteeError> {
+    router_with(trustee, LONG_POLL_HOLD, REVOCATIONS_KEPT)
+}
+
+fn router_with(
+    trustee: Arc<dyn TrusteeClient>,
+    hold: Duration,
+    kept: usize,
+) -> Result<Router, TrusteeError> {
+    let feed = Arc::new(Feed::new(kept)?);
+    spawn_feed(trustee.subscribe_revocations(), Arc::downgrade(&feed));
+    Ok(Router::new()
+        .route("/v1/seal", get(seal_status).post(seal))
+        .route("/v1/unseal", post(unseal))
+        .route("/v1/tenant-keys/ensure", post(ensure_tenant_key))
+        .route("/v1/tenant-keys/status", post(tenant_key_status))
+        .route("/v1/tenant-keys/disable", post(disable_tenant_key))
+        .route("/v1/tenant-keys/enable", post(enable_tenant_key))
+        .route("/v1/tenant-keys/destroy", post(destroy_tenant_key))
+        .route("/v1/bucket-keys/create", post(create_bucket_key))
+        .route("/v1/bucket-keys/release", post(release_bucket_key))
+        .route("/v1/revocations", get(revocations))
+        .fallback(|| async { ApiError::NotFound })
+        .with_state(AppState {
+            trustee,
+            feed,
+            hold,
+        }))
+}
+
+async fn seal_status(State(s): State<AppState>) -> ApiResult<SealStatus> {
+    Ok(Json(s.trustee.seal_status().await?))
+}
+
+async fn seal(State(s): State<AppState>) -> ApiResult<SealStatus> {
+    Ok(Json(s.trustee.seal().await?))
+}
+
+async fn unseal(
+    State(s): State<AppState>,
+    body: Result<Json<UnsealRequest>, JsonRejection>,
+) -> ApiResult<SealStatus> {
+    let Json(r) = body?;
+    Ok(Json(s.trustee.unseal(&r.share).await?))
+}
+
+async fn ensure_tenant_key(
+    State(s): State<AppState>,
+    body: Result<Json<TenantRequest>, JsonRejection>,
+) -> ApiResult<serde_json::Value> {
+    let Json(r) = body?;
+    s.trustee.ensure_tenant_key(&r.tenant).await?;
+    Ok(Json(serde_json::json!({})))
+}
+
+async fn tenant_key_status(
+    State(s): State<AppState>,
+    body: Result<Json<TenantRequest>, JsonRejection>,
+) -> ApiResult<TenantKeyStatus> {
+    let Json(r) = body?;
+    Ok(Json(s.trustee.tenant_key_status(&r.tenant).await?))
+}
+
+async fn disable_tenant_key(
+    State(s): State<AppState>,
+    body: Result<Json<DisableRequest>, JsonRejection>,
+) -> ApiResult<TenantKeyStatus> {
+    let Json(r) = body?;
+    Ok(Json(
+        s.trustee
+            .disable_tenant_key(&r.tenant, r.destroy_after_ms)
+            .await?,
+    ))
+}
+
+async fn enable_tenant_key(
+    State(s): State<AppState>,
+    body: Result<Json<TenantRequest>, JsonRejection>,
+) -> ApiResult<TenantKeyStatus> {
+    let Json(r) = body?;
+    Ok(Json(s.trustee.enable_tenant_key(&r.tenant).await?))
+}
+
+async fn destroy_tenant_key(
+    State(s): State<AppState>,
+    body: Result<Json<TenantRequest>, JsonRejection>,
+) -> ApiResult<TenantKeyStatus> {
+    let Json(r) = body?;
+    Ok(Json(s.trustee.destroy_tenant_key(&r.tenant).await?))
+}
+
+async fn create_bucket_key(
+    State(s): State<AppState>,
+    body: Result<Json<CreateBucketKeyRequest>, JsonRejection>,
+) -> ApiResult<Wrapped> {
+    let Json(r) = body?;
+    let key = s
+        .trustee
+        .create_bucket_key(&r.tenant, &r.bucket, r.version, &r.why)
+        .await?;
+    Ok(Json(Wrapped::from(&key)))
+}
+
+async fn release_bucket_key(
+    State(s): State<AppState>,
+    body: Result<Json<ReleaseBucketKeyRequest>, JsonRejection>,
+) -> ApiResult<ReleasedKey> {
+    let Json(r) = body?;
+    let wrapped = WrappedKey::try_from(r.key).map_err(ApiError::BadRequest)?;
+    let key = s
+        .trustee
+        .release_bucket_key(&r.tenant, &r.bucket, &wrapped, &r.why)
+        .await?;
+    Ok(Json(ReleasedKey {
+        key: base64_simd::STANDARD.encode_to_string(key.expose()),
+    }))
+}
+
+async fn revocations(
+    State(s): State<AppState>,
+    q: Result<Query<RevocationsQuery>, QueryRejection>,
+) -> ApiResult<RevocationsPage> {
+    let Query(q) = q?;
+    // Subscribe before looking, so that nothing pushed in between is missed.
+    let mut changed = s.feed.last.subscribe();
+    let (page, ready) = s.feed.page(&q);
+    if ready {
+        return Ok(Json(page));
+    }
+    let after = page.last;
+    let _ = tokio::time::timeout(s.hold, changed.wait_for(|last| *last > after)).await;
+    Ok(Json(s.feed.page(&q).0))
+}
+
+/// Serves `app` on `listener` over mutual TLS until `shutdown` completes, then gives open
+/// connections a moment to finish.
+pub async fn serve(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    app: Router,
+    shutdown: impl Future<Output = ()>,
+) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            res = listener.accept() => match res {
+                Ok(conn) => conn,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let acceptor = acceptor.clone();
+        let service = TowerToHyperService::new(app.clone());
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(e)) => {
+                    tracing::warn!(%peer, error = %e, "refused a TLS connection to the trustee API");
+                    return;
+                }
+                Err(_) => {
+                    tracing::warn!(%peer, "TLS handshake to the trustee API timed out");
+                    return;
+                }
+            };
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service);
+            if let Err(e) = watcher.watch(conn).await {
+                tracing::debug!(%peer, error = %e, "trustee API connection ended with an error");
+            }
+        });
+    }
+    // Long-polls would hold a graceful shutdown for their whole hold: give requests in flight
+    // a moment, then close; clients treat that like any other interruption.
+    let _ = tokio::time::timeout(Duration::from_secs(2), graceful.shutdown()).await;
+}
+
+/// A small private CA for the trustee API: one CA, one server certificate for the trustee,
+/// and one client certificate per gateway, all ECDSA P-256, private keys written with mode
+/// 0600.
+///
+/// Layout of the directory: `ca.crt`, `ca.key`, `trustee.crt`, `trustee.key`,
+/// `gateway-N.crt`, `gateway-N.key`. Running it again keeps what exists and adds what is
+/// missing (so `--gateways` can grow); keep `ca.key` offline once every certificate is issued.
+pub mod pki {
+    use super::ServerError;
+    use rcgen::{
+        BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
+        IsCa, Issuer, KeyPair, KeyUsagePurpose, SerialNumber,
+    };
+    use std::fs;
+    use std::io::Write;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    use std::path::{Path, PathBuf};
+    use time::{Duration, OffsetDateTime};
+
+    const CA_VALIDITY: Duration = Duration::days(3650);
+    const LEAF_VALIDITY: Duration = Duration::days(825);
+
+    /// What [`init`] did with one file.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Outcome {
+        pub path: PathBuf,
+        pub created: bool,
+    }
+
+    fn err(what: impl std::fmt::Display) -> ServerError {
+        ServerError::Pki(what.to_string())
+    }
+
+    /// The CA's parameters. Its name carries a fingerprint of its key, so a certificate from
+    /// another obhut CA is told apart by name (`UnknownIssuer`), and a CA key loaded again
+    /// issues certificates that chain to the `ca.crt` written at first.
+    fn ca_params(key: &KeyPair) -> CertificateParams {
+        let mut p = CertificateParams::default();
+        let id = p.key_identifier(key);
+        let fingerprint =
+            hex_simd::encode_to_string(&id[..id.len().min(6)], hex_simd::AsciiCase::Lower);
+        p.distinguished_name = DistinguishedName::new();
+        p.distinguished_name.push(
+            DnType::CommonName,
+            format!("obhut trustee API CA {fingerprint}"),
+        );
+        p.distinguished_name.push(DnType::OrganizationName, "obhut");
+        p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        p.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        p
+    }
+
+    fn stamp(p: &mut CertificateParams, validity: Duration) -> Result<(), ServerError> {
+        let now = OffsetDateTime::now_utc();
+        p.not_before = now - Duration::hours(1);
+        p.not_after = now + validity;
+        let mut serial = [0u8; 16];
+        obhut_crypto::random_bytes(&mut serial).map_err(err)?;
+        serial[0] &= 0x7f;
+        p.serial_number = Some(SerialNumber::from_slice(&serial));
+        Ok(())
+    }
+
+    /// Writes a new file atomically; fails if it exists.
+    fn write_new(path: &Path, contents: &str, mode: u32) -> Result<(), ServerError> {
+        let tmp = path.with_extension("tmp");
+        let _ = fs::remove_file(&tmp);
+        let mut f = fs::File::options()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)
+            .map_err(|e| err(format!("cannot write {}: {e}", tmp.display())))?;
+        f.write_all(contents.as_bytes())
+            .and_then(|()| f.sync_all())
+            .map_err(|e| err(format!("cannot write {}: {e}", tmp.display())))?;
+        if path.exists() {
+            let _ = fs::remove_file(&tmp);
+            return Err(err(format!("{} appeared while writing it", path.display())));
+        }
+        fs::rename(&tmp, path).map_err(|e| err(format!("cannot write {}: {e}", path.display())))
+    }
+
+    /// Both files of a pair, or neither: `Some(true)` if both exist.
+    fn pair_exists(cert: &Path, key: &Path) -> Result<bool, ServerError> {
+        match (cert.exists(), key.exists()) {
+            (true, true) => Ok(true),
+            (false, false) => Ok(false),
+            (true, false) | (false, true) => Err(err(format!(
+                "only one of {} and {} exists; remove it or restore the other",
+                cert.display(),
+                key.display()
+            ))),
+        }
+    }
+
+    fn leaf(
+        dir: &Path,
+        name: &str,
+        params: CertificateParams,
+        issuer: &Issuer<'_, KeyPair>,
+        out: &mut Vec<Outcome>,
+    ) -> Result<(), ServerError> {
+        let cert_path = dir.join(format!("{name}.crt"));
+        let key_path = dir.join(format!("{name}.key"));
+        if pair_exists(&cert_path, &key_path)? {
+            out.push(Outcome {
+                path: cert_path,
+                created: false,
+            });
+            return Ok(());
+        }
+        let key = KeyPair::generate().map_err(err)?;
+        let cert = params.signed_by(&key, issuer).map_err(err)?;
+        write_new(&key_path, &key.serialize_pem(), 0o600)?;
+        write_new(&cert_path, &cert.pem(), 0o644)?;
+        out.push(Outcome {
+            path: key_path,
+            created: true,
+        });
+        out.push(Outcome {
+            path: cert_path,
+            created: true,
+        });
+        Ok(())
+    }
+
+    /// Creates (or completes) the PKI in `dir`: the CA, the trustee's server certificate for
+    /// `sans` (DNS names or IP addresses), and client certificates `gateway-1` ..
+    /// `gateway-<gateways>`.
+    pub fn init(dir: &Path, sans: &[String], gateways: u32) -> Result<Vec<Outcome>, ServerError> {
+        if sans.is_empty() {
+            return Err(err(
+                "the trustee certificate needs at least one name or address",
+            ));
+        }
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| err(format!("cannot create {}: {e}", dir.display())))?;
+        let mut out = Vec::new();
+
+        let ca_cert = dir.join("ca.crt");
+        let ca_key_path = dir.join("ca.key");
+        let ca_key = if pair_exists(&ca_cert, &ca_key_path)? {
+            let pem = fs::read_to_string(&ca_key_path)
+                .map_err(|e| err(format!("cannot read {}: {e}", ca_key_path.display())))?;
+            out.push(Outcome {
+                path: ca_cert,
+                created: false,
+            });
+            KeyPair::from_pem(&pem).map_err(|e| err(format!("{}: {e}", ca_key_path.display())))?
+        } else {
+            let key = KeyPair::generate().map_err(err)?;
+            let mut params = ca_params(&key);
+            stamp(&mut params, CA_VALIDITY)?;
+            let cert = params.self_signed(&key).map_err(err)?;
+            write_new(&ca_key_path, &key.serialize_pem(), 0o600)?;
+            write_new(&ca_cert, &cert.pem(), 0o644)?;
+            out.push(Outcome {
+                path: ca_key_path,
+                created: true,
+            });
+            out.push(Outcome {
+                path: ca_cert,
+                created: true,
+            });
+            key
+        };
+        let issuer = Issuer::new(ca_params(&ca_key), ca_key);
+
+        let mut server = CertificateParams::new(sans.to_vec())
+            .map_err(|e| err(format!("invalid name for the trustee certificate: {e}")))?;
+        server
+            .distinguished_name
+            .push(DnType::CommonName, "obhut trustee");
+        server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        server.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        server.use_authority_key_identifier_extension = true;
+        stamp(&mut server, LEAF_VALIDITY)?;
+        leaf(dir, "trustee", server, &issuer, &mut out)?;
+
+        for n in 1..=gateways {
+            let name = format!("gateway-{n}");
+            let mut client = CertificateParams::default();
+            client.distinguished_name = DistinguishedName::new();
+            client
+                .distinguished_name
+                .push(DnType::CommonName, name.as_str());
+            client.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+            client.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+            client.use_authority_key_identifier_extension = true;
+            stamp(&mut client, LEAF_VALIDITY)?;
+            leaf(dir, &name, client, &issuer, &mut out)?;
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{SealedKeystore, Trustee};
+    use obhut_trustee_client::Justification;
+    use obhut_trustee_client::remote::RemoteTrustee;
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::Path;
+
+    fn customer(tenant: &str) -> Justification {
+        Justification::Customer {
+            tenant: tenant.into(),
+            principal: "AKID".into(),
+            operation: "GetObject".into(),
+        }
+    }
+
+    fn read(dir: &Path, name: &str) -> Vec<u8> {
+        std::fs::read(dir.join(name)).unwrap()
+    }
+
+    struct Running {
+        _dirs: Vec<tempfile::TempDir>,
+        pki: std::path::PathBuf,
+        url: String,
+        trustee: Arc<Trustee>,
+        shares: Vec<String>,
+    }
+
+    async fn start(hold: Duration, kept: usize) -> Running {
+        let ks = tempfile::tempdir().unwrap();
+        let pki_dir = tempfile::tempdir().unwrap();
+        let shares = SealedKeystore::init(ks.path(), 3, 2).unwrap();
+        let trustee = Arc::new(Trustee::open(ks.path()).unwrap());
+        trustee.unseal(&shares[0]).await.unwrap();
+        trustee.unseal(&shares[1]).await.unwrap();
+        let pki = pki_dir.path().join("pki");
+        pki::init(&pki, &["localhost".into(), "127.0.0.1".into()], 2).unwrap();
+        let tls = tls_config(
+            &read(&pki, "ca.crt"),
+            &read(&pki, "trustee.crt"),
+            &read(&pki, "trustee.key"),
+        )
+        .unwrap();
+        let app = router_with(trustee.clone(), hold, kept).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!(
+            "https://127.0.0.1:{}",
+            listener.local_addr().unwrap().port()
+        );
+        tokio::spawn(serve(listener, tls, app, std::future::pending()));
+        Running {
+            _dirs: vec![ks, pki_dir],
+            pki,
+            url,
+            trustee,
+            shares,
+        }
+    }
+
+    fn client(r: &Running, gateway: &str) -> RemoteTrustee {
+        RemoteTrustee::connect(
+            &r.url,
+            &read(&r.pki, "ca.crt"),
+            &read(&r.pki, &format!("{gateway}.crt")),
+            &read(&r.pki, &format!("{gateway}.key")),
+        )
+        .unwrap()
+    }
+
+    async fn next(rx: &mut broadcast::Receiver<Revocation>) -> Revocation {
+        tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .expect("no revocation within 10 s")
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_remote_trustee_behaves_like_the_in_process_one() {
+        let r = start(LONG_POLL_HOLD, REVOCATIONS_KEPT).await;
+        let remote = client(&r, "gateway-1");
+        remote.ensure_tenant_key("a").await.unwrap();
+        let wk = remote
+            .create_bucket_key("a", "photos", 1, &customer("a"))
+            .await
+            .unwrap();
+        let local = r
+            .trustee
+            .release_bucket_key("a", "photos", &wk, &customer("a"))
+            .await
+            .unwrap();
+        let released = remote
+            .release_bucket_key("a", "photos", &wk, &customer("a"))
+            .await
+            .unwrap();
+        assert_eq!(released.expose(), local.expose());
+        assert!(!remote.seal_status().await.unwrap().sealed);
+        assert_eq!(remote.tenant_key_status("a").await.unwrap().state, "active");
+
+        // the trustee's refusals arrive as the same error, with the same text
+        for (got, want) in [
+            (
+                remote
+                    .release_bucket_key("a", "photos", &wk, &customer("b"))
+                    .await
+                    .unwrap_err(),
+                r.trustee
+                    .release_bucket_key("a", "photos", &wk, &customer("b"))
+                    .await
+                    .unwrap_err(),
+            ),
+            (
+                remote
+                    .release_bucket_key("a", "other", &wk, &customer("a"))
+                    .await
+                    .unwrap_err(),
+                r.trustee
+                    .release_bucket_key("a", "other", &wk, &customer("a"))
+                    .await
+                    .unwrap_err(),
+            ),
+        ] {
+            assert_eq!(got, want);
+            assert_eq!(got.to_string(), want.to_string());
+        }
+
+        // crypto-shred through the API, then sealing
+        let far = 4_102_444_800_000;
+        assert_eq!(
+            remote.disable_tenant_key("a", far).await.unwrap().state,
+            "disabled"
+        );
+        assert!(matches!(
+            remote
+                .release_bucket_key("a", "photos", &wk, &customer("a"))
+                .await,
+            Err(TrusteeError::TenantKeyDisabled(t)) if t == "a"
+        ));
+        assert_eq!(remote.enable_tenant_key("a").await.unwrap().state, "active");
+        assert!(remote.seal().await.unwrap().sealed);
+        assert_eq!(
+            remote
+                .release_bucket_key("a", "photos", &wk, &customer("a"))
+                .await
+                .unwrap_err(),
+            TrusteeError::Sealed(0, 2)
+        );
+        let bad = remote.unseal("not a share").await.unwrap_err();
+        assert!(matches!(bad, TrusteeError::BadShare(_)), "{bad:?}");
+        assert_eq!(bad, r.trustee.unseal("not a share").await.unwrap_err());
+        let st = remote.unseal(&r.shares[2]).await.unwrap();
+        assert!(st.sealed && st.shares_given == 1);
+        assert!(!remote.unseal(&r.shares[0]).await.unwrap().sealed);
+        assert_eq!(
+            remote.destroy_tenant_key("a").await.unwrap().state,
+            "destroyed"
+        );
+    }
+
+    #[tokio::test]
+    async fn revocations_arrive_within_a_long_poll() {
+        let r = start(LONG_POLL_HOLD, REVOCATIONS_KEPT).await;
+        r.trustee.ensure_tenant_key("a").await.unwrap();
+        let remote = client(&r, "gateway-2");
+        let mut rx = remote.subscribe_revocations();
+        // the first contact has no continuity with anything: drop everything
+        assert_eq!(next(&mut rx).await, Revocation::All);
+        // now the client is waiting in a long-poll; events must not wait for its end
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let started = std::time::Instant::now();
+        r.trustee.disable_tenant_key("a", i64::MAX).await.unwrap();
+        assert_eq!(
+            next(&mut rx).await,
+            Revocation::Tenant { tenant: "a".into() }
+        );
+        r.trustee.seal().await.unwrap();
+        assert_eq!(next(&mut rx).await, Revocation::All);
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn the_feed_resets_clients_it_cannot_serve_continuously() {
+        let feed = Feed::new(3).unwrap();
+        let q = |after: Option<u64>, instance: Option<&str>| RevocationsQuery {
+            after,
+            instance: instance.map(str::to_owned),
+        };
+        let me = feed.instance.clone();
+        // a starting point, at once
+        let (p, ready) = feed.page(&q(None, None));
+        assert!(ready && !p.reset && p.last == 0 && p.events.is_empty());
+        // nothing new: wait
+        assert!(!feed.page(&q(Some(0), Some(&me))).1);
+        for t in ["a", "b", "c", "d", "e"] {
+            feed.push(Revocation::Tenant { tenant: t.into() });
+        }
+        // seq 1 and 2 are forgotten; a client at 2 misses nothing, at 1 it missed seq 2
+        let (p, _) = feed.page(&q(Some(2), Some(&me)));
+        assert!(!p.reset);
+        assert_eq!(
+            p.events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            vec![3, 4, 5]
+        );
+        assert_eq!(p.last, 5);
+        for stale in [q(Some(1), Some(&me)), q(Some(0), None)] {
+            let (p, ready) = feed.page(&stale);
+            assert!(
+                ready && p.reset && p.events.is_empty() && p.last == 5,
+                "{stale:?}"
+            );
+        }
+        // another instance's numbers, or numbers from the future, mean a restart
+        assert!(feed.page(&q(Some(5), Some("0123"))).0.reset);
+        assert!(feed.page(&q(Some(9), Some(&me))).0.reset);
+        assert!(!feed.page(&q(Some(5), Some(&me))).1);
+    }
+
+    #[tokio::test]
+    async fn a_client_certificate_from_another_ca_is_refused() {
+        let r = start(LONG_POLL_HOLD, REVOCATIONS_KEPT).await;
+        let other = tempfile::tempdir().unwrap();
+        pki::init(other.path(), &["127.0.0.1".into()], 1).unwrap();
+        // trusts the right CA, but presents a certificate the trustee's CA never signed
+        let intruder = RemoteTrustee::connect(
+            &r.url,
+            &read(&r.pki, "ca.crt"),
+            &read(other.path(), "gateway-1.crt"),
+            &read(other.path(), "gateway-1.key"),
+        )
+        .unwrap();
+        match intruder.seal_status().await {
+            Err(TrusteeError::Unavailable(m)) => assert!(m.contains(&r.url), "{m}"),
+            other => panic!("expected Unavailable, got {other:?}"),
+        }
+        // and a gateway that trusts another CA does not talk to this trustee
+        let misled = RemoteTrustee::connect(
+            &r.url,
+            &read(other.path(), "ca.crt"),
+            &read(&r.pki, "gateway-1.crt"),
+            &read(&r.pki, "gateway-1.key"),
+        )
+        .unwrap();
+        assert!(matches!(
+            misled.seal_status().await,
+            Err(TrusteeError::Unavailable(_))
+        ));
+        // the rightful gateway still gets in
+        client(&r, "gateway-1").seal_status().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_trustee_is_unavailable_quickly_and_drops_keys() {
+        let r = start(LONG_POLL_HOLD, REVOCATIONS_KEPT).await;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!(
+            "https://127.0.0.1:{}",
+            listener.local_addr().unwrap().port()
+        );
+        drop(listener);
+        let remote = RemoteTrustee::connect(
+            &url,
+            &read(&r.pki, "ca.crt"),
+            &read(&r.pki, "gateway-1.crt"),
+            &read(&r.pki, "gateway-1.key"),
+        )
+        .unwrap();
+        let mut rx = remote.subscribe_revocations();
+        let started = std::time::Instant::now();
+        match remote.seal_status().await {
+            Err(TrusteeError::Unavailable(m)) => assert!(m.contains(&url), "{m}"),
+            other => panic!("expected Unavailable, got {other:?}"),
+        }
+        assert!(started.elapsed() < Duration::from_secs(6));
+        assert_eq!(next(&mut rx).await, Revocation::All);
+    }
+
+    #[test]
+    fn pki_keys_are_private_and_a_second_run_only_adds() {
+        let dir = tempfile::tempdir().unwrap();
+        let pki_dir = dir.path().join("pki");
+        let first = pki::init(&pki_dir, &["localhost".into()], 1).unwrap();
+        assert!(first.iter().all(|o| o.created));
+        for name in ["ca.key", "trustee.key", "gateway-1.key"] {
+            let mode = std::fs::metadata(pki_dir.join(name))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{name}");
+        }
+        let ca = read(&pki_dir, "ca.crt");
+        let second = pki::init(&pki_dir, &["localhost".into()], 2).unwrap();
+        let created: Vec<_> = second
+            .iter()
+            .filter(|o| o.created)
+            .map(|o| o.path.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(created, vec!["gateway-2.key", "gateway-2.crt"]);
+        assert_eq!(read(&pki_dir, "ca.crt"), ca);
+        // the added certificate chains to the original CA
+        let roots = pem::roots(&ca, "ca").unwrap();
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            crypto_provider(),
+        )
+        .build()
+        .unwrap();
+        let cert = pem::certs(&read(&pki_dir, "gateway-2.crt"), "gw").unwrap();
+        verifier
+            .verify_client_cert(&cert[0], &[], rustls::pki_types::UnixTime::now())
+            .unwrap();
+        // half a pair is an error, not silently replaced
+        std::fs::remove_file(pki_dir.join("gateway-1.crt")).unwrap();
+        assert!(pki::init(&pki_dir, &["localhost".into()], 2).is_err());
+    }
+}

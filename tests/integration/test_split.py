@@ -1,0 +1,190 @@
+"""The trustee as a process of its own: `obhut trustee --config` serves its API
+over mutual TLS, `obhut gateway --config` runs the S3 gateway and the admin API
+against it. S3 works through the pair; the trustee refuses gateways whose
+certificate its CA did not sign; the gateway refuses to start without the
+trustee's certificate material; a dead trustee makes keyed requests answer 503
+naming the trustee at once, and a restarted one brings service back without a
+gateway restart; sealing the trustee makes the gateway drop its cached keys
+within a long-poll round trip.
+
+See split_helpers.py for the bootstrap."""
+
+from __future__ import annotations
+
+import time
+
+import botocore.exceptions
+import requests
+
+from conftest import assert_one_line_failure, file_mode
+from s3helpers import client_error, unique_name
+from split_helpers import Split, running_split, split  # noqa: F401 (fixtures)
+
+
+def put_get(s3, bucket: str, key: str, body: bytes) -> None:
+    s3.put_object(Bucket=bucket, Key=key, Body=body)
+    got = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    assert got == body
+
+
+def expect_trustee_503(fn, what: str, **kwargs) -> float:
+    """`fn` must fail with 503 ServiceUnavailable naming the trustee; returns how long it took."""
+    started = time.monotonic()
+    code, status, resp = client_error(fn, **kwargs)
+    took = time.monotonic() - started
+    msg = resp.get("Error", {}).get("Message", "")
+    assert (status, code) == (503, "ServiceUnavailable"), f"{what}: expected 503 ServiceUnavailable, got {status} {code}: {msg!r}"
+    assert "trustee" in msg.lower(), f"{what}: the 503 does not name the trustee: {msg!r}"
+    return took
+
+
+def first_503(fn, limit: float, **kwargs) -> tuple[float, str]:
+    """Repeats `fn` until it answers 503; returns (seconds until then, its message).
+    Fails if that takes longer than `limit` or anything else goes wrong."""
+    started = time.monotonic()
+    while True:
+        try:
+            result = fn(**kwargs)
+            if "Body" in result:
+                result["Body"].read()
+        except botocore.exceptions.ClientError as e:
+            status = e.response["ResponseMetadata"]["HTTPStatusCode"]
+            assert status == 503, f"expected 503, got {status}: {e.response['Error']}"
+            return time.monotonic() - started, e.response["Error"].get("Message", "")
+        elapsed = time.monotonic() - started
+        assert elapsed < limit, f"still served {elapsed:.1f}s later (limit {limit}s)"
+        time.sleep(0.1)
+
+
+def test_init_pki_writes_private_keys_and_keeps_what_exists(split: Split):
+    for name in ("ca.key", "trustee.key", "gateway-1.key", "gateway-2.key"):
+        assert file_mode(split.pki / name) == 0o600, f"{name} has mode {file_mode(split.pki / name):o}"
+    for name in ("ca.crt", "trustee.crt", "gateway-1.crt", "gateway-2.crt"):
+        assert (split.pki / name).read_text().startswith("-----BEGIN CERTIFICATE-----")
+    ca = (split.pki / "ca.crt").read_bytes()
+    r = split.run("trustee", "init-pki", "--dir", str(split.pki), "--gateways", "3")
+    assert r.returncode == 0, r.stderr
+    assert "created" in r.stdout and "gateway-3.crt" in r.stdout, r.stdout
+    assert f"kept {split.pki / 'trustee.crt'}" in r.stdout, r.stdout
+    assert (split.pki / "ca.crt").read_bytes() == ca
+
+
+def test_s3_round_trip_through_a_remote_trustee(running_split: Split):
+    s = running_split
+    s3 = s.s3()
+    bucket = unique_name("split")
+    s3.create_bucket(Bucket=bucket)
+    body = b"kept by the trustee in another process\n" * 1000
+    put_get(s3, bucket, "a/b.txt", body)
+    # the trustee is reached through the gateway's admin API as well
+    r = s.run("trustee", "status", token=s.token("operator"))
+    assert r.returncode == 0 and r.stdout.strip() == "unsealed", (r.stdout, r.stderr)
+    # the trustee API speaks to other clients that hold a gateway certificate, too
+    assert s.trustee_api("GET", "/v1/seal").json()["sealed"] is False
+    assert "DEVELOPMENT MODE" in s.trustee.log_text()
+    # and the released key never shows up in a log
+    assert "bucket key released" in s.trustee.log_text()
+
+
+def test_a_gateway_certificate_from_another_ca_is_refused(split: Split):
+    other = split.base / "other-pki"
+    r = split.run("trustee", "init-pki", "--dir", str(other), "--gateways", "1")
+    assert r.returncode == 0, r.stderr
+    split.start_trustee()
+    # trusts the real CA, but presents a certificate that another CA signed
+    config = split.gateway_config("intruder.toml", cert=other / "gateway-1.crt", key=other / "gateway-1.key")
+    split.start_gateway(config)
+    s3 = split.s3()
+    took = expect_trustee_503(s3.create_bucket, "CreateBucket with a foreign certificate", Bucket=unique_name("intruder"))
+    assert took < 10, f"the refusal took {took:.1f}s"
+    code, status, resp = client_error(s3.create_bucket, Bucket=unique_name("intruder"))
+    assert split.trustee_url in resp["Error"]["Message"], resp["Error"]["Message"]
+    assert "refused a TLS connection" in split.trustee.log_text()
+    # a client of the trustee API without any certificate gets nowhere either
+    try:
+        requests.get(split.trustee_url + "/v1/seal", verify=str(split.pki / "ca.crt"), timeout=5)
+    except requests.exceptions.RequestException:
+        pass
+    else:
+        raise AssertionError("the trustee API answered a client without a certificate")
+
+
+def test_the_gateway_refuses_to_start_without_the_trustees_certificate_material(split: Split):
+    missing = split.base / "nowhere" / "gateway-1.key"
+    for config, needle in [
+        (split.gateway_config("no-key.toml", key=missing), str(missing)),
+        (split.gateway_config("no-section.toml", trustee_section=False), "[trustee]"),
+        (split.gateway_config("not-a-cert.toml", cert=split.pki / "gateway-1.key"), "gateway certificate"),
+    ]:
+        r = split.run("gateway", "--config", str(config), timeout=30)
+        assert_one_line_failure(r, f"gateway with {config.name}")
+        assert needle in r.stderr, f"{config.name}: {r.stderr!r}"
+        assert "trustee" in r.stderr.lower(), f"{config.name}: {r.stderr!r}"
+
+
+def test_a_dead_trustee_gives_quick_503s_and_a_restarted_one_brings_service_back(running_split: Split):
+    s = running_split
+    s3 = s.s3()
+    bucket = unique_name("kill")
+    s3.create_bucket(Bucket=bucket)
+    put_get(s3, bucket, "before", b"before the outage")
+
+    s.trustee.kill9()
+    # cached keys are dropped as soon as the revocation stream breaks: even the bucket whose
+    # key the gateway held a moment ago answers 503, quickly
+    took, msg = first_503(s3.get_object, 10, Bucket=bucket, Key="before")
+    assert "trustee" in msg.lower(), msg
+    for what, fn, kwargs in [
+        ("GetObject", s3.get_object, {"Bucket": bucket, "Key": "before"}),
+        ("PutObject", s3.put_object, {"Bucket": bucket, "Key": "during", "Body": b"x"}),
+        ("CreateBucket", s3.create_bucket, {"Bucket": unique_name("dead")}),
+    ]:
+        took = expect_trustee_503(fn, f"{what} with the trustee dead", **kwargs)
+        assert took < 10, f"{what} took {took:.1f}s with the trustee dead"
+    # the admin API says so too, in one line
+    r = s.run("trustee", "status", token=s.token("operator"))
+    assert_one_line_failure(r, "trustee status with the trustee dead")
+    assert "trustee" in r.stderr and "503" in r.stderr, r.stderr
+
+    # the trustee comes back (unsealing itself from the development share file); the gateway
+    # was never restarted
+    s.start_trustee()
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            got = s3.get_object(Bucket=bucket, Key="before")["Body"].read()
+            break
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+    assert got == b"before the outage"
+    put_get(s3, bucket, "after", b"after the outage")
+    assert s.gateway.running()
+
+
+def test_sealing_drops_cached_keys_within_the_long_poll_bound(running_split: Split):
+    s = running_split
+    s3 = s.s3()
+    bucket = unique_name("seal")
+    s3.create_bucket(Bucket=bucket)
+    put_get(s3, bucket, "k", b"cached key")
+    # the bucket key is now cached (key_cache_ttl 300 s): only a revocation can drop it
+    r = s.run("trustee", "seal", token=s.token("officer1"))
+    assert r.returncode == 0 and r.stdout.startswith("sealed"), (r.stdout, r.stderr)
+    took, msg = first_503(s3.get_object, 5, Bucket=bucket, Key="k")
+    assert "sealed" in msg and "trustee" in msg, msg
+    assert "dropping revoked keys" in s.gateway.log_text()
+
+    # officers unseal through the gateway's admin API: service resumes
+    shares = s.dev_shares()
+    for who, share in zip(("officer1", "officer2"), shares):
+        r = s.run("trustee", "unseal", share, token=s.token(who))
+        assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "unsealed"
+    assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"cached key"
+
+    # sealing the trustee directly (not through this gateway) reaches the gateway the same way
+    assert s.trustee_api("POST", "/v1/seal", json={}).json()["sealed"] is True
+    took, msg = first_503(s3.get_object, 5, Bucket=bucket, Key="k")
+    assert "sealed" in msg, msg
