@@ -175,6 +175,12 @@ def test_sealing_drops_cached_keys_within_the_long_poll_bound(running_split: Spl
     took, msg = first_503(s3.get_object, 5, Bucket=bucket, Key="k")
     assert "sealed" in msg and "trustee" in msg, msg
     assert "dropping revoked keys" in s.gateway.log_text()
+    # the trustee waits for each gateway to acknowledge the revocation (its next long-poll)
+    deadline = time.monotonic() + 12
+    while "revocation acknowledged by every gateway" not in s.trustee.log_text():
+        assert time.monotonic() < deadline, "the trustee logged no acknowledgement:\n" + s.trustee.log_tail()
+        time.sleep(0.2)
+    assert "not acknowledged" not in s.trustee.log_text()
 
     # officers unseal through the gateway's admin API: service resumes
     shares = s.dev_shares()

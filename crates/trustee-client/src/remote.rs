@@ -187,6 +187,10 @@ pub mod wire {
     pub struct RevocationsQuery {
         pub after: Option<u64>,
         pub instance: Option<String>,
+        /// Random per gateway process. Asking for events after `after` acknowledges that every
+        /// event up to `after` was taken in; the trustee waits for these acknowledgements.
+        #[serde(default)]
+        pub client: Option<String>,
     }
 
     #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -506,6 +510,11 @@ impl RemoteTrustee {
 /// Long-polls the trustee's revocations and forwards them; see the module doc for when it
 /// sends [`Revocation::All`].
 async fn follow_revocations(conn: Conn, tx: broadcast::Sender<Revocation>) {
+    let mut id = [0u8; 8];
+    let client = match obhut_crypto::random_bytes(&mut id) {
+        Ok(()) => hex_simd::encode_to_string(id, hex_simd::AsciiCase::Lower),
+        Err(_) => "unnamed".to_owned(),
+    };
     // (instance, last sequence number seen); None until the first answer.
     let mut cursor: Option<(String, u64)> = None;
     let mut failures: u32 = 0;
@@ -514,7 +523,7 @@ async fn follow_revocations(conn: Conn, tx: broadcast::Sender<Revocation>) {
         let path = match &cursor {
             None => "/v1/revocations".to_owned(),
             Some((instance, last)) => {
-                format!("/v1/revocations?after={last}&instance={instance}")
+                format!("/v1/revocations?after={last}&instance={instance}&client={client}")
             }
         };
         let result: Result<wire::RevocationsPage, TrusteeError> = conn

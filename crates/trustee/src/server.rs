@@ -35,10 +35,10 @@ use obhut_trustee_client::remote::{LONG_POLL_HOLD, crypto_provider, pem};
 use obhut_trustee_client::{
     Revocation, SealStatus, TenantKeyStatus, TrusteeClient, TrusteeError, WrappedKey,
 };
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, watch};
 
@@ -94,7 +94,15 @@ struct Feed {
     kept: usize,
     events: Mutex<(VecDeque<RevocationEvent>, u64)>,
     last: watch::Sender<u64>,
+    /// Per gateway process: the last sequence number it acknowledged, and when it last asked.
+    acks: Mutex<HashMap<String, (u64, Instant)>>,
 }
+
+/// A gateway that has not asked for revocations for this long is no longer waited for.
+const ACK_PEERS_WINDOW: Duration = Duration::from_secs(90);
+/// How long a revocation waits for every gateway's acknowledgement before it is logged as
+/// unacknowledged (the gateway then drops its keys by itself: see the module doc).
+const ACK_WAIT: Duration = Duration::from_secs(10);
 
 impl Feed {
     fn new(kept: usize) -> Result<Self, TrusteeError> {
@@ -105,10 +113,66 @@ impl Feed {
             kept,
             events: Mutex::new((VecDeque::new(), 0)),
             last: watch::channel(0).0,
+            acks: Mutex::new(HashMap::new()),
         })
     }
 
-    fn push(&self, revocation: Revocation) {
+    /// Records that `client` has taken in every event up to `after` of this instance.
+    fn record_ack(&self, q: &RevocationsQuery) {
+        if let (Some(client), Some(after), Some(instance)) = (&q.client, q.after, &q.instance)
+            && *instance == self.instance
+        {
+            let mut acks = self.acks.lock().unwrap_or_else(PoisonError::into_inner);
+            acks.insert(client.clone(), (after, Instant::now()));
+        }
+    }
+
+    /// (gateways that acknowledged `seq`, gateways seen recently): a revocation is complete
+    /// when both are equal.
+    fn acknowledged(&self, seq: u64) -> (Vec<String>, Vec<String>) {
+        let acks = self.acks.lock().unwrap_or_else(PoisonError::into_inner);
+        let recent: Vec<(&String, u64)> = acks
+            .iter()
+            .filter(|(_, (_, at))| at.elapsed() < ACK_PEERS_WINDOW)
+            .map(|(c, (after, _))| (c, *after))
+            .collect();
+        let done = recent
+            .iter()
+            .filter(|(_, after)| *after >= seq)
+            .map(|(c, _)| (*c).clone())
+            .collect();
+        (done, recent.iter().map(|(c, _)| (*c).clone()).collect())
+    }
+
+    /// Waits until every recently seen gateway acknowledged `seq`, or [`ACK_WAIT`] passed,
+    /// and logs the outcome.
+    async fn await_acks(&self, seq: u64) {
+        let deadline = Instant::now() + ACK_WAIT;
+        loop {
+            let (done, seen) = self.acknowledged(seq);
+            if done.len() == seen.len() {
+                tracing::info!(
+                    seq,
+                    gateways = seen.len(),
+                    "revocation acknowledged by every gateway"
+                );
+                return;
+            }
+            if Instant::now() >= deadline {
+                let missing: Vec<&String> = seen.iter().filter(|c| !done.contains(c)).collect();
+                tracing::warn!(
+                    seq,
+                    ?missing,
+                    "revocation not acknowledged by every gateway in time; those drop their keys when they find the trustee unreachable, and within key_cache_ttl at the latest"
+                );
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Appends a revocation; returns its sequence number.
+    fn push(&self, revocation: Revocation) -> u64 {
         let mut guard = self.events.lock().unwrap_or_else(PoisonError::into_inner);
         let (events, last) = &mut *guard;
         *last += 1;
@@ -120,6 +184,7 @@ impl Feed {
             events.pop_front();
         }
         self.last.send_replace(*last);
+        *last
     }
 
     /// The answer to `q` now, and whether it is worth sending before the hold ends.
@@ -155,11 +220,13 @@ fn spawn_feed(mut rx: broadcast::Receiver<Revocation>, feed: std::sync::Weak<Fee
         loop {
             let event = rx.recv().await;
             let Some(feed) = feed.upgrade() else { return };
-            match event {
+            let seq = match event {
                 Ok(r) => feed.push(r),
                 Err(RecvError::Lagged(_)) => feed.push(Revocation::All),
                 Err(RecvError::Closed) => return,
-            }
+            };
+            let waiting = Arc::clone(&feed);
+            tokio::spawn(async move { waiting.await_acks(seq).await });
         }
     });
 }
@@ -337,6 +404,7 @@ async fn revocations(
     q: Result<Query<RevocationsQuery>, QueryRejection>,
 ) -> ApiResult<RevocationsPage> {
     let Query(q) = q?;
+    s.feed.record_ack(&q);
     // Subscribe before looking, so that nothing pushed in between is missed.
     let mut changed = s.feed.last.subscribe();
     let (page, ready) = s.feed.page(&q);
@@ -783,11 +851,36 @@ mod tests {
     }
 
     #[test]
+    fn revocations_count_as_acknowledged_when_each_gateway_asks_past_them() {
+        let feed = Feed::new(10).unwrap();
+        let me = feed.instance.clone();
+        let ask = |client: &str, after: u64, instance: &str| RevocationsQuery {
+            after: Some(after),
+            instance: Some(instance.to_owned()),
+            client: Some(client.to_owned()),
+        };
+        feed.record_ack(&ask("g1", 0, &me));
+        feed.record_ack(&ask("g2", 0, &me));
+        let seq = feed.push(Revocation::All);
+        assert_eq!(feed.acknowledged(seq).0.len(), 0);
+        feed.record_ack(&ask("g1", seq, &me));
+        let (done, seen) = feed.acknowledged(seq);
+        assert_eq!((done, seen.len()), (vec!["g1".to_owned()], 2));
+        // an answer about another trustee instance acknowledges nothing here
+        feed.record_ack(&ask("g2", seq, "another-instance"));
+        assert_eq!(feed.acknowledged(seq).0.len(), 1);
+        feed.record_ack(&ask("g2", seq, &me));
+        let (done, seen) = feed.acknowledged(seq);
+        assert_eq!(done.len(), seen.len());
+    }
+
+    #[test]
     fn the_feed_resets_clients_it_cannot_serve_continuously() {
         let feed = Feed::new(3).unwrap();
         let q = |after: Option<u64>, instance: Option<&str>| RevocationsQuery {
             after,
             instance: instance.map(str::to_owned),
+            client: None,
         };
         let me = feed.instance.clone();
         // a starting point, at once
