@@ -3,7 +3,9 @@
 //! to the admin API. Errors end here as one clear line and a non-zero exit.
 
 mod admin_cli;
+mod common;
 mod config;
+mod front;
 mod gateway;
 mod rotate_cli;
 mod serve;

@@ -5,8 +5,11 @@
 //! It starts sealed unless the config names a development share file, which is logged loudly:
 //! a production trustee is unsealed by its officers through a gateway's admin API
 //! (`obhut trustee unseal`).
+//!
+//! Development unsealing and the destruction timer are also what `serve` does with its
+//! in-process trustee; both live here.
 
-use crate::gateway::{init_tracing, load_toml, lock_dir, runtime, shutdown_signal};
+use crate::common::{init_tracing, load_toml, lock_dir, runtime, shutdown_signal};
 use anyhow::{Context, Result, bail};
 use obhut_trustee::{SealedKeystore, Trustee, server};
 use obhut_trustee_client::TrusteeClient;
@@ -62,10 +65,15 @@ async fn serve(file: TrusteeFile) -> Result<()> {
         &read("the trustee private key", &file.tls.key)?,
     )?;
     let dir = &file.keystore_dir;
-    let _lock = lock_dir(dir)?;
+    let _lock = lock_dir(dir, "directory")?;
     let trustee = Arc::new(Trustee::open(dir)?);
     match &file.dev_unseal_file {
-        Some(path) => dev_unseal(&trustee, path).await?,
+        Some(path) => {
+            let text = fs::read_to_string(path).with_context(|| {
+                format!("cannot read the development share file {}", path.display())
+            })?;
+            dev_unseal(&trustee, path, &text).await?;
+        }
         None => tracing::warn!(
             "the trustee is sealed: no key is released until officers give enough shares with `obhut trustee unseal`"
         ),
@@ -82,10 +90,9 @@ async fn serve(file: TrusteeFile) -> Result<()> {
     Ok(())
 }
 
-/// Gives the shares in `path` (development only) and says so loudly.
-async fn dev_unseal(trustee: &Trustee, path: &Path) -> Result<()> {
-    let text = fs::read_to_string(path)
-        .with_context(|| format!("cannot read the development share file {}", path.display()))?;
+/// Gives the shares in `text`, one a line, read from the development share file `path`, and
+/// says so loudly: anyone who can read that file holds the master key.
+pub(crate) async fn dev_unseal(trustee: &Trustee, path: &Path, text: &str) -> Result<()> {
     for share in text.lines().filter(|l| !l.trim().is_empty()) {
         trustee.unseal(share.trim()).await?;
     }
@@ -106,7 +113,7 @@ async fn dev_unseal(trustee: &Trustee, path: &Path) -> Result<()> {
 }
 
 /// Destroys tenant keys whose crypto-shred grace period has ended: at start, then every minute.
-fn spawn_destruction_timer(trustee: Arc<Trustee>) {
+pub(crate) fn spawn_destruction_timer(trustee: Arc<Trustee>) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
         loop {

@@ -1,0 +1,138 @@
+//! The front of one data directory, shared by `serve` and `gateway`: the sites the catalog
+//! names, the S3 gateway and the admin API, run until SIGTERM or Ctrl-C whichever trustee
+//! (in this process or remote) releases the keys.
+
+use crate::common::shutdown_signal;
+use anyhow::{Context, Result, bail};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder as ConnBuilder;
+use obhut_catalog::Catalog;
+use obhut_core::SiteInfo;
+use obhut_gateway::{Gateway, GatewayConfig, SiteSet};
+use obhut_sites::{LocalSite, Site};
+use obhut_trustee_client::TrusteeClient;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// The sites registered in the catalog (local directories in this build).
+pub(crate) async fn open_sites(catalog: &dyn Catalog) -> Result<SiteSet> {
+    let mut sites: Vec<(SiteInfo, Arc<dyn Site>)> = Vec::new();
+    for rec in catalog.list_sites().await? {
+        let Some(root) = rec.backend.get("fs").and_then(|v| v.as_str()) else {
+            bail!("site {} has a backend this build cannot open", rec.id);
+        };
+        let site = LocalSite::open(rec.id.clone(), PathBuf::from(root))
+            .with_context(|| format!("cannot open site {}", rec.id))?;
+        sites.push((
+            SiteInfo {
+                id: rec.id,
+                jurisdiction: rec.jurisdiction,
+                location: rec.location,
+                state: rec.state,
+            },
+            Arc::new(site),
+        ));
+    }
+    Ok(SiteSet::new(sites))
+}
+
+/// What the S3 front and the admin API need, whichever trustee serves them.
+pub(crate) struct Front {
+    pub catalog: Arc<dyn Catalog>,
+    pub sites: SiteSet,
+    pub trustee: Arc<dyn TrusteeClient>,
+    pub s3_addr: String,
+    pub admin_addr: String,
+    pub region: String,
+    pub key_cache_ttl: Duration,
+    pub shred_grace: Duration,
+}
+
+/// Runs the S3 gateway and the admin API until SIGTERM or Ctrl-C. The caller holds the data
+/// directory's lock (orphan collection at start relies on it).
+pub(crate) async fn serve_front(front: Front, data_dir: &Path) -> Result<()> {
+    let gateway = Gateway::new(
+        Arc::clone(&front.catalog),
+        front.sites,
+        Arc::clone(&front.trustee),
+        GatewayConfig {
+            region: front.region.clone(),
+            key_cache_ttl: front.key_cache_ttl,
+        },
+    );
+    match gateway.collect_orphans().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(removed = n, "collected orphan blobs"),
+        Err(e) => tracing::warn!(error = %e, "orphan collection failed; will retry at next start"),
+    }
+    let s3_listener = TcpListener::bind(&front.s3_addr)
+        .await
+        .with_context(|| format!("cannot listen on {} for S3", front.s3_addr))?;
+    let admin_listener = TcpListener::bind(&front.admin_addr)
+        .await
+        .with_context(|| format!("cannot listen on {} for the admin API", front.admin_addr))?;
+    tracing::info!(s3 = %front.s3_addr, admin = %front.admin_addr, data_dir = %data_dir.display(), "obhut is serving");
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let admin = obhut_admin::router(obhut_admin::AdminState {
+        catalog: front.catalog,
+        trustee: Some(front.trustee),
+        shred_grace: front.shred_grace,
+        gateway: Some(gateway.clone()),
+        jobs: obhut_admin::Jobs::default(),
+    });
+    let s3_task = tokio::spawn(serve_s3(
+        s3_listener,
+        gateway.into_service(),
+        stop_rx.clone(),
+    ));
+    let mut admin_stop = stop_rx;
+    let admin_task = tokio::spawn(async move {
+        axum::serve(admin_listener, admin)
+            .with_graceful_shutdown(async move {
+                let _ = admin_stop.wait_for(|s| *s).await;
+            })
+            .await
+    });
+
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    let _ = stop_tx.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(15), async {
+        let _ = s3_task.await;
+        let _ = admin_task.await;
+    })
+    .await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn serve_s3(
+    listener: TcpListener,
+    service: obhut_gateway::S3Front,
+    mut stop: watch::Receiver<bool>,
+) {
+    let http = ConnBuilder::new(TokioExecutor::new());
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        let socket = tokio::select! {
+            res = listener.accept() => match res {
+                Ok((socket, _)) => socket,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    continue;
+                }
+            },
+            _ = stop.wait_for(|s| *s) => break,
+        };
+        let conn = http.serve_connection(TokioIo::new(socket), service.clone());
+        let conn = graceful.watch(conn.into_owned());
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+    }
+    graceful.shutdown().await;
+}
