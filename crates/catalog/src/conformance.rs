@@ -458,6 +458,27 @@ async fn multipart_lifecycle(cat: &dyn Catalog) {
         cat.complete_upload("u1", &done).await,
         Err(CatalogError::NotFound { .. })
     ));
+    // a part replaced after the caller listed the parts: the completion is refused
+    let p5 = part("u3", 1);
+    cat.put_part(&p5).await.unwrap();
+    cat.put_part(&part("u3", 1)).await.unwrap();
+    let mut stale = object("mpu", "j", "etag-s");
+    stale.chunks = vec![p5.chunk];
+    assert!(matches!(
+        cat.complete_upload("u3", &stale).await,
+        Err(CatalogError::PreconditionFailed(_))
+    ));
+    assert!(
+        cat.get_upload("u3").await.unwrap().is_some(),
+        "nothing changed"
+    );
+    assert_eq!(cat.get_object("mpu", "j").await.unwrap(), None);
+    // no object is committed into a bucket that does not exist (any more)
+    assert!(matches!(
+        cat.put_object(&object("no-such-bucket", "k", "e"), PutCondition::None)
+            .await,
+        Err(CatalogError::NotFound { kind: "bucket", .. })
+    ));
 
     cat.put_part(&part("u2", 1)).await.unwrap();
     assert_eq!(cat.abort_upload("u2").await.unwrap().len(), 1);

@@ -305,6 +305,28 @@ fn upsert_object_tx(tx: &Transaction<'_>, o: &ObjectRecord) -> Result<Option<Obj
     Ok(old)
 }
 
+/// Objects are committed only into a bucket that exists at commit time: a write racing the
+/// bucket's deletion fails instead of being acknowledged into nowhere.
+fn bucket_exists_tx(tx: &Connection, bucket: &str) -> Result<()> {
+    let exists = tx
+        .query_row(
+            "SELECT 1 FROM buckets WHERE name = ?1",
+            params![bucket],
+            |_| Ok(()),
+        )
+        .optional()
+        .map_err(storage)?
+        .is_some();
+    if exists {
+        Ok(())
+    } else {
+        Err(CatalogError::NotFound {
+            kind: "bucket",
+            name: bucket.to_owned(),
+        })
+    }
+}
+
 fn parts_tx(tx: &Connection, upload_id: &str) -> Result<Vec<Part>> {
     let mut stmt = tx
         .prepare_cached(&format!(
@@ -746,6 +768,7 @@ impl Catalog for SqliteCatalog {
     ) -> Result<Option<ObjectRecord>> {
         let o = object.clone();
         self.tx(move |tx| {
+            bucket_exists_tx(tx, &o.bucket)?;
             let current = get_object_tx(tx, &o.bucket, &o.key)?;
             match (&condition, &current) {
                 (PutCondition::None, _) => {}
@@ -1068,6 +1091,16 @@ impl Catalog for SqliteCatalog {
                 });
             }
             let parts = remove_upload_tx(tx, &id)?;
+            // Every chunk must still be a part of the upload: a part re-uploaded since the
+            // caller listed them has replaced (and discarded) the blob it names.
+            let current: std::collections::HashSet<BlobId> =
+                parts.iter().map(|p| p.chunk.blob).collect();
+            if o.chunks.iter().any(|c| !current.contains(&c.blob)) {
+                return Err(CatalogError::PreconditionFailed(
+                    "a part was replaced while the upload was being completed",
+                ));
+            }
+            bucket_exists_tx(tx, &o.bucket)?;
             let used: std::collections::HashSet<BlobId> =
                 o.chunks.iter().map(|c: &Chunk| c.blob).collect();
             let unused = parts

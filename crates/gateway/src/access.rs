@@ -43,6 +43,7 @@ impl S3Access for TenantAuth {
             return Err(s3_error!(AccessDenied, "anonymous access is not allowed"));
         };
         check_presigned_expiry(cx.uri().query())?;
+        refuse_sigv2(cx.headers(), cx.uri().query())?;
         let key = self
             .catalog
             .get_access_key(&creds.access_key)
@@ -60,6 +61,26 @@ impl S3Access for TenantAuth {
             .insert(TenantCtx(Arc::new(tenant), access_key));
         Ok(())
     }
+}
+
+/// Signature version 2 is refused: it is weaker (HMAC-SHA1, no scope, presigned URLs without an
+/// upper bound) and every current client signs with version 4.
+fn refuse_sigv2(headers: &http::HeaderMap, query: Option<&str>) -> S3Result<()> {
+    let v2_header = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("AWS "));
+    let v2_query = query.is_some_and(|q| {
+        q.split('&').any(|kv| kv.starts_with("Signature="))
+            && !q.split('&').any(|kv| kv.starts_with("X-Amz-Signature="))
+    });
+    if v2_header || v2_query {
+        return Err(s3_error!(
+            InvalidRequest,
+            "Signature version 2 is not supported; sign requests with AWS Signature Version 4"
+        ));
+    }
+    Ok(())
 }
 
 /// SigV4 limits presigned URLs to seven days; s3s checks the expiry time but not this bound.
@@ -105,6 +126,24 @@ pub fn tenant<T>(req: &S3Request<T>) -> S3Result<Arc<Tenant>> {
 #[cfg(test)]
 mod tests {
     use super::check_presigned_expiry;
+
+    #[test]
+    fn signature_version_2_is_refused_both_ways() {
+        let mut h = http::HeaderMap::new();
+        assert!(super::refuse_sigv2(&h, Some("X-Amz-Signature=abc&X-Amz-Expires=60")).is_ok());
+        assert!(super::refuse_sigv2(&h, None).is_ok());
+        assert!(
+            super::refuse_sigv2(&h, Some("AWSAccessKeyId=A&Expires=9999999999&Signature=x"))
+                .is_err()
+        );
+        h.insert(http::header::AUTHORIZATION, "AWS AKID:sig".parse().unwrap());
+        assert!(super::refuse_sigv2(&h, None).is_err());
+        h.insert(
+            http::header::AUTHORIZATION,
+            "AWS4-HMAC-SHA256 Credential=x".parse().unwrap(),
+        );
+        assert!(super::refuse_sigv2(&h, None).is_ok());
+    }
 
     #[test]
     fn presigned_urls_may_last_at_most_seven_days() {

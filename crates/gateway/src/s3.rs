@@ -1785,7 +1785,13 @@ impl S3 for Gateway {
             .catalog
             .complete_upload(&upload.upload_id, &record)
             .await
-            .map_err(error::catalog)?;
+            .map_err(|e| match e {
+                CatalogError::PreconditionFailed(_) => s3_error!(
+                    InvalidPart,
+                    "One or more of the specified parts was replaced while the upload was being completed; list the parts and complete again."
+                ),
+                other => error::catalog(other),
+            })?;
         if let Some(old) = replaced {
             self.discard_object(old);
         }

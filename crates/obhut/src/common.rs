@@ -25,14 +25,25 @@ pub(crate) fn load_toml<T: DeserializeOwned>(path: &Path) -> Result<T> {
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` if set, else by `log`.
+///
+/// The S3 protocol library is always silenced, whatever the filter says: at debug level it logs
+/// the signature a request should have carried (an operator could replay it as any tenant) and
+/// at error level the XML bodies it could not parse (which hold object names). obhut logs its
+/// own request outcomes without either.
 pub(crate) fn init_tracing(log: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(log))
+        .add_directive(s3s_silenced());
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(log)),
-        )
+        .with_env_filter(filter)
         .with_target(false)
         .init();
+}
+
+fn s3s_silenced() -> tracing_subscriber::filter::Directive {
+    "s3s=off"
+        .parse()
+        .expect("a constant filter directive parses")
 }
 
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {

@@ -10,7 +10,7 @@ use crate::config::Pkcs11Config;
 use crate::config::ServeConfig;
 use crate::front::{Front, open_sites, serve_front};
 use crate::trustee_serve::{dev_unseal, spawn_destruction_timer};
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use obhut_admin::provision;
 use obhut_catalog::{Catalog, Role, SiteRecord, SqliteCatalog};
 use obhut_core::SiteState;
@@ -48,6 +48,25 @@ pub(crate) fn write_secret_file(path: &Path, contents: &str) -> Result<()> {
 
 fn http_url(addr: &str) -> String {
     format!("http://{addr}")
+}
+
+/// A missing catalog next to sites that hold blobs means the catalog was lost or moved: starting
+/// would register the sites afresh and collect every blob as an orphan. Refuse instead.
+fn refuse_new_catalog_over_old_sites(data_dir: &Path) -> Result<()> {
+    if data_dir.join("catalog.db").exists() {
+        return Ok(());
+    }
+    for (id, _) in DEV_SITES {
+        let blobs = data_dir.join("sites").join(id).join("blobs");
+        let holds_blobs = fs::read_dir(&blobs).is_ok_and(|mut shards| shards.next().is_some());
+        if holds_blobs {
+            bail!(
+                "{} has no catalog.db but site {id} holds blobs; restore the catalog (or move the sites away) before starting",
+                data_dir.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// First start: sites, tenant `demo`, development principals and the two env files.
@@ -171,8 +190,12 @@ fn create_private_dir(dir: &Path) -> Result<()> {
 }
 
 async fn serve(config: ServeConfig) -> Result<()> {
-    let data_dir = config.data_dir.clone();
-    let _lock = lock_dir(&data_dir, "data directory")?;
+    let _lock = lock_dir(&config.data_dir, "data directory")?;
+    // Site roots are recorded in the catalog: absolute, so that starting from another working
+    // directory can never open (or create) sites elsewhere.
+    let data_dir = fs::canonicalize(&config.data_dir)
+        .with_context(|| format!("cannot resolve {}", config.data_dir.display()))?;
+    refuse_new_catalog_over_old_sites(&data_dir)?;
     let catalog: Arc<dyn Catalog> = Arc::new(
         SqliteCatalog::open(&data_dir.join("catalog.db")).context("cannot open the catalog")?,
     );

@@ -1,0 +1,73 @@
+"""Defences against the people who run obhut: what logs may show, which signatures are
+accepted, and refusing to start where starting would destroy data."""
+
+import shutil
+
+import boto3
+import botocore.config
+import pytest
+
+from s3helpers import client_error
+
+
+def test_debug_logs_never_show_the_signature_a_request_should_have_had(private_server_factory):
+    srv = private_server_factory()
+    srv.stop_ok()
+    srv.extra_env = {"RUST_LOG": "trace"}
+    srv.start()
+    s3 = srv.client()
+    s3.create_bucket(Bucket="logs")
+    wrong = srv.client(secret_key="x" * 40)
+    code, status, _ = client_error(wrong.get_object, Bucket="logs", Key="k")
+    assert (code, status) == ("SignatureDoesNotMatch", 403)
+    # malformed XML whose keys must not reach the log either
+    raw = srv.raw()
+    r = raw.request("POST", "logs", None, query=[("delete", "")], body=b"<Delete><Object><Key>secret-name-in-xml</Key>")
+    assert 400 <= r.status_code < 500
+    log = srv.log_path.read_text(errors="replace")
+    assert "signature mismatch" not in log, "the S3 library's debug log would hand out valid signatures"
+    assert "secret-name-in-xml" not in log
+
+
+def test_signature_version_2_is_refused(private_server):
+    srv = private_server
+    srv.client().create_bucket(Bucket="sigv2")
+    v2 = boto3.client(
+        "s3",
+        endpoint_url=srv.s3_url,
+        aws_access_key_id=srv.demo["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=srv.demo["AWS_SECRET_ACCESS_KEY"],
+        region_name="de-1",
+        config=botocore.config.Config(signature_version="s3", s3={"addressing_style": "path"},
+                                      retries={"max_attempts": 1}),
+    )
+    code, status, resp = client_error(v2.list_objects_v2, Bucket="sigv2")
+    assert status in (400, 403), (code, status)
+    url = v2.generate_presigned_url("get_object", Params={"Bucket": "sigv2", "Key": "k"}, ExpiresIn=10**8)
+    import requests
+    r = requests.get(url)
+    assert r.status_code in (400, 403) and b"Signature" in r.content, (r.status_code, r.content[:300])
+
+
+def test_a_lost_catalog_does_not_turn_every_blob_into_an_orphan(private_server_factory):
+    srv = private_server_factory()
+    s3 = srv.client()
+    s3.create_bucket(Bucket="keep")
+    s3.put_object(Bucket="keep", Key="k", Body=b"precious")
+    srv.stop_ok()
+    moved = srv.data_dir.parent / "catalog-backup"
+    moved.mkdir()
+    for f in srv.data_dir.glob("catalog.db*"):
+        shutil.move(str(f), moved / f.name)
+    blobs_before = sorted(p.name for p in (srv.data_dir / "sites").rglob("*") if p.is_file() and p.parent.parent.name == "blobs")
+    assert blobs_before
+    srv.proc = None
+    with pytest.raises(BaseException):
+        srv.start(timeout=15)
+    assert "has no catalog.db but site" in srv.log_path.read_text()
+    blobs_after = sorted(p.name for p in (srv.data_dir / "sites").rglob("*") if p.is_file() and p.parent.parent.name == "blobs")
+    assert blobs_after == blobs_before, "no blob may be collected"
+    for f in moved.iterdir():
+        shutil.move(str(f), srv.data_dir / f.name)
+    srv.start()
+    assert srv.client().get_object(Bucket="keep", Key="k")["Body"].read() == b"precious"
