@@ -316,7 +316,16 @@ impl From<TrusteeError> for ApiError {
                 "trustee_unavailable",
                 e.to_string(),
             ),
-            TrusteeError::Denied(_) => Self::new(StatusCode::FORBIDDEN, "denied", e.to_string()),
+            TrusteeError::Denied(_)
+            | TrusteeError::TenantKeyDisabled(_)
+            | TrusteeError::TenantKeyDestroyed(_) => {
+                Self::new(StatusCode::FORBIDDEN, "denied", e.to_string())
+            }
+            TrusteeError::NoTenantKey(t) => Self::new(
+                StatusCode::CONFLICT,
+                "no_tenant_key",
+                format!("tenant {t} has no key yet (it is made with the tenant's first bucket)"),
+            ),
             other => Self::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "trustee_error",

@@ -118,15 +118,18 @@ async fn serve_s3(
     let http = ConnBuilder::new(TokioExecutor::new());
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     loop {
-        let socket = tokio::select! {
-            res = listener.accept() => match res {
-                Ok((socket, _)) => socket,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    continue;
-                }
-            },
+        let accepted = tokio::select! {
+            res = listener.accept() => res,
             _ = stop.wait_for(|s| *s) => break,
+        };
+        let socket = match accepted {
+            Ok((socket, _)) => socket,
+            Err(e) => {
+                // e.g. out of file descriptors: pause rather than spin on the error
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
         };
         let conn = http.serve_connection(TokioIo::new(socket), service.clone());
         let conn = graceful.watch(conn.into_owned());

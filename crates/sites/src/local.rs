@@ -31,12 +31,28 @@ impl LocalSite {
     pub fn open(id: impl Into<String>, root: impl Into<PathBuf>) -> Result<Self, SiteError> {
         let id = id.into();
         let root = root.into();
+        let io = |source| SiteError::Io {
+            site: id.clone(),
+            op: "create site directory",
+            source,
+        };
         for dir in [root.join("blobs"), root.join("tmp")] {
-            fs::create_dir_all(&dir).map_err(|source| SiteError::Io {
-                site: id.clone(),
-                op: "create site directory",
-                source,
-            })?;
+            fs::create_dir_all(&dir).map_err(io)?;
+        }
+        // All 256 shard directories exist, durably, before any blob is written, so a blob's
+        // rename never depends on a directory entry that another writer has not synced yet.
+        let blobs = root.join("blobs");
+        let mut created = false;
+        for shard in 0..=255u8 {
+            let dir = blobs.join(format!("{shard:02x}"));
+            if !dir.exists() {
+                fs::create_dir(&dir).map_err(io)?;
+                created = true;
+            }
+        }
+        if created {
+            File::open(&blobs).and_then(|d| d.sync_all()).map_err(io)?;
+            File::open(&root).and_then(|d| d.sync_all()).map_err(io)?;
         }
         Ok(Self {
             inner: Arc::new(Inner { id, root }),
