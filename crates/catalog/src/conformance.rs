@@ -446,7 +446,10 @@ async fn multipart_lifecycle(cat: &dyn Catalog) {
 
     let mut done = object("mpu", "k", "etag-2");
     done.chunks = vec![p1.chunk, p2b.chunk];
-    let (replaced, unused) = cat.complete_upload("u1", &done).await.unwrap();
+    let (replaced, unused) = cat
+        .complete_upload("u1", &done, PutCondition::None)
+        .await
+        .unwrap();
     assert_eq!(replaced, None);
     assert_eq!(unused, vec![p3]);
     assert_eq!(
@@ -455,7 +458,7 @@ async fn multipart_lifecycle(cat: &dyn Catalog) {
     );
     assert_eq!(cat.get_upload("u1").await.unwrap(), None);
     assert!(matches!(
-        cat.complete_upload("u1", &done).await,
+        cat.complete_upload("u1", &done, PutCondition::None).await,
         Err(CatalogError::NotFound { .. })
     ));
     // a part replaced after the caller listed the parts: the completion is refused
@@ -465,9 +468,22 @@ async fn multipart_lifecycle(cat: &dyn Catalog) {
     let mut stale = object("mpu", "j", "etag-s");
     stale.chunks = vec![p5.chunk];
     assert!(matches!(
-        cat.complete_upload("u3", &stale).await,
+        cat.complete_upload("u3", &stale, PutCondition::None).await,
+        Err(CatalogError::Conflict(_))
+    ));
+    // the write condition is checked in the same transaction: "k" exists, so Absent fails
+    let current = cat.list_parts("u3", 0, 10).await.unwrap();
+    let mut fresh = object("mpu", "k", "etag-c");
+    fresh.chunks = vec![current[0].chunk];
+    assert!(matches!(
+        cat.complete_upload("u3", &fresh, PutCondition::Absent)
+            .await,
         Err(CatalogError::PreconditionFailed(_))
     ));
+    assert!(
+        cat.get_upload("u3").await.unwrap().is_some(),
+        "a failed condition changes nothing"
+    );
     assert!(
         cat.get_upload("u3").await.unwrap().is_some(),
         "nothing changed"

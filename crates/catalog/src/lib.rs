@@ -32,6 +32,9 @@ pub enum CatalogError {
     NotFound { kind: &'static str, name: String },
     #[error("precondition failed: {0}")]
     PreconditionFailed(&'static str),
+    /// The state the caller acted on changed meanwhile (e.g. a part was re-uploaded).
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
     #[error("catalog storage error: {0}")]
     Storage(String),
     #[error("corrupt catalog record: {0}")]
@@ -128,6 +131,7 @@ pub trait Catalog: Send + Sync {
         &self,
         upload_id: &str,
         object: &ObjectRecord,
+        condition: PutCondition,
     ) -> Result<(Option<ObjectRecord>, Vec<Part>)>;
     /// Removes the upload; returns its parts.
     async fn abort_upload(&self, upload_id: &str) -> Result<Vec<Part>>;

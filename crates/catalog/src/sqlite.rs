@@ -327,6 +327,23 @@ fn bucket_exists_tx(tx: &Connection, bucket: &str) -> Result<()> {
     }
 }
 
+/// S3's conditional writes: `If-None-Match: *` and `If-Match: <etag>` against the current object.
+fn check_condition(condition: &PutCondition, current: Option<&ObjectRecord>) -> Result<()> {
+    match (condition, current) {
+        (PutCondition::None, _) | (PutCondition::Absent, None) => Ok(()),
+        (PutCondition::Absent, Some(_)) => Err(CatalogError::PreconditionFailed(
+            "an object already exists under this key",
+        )),
+        (PutCondition::ETagMatches(_), None) => Err(CatalogError::PreconditionFailed(
+            "no object exists under this key",
+        )),
+        (PutCondition::ETagMatches(etag), Some(cur)) if &cur.etag != etag => Err(
+            CatalogError::PreconditionFailed("the object's ETag does not match"),
+        ),
+        (PutCondition::ETagMatches(_), Some(_)) => Ok(()),
+    }
+}
+
 fn parts_tx(tx: &Connection, upload_id: &str) -> Result<Vec<Part>> {
     let mut stmt = tx
         .prepare_cached(&format!(
@@ -770,27 +787,7 @@ impl Catalog for SqliteCatalog {
         self.tx(move |tx| {
             bucket_exists_tx(tx, &o.bucket)?;
             let current = get_object_tx(tx, &o.bucket, &o.key)?;
-            match (&condition, &current) {
-                (PutCondition::None, _) => {}
-                (PutCondition::Absent, Some(_)) => {
-                    return Err(CatalogError::PreconditionFailed(
-                        "an object already exists under this key",
-                    ));
-                }
-                (PutCondition::Absent, None) => {}
-                (PutCondition::ETagMatches(_), None) => {
-                    return Err(CatalogError::PreconditionFailed(
-                        "no object exists under this key",
-                    ));
-                }
-                (PutCondition::ETagMatches(etag), Some(cur)) => {
-                    if &cur.etag != etag {
-                        return Err(CatalogError::PreconditionFailed(
-                            "the object's ETag does not match",
-                        ));
-                    }
-                }
-            }
+            check_condition(&condition, current.as_ref())?;
             upsert_object_tx(tx, &o)
         })
         .await
@@ -1071,6 +1068,7 @@ impl Catalog for SqliteCatalog {
         &self,
         upload_id: &str,
         object: &ObjectRecord,
+        condition: PutCondition,
     ) -> Result<(Option<ObjectRecord>, Vec<Part>)> {
         let id = upload_id.to_owned();
         let o = object.clone();
@@ -1096,11 +1094,12 @@ impl Catalog for SqliteCatalog {
             let current: std::collections::HashSet<BlobId> =
                 parts.iter().map(|p| p.chunk.blob).collect();
             if o.chunks.iter().any(|c| !current.contains(&c.blob)) {
-                return Err(CatalogError::PreconditionFailed(
+                return Err(CatalogError::Conflict(
                     "a part was replaced while the upload was being completed",
                 ));
             }
             bucket_exists_tx(tx, &o.bucket)?;
+            check_condition(&condition, get_object_tx(tx, &o.bucket, &o.key)?.as_ref())?;
             let used: std::collections::HashSet<BlobId> =
                 o.chunks.iter().map(|c: &Chunk| c.blob).collect();
             let unused = parts

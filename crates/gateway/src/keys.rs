@@ -12,9 +12,11 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// A released bucket key, the tenant it belongs to and when it was released.
+/// A released bucket key, the tenant it belongs to, its key-check value and when it was
+/// released.
 struct Cached {
     tenant: String,
+    kcv: [u8; KCV_LEN],
     key: Key,
     at: Instant,
 }
@@ -35,21 +37,39 @@ impl KeyCache {
         }
     }
 
-    pub fn get(&self, bucket: &str, version: u32) -> Option<Key> {
+    /// The cached key of `bucket` version `version`, if it is the key the catalog now names
+    /// (same tenant, same key-check value): a bucket deleted and created again under the same
+    /// name has a different key, and a stale entry must never stand in for it.
+    pub fn get(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        version: u32,
+        kcv: &[u8; KCV_LEN],
+    ) -> Option<Key> {
         let mut entries = self.entries.lock().ok()?;
         let now = Instant::now();
         entries.retain(|_, c| now.duration_since(c.at) < self.ttl);
-        entries
-            .get(&(bucket.to_owned(), version))
-            .map(|c| c.key.clone())
+        let slot = (bucket.to_owned(), version);
+        match entries.get(&slot) {
+            Some(c) if c.tenant == tenant && obhut_crypto::constant_time_eq(&c.kcv, kcv) => {
+                Some(c.key.clone())
+            }
+            Some(_) => {
+                entries.remove(&slot);
+                None
+            }
+            None => None,
+        }
     }
 
-    pub fn insert(&self, tenant: &str, bucket: &str, version: u32, key: Key) {
+    pub fn insert(&self, tenant: &str, bucket: &str, version: u32, kcv: [u8; KCV_LEN], key: Key) {
         if let Ok(mut entries) = self.entries.lock() {
             entries.insert(
                 (bucket.to_owned(), version),
                 Cached {
                     tenant: tenant.to_owned(),
+                    kcv,
                     key,
                     at: Instant::now(),
                 },
@@ -265,27 +285,48 @@ mod tests {
     #[test]
     fn cached_keys_expire() {
         let cache = KeyCache::new(Duration::from_millis(50));
-        cache.insert("t", "b", 1, Key::random().unwrap());
-        assert!(cache.get("b", 1).is_some());
-        assert!(cache.get("b", 2).is_none());
+        let kcv = [1u8; KCV_LEN];
+        cache.insert("t", "b", 1, kcv, Key::random().unwrap());
+        assert!(cache.get("t", "b", 1, &kcv).is_some());
+        assert!(cache.get("t", "b", 2, &kcv).is_none());
         std::thread::sleep(Duration::from_millis(80));
-        assert!(cache.get("b", 1).is_none());
-        cache.insert("t", "b", 1, Key::random().unwrap());
+        assert!(cache.get("t", "b", 1, &kcv).is_none());
+        cache.insert("t", "b", 1, kcv, Key::random().unwrap());
         cache.evict_bucket("b");
-        assert!(cache.get("b", 1).is_none());
+        assert!(cache.get("t", "b", 1, &kcv).is_none());
     }
 
     #[test]
     fn revocations_drop_exactly_the_named_tenants_keys() {
         let cache = KeyCache::new(Duration::from_secs(300));
-        cache.insert("t1", "a", 1, Key::random().unwrap());
-        cache.insert("t2", "b", 1, Key::random().unwrap());
+        let kcv = [2u8; KCV_LEN];
+        cache.insert("t1", "a", 1, kcv, Key::random().unwrap());
+        cache.insert("t2", "b", 1, kcv, Key::random().unwrap());
         cache.revoke(&Revocation::Tenant {
             tenant: "t1".into(),
         });
-        assert!(cache.get("a", 1).is_none());
-        assert!(cache.get("b", 1).is_some());
+        assert!(cache.get("t1", "a", 1, &kcv).is_none());
+        assert!(cache.get("t2", "b", 1, &kcv).is_some());
         cache.revoke(&Revocation::All);
-        assert!(cache.get("b", 1).is_none());
+        assert!(cache.get("t2", "b", 1, &kcv).is_none());
+    }
+
+    #[test]
+    fn a_stale_key_never_stands_in_for_a_recreated_bucket_or_another_tenant() {
+        let cache = KeyCache::new(Duration::from_secs(300));
+        cache.insert("t1", "b", 1, [3u8; KCV_LEN], Key::random().unwrap());
+        assert!(
+            cache.get("t2", "b", 1, &[3u8; KCV_LEN]).is_none(),
+            "another tenant"
+        );
+        cache.insert("t1", "b", 1, [3u8; KCV_LEN], Key::random().unwrap());
+        assert!(
+            cache.get("t1", "b", 1, &[4u8; KCV_LEN]).is_none(),
+            "another key under the name"
+        );
+        assert!(
+            cache.get("t1", "b", 1, &[3u8; KCV_LEN]).is_none(),
+            "the stale entry was dropped"
+        );
     }
 }

@@ -397,9 +397,6 @@ impl Gateway {
         version: u32,
         why: &Justification,
     ) -> S3Result<Key> {
-        if let Some(k) = self.keys.get(bucket, version) {
-            return Ok(k);
-        }
         let stored = self
             .catalog
             .get_bucket_key(bucket, version)
@@ -418,12 +415,16 @@ impl Gateway {
             })?,
             wrapped: stored.wrapped,
         };
+        if let Some(k) = self.keys.get(tenant, bucket, version, &wrapped.kcv) {
+            return Ok(k);
+        }
         let key = self
             .trustee
             .release_bucket_key(tenant, bucket, &wrapped, why)
             .await
             .map_err(error::trustee)?;
-        self.keys.insert(tenant, bucket, version, key.clone());
+        self.keys
+            .insert(tenant, bucket, version, wrapped.kcv, key.clone());
         Ok(key)
     }
 
@@ -1763,30 +1764,12 @@ impl S3 for Gateway {
             chunks: chosen.iter().map(|p| p.chunk).collect(),
         };
         let condition = put_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
-        if condition != PutCondition::None {
-            let current = self
-                .catalog
-                .get_object(&input.bucket, &input.key)
-                .await
-                .map_err(error::catalog)?;
-            let holds = match (&condition, &current) {
-                (PutCondition::Absent, c) => c.is_none(),
-                (PutCondition::ETagMatches(e), Some(c)) => &c.etag == e,
-                _ => false,
-            };
-            if !holds {
-                return Err(s3_error!(
-                    PreconditionFailed,
-                    "At least one of the pre-conditions you specified did not hold"
-                ));
-            }
-        }
         let (replaced, unused) = self
             .catalog
-            .complete_upload(&upload.upload_id, &record)
+            .complete_upload(&upload.upload_id, &record, condition)
             .await
             .map_err(|e| match e {
-                CatalogError::PreconditionFailed(_) => s3_error!(
+                CatalogError::Conflict(_) => s3_error!(
                     InvalidPart,
                     "One or more of the specified parts was replaced while the upload was being completed; list the parts and complete again."
                 ),
