@@ -71,3 +71,40 @@ def test_a_lost_catalog_does_not_turn_every_blob_into_an_orphan(private_server_f
         shutil.move(str(f), srv.data_dir / f.name)
     srv.start()
     assert srv.client().get_object(Bucket="keep", Key="k")["Body"].read() == b"precious"
+
+
+def test_an_unmounted_site_is_down_never_recreated(private_server_factory):
+    srv = private_server_factory()
+    s3 = srv.client()
+    s3.create_bucket(Bucket="mount")
+    s3.put_object(Bucket="mount", Key="k", Body=b"on both sites")
+    srv.stop_ok()
+    site = srv.site_dir("de-fra")
+    unmounted = srv.data_dir.parent / "de-fra-unmounted"
+    site.rename(unmounted)
+
+    srv.start()
+    assert "site is down" in srv.log_path.read_text()
+    assert not site.exists(), "a missing site directory must not be recreated"
+    s3 = srv.client()
+    assert s3.get_object(Bucket="mount", Key="k")["Body"].read() == b"on both sites"
+    code, status, resp = client_error(s3.put_object, Bucket="mount", Key="new", Body=b"x")
+    assert (code, status) == ("ServiceUnavailable", 503), (code, status)
+    assert "site" in resp["Error"].get("Message", "")
+    assert not site.exists(), "nothing may be written where the site should be"
+
+    # an empty mount point is not the site either
+    srv.stop_ok()
+    site.mkdir()
+    srv.start()
+    assert list(site.iterdir()) == [], "nothing written into the empty mount point"
+    code, status, _ = client_error(srv.client().put_object, Bucket="mount", Key="new", Body=b"x")
+    assert status == 503
+
+    # remounted: full service again
+    srv.stop_ok()
+    site.rmdir()
+    unmounted.rename(site)
+    srv.start()
+    srv.client().put_object(Bucket="mount", Key="new", Body=b"both sites again")
+    assert srv.client().get_object(Bucket="mount", Key="new")["Body"].read() == b"both sites again"

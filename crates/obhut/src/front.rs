@@ -9,7 +9,7 @@ use hyper_util::server::conn::auto::Builder as ConnBuilder;
 use obhut_catalog::Catalog;
 use obhut_core::SiteInfo;
 use obhut_gateway::{Gateway, GatewayConfig, SiteSet};
-use obhut_sites::{LocalSite, Site};
+use obhut_sites::{LocalSite, Site, SiteError};
 use obhut_trustee_client::TrusteeClient;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -24,8 +24,21 @@ pub(crate) async fn open_sites(catalog: &dyn Catalog) -> Result<SiteSet> {
         let Some(root) = rec.backend.get("fs").and_then(|v| v.as_str()) else {
             bail!("site {} has a backend this build cannot open", rec.id);
         };
-        let site = LocalSite::open(rec.id.clone(), PathBuf::from(root))
-            .with_context(|| format!("cannot open site {}", rec.id))?;
+        let identity = rec
+            .backend
+            .get("identity")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default();
+        let site = match LocalSite::open(rec.id.clone(), PathBuf::from(root), identity) {
+            Ok(site) => site,
+            Err(e @ SiteError::Identity { .. }) => {
+                // Down, not fatal: reads use the other replicas; writes that cannot reach
+                // enough sites are refused.
+                tracing::error!(error = %e, "site is down; it is left as it is");
+                continue;
+            }
+            Err(e) => return Err(e).with_context(|| format!("cannot open site {}", rec.id)),
+        };
         sites.push((
             SiteInfo {
                 id: rec.id,

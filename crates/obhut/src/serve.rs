@@ -14,6 +14,7 @@ use anyhow::{Context, Result, bail};
 use obhut_admin::provision;
 use obhut_catalog::{Catalog, Role, SiteRecord, SqliteCatalog};
 use obhut_core::SiteState;
+use obhut_sites::LocalSite;
 use obhut_trustee::{Pkcs11Location, SealedKeystore, Trustee};
 use obhut_trustee_client::TrusteeClient;
 use std::fs::{self, File};
@@ -74,13 +75,15 @@ async fn bootstrap(catalog: &dyn Catalog, config: &ServeConfig, data_dir: &Path)
     if catalog.list_sites().await?.is_empty() {
         for (id, location) in DEV_SITES {
             let root = data_dir.join("sites").join(id);
+            let (_, identity) =
+                LocalSite::create(id, &root).with_context(|| format!("cannot create site {id}"))?;
             catalog
                 .put_site(&SiteRecord {
                     id: id.into(),
                     jurisdiction: "DE".into(),
                     location: location.into(),
                     state: SiteState::Active,
-                    backend: serde_json::json!({ "fs": root }),
+                    backend: serde_json::json!({ "fs": root, "identity": identity }),
                 })
                 .await?;
         }

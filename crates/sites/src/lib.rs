@@ -30,6 +30,8 @@ pub enum SiteError {
     NotFound { site: String, blob: BlobId },
     #[error("blob {blob} on site {site} is shorter than expected")]
     Truncated { site: String, blob: BlobId },
+    #[error("site {site} is down: {reason}")]
+    Identity { site: String, reason: String },
     #[error("site {site}: {op}: {source}")]
     Io {
         site: String,

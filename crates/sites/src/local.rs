@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 const READ_CHUNK: usize = 256 * 1024;
+/// Written when a site is created; its identity is recorded in the site registry.
+const IDENTITY_FILE: &str = "site.json";
 
 #[derive(Debug, Clone)]
 pub struct LocalSite {
@@ -27,10 +29,69 @@ struct Inner {
 }
 
 impl LocalSite {
-    /// Opens (creating if needed) a site rooted at `root`.
-    pub fn open(id: impl Into<String>, root: impl Into<PathBuf>) -> Result<Self, SiteError> {
+    /// Makes a new site at `root` (which must not be a site already) and returns the identity
+    /// written into its `site.json`; the registry records it, and [`LocalSite::open`] checks it.
+    pub fn create(
+        id: impl Into<String>,
+        root: impl Into<PathBuf>,
+    ) -> Result<(Self, String), SiteError> {
         let id = id.into();
         let root = root.into();
+        let io = |op: &'static str| {
+            let site = id.clone();
+            move |source| SiteError::Io { site, op, source }
+        };
+        fs::create_dir_all(&root).map_err(io("create site directory"))?;
+        let identity_path = root.join(IDENTITY_FILE);
+        if identity_path.exists() {
+            return Err(SiteError::Identity {
+                site: id,
+                reason: format!("{} is already a site", root.display()),
+            });
+        }
+        let identity = obhut_core::random_token(32);
+        let body = serde_json::json!({ "site": id, "identity": identity }).to_string();
+        let tmp = root.join(format!("{IDENTITY_FILE}.tmp"));
+        let mut f = File::create(&tmp).map_err(io("write site identity"))?;
+        f.write_all(body.as_bytes())
+            .map_err(io("write site identity"))?;
+        f.sync_all().map_err(io("write site identity"))?;
+        fs::rename(&tmp, &identity_path).map_err(io("write site identity"))?;
+        fsync_dir(&root).map_err(io("write site identity"))?;
+        let site = Self::open(id, root, &identity)?;
+        Ok((site, identity))
+    }
+
+    /// Opens the site at `root` if it is the site with `identity`. A missing or different
+    /// identity file (an unmounted disk, a wrong path) makes the site down: it is never
+    /// recreated, and nothing is written into the directory.
+    pub fn open(
+        id: impl Into<String>,
+        root: impl Into<PathBuf>,
+        identity: &str,
+    ) -> Result<Self, SiteError> {
+        let id = id.into();
+        let root = root.into();
+        let down = |reason: String| SiteError::Identity {
+            site: id.clone(),
+            reason,
+        };
+        let text = fs::read_to_string(root.join(IDENTITY_FILE)).map_err(|e| {
+            down(format!(
+                "{} has no readable {IDENTITY_FILE} ({e}); is its disk mounted?",
+                root.display()
+            ))
+        })?;
+        let recorded: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        let matches = !identity.is_empty()
+            && recorded["site"].as_str() == Some(id.as_str())
+            && recorded["identity"].as_str() == Some(identity);
+        if !matches {
+            return Err(down(format!(
+                "{} belongs to another site (its {IDENTITY_FILE} does not match the registry)",
+                root.display()
+            )));
+        }
         let io = |source| SiteError::Io {
             site: id.clone(),
             op: "create site directory",
@@ -321,7 +382,7 @@ mod tests {
     #[tokio::test]
     async fn committed_blob_reads_back_and_ranges_work() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let site = LocalSite::open("t", dir.path()).expect("open");
+        let (site, _) = LocalSite::create("t", dir.path()).expect("create");
         let blob = BlobId::random();
         let mut w = site.create(blob).await.expect("create");
         let data: Vec<u8> = (0..700_000u32).map(|i| (i % 251) as u8).collect();
@@ -341,7 +402,7 @@ mod tests {
     #[tokio::test]
     async fn uncommitted_blob_is_invisible_and_leaves_no_temporary_file() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let site = LocalSite::open("t", dir.path()).expect("open");
+        let (site, _) = LocalSite::create("t", dir.path()).expect("create");
         let blob = BlobId::random();
         let mut w = site.create(blob).await.expect("create");
         w.write(Bytes::from_static(b"half")).await.expect("write");
@@ -359,7 +420,7 @@ mod tests {
     #[tokio::test]
     async fn a_truncated_blob_is_reported_not_served_short() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let site = LocalSite::open("t", dir.path()).expect("open");
+        let (site, _) = LocalSite::create("t", dir.path()).expect("create");
         let blob = BlobId::random();
         let mut w = site.create(blob).await.expect("create");
         w.write(Bytes::from_static(b"0123456789"))
@@ -374,7 +435,48 @@ mod tests {
     #[tokio::test]
     async fn deleting_a_missing_blob_succeeds() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let site = LocalSite::open("t", dir.path()).expect("open");
+        let (site, _) = LocalSite::create("t", dir.path()).expect("create");
         site.delete(BlobId::random()).await.expect("delete");
+    }
+
+    #[test]
+    fn a_site_without_its_identity_is_down_and_never_recreated() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("site");
+        let (_, identity) = LocalSite::create("a", &root).expect("create");
+        assert!(LocalSite::open("a", &root, &identity).is_ok());
+        // another site's identity, or another id
+        assert!(matches!(
+            LocalSite::open("a", &root, "other"),
+            Err(SiteError::Identity { .. })
+        ));
+        assert!(matches!(
+            LocalSite::open("b", &root, &identity),
+            Err(SiteError::Identity { .. })
+        ));
+        // an unmounted disk: the path is gone; opening must not create it
+        let moved = dir.path().join("moved");
+        fs::rename(&root, &moved).expect("rename");
+        assert!(matches!(
+            LocalSite::open("a", &root, &identity),
+            Err(SiteError::Identity { .. })
+        ));
+        assert!(!root.exists(), "the site directory must not be recreated");
+        // an empty mount point is not the site either
+        fs::create_dir(&root).expect("mkdir");
+        assert!(matches!(
+            LocalSite::open("a", &root, &identity),
+            Err(SiteError::Identity { .. })
+        ));
+        assert_eq!(
+            fs::read_dir(&root).expect("read").count(),
+            0,
+            "nothing written into it"
+        );
+        // creating a site over an existing one is refused
+        assert!(matches!(
+            LocalSite::create("c", &moved),
+            Err(SiteError::Identity { .. })
+        ));
     }
 }
