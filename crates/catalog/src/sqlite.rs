@@ -327,23 +327,6 @@ fn bucket_exists_tx(tx: &Connection, bucket: &str) -> Result<()> {
     }
 }
 
-/// S3's conditional writes: `If-None-Match: *` and `If-Match: <etag>` against the current object.
-fn check_condition(condition: &PutCondition, current: Option<&ObjectRecord>) -> Result<()> {
-    match (condition, current) {
-        (PutCondition::None, _) | (PutCondition::Absent, None) => Ok(()),
-        (PutCondition::Absent, Some(_)) => Err(CatalogError::PreconditionFailed(
-            "an object already exists under this key",
-        )),
-        (PutCondition::ETagMatches(_), None) => Err(CatalogError::PreconditionFailed(
-            "no object exists under this key",
-        )),
-        (PutCondition::ETagMatches(etag), Some(cur)) if &cur.etag != etag => Err(
-            CatalogError::PreconditionFailed("the object's ETag does not match"),
-        ),
-        (PutCondition::ETagMatches(_), Some(_)) => Ok(()),
-    }
-}
-
 fn parts_tx(tx: &Connection, upload_id: &str) -> Result<Vec<Part>> {
     let mut stmt = tx
         .prepare_cached(&format!(
@@ -787,7 +770,9 @@ impl Catalog for SqliteCatalog {
         self.tx(move |tx| {
             bucket_exists_tx(tx, &o.bucket)?;
             let current = get_object_tx(tx, &o.bucket, &o.key)?;
-            check_condition(&condition, current.as_ref())?;
+            condition
+                .check(current.as_ref())
+                .map_err(CatalogError::PreconditionFailed)?;
             upsert_object_tx(tx, &o)
         })
         .await
@@ -1099,7 +1084,9 @@ impl Catalog for SqliteCatalog {
                 ));
             }
             bucket_exists_tx(tx, &o.bucket)?;
-            check_condition(&condition, get_object_tx(tx, &o.bucket, &o.key)?.as_ref())?;
+            condition
+                .check(get_object_tx(tx, &o.bucket, &o.key)?.as_ref())
+                .map_err(CatalogError::PreconditionFailed)?;
             let used: std::collections::HashSet<BlobId> =
                 o.chunks.iter().map(|c: &Chunk| c.blob).collect();
             let unused = parts

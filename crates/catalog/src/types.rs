@@ -138,6 +138,7 @@ pub struct ObjectRecord {
     pub chunks: Vec<Chunk>,
 }
 
+/// S3's conditional writes, evaluated against the object currently under the key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PutCondition {
     None,
@@ -145,6 +146,21 @@ pub enum PutCondition {
     Absent,
     /// `If-Match`: only if the current object's ETag equals this one.
     ETagMatches(String),
+}
+
+impl PutCondition {
+    /// Whether a write under this condition may replace `current`; the error says why not.
+    pub fn check(&self, current: Option<&ObjectRecord>) -> Result<(), &'static str> {
+        match (self, current) {
+            (Self::None, _) | (Self::Absent, None) => Ok(()),
+            (Self::Absent, Some(_)) => Err("an object already exists under this key"),
+            (Self::ETagMatches(_), None) => Err("no object exists under this key"),
+            (Self::ETagMatches(etag), Some(cur)) if &cur.etag != etag => {
+                Err("the object's ETag does not match")
+            }
+            (Self::ETagMatches(_), Some(_)) => Ok(()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

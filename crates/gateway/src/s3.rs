@@ -891,12 +891,7 @@ impl S3 for Gateway {
                 .get_object(&input.bucket, &input.key)
                 .await
                 .map_err(error::catalog)?;
-            let holds = match (&condition, &current) {
-                (PutCondition::Absent, c) => c.is_none(),
-                (PutCondition::ETagMatches(e), Some(c)) => &c.etag == e,
-                _ => false,
-            };
-            if !holds {
+            if condition.check(current.as_ref()).is_err() {
                 return Err(s3_error!(
                     PreconditionFailed,
                     "At least one of the pre-conditions you specified did not hold"

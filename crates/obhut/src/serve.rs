@@ -17,9 +17,8 @@ use obhut_core::SiteState;
 use obhut_sites::LocalSite;
 use obhut_trustee::{Pkcs11Location, SealedKeystore, Trustee};
 use obhut_trustee_client::TrusteeClient;
-use std::fs::{self, File};
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::fs;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -31,20 +30,10 @@ pub fn run(args: ServeArgs) -> Result<()> {
     runtime()?.block_on(serve(config))
 }
 
-/// Writes `contents` to `path` with mode 0600, atomically.
+/// Writes `contents` to `path` with mode 0600, atomically and durably.
 pub(crate) fn write_secret_file(path: &Path, contents: &str) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    let _ = fs::remove_file(&tmp);
-    let mut f = File::options()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    f.write_all(contents.as_bytes())?;
-    f.sync_all()?;
-    fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
+    obhut_trustee::write_private_file(path, contents.as_bytes(), 0o600)
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 fn http_url(addr: &str) -> String {

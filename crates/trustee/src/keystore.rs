@@ -126,25 +126,31 @@ fn tenant_aad(tenant: &str) -> Vec<u8> {
     aad
 }
 
-fn write_file(path: &Path, file: &KeystoreFile) -> Result<(), TrusteeError> {
-    let json = serde_json::to_vec_pretty(file).map_err(storage)?;
-    let tmp = path.with_extension("json.tmp");
+/// Replaces `path` with `contents` atomically and durably, created with `mode`: written to a
+/// temporary name, fsynced, renamed, and its directory fsynced. Every secret file obhut writes
+/// (keystore, shares, credentials, TLS keys) goes through here.
+pub fn write_private_file(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<()> {
+    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
+    tmp_name.push(".tmp");
+    let tmp = path.with_file_name(tmp_name);
     let _ = fs::remove_file(&tmp);
     let mut f = File::options()
         .write(true)
         .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(storage)?;
-    f.write_all(&json).map_err(storage)?;
-    f.sync_all().map_err(storage)?;
-    fs::rename(&tmp, path).map_err(storage)?;
-    if let Some(dir) = path.parent() {
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(storage)?;
+        .mode(mode)
+        .open(&tmp)?;
+    f.write_all(contents)?;
+    f.sync_all()?;
+    fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        File::open(dir)?.sync_all()?;
     }
     Ok(())
+}
+
+fn write_file(path: &Path, file: &KeystoreFile) -> Result<(), TrusteeError> {
+    let json = serde_json::to_vec_pretty(file).map_err(storage)?;
+    write_private_file(path, &json, 0o600).map_err(storage)
 }
 
 /// Splits `master` into `shares` Shamir shares of which `threshold` reconstruct it.

@@ -13,7 +13,7 @@ pub mod pkcs11;
 mod policy;
 pub mod server;
 
-pub use keystore::{Pkcs11Location, SealedKeystore, TenantKeyState};
+pub use keystore::{Pkcs11Location, SealedKeystore, TenantKeyState, write_private_file};
 
 use async_trait::async_trait;
 use obhut_crypto::Key;

@@ -480,8 +480,7 @@ pub mod pki {
         IsCa, Issuer, KeyPair, KeyUsagePurpose, SerialNumber,
     };
     use std::fs;
-    use std::io::Write;
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    use std::os::unix::fs::DirBuilderExt;
     use std::path::{Path, PathBuf};
     use time::{Duration, OffsetDateTime};
 
@@ -533,24 +532,13 @@ pub mod pki {
         Ok(())
     }
 
-    /// Writes a new file atomically; fails if it exists.
+    /// Writes a new file atomically and durably; fails if it exists.
     fn write_new(path: &Path, contents: &str, mode: u32) -> Result<(), ServerError> {
-        let tmp = path.with_extension("tmp");
-        let _ = fs::remove_file(&tmp);
-        let mut f = fs::File::options()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)
-            .map_err(|e| err(format!("cannot write {}: {e}", tmp.display())))?;
-        f.write_all(contents.as_bytes())
-            .and_then(|()| f.sync_all())
-            .map_err(|e| err(format!("cannot write {}: {e}", tmp.display())))?;
         if path.exists() {
-            let _ = fs::remove_file(&tmp);
-            return Err(err(format!("{} appeared while writing it", path.display())));
+            return Err(err(format!("{} exists already", path.display())));
         }
-        fs::rename(&tmp, path).map_err(|e| err(format!("cannot write {}: {e}", path.display())))
+        crate::write_private_file(path, contents.as_bytes(), mode)
+            .map_err(|e| err(format!("cannot write {}: {e}", path.display())))
     }
 
     /// Both files of a pair, or neither: `Some(true)` if both exist.
