@@ -74,6 +74,15 @@ def tool(name: str) -> str:
     return found
 
 
+def bearer(token: str) -> str:
+    """The admin API bearer derived from a principal's token, as the CLI sends it
+    (`obhut token bearer`): the token itself never goes over the wire."""
+    import hashlib
+    import hmac
+
+    return "obb_" + hmac.new(token.encode(), b"obhut admin bearer v1", hashlib.sha256).hexdigest()
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -262,6 +271,10 @@ class ObhutServer:
         """A dev token by short name: officer1, officer2, operator, auditor, demo_admin."""
         return self.tokens[f"OBHUT_{who.upper()}_TOKEN"]
 
+    def auth(self, who: str) -> dict:
+        """`Authorization` header of a dev principal, for direct admin API calls."""
+        return {"Authorization": f"Bearer {bearer(self.token(who))}"}
+
     def cli_ok(self, *args: str, token: str | None = None, input: str | None = None) -> str:
         """Runs an admin CLI command that must succeed; returns its stdout."""
         r = self.cli(*args, token=token, input=input)
@@ -390,17 +403,34 @@ def bucket(s3, request) -> str:
     return name
 
 
-@pytest.fixture(scope="session")
-def tenant_b(server):
-    """A second tenant created with the admin CLI, with its own S3 keys."""
-    name = "tb" + os.urandom(4).hex()
-    officer = server.tokens["OBHUT_OFFICER1_TOKEN"]
-    r = server.cli("tenant", "create", name, "--jurisdiction", "DE", token=officer)
+def enrol(server: "ObhutServer", name: str, role: str, tenant: str | None = None, officer: str = "officer1") -> str:
+    """Enrols a principal with `obhut principal create` (as an officer); returns its token."""
+    args = ["principal", "create", name, "--role", role]
+    if tenant:
+        args += ["--tenant", tenant]
+    out = server.cli_ok(*args, token=server.token(officer))
+    tokens = [l.split("=", 1)[1] for l in out.splitlines() if l.startswith("OBHUT_TOKEN=")]
+    assert len(tokens) == 1, f"principal create printed no OBHUT_TOKEN= line: {out!r}"
+    return tokens[0]
+
+
+def new_tenant(server: "ObhutServer", name: str, jurisdiction: str = "DE") -> dict:
+    """A tenant made the way an installation makes one: an officer creates it and its
+    admin, and the admin (only it) creates the tenant's S3 keys."""
+    r = server.cli("tenant", "create", name, "--jurisdiction", jurisdiction, token=server.token("officer1"))
     assert r.returncode == 0, f"tenant create failed ({r.returncode}): {r.stderr.strip()} {r.stdout.strip()}"
-    r = server.cli("tenant", "key-create", name, token=officer)
+    admin = enrol(server, f"{name}-admin", "tenant-admin", tenant=name)
+    r = server.cli("tenant", "key-create", name, token=admin)
     assert r.returncode == 0, f"tenant key-create failed ({r.returncode}): {r.stderr.strip()} {r.stdout.strip()}"
     keys = parse_key_output(r.stdout)
-    return {"name": name, **keys, "client": server.client(keys["AWS_ACCESS_KEY_ID"], keys["AWS_SECRET_ACCESS_KEY"])}
+    return {"name": name, "admin_token": admin, **keys}
+
+
+@pytest.fixture(scope="session")
+def tenant_b(server):
+    """A second tenant created with the admin CLI, with its own admin and S3 keys."""
+    t = new_tenant(server, "tb" + os.urandom(4).hex())
+    return {**t, "client": server.client(t["AWS_ACCESS_KEY_ID"], t["AWS_SECRET_ACCESS_KEY"])}
 
 
 def parse_key_output(stdout: str) -> dict[str, str]:

@@ -8,7 +8,7 @@ import botocore.exceptions
 import pytest
 import requests
 
-from conftest import parse_key_output
+from conftest import assert_one_line_failure, bearer, enrol, parse_key_output
 from s3helpers import client_error, unique_name
 
 
@@ -30,7 +30,7 @@ def tenant_names(server) -> str:
     return r.stdout
 
 
-def test_officer_creates_tenant_and_keys(server):
+def test_officer_creates_tenant_its_admin_creates_keys(server):
     officer = server.tokens["OBHUT_OFFICER1_TOKEN"]
     name = new_tenant_name()
     r = server.cli("tenant", "create", name, "--jurisdiction", "DE", token=officer)
@@ -39,7 +39,13 @@ def test_officer_creates_tenant_and_keys(server):
     assert name in listing.split() or name in listing, listing
     assert "demo" in listing, listing
 
-    r = server.cli("tenant", "key-create", name, token=officer)
+    # No standing access: an officer cannot mint a tenant's S3 keys; the tenant's admin can.
+    for who in ("OBHUT_OFFICER1_TOKEN", "OBHUT_OFFICER2_TOKEN"):
+        r = server.cli("tenant", "key-create", name, token=server.tokens[who])
+        assert_one_line_failure(r, f"key-create as {who}")
+        assert "AWS_SECRET_ACCESS_KEY" not in r.stdout
+    admin = enrol(server, f"{name}-admin", "tenant-admin", tenant=name)
+    r = server.cli("tenant", "key-create", name, token=admin)
     assert r.returncode == 0, r.stderr
     keys = parse_key_output(r.stdout)
     assert keys["AWS_ACCESS_KEY_ID"] != server.demo["AWS_ACCESS_KEY_ID"]
@@ -51,7 +57,7 @@ def test_officer_creates_tenant_and_keys(server):
     assert client.get_object(Bucket=bucket, Key="k")["Body"].read() == b"v"
 
     # A second key for the same tenant works too, and differs.
-    r = server.cli("tenant", "key-create", name, token=officer)
+    r = server.cli("tenant", "key-create", name, token=admin)
     assert r.returncode == 0, r.stderr
     keys2 = parse_key_output(r.stdout)
     assert keys2["AWS_ACCESS_KEY_ID"] != keys["AWS_ACCESS_KEY_ID"]
@@ -85,15 +91,17 @@ def test_non_officers_cannot_list_tenants(server, who):
     assert "demo" not in r.stdout
 
 
-@pytest.mark.parametrize("who", ["OBHUT_OPERATOR_TOKEN", "OBHUT_AUDITOR_TOKEN", "OBHUT_DEMO_ADMIN_TOKEN"])
-def test_non_officers_cannot_create_keys_for_other_tenants(server, tenant_b, who):
+@pytest.mark.parametrize(
+    "who", ["OBHUT_OPERATOR_TOKEN", "OBHUT_AUDITOR_TOKEN", "OBHUT_DEMO_ADMIN_TOKEN", "OBHUT_OFFICER1_TOKEN"]
+)
+def test_only_a_tenants_admin_creates_its_keys(server, tenant_b, who):
     r = server.cli("tenant", "key-create", tenant_b["name"], token=server.tokens[who])
     assert_one_line_failure(r, f"key-create as {who}")
     assert "AWS_SECRET_ACCESS_KEY" not in r.stdout
 
 
-@pytest.mark.parametrize("who", ["OBHUT_OPERATOR_TOKEN", "OBHUT_AUDITOR_TOKEN"])
-def test_operator_and_auditor_cannot_create_demo_keys(server, who):
+@pytest.mark.parametrize("who", ["OBHUT_OPERATOR_TOKEN", "OBHUT_AUDITOR_TOKEN", "OBHUT_OFFICER2_TOKEN"])
+def test_others_cannot_create_demo_keys(server, who):
     r = server.cli("tenant", "key-create", "demo", token=server.tokens[who])
     assert_one_line_failure(r, f"key-create demo as {who}")
     assert "AWS_SECRET_ACCESS_KEY" not in r.stdout
@@ -134,7 +142,8 @@ def test_jurisdiction_without_sites_never_stores_elsewhere(server):
     if r.returncode != 0:
         assert_one_line_failure(r, "tenant create --jurisdiction FR")
         return
-    r = server.cli("tenant", "key-create", name, token=officer)
+    admin = enrol(server, f"{name}-admin", "tenant-admin", tenant=name)
+    r = server.cli("tenant", "key-create", name, token=admin)
     assert r.returncode == 0, r.stderr
     keys = parse_key_output(r.stdout)
     client = server.client(keys["AWS_ACCESS_KEY_ID"], keys["AWS_SECRET_ACCESS_KEY"])
@@ -157,7 +166,7 @@ def test_jurisdiction_without_sites_never_stores_elsewhere(server):
 
 
 def test_key_create_unknown_tenant(server):
-    r = server.cli("tenant", "key-create", "no-such-tenant-" + os.urandom(3).hex(), token=server.tokens["OBHUT_OFFICER1_TOKEN"])
+    r = server.cli("tenant", "key-create", "no-such-tenant-" + os.urandom(3).hex(), token=server.tokens["OBHUT_DEMO_ADMIN_TOKEN"])
     assert_one_line_failure(r, "key-create for unknown tenant")
 
 
@@ -168,7 +177,7 @@ def test_unreachable_admin_url(server):
 
 def test_admin_api_errors_are_json(server):
     officer = server.tokens["OBHUT_OFFICER1_TOKEN"]
-    for headers in ({"Authorization": f"Bearer {officer}"}, {}, {"Authorization": "Bearer nope"}):
+    for headers in ({"Authorization": f"Bearer {bearer(officer)}"}, {"Authorization": f"Bearer {officer}"}, {}, {"Authorization": "Bearer nope"}):
         r = requests.get(f"{server.admin_url}/v1/no-such-endpoint", headers=headers, timeout=10)
         assert 400 <= r.status_code < 500, r.status_code
         body = r.json()

@@ -16,7 +16,7 @@ import time
 
 import requests
 
-from conftest import assert_one_line_failure, parse_key_output
+from conftest import assert_one_line_failure, new_tenant, parse_key_output
 from s3helpers import assert_s3_error, client_error, unique_name, xml_error
 
 
@@ -184,7 +184,7 @@ def test_trustee_admin_api(private_server):
     url = srv.admin_url
 
     def call(method, path, who=None, **kw):
-        headers = {"Authorization": f"Bearer {srv.token(who)}"} if who else {}
+        headers = srv.auth(who) if who else {}
         return requests.request(method, url + path, headers=headers, timeout=10, **kw)
 
     r = call("GET", "/v1/trustee/status", "auditor")
@@ -209,7 +209,7 @@ def test_trustee_admin_api(private_server):
         assert isinstance(r.json().get("message"), str), r.text
     r = requests.post(
         url + "/v1/trustee/unseal", data=b"{not json", timeout=10,
-        headers={"Authorization": f"Bearer {srv.token('officer1')}", "Content-Type": "application/json"},
+        headers={**srv.auth("officer1"), "Content-Type": "application/json"},
     )
     assert r.status_code in (400, 415, 422), f"malformed JSON: {r.status_code} {r.text}"
     s1, s2 = dev_shares(srv)
@@ -256,9 +256,7 @@ def assert_key_refused(client, bucket, key, tenant, state_word):
 
 def test_crypto_shred(private_server):
     srv = private_server
-    r = srv.cli("tenant", "create", "acme", "--jurisdiction", "DE", token=srv.token("officer1"))
-    assert r.returncode == 0, r.stderr
-    acme_keys = parse_key_output(srv.cli_ok("tenant", "key-create", "acme", token=srv.token("officer1")))
+    acme_keys = new_tenant(srv, "acme")
     acme = srv.client(acme_keys["AWS_ACCESS_KEY_ID"], acme_keys["AWS_SECRET_ACCESS_KEY"])
     demo = srv.client()
 

@@ -1,29 +1,29 @@
 //! HTTP routes of the admin API (`/v1/...`), JSON in and out.
 
-use crate::provision::{self, ProvisionError, now_ms, token_hash};
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequestParts, Path, State};
+use crate::provision::{self, ProvisionError};
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequestParts, Path, Query as UrlQuery, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use obhut_catalog::{Approval, Catalog, CatalogError, Principal, Role};
-use obhut_trustee_client::{Justification, SealStatus, TrusteeClient, TrusteeError};
+use obhut_catalog::{Catalog, CatalogError};
+use obhut_trustee_client::{
+    Action, Justification, LogRead, PrincipalInfo, Query, Role, SealStatus, SignedStatement,
+    Statement, TrusteeClient, TrusteeError,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::Mutex;
-use subtle::ConstantTimeEq;
 
 #[derive(Clone)]
 pub struct AdminState {
     pub catalog: Arc<dyn Catalog>,
-    /// The trustee this process can reach, for its seal state and unsealing.
-    pub trustee: Option<Arc<dyn TrusteeClient>>,
-    /// Time between disabling a tenant key and destroying it (DESIGN.md: 7 days).
-    pub shred_grace: std::time::Duration,
+    /// The trustee: principals, grants, the log, seal state.
+    pub trustee: Arc<dyn TrusteeClient>,
     /// The gateway of this process, for jobs that rewrap keys (bucket-key rotation).
     pub gateway: Option<obhut_gateway::Gateway>,
     /// Background jobs and their progress.
@@ -47,11 +47,6 @@ pub struct Job {
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
 }
-
-/// Distinct principals a sensitive action needs, at least one of them an officer.
-pub const QUORUM: usize = 2;
-/// Approvals older than this no longer count towards a quorum.
-const APPROVAL_WINDOW_MS: i64 = 24 * 3600 * 1000;
 
 /// An admin API error: `{"error": code, "message": ...}` with a matching status.
 #[derive(Debug)]
@@ -125,8 +120,12 @@ impl From<JsonRejection> for ApiError {
     }
 }
 
-/// The authenticated caller, from `Authorization: Bearer <token>`.
-pub struct Caller(Principal);
+/// The authenticated caller, from `Authorization: Bearer <bearer>`.
+///
+/// The bearer is derived from the principal's token by the CLI
+/// ([`obhut_crypto::principal::PrincipalCredential`]); the token itself never reaches this
+/// API, so this API cannot sign statements in the caller's name.
+pub struct Caller(PrincipalInfo);
 
 impl FromRequestParts<AdminState> for Caller {
     type Rejection = ApiError;
@@ -141,20 +140,20 @@ impl FromRequestParts<AdminState> for Caller {
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .ok_or_else(|| unauthorized("missing bearer token"))?;
-        let token = value
+        let bearer = value
             .strip_prefix("Bearer ")
-            .ok_or_else(|| unauthorized("the Authorization header must be 'Bearer <token>'"))?;
-        let hash = token_hash(token.trim());
+            .ok_or_else(|| unauthorized("the Authorization header must be 'Bearer <bearer>'"))?
+            .trim();
+        if bearer.starts_with("obt_") {
+            return Err(unauthorized(
+                "send the bearer derived from your token (`obhut token bearer`), never the token itself",
+            ));
+        }
         let principal = state
-            .catalog
-            .get_principal_by_token_hash(&hash)
+            .trustee
+            .authenticate(&obhut_crypto::principal::bearer_hash(bearer))
             .await?
             .ok_or_else(|| unauthorized("unknown token"))?;
-        // The lookup is by hash; confirm in constant time anyway so no comparison of secret
-        // material short-circuits.
-        if !bool::from(principal.token_hash.as_bytes().ct_eq(hash.as_bytes())) {
-            return Err(unauthorized("unknown token"));
-        }
         if principal.revoked {
             return Err(unauthorized("this token has been revoked"));
         }
@@ -175,6 +174,12 @@ impl Caller {
     }
 }
 
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 #[derive(Serialize)]
 struct TenantView {
     name: String,
@@ -192,20 +197,6 @@ impl From<obhut_catalog::Tenant> for TenantView {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CreateTenant {
-    name: String,
-    /// One jurisdiction, or several separated by commas.
-    jurisdiction: String,
-    #[serde(default = "default_min_sites")]
-    min_sites: u32,
-}
-
-fn default_min_sites() -> u32 {
-    2
-}
-
 async fn health() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
@@ -216,30 +207,6 @@ async fn whoami(caller: Caller) -> Json<serde_json::Value> {
         "role": caller.0.role.as_str(),
         "tenant": caller.0.tenant,
     }))
-}
-
-async fn create_tenant(
-    State(state): State<AdminState>,
-    caller: Caller,
-    body: Result<Json<CreateTenant>, JsonRejection>,
-) -> Result<(StatusCode, Json<TenantView>), ApiError> {
-    caller.require(&[Role::Officer], "create tenants")?;
-    let Json(req) = body?;
-    let jurisdictions: Vec<String> = req
-        .jurisdiction
-        .split(',')
-        .map(|j| j.trim().to_owned())
-        .filter(|j| !j.is_empty())
-        .collect();
-    let t = provision::create_tenant(
-        state.catalog.as_ref(),
-        &req.name,
-        &jurisdictions,
-        req.min_sites,
-    )
-    .await?;
-    tracing::info!(tenant = %t.name, by = %caller.0.name, "tenant created");
-    Ok((StatusCode::CREATED, Json(t.into())))
 }
 
 async fn list_tenants(
@@ -256,10 +223,14 @@ async fn create_key(
     caller: Caller,
     Path(tenant): Path<String>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    // Only the tenant's own admin: an officer who could mint a tenant's S3 keys would have
+    // standing access to its data.
     let own_admin =
         caller.0.role == Role::TenantAdmin && caller.0.tenant.as_deref() == Some(tenant.as_str());
-    if caller.0.role != Role::Officer && !own_admin {
-        return Err(ApiError::forbidden("create access keys for this tenant"));
+    if !own_admin {
+        return Err(ApiError::forbidden(
+            "create access keys for this tenant (only its tenant admin can)",
+        ));
     }
     let key = provision::create_access_key(state.catalog.as_ref(), &tenant).await?;
     tracing::info!(tenant = %tenant, access_key_id = %key.access_key_id, by = %caller.0.name, "access key created");
@@ -296,13 +267,7 @@ async fn list_sites(
 }
 
 fn trustee_of(state: &AdminState) -> Result<&Arc<dyn TrusteeClient>, ApiError> {
-    state.trustee.as_ref().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "this process has no trustee",
-        )
-    })
+    Ok(&state.trustee)
 }
 
 impl From<TrusteeError> for ApiError {
@@ -321,6 +286,9 @@ impl From<TrusteeError> for ApiError {
             | TrusteeError::TenantKeyDestroyed(_) => {
                 Self::new(StatusCode::FORBIDDEN, "denied", e.to_string())
             }
+            TrusteeError::NotFound(m) => Self::new(StatusCode::NOT_FOUND, "not_found", m),
+            TrusteeError::Invalid(m) => Self::new(StatusCode::BAD_REQUEST, "bad_request", m),
+            TrusteeError::Conflict(m) => Self::new(StatusCode::CONFLICT, "conflict", m),
             TrusteeError::NoTenantKey(t) => Self::new(
                 StatusCode::CONFLICT,
                 "no_tenant_key",
@@ -343,100 +311,225 @@ fn status_json(s: SealStatus) -> Json<serde_json::Value> {
     }))
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct ShredRequest {
-    /// Destroy the key at once instead of after the grace period.
-    #[serde(default)]
-    now: bool,
-    /// Re-enable a disabled key (undo an accidental shred) while it still exists.
-    #[serde(default)]
-    cancel: bool,
+fn bad_request(m: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "bad_request", m)
 }
 
-/// Crypto-shred of a tenant: every call is one approval; the action happens when the quorum is
-/// reached (two distinct principals, officers or that tenant's admin, at least one officer).
-async fn shred_tenant(
+/// Every change of governance (principals, tenants, policies, grants, disclosures,
+/// crypto-shred): a statement signed by the caller, checked and carried out by the trustee.
+/// This API adds only what it alone can check (the catalog, for a new tenant) and carries the
+/// statement; it cannot alter it. A grant request is not checked against the catalog: whether a
+/// bucket exists is the tenant's business, and every request is logged by the trustee.
+async fn act(
+    State(state): State<AdminState>,
+    caller: Caller,
+    body: Result<Json<SignedStatement>, JsonRejection>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let Json(signed) = body?;
+    let statement: Statement = serde_json::from_str(&signed.statement)
+        .map_err(|e| bad_request(format!("not a statement: {e}")))?;
+    if statement.principal != caller.0.name {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "the statement is signed for another principal than the caller",
+        ));
+    }
+    let catalog = state.catalog.as_ref();
+    if let Action::RegisterTenant {
+        name,
+        jurisdictions,
+        min_sites,
+    } = &statement.action
+    {
+        {
+            provision::validate_tenant(name, jurisdictions, *min_sites)?;
+            if catalog.get_tenant(name).await?.is_some() {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "conflict",
+                    format!("tenant {name:?} exists"),
+                ));
+            }
+            let v = state.trustee.act(&signed).await?;
+            provision::create_tenant(catalog, name, jurisdictions, *min_sites).await?;
+            tracing::info!(tenant = %name, by = %caller.0.name, "tenant created");
+            return Ok((StatusCode::CREATED, Json(v)));
+        }
+    }
+    let v = state.trustee.act(&signed).await?;
+    Ok((StatusCode::OK, Json(v)))
+}
+
+async fn ask(state: &AdminState, caller: &Caller, q: Query) -> ApiResult {
+    Ok(Json(state.trustee.query(&caller.0.name, &q).await?))
+}
+
+type ApiResult = Result<Json<serde_json::Value>, ApiError>;
+
+async fn list_principals(State(state): State<AdminState>, caller: Caller) -> ApiResult {
+    ask(&state, &caller, Query::Principals).await
+}
+
+async fn list_grants(State(state): State<AdminState>, caller: Caller) -> ApiResult {
+    ask(&state, &caller, Query::Grants).await
+}
+
+async fn get_grant(
+    State(state): State<AdminState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult {
+    ask(&state, &caller, Query::Grant { id }).await
+}
+
+async fn list_disclosures(State(state): State<AdminState>, caller: Caller) -> ApiResult {
+    ask(&state, &caller, Query::Disclosures).await
+}
+
+async fn tenant_policy(
     State(state): State<AdminState>,
     caller: Caller,
     Path(tenant): Path<String>,
-    body: Result<Json<ShredRequest>, JsonRejection>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let own_admin =
-        caller.0.role == Role::TenantAdmin && caller.0.tenant.as_deref() == Some(tenant.as_str());
-    if caller.0.role != Role::Officer && !own_admin {
-        return Err(ApiError::forbidden("shred this tenant"));
+) -> ApiResult {
+    ask(&state, &caller, Query::TenantPolicy { tenant }).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EntriesParams {
+    tenant: Option<String>,
+    #[serde(default)]
+    from: u64,
+}
+
+async fn log_entries(
+    State(state): State<AdminState>,
+    caller: Caller,
+    params: Result<UrlQuery<EntriesParams>, QueryRejection>,
+) -> ApiResult {
+    let UrlQuery(p) = params.map_err(|e| bad_request(e.body_text()))?;
+    ask(
+        &state,
+        &caller,
+        Query::LogEntries {
+            tenant: p.tenant,
+            from: p.from,
+        },
+    )
+    .await
+}
+
+fn log_bytes(data: Option<Vec<u8>>, content_type: &'static str) -> Response {
+    match data {
+        Some(d) => ([(header::CONTENT_TYPE, content_type)], d).into_response(),
+        None => ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such log resource")
+            .into_response(),
     }
-    let Json(req) = body?;
-    if req.now && req.cancel {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            "now and cancel exclude each other",
-        ));
-    }
-    if state.catalog.get_tenant(&tenant).await?.is_none() {
+}
+
+/// The latest signed checkpoint: public.
+async fn log_checkpoint(State(state): State<AdminState>) -> Result<Response, ApiError> {
+    let data = state.trustee.log_read(&LogRead::Checkpoint).await?;
+    Ok(log_bytes(data, "text/plain; charset=utf-8"))
+}
+
+/// The log's verifier key in signed-note form: public.
+async fn log_key(State(state): State<AdminState>) -> Result<Response, ApiError> {
+    let data = state.trustee.log_read(&LogRead::Key).await?;
+    Ok(log_bytes(data, "text/plain; charset=utf-8"))
+}
+
+/// Hash tiles are public; entry bundles only for officers and auditors, since they hold every
+/// tenant's entries (a tenant reads its own through `/v1/log/entries`).
+async fn log_tile(
+    State(state): State<AdminState>,
+    caller: Result<Caller, ApiError>,
+    Path(path): Path<String>,
+) -> Result<Response, ApiError> {
+    if !path.starts_with("tile/") {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",
-            format!("tenant {tenant:?} not found"),
+            "no such log resource",
         ));
     }
-    let trustee = trustee_of(&state)?;
-    let current = trustee.tenant_key_status(&tenant).await?;
-    if current.state == "destroyed" {
-        return Ok(Json(json!({"tenant": tenant, "state": "destroyed"})));
+    if path.starts_with("tile/entries/") {
+        let caller = caller?;
+        caller.require(
+            &[Role::Officer, Role::Auditor],
+            "read entry bundles (tenant admins read their entries at /v1/log/entries)",
+        )?;
     }
-    let action = match (req.now, req.cancel) {
-        (true, _) => format!("shred-now:{tenant}"),
-        (_, true) => format!("shred-cancel:{tenant}"),
-        _ => format!("shred:{tenant}"),
-    };
-    let now = now_ms();
-    let approvals = state
-        .catalog
-        .add_approval(&Approval {
-            action: action.clone(),
-            principal: caller.0.name.clone(),
-            role: caller.0.role,
-            at_ms: now,
+    let data = state.trustee.log_read(&LogRead::Tile { path }).await?;
+    Ok(log_bytes(data, "application/octet-stream"))
+}
+
+/// Each site's space: for operators planning capacity. Names no tenant and no object.
+async fn capacity(State(state): State<AdminState>, caller: Caller) -> ApiResult {
+    caller.require(
+        &[Role::Officer, Role::Operator, Role::Auditor],
+        "read capacity",
+    )?;
+    let gateway = state.gateway.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "this process has no gateway",
+        )
+    })?;
+    let sites: Vec<serde_json::Value> = gateway
+        .site_capacity()
+        .await
+        .into_iter()
+        .map(|(info, cap)| match cap {
+            Ok(c) => json!({
+                "id": info.id, "jurisdiction": info.jurisdiction, "state": info.state.as_str(),
+                "total_bytes": c.map(|c| c.total_bytes), "available_bytes": c.map(|c| c.available_bytes),
+            }),
+            Err(e) => json!({
+                "id": info.id, "jurisdiction": info.jurisdiction, "state": info.state.as_str(),
+                "error": e,
+            }),
         })
-        .await?;
-    // Only recent approvals count; each principal was recorded once.
-    let recent: Vec<&Approval> = approvals
-        .iter()
-        .filter(|a| a.at_ms >= now - APPROVAL_WINDOW_MS)
         .collect();
-    let counted: Vec<String> = recent.iter().map(|a| a.principal.clone()).collect();
-    let officers = recent.iter().filter(|a| a.role == Role::Officer).count();
-    tracing::info!(tenant = %tenant, action = %action, by = %caller.0.name, approvals = counted.len(), "shred approval");
-    if counted.len() < QUORUM || officers == 0 {
-        return Ok(Json(json!({
-            "tenant": tenant,
-            "state": "pending",
-            "action": action,
-            "approvals": counted,
-            "required": QUORUM,
-            "officers": officers,
-        })));
+    Ok(Json(json!({ "sites": sites })))
+}
+
+/// Counters for monitoring, in the Prometheus text format; no tenant or object appears.
+async fn metrics(State(state): State<AdminState>, caller: Caller) -> Result<Response, ApiError> {
+    caller.require(
+        &[Role::Officer, Role::Operator, Role::Auditor],
+        "read metrics",
+    )?;
+    let mut out = String::new();
+    let sealed = state.trustee.seal_status().await.map(|s| s.sealed);
+    out.push_str("# HELP obhut_trustee_reachable Whether the trustee answers.\n# TYPE obhut_trustee_reachable gauge\n");
+    out.push_str(&format!(
+        "obhut_trustee_reachable {}\n",
+        u8::from(sealed.is_ok())
+    ));
+    out.push_str("# HELP obhut_trustee_sealed Whether the trustee is sealed.\n# TYPE obhut_trustee_sealed gauge\n");
+    out.push_str(&format!(
+        "obhut_trustee_sealed {}\n",
+        u8::from(sealed.unwrap_or(true))
+    ));
+    if let Ok(Some(cp)) = state.trustee.log_read(&LogRead::Checkpoint).await {
+        let size = String::from_utf8_lossy(&cp)
+            .lines()
+            .nth(1)
+            .and_then(|l| l.parse::<u64>().ok())
+            .unwrap_or(0);
+        out.push_str("# HELP obhut_log_entries Entries in the transparency log.\n# TYPE obhut_log_entries gauge\n");
+        out.push_str(&format!("obhut_log_entries {size}\n"));
     }
-    state.catalog.clear_approvals(&action).await?;
-    let status = if req.cancel {
-        trustee.enable_tenant_key(&tenant).await?
-    } else if req.now {
-        trustee.destroy_tenant_key(&tenant).await?
-    } else {
-        let grace = i64::try_from(state.shred_grace.as_millis()).unwrap_or(i64::MAX);
-        trustee
-            .disable_tenant_key(&tenant, now.saturating_add(grace))
-            .await?
-    };
-    Ok(Json(json!({
-        "tenant": tenant,
-        "state": status.state,
-        "destroy_after_ms": status.destroy_after_ms,
-        "approvals": counted,
-    })))
+    let sites = state.catalog.list_sites().await?;
+    out.push_str("# HELP obhut_sites Registered sites by state.\n# TYPE obhut_sites gauge\n");
+    for st in ["active", "draining", "down"] {
+        let n = sites.iter().filter(|s| s.state.as_str() == st).count();
+        out.push_str(&format!("obhut_sites{{state=\"{st}\"}} {n}\n"));
+    }
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
 }
 
 /// Rotates a bucket's key and rewraps its objects' keys: the tenant's own admin only, since
@@ -600,13 +693,24 @@ pub fn router(state: AdminState) -> Router {
     Router::new()
         .route("/v1/health", get(health))
         .route("/v1/whoami", get(whoami))
-        .route("/v1/tenants", get(list_tenants).post(create_tenant))
+        .route("/v1/tenants", get(list_tenants))
+        .route("/v1/tenants/{name}/policy", get(tenant_policy))
+        .route("/v1/act", post(act))
+        .route("/v1/principals", get(list_principals))
+        .route("/v1/grants", get(list_grants))
+        .route("/v1/grants/{id}", get(get_grant))
+        .route("/v1/disclosures", get(list_disclosures))
+        .route("/v1/log/entries", get(log_entries))
+        .route("/v1/metrics", get(metrics))
+        .route("/v1/capacity", get(capacity))
+        .route("/log/checkpoint", get(log_checkpoint))
+        .route("/log/key", get(log_key))
+        .route("/log/{*path}", get(log_tile))
         .route("/v1/tenants/{name}/keys", post(create_key))
         .route("/v1/sites", get(list_sites))
         .route("/v1/trustee/status", get(trustee_status))
         .route("/v1/trustee/unseal", post(trustee_unseal))
         .route("/v1/trustee/seal", post(trustee_seal))
-        .route("/v1/tenants/{name}/shred", post(shred_tenant))
         .route(
             "/v1/tenants/{name}/buckets/{bucket}/rotate-key",
             post(rotate_bucket_key),

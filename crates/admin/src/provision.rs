@@ -1,9 +1,8 @@
-//! Creating tenants, access keys and principals: shared by the admin API and `obhut serve`'s
+//! Creating tenants and access keys in the catalog: shared by the admin API and `obhut serve`'s
 //! first start, so both follow the same rules.
 
-use obhut_catalog::{AccessKey, Catalog, CatalogError, Principal, Role, Tenant};
+use obhut_catalog::{AccessKey, Catalog, CatalogError, Tenant};
 use obhut_core::{NameError, random_token, validate_jurisdiction, validate_tenant_name};
-use sha2::{Digest, Sha256};
 use std::time::{SystemTime, UNIX_EPOCH};
 use thiserror::Error;
 
@@ -25,18 +24,12 @@ pub fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-/// Hex SHA-256 of a bearer token: what the catalog stores and looks tokens up by.
-#[must_use]
-pub fn token_hash(token: &str) -> String {
-    hex_simd::encode_to_string(Sha256::digest(token.as_bytes()), hex_simd::AsciiCase::Lower)
-}
-
-pub async fn create_tenant(
-    catalog: &dyn Catalog,
+/// Checks a new tenant's name, jurisdictions and `min_sites`.
+pub fn validate_tenant(
     name: &str,
     jurisdictions: &[String],
     min_sites: u32,
-) -> Result<Tenant, ProvisionError> {
+) -> Result<(), ProvisionError> {
     validate_tenant_name(name)?;
     if jurisdictions.is_empty() {
         return Err(ProvisionError::NoJurisdiction);
@@ -47,6 +40,16 @@ pub async fn create_tenant(
     if !(1..=16).contains(&min_sites) {
         return Err(ProvisionError::MinSites(min_sites));
     }
+    Ok(())
+}
+
+pub async fn create_tenant(
+    catalog: &dyn Catalog,
+    name: &str,
+    jurisdictions: &[String],
+    min_sites: u32,
+) -> Result<Tenant, ProvisionError> {
+    validate_tenant(name, jurisdictions, min_sites)?;
     let tenant = Tenant {
         name: name.to_owned(),
         jurisdictions: jurisdictions.to_vec(),
@@ -77,26 +80,4 @@ pub async fn create_access_key(
     };
     catalog.create_access_key(&key).await?;
     Ok(key)
-}
-
-/// A new principal; returns its bearer token, which is stored only as a hash.
-pub async fn create_principal(
-    catalog: &dyn Catalog,
-    name: &str,
-    role: Role,
-    tenant: Option<&str>,
-) -> Result<String, ProvisionError> {
-    let token = format!("obt_{}", random_token(43));
-    catalog
-        .create_principal(&Principal {
-            name: name.to_owned(),
-            role,
-            tenant: tenant.map(str::to_owned),
-            token_hash: token_hash(&token),
-            created_ms: now_ms(),
-            expires_ms: None,
-            revoked: false,
-        })
-        .await?;
-    Ok(token)
 }

@@ -7,15 +7,14 @@
 #![allow(clippy::missing_panics_doc, clippy::unwrap_used)]
 
 use crate::{
-    AccessKey, Approval, Bucket, BucketKey, Catalog, CatalogError, Chunk, ListFrom, ObjectRecord,
-    Part, Principal, PutCondition, Role, SiteRecord, Tenant, Upload,
+    AccessKey, Bucket, BucketKey, Catalog, CatalogError, Chunk, ListFrom, ObjectRecord, Part,
+    PutCondition, SiteRecord, Tenant, Upload,
 };
 use obhut_core::{BlobId, SiteState};
 
 /// Runs every check against `cat`, which must start empty.
 pub async fn run_all(cat: &dyn Catalog) {
     tenants_and_keys(cat).await;
-    principals_by_token_hash(cat).await;
     sites_registry(cat).await;
     bucket_names_are_global_and_owned(cat).await;
     objects_put_get_delete_and_conditions(cat).await;
@@ -23,7 +22,6 @@ pub async fn run_all(cat: &dyn Catalog) {
     multipart_lifecycle(cat).await;
     referenced_blobs_cover_objects_and_parts(cat).await;
     bucket_delete_requires_empty(cat).await;
-    approvals_count_each_principal_once(cat).await;
     key_rotation_records(cat).await;
 }
 
@@ -178,38 +176,6 @@ async fn tenants_and_keys(cat: &dyn Catalog) {
     ));
     assert_eq!(cat.get_access_key("AKIDA").await.unwrap(), Some(key));
     assert_eq!(cat.get_access_key("AKIDX").await.unwrap(), None);
-}
-
-async fn principals_by_token_hash(cat: &dyn Catalog) {
-    let p = Principal {
-        name: "officer1".into(),
-        role: Role::Officer,
-        tenant: None,
-        token_hash: "h1".into(),
-        created_ms: 1,
-        expires_ms: None,
-        revoked: false,
-    };
-    cat.create_principal(&p).await.unwrap();
-    let admin = Principal {
-        name: "t-a-admin".into(),
-        role: Role::TenantAdmin,
-        tenant: Some("t-a".into()),
-        token_hash: "h2".into(),
-        created_ms: 1,
-        expires_ms: Some(99),
-        revoked: false,
-    };
-    cat.create_principal(&admin).await.unwrap();
-    assert_eq!(
-        cat.get_principal_by_token_hash("h1").await.unwrap(),
-        Some(p)
-    );
-    assert_eq!(
-        cat.get_principal_by_token_hash("h2").await.unwrap(),
-        Some(admin)
-    );
-    assert_eq!(cat.get_principal_by_token_hash("h3").await.unwrap(), None);
 }
 
 async fn sites_registry(cat: &dyn Catalog) {
@@ -559,40 +525,4 @@ async fn bucket_delete_requires_empty(cat: &dyn Catalog) {
         cat.delete_bucket("refs").await,
         Err(CatalogError::NotFound { .. })
     ));
-}
-
-fn approval(action: &str, principal: &str, role: Role, at_ms: i64) -> Approval {
-    Approval {
-        action: action.into(),
-        principal: principal.into(),
-        role,
-        at_ms,
-    }
-}
-
-async fn approvals_count_each_principal_once(cat: &dyn Catalog) {
-    let first = approval("shred:t-a", "officer1", Role::Officer, 10);
-    assert_eq!(cat.add_approval(&first).await.unwrap(), vec![first.clone()]);
-    let again = approval("shred:t-a", "officer1", Role::Officer, 20);
-    assert_eq!(
-        cat.add_approval(&again).await.unwrap(),
-        vec![first.clone()],
-        "the same principal twice is one"
-    );
-    let admin = approval("shred:t-a", "t-a-admin", Role::TenantAdmin, 30);
-    assert_eq!(
-        cat.add_approval(&admin).await.unwrap(),
-        vec![first, admin.clone()]
-    );
-    let other = approval("shred:t-b", "officer2", Role::Officer, 30);
-    assert_eq!(cat.add_approval(&other).await.unwrap().len(), 1);
-    cat.clear_approvals("shred:t-a").await.unwrap();
-    assert_eq!(cat.add_approval(&admin).await.unwrap(), vec![admin]);
-    assert_eq!(
-        cat.add_approval(&approval("shred:t-b", "officer1", Role::Officer, 50))
-            .await
-            .unwrap()
-            .len(),
-        2
-    );
 }

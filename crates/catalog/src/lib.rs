@@ -1,6 +1,6 @@
 //! The catalog: the metadata that makes blobs into tenants' buckets and objects.
 //!
-//! It owns tenants, access keys, admin principals, the site registry, buckets, object records
+//! It owns tenants, access keys, the site registry, buckets, object records
 //! (size, ETag, which blobs on which sites) and multipart uploads. A commit here is what makes
 //! an object visible, so the gateway commits only after every replica is durable.
 //!
@@ -52,8 +52,6 @@ pub trait Catalog: Send + Sync {
     async fn list_tenants(&self) -> Result<Vec<Tenant>>;
     async fn create_access_key(&self, key: &AccessKey) -> Result<()>;
     async fn get_access_key(&self, access_key_id: &str) -> Result<Option<AccessKey>>;
-    async fn create_principal(&self, principal: &Principal) -> Result<()>;
-    async fn get_principal_by_token_hash(&self, token_hash: &str) -> Result<Option<Principal>>;
 
     // sites
     async fn put_site(&self, site: &SiteRecord) -> Result<()>;
@@ -137,11 +135,6 @@ pub trait Catalog: Send + Sync {
     async fn abort_upload(&self, upload_id: &str) -> Result<Vec<Part>>;
 
     // quorum actions
-    /// Records an approval of `approval.action` (once per principal) and returns every
-    /// approval recorded for that action, oldest first.
-    async fn add_approval(&self, approval: &Approval) -> Result<Vec<Approval>>;
-    /// Forgets the approvals of an action that was carried out.
-    async fn clear_approvals(&self, action: &str) -> Result<()>;
 
     // maintenance
     /// Every blob that an object or an unfinished upload refers to.

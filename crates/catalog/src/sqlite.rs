@@ -4,8 +4,8 @@
 //! order. Calls run on tokio's blocking pool against one connection.
 
 use crate::{
-    AccessKey, Approval, Bucket, BucketKey, Catalog, CatalogError, Chunk, ListFrom, ObjectRecord,
-    Part, Principal, PutCondition, Result, Role, SiteRecord, Tenant, Upload,
+    AccessKey, Bucket, BucketKey, Catalog, CatalogError, Chunk, ListFrom, ObjectRecord, Part,
+    PutCondition, Result, SiteRecord, Tenant, Upload,
 };
 use async_trait::async_trait;
 use obhut_core::BlobId;
@@ -26,22 +26,6 @@ CREATE TABLE IF NOT EXISTS access_keys (
     secret TEXT NOT NULL,
     created_ms INTEGER NOT NULL
 );
-CREATE TABLE IF NOT EXISTS principals (
-    name TEXT PRIMARY KEY,
-    role TEXT NOT NULL,
-    tenant TEXT,
-    token_hash TEXT NOT NULL UNIQUE,
-    created_ms INTEGER NOT NULL,
-    expires_ms INTEGER,
-    revoked INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS approvals (
-    action TEXT NOT NULL,
-    principal TEXT NOT NULL,
-    role TEXT NOT NULL,
-    at_ms INTEGER NOT NULL,
-    PRIMARY KEY (action, principal)
-) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS sites (
     id TEXT PRIMARY KEY,
     record TEXT NOT NULL
@@ -518,62 +502,6 @@ impl Catalog for SqliteCatalog {
             )
             .optional()
             .map_err(storage)
-        })
-        .await
-    }
-
-    async fn create_principal(&self, principal: &Principal) -> Result<()> {
-        let p = principal.clone();
-        self.with(move |c| {
-            c.execute(
-                "INSERT INTO principals (name, role, tenant, token_hash, created_ms, expires_ms, revoked) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![p.name, p.role.as_str(), p.tenant, p.token_hash, p.created_ms, p.expires_ms, p.revoked],
-            )
-            .map_err(|e| {
-                if is_unique_violation(&e) {
-                    CatalogError::AlreadyExists { kind: "principal", name: p.name.clone() }
-                } else {
-                    storage(e)
-                }
-            })?;
-            Ok(())
-        })
-        .await
-    }
-
-    async fn get_principal_by_token_hash(&self, token_hash: &str) -> Result<Option<Principal>> {
-        let h = token_hash.to_owned();
-        self.with(move |c| {
-            let row = c
-                .query_row(
-                    "SELECT name, role, tenant, token_hash, created_ms, expires_ms, revoked FROM principals WHERE token_hash = ?1",
-                    params![h],
-                    |r| {
-                        Ok((
-                            r.get::<_, String>(0)?,
-                            r.get::<_, String>(1)?,
-                            r.get::<_, Option<String>>(2)?,
-                            r.get::<_, String>(3)?,
-                            r.get::<_, i64>(4)?,
-                            r.get::<_, Option<i64>>(5)?,
-                            r.get::<_, bool>(6)?,
-                        ))
-                    },
-                )
-                .optional()
-                .map_err(storage)?;
-            row.map(|(name, role, tenant, token_hash, created_ms, expires_ms, revoked)| {
-                Ok(Principal {
-                    role: Role::parse(&role).ok_or_else(|| corrupt(format!("unknown role {role}")))?,
-                    name,
-                    tenant,
-                    token_hash,
-                    created_ms,
-                    expires_ms,
-                    revoked,
-                })
-            })
-            .transpose()
         })
         .await
     }
@@ -1118,48 +1046,6 @@ impl Catalog for SqliteCatalog {
                 });
             }
             remove_upload_tx(tx, &id)
-        })
-        .await
-    }
-
-    async fn add_approval(&self, approval: &Approval) -> Result<Vec<Approval>> {
-        let a = approval.clone();
-        self.tx(move |tx| {
-            tx.execute(
-                "INSERT OR IGNORE INTO approvals (action, principal, role, at_ms) VALUES (?1, ?2, ?3, ?4)",
-                params![a.action, a.principal, a.role.as_str(), a.at_ms],
-            )
-            .map_err(storage)?;
-            let mut stmt = tx
-                .prepare("SELECT principal, role, at_ms FROM approvals WHERE action = ?1 ORDER BY at_ms, principal")
-                .map_err(storage)?;
-            let rows = stmt
-                .query_map(params![a.action], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))
-                })
-                .map_err(storage)?
-                .collect::<rusqlite::Result<Vec<_>>>()
-                .map_err(storage)?;
-            rows.into_iter()
-                .map(|(principal, role, at_ms)| {
-                    Ok(Approval {
-                        action: a.action.clone(),
-                        principal,
-                        role: Role::parse(&role).ok_or_else(|| corrupt(format!("unknown role {role}")))?,
-                        at_ms,
-                    })
-                })
-                .collect()
-        })
-        .await
-    }
-
-    async fn clear_approvals(&self, action: &str) -> Result<()> {
-        let action = action.to_owned();
-        self.with(move |c| {
-            c.execute("DELETE FROM approvals WHERE action = ?1", params![action])
-                .map_err(storage)?;
-            Ok(())
         })
         .await
     }

@@ -31,51 +31,6 @@ impl std::fmt::Debug for AccessKey {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    Officer,
-    Operator,
-    Auditor,
-    TenantAdmin,
-}
-
-impl Role {
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Officer => "officer",
-            Self::Operator => "operator",
-            Self::Auditor => "auditor",
-            Self::TenantAdmin => "tenant_admin",
-        }
-    }
-
-    #[must_use]
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "officer" => Self::Officer,
-            "operator" => Self::Operator,
-            "auditor" => Self::Auditor,
-            "tenant_admin" => Self::TenantAdmin,
-            _ => return None,
-        })
-    }
-}
-
-/// A principal of the admin API, found by the SHA-256 of its bearer token.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Principal {
-    pub name: String,
-    pub role: Role,
-    /// The tenant a tenant admin administers.
-    pub tenant: Option<String>,
-    pub token_hash: String,
-    pub created_ms: i64,
-    pub expires_ms: Option<i64>,
-    pub revoked: bool,
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SiteRecord {
     pub id: String,
@@ -207,13 +162,4 @@ pub enum ListFrom<'a> {
     After(&'a str),
     /// Keys greater than every key that starts with this prefix (skips a common prefix).
     PastPrefix(&'a str),
-}
-
-/// One principal's approval of a sensitive action (a quorum is counted from these).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Approval {
-    pub action: String,
-    pub principal: String,
-    pub role: Role,
-    pub at_ms: i64,
 }

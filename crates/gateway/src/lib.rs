@@ -93,11 +93,29 @@ impl Gateway {
     /// The hyper service answering S3 requests, with SigV4 authentication against the catalog.
     #[must_use]
     pub fn into_service(self) -> S3Front {
-        let auth = TenantAuth::new(Arc::clone(&self.catalog));
+        let auth = TenantAuth::new(Arc::clone(&self.catalog), Arc::clone(&self.trustee));
         let mut builder = S3ServiceBuilder::new(self);
         builder.set_auth(auth.clone());
         builder.set_access(auth);
         S3Front::new(builder.build())
+    }
+
+    /// Each site's space, or why it could not be read.
+    pub async fn site_capacity(
+        &self,
+    ) -> Vec<(
+        obhut_core::SiteInfo,
+        Result<Option<obhut_sites::Capacity>, String>,
+    )> {
+        let mut out = Vec::new();
+        for info in self.sites.infos() {
+            let cap = match self.sites.get(&info.id) {
+                Some(site) => site.capacity().await.map_err(|e| e.to_string()),
+                None => Err("not open".to_owned()),
+            };
+            out.push((info.clone(), cap));
+        }
+        out
     }
 
     /// Removes blobs that no object or upload refers to, and leftovers of unfinished writes.

@@ -415,7 +415,10 @@ impl Gateway {
             })?,
             wrapped: stored.wrapped,
         };
-        if let Some(k) = self.keys.get(tenant, bucket, version, &wrapped.kcv) {
+        // Keys used under a grant are neither taken from nor kept in the cache: the trustee
+        // checks the grant and logs the release for every request made under it.
+        let under_grant = matches!(why, Justification::Grant { .. });
+        if !under_grant && let Some(k) = self.keys.get(tenant, bucket, version, &wrapped.kcv) {
             return Ok(k);
         }
         let key = self
@@ -423,8 +426,10 @@ impl Gateway {
             .release_bucket_key(tenant, bucket, &wrapped, why)
             .await
             .map_err(error::trustee)?;
-        self.keys
-            .insert(tenant, bucket, version, wrapped.kcv, key.clone());
+        if !under_grant {
+            self.keys
+                .insert(tenant, bucket, version, wrapped.kcv, key.clone());
+        }
         Ok(key)
     }
 

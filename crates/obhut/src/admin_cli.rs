@@ -3,7 +3,15 @@
 use crate::AdminArgs;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Subcommand;
+use obhut_crypto::principal::PrincipalCredential;
+use obhut_trustee_client::{Action, ShredMode, Statement};
 use serde_json::{Value, json};
+
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
 
 #[derive(Subcommand)]
 pub enum TenantCommand {
@@ -19,6 +27,13 @@ pub enum TenantCommand {
     },
     /// List tenants (officers).
     List,
+    /// Show a tenant's policy, or set whether its admin must approve grants (officers).
+    Policy {
+        name: String,
+        /// required (the default for new tenants) or optional.
+        #[arg(long)]
+        customer_approval: Option<String>,
+    },
     /// Create an S3 access key for a tenant and print it as environment lines.
     KeyCreate { name: String },
     /// Rotate a bucket's key and rewrap its objects' keys, with progress (the tenant's admin).
@@ -53,6 +68,10 @@ pub enum TrusteeCommand {
         /// Keystore directory.
         #[arg(long, default_value = "obhut-data/trustee")]
         dir: std::path::PathBuf,
+        /// The first trustee officers (repeat; two or more, since grants and other sensitive
+        /// actions need two). Their tokens are printed once; officers enrol everyone else.
+        #[arg(long = "officer", required = true)]
+        officers: Vec<String>,
     },
     /// Create the private CA and the certificates of the trustee API (mutual TLS) in DIR:
     /// ca.crt/.key, trustee.crt/.key, gateway-N.crt/.key. Keeps what exists, adds what is
@@ -92,21 +111,117 @@ pub enum TrusteeCommand {
 pub(crate) struct Client {
     http: reqwest::Client,
     base: String,
-    token: String,
+    /// The secrets the token stands for; the token itself is never sent. Public log reads
+    /// need none.
+    credential: Option<PrincipalCredential>,
+    /// The caller's principal name, once asked for.
+    name: tokio::sync::OnceCell<String>,
 }
 
 impl Client {
     pub(crate) fn new(args: &AdminArgs) -> Result<Self> {
-        let token = args
+        if args.token.as_deref().is_none_or(str::is_empty) {
+            bail!("no token: pass --token or set OBHUT_TOKEN");
+        }
+        Self::new_optional(args)
+    }
+
+    /// A client that may have no token (for the log's public parts).
+    pub(crate) fn new_optional(args: &AdminArgs) -> Result<Self> {
+        let credential = args
             .token
-            .clone()
+            .as_deref()
             .filter(|t| !t.is_empty())
-            .ok_or_else(|| anyhow!("no token: pass --token or set OBHUT_TOKEN"))?;
+            .map(PrincipalCredential::from_token)
+            .transpose()
+            .map_err(|e| anyhow!("cannot derive keys from the token: {e}"))?;
         Ok(Self {
             http: reqwest::Client::new(),
             base: args.admin_url.trim_end_matches('/').to_owned(),
-            token,
+            credential,
+            name: tokio::sync::OnceCell::new(),
         })
+    }
+
+    pub(crate) fn has_token(&self) -> bool {
+        self.credential.is_some()
+    }
+
+    /// Whether the caller may read every entry (officers and auditors).
+    pub(crate) async fn can_read_entries(&self) -> bool {
+        match self.call(reqwest::Method::GET, "/v1/whoami", None).await {
+            Ok(me) => matches!(me["role"].as_str(), Some("officer" | "auditor")),
+            Err(_) => false,
+        }
+    }
+
+    fn credential(&self) -> Result<&PrincipalCredential> {
+        self.credential
+            .as_ref()
+            .ok_or_else(|| anyhow!("no token: pass --token or set OBHUT_TOKEN"))
+    }
+
+    /// The caller's principal name, as the admin API knows it.
+    pub(crate) async fn principal_name(&self) -> Result<&str> {
+        self.name
+            .get_or_try_init(|| async {
+                let me = self.call(reqwest::Method::GET, "/v1/whoami", None).await?;
+                me["name"]
+                    .as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| anyhow!("the admin API did not say who you are"))
+            })
+            .await
+            .map(String::as_str)
+    }
+
+    /// Signs `action` as the caller and has the trustee carry it out.
+    pub(crate) async fn act(&self, action: Action) -> Result<Value> {
+        let statement = Statement {
+            principal: self.principal_name().await?.to_owned(),
+            at_ms: now_ms(),
+            nonce: obhut_core::random_token(16),
+            action,
+        };
+        let text = serde_json::to_string(&statement).context("encoding the statement")?;
+        let signature =
+            base64_simd::STANDARD.encode_to_string(self.credential()?.sign_statement(&text));
+        self.call(
+            reqwest::Method::POST,
+            "/v1/act",
+            Some(json!({"statement": text, "signature": signature})),
+        )
+        .await
+    }
+
+    /// GET of a path that answers bytes (the log), `None` on 404.
+    pub(crate) async fn get_bytes(&self, path: &str, auth: bool) -> Result<Option<Vec<u8>>> {
+        let url = format!("{}{path}", self.base);
+        let mut req = self.http.get(&url);
+        if auth {
+            req = req.bearer_auth(self.credential()?.bearer());
+        }
+        let resp = req
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the admin API at {}", self.base))?;
+        let status = resp.status();
+        if status == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let body = resp
+            .bytes()
+            .await
+            .context("reading the admin API's answer")?;
+        if !status.is_success() {
+            let text = String::from_utf8_lossy(&body);
+            let msg = serde_json::from_str::<Value>(&text)
+                .ok()
+                .and_then(|v| v["message"].as_str().map(str::to_owned))
+                .unwrap_or_else(|| text.into_owned());
+            bail!("{msg} (HTTP {})", status.as_u16());
+        }
+        Ok(Some(body.to_vec()))
     }
 
     pub(crate) async fn call(
@@ -116,7 +231,10 @@ impl Client {
         body: Option<Value>,
     ) -> Result<Value> {
         let url = format!("{}{path}", self.base);
-        let mut req = self.http.request(method, &url).bearer_auth(&self.token);
+        let mut req = self.http.request(method, &url);
+        if let Some(c) = &self.credential {
+            req = req.bearer_auth(c.bearer());
+        }
         if let Some(b) = body {
             req = req.json(&b);
         }
@@ -142,7 +260,7 @@ impl Client {
     }
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -158,18 +276,24 @@ pub fn tenant(args: &AdminArgs, cmd: TenantCommand) -> Result<()> {
                 jurisdiction,
                 min_sites,
             } => {
+                let jurisdictions: Vec<String> = jurisdiction
+                    .split(',')
+                    .map(|j| j.trim().to_owned())
+                    .filter(|j| !j.is_empty())
+                    .collect();
                 let t = client
-                    .call(
-                        reqwest::Method::POST,
-                        "/v1/tenants",
-                        Some(json!({"name": name, "jurisdiction": jurisdiction, "min_sites": min_sites})),
-                    )
+                    .act(Action::RegisterTenant {
+                        name,
+                        jurisdictions,
+                        min_sites,
+                    })
                     .await?;
                 println!(
-                    "created tenant {} (jurisdictions {}, min_sites {})",
-                    t["name"].as_str().unwrap_or("?"),
+                    "created tenant {} (jurisdictions {}, min_sites {}, customer approval of grants {})",
+                    t["tenant"].as_str().unwrap_or("?"),
                     join(&t["jurisdictions"]),
-                    t["min_sites"]
+                    t["min_sites"],
+                    t["customer_approval"].as_str().unwrap_or("?")
                 );
             }
             TenantCommand::List => {
@@ -186,14 +310,47 @@ pub fn tenant(args: &AdminArgs, cmd: TenantCommand) -> Result<()> {
             }
             TenantCommand::Shred { name, now, cancel } => {
                 obhut_core::validate_tenant_name(&name)?;
-                let r = client
-                    .call(
-                        reqwest::Method::POST,
-                        &format!("/v1/tenants/{name}/shred"),
-                        Some(json!({"now": now, "cancel": cancel})),
-                    )
-                    .await?;
+                let mode = match (now, cancel) {
+                    (true, _) => ShredMode::Now,
+                    (_, true) => ShredMode::Cancel,
+                    _ => ShredMode::Disable,
+                };
+                let r = client.act(Action::Shred { tenant: name, mode }).await?;
                 print_shred(&r);
+            }
+            TenantCommand::Policy {
+                name,
+                customer_approval,
+            } => {
+                let p = match customer_approval.as_deref() {
+                    None => {
+                        client
+                            .call(reqwest::Method::GET, &format!("/v1/tenants/{name}/policy"), None)
+                            .await?
+                    }
+                    Some(v) => {
+                        let required = match v {
+                            "required" => true,
+                            "optional" => false,
+                            other => bail!("--customer-approval is required or optional, not {other:?}"),
+                        };
+                        client
+                            .act(Action::SetTenantPolicy {
+                                tenant: name.clone(),
+                                customer_approval: required,
+                            })
+                            .await?
+                    }
+                };
+                println!(
+                    "tenant {}: customer approval of grants {}{}",
+                    p["tenant"].as_str().unwrap_or(&name),
+                    p["customer_approval"].as_str().unwrap_or("?"),
+                    p["jurisdictions"]
+                        .as_array()
+                        .map(|_| format!(", jurisdictions {}, min_sites {}", join(&p["jurisdictions"]), p["min_sites"]))
+                        .unwrap_or_default()
+                );
             }
             TenantCommand::RotateKey { name, bucket } => {
                 obhut_core::validate_tenant_name(&name)?;
@@ -244,9 +401,33 @@ pub fn trustee(args: &AdminArgs, cmd: TrusteeCommand) -> Result<()> {
             shares,
             threshold,
             dir,
+            officers,
         } => {
+            if officers.len() < 2 {
+                bail!(
+                    "give at least two --officer names: grants and crypto-shred need two officers"
+                );
+            }
             let dealt = obhut_trustee::SealedKeystore::init(&dir, shares, threshold)
                 .with_context(|| format!("cannot create a keystore in {}", dir.display()))?;
+            let trustee = obhut_trustee::Trustee::open(&dir)
+                .with_context(|| format!("cannot open the new trustee in {}", dir.display()))?;
+            let mut tokens = Vec::new();
+            for name in &officers {
+                let token = format!("obt_{}", obhut_core::random_token(43));
+                let cred = PrincipalCredential::from_token(&token)
+                    .map_err(|e| anyhow!("cannot derive an officer's keys: {e}"))?;
+                trustee
+                    .bootstrap_principal(
+                        name,
+                        obhut_trustee_client::Role::Officer,
+                        None,
+                        &obhut_crypto::principal::bearer_hash(cred.bearer()),
+                        &cred.public_key(),
+                    )
+                    .with_context(|| format!("cannot enrol officer {name}"))?;
+                tokens.push((name.clone(), token));
+            }
             println!(
                 "created sealed keystore {} ({threshold} of {shares} shares unseal it)",
                 dir.display()
@@ -254,6 +435,10 @@ pub fn trustee(args: &AdminArgs, cmd: TrusteeCommand) -> Result<()> {
             println!("give each share to a different officer; they are shown only now:");
             for (i, s) in dealt.iter().enumerate() {
                 println!("share {}: {s}", i + 1);
+            }
+            println!("officer tokens (OBHUT_TOKEN for each officer), shown only now:");
+            for (name, token) in &tokens {
+                println!("officer {name}: {token}");
             }
             Ok(())
         }
@@ -339,7 +524,7 @@ fn print_shred(r: &Value) {
                 "pending: {} of {} approvals for {} ({approvals}); at least one officer",
                 r["approvals"].as_array().map_or(0, Vec::len),
                 r["required"],
-                r["action"].as_str().unwrap_or("?"),
+                r["action"].as_str().unwrap_or(tenant),
             );
         }
         "disabled" => {

@@ -61,7 +61,6 @@ pub(crate) struct Front {
     pub admin_addr: String,
     pub region: String,
     pub key_cache_ttl: Duration,
-    pub shred_grace: Duration,
 }
 
 /// Runs the S3 gateway and the admin API until SIGTERM or Ctrl-C. The caller holds the data
@@ -92,8 +91,7 @@ pub(crate) async fn serve_front(front: Front, data_dir: &Path) -> Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let admin = obhut_admin::router(obhut_admin::AdminState {
         catalog: front.catalog,
-        trustee: Some(front.trustee),
-        shred_grace: front.shred_grace,
+        trustee: front.trustee,
         gateway: Some(gateway.clone()),
         jobs: obhut_admin::Jobs::default(),
     });
@@ -144,6 +142,11 @@ async fn serve_s3(
                 continue;
             }
         };
+        // Responses are written in a few pieces (head, then body frames): without TCP_NODELAY
+        // a small response's last piece waits for the client's delayed ACK (about 40 ms).
+        if let Err(e) = socket.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
         let conn = http.serve_connection(TokioIo::new(socket), service.clone());
         let conn = graceful.watch(conn.into_owned());
         tokio::spawn(async move {

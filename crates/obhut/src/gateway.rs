@@ -32,7 +32,6 @@ struct GatewayFile {
     region: Option<String>,
     log: Option<String>,
     key_cache_ttl_secs: Option<u64>,
-    shred_grace_secs: Option<u64>,
     trustee: Option<TrusteeSection>,
 }
 
@@ -57,7 +56,6 @@ pub struct GatewaySettings {
     pub region: String,
     pub log: String,
     pub key_cache_ttl: Duration,
-    pub shred_grace: Duration,
     pub trustee_url: String,
     pub trustee_ca: PathBuf,
     pub client_cert: PathBuf,
@@ -80,7 +78,6 @@ impl GatewaySettings {
             region: file.region.unwrap_or_else(|| "de-1".into()),
             log: file.log.unwrap_or_else(|| "info".into()),
             key_cache_ttl: Duration::from_secs(file.key_cache_ttl_secs.unwrap_or(300)),
-            shred_grace: Duration::from_secs(file.shred_grace_secs.unwrap_or(7 * 24 * 3600)),
             trustee_url: t.url,
             trustee_ca: t.ca,
             client_cert: t.cert,
@@ -164,7 +161,6 @@ async fn serve(s: GatewaySettings, material: TrusteeMaterial) -> Result<()> {
             admin_addr: s.admin_addr,
             region: s.region,
             key_cache_ttl: s.key_cache_ttl,
-            shred_grace: s.shred_grace,
         },
         &s.data_dir,
     )

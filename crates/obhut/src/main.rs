@@ -7,6 +7,7 @@ mod common;
 mod config;
 mod front;
 mod gateway;
+mod gov_cli;
 mod rotate_cli;
 mod serve;
 mod trustee_serve;
@@ -54,6 +55,41 @@ enum Command {
         #[command(subcommand)]
         command: admin_cli::TenantCommand,
     },
+    /// Enrol, list and revoke principals (officers).
+    Principal {
+        #[command(flatten)]
+        admin: AdminArgs,
+        #[command(subcommand)]
+        command: gov_cli::PrincipalCommand,
+    },
+    /// Grants: scoped, time-bound access to a tenant's data, approved by a quorum.
+    Access {
+        #[command(flatten)]
+        admin: AdminArgs,
+        #[command(subcommand)]
+        command: gov_cli::AccessCommand,
+    },
+    /// Disclosure requests from authorities.
+    Disclosure {
+        #[command(flatten)]
+        admin: AdminArgs,
+        #[command(subcommand)]
+        command: gov_cli::DisclosureCommand,
+    },
+    /// The transparency log: checkpoint, verification, a tenant's entries.
+    Log {
+        #[command(flatten)]
+        admin: AdminArgs,
+        #[command(subcommand)]
+        command: gov_cli::LogCommand,
+    },
+    /// What a token stands for.
+    Token {
+        #[command(flatten)]
+        admin: AdminArgs,
+        #[command(subcommand)]
+        command: gov_cli::TokenCommand,
+    },
     /// Key custody: create the sealed keystore and the API's certificates, unseal, see its
     /// state; with --config, run the trustee process.
     Trustee {
@@ -70,8 +106,8 @@ enum Command {
 
 #[derive(clap::Args)]
 pub struct GatewayArgs {
-    /// TOML with data_dir, s3_addr, admin_addr, region, log, key_cache_ttl_secs,
-    /// shred_grace_secs, and [trustee] url, ca, cert, key.
+    /// TOML with data_dir, s3_addr, admin_addr, region, log, key_cache_ttl_secs, and
+    /// [trustee] url, ca, cert, key.
     #[arg(long)]
     pub config: PathBuf,
 }
@@ -99,6 +135,11 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Tenant { admin, command } => admin_cli::tenant(&admin, command),
         Command::Gateway(args) => gateway::run(&args.config),
+        Command::Principal { admin, command } => gov_cli::principal(&admin, command),
+        Command::Access { admin, command } => gov_cli::access(&admin, command),
+        Command::Disclosure { admin, command } => gov_cli::disclosure(&admin, command),
+        Command::Log { admin, command } => gov_cli::log(&admin, command),
+        Command::Token { admin, command } => gov_cli::token(&admin, command),
         Command::Trustee {
             admin,
             config,

@@ -12,11 +12,12 @@ use crate::front::{Front, open_sites, serve_front};
 use crate::trustee_serve::{dev_unseal, spawn_destruction_timer};
 use anyhow::{Context, Result, bail};
 use obhut_admin::provision;
-use obhut_catalog::{Catalog, Role, SiteRecord, SqliteCatalog};
+use obhut_catalog::{Catalog, SiteRecord, SqliteCatalog};
 use obhut_core::SiteState;
+use obhut_crypto::principal::PrincipalCredential;
 use obhut_sites::LocalSite;
 use obhut_trustee::{Pkcs11Location, SealedKeystore, Trustee};
-use obhut_trustee_client::TrusteeClient;
+use obhut_trustee_client::{Role, TrusteeClient, TrusteeError};
 use std::fs;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
@@ -60,12 +61,20 @@ fn refuse_new_catalog_over_old_sites(data_dir: &Path) -> Result<()> {
 }
 
 /// First start: sites, tenant `demo`, development principals and the two env files.
-async fn bootstrap(catalog: &dyn Catalog, config: &ServeConfig, data_dir: &Path) -> Result<()> {
+async fn bootstrap(
+    catalog: &dyn Catalog,
+    trustee: &Trustee,
+    config: &ServeConfig,
+    data_dir: &Path,
+) -> Result<()> {
     if catalog.list_sites().await?.is_empty() {
         for (id, location) in DEV_SITES {
             let root = data_dir.join("sites").join(id);
             let (_, identity) =
                 LocalSite::create(id, &root).with_context(|| format!("cannot create site {id}"))?;
+            trustee
+                .bootstrap_site(id, "DE", location)
+                .context("cannot log the new site")?;
             catalog
                 .put_site(&SiteRecord {
                     id: id.into(),
@@ -80,7 +89,12 @@ async fn bootstrap(catalog: &dyn Catalog, config: &ServeConfig, data_dir: &Path)
     if catalog.get_tenant("demo").await?.is_some() {
         return Ok(());
     }
-    provision::create_tenant(catalog, "demo", &["DE".to_owned()], 2).await?;
+    let de = ["DE".to_owned()];
+    match trustee.bootstrap_tenant("demo", &de, 2) {
+        Ok(()) | Err(TrusteeError::Conflict(_)) => {}
+        Err(e) => return Err(e).context("cannot register tenant demo with the trustee"),
+    }
+    provision::create_tenant(catalog, "demo", &de, 2).await?;
     let key = provision::create_access_key(catalog, "demo").await?;
     write_secret_file(
         &data_dir.join("demo.env"),
@@ -105,7 +119,22 @@ async fn bootstrap(catalog: &dyn Catalog, config: &ServeConfig, data_dir: &Path)
             Some("demo"),
         ),
     ] {
-        let token = provision::create_principal(catalog, name, role, tenant).await?;
+        // The token is made here and only its derived bearer hash and public key are kept.
+        let token = format!("obt_{}", obhut_core::random_token(43));
+        let cred = PrincipalCredential::from_token(&token)
+            .map_err(|e| anyhow::anyhow!("cannot derive a principal's keys: {e}"))?;
+        let bearer_hash = obhut_crypto::principal::bearer_hash(cred.bearer());
+        match trustee.bootstrap_principal(name, role, tenant, &bearer_hash, &cred.public_key()) {
+            Ok(_) => {}
+            // A first start cut short: the principal exists, and its token is lost with the
+            // unwritten file. Replace nothing silently.
+            Err(TrusteeError::Conflict(_)) => anyhow::bail!(
+                "principal {name} exists in the trustee but {} was never written: this first start was interrupted; remove {} and start again",
+                data_dir.join("dev-tokens.env").display(),
+                data_dir.display()
+            ),
+            Err(e) => return Err(e).context("cannot enrol the development principals"),
+        }
         tokens.push_str(&format!("{var}={token}\n"));
     }
     write_secret_file(&data_dir.join("dev-tokens.env"), &tokens)?;
@@ -191,13 +220,16 @@ async fn serve(config: ServeConfig) -> Result<()> {
     let catalog: Arc<dyn Catalog> = Arc::new(
         SqliteCatalog::open(&data_dir.join("catalog.db")).context("cannot open the catalog")?,
     );
-    bootstrap(catalog.as_ref(), &config, &data_dir).await?;
-    let sites = open_sites(catalog.as_ref()).await?;
     let trustee_dir = data_dir.join("trustee");
-    let in_process = Arc::new(match &config.pkcs11 {
-        Some(hsm) => hsm_trustee(&trustee_dir, hsm).await?,
-        None => dev_trustee(&trustee_dir).await?,
-    });
+    let in_process = Arc::new(
+        match &config.pkcs11 {
+            Some(hsm) => hsm_trustee(&trustee_dir, hsm).await?,
+            None => dev_trustee(&trustee_dir).await?,
+        }
+        .with_shred_grace(config.shred_grace),
+    );
+    bootstrap(catalog.as_ref(), &in_process, &config, &data_dir).await?;
+    let sites = open_sites(catalog.as_ref()).await?;
     spawn_destruction_timer(Arc::clone(&in_process));
     let trustee: Arc<dyn TrusteeClient> = in_process;
     serve_front(
@@ -209,7 +241,6 @@ async fn serve(config: ServeConfig) -> Result<()> {
             admin_addr: config.admin_addr,
             region: config.region,
             key_cache_ttl: config.key_cache_ttl,
-            shred_grace: config.shred_grace,
         },
         &data_dir,
     )

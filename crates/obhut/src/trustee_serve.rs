@@ -29,6 +29,8 @@ struct TrusteeFile {
     log: Option<String>,
     /// Development only: a file of unseal shares, one a line, given at start.
     dev_unseal_file: Option<PathBuf>,
+    /// Time between disabling a tenant key and destroying it [default: 7 days].
+    shred_grace_secs: Option<u64>,
     tls: TlsSection,
 }
 
@@ -66,7 +68,8 @@ async fn serve(file: TrusteeFile) -> Result<()> {
     )?;
     let dir = &file.keystore_dir;
     let _lock = lock_dir(dir, "directory")?;
-    let trustee = Arc::new(Trustee::open(dir)?);
+    let grace = std::time::Duration::from_secs(file.shred_grace_secs.unwrap_or(7 * 24 * 3600));
+    let trustee = Arc::new(Trustee::open(dir)?.with_shred_grace(grace));
     match &file.dev_unseal_file {
         Some(path) => {
             let text = fs::read_to_string(path).with_context(|| {
@@ -114,8 +117,13 @@ pub(crate) async fn dev_unseal(trustee: &Trustee, path: &Path, text: &str) -> Re
 
 /// Destroys tenant keys whose crypto-shred grace period has ended: at start, then every minute.
 pub(crate) fn spawn_destruction_timer(trustee: Arc<Trustee>) {
+    // Keys already due go before anything is served.
+    if let Err(e) = trustee.destroy_due() {
+        tracing::error!(error = %e, "could not destroy tenant keys that are due; retrying in a minute");
+    }
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+        tick.tick().await;
         loop {
             tick.tick().await;
             if let Err(e) = trustee.destroy_due() {

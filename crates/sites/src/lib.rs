@@ -74,4 +74,14 @@ pub trait Site: Send + Sync {
     async fn list(&self) -> Result<Vec<BlobId>, SiteError>;
     /// Removes leftovers of writes that never committed; returns how many were removed.
     async fn clear_temporary(&self) -> Result<usize, SiteError>;
+    /// Space on the site's storage, if the backend can tell (an S3 cluster usually cannot).
+    async fn capacity(&self) -> Result<Option<Capacity>, SiteError>;
+}
+
+/// Space on a site's storage, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capacity {
+    pub total_bytes: u64,
+    /// What obhut may still write (for a file system: blocks available to unprivileged users).
+    pub available_bytes: u64,
 }

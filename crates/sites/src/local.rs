@@ -366,6 +366,19 @@ impl Site for LocalSite {
         .await
         .map_err(self.io_err("clear temporary files"))
     }
+
+    async fn capacity(&self) -> Result<Option<crate::Capacity>, SiteError> {
+        let root = self.inner.root.clone();
+        blocking(move || {
+            let st = rustix::fs::statvfs(&root).map_err(io::Error::from)?;
+            Ok(Some(crate::Capacity {
+                total_bytes: st.f_blocks.saturating_mul(st.f_frsize),
+                available_bytes: st.f_bavail.saturating_mul(st.f_frsize),
+            }))
+        })
+        .await
+        .map_err(self.io_err("statvfs"))
+    }
 }
 
 #[cfg(test)]

@@ -5,11 +5,17 @@
 //! going in, plaintext bucket keys coming out (only for a justified, permitted request), and the
 //! trustee's seal state. Tenant and master keys never cross it.
 
+pub mod governance;
 pub mod remote;
 use async_trait::async_trait;
 use obhut_crypto::{KCV_LEN, Key};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
+
+pub use governance::{
+    Action, GrantAccess, GrantScope, LogRead, PrincipalInfo, Query, Role, ShredMode,
+    SignedStatement, Statement,
+};
 
 /// Why a key is wanted. The trustee checks it against policy before releasing anything.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,7 +55,7 @@ pub enum TrusteeError {
     Sealed(u8, u8),
     #[error("the trustee is unreachable: {0}")]
     Unavailable(String),
-    #[error("key release denied: {0}")]
+    #[error("denied: {0}")]
     Denied(String),
     #[error("the key of tenant {0} is disabled (crypto-shred pending)")]
     TenantKeyDisabled(String),
@@ -63,6 +69,12 @@ pub enum TrusteeError {
     Integrity(String),
     #[error("trustee storage failure: {0}")]
     Storage(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Conflict(String),
 }
 
 /// Keys a gateway must drop at once.
@@ -112,19 +124,32 @@ pub trait TrusteeClient: Send + Sync {
     /// Revocations as they happen. A receiver that lags must drop every key it holds.
     fn subscribe_revocations(&self) -> tokio::sync::broadcast::Receiver<Revocation>;
 
-    // Crypto-shred, in two phases. Callers enforce the quorum; the trustee records and acts.
+    /// The state of a tenant's key (crypto-shred is a signed [`governance::Action::Shred`]).
     async fn tenant_key_status(&self, tenant: &str) -> Result<TenantKeyStatus, TrusteeError>;
-    /// Phase one: nothing is released for the tenant from now on; the key is destroyed at
-    /// `destroy_after_ms` unless re-enabled before.
-    async fn disable_tenant_key(
+
+    // Governance: principals, grants, disclosures, the transparency log.
+    /// The principal whose bearer hashes to `bearer_hash`, if it exists (revoked and expired
+    /// principals are returned too, so the caller can say why it refuses them).
+    async fn authenticate(&self, bearer_hash: &str) -> Result<Option<PrincipalInfo>, TrusteeError>;
+    /// Carries out a signed statement after checking its signature, its signer's role and the
+    /// quorum rules; returns what changed, as JSON.
+    async fn act(&self, signed: &SignedStatement) -> Result<serde_json::Value, TrusteeError>;
+    /// Governance state as `principal` may see it.
+    async fn query(
         &self,
-        tenant: &str,
-        destroy_after_ms: i64,
-    ) -> Result<TenantKeyStatus, TrusteeError>;
-    /// Undoes phase one, while the key still exists.
-    async fn enable_tenant_key(&self, tenant: &str) -> Result<TenantKeyStatus, TrusteeError>;
-    /// Phase two: the key is gone for good.
-    async fn destroy_tenant_key(&self, tenant: &str) -> Result<TenantKeyStatus, TrusteeError>;
+        principal: &str,
+        query: &Query,
+    ) -> Result<serde_json::Value, TrusteeError>;
+    /// The log's checkpoint, verifier key or a tile; `None` if it does not exist (yet).
+    async fn log_read(&self, read: &LogRead) -> Result<Option<Vec<u8>>, TrusteeError>;
+    /// The secret of a grant's temporary access key, while the grant may be used.
+    async fn grant_secret(&self, access_key_id: &str) -> Result<Option<String>, TrusteeError>;
+    /// Checks one S3 request made with grant credentials against the grant, and logs it before
+    /// answering: an access that is not in the log is refused.
+    async fn authorize_grant_access(
+        &self,
+        access: &GrantAccess,
+    ) -> Result<GrantScope, TrusteeError>;
 }
 
 /// The associated data that binds a wrapped bucket key to its tenant, bucket and version.

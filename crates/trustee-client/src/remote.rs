@@ -44,7 +44,8 @@
 //! is unreachable.
 
 use crate::{
-    Justification, Revocation, SealStatus, TenantKeyStatus, TrusteeClient, TrusteeError, WrappedKey,
+    GrantAccess, GrantScope, Justification, LogRead, PrincipalInfo, Query, Revocation, SealStatus,
+    SignedStatement, TenantKeyStatus, TrusteeClient, TrusteeError, WrappedKey,
 };
 use async_trait::async_trait;
 use obhut_crypto::Key;
@@ -94,9 +95,15 @@ pub mod wire {
 
     #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
     #[serde(deny_unknown_fields)]
-    pub struct DisableRequest {
-        pub tenant: String,
-        pub destroy_after_ms: i64,
+    pub struct QueryRequest {
+        pub principal: String,
+        pub query: crate::Query,
+    }
+
+    /// Bytes of the log (checkpoint, key, tile) in base64; `None` if they do not exist.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct LogBytes {
+        pub data: Option<String>,
     }
 
     /// One unseal share; its text is wiped when dropped.
@@ -264,6 +271,9 @@ pub mod wire {
             TrusteeError::BadShare(d) => (400, "bad_share", d),
             TrusteeError::Integrity(d) => (422, "integrity", d),
             TrusteeError::Storage(d) => (500, "storage", d),
+            TrusteeError::NotFound(d) => (404, "not_found", d),
+            TrusteeError::Invalid(d) => (400, "invalid", d),
+            TrusteeError::Conflict(d) => (409, "conflict", d),
         };
         (
             status,
@@ -289,6 +299,9 @@ pub mod wire {
             "bad_share" => TrusteeError::BadShare(detail()),
             "integrity" => TrusteeError::Integrity(detail()),
             "storage" => TrusteeError::Storage(detail()),
+            "not_found" => TrusteeError::NotFound(detail()),
+            "invalid" => TrusteeError::Invalid(detail()),
+            "conflict" => TrusteeError::Conflict(detail()),
             _ => return None,
         })
     }
@@ -673,42 +686,60 @@ impl TrusteeClient for RemoteTrustee {
             .await
     }
 
-    async fn disable_tenant_key(
+    async fn authenticate(&self, bearer_hash: &str) -> Result<Option<PrincipalInfo>, TrusteeError> {
+        self.conn
+            .post(
+                "/v1/gov/authenticate",
+                &serde_json::json!({ "bearer_hash": bearer_hash }),
+            )
+            .await
+    }
+
+    async fn act(&self, signed: &SignedStatement) -> Result<serde_json::Value, TrusteeError> {
+        self.conn.post("/v1/gov/act", signed).await
+    }
+
+    async fn query(
         &self,
-        tenant: &str,
-        destroy_after_ms: i64,
-    ) -> Result<TenantKeyStatus, TrusteeError> {
+        principal: &str,
+        query: &Query,
+    ) -> Result<serde_json::Value, TrusteeError> {
         self.conn
             .post(
-                "/v1/tenant-keys/disable",
-                &wire::DisableRequest {
-                    tenant: tenant.to_owned(),
-                    destroy_after_ms,
+                "/v1/gov/query",
+                &wire::QueryRequest {
+                    principal: principal.to_owned(),
+                    query: query.clone(),
                 },
             )
             .await
     }
 
-    async fn enable_tenant_key(&self, tenant: &str) -> Result<TenantKeyStatus, TrusteeError> {
+    async fn log_read(&self, read: &LogRead) -> Result<Option<Vec<u8>>, TrusteeError> {
+        let r: wire::LogBytes = self.conn.post("/v1/gov/log", read).await?;
+        r.data
+            .map(|d| {
+                base64_simd::STANDARD
+                    .decode_to_vec(d.as_bytes())
+                    .map_err(|_| self.conn.unavailable("log bytes are not base64"))
+            })
+            .transpose()
+    }
+
+    async fn grant_secret(&self, access_key_id: &str) -> Result<Option<String>, TrusteeError> {
         self.conn
             .post(
-                "/v1/tenant-keys/enable",
-                &wire::TenantRequest {
-                    tenant: tenant.to_owned(),
-                },
+                "/v1/gov/grant-secret",
+                &serde_json::json!({ "access_key_id": access_key_id }),
             )
             .await
     }
 
-    async fn destroy_tenant_key(&self, tenant: &str) -> Result<TenantKeyStatus, TrusteeError> {
-        self.conn
-            .post(
-                "/v1/tenant-keys/destroy",
-                &wire::TenantRequest {
-                    tenant: tenant.to_owned(),
-                },
-            )
-            .await
+    async fn authorize_grant_access(
+        &self,
+        access: &GrantAccess,
+    ) -> Result<GrantScope, TrusteeError> {
+        self.conn.post("/v1/gov/grant-access", access).await
     }
 }
 
@@ -730,6 +761,9 @@ mod tests {
             TrusteeError::Integrity("key-check value mismatch".into()),
             TrusteeError::Storage("disk full\nand a second line".into()),
             TrusteeError::Denied(String::new()),
+            TrusteeError::NotFound("no grant g-1".into()),
+            TrusteeError::Invalid("bad statement".into()),
+            TrusteeError::Conflict("grant g-1 was denied".into()),
         ]
     }
 

@@ -8,6 +8,9 @@
 //!
 //! It must never see object data or object names.
 
+pub mod governance;
+#[cfg(test)]
+mod governance_tests;
 mod keystore;
 pub mod pkcs11;
 mod policy;
@@ -16,11 +19,14 @@ pub mod server;
 pub use keystore::{Pkcs11Location, SealedKeystore, TenantKeyState, write_private_file};
 
 use async_trait::async_trait;
+use governance::{Governance, ShredOutcome};
 use obhut_crypto::Key;
 use obhut_trustee_client::{
-    Justification, Revocation, SealStatus, TenantKeyStatus, TrusteeClient, TrusteeError,
+    Action, GrantAccess, GrantScope, Justification, LogRead, PrincipalInfo, Query, Revocation,
+    Role, SealStatus, ShredMode, SignedStatement, TenantKeyStatus, TrusteeClient, TrusteeError,
     WrappedKey, bucket_key_aad,
 };
+use serde_json::{Value, json};
 use std::path::Path;
 use std::sync::Mutex;
 use tokio::sync::broadcast;
@@ -29,7 +35,13 @@ use tokio::sync::broadcast;
 pub struct Trustee {
     keystore: Mutex<SealedKeystore>,
     revocations: broadcast::Sender<Revocation>,
+    governance: Governance,
+    /// Time between disabling a tenant key and destroying it (DESIGN.md: 7 days).
+    shred_grace_ms: i64,
 }
+
+/// Default time between disabling a tenant key and destroying it.
+pub const DEFAULT_SHRED_GRACE_MS: i64 = 7 * 24 * 3600 * 1000;
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -55,7 +67,64 @@ impl Trustee {
         Ok(Self {
             keystore: Mutex::new(SealedKeystore::open(dir)?),
             revocations: broadcast::channel(64).0,
+            governance: Governance::open(dir)?,
+            shred_grace_ms: DEFAULT_SHRED_GRACE_MS,
         })
+    }
+
+    /// Sets the time between disabling a tenant key and destroying it.
+    #[must_use]
+    pub fn with_shred_grace(mut self, grace: std::time::Duration) -> Self {
+        self.shred_grace_ms = i64::try_from(grace.as_millis()).unwrap_or(i64::MAX);
+        self
+    }
+
+    /// Enrols a principal without a signature: only for the first principals of a new
+    /// installation (`serve`'s development principals), which have no officer to sign yet.
+    pub fn bootstrap_principal(
+        &self,
+        name: &str,
+        role: Role,
+        tenant: Option<&str>,
+        bearer_hash: &str,
+        public_key: &[u8],
+    ) -> Result<PrincipalInfo, TrusteeError> {
+        self.governance.add_principal(
+            "bootstrap",
+            name,
+            role,
+            tenant,
+            bearer_hash,
+            public_key,
+            None,
+        )
+    }
+
+    /// Logs a site added at first start (before it is put into the registry).
+    pub fn bootstrap_site(
+        &self,
+        id: &str,
+        jurisdiction: &str,
+        location: &str,
+    ) -> Result<(), TrusteeError> {
+        self.governance
+            .record(
+                "site_added",
+                json!({"site": id, "jurisdiction": jurisdiction, "location": location, "by": "bootstrap"}),
+            )
+            .map(|_| ())
+    }
+
+    /// Registers a tenant without a signature: only for `serve`'s first start.
+    pub fn bootstrap_tenant(
+        &self,
+        name: &str,
+        jurisdictions: &[String],
+        min_sites: u32,
+    ) -> Result<(), TrusteeError> {
+        self.governance
+            .register_tenant("bootstrap", name, jurisdictions, min_sites)
+            .map(|_| ())
     }
 
     fn revoke(&self, r: Revocation) {
@@ -67,6 +136,10 @@ impl Trustee {
     pub fn destroy_due(&self) -> Result<Vec<String>, TrusteeError> {
         let due = self.with(|ks| Ok(ks.due_for_destruction(now_ms())))?;
         for tenant in &due {
+            self.governance.record(
+                "tenant_key_destroyed",
+                json!({"tenant": tenant, "by": "grace period ended"}),
+            )?;
             self.with(|ks| ks.destroy(tenant))?;
             tracing::warn!(
                 tenant,
@@ -139,7 +212,11 @@ impl TrusteeClient for Trustee {
         why: &Justification,
     ) -> Result<Key, TrusteeError> {
         policy::may_release_bucket_key(tenant, why)?;
-        self.with(|ks| {
+        if let Justification::Grant { grant_id } = why {
+            self.governance
+                .check_grant_release(grant_id, tenant, bucket)?;
+        }
+        let released = self.with(|ks| {
             let raw = ks.open_for(tenant, &bucket_key_aad(tenant, bucket, key.version), &key.wrapped)?;
             let released =
                 Key::from_slice(&raw).map_err(|e| TrusteeError::Integrity(e.to_string()))?;
@@ -150,9 +227,15 @@ impl TrusteeClient for Trustee {
                         .into(),
                 ));
             }
-            tracing::info!(tenant, bucket, version = key.version, justification = ?why, "bucket key released");
             Ok(released)
-        })
+        })?;
+        // No log entry, no key: the release is recorded durably before the key leaves.
+        self.governance.record(
+            "key_release",
+            json!({"tenant": tenant, "bucket": bucket, "key_version": key.version, "justification": why}),
+        )?;
+        tracing::info!(tenant, bucket, version = key.version, justification = ?why, "bucket key released");
+        Ok(released)
     }
 
     async fn seal_status(&self) -> Result<SealStatus, TrusteeError> {
@@ -179,32 +262,107 @@ impl TrusteeClient for Trustee {
             .map(|(s, d)| key_status(s, d))
     }
 
-    async fn disable_tenant_key(
+    async fn authenticate(&self, bearer_hash: &str) -> Result<Option<PrincipalInfo>, TrusteeError> {
+        self.governance.authenticate(bearer_hash)
+    }
+
+    async fn act(&self, signed: &SignedStatement) -> Result<Value, TrusteeError> {
+        let (statement, who) = self.governance.verify(signed)?;
+        match &statement.action {
+            Action::Shred { tenant, mode } => self.shred(&who, tenant, *mode),
+            _ => self.governance.act(&who, &statement, signed),
+        }
+    }
+
+    async fn query(&self, principal: &str, query: &Query) -> Result<Value, TrusteeError> {
+        self.governance.query(principal, query)
+    }
+
+    async fn log_read(&self, read: &LogRead) -> Result<Option<Vec<u8>>, TrusteeError> {
+        self.governance.log_read(read)
+    }
+
+    async fn grant_secret(&self, access_key_id: &str) -> Result<Option<String>, TrusteeError> {
+        self.governance.grant_secret(access_key_id)
+    }
+
+    async fn authorize_grant_access(
+        &self,
+        access: &GrantAccess,
+    ) -> Result<GrantScope, TrusteeError> {
+        self.governance.authorize_access(access)
+    }
+}
+
+impl Trustee {
+    /// One crypto-shred approval; at the quorum, the key is disabled, destroyed or re-enabled.
+    fn shred(
+        &self,
+        who: &PrincipalInfo,
+        tenant: &str,
+        mode: ShredMode,
+    ) -> Result<Value, TrusteeError> {
+        let (state, _) = self.with(|ks| ks.tenant_status(tenant))?;
+        if state == TenantKeyState::Destroyed {
+            return Ok(json!({"tenant": tenant, "state": "destroyed"}));
+        }
+        match self.governance.approve_shred(who, tenant, mode)? {
+            ShredOutcome::Pending(v) => Ok(v),
+            ShredOutcome::Reached => {
+                let status = match mode {
+                    ShredMode::Cancel => self.enable_tenant_key(tenant)?,
+                    ShredMode::Now => self.destroy_tenant_key(tenant)?,
+                    ShredMode::Disable => self.disable_tenant_key(
+                        tenant,
+                        governance::now_ms().saturating_add(self.shred_grace_ms),
+                    )?,
+                };
+                Ok(
+                    json!({"tenant": tenant, "state": status.state, "destroy_after_ms": status.destroy_after_ms}),
+                )
+            }
+        }
+    }
+
+    fn key_status_now(&self, tenant: &str) -> Result<TenantKeyStatus, TrusteeError> {
+        self.with(|ks| ks.tenant_status(tenant))
+            .map(|(s, d)| key_status(s, d))
+    }
+
+    pub fn disable_tenant_key(
         &self,
         tenant: &str,
         destroy_after_ms: i64,
     ) -> Result<TenantKeyStatus, TrusteeError> {
+        self.governance.record(
+            "tenant_key_disabled",
+            json!({"tenant": tenant, "destroy_after_ms": destroy_after_ms}),
+        )?;
         self.with(|ks| ks.disable(tenant, destroy_after_ms))?;
         tracing::warn!(tenant, destroy_after_ms, "tenant key disabled");
         self.revoke(Revocation::Tenant {
             tenant: tenant.to_owned(),
         });
-        self.tenant_key_status(tenant).await
+        self.key_status_now(tenant)
     }
 
-    async fn enable_tenant_key(&self, tenant: &str) -> Result<TenantKeyStatus, TrusteeError> {
+    pub fn enable_tenant_key(&self, tenant: &str) -> Result<TenantKeyStatus, TrusteeError> {
+        self.governance
+            .record("tenant_key_enabled", json!({"tenant": tenant}))?;
         self.with(|ks| ks.enable(tenant))?;
         tracing::warn!(tenant, "tenant key re-enabled");
-        self.tenant_key_status(tenant).await
+        self.key_status_now(tenant)
     }
 
-    async fn destroy_tenant_key(&self, tenant: &str) -> Result<TenantKeyStatus, TrusteeError> {
+    pub fn destroy_tenant_key(&self, tenant: &str) -> Result<TenantKeyStatus, TrusteeError> {
+        self.governance
+            .record("tenant_key_destroyed", json!({"tenant": tenant}))?;
         self.with(|ks| ks.destroy(tenant))?;
         tracing::warn!(tenant, "tenant key destroyed");
         self.revoke(Revocation::Tenant {
             tenant: tenant.to_owned(),
         });
-        self.tenant_key_status(tenant).await
+        self.key_status_now(tenant)
     }
 }
 
@@ -247,7 +405,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(k1.expose(), k2.expose());
-        // denied: another tenant's principal, a grant (not yet supported), a system reason
+        // denied: another tenant's principal, a grant that does not exist, a system reason
         for why in [
             customer("b"),
             Justification::Grant {
@@ -315,7 +473,7 @@ mod tests {
         let mut rx = t.subscribe_revocations();
 
         let far = now_ms() + 7 * 24 * 3600 * 1000;
-        let st = t.disable_tenant_key("a", far).await.unwrap();
+        let st = t.disable_tenant_key("a", far).unwrap();
         assert_eq!(st.state, "disabled");
         assert_eq!(
             rx.try_recv().unwrap(),
@@ -330,20 +488,20 @@ mod tests {
             .unwrap();
 
         // accidental: restored within the grace period
-        t.enable_tenant_key("a").await.unwrap();
+        t.enable_tenant_key("a").unwrap();
         t.release_bucket_key("a", "x", &wa, &customer("a"))
             .await
             .unwrap();
 
         // real: destroyed when the grace period ends
-        t.disable_tenant_key("a", now_ms() - 1).await.unwrap();
+        t.disable_tenant_key("a", now_ms() - 1).unwrap();
         assert_eq!(t.destroy_due().unwrap(), vec!["a".to_owned()]);
         assert!(matches!(
             t.release_bucket_key("a", "x", &wa, &customer("a")).await,
             Err(TrusteeError::TenantKeyDestroyed(_))
         ));
         assert!(
-            t.enable_tenant_key("a").await.is_err(),
+            t.enable_tenant_key("a").is_err(),
             "a destroyed key stays destroyed"
         );
         let text = std::fs::read_to_string(dir.path().join("keystore.json")).unwrap();

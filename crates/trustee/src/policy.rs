@@ -1,12 +1,15 @@
 //! Release policy: which justifications permit which key operations.
 //!
 //! - A customer-initiated request may create or use keys of its own tenant only.
-//! - Grant-justified access needs approved, verifiable grants; until grants exist, it is denied.
+//! - Only a customer creates bucket keys (a grant never creates buckets).
+//! - Grant-justified access may use keys of the grant's tenant only; the grant itself (state,
+//!   scope, expiry and its signed approvals) is checked by the governance module before any
+//!   release.
 //! - obhut itself never needs a bucket key: repair and resync copy ciphertext.
 
 use obhut_trustee_client::{Justification, TrusteeError};
 
-fn customer_of(tenant: &str, why: &Justification) -> Result<(), TrusteeError> {
+fn permitted(tenant: &str, why: &Justification) -> Result<(), TrusteeError> {
     match why {
         Justification::Customer {
             tenant: t,
@@ -25,9 +28,7 @@ fn customer_of(tenant: &str, why: &Justification) -> Result<(), TrusteeError> {
             }
             Ok(())
         }
-        Justification::Grant { grant_id } => Err(TrusteeError::Denied(format!(
-            "grant {grant_id} cannot be verified: grant-justified access is not enabled"
-        ))),
+        Justification::Grant { .. } => Ok(()),
         Justification::System { reason } => Err(TrusteeError::Denied(format!(
             "system operations ({reason}) never need a bucket key"
         ))),
@@ -35,9 +36,14 @@ fn customer_of(tenant: &str, why: &Justification) -> Result<(), TrusteeError> {
 }
 
 pub fn may_create_bucket_key(tenant: &str, why: &Justification) -> Result<(), TrusteeError> {
-    customer_of(tenant, why)
+    if let Justification::Grant { grant_id } = why {
+        return Err(TrusteeError::Denied(format!(
+            "grant {grant_id} cannot create bucket keys"
+        )));
+    }
+    permitted(tenant, why)
 }
 
 pub fn may_release_bucket_key(tenant: &str, why: &Justification) -> Result<(), TrusteeError> {
-    customer_of(tenant, why)
+    permitted(tenant, why)
 }

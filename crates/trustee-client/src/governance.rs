@@ -1,0 +1,246 @@
+//! Governance as it crosses the trustee boundary: principals, signed statements, grants,
+//! disclosure requests and the transparency log's read side.
+//!
+//! Everything that changes who may do what (a new principal, an approval, a revocation, a
+//! policy) reaches the trustee as a [`SignedStatement`]: JSON text signed with the acting
+//! principal's key, which the trustee verifies against the public key it holds. Whoever carries
+//! a statement (the admin API, a gateway) can refuse to pass it on, but cannot forge or alter it.
+
+use serde::{Deserialize, Serialize};
+
+/// What a principal may do (DESIGN.md, "Principals").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    Officer,
+    Operator,
+    Auditor,
+    TenantAdmin,
+}
+
+impl Role {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Officer => "officer",
+            Self::Operator => "operator",
+            Self::Auditor => "auditor",
+            Self::TenantAdmin => "tenant-admin",
+        }
+    }
+
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "officer" => Some(Self::Officer),
+            "operator" => Some(Self::Operator),
+            "auditor" => Some(Self::Auditor),
+            "tenant-admin" => Some(Self::TenantAdmin),
+            _ => None,
+        }
+    }
+}
+
+/// A principal as the trustee knows it (never its bearer or token).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrincipalInfo {
+    pub name: String,
+    pub role: Role,
+    /// The tenant of a tenant admin.
+    pub tenant: Option<String>,
+    pub created_ms: i64,
+    pub expires_ms: Option<i64>,
+    pub revoked: bool,
+}
+
+/// A statement and its signer's Ed25519 signature (base64) over it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedStatement {
+    /// JSON text of a [`Statement`], exactly as signed.
+    pub statement: String,
+    pub signature: String,
+}
+
+/// Who says what, and when. `at_ms` must be close to the trustee's clock, so an old statement
+/// cannot be replayed later; `nonce` makes every statement unique.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Statement {
+    pub principal: String,
+    pub at_ms: i64,
+    pub nonce: String,
+    #[serde(flatten)]
+    pub action: Action,
+}
+
+/// How a crypto-shred approval is meant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShredMode {
+    /// Disable now, destroy after the grace period.
+    Disable,
+    /// Destroy at once.
+    Now,
+    /// Re-enable a disabled key.
+    Cancel,
+}
+
+/// Everything a signed statement can ask the trustee to do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Action {
+    /// Officers: enrol a principal. Its token was made on the creator's machine; only the
+    /// bearer's hash and the signing public key (hex) travel.
+    CreatePrincipal {
+        name: String,
+        role: Role,
+        tenant: Option<String>,
+        bearer_hash: String,
+        public_key: String,
+        expires_ms: Option<i64>,
+    },
+    /// Officers: a principal's token stops working at once.
+    RevokePrincipal {
+        name: String,
+    },
+    /// Officers: a new tenant and its allowed jurisdictions.
+    RegisterTenant {
+        name: String,
+        jurisdictions: Vec<String>,
+        min_sites: u32,
+    },
+    /// Officers: whether the tenant's admin must approve grants on its data.
+    SetTenantPolicy {
+        tenant: String,
+        customer_approval: bool,
+    },
+    /// Operators (and officers): ask for access to data.
+    RequestGrant {
+        tenant: String,
+        bucket: String,
+        prefix: String,
+        ops: Vec<String>,
+        duration_ms: i64,
+        reason: String,
+    },
+    /// `scope` is [`grant_scope_digest`] of the grant as the approver saw it: an approval
+    /// covers exactly that scope, and stops counting if the grant is changed.
+    ApproveGrant {
+        id: String,
+        scope: String,
+    },
+    DenyGrant {
+        id: String,
+    },
+    RevokeGrant {
+        id: String,
+    },
+    /// The requester of an approved grant: temporary S3 credentials within its scope.
+    GrantCredentials {
+        id: String,
+    },
+    /// Officers: record a request from an authority.
+    RequestDisclosure {
+        tenant: String,
+        authority: String,
+        jurisdiction: String,
+        legal_basis: String,
+        scope: String,
+        /// How long after its creation the tenant may see it (0: at once).
+        #[serde(default)]
+        delay_ms: i64,
+    },
+    ApproveDisclosure {
+        id: String,
+    },
+    DenyDisclosure {
+        id: String,
+    },
+    /// Officers: how long after its creation the tenant may see a disclosure request.
+    SetDisclosureDelay {
+        id: String,
+        delay_ms: i64,
+    },
+    /// Crypto-shred approvals (officers, or the tenant's admin; quorum of two, one an officer).
+    Shred {
+        tenant: String,
+        mode: ShredMode,
+    },
+}
+
+/// Reads of governance state; the trustee filters by the asking principal's role.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "query", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Query {
+    Principals,
+    Grants,
+    Grant {
+        id: String,
+    },
+    Disclosures,
+    TenantPolicy {
+        tenant: String,
+    },
+    /// Log entries of one tenant (or all, for officers and auditors), from index `from`.
+    LogEntries {
+        tenant: Option<String>,
+        from: u64,
+    },
+}
+
+/// The public side of the transparency log, plus entry bundles for those entitled to them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "read", rename_all = "snake_case", deny_unknown_fields)]
+pub enum LogRead {
+    Checkpoint,
+    Key,
+    /// A C2SP path below `/log/` (`tile/...`).
+    Tile {
+        path: String,
+    },
+}
+
+/// What the gateway needs to check a request signed with grant credentials.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrantAccess {
+    pub access_key_id: String,
+    pub session_token: String,
+    /// The S3 operation's name (e.g. `GetObject`).
+    pub operation: String,
+    /// `read`, `list` or `write`.
+    pub class: String,
+    pub bucket: String,
+    /// The object key, or for a listing its prefix.
+    pub key: String,
+}
+
+/// A granted access: the grant and the tenant it is on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrantScope {
+    pub grant_id: String,
+    pub tenant: String,
+}
+
+/// What defines a grant, as its approvers see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GrantScopeFields<'a> {
+    pub id: &'a str,
+    pub tenant: &'a str,
+    pub bucket: &'a str,
+    pub prefix: &'a str,
+    /// Sorted.
+    pub ops: &'a [String],
+    pub duration_ms: i64,
+    pub requester: &'a str,
+    pub reason: &'a str,
+}
+
+/// The digest an approval signs: hex SHA-256 of the grant's defining fields as JSON, in this
+/// fixed order.
+#[must_use]
+pub fn grant_scope_digest(fields: &GrantScopeFields<'_>) -> String {
+    let text = serde_json::to_string(fields).unwrap_or_default();
+    obhut_crypto::principal::sha256_hex(text.as_bytes())
+}
+
+/// Prefix of every access key id issued for a grant.
+pub const GRANT_KEY_PREFIX: &str = "OBG";

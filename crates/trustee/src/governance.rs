@@ -1,0 +1,1600 @@
+//! The trustee's governance state and its transparency log: principals and their public keys,
+//! tenants' policies, grants with their signed approvals, disclosure requests, quorum
+//! approvals, and the Merkle log every decision and key release is appended to.
+//!
+//! State lives in `governance.db` (SQLite, synchronous=FULL) in the trustee's directory, the
+//! log in `log/` beside it; neither is reachable from a gateway except through
+//! [`obhut_trustee_client::TrusteeClient`]. Every change is appended to the log before it is
+//! made or answered (append-before-act); if the append fails, nothing happens.
+//!
+//! It never sees object data, plaintext keys or principals' tokens: only bearer hashes and
+//! public keys.
+
+use obhut_crypto::principal::verify_statement;
+use obhut_trustee_client::{
+    Action, GrantAccess, GrantScope, PrincipalInfo, Query, Role, SignedStatement, Statement,
+    TrusteeError,
+};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::path::Path;
+use std::sync::Mutex;
+
+/// Distinct officers a grant or a disclosure needs (DESIGN.md: default 2).
+pub const OFFICER_QUORUM: usize = 2;
+/// An unapproved grant request lapses after this long.
+pub const REQUEST_TTL_MS: i64 = 12 * 3600 * 1000;
+/// The shortest a grant may run.
+pub const MIN_GRANT_MS: i64 = 5_000;
+/// The longest a grant may run.
+pub const MAX_GRANT_MS: i64 = 30 * 24 * 3600 * 1000;
+/// The longest a disclosure request may be kept from its tenant.
+pub const MAX_DISCLOSURE_DELAY_MS: i64 = 366 * 24 * 3600 * 1000;
+/// How far a statement's time may be from the trustee's clock.
+const STATEMENT_SKEW_MS: i64 = 5 * 60 * 1000;
+/// Quorum approvals older than this no longer count.
+pub const APPROVAL_WINDOW_MS: i64 = 24 * 3600 * 1000;
+
+fn storage(e: impl std::fmt::Display) -> TrusteeError {
+    TrusteeError::Storage(e.to_string())
+}
+
+fn denied(m: impl Into<String>) -> TrusteeError {
+    TrusteeError::Denied(m.into())
+}
+
+fn invalid(m: impl Into<String>) -> TrusteeError {
+    TrusteeError::Invalid(m.into())
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn random_hex(bytes: usize) -> Result<String, TrusteeError> {
+    let mut b = vec![0u8; bytes];
+    obhut_crypto::random_bytes(&mut b).map_err(storage)?;
+    Ok(hex_simd::encode_to_string(&b, hex_simd::AsciiCase::Lower))
+}
+
+/// A principal with its public key.
+#[derive(Debug, Clone)]
+pub struct PrincipalRecord {
+    pub info: PrincipalInfo,
+    pub public_key: Vec<u8>,
+}
+
+/// One signed approval, kept so that it can be checked again at every use.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SignedApproval {
+    pub principal: String,
+    pub role: Role,
+    pub at_ms: i64,
+    pub statement: String,
+    pub signature: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GrantCredentials {
+    pub access_key_id: String,
+    pub secret: String,
+    pub token_hash: String,
+    pub issued_ms: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Grant {
+    pub id: String,
+    pub tenant: String,
+    pub bucket: String,
+    pub prefix: String,
+    pub ops: Vec<String>,
+    pub duration_ms: i64,
+    pub reason: String,
+    pub requester: String,
+    pub requested_ms: i64,
+    /// `pending`, `approved`, `denied` or `revoked` (lapse and expiry are computed).
+    pub state: String,
+    pub approvals: Vec<SignedApproval>,
+    pub customer_approval: bool,
+    pub approved_ms: Option<i64>,
+    pub expires_ms: Option<i64>,
+    pub ended_by: Option<String>,
+    pub credentials: Option<GrantCredentials>,
+}
+
+impl Grant {
+    /// The state as of `now`: `pending`/`approved` turn into `lapsed`/`expired` with time.
+    fn state_at(&self, now: i64) -> &str {
+        match self.state.as_str() {
+            "pending" if now >= self.requested_ms.saturating_add(REQUEST_TTL_MS) => "lapsed",
+            "approved" if self.expires_ms.is_none_or(|e| now >= e) => "expired",
+            s => s,
+        }
+    }
+
+    fn view(&self, now: i64) -> Value {
+        json!({
+            "id": self.id,
+            "tenant": self.tenant,
+            "bucket": self.bucket,
+            "prefix": self.prefix,
+            "ops": self.ops,
+            "duration_ms": self.duration_ms,
+            "reason": self.reason,
+            "requester": self.requester,
+            "requested_ms": self.requested_ms,
+            "state": self.state_at(now),
+            "approvals": self.approvals.iter().map(|a| json!({"principal": a.principal, "role": a.role, "at_ms": a.at_ms})).collect::<Vec<_>>(),
+            "customer_approval": self.customer_approval,
+            "approved_ms": self.approved_ms,
+            "expires_ms": self.expires_ms,
+            "ended_by": self.ended_by,
+            "scope_digest": self.scope_digest(),
+        })
+    }
+
+    /// What an approval of this grant must have signed.
+    pub fn scope_digest(&self) -> String {
+        obhut_trustee_client::governance::grant_scope_digest(
+            &obhut_trustee_client::governance::GrantScopeFields {
+                id: &self.id,
+                tenant: &self.tenant,
+                bucket: &self.bucket,
+                prefix: &self.prefix,
+                ops: &self.ops,
+                duration_ms: self.duration_ms,
+                requester: &self.requester,
+                reason: &self.reason,
+            },
+        )
+    }
+
+    fn counts(&self) -> (usize, bool) {
+        let mut officers: Vec<&str> = self
+            .approvals
+            .iter()
+            .filter(|a| a.role == Role::Officer && a.principal != self.requester)
+            .map(|a| a.principal.as_str())
+            .collect();
+        officers.sort_unstable();
+        officers.dedup();
+        let tenant = self.approvals.iter().any(|a| a.role == Role::TenantAdmin);
+        (officers.len(), tenant)
+    }
+
+    fn complete(&self) -> bool {
+        let (officers, tenant) = self.counts();
+        officers >= OFFICER_QUORUM && (tenant || !self.customer_approval)
+    }
+
+    fn pending_text(&self) -> String {
+        let (officers, tenant) = self.counts();
+        let mut s = format!("pending: {officers} of {OFFICER_QUORUM} officers");
+        if self.customer_approval {
+            s.push_str(if tenant {
+                ", tenant admin approved"
+            } else {
+                ", tenant admin has not approved"
+            });
+        }
+        s
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Disclosure {
+    pub id: String,
+    pub tenant: String,
+    pub authority: String,
+    pub jurisdiction: String,
+    pub legal_basis: String,
+    pub scope: String,
+    pub requested_by: String,
+    pub created_ms: i64,
+    /// `pending`, `refused` (by policy), `approved` or `denied`.
+    pub state: String,
+    pub approvals: Vec<String>,
+    pub decided_ms: Option<i64>,
+    pub reason: Option<String>,
+    /// The tenant sees it from then on.
+    pub visible_after_ms: i64,
+}
+
+/// Tenant facts the trustee needs for its own decisions.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TenantPolicy {
+    pub name: String,
+    pub jurisdictions: Vec<String>,
+    pub min_sites: u32,
+    pub customer_approval: bool,
+}
+
+/// What a crypto-shred approval led to.
+pub enum ShredOutcome {
+    Pending(Value),
+    Reached,
+}
+
+pub struct Governance {
+    db: Mutex<Connection>,
+    log: obhut_tlog::Log,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS principals (
+    name TEXT PRIMARY KEY,
+    role TEXT NOT NULL,
+    tenant TEXT,
+    bearer_hash TEXT NOT NULL UNIQUE,
+    public_key BLOB NOT NULL,
+    created_ms INTEGER NOT NULL,
+    expires_ms INTEGER,
+    revoked INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS tenants (name TEXT PRIMARY KEY, record TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS grants (id TEXT PRIMARY KEY, access_key_id TEXT UNIQUE, record TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS disclosures (id TEXT PRIMARY KEY, record TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS approvals (
+    action TEXT NOT NULL,
+    principal TEXT NOT NULL,
+    role TEXT NOT NULL,
+    at_ms INTEGER NOT NULL,
+    PRIMARY KEY (action, principal)
+);
+CREATE TABLE IF NOT EXISTS log_index (idx INTEGER PRIMARY KEY, tenant TEXT, disclosure TEXT);
+CREATE TABLE IF NOT EXISTS statements_seen (
+    principal TEXT NOT NULL,
+    nonce TEXT NOT NULL,
+    at_ms INTEGER NOT NULL,
+    PRIMARY KEY (principal, nonce)
+);
+";
+
+fn role_of(s: &str) -> Result<Role, TrusteeError> {
+    Role::parse(s).ok_or_else(|| storage(format!("unknown role {s:?} in governance.db")))
+}
+
+impl Governance {
+    /// Opens (creating on first use) the state in `dir/governance.db` and the log in `dir/log`.
+    pub fn open(dir: &Path) -> Result<Self, TrusteeError> {
+        let conn = Connection::open(dir.join("governance.db")).map_err(storage)?;
+        conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;")
+            .map_err(storage)?;
+        conn.execute_batch(SCHEMA).map_err(storage)?;
+        let log = open_log(&dir.join("log"))?;
+        let g = Self {
+            db: Mutex::new(conn),
+            log,
+        };
+        g.reindex()?;
+        Ok(g)
+    }
+
+    fn db(&self) -> Result<std::sync::MutexGuard<'_, Connection>, TrusteeError> {
+        self.db
+            .lock()
+            .map_err(|_| storage("governance lock poisoned"))
+    }
+
+    /// Indexes log entries appended before a crash cut the indexing short.
+    fn reindex(&self) -> Result<(), TrusteeError> {
+        let db = self.db()?;
+        let next: i64 = db
+            .query_row("SELECT COALESCE(MAX(idx) + 1, 0) FROM log_index", [], |r| {
+                r.get(0)
+            })
+            .map_err(storage)?;
+        let size = self.log.size();
+        for idx in u64::try_from(next).unwrap_or(0)..size {
+            let entry = self.log.entry(idx).map_err(storage)?;
+            index_entry(&db, idx, &entry)?;
+        }
+        Ok(())
+    }
+
+    /// Appends one entry to the log, durably, and indexes it. Nothing that the entry records
+    /// may happen before this returns.
+    pub fn record(&self, kind: &str, mut fields: Value) -> Result<u64, TrusteeError> {
+        let map = fields
+            .as_object_mut()
+            .ok_or_else(|| storage("a log entry must be an object"))?;
+        map.insert("type".into(), json!(kind));
+        map.insert("at_ms".into(), json!(now_ms()));
+        // A random salt: entries withheld from a reader cannot be guessed from their leaf hash.
+        map.insert("salt".into(), json!(random_hex(16)?));
+        let bytes = serde_json::to_vec(&fields).map_err(storage)?;
+        let db = self.db()?;
+        let idx = self.log.append(&bytes).map_err(|e| {
+            tracing::error!(error = %e, "transparency log append failed; the action is refused");
+            storage(format!("the transparency log cannot be written: {e}"))
+        })?;
+        index_entry(&db, idx, &bytes)?;
+        Ok(idx)
+    }
+
+    // ---------------------------------------------------------------- principals
+
+    pub fn authenticate(&self, bearer_hash: &str) -> Result<Option<PrincipalInfo>, TrusteeError> {
+        let db = self.db()?;
+        let name: Option<String> = db
+            .query_row(
+                "SELECT name FROM principals WHERE bearer_hash = ?1",
+                [bearer_hash],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(storage)?;
+        drop(db);
+        match name {
+            Some(n) => Ok(self.principal(&n)?.map(|p| p.info)),
+            None => Ok(None),
+        }
+    }
+
+    pub fn principal(&self, name: &str) -> Result<Option<PrincipalRecord>, TrusteeError> {
+        let db = self.db()?;
+        let row = db
+            .query_row(
+                "SELECT name, role, tenant, public_key, created_ms, expires_ms, revoked FROM principals WHERE name = ?1",
+                [name],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, Option<String>>(2)?,
+                        r.get::<_, Vec<u8>>(3)?,
+                        r.get::<_, i64>(4)?,
+                        r.get::<_, Option<i64>>(5)?,
+                        r.get::<_, bool>(6)?,
+                    ))
+                },
+            )
+            .optional()
+            .map_err(storage)?;
+        row.map(
+            |(name, role, tenant, public_key, created_ms, expires_ms, revoked)| {
+                Ok(PrincipalRecord {
+                    info: PrincipalInfo {
+                        name,
+                        role: role_of(&role)?,
+                        tenant,
+                        created_ms,
+                        expires_ms,
+                        revoked,
+                    },
+                    public_key,
+                })
+            },
+        )
+        .transpose()
+    }
+
+    /// The principal, if it exists and is neither revoked nor expired.
+    fn live_principal(&self, name: &str) -> Result<Option<PrincipalRecord>, TrusteeError> {
+        let now = now_ms();
+        Ok(self
+            .principal(name)?
+            .filter(|p| !p.info.revoked && p.info.expires_ms.is_none_or(|e| e > now)))
+    }
+
+    fn principals(&self) -> Result<Vec<PrincipalInfo>, TrusteeError> {
+        let names: Vec<String> = {
+            let db = self.db()?;
+            let mut st = db
+                .prepare("SELECT name FROM principals ORDER BY name")
+                .map_err(storage)?;
+            st.query_map([], |r| r.get(0))
+                .map_err(storage)?
+                .collect::<Result<_, _>>()
+                .map_err(storage)?
+        };
+        let mut out = Vec::new();
+        for n in names {
+            if let Some(p) = self.principal(&n)? {
+                out.push(p.info);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Enrols a principal. `by` is who did it (an officer, or `bootstrap` at first start).
+    #[allow(clippy::too_many_arguments)]
+    pub fn add_principal(
+        &self,
+        by: &str,
+        name: &str,
+        role: Role,
+        tenant: Option<&str>,
+        bearer_hash: &str,
+        public_key: &[u8],
+        expires_ms: Option<i64>,
+    ) -> Result<PrincipalInfo, TrusteeError> {
+        if name.is_empty()
+            || name.len() > 64
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+        {
+            return Err(invalid(
+                "a principal's name is 1 to 64 letters, digits, '-', '_' or '.'",
+            ));
+        }
+        if public_key.len() != obhut_crypto::principal::PUBLIC_KEY_LEN {
+            return Err(invalid("a principal's public key is 32 bytes (hex)"));
+        }
+        if bearer_hash.len() != 64 || !bearer_hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(invalid("bearer_hash must be a hex SHA-256"));
+        }
+        match (role, tenant) {
+            (Role::TenantAdmin, Some(t)) => {
+                if self.tenant(t)?.is_none() {
+                    return Err(TrusteeError::NotFound(format!("no tenant {t:?}")));
+                }
+            }
+            (Role::TenantAdmin, None) => {
+                return Err(invalid("a tenant admin needs --tenant"));
+            }
+            (_, Some(_)) => return Err(invalid("only a tenant admin belongs to a tenant")),
+            (_, None) => {}
+        }
+        if self.principal(name)?.is_some() {
+            return Err(TrusteeError::Conflict(format!(
+                "a principal named {name:?} exists"
+            )));
+        }
+        let info = PrincipalInfo {
+            name: name.to_owned(),
+            role,
+            tenant: tenant.map(str::to_owned),
+            created_ms: now_ms(),
+            expires_ms,
+            revoked: false,
+        };
+        self.record(
+            "principal_created",
+            json!({
+                "principal": name, "role": role, "tenant": tenant, "by": by,
+                "public_key": hex_simd::encode_to_string(public_key, hex_simd::AsciiCase::Lower),
+                "expires_ms": expires_ms,
+            }),
+        )?;
+        self.db()?
+            .execute(
+                "INSERT INTO principals (name, role, tenant, bearer_hash, public_key, created_ms, expires_ms, revoked) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0)",
+                params![name, role.as_str(), tenant, bearer_hash, public_key, info.created_ms, expires_ms],
+            )
+            .map_err(|e| match e {
+                rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
+                    TrusteeError::Conflict("that principal or bearer exists".into())
+                }
+                other => storage(other),
+            })?;
+        Ok(info)
+    }
+
+    fn revoke_principal(&self, by: &str, name: &str) -> Result<Value, TrusteeError> {
+        let p = self
+            .principal(name)?
+            .ok_or_else(|| TrusteeError::NotFound(format!("no principal {name:?}")))?;
+        if p.info.revoked {
+            return Err(TrusteeError::Conflict(format!(
+                "principal {name} is revoked already"
+            )));
+        }
+        self.record(
+            "principal_revoked",
+            json!({"principal": name, "role": p.info.role, "tenant": p.info.tenant, "by": by}),
+        )?;
+        self.db()?
+            .execute("UPDATE principals SET revoked = 1 WHERE name = ?1", [name])
+            .map_err(storage)?;
+        Ok(json!({"principal": name, "revoked": true}))
+    }
+
+    /// Checks a signed statement: a known, live principal signed exactly this text, recently.
+    pub fn verify(
+        &self,
+        signed: &SignedStatement,
+    ) -> Result<(Statement, PrincipalInfo), TrusteeError> {
+        let statement: Statement = serde_json::from_str(&signed.statement)
+            .map_err(|e| invalid(format!("not a statement: {e}")))?;
+        let principal = self
+            .principal(&statement.principal)?
+            .ok_or_else(|| denied(format!("unknown principal {:?}", statement.principal)))?;
+        let sig = base64_simd::STANDARD
+            .decode_to_vec(signed.signature.as_bytes())
+            .map_err(|_| invalid("the signature is not base64"))?;
+        if !verify_statement(&principal.public_key, &signed.statement, &sig) {
+            return Err(denied(format!(
+                "the signature is not {}'s",
+                statement.principal
+            )));
+        }
+        let now = now_ms();
+        if principal.info.revoked {
+            return Err(denied(format!(
+                "principal {} has been revoked",
+                statement.principal
+            )));
+        }
+        if principal.info.expires_ms.is_some_and(|e| e <= now) {
+            return Err(denied(format!(
+                "principal {} has expired",
+                statement.principal
+            )));
+        }
+        if (statement.at_ms - now).abs() > STATEMENT_SKEW_MS {
+            return Err(denied(
+                "the statement's time is more than 5 minutes from the trustee's clock",
+            ));
+        }
+        if statement.nonce.is_empty() || statement.nonce.len() > 128 {
+            return Err(invalid(
+                "a statement carries a nonce of 1 to 128 characters",
+            ));
+        }
+        // Each statement counts once: a copy sent again within its time window is refused.
+        // Older records can go, since their statements are refused by time anyway.
+        let db = self.db()?;
+        db.execute(
+            "DELETE FROM statements_seen WHERE at_ms < ?1",
+            [now - 2 * STATEMENT_SKEW_MS],
+        )
+        .map_err(storage)?;
+        let fresh = db
+            .execute(
+                "INSERT OR IGNORE INTO statements_seen (principal, nonce, at_ms) VALUES (?1, ?2, ?3)",
+                params![statement.principal, statement.nonce, statement.at_ms.max(now)],
+            )
+            .map_err(storage)?;
+        if fresh == 0 {
+            return Err(denied(
+                "this statement was carried out already; a statement counts once",
+            ));
+        }
+        drop(db);
+        Ok((statement, principal.info))
+    }
+
+    // ---------------------------------------------------------------- tenants
+
+    pub fn tenant(&self, name: &str) -> Result<Option<TenantPolicy>, TrusteeError> {
+        let record: Option<String> = self
+            .db()?
+            .query_row("SELECT record FROM tenants WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(storage)?;
+        record
+            .map(|r| serde_json::from_str(&r).map_err(storage))
+            .transpose()
+    }
+
+    fn put_tenant(&self, t: &TenantPolicy) -> Result<(), TrusteeError> {
+        let record = serde_json::to_string(t).map_err(storage)?;
+        self.db()?
+            .execute(
+                "INSERT INTO tenants (name, record) VALUES (?1, ?2) ON CONFLICT(name) DO UPDATE SET record = excluded.record",
+                params![t.name, record],
+            )
+            .map_err(storage)?;
+        Ok(())
+    }
+
+    pub fn register_tenant(
+        &self,
+        by: &str,
+        name: &str,
+        jurisdictions: &[String],
+        min_sites: u32,
+    ) -> Result<Value, TrusteeError> {
+        if self.tenant(name)?.is_some() {
+            return Err(TrusteeError::Conflict(format!("tenant {name:?} exists")));
+        }
+        let t = TenantPolicy {
+            name: name.to_owned(),
+            jurisdictions: jurisdictions.to_vec(),
+            min_sites,
+            customer_approval: true,
+        };
+        self.record(
+            "tenant_added",
+            json!({"tenant": name, "jurisdictions": jurisdictions, "min_sites": min_sites, "customer_approval": "required", "by": by}),
+        )?;
+        self.put_tenant(&t)?;
+        Ok(
+            json!({"tenant": name, "jurisdictions": jurisdictions, "min_sites": min_sites, "customer_approval": "required"}),
+        )
+    }
+
+    fn set_policy(&self, by: &str, tenant: &str, required: bool) -> Result<Value, TrusteeError> {
+        let mut t = self
+            .tenant(tenant)?
+            .ok_or_else(|| TrusteeError::NotFound(format!("no tenant {tenant:?}")))?;
+        let value = if required { "required" } else { "optional" };
+        self.record(
+            "policy_changed",
+            json!({"tenant": tenant, "customer_approval": value, "by": by}),
+        )?;
+        t.customer_approval = required;
+        self.put_tenant(&t)?;
+        Ok(json!({"tenant": tenant, "customer_approval": value}))
+    }
+
+    // ---------------------------------------------------------------- grants
+
+    pub(crate) fn grant(&self, id: &str) -> Result<Grant, TrusteeError> {
+        let record: Option<String> = self
+            .db()?
+            .query_row("SELECT record FROM grants WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(storage)?;
+        let r = record.ok_or_else(|| TrusteeError::NotFound(format!("no grant {id:?}")))?;
+        serde_json::from_str(&r).map_err(storage)
+    }
+
+    pub(crate) fn put_grant(&self, g: &Grant) -> Result<(), TrusteeError> {
+        let record = serde_json::to_string(g).map_err(storage)?;
+        let key = g.credentials.as_ref().map(|c| c.access_key_id.clone());
+        self.db()?
+            .execute(
+                "INSERT INTO grants (id, access_key_id, record) VALUES (?1, ?2, ?3) ON CONFLICT(id) DO UPDATE SET access_key_id = excluded.access_key_id, record = excluded.record",
+                params![g.id, key, record],
+            )
+            .map_err(storage)?;
+        Ok(())
+    }
+
+    fn grants(&self) -> Result<Vec<Grant>, TrusteeError> {
+        let db = self.db()?;
+        let mut st = db
+            .prepare("SELECT record FROM grants ORDER BY rowid")
+            .map_err(storage)?;
+        let rows: Vec<String> = st
+            .query_map([], |r| r.get(0))
+            .map_err(storage)?
+            .collect::<Result<_, _>>()
+            .map_err(storage)?;
+        rows.iter()
+            .map(|r| serde_json::from_str(r).map_err(storage))
+            .collect()
+    }
+
+    fn request_grant(&self, who: &PrincipalInfo, a: &Action) -> Result<Value, TrusteeError> {
+        let Action::RequestGrant {
+            tenant,
+            bucket,
+            prefix,
+            ops,
+            duration_ms,
+            reason,
+        } = a
+        else {
+            return Err(invalid("not a grant request"));
+        };
+        if !matches!(who.role, Role::Operator | Role::Officer) {
+            return Err(denied("only operators and officers request grants"));
+        }
+        let policy = self
+            .tenant(tenant)?
+            .ok_or_else(|| TrusteeError::NotFound(format!("no tenant {tenant:?}")))?;
+        let mut ops = ops.clone();
+        ops.sort();
+        ops.dedup();
+        if ops.is_empty()
+            || ops
+                .iter()
+                .any(|o| !["read", "list", "write"].contains(&o.as_str()))
+        {
+            return Err(invalid(
+                "--ops is a comma-separated list of read, list, write",
+            ));
+        }
+        if !(MIN_GRANT_MS..=MAX_GRANT_MS).contains(duration_ms) {
+            return Err(invalid("a grant lasts from 5 seconds to 30 days"));
+        }
+        if reason.trim().is_empty() {
+            return Err(invalid("a grant needs a reason"));
+        }
+        if bucket.is_empty() {
+            return Err(invalid("a grant names one bucket"));
+        }
+        let g = Grant {
+            id: format!("g-{}", random_hex(8)?),
+            tenant: tenant.clone(),
+            bucket: bucket.clone(),
+            prefix: prefix.clone(),
+            ops,
+            duration_ms: *duration_ms,
+            reason: reason.clone(),
+            requester: who.name.clone(),
+            requested_ms: now_ms(),
+            state: "pending".into(),
+            approvals: Vec::new(),
+            customer_approval: policy.customer_approval,
+            approved_ms: None,
+            expires_ms: None,
+            ended_by: None,
+            credentials: None,
+        };
+        self.record(
+            "grant_requested",
+            json!({"grant": g.id, "tenant": g.tenant, "bucket": g.bucket, "prefix": g.prefix, "ops": g.ops,
+                   "duration_ms": g.duration_ms, "reason": g.reason, "principal": g.requester,
+                   "customer_approval": if g.customer_approval {"required"} else {"optional"}}),
+        )?;
+        self.put_grant(&g)?;
+        let mut v = g.view(now_ms());
+        v["progress"] = json!(g.pending_text());
+        Ok(v)
+    }
+
+    fn approve_grant(
+        &self,
+        who: &PrincipalInfo,
+        id: &str,
+        scope: &str,
+        signed: &SignedStatement,
+        at_ms: i64,
+    ) -> Result<Value, TrusteeError> {
+        let mut g = self.grant(id)?;
+        if scope != g.scope_digest() {
+            return Err(TrusteeError::Conflict(format!(
+                "grant {id} is not what this approval was signed for (scope digest differs); look at it again"
+            )));
+        }
+        let now = now_ms();
+        let state = g.state_at(now).to_owned();
+        if state != "pending" {
+            return Err(TrusteeError::Conflict(format!(
+                "grant {id} is {state}, not pending"
+            )));
+        }
+        match who.role {
+            Role::Officer => {}
+            Role::TenantAdmin if who.tenant.as_deref() == Some(g.tenant.as_str()) => {}
+            Role::TenantAdmin => {
+                return Err(denied(format!(
+                    "a tenant admin of {} cannot approve grants on tenant {}",
+                    who.tenant.as_deref().unwrap_or("?"),
+                    g.tenant
+                )));
+            }
+            _ => {
+                return Err(denied(
+                    "only officers and the tenant's admin approve grants",
+                ));
+            }
+        }
+        if who.name == g.requester {
+            return Err(denied("the requester of a grant cannot approve it"));
+        }
+        // The same principal again counts once (and is logged once).
+        if !g.approvals.iter().any(|a| a.principal == who.name) {
+            self.record(
+                "grant_approval",
+                json!({"grant": id, "tenant": g.tenant, "principal": who.name, "role": who.role,
+                       "statement": signed.statement, "signature": signed.signature}),
+            )?;
+            g.approvals.push(SignedApproval {
+                principal: who.name.clone(),
+                role: who.role,
+                at_ms,
+                statement: signed.statement.clone(),
+                signature: signed.signature.clone(),
+            });
+        }
+        // Only approvals that verify now count (a principal revoked since no longer does).
+        let counted = Grant {
+            approvals: self.verified_approvals(&g)?,
+            ..g.clone()
+        };
+        if counted.complete() {
+            g.state = "approved".into();
+            g.approved_ms = Some(now);
+            g.expires_ms = Some(now.saturating_add(g.duration_ms));
+            self.record(
+                "grant_approved",
+                json!({"grant": id, "tenant": g.tenant, "expires_ms": g.expires_ms,
+                       "approvers": counted.approvals.iter().map(|a| a.principal.clone()).collect::<Vec<_>>()}),
+            )?;
+        }
+        self.put_grant(&g)?;
+        let mut v = g.view(now);
+        v["progress"] = json!(if g.state == "approved" {
+            "approved".to_owned()
+        } else {
+            counted.pending_text()
+        });
+        Ok(v)
+    }
+
+    fn end_grant(&self, who: &PrincipalInfo, id: &str, deny: bool) -> Result<Value, TrusteeError> {
+        let mut g = self.grant(id)?;
+        let now = now_ms();
+        let may = who.role == Role::Officer
+            || (who.role == Role::TenantAdmin && who.tenant.as_deref() == Some(g.tenant.as_str()));
+        if !may {
+            return Err(denied(format!(
+                "only officers and the admin of tenant {} may {} grant {id}",
+                g.tenant,
+                if deny { "deny" } else { "revoke" }
+            )));
+        }
+        let state = g.state_at(now).to_owned();
+        let (new_state, kind) = if deny {
+            if state != "pending" {
+                return Err(TrusteeError::Conflict(format!(
+                    "grant {id} is {state}; only a pending grant is denied (revoke ends an approved one)"
+                )));
+            }
+            ("denied", "grant_denied")
+        } else {
+            if !matches!(state.as_str(), "pending" | "approved") {
+                return Err(TrusteeError::Conflict(format!(
+                    "grant {id} is {state} already"
+                )));
+            }
+            ("revoked", "grant_revoked")
+        };
+        self.record(
+            kind,
+            json!({"grant": id, "tenant": g.tenant, "principal": who.name}),
+        )?;
+        g.state = new_state.into();
+        g.ended_by = Some(who.name.clone());
+        self.put_grant(&g)?;
+        Ok(g.view(now))
+    }
+
+    fn issue_credentials(&self, who: &PrincipalInfo, id: &str) -> Result<Value, TrusteeError> {
+        let mut g = self.grant(id)?;
+        if who.name != g.requester {
+            return Err(denied(format!(
+                "only the requester of grant {id} ({}) receives its credentials",
+                g.requester
+            )));
+        }
+        let now = now_ms();
+        let state = g.state_at(now).to_owned();
+        if state != "approved" {
+            return Err(denied(format!("grant {id} is {state}, not approved")));
+        }
+        // Verify the approvals again: the credentials are only as good as the quorum.
+        self.check_usable(&g)?;
+        let access_key_id = format!(
+            "{}{}",
+            obhut_trustee_client::governance::GRANT_KEY_PREFIX,
+            random_hex(8)?.to_ascii_uppercase()
+        );
+        let secret = random_hex(20)?;
+        let token = format!("obs_{}", random_hex(24)?);
+        self.record(
+            "grant_credentials",
+            json!({"grant": id, "tenant": g.tenant, "principal": who.name, "access_key_id": access_key_id}),
+        )?;
+        g.credentials = Some(GrantCredentials {
+            access_key_id: access_key_id.clone(),
+            secret: secret.clone(),
+            token_hash: obhut_crypto::principal::bearer_hash(&token),
+            issued_ms: now,
+        });
+        self.put_grant(&g)?;
+        Ok(json!({
+            "grant": id,
+            "access_key_id": access_key_id,
+            "secret_access_key": secret,
+            "session_token": token,
+            "expires_ms": g.expires_ms,
+            "tenant": g.tenant,
+            "bucket": g.bucket,
+            "prefix": g.prefix,
+            "ops": g.ops,
+        }))
+    }
+
+    /// The approvals of `g` that still count: signed by a live principal allowed to give
+    /// them, for this grant and exactly its current scope, by someone other than the requester.
+    /// Checked at every use of a grant, not only when it was approved, so a principal revoked
+    /// since, or a grant record altered since, stops the grant.
+    fn verified_approvals(&self, g: &Grant) -> Result<Vec<SignedApproval>, TrusteeError> {
+        let digest = g.scope_digest();
+        let mut verified = Vec::new();
+        for a in &g.approvals {
+            let Some(p) = self.live_principal(&a.principal)? else {
+                continue;
+            };
+            let Ok(sig) = base64_simd::STANDARD.decode_to_vec(a.signature.as_bytes()) else {
+                continue;
+            };
+            if !verify_statement(&p.public_key, &a.statement, &sig) {
+                continue;
+            }
+            let Ok(st) = serde_json::from_str::<Statement>(&a.statement) else {
+                continue;
+            };
+            let for_this = matches!(&st.action,
+                Action::ApproveGrant { id, scope } if *id == g.id && *scope == digest);
+            let role_ok = match p.info.role {
+                Role::Officer => true,
+                Role::TenantAdmin => p.info.tenant.as_deref() == Some(g.tenant.as_str()),
+                _ => false,
+            };
+            if for_this && role_ok && st.principal == p.info.name && p.info.name != g.requester {
+                verified.push(SignedApproval {
+                    role: p.info.role,
+                    at_ms: st.at_ms,
+                    ..a.clone()
+                });
+            }
+        }
+        Ok(verified)
+    }
+
+    /// A grant may be used now: approved, not expired, its requester live, and a verifiable
+    /// quorum of approvals behind it. The expiry is bounded by the signed approval times too,
+    /// so a grant record altered to last longer does not.
+    fn check_usable(&self, g: &Grant) -> Result<(), TrusteeError> {
+        let now = now_ms();
+        let state = g.state_at(now);
+        if state != "approved" {
+            return Err(denied(format!("grant {} is {state}", g.id)));
+        }
+        if self.live_principal(&g.requester)?.is_none() {
+            return Err(denied(format!(
+                "the requester of grant {} ({}) has been revoked or has expired",
+                g.id, g.requester
+            )));
+        }
+        let verified = self.verified_approvals(g)?;
+        let check = Grant {
+            approvals: verified,
+            ..g.clone()
+        };
+        let signed_end = check.approvals.iter().map(|a| a.at_ms).max().map(|t| {
+            t.saturating_add(STATEMENT_SKEW_MS)
+                .saturating_add(g.duration_ms)
+        });
+        if !check.complete() {
+            return Err(denied(format!(
+                "grant {} does not carry a verifiable quorum of approvals",
+                g.id
+            )));
+        }
+        if signed_end.is_none_or(|end| now >= end) {
+            return Err(denied(format!("grant {} has expired", g.id)));
+        }
+        Ok(())
+    }
+
+    /// Whether a grant-justified key release for `tenant`/`bucket` is permitted now.
+    pub fn check_grant_release(
+        &self,
+        grant_id: &str,
+        tenant: &str,
+        bucket: &str,
+    ) -> Result<(), TrusteeError> {
+        let g = self
+            .grant(grant_id)
+            .map_err(|_| denied(format!("no grant {grant_id:?}")))?;
+        if g.tenant != tenant || g.bucket != bucket {
+            return Err(denied(format!(
+                "grant {grant_id} does not cover bucket {bucket} of tenant {tenant}"
+            )));
+        }
+        self.check_usable(&g)
+    }
+
+    fn grant_by_key(&self, access_key_id: &str) -> Result<Option<Grant>, TrusteeError> {
+        let record: Option<String> = self
+            .db()?
+            .query_row(
+                "SELECT record FROM grants WHERE access_key_id = ?1",
+                [access_key_id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(storage)?;
+        record
+            .map(|r| serde_json::from_str(&r).map_err(storage))
+            .transpose()
+    }
+
+    /// The secret of grant credentials, whatever the grant's state: the gateway verifies the
+    /// signature with it, and [`Self::authorize_access`] then refuses (and logs) a request under
+    /// a grant that is no longer usable. Only holders of the secret can leave such entries.
+    pub fn grant_secret(&self, access_key_id: &str) -> Result<Option<String>, TrusteeError> {
+        Ok(self
+            .grant_by_key(access_key_id)?
+            .and_then(|g| g.credentials.map(|c| c.secret)))
+    }
+
+    pub fn authorize_access(&self, a: &GrantAccess) -> Result<GrantScope, TrusteeError> {
+        let g = self
+            .grant_by_key(&a.access_key_id)?
+            .ok_or_else(|| denied("these grant credentials are unknown"))?;
+        let creds = g
+            .credentials
+            .as_ref()
+            .ok_or_else(|| denied("these grant credentials are unknown"))?;
+        let presented = obhut_crypto::principal::bearer_hash(&a.session_token);
+        let refusal =
+            if !obhut_crypto::constant_time_eq(presented.as_bytes(), creds.token_hash.as_bytes()) {
+                Some("the session token does not belong to these credentials".to_owned())
+            } else if let Err(e) = self.check_usable(&g) {
+                Some(match e {
+                    TrusteeError::Denied(m) => m,
+                    other => return Err(other),
+                })
+            } else if !g.ops.contains(&a.class) {
+                Some(format!(
+                    "grant {} allows {} but not {} ({})",
+                    g.id,
+                    g.ops.join(","),
+                    a.class,
+                    a.operation
+                ))
+            } else if a.bucket != g.bucket {
+                Some(format!("grant {} covers bucket {} only", g.id, g.bucket))
+            } else if !a.key.starts_with(&g.prefix) {
+                Some(format!(
+                    "grant {} covers keys under {:?} only",
+                    g.id, g.prefix
+                ))
+            } else {
+                None
+            };
+        if let Some(why) = refusal {
+            self.record(
+                "grant_access_denied",
+                json!({"grant": g.id, "tenant": g.tenant, "principal": g.requester, "operation": a.operation,
+                       "bucket": a.bucket, "key": a.key, "reason": why}),
+            )?;
+            return Err(denied(why));
+        }
+        self.record(
+            "grant_access",
+            json!({"grant": g.id, "tenant": g.tenant, "principal": g.requester, "operation": a.operation,
+                   "bucket": a.bucket, "key": a.key}),
+        )?;
+        Ok(GrantScope {
+            grant_id: g.id,
+            tenant: g.tenant,
+        })
+    }
+
+    // ---------------------------------------------------------------- disclosures
+
+    fn disclosure(&self, id: &str) -> Result<Disclosure, TrusteeError> {
+        let record: Option<String> = self
+            .db()?
+            .query_row("SELECT record FROM disclosures WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(storage)?;
+        let r = record
+            .ok_or_else(|| TrusteeError::NotFound(format!("no disclosure request {id:?}")))?;
+        serde_json::from_str(&r).map_err(storage)
+    }
+
+    fn put_disclosure(&self, d: &Disclosure) -> Result<(), TrusteeError> {
+        let record = serde_json::to_string(d).map_err(storage)?;
+        self.db()?
+            .execute(
+                "INSERT INTO disclosures (id, record) VALUES (?1, ?2) ON CONFLICT(id) DO UPDATE SET record = excluded.record",
+                params![d.id, record],
+            )
+            .map_err(storage)?;
+        Ok(())
+    }
+
+    fn disclosures(&self) -> Result<Vec<Disclosure>, TrusteeError> {
+        let db = self.db()?;
+        let mut st = db
+            .prepare("SELECT record FROM disclosures ORDER BY rowid")
+            .map_err(storage)?;
+        let rows: Vec<String> = st
+            .query_map([], |r| r.get(0))
+            .map_err(storage)?
+            .collect::<Result<_, _>>()
+            .map_err(storage)?;
+        rows.iter()
+            .map(|r| serde_json::from_str(r).map_err(storage))
+            .collect()
+    }
+
+    fn request_disclosure(&self, who: &PrincipalInfo, a: &Action) -> Result<Value, TrusteeError> {
+        let Action::RequestDisclosure {
+            tenant,
+            authority,
+            jurisdiction,
+            legal_basis,
+            scope,
+            delay_ms,
+        } = a
+        else {
+            return Err(invalid("not a disclosure request"));
+        };
+        if who.role != Role::Officer {
+            return Err(denied("only officers record disclosure requests"));
+        }
+        let policy = self
+            .tenant(tenant)?
+            .ok_or_else(|| TrusteeError::NotFound(format!("no tenant {tenant:?}")))?;
+        for (field, v) in [
+            ("authority", authority),
+            ("jurisdiction", jurisdiction),
+            ("legal basis", legal_basis),
+            ("scope", scope),
+        ] {
+            if v.trim().is_empty() {
+                return Err(invalid(format!("a disclosure request needs its {field}")));
+            }
+        }
+        if !(0..=MAX_DISCLOSURE_DELAY_MS).contains(delay_ms) {
+            return Err(invalid("a disclosure delay is from 0 to 366 days"));
+        }
+        let jurisdiction = jurisdiction.to_ascii_uppercase();
+        let now = now_ms();
+        let allowed = policy.jurisdictions.contains(&jurisdiction);
+        let d = Disclosure {
+            id: format!("d-{}", random_hex(8)?),
+            tenant: tenant.clone(),
+            authority: authority.clone(),
+            jurisdiction: jurisdiction.clone(),
+            legal_basis: legal_basis.clone(),
+            scope: scope.clone(),
+            requested_by: who.name.clone(),
+            created_ms: now,
+            state: if allowed { "pending" } else { "refused" }.into(),
+            approvals: Vec::new(),
+            decided_ms: (!allowed).then_some(now),
+            reason: (!allowed).then(|| {
+                format!(
+                    "jurisdiction {jurisdiction} is outside tenant {tenant}'s allowed set ({})",
+                    policy.jurisdictions.join(",")
+                )
+            }),
+            visible_after_ms: now.saturating_add(*delay_ms),
+        };
+        self.record(
+            if allowed {
+                "disclosure_requested"
+            } else {
+                "disclosure_refused"
+            },
+            json!({"disclosure": d.id, "tenant": d.tenant, "authority": d.authority, "jurisdiction": d.jurisdiction,
+                   "legal_basis": d.legal_basis, "scope": d.scope, "principal": who.name, "reason": d.reason,
+                   "delay_ms": delay_ms, "visible_after_ms": d.visible_after_ms}),
+        )?;
+        self.put_disclosure(&d)?;
+        Ok(disclosure_view(&d))
+    }
+
+    fn decide_disclosure(
+        &self,
+        who: &PrincipalInfo,
+        id: &str,
+        approve: bool,
+    ) -> Result<Value, TrusteeError> {
+        if who.role != Role::Officer {
+            return Err(denied("only officers decide disclosure requests"));
+        }
+        let mut d = self.disclosure(id)?;
+        if d.state != "pending" {
+            return Err(TrusteeError::Conflict(format!(
+                "disclosure request {id} is {} already",
+                d.state
+            )));
+        }
+        let now = now_ms();
+        if approve && who.name == d.requested_by {
+            return Err(denied(
+                "the officer who recorded a disclosure request cannot approve it",
+            ));
+        }
+        if approve {
+            if !d.approvals.contains(&who.name) {
+                self.record(
+                    "disclosure_approval",
+                    json!({"disclosure": id, "tenant": d.tenant, "principal": who.name}),
+                )?;
+                d.approvals.push(who.name.clone());
+            }
+            if d.approvals.len() >= OFFICER_QUORUM {
+                self.record(
+                    "disclosure_approved",
+                    json!({"disclosure": id, "tenant": d.tenant, "approvers": d.approvals}),
+                )?;
+                d.state = "approved".into();
+                d.decided_ms = Some(now);
+            }
+        } else {
+            self.record(
+                "disclosure_denied",
+                json!({"disclosure": id, "tenant": d.tenant, "principal": who.name}),
+            )?;
+            d.state = "denied".into();
+            d.decided_ms = Some(now);
+        }
+        self.put_disclosure(&d)?;
+        let mut v = disclosure_view(&d);
+        if d.state == "pending" {
+            v["progress"] = json!(format!(
+                "pending: {} of {OFFICER_QUORUM} officers",
+                d.approvals.len()
+            ));
+        }
+        Ok(v)
+    }
+
+    fn set_disclosure_delay(
+        &self,
+        who: &PrincipalInfo,
+        id: &str,
+        delay_ms: i64,
+    ) -> Result<Value, TrusteeError> {
+        if who.role != Role::Officer {
+            return Err(denied("only officers set a disclosure's delay"));
+        }
+        if !(0..=MAX_DISCLOSURE_DELAY_MS).contains(&delay_ms) {
+            return Err(invalid("a disclosure delay is from 0 to 366 days"));
+        }
+        let mut d = self.disclosure(id)?;
+        let visible = d.created_ms.saturating_add(delay_ms);
+        // The delay itself is logged; the entry is visible to the tenant from the same time.
+        self.record(
+            "disclosure_delay_set",
+            json!({"disclosure": id, "tenant": d.tenant, "principal": who.name, "delay_ms": delay_ms, "visible_after_ms": visible}),
+        )?;
+        d.visible_after_ms = visible;
+        self.put_disclosure(&d)?;
+        Ok(disclosure_view(&d))
+    }
+
+    // ---------------------------------------------------------------- quorum approvals
+
+    /// Records `who`'s approval of a crypto-shred of `tenant` in `mode`; the quorum is two
+    /// distinct principals (officers, or the tenant's admin), at least one an officer.
+    pub fn approve_shred(
+        &self,
+        who: &PrincipalInfo,
+        tenant: &str,
+        mode: obhut_trustee_client::ShredMode,
+    ) -> Result<ShredOutcome, TrusteeError> {
+        let own_admin = who.role == Role::TenantAdmin && who.tenant.as_deref() == Some(tenant);
+        if who.role != Role::Officer && !own_admin {
+            return Err(denied(format!(
+                "only officers and the admin of tenant {tenant} may shred it"
+            )));
+        }
+        if self.tenant(tenant)?.is_none() {
+            return Err(TrusteeError::NotFound(format!("no tenant {tenant:?}")));
+        }
+        let action = match mode {
+            obhut_trustee_client::ShredMode::Disable => format!("shred:{tenant}"),
+            obhut_trustee_client::ShredMode::Now => format!("shred-now:{tenant}"),
+            obhut_trustee_client::ShredMode::Cancel => format!("shred-cancel:{tenant}"),
+        };
+        let now = now_ms();
+        self.record(
+            "shred_approval",
+            json!({"tenant": tenant, "mode": mode, "principal": who.name, "role": who.role}),
+        )?;
+        let approvals: Vec<(String, String)> = {
+            let db = self.db()?;
+            db.execute(
+                "INSERT INTO approvals (action, principal, role, at_ms) VALUES (?1, ?2, ?3, ?4) ON CONFLICT(action, principal) DO UPDATE SET at_ms = excluded.at_ms",
+                params![action, who.name, who.role.as_str(), now],
+            )
+            .map_err(storage)?;
+            let mut st = db
+                .prepare("SELECT principal, role FROM approvals WHERE action = ?1 AND at_ms >= ?2 ORDER BY at_ms")
+                .map_err(storage)?;
+            st.query_map(params![action, now - APPROVAL_WINDOW_MS], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .map_err(storage)?
+            .collect::<Result<_, _>>()
+            .map_err(storage)?
+        };
+        let officers = approvals.iter().filter(|(_, r)| r == "officer").count();
+        if approvals.len() < 2 || officers == 0 {
+            return Ok(ShredOutcome::Pending(json!({
+                "tenant": tenant,
+                "state": "pending",
+                "action": action,
+                "approvals": approvals.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>(),
+                "required": 2,
+                "officers": officers,
+                "progress": format!("pending: {} of 2 approvals ({officers} officer)", approvals.len()),
+            })));
+        }
+        self.db()?
+            .execute("DELETE FROM approvals WHERE action = ?1", [&action])
+            .map_err(storage)?;
+        Ok(ShredOutcome::Reached)
+    }
+
+    // ---------------------------------------------------------------- reads
+
+    pub fn query(&self, principal: &str, q: &Query) -> Result<Value, TrusteeError> {
+        let who = self
+            .principal(principal)?
+            .ok_or_else(|| denied(format!("unknown principal {principal:?}")))?
+            .info;
+        let now = now_ms();
+        let sees_tenant = |t: &str| match who.role {
+            Role::Officer | Role::Auditor => true,
+            Role::TenantAdmin => who.tenant.as_deref() == Some(t),
+            Role::Operator => false,
+        };
+        match q {
+            Query::Principals => {
+                if who.role != Role::Officer {
+                    return Err(denied("only officers list principals"));
+                }
+                Ok(json!(self.principals()?))
+            }
+            Query::Grants => {
+                let grants: Vec<Value> = self
+                    .grants()?
+                    .iter()
+                    .filter(|g| {
+                        sees_tenant(&g.tenant)
+                            || (who.role == Role::Operator && g.requester == who.name)
+                    })
+                    .map(|g| g.view(now))
+                    .collect();
+                Ok(json!(grants))
+            }
+            Query::Grant { id } => {
+                let g = self.grant(id)?;
+                if sees_tenant(&g.tenant) || g.requester == who.name {
+                    let mut v = g.view(now);
+                    if g.state_at(now) == "pending" {
+                        let counted = Grant {
+                            approvals: self.verified_approvals(&g)?,
+                            ..g.clone()
+                        };
+                        v["progress"] = json!(counted.pending_text());
+                    }
+                    Ok(v)
+                } else {
+                    Err(TrusteeError::NotFound(format!("no grant {id:?}")))
+                }
+            }
+            Query::Disclosures => {
+                let list: Vec<Value> = self
+                    .disclosures()?
+                    .iter()
+                    .filter(|d| match who.role {
+                        Role::Officer | Role::Auditor => true,
+                        Role::TenantAdmin => {
+                            who.tenant.as_deref() == Some(d.tenant.as_str())
+                                && now >= d.visible_after_ms
+                        }
+                        Role::Operator => false,
+                    })
+                    .map(disclosure_view)
+                    .collect();
+                if who.role == Role::Operator {
+                    return Err(denied("operators do not see disclosure requests"));
+                }
+                Ok(json!(list))
+            }
+            Query::TenantPolicy { tenant } => {
+                if !sees_tenant(tenant) {
+                    return Err(denied(format!("you may not see tenant {tenant}'s policy")));
+                }
+                let t = self
+                    .tenant(tenant)?
+                    .ok_or_else(|| TrusteeError::NotFound(format!("no tenant {tenant:?}")))?;
+                Ok(
+                    json!({"tenant": t.name, "jurisdictions": t.jurisdictions, "min_sites": t.min_sites,
+                          "customer_approval": if t.customer_approval {"required"} else {"optional"}}),
+                )
+            }
+            Query::LogEntries { tenant, from } => self.log_entries(&who, tenant.as_deref(), *from),
+        }
+    }
+
+    fn log_entries(
+        &self,
+        who: &PrincipalInfo,
+        tenant: Option<&str>,
+        from: u64,
+    ) -> Result<Value, TrusteeError> {
+        let tenant = match (who.role, tenant) {
+            (Role::Officer | Role::Auditor, t) => t.map(str::to_owned),
+            (Role::TenantAdmin, Some(t)) if who.tenant.as_deref() == Some(t) => Some(t.to_owned()),
+            (Role::TenantAdmin, None) => who.tenant.clone(),
+            (Role::TenantAdmin, Some(t)) => {
+                return Err(denied(format!(
+                    "a tenant admin reads only its own tenant's entries, not {t}'s"
+                )));
+            }
+            (Role::Operator, _) => return Err(denied("operators do not read log entries")),
+        };
+        let now = now_ms();
+        let hidden: Vec<String> = if who.role == Role::TenantAdmin {
+            self.disclosures()?
+                .into_iter()
+                .filter(|d| now < d.visible_after_ms)
+                .map(|d| d.id)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let rows: Vec<(i64, Option<String>)> = {
+            let db = self.db()?;
+            let from = i64::try_from(from).unwrap_or(i64::MAX);
+            let mut st = db
+                .prepare("SELECT idx, disclosure FROM log_index WHERE idx >= ?1 AND (?2 IS NULL OR tenant = ?2) ORDER BY idx LIMIT 10000")
+                .map_err(storage)?;
+            st.query_map(params![from, tenant], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(storage)?
+                .collect::<Result<_, _>>()
+                .map_err(storage)?
+        };
+        let mut out = Vec::new();
+        for (idx, disclosure) in rows {
+            if disclosure.is_some_and(|d| hidden.contains(&d)) {
+                continue;
+            }
+            let idx = u64::try_from(idx).map_err(storage)?;
+            let entry = self.log.entry(idx).map_err(storage)?;
+            out.push(json!({
+                "index": idx,
+                "entry": String::from_utf8_lossy(&entry),
+            }));
+        }
+        Ok(json!({"size": self.log.size(), "entries": out}))
+    }
+
+    /// The checkpoint, the verifier key, or a tile; entry bundles only for `entitled`.
+    pub fn log_read(
+        &self,
+        read: &obhut_trustee_client::LogRead,
+    ) -> Result<Option<Vec<u8>>, TrusteeError> {
+        use obhut_trustee_client::LogRead;
+        match read {
+            LogRead::Checkpoint => Ok(Some(self.log.checkpoint().map_err(storage)?.into_bytes())),
+            LogRead::Key => Ok(Some(self.log.verifier_key().into_bytes())),
+            LogRead::Tile { path } => self.log.read_path(path).map_err(|e| invalid(e.to_string())),
+        }
+    }
+
+    /// Carries out a verified statement that needs no key operation.
+    pub fn act(
+        &self,
+        who: &PrincipalInfo,
+        statement: &Statement,
+        signed: &SignedStatement,
+    ) -> Result<Value, TrusteeError> {
+        let officer = || {
+            if who.role == Role::Officer {
+                Ok(())
+            } else {
+                Err(denied(format!("{} is not an officer", who.name)))
+            }
+        };
+        match &statement.action {
+            Action::CreatePrincipal {
+                name,
+                role,
+                tenant,
+                bearer_hash,
+                public_key,
+                expires_ms,
+            } => {
+                officer()?;
+                let pk = hex_simd::decode_to_vec(public_key.as_bytes())
+                    .map_err(|_| invalid("public_key must be hex"))?;
+                let info = self.add_principal(
+                    &who.name,
+                    name,
+                    *role,
+                    tenant.as_deref(),
+                    bearer_hash,
+                    &pk,
+                    *expires_ms,
+                )?;
+                Ok(json!(info))
+            }
+            Action::RevokePrincipal { name } => {
+                officer()?;
+                self.revoke_principal(&who.name, name)
+            }
+            Action::RegisterTenant {
+                name,
+                jurisdictions,
+                min_sites,
+            } => {
+                officer()?;
+                self.register_tenant(&who.name, name, jurisdictions, *min_sites)
+            }
+            Action::SetTenantPolicy {
+                tenant,
+                customer_approval,
+            } => {
+                officer()?;
+                self.set_policy(&who.name, tenant, *customer_approval)
+            }
+            a @ Action::RequestGrant { .. } => self.request_grant(who, a),
+            Action::ApproveGrant { id, scope } => {
+                self.approve_grant(who, id, scope, signed, statement.at_ms)
+            }
+            Action::DenyGrant { id } => self.end_grant(who, id, true),
+            Action::RevokeGrant { id } => self.end_grant(who, id, false),
+            Action::GrantCredentials { id } => self.issue_credentials(who, id),
+            a @ Action::RequestDisclosure { .. } => self.request_disclosure(who, a),
+            Action::ApproveDisclosure { id } => self.decide_disclosure(who, id, true),
+            Action::DenyDisclosure { id } => self.decide_disclosure(who, id, false),
+            Action::SetDisclosureDelay { id, delay_ms } => {
+                self.set_disclosure_delay(who, id, *delay_ms)
+            }
+            Action::Shred { .. } => Err(invalid("crypto-shred is carried out by the keystore")),
+        }
+    }
+}
+
+fn disclosure_view(d: &Disclosure) -> Value {
+    json!({
+        "id": d.id, "tenant": d.tenant, "authority": d.authority, "jurisdiction": d.jurisdiction,
+        "legal_basis": d.legal_basis, "scope": d.scope, "requested_by": d.requested_by,
+        "created_ms": d.created_ms, "state": d.state, "approvals": d.approvals,
+        "decided_ms": d.decided_ms, "reason": d.reason, "visible_after_ms": d.visible_after_ms,
+    })
+}
+
+fn index_entry(db: &Connection, idx: u64, entry: &[u8]) -> Result<(), TrusteeError> {
+    let v: Value = serde_json::from_slice(entry).unwrap_or(Value::Null);
+    let tenant = v.get("tenant").and_then(Value::as_str);
+    let disclosure = v.get("disclosure").and_then(Value::as_str);
+    db.execute(
+        "INSERT OR REPLACE INTO log_index (idx, tenant, disclosure) VALUES (?1, ?2, ?3)",
+        params![i64::try_from(idx).map_err(storage)?, tenant, disclosure],
+    )
+    .map_err(storage)?;
+    Ok(())
+}
+
+/// The log and its signing key (`log/log-key`, mode 0600, made on first start).
+fn open_log(dir: &Path) -> Result<obhut_tlog::Log, TrusteeError> {
+    std::fs::create_dir_all(dir).map_err(storage)?;
+    let key_file = dir.join("log-key");
+    let seed_hex = match std::fs::read_to_string(&key_file) {
+        Ok(s) => s,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let s = random_hex(32)?;
+            crate::write_private_file(&key_file, s.as_bytes(), 0o600).map_err(storage)?;
+            s
+        }
+        Err(e) => return Err(storage(format!("{}: {e}", key_file.display()))),
+    };
+    let seed_bytes = hex_simd::decode_to_vec(seed_hex.trim().as_bytes())
+        .map_err(|_| storage(format!("{} is not hex", key_file.display())))?;
+    let seed: [u8; 32] = seed_bytes
+        .try_into()
+        .map_err(|_| storage(format!("{} is not a 32-byte seed", key_file.display())))?;
+    let origin_file = dir.join("origin");
+    let origin = match std::fs::read_to_string(&origin_file) {
+        Ok(s) => s.trim().to_owned(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let o = format!("obhut.trustee/{}", random_hex(6)?);
+            crate::write_private_file(&origin_file, o.as_bytes(), 0o644).map_err(storage)?;
+            o
+        }
+        Err(e) => return Err(storage(format!("{}: {e}", origin_file.display()))),
+    };
+    obhut_tlog::Log::open(dir, &origin, seed).map_err(storage)
+}

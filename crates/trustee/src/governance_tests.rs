@@ -1,0 +1,674 @@
+//! Governance rules, each tested both ways: who may approve, quorums, signatures, scope,
+//! expiry, revocation, disclosures, and the log entries that every decision leaves.
+
+use super::*;
+use obhut_crypto::principal::PrincipalCredential;
+use obhut_trustee_client::Statement;
+use serde_json::Value;
+
+static NONCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+struct World {
+    _dir: tempfile::TempDir,
+    t: Trustee,
+    creds: std::collections::HashMap<String, PrincipalCredential>,
+}
+
+impl World {
+    async fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let shares = SealedKeystore::init(dir.path(), 3, 2).unwrap();
+        let t = Trustee::open(dir.path()).unwrap();
+        t.unseal(&shares[0]).await.unwrap();
+        t.unseal(&shares[1]).await.unwrap();
+        t.bootstrap_tenant("a", &["DE".into()], 2).unwrap();
+        t.bootstrap_tenant("b", &["DE".into(), "AT".into()], 2)
+            .unwrap();
+        let mut w = Self {
+            _dir: dir,
+            t,
+            creds: std::collections::HashMap::new(),
+        };
+        for (name, role, tenant) in [
+            ("o1", Role::Officer, None),
+            ("o2", Role::Officer, None),
+            ("o3", Role::Officer, None),
+            ("op", Role::Operator, None),
+            ("aud", Role::Auditor, None),
+            ("adm-a", Role::TenantAdmin, Some("a")),
+            ("adm-b", Role::TenantAdmin, Some("b")),
+        ] {
+            w.enrol(name, role, tenant);
+        }
+        w
+    }
+
+    fn enrol(&mut self, name: &str, role: Role, tenant: Option<&str>) {
+        let c = PrincipalCredential::from_token(&format!("obt_{name}")).unwrap();
+        self.t
+            .bootstrap_principal(
+                name,
+                role,
+                tenant,
+                &obhut_crypto::principal::bearer_hash(c.bearer()),
+                &c.public_key(),
+            )
+            .unwrap();
+        self.creds.insert(name.to_owned(), c);
+    }
+
+    fn signed(&self, who: &str, action: Action) -> SignedStatement {
+        let st = Statement {
+            principal: who.into(),
+            at_ms: governance::now_ms(),
+            nonce: NONCE
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                .to_string(),
+            action,
+        };
+        let text = serde_json::to_string(&st).unwrap();
+        let sig = self.creds[who].sign_statement(&text);
+        SignedStatement {
+            statement: text,
+            signature: base64_simd::STANDARD.encode_to_string(sig),
+        }
+    }
+
+    async fn act(&self, who: &str, action: Action) -> Result<Value, TrusteeError> {
+        self.t.act(&self.signed(who, action)).await
+    }
+
+    async fn request(&self, ops: &[&str]) -> String {
+        let v = self
+            .act(
+                "op",
+                Action::RequestGrant {
+                    tenant: "a".into(),
+                    bucket: "photos".into(),
+                    prefix: "support/".into(),
+                    ops: ops.iter().map(|s| (*s).to_owned()).collect(),
+                    duration_ms: 3_600_000,
+                    reason: "case 1".into(),
+                },
+            )
+            .await
+            .unwrap();
+        v["id"].as_str().unwrap().to_owned()
+    }
+
+    async fn approve(&self, who: &str, id: &str) -> Result<Value, TrusteeError> {
+        let scope = self.t.governance.grant(id).unwrap().scope_digest();
+        self.act(
+            who,
+            Action::ApproveGrant {
+                id: id.into(),
+                scope,
+            },
+        )
+        .await
+    }
+
+    /// Credentials of an approved grant: (access key id, session token).
+    async fn credentials(&self, id: &str) -> (String, String) {
+        let c = self
+            .act("op", Action::GrantCredentials { id: id.into() })
+            .await
+            .unwrap();
+        (
+            c["access_key_id"].as_str().unwrap().to_owned(),
+            c["session_token"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    fn access(
+        &self,
+        creds: &(String, String),
+        class: &str,
+        bucket: &str,
+        key: &str,
+    ) -> GrantAccess {
+        GrantAccess {
+            access_key_id: creds.0.clone(),
+            session_token: creds.1.clone(),
+            operation: "GetObject".into(),
+            class: class.into(),
+            bucket: bucket.into(),
+            key: key.into(),
+        }
+    }
+
+    /// Every log entry, parsed.
+    fn entries(&self) -> Vec<Value> {
+        let v = self
+            .t
+            .governance
+            .query(
+                "aud",
+                &Query::LogEntries {
+                    tenant: None,
+                    from: 0,
+                },
+            )
+            .unwrap();
+        v["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| serde_json::from_str(e["entry"].as_str().unwrap()).unwrap())
+            .collect()
+    }
+
+    fn count(&self, kind: &str) -> usize {
+        self.entries().iter().filter(|e| e["type"] == kind).count()
+    }
+}
+
+fn is_denied<T: std::fmt::Debug>(r: &Result<T, TrusteeError>) -> bool {
+    matches!(r, Err(TrusteeError::Denied(_)))
+}
+
+#[tokio::test]
+async fn a_grant_needs_two_distinct_officers_other_than_the_requester_and_the_tenant() {
+    let w = World::new().await;
+    let id = w.request(&["read"]).await;
+    // the requester cannot approve; operators and auditors cannot approve
+    assert!(is_denied(&w.approve("op", &id).await));
+    assert!(is_denied(&w.approve("aud", &id).await));
+    // the tenant admin of another tenant cannot approve
+    assert!(is_denied(&w.approve("adm-b", &id).await));
+    // one officer, twice: still one
+    let v = w.approve("o1", &id).await.unwrap();
+    assert_eq!(v["state"], "pending");
+    let v = w.approve("o1", &id).await.unwrap();
+    assert_eq!(v["state"], "pending");
+    assert_eq!(
+        v["progress"],
+        "pending: 1 of 2 officers, tenant admin has not approved"
+    );
+    // two officers without the tenant (customer approval required by default): pending
+    let v = w.approve("o2", &id).await.unwrap();
+    assert_eq!(v["state"], "pending");
+    assert!(is_denied(
+        &w.act("op", Action::GrantCredentials { id: id.clone() })
+            .await
+    ));
+    // the tenant's admin completes it
+    let v = w.approve("adm-a", &id).await.unwrap();
+    assert_eq!(v["state"], "approved");
+    assert!(v["expires_ms"].as_i64().unwrap() > governance::now_ms());
+    assert_eq!(w.count("grant_approval"), 3);
+    assert_eq!(w.count("grant_approved"), 1);
+}
+
+#[tokio::test]
+async fn an_officer_requesting_does_not_count_and_optional_policy_needs_no_tenant() {
+    let w = World::new().await;
+    w.act(
+        "o1",
+        Action::SetTenantPolicy {
+            tenant: "a".into(),
+            customer_approval: false,
+        },
+    )
+    .await
+    .unwrap();
+    assert!(is_denied(
+        &w.act(
+            "adm-a",
+            Action::SetTenantPolicy {
+                tenant: "a".into(),
+                customer_approval: false
+            }
+        )
+        .await
+    ));
+    let v = w
+        .act(
+            "o1",
+            Action::RequestGrant {
+                tenant: "a".into(),
+                bucket: "photos".into(),
+                prefix: String::new(),
+                ops: vec!["read".into()],
+                duration_ms: 3_600_000,
+                reason: "incident".into(),
+            },
+        )
+        .await
+        .unwrap();
+    let id = v["id"].as_str().unwrap().to_owned();
+    assert!(is_denied(&w.approve("o1", &id).await));
+    assert_eq!(w.approve("o2", &id).await.unwrap()["state"], "pending");
+    assert_eq!(w.approve("o3", &id).await.unwrap()["state"], "approved");
+    assert_eq!(w.count("policy_changed"), 1);
+}
+
+#[tokio::test]
+async fn access_under_a_grant_is_checked_and_logged_before_it_happens() {
+    let w = World::new().await;
+    let id = w.request(&["read", "list"]).await;
+    for who in ["o1", "o2", "adm-a"] {
+        w.approve(who, &id).await.unwrap();
+    }
+    let creds = w.credentials(&id).await;
+    let t = &w.t;
+    // within scope: allowed, and logged
+    let before = w.count("grant_access");
+    let scope = t
+        .authorize_grant_access(&w.access(&creds, "read", "photos", "support/x"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (scope.grant_id.as_str(), scope.tenant.as_str()),
+        (id.as_str(), "a")
+    );
+    assert_eq!(w.count("grant_access"), before + 1);
+    // a write under a read grant, another bucket, another prefix, a wrong token: denied
+    for bad in [
+        w.access(&creds, "write", "photos", "support/x"),
+        w.access(&creds, "read", "other", "support/x"),
+        w.access(&creds, "read", "photos", "private/x"),
+        w.access(
+            &(creds.0.clone(), "obs_wrong".into()),
+            "read",
+            "photos",
+            "support/x",
+        ),
+    ] {
+        assert!(is_denied(&t.authorize_grant_access(&bad).await), "{bad:?}");
+    }
+    assert_eq!(w.count("grant_access"), before + 1);
+    // key release for the grant: allowed for its bucket, logged with the grant
+    t.ensure_tenant_key("a").await.unwrap();
+    let wk = t
+        .create_bucket_key(
+            "a",
+            "photos",
+            1,
+            &Justification::Customer {
+                tenant: "a".into(),
+                principal: "AK".into(),
+                operation: "CreateBucket".into(),
+            },
+        )
+        .await
+        .unwrap_or_else(|_| panic!("no tenant key"));
+    let grant = Justification::Grant {
+        grant_id: id.clone(),
+    };
+    let releases = w.count("key_release");
+    t.release_bucket_key("a", "photos", &wk, &grant)
+        .await
+        .unwrap();
+    assert_eq!(w.count("key_release"), releases + 1);
+    let last = w
+        .entries()
+        .into_iter()
+        .rfind(|e| e["type"] == "key_release")
+        .unwrap();
+    assert_eq!(last["justification"]["grant_id"], id.as_str());
+    // not for another bucket of the tenant
+    let other = t
+        .create_bucket_key(
+            "a",
+            "other",
+            1,
+            &Justification::Customer {
+                tenant: "a".into(),
+                principal: "AK".into(),
+                operation: "CreateBucket".into(),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(is_denied(
+        &t.release_bucket_key("a", "other", &other, &grant).await
+    ));
+    // revoked by the tenant admin: everything stops
+    w.act("adm-a", Action::RevokeGrant { id: id.clone() })
+        .await
+        .unwrap();
+    assert!(is_denied(
+        &t.authorize_grant_access(&w.access(&creds, "read", "photos", "support/x"))
+            .await
+    ));
+    assert!(is_denied(
+        &t.release_bucket_key("a", "photos", &wk, &grant).await
+    ));
+    // the secret still verifies signatures, so that the refusal is logged as the requester's
+    assert!(t.grant_secret(&creds.0).await.unwrap().is_some());
+    assert_eq!(w.count("grant_revoked"), 1);
+}
+
+#[tokio::test]
+async fn a_forged_or_altered_approval_does_not_count() {
+    let w = World::new().await;
+    let id = w.request(&["read"]).await;
+    // o2's name, signed with o1's key
+    let scope = w.t.governance.grant(&id).unwrap().scope_digest();
+    let mut forged = w.signed(
+        "o1",
+        Action::ApproveGrant {
+            id: id.clone(),
+            scope: scope.clone(),
+        },
+    );
+    forged.statement = forged.statement.replace("\"o1\"", "\"o2\"");
+    assert!(is_denied(&w.t.act(&forged).await));
+    // a statement from long ago is refused (no replay)
+    let old = Statement {
+        principal: "o1".into(),
+        at_ms: governance::now_ms() - 3_600_000,
+        nonce: "n".into(),
+        action: Action::ApproveGrant {
+            id: id.clone(),
+            scope: scope.clone(),
+        },
+    };
+    let text = serde_json::to_string(&old).unwrap();
+    let sig = base64_simd::STANDARD.encode_to_string(w.creds["o1"].sign_statement(&text));
+    assert!(is_denied(
+        &w.t.act(&SignedStatement {
+            statement: text,
+            signature: sig
+        })
+        .await
+    ));
+    assert_eq!(w.count("grant_approval"), 0);
+}
+
+#[tokio::test]
+async fn revoked_and_expired_principals_cannot_act() {
+    let mut w = World::new().await;
+    w.act("o1", Action::RevokePrincipal { name: "o3".into() })
+        .await
+        .unwrap();
+    let id = w.request(&["read"]).await;
+    assert!(is_denied(&w.approve("o3", &id).await));
+    let p =
+        w.t.authenticate(&obhut_crypto::principal::bearer_hash(
+            w.creds["o3"].bearer(),
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(p.revoked);
+    // only officers enrol and revoke
+    assert!(is_denied(
+        &w.act("op", Action::RevokePrincipal { name: "o2".into() })
+            .await
+    ));
+    // an expired principal
+    w.enrol("tmp", Role::Officer, None);
+    let c = PrincipalCredential::from_token("obt_late").unwrap();
+    w.act(
+        "o1",
+        Action::CreatePrincipal {
+            name: "late".into(),
+            role: Role::Officer,
+            tenant: None,
+            bearer_hash: obhut_crypto::principal::bearer_hash(c.bearer()),
+            public_key: hex_simd::encode_to_string(c.public_key(), hex_simd::AsciiCase::Lower),
+            expires_ms: Some(governance::now_ms() - 1),
+        },
+    )
+    .await
+    .unwrap();
+    w.creds.insert("late".into(), c);
+    assert!(is_denied(&w.approve("late", &id).await));
+    assert_eq!(w.count("principal_created"), 7 + 2);
+}
+
+#[tokio::test]
+async fn disclosures_outside_the_tenants_jurisdictions_are_refused_the_rest_need_a_quorum() {
+    let w = World::new().await;
+    let ask = |j: &str| Action::RequestDisclosure {
+        tenant: "a".into(),
+        authority: "Some Agency".into(),
+        jurisdiction: j.into(),
+        legal_basis: "statute 1".into(),
+        scope: "bucket photos".into(),
+        delay_ms: 0,
+    };
+    let us = w.act("o1", ask("US")).await.unwrap();
+    assert_eq!(us["state"], "refused");
+    assert!(is_denied(&w.act("op", ask("DE")).await));
+    let de = w.act("o1", ask("DE")).await.unwrap();
+    let id = de["id"].as_str().unwrap().to_owned();
+    assert_eq!(de["state"], "pending");
+    assert!(is_denied(
+        &w.act("adm-a", Action::ApproveDisclosure { id: id.clone() })
+            .await
+    ));
+    // the officer who recorded it does not count
+    assert!(is_denied(
+        &w.act("o1", Action::ApproveDisclosure { id: id.clone() })
+            .await
+    ));
+    assert_eq!(
+        w.act("o3", Action::ApproveDisclosure { id: id.clone() })
+            .await
+            .unwrap()["state"],
+        "pending"
+    );
+    assert_eq!(
+        w.act("o3", Action::ApproveDisclosure { id: id.clone() })
+            .await
+            .unwrap()["state"],
+        "pending"
+    );
+    // delayed: the tenant does not see it (nor its log entries) until the delay has passed
+    w.act(
+        "o2",
+        Action::SetDisclosureDelay {
+            id: id.clone(),
+            delay_ms: 30 * 24 * 3_600_000,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        w.act("o2", Action::ApproveDisclosure { id: id.clone() })
+            .await
+            .unwrap()["state"],
+        "approved"
+    );
+    let seen = w.t.query("adm-a", &Query::Disclosures).await.unwrap();
+    let ids: Vec<&str> = seen
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|d| d["id"].as_str())
+        .collect();
+    assert!(
+        !ids.contains(&id.as_str()) && ids.contains(&us["id"].as_str().unwrap()),
+        "{seen}"
+    );
+    let officer_view = w.t.query("o3", &Query::Disclosures).await.unwrap();
+    assert_eq!(officer_view.as_array().unwrap().len(), 2);
+    let tenant_log =
+        w.t.query(
+            "adm-a",
+            &Query::LogEntries {
+                tenant: None,
+                from: 0,
+            },
+        )
+        .await
+        .unwrap()
+        .to_string();
+    assert!(
+        !tenant_log.contains(&id),
+        "a delayed disclosure leaked into the tenant's log view"
+    );
+    assert_eq!(w.count("disclosure_delay_set"), 1);
+    assert_eq!(w.count("disclosure_refused"), 1);
+    // tenant admins read only their own tenant's entries; operators none
+    assert!(is_denied(
+        &w.t.query(
+            "adm-b",
+            &Query::LogEntries {
+                tenant: Some("a".into()),
+                from: 0
+            }
+        )
+        .await
+    ));
+    assert!(is_denied(
+        &w.t.query(
+            "op",
+            &Query::LogEntries {
+                tenant: None,
+                from: 0
+            }
+        )
+        .await
+    ));
+}
+
+#[tokio::test]
+async fn shred_quorum_is_counted_by_the_trustee() {
+    let w = World::new().await;
+    w.t.ensure_tenant_key("a").await.unwrap();
+    let shred = |mode| Action::Shred {
+        tenant: "a".into(),
+        mode,
+    };
+    assert!(is_denied(&w.act("op", shred(ShredMode::Now)).await));
+    assert!(is_denied(&w.act("adm-b", shred(ShredMode::Now)).await));
+    assert_eq!(
+        w.act("adm-a", shred(ShredMode::Now)).await.unwrap()["state"],
+        "pending"
+    );
+    assert_eq!(
+        w.act("adm-a", shred(ShredMode::Now)).await.unwrap()["state"],
+        "pending"
+    );
+    assert_eq!(
+        w.act("o1", shred(ShredMode::Now)).await.unwrap()["state"],
+        "destroyed"
+    );
+    assert_eq!(w.count("tenant_key_destroyed"), 1);
+}
+
+#[tokio::test]
+async fn the_log_survives_a_restart_and_only_grows() {
+    let dir = tempfile::tempdir().unwrap();
+    let shares = SealedKeystore::init(dir.path(), 3, 2).unwrap();
+    let first = {
+        let t = Trustee::open(dir.path()).unwrap();
+        t.unseal(&shares[0]).await.unwrap();
+        t.unseal(&shares[1]).await.unwrap();
+        t.bootstrap_tenant("a", &["DE".into()], 2).unwrap();
+        String::from_utf8(t.log_read(&LogRead::Checkpoint).await.unwrap().unwrap()).unwrap()
+    };
+    let t = Trustee::open(dir.path()).unwrap();
+    let key = String::from_utf8(t.log_read(&LogRead::Key).await.unwrap().unwrap()).unwrap();
+    let again =
+        String::from_utf8(t.log_read(&LogRead::Checkpoint).await.unwrap().unwrap()).unwrap();
+    let a = obhut_tlog::verify_checkpoint(&first, &key).unwrap();
+    let b = obhut_tlog::verify_checkpoint(&again, &key).unwrap();
+    assert_eq!((a.size, a.root), (b.size, b.root));
+    t.bootstrap_tenant("b", &["DE".into()], 2).unwrap();
+    let grown =
+        String::from_utf8(t.log_read(&LogRead::Checkpoint).await.unwrap().unwrap()).unwrap();
+    assert_eq!(
+        obhut_tlog::verify_checkpoint(&grown, &key).unwrap().size,
+        a.size + 1
+    );
+}
+
+#[tokio::test]
+async fn an_approval_covers_exactly_the_scope_it_signed() {
+    let w = World::new().await;
+    let id = w.request(&["read"]).await;
+    // signed for another scope: refused
+    assert!(matches!(
+        w.act(
+            "o1",
+            Action::ApproveGrant {
+                id: id.clone(),
+                scope: "0".repeat(64)
+            }
+        )
+        .await,
+        Err(TrusteeError::Conflict(_))
+    ));
+    for who in ["o1", "o2", "adm-a"] {
+        w.approve(who, &id).await.unwrap();
+    }
+    let creds = w.credentials(&id).await;
+    let read = w.access(&creds, "read", "photos", "support/x");
+    w.t.authorize_grant_access(&read).await.unwrap();
+    // the stored grant widened behind the approvers' backs: nothing works any more
+    let mut g = w.t.governance.grant(&id).unwrap();
+    g.prefix = String::new();
+    g.ops = vec!["read".into(), "write".into()];
+    w.t.governance.put_grant(&g).unwrap();
+    assert!(is_denied(&w.t.authorize_grant_access(&read).await));
+    assert!(is_denied(
+        &w.t.authorize_grant_access(&w.access(&creds, "write", "photos", "x"))
+            .await
+    ));
+    // and made to last longer: still bounded by the signed approval times
+    let mut g = w.t.governance.grant(&id).unwrap();
+    g.prefix = "support/".into();
+    g.ops = vec!["read".into()];
+    g.expires_ms = Some(i64::MAX);
+    g.duration_ms = 3_600_000;
+    w.t.governance.put_grant(&g).unwrap();
+    w.t.authorize_grant_access(&read).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_statement_counts_once() {
+    let w = World::new().await;
+    let policy = |required| Action::SetTenantPolicy {
+        tenant: "a".into(),
+        customer_approval: required,
+    };
+    let optional = w.signed("o1", policy(false));
+    w.t.act(&optional).await.unwrap();
+    w.act("o1", policy(true)).await.unwrap();
+    assert!(is_denied(&w.t.act(&optional).await));
+    let v =
+        w.t.query("o1", &Query::TenantPolicy { tenant: "a".into() })
+            .await
+            .unwrap();
+    assert_eq!(v["customer_approval"], "required");
+}
+
+#[tokio::test]
+async fn revoking_a_principal_ends_what_rests_on_it() {
+    let w = World::new().await;
+    let id = w.request(&["read"]).await;
+    for who in ["o1", "o2", "adm-a"] {
+        w.approve(who, &id).await.unwrap();
+    }
+    let creds = w.credentials(&id).await;
+    let read = w.access(&creds, "read", "photos", "support/x");
+    w.t.authorize_grant_access(&read).await.unwrap();
+    // an approver revoked: its approval no longer counts, the grant stops
+    w.act("o3", Action::RevokePrincipal { name: "o2".into() })
+        .await
+        .unwrap();
+    assert!(is_denied(&w.t.authorize_grant_access(&read).await));
+    assert!(matches!(
+        w.act("o3", Action::RevokePrincipal { name: "o2".into() })
+            .await,
+        Err(TrusteeError::Conflict(_))
+    ));
+    // a second grant; its requester revoked: the grant stops
+    let id2 = w.request(&["read"]).await;
+    for who in ["o1", "o3", "adm-a"] {
+        w.approve(who, &id2).await.unwrap();
+    }
+    let creds2 = w.credentials(&id2).await;
+    let read2 = w.access(&creds2, "read", "photos", "support/x");
+    w.t.authorize_grant_access(&read2).await.unwrap();
+    w.act("o1", Action::RevokePrincipal { name: "op".into() })
+        .await
+        .unwrap();
+    assert!(is_denied(&w.t.authorize_grant_access(&read2).await));
+    assert!(w.count("grant_access_denied") >= 2);
+}
