@@ -11,10 +11,20 @@
 //! - A writer dropped or aborted before `commit` leaves no blob under the final name.
 //! - [`Site::delete`] of a missing blob succeeds; an error means "unknown whether it went".
 //! - [`Site::read`] of a missing blob is [`SiteError::NotFound`], so callers can try a replica.
+//! - Every call on a remote backend is bounded in time: a site that does not answer is an
+//!   error ([`SiteError::Remote`]), never a hang and never a success.
+//!
+//! Backends: [`LocalSite`] (a directory) and [`S3Site`] (a bucket on an S3-compatible cluster).
+//! The behaviour they share is one test suite, `conformance` (feature `conformance`), that
+//! every backend's tests run.
 
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
 mod local;
+mod s3;
 
 pub use local::LocalSite;
+pub use s3::{S3Site, S3SiteConfig};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -38,6 +48,19 @@ pub enum SiteError {
         op: &'static str,
         #[source]
         source: std::io::Error,
+    },
+    /// The site's configuration cannot work (a malformed endpoint, an empty key, …).
+    #[error("site {site}: invalid configuration: {reason}")]
+    Config { site: String, reason: String },
+    /// A remote site refused the call, failed it, or did not answer in time. `status` is the
+    /// HTTP status when there was an answer; `reason` says what went wrong (never a URL, a
+    /// signature or a credential). Whether a write or delete took effect is unknown.
+    #[error("site {site}: {op}: {reason}")]
+    Remote {
+        site: String,
+        op: &'static str,
+        status: Option<u16>,
+        reason: String,
     },
 }
 

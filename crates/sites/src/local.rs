@@ -384,72 +384,12 @@ impl Site for LocalSite {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use futures::TryStreamExt;
-
-    async fn read_all(site: &LocalSite, blob: BlobId, range: Range<u64>) -> Vec<u8> {
-        let s = site.read(blob, range).await.expect("read");
-        let parts: Vec<Bytes> = s.try_collect().await.expect("stream");
-        parts.concat()
-    }
 
     #[tokio::test]
-    async fn committed_blob_reads_back_and_ranges_work() {
+    async fn passes_the_site_conformance_suite() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (site, _) = LocalSite::create("t", dir.path()).expect("create");
-        let blob = BlobId::random();
-        let mut w = site.create(blob).await.expect("create");
-        let data: Vec<u8> = (0..700_000u32).map(|i| (i % 251) as u8).collect();
-        w.write(Bytes::copy_from_slice(&data[..300_000]))
-            .await
-            .expect("write");
-        w.write(Bytes::copy_from_slice(&data[300_000..]))
-            .await
-            .expect("write");
-        assert_eq!(w.commit().await.expect("commit"), 700_000);
-        assert_eq!(read_all(&site, blob, 0..700_000).await, data);
-        assert_eq!(read_all(&site, blob, 5..300_007).await, &data[5..300_007]);
-        assert_eq!(site.len(blob).await.expect("len"), 700_000);
-        assert_eq!(site.list().await.expect("list"), vec![blob]);
-    }
-
-    #[tokio::test]
-    async fn uncommitted_blob_is_invisible_and_leaves_no_temporary_file() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let (site, _) = LocalSite::create("t", dir.path()).expect("create");
-        let blob = BlobId::random();
-        let mut w = site.create(blob).await.expect("create");
-        w.write(Bytes::from_static(b"half")).await.expect("write");
-        drop(w);
-        assert!(
-            site.read(blob, 0..4)
-                .await
-                .err()
-                .is_some_and(|e| e.is_not_found())
-        );
-        assert!(site.list().await.expect("list").is_empty());
-        assert_eq!(site.clear_temporary().await.expect("clear"), 0);
-    }
-
-    #[tokio::test]
-    async fn a_truncated_blob_is_reported_not_served_short() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let (site, _) = LocalSite::create("t", dir.path()).expect("create");
-        let blob = BlobId::random();
-        let mut w = site.create(blob).await.expect("create");
-        w.write(Bytes::from_static(b"0123456789"))
-            .await
-            .expect("write");
-        w.commit().await.expect("commit");
-        let s = site.read(blob, 0..20).await.expect("open");
-        let res: Result<Vec<Bytes>, _> = s.try_collect().await;
-        assert!(matches!(res, Err(SiteError::Truncated { .. })));
-    }
-
-    #[tokio::test]
-    async fn deleting_a_missing_blob_succeeds() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let (site, _) = LocalSite::create("t", dir.path()).expect("create");
-        site.delete(BlobId::random()).await.expect("delete");
+        crate::conformance::run_all(&site).await;
     }
 
     #[test]
