@@ -1,0 +1,505 @@
+//! `obhut-bench`: load generator and baselines for obhut's performance figures.
+//!
+//! - `s3`: drives any S3 endpoint (SigV4) with PUT, GET, mixed or LIST load;
+//! - `http` + `http-serve`: the same client against an HTTP server with no storage;
+//! - `raw-write` / `raw-read`: the same objects written durably to / read from plain directories;
+//! - `aead`: AES-256-GCM throughput per core;
+//! - `report`: the benchmark page and chart from the JSON records of the others.
+//!
+//! Every measuring subcommand prints one summary line on stderr and a JSON record (see `record`)
+//! on stdout or into `--json FILE`.
+
+mod aead;
+mod content;
+mod http_server;
+mod machine;
+mod raw;
+mod record;
+mod report;
+mod runner;
+mod s3;
+mod sigv4;
+mod size;
+mod stats;
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Args, Parser, Subcommand};
+use machine::{Machine, MemoryWatch};
+use record::{Params, RunRecord};
+use runner::Plan;
+use s3::{PayloadSigning, PrefillLoad, S3Client, S3Load, S3Op};
+use sigv4::Signer;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    name = "obhut-bench",
+    version,
+    about = "Load generator and baselines for obhut's benchmarks"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Drive an S3 endpoint (credentials and endpoint also from the AWS_* variables of demo.env).
+    S3(S3Args),
+    /// Drive the HTTP baseline server (`http-serve`) with the same client, dummy credentials.
+    Http(HttpArgs),
+    /// Baseline: write each object durably into every directory (tmp, write, fsync, rename, fsync dir).
+    RawWrite(RawArgs),
+    /// Baseline: read the objects back from the directories (written first if missing).
+    RawRead(RawArgs),
+    /// Baseline server: answers PUT/GET/HEAD/LIST from memory, stores nothing, checks no signature.
+    HttpServe {
+        #[arg(long, default_value = "127.0.0.1:9100")]
+        addr: SocketAddr,
+    },
+    /// AES-256-GCM sealing throughput, one core and all threads.
+    Aead(AeadArgs),
+    /// Print a size in bytes (for scripts): `obhut-bench bytes 1.5GiB` prints 1610612736.
+    #[command(hide = true)]
+    Bytes {
+        #[arg(value_parser = size::parse_size)]
+        size: u64,
+    },
+    /// Write benchmarks.md and the SVG chart from a directory of JSON records.
+    Report {
+        /// Directory of JSON records.
+        #[arg(long = "in")]
+        input: PathBuf,
+        /// Directory for benchmarks.md and benchmarks-e2e.svg (an existing benchmarks.md keeps its section "## 1.").
+        #[arg(long)]
+        out: PathBuf,
+        /// A sentence added under the section heading (e.g. how the run was made).
+        #[arg(long)]
+        note: Option<String>,
+    },
+}
+
+/// What every load shares.
+#[derive(Args, Clone)]
+struct LoadArgs {
+    /// Object size: 4096, 4KiB, 1MiB, 64MiB, 1.5GiB…
+    #[arg(long, value_parser = size::parse_size, default_value = "1MiB")]
+    size: u64,
+    /// Number of distinct keys; operations cycle over them.
+    #[arg(long, default_value_t = 100)]
+    objects: u64,
+    /// Workers, each with one operation in flight.
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+    /// Stop after this many seconds (operations in flight are finished). Without it and without
+    /// --max-ops, one operation per key.
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Stop after this many operations.
+    #[arg(long)]
+    max_ops: Option<u64>,
+    /// Fraction of reads whose bytes are checked (all reads check the length).
+    #[arg(long, default_value_t = 0.1)]
+    verify_sample: f64,
+    /// Stop the run when more operations than this have failed.
+    #[arg(long, default_value_t = 100)]
+    max_errors: u64,
+    /// Key prefix [default: obhut-bench/SIZE/].
+    #[arg(long)]
+    prefix: Option<String>,
+    /// Name of what is measured, in the record [default: per subcommand].
+    #[arg(long)]
+    target: Option<String>,
+    /// Free label in the record (scripts/bench uses matrix, rss, ttfb-idle).
+    #[arg(long, default_value = "")]
+    tag: String,
+    /// Write the JSON record here instead of stdout.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+impl LoadArgs {
+    fn plan(&self) -> Result<Plan> {
+        let duration = self
+            .duration
+            .map(Duration::try_from_secs_f64)
+            .transpose()
+            .map_err(|e| anyhow!("--duration: {e}"))?;
+        if !(0.0..=1.0).contains(&self.verify_sample) {
+            bail!("--verify-sample must be between 0 and 1");
+        }
+        if self.objects == 0 || self.concurrency == 0 {
+            bail!("--objects and --concurrency must be at least 1");
+        }
+        Ok(Plan {
+            objects: self.objects,
+            concurrency: self.concurrency,
+            duration,
+            max_ops: self.max_ops,
+            max_errors: self.max_errors,
+        })
+    }
+
+    fn prefix(&self) -> String {
+        self.prefix
+            .clone()
+            .unwrap_or_else(|| format!("obhut-bench/{}/", size::format_size(self.size)))
+    }
+
+    fn params(&self) -> Params {
+        Params {
+            size_bytes: self.size,
+            size: size::format_size(self.size),
+            objects: self.objects,
+            concurrency: self.concurrency,
+            duration_s: self.duration,
+            max_ops: self.max_ops,
+            verify_sample: self.verify_sample,
+            prefix: Some(self.prefix()),
+            ..Params::default()
+        }
+    }
+}
+
+/// The client side shared by `s3` and `http`.
+#[derive(Args, Clone)]
+struct ClientArgs {
+    #[arg(long, value_enum, default_value = "put")]
+    op: S3Op,
+    #[arg(long, default_value = "obhut-bench")]
+    bucket: String,
+    /// How PUT bodies are signed.
+    #[arg(long, value_enum, default_value = "unsigned")]
+    payload: PayloadSigning,
+    /// Share of PUTs in --op mixed.
+    #[arg(long, default_value_t = 0.5)]
+    mix_put: f64,
+    /// Record this process's memory during the timed part (the server's PID).
+    #[arg(long)]
+    watch_pid: Option<u32>,
+    /// Directory whose disk is reported in the record (the server's data directory).
+    #[arg(long, default_value = ".")]
+    disk_path: PathBuf,
+    /// Seconds before one request is abandoned.
+    #[arg(long, default_value_t = 600.0)]
+    op_timeout: f64,
+    /// Do not check or write the objects before reads.
+    #[arg(long)]
+    skip_prefill: bool,
+    #[command(flatten)]
+    load: LoadArgs,
+}
+
+#[derive(Args)]
+struct S3Args {
+    #[arg(long, env = "AWS_ENDPOINT_URL")]
+    endpoint: String,
+    #[arg(long, env = "AWS_ACCESS_KEY_ID", hide_env_values = true)]
+    access_key: String,
+    #[arg(long, env = "AWS_SECRET_ACCESS_KEY", hide_env_values = true)]
+    secret_key: String,
+    #[arg(long, env = "AWS_REGION", default_value = "us-east-1")]
+    region: String,
+    /// PEM file of trusted CAs for https endpoints.
+    #[arg(long)]
+    ca_bundle: Option<PathBuf>,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+#[derive(Args)]
+struct HttpArgs {
+    /// The `http-serve` address (no environment fallback, so demo.env cannot redirect it).
+    #[arg(long, default_value = "http://127.0.0.1:9100")]
+    endpoint: String,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+#[derive(Args)]
+struct RawArgs {
+    /// Directories, comma-separated; writes go to all of them, reads rotate over them.
+    #[arg(long, value_delimiter = ',', required = true)]
+    dirs: Vec<PathBuf>,
+    #[command(flatten)]
+    load: LoadArgs,
+}
+
+#[derive(Args)]
+struct AeadArgs {
+    /// Buffer sealed at a time (obhut's segment is 64 KiB).
+    #[arg(long, value_parser = size::parse_size, default_value = "64KiB")]
+    size: u64,
+    /// Seconds for each of the two measurements (one thread, all threads).
+    #[arg(long, default_value_t = 3.0)]
+    duration: f64,
+    /// Threads for the all-cores figure [default: the number of cores].
+    #[arg(long)]
+    threads: Option<usize>,
+    #[arg(long, default_value = "")]
+    tag: String,
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("obhut-bench: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("obhut-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> Result<()> {
+    match command {
+        Command::S3(a) => {
+            let signer = Signer {
+                access_key: a.access_key,
+                secret_key: a.secret_key,
+                region: a.region,
+            };
+            run_client(&a.endpoint, signer, a.ca_bundle, a.client, "s3").await
+        }
+        Command::Http(a) => {
+            let signer = Signer {
+                access_key: "obhut-bench".into(),
+                secret_key: "obhut-bench".into(),
+                region: "us-east-1".into(),
+            };
+            run_client(&a.endpoint, signer, None, a.client, "http-no-storage").await
+        }
+        Command::RawWrite(a) => run_raw(a, true).await,
+        Command::RawRead(a) => run_raw(a, false).await,
+        Command::HttpServe { addr } => http_server::serve(addr).await,
+        Command::Aead(a) => run_aead(a).await,
+        Command::Bytes { size } => {
+            println!("{size}");
+            Ok(())
+        }
+        Command::Report { input, out, note } => report::write(&input, &out, note.as_deref()),
+    }
+}
+
+fn finish(record: &RunRecord, json: Option<&std::path::Path>) -> Result<()> {
+    eprintln!("{}", record.summary_line());
+    for e in &record.results.first_errors {
+        eprintln!("  error: {e}");
+    }
+    record.emit(json)?;
+    if record.results.ops == 0 && record.results.errors > 0 {
+        bail!("every operation failed");
+    }
+    Ok(())
+}
+
+async fn run_client(
+    endpoint: &str,
+    signer: Signer,
+    ca_bundle: Option<PathBuf>,
+    c: ClientArgs,
+    default_target: &str,
+) -> Result<()> {
+    s3::install_crypto_provider();
+    let load = &c.load;
+    let plan = load.plan()?;
+    let timeout =
+        Duration::try_from_secs_f64(c.op_timeout).map_err(|e| anyhow!("--op-timeout: {e}"))?;
+    let client = S3Client::new(
+        endpoint,
+        signer,
+        c.payload,
+        load.concurrency,
+        timeout,
+        ca_bundle.as_deref(),
+    )?;
+    client
+        .create_bucket(&c.bucket)
+        .await
+        .with_context(|| format!("cannot create bucket {} at {endpoint}", c.bucket))?;
+    let prefix = load.prefix();
+    if c.op.needs_prefill() && !c.skip_prefill {
+        let prefill = Arc::new(PrefillLoad {
+            client: client.clone(),
+            bucket: c.bucket.clone(),
+            prefix: prefix.clone(),
+            size: load.size,
+        });
+        let prefill_plan = Plan {
+            duration: None,
+            max_ops: None,
+            max_errors: 0,
+            ..plan.clone()
+        };
+        let r = runner::run(prefill, &prefill_plan, "prefill").await;
+        if r.errors > 0 {
+            bail!(
+                "writing the objects before the reads failed: {}",
+                r.first_errors.join("; ")
+            );
+        }
+    }
+    let watch = c.watch_pid.map(MemoryWatch::start).transpose()?;
+    let started_at = record::now_rfc3339();
+    let workload = Arc::new(S3Load {
+        client,
+        op: c.op,
+        bucket: c.bucket.clone(),
+        prefix,
+        size: load.size,
+        verify_sample: load.verify_sample,
+        mix_put: c.mix_put,
+    });
+    let target = load
+        .target
+        .clone()
+        .unwrap_or_else(|| default_target.to_owned());
+    let results = runner::run(workload, &plan, &format!("{target} {}", c.op.name())).await;
+    let server_memory = match watch {
+        Some(w) => Some(w.finish().await),
+        None => None,
+    };
+    let record = RunRecord {
+        tool: format!("obhut-bench {}", env!("CARGO_PKG_VERSION")),
+        benchmark: "s3".into(),
+        target,
+        op: c.op.name().into(),
+        tag: load.tag.clone(),
+        started_at,
+        params: Params {
+            endpoint: Some(endpoint.to_owned()),
+            bucket: Some(c.bucket.clone()),
+            payload_signing: Some(c.payload.name().into()),
+            ..load.params()
+        },
+        machine: Machine::probe(std::slice::from_ref(&c.disk_path)),
+        results,
+        server_memory,
+        aead: None,
+    };
+    finish(&record, load.json.as_deref())
+}
+
+async fn run_raw(a: RawArgs, write: bool) -> Result<()> {
+    let load = &a.load;
+    let plan = load.plan()?;
+    let prefix = load.prefix();
+    raw::prepare_dirs(&a.dirs, &prefix)?;
+    let started_at;
+    let results = if write {
+        started_at = record::now_rfc3339();
+        let w = Arc::new(raw::RawWrite {
+            dirs: a.dirs.clone(),
+            prefix,
+            size: load.size,
+        });
+        runner::run(w, &plan, "raw write").await
+    } else {
+        let prefill = Arc::new(raw::RawPrefill {
+            dirs: a.dirs.clone(),
+            prefix: prefix.clone(),
+            size: load.size,
+        });
+        let prefill_plan = Plan {
+            duration: None,
+            max_ops: None,
+            max_errors: 0,
+            ..plan.clone()
+        };
+        let r = runner::run(prefill, &prefill_plan, "prefill").await;
+        if r.errors > 0 {
+            bail!(
+                "writing the files before the reads failed: {}",
+                r.first_errors.join("; ")
+            );
+        }
+        started_at = record::now_rfc3339();
+        let w = Arc::new(raw::RawRead {
+            dirs: a.dirs.clone(),
+            prefix,
+            size: load.size,
+            verify_sample: load.verify_sample,
+        });
+        runner::run(w, &plan, "raw read").await
+    };
+    let (benchmark, op) = if write {
+        ("raw-write", "write")
+    } else {
+        ("raw-read", "read")
+    };
+    let record = RunRecord {
+        tool: format!("obhut-bench {}", env!("CARGO_PKG_VERSION")),
+        benchmark: benchmark.into(),
+        target: load.target.clone().unwrap_or_else(|| benchmark.to_owned()),
+        op: op.into(),
+        tag: load.tag.clone(),
+        started_at,
+        params: Params {
+            dirs: a.dirs.clone(),
+            ..load.params()
+        },
+        machine: Machine::probe(&a.dirs),
+        results,
+        server_memory: None,
+        aead: None,
+    };
+    finish(&record, load.json.as_deref())
+}
+
+async fn run_aead(a: AeadArgs) -> Result<()> {
+    let duration =
+        Duration::try_from_secs_f64(a.duration).map_err(|e| anyhow!("--duration: {e}"))?;
+    let threads = a
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let started_at = record::now_rfc3339();
+    let size = a.size;
+    let (results, aead) =
+        tokio::task::spawn_blocking(move || aead::measure(size, duration, threads))
+            .await
+            .context("the measuring thread failed")??;
+    eprintln!(
+        "aes-256-gcm seal {}: {:.0} MiB/s on one core, {:.0} MiB/s on {} threads",
+        size::format_size(a.size),
+        aead.seal_mib_per_s_one_core,
+        aead.seal_mib_per_s_all_threads,
+        aead.threads
+    );
+    let record = RunRecord {
+        tool: format!("obhut-bench {}", env!("CARGO_PKG_VERSION")),
+        benchmark: "aead".into(),
+        target: "aes-256-gcm".into(),
+        op: "seal".into(),
+        tag: a.tag,
+        started_at,
+        params: Params {
+            size_bytes: a.size,
+            size: size::format_size(a.size),
+            concurrency: 1,
+            duration_s: Some(a.duration),
+            threads: Some(threads),
+            ..Params::default()
+        },
+        machine: Machine::probe(&[PathBuf::from(".")]),
+        results,
+        server_memory: None,
+        aead: Some(aead),
+    };
+    record.emit(a.json.as_deref())
+}
