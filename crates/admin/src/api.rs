@@ -57,7 +57,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,
             code,
@@ -65,7 +65,7 @@ impl ApiError {
         }
     }
 
-    fn forbidden(what: &str) -> Self {
+    pub(crate) fn forbidden(what: &str) -> Self {
         Self::new(
             StatusCode::FORBIDDEN,
             "forbidden",
@@ -165,7 +165,19 @@ impl FromRequestParts<AdminState> for Caller {
 }
 
 impl Caller {
-    fn require(&self, allowed: &[Role], what: &str) -> Result<(), ApiError> {
+    pub(crate) fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    pub(crate) fn role(&self) -> Role {
+        self.0.role
+    }
+
+    pub(crate) fn tenant(&self) -> Option<&str> {
+        self.0.tenant.as_deref()
+    }
+
+    pub(crate) fn require(&self, allowed: &[Role], what: &str) -> Result<(), ApiError> {
         if allowed.contains(&self.0.role) {
             Ok(())
         } else {
@@ -244,28 +256,6 @@ async fn create_key(
     ))
 }
 
-async fn list_sites(
-    State(state): State<AdminState>,
-    caller: Caller,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    caller.require(
-        &[Role::Officer, Role::Operator, Role::Auditor],
-        "list sites",
-    )?;
-    let sites = state.catalog.list_sites().await?;
-    Ok(Json(json!(
-        sites
-            .into_iter()
-            .map(|s| json!({
-                "id": s.id,
-                "jurisdiction": s.jurisdiction,
-                "location": s.location,
-                "state": s.state.as_str(),
-            }))
-            .collect::<Vec<_>>()
-    )))
-}
-
 fn trustee_of(state: &AdminState) -> Result<&Arc<dyn TrusteeClient>, ApiError> {
     Ok(&state.trustee)
 }
@@ -311,6 +301,17 @@ fn status_json(s: SealStatus) -> Json<serde_json::Value> {
     }))
 }
 
+/// A signed statement, and for a new site its backend (which may hold a secret key, so it is
+/// not part of the statement that the log records).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ActBody {
+    statement: String,
+    signature: String,
+    #[serde(default)]
+    site: Option<obhut_gateway::registry::SiteSpec>,
+}
+
 fn bad_request(m: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "bad_request", m)
 }
@@ -323,9 +324,17 @@ fn bad_request(m: impl Into<String>) -> ApiError {
 async fn act(
     State(state): State<AdminState>,
     caller: Caller,
-    body: Result<Json<SignedStatement>, JsonRejection>,
+    body: Result<Json<ActBody>, JsonRejection>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
-    let Json(signed) = body?;
+    let Json(ActBody {
+        statement,
+        signature,
+        site,
+    }) = body?;
+    let signed = SignedStatement {
+        statement,
+        signature,
+    };
     let statement: Statement = serde_json::from_str(&signed.statement)
         .map_err(|e| bad_request(format!("not a statement: {e}")))?;
     if statement.principal != caller.0.name {
@@ -334,6 +343,11 @@ async fn act(
             "forbidden",
             "the statement is signed for another principal than the caller",
         ));
+    }
+    if let Some((status, v)) =
+        crate::residency::act(&state, &caller, &signed, &statement.action, site).await?
+    {
+        return Ok((status, Json(v)));
     }
     let catalog = state.catalog.as_ref();
     if let Action::RegisterTenant {
@@ -392,7 +406,10 @@ async fn tenant_policy(
     caller: Caller,
     Path(tenant): Path<String>,
 ) -> ApiResult {
-    ask(&state, &caller, Query::TenantPolicy { tenant }).await
+    let degraded = crate::residency::degraded_of(&state, &tenant).await?;
+    let Json(mut v) = ask(&state, &caller, Query::TenantPolicy { tenant }).await?;
+    v["degraded_writes"] = json!(degraded);
+    Ok(Json(v))
 }
 
 #[derive(Deserialize)]
@@ -707,7 +724,12 @@ pub fn router(state: AdminState) -> Router {
         .route("/log/key", get(log_key))
         .route("/log/{*path}", get(log_tile))
         .route("/v1/tenants/{name}/keys", post(create_key))
-        .route("/v1/sites", get(list_sites))
+        .route("/v1/sites", get(crate::residency::list_sites))
+        .route(
+            "/v1/repair",
+            get(crate::residency::repair_status).post(crate::residency::repair_start),
+        )
+        .route("/v1/residency", get(crate::residency::residency_report))
         .route("/v1/trustee/status", get(trustee_status))
         .route("/v1/trustee/unseal", post(trustee_unseal))
         .route("/v1/trustee/seal", post(trustee_seal))

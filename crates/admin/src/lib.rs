@@ -7,5 +7,6 @@
 
 mod api;
 pub mod provision;
+mod residency;
 
 pub use api::{AdminState, Jobs, router};

@@ -8,7 +8,7 @@
 
 use crate::{
     AccessKey, Bucket, BucketKey, Catalog, CatalogError, Chunk, ListFrom, ObjectRecord, Part,
-    PutCondition, SiteRecord, Tenant, Upload,
+    PutCondition, ResidencyRule, SiteRecord, Tenant, Upload,
 };
 use obhut_core::{BlobId, SiteState};
 
@@ -23,6 +23,82 @@ pub async fn run_all(cat: &dyn Catalog) {
     referenced_blobs_cover_objects_and_parts(cat).await;
     bucket_delete_requires_empty(cat).await;
     key_rotation_records(cat).await;
+    residency_rules_and_site_moves(cat).await;
+}
+
+async fn residency_rules_and_site_moves(cat: &dyn Catalog) {
+    ensure_tenant_and_bucket(cat, "t-r", "res").await;
+    // rules: none until set; set and read back; per scope
+    assert_eq!(cat.get_rule("bucket:res").await.unwrap(), None);
+    let rule = ResidencyRule {
+        jurisdictions: Some(vec!["DE".into()]),
+        min_sites: Some(3),
+        degraded_writes: None,
+    };
+    cat.put_rule("bucket:res", &rule).await.unwrap();
+    assert_eq!(cat.get_rule("bucket:res").await.unwrap(), Some(rule));
+    assert_eq!(cat.get_rule("tenant:t-r").await.unwrap(), None);
+    cat.update_tenant_residency("t-r", &["DE".into(), "AT".into()], 3)
+        .await
+        .unwrap();
+    let t = cat.get_tenant("t-r").await.unwrap().unwrap();
+    assert_eq!(
+        (t.jurisdictions, t.min_sites),
+        (vec!["DE".into(), "AT".into()], 3)
+    );
+    assert!(matches!(
+        cat.update_tenant_residency("no-such", &["DE".into()], 2)
+            .await,
+        Err(CatalogError::NotFound { .. })
+    ));
+    // moving an object's replicas: only while it is unchanged
+    let o = object("res", "k", "e1");
+    cat.put_object(&o, PutCondition::None).await.unwrap();
+    let moved = vec!["s2".to_owned(), "s3".to_owned()];
+    assert!(
+        cat.set_object_sites("res", "k", &o.chunks, &moved)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        cat.get_object("res", "k").await.unwrap().unwrap().sites,
+        moved
+    );
+    let newer = object("res", "k", "e2");
+    cat.put_object(&newer, PutCondition::None).await.unwrap();
+    assert!(
+        !cat.set_object_sites("res", "k", &o.chunks, &["s9".to_owned()])
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        cat.get_object("res", "k").await.unwrap().unwrap().sites,
+        newer.sites
+    );
+    // a site with replicas cannot leave the registry; without, it can
+    for id in ["s1", "s9"] {
+        cat.put_site(&SiteRecord {
+            id: id.into(),
+            jurisdiction: "DE".into(),
+            location: String::new(),
+            state: SiteState::Draining,
+            backend: serde_json::json!({"fs": "/x"}),
+        })
+        .await
+        .unwrap();
+    }
+    assert!(cat.site_references("s1").await.unwrap() >= 1);
+    assert!(matches!(
+        cat.delete_site("s1").await,
+        Err(CatalogError::InUse(_))
+    ));
+    assert_eq!(cat.site_references("s9").await.unwrap(), 0);
+    cat.delete_site("s9").await.unwrap();
+    assert!(!cat.list_sites().await.unwrap().iter().any(|s| s.id == "s9"));
+    // deleting the bucket forgets its rule
+    cat.delete_object("res", "k").await.unwrap();
+    cat.delete_bucket("res").await.unwrap();
+    assert_eq!(cat.get_rule("bucket:res").await.unwrap(), None);
 }
 
 async fn key_rotation_records(cat: &dyn Catalog) {
@@ -114,6 +190,7 @@ fn object(bucket: &str, key: &str, etag: &str) -> ObjectRecord {
             blob: BlobId::random(),
             size: 3,
             part: 1,
+            crc32c: None,
         }],
     }
 }
@@ -345,6 +422,7 @@ fn part(upload_id: &str, n: u32) -> Part {
             blob: BlobId::random(),
             size: 5,
             part: n,
+            crc32c: None,
         },
         etag: format!("p{n}"),
         checksums: Vec::new(),

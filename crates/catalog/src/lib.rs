@@ -35,6 +35,9 @@ pub enum CatalogError {
     /// The state the caller acted on changed meanwhile (e.g. a part was re-uploaded).
     #[error("conflict: {0}")]
     Conflict(&'static str),
+    /// Something still refers to what was to be removed.
+    #[error("{0}")]
+    InUse(String),
     #[error("catalog storage error: {0}")]
     Storage(String),
     #[error("corrupt catalog record: {0}")]
@@ -55,6 +58,30 @@ pub trait Catalog: Send + Sync {
 
     // sites
     async fn put_site(&self, site: &SiteRecord) -> Result<()>;
+    /// Removes a site from the registry; fails with `InUse` while any object or part still
+    /// names it.
+    async fn delete_site(&self, id: &str) -> Result<()>;
+    /// How many objects and parts name `site` as holding a replica.
+    async fn site_references(&self, site: &str) -> Result<u64>;
+    /// A residency rule (`tenant:NAME` or `bucket:NAME`), if one is set.
+    async fn get_rule(&self, scope: &str) -> Result<Option<ResidencyRule>>;
+    async fn put_rule(&self, scope: &str, rule: &ResidencyRule) -> Result<()>;
+    /// Changes a tenant's allowed jurisdictions and `min_sites`.
+    async fn update_tenant_residency(
+        &self,
+        name: &str,
+        jurisdictions: &[String],
+        min_sites: u32,
+    ) -> Result<()>;
+    /// Replaces the site list of the object under `bucket`/`key` if it still has `chunks`
+    /// (i.e. it was not overwritten or deleted meanwhile); returns whether it did.
+    async fn set_object_sites(
+        &self,
+        bucket: &str,
+        key: &str,
+        chunks: &[Chunk],
+        sites: &[String],
+    ) -> Result<bool>;
     async fn list_sites(&self) -> Result<Vec<SiteRecord>>;
 
     // buckets

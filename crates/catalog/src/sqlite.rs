@@ -5,11 +5,11 @@
 
 use crate::{
     AccessKey, Bucket, BucketKey, Catalog, CatalogError, Chunk, ListFrom, ObjectRecord, Part,
-    PutCondition, Result, SiteRecord, Tenant, Upload,
+    PutCondition, ResidencyRule, Result, SiteRecord, Tenant, Upload,
 };
 use async_trait::async_trait;
 use obhut_core::BlobId;
-use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, Row, params};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -29,6 +29,10 @@ CREATE TABLE IF NOT EXISTS access_keys (
 CREATE TABLE IF NOT EXISTS sites (
     id TEXT PRIMARY KEY,
     record TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS residency (
+    scope TEXT PRIMARY KEY,
+    rule TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS buckets (
     name TEXT PRIMARY KEY,
@@ -77,9 +81,105 @@ CREATE TABLE IF NOT EXISTS parts (
 ) WITHOUT ROWID;
 ";
 
+/// Objects and parts that name `site` (site lists are JSON arrays of ids).
+fn site_refs(c: &Connection, site: &str) -> Result<u64> {
+    let pattern = format!("%{}%", to_json(&site)?);
+    let n: i64 = c
+        .query_row(
+            "SELECT (SELECT COUNT(*) FROM objects WHERE sites LIKE ?1) + (SELECT COUNT(*) FROM parts WHERE sites LIKE ?1)",
+            params![pattern],
+            |r| r.get(0),
+        )
+        .map_err(storage)?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+/// The SQLite catalog. Reads run on their own connection; every write goes to one writer
+/// thread, which commits the writes queued meanwhile together (group commit): each in its own
+/// savepoint, so one failing write undoes only itself, then one COMMIT, one fsync for all.
+/// No caller hears back before the commit that makes its write durable.
 #[derive(Clone)]
 pub struct SqliteCatalog {
     conn: Arc<Mutex<Connection>>,
+    writer: std::sync::mpsc::Sender<WriteJob>,
+}
+
+/// Sends a write's result once its batch is committed (or the commit's error).
+type Deliver = Box<dyn FnOnce(Result<()>) + Send>;
+/// A queued write: runs on the writer's connection (`None`: the batch could not begin), says
+/// whether it succeeded, and how to deliver its result.
+type WriteJob = Box<dyn FnOnce(Option<&Connection>) -> (bool, Deliver) + Send>;
+
+/// The most writes committed together.
+const MAX_BATCH: usize = 512;
+
+fn configure(conn: &Connection) -> Result<()> {
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(storage)?;
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(storage)?;
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .map_err(storage)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(storage)?;
+    Ok(())
+}
+
+/// The writer thread: takes the first queued write and every one queued behind it, runs them in
+/// one transaction, commits, and only then answers them all.
+fn write_loop(conn: Arc<Mutex<Connection>>, rx: std::sync::mpsc::Receiver<WriteJob>) {
+    while let Ok(first) = rx.recv() {
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(j) => jobs.push(j),
+                Err(_) => break,
+            }
+        }
+        let guard = conn.lock();
+        let Ok(guard) = guard else {
+            for job in jobs {
+                let (_, deliver) = job(None);
+                deliver(Err(CatalogError::Storage("catalog lock poisoned".into())));
+            }
+            continue;
+        };
+        let c: &Connection = &guard;
+        if let Err(e) = c.execute_batch("BEGIN IMMEDIATE") {
+            for job in jobs {
+                let (_, deliver) = job(None);
+                deliver(Err(storage(&e)));
+            }
+            continue;
+        }
+        let mut delivers = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            if let Err(e) = c.execute_batch("SAVEPOINT w") {
+                let (_, deliver) = job(None);
+                delivers.push((Some(storage(e)), deliver));
+                continue;
+            }
+            let (ok, deliver) = job(Some(c));
+            let end = if ok {
+                c.execute_batch("RELEASE w")
+            } else {
+                c.execute_batch("ROLLBACK TO w; RELEASE w")
+            };
+            delivers.push((end.err().map(storage), deliver));
+        }
+        let commit = c.execute_batch("COMMIT");
+        if commit.is_err() {
+            let _ = c.execute_batch("ROLLBACK");
+        }
+        drop(guard);
+        for (err, deliver) in delivers {
+            deliver(match (&commit, err) {
+                (Err(e), _) => Err(storage(e)),
+                (Ok(()), Some(e)) => Err(e),
+                (Ok(()), None) => Ok(()),
+            });
+        }
+    }
 }
 
 fn storage(e: impl std::fmt::Display) -> CatalogError {
@@ -267,7 +367,7 @@ fn get_object_tx(tx: &Connection, bucket: &str, key: &str) -> Result<Option<Obje
     .transpose()
 }
 
-fn upsert_object_tx(tx: &Transaction<'_>, o: &ObjectRecord) -> Result<Option<ObjectRecord>> {
+fn upsert_object_tx(tx: &Connection, o: &ObjectRecord) -> Result<Option<ObjectRecord>> {
     let old = get_object_tx(tx, &o.bucket, &o.key)?;
     tx.execute(
         &format!(
@@ -325,7 +425,7 @@ fn parts_tx(tx: &Connection, upload_id: &str) -> Result<Vec<Part>> {
     rows.into_iter().map(RawPart::decode).collect()
 }
 
-fn remove_upload_tx(tx: &Transaction<'_>, upload_id: &str) -> Result<Vec<Part>> {
+fn remove_upload_tx(tx: &Connection, upload_id: &str) -> Result<Vec<Part>> {
     let parts = parts_tx(tx, upload_id)?;
     tx.execute("DELETE FROM parts WHERE upload_id = ?1", params![upload_id])
         .map_err(storage)?;
@@ -346,27 +446,72 @@ impl SqliteCatalog {
     /// Opens or creates the catalog database at `path`.
     pub fn open(path: &Path) -> Result<Self> {
         let conn = Connection::open(path).map_err(storage)?;
-        Self::init(conn)
+        // The schema exists once the first connection has run it; the reader opens after.
+        let writer = Self::init_schema(conn)?;
+        let reader = Connection::open(path).map_err(storage)?;
+        Self::init(writer, Some(reader))
+    }
+
+    fn init_schema(conn: Connection) -> Result<Connection> {
+        configure(&conn)?;
+        conn.execute_batch(SCHEMA).map_err(storage)?;
+        Ok(conn)
     }
 
     /// A private in-memory catalog, for tests.
     pub fn in_memory() -> Result<Self> {
-        Self::init(Connection::open_in_memory().map_err(storage)?)
+        Self::init(Connection::open_in_memory().map_err(storage)?, None)
     }
 
-    fn init(conn: Connection) -> Result<Self> {
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(storage)?;
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(storage)?;
-        conn.pragma_update(None, "foreign_keys", "ON")
-            .map_err(storage)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))
-            .map_err(storage)?;
+    fn init(conn: Connection, reader: Option<Connection>) -> Result<Self> {
+        configure(&conn)?;
         conn.execute_batch(SCHEMA).map_err(storage)?;
+        let write_conn = Arc::new(Mutex::new(conn));
+        // A file database gets a second connection for reads (WAL lets it read while the
+        // writer writes); an in-memory one has only the one connection, shared.
+        let read_conn = match reader {
+            Some(r) => {
+                configure(&r)?;
+                Arc::new(Mutex::new(r))
+            }
+            None => Arc::clone(&write_conn),
+        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("catalog-writer".into())
+            .spawn(move || write_loop(write_conn, rx))
+            .map_err(storage)?;
         Ok(Self {
-            conn: Arc::new(Mutex::new(conn)),
+            conn: read_conn,
+            writer: tx,
         })
+    }
+
+    /// Queues a write; returns once the batch holding it is durably committed.
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let (tx, rx) = tokio::sync::oneshot::channel::<Result<T>>();
+        let job: WriteJob = Box::new(move |conn| {
+            let Some(conn) = conn else {
+                let deliver: Deliver = Box::new(move |r: Result<()>| {
+                    let _ = tx.send(r.and(Err(storage("the catalog write could not begin"))));
+                });
+                return (false, deliver);
+            };
+            let result = f(conn);
+            let ok = result.is_ok();
+            let deliver: Deliver = Box::new(move |committed: Result<()>| {
+                let _ = tx.send(committed.and(result));
+            });
+            (ok, deliver)
+        });
+        self.writer
+            .send(job)
+            .map_err(|_| storage("the catalog writer has stopped"))?;
+        rx.await
+            .map_err(|_| storage("the catalog writer has stopped"))?
     }
 
     async fn with<T: Send + 'static>(
@@ -384,19 +529,13 @@ impl SqliteCatalog {
         .map_err(storage)?
     }
 
+    /// A write of several statements: atomic, because every queued write runs in its own
+    /// savepoint of the batch transaction.
     async fn tx<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Transaction<'_>) -> Result<T> + Send + 'static,
+        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        self.with(move |conn| {
-            let tx = conn
-                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-                .map_err(storage)?;
-            let out = f(&tx)?;
-            tx.commit().map_err(storage)?;
-            Ok(out)
-        })
-        .await
+        self.write(f).await
     }
 }
 
@@ -404,7 +543,7 @@ impl SqliteCatalog {
 impl Catalog for SqliteCatalog {
     async fn create_tenant(&self, tenant: &Tenant) -> Result<()> {
         let t = tenant.clone();
-        self.with(move |c| {
+        self.write(move |c| {
             c.execute(
                 "INSERT INTO tenants (name, jurisdictions, min_sites, created_ms) VALUES (?1, ?2, ?3, ?4)",
                 params![t.name, to_json(&t.jurisdictions)?, t.min_sites, t.created_ms],
@@ -475,7 +614,7 @@ impl Catalog for SqliteCatalog {
 
     async fn create_access_key(&self, key: &AccessKey) -> Result<()> {
         let k = key.clone();
-        self.with(move |c| {
+        self.write(move |c| {
             c.execute(
                 "INSERT INTO access_keys (access_key_id, tenant, secret, created_ms) VALUES (?1, ?2, ?3, ?4)",
                 params![k.access_key_id, k.tenant, k.secret, k.created_ms],
@@ -508,13 +647,113 @@ impl Catalog for SqliteCatalog {
 
     async fn put_site(&self, site: &SiteRecord) -> Result<()> {
         let s = site.clone();
-        self.with(move |c| {
+        self.write(move |c| {
             c.execute(
                 "INSERT OR REPLACE INTO sites (id, record) VALUES (?1, ?2)",
                 params![s.id, to_json(&s)?],
             )
             .map_err(storage)?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn delete_site(&self, id: &str) -> Result<()> {
+        let id = id.to_owned();
+        self.tx(move |tx| {
+            let refs = site_refs(tx, &id)?;
+            if refs > 0 {
+                return Err(CatalogError::InUse(format!(
+                    "site {id} still holds {refs} replica(s); drain it first"
+                )));
+            }
+            tx.execute("DELETE FROM sites WHERE id = ?1", params![id])
+                .map_err(storage)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn site_references(&self, site: &str) -> Result<u64> {
+        let site = site.to_owned();
+        self.with(move |c| site_refs(c, &site)).await
+    }
+
+    async fn get_rule(&self, scope: &str) -> Result<Option<ResidencyRule>> {
+        let scope = scope.to_owned();
+        self.with(move |c| {
+            let r: Option<String> = c
+                .query_row(
+                    "SELECT rule FROM residency WHERE scope = ?1",
+                    params![scope],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(storage)?;
+            r.map(|r| from_json(&r)).transpose()
+        })
+        .await
+    }
+
+    async fn put_rule(&self, scope: &str, rule: &ResidencyRule) -> Result<()> {
+        let (scope, rule) = (scope.to_owned(), to_json(rule)?);
+        self.write(move |c| {
+            c.execute(
+                "INSERT OR REPLACE INTO residency (scope, rule) VALUES (?1, ?2)",
+                params![scope, rule],
+            )
+            .map_err(storage)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn update_tenant_residency(
+        &self,
+        name: &str,
+        jurisdictions: &[String],
+        min_sites: u32,
+    ) -> Result<()> {
+        let (name, j) = (name.to_owned(), to_json(&jurisdictions)?);
+        self.write(move |c| {
+            let n = c
+                .execute(
+                    "UPDATE tenants SET jurisdictions = ?2, min_sites = ?3 WHERE name = ?1",
+                    params![name, j, min_sites],
+                )
+                .map_err(storage)?;
+            if n == 0 {
+                return Err(CatalogError::NotFound {
+                    kind: "tenant",
+                    name,
+                });
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn set_object_sites(
+        &self,
+        bucket: &str,
+        key: &str,
+        chunks: &[Chunk],
+        sites: &[String],
+    ) -> Result<bool> {
+        let (bucket, key, chunks, sites) = (
+            bucket.to_owned(),
+            key.to_owned(),
+            to_json(&chunks)?,
+            to_json(&sites)?,
+        );
+        self.write(move |c| {
+            let n = c
+                .execute(
+                    "UPDATE objects SET sites = ?4 WHERE bucket = ?1 AND key = ?2 AND chunks = ?3",
+                    params![bucket, key_bytes(&key), chunks, sites],
+                )
+                .map_err(storage)?;
+            Ok(n == 1)
         })
         .await
     }
@@ -682,6 +921,11 @@ impl Catalog for SqliteCatalog {
             }
             tx.execute("DELETE FROM bucket_keys WHERE bucket = ?1", params![name])
                 .map_err(storage)?;
+            tx.execute(
+                "DELETE FROM residency WHERE scope = ?1",
+                params![format!("bucket:{name}")],
+            )
+            .map_err(storage)?;
             tx.execute("DELETE FROM buckets WHERE name = ?1", params![name])
                 .map_err(storage)?;
             Ok(parts)
@@ -719,7 +963,7 @@ impl Catalog for SqliteCatalog {
             expected.to_vec(),
             envelope.to_vec(),
         );
-        self.with(move |c| {
+        self.write(move |c| {
             let n = c
                 .execute(
                     "UPDATE objects SET envelope = ?4 WHERE bucket = ?1 AND key = ?2 AND envelope = ?3",
@@ -738,7 +982,7 @@ impl Catalog for SqliteCatalog {
         envelope: &[u8],
     ) -> Result<bool> {
         let (id, expected, envelope) = (upload_id.to_owned(), expected.to_vec(), envelope.to_vec());
-        self.with(move |c| {
+        self.write(move |c| {
             let n = c
                 .execute(
                     "UPDATE uploads SET envelope = ?3 WHERE upload_id = ?1 AND envelope = ?2",
@@ -752,7 +996,7 @@ impl Catalog for SqliteCatalog {
 
     async fn add_bucket_key(&self, key: &BucketKey) -> Result<()> {
         let k = key.clone();
-        self.with(move |c| {
+        self.write(move |c| {
             c.execute(
                 "INSERT INTO bucket_keys (bucket, version, wrapped, kcv, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![k.bucket, k.version, k.wrapped, k.kcv, k.created_ms],
@@ -834,7 +1078,7 @@ impl Catalog for SqliteCatalog {
 
     async fn create_upload(&self, upload: &Upload) -> Result<()> {
         let u = upload.clone();
-        self.with(move |c| {
+        self.write(move |c| {
             c.execute(
                 &format!("INSERT INTO uploads ({UPLOAD_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
                 params![
@@ -1106,5 +1350,44 @@ mod tests {
         }
         let cat = SqliteCatalog::open(&path).expect("reopen");
         assert!(cat.get_tenant("t-a").await.expect("get").is_some());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_writes_commit_together_and_a_failing_one_undoes_only_itself() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cat = SqliteCatalog::open(&dir.path().join("catalog.db")).expect("open");
+        let t = |name: String| Tenant {
+            name,
+            jurisdictions: vec!["DE".into()],
+            min_sites: 2,
+            created_ms: 1,
+        };
+        let mut tasks = Vec::new();
+        for i in 0..300 {
+            let cat = cat.clone();
+            // every third one collides with an earlier name: it must fail alone
+            let name = if i % 3 == 2 {
+                format!("t{}", i - 1)
+            } else {
+                format!("t{i}")
+            };
+            tasks.push(tokio::spawn(
+                async move { cat.create_tenant(&t(name)).await },
+            ));
+        }
+        let mut ok = 0;
+        let mut dup = 0;
+        for task in tasks {
+            match task.await.expect("join") {
+                Ok(()) => ok += 1,
+                Err(CatalogError::AlreadyExists { .. }) => dup += 1,
+                Err(e) => panic!("unexpected: {e}"),
+            }
+        }
+        assert_eq!((ok, dup), (200, 100));
+        assert_eq!(cat.list_tenants().await.expect("list").len(), 200);
+        // durable: a second catalog on the same file sees every acknowledged write
+        let again = SqliteCatalog::open(&dir.path().join("catalog.db")).expect("reopen");
+        assert_eq!(again.list_tenants().await.expect("list").len(), 200);
     }
 }

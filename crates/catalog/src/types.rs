@@ -41,6 +41,20 @@ pub struct SiteRecord {
     pub backend: serde_json::Value,
 }
 
+/// A residency rule beyond the tenant record: for a tenant, how writes behave with too few
+/// sites; for a bucket, a narrowing of its tenant's policy (never a widening).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResidencyRule {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jurisdictions: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_sites: Option<u32>,
+    /// With fewer than `min_sites` sites available: accept the write on those there are
+    /// (`true`, the object is under-replicated until repaired) or refuse it (`false`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub degraded_writes: Option<bool>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Bucket {
     pub name: String,
@@ -71,6 +85,10 @@ pub struct Chunk {
     /// encryption context.
     #[serde(default = "first_part")]
     pub part: u32,
+    /// CRC32C of the blob's bytes as stored (ciphertext): lets repair, scrubbing and residency
+    /// reports verify a replica without any key. Absent for blobs written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crc32c: Option<u32>,
 }
 
 fn first_part() -> u32 {

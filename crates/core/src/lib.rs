@@ -9,7 +9,7 @@ pub mod placement;
 
 pub use ids::{BlobId, random_token};
 pub use names::{NameError, validate_bucket_name, validate_object_key, validate_tenant_name};
-pub use placement::{PlacementError, SiteInfo, SiteState, place};
+pub use placement::{PlacementError, SiteInfo, SiteState, place, place_or_degrade};
 
 /// The jurisdiction code of a site or a tenant's policy, e.g. `DE` (ISO 3166-1 alpha-2).
 pub fn validate_jurisdiction(code: &str) -> Result<(), NameError> {

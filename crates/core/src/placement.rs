@@ -70,6 +70,31 @@ pub fn place<'a>(
     Ok(eligible.into_iter().take(min_sites.max(1)).collect())
 }
 
+/// Like [`place`], but when fewer than `min_sites` qualify and `accept_degraded` is set, places
+/// on every qualifying site there is (at least one); the flag says the placement is short.
+pub fn place_or_degrade<'a>(
+    sites: &'a [SiteInfo],
+    allowed: &[String],
+    min_sites: usize,
+    accept_degraded: bool,
+) -> Result<(Vec<&'a SiteInfo>, bool), PlacementError> {
+    match place(sites, allowed, min_sites) {
+        Ok(chosen) => Ok((chosen, false)),
+        Err(e) if !accept_degraded => Err(e),
+        Err(e) => {
+            let eligible: Vec<&SiteInfo> = sites
+                .iter()
+                .filter(|s| s.state == SiteState::Active && allowed.contains(&s.jurisdiction))
+                .collect();
+            if eligible.is_empty() {
+                Err(e)
+            } else {
+                Ok((eligible, true))
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,6 +119,25 @@ mod tests {
         let chosen = place(&sites, &["DE".into()], 2).expect("two DE sites are active");
         let ids: Vec<_> = chosen.iter().map(|s| s.id.as_str()).collect();
         assert_eq!(ids, ["de-fra", "de-mgd"]);
+    }
+
+    #[test]
+    fn degraded_placement_uses_what_there_is_but_never_another_jurisdiction() {
+        let sites = [
+            site("us-east", "US", SiteState::Active),
+            site("de-fra", "DE", SiteState::Active),
+            site("de-mgd", "DE", SiteState::Down),
+        ];
+        assert!(place_or_degrade(&sites, &["DE".into()], 2, false).is_err());
+        let (chosen, short) = place_or_degrade(&sites, &["DE".into()], 2, true).unwrap();
+        assert!(short);
+        assert_eq!(
+            chosen.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(),
+            ["de-fra"]
+        );
+        assert!(place_or_degrade(&sites, &["AT".into()], 2, true).is_err());
+        let (chosen, short) = place_or_degrade(&sites, &["DE".into()], 1, true).unwrap();
+        assert!(!short && chosen.len() == 1);
     }
 
     #[test]

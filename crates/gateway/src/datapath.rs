@@ -33,43 +33,125 @@ pub const WRITE_BUFFER: usize = 1024 * 1024;
 /// Chunks a read may run ahead of the client.
 const READ_AHEAD: usize = 4;
 
-/// The sites this gateway can reach, with what placement needs to know about them.
+/// The sites this gateway can reach, with what placement needs to know about them. Shared by
+/// every clone; sites are added, changed and removed while the gateway runs.
 #[derive(Clone, Default)]
 pub struct SiteSet {
-    infos: Arc<Vec<SiteInfo>>,
-    by_id: Arc<HashMap<String, Arc<dyn Site>>>,
+    inner: Arc<std::sync::RwLock<SiteMap>>,
+}
+
+#[derive(Default)]
+struct SiteMap {
+    infos: Vec<SiteInfo>,
+    by_id: HashMap<String, Arc<dyn Site>>,
+    /// Sites whose last health check failed: down until a check passes again.
+    failing: HashSet<String>,
 }
 
 impl SiteSet {
     #[must_use]
     pub fn new(sites: Vec<(SiteInfo, Arc<dyn Site>)>) -> Self {
-        let infos = sites.iter().map(|(i, _)| i.clone()).collect();
-        let by_id = sites.into_iter().map(|(i, s)| (i.id, s)).collect();
-        Self {
-            infos: Arc::new(infos),
-            by_id: Arc::new(by_id),
+        let set = Self::default();
+        for (info, site) in sites {
+            set.upsert(info, Some(site));
+        }
+        set
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, SiteMap> {
+        self.inner
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, SiteMap> {
+        self.inner
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The sites, in registry order, with the state placement and repair go by: a site that
+    /// failed its last health check, or that this gateway could not open, is down.
+    #[must_use]
+    pub fn infos(&self) -> Vec<SiteInfo> {
+        let map = self.read();
+        map.infos
+            .iter()
+            .map(|i| {
+                let mut i = i.clone();
+                if map.failing.contains(&i.id) || !map.by_id.contains_key(&i.id) {
+                    i.state = obhut_core::SiteState::Down;
+                }
+                i
+            })
+            .collect()
+    }
+
+    /// Whether the site is open here and passed its last health check.
+    #[must_use]
+    pub fn is_healthy(&self, id: &str) -> bool {
+        let map = self.read();
+        map.by_id.contains_key(id) && !map.failing.contains(id)
+    }
+
+    /// Records a health check's outcome; returns whether the site's health changed.
+    pub fn set_health(&self, id: &str, healthy: bool) -> bool {
+        let mut map = self.write();
+        if healthy {
+            map.failing.remove(id)
+        } else {
+            map.failing.insert(id.to_owned())
         }
     }
 
+    /// Every open site with its id.
     #[must_use]
-    pub fn infos(&self) -> &[SiteInfo] {
-        &self.infos
+    pub fn handles(&self) -> Vec<(String, Arc<dyn Site>)> {
+        self.read()
+            .by_id
+            .iter()
+            .map(|(id, s)| (id.clone(), Arc::clone(s)))
+            .collect()
     }
 
     #[must_use]
-    pub fn get(&self, id: &str) -> Option<&Arc<dyn Site>> {
-        self.by_id.get(id)
+    pub fn get(&self, id: &str) -> Option<Arc<dyn Site>> {
+        self.read().by_id.get(id).cloned()
     }
 
-    fn all(&self) -> impl Iterator<Item = &Arc<dyn Site>> {
-        self.by_id.values()
+    fn all(&self) -> Vec<Arc<dyn Site>> {
+        self.read().by_id.values().cloned().collect()
+    }
+
+    /// Adds a site or updates what is known about it; `site` replaces the handle if given.
+    pub fn upsert(&self, info: SiteInfo, site: Option<Arc<dyn Site>>) {
+        let mut map = self.write();
+        if let Some(site) = site {
+            map.by_id.insert(info.id.clone(), site);
+        }
+        match map.infos.iter_mut().find(|i| i.id == info.id) {
+            Some(existing) => *existing = info,
+            None => {
+                map.infos.push(info);
+                map.infos.sort_by(|a, b| a.id.cmp(&b.id));
+            }
+        }
+    }
+
+    /// Forgets a site.
+    pub fn remove(&self, id: &str) {
+        let mut map = self.write();
+        map.infos.retain(|i| i.id != id);
+        map.by_id.remove(id);
+        map.failing.remove(id);
     }
 
     /// Resolves site ids, failing if a site is unknown to this gateway.
     pub fn resolve(&self, ids: &[String]) -> S3Result<Vec<Arc<dyn Site>>> {
+        let map = self.read();
         ids.iter()
             .map(|id| {
-                self.by_id.get(id).cloned().ok_or_else(|| {
+                map.by_id.get(id).cloned().ok_or_else(|| {
                     S3Error::with_message(
                         S3ErrorCode::ServiceUnavailable,
                         format!("site {id} is not reachable from this gateway"),
@@ -82,6 +164,8 @@ impl SiteSet {
 
 /// What was learned while streaming a body.
 pub struct Written {
+    /// Indices (into the sites given) of the sites that hold the blob durably.
+    pub sites: Vec<usize>,
     pub chunk: Chunk,
     pub md5: [u8; 16],
     pub checksums: s3s::dto::Checksum,
@@ -123,10 +207,34 @@ fn body_error(e: &s3s::StdError) -> S3Error {
     s3_error!(IncompleteBody, "the request body could not be read: {text}")
 }
 
-async fn write_all(writers: &mut [Box<dyn BlobWriter>], data: Bytes) -> Result<(), SiteError> {
-    future::try_join_all(writers.iter_mut().map(|w| w.write(data.clone())))
-        .await
-        .map(|_| ())
+/// Writes `data` to every live writer; a writer that fails is dropped (its temporary file
+/// goes with it). Fails once fewer than `min_ok` writers are left.
+async fn write_all(
+    writers: &mut Vec<(usize, Box<dyn BlobWriter>)>,
+    data: Bytes,
+    min_ok: usize,
+) -> Result<(), SiteError> {
+    let results = future::join_all(writers.iter_mut().map(|(_, w)| w.write(data.clone()))).await;
+    let mut failure = None;
+    let mut i = 0;
+    writers.retain(|_| {
+        let keep = match &results[i] {
+            Ok(()) => true,
+            Err(_) => false,
+        };
+        i += 1;
+        keep
+    });
+    for r in results {
+        if let Err(e) = r {
+            tracing::error!(error = %e, "a site failed during a write");
+            failure = Some(e);
+        }
+    }
+    match failure {
+        Some(e) if writers.len() < min_ok.max(1) => Err(e),
+        _ => Ok(()),
+    }
 }
 
 /// Streams `body` into a new encrypted blob on every site in `sites`, then verifies and
@@ -134,10 +242,14 @@ async fn write_all(writers: &mut [Box<dyn BlobWriter>], data: Bytes) -> Result<(
 ///
 /// Digests are computed over the plaintext; what reaches the sites is the segmented AEAD
 /// encryption of it under `cipher`, bound to `part`. `expected_len` is the declared content
-/// length, if any. Returns only after the blob is durable on every site; on any failure nothing
-/// is committed (or what was committed is deleted).
+/// length, if any. Returns only after the blob is durable on every site it reports in
+/// `Written::sites` (indices into `sites`): all of them, or with `min_ok` below `sites.len()`
+/// (a policy that accepts degraded writes) at least `min_ok`. On any other failure nothing is
+/// committed (or what was committed is deleted).
+#[allow(clippy::too_many_arguments)]
 pub async fn write_blob<S>(
     sites: &[Arc<dyn Site>],
+    min_ok: usize,
     body: S,
     expected_len: Option<u64>,
     mut hasher: ChecksumHasher,
@@ -151,10 +263,32 @@ where
     let blob = BlobId::random();
     let header = BlobHeader::random(cipher.segment_size).map_err(S3Error::internal_error)?;
     let mut enc = StreamEncryptor::new(&cipher.key, header, &cipher.blob_context(part, &blob));
-    let mut writers = future::try_join_all(sites.iter().map(|s| s.create(blob)))
+    // Every create runs to its end, so that a site failing here cannot cut another's create
+    // short and leave its temporary file behind; the writers made are dropped (and their files
+    // removed) if any site failed.
+    let min_ok = min_ok.clamp(1, sites.len().max(1));
+    let mut writers: Vec<(usize, Box<dyn BlobWriter>)> = Vec::with_capacity(sites.len());
+    let mut failure = None;
+    for (i, created) in future::join_all(sites.iter().map(|s| s.create(blob)))
         .await
-        .map_err(|e| crate::error::site(&e))?;
+        .into_iter()
+        .enumerate()
+    {
+        match created {
+            Ok(w) => writers.push((i, w)),
+            Err(e) => {
+                tracing::error!(error = %e, "a site failed at the start of a write");
+                failure = Some(e);
+            }
+        }
+    }
+    if let Some(e) = failure
+        && writers.len() < min_ok
+    {
+        return Err(crate::error::site(&e));
+    }
     let mut md5 = Md5::new();
+    let mut crc = crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc32Iscsi);
     let mut out: Vec<u8> = Vec::with_capacity(WRITE_BUFFER + cipher.segment_size as usize);
     out.extend_from_slice(&enc.header_bytes());
     let mut size: u64 = 0;
@@ -176,9 +310,11 @@ where
                 &mut out,
                 Vec::with_capacity(WRITE_BUFFER + cipher.segment_size as usize),
             );
-            write_all(&mut writers, Bytes::from(full))
-                .await
-                .map_err(|e| crate::error::site(&e))?;
+            crc.update(&full);
+            if let Err(e) = write_all(&mut writers, Bytes::from(full), min_ok).await {
+                discard_blobs(sites.to_vec(), vec![blob]);
+                return Err(crate::error::site(&e));
+            }
         }
     }
     if expected_len.is_some_and(|n| size != n) {
@@ -191,18 +327,44 @@ where
     let checksums = hasher.finalize();
     verify(&md5, &checksums)?;
     enc.finish(&mut out).map_err(S3Error::internal_error)?;
-    write_all(&mut writers, Bytes::from(out))
-        .await
-        .map_err(|e| crate::error::site(&e))?;
-
-    let results = future::join_all(writers.into_iter().map(BlobWriter::commit)).await;
-    if let Some(err) = results.iter().find_map(|r| r.as_ref().err()) {
-        let e = crate::error::site(err);
+    crc.update(&out);
+    if let Err(e) = write_all(&mut writers, Bytes::from(out), min_ok).await {
         discard_blobs(sites.to_vec(), vec![blob]);
+        return Err(crate::error::site(&e));
+    }
+
+    let (indices, writers): (Vec<usize>, Vec<Box<dyn BlobWriter>>) = writers.into_iter().unzip();
+    let results = future::join_all(writers.into_iter().map(BlobWriter::commit)).await;
+    let mut committed = Vec::new();
+    let mut failed = Vec::new();
+    let mut last_err = None;
+    for (i, r) in indices.into_iter().zip(results) {
+        match r {
+            Ok(_) => committed.push(i),
+            Err(e) => {
+                failed.push(Arc::clone(&sites[i]));
+                last_err = Some(e);
+            }
+        }
+    }
+    if committed.len() < min_ok {
+        discard_blobs(sites.to_vec(), vec![blob]);
+        let e = last_err.map_or_else(
+            || s3_error!(ServiceUnavailable, "no site committed the blob"),
+            |e| crate::error::site(&e),
+        );
         return Err(e);
     }
+    // A commit that failed may or may not have left the blob: it is an orphan either way.
+    discard_blobs(failed, vec![blob]);
     Ok(Written {
-        chunk: Chunk { blob, size, part },
+        sites: committed,
+        chunk: Chunk {
+            blob,
+            size,
+            part,
+            crc32c: u32::try_from(crc.finalize()).ok(),
+        },
         md5,
         checksums,
     })
@@ -231,11 +393,15 @@ pub fn discard_blobs(sites: Vec<Arc<dyn Site>>, blobs: Vec<BlobId>) {
 /// authentication is abandoned at the segment where it failed and the next replica continues
 /// from that segment; if none can, the stream ends with an error (the client sees a short body,
 /// never wrong bytes).
+/// Called when a replica is found missing or bad during a read, so it is repaired.
+pub type FaultReport = Arc<dyn Fn() + Send + Sync>;
+
 pub fn read_range(
     sites: Vec<Arc<dyn Site>>,
     chunks: Vec<Chunk>,
     range: Range<u64>,
     cipher: Arc<ObjectCipher>,
+    on_fault: Option<FaultReport>,
 ) -> StreamingBlob {
     let (tx, mut rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(READ_AHEAD);
     tokio::spawn(async move {
@@ -249,7 +415,8 @@ pub fn read_range(
                 continue;
             }
             let local = (start - chunk_range.start)..(end - chunk_range.start);
-            if let Err(e) = copy_chunk(&sites, &chunk, local, &cipher, &tx).await {
+            if let Err(e) = copy_chunk(&sites, &chunk, local, &cipher, &tx, on_fault.as_ref()).await
+            {
                 let _ = tx.send(Err(e)).await;
                 return;
             }
@@ -341,6 +508,7 @@ async fn copy_chunk(
     range: Range<u64>,
     cipher: &ObjectCipher,
     tx: &mpsc::Sender<Result<Bytes, std::io::Error>>,
+    on_fault: Option<&FaultReport>,
 ) -> Result<(), std::io::Error> {
     let segment_size = cipher.segment_size;
     let (first, last, _) = segment_span(&range, chunk.size, segment_size);
@@ -348,16 +516,27 @@ async fn copy_chunk(
     let mut faults = Vec::new();
     for site in sites {
         match serve_from(site, chunk, &range, cipher, &mut next, last, tx).await {
-            Ok(()) | Err(ReplicaFault::Gone) => return Ok(()),
+            Ok(()) | Err(ReplicaFault::Gone) => {
+                // Served, after skipping a bad replica: have it repaired.
+                if !faults.is_empty()
+                    && let Some(report) = on_fault
+                {
+                    report();
+                }
+                return Ok(());
+            }
             Err(ReplicaFault::Site(e)) => {
-                tracing::warn!(site = site.id(), blob = %chunk.blob, error = %e, "replica unreadable; needs repair; trying the next site");
+                tracing::warn!(site = site.id(), blob = %chunk.blob, error = %e, "replica unreadable; queued for repair; trying the next site");
                 faults.push(format!("{}: {e}", site.id()));
             }
             Err(ReplicaFault::Crypto(e)) => {
-                tracing::error!(site = site.id(), blob = %chunk.blob, error = %e, "replica failed authentication; needs repair; trying the next site");
+                tracing::error!(site = site.id(), blob = %chunk.blob, error = %e, "replica failed authentication; queued for repair; trying the next site");
                 faults.push(format!("{}: {e}", site.id()));
             }
         }
+    }
+    if let Some(report) = on_fault {
+        report();
     }
     Err(std::io::Error::other(format!(
         "no replica of the object could be read ({})",
@@ -374,7 +553,7 @@ pub async fn collect_orphans(catalog: &dyn Catalog, sites: &SiteSet) -> Result<u
         .into_iter()
         .collect();
     let mut removed = 0;
-    for site in sites.all() {
+    for site in &sites.all() {
         site.clear_temporary().await.map_err(|e| e.to_string())?;
         for blob in site.list().await.map_err(|e| e.to_string())? {
             if !referenced.contains(&blob) {

@@ -14,6 +14,8 @@ mod front;
 pub mod keys;
 mod list;
 mod meta;
+pub mod registry;
+pub mod repair;
 pub mod rotation;
 mod s3;
 
@@ -69,6 +71,7 @@ pub struct Gateway {
     trustee: Arc<dyn TrusteeClient>,
     keys: Arc<KeyCache>,
     config: Arc<GatewayConfig>,
+    maintenance: Arc<repair::Maintenance>,
 }
 
 impl Gateway {
@@ -87,7 +90,14 @@ impl Gateway {
             trustee,
             keys,
             config: Arc::new(config),
+            maintenance: Arc::new(repair::Maintenance::default()),
         }
+    }
+
+    /// The sites this gateway writes to and reads from (shared: changes apply at once).
+    #[must_use]
+    pub fn sites(&self) -> &SiteSet {
+        &self.sites
     }
 
     /// The hyper service answering S3 requests, with SigV4 authentication against the catalog.
@@ -113,7 +123,7 @@ impl Gateway {
                 Some(site) => site.capacity().await.map_err(|e| e.to_string()),
                 None => Err("not open".to_owned()),
             };
-            out.push((info.clone(), cap));
+            out.push((info, cap));
         }
         out
     }

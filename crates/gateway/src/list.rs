@@ -141,6 +141,7 @@ mod tests {
                     blob: obhut_core::BlobId::random(),
                     size: 0,
                     part: 1,
+                    crc32c: None,
                 }],
             };
             cat.put_object(&o, PutCondition::None).await.expect("put");

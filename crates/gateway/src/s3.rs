@@ -39,7 +39,15 @@ struct Found {
 }
 
 /// Placed site ids and the sites themselves.
-type Placement = (Vec<String>, Vec<Arc<dyn Site>>);
+/// Where a new blob goes: the sites chosen, and how many of them must hold it for the write
+/// to succeed (all of them, unless the policy accepts degraded writes).
+struct Placement {
+    ids: Vec<String>,
+    sites: Vec<Arc<dyn Site>>,
+    min_ok: usize,
+    /// What the policy requires; fewer holding sites make the object under-replicated.
+    required: usize,
+}
 
 pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
@@ -356,25 +364,58 @@ impl Gateway {
             .ok_or_else(|| s3_error!(NoSuchKey, "The specified key does not exist."))
     }
 
-    /// Sites for a new object of `tenant`, by its residency policy.
-    fn placement(&self, tenant: &Tenant) -> S3Result<Placement> {
-        let min_sites = usize::try_from(tenant.min_sites).unwrap_or(usize::MAX);
-        let chosen = obhut_core::place(self.sites.infos(), &tenant.jurisdictions, min_sites)
-            .map_err(|e| {
-                S3Error::with_message(
-                    S3ErrorCode::ServiceUnavailable,
-                    format!("write refused: {e}"),
-                )
-            })?;
+    /// Sites for a new object of `tenant` in `bucket`, by its residency policy.
+    async fn placement(&self, tenant: &Tenant, bucket: &str) -> S3Result<Placement> {
+        let policy = self
+            .residency_policy(tenant, bucket)
+            .await
+            .map_err(error::catalog)?;
+        let infos = self.sites.infos();
+        let (chosen, short) = obhut_core::place_or_degrade(
+            &infos,
+            &policy.jurisdictions,
+            policy.min_sites,
+            policy.degraded_writes,
+        )
+        .map_err(|e| {
+            S3Error::with_message(
+                S3ErrorCode::ServiceUnavailable,
+                format!("write refused: {e}"),
+            )
+        })?;
         let ids: Vec<String> = chosen.iter().map(|s| s.id.clone()).collect();
+        if short {
+            tracing::warn!(bucket, sites = ?ids, required = policy.min_sites, "degraded write: fewer sites than the policy requires; the object will be repaired");
+            self.maintenance.note_under_replicated();
+        }
         let sites = self.sites.resolve(&ids)?;
-        Ok((ids, sites))
+        let min_ok = if policy.degraded_writes { 1 } else { ids.len() };
+        Ok(Placement {
+            ids,
+            sites,
+            min_ok,
+            required: policy.min_sites,
+        })
+    }
+
+    /// The sites that hold a written blob; notes an under-replicated result for repair.
+    fn held(&self, placed: &Placement, written: &datapath::Written) -> Vec<String> {
+        let ids: Vec<String> = written
+            .sites
+            .iter()
+            .filter_map(|&i| placed.ids.get(i).cloned())
+            .collect();
+        if ids.len() < placed.required {
+            tracing::warn!(sites = ?ids, required = placed.required, "write held by fewer sites than the policy requires; it will be repaired");
+            self.maintenance.note_under_replicated();
+        }
+        ids
     }
 
     fn discard_chunks(&self, site_ids: &[String], chunks: impl IntoIterator<Item = Chunk>) {
         let sites = site_ids
             .iter()
-            .filter_map(|id| self.sites.get(id).cloned())
+            .filter_map(|id| self.sites.get(id))
             .collect();
         discard_blobs(sites, chunks.into_iter().map(|c| c.blob).collect());
     }
@@ -476,12 +517,12 @@ impl Gateway {
         range: std::ops::Range<u64>,
         cipher: Arc<ObjectCipher>,
     ) -> StreamingBlob {
-        let sites = o
-            .sites
-            .iter()
-            .filter_map(|id| self.sites.get(id).cloned())
-            .collect();
-        read_range(sites, o.chunks.clone(), range, cipher)
+        let sites = o.sites.iter().filter_map(|id| self.sites.get(id)).collect();
+        let maintenance = Arc::clone(&self.maintenance);
+        let (bucket, key) = (o.bucket.clone(), o.key.clone());
+        let on_fault: datapath::FaultReport =
+            Arc::new(move || maintenance.report_fault(&bucket, &key));
+        read_range(sites, o.chunks.clone(), range, cipher, Some(on_fault))
     }
 
     /// Copies `range` of `src` (opened with `src_cipher`) into a new blob on `sites`, encrypted
@@ -491,14 +532,15 @@ impl Gateway {
         src: &ObjectRecord,
         src_cipher: Arc<ObjectCipher>,
         range: std::ops::Range<u64>,
-        sites: &[Arc<dyn Site>],
+        placed: &Placement,
         dst: &ObjectCipher,
         part: u32,
     ) -> S3Result<datapath::Written> {
         let len = range.end - range.start;
         let stream = self.read(src, range, src_cipher);
         write_blob(
-            sites,
+            &placed.sites,
+            placed.min_ok,
             Box::pin(stream),
             Some(len),
             ChecksumHasher::default(),
@@ -903,7 +945,7 @@ impl S3 for Gateway {
                 ));
             }
         }
-        let (site_ids, sites) = self.placement(&t)?;
+        let placed = self.placement(&t, &input.bucket).await?;
         let given = checksums_of(
             input.checksum_crc32,
             input.checksum_crc32c,
@@ -915,7 +957,18 @@ impl S3 for Gateway {
         let verify = verifier(input.content_md5, given, trailers)?;
         let (cipher, envelope) = self.new_cipher(&t.name, &input.bucket, &why).await?;
         let body = input.body.unwrap_or_else(empty_body);
-        let written = write_blob(&sites, body, expected_len, hasher, verify, &cipher, 1).await?;
+        let written = write_blob(
+            &placed.sites,
+            placed.min_ok,
+            body,
+            expected_len,
+            hasher,
+            verify,
+            &cipher,
+            1,
+        )
+        .await?;
+        let site_ids = self.held(&placed, &written);
         let mut meta = meta_from_headers(
             input.content_type,
             input.content_encoding,
@@ -1247,11 +1300,12 @@ impl S3 for Gateway {
                 ..src_meta.clone()
             }
         };
-        let (site_ids, sites) = self.placement(&t)?;
+        let placed = self.placement(&t, &input.bucket).await?;
         let (cipher, envelope) = self.new_cipher(&t.name, &input.bucket, &write_why).await?;
         let written = self
-            .copy_blob(&src, Arc::new(src_cipher), 0..src.size, &sites, &cipher, 1)
+            .copy_blob(&src, Arc::new(src_cipher), 0..src.size, &placed, &cipher, 1)
             .await?;
+        let site_ids = self.held(&placed, &written);
         // A copy is a single-part object: its ETag is the MD5 of its content.
         meta.checksums = if src.chunks.len() == 1 {
             src_meta.checksums
@@ -1467,7 +1521,7 @@ impl S3 for Gateway {
         check_object_acl(input.acl.as_ref(), grants.iter().any(|g| g.is_some()))?;
         check_user_metadata(input.metadata.as_ref())?;
         // Refuse early if the object could not be placed.
-        self.placement(&t)?;
+        self.placement(&t, &input.bucket).await?;
         let mut meta = meta_from_headers(
             input.content_type,
             input.content_encoding,
@@ -1522,7 +1576,7 @@ impl S3 for Gateway {
         let cipher = self
             .open_cipher(&t.name, &input.bucket, &upload.envelope, &why)
             .await?;
-        let (site_ids, sites) = self.placement(&t)?;
+        let placed = self.placement(&t, &input.bucket).await?;
         let given = checksums_of(
             input.checksum_crc32,
             input.checksum_crc32c,
@@ -1533,7 +1587,18 @@ impl S3 for Gateway {
         let hasher = checksum_hasher(&headers, input.checksum_algorithm.as_ref(), &given)?;
         let verify = verifier(input.content_md5, given, trailers)?;
         let body = input.body.unwrap_or_else(empty_body);
-        let written = write_blob(&sites, body, expected_len, hasher, verify, &cipher, n).await?;
+        let written = write_blob(
+            &placed.sites,
+            placed.min_ok,
+            body,
+            expected_len,
+            hasher,
+            verify,
+            &cipher,
+            n,
+        )
+        .await?;
+        let site_ids = self.held(&placed, &written);
         let etag_value = hex(&written.md5);
         let checksums = Checksums::from_dto(written.checksums.clone());
         let part = Part {
@@ -1606,7 +1671,7 @@ impl S3 for Gateway {
             Some(r) => copy_source_range(r, src.size)?,
             None => 0..src.size,
         };
-        let (site_ids, sites) = self.placement(&t)?;
+        let placed = self.placement(&t, &input.bucket).await?;
         let src_cipher = self
             .open_cipher(&t.name, src_bucket, &src.envelope, &read_why)
             .await?;
@@ -1614,8 +1679,9 @@ impl S3 for Gateway {
             .open_cipher(&t.name, &input.bucket, &upload.envelope, &write_why)
             .await?;
         let written = self
-            .copy_blob(&src, Arc::new(src_cipher), range, &sites, &cipher, n)
+            .copy_blob(&src, Arc::new(src_cipher), range, &placed, &cipher, n)
             .await?;
+        let site_ids = self.held(&placed, &written);
         let etag_value = hex(&written.md5);
         let last_modified_ms = now_ms();
         let part = Part {

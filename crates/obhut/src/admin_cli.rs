@@ -27,12 +27,33 @@ pub enum TenantCommand {
     },
     /// List tenants (officers).
     List,
-    /// Show a tenant's policy, or set whether its admin must approve grants (officers).
+    /// Show a tenant's policy, or change it (officers): customer approval of grants and
+    /// residency. A change that would leave data outside the allowed jurisdictions is refused.
     Policy {
         name: String,
         /// required (the default for new tenants) or optional.
         #[arg(long)]
         customer_approval: Option<String>,
+        /// Allowed jurisdictions, comma-separated.
+        #[arg(long)]
+        jurisdiction: Option<String>,
+        /// Distinct sites every write must be durable on.
+        #[arg(long)]
+        min_sites: Option<u32>,
+        /// With fewer sites available than min_sites: refuse (default) or accept the write on
+        /// the sites there are, and repair later.
+        #[arg(long)]
+        degraded_writes: Option<String>,
+    },
+    /// Narrow one bucket's residency (the tenant's admin): fewer jurisdictions, more sites.
+    BucketPolicy {
+        name: String,
+        #[arg(long)]
+        bucket: String,
+        #[arg(long)]
+        jurisdiction: Option<String>,
+        #[arg(long)]
+        min_sites: Option<u32>,
     },
     /// Create an S3 access key for a tenant and print it as environment lines.
     KeyCreate { name: String },
@@ -177,6 +198,12 @@ impl Client {
 
     /// Signs `action` as the caller and has the trustee carry it out.
     pub(crate) async fn act(&self, action: Action) -> Result<Value> {
+        self.act_with(action, None).await
+    }
+
+    /// Like [`Self::act`], with a new site's backend beside the statement (it may hold a
+    /// secret, which the statement, recorded in the log, must not).
+    pub(crate) async fn act_with(&self, action: Action, site: Option<Value>) -> Result<Value> {
         let statement = Statement {
             principal: self.principal_name().await?.to_owned(),
             at_ms: now_ms(),
@@ -186,12 +213,12 @@ impl Client {
         let text = serde_json::to_string(&statement).context("encoding the statement")?;
         let signature =
             base64_simd::STANDARD.encode_to_string(self.credential()?.sign_statement(&text));
-        self.call(
-            reqwest::Method::POST,
-            "/v1/act",
-            Some(json!({"statement": text, "signature": signature})),
-        )
-        .await
+        let mut body = json!({"statement": text, "signature": signature});
+        if let Some(site) = site {
+            body["site"] = site;
+        }
+        self.call(reqwest::Method::POST, "/v1/act", Some(body))
+            .await
     }
 
     /// GET of a path that answers bytes (the log), `None` on 404.
@@ -321,35 +348,79 @@ pub fn tenant(args: &AdminArgs, cmd: TenantCommand) -> Result<()> {
             TenantCommand::Policy {
                 name,
                 customer_approval,
+                jurisdiction,
+                min_sites,
+                degraded_writes,
             } => {
-                let p = match customer_approval.as_deref() {
-                    None => {
-                        client
-                            .call(reqwest::Method::GET, &format!("/v1/tenants/{name}/policy"), None)
-                            .await?
-                    }
-                    Some(v) => {
-                        let required = match v {
-                            "required" => true,
-                            "optional" => false,
-                            other => bail!("--customer-approval is required or optional, not {other:?}"),
-                        };
-                        client
-                            .act(Action::SetTenantPolicy {
-                                tenant: name.clone(),
-                                customer_approval: required,
-                            })
-                            .await?
-                    }
+                let change = customer_approval.is_some()
+                    || jurisdiction.is_some()
+                    || min_sites.is_some()
+                    || degraded_writes.is_some();
+                let p = if change {
+                    let customer_approval = customer_approval
+                        .as_deref()
+                        .map(|v| match v {
+                            "required" => Ok(true),
+                            "optional" => Ok(false),
+                            other => Err(anyhow!(
+                                "--customer-approval is required or optional, not {other:?}"
+                            )),
+                        })
+                        .transpose()?;
+                    let degraded_writes = degraded_writes
+                        .as_deref()
+                        .map(|v| match v {
+                            "accept" => Ok(true),
+                            "refuse" => Ok(false),
+                            other => Err(anyhow!(
+                                "--degraded-writes is accept or refuse, not {other:?}"
+                            )),
+                        })
+                        .transpose()?;
+                    client
+                        .act(Action::SetTenantPolicy {
+                            tenant: name.clone(),
+                            customer_approval,
+                            jurisdictions: jurisdiction.as_deref().map(split_list),
+                            min_sites,
+                            degraded_writes,
+                        })
+                        .await?;
+                    client
+                        .call(reqwest::Method::GET, &format!("/v1/tenants/{name}/policy"), None)
+                        .await?
+                } else {
+                    client
+                        .call(reqwest::Method::GET, &format!("/v1/tenants/{name}/policy"), None)
+                        .await?
                 };
                 println!(
-                    "tenant {}: customer approval of grants {}{}",
+                    "tenant {}: jurisdictions {}, min_sites {}, degraded writes {}, customer approval of grants {}",
                     p["tenant"].as_str().unwrap_or(&name),
+                    join(&p["jurisdictions"]),
+                    p["min_sites"],
+                    p["degraded_writes"].as_str().unwrap_or("refuse"),
                     p["customer_approval"].as_str().unwrap_or("?"),
-                    p["jurisdictions"]
-                        .as_array()
-                        .map(|_| format!(", jurisdictions {}, min_sites {}", join(&p["jurisdictions"]), p["min_sites"]))
-                        .unwrap_or_default()
+                );
+            }
+            TenantCommand::BucketPolicy {
+                name,
+                bucket,
+                jurisdiction,
+                min_sites,
+            } => {
+                let v = client
+                    .act(Action::SetBucketPolicy {
+                        tenant: name.clone(),
+                        bucket: bucket.clone(),
+                        jurisdictions: jurisdiction.as_deref().map(split_list),
+                        min_sites,
+                    })
+                    .await?;
+                println!(
+                    "bucket {bucket} of tenant {name}: jurisdictions {}, min_sites {}",
+                    if v["jurisdictions"].is_null() { "as the tenant's".to_owned() } else { join(&v["jurisdictions"]) },
+                    if v["min_sites"].is_null() { "as the tenant's".to_owned() } else { v["min_sites"].to_string() },
                 );
             }
             TenantCommand::RotateKey { name, bucket } => {
@@ -373,7 +444,15 @@ pub fn tenant(args: &AdminArgs, cmd: TenantCommand) -> Result<()> {
     })
 }
 
-fn join(v: &Value) -> String {
+/// `DE, AT` → `["DE", "AT"]`.
+pub(crate) fn split_list(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(|x| x.trim().to_owned())
+        .filter(|x| !x.is_empty())
+        .collect()
+}
+
+pub(crate) fn join(v: &Value) -> String {
     v.as_array()
         .map(|a| {
             a.iter()

@@ -16,8 +16,15 @@ struct FileConfig {
     log: Option<String>,
     key_cache_ttl_secs: Option<u64>,
     shred_grace_secs: Option<u64>,
+    scrub_bytes_per_sec: Option<u64>,
+    scrub_interval_secs: Option<u64>,
     pkcs11: Option<Pkcs11Config>,
 }
+
+/// How fast the scrubber reads replicas, by default (0 turns it off).
+pub const DEFAULT_SCRUB_BYTES_PER_SEC: u64 = 16 * 1024 * 1024;
+/// The pause between two scrubbing passes, by default.
+pub const DEFAULT_SCRUB_INTERVAL_SECS: u64 = 3600;
 
 /// Tenant keys in a PKCS#11 token instead of the sealed keystore file.
 #[derive(Debug, Clone, Deserialize)]
@@ -45,6 +52,9 @@ pub struct ServeConfig {
     pub key_cache_ttl: Duration,
     /// Time between disabling a tenant key (crypto-shred) and destroying it.
     pub shred_grace: Duration,
+    /// Scrubbing: bytes of replicas read per second (0: off), and the pause between passes.
+    pub scrub_bytes_per_sec: u64,
+    pub scrub_interval: Duration,
     pub pkcs11: Option<Pkcs11Config>,
 }
 
@@ -79,6 +89,13 @@ impl ServeConfig {
             log: file.log.unwrap_or_else(|| "info".into()),
             key_cache_ttl: Duration::from_secs(file.key_cache_ttl_secs.unwrap_or(300)),
             shred_grace: Duration::from_secs(file.shred_grace_secs.unwrap_or(7 * 24 * 3600)),
+            scrub_bytes_per_sec: file
+                .scrub_bytes_per_sec
+                .unwrap_or(DEFAULT_SCRUB_BYTES_PER_SEC),
+            scrub_interval: Duration::from_secs(
+                file.scrub_interval_secs
+                    .unwrap_or(DEFAULT_SCRUB_INTERVAL_SECS),
+            ),
             pkcs11: file.pkcs11,
         })
     }

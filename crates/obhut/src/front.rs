@@ -3,41 +3,40 @@
 //! (in this process or remote) releases the keys.
 
 use crate::common::shutdown_signal;
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
 use obhut_catalog::Catalog;
 use obhut_core::SiteInfo;
 use obhut_gateway::{Gateway, GatewayConfig, SiteSet};
-use obhut_sites::{LocalSite, Site, SiteError};
+use obhut_sites::Site;
 use obhut_trustee_client::TrusteeClient;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-/// The sites registered in the catalog (local directories in this build).
-pub(crate) async fn open_sites(catalog: &dyn Catalog) -> Result<SiteSet> {
+/// The sites registered in the catalog. A site whose identity does not match (an unmounted
+/// disk, a wrong path or bucket) is down: it is left out, never recreated.
+pub(crate) async fn open_sites(
+    catalog: &dyn Catalog,
+    trustee: &dyn obhut_trustee_client::TrusteeClient,
+) -> Result<SiteSet> {
     let mut sites: Vec<(SiteInfo, Arc<dyn Site>)> = Vec::new();
     for rec in catalog.list_sites().await? {
-        let Some(root) = rec.backend.get("fs").and_then(|v| v.as_str()) else {
-            bail!("site {} has a backend this build cannot open", rec.id);
-        };
-        let identity = rec
-            .backend
-            .get("identity")
-            .and_then(|v| v.as_str())
-            .unwrap_or_default();
-        let site = match LocalSite::open(rec.id.clone(), PathBuf::from(root), identity) {
+        let site = match obhut_gateway::registry::open_site(&rec, trustee).await {
             Ok(site) => site,
-            Err(e @ SiteError::Identity { .. }) => {
+            Err(e @ obhut_gateway::registry::OpenError::Down(_)) => {
                 // Down, not fatal: reads use the other replicas; writes that cannot reach
                 // enough sites are refused.
                 tracing::error!(error = %e, "site is down; it is left as it is");
                 continue;
             }
-            Err(e) => return Err(e).with_context(|| format!("cannot open site {}", rec.id)),
+            Err(e) => {
+                tracing::error!(site = %rec.id, error = %e, "site cannot be opened; it is treated as down");
+                continue;
+            }
         };
         sites.push((
             SiteInfo {
@@ -46,7 +45,7 @@ pub(crate) async fn open_sites(catalog: &dyn Catalog) -> Result<SiteSet> {
                 location: rec.location,
                 state: rec.state,
             },
-            Arc::new(site),
+            site,
         ));
     }
     Ok(SiteSet::new(sites))
@@ -61,6 +60,8 @@ pub(crate) struct Front {
     pub admin_addr: String,
     pub region: String,
     pub key_cache_ttl: Duration,
+    pub scrub_bytes_per_sec: u64,
+    pub scrub_interval: Duration,
 }
 
 /// Runs the S3 gateway and the admin API until SIGTERM or Ctrl-C. The caller holds the data
@@ -80,6 +81,7 @@ pub(crate) async fn serve_front(front: Front, data_dir: &Path) -> Result<()> {
         Ok(n) => tracing::info!(removed = n, "collected orphan blobs"),
         Err(e) => tracing::warn!(error = %e, "orphan collection failed; will retry at next start"),
     }
+    gateway.spawn_maintenance(front.scrub_bytes_per_sec, front.scrub_interval);
     let s3_listener = TcpListener::bind(&front.s3_addr)
         .await
         .with_context(|| format!("cannot listen on {} for S3", front.s3_addr))?;

@@ -32,6 +32,8 @@ struct GatewayFile {
     region: Option<String>,
     log: Option<String>,
     key_cache_ttl_secs: Option<u64>,
+    scrub_bytes_per_sec: Option<u64>,
+    scrub_interval_secs: Option<u64>,
     trustee: Option<TrusteeSection>,
 }
 
@@ -56,6 +58,8 @@ pub struct GatewaySettings {
     pub region: String,
     pub log: String,
     pub key_cache_ttl: Duration,
+    pub scrub_bytes_per_sec: u64,
+    pub scrub_interval: Duration,
     pub trustee_url: String,
     pub trustee_ca: PathBuf,
     pub client_cert: PathBuf,
@@ -78,6 +82,13 @@ impl GatewaySettings {
             region: file.region.unwrap_or_else(|| "de-1".into()),
             log: file.log.unwrap_or_else(|| "info".into()),
             key_cache_ttl: Duration::from_secs(file.key_cache_ttl_secs.unwrap_or(300)),
+            scrub_bytes_per_sec: file
+                .scrub_bytes_per_sec
+                .unwrap_or(crate::config::DEFAULT_SCRUB_BYTES_PER_SEC),
+            scrub_interval: Duration::from_secs(
+                file.scrub_interval_secs
+                    .unwrap_or(crate::config::DEFAULT_SCRUB_INTERVAL_SECS),
+            ),
             trustee_url: t.url,
             trustee_ca: t.ca,
             client_cert: t.cert,
@@ -135,10 +146,10 @@ async fn serve(s: GatewaySettings, material: TrusteeMaterial) -> Result<()> {
     let _lock = lock_dir(&s.data_dir, "directory")?;
     let catalog: Arc<dyn Catalog> =
         Arc::new(SqliteCatalog::open(&catalog_path).context("cannot open the catalog")?);
-    let sites = open_sites(catalog.as_ref()).await?;
     let remote =
         RemoteTrustee::connect(&s.trustee_url, &material.ca, &material.cert, &material.key)
             .context("cannot set up the trustee client")?;
+    let sites = open_sites(catalog.as_ref(), &remote).await?;
     match remote.seal_status().await {
         Ok(st) if st.sealed => tracing::warn!(
             trustee = %s.trustee_url,
@@ -161,6 +172,8 @@ async fn serve(s: GatewaySettings, material: TrusteeMaterial) -> Result<()> {
             admin_addr: s.admin_addr,
             region: s.region,
             key_cache_ttl: s.key_cache_ttl,
+            scrub_bytes_per_sec: s.scrub_bytes_per_sec,
+            scrub_interval: s.scrub_interval,
         },
         &s.data_dir,
     )

@@ -10,6 +10,7 @@ mod gateway;
 mod gov_cli;
 mod rotate_cli;
 mod serve;
+mod site_cli;
 mod trustee_serve;
 
 use clap::{Parser, Subcommand};
@@ -83,6 +84,28 @@ enum Command {
         #[command(subcommand)]
         command: gov_cli::LogCommand,
     },
+    /// The site registry (officers change it; operators and auditors list it).
+    Site {
+        #[command(flatten)]
+        admin: AdminArgs,
+        #[command(subcommand)]
+        command: site_cli::SiteCommand,
+    },
+    /// Restore every object's replicas to its policy (officers, operators), with progress.
+    Repair {
+        #[command(flatten)]
+        admin: AdminArgs,
+        /// Only show the progress of the current or last pass.
+        #[arg(long)]
+        status: bool,
+    },
+    /// Residency reports, signed by the trustee and logged.
+    Residency {
+        #[command(flatten)]
+        admin: AdminArgs,
+        #[command(subcommand)]
+        command: ResidencyCommand,
+    },
     /// What a token stands for.
     Token {
         #[command(flatten)]
@@ -101,6 +124,21 @@ enum Command {
         config: Option<PathBuf>,
         #[command(subcommand)]
         command: Option<admin_cli::TrusteeCommand>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ResidencyCommand {
+    /// Per bucket: objects by site set, under-replicated objects, replicas outside policy.
+    Report {
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Read every replica and check it.
+        #[arg(long)]
+        verify: bool,
+        /// Write the report, its digest and the trustee's signed attestation here (JSON).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }
 
@@ -140,6 +178,17 @@ fn main() -> ExitCode {
         Command::Disclosure { admin, command } => gov_cli::disclosure(&admin, command),
         Command::Log { admin, command } => gov_cli::log(&admin, command),
         Command::Token { admin, command } => gov_cli::token(&admin, command),
+        Command::Site { admin, command } => site_cli::site(&admin, command),
+        Command::Repair { admin, status } => site_cli::repair(&admin, status),
+        Command::Residency {
+            admin,
+            command:
+                ResidencyCommand::Report {
+                    tenant,
+                    verify,
+                    out,
+                },
+        } => site_cli::report(&admin, tenant, verify, out),
         Command::Trustee {
             admin,
             config,

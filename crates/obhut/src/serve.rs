@@ -229,7 +229,7 @@ async fn serve(config: ServeConfig) -> Result<()> {
         .with_shred_grace(config.shred_grace),
     );
     bootstrap(catalog.as_ref(), &in_process, &config, &data_dir).await?;
-    let sites = open_sites(catalog.as_ref()).await?;
+    let sites = open_sites(catalog.as_ref(), in_process.as_ref()).await?;
     spawn_destruction_timer(Arc::clone(&in_process));
     let trustee: Arc<dyn TrusteeClient> = in_process;
     serve_front(
@@ -241,6 +241,8 @@ async fn serve(config: ServeConfig) -> Result<()> {
             admin_addr: config.admin_addr,
             region: config.region,
             key_cache_ttl: config.key_cache_ttl,
+            scrub_bytes_per_sec: config.scrub_bytes_per_sec,
+            scrub_interval: config.scrub_interval,
         },
         &data_dir,
     )

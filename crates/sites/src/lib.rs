@@ -99,6 +99,9 @@ pub trait Site: Send + Sync {
     async fn clear_temporary(&self) -> Result<usize, SiteError>;
     /// Space on the site's storage, if the backend can tell (an S3 cluster usually cannot).
     async fn capacity(&self) -> Result<Option<Capacity>, SiteError>;
+    /// Whether the site is still the one that was opened and answers: its identity is in
+    /// place (a disk still mounted, the same bucket). An error means the site is down.
+    async fn check(&self) -> Result<(), SiteError>;
 }
 
 /// Space on a site's storage, in bytes.

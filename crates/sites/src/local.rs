@@ -26,6 +26,7 @@ pub struct LocalSite {
 struct Inner {
     id: String,
     root: PathBuf,
+    identity: String,
 }
 
 impl LocalSite {
@@ -76,22 +77,7 @@ impl LocalSite {
             site: id.clone(),
             reason,
         };
-        let text = fs::read_to_string(root.join(IDENTITY_FILE)).map_err(|e| {
-            down(format!(
-                "{} has no readable {IDENTITY_FILE} ({e}); is its disk mounted?",
-                root.display()
-            ))
-        })?;
-        let recorded: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-        let matches = !identity.is_empty()
-            && recorded["site"].as_str() == Some(id.as_str())
-            && recorded["identity"].as_str() == Some(identity);
-        if !matches {
-            return Err(down(format!(
-                "{} belongs to another site (its {IDENTITY_FILE} does not match the registry)",
-                root.display()
-            )));
-        }
+        check_identity(&root, &id, identity).map_err(down)?;
         let io = |source| SiteError::Io {
             site: id.clone(),
             op: "create site directory",
@@ -116,7 +102,11 @@ impl LocalSite {
             File::open(&root).and_then(|d| d.sync_all()).map_err(io)?;
         }
         Ok(Self {
-            inner: Arc::new(Inner { id, root }),
+            inner: Arc::new(Inner {
+                id,
+                root,
+                identity: identity.to_owned(),
+            }),
         })
     }
 
@@ -137,6 +127,27 @@ impl LocalSite {
             source,
         }
     }
+}
+
+/// Whether `root` holds the identity file of site `id` with `identity`; the error says why not.
+fn check_identity(root: &Path, id: &str, identity: &str) -> Result<(), String> {
+    let text = fs::read_to_string(root.join(IDENTITY_FILE)).map_err(|e| {
+        format!(
+            "{} has no readable {IDENTITY_FILE} ({e}); is its disk mounted?",
+            root.display()
+        )
+    })?;
+    let recorded: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    let matches = !identity.is_empty()
+        && recorded["site"].as_str() == Some(id)
+        && recorded["identity"].as_str() == Some(identity);
+    if !matches {
+        return Err(format!(
+            "{} belongs to another site (its {IDENTITY_FILE} does not match the registry)",
+            root.display()
+        ));
+    }
+    Ok(())
 }
 
 async fn blocking<T: Send + 'static>(
@@ -365,6 +376,27 @@ impl Site for LocalSite {
         })
         .await
         .map_err(self.io_err("clear temporary files"))
+    }
+
+    async fn check(&self) -> Result<(), SiteError> {
+        let inner = Arc::clone(&self.inner);
+        let result = blocking(move || {
+            Ok(
+                check_identity(&inner.root, &inner.id, &inner.identity).and_then(|()| {
+                    // Writable too: a read-only remount is down for writes.
+                    let probe = inner.root.join("tmp").join(".probe");
+                    File::create(&probe)
+                        .and_then(|_| fs::remove_file(&probe))
+                        .map_err(|e| format!("{} is not writable: {e}", inner.root.display()))
+                }),
+            )
+        })
+        .await
+        .map_err(self.io_err("check site"))?;
+        result.map_err(|reason| SiteError::Identity {
+            site: self.inner.id.clone(),
+            reason,
+        })
     }
 
     async fn capacity(&self) -> Result<Option<crate::Capacity>, SiteError> {

@@ -145,6 +145,8 @@ pub struct S3Site {
 
 struct Inner {
     id: String,
+    /// The identity this site was opened with (empty until created or opened).
+    identity: std::sync::OnceLock<String>,
     bucket: Bucket,
     credentials: Credentials,
     http: Transport,
@@ -203,6 +205,7 @@ impl S3Site {
         let body = serde_json::json!({ "site": site.inner.id, "identity": identity }).to_string();
         site.write_identity(Bytes::from(body)).await?;
         site.check_identity(&identity).await?;
+        let _ = site.inner.identity.set(identity.clone());
         Ok((site, identity))
     }
 
@@ -221,6 +224,7 @@ impl S3Site {
     ) -> Result<Self, SiteError> {
         let site = Self::connect(id.into(), config)?;
         site.check_identity(identity).await?;
+        let _ = site.inner.identity.set(identity.to_owned());
         Ok(site)
     }
 
@@ -310,6 +314,7 @@ impl S3Site {
                 temporary_min_age: config.temporary_min_age,
                 aborts: Mutex::new(JoinSet::new()),
                 id,
+                identity: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -1082,6 +1087,11 @@ impl Site for S3Site {
     async fn capacity(&self) -> Result<Option<Capacity>, SiteError> {
         // S3 has no call for it; the cluster's operators watch its space.
         Ok(None)
+    }
+
+    async fn check(&self) -> Result<(), SiteError> {
+        let identity = self.inner.identity.get().cloned().unwrap_or_default();
+        self.check_identity(&identity).await
     }
 }
 

@@ -356,6 +356,17 @@ impl Log {
     ///
     /// # Errors
     /// Only if the origin cannot be note text (refused by [`Log::open`] already).
+    /// Signs `text` (which must end in a newline) as a signed note with the log's key: for
+    /// statements the log's operator attests, such as residency reports, that readers verify
+    /// with the same verifier key as checkpoints. The text must not look like a checkpoint
+    /// (callers start it with their own first line).
+    ///
+    /// # Errors
+    /// [`TlogError`] when the text is not a valid note body.
+    pub fn sign_note(&self, text: &str) -> Result<String, TlogError> {
+        self.signer.sign(text)
+    }
+
     pub fn checkpoint(&self) -> Result<String, TlogError> {
         let checkpoint = self.current();
         self.signer.sign_checkpoint(&checkpoint)

@@ -108,10 +108,44 @@ pub enum Action {
         jurisdictions: Vec<String>,
         min_sites: u32,
     },
-    /// Officers: whether the tenant's admin must approve grants on its data.
+    /// Officers: a tenant's policy. Fields left out keep their value: whether its admin must
+    /// approve grants, its allowed jurisdictions, the sites every write needs, and whether a
+    /// write may go to fewer sites when not enough are available (`degraded_writes`).
     SetTenantPolicy {
         tenant: String,
-        customer_approval: bool,
+        #[serde(default)]
+        customer_approval: Option<bool>,
+        #[serde(default)]
+        jurisdictions: Option<Vec<String>>,
+        #[serde(default)]
+        min_sites: Option<u32>,
+        #[serde(default)]
+        degraded_writes: Option<bool>,
+    },
+    /// The tenant's admin: narrow a bucket's residency (fewer jurisdictions, more sites).
+    SetBucketPolicy {
+        tenant: String,
+        bucket: String,
+        #[serde(default)]
+        jurisdictions: Option<Vec<String>>,
+        #[serde(default)]
+        min_sites: Option<u32>,
+    },
+    /// Officers: register a site. `backend` describes it without secrets.
+    AddSite {
+        id: String,
+        jurisdiction: String,
+        location: String,
+        backend: String,
+    },
+    /// Officers: `active`, `draining` or `down`.
+    SetSiteState {
+        id: String,
+        state: String,
+    },
+    /// Officers: forget a site that holds no replica any more.
+    RemoveSite {
+        id: String,
     },
     /// Operators (and officers): ask for access to data.
     RequestGrant {

@@ -144,6 +144,18 @@ pub trait TrusteeClient: Send + Sync {
     async fn log_read(&self, read: &LogRead) -> Result<Option<Vec<u8>>, TrusteeError>;
     /// The secret of a grant's temporary access key, while the grant may be used.
     async fn grant_secret(&self, access_key_id: &str) -> Result<Option<String>, TrusteeError>;
+    /// Seals an S3 site's secret key for the catalog (it is never stored in clear).
+    async fn seal_site_secret(&self, site: &str, secret: &str) -> Result<String, TrusteeError>;
+    /// Opens a sealed site secret, for a gateway that must reach the site.
+    async fn open_site_secret(&self, site: &str, sealed: &str) -> Result<String, TrusteeError>;
+    /// Logs `digest` (hex SHA-256 of a report about `tenant`, or all tenants) and returns the
+    /// log index and a note signed with the log's key that binds the two.
+    async fn attest(
+        &self,
+        kind: &str,
+        tenant: Option<&str>,
+        digest: &str,
+    ) -> Result<serde_json::Value, TrusteeError>;
     /// Checks one S3 request made with grant credentials against the grant, and logs it before
     /// answering: an access that is not in the log is refused.
     async fn authorize_grant_access(

@@ -741,6 +741,38 @@ impl TrusteeClient for RemoteTrustee {
     ) -> Result<GrantScope, TrusteeError> {
         self.conn.post("/v1/gov/grant-access", access).await
     }
+
+    async fn seal_site_secret(&self, site: &str, secret: &str) -> Result<String, TrusteeError> {
+        self.conn
+            .post(
+                "/v1/gov/site-secret/seal",
+                &serde_json::json!({ "site": site, "value": secret }),
+            )
+            .await
+    }
+
+    async fn open_site_secret(&self, site: &str, sealed: &str) -> Result<String, TrusteeError> {
+        self.conn
+            .post(
+                "/v1/gov/site-secret/open",
+                &serde_json::json!({ "site": site, "value": sealed }),
+            )
+            .await
+    }
+
+    async fn attest(
+        &self,
+        kind: &str,
+        tenant: Option<&str>,
+        digest: &str,
+    ) -> Result<serde_json::Value, TrusteeError> {
+        self.conn
+            .post(
+                "/v1/gov/attest",
+                &serde_json::json!({ "kind": kind, "tenant": tenant, "digest": digest }),
+            )
+            .await
+    }
 }
 
 #[cfg(test)]

@@ -612,18 +612,89 @@ impl Governance {
         )
     }
 
-    fn set_policy(&self, by: &str, tenant: &str, required: bool) -> Result<Value, TrusteeError> {
+    fn set_policy(
+        &self,
+        by: &str,
+        tenant: &str,
+        customer_approval: Option<bool>,
+        jurisdictions: Option<&[String]>,
+        min_sites: Option<u32>,
+        degraded_writes: Option<bool>,
+    ) -> Result<Value, TrusteeError> {
         let mut t = self
             .tenant(tenant)?
             .ok_or_else(|| TrusteeError::NotFound(format!("no tenant {tenant:?}")))?;
-        let value = if required { "required" } else { "optional" };
-        self.record(
-            "policy_changed",
-            json!({"tenant": tenant, "customer_approval": value, "by": by}),
-        )?;
-        t.customer_approval = required;
+        if let Some(j) = jurisdictions
+            && j.is_empty()
+        {
+            return Err(invalid("a tenant needs at least one allowed jurisdiction"));
+        }
+        if min_sites.is_some_and(|n| !(1..=16).contains(&n)) {
+            return Err(invalid("min_sites is from 1 to 16"));
+        }
+        if let Some(r) = customer_approval {
+            t.customer_approval = r;
+        }
+        if let Some(j) = jurisdictions {
+            t.jurisdictions = j.to_vec();
+        }
+        if let Some(n) = min_sites {
+            t.min_sites = n;
+        }
+        let view = json!({
+            "tenant": tenant,
+            "customer_approval": if t.customer_approval {"required"} else {"optional"},
+            "jurisdictions": t.jurisdictions,
+            "min_sites": t.min_sites,
+            "degraded_writes": degraded_writes.map(|d| if d {"accept"} else {"refuse"}),
+        });
+        let mut entry = view.clone();
+        entry["by"] = json!(by);
+        self.record("policy_changed", entry)?;
         self.put_tenant(&t)?;
-        Ok(json!({"tenant": tenant, "customer_approval": value}))
+        Ok(view)
+    }
+
+    fn set_bucket_policy(
+        &self,
+        who: &PrincipalInfo,
+        tenant: &str,
+        bucket: &str,
+        jurisdictions: Option<&[String]>,
+        min_sites: Option<u32>,
+    ) -> Result<Value, TrusteeError> {
+        if !(who.role == Role::TenantAdmin && who.tenant.as_deref() == Some(tenant)) {
+            return Err(denied(format!(
+                "only the admin of tenant {tenant} narrows its buckets' policies"
+            )));
+        }
+        let t = self
+            .tenant(tenant)?
+            .ok_or_else(|| TrusteeError::NotFound(format!("no tenant {tenant:?}")))?;
+        if let Some(j) = jurisdictions {
+            if j.is_empty() {
+                return Err(invalid("a bucket needs at least one allowed jurisdiction"));
+            }
+            if let Some(wider) = j.iter().find(|x| !t.jurisdictions.contains(x)) {
+                return Err(denied(format!(
+                    "a bucket policy may only narrow the tenant's: {wider} is not among {}",
+                    t.jurisdictions.join(",")
+                )));
+            }
+        }
+        if let Some(n) = min_sites
+            && (n < t.min_sites || n > 16)
+        {
+            return Err(denied(format!(
+                "a bucket policy may only narrow the tenant's: min_sites from {} to 16",
+                t.min_sites
+            )));
+        }
+        let view = json!({"tenant": tenant, "bucket": bucket, "jurisdictions": jurisdictions, "min_sites": min_sites});
+        let mut entry = view.clone();
+        entry["by"] = json!(who.name);
+        self.record("policy_changed", entry)?;
+        Ok(view)
     }
 
     // ---------------------------------------------------------------- grants
@@ -1324,6 +1395,33 @@ impl Governance {
         Ok(ShredOutcome::Reached)
     }
 
+    /// Logs a report's digest and signs a note binding kind, tenant, digest and log index.
+    pub fn attest(
+        &self,
+        kind: &str,
+        tenant: Option<&str>,
+        digest: &str,
+    ) -> Result<Value, TrusteeError> {
+        let kind_ok = !kind.is_empty()
+            && kind.len() <= 64
+            && kind.bytes().all(|b| b.is_ascii_lowercase() || b == b'-');
+        if !kind_ok || digest.len() != 64 || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(invalid(
+                "an attestation names a kind and a hex SHA-256 digest",
+            ));
+        }
+        let idx = self.record(
+            "attestation",
+            json!({"kind": kind, "tenant": tenant, "digest": digest}),
+        )?;
+        let text = format!(
+            "obhut attestation {kind}\ntenant {}\nsha256 {digest}\nlog-index {idx}\n",
+            tenant.unwrap_or("*")
+        );
+        let note = self.log.sign_note(&text).map_err(storage)?;
+        Ok(json!({"log_index": idx, "note": note, "verifier_key": self.log.verifier_key()}))
+    }
+
     // ---------------------------------------------------------------- reads
 
     pub fn query(&self, principal: &str, q: &Query) -> Result<Value, TrusteeError> {
@@ -1525,9 +1623,54 @@ impl Governance {
             Action::SetTenantPolicy {
                 tenant,
                 customer_approval,
+                jurisdictions,
+                min_sites,
+                degraded_writes,
             } => {
                 officer()?;
-                self.set_policy(&who.name, tenant, *customer_approval)
+                self.set_policy(
+                    &who.name,
+                    tenant,
+                    *customer_approval,
+                    jurisdictions.as_deref(),
+                    *min_sites,
+                    *degraded_writes,
+                )
+            }
+            Action::SetBucketPolicy {
+                tenant,
+                bucket,
+                jurisdictions,
+                min_sites,
+            } => self.set_bucket_policy(who, tenant, bucket, jurisdictions.as_deref(), *min_sites),
+            Action::AddSite {
+                id,
+                jurisdiction,
+                location,
+                backend,
+            } => {
+                officer()?;
+                self.record(
+                    "site_added",
+                    json!({"site": id, "jurisdiction": jurisdiction, "location": location, "backend": backend, "by": who.name}),
+                )?;
+                Ok(json!({"site": id, "jurisdiction": jurisdiction, "location": location}))
+            }
+            Action::SetSiteState { id, state } => {
+                officer()?;
+                if !["active", "draining", "down"].contains(&state.as_str()) {
+                    return Err(invalid("a site's state is active, draining or down"));
+                }
+                self.record(
+                    "site_state_changed",
+                    json!({"site": id, "state": state, "by": who.name}),
+                )?;
+                Ok(json!({"site": id, "state": state}))
+            }
+            Action::RemoveSite { id } => {
+                officer()?;
+                self.record("site_removed", json!({"site": id, "by": who.name}))?;
+                Ok(json!({"site": id, "removed": true}))
             }
             a @ Action::RequestGrant { .. } => self.request_grant(who, a),
             Action::ApproveGrant { id, scope } => {

@@ -207,7 +207,10 @@ async fn an_officer_requesting_does_not_count_and_optional_policy_needs_no_tenan
         "o1",
         Action::SetTenantPolicy {
             tenant: "a".into(),
-            customer_approval: false,
+            customer_approval: Some(false),
+            jurisdictions: None,
+            min_sites: None,
+            degraded_writes: None,
         },
     )
     .await
@@ -217,7 +220,10 @@ async fn an_officer_requesting_does_not_count_and_optional_policy_needs_no_tenan
             "adm-a",
             Action::SetTenantPolicy {
                 tenant: "a".into(),
-                customer_approval: false
+                customer_approval: Some(false),
+                jurisdictions: None,
+                min_sites: None,
+                degraded_writes: None,
             }
         )
         .await
@@ -625,7 +631,10 @@ async fn a_statement_counts_once() {
     let w = World::new().await;
     let policy = |required| Action::SetTenantPolicy {
         tenant: "a".into(),
-        customer_approval: required,
+        customer_approval: Some(required),
+        jurisdictions: None,
+        min_sites: None,
+        degraded_writes: None,
     };
     let optional = w.signed("o1", policy(false));
     w.t.act(&optional).await.unwrap();

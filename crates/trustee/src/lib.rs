@@ -292,6 +292,42 @@ impl TrusteeClient for Trustee {
     ) -> Result<GrantScope, TrusteeError> {
         self.governance.authorize_access(access)
     }
+
+    async fn seal_site_secret(&self, site: &str, secret: &str) -> Result<String, TrusteeError> {
+        let sealed = self.with(|ks| {
+            ks.ensure_tenant_key(SITE_SECRETS)?;
+            ks.seal_for(SITE_SECRETS, &site_secret_aad(site), secret.as_bytes())
+        })?;
+        Ok(base64_simd::STANDARD.encode_to_string(sealed))
+    }
+
+    async fn open_site_secret(&self, site: &str, sealed: &str) -> Result<String, TrusteeError> {
+        let raw = base64_simd::STANDARD
+            .decode_to_vec(sealed.as_bytes())
+            .map_err(|_| TrusteeError::Invalid("a sealed site secret is not base64".into()))?;
+        let plain = self.with(|ks| ks.open_for(SITE_SECRETS, &site_secret_aad(site), &raw))?;
+        String::from_utf8(plain.to_vec())
+            .map_err(|_| TrusteeError::Integrity("a site secret is not UTF-8".into()))
+    }
+
+    async fn attest(
+        &self,
+        kind: &str,
+        tenant: Option<&str>,
+        digest: &str,
+    ) -> Result<Value, TrusteeError> {
+        self.governance.attest(kind, tenant, digest)
+    }
+}
+
+/// The keystore entry whose key seals S3 sites' secrets (not a tenant: tenant names cannot
+/// start with `_`).
+const SITE_SECRETS: &str = "_sites";
+
+fn site_secret_aad(site: &str) -> Vec<u8> {
+    let mut aad = b"obhut site secret v1\0".to_vec();
+    aad.extend_from_slice(site.as_bytes());
+    aad
 }
 
 impl Trustee {

@@ -304,6 +304,9 @@ fn router_with(
         .route("/v1/gov/log", post(log_read))
         .route("/v1/gov/grant-secret", post(grant_secret))
         .route("/v1/gov/grant-access", post(grant_access))
+        .route("/v1/gov/site-secret/seal", post(seal_site_secret))
+        .route("/v1/gov/site-secret/open", post(open_site_secret))
+        .route("/v1/gov/attest", post(attest))
         .route("/v1/bucket-keys/create", post(create_bucket_key))
         .route("/v1/bucket-keys/release", post(release_bucket_key))
         .route("/v1/revocations", get(revocations))
@@ -401,6 +404,49 @@ async fn grant_secret(
 ) -> ApiResult<Option<String>> {
     let Json(r) = body?;
     Ok(Json(s.trustee.grant_secret(&r.access_key_id).await?))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SiteSecretRequest {
+    site: String,
+    value: String,
+}
+
+async fn seal_site_secret(
+    State(s): State<AppState>,
+    body: Result<Json<SiteSecretRequest>, JsonRejection>,
+) -> ApiResult<String> {
+    let Json(r) = body?;
+    Ok(Json(s.trustee.seal_site_secret(&r.site, &r.value).await?))
+}
+
+async fn open_site_secret(
+    State(s): State<AppState>,
+    body: Result<Json<SiteSecretRequest>, JsonRejection>,
+) -> ApiResult<String> {
+    let Json(r) = body?;
+    Ok(Json(s.trustee.open_site_secret(&r.site, &r.value).await?))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AttestRequest {
+    kind: String,
+    tenant: Option<String>,
+    digest: String,
+}
+
+async fn attest(
+    State(s): State<AppState>,
+    body: Result<Json<AttestRequest>, JsonRejection>,
+) -> ApiResult<serde_json::Value> {
+    let Json(r) = body?;
+    Ok(Json(
+        s.trustee
+            .attest(&r.kind, r.tenant.as_deref(), &r.digest)
+            .await?,
+    ))
 }
 
 async fn grant_access(

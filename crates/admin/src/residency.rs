@@ -1,0 +1,406 @@
+//! Residency in the admin API: the site registry (add, state, remove), tenants' and buckets'
+//! residency policies, repair, and signed residency reports.
+//!
+//! Changes arrive as signed statements (see `act` in the API module); this module does what
+//! only the gateway side can: create and open sites, check the catalog so that no change leaves
+//! data outside the allowed jurisdictions, and start repair. It never returns object names,
+//! object data or a site's secret.
+
+use crate::api::{AdminState, ApiError, Caller};
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query as UrlQuery, State};
+use axum::http::StatusCode;
+use obhut_catalog::{CatalogError, ResidencyRule, SiteRecord};
+use obhut_core::{SiteInfo, SiteState, validate_jurisdiction, validate_tenant_name};
+use obhut_gateway::registry::{SiteSpec, create_site, describe_backend};
+use obhut_gateway::repair::replicas_outside;
+use obhut_trustee_client::{Action, Role, SignedStatement};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+fn gateway(state: &AdminState) -> Result<&obhut_gateway::Gateway, ApiError> {
+    state.gateway.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "this process has no gateway",
+        )
+    })
+}
+
+fn conflict(m: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::CONFLICT, "conflict", m)
+}
+
+fn bad_request(m: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "bad_request", m)
+}
+
+fn not_found(m: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", m)
+}
+
+fn state_of(s: &str) -> Result<SiteState, ApiError> {
+    match s {
+        "active" => Ok(SiteState::Active),
+        "draining" => Ok(SiteState::Draining),
+        "down" => Ok(SiteState::Down),
+        other => Err(bad_request(format!(
+            "a site's state is active, draining or down, not {other:?}"
+        ))),
+    }
+}
+
+fn affected_text(affected: &[(String, u64)]) -> String {
+    affected
+        .iter()
+        .map(|(b, n)| format!("bucket {b}: {n} object(s)"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Carries out a residency statement: checks first, then the trustee (which checks the
+/// signature and role and logs it), then the catalog and the running gateway.
+pub(crate) async fn act(
+    state: &AdminState,
+    caller: &Caller,
+    signed: &SignedStatement,
+    action: &Action,
+    site: Option<SiteSpec>,
+) -> Result<Option<(StatusCode, Value)>, ApiError> {
+    let catalog = state.catalog.as_ref();
+    match action {
+        Action::AddSite {
+            id,
+            jurisdiction,
+            location,
+            backend,
+        } => {
+            caller.require(&[Role::Officer], "add sites")?;
+            validate_tenant_name(id).map_err(|e| bad_request(format!("site id: {e}")))?;
+            validate_jurisdiction(jurisdiction)
+                .map_err(|e| bad_request(format!("jurisdiction: {e}")))?;
+            let spec = site.ok_or_else(|| {
+                bad_request("a new site needs its backend: {\"fs\": {...}} or {\"s3\": {...}}")
+            })?;
+            if spec.describe() != *backend {
+                return Err(bad_request(
+                    "the signed statement describes another backend than the one given",
+                ));
+            }
+            if catalog.list_sites().await?.iter().any(|s| s.id == *id) {
+                return Err(conflict(format!("site {id} exists")));
+            }
+            let gw = gateway(state)?;
+            let (handle, record) = create_site(id, &spec, state.trustee.as_ref())
+                .await
+                .map_err(|e| bad_request(format!("cannot create site {id}: {e}")))?;
+            let v = state.trustee.act(signed).await?;
+            catalog
+                .put_site(&SiteRecord {
+                    id: id.clone(),
+                    jurisdiction: jurisdiction.clone(),
+                    location: location.clone(),
+                    state: SiteState::Active,
+                    backend: record,
+                })
+                .await?;
+            gw.sites().upsert(
+                SiteInfo {
+                    id: id.clone(),
+                    jurisdiction: jurisdiction.clone(),
+                    location: location.clone(),
+                    state: SiteState::Active,
+                },
+                Some(handle),
+            );
+            tracing::info!(site = %id, %jurisdiction, by = %caller.name(), "site added");
+            Ok(Some((StatusCode::CREATED, v)))
+        }
+        Action::SetSiteState { id, state: new } => {
+            caller.require(&[Role::Officer], "change sites' states")?;
+            let new_state = state_of(new)?;
+            let mut rec = catalog
+                .list_sites()
+                .await?
+                .into_iter()
+                .find(|s| s.id == *id)
+                .ok_or_else(|| not_found(format!("no site {id}")))?;
+            let gw = gateway(state)?;
+            let v = state.trustee.act(signed).await?;
+            rec.state = new_state;
+            catalog.put_site(&rec).await?;
+            gw.sites().upsert(
+                SiteInfo {
+                    id: rec.id.clone(),
+                    jurisdiction: rec.jurisdiction.clone(),
+                    location: rec.location.clone(),
+                    state: new_state,
+                },
+                None,
+            );
+            // Draining moves replicas off; a site down leaves objects short of sites: both are
+            // repaired in the background.
+            if new_state != SiteState::Active {
+                gw.start_repair(if new_state == SiteState::Draining {
+                    "drain"
+                } else {
+                    "site-down"
+                });
+            }
+            Ok(Some((StatusCode::OK, v)))
+        }
+        Action::RemoveSite { id } => {
+            caller.require(&[Role::Officer], "remove sites")?;
+            let rec = catalog
+                .list_sites()
+                .await?
+                .into_iter()
+                .find(|s| s.id == *id)
+                .ok_or_else(|| not_found(format!("no site {id}")))?;
+            if rec.state == SiteState::Active {
+                return Err(conflict(format!(
+                    "site {id} is active: set it to draining first, and remove it once drained"
+                )));
+            }
+            let refs = catalog.site_references(id).await?;
+            if refs > 0 {
+                return Err(conflict(format!(
+                    "site {id} still holds {refs} replica(s); wait for the drain (`obhut repair --status`)"
+                )));
+            }
+            let v = state.trustee.act(signed).await?;
+            match catalog.delete_site(id).await {
+                Ok(()) => {}
+                Err(CatalogError::InUse(m)) => return Err(conflict(m)),
+                Err(e) => return Err(e.into()),
+            }
+            if let Some(gw) = &state.gateway {
+                gw.sites().remove(id);
+            }
+            Ok(Some((StatusCode::OK, v)))
+        }
+        Action::SetTenantPolicy {
+            tenant,
+            jurisdictions,
+            min_sites,
+            degraded_writes,
+            ..
+        } => {
+            caller.require(&[Role::Officer], "change tenants' policies")?;
+            let t = catalog
+                .get_tenant(tenant)
+                .await?
+                .ok_or_else(|| not_found(format!("no tenant {tenant:?}")))?;
+            if let Some(j) = jurisdictions {
+                for x in j {
+                    validate_jurisdiction(x)
+                        .map_err(|e| bad_request(format!("jurisdiction: {e}")))?;
+                }
+                let sites = gateway(state)?.sites().infos();
+                let affected = replicas_outside(catalog, &sites, tenant, None, j).await?;
+                if !affected.is_empty() {
+                    return Err(conflict(format!(
+                        "refused: tenant {tenant} has data outside {}: {}; move it first (narrow buckets, drain sites)",
+                        j.join(","),
+                        affected_text(&affected)
+                    )));
+                }
+            }
+            let v = state.trustee.act(signed).await?;
+            let new_j = jurisdictions.clone().unwrap_or(t.jurisdictions.clone());
+            let new_min = min_sites.unwrap_or(t.min_sites);
+            if jurisdictions.is_some() || min_sites.is_some() {
+                catalog
+                    .update_tenant_residency(tenant, &new_j, new_min)
+                    .await?;
+            }
+            if let Some(d) = degraded_writes {
+                let scope = format!("tenant:{tenant}");
+                let mut rule = catalog.get_rule(&scope).await?.unwrap_or_default();
+                rule.degraded_writes = Some(*d);
+                catalog.put_rule(&scope, &rule).await?;
+            }
+            if min_sites.is_some_and(|n| n > t.min_sites)
+                && let Some(gw) = &state.gateway
+            {
+                gw.start_repair("policy");
+            }
+            Ok(Some((StatusCode::OK, v)))
+        }
+        Action::SetBucketPolicy {
+            tenant,
+            bucket,
+            jurisdictions,
+            min_sites,
+        } => {
+            match catalog.get_bucket(bucket).await? {
+                Some(b) if b.tenant == *tenant => {}
+                _ => {
+                    return Err(not_found(format!(
+                        "tenant {tenant} has no bucket {bucket:?}"
+                    )));
+                }
+            }
+            if let Some(j) = jurisdictions {
+                caller.require(&[Role::TenantAdmin], "narrow buckets' policies")?;
+                let sites = gateway(state)?.sites().infos();
+                let affected = replicas_outside(catalog, &sites, tenant, Some(bucket), j).await?;
+                if !affected.is_empty() {
+                    return Err(conflict(format!(
+                        "refused: {} would be outside {}",
+                        affected_text(&affected),
+                        j.join(",")
+                    )));
+                }
+            }
+            state.trustee.act(signed).await?;
+            // Fields not given keep their value, as for a tenant's policy.
+            let scope = format!("bucket:{bucket}");
+            let mut rule = catalog.get_rule(&scope).await?.unwrap_or_default();
+            if jurisdictions.is_some() {
+                rule.jurisdictions = jurisdictions.clone();
+            }
+            if min_sites.is_some() {
+                rule.min_sites = *min_sites;
+            }
+            catalog.put_rule(&scope, &rule).await?;
+            let v = json!({"tenant": tenant, "bucket": bucket,
+                           "jurisdictions": rule.jurisdictions, "min_sites": rule.min_sites});
+            if let Some(gw) = &state.gateway {
+                gw.start_repair("policy");
+            }
+            Ok(Some((StatusCode::OK, v)))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// The registry, with each backend described without secrets.
+pub(crate) async fn list_sites(
+    State(state): State<AdminState>,
+    caller: Caller,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(
+        &[Role::Officer, Role::Operator, Role::Auditor],
+        "list sites",
+    )?;
+    let healthy = |id: &str| {
+        state
+            .gateway
+            .as_ref()
+            .is_some_and(|g| g.sites().is_healthy(id))
+    };
+    let sites = state.catalog.list_sites().await?;
+    let mut out = Vec::new();
+    for s in sites {
+        let replicas = state.catalog.site_references(&s.id).await?;
+        out.push(json!({
+            "id": s.id,
+            "jurisdiction": s.jurisdiction,
+            "location": s.location,
+            "state": s.state.as_str(),
+            "reachable": healthy(&s.id),
+            "backend": describe_backend(&s),
+            "replicas": replicas,
+        }));
+    }
+    Ok(Json(json!(out)))
+}
+
+/// `POST /v1/repair` starts a repair pass; `GET` shows its progress (and the scrubber's).
+pub(crate) async fn repair_status(
+    State(state): State<AdminState>,
+    caller: Caller,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(
+        &[Role::Officer, Role::Operator, Role::Auditor],
+        "see repair progress",
+    )?;
+    Ok(Json(json!(gateway(&state)?.repair_status())))
+}
+
+pub(crate) async fn repair_start(
+    State(state): State<AdminState>,
+    caller: Caller,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    caller.require(&[Role::Officer, Role::Operator], "start repair")?;
+    let gw = gateway(&state)?;
+    let started = gw.start_repair("operator");
+    tracing::info!(by = %caller.name(), started, "repair requested");
+    Ok((
+        if started {
+            StatusCode::ACCEPTED
+        } else {
+            StatusCode::OK
+        },
+        Json(json!({"started": started, "status": gw.repair_status()})),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ReportParams {
+    tenant: Option<String>,
+    #[serde(default)]
+    verify: bool,
+}
+
+/// A residency report, its SHA-256, and the trustee's signed attestation of that digest (also
+/// appended to the transparency log). Officers and auditors: any tenant or all; a tenant's
+/// admin: its own.
+pub(crate) async fn residency_report(
+    State(state): State<AdminState>,
+    caller: Caller,
+    params: Result<UrlQuery<ReportParams>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let UrlQuery(p) = params.map_err(|e| bad_request(e.body_text()))?;
+    let tenant = match caller.role() {
+        Role::Officer | Role::Auditor => p.tenant.clone(),
+        Role::TenantAdmin => match (&p.tenant, caller.tenant()) {
+            (Some(t), Some(own)) if t == own => Some(t.clone()),
+            (None, Some(own)) => Some(own.to_owned()),
+            _ => return Err(ApiError::forbidden("see another tenant's residency")),
+        },
+        Role::Operator => return Err(ApiError::forbidden("see residency reports")),
+    };
+    if let Some(t) = &tenant
+        && state.catalog.get_tenant(t).await?.is_none()
+    {
+        return Err(not_found(format!("no tenant {t:?}")));
+    }
+    let report = gateway(&state)?
+        .residency_report(tenant.as_deref(), p.verify)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e))?;
+    let bytes = serde_json::to_vec(&report)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    let digest = obhut_crypto::principal::sha256_hex(&bytes);
+    let attestation = state
+        .trustee
+        .attest("residency-report", tenant.as_deref(), &digest)
+        .await?;
+    Ok(Json(json!({
+        "report": String::from_utf8_lossy(&bytes),
+        "sha256": digest,
+        "attestation": attestation,
+    })))
+}
+
+/// A tenant's policy: the trustee's view plus the catalog's residency rule.
+pub(crate) async fn degraded_of(
+    state: &AdminState,
+    tenant: &str,
+) -> Result<&'static str, ApiError> {
+    let rule: ResidencyRule = state
+        .catalog
+        .get_rule(&format!("tenant:{tenant}"))
+        .await?
+        .unwrap_or_default();
+    Ok(if rule.degraded_writes == Some(true) {
+        "accept"
+    } else {
+        "refuse"
+    })
+}

@@ -1,0 +1,200 @@
+//! The site registry's backends: how a registered site is created and opened, whether it is a
+//! local directory or a bucket on an S3-compatible cluster.
+//!
+//! A site's record in the catalog says where it is and carries the identity written into it
+//! when it was created; an S3 site's secret key is stored sealed by the trustee, and opened only
+//! to reach the site. It must never log or return a site's secret.
+
+use obhut_catalog::SiteRecord;
+use obhut_sites::{LocalSite, S3Site, S3SiteConfig, Site, SiteError};
+use obhut_trustee_client::TrusteeClient;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Where a new site is, as an officer gives it.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum SiteSpec {
+    /// A local directory (an absolute path; a mounted disk).
+    Fs { path: PathBuf },
+    /// A bucket on an S3-compatible cluster.
+    S3 {
+        endpoint: String,
+        bucket: String,
+        #[serde(default = "default_region")]
+        region: String,
+        access_key: String,
+        secret_key: String,
+    },
+}
+
+fn default_region() -> String {
+    "us-east-1".to_owned()
+}
+
+impl std::fmt::Debug for SiteSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
+impl SiteSpec {
+    /// A description without secrets: what the registry shows and the log records.
+    #[must_use]
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Fs { path } => format!("fs:{}", path.display()),
+            Self::S3 {
+                endpoint,
+                bucket,
+                access_key,
+                ..
+            } => format!(
+                "s3:{}/{bucket} as {access_key}",
+                endpoint.trim_end_matches('/')
+            ),
+        }
+    }
+}
+
+/// Creates the site (its identity file or object) and returns it with the backend record to
+/// store in the catalog (the S3 secret sealed by the trustee).
+pub async fn create_site(
+    id: &str,
+    spec: &SiteSpec,
+    trustee: &dyn TrusteeClient,
+) -> Result<(Arc<dyn Site>, Value), String> {
+    match spec {
+        SiteSpec::Fs { path } => {
+            if !path.is_absolute() {
+                return Err(format!(
+                    "a site's directory must be an absolute path, not {}",
+                    path.display()
+                ));
+            }
+            let (site, identity) = LocalSite::create(id, path).map_err(|e| e.to_string())?;
+            Ok((Arc::new(site), json!({ "fs": path, "identity": identity })))
+        }
+        SiteSpec::S3 {
+            endpoint,
+            bucket,
+            region,
+            access_key,
+            secret_key,
+        } => {
+            let config = S3SiteConfig::new(
+                endpoint.clone(),
+                bucket.clone(),
+                region.clone(),
+                access_key.clone(),
+                secret_key.clone(),
+            );
+            let (site, identity) = S3Site::create(id, config)
+                .await
+                .map_err(|e| e.to_string())?;
+            let sealed = trustee
+                .seal_site_secret(id, secret_key)
+                .await
+                .map_err(|e| format!("the trustee could not seal the site's secret: {e}"))?;
+            Ok((
+                Arc::new(site),
+                json!({
+                    "s3": {"endpoint": endpoint, "bucket": bucket, "region": region,
+                           "access_key": access_key, "secret_sealed": sealed},
+                    "identity": identity,
+                }),
+            ))
+        }
+    }
+}
+
+/// Why a registered site could not be opened.
+#[derive(Debug)]
+pub enum OpenError {
+    /// The site is not the one registered (missing or different identity): it is down and
+    /// must be left alone.
+    Down(SiteError),
+    /// Anything else (unreadable record, trustee, network).
+    Failed(String),
+}
+
+impl std::fmt::Display for OpenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Down(e) => write!(f, "{e}"),
+            Self::Failed(m) => f.write_str(m),
+        }
+    }
+}
+
+/// Opens a registered site, checking its identity.
+pub async fn open_site(
+    rec: &SiteRecord,
+    trustee: &dyn TrusteeClient,
+) -> Result<Arc<dyn Site>, OpenError> {
+    let identity = rec
+        .backend
+        .get("identity")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let down_or_failed = |e: SiteError| match e {
+        e @ SiteError::Identity { .. } => OpenError::Down(e),
+        other => OpenError::Failed(other.to_string()),
+    };
+    if let Some(root) = rec.backend.get("fs").and_then(Value::as_str) {
+        let site = LocalSite::open(rec.id.clone(), PathBuf::from(root), identity)
+            .map_err(down_or_failed)?;
+        return Ok(Arc::new(site));
+    }
+    if let Some(s3) = rec.backend.get("s3") {
+        let field = |k: &str| {
+            s3.get(k)
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .ok_or_else(|| {
+                    OpenError::Failed(format!("site {}: the record has no s3.{k}", rec.id))
+                })
+        };
+        let secret = trustee
+            .open_site_secret(&rec.id, &field("secret_sealed")?)
+            .await
+            .map_err(|e| {
+                OpenError::Failed(format!("site {}: cannot open its secret: {e}", rec.id))
+            })?;
+        let config = S3SiteConfig::new(
+            field("endpoint")?,
+            field("bucket")?,
+            field("region")?,
+            field("access_key")?,
+            secret,
+        );
+        let site = S3Site::open(rec.id.clone(), config, identity)
+            .await
+            .map_err(down_or_failed)?;
+        return Ok(Arc::new(site));
+    }
+    Err(OpenError::Failed(format!(
+        "site {} has a backend this build cannot open",
+        rec.id
+    )))
+}
+
+/// What the registry shows of a site's backend: never its secret.
+#[must_use]
+pub fn describe_backend(rec: &SiteRecord) -> String {
+    if let Some(root) = rec.backend.get("fs").and_then(Value::as_str) {
+        return format!("fs:{root}");
+    }
+    if let Some(s3) = rec.backend.get("s3") {
+        let get = |k: &str| s3.get(k).and_then(Value::as_str).unwrap_or("?");
+        return format!(
+            "s3:{}/{} as {}",
+            get("endpoint").trim_end_matches('/'),
+            get("bucket"),
+            get("access_key")
+        );
+    }
+    "unknown".to_owned()
+}
