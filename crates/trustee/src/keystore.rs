@@ -95,13 +95,23 @@ fn lock_keystore(dir: &Path) -> Result<File, TrusteeError> {
         .mode(0o600)
         .open(dir.join("keystore.lock"))
         .map_err(storage)?;
-    match lock.try_lock() {
-        Ok(()) => Ok(lock),
-        Err(std::fs::TryLockError::WouldBlock) => Err(storage(format!(
-            "the keystore in {} is in use by a running trustee; stop it first",
-            dir.display()
-        ))),
-        Err(std::fs::TryLockError::Error(e)) => Err(storage(e)),
+    // A lock held for a moment is not a running trustee: a child process forked (by any
+    // thread) between its fork and its exec briefly shares every open file, this lock's too.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        match lock.try_lock() {
+            Ok(()) => return Ok(lock),
+            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(storage(format!(
+                    "the keystore in {} is in use by a running trustee; stop it first",
+                    dir.display()
+                )));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(storage(e)),
+        }
     }
 }
 
