@@ -488,12 +488,17 @@ async fn serve_from(
             }
         }
         let mut sealed = buf.split_to(need);
-        let plain = dec.open(*next, &mut sealed).map_err(ReplicaFault::Crypto)?;
+        // Decrypted in place: the plaintext is the start of the same buffer, sent without a copy.
+        let plain_len = dec
+            .open(*next, &mut sealed)
+            .map_err(ReplicaFault::Crypto)?
+            .len();
+        sealed.truncate(plain_len);
         let seg_start = *next * seg;
         let lo = range.start.saturating_sub(seg_start);
-        let hi = (range.end - seg_start).min(plain.len() as u64);
+        let hi = (range.end - seg_start).min(plain_len as u64);
         // lo and hi are within one segment: they fit usize.
-        let piece = Bytes::copy_from_slice(&plain[lo as usize..hi as usize]);
+        let piece = sealed.freeze().slice(lo as usize..hi as usize);
         *next += 1;
         if tx.send(Ok(piece)).await.is_err() {
             return Err(ReplicaFault::Gone);
