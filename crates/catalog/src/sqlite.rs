@@ -100,9 +100,18 @@ fn site_refs(c: &Connection, site: &str) -> Result<u64> {
 /// No caller hears back before the commit that makes its write durable.
 #[derive(Clone)]
 pub struct SqliteCatalog {
-    conn: Arc<Mutex<Connection>>,
+    /// Read connections, taken in turn (one, shared with the writer, for an in-memory
+    /// catalog).
+    readers: Arc<Vec<Mutex<Connection>>>,
+    next_reader: Arc<std::sync::atomic::AtomicUsize>,
+    /// The writer's connection when it is also the only reader (in memory).
+    shared: Option<Arc<Mutex<Connection>>>,
     writer: std::sync::mpsc::Sender<WriteJob>,
 }
+
+/// Read connections of a file catalog: lookups and listings of concurrent requests do not
+/// queue behind each other (WAL lets them all read while the writer writes).
+const READERS: usize = 4;
 
 /// Sends a write's result once its batch is committed (or the commit's error).
 type Deliver = Box<dyn FnOnce(Result<()>) + Send>;
@@ -448,8 +457,10 @@ impl SqliteCatalog {
         let conn = Connection::open(path).map_err(storage)?;
         // The schema exists once the first connection has run it; the reader opens after.
         let writer = Self::init_schema(conn)?;
-        let reader = Connection::open(path).map_err(storage)?;
-        Self::init(writer, Some(reader))
+        let readers = (0..READERS)
+            .map(|_| Connection::open(path).map_err(storage))
+            .collect::<Result<Vec<_>>>()?;
+        Self::init(writer, readers)
     }
 
     fn init_schema(conn: Connection) -> Result<Connection> {
@@ -460,29 +471,29 @@ impl SqliteCatalog {
 
     /// A private in-memory catalog, for tests.
     pub fn in_memory() -> Result<Self> {
-        Self::init(Connection::open_in_memory().map_err(storage)?, None)
+        Self::init(Connection::open_in_memory().map_err(storage)?, Vec::new())
     }
 
-    fn init(conn: Connection, reader: Option<Connection>) -> Result<Self> {
+    fn init(conn: Connection, readers: Vec<Connection>) -> Result<Self> {
         configure(&conn)?;
         conn.execute_batch(SCHEMA).map_err(storage)?;
         let write_conn = Arc::new(Mutex::new(conn));
-        // A file database gets a second connection for reads (WAL lets it read while the
-        // writer writes); an in-memory one has only the one connection, shared.
-        let read_conn = match reader {
-            Some(r) => {
-                configure(&r)?;
-                Arc::new(Mutex::new(r))
-            }
-            None => Arc::clone(&write_conn),
-        };
+        // A file database gets connections of its own for reads; an in-memory one has only
+        // the one connection, shared with the writer.
+        for r in &readers {
+            configure(r)?;
+        }
+        let shared = readers.is_empty().then(|| Arc::clone(&write_conn));
+        let readers: Vec<Mutex<Connection>> = readers.into_iter().map(Mutex::new).collect();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::Builder::new()
             .name("catalog-writer".into())
             .spawn(move || write_loop(write_conn, rx))
             .map_err(storage)?;
         Ok(Self {
-            conn: read_conn,
+            readers: Arc::new(readers),
+            next_reader: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+            shared,
             writer: tx,
         })
     }
@@ -518,12 +529,20 @@ impl SqliteCatalog {
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        let conn = Arc::clone(&self.conn);
+        let shared = self.shared.clone();
+        let readers = Arc::clone(&self.readers);
+        let turn = self
+            .next_reader
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         tokio::task::spawn_blocking(move || {
-            let mut guard = conn
-                .lock()
-                .map_err(|_| CatalogError::Storage("catalog lock poisoned".into()))?;
-            f(&mut guard)
+            let poisoned = |_| CatalogError::Storage("catalog lock poisoned".into());
+            match &shared {
+                Some(conn) => f(&mut *conn.lock().map_err(poisoned)?),
+                None => {
+                    let conn = &readers[turn % readers.len()];
+                    f(&mut *conn.lock().map_err(poisoned)?)
+                }
+            }
         })
         .await
         .map_err(storage)?
