@@ -566,14 +566,19 @@ async fn referenced_blobs_cover_objects_and_parts(cat: &dyn Catalog) {
     let p = part("ur", 1);
     cat.put_part(&p).await.unwrap();
     let refs = cat.referenced_blobs().await.unwrap();
-    assert!(refs.contains(&o.chunks[0].blob));
-    assert!(refs.contains(&p.chunk.blob));
+    for site in &o.sites {
+        assert!(refs.contains(&(site.clone(), o.chunks[0].blob)));
+    }
+    assert!(refs.contains(&(p.sites[0].clone(), p.chunk.blob)));
+    // a replica on a site the object no longer names is not referenced
+    assert!(!refs.contains(&("elsewhere".to_owned(), o.chunks[0].blob)));
     cat.delete_object("refs", "x").await.unwrap();
     assert!(
         !cat.referenced_blobs()
             .await
             .unwrap()
-            .contains(&o.chunks[0].blob)
+            .iter()
+            .any(|(_, b)| *b == o.chunks[0].blob)
     );
 }
 

@@ -161,9 +161,7 @@ pub trait Catalog: Send + Sync {
     /// Removes the upload; returns its parts.
     async fn abort_upload(&self, upload_id: &str) -> Result<Vec<Part>>;
 
-    // quorum actions
-
     // maintenance
-    /// Every blob that an object or an unfinished upload refers to.
-    async fn referenced_blobs(&self) -> Result<Vec<obhut_core::BlobId>>;
+    /// Every replica the catalog names: (site, blob) for each object and part.
+    async fn referenced_blobs(&self) -> Result<Vec<(String, obhut_core::BlobId)>>;
 }

@@ -1313,28 +1313,36 @@ impl Catalog for SqliteCatalog {
         .await
     }
 
-    async fn referenced_blobs(&self) -> Result<Vec<BlobId>> {
+    async fn referenced_blobs(&self) -> Result<Vec<(String, BlobId)>> {
         self.with(|c| {
             let mut out = Vec::new();
-            let mut stmt = c.prepare("SELECT chunks FROM objects").map_err(storage)?;
+            let mut stmt = c
+                .prepare("SELECT sites, chunks FROM objects")
+                .map_err(storage)?;
             let rows = stmt
-                .query_map([], |r| r.get::<_, String>(0))
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
                 .map_err(storage)?
                 .collect::<rusqlite::Result<Vec<_>>>()
                 .map_err(storage)?;
-            for r in rows {
-                let chunks: Vec<Chunk> = from_json(&r)?;
-                out.extend(chunks.iter().map(|c| c.blob));
+            for (sites, chunks) in rows {
+                let sites: Vec<String> = from_json(&sites)?;
+                let chunks: Vec<Chunk> = from_json(&chunks)?;
+                for site in &sites {
+                    out.extend(chunks.iter().map(|c| (site.clone(), c.blob)));
+                }
             }
-            let mut stmt = c.prepare("SELECT chunk FROM parts").map_err(storage)?;
+            let mut stmt = c
+                .prepare("SELECT sites, chunk FROM parts")
+                .map_err(storage)?;
             let rows = stmt
-                .query_map([], |r| r.get::<_, String>(0))
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
                 .map_err(storage)?
                 .collect::<rusqlite::Result<Vec<_>>>()
                 .map_err(storage)?;
-            for r in rows {
-                let chunk: Chunk = from_json(&r)?;
-                out.push(chunk.blob);
+            for (sites, chunk) in rows {
+                let sites: Vec<String> = from_json(&sites)?;
+                let chunk: Chunk = from_json(&chunk)?;
+                out.extend(sites.into_iter().map(|s| (s, chunk.blob)));
             }
             Ok(out)
         })

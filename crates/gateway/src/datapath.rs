@@ -551,7 +551,9 @@ async fn copy_chunk(
 
 /// See [`crate::Gateway::collect_orphans`].
 pub async fn collect_orphans(catalog: &dyn Catalog, sites: &SiteSet) -> Result<usize, String> {
-    let referenced: HashSet<BlobId> = catalog
+    // Per replica: a blob left on a site its object no longer names (a move cut short after
+    // the catalog update) is an orphan there, though the same blob lives on elsewhere.
+    let referenced: HashSet<(String, BlobId)> = catalog
         .referenced_blobs()
         .await
         .map_err(|e| e.to_string())?
@@ -560,8 +562,9 @@ pub async fn collect_orphans(catalog: &dyn Catalog, sites: &SiteSet) -> Result<u
     let mut removed = 0;
     for site in &sites.all() {
         site.clear_temporary().await.map_err(|e| e.to_string())?;
+        let id = site.id().to_owned();
         for blob in site.list().await.map_err(|e| e.to_string())? {
-            if !referenced.contains(&blob) {
+            if !referenced.contains(&(id.clone(), blob)) {
                 site.delete(blob).await.map_err(|e| e.to_string())?;
                 removed += 1;
             }
