@@ -316,6 +316,36 @@ impl Governance {
         Ok(idx)
     }
 
+    /// The JSON record the query (with `arg`) selects, if any.
+    fn record_of<T: serde::de::DeserializeOwned>(
+        &self,
+        sql: &str,
+        arg: &str,
+    ) -> Result<Option<T>, TrusteeError> {
+        let record: Option<String> = self
+            .db()?
+            .query_row(sql, [arg], |r| r.get(0))
+            .optional()
+            .map_err(storage)?;
+        record
+            .map(|r| serde_json::from_str(&r).map_err(storage))
+            .transpose()
+    }
+
+    /// Every JSON record the query selects, in its order.
+    fn records<T: serde::de::DeserializeOwned>(&self, sql: &str) -> Result<Vec<T>, TrusteeError> {
+        let db = self.db()?;
+        let mut st = db.prepare(sql).map_err(storage)?;
+        let rows: Vec<String> = st
+            .query_map([], |r| r.get(0))
+            .map_err(storage)?
+            .collect::<Result<_, _>>()
+            .map_err(storage)?;
+        rows.iter()
+            .map(|r| serde_json::from_str(r).map_err(storage))
+            .collect()
+    }
+
     // ---------------------------------------------------------------- principals
 
     pub fn authenticate(&self, bearer_hash: &str) -> Result<Option<PrincipalInfo>, TrusteeError> {
@@ -563,16 +593,7 @@ impl Governance {
     // ---------------------------------------------------------------- tenants
 
     pub fn tenant(&self, name: &str) -> Result<Option<TenantPolicy>, TrusteeError> {
-        let record: Option<String> = self
-            .db()?
-            .query_row("SELECT record FROM tenants WHERE name = ?1", [name], |r| {
-                r.get(0)
-            })
-            .optional()
-            .map_err(storage)?;
-        record
-            .map(|r| serde_json::from_str(&r).map_err(storage))
-            .transpose()
+        self.record_of("SELECT record FROM tenants WHERE name = ?1", name)
     }
 
     fn put_tenant(&self, t: &TenantPolicy) -> Result<(), TrusteeError> {
@@ -700,15 +721,8 @@ impl Governance {
     // ---------------------------------------------------------------- grants
 
     pub(crate) fn grant(&self, id: &str) -> Result<Grant, TrusteeError> {
-        let record: Option<String> = self
-            .db()?
-            .query_row("SELECT record FROM grants WHERE id = ?1", [id], |r| {
-                r.get(0)
-            })
-            .optional()
-            .map_err(storage)?;
-        let r = record.ok_or_else(|| TrusteeError::NotFound(format!("no grant {id:?}")))?;
-        serde_json::from_str(&r).map_err(storage)
+        self.record_of("SELECT record FROM grants WHERE id = ?1", id)?
+            .ok_or_else(|| TrusteeError::NotFound(format!("no grant {id:?}")))
     }
 
     pub(crate) fn put_grant(&self, g: &Grant) -> Result<(), TrusteeError> {
@@ -724,18 +738,7 @@ impl Governance {
     }
 
     fn grants(&self) -> Result<Vec<Grant>, TrusteeError> {
-        let db = self.db()?;
-        let mut st = db
-            .prepare("SELECT record FROM grants ORDER BY rowid")
-            .map_err(storage)?;
-        let rows: Vec<String> = st
-            .query_map([], |r| r.get(0))
-            .map_err(storage)?
-            .collect::<Result<_, _>>()
-            .map_err(storage)?;
-        rows.iter()
-            .map(|r| serde_json::from_str(r).map_err(storage))
-            .collect()
+        self.records("SELECT record FROM grants ORDER BY rowid")
     }
 
     fn request_grant(&self, who: &PrincipalInfo, a: &Action) -> Result<Value, TrusteeError> {
@@ -1064,18 +1067,10 @@ impl Governance {
     }
 
     fn grant_by_key(&self, access_key_id: &str) -> Result<Option<Grant>, TrusteeError> {
-        let record: Option<String> = self
-            .db()?
-            .query_row(
-                "SELECT record FROM grants WHERE access_key_id = ?1",
-                [access_key_id],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(storage)?;
-        record
-            .map(|r| serde_json::from_str(&r).map_err(storage))
-            .transpose()
+        self.record_of(
+            "SELECT record FROM grants WHERE access_key_id = ?1",
+            access_key_id,
+        )
     }
 
     /// The secret of grant credentials, whatever the grant's state: the gateway verifies the
@@ -1144,16 +1139,8 @@ impl Governance {
     // ---------------------------------------------------------------- disclosures
 
     fn disclosure(&self, id: &str) -> Result<Disclosure, TrusteeError> {
-        let record: Option<String> = self
-            .db()?
-            .query_row("SELECT record FROM disclosures WHERE id = ?1", [id], |r| {
-                r.get(0)
-            })
-            .optional()
-            .map_err(storage)?;
-        let r = record
-            .ok_or_else(|| TrusteeError::NotFound(format!("no disclosure request {id:?}")))?;
-        serde_json::from_str(&r).map_err(storage)
+        self.record_of("SELECT record FROM disclosures WHERE id = ?1", id)?
+            .ok_or_else(|| TrusteeError::NotFound(format!("no disclosure request {id:?}")))
     }
 
     fn put_disclosure(&self, d: &Disclosure) -> Result<(), TrusteeError> {
@@ -1168,18 +1155,7 @@ impl Governance {
     }
 
     fn disclosures(&self) -> Result<Vec<Disclosure>, TrusteeError> {
-        let db = self.db()?;
-        let mut st = db
-            .prepare("SELECT record FROM disclosures ORDER BY rowid")
-            .map_err(storage)?;
-        let rows: Vec<String> = st
-            .query_map([], |r| r.get(0))
-            .map_err(storage)?
-            .collect::<Result<_, _>>()
-            .map_err(storage)?;
-        rows.iter()
-            .map(|r| serde_json::from_str(r).map_err(storage))
-            .collect()
+        self.records("SELECT record FROM disclosures ORDER BY rowid")
     }
 
     fn request_disclosure(&self, who: &PrincipalInfo, a: &Action) -> Result<Value, TrusteeError> {
