@@ -11,6 +11,7 @@
 //! test suite every implementation must pass.
 
 pub mod conformance;
+mod meta_cache;
 mod sqlite;
 mod types;
 

@@ -1,15 +1,19 @@
 //! The embedded catalog on SQLite (WAL, `synchronous=FULL`: a returned commit is durable).
 //!
 //! Object keys are stored as BLOBs so that ordering is plain byte order, which is S3's listing
-//! order. Calls run on tokio's blocking pool against one connection.
+//! order. Writes queue for one writer thread that commits them in batches; point lookups run
+//! on the calling thread against a pooled read connection (they take microseconds from the page
+//! cache, less than a hop to another thread would cost); scans run on tokio's blocking pool.
+//! Every statement is prepared once per connection and then taken from its cache.
 
+use crate::meta_cache::{MetaCache, MetaKey};
 use crate::{
     AccessKey, Bucket, BucketKey, Catalog, CatalogError, Chunk, ListFrom, ObjectRecord, Part,
     PutCondition, ResidencyRule, Result, SiteRecord, Tenant, Upload,
 };
 use async_trait::async_trait;
 use obhut_core::BlobId;
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::{Connection, OptionalExtension, Params, Row, params};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -84,13 +88,13 @@ CREATE TABLE IF NOT EXISTS parts (
 /// Objects and parts that name `site` (site lists are JSON arrays of ids).
 fn site_refs(c: &Connection, site: &str) -> Result<u64> {
     let pattern = format!("%{}%", to_json(&site)?);
-    let n: i64 = c
-        .query_row(
-            "SELECT (SELECT COUNT(*) FROM objects WHERE sites LIKE ?1) + (SELECT COUNT(*) FROM parts WHERE sites LIKE ?1)",
-            params![pattern],
-            |r| r.get(0),
-        )
-        .map_err(storage)?;
+    let n: i64 = query_row(
+        c,
+        "SELECT (SELECT COUNT(*) FROM objects WHERE sites LIKE ?1) + (SELECT COUNT(*) FROM parts WHERE sites LIKE ?1)",
+        params![pattern],
+        |r| r.get(0),
+    )
+    .map_err(storage)?;
     Ok(u64::try_from(n).unwrap_or(0))
 }
 
@@ -107,6 +111,7 @@ pub struct SqliteCatalog {
     /// The writer's connection when it is also the only reader (in memory).
     shared: Option<Arc<Mutex<Connection>>>,
     writer: std::sync::mpsc::Sender<WriteJob>,
+    meta: Arc<MetaCache>,
 }
 
 /// Read connections of a file catalog: lookups and listings of concurrent requests do not
@@ -131,7 +136,26 @@ fn configure(conn: &Connection) -> Result<()> {
         .map_err(storage)?;
     conn.busy_timeout(std::time::Duration::from_secs(10))
         .map_err(storage)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(())
+}
+
+/// Prepared statements kept per connection: more than the catalog has distinct statements.
+const STATEMENT_CACHE: usize = 128;
+
+/// Runs a statement taken from the connection's cache of prepared ones.
+fn exec(c: &Connection, sql: &str, p: impl Params) -> rusqlite::Result<usize> {
+    c.prepare_cached(sql)?.execute(p)
+}
+
+/// The one row of a query taken from the connection's cache of prepared ones.
+fn query_row<T>(
+    c: &Connection,
+    sql: &str,
+    p: impl Params,
+    f: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    c.prepare_cached(sql)?.query_row(p, f)
 }
 
 /// The writer thread: takes the first queued write and every one queued behind it, runs them in
@@ -365,7 +389,8 @@ fn raw_bucket_key(r: &Row<'_>) -> rusqlite::Result<BucketKey> {
 }
 
 fn get_object_tx(tx: &Connection, bucket: &str, key: &str) -> Result<Option<ObjectRecord>> {
-    tx.query_row(
+    query_row(
+        tx,
         &format!("SELECT {OBJECT_COLS} FROM objects WHERE bucket = ?1 AND key = ?2"),
         params![bucket, key_bytes(key)],
         raw_object,
@@ -378,7 +403,8 @@ fn get_object_tx(tx: &Connection, bucket: &str, key: &str) -> Result<Option<Obje
 
 fn upsert_object_tx(tx: &Connection, o: &ObjectRecord) -> Result<Option<ObjectRecord>> {
     let old = get_object_tx(tx, &o.bucket, &o.key)?;
-    tx.execute(
+    exec(
+        tx,
         &format!(
             "INSERT OR REPLACE INTO objects ({OBJECT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
         ),
@@ -401,15 +427,15 @@ fn upsert_object_tx(tx: &Connection, o: &ObjectRecord) -> Result<Option<ObjectRe
 /// Objects are committed only into a bucket that exists at commit time: a write racing the
 /// bucket's deletion fails instead of being acknowledged into nowhere.
 fn bucket_exists_tx(tx: &Connection, bucket: &str) -> Result<()> {
-    let exists = tx
-        .query_row(
-            "SELECT 1 FROM buckets WHERE name = ?1",
-            params![bucket],
-            |_| Ok(()),
-        )
-        .optional()
-        .map_err(storage)?
-        .is_some();
+    let exists = query_row(
+        tx,
+        "SELECT 1 FROM buckets WHERE name = ?1",
+        params![bucket],
+        |_| Ok(()),
+    )
+    .optional()
+    .map_err(storage)?
+    .is_some();
     if exists {
         Ok(())
     } else {
@@ -436,9 +462,14 @@ fn parts_tx(tx: &Connection, upload_id: &str) -> Result<Vec<Part>> {
 
 fn remove_upload_tx(tx: &Connection, upload_id: &str) -> Result<Vec<Part>> {
     let parts = parts_tx(tx, upload_id)?;
-    tx.execute("DELETE FROM parts WHERE upload_id = ?1", params![upload_id])
-        .map_err(storage)?;
-    tx.execute(
+    exec(
+        tx,
+        "DELETE FROM parts WHERE upload_id = ?1",
+        params![upload_id],
+    )
+    .map_err(storage)?;
+    exec(
+        tx,
         "DELETE FROM uploads WHERE upload_id = ?1",
         params![upload_id],
     )
@@ -495,13 +526,35 @@ impl SqliteCatalog {
             next_reader: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
             shared,
             writer: tx,
+            meta: Arc::default(),
         })
     }
 
-    /// Queues a write; returns once the batch holding it is durably committed.
+    /// Queues a write that may change tenants, access keys, buckets, bucket keys or residency
+    /// rules; returns once the batch holding it is durably committed, and the cache of those
+    /// records is emptied.
     async fn write<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        self.queue_write(f, Some(Arc::clone(&self.meta))).await
+    }
+
+    /// Queues a write of objects, uploads or parts only; returns once the batch holding it is
+    /// durably committed.
+    async fn write_data<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        self.queue_write(f, None).await
+    }
+
+    /// Every queued write runs in its own savepoint of the batch's transaction: a write of
+    /// several statements is atomic.
+    async fn queue_write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+        invalidates: Option<Arc<MetaCache>>,
     ) -> Result<T> {
         let (tx, rx) = tokio::sync::oneshot::channel::<Result<T>>();
         let job: WriteJob = Box::new(move |conn| {
@@ -514,6 +567,11 @@ impl SqliteCatalog {
             let result = f(conn);
             let ok = result.is_ok();
             let deliver: Deliver = Box::new(move |committed: Result<()>| {
+                // After the commit, before the answer: no one who heard of the write can read
+                // what it replaced from the cache.
+                if let Some(meta) = invalidates {
+                    meta.invalidate();
+                }
                 let _ = tx.send(committed.and(result));
             });
             (ok, deliver)
@@ -525,6 +583,55 @@ impl SqliteCatalog {
             .map_err(|_| storage("the catalog writer has stopped"))?
     }
 
+    /// A point lookup of a record kept in the cache of seldom-changing ones.
+    async fn lookup_cached<T: Clone + Send + Sync + 'static>(
+        &self,
+        key: MetaKey,
+        f: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        if let Some(hit) = self.meta.get::<T>(&key) {
+            return Ok(hit);
+        }
+        let generation = self.meta.generation();
+        let value = self.lookup(f).await?;
+        self.meta.put(key, generation, &value);
+        Ok(value)
+    }
+
+    /// A point lookup: runs here, on the calling thread, on the first free read connection;
+    /// only when every one is busy (with scans) does it wait on the blocking pool instead.
+    async fn lookup<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        match self.run_on_free_reader(f) {
+            Ok(result) => result,
+            Err(f) => self.with(f).await,
+        }
+    }
+
+    /// Runs `f` on a read connection nobody holds, or gives `f` back when all are held.
+    fn run_on_free_reader<T, F: FnOnce(&mut Connection) -> Result<T>>(
+        &self,
+        f: F,
+    ) -> std::result::Result<Result<T>, F> {
+        let free = match &self.shared {
+            Some(conn) => conn.try_lock().ok(),
+            None => {
+                let n = self.readers.len();
+                let turn = self
+                    .next_reader
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                (0..n).find_map(|i| self.readers[(turn + i) % n].try_lock().ok())
+            }
+        };
+        match free {
+            Some(mut conn) => Ok(f(&mut conn)),
+            None => Err(f),
+        }
+    }
+
+    /// A read that may take long (a scan): runs on the blocking pool.
     async fn with<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
@@ -547,15 +654,6 @@ impl SqliteCatalog {
         .await
         .map_err(storage)?
     }
-
-    /// A write of several statements: atomic, because every queued write runs in its own
-    /// savepoint of the batch transaction.
-    async fn tx<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
-    ) -> Result<T> {
-        self.write(f).await
-    }
 }
 
 #[async_trait]
@@ -563,7 +661,8 @@ impl Catalog for SqliteCatalog {
     async fn create_tenant(&self, tenant: &Tenant) -> Result<()> {
         let t = tenant.clone();
         self.write(move |c| {
-            c.execute(
+            exec(
+                c,
                 "INSERT INTO tenants (name, jurisdictions, min_sites, created_ms) VALUES (?1, ?2, ?3, ?4)",
                 params![t.name, to_json(&t.jurisdictions)?, t.min_sites, t.created_ms],
             )
@@ -581,17 +680,29 @@ impl Catalog for SqliteCatalog {
 
     async fn get_tenant(&self, name: &str) -> Result<Option<Tenant>> {
         let name = name.to_owned();
-        self.with(move |c| {
-            let row = c
-                .query_row(
-                    "SELECT name, jurisdictions, min_sites, created_ms FROM tenants WHERE name = ?1",
-                    params![name],
-                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, u32>(2)?, r.get::<_, i64>(3)?)),
-                )
-                .optional()
-                .map_err(storage)?;
+        self.lookup_cached(("tenant", name.clone()), move |c| {
+            let row = query_row(
+                c,
+                "SELECT name, jurisdictions, min_sites, created_ms FROM tenants WHERE name = ?1",
+                params![name],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, u32>(2)?,
+                        r.get::<_, i64>(3)?,
+                    ))
+                },
+            )
+            .optional()
+            .map_err(storage)?;
             row.map(|(name, j, min_sites, created_ms)| {
-                Ok(Tenant { name, jurisdictions: from_json(&j)?, min_sites, created_ms })
+                Ok(Tenant {
+                    name,
+                    jurisdictions: from_json(&j)?,
+                    min_sites,
+                    created_ms,
+                })
             })
             .transpose()
         })
@@ -634,7 +745,8 @@ impl Catalog for SqliteCatalog {
     async fn create_access_key(&self, key: &AccessKey) -> Result<()> {
         let k = key.clone();
         self.write(move |c| {
-            c.execute(
+            exec(
+                c,
                 "INSERT INTO access_keys (access_key_id, tenant, secret, created_ms) VALUES (?1, ?2, ?3, ?4)",
                 params![k.access_key_id, k.tenant, k.secret, k.created_ms],
             )
@@ -652,8 +764,9 @@ impl Catalog for SqliteCatalog {
 
     async fn get_access_key(&self, access_key_id: &str) -> Result<Option<AccessKey>> {
         let id = access_key_id.to_owned();
-        self.with(move |c| {
-            c.query_row(
+        self.lookup_cached(("access key", id.clone()), move |c| {
+            query_row(
+                c,
                 "SELECT access_key_id, tenant, secret, created_ms FROM access_keys WHERE access_key_id = ?1",
                 params![id],
                 |r| Ok(AccessKey { access_key_id: r.get(0)?, tenant: r.get(1)?, secret: r.get(2)?, created_ms: r.get(3)? }),
@@ -667,7 +780,8 @@ impl Catalog for SqliteCatalog {
     async fn put_site(&self, site: &SiteRecord) -> Result<()> {
         let s = site.clone();
         self.write(move |c| {
-            c.execute(
+            exec(
+                c,
                 "INSERT OR REPLACE INTO sites (id, record) VALUES (?1, ?2)",
                 params![s.id, to_json(&s)?],
             )
@@ -679,15 +793,14 @@ impl Catalog for SqliteCatalog {
 
     async fn delete_site(&self, id: &str) -> Result<()> {
         let id = id.to_owned();
-        self.tx(move |tx| {
+        self.write(move |tx| {
             let refs = site_refs(tx, &id)?;
             if refs > 0 {
                 return Err(CatalogError::InUse(format!(
                     "site {id} still holds {refs} replica(s); drain it first"
                 )));
             }
-            tx.execute("DELETE FROM sites WHERE id = ?1", params![id])
-                .map_err(storage)?;
+            exec(tx, "DELETE FROM sites WHERE id = ?1", params![id]).map_err(storage)?;
             Ok(())
         })
         .await
@@ -700,15 +813,15 @@ impl Catalog for SqliteCatalog {
 
     async fn get_rule(&self, scope: &str) -> Result<Option<ResidencyRule>> {
         let scope = scope.to_owned();
-        self.with(move |c| {
-            let r: Option<String> = c
-                .query_row(
-                    "SELECT rule FROM residency WHERE scope = ?1",
-                    params![scope],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(storage)?;
+        self.lookup_cached(("residency rule", scope.clone()), move |c| {
+            let r: Option<String> = query_row(
+                c,
+                "SELECT rule FROM residency WHERE scope = ?1",
+                params![scope],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(storage)?;
             r.map(|r| from_json(&r)).transpose()
         })
         .await
@@ -717,7 +830,8 @@ impl Catalog for SqliteCatalog {
     async fn put_rule(&self, scope: &str, rule: &ResidencyRule) -> Result<()> {
         let (scope, rule) = (scope.to_owned(), to_json(rule)?);
         self.write(move |c| {
-            c.execute(
+            exec(
+                c,
                 "INSERT OR REPLACE INTO residency (scope, rule) VALUES (?1, ?2)",
                 params![scope, rule],
             )
@@ -735,12 +849,12 @@ impl Catalog for SqliteCatalog {
     ) -> Result<()> {
         let (name, j) = (name.to_owned(), to_json(&jurisdictions)?);
         self.write(move |c| {
-            let n = c
-                .execute(
-                    "UPDATE tenants SET jurisdictions = ?2, min_sites = ?3 WHERE name = ?1",
-                    params![name, j, min_sites],
-                )
-                .map_err(storage)?;
+            let n = exec(
+                c,
+                "UPDATE tenants SET jurisdictions = ?2, min_sites = ?3 WHERE name = ?1",
+                params![name, j, min_sites],
+            )
+            .map_err(storage)?;
             if n == 0 {
                 return Err(CatalogError::NotFound {
                     kind: "tenant",
@@ -765,13 +879,13 @@ impl Catalog for SqliteCatalog {
             to_json(&chunks)?,
             to_json(&sites)?,
         );
-        self.write(move |c| {
-            let n = c
-                .execute(
-                    "UPDATE objects SET sites = ?4 WHERE bucket = ?1 AND key = ?2 AND chunks = ?3",
-                    params![bucket, key_bytes(&key), chunks, sites],
-                )
-                .map_err(storage)?;
+        self.write_data(move |c| {
+            let n = exec(
+                c,
+                "UPDATE objects SET sites = ?4 WHERE bucket = ?1 AND key = ?2 AND chunks = ?3",
+                params![bucket, key_bytes(&key), chunks, sites],
+            )
+            .map_err(storage)?;
             Ok(n == 1)
         })
         .await
@@ -795,27 +909,29 @@ impl Catalog for SqliteCatalog {
     async fn create_bucket(&self, bucket: &Bucket, key: &BucketKey) -> Result<()> {
         let b = bucket.clone();
         let k = key.clone();
-        self.tx(move |tx| {
-            let owner: Option<String> = tx
-                .query_row(
-                    "SELECT tenant FROM buckets WHERE name = ?1",
-                    params![b.name],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(storage)?;
+        self.write(move |tx| {
+            let owner: Option<String> = query_row(
+                tx,
+                "SELECT tenant FROM buckets WHERE name = ?1",
+                params![b.name],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(storage)?;
             if let Some(owner) = owner {
                 return Err(CatalogError::BucketExists {
                     bucket: b.name,
                     owner,
                 });
             }
-            tx.execute(
+            exec(
+                tx,
                 "INSERT INTO buckets (name, tenant, created_ms) VALUES (?1, ?2, ?3)",
                 params![b.name, b.tenant, b.created_ms],
             )
             .map_err(storage)?;
-            tx.execute(
+            exec(
+                tx,
                 "INSERT INTO bucket_keys (bucket, version, wrapped, kcv, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![b.name, k.version, k.wrapped, k.kcv, k.created_ms],
             )
@@ -827,8 +943,10 @@ impl Catalog for SqliteCatalog {
 
     async fn get_bucket_key(&self, bucket: &str, version: u32) -> Result<Option<BucketKey>> {
         let bucket = bucket.to_owned();
-        self.with(move |c| {
-            c.query_row(
+        let key = ("bucket key", format!("{bucket}/{version}"));
+        self.lookup_cached(key, move |c| {
+            query_row(
+                c,
                 "SELECT bucket, version, wrapped, kcv, created_ms FROM bucket_keys WHERE bucket = ?1 AND version = ?2",
                 params![bucket, version],
                 raw_bucket_key,
@@ -841,8 +959,9 @@ impl Catalog for SqliteCatalog {
 
     async fn current_bucket_key(&self, bucket: &str) -> Result<Option<BucketKey>> {
         let bucket = bucket.to_owned();
-        self.with(move |c| {
-            c.query_row(
+        self.lookup_cached(("current bucket key", bucket.clone()), move |c| {
+            query_row(
+                c,
                 "SELECT bucket, version, wrapped, kcv, created_ms FROM bucket_keys WHERE bucket = ?1 ORDER BY version DESC LIMIT 1",
                 params![bucket],
                 raw_bucket_key,
@@ -855,8 +974,9 @@ impl Catalog for SqliteCatalog {
 
     async fn get_bucket(&self, name: &str) -> Result<Option<Bucket>> {
         let name = name.to_owned();
-        self.with(move |c| {
-            c.query_row(
+        self.lookup_cached(("bucket", name.clone()), move |c| {
+            query_row(
+                c,
                 "SELECT name, tenant, created_ms FROM buckets WHERE name = ?1",
                 params![name],
                 |r| {
@@ -897,31 +1017,31 @@ impl Catalog for SqliteCatalog {
 
     async fn delete_bucket(&self, name: &str) -> Result<Vec<Part>> {
         let name = name.to_owned();
-        self.tx(move |tx| {
-            let exists: bool = tx
-                .query_row(
-                    "SELECT 1 FROM buckets WHERE name = ?1",
-                    params![name],
-                    |_| Ok(true),
-                )
-                .optional()
-                .map_err(storage)?
-                .unwrap_or(false);
+        self.write(move |tx| {
+            let exists: bool = query_row(
+                tx,
+                "SELECT 1 FROM buckets WHERE name = ?1",
+                params![name],
+                |_| Ok(true),
+            )
+            .optional()
+            .map_err(storage)?
+            .unwrap_or(false);
             if !exists {
                 return Err(CatalogError::NotFound {
                     kind: "bucket",
                     name,
                 });
             }
-            let has_objects: bool = tx
-                .query_row(
-                    "SELECT 1 FROM objects WHERE bucket = ?1 LIMIT 1",
-                    params![name],
-                    |_| Ok(true),
-                )
-                .optional()
-                .map_err(storage)?
-                .unwrap_or(false);
+            let has_objects: bool = query_row(
+                tx,
+                "SELECT 1 FROM objects WHERE bucket = ?1 LIMIT 1",
+                params![name],
+                |_| Ok(true),
+            )
+            .optional()
+            .map_err(storage)?
+            .unwrap_or(false);
             if has_objects {
                 return Err(CatalogError::BucketNotEmpty(name));
             }
@@ -938,15 +1058,19 @@ impl Catalog for SqliteCatalog {
             for id in upload_ids {
                 parts.extend(remove_upload_tx(tx, &id)?);
             }
-            tx.execute("DELETE FROM bucket_keys WHERE bucket = ?1", params![name])
-                .map_err(storage)?;
-            tx.execute(
+            exec(
+                tx,
+                "DELETE FROM bucket_keys WHERE bucket = ?1",
+                params![name],
+            )
+            .map_err(storage)?;
+            exec(
+                tx,
                 "DELETE FROM residency WHERE scope = ?1",
                 params![format!("bucket:{name}")],
             )
             .map_err(storage)?;
-            tx.execute("DELETE FROM buckets WHERE name = ?1", params![name])
-                .map_err(storage)?;
+            exec(tx, "DELETE FROM buckets WHERE name = ?1", params![name]).map_err(storage)?;
             Ok(parts)
         })
         .await
@@ -958,7 +1082,7 @@ impl Catalog for SqliteCatalog {
         condition: PutCondition,
     ) -> Result<Option<ObjectRecord>> {
         let o = object.clone();
-        self.tx(move |tx| {
+        self.write_data(move |tx| {
             bucket_exists_tx(tx, &o.bucket)?;
             let current = get_object_tx(tx, &o.bucket, &o.key)?;
             condition
@@ -982,13 +1106,13 @@ impl Catalog for SqliteCatalog {
             expected.to_vec(),
             envelope.to_vec(),
         );
-        self.write(move |c| {
-            let n = c
-                .execute(
-                    "UPDATE objects SET envelope = ?4 WHERE bucket = ?1 AND key = ?2 AND envelope = ?3",
-                    params![bucket, key_bytes(&key), expected, envelope],
-                )
-                .map_err(storage)?;
+        self.write_data(move |c| {
+            let n = exec(
+                c,
+                "UPDATE objects SET envelope = ?4 WHERE bucket = ?1 AND key = ?2 AND envelope = ?3",
+                params![bucket, key_bytes(&key), expected, envelope],
+            )
+            .map_err(storage)?;
             Ok(n == 1)
         })
         .await
@@ -1001,13 +1125,13 @@ impl Catalog for SqliteCatalog {
         envelope: &[u8],
     ) -> Result<bool> {
         let (id, expected, envelope) = (upload_id.to_owned(), expected.to_vec(), envelope.to_vec());
-        self.write(move |c| {
-            let n = c
-                .execute(
-                    "UPDATE uploads SET envelope = ?3 WHERE upload_id = ?1 AND envelope = ?2",
-                    params![id, expected, envelope],
-                )
-                .map_err(storage)?;
+        self.write_data(move |c| {
+            let n = exec(
+                c,
+                "UPDATE uploads SET envelope = ?3 WHERE upload_id = ?1 AND envelope = ?2",
+                params![id, expected, envelope],
+            )
+            .map_err(storage)?;
             Ok(n == 1)
         })
         .await
@@ -1016,7 +1140,8 @@ impl Catalog for SqliteCatalog {
     async fn add_bucket_key(&self, key: &BucketKey) -> Result<()> {
         let k = key.clone();
         self.write(move |c| {
-            c.execute(
+            exec(
+                c,
                 "INSERT INTO bucket_keys (bucket, version, wrapped, kcv, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![k.bucket, k.version, k.wrapped, k.kcv, k.created_ms],
             )
@@ -1037,14 +1162,15 @@ impl Catalog for SqliteCatalog {
 
     async fn get_object(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>> {
         let (bucket, key) = (bucket.to_owned(), key.to_owned());
-        self.with(move |c| get_object_tx(c, &bucket, &key)).await
+        self.lookup(move |c| get_object_tx(c, &bucket, &key)).await
     }
 
     async fn delete_object(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>> {
         let (bucket, key) = (bucket.to_owned(), key.to_owned());
-        self.tx(move |tx| {
+        self.write_data(move |tx| {
             let old = get_object_tx(tx, &bucket, &key)?;
-            tx.execute(
+            exec(
+                tx,
                 "DELETE FROM objects WHERE bucket = ?1 AND key = ?2",
                 params![bucket, key_bytes(&key)],
             )
@@ -1097,8 +1223,9 @@ impl Catalog for SqliteCatalog {
 
     async fn create_upload(&self, upload: &Upload) -> Result<()> {
         let u = upload.clone();
-        self.write(move |c| {
-            c.execute(
+        self.write_data(move |c| {
+            exec(
+                c,
                 &format!("INSERT INTO uploads ({UPLOAD_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
                 params![
                     u.upload_id,
@@ -1117,8 +1244,9 @@ impl Catalog for SqliteCatalog {
 
     async fn get_upload(&self, upload_id: &str) -> Result<Option<Upload>> {
         let id = upload_id.to_owned();
-        self.with(move |c| {
-            c.query_row(
+        self.lookup(move |c| {
+            query_row(
+                c,
                 &format!("SELECT {UPLOAD_COLS} FROM uploads WHERE upload_id = ?1"),
                 params![id],
                 raw_upload,
@@ -1133,35 +1261,34 @@ impl Catalog for SqliteCatalog {
 
     async fn put_part(&self, part: &Part) -> Result<Option<Part>> {
         let p = part.clone();
-        self.tx(move |tx| {
-            let exists: bool = tx
-                .query_row(
-                    "SELECT 1 FROM uploads WHERE upload_id = ?1",
-                    params![p.upload_id],
-                    |_| Ok(true),
-                )
-                .optional()
-                .map_err(storage)?
-                .unwrap_or(false);
+        self.write_data(move |tx| {
+            let exists: bool = query_row(
+                tx,
+                "SELECT 1 FROM uploads WHERE upload_id = ?1",
+                params![p.upload_id],
+                |_| Ok(true),
+            )
+            .optional()
+            .map_err(storage)?
+            .unwrap_or(false);
             if !exists {
                 return Err(CatalogError::NotFound {
                     kind: "upload",
                     name: p.upload_id,
                 });
             }
-            let old = tx
-                .query_row(
-                    &format!(
-                        "SELECT {PART_COLS} FROM parts WHERE upload_id = ?1 AND part_number = ?2"
-                    ),
-                    params![p.upload_id, p.part_number],
-                    raw_part,
-                )
-                .optional()
-                .map_err(storage)?
-                .map(RawPart::decode)
-                .transpose()?;
-            tx.execute(
+            let old = query_row(
+                tx,
+                &format!("SELECT {PART_COLS} FROM parts WHERE upload_id = ?1 AND part_number = ?2"),
+                params![p.upload_id, p.part_number],
+                raw_part,
+            )
+            .optional()
+            .map_err(storage)?
+            .map(RawPart::decode)
+            .transpose()?;
+            exec(
+                tx,
                 &format!(
                     "INSERT OR REPLACE INTO parts ({PART_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
                 ),
@@ -1248,16 +1375,16 @@ impl Catalog for SqliteCatalog {
     ) -> Result<(Option<ObjectRecord>, Vec<Part>)> {
         let id = upload_id.to_owned();
         let o = object.clone();
-        self.tx(move |tx| {
-            let exists: bool = tx
-                .query_row(
-                    "SELECT 1 FROM uploads WHERE upload_id = ?1",
-                    params![id],
-                    |_| Ok(true),
-                )
-                .optional()
-                .map_err(storage)?
-                .unwrap_or(false);
+        self.write_data(move |tx| {
+            let exists: bool = query_row(
+                tx,
+                "SELECT 1 FROM uploads WHERE upload_id = ?1",
+                params![id],
+                |_| Ok(true),
+            )
+            .optional()
+            .map_err(storage)?
+            .unwrap_or(false);
             if !exists {
                 return Err(CatalogError::NotFound {
                     kind: "upload",
@@ -1292,16 +1419,16 @@ impl Catalog for SqliteCatalog {
 
     async fn abort_upload(&self, upload_id: &str) -> Result<Vec<Part>> {
         let id = upload_id.to_owned();
-        self.tx(move |tx| {
-            let exists: bool = tx
-                .query_row(
-                    "SELECT 1 FROM uploads WHERE upload_id = ?1",
-                    params![id],
-                    |_| Ok(true),
-                )
-                .optional()
-                .map_err(storage)?
-                .unwrap_or(false);
+        self.write_data(move |tx| {
+            let exists: bool = query_row(
+                tx,
+                "SELECT 1 FROM uploads WHERE upload_id = ?1",
+                params![id],
+                |_| Ok(true),
+            )
+            .optional()
+            .map_err(storage)?
+            .unwrap_or(false);
             if !exists {
                 return Err(CatalogError::NotFound {
                     kind: "upload",
