@@ -18,7 +18,7 @@ use obhut_core::{BlobId, SiteInfo};
 use obhut_crypto::{
     BlobHeader, HEADER_LEN, SegmentDecryptor, StreamEncryptor, TAG_LEN, segment_span,
 };
-use obhut_sites::{BlobWriter, Site, SiteError};
+use obhut_sites::{BlobStream, BlobWriter, Site, SiteError};
 use s3s::checksum::ChecksumHasher;
 use s3s::crypto::{Checksum as _, Md5};
 use s3s::dto::StreamingBlob;
@@ -443,6 +443,66 @@ async fn read_exact(
     Ok(parts.concat())
 }
 
+/// The blob's header, and a stream of its sealed segments from segment `next` to the end of
+/// `range`, with what of it is already read in the buffer. From the first segment, header and
+/// segments come in one read.
+async fn open_segments(
+    site: &Arc<dyn Site>,
+    chunk: &Chunk,
+    range: &Range<u64>,
+    cipher: &ObjectCipher,
+    next: u64,
+) -> Result<(BlobHeader, BlobStream, BytesMut), ReplicaFault> {
+    if next == 0 {
+        let (_, _, span) = segment_span(range, chunk.size, cipher.segment_size);
+        let mut stream = site
+            .read(chunk.blob, 0..span.end)
+            .await
+            .map_err(ReplicaFault::Site)?;
+        let mut buf = BytesMut::new();
+        fill(&mut stream, &mut buf, HEADER_LEN, site, chunk).await?;
+        let header = BlobHeader::decode(&buf.split_to(HEADER_LEN)).map_err(ReplicaFault::Crypto)?;
+        // Written with another segment size: the span read was not this blob's.
+        if header.segment_size == cipher.segment_size {
+            return Ok((header, stream, buf));
+        }
+    }
+    let header_bytes = read_exact(site, chunk.blob, 0..HEADER_LEN as u64)
+        .await
+        .map_err(ReplicaFault::Site)?;
+    let header = BlobHeader::decode(&header_bytes).map_err(ReplicaFault::Crypto)?;
+    let stride = u64::from(header.segment_size) + TAG_LEN as u64;
+    let (_, _, span) = segment_span(range, chunk.size, header.segment_size);
+    let stream = site
+        .read(chunk.blob, HEADER_LEN as u64 + next * stride..span.end)
+        .await
+        .map_err(ReplicaFault::Site)?;
+    Ok((header, stream, BytesMut::new()))
+}
+
+/// Reads from `stream` until `buf` holds at least `need` bytes.
+async fn fill(
+    stream: &mut BlobStream,
+    buf: &mut BytesMut,
+    need: usize,
+    site: &Arc<dyn Site>,
+    chunk: &Chunk,
+) -> Result<(), ReplicaFault> {
+    while buf.len() < need {
+        match stream.next().await {
+            Some(Ok(data)) => buf.extend_from_slice(&data),
+            Some(Err(e)) => return Err(ReplicaFault::Site(e)),
+            None => {
+                return Err(ReplicaFault::Site(SiteError::Truncated {
+                    site: site.id().to_owned(),
+                    blob: chunk.blob,
+                }));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Sends the plaintext of `range` (within one chunk) from `site`, starting at segment `*next`;
 /// advances `*next` past every segment delivered.
 async fn serve_from(
@@ -454,10 +514,7 @@ async fn serve_from(
     last: u64,
     tx: &mpsc::Sender<Result<Bytes, std::io::Error>>,
 ) -> Result<(), ReplicaFault> {
-    let header_bytes = read_exact(site, chunk.blob, 0..HEADER_LEN as u64)
-        .await
-        .map_err(ReplicaFault::Site)?;
-    let header = BlobHeader::decode(&header_bytes).map_err(ReplicaFault::Crypto)?;
+    let (header, mut stream, mut buf) = open_segments(site, chunk, range, cipher, *next).await?;
     let dec = SegmentDecryptor::new(
         &cipher.key,
         header,
@@ -465,28 +522,9 @@ async fn serve_from(
         chunk.size,
     );
     let seg = u64::from(header.segment_size);
-    let stride = seg + TAG_LEN as u64;
-    let (_, _, span) = segment_span(range, chunk.size, header.segment_size);
-    let from = HEADER_LEN as u64 + *next * stride;
-    let mut stream = site
-        .read(chunk.blob, from..span.end)
-        .await
-        .map_err(ReplicaFault::Site)?;
-    let mut buf = BytesMut::new();
     while *next <= last {
         let need = dec.sealed_len(*next);
-        while buf.len() < need {
-            match stream.next().await {
-                Some(Ok(data)) => buf.extend_from_slice(&data),
-                Some(Err(e)) => return Err(ReplicaFault::Site(e)),
-                None => {
-                    return Err(ReplicaFault::Site(SiteError::Truncated {
-                        site: site.id().to_owned(),
-                        blob: chunk.blob,
-                    }));
-                }
-            }
-        }
+        fill(&mut stream, &mut buf, need, site, chunk).await?;
         let mut sealed = buf.split_to(need);
         // Decrypted in place: the plaintext is the start of the same buffer, sent without a copy.
         let plain_len = dec
