@@ -18,7 +18,7 @@ mod record;
 mod report;
 mod runner;
 mod s3;
-mod sigv4;
+use obhut_bench::sigv4;
 mod size;
 mod stats;
 

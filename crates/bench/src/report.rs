@@ -52,7 +52,7 @@ const MIB1: u64 = 1 << 20;
 const MIB64: u64 = 64 << 20;
 
 /// The targets first, then the other pairs the matrix measures.
-const COMPARISONS: [Comparison; 8] = [
+const COMPARISONS: [Comparison; 12] = [
     Comparison {
         op: "get",
         size: MIB64,
@@ -123,6 +123,42 @@ const COMPARISONS: [Comparison; 8] = [
         baseline_op: "read",
         baseline_name: "raw read",
         metric: Metric::OpsPerS,
+        target: None,
+    },
+    Comparison {
+        op: "get",
+        size: MIB64,
+        baseline: "http-no-storage",
+        baseline_op: "get",
+        baseline_name: "HTTP, no storage",
+        metric: Metric::MibPerS,
+        target: None,
+    },
+    Comparison {
+        op: "put",
+        size: MIB64,
+        baseline: "http-no-storage",
+        baseline_op: "put",
+        baseline_name: "HTTP, no storage",
+        metric: Metric::MibPerS,
+        target: None,
+    },
+    Comparison {
+        op: "get",
+        size: MIB1,
+        baseline: "http-no-storage",
+        baseline_op: "get",
+        baseline_name: "HTTP, no storage",
+        metric: Metric::MibPerS,
+        target: None,
+    },
+    Comparison {
+        op: "put",
+        size: MIB1,
+        baseline: "http-no-storage",
+        baseline_op: "put",
+        baseline_name: "HTTP, no storage",
+        metric: Metric::MibPerS,
         target: None,
     },
 ];
