@@ -306,7 +306,9 @@ fn markdown(
          `crates/crypto/benches/segments.rs`) and the choice of segment size it supports; it is written\n\
          by hand. Section 2 is end-to-end figures of `obhut serve`'s S3 endpoint against baselines on the\n\
          same machine; `scripts/bench` measures them with `obhut-bench` and writes section 2 (and this\n\
-         page around section 1) with `obhut-bench report`, so rerun the script rather than edit it.\n"
+         page around section 1) with `obhut-bench report`, so rerun the script rather than edit it.\n\n\
+         Where the server's time goes, what was removed from its way, and what limits each figure that\n\
+         misses its target is in docs/performance.md, with the profiles that show it.\n"
     );
     match section1 {
         Some(s) => {
@@ -578,14 +580,16 @@ const WHAT_IS_MEASURED: &str = "### What is measured\n\n\
 - **HTTP, no storage** (`obhut-bench http-serve`, driven by `obhut-bench http`): a hyper HTTP/1.1\n  \
   server that discards PUT bodies and produces GET bodies on the fly. The client signs every\n  \
   request exactly as for obhut, but the server verifies nothing, so this baseline includes SigV4\n  \
-  signing on the client and no signature check, no storage, no encryption.\n\
+  signing on the client and no signature check, no storage, no encryption. For large objects it\n  \
+  is the most any server can deliver to this client over loopback HTTP on this machine.\n\
 - **ratio** = obhut's figure ÷ the baseline's, same size, same number of workers, same client.\n\
 - MiB/s is 2^20 bytes of object data per second; latencies are per request, from sending it to\n  \
   the last byte of the response (percentiles by nearest rank over every request).\n\n\
 ### How to rerun\n\n\
 ```\n\
-scripts/bench            # the full matrix, about 7 minutes on 2 cores (needs 25 GiB free)\n\
-scripts/bench --quick    # short runs and smaller large uploads, under 3 minutes once built\n\
+scripts/bench            # the full matrix, about 9 minutes on 2 cores (needs 25 GiB free)\n\
+scripts/bench --quick    # short runs and smaller large uploads, under 4 minutes once built\n\
+scripts/profile get-4KiB # perf profile and flamegraph of the server under one workload\n\
 scripts/bench --help     # durations, the size and number of the large uploads, directories\n\
 ```\n\n\
 The script builds the release binaries, starts `obhut serve` on a fresh data directory, keeps each\n\

@@ -504,6 +504,106 @@ mod tests {
         crate::conformance::run_all(&site).await;
     }
 
+    async fn write_blob(site: &LocalSite, blob: BlobId, data: &[u8]) {
+        let mut w = site.create(blob).await.expect("create");
+        for piece in data.chunks(1 << 20) {
+            w.write(Bytes::copy_from_slice(piece)).await.expect("write");
+        }
+        w.commit().await.expect("commit");
+    }
+
+    async fn read_all(site: &LocalSite, blob: BlobId, range: Range<u64>) -> Vec<u8> {
+        use futures::TryStreamExt;
+        let parts: Vec<Bytes> = site
+            .read(blob, range)
+            .await
+            .expect("read")
+            .try_collect()
+            .await
+            .expect("stream");
+        parts.concat()
+    }
+
+    /// Reads are answered from the page cache on the calling thread when they can be, and on
+    /// the blocking pool when they cannot: both give the same bytes.
+    #[tokio::test]
+    async fn reads_give_the_same_bytes_cached_or_from_the_disk() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (site, _) = LocalSite::create("t", dir.path()).expect("create");
+        let data: Vec<u8> = (0..3 * READ_CHUNK + 123)
+            .map(|i| (i * 31 % 251) as u8)
+            .collect();
+        let blob = BlobId::random();
+        write_blob(&site, blob, &data).await;
+        let whole = 0..data.len() as u64;
+        let inner = 1000..2 * READ_CHUNK as u64 + 7;
+
+        // Just written, so in the page cache: the cached path reads it.
+        let file = File::open(site.blob_path(blob)).expect("open");
+        if let Some(piece) = read_cached(&file, 10, 100).expect("read_cached") {
+            assert_eq!(
+                &piece[..],
+                &data[10..110],
+                "a cached read returns the file's bytes"
+            );
+        }
+        assert_eq!(read_all(&site, blob, whole.clone()).await, data);
+        assert_eq!(
+            read_all(&site, blob, inner.clone()).await,
+            data[1000..2 * READ_CHUNK + 7]
+        );
+
+        // Out of the page cache: reads that would wait go to the blocking pool.
+        rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::DontNeed).expect("fadvise");
+        assert_eq!(
+            read_all(&site, blob, inner).await,
+            data[1000..2 * READ_CHUNK + 7]
+        );
+        rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::DontNeed).expect("fadvise");
+        assert_eq!(read_all(&site, blob, whole).await, data);
+        assert_eq!(
+            read_at(&file, data.len() as u64 - 3, 10).expect("read_at")[..],
+            data[data.len() - 3..],
+            "a read past the end is short"
+        );
+    }
+
+    /// A blob written in one piece is written at commit; one written in several is on disk
+    /// from the second piece on. Both read back whole, and a writer dropped before commit
+    /// leaves nothing in either case.
+    #[tokio::test]
+    async fn held_first_piece_is_written_at_commit() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (site, _) = LocalSite::create("t", dir.path()).expect("create");
+        let tmp_files = || fs::read_dir(dir.path().join("tmp")).expect("tmp").count();
+        for pieces in [1usize, 3] {
+            let blob = BlobId::random();
+            let mut w = site.create(blob).await.expect("create");
+            let data: Vec<u8> = (0..pieces * 1000).map(|i| (i % 256) as u8).collect();
+            for piece in data.chunks(1000) {
+                w.write(Bytes::copy_from_slice(piece)).await.expect("write");
+            }
+            assert_eq!(
+                tmp_files(),
+                usize::from(pieces > 1),
+                "{pieces} piece(s): the temporary file exists from the second piece on"
+            );
+            assert_eq!(w.commit().await.expect("commit"), data.len() as u64);
+            assert_eq!(tmp_files(), 0);
+            assert_eq!(read_all(&site, blob, 0..data.len() as u64).await, data);
+
+            let mut dropped = site.create(BlobId::random()).await.expect("create");
+            for piece in data.chunks(1000) {
+                dropped
+                    .write(Bytes::copy_from_slice(piece))
+                    .await
+                    .expect("write");
+            }
+            drop(dropped);
+            assert_eq!(tmp_files(), 0, "a dropped writer leaves nothing");
+        }
+    }
+
     #[test]
     fn a_site_without_its_identity_is_down_and_never_recreated() {
         let dir = tempfile::tempdir().expect("tempdir");
