@@ -427,6 +427,7 @@ pub fn read_range(
 }
 
 /// Why a replica was given up.
+#[derive(Debug)]
 enum ReplicaFault {
     Site(SiteError),
     Crypto(obhut_crypto::CryptoError),
@@ -443,28 +444,27 @@ async fn read_exact(
     Ok(parts.concat())
 }
 
-/// The blob's header, and a stream of its sealed segments from segment `next` to the end of
-/// `range`, with what of it is already read in the buffer. From the first segment, header and
-/// segments come in one read.
+/// The blob's header, and its sealed segments from segment `next` to the end of `range`. From
+/// the first segment, header and segments come in one read.
 async fn open_segments(
     site: &Arc<dyn Site>,
     chunk: &Chunk,
     range: &Range<u64>,
     cipher: &ObjectCipher,
     next: u64,
-) -> Result<(BlobHeader, BlobStream, BytesMut), ReplicaFault> {
+) -> Result<(BlobHeader, SealedPieces), ReplicaFault> {
     if next == 0 {
         let (_, _, span) = segment_span(range, chunk.size, cipher.segment_size);
-        let mut stream = site
+        let stream = site
             .read(chunk.blob, 0..span.end)
             .await
             .map_err(ReplicaFault::Site)?;
-        let mut buf = BytesMut::new();
-        fill(&mut stream, &mut buf, HEADER_LEN, site, chunk).await?;
-        let header = BlobHeader::decode(&buf.split_to(HEADER_LEN)).map_err(ReplicaFault::Crypto)?;
+        let mut pieces = SealedPieces::new(stream, site.id(), chunk.blob);
+        let header =
+            BlobHeader::decode(&pieces.take(HEADER_LEN).await?).map_err(ReplicaFault::Crypto)?;
         // Written with another segment size: the span read was not this blob's.
         if header.segment_size == cipher.segment_size {
-            return Ok((header, stream, buf));
+            return Ok((header, pieces));
         }
     }
     let header_bytes = read_exact(site, chunk.blob, 0..HEADER_LEN as u64)
@@ -477,30 +477,60 @@ async fn open_segments(
         .read(chunk.blob, HEADER_LEN as u64 + next * stride..span.end)
         .await
         .map_err(ReplicaFault::Site)?;
-    Ok((header, stream, BytesMut::new()))
+    Ok((header, SealedPieces::new(stream, site.id(), chunk.blob)))
 }
 
-/// Reads from `stream` until `buf` holds at least `need` bytes.
-async fn fill(
-    stream: &mut BlobStream,
-    buf: &mut BytesMut,
-    need: usize,
-    site: &Arc<dyn Site>,
-    chunk: &Chunk,
-) -> Result<(), ReplicaFault> {
-    while buf.len() < need {
-        match stream.next().await {
-            Some(Ok(data)) => buf.extend_from_slice(&data),
-            Some(Err(e)) => return Err(ReplicaFault::Site(e)),
-            None => {
-                return Err(ReplicaFault::Site(SiteError::Truncated {
-                    site: site.id().to_owned(),
-                    blob: chunk.blob,
-                }));
-            }
+/// Cuts a blob's stream, in whatever pieces the site yields, into the lengths asked for. A
+/// length that lies within one piece is cut from it without a copy (and stays mutable, so a
+/// segment is opened in place); only one that straddles two pieces is copied together.
+struct SealedPieces {
+    stream: BlobStream,
+    /// The unread rest of the current piece.
+    piece: BytesMut,
+    site: String,
+    blob: BlobId,
+}
+
+impl SealedPieces {
+    fn new(stream: BlobStream, site: &str, blob: BlobId) -> Self {
+        Self {
+            stream,
+            piece: BytesMut::new(),
+            site: site.to_owned(),
+            blob,
         }
     }
-    Ok(())
+
+    /// The next piece from the site; a unique buffer becomes mutable without a copy.
+    async fn next_piece(&mut self) -> Result<BytesMut, ReplicaFault> {
+        match self.stream.next().await {
+            Some(Ok(data)) => Ok(BytesMut::from(data)),
+            Some(Err(e)) => Err(ReplicaFault::Site(e)),
+            None => Err(ReplicaFault::Site(SiteError::Truncated {
+                site: self.site.clone(),
+                blob: self.blob,
+            })),
+        }
+    }
+
+    /// The next `len` bytes.
+    async fn take(&mut self, len: usize) -> Result<BytesMut, ReplicaFault> {
+        while self.piece.is_empty() && len > 0 {
+            self.piece = self.next_piece().await?;
+        }
+        if self.piece.len() >= len {
+            return Ok(self.piece.split_to(len));
+        }
+        let mut joined = BytesMut::with_capacity(len);
+        joined.extend_from_slice(&std::mem::take(&mut self.piece));
+        while joined.len() < len {
+            let mut piece = self.next_piece().await?;
+            let part = piece.split_to((len - joined.len()).min(piece.len()));
+            joined.extend_from_slice(&part);
+            self.piece = piece;
+        }
+        Ok(joined)
+    }
 }
 
 /// Sends the plaintext of `range` (within one chunk) from `site`, starting at segment `*next`;
@@ -514,7 +544,7 @@ async fn serve_from(
     last: u64,
     tx: &mpsc::Sender<Result<Bytes, std::io::Error>>,
 ) -> Result<(), ReplicaFault> {
-    let (header, mut stream, mut buf) = open_segments(site, chunk, range, cipher, *next).await?;
+    let (header, mut pieces) = open_segments(site, chunk, range, cipher, *next).await?;
     let dec = SegmentDecryptor::new(
         &cipher.key,
         header,
@@ -523,9 +553,7 @@ async fn serve_from(
     );
     let seg = u64::from(header.segment_size);
     while *next <= last {
-        let need = dec.sealed_len(*next);
-        fill(&mut stream, &mut buf, need, site, chunk).await?;
-        let mut sealed = buf.split_to(need);
+        let mut sealed = pieces.take(dec.sealed_len(*next)).await?;
         // Decrypted in place: the plaintext is the start of the same buffer, sent without a copy.
         let plain_len = dec
             .open(*next, &mut sealed)
@@ -609,4 +637,67 @@ pub async fn collect_orphans(catalog: &dyn Catalog, sites: &SiteSet) -> Result<u
         }
     }
     Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pieces(data: &[u8], cuts: &[usize]) -> SealedPieces {
+        let mut parts = Vec::new();
+        let mut at = 0;
+        for &cut in cuts.iter().chain([&data.len()]) {
+            parts.push(Ok(Bytes::copy_from_slice(&data[at..cut])));
+            at = cut;
+        }
+        SealedPieces::new(
+            Box::pin(futures::stream::iter(parts)),
+            "s",
+            BlobId::random(),
+        )
+    }
+
+    #[tokio::test]
+    async fn lengths_are_cut_across_any_piece_boundaries() {
+        let data: Vec<u8> = (0..1000u32).map(|i| (i % 251) as u8).collect();
+        for cuts in [vec![], vec![1], vec![10, 20, 30], vec![100, 101, 500, 999]] {
+            let mut p = pieces(&data, &cuts);
+            let mut at = 0;
+            for len in [16, 0, 300, 7, 300, 377] {
+                let got = p.take(len).await.expect("take");
+                assert_eq!(
+                    &got[..],
+                    &data[at..at + len],
+                    "cuts {cuts:?}, {len} bytes at {at}"
+                );
+                at += len;
+            }
+            assert!(
+                matches!(
+                    p.take(1).await,
+                    Err(ReplicaFault::Site(SiteError::Truncated { .. }))
+                ),
+                "past the end is a truncated blob"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_length_within_one_piece_is_not_copied() {
+        let data = vec![7u8; 4096];
+        let source = Bytes::from(data.clone());
+        let start = source.as_ptr() as usize;
+        let mut p = SealedPieces::new(
+            Box::pin(futures::stream::iter(vec![Ok(source)])),
+            "s",
+            BlobId::random(),
+        );
+        p.take(16).await.expect("header");
+        let segment = p.take(1000).await.expect("segment");
+        assert_eq!(
+            segment.as_ptr() as usize,
+            start + 16,
+            "cut from the site's own buffer"
+        );
+    }
 }
