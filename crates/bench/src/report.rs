@@ -48,6 +48,12 @@ struct Comparison {
 }
 
 const KIB4: u64 = 4 << 10;
+/// The memory target: peak resident below this while this many clients upload this much each.
+const RSS_TARGET_MIB: f64 = 256.0;
+const RSS_TARGET_CLIENTS: usize = 8;
+const RSS_TARGET_SIZE: u64 = 3 << 29;
+/// The time-to-first-byte target for a 64 MiB GET on an idle server.
+const TTFB_TARGET_MS: f64 = 10.0;
 const MIB1: u64 = 1 << 20;
 const MIB64: u64 = 64 << 20;
 
@@ -508,6 +514,22 @@ fn end_to_end(records: &[RunRecord], rows: &[Row<'_>], note: Option<&str>) -> St
                 }
                 None => md.push_str("(the server's memory was not watched)\n\n"),
             }
+            let full_size = r.params.concurrency >= RSS_TARGET_CLIENTS
+                && r.params.size_bytes >= RSS_TARGET_SIZE;
+            let verdict = match mem {
+                Some(_) if !full_size => "not decided by this run (its uploads are smaller than \
+                     the target's 8 x 1.5 GiB)"
+                    .to_owned(),
+                Some(m) if m.vm_hwm_mib.max(m.rss_peak_sampled_mib) < RSS_TARGET_MIB => {
+                    "**met**".to_owned()
+                }
+                Some(_) => "**not met**".to_owned(),
+                None => "not decided (memory not watched)".to_owned(),
+            };
+            let _ = writeln!(
+                md,
+                "Target: peak resident under {RSS_TARGET_MIB:.0} MiB while 8 clients upload 1.5 GiB each: {verdict}.\n"
+            );
             let _ = writeln!(
                 md,
                 "The uploads took {:.1} s ({} MiB/s together, {} errors).\n",
@@ -537,6 +559,15 @@ fn end_to_end(records: &[RunRecord], rows: &[Row<'_>], note: Option<&str>) -> St
                 t.p99_ms,
                 t.max_ms,
                 r.results.latency.as_ref().map_or(0.0, |l| l.p50_ms),
+            );
+            let verdict = if t.p50_ms < TTFB_TARGET_MS {
+                "**met**"
+            } else {
+                "**not met**"
+            };
+            let _ = writeln!(
+                md,
+                "Target: under {TTFB_TARGET_MS:.0} ms on an idle machine (judged at the median): {verdict}.\n"
             );
         }
         None => md.push_str("Not measured in this run.\n\n"),
