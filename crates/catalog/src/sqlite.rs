@@ -426,6 +426,27 @@ fn upsert_object_tx(tx: &Connection, o: &ObjectRecord) -> Result<Option<ObjectRe
 
 /// Objects are committed only into a bucket that exists at commit time: a write racing the
 /// bucket's deletion fails instead of being acknowledged into nowhere.
+/// `NotFound` unless the upload exists.
+fn upload_exists_tx(tx: &Connection, upload_id: &str) -> Result<()> {
+    let exists = query_row(
+        tx,
+        "SELECT 1 FROM uploads WHERE upload_id = ?1",
+        params![upload_id],
+        |_| Ok(()),
+    )
+    .optional()
+    .map_err(storage)?
+    .is_some();
+    if exists {
+        Ok(())
+    } else {
+        Err(CatalogError::NotFound {
+            kind: "upload",
+            name: upload_id.to_owned(),
+        })
+    }
+}
+
 fn bucket_exists_tx(tx: &Connection, bucket: &str) -> Result<()> {
     let exists = query_row(
         tx,
@@ -1376,21 +1397,7 @@ impl Catalog for SqliteCatalog {
         let id = upload_id.to_owned();
         let o = object.clone();
         self.write_data(move |tx| {
-            let exists: bool = query_row(
-                tx,
-                "SELECT 1 FROM uploads WHERE upload_id = ?1",
-                params![id],
-                |_| Ok(true),
-            )
-            .optional()
-            .map_err(storage)?
-            .unwrap_or(false);
-            if !exists {
-                return Err(CatalogError::NotFound {
-                    kind: "upload",
-                    name: id,
-                });
-            }
+            upload_exists_tx(tx, &id)?;
             let parts = remove_upload_tx(tx, &id)?;
             // Every chunk must still be a part of the upload: a part re-uploaded since the
             // caller listed them has replaced (and discarded) the blob it names.
@@ -1420,21 +1427,7 @@ impl Catalog for SqliteCatalog {
     async fn abort_upload(&self, upload_id: &str) -> Result<Vec<Part>> {
         let id = upload_id.to_owned();
         self.write_data(move |tx| {
-            let exists: bool = query_row(
-                tx,
-                "SELECT 1 FROM uploads WHERE upload_id = ?1",
-                params![id],
-                |_| Ok(true),
-            )
-            .optional()
-            .map_err(storage)?
-            .unwrap_or(false);
-            if !exists {
-                return Err(CatalogError::NotFound {
-                    kind: "upload",
-                    name: id,
-                });
-            }
+            upload_exists_tx(tx, &id)?;
             remove_upload_tx(tx, &id)
         })
         .await
