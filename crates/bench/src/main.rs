@@ -341,19 +341,7 @@ async fn run_client(
             prefix: prefix.clone(),
             size: load.size,
         });
-        let prefill_plan = Plan {
-            duration: None,
-            max_ops: None,
-            max_errors: 0,
-            ..plan.clone()
-        };
-        let r = runner::run(prefill, &prefill_plan, "prefill").await;
-        if r.errors > 0 {
-            bail!(
-                "writing the objects before the reads failed: {}",
-                r.first_errors.join("; ")
-            );
-        }
+        prefill_once(prefill, &plan, "objects").await?;
     }
     let watch = c.watch_pid.map(MemoryWatch::start).transpose()?;
     let started_at = record::now_rfc3339();
@@ -416,19 +404,7 @@ async fn run_raw(a: RawArgs, write: bool) -> Result<()> {
             prefix: prefix.clone(),
             size: load.size,
         });
-        let prefill_plan = Plan {
-            duration: None,
-            max_ops: None,
-            max_errors: 0,
-            ..plan.clone()
-        };
-        let r = runner::run(prefill, &prefill_plan, "prefill").await;
-        if r.errors > 0 {
-            bail!(
-                "writing the files before the reads failed: {}",
-                r.first_errors.join("; ")
-            );
-        }
+        prefill_once(prefill, &plan, "files").await?;
         started_at = record::now_rfc3339();
         let w = Arc::new(raw::RawRead {
             dirs: a.dirs.clone(),
@@ -502,4 +478,22 @@ async fn run_aead(a: AeadArgs) -> Result<()> {
         aead: Some(aead),
     };
     record.emit(a.json.as_deref())
+}
+
+/// Writes what the reads will read: one operation per key, no time limit, no error allowed.
+async fn prefill_once<W: runner::Workload>(prefill: Arc<W>, plan: &Plan, what: &str) -> Result<()> {
+    let once = Plan {
+        duration: None,
+        max_ops: None,
+        max_errors: 0,
+        ..plan.clone()
+    };
+    let r = runner::run(prefill, &once, "prefill").await;
+    if r.errors > 0 {
+        bail!(
+            "writing the {what} before the reads failed: {}",
+            r.first_errors.join("; ")
+        );
+    }
+    Ok(())
 }

@@ -24,6 +24,44 @@ pub async fn run_all(cat: &dyn Catalog) {
     bucket_delete_requires_empty(cat).await;
     key_rotation_records(cat).await;
     residency_rules_and_site_moves(cat).await;
+    object_pages_walk_a_whole_bucket(cat).await;
+}
+
+async fn object_pages_walk_a_whole_bucket(cat: &dyn Catalog) {
+    ensure_tenant_and_bucket(cat, "pager", "pages").await;
+    let keys: Vec<String> = (0..7).map(|i| format!("k{i}")).collect();
+    for k in &keys {
+        cat.put_object(&object("pages", k, "e"), PutCondition::None)
+            .await
+            .unwrap();
+    }
+    // 7 objects in pages of 3 (a short last page), and of 7 (exactly one full page).
+    for (size, want_pages) in [(3, vec![3, 3, 1]), (7, vec![7])] {
+        let mut pages = crate::ObjectPages::new(cat, "pages", size);
+        let mut seen = Vec::new();
+        let mut lens = Vec::new();
+        while let Some(page) = pages.next_page().await.unwrap() {
+            lens.push(page.len());
+            seen.extend(page.into_iter().map(|o| o.key));
+        }
+        assert_eq!(lens, want_pages, "page sizes with pages of {size}");
+        assert_eq!(seen, keys, "every object once, in key order");
+        assert!(
+            pages.next_page().await.unwrap().is_none(),
+            "stays at the end"
+        );
+    }
+    let mut empty = crate::ObjectPages::new(cat, "pages-none", 3);
+    assert!(
+        matches!(
+            empty.next_page().await,
+            Ok(None) | Err(CatalogError::NotFound { .. })
+        ),
+        "a bucket with no objects has no pages"
+    );
+    for k in &keys {
+        cat.delete_object("pages", k).await.unwrap();
+    }
 }
 
 async fn residency_rules_and_site_moves(cat: &dyn Catalog) {

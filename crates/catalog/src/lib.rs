@@ -166,3 +166,49 @@ pub trait Catalog: Send + Sync {
     /// Every replica the catalog names: (site, blob) for each object and part.
     async fn referenced_blobs(&self) -> Result<Vec<(String, obhut_core::BlobId)>>;
 }
+
+/// Every object of a bucket, a page at a time in key order: for walks over a whole bucket that
+/// must not hold its listing in memory. Objects written behind the cursor meanwhile are not
+/// seen; objects ahead of it are.
+pub struct ObjectPages<'a> {
+    catalog: &'a dyn Catalog,
+    bucket: String,
+    page_size: usize,
+    after: Option<String>,
+    done: bool,
+}
+
+impl<'a> ObjectPages<'a> {
+    pub fn new(catalog: &'a dyn Catalog, bucket: &str, page_size: usize) -> Self {
+        Self {
+            catalog,
+            bucket: bucket.to_owned(),
+            page_size: page_size.max(1),
+            after: None,
+            done: false,
+        }
+    }
+
+    /// The next page; `None` after the last.
+    pub async fn next_page(&mut self) -> Result<Option<Vec<ObjectRecord>>> {
+        if self.done {
+            return Ok(None);
+        }
+        let from = self
+            .after
+            .as_deref()
+            .map_or(ListFrom::Start, ListFrom::After);
+        let page = self
+            .catalog
+            .list_objects(&self.bucket, "", from, self.page_size)
+            .await?;
+        self.done = page.len() < self.page_size;
+        match page.last() {
+            Some(last) => {
+                self.after = Some(last.key.clone());
+                Ok(Some(page))
+            }
+            None => Ok(None),
+        }
+    }
+}

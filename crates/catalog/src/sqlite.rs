@@ -424,47 +424,41 @@ fn upsert_object_tx(tx: &Connection, o: &ObjectRecord) -> Result<Option<ObjectRe
     Ok(old)
 }
 
-/// Objects are committed only into a bucket that exists at commit time: a write racing the
-/// bucket's deletion fails instead of being acknowledged into nowhere.
-/// `NotFound` unless the upload exists.
-fn upload_exists_tx(tx: &Connection, upload_id: &str) -> Result<()> {
-    let exists = query_row(
-        tx,
-        "SELECT 1 FROM uploads WHERE upload_id = ?1",
-        params![upload_id],
-        |_| Ok(()),
-    )
-    .optional()
-    .map_err(storage)?
-    .is_some();
+/// `NotFound` for a `kind` named `name` unless `sql` (with `name` as `?1`) finds a row.
+fn require_row(tx: &Connection, kind: &'static str, sql: &str, name: &str) -> Result<()> {
+    let exists = query_row(tx, sql, params![name], |_| Ok(()))
+        .optional()
+        .map_err(storage)?
+        .is_some();
     if exists {
         Ok(())
     } else {
         Err(CatalogError::NotFound {
-            kind: "upload",
-            name: upload_id.to_owned(),
+            kind,
+            name: name.to_owned(),
         })
     }
 }
 
-fn bucket_exists_tx(tx: &Connection, bucket: &str) -> Result<()> {
-    let exists = query_row(
+/// `NotFound` unless the upload exists.
+fn upload_exists_tx(tx: &Connection, upload_id: &str) -> Result<()> {
+    require_row(
         tx,
-        "SELECT 1 FROM buckets WHERE name = ?1",
-        params![bucket],
-        |_| Ok(()),
+        "upload",
+        "SELECT 1 FROM uploads WHERE upload_id = ?1",
+        upload_id,
     )
-    .optional()
-    .map_err(storage)?
-    .is_some();
-    if exists {
-        Ok(())
-    } else {
-        Err(CatalogError::NotFound {
-            kind: "bucket",
-            name: bucket.to_owned(),
-        })
-    }
+}
+
+/// Objects are committed only into a bucket that exists at commit time: a write racing the
+/// bucket's deletion fails instead of being acknowledged into nowhere.
+fn bucket_exists_tx(tx: &Connection, bucket: &str) -> Result<()> {
+    require_row(
+        tx,
+        "bucket",
+        "SELECT 1 FROM buckets WHERE name = ?1",
+        bucket,
+    )
 }
 
 fn parts_tx(tx: &Connection, upload_id: &str) -> Result<Vec<Part>> {

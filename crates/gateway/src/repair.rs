@@ -11,7 +11,9 @@
 
 use crate::Gateway;
 use futures::StreamExt;
-use obhut_catalog::{Catalog, CatalogError, Chunk, ListFrom, ObjectRecord, ResidencyRule, Tenant};
+use obhut_catalog::{
+    Catalog, CatalogError, Chunk, ObjectPages, ObjectRecord, ResidencyRule, Tenant,
+};
 use obhut_core::{SiteInfo, SiteState};
 use obhut_sites::{Site, SiteError};
 use serde::Serialize;
@@ -61,6 +63,8 @@ pub struct Maintenance {
     fault_rx: std::sync::Mutex<Option<mpsc::UnboundedReceiver<(String, String)>>>,
 }
 
+/// Objects listed per catalog call in whole-bucket walks.
+const PAGE: usize = 500;
 const MAX_ERRORS: usize = 20;
 /// How often each site's health is checked (and the longest a check may take).
 const HEALTH_INTERVAL: Duration = Duration::from_secs(3);
@@ -307,22 +311,10 @@ impl Gateway {
                 .await
                 .map_err(|e| e.to_string())?;
             for b in buckets {
-                let mut after: Option<String> = None;
-                loop {
-                    let from = after.as_deref().map_or(ListFrom::Start, ListFrom::After);
-                    let page = self
-                        .catalog
-                        .list_objects(&b.name, "", from, 500)
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    let Some(last) = page.last() else { break };
-                    after = Some(last.key.clone());
-                    let n = page.len();
+                let mut pages = ObjectPages::new(self.catalog.as_ref(), &b.name, PAGE);
+                while let Some(page) = pages.next_page().await.map_err(|e| e.to_string())? {
                     for o in page {
                         f(tenant.clone(), o).await;
-                    }
-                    if n < 500 {
-                        break;
                     }
                 }
             }
@@ -731,15 +723,8 @@ impl Gateway {
                 let (mut checked, mut missing, mut corrupt, mut unreachable) =
                     (0u64, 0u64, 0u64, 0u64);
                 let mut outside_sites: BTreeMap<String, u64> = BTreeMap::new();
-                let mut after: Option<String> = None;
-                loop {
-                    let from = after.as_deref().map_or(ListFrom::Start, ListFrom::After);
-                    let page = self
-                        .catalog
-                        .list_objects(&b.name, "", from, 500)
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    let n = page.len();
+                let mut pages = ObjectPages::new(self.catalog.as_ref(), &b.name, PAGE);
+                while let Some(page) = pages.next_page().await.map_err(|e| e.to_string())? {
                     for o in &page {
                         objects += 1;
                         let mut sites = o.sites.clone();
@@ -780,10 +765,6 @@ impl Gateway {
                                 }
                             }
                         }
-                    }
-                    match page.last() {
-                        Some(last) if n == 500 => after = Some(last.key.clone()),
-                        _ => break,
                     }
                 }
                 let mut entry = json!({
@@ -871,11 +852,8 @@ pub async fn replicas_outside(
             continue;
         }
         let mut count = 0u64;
-        let mut after: Option<String> = None;
-        loop {
-            let from = after.as_deref().map_or(ListFrom::Start, ListFrom::After);
-            let page = catalog.list_objects(&b.name, "", from, 500).await?;
-            let n = page.len();
+        let mut pages = ObjectPages::new(catalog, &b.name, PAGE);
+        while let Some(page) = pages.next_page().await? {
             count += page
                 .iter()
                 .filter(|o| {
@@ -886,10 +864,6 @@ pub async fn replicas_outside(
                     })
                 })
                 .count() as u64;
-            match page.last() {
-                Some(last) if n == 500 => after = Some(last.key.clone()),
-                _ => break,
-            }
         }
         if count > 0 {
             affected.push((b.name, count));

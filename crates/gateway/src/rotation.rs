@@ -9,7 +9,7 @@
 
 use crate::Gateway;
 use crate::keys::ObjectCipher;
-use obhut_catalog::{BucketKey, ListFrom};
+use obhut_catalog::{BucketKey, ObjectPages};
 use obhut_trustee_client::Justification;
 use s3s::S3Error;
 
@@ -91,16 +91,8 @@ impl Gateway {
         };
         progress(0, total);
 
-        let mut after: Option<String> = None;
-        loop {
-            let from = after.as_deref().map_or(ListFrom::Start, ListFrom::After);
-            let page = self
-                .catalog
-                .list_objects(bucket, "", from, PAGE)
-                .await
-                .map_err(|e| e.to_string())?;
-            let Some(last) = page.last() else { break };
-            after = Some(last.key.clone());
+        let mut pages = ObjectPages::new(self.catalog.as_ref(), bucket, PAGE);
+        while let Some(page) = pages.next_page().await.map_err(|e| e.to_string())? {
             for o in page {
                 if let Some(env) = self
                     .rewrapped(tenant, bucket, &o.envelope, version, &new_key, why)
@@ -169,16 +161,8 @@ impl Gateway {
 
     async fn count_envelopes(&self, bucket: &str) -> Result<u64, String> {
         let mut n = 0u64;
-        let mut after: Option<String> = None;
-        loop {
-            let from = after.as_deref().map_or(ListFrom::Start, ListFrom::After);
-            let page = self
-                .catalog
-                .list_objects(bucket, "", from, PAGE)
-                .await
-                .map_err(|e| e.to_string())?;
-            let Some(last) = page.last() else { break };
-            after = Some(last.key.clone());
+        let mut pages = ObjectPages::new(self.catalog.as_ref(), bucket, PAGE);
+        while let Some(page) = pages.next_page().await.map_err(|e| e.to_string())? {
             n += page.len() as u64;
         }
         Ok(n)

@@ -500,6 +500,17 @@ async fn fetch_text(client: &Client, path: &str) -> Result<String> {
     String::from_utf8(bytes).with_context(|| format!("{path} is not text"))
 }
 
+/// The log's current checkpoint and the key to verify it with: the one given, or else the one
+/// the log publishes (which proves only that the log is consistent with itself).
+async fn checkpoint_and_key(client: &Client, key: Option<String>) -> Result<(String, String)> {
+    let vkey = match key {
+        Some(k) => k,
+        None => fetch_text(client, "/log/key").await?.trim().to_owned(),
+    };
+    let note = fetch_text(client, "/log/checkpoint").await?;
+    Ok((note, vkey))
+}
+
 pub fn log(args: &AdminArgs, cmd: LogCommand) -> Result<()> {
     // The checkpoint and the hash tiles are public: a token is needed only for entries.
     let client = Client::new_optional(args)?;
@@ -515,11 +526,7 @@ pub fn log(args: &AdminArgs, cmd: LogCommand) -> Result<()> {
                 print!("{}", fetch_text(&client, "/log/checkpoint").await?);
             }
             LogCommand::Verify { since, key, save } => {
-                let vkey = match key {
-                    Some(k) => k,
-                    None => fetch_text(&client, "/log/key").await?.trim().to_owned(),
-                };
-                let note = fetch_text(&client, "/log/checkpoint").await?;
+                let (note, vkey) = checkpoint_and_key(&client, key).await?;
                 let old = since
                     .as_ref()
                     .map(|p| {
@@ -568,11 +575,7 @@ pub fn log(args: &AdminArgs, cmd: LogCommand) -> Result<()> {
                 println!("ok: {summary}");
             }
             LogCommand::Show { tenant, key } => {
-                let vkey = match key {
-                    Some(k) => k,
-                    None => fetch_text(&client, "/log/key").await?.trim().to_owned(),
-                };
-                let note = fetch_text(&client, "/log/checkpoint").await?;
+                let (note, vkey) = checkpoint_and_key(&client, key).await?;
                 let path = match &tenant {
                     Some(t) => format!("/v1/log/entries?tenant={t}"),
                     None => "/v1/log/entries".to_owned(),

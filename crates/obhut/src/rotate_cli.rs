@@ -9,7 +9,8 @@ use std::io::BufRead;
 use std::path::Path;
 use std::time::Duration;
 
-fn bar(total: u64) -> ProgressBar {
+/// The progress bar of the CLI's long jobs (rotation, repair).
+pub(crate) fn bar(total: u64) -> ProgressBar {
     let bar = ProgressBar::new(total);
     bar.set_style(
         ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({eta})")

@@ -4,9 +4,9 @@
 
 use crate::AdminArgs;
 use crate::admin_cli::{Client, join, runtime};
+use crate::rotate_cli::bar;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Subcommand;
-use indicatif::{ProgressBar, ProgressStyle};
 use obhut_trustee_client::Action;
 use serde_json::{Value, json};
 use std::path::PathBuf;
@@ -46,16 +46,6 @@ pub enum SiteCommand {
     SetState { id: String, state: String },
     /// Forget a drained site (officers).
     Remove { id: String },
-}
-
-fn bar(total: u64) -> ProgressBar {
-    let bar = ProgressBar::new(total);
-    bar.set_style(
-        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({eta})")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    bar
 }
 
 pub fn site(args: &AdminArgs, cmd: SiteCommand) -> Result<()> {

@@ -146,4 +146,16 @@ impl TlogError {
             message: message.to_string(),
         }
     }
+
+    /// The tile source failed (transport, missing or malformed tiles, local I/O), as opposed
+    /// to a proof that does not check: reported as it is, never as a failed proof.
+    pub(crate) fn is_source_failure(&self) -> bool {
+        matches!(
+            self,
+            TlogError::Fetch { .. }
+                | TlogError::TileMissing { .. }
+                | TlogError::TileMalformed { .. }
+                | TlogError::Io { .. }
+        )
+    }
 }

@@ -433,12 +433,7 @@ pub fn verify_inclusion(
     let proved = match proof {
         Ok(proof) => verify_inclusion_proof(&want, index, size, &proof, &checkpoint.root).is_ok(),
         // Missing or malformed tiles and transport errors are reported as they are.
-        Err(
-            e @ (TlogError::Fetch { .. }
-            | TlogError::TileMissing { .. }
-            | TlogError::TileMalformed { .. }
-            | TlogError::Io { .. }),
-        ) => return Err(e),
+        Err(e) if e.is_source_failure() => return Err(e),
         Err(_) => false,
     };
     if proved {
@@ -512,12 +507,7 @@ pub fn verify_consistency(
         Ok(proof) => {
             verify_consistency_proof(old.size, new.size, &proof, &old.root, &new.root).is_ok()
         }
-        Err(
-            e @ (TlogError::Fetch { .. }
-            | TlogError::TileMissing { .. }
-            | TlogError::TileMalformed { .. }
-            | TlogError::Io { .. }),
-        ) => return Err(e),
+        Err(e) if e.is_source_failure() => return Err(e),
         Err(_) => false,
     };
     if proved {
