@@ -640,6 +640,9 @@ pub async fn collect_orphans(catalog: &dyn Catalog, sites: &SiteSet) -> Result<u
 }
 
 #[cfg(test)]
+mod fault_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -1,8 +1,7 @@
 //! Sites: the places where blobs live, behind one trait.
 //!
 //! A site stores opaque blobs under random [`BlobId`]s. It never learns object names, tenants or
-//! (once encryption is in the data path) plaintext: everything it is given is already what may
-//! be at rest in a datacenter. This crate owns durability of a single blob on a single site;
+//! plaintext: everything it is given is already ciphertext, what may be at rest in a datacenter. This crate owns durability of a single blob on a single site;
 //! replication across sites is the gateway's job.
 //!
 //! Failure semantics every backend keeps:
@@ -16,10 +15,13 @@
 //!
 //! Backends: [`LocalSite`] (a directory) and [`S3Site`] (a bucket on an S3-compatible cluster).
 //! The behaviour they share is one test suite, `conformance` (feature `conformance`), that
-//! every backend's tests run.
+//! every backend's tests run. Tests elsewhere break sites on purpose through `faults::FaultySite`
+//! (feature `faults`).
 
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
+#[cfg(any(test, feature = "faults"))]
+pub mod faults;
 mod local;
 mod s3;
 
