@@ -3,6 +3,7 @@ operators, auditors and tenant admins may not; every failure is one clear
 line on stderr and a non-zero exit."""
 
 import os
+import signal
 
 import botocore.exceptions
 import pytest
@@ -183,3 +184,24 @@ def test_admin_api_errors_are_json(server):
         body = r.json()
         assert isinstance(body.get("error"), str) and body["error"], body
         assert isinstance(body.get("message"), str), body
+
+
+def test_output_to_a_reader_that_went_away_ends_quietly(server):
+    """`obhut log show | head`: when the reader closes the pipe, the command
+    stops without a panic (SIGPIPE, as any Unix tool), and it never hangs."""
+    import subprocess
+
+    from conftest import obhut_bin
+    from s3helpers import clean_env
+
+    for args in (["log", "checkpoint"], ["tenant", "list"]):
+        proc = subprocess.Popen(
+            [str(obhut_bin()), *args],
+            env=clean_env({"OBHUT_ADMIN_URL": server.admin_url, "OBHUT_TOKEN": server.token("officer1")}),
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )
+        proc.stdout.close()  # the reader is gone before the first line is printed
+        _, err = proc.communicate(timeout=60)
+        err = err.decode(errors="replace")
+        assert "panicked" not in err and "failed printing" not in err, f"{args}: {err}"
+        assert proc.returncode in (0, -signal.SIGPIPE), f"{args}: exit {proc.returncode}: {err}"

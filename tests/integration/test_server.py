@@ -1,14 +1,16 @@
 """`obhut serve` as a process: readiness, generated env files, clean shutdown,
 restart on the same data dir, and orphan collection at startup."""
 
+import fcntl
 import re
 import signal
 import subprocess
+import threading
 import time
 
 import requests
 
-from conftest import SITES, assert_secret_file, blob_files, obhut_bin, tmp_entries, wait_for_blob_counts
+from conftest import SITES, assert_secret_file, blob_files, free_port, obhut_bin, tmp_entries, wait_for_blob_counts
 from s3helpers import clean_env, md5_b64, multipart_etag, parse_env_file, expect_error
 
 MIB = 1024 * 1024
@@ -188,3 +190,41 @@ def test_env_files_parse_as_plain_lines(server):
     for path in (server.demo_env_path, server.tokens_env_path):
         values = parse_env_file(path.read_text())
         assert all(re.fullmatch(r"[A-Z][A-Z0-9_]*", k) for k in values), values.keys()
+
+
+def run_second_serve(srv, timeout: float = 30):
+    """`obhut serve` on `srv`'s data dir with ports of its own; returns the finished process."""
+    return subprocess.run(
+        [str(obhut_bin()), "serve", "--data-dir", str(srv.data_dir),
+         "--s3-addr", f"127.0.0.1:{free_port()}", "--admin-addr", f"127.0.0.1:{free_port()}"],
+        env=clean_env({}), capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+    )
+
+
+def test_a_second_server_on_the_same_data_dir_is_refused(fresh_server):
+    srv = fresh_server.start()
+    r = run_second_serve(srv)
+    assert r.returncode != 0, f"a second server started on a data dir in use: {r.stdout}"
+    assert "another obhut process is using" in r.stderr, r.stderr
+    assert "panicked" not in r.stderr
+    # The first server is untouched.
+    assert srv.running()
+    srv.client().list_buckets()
+    srv.stop_ok()
+
+
+def test_a_lock_held_for_a_moment_is_not_another_server(fresh_server):
+    """A process forked between fork and exec shares the data dir's lock for a
+    moment; that must not keep the server from starting."""
+    srv = fresh_server.start()
+    srv.stop_ok()
+    lock = open(srv.data_dir / ".lock", "a")
+    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    release = threading.Timer(0.5, lambda: (fcntl.flock(lock, fcntl.LOCK_UN), lock.close()))
+    release.start()
+    try:
+        srv.start()
+    finally:
+        release.join()
+    srv.client().list_buckets()
+    srv.stop_ok()

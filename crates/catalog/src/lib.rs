@@ -4,8 +4,8 @@
 //! (size, ETag, which blobs on which sites) and multipart uploads. A commit here is what makes
 //! an object visible, so the gateway commits only after every replica is durable.
 //!
-//! It must never see object data. User metadata arrives as an opaque byte string (`meta`), which
-//! the gateway will encrypt before it gets here.
+//! It must never see object data. User metadata arrives as an opaque byte string (`meta`), sealed
+//! by the gateway under the object key before it gets here.
 //!
 //! One trait, [`Catalog`], with an embedded SQLite implementation; [`conformance`] is the one
 //! test suite every implementation must pass.

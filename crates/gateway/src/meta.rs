@@ -1,6 +1,6 @@
 //! What the gateway stores about an object beyond size and ETag: HTTP headers that round-trip,
-//! user metadata and checksums. Serialised into the catalog's opaque `meta` field (which is
-//! where encryption with the object key will apply).
+//! user metadata and checksums. Serialised, then sealed under the object key, into the catalog's
+//! opaque `meta` field.
 
 use s3s::dto::{self, Timestamp, TimestampFormat};
 use serde::{Deserialize, Serialize};

@@ -70,16 +70,28 @@ pub(crate) fn lock_dir(dir: &Path, what: &str) -> Result<File> {
         .write(true)
         .open(dir.join(".lock"))
         .with_context(|| format!("cannot open lock file in {}", dir.display()))?;
-    match lock.try_lock() {
-        Ok(()) => Ok(lock),
-        Err(std::fs::TryLockError::WouldBlock) => {
-            bail!("another obhut process is using {}", dir.display())
-        }
-        Err(std::fs::TryLockError::Error(e)) => {
-            Err(e).with_context(|| format!("cannot lock {}", dir.display()))
+    // A lock held for a moment is not another obhut: a child process forked (by any thread of
+    // any process that had the file open) shares the lock until it execs, so a lock that is
+    // released within the grace period was never a second server.
+    let deadline = std::time::Instant::now() + LOCK_GRACE;
+    loop {
+        match lock.try_lock() {
+            Ok(()) => return Ok(lock),
+            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                bail!("another obhut process is using {}", dir.display())
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(e).with_context(|| format!("cannot lock {}", dir.display()));
+            }
         }
     }
 }
+
+/// How long a held directory lock is waited for before it counts as another process's.
+const LOCK_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Ctrl-C or SIGTERM.
 pub(crate) async fn shutdown_signal() {

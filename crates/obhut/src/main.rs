@@ -166,9 +166,25 @@ pub struct ServeArgs {
     pub config: Option<PathBuf>,
 }
 
+impl Command {
+    fn runs_a_server(&self) -> bool {
+        match self {
+            Self::Serve(_) | Self::Gateway(_) => true,
+            Self::Trustee { config, .. } => config.is_some(),
+            _ => false,
+        }
+    }
+}
+
 fn main() -> ExitCode {
     obhut_trustee_client::remote::install_crypto_provider();
     let cli = Cli::parse();
+    // Admin commands write to pipes (`obhut log show | head`): a reader that goes away ends them
+    // quietly, as it ends any Unix tool, instead of a panic on a failed print. Servers keep
+    // ignoring SIGPIPE: a client that hangs up must never stop them.
+    if !cli.command.runs_a_server() {
+        sigpipe::reset();
+    }
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Tenant { admin, command } => admin_cli::tenant(&admin, command),
