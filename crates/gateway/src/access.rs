@@ -123,9 +123,9 @@ impl TenantAuth {
         access_key: &str,
     ) -> S3Result<(Tenant, Justification)> {
         let session_token = session_token(cx.headers(), cx.uri().query()).ok_or_else(|| {
-            s3_error!(
-                AccessDenied,
-                "grant credentials are valid only with their session token (AWS_SESSION_TOKEN)"
+            error::with(
+                S3ErrorCode::AccessDenied,
+                error::GRANT_WITHOUT_SESSION_TOKEN,
             )
         })?;
         let operation = cx.s3_op().name();
@@ -168,7 +168,7 @@ impl TenantAuth {
             .get_tenant(&scope.tenant)
             .await
             .map_err(error::catalog)?
-            .ok_or_else(|| s3_error!(AccessDenied, "the grant's tenant no longer exists"))?;
+            .ok_or_else(|| error::with(S3ErrorCode::AccessDenied, error::GRANT_TENANT_GONE))?;
         let justification = Justification::Grant {
             grant_id: scope.grant_id,
         };
@@ -188,7 +188,7 @@ impl TenantAuth {
             .get_tenant(&owner.tenant)
             .await
             .map_err(error::catalog)?
-            .ok_or_else(|| s3_error!(AccessDenied, "the access key's tenant no longer exists"))
+            .ok_or_else(|| error::with(S3ErrorCode::AccessDenied, error::KEY_TENANT_GONE))
     }
 }
 
@@ -260,9 +260,9 @@ impl S3Auth for TenantAuth {
         if access_key.starts_with(GRANT_KEY_PREFIX) {
             return match self.trustee.grant_secret(access_key).await {
                 Ok(Some(secret)) => Ok(SecretKey::from(secret)),
-                Ok(None) => Err(s3_error!(
-                    InvalidAccessKeyId,
-                    "these grant credentials are unknown, or their grant is not active"
+                Ok(None) => Err(error::with(
+                    S3ErrorCode::InvalidAccessKeyId,
+                    error::GRANT_CREDENTIALS_UNKNOWN,
                 )),
                 Err(e) => Err(error::trustee(e)),
             };
@@ -288,7 +288,7 @@ impl S3Auth for TenantAuth {
 impl S3Access for TenantAuth {
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
         let Some(creds) = cx.credentials() else {
-            return Err(s3_error!(AccessDenied, "anonymous access is not allowed"));
+            return Err(error::with(S3ErrorCode::AccessDenied, error::ANONYMOUS));
         };
         check_presigned_expiry(cx.uri().query())?;
         refuse_sigv2(cx.headers(), cx.uri().query())?;
@@ -333,9 +333,9 @@ fn refuse_sigv2(headers: &http::HeaderMap, query: Option<&str>) -> S3Result<()> 
             && !q.split('&').any(|kv| kv.starts_with("X-Amz-Signature="))
     });
     if v2_header || v2_query {
-        return Err(s3_error!(
-            InvalidRequest,
-            "Signature version 2 is not supported; sign requests with AWS Signature Version 4"
+        return Err(error::with(
+            S3ErrorCode::InvalidRequest,
+            error::SIGV2_REFUSED,
         ));
     }
     Ok(())
@@ -353,16 +353,55 @@ fn check_presigned_expiry(query: Option<&str>) -> S3Result<()> {
     };
     match value.parse::<u64>() {
         Ok(n) if (1..=MAX_EXPIRES).contains(&n) => Ok(()),
-        _ => Err(s3_error!(
-            AuthorizationQueryParametersError,
-            "X-Amz-Expires must be a number of seconds from 1 to 604800 (seven days)"
+        _ => Err(error::with(
+            S3ErrorCode::AuthorizationQueryParametersError,
+            error::PRESIGNED_EXPIRY,
         )),
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::check_presigned_expiry;
+    use super::{ReqCtx, check_presigned_expiry};
+    use obhut_catalog::Tenant;
+    use obhut_trustee_client::Justification;
+    use std::sync::Arc;
+
+    fn ctx(justification: Justification) -> ReqCtx {
+        ReqCtx {
+            tenant: Arc::new(Tenant {
+                name: "t".into(),
+                jurisdictions: vec!["DE".into()],
+                min_sites: 2,
+                created_ms: 0,
+            }),
+            justification,
+            bucket: None,
+        }
+    }
+
+    #[test]
+    fn a_step_names_itself_for_the_tenant_and_not_under_a_grant() {
+        let own = ctx(Justification::Customer {
+            tenant: "t".into(),
+            principal: "AK".into(),
+            operation: "CopyObject".into(),
+        });
+        assert_eq!(
+            own.justification_for("read"),
+            Justification::Customer {
+                tenant: "t".into(),
+                principal: "AK".into(),
+                operation: "CopyObject:read".into(),
+            }
+        );
+        let granted = ctx(Justification::Grant {
+            grant_id: "g1".into(),
+        });
+        assert_eq!(granted.justification_for("write"), granted.justification);
+        // Without a checked bucket an operation that needs one fails instead of going on.
+        assert!(own.bucket().is_err());
+    }
 
     #[test]
     fn signature_version_2_is_refused_both_ways() {

@@ -284,6 +284,46 @@ mod tests {
         assert!(none.objects.is_empty() && !none.truncated);
     }
 
+    #[tokio::test]
+    async fn uploads_roll_up_like_objects_and_pages_resume_after_the_last_entry() {
+        let cat = catalog_with(&[]).await;
+        for (id, key) in [("u1", "a/1"), ("u2", "a/2"), ("u3", "b"), ("u4", "c/1")] {
+            cat.create_upload(&Upload {
+                upload_id: id.into(),
+                bucket: "b".into(),
+                key: key.into(),
+                initiated_ms: 0,
+                envelope: Vec::new(),
+                meta: Vec::new(),
+            })
+            .await
+            .expect("upload");
+        }
+        let p1 = list_uploads_page(&cat, "b", "", Some("/"), None, 2)
+            .await
+            .expect("p1");
+        let keys =
+            |p: &UploadPage| -> Vec<String> { p.uploads.iter().map(|u| u.key.clone()).collect() };
+        assert_eq!(
+            (keys(&p1), p1.common_prefixes.clone()),
+            (vec!["b".to_owned()], vec!["a/".to_owned()])
+        );
+        assert!(p1.truncated);
+        assert_eq!(
+            (p1.next_key.as_deref(), p1.next_upload_id.as_deref()),
+            (Some("b"), Some("u3"))
+        );
+        let after = Some(("b", "u3"));
+        let p2 = list_uploads_page(&cat, "b", "", Some("/"), after, 2)
+            .await
+            .expect("p2");
+        assert_eq!(
+            (keys(&p2), p2.common_prefixes.clone()),
+            (vec![], vec!["c/".to_owned()])
+        );
+        assert!(!p2.truncated && p2.next_key.is_none());
+    }
+
     #[test]
     fn common_prefix_rolls_up_to_the_first_delimiter_after_the_prefix() {
         assert_eq!(
