@@ -1,27 +1,107 @@
-//! Who is asking: SigV4 secrets come from the catalog, and every request is bound to the tenant
-//! that owns its access key. Anonymous requests are refused.
+//! Who is asking, and what a request may touch: SigV4 secrets come from the catalog, every
+//! request is bound to the tenant that owns its access key, and its bucket is checked to belong
+//! to that tenant before any operation runs. Anonymous requests are refused.
+//!
+//! The outcome is one [`ReqCtx`] per request (tenant, justification, checked bucket), put into
+//! the request's extensions; operations take it from there and never repeat these checks.
+//! This module never sees request bodies or keys.
 //!
 //! Requests signed with a grant's temporary credentials (access key ids starting `OBG`) are
 //! checked by the trustee itself: session token, the grant's state, operations, bucket and
 //! prefix; the trustee logs each one before it is allowed. Such a request then acts for the
 //! grant's tenant and asks for keys with the grant as justification.
 
-use obhut_catalog::{Catalog, Tenant};
+use crate::error;
+use obhut_catalog::{Bucket, Catalog, Tenant};
 use obhut_trustee_client::governance::GRANT_KEY_PREFIX;
 use obhut_trustee_client::{GrantAccess, Justification, TrusteeClient};
 use s3s::access::{S3Access, S3AccessContext};
 use s3s::auth::{S3Auth, SecretKey};
-use s3s::{S3Request, S3Result, s3_error};
+use s3s::path::S3Path;
+use s3s::{S3ErrorCode, S3Request, S3Result, s3_error};
+use std::cell::RefCell;
 use std::sync::Arc;
 
-/// The tenant a request acts for and the access key it signed with, put into the request's
-/// extensions by the access check.
-#[derive(Debug, Clone)]
-pub struct TenantCtx(pub Arc<Tenant>, pub String);
+/// The operation that names a bucket which does not exist yet: its bucket is not checked.
+const CREATES_ITS_BUCKET: &str = "CreateBucket";
 
-/// A request under a grant, put into the request's extensions beside [`TenantCtx`].
+/// Everything an operation needs to know about who asks, built once by the access check.
 #[derive(Debug, Clone)]
-pub struct GrantCtx(pub String);
+pub struct ReqCtx {
+    /// The tenant the request acts for.
+    pub tenant: Arc<Tenant>,
+    /// Why keys are released for this request: the grant, or the tenant's principal and the
+    /// operation.
+    pub justification: Justification,
+    /// The bucket of the request's path, checked to belong to `tenant` (none for requests
+    /// without a bucket, and for CreateBucket).
+    bucket: Option<Bucket>,
+}
+
+impl ReqCtx {
+    /// The context the access check put into `req`.
+    pub fn of<T>(req: &S3Request<T>) -> S3Result<Self> {
+        req.extensions
+            .get::<Self>()
+            .cloned()
+            .ok_or_else(|| error::with(S3ErrorCode::AccessDenied, error::NOT_AUTHORISED))
+    }
+
+    /// The request's bucket, which belongs to the caller's tenant.
+    pub fn bucket(&self) -> S3Result<&Bucket> {
+        self.bucket
+            .as_ref()
+            .ok_or_else(|| error::with(S3ErrorCode::InternalError, error::NO_CHECKED_BUCKET))
+    }
+
+    /// The justification for one step of an operation that reads and writes (`CopyObject:read`).
+    pub fn justification_for(&self, step: &str) -> Justification {
+        match &self.justification {
+            Justification::Customer {
+                tenant,
+                principal,
+                operation,
+            } => Justification::Customer {
+                tenant: tenant.clone(),
+                principal: principal.clone(),
+                operation: format!("{operation}:{step}"),
+            },
+            other => other.clone(),
+        }
+    }
+}
+
+/// `bucket` if it belongs to `tenant`: another tenant's bucket is `AccessDenied`, a missing one
+/// `NoSuchBucket`.
+pub async fn owned_bucket(catalog: &dyn Catalog, tenant: &Tenant, name: &str) -> S3Result<Bucket> {
+    match catalog.get_bucket(name).await.map_err(error::catalog)? {
+        Some(b) if b.tenant == tenant.name => Ok(b),
+        Some(_) => Err(error::with(S3ErrorCode::AccessDenied, error::ACCESS_DENIED)),
+        None => Err(error::with(
+            S3ErrorCode::NoSuchBucket,
+            error::NO_SUCH_BUCKET,
+        )),
+    }
+}
+
+/// The owner of the access key a request is signed with, as authentication found it.
+struct SigningKey {
+    access_key_id: String,
+    tenant: String,
+}
+
+tokio::task_local! {
+    /// Carries the access key looked up for a request's signature to that request's access
+    /// check, so the key is read from the catalog once per request.
+    static SIGNING_KEY: RefCell<Option<SigningKey>>;
+}
+
+/// Runs one request's handling with room for its signing key (see [`SIGNING_KEY`]).
+pub fn per_request<F: std::future::Future>(
+    handling: F,
+) -> impl std::future::Future<Output = F::Output> {
+    SIGNING_KEY.scope(RefCell::new(None), handling)
+}
 
 #[derive(Clone)]
 pub struct TenantAuth {
@@ -36,22 +116,26 @@ impl TenantAuth {
     }
 
     /// Asks the trustee whether this grant-signed request is within its grant (and has it
-    /// logged); binds the request to the grant's tenant.
-    async fn check_grant(&self, cx: &mut S3AccessContext<'_>, access_key: &str) -> S3Result<()> {
+    /// logged); the request acts for the grant's tenant, under the grant.
+    async fn check_grant(
+        &self,
+        cx: &S3AccessContext<'_>,
+        access_key: &str,
+    ) -> S3Result<(Tenant, Justification)> {
         let session_token = session_token(cx.headers(), cx.uri().query()).ok_or_else(|| {
-            s3_error!(
-                AccessDenied,
-                "grant credentials are valid only with their session token (AWS_SESSION_TOKEN)"
+            error::with(
+                S3ErrorCode::AccessDenied,
+                error::GRANT_WITHOUT_SESSION_TOKEN,
             )
         })?;
         let operation = cx.s3_op().name();
         let (bucket, key) = match cx.s3_path() {
-            s3s::path::S3Path::Root => (String::new(), String::new()),
-            s3s::path::S3Path::Bucket { bucket } => (
+            S3Path::Root => (String::new(), String::new()),
+            S3Path::Bucket { bucket } => (
                 bucket.to_string(),
                 query_param(cx.uri().query(), "prefix").unwrap_or_default(),
             ),
-            s3s::path::S3Path::Object { bucket, key } => (bucket.to_string(), key.to_string()),
+            S3Path::Object { bucket, key } => (bucket.to_string(), key.to_string()),
         };
         let class = grant_class(operation).ok_or_else(|| {
             s3_error!(
@@ -83,12 +167,28 @@ impl TenantAuth {
             .catalog
             .get_tenant(&scope.tenant)
             .await
-            .map_err(crate::error::catalog)?
-            .ok_or_else(|| s3_error!(AccessDenied, "the grant's tenant no longer exists"))?;
-        cx.extensions_mut()
-            .insert(TenantCtx(Arc::new(tenant), access_key.to_owned()));
-        cx.extensions_mut().insert(GrantCtx(scope.grant_id));
-        Ok(())
+            .map_err(error::catalog)?
+            .ok_or_else(|| error::with(S3ErrorCode::AccessDenied, error::GRANT_TENANT_GONE))?;
+        let justification = Justification::Grant {
+            grant_id: scope.grant_id,
+        };
+        Ok((tenant, justification))
+    }
+
+    /// The tenant owning the access key this request was signed with, as authentication
+    /// looked it up.
+    async fn signing_tenant(&self, access_key: &str) -> S3Result<Tenant> {
+        let owner = SIGNING_KEY
+            .try_with(|slot| slot.borrow_mut().take())
+            .ok()
+            .flatten()
+            .filter(|k| k.access_key_id == access_key)
+            .ok_or_else(|| error::with(S3ErrorCode::AccessDenied, error::NOT_AUTHORISED))?;
+        self.catalog
+            .get_tenant(&owner.tenant)
+            .await
+            .map_err(error::catalog)?
+            .ok_or_else(|| error::with(S3ErrorCode::AccessDenied, error::KEY_TENANT_GONE))
     }
 }
 
@@ -97,7 +197,7 @@ fn grant_refused(e: obhut_trustee_client::TrusteeError) -> s3s::S3Error {
         obhut_trustee_client::TrusteeError::Denied(m) => {
             s3_error!(AccessDenied, "not within the grant: {m}")
         }
-        other => crate::error::trustee(other),
+        other => error::trustee(other),
     }
 }
 
@@ -160,18 +260,27 @@ impl S3Auth for TenantAuth {
         if access_key.starts_with(GRANT_KEY_PREFIX) {
             return match self.trustee.grant_secret(access_key).await {
                 Ok(Some(secret)) => Ok(SecretKey::from(secret)),
-                Ok(None) => Err(s3_error!(
-                    InvalidAccessKeyId,
-                    "these grant credentials are unknown, or their grant is not active"
+                Ok(None) => Err(error::with(
+                    S3ErrorCode::InvalidAccessKeyId,
+                    error::GRANT_CREDENTIALS_UNKNOWN,
                 )),
-                Err(e) => Err(crate::error::trustee(e)),
+                Err(e) => Err(error::trustee(e)),
             };
         }
-        match self.catalog.get_access_key(access_key).await {
-            Ok(Some(k)) => Ok(SecretKey::from(k.secret)),
-            Ok(None) => Err(s3_error!(InvalidAccessKeyId)),
-            Err(e) => Err(crate::error::catalog(e)),
-        }
+        let key = self
+            .catalog
+            .get_access_key(access_key)
+            .await
+            .map_err(error::catalog)?
+            .ok_or_else(|| s3_error!(InvalidAccessKeyId))?;
+        // Outside `per_request` there is no slot, and the access check refuses the request.
+        let _ = SIGNING_KEY.try_with(|slot| {
+            *slot.borrow_mut() = Some(SigningKey {
+                access_key_id: key.access_key_id.clone(),
+                tenant: key.tenant.clone(),
+            });
+        });
+        Ok(SecretKey::from(key.secret))
     }
 }
 
@@ -179,29 +288,35 @@ impl S3Auth for TenantAuth {
 impl S3Access for TenantAuth {
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
         let Some(creds) = cx.credentials() else {
-            return Err(s3_error!(AccessDenied, "anonymous access is not allowed"));
+            return Err(error::with(S3ErrorCode::AccessDenied, error::ANONYMOUS));
         };
         check_presigned_expiry(cx.uri().query())?;
         refuse_sigv2(cx.headers(), cx.uri().query())?;
-        if creds.access_key.starts_with(GRANT_KEY_PREFIX) {
-            let access_key = creds.access_key.clone();
-            return self.check_grant(cx, &access_key).await;
-        }
-        let key = self
-            .catalog
-            .get_access_key(&creds.access_key)
-            .await
-            .map_err(crate::error::catalog)?
-            .ok_or_else(|| s3_error!(InvalidAccessKeyId))?;
-        let tenant = self
-            .catalog
-            .get_tenant(&key.tenant)
-            .await
-            .map_err(crate::error::catalog)?
-            .ok_or_else(|| s3_error!(AccessDenied, "the access key's tenant no longer exists"))?;
         let access_key = creds.access_key.clone();
-        cx.extensions_mut()
-            .insert(TenantCtx(Arc::new(tenant), access_key));
+        let (tenant, justification) = if access_key.starts_with(GRANT_KEY_PREFIX) {
+            self.check_grant(cx, &access_key).await?
+        } else {
+            let tenant = self.signing_tenant(&access_key).await?;
+            let justification = Justification::Customer {
+                tenant: tenant.name.clone(),
+                principal: access_key,
+                operation: cx.s3_op().name().to_owned(),
+            };
+            (tenant, justification)
+        };
+        let bucket = match cx.s3_path() {
+            S3Path::Bucket { bucket } | S3Path::Object { bucket, .. }
+                if cx.s3_op().name() != CREATES_ITS_BUCKET =>
+            {
+                Some(owned_bucket(self.catalog.as_ref(), &tenant, bucket).await?)
+            }
+            _ => None,
+        };
+        cx.extensions_mut().insert(ReqCtx {
+            tenant: Arc::new(tenant),
+            justification,
+            bucket,
+        });
         Ok(())
     }
 }
@@ -218,9 +333,9 @@ fn refuse_sigv2(headers: &http::HeaderMap, query: Option<&str>) -> S3Result<()> 
             && !q.split('&').any(|kv| kv.starts_with("X-Amz-Signature="))
     });
     if v2_header || v2_query {
-        return Err(s3_error!(
-            InvalidRequest,
-            "Signature version 2 is not supported; sign requests with AWS Signature Version 4"
+        return Err(error::with(
+            S3ErrorCode::InvalidRequest,
+            error::SIGV2_REFUSED,
         ));
     }
     Ok(())
@@ -238,43 +353,55 @@ fn check_presigned_expiry(query: Option<&str>) -> S3Result<()> {
     };
     match value.parse::<u64>() {
         Ok(n) if (1..=MAX_EXPIRES).contains(&n) => Ok(()),
-        _ => Err(s3_error!(
-            AuthorizationQueryParametersError,
-            "X-Amz-Expires must be a number of seconds from 1 to 604800 (seven days)"
+        _ => Err(error::with(
+            S3ErrorCode::AuthorizationQueryParametersError,
+            error::PRESIGNED_EXPIRY,
         )),
     }
 }
 
-/// Why a key is needed for this request: the grant it runs under, or the tenant's own
-/// principal performing `operation`.
-pub fn justification<T>(req: &S3Request<T>, operation: &str) -> S3Result<Justification> {
-    if let Some(GrantCtx(grant_id)) = req.extensions.get::<GrantCtx>() {
-        return Ok(Justification::Grant {
-            grant_id: grant_id.clone(),
-        });
-    }
-    let ctx = req
-        .extensions
-        .get::<TenantCtx>()
-        .ok_or_else(|| s3_error!(AccessDenied, "request was not authorised"))?;
-    Ok(Justification::Customer {
-        tenant: ctx.0.name.clone(),
-        principal: ctx.1.clone(),
-        operation: operation.to_owned(),
-    })
-}
-
-/// The tenant of an authorised request.
-pub fn tenant<T>(req: &S3Request<T>) -> S3Result<Arc<Tenant>> {
-    req.extensions
-        .get::<TenantCtx>()
-        .map(|t| Arc::clone(&t.0))
-        .ok_or_else(|| s3_error!(AccessDenied, "request was not authorised"))
-}
-
 #[cfg(test)]
 mod tests {
-    use super::check_presigned_expiry;
+    use super::{ReqCtx, check_presigned_expiry};
+    use obhut_catalog::Tenant;
+    use obhut_trustee_client::Justification;
+    use std::sync::Arc;
+
+    fn ctx(justification: Justification) -> ReqCtx {
+        ReqCtx {
+            tenant: Arc::new(Tenant {
+                name: "t".into(),
+                jurisdictions: vec!["DE".into()],
+                min_sites: 2,
+                created_ms: 0,
+            }),
+            justification,
+            bucket: None,
+        }
+    }
+
+    #[test]
+    fn a_step_names_itself_for_the_tenant_and_not_under_a_grant() {
+        let own = ctx(Justification::Customer {
+            tenant: "t".into(),
+            principal: "AK".into(),
+            operation: "CopyObject".into(),
+        });
+        assert_eq!(
+            own.justification_for("read"),
+            Justification::Customer {
+                tenant: "t".into(),
+                principal: "AK".into(),
+                operation: "CopyObject:read".into(),
+            }
+        );
+        let granted = ctx(Justification::Grant {
+            grant_id: "g1".into(),
+        });
+        assert_eq!(granted.justification_for("write"), granted.justification);
+        // Without a checked bucket an operation that needs one fails instead of going on.
+        assert!(own.bucket().is_err());
+    }
 
     #[test]
     fn signature_version_2_is_refused_both_ways() {

@@ -1,23 +1,116 @@
-//! The one place where catalog and site errors become S3 errors.
+//! The one place where catalog, site, placement and trustee errors become S3 errors, and where
+//! the messages of the S3 errors the gateway answers are named.
+//!
+//! Operations never match on a catalog or site error themselves; they pass it here. Nothing
+//! here sees request bodies or keys.
 
 use obhut_catalog::CatalogError;
 use obhut_sites::SiteError;
 use obhut_trustee_client::TrusteeError;
 use s3s::{S3Error, S3ErrorCode, s3_error};
 
+pub const ACCESS_DENIED: &str = "Access Denied";
+pub const ANONYMOUS: &str = "anonymous access is not allowed";
+pub const SIGV2_REFUSED: &str =
+    "Signature version 2 is not supported; sign requests with AWS Signature Version 4";
+pub const PRESIGNED_EXPIRY: &str =
+    "X-Amz-Expires must be a number of seconds from 1 to 604800 (seven days)";
+pub const KEY_TENANT_GONE: &str = "the access key's tenant no longer exists";
+pub const GRANT_TENANT_GONE: &str = "the grant's tenant no longer exists";
+pub const GRANT_WITHOUT_SESSION_TOKEN: &str =
+    "grant credentials are valid only with their session token (AWS_SESSION_TOKEN)";
+pub const GRANT_CREDENTIALS_UNKNOWN: &str =
+    "these grant credentials are unknown, or their grant is not active";
+pub const NOT_AUTHORISED: &str = "request was not authorised";
+pub const NO_SUCH_BUCKET: &str = "The specified bucket does not exist";
+pub const NO_SUCH_KEY: &str = "The specified key does not exist.";
+pub const NO_SUCH_UPLOAD: &str = "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.";
+pub const BUCKET_NOT_EMPTY: &str = "The bucket you tried to delete is not empty";
+pub const BUCKET_OWNED_BY_YOU: &str =
+    "Your previous request to create the named bucket succeeded and you already own it.";
+pub const BUCKET_TAKEN: &str = "The requested bucket name is not available. The bucket namespace is shared by all users of the system. Please select a different name and try again.";
+pub const NO_ACLS: &str = "The bucket does not allow ACLs";
+pub const PRECONDITION_FAILED: &str =
+    "At least one of the pre-conditions you specified did not hold";
+pub const INVALID_RANGE: &str = "The requested range is not satisfiable";
+pub const INVALID_PART_NUMBER: &str = "The requested partnumber is not satisfiable";
+pub const PART_NUMBER_OUT_OF_BOUNDS: &str =
+    "Part number must be an integer between 1 and 10000, inclusive";
+pub const INVALID_COPY_SOURCE_RANGE: &str = "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy";
+pub const COPY_FROM_ACCESS_POINT: &str = "copying from an access point is not supported";
+pub const COPY_TO_ITSELF: &str = "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.";
+pub const METADATA_TOO_LARGE: &str =
+    "Your metadata headers exceed the maximum allowed metadata size of 2 KB";
+pub const INVALID_CONTENT_MD5: &str = "The Content-MD5 you specified was not valid";
+pub const CONTENT_MD5_MISMATCH: &str =
+    "The Content-MD5 you specified did not match what we received";
+pub const MALFORMED_XML: &str =
+    "The XML you provided was not well-formed or did not validate against our published schema";
+pub const NO_PARTS: &str = "You must specify at least one part";
+pub const PART_WITHOUT_NUMBER: &str = "A part is missing its PartNumber";
+pub const INVALID_PART_ORDER: &str = "The list of parts was not in ascending order. The parts list must be specified in order by part number.";
+pub const INVALID_PART: &str = "One or more of the specified parts could not be found. The part may not have been uploaded, or the specified entity tag may not match the part's entity tag.";
+pub const PART_REPLACED: &str = "One or more of the specified parts was replaced while the upload was being completed; list the parts and complete again.";
+pub const ENTITY_TOO_SMALL: &str =
+    "Your proposed upload is smaller than the minimum allowed object size.";
+pub const MPU_SIZE_MISMATCH: &str =
+    "The provided MpuObjectSize does not match the size of the parts";
+pub const PARTS_ON_DIFFERENT_SITES: &str =
+    "parts of this upload were placed on different sites; re-upload the affected parts";
+pub const NEGATIVE_MAX_KEYS: &str = "max-keys must not be negative";
+pub const NEGATIVE_MAX_PARTS: &str = "max-parts must not be negative";
+pub const NEGATIVE_MAX_UPLOADS: &str = "max-uploads must not be negative";
+pub const INVALID_CONTINUATION_TOKEN: &str = "The continuation token provided is incorrect";
+pub const IF_NONE_MATCH_ONLY_ANY: &str = "If-None-Match on writes supports only '*'";
+pub const IF_MATCH_NEEDS_ETAG: &str = "If-Match on writes needs an ETag";
+pub const IF_MATCH_AND_IF_NONE_MATCH: &str = "If-Match and If-None-Match cannot be combined";
+pub const CATALOG_UNAVAILABLE: &str = "the catalog is unavailable; retry later";
+pub const OBJECT_NOT_VERIFIED: &str =
+    "the object's key or metadata failed verification; it is not served";
+pub const MALFORMED_BUCKET_KEY: &str = "malformed bucket key record";
+pub const BUCKET_WITHOUT_KEY: &str = "the bucket has no key";
+pub const STORED_RECORD_CORRUPT: &str =
+    "a stored record of this object or upload is corrupt; it is not served";
+pub const NO_CHECKED_BUCKET: &str = "the request's bucket was not checked";
+
+/// An S3 error with one of the messages above (or another fixed text).
+pub fn with(code: S3ErrorCode, message: &'static str) -> S3Error {
+    S3Error::with_message(code, message)
+}
+
 pub fn catalog(e: CatalogError) -> S3Error {
     match e {
         CatalogError::PreconditionFailed(msg) => s3_error!(PreconditionFailed, "{msg}"),
-        CatalogError::BucketNotEmpty(_) => s3_error!(BucketNotEmpty),
-        CatalogError::NotFound { kind: "bucket", .. } => s3_error!(NoSuchBucket),
-        CatalogError::NotFound { kind: "upload", .. } => s3_error!(NoSuchUpload),
+        CatalogError::BucketNotEmpty(_) => with(S3ErrorCode::BucketNotEmpty, BUCKET_NOT_EMPTY),
+        CatalogError::NotFound { kind: "bucket", .. } => {
+            with(S3ErrorCode::NoSuchBucket, NO_SUCH_BUCKET)
+        }
+        CatalogError::NotFound { kind: "upload", .. } => {
+            with(S3ErrorCode::NoSuchUpload, NO_SUCH_UPLOAD)
+        }
+        // The only conflict the catalog reports: a part re-uploaded during completion.
+        CatalogError::Conflict(_) => with(S3ErrorCode::InvalidPart, PART_REPLACED),
         other => {
             tracing::error!(error = %other, "catalog failure");
-            S3Error::with_message(
-                S3ErrorCode::ServiceUnavailable,
-                "the catalog is unavailable; retry later",
-            )
+            with(S3ErrorCode::ServiceUnavailable, CATALOG_UNAVAILABLE)
         }
+    }
+}
+
+/// A bucket name that exists already: the caller's own, or someone else's.
+pub fn bucket_exists(owner: &str, caller: &str) -> S3Error {
+    if owner == caller {
+        with(S3ErrorCode::BucketAlreadyOwnedByYou, BUCKET_OWNED_BY_YOU)
+    } else {
+        with(S3ErrorCode::BucketAlreadyExists, BUCKET_TAKEN)
+    }
+}
+
+/// Creating a bucket for `caller`: a name taken meanwhile is told apart by its owner.
+pub fn bucket_creation(e: CatalogError, caller: &str) -> S3Error {
+    match e {
+        CatalogError::BucketExists { owner, .. } => bucket_exists(&owner, caller),
+        other => catalog(other),
     }
 }
 
@@ -27,6 +120,30 @@ pub fn site(e: &SiteError) -> S3Error {
         S3ErrorCode::ServiceUnavailable,
         format!("a storage site failed ({e}); nothing was acknowledged, retry later"),
     )
+}
+
+/// No set of sites satisfies the bucket's residency policy.
+pub fn placement(e: &impl std::fmt::Display) -> S3Error {
+    S3Error::with_message(
+        S3ErrorCode::ServiceUnavailable,
+        format!("write refused: {e}"),
+    )
+}
+
+/// A bucket key version the catalog should hold but does not.
+pub fn missing_bucket_key(version: u32) -> S3Error {
+    tracing::error!(version, "bucket key version missing from the catalog");
+    S3Error::with_message(
+        S3ErrorCode::InternalError,
+        format!("bucket key version {version} is missing from the catalog"),
+    )
+}
+
+/// A stored record (a part's checksums or ETag) that does not parse: never guessed, never
+/// silently empty.
+pub fn corrupt_record(what: &str, e: &dyn std::fmt::Display) -> S3Error {
+    tracing::error!(record = what, error = %e, "stored record does not parse");
+    with(S3ErrorCode::InternalError, STORED_RECORD_CORRUPT)
 }
 
 /// Trustee answers: unavailability is a 503 naming the cause; a refusal is AccessDenied.
@@ -55,8 +172,5 @@ pub fn trustee(e: TrusteeError) -> S3Error {
 /// An object's key material failed verification: never serve, never guess.
 pub fn envelope(e: &crate::keys::EnvelopeError) -> S3Error {
     tracing::error!(error = %e, "object key or metadata failed verification");
-    S3Error::with_message(
-        S3ErrorCode::InternalError,
-        "the object's key or metadata failed verification; it is not served",
-    )
+    with(S3ErrorCode::InternalError, OBJECT_NOT_VERIFIED)
 }

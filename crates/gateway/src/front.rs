@@ -3,7 +3,9 @@
 //! S3 limits the request header section to 8 KiB and answers `RequestHeaderSectionTooLarge`;
 //! hyper's own limit is far larger and answers without an S3 error body. On the way out, a
 //! ranged HEAD gets the 206 that s3s does not set, and an error answered to a request with a
-//! body closes the connection (the body may be unread).
+//! body closes the connection (the body may be unread). Each request is handled inside
+//! [`crate::access::per_request`], which carries its signing key from authentication to the
+//! access check.
 
 use futures::future::BoxFuture;
 use s3s::service::S3Service;
@@ -61,7 +63,7 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for S3Front {
             .get(http::header::CONTENT_LENGTH)
             .is_some_and(|v| v.as_bytes() != b"0")
             || req.headers().contains_key(http::header::TRANSFER_ENCODING);
-        let fut = hyper::service::Service::call(&self.inner, req);
+        let fut = crate::access::per_request(hyper::service::Service::call(&self.inner, req));
         Box::pin(async move {
             let mut resp = fut.await?;
             // An error may be answered before the request body was read (and, with

@@ -1,8 +1,20 @@
 //! Listing with S3's semantics: prefix, delimiter roll-up into common prefixes, markers that may
-//! be keys or common prefixes, and URL encoding of names on request.
+//! be keys or common prefixes, and URL encoding of names on request; for objects and for
+//! multipart uploads alike.
+//!
+//! Works on catalog records only; never sees object content or keys.
 
-use obhut_catalog::{Catalog, ListFrom, ObjectRecord};
+use obhut_catalog::{Catalog, ListFrom, ObjectRecord, Upload};
 use s3s::S3Result;
+
+/// The common prefix `key` rolls up into: the part of it after `prefix` up to and including
+/// the first `delimiter`, if there is one.
+pub fn common_prefix(key: &str, prefix: &str, delimiter: Option<&str>) -> Option<String> {
+    let d = delimiter.filter(|d| !d.is_empty())?;
+    let rest = key.strip_prefix(prefix)?;
+    rest.find(d)
+        .map(|i| format!("{prefix}{}", &rest[..i + d.len()]))
+}
 
 /// One page of a listing.
 #[derive(Default)]
@@ -30,7 +42,6 @@ pub async fn list_page(
     if max == 0 {
         return Ok(page);
     }
-    let delimiter = delimiter.filter(|d| !d.is_empty());
     let mut cursor: Option<(bool, String)> = after.map(|a| (false, a.to_owned()));
     let batch = (max + 1).min(1001);
     loop {
@@ -48,11 +59,7 @@ pub async fn list_page(
         }
         let full_batch = objects.len() == batch;
         for o in objects {
-            let rest = &o.key[prefix.len()..];
-            let common = delimiter.and_then(|d| {
-                rest.find(d)
-                    .map(|i| format!("{prefix}{}", &rest[..i + d.len()]))
-            });
+            let common = common_prefix(&o.key, prefix, delimiter);
             let entry = common.as_deref().unwrap_or(&o.key).to_owned();
             if let Some(cp) = common {
                 if after.is_some_and(|a| cp.as_str() <= a) {
@@ -81,6 +88,88 @@ pub async fn list_page(
             return Ok(page);
         }
     }
+}
+
+/// One page of a multipart upload listing.
+#[derive(Default)]
+pub struct UploadPage {
+    pub uploads: Vec<Upload>,
+    pub common_prefixes: Vec<String>,
+    pub truncated: bool,
+    /// Where the next page starts: a key (with the upload id after which it continues) or a
+    /// common prefix (without one). Set only when truncated.
+    pub next_key: Option<String>,
+    pub next_upload_id: Option<String>,
+}
+
+/// Lists up to `max` uploads and common prefixes after `after` (key marker and upload-id
+/// marker), in key and then upload-id order.
+pub async fn list_uploads_page(
+    catalog: &dyn Catalog,
+    bucket: &str,
+    prefix: &str,
+    delimiter: Option<&str>,
+    after: Option<(&str, &str)>,
+    max: usize,
+) -> S3Result<UploadPage> {
+    let mut page = UploadPage::default();
+    // Without an upload-id marker, S3 starts after every upload of the key marker.
+    let mut cursor = after.map(|(k, u)| {
+        (
+            k.to_owned(),
+            if u.is_empty() {
+                "\u{10ffff}".to_owned()
+            } else {
+                u.to_owned()
+            },
+        )
+    });
+    'pages: loop {
+        let batch = catalog
+            .list_uploads(
+                bucket,
+                prefix,
+                cursor.as_ref().map(|(k, u)| (k.as_str(), u.as_str())),
+                max + 1,
+            )
+            .await
+            .map_err(crate::error::catalog)?;
+        let full = batch.len() == max + 1;
+        for u in batch {
+            cursor = Some((u.key.clone(), u.upload_id.clone()));
+            let common = common_prefix(&u.key, prefix, delimiter);
+            if let Some(cp) = &common {
+                let seen = page.common_prefixes.last() == Some(cp)
+                    || after.is_some_and(|(k, _)| cp.as_str() <= k);
+                if seen {
+                    continue;
+                }
+            }
+            if page.uploads.len() + page.common_prefixes.len() == max {
+                page.truncated = true;
+                break 'pages;
+            }
+            match common {
+                Some(cp) => page.common_prefixes.push(cp),
+                None => page.uploads.push(u),
+            }
+        }
+        if !full {
+            break;
+        }
+    }
+    if page.truncated {
+        // The next page starts after the last upload or common prefix returned.
+        let last_upload = page.uploads.last().map(|u| (&u.key, &u.upload_id));
+        let last_prefix = page.common_prefixes.last();
+        (page.next_key, page.next_upload_id) = match (last_upload, last_prefix) {
+            (Some((k, _)), Some(p)) if p > k => (Some(p.clone()), None),
+            (Some((k, id)), _) => (Some(k.clone()), Some(id.clone())),
+            (None, Some(p)) => (Some(p.clone()), None),
+            (None, None) => (None, None),
+        };
+    }
+    Ok(page)
 }
 
 /// S3's `encoding-type=url`: percent-encode everything but unreserved characters and '/'.
@@ -193,6 +282,59 @@ mod tests {
             .await
             .expect("zero");
         assert!(none.objects.is_empty() && !none.truncated);
+    }
+
+    #[tokio::test]
+    async fn uploads_roll_up_like_objects_and_pages_resume_after_the_last_entry() {
+        let cat = catalog_with(&[]).await;
+        for (id, key) in [("u1", "a/1"), ("u2", "a/2"), ("u3", "b"), ("u4", "c/1")] {
+            cat.create_upload(&Upload {
+                upload_id: id.into(),
+                bucket: "b".into(),
+                key: key.into(),
+                initiated_ms: 0,
+                envelope: Vec::new(),
+                meta: Vec::new(),
+            })
+            .await
+            .expect("upload");
+        }
+        let p1 = list_uploads_page(&cat, "b", "", Some("/"), None, 2)
+            .await
+            .expect("p1");
+        let keys =
+            |p: &UploadPage| -> Vec<String> { p.uploads.iter().map(|u| u.key.clone()).collect() };
+        assert_eq!(
+            (keys(&p1), p1.common_prefixes.clone()),
+            (vec!["b".to_owned()], vec!["a/".to_owned()])
+        );
+        assert!(p1.truncated);
+        assert_eq!(
+            (p1.next_key.as_deref(), p1.next_upload_id.as_deref()),
+            (Some("b"), Some("u3"))
+        );
+        let after = Some(("b", "u3"));
+        let p2 = list_uploads_page(&cat, "b", "", Some("/"), after, 2)
+            .await
+            .expect("p2");
+        assert_eq!(
+            (keys(&p2), p2.common_prefixes.clone()),
+            (vec![], vec!["c/".to_owned()])
+        );
+        assert!(!p2.truncated && p2.next_key.is_none());
+    }
+
+    #[test]
+    fn common_prefix_rolls_up_to_the_first_delimiter_after_the_prefix() {
+        assert_eq!(
+            common_prefix("photos/2024/a.jpg", "photos/", Some("/")),
+            Some("photos/2024/".to_owned())
+        );
+        assert_eq!(common_prefix("photos/a.jpg", "photos/", Some("/")), None);
+        assert_eq!(common_prefix("a--b--c", "", Some("--")), Some("a--".into()));
+        assert_eq!(common_prefix("a/b", "", None), None);
+        assert_eq!(common_prefix("a/b", "", Some("")), None);
+        assert_eq!(common_prefix("other/b", "photos/", Some("/")), None);
     }
 
     #[test]

@@ -50,6 +50,20 @@ impl Checksums {
         self == &Self::default()
     }
 
+    /// The stored form of a part's checksums.
+    pub fn encode(&self) -> Vec<u8> {
+        // Serialising plain strings cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// Reads the stored form; no bytes at all (a copied part) are no checksums.
+    pub fn decode(bytes: &[u8]) -> Result<Self, serde_json::Error> {
+        if bytes.is_empty() {
+            return Ok(Self::default());
+        }
+        serde_json::from_slice(bytes)
+    }
+
     pub fn from_dto(c: dto::Checksum) -> Self {
         Self {
             crc32: c.checksum_crc32,

@@ -1,0 +1,156 @@
+//! Buckets: ListBuckets, CreateBucket (with the bucket's own key from the trustee),
+//! HeadBucket, GetBucketLocation, GetBucketVersioning and DeleteBucket.
+//!
+//! Bucket keys are made and wrapped by the trustee; this module never sees them in clear.
+
+use super::convert::{now_ms, owner, timestamp};
+use crate::access::ReqCtx;
+use crate::{Gateway, error};
+use obhut_catalog::{Bucket, BucketKey};
+use obhut_core::validate_bucket_name;
+use s3s::dto::*;
+use s3s::{S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
+
+pub async fn list(
+    gw: &Gateway,
+    req: S3Request<ListBucketsInput>,
+) -> S3Result<S3Response<ListBucketsOutput>> {
+    let ctx = ReqCtx::of(&req)?;
+    let prefix = req.input.prefix.clone().unwrap_or_default();
+    let buckets = gw
+        .catalog
+        .list_buckets(&ctx.tenant.name)
+        .await
+        .map_err(error::catalog)?
+        .into_iter()
+        .filter(|b| b.name.starts_with(&prefix))
+        .map(|b| s3s::dto::Bucket {
+            name: Some(b.name),
+            creation_date: Some(timestamp(b.created_ms)),
+            bucket_region: Some(gw.config.region.clone()),
+        })
+        .collect();
+    Ok(S3Response::new(ListBucketsOutput {
+        buckets: Some(buckets),
+        owner: Some(owner(&ctx.tenant)),
+        prefix: req.input.prefix,
+        continuation_token: None,
+    }))
+}
+
+pub async fn create(
+    gw: &Gateway,
+    req: S3Request<CreateBucketInput>,
+) -> S3Result<S3Response<CreateBucketOutput>> {
+    let ctx = ReqCtx::of(&req)?;
+    let tenant = ctx.tenant.name.as_str();
+    let input = req.input;
+    validate_bucket_name(&input.bucket).map_err(|e| s3_error!(InvalidBucketName, "{e}"))?;
+    let grants = input.grant_full_control.is_some()
+        || input.grant_read.is_some()
+        || input.grant_read_acp.is_some()
+        || input.grant_write.is_some()
+        || input.grant_write_acp.is_some();
+    if input.acl.as_ref().is_some_and(|a| a.as_str() != "private") || grants {
+        return Err(error::with(
+            S3ErrorCode::AccessControlListNotSupported,
+            error::NO_ACLS,
+        ));
+    }
+    if let Some(loc) = input
+        .create_bucket_configuration
+        .as_ref()
+        .and_then(|c| c.location_constraint.as_ref())
+        && loc.as_str() != gw.config.region
+    {
+        return Err(s3_error!(
+            IllegalLocationConstraintException,
+            "The {} location constraint is incompatible for the region specific endpoint this request was sent to ({}).",
+            loc.as_str(),
+            gw.config.region
+        ));
+    }
+    let bucket = Bucket {
+        name: input.bucket.clone(),
+        tenant: tenant.to_owned(),
+        created_ms: now_ms(),
+    };
+    if let Some(existing) = gw
+        .catalog
+        .get_bucket(&bucket.name)
+        .await
+        .map_err(error::catalog)?
+    {
+        return Err(error::bucket_exists(&existing.tenant, tenant));
+    }
+    // Every bucket gets its own key, made by the trustee under the tenant's key.
+    gw.trustee
+        .ensure_tenant_key(tenant)
+        .await
+        .map_err(error::trustee)?;
+    let wrapped = gw
+        .trustee
+        .create_bucket_key(tenant, &bucket.name, 1, &ctx.justification)
+        .await
+        .map_err(error::trustee)?;
+    let key = BucketKey {
+        bucket: bucket.name.clone(),
+        version: wrapped.version,
+        wrapped: wrapped.wrapped,
+        kcv: wrapped.kcv.to_vec(),
+        created_ms: bucket.created_ms,
+    };
+    gw.catalog
+        .create_bucket(&bucket, &key)
+        .await
+        .map_err(|e| error::bucket_creation(e, tenant))?;
+    Ok(S3Response::new(CreateBucketOutput {
+        location: Some(format!("/{}", input.bucket)),
+    }))
+}
+
+/// The bucket was checked to be the caller's before any operation runs: HEAD has nothing to add.
+pub fn head(
+    gw: &Gateway,
+    req: S3Request<HeadBucketInput>,
+) -> S3Result<S3Response<HeadBucketOutput>> {
+    ReqCtx::of(&req)?.bucket()?;
+    Ok(S3Response::new(HeadBucketOutput {
+        bucket_region: Some(gw.config.region.clone()),
+        ..Default::default()
+    }))
+}
+
+pub fn location(
+    gw: &Gateway,
+    req: S3Request<GetBucketLocationInput>,
+) -> S3Result<S3Response<GetBucketLocationOutput>> {
+    ReqCtx::of(&req)?.bucket()?;
+    Ok(S3Response::new(GetBucketLocationOutput {
+        location_constraint: Some(BucketLocationConstraint::from(gw.config.region.clone())),
+    }))
+}
+
+/// Buckets are never versioned: the answer is always the unversioned one.
+pub fn versioning(
+    req: S3Request<GetBucketVersioningInput>,
+) -> S3Result<S3Response<GetBucketVersioningOutput>> {
+    ReqCtx::of(&req)?.bucket()?;
+    Ok(S3Response::new(GetBucketVersioningOutput::default()))
+}
+
+pub async fn delete(
+    gw: &Gateway,
+    req: S3Request<DeleteBucketInput>,
+) -> S3Result<S3Response<DeleteBucketOutput>> {
+    let ctx = ReqCtx::of(&req)?;
+    let bucket = ctx.bucket()?.name.as_str();
+    let parts = gw
+        .catalog
+        .delete_bucket(bucket)
+        .await
+        .map_err(error::catalog)?;
+    gw.discard_parts(parts);
+    gw.keys.evict_bucket(bucket);
+    Ok(S3Response::new(DeleteBucketOutput {}))
+}

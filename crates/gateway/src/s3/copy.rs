@@ -1,0 +1,265 @@
+//! Server-side copies: CopyObject and UploadPartCopy, which read a source object of the same
+//! tenant and write its content (or a range of it) under a new object key.
+//!
+//! The source's bucket is checked like the request's own; its content is decrypted and
+//! re-encrypted in `crate::datapath` only.
+
+use super::conditions::Conditions;
+use super::convert::{etag, hex, now_ms, timestamp};
+use super::input::{AclRequest, check_key, check_object_acl, check_user_metadata, part_number};
+use super::objects::MetaHeaders;
+use super::store::{NewBlob, Placement, Stored};
+use crate::access::{ReqCtx, owned_bucket};
+use crate::keys::ObjectCipher;
+use crate::meta::{Checksums, ObjectMeta};
+use crate::{Gateway, error};
+use obhut_catalog::{ObjectRecord, PutCondition};
+use s3s::checksum::ChecksumHasher;
+use s3s::dto::*;
+use s3s::{S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
+use std::sync::Arc;
+
+/// The object a copy reads.
+struct Source {
+    object: ObjectRecord,
+    cipher: Arc<ObjectCipher>,
+    meta: ObjectMeta,
+}
+
+impl Gateway {
+    /// The object `x-amz-copy-source` names, in a bucket of the caller's tenant, with its
+    /// conditions (`x-amz-copy-source-if-*`) holding.
+    async fn copy_source(
+        &self,
+        ctx: &ReqCtx,
+        source: &CopySource,
+        conditions: &Conditions<'_>,
+    ) -> S3Result<ObjectRecord> {
+        let CopySource::Bucket { bucket, key, .. } = source else {
+            return Err(error::with(
+                S3ErrorCode::NotImplemented,
+                error::COPY_FROM_ACCESS_POINT,
+            ));
+        };
+        owned_bucket(self.catalog.as_ref(), &ctx.tenant, bucket).await?;
+        let object = self.object(bucket, key).await?;
+        conditions.check(&object, true)?;
+        Ok(object)
+    }
+
+    /// Opens a copy's source object for reading, its key released for the copy's read step.
+    async fn open_source(&self, ctx: &ReqCtx, object: ObjectRecord) -> S3Result<Source> {
+        let cipher = self
+            .open_cipher(
+                &ctx.tenant.name,
+                &object.bucket,
+                &object.envelope,
+                &ctx.justification_for("read"),
+            )
+            .await?;
+        let meta = cipher
+            .open_meta(&object.meta)
+            .map_err(|e| error::envelope(&e))?;
+        Ok(Source {
+            object,
+            cipher: Arc::new(cipher),
+            meta,
+        })
+    }
+
+    /// Copies `range` of `src` into a new blob on the `placed` sites, encrypted under `dst` as
+    /// part `part`.
+    async fn copy_blob(
+        &self,
+        src: &Source,
+        range: std::ops::Range<u64>,
+        placed: &Placement,
+        dst: &ObjectCipher,
+        part: u32,
+    ) -> S3Result<Stored> {
+        let len = range.end - range.start;
+        let blob = NewBlob {
+            body: Some(self.read(&src.object, range, Arc::clone(&src.cipher))),
+            expected_len: Some(len),
+            hasher: ChecksumHasher::default(),
+            verify: Box::new(|_, _| Ok(())),
+        };
+        self.store(placed, blob, dst, part).await
+    }
+}
+
+/// Parses `bytes=a-b` of UploadPartCopy.
+fn copy_source_range(s: &str, len: u64) -> S3Result<std::ops::Range<u64>> {
+    let bad = || {
+        error::with(
+            S3ErrorCode::InvalidArgument,
+            error::INVALID_COPY_SOURCE_RANGE,
+        )
+    };
+    let (a, b) = s
+        .strip_prefix("bytes=")
+        .and_then(|r| r.split_once('-'))
+        .ok_or_else(bad)?;
+    let start: u64 = a.parse().map_err(|_| bad())?;
+    let end: u64 = b.parse().map_err(|_| bad())?;
+    if start > end {
+        return Err(bad());
+    }
+    if end >= len {
+        return Err(error::with(S3ErrorCode::InvalidRange, error::INVALID_RANGE));
+    }
+    Ok(start..end + 1)
+}
+
+pub async fn copy_object(
+    gw: &Gateway,
+    req: S3Request<CopyObjectInput>,
+) -> S3Result<S3Response<CopyObjectOutput>> {
+    let ctx = ReqCtx::of(&req)?;
+    let input = req.input;
+    let bucket = ctx.bucket()?.name.as_str();
+    check_key(&input.key)?;
+    check_object_acl(&AclRequest {
+        acl: input.acl.as_ref(),
+        grant_full_control: input.grant_full_control.as_ref(),
+        grant_read: input.grant_read.as_ref(),
+        grant_read_acp: input.grant_read_acp.as_ref(),
+        grant_write_acp: input.grant_write_acp.as_ref(),
+    })?;
+    check_user_metadata(input.metadata.as_ref())?;
+    let replace = match input
+        .metadata_directive
+        .as_ref()
+        .map(MetadataDirective::as_str)
+    {
+        None | Some("COPY") => false,
+        Some("REPLACE") => true,
+        Some(other) => {
+            return Err(s3_error!(
+                InvalidArgument,
+                "Unknown metadata directive {other}"
+            ));
+        }
+    };
+    let src = gw
+        .copy_source(
+            &ctx,
+            &input.copy_source,
+            &Conditions {
+                if_match: input.copy_source_if_match.as_ref(),
+                if_none_match: input.copy_source_if_none_match.as_ref(),
+                if_modified_since: input.copy_source_if_modified_since.as_ref(),
+                if_unmodified_since: input.copy_source_if_unmodified_since.as_ref(),
+            },
+        )
+        .await?;
+    if src.bucket == bucket && src.key == input.key && !replace {
+        return Err(error::with(
+            S3ErrorCode::InvalidRequest,
+            error::COPY_TO_ITSELF,
+        ));
+    }
+    let src = gw.open_source(&ctx, src).await?;
+    let mut meta = if replace {
+        MetaHeaders {
+            content_type: input.content_type,
+            content_encoding: input.content_encoding,
+            content_disposition: input.content_disposition,
+            content_language: input.content_language,
+            cache_control: input.cache_control,
+            expires: input.expires.as_ref(),
+            metadata: input.metadata,
+        }
+        .into_meta()
+    } else {
+        ObjectMeta {
+            checksums: Checksums::default(),
+            checksum_algorithm: None,
+            ..src.meta.clone()
+        }
+    };
+    let placed = gw.placement(&ctx).await?;
+    let (cipher, envelope) = gw
+        .new_cipher(&ctx.tenant.name, bucket, &ctx.justification_for("write"))
+        .await?;
+    let stored = gw
+        .copy_blob(&src, 0..src.object.size, &placed, &cipher, 1)
+        .await?;
+    // A copy is a single-part object: its ETag is the MD5 of its content.
+    meta.checksums = if src.object.chunks.len() == 1 {
+        src.meta.checksums
+    } else {
+        Checksums::default()
+    };
+    let written = stored.written;
+    let etag_value = hex(&written.md5);
+    let last_modified_ms = now_ms();
+    let record = ObjectRecord {
+        bucket: bucket.to_owned(),
+        key: input.key,
+        size: written.chunk.size,
+        etag: etag_value.clone(),
+        last_modified_ms,
+        envelope,
+        meta: cipher.seal_meta(&meta).map_err(|e| error::envelope(&e))?,
+        sites: stored.site_ids,
+        chunks: vec![written.chunk],
+    };
+    gw.commit_object(&record, PutCondition::None).await?;
+    Ok(S3Response::new(CopyObjectOutput {
+        copy_object_result: Some(CopyObjectResult {
+            e_tag: Some(etag(&etag_value)),
+            last_modified: Some(timestamp(last_modified_ms)),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }))
+}
+
+pub async fn upload_part_copy(
+    gw: &Gateway,
+    req: S3Request<UploadPartCopyInput>,
+) -> S3Result<S3Response<UploadPartCopyOutput>> {
+    let ctx = ReqCtx::of(&req)?;
+    let input = req.input;
+    let n = part_number(input.part_number)?;
+    let upload = gw.load_upload(&ctx, &input.key, &input.upload_id).await?;
+    let src = gw
+        .copy_source(
+            &ctx,
+            &input.copy_source,
+            &Conditions {
+                if_match: input.copy_source_if_match.as_ref(),
+                if_none_match: input.copy_source_if_none_match.as_ref(),
+                if_modified_since: input.copy_source_if_modified_since.as_ref(),
+                if_unmodified_since: input.copy_source_if_unmodified_since.as_ref(),
+            },
+        )
+        .await?;
+    let range = match &input.copy_source_range {
+        Some(r) => copy_source_range(r, src.size)?,
+        None => 0..src.size,
+    };
+    let placed = gw.placement(&ctx).await?;
+    let src = gw.open_source(&ctx, src).await?;
+    let cipher = gw
+        .open_cipher(
+            &ctx.tenant.name,
+            &upload.bucket,
+            &upload.envelope,
+            &ctx.justification_for("write"),
+        )
+        .await?;
+    let stored = gw.copy_blob(&src, range, &placed, &cipher, n).await?;
+    let recorded = gw
+        .record_part(&upload.upload_id, n, stored, Checksums::default())
+        .await?;
+    Ok(S3Response::new(UploadPartCopyOutput {
+        copy_part_result: Some(CopyPartResult {
+            e_tag: Some(etag(&recorded.etag)),
+            last_modified: Some(timestamp(recorded.last_modified_ms)),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }))
+}

@@ -1,0 +1,272 @@
+//! Listings: ListObjects (v1 and v2), ListObjectVersions (unversioned buckets: one "null"
+//! version per key) and ListMultipartUploads, with their markers, continuation tokens and
+//! URL encoding. The paging and delimiter roll-up are `crate::list`'s.
+//!
+//! Works on catalog records only; never sees object content or keys.
+
+use super::convert::{etag, owner, size_i64, timestamp};
+use super::input::{page_size, wants_url_encoding};
+use crate::access::ReqCtx;
+use crate::list::{list_page, list_uploads_page, url_encode};
+use crate::{Gateway, error};
+use obhut_catalog::ObjectRecord;
+use s3s::dto::*;
+use s3s::{S3ErrorCode, S3Request, S3Response, S3Result};
+
+/// How names are returned: as they are, or URL-encoded (`encoding-type=url`).
+#[derive(Clone, Copy)]
+struct Names {
+    encode: bool,
+}
+
+impl Names {
+    fn of(e: Option<&EncodingType>) -> S3Result<Self> {
+        Ok(Self {
+            encode: wants_url_encoding(e)?,
+        })
+    }
+
+    fn name(self, s: String) -> String {
+        if self.encode { url_encode(&s) } else { s }
+    }
+
+    fn common_prefixes(self, prefixes: Vec<String>) -> Option<Vec<CommonPrefix>> {
+        Some(
+            prefixes
+                .into_iter()
+                .map(|p| CommonPrefix {
+                    prefix: Some(self.name(p)),
+                })
+                .collect(),
+        )
+    }
+
+    fn object(self, o: ObjectRecord) -> Object {
+        Object {
+            e_tag: Some(etag(&o.etag)),
+            key: Some(self.name(o.key)),
+            last_modified: Some(timestamp(o.last_modified_ms)),
+            size: Some(size_i64(o.size)),
+            storage_class: Some(ObjectStorageClass::from_static(
+                ObjectStorageClass::STANDARD,
+            )),
+            ..Default::default()
+        }
+    }
+}
+
+fn page_size_i32(max: usize) -> Option<i32> {
+    Some(i32::try_from(max).unwrap_or(1000))
+}
+
+/// Continuation tokens are opaque to clients: the last key or common prefix, base64-encoded.
+fn encode_token(last: &str) -> String {
+    base64_simd::URL_SAFE_NO_PAD.encode_to_string(last.as_bytes())
+}
+
+fn decode_token(token: &str) -> S3Result<String> {
+    base64_simd::URL_SAFE_NO_PAD
+        .decode_to_vec(token)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or_else(|| {
+            error::with(
+                S3ErrorCode::InvalidArgument,
+                error::INVALID_CONTINUATION_TOKEN,
+            )
+        })
+}
+
+pub async fn objects_v1(
+    gw: &Gateway,
+    req: S3Request<ListObjectsInput>,
+) -> S3Result<S3Response<ListObjectsOutput>> {
+    let ctx = ReqCtx::of(&req)?;
+    let bucket = ctx.bucket()?.name.as_str();
+    let i = req.input;
+    let names = Names::of(i.encoding_type.as_ref())?;
+    let max = page_size(i.max_keys, error::NEGATIVE_MAX_KEYS)?;
+    let prefix = i.prefix.clone().unwrap_or_default();
+    let page = list_page(
+        gw.catalog.as_ref(),
+        bucket,
+        &prefix,
+        i.delimiter.as_deref(),
+        i.marker.as_deref().filter(|m| !m.is_empty()),
+        max,
+    )
+    .await?;
+    let next_marker = (page.truncated && i.delimiter.is_some())
+        .then(|| page.last.clone().map(|l| names.name(l)))
+        .flatten();
+    Ok(S3Response::new(ListObjectsOutput {
+        name: Some(i.bucket),
+        prefix: Some(names.name(prefix)),
+        marker: Some(names.name(i.marker.unwrap_or_default())),
+        max_keys: page_size_i32(max),
+        is_truncated: Some(page.truncated),
+        contents: Some(page.objects.into_iter().map(|o| names.object(o)).collect()),
+        common_prefixes: names.common_prefixes(page.common_prefixes),
+        delimiter: i.delimiter.map(|d| names.name(d)),
+        next_marker,
+        encoding_type: i.encoding_type,
+        ..Default::default()
+    }))
+}
+
+pub async fn objects_v2(
+    gw: &Gateway,
+    req: S3Request<ListObjectsV2Input>,
+) -> S3Result<S3Response<ListObjectsV2Output>> {
+    let ctx = ReqCtx::of(&req)?;
+    let bucket = ctx.bucket()?.name.as_str();
+    let i = req.input;
+    let names = Names::of(i.encoding_type.as_ref())?;
+    let max = page_size(i.max_keys, error::NEGATIVE_MAX_KEYS)?;
+    let prefix = i.prefix.clone().unwrap_or_default();
+    let after = match &i.continuation_token {
+        Some(tok) => Some(decode_token(tok)?),
+        None => i.start_after.clone().filter(|s| !s.is_empty()),
+    };
+    let page = list_page(
+        gw.catalog.as_ref(),
+        bucket,
+        &prefix,
+        i.delimiter.as_deref(),
+        after.as_deref(),
+        max,
+    )
+    .await?;
+    let key_count = page.objects.len() + page.common_prefixes.len();
+    let next = page
+        .truncated
+        .then(|| page.last.as_deref().map(encode_token))
+        .flatten();
+    Ok(S3Response::new(ListObjectsV2Output {
+        name: Some(i.bucket),
+        prefix: Some(names.name(prefix)),
+        max_keys: page_size_i32(max),
+        key_count: Some(i32::try_from(key_count).unwrap_or(i32::MAX)),
+        continuation_token: i.continuation_token,
+        next_continuation_token: next,
+        is_truncated: Some(page.truncated),
+        contents: Some(page.objects.into_iter().map(|o| names.object(o)).collect()),
+        common_prefixes: names.common_prefixes(page.common_prefixes),
+        delimiter: i.delimiter.map(|d| names.name(d)),
+        encoding_type: i.encoding_type,
+        start_after: i.start_after.map(|s| names.name(s)),
+        ..Default::default()
+    }))
+}
+
+pub async fn object_versions(
+    gw: &Gateway,
+    req: S3Request<ListObjectVersionsInput>,
+) -> S3Result<S3Response<ListObjectVersionsOutput>> {
+    let ctx = ReqCtx::of(&req)?;
+    let bucket = ctx.bucket()?.name.as_str();
+    let i = req.input;
+    let names = Names::of(i.encoding_type.as_ref())?;
+    let max = page_size(i.max_keys, error::NEGATIVE_MAX_KEYS)?;
+    let prefix = i.prefix.clone().unwrap_or_default();
+    let page = list_page(
+        gw.catalog.as_ref(),
+        bucket,
+        &prefix,
+        i.delimiter.as_deref(),
+        i.key_marker.as_deref().filter(|m| !m.is_empty()),
+        max,
+    )
+    .await?;
+    let versions = page
+        .objects
+        .into_iter()
+        .map(|o| ObjectVersion {
+            e_tag: Some(etag(&o.etag)),
+            is_latest: Some(true),
+            key: Some(names.name(o.key)),
+            last_modified: Some(timestamp(o.last_modified_ms)),
+            size: Some(size_i64(o.size)),
+            storage_class: Some(ObjectVersionStorageClass::from_static(
+                ObjectVersionStorageClass::STANDARD,
+            )),
+            version_id: Some("null".into()),
+            ..Default::default()
+        })
+        .collect();
+    Ok(S3Response::new(ListObjectVersionsOutput {
+        name: Some(i.bucket),
+        prefix: Some(names.name(prefix)),
+        key_marker: i.key_marker.map(|k| names.name(k)),
+        max_keys: page_size_i32(max),
+        is_truncated: Some(page.truncated),
+        next_key_marker: page
+            .truncated
+            .then(|| page.last.map(|l| names.name(l)))
+            .flatten(),
+        next_version_id_marker: page.truncated.then(|| "null".to_owned()),
+        versions: Some(versions),
+        common_prefixes: names.common_prefixes(page.common_prefixes),
+        delimiter: i.delimiter.map(|d| names.name(d)),
+        encoding_type: i.encoding_type,
+        ..Default::default()
+    }))
+}
+
+pub async fn multipart_uploads(
+    gw: &Gateway,
+    req: S3Request<ListMultipartUploadsInput>,
+) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
+    let ctx = ReqCtx::of(&req)?;
+    let bucket = ctx.bucket()?.name.as_str();
+    let i = req.input;
+    let names = Names::of(i.encoding_type.as_ref())?;
+    let max = page_size(i.max_uploads, error::NEGATIVE_MAX_UPLOADS)?;
+    let prefix = i.prefix.clone().unwrap_or_default();
+    let after = i
+        .key_marker
+        .as_deref()
+        .filter(|k| !k.is_empty())
+        .map(|k| (k, i.upload_id_marker.as_deref().unwrap_or("")));
+    let page = list_uploads_page(
+        gw.catalog.as_ref(),
+        bucket,
+        &prefix,
+        i.delimiter.as_deref(),
+        after,
+        max,
+    )
+    .await?;
+    let owner = owner(&ctx.tenant);
+    let uploads = page
+        .uploads
+        .into_iter()
+        .map(|u| MultipartUpload {
+            initiated: Some(timestamp(u.initiated_ms)),
+            initiator: Some(Initiator {
+                display_name: owner.display_name.clone(),
+                id: owner.id.clone(),
+            }),
+            owner: Some(owner.clone()),
+            key: Some(names.name(u.key)),
+            storage_class: Some(StorageClass::from_static(StorageClass::STANDARD)),
+            upload_id: Some(u.upload_id),
+            ..Default::default()
+        })
+        .collect();
+    Ok(S3Response::new(ListMultipartUploadsOutput {
+        bucket: Some(i.bucket),
+        prefix: Some(names.name(prefix)),
+        key_marker: i.key_marker.map(|k| names.name(k)),
+        upload_id_marker: i.upload_id_marker,
+        max_uploads: page_size_i32(max),
+        is_truncated: Some(page.truncated),
+        next_key_marker: page.next_key.map(|k| names.name(k)),
+        next_upload_id_marker: page.next_upload_id,
+        delimiter: i.delimiter.map(|d| names.name(d)),
+        encoding_type: i.encoding_type,
+        common_prefixes: names.common_prefixes(page.common_prefixes),
+        uploads: Some(uploads),
+        ..Default::default()
+    }))
+}

@@ -1,0 +1,426 @@
+//! Multipart uploads: CreateMultipartUpload, UploadPart, CompleteMultipartUpload,
+//! AbortMultipartUpload and ListParts, and the one path by which a part (uploaded or copied)
+//! is recorded.
+//!
+//! An upload's object key encrypts every part and, on completion, the object; this module sees
+//! that key only to seal and open the upload's metadata.
+
+use super::checksums::{checksum_hasher, checksums_of, expected_length, part_checksums, verifier};
+use super::conditions::put_condition;
+use super::convert::{etag, hex, now_ms, owner, size_i64, timestamp};
+use super::input::{
+    AclRequest, check_key, check_object_acl, check_user_metadata, page_size, part_number,
+};
+use super::objects::MetaHeaders;
+use super::store::{NewBlob, Stored};
+use crate::access::ReqCtx;
+use crate::meta::Checksums;
+use crate::{Gateway, error};
+use obhut_catalog::{ObjectRecord, Part, Upload};
+use s3s::crypto::{Checksum as _, Md5};
+use s3s::dto::*;
+use s3s::{S3ErrorCode, S3Request, S3Response, S3Result};
+use std::collections::BTreeMap;
+
+const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
+
+/// A part as recorded: what UploadPart and UploadPartCopy answer.
+pub struct Recorded {
+    pub etag: String,
+    pub last_modified_ms: i64,
+}
+
+impl Gateway {
+    /// Upload `upload_id` of `key` in the request's bucket, or `NoSuchUpload`.
+    pub(super) async fn load_upload(
+        &self,
+        ctx: &ReqCtx,
+        key: &str,
+        upload_id: &str,
+    ) -> S3Result<Upload> {
+        let bucket = ctx.bucket()?.name.as_str();
+        match self
+            .catalog
+            .get_upload(upload_id)
+            .await
+            .map_err(error::catalog)?
+        {
+            Some(u) if u.bucket == bucket && u.key == key => Ok(u),
+            _ => Err(error::with(
+                S3ErrorCode::NoSuchUpload,
+                error::NO_SUCH_UPLOAD,
+            )),
+        }
+    }
+
+    /// Records a stored blob as part `n` of upload `upload_id`, discarding the part it
+    /// replaces, or the blob itself if the upload is gone.
+    pub(super) async fn record_part(
+        &self,
+        upload_id: &str,
+        n: u32,
+        stored: Stored,
+        checksums: Checksums,
+    ) -> S3Result<Recorded> {
+        let Stored { written, site_ids } = stored;
+        let recorded = Recorded {
+            etag: hex(&written.md5),
+            last_modified_ms: now_ms(),
+        };
+        let part = Part {
+            upload_id: upload_id.to_owned(),
+            part_number: n,
+            chunk: written.chunk,
+            etag: recorded.etag.clone(),
+            checksums: checksums.encode(),
+            sites: site_ids,
+            last_modified_ms: recorded.last_modified_ms,
+        };
+        match self.catalog.put_part(&part).await {
+            Ok(Some(old)) => self.discard_parts(vec![old]),
+            Ok(None) => {}
+            Err(e) => {
+                self.discard_chunks(&part.sites, [part.chunk]);
+                return Err(error::catalog(e));
+            }
+        }
+        Ok(recorded)
+    }
+}
+
+pub async fn create(
+    gw: &Gateway,
+    req: S3Request<CreateMultipartUploadInput>,
+) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+    let ctx = ReqCtx::of(&req)?;
+    let input = req.input;
+    let bucket = ctx.bucket()?.name.as_str();
+    check_key(&input.key)?;
+    check_object_acl(&AclRequest {
+        acl: input.acl.as_ref(),
+        grant_full_control: input.grant_full_control.as_ref(),
+        grant_read: input.grant_read.as_ref(),
+        grant_read_acp: input.grant_read_acp.as_ref(),
+        grant_write_acp: input.grant_write_acp.as_ref(),
+    })?;
+    check_user_metadata(input.metadata.as_ref())?;
+    // Refuse early if the object could not be placed.
+    gw.placement(&ctx).await?;
+    let mut meta = MetaHeaders {
+        content_type: input.content_type,
+        content_encoding: input.content_encoding,
+        content_disposition: input.content_disposition,
+        content_language: input.content_language,
+        cache_control: input.cache_control,
+        expires: input.expires.as_ref(),
+        metadata: input.metadata,
+    }
+    .into_meta();
+    meta.checksum_algorithm = input
+        .checksum_algorithm
+        .as_ref()
+        .map(|a| a.as_str().to_owned());
+    // The upload's object key encrypts every part and, on completion, the object.
+    let (cipher, envelope) = gw
+        .new_cipher(&ctx.tenant.name, bucket, &ctx.justification)
+        .await?;
+    let upload = Upload {
+        upload_id: obhut_core::random_token(40),
+        bucket: bucket.to_owned(),
+        key: input.key.clone(),
+        initiated_ms: now_ms(),
+        envelope,
+        meta: cipher.seal_meta(&meta).map_err(|e| error::envelope(&e))?,
+    };
+    gw.catalog
+        .create_upload(&upload)
+        .await
+        .map_err(error::catalog)?;
+    Ok(S3Response::new(CreateMultipartUploadOutput {
+        bucket: Some(upload.bucket),
+        key: Some(input.key),
+        upload_id: Some(upload.upload_id),
+        checksum_algorithm: input.checksum_algorithm,
+        checksum_type: input.checksum_type,
+        ..Default::default()
+    }))
+}
+
+pub async fn upload_part(
+    gw: &Gateway,
+    req: S3Request<UploadPartInput>,
+) -> S3Result<S3Response<UploadPartOutput>> {
+    let ctx = ReqCtx::of(&req)?;
+    let expected_len = expected_length(&req, req.input.content_length);
+    let trailers = req.trailing_headers.clone();
+    let headers = req.headers.clone();
+    let input = req.input;
+    let n = part_number(input.part_number)?;
+    let upload = gw.load_upload(&ctx, &input.key, &input.upload_id).await?;
+    let cipher = gw
+        .open_cipher(
+            &ctx.tenant.name,
+            &upload.bucket,
+            &upload.envelope,
+            &ctx.justification,
+        )
+        .await?;
+    let placed = gw.placement(&ctx).await?;
+    let given = checksums_of(
+        input.checksum_crc32,
+        input.checksum_crc32c,
+        input.checksum_crc64nvme,
+        input.checksum_sha1,
+        input.checksum_sha256,
+    );
+    let hasher = checksum_hasher(&headers, input.checksum_algorithm.as_ref(), &given)?;
+    let verify = verifier(input.content_md5, given, trailers)?;
+    let blob = NewBlob {
+        body: input.body,
+        expected_len,
+        hasher,
+        verify,
+    };
+    let stored = gw.store(&placed, blob, &cipher, n).await?;
+    let c = stored.written.checksums.clone();
+    let recorded = gw
+        .record_part(&upload.upload_id, n, stored, Checksums::from_dto(c.clone()))
+        .await?;
+    Ok(S3Response::new(UploadPartOutput {
+        e_tag: Some(etag(&recorded.etag)),
+        checksum_crc32: c.checksum_crc32,
+        checksum_crc32c: c.checksum_crc32c,
+        checksum_crc64nvme: c.checksum_crc64nvme,
+        checksum_sha1: c.checksum_sha1,
+        checksum_sha256: c.checksum_sha256,
+        ..Default::default()
+    }))
+}
+
+/// Checks a requested part against the stored one: it exists, its ETag and any checksums
+/// given match.
+fn check_requested_part<'a>(
+    requested: &CompletedPart,
+    n: u32,
+    stored: &'a BTreeMap<u32, Part>,
+) -> S3Result<&'a Part> {
+    let invalid = || error::with(S3ErrorCode::InvalidPart, error::INVALID_PART);
+    let part = stored.get(&n).ok_or_else(invalid)?;
+    let given = requested.e_tag.as_ref().ok_or_else(invalid)?;
+    if given.value().trim_matches('"') != part.etag {
+        return Err(invalid());
+    }
+    let part_sums = part_checksums(&part.checksums)?;
+    for (want, have) in [
+        (&requested.checksum_crc32, &part_sums.crc32),
+        (&requested.checksum_crc32c, &part_sums.crc32c),
+        (&requested.checksum_crc64nvme, &part_sums.crc64nvme),
+        (&requested.checksum_sha1, &part_sums.sha1),
+        (&requested.checksum_sha256, &part_sums.sha256),
+    ] {
+        if let Some(want) = want
+            && have.as_ref().is_some_and(|h| h != want)
+        {
+            return Err(invalid());
+        }
+    }
+    Ok(part)
+}
+
+pub async fn complete(
+    gw: &Gateway,
+    req: S3Request<CompleteMultipartUploadInput>,
+) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+    let ctx = ReqCtx::of(&req)?;
+    let input = req.input;
+    let upload = gw.load_upload(&ctx, &input.key, &input.upload_id).await?;
+    let requested = input
+        .multipart_upload
+        .and_then(|m| m.parts)
+        .unwrap_or_default();
+    if requested.is_empty() {
+        return Err(error::with(S3ErrorCode::MalformedXML, error::NO_PARTS));
+    }
+    let stored: BTreeMap<u32, Part> = gw
+        .catalog
+        .list_parts(&upload.upload_id, 0, usize::MAX)
+        .await
+        .map_err(error::catalog)?
+        .into_iter()
+        .map(|p| (p.part_number, p))
+        .collect();
+    let mut chosen: Vec<&Part> = Vec::with_capacity(requested.len());
+    let mut previous = 0u32;
+    for rp in &requested {
+        let n = rp
+            .part_number
+            .ok_or_else(|| error::with(S3ErrorCode::MalformedXML, error::PART_WITHOUT_NUMBER))?;
+        let n = part_number(n)?;
+        if n <= previous {
+            return Err(error::with(
+                S3ErrorCode::InvalidPartOrder,
+                error::INVALID_PART_ORDER,
+            ));
+        }
+        previous = n;
+        chosen.push(check_requested_part(rp, n, &stored)?);
+    }
+    if let Some((_, all_but_last)) = chosen.split_last()
+        && all_but_last.iter().any(|p| p.chunk.size < MIN_PART_SIZE)
+    {
+        return Err(error::with(
+            S3ErrorCode::EntityTooSmall,
+            error::ENTITY_TOO_SMALL,
+        ));
+    }
+    let mut md5_of_md5s = Md5::new();
+    for p in &chosen {
+        let raw =
+            hex_simd::decode_to_vec(&p.etag).map_err(|e| error::corrupt_record("part ETag", &e))?;
+        md5_of_md5s.update(&raw);
+    }
+    let etag_value = format!("{}-{}", hex(&md5_of_md5s.finalize()), chosen.len());
+    let size = chosen.iter().map(|p| p.chunk.size).sum();
+    if let Some(declared) = input.mpu_object_size
+        && u64::try_from(declared).ok() != Some(size)
+    {
+        return Err(error::with(
+            S3ErrorCode::InvalidRequest,
+            error::MPU_SIZE_MISMATCH,
+        ));
+    }
+    // All parts must share one site set for the object to be placed consistently.
+    let site_ids = chosen[0].sites.clone();
+    if chosen.iter().any(|p| p.sites != site_ids) {
+        return Err(error::with(
+            S3ErrorCode::ServiceUnavailable,
+            error::PARTS_ON_DIFFERENT_SITES,
+        ));
+    }
+    let cipher = gw
+        .open_cipher(
+            &ctx.tenant.name,
+            &upload.bucket,
+            &upload.envelope,
+            &ctx.justification,
+        )
+        .await?;
+    let mut meta = cipher
+        .open_meta(&upload.meta)
+        .map_err(|e| error::envelope(&e))?;
+    meta.checksums = Checksums::default();
+    let record = ObjectRecord {
+        bucket: upload.bucket.clone(),
+        key: input.key.clone(),
+        size,
+        etag: etag_value.clone(),
+        last_modified_ms: now_ms(),
+        envelope: upload.envelope.clone(),
+        meta: cipher.seal_meta(&meta).map_err(|e| error::envelope(&e))?,
+        sites: site_ids,
+        chunks: chosen.iter().map(|p| p.chunk).collect(),
+    };
+    let condition = put_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
+    let (replaced, unused) = gw
+        .catalog
+        .complete_upload(&upload.upload_id, &record, condition)
+        .await
+        .map_err(error::catalog)?;
+    if let Some(old) = replaced {
+        gw.discard_object(old);
+    }
+    gw.discard_parts(unused);
+    Ok(S3Response::new(CompleteMultipartUploadOutput {
+        location: Some(format!("/{}/{}", upload.bucket, input.key)),
+        bucket: Some(upload.bucket),
+        key: Some(input.key),
+        e_tag: Some(etag(&etag_value)),
+        ..Default::default()
+    }))
+}
+
+pub async fn abort(
+    gw: &Gateway,
+    req: S3Request<AbortMultipartUploadInput>,
+) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+    let ctx = ReqCtx::of(&req)?;
+    let i = req.input;
+    gw.load_upload(&ctx, &i.key, &i.upload_id).await?;
+    let parts = gw
+        .catalog
+        .abort_upload(&i.upload_id)
+        .await
+        .map_err(error::catalog)?;
+    gw.discard_parts(parts);
+    Ok(S3Response::new(AbortMultipartUploadOutput::default()))
+}
+
+/// A recorded part as ListParts lists it.
+fn listed_part(p: Part) -> S3Result<s3s::dto::Part> {
+    let c = part_checksums(&p.checksums)?;
+    Ok(s3s::dto::Part {
+        e_tag: Some(etag(&p.etag)),
+        last_modified: Some(timestamp(p.last_modified_ms)),
+        part_number: Some(i32::try_from(p.part_number).unwrap_or(0)),
+        size: Some(size_i64(p.chunk.size)),
+        checksum_crc32: c.crc32,
+        checksum_crc32c: c.crc32c,
+        checksum_crc64nvme: c.crc64nvme,
+        checksum_sha1: c.sha1,
+        checksum_sha256: c.sha256,
+    })
+}
+
+pub async fn list_parts(
+    gw: &Gateway,
+    req: S3Request<ListPartsInput>,
+) -> S3Result<S3Response<ListPartsOutput>> {
+    let ctx = ReqCtx::of(&req)?;
+    let i = req.input;
+    let upload = gw.load_upload(&ctx, &i.key, &i.upload_id).await?;
+    let max = page_size(i.max_parts, error::NEGATIVE_MAX_PARTS)?;
+    let after = u32::try_from(i.part_number_marker.unwrap_or(0).max(0)).unwrap_or(0);
+    let mut parts = gw
+        .catalog
+        .list_parts(&upload.upload_id, after, max + 1)
+        .await
+        .map_err(error::catalog)?;
+    let truncated = parts.len() > max;
+    parts.truncate(max);
+    let next = parts
+        .last()
+        .map(|p| i32::try_from(p.part_number).unwrap_or(0));
+    let meta = gw
+        .open_cipher(
+            &ctx.tenant.name,
+            &upload.bucket,
+            &upload.envelope,
+            &ctx.justification,
+        )
+        .await?
+        .open_meta(&upload.meta)
+        .map_err(|e| error::envelope(&e))?;
+    let owner = owner(&ctx.tenant);
+    let parts = parts
+        .into_iter()
+        .map(listed_part)
+        .collect::<S3Result<Vec<_>>>()?;
+    Ok(S3Response::new(ListPartsOutput {
+        bucket: Some(upload.bucket),
+        key: Some(i.key),
+        upload_id: Some(upload.upload_id),
+        max_parts: Some(i32::try_from(max).unwrap_or(1000)),
+        part_number_marker: i.part_number_marker,
+        next_part_number_marker: next,
+        is_truncated: Some(truncated),
+        checksum_algorithm: meta.checksum_algorithm.map(ChecksumAlgorithm::from),
+        initiator: Some(Initiator {
+            display_name: owner.display_name.clone(),
+            id: owner.id.clone(),
+        }),
+        owner: Some(owner),
+        storage_class: Some(StorageClass::from_static(StorageClass::STANDARD)),
+        parts: Some(parts),
+        ..Default::default()
+    }))
+}

@@ -1,0 +1,401 @@
+//! Single objects: PutObject, GetObject, HeadObject, DeleteObject and DeleteObjects, and the
+//! object metadata that round-trips through them.
+//!
+//! Object content passes through `crate::datapath` only; this module sees headers, catalog
+//! records and the object key (to seal and open metadata), never bucket or tenant keys.
+
+use super::checksums::{checksum_hasher, checksums_of, expected_length, verifier};
+use super::conditions::{Conditions, precondition_failed, put_condition};
+use super::convert::{etag, hex, now_ms, size_i64, timestamp};
+use super::input::{
+    AclRequest, check_key, check_object_acl, check_user_metadata, part_number_index,
+};
+use super::store::NewBlob;
+use crate::access::ReqCtx;
+use crate::keys::ObjectCipher;
+use crate::meta::{Checksums, ObjectMeta};
+use crate::{Gateway, error};
+use obhut_catalog::{ObjectRecord, PutCondition};
+use s3s::dto::*;
+use s3s::{S3ErrorCode, S3Request, S3Response, S3Result};
+use std::sync::Arc;
+
+const MAX_DELETE_KEYS: usize = 1000;
+/// The Content-Type of an object stored without one.
+const DEFAULT_CONTENT_TYPE: &str = "binary/octet-stream";
+
+/// `aws-chunked` describes how the body was sent, not the object: it is never stored.
+fn stored_content_encoding(e: Option<String>) -> Option<String> {
+    let kept: Vec<&str> = e
+        .as_deref()?
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty() && !t.eq_ignore_ascii_case("aws-chunked"))
+        .collect();
+    (!kept.is_empty()).then(|| kept.join(","))
+}
+
+/// The headers of a write that are stored with the object and answered on reads.
+pub struct MetaHeaders<'a> {
+    pub content_type: Option<String>,
+    pub content_encoding: Option<String>,
+    pub content_disposition: Option<String>,
+    pub content_language: Option<String>,
+    pub cache_control: Option<String>,
+    pub expires: Option<&'a Timestamp>,
+    pub metadata: Option<Metadata>,
+}
+
+impl MetaHeaders<'_> {
+    pub fn into_meta(self) -> ObjectMeta {
+        let mut m = ObjectMeta {
+            content_type: self.content_type,
+            content_encoding: stored_content_encoding(self.content_encoding),
+            content_disposition: self.content_disposition,
+            content_language: self.content_language,
+            cache_control: self.cache_control,
+            user: self
+                .metadata
+                .map(|m| m.into_iter().collect())
+                .unwrap_or_default(),
+            ..ObjectMeta::default()
+        };
+        m.set_expires(self.expires);
+        m
+    }
+}
+
+/// An object found for a GET or HEAD, with what is needed to serve it.
+struct Found {
+    object: ObjectRecord,
+    meta: ObjectMeta,
+    range: std::ops::Range<u64>,
+    content_range: Option<String>,
+    cipher: Arc<ObjectCipher>,
+}
+
+/// What a GET or HEAD asks for beyond the object's name.
+struct ReadRequest<'a> {
+    key: &'a str,
+    conditions: Conditions<'a>,
+    range: Option<&'a Range>,
+    part_number: Option<i32>,
+    checksum_mode: Option<&'a ChecksumMode>,
+}
+
+/// The headers GET and HEAD answer alike.
+struct ObjectHeaders {
+    content_length: i64,
+    content_range: Option<String>,
+    e_tag: ETag,
+    last_modified: Timestamp,
+    meta: ObjectMeta,
+    parts_count: Option<i32>,
+    checksums: Checksums,
+}
+
+/// Builds a GET or HEAD output (the two share these fields) from [`ObjectHeaders`].
+macro_rules! object_output {
+    ($output:ident, $h:expr, { $($field:ident: $value:expr),* $(,)? }) => {{
+        let h: ObjectHeaders = $h;
+        let c = h.checksums;
+        $output {
+            content_length: Some(h.content_length),
+            content_range: h.content_range,
+            accept_ranges: Some("bytes".into()),
+            e_tag: Some(h.e_tag),
+            last_modified: Some(h.last_modified),
+            expires: h.meta.expires_timestamp(),
+            metadata: h.meta.user_metadata(),
+            content_type: h.meta.content_type.or_else(|| Some(DEFAULT_CONTENT_TYPE.into())),
+            content_encoding: h.meta.content_encoding,
+            content_disposition: h.meta.content_disposition,
+            content_language: h.meta.content_language,
+            cache_control: h.meta.cache_control,
+            parts_count: h.parts_count,
+            checksum_crc32: c.crc32,
+            checksum_crc32c: c.crc32c,
+            checksum_crc64nvme: c.crc64nvme,
+            checksum_sha1: c.sha1,
+            checksum_sha256: c.sha256,
+            $($field: $value,)*
+            ..Default::default()
+        }
+    }};
+}
+
+impl Gateway {
+    /// Finds an object for a GET or HEAD, checks its conditions and resolves the range.
+    async fn find(&self, ctx: &ReqCtx, r: &ReadRequest<'_>) -> S3Result<Found> {
+        let bucket = ctx.bucket()?.name.as_str();
+        let o = self.object(bucket, r.key).await?;
+        r.conditions.check(&o, false)?;
+        let cipher = self
+            .open_cipher(&ctx.tenant.name, bucket, &o.envelope, &ctx.justification)
+            .await?;
+        let meta = cipher.open_meta(&o.meta).map_err(|e| error::envelope(&e))?;
+        let (range, content_range) = if let Some(n) = r.part_number {
+            let n = part_number_index(n, o.chunks.len())?;
+            let start: u64 = o.chunks[..n].iter().map(|c| c.size).sum();
+            let range = start..start + o.chunks[n].size;
+            let cr = format!(
+                "bytes {}-{}/{}",
+                range.start,
+                range.end.saturating_sub(1),
+                o.size
+            );
+            (range, Some(cr))
+        } else if let Some(wanted) = r.range {
+            let range = wanted
+                .check(o.size)
+                .map_err(|_| error::with(S3ErrorCode::InvalidRange, error::INVALID_RANGE))?;
+            let cr = format!(
+                "bytes {}-{}/{}",
+                range.start,
+                range.end.saturating_sub(1),
+                o.size
+            );
+            (range, Some(cr))
+        } else {
+            (0..o.size, None)
+        };
+        Ok(Found {
+            object: o,
+            meta,
+            range,
+            content_range,
+            cipher: Arc::new(cipher),
+        })
+    }
+}
+
+/// The headers of a GET or HEAD answer; full-object checksums only for the whole object and
+/// when asked for.
+fn object_headers(found: &Found, r: &ReadRequest<'_>) -> ObjectHeaders {
+    let o = &found.object;
+    let want_checksums =
+        found.content_range.is_none() && r.checksum_mode.is_some_and(|m| m.as_str() == "ENABLED");
+    ObjectHeaders {
+        content_length: size_i64(found.range.end - found.range.start),
+        content_range: found.content_range.clone(),
+        e_tag: etag(&o.etag),
+        last_modified: timestamp(o.last_modified_ms),
+        meta: found.meta.clone(),
+        parts_count: (o.chunks.len() > 1 || r.part_number.is_some())
+            .then(|| i32::try_from(o.chunks.len()).unwrap_or(i32::MAX)),
+        checksums: if want_checksums {
+            found.meta.checksums.clone()
+        } else {
+            Checksums::default()
+        },
+    }
+}
+
+pub async fn put(
+    gw: &Gateway,
+    req: S3Request<PutObjectInput>,
+) -> S3Result<S3Response<PutObjectOutput>> {
+    let ctx = ReqCtx::of(&req)?;
+    let expected_len = expected_length(&req, req.input.content_length);
+    let trailers = req.trailing_headers.clone();
+    let headers = req.headers.clone();
+    let input = req.input;
+    let bucket = ctx.bucket()?.name.as_str();
+    check_key(&input.key)?;
+    check_object_acl(&AclRequest {
+        acl: input.acl.as_ref(),
+        grant_full_control: input.grant_full_control.as_ref(),
+        grant_read: input.grant_read.as_ref(),
+        grant_read_acp: input.grant_read_acp.as_ref(),
+        grant_write_acp: input.grant_write_acp.as_ref(),
+    })?;
+    check_user_metadata(input.metadata.as_ref())?;
+    let condition = put_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
+    // Fail a doomed conditional write before streaming its body.
+    if condition != PutCondition::None {
+        let current = gw
+            .catalog
+            .get_object(bucket, &input.key)
+            .await
+            .map_err(error::catalog)?;
+        if condition.check(current.as_ref()).is_err() {
+            return Err(precondition_failed());
+        }
+    }
+    let placed = gw.placement(&ctx).await?;
+    let given = checksums_of(
+        input.checksum_crc32,
+        input.checksum_crc32c,
+        input.checksum_crc64nvme,
+        input.checksum_sha1,
+        input.checksum_sha256,
+    );
+    let hasher = checksum_hasher(&headers, input.checksum_algorithm.as_ref(), &given)?;
+    let verify = verifier(input.content_md5, given, trailers)?;
+    let (cipher, envelope) = gw
+        .new_cipher(&ctx.tenant.name, bucket, &ctx.justification)
+        .await?;
+    let blob = NewBlob {
+        body: input.body,
+        expected_len,
+        hasher,
+        verify,
+    };
+    let stored = gw.store(&placed, blob, &cipher, 1).await?;
+    let mut meta = MetaHeaders {
+        content_type: input.content_type,
+        content_encoding: input.content_encoding,
+        content_disposition: input.content_disposition,
+        content_language: input.content_language,
+        cache_control: input.cache_control,
+        expires: input.expires.as_ref(),
+        metadata: input.metadata,
+    }
+    .into_meta();
+    let written = stored.written;
+    meta.checksums = Checksums::from_dto(written.checksums.clone());
+    let etag_value = hex(&written.md5);
+    let record = ObjectRecord {
+        bucket: bucket.to_owned(),
+        key: input.key,
+        size: written.chunk.size,
+        etag: etag_value.clone(),
+        last_modified_ms: now_ms(),
+        envelope,
+        meta: cipher.seal_meta(&meta).map_err(|e| error::envelope(&e))?,
+        sites: stored.site_ids,
+        chunks: vec![written.chunk],
+    };
+    gw.commit_object(&record, condition).await?;
+    let c = written.checksums;
+    Ok(S3Response::new(PutObjectOutput {
+        e_tag: Some(etag(&etag_value)),
+        checksum_crc32: c.checksum_crc32,
+        checksum_crc32c: c.checksum_crc32c,
+        checksum_crc64nvme: c.checksum_crc64nvme,
+        checksum_sha1: c.checksum_sha1,
+        checksum_sha256: c.checksum_sha256,
+        ..Default::default()
+    }))
+}
+
+pub async fn get(
+    gw: &Gateway,
+    req: S3Request<GetObjectInput>,
+) -> S3Result<S3Response<GetObjectOutput>> {
+    let ctx = ReqCtx::of(&req)?;
+    let i = &req.input;
+    let r = ReadRequest {
+        key: &i.key,
+        conditions: Conditions {
+            if_match: i.if_match.as_ref(),
+            if_none_match: i.if_none_match.as_ref(),
+            if_modified_since: i.if_modified_since.as_ref(),
+            if_unmodified_since: i.if_unmodified_since.as_ref(),
+        },
+        range: i.range.as_ref(),
+        part_number: i.part_number,
+        checksum_mode: i.checksum_mode.as_ref(),
+    };
+    let found = gw.find(&ctx, &r).await?;
+    let headers = object_headers(&found, &r);
+    let body = gw.read(&found.object, found.range.clone(), found.cipher);
+    Ok(S3Response::new(object_output!(GetObjectOutput, headers, {
+        body: Some(body),
+    })))
+}
+
+pub async fn head(
+    gw: &Gateway,
+    req: S3Request<HeadObjectInput>,
+) -> S3Result<S3Response<HeadObjectOutput>> {
+    let ctx = ReqCtx::of(&req)?;
+    let i = &req.input;
+    let r = ReadRequest {
+        key: &i.key,
+        conditions: Conditions {
+            if_match: i.if_match.as_ref(),
+            if_none_match: i.if_none_match.as_ref(),
+            if_modified_since: i.if_modified_since.as_ref(),
+            if_unmodified_since: i.if_unmodified_since.as_ref(),
+        },
+        range: i.range.as_ref(),
+        part_number: i.part_number,
+        checksum_mode: i.checksum_mode.as_ref(),
+    };
+    let found = gw.find(&ctx, &r).await?;
+    Ok(S3Response::new(object_output!(
+        HeadObjectOutput,
+        object_headers(&found, &r),
+        {}
+    )))
+}
+
+pub async fn delete(
+    gw: &Gateway,
+    req: S3Request<DeleteObjectInput>,
+) -> S3Result<S3Response<DeleteObjectOutput>> {
+    let ctx = ReqCtx::of(&req)?;
+    let bucket = ctx.bucket()?.name.as_str();
+    check_key(&req.input.key)?;
+    if let Some(old) = gw
+        .catalog
+        .delete_object(bucket, &req.input.key)
+        .await
+        .map_err(error::catalog)?
+    {
+        gw.discard_object(old);
+    }
+    Ok(S3Response::new(DeleteObjectOutput::default()))
+}
+
+/// One key's failure in a DeleteObjects answer.
+fn delete_error(key: String, e: &s3s::S3Error) -> s3s::dto::Error {
+    s3s::dto::Error {
+        code: Some(e.code().as_str().to_owned()),
+        key: Some(key),
+        message: e.message().map(str::to_owned),
+        version_id: None,
+    }
+}
+
+pub async fn delete_many(
+    gw: &Gateway,
+    req: S3Request<DeleteObjectsInput>,
+) -> S3Result<S3Response<DeleteObjectsOutput>> {
+    let ctx = ReqCtx::of(&req)?;
+    let bucket = ctx.bucket()?.name.as_str();
+    let delete = req.input.delete;
+    if delete.objects.is_empty() || delete.objects.len() > MAX_DELETE_KEYS {
+        return Err(error::with(S3ErrorCode::MalformedXML, error::MALFORMED_XML));
+    }
+    let quiet = delete.quiet.unwrap_or(false);
+    let mut deleted = Vec::new();
+    let mut errors = Vec::new();
+    for obj in delete.objects {
+        if let Err(e) = check_key(&obj.key) {
+            errors.push(delete_error(obj.key, &e));
+            continue;
+        }
+        match gw.catalog.delete_object(bucket, &obj.key).await {
+            Ok(old) => {
+                if let Some(old) = old {
+                    gw.discard_object(old);
+                }
+                if !quiet {
+                    deleted.push(DeletedObject {
+                        key: Some(obj.key),
+                        version_id: obj.version_id,
+                        ..Default::default()
+                    });
+                }
+            }
+            Err(e) => errors.push(delete_error(obj.key, &error::catalog(e))),
+        }
+    }
+    Ok(S3Response::new(DeleteObjectsOutput {
+        deleted: Some(deleted),
+        errors: Some(errors),
+        ..Default::default()
+    }))
+}
