@@ -463,10 +463,11 @@ impl Site for LocalSite {
         let result = blocking(move || {
             Ok(
                 check_identity(&inner.root, &inner.id, &inner.identity).and_then(|()| {
-                    // Writable too: a read-only remount is down for writes.
-                    let probe = inner.root.join("tmp").join(".probe");
-                    File::create(&probe)
-                        .and_then(|_| fs::remove_file(&probe))
+                    // Writable too: a read-only remount is down for writes. Asked of the
+                    // kernel rather than tried with a probe file, so that checking a site
+                    // never writes to it (a site outside a tenant's jurisdictions is shown
+                    // untouched by the mtimes of its directories).
+                    rustix::fs::access(inner.root.join("tmp"), rustix::fs::Access::WRITE_OK)
                         .map_err(|e| format!("{} is not writable: {e}", inner.root.display()))
                 }),
             )
