@@ -1,8 +1,13 @@
 //! The catalog conformance suite: every [`Catalog`] implementation must pass it unchanged.
 //!
-//! Call [`run_all`] with a fresh, empty catalog. Each check asserts behaviour the gateway relies
-//! on (S3 byte-order listing, conditional puts, atomic completion of uploads, ownership of bucket
-//! names), so a new backend that passes can replace SQLite without touching the gateway.
+//! Each check asserts behaviour the gateway relies on (S3 byte-order listing, conditional
+//! puts, atomic completion of uploads, ownership of bucket names), so a new backend that
+//! passes can replace SQLite without touching the gateway. Each check starts from an empty
+//! catalog and is named after the property it guards; [`catalog_conformance_tests!`] makes one
+//! test of each, so that one failure does not hide the others. It sees nothing but the
+//! [`Catalog`] trait: no backend internals.
+//!
+//! [`catalog_conformance_tests!`]: crate::catalog_conformance_tests
 
 #![allow(clippy::missing_panics_doc, clippy::unwrap_used)]
 
@@ -12,22 +17,42 @@ use crate::{
 };
 use obhut_core::{BlobId, SiteState};
 
-/// Runs every check against `cat`, which must start empty.
-pub async fn run_all(cat: &dyn Catalog) {
-    tenants_and_keys(cat).await;
-    sites_registry(cat).await;
-    bucket_names_are_global_and_owned(cat).await;
-    objects_put_get_delete_and_conditions(cat).await;
-    listing_follows_byte_order_with_prefix_and_marker(cat).await;
-    multipart_lifecycle(cat).await;
-    referenced_blobs_cover_objects_and_parts(cat).await;
-    bucket_delete_requires_empty(cat).await;
-    key_rotation_records(cat).await;
-    residency_rules_and_site_moves(cat).await;
-    object_pages_walk_a_whole_bucket(cat).await;
+/// One `#[tokio::test]` per check of the suite, each on a fresh, empty catalog.
+///
+/// `$make` is an expression giving a future of `(catalog, guard)`: the catalog (anything that
+/// implements [`Catalog`]) and whatever must outlive it (a temporary directory, a database
+/// server; `()` if nothing). Invoke it in a module of its own, e.g.
+/// `mod in_memory { obhut_catalog::catalog_conformance_tests!(async { (make(), ()) }); }`.
+#[macro_export]
+macro_rules! catalog_conformance_tests {
+    (@tests $make:expr; $($check:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $check() {
+                // A tuple drops its fields in order: the backend before its guard.
+                let made = $make.await;
+                $crate::conformance::$check(&made.0).await;
+            }
+        )*
+    };
+    ($make:expr) => {
+        $crate::catalog_conformance_tests!(@tests $make;
+            tenants_and_keys,
+            sites_registry,
+            bucket_names_are_global_and_owned,
+            objects_put_get_delete_and_conditions,
+            listing_follows_byte_order_with_prefix_and_marker,
+            multipart_lifecycle,
+            referenced_blobs_cover_objects_and_parts,
+            bucket_delete_requires_empty,
+            key_rotation_records,
+            residency_rules_and_site_moves,
+            object_pages_walk_a_whole_bucket,
+        );
+    };
 }
 
-async fn object_pages_walk_a_whole_bucket(cat: &dyn Catalog) {
+pub async fn object_pages_walk_a_whole_bucket(cat: &dyn Catalog) {
     ensure_tenant_and_bucket(cat, "pager", "pages").await;
     let keys: Vec<String> = (0..7).map(|i| format!("k{i}")).collect();
     for k in &keys {
@@ -64,7 +89,7 @@ async fn object_pages_walk_a_whole_bucket(cat: &dyn Catalog) {
     }
 }
 
-async fn residency_rules_and_site_moves(cat: &dyn Catalog) {
+pub async fn residency_rules_and_site_moves(cat: &dyn Catalog) {
     ensure_tenant_and_bucket(cat, "t-r", "res").await;
     // rules: none until set; set and read back; per scope
     assert_eq!(cat.get_rule("bucket:res").await.unwrap(), None);
@@ -139,7 +164,7 @@ async fn residency_rules_and_site_moves(cat: &dyn Catalog) {
     assert_eq!(cat.get_rule("bucket:res").await.unwrap(), None);
 }
 
-async fn key_rotation_records(cat: &dyn Catalog) {
+pub async fn key_rotation_records(cat: &dyn Catalog) {
     ensure_tenant_and_bucket(cat, "t-a", "rot").await;
     cat.add_bucket_key(&bucket_key("rot", 2)).await.unwrap();
     assert!(matches!(
@@ -243,11 +268,15 @@ fn bucket_key(bucket: &str, version: u32) -> BucketKey {
     }
 }
 
-async fn ensure_tenant_and_bucket(cat: &dyn Catalog, tenant_name: &str, bucket: &str) {
-    match cat.create_tenant(&tenant(tenant_name)).await {
+async fn ensure_tenant(cat: &dyn Catalog, name: &str) {
+    match cat.create_tenant(&tenant(name)).await {
         Ok(()) | Err(CatalogError::AlreadyExists { .. }) => {}
         Err(e) => panic!("create tenant: {e}"),
     }
+}
+
+async fn ensure_tenant_and_bucket(cat: &dyn Catalog, tenant_name: &str, bucket: &str) {
+    ensure_tenant(cat, tenant_name).await;
     cat.create_bucket(
         &Bucket {
             name: bucket.into(),
@@ -260,7 +289,7 @@ async fn ensure_tenant_and_bucket(cat: &dyn Catalog, tenant_name: &str, bucket: 
     .unwrap();
 }
 
-async fn tenants_and_keys(cat: &dyn Catalog) {
+pub async fn tenants_and_keys(cat: &dyn Catalog) {
     cat.create_tenant(&tenant("t-a")).await.unwrap();
     cat.create_tenant(&tenant("t-b")).await.unwrap();
     assert!(matches!(
@@ -293,7 +322,7 @@ async fn tenants_and_keys(cat: &dyn Catalog) {
     assert_eq!(cat.get_access_key("AKIDX").await.unwrap(), None);
 }
 
-async fn sites_registry(cat: &dyn Catalog) {
+pub async fn sites_registry(cat: &dyn Catalog) {
     let mut s = SiteRecord {
         id: "de-fra".into(),
         jurisdiction: "DE".into(),
@@ -307,8 +336,9 @@ async fn sites_registry(cat: &dyn Catalog) {
     assert_eq!(cat.list_sites().await.unwrap(), vec![s]);
 }
 
-async fn bucket_names_are_global_and_owned(cat: &dyn Catalog) {
+pub async fn bucket_names_are_global_and_owned(cat: &dyn Catalog) {
     ensure_tenant_and_bucket(cat, "t-a", "shared-name").await;
+    ensure_tenant(cat, "t-b").await;
     let err = cat
         .create_bucket(
             &Bucket {
@@ -343,7 +373,7 @@ async fn bucket_names_are_global_and_owned(cat: &dyn Catalog) {
     assert_eq!(cat.list_buckets("t-a").await.unwrap().len(), 1);
 }
 
-async fn objects_put_get_delete_and_conditions(cat: &dyn Catalog) {
+pub async fn objects_put_get_delete_and_conditions(cat: &dyn Catalog) {
     ensure_tenant_and_bucket(cat, "t-a", "objs").await;
     let o1 = object("objs", "k", "e1");
     assert_eq!(
@@ -379,7 +409,7 @@ async fn objects_put_get_delete_and_conditions(cat: &dyn Catalog) {
     ));
 }
 
-async fn listing_follows_byte_order_with_prefix_and_marker(cat: &dyn Catalog) {
+pub async fn listing_follows_byte_order_with_prefix_and_marker(cat: &dyn Catalog) {
     ensure_tenant_and_bucket(cat, "t-a", "list").await;
     // Byte order: uppercase before lowercase, '/' (0x2f) before '0', multi-byte UTF-8 last.
     let keys = [
@@ -469,7 +499,7 @@ fn part(upload_id: &str, n: u32) -> Part {
     }
 }
 
-async fn multipart_lifecycle(cat: &dyn Catalog) {
+pub async fn multipart_lifecycle(cat: &dyn Catalog) {
     ensure_tenant_and_bucket(cat, "t-a", "mpu").await;
     for (id, key) in [("u2", "k"), ("u1", "k"), ("u3", "j"), ("u4", "other")] {
         cat.create_upload(&Upload {
@@ -587,7 +617,7 @@ async fn multipart_lifecycle(cat: &dyn Catalog) {
     assert!(cat.get_upload("u3").await.unwrap().is_some());
 }
 
-async fn referenced_blobs_cover_objects_and_parts(cat: &dyn Catalog) {
+pub async fn referenced_blobs_cover_objects_and_parts(cat: &dyn Catalog) {
     ensure_tenant_and_bucket(cat, "t-b", "refs").await;
     let o = object("refs", "x", "e");
     cat.put_object(&o, PutCondition::None).await.unwrap();
@@ -620,8 +650,20 @@ async fn referenced_blobs_cover_objects_and_parts(cat: &dyn Catalog) {
     );
 }
 
-async fn bucket_delete_requires_empty(cat: &dyn Catalog) {
-    // "refs" still has upload "ur"; add an object to make it non-empty first.
+pub async fn bucket_delete_requires_empty(cat: &dyn Catalog) {
+    // An unfinished upload with a part does not keep a bucket; an object does.
+    ensure_tenant_and_bucket(cat, "t-b", "refs").await;
+    cat.create_upload(&Upload {
+        upload_id: "ur".into(),
+        bucket: "refs".into(),
+        key: "y".into(),
+        initiated_ms: 1,
+        envelope: Vec::new(),
+        meta: Vec::new(),
+    })
+    .await
+    .unwrap();
+    cat.put_part(&part("ur", 1)).await.unwrap();
     cat.put_object(&object("refs", "z", "e"), PutCondition::None)
         .await
         .unwrap();

@@ -7,9 +7,10 @@
 //! It must never see object data. User metadata arrives as an opaque byte string (`meta`), sealed
 //! by the gateway under the object key before it gets here.
 //!
-//! One trait, [`Catalog`], with an embedded SQLite implementation; [`conformance`] is the one
-//! test suite every implementation must pass.
+//! One trait, [`Catalog`], with an embedded SQLite implementation; `conformance` (feature
+//! `conformance`) is the one test suite every implementation must pass.
 
+#[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 mod meta_cache;
 mod sqlite;

@@ -6,6 +6,8 @@
 
 pub mod principal;
 mod segmented;
+#[cfg(test)]
+mod vectors;
 mod wrap;
 
 pub use segmented::{

@@ -78,7 +78,7 @@ impl BlobHeader {
         })
     }
 
-    fn nonce(&self, index: u32, last: bool) -> Nonce {
+    pub(crate) fn nonce(&self, index: u32, last: bool) -> Nonce {
         let mut n = [0u8; 12];
         n[..PREFIX_LEN].copy_from_slice(&self.nonce_prefix);
         n[PREFIX_LEN..11].copy_from_slice(&index.to_be_bytes());
@@ -126,7 +126,7 @@ fn aead(key: &Key) -> LessSafeKey {
     LessSafeKey::new(UnboundKey::new(&AES_256_GCM, key.expose()).unwrap_or_else(|_| unreachable!()))
 }
 
-fn segment_aad(header: &BlobHeader, context: &[u8]) -> Vec<u8> {
+pub(crate) fn segment_aad(header: &BlobHeader, context: &[u8]) -> Vec<u8> {
     let mut aad = Vec::with_capacity(HEADER_LEN + context.len());
     aad.extend_from_slice(&header.encode());
     aad.extend_from_slice(context);

@@ -21,6 +21,17 @@ fn aead(key: &Key) -> LessSafeKey {
 pub fn seal_value(key: &Key, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
     let mut nonce = [0u8; NONCE_LEN];
     random_bytes(&mut nonce)?;
+    seal_value_with_nonce(key, nonce, aad, plaintext)
+}
+
+/// [`seal_value`] with a given nonce, which must never have sealed anything under `key`
+/// before: only known-answer tests choose one.
+pub(crate) fn seal_value_with_nonce(
+    key: &Key,
+    nonce: [u8; NONCE_LEN],
+    aad: &[u8],
+    plaintext: &[u8],
+) -> Result<Vec<u8>, CryptoError> {
     let mut out = Vec::with_capacity(1 + NONCE_LEN + plaintext.len() + 16);
     out.push(SEALED_VERSION);
     out.extend_from_slice(&nonce);

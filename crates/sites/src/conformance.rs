@@ -7,9 +7,13 @@
 //! property it guards and panics with that name on failure. It sees nothing but the [`Site`]
 //! trait: no backend internals.
 //!
-//! A site given to [`run_all`] must be used by nothing else while it runs, and must count every
-//! uncommitted write as a leftover (for an `S3Site`, `temporary_min_age` zero and a part size
-//! of at most 8 MiB, so that [`LARGE_BLOB`] is a multipart upload).
+//! [`site_conformance_tests!`] makes one test of each check, each on a fresh site, so that one
+//! failure does not hide the others. A site under test must be used by nothing else while a
+//! check runs, and must count every uncommitted write as a leftover (for an `S3Site`,
+//! `temporary_min_age` zero and a part size of at most 8 MiB, so that [`LARGE_BLOB`] is a
+//! multipart upload).
+//!
+//! [`site_conformance_tests!`]: crate::site_conformance_tests
 
 use crate::{Site, SiteError};
 use bytes::Bytes;
@@ -21,20 +25,53 @@ const MIB: u64 = 1024 * 1024;
 /// Larger than two 8 MiB parts, and not a multiple of anything a backend might use.
 pub const LARGE_BLOB: u64 = 2 * 8 * MIB + 3 * MIB + 12_345;
 
-/// Runs every check in turn.
+/// One `#[tokio::test]` per check of the suite, each on a fresh site.
+///
+/// `$make` is an expression giving a future of `(site, guard)`: the site (anything that
+/// implements [`Site`]) and whatever must outlive it (a temporary directory, a server process;
+/// `()` if nothing). Invoke it in a module of its own, e.g.
+/// `mod conformance { obhut_sites::site_conformance_tests!(make_site()); }`.
+#[macro_export]
+macro_rules! site_conformance_tests {
+    // The checks, in the order `run_all` runs them: the one list of the suite.
+    (@each $how:tt) => {
+        $crate::site_conformance_tests!(@expand $how
+            committed_blob_reads_back_whole_and_in_ranges
+            blob_is_invisible_until_committed
+            empty_blob_is_a_blob
+            blob_larger_than_a_part_streams_through
+            blob_of_exactly_one_part_commits
+            missing_blob_is_not_found
+            reading_past_the_end_is_truncated
+            deleted_blob_is_gone_and_deleting_a_missing_blob_succeeds
+            list_shows_committed_blobs_only
+            writer_dropped_before_commit_leaves_nothing
+            abandoned_write_is_cleared_as_temporary
+            capacity_answers
+        );
+    };
+    (@expand (tests $make:expr) $($check:ident)*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $check() {
+                // A tuple drops its fields in order: the backend before its guard.
+                let made = $make.await;
+                $crate::conformance::$check(&made.0).await;
+            }
+        )*
+    };
+    (@expand (run_all $site:expr) $($check:ident)*) => {
+        $( $crate::conformance::$check($site).await; )*
+    };
+    ($make:expr) => {
+        $crate::site_conformance_tests!(@each (tests $make));
+    };
+}
+
+/// Runs every check in turn on one site, for a backend of which a test can make only one;
+/// [`site_conformance_tests!`](crate::site_conformance_tests) reports each check on its own.
 pub async fn run_all(site: &dyn Site) {
-    committed_blob_reads_back_whole_and_in_ranges(site).await;
-    blob_is_invisible_until_committed(site).await;
-    empty_blob_is_a_blob(site).await;
-    blob_larger_than_a_part_streams_through(site).await;
-    blob_of_exactly_one_part_commits(site).await;
-    missing_blob_is_not_found(site).await;
-    reading_past_the_end_is_truncated(site).await;
-    deleted_blob_is_gone_and_deleting_a_missing_blob_succeeds(site).await;
-    list_shows_committed_blobs_only(site).await;
-    writer_dropped_before_commit_leaves_nothing(site).await;
-    abandoned_write_is_cleared_as_temporary(site).await;
-    capacity_answers(site).await;
+    crate::site_conformance_tests!(@each (run_all site));
 }
 
 /// The byte at `offset` of the test blob made from `seed`.

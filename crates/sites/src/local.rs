@@ -498,11 +498,12 @@ impl Site for LocalSite {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn passes_the_site_conformance_suite() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let (site, _) = LocalSite::create("t", dir.path()).expect("create");
-        crate::conformance::run_all(&site).await;
+    mod conformance {
+        crate::site_conformance_tests!(async {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let (site, _) = crate::LocalSite::create("t", dir.path()).expect("create");
+            (site, dir)
+        });
     }
 
     async fn write_blob(site: &LocalSite, blob: BlobId, data: &[u8]) {

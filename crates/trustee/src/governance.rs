@@ -224,7 +224,18 @@ pub struct Governance {
     log: obhut_tlog::Log,
 }
 
-const SCHEMA: &str = "
+/// governance.db's layouts, oldest first (`PRAGMA user_version` says which one a database
+/// has). A released migration never changes; a new layout is a migration appended here, and
+/// `tests/fixtures/` gets a database written by the release before it.
+const SCHEMA: obhut_migrate::Schema = obhut_migrate::Schema {
+    name: "governance.db",
+    migrations: &[SCHEMA_V1],
+    identifying_table: "principals",
+};
+
+/// Version 1: the layout of every release before versions were recorded, so it is written to
+/// adopt their databases too (`IF NOT EXISTS`).
+const SCHEMA_V1: &str = "
 CREATE TABLE IF NOT EXISTS principals (
     name TEXT PRIMARY KEY,
     role TEXT NOT NULL,
@@ -259,12 +270,16 @@ fn role_of(s: &str) -> Result<Role, TrusteeError> {
 }
 
 impl Governance {
+    /// The schema version this release writes (`PRAGMA user_version` of `governance.db`).
+    pub const SCHEMA_VERSION: u32 = SCHEMA.current_version();
+
     /// Opens (creating on first use) the state in `dir/governance.db` and the log in `dir/log`.
+    /// A database written by a newer release (a newer schema version) is refused, untouched.
     pub fn open(dir: &Path) -> Result<Self, TrusteeError> {
-        let conn = Connection::open(dir.join("governance.db")).map_err(storage)?;
+        let mut conn = Connection::open(dir.join("governance.db")).map_err(storage)?;
         conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;")
             .map_err(storage)?;
-        conn.execute_batch(SCHEMA).map_err(storage)?;
+        obhut_migrate::migrate(&mut conn, &SCHEMA).map_err(storage)?;
         let log = open_log(&dir.join("log"))?;
         let g = Self {
             db: Mutex::new(conn),

@@ -703,6 +703,244 @@ impl SealedKeystore {
 mod tests {
     use super::*;
 
+    /// Known-answer vectors of `keystore.json` and the unseal shares: files written by a
+    /// second implementation of docs/format.md (`tools/format-vectors/make_vectors.py`, which
+    /// says how to write them again), with the test secrets behind them.
+    mod vectors {
+        use super::*;
+        use serde_json::Value;
+
+        fn dir(kind: &str) -> PathBuf {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/vectors/keystore")
+                .join(kind)
+        }
+
+        fn secrets() -> Value {
+            let text = fs::read_to_string(dir("secrets.json")).unwrap();
+            serde_json::from_str(&text).unwrap()
+        }
+
+        fn key(v: &Value) -> Key {
+            Key::from_slice(&hex_simd::decode_to_vec(v.as_str().unwrap()).unwrap()).unwrap()
+        }
+
+        /// A keystore directory holding a copy of a vector file: opening one takes a lock
+        /// file beside it.
+        fn copy(kind: &str) -> tempfile::TempDir {
+            let tmp = tempfile::tempdir().unwrap();
+            fs::copy(dir(kind).join(FILE), tmp.path().join(FILE)).unwrap();
+            tmp
+        }
+
+        fn entry(wrapped: &str, tenant_key: &Value, state: TenantKeyState) -> TenantEntry {
+            TenantEntry {
+                wrapped: wrapped.to_owned(),
+                kcv: hex(&key_check_value(&key(tenant_key))),
+                state,
+                destroy_after_ms: None,
+            }
+        }
+
+        #[test]
+        fn keystore_files_are_written_exactly_as_the_vectors() {
+            let s = secrets();
+            let file_text = fs::read(dir("sealed-file").join(FILE)).unwrap();
+            let parsed: KeystoreFile = serde_json::from_slice(&file_text).unwrap();
+            let wrapped = |t: &str| parsed.tenants[t].wrapped.clone();
+            let tenants = &s["tenants"];
+            let mut beta = entry(
+                &wrapped("beta"),
+                &tenants["beta"]["key"],
+                TenantKeyState::Disabled,
+            );
+            beta.destroy_after_ms = Some(1_767_225_600_000);
+            let file = KeystoreFile {
+                version: 1,
+                threshold: 2,
+                shares: 3,
+                master_kcv: hex(&key_check_value(&key(&s["master_key"]))),
+                pkcs11: None,
+                tenants: BTreeMap::from([
+                    (
+                        "acme".to_owned(),
+                        entry(
+                            &wrapped("acme"),
+                            &tenants["acme"]["key"],
+                            TenantKeyState::Active,
+                        ),
+                    ),
+                    ("beta".to_owned(), beta),
+                    (
+                        "gamma".to_owned(),
+                        entry("", &tenants["gamma"]["key"], TenantKeyState::Destroyed),
+                    ),
+                ]),
+            };
+            assert_eq!(
+                String::from_utf8(serde_json::to_vec_pretty(&file).unwrap()).unwrap(),
+                String::from_utf8(file_text).unwrap()
+            );
+
+            let file = KeystoreFile {
+                version: 1,
+                threshold: 1,
+                shares: 0,
+                master_kcv: String::new(),
+                pkcs11: Some(Pkcs11Location {
+                    module: "/usr/lib/softhsm/libsofthsm2.so".into(),
+                    token: "obhut".into(),
+                }),
+                tenants: BTreeMap::from([(
+                    "acme".to_owned(),
+                    TenantEntry {
+                        wrapped: String::new(),
+                        kcv: "0123456789abcdef".into(),
+                        state: TenantKeyState::Active,
+                        destroy_after_ms: None,
+                    },
+                )]),
+            };
+            assert_eq!(
+                String::from_utf8(serde_json::to_vec_pretty(&file).unwrap()).unwrap(),
+                fs::read_to_string(dir("pkcs11").join(FILE)).unwrap()
+            );
+        }
+
+        #[test]
+        fn a_sealed_file_keystore_of_the_vectors_unseals_and_gives_its_tenant_keys() {
+            let s = secrets();
+            let shares: Vec<String> = s["shares"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap().to_owned())
+                .collect();
+            let master = key(&s["master_key"]);
+            // Any two of the three shares, in either order.
+            for (a, b) in [(0, 1), (1, 2), (2, 0)] {
+                let tmp = copy("sealed-file");
+                let mut ks = SealedKeystore::open(tmp.path()).unwrap();
+                assert_eq!(ks.status().threshold, 2);
+                assert!(
+                    ks.unseal(&shares[a]).unwrap().sealed,
+                    "one share is not enough"
+                );
+                assert!(!ks.unseal(&shares[b]).unwrap().sealed, "shares {a} and {b}");
+                assert_eq!(ks.master().unwrap().expose(), master.expose());
+            }
+            let tmp = copy("sealed-file");
+            let mut ks = SealedKeystore::open(tmp.path()).unwrap();
+            ks.unseal(&shares[0]).unwrap();
+            ks.unseal(&shares[1]).unwrap();
+            let tenants = &s["tenants"];
+            assert_eq!(
+                ks.tenant_key("acme").unwrap().expose(),
+                key(&tenants["acme"]["key"]).expose()
+            );
+            assert_eq!(
+                ks.tenant_status("beta").unwrap(),
+                (TenantKeyState::Disabled, Some(1_767_225_600_000))
+            );
+            // A disabled key is kept wrapped, under the tenant's own associated data.
+            let beta = &ks.file.tenants["beta"];
+            let wrapped = base64_simd::STANDARD.decode_to_vec(&beta.wrapped).unwrap();
+            let unwrapped = obhut_crypto::unwrap_key(
+                &master,
+                &wrapped,
+                &tenant_aad("beta"),
+                &kcv_from_hex(&beta.kcv).unwrap(),
+            )
+            .unwrap();
+            assert_eq!(unwrapped.expose(), key(&tenants["beta"]["key"]).expose());
+            assert!(matches!(
+                ks.tenant_key("beta"),
+                Err(TrusteeError::TenantKeyDisabled(_))
+            ));
+            assert_eq!(
+                ks.tenant_status("gamma").unwrap(),
+                (TenantKeyState::Destroyed, None)
+            );
+            assert!(matches!(
+                ks.tenant_key("gamma"),
+                Err(TrusteeError::TenantKeyDestroyed(_))
+            ));
+            // What the trustee seals under a tenant key binds tenant, bucket and key version.
+            let aad = &s["bucket_key_aad"];
+            assert_eq!(
+                hex(&obhut_trustee_client::bucket_key_aad("acme", "photos", 1)),
+                aad["aad"].as_str().unwrap()
+            );
+            let sealed = ks.seal_for("acme", b"aad", b"bucket key").unwrap();
+            assert_eq!(
+                ks.open_for("acme", b"aad", &sealed).unwrap().as_slice(),
+                b"bucket key"
+            );
+        }
+
+        #[test]
+        fn shares_of_the_vectors_carry_their_x_and_the_master_key_polynomial() {
+            let s = secrets();
+            for (i, share) in s["shares"].as_array().unwrap().iter().enumerate() {
+                let text = share.as_str().unwrap();
+                let raw = base64_simd::URL_SAFE_NO_PAD
+                    .decode_to_vec(text.strip_prefix(SHARE_PREFIX).unwrap())
+                    .unwrap();
+                assert_eq!(raw.len(), 33, "x (1) || y (32)");
+                assert_eq!(
+                    usize::from(raw[0]),
+                    i + 1,
+                    "shares are dealt at x = 1, 2, 3"
+                );
+            }
+            // A share of a one-share keystore is the master key itself (a constant polynomial).
+            let master = key(&s["master_key"]);
+            let mut raw = vec![1u8];
+            raw.extend_from_slice(master.expose());
+            assert_eq!(
+                deal_shares(&master, 1, 1),
+                [format!(
+                    "{SHARE_PREFIX}{}",
+                    base64_simd::URL_SAFE_NO_PAD.encode_to_string(&raw)
+                )]
+            );
+        }
+
+        #[test]
+        fn a_pkcs11_keystore_of_the_vectors_opens_sealed() {
+            let tmp = copy("pkcs11");
+            let ks = SealedKeystore::open(tmp.path()).unwrap();
+            let status = ks.status();
+            assert!(status.sealed);
+            assert_eq!(status.threshold, 1);
+            assert_eq!(
+                ks.file.pkcs11,
+                Some(Pkcs11Location {
+                    module: "/usr/lib/softhsm/libsofthsm2.so".into(),
+                    token: "obhut".into(),
+                })
+            );
+            assert_eq!(ks.tenant_state("acme"), Some(TenantKeyState::Active));
+        }
+
+        #[test]
+        fn a_keystore_of_an_unknown_version_is_refused() {
+            let tmp = copy("sealed-file");
+            let path = tmp.path().join(FILE);
+            let text = fs::read_to_string(&path)
+                .unwrap()
+                .replace("\"version\": 1,", "\"version\": 2,");
+            fs::write(&path, text).unwrap();
+            let Err(e) = SealedKeystore::open(tmp.path()) else {
+                panic!("a version 2 keystore was opened");
+            };
+            assert!(
+                e.to_string().contains("unsupported keystore version 2"),
+                "{e}"
+            );
+        }
+    }
+
     #[test]
     fn keystore_file_is_private_and_holds_no_master_key() {
         let dir = tempfile::tempdir().unwrap();

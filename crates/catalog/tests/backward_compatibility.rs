@@ -1,0 +1,346 @@
+//! A release reads the catalogs the releases before it wrote.
+//!
+//! `tests/fixtures/catalog-v<N>.db` is a catalog written by the release whose schema version
+//! was N, holding one record of every kind (see [`write_catalog`]); each is opened by this
+//! release and every record is read back through the [`Catalog`] trait. Once checked in, a
+//! fixture never changes: a change of layout is a new migration in `src/sqlite.rs`, and the
+//! release that makes it adds its own `catalog-v<N+1>.db` beside the old ones.
+//!
+//! To write the fixture of the current schema version (only when adding a version, or if the
+//! file is lost), run
+//! `OBHUT_WRITE_FIXTURES=1 cargo test -p obhut-catalog --test backward_compatibility`;
+//! it is written with 512-byte pages and vacuumed, to stay a few KiB.
+
+#![allow(clippy::unwrap_used)]
+
+use obhut_catalog::{
+    AccessKey, Bucket, BucketKey, Catalog, Chunk, ListFrom, ObjectRecord, Part, PutCondition,
+    ResidencyRule, SiteRecord, SqliteCatalog, Tenant, Upload,
+};
+use obhut_core::{BlobId, SiteState};
+use rusqlite::Connection;
+use std::path::{Path, PathBuf};
+
+fn fixture(version: u32) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(format!("catalog-v{version}.db"))
+}
+
+/// A copy of a fixture in a temporary directory: opening a catalog writes to it.
+fn copy_of(version: u32) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("catalog.db");
+    std::fs::copy(fixture(version), &path)
+        .unwrap_or_else(|e| panic!("fixture {}: {e}", fixture(version).display()));
+    (dir, path)
+}
+
+fn user_version(path: &Path) -> i64 {
+    Connection::open(path)
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap()
+}
+
+fn set_user_version(path: &Path, version: i64) {
+    Connection::open(path)
+        .unwrap()
+        .pragma_update(None, "user_version", version)
+        .unwrap();
+}
+
+fn blob(n: u8) -> BlobId {
+    BlobId::parse(&format!("{n:02x}").repeat(16)).unwrap()
+}
+
+fn tenant() -> Tenant {
+    Tenant {
+        name: "acme".into(),
+        jurisdictions: vec!["DE".into(), "AT".into()],
+        min_sites: 2,
+        created_ms: 1_700_000_000_000,
+    }
+}
+
+fn access_key() -> AccessKey {
+    AccessKey {
+        access_key_id: "OBHUTFIXTUREKEY00001".into(),
+        tenant: "acme".into(),
+        secret: "fixture-secret-0123456789abcdefghijklmn".into(),
+        created_ms: 1_700_000_000_001,
+    }
+}
+
+fn site() -> SiteRecord {
+    SiteRecord {
+        id: "de-fra".into(),
+        jurisdiction: "DE".into(),
+        location: "Frankfurt".into(),
+        state: SiteState::Draining,
+        backend: serde_json::json!({"fs": "/srv/obhut/sites/de-fra"}),
+    }
+}
+
+fn tenant_rule() -> ResidencyRule {
+    ResidencyRule {
+        jurisdictions: None,
+        min_sites: None,
+        degraded_writes: Some(true),
+    }
+}
+
+fn bucket_rule() -> ResidencyRule {
+    ResidencyRule {
+        jurisdictions: Some(vec!["DE".into()]),
+        min_sites: Some(2),
+        degraded_writes: None,
+    }
+}
+
+fn bucket() -> Bucket {
+    Bucket {
+        name: "photos".into(),
+        tenant: "acme".into(),
+        created_ms: 1_700_000_000_002,
+    }
+}
+
+fn bucket_key(version: u32) -> BucketKey {
+    BucketKey {
+        bucket: "photos".into(),
+        version,
+        wrapped: vec![0xb0 + u8::try_from(version).unwrap(); 61],
+        kcv: vec![version.to_be_bytes()[3]; 8],
+        created_ms: 1_700_000_000_003,
+    }
+}
+
+fn object() -> ObjectRecord {
+    ObjectRecord {
+        bucket: "photos".into(),
+        key: "2024/caf\u{e9}.jpg".into(),
+        size: 70_000,
+        etag: "\"9e107d9d372bb6826bd81d3542a419d6\"".into(),
+        last_modified_ms: 1_700_000_000_004,
+        envelope: br#"{"format":1,"key_version":2}"#.to_vec(),
+        meta: vec![1, 2, 3, 4],
+        sites: vec!["de-fra".into(), "de-mgd".into()],
+        chunks: vec![
+            Chunk {
+                blob: blob(1),
+                size: 65_536,
+                part: 1,
+                crc32c: Some(0xdead_beef),
+            },
+            Chunk {
+                blob: blob(2),
+                size: 4_464,
+                part: 2,
+                crc32c: None,
+            },
+        ],
+    }
+}
+
+fn upload() -> Upload {
+    Upload {
+        upload_id: "upload-0001".into(),
+        bucket: "photos".into(),
+        key: "big/video.mp4".into(),
+        initiated_ms: 1_700_000_000_005,
+        envelope: b"upload envelope".to_vec(),
+        meta: vec![5, 6, 7],
+    }
+}
+
+fn part() -> Part {
+    Part {
+        upload_id: "upload-0001".into(),
+        part_number: 3,
+        chunk: Chunk {
+            blob: blob(3),
+            size: 5_242_880,
+            part: 3,
+            crc32c: Some(7),
+        },
+        etag: "\"part-3\"".into(),
+        checksums: br#"{"CRC32":"AAAAAA=="}"#.to_vec(),
+        sites: vec!["de-fra".into(), "de-mgd".into()],
+        last_modified_ms: 1_700_000_000_006,
+    }
+}
+
+/// Writes one record of every kind through this release's catalog.
+async fn write_catalog(cat: &dyn Catalog) {
+    cat.create_tenant(&tenant()).await.unwrap();
+    cat.create_access_key(&access_key()).await.unwrap();
+    cat.put_site(&site()).await.unwrap();
+    cat.put_rule("tenant:acme", &tenant_rule()).await.unwrap();
+    cat.create_bucket(&bucket(), &bucket_key(1)).await.unwrap();
+    cat.add_bucket_key(&bucket_key(2)).await.unwrap();
+    cat.put_rule("bucket:photos", &bucket_rule()).await.unwrap();
+    cat.put_object(&object(), PutCondition::Absent)
+        .await
+        .unwrap();
+    cat.create_upload(&upload()).await.unwrap();
+    cat.put_part(&part()).await.unwrap();
+}
+
+/// Reads every record [`write_catalog`] wrote, and checks each field.
+async fn assert_catalog(cat: &dyn Catalog) {
+    assert_eq!(cat.get_tenant("acme").await.unwrap(), Some(tenant()));
+    assert_eq!(cat.list_tenants().await.unwrap(), vec![tenant()]);
+    assert_eq!(
+        cat.get_access_key(&access_key().access_key_id)
+            .await
+            .unwrap(),
+        Some(access_key())
+    );
+    assert_eq!(cat.list_sites().await.unwrap(), vec![site()]);
+    assert_eq!(
+        cat.get_rule("tenant:acme").await.unwrap(),
+        Some(tenant_rule())
+    );
+    assert_eq!(
+        cat.get_rule("bucket:photos").await.unwrap(),
+        Some(bucket_rule())
+    );
+    assert_eq!(cat.get_bucket("photos").await.unwrap(), Some(bucket()));
+    assert_eq!(cat.list_buckets("acme").await.unwrap(), vec![bucket()]);
+    assert_eq!(
+        cat.get_bucket_key("photos", 1).await.unwrap(),
+        Some(bucket_key(1))
+    );
+    assert_eq!(
+        cat.current_bucket_key("photos").await.unwrap(),
+        Some(bucket_key(2))
+    );
+    let o = object();
+    assert_eq!(cat.get_object("photos", &o.key).await.unwrap(), Some(o));
+    assert_eq!(
+        cat.list_objects("photos", "2024/", ListFrom::Start, 10)
+            .await
+            .unwrap(),
+        vec![object()]
+    );
+    assert_eq!(cat.get_upload("upload-0001").await.unwrap(), Some(upload()));
+    assert_eq!(
+        cat.list_uploads("photos", "", None, 10).await.unwrap(),
+        vec![upload()]
+    );
+    assert_eq!(
+        cat.list_parts("upload-0001", 0, 10).await.unwrap(),
+        vec![part()]
+    );
+    let mut referenced = cat.referenced_blobs().await.unwrap();
+    referenced.sort_by_key(|(site, blob)| (site.clone(), blob.to_string()));
+    let mut expected: Vec<(String, BlobId)> = ["de-fra", "de-mgd"]
+        .iter()
+        .flat_map(|s| [blob(1), blob(2), blob(3)].map(|b| ((*s).to_owned(), b)))
+        .collect();
+    expected.sort_by_key(|(site, blob)| (site.clone(), blob.to_string()));
+    assert_eq!(referenced, expected);
+    assert_eq!(cat.site_references("de-fra").await.unwrap(), 2);
+}
+
+/// After reading, the catalog is still usable for writes: the upload completes.
+async fn assert_writable(cat: &dyn Catalog) {
+    let mut done = object();
+    done.key = "big/video.mp4".into();
+    done.chunks = vec![part().chunk];
+    let (replaced, unused) = cat
+        .complete_upload("upload-0001", &done, PutCondition::Absent)
+        .await
+        .unwrap();
+    assert_eq!((replaced, unused), (None, Vec::new()));
+    assert_eq!(
+        cat.get_object("photos", "big/video.mp4").await.unwrap(),
+        Some(done)
+    );
+}
+
+#[tokio::test]
+async fn reads_every_record_of_a_catalog_written_by_schema_version_1() {
+    let (_dir, path) = copy_of(1);
+    assert_eq!(user_version(&path), 1);
+    let cat = SqliteCatalog::open(&path).unwrap();
+    assert_catalog(&cat).await;
+    assert_writable(&cat).await;
+    assert_eq!(
+        user_version(&path),
+        i64::from(SqliteCatalog::SCHEMA_VERSION),
+        "opening brings the catalog to this release's version"
+    );
+}
+
+#[tokio::test]
+async fn a_catalog_written_before_versions_were_recorded_is_adopted_and_stamped() {
+    // The releases before schema versions wrote version 1's tables and no user_version.
+    let (_dir, path) = copy_of(1);
+    set_user_version(&path, 0);
+    let cat = SqliteCatalog::open(&path).unwrap();
+    assert_catalog(&cat).await;
+    drop(cat);
+    assert_eq!(
+        user_version(&path),
+        i64::from(SqliteCatalog::SCHEMA_VERSION)
+    );
+}
+
+#[tokio::test]
+async fn a_catalog_from_a_newer_release_is_refused_naming_both_versions() {
+    let (_dir, path) = copy_of(1);
+    let newer = SqliteCatalog::SCHEMA_VERSION + 1;
+    set_user_version(&path, i64::from(newer));
+    let Err(err) = SqliteCatalog::open(&path) else {
+        panic!("a catalog of schema version {newer} was opened");
+    };
+    let text = err.to_string();
+    assert!(
+        text.contains("catalog.db")
+            && text.contains(&format!("schema version {newer}"))
+            && text.contains(&format!("versions up to {}", SqliteCatalog::SCHEMA_VERSION)),
+        "{text}"
+    );
+    assert_eq!(user_version(&path), i64::from(newer), "left untouched");
+}
+
+/// The fixture writer still writes what the reader expects (and, with `OBHUT_WRITE_FIXTURES`
+/// set, writes the fixture of the current schema version).
+#[tokio::test]
+async fn the_fixture_writer_writes_what_the_reader_expects() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("catalog.db");
+    // Small pages keep the fixture small: the page size is fixed when the file is first
+    // written, here by a table made and dropped before the catalog's own.
+    Connection::open(&path)
+        .unwrap()
+        .execute_batch("PRAGMA page_size = 512; CREATE TABLE t (x); DROP TABLE t;")
+        .unwrap();
+    let cat = SqliteCatalog::open(&path).unwrap();
+    write_catalog(&cat).await;
+    assert_catalog(&cat).await;
+    drop(cat);
+    let vacuumed = dir.path().join("vacuumed.db");
+    Connection::open(&path)
+        .unwrap()
+        .execute("VACUUM INTO ?1", [vacuumed.to_str().unwrap()])
+        .unwrap();
+    let reopened = SqliteCatalog::open(&vacuumed).unwrap();
+    assert_catalog(&reopened).await;
+    drop(reopened);
+    if std::env::var_os("OBHUT_WRITE_FIXTURES").is_some() {
+        let target = fixture(SqliteCatalog::SCHEMA_VERSION);
+        let _ = std::fs::remove_file(&target);
+        Connection::open(&path)
+            .unwrap()
+            .execute("VACUUM INTO ?1", [target.to_str().unwrap()])
+            .unwrap();
+        // A standalone file, whatever journal mode the catalog runs in.
+        Connection::open(&target)
+            .unwrap()
+            .pragma_update(None, "journal_mode", "DELETE")
+            .unwrap();
+    }
+}
