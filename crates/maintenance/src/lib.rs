@@ -11,6 +11,8 @@ mod orphans;
 pub mod policy;
 pub mod registry;
 mod repair;
+#[cfg(test)]
+mod repair_tests;
 mod replica;
 mod report;
 pub mod sites;
