@@ -206,11 +206,6 @@ impl Maintenance {
         Arc::clone(&self.requests)
     }
 
-    #[must_use]
-    pub fn catalog(&self) -> &Arc<dyn Catalog> {
-        &self.catalog
-    }
-
     fn update(&self, f: impl FnOnce(&mut RepairStatus)) {
         let mut st = self.status.lock().unwrap_or_else(PoisonError::into_inner);
         f(&mut st);
