@@ -23,6 +23,31 @@ def test_health_is_json(server):
     r.json()
 
 
+def test_health_lists_the_background_workers(server):
+    """Every background loop is a named worker, listed by the unauthenticated health
+    endpoint with its state and runs, and nothing about any tenant."""
+    expected = {"repair", "read-faults", "site-health", "scrubber", "key-revocations", "key-destruction"}
+    deadline = time.monotonic() + 15
+    while True:
+        r = requests.get(f"{server.admin_url}/v1/health", timeout=5)
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["status"] == "ok", body
+        workers = {w["name"]: w for w in body["workers"]}
+        health = workers.get("site-health", {})
+        if health.get("runs", 0) >= 1 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert set(workers) == expected, f"workers listed: {sorted(workers)}"
+    for w in workers.values():
+        assert w["state"] in ("waiting", "working"), w
+        assert set(w) == {"name", "state", "runs", "last_run_ms"}, w
+    assert health["runs"] >= 1 and health["last_run_ms"] > 0, (
+        f"the site-health worker never finished a run: {health}"
+    )
+    assert "demo" not in r.text, r.text
+
+
 def test_serve_help_names_the_flags():
     r = subprocess.run([str(obhut_bin()), "serve", "--help"], capture_output=True, text=True, timeout=30, env=clean_env())
     assert r.returncode == 0, r.stderr

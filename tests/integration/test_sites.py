@@ -362,6 +362,48 @@ def test_drain_moves_replicas_then_site_can_be_removed(private_server, tmp_path)
         assert sha(s3.get_object(Bucket=bucket, Key=k)["Body"].read()) == h
 
 
+def test_drain_moves_parts_of_unfinished_uploads(private_server, tmp_path):
+    """A drain moves the part blobs of multipart uploads still in progress too: the
+    upload completes afterwards, reads back, and the drained site holds nothing."""
+    srv = private_server
+    site_add_fs(srv, "de-ber", "DE", tmp_path / "de-ber")
+    s3 = srv.client()
+    bucket = new_bucket(s3)
+    # Parts placed on de-fra and de-mgd only: de-ber down while uploading.
+    set_state(srv, "de-ber", "down")
+    wait_repair_idle(srv)
+    bodies = [os.urandom(5 * 1024 * 1024), os.urandom(123_457)]
+    upload_id = s3.create_multipart_upload(Bucket=bucket, Key="unfinished")["UploadId"]
+    parts = []
+    for n, body in enumerate(bodies, start=1):
+        r = s3.upload_part(Bucket=bucket, Key="unfinished", UploadId=upload_id, PartNumber=n, Body=body)
+        parts.append({"PartNumber": n, "ETag": r["ETag"]})
+    set_state(srv, "de-ber", "active")
+    wait_repair_idle(srv)
+    before = site_blobs(srv.site_dir("de-mgd"))
+    assert len(before) == 2, f"the parts are not on de-mgd: {before}"
+    assert sites(srv)["de-mgd"]["replicas"] == 2
+
+    set_state(srv, "de-mgd", "draining")
+    st = wait_repair_idle(srv)
+    assert st["state"] == "done" and st["parts_done"] == 2 and st["parts_failed"] == 0, st
+    assert st["replicas_removed"] >= 2, st
+    assert sites(srv)["de-mgd"]["replicas"] == 0, sites(srv)["de-mgd"]
+    assert site_blobs(srv.site_dir("de-mgd")) == set(), "part blobs left on the drained site"
+    assert site_blobs(tmp_path / "de-ber") == before, "the drain did not copy the parts (ciphertext) over"
+
+    s3.complete_multipart_upload(Bucket=bucket, Key="unfinished", UploadId=upload_id,
+                                 MultipartUpload={"Parts": parts})
+    got = s3.get_object(Bucket=bucket, Key="unfinished")["Body"].read()
+    assert sha(got) == sha(b"".join(bodies)), "the upload completed after the drain reads back wrong"
+    assert site_blobs(srv.site_dir("de-mgd")) == set(), "the drained site received blobs again"
+    rep = bucket_report(residency(srv, "demo", verify=True)[1], "demo", bucket)
+    assert rep["objects_by_sites"] == {"de-ber,de-fra": 1}, rep
+    assert rep["verified"]["missing"] == 0 and rep["verified"]["corrupt"] == 0, rep
+    run_ok(srv, srv.token("officer1"), "site", "remove", "de-mgd")
+    assert "de-mgd" not in sites(srv)
+
+
 def test_down_site_is_repaired_away_from(private_server, tmp_path):
     """`set-state down` starts a repair pass that restores min_sites replicas
     elsewhere (copied from the other replica)."""

@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use obhut_catalog::{Catalog, CatalogError};
+use obhut_maintenance::{Maintenance, Workers};
 use obhut_trustee_client::{
     Action, Justification, LogRead, PrincipalInfo, Query, Role, SealStatus, SignedStatement,
     Statement, TrusteeClient, TrusteeError,
@@ -24,10 +25,41 @@ pub struct AdminState {
     pub catalog: Arc<dyn Catalog>,
     /// The trustee: principals, grants, the log, seal state.
     pub trustee: Arc<dyn TrusteeClient>,
-    /// The gateway of this process, for jobs that rewrap keys (bucket-key rotation).
-    pub gateway: Option<obhut_gateway::Gateway>,
+    /// The sites of this process and their upkeep: registry, repair, residency reports.
+    pub maintenance: Option<Arc<Maintenance>>,
+    /// The gateway's rewrap of object keys (bucket-key rotation), if this process has one.
+    pub rotation: Option<Arc<dyn BucketKeyRotation>>,
+    /// The background workers of this process, listed by the health endpoint.
+    pub workers: Workers,
     /// Background jobs and their progress.
     pub jobs: Jobs,
+}
+
+/// What a bucket-key rotation did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RotationOutcome {
+    /// The key version now used for new writes.
+    pub version: u32,
+    /// Envelopes rewrapped under it.
+    pub rewrapped: u64,
+    /// Objects replaced or deleted while the rotation ran.
+    pub skipped: u64,
+}
+
+/// Reports a rotation's progress as (done, total) envelopes.
+pub type RotationProgress = Box<dyn Fn(u64, u64) + Send + Sync>;
+
+/// Rotates a bucket's key and rewraps its objects' keys under the new version: the data
+/// path's work (it needs the bucket keys the trustee releases), which this API runs as a job.
+#[async_trait::async_trait]
+pub trait BucketKeyRotation: Send + Sync {
+    async fn rotate(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        why: &Justification,
+        progress: RotationProgress,
+    ) -> Result<RotationOutcome, String>;
 }
 
 /// Background jobs by id, with the principal who started each.
@@ -209,8 +241,9 @@ impl From<obhut_catalog::Tenant> for TenantView {
     }
 }
 
-async fn health() -> Json<serde_json::Value> {
-    Json(json!({"status": "ok"}))
+/// Liveness, and the background workers of this process (names and states only).
+async fn health(State(state): State<AdminState>) -> Json<serde_json::Value> {
+    Json(json!({"status": "ok", "workers": state.workers.list()}))
 }
 
 async fn whoami(caller: Caller) -> Json<serde_json::Value> {
@@ -309,7 +342,7 @@ struct ActBody {
     statement: String,
     signature: String,
     #[serde(default)]
-    site: Option<obhut_gateway::registry::SiteSpec>,
+    site: Option<obhut_maintenance::registry::SiteSpec>,
 }
 
 fn bad_request(m: impl Into<String>) -> ApiError {
@@ -488,15 +521,9 @@ async fn capacity(State(state): State<AdminState>, caller: Caller) -> ApiResult 
         &[Role::Officer, Role::Operator, Role::Auditor],
         "read capacity",
     )?;
-    let gateway = state.gateway.as_ref().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "this process has no gateway",
-        )
-    })?;
-    let sites: Vec<serde_json::Value> = gateway
-        .site_capacity()
+    let sites: Vec<serde_json::Value> = crate::residency::maintenance(&state)?
+        .sites()
+        .capacity()
         .await
         .into_iter()
         .map(|(info, cap)| match cap {
@@ -563,7 +590,7 @@ async fn rotate_bucket_key(
             "rotate this tenant's bucket keys (only the tenant's admin can)",
         ));
     }
-    let gateway = state.gateway.clone().ok_or_else(|| {
+    let rotation = state.rotation.clone().ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",
@@ -601,16 +628,15 @@ async fn rotate_bucket_key(
     tokio::spawn(async move {
         let progress_jobs = Arc::clone(&jobs);
         let progress_id = job_id.clone();
-        let outcome = gateway
-            .rotate_bucket_key(&tenant, &bucket, &why, move |done, total| {
-                if let Ok(mut j) = progress_jobs.lock()
-                    && let Some(job) = j.get_mut(&progress_id)
-                {
-                    job.done = done;
-                    job.total = total;
-                }
-            })
-            .await;
+        let progress: RotationProgress = Box::new(move |done, total| {
+            if let Ok(mut j) = progress_jobs.lock()
+                && let Some(job) = j.get_mut(&progress_id)
+            {
+                job.done = done;
+                job.total = total;
+            }
+        });
+        let outcome = rotation.rotate(&tenant, &bucket, &why, progress).await;
         if let Ok(mut j) = jobs.lock()
             && let Some(job) = j.get_mut(&job_id)
         {

@@ -9,4 +9,5 @@ mod api;
 pub mod provision;
 mod residency;
 
-pub use api::{AdminState, Jobs, router};
+pub use api::{AdminState, BucketKeyRotation, Jobs, RotationOutcome, RotationProgress, router};
+pub use residency::TrusteeSiteSecrets;

@@ -2,9 +2,10 @@
 //! residency policies, repair, and signed residency reports.
 //!
 //! Changes arrive as signed statements (see `act` in the API module); this module does what
-//! only the gateway side can: create and open sites, check the catalog so that no change leaves
-//! data outside the allowed jurisdictions, and start repair. It never returns object names,
-//! object data or a site's secret.
+//! only the storage side can, through obhut-maintenance: create sites, check the catalog so
+//! that no change leaves data outside the allowed jurisdictions, start repair, and compute
+//! residency reports (which the trustee then attests). It never returns object names, object
+//! data or a site's secret.
 
 use crate::api::{AdminState, ApiError, Caller};
 use axum::Json;
@@ -13,18 +14,39 @@ use axum::extract::{Query as UrlQuery, State};
 use axum::http::StatusCode;
 use obhut_catalog::{CatalogError, ResidencyRule, SiteRecord};
 use obhut_core::{SiteInfo, SiteState, validate_jurisdiction, validate_tenant_name};
-use obhut_gateway::registry::{SiteSpec, create_site, describe_backend};
-use obhut_gateway::repair::replicas_outside;
-use obhut_trustee_client::{Action, Role, SignedStatement};
+use obhut_maintenance::Maintenance;
+use obhut_maintenance::registry::{SiteSecrets, SiteSpec, create_site, describe_backend};
+use obhut_maintenance::replicas_outside;
+use obhut_trustee_client::{Action, Role, SignedStatement, TrusteeClient};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-fn gateway(state: &AdminState) -> Result<&obhut_gateway::Gateway, ApiError> {
-    state.gateway.as_ref().ok_or_else(|| {
+/// S3 sites' secrets, sealed and opened by the trustee.
+pub struct TrusteeSiteSecrets<'a>(pub &'a dyn TrusteeClient);
+
+#[async_trait::async_trait]
+impl SiteSecrets for TrusteeSiteSecrets<'_> {
+    async fn seal(&self, site: &str, secret: &str) -> Result<String, String> {
+        self.0
+            .seal_site_secret(site, secret)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn open(&self, site: &str, sealed: &str) -> Result<String, String> {
+        self.0
+            .open_site_secret(site, sealed)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+pub(crate) fn maintenance(state: &AdminState) -> Result<&Maintenance, ApiError> {
+    state.maintenance.as_deref().ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",
-            "this process has no gateway",
+            "this process keeps no sites",
         )
     })
 }
@@ -61,7 +83,7 @@ fn affected_text(affected: &[(String, u64)]) -> String {
 }
 
 /// Carries out a residency statement: checks first, then the trustee (which checks the
-/// signature and role and logs it), then the catalog and the running gateway.
+/// signature and role and logs it), then the catalog and the sites this process keeps.
 pub(crate) async fn act(
     state: &AdminState,
     caller: &Caller,
@@ -92,10 +114,11 @@ pub(crate) async fn act(
             if catalog.list_sites().await?.iter().any(|s| s.id == *id) {
                 return Err(conflict(format!("site {id} exists")));
             }
-            let gw = gateway(state)?;
-            let (handle, record) = create_site(id, &spec, state.trustee.as_ref())
-                .await
-                .map_err(|e| bad_request(format!("cannot create site {id}: {e}")))?;
+            let m = maintenance(state)?;
+            let (handle, record) =
+                create_site(id, &spec, &TrusteeSiteSecrets(state.trustee.as_ref()))
+                    .await
+                    .map_err(|e| bad_request(format!("cannot create site {id}: {e}")))?;
             let v = state.trustee.act(signed).await?;
             catalog
                 .put_site(&SiteRecord {
@@ -106,7 +129,7 @@ pub(crate) async fn act(
                     backend: record,
                 })
                 .await?;
-            gw.sites().upsert(
+            m.sites().upsert(
                 SiteInfo {
                     id: id.clone(),
                     jurisdiction: jurisdiction.clone(),
@@ -127,11 +150,11 @@ pub(crate) async fn act(
                 .into_iter()
                 .find(|s| s.id == *id)
                 .ok_or_else(|| not_found(format!("no site {id}")))?;
-            let gw = gateway(state)?;
+            let m = maintenance(state)?;
             let v = state.trustee.act(signed).await?;
             rec.state = new_state;
             catalog.put_site(&rec).await?;
-            gw.sites().upsert(
+            m.sites().upsert(
                 SiteInfo {
                     id: rec.id.clone(),
                     jurisdiction: rec.jurisdiction.clone(),
@@ -143,7 +166,7 @@ pub(crate) async fn act(
             // Draining moves replicas off; a site down leaves objects short of sites: both are
             // repaired in the background.
             if new_state != SiteState::Active {
-                gw.start_repair(if new_state == SiteState::Draining {
+                m.start_repair(if new_state == SiteState::Draining {
                     "drain"
                 } else {
                     "site-down"
@@ -176,8 +199,8 @@ pub(crate) async fn act(
                 Err(CatalogError::InUse(m)) => return Err(conflict(m)),
                 Err(e) => return Err(e.into()),
             }
-            if let Some(gw) = &state.gateway {
-                gw.sites().remove(id);
+            if let Some(m) = &state.maintenance {
+                m.sites().remove(id);
             }
             Ok(Some((StatusCode::OK, v)))
         }
@@ -198,7 +221,7 @@ pub(crate) async fn act(
                     validate_jurisdiction(x)
                         .map_err(|e| bad_request(format!("jurisdiction: {e}")))?;
                 }
-                let sites = gateway(state)?.sites().infos();
+                let sites = maintenance(state)?.sites().infos();
                 let affected = replicas_outside(catalog, &sites, tenant, None, j).await?;
                 if !affected.is_empty() {
                     return Err(conflict(format!(
@@ -223,9 +246,9 @@ pub(crate) async fn act(
                 catalog.put_rule(&scope, &rule).await?;
             }
             if min_sites.is_some_and(|n| n > t.min_sites)
-                && let Some(gw) = &state.gateway
+                && let Some(m) = &state.maintenance
             {
-                gw.start_repair("policy");
+                m.start_repair("policy");
             }
             Ok(Some((StatusCode::OK, v)))
         }
@@ -245,7 +268,7 @@ pub(crate) async fn act(
             }
             if let Some(j) = jurisdictions {
                 caller.require(&[Role::TenantAdmin], "narrow buckets' policies")?;
-                let sites = gateway(state)?.sites().infos();
+                let sites = maintenance(state)?.sites().infos();
                 let affected = replicas_outside(catalog, &sites, tenant, Some(bucket), j).await?;
                 if !affected.is_empty() {
                     return Err(conflict(format!(
@@ -268,8 +291,8 @@ pub(crate) async fn act(
             catalog.put_rule(&scope, &rule).await?;
             let v = json!({"tenant": tenant, "bucket": bucket,
                            "jurisdictions": rule.jurisdictions, "min_sites": rule.min_sites});
-            if let Some(gw) = &state.gateway {
-                gw.start_repair("policy");
+            if let Some(m) = &state.maintenance {
+                m.start_repair("policy");
             }
             Ok(Some((StatusCode::OK, v)))
         }
@@ -288,9 +311,9 @@ pub(crate) async fn list_sites(
     )?;
     let healthy = |id: &str| {
         state
-            .gateway
+            .maintenance
             .as_ref()
-            .is_some_and(|g| g.sites().is_healthy(id))
+            .is_some_and(|m| m.sites().is_healthy(id))
     };
     let sites = state.catalog.list_sites().await?;
     let mut out = Vec::new();
@@ -318,7 +341,7 @@ pub(crate) async fn repair_status(
         &[Role::Officer, Role::Operator, Role::Auditor],
         "see repair progress",
     )?;
-    Ok(Json(json!(gateway(&state)?.repair_status())))
+    Ok(Json(json!(maintenance(&state)?.status())))
 }
 
 pub(crate) async fn repair_start(
@@ -326,8 +349,8 @@ pub(crate) async fn repair_start(
     caller: Caller,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     caller.require(&[Role::Officer, Role::Operator], "start repair")?;
-    let gw = gateway(&state)?;
-    let started = gw.start_repair("operator");
+    let m = maintenance(&state)?;
+    let started = m.start_repair("operator");
     tracing::info!(by = %caller.name(), started, "repair requested");
     Ok((
         if started {
@@ -335,7 +358,7 @@ pub(crate) async fn repair_start(
         } else {
             StatusCode::OK
         },
-        Json(json!({"started": started, "status": gw.repair_status()})),
+        Json(json!({"started": started, "status": m.status()})),
     ))
 }
 
@@ -370,10 +393,16 @@ pub(crate) async fn residency_report(
     {
         return Err(not_found(format!("no tenant {t:?}")));
     }
-    let report = gateway(&state)?
+    let report = maintenance(&state)?
         .residency_report(tenant.as_deref(), p.verify)
         .await
-        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e))?;
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                e.to_string(),
+            )
+        })?;
     let bytes = serde_json::to_vec(&report)
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
     let digest = obhut_crypto::principal::sha256_hex(&bytes);

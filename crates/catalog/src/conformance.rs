@@ -608,8 +608,34 @@ pub async fn multipart_lifecycle(cat: &dyn Catalog) {
         Err(CatalogError::NotFound { kind: "bucket", .. })
     ));
 
-    cat.put_part(&part("u2", 1)).await.unwrap();
+    // a part's replicas move only while it is the part the mover read
+    let moving = part("u2", 1);
+    cat.put_part(&moving).await.unwrap();
+    let moved = vec!["s7".to_owned(), "s8".to_owned()];
+    assert!(
+        cat.set_part_sites("u2", 1, &moving.chunk, &moved)
+            .await
+            .unwrap()
+    );
+    assert_eq!(cat.list_parts("u2", 0, 10).await.unwrap()[0].sites, moved);
+    let reuploaded = part("u2", 1);
+    cat.put_part(&reuploaded).await.unwrap();
+    assert!(
+        !cat.set_part_sites("u2", 1, &moving.chunk, &["s9".to_owned()])
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        cat.list_parts("u2", 0, 10).await.unwrap()[0].sites,
+        reuploaded.sites
+    );
     assert_eq!(cat.abort_upload("u2").await.unwrap().len(), 1);
+    assert!(
+        !cat.set_part_sites("u2", 1, &reuploaded.chunk, &moved)
+            .await
+            .unwrap(),
+        "no part of an aborted upload is moved"
+    );
     assert!(matches!(
         cat.abort_upload("u2").await,
         Err(CatalogError::NotFound { .. })

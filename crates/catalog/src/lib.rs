@@ -84,6 +84,16 @@ pub trait Catalog: Send + Sync {
         chunks: &[Chunk],
         sites: &[String],
     ) -> Result<bool>;
+    /// Replaces the site list of part `part_number` of upload `upload_id` if it still has
+    /// `chunk` (the part was not re-uploaded, the upload not completed or aborted meanwhile);
+    /// returns whether it did.
+    async fn set_part_sites(
+        &self,
+        upload_id: &str,
+        part_number: u32,
+        chunk: &Chunk,
+        sites: &[String],
+    ) -> Result<bool>;
     async fn list_sites(&self) -> Result<Vec<SiteRecord>>;
 
     // buckets

@@ -921,6 +921,26 @@ impl Catalog for SqliteCatalog {
         .await
     }
 
+    async fn set_part_sites(
+        &self,
+        upload_id: &str,
+        part_number: u32,
+        chunk: &Chunk,
+        sites: &[String],
+    ) -> Result<bool> {
+        let (upload_id, chunk, sites) = (upload_id.to_owned(), to_json(chunk)?, to_json(&sites)?);
+        self.write_data(move |c| {
+            let n = exec(
+                c,
+                "UPDATE parts SET sites = ?4 WHERE upload_id = ?1 AND part_number = ?2 AND chunk = ?3",
+                params![upload_id, part_number, chunk, sites],
+            )
+            .map_err(storage)?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
     async fn list_sites(&self) -> Result<Vec<SiteRecord>> {
         self.with(|c| {
             let mut stmt = c

@@ -13,8 +13,8 @@
 use crate::keys::ObjectCipher;
 use bytes::{Bytes, BytesMut};
 use futures::{StreamExt, TryStreamExt, future};
-use obhut_catalog::{Catalog, Chunk};
-use obhut_core::{BlobId, SiteInfo};
+use obhut_catalog::Chunk;
+use obhut_core::BlobId;
 use obhut_crypto::{
     BlobHeader, HEADER_LEN, SegmentDecryptor, StreamEncryptor, TAG_LEN, segment_span,
 };
@@ -23,7 +23,6 @@ use s3s::checksum::ChecksumHasher;
 use s3s::crypto::{Checksum as _, Md5};
 use s3s::dto::StreamingBlob;
 use s3s::{S3Error, S3ErrorCode, S3Result, s3_error};
-use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -33,125 +32,32 @@ pub const WRITE_BUFFER: usize = 1024 * 1024;
 /// Chunks a read may run ahead of the client.
 const READ_AHEAD: usize = 4;
 
-/// The sites this gateway can reach, with what placement needs to know about them. Shared by
-/// every clone; sites are added, changed and removed while the gateway runs.
-#[derive(Clone, Default)]
-pub struct SiteSet {
-    inner: Arc<std::sync::RwLock<SiteMap>>,
+/// The sites this gateway writes to and reads from: the process's shared
+/// [`obhut_maintenance::SiteSet`] (health, states and handles change while it runs), with what
+/// the S3 front needs on top.
+#[derive(Clone)]
+pub struct SiteSet(obhut_maintenance::SiteSet);
+
+impl From<obhut_maintenance::SiteSet> for SiteSet {
+    fn from(sites: obhut_maintenance::SiteSet) -> Self {
+        Self(sites)
+    }
 }
 
-#[derive(Default)]
-struct SiteMap {
-    infos: Vec<SiteInfo>,
-    by_id: HashMap<String, Arc<dyn Site>>,
-    /// Sites whose last health check failed: down until a check passes again.
-    failing: HashSet<String>,
+impl std::ops::Deref for SiteSet {
+    type Target = obhut_maintenance::SiteSet;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
 impl SiteSet {
-    #[must_use]
-    pub fn new(sites: Vec<(SiteInfo, Arc<dyn Site>)>) -> Self {
-        let set = Self::default();
-        for (info, site) in sites {
-            set.upsert(info, Some(site));
-        }
-        set
-    }
-
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, SiteMap> {
-        self.inner
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, SiteMap> {
-        self.inner
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// The sites, in registry order, with the state placement and repair go by: a site that
-    /// failed its last health check, or that this gateway could not open, is down.
-    #[must_use]
-    pub fn infos(&self) -> Vec<SiteInfo> {
-        let map = self.read();
-        map.infos
-            .iter()
-            .map(|i| {
-                let mut i = i.clone();
-                if map.failing.contains(&i.id) || !map.by_id.contains_key(&i.id) {
-                    i.state = obhut_core::SiteState::Down;
-                }
-                i
-            })
-            .collect()
-    }
-
-    /// Whether the site is open here and passed its last health check.
-    #[must_use]
-    pub fn is_healthy(&self, id: &str) -> bool {
-        let map = self.read();
-        map.by_id.contains_key(id) && !map.failing.contains(id)
-    }
-
-    /// Records a health check's outcome; returns whether the site's health changed.
-    pub fn set_health(&self, id: &str, healthy: bool) -> bool {
-        let mut map = self.write();
-        if healthy {
-            map.failing.remove(id)
-        } else {
-            map.failing.insert(id.to_owned())
-        }
-    }
-
-    /// Every open site with its id.
-    #[must_use]
-    pub fn handles(&self) -> Vec<(String, Arc<dyn Site>)> {
-        self.read()
-            .by_id
-            .iter()
-            .map(|(id, s)| (id.clone(), Arc::clone(s)))
-            .collect()
-    }
-
-    #[must_use]
-    pub fn get(&self, id: &str) -> Option<Arc<dyn Site>> {
-        self.read().by_id.get(id).cloned()
-    }
-
-    fn all(&self) -> Vec<Arc<dyn Site>> {
-        self.read().by_id.values().cloned().collect()
-    }
-
-    /// Adds a site or updates what is known about it; `site` replaces the handle if given.
-    pub fn upsert(&self, info: SiteInfo, site: Option<Arc<dyn Site>>) {
-        let mut map = self.write();
-        if let Some(site) = site {
-            map.by_id.insert(info.id.clone(), site);
-        }
-        match map.infos.iter_mut().find(|i| i.id == info.id) {
-            Some(existing) => *existing = info,
-            None => {
-                map.infos.push(info);
-                map.infos.sort_by(|a, b| a.id.cmp(&b.id));
-            }
-        }
-    }
-
-    /// Forgets a site.
-    pub fn remove(&self, id: &str) {
-        let mut map = self.write();
-        map.infos.retain(|i| i.id != id);
-        map.by_id.remove(id);
-        map.failing.remove(id);
-    }
-
     /// Resolves site ids, failing if a site is unknown to this gateway.
     pub fn resolve(&self, ids: &[String]) -> S3Result<Vec<Arc<dyn Site>>> {
-        let map = self.read();
         ids.iter()
             .map(|id| {
-                map.by_id.get(id).cloned().ok_or_else(|| {
+                self.get(id).ok_or_else(|| {
                     S3Error::with_message(
                         S3ErrorCode::ServiceUnavailable,
                         format!("site {id} is not reachable from this gateway"),
@@ -370,21 +276,7 @@ where
     })
 }
 
-/// Deletes blobs in the background; failures leave orphans for the collector.
-pub fn discard_blobs(sites: Vec<Arc<dyn Site>>, blobs: Vec<BlobId>) {
-    if blobs.is_empty() {
-        return;
-    }
-    tokio::spawn(async move {
-        for site in &sites {
-            for blob in &blobs {
-                if let Err(e) = site.delete(*blob).await {
-                    tracing::warn!(site = site.id(), %blob, error = %e, "could not delete blob; left for orphan collection");
-                }
-            }
-        }
-    });
-}
+pub use obhut_maintenance::discard_blobs;
 
 /// Reads and decrypts `range` of an object made of `chunks`, trying replicas in the order of
 /// `sites`.
@@ -613,30 +505,6 @@ async fn copy_chunk(
         "no replica of the object could be read ({})",
         faults.join("; ")
     )))
-}
-
-/// See [`crate::Gateway::collect_orphans`].
-pub async fn collect_orphans(catalog: &dyn Catalog, sites: &SiteSet) -> Result<usize, String> {
-    // Per replica: a blob left on a site its object no longer names (a move cut short after
-    // the catalog update) is an orphan there, though the same blob lives on elsewhere.
-    let referenced: HashSet<(String, BlobId)> = catalog
-        .referenced_blobs()
-        .await
-        .map_err(|e| e.to_string())?
-        .into_iter()
-        .collect();
-    let mut removed = 0;
-    for site in &sites.all() {
-        site.clear_temporary().await.map_err(|e| e.to_string())?;
-        let id = site.id().to_owned();
-        for blob in site.list().await.map_err(|e| e.to_string())? {
-            if !referenced.contains(&(id.clone(), blob)) {
-                site.delete(blob).await.map_err(|e| e.to_string())?;
-                removed += 1;
-            }
-        }
-    }
-    Ok(removed)
 }
 
 #[cfg(test)]

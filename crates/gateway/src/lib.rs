@@ -5,7 +5,9 @@
 //! catalog commit that makes an object visible, and reads that fall back to another replica.
 //!
 //! It never holds keys above object level and never talks to a keystore directly; encryption
-//! slots into [`datapath`] between the S3 front and the sites.
+//! slots into [`datapath`] between the S3 front and the sites. Keeping replicas where their
+//! policy wants them is obhut-maintenance's work: the gateway only tells it, through
+//! [`RepairRequests`], of replicas found bad on read and of writes placed on too few sites.
 
 mod access;
 pub mod datapath;
@@ -14,17 +16,16 @@ mod front;
 pub mod keys;
 mod list;
 mod meta;
-pub mod registry;
-pub mod repair;
 pub mod rotation;
 mod s3;
 
 pub use access::TenantAuth;
-pub use datapath::SiteSet;
 pub use front::S3Front;
 
+use datapath::SiteSet;
 use keys::KeyCache;
-use obhut_catalog::Catalog;
+use obhut_catalog::{Catalog, CatalogError, Tenant};
+use obhut_maintenance::{Policy, RepairRequests, Workers};
 use obhut_trustee_client::TrusteeClient;
 use s3s::service::S3ServiceBuilder;
 use std::sync::Arc;
@@ -34,14 +35,19 @@ use std::time::Duration;
 /// missed (the receiver lagged), every key is dropped; if the channel closes, keys still expire
 /// by their TTL, which is the worst-case delay (docs/architecture.md).
 fn spawn_revocation_listener(
+    workers: &Workers,
     mut rx: tokio::sync::broadcast::Receiver<obhut_trustee_client::Revocation>,
     keys: std::sync::Weak<KeyCache>,
 ) {
     use tokio::sync::broadcast::error::RecvError;
-    tokio::spawn(async move {
+    workers.spawn("key-revocations", move |worker| async move {
         loop {
-            let event = rx.recv().await;
+            let event = tokio::select! {
+                () = worker.stopped() => return,
+                event = rx.recv() => event,
+            };
             let Some(keys) = keys.upgrade() else { return };
+            let _run = worker.run();
             match event {
                 Ok(r) => {
                     tracing::info!(revocation = ?r, "dropping revoked keys");
@@ -71,33 +77,45 @@ pub struct Gateway {
     trustee: Arc<dyn TrusteeClient>,
     keys: Arc<KeyCache>,
     config: Arc<GatewayConfig>,
-    maintenance: Arc<repair::Maintenance>,
+    /// Where replicas found bad on read and under-replicated writes are reported.
+    maintenance: Arc<RepairRequests>,
 }
 
 impl Gateway {
+    /// A gateway over `sites` (shared with maintenance: changes apply at once) that reports
+    /// to `repairs`; its revocation listener runs among `workers`.
     #[must_use]
     pub fn new(
         catalog: Arc<dyn Catalog>,
-        sites: SiteSet,
+        sites: obhut_maintenance::SiteSet,
         trustee: Arc<dyn TrusteeClient>,
         config: GatewayConfig,
+        repairs: Arc<RepairRequests>,
+        workers: &Workers,
     ) -> Self {
         let keys = Arc::new(KeyCache::new(config.key_cache_ttl));
-        spawn_revocation_listener(trustee.subscribe_revocations(), Arc::downgrade(&keys));
+        spawn_revocation_listener(
+            workers,
+            trustee.subscribe_revocations(),
+            Arc::downgrade(&keys),
+        );
         Self {
             catalog,
-            sites,
+            sites: SiteSet::from(sites),
             trustee,
             keys,
             config: Arc::new(config),
-            maintenance: Arc::new(repair::Maintenance::default()),
+            maintenance: repairs,
         }
     }
 
-    /// The sites this gateway writes to and reads from (shared: changes apply at once).
-    #[must_use]
-    pub fn sites(&self) -> &SiteSet {
-        &self.sites
+    /// The residency policy in effect for new objects of `bucket`.
+    pub async fn residency_policy(
+        &self,
+        tenant: &Tenant,
+        bucket: &str,
+    ) -> Result<Policy, CatalogError> {
+        obhut_maintenance::residency_policy(self.catalog.as_ref(), tenant, bucket).await
     }
 
     /// The hyper service answering S3 requests, with SigV4 authentication against the catalog.
@@ -108,30 +126,5 @@ impl Gateway {
         builder.set_auth(auth.clone());
         builder.set_access(auth);
         S3Front::new(builder.build())
-    }
-
-    /// Each site's space, or why it could not be read.
-    pub async fn site_capacity(
-        &self,
-    ) -> Vec<(
-        obhut_core::SiteInfo,
-        Result<Option<obhut_sites::Capacity>, String>,
-    )> {
-        let mut out = Vec::new();
-        for info in self.sites.infos() {
-            let cap = match self.sites.get(&info.id) {
-                Some(site) => site.capacity().await.map_err(|e| e.to_string()),
-                None => Err("not open".to_owned()),
-            };
-            out.push((info, cap));
-        }
-        out
-    }
-
-    /// Removes blobs that no object or upload refers to, and leftovers of unfinished writes.
-    ///
-    /// Only safe while no write is in flight (at start-up, under the data directory lock).
-    pub async fn collect_orphans(&self) -> Result<usize, String> {
-        datapath::collect_orphans(self.catalog.as_ref(), &self.sites).await
     }
 }

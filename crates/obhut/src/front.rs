@@ -1,16 +1,19 @@
 //! The front of one data directory, shared by `serve` and `gateway`: the sites the catalog
-//! names, the S3 gateway and the admin API, run until SIGTERM or Ctrl-C whichever trustee
-//! (in this process or remote) releases the keys.
+//! names, their maintenance, the S3 gateway and the admin API, run until SIGTERM or Ctrl-C
+//! whichever trustee (in this process or remote) releases the keys.
 
 use crate::common::shutdown_signal;
 use anyhow::{Context, Result};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
+use obhut_admin::{BucketKeyRotation, RotationOutcome, RotationProgress, TrusteeSiteSecrets};
 use obhut_catalog::Catalog;
 use obhut_core::SiteInfo;
-use obhut_gateway::{Gateway, GatewayConfig, SiteSet};
+use obhut_gateway::{Gateway, GatewayConfig};
+use obhut_maintenance::registry::{OpenError, open_site};
+use obhut_maintenance::{Maintenance, ScrubRate, SiteSet, Workers};
 use obhut_sites::Site;
-use obhut_trustee_client::TrusteeClient;
+use obhut_trustee_client::{Justification, TrusteeClient};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,9 +28,9 @@ pub(crate) async fn open_sites(
 ) -> Result<SiteSet> {
     let mut sites: Vec<(SiteInfo, Arc<dyn Site>)> = Vec::new();
     for rec in catalog.list_sites().await? {
-        let site = match obhut_gateway::registry::open_site(&rec, trustee).await {
+        let site = match open_site(&rec, &TrusteeSiteSecrets(trustee)).await {
             Ok(site) => site,
-            Err(e @ obhut_gateway::registry::OpenError::Down(_)) => {
+            Err(e @ OpenError::Down(_)) => {
                 // Down, not fatal: reads use the other replicas; writes that cannot reach
                 // enough sites are refused.
                 tracing::error!(error = %e, "site is down; it is left as it is");
@@ -62,26 +65,59 @@ pub(crate) struct Front {
     pub key_cache_ttl: Duration,
     pub scrub_bytes_per_sec: u64,
     pub scrub_interval: Duration,
+    /// The process's background workers (the front adds its own and stops them all).
+    pub workers: Workers,
+}
+
+/// Bucket-key rotation for the admin API, done by the gateway.
+struct GatewayRotation(Gateway);
+
+#[async_trait::async_trait]
+impl BucketKeyRotation for GatewayRotation {
+    async fn rotate(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        why: &Justification,
+        progress: RotationProgress,
+    ) -> Result<RotationOutcome, String> {
+        let r = self
+            .0
+            .rotate_bucket_key(tenant, bucket, why, progress)
+            .await?;
+        Ok(RotationOutcome {
+            version: r.version,
+            rewrapped: r.rewrapped,
+            skipped: r.skipped,
+        })
+    }
 }
 
 /// Runs the S3 gateway and the admin API until SIGTERM or Ctrl-C. The caller holds the data
 /// directory's lock (orphan collection at start relies on it).
 pub(crate) async fn serve_front(front: Front, data_dir: &Path) -> Result<()> {
+    let workers = front.workers;
+    let maintenance = Maintenance::new(Arc::clone(&front.catalog), front.sites, workers.clone());
     let gateway = Gateway::new(
         Arc::clone(&front.catalog),
-        front.sites,
+        maintenance.sites().clone(),
         Arc::clone(&front.trustee),
         GatewayConfig {
             region: front.region.clone(),
             key_cache_ttl: front.key_cache_ttl,
         },
+        maintenance.requests(),
+        &workers,
     );
-    match gateway.collect_orphans().await {
+    match maintenance.collect_orphans().await {
         Ok(0) => {}
         Ok(n) => tracing::info!(removed = n, "collected orphan blobs"),
         Err(e) => tracing::warn!(error = %e, "orphan collection failed; will retry at next start"),
     }
-    gateway.spawn_maintenance(front.scrub_bytes_per_sec, front.scrub_interval);
+    maintenance.spawn_workers(ScrubRate {
+        bytes_per_sec: front.scrub_bytes_per_sec,
+        pause: front.scrub_interval,
+    });
     let s3_listener = TcpListener::bind(&front.s3_addr)
         .await
         .with_context(|| format!("cannot listen on {} for S3", front.s3_addr))?;
@@ -94,7 +130,9 @@ pub(crate) async fn serve_front(front: Front, data_dir: &Path) -> Result<()> {
     let admin = obhut_admin::router(obhut_admin::AdminState {
         catalog: front.catalog,
         trustee: front.trustee,
-        gateway: Some(gateway.clone()),
+        maintenance: Some(maintenance),
+        rotation: Some(Arc::new(GatewayRotation(gateway.clone()))),
+        workers: workers.clone(),
         jobs: obhut_admin::Jobs::default(),
     });
     let s3_task = tokio::spawn(serve_s3(
@@ -113,6 +151,7 @@ pub(crate) async fn serve_front(front: Front, data_dir: &Path) -> Result<()> {
 
     shutdown_signal().await;
     tracing::info!("shutting down");
+    workers.stop();
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(15), async {
         let _ = s3_task.await;

@@ -174,6 +174,7 @@ async fn serve(s: GatewaySettings, material: TrusteeMaterial) -> Result<()> {
             key_cache_ttl: s.key_cache_ttl,
             scrub_bytes_per_sec: s.scrub_bytes_per_sec,
             scrub_interval: s.scrub_interval,
+            workers: obhut_maintenance::Workers::new(),
         },
         &s.data_dir,
     )

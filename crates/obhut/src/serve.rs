@@ -15,6 +15,7 @@ use obhut_admin::provision;
 use obhut_catalog::{Catalog, SiteRecord, SqliteCatalog};
 use obhut_core::SiteState;
 use obhut_crypto::principal::PrincipalCredential;
+use obhut_maintenance::Workers;
 use obhut_sites::LocalSite;
 use obhut_trustee::{Pkcs11Location, SealedKeystore, Trustee};
 use obhut_trustee_client::{Role, TrusteeClient, TrusteeError};
@@ -230,7 +231,8 @@ async fn serve(config: ServeConfig) -> Result<()> {
     );
     bootstrap(catalog.as_ref(), &in_process, &config, &data_dir).await?;
     let sites = open_sites(catalog.as_ref(), in_process.as_ref()).await?;
-    spawn_destruction_timer(Arc::clone(&in_process));
+    let workers = Workers::new();
+    spawn_destruction_timer(&workers, Arc::clone(&in_process));
     let trustee: Arc<dyn TrusteeClient> = in_process;
     serve_front(
         Front {
@@ -243,6 +245,7 @@ async fn serve(config: ServeConfig) -> Result<()> {
             key_cache_ttl: config.key_cache_ttl,
             scrub_bytes_per_sec: config.scrub_bytes_per_sec,
             scrub_interval: config.scrub_interval,
+            workers,
         },
         &data_dir,
     )

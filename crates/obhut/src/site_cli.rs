@@ -147,14 +147,15 @@ pub fn site(args: &AdminArgs, cmd: SiteCommand) -> Result<()> {
 
 fn print_status(st: &Value) {
     println!(
-        "repair {} ({}): {} of {} objects, {} replicas copied, {} removed, {} failed; scrubber: {} replicas checked, {} bad, {} repaired",
+        "repair {} ({}): {} of {} objects, {} upload parts, {} replicas copied, {} removed, {} failed; scrubber: {} replicas checked, {} bad, {} repaired",
         st["state"].as_str().unwrap_or("?"),
         st["reason"].as_str().unwrap_or("-"),
         st["objects_done"],
         st["objects_total"],
+        st["parts_done"],
         st["replicas_copied"],
         st["replicas_removed"],
-        st["objects_failed"],
+        st["objects_failed"].as_u64().unwrap_or(0) + st["parts_failed"].as_u64().unwrap_or(0),
         st["scrub_checked"],
         st["scrub_bad"],
         st["scrub_repaired"],
@@ -190,7 +191,9 @@ pub fn repair(args: &AdminArgs, status_only: bool) -> Result<()> {
             if st["state"] != "running" {
                 progress.finish_and_clear();
                 print_status(&st);
-                if st["state"] == "failed" || st["objects_failed"].as_u64().unwrap_or(0) > 0 {
+                let failed = st["objects_failed"].as_u64().unwrap_or(0)
+                    + st["parts_failed"].as_u64().unwrap_or(0);
+                if st["state"] == "failed" || failed > 0 {
                     bail!("repair did not restore every object (see the errors above)");
                 }
                 return Ok(());

@@ -11,6 +11,7 @@
 
 use crate::common::{init_tracing, load_toml, lock_dir, runtime, shutdown_signal};
 use anyhow::{Context, Result, bail};
+use obhut_maintenance::Workers;
 use obhut_trustee::{SealedKeystore, Trustee, server};
 use obhut_trustee_client::TrusteeClient;
 use serde::Deserialize;
@@ -81,7 +82,8 @@ async fn serve(file: TrusteeFile) -> Result<()> {
             "the trustee is sealed: no key is released until officers give enough shares with `obhut trustee unseal`"
         ),
     }
-    spawn_destruction_timer(Arc::clone(&trustee));
+    let workers = Workers::new();
+    spawn_destruction_timer(&workers, Arc::clone(&trustee));
     let app = server::router(trustee)?;
     let listen = file.listen.unwrap_or_else(|| "127.0.0.1:9100".into());
     let listener = TcpListener::bind(&listen)
@@ -89,6 +91,7 @@ async fn serve(file: TrusteeFile) -> Result<()> {
         .with_context(|| format!("cannot listen on {listen} for the trustee API"))?;
     tracing::info!(listen = %listen, keystore = %dir.display(), "the trustee API is serving (mutual TLS)");
     server::serve(listener, tls, app, shutdown_signal()).await;
+    workers.stop();
     tracing::info!("stopped");
     Ok(())
 }
@@ -115,17 +118,16 @@ pub(crate) async fn dev_unseal(trustee: &Trustee, path: &Path, text: &str) -> Re
     Ok(())
 }
 
-/// Destroys tenant keys whose crypto-shred grace period has ended: at start, then every minute.
-pub(crate) fn spawn_destruction_timer(trustee: Arc<Trustee>) {
+/// Destroys tenant keys whose crypto-shred grace period has ended: at start, then every minute,
+/// as the worker `key-destruction`.
+pub(crate) fn spawn_destruction_timer(workers: &Workers, trustee: Arc<Trustee>) {
     // Keys already due go before anything is served.
     if let Err(e) = trustee.destroy_due() {
         tracing::error!(error = %e, "could not destroy tenant keys that are due; retrying in a minute");
     }
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
-        tick.tick().await;
-        loop {
-            tick.tick().await;
+    workers.spawn("key-destruction", move |worker| async move {
+        while worker.sleep(std::time::Duration::from_secs(60)).await {
+            let _run = worker.run();
             if let Err(e) = trustee.destroy_due() {
                 tracing::error!(error = %e, "could not destroy tenant keys that are due; retrying in a minute");
             }

@@ -2,16 +2,39 @@
 //! local directory or a bucket on an S3-compatible cluster.
 //!
 //! A site's record in the catalog says where it is and carries the identity written into it
-//! when it was created; an S3 site's secret key is stored sealed by the trustee, and opened only
-//! to reach the site. It must never log or return a site's secret.
+//! when it was created; an S3 site's secret key is stored sealed by the trustee, through
+//! [`SiteSecrets`], and opened only to reach the site. It must never log or return a site's
+//! secret, and never holds the key that seals it.
 
+use async_trait::async_trait;
 use obhut_catalog::SiteRecord;
 use obhut_sites::{LocalSite, S3Site, S3SiteConfig, Site, SiteError};
-use obhut_trustee_client::TrusteeClient;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::sync::Arc;
+use thiserror::Error;
+
+/// Seals and opens S3 sites' secret keys: the trustee does it, behind whatever client the
+/// caller holds; the registry only carries the sealed form to and from the catalog.
+#[async_trait]
+pub trait SiteSecrets: Send + Sync {
+    /// The sealed form of `secret`, bound to site `site`.
+    async fn seal(&self, site: &str, secret: &str) -> Result<String, String>;
+    /// The secret sealed as `sealed` for site `site`.
+    async fn open(&self, site: &str, sealed: &str) -> Result<String, String>;
+}
+
+/// Why a new site could not be created.
+#[derive(Debug, Error)]
+pub enum CreateError {
+    #[error("a site's directory must be an absolute path, not {0}")]
+    RelativePath(PathBuf),
+    #[error(transparent)]
+    Site(#[from] SiteError),
+    #[error("the trustee could not seal the site's secret: {0}")]
+    Seal(String),
+}
 
 /// Where a new site is, as an officer gives it.
 #[derive(Clone, Deserialize)]
@@ -64,17 +87,14 @@ impl SiteSpec {
 pub async fn create_site(
     id: &str,
     spec: &SiteSpec,
-    trustee: &dyn TrusteeClient,
-) -> Result<(Arc<dyn Site>, Value), String> {
+    secrets: &dyn SiteSecrets,
+) -> Result<(Arc<dyn Site>, Value), CreateError> {
     match spec {
         SiteSpec::Fs { path } => {
             if !path.is_absolute() {
-                return Err(format!(
-                    "a site's directory must be an absolute path, not {}",
-                    path.display()
-                ));
+                return Err(CreateError::RelativePath(path.clone()));
             }
-            let (site, identity) = LocalSite::create(id, path).map_err(|e| e.to_string())?;
+            let (site, identity) = LocalSite::create(id, path)?;
             Ok((Arc::new(site), json!({ "fs": path, "identity": identity })))
         }
         SiteSpec::S3 {
@@ -91,13 +111,11 @@ pub async fn create_site(
                 access_key.clone(),
                 secret_key.clone(),
             );
-            let (site, identity) = S3Site::create(id, config)
+            let (site, identity) = S3Site::create(id, config).await?;
+            let sealed = secrets
+                .seal(id, secret_key)
                 .await
-                .map_err(|e| e.to_string())?;
-            let sealed = trustee
-                .seal_site_secret(id, secret_key)
-                .await
-                .map_err(|e| format!("the trustee could not seal the site's secret: {e}"))?;
+                .map_err(CreateError::Seal)?;
             Ok((
                 Arc::new(site),
                 json!({
@@ -111,28 +129,21 @@ pub async fn create_site(
 }
 
 /// Why a registered site could not be opened.
-#[derive(Debug)]
+#[derive(Debug, Error)]
 pub enum OpenError {
     /// The site is not the one registered (missing or different identity): it is down and
     /// must be left alone.
+    #[error("{0}")]
     Down(SiteError),
     /// Anything else (unreadable record, trustee, network).
+    #[error("{0}")]
     Failed(String),
-}
-
-impl std::fmt::Display for OpenError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Down(e) => write!(f, "{e}"),
-            Self::Failed(m) => f.write_str(m),
-        }
-    }
 }
 
 /// Opens a registered site, checking its identity.
 pub async fn open_site(
     rec: &SiteRecord,
-    trustee: &dyn TrusteeClient,
+    secrets: &dyn SiteSecrets,
 ) -> Result<Arc<dyn Site>, OpenError> {
     let identity = rec
         .backend
@@ -157,8 +168,8 @@ pub async fn open_site(
                     OpenError::Failed(format!("site {}: the record has no s3.{k}", rec.id))
                 })
         };
-        let secret = trustee
-            .open_site_secret(&rec.id, &field("secret_sealed")?)
+        let secret = secrets
+            .open(&rec.id, &field("secret_sealed")?)
             .await
             .map_err(|e| {
                 OpenError::Failed(format!("site {}: cannot open its secret: {e}", rec.id))

@@ -1,0 +1,53 @@
+//! Keyless upkeep of obhut's sites: repair and drain (replica moves), scrubbing, site health
+//! probes, replicas found bad on read, orphan collection, residency reports, the site registry's
+//! backends, and the background workers that run all of it.
+//!
+//! Everything here copies, checks and deletes ciphertext as the sites hold it, against the
+//! CRC32C the catalog records: it depends on the catalog and the sites only, and never sees a
+//! key, a keystore or the trustee (scripts/test checks the dependency graph). The data path
+//! reaches it through [`RepairRequests`]; the admin API through [`Maintenance`].
+
+mod orphans;
+pub mod policy;
+pub mod registry;
+mod repair;
+#[cfg(test)]
+mod repair_tests;
+mod replica;
+mod report;
+pub mod sites;
+pub mod worker;
+
+pub use orphans::collect_orphans;
+pub use policy::{Policy, effective_policy, residency_policy};
+pub use repair::{Maintenance, Outcome, RepairRequests, RepairStatus, ScrubRate};
+pub use replica::{ReplicaProblem, discard_blobs, verify_replica};
+pub use report::replicas_outside;
+pub use sites::SiteSet;
+pub use worker::{WorkerState, WorkerStatus, Workers};
+
+use obhut_catalog::CatalogError;
+use obhut_sites::SiteError;
+use thiserror::Error;
+
+/// Why a piece of maintenance could not be done.
+#[derive(Debug, Error)]
+pub enum MaintenanceError {
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error("site {site}: {source}")]
+    Site {
+        site: String,
+        #[source]
+        source: SiteError,
+    },
+    /// No good replica could be copied where one was needed.
+    #[error("{0}")]
+    Copy(String),
+    /// The policy cannot be met with the sites there are.
+    #[error("{0}")]
+    NoPlace(String),
+    /// The worker was told to stop.
+    #[error("stopped")]
+    Stopped,
+}
