@@ -342,3 +342,30 @@ mod tests {
         assert_eq!(url_encode("a b/c+d\u{e9}"), "a%20b/c%2Bd%C3%A9");
     }
 }
+
+/// Fuzz target (bolero: 2,000 random cases under `cargo test`): a common prefix is always the
+/// listing prefix plus the key's text up to and including its first delimiter after it.
+#[cfg(test)]
+mod fuzz {
+    use super::common_prefix;
+    use bolero::check;
+
+    #[test]
+    fn common_prefixes_end_at_the_first_delimiter() {
+        check!()
+            .with_iterations(2_000)
+            .with_type::<(String, String, String)>()
+            .for_each(|(key, prefix, delimiter)| {
+                let Some(p) = common_prefix(key, prefix, Some(delimiter)) else {
+                    return;
+                };
+                assert!(key.starts_with(&p) && p.starts_with(prefix.as_str()));
+                assert!(!delimiter.is_empty() && p.ends_with(delimiter.as_str()));
+                let between = &p[prefix.len()..p.len() - delimiter.len()];
+                assert!(
+                    !between.contains(delimiter.as_str()),
+                    "{key:?} {prefix:?} {delimiter:?}"
+                );
+            });
+    }
+}

@@ -263,3 +263,35 @@ pub async fn upload_part_copy(
         ..Default::default()
     }))
 }
+
+/// Fuzz target (bolero: 2,000 random cases under `cargo test`): the copy-source range is
+/// accepted exactly when it names bytes of the source, and then as those bytes.
+#[cfg(test)]
+mod fuzz {
+    use super::copy_source_range;
+    use bolero::check;
+
+    #[test]
+    fn copy_source_ranges_match_the_model() {
+        check!()
+            .with_iterations(2_000)
+            .with_type::<(u16, u16, u16)>()
+            .for_each(|&(a, b, len)| {
+                let (a, b, len) = (u64::from(a), u64::from(b), u64::from(len));
+                let got = copy_source_range(&format!("bytes={a}-{b}"), len);
+                if a <= b && b < len {
+                    assert_eq!(got.ok(), Some(a..b + 1));
+                } else {
+                    assert!(got.is_err(), "bytes={a}-{b} of {len}");
+                }
+            });
+        check!()
+            .with_iterations(2_000)
+            .with_type::<(String, u64)>()
+            .for_each(|(s, len)| {
+                if let Ok(r) = copy_source_range(s, *len) {
+                    assert!(r.start < r.end && r.end <= *len, "{s:?} of {len}: {r:?}");
+                }
+            });
+    }
+}

@@ -399,3 +399,42 @@ pub async fn delete_many(
         ..Default::default()
     }))
 }
+
+/// Fuzz target (bolero: 2,000 random cases under `cargo test`): a Range header, whatever it
+/// says, resolves to bytes of the object or to InvalidRange; the data path is never asked for
+/// bytes past the end.
+#[cfg(test)]
+mod fuzz {
+    use bolero::check;
+    use s3s::dto::Range;
+
+    #[test]
+    fn any_range_header_resolves_inside_the_object_or_not_at_all() {
+        let resolve = |header: &str, len: u64| {
+            if let Ok(r) = Range::parse(header).map(|r| r.check(len))
+                && let Ok(bytes) = r
+            {
+                assert!(
+                    bytes.start < bytes.end && bytes.end <= len,
+                    "{header:?} of {len}: {bytes:?}"
+                );
+            }
+        };
+        check!()
+            .with_iterations(2_000)
+            .with_type::<(String, u64)>()
+            .for_each(|(header, len)| resolve(header, *len));
+        check!()
+            .with_iterations(2_000)
+            .with_type::<(u8, u64, u64, u64)>()
+            .for_each(|&(form, a, b, len)| {
+                let (a, b, len) = (a % 1_000, b % 1_000, len % 1_000);
+                let header = match form % 3 {
+                    0 => format!("bytes={a}-{b}"),
+                    1 => format!("bytes={a}-"),
+                    _ => format!("bytes=-{b}"),
+                };
+                resolve(&header, len);
+            });
+    }
+}
