@@ -8,5 +8,6 @@
 mod api;
 pub mod provision;
 mod residency;
+pub mod wire;
 
 pub use api::{AdminState, Jobs, router};

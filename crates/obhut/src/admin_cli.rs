@@ -3,8 +3,11 @@
 use crate::AdminArgs;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Subcommand;
+use obhut_admin::wire::{AccessKeyCreated, TenantSummary, UnsealRequest, WhoAmI};
 use obhut_crypto::principal::PrincipalCredential;
-use obhut_trustee_client::{Action, ShredMode, Statement};
+use obhut_trustee_client::views::{BucketPolicyView, ShredView, TenantPolicyView};
+use obhut_trustee_client::{Action, DegradedWrites, Role, SealStatus, ShredMode, Statement};
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 pub(crate) fn now_ms() -> i64 {
@@ -170,8 +173,8 @@ impl Client {
 
     /// Whether the caller may read every entry (officers and auditors).
     pub(crate) async fn can_read_entries(&self) -> bool {
-        match self.call(reqwest::Method::GET, "/v1/whoami", None).await {
-            Ok(me) => matches!(me["role"].as_str(), Some("officer" | "auditor")),
+        match self.get::<WhoAmI>("/v1/whoami").await {
+            Ok(me) => matches!(me.role, Role::Officer | Role::Auditor),
             Err(_) => false,
         }
     }
@@ -186,11 +189,8 @@ impl Client {
     pub(crate) async fn principal_name(&self) -> Result<&str> {
         self.name
             .get_or_try_init(|| async {
-                let me = self.call(reqwest::Method::GET, "/v1/whoami", None).await?;
-                me["name"]
-                    .as_str()
-                    .map(str::to_owned)
-                    .ok_or_else(|| anyhow!("the admin API did not say who you are"))
+                let me: WhoAmI = self.get("/v1/whoami").await?;
+                Ok::<_, anyhow::Error>(me.name)
             })
             .await
             .map(String::as_str)
@@ -199,6 +199,11 @@ impl Client {
     /// Signs `action` as the caller and has the trustee carry it out.
     pub(crate) async fn act(&self, action: Action) -> Result<Value> {
         self.act_with(action, None).await
+    }
+
+    /// Like [`Self::act`], reading the answer as `T`.
+    pub(crate) async fn act_as<T: DeserializeOwned>(&self, action: Action) -> Result<T> {
+        decode("/v1/act", self.act(action).await?)
     }
 
     /// Like [`Self::act`], with a new site's backend beside the statement (it may hold a
@@ -251,6 +256,24 @@ impl Client {
         Ok(Some(body.to_vec()))
     }
 
+    /// GET of a JSON resource, read as `T`.
+    pub(crate) async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        decode(path, self.call(reqwest::Method::GET, path, None).await?)
+    }
+
+    /// POST of `body` (JSON) to `path`, the answer read as `T`.
+    pub(crate) async fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: Option<&impl serde::Serialize>,
+    ) -> Result<T> {
+        let body = body
+            .map(serde_json::to_value)
+            .transpose()
+            .context("encoding the request")?;
+        decode(path, self.call(reqwest::Method::POST, path, body).await?)
+    }
+
     pub(crate) async fn call(
         &self,
         method: reqwest::Method,
@@ -287,6 +310,12 @@ impl Client {
     }
 }
 
+/// An admin API answer read as the type obhut expects of `path`.
+fn decode<T: DeserializeOwned>(path: &str, v: Value) -> Result<T> {
+    serde_json::from_value(v)
+        .with_context(|| format!("the admin API's answer to {path} is not what obhut expects"))
+}
+
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -308,8 +337,8 @@ pub fn tenant(args: &AdminArgs, cmd: TenantCommand) -> Result<()> {
                     .map(|j| j.trim().to_owned())
                     .filter(|j| !j.is_empty())
                     .collect();
-                let t = client
-                    .act(Action::RegisterTenant {
+                let t: TenantPolicyView = client
+                    .act_as(Action::RegisterTenant {
                         name,
                         jurisdictions,
                         min_sites,
@@ -317,21 +346,21 @@ pub fn tenant(args: &AdminArgs, cmd: TenantCommand) -> Result<()> {
                     .await?;
                 println!(
                     "created tenant {} (jurisdictions {}, min_sites {}, customer approval of grants {})",
-                    t["tenant"].as_str().unwrap_or("?"),
-                    join(&t["jurisdictions"]),
-                    t["min_sites"],
-                    t["customer_approval"].as_str().unwrap_or("?")
+                    t.tenant,
+                    t.jurisdictions.join(","),
+                    t.min_sites,
+                    t.customer_approval.as_str()
                 );
             }
             TenantCommand::List => {
-                let list = client.call(reqwest::Method::GET, "/v1/tenants", None).await?;
+                let list: Vec<TenantSummary> = client.get("/v1/tenants").await?;
                 println!("{:<24} {:<16} MIN_SITES", "NAME", "JURISDICTIONS");
-                for t in list.as_array().into_iter().flatten() {
+                for t in &list {
                     println!(
                         "{:<24} {:<16} {}",
-                        t["name"].as_str().unwrap_or("?"),
-                        join(&t["jurisdictions"]),
-                        t["min_sites"]
+                        t.name,
+                        t.jurisdictions.join(","),
+                        t.min_sites
                     );
                 }
             }
@@ -342,7 +371,7 @@ pub fn tenant(args: &AdminArgs, cmd: TenantCommand) -> Result<()> {
                     (_, true) => ShredMode::Cancel,
                     _ => ShredMode::Disable,
                 };
-                let r = client.act(Action::Shred { tenant: name, mode }).await?;
+                let r: ShredView = client.act_as(Action::Shred { tenant: name, mode }).await?;
                 print_shred(&r);
             }
             TenantCommand::Policy {
@@ -356,7 +385,7 @@ pub fn tenant(args: &AdminArgs, cmd: TenantCommand) -> Result<()> {
                     || jurisdiction.is_some()
                     || min_sites.is_some()
                     || degraded_writes.is_some();
-                let p = if change {
+                if change {
                     let customer_approval = customer_approval
                         .as_deref()
                         .map(|v| match v {
@@ -386,21 +415,15 @@ pub fn tenant(args: &AdminArgs, cmd: TenantCommand) -> Result<()> {
                             degraded_writes,
                         })
                         .await?;
-                    client
-                        .call(reqwest::Method::GET, &format!("/v1/tenants/{name}/policy"), None)
-                        .await?
-                } else {
-                    client
-                        .call(reqwest::Method::GET, &format!("/v1/tenants/{name}/policy"), None)
-                        .await?
-                };
+                }
+                let p: TenantPolicyView = client.get(&format!("/v1/tenants/{name}/policy")).await?;
                 println!(
                     "tenant {}: jurisdictions {}, min_sites {}, degraded writes {}, customer approval of grants {}",
-                    p["tenant"].as_str().unwrap_or(&name),
-                    join(&p["jurisdictions"]),
-                    p["min_sites"],
-                    p["degraded_writes"].as_str().unwrap_or("refuse"),
-                    p["customer_approval"].as_str().unwrap_or("?"),
+                    p.tenant,
+                    p.jurisdictions.join(","),
+                    p.min_sites,
+                    p.degraded_writes.unwrap_or(DegradedWrites::Refuse).as_str(),
+                    p.customer_approval.as_str(),
                 );
             }
             TenantCommand::BucketPolicy {
@@ -409,18 +432,19 @@ pub fn tenant(args: &AdminArgs, cmd: TenantCommand) -> Result<()> {
                 jurisdiction,
                 min_sites,
             } => {
-                let v = client
-                    .act(Action::SetBucketPolicy {
+                let v: BucketPolicyView = client
+                    .act_as(Action::SetBucketPolicy {
                         tenant: name.clone(),
                         bucket: bucket.clone(),
                         jurisdictions: jurisdiction.as_deref().map(split_list),
                         min_sites,
                     })
                     .await?;
+                let tenants = || "as the tenant's".to_owned();
                 println!(
                     "bucket {bucket} of tenant {name}: jurisdictions {}, min_sites {}",
-                    if v["jurisdictions"].is_null() { "as the tenant's".to_owned() } else { join(&v["jurisdictions"]) },
-                    if v["min_sites"].is_null() { "as the tenant's".to_owned() } else { v["min_sites"].to_string() },
+                    v.jurisdictions.map_or_else(tenants, |j| j.join(",")),
+                    v.min_sites.map_or_else(tenants, |n| n.to_string()),
                 );
             }
             TenantCommand::RotateKey { name, bucket } => {
@@ -430,14 +454,11 @@ pub fn tenant(args: &AdminArgs, cmd: TenantCommand) -> Result<()> {
             }
             TenantCommand::KeyCreate { name } => {
                 obhut_core::validate_tenant_name(&name)?;
-                let k = client
-                    .call(reqwest::Method::POST, &format!("/v1/tenants/{name}/keys"), None)
+                let k: AccessKeyCreated = client
+                    .post(&format!("/v1/tenants/{name}/keys"), None::<&Value>)
                     .await?;
-                println!("AWS_ACCESS_KEY_ID={}", k["access_key_id"].as_str().unwrap_or(""));
-                println!(
-                    "AWS_SECRET_ACCESS_KEY={}",
-                    k["secret_access_key"].as_str().unwrap_or("")
-                );
+                println!("AWS_ACCESS_KEY_ID={}", k.access_key_id);
+                println!("AWS_SECRET_ACCESS_KEY={}", k.secret_access_key);
             }
         }
         Ok(())
@@ -463,14 +484,14 @@ pub(crate) fn join(v: &Value) -> String {
         .unwrap_or_default()
 }
 
-fn print_seal(status: &Value) {
-    if status["sealed"].as_bool() == Some(false) {
-        println!("unsealed");
-    } else {
+fn print_seal(status: &SealStatus) {
+    if status.sealed {
         println!(
             "sealed: {} of {} shares given",
-            status["shares_given"], status["threshold"]
+            status.shares_given, status.threshold
         );
+    } else {
+        println!("unsealed");
     }
 }
 
@@ -555,12 +576,8 @@ pub fn trustee(args: &AdminArgs, cmd: TrusteeCommand) -> Result<()> {
             }
             let client = Client::new(args)?;
             runtime()?.block_on(async {
-                let status = client
-                    .call(
-                        reqwest::Method::POST,
-                        "/v1/trustee/unseal",
-                        Some(json!({ "share": share })),
-                    )
+                let status: SealStatus = client
+                    .post("/v1/trustee/unseal", Some(&UnsealRequest { share }))
                     .await?;
                 print_seal(&status);
                 Ok(())
@@ -574,9 +591,7 @@ pub fn trustee(args: &AdminArgs, cmd: TrusteeCommand) -> Result<()> {
         TrusteeCommand::Seal => {
             let client = Client::new(args)?;
             runtime()?.block_on(async {
-                let status = client
-                    .call(reqwest::Method::POST, "/v1/trustee/seal", None)
-                    .await?;
+                let status: SealStatus = client.post("/v1/trustee/seal", None::<&Value>).await?;
                 print_seal(&status);
                 Ok(())
             })
@@ -584,9 +599,7 @@ pub fn trustee(args: &AdminArgs, cmd: TrusteeCommand) -> Result<()> {
         TrusteeCommand::Status => {
             let client = Client::new(args)?;
             runtime()?.block_on(async {
-                let status = client
-                    .call(reqwest::Method::GET, "/v1/trustee/status", None)
-                    .await?;
+                let status: SealStatus = client.get("/v1/trustee/status").await?;
                 print_seal(&status);
                 Ok(())
             })
@@ -594,27 +607,26 @@ pub fn trustee(args: &AdminArgs, cmd: TrusteeCommand) -> Result<()> {
     }
 }
 
-fn print_shred(r: &Value) {
-    let tenant = r["tenant"].as_str().unwrap_or("?");
-    match r["state"].as_str().unwrap_or("?") {
-        "pending" => {
-            let approvals = join(&r["approvals"]);
+fn print_shred(r: &ShredView) {
+    let done = match r {
+        ShredView::Pending(p) => {
             println!(
-                "pending: {} of {} approvals for {} ({approvals}); at least one officer",
-                r["approvals"].as_array().map_or(0, Vec::len),
-                r["required"],
-                r["action"].as_str().unwrap_or(tenant),
+                "pending: {} of {} approvals for {} ({}); at least one officer",
+                p.approvals.len(),
+                p.required,
+                p.action,
+                p.approvals.join(","),
             );
+            return;
         }
+        ShredView::Done(d) => d,
+    };
+    let tenant = &done.tenant;
+    match done.state.as_str() {
         "disabled" => {
-            let when = r["destroy_after_ms"]
-                .as_i64()
-                .and_then(|ms| time::OffsetDateTime::from_unix_timestamp(ms / 1000).ok())
-                .and_then(|t| {
-                    t.format(&time::format_description::well_known::Rfc3339)
-                        .ok()
-                })
-                .unwrap_or_else(|| "?".into());
+            let when = done
+                .destroy_after_ms
+                .map_or_else(|| "?".into(), |ms| crate::gov_cli::when_ms(Some(ms)));
             println!(
                 "tenant {tenant}: key disabled; it will be destroyed at {when} unless the shred is cancelled"
             );

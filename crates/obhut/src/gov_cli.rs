@@ -8,7 +8,9 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::Subcommand;
 use obhut_crypto::principal::PrincipalCredential;
 use obhut_trustee_client::governance::{GrantScopeFields, grant_scope_digest};
-use obhut_trustee_client::{Action, Role};
+use obhut_trustee_client::log_entry::LogEntriesPage;
+use obhut_trustee_client::views::{DisclosureView, GrantCredentialsView, GrantView};
+use obhut_trustee_client::{Action, ParsedEntry, PrincipalInfo, Role};
 use serde_json::Value;
 use std::path::PathBuf;
 
@@ -164,18 +166,14 @@ fn duration_text(ms: i64) -> String {
     }
 }
 
-fn when(ms: &Value) -> String {
-    ms.as_i64()
-        .and_then(|ms| time::OffsetDateTime::from_unix_timestamp(ms / 1000).ok())
+/// Milliseconds since the epoch as RFC 3339 (to the second), `-` for none.
+pub(crate) fn when_ms(ms: Option<i64>) -> String {
+    ms.and_then(|ms| time::OffsetDateTime::from_unix_timestamp(ms / 1000).ok())
         .and_then(|t| {
             t.format(&time::format_description::well_known::Rfc3339)
                 .ok()
         })
         .unwrap_or_else(|| "-".into())
-}
-
-fn s(v: &Value) -> &str {
-    v.as_str().unwrap_or("-")
 }
 
 pub fn principal(args: &AdminArgs, cmd: PrincipalCommand) -> Result<()> {
@@ -219,21 +217,19 @@ pub fn principal(args: &AdminArgs, cmd: PrincipalCommand) -> Result<()> {
                 println!("OBHUT_TOKEN={token}");
             }
             PrincipalCommand::List => {
-                let list = client
-                    .call(reqwest::Method::GET, "/v1/principals", None)
-                    .await?;
+                let list: Vec<PrincipalInfo> = client.get("/v1/principals").await?;
                 println!(
                     "{:<20} {:<13} {:<12} {:<8} EXPIRES",
                     "NAME", "ROLE", "TENANT", "REVOKED"
                 );
-                for p in list.as_array().into_iter().flatten() {
+                for p in &list {
                     println!(
                         "{:<20} {:<13} {:<12} {:<8} {}",
-                        s(&p["name"]),
-                        s(&p["role"]),
-                        s(&p["tenant"]),
-                        p["revoked"],
-                        when(&p["expires_ms"])
+                        p.name,
+                        p.role.as_str(),
+                        p.tenant.as_deref().unwrap_or("-"),
+                        p.revoked,
+                        when_ms(p.expires_ms)
                     );
                 }
             }
@@ -264,38 +260,26 @@ pub fn token(args: &AdminArgs, cmd: TokenCommand) -> Result<()> {
     }
 }
 
-fn print_grant(g: &Value) {
-    let approvals: Vec<&str> = g["approvals"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|a| a["principal"].as_str())
-        .collect();
+fn print_grant(g: &GrantView) {
+    let approvals: Vec<&str> = g.approvals.iter().map(|a| a.principal.as_str()).collect();
     println!(
         "grant {} {}: tenant {} bucket {} prefix {:?} ops {} for {} requested by {}; approvals: {}; expires {}",
-        s(&g["id"]),
-        s(&g["state"]),
-        s(&g["tenant"]),
-        s(&g["bucket"]),
-        g["prefix"].as_str().unwrap_or(""),
-        g["ops"]
-            .as_array()
-            .map(|a| a
-                .iter()
-                .filter_map(Value::as_str)
-                .collect::<Vec<_>>()
-                .join(","))
-            .unwrap_or_default(),
-        duration_text(g["duration_ms"].as_i64().unwrap_or(0)),
-        s(&g["requester"]),
+        g.id,
+        g.state,
+        g.tenant,
+        g.bucket,
+        g.prefix,
+        g.ops.join(","),
+        duration_text(g.duration_ms),
+        g.requester,
         if approvals.is_empty() {
             "none".to_owned()
         } else {
             approvals.join(",")
         },
-        when(&g["expires_ms"]),
+        when_ms(g.expires_ms),
     );
-    if let Some(p) = g["progress"].as_str() {
+    if let Some(p) = &g.progress {
         println!("{p}");
     }
 }
@@ -313,7 +297,7 @@ pub fn access(args: &AdminArgs, cmd: AccessCommand) -> Result<()> {
                 reason,
             } => {
                 let g = client
-                    .act(Action::RequestGrant {
+                    .act_as(Action::RequestGrant {
                         tenant,
                         bucket,
                         prefix,
@@ -325,79 +309,47 @@ pub fn access(args: &AdminArgs, cmd: AccessCommand) -> Result<()> {
                 print_grant(&g);
             }
             AccessCommand::List => {
-                let list = client
-                    .call(reqwest::Method::GET, "/v1/grants", None)
-                    .await?;
-                for g in list.as_array().into_iter().flatten() {
+                let list: Vec<GrantView> = client.get("/v1/grants").await?;
+                for g in &list {
                     print_grant(g);
                 }
             }
             AccessCommand::Show { id } => {
-                let g = client
-                    .call(reqwest::Method::GET, &format!("/v1/grants/{id}"), None)
-                    .await?;
-                print_grant(&g);
+                print_grant(&client.get(&format!("/v1/grants/{id}")).await?);
             }
             AccessCommand::Approve { id } => {
                 // Sign exactly the grant as shown: the approval does not cover anything else.
-                let g = client
-                    .call(reqwest::Method::GET, &format!("/v1/grants/{id}"), None)
-                    .await?;
-                let ops: Vec<String> = g["ops"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|o| o.as_str().map(str::to_owned))
-                    .collect();
-                let field = |k: &str| {
-                    g[k].as_str()
-                        .map(str::to_owned)
-                        .ok_or_else(|| anyhow!("the grant has no {k}"))
-                };
-                let (tenant, bucket, prefix, requester, reason) = (
-                    field("tenant")?,
-                    field("bucket")?,
-                    field("prefix")?,
-                    field("requester")?,
-                    field("reason")?,
-                );
-                let duration_ms = g["duration_ms"]
-                    .as_i64()
-                    .ok_or_else(|| anyhow!("the grant has no duration"))?;
+                let g: GrantView = client.get(&format!("/v1/grants/{id}")).await?;
                 let scope = grant_scope_digest(&GrantScopeFields {
                     id: &id,
-                    tenant: &tenant,
-                    bucket: &bucket,
-                    prefix: &prefix,
-                    ops: &ops,
-                    duration_ms,
-                    requester: &requester,
-                    reason: &reason,
+                    tenant: &g.tenant,
+                    bucket: &g.bucket,
+                    prefix: &g.prefix,
+                    ops: &g.ops,
+                    duration_ms: g.duration_ms,
+                    requester: &g.requester,
+                    reason: &g.reason,
                 });
-                print_grant(&client.act(Action::ApproveGrant { id, scope }).await?);
+                print_grant(&client.act_as(Action::ApproveGrant { id, scope }).await?);
             }
-            AccessCommand::Deny { id } => print_grant(&client.act(Action::DenyGrant { id }).await?),
+            AccessCommand::Deny { id } => {
+                print_grant(&client.act_as(Action::DenyGrant { id }).await?);
+            }
             AccessCommand::Revoke { id } => {
-                print_grant(&client.act(Action::RevokeGrant { id }).await?)
+                print_grant(&client.act_as(Action::RevokeGrant { id }).await?);
             }
             AccessCommand::Credentials { id } => {
-                let c = client.act(Action::GrantCredentials { id }).await?;
-                println!("AWS_ACCESS_KEY_ID={}", s(&c["access_key_id"]));
-                println!("AWS_SECRET_ACCESS_KEY={}", s(&c["secret_access_key"]));
-                println!("AWS_SESSION_TOKEN={}", s(&c["session_token"]));
+                let c: GrantCredentialsView =
+                    client.act_as(Action::GrantCredentials { id }).await?;
+                println!("AWS_ACCESS_KEY_ID={}", c.access_key_id);
+                println!("AWS_SECRET_ACCESS_KEY={}", c.secret_access_key);
+                println!("AWS_SESSION_TOKEN={}", c.session_token);
                 eprintln!(
                     "valid until {} for bucket {} prefix {:?} ({})",
-                    when(&c["expires_ms"]),
-                    s(&c["bucket"]),
-                    c["prefix"].as_str().unwrap_or(""),
-                    c["ops"]
-                        .as_array()
-                        .map(|a| a
-                            .iter()
-                            .filter_map(Value::as_str)
-                            .collect::<Vec<_>>()
-                            .join(","))
-                        .unwrap_or_default()
+                    when_ms(c.expires_ms),
+                    c.bucket,
+                    c.prefix,
+                    c.ops.join(",")
                 );
             }
         }
@@ -405,22 +357,22 @@ pub fn access(args: &AdminArgs, cmd: AccessCommand) -> Result<()> {
     })
 }
 
-fn print_disclosure(d: &Value) {
+fn print_disclosure(d: &DisclosureView) {
     println!(
         "disclosure {} {}: tenant {}, {} ({}), legal basis {:?}, scope {:?}; visible to the tenant from {}",
-        s(&d["id"]),
-        s(&d["state"]),
-        s(&d["tenant"]),
-        s(&d["authority"]),
-        s(&d["jurisdiction"]),
-        s(&d["legal_basis"]),
-        s(&d["scope"]),
-        when(&d["visible_after_ms"]),
+        d.id,
+        d.state,
+        d.tenant,
+        d.authority,
+        d.jurisdiction,
+        d.legal_basis,
+        d.scope,
+        when_ms(Some(d.visible_after_ms)),
     );
-    if let Some(r) = d["reason"].as_str() {
+    if let Some(r) = &d.reason {
         println!("refused: {r}");
     }
-    if let Some(p) = d["progress"].as_str() {
+    if let Some(p) = &d.progress {
         println!("{p}");
     }
 }
@@ -438,7 +390,7 @@ pub fn disclosure(args: &AdminArgs, cmd: DisclosureCommand) -> Result<()> {
                 delay,
             } => print_disclosure(
                 &client
-                    .act(Action::RequestDisclosure {
+                    .act_as(Action::RequestDisclosure {
                         tenant,
                         authority,
                         jurisdiction,
@@ -449,22 +401,20 @@ pub fn disclosure(args: &AdminArgs, cmd: DisclosureCommand) -> Result<()> {
                     .await?,
             ),
             DisclosureCommand::List => {
-                let list = client
-                    .call(reqwest::Method::GET, "/v1/disclosures", None)
-                    .await?;
-                for d in list.as_array().into_iter().flatten() {
+                let list: Vec<DisclosureView> = client.get("/v1/disclosures").await?;
+                for d in &list {
                     print_disclosure(d);
                 }
             }
             DisclosureCommand::Approve { id } => {
-                print_disclosure(&client.act(Action::ApproveDisclosure { id }).await?);
+                print_disclosure(&client.act_as(Action::ApproveDisclosure { id }).await?);
             }
             DisclosureCommand::Deny { id } => {
-                print_disclosure(&client.act(Action::DenyDisclosure { id }).await?);
+                print_disclosure(&client.act_as(Action::DenyDisclosure { id }).await?);
             }
             DisclosureCommand::Delay { id, delay } => print_disclosure(
                 &client
-                    .act(Action::SetDisclosureDelay {
+                    .act_as(Action::SetDisclosureDelay {
                         id,
                         delay_ms: parse_duration_ms(&delay)?,
                     })
@@ -580,7 +530,7 @@ pub fn log(args: &AdminArgs, cmd: LogCommand) -> Result<()> {
                     Some(t) => format!("/v1/log/entries?tenant={t}"),
                     None => "/v1/log/entries".to_owned(),
                 };
-                let listed = client.call(reqwest::Method::GET, &path, None).await?;
+                let listed: LogEntriesPage = client.get(&path).await?;
                 let handle2 = handle.clone();
                 let lines = tokio::task::block_in_place(move || -> Result<Vec<String>> {
                     let cp = obhut_tlog::verify_checkpoint(&note, &vkey)
@@ -591,28 +541,15 @@ pub fn log(args: &AdminArgs, cmd: LogCommand) -> Result<()> {
                         auth: false,
                     };
                     let mut out = Vec::new();
-                    for item in listed["entries"].as_array().into_iter().flatten() {
-                        let index = item["index"]
-                            .as_u64()
-                            .ok_or_else(|| anyhow!("an entry has no index"))?;
-                        if index >= cp.size {
+                    for item in &listed.entries {
+                        if item.index >= cp.size {
                             continue;
                         }
-                        let text = item["entry"].as_str().unwrap_or_default();
-                        obhut_tlog::verify_inclusion(&mut src, &cp, index, text.as_bytes())
-                            .map_err(|e| anyhow!("entry {index} is not in the log as shown: {e}"))?;
-                        let e: Value = serde_json::from_str(text).unwrap_or(Value::Null);
-                        out.push(format!(
-                            "{index:>6} {} {:<20} principal={} grant={} tenant={} bucket={} key={} {}",
-                            when(&e["at_ms"]),
-                            s(&e["type"]),
-                            s(&e["principal"]),
-                            s(&e["grant"]),
-                            s(&e["tenant"]),
-                            s(&e["bucket"]),
-                            s(&e["key"]),
-                            summary_of(&e),
-                        ));
+                        obhut_tlog::verify_inclusion(&mut src, &cp, item.index, item.entry.as_bytes())
+                            .map_err(|e| {
+                                anyhow!("entry {} is not in the log as shown: {e}", item.index)
+                            })?;
+                        out.push(entry_line(item.index, &ParsedEntry::parse(item.entry.as_bytes())));
                     }
                     Ok(out)
                 })?;
@@ -626,23 +563,30 @@ pub fn log(args: &AdminArgs, cmd: LogCommand) -> Result<()> {
     })
 }
 
-/// What else an entry says, briefly.
-fn summary_of(e: &Value) -> String {
-    let mut parts = Vec::new();
-    for k in [
-        "operation",
-        "justification",
-        "mode",
-        "reason",
-        "jurisdiction",
-    ] {
-        if !e[k].is_null() {
-            let v = match &e[k] {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            parts.push(format!("{k}={v}"));
+/// One entry as a line: index, time, type, then for a known event its tenant, the principal
+/// who acted and what it is about; for an entry of a type this version does not know, its
+/// fields as they are.
+fn entry_line(index: u64, entry: &ParsedEntry) -> String {
+    let mut line = format!("{index:>6} {} {:<20}", when_ms(entry.at_ms()), entry.kind());
+    match entry {
+        ParsedEntry::Known(e) => {
+            line.push_str(&format!(
+                " tenant={} by={}",
+                e.event.tenant().unwrap_or("-"),
+                e.event.actor().unwrap_or("-")
+            ));
+            for (name, value) in e.event.details() {
+                line.push_str(&format!(" {name}={value}"));
+            }
+        }
+        ParsedEntry::Unknown(u) => {
+            for (name, value) in &u.fields {
+                match value {
+                    Value::String(s) => line.push_str(&format!(" {name}={s}")),
+                    other => line.push_str(&format!(" {name}={other}")),
+                }
+            }
         }
     }
-    parts.join(" ")
+    line
 }

@@ -126,7 +126,8 @@ pub(crate) fn spawn_destruction_timer(trustee: Arc<Trustee>) {
         tick.tick().await;
         loop {
             tick.tick().await;
-            if let Err(e) = trustee.destroy_due() {
+            let due = Arc::clone(&trustee);
+            if let Err(e) = obhut_trustee::run_blocking(move || due.destroy_due()).await {
                 tracing::error!(error = %e, "could not destroy tenant keys that are due; retrying in a minute");
             }
         }
