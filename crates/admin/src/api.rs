@@ -1,7 +1,10 @@
 //! HTTP routes of the admin API (`/v1/...`), JSON in and out.
 
 use crate::provision::{self, ProvisionError};
-use crate::wire::{AccessKeyCreated, ErrorBody, TenantSummary, UnsealRequest, WhoAmI};
+use crate::wire::{
+    AccessKeyCreated, ErrorBody, JobStarted, JobView, RotationResult, TenantSummary, UnsealRequest,
+    WhoAmI,
+};
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequestParts, Path, Query as UrlQuery, State};
 use axum::http::request::Parts;
@@ -15,7 +18,7 @@ use obhut_trustee_client::{
     Action, DegradedWrites, Justification, LogRead, PrincipalInfo, Query, Role, SealStatus,
     SignedStatement, Statement, TrusteeClient, TrusteeError,
 };
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::json;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -35,19 +38,11 @@ pub struct AdminState {
 /// Background jobs by id, with the principal who started each.
 pub type Jobs = Arc<Mutex<HashMap<String, Job>>>;
 
-#[derive(Debug, Clone, Serialize)]
+/// A background job: what `GET /v1/jobs/{id}` shows, and whose it is.
+#[derive(Debug, Clone)]
 pub struct Job {
-    #[serde(skip)]
     owner: String,
-    kind: &'static str,
-    /// `running`, `done` or `failed`.
-    state: &'static str,
-    done: u64,
-    total: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    result: Option<serde_json::Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
+    view: JobView,
 }
 
 /// An admin API error: `{"error": code, "message": ...}` with a matching status.
@@ -552,7 +547,7 @@ async fn rotate_bucket_key(
     State(state): State<AdminState>,
     caller: Caller,
     Path((tenant, bucket)): Path<(String, String)>,
-) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+) -> Result<(StatusCode, Json<JobStarted>), ApiError> {
     let own_admin =
         caller.0.role == Role::TenantAdmin && caller.0.tenant.as_deref() == Some(tenant.as_str());
     if !own_admin {
@@ -580,12 +575,14 @@ async fn rotate_bucket_key(
     let id = obhut_core::random_token(20);
     let job = Job {
         owner: caller.0.name.clone(),
-        kind: "rotate-bucket-key",
-        state: "running",
-        done: 0,
-        total: 0,
-        result: None,
-        error: None,
+        view: JobView {
+            kind: "rotate-bucket-key".into(),
+            state: "running".into(),
+            done: 0,
+            total: 0,
+            result: None,
+            error: None,
+        },
     };
     lock_jobs(&state.jobs)?.insert(id.clone(), job);
     let why = Justification::Customer {
@@ -603,8 +600,8 @@ async fn rotate_bucket_key(
                 if let Ok(mut j) = progress_jobs.lock()
                     && let Some(job) = j.get_mut(&progress_id)
                 {
-                    job.done = done;
-                    job.total = total;
+                    job.view.done = done;
+                    job.view.total = total;
                 }
             })
             .await;
@@ -613,21 +610,21 @@ async fn rotate_bucket_key(
         {
             match outcome {
                 Ok(r) => {
-                    job.state = "done";
-                    job.result = Some(json!({
-                        "version": r.version,
-                        "rewrapped": r.rewrapped,
-                        "skipped": r.skipped,
-                    }));
+                    job.view.state = "done".into();
+                    job.view.result = Some(RotationResult {
+                        version: r.version,
+                        rewrapped: r.rewrapped,
+                        skipped: r.skipped,
+                    });
                 }
                 Err(e) => {
-                    job.state = "failed";
-                    job.error = Some(e);
+                    job.view.state = "failed".into();
+                    job.view.error = Some(e);
                 }
             }
         }
     });
-    Ok((StatusCode::ACCEPTED, Json(json!({ "job": id }))))
+    Ok((StatusCode::ACCEPTED, Json(JobStarted { job: id })))
 }
 
 fn lock_jobs(jobs: &Jobs) -> Result<std::sync::MutexGuard<'_, HashMap<String, Job>>, ApiError> {
@@ -644,10 +641,10 @@ async fn get_job(
     State(state): State<AdminState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<Job>, ApiError> {
+) -> Result<Json<JobView>, ApiError> {
     let jobs = lock_jobs(&state.jobs)?;
     match jobs.get(&id) {
-        Some(job) if job.owner == caller.0.name => Ok(Json(job.clone())),
+        Some(job) if job.owner == caller.0.name => Ok(Json(job.view.clone())),
         _ => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",

@@ -46,3 +46,35 @@ pub struct ErrorBody {
     pub error: String,
     pub message: String,
 }
+
+/// `POST /v1/tenants/{name}/buckets/{bucket}/rotate-key`: the job that rewraps the keys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobStarted {
+    pub job: String,
+}
+
+/// `GET /v1/jobs/{id}`: a background job and its progress.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobView {
+    /// `rotate-bucket-key`.
+    pub kind: String,
+    /// `running`, `done` or `failed`.
+    pub state: String,
+    pub done: u64,
+    pub total: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<RotationResult>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// What a bucket-key rotation did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RotationResult {
+    /// The key version now in use.
+    pub version: u32,
+    /// Object keys rewrapped under it.
+    pub rewrapped: u64,
+    /// Objects replaced meanwhile (their keys were new already).
+    pub skipped: u64,
+}

@@ -1,16 +1,14 @@
-//! Residency commands: the site registry (`site add|list|set-state|remove`), `repair`, and
-//! `residency report`. Changes are statements signed on this machine, like every governance
-//! change.
+//! `obhut site`: the site registry (`add|list|set-state|remove`). Changes are statements
+//! signed on this machine, like every governance change; a site's secret travels beside the
+//! statement, never in it (the statement is logged).
 
 use crate::AdminArgs;
-use crate::admin_cli::{Client, join, runtime};
-use crate::rotate_cli::bar;
+use crate::cli::shared::{Client, runtime};
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Subcommand;
 use obhut_trustee_client::Action;
-use serde_json::{Value, json};
+use serde_json::json;
 use std::path::PathBuf;
-use std::time::Duration;
 
 #[derive(Subcommand)]
 pub enum SiteCommand {
@@ -48,7 +46,7 @@ pub enum SiteCommand {
     Remove { id: String },
 }
 
-pub fn site(args: &AdminArgs, cmd: SiteCommand) -> Result<()> {
+pub fn run(args: &AdminArgs, cmd: SiteCommand) -> Result<()> {
     let client = Client::new(args)?;
     runtime()?.block_on(async {
         match cmd {
@@ -140,136 +138,6 @@ pub fn site(args: &AdminArgs, cmd: SiteCommand) -> Result<()> {
                 client.act(Action::RemoveSite { id: id.clone() }).await?;
                 println!("site {id} removed from the registry");
             }
-        }
-        Ok(())
-    })
-}
-
-fn print_status(st: &Value) {
-    println!(
-        "repair {} ({}): {} of {} objects, {} replicas copied, {} removed, {} failed; scrubber: {} replicas checked, {} bad, {} repaired",
-        st["state"].as_str().unwrap_or("?"),
-        st["reason"].as_str().unwrap_or("-"),
-        st["objects_done"],
-        st["objects_total"],
-        st["replicas_copied"],
-        st["replicas_removed"],
-        st["objects_failed"],
-        st["scrub_checked"],
-        st["scrub_bad"],
-        st["scrub_repaired"],
-    );
-    for e in st["errors"].as_array().into_iter().flatten() {
-        println!("  error: {}", e.as_str().unwrap_or("?"));
-    }
-}
-
-/// `obhut repair`: starts a pass (or joins the running one) and follows it with a progress
-/// bar; `--status` prints where it is.
-pub fn repair(args: &AdminArgs, status_only: bool) -> Result<()> {
-    let client = Client::new(args)?;
-    runtime()?.block_on(async {
-        if status_only {
-            let st = client
-                .call(reqwest::Method::GET, "/v1/repair", None)
-                .await?;
-            print_status(&st);
-            return Ok(());
-        }
-        client
-            .call(reqwest::Method::POST, "/v1/repair", None)
-            .await?;
-        let progress = bar(0);
-        progress.set_message("restoring replicas");
-        loop {
-            let st = client
-                .call(reqwest::Method::GET, "/v1/repair", None)
-                .await?;
-            progress.set_length(st["objects_total"].as_u64().unwrap_or(0));
-            progress.set_position(st["objects_done"].as_u64().unwrap_or(0));
-            if st["state"] != "running" {
-                progress.finish_and_clear();
-                print_status(&st);
-                if st["state"] == "failed" || st["objects_failed"].as_u64().unwrap_or(0) > 0 {
-                    bail!("repair did not restore every object (see the errors above)");
-                }
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
-    })
-}
-
-/// `obhut residency report`: prints a summary per bucket, writes the report (with its digest
-/// and the trustee's signed attestation) to `--out` if given.
-pub fn report(
-    args: &AdminArgs,
-    tenant: Option<String>,
-    verify: bool,
-    out: Option<PathBuf>,
-) -> Result<()> {
-    let client = Client::new(args)?;
-    runtime()?.block_on(async {
-        let mut path = format!("/v1/residency?verify={verify}");
-        if let Some(t) = &tenant {
-            path.push_str(&format!("&tenant={t}"));
-        }
-        let answer = client.call(reqwest::Method::GET, &path, None).await?;
-        let text = answer["report"]
-            .as_str()
-            .ok_or_else(|| anyhow!("the admin API returned no report"))?;
-        let digest = obhut_crypto::principal::sha256_hex(text.as_bytes());
-        if Some(digest.as_str()) != answer["sha256"].as_str() {
-            bail!("the report does not match its digest");
-        }
-        let report: Value = serde_json::from_str(text).context("the report is not JSON")?;
-        let mut outside_total = 0;
-        for t in report["tenants"].as_array().into_iter().flatten() {
-            println!(
-                "tenant {} (jurisdictions {})",
-                t["tenant"].as_str().unwrap_or("?"),
-                join(&t["jurisdictions"])
-            );
-            for b in t["buckets"].as_array().into_iter().flatten() {
-                outside_total += b["outside_policy"].as_u64().unwrap_or(0);
-                let sets: Vec<String> = b["objects_by_sites"]
-                    .as_object()
-                    .into_iter()
-                    .flatten()
-                    .map(|(k, v)| format!("{k}: {v}"))
-                    .collect();
-                print!(
-                    "  bucket {}: {} objects ({}); under-replicated {}; outside policy {}",
-                    b["bucket"].as_str().unwrap_or("?"),
-                    b["objects"],
-                    sets.join("; "),
-                    b["under_replicated"],
-                    b["outside_policy"],
-                );
-                if let Some(v) = b.get("verified") {
-                    print!(
-                        "; verified {} replicas: {} missing, {} corrupt, {} unreachable",
-                        v["replicas_checked"], v["missing"], v["corrupt"], v["unreachable"]
-                    );
-                }
-                println!();
-            }
-        }
-        let att = &answer["attestation"];
-        println!(
-            "sha256 {digest}; attested by the trustee in log entry {}",
-            att["log_index"]
-        );
-        if let Some(out) = out {
-            std::fs::write(&out, serde_json::to_string_pretty(&answer)?)
-                .with_context(|| format!("cannot write {}", out.display()))?;
-            println!(
-                "report, digest and signed attestation written to {}",
-                out.display()
-            );
-        }
-        if outside_total > 0 {
-            bail!("{outside_total} object(s) have replicas outside their policy");
         }
         Ok(())
     })
