@@ -306,10 +306,19 @@ impl Governance {
             .map_err(storage)?;
         let size = self.log.size();
         for idx in u64::try_from(next).unwrap_or(0)..size {
-            let entry = ParsedEntry::parse(&self.log.entry(idx).map_err(storage)?);
-            index_entry(&db, idx, entry.tenant(), entry.disclosure())?;
+            index_bytes(&db, idx, &self.log.entry(idx).map_err(storage)?)?;
         }
         Ok(())
+    }
+
+    /// Appends bytes as they are, as an earlier or a later release may have written them, and
+    /// indexes them as [`Self::reindex`] would. Tests only: the trustee appends [`LogEvent`]s.
+    #[cfg(test)]
+    pub(crate) fn append_raw(&self, bytes: &[u8]) -> Result<u64, TrusteeError> {
+        let db = self.db()?;
+        let idx = self.log.append(bytes).map_err(storage)?;
+        index_bytes(&db, idx, bytes)?;
+        Ok(idx)
     }
 
     /// Appends one entry to the log, durably, and indexes it. Nothing that the entry records
@@ -1795,6 +1804,13 @@ fn disclosure_view(d: &Disclosure) -> DisclosureView {
 /// A view as the JSON that crosses the trustee's interface.
 fn to_json(view: &impl Serialize) -> Result<Value, TrusteeError> {
     serde_json::to_value(view).map_err(storage)
+}
+
+/// Files entry `idx` as read back from the log: by its type if it is a known event, under no
+/// tenant if it is not (only officers and auditors then see it).
+fn index_bytes(db: &Connection, idx: u64, bytes: &[u8]) -> Result<(), TrusteeError> {
+    let entry = ParsedEntry::parse(bytes);
+    index_entry(db, idx, entry.tenant(), entry.disclosure())
 }
 
 /// Files entry `idx` under the tenant whose admin may read it and the disclosure request
