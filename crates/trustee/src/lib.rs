@@ -670,6 +670,39 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn trustee_work_waiting_on_the_keystore_does_not_hold_up_the_executor() {
+        // A current-thread runtime: one blocked call would stop every other task.
+        let (_d, t) = unsealed().await;
+        let keystore = Arc::clone(&t.keystore);
+        let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+        let holder = std::thread::spawn(move || {
+            let _held = keystore.lock().unwrap();
+            locked_tx.send(()).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        });
+        locked_rx.recv().unwrap();
+        let ticks = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let ticker = {
+            let ticks = Arc::clone(&ticks);
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    ticks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            })
+        };
+        // waits for the keystore the other thread holds
+        assert!(!t.seal_status().await.unwrap().sealed);
+        let ticked = ticks.load(std::sync::atomic::Ordering::Relaxed);
+        ticker.abort();
+        holder.join().unwrap();
+        assert!(
+            ticked >= 5,
+            "other tasks ran only {ticked} times while the trustee waited"
+        );
+    }
+
+    #[tokio::test]
     async fn a_sealed_trustee_releases_nothing_and_survives_restart() {
         let dir = tempfile::tempdir().unwrap();
         let shares = SealedKeystore::init(dir.path(), 3, 2).unwrap();
