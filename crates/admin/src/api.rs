@@ -1,6 +1,10 @@
 //! HTTP routes of the admin API (`/v1/...`), JSON in and out.
 
 use crate::provision::{self, ProvisionError};
+use crate::wire::{
+    AccessKeyCreated, ErrorBody, JobStarted, JobView, RotationResult, TenantSummary, UnsealRequest,
+    WhoAmI,
+};
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequestParts, Path, Query as UrlQuery, State};
 use axum::http::request::Parts;
@@ -10,11 +14,12 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use obhut_catalog::{Catalog, CatalogError};
 use obhut_maintenance::{Maintenance, Workers};
+use obhut_trustee_client::views::TenantPolicyView;
 use obhut_trustee_client::{
-    Action, Justification, LogRead, PrincipalInfo, Query, Role, SealStatus, SignedStatement,
-    Statement, TrusteeClient, TrusteeError,
+    Action, DegradedWrites, Justification, LogRead, PrincipalInfo, Query, Role, SealStatus,
+    SignedStatement, Statement, TrusteeClient, TrusteeError,
 };
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::json;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -65,19 +70,11 @@ pub trait BucketKeyRotation: Send + Sync {
 /// Background jobs by id, with the principal who started each.
 pub type Jobs = Arc<Mutex<HashMap<String, Job>>>;
 
-#[derive(Debug, Clone, Serialize)]
+/// A background job: what `GET /v1/jobs/{id}` shows, and whose it is.
+#[derive(Debug, Clone)]
 pub struct Job {
-    #[serde(skip)]
     owner: String,
-    kind: &'static str,
-    /// `running`, `done` or `failed`.
-    state: &'static str,
-    done: u64,
-    total: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    result: Option<serde_json::Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
+    view: JobView,
 }
 
 /// An admin API error: `{"error": code, "message": ...}` with a matching status.
@@ -110,7 +107,10 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (
             self.status,
-            Json(json!({"error": self.code, "message": self.message})),
+            Json(ErrorBody {
+                error: self.code.to_owned(),
+                message: self.message,
+            }),
         )
             .into_response()
     }
@@ -224,20 +224,11 @@ fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-#[derive(Serialize)]
-struct TenantView {
-    name: String,
-    jurisdictions: Vec<String>,
-    min_sites: u32,
-}
-
-impl From<obhut_catalog::Tenant> for TenantView {
-    fn from(t: obhut_catalog::Tenant) -> Self {
-        Self {
-            name: t.name,
-            jurisdictions: t.jurisdictions,
-            min_sites: t.min_sites,
-        }
+fn tenant_summary(t: obhut_catalog::Tenant) -> TenantSummary {
+    TenantSummary {
+        name: t.name,
+        jurisdictions: t.jurisdictions,
+        min_sites: t.min_sites,
     }
 }
 
@@ -246,28 +237,28 @@ async fn health(State(state): State<AdminState>) -> Json<serde_json::Value> {
     Json(json!({"status": "ok", "workers": state.workers.list()}))
 }
 
-async fn whoami(caller: Caller) -> Json<serde_json::Value> {
-    Json(json!({
-        "name": caller.0.name,
-        "role": caller.0.role.as_str(),
-        "tenant": caller.0.tenant,
-    }))
+async fn whoami(caller: Caller) -> Json<WhoAmI> {
+    Json(WhoAmI {
+        name: caller.0.name,
+        role: caller.0.role,
+        tenant: caller.0.tenant,
+    })
 }
 
 async fn list_tenants(
     State(state): State<AdminState>,
     caller: Caller,
-) -> Result<Json<Vec<TenantView>>, ApiError> {
+) -> Result<Json<Vec<TenantSummary>>, ApiError> {
     caller.require(&[Role::Officer], "list tenants")?;
     let tenants = state.catalog.list_tenants().await?;
-    Ok(Json(tenants.into_iter().map(Into::into).collect()))
+    Ok(Json(tenants.into_iter().map(tenant_summary).collect()))
 }
 
 async fn create_key(
     State(state): State<AdminState>,
     caller: Caller,
     Path(tenant): Path<String>,
-) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+) -> Result<(StatusCode, Json<AccessKeyCreated>), ApiError> {
     // Only the tenant's own admin: an officer who could mint a tenant's S3 keys would have
     // standing access to its data.
     let own_admin =
@@ -281,11 +272,11 @@ async fn create_key(
     tracing::info!(tenant = %tenant, access_key_id = %key.access_key_id, by = %caller.0.name, "access key created");
     Ok((
         StatusCode::CREATED,
-        Json(json!({
-            "tenant": tenant,
-            "access_key_id": key.access_key_id,
-            "secret_access_key": key.secret,
-        })),
+        Json(AccessKeyCreated {
+            tenant,
+            access_key_id: key.access_key_id,
+            secret_access_key: key.secret,
+        }),
     ))
 }
 
@@ -324,14 +315,6 @@ impl From<TrusteeError> for ApiError {
             ),
         }
     }
-}
-
-fn status_json(s: SealStatus) -> Json<serde_json::Value> {
-    Json(json!({
-        "sealed": s.sealed,
-        "shares_given": s.shares_given,
-        "threshold": s.threshold,
-    }))
 }
 
 /// A signed statement, and for a new site its backend (which may hold a secret key, so it is
@@ -438,11 +421,20 @@ async fn tenant_policy(
     State(state): State<AdminState>,
     caller: Caller,
     Path(tenant): Path<String>,
-) -> ApiResult {
+) -> Result<Json<TenantPolicyView>, ApiError> {
     let degraded = crate::residency::degraded_of(&state, &tenant).await?;
-    let Json(mut v) = ask(&state, &caller, Query::TenantPolicy { tenant }).await?;
-    v["degraded_writes"] = json!(degraded);
-    Ok(Json(v))
+    let Json(v) = ask(&state, &caller, Query::TenantPolicy { tenant }).await?;
+    let policy: TenantPolicyView = serde_json::from_value(v).map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "trustee_error",
+            format!("the trustee's answer is not a tenant policy: {e}"),
+        )
+    })?;
+    Ok(Json(TenantPolicyView {
+        degraded_writes: Some(DegradedWrites::from_accept(degraded == "accept")),
+        ..policy
+    }))
 }
 
 #[derive(Deserialize)]
@@ -582,7 +574,7 @@ async fn rotate_bucket_key(
     State(state): State<AdminState>,
     caller: Caller,
     Path((tenant, bucket)): Path<(String, String)>,
-) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+) -> Result<(StatusCode, Json<JobStarted>), ApiError> {
     let own_admin =
         caller.0.role == Role::TenantAdmin && caller.0.tenant.as_deref() == Some(tenant.as_str());
     if !own_admin {
@@ -610,12 +602,14 @@ async fn rotate_bucket_key(
     let id = obhut_core::random_token(20);
     let job = Job {
         owner: caller.0.name.clone(),
-        kind: "rotate-bucket-key",
-        state: "running",
-        done: 0,
-        total: 0,
-        result: None,
-        error: None,
+        view: JobView {
+            kind: "rotate-bucket-key".into(),
+            state: "running".into(),
+            done: 0,
+            total: 0,
+            result: None,
+            error: None,
+        },
     };
     lock_jobs(&state.jobs)?.insert(id.clone(), job);
     let why = Justification::Customer {
@@ -632,8 +626,8 @@ async fn rotate_bucket_key(
             if let Ok(mut j) = progress_jobs.lock()
                 && let Some(job) = j.get_mut(&progress_id)
             {
-                job.done = done;
-                job.total = total;
+                job.view.done = done;
+                job.view.total = total;
             }
         });
         let outcome = rotation.rotate(&tenant, &bucket, &why, progress).await;
@@ -642,21 +636,21 @@ async fn rotate_bucket_key(
         {
             match outcome {
                 Ok(r) => {
-                    job.state = "done";
-                    job.result = Some(json!({
-                        "version": r.version,
-                        "rewrapped": r.rewrapped,
-                        "skipped": r.skipped,
-                    }));
+                    job.view.state = "done".into();
+                    job.view.result = Some(RotationResult {
+                        version: r.version,
+                        rewrapped: r.rewrapped,
+                        skipped: r.skipped,
+                    });
                 }
                 Err(e) => {
-                    job.state = "failed";
-                    job.error = Some(e);
+                    job.view.state = "failed".into();
+                    job.view.error = Some(e);
                 }
             }
         }
     });
-    Ok((StatusCode::ACCEPTED, Json(json!({ "job": id }))))
+    Ok((StatusCode::ACCEPTED, Json(JobStarted { job: id })))
 }
 
 fn lock_jobs(jobs: &Jobs) -> Result<std::sync::MutexGuard<'_, HashMap<String, Job>>, ApiError> {
@@ -673,10 +667,10 @@ async fn get_job(
     State(state): State<AdminState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<Job>, ApiError> {
+) -> Result<Json<JobView>, ApiError> {
     let jobs = lock_jobs(&state.jobs)?;
     match jobs.get(&id) {
-        Some(job) if job.owner == caller.0.name => Ok(Json(job.clone())),
+        Some(job) if job.owner == caller.0.name => Ok(Json(job.view.clone())),
         _ => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",
@@ -688,40 +682,34 @@ async fn get_job(
 async fn trustee_seal(
     State(state): State<AdminState>,
     caller: Caller,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<SealStatus>, ApiError> {
     caller.require(&[Role::Officer], "seal the trustee")?;
     let status = trustee_of(&state)?.seal().await?;
     tracing::warn!(by = %caller.0.name, "trustee sealed by an officer");
-    Ok(status_json(status))
+    Ok(Json(status))
 }
 
 async fn trustee_status(
     State(state): State<AdminState>,
     caller: Caller,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<SealStatus>, ApiError> {
     caller.require(
         &[Role::Officer, Role::Operator, Role::Auditor],
         "see the trustee's state",
     )?;
-    Ok(status_json(trustee_of(&state)?.seal_status().await?))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct UnsealRequest {
-    share: String,
+    Ok(Json(trustee_of(&state)?.seal_status().await?))
 }
 
 async fn trustee_unseal(
     State(state): State<AdminState>,
     caller: Caller,
     body: Result<Json<UnsealRequest>, JsonRejection>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<SealStatus>, ApiError> {
     caller.require(&[Role::Officer], "unseal the trustee")?;
     let Json(req) = body?;
     let status = trustee_of(&state)?.unseal(&req.share).await?;
     tracing::info!(by = %caller.0.name, sealed = status.sealed, given = status.shares_given, "unseal share given");
-    Ok(status_json(status))
+    Ok(Json(status))
 }
 
 async fn not_found() -> ApiError {

@@ -8,6 +8,7 @@
 mod api;
 pub mod provision;
 mod residency;
+pub mod wire;
 
 pub use api::{AdminState, BucketKeyRotation, Jobs, RotationOutcome, RotationProgress, router};
 pub use residency::TrusteeSiteSecrets;

@@ -2,15 +2,12 @@
 //! `trustee --config` (the same parts as separate processes), and the admin commands that talk
 //! to the admin API. Errors end here as one clear line and a non-zero exit.
 
-mod admin_cli;
+mod cli;
 mod common;
 mod config;
 mod front;
 mod gateway;
-mod gov_cli;
-mod rotate_cli;
 mod serve;
-mod site_cli;
 mod trustee_serve;
 
 use clap::{Parser, Subcommand};
@@ -54,42 +51,42 @@ enum Command {
         #[command(flatten)]
         admin: AdminArgs,
         #[command(subcommand)]
-        command: admin_cli::TenantCommand,
+        command: cli::tenant::TenantCommand,
     },
     /// Enrol, list and revoke principals (officers).
     Principal {
         #[command(flatten)]
         admin: AdminArgs,
         #[command(subcommand)]
-        command: gov_cli::PrincipalCommand,
+        command: cli::principal::PrincipalCommand,
     },
     /// Grants: scoped, time-bound access to a tenant's data, approved by a quorum.
     Access {
         #[command(flatten)]
         admin: AdminArgs,
         #[command(subcommand)]
-        command: gov_cli::AccessCommand,
+        command: cli::access::AccessCommand,
     },
     /// Disclosure requests from authorities.
     Disclosure {
         #[command(flatten)]
         admin: AdminArgs,
         #[command(subcommand)]
-        command: gov_cli::DisclosureCommand,
+        command: cli::disclosure::DisclosureCommand,
     },
     /// The transparency log: checkpoint, verification, a tenant's entries.
     Log {
         #[command(flatten)]
         admin: AdminArgs,
         #[command(subcommand)]
-        command: gov_cli::LogCommand,
+        command: cli::log::LogCommand,
     },
     /// The site registry (officers change it; operators and auditors list it).
     Site {
         #[command(flatten)]
         admin: AdminArgs,
         #[command(subcommand)]
-        command: site_cli::SiteCommand,
+        command: cli::site::SiteCommand,
     },
     /// Restore every object's replicas to its policy (officers, operators), with progress.
     Repair {
@@ -111,7 +108,7 @@ enum Command {
         #[command(flatten)]
         admin: AdminArgs,
         #[command(subcommand)]
-        command: gov_cli::TokenCommand,
+        command: cli::token::TokenCommand,
     },
     /// Key custody: create the sealed keystore and the API's certificates, unseal, see its
     /// state; with --config, run the trustee process.
@@ -123,7 +120,7 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
         #[command(subcommand)]
-        command: Option<admin_cli::TrusteeCommand>,
+        command: Option<cli::trustee::TrusteeCommand>,
     },
 }
 
@@ -187,15 +184,15 @@ fn main() -> ExitCode {
     }
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
-        Command::Tenant { admin, command } => admin_cli::tenant(&admin, command),
+        Command::Tenant { admin, command } => cli::tenant::run(&admin, command),
         Command::Gateway(args) => gateway::run(&args.config),
-        Command::Principal { admin, command } => gov_cli::principal(&admin, command),
-        Command::Access { admin, command } => gov_cli::access(&admin, command),
-        Command::Disclosure { admin, command } => gov_cli::disclosure(&admin, command),
-        Command::Log { admin, command } => gov_cli::log(&admin, command),
-        Command::Token { admin, command } => gov_cli::token(&admin, command),
-        Command::Site { admin, command } => site_cli::site(&admin, command),
-        Command::Repair { admin, status } => site_cli::repair(&admin, status),
+        Command::Principal { admin, command } => cli::principal::run(&admin, command),
+        Command::Access { admin, command } => cli::access::run(&admin, command),
+        Command::Disclosure { admin, command } => cli::disclosure::run(&admin, command),
+        Command::Log { admin, command } => cli::log::run(&admin, command),
+        Command::Token { admin, command } => cli::token::run(&admin, command),
+        Command::Site { admin, command } => cli::site::run(&admin, command),
+        Command::Repair { admin, status } => cli::repair::run(&admin, status),
         Command::Residency {
             admin,
             command:
@@ -204,14 +201,14 @@ fn main() -> ExitCode {
                     verify,
                     out,
                 },
-        } => site_cli::report(&admin, tenant, verify, out),
+        } => cli::residency::run(&admin, tenant, verify, out),
         Command::Trustee {
             admin,
             config,
             command,
         } => match (config, command) {
             (Some(config), None) => trustee_serve::run(&config),
-            (None, Some(command)) => admin_cli::trustee(&admin, command),
+            (None, Some(command)) => cli::trustee::run(&admin, command),
             (Some(_), Some(_)) => Err(anyhow::anyhow!(
                 "--config runs the trustee process and takes no subcommand"
             )),

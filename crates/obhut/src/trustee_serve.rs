@@ -128,7 +128,8 @@ pub(crate) fn spawn_destruction_timer(workers: &Workers, trustee: Arc<Trustee>) 
     workers.spawn("key-destruction", move |worker| async move {
         while worker.sleep(std::time::Duration::from_secs(60)).await {
             let _run = worker.run();
-            if let Err(e) = trustee.destroy_due() {
+            let due = Arc::clone(&trustee);
+            if let Err(e) = obhut_trustee::run_blocking(move || due.destroy_due()).await {
                 tracing::error!(error = %e, "could not destroy tenant keys that are due; retrying in a minute");
             }
         }

@@ -84,6 +84,67 @@ pub enum ShredMode {
     Cancel,
 }
 
+impl ShredMode {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Disable => "disable",
+            Self::Now => "now",
+            Self::Cancel => "cancel",
+        }
+    }
+}
+
+/// Whether a tenant's admin must approve grants on its data, as it appears in JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CustomerApproval {
+    Required,
+    Optional,
+}
+
+impl CustomerApproval {
+    #[must_use]
+    pub fn from_required(required: bool) -> Self {
+        if required {
+            Self::Required
+        } else {
+            Self::Optional
+        }
+    }
+
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Required => "required",
+            Self::Optional => "optional",
+        }
+    }
+}
+
+/// Whether a write may go to fewer sites than `min_sites` when not enough are available.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DegradedWrites {
+    Accept,
+    Refuse,
+}
+
+impl DegradedWrites {
+    #[must_use]
+    pub fn from_accept(accept: bool) -> Self {
+        if accept { Self::Accept } else { Self::Refuse }
+    }
+
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Accept => "accept",
+            Self::Refuse => "refuse",
+        }
+    }
+}
+
 /// Everything a signed statement can ask the trustee to do.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]

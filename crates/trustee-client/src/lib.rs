@@ -6,16 +6,19 @@
 //! trustee's seal state. Tenant and master keys never cross it.
 
 pub mod governance;
+pub mod log_entry;
 pub mod remote;
+pub mod views;
 use async_trait::async_trait;
 use obhut_crypto::{KCV_LEN, Key};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 pub use governance::{
-    Action, GrantAccess, GrantScope, LogRead, PrincipalInfo, Query, Role, ShredMode,
-    SignedStatement, Statement,
+    Action, CustomerApproval, DegradedWrites, GrantAccess, GrantScope, LogRead, PrincipalInfo,
+    Query, Role, ShredMode, SignedStatement, Statement,
 };
+pub use log_entry::{LogEntry, LogEvent, ParsedEntry};
 
 /// Why a key is wanted. The trustee checks it against policy before releasing anything.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

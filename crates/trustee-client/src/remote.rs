@@ -100,6 +100,44 @@ pub mod wire {
         pub query: crate::Query,
     }
 
+    /// `/v1/gov/authenticate`: the SHA-256 of a principal's bearer.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct BearerRequest {
+        pub bearer_hash: String,
+    }
+
+    /// `/v1/gov/grant-secret`: the access key id of grant credentials.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct GrantKeyRequest {
+        pub access_key_id: String,
+    }
+
+    /// `/v1/gov/site-secret/seal` (a site's secret) and `/open` (it sealed); wiped when
+    /// dropped.
+    #[derive(Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct SiteSecretRequest {
+        pub site: String,
+        pub value: String,
+    }
+
+    impl Drop for SiteSecretRequest {
+        fn drop(&mut self) {
+            zeroize::Zeroize::zeroize(&mut self.value);
+        }
+    }
+
+    /// `/v1/gov/attest`: a report's kind, its tenant (or all), its hex SHA-256.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct AttestRequest {
+        pub kind: String,
+        pub tenant: Option<String>,
+        pub digest: String,
+    }
+
     /// Bytes of the log (checkpoint, key, tile) in base64; `None` if they do not exist.
     #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
     pub struct LogBytes {
@@ -690,7 +728,9 @@ impl TrusteeClient for RemoteTrustee {
         self.conn
             .post(
                 "/v1/gov/authenticate",
-                &serde_json::json!({ "bearer_hash": bearer_hash }),
+                &wire::BearerRequest {
+                    bearer_hash: bearer_hash.to_owned(),
+                },
             )
             .await
     }
@@ -730,7 +770,9 @@ impl TrusteeClient for RemoteTrustee {
         self.conn
             .post(
                 "/v1/gov/grant-secret",
-                &serde_json::json!({ "access_key_id": access_key_id }),
+                &wire::GrantKeyRequest {
+                    access_key_id: access_key_id.to_owned(),
+                },
             )
             .await
     }
@@ -746,7 +788,10 @@ impl TrusteeClient for RemoteTrustee {
         self.conn
             .post(
                 "/v1/gov/site-secret/seal",
-                &serde_json::json!({ "site": site, "value": secret }),
+                &wire::SiteSecretRequest {
+                    site: site.to_owned(),
+                    value: secret.to_owned(),
+                },
             )
             .await
     }
@@ -755,7 +800,10 @@ impl TrusteeClient for RemoteTrustee {
         self.conn
             .post(
                 "/v1/gov/site-secret/open",
-                &serde_json::json!({ "site": site, "value": sealed }),
+                &wire::SiteSecretRequest {
+                    site: site.to_owned(),
+                    value: sealed.to_owned(),
+                },
             )
             .await
     }
@@ -769,7 +817,11 @@ impl TrusteeClient for RemoteTrustee {
         self.conn
             .post(
                 "/v1/gov/attest",
-                &serde_json::json!({ "kind": kind, "tenant": tenant, "digest": digest }),
+                &wire::AttestRequest {
+                    kind: kind.to_owned(),
+                    tenant: tenant.map(str::to_owned),
+                    digest: digest.to_owned(),
+                },
             )
             .await
     }

@@ -11,9 +11,16 @@
 //! public keys.
 
 use obhut_crypto::principal::verify_statement;
+use obhut_trustee_client::log_entry::{
+    DisclosureRequest, IndexedEntry, LogEntriesPage, PolicyChange,
+};
+use obhut_trustee_client::views::{
+    ApprovalView, BucketPolicyView, DisclosureView, GrantCredentialsView, GrantView, ShredPending,
+    TenantPolicyView,
+};
 use obhut_trustee_client::{
-    Action, GrantAccess, GrantScope, PrincipalInfo, Query, Role, SignedStatement, Statement,
-    TrusteeError,
+    Action, CustomerApproval, DegradedWrites, GrantAccess, GrantScope, LogEntry, LogEvent,
+    ParsedEntry, PrincipalInfo, Query, Role, SignedStatement, Statement, TrusteeError,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
@@ -116,25 +123,34 @@ impl Grant {
         }
     }
 
-    fn view(&self, now: i64) -> Value {
-        json!({
-            "id": self.id,
-            "tenant": self.tenant,
-            "bucket": self.bucket,
-            "prefix": self.prefix,
-            "ops": self.ops,
-            "duration_ms": self.duration_ms,
-            "reason": self.reason,
-            "requester": self.requester,
-            "requested_ms": self.requested_ms,
-            "state": self.state_at(now),
-            "approvals": self.approvals.iter().map(|a| json!({"principal": a.principal, "role": a.role, "at_ms": a.at_ms})).collect::<Vec<_>>(),
-            "customer_approval": self.customer_approval,
-            "approved_ms": self.approved_ms,
-            "expires_ms": self.expires_ms,
-            "ended_by": self.ended_by,
-            "scope_digest": self.scope_digest(),
-        })
+    fn view(&self, now: i64) -> GrantView {
+        GrantView {
+            id: self.id.clone(),
+            tenant: self.tenant.clone(),
+            bucket: self.bucket.clone(),
+            prefix: self.prefix.clone(),
+            ops: self.ops.clone(),
+            duration_ms: self.duration_ms,
+            reason: self.reason.clone(),
+            requester: self.requester.clone(),
+            requested_ms: self.requested_ms,
+            state: self.state_at(now).to_owned(),
+            approvals: self
+                .approvals
+                .iter()
+                .map(|a| ApprovalView {
+                    principal: a.principal.clone(),
+                    role: a.role,
+                    at_ms: a.at_ms,
+                })
+                .collect(),
+            customer_approval: self.customer_approval,
+            approved_ms: self.approved_ms,
+            expires_ms: self.expires_ms,
+            ended_by: self.ended_by.clone(),
+            scope_digest: self.scope_digest(),
+            progress: None,
+        }
     }
 
     /// What an approval of this grant must have signed.
@@ -215,7 +231,7 @@ pub struct TenantPolicy {
 
 /// What a crypto-shred approval led to.
 pub enum ShredOutcome {
-    Pending(Value),
+    Pending(ShredPending),
     Reached,
 }
 
@@ -305,29 +321,37 @@ impl Governance {
             .map_err(storage)?;
         let size = self.log.size();
         for idx in u64::try_from(next).unwrap_or(0)..size {
-            let entry = self.log.entry(idx).map_err(storage)?;
-            index_entry(&db, idx, &entry)?;
+            index_bytes(&db, idx, &self.log.entry(idx).map_err(storage)?)?;
         }
         Ok(())
     }
 
+    /// Appends bytes as they are, as an earlier or a later release may have written them, and
+    /// indexes them as [`Self::reindex`] would. Tests only: the trustee appends [`LogEvent`]s.
+    #[cfg(test)]
+    pub(crate) fn append_raw(&self, bytes: &[u8]) -> Result<u64, TrusteeError> {
+        let db = self.db()?;
+        let idx = self.log.append(bytes).map_err(storage)?;
+        index_bytes(&db, idx, bytes)?;
+        Ok(idx)
+    }
+
     /// Appends one entry to the log, durably, and indexes it. Nothing that the entry records
     /// may happen before this returns.
-    pub fn record(&self, kind: &str, mut fields: Value) -> Result<u64, TrusteeError> {
-        let map = fields
-            .as_object_mut()
-            .ok_or_else(|| storage("a log entry must be an object"))?;
-        map.insert("type".into(), json!(kind));
-        map.insert("at_ms".into(), json!(now_ms()));
-        // A random salt: entries withheld from a reader cannot be guessed from their leaf hash.
-        map.insert("salt".into(), json!(random_hex(16)?));
-        let bytes = serde_json::to_vec(&fields).map_err(storage)?;
+    pub fn record(&self, event: LogEvent) -> Result<u64, TrusteeError> {
+        let entry = LogEntry {
+            event,
+            at_ms: now_ms(),
+            // A random salt: entries withheld from a reader cannot be guessed from their leaf hash.
+            salt: random_hex(16)?,
+        };
+        let bytes = serde_json::to_vec(&entry).map_err(storage)?;
         let db = self.db()?;
         let idx = self.log.append(&bytes).map_err(|e| {
             tracing::error!(error = %e, "transparency log append failed; the action is refused");
             storage(format!("the transparency log cannot be written: {e}"))
         })?;
-        index_entry(&db, idx, &bytes)?;
+        index_entry(&db, idx, entry.event.tenant(), entry.event.disclosure())?;
         Ok(idx)
     }
 
@@ -499,14 +523,14 @@ impl Governance {
             expires_ms,
             revoked: false,
         };
-        self.record(
-            "principal_created",
-            json!({
-                "principal": name, "role": role, "tenant": tenant, "by": by,
-                "public_key": hex_simd::encode_to_string(public_key, hex_simd::AsciiCase::Lower),
-                "expires_ms": expires_ms,
-            }),
-        )?;
+        self.record(LogEvent::PrincipalCreated {
+            name: name.to_owned(),
+            role,
+            tenant: tenant.map(str::to_owned),
+            public_key: hex_simd::encode_to_string(public_key, hex_simd::AsciiCase::Lower),
+            expires_ms,
+            actor: by.to_owned(),
+        })?;
         self.db()?
             .execute(
                 "INSERT INTO principals (name, role, tenant, bearer_hash, public_key, created_ms, expires_ms, revoked) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0)",
@@ -530,10 +554,12 @@ impl Governance {
                 "principal {name} is revoked already"
             )));
         }
-        self.record(
-            "principal_revoked",
-            json!({"principal": name, "role": p.info.role, "tenant": p.info.tenant, "by": by}),
-        )?;
+        self.record(LogEvent::PrincipalRevoked {
+            name: name.to_owned(),
+            role: p.info.role,
+            tenant: p.info.tenant.clone(),
+            actor: by.to_owned(),
+        })?;
         self.db()?
             .execute("UPDATE principals SET revoked = 1 WHERE name = ?1", [name])
             .map_err(storage)?;
@@ -638,14 +664,21 @@ impl Governance {
             min_sites,
             customer_approval: true,
         };
-        self.record(
-            "tenant_added",
-            json!({"tenant": name, "jurisdictions": jurisdictions, "min_sites": min_sites, "customer_approval": "required", "by": by}),
-        )?;
+        self.record(LogEvent::TenantAdded {
+            tenant: name.to_owned(),
+            jurisdictions: jurisdictions.to_vec(),
+            min_sites,
+            customer_approval: CustomerApproval::Required,
+            actor: by.to_owned(),
+        })?;
         self.put_tenant(&t)?;
-        Ok(
-            json!({"tenant": name, "jurisdictions": jurisdictions, "min_sites": min_sites, "customer_approval": "required"}),
-        )
+        to_json(&TenantPolicyView {
+            tenant: name.to_owned(),
+            jurisdictions: jurisdictions.to_vec(),
+            min_sites,
+            customer_approval: CustomerApproval::Required,
+            degraded_writes: None,
+        })
     }
 
     fn set_policy(
@@ -677,16 +710,23 @@ impl Governance {
         if let Some(n) = min_sites {
             t.min_sites = n;
         }
+        let customer_approval = CustomerApproval::from_required(t.customer_approval);
+        let degraded_writes = degraded_writes.map(DegradedWrites::from_accept);
         let view = json!({
             "tenant": tenant,
-            "customer_approval": if t.customer_approval {"required"} else {"optional"},
+            "customer_approval": customer_approval,
             "jurisdictions": t.jurisdictions,
             "min_sites": t.min_sites,
-            "degraded_writes": degraded_writes.map(|d| if d {"accept"} else {"refuse"}),
+            "degraded_writes": degraded_writes,
         });
-        let mut entry = view.clone();
-        entry["by"] = json!(by);
-        self.record("policy_changed", entry)?;
+        self.record(LogEvent::PolicyChanged(PolicyChange::Tenant {
+            tenant: tenant.to_owned(),
+            customer_approval,
+            jurisdictions: t.jurisdictions.clone(),
+            min_sites: t.min_sites,
+            degraded_writes,
+            actor: by.to_owned(),
+        }))?;
         self.put_tenant(&t)?;
         Ok(view)
     }
@@ -726,10 +766,19 @@ impl Governance {
                 t.min_sites
             )));
         }
-        let view = json!({"tenant": tenant, "bucket": bucket, "jurisdictions": jurisdictions, "min_sites": min_sites});
-        let mut entry = view.clone();
-        entry["by"] = json!(who.name);
-        self.record("policy_changed", entry)?;
+        let view = to_json(&BucketPolicyView {
+            tenant: tenant.to_owned(),
+            bucket: bucket.to_owned(),
+            jurisdictions: jurisdictions.map(<[String]>::to_vec),
+            min_sites,
+        })?;
+        self.record(LogEvent::PolicyChanged(PolicyChange::Bucket {
+            tenant: tenant.to_owned(),
+            bucket: bucket.to_owned(),
+            jurisdictions: jurisdictions.map(<[String]>::to_vec),
+            min_sites,
+            actor: who.name.clone(),
+        }))?;
         Ok(view)
     }
 
@@ -813,16 +862,22 @@ impl Governance {
             ended_by: None,
             credentials: None,
         };
-        self.record(
-            "grant_requested",
-            json!({"grant": g.id, "tenant": g.tenant, "bucket": g.bucket, "prefix": g.prefix, "ops": g.ops,
-                   "duration_ms": g.duration_ms, "reason": g.reason, "principal": g.requester,
-                   "customer_approval": if g.customer_approval {"required"} else {"optional"}}),
-        )?;
+        self.record(LogEvent::GrantRequested {
+            grant: g.id.clone(),
+            tenant: g.tenant.clone(),
+            bucket: g.bucket.clone(),
+            prefix: g.prefix.clone(),
+            ops: g.ops.clone(),
+            duration_ms: g.duration_ms,
+            reason: g.reason.clone(),
+            customer_approval: CustomerApproval::from_required(g.customer_approval),
+            actor: g.requester.clone(),
+        })?;
         self.put_grant(&g)?;
-        let mut v = g.view(now_ms());
-        v["progress"] = json!(g.pending_text());
-        Ok(v)
+        to_json(&GrantView {
+            progress: Some(g.pending_text()),
+            ..g.view(now_ms())
+        })
     }
 
     fn approve_grant(
@@ -867,11 +922,14 @@ impl Governance {
         }
         // The same principal again counts once (and is logged once).
         if !g.approvals.iter().any(|a| a.principal == who.name) {
-            self.record(
-                "grant_approval",
-                json!({"grant": id, "tenant": g.tenant, "principal": who.name, "role": who.role,
-                       "statement": signed.statement, "signature": signed.signature}),
-            )?;
+            self.record(LogEvent::GrantApproval {
+                grant: id.to_owned(),
+                tenant: g.tenant.clone(),
+                role: who.role,
+                statement: signed.statement.clone(),
+                signature: signed.signature.clone(),
+                actor: who.name.clone(),
+            })?;
             g.approvals.push(SignedApproval {
                 principal: who.name.clone(),
                 role: who.role,
@@ -889,20 +947,27 @@ impl Governance {
             g.state = "approved".into();
             g.approved_ms = Some(now);
             g.expires_ms = Some(now.saturating_add(g.duration_ms));
-            self.record(
-                "grant_approved",
-                json!({"grant": id, "tenant": g.tenant, "expires_ms": g.expires_ms,
-                       "approvers": counted.approvals.iter().map(|a| a.principal.clone()).collect::<Vec<_>>()}),
-            )?;
+            self.record(LogEvent::GrantApproved {
+                grant: id.to_owned(),
+                tenant: g.tenant.clone(),
+                expires_ms: g.expires_ms,
+                approvers: counted
+                    .approvals
+                    .iter()
+                    .map(|a| a.principal.clone())
+                    .collect(),
+            })?;
         }
         self.put_grant(&g)?;
-        let mut v = g.view(now);
-        v["progress"] = json!(if g.state == "approved" {
+        let progress = if g.state == "approved" {
             "approved".to_owned()
         } else {
             counted.pending_text()
-        });
-        Ok(v)
+        };
+        to_json(&GrantView {
+            progress: Some(progress),
+            ..g.view(now)
+        })
     }
 
     fn end_grant(&self, who: &PrincipalInfo, id: &str, deny: bool) -> Result<Value, TrusteeError> {
@@ -918,29 +983,36 @@ impl Governance {
             )));
         }
         let state = g.state_at(now).to_owned();
-        let (new_state, kind) = if deny {
+        let (new_state, event) = if deny {
             if state != "pending" {
                 return Err(TrusteeError::Conflict(format!(
                     "grant {id} is {state}; only a pending grant is denied (revoke ends an approved one)"
                 )));
             }
-            ("denied", "grant_denied")
+            let event = LogEvent::GrantDenied {
+                grant: id.to_owned(),
+                tenant: g.tenant.clone(),
+                actor: who.name.clone(),
+            };
+            ("denied", event)
         } else {
             if !matches!(state.as_str(), "pending" | "approved") {
                 return Err(TrusteeError::Conflict(format!(
                     "grant {id} is {state} already"
                 )));
             }
-            ("revoked", "grant_revoked")
+            let event = LogEvent::GrantRevoked {
+                grant: id.to_owned(),
+                tenant: g.tenant.clone(),
+                actor: who.name.clone(),
+            };
+            ("revoked", event)
         };
-        self.record(
-            kind,
-            json!({"grant": id, "tenant": g.tenant, "principal": who.name}),
-        )?;
+        self.record(event)?;
         g.state = new_state.into();
         g.ended_by = Some(who.name.clone());
         self.put_grant(&g)?;
-        Ok(g.view(now))
+        to_json(&g.view(now))
     }
 
     fn issue_credentials(&self, who: &PrincipalInfo, id: &str) -> Result<Value, TrusteeError> {
@@ -965,10 +1037,12 @@ impl Governance {
         );
         let secret = random_hex(20)?;
         let token = format!("obs_{}", random_hex(24)?);
-        self.record(
-            "grant_credentials",
-            json!({"grant": id, "tenant": g.tenant, "principal": who.name, "access_key_id": access_key_id}),
-        )?;
+        self.record(LogEvent::GrantCredentials {
+            grant: id.to_owned(),
+            tenant: g.tenant.clone(),
+            access_key_id: access_key_id.clone(),
+            actor: who.name.clone(),
+        })?;
         g.credentials = Some(GrantCredentials {
             access_key_id: access_key_id.clone(),
             secret: secret.clone(),
@@ -976,17 +1050,17 @@ impl Governance {
             issued_ms: now,
         });
         self.put_grant(&g)?;
-        Ok(json!({
-            "grant": id,
-            "access_key_id": access_key_id,
-            "secret_access_key": secret,
-            "session_token": token,
-            "expires_ms": g.expires_ms,
-            "tenant": g.tenant,
-            "bucket": g.bucket,
-            "prefix": g.prefix,
-            "ops": g.ops,
-        }))
+        to_json(&GrantCredentialsView {
+            grant: id.to_owned(),
+            access_key_id,
+            secret_access_key: secret,
+            session_token: token,
+            expires_ms: g.expires_ms,
+            tenant: g.tenant,
+            bucket: g.bucket,
+            prefix: g.prefix,
+            ops: g.ops,
+        })
     }
 
     /// The approvals of `g` that still count: signed by a live principal allowed to give
@@ -1133,18 +1207,25 @@ impl Governance {
                 None
             };
         if let Some(why) = refusal {
-            self.record(
-                "grant_access_denied",
-                json!({"grant": g.id, "tenant": g.tenant, "principal": g.requester, "operation": a.operation,
-                       "bucket": a.bucket, "key": a.key, "reason": why}),
-            )?;
+            self.record(LogEvent::GrantAccessDenied {
+                grant: g.id.clone(),
+                tenant: g.tenant.clone(),
+                operation: a.operation.clone(),
+                bucket: a.bucket.clone(),
+                key: a.key.clone(),
+                reason: why.clone(),
+                actor: g.requester.clone(),
+            })?;
             return Err(denied(why));
         }
-        self.record(
-            "grant_access",
-            json!({"grant": g.id, "tenant": g.tenant, "principal": g.requester, "operation": a.operation,
-                   "bucket": a.bucket, "key": a.key}),
-        )?;
+        self.record(LogEvent::GrantAccess {
+            grant: g.id.clone(),
+            tenant: g.tenant.clone(),
+            operation: a.operation.clone(),
+            bucket: a.bucket.clone(),
+            key: a.key.clone(),
+            actor: g.requester.clone(),
+        })?;
         Ok(GrantScope {
             grant_id: g.id,
             tenant: g.tenant,
@@ -1227,18 +1308,25 @@ impl Governance {
             }),
             visible_after_ms: now.saturating_add(*delay_ms),
         };
-        self.record(
-            if allowed {
-                "disclosure_requested"
-            } else {
-                "disclosure_refused"
-            },
-            json!({"disclosure": d.id, "tenant": d.tenant, "authority": d.authority, "jurisdiction": d.jurisdiction,
-                   "legal_basis": d.legal_basis, "scope": d.scope, "principal": who.name, "reason": d.reason,
-                   "delay_ms": delay_ms, "visible_after_ms": d.visible_after_ms}),
-        )?;
+        let request = DisclosureRequest {
+            disclosure: d.id.clone(),
+            tenant: d.tenant.clone(),
+            authority: d.authority.clone(),
+            jurisdiction: d.jurisdiction.clone(),
+            legal_basis: d.legal_basis.clone(),
+            scope: d.scope.clone(),
+            reason: d.reason.clone(),
+            delay_ms: *delay_ms,
+            visible_after_ms: d.visible_after_ms,
+            actor: who.name.clone(),
+        };
+        self.record(if allowed {
+            LogEvent::DisclosureRequested(request)
+        } else {
+            LogEvent::DisclosureRefused(request)
+        })?;
         self.put_disclosure(&d)?;
-        Ok(disclosure_view(&d))
+        to_json(&disclosure_view(&d))
     }
 
     fn decide_disclosure(
@@ -1265,37 +1353,42 @@ impl Governance {
         }
         if approve {
             if !d.approvals.contains(&who.name) {
-                self.record(
-                    "disclosure_approval",
-                    json!({"disclosure": id, "tenant": d.tenant, "principal": who.name}),
-                )?;
+                self.record(LogEvent::DisclosureApproval {
+                    disclosure: id.to_owned(),
+                    tenant: d.tenant.clone(),
+                    actor: who.name.clone(),
+                })?;
                 d.approvals.push(who.name.clone());
             }
             if d.approvals.len() >= OFFICER_QUORUM {
-                self.record(
-                    "disclosure_approved",
-                    json!({"disclosure": id, "tenant": d.tenant, "approvers": d.approvals}),
-                )?;
+                self.record(LogEvent::DisclosureApproved {
+                    disclosure: id.to_owned(),
+                    tenant: d.tenant.clone(),
+                    approvers: d.approvals.clone(),
+                })?;
                 d.state = "approved".into();
                 d.decided_ms = Some(now);
             }
         } else {
-            self.record(
-                "disclosure_denied",
-                json!({"disclosure": id, "tenant": d.tenant, "principal": who.name}),
-            )?;
+            self.record(LogEvent::DisclosureDenied {
+                disclosure: id.to_owned(),
+                tenant: d.tenant.clone(),
+                actor: who.name.clone(),
+            })?;
             d.state = "denied".into();
             d.decided_ms = Some(now);
         }
         self.put_disclosure(&d)?;
-        let mut v = disclosure_view(&d);
-        if d.state == "pending" {
-            v["progress"] = json!(format!(
+        let progress = (d.state == "pending").then(|| {
+            format!(
                 "pending: {} of {OFFICER_QUORUM} officers",
                 d.approvals.len()
-            ));
-        }
-        Ok(v)
+            )
+        });
+        to_json(&DisclosureView {
+            progress,
+            ..disclosure_view(&d)
+        })
     }
 
     fn set_disclosure_delay(
@@ -1313,13 +1406,16 @@ impl Governance {
         let mut d = self.disclosure(id)?;
         let visible = d.created_ms.saturating_add(delay_ms);
         // The delay itself is logged; the entry is visible to the tenant from the same time.
-        self.record(
-            "disclosure_delay_set",
-            json!({"disclosure": id, "tenant": d.tenant, "principal": who.name, "delay_ms": delay_ms, "visible_after_ms": visible}),
-        )?;
+        self.record(LogEvent::DisclosureDelaySet {
+            disclosure: id.to_owned(),
+            tenant: d.tenant.clone(),
+            delay_ms,
+            visible_after_ms: visible,
+            actor: who.name.clone(),
+        })?;
         d.visible_after_ms = visible;
         self.put_disclosure(&d)?;
-        Ok(disclosure_view(&d))
+        to_json(&disclosure_view(&d))
     }
 
     // ---------------------------------------------------------------- quorum approvals
@@ -1347,10 +1443,12 @@ impl Governance {
             obhut_trustee_client::ShredMode::Cancel => format!("shred-cancel:{tenant}"),
         };
         let now = now_ms();
-        self.record(
-            "shred_approval",
-            json!({"tenant": tenant, "mode": mode, "principal": who.name, "role": who.role}),
-        )?;
+        self.record(LogEvent::ShredApproval {
+            tenant: tenant.to_owned(),
+            mode,
+            role: who.role,
+            actor: who.name.clone(),
+        })?;
         let approvals: Vec<(String, String)> = {
             let db = self.db()?;
             db.execute(
@@ -1370,15 +1468,18 @@ impl Governance {
         };
         let officers = approvals.iter().filter(|(_, r)| r == "officer").count();
         if approvals.len() < 2 || officers == 0 {
-            return Ok(ShredOutcome::Pending(json!({
-                "tenant": tenant,
-                "state": "pending",
-                "action": action,
-                "approvals": approvals.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>(),
-                "required": 2,
-                "officers": officers,
-                "progress": format!("pending: {} of 2 approvals ({officers} officer)", approvals.len()),
-            })));
+            return Ok(ShredOutcome::Pending(ShredPending {
+                tenant: tenant.to_owned(),
+                state: "pending".into(),
+                progress: format!(
+                    "pending: {} of 2 approvals ({officers} officer)",
+                    approvals.len()
+                ),
+                action,
+                approvals: approvals.into_iter().map(|(p, _)| p).collect(),
+                required: 2,
+                officers,
+            }));
         }
         self.db()?
             .execute("DELETE FROM approvals WHERE action = ?1", [&action])
@@ -1401,10 +1502,11 @@ impl Governance {
                 "an attestation names a kind and a hex SHA-256 digest",
             ));
         }
-        let idx = self.record(
-            "attestation",
-            json!({"kind": kind, "tenant": tenant, "digest": digest}),
-        )?;
+        let idx = self.record(LogEvent::Attestation {
+            kind: kind.to_owned(),
+            tenant: tenant.map(str::to_owned),
+            digest: digest.to_owned(),
+        })?;
         let text = format!(
             "obhut attestation {kind}\ntenant {}\nsha256 {digest}\nlog-index {idx}\n",
             tenant.unwrap_or("*")
@@ -1434,7 +1536,7 @@ impl Governance {
                 Ok(json!(self.principals()?))
             }
             Query::Grants => {
-                let grants: Vec<Value> = self
+                let grants: Vec<GrantView> = self
                     .grants()?
                     .iter()
                     .filter(|g| {
@@ -1443,7 +1545,7 @@ impl Governance {
                     })
                     .map(|g| g.view(now))
                     .collect();
-                Ok(json!(grants))
+                to_json(&grants)
             }
             Query::Grant { id } => {
                 let g = self.grant(id)?;
@@ -1454,15 +1556,15 @@ impl Governance {
                             approvals: self.verified_approvals(&g)?,
                             ..g.clone()
                         };
-                        v["progress"] = json!(counted.pending_text());
+                        v.progress = Some(counted.pending_text());
                     }
-                    Ok(v)
+                    to_json(&v)
                 } else {
                     Err(TrusteeError::NotFound(format!("no grant {id:?}")))
                 }
             }
             Query::Disclosures => {
-                let list: Vec<Value> = self
+                let list: Vec<DisclosureView> = self
                     .disclosures()?
                     .iter()
                     .filter(|d| match who.role {
@@ -1478,7 +1580,7 @@ impl Governance {
                 if who.role == Role::Operator {
                     return Err(denied("operators do not see disclosure requests"));
                 }
-                Ok(json!(list))
+                to_json(&list)
             }
             Query::TenantPolicy { tenant } => {
                 if !sees_tenant(tenant) {
@@ -1487,10 +1589,13 @@ impl Governance {
                 let t = self
                     .tenant(tenant)?
                     .ok_or_else(|| TrusteeError::NotFound(format!("no tenant {tenant:?}")))?;
-                Ok(
-                    json!({"tenant": t.name, "jurisdictions": t.jurisdictions, "min_sites": t.min_sites,
-                          "customer_approval": if t.customer_approval {"required"} else {"optional"}}),
-                )
+                to_json(&TenantPolicyView {
+                    tenant: t.name,
+                    jurisdictions: t.jurisdictions,
+                    min_sites: t.min_sites,
+                    customer_approval: CustomerApproval::from_required(t.customer_approval),
+                    degraded_writes: None,
+                })
             }
             Query::LogEntries { tenant, from } => self.log_entries(&who, tenant.as_deref(), *from),
         }
@@ -1534,19 +1639,23 @@ impl Governance {
                 .collect::<Result<_, _>>()
                 .map_err(storage)?
         };
-        let mut out = Vec::new();
+        let mut entries = Vec::new();
         for (idx, disclosure) in rows {
             if disclosure.is_some_and(|d| hidden.contains(&d)) {
                 continue;
             }
-            let idx = u64::try_from(idx).map_err(storage)?;
-            let entry = self.log.entry(idx).map_err(storage)?;
-            out.push(json!({
-                "index": idx,
-                "entry": String::from_utf8_lossy(&entry),
-            }));
+            let index = u64::try_from(idx).map_err(storage)?;
+            let entry = self.log.entry(index).map_err(storage)?;
+            entries.push(IndexedEntry {
+                index,
+                entry: String::from_utf8_lossy(&entry).into_owned(),
+            });
         }
-        Ok(json!({"size": self.log.size(), "entries": out}))
+        serde_json::to_value(LogEntriesPage {
+            size: self.log.size(),
+            entries,
+        })
+        .map_err(storage)
     }
 
     /// The checkpoint, the verifier key, or a tile; entry bundles only for `entitled`.
@@ -1641,10 +1750,13 @@ impl Governance {
                 backend,
             } => {
                 officer()?;
-                self.record(
-                    "site_added",
-                    json!({"site": id, "jurisdiction": jurisdiction, "location": location, "backend": backend, "by": who.name}),
-                )?;
+                self.record(LogEvent::SiteAdded {
+                    site: id.clone(),
+                    jurisdiction: jurisdiction.clone(),
+                    location: location.clone(),
+                    backend: Some(backend.clone()),
+                    actor: who.name.clone(),
+                })?;
                 Ok(json!({"site": id, "jurisdiction": jurisdiction, "location": location}))
             }
             Action::SetSiteState { id, state } => {
@@ -1652,15 +1764,19 @@ impl Governance {
                 if !["active", "draining", "down"].contains(&state.as_str()) {
                     return Err(invalid("a site's state is active, draining or down"));
                 }
-                self.record(
-                    "site_state_changed",
-                    json!({"site": id, "state": state, "by": who.name}),
-                )?;
+                self.record(LogEvent::SiteStateChanged {
+                    site: id.clone(),
+                    state: state.clone(),
+                    actor: who.name.clone(),
+                })?;
                 Ok(json!({"site": id, "state": state}))
             }
             Action::RemoveSite { id } => {
                 officer()?;
-                self.record("site_removed", json!({"site": id, "by": who.name}))?;
+                self.record(LogEvent::SiteRemoved {
+                    site: id.clone(),
+                    actor: who.name.clone(),
+                })?;
                 Ok(json!({"site": id, "removed": true}))
             }
             a @ Action::RequestGrant { .. } => self.request_grant(who, a),
@@ -1681,19 +1797,45 @@ impl Governance {
     }
 }
 
-fn disclosure_view(d: &Disclosure) -> Value {
-    json!({
-        "id": d.id, "tenant": d.tenant, "authority": d.authority, "jurisdiction": d.jurisdiction,
-        "legal_basis": d.legal_basis, "scope": d.scope, "requested_by": d.requested_by,
-        "created_ms": d.created_ms, "state": d.state, "approvals": d.approvals,
-        "decided_ms": d.decided_ms, "reason": d.reason, "visible_after_ms": d.visible_after_ms,
-    })
+fn disclosure_view(d: &Disclosure) -> DisclosureView {
+    DisclosureView {
+        id: d.id.clone(),
+        tenant: d.tenant.clone(),
+        authority: d.authority.clone(),
+        jurisdiction: d.jurisdiction.clone(),
+        legal_basis: d.legal_basis.clone(),
+        scope: d.scope.clone(),
+        requested_by: d.requested_by.clone(),
+        created_ms: d.created_ms,
+        state: d.state.clone(),
+        approvals: d.approvals.clone(),
+        decided_ms: d.decided_ms,
+        reason: d.reason.clone(),
+        visible_after_ms: d.visible_after_ms,
+        progress: None,
+    }
 }
 
-fn index_entry(db: &Connection, idx: u64, entry: &[u8]) -> Result<(), TrusteeError> {
-    let v: Value = serde_json::from_slice(entry).unwrap_or(Value::Null);
-    let tenant = v.get("tenant").and_then(Value::as_str);
-    let disclosure = v.get("disclosure").and_then(Value::as_str);
+/// A view as the JSON that crosses the trustee's interface.
+fn to_json(view: &impl Serialize) -> Result<Value, TrusteeError> {
+    serde_json::to_value(view).map_err(storage)
+}
+
+/// Files entry `idx` as read back from the log: by its type if it is a known event, under no
+/// tenant if it is not (only officers and auditors then see it).
+fn index_bytes(db: &Connection, idx: u64, bytes: &[u8]) -> Result<(), TrusteeError> {
+    let entry = ParsedEntry::parse(bytes);
+    index_entry(db, idx, entry.tenant(), entry.disclosure())
+}
+
+/// Files entry `idx` under the tenant whose admin may read it and the disclosure request
+/// whose delay hides it, both as the entry's type says.
+fn index_entry(
+    db: &Connection,
+    idx: u64,
+    tenant: Option<&str>,
+    disclosure: Option<&str>,
+) -> Result<(), TrusteeError> {
     db.execute(
         "INSERT OR REPLACE INTO log_index (idx, tenant, disclosure) VALUES (?1, ?2, ?3)",
         params![i64::try_from(idx).map_err(storage)?, tenant, disclosure],

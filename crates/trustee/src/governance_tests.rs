@@ -681,3 +681,55 @@ async fn revoking_a_principal_ends_what_rests_on_it() {
     assert!(is_denied(&w.t.authorize_grant_access(&read2).await));
     assert!(w.count("grant_access_denied") >= 2);
 }
+
+#[tokio::test]
+async fn entries_are_visible_by_their_type_and_unknown_ones_only_to_officers_and_auditors() {
+    let w = World::new().await;
+    let entries_of = |who: &str| -> Vec<Value> {
+        let v =
+            w.t.governance
+                .query(
+                    who,
+                    &Query::LogEntries {
+                        tenant: None,
+                        from: 0,
+                    },
+                )
+                .unwrap();
+        v["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| serde_json::from_str(e["entry"].as_str().unwrap()).unwrap())
+            .collect()
+    };
+    // as the first release wrote a key release, and a type from a later release
+    let old = w
+        .t
+        .governance
+        .append_raw(br#"{"at_ms":1700000000000,"bucket":"photos","justification":{"grant_id":"g-01","kind":"grant"},"key_version":2,"salt":"00","tenant":"a","type":"key_release"}"#)
+        .unwrap();
+    let later =
+        w.t.governance
+            .append_raw(
+                br#"{"at_ms":1900000000000,"salt":"00","tenant":"a","type":"quantum_key_rotated"}"#,
+            )
+            .unwrap();
+    let has = |entries: &[Value], at: i64| entries.iter().any(|e| e["at_ms"] == at);
+    let tenant_view = entries_of("adm-a");
+    assert!(
+        has(&tenant_view, 1_700_000_000_000),
+        "entry {old} is tenant a's"
+    );
+    assert!(
+        !has(&tenant_view, 1_900_000_000_000),
+        "entry {later} is of a type this version cannot judge: not shown to a tenant"
+    );
+    assert!(!has(&entries_of("adm-b"), 1_700_000_000_000));
+    for who in ["aud", "o1"] {
+        let all = entries_of(who);
+        assert!(has(&all, 1_700_000_000_000) && has(&all, 1_900_000_000_000));
+    }
+    // every entry a tenant admin sees is about its tenant
+    assert!(tenant_view.iter().all(|e| e["tenant"] == "a"));
+}

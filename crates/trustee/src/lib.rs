@@ -21,21 +21,38 @@ pub use keystore::{Pkcs11Location, SealedKeystore, TenantKeyState, write_private
 use async_trait::async_trait;
 use governance::{Governance, ShredOutcome};
 use obhut_crypto::Key;
+use obhut_trustee_client::views::{ShredDone, ShredView};
 use obhut_trustee_client::{
-    Action, GrantAccess, GrantScope, Justification, LogRead, PrincipalInfo, Query, Revocation,
-    Role, SealStatus, ShredMode, SignedStatement, TenantKeyStatus, TrusteeClient, TrusteeError,
-    WrappedKey, bucket_key_aad,
+    Action, GrantAccess, GrantScope, Justification, LogEvent, LogRead, PrincipalInfo, Query,
+    Revocation, Role, SealStatus, ShredMode, SignedStatement, TenantKeyStatus, TrusteeClient,
+    TrusteeError, WrappedKey, bucket_key_aad,
 };
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 
-/// The trustee, usable in-process through [`TrusteeClient`].
+/// Runs `work` on tokio's blocking pool and waits for it. Everything the trustee does touches
+/// SQLite, an fsync'd log or a PKCS#11 token, so its async entry points run it here rather
+/// than on the executor's threads, where it would stall every other task (and, on a
+/// current-thread runtime, the whole process).
+pub async fn run_blocking<T, F>(work: F) -> Result<T, TrusteeError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, TrusteeError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| TrusteeError::Storage(format!("a trustee task ended abnormally: {e}")))?
+}
+
+/// The trustee, usable in-process through [`TrusteeClient`]. Cloning it is cheap: clones
+/// share one keystore and one governance state.
+#[derive(Clone)]
 pub struct Trustee {
-    keystore: Mutex<SealedKeystore>,
+    keystore: Arc<Mutex<SealedKeystore>>,
     revocations: broadcast::Sender<Revocation>,
-    governance: Governance,
+    governance: Arc<Governance>,
     /// Time between disabling a tenant key and destroying it (DESIGN.md: 7 days).
     shred_grace_ms: i64,
 }
@@ -47,6 +64,10 @@ fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn to_json(view: &impl serde::Serialize) -> Result<Value, TrusteeError> {
+    serde_json::to_value(view).map_err(|e| TrusteeError::Storage(e.to_string()))
 }
 
 fn key_status(state: TenantKeyState, destroy_after_ms: Option<i64>) -> TenantKeyStatus {
@@ -65,9 +86,9 @@ impl Trustee {
     /// Opens the keystore in `dir`; the trustee starts sealed.
     pub fn open(dir: &Path) -> Result<Self, TrusteeError> {
         Ok(Self {
-            keystore: Mutex::new(SealedKeystore::open(dir)?),
+            keystore: Arc::new(Mutex::new(SealedKeystore::open(dir)?)),
             revocations: broadcast::channel(64).0,
-            governance: Governance::open(dir)?,
+            governance: Arc::new(Governance::open(dir)?),
             shred_grace_ms: DEFAULT_SHRED_GRACE_MS,
         })
     }
@@ -108,10 +129,13 @@ impl Trustee {
         location: &str,
     ) -> Result<(), TrusteeError> {
         self.governance
-            .record(
-                "site_added",
-                json!({"site": id, "jurisdiction": jurisdiction, "location": location, "by": "bootstrap"}),
-            )
+            .record(LogEvent::SiteAdded {
+                site: id.to_owned(),
+                jurisdiction: jurisdiction.to_owned(),
+                location: location.to_owned(),
+                backend: None,
+                actor: "bootstrap".to_owned(),
+            })
             .map(|_| ())
     }
 
@@ -136,10 +160,10 @@ impl Trustee {
     pub fn destroy_due(&self) -> Result<Vec<String>, TrusteeError> {
         let due = self.with(|ks| Ok(ks.due_for_destruction(now_ms())))?;
         for tenant in &due {
-            self.governance.record(
-                "tenant_key_destroyed",
-                json!({"tenant": tenant, "by": "grace period ended"}),
-            )?;
+            self.governance.record(LogEvent::TenantKeyDestroyed {
+                tenant: tenant.clone(),
+                cause: Some("grace period ended".to_owned()),
+            })?;
             self.with(|ks| ks.destroy(tenant))?;
             tracing::warn!(
                 tenant,
@@ -150,6 +174,16 @@ impl Trustee {
             });
         }
         Ok(due)
+    }
+
+    /// Runs `work` on a clone of this trustee on the blocking pool ([`run_blocking`]).
+    async fn blocking<T, F>(&self, work: F) -> Result<T, TrusteeError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Self) -> Result<T, TrusteeError> + Send + 'static,
+    {
+        let this = self.clone();
+        run_blocking(move || work(&this)).await
     }
 
     fn with<T>(
@@ -172,7 +206,9 @@ impl Trustee {
 #[async_trait]
 impl TrusteeClient for Trustee {
     async fn ensure_tenant_key(&self, tenant: &str) -> Result<(), TrusteeError> {
-        self.with(|ks| ks.ensure_tenant_key(tenant))
+        let tenant = tenant.to_owned();
+        self.blocking(move |t| t.with(|ks| ks.ensure_tenant_key(&tenant)))
+            .await
     }
 
     async fn create_bucket_key(
@@ -183,6 +219,149 @@ impl TrusteeClient for Trustee {
         why: &Justification,
     ) -> Result<WrappedKey, TrusteeError> {
         policy::may_create_bucket_key(tenant, why)?;
+        let (tenant, bucket, why) = (tenant.to_owned(), bucket.to_owned(), why.clone());
+        self.blocking(move |t| t.create_bucket_key_now(&tenant, &bucket, version, &why))
+            .await
+    }
+
+    async fn release_bucket_key(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &WrappedKey,
+        why: &Justification,
+    ) -> Result<Key, TrusteeError> {
+        policy::may_release_bucket_key(tenant, why)?;
+        let (tenant, bucket, key, why) = (
+            tenant.to_owned(),
+            bucket.to_owned(),
+            key.clone(),
+            why.clone(),
+        );
+        self.blocking(move |t| t.release_bucket_key_now(&tenant, &bucket, &key, &why))
+            .await
+    }
+
+    async fn seal_status(&self) -> Result<SealStatus, TrusteeError> {
+        self.blocking(|t| t.with(|ks| Ok(ks.status()))).await
+    }
+
+    async fn unseal(&self, share: &str) -> Result<SealStatus, TrusteeError> {
+        let share = zeroize::Zeroizing::new(share.to_owned());
+        self.blocking(move |t| t.with(|ks| ks.unseal(&share))).await
+    }
+
+    async fn seal(&self) -> Result<SealStatus, TrusteeError> {
+        let status = self.blocking(|t| t.with(|ks| Ok(ks.seal()))).await?;
+        tracing::warn!("trustee sealed: nothing is released until it is unsealed again");
+        self.revoke(Revocation::All);
+        Ok(status)
+    }
+
+    fn subscribe_revocations(&self) -> broadcast::Receiver<Revocation> {
+        self.revocations.subscribe()
+    }
+
+    async fn tenant_key_status(&self, tenant: &str) -> Result<TenantKeyStatus, TrusteeError> {
+        let tenant = tenant.to_owned();
+        self.blocking(move |t| t.key_status_now(&tenant)).await
+    }
+
+    async fn authenticate(&self, bearer_hash: &str) -> Result<Option<PrincipalInfo>, TrusteeError> {
+        let bearer_hash = bearer_hash.to_owned();
+        self.blocking(move |t| t.governance.authenticate(&bearer_hash))
+            .await
+    }
+
+    async fn act(&self, signed: &SignedStatement) -> Result<Value, TrusteeError> {
+        let signed = signed.clone();
+        self.blocking(move |t| {
+            let (statement, who) = t.governance.verify(&signed)?;
+            match &statement.action {
+                Action::Shred { tenant, mode } => t.shred(&who, tenant, *mode),
+                _ => t.governance.act(&who, &statement, &signed),
+            }
+        })
+        .await
+    }
+
+    async fn query(&self, principal: &str, query: &Query) -> Result<Value, TrusteeError> {
+        let (principal, query) = (principal.to_owned(), query.clone());
+        self.blocking(move |t| t.governance.query(&principal, &query))
+            .await
+    }
+
+    async fn log_read(&self, read: &LogRead) -> Result<Option<Vec<u8>>, TrusteeError> {
+        let read = read.clone();
+        self.blocking(move |t| t.governance.log_read(&read)).await
+    }
+
+    async fn grant_secret(&self, access_key_id: &str) -> Result<Option<String>, TrusteeError> {
+        let access_key_id = access_key_id.to_owned();
+        self.blocking(move |t| t.governance.grant_secret(&access_key_id))
+            .await
+    }
+
+    async fn authorize_grant_access(
+        &self,
+        access: &GrantAccess,
+    ) -> Result<GrantScope, TrusteeError> {
+        let access = access.clone();
+        self.blocking(move |t| t.governance.authorize_access(&access))
+            .await
+    }
+
+    async fn seal_site_secret(&self, site: &str, secret: &str) -> Result<String, TrusteeError> {
+        let (site, secret) = (site.to_owned(), zeroize::Zeroizing::new(secret.to_owned()));
+        let sealed = self
+            .blocking(move |t| {
+                t.with(|ks| {
+                    ks.ensure_tenant_key(SITE_SECRETS)?;
+                    ks.seal_for(SITE_SECRETS, &site_secret_aad(&site), secret.as_bytes())
+                })
+            })
+            .await?;
+        Ok(base64_simd::STANDARD.encode_to_string(sealed))
+    }
+
+    async fn open_site_secret(&self, site: &str, sealed: &str) -> Result<String, TrusteeError> {
+        let raw = base64_simd::STANDARD
+            .decode_to_vec(sealed.as_bytes())
+            .map_err(|_| TrusteeError::Invalid("a sealed site secret is not base64".into()))?;
+        let site = site.to_owned();
+        let plain = self
+            .blocking(move |t| {
+                t.with(|ks| ks.open_for(SITE_SECRETS, &site_secret_aad(&site), &raw))
+            })
+            .await?;
+        String::from_utf8(plain.to_vec())
+            .map_err(|_| TrusteeError::Integrity("a site secret is not UTF-8".into()))
+    }
+
+    async fn attest(
+        &self,
+        kind: &str,
+        tenant: Option<&str>,
+        digest: &str,
+    ) -> Result<Value, TrusteeError> {
+        let (kind, tenant, digest) = (
+            kind.to_owned(),
+            tenant.map(str::to_owned),
+            digest.to_owned(),
+        );
+        self.blocking(move |t| t.governance.attest(&kind, tenant.as_deref(), &digest))
+            .await
+    }
+}
+
+impl Trustee {
+    fn create_bucket_key_now(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        version: u32,
+        why: &Justification,
+    ) -> Result<WrappedKey, TrusteeError> {
         self.with(|ks| {
             let bucket_key = Key::random().map_err(|e| TrusteeError::Storage(e.to_string()))?;
             let aad = bucket_key_aad(tenant, bucket, version);
@@ -204,14 +383,13 @@ impl TrusteeClient for Trustee {
         })
     }
 
-    async fn release_bucket_key(
+    fn release_bucket_key_now(
         &self,
         tenant: &str,
         bucket: &str,
         key: &WrappedKey,
         why: &Justification,
     ) -> Result<Key, TrusteeError> {
-        policy::may_release_bucket_key(tenant, why)?;
         if let Justification::Grant { grant_id } = why {
             self.governance
                 .check_grant_release(grant_id, tenant, bucket)?;
@@ -230,93 +408,14 @@ impl TrusteeClient for Trustee {
             Ok(released)
         })?;
         // No log entry, no key: the release is recorded durably before the key leaves.
-        self.governance.record(
-            "key_release",
-            json!({"tenant": tenant, "bucket": bucket, "key_version": key.version, "justification": why}),
-        )?;
+        self.governance.record(LogEvent::KeyRelease {
+            tenant: tenant.to_owned(),
+            bucket: bucket.to_owned(),
+            key_version: key.version,
+            justification: why.clone(),
+        })?;
         tracing::info!(tenant, bucket, version = key.version, justification = ?why, "bucket key released");
         Ok(released)
-    }
-
-    async fn seal_status(&self) -> Result<SealStatus, TrusteeError> {
-        self.with(|ks| Ok(ks.status()))
-    }
-
-    async fn unseal(&self, share: &str) -> Result<SealStatus, TrusteeError> {
-        self.with(|ks| ks.unseal(share))
-    }
-
-    async fn seal(&self) -> Result<SealStatus, TrusteeError> {
-        let status = self.with(|ks| Ok(ks.seal()))?;
-        tracing::warn!("trustee sealed: nothing is released until it is unsealed again");
-        self.revoke(Revocation::All);
-        Ok(status)
-    }
-
-    fn subscribe_revocations(&self) -> broadcast::Receiver<Revocation> {
-        self.revocations.subscribe()
-    }
-
-    async fn tenant_key_status(&self, tenant: &str) -> Result<TenantKeyStatus, TrusteeError> {
-        self.with(|ks| ks.tenant_status(tenant))
-            .map(|(s, d)| key_status(s, d))
-    }
-
-    async fn authenticate(&self, bearer_hash: &str) -> Result<Option<PrincipalInfo>, TrusteeError> {
-        self.governance.authenticate(bearer_hash)
-    }
-
-    async fn act(&self, signed: &SignedStatement) -> Result<Value, TrusteeError> {
-        let (statement, who) = self.governance.verify(signed)?;
-        match &statement.action {
-            Action::Shred { tenant, mode } => self.shred(&who, tenant, *mode),
-            _ => self.governance.act(&who, &statement, signed),
-        }
-    }
-
-    async fn query(&self, principal: &str, query: &Query) -> Result<Value, TrusteeError> {
-        self.governance.query(principal, query)
-    }
-
-    async fn log_read(&self, read: &LogRead) -> Result<Option<Vec<u8>>, TrusteeError> {
-        self.governance.log_read(read)
-    }
-
-    async fn grant_secret(&self, access_key_id: &str) -> Result<Option<String>, TrusteeError> {
-        self.governance.grant_secret(access_key_id)
-    }
-
-    async fn authorize_grant_access(
-        &self,
-        access: &GrantAccess,
-    ) -> Result<GrantScope, TrusteeError> {
-        self.governance.authorize_access(access)
-    }
-
-    async fn seal_site_secret(&self, site: &str, secret: &str) -> Result<String, TrusteeError> {
-        let sealed = self.with(|ks| {
-            ks.ensure_tenant_key(SITE_SECRETS)?;
-            ks.seal_for(SITE_SECRETS, &site_secret_aad(site), secret.as_bytes())
-        })?;
-        Ok(base64_simd::STANDARD.encode_to_string(sealed))
-    }
-
-    async fn open_site_secret(&self, site: &str, sealed: &str) -> Result<String, TrusteeError> {
-        let raw = base64_simd::STANDARD
-            .decode_to_vec(sealed.as_bytes())
-            .map_err(|_| TrusteeError::Invalid("a sealed site secret is not base64".into()))?;
-        let plain = self.with(|ks| ks.open_for(SITE_SECRETS, &site_secret_aad(site), &raw))?;
-        String::from_utf8(plain.to_vec())
-            .map_err(|_| TrusteeError::Integrity("a site secret is not UTF-8".into()))
-    }
-
-    async fn attest(
-        &self,
-        kind: &str,
-        tenant: Option<&str>,
-        digest: &str,
-    ) -> Result<Value, TrusteeError> {
-        self.governance.attest(kind, tenant, digest)
     }
 }
 
@@ -340,10 +439,14 @@ impl Trustee {
     ) -> Result<Value, TrusteeError> {
         let (state, _) = self.with(|ks| ks.tenant_status(tenant))?;
         if state == TenantKeyState::Destroyed {
-            return Ok(json!({"tenant": tenant, "state": "destroyed"}));
+            return to_json(&ShredView::Done(ShredDone {
+                tenant: tenant.to_owned(),
+                state: "destroyed".into(),
+                destroy_after_ms: None,
+            }));
         }
         match self.governance.approve_shred(who, tenant, mode)? {
-            ShredOutcome::Pending(v) => Ok(v),
+            ShredOutcome::Pending(p) => to_json(&ShredView::Pending(p)),
             ShredOutcome::Reached => {
                 let status = match mode {
                     ShredMode::Cancel => self.enable_tenant_key(tenant)?,
@@ -353,9 +456,11 @@ impl Trustee {
                         governance::now_ms().saturating_add(self.shred_grace_ms),
                     )?,
                 };
-                Ok(
-                    json!({"tenant": tenant, "state": status.state, "destroy_after_ms": status.destroy_after_ms}),
-                )
+                to_json(&ShredView::Done(ShredDone {
+                    tenant: tenant.to_owned(),
+                    state: status.state,
+                    destroy_after_ms: status.destroy_after_ms,
+                }))
             }
         }
     }
@@ -370,10 +475,10 @@ impl Trustee {
         tenant: &str,
         destroy_after_ms: i64,
     ) -> Result<TenantKeyStatus, TrusteeError> {
-        self.governance.record(
-            "tenant_key_disabled",
-            json!({"tenant": tenant, "destroy_after_ms": destroy_after_ms}),
-        )?;
+        self.governance.record(LogEvent::TenantKeyDisabled {
+            tenant: tenant.to_owned(),
+            destroy_after_ms,
+        })?;
         self.with(|ks| ks.disable(tenant, destroy_after_ms))?;
         tracing::warn!(tenant, destroy_after_ms, "tenant key disabled");
         self.revoke(Revocation::Tenant {
@@ -383,16 +488,19 @@ impl Trustee {
     }
 
     pub fn enable_tenant_key(&self, tenant: &str) -> Result<TenantKeyStatus, TrusteeError> {
-        self.governance
-            .record("tenant_key_enabled", json!({"tenant": tenant}))?;
+        self.governance.record(LogEvent::TenantKeyEnabled {
+            tenant: tenant.to_owned(),
+        })?;
         self.with(|ks| ks.enable(tenant))?;
         tracing::warn!(tenant, "tenant key re-enabled");
         self.key_status_now(tenant)
     }
 
     pub fn destroy_tenant_key(&self, tenant: &str) -> Result<TenantKeyStatus, TrusteeError> {
-        self.governance
-            .record("tenant_key_destroyed", json!({"tenant": tenant}))?;
+        self.governance.record(LogEvent::TenantKeyDestroyed {
+            tenant: tenant.to_owned(),
+            cause: None,
+        })?;
         self.with(|ks| ks.destroy(tenant))?;
         tracing::warn!(tenant, "tenant key destroyed");
         self.revoke(Revocation::Tenant {
@@ -559,6 +667,39 @@ mod tests {
             t.release_bucket_key("b", "y", &wb, &customer("b")).await,
             Err(TrusteeError::Sealed(..))
         ));
+    }
+
+    #[tokio::test]
+    async fn trustee_work_waiting_on_the_keystore_does_not_hold_up_the_executor() {
+        // A current-thread runtime: one blocked call would stop every other task.
+        let (_d, t) = unsealed().await;
+        let keystore = Arc::clone(&t.keystore);
+        let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+        let holder = std::thread::spawn(move || {
+            let _held = keystore.lock().unwrap();
+            locked_tx.send(()).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        });
+        locked_rx.recv().unwrap();
+        let ticks = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let ticker = {
+            let ticks = Arc::clone(&ticks);
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    ticks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            })
+        };
+        // waits for the keystore the other thread holds
+        assert!(!t.seal_status().await.unwrap().sealed);
+        let ticked = ticks.load(std::sync::atomic::Ordering::Relaxed);
+        ticker.abort();
+        holder.join().unwrap();
+        assert!(
+            ticked >= 5,
+            "other tasks ran only {ticked} times while the trustee waited"
+        );
     }
 
     #[tokio::test]

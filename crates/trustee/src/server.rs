@@ -27,9 +27,9 @@ use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use obhut_trustee_client::remote::wire::{
-    CreateBucketKeyRequest, ErrorBody, LogBytes, QueryRequest, ReleaseBucketKeyRequest,
-    ReleasedKey, RevocationEvent, RevocationsPage, RevocationsQuery, TenantRequest, UnsealRequest,
-    Wrapped, error_to_wire,
+    AttestRequest, BearerRequest, CreateBucketKeyRequest, ErrorBody, GrantKeyRequest, LogBytes,
+    QueryRequest, ReleaseBucketKeyRequest, ReleasedKey, RevocationEvent, RevocationsPage,
+    RevocationsQuery, SiteSecretRequest, TenantRequest, UnsealRequest, Wrapped, error_to_wire,
 };
 use obhut_trustee_client::remote::{LONG_POLL_HOLD, crypto_provider, pem};
 use obhut_trustee_client::{
@@ -351,12 +351,6 @@ async fn tenant_key_status(
     Ok(Json(s.trustee.tenant_key_status(&r.tenant).await?))
 }
 
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct BearerRequest {
-    bearer_hash: String,
-}
-
 async fn authenticate(
     State(s): State<AppState>,
     body: Result<Json<BearerRequest>, JsonRejection>,
@@ -392,25 +386,12 @@ async fn log_read(
     }))
 }
 
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct GrantKeyRequest {
-    access_key_id: String,
-}
-
 async fn grant_secret(
     State(s): State<AppState>,
     body: Result<Json<GrantKeyRequest>, JsonRejection>,
 ) -> ApiResult<Option<String>> {
     let Json(r) = body?;
     Ok(Json(s.trustee.grant_secret(&r.access_key_id).await?))
-}
-
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SiteSecretRequest {
-    site: String,
-    value: String,
 }
 
 async fn seal_site_secret(
@@ -427,14 +408,6 @@ async fn open_site_secret(
 ) -> ApiResult<String> {
     let Json(r) = body?;
     Ok(Json(s.trustee.open_site_secret(&r.site, &r.value).await?))
-}
-
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AttestRequest {
-    kind: String,
-    tenant: Option<String>,
-    digest: String,
 }
 
 async fn attest(

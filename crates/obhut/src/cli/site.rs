@@ -1,0 +1,144 @@
+//! `obhut site`: the site registry (`add|list|set-state|remove`). Changes are statements
+//! signed on this machine, like every governance change; a site's secret travels beside the
+//! statement, never in it (the statement is logged).
+
+use crate::AdminArgs;
+use crate::cli::shared::{Client, runtime};
+use anyhow::{Context, Result, anyhow, bail};
+use clap::Subcommand;
+use obhut_trustee_client::Action;
+use serde_json::json;
+use std::path::PathBuf;
+
+#[derive(Subcommand)]
+pub enum SiteCommand {
+    /// Register a site (officers): a local directory (--fs) or a bucket on an S3-compatible
+    /// cluster (--s3 URL --bucket B --access-key K --secret-key S). It is created (its identity
+    /// written) and used for new placements at once.
+    Add {
+        id: String,
+        #[arg(long)]
+        jurisdiction: String,
+        #[arg(long, default_value = "")]
+        location: String,
+        /// A local directory (absolute path).
+        #[arg(long, conflicts_with = "s3")]
+        fs: Option<PathBuf>,
+        /// The S3 endpoint URL.
+        #[arg(long, requires_all = ["bucket", "access_key", "secret_key"])]
+        s3: Option<String>,
+        #[arg(long)]
+        bucket: Option<String>,
+        #[arg(long, default_value = "us-east-1")]
+        region: String,
+        #[arg(long)]
+        access_key: Option<String>,
+        /// Better given through the environment (OBHUT_SITE_SECRET_KEY) than on the command
+        /// line.
+        #[arg(long, env = "OBHUT_SITE_SECRET_KEY", hide_env_values = true)]
+        secret_key: Option<String>,
+    },
+    /// List the registry (officers, operators, auditors).
+    List,
+    /// active, draining (its replicas are moved to other allowed sites) or down.
+    SetState { id: String, state: String },
+    /// Forget a drained site (officers).
+    Remove { id: String },
+}
+
+pub fn run(args: &AdminArgs, cmd: SiteCommand) -> Result<()> {
+    let client = Client::new(args)?;
+    runtime()?.block_on(async {
+        match cmd {
+            SiteCommand::Add {
+                id,
+                jurisdiction,
+                location,
+                fs,
+                s3,
+                bucket,
+                region,
+                access_key,
+                secret_key,
+            } => {
+                let (spec, backend) = match (fs, s3) {
+                    (Some(path), None) => {
+                        let path = if path.is_absolute() {
+                            path
+                        } else {
+                            std::env::current_dir()
+                                .context("cannot resolve a relative path")?
+                                .join(path)
+                        };
+                        let backend = format!("fs:{}", path.display());
+                        (json!({"fs": {"path": path}}), backend)
+                    }
+                    (None, Some(endpoint)) => {
+                        let (bucket, access_key, secret_key) = (
+                            bucket.ok_or_else(|| anyhow!("--s3 needs --bucket"))?,
+                            access_key.ok_or_else(|| anyhow!("--s3 needs --access-key"))?,
+                            secret_key.ok_or_else(|| anyhow!("--s3 needs --secret-key"))?,
+                        );
+                        let backend = format!(
+                            "s3:{}/{bucket} as {access_key}",
+                            endpoint.trim_end_matches('/')
+                        );
+                        (
+                            json!({"s3": {"endpoint": endpoint, "bucket": bucket, "region": region,
+                                          "access_key": access_key, "secret_key": secret_key}}),
+                            backend,
+                        )
+                    }
+                    _ => bail!("give the site's backend: --fs PATH, or --s3 URL with --bucket, --access-key, --secret-key"),
+                };
+                client
+                    .act_with(
+                        Action::AddSite {
+                            id: id.clone(),
+                            jurisdiction: jurisdiction.clone(),
+                            location,
+                            backend: backend.clone(),
+                        },
+                        Some(spec),
+                    )
+                    .await?;
+                println!("added site {id} ({jurisdiction}, {backend}), active");
+            }
+            SiteCommand::List => {
+                let list = client.call(reqwest::Method::GET, "/v1/sites", None).await?;
+                println!(
+                    "{:<16} {:<4} {:<9} {:<9} {:>9}  BACKEND",
+                    "ID", "JUR", "STATE", "REACHABLE", "REPLICAS"
+                );
+                for s in list.as_array().into_iter().flatten() {
+                    println!(
+                        "{:<16} {:<4} {:<9} {:<9} {:>9}  {}",
+                        s["id"].as_str().unwrap_or("?"),
+                        s["jurisdiction"].as_str().unwrap_or("?"),
+                        s["state"].as_str().unwrap_or("?"),
+                        if s["reachable"].as_bool() == Some(true) { "yes" } else { "no" },
+                        s["replicas"],
+                        s["backend"].as_str().unwrap_or("?"),
+                    );
+                }
+            }
+            SiteCommand::SetState { id, state } => {
+                client
+                    .act(Action::SetSiteState {
+                        id: id.clone(),
+                        state: state.clone(),
+                    })
+                    .await?;
+                println!("site {id} is {state}");
+                if state == "draining" {
+                    println!("its replicas are being moved; follow with `obhut repair --status`");
+                }
+            }
+            SiteCommand::Remove { id } => {
+                client.act(Action::RemoveSite { id: id.clone() }).await?;
+                println!("site {id} removed from the registry");
+            }
+        }
+        Ok(())
+    })
+}

@@ -1,0 +1,284 @@
+//! `obhut tenant`: tenants, their policies and S3 keys, bucket policies, bucket-key rotation
+//! and crypto-shred.
+
+use crate::AdminArgs;
+use crate::cli::shared::{Client, bar, runtime, split_list, when_ms};
+use anyhow::{Result, anyhow, bail};
+use clap::Subcommand;
+use obhut_admin::wire::{AccessKeyCreated, JobStarted, JobView, TenantSummary};
+use obhut_trustee_client::views::{BucketPolicyView, ShredView, TenantPolicyView};
+use obhut_trustee_client::{Action, DegradedWrites, ShredMode};
+use serde_json::Value;
+use std::time::Duration;
+
+#[derive(Subcommand)]
+pub enum TenantCommand {
+    /// Create a tenant (officers).
+    Create {
+        name: String,
+        /// Allowed jurisdiction(s), ISO 3166-1 alpha-2, comma-separated (e.g. DE).
+        #[arg(long)]
+        jurisdiction: String,
+        /// Distinct sites every object must be durable on before a write is acknowledged.
+        #[arg(long, default_value_t = 2)]
+        min_sites: u32,
+    },
+    /// List tenants (officers).
+    List,
+    /// Show a tenant's policy, or change it (officers): customer approval of grants and
+    /// residency. A change that would leave data outside the allowed jurisdictions is refused.
+    Policy {
+        name: String,
+        /// required (the default for new tenants) or optional.
+        #[arg(long)]
+        customer_approval: Option<String>,
+        /// Allowed jurisdictions, comma-separated.
+        #[arg(long)]
+        jurisdiction: Option<String>,
+        /// Distinct sites every write must be durable on.
+        #[arg(long)]
+        min_sites: Option<u32>,
+        /// With fewer sites available than min_sites: refuse (default) or accept the write on
+        /// the sites there are, and repair later.
+        #[arg(long)]
+        degraded_writes: Option<String>,
+    },
+    /// Narrow one bucket's residency (the tenant's admin): fewer jurisdictions, more sites.
+    BucketPolicy {
+        name: String,
+        #[arg(long)]
+        bucket: String,
+        #[arg(long)]
+        jurisdiction: Option<String>,
+        #[arg(long)]
+        min_sites: Option<u32>,
+    },
+    /// Create an S3 access key for a tenant and print it as environment lines.
+    KeyCreate { name: String },
+    /// Rotate a bucket's key and rewrap its objects' keys, with progress (the tenant's admin).
+    RotateKey {
+        name: String,
+        #[arg(long)]
+        bucket: String,
+    },
+    /// Crypto-shred a tenant: disable its key now, destroy it after the grace period. Needs
+    /// two distinct principals (officers, or an officer and the tenant's admin): each runs it.
+    Shred {
+        name: String,
+        /// Destroy the key at once (same quorum).
+        #[arg(long, conflicts_with = "cancel")]
+        now: bool,
+        /// Re-enable a disabled key during the grace period (same quorum).
+        #[arg(long)]
+        cancel: bool,
+    },
+}
+
+pub fn run(args: &AdminArgs, cmd: TenantCommand) -> Result<()> {
+    let client = Client::new(args)?;
+    runtime()?.block_on(async {
+        match cmd {
+            TenantCommand::Create {
+                name,
+                jurisdiction,
+                min_sites,
+            } => {
+                let jurisdictions: Vec<String> = jurisdiction
+                    .split(',')
+                    .map(|j| j.trim().to_owned())
+                    .filter(|j| !j.is_empty())
+                    .collect();
+                let t: TenantPolicyView = client
+                    .act_as(Action::RegisterTenant {
+                        name,
+                        jurisdictions,
+                        min_sites,
+                    })
+                    .await?;
+                println!(
+                    "created tenant {} (jurisdictions {}, min_sites {}, customer approval of grants {})",
+                    t.tenant,
+                    t.jurisdictions.join(","),
+                    t.min_sites,
+                    t.customer_approval.as_str()
+                );
+            }
+            TenantCommand::List => {
+                let list: Vec<TenantSummary> = client.get("/v1/tenants").await?;
+                println!("{:<24} {:<16} MIN_SITES", "NAME", "JURISDICTIONS");
+                for t in &list {
+                    println!(
+                        "{:<24} {:<16} {}",
+                        t.name,
+                        t.jurisdictions.join(","),
+                        t.min_sites
+                    );
+                }
+            }
+            TenantCommand::Shred { name, now, cancel } => {
+                obhut_core::validate_tenant_name(&name)?;
+                let mode = match (now, cancel) {
+                    (true, _) => ShredMode::Now,
+                    (_, true) => ShredMode::Cancel,
+                    _ => ShredMode::Disable,
+                };
+                let r: ShredView = client.act_as(Action::Shred { tenant: name, mode }).await?;
+                print_shred(&r);
+            }
+            TenantCommand::Policy {
+                name,
+                customer_approval,
+                jurisdiction,
+                min_sites,
+                degraded_writes,
+            } => {
+                let change = customer_approval.is_some()
+                    || jurisdiction.is_some()
+                    || min_sites.is_some()
+                    || degraded_writes.is_some();
+                if change {
+                    let customer_approval = customer_approval
+                        .as_deref()
+                        .map(|v| match v {
+                            "required" => Ok(true),
+                            "optional" => Ok(false),
+                            other => Err(anyhow!(
+                                "--customer-approval is required or optional, not {other:?}"
+                            )),
+                        })
+                        .transpose()?;
+                    let degraded_writes = degraded_writes
+                        .as_deref()
+                        .map(|v| match v {
+                            "accept" => Ok(true),
+                            "refuse" => Ok(false),
+                            other => Err(anyhow!(
+                                "--degraded-writes is accept or refuse, not {other:?}"
+                            )),
+                        })
+                        .transpose()?;
+                    client
+                        .act(Action::SetTenantPolicy {
+                            tenant: name.clone(),
+                            customer_approval,
+                            jurisdictions: jurisdiction.as_deref().map(split_list),
+                            min_sites,
+                            degraded_writes,
+                        })
+                        .await?;
+                }
+                let p: TenantPolicyView = client.get(&format!("/v1/tenants/{name}/policy")).await?;
+                println!(
+                    "tenant {}: jurisdictions {}, min_sites {}, degraded writes {}, customer approval of grants {}",
+                    p.tenant,
+                    p.jurisdictions.join(","),
+                    p.min_sites,
+                    p.degraded_writes.unwrap_or(DegradedWrites::Refuse).as_str(),
+                    p.customer_approval.as_str(),
+                );
+            }
+            TenantCommand::BucketPolicy {
+                name,
+                bucket,
+                jurisdiction,
+                min_sites,
+            } => {
+                let v: BucketPolicyView = client
+                    .act_as(Action::SetBucketPolicy {
+                        tenant: name.clone(),
+                        bucket: bucket.clone(),
+                        jurisdictions: jurisdiction.as_deref().map(split_list),
+                        min_sites,
+                    })
+                    .await?;
+                let tenants = || "as the tenant's".to_owned();
+                println!(
+                    "bucket {bucket} of tenant {name}: jurisdictions {}, min_sites {}",
+                    v.jurisdictions.map_or_else(tenants, |j| j.join(",")),
+                    v.min_sites.map_or_else(tenants, |n| n.to_string()),
+                );
+            }
+            TenantCommand::RotateKey { name, bucket } => {
+                obhut_core::validate_tenant_name(&name)?;
+                obhut_core::validate_bucket_name(&bucket)?;
+                rotate_bucket_key(&client, &name, &bucket).await?;
+            }
+            TenantCommand::KeyCreate { name } => {
+                obhut_core::validate_tenant_name(&name)?;
+                let k: AccessKeyCreated = client
+                    .post(&format!("/v1/tenants/{name}/keys"), None::<&Value>)
+                    .await?;
+                println!("AWS_ACCESS_KEY_ID={}", k.access_key_id);
+                println!("AWS_SECRET_ACCESS_KEY={}", k.secret_access_key);
+            }
+        }
+        Ok(())
+    })
+}
+
+fn print_shred(r: &ShredView) {
+    let done = match r {
+        ShredView::Pending(p) => {
+            println!(
+                "pending: {} of {} approvals for {} ({}); at least one officer",
+                p.approvals.len(),
+                p.required,
+                p.action,
+                p.approvals.join(","),
+            );
+            return;
+        }
+        ShredView::Done(d) => d,
+    };
+    let tenant = &done.tenant;
+    match done.state.as_str() {
+        "disabled" => {
+            let when = done
+                .destroy_after_ms
+                .map_or_else(|| "?".into(), |ms| when_ms(Some(ms)));
+            println!(
+                "tenant {tenant}: key disabled; it will be destroyed at {when} unless the shred is cancelled"
+            );
+        }
+        "destroyed" => {
+            println!("tenant {tenant}: key destroyed; its data can no longer be decrypted")
+        }
+        "active" => println!("tenant {tenant}: key active (shred cancelled)"),
+        other => println!("tenant {tenant}: {other}"),
+    }
+}
+
+/// Rotates a bucket's key and waits for the rewrap job, showing its progress.
+async fn rotate_bucket_key(client: &Client, tenant: &str, bucket: &str) -> Result<()> {
+    let started: JobStarted = client
+        .post(
+            &format!("/v1/tenants/{tenant}/buckets/{bucket}/rotate-key"),
+            None::<&Value>,
+        )
+        .await?;
+    let progress = bar(0);
+    progress.set_message(format!("rewrapping object keys of {bucket}"));
+    loop {
+        let j: JobView = client.get(&format!("/v1/jobs/{}", started.job)).await?;
+        progress.set_length(j.total);
+        progress.set_position(j.done);
+        match (j.state.as_str(), j.result) {
+            ("done", Some(r)) => {
+                progress.finish_and_clear();
+                println!(
+                    "bucket {bucket}: key version {} in use; {} object keys rewrapped, {} replaced meanwhile",
+                    r.version, r.rewrapped, r.skipped
+                );
+                return Ok(());
+            }
+            ("failed" | "done", _) => {
+                progress.abandon();
+                bail!(
+                    "rotation of {bucket} failed: {}",
+                    j.error.as_deref().unwrap_or("unknown error")
+                );
+            }
+            _ => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
