@@ -558,6 +558,7 @@ pub async fn multipart_lifecycle(cat: &dyn Catalog) {
 
     let mut done = object("mpu", "k", "etag-2");
     done.chunks = vec![p1.chunk, p2b.chunk];
+    done.sites = p1.sites.clone();
     let (replaced, unused) = cat
         .complete_upload("u1", &done, PutCondition::None)
         .await
@@ -579,6 +580,7 @@ pub async fn multipart_lifecycle(cat: &dyn Catalog) {
     cat.put_part(&part("u3", 1)).await.unwrap();
     let mut stale = object("mpu", "j", "etag-s");
     stale.chunks = vec![p5.chunk];
+    stale.sites = p5.sites.clone();
     assert!(matches!(
         cat.complete_upload("u3", &stale, PutCondition::None).await,
         Err(CatalogError::Conflict(_))
@@ -587,6 +589,7 @@ pub async fn multipart_lifecycle(cat: &dyn Catalog) {
     let current = cat.list_parts("u3", 0, 10).await.unwrap();
     let mut fresh = object("mpu", "k", "etag-c");
     fresh.chunks = vec![current[0].chunk];
+    fresh.sites = current[0].sites.clone();
     assert!(matches!(
         cat.complete_upload("u3", &fresh, PutCondition::Absent)
             .await,
@@ -628,6 +631,25 @@ pub async fn multipart_lifecycle(cat: &dyn Catalog) {
     assert_eq!(
         cat.list_parts("u2", 0, 10).await.unwrap()[0].sites,
         reuploaded.sites
+    );
+    // a part moved by a drain after the caller listed the parts: the completion is refused as
+    // busy (and may be retried), never recorded on the sites the part left
+    let mut listed = object("mpu", "m", "etag-m");
+    listed.chunks = vec![reuploaded.chunk];
+    listed.sites = reuploaded.sites.clone();
+    assert!(
+        cat.set_part_sites("u2", 1, &reuploaded.chunk, &moved)
+            .await
+            .unwrap()
+    );
+    assert!(matches!(
+        cat.complete_upload("u2", &listed, PutCondition::None).await,
+        Err(CatalogError::Busy(_))
+    ));
+    assert_eq!(cat.get_object("mpu", "m").await.unwrap(), None);
+    assert!(
+        cat.get_upload("u2").await.unwrap().is_some(),
+        "nothing changed"
     );
     assert_eq!(cat.abort_upload("u2").await.unwrap().len(), 1);
     assert!(

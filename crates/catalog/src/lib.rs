@@ -37,6 +37,10 @@ pub enum CatalogError {
     /// The state the caller acted on changed meanwhile (e.g. a part was re-uploaded).
     #[error("conflict: {0}")]
     Conflict(&'static str),
+    /// What the caller read is being changed by maintenance (e.g. a part moved to other sites
+    /// during a drain); the same request made again succeeds.
+    #[error("busy: {0}")]
+    Busy(&'static str),
     /// Something still refers to what was to be removed.
     #[error("{0}")]
     InUse(String),

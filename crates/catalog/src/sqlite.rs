@@ -1437,6 +1437,18 @@ impl Catalog for SqliteCatalog {
                     "a part was replaced while the upload was being completed",
                 ));
             }
+            // ... and still on the sites the object will name: a drain that moved a part since
+            // the caller listed them would otherwise leave the object recorded on a replica
+            // that was just deleted.
+            let on_object_sites = |p: &Part| o.sites.iter().all(|s| p.sites.contains(s));
+            if parts
+                .iter()
+                .any(|p| o.chunks.iter().any(|c| c.blob == p.chunk.blob) && !on_object_sites(p))
+            {
+                return Err(CatalogError::Busy(
+                    "a part moved to other sites while the upload was being completed",
+                ));
+            }
             bucket_exists_tx(tx, &o.bucket)?;
             condition
                 .check(get_object_tx(tx, &o.bucket, &o.key)?.as_ref())

@@ -65,6 +65,8 @@ pub const IF_NONE_MATCH_ONLY_ANY: &str = "If-None-Match on writes supports only 
 pub const IF_MATCH_NEEDS_ETAG: &str = "If-Match on writes needs an ETag";
 pub const IF_MATCH_AND_IF_NONE_MATCH: &str = "If-Match and If-None-Match cannot be combined";
 pub const CATALOG_UNAVAILABLE: &str = "the catalog is unavailable; retry later";
+pub const CATALOG_BUSY: &str =
+    "the upload's parts are being moved between sites by maintenance; retry the request";
 pub const OBJECT_NOT_VERIFIED: &str =
     "the object's key or metadata failed verification; it is not served";
 pub const MALFORMED_BUCKET_KEY: &str = "malformed bucket key record";
@@ -90,6 +92,8 @@ pub fn catalog(e: CatalogError) -> S3Error {
         }
         // The only conflict the catalog reports: a part re-uploaded during completion.
         CatalogError::Conflict(_) => with(S3ErrorCode::InvalidPart, PART_REPLACED),
+        // Maintenance moved what the request read (a part during a drain): retrying succeeds.
+        CatalogError::Busy(_) => with(S3ErrorCode::ServiceUnavailable, CATALOG_BUSY),
         other => {
             tracing::error!(error = %other, "catalog failure");
             with(S3ErrorCode::ServiceUnavailable, CATALOG_UNAVAILABLE)
