@@ -174,6 +174,16 @@ def test_range_on_empty_object(s3, bucket):
     expect_error(s3.get_object, "InvalidRange", 416, Bucket=bucket, Key="empty", Range="bytes=0-0")
 
 
+def test_suffix_range_on_empty_object_is_the_empty_object(s3, bucket):
+    """A suffix range of an empty object is satisfiable (RFC 9110, 14.1.1) but names no byte:
+    the answer is the whole, empty object, never a Content-Range claiming byte 0."""
+    s3.put_object(Bucket=bucket, Key="empty-suffix", Body=b"")
+    r = s3.get_object(Bucket=bucket, Key="empty-suffix", Range="bytes=-1")
+    assert r["ResponseMetadata"]["HTTPStatusCode"] == 200, r["ResponseMetadata"]
+    assert "ContentRange" not in r, r.get("ContentRange")
+    assert r["Body"].read() == b""
+
+
 # ---------------------------------------------------------------- malformed bodies / parameters
 
 

@@ -145,10 +145,12 @@ impl Gateway {
                 o.size
             );
             (range, Some(cr))
-        } else if let Some(wanted) = r.range {
-            let range = wanted
-                .check(o.size)
-                .map_err(|_| error::with(S3ErrorCode::InvalidRange, error::INVALID_RANGE))?;
+        } else if let Some(range) = r
+            .range
+            .map(|w| byte_range(w, o.size))
+            .transpose()?
+            .flatten()
+        {
             let cr = format!(
                 "bytes {}-{}/{}",
                 range.start,
@@ -167,6 +169,16 @@ impl Gateway {
             cipher: Arc::new(cipher),
         })
     }
+}
+
+/// The bytes a Range header asks for, or `None` for the whole object: a suffix range of an empty
+/// object is satisfiable (RFC 9110, 14.1.1) but names no byte, so the whole (empty) object is
+/// the answer, without a Content-Range that would claim a byte.
+fn byte_range(wanted: &Range, size: u64) -> S3Result<Option<std::ops::Range<u64>>> {
+    let range = wanted
+        .check(size)
+        .map_err(|_| error::with(S3ErrorCode::InvalidRange, error::INVALID_RANGE))?;
+    Ok((range.start < range.end).then_some(range))
 }
 
 /// The headers of a GET or HEAD answer; full-object checksums only for the whole object and
@@ -410,9 +422,13 @@ mod fuzz {
 
     #[test]
     fn any_range_header_resolves_inside_the_object_or_not_at_all() {
+        // Found by this target: a suffix range of an empty object named no byte, yet was
+        // answered with "Content-Range: bytes 0-0/0".
+        let suffix = Range::parse("bytes=-1").expect("parse");
+        assert_eq!(super::byte_range(&suffix, 0).ok(), Some(None));
         let resolve = |header: &str, len: u64| {
-            if let Ok(r) = Range::parse(header).map(|r| r.check(len))
-                && let Ok(bytes) = r
+            if let Ok(wanted) = Range::parse(header)
+                && let Ok(Some(bytes)) = super::byte_range(&wanted, len)
             {
                 assert!(
                     bytes.start < bytes.end && bytes.end <= len,
