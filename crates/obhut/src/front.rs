@@ -151,13 +151,15 @@ pub(crate) async fn serve_front(front: Front, data_dir: &Path) -> Result<()> {
 
     shutdown_signal().await;
     tracing::info!("shutting down");
-    workers.stop();
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(15), async {
         let _ = s3_task.await;
         let _ = admin_task.await;
     })
     .await;
+    // Only now: requests still being served may need the workers (revocations of cached keys
+    // above all) until the listeners have drained.
+    workers.stop();
     tracing::info!("stopped");
     Ok(())
 }

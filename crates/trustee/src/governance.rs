@@ -295,6 +295,9 @@ impl Governance {
         let mut conn = Connection::open(dir.join("governance.db")).map_err(storage)?;
         conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;")
             .map_err(storage)?;
+        // The migration takes the write lock: wait for another writer rather than fail.
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(storage)?;
         obhut_migrate::migrate(&mut conn, &SCHEMA).map_err(storage)?;
         let log = open_log(&dir.join("log"))?;
         let g = Self {

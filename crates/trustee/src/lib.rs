@@ -252,10 +252,15 @@ impl TrusteeClient for Trustee {
     }
 
     async fn seal(&self) -> Result<SealStatus, TrusteeError> {
-        let status = self.blocking(|t| t.with(|ks| Ok(ks.seal()))).await?;
-        tracing::warn!("trustee sealed: nothing is released until it is unsealed again");
-        self.revoke(Revocation::All);
-        Ok(status)
+        // Sealing and revoking cached keys are one step on the blocking pool: a caller that goes
+        // away while it runs cannot leave the trustee sealed with gateways still holding keys.
+        self.blocking(|t| {
+            let status = t.with(|ks| Ok(ks.seal()))?;
+            tracing::warn!("trustee sealed: nothing is released until it is unsealed again");
+            t.revoke(Revocation::All);
+            Ok(status)
+        })
+        .await
     }
 
     fn subscribe_revocations(&self) -> broadcast::Receiver<Revocation> {
