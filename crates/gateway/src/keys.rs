@@ -258,6 +258,65 @@ impl ObjectCipher {
 mod tests {
     use super::*;
 
+    fn unhex(s: &str) -> Vec<u8> {
+        hex_simd::decode_to_vec(s.as_bytes()).expect("hex")
+    }
+
+    fn vectors(text: &str) -> serde_json::Value {
+        serde_json::from_str(text).expect("vector file")
+    }
+
+    /// The associated data the gateway builds are the bytes docs/format.md and the known-answer
+    /// vectors (made by an independent implementation of that document) name.
+    #[test]
+    fn associated_data_matches_the_format_vectors() {
+        let blob = vectors(include_str!("../../crypto/tests/vectors/blob.json"));
+        let mut checked = 0;
+        for v in blob["vectors"].as_array().expect("vectors") {
+            let context = unhex(v["context"].as_str().expect("context"));
+            let prefix = b"obhut blob v1\0".len();
+            let version_id: [u8; 16] = context[prefix..prefix + 16].try_into().expect("version");
+            let part =
+                u32::from_be_bytes(context[prefix + 16..prefix + 20].try_into().expect("part"));
+            let blob_hex = hex(&context[prefix + 20..]);
+            let blob_id = obhut_core::BlobId::parse(&blob_hex).expect("blob id");
+            let cipher = ObjectCipher {
+                key: Key::random().expect("key"),
+                version_id,
+                segment_size: 65_536,
+            };
+            assert_eq!(
+                cipher.blob_context(part, &blob_id),
+                context,
+                "{}",
+                v["name"]
+            );
+            checked += 1;
+        }
+        assert!(checked > 0);
+        let wrap = vectors(include_str!("../../crypto/tests/vectors/wrap.json"));
+        let find = |list: &str, name: &str| {
+            wrap[list]
+                .as_array()
+                .expect("list")
+                .iter()
+                .find(|e| e["name"] == name)
+                .map(|e| unhex(e["aad"].as_str().expect("aad")))
+                .unwrap_or_else(|| panic!("no vector {name:?}"))
+        };
+        let object_key = find("wrapped_keys", "object key under the bucket key");
+        let version_id: [u8; 16] = object_key[object_key.len() - 16..].try_into().expect("id");
+        assert_eq!(object_key_aad("photos", &version_id), object_key);
+        let meta = find("sealed_values", "object metadata under the object key");
+        let version_id: [u8; 16] = meta[meta.len() - 16..].try_into().expect("id");
+        let cipher = ObjectCipher {
+            key: Key::random().expect("key"),
+            version_id,
+            segment_size: 65_536,
+        };
+        assert_eq!(cipher.meta_aad(), meta);
+    }
+
     #[test]
     fn envelopes_open_only_under_their_bucket_and_key() {
         let bk = Key::random().unwrap();
