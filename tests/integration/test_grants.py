@@ -35,7 +35,7 @@ from gov_helpers import (
     run_ok,
     tenant_with_bucket,
 )
-from s3helpers import RawS3, clean_env, client_error, unique_name
+from s3helpers import RawS3, clean_env, client_error, unique_name, xml_error
 
 DENIED = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403", "InvalidToken"}
 
@@ -351,6 +351,47 @@ def test_out_of_scope_access_is_denied(server):
     keys = sorted(o["Key"] for o in t["client"].list_objects_v2(Bucket=b)["Contents"])
     assert keys == ["in/a", "in/copy", "in/new", "in/sub/b", "inx", "out/a"], keys
     assert t["client"].get_object(Bucket=b, Key="out/a")["Body"].read() == b"out of scope"
+
+
+def test_copy_source_tricks_do_not_leave_the_grant(server):
+    """The grant check reads x-amz-copy-source as the copy does: percent-encoding, a leading
+    slash, ?versionId=, and '..', '?' or '%' in keys (S3 keys are literal) cannot make a grant
+    for a/ copy from a key outside it."""
+    t = tenant_with_bucket(server, {"a/in": b"in scope", "secret": b"TOP SECRET", "a/q?x%y": b"odd key"})
+    b = t["bucket"]
+    creds = credentials(server, server.token("operator"), approved_grant(server, t, "read,list,write", prefix="a/"))
+    raw = RawS3(server.s3_url, creds["AWS_ACCESS_KEY_ID"], creds["AWS_SECRET_ACCESS_KEY"])
+
+    def copy(source: str, dest: str):
+        return raw.request("PUT", b, dest, headers={"x-amz-security-token": creds["AWS_SESSION_TOKEN"],
+                                                    "x-amz-copy-source": source})
+
+    # Outside a/, however written: refused by the grant check.
+    for i, source in enumerate([
+        f"{b}/secret",
+        f"/{b}/secret",
+        f"{b}//secret",
+        f"%2F{b}%2Fsecret",
+        f"{b}%2Fsecret",
+        f"{b}/secret?versionId=null",
+        f"{b}/secret%3Fa/x",
+        f"{b}/%73ecret",
+    ]):
+        r = copy(source, f"a/stolen-{i}")
+        assert r.status_code == 403 and xml_error(r)[0] == "AccessDenied", \
+            f"copy from {source!r} under a grant for a/: {r.status_code} {r.text[:300]}"
+    # Inside a/ as S3 reads it (keys are literal: "a/../secret" is a key under a/, not
+    # "secret"): allowed, and the copy reads that very key, which does not exist.
+    for i, source in enumerate([f"{b}/a%2F..%2Fsecret", f"{b}/a/../secret", f"{b}/a/%2e%2e/secret"]):
+        r = copy(source, f"a/dotted-{i}")
+        assert r.status_code == 404 and xml_error(r)[0] == "NoSuchKey", \
+            f"copy from {source!r} under a grant for a/: {r.status_code} {r.text[:300]}"
+    # A key under a/ with '?' and '%' in it is copied, and it is that key that is read.
+    r = copy(f"{b}/a/q%3Fx%25y", "a/copied")
+    assert r.status_code == 200, f"copy of 'a/q?x%y': {r.status_code} {r.text[:300]}"
+    assert t["client"].get_object(Bucket=b, Key="a/copied")["Body"].read() == b"odd key"
+    keys = sorted(o["Key"] for o in t["client"].list_objects_v2(Bucket=b)["Contents"])
+    assert keys == ["a/copied", "a/in", "a/q?x%y", "secret"], keys
 
 
 def presigned_put(client, bucket, key):

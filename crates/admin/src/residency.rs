@@ -8,6 +8,7 @@
 //! data or a site's secret.
 
 use crate::api::{AdminState, ApiError, Caller};
+use crate::wire::{RepairStarted, ResidencyAnswer, SiteView};
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query as UrlQuery, State};
@@ -15,11 +16,13 @@ use axum::http::StatusCode;
 use obhut_catalog::{CatalogError, ResidencyRule, SiteRecord};
 use obhut_core::{SiteInfo, SiteState, validate_jurisdiction, validate_tenant_name};
 use obhut_maintenance::Maintenance;
+use obhut_maintenance::RepairStatus;
 use obhut_maintenance::registry::{SiteSecrets, SiteSpec, create_site, describe_backend};
 use obhut_maintenance::replicas_outside;
+use obhut_trustee_client::views::{AttestationView, BucketPolicyView};
 use obhut_trustee_client::{Action, Role, SignedStatement, TrusteeClient};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// S3 sites' secrets, sealed and opened by the trustee.
 pub struct TrusteeSiteSecrets<'a>(pub &'a dyn TrusteeClient);
@@ -61,6 +64,10 @@ fn bad_request(m: impl Into<String>) -> ApiError {
 
 fn not_found(m: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", m)
+}
+
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
 }
 
 fn state_of(s: &str) -> Result<SiteState, ApiError> {
@@ -289,8 +296,13 @@ pub(crate) async fn act(
                 rule.min_sites = *min_sites;
             }
             catalog.put_rule(&scope, &rule).await?;
-            let v = json!({"tenant": tenant, "bucket": bucket,
-                           "jurisdictions": rule.jurisdictions, "min_sites": rule.min_sites});
+            let v = serde_json::to_value(BucketPolicyView {
+                tenant: tenant.clone(),
+                bucket: bucket.clone(),
+                jurisdictions: rule.jurisdictions,
+                min_sites: rule.min_sites,
+            })
+            .map_err(internal)?;
             if let Some(m) = &state.maintenance {
                 m.start_repair("policy");
             }
@@ -304,7 +316,7 @@ pub(crate) async fn act(
 pub(crate) async fn list_sites(
     State(state): State<AdminState>,
     caller: Caller,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Vec<SiteView>>, ApiError> {
     caller.require(
         &[Role::Officer, Role::Operator, Role::Auditor],
         "list sites",
@@ -319,35 +331,35 @@ pub(crate) async fn list_sites(
     let mut out = Vec::new();
     for s in sites {
         let replicas = state.catalog.site_references(&s.id).await?;
-        out.push(json!({
-            "id": s.id,
-            "jurisdiction": s.jurisdiction,
-            "location": s.location,
-            "state": s.state.as_str(),
-            "reachable": healthy(&s.id),
-            "backend": describe_backend(&s),
-            "replicas": replicas,
-        }));
+        out.push(SiteView {
+            backend: describe_backend(&s),
+            reachable: healthy(&s.id),
+            id: s.id,
+            jurisdiction: s.jurisdiction,
+            location: s.location,
+            replicas,
+            state: s.state,
+        });
     }
-    Ok(Json(json!(out)))
+    Ok(Json(out))
 }
 
 /// `POST /v1/repair` starts a repair pass; `GET` shows its progress (and the scrubber's).
 pub(crate) async fn repair_status(
     State(state): State<AdminState>,
     caller: Caller,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RepairStatus>, ApiError> {
     caller.require(
         &[Role::Officer, Role::Operator, Role::Auditor],
         "see repair progress",
     )?;
-    Ok(Json(json!(maintenance(&state)?.status())))
+    Ok(Json(maintenance(&state)?.status()))
 }
 
 pub(crate) async fn repair_start(
     State(state): State<AdminState>,
     caller: Caller,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<RepairStarted>), ApiError> {
     caller.require(&[Role::Officer, Role::Operator], "start repair")?;
     let m = maintenance(&state)?;
     let started = m.start_repair("operator");
@@ -358,7 +370,10 @@ pub(crate) async fn repair_start(
         } else {
             StatusCode::OK
         },
-        Json(json!({"started": started, "status": m.status()})),
+        Json(RepairStarted {
+            started,
+            status: m.status(),
+        }),
     ))
 }
 
@@ -377,7 +392,7 @@ pub(crate) async fn residency_report(
     State(state): State<AdminState>,
     caller: Caller,
     params: Result<UrlQuery<ReportParams>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ResidencyAnswer>, ApiError> {
     let UrlQuery(p) = params.map_err(|e| bad_request(e.body_text()))?;
     let tenant = match caller.role() {
         Role::Officer | Role::Auditor => p.tenant.clone(),
@@ -403,18 +418,19 @@ pub(crate) async fn residency_report(
                 e.to_string(),
             )
         })?;
-    let bytes = serde_json::to_vec(&report)
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    let bytes = serde_json::to_vec(&report).map_err(internal)?;
     let digest = obhut_crypto::principal::sha256_hex(&bytes);
     let attestation = state
         .trustee
         .attest("residency-report", tenant.as_deref(), &digest)
         .await?;
-    Ok(Json(json!({
-        "report": String::from_utf8_lossy(&bytes),
-        "sha256": digest,
-        "attestation": attestation,
-    })))
+    let attestation: AttestationView = serde_json::from_value(attestation)
+        .map_err(|e| internal(format!("the trustee's attestation: {e}")))?;
+    Ok(Json(ResidencyAnswer {
+        attestation,
+        report: String::from_utf8_lossy(&bytes).into_owned(),
+        sha256: digest,
+    }))
 }
 
 /// A tenant's policy: the trustee's view plus the catalog's residency rule.

@@ -3,9 +3,16 @@
 //! [`obhut_trustee_client::log_entry`]), shared with the CLI. Field names are the JSON on the
 //! wire, which scripts and tests parse: they do not change.
 //!
+//! The site, repair and residency answers keep their fields in alphabetical order, the order
+//! they were written in before they were typed (a `serde_json::Value` sorts its keys): keep
+//! it, so the JSON stays the same byte for byte.
+//!
 //! Only [`AccessKeyCreated`] carries a secret, once, to the tenant admin who asked for it.
 
+use obhut_core::SiteState;
+use obhut_maintenance::RepairStatus;
 use obhut_trustee_client::Role;
+use obhut_trustee_client::views::AttestationView;
 use serde::{Deserialize, Serialize};
 
 /// `GET /v1/whoami`: the authenticated caller.
@@ -77,4 +84,144 @@ pub struct RotationResult {
     pub rewrapped: u64,
     /// Objects replaced meanwhile (their keys were new already).
     pub skipped: u64,
+}
+
+/// One entry of `GET /v1/sites`: a site of the registry, its backend described without its
+/// secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SiteView {
+    /// `fs:PATH`, or `s3:ENDPOINT/BUCKET as ACCESS_KEY`.
+    pub backend: String,
+    pub id: String,
+    pub jurisdiction: String,
+    pub location: String,
+    /// Whether this process reaches it (its last health check passed).
+    pub reachable: bool,
+    /// Replicas the catalog records on it.
+    pub replicas: u64,
+    pub state: SiteState,
+}
+
+/// `POST /v1/repair`: whether a pass started (or one was running already), and its progress.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepairStarted {
+    pub started: bool,
+    pub status: RepairStatus,
+}
+
+/// `GET /v1/residency`: a residency report as text
+/// ([`obhut_maintenance::ResidencyReport`] as JSON), the SHA-256 of that text, and the
+/// trustee's signed attestation of the digest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResidencyAnswer {
+    pub attestation: AttestationView,
+    pub report: String,
+    pub sha256: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{RepairStarted, ResidencyAnswer, SiteView};
+    use obhut_core::SiteState;
+    use obhut_maintenance::{RepairState, RepairStatus};
+    use obhut_trustee_client::views::{AttestationView, BucketPolicyView};
+    use serde::Serialize;
+    use serde::de::DeserializeOwned;
+    use serde_json::{Value, json};
+
+    /// `typed` gives byte for byte the JSON the admin API built with `json!` for the same
+    /// data, and reads back as itself.
+    fn same_json<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(
+        typed: &T,
+        untyped: &Value,
+    ) {
+        let text = serde_json::to_string(typed).unwrap();
+        assert_eq!(text, serde_json::to_string(untyped).unwrap());
+        assert_eq!(&serde_json::from_str::<T>(&text).unwrap(), typed);
+    }
+
+    #[test]
+    fn site_answers_are_the_untyped_json() {
+        for (state, reachable) in [(SiteState::Active, true), (SiteState::Down, false)] {
+            let site = SiteView {
+                backend: "s3:https://s3.example/b as AK".into(),
+                id: "de-fra".into(),
+                jurisdiction: "DE".into(),
+                location: "Frankfurt".into(),
+                reachable,
+                replicas: 42,
+                state,
+            };
+            same_json(
+                &vec![site],
+                &json!([{
+                    "id": "de-fra",
+                    "jurisdiction": "DE",
+                    "location": "Frankfurt",
+                    "state": state.as_str(),
+                    "reachable": reachable,
+                    "backend": "s3:https://s3.example/b as AK",
+                    "replicas": 42u64,
+                }]),
+            );
+        }
+    }
+
+    #[test]
+    fn repair_answers_are_the_untyped_json() {
+        let status = RepairStatus {
+            errors: vec!["e".into()],
+            objects_done: 3,
+            objects_total: 5,
+            reason: "operator".into(),
+            started_ms: 99,
+            state: RepairState::Running,
+            ..RepairStatus::default()
+        };
+        let started = RepairStarted {
+            started: true,
+            status: status.clone(),
+        };
+        same_json(&started, &json!({"started": true, "status": json!(status)}));
+        // and the status inside is the status's own JSON, not a copy of it
+        assert_eq!(
+            serde_json::to_value(&started).unwrap()["status"]["state"],
+            "running"
+        );
+    }
+
+    #[test]
+    fn residency_answers_are_the_untyped_json() {
+        let attestation = json!({"log_index": 17u64, "note": "obhut attestation residency-report\n",
+                                 "verifier_key": "log+0123abcd+AAAA"});
+        let answer = ResidencyAnswer {
+            attestation: serde_json::from_value::<AttestationView>(attestation.clone()).unwrap(),
+            report: "{\"generated_ms\":1}".into(),
+            sha256: "ab".repeat(32),
+        };
+        same_json(
+            &answer,
+            &json!({
+                "report": "{\"generated_ms\":1}",
+                "sha256": "ab".repeat(32),
+                "attestation": attestation,
+            }),
+        );
+        for (jurisdictions, min_sites) in [(Some(vec!["DE".to_owned()]), Some(3u32)), (None, None)]
+        {
+            let view = BucketPolicyView {
+                tenant: "demo".into(),
+                bucket: "b".into(),
+                jurisdictions: jurisdictions.clone(),
+                min_sites,
+            };
+            // The admin API answers a bucket policy with a `Value` made of this view.
+            let v = serde_json::to_value(&view).unwrap();
+            same_json(
+                &v,
+                &json!({"tenant": "demo", "bucket": "b",
+                        "jurisdictions": jurisdictions, "min_sites": min_sites}),
+            );
+        }
+    }
 }

@@ -9,7 +9,9 @@
 //! Requests signed with a grant's temporary credentials (access key ids starting `OBG`) are
 //! checked by the trustee itself: session token, the grant's state, operations, bucket and
 //! prefix; the trustee logs each one before it is allowed. Such a request then acts for the
-//! grant's tenant and asks for keys with the grant as justification.
+//! grant's tenant and asks for keys with the grant as justification. A copy's source is read
+//! here with the parser the copy operations get their source from ([`copy_source_header`],
+//! [`copy_source_object`]), so the grant is checked for the object the operation reads.
 
 use crate::error;
 use obhut_catalog::{Bucket, Catalog, Tenant};
@@ -17,6 +19,7 @@ use obhut_trustee_client::governance::GRANT_KEY_PREFIX;
 use obhut_trustee_client::{GrantAccess, Justification, TrusteeClient};
 use s3s::access::{S3Access, S3AccessContext};
 use s3s::auth::{S3Auth, SecretKey};
+use s3s::dto::CopySource;
 use s3s::path::S3Path;
 use s3s::{S3ErrorCode, S3Request, S3Result, s3_error};
 use std::cell::RefCell;
@@ -151,10 +154,16 @@ impl TenantAuth {
             bucket,
             key,
         };
-        // A copy also reads its source: that must be within the grant too.
-        if let Some((src_bucket, src_key)) = copy_source(cx.headers()) {
+        // A copy also reads its source: that must be within the grant too. Only copies read
+        // `x-amz-copy-source`; a copy whose source cannot be read as the operation would read
+        // it is refused here, before anything is checked or logged as allowed.
+        if COPIES.contains(&operation) {
+            let source = copy_source_header(cx.headers())?.ok_or_else(|| {
+                error::with(S3ErrorCode::InvalidArgument, error::INVALID_COPY_SOURCE)
+            })?;
+            let (src_bucket, src_key) = copy_source_object(&source)?;
             self.trustee
-                .authorize_grant_access(&access("read", src_bucket, src_key))
+                .authorize_grant_access(&access("read", src_bucket.to_owned(), src_key.to_owned()))
                 .await
                 .map_err(grant_refused)?;
         }
@@ -244,14 +253,39 @@ fn query_param(query: Option<&str>, name: &str) -> Option<String> {
     })
 }
 
-/// The bucket and key of `x-amz-copy-source`, if the request copies.
-fn copy_source(headers: &http::HeaderMap) -> Option<(String, String)> {
-    let raw = headers.get("x-amz-copy-source")?.to_str().ok()?;
-    let decoded = percent_encoding::percent_decode_str(raw).decode_utf8_lossy();
-    let path = decoded.split('?').next().unwrap_or_default();
-    let path = path.strip_prefix('/').unwrap_or(path);
-    let (bucket, key) = path.split_once('/')?;
-    Some((bucket.to_owned(), key.to_owned()))
+/// The operations that read the object `x-amz-copy-source` names.
+const COPIES: [&str; 2] = ["CopyObject", "UploadPartCopy"];
+
+/// `x-amz-copy-source` read exactly as s3s reads it for the copy operations (one value, ASCII,
+/// parsed by [`CopySource::parse`]: `?versionId=` split off first, then percent-decoded, one
+/// leading `/` dropped, split at the first `/`; a key is literal, `..` and all). `None` if the
+/// header is absent or empty.
+pub fn copy_source_header(headers: &http::HeaderMap) -> S3Result<Option<CopySource>> {
+    let invalid = || error::with(S3ErrorCode::InvalidArgument, error::INVALID_COPY_SOURCE);
+    let mut values = headers.get_all("x-amz-copy-source").into_iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(invalid());
+    }
+    if value.is_empty() {
+        return Ok(None);
+    }
+    let text = value.to_str().map_err(|_| invalid())?;
+    CopySource::parse(text).map(Some).map_err(|_| invalid())
+}
+
+/// The bucket and key a copy reads: the one place both the grant check and the copy
+/// operations take them from.
+pub fn copy_source_object(source: &CopySource) -> S3Result<(&str, &str)> {
+    match source {
+        CopySource::Bucket { bucket, key, .. } => Ok((bucket, key)),
+        CopySource::AccessPoint { .. } | CopySource::Outpost { .. } => Err(error::with(
+            S3ErrorCode::NotImplemented,
+            error::COPY_FROM_ACCESS_POINT,
+        )),
+    }
 }
 
 #[async_trait::async_trait]
@@ -437,8 +471,203 @@ mod tests {
 /// signature version and a presigned URL's lifetime. Anything is an answer, never a panic.
 #[cfg(test)]
 mod fuzz {
-    use super::{check_presigned_expiry, copy_source, query_param, refuse_sigv2, session_token};
+    use super::{
+        check_presigned_expiry, copy_source_header, copy_source_object, query_param, refuse_sigv2,
+        session_token,
+    };
     use bolero::check;
+    use s3s::dto::{CopyObjectInput, CopyObjectOutput};
+    use s3s::service::{S3Service, S3ServiceBuilder};
+    use s3s::{S3Request, S3Response, S3Result};
+    use std::sync::{Arc, Mutex};
+
+    /// A copy source as read: `Ok(None)` for none, `Err(())` for a refusal.
+    type Read = Result<Option<(String, String)>, ()>;
+
+    /// What the access check and the operation each read of one request's copy source.
+    #[derive(Default)]
+    struct Seen {
+        access: Option<Read>,
+        operation: Option<Read>,
+    }
+
+    /// The access check's reading of the copy source (what `check_grant` authorises).
+    fn read_by_access(headers: &http::HeaderMap) -> Read {
+        match copy_source_header(headers) {
+            Ok(Some(source)) => copy_source_object(&source)
+                .map(|(b, k)| Some((b.to_owned(), k.to_owned())))
+                .map_err(|_| ()),
+            Ok(None) => Ok(None),
+            Err(_) => Err(()),
+        }
+    }
+
+    /// An S3 service whose access check and CopyObject only record what they read: the real
+    /// s3s path from header to operation input in between.
+    #[derive(Clone)]
+    struct Recorder(Arc<Mutex<Seen>>);
+
+    #[async_trait::async_trait]
+    impl s3s::access::S3Access for Recorder {
+        async fn check(&self, cx: &mut s3s::access::S3AccessContext<'_>) -> S3Result<()> {
+            self.0.lock().unwrap().access = Some(read_by_access(cx.headers()));
+            Ok(())
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl s3s::S3 for Recorder {
+        async fn copy_object(
+            &self,
+            req: S3Request<CopyObjectInput>,
+        ) -> S3Result<S3Response<CopyObjectOutput>> {
+            let read = copy_source_object(&req.input.copy_source)
+                .map(|(b, k)| Some((b.to_owned(), k.to_owned())))
+                .map_err(|_| ());
+            self.0.lock().unwrap().operation = Some(read);
+            Ok(S3Response::new(CopyObjectOutput::default()))
+        }
+    }
+
+    /// No key is known: requests go unsigned, and s3s still runs the access check.
+    struct NoKeys;
+
+    #[async_trait::async_trait]
+    impl s3s::auth::S3Auth for NoKeys {
+        async fn get_secret_key(&self, _: &str) -> S3Result<s3s::auth::SecretKey> {
+            Err(s3s::s3_error!(InvalidAccessKeyId))
+        }
+    }
+
+    fn recording_service() -> (S3Service, Recorder) {
+        let recorder = Recorder(Arc::default());
+        let mut builder = S3ServiceBuilder::new(recorder.clone());
+        builder.set_auth(NoKeys);
+        builder.set_access(recorder.clone());
+        (builder.build(), recorder)
+    }
+
+    /// Sends `PUT /dst/copy` with these `x-amz-copy-source` values; returns what the access
+    /// check read, and what the CopyObject operation read if it ran.
+    fn copy_with(
+        rt: &tokio::runtime::Runtime,
+        service: &S3Service,
+        recorder: &Recorder,
+        values: &[http::HeaderValue],
+    ) -> (Option<Read>, Option<Read>) {
+        *recorder.0.lock().unwrap() = Seen::default();
+        let mut req = http::Request::builder()
+            .method(http::Method::PUT)
+            .uri("http://localhost/dst/copy");
+        for v in values {
+            req = req.header("x-amz-copy-source", v.clone());
+        }
+        let req = req.body(s3s::Body::empty()).unwrap();
+        let _ = rt.block_on(service.call(req));
+        let seen = std::mem::take(&mut *recorder.0.lock().unwrap());
+        (seen.access, seen.operation)
+    }
+
+    /// Whenever the copy operation runs, the access check read the same source (so a grant is
+    /// checked for exactly the object copied); whenever it does not (s3s refused the header,
+    /// or an empty one made the request a PutObject), the access check read no source either.
+    fn assert_agree(access: Option<&Read>, operation: Option<&Read>, what: &str) {
+        let access = access.unwrap_or_else(|| panic!("{what}: no access check ran"));
+        match operation {
+            Some(op) => assert_eq!(access, op, "{what}"),
+            None => assert!(
+                matches!(access, Err(()) | Ok(None)),
+                "{what}: no copy ran, yet the access check read {access:?}"
+            ),
+        }
+    }
+
+    #[test]
+    fn the_grant_check_reads_the_copy_source_the_operation_reads() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let (service, recorder) = recording_service();
+        let cases: &[(&str, (&str, &str))] = &[
+            ("bucket/a/b", ("bucket", "a/b")),
+            ("/bucket/a/b", ("bucket", "a/b")),
+            ("%2Fbucket%2Fa%2Fb", ("bucket", "a/b")),
+            ("bucket//secret", ("bucket", "/secret")),
+            ("bucket/a%2F..%2Fsecret", ("bucket", "a/../secret")),
+            ("bucket/a/../secret", ("bucket", "a/../secret")),
+            ("bucket/a/b?versionId=v1", ("bucket", "a/b")),
+            ("bucket/secret?versionId=%2Fa%2Fx", ("bucket", "secret")),
+            ("bucket/a/q?x", ("bucket", "a/q?x")),
+            ("bucket/a/q%3Fx", ("bucket", "a/q?x")),
+            ("bucket/a/%3FversionId=1", ("bucket", "a/?versionId=1")),
+            ("bucket/a/100%25", ("bucket", "a/100%")),
+            ("bucket/a/%25%32%46", ("bucket", "a/%2F")),
+            ("bucket/a/%C3%A4", ("bucket", "a/\u{e4}")),
+        ];
+        for &(header, (bucket, key)) in cases {
+            let value = http::HeaderValue::from_str(header).unwrap();
+            let (access, operation) = copy_with(&rt, &service, &recorder, &[value]);
+            assert_agree(access.as_ref(), operation.as_ref(), header);
+            let expected = Some((bucket.to_owned(), key.to_owned()));
+            assert_eq!(operation, Some(Ok(expected)), "{header}");
+        }
+        // Refused alike: no key, a bad bucket name, bytes that are not UTF-8 once decoded,
+        // not ASCII, an access point.
+        for header in [
+            b"bucket".as_slice(),
+            b"Bucket/x",
+            b"bucket/%FF",
+            b"bucket/\xc3\xa4",
+            b"arn:aws:s3:eu-central-1:123456789012:accesspoint/ap1/object/secret",
+        ] {
+            let value = http::HeaderValue::from_bytes(header).unwrap();
+            let (access, operation) = copy_with(&rt, &service, &recorder, &[value]);
+            let what = String::from_utf8_lossy(header);
+            assert_agree(access.as_ref(), operation.as_ref(), &what);
+            assert_eq!(access, Some(Err(())), "{what}");
+        }
+        // The header twice: which one would be checked, which one copied? Neither.
+        let twice = [
+            http::HeaderValue::from_static("bucket/a/x"),
+            http::HeaderValue::from_static("bucket/secret"),
+        ];
+        let (access, operation) = copy_with(&rt, &service, &recorder, &twice);
+        assert_agree(access.as_ref(), operation.as_ref(), "twice");
+        assert_eq!(operation, None);
+    }
+
+    #[test]
+    fn the_grant_check_and_the_copy_agree_on_any_copy_source() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let (service, recorder) = recording_service();
+        // A failed case panics out of the service: nothing of it is used after that.
+        let harness = std::panic::AssertUnwindSafe((&rt, &service, &recorder));
+        check!()
+            .with_iterations(2_000)
+            .with_type::<(Vec<u8>, String)>()
+            .for_each(|(raw, key)| {
+                let (rt, service, recorder) = (&harness).0;
+                // Arbitrary bytes, and well-formed headers around an arbitrary key.
+                let mut values = vec![];
+                if let Ok(v) = http::HeaderValue::from_bytes(raw) {
+                    values.push(v);
+                }
+                let encoded =
+                    percent_encoding::utf8_percent_encode(key, percent_encoding::NON_ALPHANUMERIC);
+                for header in [format!("bucket/{key}"), format!("/bucket/{encoded}")] {
+                    if let Ok(v) = http::HeaderValue::from_str(&header) {
+                        values.push(v);
+                    }
+                }
+                for v in values {
+                    let (access, operation) =
+                        copy_with(rt, service, recorder, std::slice::from_ref(&v));
+                    assert_agree(access.as_ref(), operation.as_ref(), &format!("{v:?}"));
+                }
+            });
+    }
 
     #[test]
     fn request_parts_read_before_authentication_never_panic() {
@@ -456,7 +685,9 @@ mod fuzz {
                 let _ = query_param(q, "X-Amz-Security-Token");
                 let _ = session_token(&headers, q);
                 let _ = refuse_sigv2(&headers, q);
-                if let Some((bucket, _)) = copy_source(&headers) {
+                if let Ok(Some(source)) = copy_source_header(&headers)
+                    && let Ok((bucket, _)) = copy_source_object(&source)
+                {
                     assert!(!bucket.contains('/'));
                 }
                 let _ = check_presigned_expiry(q);

@@ -38,6 +38,7 @@ pub const PART_NUMBER_OUT_OF_BOUNDS: &str =
     "Part number must be an integer between 1 and 10000, inclusive";
 pub const INVALID_COPY_SOURCE_RANGE: &str = "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy";
 pub const COPY_FROM_ACCESS_POINT: &str = "copying from an access point is not supported";
+pub const INVALID_COPY_SOURCE: &str = "The x-amz-copy-source header must be given once, as bucket/key (URL-encoded), optionally followed by ?versionId=";
 pub const COPY_TO_ITSELF: &str = "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.";
 pub const METADATA_TOO_LARGE: &str =
     "Your metadata headers exceed the maximum allowed metadata size of 2 KB";

@@ -20,9 +20,12 @@ pub mod worker;
 
 pub use orphans::collect_orphans;
 pub use policy::{Policy, effective_policy, residency_policy};
-pub use repair::{Maintenance, Outcome, RepairRequests, RepairStatus, ScrubRate};
+pub use repair::{Maintenance, Outcome, RepairRequests, RepairState, RepairStatus, ScrubRate};
 pub use replica::{ReplicaProblem, discard_blobs, verify_replica};
-pub use report::replicas_outside;
+pub use report::{
+    BucketResidency, ReplicaCheck, ReportPolicy, ReportSite, ResidencyReport, TenantResidency,
+    replicas_outside,
+};
 pub use sites::SiteSet;
 pub use worker::{WorkerState, WorkerStatus, Workers};
 

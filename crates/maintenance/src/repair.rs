@@ -18,7 +18,7 @@ use crate::worker::{Worker, Workers};
 use obhut_catalog::{Catalog, Chunk, ObjectPages, ObjectRecord, Part, Tenant};
 use obhut_core::{SiteInfo, SiteState};
 use obhut_sites::Site;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -40,31 +40,60 @@ pub(crate) fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-/// Progress of the current or last repair pass.
-#[derive(Debug, Clone, Default, Serialize)]
+/// Where a repair pass is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RepairState {
+    /// No pass has run since the process started.
+    #[default]
+    Idle,
+    Running,
+    Done,
+    Failed,
+}
+
+impl RepairState {
+    /// Its name on the wire.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Idle => "idle",
+            Self::Running => "running",
+            Self::Done => "done",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// Progress of the current or last repair pass: the answer of `GET /v1/repair`, as the admin
+/// API sends it and the CLI reads it.
+///
+/// Fields are in alphabetical order, the order the admin API wrote them in before this was
+/// typed (a `serde_json::Value` sorts its keys): keep it, so the JSON stays the same byte for
+/// byte.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RepairStatus {
-    /// `idle`, `running`, `done` or `failed`.
-    pub state: &'static str,
-    /// What started it: `operator`, `drain`, `site-down`, `policy`, `degraded-write`,
-    /// `start-up`.
-    pub reason: String,
+    pub errors: Vec<String>,
+    pub finished_ms: Option<i64>,
     pub objects_done: u64,
+    pub objects_failed: u64,
     /// Objects found so far: the pass counts them as it pages through the catalog, so this is
     /// the final number once the pass is over.
     pub objects_total: u64,
-    pub replicas_copied: u64,
-    pub replicas_removed: u64,
-    pub objects_failed: u64,
     /// Parts of unfinished multipart uploads brought to their policy, and those that failed.
     pub parts_done: u64,
     pub parts_failed: u64,
-    pub errors: Vec<String>,
-    pub started_ms: i64,
-    pub finished_ms: Option<i64>,
+    /// What started it: `operator`, `drain`, `site-down`, `policy`, `degraded-write`,
+    /// `start-up`.
+    pub reason: String,
+    pub replicas_copied: u64,
+    pub replicas_removed: u64,
     /// Scrubber: replicas checked, found bad, and repaired since start.
-    pub scrub_checked: u64,
     pub scrub_bad: u64,
+    pub scrub_checked: u64,
     pub scrub_repaired: u64,
+    pub started_ms: i64,
+    pub state: RepairState,
 }
 
 /// What repairing one object or part did.
@@ -179,10 +208,7 @@ impl Maintenance {
                 under_replicated: AtomicBool::new(false),
             }),
             faults: Mutex::new(Some(rx)),
-            status: Mutex::new(RepairStatus {
-                state: "idle",
-                ..RepairStatus::default()
-            }),
+            status: Mutex::new(RepairStatus::default()),
             running: AtomicBool::new(false),
             wake: Notify::new(),
         })
@@ -241,7 +267,7 @@ impl Maintenance {
         }
         self.update(|st| {
             *st = RepairStatus {
-                state: "running",
+                state: RepairState::Running,
                 reason: reason.to_owned(),
                 started_ms: now_ms(),
                 scrub_checked: st.scrub_checked,
@@ -257,9 +283,9 @@ impl Maintenance {
         self.update(|st| {
             st.finished_ms = Some(now_ms());
             match result {
-                Ok(()) => st.state = "done",
+                Ok(()) => st.state = RepairState::Done,
                 Err(e) => {
-                    st.state = "failed";
+                    st.state = RepairState::Failed;
                     st.errors.push(e.to_string());
                 }
             }
@@ -731,5 +757,54 @@ impl Maintenance {
                 }
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod wire_tests {
+    use super::{RepairState, RepairStatus};
+    use serde_json::json;
+
+    #[test]
+    fn repair_status_is_the_untyped_json_byte_for_byte() {
+        let st = RepairStatus {
+            errors: vec!["object b/k: no good replica".into()],
+            finished_ms: Some(20),
+            objects_done: 7,
+            objects_failed: 1,
+            objects_total: 8,
+            parts_done: 2,
+            parts_failed: 3,
+            reason: "drain".into(),
+            replicas_copied: 9,
+            replicas_removed: 4,
+            scrub_bad: 5,
+            scrub_checked: 60,
+            scrub_repaired: 6,
+            started_ms: 10,
+            state: RepairState::Failed,
+        };
+        // What `json!(status)` of the struct with `state: &'static str` gave (keys sorted).
+        let untyped = json!({
+            "state": "failed", "reason": "drain", "objects_done": 7, "objects_total": 8,
+            "replicas_copied": 9, "replicas_removed": 4, "objects_failed": 1, "parts_done": 2,
+            "parts_failed": 3, "errors": ["object b/k: no good replica"], "started_ms": 10,
+            "finished_ms": 20, "scrub_checked": 60, "scrub_bad": 5, "scrub_repaired": 6,
+        });
+        let text = serde_json::to_string(&st).unwrap();
+        assert_eq!(text, serde_json::to_string(&untyped).unwrap());
+        assert_eq!(serde_json::from_str::<RepairStatus>(&text).unwrap(), st);
+        for (state, name) in [
+            (RepairState::Idle, "idle"),
+            (RepairState::Running, "running"),
+            (RepairState::Done, "done"),
+            (RepairState::Failed, "failed"),
+        ] {
+            assert_eq!(serde_json::to_value(state).unwrap(), json!(name));
+            assert_eq!(state.as_str(), name);
+        }
+        let idle = serde_json::to_value(RepairStatus::default()).unwrap();
+        assert_eq!(idle["state"], "idle");
+        assert_eq!(idle["finished_ms"], serde_json::Value::Null);
     }
 }

@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::repair::PAGE;
-use crate::{Maintenance, RepairStatus, ScrubRate, SiteSet, Workers};
+use crate::{Maintenance, RepairState, RepairStatus, ScrubRate, SiteSet, Workers};
 use bytes::Bytes;
 use obhut_catalog::{
     Bucket, BucketKey, Catalog, Chunk, ObjectRecord, Part, PutCondition, SqliteCatalog, Tenant,
@@ -164,9 +164,9 @@ async fn drain_moves_objects_and_upload_parts_in_one_paged_pass() {
         !f.maintenance.start_repair("operator"),
         "a second pass does not start while one runs"
     );
-    let st = wait_for(&f.maintenance, |st| st.state != "running").await;
+    let st = wait_for(&f.maintenance, |st| st.state != RepairState::Running).await;
 
-    assert_eq!(st.state, "done", "{st:?}");
+    assert_eq!(st.state, RepairState::Done, "{st:?}");
     let objects = objects as u64;
     assert_eq!(
         (st.objects_total, st.objects_done, st.objects_failed),

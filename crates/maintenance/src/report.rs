@@ -4,15 +4,85 @@
 //!
 //! A report names buckets, counts and sites, never objects; the admin API has the trustee
 //! attest it. Verification checks ciphertext against its recorded CRC32C, with no key.
+//!
+//! The report's types are what `GET /v1/residency` carries (as text, with its digest) and the
+//! CLI reads. Their fields are in alphabetical order, the order the report was written in
+//! before it was typed (a `serde_json::Value` sorts its keys): keep it, so that the same data
+//! gives the same bytes, and so the same digest.
 
 use crate::MaintenanceError;
 use crate::policy::residency_policy;
 use crate::repair::{Maintenance, PAGE, now_ms};
 use crate::replica::{ReplicaProblem, verify_replica};
 use obhut_catalog::{Catalog, CatalogError, ObjectPages};
-use obhut_core::SiteInfo;
-use serde_json::{Value, json};
+use obhut_core::{SiteInfo, SiteState};
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
+
+/// A residency report: every site, and per tenant and bucket where the replicas are.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResidencyReport {
+    /// When it was computed (milliseconds since the epoch).
+    pub generated_ms: i64,
+    pub sites: Vec<ReportSite>,
+    pub tenants: Vec<TenantResidency>,
+    /// Whether every replica was read and checked.
+    pub verified: bool,
+}
+
+/// A site as a report names it (no backend, no secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportSite {
+    pub id: String,
+    pub jurisdiction: String,
+    pub state: SiteState,
+}
+
+/// One tenant's buckets in a report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantResidency {
+    pub buckets: Vec<BucketResidency>,
+    /// The tenant's own policy (a bucket's may be narrower).
+    pub jurisdictions: Vec<String>,
+    pub tenant: String,
+}
+
+/// Where one bucket's objects are: counts, never names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BucketResidency {
+    pub bucket: String,
+    pub objects: u64,
+    /// Objects per set of sites (the site ids sorted and joined with `,`).
+    pub objects_by_sites: BTreeMap<String, u64>,
+    /// Objects with a replica on a site outside the policy (or on a site no longer known).
+    pub outside_policy: u64,
+    /// Per such site, how many objects have a replica there.
+    pub outside_policy_sites: BTreeMap<String, u64>,
+    pub policy: ReportPolicy,
+    /// Objects on fewer sites than the policy's `min_sites`.
+    pub under_replicated: u64,
+    /// Only in verified reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified: Option<ReplicaCheck>,
+}
+
+/// The residency policy in effect for a bucket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportPolicy {
+    /// `accept` or `refuse`.
+    pub degraded_writes: String,
+    pub jurisdictions: Vec<String>,
+    pub min_sites: usize,
+}
+
+/// What reading every replica of a bucket found.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaCheck {
+    pub corrupt: u64,
+    pub missing: u64,
+    pub replicas_checked: u64,
+    pub unreachable: u64,
+}
 
 impl Maintenance {
     /// Per bucket: objects by site set, under-replicated objects, replicas outside the policy;
@@ -21,7 +91,7 @@ impl Maintenance {
         &self,
         tenant: Option<&str>,
         verify: bool,
-    ) -> Result<Value, MaintenanceError> {
+    ) -> Result<ResidencyReport, MaintenanceError> {
         let infos: HashMap<String, SiteInfo> = self
             .sites
             .infos()
@@ -86,41 +156,52 @@ impl Maintenance {
                         }
                     }
                 }
-                let mut entry = json!({
-                    "bucket": b.name,
-                    "policy": {"jurisdictions": policy.jurisdictions, "min_sites": policy.min_sites,
-                               "degraded_writes": if policy.degraded_writes {"accept"} else {"refuse"}},
-                    "objects": objects,
-                    "objects_by_sites": by_sites,
-                    "under_replicated": under,
-                    "outside_policy": outside,
-                    "outside_policy_sites": outside_sites,
+                buckets.push(BucketResidency {
+                    bucket: b.name,
+                    objects,
+                    objects_by_sites: by_sites,
+                    outside_policy: outside,
+                    outside_policy_sites: outside_sites,
+                    policy: ReportPolicy {
+                        degraded_writes: if policy.degraded_writes {
+                            "accept"
+                        } else {
+                            "refuse"
+                        }
+                        .to_owned(),
+                        jurisdictions: policy.jurisdictions,
+                        min_sites: policy.min_sites,
+                    },
+                    under_replicated: under,
+                    verified: verify.then_some(ReplicaCheck {
+                        corrupt,
+                        missing,
+                        replicas_checked: checked,
+                        unreachable,
+                    }),
                 });
-                if verify {
-                    entry["verified"] = json!({"replicas_checked": checked, "missing": missing,
-                                               "corrupt": corrupt, "unreachable": unreachable});
-                }
-                buckets.push(entry);
             }
-            report_tenants.push(json!({
-                "tenant": t.name,
-                "jurisdictions": t.jurisdictions,
-                "buckets": buckets,
-            }));
+            report_tenants.push(TenantResidency {
+                buckets,
+                jurisdictions: t.jurisdictions,
+                tenant: t.name,
+            });
         }
-        let sites: Vec<Value> = {
-            let mut v: Vec<&SiteInfo> = infos.values().collect();
-            v.sort_by(|a, b| a.id.cmp(&b.id));
-            v.iter()
-                .map(|i| json!({"id": i.id, "jurisdiction": i.jurisdiction, "state": i.state.as_str()}))
-                .collect()
-        };
-        Ok(json!({
-            "generated_ms": now_ms(),
-            "verified": verify,
-            "sites": sites,
-            "tenants": report_tenants,
-        }))
+        let mut sites: Vec<ReportSite> = infos
+            .into_values()
+            .map(|i| ReportSite {
+                id: i.id,
+                jurisdiction: i.jurisdiction,
+                state: i.state,
+            })
+            .collect();
+        sites.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(ResidencyReport {
+            generated_ms: now_ms(),
+            sites,
+            tenants: report_tenants,
+            verified: verify,
+        })
     }
 }
 
@@ -161,4 +242,118 @@ pub async fn replicas_outside(
         }
     }
     Ok(affected)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{
+        BucketResidency, ReplicaCheck, ReportPolicy, ReportSite, ResidencyReport, TenantResidency,
+    };
+    use obhut_core::SiteState;
+    use serde_json::json;
+    use std::collections::BTreeMap;
+
+    /// The report as the admin API wrote it before it was typed (`json!`, keys sorted), for
+    /// the same data.
+    fn untyped(verify: bool) -> serde_json::Value {
+        let by_sites = BTreeMap::from([("de-fra,de-mgd".to_owned(), 3u64), ("x".to_owned(), 1)]);
+        let outside_sites = BTreeMap::from([("x".to_owned(), 1u64)]);
+        let policy_j = vec!["DE".to_owned()];
+        let mut entry = json!({
+            "bucket": "b1",
+            "policy": {"jurisdictions": policy_j, "min_sites": 2usize,
+                       "degraded_writes": if verify {"accept"} else {"refuse"}},
+            "objects": 4u64,
+            "objects_by_sites": by_sites,
+            "under_replicated": 1u64,
+            "outside_policy": 1u64,
+            "outside_policy_sites": outside_sites,
+        });
+        if verify {
+            entry["verified"] = json!({"replicas_checked": 8u64, "missing": 1u64,
+                                       "corrupt": 2u64, "unreachable": 3u64});
+        }
+        let tenants = vec![
+            json!({"tenant": "demo", "jurisdictions": ["DE", "AT"], "buckets": [entry]}),
+            json!({"tenant": "empty", "jurisdictions": ["DE"], "buckets": []}),
+        ];
+        let sites = vec![
+            json!({"id": "de-fra", "jurisdiction": "DE", "state": SiteState::Active.as_str()}),
+            json!({"id": "x", "jurisdiction": "FR", "state": SiteState::Draining.as_str()}),
+        ];
+        json!({
+            "generated_ms": 1_700_000_000_123i64,
+            "verified": verify,
+            "sites": sites,
+            "tenants": tenants,
+        })
+    }
+
+    fn typed(verify: bool) -> ResidencyReport {
+        ResidencyReport {
+            generated_ms: 1_700_000_000_123,
+            sites: vec![
+                ReportSite {
+                    id: "de-fra".into(),
+                    jurisdiction: "DE".into(),
+                    state: SiteState::Active,
+                },
+                ReportSite {
+                    id: "x".into(),
+                    jurisdiction: "FR".into(),
+                    state: SiteState::Draining,
+                },
+            ],
+            tenants: vec![
+                TenantResidency {
+                    buckets: vec![BucketResidency {
+                        bucket: "b1".into(),
+                        objects: 4,
+                        objects_by_sites: BTreeMap::from([
+                            ("de-fra,de-mgd".to_owned(), 3),
+                            ("x".to_owned(), 1),
+                        ]),
+                        outside_policy: 1,
+                        outside_policy_sites: BTreeMap::from([("x".to_owned(), 1)]),
+                        policy: ReportPolicy {
+                            degraded_writes: if verify { "accept" } else { "refuse" }.into(),
+                            jurisdictions: vec!["DE".into()],
+                            min_sites: 2,
+                        },
+                        under_replicated: 1,
+                        verified: verify.then_some(ReplicaCheck {
+                            corrupt: 2,
+                            missing: 1,
+                            replicas_checked: 8,
+                            unreachable: 3,
+                        }),
+                    }],
+                    jurisdictions: vec!["DE".into(), "AT".into()],
+                    tenant: "demo".into(),
+                },
+                TenantResidency {
+                    buckets: vec![],
+                    jurisdictions: vec!["DE".into()],
+                    tenant: "empty".into(),
+                },
+            ],
+            verified: verify,
+        }
+    }
+
+    #[test]
+    fn the_typed_report_is_the_untyped_one_byte_for_byte() {
+        for verify in [false, true] {
+            let report = typed(verify);
+            let bytes = serde_json::to_vec(&report).unwrap();
+            // The digest the trustee attests is over these bytes: they must not change.
+            assert_eq!(
+                String::from_utf8(bytes.clone()).unwrap(),
+                serde_json::to_string(&untyped(verify)).unwrap(),
+                "verify={verify}"
+            );
+            let back: ResidencyReport = serde_json::from_slice(&bytes).unwrap();
+            assert_eq!(back, report);
+        }
+    }
 }

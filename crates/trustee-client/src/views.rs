@@ -133,3 +133,14 @@ pub struct ShredDone {
     /// For a disabled key: when it will be destroyed.
     pub destroy_after_ms: Option<i64>,
 }
+
+/// The trustee's signed attestation of a report's digest (appended to the log first).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttestationView {
+    /// The log entry that records it.
+    pub log_index: u64,
+    /// A C2SP signed note naming the kind, tenant, digest and log index.
+    pub note: String,
+    /// The log's verifier key (signed-note vkey form), which verifies `note`.
+    pub verifier_key: String,
+}

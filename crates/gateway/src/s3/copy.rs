@@ -9,7 +9,7 @@ use super::convert::{etag, hex, now_ms, timestamp};
 use super::input::{AclRequest, check_key, check_object_acl, check_user_metadata, part_number};
 use super::objects::MetaHeaders;
 use super::store::{NewBlob, Placement, Stored};
-use crate::access::{ReqCtx, owned_bucket};
+use crate::access::{ReqCtx, copy_source_object, owned_bucket};
 use crate::keys::ObjectCipher;
 use crate::meta::{Checksums, ObjectMeta};
 use crate::{Gateway, error};
@@ -35,12 +35,8 @@ impl Gateway {
         source: &CopySource,
         conditions: &Conditions<'_>,
     ) -> S3Result<ObjectRecord> {
-        let CopySource::Bucket { bucket, key, .. } = source else {
-            return Err(error::with(
-                S3ErrorCode::NotImplemented,
-                error::COPY_FROM_ACCESS_POINT,
-            ));
-        };
+        // The grant check read the source the same way (`crate::access`).
+        let (bucket, key) = copy_source_object(source)?;
         owned_bucket(self.catalog.as_ref(), &ctx.tenant, bucket).await?;
         let object = self.object(bucket, key).await?;
         conditions.check(&object, true)?;

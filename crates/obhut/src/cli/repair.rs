@@ -4,26 +4,27 @@
 use crate::AdminArgs;
 use crate::cli::shared::{Client, bar, runtime};
 use anyhow::{Result, bail};
-use serde_json::Value;
+use obhut_admin::wire::RepairStarted;
+use obhut_maintenance::{RepairState, RepairStatus};
 use std::time::Duration;
 
-fn print_status(st: &Value) {
+fn print_status(st: &RepairStatus) {
     println!(
         "repair {} ({}): {} of {} objects, {} upload parts, {} replicas copied, {} removed, {} failed; scrubber: {} replicas checked, {} bad, {} repaired",
-        st["state"].as_str().unwrap_or("?"),
-        st["reason"].as_str().unwrap_or("-"),
-        st["objects_done"],
-        st["objects_total"],
-        st["parts_done"],
-        st["replicas_copied"],
-        st["replicas_removed"],
-        st["objects_failed"].as_u64().unwrap_or(0) + st["parts_failed"].as_u64().unwrap_or(0),
-        st["scrub_checked"],
-        st["scrub_bad"],
-        st["scrub_repaired"],
+        st.state.as_str(),
+        st.reason,
+        st.objects_done,
+        st.objects_total,
+        st.parts_done,
+        st.replicas_copied,
+        st.replicas_removed,
+        st.objects_failed + st.parts_failed,
+        st.scrub_checked,
+        st.scrub_bad,
+        st.scrub_repaired,
     );
-    for e in st["errors"].as_array().into_iter().flatten() {
-        println!("  error: {}", e.as_str().unwrap_or("?"));
+    for e in &st.errors {
+        println!("  error: {e}");
     }
 }
 
@@ -33,29 +34,21 @@ pub fn run(args: &AdminArgs, status_only: bool) -> Result<()> {
     let client = Client::new(args)?;
     runtime()?.block_on(async {
         if status_only {
-            let st = client
-                .call(reqwest::Method::GET, "/v1/repair", None)
-                .await?;
+            let st: RepairStatus = client.get("/v1/repair").await?;
             print_status(&st);
             return Ok(());
         }
-        client
-            .call(reqwest::Method::POST, "/v1/repair", None)
-            .await?;
+        let _: RepairStarted = client.post("/v1/repair", None::<&()>).await?;
         let progress = bar(0);
         progress.set_message("restoring replicas");
         loop {
-            let st = client
-                .call(reqwest::Method::GET, "/v1/repair", None)
-                .await?;
-            progress.set_length(st["objects_total"].as_u64().unwrap_or(0));
-            progress.set_position(st["objects_done"].as_u64().unwrap_or(0));
-            if st["state"] != "running" {
+            let st: RepairStatus = client.get("/v1/repair").await?;
+            progress.set_length(st.objects_total);
+            progress.set_position(st.objects_done);
+            if st.state != RepairState::Running {
                 progress.finish_and_clear();
                 print_status(&st);
-                let failed = st["objects_failed"].as_u64().unwrap_or(0)
-                    + st["parts_failed"].as_u64().unwrap_or(0);
-                if st["state"] == "failed" || failed > 0 {
+                if st.state == RepairState::Failed || st.objects_failed + st.parts_failed > 0 {
                     bail!("repair did not restore every object (see the errors above)");
                 }
                 return Ok(());

@@ -2,9 +2,10 @@
 //! bucket, and written with the trustee's signed attestation.
 
 use crate::AdminArgs;
-use crate::cli::shared::{Client, join, runtime};
-use anyhow::{Context, Result, anyhow, bail};
-use serde_json::Value;
+use crate::cli::shared::{Client, runtime};
+use anyhow::{Context, Result, bail};
+use obhut_admin::wire::ResidencyAnswer;
+use obhut_maintenance::ResidencyReport;
 use std::path::PathBuf;
 
 /// `obhut residency report`: prints a summary per bucket, writes the report (with its digest
@@ -21,51 +22,48 @@ pub fn run(
         if let Some(t) = &tenant {
             path.push_str(&format!("&tenant={t}"));
         }
-        let answer = client.call(reqwest::Method::GET, &path, None).await?;
-        let text = answer["report"]
-            .as_str()
-            .ok_or_else(|| anyhow!("the admin API returned no report"))?;
+        let answer: ResidencyAnswer = client.get(&path).await?;
+        let text = &answer.report;
         let digest = obhut_crypto::principal::sha256_hex(text.as_bytes());
-        if Some(digest.as_str()) != answer["sha256"].as_str() {
+        if digest != answer.sha256 {
             bail!("the report does not match its digest");
         }
-        let report: Value = serde_json::from_str(text).context("the report is not JSON")?;
+        let report: ResidencyReport =
+            serde_json::from_str(text).context("the report is not what obhut expects")?;
         let mut outside_total = 0;
-        for t in report["tenants"].as_array().into_iter().flatten() {
+        for t in &report.tenants {
             println!(
                 "tenant {} (jurisdictions {})",
-                t["tenant"].as_str().unwrap_or("?"),
-                join(&t["jurisdictions"])
+                t.tenant,
+                t.jurisdictions.join(",")
             );
-            for b in t["buckets"].as_array().into_iter().flatten() {
-                outside_total += b["outside_policy"].as_u64().unwrap_or(0);
-                let sets: Vec<String> = b["objects_by_sites"]
-                    .as_object()
-                    .into_iter()
-                    .flatten()
+            for b in &t.buckets {
+                outside_total += b.outside_policy;
+                let sets: Vec<String> = b
+                    .objects_by_sites
+                    .iter()
                     .map(|(k, v)| format!("{k}: {v}"))
                     .collect();
                 print!(
                     "  bucket {}: {} objects ({}); under-replicated {}; outside policy {}",
-                    b["bucket"].as_str().unwrap_or("?"),
-                    b["objects"],
+                    b.bucket,
+                    b.objects,
                     sets.join("; "),
-                    b["under_replicated"],
-                    b["outside_policy"],
+                    b.under_replicated,
+                    b.outside_policy,
                 );
-                if let Some(v) = b.get("verified") {
+                if let Some(v) = &b.verified {
                     print!(
                         "; verified {} replicas: {} missing, {} corrupt, {} unreachable",
-                        v["replicas_checked"], v["missing"], v["corrupt"], v["unreachable"]
+                        v.replicas_checked, v.missing, v.corrupt, v.unreachable
                     );
                 }
                 println!();
             }
         }
-        let att = &answer["attestation"];
         println!(
             "sha256 {digest}; attested by the trustee in log entry {}",
-            att["log_index"]
+            answer.attestation.log_index
         );
         if let Some(out) = out {
             std::fs::write(&out, serde_json::to_string_pretty(&answer)?)

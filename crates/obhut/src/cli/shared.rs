@@ -270,15 +270,3 @@ pub(crate) fn split_list(s: &str) -> Vec<String> {
         .filter(|x| !x.is_empty())
         .collect()
 }
-
-/// A JSON array of strings as `A,B`.
-pub(crate) fn join(v: &Value) -> String {
-    v.as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .collect::<Vec<_>>()
-                .join(",")
-        })
-        .unwrap_or_default()
-}

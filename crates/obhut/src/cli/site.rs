@@ -6,6 +6,7 @@ use crate::AdminArgs;
 use crate::cli::shared::{Client, runtime};
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Subcommand;
+use obhut_admin::wire::SiteView;
 use obhut_trustee_client::Action;
 use serde_json::json;
 use std::path::PathBuf;
@@ -105,20 +106,20 @@ pub fn run(args: &AdminArgs, cmd: SiteCommand) -> Result<()> {
                 println!("added site {id} ({jurisdiction}, {backend}), active");
             }
             SiteCommand::List => {
-                let list = client.call(reqwest::Method::GET, "/v1/sites", None).await?;
+                let list: Vec<SiteView> = client.get("/v1/sites").await?;
                 println!(
                     "{:<16} {:<4} {:<9} {:<9} {:>9}  BACKEND",
                     "ID", "JUR", "STATE", "REACHABLE", "REPLICAS"
                 );
-                for s in list.as_array().into_iter().flatten() {
+                for s in list {
                     println!(
                         "{:<16} {:<4} {:<9} {:<9} {:>9}  {}",
-                        s["id"].as_str().unwrap_or("?"),
-                        s["jurisdiction"].as_str().unwrap_or("?"),
-                        s["state"].as_str().unwrap_or("?"),
-                        if s["reachable"].as_bool() == Some(true) { "yes" } else { "no" },
-                        s["replicas"],
-                        s["backend"].as_str().unwrap_or("?"),
+                        s.id,
+                        s.jurisdiction,
+                        s.state.as_str(),
+                        if s.reachable { "yes" } else { "no" },
+                        s.replicas,
+                        s.backend,
                     );
                 }
             }
