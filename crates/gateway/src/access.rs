@@ -648,7 +648,10 @@ mod fuzz {
             .with_iterations(2_000)
             .with_type::<(Vec<u8>, String)>()
             .for_each(|(raw, key)| {
-                let (rt, service, recorder) = (&harness).0;
+                // Through a reference to the whole wrapper, so that the closure captures the
+                // wrapper (unwind-safe) and not its fields.
+                let whole = &harness;
+                let (rt, service, recorder) = whole.0;
                 // Arbitrary bytes, and well-formed headers around an arbitrary key.
                 let mut values = vec![];
                 if let Ok(v) = http::HeaderValue::from_bytes(raw) {
