@@ -46,8 +46,14 @@ pub async fn residency_policy(
     tenant: &Tenant,
     bucket: &str,
 ) -> Result<Policy, PolicyError> {
-    let owned = policies.tenant_residency(&tenant.name).await?;
-    reconcile(catalog, tenant, &owned, &[bucket], true).await?;
+    let mut owned = policies.tenant_residency(&tenant.name).await?;
+    if reconcile(catalog, tenant, &owned, &[bucket], Mode::Compare).await? > 0 {
+        // The cached record may be older than a change that was already projected: ask the
+        // trustee again before reporting anything.
+        policies.invalidate(Some(&tenant.name));
+        owned = policies.tenant_residency(&tenant.name).await?;
+        reconcile(catalog, tenant, &owned, &[bucket], Mode::Report).await?;
+    }
     Ok(owned.effective(bucket))
 }
 
@@ -58,7 +64,7 @@ pub async fn project(
     policies: &dyn PolicySource,
     tenant: &str,
 ) -> Result<usize, PolicyError> {
-    project_tenant(catalog, policies, tenant, false).await
+    project_tenant(catalog, policies, tenant, Mode::Quiet).await
 }
 
 /// At start-up: [`project`] for every tenant in the catalog, reporting each copy that
@@ -69,7 +75,7 @@ pub async fn project_all(
 ) -> Result<usize, PolicyError> {
     let mut rewritten = 0;
     for t in catalog.list_tenants().await? {
-        rewritten += project_tenant(catalog, policies, &t.name, true).await?;
+        rewritten += project_tenant(catalog, policies, &t.name, Mode::Report).await?;
     }
     Ok(rewritten)
 }
@@ -78,7 +84,7 @@ async fn project_tenant(
     catalog: &dyn Catalog,
     policies: &dyn PolicySource,
     tenant: &str,
-    report_differences: bool,
+    mode: Mode,
 ) -> Result<usize, PolicyError> {
     let Some(row) = catalog.get_tenant(tenant).await? else {
         return Ok(0);
@@ -91,23 +97,35 @@ async fn project_tenant(
         .map(|b| b.name)
         .collect();
     let names: Vec<&str> = buckets.iter().map(String::as_str).collect();
-    reconcile(catalog, &row, &owned, &names, report_differences).await
+    reconcile(catalog, &row, &owned, &names, mode).await
+}
+
+/// What [`reconcile`] does with a copy that differs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Counts it only.
+    Compare,
+    /// Rewrites it (after a change: the difference is the change).
+    Quiet,
+    /// Reports and rewrites it.
+    Report,
 }
 
 /// Compares the catalog's copies (the tenant `row`, its rule, and `buckets`' rules) with the
-/// trustee's record `owned`; each copy that differs is rewritten, and reported if `reporting`.
+/// trustee's record `owned`; returns how many differ, handling each as `mode` says.
 async fn reconcile(
     catalog: &dyn Catalog,
     row: &Tenant,
     owned: &TenantResidency,
     buckets: &[&str],
-    reporting: bool,
+    mode: Mode,
 ) -> Result<usize, PolicyError> {
     let report = |bucket: Option<&str>, fields: &[&str]| {
-        if reporting {
+        if mode == Mode::Report {
             report(&row.name, bucket, fields);
         }
     };
+    let rewrite = mode != Mode::Compare;
     let mut rewritten = 0;
     let mut differs = Vec::new();
     if row.jurisdictions != owned.jurisdictions {
@@ -118,9 +136,11 @@ async fn reconcile(
     }
     if !differs.is_empty() {
         report(None, &differs);
-        catalog
-            .update_tenant_residency(&row.name, &owned.jurisdictions, owned.min_sites)
-            .await?;
+        if rewrite {
+            catalog
+                .update_tenant_residency(&row.name, &owned.jurisdictions, owned.min_sites)
+                .await?;
+        }
         rewritten += 1;
     }
     let scope = PolicyScope::Tenant(row.name.clone());
@@ -134,7 +154,9 @@ async fn reconcile(
             degraded_writes: Some(owned.degraded_writes),
             ..ResidencyRule::default()
         };
-        catalog.put_rule(&scope, &projected).await?;
+        if rewrite {
+            catalog.put_rule(&scope, &projected).await?;
+        }
         rewritten += 1;
     }
     for bucket in buckets {
@@ -157,16 +179,18 @@ async fn reconcile(
         }
         if !differs.is_empty() {
             report(Some(bucket), &differs);
-            catalog
-                .put_rule(
-                    &scope,
-                    &ResidencyRule {
-                        jurisdictions: record.jurisdictions,
-                        min_sites: record.min_sites,
-                        degraded_writes: None,
-                    },
-                )
-                .await?;
+            if rewrite {
+                catalog
+                    .put_rule(
+                        &scope,
+                        &ResidencyRule {
+                            jurisdictions: record.jurisdictions,
+                            min_sites: record.min_sites,
+                            degraded_writes: None,
+                        },
+                    )
+                    .await?;
+            }
             rewritten += 1;
         }
     }
@@ -304,7 +328,7 @@ mod tests {
             (vec!["DE".into()], 2)
         );
         assert_eq!(
-            reconcile(&cat, &row, &acme(), &["narrow"], true)
+            reconcile(&cat, &row, &acme(), &["narrow"], Mode::Report)
                 .await
                 .unwrap(),
             0
