@@ -422,8 +422,15 @@ async fn tenant_policy(
     caller: Caller,
     Path(tenant): Path<String>,
 ) -> Result<Json<TenantPolicyView>, ApiError> {
+    let Json(v) = ask(
+        &state,
+        &caller,
+        Query::TenantPolicy {
+            tenant: tenant.clone(),
+        },
+    )
+    .await?;
     let degraded = crate::residency::degraded_of(&state, &tenant).await?;
-    let Json(v) = ask(&state, &caller, Query::TenantPolicy { tenant }).await?;
     let policy: TenantPolicyView = serde_json::from_value(v).map_err(|e| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,

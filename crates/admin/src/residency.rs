@@ -3,8 +3,9 @@
 //!
 //! Changes arrive as signed statements (see `act` in the API module); this module does what
 //! only the storage side can, through obhut-maintenance: create sites, check the catalog so
-//! that no change leaves data outside the allowed jurisdictions, start repair, and compute
-//! residency reports (which the trustee then attests). It never returns object names, object
+//! that no change leaves data outside the allowed jurisdictions, rewrite the catalog's copy of
+//! a policy the trustee changed (the trustee's record is the policy), start repair, and
+//! compute residency reports (which the trustee then attests). It never returns object names, object
 //! data or a site's secret.
 
 use crate::api::{AdminState, ApiError, Caller};
@@ -13,12 +14,12 @@ use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query as UrlQuery, State};
 use axum::http::StatusCode;
-use obhut_catalog::{CatalogError, ResidencyRule, SiteRecord};
+use obhut_catalog::{CatalogError, SiteRecord};
 use obhut_core::{SiteInfo, SiteState, validate_jurisdiction, validate_tenant_name};
 use obhut_maintenance::Maintenance;
 use obhut_maintenance::RepairStatus;
 use obhut_maintenance::registry::{SiteSecrets, SiteSpec, create_site, describe_backend};
-use obhut_maintenance::replicas_outside;
+use obhut_maintenance::{project, replicas_outside};
 use obhut_trustee_client::views::{AttestationView, BucketPolicyView};
 use obhut_trustee_client::{Action, Role, SignedStatement, TrusteeClient};
 use serde::Deserialize;
@@ -215,14 +216,12 @@ pub(crate) async fn act(
             tenant,
             jurisdictions,
             min_sites,
-            degraded_writes,
             ..
         } => {
             caller.require(&[Role::Officer], "change tenants' policies")?;
-            let t = catalog
-                .get_tenant(tenant)
-                .await?
-                .ok_or_else(|| not_found(format!("no tenant {tenant:?}")))?;
+            if catalog.get_tenant(tenant).await?.is_none() {
+                return Err(not_found(format!("no tenant {tenant:?}")));
+            }
             if let Some(j) = jurisdictions {
                 for x in j {
                     validate_jurisdiction(x)
@@ -238,21 +237,10 @@ pub(crate) async fn act(
                     )));
                 }
             }
+            let before = state.trustee.residency(tenant).await?;
             let v = state.trustee.act(signed).await?;
-            let new_j = jurisdictions.clone().unwrap_or(t.jurisdictions.clone());
-            let new_min = min_sites.unwrap_or(t.min_sites);
-            if jurisdictions.is_some() || min_sites.is_some() {
-                catalog
-                    .update_tenant_residency(tenant, &new_j, new_min)
-                    .await?;
-            }
-            if let Some(d) = degraded_writes {
-                let scope = format!("tenant:{tenant}");
-                let mut rule = catalog.get_rule(&scope).await?.unwrap_or_default();
-                rule.degraded_writes = Some(*d);
-                catalog.put_rule(&scope, &rule).await?;
-            }
-            if min_sites.is_some_and(|n| n > t.min_sites)
+            reproject(state, tenant).await;
+            if min_sites.is_some_and(|n| n > before.min_sites)
                 && let Some(m) = &state.maintenance
             {
                 m.start_repair("policy");
@@ -263,7 +251,7 @@ pub(crate) async fn act(
             tenant,
             bucket,
             jurisdictions,
-            min_sites,
+            ..
         } => {
             match catalog.get_bucket(bucket).await? {
                 Some(b) if b.tenant == *tenant => {}
@@ -286,16 +274,16 @@ pub(crate) async fn act(
                 }
             }
             state.trustee.act(signed).await?;
-            // Fields not given keep their value, as for a tenant's policy.
-            let scope = format!("bucket:{bucket}");
-            let mut rule = catalog.get_rule(&scope).await?.unwrap_or_default();
-            if jurisdictions.is_some() {
-                rule.jurisdictions = jurisdictions.clone();
-            }
-            if min_sites.is_some() {
-                rule.min_sites = *min_sites;
-            }
-            catalog.put_rule(&scope, &rule).await?;
+            reproject(state, tenant).await;
+            // Fields not given keep their value (the trustee merges them), as for a tenant's
+            // policy.
+            let rule = state
+                .trustee
+                .residency(tenant)
+                .await?
+                .buckets
+                .remove(bucket.as_str())
+                .unwrap_or_default();
             let v = serde_json::to_value(BucketPolicyView {
                 tenant: tenant.clone(),
                 bucket: bucket.clone(),
@@ -433,17 +421,23 @@ pub(crate) async fn residency_report(
     }))
 }
 
-/// A tenant's policy: the trustee's view plus the catalog's residency rule.
+/// After the trustee carried out a policy change: every cached copy of the tenant's policy is
+/// dropped, and the catalog's copy rewritten from the trustee's record. A copy that cannot be
+/// rewritten now is rewritten where it is next used: the change is in effect either way.
+async fn reproject(state: &AdminState, tenant: &str) {
+    let Some(m) = &state.maintenance else { return };
+    m.policies().invalidate(Some(tenant));
+    if let Err(e) = project(state.catalog.as_ref(), m.policies().as_ref(), tenant).await {
+        tracing::warn!(tenant, error = %e, "the catalog's copy of the residency policy is rewritten at its next use");
+    }
+}
+
+/// Whether the tenant's writes go on with fewer sites than its policy asks: the trustee's.
 pub(crate) async fn degraded_of(
     state: &AdminState,
     tenant: &str,
 ) -> Result<&'static str, ApiError> {
-    let rule: ResidencyRule = state
-        .catalog
-        .get_rule(&format!("tenant:{tenant}"))
-        .await?
-        .unwrap_or_default();
-    Ok(if rule.degraded_writes == Some(true) {
+    Ok(if state.trustee.residency(tenant).await?.degraded_writes {
         "accept"
     } else {
         "refuse"

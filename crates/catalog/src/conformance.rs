@@ -15,7 +15,7 @@ use crate::{
     AccessKey, Bucket, BucketKey, Catalog, CatalogError, Chunk, ListFrom, ObjectRecord, Part,
     PutCondition, ResidencyRule, SiteRecord, Tenant, Upload,
 };
-use obhut_core::{BlobId, SiteState};
+use obhut_core::{BlobId, PolicyScope, SiteState};
 
 /// One `#[tokio::test]` per check of the suite, each on a fresh, empty catalog.
 ///
@@ -92,15 +92,32 @@ pub async fn object_pages_walk_a_whole_bucket(cat: &dyn Catalog) {
 pub async fn residency_rules_and_site_moves(cat: &dyn Catalog) {
     ensure_tenant_and_bucket(cat, "t-r", "res").await;
     // rules: none until set; set and read back; per scope
-    assert_eq!(cat.get_rule("bucket:res").await.unwrap(), None);
+    assert_eq!(
+        cat.get_rule(&PolicyScope::Bucket("res".into()))
+            .await
+            .unwrap(),
+        None
+    );
     let rule = ResidencyRule {
         jurisdictions: Some(vec!["DE".into()]),
         min_sites: Some(3),
         degraded_writes: None,
     };
-    cat.put_rule("bucket:res", &rule).await.unwrap();
-    assert_eq!(cat.get_rule("bucket:res").await.unwrap(), Some(rule));
-    assert_eq!(cat.get_rule("tenant:t-r").await.unwrap(), None);
+    cat.put_rule(&PolicyScope::Bucket("res".into()), &rule)
+        .await
+        .unwrap();
+    assert_eq!(
+        cat.get_rule(&PolicyScope::Bucket("res".into()))
+            .await
+            .unwrap(),
+        Some(rule)
+    );
+    assert_eq!(
+        cat.get_rule(&PolicyScope::Tenant("t-r".into()))
+            .await
+            .unwrap(),
+        None
+    );
     cat.update_tenant_residency("t-r", &["DE".into(), "AT".into()], 3)
         .await
         .unwrap();
@@ -161,7 +178,12 @@ pub async fn residency_rules_and_site_moves(cat: &dyn Catalog) {
     // deleting the bucket forgets its rule
     cat.delete_object("res", "k").await.unwrap();
     cat.delete_bucket("res").await.unwrap();
-    assert_eq!(cat.get_rule("bucket:res").await.unwrap(), None);
+    assert_eq!(
+        cat.get_rule(&PolicyScope::Bucket("res".into()))
+            .await
+            .unwrap(),
+        None
+    );
 }
 
 pub async fn key_rotation_records(cat: &dyn Catalog) {

@@ -20,6 +20,7 @@ pub use sqlite::SqliteCatalog;
 pub use types::*;
 
 use async_trait::async_trait;
+use obhut_core::PolicyScope;
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -69,9 +70,11 @@ pub trait Catalog: Send + Sync {
     async fn delete_site(&self, id: &str) -> Result<()>;
     /// How many objects and parts name `site` as holding a replica.
     async fn site_references(&self, site: &str) -> Result<u64>;
-    /// A residency rule (`tenant:NAME` or `bucket:NAME`), if one is set.
-    async fn get_rule(&self, scope: &str) -> Result<Option<ResidencyRule>>;
-    async fn put_rule(&self, scope: &str, rule: &ResidencyRule) -> Result<()>;
+    /// The copy of a residency rule kept here, if one is set. The trustee owns residency
+    /// policies: this copy is a projection of its records, rebuilt from them and checked
+    /// against them where it is used (docs/residency.md, "Who owns the policy").
+    async fn get_rule(&self, scope: &PolicyScope) -> Result<Option<ResidencyRule>>;
+    async fn put_rule(&self, scope: &PolicyScope, rule: &ResidencyRule) -> Result<()>;
     /// Changes a tenant's allowed jurisdictions and `min_sites`.
     async fn update_tenant_residency(
         &self,

@@ -12,7 +12,7 @@ use crate::{
     PutCondition, ResidencyRule, Result, SiteRecord, Tenant, Upload,
 };
 use async_trait::async_trait;
-use obhut_core::BlobId;
+use obhut_core::{BlobId, PolicyScope};
 use rusqlite::{Connection, OptionalExtension, Params, Row, params};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -841,8 +841,8 @@ impl Catalog for SqliteCatalog {
         self.with(move |c| site_refs(c, &site)).await
     }
 
-    async fn get_rule(&self, scope: &str) -> Result<Option<ResidencyRule>> {
-        let scope = scope.to_owned();
+    async fn get_rule(&self, scope: &PolicyScope) -> Result<Option<ResidencyRule>> {
+        let scope = scope.encode();
         self.lookup_cached(("residency rule", scope.clone()), move |c| {
             let r: Option<String> = query_row(
                 c,
@@ -857,8 +857,8 @@ impl Catalog for SqliteCatalog {
         .await
     }
 
-    async fn put_rule(&self, scope: &str, rule: &ResidencyRule) -> Result<()> {
-        let (scope, rule) = (scope.to_owned(), to_json(rule)?);
+    async fn put_rule(&self, scope: &PolicyScope, rule: &ResidencyRule) -> Result<()> {
+        let (scope, rule) = (scope.encode(), to_json(rule)?);
         self.write(move |c| {
             exec(
                 c,
@@ -1117,7 +1117,7 @@ impl Catalog for SqliteCatalog {
             exec(
                 tx,
                 "DELETE FROM residency WHERE scope = ?1",
-                params![format!("bucket:{name}")],
+                params![PolicyScope::Bucket(name.clone()).encode()],
             )
             .map_err(storage)?;
             exec(tx, "DELETE FROM buckets WHERE name = ?1", params![name]).map_err(storage)?;

@@ -17,7 +17,7 @@ use obhut_catalog::{
     AccessKey, Bucket, BucketKey, Catalog, Chunk, ListFrom, ObjectRecord, Part, PutCondition,
     ResidencyRule, SiteRecord, SqliteCatalog, Tenant, Upload,
 };
-use obhut_core::{BlobId, SiteState};
+use obhut_core::{BlobId, PolicyScope, SiteState};
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
 
@@ -176,10 +176,14 @@ async fn write_catalog(cat: &dyn Catalog) {
     cat.create_tenant(&tenant()).await.unwrap();
     cat.create_access_key(&access_key()).await.unwrap();
     cat.put_site(&site()).await.unwrap();
-    cat.put_rule("tenant:acme", &tenant_rule()).await.unwrap();
+    cat.put_rule(&PolicyScope::Tenant("acme".into()), &tenant_rule())
+        .await
+        .unwrap();
     cat.create_bucket(&bucket(), &bucket_key(1)).await.unwrap();
     cat.add_bucket_key(&bucket_key(2)).await.unwrap();
-    cat.put_rule("bucket:photos", &bucket_rule()).await.unwrap();
+    cat.put_rule(&PolicyScope::Bucket("photos".into()), &bucket_rule())
+        .await
+        .unwrap();
     cat.put_object(&object(), PutCondition::Absent)
         .await
         .unwrap();
@@ -199,11 +203,15 @@ async fn assert_catalog(cat: &dyn Catalog) {
     );
     assert_eq!(cat.list_sites().await.unwrap(), vec![site()]);
     assert_eq!(
-        cat.get_rule("tenant:acme").await.unwrap(),
+        cat.get_rule(&PolicyScope::Tenant("acme".into()))
+            .await
+            .unwrap(),
         Some(tenant_rule())
     );
     assert_eq!(
-        cat.get_rule("bucket:photos").await.unwrap(),
+        cat.get_rule(&PolicyScope::Bucket("photos".into()))
+            .await
+            .unwrap(),
         Some(bucket_rule())
     );
     assert_eq!(cat.get_bucket("photos").await.unwrap(), Some(bucket()));

@@ -1,4 +1,5 @@
-//! obhut's domain types: tenants, buckets, object keys, blob ids, sites and placement.
+//! obhut's domain types: tenants, buckets, object keys, blob ids, sites, placement and
+//! residency policies.
 //!
 //! This crate owns the rules that every other crate relies on (what a valid bucket name or
 //! object key is, how replicas are placed) and performs no I/O. It never sees object data.
@@ -6,10 +7,12 @@
 pub mod ids;
 pub mod names;
 pub mod placement;
+pub mod residency;
 
 pub use ids::{BlobId, random_token};
 pub use names::{NameError, validate_bucket_name, validate_object_key, validate_tenant_name};
 pub use placement::{PlacementError, SiteInfo, SiteState, place, place_or_degrade};
+pub use residency::{BucketNarrowing, Policy, PolicyScope, TenantResidency};
 
 /// The jurisdiction code of a site or a tenant's policy, e.g. `DE` (ISO 3166-1 alpha-2).
 pub fn validate_jurisdiction(code: &str) -> Result<(), NameError> {

@@ -127,6 +127,20 @@ pub fn site(e: &SiteError) -> S3Error {
     )
 }
 
+/// The bucket's residency policy could not be had: nothing is placed without it.
+pub fn policy(e: obhut_maintenance::PolicyError) -> S3Error {
+    match e {
+        obhut_maintenance::PolicyError::Catalog(e) => catalog(e),
+        other => {
+            tracing::error!(error = %other, "residency policy unavailable");
+            S3Error::with_message(
+                S3ErrorCode::ServiceUnavailable,
+                format!("write refused: {other}; retry when the trustee is back"),
+            )
+        }
+    }
+}
+
 /// No set of sites satisfies the bucket's residency policy.
 pub fn placement(e: &impl std::fmt::Display) -> S3Error {
     S3Error::with_message(

@@ -90,6 +90,8 @@ impl KeyCache {
             match r {
                 Revocation::All => entries.clear(),
                 Revocation::Tenant { tenant } => entries.retain(|_, c| &c.tenant != tenant),
+                // A policy change drops cached policies (crate::policies), no key.
+                Revocation::Policy { .. } => {}
             }
         }
     }

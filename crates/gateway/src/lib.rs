@@ -1,7 +1,8 @@
 //! The gateway: the S3 front and the data path from clients to the sites.
 //!
 //! It owns request authentication and tenant authorisation (through s3s's hooks and the
-//! catalog), placement of new objects, replication of every blob to all placed sites before the
+//! catalog), placement of new objects (by the trustee's residency policies, cached in
+//! [`policies`]), replication of every blob to all placed sites before the
 //! catalog commit that makes an object visible, and reads that fall back to another replica.
 //!
 //! It never holds keys above object level and never talks to a keystore directly; encryption
@@ -16,16 +17,18 @@ mod front;
 pub mod keys;
 mod list;
 mod meta;
+pub mod policies;
 pub mod rotation;
 mod s3;
 
 pub use access::TenantAuth;
 pub use front::S3Front;
+pub use policies::TrusteePolicies;
 
 use datapath::SiteSet;
 use keys::KeyCache;
-use obhut_catalog::{Catalog, CatalogError, Tenant};
-use obhut_maintenance::{Policy, RepairRequests, Workers};
+use obhut_catalog::{Catalog, Tenant};
+use obhut_maintenance::{Policy, PolicyError, PolicySource, RepairRequests, Workers};
 use obhut_trustee_client::TrusteeClient;
 use s3s::service::S3ServiceBuilder;
 use std::sync::Arc;
@@ -79,11 +82,13 @@ pub struct Gateway {
     config: Arc<GatewayConfig>,
     /// Where replicas found bad on read and under-replicated writes are reported.
     maintenance: Arc<RepairRequests>,
+    /// The residency policies placement follows: the trustee's.
+    policies: Arc<dyn PolicySource>,
 }
 
 impl Gateway {
     /// A gateway over `sites` (shared with maintenance: changes apply at once) that reports
-    /// to `repairs`; its revocation listener runs among `workers`.
+    /// to `repairs` and places by `policies`; its revocation listener runs among `workers`.
     #[must_use]
     pub fn new(
         catalog: Arc<dyn Catalog>,
@@ -91,6 +96,7 @@ impl Gateway {
         trustee: Arc<dyn TrusteeClient>,
         config: GatewayConfig,
         repairs: Arc<RepairRequests>,
+        policies: Arc<dyn PolicySource>,
         workers: &Workers,
     ) -> Self {
         let keys = Arc::new(KeyCache::new(config.key_cache_ttl));
@@ -106,16 +112,24 @@ impl Gateway {
             keys,
             config: Arc::new(config),
             maintenance: repairs,
+            policies,
         }
     }
 
-    /// The residency policy in effect for new objects of `bucket`.
+    /// The residency policy in effect for new objects of `bucket`: the trustee's (the
+    /// catalog's copy is only checked against it).
     pub async fn residency_policy(
         &self,
         tenant: &Tenant,
         bucket: &str,
-    ) -> Result<Policy, CatalogError> {
-        obhut_maintenance::residency_policy(self.catalog.as_ref(), tenant, bucket).await
+    ) -> Result<Policy, PolicyError> {
+        obhut_maintenance::residency_policy(
+            self.catalog.as_ref(),
+            self.policies.as_ref(),
+            tenant,
+            bucket,
+        )
+        .await
     }
 
     /// The hyper service answering S3 requests, with SigV4 authentication against the catalog.

@@ -4,7 +4,8 @@
 //!
 //! Everything here copies, checks and deletes ciphertext as the sites hold it, against the
 //! CRC32C the catalog records: it depends on the catalog and the sites only, and never sees a
-//! key, a keystore or the trustee (scripts/test checks the dependency graph). The data path
+//! key, a keystore or the trustee (scripts/test checks the dependency graph): the residency
+//! policies it enforces, which the trustee owns, reach it through [`PolicySource`]. The data path
 //! reaches it through [`RepairRequests`]; the admin API through [`Maintenance`].
 
 mod orphans;
@@ -19,7 +20,7 @@ pub mod sites;
 pub mod worker;
 
 pub use orphans::collect_orphans;
-pub use policy::{Policy, effective_policy, residency_policy};
+pub use policy::{Policy, PolicyError, PolicySource, project, project_all, residency_policy};
 pub use repair::{Maintenance, Outcome, RepairRequests, RepairState, RepairStatus, ScrubRate};
 pub use replica::{ReplicaProblem, discard_blobs, verify_replica};
 pub use report::{
@@ -33,11 +34,23 @@ use obhut_catalog::CatalogError;
 use obhut_sites::SiteError;
 use thiserror::Error;
 
+impl From<PolicyError> for MaintenanceError {
+    fn from(e: PolicyError) -> Self {
+        match e {
+            PolicyError::Catalog(e) => Self::Catalog(e),
+            other @ PolicyError::Unavailable { .. } => Self::Policy(other.to_string()),
+        }
+    }
+}
+
 /// Why a piece of maintenance could not be done.
 #[derive(Debug, Error)]
 pub enum MaintenanceError {
     #[error(transparent)]
     Catalog(#[from] CatalogError),
+    /// The residency policy could not be had from its owner, the trustee.
+    #[error("{0}")]
+    Policy(String),
     #[error("site {site}: {source}")]
     Site {
         site: String,

@@ -8,10 +8,10 @@
 //! stored bytes, so none of it needs a key.
 //!
 //! It never sees plaintext, and never decides residency on its own: the policy it enforces is
-//! the tenant's and bucket's, as the catalog holds them.
+//! the tenant's and bucket's, as the trustee holds them ([`crate::policy`]).
 
 use crate::MaintenanceError;
-use crate::policy::{Policy, residency_policy};
+use crate::policy::{Policy, PolicySource, residency_policy};
 use crate::replica::{ReplicaProblem, copy_chunk, discard_blobs, verify_replica};
 use crate::sites::SiteSet;
 use crate::worker::{Worker, Workers};
@@ -185,6 +185,8 @@ impl Holder<'_> {
 pub struct Maintenance {
     pub(crate) catalog: Arc<dyn Catalog>,
     pub(crate) sites: SiteSet,
+    /// The residency policies placement follows: the trustee's.
+    pub(crate) policies: Arc<dyn PolicySource>,
     workers: Workers,
     requests: Arc<RepairRequests>,
     faults: Mutex<Option<mpsc::UnboundedReceiver<(String, String)>>>,
@@ -197,11 +199,17 @@ pub struct Maintenance {
 
 impl Maintenance {
     #[must_use]
-    pub fn new(catalog: Arc<dyn Catalog>, sites: SiteSet, workers: Workers) -> Arc<Self> {
+    pub fn new(
+        catalog: Arc<dyn Catalog>,
+        sites: SiteSet,
+        policies: Arc<dyn PolicySource>,
+        workers: Workers,
+    ) -> Arc<Self> {
         let (tx, rx) = mpsc::unbounded_channel();
         Arc::new(Self {
             catalog,
             sites,
+            policies,
             workers,
             requests: Arc::new(RepairRequests {
                 faults: tx,
@@ -218,6 +226,12 @@ impl Maintenance {
     #[must_use]
     pub fn sites(&self) -> &SiteSet {
         &self.sites
+    }
+
+    /// Where the residency policies come from (the trustee's, cached).
+    #[must_use]
+    pub fn policies(&self) -> &Arc<dyn PolicySource> {
+        &self.policies
     }
 
     /// The workers of this process, for the health output.
@@ -322,7 +336,13 @@ impl Maintenance {
             .under_replicated
             .store(false, Ordering::SeqCst);
         for (tenant, bucket) in self.buckets().await? {
-            let policy = residency_policy(self.catalog.as_ref(), &tenant, &bucket).await?;
+            let policy = residency_policy(
+                self.catalog.as_ref(),
+                self.policies.as_ref(),
+                &tenant,
+                &bucket,
+            )
+            .await?;
             let mut pages = ObjectPages::new(self.catalog.as_ref(), &bucket, PAGE);
             while let Some(page) = pages.next_page().await? {
                 self.update(|st| st.objects_total += page.len() as u64);

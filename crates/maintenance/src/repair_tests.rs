@@ -67,7 +67,19 @@ async fn fixture(scrub: ScrubRate) -> Fixture {
         )
         .await
         .unwrap();
-    let maintenance = Maintenance::new(Arc::clone(&catalog), sites.clone(), Workers::new());
+    let policies = crate::policy::Fixed(std::sync::Mutex::new(obhut_core::TenantResidency {
+        tenant: "t".into(),
+        jurisdictions: vec!["DE".into()],
+        min_sites: 2,
+        degraded_writes: false,
+        buckets: std::collections::BTreeMap::new(),
+    }));
+    let maintenance = Maintenance::new(
+        Arc::clone(&catalog),
+        sites.clone(),
+        Arc::new(policies),
+        Workers::new(),
+    );
     maintenance.spawn_workers(scrub);
     Fixture {
         _dir: dir,

@@ -104,9 +104,12 @@ impl Maintenance {
             if tenant.is_some_and(|name| name != t.name) {
                 continue;
             }
+            let owned = self.policies.tenant_residency(&t.name).await?;
             let mut buckets = Vec::new();
             for b in self.catalog.list_buckets(&t.name).await? {
-                let policy = residency_policy(self.catalog.as_ref(), &t, &b.name).await?;
+                let policy =
+                    residency_policy(self.catalog.as_ref(), self.policies.as_ref(), &t, &b.name)
+                        .await?;
                 let mut by_sites: BTreeMap<String, u64> = BTreeMap::new();
                 let (mut objects, mut under, mut outside) = (0u64, 0u64, 0u64);
                 let (mut checked, mut missing, mut corrupt, mut unreachable) =
@@ -183,7 +186,7 @@ impl Maintenance {
             }
             report_tenants.push(TenantResidency {
                 buckets,
-                jurisdictions: t.jurisdictions,
+                jurisdictions: owned.jurisdictions,
                 tenant: t.name,
             });
         }

@@ -9,9 +9,9 @@ use hyper_util::server::conn::auto::Builder as ConnBuilder;
 use obhut_admin::{BucketKeyRotation, RotationOutcome, RotationProgress, TrusteeSiteSecrets};
 use obhut_catalog::Catalog;
 use obhut_core::SiteInfo;
-use obhut_gateway::{Gateway, GatewayConfig};
+use obhut_gateway::{Gateway, GatewayConfig, TrusteePolicies};
 use obhut_maintenance::registry::{OpenError, open_site};
-use obhut_maintenance::{Maintenance, ScrubRate, SiteSet, Workers};
+use obhut_maintenance::{Maintenance, PolicySource, ScrubRate, SiteSet, Workers, project_all};
 use obhut_sites::Site;
 use obhut_trustee_client::{Justification, TrusteeClient};
 use std::path::Path;
@@ -97,7 +97,22 @@ impl BucketKeyRotation for GatewayRotation {
 /// directory's lock (orphan collection at start relies on it).
 pub(crate) async fn serve_front(front: Front, data_dir: &Path) -> Result<()> {
     let workers = front.workers;
-    let maintenance = Maintenance::new(Arc::clone(&front.catalog), front.sites, workers.clone());
+    // The trustee owns residency policies: placement and repair go by its records, and the
+    // catalog's copy is rewritten from them now (each difference is reported).
+    let policies: Arc<dyn PolicySource> =
+        TrusteePolicies::new(Arc::clone(&front.trustee), &workers);
+    match project_all(front.catalog.as_ref(), policies.as_ref()).await {
+        Ok(_) => {}
+        Err(e) => {
+            tracing::warn!(error = %e, "the catalog's copy of residency policies was not rewritten; it is checked at each use")
+        }
+    }
+    let maintenance = Maintenance::new(
+        Arc::clone(&front.catalog),
+        front.sites,
+        Arc::clone(&policies),
+        workers.clone(),
+    );
     let gateway = Gateway::new(
         Arc::clone(&front.catalog),
         maintenance.sites().clone(),
@@ -107,6 +122,7 @@ pub(crate) async fn serve_front(front: Front, data_dir: &Path) -> Result<()> {
             key_cache_ttl: front.key_cache_ttl,
         },
         maintenance.requests(),
+        policies,
         &workers,
     );
     match maintenance.collect_orphans().await {

@@ -10,6 +10,7 @@ pub mod log_entry;
 pub mod remote;
 pub mod views;
 use async_trait::async_trait;
+use obhut_core::TenantResidency;
 use obhut_crypto::{KCV_LEN, Key};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -80,14 +81,18 @@ pub enum TrusteeError {
     Conflict(String),
 }
 
-/// Keys a gateway must drop at once.
+/// What a gateway must drop from its memory at once: released keys, and cached residency
+/// policies.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Revocation {
-    /// Every released key (the trustee was sealed).
+    /// Every released key and every cached policy (the trustee was sealed, restarted or
+    /// cannot be reached).
     All,
     /// Every key of one tenant (its key was disabled or destroyed).
     Tenant { tenant: String },
+    /// The cached residency policy of one tenant (it or one of its buckets' changed); no key.
+    Policy { tenant: String },
 }
 
 /// The state of a tenant's key.
@@ -129,6 +134,10 @@ pub trait TrusteeClient: Send + Sync {
 
     /// The state of a tenant's key (crypto-shred is a signed [`governance::Action::Shred`]).
     async fn tenant_key_status(&self, tenant: &str) -> Result<TenantKeyStatus, TrusteeError>;
+    /// The tenant's residency policy and its buckets' narrowings: the record that decides
+    /// where its data may go (the catalog keeps only a checked copy). A change is announced
+    /// as [`Revocation::Policy`].
+    async fn residency(&self, tenant: &str) -> Result<TenantResidency, TrusteeError>;
 
     // Governance: principals, grants, disclosures, the transparency log.
     /// The principal whose bearer hashes to `bearer_hash`, if it exists (revoked and expired

@@ -48,6 +48,7 @@ use crate::{
     SignedStatement, TenantKeyStatus, TrusteeClient, TrusteeError, WrappedKey,
 };
 use async_trait::async_trait;
+use obhut_core::TenantResidency;
 use obhut_crypto::Key;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -717,6 +718,17 @@ impl TrusteeClient for RemoteTrustee {
         self.conn
             .post(
                 "/v1/tenant-keys/status",
+                &wire::TenantRequest {
+                    tenant: tenant.to_owned(),
+                },
+            )
+            .await
+    }
+
+    async fn residency(&self, tenant: &str) -> Result<TenantResidency, TrusteeError> {
+        self.conn
+            .post(
+                "/v1/gov/residency",
                 &wire::TenantRequest {
                     tenant: tenant.to_owned(),
                 },

@@ -10,6 +10,7 @@
 //! It never sees object data, plaintext keys or principals' tokens: only bearer hashes and
 //! public keys.
 
+use obhut_core::{BucketNarrowing, TenantResidency};
 use obhut_crypto::principal::verify_statement;
 use obhut_trustee_client::log_entry::{
     DisclosureRequest, IndexedEntry, LogEntriesPage, PolicyChange,
@@ -220,13 +221,17 @@ pub struct Disclosure {
     pub visible_after_ms: i64,
 }
 
-/// Tenant facts the trustee needs for its own decisions.
+/// A tenant's policy: what the trustee decides by, and the residency that decides where its
+/// data may go (the catalog keeps only a checked copy of that).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TenantPolicy {
     pub name: String,
     pub jurisdictions: Vec<String>,
     pub min_sites: u32,
     pub customer_approval: bool,
+    /// Kept since schema version 2 (earlier records: taken from the log when migrating).
+    #[serde(default)]
+    pub degraded_writes: bool,
 }
 
 /// What a crypto-shred approval led to.
@@ -245,7 +250,7 @@ pub struct Governance {
 /// `tests/fixtures/` gets a database written by the release before it.
 const SCHEMA: obhut_migrate::Schema = obhut_migrate::Schema {
     name: "governance.db",
-    migrations: &[SCHEMA_V1],
+    migrations: &[SCHEMA_V1, SCHEMA_V2],
     identifying_table: "principals",
 };
 
@@ -281,6 +286,67 @@ CREATE TABLE IF NOT EXISTS statements_seen (
 );
 ";
 
+/// Version 2: buckets' residency narrowings (before, only the log and the catalog had them),
+/// and a marker that the policies of earlier releases are still to be taken from the log
+/// ([`Governance::replay_policies`] removes it in the transaction that writes them).
+const SCHEMA_V2: &str = "
+CREATE TABLE bucket_policies (
+    tenant TEXT NOT NULL,
+    bucket TEXT NOT NULL,
+    record TEXT NOT NULL,
+    PRIMARY KEY (tenant, bucket)
+);
+CREATE TABLE policies_from_log (pending INTEGER NOT NULL);
+INSERT INTO policies_from_log (pending) VALUES (1);
+";
+
+/// Fields given replace those recorded; fields not given keep their value.
+fn merge_narrowing(
+    rule: &mut BucketNarrowing,
+    jurisdictions: Option<Vec<String>>,
+    min_sites: Option<u32>,
+) {
+    if jurisdictions.is_some() {
+        rule.jurisdictions = jurisdictions;
+    }
+    if min_sites.is_some() {
+        rule.min_sites = min_sites;
+    }
+}
+
+fn bucket_policy_in(
+    db: &Connection,
+    tenant: &str,
+    bucket: &str,
+) -> Result<BucketNarrowing, TrusteeError> {
+    let record: Option<String> = db
+        .query_row(
+            "SELECT record FROM bucket_policies WHERE tenant = ?1 AND bucket = ?2",
+            [tenant, bucket],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(storage)?;
+    record.map_or_else(
+        || Ok(BucketNarrowing::default()),
+        |r| serde_json::from_str(&r).map_err(storage),
+    )
+}
+
+fn put_bucket_policy_in(
+    db: &Connection,
+    tenant: &str,
+    bucket: &str,
+    rule: &BucketNarrowing,
+) -> Result<(), TrusteeError> {
+    db.execute(
+        "INSERT INTO bucket_policies (tenant, bucket, record) VALUES (?1, ?2, ?3) ON CONFLICT(tenant, bucket) DO UPDATE SET record = excluded.record",
+        params![tenant, bucket, serde_json::to_string(rule).map_err(storage)?],
+    )
+    .map_err(storage)?;
+    Ok(())
+}
+
 fn role_of(s: &str) -> Result<Role, TrusteeError> {
     Role::parse(s).ok_or_else(|| storage(format!("unknown role {s:?} in governance.db")))
 }
@@ -305,10 +371,70 @@ impl Governance {
             log,
         };
         g.reindex()?;
+        g.replay_policies()?;
         Ok(g)
     }
 
-    fn db(&self) -> Result<std::sync::MutexGuard<'_, Connection>, TrusteeError> {
+    /// Once, after the migration to version 2: the degraded-writes setting of each tenant and
+    /// every bucket narrowing, as the log recorded them (earlier releases kept them only
+    /// there and in the catalog), in log order, the last change winning.
+    fn replay_policies(&self) -> Result<(), TrusteeError> {
+        let mut db = self.db()?;
+        let pending: i64 = db
+            .query_row("SELECT COUNT(*) FROM policies_from_log", [], |r| r.get(0))
+            .map_err(storage)?;
+        if pending == 0 {
+            return Ok(());
+        }
+        let tx = db.transaction().map_err(storage)?;
+        for idx in 0..self.log.size() {
+            let bytes = self.log.entry(idx).map_err(storage)?;
+            let Ok(entry) = serde_json::from_slice::<LogEntry>(&bytes) else {
+                continue;
+            };
+            match entry.event {
+                LogEvent::PolicyChanged(PolicyChange::Tenant {
+                    tenant,
+                    degraded_writes: Some(d),
+                    ..
+                }) => {
+                    let record: Option<String> = tx
+                        .query_row(
+                            "SELECT record FROM tenants WHERE name = ?1",
+                            [&tenant],
+                            |r| r.get(0),
+                        )
+                        .optional()
+                        .map_err(storage)?;
+                    let Some(record) = record else { continue };
+                    let mut t: TenantPolicy = serde_json::from_str(&record).map_err(storage)?;
+                    t.degraded_writes = d == DegradedWrites::Accept;
+                    tx.execute(
+                        "UPDATE tenants SET record = ?2 WHERE name = ?1",
+                        params![tenant, serde_json::to_string(&t).map_err(storage)?],
+                    )
+                    .map_err(storage)?;
+                }
+                LogEvent::PolicyChanged(PolicyChange::Bucket {
+                    tenant,
+                    bucket,
+                    jurisdictions,
+                    min_sites,
+                    ..
+                }) => {
+                    let mut rule = bucket_policy_in(&tx, &tenant, &bucket)?;
+                    merge_narrowing(&mut rule, jurisdictions, min_sites);
+                    put_bucket_policy_in(&tx, &tenant, &bucket, &rule)?;
+                }
+                _ => {}
+            }
+        }
+        tx.execute("DELETE FROM policies_from_log", [])
+            .map_err(storage)?;
+        tx.commit().map_err(storage)
+    }
+
+    pub(crate) fn db(&self) -> Result<std::sync::MutexGuard<'_, Connection>, TrusteeError> {
         self.db
             .lock()
             .map_err(|_| storage("governance lock poisoned"))
@@ -640,7 +766,7 @@ impl Governance {
         self.record_of("SELECT record FROM tenants WHERE name = ?1", name)
     }
 
-    fn put_tenant(&self, t: &TenantPolicy) -> Result<(), TrusteeError> {
+    pub(crate) fn put_tenant(&self, t: &TenantPolicy) -> Result<(), TrusteeError> {
         let record = serde_json::to_string(t).map_err(storage)?;
         self.db()?
             .execute(
@@ -666,6 +792,7 @@ impl Governance {
             jurisdictions: jurisdictions.to_vec(),
             min_sites,
             customer_approval: true,
+            degraded_writes: false,
         };
         self.record(LogEvent::TenantAdded {
             tenant: name.to_owned(),
@@ -712,6 +839,9 @@ impl Governance {
         }
         if let Some(n) = min_sites {
             t.min_sites = n;
+        }
+        if let Some(d) = degraded_writes {
+            t.degraded_writes = d;
         }
         let customer_approval = CustomerApproval::from_required(t.customer_approval);
         let degraded_writes = degraded_writes.map(DegradedWrites::from_accept);
@@ -782,7 +912,43 @@ impl Governance {
             min_sites,
             actor: who.name.clone(),
         }))?;
+        // Fields not given keep their value, as for a tenant's policy.
+        let db = self.db()?;
+        let mut rule = bucket_policy_in(&db, tenant, bucket)?;
+        merge_narrowing(&mut rule, jurisdictions.map(<[String]>::to_vec), min_sites);
+        put_bucket_policy_in(&db, tenant, bucket, &rule)?;
         Ok(view)
+    }
+
+    /// The tenant's residency and its buckets' narrowings, as recorded here.
+    pub fn residency(&self, tenant: &str) -> Result<TenantResidency, TrusteeError> {
+        let t = self
+            .tenant(tenant)?
+            .ok_or_else(|| TrusteeError::NotFound(format!("no tenant {tenant:?}")))?;
+        let rows: Vec<(String, String)> = {
+            let db = self.db()?;
+            let mut st = db
+                .prepare("SELECT bucket, record FROM bucket_policies WHERE tenant = ?1")
+                .map_err(storage)?;
+            st.query_map([tenant], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(storage)?
+                .collect::<Result<_, _>>()
+                .map_err(storage)?
+        };
+        let mut buckets = std::collections::BTreeMap::new();
+        for (bucket, record) in rows {
+            let rule: BucketNarrowing = serde_json::from_str(&record).map_err(storage)?;
+            if !rule.is_empty() {
+                buckets.insert(bucket, rule);
+            }
+        }
+        Ok(TenantResidency {
+            tenant: t.name,
+            jurisdictions: t.jurisdictions,
+            min_sites: t.min_sites,
+            degraded_writes: t.degraded_writes,
+            buckets,
+        })
     }
 
     // ---------------------------------------------------------------- grants

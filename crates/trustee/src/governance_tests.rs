@@ -2,6 +2,7 @@
 //! expiry, revocation, disclosures, and the log entries that every decision leaves.
 
 use super::*;
+use obhut_core::BucketNarrowing;
 use obhut_crypto::principal::PrincipalCredential;
 use obhut_trustee_client::Statement;
 use serde_json::Value;
@@ -732,4 +733,73 @@ async fn entries_are_visible_by_their_type_and_unknown_ones_only_to_officers_and
     }
     // every entry a tenant admin sees is about its tenant
     assert!(tenant_view.iter().all(|e| e["tenant"] == "a"));
+}
+
+#[tokio::test]
+async fn residency_is_kept_here_announced_and_taken_from_the_log_after_an_upgrade() {
+    let w = World::new().await;
+    let mut changes = w.t.subscribe_revocations();
+    w.act(
+        "o1",
+        Action::SetTenantPolicy {
+            tenant: "b".into(),
+            customer_approval: None,
+            jurisdictions: None,
+            min_sites: Some(3),
+            degraded_writes: Some(true),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        changes.try_recv().unwrap(),
+        Revocation::Policy { tenant: "b".into() }
+    );
+    let narrow = |jurisdictions: Option<Vec<String>>, min_sites| Action::SetBucketPolicy {
+        tenant: "b".into(),
+        bucket: "photos".into(),
+        jurisdictions,
+        min_sites,
+    };
+    w.act("adm-b", narrow(Some(vec!["AT".into()]), None))
+        .await
+        .unwrap();
+    // Fields not given keep their value.
+    w.act("adm-b", narrow(None, Some(4))).await.unwrap();
+    // Widening is refused and changes nothing.
+    assert!(is_denied(
+        &w.act("adm-b", narrow(Some(vec!["US".into()]), None)).await
+    ));
+    let expected = TenantResidency {
+        tenant: "b".into(),
+        jurisdictions: vec!["DE".into(), "AT".into()],
+        min_sites: 3,
+        degraded_writes: true,
+        buckets: std::collections::BTreeMap::from([(
+            "photos".to_owned(),
+            BucketNarrowing {
+                jurisdictions: Some(vec!["AT".into()]),
+                min_sites: Some(4),
+            },
+        )]),
+    };
+    assert_eq!(w.t.residency("b").await.unwrap(), expected);
+    assert!(w.t.residency("a").await.unwrap().buckets.is_empty());
+
+    // A database of schema version 1 kept neither: they are taken from the log, once.
+    let World { _dir: dir, t, .. } = w;
+    t.governance
+        .db()
+        .unwrap()
+        .execute_batch(
+            "DELETE FROM bucket_policies; INSERT INTO policies_from_log (pending) VALUES (1);",
+        )
+        .unwrap();
+    let mut record = t.governance.tenant("b").unwrap().unwrap();
+    record.degraded_writes = false;
+    t.governance.put_tenant(&record).unwrap();
+    assert_ne!(t.governance.residency("b").unwrap(), expected);
+    drop(t);
+    let reopened = Governance::open(dir.path()).unwrap();
+    assert_eq!(reopened.residency("b").unwrap(), expected);
 }

@@ -20,6 +20,7 @@ pub use keystore::{Pkcs11Location, SealedKeystore, TenantKeyState, write_private
 
 use async_trait::async_trait;
 use governance::{Governance, ShredOutcome};
+use obhut_core::TenantResidency;
 use obhut_crypto::Key;
 use obhut_trustee_client::views::{ShredDone, ShredView};
 use obhut_trustee_client::{
@@ -284,10 +285,24 @@ impl TrusteeClient for Trustee {
             let (statement, who) = t.governance.verify(&signed)?;
             match &statement.action {
                 Action::Shred { tenant, mode } => t.shred(&who, tenant, *mode),
+                Action::SetTenantPolicy { tenant, .. } | Action::SetBucketPolicy { tenant, .. } => {
+                    let v = t.governance.act(&who, &statement, &signed)?;
+                    // Gateways drop their cached copy and ask again.
+                    t.revoke(Revocation::Policy {
+                        tenant: tenant.clone(),
+                    });
+                    Ok(v)
+                }
                 _ => t.governance.act(&who, &statement, &signed),
             }
         })
         .await
+    }
+
+    async fn residency(&self, tenant: &str) -> Result<TenantResidency, TrusteeError> {
+        let tenant = tenant.to_owned();
+        self.blocking(move |t| t.governance.residency(&tenant))
+            .await
     }
 
     async fn query(&self, principal: &str, query: &Query) -> Result<Value, TrusteeError> {

@@ -26,6 +26,7 @@ use axum::{Json, Router};
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use obhut_core::TenantResidency;
 use obhut_trustee_client::remote::wire::{
     AttestRequest, BearerRequest, CreateBucketKeyRequest, ErrorBody, GrantKeyRequest, LogBytes,
     QueryRequest, ReleaseBucketKeyRequest, ReleasedKey, RevocationEvent, RevocationsPage,
@@ -298,6 +299,7 @@ fn router_with(
         .route("/v1/unseal", post(unseal))
         .route("/v1/tenant-keys/ensure", post(ensure_tenant_key))
         .route("/v1/tenant-keys/status", post(tenant_key_status))
+        .route("/v1/gov/residency", post(residency))
         .route("/v1/gov/authenticate", post(authenticate))
         .route("/v1/gov/act", post(act))
         .route("/v1/gov/query", post(query))
@@ -349,6 +351,14 @@ async fn tenant_key_status(
 ) -> ApiResult<TenantKeyStatus> {
     let Json(r) = body?;
     Ok(Json(s.trustee.tenant_key_status(&r.tenant).await?))
+}
+
+async fn residency(
+    State(s): State<AppState>,
+    body: Result<Json<TenantRequest>, JsonRejection>,
+) -> ApiResult<TenantResidency> {
+    let Json(r) = body?;
+    Ok(Json(s.trustee.residency(&r.tenant).await?))
 }
 
 async fn authenticate(

@@ -274,6 +274,17 @@ fn reads_every_record_of_a_governance_db_written_by_schema_version_1() {
 }
 
 #[test]
+fn reads_every_record_of_a_governance_db_written_by_schema_version_2() {
+    let dir = copy_of(2);
+    let db = dir.path().join("governance.db");
+    assert_eq!(user_version(&db), 2);
+    let gov = Governance::open(dir.path()).unwrap();
+    assert_governance(&gov, &db);
+    drop(gov);
+    assert_eq!(user_version(&db), i64::from(SCHEMA_VERSION));
+}
+
+#[test]
 fn a_governance_db_written_before_versions_were_recorded_is_adopted_and_stamped() {
     let dir = copy_of(1);
     let db = dir.path().join("governance.db");

@@ -58,7 +58,7 @@ impl Gateway {
         let policy = self
             .residency_policy(&ctx.tenant, bucket)
             .await
-            .map_err(error::catalog)?;
+            .map_err(error::policy)?;
         let infos = self.sites.infos();
         let (chosen, short) = obhut_core::place_or_degrade(
             &infos,
