@@ -26,7 +26,10 @@ def test_health_is_json(server):
 def test_health_lists_the_background_workers(server):
     """Every background loop is a named worker, listed by the unauthenticated health
     endpoint with its state and runs, and nothing about any tenant."""
-    expected = {"repair", "read-faults", "site-health", "scrubber", "key-revocations", "key-destruction"}
+    expected = {
+        "repair", "read-faults", "site-health", "scrubber", "key-revocations", "key-destruction",
+        "policy-changes",
+    }
     deadline = time.monotonic() + 15
     while True:
         r = requests.get(f"{server.admin_url}/v1/health", timeout=5)
