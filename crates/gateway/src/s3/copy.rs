@@ -6,7 +6,7 @@
 
 use super::conditions::Conditions;
 use super::convert::{etag, hex, now_ms, timestamp};
-use super::input::{AclRequest, check_key, check_object_acl, check_user_metadata, part_number};
+use super::input::{check_new_object, part_number};
 use super::objects::MetaHeaders;
 use super::store::{NewBlob, Placement, Stored};
 use crate::access::{ReqCtx, copy_source_object, owned_bucket};
@@ -114,15 +114,7 @@ pub async fn copy_object(
     let ctx = ReqCtx::of(&req)?;
     let input = req.input;
     let bucket = ctx.bucket()?.name.as_str();
-    check_key(&input.key)?;
-    check_object_acl(&AclRequest {
-        acl: input.acl.as_ref(),
-        grant_full_control: input.grant_full_control.as_ref(),
-        grant_read: input.grant_read.as_ref(),
-        grant_read_acp: input.grant_read_acp.as_ref(),
-        grant_write_acp: input.grant_write_acp.as_ref(),
-    })?;
-    check_user_metadata(input.metadata.as_ref())?;
+    check_new_object!(input)?;
     let replace = match input
         .metadata_directive
         .as_ref()

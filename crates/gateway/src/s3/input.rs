@@ -21,6 +21,26 @@ pub fn check_key(key: &str) -> S3Result<()> {
     })
 }
 
+/// Checks what every write of a new object names: its key, its ACL headers and its user
+/// metadata. A macro because PutObject, CopyObject and CreateMultipartUpload take distinct input
+/// types with the same fields.
+macro_rules! check_new_object {
+    ($input:expr) => {
+        $crate::s3::input::check_key(&$input.key)
+            .and_then(|()| {
+                $crate::s3::input::check_object_acl(&$crate::s3::input::AclRequest {
+                    acl: $input.acl.as_ref(),
+                    grant_full_control: $input.grant_full_control.as_ref(),
+                    grant_read: $input.grant_read.as_ref(),
+                    grant_read_acp: $input.grant_read_acp.as_ref(),
+                    grant_write_acp: $input.grant_write_acp.as_ref(),
+                })
+            })
+            .and_then(|()| $crate::s3::input::check_user_metadata($input.metadata.as_ref()))
+    };
+}
+pub(crate) use check_new_object;
+
 /// The ACL headers an object write may carry.
 pub struct AclRequest<'a> {
     pub acl: Option<&'a ObjectCannedACL>,

@@ -8,9 +8,7 @@
 use super::checksums::{checksum_hasher, checksums_of, expected_length, part_checksums, verifier};
 use super::conditions::put_condition;
 use super::convert::{etag, hex, now_ms, owner, size_i64, timestamp};
-use super::input::{
-    AclRequest, check_key, check_object_acl, check_user_metadata, page_size, part_number,
-};
+use super::input::{check_new_object, page_size, part_number};
 use super::objects::MetaHeaders;
 use super::store::{NewBlob, Stored};
 use crate::access::ReqCtx;
@@ -95,15 +93,7 @@ pub async fn create(
     let ctx = ReqCtx::of(&req)?;
     let input = req.input;
     let bucket = ctx.bucket()?.name.as_str();
-    check_key(&input.key)?;
-    check_object_acl(&AclRequest {
-        acl: input.acl.as_ref(),
-        grant_full_control: input.grant_full_control.as_ref(),
-        grant_read: input.grant_read.as_ref(),
-        grant_read_acp: input.grant_read_acp.as_ref(),
-        grant_write_acp: input.grant_write_acp.as_ref(),
-    })?;
-    check_user_metadata(input.metadata.as_ref())?;
+    check_new_object!(input)?;
     // Refuse early if the object could not be placed.
     gw.placement(&ctx).await?;
     let mut meta = MetaHeaders {

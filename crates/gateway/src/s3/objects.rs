@@ -7,9 +7,7 @@
 use super::checksums::{checksum_hasher, checksums_of, expected_length, verifier};
 use super::conditions::{Conditions, precondition_failed, put_condition};
 use super::convert::{etag, hex, now_ms, size_i64, timestamp};
-use super::input::{
-    AclRequest, check_key, check_object_acl, check_user_metadata, part_number_index,
-};
+use super::input::{check_key, check_new_object, part_number_index};
 use super::store::NewBlob;
 use crate::access::ReqCtx;
 use crate::keys::ObjectCipher;
@@ -213,15 +211,7 @@ pub async fn put(
     let headers = req.headers.clone();
     let input = req.input;
     let bucket = ctx.bucket()?.name.as_str();
-    check_key(&input.key)?;
-    check_object_acl(&AclRequest {
-        acl: input.acl.as_ref(),
-        grant_full_control: input.grant_full_control.as_ref(),
-        grant_read: input.grant_read.as_ref(),
-        grant_read_acp: input.grant_read_acp.as_ref(),
-        grant_write_acp: input.grant_write_acp.as_ref(),
-    })?;
-    check_user_metadata(input.metadata.as_ref())?;
+    check_new_object!(input)?;
     let condition = put_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
     // Fail a doomed conditional write before streaming its body.
     if condition != PutCondition::None {
