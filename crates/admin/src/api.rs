@@ -2,7 +2,7 @@
 
 use crate::provision::{self, ProvisionError};
 use crate::wire::{
-    AccessKeyCreated, ErrorBody, JobStarted, JobView, RotationResult, TenantSummary, UnsealRequest,
+    ErrorBody, JobStarted, JobView, RotateKeyRequest, RotationResult, TenantSummary, UnsealRequest,
     WhoAmI,
 };
 use axum::extract::rejection::{JsonRejection, QueryRejection};
@@ -254,30 +254,13 @@ async fn list_tenants(
     Ok(Json(tenants.into_iter().map(tenant_summary).collect()))
 }
 
-async fn create_key(
+/// A tenant's access keys (ids and states), as the trustee keeps them: its admin only.
+async fn list_keys(
     State(state): State<AdminState>,
     caller: Caller,
     Path(tenant): Path<String>,
-) -> Result<(StatusCode, Json<AccessKeyCreated>), ApiError> {
-    // Only the tenant's own admin: an officer who could mint a tenant's S3 keys would have
-    // standing access to its data.
-    let own_admin =
-        caller.0.role == Role::TenantAdmin && caller.0.tenant.as_deref() == Some(tenant.as_str());
-    if !own_admin {
-        return Err(ApiError::forbidden(
-            "create access keys for this tenant (only its tenant admin can)",
-        ));
-    }
-    let key = provision::create_access_key(state.catalog.as_ref(), &tenant).await?;
-    tracing::info!(tenant = %tenant, access_key_id = %key.access_key_id, by = %caller.0.name, "access key created");
-    Ok((
-        StatusCode::CREATED,
-        Json(AccessKeyCreated {
-            tenant,
-            access_key_id: key.access_key_id,
-            secret_access_key: key.secret,
-        }),
-    ))
+) -> ApiResult {
+    ask(&state, &caller, Query::AccessKeys { tenant }).await
 }
 
 fn trustee_of(state: &AdminState) -> Result<&Arc<dyn TrusteeClient>, ApiError> {
@@ -581,7 +564,11 @@ async fn rotate_bucket_key(
     State(state): State<AdminState>,
     caller: Caller,
     Path((tenant, bucket)): Path<(String, String)>,
+    body: Result<Json<RotateKeyRequest>, JsonRejection>,
 ) -> Result<(StatusCode, Json<JobStarted>), ApiError> {
+    // The trustee's ticket for the tenant admin's signed `rotate_bucket_key` statement: without
+    // it the trustee releases none of the bucket's keys.
+    let Json(RotateKeyRequest { ticket }) = body?;
     let own_admin =
         caller.0.role == Role::TenantAdmin && caller.0.tenant.as_deref() == Some(tenant.as_str());
     if !own_admin {
@@ -623,6 +610,7 @@ async fn rotate_bucket_key(
         tenant: tenant.clone(),
         principal: caller.0.name.clone(),
         operation: "RotateBucketKey".into(),
+        request: Some(ticket),
     };
     let jobs = Arc::clone(&state.jobs);
     let job_id = id.clone();
@@ -744,7 +732,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/log/checkpoint", get(log_checkpoint))
         .route("/log/key", get(log_key))
         .route("/log/{*path}", get(log_tile))
-        .route("/v1/tenants/{name}/keys", post(create_key))
+        .route("/v1/tenants/{name}/keys", get(list_keys))
         .route("/v1/sites", get(crate::residency::list_sites))
         .route(
             "/v1/repair",

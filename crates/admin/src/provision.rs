@@ -1,8 +1,8 @@
 //! Creating tenants and access keys in the catalog: shared by the admin API and `obhut serve`'s
 //! first start, so both follow the same rules.
 
-use obhut_catalog::{AccessKey, Catalog, CatalogError, Tenant};
-use obhut_core::{NameError, random_token, validate_jurisdiction, validate_tenant_name};
+use obhut_catalog::{Catalog, CatalogError, Tenant};
+use obhut_core::{NameError, validate_jurisdiction, validate_tenant_name};
 use std::time::{SystemTime, UNIX_EPOCH};
 use thiserror::Error;
 
@@ -58,26 +58,4 @@ pub async fn create_tenant(
     };
     catalog.create_tenant(&tenant).await?;
     Ok(tenant)
-}
-
-/// A new S3 access key for `tenant`; the secret is returned once and stored for SigV4.
-pub async fn create_access_key(
-    catalog: &dyn Catalog,
-    tenant: &str,
-) -> Result<AccessKey, ProvisionError> {
-    if catalog.get_tenant(tenant).await?.is_none() {
-        return Err(CatalogError::NotFound {
-            kind: "tenant",
-            name: tenant.to_owned(),
-        }
-        .into());
-    }
-    let key = AccessKey {
-        access_key_id: format!("OBK{}", random_token(17).to_ascii_uppercase()),
-        tenant: tenant.to_owned(),
-        secret: random_token(40),
-        created_ms: now_ms(),
-    };
-    catalog.create_access_key(&key).await?;
-    Ok(key)
 }

@@ -32,12 +32,22 @@ pub struct TenantSummary {
     pub min_sites: u32,
 }
 
-/// `POST /v1/tenants/{name}/keys`: a new S3 access key, its secret shown only now.
+/// The answer to a tenant admin's signed `create_access_key`: a new S3 access key, its secret
+/// shown only now (the trustee keeps it sealed).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessKeyCreated {
     pub tenant: String,
     pub access_key_id: String,
     pub secret_access_key: String,
+}
+
+/// One of a tenant's access keys, as the trustee lists it (never its secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessKeyView {
+    pub access_key_id: String,
+    /// `active` or `revoked`.
+    pub state: String,
+    pub created_ms: i64,
 }
 
 /// `POST /v1/trustee/unseal`: one unseal share.
@@ -224,4 +234,11 @@ mod tests {
             );
         }
     }
+}
+
+/// `POST /v1/tenants/{name}/buckets/{bucket}/rotate-key`: the trustee's answer to the tenant
+/// admin's signed `rotate_bucket_key` statement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RotateKeyRequest {
+    pub ticket: obhut_trustee_client::auth::RequestTicket,
 }

@@ -12,8 +12,8 @@
 #![allow(clippy::missing_panics_doc, clippy::unwrap_used)]
 
 use crate::{
-    AccessKey, Bucket, BucketKey, Catalog, CatalogError, Chunk, ListFrom, ObjectRecord, Part,
-    PutCondition, ResidencyRule, SiteRecord, Tenant, Upload,
+    Bucket, BucketKey, Catalog, CatalogError, Chunk, ListFrom, ObjectRecord, Part, PutCondition,
+    ResidencyRule, SiteRecord, Tenant, Upload,
 };
 use obhut_core::{BlobId, PolicyScope, SiteState};
 
@@ -328,20 +328,6 @@ pub async fn tenants_and_keys(cat: &dyn Catalog) {
         .map(|t| t.name)
         .collect();
     assert_eq!(names, ["t-a", "t-b"]);
-
-    let key = AccessKey {
-        access_key_id: "AKIDA".into(),
-        tenant: "t-a".into(),
-        secret: "s3cr3t".into(),
-        created_ms: 5,
-    };
-    cat.create_access_key(&key).await.unwrap();
-    assert!(matches!(
-        cat.create_access_key(&key).await,
-        Err(CatalogError::AlreadyExists { .. })
-    ));
-    assert_eq!(cat.get_access_key("AKIDA").await.unwrap(), Some(key));
-    assert_eq!(cat.get_access_key("AKIDX").await.unwrap(), None);
 }
 
 pub async fn sites_registry(cat: &dyn Catalog) {

@@ -60,8 +60,11 @@ pub trait Catalog: Send + Sync {
     async fn create_tenant(&self, tenant: &Tenant) -> Result<()>;
     async fn get_tenant(&self, name: &str) -> Result<Option<Tenant>>;
     async fn list_tenants(&self) -> Result<Vec<Tenant>>;
-    async fn create_access_key(&self, key: &AccessKey) -> Result<()>;
-    async fn get_access_key(&self, access_key_id: &str) -> Result<Option<AccessKey>>;
+    /// S3 access keys that an earlier release kept here in clear (the trustee keeps them
+    /// now); empty once [`Catalog::erase_legacy_access_keys`] ran.
+    async fn legacy_access_keys(&self) -> Result<Vec<AccessKey>>;
+    /// Erases those keys so that no copy of their secrets is left in the catalog's files.
+    async fn erase_legacy_access_keys(&self) -> Result<()>;
 
     // sites
     async fn put_site(&self, site: &SiteRecord) -> Result<()>;

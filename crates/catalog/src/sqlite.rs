@@ -122,6 +122,9 @@ pub struct SqliteCatalog {
     /// The writer's connection when it is also the only reader (in memory).
     shared: Option<Arc<Mutex<Connection>>>,
     writer: std::sync::mpsc::Sender<WriteJob>,
+    /// The writer's connection, for maintenance that must run outside a transaction
+    /// (`VACUUM`), between two of the writer's batches.
+    write_conn: Arc<Mutex<Connection>>,
     meta: Arc<MetaCache>,
 }
 
@@ -547,15 +550,17 @@ impl SqliteCatalog {
         let shared = readers.is_empty().then(|| Arc::clone(&write_conn));
         let readers: Vec<Mutex<Connection>> = readers.into_iter().map(Mutex::new).collect();
         let (tx, rx) = std::sync::mpsc::channel();
+        let loop_conn = Arc::clone(&write_conn);
         std::thread::Builder::new()
             .name("catalog-writer".into())
-            .spawn(move || write_loop(write_conn, rx))
+            .spawn(move || write_loop(loop_conn, rx))
             .map_err(storage)?;
         Ok(Self {
             readers: Arc::new(readers),
             next_reader: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
             shared,
             writer: tx,
+            write_conn,
             meta: Arc::default(),
         })
     }
@@ -772,39 +777,54 @@ impl Catalog for SqliteCatalog {
         .await
     }
 
-    async fn create_access_key(&self, key: &AccessKey) -> Result<()> {
-        let k = key.clone();
-        self.write(move |c| {
-            exec(
-                c,
-                "INSERT INTO access_keys (access_key_id, tenant, secret, created_ms) VALUES (?1, ?2, ?3, ?4)",
-                params![k.access_key_id, k.tenant, k.secret, k.created_ms],
-            )
-            .map_err(|e| {
-                if is_unique_violation(&e) {
-                    CatalogError::AlreadyExists { kind: "access key", name: k.access_key_id.clone() }
-                } else {
-                    storage(e)
-                }
-            })?;
-            Ok(())
+    async fn legacy_access_keys(&self) -> Result<Vec<AccessKey>> {
+        self.lookup(move |c| {
+            let exists: bool = c
+                .query_row(
+                    "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'access_keys'",
+                    [],
+                    |r| r.get::<_, i64>(0),
+                )
+                .map_err(storage)?
+                > 0;
+            if !exists {
+                return Ok(Vec::new());
+            }
+            let mut stmt = c
+                .prepare(
+                    "SELECT access_key_id, tenant, secret, created_ms FROM access_keys ORDER BY access_key_id",
+                )
+                .map_err(storage)?;
+            stmt.query_map([], |r| {
+                Ok(AccessKey {
+                    access_key_id: r.get(0)?,
+                    tenant: r.get(1)?,
+                    secret: r.get(2)?,
+                    created_ms: r.get(3)?,
+                })
+            })
+            .map_err(storage)?
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(storage)
         })
         .await
     }
 
-    async fn get_access_key(&self, access_key_id: &str) -> Result<Option<AccessKey>> {
-        let id = access_key_id.to_owned();
-        self.lookup_cached(("access key", id.clone()), move |c| {
-            query_row(
-                c,
-                "SELECT access_key_id, tenant, secret, created_ms FROM access_keys WHERE access_key_id = ?1",
-                params![id],
-                |r| Ok(AccessKey { access_key_id: r.get(0)?, tenant: r.get(1)?, secret: r.get(2)?, created_ms: r.get(3)? }),
+    async fn erase_legacy_access_keys(&self) -> Result<()> {
+        let conn = Arc::clone(&self.write_conn);
+        tokio::task::spawn_blocking(move || {
+            let c = conn
+                .lock()
+                .map_err(|_| storage("catalog lock poisoned"))?;
+            // Zero the freed pages, rebuild the file without them, and empty the WAL, so no
+            // copy of the secrets is left in the database's files.
+            c.execute_batch(
+                "PRAGMA secure_delete = ON; DROP TABLE IF EXISTS access_keys; VACUUM; PRAGMA wal_checkpoint(TRUNCATE);",
             )
-            .optional()
             .map_err(storage)
         })
         .await
+        .map_err(storage)?
     }
 
     async fn put_site(&self, site: &SiteRecord) -> Result<()> {

@@ -12,7 +12,7 @@ pub struct Tenant {
     pub created_ms: i64,
 }
 
-/// An S3 access key. The secret is needed in clear to verify SigV4 signatures.
+/// An S3 access key as an earlier release kept it in the catalog, secret in clear.
 #[derive(Clone, PartialEq, Eq)]
 pub struct AccessKey {
     pub access_key_id: String,

@@ -174,7 +174,6 @@ fn part() -> Part {
 /// Writes one record of every kind through this release's catalog.
 async fn write_catalog(cat: &dyn Catalog) {
     cat.create_tenant(&tenant()).await.unwrap();
-    cat.create_access_key(&access_key()).await.unwrap();
     cat.put_site(&site()).await.unwrap();
     cat.put_rule(&PolicyScope::Tenant("acme".into()), &tenant_rule())
         .await
@@ -195,12 +194,6 @@ async fn write_catalog(cat: &dyn Catalog) {
 async fn assert_catalog(cat: &dyn Catalog) {
     assert_eq!(cat.get_tenant("acme").await.unwrap(), Some(tenant()));
     assert_eq!(cat.list_tenants().await.unwrap(), vec![tenant()]);
-    assert_eq!(
-        cat.get_access_key(&access_key().access_key_id)
-            .await
-            .unwrap(),
-        Some(access_key())
-    );
     assert_eq!(cat.list_sites().await.unwrap(), vec![site()]);
     assert_eq!(
         cat.get_rule(&PolicyScope::Tenant("acme".into()))
@@ -280,6 +273,39 @@ async fn reads_every_record_of_a_catalog_written_by_schema_version_1() {
         i64::from(SqliteCatalog::SCHEMA_VERSION),
         "opening brings the catalog to this release's version"
     );
+}
+
+/// Version 1 kept S3 secret keys in clear: they are read once (to be handed to the trustee),
+/// then erased so that no copy is left in the database's files.
+#[tokio::test]
+async fn access_keys_kept_in_clear_are_read_then_erased_without_a_trace() {
+    let (_dir, path) = copy_of(1);
+    let secret = access_key().secret;
+    let bytes_of = |path: &Path| {
+        let mut all = std::fs::read(path).unwrap();
+        for ext in ["-wal", "-shm"] {
+            let mut p = path.as_os_str().to_owned();
+            p.push(ext);
+            all.extend(std::fs::read(PathBuf::from(p)).unwrap_or_default());
+        }
+        all
+    };
+    let contains = |hay: &[u8]| hay.windows(secret.len()).any(|w| w == secret.as_bytes());
+    assert!(contains(&bytes_of(&path)), "the fixture holds the secret");
+    let cat = SqliteCatalog::open(&path).unwrap();
+    assert_eq!(cat.legacy_access_keys().await.unwrap(), vec![access_key()]);
+    cat.erase_legacy_access_keys().await.unwrap();
+    assert_eq!(cat.legacy_access_keys().await.unwrap(), vec![]);
+    assert_catalog(&cat).await;
+    assert!(
+        !contains(&bytes_of(&path)),
+        "a copy of the secret is left in the files"
+    );
+    // Erasing again (every start does) changes nothing.
+    cat.erase_legacy_access_keys().await.unwrap();
+    drop(cat);
+    let cat = SqliteCatalog::open(&path).unwrap();
+    assert_eq!(cat.legacy_access_keys().await.unwrap(), vec![]);
 }
 
 #[tokio::test]

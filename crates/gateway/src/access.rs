@@ -1,6 +1,7 @@
-//! Who is asking, and what a request may touch: SigV4 secrets come from the catalog, every
-//! request is bound to the tenant that owns its access key, and its bucket is checked to belong
-//! to that tenant before any operation runs. Anonymous requests are refused.
+//! Who is asking, and what a request may touch: the trustee verified the request's signature
+//! ([`crate::authn`]) and named its tenant; the request is bound to that tenant, and its
+//! bucket is checked to belong to it before any operation runs. Nothing the catalog says about
+//! access keys is consulted. Anonymous requests are refused.
 //!
 //! The outcome is one [`ReqCtx`] per request (tenant, justification, checked bucket), put into
 //! the request's extensions; operations take it from there and never repeat these checks.
@@ -8,21 +9,20 @@
 //!
 //! Requests signed with a grant's temporary credentials (access key ids starting `OBG`) are
 //! checked by the trustee itself: session token, the grant's state, operations, bucket and
-//! prefix; the trustee logs each one before it is allowed. Such a request then acts for the
+//! prefix, against the request it verified; the trustee logs each one, allowed or not. Such a request then acts for the
 //! grant's tenant and asks for keys with the grant as justification. A copy's source is read
 //! here with the parser the copy operations get their source from ([`copy_source_header`],
 //! [`copy_source_object`]), so the grant is checked for the object the operation reads.
 
+use crate::authn::Authenticated;
 use crate::error;
 use obhut_catalog::{Bucket, Catalog, Tenant};
-use obhut_trustee_client::governance::GRANT_KEY_PREFIX;
+use obhut_trustee_client::auth::{RequestTicket, Signer};
 use obhut_trustee_client::{GrantAccess, Justification, TrusteeClient};
 use s3s::access::{S3Access, S3AccessContext};
-use s3s::auth::{S3Auth, SecretKey};
 use s3s::dto::CopySource;
 use s3s::path::S3Path;
 use s3s::{S3ErrorCode, S3Request, S3Result, s3_error};
-use std::cell::RefCell;
 use std::sync::Arc;
 
 /// The operation that names a bucket which does not exist yet: its bucket is not checked.
@@ -64,10 +64,12 @@ impl ReqCtx {
                 tenant,
                 principal,
                 operation,
+                request,
             } => Justification::Customer {
                 tenant: tenant.clone(),
                 principal: principal.clone(),
                 operation: format!("{operation}:{step}"),
+                request: request.clone(),
             },
             other => other.clone(),
         }
@@ -87,25 +89,6 @@ pub async fn owned_bucket(catalog: &dyn Catalog, tenant: &Tenant, name: &str) ->
     }
 }
 
-/// The owner of the access key a request is signed with, as authentication found it.
-struct SigningKey {
-    access_key_id: String,
-    tenant: String,
-}
-
-tokio::task_local! {
-    /// Carries the access key looked up for a request's signature to that request's access
-    /// check, so the key is read from the catalog once per request.
-    static SIGNING_KEY: RefCell<Option<SigningKey>>;
-}
-
-/// Runs one request's handling with room for its signing key (see [`SIGNING_KEY`]).
-pub fn per_request<F: std::future::Future>(
-    handling: F,
-) -> impl std::future::Future<Output = F::Output> {
-    SIGNING_KEY.scope(RefCell::new(None), handling)
-}
-
 #[derive(Clone)]
 pub struct TenantAuth {
     catalog: Arc<dyn Catalog>,
@@ -123,14 +106,19 @@ impl TenantAuth {
     async fn check_grant(
         &self,
         cx: &S3AccessContext<'_>,
-        access_key: &str,
+        who: &Authenticated,
     ) -> S3Result<(Tenant, Justification)> {
-        let session_token = session_token(cx.headers(), cx.uri().query()).ok_or_else(|| {
-            error::with(
-                S3ErrorCode::AccessDenied,
-                error::GRANT_WITHOUT_SESSION_TOKEN,
-            )
-        })?;
+        let access_key = who.access_key_id.as_str();
+        let session_token = who
+            .session_token
+            .clone()
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                error::with(
+                    S3ErrorCode::AccessDenied,
+                    error::GRANT_WITHOUT_SESSION_TOKEN,
+                )
+            })?;
         let operation = cx.s3_op().name();
         let (bucket, key) = match cx.s3_path() {
             S3Path::Root => (String::new(), String::new()),
@@ -140,19 +128,29 @@ impl TenantAuth {
             ),
             S3Path::Object { bucket, key } => (bucket.to_string(), key.to_string()),
         };
-        let class = grant_class(operation).ok_or_else(|| {
-            s3_error!(
-                AccessDenied,
-                "{operation} is not available under a grant (grants cover reading, listing and writing objects)"
-            )
-        })?;
+        let ticket: &RequestTicket = &who.verified.ticket;
         let access = |class: &str, bucket: String, key: String| GrantAccess {
+            ticket: ticket.clone(),
             access_key_id: access_key.to_owned(),
             session_token: session_token.clone(),
             operation: operation.to_owned(),
             class: class.to_owned(),
             bucket,
             key,
+        };
+        let Some(class) = grant_class(operation) else {
+            // Refused whatever the grant says; the trustee logs the attempt like any other.
+            let refused = self
+                .trustee
+                .authorize_grant_access(&access("none", bucket, key))
+                .await;
+            return Err(match refused {
+                Err(e @ obhut_trustee_client::TrusteeError::Unavailable(_)) => error::trustee(e),
+                _ => s3_error!(
+                    AccessDenied,
+                    "{operation} is not available under a grant (grants cover reading, listing and writing objects)"
+                ),
+            });
         };
         // A copy also reads its source: that must be within the grant too. Only copies read
         // `x-amz-copy-source`; a copy whose source cannot be read as the operation would read
@@ -184,17 +182,10 @@ impl TenantAuth {
         Ok((tenant, justification))
     }
 
-    /// The tenant owning the access key this request was signed with, as authentication
-    /// looked it up.
-    async fn signing_tenant(&self, access_key: &str) -> S3Result<Tenant> {
-        let owner = SIGNING_KEY
-            .try_with(|slot| slot.borrow_mut().take())
-            .ok()
-            .flatten()
-            .filter(|k| k.access_key_id == access_key)
-            .ok_or_else(|| error::with(S3ErrorCode::AccessDenied, error::NOT_AUTHORISED))?;
+    /// The tenant the trustee verified the request for.
+    async fn signing_tenant(&self, tenant: &str) -> S3Result<Tenant> {
         self.catalog
-            .get_tenant(&owner.tenant)
+            .get_tenant(tenant)
             .await
             .map_err(error::catalog)?
             .ok_or_else(|| error::with(S3ErrorCode::AccessDenied, error::KEY_TENANT_GONE))
@@ -230,16 +221,6 @@ fn grant_class(operation: &str) -> Option<&'static str> {
         | "AbortMultipartUpload" => "write",
         _ => return None,
     })
-}
-
-/// The session token of a request: header, or query parameter of a presigned URL.
-fn session_token(headers: &http::HeaderMap, query: Option<&str>) -> Option<String> {
-    headers
-        .get("x-amz-security-token")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .or_else(|| query_param(query, "X-Amz-Security-Token"))
-        .filter(|t| !t.is_empty())
 }
 
 fn query_param(query: Option<&str>, name: &str) -> Option<String> {
@@ -289,54 +270,23 @@ pub fn copy_source_object(source: &CopySource) -> S3Result<(&str, &str)> {
 }
 
 #[async_trait::async_trait]
-impl S3Auth for TenantAuth {
-    async fn get_secret_key(&self, access_key: &str) -> S3Result<SecretKey> {
-        if access_key.starts_with(GRANT_KEY_PREFIX) {
-            return match self.trustee.grant_secret(access_key).await {
-                Ok(Some(secret)) => Ok(SecretKey::from(secret)),
-                Ok(None) => Err(error::with(
-                    S3ErrorCode::InvalidAccessKeyId,
-                    error::GRANT_CREDENTIALS_UNKNOWN,
-                )),
-                Err(e) => Err(error::trustee(e)),
-            };
-        }
-        let key = self
-            .catalog
-            .get_access_key(access_key)
-            .await
-            .map_err(error::catalog)?
-            .ok_or_else(|| s3_error!(InvalidAccessKeyId))?;
-        // Outside `per_request` there is no slot, and the access check refuses the request.
-        let _ = SIGNING_KEY.try_with(|slot| {
-            *slot.borrow_mut() = Some(SigningKey {
-                access_key_id: key.access_key_id.clone(),
-                tenant: key.tenant.clone(),
-            });
-        });
-        Ok(SecretKey::from(key.secret))
-    }
-}
-
-#[async_trait::async_trait]
 impl S3Access for TenantAuth {
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
-        let Some(creds) = cx.credentials() else {
-            return Err(error::with(S3ErrorCode::AccessDenied, error::ANONYMOUS));
+        let Some(who) = cx.extensions_mut().get::<Authenticated>().cloned() else {
+            return Err(crate::authn::anonymous());
         };
-        check_presigned_expiry(cx.uri().query())?;
-        refuse_sigv2(cx.headers(), cx.uri().query())?;
-        let access_key = creds.access_key.clone();
-        let (tenant, justification) = if access_key.starts_with(GRANT_KEY_PREFIX) {
-            self.check_grant(cx, &access_key).await?
-        } else {
-            let tenant = self.signing_tenant(&access_key).await?;
-            let justification = Justification::Customer {
-                tenant: tenant.name.clone(),
-                principal: access_key,
-                operation: cx.s3_op().name().to_owned(),
-            };
-            (tenant, justification)
+        let (tenant, justification) = match &who.verified.signer {
+            Signer::Grant { .. } => self.check_grant(cx, &who).await?,
+            Signer::Tenant { tenant } => {
+                let tenant = self.signing_tenant(tenant).await?;
+                let justification = Justification::Customer {
+                    tenant: tenant.name.clone(),
+                    principal: who.access_key_id.clone(),
+                    operation: cx.s3_op().name().to_owned(),
+                    request: Some(who.verified.ticket.clone()),
+                };
+                (tenant, justification)
+            }
         };
         let bucket = match cx.s3_path() {
             S3Path::Bucket { bucket } | S3Path::Object { bucket, .. }
@@ -355,48 +305,9 @@ impl S3Access for TenantAuth {
     }
 }
 
-/// Signature version 2 is refused: it is weaker (HMAC-SHA1, no scope, presigned URLs without an
-/// upper bound) and every current client signs with version 4.
-fn refuse_sigv2(headers: &http::HeaderMap, query: Option<&str>) -> S3Result<()> {
-    let v2_header = headers
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("AWS "));
-    let v2_query = query.is_some_and(|q| {
-        q.split('&').any(|kv| kv.starts_with("Signature="))
-            && !q.split('&').any(|kv| kv.starts_with("X-Amz-Signature="))
-    });
-    if v2_header || v2_query {
-        return Err(error::with(
-            S3ErrorCode::InvalidRequest,
-            error::SIGV2_REFUSED,
-        ));
-    }
-    Ok(())
-}
-
-/// SigV4 limits presigned URLs to seven days; s3s checks the expiry time but not this bound.
-fn check_presigned_expiry(query: Option<&str>) -> S3Result<()> {
-    const MAX_EXPIRES: u64 = 7 * 24 * 3600;
-    let Some(value) = query
-        .into_iter()
-        .flat_map(|q| q.split('&'))
-        .find_map(|kv| kv.strip_prefix("X-Amz-Expires="))
-    else {
-        return Ok(());
-    };
-    match value.parse::<u64>() {
-        Ok(n) if (1..=MAX_EXPIRES).contains(&n) => Ok(()),
-        _ => Err(error::with(
-            S3ErrorCode::AuthorizationQueryParametersError,
-            error::PRESIGNED_EXPIRY,
-        )),
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{ReqCtx, check_presigned_expiry};
+    use super::ReqCtx;
     use obhut_catalog::Tenant;
     use obhut_trustee_client::Justification;
     use std::sync::Arc;
@@ -420,6 +331,7 @@ mod tests {
             tenant: "t".into(),
             principal: "AK".into(),
             operation: "CopyObject".into(),
+            request: None,
         });
         assert_eq!(
             own.justification_for("read"),
@@ -427,6 +339,7 @@ mod tests {
                 tenant: "t".into(),
                 principal: "AK".into(),
                 operation: "CopyObject:read".into(),
+                request: None,
             }
         );
         let granted = ctx(Justification::Grant {
@@ -436,45 +349,13 @@ mod tests {
         // Without a checked bucket an operation that needs one fails instead of going on.
         assert!(own.bucket().is_err());
     }
-
-    #[test]
-    fn signature_version_2_is_refused_both_ways() {
-        let mut h = http::HeaderMap::new();
-        assert!(super::refuse_sigv2(&h, Some("X-Amz-Signature=abc&X-Amz-Expires=60")).is_ok());
-        assert!(super::refuse_sigv2(&h, None).is_ok());
-        assert!(
-            super::refuse_sigv2(&h, Some("AWSAccessKeyId=A&Expires=9999999999&Signature=x"))
-                .is_err()
-        );
-        h.insert(http::header::AUTHORIZATION, "AWS AKID:sig".parse().unwrap());
-        assert!(super::refuse_sigv2(&h, None).is_err());
-        h.insert(
-            http::header::AUTHORIZATION,
-            "AWS4-HMAC-SHA256 Credential=x".parse().unwrap(),
-        );
-        assert!(super::refuse_sigv2(&h, None).is_ok());
-    }
-
-    #[test]
-    fn presigned_urls_may_last_at_most_seven_days() {
-        assert!(check_presigned_expiry(None).is_ok());
-        assert!(check_presigned_expiry(Some("X-Amz-Expires=3600&a=b")).is_ok());
-        assert!(check_presigned_expiry(Some("X-Amz-Expires=604800")).is_ok());
-        assert!(check_presigned_expiry(Some("a=b&X-Amz-Expires=604801")).is_err());
-        assert!(check_presigned_expiry(Some("X-Amz-Expires=0")).is_err());
-        assert!(check_presigned_expiry(Some("X-Amz-Expires=soon")).is_err());
-    }
 }
 
 /// Fuzz targets (bolero: 2,000 random cases under `cargo test`) for the request parts obhut
-/// reads itself before s3s verifies the signature: query parameters, the copy source, the
-/// signature version and a presigned URL's lifetime. Anything is an answer, never a panic.
+/// reads itself: query parameters and the copy source. Anything is an answer, never a panic.
 #[cfg(test)]
 mod fuzz {
-    use super::{
-        check_presigned_expiry, copy_source_header, copy_source_object, query_param, refuse_sigv2,
-        session_token,
-    };
+    use super::{copy_source_header, copy_source_object, query_param};
     use bolero::check;
     use s3s::dto::{CopyObjectInput, CopyObjectOutput};
     use s3s::service::{S3Service, S3ServiceBuilder};
@@ -685,30 +566,12 @@ mod fuzz {
                     headers.insert(http::header::AUTHORIZATION, v);
                 }
                 let q = Some(query.as_str());
-                let _ = query_param(q, "X-Amz-Security-Token");
-                let _ = session_token(&headers, q);
-                let _ = refuse_sigv2(&headers, q);
+                let _ = query_param(q, "prefix");
                 if let Ok(Some(source)) = copy_source_header(&headers)
                     && let Ok((bucket, _)) = copy_source_object(&source)
                 {
                     assert!(!bucket.contains('/'));
                 }
-                let _ = check_presigned_expiry(q);
-            });
-    }
-
-    #[test]
-    fn presigned_lifetimes_match_the_model() {
-        check!()
-            .with_iterations(2_000)
-            .with_type::<u64>()
-            .for_each(|&n| {
-                let q = format!("X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Expires={n}");
-                assert_eq!(
-                    check_presigned_expiry(Some(&q)).is_ok(),
-                    (1..=604_800).contains(&n),
-                    "{n}"
-                );
             });
     }
 }

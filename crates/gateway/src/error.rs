@@ -11,16 +11,10 @@ use s3s::{S3Error, S3ErrorCode, s3_error};
 
 pub const ACCESS_DENIED: &str = "Access Denied";
 pub const ANONYMOUS: &str = "anonymous access is not allowed";
-pub const SIGV2_REFUSED: &str =
-    "Signature version 2 is not supported; sign requests with AWS Signature Version 4";
-pub const PRESIGNED_EXPIRY: &str =
-    "X-Amz-Expires must be a number of seconds from 1 to 604800 (seven days)";
 pub const KEY_TENANT_GONE: &str = "the access key's tenant no longer exists";
 pub const GRANT_TENANT_GONE: &str = "the grant's tenant no longer exists";
 pub const GRANT_WITHOUT_SESSION_TOKEN: &str =
     "grant credentials are valid only with their session token (AWS_SESSION_TOKEN)";
-pub const GRANT_CREDENTIALS_UNKNOWN: &str =
-    "these grant credentials are unknown, or their grant is not active";
 pub const NOT_AUTHORISED: &str = "request was not authorised";
 pub const NO_SUCH_BUCKET: &str = "The specified bucket does not exist";
 pub const NO_SUCH_KEY: &str = "The specified key does not exist.";

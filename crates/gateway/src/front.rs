@@ -3,30 +3,41 @@
 //! S3 limits the request header section to 8 KiB and answers `RequestHeaderSectionTooLarge`;
 //! hyper's own limit is far larger and answers without an S3 error body. On the way out, a
 //! ranged HEAD gets the 206 that s3s does not set, and an error answered to a request with a
-//! body closes the connection (the body may be unread). Each request is handled inside
-//! [`crate::access::per_request`], which carries its signing key from authentication to the
-//! access check.
+//! body closes the connection (the body may be unread). Each request's signature is checked
+//! by the trustee ([`crate::authn`]) before s3s sees it.
 
 use futures::future::BoxFuture;
+use obhut_trustee_client::TrusteeClient;
 use s3s::service::S3Service;
 use s3s::{Body, HttpError, HttpResponse};
+use std::sync::Arc;
 
 /// S3's limit on the total size of request header names and values.
 pub const MAX_HEADER_BYTES: usize = 8 * 1024;
 
 #[derive(Clone)]
 pub struct S3Front {
-    inner: S3Service,
+    inner: Arc<S3Service>,
+    trustee: Arc<dyn TrusteeClient>,
+    region: Arc<str>,
 }
 
 impl S3Front {
     #[must_use]
-    pub fn new(inner: S3Service) -> Self {
-        Self { inner }
+    pub fn new(inner: S3Service, trustee: Arc<dyn TrusteeClient>, region: String) -> Self {
+        Self {
+            inner: Arc::new(inner),
+            trustee,
+            region: region.into(),
+        }
     }
 }
 
-fn s3_error_response(status: http::StatusCode, code: &str, message: &str) -> HttpResponse {
+pub(crate) fn s3_error_response(
+    status: http::StatusCode,
+    code: &str,
+    message: &str,
+) -> HttpResponse {
     let body = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message></Error>"
     );
@@ -63,9 +74,16 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for S3Front {
             .get(http::header::CONTENT_LENGTH)
             .is_some_and(|v| v.as_bytes() != b"0")
             || req.headers().contains_key(http::header::TRANSFER_ENCODING);
-        let fut = crate::access::per_request(hyper::service::Service::call(&self.inner, req));
+        let (inner, trustee, region) = (
+            Arc::clone(&self.inner),
+            Arc::clone(&self.trustee),
+            Arc::clone(&self.region),
+        );
         Box::pin(async move {
-            let mut resp = fut.await?;
+            let mut resp = match crate::authn::admit(&trustee, &region, req).await {
+                Ok(req) => S3Service::call(&inner, req).await?,
+                Err(refusal) => refusal,
+            };
             // An error may be answered before the request body was read (and, with
             // `Expect: 100-continue`, before the client sent it). Reusing the connection would
             // then mistake the next request for the rest of this body, so it is closed instead.

@@ -11,6 +11,7 @@
 //! [`RepairRequests`], of replicas found bad on read and of writes placed on too few sites.
 
 mod access;
+pub mod authn;
 pub mod datapath;
 mod error;
 mod front;
@@ -132,13 +133,16 @@ impl Gateway {
         .await
     }
 
-    /// The hyper service answering S3 requests, with SigV4 authentication against the catalog.
+    /// The hyper service answering S3 requests. Signatures are verified by the trustee in
+    /// front of s3s ([`authn`]), which is given no secrets.
     #[must_use]
     pub fn into_service(self) -> S3Front {
-        let auth = TenantAuth::new(Arc::clone(&self.catalog), Arc::clone(&self.trustee));
+        let access = TenantAuth::new(Arc::clone(&self.catalog), Arc::clone(&self.trustee));
+        let trustee = Arc::clone(&self.trustee);
+        let region = self.config.region.clone();
         let mut builder = S3ServiceBuilder::new(self);
-        builder.set_auth(auth.clone());
-        builder.set_access(auth);
-        S3Front::new(builder.build())
+        builder.set_auth(authn::NoSecrets);
+        builder.set_access(access);
+        S3Front::new(builder.build(), trustee, region)
     }
 }

@@ -146,6 +146,15 @@ async fn serve(s: GatewaySettings, material: TrusteeMaterial) -> Result<()> {
     let _lock = lock_dir(&s.data_dir, "directory")?;
     let catalog: Arc<dyn Catalog> =
         Arc::new(SqliteCatalog::open(&catalog_path).context("cannot open the catalog")?);
+    let legacy = catalog.legacy_access_keys().await?.len();
+    if legacy > 0 {
+        bail!(
+            "{} holds {legacy} S3 access keys in clear, written by an earlier release: start `obhut serve --data-dir {}` once (its trustee takes them into custody), or erase them with `obhut catalog erase-legacy-keys --data-dir {}` after tenants made new ones",
+            catalog_path.display(),
+            s.data_dir.display(),
+            s.data_dir.display()
+        );
+    }
     let remote =
         RemoteTrustee::connect(&s.trustee_url, &material.ca, &material.cert, &material.key)
             .context("cannot set up the trustee client")?;

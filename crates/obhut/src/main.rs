@@ -46,6 +46,11 @@ enum Command {
     Serve(ServeArgs),
     /// Run the S3 gateway and the admin API against a trustee in another process.
     Gateway(GatewayArgs),
+    /// Maintenance of a data directory's catalog (no server may be running on it).
+    Catalog {
+        #[command(subcommand)]
+        command: cli::catalog::CatalogCommand,
+    },
     /// Manage tenants.
     Tenant {
         #[command(flatten)]
@@ -186,6 +191,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Tenant { admin, command } => cli::tenant::run(&admin, command),
         Command::Gateway(args) => gateway::run(&args.config),
+        Command::Catalog { command } => cli::catalog::run(command),
         Command::Principal { admin, command } => cli::principal::run(&admin, command),
         Command::Access { admin, command } => cli::access::run(&admin, command),
         Command::Disclosure { admin, command } => cli::disclosure::run(&admin, command),

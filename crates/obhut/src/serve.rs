@@ -96,14 +96,20 @@ async fn bootstrap(
         Err(e) => return Err(e).context("cannot register tenant demo with the trustee"),
     }
     provision::create_tenant(catalog, "demo", &de, 2).await?;
-    let key = provision::create_access_key(catalog, "demo").await?;
+    // The trustee keeps the secret; it is written here once, for the developer.
+    let (key_id, secret) = trustee
+        .bootstrap_access_key("demo")
+        .context("cannot create demo's access key")?;
     write_secret_file(
         &data_dir.join("demo.env"),
         &format!(
-            "AWS_ACCESS_KEY_ID={}\nAWS_SECRET_ACCESS_KEY={}\nAWS_ENDPOINT_URL={}\nAWS_REGION={}\n",
-            key.access_key_id,
-            key.secret,
+            // AWS_DEFAULT_REGION too: aws-cli v1 reads only that one, and signatures must
+            // name this server's region.
+            "AWS_ACCESS_KEY_ID={}\nAWS_SECRET_ACCESS_KEY={}\nAWS_ENDPOINT_URL={}\nAWS_REGION={}\nAWS_DEFAULT_REGION={}\n",
+            key_id,
+            secret.as_str(),
             http_url(&config.s3_addr),
+            config.region,
             config.region
         ),
     )?;
@@ -203,6 +209,46 @@ async fn hsm_trustee(dir: &Path, hsm: &Pkcs11Config) -> Result<Trustee> {
     Ok(trustee)
 }
 
+/// An earlier release kept S3 secret keys in the catalog, in clear. They move into the
+/// trustee's custody (sealed), and are erased from the catalog's files; since whoever could
+/// read the catalog could read them, their ids are reported (here and in the log) so that
+/// tenants replace them.
+async fn take_legacy_access_keys(catalog: &dyn Catalog, trustee: &Trustee) -> Result<()> {
+    let legacy = catalog.legacy_access_keys().await?;
+    if !legacy.is_empty() {
+        if trustee.seal_status().await?.sealed {
+            bail!(
+                "catalog.db holds {} S3 access keys in clear, written by an earlier release; start once with the trustee unsealed (its development share file or PKCS#11 PIN file) so they move into its custody",
+                legacy.len()
+            );
+        }
+        let keys: Vec<_> = legacy
+            .iter()
+            .map(|k| {
+                (
+                    k.access_key_id.clone(),
+                    k.tenant.clone(),
+                    zeroize::Zeroizing::new(k.secret.clone()),
+                )
+            })
+            .collect();
+        trustee
+            .import_access_keys(&keys)
+            .context("cannot move the catalog's access keys into the trustee's custody")?;
+        let ids: Vec<&str> = legacy.iter().map(|k| k.access_key_id.as_str()).collect();
+        tracing::warn!(
+            keys = %ids.join(","),
+            "access keys an earlier release kept in the catalog in clear are now kept by the trustee; their secrets were readable by anyone who could read catalog.db: replace them (`obhut tenant key-create`, then `obhut tenant key-revoke`)"
+        );
+    }
+    // Every start: a crash between the import and the erasure leaves nothing behind.
+    catalog
+        .erase_legacy_access_keys()
+        .await
+        .context("cannot erase the access keys from the catalog")?;
+    Ok(())
+}
+
 fn create_private_dir(dir: &Path) -> Result<()> {
     fs::DirBuilder::new()
         .recursive(true)
@@ -227,8 +273,10 @@ async fn serve(config: ServeConfig) -> Result<()> {
             Some(hsm) => hsm_trustee(&trustee_dir, hsm).await?,
             None => dev_trustee(&trustee_dir).await?,
         }
-        .with_shred_grace(config.shred_grace),
+        .with_shred_grace(config.shred_grace)
+        .with_region(&config.region)?,
     );
+    take_legacy_access_keys(catalog.as_ref(), &in_process).await?;
     bootstrap(catalog.as_ref(), &in_process, &config, &data_dir).await?;
     let sites = open_sites(catalog.as_ref(), in_process.as_ref()).await?;
     let workers = Workers::new();

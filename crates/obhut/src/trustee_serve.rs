@@ -32,6 +32,8 @@ struct TrusteeFile {
     dev_unseal_file: Option<PathBuf>,
     /// Time between disabling a tenant key and destroying it [default: 7 days].
     shred_grace_secs: Option<u64>,
+    /// The S3 region request signatures must name, as the gateways' [default: de-1].
+    region: Option<String>,
     tls: TlsSection,
 }
 
@@ -70,7 +72,15 @@ async fn serve(file: TrusteeFile) -> Result<()> {
     let dir = &file.keystore_dir;
     let _lock = lock_dir(dir, "directory")?;
     let grace = std::time::Duration::from_secs(file.shred_grace_secs.unwrap_or(7 * 24 * 3600));
-    let trustee = Arc::new(Trustee::open(dir)?.with_shred_grace(grace));
+    let region = file
+        .region
+        .as_deref()
+        .unwrap_or(obhut_trustee::DEFAULT_REGION);
+    let trustee = Arc::new(
+        Trustee::open(dir)?
+            .with_shred_grace(grace)
+            .with_region(region)?,
+    );
     match &file.dev_unseal_file {
         Some(path) => {
             let text = fs::read_to_string(path).with_context(|| {

@@ -260,6 +260,22 @@ pub enum Action {
         tenant: String,
         mode: ShredMode,
     },
+    /// The tenant's admin: a new S3 access key for its tenant. The trustee keeps the secret
+    /// sealed and answers it once.
+    CreateAccessKey {
+        tenant: String,
+    },
+    /// The tenant's admin: an access key of its tenant stops working at once.
+    RevokeAccessKey {
+        tenant: String,
+        access_key_id: String,
+    },
+    /// The tenant's admin: rotate a bucket's key. Answers a request ticket that lets the
+    /// rotation use the bucket's keys.
+    RotateBucketKey {
+        tenant: String,
+        bucket: String,
+    },
 }
 
 /// Reads of governance state; the trustee filters by the asking principal's role.
@@ -280,6 +296,10 @@ pub enum Query {
         tenant: Option<String>,
         from: u64,
     },
+    /// A tenant's access keys (ids and states; never secrets): its admin only.
+    AccessKeys {
+        tenant: String,
+    },
 }
 
 /// The public side of the transparency log, plus entry bundles for those entitled to them.
@@ -297,6 +317,8 @@ pub enum LogRead {
 /// What the gateway needs to check a request signed with grant credentials.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GrantAccess {
+    /// The trustee's ticket for the verified request this access is part of.
+    pub ticket: crate::auth::RequestTicket,
     pub access_key_id: String,
     pub session_token: String,
     /// The S3 operation's name (e.g. `GetObject`).

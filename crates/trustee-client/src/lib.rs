@@ -5,6 +5,7 @@
 //! going in, plaintext bucket keys coming out (only for a justified, permitted request), and the
 //! trustee's seal state. Tenant and master keys never cross it.
 
+pub mod auth;
 pub mod governance;
 pub mod log_entry;
 pub mod remote;
@@ -25,11 +26,14 @@ pub use log_entry::{LogEntry, LogEvent, ParsedEntry};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Justification {
-    /// A tenant's own request: the authenticated principal and the S3 operation.
+    /// A tenant's own request: the authenticated principal, the S3 operation, and the
+    /// trustee's ticket for the signed request it serves (without one, nothing is released).
     Customer {
         tenant: String,
         principal: String,
         operation: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request: Option<auth::RequestTicket>,
     },
     /// Access under an approved grant.
     Grant { grant_id: String },
@@ -79,6 +83,8 @@ pub enum TrusteeError {
     Invalid(String),
     #[error("{0}")]
     Conflict(String),
+    #[error("the request's signature was not accepted: {}", .0.name())]
+    Unauthenticated(auth::AuthFailure),
 }
 
 /// What a gateway must drop from its memory at once: released keys, and cached residency
@@ -154,8 +160,19 @@ pub trait TrusteeClient: Send + Sync {
     ) -> Result<serde_json::Value, TrusteeError>;
     /// The log's checkpoint, verifier key or a tile; `None` if it does not exist (yet).
     async fn log_read(&self, read: &LogRead) -> Result<Option<Vec<u8>>, TrusteeError>;
-    /// The secret of a grant's temporary access key, while the grant may be used.
-    async fn grant_secret(&self, access_key_id: &str) -> Result<Option<String>, TrusteeError>;
+    /// Checks a request's SigV4 signature with the secret only the trustee holds (tenants'
+    /// access keys and grants' temporary ones), the request time against the trustee's clock
+    /// and the region; answers who signed it. Appends nothing to the log.
+    async fn verify_request(
+        &self,
+        request: &auth::SignedRequest,
+    ) -> Result<auth::Verified, TrusteeError>;
+    /// Checks a batch of a streaming upload's chunk signatures (and, in the last batch, its
+    /// trailer); answers where the chain now stands.
+    async fn verify_chunks(
+        &self,
+        batch: &auth::ChunkBatch,
+    ) -> Result<auth::ChainToken, TrusteeError>;
     /// Seals an S3 site's secret key for the catalog (it is never stored in clear).
     async fn seal_site_secret(&self, site: &str, secret: &str) -> Result<String, TrusteeError>;
     /// Opens a sealed site secret, for a gateway that must reach the site.

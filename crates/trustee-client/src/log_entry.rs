@@ -230,6 +230,39 @@ pub enum LogEvent {
         tenant: Option<String>,
         digest: String,
     },
+    /// The tenant's admin created an S3 access key (its secret is kept sealed by the trustee).
+    AccessKeyCreated {
+        tenant: String,
+        access_key_id: String,
+        #[serde(rename = "by")]
+        actor: String,
+    },
+    /// An access key stopped working.
+    AccessKeyRevoked {
+        tenant: String,
+        access_key_id: String,
+        #[serde(rename = "by")]
+        actor: String,
+    },
+    /// Access keys that an earlier release kept in the catalog in clear were moved into the
+    /// trustee's custody; their secrets were readable by whoever could read the catalog, so
+    /// the tenant should replace them.
+    AccessKeysImported {
+        tenant: String,
+        access_key_ids: Vec<String>,
+        #[serde(rename = "by")]
+        actor: String,
+    },
+    /// A record that decides access failed its integrity check (an edited or inserted row,
+    /// say) and was refused.
+    IntegrityFailure {
+        /// What kind of record (`access_key`, `object`, `principal`, …).
+        what: String,
+        /// Which one.
+        subject: String,
+        tenant: Option<String>,
+        detail: String,
+    },
 }
 
 /// A `policy_changed` entry: the two shapes share one type string.
@@ -307,6 +340,10 @@ impl LogEvent {
             Self::TenantKeyDestroyed { .. } => "tenant_key_destroyed",
             Self::KeyRelease { .. } => "key_release",
             Self::Attestation { .. } => "attestation",
+            Self::AccessKeyCreated { .. } => "access_key_created",
+            Self::AccessKeyRevoked { .. } => "access_key_revoked",
+            Self::AccessKeysImported { .. } => "access_keys_imported",
+            Self::IntegrityFailure { .. } => "integrity_failure",
         }
     }
 
@@ -318,7 +355,8 @@ impl LogEvent {
         match self {
             Self::PrincipalCreated { tenant, .. }
             | Self::PrincipalRevoked { tenant, .. }
-            | Self::Attestation { tenant, .. } => tenant.as_deref(),
+            | Self::Attestation { tenant, .. }
+            | Self::IntegrityFailure { tenant, .. } => tenant.as_deref(),
             Self::SiteAdded { .. } | Self::SiteStateChanged { .. } | Self::SiteRemoved { .. } => {
                 None
             }
@@ -344,7 +382,10 @@ impl LogEvent {
             | Self::TenantKeyDisabled { tenant, .. }
             | Self::TenantKeyEnabled { tenant }
             | Self::TenantKeyDestroyed { tenant, .. }
-            | Self::KeyRelease { tenant, .. } => Some(tenant),
+            | Self::KeyRelease { tenant, .. }
+            | Self::AccessKeyCreated { tenant, .. }
+            | Self::AccessKeyRevoked { tenant, .. }
+            | Self::AccessKeysImported { tenant, .. } => Some(tenant),
         }
     }
 
@@ -388,14 +429,18 @@ impl LogEvent {
             | Self::DisclosureApproval { actor, .. }
             | Self::DisclosureDenied { actor, .. }
             | Self::DisclosureDelaySet { actor, .. }
-            | Self::ShredApproval { actor, .. } => Some(actor),
+            | Self::ShredApproval { actor, .. }
+            | Self::AccessKeyCreated { actor, .. }
+            | Self::AccessKeyRevoked { actor, .. }
+            | Self::AccessKeysImported { actor, .. } => Some(actor),
             Self::GrantApproved { .. }
             | Self::DisclosureApproved { .. }
             | Self::TenantKeyDisabled { .. }
             | Self::TenantKeyEnabled { .. }
             | Self::TenantKeyDestroyed { .. }
             | Self::KeyRelease { .. }
-            | Self::Attestation { .. } => None,
+            | Self::Attestation { .. }
+            | Self::IntegrityFailure { .. } => None,
         }
     }
 
@@ -600,11 +645,15 @@ impl LogEvent {
                     Justification::Customer {
                         principal,
                         operation,
+                        request,
                         ..
                     } => {
                         v.push(("justification", "customer".into()));
                         v.push(("access_key", principal.clone()));
                         v.push(("operation", operation.clone()));
+                        if let Some(r) = request {
+                            v.push(("request", r.digest.clone()));
+                        }
                     }
                     Justification::Grant { grant_id } => {
                         v.push(("justification", "grant".into()));
@@ -620,6 +669,23 @@ impl LogEvent {
             Self::Attestation { kind, digest, .. } => {
                 vec![("kind", kind.clone()), ("digest", digest.clone())]
             }
+            Self::AccessKeyCreated { access_key_id, .. }
+            | Self::AccessKeyRevoked { access_key_id, .. } => {
+                vec![("access_key_id", access_key_id.clone())]
+            }
+            Self::AccessKeysImported { access_key_ids, .. } => {
+                vec![("access_key_ids", list(access_key_ids))]
+            }
+            Self::IntegrityFailure {
+                what,
+                subject,
+                detail,
+                ..
+            } => vec![
+                ("what", what.clone()),
+                ("subject", subject.clone()),
+                ("detail", format!("{detail:?}")),
+            ],
         }
     }
 }
@@ -653,6 +719,10 @@ pub struct UnknownEntry {
 
 /// An entry read back from the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "entries are read and shown one at a time; boxing would only add an allocation"
+)]
 pub enum ParsedEntry {
     Known(LogEntry),
     Unknown(UnknownEntry),

@@ -108,13 +108,6 @@ pub mod wire {
         pub bearer_hash: String,
     }
 
-    /// `/v1/gov/grant-secret`: the access key id of grant credentials.
-    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-    #[serde(deny_unknown_fields)]
-    pub struct GrantKeyRequest {
-        pub access_key_id: String,
-    }
-
     /// `/v1/gov/site-secret/seal` (a site's secret) and `/open` (it sealed); wiped when
     /// dropped.
     #[derive(Serialize, Deserialize)]
@@ -313,6 +306,15 @@ pub mod wire {
             TrusteeError::NotFound(d) => (404, "not_found", d),
             TrusteeError::Invalid(d) => (400, "invalid", d),
             TrusteeError::Conflict(d) => (409, "conflict", d),
+            TrusteeError::Unauthenticated(f) => {
+                return (
+                    403,
+                    ErrorBody {
+                        detail: Some(f.name().to_owned()),
+                        ..ErrorBody::other("unauthenticated", e.to_string())
+                    },
+                );
+            }
         };
         (
             status,
@@ -341,6 +343,9 @@ pub mod wire {
             "not_found" => TrusteeError::NotFound(detail()),
             "invalid" => TrusteeError::Invalid(detail()),
             "conflict" => TrusteeError::Conflict(detail()),
+            "unauthenticated" => TrusteeError::Unauthenticated(
+                crate::auth::AuthFailure::from_name(body.detail.as_deref()?)?,
+            ),
             _ => return None,
         })
     }
@@ -778,15 +783,18 @@ impl TrusteeClient for RemoteTrustee {
             .transpose()
     }
 
-    async fn grant_secret(&self, access_key_id: &str) -> Result<Option<String>, TrusteeError> {
-        self.conn
-            .post(
-                "/v1/gov/grant-secret",
-                &wire::GrantKeyRequest {
-                    access_key_id: access_key_id.to_owned(),
-                },
-            )
-            .await
+    async fn verify_request(
+        &self,
+        request: &crate::auth::SignedRequest,
+    ) -> Result<crate::auth::Verified, TrusteeError> {
+        self.conn.post("/v1/auth/verify", request).await
+    }
+
+    async fn verify_chunks(
+        &self,
+        batch: &crate::auth::ChunkBatch,
+    ) -> Result<crate::auth::ChainToken, TrusteeError> {
+        self.conn.post("/v1/auth/chunks", batch).await
     }
 
     async fn authorize_grant_access(

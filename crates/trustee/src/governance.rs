@@ -1331,13 +1331,18 @@ impl Governance {
         )
     }
 
-    /// The secret of grant credentials, whatever the grant's state: the gateway verifies the
-    /// signature with it, and [`Self::authorize_access`] then refuses (and logs) a request under
-    /// a grant that is no longer usable. Only holders of the secret can leave such entries.
-    pub fn grant_secret(&self, access_key_id: &str) -> Result<Option<String>, TrusteeError> {
-        Ok(self
-            .grant_by_key(access_key_id)?
-            .and_then(|g| g.credentials.map(|c| c.secret)))
+    /// The grant, tenant and secret of grant credentials, whatever the grant's state: the
+    /// trustee verifies the signature with it, and [`Self::authorize_access`] then refuses (and
+    /// logs) a request under a grant that is no longer usable. Only holders of the secret can
+    /// leave such entries. The secret never leaves the trustee.
+    pub fn grant_secret(
+        &self,
+        access_key_id: &str,
+    ) -> Result<Option<(String, String, zeroize::Zeroizing<String>)>, TrusteeError> {
+        Ok(self.grant_by_key(access_key_id)?.and_then(|g| {
+            g.credentials
+                .map(|c| (g.id, g.tenant, zeroize::Zeroizing::new(c.secret)))
+        }))
     }
 
     pub fn authorize_access(&self, a: &GrantAccess) -> Result<GrantScope, TrusteeError> {
@@ -1698,6 +1703,9 @@ impl Governance {
             Role::Operator => false,
         };
         match q {
+            Query::AccessKeys { .. } => {
+                Err(invalid("access keys are kept by the trustee's key custody"))
+            }
             Query::Principals => {
                 if who.role != Role::Officer {
                     return Err(denied("only officers list principals"));
@@ -1962,6 +1970,11 @@ impl Governance {
                 self.set_disclosure_delay(who, id, *delay_ms)
             }
             Action::Shred { .. } => Err(invalid("crypto-shred is carried out by the keystore")),
+            Action::CreateAccessKey { .. }
+            | Action::RevokeAccessKey { .. }
+            | Action::RotateBucketKey { .. } => {
+                Err(invalid("access keys and bucket keys are the key custody's"))
+            }
         }
     }
 }

@@ -8,6 +8,7 @@
 //!
 //! It must never see object data or object names.
 
+pub mod access_keys;
 pub mod governance;
 #[cfg(test)]
 mod governance_tests;
@@ -15,6 +16,7 @@ mod keystore;
 pub mod pkcs11;
 mod policy;
 pub mod server;
+pub mod verify;
 
 pub use keystore::{Pkcs11Location, SealedKeystore, TenantKeyState, write_private_file};
 
@@ -54,9 +56,16 @@ pub struct Trustee {
     keystore: Arc<Mutex<SealedKeystore>>,
     revocations: broadcast::Sender<Revocation>,
     governance: Arc<Governance>,
+    /// Tenants' S3 access keys, sealed.
+    access_keys: Arc<access_keys::AccessKeys>,
+    /// Checks S3 request signatures and issues the tickets key releases need.
+    verifier: Arc<verify::Verifier>,
     /// Time between disabling a tenant key and destroying it (DESIGN.md: 7 days).
     shred_grace_ms: i64,
 }
+
+/// The S3 region requests are signed for unless configured otherwise (as the gateway's).
+pub const DEFAULT_REGION: &str = "de-1";
 
 /// Default time between disabling a tenant key and destroying it.
 pub const DEFAULT_SHRED_GRACE_MS: i64 = 7 * 24 * 3600 * 1000;
@@ -90,8 +99,16 @@ impl Trustee {
             keystore: Arc::new(Mutex::new(SealedKeystore::open(dir)?)),
             revocations: broadcast::channel(64).0,
             governance: Arc::new(Governance::open(dir)?),
+            access_keys: Arc::new(access_keys::AccessKeys::open(dir)?),
+            verifier: Arc::new(verify::Verifier::new(DEFAULT_REGION)?),
             shred_grace_ms: DEFAULT_SHRED_GRACE_MS,
         })
+    }
+
+    /// Sets the S3 region that request signatures must name.
+    pub fn with_region(mut self, region: &str) -> Result<Self, TrusteeError> {
+        self.verifier = Arc::new(verify::Verifier::new(region)?);
+        Ok(self)
     }
 
     /// Sets the time between disabling a tenant key and destroying it.
@@ -152,7 +169,143 @@ impl Trustee {
             .map(|_| ())
     }
 
+    /// Creates an access key for `tenant` without a signed statement: only for `serve`'s
+    /// first start, whose tenant admin does not exist yet. Returns the id and the secret.
+    pub fn bootstrap_access_key(
+        &self,
+        tenant: &str,
+    ) -> Result<(String, zeroize::Zeroizing<String>), TrusteeError> {
+        self.create_access_key_now(tenant, "bootstrap")
+    }
+
+    /// Takes keys that an earlier release kept in the catalog in clear into custody (the
+    /// upgrade of an embedded installation, whose trustee runs in the same process). Each
+    /// tenant's imported ids are logged, so its admin knows which keys to replace.
+    pub fn import_access_keys(
+        &self,
+        keys: &[(String, String, zeroize::Zeroizing<String>)],
+    ) -> Result<(), TrusteeError> {
+        let mut by_tenant: std::collections::BTreeMap<&str, Vec<String>> =
+            std::collections::BTreeMap::new();
+        for (id, tenant, secret) in keys {
+            if self.access_keys.get(id)?.is_some() {
+                continue;
+            }
+            let sealed = self.with(|ks| {
+                ks.ensure_tenant_key(tenant)?;
+                ks.seal_for(
+                    tenant,
+                    &access_keys::secret_aad(id, tenant),
+                    secret.as_bytes(),
+                )
+            })?;
+            self.access_keys
+                .insert(id, tenant, &sealed, now_ms(), true)?;
+            by_tenant.entry(tenant).or_default().push(id.clone());
+        }
+        for (tenant, ids) in by_tenant {
+            self.governance.record(LogEvent::AccessKeysImported {
+                tenant: tenant.to_owned(),
+                access_key_ids: ids,
+                actor: "upgrade".to_owned(),
+            })?;
+        }
+        Ok(())
+    }
+
+    fn create_access_key_now(
+        &self,
+        tenant: &str,
+        actor: &str,
+    ) -> Result<(String, zeroize::Zeroizing<String>), TrusteeError> {
+        let id = format!(
+            "{}{}",
+            access_keys::TENANT_KEY_PREFIX,
+            obhut_core::random_token(17).to_ascii_uppercase()
+        );
+        let secret = zeroize::Zeroizing::new(obhut_core::random_token(40));
+        let sealed = self.with(|ks| {
+            ks.ensure_tenant_key(tenant)?;
+            ks.seal_for(
+                tenant,
+                &access_keys::secret_aad(&id, tenant),
+                secret.as_bytes(),
+            )
+        })?;
+        // No log entry, no key: the creation is recorded before the key exists.
+        self.governance.record(LogEvent::AccessKeyCreated {
+            tenant: tenant.to_owned(),
+            access_key_id: id.clone(),
+            actor: actor.to_owned(),
+        })?;
+        self.access_keys
+            .insert(&id, tenant, &sealed, now_ms(), false)?;
+        Ok((id, secret))
+    }
+
+    fn revoke_access_key_now(
+        &self,
+        tenant: &str,
+        access_key_id: &str,
+        actor: &str,
+    ) -> Result<Value, TrusteeError> {
+        if !self.access_keys.revoke(tenant, access_key_id, now_ms())? {
+            return Err(TrusteeError::NotFound(format!(
+                "tenant {tenant} has no active access key {access_key_id}"
+            )));
+        }
+        self.verifier.forget(Some(access_key_id));
+        self.governance.record(LogEvent::AccessKeyRevoked {
+            tenant: tenant.to_owned(),
+            access_key_id: access_key_id.to_owned(),
+            actor: actor.to_owned(),
+        })?;
+        Ok(serde_json::json!({ "access_key_id": access_key_id, "state": "revoked" }))
+    }
+
+    /// A ticket for a key release that a tenant admin's signed statement asked for.
+    fn statement_ticket(
+        &self,
+        signed: &SignedStatement,
+        tenant: &str,
+        principal: &str,
+        bucket: &str,
+    ) -> obhut_trustee_client::auth::RequestTicket {
+        let digest = obhut_sigv4::sha256_hex(
+            format!("{}\n{}", signed.statement, signed.signature).as_bytes(),
+        );
+        self.verifier
+            .ticket(digest, tenant, principal, vec![bucket.to_owned()], now_ms())
+    }
+
+    /// A customer-initiated key operation needs a ticket for a request the customer signed,
+    /// naming this tenant and bucket.
+    fn check_customer_request(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        why: &Justification,
+    ) -> Result<(), TrusteeError> {
+        if let Justification::Customer {
+            principal, request, ..
+        } = why
+        {
+            let ticket = request.as_ref().ok_or_else(|| {
+                TrusteeError::Denied(
+                    "a customer-initiated key release needs the customer's signed request".into(),
+                )
+            })?;
+            self.verifier
+                .check_ticket(ticket, tenant, principal, bucket, now_ms())?;
+        }
+        Ok(())
+    }
+
     fn revoke(&self, r: Revocation) {
+        if matches!(r, Revocation::All | Revocation::Tenant { .. }) {
+            // A sealed trustee or a disabled tenant key: no signature checks from the cache.
+            self.verifier.forget(None);
+        }
         // No subscriber is fine: then no gateway holds keys.
         let _ = self.revocations.send(r);
     }
@@ -220,6 +373,7 @@ impl TrusteeClient for Trustee {
         why: &Justification,
     ) -> Result<WrappedKey, TrusteeError> {
         policy::may_create_bucket_key(tenant, why)?;
+        self.check_customer_request(tenant, bucket, why)?;
         let (tenant, bucket, why) = (tenant.to_owned(), bucket.to_owned(), why.clone());
         self.blocking(move |t| t.create_bucket_key_now(&tenant, &bucket, version, &why))
             .await
@@ -233,6 +387,7 @@ impl TrusteeClient for Trustee {
         why: &Justification,
     ) -> Result<Key, TrusteeError> {
         policy::may_release_bucket_key(tenant, why)?;
+        self.check_customer_request(tenant, bucket, why)?;
         let (tenant, bucket, key, why) = (
             tenant.to_owned(),
             bucket.to_owned(),
@@ -285,6 +440,26 @@ impl TrusteeClient for Trustee {
             let (statement, who) = t.governance.verify(&signed)?;
             match &statement.action {
                 Action::Shred { tenant, mode } => t.shred(&who, tenant, *mode),
+                Action::CreateAccessKey { tenant } => {
+                    own_tenant_admin(&who, tenant, "create access keys")?;
+                    let (id, secret) = t.create_access_key_now(tenant, &who.name)?;
+                    Ok(serde_json::json!({
+                        "tenant": tenant,
+                        "access_key_id": id,
+                        "secret_access_key": secret.as_str(),
+                    }))
+                }
+                Action::RevokeAccessKey {
+                    tenant,
+                    access_key_id,
+                } => {
+                    own_tenant_admin(&who, tenant, "revoke access keys")?;
+                    t.revoke_access_key_now(tenant, access_key_id, &who.name)
+                }
+                Action::RotateBucketKey { tenant, bucket } => {
+                    own_tenant_admin(&who, tenant, "rotate bucket keys")?;
+                    to_json(&t.statement_ticket(&signed, tenant, &who.name, bucket))
+                }
                 Action::SetTenantPolicy { tenant, .. } | Action::SetBucketPolicy { tenant, .. } => {
                     let v = t.governance.act(&who, &statement, &signed)?;
                     // Gateways drop their cached copy and ask again.
@@ -307,8 +482,27 @@ impl TrusteeClient for Trustee {
 
     async fn query(&self, principal: &str, query: &Query) -> Result<Value, TrusteeError> {
         let (principal, query) = (principal.to_owned(), query.clone());
-        self.blocking(move |t| t.governance.query(&principal, &query))
-            .await
+        self.blocking(move |t| match &query {
+            Query::AccessKeys { tenant } => {
+                let who = t
+                    .governance
+                    .principal(&principal)?
+                    .ok_or_else(|| TrusteeError::Denied(format!("unknown principal {principal:?}")))?
+                    .info;
+                own_tenant_admin(&who, tenant, "list access keys")?;
+                let keys: Vec<Value> = t
+                    .access_keys
+                    .list(tenant)?
+                    .into_iter()
+                    .map(|(id, state, created_ms)| {
+                        serde_json::json!({"access_key_id": id, "state": state, "created_ms": created_ms})
+                    })
+                    .collect();
+                Ok(Value::Array(keys))
+            }
+            _ => t.governance.query(&principal, &query),
+        })
+        .await
     }
 
     async fn log_read(&self, read: &LogRead) -> Result<Option<Vec<u8>>, TrusteeError> {
@@ -316,9 +510,21 @@ impl TrusteeClient for Trustee {
         self.blocking(move |t| t.governance.log_read(&read)).await
     }
 
-    async fn grant_secret(&self, access_key_id: &str) -> Result<Option<String>, TrusteeError> {
-        let access_key_id = access_key_id.to_owned();
-        self.blocking(move |t| t.governance.grant_secret(&access_key_id))
+    async fn verify_request(
+        &self,
+        request: &obhut_trustee_client::auth::SignedRequest,
+    ) -> Result<obhut_trustee_client::auth::Verified, TrusteeError> {
+        let request = request.clone();
+        self.blocking(move |t| t.verifier.verify(&request, t, now_ms()))
+            .await
+    }
+
+    async fn verify_chunks(
+        &self,
+        batch: &obhut_trustee_client::auth::ChunkBatch,
+    ) -> Result<obhut_trustee_client::auth::ChainToken, TrusteeError> {
+        let batch = batch.clone();
+        self.blocking(move |t| t.verifier.verify_chunks(&batch, t))
             .await
     }
 
@@ -327,8 +533,25 @@ impl TrusteeClient for Trustee {
         access: &GrantAccess,
     ) -> Result<GrantScope, TrusteeError> {
         let access = access.clone();
-        self.blocking(move |t| t.governance.authorize_access(&access))
-            .await
+        self.blocking(move |t| {
+            // The access must be part of a request the trustee verified, signed with these
+            // credentials, naming this bucket.
+            t.verifier.check_ticket(
+                &access.ticket,
+                &access.ticket.tenant,
+                &access.access_key_id,
+                &access.bucket,
+                now_ms(),
+            )?;
+            let scope = t.governance.authorize_access(&access)?;
+            if scope.tenant != access.ticket.tenant {
+                return Err(TrusteeError::Denied(
+                    "the request ticket is for another tenant".into(),
+                ));
+            }
+            Ok(scope)
+        })
+        .await
     }
 
     async fn seal_site_secret(&self, site: &str, secret: &str) -> Result<String, TrusteeError> {
@@ -439,6 +662,88 @@ impl Trustee {
     }
 }
 
+/// Only the tenant's own admin may manage its access keys and rotate its bucket keys: an
+/// officer who could would have standing access to its data.
+fn own_tenant_admin(who: &PrincipalInfo, tenant: &str, what: &str) -> Result<(), TrusteeError> {
+    if who.role == Role::TenantAdmin && who.tenant.as_deref() == Some(tenant) {
+        Ok(())
+    } else {
+        Err(TrusteeError::Denied(format!(
+            "only tenant {tenant}'s admin may {what}"
+        )))
+    }
+}
+
+impl verify::SecretSource for Trustee {
+    fn secret(
+        &self,
+        access_key_id: &str,
+        _request: Option<&obhut_trustee_client::auth::SignedRequest>,
+    ) -> Result<
+        (
+            obhut_trustee_client::auth::Signer,
+            zeroize::Zeroizing<String>,
+        ),
+        TrusteeError,
+    > {
+        use obhut_trustee_client::auth::{AuthFailure, Signer};
+        let unknown = || TrusteeError::Unauthenticated(AuthFailure::UnknownKey);
+        if access_key_id.starts_with(obhut_trustee_client::governance::GRANT_KEY_PREFIX) {
+            let (grant_id, tenant, secret) = self
+                .governance
+                .grant_secret(access_key_id)?
+                .ok_or_else(unknown)?;
+            return Ok((Signer::Grant { grant_id, tenant }, secret));
+        }
+        let key = self.access_keys.get(access_key_id)?.ok_or_else(unknown)?;
+        let Some(sealed) = key.sealed.filter(|_| key.state == "active") else {
+            return Err(unknown());
+        };
+        let opened = self.with(|ks| {
+            ks.open_for(
+                &key.tenant,
+                &access_keys::secret_aad(access_key_id, &key.tenant),
+                &sealed,
+            )
+        });
+        match opened {
+            Ok(plain) => {
+                let secret = String::from_utf8(plain.to_vec()).map_err(|_| {
+                    TrusteeError::Integrity("an access key secret is not UTF-8".into())
+                })?;
+                Ok((
+                    Signer::Tenant { tenant: key.tenant },
+                    zeroize::Zeroizing::new(secret),
+                ))
+            }
+            Err(TrusteeError::Integrity(detail)) => {
+                // The row was edited, copied or written by hand: refuse and raise the alarm.
+                tracing::error!(
+                    access_key_id,
+                    "an access key record failed its integrity check"
+                );
+                self.governance.record(LogEvent::IntegrityFailure {
+                    what: "access_key".into(),
+                    subject: access_key_id.to_owned(),
+                    tenant: Some(key.tenant.clone()),
+                    detail,
+                })?;
+                Err(TrusteeError::Unauthenticated(AuthFailure::Integrity))
+            }
+            Err(
+                TrusteeError::TenantKeyDisabled(_)
+                | TrusteeError::TenantKeyDestroyed(_)
+                | TrusteeError::NoTenantKey(_),
+            ) => Err(unknown()),
+            Err(other) => Err(other),
+        }
+    }
+
+    fn cacheable(&self, access_key_id: &str) -> bool {
+        !access_key_id.starts_with(obhut_trustee_client::governance::GRANT_KEY_PREFIX)
+    }
+}
+
 /// The keystore entry whose key seals S3 sites' secrets (not a tenant: tenant names cannot
 /// start with `_`).
 const SITE_SECRETS: &str = "_sites";
@@ -530,16 +835,92 @@ impl Trustee {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn customer(tenant: &str) -> Justification {
+impl Trustee {
+    /// A customer justification with a ticket as if this trustee had verified a request of
+    /// access key `AKID` of `tenant` naming the buckets tests use.
+    #[cfg(test)]
+    pub(crate) fn test_customer(&self, tenant: &str) -> Justification {
+        let buckets = ["photos", "other", "x", "y", "b"]
+            .map(str::to_owned)
+            .to_vec();
         Justification::Customer {
             tenant: tenant.into(),
             principal: "AKID".into(),
             operation: "GetObject".into(),
+            request: Some(
+                self.verifier
+                    .ticket("test".into(), tenant, "AKID", buckets, now_ms()),
+            ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn customer(t: &Trustee, tenant: &str) -> Justification {
+        t.test_customer(tenant)
+    }
+
+    #[tokio::test]
+    async fn a_customer_release_needs_a_ticket_of_this_trustee_for_that_bucket() {
+        let (_d, t) = unsealed().await;
+        t.ensure_tenant_key("a").await.unwrap();
+        let wk = t
+            .create_bucket_key("a", "photos", 1, &customer(&t, "a"))
+            .await
+            .unwrap();
+        // A gateway that claims a customer asked, without the customer's signed request.
+        let with = |request| Justification::Customer {
+            tenant: "a".into(),
+            principal: "AKID".into(),
+            operation: "GetObject".into(),
+            request,
+        };
+        let claimed = with(None);
+        assert!(matches!(
+            t.release_bucket_key("a", "photos", &wk, &claimed).await,
+            Err(TrusteeError::Denied(_))
+        ));
+        // A ticket for another bucket, or one forged, or one of another trustee.
+        let other_bucket = with(Some(t.verifier.ticket(
+            "d".into(),
+            "a",
+            "AKID",
+            vec!["else".into()],
+            now_ms(),
+        )));
+        assert!(matches!(
+            t.release_bucket_key("a", "photos", &wk, &other_bucket)
+                .await,
+            Err(TrusteeError::Denied(_))
+        ));
+        let Justification::Customer {
+            request: Some(mut forged),
+            ..
+        } = customer(&t, "a")
+        else {
+            unreachable!()
+        };
+        forged.tenant = "a".into();
+        forged.issued_ms += 1;
+        let forged = with(Some(forged));
+        assert!(matches!(
+            t.release_bucket_key("a", "photos", &wk, &forged).await,
+            Err(TrusteeError::Denied(_))
+        ));
+        let (_d2, other) = unsealed().await;
+        assert!(matches!(
+            t.release_bucket_key("a", "photos", &wk, &customer(&other, "a"))
+                .await,
+            Err(TrusteeError::Denied(_))
+        ));
+        assert!(
+            t.release_bucket_key("a", "photos", &wk, &customer(&t, "a"))
+                .await
+                .is_ok()
+        );
     }
 
     async fn unsealed() -> (tempfile::TempDir, Trustee) {
@@ -557,21 +938,21 @@ mod tests {
         t.ensure_tenant_key("a").await.unwrap();
         t.ensure_tenant_key("b").await.unwrap();
         let wk = t
-            .create_bucket_key("a", "photos", 1, &customer("a"))
+            .create_bucket_key("a", "photos", 1, &customer(&t, "a"))
             .await
             .unwrap();
         let k1 = t
-            .release_bucket_key("a", "photos", &wk, &customer("a"))
+            .release_bucket_key("a", "photos", &wk, &customer(&t, "a"))
             .await
             .unwrap();
         let k2 = t
-            .release_bucket_key("a", "photos", &wk, &customer("a"))
+            .release_bucket_key("a", "photos", &wk, &customer(&t, "a"))
             .await
             .unwrap();
         assert_eq!(k1.expose(), k2.expose());
         // denied: another tenant's principal, a grant that does not exist, a system reason
         for why in [
-            customer("b"),
+            customer(&t, "b"),
             Justification::Grant {
                 grant_id: "g1".into(),
             },
@@ -588,7 +969,7 @@ mod tests {
             );
         }
         assert!(matches!(
-            t.create_bucket_key("a", "x", 1, &customer("b")).await,
+            t.create_bucket_key("a", "x", 1, &customer(&t, "b")).await,
             Err(TrusteeError::Denied(_))
         ));
     }
@@ -599,23 +980,23 @@ mod tests {
         t.ensure_tenant_key("a").await.unwrap();
         t.ensure_tenant_key("b").await.unwrap();
         let wk = t
-            .create_bucket_key("a", "photos", 1, &customer("a"))
+            .create_bucket_key("a", "photos", 1, &customer(&t, "a"))
             .await
             .unwrap();
         assert!(matches!(
-            t.release_bucket_key("a", "other", &wk, &customer("a"))
+            t.release_bucket_key("a", "other", &wk, &customer(&t, "a"))
                 .await,
             Err(TrusteeError::Integrity(_))
         ));
         assert!(matches!(
-            t.release_bucket_key("b", "photos", &wk, &customer("b"))
+            t.release_bucket_key("b", "photos", &wk, &customer(&t, "b"))
                 .await,
             Err(TrusteeError::Integrity(_))
         ));
         let mut wrong_version = wk.clone();
         wrong_version.version = 2;
         assert!(
-            t.release_bucket_key("a", "photos", &wrong_version, &customer("a"))
+            t.release_bucket_key("a", "photos", &wrong_version, &customer(&t, "a"))
                 .await
                 .is_err()
         );
@@ -627,11 +1008,11 @@ mod tests {
         t.ensure_tenant_key("a").await.unwrap();
         t.ensure_tenant_key("b").await.unwrap();
         let wa = t
-            .create_bucket_key("a", "x", 1, &customer("a"))
+            .create_bucket_key("a", "x", 1, &customer(&t, "a"))
             .await
             .unwrap();
         let wb = t
-            .create_bucket_key("b", "y", 1, &customer("b"))
+            .create_bucket_key("b", "y", 1, &customer(&t, "b"))
             .await
             .unwrap();
         let mut rx = t.subscribe_revocations();
@@ -644,16 +1025,17 @@ mod tests {
             Revocation::Tenant { tenant: "a".into() }
         );
         assert!(matches!(
-            t.release_bucket_key("a", "x", &wa, &customer("a")).await,
+            t.release_bucket_key("a", "x", &wa, &customer(&t, "a"))
+                .await,
             Err(TrusteeError::TenantKeyDisabled(_))
         ));
-        t.release_bucket_key("b", "y", &wb, &customer("b"))
+        t.release_bucket_key("b", "y", &wb, &customer(&t, "b"))
             .await
             .unwrap();
 
         // accidental: restored within the grace period
         t.enable_tenant_key("a").unwrap();
-        t.release_bucket_key("a", "x", &wa, &customer("a"))
+        t.release_bucket_key("a", "x", &wa, &customer(&t, "a"))
             .await
             .unwrap();
 
@@ -661,7 +1043,8 @@ mod tests {
         t.disable_tenant_key("a", now_ms() - 1).unwrap();
         assert_eq!(t.destroy_due().unwrap(), vec!["a".to_owned()]);
         assert!(matches!(
-            t.release_bucket_key("a", "x", &wa, &customer("a")).await,
+            t.release_bucket_key("a", "x", &wa, &customer(&t, "a"))
+                .await,
             Err(TrusteeError::TenantKeyDestroyed(_))
         ));
         assert!(
@@ -670,7 +1053,7 @@ mod tests {
         );
         let text = std::fs::read_to_string(dir.path().join("keystore.json")).unwrap();
         assert!(text.contains("\"destroyed\""));
-        t.release_bucket_key("b", "y", &wb, &customer("b"))
+        t.release_bucket_key("b", "y", &wb, &customer(&t, "b"))
             .await
             .unwrap();
 
@@ -684,7 +1067,8 @@ mod tests {
         // second disable, destruction, then the seal
         assert_eq!(seen, vec![a.clone(), a, Revocation::All]);
         assert!(matches!(
-            t.release_bucket_key("b", "y", &wb, &customer("b")).await,
+            t.release_bucket_key("b", "y", &wb, &customer(&t, "b"))
+                .await,
             Err(TrusteeError::Sealed(..))
         ));
     }
@@ -739,18 +1123,19 @@ mod tests {
             assert!(st.sealed && st.shares_given == 1);
             assert!(!t.unseal(&shares[0]).await.unwrap().sealed);
             t.ensure_tenant_key("a").await.unwrap();
-            t.create_bucket_key("a", "b", 1, &customer("a"))
+            t.create_bucket_key("a", "b", 1, &customer(&t, "a"))
                 .await
                 .unwrap()
         };
         let t = Trustee::open(dir.path()).unwrap();
         assert!(matches!(
-            t.release_bucket_key("a", "b", &wk, &customer("a")).await,
+            t.release_bucket_key("a", "b", &wk, &customer(&t, "a"))
+                .await,
             Err(TrusteeError::Sealed(0, 2))
         ));
         t.unseal(&shares[2]).await.unwrap();
         t.unseal(&shares[0]).await.unwrap();
-        t.release_bucket_key("a", "b", &wk, &customer("a"))
+        t.release_bucket_key("a", "b", &wk, &customer(&t, "a"))
             .await
             .unwrap();
     }

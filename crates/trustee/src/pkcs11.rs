@@ -1028,7 +1028,7 @@ mod tests {
             "a_trustee_with_pkcs11_custody_logs_in_releases_and_shreds",
             |token| {
                 use crate::{Pkcs11Location, SealedKeystore, Trustee};
-                use obhut_trustee_client::{Justification, TrusteeClient};
+                use obhut_trustee_client::TrusteeClient;
                 let rt = tokio::runtime::Builder::new_current_thread()
                     .build()
                     .unwrap();
@@ -1041,13 +1041,9 @@ mod tests {
                     },
                 )
                 .unwrap();
-                let why = Justification::Customer {
-                    tenant: "a".into(),
-                    principal: "AKID".into(),
-                    operation: "PutObject".into(),
-                };
                 rt.block_on(async {
                     let t = Trustee::open(dir.path()).unwrap();
+                    let why = t.test_customer("a");
                     assert!(t.seal_status().await.unwrap().sealed, "starts logged out");
                     assert!(matches!(
                         t.unseal("not-the-pin").await,
@@ -1060,11 +1056,7 @@ mod tests {
                     // The tenant key is in the token: nothing in the keystore file can open it.
                     let text = std::fs::read_to_string(dir.path().join("keystore.json")).unwrap();
                     assert!(text.contains("\"wrapped\": \"\""), "{text}");
-                    let other = Justification::Customer {
-                        tenant: "x".into(),
-                        principal: "AKID".into(),
-                        operation: "GetObject".into(),
-                    };
+                    let other = t.test_customer("x");
                     assert!(matches!(
                         t.release_bucket_key("a", "b", &wk, &other).await,
                         Err(TrusteeError::Denied(_))

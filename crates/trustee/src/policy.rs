@@ -15,6 +15,7 @@ fn permitted(tenant: &str, why: &Justification) -> Result<(), TrusteeError> {
             tenant: t,
             principal,
             operation,
+            ..
         } => {
             if t != tenant {
                 return Err(TrusteeError::Denied(format!(

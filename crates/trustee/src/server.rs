@@ -28,9 +28,9 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use obhut_core::TenantResidency;
 use obhut_trustee_client::remote::wire::{
-    AttestRequest, BearerRequest, CreateBucketKeyRequest, ErrorBody, GrantKeyRequest, LogBytes,
-    QueryRequest, ReleaseBucketKeyRequest, ReleasedKey, RevocationEvent, RevocationsPage,
-    RevocationsQuery, SiteSecretRequest, TenantRequest, UnsealRequest, Wrapped, error_to_wire,
+    AttestRequest, BearerRequest, CreateBucketKeyRequest, ErrorBody, LogBytes, QueryRequest,
+    ReleaseBucketKeyRequest, ReleasedKey, RevocationEvent, RevocationsPage, RevocationsQuery,
+    SiteSecretRequest, TenantRequest, UnsealRequest, Wrapped, error_to_wire,
 };
 use obhut_trustee_client::remote::{LONG_POLL_HOLD, crypto_provider, pem};
 use obhut_trustee_client::{
@@ -304,7 +304,8 @@ fn router_with(
         .route("/v1/gov/act", post(act))
         .route("/v1/gov/query", post(query))
         .route("/v1/gov/log", post(log_read))
-        .route("/v1/gov/grant-secret", post(grant_secret))
+        .route("/v1/auth/verify", post(verify_request))
+        .route("/v1/auth/chunks", post(verify_chunks))
         .route("/v1/gov/grant-access", post(grant_access))
         .route("/v1/gov/site-secret/seal", post(seal_site_secret))
         .route("/v1/gov/site-secret/open", post(open_site_secret))
@@ -396,12 +397,20 @@ async fn log_read(
     }))
 }
 
-async fn grant_secret(
+async fn verify_request(
     State(s): State<AppState>,
-    body: Result<Json<GrantKeyRequest>, JsonRejection>,
-) -> ApiResult<Option<String>> {
+    body: Result<Json<obhut_trustee_client::auth::SignedRequest>, JsonRejection>,
+) -> ApiResult<obhut_trustee_client::auth::Verified> {
     let Json(r) = body?;
-    Ok(Json(s.trustee.grant_secret(&r.access_key_id).await?))
+    Ok(Json(s.trustee.verify_request(&r).await?))
+}
+
+async fn verify_chunks(
+    State(s): State<AppState>,
+    body: Result<Json<obhut_trustee_client::auth::ChunkBatch>, JsonRejection>,
+) -> ApiResult<obhut_trustee_client::auth::ChainToken> {
+    let Json(r) = body?;
+    Ok(Json(s.trustee.verify_chunks(&r).await?))
 }
 
 async fn seal_site_secret(
@@ -735,12 +744,8 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
     use std::path::Path;
 
-    fn customer(tenant: &str) -> Justification {
-        Justification::Customer {
-            tenant: tenant.into(),
-            principal: "AKID".into(),
-            operation: "GetObject".into(),
-        }
+    fn customer(t: &Trustee, tenant: &str) -> Justification {
+        t.test_customer(tenant)
     }
 
     fn read(dir: &Path, name: &str) -> Vec<u8> {
@@ -809,16 +814,16 @@ mod tests {
         let remote = client(&r, "gateway-1");
         remote.ensure_tenant_key("a").await.unwrap();
         let wk = remote
-            .create_bucket_key("a", "photos", 1, &customer("a"))
+            .create_bucket_key("a", "photos", 1, &customer(&r.trustee, "a"))
             .await
             .unwrap();
         let local = r
             .trustee
-            .release_bucket_key("a", "photos", &wk, &customer("a"))
+            .release_bucket_key("a", "photos", &wk, &customer(&r.trustee, "a"))
             .await
             .unwrap();
         let released = remote
-            .release_bucket_key("a", "photos", &wk, &customer("a"))
+            .release_bucket_key("a", "photos", &wk, &customer(&r.trustee, "a"))
             .await
             .unwrap();
         assert_eq!(released.expose(), local.expose());
@@ -829,21 +834,21 @@ mod tests {
         for (got, want) in [
             (
                 remote
-                    .release_bucket_key("a", "photos", &wk, &customer("b"))
+                    .release_bucket_key("a", "photos", &wk, &customer(&r.trustee, "b"))
                     .await
                     .unwrap_err(),
                 r.trustee
-                    .release_bucket_key("a", "photos", &wk, &customer("b"))
+                    .release_bucket_key("a", "photos", &wk, &customer(&r.trustee, "b"))
                     .await
                     .unwrap_err(),
             ),
             (
                 remote
-                    .release_bucket_key("a", "other", &wk, &customer("a"))
+                    .release_bucket_key("a", "other", &wk, &customer(&r.trustee, "a"))
                     .await
                     .unwrap_err(),
                 r.trustee
-                    .release_bucket_key("a", "other", &wk, &customer("a"))
+                    .release_bucket_key("a", "other", &wk, &customer(&r.trustee, "a"))
                     .await
                     .unwrap_err(),
             ),
@@ -860,7 +865,7 @@ mod tests {
         );
         assert!(matches!(
             remote
-                .release_bucket_key("a", "photos", &wk, &customer("a"))
+                .release_bucket_key("a", "photos", &wk, &customer(&r.trustee, "a"))
                 .await,
             Err(TrusteeError::TenantKeyDisabled(t)) if t == "a"
         ));
@@ -868,7 +873,7 @@ mod tests {
         assert!(remote.seal().await.unwrap().sealed);
         assert_eq!(
             remote
-                .release_bucket_key("a", "photos", &wk, &customer("a"))
+                .release_bucket_key("a", "photos", &wk, &customer(&r.trustee, "a"))
                 .await
                 .unwrap_err(),
             TrusteeError::Sealed(0, 2)

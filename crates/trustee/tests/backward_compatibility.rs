@@ -241,7 +241,7 @@ fn assert_governance(gov: &Governance, db: &Path) {
         .query_row("SELECT access_key_id FROM grants", [], |r| r.get(0))
         .unwrap();
     let secret = gov.grant_secret(&key_id).unwrap();
-    assert!(secret.is_some_and(|s| !s.is_empty()));
+    assert!(secret.is_some_and(|s| !s.2.is_empty()));
 
     // The disclosure request, with its one approval.
     let disclosures = gov.query("o2", &Query::Disclosures).unwrap();

@@ -10,7 +10,7 @@ use crate::meta::Checksums;
 use bytes::Bytes;
 use s3s::checksum::ChecksumHasher;
 use s3s::dto::{ChecksumAlgorithm, StreamingBlob};
-use s3s::{S3ErrorCode, S3Request, S3Result, TrailingHeaders, s3_error};
+use s3s::{S3ErrorCode, S3Request, S3Result, s3_error};
 
 /// Which checksums to compute for an upload: those given as headers, the declared algorithm,
 /// and any announced in `x-amz-trailer`.
@@ -68,7 +68,7 @@ pub fn checksum_hasher(
 pub fn verifier(
     content_md5: Option<String>,
     given: Checksums,
-    trailers: Option<TrailingHeaders>,
+    trailers: Option<crate::authn::Trailers>,
 ) -> S3Result<Verify<'static>> {
     let expected_md5 = match content_md5 {
         None => None,

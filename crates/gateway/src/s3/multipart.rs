@@ -142,7 +142,7 @@ pub async fn upload_part(
 ) -> S3Result<S3Response<UploadPartOutput>> {
     let ctx = ReqCtx::of(&req)?;
     let expected_len = expected_length(&req, req.input.content_length);
-    let trailers = req.trailing_headers.clone();
+    let trailers = req.extensions.get::<crate::authn::Trailers>().cloned();
     let headers = req.headers.clone();
     let input = req.input;
     let n = part_number(input.part_number)?;

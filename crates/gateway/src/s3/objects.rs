@@ -207,7 +207,7 @@ pub async fn put(
 ) -> S3Result<S3Response<PutObjectOutput>> {
     let ctx = ReqCtx::of(&req)?;
     let expected_len = expected_length(&req, req.input.content_length);
-    let trailers = req.trailing_headers.clone();
+    let trailers = req.extensions.get::<crate::authn::Trailers>().cloned();
     let headers = req.headers.clone();
     let input = req.input;
     let bucket = ctx.bucket()?.name.as_str();

@@ -6,6 +6,7 @@
 //! it do.
 
 pub mod access;
+pub mod catalog;
 pub mod disclosure;
 pub mod log;
 pub mod principal;

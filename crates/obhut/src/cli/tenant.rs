@@ -5,10 +5,9 @@ use crate::AdminArgs;
 use crate::cli::shared::{Client, bar, runtime, split_list, when_ms};
 use anyhow::{Result, anyhow, bail};
 use clap::Subcommand;
-use obhut_admin::wire::{AccessKeyCreated, JobStarted, JobView, TenantSummary};
+use obhut_admin::wire::{AccessKeyCreated, AccessKeyView, JobStarted, JobView, TenantSummary};
 use obhut_trustee_client::views::{BucketPolicyView, ShredView, TenantPolicyView};
 use obhut_trustee_client::{Action, DegradedWrites, ShredMode};
-use serde_json::Value;
 use std::time::Duration;
 
 #[derive(Subcommand)]
@@ -53,8 +52,13 @@ pub enum TenantCommand {
         #[arg(long)]
         min_sites: Option<u32>,
     },
-    /// Create an S3 access key for a tenant and print it as environment lines.
+    /// Create an S3 access key for a tenant and print it as environment lines (the tenant's
+    /// admin; the trustee keeps the secret).
     KeyCreate { name: String },
+    /// List a tenant's access keys and their states (the tenant's admin).
+    KeyList { name: String },
+    /// Revoke an access key of a tenant at once (the tenant's admin).
+    KeyRevoke { name: String, access_key_id: String },
     /// Rotate a bucket's key and rewrap its objects' keys, with progress (the tenant's admin).
     RotateKey {
         name: String,
@@ -206,10 +210,36 @@ pub fn run(args: &AdminArgs, cmd: TenantCommand) -> Result<()> {
             TenantCommand::KeyCreate { name } => {
                 obhut_core::validate_tenant_name(&name)?;
                 let k: AccessKeyCreated = client
-                    .post(&format!("/v1/tenants/{name}/keys"), None::<&Value>)
+                    .act_as(Action::CreateAccessKey { tenant: name })
                     .await?;
                 println!("AWS_ACCESS_KEY_ID={}", k.access_key_id);
                 println!("AWS_SECRET_ACCESS_KEY={}", k.secret_access_key);
+            }
+            TenantCommand::KeyList { name } => {
+                obhut_core::validate_tenant_name(&name)?;
+                let keys: Vec<AccessKeyView> =
+                    client.get(&format!("/v1/tenants/{name}/keys")).await?;
+                for k in keys {
+                    println!(
+                        "{}  {}  created {}",
+                        k.access_key_id,
+                        k.state,
+                        when_ms(Some(k.created_ms))
+                    );
+                }
+            }
+            TenantCommand::KeyRevoke {
+                name,
+                access_key_id,
+            } => {
+                obhut_core::validate_tenant_name(&name)?;
+                client
+                    .act(Action::RevokeAccessKey {
+                        tenant: name,
+                        access_key_id: access_key_id.clone(),
+                    })
+                    .await?;
+                println!("access key {access_key_id}: revoked");
             }
         }
         Ok(())
@@ -250,10 +280,18 @@ fn print_shred(r: &ShredView) {
 
 /// Rotates a bucket's key and waits for the rewrap job, showing its progress.
 async fn rotate_bucket_key(client: &Client, tenant: &str, bucket: &str) -> Result<()> {
+    // The signed statement gets a ticket from the trustee; the rotation uses the bucket's
+    // keys under it.
+    let ticket = client
+        .act(Action::RotateBucketKey {
+            tenant: tenant.to_owned(),
+            bucket: bucket.to_owned(),
+        })
+        .await?;
     let started: JobStarted = client
         .post(
             &format!("/v1/tenants/{tenant}/buckets/{bucket}/rotate-key"),
-            None::<&Value>,
+            Some(&serde_json::json!({ "ticket": ticket })),
         )
         .await?;
     let progress = bar(0);

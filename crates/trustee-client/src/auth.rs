@@ -1,0 +1,176 @@
+//! Who signed an S3 request, as the trustee answers it.
+//!
+//! The gateway never holds an S3 secret key: it sends the signed request's parts
+//! ([`SignedRequest`]) to the trustee, which holds every secret sealed, checks the signature,
+//! the clock and the region on its own, and answers with the request's principal and a
+//! [`RequestTicket`]. A customer-initiated key release names that ticket, so the trustee
+//! releases a key only for a request the customer actually signed, for the bucket that request
+//! names. Streaming uploads are checked chunk by chunk in batches ([`ChunkBatch`]), each
+//! continuing a [`ChainToken`] the trustee issued.
+//!
+//! Nothing here is secret: tickets and chain tokens carry the trustee's MAC, not a key.
+
+pub use obhut_sigv4::SignedRequest;
+use serde::{Deserialize, Serialize};
+
+/// Why the trustee refused a signature. Each maps to one S3 error code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthFailure {
+    /// No such access key (or it was revoked).
+    UnknownKey,
+    /// The signature does not match.
+    SignatureMismatch,
+    /// The request time is more than 15 minutes from the trustee's clock.
+    Skewed,
+    /// A presigned URL that has expired.
+    Expired,
+    /// The credential scope names another region or service.
+    WrongScope,
+    /// Too many failed checks for this key (or in all) lately: try again later.
+    RateLimited,
+    /// The parts cannot form a SigV4 request.
+    Malformed,
+    /// The key's record failed its integrity check (an alarm is in the log).
+    Integrity,
+}
+
+impl AuthFailure {
+    /// The S3 error code a gateway answers with.
+    #[must_use]
+    pub fn s3_code(self) -> &'static str {
+        match self {
+            Self::UnknownKey => "InvalidAccessKeyId",
+            Self::SignatureMismatch => "SignatureDoesNotMatch",
+            Self::Skewed => "RequestTimeTooSkewed",
+            Self::Expired | Self::Integrity => "AccessDenied",
+            Self::WrongScope => "AuthorizationHeaderMalformed",
+            Self::RateLimited => "SlowDown",
+            Self::Malformed => "InvalidRequest",
+        }
+    }
+
+    #[must_use]
+    pub fn message(self) -> &'static str {
+        match self {
+            Self::UnknownKey => "The AWS access key Id you provided does not exist in our records.",
+            Self::SignatureMismatch => {
+                "The request signature we calculated does not match the signature you provided."
+            }
+            Self::Skewed => {
+                "The difference between the request time and the current time is too large."
+            }
+            Self::Expired => "Request has expired",
+            Self::WrongScope => "The credential's region or service is not this server's.",
+            Self::RateLimited => "Too many failed authentication attempts; please slow down.",
+            Self::Malformed => "The request's authentication is malformed.",
+            Self::Integrity => "Access Denied",
+        }
+    }
+
+    /// The wire name (as serialized).
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::UnknownKey => "unknown_key",
+            Self::SignatureMismatch => "signature_mismatch",
+            Self::Skewed => "skewed",
+            Self::Expired => "expired",
+            Self::WrongScope => "wrong_scope",
+            Self::RateLimited => "rate_limited",
+            Self::Malformed => "malformed",
+            Self::Integrity => "integrity",
+        }
+    }
+
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Self> {
+        [
+            Self::UnknownKey,
+            Self::SignatureMismatch,
+            Self::Skewed,
+            Self::Expired,
+            Self::WrongScope,
+            Self::RateLimited,
+            Self::Malformed,
+            Self::Integrity,
+        ]
+        .into_iter()
+        .find(|f| f.name() == name)
+    }
+}
+
+/// The trustee's word that it verified a request: which request (its digest), for whom, and
+/// which buckets it names (its path's, and a copy's source). Valid for 15 minutes, and only
+/// at the trustee that issued it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestTicket {
+    /// SHA-256 of the canonical request and its signature.
+    pub digest: String,
+    pub tenant: String,
+    pub access_key_id: String,
+    /// The buckets the request names.
+    pub buckets: Vec<String>,
+    pub issued_ms: i64,
+    /// The trustee's MAC over the fields above.
+    pub mac: String,
+}
+
+/// Whose request it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Signer {
+    /// An access key of the tenant.
+    Tenant { tenant: String },
+    /// A grant's temporary credentials (the grant's scope is checked per operation).
+    Grant { grant_id: String, tenant: String },
+}
+
+impl Signer {
+    #[must_use]
+    pub fn tenant(&self) -> &str {
+        match self {
+            Self::Tenant { tenant } | Self::Grant { tenant, .. } => tenant,
+        }
+    }
+}
+
+/// A verified request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verified {
+    pub signer: Signer,
+    pub ticket: RequestTicket,
+    /// For a streaming upload with signed chunks: where its chain of chunk signatures starts.
+    pub chain: Option<ChainToken>,
+}
+
+/// Where a chain of chunk signatures stands: the last signature the trustee verified in it,
+/// with the trustee's MAC so a gateway cannot start a chain elsewhere.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainToken {
+    pub access_key_id: String,
+    pub amz_date: String,
+    pub scope: String,
+    pub previous_signature: String,
+    pub mac: String,
+}
+
+/// One chunk as the gateway decoded it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkSignature {
+    /// Hex SHA-256 of the chunk's data.
+    pub sha256: String,
+    pub signature: String,
+}
+
+/// Chunks of one upload to check, continuing `chain`; the last batch carries the final
+/// (empty) chunk and, for uploads with trailers, the trailer and its signature.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkBatch {
+    pub chain: ChainToken,
+    pub chunks: Vec<ChunkSignature>,
+    /// `name:value\n` of each trailing header, sorted (base64 is not needed: trailers are
+    /// ASCII).
+    pub trailer: Option<String>,
+    pub trailer_signature: Option<String>,
+}

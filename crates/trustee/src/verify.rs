@@ -1,0 +1,599 @@
+//! Checking SigV4 signatures inside the trustee: the request's scope and time against the
+//! trustee's own region and clock, signing keys derived from secrets that never leave it
+//! (cached per key and day, never handed out), tickets that bind key releases to verified
+//! requests, the chain of a streaming upload's chunk signatures, and a limit on failed
+//! checks so the trustee cannot be used to guess secrets at speed.
+//!
+//! It looks secrets up through [`SecretSource`] and appends nothing to the log.
+
+use aws_lc_rs::hmac;
+use obhut_sigv4::{
+    MAX_CLOCK_SKEW_SECS, MAX_PRESIGNED_EXPIRES_SECS, Payload, SigningKey, chunk_string_to_sign,
+    trailer_string_to_sign,
+};
+use obhut_trustee_client::TrusteeError;
+use obhut_trustee_client::auth::{
+    AuthFailure, ChainToken, ChunkBatch, RequestTicket, SignedRequest, Signer, Verified,
+};
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// How long a ticket may be used for key releases after its request was verified.
+pub const TICKET_LIFETIME_MS: i64 = 15 * 60 * 1000;
+/// Failed checks allowed per access key id in one window, and in all.
+const FAILURES_PER_KEY: u32 = 20;
+const FAILURES_IN_ALL: u32 = 2_000;
+const FAILURE_WINDOW_MS: i64 = 60_000;
+/// Cached signing keys kept at most (the cache is emptied when full).
+const CACHE_ENTRIES: usize = 10_000;
+/// Most chunks in one batch.
+pub const MAX_CHUNKS_PER_BATCH: usize = 1024;
+
+fn fail(f: AuthFailure) -> TrusteeError {
+    TrusteeError::Unauthenticated(f)
+}
+
+/// Where the verifier gets a key's signer and secret from.
+pub trait SecretSource {
+    /// The signer of `access_key_id` and its secret; `Unauthenticated(UnknownKey)` if none.
+    fn secret(
+        &self,
+        access_key_id: &str,
+        request: Option<&SignedRequest>,
+    ) -> Result<(Signer, zeroize::Zeroizing<String>), TrusteeError>;
+    /// Whether a key's signing keys may be cached (a grant's credentials are looked up each
+    /// time: the grant's state decides).
+    fn cacheable(&self, access_key_id: &str) -> bool;
+}
+
+#[derive(Default)]
+struct Failures {
+    window_start_ms: i64,
+    in_all: u32,
+    per_key: HashMap<String, u32>,
+}
+
+pub struct Verifier {
+    region: String,
+    /// MACs tickets and chain tokens; new at every start, so they die with the process.
+    mac_key: hmac::Key,
+    signing_keys: Mutex<HashMap<(String, String), (Signer, SigningKey)>>,
+    failures: Mutex<Failures>,
+}
+
+impl Verifier {
+    pub fn new(region: &str) -> Result<Self, TrusteeError> {
+        let mut raw = zeroize::Zeroizing::new([0u8; 32]);
+        obhut_crypto::random_bytes(raw.as_mut())
+            .map_err(|e| TrusteeError::Storage(e.to_string()))?;
+        Ok(Self {
+            region: region.to_owned(),
+            mac_key: hmac::Key::new(hmac::HMAC_SHA256, raw.as_ref()),
+            signing_keys: Mutex::new(HashMap::new()),
+            failures: Mutex::new(Failures::default()),
+        })
+    }
+
+    #[must_use]
+    pub fn region(&self) -> &str {
+        &self.region
+    }
+
+    fn mac(&self, parts: &[&str]) -> String {
+        let mut ctx = hmac::Context::with_key(&self.mac_key);
+        for p in parts {
+            ctx.update(&(p.len() as u64).to_be_bytes());
+            ctx.update(p.as_bytes());
+        }
+        obhut_sigv4::hex(ctx.sign().as_ref())
+    }
+
+    fn mac_matches(&self, parts: &[&str], mac: &str) -> bool {
+        let expected = self.mac(parts);
+        expected.len() == mac.len()
+            && aws_lc_rs::constant_time::verify_slices_are_equal(
+                expected.as_bytes(),
+                mac.as_bytes(),
+            )
+            .is_ok()
+    }
+
+    /// Forgets every cached signing key of `access_key_id` (revoked), or all (`None`: sealed,
+    /// a tenant key disabled).
+    pub fn forget(&self, access_key_id: Option<&str>) {
+        if let Ok(mut cache) = self.signing_keys.lock() {
+            match access_key_id {
+                Some(id) => cache.retain(|(k, _), _| k != id),
+                None => cache.clear(),
+            }
+        }
+    }
+
+    fn limited(&self, access_key_id: &str, now_ms: i64) -> bool {
+        let Ok(mut f) = self.failures.lock() else {
+            return true;
+        };
+        if now_ms - f.window_start_ms >= FAILURE_WINDOW_MS {
+            *f = Failures {
+                window_start_ms: now_ms,
+                ..Failures::default()
+            };
+        }
+        f.in_all >= FAILURES_IN_ALL
+            || f.per_key.get(access_key_id).copied().unwrap_or(0) >= FAILURES_PER_KEY
+    }
+
+    fn record_failure(&self, access_key_id: &str) {
+        if let Ok(mut f) = self.failures.lock() {
+            f.in_all = f.in_all.saturating_add(1);
+            if f.per_key.len() < CACHE_ENTRIES || f.per_key.contains_key(access_key_id) {
+                *f.per_key.entry(access_key_id.to_owned()).or_default() += 1;
+            }
+        }
+    }
+
+    /// Checks a signed request; failures count towards the rate limit.
+    pub fn verify(
+        &self,
+        req: &SignedRequest,
+        source: &dyn SecretSource,
+        now_ms: i64,
+    ) -> Result<Verified, TrusteeError> {
+        if self.limited(&req.access_key_id, now_ms) {
+            return Err(fail(AuthFailure::RateLimited));
+        }
+        let outcome = self.verify_unlimited(req, source, now_ms);
+        if let Err(TrusteeError::Unauthenticated(f)) = &outcome
+            && *f != AuthFailure::RateLimited
+        {
+            self.record_failure(&req.access_key_id);
+        }
+        outcome
+    }
+
+    fn verify_unlimited(
+        &self,
+        req: &SignedRequest,
+        source: &dyn SecretSource,
+        now_ms: i64,
+    ) -> Result<Verified, TrusteeError> {
+        if req.service != "s3" || req.region != self.region {
+            return Err(fail(AuthFailure::WrongScope));
+        }
+        let time = req.time().ok_or_else(|| fail(AuthFailure::Malformed))?;
+        if req.amz_date.get(..8) != Some(req.scope_date.as_str()) {
+            return Err(fail(AuthFailure::Malformed));
+        }
+        let age_secs = now_ms / 1000 - time.unix_timestamp();
+        match req.presigned_expires {
+            None => {
+                if age_secs.abs() > MAX_CLOCK_SKEW_SECS {
+                    return Err(fail(AuthFailure::Skewed));
+                }
+            }
+            Some(expires) => {
+                if expires == 0 || expires > MAX_PRESIGNED_EXPIRES_SECS {
+                    return Err(fail(AuthFailure::Malformed));
+                }
+                if age_secs < -MAX_CLOCK_SKEW_SECS {
+                    return Err(fail(AuthFailure::Skewed));
+                }
+                if age_secs > i64::try_from(expires).unwrap_or(i64::MAX) {
+                    return Err(fail(AuthFailure::Expired));
+                }
+            }
+        }
+        let payload = Payload::of(&req.payload).ok_or_else(|| fail(AuthFailure::Malformed))?;
+        let (signer, key) = self.signing_key(req, source)?;
+        if !req
+            .strings_to_sign()
+            .iter()
+            .any(|s| key.verifies(s, &req.signature))
+        {
+            return Err(fail(AuthFailure::SignatureMismatch));
+        }
+        let ticket = self.ticket(
+            req.digest(),
+            signer.tenant(),
+            &req.access_key_id,
+            request_buckets(req),
+            now_ms,
+        );
+        let chain = matches!(payload, Payload::SignedChunks { .. }).then(|| {
+            self.chain(
+                &req.access_key_id,
+                &req.amz_date,
+                &req.scope(),
+                &req.signature,
+            )
+        });
+        Ok(Verified {
+            signer,
+            ticket,
+            chain,
+        })
+    }
+
+    fn signing_key(
+        &self,
+        req: &SignedRequest,
+        source: &dyn SecretSource,
+    ) -> Result<(Signer, SigningKey), TrusteeError> {
+        let cache_key = (req.access_key_id.clone(), req.scope());
+        if let Ok(cache) = self.signing_keys.lock()
+            && let Some((signer, key)) = cache.get(&cache_key)
+        {
+            return Ok((signer.clone(), key.clone()));
+        }
+        let (signer, secret) = source.secret(&req.access_key_id, Some(req))?;
+        let key = SigningKey::derive(&secret, &req.scope_date, &req.region, &req.service);
+        if source.cacheable(&req.access_key_id)
+            && let Ok(mut cache) = self.signing_keys.lock()
+        {
+            if cache.len() >= CACHE_ENTRIES {
+                cache.clear();
+            }
+            cache.insert(cache_key, (signer.clone(), key.clone()));
+        }
+        Ok((signer, key))
+    }
+
+    /// A ticket for a request verified (or a statement checked) now.
+    pub fn ticket(
+        &self,
+        digest: String,
+        tenant: &str,
+        access_key_id: &str,
+        buckets: Vec<String>,
+        now_ms: i64,
+    ) -> RequestTicket {
+        let issued = now_ms.to_string();
+        let joined = buckets.join("\n");
+        let mac = self.mac(&["ticket", &digest, tenant, access_key_id, &joined, &issued]);
+        RequestTicket {
+            digest,
+            tenant: tenant.to_owned(),
+            access_key_id: access_key_id.to_owned(),
+            buckets,
+            issued_ms: now_ms,
+            mac,
+        }
+    }
+
+    /// Whether `ticket` is this trustee's, recent, for `tenant`, `principal` and `bucket`.
+    pub fn check_ticket(
+        &self,
+        ticket: &RequestTicket,
+        tenant: &str,
+        principal: &str,
+        bucket: &str,
+        now_ms: i64,
+    ) -> Result<(), TrusteeError> {
+        let issued = ticket.issued_ms.to_string();
+        let joined = ticket.buckets.join("\n");
+        let genuine = self.mac_matches(
+            &[
+                "ticket",
+                &ticket.digest,
+                &ticket.tenant,
+                &ticket.access_key_id,
+                &joined,
+                &issued,
+            ],
+            &ticket.mac,
+        );
+        let denied = |m: &str| Err(TrusteeError::Denied(m.to_owned()));
+        if !genuine {
+            return denied("the request ticket is not one this trustee issued");
+        }
+        if now_ms - ticket.issued_ms > TICKET_LIFETIME_MS || ticket.issued_ms > now_ms + 60_000 {
+            return denied("the request ticket has expired");
+        }
+        if ticket.tenant != tenant || ticket.access_key_id != principal {
+            return denied("the request ticket is for another tenant or principal");
+        }
+        if !ticket.buckets.iter().any(|b| b == bucket) {
+            return denied("the verified request does not name this bucket");
+        }
+        Ok(())
+    }
+
+    fn chain(
+        &self,
+        access_key_id: &str,
+        amz_date: &str,
+        scope: &str,
+        previous: &str,
+    ) -> ChainToken {
+        ChainToken {
+            access_key_id: access_key_id.to_owned(),
+            amz_date: amz_date.to_owned(),
+            scope: scope.to_owned(),
+            previous_signature: previous.to_owned(),
+            mac: self.mac(&["chain", access_key_id, amz_date, scope, previous]),
+        }
+    }
+
+    /// Checks a batch of chunk signatures continuing `batch.chain`.
+    pub fn verify_chunks(
+        &self,
+        batch: &ChunkBatch,
+        source: &dyn SecretSource,
+    ) -> Result<ChainToken, TrusteeError> {
+        let c = &batch.chain;
+        if !self.mac_matches(
+            &[
+                "chain",
+                &c.access_key_id,
+                &c.amz_date,
+                &c.scope,
+                &c.previous_signature,
+            ],
+            &c.mac,
+        ) {
+            return Err(TrusteeError::Denied(
+                "the chain token is not one this trustee issued".into(),
+            ));
+        }
+        if batch.chunks.len() > MAX_CHUNKS_PER_BATCH {
+            return Err(TrusteeError::Invalid(format!(
+                "at most {MAX_CHUNKS_PER_BATCH} chunks per batch"
+            )));
+        }
+        let mut scope = c.scope.splitn(4, '/');
+        let (Some(date), Some(region), Some(service)) = (scope.next(), scope.next(), scope.next())
+        else {
+            return Err(fail(AuthFailure::Malformed));
+        };
+        let cache_key = (c.access_key_id.clone(), c.scope.clone());
+        let cached = self
+            .signing_keys
+            .lock()
+            .ok()
+            .and_then(|cache| cache.get(&cache_key).map(|(_, k)| k.clone()));
+        let key = match cached {
+            Some(k) => k,
+            None => {
+                let (_, secret) = source.secret(&c.access_key_id, None)?;
+                SigningKey::derive(&secret, date, region, service)
+            }
+        };
+        let mut previous = c.previous_signature.clone();
+        for chunk in &batch.chunks {
+            let to_sign = chunk_string_to_sign(&c.amz_date, &c.scope, &previous, &chunk.sha256);
+            if !key.verifies(&to_sign, &chunk.signature) {
+                return Err(fail(AuthFailure::SignatureMismatch));
+            }
+            previous.clone_from(&chunk.signature);
+        }
+        if let Some(trailer) = &batch.trailer {
+            let signature = batch
+                .trailer_signature
+                .as_deref()
+                .ok_or_else(|| fail(AuthFailure::SignatureMismatch))?;
+            let to_sign =
+                trailer_string_to_sign(&c.amz_date, &c.scope, &previous, trailer.as_bytes());
+            if !key.verifies(&to_sign, signature) {
+                return Err(fail(AuthFailure::SignatureMismatch));
+            }
+            previous = signature.to_owned();
+        }
+        Ok(self.chain(&c.access_key_id, &c.amz_date, &c.scope, &previous))
+    }
+}
+
+/// The buckets a request names: its path's first segment, and a copy's source bucket (from
+/// the signed `x-amz-copy-source`).
+#[must_use]
+pub fn request_buckets(req: &SignedRequest) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(path) = req.decoded_path()
+        && let Some(bucket) = path.trim_start_matches('/').split('/').next()
+        && !bucket.is_empty()
+    {
+        out.push(bucket.to_owned());
+    }
+    if let Some(source) = req.signed_header("x-amz-copy-source") {
+        let decoded = percent_encoding_decode(source);
+        if let Some(bucket) = decoded.trim_start_matches('/').split('/').next()
+            && !bucket.is_empty()
+            && !out.iter().any(|b| b == bucket)
+        {
+            out.push(bucket.to_owned());
+        }
+    }
+    out
+}
+
+fn percent_encoding_decode(text: &str) -> String {
+    let path = text.split('?').next().unwrap_or_default();
+    percent_encoding::percent_decode_str(path)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use obhut_sigv4::{EMPTY_SHA256, Signer as ClientSigner, amz_date_now, format_amz_date};
+
+    const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+
+    struct OneKey;
+
+    impl SecretSource for OneKey {
+        fn secret(
+            &self,
+            access_key_id: &str,
+            _: Option<&SignedRequest>,
+        ) -> Result<(Signer, zeroize::Zeroizing<String>), TrusteeError> {
+            if access_key_id == "OBKGOOD" {
+                Ok((
+                    Signer::Tenant { tenant: "t".into() },
+                    zeroize::Zeroizing::new(SECRET.to_owned()),
+                ))
+            } else {
+                Err(fail(AuthFailure::UnknownKey))
+            }
+        }
+        fn cacheable(&self, _: &str) -> bool {
+            true
+        }
+    }
+
+    fn signed(key: &str, secret: &str, region: &str, date: &str, path: &str) -> SignedRequest {
+        let headers = [
+            ("host", "localhost:9000"),
+            ("x-amz-content-sha256", EMPTY_SHA256),
+            ("x-amz-date", date),
+        ];
+        let auth = ClientSigner {
+            access_key: key.into(),
+            secret_key: secret.into(),
+            region: region.into(),
+        }
+        .authorization("GET", path, &[], &headers, EMPTY_SHA256, date);
+        let signature = auth.rsplit("Signature=").next().unwrap().to_owned();
+        SignedRequest {
+            access_key_id: key.into(),
+            amz_date: date.into(),
+            scope_date: date[..8].into(),
+            region: region.into(),
+            service: "s3".into(),
+            method: "GET".into(),
+            path: path.into(),
+            query: vec![],
+            headers: headers
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            payload: EMPTY_SHA256.into(),
+            presigned_expires: None,
+            signature,
+        }
+    }
+
+    fn now_ms() -> i64 {
+        i64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_genuine_request_verifies_and_its_ticket_names_its_bucket_only() {
+        let v = Verifier::new("us-east-1").unwrap();
+        let now = now_ms();
+        let req = signed(
+            "OBKGOOD",
+            SECRET,
+            "us-east-1",
+            &amz_date_now(),
+            "/photos/a.jpg",
+        );
+        let ok = v.verify(&req, &OneKey, now).unwrap();
+        assert_eq!(ok.signer.tenant(), "t");
+        assert!(
+            v.check_ticket(&ok.ticket, "t", "OBKGOOD", "photos", now)
+                .is_ok()
+        );
+        assert!(
+            v.check_ticket(&ok.ticket, "t", "OBKGOOD", "other", now)
+                .is_err()
+        );
+        assert!(
+            v.check_ticket(&ok.ticket, "u", "OBKGOOD", "photos", now)
+                .is_err()
+        );
+        assert!(
+            v.check_ticket(
+                &ok.ticket,
+                "t",
+                "OBKGOOD",
+                "photos",
+                now + TICKET_LIFETIME_MS + 1
+            )
+            .is_err()
+        );
+        let mut forged = ok.ticket.clone();
+        forged.buckets.push("other".into());
+        assert!(
+            v.check_ticket(&forged, "t", "OBKGOOD", "other", now)
+                .is_err()
+        );
+        // Another trustee's (or an earlier start's) tickets are not accepted.
+        let other = Verifier::new("us-east-1").unwrap();
+        assert!(
+            other
+                .check_ticket(&ok.ticket, "t", "OBKGOOD", "photos", now)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn wrong_secret_region_time_and_key_are_refused_and_failures_are_limited() {
+        let v = Verifier::new("us-east-1").unwrap();
+        let now = now_ms();
+        let date = amz_date_now();
+        let expect = |req: SignedRequest, f: AuthFailure| {
+            assert_eq!(
+                v.verify(&req, &OneKey, now).unwrap_err(),
+                TrusteeError::Unauthenticated(f)
+            );
+        };
+        expect(
+            signed("OBKGOOD", "wrong", "us-east-1", &date, "/b/k"),
+            AuthFailure::SignatureMismatch,
+        );
+        expect(
+            signed("OBKGOOD", SECRET, "eu-central-1", &date, "/b/k"),
+            AuthFailure::WrongScope,
+        );
+        expect(
+            signed("OBKNONE", SECRET, "us-east-1", &date, "/b/k"),
+            AuthFailure::UnknownKey,
+        );
+        let old = format_amz_date(time::OffsetDateTime::now_utc() - time::Duration::minutes(16));
+        expect(
+            signed("OBKGOOD", SECRET, "us-east-1", &old, "/b/k"),
+            AuthFailure::Skewed,
+        );
+        let mut tampered = signed("OBKGOOD", SECRET, "us-east-1", &date, "/b/k");
+        tampered.path = "/b/other".into();
+        expect(tampered, AuthFailure::SignatureMismatch);
+        // After enough failures for one key, even a genuine request waits.
+        for _ in 0..FAILURES_PER_KEY {
+            let _ = v.verify(
+                &signed("OBKGOOD", "wrong", "us-east-1", &date, "/b/k"),
+                &OneKey,
+                now,
+            );
+        }
+        expect(
+            signed("OBKGOOD", SECRET, "us-east-1", &date, "/b/k"),
+            AuthFailure::RateLimited,
+        );
+        assert!(
+            v.verify(
+                &signed("OBKGOOD", SECRET, "us-east-1", &date, "/b/k"),
+                &OneKey,
+                now + FAILURE_WINDOW_MS
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn copy_sources_name_their_bucket() {
+        let mut req = signed("OBKGOOD", SECRET, "us-east-1", &amz_date_now(), "/dst/k");
+        req.headers
+            .push(("x-amz-copy-source".into(), "/src%2Fx/a?versionId=1".into()));
+        assert_eq!(
+            request_buckets(&req),
+            vec!["dst".to_owned(), "src".to_owned()]
+        );
+    }
+}
