@@ -1,0 +1,276 @@
+"""The operator's own database grants nothing: S3 secrets are the trustee's, the trustee checks
+every signature, and what the gateway sends is held to what the client signed.
+
+Each test performs the attack (edits the databases with sqlite3, forges requests, calls the
+trustee API as a gateway) and asserts that it fails.
+"""
+
+import base64
+import datetime as dt
+import hashlib
+import sqlite3
+import time
+
+import requests
+
+from conftest import parse_key_output
+from gov_helpers import entries_of, log_size, make_tenant
+from s3helpers import assert_s3_error, unique_name, xml_error
+from split_helpers import running_split, split  # noqa: F401 (fixtures)
+
+
+def file_bytes(path) -> bytes:
+    out = b""
+    for suffix in ("", "-wal", "-shm"):
+        p = path.parent / (path.name + suffix)
+        if p.exists():
+            out += p.read_bytes()
+    return out
+
+
+def sql(path, statement: str, *args) -> None:
+    db = sqlite3.connect(path, timeout=30)
+    try:
+        db.execute(statement, args)
+        db.commit()
+    finally:
+        db.close()
+
+
+def fresh_key(server) -> dict:
+    """A new access key of tenant demo, made by its admin."""
+    r = server.cli("tenant", "key-create", "demo", token=server.token("demo_admin"))
+    assert r.returncode == 0, r.stderr
+    return parse_key_output(r.stdout)
+
+
+def test_no_s3_secret_is_kept_where_the_operator_can_read_it(server, s3, bucket):
+    s3.put_object(Bucket=bucket, Key="k", Body=b"x")
+    key = fresh_key(server)
+    raw = server.raw(key["AWS_ACCESS_KEY_ID"], key["AWS_SECRET_ACCESS_KEY"])
+    assert raw.request("GET", bucket, "k").status_code == 200
+    data = server.data_dir
+    for secret in (server.demo["AWS_SECRET_ACCESS_KEY"], key["AWS_SECRET_ACCESS_KEY"]):
+        assert secret.encode() not in file_bytes(data / "catalog.db"), "a secret is in the catalog"
+        for site in ("de-fra", "de-mgd"):
+            for f in server.site_dir(site).rglob("*"):
+                if f.is_file():
+                    assert secret.encode() not in f.read_bytes(), f"a secret is in {f}"
+        # The trustee keeps it, sealed: not even there in clear.
+        assert secret.encode() not in file_bytes(data / "trustee" / "access-keys.db")
+
+
+def test_a_key_row_written_into_the_catalog_grants_nothing(server, bucket):
+    """Today's attack on an earlier release: insert an access key row, sign with it."""
+    forged_id, forged_secret = "OBK" + "F" * 17, "forged-secret-0123456789"
+    sql(
+        server.data_dir / "catalog.db",
+        "CREATE TABLE IF NOT EXISTS access_keys (access_key_id TEXT PRIMARY KEY, tenant TEXT NOT NULL,"
+        " secret TEXT NOT NULL, created_ms INTEGER NOT NULL)",
+    )
+    sql(server.data_dir / "catalog.db", "INSERT INTO access_keys VALUES (?, 'demo', ?, 0)", forged_id, forged_secret)
+    raw = server.raw(forged_id, forged_secret)
+    r = raw.request("GET", bucket)
+    assert_s3_error(r, 403, "InvalidAccessKeyId")
+    r = raw.request("PUT", bucket, "planted", body=b"x")
+    assert_s3_error(r, 403, "InvalidAccessKeyId")
+
+
+def test_an_edited_or_copied_trustee_key_record_is_refused_and_raises_an_alarm(server, bucket):
+    key = fresh_key(server)
+    db = server.data_dir / "trustee" / "access-keys.db"
+    start = log_size(server)
+    # Copy the row (its sealed secret) under another id: the secret is bound to its id.
+    copy_id = "OBK" + "C" * 17
+    sql(db, "INSERT INTO access_keys (access_key_id, tenant, sealed, state, created_ms) "
+            "SELECT ?, tenant, sealed, state, created_ms FROM access_keys WHERE access_key_id = ?",
+        copy_id, key["AWS_ACCESS_KEY_ID"])
+    r = server.raw(copy_id, key["AWS_SECRET_ACCESS_KEY"]).request("GET", bucket)
+    assert_s3_error(r, 403, "AccessDenied")
+    # A row written by hand, with a made-up sealed value.
+    hand_id = "OBK" + "H" * 17
+    sql(db, "INSERT INTO access_keys (access_key_id, tenant, sealed, state, created_ms) VALUES (?, 'demo', ?, 'active', 0)",
+        hand_id, b"\x01" * 60)
+    r = server.raw(hand_id, "anything").request("GET", bucket)
+    assert_s3_error(r, 403, "AccessDenied")
+    alarms = entries_of(server, start, type="integrity_failure")
+    assert {a["subject"] for a in alarms} >= {copy_id, hand_id}, alarms
+    assert all(a["what"] == "access_key" for a in alarms)
+    # The genuine key still works.
+    assert server.raw(key["AWS_ACCESS_KEY_ID"], key["AWS_SECRET_ACCESS_KEY"]).request("GET", bucket).status_code == 200
+
+
+def test_a_revoked_key_stops_at_the_next_request_and_an_edit_cannot_revive_it(server, bucket):
+    key = fresh_key(server)
+    raw = server.raw(key["AWS_ACCESS_KEY_ID"], key["AWS_SECRET_ACCESS_KEY"])
+    assert raw.request("GET", bucket).status_code == 200
+    out = server.cli_ok("tenant", "key-revoke", "demo", key["AWS_ACCESS_KEY_ID"], token=server.token("demo_admin"))
+    assert "revoked" in out
+    assert_s3_error(raw.request("GET", bucket), 403, "InvalidAccessKeyId")
+    listed = server.cli_ok("tenant", "key-list", "demo", token=server.token("demo_admin"))
+    assert f"{key['AWS_ACCESS_KEY_ID']}  revoked" in listed, listed
+    assert key["AWS_SECRET_ACCESS_KEY"] not in listed
+    sql(server.data_dir / "trustee" / "access-keys.db",
+        "UPDATE access_keys SET state = 'active' WHERE access_key_id = ?", key["AWS_ACCESS_KEY_ID"])
+    assert raw.request("GET", bucket).status_code == 403
+
+
+def test_only_the_tenants_admin_creates_or_revokes_its_keys(server):
+    for who in ("officer1", "operator", "auditor"):
+        r = server.cli("tenant", "key-create", "demo", token=server.token(who))
+        assert r.returncode != 0 and "AWS_SECRET_ACCESS_KEY" not in r.stdout, who
+    other = make_tenant(server)
+    r = server.cli("tenant", "key-create", "demo", token=other["admin"])
+    assert r.returncode != 0, "a tenant admin created keys of another tenant"
+    r = server.cli("tenant", "key-revoke", other["name"], other["access_key"], token=server.token("demo_admin"))
+    assert r.returncode != 0, "a tenant admin revoked another tenant's key"
+    assert other["client"].list_buckets()["ResponseMetadata"]["HTTPStatusCode"] == 200
+
+
+def test_signature_checks_append_nothing_to_the_log_and_failures_are_rate_limited(server, bucket):
+    key = fresh_key(server)
+    raw = server.raw(key["AWS_ACCESS_KEY_ID"], key["AWS_SECRET_ACCESS_KEY"])
+    assert raw.request("GET", bucket).status_code == 200
+    before = log_size(server)
+    for _ in range(10):
+        assert raw.request("HEAD", bucket).status_code == 200
+    wrong = server.raw(key["AWS_ACCESS_KEY_ID"], "not-the-secret")
+    codes = [xml_error(wrong.request("GET", bucket))[0] for _ in range(25)]
+    assert codes[0] == "SignatureDoesNotMatch", codes
+    assert codes[-1] == "SlowDown", f"failed checks were not limited: {codes}"
+    # While limited, even the right secret waits (the limit is per key, for a minute).
+    r = raw.request("GET", bucket)
+    assert_s3_error(r, 503, "SlowDown")
+    assert log_size(server) == before, "checking signatures appended to the log"
+    # Other keys are not held up.
+    assert server.raw().request("GET", bucket).status_code == 200
+
+
+def test_the_trustee_judges_time_and_region_itself(server, bucket):
+    raw = server.raw()
+    old = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=16)
+    assert_s3_error(raw.request("GET", bucket, now=old), 403, "RequestTimeTooSkewed")
+    future = dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=16)
+    assert_s3_error(raw.request("GET", bucket, now=future), 403, "RequestTimeTooSkewed")
+    r = raw.request("GET", bucket, region="eu-west-1")
+    assert_s3_error(r, 400, "AuthorizationHeaderMalformed")
+    assert "de-1" in xml_error(r)[1]
+    assert raw.request("GET", bucket).status_code == 200
+
+
+def test_amz_headers_outside_the_signature_are_refused(server, s3, bucket):
+    s3.put_object(Bucket=bucket, Key="private/secret", Body=b"secret")
+    raw = server.raw()
+    # A presigned PUT URL, and an x-amz-copy-source nobody signed: nothing is copied.
+    url = raw.presigned_url("PUT", bucket, "public/dst")
+    r = requests.put(url, headers={"x-amz-copy-source": f"{bucket}/private/secret"}, data=b"", timeout=30)
+    assert_s3_error(r, 403, "AccessDenied")
+    assert "x-amz-copy-source" in xml_error(r)[1]
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+    assert "public/dst" not in keys
+    # Header signatures too: metadata added after signing.
+    path = raw.path(bucket, "k2")
+    signed = raw.sign("PUT", path, [], {}, hashlib.sha256(b"v").hexdigest())
+    headers = dict(signed.headers)
+    headers["x-amz-meta-added"] = "later"
+    r = raw.http.put(raw.endpoint + path, headers=headers, data=b"v", timeout=30)
+    assert_s3_error(r, 403, "AccessDenied")
+    # The same presigned URL without the extra header works.
+    assert requests.put(url, data=b"plain", timeout=30).status_code == 200
+
+
+def test_a_body_that_differs_from_its_signed_hash_is_not_stored(server, s3, bucket):
+    raw = server.raw()
+    path = raw.path(bucket, "swapped")
+    signed = raw.sign("PUT", path, [], {}, hashlib.sha256(b"what was signed").hexdigest())
+    r = raw.http.put(raw.endpoint + path, headers=signed.headers, data=b"what was sent!!", timeout=30)
+    assert_s3_error(r, 400, "XAmzContentSHA256Mismatch")
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+    assert "swapped" not in keys
+
+
+def test_signature_version_2_is_refused_everywhere_including_post_forms(server, bucket):
+    url = f"{server.s3_url}/{bucket}"
+    # Header and query forms of version 2.
+    r = requests.get(url, headers={"Authorization": f"AWS {server.demo['AWS_ACCESS_KEY_ID']}:c2ln"}, timeout=30)
+    assert_s3_error(r, 400, "InvalidRequest")
+    r = requests.get(url + f"?AWSAccessKeyId={server.demo['AWS_ACCESS_KEY_ID']}&Expires=9999999999&Signature=x",
+                     timeout=30)
+    assert_s3_error(r, 400, "InvalidRequest")
+    # Browser POST forms, version 2 and version 4: nothing is stored either way.
+    for fields in (
+        {"key": "posted-v2", "AWSAccessKeyId": server.demo["AWS_ACCESS_KEY_ID"], "policy": "e30=", "signature": "c2ln"},
+        {"key": "posted-v4", "x-amz-algorithm": "AWS4-HMAC-SHA256", "x-amz-date": "20260101T000000Z",
+         "x-amz-credential": f"{server.demo['AWS_ACCESS_KEY_ID']}/20260101/de-1/s3/aws4_request",
+         "policy": "e30=", "x-amz-signature": "0" * 64},
+    ):
+        r = requests.post(url, data=fields, files={"file": ("f", b"posted")}, timeout=30)
+        assert r.status_code >= 400, f"a POST form was accepted: {r.status_code} {r.text[:200]}"
+    keys = [o["Key"] for o in server.client().list_objects_v2(Bucket=bucket).get("Contents", [])]
+    assert not any(k.startswith("posted") for k in keys)
+
+
+def test_a_gateway_that_no_customer_asked_cannot_obtain_a_bucket_key(running_split):
+    """A gateway's certificate used to be enough to claim a customer's justification."""
+    split = running_split
+    s3 = split.s3()
+    name = unique_name("claimed")
+    s3.create_bucket(Bucket=name)
+    s3.put_object(Bucket=name, Key="k", Body=b"private")
+    db = sqlite3.connect(split.data_dir / "catalog.db")
+    try:
+        row = db.execute(
+            "SELECT version, wrapped, kcv FROM bucket_keys WHERE bucket = ? ORDER BY version DESC", (name,)
+        ).fetchone()
+    finally:
+        db.close()
+    assert row, "the bucket's wrapped key is not in the catalog"
+    version, wrapped, kcv = row
+    b64 = lambda v: base64.b64encode(bytes(v) if isinstance(v, (bytes, bytearray)) else bytes.fromhex(v)).decode()
+    body = {
+        "tenant": "demo",
+        "bucket": name,
+        "key": {"version": version, "wrapped": b64(wrapped), "kcv": b64(kcv)},
+        "why": {"kind": "customer", "tenant": "demo", "principal": split.demo["AWS_ACCESS_KEY_ID"],
+                "operation": "GetObject"},
+    }
+    r = split.trustee_api("POST", "/v1/bucket-keys/release", json=body)
+    assert r.status_code == 403, f"the trustee released a key on a gateway's word: {r.status_code} {r.text[:300]}"
+    assert "signed request" in r.text
+
+
+def test_a_key_release_names_the_request_it_served(private_server_factory):
+    srv = private_server_factory(config="key_cache_ttl_secs = 1\n")
+    s3 = srv.client()
+    name = unique_name("named")
+    s3.create_bucket(Bucket=name)
+    s3.put_object(Bucket=name, Key="k", Body=b"v")
+    time.sleep(1.5)
+    start = log_size(srv)
+    assert s3.get_object(Bucket=name, Key="k")["Body"].read() == b"v"
+    releases = entries_of(srv, start, type="key_release")
+    assert releases, "no key release was logged"
+    why = releases[-1]["justification"]
+    assert why["kind"] == "customer" and len(why["request"]["digest"]) == 64, why
+    assert why["principal"] == srv.demo["AWS_ACCESS_KEY_ID"]
+
+
+def test_access_keys_an_earlier_release_kept_in_clear_move_to_the_trustee(private_server_factory):
+    """Upgrade: a catalog.db with S3 secrets in clear (as earlier releases wrote it)."""
+    srv = private_server_factory()
+    bucket = unique_name("legacy")
+    srv.client().create_bucket(Bucket=bucket)
+    srv.stop_ok()
+    legacy_id, legacy_secret = "OBK" + "L" * 17, "legacy-secret-in-clear-0123456789abcd"
+    sql(srv.data_dir / "catalog.db",
+        "CREATE TABLE IF NOT EXISTS access_keys (access_key_id TEXT PRIMARY KEY, tenant TEXT NOT NULL,"
+        " secret TEXT NOT NULL, created_ms INTEGER NOT NULL)")
+    sql(srv.data_dir / "catalog.db", "INSERT INTO access_keys VALUES (?, 'demo', ?, 0)", legacy_id, legacy_secret)
+    assert legacy_secret.encode() in file_bytes(srv.data_dir / "catalog.db")
+    srv.start()
+    assert legacy_id in srv.log_path.read_text(errors="replace"), "the exposed key was not reported"
+    # Nothing of the secret is left in the catalog's files, and the key goes on working.
+    assert legacy_secret.encode() not in file_bytes(srv.data_dir / "catalog.db")
+    assert srv.raw(legacy_id, legacy_secret).request("GET", bucket).status_code == 200
+    imported = entries_of(srv, 0, type="access_keys_imported")
+    assert imported and legacy_id in imported[-1]["access_key_ids"], imported
