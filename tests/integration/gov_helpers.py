@@ -25,6 +25,7 @@ DISCLOSURE_LINE = re.compile(r"^disclosure (d-[0-9a-f]+) (\w+): ", re.M)
 
 # Every entry type the log may hold (the interface the auditors rely on).
 ENTRY_TYPES = {
+    "access_key_created", "access_key_revoked", "access_keys_imported", "integrity_failure",
     "key_release", "grant_requested", "grant_approval", "grant_approved", "grant_denied",
     "grant_revoked", "grant_credentials", "grant_access", "grant_access_denied", "tenant_added",
     "policy_changed", "principal_created", "principal_revoked", "disclosure_requested",

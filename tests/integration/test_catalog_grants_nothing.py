@@ -274,3 +274,38 @@ def test_access_keys_an_earlier_release_kept_in_clear_move_to_the_trustee(privat
     assert srv.raw(legacy_id, legacy_secret).request("GET", bucket).status_code == 200
     imported = entries_of(srv, 0, type="access_keys_imported")
     assert imported and legacy_id in imported[-1]["access_key_ids"], imported
+
+
+def test_a_sealed_trustee_stops_listing_and_deleting_too(private_server):
+    """Names, sizes and ETags are customer data: without the trustee nothing is answered."""
+    srv = private_server
+    s3, raw = srv.client(), srv.raw()
+    bucket = unique_name("sealedlist")
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="a/visible-name", Body=b"x")
+    srv.cli_ok("trustee", "seal", token=srv.token("officer1"))
+    for what, r in (
+        ("ListObjectsV2", raw.request("GET", bucket, query=[("list-type", "2")])),
+        ("ListObjects", raw.request("GET", bucket)),
+        ("ListBuckets", raw.request("GET")),
+        ("ListMultipartUploads", raw.request("GET", bucket, query=[("uploads", "")])),
+        ("DeleteObject", raw.request("DELETE", bucket, "a/visible-name")),
+        ("HeadBucket", raw.request("HEAD", bucket)),
+    ):
+        assert r.status_code == 503, f"{what} while sealed: {r.status_code} {r.text[:200]}"
+        assert b"visible-name" not in r.content, what
+
+
+def test_a_single_put_over_5_gib_is_refused_before_its_body_is_read(server, bucket):
+    import socket
+
+    host, port = server.s3_url.split("//")[1].split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        s.sendall(
+            f"PUT /{bucket}/huge HTTP/1.1\r\nHost: {host}:{port}\r\n"
+            f"Content-Length: {5 * 1024**3 + 1}\r\nExpect: 100-continue\r\n\r\n".encode()
+        )
+        answer = s.recv(4096).decode(errors="replace")
+    assert answer.startswith("HTTP/1.1 400"), answer
+    assert "EntityTooLarge" in answer, answer
+    assert "100 Continue" not in answer

@@ -85,20 +85,13 @@ fn plausible_key_id(id: &str) -> bool {
         || id.strip_prefix("OBG").is_some_and(|r| rest_ok(r, 16))
 }
 
-fn trustee_refusal(e: &TrusteeError) -> HttpResponse {
-    match e {
-        TrusteeError::Unauthenticated(f) => error_response(f.s3_code(), f.message()),
-        TrusteeError::Sealed(..) | TrusteeError::Unavailable(_) | TrusteeError::Storage(_) => {
-            error_response(
-                "ServiceUnavailable",
-                "The key service cannot check signatures right now; retry later.",
-            )
-        }
-        TrusteeError::Denied(_) | TrusteeError::Integrity(_) => {
-            error_response("AccessDenied", "Access Denied")
-        }
-        _ => error_response("InternalError", "We encountered an internal error."),
+fn trustee_refusal(e: TrusteeError) -> HttpResponse {
+    if let TrusteeError::Unauthenticated(f) = e {
+        return error_response(f.s3_code(), f.message());
     }
+    let s3 = error::trustee(e);
+    let message = s3.message().unwrap_or("The trustee refused.").to_owned();
+    error_response(s3.code().as_str(), &message)
 }
 
 /// The query parameters that carry a presigned URL's authentication.
@@ -160,7 +153,7 @@ pub async fn admit(
     let verified = trustee
         .verify_request(&read.request)
         .await
-        .map_err(|e| trustee_refusal(&e))?;
+        .map_err(trustee_refusal)?;
     let session_token = read
         .request
         .signed_header("x-amz-security-token")
@@ -187,10 +180,7 @@ pub async fn admit(
             let signed = matches!(read.payload, Payload::SignedChunks { .. });
             let chain = if signed {
                 Some(verified.chain.clone().ok_or_else(|| {
-                    error_response(
-                        "InternalError",
-                        "The key service did not start a chunk chain.",
-                    )
+                    error_response("InternalError", "The trustee did not start a chunk chain.")
                 })?)
             } else {
                 None
@@ -371,7 +361,7 @@ fn chunk_refused(e: &TrusteeError) -> StdError {
         ),
         _ => body_failure(
             S3ErrorCode::ServiceUnavailable,
-            "The key service cannot check signatures right now; retry later.",
+            "The trustee cannot check signatures right now (sealed or unreachable); retry later.",
             http::StatusCode::SERVICE_UNAVAILABLE,
         ),
     }

@@ -14,6 +14,22 @@ use std::sync::Arc;
 
 /// S3's limit on the total size of request header names and values.
 pub const MAX_HEADER_BYTES: usize = 8 * 1024;
+/// The largest object a single PUT (or one part of a multipart upload) may carry, as S3.
+pub const MAX_SINGLE_PUT_BYTES: u64 = 5 * 1024 * 1024 * 1024;
+
+/// The length a PUT says its body has (decoded, for aws-chunked), if it says one.
+fn declared_put_length(req: &http::Request<hyper::body::Incoming>) -> Option<u64> {
+    if req.method() != http::Method::PUT {
+        return None;
+    }
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+    };
+    header("x-amz-decoded-content-length").or_else(|| header("content-length"))
+}
 
 #[derive(Clone)]
 pub struct S3Front {
@@ -67,6 +83,19 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for S3Front {
                 "RequestHeaderSectionTooLarge",
                 "Your request header section exceeds the maximum allowed size.",
             ))));
+        }
+        // Refused before the body is read (or, with `Expect: 100-continue`, sent).
+        if declared_put_length(&req).is_some_and(|n| n > MAX_SINGLE_PUT_BYTES) {
+            let mut resp = s3_error_response(
+                http::StatusCode::BAD_REQUEST,
+                "EntityTooLarge",
+                "Your proposed upload exceeds the maximum allowed object size.",
+            );
+            resp.headers_mut().insert(
+                http::header::CONNECTION,
+                http::HeaderValue::from_static("close"),
+            );
+            return Box::pin(std::future::ready(Ok(resp)));
         }
         let head = req.method() == http::Method::HEAD;
         let has_body = req

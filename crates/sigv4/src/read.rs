@@ -27,6 +27,8 @@ pub enum ReadError {
     WrongRegion { given: String, expected: String },
     #[error("header {0} is not covered by the request's signature")]
     UnsignedHeader(String),
+    #[error("the signature cannot match: {0}")]
+    CannotMatch(String),
     #[error("a presigned URL may be valid for 1 second to 7 days")]
     PresignedExpiry,
     #[error("streaming uploads cannot be presigned")]
@@ -46,6 +48,7 @@ impl ReadError {
             Self::MalformedHeader(_) | Self::WrongRegion { .. } => "AuthorizationHeaderMalformed",
             Self::MalformedQuery(_) | Self::PresignedExpiry => "AuthorizationQueryParametersError",
             Self::UnsignedHeader(_) => "AccessDenied",
+            Self::CannotMatch(_) => "SignatureDoesNotMatch",
             Self::ContentSha256 => "InvalidArgument",
             Self::MissingDecodedLength => "MissingContentLength",
         }
@@ -380,7 +383,9 @@ fn collect_signed(
     presigned: bool,
 ) -> Result<Vec<(String, String)>, ReadError> {
     if !names.iter().any(|n| n == "host") {
-        return Err(ReadError::UnsignedHeader("host".into()));
+        return Err(ReadError::CannotMatch(
+            "the signature must cover the host header".into(),
+        ));
     }
     for name in headers.keys() {
         let name = name.as_str();
@@ -396,7 +401,7 @@ fn collect_signed(
         .map(|name| {
             let value = header_value(headers, name)
                 .or_else(|| (name == "host").then(|| host.map(str::to_owned)).flatten())
-                .ok_or_else(|| ReadError::UnsignedHeader(format!("{name} (signed but absent)")))?;
+                .ok_or_else(|| ReadError::CannotMatch(format!("signed header {name} is absent")))?;
             Ok((name.clone(), value))
         })
         .collect()

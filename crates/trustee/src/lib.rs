@@ -60,6 +60,9 @@ pub struct Trustee {
     access_keys: Arc<access_keys::AccessKeys>,
     /// Checks S3 request signatures and issues the tickets key releases need.
     verifier: Arc<verify::Verifier>,
+    /// Access keys made at a first start while the trustee was sealed: kept in memory only,
+    /// and taken into custody at the unseal (lost if the process stops before).
+    pending_keys: Arc<Mutex<Vec<(String, String, zeroize::Zeroizing<String>)>>>,
     /// Time between disabling a tenant key and destroying it (DESIGN.md: 7 days).
     shred_grace_ms: i64,
 }
@@ -101,6 +104,7 @@ impl Trustee {
             governance: Arc::new(Governance::open(dir)?),
             access_keys: Arc::new(access_keys::AccessKeys::open(dir)?),
             verifier: Arc::new(verify::Verifier::new(DEFAULT_REGION)?),
+            pending_keys: Arc::default(),
             shred_grace_ms: DEFAULT_SHRED_GRACE_MS,
         })
     }
@@ -170,12 +174,40 @@ impl Trustee {
     }
 
     /// Creates an access key for `tenant` without a signed statement: only for `serve`'s
-    /// first start, whose tenant admin does not exist yet. Returns the id and the secret.
+    /// first start, whose tenant admin does not exist yet. Returns the id and the secret. A
+    /// sealed trustee keeps it in memory until it is unsealed.
     pub fn bootstrap_access_key(
         &self,
         tenant: &str,
     ) -> Result<(String, zeroize::Zeroizing<String>), TrusteeError> {
-        self.create_access_key_now(tenant, "bootstrap")
+        let (id, secret) = new_access_key();
+        if self.with(|ks| Ok(ks.status().sealed))? {
+            tracing::warn!(
+                access_key_id = %id,
+                "the trustee is sealed: the first access key is taken into its custody at the unseal, and is lost if obhut stops before"
+            );
+            self.pending_keys
+                .lock()
+                .map_err(|_| TrusteeError::Storage("pending keys lock poisoned".into()))?
+                .push((id.clone(), tenant.to_owned(), secret.clone()));
+        } else {
+            self.store_access_key(&id, tenant, &secret, "bootstrap", false)?;
+        }
+        Ok((id, secret))
+    }
+
+    /// Takes the access keys made while sealed into custody (after an unseal).
+    fn store_pending_keys(&self) -> Result<(), TrusteeError> {
+        let pending = std::mem::take(
+            &mut *self
+                .pending_keys
+                .lock()
+                .map_err(|_| TrusteeError::Storage("pending keys lock poisoned".into()))?,
+        );
+        for (id, tenant, secret) in pending {
+            self.store_access_key(&id, &tenant, &secret, "bootstrap", false)?;
+        }
+        Ok(())
     }
 
     /// Takes keys that an earlier release kept in the catalog in clear into custody (the
@@ -191,16 +223,7 @@ impl Trustee {
             if self.access_keys.get(id)?.is_some() {
                 continue;
             }
-            let sealed = self.with(|ks| {
-                ks.ensure_tenant_key(tenant)?;
-                ks.seal_for(
-                    tenant,
-                    &access_keys::secret_aad(id, tenant),
-                    secret.as_bytes(),
-                )
-            })?;
-            self.access_keys
-                .insert(id, tenant, &sealed, now_ms(), true)?;
+            self.store_access_key(id, tenant, secret, "upgrade", true)?;
             by_tenant.entry(tenant).or_default().push(id.clone());
         }
         for (tenant, ids) in by_tenant {
@@ -218,29 +241,37 @@ impl Trustee {
         tenant: &str,
         actor: &str,
     ) -> Result<(String, zeroize::Zeroizing<String>), TrusteeError> {
-        let id = format!(
-            "{}{}",
-            access_keys::TENANT_KEY_PREFIX,
-            obhut_core::random_token(17).to_ascii_uppercase()
-        );
-        let secret = zeroize::Zeroizing::new(obhut_core::random_token(40));
+        let (id, secret) = new_access_key();
+        self.store_access_key(&id, tenant, &secret, actor, false)?;
+        Ok((id, secret))
+    }
+
+    /// Seals and stores a new key; logged before it exists (no log entry, no key).
+    fn store_access_key(
+        &self,
+        id: &str,
+        tenant: &str,
+        secret: &str,
+        actor: &str,
+        imported: bool,
+    ) -> Result<(), TrusteeError> {
         let sealed = self.with(|ks| {
             ks.ensure_tenant_key(tenant)?;
             ks.seal_for(
                 tenant,
-                &access_keys::secret_aad(&id, tenant),
+                &access_keys::secret_aad(id, tenant),
                 secret.as_bytes(),
             )
         })?;
-        // No log entry, no key: the creation is recorded before the key exists.
-        self.governance.record(LogEvent::AccessKeyCreated {
-            tenant: tenant.to_owned(),
-            access_key_id: id.clone(),
-            actor: actor.to_owned(),
-        })?;
+        if !imported {
+            self.governance.record(LogEvent::AccessKeyCreated {
+                tenant: tenant.to_owned(),
+                access_key_id: id.to_owned(),
+                actor: actor.to_owned(),
+            })?;
+        }
         self.access_keys
-            .insert(&id, tenant, &sealed, now_ms(), false)?;
-        Ok((id, secret))
+            .insert(id, tenant, &sealed, now_ms(), imported)
     }
 
     fn revoke_access_key_now(
@@ -404,7 +435,14 @@ impl TrusteeClient for Trustee {
 
     async fn unseal(&self, share: &str) -> Result<SealStatus, TrusteeError> {
         let share = zeroize::Zeroizing::new(share.to_owned());
-        self.blocking(move |t| t.with(|ks| ks.unseal(&share))).await
+        self.blocking(move |t| {
+            let status = t.with(|ks| ks.unseal(&share))?;
+            if !status.sealed {
+                t.store_pending_keys()?;
+            }
+            Ok(status)
+        })
+        .await
     }
 
     async fn seal(&self) -> Result<SealStatus, TrusteeError> {
@@ -514,6 +552,11 @@ impl TrusteeClient for Trustee {
         &self,
         request: &obhut_trustee_client::auth::SignedRequest,
     ) -> Result<obhut_trustee_client::auth::Verified, TrusteeError> {
+        // A key seen lately is checked here, on the caller's thread (a few HMACs); only a
+        // first use reads storage and the keystore, on the blocking pool.
+        if let Some(verified) = self.verifier.verify_cached(request, now_ms())? {
+            return Ok(verified);
+        }
         let request = request.clone();
         self.blocking(move |t| t.verifier.verify(&request, t, now_ms()))
             .await
@@ -662,6 +705,16 @@ impl Trustee {
     }
 }
 
+/// A new tenant access key id (`OBK` and 17 more) and its secret.
+fn new_access_key() -> (String, zeroize::Zeroizing<String>) {
+    let id = format!(
+        "{}{}",
+        access_keys::TENANT_KEY_PREFIX,
+        obhut_core::random_token(17).to_ascii_uppercase()
+    );
+    (id, zeroize::Zeroizing::new(obhut_core::random_token(40)))
+}
+
 /// Only the tenant's own admin may manage its access keys and rotate its bucket keys: an
 /// officer who could would have standing access to its data.
 fn own_tenant_admin(who: &PrincipalInfo, tenant: &str, what: &str) -> Result<(), TrusteeError> {
@@ -688,6 +741,12 @@ impl verify::SecretSource for Trustee {
     > {
         use obhut_trustee_client::auth::{AuthFailure, Signer};
         let unknown = || TrusteeError::Unauthenticated(AuthFailure::UnknownKey);
+        // Sealed, no secret can be opened: every request waits for the unseal (503), known
+        // key or not.
+        let status = self.with(|ks| Ok(ks.status()))?;
+        if status.sealed {
+            return Err(TrusteeError::Sealed(status.shares_given, status.threshold));
+        }
         if access_key_id.starts_with(obhut_trustee_client::governance::GRANT_KEY_PREFIX) {
             let (grant_id, tenant, secret) = self
                 .governance
@@ -730,11 +789,11 @@ impl verify::SecretSource for Trustee {
                 })?;
                 Err(TrusteeError::Unauthenticated(AuthFailure::Integrity))
             }
-            Err(
-                TrusteeError::TenantKeyDisabled(_)
-                | TrusteeError::TenantKeyDestroyed(_)
-                | TrusteeError::NoTenantKey(_),
-            ) => Err(unknown()),
+            // A disabled or destroyed tenant key (crypto-shred) takes its access keys with it;
+            // the refusal says so (TenantKeyDisabled, TenantKeyDestroyed pass through).
+            Err(TrusteeError::NoTenantKey(t)) => {
+                Err(TrusteeError::Denied(format!("tenant {t} has no key")))
+            }
             Err(other) => Err(other),
         }
     }

@@ -123,11 +123,13 @@ impl Verifier {
             || f.per_key.get(access_key_id).copied().unwrap_or(0) >= FAILURES_PER_KEY
     }
 
-    fn record_failure(&self, access_key_id: &str) {
+    fn record_failure(&self, access_key_id: Option<&str>) {
         if let Ok(mut f) = self.failures.lock() {
             f.in_all = f.in_all.saturating_add(1);
-            if f.per_key.len() < CACHE_ENTRIES || f.per_key.contains_key(access_key_id) {
-                *f.per_key.entry(access_key_id.to_owned()).or_default() += 1;
+            if let Some(id) = access_key_id
+                && (f.per_key.len() < CACHE_ENTRIES || f.per_key.contains_key(id))
+            {
+                *f.per_key.entry(id.to_owned()).or_default() += 1;
             }
         }
     }
@@ -139,6 +141,26 @@ impl Verifier {
         source: &dyn SecretSource,
         now_ms: i64,
     ) -> Result<Verified, TrusteeError> {
+        self.verify_with(req, Some(source), now_ms)
+            .and_then(|v| v.ok_or_else(|| fail(AuthFailure::UnknownKey)))
+    }
+
+    /// Checks a signed request only if its key's signing key is cached (no storage, no
+    /// keystore: cheap enough for the caller's thread); `Ok(None)` if it is not.
+    pub fn verify_cached(
+        &self,
+        req: &SignedRequest,
+        now_ms: i64,
+    ) -> Result<Option<Verified>, TrusteeError> {
+        self.verify_with(req, None, now_ms)
+    }
+
+    fn verify_with(
+        &self,
+        req: &SignedRequest,
+        source: Option<&dyn SecretSource>,
+        now_ms: i64,
+    ) -> Result<Option<Verified>, TrusteeError> {
         if self.limited(&req.access_key_id, now_ms) {
             return Err(fail(AuthFailure::RateLimited));
         }
@@ -146,7 +168,8 @@ impl Verifier {
         if let Err(TrusteeError::Unauthenticated(f)) = &outcome
             && *f != AuthFailure::RateLimited
         {
-            self.record_failure(&req.access_key_id);
+            // An unknown id is no attempt at a secret: it counts only towards the limit in all.
+            self.record_failure((*f != AuthFailure::UnknownKey).then_some(&*req.access_key_id));
         }
         outcome
     }
@@ -154,9 +177,9 @@ impl Verifier {
     fn verify_unlimited(
         &self,
         req: &SignedRequest,
-        source: &dyn SecretSource,
+        source: Option<&dyn SecretSource>,
         now_ms: i64,
-    ) -> Result<Verified, TrusteeError> {
+    ) -> Result<Option<Verified>, TrusteeError> {
         if req.service != "s3" || req.region != self.region {
             return Err(fail(AuthFailure::WrongScope));
         }
@@ -184,7 +207,9 @@ impl Verifier {
             }
         }
         let payload = Payload::of(&req.payload).ok_or_else(|| fail(AuthFailure::Malformed))?;
-        let (signer, key) = self.signing_key(req, source)?;
+        let Some((signer, key)) = self.signing_key(req, source)? else {
+            return Ok(None);
+        };
         if !req
             .strings_to_sign()
             .iter()
@@ -207,24 +232,29 @@ impl Verifier {
                 &req.signature,
             )
         });
-        Ok(Verified {
+        Ok(Some(Verified {
             signer,
             ticket,
             chain,
-        })
+        }))
     }
 
+    /// The signer and signing key of the request's key and scope: from the cache, else from
+    /// `source` (`None` without one).
     fn signing_key(
         &self,
         req: &SignedRequest,
-        source: &dyn SecretSource,
-    ) -> Result<(Signer, SigningKey), TrusteeError> {
+        source: Option<&dyn SecretSource>,
+    ) -> Result<Option<(Signer, SigningKey)>, TrusteeError> {
         let cache_key = (req.access_key_id.clone(), req.scope());
         if let Ok(cache) = self.signing_keys.lock()
             && let Some((signer, key)) = cache.get(&cache_key)
         {
-            return Ok((signer.clone(), key.clone()));
+            return Ok(Some((signer.clone(), key.clone())));
         }
+        let Some(source) = source else {
+            return Ok(None);
+        };
         let (signer, secret) = source.secret(&req.access_key_id, Some(req))?;
         let key = SigningKey::derive(&secret, &req.scope_date, &req.region, &req.service);
         if source.cacheable(&req.access_key_id)
@@ -235,7 +265,7 @@ impl Verifier {
             }
             cache.insert(cache_key, (signer.clone(), key.clone()));
         }
-        Ok((signer, key))
+        Ok(Some((signer, key)))
     }
 
     /// A ticket for a request verified (or a statement checked) now.

@@ -64,6 +64,9 @@ pub enum TenantCommand {
         name: String,
         #[arg(long)]
         bucket: String,
+        /// Start the rotation and print its job id (`job=ID`) instead of waiting for it.
+        #[arg(long)]
+        no_wait: bool,
     },
     /// Crypto-shred a tenant: disable its key now, destroy it after the grace period. Needs
     /// two distinct principals (officers, or an officer and the tenant's admin): each runs it.
@@ -202,10 +205,14 @@ pub fn run(args: &AdminArgs, cmd: TenantCommand) -> Result<()> {
                     v.min_sites.map_or_else(tenants, |n| n.to_string()),
                 );
             }
-            TenantCommand::RotateKey { name, bucket } => {
+            TenantCommand::RotateKey {
+                name,
+                bucket,
+                no_wait,
+            } => {
                 obhut_core::validate_tenant_name(&name)?;
                 obhut_core::validate_bucket_name(&bucket)?;
-                rotate_bucket_key(&client, &name, &bucket).await?;
+                rotate_bucket_key(&client, &name, &bucket, no_wait).await?;
             }
             TenantCommand::KeyCreate { name } => {
                 obhut_core::validate_tenant_name(&name)?;
@@ -279,7 +286,12 @@ fn print_shred(r: &ShredView) {
 }
 
 /// Rotates a bucket's key and waits for the rewrap job, showing its progress.
-async fn rotate_bucket_key(client: &Client, tenant: &str, bucket: &str) -> Result<()> {
+async fn rotate_bucket_key(
+    client: &Client,
+    tenant: &str,
+    bucket: &str,
+    no_wait: bool,
+) -> Result<()> {
     // The signed statement gets a ticket from the trustee; the rotation uses the bucket's
     // keys under it.
     let ticket = client
@@ -294,6 +306,10 @@ async fn rotate_bucket_key(client: &Client, tenant: &str, bucket: &str) -> Resul
             Some(&serde_json::json!({ "ticket": ticket })),
         )
         .await?;
+    if no_wait {
+        println!("job={}", started.job);
+        return Ok(());
+    }
     let progress = bar(0);
     progress.set_message(format!("rewrapping object keys of {bucket}"));
     loop {
