@@ -62,10 +62,13 @@ pub struct Trustee {
     verifier: Arc<verify::Verifier>,
     /// Access keys made at a first start while the trustee was sealed: kept in memory only,
     /// and taken into custody at the unseal (lost if the process stops before).
-    pending_keys: Arc<Mutex<Vec<(String, String, zeroize::Zeroizing<String>)>>>,
+    pending_keys: Arc<Mutex<Vec<AccessKeySecret>>>,
     /// Time between disabling a tenant key and destroying it (DESIGN.md: 7 days).
     shred_grace_ms: i64,
 }
+
+/// An access key's id, tenant and secret.
+pub type AccessKeySecret = (String, String, zeroize::Zeroizing<String>);
 
 /// The S3 region requests are signed for unless configured otherwise (as the gateway's).
 pub const DEFAULT_REGION: &str = "de-1";
@@ -213,10 +216,7 @@ impl Trustee {
     /// Takes keys that an earlier release kept in the catalog in clear into custody (the
     /// upgrade of an embedded installation, whose trustee runs in the same process). Each
     /// tenant's imported ids are logged, so its admin knows which keys to replace.
-    pub fn import_access_keys(
-        &self,
-        keys: &[(String, String, zeroize::Zeroizing<String>)],
-    ) -> Result<(), TrusteeError> {
+    pub fn import_access_keys(&self, keys: &[AccessKeySecret]) -> Result<(), TrusteeError> {
         let mut by_tenant: std::collections::BTreeMap<&str, Vec<String>> =
             std::collections::BTreeMap::new();
         for (id, tenant, secret) in keys {
