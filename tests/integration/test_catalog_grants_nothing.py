@@ -309,3 +309,30 @@ def test_a_single_put_over_5_gib_is_refused_before_its_body_is_read(server, buck
     assert answer.startswith("HTTP/1.1 400"), answer
     assert "EntityTooLarge" in answer, answer
     assert "100 Continue" not in answer
+
+
+def test_refused_requests_under_a_grant_are_logged_but_cannot_flood_the_log(server):
+    from gov_helpers import approved_grant, credentials, grant_client, tenant_with_bucket
+
+    t = tenant_with_bucket(server, {"case-1/a": b"a", "other/b": b"b"})
+    gid = approved_grant(server, t, "read,list", prefix="case-1/")
+    c = grant_client(server, credentials(server, server.token("operator"), gid))
+    assert c.get_object(Bucket=t["bucket"], Key="case-1/a")["Body"].read() == b"a"
+    start = log_size(server)
+    # An operation no grant covers is refused by the gateway, and logged all the same.
+    try:
+        c.delete_bucket(Bucket=t["bucket"])
+        raise AssertionError("DeleteBucket under a grant succeeded")
+    except Exception as e:  # botocore ClientError
+        assert "AccessDenied" in str(e), e
+    denied = entries_of(server, start, type="grant_access_denied", grant=gid)
+    assert [d["operation"] for d in denied] == ["DeleteBucket"], denied
+    # A flood of refused reads: at most 10 entries a minute per grant.
+    for _ in range(30):
+        try:
+            c.get_object(Bucket=t["bucket"], Key="other/b")
+            raise AssertionError("a read outside the grant succeeded")
+        except Exception as e:
+            assert "AccessDenied" in str(e), e
+    denied = entries_of(server, start, type="grant_access_denied", grant=gid)
+    assert len(denied) == 10, f"{len(denied)} refusals logged in a minute"

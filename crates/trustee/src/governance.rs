@@ -243,7 +243,22 @@ pub enum ShredOutcome {
 pub struct Governance {
     db: Mutex<Connection>,
     log: obhut_tlog::Log,
+    /// Refused accesses logged per grant in the current minute, so that a flood of refused
+    /// requests fills neither the log nor the disk.
+    denials: Mutex<std::collections::HashMap<String, DenialWindow>>,
 }
+
+/// Refused accesses under one grant within one minute.
+#[derive(Default)]
+struct DenialWindow {
+    start_ms: i64,
+    logged: u32,
+    suppressed: u32,
+}
+
+/// Refused accesses logged per grant and minute; the rest are counted, and the count is
+/// logged with the next one logged.
+const DENIALS_LOGGED_PER_MINUTE: u32 = 10;
 
 /// governance.db's layouts, oldest first (`PRAGMA user_version` says which one a database
 /// has). A released migration never changes; a new layout is a migration appended here, and
@@ -369,6 +384,7 @@ impl Governance {
         let g = Self {
             db: Mutex::new(conn),
             log,
+            denials: Mutex::default(),
         };
         g.reindex()?;
         g.replay_policies()?;
@@ -1380,7 +1396,14 @@ impl Governance {
             } else {
                 None
             };
-        if let Some(why) = refusal {
+        if let Some(mut why) = refusal {
+            match self.admit_denial_entry(&g.id) {
+                None => return Err(denied(why)),
+                Some(0) => {}
+                Some(n) => why.push_str(&format!(
+                    " ({n} more refused requests under this grant in the minute before were not logged one by one)"
+                )),
+            }
             self.record(LogEvent::GrantAccessDenied {
                 grant: g.id.clone(),
                 tenant: g.tenant.clone(),
@@ -1404,6 +1427,33 @@ impl Governance {
             grant_id: g.id,
             tenant: g.tenant,
         })
+    }
+
+    /// Whether a refused access under `grant` is logged: `Some(n)` yes (with `n` refusals
+    /// not logged before it), `None` no (too many this minute; it is counted).
+    fn admit_denial_entry(&self, grant: &str) -> Option<u32> {
+        let now = now_ms();
+        let mut all = self.denials.lock().ok()?;
+        if all.len() > 10_000 {
+            all.retain(|_, w| now - w.start_ms < 60_000);
+        }
+        let w = all.entry(grant.to_owned()).or_default();
+        if now - w.start_ms >= 60_000 {
+            let carried = w.suppressed;
+            *w = DenialWindow {
+                start_ms: now,
+                logged: 1,
+                suppressed: 0,
+            };
+            return Some(carried);
+        }
+        if w.logged < DENIALS_LOGGED_PER_MINUTE {
+            w.logged += 1;
+            Some(0)
+        } else {
+            w.suppressed += 1;
+            None
+        }
     }
 
     // ---------------------------------------------------------------- disclosures
