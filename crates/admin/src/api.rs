@@ -373,6 +373,8 @@ async fn act(
     } = &statement.action
     {
         {
+            // Only officers learn whether a tenant exists.
+            caller.require(&[Role::Officer], "create tenants")?;
             provision::validate_tenant(name, jurisdictions, *min_sites)?;
             if catalog.get_tenant(name).await?.is_some() {
                 return Err(ApiError::new(

@@ -253,6 +253,13 @@ pub(crate) async fn act(
             jurisdictions,
             ..
         } => {
+            // Who may change it is settled before whether it exists: the answer to anyone
+            // else is the same for a bucket that is not theirs and for one that does not exist.
+            if !(caller.role() == Role::TenantAdmin && caller.tenant() == Some(tenant.as_str())) {
+                return Err(ApiError::forbidden(
+                    "change this bucket's policy (only its tenant's admin can)",
+                ));
+            }
             match catalog.get_bucket(bucket).await? {
                 Some(b) if b.tenant == *tenant => {}
                 _ => {
@@ -262,7 +269,6 @@ pub(crate) async fn act(
                 }
             }
             if let Some(j) = jurisdictions {
-                caller.require(&[Role::TenantAdmin], "narrow buckets' policies")?;
                 let sites = maintenance(state)?.sites().infos();
                 let affected = replicas_outside(catalog, &sites, tenant, Some(bucket), j).await?;
                 if !affected.is_empty() {

@@ -457,6 +457,14 @@ impl Trustee {
         tenant: &str,
         mode: ShredMode,
     ) -> Result<Value, TrusteeError> {
+        // Who may ask comes first: the state of a tenant's key (or whether it has one) is
+        // nobody else's business.
+        let own_admin = who.role == Role::TenantAdmin && who.tenant.as_deref() == Some(tenant);
+        if who.role != Role::Officer && !own_admin {
+            return Err(TrusteeError::Denied(format!(
+                "only officers and the admin of tenant {tenant} may shred it"
+            )));
+        }
         let (state, _) = self.with(|ks| ks.tenant_status(tenant))?;
         if state == TenantKeyState::Destroyed {
             return to_json(&ShredView::Done(ShredDone {
