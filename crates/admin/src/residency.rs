@@ -19,7 +19,7 @@ use obhut_core::{SiteInfo, SiteState, validate_jurisdiction, validate_tenant_nam
 use obhut_maintenance::Maintenance;
 use obhut_maintenance::RepairStatus;
 use obhut_maintenance::registry::{SiteSecrets, SiteSpec, create_site, describe_backend};
-use obhut_maintenance::{project, replicas_outside};
+use obhut_maintenance::{project, replicas_outside, uploads_outside};
 use obhut_trustee_client::views::{AttestationView, BucketPolicyView};
 use obhut_trustee_client::{Action, Role, SignedStatement, TrusteeClient};
 use serde::Deserialize;
@@ -82,12 +82,27 @@ fn state_of(s: &str) -> Result<SiteState, ApiError> {
     }
 }
 
-fn affected_text(affected: &[(String, u64)]) -> String {
-    affected
+/// The buckets a narrowing would leave data outside of: objects, then unfinished uploads.
+fn affected_text(objects: &[(String, u64)], uploads: &[(String, u64)]) -> String {
+    objects
         .iter()
         .map(|(b, n)| format!("bucket {b}: {n} object(s)"))
+        .chain(
+            uploads
+                .iter()
+                .map(|(b, n)| format!("bucket {b}: {n} unfinished multipart upload(s)")),
+        )
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// What to do about unfinished uploads that stand in a narrowing's way.
+fn uploads_hint(uploads: &[(String, u64)]) -> &'static str {
+    if uploads.is_empty() {
+        ""
+    } else {
+        "; abort the unfinished uploads first, or complete them and move the objects (`aws s3api list-multipart-uploads` lists them)"
+    }
 }
 
 /// Carries out a residency statement: checks first, then the trustee (which checks the
@@ -229,11 +244,13 @@ pub(crate) async fn act(
                 }
                 let sites = maintenance(state)?.sites().infos();
                 let affected = replicas_outside(catalog, &sites, tenant, None, j).await?;
-                if !affected.is_empty() {
+                let uploads = uploads_outside(catalog, &sites, tenant, None, j).await?;
+                if !affected.is_empty() || !uploads.is_empty() {
                     return Err(conflict(format!(
-                        "refused: tenant {tenant} has data outside {}: {}; move it first (narrow buckets, drain sites)",
+                        "refused: tenant {tenant} has data outside {}: {}; move it first (narrow buckets, drain sites){}",
                         j.join(","),
-                        affected_text(&affected)
+                        affected_text(&affected, &uploads),
+                        uploads_hint(&uploads)
                     )));
                 }
             }
@@ -271,11 +288,13 @@ pub(crate) async fn act(
             if let Some(j) = jurisdictions {
                 let sites = maintenance(state)?.sites().infos();
                 let affected = replicas_outside(catalog, &sites, tenant, Some(bucket), j).await?;
-                if !affected.is_empty() {
+                let uploads = uploads_outside(catalog, &sites, tenant, Some(bucket), j).await?;
+                if !affected.is_empty() || !uploads.is_empty() {
                     return Err(conflict(format!(
-                        "refused: {} would be outside {}",
-                        affected_text(&affected),
-                        j.join(",")
+                        "refused: {} would be outside {}{}",
+                        affected_text(&affected, &uploads),
+                        j.join(","),
+                        uploads_hint(&uploads)
                     )));
                 }
             }

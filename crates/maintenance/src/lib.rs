@@ -25,7 +25,7 @@ pub use repair::{Maintenance, Outcome, RepairRequests, RepairState, RepairStatus
 pub use replica::{ReplicaProblem, discard_blobs, verify_replica};
 pub use report::{
     BucketResidency, ReplicaCheck, ReportPolicy, ReportSite, ResidencyReport, TenantResidency,
-    replicas_outside,
+    replicas_outside, uploads_outside,
 };
 pub use sites::SiteSet;
 pub use worker::{WorkerState, WorkerStatus, Workers};

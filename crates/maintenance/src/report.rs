@@ -247,6 +247,78 @@ pub async fn replicas_outside(
     Ok(affected)
 }
 
+/// Whether unfinished multipart uploads of `tenant` (or only of `bucket`) hold parts outside
+/// `allowed`, or were placed outside it: returns the buckets affected with their upload counts.
+/// Completing such an upload would make an object outside `allowed`, so a narrower policy is
+/// refused while they exist (docs/residency.md, "Changing a policy").
+pub async fn uploads_outside(
+    catalog: &dyn Catalog,
+    sites: &[SiteInfo],
+    tenant: &str,
+    bucket: Option<&str>,
+    allowed: &[String],
+) -> Result<Vec<(String, u64)>, CatalogError> {
+    let jurisdiction: HashMap<&str, &str> = sites
+        .iter()
+        .map(|s| (s.id.as_str(), s.jurisdiction.as_str()))
+        .collect();
+    let outside = |ids: &[String]| {
+        ids.iter().any(|id| {
+            jurisdiction
+                .get(id.as_str())
+                .is_none_or(|j| !allowed.iter().any(|a| a == j))
+        })
+    };
+    let mut affected = Vec::new();
+    for b in catalog.list_buckets(tenant).await? {
+        if bucket.is_some_and(|name| name != b.name) {
+            continue;
+        }
+        let mut count = 0u64;
+        let mut after: Option<(String, String)> = None;
+        loop {
+            let uploads = catalog
+                .list_uploads(
+                    &b.name,
+                    "",
+                    after.as_ref().map(|(k, u)| (k.as_str(), u.as_str())),
+                    PAGE,
+                )
+                .await?;
+            for upload in &uploads {
+                if outside(&upload.sites) {
+                    count += 1;
+                    continue;
+                }
+                let mut after_part = 0;
+                loop {
+                    let parts = catalog
+                        .list_parts(&upload.upload_id, after_part, PAGE)
+                        .await?;
+                    if parts.iter().any(|p| outside(&p.sites)) {
+                        count += 1;
+                        break;
+                    }
+                    match parts.last() {
+                        Some(last) if parts.len() == PAGE => after_part = last.part_number,
+                        _ => break,
+                    }
+                }
+            }
+            match uploads.last() {
+                Some(last) if uploads.len() == PAGE => {
+                    after = Some((last.key.clone(), last.upload_id.clone()));
+                }
+                _ => break,
+            }
+        }
+        if count > 0 {
+            affected.push((b.name, count));
+        }
+    }
+    Ok(affected)
+}
+
 #[cfg(test)]
 mod tests {
     use super::{
