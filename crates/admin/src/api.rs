@@ -38,6 +38,9 @@ pub struct AdminState {
     pub workers: Workers,
     /// Background jobs and their progress.
     pub jobs: Jobs,
+    /// The data directory of this process (its databases and keys): no site may be added
+    /// inside it or around it.
+    pub data_dir: Option<std::path::PathBuf>,
 }
 
 /// What a bucket-key rotation did.

@@ -18,7 +18,9 @@ use obhut_catalog::{CatalogError, SiteRecord};
 use obhut_core::{SiteInfo, SiteState, validate_jurisdiction, validate_tenant_name};
 use obhut_maintenance::Maintenance;
 use obhut_maintenance::RepairStatus;
-use obhut_maintenance::registry::{SiteSecrets, SiteSpec, create_site, describe_backend};
+use obhut_maintenance::registry::{
+    SiteSecrets, SiteSpec, check_fs_root, create_site, describe_backend, fs_root,
+};
 use obhut_maintenance::{project, replicas_outside, uploads_outside};
 use obhut_trustee_client::views::{AttestationView, BucketPolicyView};
 use obhut_trustee_client::{Action, Role, SignedStatement, TrusteeClient};
@@ -134,8 +136,20 @@ pub(crate) async fn act(
                     "the signed statement describes another backend than the one given",
                 ));
             }
-            if catalog.list_sites().await?.iter().any(|s| s.id == *id) {
+            let registered = catalog.list_sites().await?;
+            if registered.iter().any(|s| s.id == *id) {
                 return Err(conflict(format!("site {id} exists")));
+            }
+            if let SiteSpec::Fs { path } = &spec {
+                let mut reserved: Vec<(String, std::path::PathBuf)> = registered
+                    .iter()
+                    .filter_map(|s| fs_root(s).map(|root| (format!("site {}", s.id), root)))
+                    .collect();
+                if let Some(dir) = &state.data_dir {
+                    reserved.push(("the data directory".to_owned(), dir.clone()));
+                }
+                check_fs_root(path, &reserved)
+                    .map_err(|e| bad_request(format!("cannot create site {id}: {e}")))?;
             }
             let m = maintenance(state)?;
             let (handle, record) =

@@ -150,6 +150,7 @@ pub(crate) async fn serve_front(front: Front, data_dir: &Path) -> Result<()> {
         rotation: Some(Arc::new(GatewayRotation(gateway.clone()))),
         workers: workers.clone(),
         jobs: obhut_admin::Jobs::default(),
+        data_dir: Some(data_dir.to_path_buf()),
     });
     let s3_task = tokio::spawn(serve_s3(
         s3_listener,
