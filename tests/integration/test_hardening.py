@@ -108,3 +108,60 @@ def test_an_unmounted_site_is_down_never_recreated(private_server_factory):
     srv.start()
     srv.client().put_object(Bucket="mount", Key="new", Body=b"both sites again")
     assert srv.client().get_object(Bucket="mount", Key="new")["Body"].read() == b"both sites again"
+
+
+def _wide(path):
+    """Every file and directory under `path` that group or others may use, with its mode."""
+    import os
+    import stat
+
+    found = []
+    for root, dirs, files in os.walk(path):
+        for name in dirs + files:
+            p = os.path.join(root, name)
+            st = os.lstat(p)
+            if stat.S_ISLNK(st.st_mode):
+                continue
+            if stat.S_IMODE(st.st_mode) & 0o077:
+                found.append((p, oct(stat.S_IMODE(st.st_mode))))
+    return found
+
+
+def test_databases_wal_and_log_files_are_the_owners_alone_even_in_a_wide_data_dir(fresh_server):
+    """catalog.db, governance.db, their -wal/-shm files and the log's files are 0600 and
+    every directory 0700, also when the data directory was made 0755 with a 0644 file in it
+    before the first start, and for what is written while serving."""
+    import os
+    import stat
+
+    srv = fresh_server
+    srv.data_dir.mkdir(mode=0o755)
+    os.chmod(srv.data_dir, 0o755)
+    (srv.data_dir / "notes").mkdir()
+    os.chmod(srv.data_dir / "notes", 0o755)
+    (srv.data_dir / "notes" / "readme.txt").write_text("left by an administrator")
+    os.chmod(srv.data_dir / "notes" / "readme.txt", 0o644)
+    assert _wide(srv.data_dir), "the test should start from a wide data directory"
+    srv.start()
+    s3 = srv.client()
+    s3.create_bucket(Bucket="modes")
+    s3.put_object(Bucket="modes", Key="k", Body=b"some bytes")
+    names = {p.name for p in srv.data_dir.rglob("*")}
+    for expected in ("catalog.db", "catalog.db-wal", "catalog.db-shm", "governance.db", "log-key", "origin"):
+        assert expected in names, f"{expected} is not in the data directory (the test looks for it): {sorted(names)}"
+    log_dirs = [p for p in srv.data_dir.rglob("log") if p.is_dir()]
+    assert log_dirs and any(f.is_file() for d in log_dirs for f in d.rglob("*")), "no log files found"
+    wide = _wide(srv.data_dir)
+    assert wide == [], f"group or others may use: {wide}"
+    assert stat.S_IMODE(srv.data_dir.stat().st_mode) == 0o700
+    for p in srv.data_dir.rglob("*"):
+        if p.is_file() and not p.is_symlink() and (p.name.endswith((".db", "-wal", "-shm")) or "log" in p.parts):
+            assert stat.S_IMODE(p.stat().st_mode) == 0o600, (p, oct(stat.S_IMODE(p.stat().st_mode)))
+    srv.stop_ok()
+    # A restart after an administrator widened things again tightens them again.
+    os.chmod(srv.data_dir / "catalog.db", 0o644)
+    os.chmod(srv.data_dir, 0o755)
+    srv.start()
+    assert _wide(srv.data_dir) == []
+    srv.stop_ok()
+
