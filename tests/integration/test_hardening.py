@@ -165,3 +165,51 @@ def test_databases_wal_and_log_files_are_the_owners_alone_even_in_a_wide_data_di
     assert _wide(srv.data_dir) == []
     srv.stop_ok()
 
+
+def _logged(name: str) -> str:
+    """A name as the process log shows it: `#` and the first 12 hex digits of its SHA-256."""
+    import hashlib
+
+    return "#" + hashlib.sha256(name.encode()).hexdigest()[:12]
+
+
+def test_the_process_log_never_names_a_tenant_bucket_or_object(private_server_factory):
+    """Tenants, buckets and objects are the customers' names: the log the provider collects
+    shows them only as short SHA-256 prefixes, through tenant creation, keys, bucket
+    policies, key rotation, S3 reads and writes, multipart uploads and failures."""
+    import os
+
+    from conftest import enrol, parse_key_output
+
+    srv = private_server_factory()
+    tag = os.urandom(4).hex()
+    tenant = f"zqtenant{tag}"
+    bucket = f"zq-bucket-{tag}"
+    key = f"zq-object-{tag}/report.pdf"
+    officer = srv.token("officer1")
+    srv.cli_ok("tenant", "create", tenant, "--jurisdiction", "DE", token=officer)
+    admin = enrol(srv, f"adm{tag}", "tenant-admin", tenant=tenant)
+    keys = parse_key_output(srv.cli_ok("tenant", "key-create", tenant, token=admin))
+    s3 = srv.client(keys["AWS_ACCESS_KEY_ID"], keys["AWS_SECRET_ACCESS_KEY"])
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key=key, Body=b"quarterly numbers")
+    assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == b"quarterly numbers"
+    s3.list_objects_v2(Bucket=bucket, Prefix="zq-object-")
+    s3.copy_object(Bucket=bucket, Key=key + ".copy", CopySource={"Bucket": bucket, "Key": key})
+    up = s3.create_multipart_upload(Bucket=bucket, Key=key + ".mpu")["UploadId"]
+    etag = s3.upload_part(Bucket=bucket, Key=key + ".mpu", UploadId=up, PartNumber=1, Body=b"part")["ETag"]
+    s3.complete_multipart_upload(Bucket=bucket, Key=key + ".mpu", UploadId=up,
+                                 MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]})
+    code, status, _ = client_error(s3.get_object, Bucket=bucket, Key=key + ".missing")
+    assert status == 404, (code, status)
+    srv.cli_ok("tenant", "bucket-policy", tenant, "--bucket", bucket, "--min-sites", "2", token=admin)
+    srv.cli_ok("tenant", "rotate-key", tenant, "--bucket", bucket, token=admin)
+    s3.delete_object(Bucket=bucket, Key=key)
+    srv.stop_ok()
+    log = srv.log_path.read_text(errors="replace")
+    for name in (tenant, bucket, "zq-object-", tag):
+        assert name not in log, f"the process log names {name!r}: " + next(
+            ln for ln in log.splitlines() if name in ln)
+    # The lines are there, naming the tenant and bucket by their digests.
+    assert _logged(tenant) in log, "no log line names the tenant by its digest (e.g. `tenant created`)"
+    assert _logged(bucket) in log, "no log line names the bucket by its digest (e.g. `bucket key rotated`)"

@@ -272,7 +272,7 @@ async fn create_key(
         ));
     }
     let key = provision::create_access_key(state.catalog.as_ref(), &tenant).await?;
-    tracing::info!(tenant = %tenant, access_key_id = %key.access_key_id, by = %caller.0.name, "access key created");
+    tracing::info!(tenant = %obhut_core::logged(&tenant), access_key_id = %key.access_key_id, by = %obhut_core::logged(&caller.0.name), "access key created");
     Ok((
         StatusCode::CREATED,
         Json(AccessKeyCreated {
@@ -388,7 +388,7 @@ async fn act(
             }
             let v = state.trustee.act(&signed).await?;
             provision::create_tenant(catalog, name, jurisdictions, *min_sites).await?;
-            tracing::info!(tenant = %name, by = %caller.0.name, "tenant created");
+            tracing::info!(tenant = %obhut_core::logged(name), by = %obhut_core::logged(&caller.0.name), "tenant created");
             return Ok((StatusCode::CREATED, Json(v)));
         }
     }
@@ -697,7 +697,7 @@ async fn trustee_seal(
 ) -> Result<Json<SealStatus>, ApiError> {
     caller.require(&[Role::Officer], "seal the trustee")?;
     let status = trustee_of(&state)?.seal().await?;
-    tracing::warn!(by = %caller.0.name, "trustee sealed by an officer");
+    tracing::warn!(by = %obhut_core::logged(&caller.0.name), "trustee sealed by an officer");
     Ok(Json(status))
 }
 
@@ -720,7 +720,7 @@ async fn trustee_unseal(
     caller.require(&[Role::Officer], "unseal the trustee")?;
     let Json(req) = body?;
     let status = trustee_of(&state)?.unseal(&req.share).await?;
-    tracing::info!(by = %caller.0.name, sealed = status.sealed, given = status.shares_given, "unseal share given");
+    tracing::info!(by = %obhut_core::logged(&caller.0.name), sealed = status.sealed, given = status.shares_given, "unseal share given");
     Ok(Json(status))
 }
 

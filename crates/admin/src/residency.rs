@@ -175,7 +175,7 @@ pub(crate) async fn act(
                 },
                 Some(handle),
             );
-            tracing::info!(site = %id, %jurisdiction, by = %caller.name(), "site added");
+            tracing::info!(site = %id, %jurisdiction, by = %obhut_core::logged(caller.name()), "site added");
             Ok(Some((StatusCode::CREATED, v)))
         }
         Action::SetSiteState { id, state: new } => {
@@ -390,7 +390,7 @@ pub(crate) async fn repair_start(
     caller.require(&[Role::Officer, Role::Operator], "start repair")?;
     let m = maintenance(&state)?;
     let started = m.start_repair("operator");
-    tracing::info!(by = %caller.name(), started, "repair requested");
+    tracing::info!(by = %obhut_core::logged(caller.name()), started, "repair requested");
     Ok((
         if started {
             StatusCode::ACCEPTED
@@ -467,7 +467,7 @@ async fn reproject(state: &AdminState, tenant: &str) {
     let Some(m) = &state.maintenance else { return };
     m.policies().invalidate(Some(tenant));
     if let Err(e) = project(state.catalog.as_ref(), m.policies().as_ref(), tenant).await {
-        tracing::warn!(tenant, error = %e, "the catalog's copy of the residency policy is rewritten at its next use");
+        tracing::warn!(tenant = %obhut_core::logged(tenant), error = %e.logged(), "the catalog's copy of the residency policy is rewritten at its next use");
     }
 }
 

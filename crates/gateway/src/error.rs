@@ -134,7 +134,7 @@ pub fn policy(e: obhut_maintenance::PolicyError) -> S3Error {
     match e {
         obhut_maintenance::PolicyError::Catalog(e) => catalog(e),
         other => {
-            tracing::error!(error = %other, "residency policy unavailable");
+            tracing::error!(error = %other.logged(), "residency policy unavailable");
             S3Error::with_message(
                 S3ErrorCode::ServiceUnavailable,
                 format!("write refused: {other}; retry when the trustee is back"),

@@ -149,7 +149,7 @@ impl Gateway {
         .map_err(|e| error::placement(&e))?;
         let ids: Vec<String> = chosen.iter().map(|s| s.id.clone()).collect();
         if short {
-            tracing::warn!(bucket, sites = ?ids, required = policy.min_sites, "degraded write: fewer sites than the policy requires; the object will be repaired");
+            tracing::warn!(bucket = %obhut_core::logged(bucket), sites = ?ids, required = policy.min_sites, "degraded write: fewer sites than the policy requires; the object will be repaired");
             self.maintenance.note_under_replicated();
         }
         let sites = self.sites.resolve(&ids)?;
