@@ -88,7 +88,15 @@ impl Gateway {
             return self.place_by(bucket, &policy);
         }
         let infos = self.sites.infos();
-        self.check_within_policy(&infos, &policy, &upload.sites)?;
+        // A site since removed from the registry (drained first) is no residency question,
+        // only one that is gone; a registered one in a jurisdiction no longer allowed is.
+        let registered: Vec<String> = upload
+            .sites
+            .iter()
+            .filter(|id| infos.iter().any(|s| s.id == **id))
+            .cloned()
+            .collect();
+        self.check_within_policy(&infos, &policy, &registered)?;
         let all_active = upload.sites.iter().all(|id| {
             infos
                 .iter()
