@@ -161,3 +161,35 @@ def test_connections_beyond_the_cap_are_answered_503_and_the_server_goes_on(priv
         assert time.monotonic() < deadline, "the server refuses connections after the held ones closed"
         time.sleep(0.2)
     assert status in (200, 403), status
+
+
+def test_a_client_that_stops_reading_its_response_is_cut_off_after_the_idle_timeout(private_server_factory):
+    """The header-read timeout does not cover a response the client stops reading: the idle
+    timeout does (no byte moved for 3 s while no request is being handled)."""
+    import os
+
+    srv = private_server_factory(config=SHORT)
+    s3 = srv.client()
+    s3.create_bucket(Bucket="slow-reader")
+    body = os.urandom(32 * 1024 * 1024)
+    s3.put_object(Bucket="slow-reader", Key="big", Body=body)
+    url = s3.generate_presigned_url("get_object", Params={"Bucket": "slow-reader", "Key": "big"}, ExpiresIn=600)
+    path = url[len(srv.s3_url):]
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.connect(("127.0.0.1", srv.s3_port))
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{srv.s3_port}\r\n\r\n".encode())
+        first = s.recv(4096)
+        assert first.startswith(b"HTTP/1.1 200"), first[:200]
+        time.sleep(3 + 5)  # the idle timeout, and time for the server to notice
+        got = len(first)
+        s.settimeout(10)
+        try:
+            while True:
+                chunk = s.recv(1 << 20)
+                if not chunk:
+                    break
+                got += len(chunk)
+        except (ConnectionResetError, socket.timeout):
+            pass
+    assert got < len(body), "the server kept a connection whose client stopped reading for 8 s (idle timeout 3 s)"
