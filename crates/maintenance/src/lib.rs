@@ -38,7 +38,9 @@ impl From<PolicyError> for MaintenanceError {
     fn from(e: PolicyError) -> Self {
         match e {
             PolicyError::Catalog(e) => Self::Catalog(e),
-            other @ PolicyError::Unavailable { .. } => Self::Policy(other.to_string()),
+            // Logged and shown to operators by the repair status: the tenant as the log
+            // names it.
+            other @ PolicyError::Unavailable { .. } => Self::Policy(other.logged()),
         }
     }
 }
