@@ -124,3 +124,28 @@ def test_an_upload_keeps_the_placement_it_was_created_with(private_server, tmp_p
                                                             {"PartNumber": 2, "ETag": e2}]})
     got = s3.get_object(Bucket=bucket, Key="big")["Body"].read()
     assert got == first + b"b" * 100
+
+
+def test_an_upload_placed_on_a_site_since_drained_and_removed_goes_on(private_server, tmp_path):
+    """A drain moves an unfinished upload's parts; once the drained site is removed, the
+    upload's kept placement names a site that is gone, which is no residency question: the
+    next part is placed anew and the upload completes."""
+    from site_helpers import set_state, sites, wait_repair_idle
+
+    srv = private_server
+    site_add_fs(srv, "de-ber", "DE", tmp_path / "de-ber")
+    s3 = srv.client()
+    bucket = new_bucket(s3, "mpu-gone")
+    up = s3.create_multipart_upload(Bucket=bucket, Key="long")["UploadId"]
+    first = b"c" * (5 * 1024 * 1024)
+    e1 = s3.upload_part(Bucket=bucket, Key="long", UploadId=up, PartNumber=1, Body=first)["ETag"]
+    assert len(site_blobs(tmp_path / "de-ber")) == 1, "the upload was placed on de-ber (first in id order)"
+    set_state(srv, "de-ber", "draining")
+    wait_repair_idle(srv)
+    assert sites(srv)["de-ber"]["replicas"] == 0
+    run_ok(srv, srv.token("officer1"), "site", "remove", "de-ber")
+    e2 = s3.upload_part(Bucket=bucket, Key="long", UploadId=up, PartNumber=2, Body=b"d" * 10)["ETag"]
+    s3.complete_multipart_upload(Bucket=bucket, Key="long", UploadId=up,
+                                 MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": e1},
+                                                            {"PartNumber": 2, "ETag": e2}]})
+    assert s3.get_object(Bucket=bucket, Key="long")["Body"].read() == first + b"d" * 10
