@@ -703,3 +703,24 @@ def test_an_expired_grant_is_denied(server):
     assert len(accesses) == 1, f"only the access before expiry may be logged as an access: {accesses}"
     # the tenant itself is unaffected
     assert t["client"].get_object(Bucket=t["bucket"], Key="k")["Body"].read() == b"short-lived"
+
+
+def test_a_cli_grant_prefix_without_a_slash_is_refused_unless_raw(server):
+    """`--prefix case-42` would also cover `case-420/`: the CLI refuses it in one line and
+    asks for `case-42/` or `--raw-prefix`; a grant on `case-42/` cannot read `case-420/x`."""
+    t = tenant_with_bucket(server, {"case-42/a": b"in scope", "case-420/x": b"another case"})
+    op = server.token("operator")
+    base = ["access", "request", "--tenant", t["name"], "--bucket", t["bucket"], "--ops", "read",
+            "--duration", "1h", "--reason", "support case 42"]
+    before = len(run_ok(server, op, "access", "list").splitlines())
+    err = run_fail(server, op, *base, "--prefix", "case-42")
+    assert "case-42/" in err and "--raw-prefix" in err, err
+    assert len(run_ok(server, op, "access", "list").splitlines()) == before, "the refused request was made anyway"
+    # With --raw-prefix the plain string prefix is what is asked for.
+    out = run_ok(server, op, *base, "--prefix", "case-42", "--raw-prefix")
+    assert 'prefix "case-42"' in out, out
+    # A grant on the folder reads it, and not the neighbouring one.
+    creds = credentials(server, op, approved_grant(server, t, "read", prefix="case-42/"))
+    c = grant_client(server, creds)
+    assert c.get_object(Bucket=t["bucket"], Key="case-42/a")["Body"].read() == b"in scope"
+    assert_access_denied(lambda: c.get_object(Bucket=t["bucket"], Key="case-420/x"), "GetObject case-420/x")

@@ -89,6 +89,37 @@ def test_officer_adds_fs_site_and_identity_is_written(private_server, tmp_path):
     assert not (tmp_path / "elsewhere" / "site.json").exists(), "a refused site add wrote an identity file"
 
 
+def test_a_site_inside_or_around_another_site_or_the_data_dir_is_refused(private_server, tmp_path):
+    """Two sites in one directory would count one disk twice, and a site over the data
+    directory would mix blobs with the databases: both are refused, however the path is
+    spelt (`..`, a symlink), with one clear line and nothing written."""
+    srv = private_server
+    officer = srv.token("officer1")
+    site_add_fs(srv, "de-ber", "DE", tmp_path / "disks" / "ber")
+    link = tmp_path / "innocent-looking"
+    link.symlink_to(srv.site_dir("de-fra"))
+    attempts = [
+        (srv.data_dir / "sites" / "de-new", "data directory"),
+        (srv.data_dir.parent / "elsewhere" / ".." / srv.data_dir.name / "blobs", "data directory"),
+        (srv.data_dir.parent, "contains"),
+        (tmp_path / "disks", "site de-ber"),
+        (tmp_path / "disks" / "ber" / "inner", "site de-ber"),
+        (link / "inner", "site de-fra"),
+        (link, "site de-fra"),
+    ]
+    identity = (srv.site_dir("de-fra") / "site.json").read_bytes()
+    for n, (path, what) in enumerate(attempts):
+        had_identity = (path / "site.json").exists()
+        err = run_fail(srv, officer, "site", "add", f"de-x{n}", "--jurisdiction", "DE", "--fs", str(path),
+                       status=400, says=what)
+        assert "inside" in err or "contains" in err, err
+        assert had_identity or not (path / "site.json").exists(), f"a refused site add wrote {path / 'site.json'}"
+    assert (srv.site_dir("de-fra") / "site.json").read_bytes() == identity, "de-fra's identity was touched"
+    assert set(sites(srv)) == {"de-fra", "de-mgd", "de-ber"}
+    # A directory beside them is fine.
+    site_add_fs(srv, "de-ok", "DE", tmp_path / "disks-2" / "ok")
+
+
 @pytest.mark.parametrize("who", ["operator", "auditor", "demo_admin"])
 def test_only_officers_add_sites(private_server, tmp_path, who):
     srv = private_server

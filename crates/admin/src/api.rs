@@ -38,6 +38,9 @@ pub struct AdminState {
     pub workers: Workers,
     /// Background jobs and their progress.
     pub jobs: Jobs,
+    /// The data directory of this process (its databases and keys): no site may be added
+    /// inside it or around it.
+    pub data_dir: Option<std::path::PathBuf>,
 }
 
 /// What a bucket-key rotation did.
@@ -356,6 +359,8 @@ async fn act(
     } = &statement.action
     {
         {
+            // Only officers learn whether a tenant exists.
+            caller.require(&[Role::Officer], "create tenants")?;
             provision::validate_tenant(name, jurisdictions, *min_sites)?;
             if catalog.get_tenant(name).await?.is_some() {
                 return Err(ApiError::new(
@@ -366,7 +371,7 @@ async fn act(
             }
             let v = state.trustee.act(&signed).await?;
             provision::create_tenant(catalog, name, jurisdictions, *min_sites).await?;
-            tracing::info!(tenant = %name, by = %caller.0.name, "tenant created");
+            tracing::info!(tenant = %obhut_core::logged(name), by = %obhut_core::logged(&caller.0.name), "tenant created");
             return Ok((StatusCode::CREATED, Json(v)));
         }
     }
@@ -680,7 +685,7 @@ async fn trustee_seal(
 ) -> Result<Json<SealStatus>, ApiError> {
     caller.require(&[Role::Officer], "seal the trustee")?;
     let status = trustee_of(&state)?.seal().await?;
-    tracing::warn!(by = %caller.0.name, "trustee sealed by an officer");
+    tracing::warn!(by = %obhut_core::logged(&caller.0.name), "trustee sealed by an officer");
     Ok(Json(status))
 }
 
@@ -703,7 +708,7 @@ async fn trustee_unseal(
     caller.require(&[Role::Officer], "unseal the trustee")?;
     let Json(req) = body?;
     let status = trustee_of(&state)?.unseal(&req.share).await?;
-    tracing::info!(by = %caller.0.name, sealed = status.sealed, given = status.shares_given, "unseal share given");
+    tracing::info!(by = %obhut_core::logged(&caller.0.name), sealed = status.sealed, given = status.shares_given, "unseal share given");
     Ok(Json(status))
 }
 

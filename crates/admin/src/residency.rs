@@ -18,8 +18,10 @@ use obhut_catalog::{CatalogError, SiteRecord};
 use obhut_core::{SiteInfo, SiteState, validate_jurisdiction, validate_tenant_name};
 use obhut_maintenance::Maintenance;
 use obhut_maintenance::RepairStatus;
-use obhut_maintenance::registry::{SiteSecrets, SiteSpec, create_site, describe_backend};
-use obhut_maintenance::{project, replicas_outside};
+use obhut_maintenance::registry::{
+    SiteSecrets, SiteSpec, check_fs_root, create_site, describe_backend, fs_root,
+};
+use obhut_maintenance::{project, replicas_outside, uploads_outside};
 use obhut_trustee_client::views::{AttestationView, BucketPolicyView};
 use obhut_trustee_client::{Action, Role, SignedStatement, TrusteeClient};
 use serde::Deserialize;
@@ -82,12 +84,27 @@ fn state_of(s: &str) -> Result<SiteState, ApiError> {
     }
 }
 
-fn affected_text(affected: &[(String, u64)]) -> String {
-    affected
+/// The buckets a narrowing would leave data outside of: objects, then unfinished uploads.
+fn affected_text(objects: &[(String, u64)], uploads: &[(String, u64)]) -> String {
+    objects
         .iter()
         .map(|(b, n)| format!("bucket {b}: {n} object(s)"))
+        .chain(
+            uploads
+                .iter()
+                .map(|(b, n)| format!("bucket {b}: {n} unfinished multipart upload(s)")),
+        )
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// What to do about unfinished uploads that stand in a narrowing's way.
+fn uploads_hint(uploads: &[(String, u64)]) -> &'static str {
+    if uploads.is_empty() {
+        ""
+    } else {
+        "; abort the unfinished uploads first, or complete them and move the objects (`aws s3api list-multipart-uploads` lists them)"
+    }
 }
 
 /// Carries out a residency statement: checks first, then the trustee (which checks the
@@ -119,8 +136,20 @@ pub(crate) async fn act(
                     "the signed statement describes another backend than the one given",
                 ));
             }
-            if catalog.list_sites().await?.iter().any(|s| s.id == *id) {
+            let registered = catalog.list_sites().await?;
+            if registered.iter().any(|s| s.id == *id) {
                 return Err(conflict(format!("site {id} exists")));
+            }
+            if let SiteSpec::Fs { path } = &spec {
+                let mut reserved: Vec<(String, std::path::PathBuf)> = registered
+                    .iter()
+                    .filter_map(|s| fs_root(s).map(|root| (format!("site {}", s.id), root)))
+                    .collect();
+                if let Some(dir) = &state.data_dir {
+                    reserved.push(("the data directory".to_owned(), dir.clone()));
+                }
+                check_fs_root(path, &reserved)
+                    .map_err(|e| bad_request(format!("cannot create site {id}: {e}")))?;
             }
             let m = maintenance(state)?;
             let (handle, record) =
@@ -146,7 +175,7 @@ pub(crate) async fn act(
                 },
                 Some(handle),
             );
-            tracing::info!(site = %id, %jurisdiction, by = %caller.name(), "site added");
+            tracing::info!(site = %id, %jurisdiction, by = %obhut_core::logged(caller.name()), "site added");
             Ok(Some((StatusCode::CREATED, v)))
         }
         Action::SetSiteState { id, state: new } => {
@@ -229,11 +258,13 @@ pub(crate) async fn act(
                 }
                 let sites = maintenance(state)?.sites().infos();
                 let affected = replicas_outside(catalog, &sites, tenant, None, j).await?;
-                if !affected.is_empty() {
+                let uploads = uploads_outside(catalog, &sites, tenant, None, j).await?;
+                if !affected.is_empty() || !uploads.is_empty() {
                     return Err(conflict(format!(
-                        "refused: tenant {tenant} has data outside {}: {}; move it first (narrow buckets, drain sites)",
+                        "refused: tenant {tenant} has data outside {}: {}; move it first (narrow buckets, drain sites){}",
                         j.join(","),
-                        affected_text(&affected)
+                        affected_text(&affected, &uploads),
+                        uploads_hint(&uploads)
                     )));
                 }
             }
@@ -253,6 +284,13 @@ pub(crate) async fn act(
             jurisdictions,
             ..
         } => {
+            // Who may change it is settled before whether it exists: the answer to anyone
+            // else is the same for a bucket that is not theirs and for one that does not exist.
+            if !(caller.role() == Role::TenantAdmin && caller.tenant() == Some(tenant.as_str())) {
+                return Err(ApiError::forbidden(
+                    "change this bucket's policy (only its tenant's admin can)",
+                ));
+            }
             match catalog.get_bucket(bucket).await? {
                 Some(b) if b.tenant == *tenant => {}
                 _ => {
@@ -262,14 +300,15 @@ pub(crate) async fn act(
                 }
             }
             if let Some(j) = jurisdictions {
-                caller.require(&[Role::TenantAdmin], "narrow buckets' policies")?;
                 let sites = maintenance(state)?.sites().infos();
                 let affected = replicas_outside(catalog, &sites, tenant, Some(bucket), j).await?;
-                if !affected.is_empty() {
+                let uploads = uploads_outside(catalog, &sites, tenant, Some(bucket), j).await?;
+                if !affected.is_empty() || !uploads.is_empty() {
                     return Err(conflict(format!(
-                        "refused: {} would be outside {}",
-                        affected_text(&affected),
-                        j.join(",")
+                        "refused: {} would be outside {}{}",
+                        affected_text(&affected, &uploads),
+                        j.join(","),
+                        uploads_hint(&uploads)
                     )));
                 }
             }
@@ -351,7 +390,7 @@ pub(crate) async fn repair_start(
     caller.require(&[Role::Officer, Role::Operator], "start repair")?;
     let m = maintenance(&state)?;
     let started = m.start_repair("operator");
-    tracing::info!(by = %caller.name(), started, "repair requested");
+    tracing::info!(by = %obhut_core::logged(caller.name()), started, "repair requested");
     Ok((
         if started {
             StatusCode::ACCEPTED
@@ -428,7 +467,7 @@ async fn reproject(state: &AdminState, tenant: &str) {
     let Some(m) = &state.maintenance else { return };
     m.policies().invalidate(Some(tenant));
     if let Err(e) = project(state.catalog.as_ref(), m.policies().as_ref(), tenant).await {
-        tracing::warn!(tenant, error = %e, "the catalog's copy of the residency policy is rewritten at its next use");
+        tracing::warn!(tenant = %obhut_core::logged(tenant), error = %e.logged(), "the catalog's copy of the residency policy is rewritten at its next use");
     }
 }
 

@@ -233,6 +233,7 @@ pub async fn key_rotation_records(cat: &dyn Catalog) {
         initiated_ms: 1,
         envelope: b"old".to_vec(),
         meta: Vec::new(),
+        sites: Vec::new(),
     })
     .await
     .unwrap();
@@ -517,6 +518,7 @@ pub async fn multipart_lifecycle(cat: &dyn Catalog) {
             initiated_ms: 1,
             envelope: b"env".to_vec(),
             meta: Vec::new(),
+            sites: vec!["s-a".into(), "s-b".into()],
         })
         .await
         .unwrap();
@@ -541,6 +543,11 @@ pub async fn multipart_lifecycle(cat: &dyn Catalog) {
         .map(|u| u.upload_id)
         .collect();
     assert_eq!(after, ["u2", "u4"]);
+    assert_eq!(
+        cat.get_upload("u1").await.unwrap().map(|u| u.sites),
+        Some(vec!["s-a".to_owned(), "s-b".to_owned()]),
+        "an upload keeps the placement chosen when it was created"
+    );
     assert_eq!(
         cat.list_uploads("mpu", "o", None, 10).await.unwrap().len(),
         1
@@ -684,6 +691,7 @@ pub async fn referenced_blobs_cover_objects_and_parts(cat: &dyn Catalog) {
         initiated_ms: 1,
         envelope: Vec::new(),
         meta: Vec::new(),
+        sites: Vec::new(),
     })
     .await
     .unwrap();
@@ -716,6 +724,7 @@ pub async fn bucket_delete_requires_empty(cat: &dyn Catalog) {
         initiated_ms: 1,
         envelope: Vec::new(),
         meta: Vec::new(),
+        sites: Vec::new(),
     })
     .await
     .unwrap();

@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 /// `tests/fixtures/` gets a catalog written by the release before it.
 const SCHEMA: obhut_migrate::Schema = obhut_migrate::Schema {
     name: "catalog.db",
-    migrations: &[SCHEMA_V1],
+    migrations: &[SCHEMA_V1, SCHEMA_V2],
     identifying_table: "tenants",
 };
 
@@ -94,6 +94,12 @@ CREATE TABLE IF NOT EXISTS parts (
     last_modified_ms INTEGER NOT NULL,
     PRIMARY KEY (upload_id, part_number)
 ) WITHOUT ROWID;
+";
+
+/// Version 2: an upload keeps the placement chosen when it was created (`[]` for the uploads
+/// of version 1, which had none).
+const SCHEMA_V2: &str = r"
+ALTER TABLE uploads ADD COLUMN sites TEXT NOT NULL DEFAULT '[]';
 ";
 
 /// Objects and parts that name `site` (site lists are JSON arrays of ids).
@@ -356,10 +362,10 @@ impl RawPart {
     }
 }
 
-const UPLOAD_COLS: &str = "upload_id, bucket, key, initiated_ms, envelope, meta";
+const UPLOAD_COLS: &str = "upload_id, bucket, key, initiated_ms, envelope, meta, sites";
 
 /// An `uploads` row before its key is checked to be UTF-8.
-type UploadRow = (String, String, Vec<u8>, i64, Vec<u8>, Vec<u8>);
+type UploadRow = (String, String, Vec<u8>, i64, Vec<u8>, Vec<u8>, String);
 
 fn raw_upload(r: &Row<'_>) -> rusqlite::Result<UploadRow> {
     Ok((
@@ -369,18 +375,12 @@ fn raw_upload(r: &Row<'_>) -> rusqlite::Result<UploadRow> {
         r.get(3)?,
         r.get(4)?,
         r.get(5)?,
+        r.get(6)?,
     ))
 }
 
 fn decode_upload(
-    (upload_id, bucket, key, initiated_ms, envelope, meta): (
-        String,
-        String,
-        Vec<u8>,
-        i64,
-        Vec<u8>,
-        Vec<u8>,
-    ),
+    (upload_id, bucket, key, initiated_ms, envelope, meta, sites): UploadRow,
 ) -> Result<Upload> {
     Ok(Upload {
         upload_id,
@@ -389,6 +389,7 @@ fn decode_upload(
         initiated_ms,
         envelope,
         meta,
+        sites: from_json(&sites)?,
     })
 }
 
@@ -1296,14 +1297,15 @@ impl Catalog for SqliteCatalog {
         self.write_data(move |c| {
             exec(
                 c,
-                &format!("INSERT INTO uploads ({UPLOAD_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
+                &format!("INSERT INTO uploads ({UPLOAD_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
                 params![
                     u.upload_id,
                     u.bucket,
                     key_bytes(&u.key),
                     u.initiated_ms,
                     u.envelope,
-                    u.meta
+                    u.meta,
+                    to_json(&u.sites)?
                 ],
             )
             .map_err(storage)?;

@@ -144,6 +144,10 @@ pub struct Upload {
     pub initiated_ms: i64,
     pub envelope: Vec<u8>,
     pub meta: Vec<u8>,
+    /// The sites chosen for the upload when it was created: every part is written to them, so
+    /// placement is decided once per upload. Empty for uploads created before placements were
+    /// kept (catalog schema version 1), whose parts are placed one by one.
+    pub sites: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

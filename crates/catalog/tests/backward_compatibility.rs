@@ -143,7 +143,9 @@ fn object() -> ObjectRecord {
     }
 }
 
-fn upload() -> Upload {
+/// The upload as a catalog of schema `version` holds it: placements are kept from version 2
+/// on, and an upload of version 1 reads back without one.
+fn upload(version: u32) -> Upload {
     Upload {
         upload_id: "upload-0001".into(),
         bucket: "photos".into(),
@@ -151,6 +153,11 @@ fn upload() -> Upload {
         initiated_ms: 1_700_000_000_005,
         envelope: b"upload envelope".to_vec(),
         meta: vec![5, 6, 7],
+        sites: if version >= 2 {
+            vec!["de-fra".into(), "de-mgd".into()]
+        } else {
+            Vec::new()
+        },
     }
 }
 
@@ -186,12 +193,14 @@ async fn write_catalog(cat: &dyn Catalog) {
     cat.put_object(&object(), PutCondition::Absent)
         .await
         .unwrap();
-    cat.create_upload(&upload()).await.unwrap();
+    cat.create_upload(&upload(SqliteCatalog::SCHEMA_VERSION))
+        .await
+        .unwrap();
     cat.put_part(&part()).await.unwrap();
 }
 
-/// Reads every record [`write_catalog`] wrote, and checks each field.
-async fn assert_catalog(cat: &dyn Catalog) {
+/// Reads every record [`write_catalog`] of schema `version` wrote, and checks each field.
+async fn assert_catalog(cat: &dyn Catalog, version: u32) {
     assert_eq!(cat.get_tenant("acme").await.unwrap(), Some(tenant()));
     assert_eq!(cat.list_tenants().await.unwrap(), vec![tenant()]);
     assert_eq!(cat.list_sites().await.unwrap(), vec![site()]);
@@ -225,10 +234,13 @@ async fn assert_catalog(cat: &dyn Catalog) {
             .unwrap(),
         vec![object()]
     );
-    assert_eq!(cat.get_upload("upload-0001").await.unwrap(), Some(upload()));
+    assert_eq!(
+        cat.get_upload("upload-0001").await.unwrap(),
+        Some(upload(version))
+    );
     assert_eq!(
         cat.list_uploads("photos", "", None, 10).await.unwrap(),
-        vec![upload()]
+        vec![upload(version)]
     );
     assert_eq!(
         cat.list_parts("upload-0001", 0, 10).await.unwrap(),
@@ -266,7 +278,7 @@ async fn reads_every_record_of_a_catalog_written_by_schema_version_1() {
     let (_dir, path) = copy_of(1);
     assert_eq!(user_version(&path), 1);
     let cat = SqliteCatalog::open(&path).unwrap();
-    assert_catalog(&cat).await;
+    assert_catalog(&cat, 1).await;
     assert_writable(&cat).await;
     assert_eq!(
         user_version(&path),
@@ -296,7 +308,7 @@ async fn access_keys_kept_in_clear_are_read_then_erased_without_a_trace() {
     assert_eq!(cat.legacy_access_keys().await.unwrap(), vec![access_key()]);
     cat.erase_legacy_access_keys().await.unwrap();
     assert_eq!(cat.legacy_access_keys().await.unwrap(), vec![]);
-    assert_catalog(&cat).await;
+    assert_catalog(&cat, 1).await;
     assert!(
         !contains(&bytes_of(&path)),
         "a copy of the secret is left in the files"
@@ -309,12 +321,25 @@ async fn access_keys_kept_in_clear_are_read_then_erased_without_a_trace() {
 }
 
 #[tokio::test]
+async fn reads_every_record_of_a_catalog_written_by_schema_version_2() {
+    let (_dir, path) = copy_of(2);
+    assert_eq!(user_version(&path), 2);
+    let cat = SqliteCatalog::open(&path).unwrap();
+    assert_catalog(&cat, 2).await;
+    assert_writable(&cat).await;
+    assert_eq!(
+        user_version(&path),
+        i64::from(SqliteCatalog::SCHEMA_VERSION)
+    );
+}
+
+#[tokio::test]
 async fn a_catalog_written_before_versions_were_recorded_is_adopted_and_stamped() {
     // The releases before schema versions wrote version 1's tables and no user_version.
     let (_dir, path) = copy_of(1);
     set_user_version(&path, 0);
     let cat = SqliteCatalog::open(&path).unwrap();
-    assert_catalog(&cat).await;
+    assert_catalog(&cat, 1).await;
     drop(cat);
     assert_eq!(
         user_version(&path),
@@ -354,7 +379,7 @@ async fn the_fixture_writer_writes_what_the_reader_expects() {
         .unwrap();
     let cat = SqliteCatalog::open(&path).unwrap();
     write_catalog(&cat).await;
-    assert_catalog(&cat).await;
+    assert_catalog(&cat, SqliteCatalog::SCHEMA_VERSION).await;
     drop(cat);
     let vacuumed = dir.path().join("vacuumed.db");
     Connection::open(&path)
@@ -362,7 +387,7 @@ async fn the_fixture_writer_writes_what_the_reader_expects() {
         .execute("VACUUM INTO ?1", [vacuumed.to_str().unwrap()])
         .unwrap();
     let reopened = SqliteCatalog::open(&vacuumed).unwrap();
-    assert_catalog(&reopened).await;
+    assert_catalog(&reopened, SqliteCatalog::SCHEMA_VERSION).await;
     drop(reopened);
     if std::env::var_os("OBHUT_WRITE_FIXTURES").is_some() {
         let target = fixture(SqliteCatalog::SCHEMA_VERSION);

@@ -5,11 +5,13 @@
 //! object key is, how replicas are placed) and performs no I/O. It never sees object data.
 
 pub mod ids;
+pub mod logname;
 pub mod names;
 pub mod placement;
 pub mod residency;
 
 pub use ids::{BlobId, random_token};
+pub use logname::logged;
 pub use names::{NameError, validate_bucket_name, validate_object_key, validate_tenant_name};
 pub use placement::{PlacementError, SiteInfo, SiteState, place, place_or_degrade};
 pub use residency::{BucketNarrowing, Policy, PolicyScope, TenantResidency};

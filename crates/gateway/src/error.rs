@@ -52,6 +52,8 @@ pub const MPU_SIZE_MISMATCH: &str =
     "The provided MpuObjectSize does not match the size of the parts";
 pub const PARTS_ON_DIFFERENT_SITES: &str =
     "parts of this upload were placed on different sites; re-upload the affected parts";
+pub const UPLOAD_OUTSIDE_POLICY: &str =
+    "this upload holds or would hold data outside the bucket's residency policy";
 pub const NEGATIVE_MAX_KEYS: &str = "max-keys must not be negative";
 pub const NEGATIVE_MAX_PARTS: &str = "max-parts must not be negative";
 pub const NEGATIVE_MAX_UPLOADS: &str = "max-uploads must not be negative";
@@ -126,7 +128,7 @@ pub fn policy(e: obhut_maintenance::PolicyError) -> S3Error {
     match e {
         obhut_maintenance::PolicyError::Catalog(e) => catalog(e),
         other => {
-            tracing::error!(error = %other, "residency policy unavailable");
+            tracing::error!(error = %other.logged(), "residency policy unavailable");
             S3Error::with_message(
                 S3ErrorCode::ServiceUnavailable,
                 format!("write refused: {other}; retry when the trustee is back"),

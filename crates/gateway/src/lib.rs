@@ -54,7 +54,7 @@ fn spawn_revocation_listener(
             let _run = worker.run();
             match event {
                 Ok(r) => {
-                    tracing::info!(revocation = ?r, "dropping revoked keys");
+                    tracing::info!(revocation = %logged_revocation(&r), "dropping revoked keys");
                     keys.revoke(&r);
                 }
                 Err(RecvError::Lagged(_)) => keys.clear(),
@@ -71,6 +71,17 @@ pub struct GatewayConfig {
     pub region: String,
     /// How long a released bucket key may stay in memory (DESIGN.md: at most 300 s by default).
     pub key_cache_ttl: Duration,
+}
+
+/// A revocation as the process log shows it: tenants only as [`obhut_core::logged`] renders
+/// them.
+fn logged_revocation(r: &obhut_trustee_client::Revocation) -> String {
+    use obhut_trustee_client::Revocation;
+    match r {
+        Revocation::All => "all".to_owned(),
+        Revocation::Tenant { tenant } => format!("tenant {}", obhut_core::logged(tenant)),
+        Revocation::Policy { tenant } => format!("policy of tenant {}", obhut_core::logged(tenant)),
+    }
 }
 
 /// The S3 gateway over a catalog, a set of sites and the trustee.

@@ -295,6 +295,7 @@ mod tests {
                 initiated_ms: 0,
                 envelope: Vec::new(),
                 meta: Vec::new(),
+                sites: Vec::new(),
             })
             .await
             .expect("upload");

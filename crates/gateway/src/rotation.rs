@@ -72,8 +72,8 @@ impl Gateway {
             .await
             .map_err(|e| e.to_string())?;
         tracing::info!(
-            tenant,
-            bucket,
+            tenant = %obhut_core::logged(tenant),
+            bucket = %obhut_core::logged(bucket),
             version,
             "bucket key rotated; rewrapping object keys"
         );
@@ -149,8 +149,8 @@ impl Gateway {
             }
         }
         tracing::info!(
-            tenant,
-            bucket,
+            tenant = %obhut_core::logged(tenant),
+            bucket = %obhut_core::logged(bucket),
             version,
             rewrapped = out.rewrapped,
             skipped = out.skipped,

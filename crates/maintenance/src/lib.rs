@@ -25,7 +25,7 @@ pub use repair::{Maintenance, Outcome, RepairRequests, RepairState, RepairStatus
 pub use replica::{ReplicaProblem, discard_blobs, verify_replica};
 pub use report::{
     BucketResidency, ReplicaCheck, ReportPolicy, ReportSite, ResidencyReport, TenantResidency,
-    replicas_outside,
+    replicas_outside, uploads_outside,
 };
 pub use sites::SiteSet;
 pub use worker::{WorkerState, WorkerStatus, Workers};
@@ -38,7 +38,9 @@ impl From<PolicyError> for MaintenanceError {
     fn from(e: PolicyError) -> Self {
         match e {
             PolicyError::Catalog(e) => Self::Catalog(e),
-            other @ PolicyError::Unavailable { .. } => Self::Policy(other.to_string()),
+            // Logged and shown to operators by the repair status: the tenant as the log
+            // names it.
+            other @ PolicyError::Unavailable { .. } => Self::Policy(other.logged()),
         }
     }
 }

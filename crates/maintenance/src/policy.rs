@@ -28,6 +28,21 @@ pub enum PolicyError {
     Unavailable { tenant: String, reason: String },
 }
 
+impl PolicyError {
+    /// The error as the process log shows it: the tenant only as [`obhut_core::logged`]
+    /// renders it.
+    #[must_use]
+    pub fn logged(&self) -> String {
+        match self {
+            Self::Catalog(e) => e.to_string(),
+            Self::Unavailable { tenant, reason } => format!(
+                "the residency policy of tenant {} cannot be had from the trustee: {reason}",
+                obhut_core::logged(tenant)
+            ),
+        }
+    }
+}
+
 /// Where the residency policies that decide come from: the trustee's records.
 #[async_trait]
 pub trait PolicySource: Send + Sync {
@@ -197,12 +212,12 @@ async fn reconcile(
     Ok(rewritten)
 }
 
-/// One error line per copy that differs: which tenant and bucket, and which fields; never the
-/// values (the trustee's log has those).
+/// One error line per copy that differs: which tenant and bucket (as the log shows names,
+/// [`obhut_core::logged`]), and which fields; never the values (the trustee's log has those).
 fn report(tenant: &str, bucket: Option<&str>, fields: &[&str]) {
     tracing::error!(
-        tenant,
-        bucket = bucket.unwrap_or("-"),
+        tenant = %obhut_core::logged(tenant),
+        bucket = %bucket.map_or_else(|| "-".to_owned(), |b| obhut_core::logged(b).to_string()),
         fields = %fields.join(","),
         "the catalog's copy of a residency policy differs from the trustee's record: the trustee's is used and the copy rewritten"
     );

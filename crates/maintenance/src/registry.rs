@@ -11,7 +11,7 @@ use obhut_catalog::SiteRecord;
 use obhut_sites::{LocalSite, S3Site, S3SiteConfig, Site, SiteError};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use thiserror::Error;
 
@@ -34,6 +34,78 @@ pub enum CreateError {
     Site(#[from] SiteError),
     #[error("the trustee could not seal the site's secret: {0}")]
     Seal(String),
+    /// The new site's directory and another site's, or the data directory, would share files.
+    #[error(
+        "a site's directory must not lie inside or contain {what}: {path} (resolved: {resolved}) {relation} {other}"
+    )]
+    Overlap {
+        path: PathBuf,
+        resolved: PathBuf,
+        relation: &'static str,
+        what: String,
+        other: PathBuf,
+    },
+}
+
+/// `path` with symlinks and `..` resolved as far as it exists (the rest, not yet created,
+/// taken as written), so that two spellings of one directory compare equal.
+#[must_use]
+pub fn resolve_path(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut resolved = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                resolved.pop();
+            }
+            other => {
+                resolved.push(other);
+                if let Ok(real) = std::fs::canonicalize(&resolved) {
+                    resolved = real;
+                }
+            }
+        }
+    }
+    resolved
+}
+
+/// Refuses a new local site at `path` if, once resolved, it lies inside or contains one of
+/// `reserved` (what each is, and its directory: the other sites' roots, the data directory):
+/// two sites in one directory would count one disk twice, and a site over the data directory
+/// would mix blobs with the databases (and their removal with the orphans').
+pub fn check_fs_root(path: &Path, reserved: &[(String, PathBuf)]) -> Result<(), CreateError> {
+    if !path.is_absolute() {
+        return Err(CreateError::RelativePath(path.to_path_buf()));
+    }
+    let resolved = resolve_path(path);
+    for (what, other) in reserved {
+        let theirs = resolve_path(other);
+        let relation = if resolved.starts_with(&theirs) {
+            "lies inside"
+        } else if theirs.starts_with(&resolved) {
+            "contains"
+        } else {
+            continue;
+        };
+        return Err(CreateError::Overlap {
+            path: path.to_path_buf(),
+            resolved,
+            relation,
+            what: what.clone(),
+            other: other.clone(),
+        });
+    }
+    Ok(())
+}
+
+/// The root directory of a registered local site, if it is one.
+#[must_use]
+pub fn fs_root(rec: &SiteRecord) -> Option<PathBuf> {
+    rec.backend
+        .get("fs")
+        .and_then(Value::as_str)
+        .map(PathBuf::from)
 }
 
 /// Where a new site is, as an officer gives it.
@@ -208,4 +280,40 @@ pub fn describe_backend(rec: &SiteRecord) -> String {
         );
     }
     "unknown".to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_site_inside_or_around_another_or_the_data_dir_is_refused_also_through_a_symlink() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("data");
+        let site = data.join("sites").join("de-fra");
+        std::fs::create_dir_all(&site).unwrap();
+        let link = tmp.path().join("link");
+        std::os::unix::fs::symlink(&site, &link).unwrap();
+        let reserved = vec![
+            ("the data directory".to_owned(), data.clone()),
+            ("site de-fra".to_owned(), site.clone()),
+        ];
+        for bad in [
+            data.join("sites/de-ber"),
+            tmp.path().to_path_buf(),
+            link.join("inner"),
+            tmp.path().join("elsewhere/../data/x"),
+        ] {
+            assert!(
+                matches!(
+                    check_fs_root(&bad, &reserved),
+                    Err(CreateError::Overlap { .. })
+                ),
+                "{}",
+                bad.display()
+            );
+        }
+        check_fs_root(&tmp.path().join("de-ber"), &reserved).unwrap();
+        check_fs_root(&tmp.path().join("data-2"), &reserved).unwrap();
+    }
 }

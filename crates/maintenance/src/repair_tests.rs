@@ -151,6 +151,7 @@ async fn drain_moves_objects_and_upload_parts_in_one_paged_pass() {
             initiated_ms: 1,
             envelope: Vec::new(),
             meta: Vec::new(),
+            sites: Vec::new(),
         })
         .await
         .unwrap();

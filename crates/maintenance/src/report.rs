@@ -247,6 +247,79 @@ pub async fn replicas_outside(
     Ok(affected)
 }
 
+/// Whether unfinished multipart uploads of `tenant` (or only of `bucket`) hold parts outside
+/// `allowed`, or were placed outside it: returns the buckets affected with their upload counts.
+/// Completing such an upload would make an object outside `allowed`, so a narrower policy is
+/// refused while they exist (docs/residency.md, "Changing a policy").
+pub async fn uploads_outside(
+    catalog: &dyn Catalog,
+    sites: &[SiteInfo],
+    tenant: &str,
+    bucket: Option<&str>,
+    allowed: &[String],
+) -> Result<Vec<(String, u64)>, CatalogError> {
+    let jurisdiction: HashMap<&str, &str> = sites
+        .iter()
+        .map(|s| (s.id.as_str(), s.jurisdiction.as_str()))
+        .collect();
+    // A part on a site the registry does not know is outside; a placement naming a site
+    // since removed (drained first) only names one that is gone.
+    let outside = |ids: &[String], unknown_is_outside: bool| {
+        ids.iter().any(|id| match jurisdiction.get(id.as_str()) {
+            Some(j) => !allowed.iter().any(|a| a == j),
+            None => unknown_is_outside,
+        })
+    };
+    let mut affected = Vec::new();
+    for b in catalog.list_buckets(tenant).await? {
+        if bucket.is_some_and(|name| name != b.name) {
+            continue;
+        }
+        let mut count = 0u64;
+        let mut after: Option<(String, String)> = None;
+        loop {
+            let uploads = catalog
+                .list_uploads(
+                    &b.name,
+                    "",
+                    after.as_ref().map(|(k, u)| (k.as_str(), u.as_str())),
+                    PAGE,
+                )
+                .await?;
+            for upload in &uploads {
+                if outside(&upload.sites, false) {
+                    count += 1;
+                    continue;
+                }
+                let mut after_part = 0;
+                loop {
+                    let parts = catalog
+                        .list_parts(&upload.upload_id, after_part, PAGE)
+                        .await?;
+                    if parts.iter().any(|p| outside(&p.sites, true)) {
+                        count += 1;
+                        break;
+                    }
+                    match parts.last() {
+                        Some(last) if parts.len() == PAGE => after_part = last.part_number,
+                        _ => break,
+                    }
+                }
+            }
+            match uploads.last() {
+                Some(last) if uploads.len() == PAGE => {
+                    after = Some((last.key.clone(), last.upload_id.clone()));
+                }
+                _ => break,
+            }
+        }
+        if count > 0 {
+            affected.push((b.name, count));
+        }
+    }
+    Ok(affected)
+}
+
 #[cfg(test)]
 mod tests {
     use super::{
@@ -358,5 +431,107 @@ mod tests {
             let back: ResidencyReport = serde_json::from_slice(&bytes).unwrap();
             assert_eq!(back, report);
         }
+    }
+
+    #[tokio::test]
+    async fn unfinished_uploads_outside_a_narrower_policy_are_counted_per_bucket() {
+        use obhut_catalog::{
+            Bucket, BucketKey, Catalog, Chunk, Part, SqliteCatalog, Tenant, Upload,
+        };
+        use obhut_core::{BlobId, SiteInfo};
+        let cat = SqliteCatalog::in_memory().unwrap();
+        cat.create_tenant(&Tenant {
+            name: "acme".into(),
+            jurisdictions: vec!["DE".into(), "AT".into()],
+            min_sites: 2,
+            created_ms: 0,
+        })
+        .await
+        .unwrap();
+        cat.create_bucket(
+            &Bucket {
+                name: "b".into(),
+                tenant: "acme".into(),
+                created_ms: 0,
+            },
+            &BucketKey {
+                bucket: "b".into(),
+                version: 1,
+                wrapped: vec![1],
+                kcv: vec![2],
+                created_ms: 0,
+            },
+        )
+        .await
+        .unwrap();
+        let upload = |id: &str, sites: &[&str]| Upload {
+            upload_id: id.into(),
+            bucket: "b".into(),
+            key: id.into(),
+            initiated_ms: 0,
+            envelope: Vec::new(),
+            meta: Vec::new(),
+            sites: sites.iter().map(|s| (*s).to_owned()).collect(),
+        };
+        // Placed in AT, no part yet; placed in DE with a part in AT; placed in DE on a site
+        // removed since; placed and written in DE.
+        cat.create_upload(&upload("placed-at", &["at-vie", "de-fra"]))
+            .await
+            .unwrap();
+        cat.create_upload(&upload("part-at", &["de-fra", "de-mgd"]))
+            .await
+            .unwrap();
+        cat.create_upload(&upload("gone", &["de-old", "de-fra"]))
+            .await
+            .unwrap();
+        cat.create_upload(&upload("in-de", &["de-fra", "de-mgd"]))
+            .await
+            .unwrap();
+        for (id, sites) in [
+            ("part-at", ["at-vie", "de-fra"]),
+            ("in-de", ["de-fra", "de-mgd"]),
+        ] {
+            cat.put_part(&Part {
+                upload_id: id.into(),
+                part_number: 1,
+                chunk: Chunk {
+                    blob: BlobId::parse(&"ab".repeat(16)).unwrap(),
+                    size: 1,
+                    part: 1,
+                    crc32c: None,
+                },
+                etag: "e".into(),
+                checksums: Vec::new(),
+                sites: sites.iter().map(|s| (*s).to_owned()).collect(),
+                last_modified_ms: 0,
+            })
+            .await
+            .unwrap();
+        }
+        let site = |id: &str, j: &str| SiteInfo {
+            id: id.into(),
+            jurisdiction: j.into(),
+            location: String::new(),
+            state: SiteState::Active,
+        };
+        let sites = [
+            site("at-vie", "AT"),
+            site("de-fra", "DE"),
+            site("de-mgd", "DE"),
+        ];
+        let de = ["DE".to_owned()];
+        assert_eq!(
+            super::uploads_outside(&cat, &sites, "acme", None, &de)
+                .await
+                .unwrap(),
+            vec![("b".to_owned(), 2)]
+        );
+        let both = ["DE".to_owned(), "AT".to_owned()];
+        assert!(
+            super::uploads_outside(&cat, &sites, "acme", Some("b"), &both)
+                .await
+                .unwrap()
+                .is_empty()
+        );
     }
 }

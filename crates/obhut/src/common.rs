@@ -54,8 +54,59 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 /// Takes the exclusive lock of a directory, creating it (mode 0700) if needed; `what` names
-/// it in the error when it cannot be created.
+/// it in the error when it cannot be created. Everything the process creates from now on is
+/// its owner's alone (umask 077), and what the directory already holds is made so
+/// ([`make_private`]).
 pub(crate) fn lock_dir(dir: &Path, what: &str) -> Result<File> {
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+    let lock = take_lock(dir, what)?;
+    make_private(dir)?;
+    Ok(lock)
+}
+
+/// Takes away every permission of group and others from `dir` and what it holds (databases,
+/// their WAL and SHM files, the log, keys, site identities), also when an older release or
+/// an administrator left it wider. A site's `blobs` directory is made private but not walked:
+/// it can hold millions of blobs, which are ciphertext written under umask 077.
+pub(crate) fn make_private(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let tighten = |path: &Path, meta: &fs::Metadata, min: u32| -> Result<()> {
+        let mode = meta.permissions().mode() & 0o7777;
+        let private = (mode & 0o700) | min;
+        if mode != private {
+            fs::set_permissions(path, fs::Permissions::from_mode(private))
+                .with_context(|| format!("cannot make {} private", path.display()))?;
+        }
+        Ok(())
+    };
+    let meta =
+        fs::symlink_metadata(dir).with_context(|| format!("cannot read {}", dir.display()))?;
+    tighten(dir, &meta, 0o700)?;
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        let entries = fs::read_dir(&d).with_context(|| format!("cannot read {}", d.display()))?;
+        for entry in entries {
+            let entry = entry.with_context(|| format!("cannot read {}", d.display()))?;
+            let path = entry.path();
+            let meta = fs::symlink_metadata(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            if meta.file_type().is_symlink() {
+                continue;
+            }
+            if meta.is_dir() {
+                tighten(&path, &meta, 0o700)?;
+                if entry.file_name() != "blobs" {
+                    pending.push(path);
+                }
+            } else {
+                tighten(&path, &meta, 0)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn take_lock(dir: &Path, what: &str) -> Result<File> {
     if !dir.exists() {
         // It holds secrets (S3 credentials, keys): the directory is the owner's alone.
         fs::DirBuilder::new()

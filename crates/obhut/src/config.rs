@@ -18,6 +18,9 @@ struct FileConfig {
     shred_grace_secs: Option<u64>,
     scrub_bytes_per_sec: Option<u64>,
     scrub_interval_secs: Option<u64>,
+    header_read_timeout_secs: Option<u64>,
+    idle_timeout_secs: Option<u64>,
+    max_connections: Option<usize>,
     pkcs11: Option<Pkcs11Config>,
 }
 
@@ -55,6 +58,8 @@ pub struct ServeConfig {
     /// Scrubbing: bytes of replicas read per second (0: off), and the pause between passes.
     pub scrub_bytes_per_sec: u64,
     pub scrub_interval: Duration,
+    /// Both listeners' header-read and idle timeouts and connection cap.
+    pub limits: crate::listen::Limits,
     pub pkcs11: Option<Pkcs11Config>,
 }
 
@@ -96,6 +101,11 @@ impl ServeConfig {
                 file.scrub_interval_secs
                     .unwrap_or(DEFAULT_SCRUB_INTERVAL_SECS),
             ),
+            limits: crate::listen::Limits::from_config(
+                file.header_read_timeout_secs,
+                file.idle_timeout_secs,
+                file.max_connections,
+            )?,
             pkcs11: file.pkcs11,
         })
     }

@@ -4,8 +4,6 @@
 
 use crate::common::shutdown_signal;
 use anyhow::{Context, Result};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto::Builder as ConnBuilder;
 use obhut_admin::{BucketKeyRotation, RotationOutcome, RotationProgress, TrusteeSiteSecrets};
 use obhut_catalog::Catalog;
 use obhut_core::SiteInfo;
@@ -67,6 +65,8 @@ pub(crate) struct Front {
     pub scrub_interval: Duration,
     /// The process's background workers (the front adds its own and stops them all).
     pub workers: Workers,
+    /// Timeouts and the connection cap of both listeners.
+    pub limits: crate::listen::Limits,
 }
 
 /// Bucket-key rotation for the admin API, done by the gateway.
@@ -150,20 +150,22 @@ pub(crate) async fn serve_front(front: Front, data_dir: &Path) -> Result<()> {
         rotation: Some(Arc::new(GatewayRotation(gateway.clone()))),
         workers: workers.clone(),
         jobs: obhut_admin::Jobs::default(),
+        data_dir: Some(data_dir.to_path_buf()),
     });
-    let s3_task = tokio::spawn(serve_s3(
+    let s3_task = tokio::spawn(crate::listen::serve(
         s3_listener,
         gateway.into_service(),
+        front.limits,
+        crate::listen::S3_REFUSAL,
         stop_rx.clone(),
     ));
-    let mut admin_stop = stop_rx;
-    let admin_task = tokio::spawn(async move {
-        axum::serve(admin_listener, admin)
-            .with_graceful_shutdown(async move {
-                let _ = admin_stop.wait_for(|s| *s).await;
-            })
-            .await
-    });
+    let admin_task = tokio::spawn(crate::listen::serve(
+        admin_listener,
+        hyper_util::service::TowerToHyperService::new(admin),
+        front.limits,
+        crate::listen::ADMIN_REFUSAL,
+        stop_rx,
+    ));
 
     shutdown_signal().await;
     tracing::info!("shutting down");
@@ -178,39 +180,4 @@ pub(crate) async fn serve_front(front: Front, data_dir: &Path) -> Result<()> {
     workers.stop();
     tracing::info!("stopped");
     Ok(())
-}
-
-async fn serve_s3(
-    listener: TcpListener,
-    service: obhut_gateway::S3Front,
-    mut stop: watch::Receiver<bool>,
-) {
-    let http = ConnBuilder::new(TokioExecutor::new());
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    loop {
-        let accepted = tokio::select! {
-            res = listener.accept() => res,
-            _ = stop.wait_for(|s| *s) => break,
-        };
-        let socket = match accepted {
-            Ok((socket, _)) => socket,
-            Err(e) => {
-                // e.g. out of file descriptors: pause rather than spin on the error
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        // Responses are written in a few pieces (head, then body frames): without TCP_NODELAY
-        // a small response's last piece waits for the client's delayed ACK (about 40 ms).
-        if let Err(e) = socket.set_nodelay(true) {
-            tracing::debug!(error = %e, "could not set TCP_NODELAY");
-        }
-        let conn = http.serve_connection(TokioIo::new(socket), service.clone());
-        let conn = graceful.watch(conn.into_owned());
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-    }
-    graceful.shutdown().await;
 }

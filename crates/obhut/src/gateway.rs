@@ -34,6 +34,9 @@ struct GatewayFile {
     key_cache_ttl_secs: Option<u64>,
     scrub_bytes_per_sec: Option<u64>,
     scrub_interval_secs: Option<u64>,
+    header_read_timeout_secs: Option<u64>,
+    idle_timeout_secs: Option<u64>,
+    max_connections: Option<usize>,
     trustee: Option<TrusteeSection>,
 }
 
@@ -60,6 +63,7 @@ pub struct GatewaySettings {
     pub key_cache_ttl: Duration,
     pub scrub_bytes_per_sec: u64,
     pub scrub_interval: Duration,
+    pub limits: crate::listen::Limits,
     pub trustee_url: String,
     pub trustee_ca: PathBuf,
     pub client_cert: PathBuf,
@@ -89,6 +93,11 @@ impl GatewaySettings {
                 file.scrub_interval_secs
                     .unwrap_or(crate::config::DEFAULT_SCRUB_INTERVAL_SECS),
             ),
+            limits: crate::listen::Limits::from_config(
+                file.header_read_timeout_secs,
+                file.idle_timeout_secs,
+                file.max_connections,
+            )?,
             trustee_url: t.url,
             trustee_ca: t.ca,
             client_cert: t.cert,
@@ -184,6 +193,7 @@ async fn serve(s: GatewaySettings, material: TrusteeMaterial) -> Result<()> {
             scrub_bytes_per_sec: s.scrub_bytes_per_sec,
             scrub_interval: s.scrub_interval,
             workers: obhut_maintenance::Workers::new(),
+            limits: s.limits,
         },
         &s.data_dir,
     )

@@ -7,6 +7,7 @@ mod common;
 mod config;
 mod front;
 mod gateway;
+mod listen;
 mod serve;
 mod trustee_serve;
 

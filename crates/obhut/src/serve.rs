@@ -294,6 +294,7 @@ async fn serve(config: ServeConfig) -> Result<()> {
             scrub_bytes_per_sec: config.scrub_bytes_per_sec,
             scrub_interval: config.scrub_interval,
             workers,
+            limits: config.limits,
         },
         &data_dir,
     )

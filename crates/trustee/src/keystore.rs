@@ -588,7 +588,7 @@ impl SealedKeystore {
             self.file.tenants.remove(tenant);
             return Err(e);
         }
-        tracing::info!(tenant, "tenant key created");
+        tracing::info!(tenant = %obhut_core::logged(tenant), "tenant key created");
         Ok(())
     }
 

@@ -351,7 +351,7 @@ impl Trustee {
             })?;
             self.with(|ks| ks.destroy(tenant))?;
             tracing::warn!(
-                tenant,
+                tenant = %obhut_core::logged(tenant),
                 "tenant key destroyed at the end of its grace period"
             );
             self.revoke(Revocation::Tenant {
@@ -660,7 +660,13 @@ impl Trustee {
                     "a new bucket key did not survive wrapping".into(),
                 ));
             }
-            tracing::info!(tenant, bucket, version, justification = ?why, "bucket key created");
+            tracing::info!(
+                tenant = %obhut_core::logged(tenant),
+                bucket = %obhut_core::logged(bucket),
+                version,
+                justification = %logged_why(why),
+                "bucket key created"
+            );
             Ok(WrappedKey {
                 version,
                 wrapped,
@@ -700,7 +706,13 @@ impl Trustee {
             key_version: key.version,
             justification: why.clone(),
         })?;
-        tracing::info!(tenant, bucket, version = key.version, justification = ?why, "bucket key released");
+        tracing::info!(
+            tenant = %obhut_core::logged(tenant),
+            bucket = %obhut_core::logged(bucket),
+            version = key.version,
+            justification = %logged_why(why),
+            "bucket key released"
+        );
         Ok(released)
     }
 }
@@ -821,6 +833,14 @@ impl Trustee {
         tenant: &str,
         mode: ShredMode,
     ) -> Result<Value, TrusteeError> {
+        // Who may ask comes first: the state of a tenant's key (or whether it has one) is
+        // nobody else's business.
+        let own_admin = who.role == Role::TenantAdmin && who.tenant.as_deref() == Some(tenant);
+        if who.role != Role::Officer && !own_admin {
+            return Err(TrusteeError::Denied(format!(
+                "only officers and the admin of tenant {tenant} may shred it"
+            )));
+        }
         let (state, _) = self.with(|ks| ks.tenant_status(tenant))?;
         if state == TenantKeyState::Destroyed {
             return to_json(&ShredView::Done(ShredDone {
@@ -864,7 +884,7 @@ impl Trustee {
             destroy_after_ms,
         })?;
         self.with(|ks| ks.disable(tenant, destroy_after_ms))?;
-        tracing::warn!(tenant, destroy_after_ms, "tenant key disabled");
+        tracing::warn!(tenant = %obhut_core::logged(tenant), destroy_after_ms, "tenant key disabled");
         self.revoke(Revocation::Tenant {
             tenant: tenant.to_owned(),
         });
@@ -876,7 +896,7 @@ impl Trustee {
             tenant: tenant.to_owned(),
         })?;
         self.with(|ks| ks.enable(tenant))?;
-        tracing::warn!(tenant, "tenant key re-enabled");
+        tracing::warn!(tenant = %obhut_core::logged(tenant), "tenant key re-enabled");
         self.key_status_now(tenant)
     }
 
@@ -886,11 +906,30 @@ impl Trustee {
             cause: None,
         })?;
         self.with(|ks| ks.destroy(tenant))?;
-        tracing::warn!(tenant, "tenant key destroyed");
+        tracing::warn!(tenant = %obhut_core::logged(tenant), "tenant key destroyed");
         self.revoke(Revocation::Tenant {
             tenant: tenant.to_owned(),
         });
         self.key_status_now(tenant)
+    }
+}
+
+/// A key release's justification as the process log shows it: its kind, the grant's id, and
+/// names only as [`obhut_core::logged`] renders them (the transparency log has them in full).
+fn logged_why(why: &Justification) -> String {
+    match why {
+        Justification::Customer {
+            tenant,
+            principal,
+            operation,
+            ..
+        } => format!(
+            "customer {} by {} ({operation})",
+            obhut_core::logged(tenant),
+            obhut_core::logged(principal)
+        ),
+        Justification::Grant { grant_id } => format!("grant {grant_id}"),
+        Justification::System { reason } => format!("system ({reason})"),
     }
 }
 

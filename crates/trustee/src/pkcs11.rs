@@ -442,7 +442,7 @@ impl Pkcs11TenantKeys {
             // Read the attributes back: the token must have honoured every one of them.
             find_tenant_key(session, tenant)?;
             tracing::info!(
-                tenant,
+                tenant = %obhut_core::logged(tenant),
                 token = %self.token_label,
                 "tenant key generated in the PKCS#11 token"
             );
@@ -501,7 +501,7 @@ impl Pkcs11TenantKeys {
                     .map_err(|e| storage("destroying the tenant key", &e))?;
             }
             tracing::info!(
-                tenant,
+                tenant = %obhut_core::logged(tenant),
                 token = %self.token_label,
                 "tenant key destroyed in the PKCS#11 token"
             );

@@ -228,7 +228,7 @@ pub async fn upload_part_copy(
         Some(r) => copy_source_range(r, src.size)?,
         None => 0..src.size,
     };
-    let placed = gw.placement(&ctx).await?;
+    let placed = gw.upload_placement(&ctx, &upload).await?;
     let src = gw.open_source(&ctx, src).await?;
     let cipher = gw
         .open_cipher(

@@ -94,8 +94,9 @@ pub async fn create(
     let input = req.input;
     let bucket = ctx.bucket()?.name.as_str();
     check_new_object!(input)?;
-    // Refuse early if the object could not be placed.
-    gw.placement(&ctx).await?;
+    // Placement is decided once, here, and kept with the upload: every part goes there.
+    // Refused early if the object could not be placed.
+    let placed = gw.placement(&ctx).await?;
     let mut meta = MetaHeaders {
         content_type: input.content_type,
         content_encoding: input.content_encoding,
@@ -121,6 +122,7 @@ pub async fn create(
         initiated_ms: now_ms(),
         envelope,
         meta: cipher.seal_meta(&meta).map_err(|e| error::envelope(&e))?,
+        sites: placed.ids().to_vec(),
     };
     gw.catalog
         .create_upload(&upload)
@@ -155,7 +157,7 @@ pub async fn upload_part(
             &ctx.justification,
         )
         .await?;
-    let placed = gw.placement(&ctx).await?;
+    let placed = gw.upload_placement(&ctx, &upload).await?;
     let given = checksums_of(
         input.checksum_crc32,
         input.checksum_crc32c,
@@ -286,6 +288,16 @@ pub async fn complete(
             S3ErrorCode::ServiceUnavailable,
             error::PARTS_ON_DIFFERENT_SITES,
         ));
+    }
+    // The policy may have changed since the parts were written: an object is never made of
+    // parts outside the bucket's residency policy as it is now.
+    let policy = gw
+        .residency_policy(&ctx.tenant, &upload.bucket)
+        .await
+        .map_err(error::policy)?;
+    let infos = gw.sites.infos();
+    for p in &chosen {
+        gw.check_within_policy(&infos, &policy, &p.sites)?;
     }
     let cipher = gw
         .open_cipher(

@@ -9,13 +9,13 @@ use crate::access::ReqCtx;
 use crate::datapath::{self, Verify, discard_blobs, read_range, write_blob};
 use crate::keys::ObjectCipher;
 use crate::{Gateway, error};
-use obhut_catalog::{Chunk, ObjectRecord, Part, PutCondition};
+use obhut_catalog::{Chunk, ObjectRecord, Part, PutCondition, Upload};
 use obhut_crypto::Key;
 use obhut_sites::Site;
 use obhut_trustee_client::{Justification, WrappedKey};
 use s3s::checksum::ChecksumHasher;
 use s3s::dto::StreamingBlob;
-use s3s::{S3ErrorCode, S3Result};
+use s3s::{S3Error, S3ErrorCode, S3Result};
 use std::sync::Arc;
 
 /// Where a new blob goes: the sites chosen, and how many of them must hold it for the write
@@ -26,6 +26,13 @@ pub struct Placement {
     min_ok: usize,
     /// What the policy requires; fewer holding sites make the object under-replicated.
     required: usize,
+}
+
+impl Placement {
+    /// The ids of the sites chosen.
+    pub fn ids(&self) -> &[String] {
+        &self.ids
+    }
 }
 
 /// A blob on its way to the sites: the body, its expected length and the digests to check.
@@ -59,6 +66,87 @@ impl Gateway {
             .residency_policy(&ctx.tenant, bucket)
             .await
             .map_err(error::policy)?;
+        self.place_by(bucket, &policy)
+    }
+
+    /// Sites for a new part of `upload`: the placement chosen when the upload was created, as
+    /// long as each of its sites is still active; one chosen now by the current policy if a
+    /// site left (a drain's repair moves the earlier parts the same way), or for an upload
+    /// created before placements were kept. A placement outside the bucket's current policy
+    /// is refused: the upload can never complete, and its parts stay where they are.
+    pub(super) async fn upload_placement(
+        &self,
+        ctx: &ReqCtx,
+        upload: &Upload,
+    ) -> S3Result<Placement> {
+        let bucket = ctx.bucket()?.name.as_str();
+        let policy = self
+            .residency_policy(&ctx.tenant, bucket)
+            .await
+            .map_err(error::policy)?;
+        if upload.sites.is_empty() {
+            return self.place_by(bucket, &policy);
+        }
+        let infos = self.sites.infos();
+        // A site since removed from the registry (drained first) is no residency question,
+        // only one that is gone; a registered one in a jurisdiction no longer allowed is.
+        let registered: Vec<String> = upload
+            .sites
+            .iter()
+            .filter(|id| infos.iter().any(|s| s.id == **id))
+            .cloned()
+            .collect();
+        self.check_within_policy(&infos, &policy, &registered)?;
+        let all_active = upload.sites.iter().all(|id| {
+            infos
+                .iter()
+                .any(|s| s.id == *id && s.state == obhut_core::SiteState::Active)
+        });
+        if !all_active {
+            return self.place_by(bucket, &policy);
+        }
+        let sites = self.sites.resolve(&upload.sites)?;
+        let min_ok = if policy.degraded_writes {
+            1
+        } else {
+            upload.sites.len()
+        };
+        Ok(Placement {
+            ids: upload.sites.clone(),
+            sites,
+            min_ok,
+            required: policy.min_sites,
+        })
+    }
+
+    /// Refuses `ids` unless every one is a registered site in a jurisdiction `policy` allows.
+    pub(super) fn check_within_policy(
+        &self,
+        infos: &[obhut_core::SiteInfo],
+        policy: &obhut_core::Policy,
+        ids: &[String],
+    ) -> S3Result<()> {
+        for id in ids {
+            let allowed = infos
+                .iter()
+                .find(|s| s.id == *id)
+                .is_some_and(|s| policy.jurisdictions.contains(&s.jurisdiction));
+            if !allowed {
+                return Err(S3Error::with_message(
+                    S3ErrorCode::InvalidRequest,
+                    format!(
+                        "{}: site {id} is not in the bucket's residency policy (jurisdictions {}); abort the upload and upload again",
+                        error::UPLOAD_OUTSIDE_POLICY,
+                        policy.jurisdictions.join(",")
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Chooses the sites for a new blob of `bucket` by `policy`.
+    fn place_by(&self, bucket: &str, policy: &obhut_core::Policy) -> S3Result<Placement> {
         let infos = self.sites.infos();
         let (chosen, short) = obhut_core::place_or_degrade(
             &infos,
@@ -69,7 +157,7 @@ impl Gateway {
         .map_err(|e| error::placement(&e))?;
         let ids: Vec<String> = chosen.iter().map(|s| s.id.clone()).collect();
         if short {
-            tracing::warn!(bucket, sites = ?ids, required = policy.min_sites, "degraded write: fewer sites than the policy requires; the object will be repaired");
+            tracing::warn!(bucket = %obhut_core::logged(bucket), sites = ?ids, required = policy.min_sites, "degraded write: fewer sites than the policy requires; the object will be repaired");
             self.maintenance.note_under_replicated();
         }
         let sites = self.sites.resolve(&ids)?;

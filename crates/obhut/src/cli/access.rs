@@ -17,9 +17,14 @@ pub enum AccessCommand {
         tenant: String,
         #[arg(long)]
         bucket: String,
-        /// Only keys starting with this prefix.
+        /// Only keys under this prefix, which must end in `/` (a folder): `case-42/` covers
+        /// `case-42/x`, never `case-420/x`. Without it, the whole bucket.
         #[arg(long, default_value = "")]
         prefix: String,
+        /// Take `--prefix` as a plain string prefix even without a trailing `/` (`case-42`
+        /// then also covers `case-420/...` and `case-42.txt`).
+        #[arg(long)]
+        raw_prefix: bool,
         /// Comma-separated: read, list, write.
         #[arg(long, value_delimiter = ',')]
         ops: Vec<String>,
@@ -68,6 +73,19 @@ fn print_grant(g: &GrantView) {
     }
 }
 
+/// A grant's prefix is a plain string prefix: `case-42` would also cover `case-420/`. Unless
+/// asked for with `--raw-prefix`, a prefix must end in `/`.
+fn check_prefix(prefix: &str, raw: bool) -> Result<()> {
+    if raw || prefix.is_empty() || prefix.ends_with('/') {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "--prefix {prefix:?} does not end in '/', so it would also cover keys such as {:?}; use --prefix {:?}, or --raw-prefix to mean the plain string prefix",
+        format!("{prefix}0/..."),
+        format!("{prefix}/")
+    )
+}
+
 pub fn run(args: &AdminArgs, cmd: AccessCommand) -> Result<()> {
     let client = Client::new(args)?;
     runtime()?.block_on(async {
@@ -76,10 +94,12 @@ pub fn run(args: &AdminArgs, cmd: AccessCommand) -> Result<()> {
                 tenant,
                 bucket,
                 prefix,
+                raw_prefix,
                 ops,
                 duration,
                 reason,
             } => {
+                check_prefix(&prefix, raw_prefix)?;
                 let g = client
                     .act_as(Action::RequestGrant {
                         tenant,
@@ -139,4 +159,17 @@ pub fn run(args: &AdminArgs, cmd: AccessCommand) -> Result<()> {
         }
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_prefix;
+
+    #[test]
+    fn a_prefix_without_a_trailing_slash_needs_raw_prefix() {
+        assert!(check_prefix("case-42", false).is_err());
+        assert!(check_prefix("case-42", true).is_ok());
+        assert!(check_prefix("case-42/", false).is_ok());
+        assert!(check_prefix("", false).is_ok());
+    }
 }
