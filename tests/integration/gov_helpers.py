@@ -11,14 +11,15 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
 import time
 
 import boto3
 import requests
 from botocore.config import Config
 
-from conftest import bearer
-from s3helpers import REGION, parse_env_file, unique_name
+from conftest import bearer, obhut_bin
+from s3helpers import REGION, clean_env, parse_env_file, unique_name
 
 GRANT_LINE = re.compile(r"^grant (g-[0-9a-f]+) (\w+): ", re.M)
 DISCLOSURE_LINE = re.compile(r"^disclosure (d-[0-9a-f]+) (\w+): ", re.M)
@@ -30,7 +31,7 @@ ENTRY_TYPES = {
     "policy_changed", "principal_created", "principal_revoked", "disclosure_requested",
     "disclosure_refused", "disclosure_approval", "disclosure_approved", "disclosure_denied",
     "disclosure_delay_set", "shred_approval", "tenant_key_disabled", "tenant_key_enabled",
-    "tenant_key_destroyed", "site_added",
+    "tenant_key_destroyed", "site_added", "attestation", "integrity_failure",
 }
 
 
@@ -223,3 +224,27 @@ def wait_until(pred, timeout: float, what: str, step: float = 0.2):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(step)
+
+
+def start_refused(srv, timeout: float = 60) -> str:
+    """Starts `obhut serve` on the server's data dir, expecting it to refuse: a
+    non-zero exit, and one `obhut:` line saying why. Returns that line."""
+    assert not srv.running()
+    r = subprocess.run(
+        [str(obhut_bin()), "serve", "--data-dir", str(srv.data_dir), "--s3-addr", f"127.0.0.1:{srv.s3_port}",
+         "--admin-addr", f"127.0.0.1:{srv.admin_port}", *srv.extra_args],
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout,
+        env=clean_env({}),
+    )
+    assert r.returncode != 0, f"the server started (exit {r.returncode}):\n{r.stderr[-2000:]}"
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("obhut: ")]
+    assert len(lines) == 1, f"expected one `obhut:` line saying why, got:\n{r.stderr[-3000:]}"
+    assert "panicked" not in r.stderr, r.stderr
+    with requests.Session() as s:
+        try:
+            s.get(f"{srv.admin_url}/v1/health", timeout=2)
+        except requests.RequestException:
+            pass
+        else:
+            raise AssertionError("something answers on the admin address after the refusal")
+    return lines[0]

@@ -230,6 +230,10 @@ pub enum LogEvent {
         tenant: Option<String>,
         digest: String,
     },
+    /// The trustee found its own state disagreeing with what was signed or logged (e.g. a
+    /// principal, grant or disclosure record edited in `governance.db`) and refused to act on
+    /// it. `subject` names the record (`principal:NAME`, `grant:ID`, `disclosure:ID`).
+    IntegrityFailure { subject: String, detail: String },
 }
 
 /// A `policy_changed` entry: the two shapes share one type string.
@@ -307,6 +311,7 @@ impl LogEvent {
             Self::TenantKeyDestroyed { .. } => "tenant_key_destroyed",
             Self::KeyRelease { .. } => "key_release",
             Self::Attestation { .. } => "attestation",
+            Self::IntegrityFailure { .. } => "integrity_failure",
         }
     }
 
@@ -319,9 +324,10 @@ impl LogEvent {
             Self::PrincipalCreated { tenant, .. }
             | Self::PrincipalRevoked { tenant, .. }
             | Self::Attestation { tenant, .. } => tenant.as_deref(),
-            Self::SiteAdded { .. } | Self::SiteStateChanged { .. } | Self::SiteRemoved { .. } => {
-                None
-            }
+            Self::SiteAdded { .. }
+            | Self::SiteStateChanged { .. }
+            | Self::SiteRemoved { .. }
+            | Self::IntegrityFailure { .. } => None,
             Self::PolicyChanged(
                 PolicyChange::Bucket { tenant, .. } | PolicyChange::Tenant { tenant, .. },
             )
@@ -395,7 +401,8 @@ impl LogEvent {
             | Self::TenantKeyEnabled { .. }
             | Self::TenantKeyDestroyed { .. }
             | Self::KeyRelease { .. }
-            | Self::Attestation { .. } => None,
+            | Self::Attestation { .. }
+            | Self::IntegrityFailure { .. } => None,
         }
     }
 
@@ -620,6 +627,12 @@ impl LogEvent {
             Self::Attestation { kind, digest, .. } => {
                 vec![("kind", kind.clone()), ("digest", digest.clone())]
             }
+            Self::IntegrityFailure { subject, detail } => {
+                vec![
+                    ("subject", subject.clone()),
+                    ("detail", format!("{detail:?}")),
+                ]
+            }
         }
     }
 }
@@ -638,6 +651,10 @@ pub struct IndexedEntry {
     pub index: u64,
     /// The entry's JSON text, exactly as appended.
     pub entry: String,
+    /// Set (and `entry` empty) when the trustee could not read the entry back from its log:
+    /// why. The reader shows the gap rather than losing the rest of the page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unreadable: Option<String>,
 }
 
 /// An entry this version does not know (a later release's type, or a shape it cannot read):

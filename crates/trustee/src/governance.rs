@@ -10,6 +10,7 @@
 //! It never sees object data, plaintext keys or principals' tokens: only bearer hashes and
 //! public keys.
 
+use crate::log_facts::LogFacts;
 use obhut_core::{BucketNarrowing, TenantResidency};
 use obhut_crypto::principal::verify_statement;
 use obhut_trustee_client::log_entry::{
@@ -26,7 +27,8 @@ use obhut_trustee_client::{
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use std::path::Path;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 /// Distinct officers a grant or a disclosure needs (DESIGN.md: default 2).
@@ -73,6 +75,53 @@ fn random_hex(bytes: usize) -> Result<String, TrusteeError> {
 pub struct PrincipalRecord {
     pub info: PrincipalInfo,
     pub public_key: Vec<u8>,
+}
+
+/// What vouches for a principal's row in `governance.db` (its `vouch` column, JSON): the row's
+/// role, tenant, key, bearer hash and expiry are believed only as far as this shows them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Vouch {
+    /// One of a new installation's first principals, enrolled without a signature: its
+    /// `principal_created` entry (by `bootstrap`) precedes every entry by anyone else.
+    Bootstrap,
+    /// Enrolled by officers' signed `create_principal` statements, kept as they were signed.
+    Signed { statements: Vec<SignedStatement> },
+}
+
+/// Distinct officers whose signed statements must enrol a principal of `role`.
+const fn enrolment_quorum(_role: Role) -> usize {
+    1
+}
+
+/// A principal's row as stored, before it is checked.
+struct PrincipalRow {
+    record: PrincipalRecord,
+    bearer_hash: String,
+    /// `None`: enrolled by a release before vouches were kept.
+    vouch: Option<String>,
+}
+
+impl PrincipalRow {
+    /// Everything the check depends on, so that a cached result is for exactly this row.
+    fn digest(&self) -> String {
+        let i = &self.record.info;
+        let text = json!([
+            i.name,
+            i.role.as_str(),
+            i.tenant,
+            self.bearer_hash,
+            hex(&self.record.public_key),
+            i.expires_ms,
+            self.vouch
+        ])
+        .to_string();
+        obhut_crypto::principal::sha256_hex(text.as_bytes())
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    hex_simd::encode_to_string(b, hex_simd::AsciiCase::Lower)
 }
 
 /// One signed approval, kept so that it can be checked again at every use.
@@ -243,6 +292,14 @@ pub enum ShredOutcome {
 pub struct Governance {
     db: Mutex<Connection>,
     log: obhut_tlog::Log,
+    /// The trustee's directory (the kept checkpoint lives there).
+    dir: PathBuf,
+    /// What the log says; lock order: `db` before `facts`.
+    facts: Mutex<LogFacts>,
+    /// Principals' rows whose vouch has been verified, by name: the digest of the row checked.
+    vouched: Mutex<HashMap<String, String>>,
+    /// Integrity failures logged already (each is logged once per start).
+    alarms: Mutex<HashSet<String>>,
 }
 
 /// governance.db's layouts, oldest first (`PRAGMA user_version` says which one a database
@@ -250,7 +307,7 @@ pub struct Governance {
 /// `tests/fixtures/` gets a database written by the release before it.
 const SCHEMA: obhut_migrate::Schema = obhut_migrate::Schema {
     name: "governance.db",
-    migrations: &[SCHEMA_V1, SCHEMA_V2],
+    migrations: &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3],
     identifying_table: "principals",
 };
 
@@ -298,6 +355,12 @@ CREATE TABLE bucket_policies (
 );
 CREATE TABLE policies_from_log (pending INTEGER NOT NULL);
 INSERT INTO policies_from_log (pending) VALUES (1);
+";
+
+/// Version 3: what vouches for each principal ([`Vouch`], JSON). Principals enrolled before
+/// have none: they are vouched for by their `principal_created` entry in the log.
+const SCHEMA_V3: &str = "
+ALTER TABLE principals ADD COLUMN vouch TEXT;
 ";
 
 /// Fields given replace those recorded; fields not given keep their value.
@@ -364,15 +427,224 @@ impl Governance {
         // The migration takes the write lock: wait for another writer rather than fail.
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(storage)?;
-        obhut_migrate::migrate(&mut conn, &SCHEMA).map_err(storage)?;
+        let had_tables: bool = conn
+            .query_row(
+                "SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'principals'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(storage)?;
+        let migrated = obhut_migrate::migrate(&mut conn, &SCHEMA).map_err(storage)?;
         let log = open_log(&dir.join("log"))?;
+        let mut facts = LogFacts::default();
+        for idx in 0..log.size() {
+            if let ParsedEntry::Known(entry) = ParsedEntry::parse(&log.entry(idx).map_err(storage)?)
+            {
+                facts.observe(idx, &entry);
+            }
+        }
+        facts.size = log.size();
+        // A release that did not check its state against the log kept no checkpoint apart
+        // from it either: its log is adopted as it is, once (the log then says so). A new
+        // database beside a log that is not new is not adopted.
+        let adopt = !facts.upgraded && had_tables && migrated.from < 3;
+        if had_tables && migrated.from >= 3 && !facts.upgraded {
+            return Err(storage(format!(
+                "{} belongs to a transparency log that is missing or was replaced ({} holds no entry of this trustee); refusing to start",
+                dir.join("governance.db").display(),
+                dir.join("log").display()
+            )));
+        }
+        let upgrade = !facts.upgraded;
+        crate::kept_checkpoint::check_at_start(dir, &log, adopt)?;
         let g = Self {
             db: Mutex::new(conn),
             log,
+            dir: dir.to_owned(),
+            facts: Mutex::new(facts),
+            vouched: Mutex::new(HashMap::new()),
+            alarms: Mutex::new(HashSet::new()),
         };
         g.reindex()?;
         g.replay_policies()?;
+        if upgrade {
+            g.adopt_unlogged()?;
+            g.record(LogEvent::Attestation {
+                kind: crate::log_facts::STATE_CHECKED.to_owned(),
+                tenant: None,
+                digest: obhut_crypto::principal::sha256_hex(
+                    crate::log_facts::STATE_CHECKED.as_bytes(),
+                ),
+            })?;
+        }
         Ok(g)
+    }
+
+    /// Once, the first time this release opens a trustee's state: what `governance.db` holds
+    /// that the log does not show (an earlier release's state beside a log started anew, or
+    /// none) is logged as it stands (enrolments by `upgrade`, endings, disclosure requests with
+    /// their decisions), so that it is checked against the log from now on. Auditors see these
+    /// entries; docs/governance.md says what this trusts.
+    fn adopt_unlogged(&self) -> Result<(), TrusteeError> {
+        type Row = (String, String, Option<String>, Vec<u8>, Option<i64>, bool);
+        let (principals, grants, disclosures) = {
+            let db = self.db()?;
+            let principals: Vec<Row> = db
+                .prepare("SELECT name, role, tenant, public_key, expires_ms, revoked FROM principals WHERE vouch IS NULL ORDER BY rowid")
+                .map_err(storage)?
+                .query_map([], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+                })
+                .map_err(storage)?
+                .collect::<Result<_, _>>()
+                .map_err(storage)?;
+            let records = |sql: &str| -> Result<Vec<String>, TrusteeError> {
+                db.prepare(sql)
+                    .map_err(storage)?
+                    .query_map([], |r| r.get(0))
+                    .map_err(storage)?
+                    .collect::<Result<_, _>>()
+                    .map_err(storage)
+            };
+            (
+                principals,
+                records("SELECT record FROM grants ORDER BY rowid")?,
+                records("SELECT record FROM disclosures ORDER BY rowid")?,
+            )
+        };
+        for (name, role, tenant, public_key, expires_ms, revoked) in principals {
+            let role = role_of(&role)?;
+            let (logged, revoked_in_log) = {
+                let f = self.facts()?;
+                (
+                    f.creation(
+                        &name,
+                        role,
+                        tenant.as_deref(),
+                        &hex(&public_key),
+                        expires_ms,
+                        None,
+                    )
+                    .is_some(),
+                    f.revoked.contains_key(&name),
+                )
+            };
+            if !logged {
+                self.record(LogEvent::PrincipalCreated {
+                    name: name.clone(),
+                    role,
+                    tenant: tenant.clone(),
+                    public_key: hex(&public_key),
+                    expires_ms,
+                    actor: "upgrade".into(),
+                })?;
+            }
+            if revoked && !revoked_in_log {
+                self.record(LogEvent::PrincipalRevoked {
+                    name,
+                    role,
+                    tenant,
+                    actor: "upgrade".into(),
+                })?;
+            }
+        }
+        for record in grants {
+            let g: Grant = serde_json::from_str(&record).map_err(storage)?;
+            if self.facts()?.grants_ended.contains_key(&g.id) {
+                continue;
+            }
+            let actor = g.ended_by.clone().unwrap_or_else(|| "upgrade".into());
+            match g.state.as_str() {
+                "revoked" => self.record(LogEvent::GrantRevoked {
+                    grant: g.id,
+                    tenant: g.tenant,
+                    actor,
+                })?,
+                "denied" => self.record(LogEvent::GrantDenied {
+                    grant: g.id,
+                    tenant: g.tenant,
+                    actor,
+                })?,
+                _ => continue,
+            };
+        }
+        for record in disclosures {
+            let d: Disclosure = serde_json::from_str(&record).map_err(storage)?;
+            if self.facts()?.disclosures.contains_key(&d.id) {
+                continue;
+            }
+            let request = DisclosureRequest {
+                disclosure: d.id.clone(),
+                tenant: d.tenant.clone(),
+                authority: d.authority.clone(),
+                jurisdiction: d.jurisdiction.clone(),
+                legal_basis: d.legal_basis.clone(),
+                scope: d.scope.clone(),
+                reason: d.reason.clone(),
+                delay_ms: d.visible_after_ms.saturating_sub(d.created_ms),
+                visible_after_ms: d.visible_after_ms,
+                actor: d.requested_by.clone(),
+            };
+            self.record(if d.state == "refused" {
+                LogEvent::DisclosureRefused(request)
+            } else {
+                LogEvent::DisclosureRequested(request)
+            })?;
+            for a in &d.approvals {
+                self.record(LogEvent::DisclosureApproval {
+                    disclosure: d.id.clone(),
+                    tenant: d.tenant.clone(),
+                    actor: a.clone(),
+                })?;
+            }
+            match d.state.as_str() {
+                "approved" => {
+                    self.record(LogEvent::DisclosureApproved {
+                        disclosure: d.id.clone(),
+                        tenant: d.tenant.clone(),
+                        approvers: d.approvals.clone(),
+                    })?;
+                }
+                "denied" => {
+                    self.record(LogEvent::DisclosureDenied {
+                        disclosure: d.id.clone(),
+                        tenant: d.tenant.clone(),
+                        actor: "upgrade".into(),
+                    })?;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn facts(&self) -> Result<std::sync::MutexGuard<'_, LogFacts>, TrusteeError> {
+        self.facts
+            .lock()
+            .map_err(|_| storage("log facts lock poisoned"))
+    }
+
+    /// Reports that the trustee's own state disagrees with what was signed or logged, once
+    /// per subject and finding: an error in the service's log and an `integrity_failure`
+    /// entry in the transparency log. The caller then refuses to act on the record.
+    fn integrity(&self, subject: &str, detail: &str) -> Result<(), TrusteeError> {
+        let fresh = self
+            .alarms
+            .lock()
+            .map_err(|_| storage("alarm lock poisoned"))?
+            .insert(format!("{subject}\n{detail}"));
+        if fresh {
+            tracing::error!(
+                subject,
+                detail,
+                "integrity failure: governance.db disagrees with what was signed or logged; the record is not acted on"
+            );
+            self.record(LogEvent::IntegrityFailure {
+                subject: subject.to_owned(),
+                detail: detail.to_owned(),
+            })?;
+        }
+        Ok(())
     }
 
     /// Once, after the migration to version 2: the degraded-writes setting of each tenant and
@@ -462,12 +734,26 @@ impl Governance {
         let db = self.db()?;
         let idx = self.log.append(bytes).map_err(storage)?;
         index_bytes(&db, idx, bytes)?;
+        if let ParsedEntry::Known(entry) = ParsedEntry::parse(bytes) {
+            self.facts()?.observe(idx, &entry);
+        }
+        crate::kept_checkpoint::keep(&self.dir, &self.log)?;
         Ok(idx)
     }
 
     /// Appends one entry to the log, durably, and indexes it. Nothing that the entry records
     /// may happen before this returns.
     pub fn record(&self, event: LogEvent) -> Result<u64, TrusteeError> {
+        self.record_with(event, |_| Ok(()))
+    }
+
+    /// [`Self::record`], then `then` on the database before anyone else reads it: a record
+    /// written here is never seen disagreeing with the entry that precedes it.
+    fn record_with(
+        &self,
+        event: LogEvent,
+        then: impl FnOnce(&Connection) -> Result<(), TrusteeError>,
+    ) -> Result<u64, TrusteeError> {
         let entry = LogEntry {
             event,
             at_ms: now_ms(),
@@ -481,6 +767,11 @@ impl Governance {
             storage(format!("the transparency log cannot be written: {e}"))
         })?;
         index_entry(&db, idx, entry.event.tenant(), entry.event.disclosure())?;
+        self.facts()?.observe(idx, &entry);
+        // The entry is durable; the kept checkpoint follows it (a crash in between leaves the
+        // log longer than the kept checkpoint, which is fine).
+        crate::kept_checkpoint::keep(&self.dir, &self.log)?;
+        then(&db)?;
         Ok(idx)
     }
 
@@ -498,20 +789,6 @@ impl Governance {
         record
             .map(|r| serde_json::from_str(&r).map_err(storage))
             .transpose()
-    }
-
-    /// Every JSON record the query selects, in its order.
-    fn records<T: serde::de::DeserializeOwned>(&self, sql: &str) -> Result<Vec<T>, TrusteeError> {
-        let db = self.db()?;
-        let mut st = db.prepare(sql).map_err(storage)?;
-        let rows: Vec<String> = st
-            .query_map([], |r| r.get(0))
-            .map_err(storage)?
-            .collect::<Result<_, _>>()
-            .map_err(storage)?;
-        rows.iter()
-            .map(|r| serde_json::from_str(r).map_err(storage))
-            .collect()
     }
 
     // ---------------------------------------------------------------- principals
@@ -533,42 +810,230 @@ impl Governance {
         }
     }
 
-    pub fn principal(&self, name: &str) -> Result<Option<PrincipalRecord>, TrusteeError> {
+    /// A principal as its row says, unchecked.
+    fn principal_row(&self, name: &str) -> Result<Option<PrincipalRow>, TrusteeError> {
         let db = self.db()?;
         let row = db
             .query_row(
-                "SELECT name, role, tenant, public_key, created_ms, expires_ms, revoked FROM principals WHERE name = ?1",
+                "SELECT name, role, tenant, public_key, created_ms, expires_ms, revoked, bearer_hash, vouch FROM principals WHERE name = ?1",
                 [name],
                 |r| {
                     Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, Option<String>>(2)?,
-                        r.get::<_, Vec<u8>>(3)?,
-                        r.get::<_, i64>(4)?,
-                        r.get::<_, Option<i64>>(5)?,
-                        r.get::<_, bool>(6)?,
+                        (
+                            r.get::<_, String>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, Option<String>>(2)?,
+                            r.get::<_, Vec<u8>>(3)?,
+                        ),
+                        (
+                            r.get::<_, i64>(4)?,
+                            r.get::<_, Option<i64>>(5)?,
+                            r.get::<_, bool>(6)?,
+                        ),
+                        (r.get::<_, String>(7)?, r.get::<_, Option<String>>(8)?),
                     ))
                 },
             )
             .optional()
             .map_err(storage)?;
-        row.map(
-            |(name, role, tenant, public_key, created_ms, expires_ms, revoked)| {
-                Ok(PrincipalRecord {
-                    info: PrincipalInfo {
-                        name,
-                        role: role_of(&role)?,
-                        tenant,
-                        created_ms,
-                        expires_ms,
-                        revoked,
-                    },
-                    public_key,
-                })
+        // Read under the same lock as the row, so a revocation being written is seen whole.
+        let revoked_in_log = self.facts()?.revoked.contains_key(name);
+        drop(db);
+        let Some((
+            (name, role, tenant, public_key),
+            (created_ms, expires_ms, revoked),
+            (bearer_hash, vouch),
+        )) = row
+        else {
+            return Ok(None);
+        };
+        if revoked_in_log && !revoked {
+            self.integrity(
+                &format!("principal:{name}"),
+                "revoked in the transparency log but not in governance.db (revived by an edit); it stays revoked",
+            )?;
+        }
+        Ok(Some(PrincipalRow {
+            record: PrincipalRecord {
+                info: PrincipalInfo {
+                    name,
+                    role: role_of(&role)?,
+                    tenant,
+                    created_ms,
+                    expires_ms,
+                    // The log decides: an edit cannot take a revocation back.
+                    revoked: revoked || revoked_in_log,
+                },
+                public_key,
             },
-        )
-        .transpose()
+            bearer_hash,
+            vouch,
+        }))
+    }
+
+    /// A principal whose row is vouched for (see [`Vouch`]): its role, tenant, key, bearer
+    /// hash and expiry as signed or logged when it was enrolled, revoked if the log says so.
+    /// A row nothing vouches for is reported ([`Self::integrity`]) and treated as absent.
+    pub fn principal(&self, name: &str) -> Result<Option<PrincipalRecord>, TrusteeError> {
+        self.principal_checked(name, 0)
+    }
+
+    fn principal_checked(
+        &self,
+        name: &str,
+        depth: usize,
+    ) -> Result<Option<PrincipalRecord>, TrusteeError> {
+        let Some(row) = self.principal_row(name)? else {
+            return Ok(None);
+        };
+        let digest = row.digest();
+        let cached = self
+            .vouched
+            .lock()
+            .map_err(|_| storage("vouch cache lock poisoned"))?
+            .get(name)
+            .is_some_and(|d| *d == digest);
+        if !cached {
+            if let Err(why) = self.check_vouch(&row, depth)? {
+                self.integrity(&format!("principal:{name}"), &why)?;
+                return Ok(None);
+            }
+            self.vouched
+                .lock()
+                .map_err(|_| storage("vouch cache lock poisoned"))?
+                .insert(name.to_owned(), digest);
+        }
+        Ok(Some(row.record))
+    }
+
+    /// `Ok(Err(why))` if nothing vouches for the row as it is.
+    fn check_vouch(
+        &self,
+        row: &PrincipalRow,
+        depth: usize,
+    ) -> Result<Result<(), String>, TrusteeError> {
+        let info = &row.record.info;
+        let key_hex = hex(&row.record.public_key);
+        let Some(vouch) = &row.vouch else {
+            // Enrolled by an earlier release: its enrolment entry vouches for it.
+            let logged = self
+                .facts()?
+                .creation(
+                    &info.name,
+                    info.role,
+                    info.tenant.as_deref(),
+                    &key_hex,
+                    info.expires_ms,
+                    None,
+                )
+                .is_some();
+            return Ok(if logged {
+                Ok(())
+            } else {
+                Err("no principal_created entry in the log has its role, tenant, key and expiry (edited or inserted in governance.db)".into())
+            });
+        };
+        let Ok(vouch) = serde_json::from_str::<Vouch>(vouch) else {
+            return Ok(Err("its vouch is not readable".into()));
+        };
+        match vouch {
+            Vouch::Bootstrap => {
+                let facts = self.facts()?;
+                let Some(c) = facts.creation(
+                    &info.name,
+                    info.role,
+                    info.tenant.as_deref(),
+                    &key_hex,
+                    info.expires_ms,
+                    Some("bootstrap"),
+                ) else {
+                    return Ok(Err("no principal_created entry by bootstrap has its role, tenant, key and expiry (edited or inserted in governance.db)".into()));
+                };
+                if facts.bootstrap_end.is_some_and(|end| c.index > end) {
+                    return Ok(Err(
+                        "its enrolment by bootstrap was logged after the installation's first entries"
+                            .into(),
+                    ));
+                }
+                Ok(Ok(()))
+            }
+            Vouch::Signed { statements } => {
+                if depth > 32 {
+                    return Ok(Err("its chain of enrolling officers is too long".into()));
+                }
+                let mut officers: Vec<String> = Vec::new();
+                for signed in &statements {
+                    if let Some(signer) = self.check_enrolment(row, signed, depth)? {
+                        officers.push(signer);
+                    }
+                }
+                officers.sort_unstable();
+                officers.dedup();
+                let needed = enrolment_quorum(info.role);
+                if officers.len() < needed {
+                    return Ok(Err(format!(
+                        "{} of the {needed} officers' signed statements needed to enrol a {} verify for its row as it is (edited or inserted in governance.db)",
+                        officers.len(),
+                        info.role.as_str()
+                    )));
+                }
+                Ok(Ok(()))
+            }
+        }
+    }
+
+    /// The officer whose signed statement enrols exactly this row, if it does: the statement
+    /// names the row's fields, and its signer is an officer (checked in turn), not revoked or
+    /// expired when it signed, whose key verifies the signature.
+    fn check_enrolment(
+        &self,
+        row: &PrincipalRow,
+        signed: &SignedStatement,
+        depth: usize,
+    ) -> Result<Option<String>, TrusteeError> {
+        let info = &row.record.info;
+        let Ok(st) = serde_json::from_str::<Statement>(&signed.statement) else {
+            return Ok(None);
+        };
+        let Action::CreatePrincipal {
+            name,
+            role,
+            tenant,
+            bearer_hash,
+            public_key,
+            expires_ms,
+        } = &st.action
+        else {
+            return Ok(None);
+        };
+        let same = *name == info.name
+            && *role == info.role
+            && *tenant == info.tenant
+            && *bearer_hash == row.bearer_hash
+            && public_key.to_ascii_lowercase() == hex(&row.record.public_key)
+            && *expires_ms == info.expires_ms;
+        if !same || st.principal == info.name {
+            return Ok(None);
+        }
+        let Some(signer) = self.principal_checked(&st.principal, depth + 1)? else {
+            return Ok(None);
+        };
+        if signer.info.role != Role::Officer {
+            return Ok(None);
+        }
+        let revoked_before = self
+            .facts()?
+            .revoked
+            .get(&st.principal)
+            .is_some_and(|at| *at <= st.at_ms);
+        let expired_before = signer.info.expires_ms.is_some_and(|e| e <= st.at_ms);
+        if revoked_before || expired_before {
+            return Ok(None);
+        }
+        let Ok(sig) = base64_simd::STANDARD.decode_to_vec(signed.signature.as_bytes()) else {
+            return Ok(None);
+        };
+        Ok(verify_statement(&signer.public_key, &signed.statement, &sig).then_some(st.principal))
     }
 
     /// The principal, if it exists and is neither revoked nor expired.
@@ -599,7 +1064,8 @@ impl Governance {
         Ok(out)
     }
 
-    /// Enrols a principal. `by` is who did it (an officer, or `bootstrap` at first start).
+    /// Enrols a principal. `by` is who did it (an officer, or `bootstrap` at first start);
+    /// `vouch` is kept with the row and checked at every use ([`Self::principal`]).
     #[allow(clippy::too_many_arguments)]
     pub fn add_principal(
         &self,
@@ -610,7 +1076,13 @@ impl Governance {
         bearer_hash: &str,
         public_key: &[u8],
         expires_ms: Option<i64>,
+        vouch: &Vouch,
     ) -> Result<PrincipalInfo, TrusteeError> {
+        if *vouch == Vouch::Bootstrap && self.facts()?.bootstrap_end.is_some() {
+            return Err(denied(
+                "principals are enrolled without a signature only on a new installation; an officer enrols them now",
+            ));
+        }
         if name.is_empty()
             || name.len() > 64
             || !name
@@ -652,25 +1124,30 @@ impl Governance {
             expires_ms,
             revoked: false,
         };
-        self.record(LogEvent::PrincipalCreated {
-            name: name.to_owned(),
-            role,
-            tenant: tenant.map(str::to_owned),
-            public_key: hex_simd::encode_to_string(public_key, hex_simd::AsciiCase::Lower),
-            expires_ms,
-            actor: by.to_owned(),
-        })?;
-        self.db()?
-            .execute(
-                "INSERT INTO principals (name, role, tenant, bearer_hash, public_key, created_ms, expires_ms, revoked) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0)",
-                params![name, role.as_str(), tenant, bearer_hash, public_key, info.created_ms, expires_ms],
-            )
-            .map_err(|e| match e {
-                rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
-                    TrusteeError::Conflict("that principal or bearer exists".into())
-                }
-                other => storage(other),
-            })?;
+        let vouch_json = serde_json::to_string(vouch).map_err(storage)?;
+        self.record_with(
+            LogEvent::PrincipalCreated {
+                name: name.to_owned(),
+                role,
+                tenant: tenant.map(str::to_owned),
+                public_key: hex(public_key),
+                expires_ms,
+                actor: by.to_owned(),
+            },
+            |db| {
+                db.execute(
+                    "INSERT INTO principals (name, role, tenant, bearer_hash, public_key, created_ms, expires_ms, revoked, vouch) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8)",
+                    params![name, role.as_str(), tenant, bearer_hash, public_key, info.created_ms, expires_ms, vouch_json],
+                )
+                .map_err(|e| match e {
+                    rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
+                        TrusteeError::Conflict("that principal or bearer exists".into())
+                    }
+                    other => storage(other),
+                })?;
+                Ok(())
+            },
+        )?;
         Ok(info)
     }
 
@@ -683,15 +1160,19 @@ impl Governance {
                 "principal {name} is revoked already"
             )));
         }
-        self.record(LogEvent::PrincipalRevoked {
-            name: name.to_owned(),
-            role: p.info.role,
-            tenant: p.info.tenant.clone(),
-            actor: by.to_owned(),
-        })?;
-        self.db()?
-            .execute("UPDATE principals SET revoked = 1 WHERE name = ?1", [name])
-            .map_err(storage)?;
+        self.record_with(
+            LogEvent::PrincipalRevoked {
+                name: name.to_owned(),
+                role: p.info.role,
+                tenant: p.info.tenant.clone(),
+                actor: by.to_owned(),
+            },
+            |db| {
+                db.execute("UPDATE principals SET revoked = 1 WHERE name = ?1", [name])
+                    .map_err(storage)?;
+                Ok(())
+            },
+        )?;
         Ok(json!({"principal": name, "revoked": true}))
     }
 
@@ -954,24 +1435,55 @@ impl Governance {
     // ---------------------------------------------------------------- grants
 
     pub(crate) fn grant(&self, id: &str) -> Result<Grant, TrusteeError> {
-        self.record_of("SELECT record FROM grants WHERE id = ?1", id)?
+        self.grants_where("SELECT record FROM grants WHERE id = ?1", Some(id))?
+            .pop()
             .ok_or_else(|| TrusteeError::NotFound(format!("no grant {id:?}")))
     }
 
     pub(crate) fn put_grant(&self, g: &Grant) -> Result<(), TrusteeError> {
-        let record = serde_json::to_string(g).map_err(storage)?;
-        let key = g.credentials.as_ref().map(|c| c.access_key_id.clone());
-        self.db()?
-            .execute(
-                "INSERT INTO grants (id, access_key_id, record) VALUES (?1, ?2, ?3) ON CONFLICT(id) DO UPDATE SET access_key_id = excluded.access_key_id, record = excluded.record",
-                params![g.id, key, record],
-            )
-            .map_err(storage)?;
-        Ok(())
+        put_grant_in(&*self.db()?, g)
     }
 
     fn grants(&self) -> Result<Vec<Grant>, TrusteeError> {
-        self.records("SELECT record FROM grants ORDER BY rowid")
+        self.grants_where("SELECT record FROM grants ORDER BY rowid", None)
+    }
+
+    /// The grants the query selects, each as the log has it ended: a grant the log recorded
+    /// denied or revoked stays so whatever its record says ([`Self::integrity`] reports the
+    /// difference).
+    fn grants_where(&self, sql: &str, arg: Option<&str>) -> Result<Vec<Grant>, TrusteeError> {
+        let (rows, ended) = {
+            let db = self.db()?;
+            let mut st = db.prepare(sql).map_err(storage)?;
+            let params: Vec<&str> = arg.into_iter().collect();
+            let rows: Vec<String> = st
+                .query_map(rusqlite::params_from_iter(params), |r| r.get(0))
+                .map_err(storage)?
+                .collect::<Result<_, _>>()
+                .map_err(storage)?;
+            // Under the database lock: an ending being recorded writes both before we look.
+            let ended = self.facts()?.grants_ended.clone();
+            (rows, ended)
+        };
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let mut g: Grant = serde_json::from_str(&r).map_err(storage)?;
+            if let Some((state, by)) = ended.get(&g.id)
+                && g.state != *state
+            {
+                self.integrity(
+                    &format!("grant:{}", g.id),
+                    &format!(
+                        "governance.db says it is {} but the transparency log recorded it {state} by {by} (revived by an edit); it stays {state}",
+                        g.state
+                    ),
+                )?;
+                g.state.clone_from(state);
+                g.ended_by = Some(by.clone());
+            }
+            out.push(g);
+        }
+        Ok(out)
     }
 
     fn request_grant(&self, who: &PrincipalInfo, a: &Action) -> Result<Value, TrusteeError> {
@@ -1177,10 +1689,9 @@ impl Governance {
             };
             ("revoked", event)
         };
-        self.record(event)?;
         g.state = new_state.into();
         g.ended_by = Some(who.name.clone());
-        self.put_grant(&g)?;
+        self.record_with(event, |db| put_grant_in(db, &g))?;
         to_json(&g.view(now))
     }
 
@@ -1325,10 +1836,12 @@ impl Governance {
     }
 
     fn grant_by_key(&self, access_key_id: &str) -> Result<Option<Grant>, TrusteeError> {
-        self.record_of(
-            "SELECT record FROM grants WHERE access_key_id = ?1",
-            access_key_id,
-        )
+        Ok(self
+            .grants_where(
+                "SELECT record FROM grants WHERE access_key_id = ?1",
+                Some(access_key_id),
+            )?
+            .pop())
     }
 
     /// The secret of grant credentials, whatever the grant's state: the gateway verifies the
@@ -1404,23 +1917,96 @@ impl Governance {
     // ---------------------------------------------------------------- disclosures
 
     fn disclosure(&self, id: &str) -> Result<Disclosure, TrusteeError> {
-        self.record_of("SELECT record FROM disclosures WHERE id = ?1", id)?
+        self.disclosures()?
+            .into_iter()
+            .find(|d| d.id == id)
             .ok_or_else(|| TrusteeError::NotFound(format!("no disclosure request {id:?}")))
     }
 
-    fn put_disclosure(&self, d: &Disclosure) -> Result<(), TrusteeError> {
-        let record = serde_json::to_string(d).map_err(storage)?;
-        self.db()?
-            .execute(
-                "INSERT INTO disclosures (id, record) VALUES (?1, ?2) ON CONFLICT(id) DO UPDATE SET record = excluded.record",
-                params![d.id, record],
-            )
-            .map_err(storage)?;
-        Ok(())
-    }
-
+    /// Every disclosure request as the log recorded it, in the order they were requested:
+    /// its request, decisions, approvals and delay come from the log's entries, so an edit of
+    /// `governance.db` (a decision flipped, a delay lengthened to keep it from its tenant, a
+    /// request removed or inserted) changes nothing but is reported ([`Self::integrity`]).
     fn disclosures(&self) -> Result<Vec<Disclosure>, TrusteeError> {
-        self.records("SELECT record FROM disclosures ORDER BY rowid")
+        let (rows, facts, order) = {
+            let db = self.db()?;
+            let mut st = db
+                .prepare("SELECT id, record FROM disclosures")
+                .map_err(storage)?;
+            let rows: HashMap<String, String> = st
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(storage)?
+                .collect::<Result<_, _>>()
+                .map_err(storage)?;
+            let f = self.facts()?;
+            (rows, f.disclosures.clone(), f.disclosure_order.clone())
+        };
+        let mut out = Vec::with_capacity(order.len());
+        for id in &order {
+            let Some(f) = facts.get(id) else { continue };
+            let row: Option<Disclosure> = match rows.get(id) {
+                Some(r) => Some(serde_json::from_str(r).map_err(storage)?),
+                None => None,
+            };
+            let r = &f.request;
+            let d = Disclosure {
+                id: id.clone(),
+                tenant: r.tenant.clone(),
+                authority: r.authority.clone(),
+                jurisdiction: r.jurisdiction.clone(),
+                legal_basis: r.legal_basis.clone(),
+                scope: r.scope.clone(),
+                requested_by: r.actor.clone(),
+                created_ms: row.as_ref().map_or(f.created_ms, |x| x.created_ms),
+                state: f.state.clone(),
+                approvals: f.approvals.clone(),
+                decided_ms: match &row {
+                    Some(x) if x.state == f.state => x.decided_ms,
+                    _ => f.decided_ms,
+                },
+                reason: r.reason.clone(),
+                visible_after_ms: f.visible_after_ms,
+            };
+            let differs = match &row {
+                None => Some("its record is missing from governance.db".to_owned()),
+                Some(x) => {
+                    let same = (
+                        &x.tenant,
+                        &x.authority,
+                        &x.jurisdiction,
+                        &x.legal_basis,
+                        &x.scope,
+                        &x.requested_by,
+                        &x.state,
+                        x.visible_after_ms,
+                    ) == (
+                        &d.tenant,
+                        &d.authority,
+                        &d.jurisdiction,
+                        &d.legal_basis,
+                        &d.scope,
+                        &d.requested_by,
+                        &d.state,
+                        d.visible_after_ms,
+                    );
+                    (!same).then(|| format!(
+                        "governance.db says {} (visible to its tenant from {}) but the transparency log recorded {} (from {}); the log's record counts",
+                        x.state, x.visible_after_ms, d.state, d.visible_after_ms
+                    ))
+                }
+            };
+            if let Some(why) = differs {
+                self.integrity(&format!("disclosure:{id}"), &why)?;
+            }
+            out.push(d);
+        }
+        for id in rows.keys().filter(|id| !facts.contains_key(*id)) {
+            self.integrity(
+                &format!("disclosure:{id}"),
+                "no disclosure_requested entry in the transparency log (inserted in governance.db); ignored",
+            )?;
+        }
+        Ok(out)
     }
 
     fn request_disclosure(&self, who: &PrincipalInfo, a: &Action) -> Result<Value, TrusteeError> {
@@ -1489,12 +2075,14 @@ impl Governance {
             visible_after_ms: d.visible_after_ms,
             actor: who.name.clone(),
         };
-        self.record(if allowed {
-            LogEvent::DisclosureRequested(request)
-        } else {
-            LogEvent::DisclosureRefused(request)
-        })?;
-        self.put_disclosure(&d)?;
+        self.record_with(
+            if allowed {
+                LogEvent::DisclosureRequested(request)
+            } else {
+                LogEvent::DisclosureRefused(request)
+            },
+            |db| put_disclosure_in(db, &d),
+        )?;
         to_json(&disclosure_view(&d))
     }
 
@@ -1530,24 +2118,31 @@ impl Governance {
                 d.approvals.push(who.name.clone());
             }
             if d.approvals.len() >= OFFICER_QUORUM {
-                self.record(LogEvent::DisclosureApproved {
-                    disclosure: id.to_owned(),
-                    tenant: d.tenant.clone(),
-                    approvers: d.approvals.clone(),
-                })?;
                 d.state = "approved".into();
                 d.decided_ms = Some(now);
+                self.record_with(
+                    LogEvent::DisclosureApproved {
+                        disclosure: id.to_owned(),
+                        tenant: d.tenant.clone(),
+                        approvers: d.approvals.clone(),
+                    },
+                    |db| put_disclosure_in(db, &d),
+                )?;
+            } else {
+                put_disclosure_in(&*self.db()?, &d)?;
             }
         } else {
-            self.record(LogEvent::DisclosureDenied {
-                disclosure: id.to_owned(),
-                tenant: d.tenant.clone(),
-                actor: who.name.clone(),
-            })?;
             d.state = "denied".into();
             d.decided_ms = Some(now);
+            self.record_with(
+                LogEvent::DisclosureDenied {
+                    disclosure: id.to_owned(),
+                    tenant: d.tenant.clone(),
+                    actor: who.name.clone(),
+                },
+                |db| put_disclosure_in(db, &d),
+            )?;
         }
-        self.put_disclosure(&d)?;
         let progress = (d.state == "pending").then(|| {
             format!(
                 "pending: {} of {OFFICER_QUORUM} officers",
@@ -1575,15 +2170,17 @@ impl Governance {
         let mut d = self.disclosure(id)?;
         let visible = d.created_ms.saturating_add(delay_ms);
         // The delay itself is logged; the entry is visible to the tenant from the same time.
-        self.record(LogEvent::DisclosureDelaySet {
-            disclosure: id.to_owned(),
-            tenant: d.tenant.clone(),
-            delay_ms,
-            visible_after_ms: visible,
-            actor: who.name.clone(),
-        })?;
         d.visible_after_ms = visible;
-        self.put_disclosure(&d)?;
+        self.record_with(
+            LogEvent::DisclosureDelaySet {
+                disclosure: id.to_owned(),
+                tenant: d.tenant.clone(),
+                delay_ms,
+                visible_after_ms: visible,
+                actor: who.name.clone(),
+            },
+            |db| put_disclosure_in(db, &d),
+        )?;
         to_json(&disclosure_view(&d))
     }
 
@@ -1809,15 +2406,33 @@ impl Governance {
                 .map_err(storage)?
         };
         let mut entries = Vec::new();
+        let size = self.log.size();
         for (idx, disclosure) in rows {
             if disclosure.is_some_and(|d| hidden.contains(&d)) {
                 continue;
             }
-            let index = u64::try_from(idx).map_err(storage)?;
-            let entry = self.log.entry(index).map_err(storage)?;
-            entries.push(IndexedEntry {
-                index,
-                entry: String::from_utf8_lossy(&entry).into_owned(),
+            let Ok(index) = u64::try_from(idx) else {
+                continue;
+            };
+            if index >= size {
+                // An index row with no entry behind it is not an entry.
+                continue;
+            }
+            // An entry that cannot be read is shown as a gap, named, not as a failed page.
+            entries.push(match self.log.entry(index) {
+                Ok(entry) => IndexedEntry {
+                    index,
+                    entry: String::from_utf8_lossy(&entry).into_owned(),
+                    unreadable: None,
+                },
+                Err(e) => {
+                    tracing::error!(index, error = %e, "a transparency log entry cannot be read");
+                    IndexedEntry {
+                        index,
+                        entry: String::new(),
+                        unreadable: Some(e.to_string()),
+                    }
+                }
             });
         }
         serde_json::to_value(LogEntriesPage {
@@ -1874,6 +2489,9 @@ impl Governance {
                     bearer_hash,
                     &pk,
                     *expires_ms,
+                    &Vouch::Signed {
+                        statements: vec![signed.clone()],
+                    },
                 )?;
                 Ok(json!(info))
             }
@@ -1983,6 +2601,27 @@ fn disclosure_view(d: &Disclosure) -> DisclosureView {
         visible_after_ms: d.visible_after_ms,
         progress: None,
     }
+}
+
+fn put_grant_in(db: &Connection, g: &Grant) -> Result<(), TrusteeError> {
+    let record = serde_json::to_string(g).map_err(storage)?;
+    let key = g.credentials.as_ref().map(|c| c.access_key_id.clone());
+    db.execute(
+        "INSERT INTO grants (id, access_key_id, record) VALUES (?1, ?2, ?3) ON CONFLICT(id) DO UPDATE SET access_key_id = excluded.access_key_id, record = excluded.record",
+        params![g.id, key, record],
+    )
+    .map_err(storage)?;
+    Ok(())
+}
+
+fn put_disclosure_in(db: &Connection, d: &Disclosure) -> Result<(), TrusteeError> {
+    let record = serde_json::to_string(d).map_err(storage)?;
+    db.execute(
+        "INSERT INTO disclosures (id, record) VALUES (?1, ?2) ON CONFLICT(id) DO UPDATE SET record = excluded.record",
+        params![d.id, record],
+    )
+    .map_err(storage)?;
+    Ok(())
 }
 
 /// A view as the JSON that crosses the trustee's interface.

@@ -11,7 +11,9 @@
 pub mod governance;
 #[cfg(test)]
 mod governance_tests;
+mod kept_checkpoint;
 mod keystore;
+mod log_facts;
 pub mod pkcs11;
 mod policy;
 pub mod server;
@@ -119,6 +121,7 @@ impl Trustee {
             bearer_hash,
             public_key,
             None,
+            &governance::Vouch::Bootstrap,
         )
     }
 

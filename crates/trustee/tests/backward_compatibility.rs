@@ -98,6 +98,7 @@ fn write_governance(gov: &Governance) {
             &bearer_hash(c.bearer()),
             &c.public_key(),
             None,
+            &obhut_trustee::governance::Vouch::Bootstrap,
         )
         .unwrap();
     }
