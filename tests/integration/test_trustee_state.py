@@ -116,7 +116,7 @@ def test_principals_edited_in_governance_db_approve_nothing(private_server):
         srv,
         ("UPDATE principals SET role = 'officer' WHERE name IN (?, ?)", aud1, aud2),
         ("UPDATE principals SET tenant = 'demo' WHERE name = ?", adm),
-        ("UPDATE principals SET name = ?, role = 'officer', vouch = NULL WHERE name = ?", planted, spare),
+        ("UPDATE principals SET name = ?, role = 'officer' WHERE name = ?", planted, spare),
     )
     srv.start()
 
