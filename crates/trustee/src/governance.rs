@@ -618,6 +618,11 @@ impl Governance {
         Ok(())
     }
 
+    /// The trustee's name: its log's origin.
+    pub fn identity(&self) -> &str {
+        self.log.origin()
+    }
+
     fn facts(&self) -> Result<std::sync::MutexGuard<'_, LogFacts>, TrusteeError> {
         self.facts
             .lock()
