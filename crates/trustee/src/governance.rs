@@ -448,7 +448,7 @@ impl Governance {
         // from it either: its log is adopted as it is, once (the log then says so). A new
         // database beside a log that is not new is not adopted.
         let adopt = !facts.upgraded && had_tables && migrated.from < 3;
-        if had_tables && migrated.from >= 3 && !facts.upgraded {
+        if had_tables && migrated.from >= 3 && log.size() == 0 {
             return Err(storage(format!(
                 "{} belongs to a transparency log that is missing or was replaced ({} holds no entry of this trustee); refusing to start",
                 dir.join("governance.db").display(),
@@ -1457,7 +1457,7 @@ impl Governance {
     /// denied or revoked stays so whatever its record says ([`Self::integrity`] reports the
     /// difference).
     fn grants_where(&self, sql: &str, arg: Option<&str>) -> Result<Vec<Grant>, TrusteeError> {
-        let (rows, ended) = {
+        let rows: Vec<(Grant, Option<(String, String)>)> = {
             let db = self.db()?;
             let mut st = db.prepare(sql).map_err(storage)?;
             let params: Vec<&str> = arg.into_iter().collect();
@@ -1467,13 +1467,18 @@ impl Governance {
                 .collect::<Result<_, _>>()
                 .map_err(storage)?;
             // Under the database lock: an ending being recorded writes both before we look.
-            let ended = self.facts()?.grants_ended.clone();
-            (rows, ended)
+            let facts = self.facts()?;
+            rows.iter()
+                .map(|r| {
+                    let g: Grant = serde_json::from_str(r).map_err(storage)?;
+                    let ended = facts.grants_ended.get(&g.id).cloned();
+                    Ok((g, ended))
+                })
+                .collect::<Result<_, TrusteeError>>()?
         };
         let mut out = Vec::with_capacity(rows.len());
-        for r in rows {
-            let mut g: Grant = serde_json::from_str(&r).map_err(storage)?;
-            if let Some((state, by)) = ended.get(&g.id)
+        for (mut g, ended) in rows {
+            if let Some((state, by)) = &ended
                 && g.state != *state
             {
                 self.integrity(
