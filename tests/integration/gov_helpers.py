@@ -31,7 +31,7 @@ ENTRY_TYPES = {
     "policy_changed", "principal_created", "principal_revoked", "disclosure_requested",
     "disclosure_refused", "disclosure_approval", "disclosure_approved", "disclosure_denied",
     "disclosure_delay_set", "shred_approval", "tenant_key_disabled", "tenant_key_enabled",
-    "tenant_key_destroyed", "site_added", "attestation", "integrity_failure",
+    "tenant_key_destroyed", "site_added", "attestation", "integrity_failure", "principal_approval",
 }
 
 
@@ -73,12 +73,30 @@ def enrol(srv, name: str, role: str, *, tenant: str | None = None, expires: str 
         args += ["--tenant", tenant]
     if expires:
         args += ["--expires", expires]
-    out = run_ok(srv, officer or srv.token("officer1"), *args)
+    first = officer or srv.token("officer1")
+    r = srv.cli(*args, token=first)
+    assert r.returncode == 0, f"`{cmd(args)}` exited {r.returncode}: stderr {r.stderr.strip()!r}"
+    out = r.stdout
+    confirm_enrolment(srv, r.stderr, first)
     values = parse_env_file(out)
     assert set(values) == {"OBHUT_TOKEN"}, f"principal create should print exactly one OBHUT_TOKEN= line: {out!r}"
     token = values["OBHUT_TOKEN"]
     assert token.startswith("obt_") and len(token) > 20, f"odd token {token!r}"
     return token
+
+
+CONFIRM = re.compile(r"another officer confirms with: obhut (principal create .*)$", re.M)
+
+
+def confirm_enrolment(srv, stderr: str, first: str) -> None:
+    """An officer is enrolled by two officers: if the first one's `principal
+    create` says so, a second dev officer confirms it with the command it printed."""
+    m = CONFIRM.search(stderr)
+    if not m:
+        return
+    second = srv.token("officer2") if first == srv.token("officer1") else srv.token("officer1")
+    out = run_ok(srv, second, *m.group(1).split())
+    assert out.startswith("created principal "), f"the second officer's confirmation did not enrol: {out!r}"
 
 
 def new_name(prefix: str) -> str:

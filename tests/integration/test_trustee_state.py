@@ -140,6 +140,30 @@ def test_principals_edited_in_governance_db_approve_nothing(private_server):
     assert c.get_object(Bucket=bucket, Key="private/secret")["Body"].read() == b"customer data"
 
 
+def test_one_officer_alone_cannot_enrol_an_officer(private_server):
+    """Without a database edit, the same goal: one officer enrols two officers
+    and a tenant admin and lets them approve. Officers need a second officer's
+    confirmation; until then the new token is nobody."""
+    srv = private_server
+    t = tenant_with_bucket(srv, {"k": b"secret"})
+    name = new_name("officer-")
+    r = srv.cli("principal", "create", name, "--role", "officer", token=srv.token("officer1"))
+    assert r.returncode == 0, r.stderr
+    assert "pending: 1 of 2 officers" in r.stderr and "another officer confirms with" in r.stderr, r.stderr
+    token = r.stdout.strip().split("=", 1)[1]
+    confirm = r.stderr.split("another officer confirms with: obhut ", 1)[1].splitlines()[0].split()
+    gid = request_grant(srv, srv.token("operator"), t["name"], t["bucket"])
+    assert api(srv, "GET", "/v1/whoami", token).status_code == 401
+    run_fail(srv, token, "access", "approve", gid, status=401)
+    # the same officer confirming its own enrolment counts once
+    assert "pending: 1 of 2 officers" in run_ok(srv, srv.token("officer1"), *confirm)
+    assert api(srv, "GET", "/v1/whoami", token).status_code == 401
+    # both ways: a second officer's confirmation enrols it
+    assert run_ok(srv, srv.token("officer2"), *confirm).startswith("created principal ")
+    assert api(srv, "GET", "/v1/whoami", token).json()["role"] == "officer"
+    assert approve(srv, token, gid).startswith("pending: 1 of 2 officers")
+
+
 def test_a_revoked_principal_revived_by_an_edit_stays_revoked(private_server):
     srv = private_server
     t = tenant_with_bucket(srv, {"k": b"v"})

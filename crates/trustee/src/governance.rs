@@ -89,9 +89,13 @@ pub enum Vouch {
     Signed { statements: Vec<SignedStatement> },
 }
 
-/// Distinct officers whose signed statements must enrol a principal of `role`.
-const fn enrolment_quorum(_role: Role) -> usize {
-    1
+/// Distinct officers whose signed statements must enrol a principal of `role`: an officer can
+/// approve grants and disclosures, so no one officer makes another.
+const fn enrolment_quorum(role: Role) -> usize {
+    match role {
+        Role::Officer => OFFICER_QUORUM,
+        _ => 1,
+    }
 }
 
 /// A principal's row as stored, before it is checked.
@@ -359,8 +363,15 @@ INSERT INTO policies_from_log (pending) VALUES (1);
 
 /// Version 3: what vouches for each principal ([`Vouch`], JSON). Principals enrolled before
 /// have none: they are vouched for by their `principal_created` entry in the log.
+/// Enrolments of officers waiting for a second officer's signed statement.
 const SCHEMA_V3: &str = "
 ALTER TABLE principals ADD COLUMN vouch TEXT;
+CREATE TABLE pending_enrolments (
+    name TEXT PRIMARY KEY,
+    fields TEXT NOT NULL,
+    statements TEXT NOT NULL,
+    at_ms INTEGER NOT NULL
+);
 ";
 
 /// Fields given replace those recorded; fields not given keep their value.
@@ -968,7 +979,7 @@ impl Governance {
                 }
                 let mut officers: Vec<String> = Vec::new();
                 for signed in &statements {
-                    if let Some(signer) = self.check_enrolment(row, signed, depth)? {
+                    if let Some(signer) = self.enrolling_officer(row, signed, depth)? {
                         officers.push(signer);
                     }
                 }
@@ -990,7 +1001,7 @@ impl Governance {
     /// The officer whose signed statement enrols exactly this row, if it does: the statement
     /// names the row's fields, and its signer is an officer (checked in turn), not revoked or
     /// expired when it signed, whose key verifies the signature.
-    fn check_enrolment(
+    fn enrolling_officer(
         &self,
         row: &PrincipalRow,
         signed: &SignedStatement,
@@ -1069,25 +1080,15 @@ impl Governance {
         Ok(out)
     }
 
-    /// Enrols a principal. `by` is who did it (an officer, or `bootstrap` at first start);
-    /// `vouch` is kept with the row and checked at every use ([`Self::principal`]).
-    #[allow(clippy::too_many_arguments)]
-    pub fn add_principal(
+    /// What a new principal's fields must be.
+    fn check_new_principal(
         &self,
-        by: &str,
         name: &str,
         role: Role,
         tenant: Option<&str>,
         bearer_hash: &str,
         public_key: &[u8],
-        expires_ms: Option<i64>,
-        vouch: &Vouch,
-    ) -> Result<PrincipalInfo, TrusteeError> {
-        if *vouch == Vouch::Bootstrap && self.facts()?.bootstrap_end.is_some() {
-            return Err(denied(
-                "principals are enrolled without a signature only on a new installation; an officer enrols them now",
-            ));
-        }
+    ) -> Result<(), TrusteeError> {
         if name.is_empty()
             || name.len() > 64
             || !name
@@ -1116,6 +1117,29 @@ impl Governance {
             (_, Some(_)) => return Err(invalid("only a tenant admin belongs to a tenant")),
             (_, None) => {}
         }
+        Ok(())
+    }
+
+    /// Enrols a principal. `by` is who did it (an officer, or `bootstrap` at first start);
+    /// `vouch` is kept with the row and checked at every use ([`Self::principal`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn add_principal(
+        &self,
+        by: &str,
+        name: &str,
+        role: Role,
+        tenant: Option<&str>,
+        bearer_hash: &str,
+        public_key: &[u8],
+        expires_ms: Option<i64>,
+        vouch: &Vouch,
+    ) -> Result<PrincipalInfo, TrusteeError> {
+        if *vouch == Vouch::Bootstrap && self.facts()?.bootstrap_end.is_some() {
+            return Err(denied(
+                "principals are enrolled without a signature only on a new installation; an officer enrols them now",
+            ));
+        }
+        self.check_new_principal(name, role, tenant, bearer_hash, public_key)?;
         if self.principal(name)?.is_some() {
             return Err(TrusteeError::Conflict(format!(
                 "a principal named {name:?} exists"
@@ -2465,6 +2489,96 @@ impl Governance {
         }
     }
 
+    /// An enrolment that needs `needed` officers: each officer's signed statement for exactly
+    /// the same enrolment is kept (and logged) until enough distinct officers have signed; then
+    /// all of them, which become the principal's vouch. `Ok(Err(view))` while it is pending. A
+    /// pending enrolment lapses after [`APPROVAL_WINDOW_MS`]; one with other fields is refused
+    /// until then.
+    fn enrolment_approvals(
+        &self,
+        who: &PrincipalInfo,
+        statement: &Statement,
+        signed: &SignedStatement,
+        needed: usize,
+    ) -> Result<Result<Vec<SignedStatement>, Value>, TrusteeError> {
+        let Action::CreatePrincipal {
+            name,
+            role,
+            tenant,
+            public_key,
+            ..
+        } = &statement.action
+        else {
+            return Err(invalid("not an enrolment"));
+        };
+        let fields = serde_json::to_string(&statement.action).map_err(storage)?;
+        let now = now_ms();
+        let pending: Option<(String, String, i64)> = self
+            .db()?
+            .query_row(
+                "SELECT fields, statements, at_ms FROM pending_enrolments WHERE name = ?1",
+                [name],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()
+            .map_err(storage)?;
+        let (mut statements, since): (Vec<SignedStatement>, i64) = match pending {
+            Some((f, st, at)) if now - at < APPROVAL_WINDOW_MS => {
+                if f != fields {
+                    return Err(TrusteeError::Conflict(format!(
+                        "an enrolment of {name} with another key, role, tenant or expiry is pending (it lapses 24 hours after it began)"
+                    )));
+                }
+                (serde_json::from_str(&st).map_err(storage)?, at)
+            }
+            _ => (Vec::new(), now),
+        };
+        let signers = |all: &[SignedStatement]| -> Vec<String> {
+            let mut v: Vec<String> = all
+                .iter()
+                .filter_map(|s| serde_json::from_str::<Statement>(&s.statement).ok())
+                .map(|s| s.principal)
+                .collect();
+            v.sort_unstable();
+            v.dedup();
+            v
+        };
+        if !signers(&statements).contains(&who.name) {
+            self.record(LogEvent::PrincipalApproval {
+                name: name.clone(),
+                role: *role,
+                tenant: tenant.clone(),
+                public_key: public_key.to_ascii_lowercase(),
+                actor: who.name.clone(),
+            })?;
+            statements.push(signed.clone());
+        }
+        let officers = signers(&statements);
+        let db = self.db()?;
+        if officers.len() >= needed {
+            db.execute("DELETE FROM pending_enrolments WHERE name = ?1", [name])
+                .map_err(storage)?;
+            return Ok(Ok(statements));
+        }
+        db.execute(
+            "INSERT INTO pending_enrolments (name, fields, statements, at_ms) VALUES (?1, ?2, ?3, ?4) ON CONFLICT(name) DO UPDATE SET fields = excluded.fields, statements = excluded.statements, at_ms = excluded.at_ms",
+            params![
+                name,
+                fields,
+                serde_json::to_string(&statements).map_err(storage)?,
+                since
+            ],
+        )
+        .map_err(storage)?;
+        Ok(Err(json!({
+            "principal": name,
+            "role": role,
+            "state": "pending",
+            "approvals": officers,
+            "progress": format!("pending: {} of {needed} officers", officers.len()),
+        })))
+    }
+
     /// Carries out a verified statement that needs no key operation.
     pub fn act(
         &self,
@@ -2491,6 +2605,21 @@ impl Governance {
                 officer()?;
                 let pk = hex_simd::decode_to_vec(public_key.as_bytes())
                     .map_err(|_| invalid("public_key must be hex"))?;
+                let needed = enrolment_quorum(*role);
+                let statements = if needed > 1 {
+                    self.check_new_principal(name, *role, tenant.as_deref(), bearer_hash, &pk)?;
+                    if self.principal_row(name)?.is_some() {
+                        return Err(TrusteeError::Conflict(format!(
+                            "a principal named {name:?} exists"
+                        )));
+                    }
+                    match self.enrolment_approvals(who, statement, signed, needed)? {
+                        Ok(all) => all,
+                        Err(pending) => return Ok(pending),
+                    }
+                } else {
+                    vec![signed.clone()]
+                };
                 let info = self.add_principal(
                     &who.name,
                     name,
@@ -2499,9 +2628,7 @@ impl Governance {
                     bearer_hash,
                     &pk,
                     *expires_ms,
-                    &Vouch::Signed {
-                        statements: vec![signed.clone()],
-                    },
+                    &Vouch::Signed { statements },
                 )?;
                 Ok(json!(info))
             }

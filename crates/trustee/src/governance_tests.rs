@@ -58,22 +58,23 @@ impl World {
         self.creds.insert(name.to_owned(), c);
     }
 
-    /// Enrols a principal by `by`'s signed statement, as `obhut principal create` does.
+    /// Enrols a principal by `by`'s signed statement, as `obhut principal create` does (an
+    /// officer with a second officer's confirmation).
     async fn enrol_by(&mut self, by: &str, name: &str, role: Role, tenant: Option<&str>) {
         let c = PrincipalCredential::from_token(&format!("obt_{name}")).unwrap();
-        self.act(
-            by,
-            Action::CreatePrincipal {
-                name: name.into(),
-                role,
-                tenant: tenant.map(str::to_owned),
-                bearer_hash: obhut_crypto::principal::bearer_hash(c.bearer()),
-                public_key: hex_simd::encode_to_string(c.public_key(), hex_simd::AsciiCase::Lower),
-                expires_ms: None,
-            },
-        )
-        .await
-        .unwrap();
+        let action = Action::CreatePrincipal {
+            name: name.into(),
+            role,
+            tenant: tenant.map(str::to_owned),
+            bearer_hash: obhut_crypto::principal::bearer_hash(c.bearer()),
+            public_key: hex_simd::encode_to_string(c.public_key(), hex_simd::AsciiCase::Lower),
+            expires_ms: None,
+        };
+        self.act(by, action.clone()).await.unwrap();
+        if role == Role::Officer {
+            let second = if by == "o2" { "o1" } else { "o2" };
+            self.act(second, action).await.unwrap();
+        }
         self.creds.insert(name.to_owned(), c);
     }
 
@@ -438,19 +439,16 @@ async fn revoked_and_expired_principals_cannot_act() {
     // an expired principal
     w.enrol_by("o1", "tmp", Role::Officer, None).await;
     let c = PrincipalCredential::from_token("obt_late").unwrap();
-    w.act(
-        "o1",
-        Action::CreatePrincipal {
-            name: "late".into(),
-            role: Role::Officer,
-            tenant: None,
-            bearer_hash: obhut_crypto::principal::bearer_hash(c.bearer()),
-            public_key: hex_simd::encode_to_string(c.public_key(), hex_simd::AsciiCase::Lower),
-            expires_ms: Some(governance::now_ms() - 1),
-        },
-    )
-    .await
-    .unwrap();
+    let late = Action::CreatePrincipal {
+        name: "late".into(),
+        role: Role::Officer,
+        tenant: None,
+        bearer_hash: obhut_crypto::principal::bearer_hash(c.bearer()),
+        public_key: hex_simd::encode_to_string(c.public_key(), hex_simd::AsciiCase::Lower),
+        expires_ms: Some(governance::now_ms() - 1),
+    };
+    w.act("o1", late.clone()).await.unwrap();
+    w.act("o2", late).await.unwrap();
     w.creds.insert("late".into(), c);
     assert!(is_denied(&w.approve("late", &id).await));
     assert_eq!(w.count("principal_created"), 7 + 2);
@@ -979,5 +977,54 @@ async fn revocations_and_disclosure_decisions_are_what_the_log_recorded() {
             format!("grant:{id}").as_str(),
             format!("disclosure:{did}").as_str()
         ]
+    );
+}
+
+#[tokio::test]
+async fn an_officer_is_enrolled_by_two_officers_not_one() {
+    let mut w = World::new().await;
+    let c = PrincipalCredential::from_token("obt_o4").unwrap();
+    let action = |expires_ms: Option<i64>| Action::CreatePrincipal {
+        name: "o4".into(),
+        role: Role::Officer,
+        tenant: None,
+        bearer_hash: obhut_crypto::principal::bearer_hash(c.bearer()),
+        public_key: hex_simd::encode_to_string(c.public_key(), hex_simd::AsciiCase::Lower),
+        expires_ms,
+    };
+    let first = w.act("o1", action(None)).await.unwrap();
+    assert_eq!(first["progress"], "pending: 1 of 2 officers");
+    w.creds.insert(
+        "o4".into(),
+        PrincipalCredential::from_token("obt_o4").unwrap(),
+    );
+    assert!(
+        w.t.authenticate(&w.bearer_of("o4"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // the same officer again counts once; other fields are refused while it is pending
+    let again = w.act("o1", action(None)).await.unwrap();
+    assert_eq!(again["progress"], "pending: 1 of 2 officers");
+    assert!(matches!(
+        w.act("o2", action(Some(governance::now_ms() + 3_600_000)))
+            .await,
+        Err(TrusteeError::Conflict(_))
+    ));
+    // a tenant admin or an operator cannot confirm it
+    assert!(is_denied(&w.act("adm-a", action(None)).await));
+    let done = w.act("o2", action(None)).await.unwrap();
+    assert_eq!(done["role"], "officer");
+    let me = w.t.authenticate(&w.bearer_of("o4")).await.unwrap().unwrap();
+    assert_eq!(me.role, Role::Officer);
+    assert_eq!(w.count("principal_approval"), 2);
+    // its vouch is both statements: with one of them gone, it is no officer
+    w.edit("UPDATE principals SET vouch = json_remove(vouch, '$.statements[1]') WHERE name = 'o4'");
+    assert!(
+        w.t.authenticate(&w.bearer_of("o4"))
+            .await
+            .unwrap()
+            .is_none()
     );
 }
