@@ -11,14 +11,15 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
 import time
 
 import boto3
 import requests
 from botocore.config import Config
 
-from conftest import bearer
-from s3helpers import REGION, parse_env_file, unique_name
+from conftest import bearer, obhut_bin
+from s3helpers import REGION, clean_env, parse_env_file, unique_name
 
 GRANT_LINE = re.compile(r"^grant (g-[0-9a-f]+) (\w+): ", re.M)
 DISCLOSURE_LINE = re.compile(r"^disclosure (d-[0-9a-f]+) (\w+): ", re.M)
@@ -31,7 +32,7 @@ ENTRY_TYPES = {
     "policy_changed", "principal_created", "principal_revoked", "disclosure_requested",
     "disclosure_refused", "disclosure_approval", "disclosure_approved", "disclosure_denied",
     "disclosure_delay_set", "shred_approval", "tenant_key_disabled", "tenant_key_enabled",
-    "tenant_key_destroyed", "site_added",
+    "tenant_key_destroyed", "site_added", "attestation", "integrity_failure", "principal_approval",
 }
 
 
@@ -73,12 +74,30 @@ def enrol(srv, name: str, role: str, *, tenant: str | None = None, expires: str 
         args += ["--tenant", tenant]
     if expires:
         args += ["--expires", expires]
-    out = run_ok(srv, officer or srv.token("officer1"), *args)
+    first = officer or srv.token("officer1")
+    r = srv.cli(*args, token=first)
+    assert r.returncode == 0, f"`{cmd(args)}` exited {r.returncode}: stderr {r.stderr.strip()!r}"
+    out = r.stdout
+    confirm_enrolment(srv, r.stderr, first)
     values = parse_env_file(out)
     assert set(values) == {"OBHUT_TOKEN"}, f"principal create should print exactly one OBHUT_TOKEN= line: {out!r}"
     token = values["OBHUT_TOKEN"]
     assert token.startswith("obt_") and len(token) > 20, f"odd token {token!r}"
     return token
+
+
+CONFIRM = re.compile(r"another officer confirms with: obhut (principal create .*)$", re.M)
+
+
+def confirm_enrolment(srv, stderr: str, first: str) -> None:
+    """An officer is enrolled by two officers: if the first one's `principal
+    create` says so, a second dev officer confirms it with the command it printed."""
+    m = CONFIRM.search(stderr)
+    if not m:
+        return
+    second = srv.token("officer2") if first == srv.token("officer1") else srv.token("officer1")
+    out = run_ok(srv, second, *m.group(1).split())
+    assert out.startswith("created principal "), f"the second officer's confirmation did not enrol: {out!r}"
 
 
 def new_name(prefix: str) -> str:
@@ -224,3 +243,27 @@ def wait_until(pred, timeout: float, what: str, step: float = 0.2):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(step)
+
+
+def start_refused(srv, timeout: float = 60) -> str:
+    """Starts `obhut serve` on the server's data dir, expecting it to refuse: a
+    non-zero exit, and one `obhut:` line saying why. Returns that line."""
+    assert not srv.running()
+    r = subprocess.run(
+        [str(obhut_bin()), "serve", "--data-dir", str(srv.data_dir), "--s3-addr", f"127.0.0.1:{srv.s3_port}",
+         "--admin-addr", f"127.0.0.1:{srv.admin_port}", *srv.extra_args],
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout,
+        env=clean_env({}),
+    )
+    assert r.returncode != 0, f"the server started (exit {r.returncode}):\n{r.stderr[-2000:]}"
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("obhut: ")]
+    assert len(lines) == 1, f"expected one `obhut:` line saying why, got:\n{r.stderr[-3000:]}"
+    assert "panicked" not in r.stderr, r.stderr
+    with requests.Session() as s:
+        try:
+            s.get(f"{srv.admin_url}/v1/health", timeout=2)
+        except requests.RequestException:
+            pass
+        else:
+            raise AssertionError("something answers on the admin address after the refusal")
+    return lines[0]

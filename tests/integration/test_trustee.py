@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import http.server
 import json
 import os
 import re
+import threading
 import time
 
 import requests
@@ -56,6 +58,90 @@ def count_in_log(srv, text: str) -> int:
 
 
 # ---------------------------------------------------------------- 3. sealed and back
+
+
+def capturing_proxy(target: str):
+    """An HTTP relay in front of the admin API that keeps every request it
+    relays, as whoever runs the listener between officers and the trustee
+    could. Returns (its URL, the captured (method, path, body) list, the server)."""
+    captured: list[tuple[str, str, bytes]] = []
+
+    class Relay(http.server.BaseHTTPRequestHandler):
+        def relay(self):
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            captured.append((self.command, self.path, body))
+            headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length", "connection")}
+            r = requests.request(self.command, target + self.path, headers=headers, data=body or None, timeout=30)
+            self.send_response(r.status_code)
+            for k, v in r.headers.items():
+                if k.lower() not in ("content-length", "transfer-encoding", "connection", "content-encoding"):
+                    self.send_header(k, v)
+            self.send_header("Content-Length", str(len(r.content)))
+            self.end_headers()
+            self.wfile.write(r.content)
+
+        do_GET = do_POST = relay
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Relay)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{httpd.server_port}", captured, httpd
+
+
+def test_unseal_shares_reach_the_trustee_only_encrypted(private_server):
+    """`obhut trustee unseal` encrypts each share to the trustee's unseal key on
+    the officer's machine: what crosses the admin listener is not the share, a
+    captured request replayed after the trustee was sealed again opens nothing,
+    and a share sent in clear is refused by name."""
+    srv = private_server
+    officer1 = srv.token("officer1")
+    share1, share2 = dev_shares(srv)
+    assert srv.cli_ok("trustee", "seal", token=officer1).strip() == "sealed: 0 of 2 shares given"
+    url, captured, httpd = capturing_proxy(srv.admin_url)
+    try:
+        for share, who in ((share1, "officer1"), (share2, "officer2")):
+            r = srv.cli("trustee", "unseal", share, token=srv.token(who), env={"OBHUT_ADMIN_URL": url})
+            assert r.returncode == 0, r.stderr
+    finally:
+        httpd.shutdown()
+    assert status_line(srv) == "unsealed"
+    posts = [body for method, path, body in captured if (method, path) == ("POST", "/v1/trustee/unseal")]
+    assert len(posts) == 2, [(m, p) for m, p, _ in captured]
+    for share in (share1, share2):
+        raw = share_bytes(share)
+        forms = {share.encode(), share.removeprefix(SHARE_PREFIX).encode(), raw, base64.b64encode(raw).rstrip(b"="),
+                 raw.hex().encode()}
+        for _, path, body in captured:
+            leaked = [f for f in forms if f in body]
+            assert not leaked, f"the admin listener saw the share in {path}: {body[:200]!r}"
+    for body in posts:
+        assert set(json.loads(body)) == {"sealed"}, body
+
+    # a captured request replayed in a later seal epoch opens nothing
+    srv.cli_ok("trustee", "seal", token=officer1)
+    for body in posts:
+        r = requests.post(srv.admin_url + "/v1/trustee/unseal", data=body, timeout=30,
+                          headers={**srv.auth("officer1"), "Content-Type": "application/json"})
+        assert r.status_code == 403 and "epoch" in r.json()["message"], r.text
+    assert status_line(srv) == "sealed: 0 of 2 shares given"
+
+    # a share in clear is refused, by name, and counts for nothing
+    r = requests.post(srv.admin_url + "/v1/trustee/unseal", json={"share": share1}, headers=srv.auth("officer1"), timeout=30)
+    assert r.status_code == 400 and "in clear" in r.json()["message"], r.text
+    assert status_line(srv) == "sealed: 0 of 2 shares given"
+
+    # a pinned unseal key: another key named by the admin API gets nothing; the right one works
+    r = srv.cli("trustee", "unseal", share1, "--unseal-key", "ab" * 32, token=officer1)
+    assert_one_line_failure(r, "unseal with a pinned key that is not the trustee's")
+    assert "pinned" in r.stderr, r.stderr
+    key = requests.get(srv.admin_url + "/v1/trustee/unseal-key", headers=srv.auth("officer1"), timeout=30).json()
+    assert re.fullmatch(r"[0-9a-f]{64}", key["public_key"]), key
+    assert srv.cli_ok("trustee", "unseal", share1, "--unseal-key", key["public_key"], token=officer1).strip() == \
+        "sealed: 1 of 2 shares given"
+    assert srv.cli_ok("trustee", "unseal", share2, token=srv.token("officer2")).strip() == "unsealed"
+
 
 
 def test_seal_and_unseal(private_server):
@@ -213,10 +299,18 @@ def test_trustee_admin_api(private_server):
     )
     assert r.status_code in (400, 415, 422), f"malformed JSON: {r.status_code} {r.text}"
     s1, s2 = dev_shares(srv)
+    # a share in clear is refused by name; shares travel encrypted to the trustee's unseal key
     r = call("POST", "/v1/trustee/unseal", "officer1", json={"share": s1})
-    assert r.status_code == 200 and r.json()["shares_given"] == 1 and r.json()["sealed"] is True, r.text
-    r = call("POST", "/v1/trustee/unseal", "officer2", json={"share": s2})
-    assert r.status_code == 200 and r.json()["sealed"] is False, r.text
+    assert r.status_code == 400 and "in clear" in r.json()["message"], r.text
+    assert call("GET", "/v1/trustee/status", "operator").json()["shares_given"] == 0
+    for who in ("operator", "auditor", "demo_admin"):
+        assert call("GET", "/v1/trustee/unseal-key", who).status_code == 403, who
+    key = call("GET", "/v1/trustee/unseal-key", "officer1").json()
+    assert set(key) == {"public_key", "identity", "epoch"}, key
+    out = srv.cli_ok("trustee", "unseal", s1, "--unseal-key", key["public_key"], token=srv.token("officer1"))
+    assert out.strip() == "sealed: 1 of 2 shares given", out
+    assert srv.cli_ok("trustee", "unseal", s2, token=srv.token("officer2")).strip() == "unsealed"
+    assert call("GET", "/v1/trustee/unseal-key", "officer1").json()["epoch"] != key["epoch"], "unsealing began no new epoch"
 
 
 # ---------------------------------------------------------------- 4. crypto-shred

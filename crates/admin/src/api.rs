@@ -700,6 +700,16 @@ async fn trustee_status(
     Ok(Json(trustee_of(&state)?.seal_status().await?))
 }
 
+/// The trustee's unseal key and seal epoch, for officers to encrypt their shares to. Pin the
+/// key (`obhut trustee unseal --unseal-key`): the admin API could name another.
+async fn trustee_unseal_key(
+    State(state): State<AdminState>,
+    caller: Caller,
+) -> Result<Json<obhut_trustee_client::UnsealKey>, ApiError> {
+    caller.require(&[Role::Officer], "unseal the trustee")?;
+    Ok(Json(trustee_of(&state)?.unseal_key().await?))
+}
+
 async fn trustee_unseal(
     State(state): State<AdminState>,
     caller: Caller,
@@ -707,7 +717,15 @@ async fn trustee_unseal(
 ) -> Result<Json<SealStatus>, ApiError> {
     caller.require(&[Role::Officer], "unseal the trustee")?;
     let Json(req) = body?;
-    let status = trustee_of(&state)?.unseal(&req.share).await?;
+    let sealed = match (&req.share, &req.sealed) {
+        (None, Some(sealed)) => sealed,
+        _ => {
+            return Err(bad_request(
+                obhut_trustee_client::remote::wire::CLEAR_SHARE_REFUSED,
+            ));
+        }
+    };
+    let status = trustee_of(&state)?.unseal_sealed(sealed).await?;
     tracing::info!(by = %obhut_core::logged(&caller.0.name), sealed = status.sealed, given = status.shares_given, "unseal share given");
     Ok(Json(status))
 }
@@ -746,6 +764,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/v1/residency", get(crate::residency::residency_report))
         .route("/v1/trustee/status", get(trustee_status))
         .route("/v1/trustee/unseal", post(trustee_unseal))
+        .route("/v1/trustee/unseal-key", get(trustee_unseal_key))
         .route("/v1/trustee/seal", post(trustee_seal))
         .route(
             "/v1/tenants/{name}/buckets/{bucket}/rotate-key",

@@ -50,11 +50,24 @@ pub struct AccessKeyView {
     pub created_ms: i64,
 }
 
-/// `POST /v1/trustee/unseal`: one unseal share.
+/// `POST /v1/trustee/unseal`: one unseal share (or PIN), encrypted on the officer's machine to
+/// the trustee's unseal key (`GET /v1/trustee/unseal-key`). A share in clear (`share`) is
+/// refused, by name.
 #[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct UnsealRequest {
-    pub share: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<obhut_trustee_client::SealedShare>,
+}
+
+impl Drop for UnsealRequest {
+    fn drop(&mut self) {
+        if let Some(s) = &mut self.share {
+            zeroize::Zeroize::zeroize(s);
+        }
+    }
 }
 
 /// `{"error": code, "message": ...}`, the body of every admin API error.

@@ -6,6 +6,7 @@
 
 pub mod principal;
 mod segmented;
+pub mod unseal;
 #[cfg(test)]
 mod vectors;
 mod wrap;

@@ -57,6 +57,31 @@ pub struct SealStatus {
     pub threshold: u8,
 }
 
+/// The trustee's key for unseal shares (and PKCS#11 PINs): a share is encrypted to it on the
+/// officer's machine ([`obhut_crypto::unseal`]), for this identity and seal epoch, so that
+/// whatever relays it sees only ciphertext.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnsealKey {
+    /// X25519 public key, hex.
+    pub public_key: String,
+    /// The trustee's name (its log's origin), bound into every ciphertext.
+    pub identity: String,
+    /// The current seal epoch: a share sealed for it opens only until the trustee is next
+    /// sealed or unsealed.
+    pub epoch: String,
+}
+
+/// One unseal share (or PIN) encrypted to the trustee's [`UnsealKey`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SealedShare {
+    pub epoch: String,
+    /// The HPKE encapsulated key, base64.
+    pub enc: String,
+    /// base64.
+    pub ciphertext: String,
+}
+
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum TrusteeError {
     #[error("the trustee is sealed: {0} of {1} unseal shares given")]
@@ -131,8 +156,13 @@ pub trait TrusteeClient: Send + Sync {
         why: &Justification,
     ) -> Result<Key, TrusteeError>;
     async fn seal_status(&self) -> Result<SealStatus, TrusteeError>;
-    /// Gives one unseal share.
+    /// Gives one unseal share in clear: only where it is already at hand in the trustee's own
+    /// process (a development share file, a PIN file). A remote trustee refuses this.
     async fn unseal(&self, share: &str) -> Result<SealStatus, TrusteeError>;
+    /// The key and seal epoch unseal shares are encrypted to.
+    async fn unseal_key(&self) -> Result<UnsealKey, TrusteeError>;
+    /// Gives one unseal share (or PIN) encrypted on the officer's machine.
+    async fn unseal_sealed(&self, sealed: &SealedShare) -> Result<SealStatus, TrusteeError>;
     /// Forgets the master key at once; every gateway is told to drop its keys.
     async fn seal(&self) -> Result<SealStatus, TrusteeError>;
     /// Revocations as they happen. A receiver that lags must drop every key it holds.

@@ -45,6 +45,18 @@ pub enum LogEvent {
         #[serde(rename = "by")]
         actor: String,
     },
+    /// One officer's signed approval of enrolling a principal whose role needs a quorum of
+    /// officers (an officer); `principal_created` follows once the quorum is reached.
+    PrincipalApproval {
+        #[serde(rename = "principal")]
+        name: String,
+        role: Role,
+        tenant: Option<String>,
+        /// The public key being enrolled, hex.
+        public_key: String,
+        #[serde(rename = "by")]
+        actor: String,
+    },
     /// An officer revoked a principal.
     PrincipalRevoked {
         #[serde(rename = "principal")]
@@ -315,6 +327,7 @@ impl LogEvent {
         match self {
             Self::PrincipalCreated { .. } => "principal_created",
             Self::PrincipalRevoked { .. } => "principal_revoked",
+            Self::PrincipalApproval { .. } => "principal_approval",
             Self::TenantAdded { .. } => "tenant_added",
             Self::PolicyChanged(_) => "policy_changed",
             Self::SiteAdded { .. } => "site_added",
@@ -354,6 +367,7 @@ impl LogEvent {
     pub fn tenant(&self) -> Option<&str> {
         match self {
             Self::PrincipalCreated { tenant, .. }
+            | Self::PrincipalApproval { tenant, .. }
             | Self::PrincipalRevoked { tenant, .. }
             | Self::Attestation { tenant, .. }
             | Self::IntegrityFailure { tenant, .. } => tenant.as_deref(),
@@ -409,6 +423,7 @@ impl LogEvent {
     pub fn actor(&self) -> Option<&str> {
         match self {
             Self::PrincipalCreated { actor, .. }
+            | Self::PrincipalApproval { actor, .. }
             | Self::PrincipalRevoked { actor, .. }
             | Self::TenantAdded { actor, .. }
             | Self::PolicyChanged(
@@ -462,7 +477,8 @@ impl LogEvent {
                 ("role", role.as_str().into()),
                 ("expires_ms", opt(expires_ms.map(|e| e.to_string()))),
             ],
-            Self::PrincipalRevoked { name, role, .. } => {
+            Self::PrincipalApproval { name, role, .. }
+            | Self::PrincipalRevoked { name, role, .. } => {
                 vec![("principal", name.clone()), ("role", role.as_str().into())]
             }
             Self::TenantAdded {
@@ -704,6 +720,10 @@ pub struct IndexedEntry {
     pub index: u64,
     /// The entry's JSON text, exactly as appended.
     pub entry: String,
+    /// Set (and `entry` empty) when the trustee could not read the entry back from its log:
+    /// why. The reader shows the gap rather than losing the rest of the page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unreadable: Option<String>,
 }
 
 /// An entry this version does not know (a later release's type, or a shape it cannot read):

@@ -138,18 +138,27 @@ pub mod wire {
         pub data: Option<String>,
     }
 
-    /// One unseal share; its text is wiped when dropped.
+    /// One unseal share, encrypted to the trustee's unseal key. A share in clear (`share`) is
+    /// read only to be refused by name; its text is wiped when dropped.
     #[derive(Serialize, Deserialize)]
     #[serde(deny_unknown_fields)]
     pub struct UnsealRequest {
-        pub share: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub share: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub sealed: Option<crate::SealedShare>,
     }
 
     impl Drop for UnsealRequest {
         fn drop(&mut self) {
-            zeroize::Zeroize::zeroize(&mut self.share);
+            if let Some(s) = &mut self.share {
+                zeroize::Zeroize::zeroize(s);
+            }
         }
     }
+
+    /// What a share in clear is answered with.
+    pub const CLEAR_SHARE_REFUSED: &str = "an unseal share or PIN in clear is refused: it is encrypted on the officer's machine to the trustee's unseal key (`obhut trustee unseal` does this)";
 
     /// A wrapped bucket key on the wire (bytes in base64).
     #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -700,12 +709,28 @@ impl TrusteeClient for RemoteTrustee {
             .await
     }
 
-    async fn unseal(&self, share: &str) -> Result<SealStatus, TrusteeError> {
+    async fn unseal(&self, _share: &str) -> Result<SealStatus, TrusteeError> {
+        Err(TrusteeError::Invalid(wire::CLEAR_SHARE_REFUSED.to_owned()))
+    }
+
+    async fn unseal_key(&self) -> Result<crate::UnsealKey, TrusteeError> {
+        self.conn
+            .call::<(), _>(
+                reqwest::Method::GET,
+                "/v1/unseal-key",
+                None,
+                REQUEST_TIMEOUT,
+            )
+            .await
+    }
+
+    async fn unseal_sealed(&self, sealed: &crate::SealedShare) -> Result<SealStatus, TrusteeError> {
         self.conn
             .post(
                 "/v1/unseal",
                 &wire::UnsealRequest {
-                    share: share.to_owned(),
+                    share: None,
+                    sealed: Some(sealed.clone()),
                 },
             )
             .await

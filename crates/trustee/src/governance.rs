@@ -10,6 +10,7 @@
 //! It never sees object data, plaintext keys or principals' tokens: only bearer hashes and
 //! public keys.
 
+use crate::log_facts::LogFacts;
 use obhut_core::{BucketNarrowing, TenantResidency};
 use obhut_crypto::principal::verify_statement;
 use obhut_trustee_client::log_entry::{
@@ -26,7 +27,8 @@ use obhut_trustee_client::{
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use std::path::Path;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 /// Distinct officers a grant or a disclosure needs (DESIGN.md: default 2).
@@ -73,6 +75,57 @@ fn random_hex(bytes: usize) -> Result<String, TrusteeError> {
 pub struct PrincipalRecord {
     pub info: PrincipalInfo,
     pub public_key: Vec<u8>,
+}
+
+/// What vouches for a principal's row in `governance.db` (its `vouch` column, JSON): the row's
+/// role, tenant, key, bearer hash and expiry are believed only as far as this shows them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Vouch {
+    /// One of a new installation's first principals, enrolled without a signature: its
+    /// `principal_created` entry (by `bootstrap`) precedes every entry by anyone else.
+    Bootstrap,
+    /// Enrolled by officers' signed `create_principal` statements, kept as they were signed.
+    Signed { statements: Vec<SignedStatement> },
+}
+
+/// Distinct officers whose signed statements must enrol a principal of `role`: an officer can
+/// approve grants and disclosures, so no one officer makes another.
+const fn enrolment_quorum(role: Role) -> usize {
+    match role {
+        Role::Officer => OFFICER_QUORUM,
+        _ => 1,
+    }
+}
+
+/// A principal's row as stored, before it is checked.
+struct PrincipalRow {
+    record: PrincipalRecord,
+    bearer_hash: String,
+    /// `None`: enrolled by a release before vouches were kept.
+    vouch: Option<String>,
+}
+
+impl PrincipalRow {
+    /// Everything the check depends on, so that a cached result is for exactly this row.
+    fn digest(&self) -> String {
+        let i = &self.record.info;
+        let text = json!([
+            i.name,
+            i.role.as_str(),
+            i.tenant,
+            self.bearer_hash,
+            hex(&self.record.public_key),
+            i.expires_ms,
+            self.vouch
+        ])
+        .to_string();
+        obhut_crypto::principal::sha256_hex(text.as_bytes())
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    hex_simd::encode_to_string(b, hex_simd::AsciiCase::Lower)
 }
 
 /// One signed approval, kept so that it can be checked again at every use.
@@ -246,6 +299,14 @@ pub struct Governance {
     /// Refused accesses logged per grant in the current minute, so that a flood of refused
     /// requests fills neither the log nor the disk.
     denials: Mutex<std::collections::HashMap<String, DenialWindow>>,
+    /// The trustee's directory (the kept checkpoint lives there).
+    dir: PathBuf,
+    /// What the log says; lock order: `db` before `facts`.
+    facts: Mutex<LogFacts>,
+    /// Principals' rows whose vouch has been verified, by name: the digest of the row checked.
+    vouched: Mutex<HashMap<String, String>>,
+    /// Integrity failures logged already (each is logged once per start).
+    alarms: Mutex<HashSet<String>>,
 }
 
 /// Refused accesses under one grant within one minute.
@@ -265,7 +326,7 @@ const DENIALS_LOGGED_PER_MINUTE: u32 = 10;
 /// `tests/fixtures/` gets a database written by the release before it.
 const SCHEMA: obhut_migrate::Schema = obhut_migrate::Schema {
     name: "governance.db",
-    migrations: &[SCHEMA_V1, SCHEMA_V2],
+    migrations: &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3],
     identifying_table: "principals",
 };
 
@@ -313,6 +374,19 @@ CREATE TABLE bucket_policies (
 );
 CREATE TABLE policies_from_log (pending INTEGER NOT NULL);
 INSERT INTO policies_from_log (pending) VALUES (1);
+";
+
+/// Version 3: what vouches for each principal ([`Vouch`], JSON). Principals enrolled before
+/// have none: they are vouched for by their `principal_created` entry in the log.
+/// Enrolments of officers waiting for a second officer's signed statement.
+const SCHEMA_V3: &str = "
+ALTER TABLE principals ADD COLUMN vouch TEXT;
+CREATE TABLE pending_enrolments (
+    name TEXT PRIMARY KEY,
+    fields TEXT NOT NULL,
+    statements TEXT NOT NULL,
+    at_ms INTEGER NOT NULL
+);
 ";
 
 /// Fields given replace those recorded; fields not given keep their value.
@@ -379,16 +453,233 @@ impl Governance {
         // The migration takes the write lock: wait for another writer rather than fail.
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(storage)?;
-        obhut_migrate::migrate(&mut conn, &SCHEMA).map_err(storage)?;
+        let had_tables: bool = conn
+            .query_row(
+                "SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'principals'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(storage)?;
+        let migrated = obhut_migrate::migrate(&mut conn, &SCHEMA).map_err(storage)?;
         let log = open_log(&dir.join("log"))?;
+        let mut facts = LogFacts::default();
+        for idx in 0..log.size() {
+            if let ParsedEntry::Known(entry) = ParsedEntry::parse(&log.entry(idx).map_err(storage)?)
+            {
+                facts.observe(idx, &entry);
+            }
+        }
+        facts.size = log.size();
+        // A release that did not check its state against the log kept no checkpoint apart
+        // from it either: its log is adopted as it is, once (the log then says so). A new
+        // database beside a log that is not new is not adopted.
+        let adopt = !facts.upgraded && had_tables && migrated.from < 3;
+        if had_tables && migrated.from >= 3 && log.size() == 0 {
+            return Err(storage(format!(
+                "{} belongs to a transparency log that is missing or was replaced ({} holds no entry of this trustee); refusing to start",
+                dir.join("governance.db").display(),
+                dir.join("log").display()
+            )));
+        }
+        let upgrade = !facts.upgraded;
+        crate::kept_checkpoint::check_at_start(dir, &log, adopt)?;
         let g = Self {
             db: Mutex::new(conn),
             log,
             denials: Mutex::default(),
+            dir: dir.to_owned(),
+            facts: Mutex::new(facts),
+            vouched: Mutex::new(HashMap::new()),
+            alarms: Mutex::new(HashSet::new()),
         };
         g.reindex()?;
         g.replay_policies()?;
+        if upgrade {
+            g.adopt_unlogged()?;
+            g.record(LogEvent::Attestation {
+                kind: crate::log_facts::STATE_CHECKED.to_owned(),
+                tenant: None,
+                digest: obhut_crypto::principal::sha256_hex(
+                    crate::log_facts::STATE_CHECKED.as_bytes(),
+                ),
+            })?;
+        }
         Ok(g)
+    }
+
+    /// Once, the first time this release opens a trustee's state: what `governance.db` holds
+    /// that the log does not show (an earlier release's state beside a log started anew, or
+    /// none) is logged as it stands (enrolments by `upgrade`, endings, disclosure requests with
+    /// their decisions), so that it is checked against the log from now on. Auditors see these
+    /// entries; docs/governance.md says what this trusts.
+    fn adopt_unlogged(&self) -> Result<(), TrusteeError> {
+        type Row = (String, String, Option<String>, Vec<u8>, Option<i64>, bool);
+        let (principals, grants, disclosures) = {
+            let db = self.db()?;
+            let principals: Vec<Row> = db
+                .prepare("SELECT name, role, tenant, public_key, expires_ms, revoked FROM principals WHERE vouch IS NULL ORDER BY rowid")
+                .map_err(storage)?
+                .query_map([], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+                })
+                .map_err(storage)?
+                .collect::<Result<_, _>>()
+                .map_err(storage)?;
+            let records = |sql: &str| -> Result<Vec<String>, TrusteeError> {
+                db.prepare(sql)
+                    .map_err(storage)?
+                    .query_map([], |r| r.get(0))
+                    .map_err(storage)?
+                    .collect::<Result<_, _>>()
+                    .map_err(storage)
+            };
+            (
+                principals,
+                records("SELECT record FROM grants ORDER BY rowid")?,
+                records("SELECT record FROM disclosures ORDER BY rowid")?,
+            )
+        };
+        for (name, role, tenant, public_key, expires_ms, revoked) in principals {
+            let role = role_of(&role)?;
+            let (logged, revoked_in_log) = {
+                let f = self.facts()?;
+                (
+                    f.creation(
+                        &name,
+                        role,
+                        tenant.as_deref(),
+                        &hex(&public_key),
+                        expires_ms,
+                        None,
+                    )
+                    .is_some(),
+                    f.revoked.contains_key(&name),
+                )
+            };
+            if !logged {
+                self.record(LogEvent::PrincipalCreated {
+                    name: name.clone(),
+                    role,
+                    tenant: tenant.clone(),
+                    public_key: hex(&public_key),
+                    expires_ms,
+                    actor: "upgrade".into(),
+                })?;
+            }
+            if revoked && !revoked_in_log {
+                self.record(LogEvent::PrincipalRevoked {
+                    name,
+                    role,
+                    tenant,
+                    actor: "upgrade".into(),
+                })?;
+            }
+        }
+        for record in grants {
+            let g: Grant = serde_json::from_str(&record).map_err(storage)?;
+            if self.facts()?.grants_ended.contains_key(&g.id) {
+                continue;
+            }
+            let actor = g.ended_by.clone().unwrap_or_else(|| "upgrade".into());
+            match g.state.as_str() {
+                "revoked" => self.record(LogEvent::GrantRevoked {
+                    grant: g.id,
+                    tenant: g.tenant,
+                    actor,
+                })?,
+                "denied" => self.record(LogEvent::GrantDenied {
+                    grant: g.id,
+                    tenant: g.tenant,
+                    actor,
+                })?,
+                _ => continue,
+            };
+        }
+        for record in disclosures {
+            let d: Disclosure = serde_json::from_str(&record).map_err(storage)?;
+            if self.facts()?.disclosures.contains_key(&d.id) {
+                continue;
+            }
+            let request = DisclosureRequest {
+                disclosure: d.id.clone(),
+                tenant: d.tenant.clone(),
+                authority: d.authority.clone(),
+                jurisdiction: d.jurisdiction.clone(),
+                legal_basis: d.legal_basis.clone(),
+                scope: d.scope.clone(),
+                reason: d.reason.clone(),
+                delay_ms: d.visible_after_ms.saturating_sub(d.created_ms),
+                visible_after_ms: d.visible_after_ms,
+                actor: d.requested_by.clone(),
+            };
+            self.record(if d.state == "refused" {
+                LogEvent::DisclosureRefused(request)
+            } else {
+                LogEvent::DisclosureRequested(request)
+            })?;
+            for a in &d.approvals {
+                self.record(LogEvent::DisclosureApproval {
+                    disclosure: d.id.clone(),
+                    tenant: d.tenant.clone(),
+                    actor: a.clone(),
+                })?;
+            }
+            match d.state.as_str() {
+                "approved" => {
+                    self.record(LogEvent::DisclosureApproved {
+                        disclosure: d.id.clone(),
+                        tenant: d.tenant.clone(),
+                        approvers: d.approvals.clone(),
+                    })?;
+                }
+                "denied" => {
+                    self.record(LogEvent::DisclosureDenied {
+                        disclosure: d.id.clone(),
+                        tenant: d.tenant.clone(),
+                        actor: "upgrade".into(),
+                    })?;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The trustee's name: its log's origin.
+    pub fn identity(&self) -> &str {
+        self.log.origin()
+    }
+
+    fn facts(&self) -> Result<std::sync::MutexGuard<'_, LogFacts>, TrusteeError> {
+        self.facts
+            .lock()
+            .map_err(|_| storage("log facts lock poisoned"))
+    }
+
+    /// Reports that the trustee's own state disagrees with what was signed or logged, once
+    /// per subject and finding: an error in the service's log and an `integrity_failure`
+    /// entry in the transparency log. The caller then refuses to act on the record.
+    fn integrity(&self, subject: &str, detail: &str) -> Result<(), TrusteeError> {
+        let fresh = self
+            .alarms
+            .lock()
+            .map_err(|_| storage("alarm lock poisoned"))?
+            .insert(format!("{subject}\n{detail}"));
+        if fresh {
+            let (what, name) = subject.split_once(':').unwrap_or(("record", subject));
+            tracing::error!(
+                what,
+                subject = %obhut_core::logged(name),
+                "integrity failure: governance.db disagrees with what was signed or logged; the record is not acted on"
+            );
+            self.record(LogEvent::IntegrityFailure {
+                what: what.to_owned(),
+                subject: name.to_owned(),
+                tenant: None,
+                detail: detail.to_owned(),
+            })?;
+        }
+        Ok(())
     }
 
     /// Once, after the migration to version 2: the degraded-writes setting of each tenant and
@@ -478,12 +769,26 @@ impl Governance {
         let db = self.db()?;
         let idx = self.log.append(bytes).map_err(storage)?;
         index_bytes(&db, idx, bytes)?;
+        if let ParsedEntry::Known(entry) = ParsedEntry::parse(bytes) {
+            self.facts()?.observe(idx, &entry);
+        }
+        crate::kept_checkpoint::keep(&self.dir, &self.log)?;
         Ok(idx)
     }
 
     /// Appends one entry to the log, durably, and indexes it. Nothing that the entry records
     /// may happen before this returns.
     pub fn record(&self, event: LogEvent) -> Result<u64, TrusteeError> {
+        self.record_with(event, |_| Ok(()))
+    }
+
+    /// [`Self::record`], then `then` on the database before anyone else reads it: a record
+    /// written here is never seen disagreeing with the entry that precedes it.
+    fn record_with(
+        &self,
+        event: LogEvent,
+        then: impl FnOnce(&Connection) -> Result<(), TrusteeError>,
+    ) -> Result<u64, TrusteeError> {
         let entry = LogEntry {
             event,
             at_ms: now_ms(),
@@ -497,6 +802,11 @@ impl Governance {
             storage(format!("the transparency log cannot be written: {e}"))
         })?;
         index_entry(&db, idx, entry.event.tenant(), entry.event.disclosure())?;
+        self.facts()?.observe(idx, &entry);
+        // The entry is durable; the kept checkpoint follows it (a crash in between leaves the
+        // log longer than the kept checkpoint, which is fine).
+        crate::kept_checkpoint::keep(&self.dir, &self.log)?;
+        then(&db)?;
         Ok(idx)
     }
 
@@ -514,20 +824,6 @@ impl Governance {
         record
             .map(|r| serde_json::from_str(&r).map_err(storage))
             .transpose()
-    }
-
-    /// Every JSON record the query selects, in its order.
-    fn records<T: serde::de::DeserializeOwned>(&self, sql: &str) -> Result<Vec<T>, TrusteeError> {
-        let db = self.db()?;
-        let mut st = db.prepare(sql).map_err(storage)?;
-        let rows: Vec<String> = st
-            .query_map([], |r| r.get(0))
-            .map_err(storage)?
-            .collect::<Result<_, _>>()
-            .map_err(storage)?;
-        rows.iter()
-            .map(|r| serde_json::from_str(r).map_err(storage))
-            .collect()
     }
 
     // ---------------------------------------------------------------- principals
@@ -549,42 +845,230 @@ impl Governance {
         }
     }
 
-    pub fn principal(&self, name: &str) -> Result<Option<PrincipalRecord>, TrusteeError> {
+    /// A principal as its row says, unchecked.
+    fn principal_row(&self, name: &str) -> Result<Option<PrincipalRow>, TrusteeError> {
         let db = self.db()?;
         let row = db
             .query_row(
-                "SELECT name, role, tenant, public_key, created_ms, expires_ms, revoked FROM principals WHERE name = ?1",
+                "SELECT name, role, tenant, public_key, created_ms, expires_ms, revoked, bearer_hash, vouch FROM principals WHERE name = ?1",
                 [name],
                 |r| {
                     Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, Option<String>>(2)?,
-                        r.get::<_, Vec<u8>>(3)?,
-                        r.get::<_, i64>(4)?,
-                        r.get::<_, Option<i64>>(5)?,
-                        r.get::<_, bool>(6)?,
+                        (
+                            r.get::<_, String>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, Option<String>>(2)?,
+                            r.get::<_, Vec<u8>>(3)?,
+                        ),
+                        (
+                            r.get::<_, i64>(4)?,
+                            r.get::<_, Option<i64>>(5)?,
+                            r.get::<_, bool>(6)?,
+                        ),
+                        (r.get::<_, String>(7)?, r.get::<_, Option<String>>(8)?),
                     ))
                 },
             )
             .optional()
             .map_err(storage)?;
-        row.map(
-            |(name, role, tenant, public_key, created_ms, expires_ms, revoked)| {
-                Ok(PrincipalRecord {
-                    info: PrincipalInfo {
-                        name,
-                        role: role_of(&role)?,
-                        tenant,
-                        created_ms,
-                        expires_ms,
-                        revoked,
-                    },
-                    public_key,
-                })
+        // Read under the same lock as the row, so a revocation being written is seen whole.
+        let revoked_in_log = self.facts()?.revoked.contains_key(name);
+        drop(db);
+        let Some((
+            (name, role, tenant, public_key),
+            (created_ms, expires_ms, revoked),
+            (bearer_hash, vouch),
+        )) = row
+        else {
+            return Ok(None);
+        };
+        if revoked_in_log && !revoked {
+            self.integrity(
+                &format!("principal:{name}"),
+                "revoked in the transparency log but not in governance.db (revived by an edit); it stays revoked",
+            )?;
+        }
+        Ok(Some(PrincipalRow {
+            record: PrincipalRecord {
+                info: PrincipalInfo {
+                    name,
+                    role: role_of(&role)?,
+                    tenant,
+                    created_ms,
+                    expires_ms,
+                    // The log decides: an edit cannot take a revocation back.
+                    revoked: revoked || revoked_in_log,
+                },
+                public_key,
             },
-        )
-        .transpose()
+            bearer_hash,
+            vouch,
+        }))
+    }
+
+    /// A principal whose row is vouched for (see [`Vouch`]): its role, tenant, key, bearer
+    /// hash and expiry as signed or logged when it was enrolled, revoked if the log says so.
+    /// A row nothing vouches for is reported ([`Self::integrity`]) and treated as absent.
+    pub fn principal(&self, name: &str) -> Result<Option<PrincipalRecord>, TrusteeError> {
+        self.principal_checked(name, 0)
+    }
+
+    fn principal_checked(
+        &self,
+        name: &str,
+        depth: usize,
+    ) -> Result<Option<PrincipalRecord>, TrusteeError> {
+        let Some(row) = self.principal_row(name)? else {
+            return Ok(None);
+        };
+        let digest = row.digest();
+        let cached = self
+            .vouched
+            .lock()
+            .map_err(|_| storage("vouch cache lock poisoned"))?
+            .get(name)
+            .is_some_and(|d| *d == digest);
+        if !cached {
+            if let Err(why) = self.check_vouch(&row, depth)? {
+                self.integrity(&format!("principal:{name}"), &why)?;
+                return Ok(None);
+            }
+            self.vouched
+                .lock()
+                .map_err(|_| storage("vouch cache lock poisoned"))?
+                .insert(name.to_owned(), digest);
+        }
+        Ok(Some(row.record))
+    }
+
+    /// `Ok(Err(why))` if nothing vouches for the row as it is.
+    fn check_vouch(
+        &self,
+        row: &PrincipalRow,
+        depth: usize,
+    ) -> Result<Result<(), String>, TrusteeError> {
+        let info = &row.record.info;
+        let key_hex = hex(&row.record.public_key);
+        let Some(vouch) = &row.vouch else {
+            // Enrolled by an earlier release: its enrolment entry vouches for it.
+            let logged = self
+                .facts()?
+                .creation(
+                    &info.name,
+                    info.role,
+                    info.tenant.as_deref(),
+                    &key_hex,
+                    info.expires_ms,
+                    None,
+                )
+                .is_some();
+            return Ok(if logged {
+                Ok(())
+            } else {
+                Err("no principal_created entry in the log has its role, tenant, key and expiry (edited or inserted in governance.db)".into())
+            });
+        };
+        let Ok(vouch) = serde_json::from_str::<Vouch>(vouch) else {
+            return Ok(Err("its vouch is not readable".into()));
+        };
+        match vouch {
+            Vouch::Bootstrap => {
+                let facts = self.facts()?;
+                let Some(c) = facts.creation(
+                    &info.name,
+                    info.role,
+                    info.tenant.as_deref(),
+                    &key_hex,
+                    info.expires_ms,
+                    Some("bootstrap"),
+                ) else {
+                    return Ok(Err("no principal_created entry by bootstrap has its role, tenant, key and expiry (edited or inserted in governance.db)".into()));
+                };
+                if facts.bootstrap_end.is_some_and(|end| c.index > end) {
+                    return Ok(Err(
+                        "its enrolment by bootstrap was logged after the installation's first entries"
+                            .into(),
+                    ));
+                }
+                Ok(Ok(()))
+            }
+            Vouch::Signed { statements } => {
+                if depth > 32 {
+                    return Ok(Err("its chain of enrolling officers is too long".into()));
+                }
+                let mut officers: Vec<String> = Vec::new();
+                for signed in &statements {
+                    if let Some(signer) = self.enrolling_officer(row, signed, depth)? {
+                        officers.push(signer);
+                    }
+                }
+                officers.sort_unstable();
+                officers.dedup();
+                let needed = enrolment_quorum(info.role);
+                if officers.len() < needed {
+                    return Ok(Err(format!(
+                        "{} of the {needed} officers' signed statements needed to enrol a {} verify for its row as it is (edited or inserted in governance.db)",
+                        officers.len(),
+                        info.role.as_str()
+                    )));
+                }
+                Ok(Ok(()))
+            }
+        }
+    }
+
+    /// The officer whose signed statement enrols exactly this row, if it does: the statement
+    /// names the row's fields, and its signer is an officer (checked in turn), not revoked or
+    /// expired when it signed, whose key verifies the signature.
+    fn enrolling_officer(
+        &self,
+        row: &PrincipalRow,
+        signed: &SignedStatement,
+        depth: usize,
+    ) -> Result<Option<String>, TrusteeError> {
+        let info = &row.record.info;
+        let Ok(st) = serde_json::from_str::<Statement>(&signed.statement) else {
+            return Ok(None);
+        };
+        let Action::CreatePrincipal {
+            name,
+            role,
+            tenant,
+            bearer_hash,
+            public_key,
+            expires_ms,
+        } = &st.action
+        else {
+            return Ok(None);
+        };
+        let same = *name == info.name
+            && *role == info.role
+            && *tenant == info.tenant
+            && *bearer_hash == row.bearer_hash
+            && public_key.to_ascii_lowercase() == hex(&row.record.public_key)
+            && *expires_ms == info.expires_ms;
+        if !same || st.principal == info.name {
+            return Ok(None);
+        }
+        let Some(signer) = self.principal_checked(&st.principal, depth + 1)? else {
+            return Ok(None);
+        };
+        if signer.info.role != Role::Officer {
+            return Ok(None);
+        }
+        let revoked_before = self
+            .facts()?
+            .revoked
+            .get(&st.principal)
+            .is_some_and(|at| *at <= st.at_ms);
+        let expired_before = signer.info.expires_ms.is_some_and(|e| e <= st.at_ms);
+        if revoked_before || expired_before {
+            return Ok(None);
+        }
+        let Ok(sig) = base64_simd::STANDARD.decode_to_vec(signed.signature.as_bytes()) else {
+            return Ok(None);
+        };
+        Ok(verify_statement(&signer.public_key, &signed.statement, &sig).then_some(st.principal))
     }
 
     /// The principal, if it exists and is neither revoked nor expired.
@@ -615,18 +1099,15 @@ impl Governance {
         Ok(out)
     }
 
-    /// Enrols a principal. `by` is who did it (an officer, or `bootstrap` at first start).
-    #[allow(clippy::too_many_arguments)]
-    pub fn add_principal(
+    /// What a new principal's fields must be.
+    fn check_new_principal(
         &self,
-        by: &str,
         name: &str,
         role: Role,
         tenant: Option<&str>,
         bearer_hash: &str,
         public_key: &[u8],
-        expires_ms: Option<i64>,
-    ) -> Result<PrincipalInfo, TrusteeError> {
+    ) -> Result<(), TrusteeError> {
         if name.is_empty()
             || name.len() > 64
             || !name
@@ -655,6 +1136,29 @@ impl Governance {
             (_, Some(_)) => return Err(invalid("only a tenant admin belongs to a tenant")),
             (_, None) => {}
         }
+        Ok(())
+    }
+
+    /// Enrols a principal. `by` is who did it (an officer, or `bootstrap` at first start);
+    /// `vouch` is kept with the row and checked at every use ([`Self::principal`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn add_principal(
+        &self,
+        by: &str,
+        name: &str,
+        role: Role,
+        tenant: Option<&str>,
+        bearer_hash: &str,
+        public_key: &[u8],
+        expires_ms: Option<i64>,
+        vouch: &Vouch,
+    ) -> Result<PrincipalInfo, TrusteeError> {
+        if *vouch == Vouch::Bootstrap && self.facts()?.bootstrap_end.is_some() {
+            return Err(denied(
+                "principals are enrolled without a signature only on a new installation; an officer enrols them now",
+            ));
+        }
+        self.check_new_principal(name, role, tenant, bearer_hash, public_key)?;
         if self.principal(name)?.is_some() {
             return Err(TrusteeError::Conflict(format!(
                 "a principal named {name:?} exists"
@@ -668,25 +1172,30 @@ impl Governance {
             expires_ms,
             revoked: false,
         };
-        self.record(LogEvent::PrincipalCreated {
-            name: name.to_owned(),
-            role,
-            tenant: tenant.map(str::to_owned),
-            public_key: hex_simd::encode_to_string(public_key, hex_simd::AsciiCase::Lower),
-            expires_ms,
-            actor: by.to_owned(),
-        })?;
-        self.db()?
-            .execute(
-                "INSERT INTO principals (name, role, tenant, bearer_hash, public_key, created_ms, expires_ms, revoked) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0)",
-                params![name, role.as_str(), tenant, bearer_hash, public_key, info.created_ms, expires_ms],
-            )
-            .map_err(|e| match e {
-                rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
-                    TrusteeError::Conflict("that principal or bearer exists".into())
-                }
-                other => storage(other),
-            })?;
+        let vouch_json = serde_json::to_string(vouch).map_err(storage)?;
+        self.record_with(
+            LogEvent::PrincipalCreated {
+                name: name.to_owned(),
+                role,
+                tenant: tenant.map(str::to_owned),
+                public_key: hex(public_key),
+                expires_ms,
+                actor: by.to_owned(),
+            },
+            |db| {
+                db.execute(
+                    "INSERT INTO principals (name, role, tenant, bearer_hash, public_key, created_ms, expires_ms, revoked, vouch) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8)",
+                    params![name, role.as_str(), tenant, bearer_hash, public_key, info.created_ms, expires_ms, vouch_json],
+                )
+                .map_err(|e| match e {
+                    rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
+                        TrusteeError::Conflict("that principal or bearer exists".into())
+                    }
+                    other => storage(other),
+                })?;
+                Ok(())
+            },
+        )?;
         Ok(info)
     }
 
@@ -699,15 +1208,19 @@ impl Governance {
                 "principal {name} is revoked already"
             )));
         }
-        self.record(LogEvent::PrincipalRevoked {
-            name: name.to_owned(),
-            role: p.info.role,
-            tenant: p.info.tenant.clone(),
-            actor: by.to_owned(),
-        })?;
-        self.db()?
-            .execute("UPDATE principals SET revoked = 1 WHERE name = ?1", [name])
-            .map_err(storage)?;
+        self.record_with(
+            LogEvent::PrincipalRevoked {
+                name: name.to_owned(),
+                role: p.info.role,
+                tenant: p.info.tenant.clone(),
+                actor: by.to_owned(),
+            },
+            |db| {
+                db.execute("UPDATE principals SET revoked = 1 WHERE name = ?1", [name])
+                    .map_err(storage)?;
+                Ok(())
+            },
+        )?;
         Ok(json!({"principal": name, "revoked": true}))
     }
 
@@ -970,24 +1483,60 @@ impl Governance {
     // ---------------------------------------------------------------- grants
 
     pub(crate) fn grant(&self, id: &str) -> Result<Grant, TrusteeError> {
-        self.record_of("SELECT record FROM grants WHERE id = ?1", id)?
+        self.grants_where("SELECT record FROM grants WHERE id = ?1", Some(id))?
+            .pop()
             .ok_or_else(|| TrusteeError::NotFound(format!("no grant {id:?}")))
     }
 
     pub(crate) fn put_grant(&self, g: &Grant) -> Result<(), TrusteeError> {
-        let record = serde_json::to_string(g).map_err(storage)?;
-        let key = g.credentials.as_ref().map(|c| c.access_key_id.clone());
-        self.db()?
-            .execute(
-                "INSERT INTO grants (id, access_key_id, record) VALUES (?1, ?2, ?3) ON CONFLICT(id) DO UPDATE SET access_key_id = excluded.access_key_id, record = excluded.record",
-                params![g.id, key, record],
-            )
-            .map_err(storage)?;
-        Ok(())
+        put_grant_in(&*self.db()?, g)
     }
 
     fn grants(&self) -> Result<Vec<Grant>, TrusteeError> {
-        self.records("SELECT record FROM grants ORDER BY rowid")
+        self.grants_where("SELECT record FROM grants ORDER BY rowid", None)
+    }
+
+    /// The grants the query selects, each as the log has it ended: a grant the log recorded
+    /// denied or revoked stays so whatever its record says ([`Self::integrity`] reports the
+    /// difference).
+    fn grants_where(&self, sql: &str, arg: Option<&str>) -> Result<Vec<Grant>, TrusteeError> {
+        let rows: Vec<(Grant, Option<(String, String)>)> = {
+            let db = self.db()?;
+            let mut st = db.prepare(sql).map_err(storage)?;
+            let params: Vec<&str> = arg.into_iter().collect();
+            let rows: Vec<String> = st
+                .query_map(rusqlite::params_from_iter(params), |r| r.get(0))
+                .map_err(storage)?
+                .collect::<Result<_, _>>()
+                .map_err(storage)?;
+            // Under the database lock: an ending being recorded writes both before we look.
+            let facts = self.facts()?;
+            rows.iter()
+                .map(|r| {
+                    let g: Grant = serde_json::from_str(r).map_err(storage)?;
+                    let ended = facts.grants_ended.get(&g.id).cloned();
+                    Ok((g, ended))
+                })
+                .collect::<Result<_, TrusteeError>>()?
+        };
+        let mut out = Vec::with_capacity(rows.len());
+        for (mut g, ended) in rows {
+            if let Some((state, by)) = &ended
+                && g.state != *state
+            {
+                self.integrity(
+                    &format!("grant:{}", g.id),
+                    &format!(
+                        "governance.db says it is {} but the transparency log recorded it {state} by {by} (revived by an edit); it stays {state}",
+                        g.state
+                    ),
+                )?;
+                g.state.clone_from(state);
+                g.ended_by = Some(by.clone());
+            }
+            out.push(g);
+        }
+        Ok(out)
     }
 
     fn request_grant(&self, who: &PrincipalInfo, a: &Action) -> Result<Value, TrusteeError> {
@@ -1193,10 +1742,9 @@ impl Governance {
             };
             ("revoked", event)
         };
-        self.record(event)?;
         g.state = new_state.into();
         g.ended_by = Some(who.name.clone());
-        self.put_grant(&g)?;
+        self.record_with(event, |db| put_grant_in(db, &g))?;
         to_json(&g.view(now))
     }
 
@@ -1341,10 +1889,12 @@ impl Governance {
     }
 
     fn grant_by_key(&self, access_key_id: &str) -> Result<Option<Grant>, TrusteeError> {
-        self.record_of(
-            "SELECT record FROM grants WHERE access_key_id = ?1",
-            access_key_id,
-        )
+        Ok(self
+            .grants_where(
+                "SELECT record FROM grants WHERE access_key_id = ?1",
+                Some(access_key_id),
+            )?
+            .pop())
     }
 
     /// The grant, tenant and secret of grant credentials, whatever the grant's state: the
@@ -1459,23 +2009,96 @@ impl Governance {
     // ---------------------------------------------------------------- disclosures
 
     fn disclosure(&self, id: &str) -> Result<Disclosure, TrusteeError> {
-        self.record_of("SELECT record FROM disclosures WHERE id = ?1", id)?
+        self.disclosures()?
+            .into_iter()
+            .find(|d| d.id == id)
             .ok_or_else(|| TrusteeError::NotFound(format!("no disclosure request {id:?}")))
     }
 
-    fn put_disclosure(&self, d: &Disclosure) -> Result<(), TrusteeError> {
-        let record = serde_json::to_string(d).map_err(storage)?;
-        self.db()?
-            .execute(
-                "INSERT INTO disclosures (id, record) VALUES (?1, ?2) ON CONFLICT(id) DO UPDATE SET record = excluded.record",
-                params![d.id, record],
-            )
-            .map_err(storage)?;
-        Ok(())
-    }
-
+    /// Every disclosure request as the log recorded it, in the order they were requested:
+    /// its request, decisions, approvals and delay come from the log's entries, so an edit of
+    /// `governance.db` (a decision flipped, a delay lengthened to keep it from its tenant, a
+    /// request removed or inserted) changes nothing but is reported ([`Self::integrity`]).
     fn disclosures(&self) -> Result<Vec<Disclosure>, TrusteeError> {
-        self.records("SELECT record FROM disclosures ORDER BY rowid")
+        let (rows, facts, order) = {
+            let db = self.db()?;
+            let mut st = db
+                .prepare("SELECT id, record FROM disclosures")
+                .map_err(storage)?;
+            let rows: HashMap<String, String> = st
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(storage)?
+                .collect::<Result<_, _>>()
+                .map_err(storage)?;
+            let f = self.facts()?;
+            (rows, f.disclosures.clone(), f.disclosure_order.clone())
+        };
+        let mut out = Vec::with_capacity(order.len());
+        for id in &order {
+            let Some(f) = facts.get(id) else { continue };
+            let row: Option<Disclosure> = match rows.get(id) {
+                Some(r) => Some(serde_json::from_str(r).map_err(storage)?),
+                None => None,
+            };
+            let r = &f.request;
+            let d = Disclosure {
+                id: id.clone(),
+                tenant: r.tenant.clone(),
+                authority: r.authority.clone(),
+                jurisdiction: r.jurisdiction.clone(),
+                legal_basis: r.legal_basis.clone(),
+                scope: r.scope.clone(),
+                requested_by: r.actor.clone(),
+                created_ms: row.as_ref().map_or(f.created_ms, |x| x.created_ms),
+                state: f.state.clone(),
+                approvals: f.approvals.clone(),
+                decided_ms: match &row {
+                    Some(x) if x.state == f.state => x.decided_ms,
+                    _ => f.decided_ms,
+                },
+                reason: r.reason.clone(),
+                visible_after_ms: f.visible_after_ms,
+            };
+            let differs = match &row {
+                None => Some("its record is missing from governance.db".to_owned()),
+                Some(x) => {
+                    let same = (
+                        &x.tenant,
+                        &x.authority,
+                        &x.jurisdiction,
+                        &x.legal_basis,
+                        &x.scope,
+                        &x.requested_by,
+                        &x.state,
+                        x.visible_after_ms,
+                    ) == (
+                        &d.tenant,
+                        &d.authority,
+                        &d.jurisdiction,
+                        &d.legal_basis,
+                        &d.scope,
+                        &d.requested_by,
+                        &d.state,
+                        d.visible_after_ms,
+                    );
+                    (!same).then(|| format!(
+                        "governance.db says {} (visible to its tenant from {}) but the transparency log recorded {} (from {}); the log's record counts",
+                        x.state, x.visible_after_ms, d.state, d.visible_after_ms
+                    ))
+                }
+            };
+            if let Some(why) = differs {
+                self.integrity(&format!("disclosure:{id}"), &why)?;
+            }
+            out.push(d);
+        }
+        for id in rows.keys().filter(|id| !facts.contains_key(*id)) {
+            self.integrity(
+                &format!("disclosure:{id}"),
+                "no disclosure_requested entry in the transparency log (inserted in governance.db); ignored",
+            )?;
+        }
+        Ok(out)
     }
 
     fn request_disclosure(&self, who: &PrincipalInfo, a: &Action) -> Result<Value, TrusteeError> {
@@ -1544,12 +2167,14 @@ impl Governance {
             visible_after_ms: d.visible_after_ms,
             actor: who.name.clone(),
         };
-        self.record(if allowed {
-            LogEvent::DisclosureRequested(request)
-        } else {
-            LogEvent::DisclosureRefused(request)
-        })?;
-        self.put_disclosure(&d)?;
+        self.record_with(
+            if allowed {
+                LogEvent::DisclosureRequested(request)
+            } else {
+                LogEvent::DisclosureRefused(request)
+            },
+            |db| put_disclosure_in(db, &d),
+        )?;
         to_json(&disclosure_view(&d))
     }
 
@@ -1585,24 +2210,31 @@ impl Governance {
                 d.approvals.push(who.name.clone());
             }
             if d.approvals.len() >= OFFICER_QUORUM {
-                self.record(LogEvent::DisclosureApproved {
-                    disclosure: id.to_owned(),
-                    tenant: d.tenant.clone(),
-                    approvers: d.approvals.clone(),
-                })?;
                 d.state = "approved".into();
                 d.decided_ms = Some(now);
+                self.record_with(
+                    LogEvent::DisclosureApproved {
+                        disclosure: id.to_owned(),
+                        tenant: d.tenant.clone(),
+                        approvers: d.approvals.clone(),
+                    },
+                    |db| put_disclosure_in(db, &d),
+                )?;
+            } else {
+                put_disclosure_in(&*self.db()?, &d)?;
             }
         } else {
-            self.record(LogEvent::DisclosureDenied {
-                disclosure: id.to_owned(),
-                tenant: d.tenant.clone(),
-                actor: who.name.clone(),
-            })?;
             d.state = "denied".into();
             d.decided_ms = Some(now);
+            self.record_with(
+                LogEvent::DisclosureDenied {
+                    disclosure: id.to_owned(),
+                    tenant: d.tenant.clone(),
+                    actor: who.name.clone(),
+                },
+                |db| put_disclosure_in(db, &d),
+            )?;
         }
-        self.put_disclosure(&d)?;
         let progress = (d.state == "pending").then(|| {
             format!(
                 "pending: {} of {OFFICER_QUORUM} officers",
@@ -1630,15 +2262,17 @@ impl Governance {
         let mut d = self.disclosure(id)?;
         let visible = d.created_ms.saturating_add(delay_ms);
         // The delay itself is logged; the entry is visible to the tenant from the same time.
-        self.record(LogEvent::DisclosureDelaySet {
-            disclosure: id.to_owned(),
-            tenant: d.tenant.clone(),
-            delay_ms,
-            visible_after_ms: visible,
-            actor: who.name.clone(),
-        })?;
         d.visible_after_ms = visible;
-        self.put_disclosure(&d)?;
+        self.record_with(
+            LogEvent::DisclosureDelaySet {
+                disclosure: id.to_owned(),
+                tenant: d.tenant.clone(),
+                delay_ms,
+                visible_after_ms: visible,
+                actor: who.name.clone(),
+            },
+            |db| put_disclosure_in(db, &d),
+        )?;
         to_json(&disclosure_view(&d))
     }
 
@@ -1867,15 +2501,33 @@ impl Governance {
                 .map_err(storage)?
         };
         let mut entries = Vec::new();
+        let size = self.log.size();
         for (idx, disclosure) in rows {
             if disclosure.is_some_and(|d| hidden.contains(&d)) {
                 continue;
             }
-            let index = u64::try_from(idx).map_err(storage)?;
-            let entry = self.log.entry(index).map_err(storage)?;
-            entries.push(IndexedEntry {
-                index,
-                entry: String::from_utf8_lossy(&entry).into_owned(),
+            let Ok(index) = u64::try_from(idx) else {
+                continue;
+            };
+            if index >= size {
+                // An index row with no entry behind it is not an entry.
+                continue;
+            }
+            // An entry that cannot be read is shown as a gap, named, not as a failed page.
+            entries.push(match self.log.entry(index) {
+                Ok(entry) => IndexedEntry {
+                    index,
+                    entry: String::from_utf8_lossy(&entry).into_owned(),
+                    unreadable: None,
+                },
+                Err(e) => {
+                    tracing::error!(index, error = %e, "a transparency log entry cannot be read");
+                    IndexedEntry {
+                        index,
+                        entry: String::new(),
+                        unreadable: Some(e.to_string()),
+                    }
+                }
             });
         }
         serde_json::to_value(LogEntriesPage {
@@ -1896,6 +2548,96 @@ impl Governance {
             LogRead::Key => Ok(Some(self.log.verifier_key().into_bytes())),
             LogRead::Tile { path } => self.log.read_path(path).map_err(|e| invalid(e.to_string())),
         }
+    }
+
+    /// An enrolment that needs `needed` officers: each officer's signed statement for exactly
+    /// the same enrolment is kept (and logged) until enough distinct officers have signed; then
+    /// all of them, which become the principal's vouch. `Ok(Err(view))` while it is pending. A
+    /// pending enrolment lapses after [`APPROVAL_WINDOW_MS`]; one with other fields is refused
+    /// until then.
+    fn enrolment_approvals(
+        &self,
+        who: &PrincipalInfo,
+        statement: &Statement,
+        signed: &SignedStatement,
+        needed: usize,
+    ) -> Result<Result<Vec<SignedStatement>, Value>, TrusteeError> {
+        let Action::CreatePrincipal {
+            name,
+            role,
+            tenant,
+            public_key,
+            ..
+        } = &statement.action
+        else {
+            return Err(invalid("not an enrolment"));
+        };
+        let fields = serde_json::to_string(&statement.action).map_err(storage)?;
+        let now = now_ms();
+        let pending: Option<(String, String, i64)> = self
+            .db()?
+            .query_row(
+                "SELECT fields, statements, at_ms FROM pending_enrolments WHERE name = ?1",
+                [name],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()
+            .map_err(storage)?;
+        let (mut statements, since): (Vec<SignedStatement>, i64) = match pending {
+            Some((f, st, at)) if now - at < APPROVAL_WINDOW_MS => {
+                if f != fields {
+                    return Err(TrusteeError::Conflict(format!(
+                        "an enrolment of {name} with another key, role, tenant or expiry is pending (it lapses 24 hours after it began)"
+                    )));
+                }
+                (serde_json::from_str(&st).map_err(storage)?, at)
+            }
+            _ => (Vec::new(), now),
+        };
+        let signers = |all: &[SignedStatement]| -> Vec<String> {
+            let mut v: Vec<String> = all
+                .iter()
+                .filter_map(|s| serde_json::from_str::<Statement>(&s.statement).ok())
+                .map(|s| s.principal)
+                .collect();
+            v.sort_unstable();
+            v.dedup();
+            v
+        };
+        if !signers(&statements).contains(&who.name) {
+            self.record(LogEvent::PrincipalApproval {
+                name: name.clone(),
+                role: *role,
+                tenant: tenant.clone(),
+                public_key: public_key.to_ascii_lowercase(),
+                actor: who.name.clone(),
+            })?;
+            statements.push(signed.clone());
+        }
+        let officers = signers(&statements);
+        let db = self.db()?;
+        if officers.len() >= needed {
+            db.execute("DELETE FROM pending_enrolments WHERE name = ?1", [name])
+                .map_err(storage)?;
+            return Ok(Ok(statements));
+        }
+        db.execute(
+            "INSERT INTO pending_enrolments (name, fields, statements, at_ms) VALUES (?1, ?2, ?3, ?4) ON CONFLICT(name) DO UPDATE SET fields = excluded.fields, statements = excluded.statements, at_ms = excluded.at_ms",
+            params![
+                name,
+                fields,
+                serde_json::to_string(&statements).map_err(storage)?,
+                since
+            ],
+        )
+        .map_err(storage)?;
+        Ok(Err(json!({
+            "principal": name,
+            "role": role,
+            "state": "pending",
+            "approvals": officers,
+            "progress": format!("pending: {} of {needed} officers", officers.len()),
+        })))
     }
 
     /// Carries out a verified statement that needs no key operation.
@@ -1924,6 +2666,21 @@ impl Governance {
                 officer()?;
                 let pk = hex_simd::decode_to_vec(public_key.as_bytes())
                     .map_err(|_| invalid("public_key must be hex"))?;
+                let needed = enrolment_quorum(*role);
+                let statements = if needed > 1 {
+                    self.check_new_principal(name, *role, tenant.as_deref(), bearer_hash, &pk)?;
+                    if self.principal_row(name)?.is_some() {
+                        return Err(TrusteeError::Conflict(format!(
+                            "a principal named {name:?} exists"
+                        )));
+                    }
+                    match self.enrolment_approvals(who, statement, signed, needed)? {
+                        Ok(all) => all,
+                        Err(pending) => return Ok(pending),
+                    }
+                } else {
+                    vec![signed.clone()]
+                };
                 let info = self.add_principal(
                     &who.name,
                     name,
@@ -1932,6 +2689,7 @@ impl Governance {
                     bearer_hash,
                     &pk,
                     *expires_ms,
+                    &Vouch::Signed { statements },
                 )?;
                 Ok(json!(info))
             }
@@ -2046,6 +2804,27 @@ fn disclosure_view(d: &Disclosure) -> DisclosureView {
         visible_after_ms: d.visible_after_ms,
         progress: None,
     }
+}
+
+fn put_grant_in(db: &Connection, g: &Grant) -> Result<(), TrusteeError> {
+    let record = serde_json::to_string(g).map_err(storage)?;
+    let key = g.credentials.as_ref().map(|c| c.access_key_id.clone());
+    db.execute(
+        "INSERT INTO grants (id, access_key_id, record) VALUES (?1, ?2, ?3) ON CONFLICT(id) DO UPDATE SET access_key_id = excluded.access_key_id, record = excluded.record",
+        params![g.id, key, record],
+    )
+    .map_err(storage)?;
+    Ok(())
+}
+
+fn put_disclosure_in(db: &Connection, d: &Disclosure) -> Result<(), TrusteeError> {
+    let record = serde_json::to_string(d).map_err(storage)?;
+    db.execute(
+        "INSERT INTO disclosures (id, record) VALUES (?1, ?2) ON CONFLICT(id) DO UPDATE SET record = excluded.record",
+        params![d.id, record],
+    )
+    .map_err(storage)?;
+    Ok(())
 }
 
 /// A view as the JSON that crosses the trustee's interface.

@@ -58,6 +58,37 @@ impl World {
         self.creds.insert(name.to_owned(), c);
     }
 
+    /// Enrols a principal by `by`'s signed statement, as `obhut principal create` does (an
+    /// officer with a second officer's confirmation).
+    async fn enrol_by(&mut self, by: &str, name: &str, role: Role, tenant: Option<&str>) {
+        let c = PrincipalCredential::from_token(&format!("obt_{name}")).unwrap();
+        let action = Action::CreatePrincipal {
+            name: name.into(),
+            role,
+            tenant: tenant.map(str::to_owned),
+            bearer_hash: obhut_crypto::principal::bearer_hash(c.bearer()),
+            public_key: hex_simd::encode_to_string(c.public_key(), hex_simd::AsciiCase::Lower),
+            expires_ms: None,
+        };
+        self.act(by, action.clone()).await.unwrap();
+        if role == Role::Officer {
+            let second = if by == "o2" { "o1" } else { "o2" };
+            self.act(second, action).await.unwrap();
+        }
+        self.creds.insert(name.to_owned(), c);
+    }
+
+    /// Runs SQL on governance.db, as its database's administrator could.
+    fn edit(&self, sql: &str) {
+        let db = self.t.governance.db().unwrap();
+        assert!(db.execute(sql, []).unwrap() > 0, "{sql} changed nothing");
+        drop(db);
+    }
+
+    fn bearer_of(&self, who: &str) -> String {
+        obhut_crypto::principal::bearer_hash(self.creds[who].bearer())
+    }
+
     fn signed(&self, who: &str, action: Action) -> SignedStatement {
         let st = Statement {
             principal: who.into(),
@@ -396,21 +427,18 @@ async fn revoked_and_expired_principals_cannot_act() {
             .await
     ));
     // an expired principal
-    w.enrol("tmp", Role::Officer, None);
+    w.enrol_by("o1", "tmp", Role::Officer, None).await;
     let c = PrincipalCredential::from_token("obt_late").unwrap();
-    w.act(
-        "o1",
-        Action::CreatePrincipal {
-            name: "late".into(),
-            role: Role::Officer,
-            tenant: None,
-            bearer_hash: obhut_crypto::principal::bearer_hash(c.bearer()),
-            public_key: hex_simd::encode_to_string(c.public_key(), hex_simd::AsciiCase::Lower),
-            expires_ms: Some(governance::now_ms() - 1),
-        },
-    )
-    .await
-    .unwrap();
+    let late = Action::CreatePrincipal {
+        name: "late".into(),
+        role: Role::Officer,
+        tenant: None,
+        bearer_hash: obhut_crypto::principal::bearer_hash(c.bearer()),
+        public_key: hex_simd::encode_to_string(c.public_key(), hex_simd::AsciiCase::Lower),
+        expires_ms: Some(governance::now_ms() - 1),
+    };
+    w.act("o1", late.clone()).await.unwrap();
+    w.act("o2", late).await.unwrap();
     w.creds.insert("late".into(), c);
     assert!(is_denied(&w.approve("late", &id).await));
     assert_eq!(w.count("principal_created"), 7 + 2);
@@ -792,4 +820,213 @@ async fn residency_is_kept_here_announced_and_taken_from_the_log_after_an_upgrad
     drop(t);
     let reopened = Governance::open(dir.path()).unwrap();
     assert_eq!(reopened.residency("b").unwrap(), expected);
+}
+
+#[tokio::test]
+async fn principals_edited_or_inserted_in_governance_db_count_for_nothing() {
+    let mut w = World::new().await;
+    w.enrol_by("o1", "aud2", Role::Auditor, None).await;
+    w.enrol_by("o1", "adm-b2", Role::TenantAdmin, Some("b"))
+        .await;
+    w.enrol_by("o1", "spare", Role::Auditor, None).await;
+    let id = w.request(&["read"]).await;
+    // a signed auditor made an officer; tenant admins of b (one bootstrap, one signed) moved
+    // to tenant a; a signed auditor's row renamed into a new officer nothing vouches for
+    w.edit("UPDATE principals SET role = 'officer' WHERE name = 'aud2'");
+    w.edit("UPDATE principals SET tenant = 'a' WHERE name IN ('adm-b', 'adm-b2')");
+    w.edit(
+        "UPDATE principals SET name = 'o9', role = 'officer', vouch = NULL WHERE name = 'spare'",
+    );
+    w.creds.insert(
+        "o9".into(),
+        PrincipalCredential::from_token("obt_spare").unwrap(),
+    );
+    for who in ["aud2", "adm-b", "adm-b2", "o9"] {
+        assert!(
+            is_denied(&w.approve(who, &id).await),
+            "{who}'s approval counted"
+        );
+        assert!(
+            w.t.authenticate(&w.bearer_of(who)).await.unwrap().is_none(),
+            "{who} authenticates"
+        );
+    }
+    let g = w.t.governance.grant(&id).unwrap();
+    assert!(g.approvals.is_empty(), "{:?}", g.approvals);
+    let reported: Vec<String> = w
+        .entries()
+        .iter()
+        .filter(|e| e["type"] == "integrity_failure")
+        .map(|e| {
+            format!(
+                "{}:{}",
+                e["what"].as_str().unwrap(),
+                e["subject"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        reported,
+        [
+            "principal:aud2",
+            "principal:adm-b",
+            "principal:adm-b2",
+            "principal:o9"
+        ]
+    );
+    // the edit undone: the row counts again
+    w.edit("UPDATE principals SET role = 'auditor' WHERE name = 'aud2'");
+    assert!(
+        w.t.authenticate(&w.bearer_of("aud2"))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // the untouched still decide
+    w.approve("o1", &id).await.unwrap();
+    w.approve("o2", &id).await.unwrap();
+    let done = w.approve("adm-a", &id).await.unwrap();
+    assert_eq!(done["progress"], "approved");
+}
+
+#[tokio::test]
+async fn principals_are_enrolled_without_a_signature_only_on_a_new_installation() {
+    let w = World::new().await;
+    w.act("o1", Action::RevokePrincipal { name: "o3".into() })
+        .await
+        .unwrap();
+    let c = PrincipalCredential::from_token("obt_late").unwrap();
+    let r = w.t.bootstrap_principal(
+        "late",
+        Role::Officer,
+        None,
+        &obhut_crypto::principal::bearer_hash(c.bearer()),
+        &c.public_key(),
+    );
+    assert!(is_denied(&r), "{r:?}");
+}
+
+#[tokio::test]
+async fn revocations_and_disclosure_decisions_are_what_the_log_recorded() {
+    let w = World::new().await;
+    // a revoked principal revived by an edit
+    w.act("o1", Action::RevokePrincipal { name: "o3".into() })
+        .await
+        .unwrap();
+    w.edit("UPDATE principals SET revoked = 0 WHERE name = 'o3'");
+    let p = w.t.authenticate(&w.bearer_of("o3")).await.unwrap().unwrap();
+    assert!(p.revoked);
+    // a revoked grant revived by an edit
+    let id = w.request(&["read"]).await;
+    for who in ["o1", "o2", "adm-a"] {
+        w.approve(who, &id).await.unwrap();
+    }
+    let creds = w.credentials(&id).await;
+    w.act("o1", Action::RevokeGrant { id: id.clone() })
+        .await
+        .unwrap();
+    let mut g = w.t.governance.grant(&id).unwrap();
+    g.state = "approved".into();
+    g.ended_by = None;
+    w.t.governance.put_grant(&g).unwrap();
+    assert!(is_denied(
+        &w.t.authorize_grant_access(&w.access(&creds, "read", "photos", "support/x"))
+            .await
+    ));
+    assert_eq!(w.t.governance.grant(&id).unwrap().state, "revoked");
+    // a denied disclosure flipped to approved, a delay lengthened
+    let d = w
+        .act(
+            "o1",
+            Action::RequestDisclosure {
+                tenant: "a".into(),
+                authority: "Some Agency".into(),
+                jurisdiction: "DE".into(),
+                legal_basis: "statute 1".into(),
+                scope: "bucket photos".into(),
+                delay_ms: 0,
+            },
+        )
+        .await
+        .unwrap();
+    let did = d["id"].as_str().unwrap().to_owned();
+    w.act("o2", Action::DenyDisclosure { id: did.clone() })
+        .await
+        .unwrap();
+    w.edit(&format!(
+        "UPDATE disclosures SET record = json_set(record, '$.state', 'approved', '$.visible_after_ms', 99999999999999) WHERE id = '{did}'"
+    ));
+    let list = w.t.governance.query("adm-a", &Query::Disclosures).unwrap();
+    let seen: Vec<&Value> = list.as_array().unwrap().iter().collect();
+    assert_eq!(seen.len(), 1, "{list}");
+    assert_eq!(seen[0]["state"], "denied");
+    let subjects: Vec<String> = w
+        .entries()
+        .iter()
+        .filter(|e| e["type"] == "integrity_failure")
+        .map(|e| {
+            format!(
+                "{}:{}",
+                e["what"].as_str().unwrap(),
+                e["subject"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        subjects,
+        [
+            "principal:o3",
+            format!("grant:{id}").as_str(),
+            format!("disclosure:{did}").as_str()
+        ]
+    );
+}
+
+#[tokio::test]
+async fn an_officer_is_enrolled_by_two_officers_not_one() {
+    let mut w = World::new().await;
+    let c = PrincipalCredential::from_token("obt_o4").unwrap();
+    let action = |expires_ms: Option<i64>| Action::CreatePrincipal {
+        name: "o4".into(),
+        role: Role::Officer,
+        tenant: None,
+        bearer_hash: obhut_crypto::principal::bearer_hash(c.bearer()),
+        public_key: hex_simd::encode_to_string(c.public_key(), hex_simd::AsciiCase::Lower),
+        expires_ms,
+    };
+    let first = w.act("o1", action(None)).await.unwrap();
+    assert_eq!(first["progress"], "pending: 1 of 2 officers");
+    w.creds.insert(
+        "o4".into(),
+        PrincipalCredential::from_token("obt_o4").unwrap(),
+    );
+    assert!(
+        w.t.authenticate(&w.bearer_of("o4"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // the same officer again counts once; other fields are refused while it is pending
+    let again = w.act("o1", action(None)).await.unwrap();
+    assert_eq!(again["progress"], "pending: 1 of 2 officers");
+    assert!(matches!(
+        w.act("o2", action(Some(governance::now_ms() + 3_600_000)))
+            .await,
+        Err(TrusteeError::Conflict(_))
+    ));
+    // a tenant admin or an operator cannot confirm it
+    assert!(is_denied(&w.act("adm-a", action(None)).await));
+    let done = w.act("o2", action(None)).await.unwrap();
+    assert_eq!(done["role"], "officer");
+    let me = w.t.authenticate(&w.bearer_of("o4")).await.unwrap().unwrap();
+    assert_eq!(me.role, Role::Officer);
+    assert_eq!(w.count("principal_approval"), 2);
+    // its vouch is both statements: with one of them gone, it is no officer
+    w.edit("UPDATE principals SET vouch = json_remove(vouch, '$.statements[1]') WHERE name = 'o4'");
+    assert!(
+        w.t.authenticate(&w.bearer_of("o4"))
+            .await
+            .unwrap()
+            .is_none()
+    );
 }

@@ -12,10 +12,13 @@ pub mod access_keys;
 pub mod governance;
 #[cfg(test)]
 mod governance_tests;
+mod kept_checkpoint;
 mod keystore;
+mod log_facts;
 pub mod pkcs11;
 mod policy;
 pub mod server;
+mod unseal_key;
 pub mod verify;
 
 pub use keystore::{Pkcs11Location, SealedKeystore, TenantKeyState, write_private_file};
@@ -63,6 +66,8 @@ pub struct Trustee {
     /// Access keys made at a first start while the trustee was sealed: kept in memory only,
     /// and taken into custody at the unseal (lost if the process stops before).
     pending_keys: Arc<Mutex<Vec<AccessKeySecret>>>,
+    /// The key unseal shares are encrypted to, and the current seal epoch.
+    unseal_keys: Arc<unseal_key::UnsealKeys>,
     /// Time between disabling a tenant key and destroying it (DESIGN.md: 7 days).
     shred_grace_ms: i64,
 }
@@ -101,10 +106,14 @@ fn key_status(state: TenantKeyState, destroy_after_ms: Option<i64>) -> TenantKey
 impl Trustee {
     /// Opens the keystore in `dir`; the trustee starts sealed.
     pub fn open(dir: &Path) -> Result<Self, TrusteeError> {
+        let keystore = SealedKeystore::open(dir)?;
+        let governance = Governance::open(dir)?;
+        let unseal_keys = unseal_key::UnsealKeys::open(dir, governance.identity())?;
         Ok(Self {
-            keystore: Arc::new(Mutex::new(SealedKeystore::open(dir)?)),
+            keystore: Arc::new(Mutex::new(keystore)),
             revocations: broadcast::channel(64).0,
-            governance: Arc::new(Governance::open(dir)?),
+            governance: Arc::new(governance),
+            unseal_keys: Arc::new(unseal_keys),
             access_keys: Arc::new(access_keys::AccessKeys::open(dir)?),
             verifier: Arc::new(verify::Verifier::new(DEFAULT_REGION)?),
             pending_keys: Arc::default(),
@@ -143,6 +152,7 @@ impl Trustee {
             bearer_hash,
             public_key,
             None,
+            &governance::Vouch::Bootstrap,
         )
     }
 
@@ -371,6 +381,16 @@ impl Trustee {
         run_blocking(move || work(&this)).await
     }
 
+    /// Gives one share (or PIN) to the keystore; once unsealed, a new seal epoch begins.
+    fn unseal_now(&self, share: &str) -> Result<SealStatus, TrusteeError> {
+        let status = self.with(|ks| ks.unseal(share))?;
+        if !status.sealed {
+            self.unseal_keys.next_epoch()?;
+            self.store_pending_keys()?;
+        }
+        Ok(status)
+    }
+
     fn with<T>(
         &self,
         f: impl FnOnce(&mut SealedKeystore) -> Result<T, TrusteeError>,
@@ -435,12 +455,21 @@ impl TrusteeClient for Trustee {
 
     async fn unseal(&self, share: &str) -> Result<SealStatus, TrusteeError> {
         let share = zeroize::Zeroizing::new(share.to_owned());
+        self.blocking(move |t| t.unseal_now(&share)).await
+    }
+
+    async fn unseal_key(&self) -> Result<obhut_trustee_client::UnsealKey, TrusteeError> {
+        self.unseal_keys.public()
+    }
+
+    async fn unseal_sealed(
+        &self,
+        sealed: &obhut_trustee_client::SealedShare,
+    ) -> Result<SealStatus, TrusteeError> {
+        let sealed = sealed.clone();
         self.blocking(move |t| {
-            let status = t.with(|ks| ks.unseal(&share))?;
-            if !status.sealed {
-                t.store_pending_keys()?;
-            }
-            Ok(status)
+            let share = t.unseal_keys.open_share(&sealed)?;
+            t.unseal_now(&share)
         })
         .await
     }
@@ -450,6 +479,7 @@ impl TrusteeClient for Trustee {
         // away while it runs cannot leave the trustee sealed with gateways still holding keys.
         self.blocking(|t| {
             let status = t.with(|ks| Ok(ks.seal()))?;
+            t.unseal_keys.next_epoch()?;
             tracing::warn!("trustee sealed: nothing is released until it is unsealed again");
             t.revoke(Revocation::All);
             Ok(status)

@@ -297,6 +297,7 @@ fn router_with(
     Ok(Router::new()
         .route("/v1/seal", get(seal_status).post(seal))
         .route("/v1/unseal", post(unseal))
+        .route("/v1/unseal-key", get(unseal_key))
         .route("/v1/tenant-keys/ensure", post(ensure_tenant_key))
         .route("/v1/tenant-keys/status", post(tenant_key_status))
         .route("/v1/gov/residency", post(residency))
@@ -334,7 +335,17 @@ async fn unseal(
     body: Result<Json<UnsealRequest>, JsonRejection>,
 ) -> ApiResult<SealStatus> {
     let Json(r) = body?;
-    Ok(Json(s.trustee.unseal(&r.share).await?))
+    match (&r.share, &r.sealed) {
+        (None, Some(sealed)) => Ok(Json(s.trustee.unseal_sealed(sealed).await?)),
+        _ => Err(TrusteeError::Invalid(
+            obhut_trustee_client::remote::wire::CLEAR_SHARE_REFUSED.to_owned(),
+        )
+        .into()),
+    }
+}
+
+async fn unseal_key(State(s): State<AppState>) -> ApiResult<obhut_trustee_client::UnsealKey> {
+    Ok(Json(s.trustee.unseal_key().await?))
 }
 
 async fn ensure_tenant_key(
@@ -878,12 +889,56 @@ mod tests {
                 .unwrap_err(),
             TrusteeError::Sealed(0, 2)
         );
-        let bad = remote.unseal("not a share").await.unwrap_err();
+        // shares reach a remote trustee only encrypted to its unseal key, for its current epoch
+        assert!(matches!(
+            remote.unseal(&r.shares[2]).await,
+            Err(TrusteeError::Invalid(_))
+        ));
+        let key = remote.unseal_key().await.unwrap();
+        assert_eq!(key, r.trustee.unseal_key().await.unwrap());
+        let seal_for = |k: &obhut_trustee_client::UnsealKey, share: &str| {
+            let pk = hex_simd::decode_to_vec(k.public_key.as_bytes()).unwrap();
+            let (enc, ct) =
+                obhut_crypto::unseal::seal(&pk, &k.identity, &k.epoch, share.as_bytes()).unwrap();
+            obhut_trustee_client::SealedShare {
+                epoch: k.epoch.clone(),
+                enc: base64_simd::STANDARD.encode_to_string(enc),
+                ciphertext: base64_simd::STANDARD.encode_to_string(ct),
+            }
+        };
+        let bad = remote
+            .unseal_sealed(&seal_for(&key, "not a share"))
+            .await
+            .unwrap_err();
         assert!(matches!(bad, TrusteeError::BadShare(_)), "{bad:?}");
-        assert_eq!(bad, r.trustee.unseal("not a share").await.unwrap_err());
-        let st = remote.unseal(&r.shares[2]).await.unwrap();
+        let first = seal_for(&key, &r.shares[2]);
+        let st = remote.unseal_sealed(&first).await.unwrap();
         assert!(st.sealed && st.shares_given == 1);
-        assert!(!remote.unseal(&r.shares[0]).await.unwrap().sealed);
+        assert!(
+            !remote
+                .unseal_sealed(&seal_for(&key, &r.shares[0]))
+                .await
+                .unwrap()
+                .sealed
+        );
+        // the epoch moved on: the captured first share opens no more
+        assert!(remote.seal().await.unwrap().sealed);
+        assert!(matches!(
+            remote.unseal_sealed(&first).await,
+            Err(TrusteeError::Denied(_))
+        ));
+        let key = remote.unseal_key().await.unwrap();
+        remote
+            .unseal_sealed(&seal_for(&key, &r.shares[2]))
+            .await
+            .unwrap();
+        assert!(
+            !remote
+                .unseal_sealed(&seal_for(&key, &r.shares[0]))
+                .await
+                .unwrap()
+                .sealed
+        );
         assert_eq!(
             r.trustee.destroy_tenant_key("a").unwrap().state,
             "destroyed"

@@ -9,6 +9,11 @@
 //! adds its own `governance-v<N+1>.db` beside the old ones. (The transparency log beside the
 //! database is not part of the fixture; the log has its own format and tests.)
 //!
+//! From schema version 3 on, `governance.db` is checked against the log beside it (a database of
+//! version 3 without its log is refused), so the fixture is the trustee's directory:
+//! `tests/fixtures/trustee-v<N>/` holds `governance.db`, `log/` (with the log's key, a key made
+//! for this fixture only) and `log-checkpoint`.
+//!
 //! To write the fixture of the current schema version (only when adding a version, or if the
 //! file is lost), run
 //! `OBHUT_WRITE_FIXTURES=1 cargo test -p obhut-trustee --test backward_compatibility`;
@@ -42,6 +47,52 @@ fn fixture(version: u32) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
         .join(format!("governance-v{version}.db"))
+}
+
+/// The trustee directory written by the release of schema `version` (3 and later).
+fn fixture_dir(version: u32) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(format!("trustee-v{version}"))
+}
+
+/// A copy of a trustee directory fixture: opening governance writes to it.
+fn copy_of_dir(version: u32) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let from = fixture_dir(version);
+    for rel in [
+        "governance.db",
+        "log-checkpoint",
+        "log/tlog.sqlite3",
+        "log/log-key",
+        "log/origin",
+    ] {
+        let to = dir.path().join(rel);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(from.join(rel), &to)
+            .unwrap_or_else(|e| panic!("fixture {}: {e}", from.join(rel).display()));
+    }
+    dir
+}
+
+/// The log entries of type `kind`, as an officer reads them.
+fn entries_of_type(gov: &Governance, kind: &str) -> Vec<Value> {
+    let page = gov
+        .query(
+            "o1",
+            &Query::LogEntries {
+                tenant: None,
+                from: 0,
+            },
+        )
+        .unwrap();
+    page["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| serde_json::from_str::<Value>(e["entry"].as_str().unwrap()).unwrap())
+        .filter(|e| e["type"] == kind)
+        .collect()
 }
 
 /// A trustee directory holding a copy of a fixture: opening governance writes to it.
@@ -98,6 +149,7 @@ fn write_governance(gov: &Governance) {
             &bearer_hash(c.bearer()),
             &c.public_key(),
             None,
+            &obhut_trustee::governance::Vouch::Bootstrap,
         )
         .unwrap();
     }
@@ -285,6 +337,70 @@ fn reads_every_record_of_a_governance_db_written_by_schema_version_2() {
 }
 
 #[test]
+fn reads_every_record_of_a_trustee_written_by_schema_version_3_and_adopts_nothing() {
+    let dir = copy_of_dir(3);
+    let db = dir.path().join("governance.db");
+    assert_eq!(user_version(&db), 3);
+    let gov = Governance::open(dir.path()).unwrap();
+    assert_governance(&gov, &db);
+    assert!(entries_of_type(&gov, "integrity_failure").is_empty());
+    let upgrades: Vec<Value> = entries_of_type(&gov, "principal_created")
+        .into_iter()
+        .filter(|e| e["by"] == "upgrade")
+        .collect();
+    assert!(upgrades.is_empty(), "{upgrades:?}");
+    assert_eq!(entries_of_type(&gov, "attestation").len(), 1);
+    drop(gov);
+    assert_eq!(user_version(&db), i64::from(SCHEMA_VERSION));
+}
+
+#[test]
+fn a_governance_db_of_schema_version_3_without_its_log_is_refused() {
+    let dir = copy_of_dir(3);
+    std::fs::remove_dir_all(dir.path().join("log")).unwrap();
+    std::fs::remove_file(dir.path().join("log-checkpoint")).unwrap();
+    let Err(err) = Governance::open(dir.path()) else {
+        panic!("a governance.db was opened without its log");
+    };
+    let text = err.to_string();
+    assert!(
+        text.contains("refusing to start") && text.contains("missing or was replaced"),
+        "{text}"
+    );
+}
+
+#[test]
+fn an_earlier_releases_state_without_its_log_is_adopted_once_and_logged() {
+    let dir = copy_of(2);
+    let db = dir.path().join("governance.db");
+    let gov = Governance::open(dir.path()).unwrap();
+    let adopted: Vec<String> = entries_of_type(&gov, "principal_created")
+        .iter()
+        .filter(|e| e["by"] == "upgrade")
+        .map(|e| e["principal"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(adopted, ["o1", "o2", "o3", "op", "aud", "adm-acme"]);
+    assert_eq!(entries_of_type(&gov, "principal_revoked").len(), 1);
+    assert_eq!(entries_of_type(&gov, "disclosure_requested").len(), 1);
+    drop(gov);
+    // once: an edit made after the upgrade is not adopted at the next start
+    Connection::open(&db)
+        .unwrap()
+        .execute(
+            "UPDATE principals SET role = 'officer' WHERE name = 'aud'",
+            [],
+        )
+        .unwrap();
+    let gov = Governance::open(dir.path()).unwrap();
+    assert!(gov.principal("aud").unwrap().is_none());
+    assert_eq!(
+        entries_of_type(&gov, "attestation").len(),
+        1,
+        "adopted twice"
+    );
+}
+
+#[test]
 fn a_governance_db_written_before_versions_were_recorded_is_adopted_and_stamped() {
     let dir = copy_of(1);
     let db = dir.path().join("governance.db");
@@ -332,16 +448,23 @@ fn the_fixture_writer_writes_what_the_reader_expects() {
     drop(gov);
     assert_eq!(user_version(&db), i64::from(SCHEMA_VERSION));
     if std::env::var_os("OBHUT_WRITE_FIXTURES").is_some() {
-        let target = fixture(SCHEMA_VERSION);
-        let _ = std::fs::remove_file(&target);
-        Connection::open(&db)
-            .unwrap()
-            .execute("VACUUM INTO ?1", [target.to_str().unwrap()])
-            .unwrap();
-        // A standalone file, whatever journal mode governance runs in.
-        Connection::open(&target)
-            .unwrap()
-            .pragma_update(None, "journal_mode", "DELETE")
-            .unwrap();
+        let target_dir = fixture_dir(SCHEMA_VERSION);
+        let _ = std::fs::remove_dir_all(&target_dir);
+        std::fs::create_dir_all(target_dir.join("log")).unwrap();
+        // Each database a standalone file, whatever journal mode it runs in.
+        for rel in ["governance.db", "log/tlog.sqlite3"] {
+            let target = target_dir.join(rel);
+            Connection::open(dir.path().join(rel))
+                .unwrap()
+                .execute("VACUUM INTO ?1", [target.to_str().unwrap()])
+                .unwrap();
+            Connection::open(&target)
+                .unwrap()
+                .pragma_update(None, "journal_mode", "DELETE")
+                .unwrap();
+        }
+        for rel in ["log-checkpoint", "log/log-key", "log/origin"] {
+            std::fs::copy(dir.path().join(rel), target_dir.join(rel)).unwrap();
+        }
     }
 }

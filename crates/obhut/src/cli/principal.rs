@@ -10,7 +10,9 @@ use obhut_trustee_client::{Action, PrincipalInfo, Role};
 
 #[derive(Subcommand)]
 pub enum PrincipalCommand {
-    /// Enrol a principal (officers). Its token is made here and printed once.
+    /// Enrol a principal (officers). Its token is made here and printed once. An officer is
+    /// enrolled by two officers: the second confirms the first's enrolment with the
+    /// `--public-key`, `--bearer-hash` (and `--expires-ms`) the first one's command printed.
     Create {
         name: String,
         /// officer, operator, auditor or tenant-admin.
@@ -20,8 +22,17 @@ pub enum PrincipalCommand {
         #[arg(long)]
         tenant: Option<String>,
         /// The token stops working after this long (e.g. 90d, 12h).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "expires_ms")]
         expires: Option<String>,
+        /// Confirm an enrolment begun by another officer: its public key (no token is made).
+        #[arg(long, requires = "bearer_hash")]
+        public_key: Option<String>,
+        /// Confirm an enrolment begun by another officer: its bearer hash.
+        #[arg(long, requires = "public_key")]
+        bearer_hash: Option<String>,
+        /// Confirm an enrolment begun by another officer: its expiry (ms since the epoch).
+        #[arg(long, requires = "public_key")]
+        expires_ms: Option<i64>,
     },
     /// List principals (officers).
     List,
@@ -38,10 +49,31 @@ pub fn run(args: &AdminArgs, cmd: PrincipalCommand) -> Result<()> {
                 role,
                 tenant,
                 expires,
+                public_key,
+                bearer_hash,
+                expires_ms,
             } => {
                 let role = Role::parse(&role).ok_or_else(|| {
                     anyhow!("--role is officer, operator, auditor or tenant-admin, not {role:?}")
                 })?;
+                // Confirming another officer's enrolment: the same fields, no token.
+                if let (Some(public_key), Some(bearer_hash)) = (public_key, bearer_hash) {
+                    let v = client
+                        .act(Action::CreatePrincipal {
+                            name: name.clone(),
+                            role,
+                            tenant,
+                            bearer_hash,
+                            public_key,
+                            expires_ms,
+                        })
+                        .await?;
+                    match v["progress"].as_str() {
+                        Some(p) => println!("principal {name} ({}) {p}", role.as_str()),
+                        None => println!("created principal {name} ({})", role.as_str()),
+                    }
+                    return Ok(());
+                }
                 let expires_ms = expires
                     .as_deref()
                     .map(parse_duration_ms)
@@ -50,23 +82,41 @@ pub fn run(args: &AdminArgs, cmd: PrincipalCommand) -> Result<()> {
                 let token = format!("obt_{}", obhut_core::random_token(43));
                 let cred = PrincipalCredential::from_token(&token)
                     .map_err(|e| anyhow!("cannot derive the new principal's keys: {e}"))?;
-                client
+                let bearer_hash = obhut_crypto::principal::bearer_hash(cred.bearer());
+                let public_key =
+                    hex_simd::encode_to_string(cred.public_key(), hex_simd::AsciiCase::Lower);
+                let v = client
                     .act(Action::CreatePrincipal {
                         name: name.clone(),
                         role,
-                        tenant,
-                        bearer_hash: obhut_crypto::principal::bearer_hash(cred.bearer()),
-                        public_key: hex_simd::encode_to_string(
-                            cred.public_key(),
-                            hex_simd::AsciiCase::Lower,
-                        ),
+                        tenant: tenant.clone(),
+                        bearer_hash: bearer_hash.clone(),
+                        public_key: public_key.clone(),
                         expires_ms,
                     })
                     .await?;
-                eprintln!(
-                    "created principal {name} ({}); give it this token, shown only now:",
-                    role.as_str()
-                );
+                if let Some(progress) = v["progress"].as_str() {
+                    let mut confirm = format!(
+                        "obhut principal create {name} --role {} --public-key {public_key} --bearer-hash {bearer_hash}",
+                        role.as_str()
+                    );
+                    if let Some(t) = &tenant {
+                        confirm.push_str(&format!(" --tenant {t}"));
+                    }
+                    if let Some(e) = expires_ms {
+                        confirm.push_str(&format!(" --expires-ms {e}"));
+                    }
+                    eprintln!(
+                        "principal {name} ({}) {progress}; another officer confirms with: {confirm}",
+                        role.as_str()
+                    );
+                    eprintln!("its token works once confirmed; give it this token, shown only now:");
+                } else {
+                    eprintln!(
+                        "created principal {name} ({}); give it this token, shown only now:",
+                        role.as_str()
+                    );
+                }
                 println!("OBHUT_TOKEN={token}");
             }
             PrincipalCommand::List => {

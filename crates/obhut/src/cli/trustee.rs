@@ -8,7 +8,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::Subcommand;
 use obhut_admin::wire::UnsealRequest;
 use obhut_crypto::principal::PrincipalCredential;
-use obhut_trustee_client::SealStatus;
+use obhut_trustee_client::{SealStatus, SealedShare, UnsealKey};
 use serde_json::Value;
 use std::io::BufRead;
 use std::path::Path;
@@ -46,7 +46,14 @@ pub enum TrusteeCommand {
         sans: Vec<String>,
     },
     /// Give one unseal share (officers). Reads it from standard input if not given.
-    Unseal { share: Option<String> },
+    Unseal {
+        share: Option<String>,
+        /// The trustee's unseal key (hex, or a file holding it), as `obhut trustee init`
+        /// printed it: the share is encrypted to it here, and refused if the trustee names
+        /// another. Without it, the key the admin API names is used.
+        #[arg(long, env = "OBHUT_UNSEAL_KEY")]
+        unseal_key: Option<String>,
+    },
     /// Show whether the trustee is sealed.
     Status,
     /// Seal the trustee at once (officers): nothing is released until it is unsealed again.
@@ -118,6 +125,14 @@ pub fn run(args: &AdminArgs, cmd: TrusteeCommand) -> Result<()> {
             for (i, s) in dealt.iter().enumerate() {
                 println!("share {}: {s}", i + 1);
             }
+            let unseal_key = runtime()?
+                .block_on(obhut_trustee_client::TrusteeClient::unseal_key(&trustee))
+                .context("cannot read the new trustee's unseal key")?;
+            println!(
+                "unseal key (officers pin it: obhut trustee unseal --unseal-key {}):",
+                unseal_key.public_key
+            );
+            println!("unseal-key: {}", unseal_key.public_key);
             println!("officer tokens (OBHUT_TOKEN for each officer), shown only now:");
             for (name, token) in &tokens {
                 println!("officer {name}: {token}");
@@ -142,7 +157,7 @@ pub fn run(args: &AdminArgs, cmd: TrusteeCommand) -> Result<()> {
             );
             Ok(())
         }
-        TrusteeCommand::Unseal { share } => {
+        TrusteeCommand::Unseal { share, unseal_key } => {
             let share = match share {
                 Some(s) => s,
                 None => {
@@ -156,11 +171,34 @@ pub fn run(args: &AdminArgs, cmd: TrusteeCommand) -> Result<()> {
             if share.is_empty() {
                 bail!("no share given");
             }
+            let share = zeroize::Zeroizing::new(share);
+            let pinned = unseal_key.as_deref().map(pinned_unseal_key).transpose()?;
             let client = Client::new(args)?;
             runtime()?.block_on(async {
-                let status: SealStatus = client
-                    .post("/v1/trustee/unseal", Some(&UnsealRequest { share }))
-                    .await?;
+                let key: UnsealKey = client.get("/v1/trustee/unseal-key").await?;
+                if let Some(pinned) = &pinned
+                    && !key.public_key.eq_ignore_ascii_case(pinned)
+                {
+                    bail!(
+                        "the admin API names {} as the trustee's unseal key, not the pinned {pinned}: the share was not sent",
+                        key.public_key
+                    );
+                }
+                let public = hex_simd::decode_to_vec(key.public_key.as_bytes())
+                    .map_err(|_| anyhow!("the trustee's unseal key is not hex"))?;
+                let (enc, ciphertext) =
+                    obhut_crypto::unseal::seal(&public, &key.identity, &key.epoch, share.as_bytes())
+                        .map_err(|e| anyhow!("cannot encrypt the share to the trustee: {e}"))?;
+                let b64 = |b: &[u8]| base64_simd::STANDARD.encode_to_string(b);
+                let request = UnsealRequest {
+                    share: None,
+                    sealed: Some(SealedShare {
+                        epoch: key.epoch.clone(),
+                        enc: b64(&enc),
+                        ciphertext: b64(&ciphertext),
+                    }),
+                };
+                let status: SealStatus = client.post("/v1/trustee/unseal", Some(&request)).await?;
                 print_seal(&status);
                 Ok(())
             })
@@ -187,6 +225,24 @@ pub fn run(args: &AdminArgs, cmd: TrusteeCommand) -> Result<()> {
             })
         }
     }
+}
+
+/// A pinned unseal key: hex, or a file holding it.
+fn pinned_unseal_key(given: &str) -> Result<String> {
+    let text = if given.len() == 64 && given.bytes().all(|b| b.is_ascii_hexdigit()) {
+        given.to_owned()
+    } else {
+        std::fs::read_to_string(given)
+            .with_context(|| {
+                format!("--unseal-key {given}: neither 64 hex digits nor a readable file")
+            })?
+            .trim()
+            .to_owned()
+    };
+    if text.len() != 64 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        bail!("--unseal-key: the trustee's unseal key is 64 hex digits");
+    }
+    Ok(text.to_ascii_lowercase())
 }
 
 /// Replaces the master key of a stopped trustee's keystore, reading the current shares from

@@ -1,0 +1,249 @@
+//! What the transparency log says about principals, grants and disclosure requests: the
+//! facts `governance.db` is checked against at every use.
+//!
+//! The log is append-only and checked against the checkpoint the trustee keeps apart from it
+//! ([`crate::kept_checkpoint`]) at every start, so an entry cannot be taken back by editing the
+//! trustee's files; `governance.db` can be edited. These facts are built once at start from
+//! the whole log and then follow every append, so a record edited, inserted or revived in the
+//! database disagrees with them and is refused (and reported) rather than believed.
+//!
+//! It sees only log entries: names, roles, public keys, grant and disclosure ids, never a
+//! token or key material.
+
+use obhut_trustee_client::log_entry::DisclosureRequest;
+use obhut_trustee_client::{LogEntry, LogEvent, Role};
+use std::collections::HashMap;
+
+/// A `principal_created` entry.
+#[derive(Debug, Clone)]
+pub(crate) struct Created {
+    pub index: u64,
+    pub role: Role,
+    pub tenant: Option<String>,
+    /// Hex, as logged.
+    pub public_key: String,
+    pub expires_ms: Option<i64>,
+    pub actor: String,
+}
+
+/// A disclosure request as its entries recorded it.
+#[derive(Debug, Clone)]
+pub(crate) struct DisclosureFacts {
+    pub request: DisclosureRequest,
+    pub created_ms: i64,
+    /// `pending`, `refused`, `approved` or `denied`.
+    pub state: String,
+    pub approvals: Vec<String>,
+    pub decided_ms: Option<i64>,
+    pub visible_after_ms: i64,
+}
+
+/// The kind of the `attestation` entry that marks a log whose trustee checks its state
+/// against it (appended once, when a trustee of this release first opens it).
+pub(crate) const STATE_CHECKED: &str = "governance-state-checked";
+
+#[derive(Debug, Default)]
+pub(crate) struct LogFacts {
+    /// The log carries the [`STATE_CHECKED`] mark.
+    pub upgraded: bool,
+    /// Entries observed (the log's size once caught up).
+    pub size: u64,
+    /// The index of the first entry by an actor other than `bootstrap`: principals enrolled
+    /// without a signature (a new installation's first ones) are logged before it.
+    pub bootstrap_end: Option<u64>,
+    /// Every enrolment, by principal name, in log order.
+    pub created: HashMap<String, Vec<Created>>,
+    /// Revoked principals and when (the first revocation's entry time).
+    pub revoked: HashMap<String, i64>,
+    /// Grants denied or revoked: id → (state, by whom).
+    pub grants_ended: HashMap<String, (String, String)>,
+    pub disclosures: HashMap<String, DisclosureFacts>,
+    /// Disclosure ids in the order they were requested.
+    pub disclosure_order: Vec<String>,
+}
+
+impl LogFacts {
+    /// Takes in entry `index` (entries arrive in order; one seen already is ignored).
+    pub fn observe(&mut self, index: u64, entry: &LogEntry) {
+        if index < self.size {
+            return;
+        }
+        self.size = index + 1;
+        if self.bootstrap_end.is_none() && entry.event.actor().is_some_and(|a| a != "bootstrap") {
+            self.bootstrap_end = Some(index);
+        }
+        match &entry.event {
+            LogEvent::PrincipalCreated {
+                name,
+                role,
+                tenant,
+                public_key,
+                expires_ms,
+                actor,
+            } => self.created.entry(name.clone()).or_default().push(Created {
+                index,
+                role: *role,
+                tenant: tenant.clone(),
+                public_key: public_key.to_ascii_lowercase(),
+                expires_ms: *expires_ms,
+                actor: actor.clone(),
+            }),
+            LogEvent::PrincipalRevoked { name, .. } => {
+                self.revoked.entry(name.clone()).or_insert(entry.at_ms);
+            }
+            LogEvent::GrantDenied { grant, actor, .. } => {
+                self.grants_ended
+                    .entry(grant.clone())
+                    .or_insert_with(|| ("denied".into(), actor.clone()));
+            }
+            LogEvent::GrantRevoked { grant, actor, .. } => {
+                self.grants_ended
+                    .entry(grant.clone())
+                    .or_insert_with(|| ("revoked".into(), actor.clone()));
+            }
+            LogEvent::DisclosureRequested(r) | LogEvent::DisclosureRefused(r) => {
+                let refused = matches!(entry.event, LogEvent::DisclosureRefused(_));
+                if !self.disclosures.contains_key(&r.disclosure) {
+                    self.disclosure_order.push(r.disclosure.clone());
+                }
+                self.disclosures.insert(
+                    r.disclosure.clone(),
+                    DisclosureFacts {
+                        request: r.clone(),
+                        created_ms: entry.at_ms,
+                        state: if refused { "refused" } else { "pending" }.into(),
+                        approvals: Vec::new(),
+                        decided_ms: refused.then_some(entry.at_ms),
+                        visible_after_ms: r.visible_after_ms,
+                    },
+                );
+            }
+            LogEvent::DisclosureApproval {
+                disclosure, actor, ..
+            } => {
+                if let Some(d) = self.disclosures.get_mut(disclosure)
+                    && d.state == "pending"
+                    && !d.approvals.contains(actor)
+                {
+                    d.approvals.push(actor.clone());
+                }
+            }
+            LogEvent::DisclosureApproved { disclosure, .. } => {
+                if let Some(d) = self.disclosures.get_mut(disclosure)
+                    && d.state == "pending"
+                {
+                    d.state = "approved".into();
+                    d.decided_ms = Some(entry.at_ms);
+                }
+            }
+            LogEvent::DisclosureDenied { disclosure, .. } => {
+                if let Some(d) = self.disclosures.get_mut(disclosure)
+                    && d.state == "pending"
+                {
+                    d.state = "denied".into();
+                    d.decided_ms = Some(entry.at_ms);
+                }
+            }
+            LogEvent::DisclosureDelaySet {
+                disclosure,
+                visible_after_ms,
+                ..
+            } => {
+                if let Some(d) = self.disclosures.get_mut(disclosure) {
+                    d.visible_after_ms = *visible_after_ms;
+                }
+            }
+            LogEvent::Attestation { kind, .. } if kind == STATE_CHECKED => {
+                self.upgraded = true;
+            }
+            _ => {}
+        }
+    }
+
+    /// The enrolment of `name` with exactly this role, tenant, key and expiry, if logged
+    /// (by `actor`, if given).
+    pub fn creation(
+        &self,
+        name: &str,
+        role: Role,
+        tenant: Option<&str>,
+        public_key_hex: &str,
+        expires_ms: Option<i64>,
+        actor: Option<&str>,
+    ) -> Option<&Created> {
+        self.created.get(name)?.iter().find(|c| {
+            c.role == role
+                && c.tenant.as_deref() == tenant
+                && c.public_key == public_key_hex
+                && c.expires_ms == expires_ms
+                && actor.is_none_or(|a| c.actor == a)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(event: LogEvent) -> LogEntry {
+        LogEntry {
+            event,
+            at_ms: 1000,
+            salt: "00".into(),
+        }
+    }
+
+    #[test]
+    fn bootstrap_ends_at_the_first_entry_by_someone_else() {
+        let mut f = LogFacts::default();
+        let created = |actor: &str, name: &str| {
+            entry(LogEvent::PrincipalCreated {
+                name: name.into(),
+                role: Role::Officer,
+                tenant: None,
+                public_key: "AB".into(),
+                expires_ms: None,
+                actor: actor.into(),
+            })
+        };
+        f.observe(0, &created("bootstrap", "o1"));
+        f.observe(1, &created("bootstrap", "o2"));
+        assert_eq!(f.bootstrap_end, None);
+        f.observe(2, &created("o1", "o3"));
+        f.observe(3, &created("bootstrap", "o4"));
+        assert_eq!(f.bootstrap_end, Some(2));
+        let c = f
+            .creation("o2", Role::Officer, None, "ab", None, Some("bootstrap"))
+            .unwrap();
+        assert_eq!(c.index, 1);
+        assert!(
+            f.creation("o2", Role::Auditor, None, "ab", None, None)
+                .is_none()
+        );
+        // seen again: ignored
+        f.observe(1, &created("bootstrap", "o5"));
+        assert!(!f.created.contains_key("o5"));
+    }
+
+    #[test]
+    fn an_ended_grant_stays_ended() {
+        let mut f = LogFacts::default();
+        f.observe(
+            0,
+            &entry(LogEvent::GrantRevoked {
+                grant: "g-1".into(),
+                tenant: "t".into(),
+                actor: "o1".into(),
+            }),
+        );
+        f.observe(
+            1,
+            &entry(LogEvent::GrantDenied {
+                grant: "g-1".into(),
+                tenant: "t".into(),
+                actor: "o2".into(),
+            }),
+        );
+        assert_eq!(f.grants_ended["g-1"], ("revoked".into(), "o1".into()));
+    }
+}
