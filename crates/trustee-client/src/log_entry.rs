@@ -230,6 +230,17 @@ pub enum LogEvent {
         tenant: Option<String>,
         digest: String,
     },
+    /// A gateway found a catalog record of a tenant's object or upload that fails its
+    /// integrity check (e.g. copied under another name, into another bucket, or edited), and
+    /// served nothing from it. `upload` names the multipart upload for an upload's record.
+    IntegrityAlarm {
+        tenant: String,
+        bucket: String,
+        key: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        upload: Option<String>,
+        reason: String,
+    },
 }
 
 /// A `policy_changed` entry: the two shapes share one type string.
@@ -307,6 +318,7 @@ impl LogEvent {
             Self::TenantKeyDestroyed { .. } => "tenant_key_destroyed",
             Self::KeyRelease { .. } => "key_release",
             Self::Attestation { .. } => "attestation",
+            Self::IntegrityAlarm { .. } => "integrity_alarm",
         }
     }
 
@@ -344,7 +356,8 @@ impl LogEvent {
             | Self::TenantKeyDisabled { tenant, .. }
             | Self::TenantKeyEnabled { tenant }
             | Self::TenantKeyDestroyed { tenant, .. }
-            | Self::KeyRelease { tenant, .. } => Some(tenant),
+            | Self::KeyRelease { tenant, .. }
+            | Self::IntegrityAlarm { tenant, .. } => Some(tenant),
         }
     }
 
@@ -395,7 +408,8 @@ impl LogEvent {
             | Self::TenantKeyEnabled { .. }
             | Self::TenantKeyDestroyed { .. }
             | Self::KeyRelease { .. }
-            | Self::Attestation { .. } => None,
+            | Self::Attestation { .. }
+            | Self::IntegrityAlarm { .. } => None,
         }
     }
 
@@ -620,6 +634,18 @@ impl LogEvent {
             Self::Attestation { kind, digest, .. } => {
                 vec![("kind", kind.clone()), ("digest", digest.clone())]
             }
+            Self::IntegrityAlarm {
+                bucket,
+                key,
+                upload,
+                reason,
+                ..
+            } => vec![
+                ("bucket", bucket.clone()),
+                ("key", key.clone()),
+                ("upload", opt(upload.clone())),
+                ("reason", reason.clone()),
+            ],
         }
     }
 }

@@ -24,9 +24,9 @@ use obhut_core::TenantResidency;
 use obhut_crypto::Key;
 use obhut_trustee_client::views::{ShredDone, ShredView};
 use obhut_trustee_client::{
-    Action, GrantAccess, GrantScope, Justification, LogEvent, LogRead, PrincipalInfo, Query,
-    Revocation, Role, SealStatus, ShredMode, SignedStatement, TenantKeyStatus, TrusteeClient,
-    TrusteeError, WrappedKey, bucket_key_aad,
+    Action, GrantAccess, GrantScope, IntegrityAlarm, Justification, LogEvent, LogRead,
+    PrincipalInfo, Query, Revocation, Role, SealStatus, ShredMode, SignedStatement,
+    TenantKeyStatus, TrusteeClient, TrusteeError, WrappedKey, bucket_key_aad,
 };
 use serde_json::Value;
 use std::path::Path;
@@ -329,6 +329,39 @@ impl TrusteeClient for Trustee {
         let access = access.clone();
         self.blocking(move |t| t.governance.authorize_access(&access))
             .await
+    }
+
+    async fn report_integrity(&self, alarm: &IntegrityAlarm) -> Result<u64, TrusteeError> {
+        let fits = |s: &str, max: usize| !s.is_empty() && s.len() <= max;
+        if !(fits(&alarm.tenant, 256)
+            && fits(&alarm.bucket, 256)
+            && alarm.key.len() <= 2048
+            && alarm.upload.as_deref().is_none_or(|u| fits(u, 256))
+            && fits(&alarm.reason, 512))
+        {
+            return Err(TrusteeError::Invalid(
+                "an integrity alarm names a tenant, a bucket, a key and a reason of bounded length"
+                    .into(),
+            ));
+        }
+        let alarm = alarm.clone();
+        self.blocking(move |t| {
+            tracing::error!(
+                tenant = alarm.tenant,
+                bucket = alarm.bucket,
+                key = alarm.key,
+                reason = alarm.reason,
+                "integrity alarm from a gateway"
+            );
+            t.governance.record(LogEvent::IntegrityAlarm {
+                tenant: alarm.tenant,
+                bucket: alarm.bucket,
+                key: alarm.key,
+                upload: alarm.upload,
+                reason: alarm.reason,
+            })
+        })
+        .await
     }
 
     async fn seal_site_secret(&self, site: &str, secret: &str) -> Result<String, TrusteeError> {

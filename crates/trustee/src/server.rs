@@ -34,8 +34,8 @@ use obhut_trustee_client::remote::wire::{
 };
 use obhut_trustee_client::remote::{LONG_POLL_HOLD, crypto_provider, pem};
 use obhut_trustee_client::{
-    GrantAccess, GrantScope, LogRead, PrincipalInfo, Revocation, SealStatus, SignedStatement,
-    TenantKeyStatus, TrusteeClient, TrusteeError, WrappedKey,
+    GrantAccess, GrantScope, IntegrityAlarm, LogRead, PrincipalInfo, Revocation, SealStatus,
+    SignedStatement, TenantKeyStatus, TrusteeClient, TrusteeError, WrappedKey,
 };
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -309,6 +309,7 @@ fn router_with(
         .route("/v1/gov/site-secret/seal", post(seal_site_secret))
         .route("/v1/gov/site-secret/open", post(open_site_secret))
         .route("/v1/gov/attest", post(attest))
+        .route("/v1/gov/integrity-alarm", post(integrity_alarm))
         .route("/v1/bucket-keys/create", post(create_bucket_key))
         .route("/v1/bucket-keys/release", post(release_bucket_key))
         .route("/v1/revocations", get(revocations))
@@ -430,6 +431,14 @@ async fn attest(
             .attest(&r.kind, r.tenant.as_deref(), &r.digest)
             .await?,
     ))
+}
+
+async fn integrity_alarm(
+    State(s): State<AppState>,
+    body: Result<Json<IntegrityAlarm>, JsonRejection>,
+) -> ApiResult<u64> {
+    let Json(r) = body?;
+    Ok(Json(s.trustee.report_integrity(&r).await?))
 }
 
 async fn grant_access(
