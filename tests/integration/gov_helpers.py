@@ -30,7 +30,7 @@ ENTRY_TYPES = {
     "policy_changed", "principal_created", "principal_revoked", "disclosure_requested",
     "disclosure_refused", "disclosure_approval", "disclosure_approved", "disclosure_denied",
     "disclosure_delay_set", "shred_approval", "tenant_key_disabled", "tenant_key_enabled",
-    "tenant_key_destroyed", "site_added",
+    "tenant_key_destroyed", "site_added", "attestation", "integrity_alarm",
 }
 
 

@@ -290,6 +290,10 @@ def listing_and_delete_requests(bucket: str, uid: str):
         ("DeleteObject of an absent key", "DELETE", "absent", [], None),
         ("DeleteObjects", "POST", "", [("delete", "")],
          b"<Delete><Object><Key>doc</Key></Object></Delete>"),
+        # Whether a name exists is not answered either (never 404).
+        ("GetObject of an absent key", "GET", "absent", [], None),
+        ("ListParts of an absent upload", "GET", "up", [("uploadId", "f" * 40)], None),
+        ("ListBuckets", "GET", None, [], None),
     ]
 
 
@@ -297,7 +301,19 @@ def send(raw, bucket, method, key, query, body):
     headers = {}
     if body is not None:
         headers["Content-MD5"] = base64.b64encode(hashlib.md5(body).digest()).decode()
+    if key is None:  # ListBuckets
+        return raw.request(method, query=query)
     return raw.request(method, bucket, key or None, query=query, body=body or b"", headers=headers)
+
+
+def object_rows(srv, bucket: str) -> int:
+    db = sqlite3.connect(f"file:{srv.data_dir / 'catalog.db'}?mode=ro", uri=True)
+    try:
+        n = db.execute("SELECT COUNT(*) FROM objects WHERE bucket = ?", (bucket,)).fetchone()[0]
+        n += db.execute("SELECT COUNT(*) FROM uploads WHERE bucket = ?", (bucket,)).fetchone()[0]
+    finally:
+        db.close()
+    return n
 
 
 def test_a_sealed_trustee_stops_listings_and_deletes_too(private_server):
@@ -323,7 +339,7 @@ def test_a_sealed_trustee_stops_listings_and_deletes_too(private_server):
     assert listed(s3, bucket) == []
 
 
-def test_after_a_crypto_shred_no_name_size_or_etag_is_answered(private_server):
+def test_after_a_crypto_shred_no_name_size_or_etag_is_answered_and_the_records_go(private_server):
     srv = private_server
     s3, raw = srv.client(), srv.raw()
     bucket = unique_name("shredded-names")
@@ -339,3 +355,14 @@ def test_after_a_crypto_shred_no_name_size_or_etag_is_answered(private_server):
         assert_s3_error(r, 403, "AccessDenied")
         assert b"doc" not in r.content or what.startswith("Delete"), f"{what} named an object after the shred"
         assert b"<ETag>" not in r.content and b"<Size>" not in r.content, f"{what}: {r.text[:300]}"
+    # The destroyed key's records leave the catalog (and their blobs the sites) in bounded time.
+    deadline = time.monotonic() + 15
+    while object_rows(srv, bucket) and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert object_rows(srv, bucket) == 0, "the shredded tenant's object and upload records are still in catalog.db"
+    db = sqlite3.connect(f"file:{srv.data_dir / 'catalog.db'}?mode=ro", uri=True)
+    try:
+        assert db.execute("SELECT COUNT(*) FROM parts").fetchone()[0] == 0, "parts of the shredded upload remain"
+    finally:
+        db.close()
+    assert "records were purged" in srv.log_path.read_text(errors="replace")

@@ -21,6 +21,7 @@ mod meta;
 pub mod policies;
 pub mod rotation;
 mod s3;
+mod shred;
 pub mod upgrade;
 
 pub use access::TenantAuth;
@@ -94,8 +95,9 @@ pub struct Gateway {
 
 impl Gateway {
     /// A gateway over `sites` (shared with maintenance: changes apply at once) that reports
-    /// to `repairs` and places by `policies`; its revocation listener and the upgrade of the
-    /// previous release's records (`upgrade`) run among `workers`.
+    /// to `repairs` and places by `policies`; its revocation listener, the upgrade of the
+    /// previous release's records (`upgrade`) and the purge of shredded tenants' records
+    /// (`shred`) run among `workers`.
     #[must_use]
     pub fn new(
         catalog: Arc<dyn Catalog>,
@@ -124,6 +126,7 @@ impl Gateway {
             alarms: Arc::default(),
         };
         gateway.spawn_upgrade(workers);
+        gateway.spawn_shred_purge(workers);
         gateway
     }
 

@@ -187,7 +187,10 @@ impl Gateway {
         if ObjectCipher::parse_envelope(envelope).is_ok_and(|env| env.key_version == version) {
             return Ok(None);
         }
-        let cipher = match self.open_bound(binding, envelope, why).await {
+        let cipher = match self
+            .open_bound(binding, envelope, why, &crate::s3::KeyMemo::default())
+            .await
+        {
             Ok(cipher) => cipher,
             Err(e) if *e.code() == s3s::S3ErrorCode::InvalidObjectState => return Ok(None),
             Err(e) => return Err(fail(&e)),

@@ -7,6 +7,7 @@ use super::*;
 use crate::GatewayConfig;
 use crate::keys::Binding;
 use crate::meta::{Checksums, ObjectMeta};
+use crate::s3::KeyMemo;
 use async_trait::async_trait;
 use obhut_catalog::{
     Bucket, BucketKey, Catalog, Chunk, ObjectRecord, Part, PutCondition, SqliteCatalog, Tenant,
@@ -288,7 +289,7 @@ async fn records_of_the_previous_release_are_bound_to_their_names_and_their_etag
     // While the trustee is sealed the upgrade cannot run, and the old records answer 503.
     let old = catalog.get_object("b", "a").await.unwrap().unwrap();
     let e = gw
-        .open_object("t", &old, &why())
+        .open_object("t", &old, &why(), &KeyMemo::default())
         .await
         .err()
         .expect("refused");
@@ -313,7 +314,10 @@ async fn records_of_the_previous_release_are_bound_to_their_names_and_their_etag
             .is_bound()
     );
     assert!(!o.etag.contains(MD5), "the ETag is sealed");
-    let opened = gw.open_object("t", &o, &why()).await.expect("opens");
+    let opened = gw
+        .open_object("t", &o, &why(), &KeyMemo::default())
+        .await
+        .expect("opens");
     assert_eq!(opened.etag, MD5);
     assert_eq!(
         opened.cipher.key.expose(),
@@ -321,7 +325,10 @@ async fn records_of_the_previous_release_are_bound_to_their_names_and_their_etag
         "the same key"
     );
     let u = catalog.get_upload("u1").await.unwrap().unwrap();
-    let cipher = gw.open_upload("t", &u, &why()).await.expect("upload opens");
+    let cipher = gw
+        .open_upload("t", &u, &why(), &KeyMemo::default())
+        .await
+        .expect("upload opens");
     let parts = catalog.list_parts("u1", 0, 10).await.unwrap();
     let (etag, sums) = gw
         .open_part("t", &u, &cipher, &parts[0])
@@ -346,7 +353,7 @@ async fn records_of_the_previous_release_are_bound_to_their_names_and_their_etag
         .await
         .unwrap();
     let e = gw
-        .open_object("t", &replayed, &why())
+        .open_object("t", &replayed, &why(), &KeyMemo::default())
         .await
         .err()
         .expect("refused");

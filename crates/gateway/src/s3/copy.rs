@@ -8,7 +8,7 @@ use super::conditions::Conditions;
 use super::convert::{etag, hex, now_ms, timestamp};
 use super::input::{check_new_object, part_number};
 use super::objects::MetaHeaders;
-use super::store::{NewBlob, Placement, Stored};
+use super::store::{KeyMemo, NewBlob, Placement, Stored};
 use crate::access::{ReqCtx, copy_source_object, owned_bucket};
 use crate::keys::{Binding, ObjectCipher};
 use crate::meta::{Checksums, ObjectMeta};
@@ -40,9 +40,13 @@ impl Gateway {
         // The grant check read the source the same way (`crate::access`).
         let (bucket, key) = copy_source_object(source)?;
         owned_bucket(self.catalog.as_ref(), &ctx.tenant, bucket).await?;
+        let why = ctx.justification_for("read");
+        let keys = KeyMemo::default();
+        self.current_bucket_key(&ctx.tenant.name, bucket, &why, &keys)
+            .await?;
         let object = self.object(bucket, key).await?;
         let opened = self
-            .open_object(&ctx.tenant.name, &object, &ctx.justification_for("read"))
+            .open_object(&ctx.tenant.name, &object, &why, &keys)
             .await?;
         conditions.check(&object, &opened.etag, true)?;
         let meta = opened.cipher.open_meta(&object.meta).map_err(|e| {
@@ -210,7 +214,10 @@ pub async fn upload_part_copy(
     let ctx = ReqCtx::of(&req)?;
     let input = req.input;
     let n = part_number(input.part_number)?;
-    let upload = gw.load_upload(&ctx, &input.key, &input.upload_id).await?;
+    let keys = KeyMemo::default();
+    let upload = gw
+        .load_upload(&ctx, &input.key, &input.upload_id, &keys)
+        .await?;
     let src = gw
         .copy_source(
             &ctx,
@@ -229,7 +236,12 @@ pub async fn upload_part_copy(
     };
     let placed = gw.placement(&ctx).await?;
     let cipher = gw
-        .open_upload(&ctx.tenant.name, &upload, &ctx.justification_for("write"))
+        .open_upload(
+            &ctx.tenant.name,
+            &upload,
+            &ctx.justification_for("write"),
+            &keys,
+        )
         .await?;
     let stored = gw.copy_blob(&src, range, &placed, &cipher, n).await?;
     let recorded = gw

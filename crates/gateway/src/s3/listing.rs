@@ -9,6 +9,7 @@
 
 use super::convert::{etag, owner, size_i64, timestamp};
 use super::input::{page_size, wants_url_encoding};
+use super::store::KeyMemo;
 use crate::access::ReqCtx;
 use crate::list::{list_page, list_uploads_page, url_encode};
 use crate::{Gateway, error};
@@ -60,9 +61,9 @@ impl Names {
 
 /// Asks for the bucket's current key, so that nothing about the bucket's contents is answered
 /// while the trustee is sealed, unreachable or refuses (e.g. after a crypto-shred).
-async fn require_key(gw: &Gateway, ctx: &ReqCtx) -> S3Result<()> {
+async fn require_key(gw: &Gateway, ctx: &ReqCtx, keys: &KeyMemo) -> S3Result<()> {
     let bucket = ctx.bucket()?.name.as_str();
-    gw.current_bucket_key(&ctx.tenant.name, bucket, &ctx.justification)
+    gw.current_bucket_key(&ctx.tenant.name, bucket, &ctx.justification, keys)
         .await
         .map(|_| ())
 }
@@ -72,12 +73,13 @@ async fn require_key(gw: &Gateway, ctx: &ReqCtx) -> S3Result<()> {
 async fn opened(
     gw: &Gateway,
     ctx: &ReqCtx,
+    keys: &KeyMemo,
     objects: Vec<ObjectRecord>,
 ) -> S3Result<Vec<(ObjectRecord, String)>> {
     let mut out = Vec::with_capacity(objects.len());
     for o in objects {
         match gw
-            .open_object(&ctx.tenant.name, &o, &ctx.justification)
+            .open_object(&ctx.tenant.name, &o, &ctx.justification, keys)
             .await
         {
             Ok(opened) => out.push((o, opened.etag)),
@@ -90,11 +92,16 @@ async fn opened(
 
 /// The listed uploads whose keys open where they are filed; the others are left out (they
 /// were reported).
-async fn opened_uploads(gw: &Gateway, ctx: &ReqCtx, uploads: Vec<Upload>) -> S3Result<Vec<Upload>> {
+async fn opened_uploads(
+    gw: &Gateway,
+    ctx: &ReqCtx,
+    keys: &KeyMemo,
+    uploads: Vec<Upload>,
+) -> S3Result<Vec<Upload>> {
     let mut out = Vec::with_capacity(uploads.len());
     for u in uploads {
         match gw
-            .open_upload(&ctx.tenant.name, &u, &ctx.justification)
+            .open_upload(&ctx.tenant.name, &u, &ctx.justification, keys)
             .await
         {
             Ok(_) => out.push(u),
@@ -133,7 +140,8 @@ pub async fn objects_v1(
 ) -> S3Result<S3Response<ListObjectsOutput>> {
     let ctx = ReqCtx::of(&req)?;
     let bucket = ctx.bucket()?.name.as_str();
-    require_key(gw, &ctx).await?;
+    let keys = KeyMemo::default();
+    require_key(gw, &ctx, &keys).await?;
     let i = req.input;
     let names = Names::of(i.encoding_type.as_ref())?;
     let max = page_size(i.max_keys, error::NEGATIVE_MAX_KEYS)?;
@@ -157,7 +165,7 @@ pub async fn objects_v1(
         max_keys: page_size_i32(max),
         is_truncated: Some(page.truncated),
         contents: Some(
-            opened(gw, &ctx, page.objects)
+            opened(gw, &ctx, &keys, page.objects)
                 .await?
                 .into_iter()
                 .map(|o| names.object(o))
@@ -177,7 +185,8 @@ pub async fn objects_v2(
 ) -> S3Result<S3Response<ListObjectsV2Output>> {
     let ctx = ReqCtx::of(&req)?;
     let bucket = ctx.bucket()?.name.as_str();
-    require_key(gw, &ctx).await?;
+    let keys = KeyMemo::default();
+    require_key(gw, &ctx, &keys).await?;
     let i = req.input;
     let names = Names::of(i.encoding_type.as_ref())?;
     let max = page_size(i.max_keys, error::NEGATIVE_MAX_KEYS)?;
@@ -209,7 +218,7 @@ pub async fn objects_v2(
         next_continuation_token: next,
         is_truncated: Some(page.truncated),
         contents: Some(
-            opened(gw, &ctx, page.objects)
+            opened(gw, &ctx, &keys, page.objects)
                 .await?
                 .into_iter()
                 .map(|o| names.object(o))
@@ -229,7 +238,8 @@ pub async fn object_versions(
 ) -> S3Result<S3Response<ListObjectVersionsOutput>> {
     let ctx = ReqCtx::of(&req)?;
     let bucket = ctx.bucket()?.name.as_str();
-    require_key(gw, &ctx).await?;
+    let keys = KeyMemo::default();
+    require_key(gw, &ctx, &keys).await?;
     let i = req.input;
     let names = Names::of(i.encoding_type.as_ref())?;
     let max = page_size(i.max_keys, error::NEGATIVE_MAX_KEYS)?;
@@ -243,7 +253,7 @@ pub async fn object_versions(
         max,
     )
     .await?;
-    let versions = opened(gw, &ctx, page.objects)
+    let versions = opened(gw, &ctx, &keys, page.objects)
         .await?
         .into_iter()
         .map(|(o, e)| ObjectVersion {
@@ -284,7 +294,8 @@ pub async fn multipart_uploads(
 ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
     let ctx = ReqCtx::of(&req)?;
     let bucket = ctx.bucket()?.name.as_str();
-    require_key(gw, &ctx).await?;
+    let keys = KeyMemo::default();
+    require_key(gw, &ctx, &keys).await?;
     let i = req.input;
     let names = Names::of(i.encoding_type.as_ref())?;
     let max = page_size(i.max_uploads, error::NEGATIVE_MAX_UPLOADS)?;
@@ -304,7 +315,7 @@ pub async fn multipart_uploads(
     )
     .await?;
     let owner = owner(&ctx.tenant);
-    let uploads = opened_uploads(gw, &ctx, page.uploads)
+    let uploads = opened_uploads(gw, &ctx, &keys, page.uploads)
         .await?
         .into_iter()
         .map(|u| MultipartUpload {

@@ -10,7 +10,7 @@ use super::conditions::put_condition;
 use super::convert::{etag, hex, now_ms, owner, size_i64, timestamp};
 use super::input::{check_new_object, page_size, part_number};
 use super::objects::MetaHeaders;
-use super::store::{NewBlob, Stored};
+use super::store::{KeyMemo, NewBlob, Stored};
 use crate::access::ReqCtx;
 use crate::keys::{Binding, ObjectCipher};
 use crate::meta::Checksums;
@@ -36,8 +36,12 @@ impl Gateway {
         ctx: &ReqCtx,
         key: &str,
         upload_id: &str,
+        keys: &KeyMemo,
     ) -> S3Result<Upload> {
         let bucket = ctx.bucket()?.name.as_str();
+        // The key first: without the trustee, not even whether the upload exists is answered.
+        self.current_bucket_key(&ctx.tenant.name, bucket, &ctx.justification, keys)
+            .await?;
         match self
             .catalog
             .get_upload(upload_id)
@@ -157,9 +161,12 @@ pub async fn upload_part(
     let headers = req.headers.clone();
     let input = req.input;
     let n = part_number(input.part_number)?;
-    let upload = gw.load_upload(&ctx, &input.key, &input.upload_id).await?;
+    let keys = KeyMemo::default();
+    let upload = gw
+        .load_upload(&ctx, &input.key, &input.upload_id, &keys)
+        .await?;
     let cipher = gw
-        .open_upload(&ctx.tenant.name, &upload, &ctx.justification)
+        .open_upload(&ctx.tenant.name, &upload, &ctx.justification, &keys)
         .await?;
     let placed = gw.placement(&ctx).await?;
     let given = checksums_of(
@@ -242,7 +249,10 @@ pub async fn complete(
 ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
     let ctx = ReqCtx::of(&req)?;
     let input = req.input;
-    let upload = gw.load_upload(&ctx, &input.key, &input.upload_id).await?;
+    let keys = KeyMemo::default();
+    let upload = gw
+        .load_upload(&ctx, &input.key, &input.upload_id, &keys)
+        .await?;
     let requested = input
         .multipart_upload
         .and_then(|m| m.parts)
@@ -251,7 +261,7 @@ pub async fn complete(
         return Err(error::with(S3ErrorCode::MalformedXML, error::NO_PARTS));
     }
     let cipher = gw
-        .open_upload(&ctx.tenant.name, &upload, &ctx.justification)
+        .open_upload(&ctx.tenant.name, &upload, &ctx.justification, &keys)
         .await?;
     let stored: BTreeMap<u32, OpenedPart> = gw
         .catalog
@@ -334,13 +344,16 @@ pub async fn complete(
     })?;
     meta.checksums = Checksums::default();
     let condition = put_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
-    let condition = gw.write_condition(&ctx, &input.key, condition).await?;
+    let condition = gw
+        .write_condition(&ctx, &input.key, condition, &keys)
+        .await?;
     // The upload's key becomes the object's: bound to the object's name from now on.
     let envelope = gw
         .bind(
             &Binding::object(&ctx.tenant.name, &upload.bucket, &input.key),
             &cipher,
             &ctx.justification,
+            &keys,
         )
         .await?;
     let record = ObjectRecord {
@@ -380,7 +393,8 @@ pub async fn abort(
 ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
     let ctx = ReqCtx::of(&req)?;
     let i = req.input;
-    gw.load_upload(&ctx, &i.key, &i.upload_id).await?;
+    gw.load_upload(&ctx, &i.key, &i.upload_id, &KeyMemo::default())
+        .await?;
     let parts = gw
         .catalog
         .abort_upload(&i.upload_id)
@@ -411,7 +425,8 @@ pub async fn list_parts(
 ) -> S3Result<S3Response<ListPartsOutput>> {
     let ctx = ReqCtx::of(&req)?;
     let i = req.input;
-    let upload = gw.load_upload(&ctx, &i.key, &i.upload_id).await?;
+    let keys = KeyMemo::default();
+    let upload = gw.load_upload(&ctx, &i.key, &i.upload_id, &keys).await?;
     let max = page_size(i.max_parts, error::NEGATIVE_MAX_PARTS)?;
     let after = u32::try_from(i.part_number_marker.unwrap_or(0).max(0)).unwrap_or(0);
     let mut parts = gw
@@ -425,7 +440,7 @@ pub async fn list_parts(
         .last()
         .map(|p| i32::try_from(p.part_number).unwrap_or(0));
     let cipher = gw
-        .open_upload(&ctx.tenant.name, &upload, &ctx.justification)
+        .open_upload(&ctx.tenant.name, &upload, &ctx.justification, &keys)
         .await?;
     let meta = cipher.open_meta(&upload.meta).map_err(|e| {
         gw.integrity_failure(

@@ -8,7 +8,7 @@ use super::checksums::{checksum_hasher, checksums_of, expected_length, verifier}
 use super::conditions::{Conditions, precondition_failed, put_condition};
 use super::convert::{etag, hex, now_ms, size_i64, timestamp};
 use super::input::{check_key, check_new_object, part_number_index};
-use super::store::{NewBlob, Opened};
+use super::store::{KeyMemo, NewBlob, Opened};
 use crate::access::ReqCtx;
 use crate::keys::{Binding, ObjectCipher};
 use crate::meta::{Checksums, ObjectMeta};
@@ -135,6 +135,7 @@ impl Gateway {
         ctx: &ReqCtx,
         key: &str,
         condition: PutCondition,
+        keys: &KeyMemo,
     ) -> S3Result<PutCondition> {
         if condition == PutCondition::None {
             return Ok(condition);
@@ -148,7 +149,7 @@ impl Gateway {
         match (condition, current) {
             (PutCondition::ETagMatches(wanted), Some(cur)) => {
                 let opened = self
-                    .open_object(&ctx.tenant.name, &cur, &ctx.justification)
+                    .open_object(&ctx.tenant.name, &cur, &ctx.justification, keys)
                     .await?;
                 if opened.etag != wanted {
                     return Err(precondition_failed());
@@ -167,9 +168,13 @@ impl Gateway {
     /// Finds an object for a GET or HEAD, checks its conditions and resolves the range.
     async fn find(&self, ctx: &ReqCtx, r: &ReadRequest<'_>) -> S3Result<Found> {
         let bucket = ctx.bucket()?.name.as_str();
+        // The key first: without the trustee, not even whether the name exists is answered.
+        let keys = KeyMemo::default();
+        self.current_bucket_key(&ctx.tenant.name, bucket, &ctx.justification, &keys)
+            .await?;
         let o = self.object(bucket, r.key).await?;
         let Opened { cipher, etag } = self
-            .open_object(&ctx.tenant.name, &o, &ctx.justification)
+            .open_object(&ctx.tenant.name, &o, &ctx.justification, &keys)
             .await?;
         r.conditions.check(&o, &etag, false)?;
         let meta = cipher.open_meta(&o.meta).map_err(|e| {
@@ -261,7 +266,9 @@ pub async fn put(
     check_new_object!(input)?;
     let condition = put_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
     // Fails a doomed conditional write before its body is streamed.
-    let condition = gw.write_condition(&ctx, &input.key, condition).await?;
+    let condition = gw
+        .write_condition(&ctx, &input.key, condition, &KeyMemo::default())
+        .await?;
     let placed = gw.placement(&ctx).await?;
     let given = checksums_of(
         input.checksum_crc32,
@@ -384,8 +391,13 @@ pub async fn delete(
     let bucket = ctx.bucket()?.name.as_str();
     check_key(&req.input.key)?;
     // Whether a name exists is the tenant's data: nothing is answered without the trustee.
-    gw.current_bucket_key(&ctx.tenant.name, bucket, &ctx.justification)
-        .await?;
+    gw.current_bucket_key(
+        &ctx.tenant.name,
+        bucket,
+        &ctx.justification,
+        &KeyMemo::default(),
+    )
+    .await?;
     if let Some(old) = gw
         .catalog
         .delete_object(bucket, &req.input.key)
@@ -418,8 +430,13 @@ pub async fn delete_many(
         return Err(error::with(S3ErrorCode::MalformedXML, error::MALFORMED_XML));
     }
     let quiet = delete.quiet.unwrap_or(false);
-    gw.current_bucket_key(&ctx.tenant.name, bucket, &ctx.justification)
-        .await?;
+    gw.current_bucket_key(
+        &ctx.tenant.name,
+        bucket,
+        &ctx.justification,
+        &KeyMemo::default(),
+    )
+    .await?;
     let mut deleted = Vec::new();
     let mut errors = Vec::new();
     for obj in delete.objects {

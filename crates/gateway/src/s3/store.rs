@@ -29,6 +29,28 @@ pub struct Placement {
     required: usize,
 }
 
+/// Bucket keys one request has used, by (bucket, version): a request under a grant (whose
+/// keys are never cached) has each key released, and logged, once, however many records it
+/// opens.
+#[derive(Default)]
+pub struct KeyMemo(std::sync::Mutex<std::collections::HashMap<(String, u32), Key>>);
+
+impl KeyMemo {
+    fn get(&self, bucket: &str, version: u32) -> Option<Key> {
+        self.0
+            .lock()
+            .ok()?
+            .get(&(bucket.to_owned(), version))
+            .cloned()
+    }
+
+    fn put(&self, bucket: &str, version: u32, key: &Key) {
+        if let Ok(mut m) = self.0.lock() {
+            m.insert((bucket.to_owned(), version), key.clone());
+        }
+    }
+}
+
 /// An object opened for serving: its key and its ETag.
 pub struct Opened {
     pub cipher: ObjectCipher,
@@ -133,11 +155,11 @@ impl Gateway {
         discard_blobs(sites, chunks.into_iter().map(|c| c.blob).collect());
     }
 
-    pub(super) fn discard_object(&self, o: ObjectRecord) {
+    pub(crate) fn discard_object(&self, o: ObjectRecord) {
         self.discard_chunks(&o.sites, o.chunks);
     }
 
-    pub(super) fn discard_parts(&self, parts: Vec<Part>) {
+    pub(crate) fn discard_parts(&self, parts: Vec<Part>) {
         for p in parts {
             self.discard_chunks(&p.sites, [p.chunk]);
         }
@@ -161,6 +183,24 @@ impl Gateway {
                 Err(error::catalog(e))
             }
         }
+    }
+
+    /// A bucket key version, from the request's `memo`, the cache or released by the trustee
+    /// for `why`.
+    pub(crate) async fn bucket_key_in(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        version: u32,
+        why: &Justification,
+        memo: &KeyMemo,
+    ) -> S3Result<Key> {
+        if let Some(k) = memo.get(bucket, version) {
+            return Ok(k);
+        }
+        let key = self.bucket_key(tenant, bucket, version, why).await?;
+        memo.put(bucket, version, &key);
+        Ok(key)
     }
 
     /// A bucket key version, from the cache or released by the trustee for `why`.
@@ -210,6 +250,7 @@ impl Gateway {
         tenant: &str,
         bucket: &str,
         why: &Justification,
+        memo: &KeyMemo,
     ) -> S3Result<(Key, u32)> {
         let current = self
             .catalog
@@ -218,7 +259,7 @@ impl Gateway {
             .map_err(error::catalog)?
             .ok_or_else(|| error::with(S3ErrorCode::InternalError, error::BUCKET_WITHOUT_KEY))?;
         let bk = self
-            .bucket_key(tenant, bucket, current.version, why)
+            .bucket_key_in(tenant, bucket, current.version, why, memo)
             .await?;
         Ok((bk, current.version))
     }
@@ -231,7 +272,7 @@ impl Gateway {
         why: &Justification,
     ) -> S3Result<(ObjectCipher, Vec<u8>)> {
         let (bk, version) = self
-            .current_bucket_key(binding.tenant, binding.bucket, why)
+            .current_bucket_key(binding.tenant, binding.bucket, why, &KeyMemo::default())
             .await?;
         ObjectCipher::generate(binding, &bk, version).map_err(|e| error::envelope(&e))
     }
@@ -243,9 +284,10 @@ impl Gateway {
         binding: &Binding<'_>,
         cipher: &ObjectCipher,
         why: &Justification,
+        memo: &KeyMemo,
     ) -> S3Result<Vec<u8>> {
         let (bk, version) = self
-            .current_bucket_key(binding.tenant, binding.bucket, why)
+            .current_bucket_key(binding.tenant, binding.bucket, why, memo)
             .await?;
         cipher
             .envelope_under(binding, &bk, version)
@@ -260,6 +302,7 @@ impl Gateway {
         binding: &Binding<'_>,
         envelope: &[u8],
         why: &Justification,
+        memo: &KeyMemo,
     ) -> S3Result<ObjectCipher> {
         let env = ObjectCipher::parse_envelope(envelope)
             .map_err(|e| self.integrity_failure(binding, &e.to_string()))?;
@@ -273,12 +316,13 @@ impl Gateway {
             ));
         }
         // A record moved from another bucket may name a key version this one does not have.
-        if self
-            .catalog
-            .get_bucket_key(binding.bucket, env.key_version)
-            .await
-            .map_err(error::catalog)?
-            .is_none()
+        if memo.get(binding.bucket, env.key_version).is_none()
+            && self
+                .catalog
+                .get_bucket_key(binding.bucket, env.key_version)
+                .await
+                .map_err(error::catalog)?
+                .is_none()
         {
             return Err(self.integrity_failure(
                 binding,
@@ -289,7 +333,7 @@ impl Gateway {
             ));
         }
         let bk = self
-            .bucket_key(binding.tenant, binding.bucket, env.key_version, why)
+            .bucket_key_in(binding.tenant, binding.bucket, env.key_version, why, memo)
             .await?;
         ObjectCipher::open(binding, &env, &bk).map_err(|e| {
             self.integrity_failure(binding, &format!("the object key does not open here: {e}"))
@@ -302,9 +346,10 @@ impl Gateway {
         tenant: &str,
         o: &ObjectRecord,
         why: &Justification,
+        memo: &KeyMemo,
     ) -> S3Result<Opened> {
         let binding = Binding::object(tenant, &o.bucket, &o.key);
-        let cipher = self.open_bound(&binding, &o.envelope, why).await?;
+        let cipher = self.open_bound(&binding, &o.envelope, why, memo).await?;
         let etag = cipher.open_etag(None, &o.etag).map_err(|e| {
             self.integrity_failure(&binding, &format!("the ETag does not open: {e}"))
         })?;
@@ -317,9 +362,10 @@ impl Gateway {
         tenant: &str,
         u: &Upload,
         why: &Justification,
+        memo: &KeyMemo,
     ) -> S3Result<ObjectCipher> {
         let binding = Binding::upload(tenant, &u.bucket, &u.key, &u.upload_id);
-        self.open_bound(&binding, &u.envelope, why).await
+        self.open_bound(&binding, &u.envelope, why, memo).await
     }
 
     /// A part's ETag and checksums, opened with its upload's key.
