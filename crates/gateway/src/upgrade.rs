@@ -23,7 +23,7 @@ use crate::keys::{Binding, ObjectCipher, is_sealed_etag};
 use crate::meta::Checksums;
 use obhut_catalog::{ObjectPages, Upload};
 use obhut_crypto::Key;
-use obhut_trustee_client::{Justification, TrusteeError, WrappedKey};
+use obhut_trustee_client::{FORMAT_UPGRADE_REASON, Justification, TrusteeError, WrappedKey};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -33,7 +33,7 @@ pub const BINDING_UPGRADE: &str = "bind-object-keys-and-seal-etags";
 /// Records read per catalog query.
 const PAGE: usize = 500;
 /// The pause before a run that failed (e.g. the trustee was sealed) is tried again.
-const RETRY: Duration = Duration::from_secs(5);
+const RETRY: Duration = Duration::from_secs(10);
 
 /// Whether the upgrade has finished in this process.
 #[derive(Default)]
@@ -79,9 +79,24 @@ struct RunKeys {
 
 enum KeyFor {
     Key(Key),
-    /// The tenant's key is disabled or destroyed, or the key is refused: the bucket's
-    /// records cannot be upgraded (nor served).
-    Refused,
+    /// The tenant's key is destroyed (or it has none), or the bucket key record is missing or
+    /// malformed: the records under it can never be opened, by the upgrade or anyone else.
+    Gone,
+}
+
+/// Why a tenant's records could not all be upgraded in this run.
+enum Stop {
+    /// The trustee is sealed or unreachable, or the catalog failed: the run ends.
+    Run(UpgradeError),
+    /// This tenant's key is refused for now (e.g. disabled during a shred's grace period,
+    /// which may be cancelled): the other tenants go on, and the run does not count as done.
+    Tenant(String),
+}
+
+impl From<UpgradeError> for Stop {
+    fn from(e: UpgradeError) -> Self {
+        Self::Run(e)
+    }
 }
 
 impl Gateway {
@@ -130,11 +145,12 @@ impl Gateway {
             });
         }
         let mut out = Upgraded::default();
-        for tenant in self.catalog.list_tenants().await.map_err(catalog)? {
+        let mut unfinished: Vec<String> = Vec::new();
+        'tenants: for tenant in self.catalog.list_tenants().await.map_err(catalog)? {
             let mut keys = RunKeys {
                 keys: HashMap::new(),
                 why: Justification::System {
-                    reason: "format upgrade: bind object keys to their names, seal ETags".into(),
+                    reason: FORMAT_UPGRADE_REASON.into(),
                 },
             };
             let mut rebound: Vec<String> = Vec::new();
@@ -144,14 +160,23 @@ impl Gateway {
                 .await
                 .map_err(catalog)?
             {
-                self.upgrade_bucket(
-                    &tenant.name,
-                    &bucket.name,
-                    &mut keys,
-                    &mut rebound,
-                    &mut out,
-                )
-                .await?;
+                match self
+                    .upgrade_bucket(
+                        &tenant.name,
+                        &bucket.name,
+                        &mut keys,
+                        &mut rebound,
+                        &mut out,
+                    )
+                    .await
+                {
+                    Ok(()) => {}
+                    Err(Stop::Run(e)) => return Err(e),
+                    Err(Stop::Tenant(why)) => {
+                        unfinished.push(format!("{}: {why}", tenant.name));
+                        continue 'tenants;
+                    }
+                }
             }
             if !rebound.is_empty() {
                 rebound.sort();
@@ -166,6 +191,12 @@ impl Gateway {
                     .await
                     .map_err(|e| UpgradeError(e.to_string()))?;
             }
+        }
+        if !unfinished.is_empty() {
+            return Err(UpgradeError(format!(
+                "the records of some tenants could not be upgraded yet ({})",
+                unfinished.join("; ")
+            )));
         }
         self.catalog
             .set_upgrade_done(BINDING_UPGRADE, crate::s3::now_ms())
@@ -182,7 +213,7 @@ impl Gateway {
         bucket: &str,
         version: u32,
         keys: &mut RunKeys,
-    ) -> Result<KeyFor, UpgradeError> {
+    ) -> Result<KeyFor, Stop> {
         if let Some(k) = keys.keys.get(&(bucket.to_owned(), version)) {
             return Ok(KeyFor::Key(k.clone()));
         }
@@ -192,10 +223,10 @@ impl Gateway {
             .await
             .map_err(|e| UpgradeError(e.to_string()))?
         else {
-            return Ok(KeyFor::Refused);
+            return Ok(KeyFor::Gone);
         };
         let Ok(kcv) = stored.kcv.as_slice().try_into() else {
-            return Ok(KeyFor::Refused);
+            return Ok(KeyFor::Gone);
         };
         let wrapped = WrappedKey {
             version,
@@ -211,13 +242,13 @@ impl Gateway {
                 keys.keys.insert((bucket.to_owned(), version), k.clone());
                 Ok(KeyFor::Key(k))
             }
-            Err(
-                TrusteeError::Sealed(..) | TrusteeError::Unavailable(_) | TrusteeError::Storage(_),
-            ) => Err(UpgradeError("the trustee is sealed or unreachable".into())),
-            Err(e) => {
-                tracing::warn!(tenant, bucket, version, error = %e, "a bucket key was refused to the format upgrade; its records stay unreadable");
-                Ok(KeyFor::Refused)
+            Err(TrusteeError::TenantKeyDestroyed(_) | TrusteeError::NoTenantKey(_)) => {
+                Ok(KeyFor::Gone)
             }
+            Err(e @ (TrusteeError::Sealed(..) | TrusteeError::Unavailable(_))) => {
+                Err(Stop::Run(UpgradeError(e.to_string())))
+            }
+            Err(e) => Err(Stop::Tenant(format!("bucket {bucket}: {e}"))),
         }
     }
 
@@ -229,7 +260,7 @@ impl Gateway {
         binding: &Binding<'_>,
         envelope: &[u8],
         keys: &mut RunKeys,
-    ) -> Result<Option<(ObjectCipher, Key, u32, bool)>, UpgradeError> {
+    ) -> Result<Option<(ObjectCipher, Key, u32, bool)>, Stop> {
         let Ok(env) = ObjectCipher::parse_envelope(envelope) else {
             return Ok(None);
         };
@@ -256,7 +287,7 @@ impl Gateway {
         keys: &mut RunKeys,
         rebound: &mut Vec<String>,
         out: &mut Upgraded,
-    ) -> Result<(), UpgradeError> {
+    ) -> Result<(), Stop> {
         let catalog = |e: obhut_catalog::CatalogError| UpgradeError(e.to_string());
         let mut pages = ObjectPages::new(self.catalog.as_ref(), bucket, PAGE);
         while let Some(page) = pages.next_page().await.map_err(catalog)? {
@@ -330,9 +361,18 @@ impl Gateway {
         keys: &mut RunKeys,
         rebound: &mut Vec<String>,
         out: &mut Upgraded,
-    ) -> Result<(), UpgradeError> {
+    ) -> Result<(), Stop> {
         let catalog = |e: obhut_catalog::CatalogError| UpgradeError(e.to_string());
         let binding = Binding::upload(tenant, &u.bucket, &u.key, &u.upload_id);
+        let parts = self
+            .catalog
+            .list_parts(&u.upload_id, 0, usize::MAX)
+            .await
+            .map_err(catalog)?;
+        let bound = ObjectCipher::parse_envelope(&u.envelope).is_ok_and(|e| e.is_bound());
+        if bound && parts.iter().all(|p| is_sealed_etag(&p.etag)) {
+            return Ok(());
+        }
         let Some((cipher, bk, version, rebind)) =
             self.upgrade_open(&binding, &u.envelope, keys).await?
         else {
@@ -362,12 +402,7 @@ impl Gateway {
                 hex_simd::encode_to_string(cipher.version_id, hex_simd::AsciiCase::Lower)
             ));
         }
-        for p in self
-            .catalog
-            .list_parts(&u.upload_id, 0, usize::MAX)
-            .await
-            .map_err(catalog)?
-        {
+        for p in parts {
             if is_sealed_etag(&p.etag) {
                 continue;
             }

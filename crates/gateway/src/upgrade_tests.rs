@@ -24,6 +24,8 @@ use std::sync::{Arc, Mutex};
 /// Bucket keys "wrapped" as themselves: enough to release them; sealed until told otherwise.
 struct StandIn {
     sealed: AtomicBool,
+    /// The tenant key is disabled (a shred in its grace period).
+    disabled: AtomicBool,
     attested: Mutex<Vec<(String, Option<String>)>>,
     alarms: Mutex<Vec<IntegrityAlarm>>,
     revocations: tokio::sync::broadcast::Sender<Revocation>,
@@ -61,6 +63,9 @@ impl TrusteeClient for StandIn {
     ) -> Result<Key, TrusteeError> {
         if self.sealed.load(Ordering::SeqCst) {
             return Err(TrusteeError::Sealed(0, 2));
+        }
+        if self.disabled.load(Ordering::SeqCst) {
+            return Err(TrusteeError::TenantKeyDisabled("t".into()));
         }
         Ok(Key::from_slice(&key.wrapped).unwrap())
     }
@@ -266,7 +271,8 @@ fn why() -> Justification {
 }
 
 async fn wait_done(gw: &Gateway) {
-    for _ in 0..200 {
+    // Longer than the worker's pause between two runs.
+    for _ in 0..600 {
         if gw.upgrade.is_done() {
             return;
         }
@@ -279,6 +285,7 @@ async fn wait_done(gw: &Gateway) {
 async fn records_of_the_previous_release_are_bound_to_their_names_and_their_etags_sealed() {
     let trustee = Arc::new(StandIn {
         sealed: AtomicBool::new(true),
+        disabled: AtomicBool::new(false),
         attested: Mutex::default(),
         alarms: Mutex::default(),
         revocations: tokio::sync::broadcast::channel(4).0,
@@ -378,5 +385,48 @@ async fn records_of_the_previous_release_are_bound_to_their_names_and_their_etag
     assert_eq!(
         (alarms[0].bucket.as_str(), alarms[0].key.as_str()),
         ("b", "elsewhere")
+    );
+}
+
+#[tokio::test]
+async fn a_tenant_whose_key_is_disabled_keeps_the_upgrade_unfinished_not_its_records_lost() {
+    let trustee = Arc::new(StandIn {
+        sealed: AtomicBool::new(false),
+        disabled: AtomicBool::new(true),
+        attested: Mutex::default(),
+        alarms: Mutex::default(),
+        revocations: tokio::sync::broadcast::channel(4).0,
+    });
+    let (catalog, _, _) = legacy_catalog(&trustee).await;
+    let gw = gateway(&catalog, &trustee);
+    let err = gw.upgrade_records().await.expect_err("not finished");
+    assert!(
+        err.to_string().contains("could not be upgraded yet"),
+        "{err}"
+    );
+    assert!(!gw.upgrade.is_done());
+    assert_eq!(catalog.upgrade_done(BINDING_UPGRADE).await.unwrap(), None);
+    let o = catalog.get_object("b", "a").await.unwrap().unwrap();
+    let e = gw
+        .open_object("t", &o, &why(), &KeyMemo::default())
+        .await
+        .err()
+        .expect("refused");
+    assert_eq!(
+        *e.code(),
+        S3ErrorCode::ServiceUnavailable,
+        "an old record waits for the upgrade; it is not taken for a forgery"
+    );
+    // The shred is cancelled: the next run upgrades the tenant's records.
+    trustee.disabled.store(false, Ordering::SeqCst);
+    gw.upgrade_records().await.expect("finished");
+    assert!(gw.upgrade.is_done());
+    let o = catalog.get_object("b", "a").await.unwrap().unwrap();
+    assert_eq!(
+        gw.open_object("t", &o, &why(), &KeyMemo::default())
+            .await
+            .expect("opens")
+            .etag,
+        MD5
     );
 }

@@ -52,6 +52,12 @@ pub struct IntegrityAlarm {
     pub reason: String,
 }
 
+/// The one `System` reason for which the trustee releases a bucket key: the gateway's one-time
+/// upgrade of the records an earlier release wrote (binding object keys to their names,
+/// sealing ETags; docs/format.md, section 7). Every such release is logged like any other.
+pub const FORMAT_UPGRADE_REASON: &str =
+    "format upgrade: bind object keys to their names, seal ETags";
+
 /// A bucket key as stored in the catalog: sealed under the tenant key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WrappedKey {

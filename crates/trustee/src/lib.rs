@@ -620,6 +620,19 @@ mod tests {
                 "{why:?}"
             );
         }
+        // The one system reason that may have a key released: the format upgrade (logged).
+        let upgrade = Justification::System {
+            reason: obhut_trustee_client::FORMAT_UPGRADE_REASON.into(),
+        };
+        let k3 = t
+            .release_bucket_key("a", "photos", &wk, &upgrade)
+            .await
+            .unwrap();
+        assert_eq!(k1.expose(), k3.expose());
+        assert!(matches!(
+            t.create_bucket_key("a", "y", 1, &upgrade).await,
+            Err(TrusteeError::Denied(_))
+        ));
         assert!(matches!(
             t.create_bucket_key("a", "x", 1, &customer("b")).await,
             Err(TrusteeError::Denied(_))
