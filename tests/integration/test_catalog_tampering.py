@@ -114,6 +114,7 @@ def test_an_object_record_copied_under_another_name_serves_nothing(private_serve
     assert code in ("404", "NoSuchKey"), "nothing was written from the copied record"
     # Listings leave it out; the real object and its neighbour are unaffected.
     assert listed(s3, bucket, "shared/") == ["shared/readme.txt"]
+    assert s3.list_objects_v2(Bucket=bucket, Prefix="shared/")["KeyCount"] == 1
     assert s3.get_object(Bucket=bucket, Key="private/salaries.csv")["Body"].read() == secret
     alarm = wait_alarm(srv, bucket=bucket, key="shared/salaries.csv")
     assert alarm["tenant"] == "demo" and alarm["reason"], alarm

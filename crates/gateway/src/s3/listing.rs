@@ -204,7 +204,13 @@ pub async fn objects_v2(
         max,
     )
     .await?;
-    let key_count = page.objects.len() + page.common_prefixes.len();
+    let contents: Vec<Object> = opened(gw, &ctx, &keys, page.objects)
+        .await?
+        .into_iter()
+        .map(|o| names.object(o))
+        .collect();
+    // What is answered: records that failed their integrity check are not counted.
+    let key_count = contents.len() + page.common_prefixes.len();
     let next = page
         .truncated
         .then(|| page.last.as_deref().map(encode_token))
@@ -217,13 +223,7 @@ pub async fn objects_v2(
         continuation_token: i.continuation_token,
         next_continuation_token: next,
         is_truncated: Some(page.truncated),
-        contents: Some(
-            opened(gw, &ctx, &keys, page.objects)
-                .await?
-                .into_iter()
-                .map(|o| names.object(o))
-                .collect(),
-        ),
+        contents: Some(contents),
         common_prefixes: names.common_prefixes(page.common_prefixes),
         delimiter: i.delimiter.map(|d| names.name(d)),
         encoding_type: i.encoding_type,
