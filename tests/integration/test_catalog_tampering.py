@@ -160,6 +160,9 @@ def test_a_multipart_upload_record_copied_under_another_name_serves_nothing(priv
     uid = s3.create_multipart_upload(Bucket=bucket, Key="private/big")["UploadId"]
     part = os.urandom(MIB)
     etag = s3.upload_part(Bucket=bucket, Key="private/big", UploadId=uid, PartNumber=1, Body=part)["ETag"]
+    # A second upload of the tenant's, into which a part of the first is moved.
+    other = s3.create_multipart_upload(Bucket=bucket, Key="shared/other")["UploadId"]
+    s3.upload_part(Bucket=bucket, Key="shared/other", UploadId=other, PartNumber=1, Body=b"own part")
     # A completed multipart object, too.
     done = s3.create_multipart_upload(Bucket=bucket, Key="private/done")["UploadId"]
     e1 = s3.upload_part(Bucket=bucket, Key="private/done", UploadId=done, PartNumber=1, Body=part)["ETag"]
@@ -176,6 +179,12 @@ def test_a_multipart_upload_record_copied_under_another_name_serves_nothing(priv
          "SELECT ?, part_number, chunk, etag, checksums, sites, last_modified_ms FROM parts WHERE upload_id = ?",
          (fake, uid)),
     )
+    edit_catalog(
+        srv,
+        ("INSERT INTO parts (upload_id, part_number, chunk, etag, checksums, sites, last_modified_ms) "
+         "SELECT ?, 2, chunk, etag, checksums, sites, last_modified_ms FROM parts WHERE upload_id = ?",
+         (other, uid)),
+    )
     copy_object_row(srv, bucket, "private/done", bucket, "shared/done")
     srv.start()
     s3, raw = srv.client(), srv.raw()
@@ -190,8 +199,16 @@ def test_a_multipart_upload_record_copied_under_another_name_serves_nothing(priv
     assert_integrity_refused(r, "UploadPart into the copied upload")
     code, _, _ = client_error(s3.head_object, Bucket=bucket, Key="shared/big")
     assert code in ("404", "NoSuchKey"), "the copied upload completed nothing"
+    # A part moved into another upload does not open there (it is sealed under the other
+    # upload's key and part number).
+    r = raw.request("GET", bucket, "shared/other", query=[("uploadId", other)])
+    assert_integrity_refused(r, "ListParts of an upload with a part moved into it")
+    body2 = (f"<CompleteMultipartUpload><Part><PartNumber>2</PartNumber><ETag>{etag}</ETag></Part>"
+             "</CompleteMultipartUpload>").encode()
+    r = raw.request("POST", bucket, "shared/other", query=[("uploadId", other)], body=body2)
+    assert_integrity_refused(r, "CompleteMultipartUpload with a part moved in")
     uploads = s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
-    assert [u["UploadId"] for u in uploads] == [uid], f"the copied upload is listed: {uploads}"
+    assert sorted(u["UploadId"] for u in uploads) == sorted([uid, other]), f"the copied upload is listed: {uploads}"
     assert_integrity_refused(raw.request("GET", bucket, "shared/done"), "a completed multipart object copied")
     assert s3.get_object(Bucket=bucket, Key="private/done")["Body"].read() == part
     # The real upload still completes.
