@@ -834,6 +834,25 @@ mod tests {
         assert!(!remote.seal_status().await.unwrap().sealed);
         assert_eq!(remote.tenant_key_status("a").await.unwrap().state, "active");
 
+        // a gateway's integrity alarm is appended to the log; a malformed one is refused alike
+        let alarm = IntegrityAlarm {
+            tenant: "a".into(),
+            bucket: "photos".into(),
+            key: "shared/copied".into(),
+            upload: None,
+            reason: "the object key does not open here".into(),
+        };
+        let first = remote.report_integrity(&alarm).await.unwrap();
+        assert_eq!(remote.report_integrity(&alarm).await.unwrap(), first + 1);
+        let empty = IntegrityAlarm {
+            tenant: String::new(),
+            ..alarm
+        };
+        assert_eq!(
+            remote.report_integrity(&empty).await.unwrap_err(),
+            r.trustee.report_integrity(&empty).await.unwrap_err()
+        );
+
         // the trustee's refusals arrive as the same error, with the same text
         for (got, want) in [
             (
