@@ -28,7 +28,8 @@ def test_health_lists_the_background_workers(server):
     endpoint with its state and runs, and nothing about any tenant."""
     expected = {
         "repair", "read-faults", "site-health", "scrubber", "key-revocations", "key-destruction",
-        "policy-changes",
+        "policy-changes", "format-upgrade",
+        "shred-purge",
     }
     deadline = time.monotonic() + 15
     while True:

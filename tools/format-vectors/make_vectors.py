@@ -74,8 +74,33 @@ def object_key_aad(bucket, version_id):
     return b"obhut object key v1\0" + bucket.encode() + b"\0" + version_id
 
 
+def lp(field):
+    """A field with its length, u32 big-endian, in front."""
+    return struct.pack(">I", len(field)) + field
+
+
+def bound_object_key_aad(tenant, bucket, key, upload_id, version_id):
+    """Envelope format 2: the object key bound to tenant, bucket, name and upload."""
+    aad = b"obhut object key v2\0" + lp(tenant.encode()) + lp(bucket.encode()) + lp(key.encode())
+    if upload_id is None:
+        aad += b"\x00"
+    else:
+        aad += b"\x01" + lp(upload_id.encode())
+    return aad + version_id
+
+
 def meta_aad(version_id):
     return b"obhut meta v1\0" + version_id
+
+
+def etag_aad(version_id, part=None):
+    if part is None:
+        return b"obhut etag v1\0" + version_id
+    return b"obhut part etag v1\0" + version_id + struct.pack(">I", part)
+
+
+def part_checksums_aad(version_id, part):
+    return b"obhut part checksums v1\0" + version_id + struct.pack(">I", part)
 
 
 # ------------------------------------------------------------------ section 1: blobs
@@ -188,6 +213,16 @@ def crypto_vectors():
         }
 
     meta = b'{"content_type":"image/jpeg","user":{"camera":"x100"}}'
+
+    def sealed(name, key, nonce, aad, plaintext):
+        return {
+            "name": name,
+            "key": key.hex(),
+            "nonce": nonce.hex(),
+            "aad": aad.hex(),
+            "plaintext": plaintext.hex(),
+            "sealed": seal_value(key, nonce, aad, plaintext).hex(),
+        }
     wrap = {
         "format": "obhut sealed values (version 1) and key-check values, docs/format.md sections 2 and 3",
         "generator": "tools/format-vectors/make_vectors.py",
@@ -204,6 +239,13 @@ def crypto_vectors():
                     bucket_key_aad("acme", "photos", 1)),
             wrapped("object key under the bucket key", bucket_key, object_key, seq(0xe0, 12),
                     object_key_aad("photos", version_id)),
+            wrapped("object key under the bucket key, bound to its object (envelope format 2)",
+                    bucket_key, object_key, seq(0xe4, 12),
+                    bound_object_key_aad("acme", "photos", "2024/caf\u00e9.jpg", None, version_id)),
+            wrapped("upload key under the bucket key, bound to its upload (envelope format 2)",
+                    bucket_key, object_key, seq(0xe8, 12),
+                    bound_object_key_aad("acme", "photos", "big/video.mp4", "upload-0001",
+                                         version_id)),
         ],
         "sealed_values": [
             {
@@ -214,6 +256,12 @@ def crypto_vectors():
                 "plaintext": meta.hex(),
                 "sealed": seal_value(object_key, seq(0xf0, 12), meta_aad(version_id), meta).hex(),
             },
+            sealed("object ETag under the object key", object_key, seq(0xf4, 12),
+                   etag_aad(version_id), b"9e107d9d372bb6826bd81d3542a419d6"),
+            sealed("part ETag under the upload's key", object_key, seq(0xf8, 12),
+                   etag_aad(version_id, 3), b"e4d909c290d0fb1ca068ffaddf22cbd0"),
+            sealed("part checksums under the upload's key", object_key, seq(0xfc, 12),
+                   part_checksums_aad(version_id, 3), b'{"crc32":"AAAAAA=="}'),
             {
                 "name": "empty plaintext, empty associated data",
                 "key": object_key.hex(),

@@ -139,6 +139,16 @@ pub trait Catalog: Send + Sync {
         expected: &[u8],
         envelope: &[u8],
     ) -> Result<bool>;
+    /// Replaces an object's envelope and ETag if its envelope is still `expected`; returns
+    /// whether it did (the format upgrade, which binds keys and seals ETags).
+    async fn rebind_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        expected: &[u8],
+        envelope: &[u8],
+        etag: &str,
+    ) -> Result<bool>;
     async fn delete_object(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>>;
     /// Up to `limit` objects whose keys start with `prefix` and come after `from`, in byte order.
     async fn list_objects(
@@ -158,6 +168,16 @@ pub trait Catalog: Send + Sync {
         upload_id: &str,
         expected: &[u8],
         envelope: &[u8],
+    ) -> Result<bool>;
+    /// Replaces the ETag and checksums of part `part_number` of `upload_id` if it still has
+    /// `chunk`; returns whether it did (the format upgrade, which seals them).
+    async fn reseal_part(
+        &self,
+        upload_id: &str,
+        part_number: u32,
+        chunk: &Chunk,
+        etag: &str,
+        checksums: &[u8],
     ) -> Result<bool>;
     /// Records a part, returning the part with the same number it replaced.
     async fn put_part(&self, part: &Part) -> Result<Option<Part>>;
@@ -182,6 +202,11 @@ pub trait Catalog: Send + Sync {
     ) -> Result<(Option<ObjectRecord>, Vec<Part>)>;
     /// Removes the upload; returns its parts.
     async fn abort_upload(&self, upload_id: &str) -> Result<Vec<Part>>;
+
+    // one-time upgrades of records
+    /// When the upgrade `name` finished, if it did.
+    async fn upgrade_done(&self, name: &str) -> Result<Option<i64>>;
+    async fn set_upgrade_done(&self, name: &str, done_ms: i64) -> Result<()>;
 
     // maintenance
     /// Every replica the catalog names: (site, blob) for each object and part.

@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 /// `tests/fixtures/` gets a catalog written by the release before it.
 const SCHEMA: obhut_migrate::Schema = obhut_migrate::Schema {
     name: "catalog.db",
-    migrations: &[SCHEMA_V1, SCHEMA_V2],
+    migrations: &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3],
     identifying_table: "tenants",
 };
 
@@ -100,6 +100,17 @@ CREATE TABLE IF NOT EXISTS parts (
 /// of version 1, which had none).
 const SCHEMA_V2: &str = r"
 ALTER TABLE uploads ADD COLUMN sites TEXT NOT NULL DEFAULT '[]';
+";
+
+/// Version 3: `upgrades`, which records the gateway's one-time rewrites of records (the
+/// binding of object keys to their names and the sealing of ETags, docs/format.md section 7),
+/// so that they are not looked for again at every start. Records are not changed here: the
+/// rewrite needs bucket keys, which only a gateway gets.
+const SCHEMA_V3: &str = r"
+CREATE TABLE IF NOT EXISTS upgrades (
+    name TEXT PRIMARY KEY,
+    done_ms INTEGER NOT NULL
+);
 ";
 
 /// Objects and parts that name `site` (site lists are JSON arrays of ids).
@@ -1185,6 +1196,88 @@ impl Catalog for SqliteCatalog {
             )
             .map_err(storage)?;
             Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn rebind_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        expected: &[u8],
+        envelope: &[u8],
+        etag: &str,
+    ) -> Result<bool> {
+        let (bucket, key, expected, envelope, etag) = (
+            bucket.to_owned(),
+            key.to_owned(),
+            expected.to_vec(),
+            envelope.to_vec(),
+            etag.to_owned(),
+        );
+        self.write_data(move |c| {
+            let n = exec(
+                c,
+                "UPDATE objects SET envelope = ?4, etag = ?5 WHERE bucket = ?1 AND key = ?2 AND envelope = ?3",
+                params![bucket, key_bytes(&key), expected, envelope, etag],
+            )
+            .map_err(storage)?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn reseal_part(
+        &self,
+        upload_id: &str,
+        part_number: u32,
+        chunk: &Chunk,
+        etag: &str,
+        checksums: &[u8],
+    ) -> Result<bool> {
+        let (upload_id, chunk, etag, checksums) = (
+            upload_id.to_owned(),
+            to_json(chunk)?,
+            etag.to_owned(),
+            checksums.to_vec(),
+        );
+        self.write_data(move |c| {
+            let n = exec(
+                c,
+                "UPDATE parts SET etag = ?4, checksums = ?5 WHERE upload_id = ?1 AND part_number = ?2 AND chunk = ?3",
+                params![upload_id, part_number, chunk, etag, checksums],
+            )
+            .map_err(storage)?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn upgrade_done(&self, name: &str) -> Result<Option<i64>> {
+        let name = name.to_owned();
+        self.with(move |c| {
+            query_row(
+                c,
+                "SELECT done_ms FROM upgrades WHERE name = ?1",
+                params![name],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(storage)
+        })
+        .await
+    }
+
+    async fn set_upgrade_done(&self, name: &str, done_ms: i64) -> Result<()> {
+        let name = name.to_owned();
+        self.write(move |c| {
+            exec(
+                c,
+                "INSERT INTO upgrades (name, done_ms) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET done_ms = ?2",
+                params![name, done_ms],
+            )
+            .map_err(storage)?;
+            Ok(())
         })
         .await
     }

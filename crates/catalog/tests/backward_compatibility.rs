@@ -197,7 +197,16 @@ async fn write_catalog(cat: &dyn Catalog) {
         .await
         .unwrap();
     cat.put_part(&part()).await.unwrap();
+    if SqliteCatalog::SCHEMA_VERSION >= 3 {
+        cat.set_upgrade_done(UPGRADE, UPGRADE_DONE_MS)
+            .await
+            .unwrap();
+    }
 }
+
+/// The upgrade marker the fixtures of version 3 on hold (`upgrades`).
+const UPGRADE: &str = "bind-object-keys-and-seal-etags";
+const UPGRADE_DONE_MS: i64 = 1_700_000_000_009;
 
 /// Reads every record [`write_catalog`] of schema `version` wrote, and checks each field.
 async fn assert_catalog(cat: &dyn Catalog, version: u32) {
@@ -279,6 +288,11 @@ async fn reads_every_record_of_a_catalog_written_by_schema_version_1() {
     assert_eq!(user_version(&path), 1);
     let cat = SqliteCatalog::open(&path).unwrap();
     assert_catalog(&cat, 1).await;
+    assert_eq!(
+        cat.upgrade_done(UPGRADE).await.unwrap(),
+        None,
+        "a catalog of version 1 still needs the gateway's upgrade of its records"
+    );
     assert_writable(&cat).await;
     assert_eq!(
         user_version(&path),
@@ -326,6 +340,23 @@ async fn reads_every_record_of_a_catalog_written_by_schema_version_2() {
     assert_eq!(user_version(&path), 2);
     let cat = SqliteCatalog::open(&path).unwrap();
     assert_catalog(&cat, 2).await;
+    assert_writable(&cat).await;
+    assert_eq!(
+        user_version(&path),
+        i64::from(SqliteCatalog::SCHEMA_VERSION)
+    );
+}
+
+#[tokio::test]
+async fn reads_every_record_of_a_catalog_written_by_schema_version_3() {
+    let (_dir, path) = copy_of(3);
+    assert_eq!(user_version(&path), 3);
+    let cat = SqliteCatalog::open(&path).unwrap();
+    assert_catalog(&cat, 3).await;
+    assert_eq!(
+        cat.upgrade_done(UPGRADE).await.unwrap(),
+        Some(UPGRADE_DONE_MS)
+    );
     assert_writable(&cat).await;
     assert_eq!(
         user_version(&path),

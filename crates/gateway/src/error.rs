@@ -66,6 +66,11 @@ pub const CATALOG_BUSY: &str =
     "the upload's parts are being moved between sites by maintenance; retry the request";
 pub const OBJECT_NOT_VERIFIED: &str =
     "the object's key or metadata failed verification; it is not served";
+pub const OBJECT_FAILED_INTEGRITY: &str = "the catalog record of this object or upload failed its \
+     integrity check (it is not bound to this tenant, bucket and name); nothing is served from it, \
+     and the trustee's log records the alarm";
+pub const LEGACY_RECORD_PENDING: &str = "this object's record is being upgraded to the current \
+     format, which needs the trustee; retry later";
 pub const MALFORMED_BUCKET_KEY: &str = "malformed bucket key record";
 pub const BUCKET_WITHOUT_KEY: &str = "the bucket has no key";
 pub const STORED_RECORD_CORRUPT: &str =
@@ -182,6 +187,21 @@ pub fn trustee(e: TrusteeError) -> S3Error {
             )
         }
     }
+}
+
+/// A catalog record that failed its integrity check (its key is not bound to the tenant,
+/// bucket and name it is filed under, or its sealed fields do not open): `InvalidObjectState`,
+/// HTTP 409. Not a server fault (500) and not a permission problem (403): the record exists
+/// but is in no state to be served. The caller has reported it to the trustee's log.
+pub fn integrity() -> S3Error {
+    let mut e = with(S3ErrorCode::InvalidObjectState, OBJECT_FAILED_INTEGRITY);
+    e.set_status_code(http::StatusCode::CONFLICT);
+    e
+}
+
+/// A record in the format of the release before, met before the upgrade has rebound it.
+pub fn legacy_pending() -> S3Error {
+    with(S3ErrorCode::ServiceUnavailable, LEGACY_RECORD_PENDING)
 }
 
 /// An object's key material failed verification: never serve, never guess.

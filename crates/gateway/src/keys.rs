@@ -4,7 +4,7 @@
 //!
 //! Plaintext keys live here in [`obhut_crypto::Key`] values, never in logs, files or the catalog.
 
-use crate::meta::ObjectMeta;
+use crate::meta::{Checksums, ObjectMeta};
 use obhut_crypto::{DEFAULT_SEGMENT_SIZE, KCV_LEN, Key};
 use obhut_trustee_client::Revocation;
 use serde::{Deserialize, Serialize};
@@ -105,6 +105,9 @@ impl KeyCache {
 /// What the catalog stores beside an object to find and open its key.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Envelope {
+    /// [`ENVELOPE_FORMAT`] for every envelope this release writes; `1` for envelopes written
+    /// before object keys were bound to their names, read only by the upgrade
+    /// (`crate::upgrade`) that rebinds them.
     pub format: u8,
     /// Version of the bucket key that wraps the object key.
     pub key_version: u32,
@@ -113,6 +116,56 @@ pub struct Envelope {
     pub wrapped_key: String,
     pub kcv: String,
     pub segment_size: u32,
+}
+
+/// The envelope format this release writes: the wrapped object key is bound to its tenant,
+/// bucket, object name and object version or multipart upload (docs/format.md, section 4).
+pub const ENVELOPE_FORMAT: u8 = 2;
+/// The format of envelopes written before object keys were bound to their names.
+pub const LEGACY_ENVELOPE_FORMAT: u8 = 1;
+
+impl Envelope {
+    /// Whether this envelope is bound to its object's name (format 2); a format-1 envelope is
+    /// not, and is served only once the upgrade has rebound it.
+    #[must_use]
+    pub fn is_bound(&self) -> bool {
+        self.format == ENVELOPE_FORMAT
+    }
+}
+
+/// Where an object key belongs: everything its wrapped form is bound to besides its version
+/// id. A record copied under another name, into another bucket or another tenant's bucket, or
+/// from an upload to an object, no longer opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Binding<'a> {
+    pub tenant: &'a str,
+    pub bucket: &'a str,
+    /// The object name (S3 key).
+    pub key: &'a str,
+    /// The multipart upload whose parts the key encrypts; `None` for an object.
+    pub upload: Option<&'a str>,
+}
+
+impl<'a> Binding<'a> {
+    #[must_use]
+    pub fn object(tenant: &'a str, bucket: &'a str, key: &'a str) -> Self {
+        Self {
+            tenant,
+            bucket,
+            key,
+            upload: None,
+        }
+    }
+
+    #[must_use]
+    pub fn upload(tenant: &'a str, bucket: &'a str, key: &'a str, upload_id: &'a str) -> Self {
+        Self {
+            tenant,
+            bucket,
+            key,
+            upload: Some(upload_id),
+        }
+    }
 }
 
 /// An object version's key and encryption parameters.
@@ -126,7 +179,36 @@ fn hex(b: &[u8]) -> String {
     hex_simd::encode_to_string(b, hex_simd::AsciiCase::Lower)
 }
 
-fn object_key_aad(bucket: &str, version_id: &[u8; 16]) -> Vec<u8> {
+/// Appends `field` with its length (u32 big-endian) in front, so no two different field
+/// lists encode alike whatever bytes the names hold.
+fn push_field(aad: &mut Vec<u8>, field: &[u8]) {
+    // Names are at most a few KiB (S3 keys: 1024 bytes).
+    aad.extend_from_slice(&u32::try_from(field.len()).unwrap_or(u32::MAX).to_be_bytes());
+    aad.extend_from_slice(field);
+}
+
+/// Associated data of a format-2 wrapped object key:
+/// `"obhut object key v2\0" || lp(tenant) || lp(bucket) || lp(key) || kind || [lp(upload id)] ||
+/// version_id`, where `lp` is a u32 big-endian length followed by the bytes and `kind` is 0 for
+/// an object, 1 for a multipart upload.
+fn object_key_aad(binding: &Binding<'_>, version_id: &[u8; 16]) -> Vec<u8> {
+    let mut aad = b"obhut object key v2\0".to_vec();
+    push_field(&mut aad, binding.tenant.as_bytes());
+    push_field(&mut aad, binding.bucket.as_bytes());
+    push_field(&mut aad, binding.key.as_bytes());
+    match binding.upload {
+        None => aad.push(0),
+        Some(upload_id) => {
+            aad.push(1);
+            push_field(&mut aad, upload_id.as_bytes());
+        }
+    }
+    aad.extend_from_slice(version_id);
+    aad
+}
+
+/// Associated data of a format-1 wrapped object key (bucket and version id only).
+fn legacy_object_key_aad(bucket: &str, version_id: &[u8; 16]) -> Vec<u8> {
     let mut aad = b"obhut object key v1\0".to_vec();
     aad.extend_from_slice(bucket.as_bytes());
     aad.push(0);
@@ -134,18 +216,34 @@ fn object_key_aad(bucket: &str, version_id: &[u8; 16]) -> Vec<u8> {
     aad
 }
 
+/// The prefix of a sealed ETag as the catalog stores it; an ETag without it is one written
+/// before ETags were sealed (an MD5 in hex), read only by the upgrade.
+const SEALED_ETAG_PREFIX: &str = "s1.";
+
+/// Whether a stored ETag is sealed.
+#[must_use]
+pub fn is_sealed_etag(stored: &str) -> bool {
+    stored.starts_with(SEALED_ETAG_PREFIX)
+}
+
+/// An envelope's version id, key-check value and wrapped key, decoded.
+type EnvelopeParts = ([u8; 16], [u8; KCV_LEN], Vec<u8>);
+
 #[derive(Debug, thiserror::Error)]
 pub enum EnvelopeError {
     #[error("malformed envelope: {0}")]
     Malformed(String),
+    #[error("envelope format {0} is not bound to its object's name")]
+    Unbound(u8),
     #[error(transparent)]
     Crypto(#[from] obhut_crypto::CryptoError),
 }
 
 impl ObjectCipher {
-    /// A fresh object key, and its envelope wrapped under `bucket_key` (version `key_version`).
+    /// A fresh object key, and its envelope wrapped under `bucket_key` (version `key_version`)
+    /// and bound to `binding`.
     pub fn generate(
-        bucket: &str,
+        binding: &Binding<'_>,
         bucket_key: &Key,
         key_version: u32,
     ) -> Result<(Self, Vec<u8>), EnvelopeError> {
@@ -156,25 +254,26 @@ impl ObjectCipher {
             version_id,
             segment_size: DEFAULT_SEGMENT_SIZE,
         };
-        let envelope = cipher.envelope_under(bucket, bucket_key, key_version)?;
+        let envelope = cipher.envelope_under(binding, bucket_key, key_version)?;
         Ok((cipher, envelope))
     }
 
-    /// This object key's envelope, wrapped under `bucket_key` (version `key_version`); used for
-    /// new objects and to rewrap existing ones when the bucket key is rotated.
+    /// This object key's envelope, wrapped under `bucket_key` (version `key_version`) and
+    /// bound to `binding`; used for new objects, to bind a completed upload's key to its
+    /// object, and to rewrap existing ones when the bucket key is rotated.
     pub fn envelope_under(
         &self,
-        bucket: &str,
+        binding: &Binding<'_>,
         bucket_key: &Key,
         key_version: u32,
     ) -> Result<Vec<u8>, EnvelopeError> {
         let (wrapped, kcv) = obhut_crypto::wrap_key(
             bucket_key,
             &self.key,
-            &object_key_aad(bucket, &self.version_id),
+            &object_key_aad(binding, &self.version_id),
         )?;
         let envelope = Envelope {
-            format: 1,
+            format: ENVELOPE_FORMAT,
             key_version,
             version_id: hex(&self.version_id),
             wrapped_key: base64_simd::STANDARD.encode_to_string(&wrapped),
@@ -184,21 +283,18 @@ impl ObjectCipher {
         serde_json::to_vec(&envelope).map_err(|e| EnvelopeError::Malformed(e.to_string()))
     }
 
+    /// Parses an envelope of either format; [`Envelope::is_bound`] says which.
     pub fn parse_envelope(bytes: &[u8]) -> Result<Envelope, EnvelopeError> {
         let e: Envelope =
             serde_json::from_slice(bytes).map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
-        if e.format != 1 {
+        if e.format != ENVELOPE_FORMAT && e.format != LEGACY_ENVELOPE_FORMAT {
             return Err(EnvelopeError::Malformed(format!("format {}", e.format)));
         }
         Ok(e)
     }
 
-    /// Opens an envelope with the bucket key it names.
-    pub fn open(
-        bucket: &str,
-        envelope: &Envelope,
-        bucket_key: &Key,
-    ) -> Result<Self, EnvelopeError> {
+    /// An envelope's version id, key-check value and wrapped key.
+    fn parts(envelope: &Envelope) -> Result<EnvelopeParts, EnvelopeError> {
         let bad = |what: &str| EnvelopeError::Malformed(what.to_owned());
         let version_id: [u8; 16] = hex_simd::decode_to_vec(&envelope.version_id)
             .ok()
@@ -211,10 +307,25 @@ impl ObjectCipher {
         let wrapped = base64_simd::STANDARD
             .decode_to_vec(&envelope.wrapped_key)
             .map_err(|_| bad("wrapped key"))?;
+        Ok((version_id, kcv, wrapped))
+    }
+
+    /// Opens a bound (format 2) envelope with the bucket key it names; it opens only for the
+    /// tenant, bucket, name and upload it was made for. A format-1 envelope is refused
+    /// ([`EnvelopeError::Unbound`]): only the upgrade reads those ([`Self::open_legacy`]).
+    pub fn open(
+        binding: &Binding<'_>,
+        envelope: &Envelope,
+        bucket_key: &Key,
+    ) -> Result<Self, EnvelopeError> {
+        if !envelope.is_bound() {
+            return Err(EnvelopeError::Unbound(envelope.format));
+        }
+        let (version_id, kcv, wrapped) = Self::parts(envelope)?;
         let key = obhut_crypto::unwrap_key(
             bucket_key,
             &wrapped,
-            &object_key_aad(bucket, &version_id),
+            &object_key_aad(binding, &version_id),
             &kcv,
         )?;
         Ok(Self {
@@ -222,6 +333,59 @@ impl ObjectCipher {
             version_id,
             segment_size: envelope.segment_size,
         })
+    }
+
+    /// Opens a format-1 envelope, bound to its bucket and version id only. For the upgrade
+    /// that rebinds such envelopes to their names, never for serving.
+    pub fn open_legacy(
+        bucket: &str,
+        envelope: &Envelope,
+        bucket_key: &Key,
+    ) -> Result<Self, EnvelopeError> {
+        if envelope.format != LEGACY_ENVELOPE_FORMAT {
+            return Err(EnvelopeError::Malformed(format!(
+                "format {} is not the legacy format",
+                envelope.format
+            )));
+        }
+        let (version_id, kcv, wrapped) = Self::parts(envelope)?;
+        let key = obhut_crypto::unwrap_key(
+            bucket_key,
+            &wrapped,
+            &legacy_object_key_aad(bucket, &version_id),
+            &kcv,
+        )?;
+        Ok(Self {
+            key,
+            version_id,
+            segment_size: envelope.segment_size,
+        })
+    }
+
+    /// This key's envelope in the format of the release before (format 1, bound to the bucket
+    /// and version id only): what the upgrade finds in catalogs that release wrote.
+    #[cfg(test)]
+    pub(crate) fn legacy_envelope(
+        &self,
+        bucket: &str,
+        bucket_key: &Key,
+        key_version: u32,
+    ) -> Vec<u8> {
+        let (wrapped, kcv) = obhut_crypto::wrap_key(
+            bucket_key,
+            &self.key,
+            &legacy_object_key_aad(bucket, &self.version_id),
+        )
+        .expect("wrap");
+        serde_json::to_vec(&Envelope {
+            format: LEGACY_ENVELOPE_FORMAT,
+            key_version,
+            version_id: hex(&self.version_id),
+            wrapped_key: base64_simd::STANDARD.encode_to_string(&wrapped),
+            kcv: hex(&kcv),
+            segment_size: self.segment_size,
+        })
+        .expect("envelope")
     }
 
     /// Associated data of the blob `blob` holding part `part`. The blob id is bound too, so a
@@ -242,6 +406,27 @@ impl ObjectCipher {
         c
     }
 
+    /// `"obhut etag v1\0" || version_id`, or for a part of an upload
+    /// `"obhut part etag v1\0" || version_id || u32be(part)`.
+    fn etag_aad(&self, part: Option<u32>) -> Vec<u8> {
+        let mut c = match part {
+            None => b"obhut etag v1\0".to_vec(),
+            Some(_) => b"obhut part etag v1\0".to_vec(),
+        };
+        c.extend_from_slice(&self.version_id);
+        if let Some(n) = part {
+            c.extend_from_slice(&n.to_be_bytes());
+        }
+        c
+    }
+
+    fn part_checksums_aad(&self, part: u32) -> Vec<u8> {
+        let mut c = b"obhut part checksums v1\0".to_vec();
+        c.extend_from_slice(&self.version_id);
+        c.extend_from_slice(&part.to_be_bytes());
+        c
+    }
+
     pub fn seal_meta(&self, meta: &ObjectMeta) -> Result<Vec<u8>, EnvelopeError> {
         Ok(obhut_crypto::seal_value(
             &self.key,
@@ -253,6 +438,52 @@ impl ObjectCipher {
     pub fn open_meta(&self, sealed: &[u8]) -> Result<ObjectMeta, EnvelopeError> {
         let plain = obhut_crypto::open_value(&self.key, &self.meta_aad(), sealed)?;
         ObjectMeta::decode(&plain).map_err(|e| EnvelopeError::Malformed(e.to_string()))
+    }
+
+    /// The ETag of this object version (or of part `part` of this upload) as the catalog
+    /// stores it: sealed under the object key, so the catalog never holds an MD5 of customer
+    /// data. Text: [`SEALED_ETAG_PREFIX`] followed by the sealed value in standard base64.
+    pub fn seal_etag(&self, part: Option<u32>, etag: &str) -> Result<String, EnvelopeError> {
+        let sealed = obhut_crypto::seal_value(&self.key, &self.etag_aad(part), etag.as_bytes())?;
+        Ok(format!(
+            "{SEALED_ETAG_PREFIX}{}",
+            base64_simd::STANDARD.encode_to_string(&sealed)
+        ))
+    }
+
+    /// Opens an ETag made by [`Self::seal_etag`] for the same part.
+    pub fn open_etag(&self, part: Option<u32>, stored: &str) -> Result<String, EnvelopeError> {
+        let b64 = stored
+            .strip_prefix(SEALED_ETAG_PREFIX)
+            .ok_or_else(|| EnvelopeError::Malformed("ETag is not sealed".into()))?;
+        let sealed = base64_simd::STANDARD
+            .decode_to_vec(b64)
+            .map_err(|_| EnvelopeError::Malformed("sealed ETag".into()))?;
+        let plain = obhut_crypto::open_value(&self.key, &self.etag_aad(part), &sealed)?;
+        String::from_utf8(plain).map_err(|_| EnvelopeError::Malformed("sealed ETag".into()))
+    }
+
+    /// A part's checksums as the catalog stores them: sealed under the upload's key.
+    pub fn seal_part_checksums(
+        &self,
+        part: u32,
+        checksums: &Checksums,
+    ) -> Result<Vec<u8>, EnvelopeError> {
+        Ok(obhut_crypto::seal_value(
+            &self.key,
+            &self.part_checksums_aad(part),
+            &checksums.encode(),
+        )?)
+    }
+
+    /// Opens a part's checksums made by [`Self::seal_part_checksums`].
+    pub fn open_part_checksums(
+        &self,
+        part: u32,
+        sealed: &[u8],
+    ) -> Result<Checksums, EnvelopeError> {
+        let plain = obhut_crypto::open_value(&self.key, &self.part_checksums_aad(part), sealed)?;
+        Checksums::decode(&plain).map_err(|e| EnvelopeError::Malformed(e.to_string()))
     }
 }
 
@@ -308,7 +539,29 @@ mod tests {
         };
         let object_key = find("wrapped_keys", "object key under the bucket key");
         let version_id: [u8; 16] = object_key[object_key.len() - 16..].try_into().expect("id");
-        assert_eq!(object_key_aad("photos", &version_id), object_key);
+        assert_eq!(legacy_object_key_aad("photos", &version_id), object_key);
+        let bound = find(
+            "wrapped_keys",
+            "object key under the bucket key, bound to its object (envelope format 2)",
+        );
+        assert_eq!(
+            object_key_aad(
+                &Binding::object("acme", "photos", "2024/caf\u{e9}.jpg"),
+                &version_id
+            ),
+            bound
+        );
+        let upload = find(
+            "wrapped_keys",
+            "upload key under the bucket key, bound to its upload (envelope format 2)",
+        );
+        assert_eq!(
+            object_key_aad(
+                &Binding::upload("acme", "photos", "big/video.mp4", "upload-0001"),
+                &version_id
+            ),
+            upload
+        );
         let meta = find("sealed_values", "object metadata under the object key");
         let version_id: [u8; 16] = meta[meta.len() - 16..].try_into().expect("id");
         let cipher = ObjectCipher {
@@ -317,30 +570,107 @@ mod tests {
             segment_size: 65_536,
         };
         assert_eq!(cipher.meta_aad(), meta);
+        assert_eq!(
+            cipher.etag_aad(None),
+            find("sealed_values", "object ETag under the object key")
+        );
+        assert_eq!(
+            cipher.etag_aad(Some(3)),
+            find("sealed_values", "part ETag under the upload's key")
+        );
+        assert_eq!(
+            cipher.part_checksums_aad(3),
+            find("sealed_values", "part checksums under the upload's key")
+        );
     }
 
     #[test]
-    fn envelopes_open_only_under_their_bucket_and_key() {
+    fn envelopes_open_only_under_their_tenant_bucket_name_and_upload() {
         let bk = Key::random().unwrap();
-        let (c, env) = ObjectCipher::generate("photos", &bk, 1).unwrap();
+        let here = Binding::object("acme", "photos", "a.jpg");
+        let (c, env) = ObjectCipher::generate(&here, &bk, 1).unwrap();
         let parsed = ObjectCipher::parse_envelope(&env).unwrap();
-        let back = ObjectCipher::open("photos", &parsed, &bk).unwrap();
+        assert!(parsed.is_bound());
+        let back = ObjectCipher::open(&here, &parsed, &bk).unwrap();
         assert_eq!(back.key.expose(), c.key.expose());
-        assert!(ObjectCipher::open("other", &parsed, &bk).is_err());
-        assert!(ObjectCipher::open("photos", &parsed, &Key::random().unwrap()).is_err());
+        for elsewhere in [
+            Binding::object("acme", "photos", "b.jpg"),
+            Binding::object("acme", "other", "a.jpg"),
+            Binding::object("beta", "photos", "a.jpg"),
+            Binding::upload("acme", "photos", "a.jpg", "u1"),
+        ] {
+            assert!(
+                ObjectCipher::open(&elsewhere, &parsed, &bk).is_err(),
+                "{elsewhere:?}"
+            );
+        }
+        assert!(ObjectCipher::open(&here, &parsed, &Key::random().unwrap()).is_err());
+        // Names that run into each other do not bind alike.
+        let (_, env) = ObjectCipher::generate(&Binding::object("ab", "c", "d"), &bk, 1).unwrap();
+        let parsed = ObjectCipher::parse_envelope(&env).unwrap();
+        assert!(ObjectCipher::open(&Binding::object("a", "bc", "d"), &parsed, &bk).is_err());
+    }
+
+    #[test]
+    fn legacy_envelopes_open_only_for_the_upgrade() {
+        let bk = Key::random().unwrap();
+        let (c, _) = ObjectCipher::generate(&Binding::object("t", "b", "k"), &bk, 1).unwrap();
+        let (wrapped, kcv) =
+            obhut_crypto::wrap_key(&bk, &c.key, &legacy_object_key_aad("b", &c.version_id))
+                .unwrap();
+        let legacy = Envelope {
+            format: LEGACY_ENVELOPE_FORMAT,
+            key_version: 1,
+            version_id: hex(&c.version_id),
+            wrapped_key: base64_simd::STANDARD.encode_to_string(&wrapped),
+            kcv: hex(&kcv),
+            segment_size: c.segment_size,
+        };
+        let parsed = ObjectCipher::parse_envelope(&serde_json::to_vec(&legacy).unwrap()).unwrap();
+        assert!(!parsed.is_bound());
+        assert!(matches!(
+            ObjectCipher::open(&Binding::object("t", "b", "k"), &parsed, &bk),
+            Err(EnvelopeError::Unbound(1))
+        ));
+        let back = ObjectCipher::open_legacy("b", &parsed, &bk).unwrap();
+        assert_eq!(back.key.expose(), c.key.expose());
     }
 
     #[test]
     fn metadata_is_sealed_to_its_object_version() {
         let bk = Key::random().unwrap();
-        let (a, _) = ObjectCipher::generate("b", &bk, 1).unwrap();
-        let (b, _) = ObjectCipher::generate("b", &bk, 1).unwrap();
+        let (a, _) = ObjectCipher::generate(&Binding::object("t", "b", "x"), &bk, 1).unwrap();
+        let (b, _) = ObjectCipher::generate(&Binding::object("t", "b", "x"), &bk, 1).unwrap();
         let mut m = ObjectMeta::default();
         m.user.insert("secret".into(), "marker".into());
         let sealed = a.seal_meta(&m).unwrap();
         assert!(!sealed.windows(6).any(|w| w == b"marker"));
         assert_eq!(a.open_meta(&sealed).unwrap(), m);
         assert!(b.open_meta(&sealed).is_err());
+    }
+
+    #[test]
+    fn etags_are_sealed_to_their_object_version_and_part() {
+        let bk = Key::random().unwrap();
+        let (a, _) = ObjectCipher::generate(&Binding::object("t", "b", "x"), &bk, 1).unwrap();
+        let (b, _) = ObjectCipher::generate(&Binding::object("t", "b", "x"), &bk, 1).unwrap();
+        let md5 = "9e107d9d372bb6826bd81d3542a419d6";
+        let stored = a.seal_etag(None, md5).unwrap();
+        assert!(is_sealed_etag(&stored));
+        assert!(!stored.contains(md5));
+        assert_eq!(a.open_etag(None, &stored).unwrap(), md5);
+        assert!(b.open_etag(None, &stored).is_err(), "another version");
+        assert!(a.open_etag(Some(1), &stored).is_err(), "a part");
+        assert!(a.open_etag(None, md5).is_err(), "an unsealed ETag");
+        let part = a.seal_etag(Some(2), md5).unwrap();
+        assert!(a.open_etag(Some(3), &part).is_err(), "another part number");
+        let sums = Checksums {
+            crc32: Some("AAAAAA==".into()),
+            ..Checksums::default()
+        };
+        let sealed = a.seal_part_checksums(2, &sums).unwrap();
+        assert_eq!(a.open_part_checksums(2, &sealed).unwrap(), sums);
+        assert!(a.open_part_checksums(3, &sealed).is_err());
     }
 
     #[test]

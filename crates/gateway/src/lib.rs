@@ -15,12 +15,15 @@ pub mod authn;
 pub mod datapath;
 mod error;
 mod front;
+mod integrity;
 pub mod keys;
 mod list;
 mod meta;
 pub mod policies;
 pub mod rotation;
 mod s3;
+mod shred;
+pub mod upgrade;
 
 pub use access::TenantAuth;
 pub use front::S3Front;
@@ -96,11 +99,17 @@ pub struct Gateway {
     maintenance: Arc<RepairRequests>,
     /// The residency policies placement follows: the trustee's.
     policies: Arc<dyn PolicySource>,
+    /// Whether the records of the previous release have been upgraded (`upgrade`).
+    upgrade: Arc<upgrade::UpgradeState>,
+    /// Integrity alarms already sent to the trustee.
+    alarms: Arc<integrity::Alarms>,
 }
 
 impl Gateway {
     /// A gateway over `sites` (shared with maintenance: changes apply at once) that reports
-    /// to `repairs` and places by `policies`; its revocation listener runs among `workers`.
+    /// to `repairs` and places by `policies`; its revocation listener, the upgrade of the
+    /// previous release's records (`upgrade`) and the purge of shredded tenants' records
+    /// (`shred`) run among `workers`.
     #[must_use]
     pub fn new(
         catalog: Arc<dyn Catalog>,
@@ -117,7 +126,7 @@ impl Gateway {
             trustee.subscribe_revocations(),
             Arc::downgrade(&keys),
         );
-        Self {
+        let gateway = Self {
             catalog,
             sites: SiteSet::from(sites),
             trustee,
@@ -125,7 +134,12 @@ impl Gateway {
             config: Arc::new(config),
             maintenance: repairs,
             policies,
-        }
+            upgrade: Arc::default(),
+            alarms: Arc::default(),
+        };
+        gateway.spawn_upgrade(workers);
+        gateway.spawn_shred_purge(workers);
+        gateway
     }
 
     /// The residency policy in effect for new objects of `bucket`: the trustee's (the

@@ -8,7 +8,7 @@
 //! envelope under them.
 
 use crate::Gateway;
-use crate::keys::ObjectCipher;
+use crate::keys::{Binding, ObjectCipher};
 use obhut_catalog::{BucketKey, ObjectPages};
 use obhut_trustee_client::Justification;
 use s3s::S3Error;
@@ -48,6 +48,9 @@ impl Gateway {
             .is_some_and(|b| b.tenant == tenant);
         if !owned {
             return Err(format!("tenant {tenant} has no bucket {bucket}"));
+        }
+        if !self.upgrade.is_done() {
+            return Err("records of the previous release are still being upgraded to the current format; rotate when the upgrade has finished".into());
         }
         let current = self
             .catalog
@@ -94,8 +97,9 @@ impl Gateway {
         let mut pages = ObjectPages::new(self.catalog.as_ref(), bucket, PAGE);
         while let Some(page) = pages.next_page().await.map_err(|e| e.to_string())? {
             for o in page {
+                let binding = Binding::object(tenant, bucket, &o.key);
                 if let Some(env) = self
-                    .rewrapped(tenant, bucket, &o.envelope, version, &new_key, why)
+                    .rewrapped(&binding, &o.envelope, version, &new_key, why)
                     .await?
                 {
                     if self
@@ -129,8 +133,9 @@ impl Gateway {
             let Some(last) = page.last() else { break };
             marker = Some((last.key.clone(), last.upload_id.clone()));
             for u in page {
+                let binding = Binding::upload(tenant, bucket, &u.key, &u.upload_id);
                 if let Some(env) = self
-                    .rewrapped(tenant, bucket, &u.envelope, version, &new_key, why)
+                    .rewrapped(&binding, &u.envelope, version, &new_key, why)
                     .await?
                 {
                     if self
@@ -168,27 +173,30 @@ impl Gateway {
         Ok(n)
     }
 
-    /// The envelope rewrapped under `new_key`, or `None` if it already is.
+    /// The envelope of the record filed under `binding` rewrapped under `new_key`, or `None`
+    /// if it already is, or if the record fails its integrity check (it is reported, and left
+    /// as it is: it serves nothing either way).
     async fn rewrapped(
         &self,
-        tenant: &str,
-        bucket: &str,
+        binding: &Binding<'_>,
         envelope: &[u8],
         version: u32,
         new_key: &obhut_crypto::Key,
         why: &Justification,
     ) -> Result<Option<Vec<u8>>, String> {
-        let env = ObjectCipher::parse_envelope(envelope).map_err(|e| e.to_string())?;
-        if env.key_version == version {
+        if ObjectCipher::parse_envelope(envelope).is_ok_and(|env| env.key_version == version) {
             return Ok(None);
         }
-        let old_key = self
-            .bucket_key(tenant, bucket, env.key_version, why)
+        let cipher = match self
+            .open_bound(binding, envelope, why, &crate::s3::KeyMemo::default())
             .await
-            .map_err(|e| fail(&e))?;
-        let cipher = ObjectCipher::open(bucket, &env, &old_key).map_err(|e| e.to_string())?;
+        {
+            Ok(cipher) => cipher,
+            Err(e) if *e.code() == s3s::S3ErrorCode::InvalidObjectState => return Ok(None),
+            Err(e) => return Err(fail(&e)),
+        };
         cipher
-            .envelope_under(bucket, new_key, version)
+            .envelope_under(binding, new_key, version)
             .map(Some)
             .map_err(|e| e.to_string())
     }

@@ -41,6 +41,27 @@ pub enum Justification {
     System { reason: String },
 }
 
+/// A catalog record a gateway refused to serve because it failed its integrity check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntegrityAlarm {
+    pub tenant: String,
+    pub bucket: String,
+    /// The object name the record is filed under.
+    pub key: String,
+    /// The multipart upload, for an upload's record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload: Option<String>,
+    /// What failed (e.g. "the object key is not bound to this name").
+    pub reason: String,
+}
+
+/// The one `System` reason for which the trustee releases a bucket key: the gateway's one-time
+/// upgrade of the records an earlier release wrote (binding object keys to their names,
+/// sealing ETags; docs/format.md, section 7). Every such release is logged like any other.
+pub const FORMAT_UPGRADE_REASON: &str =
+    "format upgrade: bind object keys to their names, seal ETags";
+
 /// A bucket key as stored in the catalog: sealed under the tenant key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WrappedKey {
@@ -221,6 +242,9 @@ pub trait TrusteeClient: Send + Sync {
         &self,
         access: &GrantAccess,
     ) -> Result<GrantScope, TrusteeError>;
+    /// Appends an `integrity_alarm` entry to the log: a gateway found `alarm`'s record failing
+    /// its integrity check and served nothing from it. Returns the entry's log index.
+    async fn report_integrity(&self, alarm: &IntegrityAlarm) -> Result<u64, TrusteeError>;
 }
 
 /// The associated data that binds a wrapped bucket key to its tenant, bucket and version.

@@ -275,6 +275,17 @@ pub enum LogEvent {
         tenant: Option<String>,
         detail: String,
     },
+    /// A gateway found a catalog record of a tenant's object or upload that fails its
+    /// integrity check (e.g. copied under another name, into another bucket, or edited), and
+    /// served nothing from it. `upload` names the multipart upload for an upload's record.
+    IntegrityAlarm {
+        tenant: String,
+        bucket: String,
+        key: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        upload: Option<String>,
+        reason: String,
+    },
 }
 
 /// A `policy_changed` entry: the two shapes share one type string.
@@ -357,6 +368,7 @@ impl LogEvent {
             Self::AccessKeyRevoked { .. } => "access_key_revoked",
             Self::AccessKeysImported { .. } => "access_keys_imported",
             Self::IntegrityFailure { .. } => "integrity_failure",
+            Self::IntegrityAlarm { .. } => "integrity_alarm",
         }
     }
 
@@ -400,6 +412,7 @@ impl LogEvent {
             | Self::AccessKeyCreated { tenant, .. }
             | Self::AccessKeyRevoked { tenant, .. }
             | Self::AccessKeysImported { tenant, .. } => Some(tenant),
+            Self::IntegrityAlarm { tenant, .. } => Some(tenant),
         }
     }
 
@@ -456,6 +469,7 @@ impl LogEvent {
             | Self::KeyRelease { .. }
             | Self::Attestation { .. }
             | Self::IntegrityFailure { .. } => None,
+            Self::IntegrityAlarm { .. } => None,
         }
     }
 
@@ -701,6 +715,18 @@ impl LogEvent {
                 ("what", what.clone()),
                 ("subject", subject.clone()),
                 ("detail", format!("{detail:?}")),
+            ],
+            Self::IntegrityAlarm {
+                bucket,
+                key,
+                upload,
+                reason,
+                ..
+            } => vec![
+                ("bucket", bucket.clone()),
+                ("key", key.clone()),
+                ("upload", opt(upload.clone())),
+                ("reason", reason.clone()),
             ],
         }
     }

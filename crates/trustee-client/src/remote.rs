@@ -44,8 +44,9 @@
 //! is unreachable.
 
 use crate::{
-    GrantAccess, GrantScope, Justification, LogRead, PrincipalInfo, Query, Revocation, SealStatus,
-    SignedStatement, TenantKeyStatus, TrusteeClient, TrusteeError, WrappedKey,
+    GrantAccess, GrantScope, IntegrityAlarm, Justification, LogRead, PrincipalInfo, Query,
+    Revocation, SealStatus, SignedStatement, TenantKeyStatus, TrusteeClient, TrusteeError,
+    WrappedKey,
 };
 use async_trait::async_trait;
 use obhut_core::TenantResidency;
@@ -827,6 +828,10 @@ impl TrusteeClient for RemoteTrustee {
         access: &GrantAccess,
     ) -> Result<GrantScope, TrusteeError> {
         self.conn.post("/v1/gov/grant-access", access).await
+    }
+
+    async fn report_integrity(&self, alarm: &IntegrityAlarm) -> Result<u64, TrusteeError> {
+        self.conn.post("/v1/gov/integrity-alarm", alarm).await
     }
 
     async fn seal_site_secret(&self, site: &str, secret: &str) -> Result<String, TrusteeError> {

@@ -29,9 +29,9 @@ use obhut_core::TenantResidency;
 use obhut_crypto::Key;
 use obhut_trustee_client::views::{ShredDone, ShredView};
 use obhut_trustee_client::{
-    Action, GrantAccess, GrantScope, Justification, LogEvent, LogRead, PrincipalInfo, Query,
-    Revocation, Role, SealStatus, ShredMode, SignedStatement, TenantKeyStatus, TrusteeClient,
-    TrusteeError, WrappedKey, bucket_key_aad,
+    Action, GrantAccess, GrantScope, IntegrityAlarm, Justification, LogEvent, LogRead,
+    PrincipalInfo, Query, Revocation, Role, SealStatus, ShredMode, SignedStatement,
+    TenantKeyStatus, TrusteeClient, TrusteeError, WrappedKey, bucket_key_aad,
 };
 use serde_json::Value;
 use std::path::Path;
@@ -627,6 +627,39 @@ impl TrusteeClient for Trustee {
         .await
     }
 
+    async fn report_integrity(&self, alarm: &IntegrityAlarm) -> Result<u64, TrusteeError> {
+        let fits = |s: &str, max: usize| !s.is_empty() && s.len() <= max;
+        if !(fits(&alarm.tenant, 256)
+            && fits(&alarm.bucket, 256)
+            && alarm.key.len() <= 2048
+            && alarm.upload.as_deref().is_none_or(|u| fits(u, 256))
+            && fits(&alarm.reason, 512))
+        {
+            return Err(TrusteeError::Invalid(
+                "an integrity alarm names a tenant, a bucket, a key and a reason of bounded length"
+                    .into(),
+            ));
+        }
+        let alarm = alarm.clone();
+        self.blocking(move |t| {
+            tracing::error!(
+                tenant = alarm.tenant,
+                bucket = alarm.bucket,
+                key = alarm.key,
+                reason = alarm.reason,
+                "integrity alarm from a gateway"
+            );
+            t.governance.record(LogEvent::IntegrityAlarm {
+                tenant: alarm.tenant,
+                bucket: alarm.bucket,
+                key: alarm.key,
+                upload: alarm.upload,
+                reason: alarm.reason,
+            })
+        })
+        .await
+    }
+
     async fn seal_site_secret(&self, site: &str, secret: &str) -> Result<String, TrusteeError> {
         let (site, secret) = (site.to_owned(), zeroize::Zeroizing::new(secret.to_owned()));
         let sealed = self
@@ -1096,6 +1129,19 @@ mod tests {
                 "{why:?}"
             );
         }
+        // The one system reason that may have a key released: the format upgrade (logged).
+        let upgrade = Justification::System {
+            reason: obhut_trustee_client::FORMAT_UPGRADE_REASON.into(),
+        };
+        let k3 = t
+            .release_bucket_key("a", "photos", &wk, &upgrade)
+            .await
+            .unwrap();
+        assert_eq!(k1.expose(), k3.expose());
+        assert!(matches!(
+            t.create_bucket_key("a", "y", 1, &upgrade).await,
+            Err(TrusteeError::Denied(_))
+        ));
         assert!(matches!(
             t.create_bucket_key("a", "x", 1, &customer(&t, "b")).await,
             Err(TrusteeError::Denied(_))

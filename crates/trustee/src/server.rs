@@ -34,8 +34,8 @@ use obhut_trustee_client::remote::wire::{
 };
 use obhut_trustee_client::remote::{LONG_POLL_HOLD, crypto_provider, pem};
 use obhut_trustee_client::{
-    GrantAccess, GrantScope, LogRead, PrincipalInfo, Revocation, SealStatus, SignedStatement,
-    TenantKeyStatus, TrusteeClient, TrusteeError, WrappedKey,
+    GrantAccess, GrantScope, IntegrityAlarm, LogRead, PrincipalInfo, Revocation, SealStatus,
+    SignedStatement, TenantKeyStatus, TrusteeClient, TrusteeError, WrappedKey,
 };
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -311,6 +311,7 @@ fn router_with(
         .route("/v1/gov/site-secret/seal", post(seal_site_secret))
         .route("/v1/gov/site-secret/open", post(open_site_secret))
         .route("/v1/gov/attest", post(attest))
+        .route("/v1/gov/integrity-alarm", post(integrity_alarm))
         .route("/v1/bucket-keys/create", post(create_bucket_key))
         .route("/v1/bucket-keys/release", post(release_bucket_key))
         .route("/v1/revocations", get(revocations))
@@ -450,6 +451,14 @@ async fn attest(
             .attest(&r.kind, r.tenant.as_deref(), &r.digest)
             .await?,
     ))
+}
+
+async fn integrity_alarm(
+    State(s): State<AppState>,
+    body: Result<Json<IntegrityAlarm>, JsonRejection>,
+) -> ApiResult<u64> {
+    let Json(r) = body?;
+    Ok(Json(s.trustee.report_integrity(&r).await?))
 }
 
 async fn grant_access(
@@ -840,6 +849,25 @@ mod tests {
         assert_eq!(released.expose(), local.expose());
         assert!(!remote.seal_status().await.unwrap().sealed);
         assert_eq!(remote.tenant_key_status("a").await.unwrap().state, "active");
+
+        // a gateway's integrity alarm is appended to the log; a malformed one is refused alike
+        let alarm = IntegrityAlarm {
+            tenant: "a".into(),
+            bucket: "photos".into(),
+            key: "shared/copied".into(),
+            upload: None,
+            reason: "the object key does not open here".into(),
+        };
+        let first = remote.report_integrity(&alarm).await.unwrap();
+        assert_eq!(remote.report_integrity(&alarm).await.unwrap(), first + 1);
+        let empty = IntegrityAlarm {
+            tenant: String::new(),
+            ..alarm
+        };
+        assert_eq!(
+            remote.report_integrity(&empty).await.unwrap_err(),
+            r.trustee.report_integrity(&empty).await.unwrap_err()
+        );
 
         // the trustee's refusals arrive as the same error, with the same text
         for (got, want) in [

@@ -35,7 +35,12 @@ fn fixture() -> Fixture {
         faults.push(switches);
     }
     let bucket_key = Key::random().expect("key");
-    let (cipher, _) = ObjectCipher::generate("bucket", &bucket_key, 1).expect("object key");
+    let (cipher, _) = ObjectCipher::generate(
+        &crate::keys::Binding::object("tenant", "bucket", "key"),
+        &bucket_key,
+        1,
+    )
+    .expect("object key");
     Fixture {
         _dir: dir,
         sites,

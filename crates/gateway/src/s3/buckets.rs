@@ -8,6 +8,7 @@ use crate::access::ReqCtx;
 use crate::{Gateway, error};
 use obhut_catalog::{Bucket, BucketKey};
 use obhut_core::validate_bucket_name;
+use obhut_trustee_client::TrusteeError;
 use s3s::dto::*;
 use s3s::{S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
@@ -16,6 +17,26 @@ pub async fn list(
     req: S3Request<ListBucketsInput>,
 ) -> S3Result<S3Response<ListBucketsOutput>> {
     let ctx = ReqCtx::of(&req)?;
+    // Bucket names are the tenant's data too: listed only while its key is usable (not with
+    // the trustee sealed or unreachable, nor after a crypto-shred).
+    let seal = gw.trustee.seal_status().await.map_err(error::trustee)?;
+    if seal.sealed {
+        return Err(error::trustee(TrusteeError::Sealed(
+            seal.shares_given,
+            seal.threshold,
+        )));
+    }
+    let tenant = ctx.tenant.name.clone();
+    match gw.trustee.tenant_key_status(&tenant).await {
+        Ok(status) => match status.state.as_str() {
+            "active" => {}
+            "destroyed" => return Err(error::trustee(TrusteeError::TenantKeyDestroyed(tenant))),
+            _ => return Err(error::trustee(TrusteeError::TenantKeyDisabled(tenant))),
+        },
+        // A tenant's key is made with its first bucket: without one there is nothing to hide.
+        Err(TrusteeError::NoTenantKey(_)) => {}
+        Err(e) => return Err(error::trustee(e)),
+    }
     let prefix = req.input.prefix.clone().unwrap_or_default();
     let buckets = gw
         .catalog

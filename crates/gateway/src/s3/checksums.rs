@@ -155,35 +155,3 @@ pub fn checksums_of(
         sha256,
     }
 }
-
-/// The checksums a part recorded. A record that does not parse is an internal error (and
-/// logged), never taken for a part without checksums: that would skip the checks of
-/// CompleteMultipartUpload and list the part without them.
-pub fn part_checksums(stored: &[u8]) -> S3Result<Checksums> {
-    Checksums::decode(stored).map_err(|e| error::corrupt_record("part checksums", &e))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn stored_part_checksums_round_trip_and_copied_parts_have_none() {
-        let sums = Checksums {
-            crc32c: Some("yZRlqg==".into()),
-            ..Checksums::default()
-        };
-        assert_eq!(part_checksums(&sums.encode()).expect("parses"), sums);
-        assert_eq!(part_checksums(b"").expect("empty"), Checksums::default());
-        assert_eq!(part_checksums(b"{}").expect("none"), Checksums::default());
-    }
-
-    #[test]
-    fn unparsable_part_checksums_are_an_internal_error_not_empty() {
-        for stored in [&b"{\"crc32\": 5}"[..], b"not json", b"{\"crc32\":"] {
-            let e = part_checksums(stored).expect_err("must not be taken for empty");
-            assert_eq!(*e.code(), S3ErrorCode::InternalError);
-            assert_eq!(e.message(), Some(error::STORED_RECORD_CORRUPT));
-        }
-    }
-}

@@ -1,7 +1,8 @@
 //! Conditional requests: If-Match, If-None-Match and the date conditions of reads and copy
 //! sources (RFC 7232 as S3 applies it), and the conditions S3 accepts on writes.
 //!
-//! Decides from an object's catalog record only; never sees its content or keys.
+//! Decides from an object's catalog record and its ETag, opened by the caller (the catalog
+//! holds it sealed); never sees its content or keys.
 
 use super::convert::seconds;
 use crate::error;
@@ -29,11 +30,12 @@ pub fn precondition_failed() -> S3Error {
 }
 
 impl Conditions<'_> {
-    /// RFC 7232 evaluation order, as S3 applies it. `for_copy` turns 304 into 412.
-    pub fn check(&self, o: &ObjectRecord, for_copy: bool) -> S3Result<()> {
+    /// RFC 7232 evaluation order, as S3 applies it, for object `o` whose ETag is `etag`.
+    /// `for_copy` turns 304 into 412.
+    pub fn check(&self, o: &ObjectRecord, etag: &str, for_copy: bool) -> S3Result<()> {
         let modified = o.last_modified_ms / 1000;
         if let Some(m) = self.if_match {
-            if !etag_matches(m, &o.etag) {
+            if !etag_matches(m, etag) {
                 return Err(precondition_failed());
             }
         } else if let Some(t) = self.if_unmodified_since
@@ -42,7 +44,7 @@ impl Conditions<'_> {
             return Err(precondition_failed());
         }
         let not_modified = if let Some(n) = self.if_none_match {
-            etag_matches(n, &o.etag)
+            etag_matches(n, etag)
         } else {
             self.if_modified_since
                 .is_some_and(|t| modified <= seconds(t))
@@ -59,7 +61,9 @@ impl Conditions<'_> {
 }
 
 /// The condition of a write (PutObject, CompleteMultipartUpload): S3 accepts `If-None-Match: *`
-/// and `If-Match: <etag>`, not both.
+/// and `If-Match: <etag>`, not both. An `If-Match` condition names the ETag the client wants;
+/// before it reaches the catalog, which holds ETags sealed, `Gateway::write_condition` turns
+/// it into the stored form of the current object's ETag.
 pub fn put_condition(
     if_match: Option<&ETagCondition>,
     if_none_match: Option<&ETagCondition>,

@@ -8,9 +8,9 @@ use super::conditions::Conditions;
 use super::convert::{etag, hex, now_ms, timestamp};
 use super::input::{check_new_object, part_number};
 use super::objects::MetaHeaders;
-use super::store::{NewBlob, Placement, Stored};
+use super::store::{KeyMemo, NewBlob, Placement, Stored};
 use crate::access::{ReqCtx, copy_source_object, owned_bucket};
-use crate::keys::ObjectCipher;
+use crate::keys::{Binding, ObjectCipher};
 use crate::meta::{Checksums, ObjectMeta};
 use crate::{Gateway, error};
 use obhut_catalog::{ObjectRecord, PutCondition};
@@ -27,38 +27,37 @@ struct Source {
 }
 
 impl Gateway {
-    /// The object `x-amz-copy-source` names, in a bucket of the caller's tenant, with its
-    /// conditions (`x-amz-copy-source-if-*`) holding.
+    /// The object `x-amz-copy-source` names, in a bucket of the caller's tenant, opened for
+    /// reading (its key released for the copy's read step), with its conditions
+    /// (`x-amz-copy-source-if-*`) holding. The conditions compare the source's ETag, which is
+    /// sealed: it is opened first.
     async fn copy_source(
         &self,
         ctx: &ReqCtx,
         source: &CopySource,
         conditions: &Conditions<'_>,
-    ) -> S3Result<ObjectRecord> {
+    ) -> S3Result<Source> {
         // The grant check read the source the same way (`crate::access`).
         let (bucket, key) = copy_source_object(source)?;
         owned_bucket(self.catalog.as_ref(), &ctx.tenant, bucket).await?;
-        let object = self.object(bucket, key).await?;
-        conditions.check(&object, true)?;
-        Ok(object)
-    }
-
-    /// Opens a copy's source object for reading, its key released for the copy's read step.
-    async fn open_source(&self, ctx: &ReqCtx, object: ObjectRecord) -> S3Result<Source> {
-        let cipher = self
-            .open_cipher(
-                &ctx.tenant.name,
-                &object.bucket,
-                &object.envelope,
-                &ctx.justification_for("read"),
-            )
+        let why = ctx.justification_for("read");
+        let keys = KeyMemo::default();
+        self.current_bucket_key(&ctx.tenant.name, bucket, &why, &keys)
             .await?;
-        let meta = cipher
-            .open_meta(&object.meta)
-            .map_err(|e| error::envelope(&e))?;
+        let object = self.object(bucket, key).await?;
+        let opened = self
+            .open_object(&ctx.tenant.name, &object, &why, &keys)
+            .await?;
+        conditions.check(&object, &opened.etag, true)?;
+        let meta = opened.cipher.open_meta(&object.meta).map_err(|e| {
+            self.integrity_failure(
+                &Binding::object(&ctx.tenant.name, &object.bucket, &object.key),
+                &format!("the metadata does not open: {e}"),
+            )
+        })?;
         Ok(Source {
             object,
-            cipher: Arc::new(cipher),
+            cipher: Arc::new(opened.cipher),
             meta,
         })
     }
@@ -141,13 +140,12 @@ pub async fn copy_object(
             },
         )
         .await?;
-    if src.bucket == bucket && src.key == input.key && !replace {
+    if src.object.bucket == bucket && src.object.key == input.key && !replace {
         return Err(error::with(
             S3ErrorCode::InvalidRequest,
             error::COPY_TO_ITSELF,
         ));
     }
-    let src = gw.open_source(&ctx, src).await?;
     let mut meta = if replace {
         MetaHeaders {
             content_type: input.content_type,
@@ -168,7 +166,10 @@ pub async fn copy_object(
     };
     let placed = gw.placement(&ctx).await?;
     let (cipher, envelope) = gw
-        .new_cipher(&ctx.tenant.name, bucket, &ctx.justification_for("write"))
+        .new_cipher(
+            &Binding::object(&ctx.tenant.name, bucket, &input.key),
+            &ctx.justification_for("write"),
+        )
         .await?;
     let stored = gw
         .copy_blob(&src, 0..src.object.size, &placed, &cipher, 1)
@@ -186,7 +187,9 @@ pub async fn copy_object(
         bucket: bucket.to_owned(),
         key: input.key,
         size: written.chunk.size,
-        etag: etag_value.clone(),
+        etag: cipher
+            .seal_etag(None, &etag_value)
+            .map_err(|e| error::envelope(&e))?,
         last_modified_ms,
         envelope,
         meta: cipher.seal_meta(&meta).map_err(|e| error::envelope(&e))?,
@@ -211,7 +214,10 @@ pub async fn upload_part_copy(
     let ctx = ReqCtx::of(&req)?;
     let input = req.input;
     let n = part_number(input.part_number)?;
-    let upload = gw.load_upload(&ctx, &input.key, &input.upload_id).await?;
+    let keys = KeyMemo::default();
+    let upload = gw
+        .load_upload(&ctx, &input.key, &input.upload_id, &keys)
+        .await?;
     let src = gw
         .copy_source(
             &ctx,
@@ -225,22 +231,21 @@ pub async fn upload_part_copy(
         )
         .await?;
     let range = match &input.copy_source_range {
-        Some(r) => copy_source_range(r, src.size)?,
-        None => 0..src.size,
+        Some(r) => copy_source_range(r, src.object.size)?,
+        None => 0..src.object.size,
     };
     let placed = gw.upload_placement(&ctx, &upload).await?;
-    let src = gw.open_source(&ctx, src).await?;
     let cipher = gw
-        .open_cipher(
+        .open_upload(
             &ctx.tenant.name,
-            &upload.bucket,
-            &upload.envelope,
+            &upload,
             &ctx.justification_for("write"),
+            &keys,
         )
         .await?;
     let stored = gw.copy_blob(&src, range, &placed, &cipher, n).await?;
     let recorded = gw
-        .record_part(&upload.upload_id, n, stored, Checksums::default())
+        .record_part(&upload.upload_id, n, stored, &cipher, Checksums::default())
         .await?;
     Ok(S3Response::new(UploadPartCopyOutput {
         copy_part_result: Some(CopyPartResult {

@@ -2,14 +2,18 @@
 //! version per key) and ListMultipartUploads, with their markers, continuation tokens and
 //! URL encoding. The paging and delimiter roll-up are `crate::list`'s.
 //!
-//! Works on catalog records only; never sees object content or keys.
+//! Names, sizes and ETags are the tenant's data: nothing is listed without the bucket's key
+//! from the trustee, ETags are opened from their sealed form (with each object's key, which
+//! also checks that the record is bound to its name), and a record that fails that check is
+//! left out of the listing and reported. Never sees object content.
 
 use super::convert::{etag, owner, size_i64, timestamp};
 use super::input::{page_size, wants_url_encoding};
+use super::store::KeyMemo;
 use crate::access::ReqCtx;
 use crate::list::{list_page, list_uploads_page, url_encode};
 use crate::{Gateway, error};
-use obhut_catalog::ObjectRecord;
+use obhut_catalog::{ObjectRecord, Upload};
 use s3s::dto::*;
 use s3s::{S3ErrorCode, S3Request, S3Response, S3Result};
 
@@ -41,9 +45,9 @@ impl Names {
         )
     }
 
-    fn object(self, o: ObjectRecord) -> Object {
+    fn object(self, (o, e): (ObjectRecord, String)) -> Object {
         Object {
-            e_tag: Some(etag(&o.etag)),
+            e_tag: Some(etag(&e)),
             key: Some(self.name(o.key)),
             last_modified: Some(timestamp(o.last_modified_ms)),
             size: Some(size_i64(o.size)),
@@ -53,6 +57,59 @@ impl Names {
             ..Default::default()
         }
     }
+}
+
+/// Asks for the bucket's current key, so that nothing about the bucket's contents is answered
+/// while the trustee is sealed, unreachable or refuses (e.g. after a crypto-shred).
+async fn require_key(gw: &Gateway, ctx: &ReqCtx, keys: &KeyMemo) -> S3Result<()> {
+    let bucket = ctx.bucket()?.name.as_str();
+    gw.current_bucket_key(&ctx.tenant.name, bucket, &ctx.justification, keys)
+        .await
+        .map(|_| ())
+}
+
+/// The listed objects with their ETags opened; a record that fails its integrity check is left
+/// out (it was reported).
+async fn opened(
+    gw: &Gateway,
+    ctx: &ReqCtx,
+    keys: &KeyMemo,
+    objects: Vec<ObjectRecord>,
+) -> S3Result<Vec<(ObjectRecord, String)>> {
+    let mut out = Vec::with_capacity(objects.len());
+    for o in objects {
+        match gw
+            .open_object(&ctx.tenant.name, &o, &ctx.justification, keys)
+            .await
+        {
+            Ok(opened) => out.push((o, opened.etag)),
+            Err(e) if *e.code() == S3ErrorCode::InvalidObjectState => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
+}
+
+/// The listed uploads whose keys open where they are filed; the others are left out (they
+/// were reported).
+async fn opened_uploads(
+    gw: &Gateway,
+    ctx: &ReqCtx,
+    keys: &KeyMemo,
+    uploads: Vec<Upload>,
+) -> S3Result<Vec<Upload>> {
+    let mut out = Vec::with_capacity(uploads.len());
+    for u in uploads {
+        match gw
+            .open_upload(&ctx.tenant.name, &u, &ctx.justification, keys)
+            .await
+        {
+            Ok(_) => out.push(u),
+            Err(e) if *e.code() == S3ErrorCode::InvalidObjectState => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
 }
 
 fn page_size_i32(max: usize) -> Option<i32> {
@@ -83,6 +140,8 @@ pub async fn objects_v1(
 ) -> S3Result<S3Response<ListObjectsOutput>> {
     let ctx = ReqCtx::of(&req)?;
     let bucket = ctx.bucket()?.name.as_str();
+    let keys = KeyMemo::default();
+    require_key(gw, &ctx, &keys).await?;
     let i = req.input;
     let names = Names::of(i.encoding_type.as_ref())?;
     let max = page_size(i.max_keys, error::NEGATIVE_MAX_KEYS)?;
@@ -105,7 +164,13 @@ pub async fn objects_v1(
         marker: Some(names.name(i.marker.unwrap_or_default())),
         max_keys: page_size_i32(max),
         is_truncated: Some(page.truncated),
-        contents: Some(page.objects.into_iter().map(|o| names.object(o)).collect()),
+        contents: Some(
+            opened(gw, &ctx, &keys, page.objects)
+                .await?
+                .into_iter()
+                .map(|o| names.object(o))
+                .collect(),
+        ),
         common_prefixes: names.common_prefixes(page.common_prefixes),
         delimiter: i.delimiter.map(|d| names.name(d)),
         next_marker,
@@ -120,6 +185,8 @@ pub async fn objects_v2(
 ) -> S3Result<S3Response<ListObjectsV2Output>> {
     let ctx = ReqCtx::of(&req)?;
     let bucket = ctx.bucket()?.name.as_str();
+    let keys = KeyMemo::default();
+    require_key(gw, &ctx, &keys).await?;
     let i = req.input;
     let names = Names::of(i.encoding_type.as_ref())?;
     let max = page_size(i.max_keys, error::NEGATIVE_MAX_KEYS)?;
@@ -137,7 +204,13 @@ pub async fn objects_v2(
         max,
     )
     .await?;
-    let key_count = page.objects.len() + page.common_prefixes.len();
+    let contents: Vec<Object> = opened(gw, &ctx, &keys, page.objects)
+        .await?
+        .into_iter()
+        .map(|o| names.object(o))
+        .collect();
+    // What is answered: records that failed their integrity check are not counted.
+    let key_count = contents.len() + page.common_prefixes.len();
     let next = page
         .truncated
         .then(|| page.last.as_deref().map(encode_token))
@@ -150,7 +223,7 @@ pub async fn objects_v2(
         continuation_token: i.continuation_token,
         next_continuation_token: next,
         is_truncated: Some(page.truncated),
-        contents: Some(page.objects.into_iter().map(|o| names.object(o)).collect()),
+        contents: Some(contents),
         common_prefixes: names.common_prefixes(page.common_prefixes),
         delimiter: i.delimiter.map(|d| names.name(d)),
         encoding_type: i.encoding_type,
@@ -165,6 +238,8 @@ pub async fn object_versions(
 ) -> S3Result<S3Response<ListObjectVersionsOutput>> {
     let ctx = ReqCtx::of(&req)?;
     let bucket = ctx.bucket()?.name.as_str();
+    let keys = KeyMemo::default();
+    require_key(gw, &ctx, &keys).await?;
     let i = req.input;
     let names = Names::of(i.encoding_type.as_ref())?;
     let max = page_size(i.max_keys, error::NEGATIVE_MAX_KEYS)?;
@@ -178,11 +253,11 @@ pub async fn object_versions(
         max,
     )
     .await?;
-    let versions = page
-        .objects
+    let versions = opened(gw, &ctx, &keys, page.objects)
+        .await?
         .into_iter()
-        .map(|o| ObjectVersion {
-            e_tag: Some(etag(&o.etag)),
+        .map(|(o, e)| ObjectVersion {
+            e_tag: Some(etag(&e)),
             is_latest: Some(true),
             key: Some(names.name(o.key)),
             last_modified: Some(timestamp(o.last_modified_ms)),
@@ -219,6 +294,8 @@ pub async fn multipart_uploads(
 ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
     let ctx = ReqCtx::of(&req)?;
     let bucket = ctx.bucket()?.name.as_str();
+    let keys = KeyMemo::default();
+    require_key(gw, &ctx, &keys).await?;
     let i = req.input;
     let names = Names::of(i.encoding_type.as_ref())?;
     let max = page_size(i.max_uploads, error::NEGATIVE_MAX_UPLOADS)?;
@@ -238,8 +315,8 @@ pub async fn multipart_uploads(
     )
     .await?;
     let owner = owner(&ctx.tenant);
-    let uploads = page
-        .uploads
+    let uploads = opened_uploads(gw, &ctx, &keys, page.uploads)
+        .await?
         .into_iter()
         .map(|u| MultipartUpload {
             initiated: Some(timestamp(u.initiated_ms)),

@@ -17,6 +17,7 @@ mod objects;
 mod store;
 
 pub(crate) use convert::now_ms;
+pub(crate) use store::KeyMemo;
 
 use crate::Gateway;
 use s3s::dto::*;

@@ -5,13 +5,14 @@
 //! An upload's object key encrypts every part and, on completion, the object; this module sees
 //! that key only to seal and open the upload's metadata.
 
-use super::checksums::{checksum_hasher, checksums_of, expected_length, part_checksums, verifier};
+use super::checksums::{checksum_hasher, checksums_of, expected_length, verifier};
 use super::conditions::put_condition;
 use super::convert::{etag, hex, now_ms, owner, size_i64, timestamp};
 use super::input::{check_new_object, page_size, part_number};
 use super::objects::MetaHeaders;
-use super::store::{NewBlob, Stored};
+use super::store::{KeyMemo, NewBlob, Stored};
 use crate::access::ReqCtx;
+use crate::keys::{Binding, ObjectCipher};
 use crate::meta::Checksums;
 use crate::{Gateway, error};
 use obhut_catalog::{ObjectRecord, Part, Upload};
@@ -35,8 +36,12 @@ impl Gateway {
         ctx: &ReqCtx,
         key: &str,
         upload_id: &str,
+        keys: &KeyMemo,
     ) -> S3Result<Upload> {
         let bucket = ctx.bucket()?.name.as_str();
+        // The key first: without the trustee, not even whether the upload exists is answered.
+        self.current_bucket_key(&ctx.tenant.name, bucket, &ctx.justification, keys)
+            .await?;
         match self
             .catalog
             .get_upload(upload_id)
@@ -51,13 +56,15 @@ impl Gateway {
         }
     }
 
-    /// Records a stored blob as part `n` of upload `upload_id`, discarding the part it
-    /// replaces, or the blob itself if the upload is gone.
+    /// Records a stored blob as part `n` of upload `upload_id`, its ETag and checksums
+    /// sealed under the upload's key (`cipher`), discarding the part it replaces, or the blob
+    /// itself if the upload is gone.
     pub(super) async fn record_part(
         &self,
         upload_id: &str,
         n: u32,
         stored: Stored,
+        cipher: &ObjectCipher,
         checksums: Checksums,
     ) -> S3Result<Recorded> {
         let Stored { written, site_ids } = stored;
@@ -69,8 +76,12 @@ impl Gateway {
             upload_id: upload_id.to_owned(),
             part_number: n,
             chunk: written.chunk,
-            etag: recorded.etag.clone(),
-            checksums: checksums.encode(),
+            etag: cipher
+                .seal_etag(Some(n), &recorded.etag)
+                .map_err(|e| error::envelope(&e))?,
+            checksums: cipher
+                .seal_part_checksums(n, &checksums)
+                .map_err(|e| error::envelope(&e))?,
             sites: site_ids,
             last_modified_ms: recorded.last_modified_ms,
         };
@@ -112,11 +123,15 @@ pub async fn create(
         .as_ref()
         .map(|a| a.as_str().to_owned());
     // The upload's object key encrypts every part and, on completion, the object.
+    let upload_id = obhut_core::random_token(40);
     let (cipher, envelope) = gw
-        .new_cipher(&ctx.tenant.name, bucket, &ctx.justification)
+        .new_cipher(
+            &Binding::upload(&ctx.tenant.name, bucket, &input.key, &upload_id),
+            &ctx.justification,
+        )
         .await?;
     let upload = Upload {
-        upload_id: obhut_core::random_token(40),
+        upload_id,
         bucket: bucket.to_owned(),
         key: input.key.clone(),
         initiated_ms: now_ms(),
@@ -148,14 +163,12 @@ pub async fn upload_part(
     let headers = req.headers.clone();
     let input = req.input;
     let n = part_number(input.part_number)?;
-    let upload = gw.load_upload(&ctx, &input.key, &input.upload_id).await?;
+    let keys = KeyMemo::default();
+    let upload = gw
+        .load_upload(&ctx, &input.key, &input.upload_id, &keys)
+        .await?;
     let cipher = gw
-        .open_cipher(
-            &ctx.tenant.name,
-            &upload.bucket,
-            &upload.envelope,
-            &ctx.justification,
-        )
+        .open_upload(&ctx.tenant.name, &upload, &ctx.justification, &keys)
         .await?;
     let placed = gw.upload_placement(&ctx, &upload).await?;
     let given = checksums_of(
@@ -176,7 +189,13 @@ pub async fn upload_part(
     let stored = gw.store(&placed, blob, &cipher, n).await?;
     let c = stored.written.checksums.clone();
     let recorded = gw
-        .record_part(&upload.upload_id, n, stored, Checksums::from_dto(c.clone()))
+        .record_part(
+            &upload.upload_id,
+            n,
+            stored,
+            &cipher,
+            Checksums::from_dto(c.clone()),
+        )
         .await?;
     Ok(S3Response::new(UploadPartOutput {
         e_tag: Some(etag(&recorded.etag)),
@@ -189,20 +208,27 @@ pub async fn upload_part(
     }))
 }
 
+/// A stored part with its ETag and checksums opened.
+struct OpenedPart {
+    part: Part,
+    etag: String,
+    checksums: Checksums,
+}
+
 /// Checks a requested part against the stored one: it exists, its ETag and any checksums
 /// given match.
 fn check_requested_part<'a>(
     requested: &CompletedPart,
     n: u32,
-    stored: &'a BTreeMap<u32, Part>,
-) -> S3Result<&'a Part> {
+    stored: &'a BTreeMap<u32, OpenedPart>,
+) -> S3Result<&'a OpenedPart> {
     let invalid = || error::with(S3ErrorCode::InvalidPart, error::INVALID_PART);
     let part = stored.get(&n).ok_or_else(invalid)?;
     let given = requested.e_tag.as_ref().ok_or_else(invalid)?;
     if given.value().trim_matches('"') != part.etag {
         return Err(invalid());
     }
-    let part_sums = part_checksums(&part.checksums)?;
+    let part_sums = &part.checksums;
     for (want, have) in [
         (&requested.checksum_crc32, &part_sums.crc32),
         (&requested.checksum_crc32c, &part_sums.crc32c),
@@ -225,7 +251,10 @@ pub async fn complete(
 ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
     let ctx = ReqCtx::of(&req)?;
     let input = req.input;
-    let upload = gw.load_upload(&ctx, &input.key, &input.upload_id).await?;
+    let keys = KeyMemo::default();
+    let upload = gw
+        .load_upload(&ctx, &input.key, &input.upload_id, &keys)
+        .await?;
     let requested = input
         .multipart_upload
         .and_then(|m| m.parts)
@@ -233,15 +262,28 @@ pub async fn complete(
     if requested.is_empty() {
         return Err(error::with(S3ErrorCode::MalformedXML, error::NO_PARTS));
     }
-    let stored: BTreeMap<u32, Part> = gw
+    let cipher = gw
+        .open_upload(&ctx.tenant.name, &upload, &ctx.justification, &keys)
+        .await?;
+    let stored: BTreeMap<u32, OpenedPart> = gw
         .catalog
         .list_parts(&upload.upload_id, 0, usize::MAX)
         .await
         .map_err(error::catalog)?
         .into_iter()
-        .map(|p| (p.part_number, p))
-        .collect();
-    let mut chosen: Vec<&Part> = Vec::with_capacity(requested.len());
+        .map(|p| {
+            let (etag, checksums) = gw.open_part(&ctx.tenant.name, &upload, &cipher, &p)?;
+            Ok((
+                p.part_number,
+                OpenedPart {
+                    part: p,
+                    etag,
+                    checksums,
+                },
+            ))
+        })
+        .collect::<S3Result<_>>()?;
+    let mut chosen: Vec<&OpenedPart> = Vec::with_capacity(requested.len());
     let mut previous = 0u32;
     for rp in &requested {
         let n = rp
@@ -258,7 +300,9 @@ pub async fn complete(
         chosen.push(check_requested_part(rp, n, &stored)?);
     }
     if let Some((_, all_but_last)) = chosen.split_last()
-        && all_but_last.iter().any(|p| p.chunk.size < MIN_PART_SIZE)
+        && all_but_last
+            .iter()
+            .any(|p| p.part.chunk.size < MIN_PART_SIZE)
     {
         return Err(error::with(
             S3ErrorCode::EntityTooSmall,
@@ -272,7 +316,7 @@ pub async fn complete(
         md5_of_md5s.update(&raw);
     }
     let etag_value = format!("{}-{}", hex(&md5_of_md5s.finalize()), chosen.len());
-    let size = chosen.iter().map(|p| p.chunk.size).sum();
+    let size = chosen.iter().map(|p| p.part.chunk.size).sum();
     if let Some(declared) = input.mpu_object_size
         && u64::try_from(declared).ok() != Some(size)
     {
@@ -282,8 +326,8 @@ pub async fn complete(
         ));
     }
     // All parts must share one site set for the object to be placed consistently.
-    let site_ids = chosen[0].sites.clone();
-    if chosen.iter().any(|p| p.sites != site_ids) {
+    let site_ids = chosen[0].part.sites.clone();
+    if chosen.iter().any(|p| p.part.sites != site_ids) {
         return Err(error::with(
             S3ErrorCode::ServiceUnavailable,
             error::PARTS_ON_DIFFERENT_SITES,
@@ -297,32 +341,46 @@ pub async fn complete(
         .map_err(error::policy)?;
     let infos = gw.sites.infos();
     for p in &chosen {
-        gw.check_within_policy(&infos, &policy, &p.sites)?;
+        gw.check_within_policy(&infos, &policy, &p.part.sites)?;
     }
-    let cipher = gw
-        .open_cipher(
-            &ctx.tenant.name,
-            &upload.bucket,
-            &upload.envelope,
+    let mut meta = cipher.open_meta(&upload.meta).map_err(|e| {
+        gw.integrity_failure(
+            &Binding::upload(
+                &ctx.tenant.name,
+                &upload.bucket,
+                &upload.key,
+                &upload.upload_id,
+            ),
+            &format!("the metadata does not open: {e}"),
+        )
+    })?;
+    meta.checksums = Checksums::default();
+    let condition = put_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
+    let condition = gw
+        .write_condition(&ctx, &input.key, condition, &keys)
+        .await?;
+    // The upload's key becomes the object's: bound to the object's name from now on.
+    let envelope = gw
+        .bind(
+            &Binding::object(&ctx.tenant.name, &upload.bucket, &input.key),
+            &cipher,
             &ctx.justification,
+            &keys,
         )
         .await?;
-    let mut meta = cipher
-        .open_meta(&upload.meta)
-        .map_err(|e| error::envelope(&e))?;
-    meta.checksums = Checksums::default();
     let record = ObjectRecord {
         bucket: upload.bucket.clone(),
         key: input.key.clone(),
         size,
-        etag: etag_value.clone(),
+        etag: cipher
+            .seal_etag(None, &etag_value)
+            .map_err(|e| error::envelope(&e))?,
         last_modified_ms: now_ms(),
-        envelope: upload.envelope.clone(),
+        envelope,
         meta: cipher.seal_meta(&meta).map_err(|e| error::envelope(&e))?,
         sites: site_ids,
-        chunks: chosen.iter().map(|p| p.chunk).collect(),
+        chunks: chosen.iter().map(|p| p.part.chunk).collect(),
     };
-    let condition = put_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
     let (replaced, unused) = gw
         .catalog
         .complete_upload(&upload.upload_id, &record, condition)
@@ -347,7 +405,8 @@ pub async fn abort(
 ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
     let ctx = ReqCtx::of(&req)?;
     let i = req.input;
-    gw.load_upload(&ctx, &i.key, &i.upload_id).await?;
+    gw.load_upload(&ctx, &i.key, &i.upload_id, &KeyMemo::default())
+        .await?;
     let parts = gw
         .catalog
         .abort_upload(&i.upload_id)
@@ -357,11 +416,10 @@ pub async fn abort(
     Ok(S3Response::new(AbortMultipartUploadOutput::default()))
 }
 
-/// A recorded part as ListParts lists it.
-fn listed_part(p: Part) -> S3Result<s3s::dto::Part> {
-    let c = part_checksums(&p.checksums)?;
-    Ok(s3s::dto::Part {
-        e_tag: Some(etag(&p.etag)),
+/// A recorded part as ListParts lists it, its ETag and checksums opened.
+fn listed_part(p: &Part, opened_etag: &str, c: Checksums) -> s3s::dto::Part {
+    s3s::dto::Part {
+        e_tag: Some(etag(opened_etag)),
         last_modified: Some(timestamp(p.last_modified_ms)),
         part_number: Some(i32::try_from(p.part_number).unwrap_or(0)),
         size: Some(size_i64(p.chunk.size)),
@@ -370,7 +428,7 @@ fn listed_part(p: Part) -> S3Result<s3s::dto::Part> {
         checksum_crc64nvme: c.crc64nvme,
         checksum_sha1: c.sha1,
         checksum_sha256: c.sha256,
-    })
+    }
 }
 
 pub async fn list_parts(
@@ -379,7 +437,8 @@ pub async fn list_parts(
 ) -> S3Result<S3Response<ListPartsOutput>> {
     let ctx = ReqCtx::of(&req)?;
     let i = req.input;
-    let upload = gw.load_upload(&ctx, &i.key, &i.upload_id).await?;
+    let keys = KeyMemo::default();
+    let upload = gw.load_upload(&ctx, &i.key, &i.upload_id, &keys).await?;
     let max = page_size(i.max_parts, error::NEGATIVE_MAX_PARTS)?;
     let after = u32::try_from(i.part_number_marker.unwrap_or(0).max(0)).unwrap_or(0);
     let mut parts = gw
@@ -392,20 +451,27 @@ pub async fn list_parts(
     let next = parts
         .last()
         .map(|p| i32::try_from(p.part_number).unwrap_or(0));
-    let meta = gw
-        .open_cipher(
-            &ctx.tenant.name,
-            &upload.bucket,
-            &upload.envelope,
-            &ctx.justification,
+    let cipher = gw
+        .open_upload(&ctx.tenant.name, &upload, &ctx.justification, &keys)
+        .await?;
+    let meta = cipher.open_meta(&upload.meta).map_err(|e| {
+        gw.integrity_failure(
+            &Binding::upload(
+                &ctx.tenant.name,
+                &upload.bucket,
+                &upload.key,
+                &upload.upload_id,
+            ),
+            &format!("the metadata does not open: {e}"),
         )
-        .await?
-        .open_meta(&upload.meta)
-        .map_err(|e| error::envelope(&e))?;
+    })?;
     let owner = owner(&ctx.tenant);
     let parts = parts
-        .into_iter()
-        .map(listed_part)
+        .iter()
+        .map(|p| {
+            let (e, c) = gw.open_part(&ctx.tenant.name, &upload, &cipher, p)?;
+            Ok(listed_part(p, &e, c))
+        })
         .collect::<S3Result<Vec<_>>>()?;
     Ok(S3Response::new(ListPartsOutput {
         bucket: Some(upload.bucket),

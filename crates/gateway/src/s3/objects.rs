@@ -8,9 +8,9 @@ use super::checksums::{checksum_hasher, checksums_of, expected_length, verifier}
 use super::conditions::{Conditions, precondition_failed, put_condition};
 use super::convert::{etag, hex, now_ms, size_i64, timestamp};
 use super::input::{check_key, check_new_object, part_number_index};
-use super::store::NewBlob;
+use super::store::{KeyMemo, NewBlob, Opened};
 use crate::access::ReqCtx;
-use crate::keys::ObjectCipher;
+use crate::keys::{Binding, ObjectCipher};
 use crate::meta::{Checksums, ObjectMeta};
 use crate::{Gateway, error};
 use obhut_catalog::{ObjectRecord, PutCondition};
@@ -66,6 +66,8 @@ impl MetaHeaders<'_> {
 /// An object found for a GET or HEAD, with what is needed to serve it.
 struct Found {
     object: ObjectRecord,
+    /// The object's ETag, opened.
+    etag: String,
     meta: ObjectMeta,
     range: std::ops::Range<u64>,
     content_range: Option<String>,
@@ -123,15 +125,64 @@ macro_rules! object_output {
 }
 
 impl Gateway {
+    /// A write's condition in the form the catalog checks atomically: `If-None-Match: *` as
+    /// it is; `If-Match` compared here with the current object's ETag (opened: the catalog
+    /// holds it sealed) and, if it matches, handed on as the current record's stored ETag, so
+    /// the commit succeeds only if that record is still the current one. Fails a condition
+    /// that does not hold now.
+    pub(super) async fn write_condition(
+        &self,
+        ctx: &ReqCtx,
+        key: &str,
+        condition: PutCondition,
+        keys: &KeyMemo,
+    ) -> S3Result<PutCondition> {
+        if condition == PutCondition::None {
+            return Ok(condition);
+        }
+        let bucket = ctx.bucket()?.name.as_str();
+        let current = self
+            .catalog
+            .get_object(bucket, key)
+            .await
+            .map_err(error::catalog)?;
+        match (condition, current) {
+            (PutCondition::ETagMatches(wanted), Some(cur)) => {
+                let opened = self
+                    .open_object(&ctx.tenant.name, &cur, &ctx.justification, keys)
+                    .await?;
+                if opened.etag != wanted {
+                    return Err(precondition_failed());
+                }
+                Ok(PutCondition::ETagMatches(cur.etag))
+            }
+            (condition, current) => {
+                if condition.check(current.as_ref()).is_err() {
+                    return Err(precondition_failed());
+                }
+                Ok(condition)
+            }
+        }
+    }
+
     /// Finds an object for a GET or HEAD, checks its conditions and resolves the range.
     async fn find(&self, ctx: &ReqCtx, r: &ReadRequest<'_>) -> S3Result<Found> {
         let bucket = ctx.bucket()?.name.as_str();
-        let o = self.object(bucket, r.key).await?;
-        r.conditions.check(&o, false)?;
-        let cipher = self
-            .open_cipher(&ctx.tenant.name, bucket, &o.envelope, &ctx.justification)
+        // The key first: without the trustee, not even whether the name exists is answered.
+        let keys = KeyMemo::default();
+        self.current_bucket_key(&ctx.tenant.name, bucket, &ctx.justification, &keys)
             .await?;
-        let meta = cipher.open_meta(&o.meta).map_err(|e| error::envelope(&e))?;
+        let o = self.object(bucket, r.key).await?;
+        let Opened { cipher, etag } = self
+            .open_object(&ctx.tenant.name, &o, &ctx.justification, &keys)
+            .await?;
+        r.conditions.check(&o, &etag, false)?;
+        let meta = cipher.open_meta(&o.meta).map_err(|e| {
+            self.integrity_failure(
+                &Binding::object(&ctx.tenant.name, bucket, r.key),
+                &format!("the metadata does not open: {e}"),
+            )
+        })?;
         let (range, content_range) = if let Some(n) = r.part_number {
             let n = part_number_index(n, o.chunks.len())?;
             let start: u64 = o.chunks[..n].iter().map(|c| c.size).sum();
@@ -161,6 +212,7 @@ impl Gateway {
         };
         Ok(Found {
             object: o,
+            etag,
             meta,
             range,
             content_range,
@@ -188,7 +240,7 @@ fn object_headers(found: &Found, r: &ReadRequest<'_>) -> ObjectHeaders {
     ObjectHeaders {
         content_length: size_i64(found.range.end - found.range.start),
         content_range: found.content_range.clone(),
-        e_tag: etag(&o.etag),
+        e_tag: etag(&found.etag),
         last_modified: timestamp(o.last_modified_ms),
         meta: found.meta.clone(),
         parts_count: (o.chunks.len() > 1 || r.part_number.is_some())
@@ -213,17 +265,10 @@ pub async fn put(
     let bucket = ctx.bucket()?.name.as_str();
     check_new_object!(input)?;
     let condition = put_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
-    // Fail a doomed conditional write before streaming its body.
-    if condition != PutCondition::None {
-        let current = gw
-            .catalog
-            .get_object(bucket, &input.key)
-            .await
-            .map_err(error::catalog)?;
-        if condition.check(current.as_ref()).is_err() {
-            return Err(precondition_failed());
-        }
-    }
+    // Fails a doomed conditional write before its body is streamed.
+    let condition = gw
+        .write_condition(&ctx, &input.key, condition, &KeyMemo::default())
+        .await?;
     let placed = gw.placement(&ctx).await?;
     let given = checksums_of(
         input.checksum_crc32,
@@ -235,7 +280,10 @@ pub async fn put(
     let hasher = checksum_hasher(&headers, input.checksum_algorithm.as_ref(), &given)?;
     let verify = verifier(input.content_md5, given, trailers)?;
     let (cipher, envelope) = gw
-        .new_cipher(&ctx.tenant.name, bucket, &ctx.justification)
+        .new_cipher(
+            &Binding::object(&ctx.tenant.name, bucket, &input.key),
+            &ctx.justification,
+        )
         .await?;
     let blob = NewBlob {
         body: input.body,
@@ -261,7 +309,9 @@ pub async fn put(
         bucket: bucket.to_owned(),
         key: input.key,
         size: written.chunk.size,
-        etag: etag_value.clone(),
+        etag: cipher
+            .seal_etag(None, &etag_value)
+            .map_err(|e| error::envelope(&e))?,
         last_modified_ms: now_ms(),
         envelope,
         meta: cipher.seal_meta(&meta).map_err(|e| error::envelope(&e))?,
@@ -340,6 +390,14 @@ pub async fn delete(
     let ctx = ReqCtx::of(&req)?;
     let bucket = ctx.bucket()?.name.as_str();
     check_key(&req.input.key)?;
+    // Whether a name exists is the tenant's data: nothing is answered without the trustee.
+    gw.current_bucket_key(
+        &ctx.tenant.name,
+        bucket,
+        &ctx.justification,
+        &KeyMemo::default(),
+    )
+    .await?;
     if let Some(old) = gw
         .catalog
         .delete_object(bucket, &req.input.key)
@@ -372,6 +430,13 @@ pub async fn delete_many(
         return Err(error::with(S3ErrorCode::MalformedXML, error::MALFORMED_XML));
     }
     let quiet = delete.quiet.unwrap_or(false);
+    gw.current_bucket_key(
+        &ctx.tenant.name,
+        bucket,
+        &ctx.justification,
+        &KeyMemo::default(),
+    )
+    .await?;
     let mut deleted = Vec::new();
     let mut errors = Vec::new();
     for obj in delete.objects {

@@ -7,12 +7,13 @@
 use super::checksums::empty_body;
 use crate::access::ReqCtx;
 use crate::datapath::{self, Verify, discard_blobs, read_range, write_blob};
-use crate::keys::ObjectCipher;
+use crate::keys::{Binding, ObjectCipher};
+use crate::meta::Checksums;
 use crate::{Gateway, error};
 use obhut_catalog::{Chunk, ObjectRecord, Part, PutCondition, Upload};
 use obhut_crypto::Key;
 use obhut_sites::Site;
-use obhut_trustee_client::{Justification, WrappedKey};
+use obhut_trustee_client::{IntegrityAlarm, Justification, WrappedKey};
 use s3s::checksum::ChecksumHasher;
 use s3s::dto::StreamingBlob;
 use s3s::{S3Error, S3ErrorCode, S3Result};
@@ -33,6 +34,34 @@ impl Placement {
     pub fn ids(&self) -> &[String] {
         &self.ids
     }
+}
+
+/// Bucket keys one request has used, by (bucket, version): a request under a grant (whose
+/// keys are never cached) has each key released, and logged, once, however many records it
+/// opens.
+#[derive(Default)]
+pub struct KeyMemo(std::sync::Mutex<std::collections::HashMap<(String, u32), Key>>);
+
+impl KeyMemo {
+    fn get(&self, bucket: &str, version: u32) -> Option<Key> {
+        self.0
+            .lock()
+            .ok()?
+            .get(&(bucket.to_owned(), version))
+            .cloned()
+    }
+
+    fn put(&self, bucket: &str, version: u32, key: &Key) {
+        if let Ok(mut m) = self.0.lock() {
+            m.insert((bucket.to_owned(), version), key.clone());
+        }
+    }
+}
+
+/// An object opened for serving: its key and its ETag.
+pub struct Opened {
+    pub cipher: ObjectCipher,
+    pub etag: String,
 }
 
 /// A blob on its way to the sites: the body, its expected length and the digests to check.
@@ -214,11 +243,11 @@ impl Gateway {
         discard_blobs(sites, chunks.into_iter().map(|c| c.blob).collect());
     }
 
-    pub(super) fn discard_object(&self, o: ObjectRecord) {
+    pub(crate) fn discard_object(&self, o: ObjectRecord) {
         self.discard_chunks(&o.sites, o.chunks);
     }
 
-    pub(super) fn discard_parts(&self, parts: Vec<Part>) {
+    pub(crate) fn discard_parts(&self, parts: Vec<Part>) {
         for p in parts {
             self.discard_chunks(&p.sites, [p.chunk]);
         }
@@ -242,6 +271,24 @@ impl Gateway {
                 Err(error::catalog(e))
             }
         }
+    }
+
+    /// A bucket key version, from the request's `memo`, the cache or released by the trustee
+    /// for `why`.
+    pub(crate) async fn bucket_key_in(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        version: u32,
+        why: &Justification,
+        memo: &KeyMemo,
+    ) -> S3Result<Key> {
+        if let Some(k) = memo.get(bucket, version) {
+            return Ok(k);
+        }
+        let key = self.bucket_key(tenant, bucket, version, why).await?;
+        memo.put(bucket, version, &key);
+        Ok(key)
     }
 
     /// A bucket key version, from the cache or released by the trustee for `why`.
@@ -283,13 +330,16 @@ impl Gateway {
         Ok(key)
     }
 
-    /// A new object version's key, wrapped under the bucket's current key.
-    pub(super) async fn new_cipher(
+    /// The bucket's current key version, released for `why`. Every operation on a tenant's
+    /// data asks for it first, so a sealed or unreachable trustee stops them all, listings and
+    /// deletes included (names, sizes and ETags are the tenant's data too).
+    pub(crate) async fn current_bucket_key(
         &self,
         tenant: &str,
         bucket: &str,
         why: &Justification,
-    ) -> S3Result<(ObjectCipher, Vec<u8>)> {
+        memo: &KeyMemo,
+    ) -> S3Result<(Key, u32)> {
         let current = self
             .catalog
             .current_bucket_key(bucket)
@@ -297,24 +347,174 @@ impl Gateway {
             .map_err(error::catalog)?
             .ok_or_else(|| error::with(S3ErrorCode::InternalError, error::BUCKET_WITHOUT_KEY))?;
         let bk = self
-            .bucket_key(tenant, bucket, current.version, why)
+            .bucket_key_in(tenant, bucket, current.version, why, memo)
             .await?;
-        ObjectCipher::generate(bucket, &bk, current.version).map_err(|e| error::envelope(&e))
+        Ok((bk, current.version))
     }
 
-    /// Opens an object version's key from its envelope.
-    pub(super) async fn open_cipher(
+    /// A new object version's key, wrapped under the bucket's current key and bound to
+    /// `binding`.
+    pub(super) async fn new_cipher(
         &self,
-        tenant: &str,
-        bucket: &str,
+        binding: &Binding<'_>,
+        why: &Justification,
+    ) -> S3Result<(ObjectCipher, Vec<u8>)> {
+        let (bk, version) = self
+            .current_bucket_key(binding.tenant, binding.bucket, why, &KeyMemo::default())
+            .await?;
+        ObjectCipher::generate(binding, &bk, version).map_err(|e| error::envelope(&e))
+    }
+
+    /// `cipher`'s envelope bound to `binding`, under the bucket's current key: a completed
+    /// upload's key becomes its object's.
+    pub(super) async fn bind(
+        &self,
+        binding: &Binding<'_>,
+        cipher: &ObjectCipher,
+        why: &Justification,
+        memo: &KeyMemo,
+    ) -> S3Result<Vec<u8>> {
+        let (bk, version) = self
+            .current_bucket_key(binding.tenant, binding.bucket, why, memo)
+            .await?;
+        cipher
+            .envelope_under(binding, &bk, version)
+            .map_err(|e| error::envelope(&e))
+    }
+
+    /// Opens the key of the record filed under `binding`. A record whose envelope is not
+    /// bound to exactly that tenant, bucket, name and upload (copied or moved there in the
+    /// catalog, or edited) is an integrity failure: reported, and nothing is served.
+    pub(crate) async fn open_bound(
+        &self,
+        binding: &Binding<'_>,
         envelope: &[u8],
         why: &Justification,
+        memo: &KeyMemo,
     ) -> S3Result<ObjectCipher> {
-        let env = ObjectCipher::parse_envelope(envelope).map_err(|e| error::envelope(&e))?;
+        let env = ObjectCipher::parse_envelope(envelope)
+            .map_err(|e| self.integrity_failure(binding, &e.to_string()))?;
+        if !env.is_bound() {
+            if !self.upgrade.is_done() {
+                return Err(error::legacy_pending());
+            }
+            return Err(self.integrity_failure(
+                binding,
+                "an envelope in the unbound format 1 after every record was upgraded",
+            ));
+        }
+        // A record moved from another bucket may name a key version this one does not have.
+        if memo.get(binding.bucket, env.key_version).is_none()
+            && self
+                .catalog
+                .get_bucket_key(binding.bucket, env.key_version)
+                .await
+                .map_err(error::catalog)?
+                .is_none()
+        {
+            return Err(self.integrity_failure(
+                binding,
+                &format!(
+                    "the envelope names bucket key version {}, which the bucket does not have",
+                    env.key_version
+                ),
+            ));
+        }
         let bk = self
-            .bucket_key(tenant, bucket, env.key_version, why)
+            .bucket_key_in(binding.tenant, binding.bucket, env.key_version, why, memo)
             .await?;
-        ObjectCipher::open(bucket, &env, &bk).map_err(|e| error::envelope(&e))
+        ObjectCipher::open(binding, &env, &bk).map_err(|e| {
+            self.integrity_failure(binding, &format!("the object key does not open here: {e}"))
+        })
+    }
+
+    /// Opens object `o` of `tenant`: its key and its ETag.
+    pub(crate) async fn open_object(
+        &self,
+        tenant: &str,
+        o: &ObjectRecord,
+        why: &Justification,
+        memo: &KeyMemo,
+    ) -> S3Result<Opened> {
+        let binding = Binding::object(tenant, &o.bucket, &o.key);
+        let cipher = self.open_bound(&binding, &o.envelope, why, memo).await?;
+        let etag = cipher.open_etag(None, &o.etag).map_err(|e| {
+            self.integrity_failure(&binding, &format!("the ETag does not open: {e}"))
+        })?;
+        Ok(Opened { cipher, etag })
+    }
+
+    /// Opens the key of upload `u` of `tenant`.
+    pub(crate) async fn open_upload(
+        &self,
+        tenant: &str,
+        u: &Upload,
+        why: &Justification,
+        memo: &KeyMemo,
+    ) -> S3Result<ObjectCipher> {
+        let binding = Binding::upload(tenant, &u.bucket, &u.key, &u.upload_id);
+        self.open_bound(&binding, &u.envelope, why, memo).await
+    }
+
+    /// A part's ETag and checksums, opened with its upload's key.
+    pub(crate) fn open_part(
+        &self,
+        tenant: &str,
+        u: &Upload,
+        cipher: &ObjectCipher,
+        p: &Part,
+    ) -> S3Result<(String, Checksums)> {
+        let opened = cipher
+            .open_etag(Some(p.part_number), &p.etag)
+            .and_then(|etag| {
+                cipher
+                    .open_part_checksums(p.part_number, &p.checksums)
+                    .map(|c| (etag, c))
+            });
+        opened.map_err(|e| {
+            self.integrity_failure(
+                &Binding::upload(tenant, &u.bucket, &u.key, &u.upload_id),
+                &format!("part {} does not open: {e}", p.part_number),
+            )
+        })
+    }
+
+    /// An integrity failure of the record filed under `binding`: logged here, reported once to
+    /// the trustee's transparency log (an `integrity_alarm` entry), answered with
+    /// [`error::integrity`].
+    pub(crate) fn integrity_failure(&self, binding: &Binding<'_>, reason: &str) -> s3s::S3Error {
+        tracing::error!(
+            tenant = binding.tenant,
+            bucket = binding.bucket,
+            key = binding.key,
+            upload = binding.upload,
+            reason,
+            "a catalog record failed its integrity check; nothing is served from it"
+        );
+        let alarm = IntegrityAlarm {
+            tenant: binding.tenant.to_owned(),
+            bucket: binding.bucket.to_owned(),
+            key: binding.key.to_owned(),
+            upload: binding.upload.map(str::to_owned),
+            reason: reason.chars().take(500).collect(),
+        };
+        if self.alarms.first_time(&alarm) {
+            let trustee = Arc::clone(&self.trustee);
+            let alarms = Arc::clone(&self.alarms);
+            tokio::spawn(async move {
+                match trustee.report_integrity(&alarm).await {
+                    Ok(index) => tracing::warn!(
+                        log_index = index,
+                        "integrity alarm recorded in the transparency log"
+                    ),
+                    Err(e) => {
+                        tracing::error!(error = %e, "the trustee did not record an integrity alarm; it is reported again on the next failure");
+                        alarms.forget(&alarm);
+                    }
+                }
+            });
+        }
+        error::integrity()
     }
 
     /// Streams and decrypts `range` of object `o` from its replicas.
