@@ -486,6 +486,14 @@ async fn release_bucket_key(
     body: Result<Json<ReleaseBucketKeyRequest>, JsonRejection>,
 ) -> ApiResult<ReleasedKey> {
     let Json(r) = body?;
+    // A gateway in another process asks for keys for a customer's signed request or under a
+    // grant; obhut's own one-time format upgrade runs only beside an in-process trustee
+    // (`obhut serve`), where no gateway certificate can claim it.
+    if let obhut_trustee_client::Justification::System { reason } = &r.why {
+        return Err(ApiError::Trustee(TrusteeError::Denied(format!(
+            "a gateway cannot have keys released for obhut itself ({reason}); start `obhut serve` on its data directory once to finish an upgrade"
+        ))));
+    }
     let wrapped = WrappedKey::try_from(r.key).map_err(ApiError::BadRequest)?;
     let key = s
         .trustee
