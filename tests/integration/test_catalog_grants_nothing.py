@@ -340,3 +340,30 @@ def test_refused_requests_under_a_grant_are_logged_but_cannot_flood_the_log(serv
             assert "AccessDenied" in str(e), e
     denied = entries_of(server, start, type="grant_access_denied", grant=gid)
     assert len(denied) == 10, f"{len(denied)} refusals logged in a minute"
+
+
+def test_a_bucket_handed_to_another_tenant_in_the_catalog_serves_it_nothing(server, s3, tenant_b):
+    """The catalog says which tenant owns a bucket; editing that opens nothing."""
+    name = unique_name("owned")
+    s3.create_bucket(Bucket=name)
+    s3.put_object(Bucket=name, Key="private", Body=b"demo's data")
+    sql(server.data_dir / "catalog.db", "UPDATE buckets SET tenant = ? WHERE name = ?", tenant_b["name"], name)
+    # Any write of such records empties the gateway's cache of them: the edit is what it reads now.
+    s3.create_bucket(Bucket=unique_name("flush"))
+    other = tenant_b["client"]
+    try:
+        s3.head_bucket(Bucket=name)
+        raise AssertionError("the gateway still reads the bucket as demo's: the edit was not seen")
+    except Exception as e:
+        assert "403" in str(e) or "AccessDenied" in str(e), e
+    for call in (
+        lambda: other.get_object(Bucket=name, Key="private")["Body"].read(),
+        lambda: other.list_objects_v2(Bucket=name),
+    ):
+        try:
+            out = call()
+        except Exception as e:  # botocore ClientError: refused, whatever the code
+            assert "demo's data" not in str(e)
+            continue
+        raise AssertionError(f"tenant {tenant_b['name']} was served demo's bucket: {out!r}")
+    sql(server.data_dir / "catalog.db", "UPDATE buckets SET tenant = 'demo' WHERE name = ?", name)

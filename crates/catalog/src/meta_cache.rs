@@ -1,11 +1,11 @@
 //! An in-memory copy of the catalog records that change seldom but are read on every request:
-//! tenants, access keys, buckets, bucket keys and residency rules.
+//! tenants, buckets, bucket keys and residency rules.
 //!
 //! It owns no truth: every entry is what a read of the database returned, and every write that
 //! may change such a record empties the cache after its commit and before the writer is
 //! answered. A lookup stores what it read only if no such write finished while it read (the
 //! generation is unchanged), so a read that raced a write never lingers. It holds wrapped
-//! bucket keys and S3 secrets exactly as the database does, and nothing unwrapped.
+//! bucket keys exactly as the database does, and nothing unwrapped.
 
 use std::any::Any;
 use std::collections::HashMap;
