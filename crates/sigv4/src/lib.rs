@@ -273,7 +273,18 @@ impl SignedRequest {
             .into_iter()
             .next()
             .unwrap_or_default();
-        sha256_hex(format!("{canonical}\n{}", self.signature).as_bytes())
+        self.digest_of(&canonical)
+    }
+
+    /// [`Self::digest`] of a canonical request already built (the first of
+    /// [`Self::canonical_requests`]).
+    #[must_use]
+    pub fn digest_of(&self, canonical: &str) -> String {
+        let mut h = Sha256::default();
+        h.update(canonical.as_bytes());
+        h.update(b"\n");
+        h.update(self.signature.as_bytes());
+        h.finish_hex()
     }
 
     /// The request time, if `amz_date` is well formed.

@@ -210,15 +210,19 @@ impl Verifier {
         let Some((signer, key)) = self.signing_key(req, source)? else {
             return Ok(None);
         };
-        if !req
-            .strings_to_sign()
-            .iter()
-            .any(|s| key.verifies(s, &req.signature))
-        {
+        // The canonical request is built once: for the signature and for the ticket's digest.
+        let canonicals = req.canonical_requests();
+        let scope = req.scope();
+        if !canonicals.iter().any(|c| {
+            key.verifies(
+                &obhut_sigv4::string_to_sign(&req.amz_date, &scope, c),
+                &req.signature,
+            )
+        }) {
             return Err(fail(AuthFailure::SignatureMismatch));
         }
         let ticket = self.ticket(
-            req.digest(),
+            req.digest_of(canonicals.first().map_or("", String::as_str)),
             signer.tenant(),
             &req.access_key_id,
             request_buckets(req),
