@@ -367,3 +367,47 @@ def test_a_bucket_handed_to_another_tenant_in_the_catalog_serves_it_nothing(serv
             continue
         raise AssertionError(f"tenant {tenant_b['name']} was served demo's bucket: {out!r}")
     sql(server.data_dir / "catalog.db", "UPDATE buckets SET tenant = 'demo' WHERE name = ?", name)
+
+
+def test_a_new_keys_secret_crosses_the_admin_api_only_encrypted(server, bucket):
+    """Whoever runs the admin listener (the gateway) relays the creation of an access key; it
+    sees neither in the request nor in the answer the secret the admin's CLI prints."""
+    import http.server
+    import threading
+
+    seen: list[bytes] = []
+
+    class Relay(http.server.BaseHTTPRequestHandler):
+        def relay(self):
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length", "connection")}
+            r = requests.request(self.command, server.admin_url + self.path, headers=headers, data=body or None,
+                                 timeout=30)
+            seen.extend([body, r.content])
+            self.send_response(r.status_code)
+            for k, v in r.headers.items():
+                if k.lower() not in ("content-length", "transfer-encoding", "connection", "content-encoding"):
+                    self.send_header(k, v)
+            self.send_header("Content-Length", str(len(r.content)))
+            self.end_headers()
+            self.wfile.write(r.content)
+
+        do_GET = do_POST = relay
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Relay)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        r = server.cli("tenant", "key-create", "demo", token=server.token("demo_admin"),
+                       env={"OBHUT_ADMIN_URL": f"http://127.0.0.1:{httpd.server_port}"})
+    finally:
+        httpd.shutdown()
+    assert r.returncode == 0, r.stderr
+    key = parse_key_output(r.stdout)
+    relayed = b"".join(seen)
+    assert key["AWS_ACCESS_KEY_ID"].encode() in relayed, "the relay saw nothing of the creation"
+    assert key["AWS_SECRET_ACCESS_KEY"].encode() not in relayed, "the relay saw the new secret"
+    # And it is the key's secret.
+    assert server.raw(key["AWS_ACCESS_KEY_ID"], key["AWS_SECRET_ACCESS_KEY"]).request("GET", bucket).status_code == 200

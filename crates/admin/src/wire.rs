@@ -33,12 +33,14 @@ pub struct TenantSummary {
 }
 
 /// The answer to a tenant admin's signed `create_access_key`: a new S3 access key, its secret
-/// shown only now (the trustee keeps it sealed).
+/// encrypted to the one-time key the admin's CLI named in the statement
+/// (`obhut_crypto::delivery`; base64): only that CLI can read it, once.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessKeyCreated {
     pub tenant: String,
     pub access_key_id: String,
-    pub secret_access_key: String,
+    pub enc: String,
+    pub sealed_secret: String,
 }
 
 /// One of a tenant's access keys, as the trustee lists it (never its secret).

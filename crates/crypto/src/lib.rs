@@ -4,6 +4,7 @@
 //! This crate owns the byte layouts (written down in docs/format.md) and nothing else: it stores
 //! no keys and does no I/O. Callers hold keys in [`Key`], which zeroes itself when dropped.
 
+pub mod delivery;
 pub mod principal;
 mod segmented;
 pub mod unseal;

@@ -264,6 +264,10 @@ pub enum Action {
     /// sealed and answers it once.
     CreateAccessKey {
         tenant: String,
+        /// A one-time X25519 public key (hex) of the admin's CLI: the trustee answers the new
+        /// secret encrypted to it (`obhut_crypto::delivery`), so that nothing in between
+        /// ever holds it in clear.
+        deliver_to: String,
     },
     /// The tenant's admin: an access key of its tenant stops working at once.
     RevokeAccessKey {

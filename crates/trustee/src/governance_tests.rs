@@ -1030,3 +1030,100 @@ async fn an_officer_is_enrolled_by_two_officers_not_one() {
             .is_none()
     );
 }
+
+/// A new access key's secret crosses the admin API and gateways only encrypted to the one-time
+/// key the tenant admin's CLI named in its signed statement; a statement without one gets no
+/// key, and a key of another tenant's admin is refused.
+#[tokio::test]
+async fn a_new_access_keys_secret_is_answered_only_encrypted_to_its_admin() {
+    let w = World::new().await;
+    let (seed, public) = obhut_crypto::delivery::recipient().unwrap();
+    let deliver_to = hex_simd::encode_to_string(public, hex_simd::AsciiCase::Lower);
+    let answer = w
+        .act(
+            "adm-a",
+            Action::CreateAccessKey {
+                tenant: "a".into(),
+                deliver_to: deliver_to.clone(),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(answer.get("secret_access_key").is_none(), "{answer}");
+    let b64 = |f: &str| {
+        base64_simd::STANDARD
+            .decode_to_vec(answer[f].as_str().unwrap().as_bytes())
+            .unwrap()
+    };
+    let id = answer["access_key_id"].as_str().unwrap().to_owned();
+    let secret =
+        obhut_crypto::delivery::open(&seed, &id, "a", &b64("enc"), &b64("sealed_secret")).unwrap();
+    let secret = String::from_utf8(secret.to_vec()).unwrap();
+    // The secret opened is the key's: a request signed with it verifies at the trustee.
+    let date = obhut_sigv4::amz_date_now();
+    let headers = [
+        ("host", "localhost"),
+        ("x-amz-content-sha256", obhut_sigv4::EMPTY_SHA256),
+        ("x-amz-date", date.as_str()),
+    ];
+    let auth = obhut_sigv4::Signer {
+        access_key: id.clone(),
+        secret_key: secret,
+        region: crate::DEFAULT_REGION.into(),
+    }
+    .authorization(
+        "GET",
+        "/bucket",
+        &[],
+        &headers,
+        obhut_sigv4::EMPTY_SHA256,
+        &date,
+    );
+    let request = obhut_sigv4::SignedRequest {
+        access_key_id: id,
+        amz_date: date.clone(),
+        scope_date: date[..8].into(),
+        region: crate::DEFAULT_REGION.into(),
+        service: "s3".into(),
+        method: "GET".into(),
+        path: "/bucket".into(),
+        query: vec![],
+        headers: headers
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+        payload: obhut_sigv4::EMPTY_SHA256.into(),
+        presigned_expires: None,
+        signature: auth.rsplit("Signature=").next().unwrap().to_owned(),
+    };
+    assert_eq!(
+        w.t.verify_request(&request).await.unwrap().signer.tenant(),
+        "a"
+    );
+    // No usable one-time key: no key at all.
+    for bad in ["", "00", "zz"] {
+        assert!(matches!(
+            w.act(
+                "adm-a",
+                Action::CreateAccessKey {
+                    tenant: "a".into(),
+                    deliver_to: bad.into(),
+                },
+            )
+            .await,
+            Err(TrusteeError::Invalid(_))
+        ));
+    }
+    // Another tenant's keys: refused.
+    assert!(matches!(
+        w.act(
+            "adm-a",
+            Action::CreateAccessKey {
+                tenant: "b".into(),
+                deliver_to,
+            },
+        )
+        .await,
+        Err(TrusteeError::Denied(_))
+    ));
+}

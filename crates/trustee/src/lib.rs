@@ -508,13 +508,25 @@ impl TrusteeClient for Trustee {
             let (statement, who) = t.governance.verify(&signed)?;
             match &statement.action {
                 Action::Shred { tenant, mode } => t.shred(&who, tenant, *mode),
-                Action::CreateAccessKey { tenant } => {
+                Action::CreateAccessKey { tenant, deliver_to } => {
                     own_tenant_admin(&who, tenant, "create access keys")?;
+                    let recipient = hex_simd::decode_to_vec(deliver_to.as_bytes())
+                        .ok()
+                        .filter(|k| k.len() == 32)
+                        .ok_or_else(|| {
+                            TrusteeError::Invalid(
+                                "deliver_to must be a 32-byte X25519 public key in hex: the new secret is answered only encrypted".into(),
+                            )
+                        })?;
                     let (id, secret) = t.create_access_key_now(tenant, &who.name)?;
+                    let (enc, sealed) =
+                        obhut_crypto::delivery::seal(&recipient, &id, tenant, secret.as_bytes())
+                            .map_err(|e| TrusteeError::Invalid(e.to_string()))?;
                     Ok(serde_json::json!({
                         "tenant": tenant,
                         "access_key_id": id,
-                        "secret_access_key": secret.as_str(),
+                        "enc": base64_simd::STANDARD.encode_to_string(enc),
+                        "sealed_secret": base64_simd::STANDARD.encode_to_string(sealed),
                     }))
                 }
                 Action::RevokeAccessKey {

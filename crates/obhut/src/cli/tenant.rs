@@ -216,11 +216,33 @@ pub fn run(args: &AdminArgs, cmd: TenantCommand) -> Result<()> {
             }
             TenantCommand::KeyCreate { name } => {
                 obhut_core::validate_tenant_name(&name)?;
+                // The trustee answers the secret encrypted to a key made here, for this answer
+                // only: the admin API in between relays ciphertext.
+                let (seed, public) = obhut_crypto::delivery::recipient()
+                    .map_err(|e| anyhow!("cannot make a one-time key: {e}"))?;
                 let k: AccessKeyCreated = client
-                    .act_as(Action::CreateAccessKey { tenant: name })
+                    .act_as(Action::CreateAccessKey {
+                        tenant: name,
+                        deliver_to: hex_simd::encode_to_string(public, hex_simd::AsciiCase::Lower),
+                    })
                     .await?;
+                let b64 = |what: &str, v: &str| {
+                    base64_simd::STANDARD
+                        .decode_to_vec(v.as_bytes())
+                        .map_err(|_| anyhow!("the answer's {what} is not base64"))
+                };
+                let secret = obhut_crypto::delivery::open(
+                    &seed,
+                    &k.access_key_id,
+                    &k.tenant,
+                    &b64("enc", &k.enc)?,
+                    &b64("sealed_secret", &k.sealed_secret)?,
+                )
+                .map_err(|e| anyhow!("the new key's secret does not open: {e}"))?;
+                let secret = String::from_utf8(secret.to_vec())
+                    .map_err(|_| anyhow!("the new key's secret is not text"))?;
                 println!("AWS_ACCESS_KEY_ID={}", k.access_key_id);
-                println!("AWS_SECRET_ACCESS_KEY={}", k.secret_access_key);
+                println!("AWS_SECRET_ACCESS_KEY={secret}");
             }
             TenantCommand::KeyList { name } => {
                 obhut_core::validate_tenant_name(&name)?;
