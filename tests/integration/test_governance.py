@@ -71,12 +71,13 @@ def test_officers_create_principals_and_nobody_else_does(server):
         assert re.search(rf"^{re.escape(name)}\s+{role}\s", listing, re.M), listing
     created = {e["principal"]: e for e in entries_of(server, start, type="principal_created")}
     for role, name in names.items():
-        # an officer is enrolled by two: officer2 began it, officer1 confirmed it
-        by = "officer1" if role == "officer" else "officer2"
+        # an officer or a tenant admin is enrolled by two: officer2 began it, officer1 confirmed it
+        by = "officer1" if role in ("officer", "tenant-admin") else "officer2"
         assert created[name]["role"] == role and created[name]["by"] == by, created[name]
         assert "token" not in json.dumps(created[name]).lower().replace("bearer", ""), created[name]
-    approvals = entries_of(server, start, type="principal_approval", principal=names["officer"])
-    assert [e["by"] for e in approvals] == ["officer2", "officer1"], approvals
+    for role in ("officer", "tenant-admin"):
+        approvals = entries_of(server, start, type="principal_approval", principal=names[role])
+        assert [e["by"] for e in approvals] == ["officer2", "officer1"], approvals
     # the listing shows no secrets
     body = api(server, "GET", "/v1/principals", server.token("officer1")).text
     for token in tokens.values():

@@ -166,6 +166,26 @@ def test_one_officer_alone_cannot_enrol_an_officer(private_server):
     assert approve(srv, token, gid).startswith("pending: 1 of 2 officers")
 
 
+def test_one_officer_alone_cannot_enrol_a_tenant_admin(private_server):
+    """A tenant admin approves grants in its customer's name: one officer enrolling one
+    for a tenant gets a token that is nobody until a second officer confirms."""
+    srv = private_server
+    t = tenant_with_bucket(srv, {"k": b"secret"})
+    name = new_name("adm-")
+    r = srv.cli("principal", "create", name, "--role", "tenant-admin", "--tenant", t["name"],
+                token=srv.token("officer1"))
+    assert r.returncode == 0, r.stderr
+    assert "pending: 1 of 2 officers" in r.stderr and "another officer confirms with" in r.stderr, r.stderr
+    token = r.stdout.strip().split("=", 1)[1]
+    confirm = r.stderr.split("another officer confirms with: obhut ", 1)[1].splitlines()[0].split()
+    gid = request_grant(srv, srv.token("operator"), t["name"], t["bucket"])
+    assert api(srv, "GET", "/v1/whoami", token).status_code == 401
+    run_fail(srv, token, "access", "approve", gid, status=401)
+    assert run_ok(srv, srv.token("officer2"), *confirm).startswith("created principal ")
+    me = api(srv, "GET", "/v1/whoami", token).json()
+    assert (me["role"], me["tenant"]) == ("tenant-admin", t["name"]), me
+
+
 def test_a_revoked_principal_revived_by_an_edit_stays_revoked(private_server):
     srv = private_server
     t = tenant_with_bucket(srv, {"k": b"v"})

@@ -90,11 +90,12 @@ pub enum Vouch {
 }
 
 /// Distinct officers whose signed statements must enrol a principal of `role`: an officer can
-/// approve grants and disclosures, so no one officer makes another.
+/// approve grants and disclosures, and a tenant admin approves grants in its customer's name
+/// and manages its S3 keys, so no one officer makes either.
 const fn enrolment_quorum(role: Role) -> usize {
     match role {
-        Role::Officer => OFFICER_QUORUM,
-        _ => 1,
+        Role::Officer | Role::TenantAdmin => OFFICER_QUORUM,
+        Role::Operator | Role::Auditor => 1,
     }
 }
 

@@ -59,7 +59,7 @@ impl World {
     }
 
     /// Enrols a principal by `by`'s signed statement, as `obhut principal create` does (an
-    /// officer with a second officer's confirmation).
+    /// officer or a tenant admin with a second officer's confirmation).
     async fn enrol_by(&mut self, by: &str, name: &str, role: Role, tenant: Option<&str>) {
         let c = PrincipalCredential::from_token(&format!("obt_{name}")).unwrap();
         let action = Action::CreatePrincipal {
@@ -71,7 +71,7 @@ impl World {
             expires_ms: None,
         };
         self.act(by, action.clone()).await.unwrap();
-        if role == Role::Officer {
+        if matches!(role, Role::Officer | Role::TenantAdmin) {
             let second = if by == "o2" { "o1" } else { "o2" };
             self.act(second, action).await.unwrap();
         }
