@@ -65,6 +65,9 @@ pub trait Catalog: Send + Sync {
     async fn legacy_access_keys(&self) -> Result<Vec<AccessKey>>;
     /// Erases those keys so that no copy of their secrets is left in the catalog's files.
     async fn erase_legacy_access_keys(&self) -> Result<()>;
+    /// Leaves no copy of deleted or overwritten records in the catalog's files (free pages,
+    /// the write-ahead log): after a one-time rewrite of records that held something in clear.
+    async fn compact(&self) -> Result<()>;
 
     // sites
     async fn put_site(&self, site: &SiteRecord) -> Result<()>;

@@ -577,7 +577,23 @@ impl SqliteCatalog {
         })
     }
 
-    /// Queues a write that may change tenants, access keys, buckets, bucket keys or residency
+    /// Runs `sql` (if any) with freed pages zeroed, then rebuilds the file without its free
+    /// pages and empties the WAL: no copy of what was deleted or overwritten is left in the
+    /// database's files. Runs on the writer's connection between two of its batches.
+    async fn rebuild_without(&self, sql: &'static str) -> Result<()> {
+        let conn = Arc::clone(&self.write_conn);
+        tokio::task::spawn_blocking(move || {
+            let c = conn.lock().map_err(|_| storage("catalog lock poisoned"))?;
+            c.execute_batch(&format!(
+                "PRAGMA secure_delete = ON; {sql} VACUUM; PRAGMA wal_checkpoint(TRUNCATE); PRAGMA secure_delete = OFF;"
+            ))
+            .map_err(storage)
+        })
+        .await
+        .map_err(storage)?
+    }
+
+    /// Queues a write that may change tenants, buckets, bucket keys or residency
     /// rules; returns once the batch holding it is durably committed, and the cache of those
     /// records is emptied.
     async fn write<T: Send + 'static>(
@@ -823,20 +839,12 @@ impl Catalog for SqliteCatalog {
     }
 
     async fn erase_legacy_access_keys(&self) -> Result<()> {
-        let conn = Arc::clone(&self.write_conn);
-        tokio::task::spawn_blocking(move || {
-            let c = conn
-                .lock()
-                .map_err(|_| storage("catalog lock poisoned"))?;
-            // Zero the freed pages, rebuild the file without them, and empty the WAL, so no
-            // copy of the secrets is left in the database's files.
-            c.execute_batch(
-                "PRAGMA secure_delete = ON; DROP TABLE IF EXISTS access_keys; VACUUM; PRAGMA wal_checkpoint(TRUNCATE);",
-            )
-            .map_err(storage)
-        })
-        .await
-        .map_err(storage)?
+        self.rebuild_without("DROP TABLE IF EXISTS access_keys;")
+            .await
+    }
+
+    async fn compact(&self) -> Result<()> {
+        self.rebuild_without("").await
     }
 
     async fn put_site(&self, site: &SiteRecord) -> Result<()> {

@@ -202,6 +202,10 @@ impl Gateway {
             .set_upgrade_done(BINDING_UPGRADE, crate::s3::now_ms())
             .await
             .map_err(catalog)?;
+        // The rewritten rows' clear ETags and checksums must not survive in free pages.
+        if let Err(e) = self.catalog.compact().await {
+            tracing::warn!(error = %e, "the catalog could not be compacted after the format upgrade; clear ETags may remain in its free pages until SQLite reuses them");
+        }
         self.upgrade.set_done();
         Ok(out)
     }
