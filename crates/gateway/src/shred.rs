@@ -39,7 +39,7 @@ impl Gateway {
                 match event {
                     Ok(Revocation::Tenant { tenant }) => {
                         if let Err(e) = gw.purge_if_destroyed(&tenant).await {
-                            tracing::warn!(tenant, error = %e, "the records of a shredded tenant were not purged; tried again at the next start");
+                            tracing::warn!(tenant = %obhut_core::logged(&tenant), error = %e, "the records of a shredded tenant were not purged; tried again at the next start");
                         }
                     }
                     Ok(_) => {}
@@ -60,7 +60,7 @@ impl Gateway {
         };
         for t in tenants {
             if let Err(e) = self.purge_if_destroyed(&t.name).await {
-                tracing::warn!(tenant = t.name, error = %e, "the records of a shredded tenant were not purged; tried again at the next start");
+                tracing::warn!(tenant = %obhut_core::logged(&t.name), error = %e, "the records of a shredded tenant were not purged; tried again at the next start");
             }
         }
     }
@@ -126,7 +126,7 @@ impl Gateway {
         }
         if purged > 0 {
             tracing::warn!(
-                tenant,
+                tenant = %obhut_core::logged(tenant),
                 records = purged,
                 "the tenant's key is destroyed: its object and upload records were purged from the catalog"
             );

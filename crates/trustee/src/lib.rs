@@ -655,9 +655,9 @@ impl TrusteeClient for Trustee {
         let alarm = alarm.clone();
         self.blocking(move |t| {
             tracing::error!(
-                tenant = alarm.tenant,
-                bucket = alarm.bucket,
-                key = alarm.key,
+                tenant = %obhut_core::logged(&alarm.tenant),
+                bucket = %obhut_core::logged(&alarm.bucket),
+                key = %obhut_core::logged(&alarm.key),
                 reason = alarm.reason,
                 "integrity alarm from a gateway"
             );

@@ -484,9 +484,9 @@ impl Gateway {
     /// [`error::integrity`].
     pub(crate) fn integrity_failure(&self, binding: &Binding<'_>, reason: &str) -> s3s::S3Error {
         tracing::error!(
-            tenant = binding.tenant,
-            bucket = binding.bucket,
-            key = binding.key,
+            tenant = %obhut_core::logged(binding.tenant),
+            bucket = %obhut_core::logged(binding.bucket),
+            key = %obhut_core::logged(binding.key),
             upload = binding.upload,
             reason,
             "a catalog record failed its integrity check; nothing is served from it"
