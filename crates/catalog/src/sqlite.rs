@@ -518,6 +518,17 @@ fn remove_upload_tx(tx: &Connection, upload_id: &str) -> Result<Vec<Part>> {
     Ok(parts)
 }
 
+/// Whether the catalog still has the table of S3 keys an earlier release kept in clear.
+fn has_legacy_access_keys(c: &Connection) -> Result<bool> {
+    c.query_row(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'access_keys'",
+        [],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n > 0)
+    .map_err(storage)
+}
+
 fn is_unique_violation(e: &rusqlite::Error) -> bool {
     matches!(e, rusqlite::Error::SqliteFailure(f, _)
         if f.code == rusqlite::ErrorCode::ConstraintViolation)
@@ -807,15 +818,7 @@ impl Catalog for SqliteCatalog {
 
     async fn legacy_access_keys(&self) -> Result<Vec<AccessKey>> {
         self.lookup(move |c| {
-            let exists: bool = c
-                .query_row(
-                    "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'access_keys'",
-                    [],
-                    |r| r.get::<_, i64>(0),
-                )
-                .map_err(storage)?
-                > 0;
-            if !exists {
+            if !has_legacy_access_keys(c)? {
                 return Ok(Vec::new());
             }
             let mut stmt = c
@@ -839,6 +842,10 @@ impl Catalog for SqliteCatalog {
     }
 
     async fn erase_legacy_access_keys(&self) -> Result<()> {
+        // Every start asks; only a catalog that still has the table is rebuilt.
+        if !self.lookup(|c| has_legacy_access_keys(c)).await? {
+            return Ok(());
+        }
         self.rebuild_without("DROP TABLE IF EXISTS access_keys;")
             .await
     }

@@ -7,11 +7,7 @@
 //! secret v1`) and the AAD the access key id and its tenant, so a ciphertext opens only as the
 //! secret of that key. The one-time private key never leaves the CLI's memory.
 
-use crate::{CryptoError, random_bytes};
-use hpke::aead::ChaCha20Poly1305;
-use hpke::kdf::HkdfSha256;
-use hpke::kem::X25519HkdfSha256;
-use hpke::{Deserializable, Kem, OpModeR, OpModeS, Serializable};
+use crate::{CryptoError, hpke_suite, random_bytes};
 use zeroize::Zeroizing;
 
 const INFO: &[u8] = b"obhut access key secret v1";
@@ -28,9 +24,7 @@ fn aad(access_key_id: &str, tenant: &str) -> Vec<u8> {
 pub fn recipient() -> Result<(Zeroizing<[u8; 32]>, [u8; 32]), CryptoError> {
     let mut seed = Zeroizing::new([0u8; 32]);
     random_bytes(seed.as_mut())?;
-    let (_, pk) = X25519HkdfSha256::derive_keypair(seed.as_ref());
-    let mut public = [0u8; 32];
-    public.copy_from_slice(&pk.to_bytes());
+    let public = hpke_suite::public_key(&seed);
     Ok((seed, public))
 }
 
@@ -45,17 +39,13 @@ pub fn seal(
     tenant: &str,
     secret: &[u8],
 ) -> Result<(Vec<u8>, Vec<u8>), CryptoError> {
-    let pk = <X25519HkdfSha256 as Kem>::PublicKey::from_bytes(public_key)
-        .map_err(|_| CryptoError::Malformed("recipient public key"))?;
-    let (enc, ct) = hpke::single_shot_seal::<ChaCha20Poly1305, HkdfSha256, X25519HkdfSha256>(
-        &OpModeS::Base,
-        &pk,
+    hpke_suite::seal(
+        public_key,
+        "recipient public key",
         INFO,
-        secret,
         &aad(access_key_id, tenant),
+        secret,
     )
-    .map_err(|_| CryptoError::Malformed("recipient public key"))?;
-    Ok((enc.to_bytes().to_vec(), ct))
 }
 
 /// Opens what [`seal`] made, with the recipient's seed.
@@ -70,19 +60,7 @@ pub fn open(
     enc: &[u8],
     ciphertext: &[u8],
 ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
-    let (sk, _) = X25519HkdfSha256::derive_keypair(seed);
-    let enc = <X25519HkdfSha256 as Kem>::EncappedKey::from_bytes(enc)
-        .map_err(|_| CryptoError::Malformed("encapsulated key"))?;
-    hpke::single_shot_open::<ChaCha20Poly1305, HkdfSha256, X25519HkdfSha256>(
-        &OpModeR::Base,
-        &sk,
-        &enc,
-        INFO,
-        ciphertext,
-        &aad(access_key_id, tenant),
-    )
-    .map(Zeroizing::new)
-    .map_err(|_| CryptoError::Authentication)
+    hpke_suite::open(seed, INFO, &aad(access_key_id, tenant), enc, ciphertext)
 }
 
 #[cfg(test)]

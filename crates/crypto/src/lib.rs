@@ -5,6 +5,7 @@
 //! no keys and does no I/O. Callers hold keys in [`Key`], which zeroes itself when dropped.
 
 pub mod delivery;
+mod hpke_suite;
 pub mod principal;
 mod segmented;
 pub mod unseal;

@@ -8,11 +8,7 @@
 //! one captured in an earlier epoch does not open in a later one. This module owns that layout;
 //! the trustee keeps the key's seed, the officer's CLI only the public key.
 
-use crate::CryptoError;
-use hpke::aead::ChaCha20Poly1305;
-use hpke::kdf::HkdfSha256;
-use hpke::kem::X25519HkdfSha256;
-use hpke::{Deserializable, Kem, OpModeR, OpModeS, Serializable};
+use crate::{CryptoError, hpke_suite};
 use zeroize::Zeroizing;
 
 /// Length of the seed the trustee keeps, of the public key, and of an encapsulated key.
@@ -30,10 +26,7 @@ fn info(identity: &str) -> Vec<u8> {
 /// The unseal key's public half, from the trustee's seed.
 #[must_use]
 pub fn public_key(seed: &[u8; SEED_LEN]) -> [u8; PUBLIC_KEY_LEN] {
-    let (_, pk) = X25519HkdfSha256::derive_keypair(seed);
-    let mut out = [0u8; PUBLIC_KEY_LEN];
-    out.copy_from_slice(&pk.to_bytes());
-    out
+    hpke_suite::public_key(seed)
 }
 
 /// Encrypts `secret` (a share or a PIN) to the trustee whose unseal key is `public_key`, named
@@ -47,17 +40,13 @@ pub fn seal(
     epoch: &str,
     secret: &[u8],
 ) -> Result<(Vec<u8>, Vec<u8>), CryptoError> {
-    let pk = <X25519HkdfSha256 as Kem>::PublicKey::from_bytes(public_key)
-        .map_err(|_| CryptoError::Malformed("unseal public key"))?;
-    let (enc, ct) = hpke::single_shot_seal::<ChaCha20Poly1305, HkdfSha256, X25519HkdfSha256>(
-        &OpModeS::Base,
-        &pk,
+    hpke_suite::seal(
+        public_key,
+        "unseal public key",
         &info(identity),
-        secret,
         epoch.as_bytes(),
+        secret,
     )
-    .map_err(|_| CryptoError::Malformed("unseal public key"))?;
-    Ok((enc.to_bytes().to_vec(), ct))
 }
 
 /// Opens what [`seal`] made, with the trustee's seed, for `identity` and `epoch`.
@@ -72,19 +61,7 @@ pub fn open(
     enc: &[u8],
     ciphertext: &[u8],
 ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
-    let (sk, _) = X25519HkdfSha256::derive_keypair(seed);
-    let enc = <X25519HkdfSha256 as Kem>::EncappedKey::from_bytes(enc)
-        .map_err(|_| CryptoError::Malformed("encapsulated key"))?;
-    hpke::single_shot_open::<ChaCha20Poly1305, HkdfSha256, X25519HkdfSha256>(
-        &OpModeR::Base,
-        &sk,
-        &enc,
-        &info(identity),
-        ciphertext,
-        epoch.as_bytes(),
-    )
-    .map(Zeroizing::new)
-    .map_err(|_| CryptoError::Authentication)
+    hpke_suite::open(seed, &info(identity), epoch.as_bytes(), enc, ciphertext)
 }
 
 #[cfg(test)]

@@ -223,15 +223,11 @@ fn grant_class(operation: &str) -> Option<&'static str> {
     })
 }
 
+/// A decoded query parameter, read as the signature check reads the query.
 fn query_param(query: Option<&str>, name: &str) -> Option<String> {
-    query?.split('&').find_map(|kv| {
-        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-        (k == name).then(|| {
-            percent_encoding::percent_decode_str(&v.replace('+', " "))
-                .decode_utf8_lossy()
-                .into_owned()
-        })
-    })
+    obhut_sigv4::read::query_pairs(query)
+        .into_iter()
+        .find_map(|(k, v)| (k == name).then_some(v))
 }
 
 /// The operations that read the object `x-amz-copy-source` names.
