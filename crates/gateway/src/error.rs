@@ -170,6 +170,7 @@ pub fn corrupt_record(what: &str, e: &dyn std::fmt::Display) -> S3Error {
 pub fn trustee(e: TrusteeError) -> S3Error {
     match e {
         TrusteeError::Denied(_)
+        | TrusteeError::ObjectKeysOnly(_)
         | TrusteeError::TenantKeyDisabled(_)
         | TrusteeError::TenantKeyDestroyed(_) => S3Error::with_message(
             S3ErrorCode::AccessDenied,

@@ -26,6 +26,9 @@ struct Cached {
 pub struct KeyCache {
     ttl: Duration,
     entries: Mutex<HashMap<(String, u32), Cached>>,
+    /// Tenants whose policy is `key_release = per-object` (the trustee refused their bucket
+    /// keys), since when: their object keys are opened by the trustee per request.
+    per_object: Mutex<HashMap<String, Instant>>,
 }
 
 impl KeyCache {
@@ -34,6 +37,34 @@ impl KeyCache {
         Self {
             ttl,
             entries: Mutex::new(HashMap::new()),
+            per_object: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Whether `tenant`'s object keys are opened by the trustee (as it last said, within the
+    /// TTL).
+    pub fn is_per_object(&self, tenant: &str) -> bool {
+        let Ok(mut m) = self.per_object.lock() else {
+            return false;
+        };
+        match m.get(tenant) {
+            Some(at) if at.elapsed() < self.ttl => true,
+            Some(_) => {
+                m.remove(tenant);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Notes that the trustee releases only object keys of `tenant`, and drops any bucket key
+    /// of it still cached.
+    pub fn mark_per_object(&self, tenant: &str) {
+        if let Ok(mut m) = self.per_object.lock() {
+            m.insert(tenant.to_owned(), Instant::now());
+        }
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.retain(|_, c| c.tenant != tenant);
         }
     }
 
@@ -87,6 +118,15 @@ impl KeyCache {
     /// Applies a revocation from the trustee.
     pub fn revoke(&self, r: &Revocation) {
         if let Ok(mut entries) = self.entries.lock() {
+            if let Ok(mut per_object) = self.per_object.lock() {
+                match r {
+                    Revocation::All => per_object.clear(),
+                    Revocation::Tenant { tenant } => {
+                        per_object.remove(tenant);
+                    }
+                    Revocation::Policy { .. } => {}
+                }
+            }
             match r {
                 Revocation::All => entries.clear(),
                 Revocation::Tenant { tenant } => entries.retain(|_, c| &c.tenant != tenant),
@@ -179,32 +219,16 @@ fn hex(b: &[u8]) -> String {
     hex_simd::encode_to_string(b, hex_simd::AsciiCase::Lower)
 }
 
-/// Appends `field` with its length (u32 big-endian) in front, so no two different field
-/// lists encode alike whatever bytes the names hold.
-fn push_field(aad: &mut Vec<u8>, field: &[u8]) {
-    // Names are at most a few KiB (S3 keys: 1024 bytes).
-    aad.extend_from_slice(&u32::try_from(field.len()).unwrap_or(u32::MAX).to_be_bytes());
-    aad.extend_from_slice(field);
-}
-
-/// Associated data of a format-2 wrapped object key:
-/// `"obhut object key v2\0" || lp(tenant) || lp(bucket) || lp(key) || kind || [lp(upload id)] ||
-/// version_id`, where `lp` is a u32 big-endian length followed by the bytes and `kind` is 0 for
-/// an object, 1 for a multipart upload.
+/// Associated data of a format-2 wrapped object key (defined with the trustee's per-object
+/// release, which binds the same way).
 fn object_key_aad(binding: &Binding<'_>, version_id: &[u8; 16]) -> Vec<u8> {
-    let mut aad = b"obhut object key v2\0".to_vec();
-    push_field(&mut aad, binding.tenant.as_bytes());
-    push_field(&mut aad, binding.bucket.as_bytes());
-    push_field(&mut aad, binding.key.as_bytes());
-    match binding.upload {
-        None => aad.push(0),
-        Some(upload_id) => {
-            aad.push(1);
-            push_field(&mut aad, upload_id.as_bytes());
-        }
-    }
-    aad.extend_from_slice(version_id);
-    aad
+    obhut_trustee_client::object_keys::object_key_aad(
+        binding.tenant,
+        binding.bucket,
+        binding.key,
+        binding.upload,
+        version_id,
+    )
 }
 
 /// Associated data of a format-1 wrapped object key (bucket and version id only).
@@ -218,7 +242,7 @@ fn legacy_object_key_aad(bucket: &str, version_id: &[u8; 16]) -> Vec<u8> {
 
 /// The prefix of a sealed ETag as the catalog stores it; an ETag without it is one written
 /// before ETags were sealed (an MD5 in hex), read only by the upgrade.
-const SEALED_ETAG_PREFIX: &str = "s1.";
+use obhut_trustee_client::object_keys::SEALED_ETAG_PREFIX;
 
 /// Whether a stored ETag is sealed.
 #[must_use]
@@ -247,15 +271,67 @@ impl ObjectCipher {
         bucket_key: &Key,
         key_version: u32,
     ) -> Result<(Self, Vec<u8>), EnvelopeError> {
+        let cipher = Self::fresh()?;
+        let envelope = cipher.envelope_under(binding, bucket_key, key_version)?;
+        Ok((cipher, envelope))
+    }
+
+    /// A fresh object key and version id, not yet wrapped (the trustee wraps it for tenants
+    /// whose keys are released per object).
+    pub fn fresh() -> Result<Self, EnvelopeError> {
         let mut version_id = [0u8; 16];
         obhut_crypto::random_bytes(&mut version_id)?;
-        let cipher = Self {
+        Ok(Self {
             key: Key::random()?,
             version_id,
             segment_size: DEFAULT_SEGMENT_SIZE,
+        })
+    }
+
+    /// This key's envelope from its wrapped form (wrapped under bucket key version
+    /// `key_version`, by the gateway or the trustee).
+    pub fn envelope_of(
+        &self,
+        key_version: u32,
+        wrapped: &[u8],
+        kcv: &[u8; KCV_LEN],
+    ) -> Result<Vec<u8>, EnvelopeError> {
+        let envelope = Envelope {
+            format: ENVELOPE_FORMAT,
+            key_version,
+            version_id: hex(&self.version_id),
+            wrapped_key: base64_simd::STANDARD.encode_to_string(wrapped),
+            kcv: hex(kcv),
+            segment_size: self.segment_size,
         };
-        let envelope = cipher.envelope_under(binding, bucket_key, key_version)?;
-        Ok((cipher, envelope))
+        serde_json::to_vec(&envelope).map_err(|e| EnvelopeError::Malformed(e.to_string()))
+    }
+
+    /// A bound envelope's parts as the trustee takes them, filed under `binding`.
+    pub fn sealed_key(
+        binding: &Binding<'_>,
+        envelope: &Envelope,
+    ) -> Result<obhut_trustee_client::object_keys::SealedObjectKey, EnvelopeError> {
+        let (version_id, kcv, wrapped) = Self::parts(envelope)?;
+        Ok(obhut_trustee_client::object_keys::SealedObjectKey {
+            name: obhut_trustee_client::object_keys::ObjectName {
+                key: binding.key.to_owned(),
+                upload: binding.upload.map(str::to_owned),
+            },
+            version_id,
+            wrapped,
+            kcv,
+        })
+    }
+
+    /// The object key the trustee opened for a bound envelope.
+    pub fn opened(envelope: &Envelope, key: Key) -> Result<Self, EnvelopeError> {
+        let (version_id, _, _) = Self::parts(envelope)?;
+        Ok(Self {
+            key,
+            version_id,
+            segment_size: envelope.segment_size,
+        })
     }
 
     /// This object key's envelope, wrapped under `bucket_key` (version `key_version`) and
@@ -272,15 +348,7 @@ impl ObjectCipher {
             &self.key,
             &object_key_aad(binding, &self.version_id),
         )?;
-        let envelope = Envelope {
-            format: ENVELOPE_FORMAT,
-            key_version,
-            version_id: hex(&self.version_id),
-            wrapped_key: base64_simd::STANDARD.encode_to_string(&wrapped),
-            kcv: hex(&kcv),
-            segment_size: self.segment_size,
-        };
-        serde_json::to_vec(&envelope).map_err(|e| EnvelopeError::Malformed(e.to_string()))
+        self.envelope_of(key_version, &wrapped, &kcv)
     }
 
     /// Parses an envelope of either format; [`Envelope::is_bound`] says which.
@@ -409,15 +477,7 @@ impl ObjectCipher {
     /// `"obhut etag v1\0" || version_id`, or for a part of an upload
     /// `"obhut part etag v1\0" || version_id || u32be(part)`.
     fn etag_aad(&self, part: Option<u32>) -> Vec<u8> {
-        let mut c = match part {
-            None => b"obhut etag v1\0".to_vec(),
-            Some(_) => b"obhut part etag v1\0".to_vec(),
-        };
-        c.extend_from_slice(&self.version_id);
-        if let Some(n) = part {
-            c.extend_from_slice(&n.to_be_bytes());
-        }
-        c
+        obhut_trustee_client::object_keys::etag_aad(&self.version_id, part)
     }
 
     fn part_checksums_aad(&self, part: u32) -> Vec<u8> {
@@ -453,14 +513,15 @@ impl ObjectCipher {
 
     /// Opens an ETag made by [`Self::seal_etag`] for the same part.
     pub fn open_etag(&self, part: Option<u32>, stored: &str) -> Result<String, EnvelopeError> {
-        let b64 = stored
-            .strip_prefix(SEALED_ETAG_PREFIX)
-            .ok_or_else(|| EnvelopeError::Malformed("ETag is not sealed".into()))?;
-        let sealed = base64_simd::STANDARD
-            .decode_to_vec(b64)
-            .map_err(|_| EnvelopeError::Malformed("sealed ETag".into()))?;
-        let plain = obhut_crypto::open_value(&self.key, &self.etag_aad(part), &sealed)?;
-        String::from_utf8(plain).map_err(|_| EnvelopeError::Malformed("sealed ETag".into()))
+        if !is_sealed_etag(stored) {
+            return Err(EnvelopeError::Malformed("ETag is not sealed".into()));
+        }
+        Ok(obhut_trustee_client::object_keys::open_sealed_etag(
+            &self.key,
+            &self.version_id,
+            part,
+            stored,
+        )?)
     }
 
     /// A part's checksums as the catalog stores them: sealed under the upload's key.

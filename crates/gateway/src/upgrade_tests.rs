@@ -69,6 +69,17 @@ impl TrusteeClient for StandIn {
         }
         Ok(Key::from_slice(&key.wrapped).unwrap())
     }
+    async fn object_keys(
+        &self,
+        _: &str,
+        _: &str,
+        _: &WrappedKey,
+        _: &Justification,
+        _: Vec<obhut_trustee_client::object_keys::ObjectKeyOp>,
+    ) -> Result<Vec<obhut_trustee_client::object_keys::ObjectKeyOutcome>, TrusteeError> {
+        // The upgrade runs on bucket keys; per-object release is the trustee's own tests'.
+        no()
+    }
     async fn seal_status(&self) -> Result<SealStatus, TrusteeError> {
         no()
     }

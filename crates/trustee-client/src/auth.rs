@@ -111,9 +111,122 @@ pub struct RequestTicket {
     pub access_key_id: String,
     /// The buckets the request names.
     pub buckets: Vec<String>,
+    /// What object keys the request may have opened, as the trustee read it from the signed
+    /// request ([`TicketScope`]'s text forms).
+    #[serde(default)]
+    pub scope: Vec<String>,
     pub issued_ms: i64,
     /// The trustee's MAC over the fields above.
     pub mac: String,
+}
+
+/// What a verified request may have object keys opened for (per-object key release).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TicketScope {
+    /// An object a GET or HEAD names (its path), or a copy's source: its key may be opened:
+    /// `r:<bucket>/<key>`.
+    Read { bucket: String, key: String },
+    /// An object a PUT, POST or DELETE names: a new key may be wrapped for it, an upload's
+    /// key opened (with [`Self::Upload`]), its ETag read: `w:<bucket>/<key>`.
+    Write { bucket: String, key: String },
+    /// The multipart upload a request names (`uploadId`): only its key may be opened:
+    /// `u:<bucket>/<upload id>`.
+    Upload { bucket: String, upload: String },
+    /// A listing (a GET of the bucket with only listing parameters): the ETags of names under
+    /// `prefix`, never a key: `p:<bucket>/<prefix>`.
+    Prefix { bucket: String, prefix: String },
+    /// A signed statement of the tenant's admin about the bucket (a key rotation): `s:<bucket>`.
+    Statement { bucket: String },
+}
+
+impl TicketScope {
+    #[must_use]
+    pub fn text(&self) -> String {
+        match self {
+            Self::Read { bucket, key } => format!("r:{bucket}/{key}"),
+            Self::Write { bucket, key } => format!("w:{bucket}/{key}"),
+            Self::Upload { bucket, upload } => format!("u:{bucket}/{upload}"),
+            Self::Prefix { bucket, prefix } => format!("p:{bucket}/{prefix}"),
+            Self::Statement { bucket } => format!("s:{bucket}"),
+        }
+    }
+
+    #[must_use]
+    pub fn parse(text: &str) -> Option<Self> {
+        let (kind, rest) = text.split_at_checked(2)?;
+        if kind == "s:" {
+            return Some(Self::Statement {
+                bucket: rest.to_owned(),
+            });
+        }
+        let (bucket, name) = rest.split_once('/')?;
+        let (bucket, name) = (bucket.to_owned(), name.to_owned());
+        match kind {
+            "r:" => Some(Self::Read { bucket, key: name }),
+            "w:" => Some(Self::Write { bucket, key: name }),
+            "u:" => Some(Self::Upload {
+                bucket,
+                upload: name,
+            }),
+            "p:" => Some(Self::Prefix {
+                bucket,
+                prefix: name,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// What an object-key operation needs of the verified request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyUse {
+    /// The object's key itself, to read its data (or, with `upload`, an upload's key).
+    Open,
+    /// A new key wrapped for the name (a write).
+    Wrap,
+    /// Only the ETag, or whether the key opens (listings, conditional writes).
+    Etag,
+}
+
+impl RequestTicket {
+    fn scopes(&self) -> impl Iterator<Item = TicketScope> + '_ {
+        self.scope.iter().filter_map(|s| TicketScope::parse(s))
+    }
+
+    /// Whether the verified request covers `key_use` of the key of object `key` of `bucket`
+    /// (for a multipart upload's key: `upload`).
+    #[must_use]
+    pub fn covers(&self, bucket: &str, key: &str, upload: Option<&str>, key_use: KeyUse) -> bool {
+        let reads = self.scopes().any(
+            |s| matches!(s, TicketScope::Read { bucket: b, key: k } if b == bucket && k == key),
+        );
+        let writes = self.scopes().any(
+            |s| matches!(s, TicketScope::Write { bucket: b, key: k } if b == bucket && k == key),
+        );
+        let this_upload = |u: &str| {
+            self.scopes().any(
+                |s| matches!(s, TicketScope::Upload { bucket: b, upload: x } if b == bucket && x == u),
+            )
+        };
+        let listed = || {
+            self.scopes().any(|s| {
+                matches!(s, TicketScope::Prefix { bucket: b, prefix } if b == bucket && key.starts_with(&prefix))
+            })
+        };
+        match (key_use, upload) {
+            (KeyUse::Open, None) => reads,
+            (KeyUse::Open, Some(u)) => (reads || writes) && this_upload(u),
+            (KeyUse::Wrap, _) => writes,
+            (KeyUse::Etag, _) => reads || writes || listed(),
+        }
+    }
+
+    /// Whether the ticket is for a signed statement of the tenant's admin about `bucket`.
+    #[must_use]
+    pub fn is_statement_for(&self, bucket: &str) -> bool {
+        self.scopes()
+            .any(|s| matches!(s, TicketScope::Statement { bucket: b } if b == bucket))
+    }
 }
 
 /// Whose request it is.

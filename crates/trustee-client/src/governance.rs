@@ -280,6 +280,12 @@ pub enum Action {
         tenant: String,
         bucket: String,
     },
+    /// The tenant's admin: how the tenant's keys are released for its requests and grants
+    /// (`bucket`, the default, or `per-object`).
+    SetKeyRelease {
+        tenant: String,
+        key_release: crate::object_keys::KeyRelease,
+    },
 }
 
 /// Reads of governance state; the trustee filters by the asking principal's role.

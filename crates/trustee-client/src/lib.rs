@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod governance;
 pub mod log_entry;
+pub mod object_keys;
 pub mod remote;
 pub mod views;
 use async_trait::async_trait;
@@ -131,6 +132,10 @@ pub enum TrusteeError {
     Conflict(String),
     #[error("the request's signature was not accepted: {}", .0.name())]
     Unauthenticated(auth::AuthFailure),
+    /// The tenant's policy is `key_release = per-object`: its bucket keys are not released;
+    /// ask for object keys ([`TrusteeClient::object_keys`]).
+    #[error("tenant {0} releases object keys only (key_release = per-object)")]
+    ObjectKeysOnly(String),
 }
 
 /// What a gateway must drop from its memory at once: released keys, and cached residency
@@ -176,6 +181,19 @@ pub trait TrusteeClient: Send + Sync {
         key: &WrappedKey,
         why: &Justification,
     ) -> Result<Key, TrusteeError>;
+    /// Opens or wraps object keys of `bucket` (whose key version is `bucket_key`) for `why`,
+    /// inside the trustee: the bucket key never leaves it. Each op must be for a name the
+    /// verified request behind `why` names (or, for ETags, lists); the answers come back in
+    /// order, and only after one durable log entry records the request (entries of requests
+    /// served together are written in one group commit).
+    async fn object_keys(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        bucket_key: &WrappedKey,
+        why: &Justification,
+        ops: Vec<object_keys::ObjectKeyOp>,
+    ) -> Result<Vec<object_keys::ObjectKeyOutcome>, TrusteeError>;
     async fn seal_status(&self) -> Result<SealStatus, TrusteeError>;
     /// Gives one unseal share in clear: only where it is already at hand in the trustee's own
     /// process (a development share file, a PIN file). A remote trustee refuses this.

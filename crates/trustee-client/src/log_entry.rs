@@ -236,6 +236,20 @@ pub enum LogEvent {
         key_version: u32,
         justification: Justification,
     },
+    /// Object keys opened or wrapped inside the trustee for a tenant whose policy is
+    /// `key_release = per-object`: one entry for every request of the tenant served by the
+    /// same durable write (group commit). No bucket key left the trustee.
+    ObjectKeysReleased {
+        tenant: String,
+        requests: Vec<ObjectKeyRequestEntry>,
+    },
+    /// The tenant's admin chose how the tenant's keys are released (`bucket` or `per-object`).
+    KeyReleasePolicySet {
+        tenant: String,
+        key_release: crate::object_keys::KeyRelease,
+        #[serde(rename = "by")]
+        actor: String,
+    },
     /// The digest of a signed report (e.g. residency) about one tenant or all (`tenant` null).
     Attestation {
         kind: String,
@@ -331,6 +345,26 @@ pub struct DisclosureRequest {
     pub actor: String,
 }
 
+/// One request served with per-object key release: which bucket and key version, whose
+/// request (the digest of the signed request the trustee verified, or the grant), and how many
+/// object keys were handed out (`opened`), opened only for an ETag or a check inside the
+/// trustee (`listed`), and wrapped for new objects (`wrapped`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectKeyRequestEntry {
+    pub bucket: String,
+    pub key_version: u32,
+    /// `customer` or `grant`.
+    pub justification: String,
+    /// The access key (customer) or grant id.
+    pub principal: String,
+    /// SHA-256 of the verified request (customer requests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<String>,
+    pub opened: u32,
+    pub listed: u32,
+    pub wrapped: u32,
+}
+
 impl LogEvent {
     /// The `type` string of the event.
     #[must_use]
@@ -363,6 +397,8 @@ impl LogEvent {
             Self::TenantKeyEnabled { .. } => "tenant_key_enabled",
             Self::TenantKeyDestroyed { .. } => "tenant_key_destroyed",
             Self::KeyRelease { .. } => "key_release",
+            Self::ObjectKeysReleased { .. } => "object_keys_released",
+            Self::KeyReleasePolicySet { .. } => "key_release_policy_set",
             Self::Attestation { .. } => "attestation",
             Self::AccessKeyCreated { .. } => "access_key_created",
             Self::AccessKeyRevoked { .. } => "access_key_revoked",
@@ -409,6 +445,8 @@ impl LogEvent {
             | Self::TenantKeyEnabled { tenant }
             | Self::TenantKeyDestroyed { tenant, .. }
             | Self::KeyRelease { tenant, .. }
+            | Self::ObjectKeysReleased { tenant, .. }
+            | Self::KeyReleasePolicySet { tenant, .. }
             | Self::AccessKeyCreated { tenant, .. }
             | Self::AccessKeyRevoked { tenant, .. }
             | Self::AccessKeysImported { tenant, .. } => Some(tenant),
@@ -460,6 +498,7 @@ impl LogEvent {
             | Self::ShredApproval { actor, .. }
             | Self::AccessKeyCreated { actor, .. }
             | Self::AccessKeyRevoked { actor, .. }
+            | Self::KeyReleasePolicySet { actor, .. }
             | Self::AccessKeysImported { actor, .. } => Some(actor),
             Self::GrantApproved { .. }
             | Self::DisclosureApproved { .. }
@@ -467,6 +506,7 @@ impl LogEvent {
             | Self::TenantKeyEnabled { .. }
             | Self::TenantKeyDestroyed { .. }
             | Self::KeyRelease { .. }
+            | Self::ObjectKeysReleased { .. }
             | Self::Attestation { .. }
             | Self::IntegrityFailure { .. } => None,
             Self::IntegrityAlarm { .. } => None,
@@ -695,6 +735,20 @@ impl LogEvent {
                     }
                 }
                 v
+            }
+            Self::ObjectKeysReleased { requests, .. } => {
+                let sum = |f: fn(&ObjectKeyRequestEntry) -> u32| {
+                    requests.iter().map(f).sum::<u32>().to_string()
+                };
+                vec![
+                    ("requests", requests.len().to_string()),
+                    ("opened", sum(|r| r.opened)),
+                    ("listed", sum(|r| r.listed)),
+                    ("wrapped", sum(|r| r.wrapped)),
+                ]
+            }
+            Self::KeyReleasePolicySet { key_release, .. } => {
+                vec![("key_release", key_release.name().into())]
             }
             Self::Attestation { kind, digest, .. } => {
                 vec![("kind", kind.clone()), ("digest", digest.clone())]

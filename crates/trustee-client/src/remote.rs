@@ -69,8 +69,9 @@ const LONG_POLL_TIMEOUT: Duration = Duration::from_secs(35);
 
 /// The trustee API's messages and error mapping, used by both the client and the server.
 pub mod wire {
+    use crate::object_keys::{ObjectKeyOp, ObjectKeyOutcome, ObjectName, SealedObjectKey};
     use crate::{Justification, Revocation, TrusteeError, WrappedKey};
-    use obhut_crypto::KCV_LEN;
+    use obhut_crypto::{KCV_LEN, Key};
     use serde::{Deserialize, Serialize};
 
     /// `Vec<u8>` as standard base64 in JSON.
@@ -230,6 +231,240 @@ pub mod wire {
         }
     }
 
+    /// `/v1/object-keys`: object keys to open or wrap inside the trustee (per-object release).
+    #[derive(Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct ObjectKeysRequest {
+        pub tenant: String,
+        pub bucket: String,
+        pub key: Wrapped,
+        pub why: Justification,
+        pub ops: Vec<ObjectKeyOpWire>,
+    }
+
+    /// An [`ObjectKeyOp`](crate::object_keys::ObjectKeyOp) on the wire: version ids and
+    /// key-check values in hex, wrapped and plain keys in base64.
+    #[derive(Serialize, Deserialize)]
+    #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+    pub enum ObjectKeyOpWire {
+        Open {
+            name: ObjectName,
+            version_id: String,
+            wrapped: String,
+            kcv: String,
+        },
+        Etag {
+            name: ObjectName,
+            version_id: String,
+            wrapped: String,
+            kcv: String,
+            etag: String,
+        },
+        Check {
+            name: ObjectName,
+            version_id: String,
+            wrapped: String,
+            kcv: String,
+        },
+        Wrap {
+            name: ObjectName,
+            version_id: String,
+            key: String,
+        },
+    }
+
+    impl Drop for ObjectKeyOpWire {
+        fn drop(&mut self) {
+            if let Self::Wrap { key, .. } = self {
+                zeroize::Zeroize::zeroize(key);
+            }
+        }
+    }
+
+    /// The answer to one op, in order.
+    #[derive(Serialize, Deserialize)]
+    #[serde(tag = "outcome", rename_all = "snake_case", deny_unknown_fields)]
+    pub enum ObjectKeyOutcomeWire {
+        Key { key: String },
+        Etag { etag: String },
+        Checked,
+        Wrapped { wrapped: String, kcv: String },
+        Refused { reason: String },
+    }
+
+    impl Drop for ObjectKeyOutcomeWire {
+        fn drop(&mut self) {
+            if let Self::Key { key } = self {
+                zeroize::Zeroize::zeroize(key);
+            }
+        }
+    }
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct ObjectKeysAnswer {
+        pub outcomes: Vec<ObjectKeyOutcomeWire>,
+    }
+
+    fn b64(bytes: &[u8]) -> String {
+        base64_simd::STANDARD.encode_to_string(bytes)
+    }
+
+    fn hex(bytes: &[u8]) -> String {
+        hex_simd::encode_to_string(bytes, hex_simd::AsciiCase::Lower)
+    }
+
+    fn unb64(text: &str, what: &str) -> Result<zeroize::Zeroizing<Vec<u8>>, String> {
+        base64_simd::STANDARD
+            .decode_to_vec(text.as_bytes())
+            .map(zeroize::Zeroizing::new)
+            .map_err(|_| format!("{what} is not base64"))
+    }
+
+    fn unhex<const N: usize>(text: &str, what: &str) -> Result<[u8; N], String> {
+        hex_simd::decode_to_vec(text.as_bytes())
+            .ok()
+            .and_then(|v| v.try_into().ok())
+            .ok_or_else(|| format!("{what} must be {N} bytes in hex"))
+    }
+
+    fn key_of(text: &str, what: &str) -> Result<Key, String> {
+        Key::from_slice(&unb64(text, what)?).map_err(|e| format!("{what}: {e}"))
+    }
+
+    fn sealed(
+        name: &ObjectName,
+        version_id: &str,
+        wrapped: &str,
+        kcv: &str,
+    ) -> Result<SealedObjectKey, String> {
+        Ok(SealedObjectKey {
+            name: name.clone(),
+            version_id: unhex(version_id, "version_id")?,
+            wrapped: unb64(wrapped, "wrapped")?.to_vec(),
+            kcv: unhex(kcv, "kcv")?,
+        })
+    }
+
+    impl ObjectKeyOpWire {
+        #[must_use]
+        pub fn from_op(op: &ObjectKeyOp) -> Self {
+            let parts = |s: &SealedObjectKey| {
+                (
+                    s.name.clone(),
+                    hex(&s.version_id),
+                    b64(&s.wrapped),
+                    hex(&s.kcv),
+                )
+            };
+            match op {
+                ObjectKeyOp::Open(s) => {
+                    let (name, version_id, wrapped, kcv) = parts(s);
+                    Self::Open {
+                        name,
+                        version_id,
+                        wrapped,
+                        kcv,
+                    }
+                }
+                ObjectKeyOp::Etag(s, etag) => {
+                    let (name, version_id, wrapped, kcv) = parts(s);
+                    Self::Etag {
+                        name,
+                        version_id,
+                        wrapped,
+                        kcv,
+                        etag: etag.clone(),
+                    }
+                }
+                ObjectKeyOp::Check(s) => {
+                    let (name, version_id, wrapped, kcv) = parts(s);
+                    Self::Check {
+                        name,
+                        version_id,
+                        wrapped,
+                        kcv,
+                    }
+                }
+                ObjectKeyOp::Wrap {
+                    name,
+                    version_id,
+                    key,
+                } => Self::Wrap {
+                    name: name.clone(),
+                    version_id: hex(version_id),
+                    key: b64(key.expose()),
+                },
+            }
+        }
+
+        /// The op, or why it is malformed.
+        pub fn to_op(&self) -> Result<ObjectKeyOp, String> {
+            Ok(match self {
+                Self::Open {
+                    name,
+                    version_id,
+                    wrapped,
+                    kcv,
+                } => ObjectKeyOp::Open(sealed(name, version_id, wrapped, kcv)?),
+                Self::Etag {
+                    name,
+                    version_id,
+                    wrapped,
+                    kcv,
+                    etag,
+                } => ObjectKeyOp::Etag(sealed(name, version_id, wrapped, kcv)?, etag.clone()),
+                Self::Check {
+                    name,
+                    version_id,
+                    wrapped,
+                    kcv,
+                } => ObjectKeyOp::Check(sealed(name, version_id, wrapped, kcv)?),
+                Self::Wrap {
+                    name,
+                    version_id,
+                    key,
+                } => ObjectKeyOp::Wrap {
+                    name: name.clone(),
+                    version_id: unhex(version_id, "version_id")?,
+                    key: key_of(key, "key")?,
+                },
+            })
+        }
+    }
+
+    impl ObjectKeyOutcomeWire {
+        #[must_use]
+        pub fn from_outcome(o: &ObjectKeyOutcome) -> Self {
+            match o {
+                ObjectKeyOutcome::Key(k) => Self::Key {
+                    key: b64(k.expose()),
+                },
+                ObjectKeyOutcome::Etag(e) => Self::Etag { etag: e.clone() },
+                ObjectKeyOutcome::Checked => Self::Checked,
+                ObjectKeyOutcome::Wrapped { wrapped, kcv } => Self::Wrapped {
+                    wrapped: b64(wrapped),
+                    kcv: hex(kcv),
+                },
+                ObjectKeyOutcome::Refused(r) => Self::Refused { reason: r.clone() },
+            }
+        }
+
+        /// The outcome, or why it is malformed.
+        pub fn to_outcome(&self) -> Result<ObjectKeyOutcome, String> {
+            Ok(match self {
+                Self::Key { key } => ObjectKeyOutcome::Key(key_of(key, "an object key")?),
+                Self::Etag { etag } => ObjectKeyOutcome::Etag(etag.clone()),
+                Self::Checked => ObjectKeyOutcome::Checked,
+                Self::Wrapped { wrapped, kcv } => ObjectKeyOutcome::Wrapped {
+                    wrapped: unb64(wrapped, "a wrapped key")?.to_vec(),
+                    kcv: unhex(kcv, "kcv")?,
+                },
+                Self::Refused { reason } => ObjectKeyOutcome::Refused(reason.clone()),
+            })
+        }
+    }
+
     /// `GET /v1/revocations` query: without `after`, the trustee answers at once with its
     /// instance and latest sequence number (the starting point of a stream).
     #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -316,6 +551,7 @@ pub mod wire {
             TrusteeError::NotFound(d) => (404, "not_found", d),
             TrusteeError::Invalid(d) => (400, "invalid", d),
             TrusteeError::Conflict(d) => (409, "conflict", d),
+            TrusteeError::ObjectKeysOnly(d) => (403, "object_keys_only", d),
             TrusteeError::Unauthenticated(f) => {
                 return (
                     403,
@@ -353,6 +589,7 @@ pub mod wire {
             "not_found" => TrusteeError::NotFound(detail()),
             "invalid" => TrusteeError::Invalid(detail()),
             "conflict" => TrusteeError::Conflict(detail()),
+            "object_keys_only" => TrusteeError::ObjectKeysOnly(detail()),
             "unauthenticated" => TrusteeError::Unauthenticated(
                 crate::auth::AuthFailure::from_name(body.detail.as_deref()?)?,
             ),
@@ -702,6 +939,41 @@ impl TrusteeClient for RemoteTrustee {
             self.conn
                 .unavailable(format!("a released key is malformed: {e}"))
         })
+    }
+
+    async fn object_keys(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        bucket_key: &WrappedKey,
+        why: &Justification,
+        ops: Vec<crate::object_keys::ObjectKeyOp>,
+    ) -> Result<Vec<crate::object_keys::ObjectKeyOutcome>, TrusteeError> {
+        let count = ops.len();
+        let answer: wire::ObjectKeysAnswer = self
+            .conn
+            .post(
+                "/v1/object-keys",
+                &wire::ObjectKeysRequest {
+                    tenant: tenant.to_owned(),
+                    bucket: bucket.to_owned(),
+                    key: bucket_key.into(),
+                    why: why.clone(),
+                    ops: ops.iter().map(wire::ObjectKeyOpWire::from_op).collect(),
+                },
+            )
+            .await?;
+        if answer.outcomes.len() != count {
+            return Err(self.conn.unavailable(format!(
+                "{} answers to {count} object-key operations",
+                answer.outcomes.len()
+            )));
+        }
+        answer
+            .outcomes
+            .iter()
+            .map(|o| o.to_outcome().map_err(|e| self.conn.unavailable(e)))
+            .collect()
     }
 
     async fn seal_status(&self) -> Result<SealStatus, TrusteeError> {

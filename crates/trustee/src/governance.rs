@@ -16,6 +16,7 @@ use obhut_crypto::principal::verify_statement;
 use obhut_trustee_client::log_entry::{
     DisclosureRequest, IndexedEntry, LogEntriesPage, PolicyChange,
 };
+use obhut_trustee_client::object_keys::KeyRelease;
 use obhut_trustee_client::views::{
     ApprovalView, BucketPolicyView, DisclosureView, GrantCredentialsView, GrantView, ShredPending,
     TenantPolicyView,
@@ -775,6 +776,56 @@ impl Governance {
         }
         crate::kept_checkpoint::keep(&self.dir, &self.log)?;
         Ok(idx)
+    }
+
+    /// Appends `events` to the log in one durable write (one fsync for all: a group commit)
+    /// and indexes them. Nothing that the entries record may happen before this returns.
+    pub fn record_batch(
+        &self,
+        events: Vec<LogEvent>,
+    ) -> Result<std::ops::Range<u64>, TrusteeError> {
+        let mut entries = Vec::with_capacity(events.len());
+        let mut bytes = Vec::with_capacity(events.len());
+        for event in events {
+            let entry = LogEntry {
+                event,
+                at_ms: now_ms(),
+                salt: random_hex(16)?,
+            };
+            bytes.push(serde_json::to_vec(&entry).map_err(storage)?);
+            entries.push(entry);
+        }
+        let db = self.db()?;
+        let range = self.log.append_batch(&bytes).map_err(|e| {
+            tracing::error!(error = %e, "transparency log append failed; the action is refused");
+            storage(format!("the transparency log cannot be written: {e}"))
+        })?;
+        let mut facts = self.facts()?;
+        for (idx, entry) in range.clone().zip(&entries) {
+            index_entry(&db, idx, entry.event.tenant(), entry.event.disclosure())?;
+            facts.observe(idx, entry);
+        }
+        drop(facts);
+        crate::kept_checkpoint::keep(&self.dir, &self.log)?;
+        Ok(range)
+    }
+
+    /// Every entry of the log, parsed (tests).
+    #[cfg(test)]
+    pub(crate) fn test_entries(&self) -> Vec<LogEntry> {
+        (0..self.log.size())
+            .filter_map(|i| serde_json::from_slice(&self.log.entry(i).ok()?).ok())
+            .collect()
+    }
+
+    /// The tenant's key release policy, as the log records its admin's last choice.
+    pub fn key_release(&self, tenant: &str) -> Result<KeyRelease, TrusteeError> {
+        Ok(self
+            .facts()?
+            .key_release
+            .get(tenant)
+            .copied()
+            .unwrap_or_default())
     }
 
     /// Appends one entry to the log, durably, and indexes it. Nothing that the entry records
@@ -1889,6 +1940,21 @@ impl Governance {
         self.check_usable(&g)
     }
 
+    /// [`Self::check_grant_release`], answering the grant's prefix and operations: per-object
+    /// releases under a grant open only names under it, for what it allows.
+    pub fn grant_release_scope(
+        &self,
+        grant_id: &str,
+        tenant: &str,
+        bucket: &str,
+    ) -> Result<(String, Vec<String>), TrusteeError> {
+        self.check_grant_release(grant_id, tenant, bucket)?;
+        let g = self
+            .grant(grant_id)
+            .map_err(|_| denied(format!("no grant {grant_id:?}")))?;
+        Ok((g.prefix, g.ops))
+    }
+
     fn grant_by_key(&self, access_key_id: &str) -> Result<Option<Grant>, TrusteeError> {
         Ok(self
             .grants_where(
@@ -2781,7 +2847,8 @@ impl Governance {
             Action::Shred { .. } => Err(invalid("crypto-shred is carried out by the keystore")),
             Action::CreateAccessKey { .. }
             | Action::RevokeAccessKey { .. }
-            | Action::RotateBucketKey { .. } => {
+            | Action::RotateBucketKey { .. }
+            | Action::SetKeyRelease { .. } => {
                 Err(invalid("access keys and bucket keys are the key custody's"))
             }
         }

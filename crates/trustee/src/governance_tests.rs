@@ -165,6 +165,7 @@ impl World {
                 "a",
                 &creds.0,
                 vec![bucket.to_owned()],
+                Vec::new(),
                 crate::governance::now_ms(),
             ),
             access_key_id: creds.0.clone(),

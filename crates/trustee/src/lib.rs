@@ -12,6 +12,7 @@ pub mod access_keys;
 pub mod governance;
 #[cfg(test)]
 mod governance_tests;
+mod group_commit;
 mod kept_checkpoint;
 mod keystore;
 mod log_facts;
@@ -27,6 +28,11 @@ use async_trait::async_trait;
 use governance::{Governance, ShredOutcome};
 use obhut_core::TenantResidency;
 use obhut_crypto::Key;
+use obhut_trustee_client::auth::{KeyUse, TicketScope};
+use obhut_trustee_client::log_entry::ObjectKeyRequestEntry;
+use obhut_trustee_client::object_keys::{
+    KeyRelease, ObjectKeyOp, ObjectKeyOutcome, SealedObjectKey, object_key_aad, open_sealed_etag,
+};
 use obhut_trustee_client::views::{ShredDone, ShredView};
 use obhut_trustee_client::{
     Action, GrantAccess, GrantScope, IntegrityAlarm, Justification, LogEvent, LogRead,
@@ -70,6 +76,8 @@ pub struct Trustee {
     unseal_keys: Arc<unseal_key::UnsealKeys>,
     /// Time between disabling a tenant key and destroying it (DESIGN.md: 7 days).
     shred_grace_ms: i64,
+    /// Log entries of per-object key releases, written in groups.
+    object_key_log: Arc<group_commit::GroupCommit>,
 }
 
 /// An access key's id, tenant and secret.
@@ -118,6 +126,7 @@ impl Trustee {
             verifier: Arc::new(verify::Verifier::new(DEFAULT_REGION)?),
             pending_keys: Arc::default(),
             shred_grace_ms: DEFAULT_SHRED_GRACE_MS,
+            object_key_log: Arc::default(),
         })
     }
 
@@ -315,8 +324,16 @@ impl Trustee {
         let digest = obhut_sigv4::sha256_hex(
             format!("{}\n{}", signed.statement, signed.signature).as_bytes(),
         );
-        self.verifier
-            .ticket(digest, tenant, principal, vec![bucket.to_owned()], now_ms())
+        self.verifier.ticket(
+            digest,
+            tenant,
+            principal,
+            vec![bucket.to_owned()],
+            vec![TicketScope::Statement {
+                bucket: bucket.to_owned(),
+            }],
+            now_ms(),
+        )
     }
 
     /// A customer-initiated key operation needs a ticket for a request the customer signed,
@@ -336,6 +353,16 @@ impl Trustee {
                     "a customer-initiated key release needs the customer's signed request".into(),
                 )
             })?;
+            // A request signed with grant credentials is served under its grant (scope,
+            // operations, expiry, logged access), never as the customer's own.
+            if ticket
+                .access_key_id
+                .starts_with(obhut_trustee_client::governance::GRANT_KEY_PREFIX)
+            {
+                return Err(TrusteeError::Denied(
+                    "a request signed with grant credentials is not the customer's".into(),
+                ));
+            }
             self.verifier
                 .check_ticket(ticket, tenant, principal, bucket, now_ms())?;
         }
@@ -449,6 +476,41 @@ impl TrusteeClient for Trustee {
             .await
     }
 
+    async fn object_keys(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        bucket_key: &WrappedKey,
+        why: &Justification,
+        ops: Vec<ObjectKeyOp>,
+    ) -> Result<Vec<ObjectKeyOutcome>, TrusteeError> {
+        policy::may_release_bucket_key(tenant, why)?;
+        self.check_customer_request(tenant, bucket, why)?;
+        if let Justification::Customer {
+            request: Some(ticket),
+            ..
+        } = why
+        {
+            // Only the objects the verified request names (for ETags and checks: lists).
+            for op in &ops {
+                let name = op.name();
+                if !ticket.covers(bucket, &name.key, name.upload.as_deref(), key_use(op)) {
+                    return Err(TrusteeError::Denied(
+                        "the verified request does not name this object".into(),
+                    ));
+                }
+            }
+        }
+        let (tenant, bucket, bucket_key, why) = (
+            tenant.to_owned(),
+            bucket.to_owned(),
+            bucket_key.clone(),
+            why.clone(),
+        );
+        self.blocking(move |t| t.object_keys_now(&tenant, &bucket, &bucket_key, &why, ops))
+            .await
+    }
+
     async fn seal_status(&self) -> Result<SealStatus, TrusteeError> {
         self.blocking(|t| t.with(|ks| Ok(ks.status()))).await
     }
@@ -535,6 +597,25 @@ impl TrusteeClient for Trustee {
                 } => {
                     own_tenant_admin(&who, tenant, "revoke access keys")?;
                     t.revoke_access_key_now(tenant, access_key_id, &who.name)
+                }
+                Action::SetKeyRelease {
+                    tenant,
+                    key_release,
+                } => {
+                    own_tenant_admin(&who, tenant, "choose how its keys are released")?;
+                    t.governance.record(LogEvent::KeyReleasePolicySet {
+                        tenant: tenant.clone(),
+                        key_release: *key_release,
+                        actor: who.name.clone(),
+                    })?;
+                    // Gateways drop the tenant's bucket keys at once and ask again.
+                    t.revoke(Revocation::Tenant {
+                        tenant: tenant.clone(),
+                    });
+                    Ok(serde_json::json!({
+                        "tenant": tenant,
+                        "key_release": key_release.name(),
+                    }))
                 }
                 Action::RotateBucketKey { tenant, bucket } => {
                     own_tenant_admin(&who, tenant, "rotate bucket keys")?;
@@ -757,23 +838,26 @@ impl Trustee {
         key: &WrappedKey,
         why: &Justification,
     ) -> Result<Key, TrusteeError> {
+        if self.governance.key_release(tenant)? == KeyRelease::PerObject {
+            // Only the tenant admin's signed rotation (and obhut's own format upgrade, in
+            // process) may have a per-object tenant's bucket key.
+            let allowed = match why {
+                Justification::Customer {
+                    request: Some(ticket),
+                    ..
+                } => ticket.is_statement_for(bucket),
+                Justification::System { .. } => true,
+                _ => false,
+            };
+            if !allowed {
+                return Err(TrusteeError::ObjectKeysOnly(tenant.to_owned()));
+            }
+        }
         if let Justification::Grant { grant_id } = why {
             self.governance
                 .check_grant_release(grant_id, tenant, bucket)?;
         }
-        let released = self.with(|ks| {
-            let raw = ks.open_for(tenant, &bucket_key_aad(tenant, bucket, key.version), &key.wrapped)?;
-            let released =
-                Key::from_slice(&raw).map_err(|e| TrusteeError::Integrity(e.to_string()))?;
-            let kcv = obhut_crypto::key_check_value(&released);
-            if !obhut_crypto::constant_time_eq(&kcv, &key.kcv) {
-                return Err(TrusteeError::Integrity(
-                    "key-check value mismatch: the wrapped key is not the bucket key it claims to be"
-                        .into(),
-                ));
-            }
-            Ok(released)
-        })?;
+        let released = self.open_bucket_key(tenant, bucket, key)?;
         // No log entry, no key: the release is recorded durably before the key leaves.
         self.governance.record(LogEvent::KeyRelease {
             tenant: tenant.to_owned(),
@@ -789,6 +873,154 @@ impl Trustee {
             "bucket key released"
         );
         Ok(released)
+    }
+
+    /// Opens a bucket key the catalog holds wrapped under the tenant key (for use here).
+    fn open_bucket_key(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &WrappedKey,
+    ) -> Result<Key, TrusteeError> {
+        self.with(|ks| {
+            let raw = ks.open_for(tenant, &bucket_key_aad(tenant, bucket, key.version), &key.wrapped)?;
+            let released =
+                Key::from_slice(&raw).map_err(|e| TrusteeError::Integrity(e.to_string()))?;
+            let kcv = obhut_crypto::key_check_value(&released);
+            if !obhut_crypto::constant_time_eq(&kcv, &key.kcv) {
+                return Err(TrusteeError::Integrity(
+                    "key-check value mismatch: the wrapped key is not the bucket key it claims to be"
+                        .into(),
+                ));
+            }
+            Ok(released)
+        })
+    }
+
+    /// Opens or wraps object keys under the bucket key, which stays here; the answers leave
+    /// only once the request is recorded in the log (group-committed).
+    fn object_keys_now(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        bucket_key: &WrappedKey,
+        why: &Justification,
+        ops: Vec<ObjectKeyOp>,
+    ) -> Result<Vec<ObjectKeyOutcome>, TrusteeError> {
+        if let Justification::Grant { grant_id } = why {
+            let (prefix, granted) = self
+                .governance
+                .grant_release_scope(grant_id, tenant, bucket)?;
+            let allowed = |op: &ObjectKeyOp| {
+                let name = op.name();
+                let may = |what: &str| granted.iter().any(|g| g == what);
+                name.key.starts_with(&prefix)
+                    && match key_use(op) {
+                        KeyUse::Open if name.upload.is_some() => may("write") || may("read"),
+                        KeyUse::Open => may("read"),
+                        KeyUse::Wrap => may("write"),
+                        // Every grant sees the ETags of what it covers.
+                        KeyUse::Etag => true,
+                    }
+            };
+            if !ops.iter().all(allowed) {
+                return Err(TrusteeError::Denied(format!(
+                    "grant {grant_id} does not cover every object key asked for"
+                )));
+            }
+        }
+        let bk = self.open_bucket_key(tenant, bucket, bucket_key)?;
+        let unwrap = |s: &SealedObjectKey| {
+            let aad = object_key_aad(
+                tenant,
+                bucket,
+                &s.name.key,
+                s.name.upload.as_deref(),
+                &s.version_id,
+            );
+            obhut_crypto::unwrap_key(&bk, &s.wrapped, &aad, &s.kcv)
+                .map_err(|e| format!("the object key does not open here: {e}"))
+        };
+        let (mut opened, mut listed, mut wrapped) = (0u32, 0u32, 0u32);
+        let mut outcomes = Vec::with_capacity(ops.len());
+        for op in &ops {
+            let outcome = match op {
+                ObjectKeyOp::Open(s) => unwrap(s).map(|k| {
+                    opened += 1;
+                    ObjectKeyOutcome::Key(k)
+                }),
+                ObjectKeyOp::Etag(s, stored) => unwrap(s).and_then(|k| {
+                    open_sealed_etag(&k, &s.version_id, None, stored)
+                        .map(|e| {
+                            listed += 1;
+                            ObjectKeyOutcome::Etag(e)
+                        })
+                        .map_err(|e| format!("the ETag does not open: {e}"))
+                }),
+                ObjectKeyOp::Check(s) => unwrap(s).map(|_| {
+                    listed += 1;
+                    ObjectKeyOutcome::Checked
+                }),
+                ObjectKeyOp::Wrap {
+                    name,
+                    version_id,
+                    key,
+                } => {
+                    let aad = object_key_aad(
+                        tenant,
+                        bucket,
+                        &name.key,
+                        name.upload.as_deref(),
+                        version_id,
+                    );
+                    obhut_crypto::wrap_key(&bk, key, &aad)
+                        .map(|(w, kcv)| {
+                            wrapped += 1;
+                            ObjectKeyOutcome::Wrapped { wrapped: w, kcv }
+                        })
+                        .map_err(|e| e.to_string())
+                }
+            };
+            outcomes.push(outcome.unwrap_or_else(ObjectKeyOutcome::Refused));
+        }
+        if opened + listed + wrapped > 0 {
+            let (justification, principal, request) = match why {
+                Justification::Customer {
+                    principal, request, ..
+                } => (
+                    "customer",
+                    principal.clone(),
+                    request.as_ref().map(|t| t.digest.clone()),
+                ),
+                Justification::Grant { grant_id } => ("grant", grant_id.clone(), None),
+                Justification::System { reason } => ("system", reason.clone(), None),
+            };
+            // No log entry, no key.
+            self.object_key_log.record(
+                &self.governance,
+                tenant,
+                ObjectKeyRequestEntry {
+                    bucket: bucket.to_owned(),
+                    key_version: bucket_key.version,
+                    justification: justification.into(),
+                    principal,
+                    request,
+                    opened,
+                    listed,
+                    wrapped,
+                },
+            )?;
+        }
+        Ok(outcomes)
+    }
+}
+
+/// What an object-key operation needs of the request it serves.
+fn key_use(op: &ObjectKeyOp) -> KeyUse {
+    match op {
+        ObjectKeyOp::Open(_) => KeyUse::Open,
+        ObjectKeyOp::Wrap { .. } => KeyUse::Wrap,
+        ObjectKeyOp::Etag(..) | ObjectKeyOp::Check(_) => KeyUse::Etag,
     }
 }
 
@@ -1020,10 +1252,14 @@ impl Trustee {
             tenant: tenant.into(),
             principal: "AKID".into(),
             operation: "GetObject".into(),
-            request: Some(
-                self.verifier
-                    .ticket("test".into(), tenant, "AKID", buckets, now_ms()),
-            ),
+            request: Some(self.verifier.ticket(
+                "test".into(),
+                tenant,
+                "AKID",
+                buckets,
+                Vec::new(),
+                now_ms(),
+            )),
         }
     }
 }
@@ -1062,6 +1298,7 @@ mod tests {
             "a",
             "AKID",
             vec!["else".into()],
+            Vec::new(),
             now_ms(),
         )));
         assert!(matches!(
@@ -1093,6 +1330,340 @@ mod tests {
             t.release_bucket_key("a", "photos", &wk, &customer(&t, "a"))
                 .await
                 .is_ok()
+        );
+    }
+
+    /// A customer's ticket for a request naming `scope`.
+    fn ticket_for(t: &Trustee, digest: &str, scope: Vec<TicketScope>) -> Justification {
+        Justification::Customer {
+            tenant: "a".into(),
+            principal: "AKID".into(),
+            operation: "GetObject".into(),
+            request: Some(t.verifier.ticket(
+                digest.into(),
+                "a",
+                "AKID",
+                vec!["photos".into()],
+                scope,
+                now_ms(),
+            )),
+        }
+    }
+
+    fn object(key: &str) -> TicketScope {
+        TicketScope::Read {
+            bucket: "photos".into(),
+            key: key.into(),
+        }
+    }
+
+    fn written(key: &str) -> TicketScope {
+        TicketScope::Write {
+            bucket: "photos".into(),
+            key: key.into(),
+        }
+    }
+
+    fn name(key: &str) -> obhut_trustee_client::object_keys::ObjectName {
+        obhut_trustee_client::object_keys::ObjectName {
+            key: key.into(),
+            upload: None,
+        }
+    }
+
+    async fn per_object_tenant() -> (tempfile::TempDir, Trustee, WrappedKey) {
+        let (d, t) = unsealed().await;
+        t.ensure_tenant_key("a").await.unwrap();
+        let wk = t
+            .create_bucket_key("a", "photos", 1, &customer(&t, "a"))
+            .await
+            .unwrap();
+        t.governance
+            .record(LogEvent::KeyReleasePolicySet {
+                tenant: "a".into(),
+                key_release: KeyRelease::PerObject,
+                actor: "demo-admin".into(),
+            })
+            .unwrap();
+        (d, t, wk)
+    }
+
+    /// Wraps a new key for `key` under a ticket naming it, as a PUT does.
+    async fn put(t: &Trustee, wk: &WrappedKey, key: &str) -> (Key, SealedObjectKey) {
+        let object_key = Key::random().unwrap();
+        let version_id = [3u8; 16];
+        let out = t
+            .object_keys(
+                "a",
+                "photos",
+                wk,
+                &ticket_for(t, &format!("put-{key}"), vec![written(key)]),
+                vec![ObjectKeyOp::Wrap {
+                    name: name(key),
+                    version_id,
+                    key: object_key.clone(),
+                }],
+            )
+            .await
+            .unwrap();
+        let Some(ObjectKeyOutcome::Wrapped { wrapped, kcv }) = out.into_iter().next() else {
+            panic!("not wrapped")
+        };
+        (
+            object_key,
+            SealedObjectKey {
+                name: name(key),
+                version_id,
+                wrapped,
+                kcv,
+            },
+        )
+    }
+
+    #[tokio::test]
+    async fn a_per_object_tenants_bucket_key_never_leaves_but_for_its_admins_rotation() {
+        let (_d, t, wk) = per_object_tenant().await;
+        let get = ticket_for(&t, "g", vec![object("x")]);
+        assert!(matches!(
+            t.release_bucket_key("a", "photos", &wk, &get).await,
+            Err(TrusteeError::ObjectKeysOnly(_))
+        ));
+        // A grant does not have it either.
+        assert!(matches!(
+            t.release_bucket_key(
+                "a",
+                "photos",
+                &wk,
+                &Justification::Grant {
+                    grant_id: "g-1".into()
+                }
+            )
+            .await,
+            Err(TrusteeError::ObjectKeysOnly(_))
+        ));
+        let rotation = ticket_for(
+            &t,
+            "r",
+            vec![TicketScope::Statement {
+                bucket: "photos".into(),
+            }],
+        );
+        assert!(
+            t.release_bucket_key("a", "photos", &wk, &rotation)
+                .await
+                .is_ok()
+        );
+        // Another tenant keeps bucket keys.
+        t.ensure_tenant_key("b").await.unwrap();
+        let other = t
+            .create_bucket_key("b", "photos", 1, &customer(&t, "b"))
+            .await
+            .unwrap();
+        assert!(
+            t.release_bucket_key("b", "photos", &other, &customer(&t, "b"))
+                .await
+                .is_ok()
+        );
+    }
+
+    #[tokio::test]
+    async fn object_keys_open_only_for_the_names_the_verified_request_names() {
+        let (_d, t, wk) = per_object_tenant().await;
+        let (key_x, sealed_x) = put(&t, &wk, "x").await;
+        let (_, sealed_y) = put(&t, &wk, "y").await;
+        let open = |s: &SealedObjectKey| ObjectKeyOp::Open(s.clone());
+        // The request for x opens x.
+        let out = t
+            .object_keys(
+                "a",
+                "photos",
+                &wk,
+                &ticket_for(&t, "gx", vec![object("x")]),
+                vec![open(&sealed_x)],
+            )
+            .await
+            .unwrap();
+        let Some(ObjectKeyOutcome::Key(k)) = out.into_iter().next() else {
+            panic!("x did not open")
+        };
+        assert_eq!(k.expose(), key_x.expose());
+        // It does not open y, alone or beside x.
+        for ops in [
+            vec![open(&sealed_y)],
+            vec![open(&sealed_x), open(&sealed_y)],
+        ] {
+            assert!(matches!(
+                t.object_keys(
+                    "a",
+                    "photos",
+                    &wk,
+                    &ticket_for(&t, "gx", vec![object("x")]),
+                    ops
+                )
+                .await,
+                Err(TrusteeError::Denied(_))
+            ));
+        }
+        // A listing of prefix "x" may have x's ETag opened, not its key, and not y's ETag.
+        let list = ticket_for(
+            &t,
+            "l",
+            vec![TicketScope::Prefix {
+                bucket: "photos".into(),
+                prefix: "x".into(),
+            }],
+        );
+        assert!(matches!(
+            t.object_keys("a", "photos", &wk, &list, vec![open(&sealed_x)])
+                .await,
+            Err(TrusteeError::Denied(_))
+        ));
+        assert!(matches!(
+            t.object_keys(
+                "a",
+                "photos",
+                &wk,
+                &list,
+                vec![ObjectKeyOp::Check(sealed_y.clone())]
+            )
+            .await,
+            Err(TrusteeError::Denied(_))
+        ));
+        assert!(matches!(
+            t.object_keys(
+                "a",
+                "photos",
+                &wk,
+                &list,
+                vec![ObjectKeyOp::Check(sealed_x.clone())]
+            )
+            .await
+            .unwrap()
+            .pop(),
+            Some(ObjectKeyOutcome::Checked)
+        ));
+        // A GET of x wraps nothing for x; a PUT of x opens no key of x.
+        let wrap = || ObjectKeyOp::Wrap {
+            name: name("x"),
+            version_id: [9u8; 16],
+            key: Key::random().unwrap(),
+        };
+        assert!(matches!(
+            t.object_keys(
+                "a",
+                "photos",
+                &wk,
+                &ticket_for(&t, "gx", vec![object("x")]),
+                vec![wrap()]
+            )
+            .await,
+            Err(TrusteeError::Denied(_))
+        ));
+        assert!(matches!(
+            t.object_keys(
+                "a",
+                "photos",
+                &wk,
+                &ticket_for(&t, "px", vec![written("x")]),
+                vec![open(&sealed_x)]
+            )
+            .await,
+            Err(TrusteeError::Denied(_))
+        ));
+        // A request signed with grant credentials is never taken for the customer's own.
+        let Justification::Customer {
+            request: Some(mut by_grant),
+            ..
+        } = ticket_for(&t, "gx", vec![object("x")])
+        else {
+            unreachable!()
+        };
+        by_grant.access_key_id =
+            format!("{}TEST", obhut_trustee_client::governance::GRANT_KEY_PREFIX);
+        let by_grant = t.verifier.ticket(
+            by_grant.digest,
+            "a",
+            &by_grant.access_key_id,
+            by_grant.buckets,
+            vec![object("x")],
+            now_ms(),
+        );
+        let posing = Justification::Customer {
+            tenant: "a".into(),
+            principal: by_grant.access_key_id.clone(),
+            operation: "GetObject".into(),
+            request: Some(by_grant),
+        };
+        assert!(matches!(
+            t.object_keys("a", "photos", &wk, &posing, vec![open(&sealed_x)])
+                .await,
+            Err(TrusteeError::Denied(_))
+        ));
+        // y's record filed under x's name (a catalog edit) does not open.
+        let mut moved = sealed_y.clone();
+        moved.name = name("x");
+        assert!(matches!(
+            t.object_keys(
+                "a",
+                "photos",
+                &wk,
+                &ticket_for(&t, "gx", vec![object("x")]),
+                vec![open(&moved)]
+            )
+            .await
+            .unwrap()
+            .pop(),
+            Some(ObjectKeyOutcome::Refused(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn every_request_served_per_object_is_in_the_log_before_its_keys_leave() {
+        let (_d, t, wk) = per_object_tenant().await;
+        let (_, sealed) = put(&t, &wk, "x").await;
+        let before = t.governance.test_entries().len();
+        let mut calls = Vec::new();
+        for i in 0..40 {
+            let t = t.clone();
+            let (wk, sealed) = (wk.clone(), sealed.clone());
+            calls.push(tokio::spawn(async move {
+                t.object_keys(
+                    "a",
+                    "photos",
+                    &wk,
+                    &ticket_for(&t, &format!("req-{i}"), vec![object("x")]),
+                    vec![ObjectKeyOp::Open(sealed)],
+                )
+                .await
+                .map(|_| ())
+            }));
+        }
+        for c in calls {
+            c.await.unwrap().unwrap();
+        }
+        let entries = t.governance.test_entries();
+        let mut digests = Vec::new();
+        let mut entries_written = 0;
+        for e in &entries[before..] {
+            if let LogEvent::ObjectKeysReleased { tenant, requests } = &e.event {
+                entries_written += 1;
+                assert_eq!(tenant, "a");
+                for r in requests {
+                    assert_eq!((r.opened, r.listed, r.wrapped), (1, 0, 0));
+                    digests.extend(r.request.clone());
+                }
+            }
+        }
+        digests.sort();
+        let mut expected: Vec<String> = (0..40).map(|i| format!("req-{i}")).collect();
+        expected.sort();
+        assert_eq!(digests, expected, "each request exactly once");
+        assert!((1..=40).contains(&entries_written));
+        // No bucket key was released for them.
+        assert!(
+            !entries[before..]
+                .iter()
+                .any(|e| matches!(e.event, LogEvent::KeyRelease { .. }))
         );
     }
 

@@ -11,6 +11,7 @@
 //! token or key material.
 
 use obhut_trustee_client::log_entry::DisclosureRequest;
+use obhut_trustee_client::object_keys::KeyRelease;
 use obhut_trustee_client::{LogEntry, LogEvent, Role};
 use std::collections::HashMap;
 
@@ -60,6 +61,8 @@ pub(crate) struct LogFacts {
     pub disclosures: HashMap<String, DisclosureFacts>,
     /// Disclosure ids in the order they were requested.
     pub disclosure_order: Vec<String>,
+    /// Each tenant's key release policy, as its admin last set it (absent: `bucket`).
+    pub key_release: HashMap<String, KeyRelease>,
 }
 
 impl LogFacts {
@@ -88,6 +91,13 @@ impl LogFacts {
                 expires_ms: *expires_ms,
                 actor: actor.clone(),
             }),
+            LogEvent::KeyReleasePolicySet {
+                tenant,
+                key_release,
+                ..
+            } => {
+                self.key_release.insert(tenant.clone(), *key_release);
+            }
             LogEvent::PrincipalRevoked { name, .. } => {
                 self.revoked.entry(name.clone()).or_insert(entry.at_ms);
             }

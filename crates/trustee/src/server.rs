@@ -28,7 +28,8 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use obhut_core::TenantResidency;
 use obhut_trustee_client::remote::wire::{
-    AttestRequest, BearerRequest, CreateBucketKeyRequest, ErrorBody, LogBytes, QueryRequest,
+    AttestRequest, BearerRequest, CreateBucketKeyRequest, ErrorBody, LogBytes, ObjectKeyOpWire,
+    ObjectKeyOutcomeWire, ObjectKeysAnswer, ObjectKeysRequest, QueryRequest,
     ReleaseBucketKeyRequest, ReleasedKey, RevocationEvent, RevocationsPage, RevocationsQuery,
     SiteSecretRequest, TenantRequest, UnsealRequest, Wrapped, error_to_wire,
 };
@@ -314,6 +315,7 @@ fn router_with(
         .route("/v1/gov/integrity-alarm", post(integrity_alarm))
         .route("/v1/bucket-keys/create", post(create_bucket_key))
         .route("/v1/bucket-keys/release", post(release_bucket_key))
+        .route("/v1/object-keys", post(object_keys))
         .route("/v1/revocations", get(revocations))
         .fallback(|| async { ApiError::NotFound })
         .with_state(AppState {
@@ -501,6 +503,43 @@ async fn release_bucket_key(
         .await?;
     Ok(Json(ReleasedKey {
         key: base64_simd::STANDARD.encode_to_string(key.expose()),
+    }))
+}
+
+/// Object-key operations one request may carry: a listing page's (1,000) and more.
+const MAX_OBJECT_KEY_OPS: usize = 2_000;
+
+async fn object_keys(
+    State(s): State<AppState>,
+    body: Result<Json<ObjectKeysRequest>, JsonRejection>,
+) -> ApiResult<ObjectKeysAnswer> {
+    let Json(r) = body?;
+    if let obhut_trustee_client::Justification::System { reason } = &r.why {
+        return Err(ApiError::Trustee(TrusteeError::Denied(format!(
+            "a gateway cannot have keys opened for obhut itself ({reason})"
+        ))));
+    }
+    if r.ops.len() > MAX_OBJECT_KEY_OPS {
+        return Err(ApiError::BadRequest(format!(
+            "at most {MAX_OBJECT_KEY_OPS} object-key operations per request"
+        )));
+    }
+    let ops = r
+        .ops
+        .iter()
+        .map(ObjectKeyOpWire::to_op)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(ApiError::BadRequest)?;
+    let wrapped = WrappedKey::try_from(r.key.clone()).map_err(ApiError::BadRequest)?;
+    let outcomes = s
+        .trustee
+        .object_keys(&r.tenant, &r.bucket, &wrapped, &r.why, ops)
+        .await?;
+    Ok(Json(ObjectKeysAnswer {
+        outcomes: outcomes
+            .iter()
+            .map(ObjectKeyOutcomeWire::from_outcome)
+            .collect(),
     }))
 }
 

@@ -13,7 +13,8 @@ use obhut_sigv4::{
 };
 use obhut_trustee_client::TrusteeError;
 use obhut_trustee_client::auth::{
-    AuthFailure, ChainToken, ChunkBatch, RequestTicket, SignedRequest, Signer, Verified,
+    AuthFailure, ChainToken, ChunkBatch, RequestTicket, SignedRequest, Signer, TicketScope,
+    Verified,
 };
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -213,19 +214,21 @@ impl Verifier {
         // The canonical request is built once: for the signature and for the ticket's digest.
         let canonicals = req.canonical_requests();
         let scope = req.scope();
-        if !canonicals.iter().any(|c| {
+        let Some(signed) = canonicals.iter().find(|c| {
             key.verifies(
                 &obhut_sigv4::string_to_sign(&req.amz_date, &scope, c),
                 &req.signature,
             )
-        }) {
+        }) else {
             return Err(fail(AuthFailure::SignatureMismatch));
-        }
+        };
+        // The digest of what the customer signed, so that it finds its request in the log.
         let ticket = self.ticket(
-            req.digest_of(canonicals.first().map_or("", String::as_str)),
+            req.digest_of(signed),
             signer.tenant(),
             &req.access_key_id,
             request_buckets(req),
+            request_scope(req),
             now_ms,
         );
         let chain = matches!(payload, Payload::SignedChunks { .. }).then(|| {
@@ -279,19 +282,40 @@ impl Verifier {
         tenant: &str,
         access_key_id: &str,
         buckets: Vec<String>,
+        scope: Vec<TicketScope>,
         now_ms: i64,
     ) -> RequestTicket {
-        let issued = now_ms.to_string();
-        let joined = buckets.join("\n");
-        let mac = self.mac(&["ticket", &digest, tenant, access_key_id, &joined, &issued]);
-        RequestTicket {
+        let mut ticket = RequestTicket {
             digest,
             tenant: tenant.to_owned(),
             access_key_id: access_key_id.to_owned(),
             buckets,
+            scope: scope.iter().map(TicketScope::text).collect(),
             issued_ms: now_ms,
-            mac,
-        }
+            mac: String::new(),
+        };
+        ticket.mac = self.ticket_mac(&ticket);
+        ticket
+    }
+
+    /// The MAC over every field of `ticket` but the MAC itself.
+    fn ticket_mac(&self, ticket: &RequestTicket) -> String {
+        let issued = ticket.issued_ms.to_string();
+        let buckets = ticket.buckets.len().to_string();
+        let scope = ticket.scope.len().to_string();
+        // Every part is length-prefixed by `mac`; the counts keep the lists apart.
+        let mut parts = vec![
+            "ticket",
+            &ticket.digest,
+            &ticket.tenant,
+            &ticket.access_key_id,
+            &issued,
+            &buckets,
+        ];
+        parts.extend(ticket.buckets.iter().map(String::as_str));
+        parts.push(&scope);
+        parts.extend(ticket.scope.iter().map(String::as_str));
+        self.mac(&parts)
     }
 
     /// Whether `ticket` is this trustee's, recent, for `tenant`, `principal` and `bucket`.
@@ -303,19 +327,13 @@ impl Verifier {
         bucket: &str,
         now_ms: i64,
     ) -> Result<(), TrusteeError> {
-        let issued = ticket.issued_ms.to_string();
-        let joined = ticket.buckets.join("\n");
-        let genuine = self.mac_matches(
-            &[
-                "ticket",
-                &ticket.digest,
-                &ticket.tenant,
-                &ticket.access_key_id,
-                &joined,
-                &issued,
-            ],
-            &ticket.mac,
-        );
+        let expected = self.ticket_mac(ticket);
+        let genuine = expected.len() == ticket.mac.len()
+            && aws_lc_rs::constant_time::verify_slices_are_equal(
+                expected.as_bytes(),
+                ticket.mac.as_bytes(),
+            )
+            .is_ok();
         let denied = |m: &str| Err(TrusteeError::Denied(m.to_owned()));
         if !genuine {
             return denied("the request ticket is not one this trustee issued");
@@ -439,11 +457,97 @@ pub fn request_buckets(req: &SignedRequest) -> Vec<String> {
     out
 }
 
+/// Query parameters a listing may carry; a GET of a bucket with any other (a sub-resource such
+/// as `?acl` or `?policy`) is not a listing and opens no ETag.
+const LISTING_PARAMETERS: &[&str] = &[
+    "list-type",
+    "prefix",
+    "delimiter",
+    "max-keys",
+    "continuation-token",
+    "start-after",
+    "fetch-owner",
+    "encoding-type",
+    "marker",
+    "uploads",
+    "key-marker",
+    "upload-id-marker",
+    "max-uploads",
+    "versions",
+    "version-id-marker",
+    "x-id",
+];
+
+/// What object keys a request may have opened ([`TicketScope`]): for a GET or HEAD the object
+/// its path names (read), for a PUT, POST or DELETE that object as written, with the
+/// multipart upload its `uploadId` names; a copy's source object (read); for a listing the
+/// names under its `prefix`. Anything else at the bucket level opens nothing.
+#[must_use]
+pub fn request_scope(req: &SignedRequest) -> Vec<TicketScope> {
+    let mut out = Vec::new();
+    let reading = matches!(req.method.as_str(), "GET" | "HEAD");
+    if let Some(path) = req.decoded_path() {
+        let path = path.trim_start_matches('/');
+        match path.split_once('/') {
+            Some((bucket, key)) if !bucket.is_empty() && !key.is_empty() => {
+                let (bucket, key) = (bucket.to_owned(), key.to_owned());
+                if let Some(upload) = req.query_param("uploadId") {
+                    out.push(TicketScope::Upload {
+                        bucket: bucket.clone(),
+                        upload: upload.to_owned(),
+                    });
+                }
+                out.push(if reading {
+                    TicketScope::Read { bucket, key }
+                } else {
+                    TicketScope::Write { bucket, key }
+                });
+            }
+            _ => {
+                let bucket = path.trim_end_matches('/');
+                let listing = req.method == "GET"
+                    && req
+                        .query
+                        .iter()
+                        .all(|(k, _)| LISTING_PARAMETERS.contains(&k.as_str()));
+                if !bucket.is_empty() && listing {
+                    out.push(TicketScope::Prefix {
+                        bucket: bucket.to_owned(),
+                        prefix: req.query_param("prefix").unwrap_or_default().to_owned(),
+                    });
+                }
+            }
+        }
+    }
+    if let Some(source) = req.signed_header("x-amz-copy-source")
+        && let Some(decoded) = strict_decode(source)
+        && let Some((bucket, key)) = decoded.trim_start_matches('/').split_once('/')
+        && !bucket.is_empty()
+        && !key.is_empty()
+    {
+        out.push(TicketScope::Read {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+        });
+    }
+    out
+}
+
 fn percent_encoding_decode(text: &str) -> String {
     let path = text.split('?').next().unwrap_or_default();
     percent_encoding::percent_decode_str(path)
         .decode_utf8_lossy()
         .into_owned()
+}
+
+/// A copy source's path decoded strictly: `None` if it is not UTF-8 once decoded (a lossy
+/// decoding could name another object).
+fn strict_decode(text: &str) -> Option<String> {
+    let path = text.split('?').next().unwrap_or_default();
+    percent_encoding::percent_decode_str(path)
+        .decode_utf8()
+        .ok()
+        .map(std::borrow::Cow::into_owned)
 }
 
 #[cfg(test)]

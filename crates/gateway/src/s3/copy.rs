@@ -42,7 +42,7 @@ impl Gateway {
         owned_bucket(self.catalog.as_ref(), &ctx.tenant, bucket).await?;
         let why = ctx.justification_for("read");
         let keys = KeyMemo::default();
-        self.current_bucket_key(&ctx.tenant.name, bucket, &why, &keys)
+        self.require_keys(&ctx.tenant.name, bucket, &why, &keys)
             .await?;
         let object = self.object(bucket, key).await?;
         let opened = self

@@ -63,9 +63,8 @@ impl Names {
 /// while the trustee is sealed, unreachable or refuses (e.g. after a crypto-shred).
 async fn require_key(gw: &Gateway, ctx: &ReqCtx, keys: &KeyMemo) -> S3Result<()> {
     let bucket = ctx.bucket()?.name.as_str();
-    gw.current_bucket_key(&ctx.tenant.name, bucket, &ctx.justification, keys)
+    gw.require_keys(&ctx.tenant.name, bucket, &ctx.justification, keys)
         .await
-        .map(|_| ())
 }
 
 /// The listed objects with their ETags opened; a record that fails its integrity check is left
@@ -76,18 +75,8 @@ async fn opened(
     keys: &KeyMemo,
     objects: Vec<ObjectRecord>,
 ) -> S3Result<Vec<(ObjectRecord, String)>> {
-    let mut out = Vec::with_capacity(objects.len());
-    for o in objects {
-        match gw
-            .open_object(&ctx.tenant.name, &o, &ctx.justification, keys)
-            .await
-        {
-            Ok(opened) => out.push((o, opened.etag)),
-            Err(e) if *e.code() == S3ErrorCode::InvalidObjectState => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(out)
+    gw.listed_etags(&ctx.tenant.name, objects, &ctx.justification, keys)
+        .await
 }
 
 /// The listed uploads whose keys open where they are filed; the others are left out (they
@@ -98,18 +87,8 @@ async fn opened_uploads(
     keys: &KeyMemo,
     uploads: Vec<Upload>,
 ) -> S3Result<Vec<Upload>> {
-    let mut out = Vec::with_capacity(uploads.len());
-    for u in uploads {
-        match gw
-            .open_upload(&ctx.tenant.name, &u, &ctx.justification, keys)
-            .await
-        {
-            Ok(_) => out.push(u),
-            Err(e) if *e.code() == S3ErrorCode::InvalidObjectState => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(out)
+    gw.listed_uploads(&ctx.tenant.name, uploads, &ctx.justification, keys)
+        .await
 }
 
 fn page_size_i32(max: usize) -> Option<i32> {

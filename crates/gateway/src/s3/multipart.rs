@@ -40,7 +40,7 @@ impl Gateway {
     ) -> S3Result<Upload> {
         let bucket = ctx.bucket()?.name.as_str();
         // The key first: without the trustee, not even whether the upload exists is answered.
-        self.current_bucket_key(&ctx.tenant.name, bucket, &ctx.justification, keys)
+        self.require_keys(&ctx.tenant.name, bucket, &ctx.justification, keys)
             .await?;
         match self
             .catalog

@@ -148,10 +148,10 @@ impl Gateway {
             .map_err(error::catalog)?;
         match (condition, current) {
             (PutCondition::ETagMatches(wanted), Some(cur)) => {
-                let opened = self
-                    .open_object(&ctx.tenant.name, &cur, &ctx.justification, keys)
+                let etag = self
+                    .current_etag(&ctx.tenant.name, &cur, &ctx.justification, keys)
                     .await?;
-                if opened.etag != wanted {
+                if etag != wanted {
                     return Err(precondition_failed());
                 }
                 Ok(PutCondition::ETagMatches(cur.etag))
@@ -170,9 +170,24 @@ impl Gateway {
         let bucket = ctx.bucket()?.name.as_str();
         // The key first: without the trustee, not even whether the name exists is answered.
         let keys = KeyMemo::default();
-        self.current_bucket_key(&ctx.tenant.name, bucket, &ctx.justification, &keys)
-            .await?;
-        let o = self.object(bucket, r.key).await?;
+        let tenant = &ctx.tenant.name;
+        // Per object, opening the object's key is the trustee's word; only a missing name
+        // needs it asked separately.
+        let per_object = self.keys_per_object(tenant);
+        if !per_object {
+            self.require_keys(tenant, bucket, &ctx.justification, &keys)
+                .await?;
+        }
+        let o = match self.object(bucket, r.key).await {
+            Ok(o) => o,
+            Err(e) => {
+                if per_object {
+                    self.require_keys(tenant, bucket, &ctx.justification, &keys)
+                        .await?;
+                }
+                return Err(e);
+            }
+        };
         let Opened { cipher, etag } = self
             .open_object(&ctx.tenant.name, &o, &ctx.justification, &keys)
             .await?;
@@ -391,7 +406,7 @@ pub async fn delete(
     let bucket = ctx.bucket()?.name.as_str();
     check_key(&req.input.key)?;
     // Whether a name exists is the tenant's data: nothing is answered without the trustee.
-    gw.current_bucket_key(
+    gw.require_keys(
         &ctx.tenant.name,
         bucket,
         &ctx.justification,
@@ -430,7 +445,7 @@ pub async fn delete_many(
         return Err(error::with(S3ErrorCode::MalformedXML, error::MALFORMED_XML));
     }
     let quiet = delete.quiet.unwrap_or(false);
-    gw.current_bucket_key(
+    gw.require_keys(
         &ctx.tenant.name,
         bucket,
         &ctx.justification,

@@ -7,13 +7,14 @@
 use super::checksums::empty_body;
 use crate::access::ReqCtx;
 use crate::datapath::{self, Verify, discard_blobs, read_range, write_blob};
-use crate::keys::{Binding, ObjectCipher};
+use crate::keys::{Binding, Envelope, ObjectCipher};
 use crate::meta::Checksums;
 use crate::{Gateway, error};
 use obhut_catalog::{Chunk, ObjectRecord, Part, PutCondition, Upload};
 use obhut_crypto::Key;
 use obhut_sites::Site;
-use obhut_trustee_client::{IntegrityAlarm, Justification, WrappedKey};
+use obhut_trustee_client::object_keys::{ObjectKeyOp, ObjectKeyOutcome, ObjectName};
+use obhut_trustee_client::{IntegrityAlarm, Justification, TrusteeError, WrappedKey};
 use s3s::checksum::ChecksumHasher;
 use s3s::dto::StreamingBlob;
 use s3s::{S3Error, S3ErrorCode, S3Result};
@@ -36,15 +37,19 @@ impl Placement {
     }
 }
 
-/// Bucket keys one request has used, by (bucket, version): a request under a grant (whose
-/// keys are never cached) has each key released, and logged, once, however many records it
-/// opens.
+/// Keys one request has used: bucket keys by (bucket, version), so that a request under a
+/// grant (whose keys are never cached) has each key released, and logged, once, however many
+/// records it opens; and whether the trustee has already been asked for the request's keys
+/// of a bucket whose tenant's keys are opened per object.
 #[derive(Default)]
-pub struct KeyMemo(std::sync::Mutex<std::collections::HashMap<(String, u32), Key>>);
+pub struct KeyMemo {
+    buckets: std::sync::Mutex<std::collections::HashMap<(String, u32), Key>>,
+    asked: std::sync::Mutex<std::collections::HashSet<String>>,
+}
 
 impl KeyMemo {
     fn get(&self, bucket: &str, version: u32) -> Option<Key> {
-        self.0
+        self.buckets
             .lock()
             .ok()?
             .get(&(bucket.to_owned(), version))
@@ -52,8 +57,18 @@ impl KeyMemo {
     }
 
     fn put(&self, bucket: &str, version: u32, key: &Key) {
-        if let Ok(mut m) = self.0.lock() {
+        if let Ok(mut m) = self.buckets.lock() {
             m.insert((bucket.to_owned(), version), key.clone());
+        }
+    }
+
+    fn asked(&self, bucket: &str) -> bool {
+        self.asked.lock().is_ok_and(|m| m.contains(bucket))
+    }
+
+    fn note_asked(&self, bucket: &str) {
+        if let Ok(mut m) = self.asked.lock() {
+            m.insert(bucket.to_owned());
         }
     }
 }
@@ -274,7 +289,8 @@ impl Gateway {
     }
 
     /// A bucket key version, from the request's `memo`, the cache or released by the trustee
-    /// for `why`.
+    /// for `why`; `None` if the tenant's keys are opened per object by the trustee (then no
+    /// bucket key leaves it).
     pub(crate) async fn bucket_key_in(
         &self,
         tenant: &str,
@@ -282,16 +298,21 @@ impl Gateway {
         version: u32,
         why: &Justification,
         memo: &KeyMemo,
-    ) -> S3Result<Key> {
+    ) -> S3Result<Option<Key>> {
         if let Some(k) = memo.get(bucket, version) {
-            return Ok(k);
+            return Ok(Some(k));
         }
-        let key = self.bucket_key(tenant, bucket, version, why).await?;
-        memo.put(bucket, version, &key);
+        let key = self
+            .released_bucket_key(tenant, bucket, version, why)
+            .await?;
+        if let Some(k) = &key {
+            memo.put(bucket, version, k);
+        }
         Ok(key)
     }
 
-    /// A bucket key version, from the cache or released by the trustee for `why`.
+    /// A bucket key version, from the cache or released by the trustee for `why` (a
+    /// rotation, which the trustee allows for every tenant).
     pub(crate) async fn bucket_key(
         &self,
         tenant: &str,
@@ -299,47 +320,97 @@ impl Gateway {
         version: u32,
         why: &Justification,
     ) -> S3Result<Key> {
+        self.released_bucket_key(tenant, bucket, version, why)
+            .await?
+            .ok_or_else(|| error::trustee(TrusteeError::ObjectKeysOnly(tenant.to_owned())))
+    }
+
+    /// A bucket key version as the catalog holds it: wrapped under the tenant key.
+    async fn wrapped_bucket_key(&self, bucket: &str, version: u32) -> S3Result<WrappedKey> {
         let stored = self
             .catalog
             .get_bucket_key(bucket, version)
             .await
             .map_err(error::catalog)?
             .ok_or_else(|| error::missing_bucket_key(version))?;
-        let wrapped = WrappedKey {
+        Ok(WrappedKey {
             version,
             kcv: stored.kcv.as_slice().try_into().map_err(|_| {
                 error::with(S3ErrorCode::InternalError, error::MALFORMED_BUCKET_KEY)
             })?,
             wrapped: stored.wrapped,
-        };
+        })
+    }
+
+    async fn released_bucket_key(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        version: u32,
+        why: &Justification,
+    ) -> S3Result<Option<Key>> {
+        // The trustee said lately that this tenant's bucket keys never leave it (a rotation's
+        // statement still may have them).
+        let rotation = matches!(why, Justification::Customer { request: Some(t), .. } if t.is_statement_for(bucket));
+        if !rotation && self.keys.is_per_object(tenant) {
+            return Ok(None);
+        }
+        let wrapped = self.wrapped_bucket_key(bucket, version).await?;
         // Keys used under a grant are neither taken from nor kept in the cache: the trustee
         // checks the grant and logs the release for every request made under it.
         let under_grant = matches!(why, Justification::Grant { .. });
         if !under_grant && let Some(k) = self.keys.get(tenant, bucket, version, &wrapped.kcv) {
-            return Ok(k);
+            return Ok(Some(k));
         }
-        let key = self
+        let key = match self
             .trustee
             .release_bucket_key(tenant, bucket, &wrapped, why)
             .await
-            .map_err(error::trustee)?;
+        {
+            Ok(k) => k,
+            Err(TrusteeError::ObjectKeysOnly(_)) => {
+                self.keys.mark_per_object(tenant);
+                return Ok(None);
+            }
+            Err(e) => return Err(error::trustee(e)),
+        };
         if !under_grant {
             self.keys
                 .insert(tenant, bucket, version, wrapped.kcv, key.clone());
         }
-        Ok(key)
+        Ok(Some(key))
     }
 
-    /// The bucket's current key version, released for `why`. Every operation on a tenant's
-    /// data asks for it first, so a sealed or unreachable trustee stops them all, listings and
-    /// deletes included (names, sizes and ETags are the tenant's data too).
-    pub(crate) async fn current_bucket_key(
+    /// Asks the trustee to open or wrap object keys of `bucket` (key version `version`) for
+    /// `why`: the bucket key stays in the trustee.
+    async fn object_keys(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        version: u32,
+        why: &Justification,
+        memo: &KeyMemo,
+        ops: Vec<ObjectKeyOp>,
+    ) -> S3Result<Vec<ObjectKeyOutcome>> {
+        let wrapped = self.wrapped_bucket_key(bucket, version).await?;
+        let outcomes = self
+            .trustee
+            .object_keys(tenant, bucket, &wrapped, why, ops)
+            .await
+            .map_err(error::trustee)?;
+        memo.note_asked(bucket);
+        Ok(outcomes)
+    }
+
+    /// The bucket's current key version, and the key unless the tenant's keys are opened per
+    /// object.
+    async fn current_key(
         &self,
         tenant: &str,
         bucket: &str,
         why: &Justification,
         memo: &KeyMemo,
-    ) -> S3Result<(Key, u32)> {
+    ) -> S3Result<(Option<Key>, u32)> {
         let current = self
             .catalog
             .current_bucket_key(bucket)
@@ -352,6 +423,71 @@ impl Gateway {
         Ok((bk, current.version))
     }
 
+    /// Asks the trustee for the bucket's keys for `why` before anything about its contents
+    /// is answered. Every operation on a tenant's data does, so a sealed or unreachable
+    /// trustee (or one that refuses, e.g. after a crypto-shred) stops them all, listings and
+    /// deletes included: names, sizes and ETags are the tenant's data too. For a tenant whose
+    /// keys are opened per object, the trustee checks the request without opening any key.
+    pub(crate) async fn require_keys(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        why: &Justification,
+        memo: &KeyMemo,
+    ) -> S3Result<()> {
+        let (bk, version) = self.current_key(tenant, bucket, why, memo).await?;
+        if bk.is_none() && !memo.asked(bucket) {
+            self.object_keys(tenant, bucket, version, why, memo, Vec::new())
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Whether the tenant's object keys are opened per object by the trustee, as far as this
+    /// gateway knows.
+    pub(crate) fn keys_per_object(&self, tenant: &str) -> bool {
+        self.keys.is_per_object(tenant)
+    }
+
+    /// `cipher` wrapped under the bucket's current key and bound to `binding`, here or (per
+    /// object) by the trustee.
+    async fn wrap(
+        &self,
+        binding: &Binding<'_>,
+        cipher: &ObjectCipher,
+        why: &Justification,
+        memo: &KeyMemo,
+    ) -> S3Result<Vec<u8>> {
+        let (bk, version) = self
+            .current_key(binding.tenant, binding.bucket, why, memo)
+            .await?;
+        if let Some(bk) = bk {
+            return cipher
+                .envelope_under(binding, &bk, version)
+                .map_err(|e| error::envelope(&e));
+        }
+        let op = ObjectKeyOp::Wrap {
+            name: ObjectName {
+                key: binding.key.to_owned(),
+                upload: binding.upload.map(str::to_owned),
+            },
+            version_id: cipher.version_id,
+            key: cipher.key.clone(),
+        };
+        let outcome = self
+            .object_keys(binding.tenant, binding.bucket, version, why, memo, vec![op])
+            .await?
+            .pop();
+        match outcome {
+            Some(ObjectKeyOutcome::Wrapped { wrapped, kcv }) => cipher
+                .envelope_of(version, &wrapped, &kcv)
+                .map_err(|e| error::envelope(&e)),
+            _ => Err(error::trustee(TrusteeError::Unavailable(
+                "the trustee did not wrap the new object key".into(),
+            ))),
+        }
+    }
+
     /// A new object version's key, wrapped under the bucket's current key and bound to
     /// `binding`.
     pub(super) async fn new_cipher(
@@ -359,10 +495,11 @@ impl Gateway {
         binding: &Binding<'_>,
         why: &Justification,
     ) -> S3Result<(ObjectCipher, Vec<u8>)> {
-        let (bk, version) = self
-            .current_bucket_key(binding.tenant, binding.bucket, why, &KeyMemo::default())
+        let cipher = ObjectCipher::fresh().map_err(|e| error::envelope(&e))?;
+        let envelope = self
+            .wrap(binding, &cipher, why, &KeyMemo::default())
             .await?;
-        ObjectCipher::generate(binding, &bk, version).map_err(|e| error::envelope(&e))
+        Ok((cipher, envelope))
     }
 
     /// `cipher`'s envelope bound to `binding`, under the bucket's current key: a completed
@@ -374,24 +511,19 @@ impl Gateway {
         why: &Justification,
         memo: &KeyMemo,
     ) -> S3Result<Vec<u8>> {
-        let (bk, version) = self
-            .current_bucket_key(binding.tenant, binding.bucket, why, memo)
-            .await?;
-        cipher
-            .envelope_under(binding, &bk, version)
-            .map_err(|e| error::envelope(&e))
+        self.wrap(binding, cipher, why, memo).await
     }
 
-    /// Opens the key of the record filed under `binding`. A record whose envelope is not
-    /// bound to exactly that tenant, bucket, name and upload (copied or moved there in the
-    /// catalog, or edited) is an integrity failure: reported, and nothing is served.
-    pub(crate) async fn open_bound(
+    /// Parses the envelope of the record filed under `binding` and checks that the bucket
+    /// has the key version it names. A record whose envelope is not bound (and the upgrade is
+    /// done), or that names a version the bucket lacks (moved from another bucket), is an
+    /// integrity failure: reported, and nothing is served.
+    async fn bound_envelope(
         &self,
         binding: &Binding<'_>,
         envelope: &[u8],
-        why: &Justification,
         memo: &KeyMemo,
-    ) -> S3Result<ObjectCipher> {
+    ) -> S3Result<Envelope> {
         let env = ObjectCipher::parse_envelope(envelope)
             .map_err(|e| self.integrity_failure(binding, &e.to_string()))?;
         if !env.is_bound() {
@@ -403,7 +535,6 @@ impl Gateway {
                 "an envelope in the unbound format 1 after every record was upgraded",
             ));
         }
-        // A record moved from another bucket may name a key version this one does not have.
         if memo.get(binding.bucket, env.key_version).is_none()
             && self
                 .catalog
@@ -420,12 +551,52 @@ impl Gateway {
                 ),
             ));
         }
-        let bk = self
-            .bucket_key_in(binding.tenant, binding.bucket, env.key_version, why, memo)
-            .await?;
-        ObjectCipher::open(binding, &env, &bk).map_err(|e| {
+        Ok(env)
+    }
+
+    /// Opens the key of the record filed under `binding`. A record whose envelope is not
+    /// bound to exactly that tenant, bucket, name and upload (copied or moved there in the
+    /// catalog, or edited) is an integrity failure: reported, and nothing is served.
+    pub(crate) async fn open_bound(
+        &self,
+        binding: &Binding<'_>,
+        envelope: &[u8],
+        why: &Justification,
+        memo: &KeyMemo,
+    ) -> S3Result<ObjectCipher> {
+        let env = self.bound_envelope(binding, envelope, memo).await?;
+        let refused = |e: &dyn std::fmt::Display| {
             self.integrity_failure(binding, &format!("the object key does not open here: {e}"))
-        })
+        };
+        if let Some(bk) = self
+            .bucket_key_in(binding.tenant, binding.bucket, env.key_version, why, memo)
+            .await?
+        {
+            return ObjectCipher::open(binding, &env, &bk).map_err(|e| refused(&e));
+        }
+        let sealed = ObjectCipher::sealed_key(binding, &env).map_err(|e| refused(&e))?;
+        let outcome = self
+            .object_keys(
+                binding.tenant,
+                binding.bucket,
+                env.key_version,
+                why,
+                memo,
+                vec![ObjectKeyOp::Open(sealed)],
+            )
+            .await?
+            .pop();
+        match outcome {
+            Some(ObjectKeyOutcome::Key(key)) => {
+                ObjectCipher::opened(&env, key).map_err(|e| refused(&e))
+            }
+            Some(ObjectKeyOutcome::Refused(reason)) => {
+                Err(self.integrity_failure(binding, &reason))
+            }
+            _ => Err(error::trustee(TrusteeError::Unavailable(
+                "the trustee did not open the object key".into(),
+            ))),
+        }
     }
 
     /// Opens object `o` of `tenant`: its key and its ETag.
@@ -454,6 +625,183 @@ impl Gateway {
     ) -> S3Result<ObjectCipher> {
         let binding = Binding::upload(tenant, &u.bucket, &u.key, &u.upload_id);
         self.open_bound(&binding, &u.envelope, why, memo).await
+    }
+
+    /// The ETags of listed objects of `tenant`; a record that fails its integrity check is
+    /// left out (and reported). For a tenant whose keys are opened per object, the trustee
+    /// opens the ETags in one call per key version and no object key leaves it.
+    pub(crate) async fn listed_etags(
+        &self,
+        tenant: &str,
+        objects: Vec<ObjectRecord>,
+        why: &Justification,
+        memo: &KeyMemo,
+    ) -> S3Result<Vec<(ObjectRecord, String)>> {
+        let records = objects
+            .into_iter()
+            .map(|o| {
+                let etag = o.etag.clone();
+                (o, Some(etag))
+            })
+            .collect();
+        self.listed(tenant, records, why, memo, |o: &ObjectRecord| {
+            (o.bucket.clone(), o.key.clone(), None, o.envelope.clone())
+        })
+        .await
+        .map(|v| {
+            v.into_iter()
+                .map(|(o, etag)| (o, etag.unwrap_or_default()))
+                .collect()
+        })
+    }
+
+    /// The ETag of object `o` of `tenant` (a conditional write compares it): per object,
+    /// the trustee opens it without handing the key out.
+    pub(crate) async fn current_etag(
+        &self,
+        tenant: &str,
+        o: &ObjectRecord,
+        why: &Justification,
+        memo: &KeyMemo,
+    ) -> S3Result<String> {
+        let binding = Binding::object(tenant, &o.bucket, &o.key);
+        let mut opened = self
+            .listed_etags(tenant, vec![o.clone()], why, memo)
+            .await?;
+        match opened.pop() {
+            Some((_, etag)) => Ok(etag),
+            // Left out: it failed its integrity check (and was reported).
+            None => Err(self.integrity_failure(&binding, "the record does not open here")),
+        }
+    }
+
+    /// The listed uploads of `tenant` whose keys open where they are filed; the others are
+    /// left out (and reported).
+    pub(crate) async fn listed_uploads(
+        &self,
+        tenant: &str,
+        uploads: Vec<Upload>,
+        why: &Justification,
+        memo: &KeyMemo,
+    ) -> S3Result<Vec<Upload>> {
+        let records = uploads.into_iter().map(|u| (u, None)).collect();
+        self.listed(tenant, records, why, memo, |u: &Upload| {
+            (
+                u.bucket.clone(),
+                u.key.clone(),
+                Some(u.upload_id.clone()),
+                u.envelope.clone(),
+            )
+        })
+        .await
+        .map(|v| v.into_iter().map(|(u, _)| u).collect())
+    }
+
+    /// Opens listed records: each with its key here (bucket keys), or all at once in the
+    /// trustee (per object). A record given with its stored ETag answers its ETag.
+    async fn listed<R>(
+        &self,
+        tenant: &str,
+        records: Vec<(R, Option<String>)>,
+        why: &Justification,
+        memo: &KeyMemo,
+        filed: impl Fn(&R) -> (String, String, Option<String>, Vec<u8>),
+    ) -> S3Result<Vec<(R, Option<String>)>> {
+        // Answers in the records' order (listings are sorted); `None`: left out.
+        let mut out: Vec<Option<(R, Option<String>)>> = Vec::with_capacity(records.len());
+        // (position, record, stored ETag, envelope) of records left for the trustee, by key
+        // version.
+        type Pending<R> = Vec<(usize, R, Option<String>, Envelope)>;
+        let mut per_object: std::collections::BTreeMap<u32, Pending<R>> =
+            std::collections::BTreeMap::new();
+        for (r, stored_etag) in records {
+            let at = out.len();
+            out.push(None);
+            let (bucket, key, upload, envelope) = filed(&r);
+            let binding = Binding {
+                tenant,
+                bucket: &bucket,
+                key: &key,
+                upload: upload.as_deref(),
+            };
+            let env = match self.bound_envelope(&binding, &envelope, memo).await {
+                Ok(env) => env,
+                Err(e) if *e.code() == S3ErrorCode::InvalidObjectState => continue,
+                Err(e) => return Err(e),
+            };
+            let Some(bk) = self
+                .bucket_key_in(tenant, &bucket, env.key_version, why, memo)
+                .await?
+            else {
+                per_object
+                    .entry(env.key_version)
+                    .or_default()
+                    .push((at, r, stored_etag, env));
+                continue;
+            };
+            let opened = ObjectCipher::open(&binding, &env, &bk)
+                .map_err(|e| format!("the object key does not open here: {e}"))
+                .and_then(|c| match &stored_etag {
+                    Some(stored) => c
+                        .open_etag(None, stored)
+                        .map(Some)
+                        .map_err(|e| format!("the ETag does not open: {e}")),
+                    None => Ok(None),
+                });
+            match opened {
+                Ok(etag) => out[at] = Some((r, etag)),
+                Err(reason) => {
+                    self.integrity_failure(&binding, &reason);
+                }
+            }
+        }
+        for (version, batch) in per_object {
+            let Some((_, first, _, _)) = batch.first() else {
+                continue;
+            };
+            let bucket = filed(first).0;
+            let mut ops = Vec::with_capacity(batch.len());
+            for (_, r, stored_etag, env) in &batch {
+                let (bucket, key, upload, _) = filed(r);
+                let binding = Binding {
+                    tenant,
+                    bucket: &bucket,
+                    key: &key,
+                    upload: upload.as_deref(),
+                };
+                let sealed = ObjectCipher::sealed_key(&binding, env)
+                    .map_err(|e| self.integrity_failure(&binding, &e.to_string()))?;
+                ops.push(match stored_etag {
+                    Some(stored) => ObjectKeyOp::Etag(sealed, stored.clone()),
+                    None => ObjectKeyOp::Check(sealed),
+                });
+            }
+            let outcomes = self
+                .object_keys(tenant, &bucket, version, why, memo, ops)
+                .await?;
+            for ((at, r, _, _), outcome) in batch.into_iter().zip(outcomes) {
+                match outcome {
+                    ObjectKeyOutcome::Etag(etag) => out[at] = Some((r, Some(etag))),
+                    ObjectKeyOutcome::Checked => out[at] = Some((r, None)),
+                    ObjectKeyOutcome::Refused(reason) => {
+                        let (bucket, key, upload, _) = filed(&r);
+                        let binding = Binding {
+                            tenant,
+                            bucket: &bucket,
+                            key: &key,
+                            upload: upload.as_deref(),
+                        };
+                        self.integrity_failure(&binding, &reason);
+                    }
+                    ObjectKeyOutcome::Key(_) | ObjectKeyOutcome::Wrapped { .. } => {
+                        return Err(error::trustee(TrusteeError::Unavailable(
+                            "the trustee answered a listing with keys".into(),
+                        )));
+                    }
+                }
+            }
+        }
+        Ok(out.into_iter().flatten().collect())
     }
 
     /// A part's ETag and checksums, opened with its upload's key.

@@ -59,6 +59,14 @@ pub enum TenantCommand {
     KeyList { name: String },
     /// Revoke an access key of a tenant at once (the tenant's admin).
     KeyRevoke { name: String, access_key_id: String },
+    /// Choose how the tenant's keys reach gateways (the tenant's admin): `bucket` (the bucket
+    /// key, cached by the gateway for key_cache_ttl) or `per-object` (the trustee opens each
+    /// object key for each verified request; no bucket key leaves it).
+    KeyRelease {
+        name: String,
+        #[arg(value_parser = ["bucket", "per-object"])]
+        mode: String,
+    },
     /// Rotate a bucket's key and rewrap its objects' keys, with progress (the tenant's admin).
     RotateKey {
         name: String,
@@ -269,6 +277,19 @@ pub fn run(args: &AdminArgs, cmd: TenantCommand) -> Result<()> {
                     })
                     .await?;
                 println!("access key {access_key_id}: revoked");
+            }
+            TenantCommand::KeyRelease { name, mode } => {
+                obhut_core::validate_tenant_name(&name)?;
+                let key_release =
+                    obhut_trustee_client::object_keys::KeyRelease::from_name(&mode)
+                        .ok_or_else(|| anyhow!("key release must be bucket or per-object"))?;
+                client
+                    .act(Action::SetKeyRelease {
+                        tenant: name.clone(),
+                        key_release,
+                    })
+                    .await?;
+                println!("tenant {name}: key_release={}", key_release.name());
             }
         }
         Ok(())
