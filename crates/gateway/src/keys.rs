@@ -307,6 +307,24 @@ impl ObjectCipher {
         serde_json::to_vec(&envelope).map_err(|e| EnvelopeError::Malformed(e.to_string()))
     }
 
+    /// `envelope` with its key rewrapped (by the trustee) under bucket key `key_version`.
+    pub fn rewrapped_envelope(
+        envelope: &Envelope,
+        key_version: u32,
+        wrapped: &[u8],
+        kcv: &[u8; KCV_LEN],
+    ) -> Result<Vec<u8>, EnvelopeError> {
+        let e = Envelope {
+            format: ENVELOPE_FORMAT,
+            key_version,
+            version_id: envelope.version_id.clone(),
+            wrapped_key: base64_simd::STANDARD.encode_to_string(wrapped),
+            kcv: hex(kcv),
+            segment_size: envelope.segment_size,
+        };
+        serde_json::to_vec(&e).map_err(|e| EnvelopeError::Malformed(e.to_string()))
+    }
+
     /// A bound envelope's parts as the trustee takes them, filed under `binding`.
     pub fn sealed_key(
         binding: &Binding<'_>,

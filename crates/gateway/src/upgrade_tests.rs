@@ -80,6 +80,17 @@ impl TrusteeClient for StandIn {
         // The upgrade runs on bucket keys; per-object release is the trustee's own tests'.
         no()
     }
+    async fn rewrap_object_keys(
+        &self,
+        _: &str,
+        _: &str,
+        _: &WrappedKey,
+        _: &WrappedKey,
+        _: &Justification,
+        _: Vec<obhut_trustee_client::object_keys::SealedObjectKey>,
+    ) -> Result<Vec<obhut_trustee_client::object_keys::ObjectKeyOutcome>, TrusteeError> {
+        no()
+    }
     async fn seal_status(&self) -> Result<SealStatus, TrusteeError> {
         no()
     }

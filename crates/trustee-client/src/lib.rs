@@ -194,6 +194,19 @@ pub trait TrusteeClient: Send + Sync {
         why: &Justification,
         ops: Vec<object_keys::ObjectKeyOp>,
     ) -> Result<Vec<object_keys::ObjectKeyOutcome>, TrusteeError>;
+    /// Rewraps object keys of `bucket` from bucket key version `from` to `to` inside the
+    /// trustee (a rotation of a tenant whose keys are released per object, for its admin's
+    /// signed rotation statement): answers [`object_keys::ObjectKeyOutcome::Wrapped`] or
+    /// `Refused` per key, in order.
+    async fn rewrap_object_keys(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        from: &WrappedKey,
+        to: &WrappedKey,
+        why: &Justification,
+        keys: Vec<object_keys::SealedObjectKey>,
+    ) -> Result<Vec<object_keys::ObjectKeyOutcome>, TrusteeError>;
     async fn seal_status(&self) -> Result<SealStatus, TrusteeError>;
     /// Gives one unseal share in clear: only where it is already at hand in the trustee's own
     /// process (a development share file, a PIN file). A remote trustee refuses this.

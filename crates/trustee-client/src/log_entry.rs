@@ -363,6 +363,13 @@ pub struct ObjectKeyRequestEntry {
     pub opened: u32,
     pub listed: u32,
     pub wrapped: u32,
+    /// Keys rewrapped under a new bucket key version inside the trustee (a rotation).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rewrapped: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl LogEvent {
@@ -745,6 +752,7 @@ impl LogEvent {
                     ("opened", sum(|r| r.opened)),
                     ("listed", sum(|r| r.listed)),
                     ("wrapped", sum(|r| r.wrapped)),
+                    ("rewrapped", sum(|r| r.rewrapped)),
                 ]
             }
             Self::KeyReleasePolicySet { key_release, .. } => {

@@ -300,6 +300,19 @@ pub mod wire {
         }
     }
 
+    /// `/v1/object-keys/rewrap`: keys (as `check` ops) to rewrap from one bucket key
+    /// version to another inside the trustee.
+    #[derive(Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct RewrapRequest {
+        pub tenant: String,
+        pub bucket: String,
+        pub from: Wrapped,
+        pub to: Wrapped,
+        pub why: Justification,
+        pub keys: Vec<ObjectKeyOpWire>,
+    }
+
     #[derive(Serialize, Deserialize)]
     #[serde(deny_unknown_fields)]
     pub struct ObjectKeysAnswer {
@@ -966,6 +979,50 @@ impl TrusteeClient for RemoteTrustee {
         if answer.outcomes.len() != count {
             return Err(self.conn.unavailable(format!(
                 "{} answers to {count} object-key operations",
+                answer.outcomes.len()
+            )));
+        }
+        answer
+            .outcomes
+            .iter()
+            .map(|o| o.to_outcome().map_err(|e| self.conn.unavailable(e)))
+            .collect()
+    }
+
+    async fn rewrap_object_keys(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        from: &WrappedKey,
+        to: &WrappedKey,
+        why: &Justification,
+        keys: Vec<crate::object_keys::SealedObjectKey>,
+    ) -> Result<Vec<crate::object_keys::ObjectKeyOutcome>, TrusteeError> {
+        let count = keys.len();
+        let answer: wire::ObjectKeysAnswer = self
+            .conn
+            .post(
+                "/v1/object-keys/rewrap",
+                &wire::RewrapRequest {
+                    tenant: tenant.to_owned(),
+                    bucket: bucket.to_owned(),
+                    from: from.into(),
+                    to: to.into(),
+                    why: why.clone(),
+                    keys: keys
+                        .into_iter()
+                        .map(|k| {
+                            wire::ObjectKeyOpWire::from_op(&crate::object_keys::ObjectKeyOp::Check(
+                                k,
+                            ))
+                        })
+                        .collect(),
+                },
+            )
+            .await?;
+        if answer.outcomes.len() != count {
+            return Err(self.conn.unavailable(format!(
+                "{} answers to {count} keys to rewrap",
                 answer.outcomes.len()
             )));
         }

@@ -818,6 +818,20 @@ impl Governance {
             .collect()
     }
 
+    /// Whether bucket key `version` of `tenant`'s `bucket` ever left the trustee (the log
+    /// has a `key_release` of it).
+    pub fn bucket_key_was_released(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        version: u32,
+    ) -> Result<bool, TrusteeError> {
+        Ok(self
+            .facts()?
+            .released
+            .contains(&(tenant.to_owned(), bucket.to_owned(), version)))
+    }
+
     /// The tenant's key release policy, as the log records its admin's last choice.
     pub fn key_release(&self, tenant: &str) -> Result<KeyRelease, TrusteeError> {
         Ok(self

@@ -137,6 +137,7 @@ mod tests {
             opened: 1,
             listed: 0,
             wrapped: 0,
+            rewrapped: 0,
         }
     }
 

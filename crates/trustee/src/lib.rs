@@ -511,6 +511,34 @@ impl TrusteeClient for Trustee {
             .await
     }
 
+    async fn rewrap_object_keys(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        from: &WrappedKey,
+        to: &WrappedKey,
+        why: &Justification,
+        keys: Vec<SealedObjectKey>,
+    ) -> Result<Vec<ObjectKeyOutcome>, TrusteeError> {
+        // Only for the tenant admin's signed rotation of this bucket.
+        let statement = matches!(why, Justification::Customer { request: Some(t), .. } if t.is_statement_for(bucket));
+        if !statement {
+            return Err(TrusteeError::Denied(
+                "object keys are rewrapped only for the tenant admin's signed rotation".into(),
+            ));
+        }
+        self.check_customer_request(tenant, bucket, why)?;
+        let (tenant, bucket, from, to, why) = (
+            tenant.to_owned(),
+            bucket.to_owned(),
+            from.clone(),
+            to.clone(),
+            why.clone(),
+        );
+        self.blocking(move |t| t.rewrap_now(&tenant, &bucket, &from, &to, &why, keys))
+            .await
+    }
+
     async fn seal_status(&self) -> Result<SealStatus, TrusteeError> {
         self.blocking(|t| t.with(|ks| Ok(ks.status()))).await
     }
@@ -838,20 +866,12 @@ impl Trustee {
         key: &WrappedKey,
         why: &Justification,
     ) -> Result<Key, TrusteeError> {
-        if self.governance.key_release(tenant)? == KeyRelease::PerObject {
-            // Only the tenant admin's signed rotation (and obhut's own format upgrade, in
-            // process) may have a per-object tenant's bucket key.
-            let allowed = match why {
-                Justification::Customer {
-                    request: Some(ticket),
-                    ..
-                } => ticket.is_statement_for(bucket),
-                Justification::System { .. } => true,
-                _ => false,
-            };
-            if !allowed {
-                return Err(TrusteeError::ObjectKeysOnly(tenant.to_owned()));
-            }
+        // A per-object tenant's bucket keys stay here; only obhut's own format upgrade, in
+        // process, has them (its rotations rewrap inside the trustee).
+        if self.governance.key_release(tenant)? == KeyRelease::PerObject
+            && !matches!(why, Justification::System { .. })
+        {
+            return Err(TrusteeError::ObjectKeysOnly(tenant.to_owned()));
         }
         if let Justification::Grant { grant_id } = why {
             self.governance
@@ -897,6 +917,72 @@ impl Trustee {
         })
     }
 
+    /// Rewraps object keys from bucket key `from` to `to`, both staying here; recorded like
+    /// per-object releases.
+    fn rewrap_now(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        from: &WrappedKey,
+        to: &WrappedKey,
+        why: &Justification,
+        keys: Vec<SealedObjectKey>,
+    ) -> Result<Vec<ObjectKeyOutcome>, TrusteeError> {
+        let old = self.open_bucket_key(tenant, bucket, from)?;
+        let new = self.open_bucket_key(tenant, bucket, to)?;
+        let mut rewrapped = 0u32;
+        let outcomes: Vec<ObjectKeyOutcome> = keys
+            .iter()
+            .map(|s| {
+                let aad = object_key_aad(
+                    tenant,
+                    bucket,
+                    &s.name.key,
+                    s.name.upload.as_deref(),
+                    &s.version_id,
+                );
+                let result = obhut_crypto::unwrap_key(&old, &s.wrapped, &aad, &s.kcv)
+                    .and_then(|k| obhut_crypto::wrap_key(&new, &k, &aad));
+                match result {
+                    Ok((wrapped, kcv)) => {
+                        rewrapped += 1;
+                        ObjectKeyOutcome::Wrapped { wrapped, kcv }
+                    }
+                    Err(e) => {
+                        ObjectKeyOutcome::Refused(format!("the object key does not open here: {e}"))
+                    }
+                }
+            })
+            .collect();
+        if rewrapped > 0 {
+            let (principal, request) = match why {
+                Justification::Customer {
+                    principal, request, ..
+                } => (
+                    principal.clone(),
+                    request.as_ref().map(|t| t.digest.clone()),
+                ),
+                _ => (String::new(), None),
+            };
+            self.object_key_log.record(
+                &self.governance,
+                tenant,
+                ObjectKeyRequestEntry {
+                    bucket: bucket.to_owned(),
+                    key_version: to.version,
+                    justification: "customer".into(),
+                    principal,
+                    request,
+                    opened: 0,
+                    listed: 0,
+                    wrapped: 0,
+                    rewrapped,
+                },
+            )?;
+        }
+        Ok(outcomes)
+    }
+
     /// Opens or wraps object keys under the bucket key, which stays here; the answers leave
     /// only once the request is recorded in the log (group-committed).
     fn object_keys_now(
@@ -928,6 +1014,18 @@ impl Trustee {
                     "grant {grant_id} does not cover every object key asked for"
                 )));
             }
+        }
+        if ops.iter().any(|op| matches!(op, ObjectKeyOp::Wrap { .. }))
+            && self.governance.key_release(tenant)? == KeyRelease::PerObject
+            && self
+                .governance
+                .bucket_key_was_released(tenant, bucket, bucket_key.version)?
+        {
+            // Whoever held that version could open what is wrapped under it.
+            return Err(TrusteeError::Conflict(format!(
+                "bucket key version {} of this bucket was released to a gateway before its tenant chose per-object release; its admin rotates the bucket's key (obhut tenant rotate-key) before new objects are written",
+                bucket_key.version
+            )));
         }
         let bk = self.open_bucket_key(tenant, bucket, bucket_key)?;
         let unwrap = |s: &SealedObjectKey| {
@@ -1008,6 +1106,7 @@ impl Trustee {
                     opened,
                     listed,
                     wrapped,
+                    rewrapped: 0,
                 },
             )?;
         }
@@ -1421,7 +1520,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_per_object_tenants_bucket_key_never_leaves_but_for_its_admins_rotation() {
+    async fn a_per_object_tenants_bucket_key_never_leaves_the_trustee() {
         let (_d, t, wk) = per_object_tenant().await;
         let get = ticket_for(&t, "g", vec![object("x")]);
         assert!(matches!(
@@ -1441,6 +1540,7 @@ mod tests {
             .await,
             Err(TrusteeError::ObjectKeysOnly(_))
         ));
+        // Nor does the admin's own rotation: the trustee rewraps.
         let rotation = ticket_for(
             &t,
             "r",
@@ -1448,11 +1548,10 @@ mod tests {
                 bucket: "photos".into(),
             }],
         );
-        assert!(
-            t.release_bucket_key("a", "photos", &wk, &rotation)
-                .await
-                .is_ok()
-        );
+        assert!(matches!(
+            t.release_bucket_key("a", "photos", &wk, &rotation).await,
+            Err(TrusteeError::ObjectKeysOnly(_))
+        ));
         // Another tenant keeps bucket keys.
         t.ensure_tenant_key("b").await.unwrap();
         let other = t

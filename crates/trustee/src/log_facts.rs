@@ -63,6 +63,8 @@ pub(crate) struct LogFacts {
     pub disclosure_order: Vec<String>,
     /// Each tenant's key release policy, as its admin last set it (absent: `bucket`).
     pub key_release: HashMap<String, KeyRelease>,
+    /// Bucket key versions that left the trustee: (tenant, bucket, version).
+    pub released: std::collections::HashSet<(String, String, u32)>,
 }
 
 impl LogFacts {
@@ -91,6 +93,15 @@ impl LogFacts {
                 expires_ms: *expires_ms,
                 actor: actor.clone(),
             }),
+            LogEvent::KeyRelease {
+                tenant,
+                bucket,
+                key_version,
+                ..
+            } => {
+                self.released
+                    .insert((tenant.clone(), bucket.clone(), *key_version));
+            }
             LogEvent::KeyReleasePolicySet {
                 tenant,
                 key_release,

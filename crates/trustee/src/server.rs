@@ -31,7 +31,7 @@ use obhut_trustee_client::remote::wire::{
     AttestRequest, BearerRequest, CreateBucketKeyRequest, ErrorBody, LogBytes, ObjectKeyOpWire,
     ObjectKeyOutcomeWire, ObjectKeysAnswer, ObjectKeysRequest, QueryRequest,
     ReleaseBucketKeyRequest, ReleasedKey, RevocationEvent, RevocationsPage, RevocationsQuery,
-    SiteSecretRequest, TenantRequest, UnsealRequest, Wrapped, error_to_wire,
+    RewrapRequest, SiteSecretRequest, TenantRequest, UnsealRequest, Wrapped, error_to_wire,
 };
 use obhut_trustee_client::remote::{LONG_POLL_HOLD, crypto_provider, pem};
 use obhut_trustee_client::{
@@ -316,6 +316,7 @@ fn router_with(
         .route("/v1/bucket-keys/create", post(create_bucket_key))
         .route("/v1/bucket-keys/release", post(release_bucket_key))
         .route("/v1/object-keys", post(object_keys))
+        .route("/v1/object-keys/rewrap", post(rewrap_object_keys))
         .route("/v1/revocations", get(revocations))
         .fallback(|| async { ApiError::NotFound })
         .with_state(AppState {
@@ -534,6 +535,40 @@ async fn object_keys(
     let outcomes = s
         .trustee
         .object_keys(&r.tenant, &r.bucket, &wrapped, &r.why, ops)
+        .await?;
+    Ok(Json(ObjectKeysAnswer {
+        outcomes: outcomes
+            .iter()
+            .map(ObjectKeyOutcomeWire::from_outcome)
+            .collect(),
+    }))
+}
+
+async fn rewrap_object_keys(
+    State(s): State<AppState>,
+    body: Result<Json<RewrapRequest>, JsonRejection>,
+) -> ApiResult<ObjectKeysAnswer> {
+    let Json(r) = body?;
+    if r.keys.len() > MAX_OBJECT_KEY_OPS {
+        return Err(ApiError::BadRequest(format!(
+            "at most {MAX_OBJECT_KEY_OPS} keys per request"
+        )));
+    }
+    let keys = r
+        .keys
+        .iter()
+        .map(|k| match k.to_op() {
+            Ok(obhut_trustee_client::object_keys::ObjectKeyOp::Check(sealed)) => Ok(sealed),
+            Ok(_) => Err("keys to rewrap are given as check operations".to_owned()),
+            Err(e) => Err(e),
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(ApiError::BadRequest)?;
+    let from = WrappedKey::try_from(r.from.clone()).map_err(ApiError::BadRequest)?;
+    let to = WrappedKey::try_from(r.to.clone()).map_err(ApiError::BadRequest)?;
+    let outcomes = s
+        .trustee
+        .rewrap_object_keys(&r.tenant, &r.bucket, &from, &to, &r.why, keys)
         .await?;
     Ok(Json(ObjectKeysAnswer {
         outcomes: outcomes

@@ -311,22 +311,12 @@ impl Gateway {
         Ok(key)
     }
 
-    /// A bucket key version, from the cache or released by the trustee for `why` (a
-    /// rotation, which the trustee allows for every tenant).
-    pub(crate) async fn bucket_key(
+    /// A bucket key version as the catalog holds it: wrapped under the tenant key.
+    pub(crate) async fn wrapped_bucket_key(
         &self,
-        tenant: &str,
         bucket: &str,
         version: u32,
-        why: &Justification,
-    ) -> S3Result<Key> {
-        self.released_bucket_key(tenant, bucket, version, why)
-            .await?
-            .ok_or_else(|| error::trustee(TrusteeError::ObjectKeysOnly(tenant.to_owned())))
-    }
-
-    /// A bucket key version as the catalog holds it: wrapped under the tenant key.
-    async fn wrapped_bucket_key(&self, bucket: &str, version: u32) -> S3Result<WrappedKey> {
+    ) -> S3Result<WrappedKey> {
         let stored = self
             .catalog
             .get_bucket_key(bucket, version)
@@ -342,17 +332,15 @@ impl Gateway {
         })
     }
 
-    async fn released_bucket_key(
+    pub(crate) async fn released_bucket_key(
         &self,
         tenant: &str,
         bucket: &str,
         version: u32,
         why: &Justification,
     ) -> S3Result<Option<Key>> {
-        // The trustee said lately that this tenant's bucket keys never leave it (a rotation's
-        // statement still may have them).
-        let rotation = matches!(why, Justification::Customer { request: Some(t), .. } if t.is_statement_for(bucket));
-        if !rotation && self.keys.is_per_object(tenant) {
+        // The trustee said lately that this tenant's bucket keys never leave it.
+        if self.keys.is_per_object(tenant) {
             return Ok(None);
         }
         let wrapped = self.wrapped_bucket_key(bucket, version).await?;
