@@ -885,6 +885,13 @@ impl Trustee {
             key_version: key.version,
             justification: why.clone(),
         })?;
+        // The tenant's admin may have chosen per-object release meanwhile: a release logged
+        // after that choice does not leave.
+        if self.governance.key_release(tenant)? == KeyRelease::PerObject
+            && !matches!(why, Justification::System { .. })
+        {
+            return Err(TrusteeError::ObjectKeysOnly(tenant.to_owned()));
+        }
         tracing::info!(
             tenant = %obhut_core::logged(tenant),
             bucket = %obhut_core::logged(bucket),
