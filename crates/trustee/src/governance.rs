@@ -322,6 +322,8 @@ struct DenialWindow {
 /// Refused accesses logged per grant and minute; the rest are counted, and the count is
 /// logged with the next one logged.
 const DENIALS_LOGGED_PER_MINUTE: u32 = 10;
+/// Integrity alarms from gateways logged per tenant and minute.
+const ALARMS_LOGGED_PER_MINUTE: u32 = 60;
 
 /// governance.db's layouts, oldest first (`PRAGMA user_version` says which one a database
 /// has). A released migration never changes; a new layout is a migration appended here, and
@@ -2060,15 +2062,31 @@ impl Governance {
         })
     }
 
+    /// Whether a gateway's integrity alarm about `tenant` is logged now: like refused grant
+    /// accesses, at most a few per tenant and minute, so that a gateway cannot fill the log
+    /// with alarms. `Some(n)`: log it, `n` earlier ones in the minute before were not.
+    pub fn admit_alarm(&self, tenant: &str) -> Option<u64> {
+        self.admit_entry(
+            &format!("integrity alarm\0{tenant}"),
+            ALARMS_LOGGED_PER_MINUTE,
+        )
+        .map(u64::from)
+    }
+
     /// Whether a refused access under `grant` is logged: `Some(n)` yes (with `n` refusals
     /// not logged before it), `None` no (too many this minute; it is counted).
     fn admit_denial_entry(&self, grant: &str) -> Option<u32> {
+        self.admit_entry(grant, DENIALS_LOGGED_PER_MINUTE)
+    }
+
+    /// A window of `limit` entries per minute about `subject`.
+    fn admit_entry(&self, subject: &str, limit: u32) -> Option<u32> {
         let now = now_ms();
         let mut all = self.denials.lock().ok()?;
         if all.len() > 10_000 {
             all.retain(|_, w| now - w.start_ms < 60_000);
         }
-        let w = all.entry(grant.to_owned()).or_default();
+        let w = all.entry(subject.to_owned()).or_default();
         if now - w.start_ms >= 60_000 {
             let carried = w.suppressed;
             *w = DenialWindow {
@@ -2078,7 +2096,7 @@ impl Governance {
             };
             return Some(carried);
         }
-        if w.logged < DENIALS_LOGGED_PER_MINUTE {
+        if w.logged < limit {
             w.logged += 1;
             Some(0)
         } else {

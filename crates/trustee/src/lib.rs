@@ -761,8 +761,20 @@ impl TrusteeClient for Trustee {
                     .into(),
             ));
         }
-        let alarm = alarm.clone();
+        let mut alarm = alarm.clone();
         self.blocking(move |t| {
+            // A flood of alarms (a gateway's, say) fills neither the log nor the disk.
+            match t.governance.admit_alarm(&alarm.tenant) {
+                None => {
+                    return Err(TrusteeError::Conflict(
+                        "too many integrity alarms about this tenant this minute; this one is counted, not logged".into(),
+                    ));
+                }
+                Some(0) => {}
+                Some(n) => alarm.reason.push_str(&format!(
+                    " ({n} more alarms about this tenant in the minute before were not logged one by one)"
+                )),
+            }
             tracing::error!(
                 tenant = %obhut_core::logged(&alarm.tenant),
                 bucket = %obhut_core::logged(&alarm.bucket),
@@ -1771,6 +1783,32 @@ mod tests {
                 .iter()
                 .any(|e| matches!(e.event, LogEvent::KeyRelease { .. }))
         );
+    }
+
+    #[tokio::test]
+    async fn a_flood_of_integrity_alarms_does_not_fill_the_log() {
+        let (_d, t) = unsealed().await;
+        let alarm = |tenant: &str| IntegrityAlarm {
+            tenant: tenant.into(),
+            bucket: "photos".into(),
+            key: "k".into(),
+            upload: None,
+            reason: "moved".into(),
+        };
+        let before = t.governance.test_entries().len();
+        let mut refused = 0;
+        for _ in 0..70 {
+            if t.report_integrity(&alarm("a")).await.is_err() {
+                refused += 1;
+            }
+        }
+        assert_eq!(
+            refused, 10,
+            "at most 60 alarms a minute are logged per tenant"
+        );
+        assert_eq!(t.governance.test_entries().len() - before, 60);
+        // Another tenant's alarms are not crowded out.
+        assert!(t.report_integrity(&alarm("b")).await.is_ok());
     }
 
     async fn unsealed() -> (tempfile::TempDir, Trustee) {
