@@ -17,6 +17,7 @@ import pytest
 from conftest import ObhutServer, assert_one_line_failure, obhut_bin
 from pg_helpers import PASSWORD, PgServer
 from s3helpers import assert_s3_error, clean_env, unique_name
+from split_helpers import split  # noqa: F401 (fixture)
 from test_catalog_tampering import alarms, assert_integrity_refused, listed, wait_alarm
 
 MIB = 1024 * 1024
@@ -233,3 +234,68 @@ def test_rows_edited_with_psql_grant_nothing(pg, tmp_path):
         assert srv.demo["AWS_SECRET_ACCESS_KEY"] not in dump
     finally:
         srv.stop_ok()
+
+
+def test_two_gateways_share_one_catalog_on_postgres(pg, split, tmp_path):
+    """`obhut gateway` on PostgreSQL: two gateways on one data directory (no lock taken), one
+    configured by its file and one by flags, each sees what the other writes."""
+    from split_helpers import Proc, _free_ports
+
+    bucket = unique_name("dc")
+    s3 = None
+    url = pg.new_database()
+    pw = password_file(tmp_path)
+    r = run_obhut("catalog", "migrate", "--from", str(split.data_dir), "--to", url,
+                  "--catalog-password-file", str(pw))
+    assert r.returncode == 0, r.stderr
+    split.start_trustee()
+    config = split.gateway_config()
+    with open(config, "r+") as f:
+        text = f.read()
+        f.seek(0)
+        f.write(f'catalog = "{url}"\ncatalog_password_file = "{pw}"\n' + text)
+    split.start_gateway(config)
+    s3_port, admin_port = _free_ports(2)
+    second = tmp_path / "gateway-b.toml"
+    second.write_text(
+        config.read_text()
+        .replace(f"127.0.0.1:{split.s3_port}", f"127.0.0.1:{s3_port}")
+        .replace(f"127.0.0.1:{split.admin_port}", f"127.0.0.1:{admin_port}")
+        .replace("gateway-1.", "gateway-2.")
+        .replace(f'catalog = "{url}"\ncatalog_password_file = "{pw}"\n', "")
+    )
+    gw2 = Proc("obhut gateway (b)", ["gateway", "--config", str(second), "--catalog", url,
+                                      "--catalog-password-file", str(pw)], tmp_path / "gateway-b.log")
+    gw2.start()
+    try:
+        import requests
+
+        def ready():
+            resp = requests.get(f"http://127.0.0.1:{admin_port}/v1/health", timeout=2)
+            return resp.status_code == 200, f"health {resp.status_code}"
+
+        gw2.wait_ready(ready, "the second gateway's health")
+        s3 = split.s3()
+        from conftest import s3_client
+
+        s3b = s3_client(f"http://127.0.0.1:{s3_port}", split.demo["AWS_ACCESS_KEY_ID"],
+                        split.demo["AWS_SECRET_ACCESS_KEY"], connect_timeout=5, read_timeout=30)
+        s3.create_bucket(Bucket=bucket)
+        s3.put_object(Bucket=bucket, Key="\u00fcber/a", Body=b"from a")
+        s3b.put_object(Bucket=bucket, Key="Zeta", Body=b"from b")
+        assert s3b.get_object(Bucket=bucket, Key="\u00fcber/a")["Body"].read() == b"from a"
+        assert s3.get_object(Bucket=bucket, Key="Zeta")["Body"].read() == b"from b"
+        assert listed(s3b, bucket) == ["Zeta", "\u00fcber/a"]
+        # If-None-Match: * through both: the second is refused whichever gateway it reaches.
+        s3.put_object(Bucket=bucket, Key="once", Body=b"1", IfNoneMatch="*")
+        from botocore.exceptions import ClientError
+
+        with pytest.raises(ClientError) as e:
+            s3b.put_object(Bucket=bucket, Key="once", Body=b"2", IfNoneMatch="*")
+        assert e.value.response["Error"]["Code"] == "PreconditionFailed"
+        for log in (split.gateway.log_text(), gw2.log_text()):
+            assert "shared with other gateways" in log and "no orphan collection at start" in log
+            assert PASSWORD not in log
+    finally:
+        code = gw2.stop()
+        assert code == 0, gw2.log_tail()

@@ -16,6 +16,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 pub struct TestServer {
     pub port: u16,
+    /// The CA that signed the server's TLS certificate (for 127.0.0.1 and localhost).
+    pub ca: PathBuf,
+    /// A CA that signed nothing the server has.
+    pub other_ca: PathBuf,
 }
 
 static SERVER: OnceLock<Result<TestServer, String>> = OnceLock::new();
@@ -110,6 +114,28 @@ fn start() -> Result<TestServer, String> {
         .arg(&data)
         .args(["-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync"]);
     run(initdb, "initdb")?;
+    // TLS: a CA of the test's own and a certificate for 127.0.0.1 and localhost.
+    let certs = format!(
+        "set -e; cd '{dir}'
+         openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=obhut-test-ca 2>/dev/null
+         openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout other-ca.key -out other-ca.pem -days 2 -subj /CN=obhut-test-ca 2>/dev/null
+         openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout server.key -out server.csr -subj /CN=localhost 2>/dev/null
+         printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > san.ext
+         openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile san.ext 2>/dev/null
+         chmod 600 server.key",
+        dir = dir.display()
+    );
+    let mut openssl = Command::new("sh");
+    openssl.args(["-c", &certs]);
+    run(openssl, "openssl (the test server's TLS certificate)")?;
+    if root {
+        let mut chown = Command::new("chown");
+        chown
+            .arg("postgres:postgres")
+            .arg(dir.join("server.key"))
+            .arg(dir.join("server.pem"));
+        run(chown, "chown postgres")?;
+    }
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map_err(|e| format!("no free port: {e}"))?
@@ -122,8 +148,8 @@ fn start() -> Result<TestServer, String> {
         .arg(dir.join("server.log"))
         .arg("-o")
         .arg(format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300",
-            dir.display()
+            "-p {port} -k {dir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 -c ssl=on -c ssl_cert_file={dir}/server.pem -c ssl_key_file={dir}/server.key",
+            dir = dir.display()
         ))
         .args(["-w", "-t", "60", "start"]);
     run(pg_ctl, "pg_ctl start")?;
@@ -143,7 +169,11 @@ fn start() -> Result<TestServer, String> {
         .stderr(Stdio::null())
         .spawn()
         .map_err(|e| format!("cannot start the PostgreSQL test server's watchdog: {e}"))?;
-    Ok(TestServer { port })
+    Ok(TestServer {
+        port,
+        ca: dir.join("ca.pem"),
+        other_ca: dir.join("other-ca.pem"),
+    })
 }
 
 /// The server of this test binary, started on first use.

@@ -1597,6 +1597,39 @@ mod tests {
         other.close().await;
     }
 
+    #[tokio::test]
+    async fn tls_with_verify_full_as_the_url_spells_it_and_a_wrong_ca_is_refused() {
+        use std::str::FromStr;
+        let server = crate::pg_test_server::server();
+        let url = |ca: &std::path::Path| {
+            format!(
+                "postgres://postgres@127.0.0.1:{}/postgres?sslmode=verify-full&sslrootcert={}",
+                server.port,
+                ca.display()
+            )
+        };
+        let options = PgConnectOptions::from_str(&url(&server.ca)).unwrap();
+        let cat = PgCatalog::connect_unmigrated(options).await.unwrap();
+        let (ssl, version): (bool, String) =
+            sqlx::query_as("SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+                .fetch_one(cat.pool())
+                .await
+                .unwrap();
+        assert!(ssl, "the connection is encrypted");
+        assert!(version.starts_with("TLSv1."), "{version}");
+        cat.close().await;
+        let options = PgConnectOptions::from_str(&url(&server.other_ca)).unwrap();
+        let err = match PgCatalog::connect_unmigrated(options).await {
+            Ok(_) => panic!("a server whose certificate the CA did not sign was accepted"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            err.contains("cannot connect to the PostgreSQL catalog")
+                && err.to_lowercase().contains("certificate"),
+            "{err}"
+        );
+    }
+
     #[test]
     fn prefix_end_is_the_next_byte_string() {
         assert_eq!(prefix_end(b"abc"), Some(b"abd".to_vec()));
