@@ -1223,6 +1223,22 @@ impl Catalog for PgCatalog {
     ) -> Result<(Option<ObjectRecord>, Vec<Part>)> {
         let o = object;
         let mut tx = self.begin().await?;
+        // Locks in the order every writer takes them (bucket, then upload, then object), so
+        // that a completion and a deletion of the bucket never wait on each other in a
+        // circle; a missing upload is named before a missing bucket, as in SQLite.
+        let upload_exists = sqlx::query("SELECT 1 FROM uploads WHERE upload_id = $1")
+            .bind(upload_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(storage)?
+            .is_some();
+        if !upload_exists {
+            return Err(CatalogError::NotFound {
+                kind: "upload",
+                name: upload_id.to_owned(),
+            });
+        }
+        lock_bucket_shared(&mut tx, &o.bucket).await?;
         lock_upload(&mut tx, upload_id, true).await?;
         let parts = remove_upload_tx(&mut tx, upload_id).await?;
         // Every chunk must still be a part of the upload: a part re-uploaded since the caller
@@ -1244,7 +1260,6 @@ impl Catalog for PgCatalog {
                 "a part moved to other sites while the upload was being completed",
             ));
         }
-        lock_bucket_shared(&mut tx, &o.bucket).await?;
         let old = put_object_tx(&mut tx, o, &condition).await?;
         let used: std::collections::HashSet<BlobId> = o.chunks.iter().map(|c| c.blob).collect();
         let unused = parts
