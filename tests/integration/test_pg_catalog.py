@@ -176,8 +176,10 @@ def test_catalog_migrate_copies_an_embedded_catalog_and_postgres_serves_every_ob
     assert hashlib.sha256(catalog_db.read_bytes()).hexdigest() == before, "the source catalog was changed"
     assert not (srv.data_dir / "catalog.db-wal").exists()
 
-    # The same data directory (sites, trustee) served from PostgreSQL.
-    srv.extra_args = ["--catalog", url]
+    # The same data directory (sites, trustee) served from PostgreSQL, named in the config file.
+    config = tmp_path / "obhut.toml"
+    config.write_text(f'catalog = "{url}"\n')
+    srv.extra_args = ["--config", str(config)]
     srv.extra_env = env
     srv.start()
     try:

@@ -1573,6 +1573,37 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_older_database_keeps_its_records_and_is_brought_forward() {
+        let options = fresh_schema().await;
+        // A database as version 1 left it: an upload without a placement.
+        let old = PgCatalog::connect_unmigrated(options.clone())
+            .await
+            .unwrap();
+        sqlx::raw_sql(AssertSqlSafe(format!(
+            "CREATE TABLE obhut_schema (id INTEGER PRIMARY KEY CHECK (id = 1), version BIGINT NOT NULL);
+             INSERT INTO obhut_schema VALUES (1, 1);
+             {PG_V1}
+             INSERT INTO tenants VALUES ('t', '[\"DE\"]', 2, 1);
+             INSERT INTO buckets VALUES ('b', 't', 1);
+             INSERT INTO uploads VALUES ('u', 'b', 'k'::bytea, 1, ''::bytea, ''::bytea);"
+        )))
+        .execute(old.pool())
+        .await
+        .unwrap();
+        let cat = PgCatalog::connect(options).await.unwrap();
+        assert_eq!(
+            cat.schema_version().await.unwrap(),
+            i64::from(PgCatalog::SCHEMA_VERSION)
+        );
+        let upload = cat.get_upload("u").await.unwrap().unwrap();
+        assert_eq!(upload.sites, Vec::<String>::new(), "placed part by part");
+        assert_eq!(cat.upgrade_done("x").await.unwrap(), None, "version 3 ran");
+        assert_eq!(cat.get_tenant("t").await.unwrap(), Some(tenant("t")));
+        old.close().await;
+        cat.close().await;
+    }
+
+    #[tokio::test]
     async fn a_database_of_a_newer_release_is_refused_untouched() {
         let options = fresh_schema().await;
         let cat = PgCatalog::connect(options.clone()).await.unwrap();
