@@ -6,9 +6,9 @@
 //! that embedded catalog the gateway holds the directory's exclusive lock, as `serve` does,
 //! because start-up orphan collection is only safe with no other writer. With a catalog on
 //! PostgreSQL (`catalog = "postgres://…"`, `--catalog`) any number of gateways share it: none
-//! takes the lock and none collects orphans at start. It never opens a keystore: without the trustee's URL and
-//! certificate material it refuses to start, and while the trustee is unreachable every
-//! request that needs a key answers 503 naming the trustee.
+//! takes the lock and none collects orphans at start. It never opens a keystore: without the
+//! trustee's URL and certificate material it refuses to start, and while the trustee is
+//! unreachable every request that needs a key answers 503 naming the trustee.
 //!
 //! What is not about the remote trustee (locking, sites, the S3 and admin listeners,
 //! shutdown) is shared with `serve`, in `common` and `front`.
