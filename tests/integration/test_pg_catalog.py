@@ -109,8 +109,11 @@ def test_serve_on_postgres_serves_s3_in_byte_order_and_keeps_it_over_a_restart(p
         assert listed(s3, bucket) == byte_order(bodies)
         for name, body in bodies.items():
             assert s3.get_object(Bucket=bucket, Key=name)["Body"].read() == body, name
-        rows = pg.psql(url.rsplit("/", 1)[1], "SELECT COUNT(*) FROM objects").strip()
+        db = url.rsplit("/", 1)[1]
+        rows = pg.psql(db, "SELECT COUNT(*) FROM objects").strip()
         assert int(rows) == len(bodies)
+        apps = pg.psql(db, f"SELECT DISTINCT application_name FROM pg_stat_activity WHERE datname = '{db}'")
+        assert "obhut" in apps.split(), apps
     finally:
         if srv.running():
             srv.stop_ok()

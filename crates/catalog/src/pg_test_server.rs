@@ -28,7 +28,14 @@ static SERVER: OnceLock<Result<TestServer, String>> = OnceLock::new();
 /// (Debian's layout), else the directory of `initdb` on the PATH.
 fn bin_dir() -> Result<PathBuf, String> {
     if let Some(dir) = std::env::var_os("OBHUT_PG_BINDIR") {
-        return Ok(PathBuf::from(dir));
+        let dir = PathBuf::from(dir);
+        if dir.join("initdb").exists() {
+            return Ok(dir);
+        }
+        return Err(format!(
+            "PostgreSQL is not installed where OBHUT_PG_BINDIR says: no initdb in {}",
+            dir.display()
+        ));
     }
     let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
         .into_iter()

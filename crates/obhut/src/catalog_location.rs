@@ -64,6 +64,10 @@ impl PgLocation {
         }
         let mut options = PgConnectOptions::from_str(url)
             .map_err(|e| anyhow::anyhow!("invalid catalog URL: {e}"))?;
+        if options.get_application_name().is_none() {
+            // What the database's administrators see in pg_stat_activity.
+            options = options.application_name("obhut");
+        }
         if let Some(pw) = password(password_file)? {
             options = options.password(&pw);
         }
