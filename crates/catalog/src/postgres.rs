@@ -1532,6 +1532,57 @@ mod tests {
         b.close().await;
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn no_object_is_committed_into_a_bucket_deleted_meanwhile() {
+        let options = fresh_schema().await;
+        let a = PgCatalog::connect(options.clone()).await.unwrap();
+        let b = PgCatalog::connect(options).await.unwrap();
+        a.create_tenant(&tenant("t")).await.unwrap();
+        for round in 0..25 {
+            let bucket = format!("gone-{round}");
+            a.create_bucket(
+                &Bucket {
+                    name: bucket.clone(),
+                    tenant: "t".into(),
+                    created_ms: 1,
+                },
+                &BucketKey {
+                    bucket: bucket.clone(),
+                    version: 1,
+                    wrapped: b"w".to_vec(),
+                    kcv: b"k".to_vec(),
+                    created_ms: 1,
+                },
+            )
+            .await
+            .unwrap();
+            let o = object(&bucket, "k", "e");
+            let (put, del) = tokio::join!(
+                a.put_object(&o, PutCondition::None),
+                b.delete_bucket(&bucket)
+            );
+            let bucket_left = b.get_bucket(&bucket).await.unwrap().is_some();
+            let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM objects WHERE bucket = $1")
+                .bind(&bucket)
+                .fetch_one(a.pool())
+                .await
+                .unwrap();
+            match (put, del) {
+                // The put first: the delete finds the object.
+                (Ok(None), Err(CatalogError::BucketNotEmpty(_))) => {
+                    assert!(bucket_left && rows == 1, "round {round}");
+                }
+                // The delete first: the put finds no bucket.
+                (Err(CatalogError::NotFound { kind: "bucket", .. }), Ok(_)) => {
+                    assert!(!bucket_left && rows == 0, "round {round}");
+                }
+                other => panic!("round {round}: {other:?}"),
+            }
+        }
+        a.close().await;
+        b.close().await;
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn migrations_run_once_and_starting_again_changes_nothing() {
         let options = fresh_schema().await;
