@@ -102,12 +102,29 @@ fn run(mut c: Command, what: &str) -> Result<(), String> {
 
 fn start() -> Result<TestServer, String> {
     let bin = bin_dir()?;
-    let root = is_root();
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
     let dir = std::env::temp_dir().join(format!("obhut-pg-test-{}-{nanos:x}", std::process::id()));
+    let started = start_in(&bin, &dir);
+    if started.is_err() {
+        // A server that did not start leaves nothing behind.
+        let _ = Command::new(bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(dir.join("data"))
+            .args(["-m", "immediate", "stop"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    started
+}
+
+fn start_in(bin: &Path, dir: &Path) -> Result<TestServer, String> {
+    let root = is_root();
+    let dir = dir.to_path_buf();
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     if root {
         let mut chown = Command::new("chown");
