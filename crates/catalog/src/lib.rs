@@ -7,16 +7,25 @@
 //! It must never see object data. User metadata arrives as an opaque byte string (`meta`), sealed
 //! by the gateway under the object key before it gets here.
 //!
-//! One trait, [`Catalog`], with an embedded SQLite implementation; `conformance` (feature
+//! One trait, [`Catalog`], with an embedded SQLite implementation and one on PostgreSQL
+//! ([`PgCatalog`], for gateways on several hosts); `conformance` (feature
 //! `conformance`) is the one test suite every implementation must pass.
 
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
+mod copy;
 mod meta_cache;
+#[cfg(test)]
+mod pg_test_server;
+mod postgres;
 mod sqlite;
 mod types;
 
+pub use copy::{TableCopy, copy_embedded};
+pub use postgres::PgCatalog;
 pub use sqlite::SqliteCatalog;
+/// sqlx's connection options, for callers that build a [`PgCatalog`].
+pub use sqlx::postgres::{PgConnectOptions, PgSslMode};
 pub use types::*;
 
 use async_trait::async_trait;

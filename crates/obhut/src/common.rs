@@ -58,7 +58,7 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
 /// its owner's alone (umask 077), and what the directory already holds is made so
 /// ([`make_private`]).
 pub(crate) fn lock_dir(dir: &Path, what: &str) -> Result<File> {
-    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+    private_umask();
     let lock = take_lock(dir, what)?;
     make_private(dir)?;
     Ok(lock)
@@ -104,6 +104,11 @@ pub(crate) fn make_private(dir: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Everything the process creates from now on is its owner's alone (umask 077).
+pub(crate) fn private_umask() {
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
 }
 
 fn take_lock(dir: &Path, what: &str) -> Result<File> {

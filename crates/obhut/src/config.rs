@@ -22,6 +22,8 @@ struct FileConfig {
     idle_timeout_secs: Option<u64>,
     max_connections: Option<usize>,
     pkcs11: Option<Pkcs11Config>,
+    catalog: Option<String>,
+    catalog_password_file: Option<PathBuf>,
 }
 
 /// How fast the scrubber reads replicas, by default (0 turns it off).
@@ -61,6 +63,10 @@ pub struct ServeConfig {
     /// Both listeners' header-read and idle timeouts and connection cap.
     pub limits: crate::listen::Limits,
     pub pkcs11: Option<Pkcs11Config>,
+    /// The catalog on PostgreSQL (`None`: `catalog.db` in the data directory), and the file
+    /// holding its password.
+    pub catalog: Option<String>,
+    pub catalog_password_file: Option<PathBuf>,
 }
 
 impl ServeConfig {
@@ -107,6 +113,12 @@ impl ServeConfig {
                 file.max_connections,
             )?,
             pkcs11: file.pkcs11,
+            catalog: args.catalog.catalog.clone().or(file.catalog),
+            catalog_password_file: args
+                .catalog
+                .catalog_password_file
+                .clone()
+                .or(file.catalog_password_file),
         })
     }
 }

@@ -67,6 +67,11 @@ pub(crate) struct Front {
     pub workers: Workers,
     /// Timeouts and the connection cap of both listeners.
     pub limits: crate::listen::Limits,
+    /// Whether blobs no record names are removed at start: only safe where this process is
+    /// the catalog's only writer (an embedded catalog, its data directory locked). Gateways
+    /// sharing a catalog on PostgreSQL leave them, since another one's upload in flight looks
+    /// the same.
+    pub collect_orphans_at_start: bool,
 }
 
 /// Bucket-key rotation for the admin API, done by the gateway.
@@ -93,8 +98,9 @@ impl BucketKeyRotation for GatewayRotation {
     }
 }
 
-/// Runs the S3 gateway and the admin API until SIGTERM or Ctrl-C. The caller holds the data
-/// directory's lock (orphan collection at start relies on it).
+/// Runs the S3 gateway and the admin API until SIGTERM or Ctrl-C. With
+/// `collect_orphans_at_start`, the caller holds the data directory's lock and its catalog is
+/// nobody else's (orphan collection at start relies on both).
 pub(crate) async fn serve_front(front: Front, data_dir: &Path) -> Result<()> {
     let workers = front.workers;
     // The trustee owns residency policies: placement and repair go by its records, and the
@@ -125,10 +131,18 @@ pub(crate) async fn serve_front(front: Front, data_dir: &Path) -> Result<()> {
         policies,
         &workers,
     );
-    match maintenance.collect_orphans().await {
-        Ok(0) => {}
-        Ok(n) => tracing::info!(removed = n, "collected orphan blobs"),
-        Err(e) => tracing::warn!(error = %e, "orphan collection failed; will retry at next start"),
+    if front.collect_orphans_at_start {
+        match maintenance.collect_orphans().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(removed = n, "collected orphan blobs"),
+            Err(e) => {
+                tracing::warn!(error = %e, "orphan collection failed; will retry at next start")
+            }
+        }
+    } else {
+        tracing::info!(
+            "the catalog is shared with other gateways: no orphan collection at start (another gateway's write in flight would look like an orphan)"
+        );
     }
     maintenance.spawn_workers(ScrubRate {
         bytes_per_sec: front.scrub_bytes_per_sec,

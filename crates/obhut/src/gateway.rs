@@ -2,19 +2,21 @@
 //! in another process (`obhut trustee`), reached over mutual TLS through
 //! [`RemoteTrustee`].
 //!
-//! The data directory is laid out as `serve` lays it out (`catalog.db`, `sites/ID/`); the
-//! gateway holds its exclusive lock, as `serve` does, because start-up orphan collection is
-//! only safe with no other writer. It never opens a keystore: without the trustee's URL and
-//! certificate material it refuses to start, and while the trustee is unreachable every
-//! request that needs a key answers 503 naming the trustee.
+//! The data directory is laid out as `serve` lays it out (`catalog.db`, `sites/ID/`); with
+//! that embedded catalog the gateway holds the directory's exclusive lock, as `serve` does,
+//! because start-up orphan collection is only safe with no other writer. With a catalog on
+//! PostgreSQL (`catalog = "postgres://…"`, `--catalog`) any number of gateways share it: none
+//! takes the lock and none collects orphans at start. It never opens a keystore: without the
+//! trustee's URL and certificate material it refuses to start, and while the trustee is
+//! unreachable every request that needs a key answers 503 naming the trustee.
 //!
 //! What is not about the remote trustee (locking, sites, the S3 and admin listeners,
 //! shutdown) is shared with `serve`, in `common` and `front`.
 
-use crate::common::{init_tracing, load_toml, lock_dir, runtime};
+use crate::catalog_location::{self, CatalogLocation};
+use crate::common::{init_tracing, load_toml, lock_dir, private_umask, runtime};
 use crate::front::{Front, open_sites, serve_front};
 use anyhow::{Context, Result, anyhow, bail};
-use obhut_catalog::{Catalog, SqliteCatalog};
 use obhut_trustee_client::TrusteeClient;
 use obhut_trustee_client::remote::{RemoteTrustee, client_tls_config};
 use serde::Deserialize;
@@ -37,6 +39,8 @@ struct GatewayFile {
     header_read_timeout_secs: Option<u64>,
     idle_timeout_secs: Option<u64>,
     max_connections: Option<usize>,
+    catalog: Option<String>,
+    catalog_password_file: Option<PathBuf>,
     trustee: Option<TrusteeSection>,
 }
 
@@ -68,6 +72,9 @@ pub struct GatewaySettings {
     pub trustee_ca: PathBuf,
     pub client_cert: PathBuf,
     pub client_key: PathBuf,
+    /// The catalog on PostgreSQL (`None`: `catalog.db` in the data directory).
+    pub catalog: Option<String>,
+    pub catalog_password_file: Option<PathBuf>,
 }
 
 impl GatewaySettings {
@@ -102,16 +109,30 @@ impl GatewaySettings {
             trustee_ca: t.ca,
             client_cert: t.cert,
             client_key: t.key,
+            catalog: file.catalog,
+            catalog_password_file: file.catalog_password_file,
         })
     }
 }
 
-pub fn run(config: &Path) -> Result<()> {
-    let settings = GatewaySettings::load(config)?;
+pub fn run(config: &Path, catalog: &crate::CatalogArgs) -> Result<()> {
+    let mut settings = GatewaySettings::load(config)?;
+    if catalog.catalog.is_some() {
+        settings.catalog.clone_from(&catalog.catalog);
+    }
+    if catalog.catalog_password_file.is_some() {
+        settings
+            .catalog_password_file
+            .clone_from(&catalog.catalog_password_file);
+    }
     // Checked before anything else starts: no certificate material, no gateway.
     let material = TrusteeMaterial::read(&settings)?;
+    let location = CatalogLocation::parse(
+        settings.catalog.as_deref(),
+        settings.catalog_password_file.as_deref(),
+    )?;
     init_tracing(&settings.log);
-    runtime()?.block_on(serve(settings, material))
+    runtime()?.block_on(serve(settings, material, location))
 }
 
 /// The trustee's CA and this gateway's certificate and key, read and checked.
@@ -143,18 +164,32 @@ impl TrusteeMaterial {
     }
 }
 
-async fn serve(s: GatewaySettings, material: TrusteeMaterial) -> Result<()> {
+async fn serve(
+    s: GatewaySettings,
+    material: TrusteeMaterial,
+    location: CatalogLocation,
+) -> Result<()> {
     let catalog_path = s.data_dir.join("catalog.db");
-    if !catalog_path.exists() {
-        bail!(
-            "no catalog at {}: create the data directory with `obhut serve --data-dir {}` once (it lays out the catalog and sites), then stop it",
-            catalog_path.display(),
-            s.data_dir.display()
-        );
+    let shared = matches!(location, CatalogLocation::Postgres(_));
+    let _lock = if shared {
+        // Several gateways share the catalog: no lock of the data directory, but what this
+        // process creates there is still its owner's alone.
+        private_umask();
+        None
+    } else {
+        if !catalog_path.exists() {
+            bail!(
+                "no catalog at {}: create the data directory with `obhut serve --data-dir {}` once (it lays out the catalog and sites), then stop it",
+                catalog_path.display(),
+                s.data_dir.display()
+            );
+        }
+        Some(lock_dir(&s.data_dir, "directory")?)
+    };
+    let (catalog, shown) = catalog_location::open(&location, &s.data_dir).await?;
+    if shared {
+        tracing::info!(catalog = %shown, "the catalog is on PostgreSQL, shared with other gateways");
     }
-    let _lock = lock_dir(&s.data_dir, "directory")?;
-    let catalog: Arc<dyn Catalog> =
-        Arc::new(SqliteCatalog::open(&catalog_path).context("cannot open the catalog")?);
     let legacy = catalog.legacy_access_keys().await?.len();
     if legacy > 0 {
         bail!(
@@ -194,6 +229,7 @@ async fn serve(s: GatewaySettings, material: TrusteeMaterial) -> Result<()> {
             scrub_interval: s.scrub_interval,
             workers: obhut_maintenance::Workers::new(),
             limits: s.limits,
+            collect_orphans_at_start: !shared,
         },
         &s.data_dir,
     )

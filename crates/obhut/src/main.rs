@@ -2,6 +2,7 @@
 //! `trustee --config` (the same parts as separate processes), and the admin commands that talk
 //! to the admin API. Errors end here as one clear line and a non-zero exit.
 
+mod catalog_location;
 mod cli;
 mod common;
 mod config;
@@ -147,10 +148,25 @@ enum ResidencyCommand {
 
 #[derive(clap::Args)]
 pub struct GatewayArgs {
-    /// TOML with data_dir, s3_addr, admin_addr, region, log, key_cache_ttl_secs, and
-    /// [trustee] url, ca, cert, key.
+    /// TOML with data_dir, s3_addr, admin_addr, region, log, key_cache_ttl_secs, catalog,
+    /// catalog_password_file, and [trustee] url, ca, cert, key.
     #[arg(long)]
     pub config: PathBuf,
+    #[command(flatten)]
+    pub catalog: CatalogArgs,
+}
+
+/// Where the catalog is, when not in the data directory.
+#[derive(clap::Args, Clone, Default)]
+pub struct CatalogArgs {
+    /// The catalog on PostgreSQL, postgres://user@host:port/db (TLS: ?sslmode=verify-full&sslrootcert=FILE),
+    /// shared by several gateways [default: catalog.db in the data directory]. No password here:
+    /// see --catalog-password-file, OBHUT_CATALOG_PASSWORD, PGPASSWORD.
+    #[arg(long, value_name = "URL")]
+    pub catalog: Option<String>,
+    /// A file (mode 0600) holding the PostgreSQL catalog's password.
+    #[arg(long, value_name = "FILE")]
+    pub catalog_password_file: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -164,9 +180,12 @@ pub struct ServeArgs {
     /// Address of the admin API [default: 127.0.0.1:9001]
     #[arg(long)]
     pub admin_addr: Option<String>,
-    /// TOML file with any of: data_dir, s3_addr, admin_addr, region, log. Flags win over it.
+    /// TOML file with any of: data_dir, s3_addr, admin_addr, region, log, catalog,
+    /// catalog_password_file. Flags win over it.
     #[arg(long)]
     pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub catalog: CatalogArgs,
 }
 
 impl Command {
@@ -191,7 +210,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Tenant { admin, command } => cli::tenant::run(&admin, command),
-        Command::Gateway(args) => gateway::run(&args.config),
+        Command::Gateway(args) => gateway::run(&args.config, &args.catalog),
         Command::Catalog { command } => cli::catalog::run(command),
         Command::Principal { admin, command } => cli::principal::run(&admin, command),
         Command::Access { admin, command } => cli::access::run(&admin, command),

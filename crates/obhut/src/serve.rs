@@ -5,6 +5,7 @@
 //! exclusive lock on the data directory, which is what makes start-up orphan collection safe.
 
 use crate::ServeArgs;
+use crate::catalog_location::{self, CatalogLocation};
 use crate::common::{init_tracing, lock_dir, runtime};
 use crate::config::Pkcs11Config;
 use crate::config::ServeConfig;
@@ -12,7 +13,7 @@ use crate::front::{Front, open_sites, serve_front};
 use crate::trustee_serve::{dev_unseal, spawn_destruction_timer};
 use anyhow::{Context, Result, bail};
 use obhut_admin::provision;
-use obhut_catalog::{Catalog, SiteRecord, SqliteCatalog};
+use obhut_catalog::{Catalog, SiteRecord};
 use obhut_core::SiteState;
 use obhut_crypto::principal::PrincipalCredential;
 use obhut_maintenance::Workers;
@@ -48,17 +49,41 @@ fn refuse_new_catalog_over_old_sites(data_dir: &Path) -> Result<()> {
     if data_dir.join("catalog.db").exists() {
         return Ok(());
     }
-    for (id, _) in DEV_SITES {
-        let blobs = data_dir.join("sites").join(id).join("blobs");
-        let holds_blobs = fs::read_dir(&blobs).is_ok_and(|mut shards| shards.next().is_some());
-        if holds_blobs {
-            bail!(
-                "{} has no catalog.db but site {id} holds blobs; restore the catalog (or move the sites away) before starting",
-                data_dir.display()
-            );
-        }
+    if let Some(id) = site_with_blobs(data_dir) {
+        bail!(
+            "{} has no catalog.db but site {id} holds blobs; restore the catalog (or move the sites away) before starting",
+            data_dir.display()
+        );
     }
     Ok(())
+}
+
+/// The same for a catalog on PostgreSQL: one that registers no site while the data
+/// directory's sites hold blobs is not this directory's catalog (or was never copied here).
+async fn refuse_empty_catalog_over_old_sites(
+    catalog: &dyn Catalog,
+    shown: &str,
+    data_dir: &Path,
+) -> Result<()> {
+    if !catalog.list_sites().await?.is_empty() {
+        return Ok(());
+    }
+    if let Some(id) = site_with_blobs(data_dir) {
+        bail!(
+            "the catalog at {shown} registers no site but site {id} in {} holds blobs; copy the directory's catalog there first (`obhut catalog migrate --from {} --to {shown}`), or move the sites away",
+            data_dir.display(),
+            data_dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// A development site of `data_dir` that holds blobs, if any.
+fn site_with_blobs(data_dir: &Path) -> Option<&'static str> {
+    DEV_SITES.iter().map(|(id, _)| *id).find(|id| {
+        let blobs = data_dir.join("sites").join(id).join("blobs");
+        fs::read_dir(&blobs).is_ok_and(|mut shards| shards.next().is_some())
+    })
 }
 
 /// First start: sites, tenant `demo`, development principals and the two env files.
@@ -258,15 +283,23 @@ fn create_private_dir(dir: &Path) -> Result<()> {
 }
 
 async fn serve(config: ServeConfig) -> Result<()> {
+    let location = CatalogLocation::parse(
+        config.catalog.as_deref(),
+        config.catalog_password_file.as_deref(),
+    )?;
     let _lock = lock_dir(&config.data_dir, "data directory")?;
     // Site roots are recorded in the catalog: absolute, so that starting from another working
     // directory can never open (or create) sites elsewhere.
     let data_dir = fs::canonicalize(&config.data_dir)
         .with_context(|| format!("cannot resolve {}", config.data_dir.display()))?;
-    refuse_new_catalog_over_old_sites(&data_dir)?;
-    let catalog: Arc<dyn Catalog> = Arc::new(
-        SqliteCatalog::open(&data_dir.join("catalog.db")).context("cannot open the catalog")?,
-    );
+    if matches!(location, CatalogLocation::Embedded) {
+        refuse_new_catalog_over_old_sites(&data_dir)?;
+    }
+    let (catalog, shown) = catalog_location::open(&location, &data_dir).await?;
+    if matches!(location, CatalogLocation::Postgres(_)) {
+        refuse_empty_catalog_over_old_sites(catalog.as_ref(), &shown, &data_dir).await?;
+        tracing::info!(catalog = %shown, "the catalog is on PostgreSQL");
+    }
     let trustee_dir = data_dir.join("trustee");
     let in_process = Arc::new(
         match &config.pkcs11 {
@@ -295,6 +328,7 @@ async fn serve(config: ServeConfig) -> Result<()> {
             scrub_interval: config.scrub_interval,
             workers,
             limits: config.limits,
+            collect_orphans_at_start: true,
         },
         &data_dir,
     )

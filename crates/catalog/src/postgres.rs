@@ -1,0 +1,1736 @@
+//! The catalog on PostgreSQL, for gateways on several hosts that share one catalog.
+//!
+//! It keeps the embedded catalog's tables, keys and meanings (docs/catalog.md): object and
+//! upload keys are `bytea`, so that ordering is plain byte order (S3's listing order) whatever
+//! the database's collation, and every other name that is listed in order is `COLLATE "C"`.
+//! Site lists, chunks and residency rules are the same JSON text as in SQLite, so a row copied
+//! from one to the other (`obhut catalog migrate`) compares equal byte for byte.
+//!
+//! Every call is one transaction on a pooled connection (sqlx's typed `PgPool`). Conditional
+//! writes read the current record with `FOR UPDATE` and decide inside the transaction; a key
+//! that has no record yet is claimed with `INSERT … ON CONFLICT DO NOTHING`, and a writer that
+//! loses that race reads the winner's record and decides again. So of two concurrent puts of
+//! one key exactly one ends visible, and the other is either refused by its condition or
+//! returns the record it replaced, whose blobs are then garbage. Nothing is cached in the
+//! process: other gateways write the same tables.
+
+use crate::{
+    AccessKey, Bucket, BucketKey, Catalog, CatalogError, Chunk, ListFrom, ObjectRecord, Part,
+    PutCondition, ResidencyRule, Result, SiteRecord, Tenant, Upload,
+};
+use async_trait::async_trait;
+use obhut_core::{BlobId, PolicyScope};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::{AssertSqlSafe, PgConnection, Row};
+
+/// A statement put together from this file's constants only (column lists, an operator):
+/// never from a caller's value, which is always bound.
+macro_rules! sql {
+    ($($t:tt)*) => {
+        AssertSqlSafe(format!($($t)*))
+    };
+}
+use std::time::Duration;
+
+/// The catalog's layouts on PostgreSQL, oldest first; `obhut_schema.version` says which one a
+/// database has. They follow the embedded catalog's migrations one for one (version N here
+/// holds what version N of `catalog.db` holds), except that the S3 secrets kept in clear by
+/// releases before the trustee held them (`access_keys`) never come here. A released
+/// migration never changes: a new layout is a migration appended here, and from now on
+/// layouts change expand-then-contract (add, let every gateway run the release that writes
+/// both, then drop), because gateways of two releases share one database during an upgrade.
+const MIGRATIONS: &[&str] = &[PG_V1, PG_V2, PG_V3];
+
+/// What names the layout's records in messages.
+const DATABASE: &str = "the PostgreSQL catalog";
+
+/// Serialises migrations of concurrent starts (an advisory lock of this number).
+const MIGRATION_LOCK: i64 = 0x6f62_6875_7401;
+
+const PG_V1: &str = r#"
+CREATE TABLE tenants (
+    name TEXT COLLATE "C" PRIMARY KEY,
+    jurisdictions TEXT NOT NULL,
+    min_sites BIGINT NOT NULL,
+    created_ms BIGINT NOT NULL
+);
+CREATE TABLE sites (
+    id TEXT COLLATE "C" PRIMARY KEY,
+    record TEXT NOT NULL
+);
+CREATE TABLE residency (
+    scope TEXT COLLATE "C" PRIMARY KEY,
+    rule TEXT NOT NULL
+);
+CREATE TABLE buckets (
+    name TEXT COLLATE "C" PRIMARY KEY,
+    tenant TEXT COLLATE "C" NOT NULL REFERENCES tenants(name),
+    created_ms BIGINT NOT NULL
+);
+CREATE INDEX buckets_by_tenant ON buckets(tenant, name);
+CREATE TABLE bucket_keys (
+    bucket TEXT COLLATE "C" NOT NULL REFERENCES buckets(name) ON DELETE CASCADE,
+    version BIGINT NOT NULL,
+    wrapped BYTEA NOT NULL,
+    kcv BYTEA NOT NULL,
+    created_ms BIGINT NOT NULL,
+    PRIMARY KEY (bucket, version)
+);
+CREATE TABLE objects (
+    bucket TEXT COLLATE "C" NOT NULL,
+    key BYTEA NOT NULL,
+    size BIGINT NOT NULL,
+    etag TEXT NOT NULL,
+    last_modified_ms BIGINT NOT NULL,
+    envelope BYTEA NOT NULL,
+    meta BYTEA NOT NULL,
+    sites TEXT NOT NULL,
+    chunks TEXT NOT NULL,
+    PRIMARY KEY (bucket, key)
+);
+CREATE TABLE uploads (
+    upload_id TEXT COLLATE "C" PRIMARY KEY,
+    bucket TEXT COLLATE "C" NOT NULL,
+    key BYTEA NOT NULL,
+    initiated_ms BIGINT NOT NULL,
+    envelope BYTEA NOT NULL,
+    meta BYTEA NOT NULL
+);
+CREATE INDEX uploads_by_key ON uploads(bucket, key, upload_id);
+CREATE TABLE parts (
+    upload_id TEXT COLLATE "C" NOT NULL REFERENCES uploads(upload_id),
+    part_number BIGINT NOT NULL,
+    chunk TEXT NOT NULL,
+    etag TEXT NOT NULL,
+    checksums BYTEA NOT NULL,
+    sites TEXT NOT NULL,
+    last_modified_ms BIGINT NOT NULL,
+    PRIMARY KEY (upload_id, part_number)
+);
+"#;
+
+const PG_V2: &str = r"
+ALTER TABLE uploads ADD COLUMN sites TEXT NOT NULL DEFAULT '[]';
+";
+
+const PG_V3: &str = r#"
+CREATE TABLE upgrades (
+    name TEXT COLLATE "C" PRIMARY KEY,
+    done_ms BIGINT NOT NULL
+);
+"#;
+
+/// The catalog on PostgreSQL. Cloning shares the pool.
+#[derive(Clone)]
+pub struct PgCatalog {
+    pool: PgPool,
+}
+
+/// Connections a process keeps to the catalog at most.
+const MAX_CONNECTIONS: u32 = 16;
+
+fn storage(e: impl std::fmt::Display) -> CatalogError {
+    CatalogError::Storage(e.to_string())
+}
+
+fn corrupt(e: impl std::fmt::Display) -> CatalogError {
+    CatalogError::Corrupt(e.to_string())
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
+    serde_json::to_string(v).map_err(corrupt)
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(s: &str) -> Result<T> {
+    serde_json::from_str(s).map_err(corrupt)
+}
+
+fn key_from(bytes: Vec<u8>) -> Result<String> {
+    String::from_utf8(bytes).map_err(corrupt)
+}
+
+fn u64_col(v: i64) -> Result<u64> {
+    u64::try_from(v).map_err(corrupt)
+}
+
+fn u32_col(v: i64) -> Result<u32> {
+    u32::try_from(v).map_err(corrupt)
+}
+
+fn i64_col(v: u64) -> Result<i64> {
+    i64::try_from(v).map_err(corrupt)
+}
+
+fn limit_col(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+/// The smallest byte string greater than every string starting with `prefix`, if any.
+fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+const OBJECT_COLS: &str =
+    "bucket, key, size, etag, last_modified_ms, envelope, meta, sites, chunks";
+
+fn decode_object(r: &PgRow) -> Result<ObjectRecord> {
+    let get = |e: sqlx::Error| corrupt(e);
+    Ok(ObjectRecord {
+        bucket: r.try_get(0).map_err(get)?,
+        key: key_from(r.try_get(1).map_err(get)?)?,
+        size: u64_col(r.try_get(2).map_err(get)?)?,
+        etag: r.try_get(3).map_err(get)?,
+        last_modified_ms: r.try_get(4).map_err(get)?,
+        envelope: r.try_get(5).map_err(get)?,
+        meta: r.try_get(6).map_err(get)?,
+        sites: from_json(&r.try_get::<String, _>(7).map_err(get)?)?,
+        chunks: from_json(&r.try_get::<String, _>(8).map_err(get)?)?,
+    })
+}
+
+const PART_COLS: &str = "upload_id, part_number, chunk, etag, checksums, sites, last_modified_ms";
+
+fn decode_part(r: &PgRow) -> Result<Part> {
+    let get = |e: sqlx::Error| corrupt(e);
+    Ok(Part {
+        upload_id: r.try_get(0).map_err(get)?,
+        part_number: u32_col(r.try_get(1).map_err(get)?)?,
+        chunk: from_json(&r.try_get::<String, _>(2).map_err(get)?)?,
+        etag: r.try_get(3).map_err(get)?,
+        checksums: r.try_get(4).map_err(get)?,
+        sites: from_json(&r.try_get::<String, _>(5).map_err(get)?)?,
+        last_modified_ms: r.try_get(6).map_err(get)?,
+    })
+}
+
+const UPLOAD_COLS: &str = "upload_id, bucket, key, initiated_ms, envelope, meta, sites";
+
+fn decode_upload(r: &PgRow) -> Result<Upload> {
+    let get = |e: sqlx::Error| corrupt(e);
+    Ok(Upload {
+        upload_id: r.try_get(0).map_err(get)?,
+        bucket: r.try_get(1).map_err(get)?,
+        key: key_from(r.try_get(2).map_err(get)?)?,
+        initiated_ms: r.try_get(3).map_err(get)?,
+        envelope: r.try_get(4).map_err(get)?,
+        meta: r.try_get(5).map_err(get)?,
+        sites: from_json(&r.try_get::<String, _>(6).map_err(get)?)?,
+    })
+}
+
+const BUCKET_KEY_COLS: &str = "bucket, version, wrapped, kcv, created_ms";
+
+fn decode_bucket_key(r: &PgRow) -> Result<BucketKey> {
+    let get = |e: sqlx::Error| corrupt(e);
+    Ok(BucketKey {
+        bucket: r.try_get(0).map_err(get)?,
+        version: u32_col(r.try_get(1).map_err(get)?)?,
+        wrapped: r.try_get(2).map_err(get)?,
+        kcv: r.try_get(3).map_err(get)?,
+        created_ms: r.try_get(4).map_err(get)?,
+    })
+}
+
+fn decode_tenant(r: &PgRow) -> Result<Tenant> {
+    let get = |e: sqlx::Error| corrupt(e);
+    Ok(Tenant {
+        name: r.try_get(0).map_err(get)?,
+        jurisdictions: from_json(&r.try_get::<String, _>(1).map_err(get)?)?,
+        min_sites: u32_col(r.try_get(2).map_err(get)?)?,
+        created_ms: r.try_get(3).map_err(get)?,
+    })
+}
+
+fn decode_bucket(r: &PgRow) -> Result<Bucket> {
+    let get = |e: sqlx::Error| corrupt(e);
+    Ok(Bucket {
+        name: r.try_get(0).map_err(get)?,
+        tenant: r.try_get(1).map_err(get)?,
+        created_ms: r.try_get(2).map_err(get)?,
+    })
+}
+
+async fn get_object_tx(
+    c: &mut PgConnection,
+    bucket: &str,
+    key: &str,
+    lock: bool,
+) -> Result<Option<ObjectRecord>> {
+    let sql = format!(
+        "SELECT {OBJECT_COLS} FROM objects WHERE bucket = $1 AND key = $2{}",
+        if lock { " FOR UPDATE" } else { "" }
+    );
+    sqlx::query(AssertSqlSafe(sql.as_str()))
+        .bind(bucket)
+        .bind(key.as_bytes())
+        .fetch_optional(c)
+        .await
+        .map_err(storage)?
+        .as_ref()
+        .map(decode_object)
+        .transpose()
+}
+
+/// Makes `o` the record under its key if `condition` holds for the current one; returns the
+/// record it replaced. The current record is locked while the condition is decided; a key
+/// with no record is claimed by an insert, and a lost race to claim it decides again against
+/// the winner's record.
+async fn put_object_tx(
+    c: &mut PgConnection,
+    o: &ObjectRecord,
+    condition: &PutCondition,
+) -> Result<Option<ObjectRecord>> {
+    let (size, sites, chunks) = (i64_col(o.size)?, to_json(&o.sites)?, to_json(&o.chunks)?);
+    loop {
+        let current = get_object_tx(&mut *c, &o.bucket, &o.key, true).await?;
+        condition
+            .check(current.as_ref())
+            .map_err(CatalogError::PreconditionFailed)?;
+        let sql = if current.is_some() {
+            "UPDATE objects SET size = $3, etag = $4, last_modified_ms = $5, envelope = $6,
+                 meta = $7, sites = $8, chunks = $9 WHERE bucket = $1 AND key = $2"
+                .to_owned()
+        } else {
+            format!(
+                "INSERT INTO objects ({OBJECT_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                 ON CONFLICT (bucket, key) DO NOTHING"
+            )
+        };
+        let n = sqlx::query(AssertSqlSafe(sql.as_str()))
+            .bind(&o.bucket)
+            .bind(o.key.as_bytes())
+            .bind(size)
+            .bind(&o.etag)
+            .bind(o.last_modified_ms)
+            .bind(&o.envelope)
+            .bind(&o.meta)
+            .bind(&sites)
+            .bind(&chunks)
+            .execute(&mut *c)
+            .await
+            .map_err(storage)?
+            .rows_affected();
+        if n == 1 {
+            return Ok(current);
+        }
+        // Another writer created the record since it was read: decide against it.
+    }
+}
+
+/// `NotFound` unless the bucket exists; the row is share-locked until the transaction ends,
+/// so that a bucket being deleted is not written into (the delete locks it for update).
+async fn lock_bucket_shared(c: &mut PgConnection, bucket: &str) -> Result<()> {
+    let found = sqlx::query("SELECT 1 FROM buckets WHERE name = $1 FOR SHARE")
+        .bind(bucket)
+        .fetch_optional(c)
+        .await
+        .map_err(storage)?;
+    match found {
+        Some(_) => Ok(()),
+        None => Err(CatalogError::NotFound {
+            kind: "bucket",
+            name: bucket.to_owned(),
+        }),
+    }
+}
+
+/// `NotFound` unless the upload exists; locks its row (for update when it is to be completed
+/// or removed, shared when a part is added).
+async fn lock_upload(c: &mut PgConnection, upload_id: &str, exclusive: bool) -> Result<()> {
+    let sql = if exclusive {
+        "SELECT 1 FROM uploads WHERE upload_id = $1 FOR UPDATE"
+    } else {
+        "SELECT 1 FROM uploads WHERE upload_id = $1 FOR SHARE"
+    };
+    let found = sqlx::query(sql)
+        .bind(upload_id)
+        .fetch_optional(c)
+        .await
+        .map_err(storage)?;
+    match found {
+        Some(_) => Ok(()),
+        None => Err(CatalogError::NotFound {
+            kind: "upload",
+            name: upload_id.to_owned(),
+        }),
+    }
+}
+
+async fn remove_upload_tx(c: &mut PgConnection, upload_id: &str) -> Result<Vec<Part>> {
+    let rows = sqlx::query(sql!(
+        "DELETE FROM parts WHERE upload_id = $1 RETURNING {PART_COLS}"
+    ))
+    .bind(upload_id)
+    .fetch_all(&mut *c)
+    .await
+    .map_err(storage)?;
+    let mut parts = rows.iter().map(decode_part).collect::<Result<Vec<_>>>()?;
+    parts.sort_by_key(|p| p.part_number);
+    sqlx::query("DELETE FROM uploads WHERE upload_id = $1")
+        .bind(upload_id)
+        .execute(&mut *c)
+        .await
+        .map_err(storage)?;
+    Ok(parts)
+}
+
+/// Objects and parts that name `site` (site lists are JSON arrays of ids).
+async fn site_refs(c: &mut PgConnection, site: &str) -> Result<u64> {
+    let needle = to_json(&site)?;
+    let n: i64 = sqlx::query_scalar(
+        "SELECT (SELECT COUNT(*) FROM objects WHERE strpos(sites, $1) > 0)
+              + (SELECT COUNT(*) FROM parts WHERE strpos(sites, $1) > 0)",
+    )
+    .bind(needle)
+    .fetch_one(c)
+    .await
+    .map_err(storage)?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+/// Whether the database was refused by [`migrate`], and why.
+fn refuse(e: obhut_migrate::MigrateError) -> CatalogError {
+    CatalogError::Storage(e.to_string())
+}
+
+/// Brings the database (its first schema on the search path) to the current layout, one
+/// migration per transaction together with its version number, under an advisory lock so that
+/// gateways starting together apply each migration once. A database newer than this release
+/// knows is refused, untouched. Returns (version found, version now).
+async fn migrate(pool: &PgPool) -> Result<(u32, u32)> {
+    let supported = u32::try_from(MIGRATIONS.len()).map_err(storage)?;
+    let mut first = None;
+    loop {
+        let mut tx = pool.begin().await.map_err(storage)?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(MIGRATION_LOCK)
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+        let has_version_table: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM information_schema.tables
+                 WHERE table_schema = current_schema() AND table_name = 'obhut_schema')",
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(storage)?;
+        let found: i64 = if has_version_table {
+            sqlx::query_scalar("SELECT version FROM obhut_schema WHERE id = 1")
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(storage)?
+                .unwrap_or(0)
+        } else {
+            let foreign: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM information_schema.tables
+                     WHERE table_schema = current_schema())",
+            )
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(storage)?;
+            if foreign {
+                return Err(refuse(obhut_migrate::MigrateError::Foreign {
+                    database: DATABASE,
+                    table: "obhut_schema",
+                }));
+            }
+            sqlx::raw_sql(
+                "CREATE TABLE obhut_schema (
+                     id INTEGER PRIMARY KEY CHECK (id = 1),
+                     version BIGINT NOT NULL
+                 );
+                 INSERT INTO obhut_schema (id, version) VALUES (1, 0);",
+            )
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+            0
+        };
+        let found = u32::try_from(found).map_err(|_| {
+            refuse(obhut_migrate::MigrateError::Invalid {
+                database: DATABASE,
+                found,
+            })
+        })?;
+        let from = *first.get_or_insert(found);
+        if found > supported {
+            return Err(refuse(obhut_migrate::MigrateError::TooNew {
+                database: DATABASE,
+                found,
+                supported,
+            }));
+        }
+        if found == supported {
+            tx.commit().await.map_err(storage)?;
+            return Ok((from, found));
+        }
+        let next = found + 1;
+        let failed = |e: sqlx::Error| {
+            CatalogError::Storage(format!(
+                "{DATABASE}: migration to schema version {next} failed: {e}"
+            ))
+        };
+        sqlx::raw_sql(MIGRATIONS[found as usize])
+            .execute(&mut *tx)
+            .await
+            .map_err(failed)?;
+        sqlx::query("UPDATE obhut_schema SET version = $1 WHERE id = 1")
+            .bind(i64::from(next))
+            .execute(&mut *tx)
+            .await
+            .map_err(failed)?;
+        tx.commit().await.map_err(failed)?;
+    }
+}
+
+impl PgCatalog {
+    /// The schema version this release writes.
+    pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+    /// Connects (without running anything) and brings the database to
+    /// [`Self::SCHEMA_VERSION`]; a database written by a newer release is refused, untouched.
+    pub async fn connect(options: PgConnectOptions) -> Result<Self> {
+        let catalog = Self::connect_unmigrated(options).await?;
+        migrate(&catalog.pool).await?;
+        Ok(catalog)
+    }
+
+    /// A pool on the database, its layout not checked (for tools that inspect it).
+    pub async fn connect_unmigrated(options: PgConnectOptions) -> Result<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
+            .await
+            .map_err(|e| CatalogError::Storage(format!("cannot connect to {DATABASE}: {e}")))?;
+        Ok(Self { pool })
+    }
+
+    /// Brings the database to the current layout; returns (version found, version now).
+    pub async fn migrate(&self) -> Result<(u32, u32)> {
+        migrate(&self.pool).await
+    }
+
+    /// The schema version the database has (0 if it has none yet).
+    pub async fn schema_version(&self) -> Result<i64> {
+        let exists: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM information_schema.tables
+                 WHERE table_schema = current_schema() AND table_name = 'obhut_schema')",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(storage)?;
+        if !exists {
+            return Ok(0);
+        }
+        Ok(
+            sqlx::query_scalar("SELECT version FROM obhut_schema WHERE id = 1")
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(storage)?
+                .unwrap_or(0),
+        )
+    }
+
+    /// The pool, for the copy from an embedded catalog and for tests.
+    #[must_use]
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Closes every connection of the pool.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+        self.pool.begin().await.map_err(storage)
+    }
+}
+
+#[async_trait]
+impl Catalog for PgCatalog {
+    async fn create_tenant(&self, tenant: &Tenant) -> Result<()> {
+        let n = sqlx::query(
+            "INSERT INTO tenants (name, jurisdictions, min_sites, created_ms) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(&tenant.name)
+        .bind(to_json(&tenant.jurisdictions)?)
+        .bind(i64::from(tenant.min_sites))
+        .bind(tenant.created_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(storage)?
+        .rows_affected();
+        if n == 0 {
+            return Err(CatalogError::AlreadyExists {
+                kind: "tenant",
+                name: tenant.name.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    async fn get_tenant(&self, name: &str) -> Result<Option<Tenant>> {
+        sqlx::query(
+            "SELECT name, jurisdictions, min_sites, created_ms FROM tenants WHERE name = $1",
+        )
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(storage)?
+        .as_ref()
+        .map(decode_tenant)
+        .transpose()
+    }
+
+    async fn list_tenants(&self) -> Result<Vec<Tenant>> {
+        sqlx::query("SELECT name, jurisdictions, min_sites, created_ms FROM tenants ORDER BY name")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(storage)?
+            .iter()
+            .map(decode_tenant)
+            .collect()
+    }
+
+    async fn legacy_access_keys(&self) -> Result<Vec<AccessKey>> {
+        // S3 secrets kept in clear never come to PostgreSQL (the copy refuses a catalog that
+        // still has them).
+        Ok(Vec::new())
+    }
+
+    async fn erase_legacy_access_keys(&self) -> Result<()> {
+        Ok(())
+    }
+
+    async fn compact(&self) -> Result<()> {
+        // Rewrites the tables that held what is to be forgotten, without their dead rows.
+        // (Copies in the server's write-ahead log and base backups are the operator's to
+        // expire; docs/catalog.md.)
+        sqlx::raw_sql("VACUUM FULL objects, uploads, parts")
+            .execute(&self.pool)
+            .await
+            .map_err(storage)?;
+        Ok(())
+    }
+
+    async fn put_site(&self, site: &SiteRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO sites (id, record) VALUES ($1, $2)
+             ON CONFLICT (id) DO UPDATE SET record = EXCLUDED.record",
+        )
+        .bind(&site.id)
+        .bind(to_json(site)?)
+        .execute(&self.pool)
+        .await
+        .map_err(storage)?;
+        Ok(())
+    }
+
+    async fn delete_site(&self, id: &str) -> Result<()> {
+        let mut tx = self.begin().await?;
+        // No object or part may come to name the site while it is counted and removed.
+        sqlx::query("LOCK TABLE objects, parts IN SHARE MODE")
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+        let refs = site_refs(&mut tx, id).await?;
+        if refs > 0 {
+            return Err(CatalogError::InUse(format!(
+                "site {id} still holds {refs} replica(s); drain it first"
+            )));
+        }
+        sqlx::query("DELETE FROM sites WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+        tx.commit().await.map_err(storage)
+    }
+
+    async fn site_references(&self, site: &str) -> Result<u64> {
+        let mut c = self.pool.acquire().await.map_err(storage)?;
+        site_refs(&mut c, site).await
+    }
+
+    async fn get_rule(&self, scope: &PolicyScope) -> Result<Option<ResidencyRule>> {
+        let rule: Option<String> =
+            sqlx::query_scalar("SELECT rule FROM residency WHERE scope = $1")
+                .bind(scope.encode())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(storage)?;
+        rule.map(|r| from_json(&r)).transpose()
+    }
+
+    async fn put_rule(&self, scope: &PolicyScope, rule: &ResidencyRule) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO residency (scope, rule) VALUES ($1, $2)
+             ON CONFLICT (scope) DO UPDATE SET rule = EXCLUDED.rule",
+        )
+        .bind(scope.encode())
+        .bind(to_json(rule)?)
+        .execute(&self.pool)
+        .await
+        .map_err(storage)?;
+        Ok(())
+    }
+
+    async fn update_tenant_residency(
+        &self,
+        name: &str,
+        jurisdictions: &[String],
+        min_sites: u32,
+    ) -> Result<()> {
+        let n =
+            sqlx::query("UPDATE tenants SET jurisdictions = $2, min_sites = $3 WHERE name = $1")
+                .bind(name)
+                .bind(to_json(&jurisdictions)?)
+                .bind(i64::from(min_sites))
+                .execute(&self.pool)
+                .await
+                .map_err(storage)?
+                .rows_affected();
+        if n == 0 {
+            return Err(CatalogError::NotFound {
+                kind: "tenant",
+                name: name.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    async fn set_object_sites(
+        &self,
+        bucket: &str,
+        key: &str,
+        chunks: &[Chunk],
+        sites: &[String],
+    ) -> Result<bool> {
+        let n = sqlx::query(
+            "UPDATE objects SET sites = $4 WHERE bucket = $1 AND key = $2 AND chunks = $3",
+        )
+        .bind(bucket)
+        .bind(key.as_bytes())
+        .bind(to_json(&chunks)?)
+        .bind(to_json(&sites)?)
+        .execute(&self.pool)
+        .await
+        .map_err(storage)?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    async fn set_part_sites(
+        &self,
+        upload_id: &str,
+        part_number: u32,
+        chunk: &Chunk,
+        sites: &[String],
+    ) -> Result<bool> {
+        let n = sqlx::query(
+            "UPDATE parts SET sites = $4 WHERE upload_id = $1 AND part_number = $2 AND chunk = $3",
+        )
+        .bind(upload_id)
+        .bind(i64::from(part_number))
+        .bind(to_json(chunk)?)
+        .bind(to_json(&sites)?)
+        .execute(&self.pool)
+        .await
+        .map_err(storage)?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    async fn list_sites(&self) -> Result<Vec<SiteRecord>> {
+        let rows: Vec<String> = sqlx::query_scalar("SELECT record FROM sites ORDER BY id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(storage)?;
+        rows.iter().map(|r| from_json(r)).collect()
+    }
+
+    async fn create_bucket(&self, bucket: &Bucket, key: &BucketKey) -> Result<()> {
+        let mut tx = self.begin().await?;
+        loop {
+            let n = sqlx::query(
+                "INSERT INTO buckets (name, tenant, created_ms) VALUES ($1, $2, $3)
+                 ON CONFLICT (name) DO NOTHING",
+            )
+            .bind(&bucket.name)
+            .bind(&bucket.tenant)
+            .bind(bucket.created_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?
+            .rows_affected();
+            if n == 1 {
+                break;
+            }
+            let owner: Option<String> =
+                sqlx::query_scalar("SELECT tenant FROM buckets WHERE name = $1")
+                    .bind(&bucket.name)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(storage)?;
+            if let Some(owner) = owner {
+                return Err(CatalogError::BucketExists {
+                    bucket: bucket.name.clone(),
+                    owner,
+                });
+            }
+            // Deleted since the insert found it: try again.
+        }
+        sqlx::query(sql!(
+            "INSERT INTO bucket_keys ({BUCKET_KEY_COLS}) VALUES ($1, $2, $3, $4, $5)"
+        ))
+        .bind(&bucket.name)
+        .bind(i64::from(key.version))
+        .bind(&key.wrapped)
+        .bind(&key.kcv)
+        .bind(key.created_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(storage)?;
+        tx.commit().await.map_err(storage)
+    }
+
+    async fn get_bucket_key(&self, bucket: &str, version: u32) -> Result<Option<BucketKey>> {
+        sqlx::query(sql!(
+            "SELECT {BUCKET_KEY_COLS} FROM bucket_keys WHERE bucket = $1 AND version = $2"
+        ))
+        .bind(bucket)
+        .bind(i64::from(version))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(storage)?
+        .as_ref()
+        .map(decode_bucket_key)
+        .transpose()
+    }
+
+    async fn current_bucket_key(&self, bucket: &str) -> Result<Option<BucketKey>> {
+        sqlx::query(sql!(
+            "SELECT {BUCKET_KEY_COLS} FROM bucket_keys WHERE bucket = $1 ORDER BY version DESC LIMIT 1"
+        ))
+        .bind(bucket)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(storage)?
+        .as_ref()
+        .map(decode_bucket_key)
+        .transpose()
+    }
+
+    async fn add_bucket_key(&self, key: &BucketKey) -> Result<()> {
+        let mut tx = self.begin().await?;
+        lock_bucket_shared(&mut tx, &key.bucket).await?;
+        let n = sqlx::query(sql!(
+            "INSERT INTO bucket_keys ({BUCKET_KEY_COLS}) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (bucket, version) DO NOTHING"
+        ))
+        .bind(&key.bucket)
+        .bind(i64::from(key.version))
+        .bind(&key.wrapped)
+        .bind(&key.kcv)
+        .bind(key.created_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(storage)?
+        .rows_affected();
+        if n == 0 {
+            return Err(CatalogError::AlreadyExists {
+                kind: "bucket key version",
+                name: format!("{}/{}", key.bucket, key.version),
+            });
+        }
+        tx.commit().await.map_err(storage)
+    }
+
+    async fn get_bucket(&self, name: &str) -> Result<Option<Bucket>> {
+        sqlx::query("SELECT name, tenant, created_ms FROM buckets WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(storage)?
+            .as_ref()
+            .map(decode_bucket)
+            .transpose()
+    }
+
+    async fn list_buckets(&self, tenant: &str) -> Result<Vec<Bucket>> {
+        sqlx::query("SELECT name, tenant, created_ms FROM buckets WHERE tenant = $1 ORDER BY name")
+            .bind(tenant)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(storage)?
+            .iter()
+            .map(decode_bucket)
+            .collect()
+    }
+
+    async fn delete_bucket(&self, name: &str) -> Result<Vec<Part>> {
+        let mut tx = self.begin().await?;
+        // Locked for update: writes into the bucket (which share-lock it) finish first, and
+        // their objects are seen below; later ones find no bucket.
+        let exists = sqlx::query("SELECT 1 FROM buckets WHERE name = $1 FOR UPDATE")
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(storage)?
+            .is_some();
+        if !exists {
+            return Err(CatalogError::NotFound {
+                kind: "bucket",
+                name: name.to_owned(),
+            });
+        }
+        let has_objects = sqlx::query("SELECT 1 FROM objects WHERE bucket = $1 LIMIT 1")
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(storage)?
+            .is_some();
+        if has_objects {
+            return Err(CatalogError::BucketNotEmpty(name.to_owned()));
+        }
+        let upload_ids: Vec<String> = sqlx::query_scalar(
+            "SELECT upload_id FROM uploads WHERE bucket = $1 ORDER BY upload_id",
+        )
+        .bind(name)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(storage)?;
+        let mut parts = Vec::new();
+        for id in upload_ids {
+            parts.extend(remove_upload_tx(&mut tx, &id).await?);
+        }
+        sqlx::query("DELETE FROM bucket_keys WHERE bucket = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+        sqlx::query("DELETE FROM residency WHERE scope = $1")
+            .bind(PolicyScope::Bucket(name.to_owned()).encode())
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+        sqlx::query("DELETE FROM buckets WHERE name = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+        tx.commit().await.map_err(storage)?;
+        Ok(parts)
+    }
+
+    async fn put_object(
+        &self,
+        object: &ObjectRecord,
+        condition: PutCondition,
+    ) -> Result<Option<ObjectRecord>> {
+        let mut tx = self.begin().await?;
+        lock_bucket_shared(&mut tx, &object.bucket).await?;
+        let old = put_object_tx(&mut tx, object, &condition).await?;
+        tx.commit().await.map_err(storage)?;
+        Ok(old)
+    }
+
+    async fn get_object(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>> {
+        let mut c = self.pool.acquire().await.map_err(storage)?;
+        get_object_tx(&mut c, bucket, key, false).await
+    }
+
+    async fn replace_object_envelope(
+        &self,
+        bucket: &str,
+        key: &str,
+        expected: &[u8],
+        envelope: &[u8],
+    ) -> Result<bool> {
+        let n = sqlx::query(
+            "UPDATE objects SET envelope = $4 WHERE bucket = $1 AND key = $2 AND envelope = $3",
+        )
+        .bind(bucket)
+        .bind(key.as_bytes())
+        .bind(expected)
+        .bind(envelope)
+        .execute(&self.pool)
+        .await
+        .map_err(storage)?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    async fn rebind_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        expected: &[u8],
+        envelope: &[u8],
+        etag: &str,
+    ) -> Result<bool> {
+        let n = sqlx::query(
+            "UPDATE objects SET envelope = $4, etag = $5
+             WHERE bucket = $1 AND key = $2 AND envelope = $3",
+        )
+        .bind(bucket)
+        .bind(key.as_bytes())
+        .bind(expected)
+        .bind(envelope)
+        .bind(etag)
+        .execute(&self.pool)
+        .await
+        .map_err(storage)?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    async fn delete_object(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>> {
+        sqlx::query(sql!(
+            "DELETE FROM objects WHERE bucket = $1 AND key = $2 RETURNING {OBJECT_COLS}"
+        ))
+        .bind(bucket)
+        .bind(key.as_bytes())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(storage)?
+        .as_ref()
+        .map(decode_object)
+        .transpose()
+    }
+
+    async fn list_objects(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        from: ListFrom<'_>,
+        limit: usize,
+    ) -> Result<Vec<ObjectRecord>> {
+        let prefix = prefix.as_bytes().to_vec();
+        // (bound, inclusive)
+        let from = match from {
+            ListFrom::Start => None,
+            ListFrom::After(a) => Some((a.as_bytes().to_vec(), false)),
+            ListFrom::PastPrefix(p) => match prefix_end(p.as_bytes()) {
+                Some(end) => Some((end, true)),
+                None => return Ok(Vec::new()),
+            },
+        };
+        // Start at the larger of `prefix` (inclusive) and `from`.
+        let (lower, inclusive) = match from {
+            Some((bound, incl)) if bound >= prefix => (bound, incl),
+            _ => (prefix.clone(), true),
+        };
+        let upper = prefix_end(&prefix);
+        let sql = format!(
+            "SELECT {OBJECT_COLS} FROM objects
+             WHERE bucket = $1 AND key {} $2 AND ($3::bytea IS NULL OR key < $3)
+             ORDER BY key LIMIT $4",
+            if inclusive { ">=" } else { ">" }
+        );
+        sqlx::query(AssertSqlSafe(sql.as_str()))
+            .bind(bucket)
+            .bind(lower)
+            .bind(upper)
+            .bind(limit_col(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(storage)?
+            .iter()
+            .map(decode_object)
+            .collect()
+    }
+
+    async fn create_upload(&self, upload: &Upload) -> Result<()> {
+        sqlx::query(sql!(
+            "INSERT INTO uploads ({UPLOAD_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+        ))
+        .bind(&upload.upload_id)
+        .bind(&upload.bucket)
+        .bind(upload.key.as_bytes())
+        .bind(upload.initiated_ms)
+        .bind(&upload.envelope)
+        .bind(&upload.meta)
+        .bind(to_json(&upload.sites)?)
+        .execute(&self.pool)
+        .await
+        .map_err(storage)?;
+        Ok(())
+    }
+
+    async fn get_upload(&self, upload_id: &str) -> Result<Option<Upload>> {
+        sqlx::query(sql!(
+            "SELECT {UPLOAD_COLS} FROM uploads WHERE upload_id = $1"
+        ))
+        .bind(upload_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(storage)?
+        .as_ref()
+        .map(decode_upload)
+        .transpose()
+    }
+
+    async fn replace_upload_envelope(
+        &self,
+        upload_id: &str,
+        expected: &[u8],
+        envelope: &[u8],
+    ) -> Result<bool> {
+        let n =
+            sqlx::query("UPDATE uploads SET envelope = $3 WHERE upload_id = $1 AND envelope = $2")
+                .bind(upload_id)
+                .bind(expected)
+                .bind(envelope)
+                .execute(&self.pool)
+                .await
+                .map_err(storage)?
+                .rows_affected();
+        Ok(n == 1)
+    }
+
+    async fn reseal_part(
+        &self,
+        upload_id: &str,
+        part_number: u32,
+        chunk: &Chunk,
+        etag: &str,
+        checksums: &[u8],
+    ) -> Result<bool> {
+        let n = sqlx::query(
+            "UPDATE parts SET etag = $4, checksums = $5
+             WHERE upload_id = $1 AND part_number = $2 AND chunk = $3",
+        )
+        .bind(upload_id)
+        .bind(i64::from(part_number))
+        .bind(to_json(chunk)?)
+        .bind(etag)
+        .bind(checksums)
+        .execute(&self.pool)
+        .await
+        .map_err(storage)?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    async fn put_part(&self, part: &Part) -> Result<Option<Part>> {
+        let mut tx = self.begin().await?;
+        lock_upload(&mut tx, &part.upload_id, false).await?;
+        let (chunk, sites) = (to_json(&part.chunk)?, to_json(&part.sites)?);
+        let old = loop {
+            let old = sqlx::query(sql!(
+                "SELECT {PART_COLS} FROM parts WHERE upload_id = $1 AND part_number = $2 FOR UPDATE"
+            ))
+            .bind(&part.upload_id)
+            .bind(i64::from(part.part_number))
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(storage)?
+            .as_ref()
+            .map(decode_part)
+            .transpose()?;
+            let sql = if old.is_some() {
+                "UPDATE parts SET chunk = $3, etag = $4, checksums = $5, sites = $6,
+                     last_modified_ms = $7 WHERE upload_id = $1 AND part_number = $2"
+                    .to_owned()
+            } else {
+                format!(
+                    "INSERT INTO parts ({PART_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7)
+                     ON CONFLICT (upload_id, part_number) DO NOTHING"
+                )
+            };
+            let n = sqlx::query(AssertSqlSafe(sql.as_str()))
+                .bind(&part.upload_id)
+                .bind(i64::from(part.part_number))
+                .bind(&chunk)
+                .bind(&part.etag)
+                .bind(&part.checksums)
+                .bind(&sites)
+                .bind(part.last_modified_ms)
+                .execute(&mut *tx)
+                .await
+                .map_err(storage)?
+                .rows_affected();
+            if n == 1 {
+                break old;
+            }
+        };
+        tx.commit().await.map_err(storage)?;
+        Ok(old)
+    }
+
+    async fn list_parts(&self, upload_id: &str, after: u32, limit: usize) -> Result<Vec<Part>> {
+        sqlx::query(sql!(
+            "SELECT {PART_COLS} FROM parts WHERE upload_id = $1 AND part_number > $2
+             ORDER BY part_number LIMIT $3"
+        ))
+        .bind(upload_id)
+        .bind(i64::from(after))
+        .bind(limit_col(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(storage)?
+        .iter()
+        .map(decode_part)
+        .collect()
+    }
+
+    async fn list_uploads(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        after: Option<(&str, &str)>,
+        limit: usize,
+    ) -> Result<Vec<Upload>> {
+        let prefix = prefix.as_bytes();
+        let upper = prefix_end(prefix);
+        let (after_key, after_id) = after.unwrap_or_default();
+        sqlx::query(sql!(
+            "SELECT {UPLOAD_COLS} FROM uploads
+             WHERE bucket = $1 AND key >= $2 AND ($3::bytea IS NULL OR key < $3)
+               AND (key > $4 OR (key = $4 AND upload_id > $5))
+             ORDER BY key, upload_id LIMIT $6"
+        ))
+        .bind(bucket)
+        .bind(prefix)
+        .bind(upper)
+        .bind(after_key.as_bytes())
+        .bind(after_id)
+        .bind(limit_col(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(storage)?
+        .iter()
+        .map(decode_upload)
+        .collect()
+    }
+
+    async fn complete_upload(
+        &self,
+        upload_id: &str,
+        object: &ObjectRecord,
+        condition: PutCondition,
+    ) -> Result<(Option<ObjectRecord>, Vec<Part>)> {
+        let o = object;
+        let mut tx = self.begin().await?;
+        // Locks in the order every writer takes them (bucket, then upload, then object), so
+        // that a completion and a deletion of the bucket never wait on each other in a
+        // circle; a missing upload is named before a missing bucket, as in SQLite.
+        let upload_exists = sqlx::query("SELECT 1 FROM uploads WHERE upload_id = $1")
+            .bind(upload_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(storage)?
+            .is_some();
+        if !upload_exists {
+            return Err(CatalogError::NotFound {
+                kind: "upload",
+                name: upload_id.to_owned(),
+            });
+        }
+        lock_bucket_shared(&mut tx, &o.bucket).await?;
+        lock_upload(&mut tx, upload_id, true).await?;
+        let parts = remove_upload_tx(&mut tx, upload_id).await?;
+        // Every chunk must still be a part of the upload: a part re-uploaded since the caller
+        // listed them has replaced (and discarded) the blob it names.
+        let current: std::collections::HashSet<BlobId> =
+            parts.iter().map(|p| p.chunk.blob).collect();
+        if o.chunks.iter().any(|c| !current.contains(&c.blob)) {
+            return Err(CatalogError::Conflict(
+                "a part was replaced while the upload was being completed",
+            ));
+        }
+        // ... and still on the sites the object will name (a drain may have moved it).
+        let on_object_sites = |p: &Part| o.sites.iter().all(|s| p.sites.contains(s));
+        if parts
+            .iter()
+            .any(|p| o.chunks.iter().any(|c| c.blob == p.chunk.blob) && !on_object_sites(p))
+        {
+            return Err(CatalogError::Busy(
+                "a part moved to other sites while the upload was being completed",
+            ));
+        }
+        let old = put_object_tx(&mut tx, o, &condition).await?;
+        let used: std::collections::HashSet<BlobId> = o.chunks.iter().map(|c| c.blob).collect();
+        let unused = parts
+            .into_iter()
+            .filter(|p| !used.contains(&p.chunk.blob))
+            .collect();
+        tx.commit().await.map_err(storage)?;
+        Ok((old, unused))
+    }
+
+    async fn abort_upload(&self, upload_id: &str) -> Result<Vec<Part>> {
+        let mut tx = self.begin().await?;
+        lock_upload(&mut tx, upload_id, true).await?;
+        let parts = remove_upload_tx(&mut tx, upload_id).await?;
+        tx.commit().await.map_err(storage)?;
+        Ok(parts)
+    }
+
+    async fn upgrade_done(&self, name: &str) -> Result<Option<i64>> {
+        sqlx::query_scalar("SELECT done_ms FROM upgrades WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(storage)
+    }
+
+    async fn set_upgrade_done(&self, name: &str, done_ms: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO upgrades (name, done_ms) VALUES ($1, $2)
+             ON CONFLICT (name) DO UPDATE SET done_ms = EXCLUDED.done_ms",
+        )
+        .bind(name)
+        .bind(done_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(storage)?;
+        Ok(())
+    }
+
+    async fn referenced_blobs(&self) -> Result<Vec<(String, BlobId)>> {
+        use futures::TryStreamExt;
+        let mut out = Vec::new();
+        // Streamed: the rows are decoded as they arrive, never all held at once.
+        let mut c = self.pool.acquire().await.map_err(storage)?;
+        let mut rows = sqlx::query("SELECT sites, chunks FROM objects").fetch(&mut *c);
+        while let Some(r) = rows.try_next().await.map_err(storage)? {
+            let sites: Vec<String> = from_json(&r.try_get::<String, _>(0).map_err(corrupt)?)?;
+            let chunks: Vec<Chunk> = from_json(&r.try_get::<String, _>(1).map_err(corrupt)?)?;
+            for site in &sites {
+                out.extend(chunks.iter().map(|c| (site.clone(), c.blob)));
+            }
+        }
+        drop(rows);
+        let mut rows = sqlx::query("SELECT sites, chunk FROM parts").fetch(&mut *c);
+        while let Some(r) = rows.try_next().await.map_err(storage)? {
+            let sites: Vec<String> = from_json(&r.try_get::<String, _>(0).map_err(corrupt)?)?;
+            let chunk: Chunk = from_json(&r.try_get::<String, _>(1).map_err(corrupt)?)?;
+            out.extend(sites.into_iter().map(|s| (s, chunk.blob)));
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pg_test_server::{admin, fresh_schema, options, unique};
+
+    mod conformance {
+        crate::catalog_conformance_tests!(async {
+            let options = crate::pg_test_server::fresh_schema().await;
+            (
+                crate::PgCatalog::connect(options).await.expect("connect"),
+                (),
+            )
+        });
+    }
+
+    fn tenant(name: &str) -> Tenant {
+        Tenant {
+            name: name.into(),
+            jurisdictions: vec!["DE".into()],
+            min_sites: 2,
+            created_ms: 1,
+        }
+    }
+
+    fn object(bucket: &str, key: &str, etag: &str) -> ObjectRecord {
+        ObjectRecord {
+            bucket: bucket.into(),
+            key: key.into(),
+            size: 3,
+            etag: etag.into(),
+            last_modified_ms: 42,
+            envelope: etag.as_bytes().to_vec(),
+            meta: Vec::new(),
+            sites: vec!["s1".into()],
+            chunks: vec![Chunk {
+                blob: BlobId::random(),
+                size: 3,
+                part: 1,
+                crc32c: None,
+            }],
+        }
+    }
+
+    async fn with_bucket(cat: &PgCatalog, tenant_name: &str, bucket: &str) {
+        cat.create_tenant(&tenant(tenant_name)).await.unwrap();
+        cat.create_bucket(
+            &Bucket {
+                name: bucket.into(),
+                tenant: tenant_name.into(),
+                created_ms: 1,
+            },
+            &BucketKey {
+                bucket: bucket.into(),
+                version: 1,
+                wrapped: b"w".to_vec(),
+                kcv: b"k".to_vec(),
+                created_ms: 1,
+            },
+        )
+        .await
+        .unwrap();
+    }
+
+    #[tokio::test]
+    async fn non_ascii_names_list_in_byte_order_where_the_database_collates_otherwise() {
+        // A database whose own collation is linguistic (ICU, German): 'a' sorts before 'B'
+        // there, and 'ä' next to 'a'. The catalog must list in byte order all the same.
+        let db = unique("icu");
+        admin(
+            "postgres",
+            &format!(
+                "CREATE DATABASE {db} TEMPLATE template0 ENCODING 'UTF8' LOCALE_PROVIDER icu ICU_LOCALE 'de-DE' LOCALE 'C.UTF-8'"
+            ),
+        )
+        .await;
+        let cat = PgCatalog::connect(options(&db)).await.unwrap();
+        let linguistic: bool = sqlx::query_scalar("SELECT 'a' < 'B' AND 'ä' < 'b'")
+            .fetch_one(cat.pool())
+            .await
+            .unwrap();
+        assert!(linguistic, "the database collates linguistically");
+        with_bucket(&cat, "tenant-Z", "bucket").await;
+        cat.create_tenant(&tenant("tenant-a")).await.unwrap();
+        cat.create_tenant(&tenant("tenant-\u{e4}")).await.unwrap();
+        let keys = [
+            "a",
+            "B",
+            "\u{e4}",
+            "b",
+            "Z",
+            "z",
+            "\u{e9}t\u{e9}",
+            "e",
+            "\u{65e5}\u{672c}",
+            "a/b",
+            "a-b",
+            "a b",
+            "\u{10348}",
+            "\u{ff21}",
+            "~",
+            "\u{7f}",
+        ];
+        for k in keys {
+            cat.put_object(&object("bucket", k, "e"), PutCondition::None)
+                .await
+                .unwrap();
+            cat.create_upload(&Upload {
+                upload_id: format!("u-{k}"),
+                bucket: "bucket".into(),
+                key: k.into(),
+                initiated_ms: 1,
+                envelope: Vec::new(),
+                meta: Vec::new(),
+                sites: Vec::new(),
+            })
+            .await
+            .unwrap();
+        }
+        let mut expected: Vec<&str> = keys.to_vec();
+        expected.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        // In pages of 3, each after the last key of the one before.
+        let mut listed = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let from = after.as_deref().map_or(ListFrom::Start, ListFrom::After);
+            let page = cat.list_objects("bucket", "", from, 3).await.unwrap();
+            if page.is_empty() {
+                break;
+            }
+            after = page.last().map(|o| o.key.clone());
+            listed.extend(page.into_iter().map(|o| o.key));
+        }
+        assert_eq!(listed, expected);
+        let uploads: Vec<String> = cat
+            .list_uploads("bucket", "", None, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|u| u.key)
+            .collect();
+        assert_eq!(uploads, expected);
+        let tenants: Vec<String> = cat
+            .list_tenants()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|t| t.name)
+            .collect();
+        assert_eq!(tenants, ["tenant-Z", "tenant-a", "tenant-\u{e4}"]);
+        // A prefix that ends in a multi-byte character's first bytes' successor.
+        let under: Vec<String> = cat
+            .list_objects("bucket", "\u{e4}", ListFrom::Start, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|o| o.key)
+            .collect();
+        assert_eq!(under, ["\u{e4}"]);
+        cat.close().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_conditional_puts_from_two_pools_leave_exactly_one() {
+        let options = fresh_schema().await;
+        let a = PgCatalog::connect(options.clone()).await.unwrap();
+        let b = PgCatalog::connect(options).await.unwrap();
+        with_bucket(&a, "t", "race").await;
+        for round in 0..25 {
+            // If-None-Match: * from both: one wins, the other is refused.
+            let key = format!("absent-{round}");
+            let (oa, ob) = (object("race", &key, "ea"), object("race", &key, "eb"));
+            let (ra, rb) = tokio::join!(
+                a.put_object(&oa, PutCondition::Absent),
+                b.put_object(&ob, PutCondition::Absent)
+            );
+            let visible = a.get_object("race", &key).await.unwrap().unwrap();
+            match (ra, rb) {
+                (Ok(None), Err(CatalogError::PreconditionFailed(_))) => assert_eq!(visible, oa),
+                (Err(CatalogError::PreconditionFailed(_)), Ok(None)) => assert_eq!(visible, ob),
+                other => panic!("round {round}: not exactly one winner: {other:?}"),
+            }
+            // Unconditional from both: both succeed, one after the other; the second
+            // returns the first's record (whose blobs are then garbage) and stays visible.
+            let key = format!("none-{round}");
+            let (oa, ob) = (object("race", &key, "ea"), object("race", &key, "eb"));
+            let (ra, rb) = tokio::join!(
+                a.put_object(&oa, PutCondition::None),
+                b.put_object(&ob, PutCondition::None)
+            );
+            let visible = b.get_object("race", &key).await.unwrap().unwrap();
+            match (ra.unwrap(), rb.unwrap()) {
+                (None, Some(replaced)) => assert_eq!((replaced, visible.clone()), (oa, ob)),
+                (Some(replaced), None) => assert_eq!((replaced, visible.clone()), (ob, oa)),
+                other => panic!("round {round}: {other:?}"),
+            }
+            // If-Match the current ETag from both: exactly one replaces it.
+            let current = visible.etag.clone();
+            let (na, nb) = (object("race", &key, "na"), object("race", &key, "nb"));
+            let (ra, rb) = tokio::join!(
+                a.put_object(&na, PutCondition::ETagMatches(current.clone())),
+                b.put_object(&nb, PutCondition::ETagMatches(current))
+            );
+            let winners = [&ra, &rb].iter().filter(|r| r.is_ok()).count();
+            assert_eq!(winners, 1, "round {round}: {ra:?} {rb:?}");
+        }
+        a.close().await;
+        b.close().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn no_object_is_committed_into_a_bucket_deleted_meanwhile() {
+        let options = fresh_schema().await;
+        let a = PgCatalog::connect(options.clone()).await.unwrap();
+        let b = PgCatalog::connect(options).await.unwrap();
+        a.create_tenant(&tenant("t")).await.unwrap();
+        for round in 0..25 {
+            let bucket = format!("gone-{round}");
+            a.create_bucket(
+                &Bucket {
+                    name: bucket.clone(),
+                    tenant: "t".into(),
+                    created_ms: 1,
+                },
+                &BucketKey {
+                    bucket: bucket.clone(),
+                    version: 1,
+                    wrapped: b"w".to_vec(),
+                    kcv: b"k".to_vec(),
+                    created_ms: 1,
+                },
+            )
+            .await
+            .unwrap();
+            let o = object(&bucket, "k", "e");
+            let (put, del) = tokio::join!(
+                a.put_object(&o, PutCondition::None),
+                b.delete_bucket(&bucket)
+            );
+            let bucket_left = b.get_bucket(&bucket).await.unwrap().is_some();
+            let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM objects WHERE bucket = $1")
+                .bind(&bucket)
+                .fetch_one(a.pool())
+                .await
+                .unwrap();
+            match (put, del) {
+                // The put first: the delete finds the object.
+                (Ok(None), Err(CatalogError::BucketNotEmpty(_))) => {
+                    assert!(bucket_left && rows == 1, "round {round}");
+                }
+                // The delete first: the put finds no bucket.
+                (Err(CatalogError::NotFound { kind: "bucket", .. }), Ok(_)) => {
+                    assert!(!bucket_left && rows == 0, "round {round}");
+                }
+                other => panic!("round {round}: {other:?}"),
+            }
+        }
+        a.close().await;
+        b.close().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn migrations_run_once_and_starting_again_changes_nothing() {
+        let options = fresh_schema().await;
+        // Four gateways starting at once: each migration is applied once.
+        let starts = (0..4).map(|_| {
+            let o = options.clone();
+            tokio::spawn(async move { PgCatalog::connect(o).await.map(|c| c.pool().clone()) })
+        });
+        let mut pools = Vec::new();
+        for s in starts {
+            pools.push(s.await.unwrap().unwrap());
+        }
+        let cat = PgCatalog::connect(options.clone()).await.unwrap();
+        assert_eq!(
+            cat.schema_version().await.unwrap(),
+            i64::from(PgCatalog::SCHEMA_VERSION)
+        );
+        cat.create_tenant(&tenant("kept")).await.unwrap();
+        assert_eq!(
+            cat.migrate().await.unwrap(),
+            (PgCatalog::SCHEMA_VERSION, PgCatalog::SCHEMA_VERSION),
+            "nothing left to apply"
+        );
+        let again = PgCatalog::connect(options).await.unwrap();
+        assert_eq!(
+            again.get_tenant("kept").await.unwrap(),
+            Some(tenant("kept"))
+        );
+        let tables: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema()",
+        )
+        .fetch_one(again.pool())
+        .await
+        .unwrap();
+        assert_eq!(tables, 10, "nine tables and the version");
+        for p in pools {
+            p.close().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn an_older_database_keeps_its_records_and_is_brought_forward() {
+        let options = fresh_schema().await;
+        // A database as version 1 left it: an upload without a placement.
+        let old = PgCatalog::connect_unmigrated(options.clone())
+            .await
+            .unwrap();
+        sqlx::raw_sql(AssertSqlSafe(format!(
+            "CREATE TABLE obhut_schema (id INTEGER PRIMARY KEY CHECK (id = 1), version BIGINT NOT NULL);
+             INSERT INTO obhut_schema VALUES (1, 1);
+             {PG_V1}
+             INSERT INTO tenants VALUES ('t', '[\"DE\"]', 2, 1);
+             INSERT INTO buckets VALUES ('b', 't', 1);
+             INSERT INTO uploads VALUES ('u', 'b', 'k'::bytea, 1, ''::bytea, ''::bytea);"
+        )))
+        .execute(old.pool())
+        .await
+        .unwrap();
+        let cat = PgCatalog::connect(options).await.unwrap();
+        assert_eq!(
+            cat.schema_version().await.unwrap(),
+            i64::from(PgCatalog::SCHEMA_VERSION)
+        );
+        let upload = cat.get_upload("u").await.unwrap().unwrap();
+        assert_eq!(upload.sites, Vec::<String>::new(), "placed part by part");
+        assert_eq!(cat.upgrade_done("x").await.unwrap(), None, "version 3 ran");
+        assert_eq!(cat.get_tenant("t").await.unwrap(), Some(tenant("t")));
+        old.close().await;
+        cat.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_database_of_a_newer_release_is_refused_untouched() {
+        let options = fresh_schema().await;
+        let cat = PgCatalog::connect(options.clone()).await.unwrap();
+        sqlx::query("UPDATE obhut_schema SET version = 99")
+            .execute(cat.pool())
+            .await
+            .unwrap();
+        let err = match PgCatalog::connect(options).await {
+            Ok(_) => panic!("a newer schema was accepted"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            err.contains("PostgreSQL catalog has schema version 99")
+                && err.contains(&format!("up to {}", PgCatalog::SCHEMA_VERSION))
+                && err.contains("newer release"),
+            "{err}"
+        );
+        assert_eq!(cat.schema_version().await.unwrap(), 99, "left untouched");
+        cat.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_database_of_something_else_is_refused() {
+        let options = fresh_schema().await;
+        let other = PgCatalog::connect_unmigrated(options.clone())
+            .await
+            .unwrap();
+        sqlx::query("CREATE TABLE photos (id BIGINT)")
+            .execute(other.pool())
+            .await
+            .unwrap();
+        let err = match PgCatalog::connect(options).await {
+            Ok(_) => panic!("a foreign database was taken"),
+            Err(e) => e.to_string(),
+        };
+        assert!(err.contains("not an obhut database"), "{err}");
+        other.close().await;
+    }
+
+    #[tokio::test]
+    async fn tls_with_verify_full_as_the_url_spells_it_and_a_wrong_ca_is_refused() {
+        use std::str::FromStr;
+        let server = crate::pg_test_server::server();
+        let url = |ca: &std::path::Path| {
+            format!(
+                "postgres://postgres@127.0.0.1:{}/postgres?sslmode=verify-full&sslrootcert={}",
+                server.port,
+                ca.display()
+            )
+        };
+        let options = PgConnectOptions::from_str(&url(&server.ca)).unwrap();
+        let cat = PgCatalog::connect_unmigrated(options).await.unwrap();
+        let (ssl, version): (bool, String) =
+            sqlx::query_as("SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+                .fetch_one(cat.pool())
+                .await
+                .unwrap();
+        assert!(ssl, "the connection is encrypted");
+        assert!(version.starts_with("TLSv1."), "{version}");
+        cat.close().await;
+        let options = PgConnectOptions::from_str(&url(&server.other_ca)).unwrap();
+        let err = match PgCatalog::connect_unmigrated(options).await {
+            Ok(_) => panic!("a server whose certificate the CA did not sign was accepted"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            err.contains("cannot connect to the PostgreSQL catalog")
+                && err.to_lowercase().contains("certificate"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn prefix_end_is_the_next_byte_string() {
+        assert_eq!(prefix_end(b"abc"), Some(b"abd".to_vec()));
+        assert_eq!(prefix_end(b"a\xff"), Some(b"b".to_vec()));
+        assert_eq!(prefix_end(b""), None);
+    }
+}

@@ -1,0 +1,306 @@
+"""The catalog on PostgreSQL: `obhut serve --catalog postgres://…` serves S3 from it, keeps
+its data over a restart, `obhut catalog migrate` copies an embedded catalog into it, and
+rows edited with psql grant nothing, just as rows edited in catalog.db with sqlite3 do
+(test_catalog_tampering.py, test_catalog_grants_nothing.py).
+
+One PostgreSQL server for the module (pg_helpers.py), a database per test; the password is
+given by file or environment, never on the command line."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+
+import pytest
+
+from conftest import ObhutServer, assert_one_line_failure, obhut_bin
+from pg_helpers import PASSWORD, PgServer
+from s3helpers import assert_s3_error, clean_env, unique_name
+from split_helpers import split  # noqa: F401 (fixture)
+from test_catalog_tampering import alarms, assert_integrity_refused, listed, wait_alarm
+
+MIB = 1024 * 1024
+
+# Names whose byte order differs from any linguistic order.
+NAMES = ["a", "B", "\u00e4rger.txt", "b", "Z/1", "z", "\u00e9t\u00e9/x", "e", "\u65e5\u672c.txt", "a/b", "a-b", "\U00010348", "~"]
+
+
+@pytest.fixture(scope="module")
+def pg():
+    server = PgServer().start()
+    yield server
+    server.stop()
+
+
+def pg_server(tmp_path, name: str, url: str | None, password_file=None, env=None) -> ObhutServer:
+    base = tmp_path / name
+    base.mkdir(parents=True, exist_ok=True)
+    extra = []
+    if url is not None:
+        extra = ["--catalog", url]
+        if password_file is not None:
+            extra += ["--catalog-password-file", str(password_file)]
+    srv = ObhutServer(base / "data", base / "serve.log", extra_args=extra)
+    srv.extra_env = dict(env or {})
+    return srv
+
+
+def password_file(tmp_path):
+    f = tmp_path / "catalog-password"
+    f.write_text(PASSWORD + "\n")
+    f.chmod(0o600)
+    return f
+
+
+def run_obhut(*args: str, env: dict | None = None):
+    import subprocess
+
+    return subprocess.run(
+        [str(obhut_bin()), *args], env=clean_env(env or {}), capture_output=True, text=True,
+        timeout=120, stdin=subprocess.DEVNULL,
+    )
+
+
+def byte_order(names):
+    return sorted(names, key=lambda n: n.encode())
+
+
+def test_serve_on_postgres_serves_s3_in_byte_order_and_keeps_it_over_a_restart(pg, tmp_path):
+    url = pg.new_database()
+    pw = password_file(tmp_path)
+    srv = pg_server(tmp_path, "srv", url, password_file=pw).start()
+    try:
+        s3 = srv.client()
+        bucket = unique_name("pg")
+        s3.create_bucket(Bucket=bucket)
+        bodies = {name: os.urandom(random.randint(0, 3000)) for name in NAMES}
+        for name, body in bodies.items():
+            s3.put_object(Bucket=bucket, Key=name, Body=body)
+        # Multipart: two parts of 5 MiB and a small last one.
+        parts_data = [os.urandom(5 * MIB), os.urandom(5 * MIB), os.urandom(1234)]
+        up = s3.create_multipart_upload(Bucket=bucket, Key="multi/\u00fcber")
+        done = []
+        for n, data in enumerate(parts_data, start=1):
+            r = s3.upload_part(Bucket=bucket, Key="multi/\u00fcber", UploadId=up["UploadId"], PartNumber=n, Body=data)
+            done.append({"PartNumber": n, "ETag": r["ETag"]})
+        s3.complete_multipart_upload(
+            Bucket=bucket, Key="multi/\u00fcber", UploadId=up["UploadId"], MultipartUpload={"Parts": done}
+        )
+        bodies["multi/\u00fcber"] = b"".join(parts_data)
+        # An unfinished upload, listed in byte order as well.
+        s3.create_multipart_upload(Bucket=bucket, Key="unfinished")
+        s3.delete_object(Bucket=bucket, Key="z")
+        del bodies["z"]
+        # Listed in byte order, also a page at a time.
+        assert listed(s3, bucket) == byte_order(bodies)
+        pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, PaginationConfig={"PageSize": 4})
+        assert [o["Key"] for p in pages for o in p.get("Contents", [])] == byte_order(bodies)
+        assert [u["Key"] for u in s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])] == ["unfinished"]
+        assert not (srv.data_dir / "catalog.db").exists(), "no embedded catalog beside PostgreSQL"
+        srv.stop_ok()
+        # The password is nowhere in the process log; the catalog's URL is, without it.
+        log = srv.log_path.read_text(errors="replace")
+        assert PASSWORD not in log
+        assert "the catalog is on PostgreSQL" in log
+
+        srv.start()
+        s3 = srv.client()
+        assert listed(s3, bucket) == byte_order(bodies)
+        for name, body in bodies.items():
+            assert s3.get_object(Bucket=bucket, Key=name)["Body"].read() == body, name
+        db = url.rsplit("/", 1)[1]
+        rows = pg.psql(db, "SELECT COUNT(*) FROM objects").strip()
+        assert int(rows) == len(bodies)
+        apps = pg.psql(db, f"SELECT DISTINCT application_name FROM pg_stat_activity WHERE datname = '{db}'")
+        assert "obhut" in apps.split(), apps
+    finally:
+        if srv.running():
+            srv.stop_ok()
+
+
+def test_the_password_is_never_taken_from_the_command_line_and_its_file_must_be_private(pg, tmp_path):
+    url = pg.new_database()
+    with_pw = url.replace("obhut@", f"obhut:{PASSWORD}@")
+    r = run_obhut("serve", "--data-dir", str(tmp_path / "d"), "--catalog", with_pw)
+    assert_one_line_failure(r, "a password in the URL")
+    assert "holds a password" in r.stderr and PASSWORD not in r.stderr
+    loose = tmp_path / "loose"
+    loose.write_text(PASSWORD)
+    loose.chmod(0o644)
+    r = run_obhut("serve", "--data-dir", str(tmp_path / "d"), "--catalog", url, "--catalog-password-file", str(loose))
+    assert_one_line_failure(r, "a password file others can read")
+    assert "chmod 600" in r.stderr
+    # A data directory without a catalog to copy: one clear line.
+    r = run_obhut("catalog", "migrate", "--from", str(tmp_path / "d"), "--to", url,
+                  env={"OBHUT_CATALOG_PASSWORD": PASSWORD})
+    assert_one_line_failure(r, "a data directory without a catalog")
+    assert "no catalog at" in r.stderr
+
+
+def test_catalog_migrate_copies_an_embedded_catalog_and_postgres_serves_every_object(pg, tmp_path):
+    srv = pg_server(tmp_path, "srv", None).start()
+    s3 = srv.client()
+    bucket = unique_name("mig")
+    s3.create_bucket(Bucket=bucket)
+    bodies = {name: os.urandom(random.randint(1, 5000)) for name in NAMES}
+    for name, body in bodies.items():
+        s3.put_object(Bucket=bucket, Key=name, Body=body)
+    big = os.urandom(5 * MIB + 17)
+    s3.upload_fileobj(__import__("io").BytesIO(big), bucket, "big/\u00f6l",
+                      Config=__import__("boto3").s3.transfer.TransferConfig(multipart_threshold=5 * MIB,
+                                                                           multipart_chunksize=5 * MIB))
+    bodies["big/\u00f6l"] = big
+    url = pg.new_database()
+    env = {"OBHUT_CATALOG_PASSWORD": PASSWORD}
+    # Not while the server runs on the directory.
+    r = run_obhut("catalog", "migrate", "--from", str(srv.data_dir), "--to", url, env=env)
+    assert_one_line_failure(r, "migrate beside a running server")
+    assert "running" in r.stderr
+    srv.stop_ok()
+    catalog_db = srv.data_dir / "catalog.db"
+    before = hashlib.sha256(catalog_db.read_bytes()).hexdigest()
+    wrong = run_obhut("catalog", "migrate", "--from", str(srv.data_dir), "--to", url,
+                      env={"OBHUT_CATALOG_PASSWORD": "not-it"})
+    assert_one_line_failure(wrong, "a wrong password")
+    assert "not-it" not in wrong.stderr and "password" in wrong.stderr.lower()
+    outputs = []
+    for _ in range(2):  # a second run (as after an interruption) copies the same again
+        r = run_obhut("catalog", "migrate", "--from", str(srv.data_dir), "--to", url, env=env)
+        assert r.returncode == 0, r.stderr
+        outputs.append(r.stdout)
+    assert outputs[0] == outputs[1]
+    lines = outputs[0].splitlines()
+    tables = ["tenants", "sites", "residency", "buckets", "bucket_keys", "objects", "uploads", "parts", "upgrades"]
+    for table in tables:
+        assert any(ln.split()[0] == table and "digest" in ln for ln in lines), (table, lines)
+    objects_line = next(ln for ln in lines if ln.startswith("objects "))
+    assert objects_line.split()[1] == str(len(bodies)), objects_line
+    assert hashlib.sha256(catalog_db.read_bytes()).hexdigest() == before, "the source catalog was changed"
+    assert not (srv.data_dir / "catalog.db-wal").exists()
+
+    # The same data directory (sites, trustee) served from PostgreSQL, named in the config file.
+    config = tmp_path / "obhut.toml"
+    config.write_text(f'catalog = "{url}"\n')
+    srv.extra_args = ["--config", str(config)]
+    srv.extra_env = env
+    srv.start()
+    try:
+        s3 = srv.client()
+        assert listed(s3, bucket) == byte_order(bodies)
+        for name, body in bodies.items():
+            assert s3.get_object(Bucket=bucket, Key=name)["Body"].read() == body, name
+        s3.put_object(Bucket=bucket, Key="after", Body=b"new")
+        assert s3.get_object(Bucket=bucket, Key="after")["Body"].read() == b"new"
+    finally:
+        srv.stop_ok()
+
+
+def test_rows_edited_with_psql_grant_nothing(pg, tmp_path):
+    url = pg.new_database()
+    db = url.rsplit("/", 1)[1]
+    srv = pg_server(tmp_path, "srv", url, env={"OBHUT_CATALOG_PASSWORD": PASSWORD}).start()
+    try:
+        s3, raw = srv.client(), srv.raw()
+        bucket = unique_name("bound")
+        s3.create_bucket(Bucket=bucket)
+        secret = os.urandom(70_000)
+        s3.put_object(Bucket=bucket, Key="private/salaries.csv", Body=secret)
+        s3.put_object(Bucket=bucket, Key="shared/readme.txt", Body=b"for the grant")
+        # The attack, on the live database (gateways share it): the record of a private
+        # object filed under the prefix a grant or a careless policy exposes.
+        pg.psql(db, (
+            "INSERT INTO objects (bucket, key, size, etag, last_modified_ms, envelope, meta, sites, chunks) "
+            "SELECT bucket, convert_to('shared/salaries.csv', 'UTF8'), size, etag, last_modified_ms, envelope, "
+            f"meta, sites, chunks FROM objects WHERE bucket = '{bucket}' "
+            "AND key = convert_to('private/salaries.csv', 'UTF8')"
+        ))
+        for method in ("GET", "HEAD"):
+            r = raw.request(method, bucket, "shared/salaries.csv")
+            assert_integrity_refused(r, f"{method} of the copied record")
+            assert secret not in r.content
+        assert listed(s3, bucket, "shared/") == ["shared/readme.txt"]
+        assert s3.get_object(Bucket=bucket, Key="private/salaries.csv")["Body"].read() == secret
+        alarm = wait_alarm(srv, bucket=bucket, key="shared/salaries.csv")
+        assert alarm["tenant"] == "demo" and alarm["reason"], alarm
+        assert len(alarms(srv, bucket=bucket, key="shared/salaries.csv")) == 1
+
+        # An access key row written into the catalog, as into an earlier release's: nothing.
+        forged_id, forged_secret = "OBK" + "F" * 17, "forged-secret-0123456789"
+        pg.psql(db, "CREATE TABLE IF NOT EXISTS access_keys (access_key_id TEXT PRIMARY KEY, tenant TEXT NOT NULL,"
+                    " secret TEXT NOT NULL, created_ms BIGINT NOT NULL)")
+        pg.psql(db, f"INSERT INTO access_keys VALUES ('{forged_id}', 'demo', '{forged_secret}', 0)")
+        forged = srv.raw(forged_id, forged_secret)
+        assert_s3_error(forged.request("GET", bucket), 403, "InvalidAccessKeyId")
+        assert_s3_error(forged.request("PUT", bucket, "planted", body=b"x"), 403, "InvalidAccessKeyId")
+
+        # No secret of the tenant's is in the catalog's rows.
+        dump = pg.psql(db, "SELECT string_agg(t::text, E'\\n') FROM (SELECT * FROM objects) t")
+        assert srv.demo["AWS_SECRET_ACCESS_KEY"] not in dump
+    finally:
+        srv.stop_ok()
+
+
+def test_two_gateways_share_one_catalog_on_postgres(pg, split, tmp_path):
+    """`obhut gateway` on PostgreSQL: two gateways on one data directory (no lock taken), one
+    configured by its file and one by flags, each sees what the other writes."""
+    from split_helpers import Proc, _free_ports
+
+    bucket = unique_name("dc")
+    s3 = None
+    url = pg.new_database()
+    pw = password_file(tmp_path)
+    r = run_obhut("catalog", "migrate", "--from", str(split.data_dir), "--to", url,
+                  "--catalog-password-file", str(pw))
+    assert r.returncode == 0, r.stderr
+    split.start_trustee()
+    config = split.gateway_config()
+    with open(config, "r+") as f:
+        text = f.read()
+        f.seek(0)
+        f.write(f'catalog = "{url}"\ncatalog_password_file = "{pw}"\n' + text)
+    split.start_gateway(config)
+    s3_port, admin_port = _free_ports(2)
+    second = tmp_path / "gateway-b.toml"
+    second.write_text(
+        config.read_text()
+        .replace(f"127.0.0.1:{split.s3_port}", f"127.0.0.1:{s3_port}")
+        .replace(f"127.0.0.1:{split.admin_port}", f"127.0.0.1:{admin_port}")
+        .replace("gateway-1.", "gateway-2.")
+        .replace(f'catalog = "{url}"\ncatalog_password_file = "{pw}"\n', "")
+    )
+    gw2 = Proc("obhut gateway (b)", ["gateway", "--config", str(second), "--catalog", url,
+                                      "--catalog-password-file", str(pw)], tmp_path / "gateway-b.log")
+    gw2.start()
+    try:
+        import requests
+
+        def ready():
+            resp = requests.get(f"http://127.0.0.1:{admin_port}/v1/health", timeout=2)
+            return resp.status_code == 200, f"health {resp.status_code}"
+
+        gw2.wait_ready(ready, "the second gateway's health")
+        s3 = split.s3()
+        from conftest import s3_client
+
+        s3b = s3_client(f"http://127.0.0.1:{s3_port}", split.demo["AWS_ACCESS_KEY_ID"],
+                        split.demo["AWS_SECRET_ACCESS_KEY"], connect_timeout=5, read_timeout=30)
+        s3.create_bucket(Bucket=bucket)
+        s3.put_object(Bucket=bucket, Key="\u00fcber/a", Body=b"from a")
+        s3b.put_object(Bucket=bucket, Key="Zeta", Body=b"from b")
+        assert s3b.get_object(Bucket=bucket, Key="\u00fcber/a")["Body"].read() == b"from a"
+        assert s3.get_object(Bucket=bucket, Key="Zeta")["Body"].read() == b"from b"
+        assert listed(s3b, bucket) == ["Zeta", "\u00fcber/a"]
+        # If-None-Match: * through both: the second is refused whichever gateway it reaches.
+        s3.put_object(Bucket=bucket, Key="once", Body=b"1", IfNoneMatch="*")
+        from botocore.exceptions import ClientError
+
+        with pytest.raises(ClientError) as e:
+            s3b.put_object(Bucket=bucket, Key="once", Body=b"2", IfNoneMatch="*")
+        assert e.value.response["Error"]["Code"] == "PreconditionFailed"
+        for log in (split.gateway.log_text(), gw2.log_text()):
+            assert "shared with other gateways" in log and "no orphan collection at start" in log
+            assert PASSWORD not in log
+    finally:
+        code = gw2.stop()
+        assert code == 0, gw2.log_tail()
