@@ -67,6 +67,8 @@ pub(crate) struct Front {
     pub workers: Workers,
     /// Timeouts and the connection cap of both listeners.
     pub limits: crate::listen::Limits,
+    /// Where the log's newest checkpoint is kept, if this process has the log.
+    pub log_checkpoint: Option<std::path::PathBuf>,
 }
 
 /// Bucket-key rotation for the admin API, done by the gateway.
@@ -151,6 +153,7 @@ pub(crate) async fn serve_front(front: Front, data_dir: &Path) -> Result<()> {
         workers: workers.clone(),
         jobs: obhut_admin::Jobs::default(),
         data_dir: Some(data_dir.to_path_buf()),
+        log_checkpoint: front.log_checkpoint,
     });
     let s3_task = tokio::spawn(crate::listen::serve(
         s3_listener,

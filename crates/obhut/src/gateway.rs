@@ -31,6 +31,8 @@ struct GatewayFile {
     admin_addr: Option<String>,
     region: Option<String>,
     log: Option<String>,
+    log_format: Option<crate::common::LogFormat>,
+    metrics: Option<bool>,
     key_cache_ttl_secs: Option<u64>,
     scrub_bytes_per_sec: Option<u64>,
     scrub_interval_secs: Option<u64>,
@@ -60,6 +62,8 @@ pub struct GatewaySettings {
     pub admin_addr: String,
     pub region: String,
     pub log: String,
+    pub log_format: crate::common::LogFormat,
+    pub metrics: bool,
     pub key_cache_ttl: Duration,
     pub scrub_bytes_per_sec: u64,
     pub scrub_interval: Duration,
@@ -85,6 +89,8 @@ impl GatewaySettings {
             admin_addr: file.admin_addr.unwrap_or_else(|| "127.0.0.1:9001".into()),
             region: file.region.unwrap_or_else(|| "de-1".into()),
             log: file.log.unwrap_or_else(|| "info".into()),
+            log_format: file.log_format.unwrap_or_default(),
+            metrics: file.metrics.unwrap_or(true),
             key_cache_ttl: Duration::from_secs(file.key_cache_ttl_secs.unwrap_or(300)),
             scrub_bytes_per_sec: file
                 .scrub_bytes_per_sec
@@ -106,11 +112,12 @@ impl GatewaySettings {
     }
 }
 
-pub fn run(config: &Path) -> Result<()> {
+pub fn run(config: &Path, log_format: Option<crate::common::LogFormat>) -> Result<()> {
     let settings = GatewaySettings::load(config)?;
     // Checked before anything else starts: no certificate material, no gateway.
     let material = TrusteeMaterial::read(&settings)?;
-    init_tracing(&settings.log);
+    init_tracing(&settings.log, log_format.unwrap_or(settings.log_format));
+    obhut_metrics::set_enabled(settings.metrics);
     runtime()?.block_on(serve(settings, material))
 }
 
@@ -194,6 +201,7 @@ async fn serve(s: GatewaySettings, material: TrusteeMaterial) -> Result<()> {
             scrub_interval: s.scrub_interval,
             workers: obhut_maintenance::Workers::new(),
             limits: s.limits,
+            log_checkpoint: None,
         },
         &s.data_dir,
     )

@@ -323,6 +323,7 @@ impl Gateway {
             .release_bucket_key(tenant, bucket, &wrapped, why)
             .await
             .map_err(error::trustee)?;
+        crate::note_release(why);
         if !under_grant {
             self.keys
                 .insert(tenant, bucket, version, wrapped.kcv, key.clone());
