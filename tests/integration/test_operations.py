@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import REPO
+from conftest import REPO, bearer
 from s3helpers import client_error, unique_name, xml_error
+from split_helpers import Proc, Split, split  # noqa: F401 (fixture)
 
 SECRET_BUCKET = "secret-bucket-name-xyz"
 SECRET_KEY = "secret-object-key-xyz"
@@ -236,3 +237,44 @@ def test_json_logs_carry_the_request_id(private_server_factory):
     log = srv.log_path.read_text(errors="replace")
     for name in (SECRET_BUCKET, SECRET_KEY, "secret-missing-key-xyz"):
         assert name not in log, f"the info-level log names {name!r}"
+
+
+def test_gateway_and_trustee_processes_log_json_and_report_an_unreachable_trustee(split: Split):
+    s = split
+    s.trustee = Proc(
+        "obhut trustee",
+        ["trustee", "--config", str(s.trustee_config()), "--log-format", "json"],
+        s.base / "trustee.log",
+    )
+    s.start_trustee()
+    config = s.gateway_config()
+    config.write_text('log_format = "json"\n' + config.read_text())
+    s.start_gateway(config)
+
+    s3 = s.s3()
+    s3.create_bucket(Bucket=SECRET_BUCKET)
+    s3.put_object(Bucket=SECRET_BUCKET, Key=SECRET_KEY, Body=b"through the remote trustee")
+    rid = s3.get_object(Bucket=SECRET_BUCKET, Key=SECRET_KEY)["ResponseMetadata"]["RequestId"]
+    for base in (s.s3_url, s.admin_url):
+        r = get(f"{base}/readyz")
+        assert r.status_code == 200 and r.json()["trustee"] == "unsealed", f"{base}/readyz: {r.status_code} {r.text}"
+
+    op = {"Authorization": f"Bearer {bearer(s.token('operator'))}"}
+    text = get(f"{s.admin_url}/metrics", headers=op).text
+    assert sample(text, "obhut_key_releases_total", justification="customer") >= 1, text[-2000:]
+    assert "obhut_log_checkpoint_age_seconds" not in text, "a gateway without the log reports its age"
+
+    gateway_lines = json_log_lines(s.gateway.log_path)
+    assert any(ln.get("span", {}).get("request_id") == rid for ln in gateway_lines), f"no gateway log line for {rid}"
+    assert json_log_lines(s.trustee.log_path), "the trustee wrote no JSON log lines"
+    for proc in (s.gateway, s.trustee):
+        log = proc.log_text()
+        assert SECRET_BUCKET not in log and SECRET_KEY not in log, f"{proc.name}'s log names the bucket or key"
+
+    s.trustee.kill9()
+    for base in (s.s3_url, s.admin_url):
+        r = get(f"{base}/readyz")
+        assert r.status_code == 503 and r.json()["trustee"] == "unreachable", f"{base}/readyz: {r.status_code} {r.text}"
+        assert get(f"{base}/healthz").status_code == 200
+    text = get(f"{s.admin_url}/metrics", headers=op).text
+    assert sample(text, "obhut_trustee_reachable") == 0 and sample(text, "obhut_trustee_sealed") == 1

@@ -100,6 +100,11 @@ impl ApiError {
         }
     }
 
+    /// Whether the trustee could not be asked (it is sealed or unreachable).
+    pub(crate) fn is_unavailable(&self) -> bool {
+        self.status == StatusCode::SERVICE_UNAVAILABLE
+    }
+
     pub(crate) fn forbidden(what: &str) -> Self {
         Self::new(
             StatusCode::FORBIDDEN,

@@ -9,7 +9,9 @@ use axum::response::{IntoResponse, Response};
 use obhut_catalog::Catalog;
 use obhut_metrics::{Readiness, RepairGauges, SiteHealth, Snapshot, TrusteeState};
 use obhut_trustee_client::{LogRead, Role, TrusteeClient};
-use std::time::{Duration, SystemTime};
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
 
 /// How long a check waits for the trustee and for the catalog.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -97,17 +99,67 @@ fn age_of(path: &std::path::Path) -> Option<Duration> {
     )
 }
 
+/// How long a bearer that the trustee accepted for `/metrics` is accepted again without it,
+/// while the trustee cannot be asked.
+const SCRAPER_GRACE: Duration = Duration::from_secs(15 * 60);
+/// Bearers remembered at most (by hash).
+const MAX_SCRAPERS: usize = 64;
+
+/// Hashes of bearers the trustee accepted for `/metrics`, and when. Principals are the
+/// trustee's: with the trustee down nobody could be authenticated, and the metrics that say it
+/// is down could never be read. A scraper seen within [`SCRAPER_GRACE`] keeps reading them
+/// (metrics name no tenant data); every other endpoint still asks the trustee.
+fn scrapers() -> &'static Mutex<HashMap<String, Instant>> {
+    static SCRAPERS: OnceLock<Mutex<HashMap<String, Instant>>> = OnceLock::new();
+    SCRAPERS.get_or_init(Mutex::default)
+}
+
+fn bearer_hash_of(headers: &HeaderMap) -> Option<String> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")?
+        .trim();
+    Some(obhut_crypto::principal::bearer_hash(bearer))
+}
+
+/// Admits the caller of `/metrics`: an officer, operator or auditor the trustee accepts, or,
+/// while the trustee cannot be asked, one it accepted within [`SCRAPER_GRACE`].
+fn admit_scraper(caller: Result<Caller, ApiError>, headers: &HeaderMap) -> Result<(), ApiError> {
+    let mut seen = scrapers().lock().unwrap_or_else(PoisonError::into_inner);
+    let now = Instant::now();
+    seen.retain(|_, at| now.duration_since(*at) < SCRAPER_GRACE);
+    match caller {
+        Ok(caller) => {
+            caller.require(
+                &[Role::Officer, Role::Operator, Role::Auditor],
+                "read metrics",
+            )?;
+            if let Some(hash) = bearer_hash_of(headers) {
+                if seen.len() >= MAX_SCRAPERS && !seen.contains_key(&hash) {
+                    seen.clear();
+                }
+                seen.insert(hash, now);
+            }
+            Ok(())
+        }
+        Err(e) if e.is_unavailable() => match bearer_hash_of(headers) {
+            Some(hash) if seen.contains_key(&hash) => Ok(()),
+            _ => Err(e),
+        },
+        Err(e) => Err(e),
+    }
+}
+
 /// Counters and histograms since start, and the state of the trustee, the log, the sites and
 /// repair, in the Prometheus text format (OpenMetrics if the scraper asks for it).
 pub(crate) async fn metrics(
     State(state): State<AdminState>,
-    caller: Caller,
+    caller: Result<Caller, ApiError>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    caller.require(
-        &[Role::Officer, Role::Operator, Role::Auditor],
-        "read metrics",
-    )?;
+    admit_scraper(caller, &headers)?;
     if !obhut_metrics::enabled() {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
