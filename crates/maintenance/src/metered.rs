@@ -165,3 +165,70 @@ impl Site for MeteredSite {
         self.inner.check().await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::MeteredSite;
+    use futures::TryStreamExt;
+    use obhut_core::BlobId;
+    use obhut_metrics::Snapshot;
+    use obhut_sites::LocalSite;
+    use std::sync::Arc;
+
+    fn count(text: &str, metric: &str, labels: &str) -> u64 {
+        let prefix = format!("{metric}{{{labels}}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+
+    #[tokio::test]
+    async fn writes_and_reads_are_timed_and_failures_counted_but_not_absence() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (local, _) = LocalSite::create("metered-t", dir.path().join("s")).expect("site");
+        let site = MeteredSite::wrap(Arc::new(local));
+        assert_eq!(site.id(), "metered-t");
+        let blob = BlobId::random();
+        let mut w = site.create(blob).await.expect("create");
+        w.write(bytes::Bytes::from_static(b"0123456789"))
+            .await
+            .expect("write");
+        w.commit().await.expect("commit");
+        // a read dropped before its end counts as done too
+        let full: Vec<_> = site
+            .read(blob, 0..10)
+            .await
+            .expect("read")
+            .try_collect()
+            .await
+            .expect("bytes");
+        assert_eq!(full.concat(), b"0123456789");
+        drop(site.read(blob, 2..4).await.expect("read"));
+        // a missing blob is no site failure
+        assert!(site.read(BlobId::random(), 0..1).await.is_err());
+        let text = obhut_metrics::get()
+            .render(&Snapshot::default(), false)
+            .expect("renders");
+        let l = "site=\"metered-t\"";
+        assert_eq!(
+            count(&text, "obhut_site_write_duration_seconds_count", l),
+            1,
+            "{text}"
+        );
+        assert_eq!(
+            count(&text, "obhut_site_read_duration_seconds_count", l),
+            2,
+            "{text}"
+        );
+        assert_eq!(
+            count(
+                &text,
+                "obhut_site_errors_total",
+                "site=\"metered-t\",op=\"read\""
+            ),
+            0,
+            "{text}"
+        );
+    }
+}
