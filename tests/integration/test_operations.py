@@ -159,7 +159,7 @@ def test_metrics_are_for_operators_and_name_no_tenant_data(private_server, tmp_p
     assert sample(text, "obhut_trustee_sealed") == 0 and sample(text, "obhut_catalog_up") == 1
     assert sample(text, "obhut_log_entries") >= 1
     assert sample(text, "obhut_log_checkpoint_age_seconds") >= 0
-    assert sample(text, "obhut_repair_backlog_objects") == 0
+    assert sample(text, "obhut_repair_backlog_objects") == 0 and sample(text, "obhut_repair_queued_objects") == 0
 
     # promtool accepts the exposition
     path = tmp_path / "metrics.txt"

@@ -184,6 +184,7 @@ pub(crate) async fn metrics(
                 0
             },
             failed: st.objects_failed,
+            queued: m.requests().queued(),
             scrub_bad: st.scrub_bad,
         }
     });

@@ -435,6 +435,8 @@ pub struct RepairGauges {
     pub backlog: u64,
     /// Objects the current or last pass could not bring to their policy.
     pub failed: u64,
+    /// Objects found bad on read, queued to be checked and repaired.
+    pub queued: u64,
     /// Replicas the scrubber found bad since the process started.
     pub scrub_bad: u64,
 }
@@ -531,6 +533,11 @@ impl Snapshot {
                 "repair_backlog_objects",
                 "Objects the running repair pass has found and not yet handled",
                 gauge(rep.backlog),
+            );
+            r.register(
+                "repair_queued_objects",
+                "Objects found bad on read, queued to be checked and repaired",
+                gauge(rep.queued),
             );
             r.register(
                 "repair_failed_objects",
