@@ -101,6 +101,8 @@ struct Arrival {
     op: S3Op,
     started: Instant,
     bytes_in: u64,
+    /// A HEAD's response declares the length of a body it does not send.
+    head: bool,
 }
 
 impl Arrival {
@@ -122,6 +124,7 @@ impl Arrival {
             op,
             started: Instant::now(),
             bytes_in,
+            head: req.method() == http::Method::HEAD,
         }
     }
 
@@ -133,13 +136,16 @@ impl Arrival {
         }
         let took = self.started.elapsed();
         let status = resp.status().as_u16();
-        let bytes_out = resp
-            .headers()
-            .get(http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok())
-            .or_else(|| http_body::Body::size_hint(resp.body()).exact())
-            .unwrap_or(0);
+        let bytes_out = if self.head {
+            None
+        } else {
+            resp.headers()
+                .get(http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok())
+                .or_else(|| http_body::Body::size_hint(resp.body()).exact())
+        }
+        .unwrap_or(0);
         obhut_metrics::get().s3_request(self.op, status, took, self.bytes_in, bytes_out);
         tracing::info!(
             op = self.op.as_str(),
