@@ -8,7 +8,7 @@
 //! (operation, status class, justification kind, site state) or a site id, which is the
 //! operators' own data. Recording is atomics on handles created once (per operation when the
 //! registry is made, per site when a site is opened), so the request path takes no lock of ours
-//! and allocates nothing; a histogram observation takes prometheus-client's own short lock.
+//! and looks nothing up; a histogram observation takes prometheus-client's own short lock.
 
 mod health;
 mod op;
