@@ -41,6 +41,9 @@ pub struct AdminState {
     /// The data directory of this process (its databases and keys): no site may be added
     /// inside it or around it.
     pub data_dir: Option<std::path::PathBuf>,
+    /// The file the trustee rewrites with the log's newest checkpoint, where this process has
+    /// the log (`serve`): its age is a metric.
+    pub log_checkpoint: Option<std::path::PathBuf>,
 }
 
 /// What a bucket-key rotation did.
@@ -95,6 +98,11 @@ impl ApiError {
             code,
             message: message.into(),
         }
+    }
+
+    /// Whether the trustee could not be asked (it is sealed or unreachable).
+    pub(crate) fn is_unavailable(&self) -> bool {
+        self.status == StatusCode::SERVICE_UNAVAILABLE
     }
 
     pub(crate) fn forbidden(what: &str) -> Self {
@@ -527,42 +535,6 @@ async fn capacity(State(state): State<AdminState>, caller: Caller) -> ApiResult 
     Ok(Json(json!({ "sites": sites })))
 }
 
-/// Counters for monitoring, in the Prometheus text format; no tenant or object appears.
-async fn metrics(State(state): State<AdminState>, caller: Caller) -> Result<Response, ApiError> {
-    caller.require(
-        &[Role::Officer, Role::Operator, Role::Auditor],
-        "read metrics",
-    )?;
-    let mut out = String::new();
-    let sealed = state.trustee.seal_status().await.map(|s| s.sealed);
-    out.push_str("# HELP obhut_trustee_reachable Whether the trustee answers.\n# TYPE obhut_trustee_reachable gauge\n");
-    out.push_str(&format!(
-        "obhut_trustee_reachable {}\n",
-        u8::from(sealed.is_ok())
-    ));
-    out.push_str("# HELP obhut_trustee_sealed Whether the trustee is sealed.\n# TYPE obhut_trustee_sealed gauge\n");
-    out.push_str(&format!(
-        "obhut_trustee_sealed {}\n",
-        u8::from(sealed.unwrap_or(true))
-    ));
-    if let Ok(Some(cp)) = state.trustee.log_read(&LogRead::Checkpoint).await {
-        let size = String::from_utf8_lossy(&cp)
-            .lines()
-            .nth(1)
-            .and_then(|l| l.parse::<u64>().ok())
-            .unwrap_or(0);
-        out.push_str("# HELP obhut_log_entries Entries in the transparency log.\n# TYPE obhut_log_entries gauge\n");
-        out.push_str(&format!("obhut_log_entries {size}\n"));
-    }
-    let sites = state.catalog.list_sites().await?;
-    out.push_str("# HELP obhut_sites Registered sites by state.\n# TYPE obhut_sites gauge\n");
-    for st in ["active", "draining", "down"] {
-        let n = sites.iter().filter(|s| s.state.as_str() == st).count();
-        out.push_str(&format!("obhut_sites{{state=\"{st}\"}} {n}\n"));
-    }
-    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
-}
-
 /// Rotates a bucket's key and rewraps its objects' keys: the tenant's own admin only, since
 /// the rewrap needs the bucket keys released for the tenant.
 async fn rotate_bucket_key(
@@ -750,7 +722,10 @@ pub fn router(state: AdminState) -> Router {
         .route("/v1/grants/{id}", get(get_grant))
         .route("/v1/disclosures", get(list_disclosures))
         .route("/v1/log/entries", get(log_entries))
-        .route("/v1/metrics", get(metrics))
+        .route("/v1/metrics", get(crate::ops::metrics))
+        .route("/metrics", get(crate::ops::metrics))
+        .route("/healthz", get(crate::ops::healthz))
+        .route("/readyz", get(crate::ops::readyz))
         .route("/v1/capacity", get(capacity))
         .route("/log/checkpoint", get(log_checkpoint))
         .route("/log/key", get(log_key))

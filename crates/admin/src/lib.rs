@@ -6,6 +6,7 @@
 //! system, never its contents.
 
 mod api;
+mod ops;
 pub mod provision;
 mod residency;
 pub mod wire;

@@ -16,7 +16,10 @@ pub enum NameError {
     Jurisdiction(String),
 }
 
-/// AWS's rules for general purpose bucket names.
+/// Paths of the S3 listener that are not buckets: its liveness and readiness checks.
+pub const RESERVED_BUCKET_NAMES: [&str; 2] = ["healthz", "readyz"];
+
+/// AWS's rules for general purpose bucket names, and obhut's [`RESERVED_BUCKET_NAMES`].
 pub fn validate_bucket_name(name: &str) -> Result<(), NameError> {
     let err = |why| Err(NameError::Bucket(name.to_owned(), why));
     if !(3..=63).contains(&name.len()) {
@@ -45,6 +48,9 @@ pub fn validate_bucket_name(name: &str) -> Result<(), NameError> {
     }
     if name.ends_with("-s3alias") || name.ends_with("--ol-s3") || name.ends_with("--x-s3") {
         return err("must not end with a reserved suffix");
+    }
+    if RESERVED_BUCKET_NAMES.contains(&name) {
+        return err("is reserved: the S3 listener answers health checks at this path");
     }
     Ok(())
 }
@@ -103,6 +109,14 @@ mod tests {
         ] {
             assert!(validate_bucket_name(n).is_err(), "{n}");
         }
+    }
+
+    #[test]
+    fn health_paths_are_no_bucket_names() {
+        for name in RESERVED_BUCKET_NAMES {
+            assert!(validate_bucket_name(name).is_err(), "{name}");
+        }
+        assert!(validate_bucket_name("healthz-data").is_ok());
     }
 
     #[test]

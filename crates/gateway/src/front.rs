@@ -5,12 +5,21 @@
 //! ranged HEAD gets the 206 that s3s does not set, and an error answered to a request with a
 //! body closes the connection (the body may be unread). Each request's signature is checked
 //! by the trustee ([`crate::authn`]) before s3s sees it.
+//!
+//! It also answers `GET /healthz` and `GET /readyz` (no authentication; `healthz` and `readyz`
+//! are no bucket names), gives every request an id (`x-amz-request-id`, and the `request_id`
+//! of the tracing span its log lines carry), logs each request's operation, status and
+//! duration (never its bucket or key), and records the request metrics.
 
 use futures::future::BoxFuture;
+use obhut_catalog::Catalog;
+use obhut_metrics::S3Op;
 use obhut_trustee_client::TrusteeClient;
 use s3s::service::S3Service;
 use s3s::{Body, HttpError, HttpResponse};
 use std::sync::Arc;
+use std::time::Instant;
+use tracing::Instrument;
 
 /// S3's limit on the total size of request header names and values.
 pub const MAX_HEADER_BYTES: usize = 8 * 1024;
@@ -31,21 +40,119 @@ fn declared_put_length(req: &http::Request<hyper::body::Incoming>) -> Option<u64
     header("x-amz-decoded-content-length").or_else(|| header("content-length"))
 }
 
+/// What `/readyz` looks at besides the trustee.
+#[derive(Clone)]
+pub struct HealthSources {
+    pub catalog: Arc<dyn Catalog>,
+    pub sites: obhut_maintenance::SiteSet,
+}
+
 #[derive(Clone)]
 pub struct S3Front {
     inner: Arc<S3Service>,
     trustee: Arc<dyn TrusteeClient>,
     region: Arc<str>,
+    health: Arc<HealthSources>,
 }
 
 impl S3Front {
     #[must_use]
-    pub fn new(inner: S3Service, trustee: Arc<dyn TrusteeClient>, region: String) -> Self {
+    pub fn new(
+        inner: S3Service,
+        trustee: Arc<dyn TrusteeClient>,
+        region: String,
+        health: HealthSources,
+    ) -> Self {
         Self {
             inner: Arc::new(inner),
             trustee,
             region: region.into(),
+            health: Arc::new(health),
         }
+    }
+}
+
+/// The health endpoint a request asks for, if it is one.
+fn health_check(req: &http::Request<hyper::body::Incoming>) -> Option<bool> {
+    if req.method() != http::Method::GET && req.method() != http::Method::HEAD {
+        return None;
+    }
+    match req.uri().path() {
+        "/healthz" => Some(false),
+        "/readyz" => Some(true),
+        _ => None,
+    }
+}
+
+fn json_response(status: u16, body: String) -> HttpResponse {
+    let mut resp = http::Response::new(Body::from(body));
+    *resp.status_mut() =
+        http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::SERVICE_UNAVAILABLE);
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+/// What is known of a request when it arrives, to finish it with.
+struct Arrival {
+    id: String,
+    op: S3Op,
+    started: Instant,
+    bytes_in: u64,
+    /// A HEAD's response declares the length of a body it does not send.
+    head: bool,
+}
+
+impl Arrival {
+    fn of(req: &http::Request<hyper::body::Incoming>) -> Self {
+        let op = S3Op::classify(
+            req.method().as_str(),
+            req.uri().path(),
+            req.uri().query(),
+            req.headers().contains_key("x-amz-copy-source"),
+        );
+        let bytes_in = req
+            .headers()
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        Self {
+            id: obhut_metrics::get().next_request_id(),
+            op,
+            started: Instant::now(),
+            bytes_in,
+            head: req.method() == http::Method::HEAD,
+        }
+    }
+
+    /// Stamps the response with the request id, records the request and logs it. Called
+    /// inside the request's span.
+    fn finish(&self, resp: &mut HttpResponse) {
+        if let Ok(v) = http::HeaderValue::from_str(&self.id) {
+            resp.headers_mut().insert("x-amz-request-id", v);
+        }
+        let took = self.started.elapsed();
+        let status = resp.status().as_u16();
+        let bytes_out = if self.head {
+            None
+        } else {
+            resp.headers()
+                .get(http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok())
+                .or_else(|| http_body::Body::size_hint(resp.body()).exact())
+        }
+        .unwrap_or(0);
+        obhut_metrics::get().s3_request(self.op, status, took, self.bytes_in, bytes_out);
+        tracing::info!(
+            op = self.op.as_str(),
+            status,
+            micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
+            "s3 request"
+        );
     }
 }
 
@@ -72,17 +179,39 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for S3Front {
     type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
 
     fn call(&self, req: http::Request<hyper::body::Incoming>) -> Self::Future {
+        if let Some(ready) = health_check(&req) {
+            if !ready {
+                return Box::pin(std::future::ready(Ok(json_response(
+                    200,
+                    obhut_metrics::LIVENESS_JSON.to_owned(),
+                ))));
+            }
+            let (trustee, health) = (Arc::clone(&self.trustee), Arc::clone(&self.health));
+            return Box::pin(async move {
+                let r = crate::health::readiness(
+                    trustee.as_ref(),
+                    health.catalog.as_ref(),
+                    &health.sites,
+                )
+                .await;
+                Ok(json_response(r.status(), r.to_json()))
+            });
+        }
+        let arrival = Arrival::of(&req);
+        let span = tracing::info_span!("s3", request_id = %arrival.id);
         let header_bytes: usize = req
             .headers()
             .iter()
             .map(|(k, v)| k.as_str().len() + v.len())
             .sum();
         if header_bytes > MAX_HEADER_BYTES {
-            return Box::pin(std::future::ready(Ok(s3_error_response(
+            let mut resp = s3_error_response(
                 http::StatusCode::BAD_REQUEST,
                 "RequestHeaderSectionTooLarge",
                 "Your request header section exceeds the maximum allowed size.",
-            ))));
+            );
+            span.in_scope(|| arrival.finish(&mut resp));
+            return Box::pin(std::future::ready(Ok(resp)));
         }
         // Refused before the body is read (or, with `Expect: 100-continue`, sent).
         if declared_put_length(&req).is_some_and(|n| n > MAX_SINGLE_PUT_BYTES) {
@@ -95,6 +224,7 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for S3Front {
                 http::header::CONNECTION,
                 http::HeaderValue::from_static("close"),
             );
+            span.in_scope(|| arrival.finish(&mut resp));
             return Box::pin(std::future::ready(Ok(resp)));
         }
         let head = req.method() == http::Method::HEAD;
@@ -108,28 +238,44 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for S3Front {
             Arc::clone(&self.trustee),
             Arc::clone(&self.region),
         );
-        Box::pin(async move {
-            let mut resp = match crate::authn::admit(&trustee, &region, req).await {
-                Ok(req) => S3Service::call(&inner, req).await?,
-                Err(refusal) => refusal,
-            };
-            // An error may be answered before the request body was read (and, with
-            // `Expect: 100-continue`, before the client sent it). Reusing the connection would
-            // then mistake the next request for the rest of this body, so it is closed instead.
-            if has_body && !resp.status().is_success() {
-                resp.headers_mut().insert(
-                    http::header::CONNECTION,
-                    http::HeaderValue::from_static("close"),
-                );
+        Box::pin(
+            async move {
+                let mut resp = match crate::authn::admit(&trustee, &region, req).await {
+                    Ok(req) => match S3Service::call(&inner, req).await {
+                        Ok(resp) => resp,
+                        Err(e) => {
+                            // No response to stamp: hyper closes the connection.
+                            let mut lost = s3_error_response(
+                                http::StatusCode::INTERNAL_SERVER_ERROR,
+                                "InternalError",
+                                "",
+                            );
+                            arrival.finish(&mut lost);
+                            return Err(e);
+                        }
+                    },
+                    Err(refusal) => refusal,
+                };
+                // An error may be answered before the request body was read (and, with
+                // `Expect: 100-continue`, before the client sent it). Reusing the connection would
+                // then mistake the next request for the rest of this body, so it is closed instead.
+                if has_body && !resp.status().is_success() {
+                    resp.headers_mut().insert(
+                        http::header::CONNECTION,
+                        http::HeaderValue::from_static("close"),
+                    );
+                }
+                // s3s answers a ranged HEAD with 200; S3 (like GET) answers 206 with Content-Range.
+                if head
+                    && resp.status() == http::StatusCode::OK
+                    && resp.headers().contains_key(http::header::CONTENT_RANGE)
+                {
+                    *resp.status_mut() = http::StatusCode::PARTIAL_CONTENT;
+                }
+                arrival.finish(&mut resp);
+                Ok(resp)
             }
-            // s3s answers a ranged HEAD with 200; S3 (like GET) answers 206 with Content-Range.
-            if head
-                && resp.status() == http::StatusCode::OK
-                && resp.headers().contains_key(http::header::CONTENT_RANGE)
-            {
-                *resp.status_mut() = http::StatusCode::PARTIAL_CONTENT;
-            }
-            Ok(resp)
-        })
+            .instrument(span),
+        )
     }
 }

@@ -80,18 +80,28 @@ impl KeyCache {
     ) -> Option<Key> {
         let mut entries = self.entries.lock().ok()?;
         let now = Instant::now();
+        let before = entries.len();
         entries.retain(|_, c| now.duration_since(c.at) < self.ttl);
+        let m = obhut_metrics::get();
+        m.key_cache_evicted(before - entries.len());
         let slot = (bucket.to_owned(), version);
-        match entries.get(&slot) {
+        let found = match entries.get(&slot) {
             Some(c) if c.tenant == tenant && obhut_crypto::constant_time_eq(&c.kcv, kcv) => {
                 Some(c.key.clone())
             }
             Some(_) => {
                 entries.remove(&slot);
+                m.key_cache_evicted(1);
                 None
             }
             None => None,
+        };
+        if found.is_some() {
+            m.key_cache_hit()
+        } else {
+            m.key_cache_miss()
         }
+        found
     }
 
     pub fn insert(&self, tenant: &str, bucket: &str, version: u32, kcv: [u8; KCV_LEN], key: Key) {
@@ -111,7 +121,9 @@ impl KeyCache {
     /// Drops every key of `bucket` (when the bucket is deleted).
     pub fn evict_bucket(&self, bucket: &str) {
         if let Ok(mut entries) = self.entries.lock() {
+            let before = entries.len();
             entries.retain(|(b, _), _| b != bucket);
+            obhut_metrics::get().key_cache_evicted(before - entries.len());
         }
     }
 
@@ -127,12 +139,14 @@ impl KeyCache {
                     Revocation::Policy { .. } => {}
                 }
             }
+            let before = entries.len();
             match r {
                 Revocation::All => entries.clear(),
                 Revocation::Tenant { tenant } => entries.retain(|_, c| &c.tenant != tenant),
                 // A policy change drops cached policies (crate::policies), no key.
                 Revocation::Policy { .. } => {}
             }
+            obhut_metrics::get().key_cache_evicted(before - entries.len());
         }
     }
 

@@ -15,6 +15,7 @@ pub mod authn;
 pub mod datapath;
 mod error;
 mod front;
+pub mod health;
 mod integrity;
 pub mod keys;
 mod list;
@@ -65,6 +66,18 @@ fn spawn_revocation_listener(
             }
         }
     });
+}
+
+/// Counts a bucket key the trustee released, by the kind of its justification.
+pub(crate) fn note_release(why: &obhut_trustee_client::Justification) {
+    use obhut_metrics::ReleaseKind;
+    use obhut_trustee_client::Justification;
+    let kind = match why {
+        Justification::Customer { .. } => ReleaseKind::Customer,
+        Justification::Grant { .. } => ReleaseKind::Grant,
+        Justification::System { .. } => ReleaseKind::System,
+    };
+    obhut_metrics::get().key_released(kind);
 }
 
 /// Settings of the S3 front.
@@ -165,9 +178,13 @@ impl Gateway {
         let access = TenantAuth::new(Arc::clone(&self.catalog), Arc::clone(&self.trustee));
         let trustee = Arc::clone(&self.trustee);
         let region = self.config.region.clone();
+        let health = front::HealthSources {
+            catalog: Arc::clone(&self.catalog),
+            sites: (*self.sites).clone(),
+        };
         let mut builder = S3ServiceBuilder::new(self);
         builder.set_auth(authn::NoSecrets);
         builder.set_access(access);
-        S3Front::new(builder.build(), trustee, region)
+        S3Front::new(builder.build(), trustee, region, health)
     }
 }

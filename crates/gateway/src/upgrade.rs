@@ -243,6 +243,7 @@ impl Gateway {
             .await
         {
             Ok(k) => {
+                crate::note_release(&keys.why);
                 keys.keys.insert((bucket.to_owned(), version), k.clone());
                 Ok(KeyFor::Key(k))
             }

@@ -8,6 +8,7 @@
 //! policies it enforces, which the trustee owns, reach it through [`PolicySource`]. The data path
 //! reaches it through [`RepairRequests`]; the admin API through [`Maintenance`].
 
+mod metered;
 mod orphans;
 pub mod policy;
 pub mod registry;

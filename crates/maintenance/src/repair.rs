@@ -20,7 +20,7 @@ use obhut_core::{SiteInfo, SiteState};
 use obhut_sites::Site;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::{Notify, mpsc};
@@ -116,6 +116,8 @@ pub struct ScrubRate {
 #[derive(Debug)]
 pub struct RepairRequests {
     faults: mpsc::UnboundedSender<(String, String)>,
+    /// Objects reported bad on read and not yet checked and repaired.
+    queued: AtomicU64,
     under_replicated: AtomicBool,
 }
 
@@ -127,7 +129,19 @@ impl RepairRequests {
 
     /// A replica of `bucket`/`key` failed on read: queue the object for repair.
     pub fn report_fault(&self, bucket: &str, key: &str) {
-        let _ = self.faults.send((bucket.to_owned(), key.to_owned()));
+        if self
+            .faults
+            .send((bucket.to_owned(), key.to_owned()))
+            .is_ok()
+        {
+            self.queued.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Objects reported bad on read that wait to be checked and repaired.
+    #[must_use]
+    pub fn queued(&self) -> u64 {
+        self.queued.load(Ordering::Relaxed)
     }
 }
 
@@ -213,6 +227,7 @@ impl Maintenance {
             workers,
             requests: Arc::new(RepairRequests {
                 faults: tx,
+                queued: AtomicU64::new(0),
                 under_replicated: AtomicBool::new(false),
             }),
             faults: Mutex::new(Some(rx)),
@@ -752,6 +767,7 @@ impl Maintenance {
                     if let Ok(Some(o)) = m.catalog.get_object(&bucket, &key).await {
                         m.scrub_and_count(&o).await;
                     }
+                    m.requests.queued.fetch_sub(1, Ordering::Relaxed);
                 }
             });
         }

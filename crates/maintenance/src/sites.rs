@@ -97,11 +97,13 @@ impl SiteSet {
         self.read().by_id.values().cloned().collect()
     }
 
-    /// Adds a site or updates what is known about it; `site` replaces the handle if given.
+    /// Adds a site or updates what is known about it; `site` replaces the handle if given
+    /// (wrapped to record its latencies and failures in the process's metrics).
     pub fn upsert(&self, info: SiteInfo, site: Option<Arc<dyn Site>>) {
         let mut map = self.write();
         if let Some(site) = site {
-            map.by_id.insert(info.id.clone(), site);
+            map.by_id
+                .insert(info.id.clone(), crate::metered::MeteredSite::wrap(site));
         }
         match map.infos.iter_mut().find(|i| i.id == info.id) {
             Some(existing) => *existing = info,

@@ -24,20 +24,40 @@ pub(crate) fn load_toml<T: DeserializeOwned>(path: &Path) -> Result<T> {
     })
 }
 
-/// Logs to stderr, filtered by `RUST_LOG` if set, else by `log`.
+/// How the process log is written: lines for people, or one JSON object a line for log
+/// collectors (`--log-format json`, config `log_format = "json"`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` if set, else by `log`, as `format` says.
 ///
 /// The S3 protocol library is always silenced, whatever the filter says: at debug level it logs
 /// the signature a request should have carried (an operator could replay it as any tenant) and
 /// at error level the XML bodies it could not parse (which hold object names). obhut logs its
 /// own request outcomes without either.
-pub(crate) fn init_tracing(log: &str) {
+///
+/// In JSON each line carries the fields of the spans it happened in: an S3 request's lines
+/// carry its `request_id`, the `x-amz-request-id` its response was given.
+pub(crate) fn init_tracing(log: &str, format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(log))
         .add_directive(s3s_silenced());
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_target(false)
-        .init();
+        .with_target(false);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+    }
 }
 
 fn s3s_silenced() -> tracing_subscriber::filter::Directive {

@@ -14,6 +14,8 @@ struct FileConfig {
     admin_addr: Option<String>,
     region: Option<String>,
     log: Option<String>,
+    log_format: Option<crate::common::LogFormat>,
+    metrics: Option<bool>,
     key_cache_ttl_secs: Option<u64>,
     shred_grace_secs: Option<u64>,
     scrub_bytes_per_sec: Option<u64>,
@@ -53,6 +55,9 @@ pub struct ServeConfig {
     pub region: String,
     /// tracing filter, e.g. `info` or `obhut=debug`.
     pub log: String,
+    pub log_format: crate::common::LogFormat,
+    /// Whether metrics are recorded and `/metrics` served (config `metrics`, default true).
+    pub metrics: bool,
     /// How long a gateway keeps a released bucket key in memory.
     pub key_cache_ttl: Duration,
     /// Time between disabling a tenant key (crypto-shred) and destroying it.
@@ -98,6 +103,8 @@ impl ServeConfig {
                 .unwrap_or_else(|| "127.0.0.1:9001".into()),
             region: file.region.unwrap_or_else(|| "de-1".into()),
             log: file.log.unwrap_or_else(|| "info".into()),
+            log_format: args.log_format.or(file.log_format).unwrap_or_default(),
+            metrics: file.metrics.unwrap_or(true),
             key_cache_ttl: Duration::from_secs(file.key_cache_ttl_secs.unwrap_or(300)),
             shred_grace: Duration::from_secs(file.shred_grace_secs.unwrap_or(7 * 24 * 3600)),
             scrub_bytes_per_sec: file

@@ -72,6 +72,8 @@ pub(crate) struct Front {
     /// sharing a catalog on PostgreSQL leave them, since another one's upload in flight looks
     /// the same.
     pub collect_orphans_at_start: bool,
+    /// Where the log's newest checkpoint is kept, if this process has the log.
+    pub log_checkpoint: Option<std::path::PathBuf>,
 }
 
 /// Bucket-key rotation for the admin API, done by the gateway.
@@ -165,6 +167,7 @@ pub(crate) async fn serve_front(front: Front, data_dir: &Path) -> Result<()> {
         workers: workers.clone(),
         jobs: obhut_admin::Jobs::default(),
         data_dir: Some(data_dir.to_path_buf()),
+        log_checkpoint: front.log_checkpoint,
     });
     let s3_task = tokio::spawn(crate::listen::serve(
         s3_listener,

@@ -33,6 +33,8 @@ struct GatewayFile {
     admin_addr: Option<String>,
     region: Option<String>,
     log: Option<String>,
+    log_format: Option<crate::common::LogFormat>,
+    metrics: Option<bool>,
     key_cache_ttl_secs: Option<u64>,
     scrub_bytes_per_sec: Option<u64>,
     scrub_interval_secs: Option<u64>,
@@ -64,6 +66,8 @@ pub struct GatewaySettings {
     pub admin_addr: String,
     pub region: String,
     pub log: String,
+    pub log_format: crate::common::LogFormat,
+    pub metrics: bool,
     pub key_cache_ttl: Duration,
     pub scrub_bytes_per_sec: u64,
     pub scrub_interval: Duration,
@@ -92,6 +96,8 @@ impl GatewaySettings {
             admin_addr: file.admin_addr.unwrap_or_else(|| "127.0.0.1:9001".into()),
             region: file.region.unwrap_or_else(|| "de-1".into()),
             log: file.log.unwrap_or_else(|| "info".into()),
+            log_format: file.log_format.unwrap_or_default(),
+            metrics: file.metrics.unwrap_or(true),
             key_cache_ttl: Duration::from_secs(file.key_cache_ttl_secs.unwrap_or(300)),
             scrub_bytes_per_sec: file
                 .scrub_bytes_per_sec
@@ -115,7 +121,11 @@ impl GatewaySettings {
     }
 }
 
-pub fn run(config: &Path, catalog: &crate::CatalogArgs) -> Result<()> {
+pub fn run(
+    config: &Path,
+    catalog: &crate::CatalogArgs,
+    log_format: Option<crate::common::LogFormat>,
+) -> Result<()> {
     let mut settings = GatewaySettings::load(config)?;
     if catalog.catalog.is_some() {
         settings.catalog.clone_from(&catalog.catalog);
@@ -131,7 +141,8 @@ pub fn run(config: &Path, catalog: &crate::CatalogArgs) -> Result<()> {
         settings.catalog.as_deref(),
         settings.catalog_password_file.as_deref(),
     )?;
-    init_tracing(&settings.log);
+    init_tracing(&settings.log, log_format.unwrap_or(settings.log_format));
+    obhut_metrics::set_enabled(settings.metrics);
     runtime()?.block_on(serve(settings, material, location))
 }
 
@@ -230,6 +241,7 @@ async fn serve(
             workers: obhut_maintenance::Workers::new(),
             limits: s.limits,
             collect_orphans_at_start: !shared,
+            log_checkpoint: None,
         },
         &s.data_dir,
     )

@@ -123,9 +123,13 @@ enum Command {
         #[command(flatten)]
         admin: AdminArgs,
         /// Run the trustee process: TOML with listen, keystore_dir, [tls] cert, key,
-        /// client_ca, and optionally log and dev_unseal_file.
+        /// client_ca, and optionally log, log_format and dev_unseal_file.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// With --config: the process log as text lines or JSON objects [default: the
+        /// config's log_format, else text]
+        #[arg(long, value_enum, requires = "config")]
+        log_format: Option<common::LogFormat>,
         #[command(subcommand)]
         command: Option<cli::trustee::TrusteeCommand>,
     },
@@ -148,12 +152,16 @@ enum ResidencyCommand {
 
 #[derive(clap::Args)]
 pub struct GatewayArgs {
-    /// TOML with data_dir, s3_addr, admin_addr, region, log, key_cache_ttl_secs, catalog,
-    /// catalog_password_file, and [trustee] url, ca, cert, key.
+    /// TOML with data_dir, s3_addr, admin_addr, region, log, log_format, metrics,
+    /// key_cache_ttl_secs, catalog, catalog_password_file, and [trustee] url, ca, cert, key.
     #[arg(long)]
     pub config: PathBuf,
     #[command(flatten)]
     pub catalog: CatalogArgs,
+    /// The process log as text lines or JSON objects [default: the config's log_format, else
+    /// text]
+    #[arg(long, value_enum)]
+    pub log_format: Option<common::LogFormat>,
 }
 
 /// Where the catalog is, when not in the data directory.
@@ -180,12 +188,16 @@ pub struct ServeArgs {
     /// Address of the admin API [default: 127.0.0.1:9001]
     #[arg(long)]
     pub admin_addr: Option<String>,
-    /// TOML file with any of: data_dir, s3_addr, admin_addr, region, log, catalog,
-    /// catalog_password_file. Flags win over it.
+    /// TOML file with any of: data_dir, s3_addr, admin_addr, region, log, log_format,
+    /// metrics, catalog, catalog_password_file. Flags win over it.
     #[arg(long)]
     pub config: Option<PathBuf>,
     #[command(flatten)]
     pub catalog: CatalogArgs,
+    /// The process log as text lines or JSON objects (one a line, with each S3 request's
+    /// request_id) [default: text]
+    #[arg(long, value_enum)]
+    pub log_format: Option<common::LogFormat>,
 }
 
 impl Command {
@@ -210,7 +222,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Tenant { admin, command } => cli::tenant::run(&admin, command),
-        Command::Gateway(args) => gateway::run(&args.config, &args.catalog),
+        Command::Gateway(args) => gateway::run(&args.config, &args.catalog, args.log_format),
         Command::Catalog { command } => cli::catalog::run(command),
         Command::Principal { admin, command } => cli::principal::run(&admin, command),
         Command::Access { admin, command } => cli::access::run(&admin, command),
@@ -231,9 +243,10 @@ fn main() -> ExitCode {
         Command::Trustee {
             admin,
             config,
+            log_format,
             command,
         } => match (config, command) {
-            (Some(config), None) => trustee_serve::run(&config),
+            (Some(config), None) => trustee_serve::run(&config, log_format),
             (None, Some(command)) => cli::trustee::run(&admin, command),
             (Some(_), Some(_)) => Err(anyhow::anyhow!(
                 "--config runs the trustee process and takes no subcommand"

@@ -29,7 +29,8 @@ const DEV_SITES: [(&str, &str); 2] = [("de-fra", "Frankfurt am Main"), ("de-mgd"
 
 pub fn run(args: ServeArgs) -> Result<()> {
     let config = ServeConfig::resolve(&args)?;
-    init_tracing(&config.log);
+    init_tracing(&config.log, config.log_format);
+    obhut_metrics::set_enabled(config.metrics);
     runtime()?.block_on(serve(config))
 }
 
@@ -315,6 +316,9 @@ async fn serve(config: ServeConfig) -> Result<()> {
     let workers = Workers::new();
     spawn_destruction_timer(&workers, Arc::clone(&in_process));
     let trustee: Arc<dyn TrusteeClient> = in_process;
+    // The trustee rewrites this file with the log's newest checkpoint after every append
+    // (obhut-trustee's kept_checkpoint): its age is the age of the newest checkpoint.
+    let log_checkpoint = Some(trustee_dir.join("log-checkpoint"));
     serve_front(
         Front {
             catalog,
@@ -329,6 +333,7 @@ async fn serve(config: ServeConfig) -> Result<()> {
             workers,
             limits: config.limits,
             collect_orphans_at_start: true,
+            log_checkpoint,
         },
         &data_dir,
     )

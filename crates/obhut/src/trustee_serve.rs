@@ -28,6 +28,8 @@ struct TrusteeFile {
     /// The sealed keystore, made by `obhut trustee init`.
     keystore_dir: PathBuf,
     log: Option<String>,
+    /// The process log as `text` lines or `json` objects [default: text].
+    log_format: Option<crate::common::LogFormat>,
     /// Development only: a file of unseal shares, one a line, given at start.
     dev_unseal_file: Option<PathBuf>,
     /// Time between disabling a tenant key and destroying it [default: 7 days].
@@ -47,7 +49,7 @@ struct TlsSection {
     client_ca: PathBuf,
 }
 
-pub fn run(config: &Path) -> Result<()> {
+pub fn run(config: &Path, log_format: Option<crate::common::LogFormat>) -> Result<()> {
     let file: TrusteeFile = load_toml(config)?;
     if !SealedKeystore::exists(&file.keystore_dir) {
         bail!(
@@ -56,7 +58,10 @@ pub fn run(config: &Path) -> Result<()> {
             file.keystore_dir.display()
         );
     }
-    init_tracing(file.log.as_deref().unwrap_or("info"));
+    init_tracing(
+        file.log.as_deref().unwrap_or("info"),
+        log_format.or(file.log_format).unwrap_or_default(),
+    );
     runtime()?.block_on(serve(file))
 }
 

@@ -362,6 +362,7 @@ impl Gateway {
             }
             Err(e) => return Err(error::trustee(e)),
         };
+        crate::note_release(why);
         if !under_grant {
             self.keys
                 .insert(tenant, bucket, version, wrapped.kcv, key.clone());
@@ -386,6 +387,10 @@ impl Gateway {
             .object_keys(tenant, bucket, &wrapped, why, ops)
             .await
             .map_err(error::trustee)?;
+        if !outcomes.is_empty() {
+            // Per object, each request's opening is a release of its own.
+            crate::note_release(why);
+        }
         memo.note_asked(bucket);
         Ok(outcomes)
     }

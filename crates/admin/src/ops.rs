@@ -1,0 +1,222 @@
+//! Operations endpoints of the admin listener: `/healthz` and `/readyz` (no authentication,
+//! states only) and `/metrics` (officers, operators and auditors). None of them names a
+//! tenant, a bucket or an object.
+
+use crate::api::{AdminState, ApiError, Caller};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use obhut_catalog::Catalog;
+use obhut_metrics::{Readiness, RepairGauges, SiteHealth, Snapshot, TrusteeState};
+use obhut_trustee_client::{LogRead, Role, TrusteeClient};
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
+
+/// How long a check waits for the trustee and for the catalog.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+async fn trustee_state(trustee: &dyn TrusteeClient) -> TrusteeState {
+    match tokio::time::timeout(CHECK_TIMEOUT, trustee.seal_status()).await {
+        Ok(Ok(s)) if s.sealed => TrusteeState::Sealed,
+        Ok(Ok(_)) => TrusteeState::Unsealed,
+        _ => TrusteeState::Unreachable,
+    }
+}
+
+async fn catalog_answers(catalog: &dyn Catalog) -> bool {
+    matches!(
+        tokio::time::timeout(CHECK_TIMEOUT, catalog.list_sites()).await,
+        Ok(Ok(_))
+    )
+}
+
+/// The sites as this process sees them (health checks included), or as the catalog records
+/// them in a process that keeps no sites.
+async fn sites(state: &AdminState) -> Vec<SiteHealth> {
+    if let Some(m) = &state.maintenance {
+        return m
+            .sites()
+            .infos()
+            .into_iter()
+            .map(|i| SiteHealth {
+                id: i.id,
+                state: i.state.as_str(),
+            })
+            .collect();
+    }
+    match tokio::time::timeout(CHECK_TIMEOUT, state.catalog.list_sites()).await {
+        Ok(Ok(recs)) => recs
+            .into_iter()
+            .map(|r| SiteHealth {
+                id: r.id,
+                state: r.state.as_str(),
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn json(status: StatusCode, body: String) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// Alive: 200 whenever the process answers.
+pub(crate) async fn healthz() -> Response {
+    json(StatusCode::OK, obhut_metrics::LIVENESS_JSON.to_owned())
+}
+
+/// Ready: 200 when the trustee answers unsealed and the catalog answers, else 503.
+pub(crate) async fn readyz(State(state): State<AdminState>) -> Response {
+    let (trustee, catalog_ok) = tokio::join!(
+        trustee_state(state.trustee.as_ref()),
+        catalog_answers(state.catalog.as_ref())
+    );
+    let r = Readiness {
+        trustee,
+        catalog_ok,
+        sites: sites(&state).await,
+    };
+    let status = StatusCode::from_u16(r.status()).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    json(status, r.to_json())
+}
+
+/// The log's size, from its checkpoint (the second line of the note).
+async fn log_entries(trustee: &dyn TrusteeClient) -> Option<u64> {
+    let cp = tokio::time::timeout(CHECK_TIMEOUT, trustee.log_read(&LogRead::Checkpoint))
+        .await
+        .ok()?
+        .ok()??;
+    String::from_utf8_lossy(&cp).lines().nth(1)?.parse().ok()
+}
+
+fn age_of(path: &std::path::Path) -> Option<Duration> {
+    let modified = std::fs::metadata(path).ok()?.modified().ok()?;
+    Some(
+        SystemTime::now()
+            .duration_since(modified)
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
+/// How long a bearer that the trustee accepted for `/metrics` is accepted again without it,
+/// while the trustee cannot be asked.
+const SCRAPER_GRACE: Duration = Duration::from_secs(15 * 60);
+/// Bearers remembered at most (by hash).
+const MAX_SCRAPERS: usize = 64;
+
+/// Hashes of bearers the trustee accepted for `/metrics`, and when. Principals are the
+/// trustee's: with the trustee down nobody could be authenticated, and the metrics that say it
+/// is down could never be read. A scraper seen within [`SCRAPER_GRACE`] keeps reading them
+/// (metrics name no tenant data); every other endpoint still asks the trustee.
+fn scrapers() -> &'static Mutex<HashMap<String, Instant>> {
+    static SCRAPERS: OnceLock<Mutex<HashMap<String, Instant>>> = OnceLock::new();
+    SCRAPERS.get_or_init(Mutex::default)
+}
+
+fn bearer_hash_of(headers: &HeaderMap) -> Option<String> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")?
+        .trim();
+    Some(obhut_crypto::principal::bearer_hash(bearer))
+}
+
+/// Admits the caller of `/metrics`: an officer, operator or auditor the trustee accepts, or,
+/// while the trustee cannot be asked, one it accepted within [`SCRAPER_GRACE`].
+fn admit_scraper(caller: Result<Caller, ApiError>, headers: &HeaderMap) -> Result<(), ApiError> {
+    let mut seen = scrapers().lock().unwrap_or_else(PoisonError::into_inner);
+    let now = Instant::now();
+    seen.retain(|_, at| now.duration_since(*at) < SCRAPER_GRACE);
+    match caller {
+        Ok(caller) => {
+            caller.require(
+                &[Role::Officer, Role::Operator, Role::Auditor],
+                "read metrics",
+            )?;
+            if let Some(hash) = bearer_hash_of(headers) {
+                if seen.len() >= MAX_SCRAPERS && !seen.contains_key(&hash) {
+                    seen.clear();
+                }
+                seen.insert(hash, now);
+            }
+            Ok(())
+        }
+        Err(e) if e.is_unavailable() => match bearer_hash_of(headers) {
+            Some(hash) if seen.contains_key(&hash) => Ok(()),
+            _ => Err(e),
+        },
+        Err(e) => Err(e),
+    }
+}
+
+/// Counters and histograms since start, and the state of the trustee, the log, the sites and
+/// repair, in the Prometheus text format (OpenMetrics if the scraper asks for it).
+pub(crate) async fn metrics(
+    State(state): State<AdminState>,
+    caller: Result<Caller, ApiError>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    admit_scraper(caller, &headers)?;
+    if !obhut_metrics::enabled() {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "metrics are turned off in this process's configuration (metrics = false)",
+        ));
+    }
+    let (trustee, catalog_up, log_entries) = tokio::join!(
+        trustee_state(state.trustee.as_ref()),
+        catalog_answers(state.catalog.as_ref()),
+        log_entries(state.trustee.as_ref())
+    );
+    let repair = state.maintenance.as_ref().map(|m| {
+        let st = m.status();
+        let running = st.state == obhut_maintenance::RepairState::Running;
+        RepairGauges {
+            running,
+            backlog: if running {
+                st.objects_total
+                    .saturating_sub(st.objects_done + st.objects_failed)
+            } else {
+                0
+            },
+            failed: st.objects_failed,
+            queued: m.requests().queued(),
+            scrub_bad: st.scrub_bad,
+        }
+    });
+    let snapshot = Snapshot {
+        trustee: Some(trustee),
+        catalog_up: Some(catalog_up),
+        log_entries,
+        log_checkpoint_age: state.log_checkpoint.as_deref().and_then(age_of),
+        sites: sites(&state).await,
+        repair,
+        // The embedded catalog has no connection pool.
+        catalog_pool: None,
+    };
+    let openmetrics = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/openmetrics-text"));
+    let body = obhut_metrics::get()
+        .render(&snapshot, openmetrics)
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the metrics could not be rendered",
+            )
+        })?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            obhut_metrics::content_type(openmetrics),
+        )],
+        body,
+    )
+        .into_response())
+}
