@@ -778,6 +778,25 @@ impl Drop for RemoteTrustee {
 }
 
 impl RemoteTrustee {
+    /// The outcomes of an object-key answer, one per operation asked, in order.
+    fn outcomes(
+        &self,
+        answer: &wire::ObjectKeysAnswer,
+        asked: usize,
+    ) -> Result<Vec<crate::object_keys::ObjectKeyOutcome>, TrusteeError> {
+        if answer.outcomes.len() != asked {
+            return Err(self.conn.unavailable(format!(
+                "{} answers to {asked} object-key operations",
+                answer.outcomes.len()
+            )));
+        }
+        answer
+            .outcomes
+            .iter()
+            .map(|o| o.to_outcome().map_err(|e| self.conn.unavailable(e)))
+            .collect()
+    }
+
     /// A client of the trustee at `url` (`https://host:port`), trusting only `ca_pem` and
     /// presenting `client_cert_pem`/`client_key_pem`. It does not contact the trustee yet;
     /// it starts the revocation long-poll, so it must be called inside a tokio runtime.
@@ -976,17 +995,7 @@ impl TrusteeClient for RemoteTrustee {
                 },
             )
             .await?;
-        if answer.outcomes.len() != count {
-            return Err(self.conn.unavailable(format!(
-                "{} answers to {count} object-key operations",
-                answer.outcomes.len()
-            )));
-        }
-        answer
-            .outcomes
-            .iter()
-            .map(|o| o.to_outcome().map_err(|e| self.conn.unavailable(e)))
-            .collect()
+        self.outcomes(&answer, count)
     }
 
     async fn rewrap_object_keys(
@@ -1020,17 +1029,7 @@ impl TrusteeClient for RemoteTrustee {
                 },
             )
             .await?;
-        if answer.outcomes.len() != count {
-            return Err(self.conn.unavailable(format!(
-                "{} answers to {count} keys to rewrap",
-                answer.outcomes.len()
-            )));
-        }
-        answer
-            .outcomes
-            .iter()
-            .map(|o| o.to_outcome().map_err(|e| self.conn.unavailable(e)))
-            .collect()
+        self.outcomes(&answer, count)
     }
 
     async fn seal_status(&self) -> Result<SealStatus, TrusteeError> {

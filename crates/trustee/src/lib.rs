@@ -974,30 +974,7 @@ impl Trustee {
             })
             .collect();
         if rewrapped > 0 {
-            let (principal, request) = match why {
-                Justification::Customer {
-                    principal, request, ..
-                } => (
-                    principal.clone(),
-                    request.as_ref().map(|t| t.digest.clone()),
-                ),
-                _ => (String::new(), None),
-            };
-            self.object_key_log.record(
-                &self.governance,
-                tenant,
-                ObjectKeyRequestEntry {
-                    bucket: bucket.to_owned(),
-                    key_version: to.version,
-                    justification: "customer".into(),
-                    principal,
-                    request,
-                    opened: 0,
-                    listed: 0,
-                    wrapped: 0,
-                    rewrapped,
-                },
-            )?;
+            self.record_served(tenant, bucket, to.version, why, [0, 0, 0, rewrapped])?;
         }
         Ok(outcomes)
     }
@@ -1101,35 +1078,54 @@ impl Trustee {
             outcomes.push(outcome.unwrap_or_else(ObjectKeyOutcome::Refused));
         }
         if opened + listed + wrapped > 0 {
-            let (justification, principal, request) = match why {
-                Justification::Customer {
-                    principal, request, ..
-                } => (
-                    "customer",
-                    principal.clone(),
-                    request.as_ref().map(|t| t.digest.clone()),
-                ),
-                Justification::Grant { grant_id } => ("grant", grant_id.clone(), None),
-                Justification::System { reason } => ("system", reason.clone(), None),
-            };
             // No log entry, no key.
-            self.object_key_log.record(
-                &self.governance,
+            self.record_served(
                 tenant,
-                ObjectKeyRequestEntry {
-                    bucket: bucket.to_owned(),
-                    key_version: bucket_key.version,
-                    justification: justification.into(),
-                    principal,
-                    request,
-                    opened,
-                    listed,
-                    wrapped,
-                    rewrapped: 0,
-                },
+                bucket,
+                bucket_key.version,
+                why,
+                [opened, listed, wrapped, 0],
             )?;
         }
         Ok(outcomes)
+    }
+
+    /// Records, group-committed, that a request of `tenant` had object keys of `bucket`
+    /// (under key `version`) opened, listed, wrapped and rewrapped (`counts`, in that order).
+    fn record_served(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        version: u32,
+        why: &Justification,
+        [opened, listed, wrapped, rewrapped]: [u32; 4],
+    ) -> Result<(), TrusteeError> {
+        let (justification, principal, request) = match why {
+            Justification::Customer {
+                principal, request, ..
+            } => (
+                "customer",
+                principal.clone(),
+                request.as_ref().map(|t| t.digest.clone()),
+            ),
+            Justification::Grant { grant_id } => ("grant", grant_id.clone(), None),
+            Justification::System { reason } => ("system", reason.clone(), None),
+        };
+        self.object_key_log.record(
+            &self.governance,
+            tenant,
+            ObjectKeyRequestEntry {
+                bucket: bucket.to_owned(),
+                key_version: version,
+                justification: justification.into(),
+                principal,
+                request,
+                opened,
+                listed,
+                wrapped,
+                rewrapped,
+            },
+        )
     }
 }
 

@@ -507,6 +507,15 @@ async fn release_bucket_key(
     }))
 }
 
+fn answer(outcomes: &[obhut_trustee_client::object_keys::ObjectKeyOutcome]) -> ObjectKeysAnswer {
+    ObjectKeysAnswer {
+        outcomes: outcomes
+            .iter()
+            .map(ObjectKeyOutcomeWire::from_outcome)
+            .collect(),
+    }
+}
+
 /// Object-key operations one request may carry: a listing page's (1,000) and more.
 const MAX_OBJECT_KEY_OPS: usize = 2_000;
 
@@ -536,12 +545,7 @@ async fn object_keys(
         .trustee
         .object_keys(&r.tenant, &r.bucket, &wrapped, &r.why, ops)
         .await?;
-    Ok(Json(ObjectKeysAnswer {
-        outcomes: outcomes
-            .iter()
-            .map(ObjectKeyOutcomeWire::from_outcome)
-            .collect(),
-    }))
+    Ok(Json(answer(&outcomes)))
 }
 
 async fn rewrap_object_keys(
@@ -570,12 +574,7 @@ async fn rewrap_object_keys(
         .trustee
         .rewrap_object_keys(&r.tenant, &r.bucket, &from, &to, &r.why, keys)
         .await?;
-    Ok(Json(ObjectKeysAnswer {
-        outcomes: outcomes
-            .iter()
-            .map(ObjectKeyOutcomeWire::from_outcome)
-            .collect(),
-    }))
+    Ok(Json(answer(&outcomes)))
 }
 
 async fn revocations(

@@ -73,6 +73,20 @@ impl KeyMemo {
     }
 }
 
+/// Where a listed record is filed: bucket, object name, upload (for an upload's record) and
+/// its envelope.
+type Filed = (String, String, Option<String>, Vec<u8>);
+
+/// The binding of `tenant`'s record filed as `f`.
+fn filed_binding<'a>(tenant: &'a str, f: &'a Filed) -> Binding<'a> {
+    Binding {
+        tenant,
+        bucket: &f.0,
+        key: &f.1,
+        upload: f.2.as_deref(),
+    }
+}
+
 /// An object opened for serving: its key and its ETag.
 pub struct Opened {
     pub cipher: ObjectCipher,
@@ -698,7 +712,7 @@ impl Gateway {
         records: Vec<(R, Option<String>)>,
         why: &Justification,
         memo: &KeyMemo,
-        filed: impl Fn(&R) -> (String, String, Option<String>, Vec<u8>),
+        filed: impl Fn(&R) -> Filed,
     ) -> S3Result<Vec<(R, Option<String>)>> {
         // Answers in the records' order (listings are sorted); `None`: left out.
         let mut out: Vec<Option<(R, Option<String>)>> = Vec::with_capacity(records.len());
@@ -710,20 +724,15 @@ impl Gateway {
         for (r, stored_etag) in records {
             let at = out.len();
             out.push(None);
-            let (bucket, key, upload, envelope) = filed(&r);
-            let binding = Binding {
-                tenant,
-                bucket: &bucket,
-                key: &key,
-                upload: upload.as_deref(),
-            };
-            let env = match self.bound_envelope(&binding, &envelope, memo).await {
+            let record = filed(&r);
+            let binding = filed_binding(tenant, &record);
+            let env = match self.bound_envelope(&binding, &record.3, memo).await {
                 Ok(env) => env,
                 Err(e) if *e.code() == S3ErrorCode::InvalidObjectState => continue,
                 Err(e) => return Err(e),
             };
             let Some(bk) = self
-                .bucket_key_in(tenant, &bucket, env.key_version, why, memo)
+                .bucket_key_in(tenant, &record.0, env.key_version, why, memo)
                 .await?
             else {
                 per_object
@@ -755,13 +764,8 @@ impl Gateway {
             let bucket = filed(first).0;
             let mut ops = Vec::with_capacity(batch.len());
             for (_, r, stored_etag, env) in &batch {
-                let (bucket, key, upload, _) = filed(r);
-                let binding = Binding {
-                    tenant,
-                    bucket: &bucket,
-                    key: &key,
-                    upload: upload.as_deref(),
-                };
+                let record = filed(r);
+                let binding = filed_binding(tenant, &record);
                 let sealed = ObjectCipher::sealed_key(&binding, env)
                     .map_err(|e| self.integrity_failure(&binding, &e.to_string()))?;
                 ops.push(match stored_etag {
@@ -777,14 +781,7 @@ impl Gateway {
                     ObjectKeyOutcome::Etag(etag) => out[at] = Some((r, Some(etag))),
                     ObjectKeyOutcome::Checked => out[at] = Some((r, None)),
                     ObjectKeyOutcome::Refused(reason) => {
-                        let (bucket, key, upload, _) = filed(&r);
-                        let binding = Binding {
-                            tenant,
-                            bucket: &bucket,
-                            key: &key,
-                            upload: upload.as_deref(),
-                        };
-                        self.integrity_failure(&binding, &reason);
+                        self.integrity_failure(&filed_binding(tenant, &filed(&r)), &reason);
                     }
                     ObjectKeyOutcome::Key(_) | ObjectKeyOutcome::Wrapped { .. } => {
                         return Err(error::trustee(TrusteeError::Unavailable(
