@@ -217,7 +217,7 @@ def json_log_lines(path: Path) -> list[dict]:
 
 
 def test_json_logs_carry_the_request_id(private_server_factory):
-    srv = private_server_factory(config='log_format = "json"\n')
+    srv = private_server_factory(config='log_format = "json"\naccess_log = true\n')
     s3, raw = srv.client(), srv.raw()
     s3.create_bucket(Bucket=SECRET_BUCKET)
     put = raw.request("PUT", SECRET_BUCKET, SECRET_KEY, body=b"data" * 1024)
@@ -239,6 +239,20 @@ def test_json_logs_carry_the_request_id(private_server_factory):
         assert name not in log, f"the info-level log names {name!r}"
 
 
+def test_the_access_log_is_off_unless_asked_for(private_server_factory):
+    srv = private_server_factory(config='log_format = "json"\n')
+    s3, raw = srv.client(), srv.raw()
+    s3.create_bucket(Bucket=SECRET_BUCKET)
+    put = raw.request("PUT", SECRET_BUCKET, SECRET_KEY, body=b"data")
+    got = raw.request("GET", SECRET_BUCKET, SECRET_KEY)
+    assert put.status_code == 200 and got.status_code == 200, (put.text, got.text)
+    assert got.headers.get("x-amz-request-id"), "a response without x-amz-request-id"
+    lines = json_log_lines(srv.log_path)
+    assert lines, "the server wrote no JSON log lines at all"
+    per_request = [ln for ln in lines if ln.get("fields", {}).get("message") == "s3 request"]
+    assert not per_request, f"access log lines without access_log: {per_request[:3]}"
+
+
 def test_gateway_and_trustee_processes_log_json_and_report_an_unreachable_trustee(split: Split):
     s = split
     s.trustee = Proc(
@@ -248,7 +262,7 @@ def test_gateway_and_trustee_processes_log_json_and_report_an_unreachable_truste
     )
     s.start_trustee()
     config = s.gateway_config()
-    config.write_text('log_format = "json"\n' + config.read_text())
+    config.write_text('log_format = "json"\naccess_log = true\n' + config.read_text())
     s.start_gateway(config)
 
     s3 = s.s3()

@@ -43,9 +43,10 @@ pub struct ReqCtx {
 
 impl ReqCtx {
     /// The context the access check put into `req`.
-    pub fn of<T>(req: &S3Request<T>) -> S3Result<Self> {
+    /// Shared, not copied: it holds the request's ticket and the bucket's record.
+    pub fn of<T>(req: &S3Request<T>) -> S3Result<Arc<Self>> {
         req.extensions
-            .get::<Self>()
+            .get::<Arc<Self>>()
             .cloned()
             .ok_or_else(|| error::with(S3ErrorCode::AccessDenied, error::NOT_AUTHORISED))
     }
@@ -268,7 +269,8 @@ pub fn copy_source_object(source: &CopySource) -> S3Result<(&str, &str)> {
 #[async_trait::async_trait]
 impl S3Access for TenantAuth {
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
-        let Some(who) = cx.extensions_mut().get::<Authenticated>().cloned() else {
+        // Taken, not copied: nothing after the access check reads it.
+        let Some(who) = cx.extensions_mut().remove::<Authenticated>() else {
             return Err(crate::authn::anonymous());
         };
         let (tenant, justification) = match &who.verified.signer {
@@ -279,7 +281,7 @@ impl S3Access for TenantAuth {
                     tenant: tenant.name.clone(),
                     principal: who.access_key_id.clone(),
                     operation: cx.s3_op().name().to_owned(),
-                    request: Some(who.verified.ticket.clone()),
+                    request: Some(who.verified.ticket),
                 };
                 (tenant, justification)
             }
@@ -292,11 +294,11 @@ impl S3Access for TenantAuth {
             }
             _ => None,
         };
-        cx.extensions_mut().insert(ReqCtx {
+        cx.extensions_mut().insert(Arc::new(ReqCtx {
             tenant: Arc::new(tenant),
             justification,
             bucket,
-        });
+        }));
         Ok(())
     }
 }

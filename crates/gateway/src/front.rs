@@ -148,6 +148,7 @@ impl Arrival {
         .unwrap_or(0);
         obhut_metrics::get().s3_request(self.op, status, took, self.bytes_in, bytes_out);
         tracing::info!(
+            target: "obhut::access",
             op = self.op.as_str(),
             status,
             micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX),

@@ -15,6 +15,7 @@ struct FileConfig {
     region: Option<String>,
     log: Option<String>,
     log_format: Option<crate::common::LogFormat>,
+    access_log: Option<bool>,
     metrics: Option<bool>,
     key_cache_ttl_secs: Option<u64>,
     shred_grace_secs: Option<u64>,
@@ -56,6 +57,8 @@ pub struct ServeConfig {
     /// tracing filter, e.g. `info` or `obhut=debug`.
     pub log: String,
     pub log_format: crate::common::LogFormat,
+    /// One line per S3 request (config `access_log`, default false).
+    pub access_log: bool,
     /// Whether metrics are recorded and `/metrics` served (config `metrics`, default true).
     pub metrics: bool,
     /// How long a gateway keeps a released bucket key in memory.
@@ -104,6 +107,7 @@ impl ServeConfig {
             region: file.region.unwrap_or_else(|| "de-1".into()),
             log: file.log.unwrap_or_else(|| "info".into()),
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
+            access_log: file.access_log.unwrap_or(false),
             metrics: file.metrics.unwrap_or(true),
             key_cache_ttl: Duration::from_secs(file.key_cache_ttl_secs.unwrap_or(300)),
             shred_grace: Duration::from_secs(file.shred_grace_secs.unwrap_or(7 * 24 * 3600)),

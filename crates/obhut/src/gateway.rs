@@ -34,6 +34,7 @@ struct GatewayFile {
     region: Option<String>,
     log: Option<String>,
     log_format: Option<crate::common::LogFormat>,
+    access_log: Option<bool>,
     metrics: Option<bool>,
     key_cache_ttl_secs: Option<u64>,
     scrub_bytes_per_sec: Option<u64>,
@@ -67,6 +68,8 @@ pub struct GatewaySettings {
     pub region: String,
     pub log: String,
     pub log_format: crate::common::LogFormat,
+    /// One line per S3 request (config `access_log`, default false).
+    pub access_log: bool,
     pub metrics: bool,
     pub key_cache_ttl: Duration,
     pub scrub_bytes_per_sec: u64,
@@ -97,6 +100,7 @@ impl GatewaySettings {
             region: file.region.unwrap_or_else(|| "de-1".into()),
             log: file.log.unwrap_or_else(|| "info".into()),
             log_format: file.log_format.unwrap_or_default(),
+            access_log: file.access_log.unwrap_or(false),
             metrics: file.metrics.unwrap_or(true),
             key_cache_ttl: Duration::from_secs(file.key_cache_ttl_secs.unwrap_or(300)),
             scrub_bytes_per_sec: file
@@ -141,7 +145,11 @@ pub fn run(
         settings.catalog.as_deref(),
         settings.catalog_password_file.as_deref(),
     )?;
-    init_tracing(&settings.log, log_format.unwrap_or(settings.log_format));
+    init_tracing(
+        &settings.log,
+        log_format.unwrap_or(settings.log_format),
+        settings.access_log,
+    );
     obhut_metrics::set_enabled(settings.metrics);
     runtime()?.block_on(serve(settings, material, location))
 }

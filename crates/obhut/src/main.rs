@@ -16,6 +16,10 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// Every allocation of the process goes to mimalloc (see the workspace Cargo.toml).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "obhut",
@@ -152,7 +156,7 @@ enum ResidencyCommand {
 
 #[derive(clap::Args)]
 pub struct GatewayArgs {
-    /// TOML with data_dir, s3_addr, admin_addr, region, log, log_format, metrics,
+    /// TOML with data_dir, s3_addr, admin_addr, region, log, log_format, access_log, metrics,
     /// key_cache_ttl_secs, catalog, catalog_password_file, and [trustee] url, ca, cert, key.
     #[arg(long)]
     pub config: PathBuf,
@@ -189,7 +193,7 @@ pub struct ServeArgs {
     #[arg(long)]
     pub admin_addr: Option<String>,
     /// TOML file with any of: data_dir, s3_addr, admin_addr, region, log, log_format,
-    /// metrics, catalog, catalog_password_file. Flags win over it.
+    /// access_log, metrics, catalog, catalog_password_file. Flags win over it.
     #[arg(long)]
     pub config: Option<PathBuf>,
     #[command(flatten)]

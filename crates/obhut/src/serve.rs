@@ -29,7 +29,7 @@ const DEV_SITES: [(&str, &str); 2] = [("de-fra", "Frankfurt am Main"), ("de-mgd"
 
 pub fn run(args: ServeArgs) -> Result<()> {
     let config = ServeConfig::resolve(&args)?;
-    init_tracing(&config.log, config.log_format);
+    init_tracing(&config.log, config.log_format, config.access_log);
     obhut_metrics::set_enabled(config.metrics);
     runtime()?.block_on(serve(config))
 }

@@ -61,6 +61,7 @@ pub fn run(config: &Path, log_format: Option<crate::common::LogFormat>) -> Resul
     init_tracing(
         file.log.as_deref().unwrap_or("info"),
         log_format.or(file.log_format).unwrap_or_default(),
+        false,
     );
     runtime()?.block_on(serve(file))
 }

@@ -51,6 +51,7 @@ pub fn sha256_hex(data: &[u8]) -> String {
 }
 
 /// SHA-256 of a body that arrives in pieces.
+#[derive(Clone)]
 pub struct Sha256(digest::Context);
 
 impl Default for Sha256 {
@@ -224,18 +225,38 @@ impl SignedRequest {
             .map(|(k, v)| (uri_encode(k, false), uri_encode(v, false)))
             .collect();
         pairs.sort();
-        let query = pairs
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("&");
-        let mut headers: Vec<(String, String)> = self
+        // Names are lower case already ([`Self::headers`]); sorted by name, then value.
+        let mut headers: Vec<(&str, std::borrow::Cow<'_, str>)> = self
             .headers
             .iter()
-            .map(|(k, v)| (k.to_ascii_lowercase(), canonical_header_value(v)))
+            .map(|(k, v)| (k.as_str(), canonical_header_value(v)))
             .collect();
         headers.sort();
-        let mut out = format!("{}\n{path}\n{query}\n", self.method);
+        let mut out = String::with_capacity(
+            256 + path.len()
+                + self.payload.len()
+                + headers
+                    .iter()
+                    .map(|(k, v)| 2 * k.len() + v.len() + 2)
+                    .sum::<usize>()
+                + pairs
+                    .iter()
+                    .map(|(k, v)| k.len() + v.len() + 2)
+                    .sum::<usize>(),
+        );
+        out.push_str(self.method.as_str());
+        out.push('\n');
+        out.push_str(path);
+        out.push('\n');
+        for (i, (k, v)) in pairs.iter().enumerate() {
+            if i > 0 {
+                out.push('&');
+            }
+            out.push_str(k);
+            out.push('=');
+            out.push_str(v);
+        }
+        out.push('\n');
         for (k, v) in &headers {
             out.push_str(k);
             out.push(':');
@@ -243,13 +264,12 @@ impl SignedRequest {
             out.push('\n');
         }
         out.push('\n');
-        out.push_str(
-            &headers
-                .iter()
-                .map(|(k, _)| k.as_str())
-                .collect::<Vec<_>>()
-                .join(";"),
-        );
+        for (i, (k, _)) in headers.iter().enumerate() {
+            if i > 0 {
+                out.push(';');
+            }
+            out.push_str(k);
+        }
         out.push('\n');
         out.push_str(&self.payload);
         out
@@ -280,11 +300,7 @@ impl SignedRequest {
     /// [`Self::canonical_requests`]).
     #[must_use]
     pub fn digest_of(&self, canonical: &str) -> String {
-        let mut h = Sha256::default();
-        h.update(canonical.as_bytes());
-        h.update(b"\n");
-        h.update(self.signature.as_bytes());
-        h.finish_hex()
+        HashedCanonical::new(canonical).digest(&self.signature)
     }
 
     /// The request time, if `amz_date` is well formed.
@@ -294,9 +310,22 @@ impl SignedRequest {
     }
 }
 
-/// Trims a header value and collapses runs of spaces, as the canonical request wants.
-fn canonical_header_value(v: &str) -> String {
-    v.split_whitespace().collect::<Vec<_>>().join(" ")
+/// Trims a header value and collapses runs of spaces, as the canonical request wants (most
+/// values need neither, and are borrowed as they are).
+fn canonical_header_value(v: &str) -> std::borrow::Cow<'_, str> {
+    // What `split_whitespace` splits at, among ASCII bytes.
+    let space = |c: &u8| c.is_ascii_whitespace() || *c == 0x0B;
+    let b = v.as_bytes();
+    let plain = v.is_ascii()
+        && !b.first().is_some_and(space)
+        && !b.last().is_some_and(space)
+        && !b.iter().any(|c| space(c) && *c != b' ')
+        && !b.windows(2).any(|w| w[0] == b' ' && w[1] == b' ');
+    if plain {
+        std::borrow::Cow::Borrowed(v)
+    } else {
+        std::borrow::Cow::Owned(v.split_whitespace().collect::<Vec<_>>().join(" "))
+    }
 }
 
 /// Parses `YYYYMMDDTHHMMSSZ`.
@@ -324,10 +353,42 @@ pub fn format_amz_date(t: time::OffsetDateTime) -> String {
 
 #[must_use]
 pub fn string_to_sign(amz_date: &str, scope: &str, canonical_request: &str) -> String {
-    format!(
-        "{ALGORITHM}\n{amz_date}\n{scope}\n{}",
-        sha256_hex(canonical_request.as_bytes())
-    )
+    HashedCanonical::new(canonical_request).string_to_sign(amz_date, scope)
+}
+
+/// A canonical request hashed once, for both of its uses: its SHA-256 is what the signature
+/// signs, and the same hash continued with `\n` and the signature is the request's digest
+/// ([`SignedRequest::digest`]).
+#[derive(Clone)]
+pub struct HashedCanonical {
+    /// The hash state after the canonical request, not finished.
+    state: Sha256,
+    sha256_hex: String,
+}
+
+impl HashedCanonical {
+    #[must_use]
+    pub fn new(canonical_request: &str) -> Self {
+        let mut state = Sha256::default();
+        state.update(canonical_request.as_bytes());
+        let sha256_hex = state.clone().finish_hex();
+        Self { state, sha256_hex }
+    }
+
+    /// The string the request's signature signs.
+    #[must_use]
+    pub fn string_to_sign(&self, amz_date: &str, scope: &str) -> String {
+        format!("{ALGORITHM}\n{amz_date}\n{scope}\n{}", self.sha256_hex)
+    }
+
+    /// SHA-256 of the canonical request, `\n` and `signature`, as hex.
+    #[must_use]
+    pub fn digest(&self, signature: &str) -> String {
+        let mut h = self.state.clone();
+        h.update(b"\n");
+        h.update(signature.as_bytes());
+        h.finish_hex()
+    }
 }
 
 /// The string a chunk's signature signs: the previous signature chains it to the request.
@@ -363,10 +424,11 @@ fn hmac_sha256(key: &[u8], data: &[u8]) -> hmac::Tag {
 }
 
 /// The key derived from a secret for one day, region and service. It signs any request of
-/// that scope, so whoever holds the secret keeps it too; it is wiped when dropped.
-#[derive(Clone, Zeroize)]
-#[zeroize(drop)]
-pub struct SigningKey([u8; 32]);
+/// that scope, so whoever holds the secret keeps it too. It is kept as a prepared HMAC key
+/// (aws-lc's inner and outer hash states, cleansed by aws-lc when dropped), so that checking a
+/// signature hashes only the string to sign; the derived bytes are wiped once it is built.
+#[derive(Clone)]
+pub struct SigningKey(hmac::Key);
 
 impl std::fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -383,15 +445,15 @@ impl SigningKey {
         let k_region = hmac_sha256(k_date.as_ref(), region.as_bytes());
         let k_service = hmac_sha256(k_region.as_ref(), service.as_bytes());
         let k_signing = hmac_sha256(k_service.as_ref(), b"aws4_request");
-        let mut key = [0u8; 32];
+        let mut key = zeroize::Zeroizing::new([0u8; 32]);
         key.copy_from_slice(k_signing.as_ref());
-        Self(key)
+        Self(hmac::Key::new(hmac::HMAC_SHA256, key.as_ref()))
     }
 
     /// The hex signature of `string_to_sign`.
     #[must_use]
     pub fn sign(&self, string_to_sign: &str) -> String {
-        hex(hmac_sha256(&self.0, string_to_sign.as_bytes()).as_ref())
+        hex(hmac::sign(&self.0, string_to_sign.as_bytes()).as_ref())
     }
 
     /// Whether `signature` (hex) signs `string_to_sign`, compared in constant time.
@@ -490,6 +552,28 @@ pub fn amz_date_now() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn header_values_are_trimmed_and_collapsed_as_split_whitespace_does() {
+        for v in [
+            "plain",
+            "a b",
+            "  lead",
+            "trail  ",
+            "a  b",
+            "a\tb",
+            "a \t b",
+            "\x0bv",
+            "x\x0b",
+            "",
+            " ",
+            "ü  b",
+            "text/plain; charset=utf-8",
+        ] {
+            let expected = v.split_whitespace().collect::<Vec<_>>().join(" ");
+            assert_eq!(canonical_header_value(v), expected, "{v:?}");
+        }
+    }
 
     // The examples of the S3 API reference, "Examples: Signature Calculations" (credentials
     // AKIAIOSFODNN7EXAMPLE / wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY, 2013-05-24, us-east-1).

@@ -103,13 +103,13 @@ pub fn is_signed(headers: &HeaderMap, query: Option<&str>) -> bool {
 /// The value of a header, all its occurrences joined with `,` (as the canonical request
 /// wants); `None` if absent or not visible ASCII.
 fn header_value(headers: &HeaderMap, name: &str) -> Option<String> {
-    let mut values = headers.get_all(name).iter().peekable();
-    values.peek()?;
-    let mut out = Vec::new();
+    let mut values = headers.get_all(name).iter();
+    let mut out = values.next()?.to_str().ok()?.to_owned();
     for v in values {
-        out.push(v.to_str().ok()?.to_owned());
+        out.push(',');
+        out.push_str(v.to_str().ok()?);
     }
-    Some(out.join(","))
+    Some(out)
 }
 
 struct Credential {

@@ -81,12 +81,14 @@ impl Verifier {
     }
 
     fn mac(&self, parts: &[&str]) -> String {
-        let mut ctx = hmac::Context::with_key(&self.mac_key);
+        // One buffer, one HMAC call: the same bytes as feeding the parts one by one, at a
+        // fraction of the calls.
+        let mut framed = Vec::with_capacity(parts.iter().map(|p| p.len() + 8).sum());
         for p in parts {
-            ctx.update(&(p.len() as u64).to_be_bytes());
-            ctx.update(p.as_bytes());
+            framed.extend_from_slice(&(p.len() as u64).to_be_bytes());
+            framed.extend_from_slice(p.as_bytes());
         }
-        obhut_sigv4::hex(ctx.sign().as_ref())
+        obhut_sigv4::hex(hmac::sign(&self.mac_key, &framed).as_ref())
     }
 
     fn mac_matches(&self, parts: &[&str], mac: &str) -> bool {
@@ -212,19 +214,19 @@ impl Verifier {
             return Ok(None);
         };
         // The canonical request is built once: for the signature and for the ticket's digest.
-        let canonicals = req.canonical_requests();
+        // Each is hashed once: for the signature and for the ticket's digest.
         let scope = req.scope();
-        let Some(signed) = canonicals.iter().find(|c| {
-            key.verifies(
-                &obhut_sigv4::string_to_sign(&req.amz_date, &scope, c),
-                &req.signature,
-            )
-        }) else {
+        let Some(signed) = req
+            .canonical_requests()
+            .iter()
+            .map(|c| obhut_sigv4::HashedCanonical::new(c))
+            .find(|c| key.verifies(&c.string_to_sign(&req.amz_date, &scope), &req.signature))
+        else {
             return Err(fail(AuthFailure::SignatureMismatch));
         };
         // The digest of what the customer signed, so that it finds its request in the log.
         let ticket = self.ticket(
-            req.digest_of(signed),
+            signed.digest(&req.signature),
             signer.tenant(),
             &req.access_key_id,
             request_buckets(req),
