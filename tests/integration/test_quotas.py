@@ -99,7 +99,7 @@ def test_delete_frees_usage_and_a_cleared_quota_limits_nothing(server):
     wait_usage(server, t["name"], {"bytes": 220 * 1024, "objects": 2})
 
 
-def test_aws_cli_put_and_copy_are_refused_with_quota_exceeded(server, tmp_path):
+def test_put_copy_and_part_copy_are_refused_with_quota_exceeded(server, tmp_path):
     t, client, bucket = tenant_with_bucket(server)
     set_tenant_quota(server, t["name"], "--max-bytes", "300KiB")
     src = tmp_path / "src.bin"
@@ -120,7 +120,20 @@ def test_aws_cli_put_and_copy_are_refused_with_quota_exceeded(server, tmp_path):
     assert_quota_exceeded(client.copy_object, Bucket=bucket, Key="copy2", CopySource={"Bucket": bucket, "Key": "src"})
     r = run_aws(server, "s3api", "put-object", "--bucket", bucket, "--key", "again", "--body", str(src), env=env, check=False)
     assert r.returncode != 0 and "QuotaExceeded" in r.stderr, r.stderr
+    # UploadPartCopy: a part of the whole source does not fit, a part of a range of it does.
+    up = client.create_multipart_upload(Bucket=bucket, Key="assembled")["UploadId"]
+    assert_quota_exceeded(
+        client.upload_part_copy, Bucket=bucket, Key="assembled", UploadId=up, PartNumber=1,
+        CopySource={"Bucket": bucket, "Key": "src"},
+    )
+    assert client.list_parts(Bucket=bucket, Key="assembled", UploadId=up).get("Parts", []) == []
     assert blob_snapshot(server) == before
+    client.upload_part_copy(
+        Bucket=bucket, Key="assembled", UploadId=up, PartNumber=1,
+        CopySource={"Bucket": bucket, "Key": "src"}, CopySourceRange="bytes=0-65535",
+    )
+    wait_usage(server, t["name"], {"bytes": 264 * 1024, "objects": 1, "reserved_bytes": 0})
+    client.abort_multipart_upload(Bucket=bucket, Key="assembled", UploadId=up)
     assert [o["Key"] for o in client.list_objects_v2(Bucket=bucket)["Contents"]] == ["src"]
     wait_usage(server, t["name"], {"bytes": 200 * 1024, "objects": 1, "reserved_bytes": 0})
 
