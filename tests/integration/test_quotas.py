@@ -244,7 +244,7 @@ def test_bucket_quota_is_the_tenant_admins_within_the_tenants(server, tenant_b):
 
 
 def test_tenant_quota_is_the_officers(server, tenant_b):
-    t, _client, _bucket = tenant_with_bucket(server)
+    t, client, bucket = tenant_with_bucket(server)
     # Allowed: officers set and read it; the tenant's admin reads its own.
     set_tenant_quota(server, t["name"], "--max-objects", "5")
     out = server.cli_ok("tenant", "quota", t["name"], token=t["admin_token"])
@@ -262,6 +262,13 @@ def test_tenant_quota_is_the_officers(server, tenant_b):
         r = server.cli("tenant", "quota", t["name"], token=token)
         assert_one_line_failure(r, f"tenant quota read by {who}")
     assert usage(server, t["name"])["quota"] == {"max_objects": 5}
+    # A recount of usage: officers only; counted usage stays as it was.
+    client.put_object(Bucket=bucket, Key="counted", Body=b"12345")
+    out = server.cli_ok("tenant", "quota", t["name"], "--recount", token=server.token("officer1"))
+    assert "5 B used" in out and "1 used" in out, out
+    r = server.cli("tenant", "quota", t["name"], "--recount", token=t["admin_token"])
+    assert_one_line_failure(r, "recount by the tenant's admin")
+    assert usage(server, t["name"])["usage"]["bytes"] == 5
     # Admin API errors are JSON; a size the CLI cannot read is one line.
     r = requests.put(
         f"{server.admin_url}/v1/tenants/{t['name']}/quota",

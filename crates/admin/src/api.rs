@@ -751,6 +751,10 @@ pub fn router(state: AdminState) -> Router {
             get(crate::quota::get_tenant_quota).put(crate::quota::set_tenant_quota),
         )
         .route(
+            "/v1/tenants/{name}/quota/recount",
+            post(crate::quota::recount_tenant_usage),
+        )
+        .route(
             "/v1/tenants/{name}/buckets/{bucket}/quota",
             get(crate::quota::get_bucket_quota).put(crate::quota::set_bucket_quota),
         )

@@ -112,6 +112,30 @@ pub(crate) async fn set_tenant_quota(
     report(&state, &tenant, None).await
 }
 
+/// `POST /v1/tenants/{tenant}/quota/recount`: officers only. Counts again what each of the
+/// tenant's buckets holds from its records and mends the usage where it fell behind (writes
+/// of gateways of a release before usage was counted); answers the tenant's usage after.
+pub(crate) async fn recount_tenant_usage(
+    State(state): State<AdminState>,
+    caller: Caller,
+    Path(tenant): Path<String>,
+) -> Result<Json<QuotaReport>, ApiError> {
+    caller.require(
+        &[Role::Officer],
+        "recount a tenant's usage (only officers can)",
+    )?;
+    require_tenant(&state, &tenant).await?;
+    for b in state.catalog.list_buckets(&tenant).await? {
+        match state.catalog.recount_usage(&b.name).await {
+            // Deleted meanwhile: nothing to count.
+            Ok(_) | Err(obhut_catalog::CatalogError::NotFound { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    tracing::info!(tenant = %obhut_core::logged(&tenant), by = %obhut_core::logged(caller.name()), "tenant usage recounted");
+    report(&state, &tenant, None).await
+}
+
 /// `GET /v1/tenants/{tenant}/buckets/{bucket}/quota`: the tenant's admin only.
 pub(crate) async fn get_bucket_quota(
     State(state): State<AdminState>,

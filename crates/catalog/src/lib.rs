@@ -159,6 +159,12 @@ pub trait Catalog: Send + Sync {
     async fn reserve(&self, reservation: &Reservation, now_ms: i64) -> Result<bool>;
     /// Drops a reservation (its write failed); an unknown id is not an error.
     async fn release(&self, id: &str) -> Result<()>;
+    /// Counts again what `bucket` holds from its records (objects, and the parts of its
+    /// unfinished uploads) and replaces its usage with that; returns it (reservations not
+    /// included). For usage that fell behind: writes of gateways of a release before usage
+    /// was counted, during a rolling upgrade. Concurrent writes need not stop: the count and
+    /// the usage it corrects are read together, and writes change both alike.
+    async fn recount_usage(&self, bucket: &str) -> Result<Usage>;
     /// Drops the reservations that expired before `now_ms` (their gateways died); returns how
     /// many.
     async fn reclaim_reservations(&self, now_ms: i64) -> Result<u64>;

@@ -22,6 +22,18 @@ pub struct QuotaArgs {
     pub clear: bool,
 }
 
+/// `obhut tenant quota`'s limits, and its recount.
+#[derive(Args, Debug, Clone, Default)]
+pub struct TenantQuotaArgs {
+    #[command(flatten)]
+    pub limits: QuotaArgs,
+    /// Count again what the tenant's buckets hold, from their records, and mend the usage
+    /// where it fell behind (officers; after upgrading every gateway from a release that did
+    /// not count usage).
+    #[arg(long, conflicts_with_all = ["max_bytes", "max_objects", "clear"])]
+    pub recount: bool,
+}
+
 /// `10GiB`, `1.5TB`, `4096`, `512 KiB` as bytes (binary units: KiB…PiB; decimal: KB…PB; `B`
 /// or none: bytes).
 pub fn parse_size(s: &str) -> Result<u64, String> {
@@ -107,6 +119,18 @@ pub async fn run(client: &Client, path: &str, args: &QuotaArgs) -> Result<()> {
     } else {
         client.get(path).await?
     };
+    print(&report);
+    Ok(())
+}
+
+/// Recounts a tenant's usage (`path` is its quota's) and shows it.
+pub async fn recount(client: &Client, path: &str) -> Result<()> {
+    let v = client
+        .call(reqwest::Method::POST, &format!("{path}/recount"), None)
+        .await?;
+    let report: QuotaReport = serde_json::from_value(v).map_err(|e| {
+        anyhow::anyhow!("the admin API's answer to {path}/recount is not a quota: {e}")
+    })?;
     print(&report);
     Ok(())
 }

@@ -78,11 +78,11 @@ pub enum TenantCommand {
     },
     /// Show a tenant's quota and usage (officers, the tenant's admin), or set it (officers):
     /// `--max-bytes 10GiB --max-objects 1000000`, or `--clear`. Writes beyond it are refused
-    /// with S3's QuotaExceeded.
+    /// with S3's QuotaExceeded. `--recount` mends usage that fell behind (officers).
     Quota {
         name: String,
         #[command(flatten)]
-        limits: crate::cli::quota::QuotaArgs,
+        args: crate::cli::quota::TenantQuotaArgs,
     },
     /// Crypto-shred a tenant: disable its key now, destroy it after the grace period. Needs
     /// two distinct principals (officers, or an officer and the tenant's admin): each runs it.
@@ -101,9 +101,13 @@ pub fn run(args: &AdminArgs, cmd: TenantCommand) -> Result<()> {
     let client = Client::new(args)?;
     runtime()?.block_on(async {
         match cmd {
-            TenantCommand::Quota { name, limits } => {
+            TenantCommand::Quota { name, args } => {
                 let path = format!("/v1/tenants/{}/quota", crate::cli::quota::segment(&name)?);
-                crate::cli::quota::run(&client, &path, &limits).await?;
+                if args.recount {
+                    crate::cli::quota::recount(&client, &path).await?;
+                } else {
+                    crate::cli::quota::run(&client, &path, &args.limits).await?;
+                }
             }
             TenantCommand::Create {
                 name,
