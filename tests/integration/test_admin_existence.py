@@ -45,6 +45,11 @@ ENDPOINTS = [
     ("POST rotate-key", lambda t, b: ("POST", f"/v1/tenants/{t}/buckets/{b}/rotate-key")),
     ("GET residency report", lambda t, b: ("GET", f"/v1/residency?tenant={t}")),
     ("GET log entries", lambda t, b: ("GET", f"/v1/log/entries?tenant={t}")),
+    ("GET tenant quota", lambda t, b: ("GET", f"/v1/tenants/{t}/quota")),
+    ("PUT tenant quota", lambda t, b: ("PUT", f"/v1/tenants/{t}/quota")),
+    ("POST tenant usage recount", lambda t, b: ("POST", f"/v1/tenants/{t}/quota/recount")),
+    ("GET bucket quota", lambda t, b: ("GET", f"/v1/tenants/{t}/buckets/{b}/quota")),
+    ("PUT bucket quota", lambda t, b: ("PUT", f"/v1/tenants/{t}/buckets/{b}/quota")),
 ]
 
 

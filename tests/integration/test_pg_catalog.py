@@ -304,3 +304,38 @@ def test_two_gateways_share_one_catalog_on_postgres(pg, split, tmp_path):
     finally:
         code = gw2.stop()
         assert code == 0, gw2.log_tail()
+
+
+def test_quotas_on_postgres_hold_under_parallel_puts_and_count_deletes(pg, tmp_path):
+    """The catalog on PostgreSQL enforces a tenant's quota as the embedded one does: of 24
+    parallel PUTs exactly those that fit get in, and a delete gives its bytes back."""
+    import concurrent.futures
+
+    url = pg.new_database()
+    pw = password_file(tmp_path)
+    srv = pg_server(tmp_path, "srv", url, password_file=pw).start()
+    try:
+        s3 = srv.client()
+        bucket = unique_name("pgq")
+        s3.create_bucket(Bucket=bucket)
+        srv.cli_ok("tenant", "quota", "demo", "--max-bytes", "800KiB", token=srv.token("officer1"))
+        body = b"q" * (100 * 1024)
+
+        def put(i):
+            try:
+                srv.client().put_object(Bucket=bucket, Key=f"k{i:02}", Body=body)
+                return None
+            except Exception as e:  # noqa: BLE001 - the code is what matters
+                return getattr(e, "response", {}).get("Error", {}).get("Code", repr(e))
+
+        with concurrent.futures.ThreadPoolExecutor(max_workers=12) as pool:
+            results = list(pool.map(put, range(24)))
+        assert set(results) <= {None, "QuotaExceeded"}, results
+        assert results.count(None) == 8, results
+        assert len(listed(s3, bucket)) == 8
+        s3.delete_object(Bucket=bucket, Key=listed(s3, bucket)[0])
+        s3.put_object(Bucket=bucket, Key="after-delete", Body=body)
+        out = srv.cli_ok("tenant", "quota", "demo", token=srv.token("officer1"))
+        assert "800.0 KiB (819200 B) used" in out and "8 used" in out, out
+    finally:
+        srv.stop_ok()

@@ -229,7 +229,7 @@ impl Caller {
     }
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
@@ -746,6 +746,18 @@ pub fn router(state: AdminState) -> Router {
             post(rotate_bucket_key),
         )
         .route("/v1/jobs/{id}", get(get_job))
+        .route(
+            "/v1/tenants/{name}/quota",
+            get(crate::quota::get_tenant_quota).put(crate::quota::set_tenant_quota),
+        )
+        .route(
+            "/v1/tenants/{name}/quota/recount",
+            post(crate::quota::recount_tenant_usage),
+        )
+        .route(
+            "/v1/tenants/{name}/buckets/{bucket}/quota",
+            get(crate::quota::get_bucket_quota).put(crate::quota::set_bucket_quota),
+        )
         .fallback(not_found)
         .with_state(state)
 }

@@ -8,6 +8,7 @@
 mod api;
 mod ops;
 pub mod provision;
+mod quota;
 mod residency;
 pub mod wire;
 

@@ -152,6 +152,18 @@ fn admit_scraper(caller: Result<Caller, ApiError>, headers: &HeaderMap) -> Resul
     }
 }
 
+/// Quotas and their usage summed per kind of scope; `None` if the catalog cannot say.
+async fn quota_gauges(catalog: &dyn obhut_catalog::Catalog) -> Option<obhut_metrics::Quotas> {
+    let statuses = match catalog.quota_statuses(crate::api::now_ms()).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "quotas could not be read for the metrics");
+            return None;
+        }
+    };
+    Some(crate::quota::gauges(&statuses))
+}
+
 /// Counters and histograms since start, and the state of the trustee, the log, the sites and
 /// repair, in the Prometheus text format (OpenMetrics if the scraper asks for it).
 pub(crate) async fn metrics(
@@ -197,6 +209,7 @@ pub(crate) async fn metrics(
         repair,
         // The embedded catalog has no connection pool.
         catalog_pool: None,
+        quotas: quota_gauges(state.catalog.as_ref()).await,
     };
     let openmetrics = headers
         .get(header::ACCEPT)

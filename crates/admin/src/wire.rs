@@ -257,3 +257,15 @@ mod tests {
 pub struct RotateKeyRequest {
     pub ticket: obhut_trustee_client::auth::RequestTicket,
 }
+
+/// `GET|PUT /v1/tenants/{tenant}/quota` and `…/buckets/{bucket}/quota`: a tenant's or bucket's
+/// quota (`null`: none) and what it holds. `PUT` takes a [`obhut_catalog::Quota`]: absent
+/// limits are no limits, and a body without any clears the quota.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuotaReport {
+    pub tenant: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucket: Option<String>,
+    pub quota: Option<obhut_catalog::Quota>,
+    pub usage: obhut_catalog::Usage,
+}

@@ -119,6 +119,32 @@ const TABLES: &[Table] = &[
         columns: &[("name", Text), ("done_ms", Int)],
         key: 1,
     },
+    Table {
+        name: "quotas",
+        columns: &[("scope", Text), ("quota", Text)],
+        key: 1,
+    },
+    Table {
+        name: "bucket_usage",
+        columns: &[
+            ("bucket", Text),
+            ("shard", Int),
+            ("bytes", Int),
+            ("objects", Int),
+        ],
+        key: 2,
+    },
+    Table {
+        name: "reservations",
+        columns: &[
+            ("id", Text),
+            ("bucket", Text),
+            ("bytes", Int),
+            ("objects", Int),
+            ("expires_ms", Int),
+        ],
+        key: 1,
+    },
 ];
 
 /// Rows sent to PostgreSQL in one transaction.
@@ -539,6 +565,15 @@ mod tests {
         .await
         .unwrap();
         cat.set_upgrade_done("binding", 6).await.unwrap();
+        cat.set_quota(
+            &PolicyScope::Tenant("t".into()),
+            Some(&crate::Quota {
+                max_bytes: Some(1 << 30),
+                max_objects: None,
+            }),
+        )
+        .await
+        .unwrap();
     }
 
     #[tokio::test]
@@ -569,6 +604,7 @@ mod tests {
             (rows("parts"), rows("upgrades"), rows("bucket_keys")),
             (1, 1, 1)
         );
+        assert_eq!((rows("quotas"), rows("bucket_usage")), (1, 1));
         // An interrupted copy: some rows missing, one changed. Copying again mends it.
         sqlx::raw_sql("DELETE FROM parts; DELETE FROM objects WHERE size > 100; UPDATE tenants SET min_sites = 9")
             .execute(target.pool())

@@ -54,6 +54,14 @@ pub enum CatalogError {
     /// Something still refers to what was to be removed.
     #[error("{0}")]
     InUse(String),
+    /// A write would take a tenant or bucket beyond its quota (`what`: bytes or objects).
+    #[error("the {kind} quota of {limit} {what} would be exceeded")]
+    QuotaExceeded {
+        kind: &'static str,
+        name: String,
+        what: &'static str,
+        limit: u64,
+    },
     #[error("catalog storage error: {0}")]
     Storage(String),
     #[error("corrupt catalog record: {0}")]
@@ -133,6 +141,34 @@ pub trait Catalog: Send + Sync {
     /// returned so their blobs can be removed.
     async fn delete_bucket(&self, name: &str) -> Result<Vec<Part>>;
 
+    // quotas and usage (docs/quotas.md)
+    /// The quota of a tenant or bucket, if one is set.
+    async fn get_quota(&self, scope: &PolicyScope) -> Result<Option<Quota>>;
+    /// Sets (or with `None` or an unlimited quota, removes) the quota of a tenant or bucket.
+    /// Limits below what is held already are accepted: they refuse growth from then on.
+    async fn set_quota(&self, scope: &PolicyScope, quota: Option<&Quota>) -> Result<()>;
+    /// What a tenant or bucket holds, and what writes in flight reserved (reservations that
+    /// expired before `now_ms` are not counted).
+    async fn usage(&self, scope: &PolicyScope, now_ms: i64) -> Result<Usage>;
+    /// Every scope with a quota, with its usage.
+    async fn quota_statuses(&self, now_ms: i64) -> Result<Vec<QuotaStatus>>;
+    /// Takes a hold on the quotas of the reservation's tenant and bucket for a write about to
+    /// start, if it fits; `QuotaExceeded` if it does not. Returns `false` (and records nothing)
+    /// when neither the tenant nor the bucket has a quota. Checks of one tenant are decided
+    /// one at a time, so concurrent writes never together pass a limit.
+    async fn reserve(&self, reservation: &Reservation, now_ms: i64) -> Result<bool>;
+    /// Drops a reservation (its write failed); an unknown id is not an error.
+    async fn release(&self, id: &str) -> Result<()>;
+    /// Counts again what `bucket` holds from its records (objects, and the parts of its
+    /// unfinished uploads) and replaces its usage with that; returns it (reservations not
+    /// included). For usage that fell behind: writes of gateways of a release before usage
+    /// was counted, during a rolling upgrade. Concurrent writes need not stop: the count and
+    /// the usage it corrects are read together, and writes change both alike.
+    async fn recount_usage(&self, bucket: &str) -> Result<Usage>;
+    /// Drops the reservations that expired before `now_ms` (their gateways died); returns how
+    /// many.
+    async fn reclaim_reservations(&self, now_ms: i64) -> Result<u64>;
+
     // objects
     /// Makes `object` the visible version of its key if `condition` holds; returns the record it
     /// replaced, whose blobs are then garbage.
@@ -140,6 +176,16 @@ pub trait Catalog: Send + Sync {
         &self,
         object: &ObjectRecord,
         condition: PutCondition,
+    ) -> Result<Option<ObjectRecord>> {
+        self.put_object_settling(object, condition, None).await
+    }
+    /// [`Catalog::put_object`], settling `reservation` in the same transaction: the hold is
+    /// dropped as the object's real size is counted.
+    async fn put_object_settling(
+        &self,
+        object: &ObjectRecord,
+        condition: PutCondition,
+        reservation: Option<&str>,
     ) -> Result<Option<ObjectRecord>>;
     async fn get_object(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>>;
     /// Replaces an object's envelope if it is still `expected` (the object was not replaced or
@@ -192,7 +238,15 @@ pub trait Catalog: Send + Sync {
         checksums: &[u8],
     ) -> Result<bool>;
     /// Records a part, returning the part with the same number it replaced.
-    async fn put_part(&self, part: &Part) -> Result<Option<Part>>;
+    async fn put_part(&self, part: &Part) -> Result<Option<Part>> {
+        self.put_part_settling(part, None).await
+    }
+    /// [`Catalog::put_part`], settling `reservation` in the same transaction.
+    async fn put_part_settling(
+        &self,
+        part: &Part,
+        reservation: Option<&str>,
+    ) -> Result<Option<Part>>;
     /// Parts with numbers above `after`, ascending, at most `limit`.
     async fn list_parts(&self, upload_id: &str, after: u32, limit: usize) -> Result<Vec<Part>>;
     /// Uploads in `bucket` whose keys start with `prefix`, ordered by (key, upload id), after the
@@ -211,6 +265,17 @@ pub trait Catalog: Send + Sync {
         upload_id: &str,
         object: &ObjectRecord,
         condition: PutCondition,
+    ) -> Result<(Option<ObjectRecord>, Vec<Part>)> {
+        self.complete_upload_settling(upload_id, object, condition, None)
+            .await
+    }
+    /// [`Catalog::complete_upload`], settling `reservation` in the same transaction.
+    async fn complete_upload_settling(
+        &self,
+        upload_id: &str,
+        object: &ObjectRecord,
+        condition: PutCondition,
+        reservation: Option<&str>,
     ) -> Result<(Option<ObjectRecord>, Vec<Part>)>;
     /// Removes the upload; returns its parts.
     async fn abort_upload(&self, upload_id: &str) -> Result<Vec<Part>>;

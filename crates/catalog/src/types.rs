@@ -185,3 +185,140 @@ pub enum ListFrom<'a> {
     /// Keys greater than every key that starts with this prefix (skips a common prefix).
     PastPrefix(&'a str),
 }
+
+/// The most a tenant or a bucket may hold: bytes (objects and the parts of unfinished
+/// multipart uploads) and objects; `None` is no limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quota {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_objects: Option<u64>,
+}
+
+impl Quota {
+    /// Whether the quota limits nothing.
+    #[must_use]
+    pub fn is_unlimited(&self) -> bool {
+        self.max_bytes.is_none() && self.max_objects.is_none()
+    }
+
+    /// Whether `inner` (a bucket's quota) stays within this one (its tenant's): no limit of
+    /// this one is missing from or exceeded by `inner`.
+    #[must_use]
+    pub fn contains(&self, inner: &Quota) -> bool {
+        let within = |outer: Option<u64>, inner: Option<u64>| match (outer, inner) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some(o), Some(i)) => i <= o,
+        };
+        within(self.max_bytes, inner.max_bytes) && within(self.max_objects, inner.max_objects)
+    }
+
+    /// The highest fraction of a limit that `usage` (committed and reserved) takes; 0 without
+    /// limits.
+    #[must_use]
+    #[allow(clippy::cast_precision_loss)] // a ratio for a gauge
+    pub fn fill(&self, usage: &Usage) -> f64 {
+        let ratio = |max: Option<u64>, used: u64| match max {
+            Some(0) => {
+                if used > 0 {
+                    f64::INFINITY
+                } else {
+                    1.0
+                }
+            }
+            Some(m) => used as f64 / m as f64,
+            None => 0.0,
+        };
+        ratio(self.max_bytes, usage.total_bytes())
+            .max(ratio(self.max_objects, usage.total_objects()))
+    }
+}
+
+/// What a tenant or bucket holds: committed (objects, and parts of unfinished uploads) and
+/// reserved by writes in flight.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    pub bytes: u64,
+    pub objects: u64,
+    pub reserved_bytes: u64,
+    pub reserved_objects: u64,
+}
+
+impl Usage {
+    #[must_use]
+    pub fn total_bytes(&self) -> u64 {
+        self.bytes.saturating_add(self.reserved_bytes)
+    }
+
+    #[must_use]
+    pub fn total_objects(&self) -> u64 {
+        self.objects.saturating_add(self.reserved_objects)
+    }
+}
+
+/// A hold on quota by a write in flight: taken before its data is written, settled by the
+/// commit that records it (which counts the real size instead), released when the write
+/// fails, and ignored (then reclaimed) after `expires_ms` if its gateway died.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reservation {
+    pub id: String,
+    pub tenant: String,
+    pub bucket: String,
+    /// The object the write will replace if one exists under this key: its size and count are
+    /// credited when the quota is checked (an overwrite adds only its growth). `None` for a
+    /// part.
+    pub key: Option<String>,
+    pub bytes: u64,
+    pub objects: u64,
+    pub expires_ms: i64,
+}
+
+/// A scope that has a quota, with what it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuotaStatus {
+    pub scope: obhut_core::PolicyScope,
+    pub quota: Quota,
+    pub usage: Usage,
+}
+
+/// Whether adding `bytes` and `objects` to `usage` (less `credit_bytes`/`credit_objects`, what
+/// the write replaces) stays within `quota`; the error names the limit. A dimension the write
+/// does not grow is not checked, so a write that frees space is never refused.
+pub(crate) fn check_quota(
+    scope: &obhut_core::PolicyScope,
+    quota: &Quota,
+    usage: &Usage,
+    add: (u64, u64),
+    credit: (u64, u64),
+) -> Result<(), crate::CatalogError> {
+    let over = |max: Option<u64>, used: u64, add: u64, credit: u64| {
+        let grow = add.saturating_sub(credit);
+        match max {
+            Some(m) if grow > 0 => used.saturating_add(grow) > m,
+            _ => false,
+        }
+    };
+    let (kind, name) = match scope {
+        obhut_core::PolicyScope::Tenant(n) => ("tenant", n),
+        obhut_core::PolicyScope::Bucket(n) => ("bucket", n),
+    };
+    if over(quota.max_bytes, usage.total_bytes(), add.0, credit.0) {
+        return Err(crate::CatalogError::QuotaExceeded {
+            kind,
+            name: name.clone(),
+            what: "bytes",
+            limit: quota.max_bytes.unwrap_or(0),
+        });
+    }
+    if over(quota.max_objects, usage.total_objects(), add.1, credit.1) {
+        return Err(crate::CatalogError::QuotaExceeded {
+            kind,
+            name: name.clone(),
+            what: "objects",
+            limit: quota.max_objects.unwrap_or(0),
+        });
+    }
+    Ok(())
+}

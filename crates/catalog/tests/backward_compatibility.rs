@@ -15,7 +15,7 @@
 
 use obhut_catalog::{
     AccessKey, Bucket, BucketKey, Catalog, Chunk, ListFrom, ObjectRecord, Part, PutCondition,
-    ResidencyRule, SiteRecord, SqliteCatalog, Tenant, Upload,
+    Quota, ResidencyRule, SiteRecord, SqliteCatalog, Tenant, Upload,
 };
 use obhut_core::{BlobId, PolicyScope, SiteState};
 use rusqlite::Connection;
@@ -202,6 +202,19 @@ async fn write_catalog(cat: &dyn Catalog) {
             .await
             .unwrap();
     }
+    if SqliteCatalog::SCHEMA_VERSION >= 4 {
+        cat.set_quota(&PolicyScope::Tenant("acme".into()), Some(&quota()))
+            .await
+            .unwrap();
+    }
+}
+
+/// The tenant quota the fixtures of version 4 on hold.
+fn quota() -> Quota {
+    Quota {
+        max_bytes: Some(10 << 30),
+        max_objects: Some(1_000),
+    }
 }
 
 /// The upgrade marker the fixtures of version 3 on hold (`upgrades`).
@@ -264,6 +277,25 @@ async fn assert_catalog(cat: &dyn Catalog, version: u32) {
     expected.sort_by_key(|(site, blob)| (site.clone(), blob.to_string()));
     assert_eq!(referenced, expected);
     assert_eq!(cat.site_references("de-fra").await.unwrap(), 2);
+    // What the bucket holds, counted by the migration to version 4 or by the writes since:
+    // the object and the open upload's part.
+    let usage = cat
+        .usage(&PolicyScope::Bucket("photos".into()), 0)
+        .await
+        .unwrap();
+    assert_eq!((usage.bytes, usage.objects), (70_000 + 5_242_880, 1));
+    assert_eq!(
+        cat.usage(&PolicyScope::Tenant("acme".into()), 0)
+            .await
+            .unwrap(),
+        usage
+    );
+    assert_eq!(
+        cat.get_quota(&PolicyScope::Tenant("acme".into()))
+            .await
+            .unwrap(),
+        (version >= 4).then(quota)
+    );
 }
 
 /// After reading, the catalog is still usable for writes: the upload completes.
@@ -357,6 +389,19 @@ async fn reads_every_record_of_a_catalog_written_by_schema_version_3() {
         cat.upgrade_done(UPGRADE).await.unwrap(),
         Some(UPGRADE_DONE_MS)
     );
+    assert_writable(&cat).await;
+    assert_eq!(
+        user_version(&path),
+        i64::from(SqliteCatalog::SCHEMA_VERSION)
+    );
+}
+
+#[tokio::test]
+async fn reads_every_record_of_a_catalog_written_by_schema_version_4() {
+    let (_dir, path) = copy_of(4);
+    assert_eq!(user_version(&path), 4);
+    let cat = SqliteCatalog::open(&path).unwrap();
+    assert_catalog(&cat, 4).await;
     assert_writable(&cat).await;
     assert_eq!(
         user_version(&path),

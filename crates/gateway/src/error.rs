@@ -96,11 +96,27 @@ pub fn catalog(e: CatalogError) -> S3Error {
         CatalogError::Conflict(_) => with(S3ErrorCode::InvalidPart, PART_REPLACED),
         // Maintenance moved what the request read (a part during a drain): retrying succeeds.
         CatalogError::Busy(_) => with(S3ErrorCode::ServiceUnavailable, CATALOG_BUSY),
+        CatalogError::QuotaExceeded {
+            kind, what, limit, ..
+        } => quota_exceeded(kind, what, limit),
         other => {
             tracing::error!(error = %other, "catalog failure");
             with(S3ErrorCode::ServiceUnavailable, CATALOG_UNAVAILABLE)
         }
     }
+}
+
+/// A write refused by a quota: `QuotaExceeded`, 403, as Ceph RGW answers it. The message names
+/// the limit (the caller's own tenant's or bucket's), never another tenant's state.
+pub fn quota_exceeded(kind: &str, what: &str, limit: u64) -> S3Error {
+    let mut err = S3Error::with_message(
+        S3ErrorCode::Custom("QuotaExceeded".into()),
+        format!(
+            "The {kind} quota of {limit} {what} would be exceeded by this write; nothing was stored. Delete objects or abort unfinished multipart uploads, or ask for a larger quota."
+        ),
+    );
+    err.set_status_code(http::StatusCode::FORBIDDEN);
+    err
 }
 
 /// A bucket name that exists already: the caller's own, or someone else's.

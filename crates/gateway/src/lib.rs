@@ -21,6 +21,7 @@ pub mod keys;
 mod list;
 mod meta;
 pub mod policies;
+mod quota;
 pub mod rotation;
 mod s3;
 mod shred;
@@ -152,6 +153,7 @@ impl Gateway {
         };
         gateway.spawn_upgrade(workers);
         gateway.spawn_shred_purge(workers);
+        gateway.spawn_quota_reclaim(workers);
         gateway
     }
 

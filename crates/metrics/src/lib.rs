@@ -450,6 +450,39 @@ pub struct RepairGauges {
     pub scrub_bad: u64,
 }
 
+/// Quotas of one kind of scope (tenants or buckets), summed: never which tenant or bucket.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QuotaGauges {
+    /// Scopes that have a quota.
+    pub limited: u64,
+    /// Of those, scopes at 90 % or more of a limit (bytes or objects, reservations included).
+    pub near_limit: u64,
+    /// Of those, scopes at or beyond a limit.
+    pub at_limit: u64,
+    /// Sum of the byte limits that are set.
+    pub limit_bytes: u64,
+    /// Bytes held by scopes that have a byte limit (reservations not included).
+    pub used_bytes: u64,
+    /// Bytes reserved by writes in flight in scopes that have a quota.
+    pub reserved_bytes: u64,
+    /// Sum of the object limits that are set.
+    pub limit_objects: u64,
+    /// Objects held by scopes that have an object limit.
+    pub used_objects: u64,
+}
+
+/// Quotas by kind of scope, as the scrape sees them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Quotas {
+    pub tenants: QuotaGauges,
+    pub buckets: QuotaGauges,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ScopeLabel {
+    scope: &'static str,
+}
+
 /// Values read when scraped. `None` (or empty) leaves a metric out: a process without the
 /// log, or without a catalog pool, does not pretend to have one.
 #[derive(Debug, Clone, Default)]
@@ -464,6 +497,8 @@ pub struct Snapshot {
     pub repair: Option<RepairGauges>,
     /// Connections of the catalog's pool in use and its size, if the catalog has a pool.
     pub catalog_pool: Option<(u64, u64)>,
+    /// Quotas and their usage, summed per kind of scope.
+    pub quotas: Option<Quotas>,
 }
 
 fn gauge(v: u64) -> Gauge {
@@ -559,6 +594,60 @@ impl Snapshot {
                 gauge(rep.scrub_bad),
             );
         }
+        if let Some(q) = self.quotas {
+            type Field = fn(&QuotaGauges) -> u64;
+            let metrics: [(&str, &str, Field); 8] = [
+                (
+                    "quota_scopes",
+                    "Tenants (scope=tenant) or buckets (scope=bucket) that have a quota",
+                    |g| g.limited,
+                ),
+                (
+                    "quota_scopes_near_limit",
+                    "Of those with a quota, how many hold (with reservations) 90 % or more of a limit",
+                    |g| g.near_limit,
+                ),
+                (
+                    "quota_scopes_at_limit",
+                    "Of those with a quota, how many hold (with reservations) all of a limit or more",
+                    |g| g.at_limit,
+                ),
+                (
+                    "quota_limit_bytes",
+                    "Sum of the byte limits of quotas",
+                    |g| g.limit_bytes,
+                ),
+                (
+                    "quota_used_bytes",
+                    "Bytes held by tenants or buckets that have a byte limit",
+                    |g| g.used_bytes,
+                ),
+                (
+                    "quota_reserved_bytes",
+                    "Bytes reserved by writes in flight in tenants or buckets that have a quota",
+                    |g| g.reserved_bytes,
+                ),
+                (
+                    "quota_limit_objects",
+                    "Sum of the object limits of quotas",
+                    |g| g.limit_objects,
+                ),
+                (
+                    "quota_used_objects",
+                    "Objects held by tenants or buckets that have an object limit",
+                    |g| g.used_objects,
+                ),
+            ];
+            for (name, help, field) in metrics {
+                let family = Family::<ScopeLabel, Gauge>::default();
+                for (scope, g) in [("tenant", &q.tenants), ("bucket", &q.buckets)] {
+                    family
+                        .get_or_create(&ScopeLabel { scope })
+                        .set(i64::try_from(field(g)).unwrap_or(i64::MAX));
+                }
+                r.register(name, help, family);
+            }
+        }
         if let Some((in_use, size)) = self.catalog_pool {
             r.register(
                 "catalog_pool_connections_in_use",
@@ -613,6 +702,29 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("log_checkpoint_age"), "{text}");
+        assert!(!text.contains("obhut_quota"), "{text}");
+        let with_quotas = Snapshot {
+            quotas: Some(Quotas {
+                tenants: QuotaGauges {
+                    limited: 3,
+                    near_limit: 1,
+                    limit_bytes: 1 << 30,
+                    ..QuotaGauges::default()
+                },
+                buckets: QuotaGauges::default(),
+            }),
+            ..Snapshot::default()
+        };
+        let text = m.render(&with_quotas, false).expect("renders");
+        for line in [
+            "obhut_quota_scopes{scope=\"tenant\"} 3",
+            "obhut_quota_scopes{scope=\"bucket\"} 0",
+            "obhut_quota_scopes_near_limit{scope=\"tenant\"} 1",
+            "obhut_quota_limit_bytes{scope=\"tenant\"} 1073741824",
+            "# TYPE obhut_quota_used_bytes gauge",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
         let om = m.render(&snap, true).expect("renders");
         assert!(om.ends_with("# EOF\n"), "{om}");
     }

@@ -64,6 +64,13 @@ enum Command {
         #[command(subcommand)]
         command: cli::tenant::TenantCommand,
     },
+    /// A tenant's buckets: quotas and usage (the tenant's admin).
+    Bucket {
+        #[command(flatten)]
+        admin: AdminArgs,
+        #[command(subcommand)]
+        command: cli::bucket::BucketCommand,
+    },
     /// Enrol, list and revoke principals (officers).
     Principal {
         #[command(flatten)]
@@ -226,6 +233,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Tenant { admin, command } => cli::tenant::run(&admin, command),
+        Command::Bucket { admin, command } => cli::bucket::run(&admin, command),
         Command::Gateway(args) => gateway::run(&args.config, &args.catalog, args.log_format),
         Command::Catalog { command } => cli::catalog::run(command),
         Command::Principal { admin, command } => cli::principal::run(&admin, command),

@@ -165,6 +165,9 @@ pub async fn copy_object(
         }
     };
     let placed = gw.placement(&ctx).await?;
+    let hold = gw
+        .hold_quota(&ctx, Some(&input.key), src.object.size, 1)
+        .await?;
     let (cipher, envelope) = gw
         .new_cipher(
             &Binding::object(&ctx.tenant.name, bucket, &input.key),
@@ -196,7 +199,7 @@ pub async fn copy_object(
         sites: stored.site_ids,
         chunks: vec![written.chunk],
     };
-    gw.commit_object(&record, PutCondition::None).await?;
+    gw.commit_object(&record, PutCondition::None, hold).await?;
     Ok(S3Response::new(CopyObjectOutput {
         copy_object_result: Some(CopyObjectResult {
             e_tag: Some(etag(&etag_value)),
@@ -235,6 +238,9 @@ pub async fn upload_part_copy(
         None => 0..src.object.size,
     };
     let placed = gw.upload_placement(&ctx, &upload).await?;
+    let hold = gw
+        .hold_quota(&ctx, None, range.end - range.start, 0)
+        .await?;
     let cipher = gw
         .open_upload(
             &ctx.tenant.name,
@@ -245,7 +251,14 @@ pub async fn upload_part_copy(
         .await?;
     let stored = gw.copy_blob(&src, range, &placed, &cipher, n).await?;
     let recorded = gw
-        .record_part(&upload.upload_id, n, stored, &cipher, Checksums::default())
+        .record_part(
+            &upload.upload_id,
+            n,
+            stored,
+            &cipher,
+            Checksums::default(),
+            hold,
+        )
         .await?;
     Ok(S3Response::new(UploadPartCopyOutput {
         copy_part_result: Some(CopyPartResult {

@@ -14,6 +14,7 @@ use super::store::{KeyMemo, NewBlob, Stored};
 use crate::access::ReqCtx;
 use crate::keys::{Binding, ObjectCipher};
 use crate::meta::Checksums;
+use crate::quota::Hold;
 use crate::{Gateway, error};
 use obhut_catalog::{ObjectRecord, Part, Upload};
 use s3s::crypto::{Checksum as _, Md5};
@@ -66,6 +67,7 @@ impl Gateway {
         stored: Stored,
         cipher: &ObjectCipher,
         checksums: Checksums,
+        hold: Hold,
     ) -> S3Result<Recorded> {
         let Stored { written, site_ids } = stored;
         let recorded = Recorded {
@@ -85,7 +87,11 @@ impl Gateway {
             sites: site_ids,
             last_modified_ms: recorded.last_modified_ms,
         };
-        match self.catalog.put_part(&part).await {
+        let put = self.catalog.put_part_settling(&part, hold.id()).await;
+        if put.is_ok() {
+            hold.settled();
+        }
+        match put {
             Ok(Some(old)) => self.discard_parts(vec![old]),
             Ok(None) => {}
             Err(e) => {
@@ -171,6 +177,16 @@ pub async fn upload_part(
         .open_upload(&ctx.tenant.name, &upload, &ctx.justification, &keys)
         .await?;
     let placed = gw.upload_placement(&ctx, &upload).await?;
+    // A part counts against the quota from its upload until the upload completes or is
+    // aborted; held before its first byte is written.
+    let hold = gw
+        .hold_quota(
+            &ctx,
+            None,
+            expected_len.unwrap_or(crate::quota::UNDECLARED_BYTES),
+            0,
+        )
+        .await?;
     let given = checksums_of(
         input.checksum_crc32,
         input.checksum_crc32c,
@@ -195,6 +211,7 @@ pub async fn upload_part(
             stored,
             &cipher,
             Checksums::from_dto(c.clone()),
+            hold,
         )
         .await?;
     Ok(S3Response::new(UploadPartOutput {
@@ -381,11 +398,15 @@ pub async fn complete(
         sites: site_ids,
         chunks: chosen.iter().map(|p| p.part.chunk).collect(),
     };
+    // The parts' bytes are counted already (they become the object's); the object is new.
+    // Refused, the upload stays as it was, and can be completed once there is room.
+    let hold = gw.hold_quota(&ctx, Some(&input.key), 0, 1).await?;
     let (replaced, unused) = gw
         .catalog
-        .complete_upload(&upload.upload_id, &record, condition)
+        .complete_upload_settling(&upload.upload_id, &record, condition, hold.id())
         .await
         .map_err(error::catalog)?;
+    hold.settled();
     if let Some(old) = replaced {
         gw.discard_object(old);
     }

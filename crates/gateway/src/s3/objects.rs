@@ -285,6 +285,15 @@ pub async fn put(
         .write_condition(&ctx, &input.key, condition, &KeyMemo::default())
         .await?;
     let placed = gw.placement(&ctx).await?;
+    // Held before the first byte is written: a write the quota has no room for stores nothing.
+    let hold = gw
+        .hold_quota(
+            &ctx,
+            Some(&input.key),
+            expected_len.unwrap_or(crate::quota::UNDECLARED_BYTES),
+            1,
+        )
+        .await?;
     let given = checksums_of(
         input.checksum_crc32,
         input.checksum_crc32c,
@@ -333,7 +342,7 @@ pub async fn put(
         sites: stored.site_ids,
         chunks: vec![written.chunk],
     };
-    gw.commit_object(&record, condition).await?;
+    gw.commit_object(&record, condition, hold).await?;
     let c = written.checksums;
     Ok(S3Response::new(PutObjectOutput {
         e_tag: Some(etag(&etag_value)),

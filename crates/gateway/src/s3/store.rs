@@ -9,6 +9,7 @@ use crate::access::ReqCtx;
 use crate::datapath::{self, Verify, discard_blobs, read_range, write_blob};
 use crate::keys::{Binding, Envelope, ObjectCipher};
 use crate::meta::Checksums;
+use crate::quota::Hold;
 use crate::{Gateway, error};
 use obhut_catalog::{Chunk, ObjectRecord, Part, PutCondition, Upload};
 use obhut_crypto::Key;
@@ -282,14 +283,21 @@ impl Gateway {
         }
     }
 
-    /// Commits a new object, discarding what it replaced, or its own blobs if the commit fails.
+    /// Commits a new object, settling its quota `hold`, discarding what it replaced, or its own
+    /// blobs if the commit fails (the hold is then released).
     pub(super) async fn commit_object(
         &self,
         record: &ObjectRecord,
         condition: PutCondition,
+        hold: Hold,
     ) -> S3Result<()> {
-        match self.catalog.put_object(record, condition).await {
+        match self
+            .catalog
+            .put_object_settling(record, condition, hold.id())
+            .await
+        {
             Ok(old) => {
+                hold.settled();
                 if let Some(old) = old {
                     self.discard_object(old);
                 }

@@ -6,10 +6,12 @@
 //! it do.
 
 pub mod access;
+pub mod bucket;
 pub mod catalog;
 pub mod disclosure;
 pub mod log;
 pub mod principal;
+pub mod quota;
 pub mod repair;
 pub mod residency;
 pub mod shared;

@@ -76,6 +76,14 @@ pub enum TenantCommand {
         #[arg(long)]
         no_wait: bool,
     },
+    /// Show a tenant's quota and usage (officers, the tenant's admin), or set it (officers):
+    /// `--max-bytes 10GiB --max-objects 1000000`, or `--clear`. Writes beyond it are refused
+    /// with S3's QuotaExceeded. `--recount` mends usage that fell behind (officers).
+    Quota {
+        name: String,
+        #[command(flatten)]
+        args: crate::cli::quota::TenantQuotaArgs,
+    },
     /// Crypto-shred a tenant: disable its key now, destroy it after the grace period. Needs
     /// two distinct principals (officers, or an officer and the tenant's admin): each runs it.
     Shred {
@@ -93,6 +101,14 @@ pub fn run(args: &AdminArgs, cmd: TenantCommand) -> Result<()> {
     let client = Client::new(args)?;
     runtime()?.block_on(async {
         match cmd {
+            TenantCommand::Quota { name, args } => {
+                let path = format!("/v1/tenants/{}/quota", crate::cli::quota::segment(&name)?);
+                if args.recount {
+                    crate::cli::quota::recount(&client, &path).await?;
+                } else {
+                    crate::cli::quota::run(&client, &path, &args.limits).await?;
+                }
+            }
             TenantCommand::Create {
                 name,
                 jurisdiction,
