@@ -126,7 +126,8 @@ enum Command {
         #[command(flatten)]
         admin: AdminArgs,
         /// Run the trustee process: TOML with listen, keystore_dir, [tls] cert, key,
-        /// client_ca, and optionally log, log_format and dev_unseal_file.
+        /// client_ca, and optionally log, log_format, dev_unseal_file, header_read_timeout_secs,
+        /// idle_timeout_secs and max_connections.
         #[arg(long)]
         config: Option<PathBuf>,
         /// With --config: the process log as text lines or JSON objects [default: the
