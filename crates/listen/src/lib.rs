@@ -366,9 +366,9 @@ pub async fn serve<S, B>(
                 }
                 Ok(Err(Handshake::Failed(e))) => {
                     if warn {
-                        tracing::warn!(listener = name, %peer, error = %e, "TLS handshake failed");
+                        tracing::warn!(listener = name, %peer, error = %e, "refused a TLS connection");
                     } else {
-                        tracing::debug!(listener = name, %peer, error = %e, "TLS handshake failed");
+                        tracing::debug!(listener = name, %peer, error = %e, "refused a TLS connection");
                     }
                     return;
                 }
