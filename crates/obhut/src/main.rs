@@ -199,16 +199,16 @@ pub struct ServeArgs {
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// TLS on the S3 listener: its certificate chain (PEM) [default: plain HTTP]
-    #[arg(long, value_name = "FILE", requires = "s3_tls_key")]
+    #[arg(long, value_name = "FILE")]
     pub s3_tls_cert: Option<PathBuf>,
     /// TLS on the S3 listener: its private key (PEM, mode 0600); SIGHUP reads both again
-    #[arg(long, value_name = "FILE", requires = "s3_tls_cert")]
+    #[arg(long, value_name = "FILE")]
     pub s3_tls_key: Option<PathBuf>,
     /// TLS on the admin listener: its certificate chain (PEM) [default: plain HTTP]
-    #[arg(long, value_name = "FILE", requires = "admin_tls_key")]
+    #[arg(long, value_name = "FILE")]
     pub admin_tls_cert: Option<PathBuf>,
     /// TLS on the admin listener: its private key (PEM, mode 0600); SIGHUP reads both again
-    #[arg(long, value_name = "FILE", requires = "admin_tls_cert")]
+    #[arg(long, value_name = "FILE")]
     pub admin_tls_key: Option<PathBuf>,
     /// The CA certificate(s) clients should trust, written into demo.env (AWS_CA_BUNDLE) and
     /// dev-tokens.env (OBHUT_CA_BUNDLE) [default: none, the system's CAs]

@@ -30,7 +30,7 @@ impl TlsFiles {
             (Some(cert), Some(key)) => Ok(Some(Self { cert, key })),
             (None, None) => Ok(None),
             _ => bail!(
-                "{listener}_tls_cert and {listener}_tls_key go together: set both (TLS on the {listener} listener) or neither (plain HTTP)"
+                "{listener}_tls_cert and {listener}_tls_key (--{listener}-tls-cert, --{listener}-tls-key) go together: set both (TLS on the {listener} listener) or neither (plain HTTP)"
             ),
         }
     }
