@@ -400,3 +400,28 @@ def test_a_gateway_serves_s3_over_tls_and_the_trustee_api_has_the_listener_limit
     finally:
         problems = split.stop_all()
     assert not problems, "\n".join(problems)
+
+
+def test_turning_tls_on_for_an_existing_data_dir_points_its_env_files_at_https(tmp_path):
+    base = tmp_path / "srv"
+    base.mkdir()
+    plain = ObhutServer(base / "data", base / "plain.log")
+    plain.start()
+    assert plain.demo["AWS_ENDPOINT_URL"].startswith("http://")
+    secret = plain.demo["AWS_SECRET_ACCESS_KEY"]
+    plain.stop_ok()
+
+    srv = TlsServer(base, Pki(tmp_path / "pki"))
+    try:
+        srv.start()
+        assert srv.demo["AWS_ENDPOINT_URL"] == srv.s3_url
+        assert srv.demo["AWS_CA_BUNDLE"] == str(srv.pki.ca)
+        assert srv.demo["AWS_SECRET_ACCESS_KEY"] == secret, "only the endpoint lines change"
+        tokens = parse_env_file(srv.tokens_env_path.read_text())
+        assert tokens["OBHUT_ADMIN_URL"] == srv.admin_url
+        assert tokens["OBHUT_CA_BUNDLE"] == str(srv.pki.ca)
+        assert oct(srv.demo_env_path.stat().st_mode & 0o777) == "0o600"
+        srv.boto3(srv.demo["AWS_CA_BUNDLE"]).list_buckets()
+    finally:
+        if srv.running():
+            srv.stop_ok()
