@@ -109,6 +109,9 @@ class ObhutServer:
         while self.admin_port == self.s3_port:
             self.admin_port = free_port()
         self.proc: subprocess.Popen | None = None
+        # How the readiness check verifies a TLS admin listener (a CA bundle's path); a
+        # server with TLS listeners sets it beside its https:// URLs.
+        self.verify: bool | str = True
         self.demo: dict[str, str] = {}
         self.tokens: dict[str, str] = {}
 
@@ -167,7 +170,7 @@ class ObhutServer:
                     pytrace=False,
                 )
             try:
-                r = requests.get(f"{self.admin_url}/v1/health", timeout=2)
+                r = requests.get(f"{self.admin_url}/v1/health", timeout=2, verify=self.verify)
                 if r.status_code == 200:
                     with socket.create_connection(("127.0.0.1", self.s3_port), timeout=2):
                         pass

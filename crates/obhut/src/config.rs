@@ -1,6 +1,7 @@
 //! `serve` settings: defaults from the interface contract, then the TOML file, then flags.
 
 use crate::ServeArgs;
+use crate::tls::TlsFiles;
 use anyhow::{Context, Result};
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -24,6 +25,11 @@ struct FileConfig {
     header_read_timeout_secs: Option<u64>,
     idle_timeout_secs: Option<u64>,
     max_connections: Option<usize>,
+    s3_tls_cert: Option<PathBuf>,
+    s3_tls_key: Option<PathBuf>,
+    admin_tls_cert: Option<PathBuf>,
+    admin_tls_key: Option<PathBuf>,
+    tls_ca_bundle: Option<PathBuf>,
     pkcs11: Option<Pkcs11Config>,
     catalog: Option<String>,
     catalog_password_file: Option<PathBuf>,
@@ -69,7 +75,13 @@ pub struct ServeConfig {
     pub scrub_bytes_per_sec: u64,
     pub scrub_interval: Duration,
     /// Both listeners' header-read and idle timeouts and connection cap.
-    pub limits: crate::listen::Limits,
+    pub limits: obhut_listen::Limits,
+    /// TLS on the S3 and on the admin listener (`None`: plain HTTP).
+    pub s3_tls: Option<TlsFiles>,
+    pub admin_tls: Option<TlsFiles>,
+    /// The CA certificates clients of the TLS listeners are told to trust (`AWS_CA_BUNDLE` in
+    /// `demo.env`, `OBHUT_CA_BUNDLE` in `dev-tokens.env`), absolute.
+    pub tls_ca_bundle: Option<PathBuf>,
     pub pkcs11: Option<Pkcs11Config>,
     /// The catalog on PostgreSQL (`None`: `catalog.db` in the data directory), and the file
     /// holding its password.
@@ -88,6 +100,20 @@ impl ServeConfig {
             }
             None => FileConfig::default(),
         };
+        let s3_tls = TlsFiles::pair(
+            "s3",
+            args.s3_tls_cert.clone().or(file.s3_tls_cert),
+            args.s3_tls_key.clone().or(file.s3_tls_key),
+        )?;
+        let admin_tls = TlsFiles::pair(
+            "admin",
+            args.admin_tls_cert.clone().or(file.admin_tls_cert),
+            args.admin_tls_key.clone().or(file.admin_tls_key),
+        )?;
+        let tls_ca_bundle = ca_bundle(
+            args.tls_ca_bundle.clone().or(file.tls_ca_bundle),
+            s3_tls.is_some() || admin_tls.is_some(),
+        )?;
         Ok(Self {
             data_dir: args
                 .data_dir
@@ -118,11 +144,14 @@ impl ServeConfig {
                 file.scrub_interval_secs
                     .unwrap_or(DEFAULT_SCRUB_INTERVAL_SECS),
             ),
-            limits: crate::listen::Limits::from_config(
+            limits: obhut_listen::Limits::from_config(
                 file.header_read_timeout_secs,
                 file.idle_timeout_secs,
                 file.max_connections,
             )?,
+            s3_tls,
+            admin_tls,
+            tls_ca_bundle,
             pkcs11: file.pkcs11,
             catalog: args.catalog.catalog.clone().or(file.catalog),
             catalog_password_file: args
@@ -132,4 +161,20 @@ impl ServeConfig {
                 .or(file.catalog_password_file),
         })
     }
+}
+
+/// The CA bundle named for clients, made absolute (clients run from other directories); only
+/// meaningful beside a TLS listener.
+fn ca_bundle(path: Option<PathBuf>, any_tls: bool) -> Result<Option<PathBuf>> {
+    let Some(path) = path else {
+        return Ok(None);
+    };
+    if !any_tls {
+        anyhow::bail!(
+            "tls_ca_bundle is for the clients of a TLS listener, and neither listener has TLS: set s3_tls_cert and s3_tls_key, or admin_tls_cert and admin_tls_key"
+        );
+    }
+    let absolute = std::fs::canonicalize(&path)
+        .with_context(|| format!("cannot read tls_ca_bundle {}", path.display()))?;
+    Ok(Some(absolute))
 }

@@ -66,7 +66,9 @@ pub(crate) struct Front {
     /// The process's background workers (the front adds its own and stops them all).
     pub workers: Workers,
     /// Timeouts and the connection cap of both listeners.
-    pub limits: crate::listen::Limits,
+    pub limits: obhut_listen::Limits,
+    /// The listeners' TLS certificates (none: plain HTTP), read again on SIGHUP.
+    pub certs: crate::tls::ListenerCerts,
     /// Whether blobs no record names are removed at start: only safe where this process is
     /// the catalog's only writer (an embedded catalog, its data directory locked). Gateways
     /// sharing a catalog on PostgreSQL leave them, since another one's upload in flight looks
@@ -156,7 +158,25 @@ pub(crate) async fn serve_front(front: Front, data_dir: &Path) -> Result<()> {
     let admin_listener = TcpListener::bind(&front.admin_addr)
         .await
         .with_context(|| format!("cannot listen on {} for the admin API", front.admin_addr))?;
-    tracing::info!(s3 = %front.s3_addr, admin = %front.admin_addr, data_dir = %data_dir.display(), "obhut is serving");
+    let scheme = |tls: bool| if tls { "https" } else { "http" };
+    tracing::info!(
+        s3 = %front.s3_addr,
+        admin = %front.admin_addr,
+        s3_scheme = scheme(front.certs.s3.is_some()),
+        admin_scheme = scheme(front.certs.admin.is_some()),
+        data_dir = %data_dir.display(),
+        "obhut is serving"
+    );
+    front.certs.log_serving();
+    front.certs.reload_on_sighup();
+    let options = |name, refusal, cert: &Option<Arc<obhut_listen::tls::ServerCert>>| {
+        Ok::<_, anyhow::Error>(obhut_listen::Options {
+            tls: cert.as_ref().map(|c| c.server_config()).transpose()?,
+            ..obhut_listen::Options::plain(name, front.limits, refusal)
+        })
+    };
+    let s3_options = options("S3", obhut_listen::S3_REFUSAL, &front.certs.s3)?;
+    let admin_options = options("admin", obhut_listen::ADMIN_REFUSAL, &front.certs.admin)?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let admin = obhut_admin::router(obhut_admin::AdminState {
@@ -169,18 +189,16 @@ pub(crate) async fn serve_front(front: Front, data_dir: &Path) -> Result<()> {
         data_dir: Some(data_dir.to_path_buf()),
         log_checkpoint: front.log_checkpoint,
     });
-    let s3_task = tokio::spawn(crate::listen::serve(
+    let s3_task = tokio::spawn(obhut_listen::serve(
         s3_listener,
         gateway.into_service(),
-        front.limits,
-        crate::listen::S3_REFUSAL,
+        s3_options,
         stop_rx.clone(),
     ));
-    let admin_task = tokio::spawn(crate::listen::serve(
+    let admin_task = tokio::spawn(obhut_listen::serve(
         admin_listener,
         hyper_util::service::TowerToHyperService::new(admin),
-        front.limits,
-        crate::listen::ADMIN_REFUSAL,
+        admin_options,
         stop_rx,
     ));
 

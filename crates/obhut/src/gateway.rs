@@ -16,6 +16,7 @@
 use crate::catalog_location::{self, CatalogLocation};
 use crate::common::{init_tracing, load_toml, lock_dir, private_umask, runtime};
 use crate::front::{Front, open_sites, serve_front};
+use crate::tls::{ListenerCerts, TlsFiles};
 use anyhow::{Context, Result, anyhow, bail};
 use obhut_trustee_client::TrusteeClient;
 use obhut_trustee_client::remote::{RemoteTrustee, client_tls_config};
@@ -42,6 +43,10 @@ struct GatewayFile {
     header_read_timeout_secs: Option<u64>,
     idle_timeout_secs: Option<u64>,
     max_connections: Option<usize>,
+    s3_tls_cert: Option<PathBuf>,
+    s3_tls_key: Option<PathBuf>,
+    admin_tls_cert: Option<PathBuf>,
+    admin_tls_key: Option<PathBuf>,
     catalog: Option<String>,
     catalog_password_file: Option<PathBuf>,
     trustee: Option<TrusteeSection>,
@@ -74,7 +79,10 @@ pub struct GatewaySettings {
     pub key_cache_ttl: Duration,
     pub scrub_bytes_per_sec: u64,
     pub scrub_interval: Duration,
-    pub limits: crate::listen::Limits,
+    pub limits: obhut_listen::Limits,
+    /// TLS on the S3 and on the admin listener (`None`: plain HTTP).
+    pub s3_tls: Option<TlsFiles>,
+    pub admin_tls: Option<TlsFiles>,
     pub trustee_url: String,
     pub trustee_ca: PathBuf,
     pub client_cert: PathBuf,
@@ -110,11 +118,13 @@ impl GatewaySettings {
                 file.scrub_interval_secs
                     .unwrap_or(crate::config::DEFAULT_SCRUB_INTERVAL_SECS),
             ),
-            limits: crate::listen::Limits::from_config(
+            limits: obhut_listen::Limits::from_config(
                 file.header_read_timeout_secs,
                 file.idle_timeout_secs,
                 file.max_connections,
             )?,
+            s3_tls: TlsFiles::pair("s3", file.s3_tls_cert, file.s3_tls_key)?,
+            admin_tls: TlsFiles::pair("admin", file.admin_tls_cert, file.admin_tls_key)?,
             trustee_url: t.url,
             trustee_ca: t.ca,
             client_cert: t.cert,
@@ -141,6 +151,8 @@ pub fn run(
     }
     // Checked before anything else starts: no certificate material, no gateway.
     let material = TrusteeMaterial::read(&settings)?;
+    // And none for a TLS listener either.
+    let certs = ListenerCerts::load(settings.s3_tls.as_ref(), settings.admin_tls.as_ref())?;
     let location = CatalogLocation::parse(
         settings.catalog.as_deref(),
         settings.catalog_password_file.as_deref(),
@@ -151,7 +163,7 @@ pub fn run(
         settings.access_log,
     );
     obhut_metrics::set_enabled(settings.metrics);
-    runtime()?.block_on(serve(settings, material, location))
+    runtime()?.block_on(serve(settings, material, certs, location))
 }
 
 /// The trustee's CA and this gateway's certificate and key, read and checked.
@@ -186,6 +198,7 @@ impl TrusteeMaterial {
 async fn serve(
     s: GatewaySettings,
     material: TrusteeMaterial,
+    certs: ListenerCerts,
     location: CatalogLocation,
 ) -> Result<()> {
     let catalog_path = s.data_dir.join("catalog.db");
@@ -248,6 +261,7 @@ async fn serve(
             scrub_interval: s.scrub_interval,
             workers: obhut_maintenance::Workers::new(),
             limits: s.limits,
+            certs,
             collect_orphans_at_start: !shared,
             log_checkpoint: None,
         },

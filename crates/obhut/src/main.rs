@@ -8,8 +8,8 @@ mod common;
 mod config;
 mod front;
 mod gateway;
-mod listen;
 mod serve;
+mod tls;
 mod trustee_serve;
 
 use clap::{Parser, Subcommand};
@@ -44,6 +44,9 @@ pub struct AdminArgs {
     /// Bearer token of the principal acting.
     #[arg(long, env = "OBHUT_TOKEN", global = true, hide_env_values = true)]
     pub token: Option<String>,
+    /// CA certificates (PEM) to trust, besides the system's, for an https:// admin URL.
+    #[arg(long, env = "OBHUT_CA_BUNDLE", value_name = "FILE", global = true)]
+    pub ca_bundle: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -134,7 +137,8 @@ enum Command {
         #[command(flatten)]
         admin: AdminArgs,
         /// Run the trustee process: TOML with listen, keystore_dir, [tls] cert, key,
-        /// client_ca, and optionally log, log_format and dev_unseal_file.
+        /// client_ca, and optionally log, log_format, dev_unseal_file, header_read_timeout_secs,
+        /// idle_timeout_secs and max_connections.
         #[arg(long)]
         config: Option<PathBuf>,
         /// With --config: the process log as text lines or JSON objects [default: the
@@ -164,7 +168,8 @@ enum ResidencyCommand {
 #[derive(clap::Args)]
 pub struct GatewayArgs {
     /// TOML with data_dir, s3_addr, admin_addr, region, log, log_format, access_log, metrics,
-    /// key_cache_ttl_secs, catalog, catalog_password_file, and [trustee] url, ca, cert, key.
+    /// key_cache_ttl_secs, catalog, catalog_password_file, s3_tls_cert, s3_tls_key,
+    /// admin_tls_cert, admin_tls_key, and [trustee] url, ca, cert, key.
     #[arg(long)]
     pub config: PathBuf,
     #[command(flatten)]
@@ -200,9 +205,26 @@ pub struct ServeArgs {
     #[arg(long)]
     pub admin_addr: Option<String>,
     /// TOML file with any of: data_dir, s3_addr, admin_addr, region, log, log_format,
-    /// access_log, metrics, catalog, catalog_password_file. Flags win over it.
+    /// access_log, metrics, catalog, catalog_password_file, s3_tls_cert, s3_tls_key,
+    /// admin_tls_cert, admin_tls_key, tls_ca_bundle. Flags win over it.
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// TLS on the S3 listener: its certificate chain (PEM) [default: plain HTTP]
+    #[arg(long, value_name = "FILE")]
+    pub s3_tls_cert: Option<PathBuf>,
+    /// TLS on the S3 listener: its private key (PEM, mode 0600); SIGHUP reads both again
+    #[arg(long, value_name = "FILE")]
+    pub s3_tls_key: Option<PathBuf>,
+    /// TLS on the admin listener: its certificate chain (PEM) [default: plain HTTP]
+    #[arg(long, value_name = "FILE")]
+    pub admin_tls_cert: Option<PathBuf>,
+    /// TLS on the admin listener: its private key (PEM, mode 0600); SIGHUP reads both again
+    #[arg(long, value_name = "FILE")]
+    pub admin_tls_key: Option<PathBuf>,
+    /// The CA certificate(s) clients should trust, written into demo.env (AWS_CA_BUNDLE) and
+    /// dev-tokens.env (OBHUT_CA_BUNDLE) [default: none, the system's CAs]
+    #[arg(long, value_name = "FILE")]
+    pub tls_ca_bundle: Option<PathBuf>,
     #[command(flatten)]
     pub catalog: CatalogArgs,
     /// The process log as text lines or JSON objects (one a line, with each S3 request's

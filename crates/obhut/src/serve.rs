@@ -10,6 +10,7 @@ use crate::common::{init_tracing, lock_dir, runtime};
 use crate::config::Pkcs11Config;
 use crate::config::ServeConfig;
 use crate::front::{Front, open_sites, serve_front};
+use crate::tls::ListenerCerts;
 use crate::trustee_serve::{dev_unseal, spawn_destruction_timer};
 use anyhow::{Context, Result, bail};
 use obhut_admin::provision;
@@ -40,8 +41,82 @@ pub(crate) fn write_secret_file(path: &Path, contents: &str) -> Result<()> {
         .with_context(|| format!("cannot write {}", path.display()))
 }
 
-fn http_url(addr: &str) -> String {
-    format!("http://{addr}")
+/// The URL clients reach a listener at.
+fn listener_url(addr: &str, tls: bool) -> String {
+    if tls {
+        format!("https://{addr}")
+    } else {
+        format!("http://{addr}")
+    }
+}
+
+/// What `demo.env` tells S3 clients about the listener: its URL and, with TLS, the CA bundle
+/// to trust (none: the system's CAs).
+fn demo_endpoint(config: &ServeConfig) -> [(&'static str, Option<String>); 2] {
+    let tls = config.s3_tls.is_some();
+    [
+        ("AWS_ENDPOINT_URL", Some(listener_url(&config.s3_addr, tls))),
+        ("AWS_CA_BUNDLE", ca_bundle_value(config, tls)),
+    ]
+}
+
+/// The same for the admin commands, in `dev-tokens.env`.
+fn admin_endpoint(config: &ServeConfig) -> [(&'static str, Option<String>); 2] {
+    let tls = config.admin_tls.is_some();
+    [
+        (
+            "OBHUT_ADMIN_URL",
+            Some(listener_url(&config.admin_addr, tls)),
+        ),
+        ("OBHUT_CA_BUNDLE", ca_bundle_value(config, tls)),
+    ]
+}
+
+fn ca_bundle_value(config: &ServeConfig, tls: bool) -> Option<String> {
+    config
+        .tls_ca_bundle
+        .as_ref()
+        .filter(|_| tls)
+        .map(|p| p.display().to_string())
+}
+
+/// Brings the listener lines of an env file written at first start up to date with this
+/// start's settings (TLS turned on or off, another address): each `KEY=` line of `settings`
+/// is rewritten, dropped (`None`) or added; every other line stays. A missing file is left
+/// missing.
+fn refresh_env_file(path: &Path, settings: &[(&str, Option<String>)]) -> Result<()> {
+    let text = match fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    let mut seen = vec![false; settings.len()];
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        let key = line.split_once('=').map(|(k, _)| k.trim());
+        match settings.iter().position(|(k, _)| Some(*k) == key) {
+            Some(i) => {
+                seen[i] = true;
+                if let Some(value) = &settings[i].1 {
+                    out.push_str(&format!("{}={value}\n", settings[i].0));
+                }
+            }
+            None => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    for (i, (key, value)) in settings.iter().enumerate() {
+        if let (false, Some(value)) = (seen[i], value) {
+            out.push_str(&format!("{key}={value}\n"));
+        }
+    }
+    if out != text {
+        write_secret_file(path, &out)?;
+        tracing::info!(file = %path.display(), "updated the endpoint lines for this start's listeners");
+    }
+    Ok(())
 }
 
 /// A missing catalog next to sites that hold blobs means the catalog was lost or moved: starting
@@ -114,6 +189,8 @@ async fn bootstrap(
         }
     }
     if catalog.get_tenant("demo").await?.is_some() {
+        refresh_env_file(&data_dir.join("demo.env"), &demo_endpoint(config))?;
+        refresh_env_file(&data_dir.join("dev-tokens.env"), &admin_endpoint(config))?;
         return Ok(());
     }
     let de = ["DE".to_owned()];
@@ -126,20 +203,27 @@ async fn bootstrap(
     let (key_id, secret) = trustee
         .bootstrap_access_key("demo")
         .context("cannot create demo's access key")?;
+    let [(_, endpoint), (_, s3_ca)] = demo_endpoint(config);
+    let s3_ca = s3_ca.map(|ca| format!("AWS_CA_BUNDLE={ca}\n"));
     write_secret_file(
         &data_dir.join("demo.env"),
         &format!(
             // AWS_DEFAULT_REGION too: aws-cli v1 reads only that one, and signatures must
             // name this server's region.
-            "AWS_ACCESS_KEY_ID={}\nAWS_SECRET_ACCESS_KEY={}\nAWS_ENDPOINT_URL={}\nAWS_REGION={}\nAWS_DEFAULT_REGION={}\n",
+            "AWS_ACCESS_KEY_ID={}\nAWS_SECRET_ACCESS_KEY={}\nAWS_ENDPOINT_URL={}\nAWS_REGION={}\nAWS_DEFAULT_REGION={}\n{}",
             key_id,
             secret.as_str(),
-            http_url(&config.s3_addr),
+            endpoint.unwrap_or_default(),
             config.region,
-            config.region
+            config.region,
+            s3_ca.unwrap_or_default()
         ),
     )?;
-    let mut tokens = format!("OBHUT_ADMIN_URL={}\n", http_url(&config.admin_addr));
+    let [(_, admin_url), (_, admin_ca)] = admin_endpoint(config);
+    let mut tokens = format!("OBHUT_ADMIN_URL={}\n", admin_url.unwrap_or_default());
+    if let Some(ca) = admin_ca {
+        tokens.push_str(&format!("OBHUT_CA_BUNDLE={ca}\n"));
+    }
     for (var, name, role, tenant) in [
         ("OBHUT_OFFICER1_TOKEN", "officer1", Role::Officer, None),
         ("OBHUT_OFFICER2_TOKEN", "officer2", Role::Officer, None),
@@ -284,6 +368,8 @@ fn create_private_dir(dir: &Path) -> Result<()> {
 }
 
 async fn serve(config: ServeConfig) -> Result<()> {
+    // Before anything else: an unusable certificate or key stops the start.
+    let certs = ListenerCerts::load(config.s3_tls.as_ref(), config.admin_tls.as_ref())?;
     let location = CatalogLocation::parse(
         config.catalog.as_deref(),
         config.catalog_password_file.as_deref(),
@@ -332,10 +418,47 @@ async fn serve(config: ServeConfig) -> Result<()> {
             scrub_interval: config.scrub_interval,
             workers,
             limits: config.limits,
+            certs,
             collect_orphans_at_start: true,
             log_checkpoint,
         },
         &data_dir,
     )
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refreshing_an_env_file_rewrites_only_the_endpoint_lines() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("demo.env");
+        let before = "AWS_ACCESS_KEY_ID=k\nAWS_SECRET_ACCESS_KEY=s\nAWS_ENDPOINT_URL=http://127.0.0.1:9000\nAWS_REGION=de-1\n";
+        fs::write(&path, before).expect("write");
+        let tls = [
+            (
+                "AWS_ENDPOINT_URL",
+                Some("https://127.0.0.1:9000".to_owned()),
+            ),
+            ("AWS_CA_BUNDLE", Some("/etc/obhut/ca.crt".to_owned())),
+        ];
+        refresh_env_file(&path, &tls).expect("refresh");
+        assert_eq!(
+            fs::read_to_string(&path).expect("read"),
+            "AWS_ACCESS_KEY_ID=k\nAWS_SECRET_ACCESS_KEY=s\nAWS_ENDPOINT_URL=https://127.0.0.1:9000\nAWS_REGION=de-1\nAWS_CA_BUNDLE=/etc/obhut/ca.crt\n"
+        );
+        // TLS off again: the bundle line goes, the URL is plain again.
+        let plain = [
+            ("AWS_ENDPOINT_URL", Some("http://127.0.0.1:9000".to_owned())),
+            ("AWS_CA_BUNDLE", None),
+        ];
+        refresh_env_file(&path, &plain).expect("refresh");
+        assert_eq!(fs::read_to_string(&path).expect("read"), before);
+        // A missing file stays missing.
+        let gone = dir.path().join("dev-tokens.env");
+        refresh_env_file(&gone, &plain).expect("refresh");
+        assert!(!gone.exists());
+    }
 }

@@ -36,6 +36,10 @@ struct TrusteeFile {
     shred_grace_secs: Option<u64>,
     /// The S3 region request signatures must name, as the gateways' [default: de-1].
     region: Option<String>,
+    /// The API listener's limits, as the S3 and admin listeners' [defaults: 30 s, 60 s, 4096].
+    header_read_timeout_secs: Option<u64>,
+    idle_timeout_secs: Option<u64>,
+    max_connections: Option<usize>,
     tls: TlsSection,
 }
 
@@ -67,6 +71,11 @@ pub fn run(config: &Path, log_format: Option<crate::common::LogFormat>) -> Resul
 }
 
 async fn serve(file: TrusteeFile) -> Result<()> {
+    let limits = obhut_listen::Limits::from_config(
+        file.header_read_timeout_secs,
+        file.idle_timeout_secs,
+        file.max_connections,
+    )?;
     let read = |what: &str, p: &Path| {
         fs::read(p).with_context(|| format!("cannot read {what} {}", p.display()))
     };
@@ -106,7 +115,7 @@ async fn serve(file: TrusteeFile) -> Result<()> {
         .await
         .with_context(|| format!("cannot listen on {listen} for the trustee API"))?;
     tracing::info!(listen = %listen, keystore = %dir.display(), "the trustee API is serving (mutual TLS)");
-    server::serve(listener, tls, app, shutdown_signal()).await;
+    server::serve(listener, tls, app, limits, shutdown_signal()).await;
     workers.stop();
     tracing::info!("stopped");
     Ok(())

@@ -62,6 +62,10 @@ use zeroize::Zeroize;
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Time allowed for any one call (except the revocation long-poll).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long an idle connection to the trustee is kept for the next request: less than the
+/// trustee API's header-read timeout (30 s by default), which closes a connection left waiting
+/// that long, so that a request is not sent on a connection being closed.
+pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long the trustee holds a revocation long-poll open when nothing happens.
 pub const LONG_POLL_HOLD: Duration = Duration::from_secs(25);
 /// The client's limit for one long-poll: the hold plus a margin.
@@ -820,6 +824,7 @@ impl RemoteTrustee {
             .no_proxy()
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(REQUEST_TIMEOUT)
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .build()
             .map_err(|e| bad(describe(&e)))?;
         let runtime = tokio::runtime::Handle::try_current()

@@ -23,8 +23,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use obhut_core::TenantResidency;
 use obhut_trustee_client::remote::wire::{
@@ -47,8 +45,6 @@ use tokio::sync::{broadcast, watch};
 
 /// Revocation events kept for clients that were briefly away.
 pub const REVOCATIONS_KEPT: usize = 1000;
-/// Time a client has to complete the TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -594,55 +590,42 @@ async fn revocations(
     Ok(Json(s.feed.page(&q).0))
 }
 
-/// Serves `app` on `listener` over mutual TLS until `shutdown` completes, then gives open
-/// connections a moment to finish.
+/// Serves the trustee API on `listener` over mutual TLS `tls` within `limits` (header-read
+/// and idle timeouts, connection cap: the accept loop of every obhut listener, which also bounds
+/// a TLS handshake by the header-read timeout) until `shutdown` completes.
 pub async fn serve(
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
     app: Router,
+    limits: obhut_listen::Limits,
     shutdown: impl Future<Output = ()>,
 ) {
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    let graceful = GracefulShutdown::new();
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        let (tcp, peer) = tokio::select! {
-            res = listener.accept() => match res {
-                Ok(conn) => conn,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        let acceptor = acceptor.clone();
-        let service = TowerToHyperService::new(app.clone());
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                Ok(Ok(stream)) => stream,
-                Ok(Err(e)) => {
-                    tracing::warn!(%peer, error = %e, "refused a TLS connection to the trustee API");
-                    return;
-                }
-                Err(_) => {
-                    tracing::warn!(%peer, "TLS handshake to the trustee API timed out");
-                    return;
-                }
-            };
-            let conn = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service);
-            if let Err(e) = watcher.watch(conn).await {
-                tracing::debug!(%peer, error = %e, "trustee API connection ended with an error");
-            }
-        });
-    }
-    // Long-polls would hold a graceful shutdown for their whole hold: give requests in flight
-    // a moment, then close; clients treat that like any other interruption.
-    let _ = tokio::time::timeout(Duration::from_secs(2), graceful.shutdown()).await;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let options = obhut_listen::Options {
+        tls: Some(tls),
+        // Long-polls would hold a graceful shutdown for their whole hold: give requests in
+        // flight a moment, then close; clients treat that like any other interruption.
+        drain: Some(Duration::from_secs(2)),
+        // Only gateways connect: a failed handshake (a wrong or expired client certificate)
+        // is worth a warning.
+        warn_failed_handshakes: true,
+        ..obhut_listen::Options::plain("trustee API", limits, TRUSTEE_REFUSAL)
+    };
+    let served = obhut_listen::serve(listener, TowerToHyperService::new(app), options, stop_rx);
+    let stopper = async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    };
+    tokio::join!(served, stopper);
 }
+
+/// What the trustee API answers beyond its connection cap, and to plain HTTP: its own error
+/// bodies, which the client reads as [`TrusteeError::Unavailable`] and [`TrusteeError::Invalid`].
+const TRUSTEE_REFUSAL: obhut_listen::Refusal = obhut_listen::Refusal {
+    content_type: "application/json",
+    body: "{\"error\":\"unavailable\",\"message\":\"the trustee API has too many open connections; retry later\",\"detail\":\"the trustee API has too many open connections\"}",
+    plain_http_body: "{\"error\":\"invalid\",\"message\":\"the trustee API speaks mutual TLS only: use an https:// URL\",\"detail\":\"plain HTTP to the trustee API\"}",
+};
 
 /// A small private CA for the trustee API: one CA, one server certificate for the trustee,
 /// and one client certificate per gateway, all ECDSA P-256, private keys written with mode
@@ -862,6 +845,10 @@ mod tests {
     }
 
     async fn start(hold: Duration, kept: usize) -> Running {
+        start_with(hold, kept, obhut_listen::Limits::default()).await
+    }
+
+    async fn start_with(hold: Duration, kept: usize, limits: obhut_listen::Limits) -> Running {
         let ks = tempfile::tempdir().unwrap();
         let pki_dir = tempfile::tempdir().unwrap();
         let shares = SealedKeystore::init(ks.path(), 3, 2).unwrap();
@@ -882,7 +869,7 @@ mod tests {
             "https://127.0.0.1:{}",
             listener.local_addr().unwrap().port()
         );
-        tokio::spawn(serve(listener, tls, app, std::future::pending()));
+        tokio::spawn(serve(listener, tls, app, limits, std::future::pending()));
         Running {
             _dirs: vec![ks, pki_dir],
             pki,
@@ -907,6 +894,33 @@ mod tests {
             .await
             .expect("no revocation within 10 s")
             .unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_api_listener_has_the_limits_of_the_other_listeners() {
+        use tokio::io::AsyncReadExt;
+        let limits = obhut_listen::Limits {
+            header_read_timeout: Duration::from_secs(2),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 1,
+        };
+        let r = start_with(LONG_POLL_HOLD, REVOCATIONS_KEPT, limits).await;
+        let addr = r.url.trim_start_matches("https://").to_owned();
+        // A connection that never starts its handshake is cut after the header-read timeout.
+        let mut half_open = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let mut buf = [0u8; 16];
+        let read = tokio::time::timeout(Duration::from_secs(10), half_open.read(&mut buf))
+            .await
+            .expect("a half-open connection to the trustee API was kept for 10 s (bound: 2 s)");
+        assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+        // With the one connection allowed held, a call is refused as unavailable.
+        let _held = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let e = client(&r, "gateway-1").seal_status().await.unwrap_err();
+        assert!(
+            matches!(e, TrusteeError::Unavailable(ref d) if d.contains("too many open connections")),
+            "{e}"
+        );
     }
 
     #[tokio::test]

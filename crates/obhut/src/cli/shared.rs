@@ -32,6 +32,53 @@ pub(crate) struct Client {
     name: tokio::sync::OnceCell<String>,
 }
 
+/// The HTTP client of the admin API: for an https:// URL, trusting the system's CAs and those
+/// of `ca_bundle` (`--ca-bundle`, `OBHUT_CA_BUNDLE`).
+fn http_client(base: &str, ca_bundle: Option<&std::path::Path>) -> Result<reqwest::Client> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    if !base.starts_with("https://") {
+        return Ok(reqwest::Client::new());
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    // Unreadable system certificates are skipped: the bundle may be all that is needed.
+    roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+    if let Some(path) = ca_bundle {
+        let pem = std::fs::read(path)
+            .with_context(|| format!("cannot read the CA bundle {}", path.display()))?;
+        let mut added = 0;
+        for cert in CertificateDer::pem_slice_iter(&pem) {
+            let cert = cert.map_err(|e| {
+                anyhow!(
+                    "the CA bundle {} is not a PEM certificate file ({e})",
+                    path.display()
+                )
+            })?;
+            roots.add(cert).map_err(|e| {
+                anyhow!(
+                    "the CA bundle {} holds an unusable certificate: {e}",
+                    path.display()
+                )
+            })?;
+            added += 1;
+        }
+        if added == 0 {
+            bail!("the CA bundle {} holds no certificate", path.display());
+        }
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| anyhow!("TLS settings: {e}"))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .build()
+        .context("cannot set up the HTTPS client")
+}
+
 impl Client {
     pub(crate) fn new(args: &AdminArgs) -> Result<Self> {
         if args.token.as_deref().is_none_or(str::is_empty) {
@@ -49,9 +96,10 @@ impl Client {
             .map(PrincipalCredential::from_token)
             .transpose()
             .map_err(|e| anyhow!("cannot derive keys from the token: {e}"))?;
+        let base = args.admin_url.trim_end_matches('/').to_owned();
         Ok(Self {
-            http: reqwest::Client::new(),
-            base: args.admin_url.trim_end_matches('/').to_owned(),
+            http: http_client(&base, args.ca_bundle.as_deref())?,
+            base,
             credential,
             name: tokio::sync::OnceCell::new(),
         })
