@@ -402,10 +402,11 @@ async fn subscribe(
         .connect_lazy_with(options.clone());
     let mut listener = PgListener::connect_with(&pool).await?;
     listener.eager_reconnect(false);
-    listener.listen(channel).await?;
     let backend: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
         .fetch_one(&mut listener)
         .await?;
+    // Last, so that pg_stat_activity shows the connection's purpose.
+    listener.listen(channel).await?;
     Ok((listener, backend))
 }
 
