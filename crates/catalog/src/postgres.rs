@@ -431,6 +431,9 @@ fn hex8(digest: &[u8]) -> String {
     })
 }
 
+/// A pooled connection idle for this long is pinged before it is used again.
+const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
+
 /// Connections a process keeps to the catalog at most.
 const MAX_CONNECTIONS: u32 = 16;
 
@@ -833,6 +836,18 @@ impl PgCatalog {
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(Duration::from_secs(30))
+            // sqlx pings every connection it hands out, a round trip as long as a point
+            // lookup; a connection in steady use is pinged only after it sat idle a while
+            // (one that died unnoticed meanwhile fails its next statement instead).
+            .test_before_acquire(false)
+            .before_acquire(|c, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= PING_AFTER_IDLE {
+                        sqlx::Connection::ping(c).await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect_with(options.clone())
             .await
             .map_err(|e| CatalogError::Storage(format!("cannot connect to {DATABASE}: {e}")))?;
