@@ -838,7 +838,8 @@ impl PgCatalog {
             .acquire_timeout(Duration::from_secs(30))
             // sqlx pings every connection it hands out, a round trip as long as a point
             // lookup; a connection in steady use is pinged only after it sat idle a while
-            // (one that died unnoticed meanwhile fails its next statement instead).
+            // (one that died unnoticed meanwhile fails one statement, and is dropped when it
+            // goes back to the pool, where sqlx tests every connection).
             .test_before_acquire(false)
             .before_acquire(|c, meta| {
                 Box::pin(async move {
