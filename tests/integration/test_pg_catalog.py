@@ -301,7 +301,8 @@ def test_two_gateways_share_one_catalog_on_postgres(pg, split, tmp_path):
         assert e.value.response["Error"]["Code"] == "PreconditionFailed"
         # Each gateway keeps buckets, tenants and bucket keys in memory; a bucket deleted
         # through one is gone for the other as soon as the notification of that commit
-        # arrives, and always within the bound stated in docs/catalog.md ("Caching across gateways", 5 s).
+        # arrives, and always within the bound stated in docs/catalog.md ("Caching across
+        # gateways", 5 s).
         gone = unique_name("gone")
         s3.create_bucket(Bucket=gone)
         s3b.head_bucket(Bucket=gone)  # now in the second gateway's cache

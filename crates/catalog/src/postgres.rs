@@ -19,8 +19,9 @@
 //! transaction, which PostgreSQL delivers only once it commits; each catalog listens on a
 //! connection of its own and empties its copy on each one. While that connection is down the
 //! copy is switched off, and it starts empty again once the catalog listens anew; every entry
-//! also expires after [`DEFAULT_CACHE_TTL`] (or what [`PgCatalog::with_cache_ttl`] sets), which
-//! bounds what a silently dead connection could leave stale (docs/catalog.md, "Caching across gateways").
+//! also expires after [`DEFAULT_CACHE_TTL`] (or what [`PgCatalog::connect_with_cache_ttl`]
+//! sets), which bounds what a silently dead connection could leave stale (docs/catalog.md,
+//! "Caching across gateways").
 
 use crate::meta_cache::{MetaCache, MetaKey};
 use crate::{
