@@ -11,9 +11,19 @@
 //! that has no record yet is claimed with `INSERT … ON CONFLICT DO NOTHING`, and a writer that
 //! loses that race reads the winner's record and decides again. So of two concurrent puts of
 //! one key exactly one ends visible, and the other is either refused by its condition or
-//! returns the record it replaced, whose blobs are then garbage. Nothing is cached in the
-//! process: other gateways write the same tables.
+//! returns the record it replaced, whose blobs are then garbage.
+//!
+//! Tenants, buckets, bucket keys, residency rules and quotas are answered from the same
+//! in-memory copy as the embedded catalog's (`meta_cache.rs`). Other gateways write the same
+//! tables, so every write of such a record sends a notification (`pg_notify`) in its own
+//! transaction, which PostgreSQL delivers only once it commits; each catalog listens on a
+//! connection of its own and empties its copy on each one. While that connection is down the
+//! copy is switched off, and it starts empty again once the catalog listens anew; every entry
+//! also expires after [`DEFAULT_CACHE_TTL`] (or what [`PgCatalog::connect_with_cache_ttl`]
+//! sets), which bounds what a silently dead connection could leave stale (docs/catalog.md,
+//! "Caching across gateways").
 
+use crate::meta_cache::{MetaCache, MetaKey};
 use crate::{
     AccessKey, Bucket, BucketKey, Catalog, CatalogError, Chunk, ListFrom, ObjectRecord, Part,
     PutCondition, Quota, QuotaStatus, Reservation, ResidencyRule, Result, SiteRecord, Tenant,
@@ -21,8 +31,11 @@ use crate::{
 };
 use async_trait::async_trait;
 use obhut_core::{BlobId, PolicyScope};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sha2::Digest;
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow};
 use sqlx::{AssertSqlSafe, PgConnection, Row};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 
 /// A statement put together from this file's constants only (column lists, an operator):
 /// never from a caller's value, which is always bound.
@@ -32,6 +45,22 @@ macro_rules! sql {
     };
 }
 use std::time::Duration;
+
+/// The body of a lookup answered from the cache under `$key` when it holds it; else `$read`
+/// (the database's answer, a `Result` already unwrapped) is stored unless a write was heard of
+/// meanwhile, and returned.
+macro_rules! cached {
+    ($self:ident, $key:expr, $read:expr) => {{
+        let key: MetaKey = $key;
+        if let Some(hit) = $self.meta.get(&key) {
+            return Ok(hit);
+        }
+        let ticket = $self.meta.generation();
+        let value = $read;
+        $self.meta.put(key, ticket, &value);
+        Ok(value)
+    }};
+}
 
 /// The catalog's layouts on PostgreSQL, oldest first; `obhut_schema.version` says which one a
 /// database has. They follow the embedded catalog's migrations one for one (version N here
@@ -276,11 +305,135 @@ const USAGE_OF_BUCKET: &str = "SELECT
     (SELECT COALESCE(SUM(bytes), 0)::BIGINT FROM reservations WHERE bucket = $1 AND expires_ms > $2),
     (SELECT COALESCE(SUM(objects), 0)::BIGINT FROM reservations WHERE bucket = $1 AND expires_ms > $2)";
 
-/// The catalog on PostgreSQL. Cloning shares the pool.
+/// The catalog on PostgreSQL. Cloning shares the pool and the cache.
 #[derive(Clone)]
 pub struct PgCatalog {
     pool: PgPool,
+    meta: Arc<MetaCache>,
+    /// The notification channel of this database and schema.
+    channel: Arc<str>,
+    /// A random name of this catalog (shared by its clones), which its notifications carry.
+    me: Arc<str>,
+    listener: Arc<Listener>,
 }
+
+/// How long a cached tenant, bucket, bucket key, residency rule or quota is answered from at
+/// most, even when no notification of a change arrives (the listening connection could be
+/// dead without either side noticing yet).
+pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(5);
+
+/// The task that listens for other gateways' writes; stopped when the last clone of the
+/// catalog is dropped.
+struct Listener {
+    task: tokio::task::JoinHandle<()>,
+    /// The listening connection's backend process id, 0 while it has none.
+    pid: Arc<AtomicI32>,
+    /// Notifications of other catalogs' writes heard so far.
+    heard: Arc<AtomicU64>,
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The first wait before listening is tried again after a failure; it doubles up to
+/// [`LISTEN_RETRY_MAX`].
+const LISTEN_RETRY: Duration = Duration::from_millis(100);
+const LISTEN_RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// Listens on `channel` on a connection of its own and empties `meta` on every notification.
+/// The cache is off from the moment the connection is lost (or before it was first made)
+/// until `LISTEN` is in place again, and empty when it comes back on: what changed meanwhile
+/// was not heard of. Ends when the catalog is gone.
+async fn listen(
+    options: PgConnectOptions,
+    channel: Arc<str>,
+    me: Arc<str>,
+    meta: Weak<MetaCache>,
+    pid: Arc<AtomicI32>,
+    heard: Arc<AtomicU64>,
+) {
+    let mut retry = LISTEN_RETRY;
+    loop {
+        pid.store(0, Ordering::Relaxed);
+        match meta.upgrade() {
+            Some(m) => m.disable(),
+            None => return,
+        }
+        match subscribe(&options, &channel).await {
+            Ok((mut listener, backend)) => {
+                pid.store(backend, Ordering::Relaxed);
+                match meta.upgrade() {
+                    Some(m) => m.enable(),
+                    None => return,
+                }
+                retry = LISTEN_RETRY;
+                // A lost connection is `Ok(None)` (no eager reconnect: the cache goes off at
+                // once, above) or an error (a terminated backend says so before it closes).
+                while let Ok(Some(note)) = listener.try_recv().await {
+                    // This catalog's own writes emptied its cache when they committed.
+                    if note.payload() == &*me {
+                        continue;
+                    }
+                    match meta.upgrade() {
+                        Some(m) => m.invalidate(),
+                        None => return,
+                    }
+                    heard.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Err(_) => {
+                tokio::time::sleep(retry).await;
+                retry = (retry * 2).min(LISTEN_RETRY_MAX);
+            }
+        }
+    }
+}
+
+/// A new connection that listens on `channel`, and its backend process id.
+async fn subscribe(
+    options: &PgConnectOptions,
+    channel: &str,
+) -> std::result::Result<(PgListener, i32), sqlx::Error> {
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_lazy_with(options.clone());
+    let mut listener = PgListener::connect_with(&pool).await?;
+    listener.eager_reconnect(false);
+    let backend: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut listener)
+        .await?;
+    // Last, so that pg_stat_activity shows the connection's purpose.
+    listener.listen(channel).await?;
+    Ok((listener, backend))
+}
+
+/// Tells every catalog on this database and schema, once the transaction commits, that a
+/// cached kind of record changed; `me` names the catalog that wrote.
+async fn notify_tx(c: &mut PgConnection, channel: &str, me: &str) -> Result<()> {
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(channel)
+        .bind(me)
+        .execute(c)
+        .await
+        .map_err(storage)?;
+    Ok(())
+}
+
+/// The first 8 bytes of a digest in hex.
+fn hex8(digest: &[u8]) -> String {
+    use std::fmt::Write as _;
+    digest.iter().take(8).fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// A pooled connection idle for this long is pinged before it is used again.
+const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
 
 /// Connections a process keeps to the catalog at most.
 const MAX_CONNECTIONS: u32 = 16;
@@ -664,20 +817,88 @@ impl PgCatalog {
     /// Connects (without running anything) and brings the database to
     /// [`Self::SCHEMA_VERSION`]; a database written by a newer release is refused, untouched.
     pub async fn connect(options: PgConnectOptions) -> Result<Self> {
-        let catalog = Self::connect_unmigrated(options).await?;
+        Self::connect_with_cache_ttl(options, DEFAULT_CACHE_TTL).await
+    }
+
+    /// As [`Self::connect`], with cached records answered from for at most `ttl` (zero: every
+    /// lookup reads the database).
+    pub async fn connect_with_cache_ttl(options: PgConnectOptions, ttl: Duration) -> Result<Self> {
+        let catalog = Self::open(options, ttl).await?;
         migrate(&catalog.pool).await?;
         Ok(catalog)
     }
 
     /// A pool on the database, its layout not checked (for tools that inspect it).
     pub async fn connect_unmigrated(options: PgConnectOptions) -> Result<Self> {
+        Self::open(options, DEFAULT_CACHE_TTL).await
+    }
+
+    async fn open(options: PgConnectOptions, ttl: Duration) -> Result<Self> {
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(Duration::from_secs(30))
-            .connect_with(options)
+            // sqlx pings every connection it hands out, a round trip as long as a point
+            // lookup; a connection in steady use is pinged only after it sat idle a while
+            // (one that died unnoticed meanwhile fails one statement, and is dropped when it
+            // goes back to the pool, where sqlx tests every connection).
+            .test_before_acquire(false)
+            .before_acquire(|c, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= PING_AFTER_IDLE {
+                        sqlx::Connection::ping(c).await?;
+                    }
+                    Ok(true)
+                })
+            })
+            .connect_with(options.clone())
             .await
             .map_err(|e| CatalogError::Storage(format!("cannot connect to {DATABASE}: {e}")))?;
-        Ok(Self { pool })
+        // Notifications reach every session of the database; the catalog's tables are those
+        // of the first schema on the search path, so that schema names the channel.
+        let schema: Option<String> = sqlx::query_scalar("SELECT current_schema()::text")
+            .fetch_one(&pool)
+            .await
+            .map_err(storage)?;
+        let digest = sha2::Sha256::digest(schema.unwrap_or_default().as_bytes());
+        let channel: Arc<str> = format!("obhut_catalog_{}", hex8(&digest)).into();
+        let meta = Arc::new(MetaCache::expiring(ttl));
+        let me: Arc<str> = BlobId::random().to_string().into();
+        let pid = Arc::new(AtomicI32::new(0));
+        let heard = Arc::new(AtomicU64::new(0));
+        let task = tokio::spawn(listen(
+            options,
+            Arc::clone(&channel),
+            Arc::clone(&me),
+            Arc::downgrade(&meta),
+            Arc::clone(&pid),
+            Arc::clone(&heard),
+        ));
+        Ok(Self {
+            pool,
+            meta,
+            channel,
+            me,
+            listener: Arc::new(Listener { task, pid, heard }),
+        })
+    }
+
+    /// The backend process id of the connection that listens for other gateways' writes, if
+    /// it is listening now (for tests and for the database's administrators).
+    #[must_use]
+    pub fn listener_pid(&self) -> Option<i32> {
+        Some(self.listener.pid.load(Ordering::Relaxed)).filter(|&p| p != 0)
+    }
+
+    /// How many notifications of other catalogs' writes this one has heard.
+    #[must_use]
+    pub fn notifications_heard(&self) -> u64 {
+        self.listener.heard.load(Ordering::Relaxed)
+    }
+
+    /// Whether cached records are being answered from (off while not listening).
+    #[must_use]
+    pub fn cache_enabled(&self) -> bool {
+        self.meta.is_enabled()
     }
 
     /// Brings the database to the current layout; returns (version found, version now).
@@ -712,19 +933,39 @@ impl PgCatalog {
         &self.pool
     }
 
-    /// Closes every connection of the pool.
+    /// Closes every connection of the pool, and stops listening.
     pub async fn close(&self) {
+        self.listener.task.abort();
+        self.meta.disable();
         self.pool.close().await;
     }
 
     async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
         self.pool.begin().await.map_err(storage)
     }
+
+    /// Commits a transaction that changed a cached kind of record (and called [`notify_tx`]),
+    /// then empties this catalog's own cache before the caller hears of the write: other
+    /// catalogs empty theirs when the notification reaches them. Emptied even if the commit
+    /// failed, since it may have happened all the same.
+    async fn commit_meta(&self, tx: sqlx::Transaction<'static, sqlx::Postgres>) -> Result<()> {
+        let committed = tx.commit().await.map_err(storage);
+        self.meta.invalidate();
+        committed
+    }
+
+    /// A transaction for a write of a cached kind of record, the notification already in it.
+    async fn begin_meta(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+        let mut tx = self.begin().await?;
+        notify_tx(&mut tx, &self.channel, &self.me).await?;
+        Ok(tx)
+    }
 }
 
 #[async_trait]
 impl Catalog for PgCatalog {
     async fn create_tenant(&self, tenant: &Tenant) -> Result<()> {
+        let mut tx = self.begin_meta().await?;
         let n = sqlx::query(
             "INSERT INTO tenants (name, jurisdictions, min_sites, created_ms) VALUES ($1, $2, $3, $4)
              ON CONFLICT (name) DO NOTHING",
@@ -733,7 +974,7 @@ impl Catalog for PgCatalog {
         .bind(to_json(&tenant.jurisdictions)?)
         .bind(i64::from(tenant.min_sites))
         .bind(tenant.created_ms)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(storage)?
         .rows_affected();
@@ -743,20 +984,24 @@ impl Catalog for PgCatalog {
                 name: tenant.name.clone(),
             });
         }
-        Ok(())
+        self.commit_meta(tx).await
     }
 
     async fn get_tenant(&self, name: &str) -> Result<Option<Tenant>> {
-        sqlx::query(
-            "SELECT name, jurisdictions, min_sites, created_ms FROM tenants WHERE name = $1",
+        cached!(
+            self,
+            ("tenant", name.to_owned()),
+            sqlx::query(
+                "SELECT name, jurisdictions, min_sites, created_ms FROM tenants WHERE name = $1",
+            )
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(storage)?
+            .as_ref()
+            .map(decode_tenant)
+            .transpose()?
         )
-        .bind(name)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(storage)?
-        .as_ref()
-        .map(decode_tenant)
-        .transpose()
     }
 
     async fn list_tenants(&self) -> Result<Vec<Tenant>> {
@@ -830,26 +1075,30 @@ impl Catalog for PgCatalog {
     }
 
     async fn get_rule(&self, scope: &PolicyScope) -> Result<Option<ResidencyRule>> {
-        let rule: Option<String> =
-            sqlx::query_scalar("SELECT rule FROM residency WHERE scope = $1")
-                .bind(scope.encode())
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(storage)?;
-        rule.map(|r| from_json(&r)).transpose()
+        let scope = scope.encode();
+        cached!(self, ("residency rule", scope.clone()), {
+            let rule: Option<String> =
+                sqlx::query_scalar("SELECT rule FROM residency WHERE scope = $1")
+                    .bind(&scope)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(storage)?;
+            rule.map(|r| from_json::<ResidencyRule>(&r)).transpose()?
+        })
     }
 
     async fn put_rule(&self, scope: &PolicyScope, rule: &ResidencyRule) -> Result<()> {
+        let mut tx = self.begin_meta().await?;
         sqlx::query(
             "INSERT INTO residency (scope, rule) VALUES ($1, $2)
              ON CONFLICT (scope) DO UPDATE SET rule = EXCLUDED.rule",
         )
         .bind(scope.encode())
         .bind(to_json(rule)?)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(storage)?;
-        Ok(())
+        self.commit_meta(tx).await
     }
 
     async fn update_tenant_residency(
@@ -858,12 +1107,13 @@ impl Catalog for PgCatalog {
         jurisdictions: &[String],
         min_sites: u32,
     ) -> Result<()> {
+        let mut tx = self.begin_meta().await?;
         let n =
             sqlx::query("UPDATE tenants SET jurisdictions = $2, min_sites = $3 WHERE name = $1")
                 .bind(name)
                 .bind(to_json(&jurisdictions)?)
                 .bind(i64::from(min_sites))
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await
                 .map_err(storage)?
                 .rows_affected();
@@ -873,7 +1123,7 @@ impl Catalog for PgCatalog {
                 name: name.to_owned(),
             });
         }
-        Ok(())
+        self.commit_meta(tx).await
     }
 
     async fn set_object_sites(
@@ -927,7 +1177,7 @@ impl Catalog for PgCatalog {
     }
 
     async fn create_bucket(&self, bucket: &Bucket, key: &BucketKey) -> Result<()> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin_meta().await?;
         loop {
             let n = sqlx::query(
                 "INSERT INTO buckets (name, tenant, created_ms) VALUES ($1, $2, $3)
@@ -968,38 +1218,46 @@ impl Catalog for PgCatalog {
         .execute(&mut *tx)
         .await
         .map_err(storage)?;
-        tx.commit().await.map_err(storage)
+        self.commit_meta(tx).await
     }
 
     async fn get_bucket_key(&self, bucket: &str, version: u32) -> Result<Option<BucketKey>> {
-        sqlx::query(sql!(
-            "SELECT {BUCKET_KEY_COLS} FROM bucket_keys WHERE bucket = $1 AND version = $2"
-        ))
-        .bind(bucket)
-        .bind(i64::from(version))
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(storage)?
-        .as_ref()
-        .map(decode_bucket_key)
-        .transpose()
+        cached!(
+            self,
+            ("bucket key", format!("{bucket}/{version}")),
+            sqlx::query(sql!(
+                "SELECT {BUCKET_KEY_COLS} FROM bucket_keys WHERE bucket = $1 AND version = $2"
+            ))
+            .bind(bucket)
+            .bind(i64::from(version))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(storage)?
+            .as_ref()
+            .map(decode_bucket_key)
+            .transpose()?
+        )
     }
 
     async fn current_bucket_key(&self, bucket: &str) -> Result<Option<BucketKey>> {
-        sqlx::query(sql!(
-            "SELECT {BUCKET_KEY_COLS} FROM bucket_keys WHERE bucket = $1 ORDER BY version DESC LIMIT 1"
-        ))
-        .bind(bucket)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(storage)?
-        .as_ref()
-        .map(decode_bucket_key)
-        .transpose()
+        cached!(
+            self,
+            ("current bucket key", bucket.to_owned()),
+            sqlx::query(sql!(
+                "SELECT {BUCKET_KEY_COLS} FROM bucket_keys WHERE bucket = $1 ORDER BY version DESC LIMIT 1"
+            ))
+            .bind(bucket)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(storage)?
+            .as_ref()
+            .map(decode_bucket_key)
+            .transpose()?
+        )
     }
 
     async fn add_bucket_key(&self, key: &BucketKey) -> Result<()> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin_meta().await?;
         lock_bucket_shared(&mut tx, &key.bucket).await?;
         let n = sqlx::query(sql!(
             "INSERT INTO bucket_keys ({BUCKET_KEY_COLS}) VALUES ($1, $2, $3, $4, $5)
@@ -1020,18 +1278,22 @@ impl Catalog for PgCatalog {
                 name: format!("{}/{}", key.bucket, key.version),
             });
         }
-        tx.commit().await.map_err(storage)
+        self.commit_meta(tx).await
     }
 
     async fn get_bucket(&self, name: &str) -> Result<Option<Bucket>> {
-        sqlx::query("SELECT name, tenant, created_ms FROM buckets WHERE name = $1")
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(storage)?
-            .as_ref()
-            .map(decode_bucket)
-            .transpose()
+        cached!(
+            self,
+            ("bucket", name.to_owned()),
+            sqlx::query("SELECT name, tenant, created_ms FROM buckets WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(storage)?
+                .as_ref()
+                .map(decode_bucket)
+                .transpose()?
+        )
     }
 
     async fn list_buckets(&self, tenant: &str) -> Result<Vec<Bucket>> {
@@ -1046,7 +1308,7 @@ impl Catalog for PgCatalog {
     }
 
     async fn delete_bucket(&self, name: &str) -> Result<Vec<Part>> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin_meta().await?;
         // Locked for update: writes into the bucket (which share-lock it) finish first, and
         // their objects are seen below; later ones find no bucket.
         let exists = sqlx::query("SELECT 1 FROM buckets WHERE name = $1 FOR UPDATE")
@@ -1111,7 +1373,7 @@ impl Catalog for PgCatalog {
             .execute(&mut *tx)
             .await
             .map_err(storage)?;
-        tx.commit().await.map_err(storage)?;
+        self.commit_meta(tx).await?;
         Ok(parts)
     }
 
@@ -1131,11 +1393,15 @@ impl Catalog for PgCatalog {
     }
 
     async fn get_quota(&self, scope: &PolicyScope) -> Result<Option<Quota>> {
-        let mut c = self.pool.acquire().await.map_err(storage)?;
-        get_quota_tx(&mut c, scope).await
+        // Asked by every write: kept in the cache, which a change of any quota empties.
+        cached!(self, ("quota", scope.encode()), {
+            let mut c = self.pool.acquire().await.map_err(storage)?;
+            get_quota_tx(&mut c, scope).await?
+        })
     }
 
     async fn set_quota(&self, scope: &PolicyScope, quota: Option<&Quota>) -> Result<()> {
+        let mut tx = self.begin_meta().await?;
         match quota.filter(|q| !q.is_unlimited()) {
             Some(q) => sqlx::query(
                 "INSERT INTO quotas (scope, quota) VALUES ($1, $2)
@@ -1145,10 +1411,10 @@ impl Catalog for PgCatalog {
             .bind(to_json(q)?),
             None => sqlx::query("DELETE FROM quotas WHERE scope = $1").bind(scope.encode()),
         }
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(storage)?;
-        Ok(())
+        self.commit_meta(tx).await
     }
 
     async fn usage(&self, scope: &PolicyScope, now_ms: i64) -> Result<Usage> {
@@ -1179,15 +1445,15 @@ impl Catalog for PgCatalog {
 
     async fn reserve(&self, reservation: &Reservation, now_ms: i64) -> Result<bool> {
         let r = reservation;
-        // Most writes go where no quota is set: one read, no transaction.
-        let limited: Option<String> =
-            sqlx::query_scalar("SELECT scope FROM quotas WHERE scope = $1 OR scope = $2 LIMIT 1")
-                .bind(PolicyScope::Tenant(r.tenant.clone()).encode())
-                .bind(PolicyScope::Bucket(r.bucket.clone()).encode())
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(storage)?;
-        if limited.is_none() {
+        // Most writes go where no quota is set: answered from the cache (a quota set by
+        // another gateway is heard of as any cached record is), no transaction.
+        let tenant_quota = self
+            .get_quota(&PolicyScope::Tenant(r.tenant.clone()))
+            .await?;
+        let bucket_quota = self
+            .get_quota(&PolicyScope::Bucket(r.bucket.clone()))
+            .await?;
+        if tenant_quota.is_none() && bucket_quota.is_none() {
             return Ok(false);
         }
         let mut tx = self.begin().await?;
@@ -1842,6 +2108,298 @@ mod tests {
             .collect();
         assert_eq!(under, ["\u{e4}"]);
         cat.close().await;
+    }
+
+    /// Waits until `cat` listens for other gateways' writes; its listener's pid.
+    async fn listening(cat: &PgCatalog, other_than: Option<i32>) -> i32 {
+        for _ in 0..500 {
+            if let Some(pid) = cat.listener_pid().filter(|&p| Some(p) != other_than) {
+                return pid;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the catalog did not listen within 5 s");
+    }
+
+    /// Asks `read` until it answers `want`; how long that took. Panics after 5 s, far less
+    /// than the catalogs' cache bound in these tests (60 s): only a notification (or a
+    /// cache that was emptied) explains an answer within it.
+    async fn seen<T, F, Fut>(what: &str, want: &T, mut read: F) -> Duration
+    where
+        T: PartialEq + std::fmt::Debug,
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = T>,
+    {
+        let start = std::time::Instant::now();
+        loop {
+            let got = read().await;
+            if &got == want {
+                return start.elapsed();
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "{what}: still {got:?}, not {want:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    const LONG: Duration = Duration::from_secs(60);
+
+    /// Waits until `cat` has heard more than `before` notifications.
+    async fn heard_after(cat: &PgCatalog, before: u64) {
+        for _ in 0..500 {
+            if cat.notifications_heard() > before {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("no notification within 5 s");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_through_one_gateway_empties_the_cache_of_another() {
+        let options = fresh_schema().await;
+        let a = PgCatalog::connect_with_cache_ttl(options.clone(), LONG)
+            .await
+            .unwrap();
+        let b = PgCatalog::connect_with_cache_ttl(options, LONG)
+            .await
+            .unwrap();
+        listening(&a, None).await;
+        listening(&b, None).await;
+        // b caches that nothing exists yet.
+        assert_eq!(b.get_tenant("t").await.unwrap(), None);
+        assert_eq!(b.get_bucket("bk").await.unwrap(), None);
+        with_bucket(&a, "t", "bk").await;
+        seen("created tenant", &Some(tenant("t")), || async {
+            b.get_tenant("t").await.unwrap()
+        })
+        .await;
+        seen("created bucket", &Some("t".to_owned()), || async {
+            b.get_bucket("bk").await.unwrap().map(|x| x.tenant)
+        })
+        .await;
+
+        // Tenant change.
+        let jur = vec!["DE".to_owned(), "AT".to_owned()];
+        a.update_tenant_residency("t", &jur, 3).await.unwrap();
+        seen("tenant residency", &Some((jur, 3)), || async {
+            b.get_tenant("t")
+                .await
+                .unwrap()
+                .map(|t| (t.jurisdictions, t.min_sites))
+        })
+        .await;
+
+        // Residency rule.
+        let scope = PolicyScope::Bucket("bk".into());
+        assert_eq!(b.get_rule(&scope).await.unwrap(), None);
+        let rule = ResidencyRule {
+            min_sites: Some(2),
+            ..ResidencyRule::default()
+        };
+        a.put_rule(&scope, &rule).await.unwrap();
+        seen("residency rule", &Some(rule), || async {
+            b.get_rule(&scope).await.unwrap()
+        })
+        .await;
+
+        // Bucket key rotation (and the bucket key of a shredded tenant is replaced or gone
+        // the same way).
+        assert_eq!(
+            b.current_bucket_key("bk").await.unwrap().map(|k| k.version),
+            Some(1)
+        );
+        assert_eq!(b.get_bucket_key("bk", 2).await.unwrap(), None);
+        let v2 = BucketKey {
+            bucket: "bk".into(),
+            version: 2,
+            wrapped: b"w2".to_vec(),
+            kcv: b"k2".to_vec(),
+            created_ms: 2,
+        };
+        a.add_bucket_key(&v2).await.unwrap();
+        seen("current bucket key", &Some(2), || async {
+            b.current_bucket_key("bk").await.unwrap().map(|k| k.version)
+        })
+        .await;
+        seen("bucket key 2", &Some(v2.clone()), || async {
+            b.get_bucket_key("bk", 2).await.unwrap()
+        })
+        .await;
+
+        // Quota.
+        assert_eq!(b.get_quota(&scope).await.unwrap(), None);
+        let quota = Quota {
+            max_bytes: Some(10),
+            max_objects: None,
+        };
+        a.set_quota(&scope, Some(&quota)).await.unwrap();
+        seen("quota", &Some(quota), || async {
+            b.get_quota(&scope).await.unwrap()
+        })
+        .await;
+
+        // Bucket deletion: the bucket, its keys, rule and quota are gone everywhere.
+        a.delete_bucket("bk").await.unwrap();
+        seen("deleted bucket", &(None, None, None, None), || async {
+            (
+                b.get_bucket("bk").await.unwrap(),
+                b.current_bucket_key("bk").await.unwrap(),
+                b.get_rule(&scope).await.unwrap(),
+                b.get_quota(&scope).await.unwrap(),
+            )
+        })
+        .await;
+        a.close().await;
+        b.close().await;
+    }
+
+    /// Changes tenant `t`'s `min_sites` behind the catalog's back: no notification.
+    async fn unheard_change(schema: &str, min_sites: u32) {
+        admin(
+            "postgres",
+            &format!("UPDATE {schema}.tenants SET min_sites = {min_sites} WHERE name = 't'"),
+        )
+        .await;
+    }
+
+    fn schema_of(options: &PgConnectOptions) -> String {
+        options
+            .get_options()
+            .and_then(|o| o.split("search_path=").nth(1))
+            .map(|s| s.split_whitespace().next().unwrap_or(s).to_owned())
+            .expect("a search path")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn cached_records_are_kept_only_for_the_stated_bound() {
+        let options = fresh_schema().await;
+        let schema = schema_of(&options);
+        let long = PgCatalog::connect_with_cache_ttl(options.clone(), LONG)
+            .await
+            .unwrap();
+        let short = PgCatalog::connect_with_cache_ttl(options, Duration::from_millis(300))
+            .await
+            .unwrap();
+        listening(&long, None).await;
+        listening(&short, None).await;
+        long.create_tenant(&tenant("t")).await.unwrap();
+        let min_sites = |c: &PgCatalog| {
+            let c = c.clone();
+            async move { c.get_tenant("t").await.unwrap().map(|t| t.min_sites) }
+        };
+        assert_eq!(min_sites(&long).await, Some(2));
+        assert_eq!(min_sites(&short).await, Some(2));
+        unheard_change(&schema, 3).await;
+        // Cached: a change nobody notified is not seen within the bound...
+        assert_eq!(min_sites(&long).await, Some(2), "the record is cached");
+        // ...and is seen once the bound has passed.
+        tokio::time::sleep(Duration::from_millis(350)).await;
+        assert_eq!(min_sites(&short).await, Some(3), "expired after its bound");
+        assert_eq!(min_sites(&long).await, Some(2));
+        long.close().await;
+        short.close().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lost_listener_connection_leaves_no_stale_read() {
+        let options = fresh_schema().await;
+        let schema = schema_of(&options);
+        let a = PgCatalog::connect_with_cache_ttl(options.clone(), LONG)
+            .await
+            .unwrap();
+        let b = PgCatalog::connect_with_cache_ttl(options, LONG)
+            .await
+            .unwrap();
+        listening(&a, None).await;
+        let pid = listening(&b, None).await;
+        let before = b.notifications_heard();
+        a.create_tenant(&tenant("t")).await.unwrap();
+        heard_after(&b, before).await;
+        assert_eq!(
+            b.get_tenant("t").await.unwrap().map(|t| t.min_sites),
+            Some(2)
+        );
+        // A change b cannot hear of (as one notified while its connection was down).
+        unheard_change(&schema, 3).await;
+        assert_eq!(
+            b.get_tenant("t").await.unwrap().map(|t| t.min_sites),
+            Some(2),
+            "cached"
+        );
+        admin("postgres", &format!("SELECT pg_terminate_backend({pid})")).await;
+        // Once b listens again (a new connection), what it had cached is gone.
+        listening(&b, Some(pid)).await;
+        assert_eq!(
+            b.get_tenant("t").await.unwrap().map(|t| t.min_sites),
+            Some(3),
+            "stale after the listener came back"
+        );
+        // And it hears of writes again.
+        a.update_tenant_residency("t", &["DE".to_owned()], 4)
+            .await
+            .unwrap();
+        seen("after reconnecting", &Some(4), || async {
+            b.get_tenant("t").await.unwrap().map(|t| t.min_sites)
+        })
+        .await;
+        a.close().await;
+        b.close().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn while_the_listener_cannot_reconnect_nothing_is_answered_from_the_cache() {
+        let db = unique("nolisten");
+        admin("postgres", &format!("CREATE DATABASE {db}")).await;
+        let a = PgCatalog::connect_with_cache_ttl(options(&db), LONG)
+            .await
+            .unwrap();
+        let b = PgCatalog::connect_with_cache_ttl(options(&db), LONG)
+            .await
+            .unwrap();
+        listening(&a, None).await;
+        let pid = listening(&b, None).await;
+        a.create_tenant(&tenant("t")).await.unwrap();
+        seen("tenant", &Some(2), || async {
+            b.get_tenant("t").await.unwrap().map(|t| t.min_sites)
+        })
+        .await;
+        assert!(b.cache_enabled());
+        // No new connection to the database can be made: b's listener stays down, while
+        // both pools keep the connections they have.
+        admin(
+            "postgres",
+            &format!(
+                "ALTER DATABASE {db} ALLOW_CONNECTIONS false;
+                 SELECT pg_terminate_backend({pid})"
+            ),
+        )
+        .await;
+        let start = std::time::Instant::now();
+        while b.cache_enabled() {
+            assert!(start.elapsed() < Duration::from_secs(5), "cache still on");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(b.listener_pid(), None);
+        // a's notification cannot reach b, yet b reads the change.
+        a.update_tenant_residency("t", &["DE".to_owned()], 5)
+            .await
+            .unwrap();
+        assert_eq!(
+            b.get_tenant("t").await.unwrap().map(|t| t.min_sites),
+            Some(5)
+        );
+        admin(
+            "postgres",
+            &format!("ALTER DATABASE {db} ALLOW_CONNECTIONS true"),
+        )
+        .await;
+        listening(&b, Some(pid)).await;
+        assert!(b.cache_enabled());
+        a.close().await;
+        b.close().await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
