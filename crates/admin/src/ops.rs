@@ -76,6 +76,7 @@ pub(crate) async fn readyz(State(state): State<AdminState>) -> Response {
         trustee,
         catalog_ok,
         sites: sites(&state).await,
+        background: state.workers.background_role(),
     };
     let status = StatusCode::from_u16(r.status()).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
     json(status, r.to_json())

@@ -1,0 +1,171 @@
+//! The lease on a deployment's background work: gateways that share one catalog run repair,
+//! scrubbing and the reclaim of expired quota holds on one gateway at a time, the holder of
+//! the catalog's lease `background` (`Catalog::take_lease`).
+//!
+//! Each process takes or renews the lease every `renew` interval, for `ttl`. It counts itself
+//! the holder only until `ttl` after the start of its last successful renewal, by its own
+//! clock, so that it stops before another gateway may take the lease over. Its workers look at
+//! [`Leadership::current`] between two pieces of work, and destructive catalog batches are
+//! made under the lease's epoch (fenced), so a holder that lost the lease without noticing
+//! (paused, cut off from the catalog) changes nothing there.
+//!
+//! It owns the lease's name, holder id and timing; it never sees what the workers work on.
+
+use obhut_catalog::{Catalog, Lease};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+/// The catalog's name of the lease on background work.
+pub const BACKGROUND_LEASE: &str = "background";
+
+/// How long a lease lasts unless renewed, and how often its holder renews it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaseTiming {
+    pub ttl: Duration,
+    pub renew: Duration,
+}
+
+impl Default for LeaseTiming {
+    /// 15 s, renewed every 5 s: a gateway that dies is replaced within 20 s.
+    fn default() -> Self {
+        Self {
+            ttl: Duration::from_secs(15),
+            renew: Duration::from_secs(5),
+        }
+    }
+}
+
+struct Inner {
+    catalog: Arc<dyn Catalog>,
+    holder: String,
+    timing: LeaseTiming,
+    /// The lease held, and until when (this process's monotonic clock).
+    held: Mutex<Option<(Lease, Instant)>>,
+}
+
+/// This process's side of the lease. Clones share it.
+#[derive(Clone)]
+pub struct Leadership {
+    inner: Arc<Inner>,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+impl Leadership {
+    /// The lease of `catalog` as this process (`holder`, an id unique to the process) takes it.
+    #[must_use]
+    pub fn new(catalog: Arc<dyn Catalog>, holder: String, timing: LeaseTiming) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                catalog,
+                holder,
+                timing,
+                held: Mutex::new(None),
+            }),
+        }
+    }
+
+    /// An id for this process as a lease holder: host, process id and start time.
+    #[must_use]
+    pub fn process_holder_id() -> String {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_default();
+        format!("{host}:{}:{}", std::process::id(), now_ms())
+    }
+
+    #[must_use]
+    pub fn holder(&self) -> &str {
+        &self.inner.holder
+    }
+
+    #[must_use]
+    pub fn timing(&self) -> LeaseTiming {
+        self.inner.timing
+    }
+
+    /// The lease, while this process holds it (by its own clock).
+    #[must_use]
+    pub fn current(&self) -> Option<Lease> {
+        let held = self
+            .inner
+            .held
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match &*held {
+            Some((lease, until)) if Instant::now() < *until => Some(lease.clone()),
+            _ => None,
+        }
+    }
+
+    /// `leader` while this process holds the lease, else `standby`.
+    #[must_use]
+    pub fn role(&self) -> &'static str {
+        if self.current().is_some() {
+            "leader"
+        } else {
+            "standby"
+        }
+    }
+
+    /// Takes or renews the lease once; returns whether this process holds it afterwards.
+    pub async fn renew(&self) -> bool {
+        let started = Instant::now();
+        let ttl_ms = i64::try_from(self.inner.timing.ttl.as_millis()).unwrap_or(i64::MAX);
+        let before = self.current().map(|l| l.epoch);
+        let taken = self
+            .inner
+            .catalog
+            .take_lease(BACKGROUND_LEASE, &self.inner.holder, ttl_ms, now_ms())
+            .await;
+        let mut held = self
+            .inner
+            .held
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match taken {
+            Ok(Some(lease)) => {
+                if before != Some(lease.epoch) {
+                    tracing::info!(epoch = lease.epoch, holder = %lease.holder, "this process holds the lease on background work");
+                }
+                *held = Some((lease, started + self.inner.timing.ttl));
+                true
+            }
+            Ok(None) => {
+                if before.is_some() {
+                    tracing::warn!(
+                        "the lease on background work passed to another process; its workers stand by"
+                    );
+                }
+                *held = None;
+                false
+            }
+            Err(e) => {
+                // Keep what is held until it lapses by this process's clock: a renewal may
+                // succeed before then.
+                tracing::warn!(error = %e, "the lease on background work could not be renewed");
+                held.as_ref()
+                    .is_some_and(|(_, until)| Instant::now() < *until)
+            }
+        }
+    }
+
+    /// Gives the lease up (at shutdown), so that another process takes it at once.
+    pub async fn release(&self) {
+        let lease = self
+            .inner
+            .held
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some((lease, _)) = lease
+            && let Err(e) = self.inner.catalog.release_lease(&lease).await
+        {
+            tracing::warn!(error = %e, "the lease on background work was not given up; it lapses by itself");
+        }
+    }
+}
