@@ -169,3 +169,68 @@ impl Leadership {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::worker::{Duty, Workers};
+    use obhut_catalog::SqliteCatalog;
+
+    const SHORT: LeaseTiming = LeaseTiming {
+        ttl: Duration::from_millis(400),
+        renew: Duration::from_millis(100),
+    };
+
+    fn two_on_one_catalog() -> (Leadership, Leadership) {
+        let catalog: Arc<dyn Catalog> = Arc::new(SqliteCatalog::in_memory().unwrap());
+        (
+            Leadership::new(Arc::clone(&catalog), "a".into(), SHORT),
+            Leadership::new(catalog, "b".into(), SHORT),
+        )
+    }
+
+    #[tokio::test]
+    async fn one_holder_at_a_time_and_a_lapsed_holder_stands_by_by_its_own_clock() {
+        let (a, b) = two_on_one_catalog();
+        assert!(a.renew().await);
+        assert!(!b.renew().await, "a holds it");
+        assert_eq!((a.role(), b.role()), ("leader", "standby"));
+        let first = a.current().unwrap();
+        // a stops renewing (paused): it stops counting itself the holder when the lease
+        // lapses, before b may take it.
+        tokio::time::sleep(SHORT.ttl).await;
+        assert_eq!(a.current(), None);
+        assert!(b.renew().await);
+        assert!(b.current().unwrap().epoch > first.epoch);
+        assert!(!a.renew().await, "b holds it now");
+        assert_eq!(a.role(), "standby");
+    }
+
+    #[tokio::test]
+    async fn workers_follow_the_lease_and_hand_it_over_when_stopped() {
+        let (a, b) = two_on_one_catalog();
+        let (wa, wb) = (Workers::new(), Workers::new());
+        assert_eq!(wa.duty(), Duty::Alone, "no lease to go by");
+        assert!(a.renew().await);
+        wa.lead_with(a.clone());
+        wb.lead_with(b.clone());
+        assert!(matches!(wa.duty(), Duty::Leader(_)));
+        for _ in 0..3 {
+            tokio::time::sleep(SHORT.renew).await;
+            assert_eq!(
+                (wa.background_role(), wb.background_role()),
+                (Some("leader"), Some("standby"))
+            );
+        }
+        // a's workers stop: it gives the lease up, and b takes it at its next renewal.
+        wa.stop();
+        for _ in 0..50 {
+            if wb.background_role() == Some("leader") {
+                assert_eq!(a.current(), None);
+                return;
+            }
+            tokio::time::sleep(SHORT.renew / 4).await;
+        }
+        panic!("b did not take over the lease a gave up");
+    }
+}

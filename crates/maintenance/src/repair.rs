@@ -275,8 +275,14 @@ impl Maintenance {
     }
 
     /// Removes blobs that no object or upload refers to; see [`crate::collect_orphans`].
+    /// Where the process goes by a lease, only while it holds it, fenced by its epoch.
     pub async fn collect_orphans(&self) -> Result<usize, MaintenanceError> {
-        crate::orphans::collect_orphans(self.catalog.as_ref(), &self.sites).await
+        let lease = match self.workers.duty() {
+            Duty::Alone => None,
+            Duty::Leader(lease) => Some(lease),
+            Duty::Standby => return Err(MaintenanceError::Standby),
+        };
+        crate::orphans::collect_orphans(self.catalog.as_ref(), &self.sites, lease.as_ref()).await
     }
 
     /// Starts a repair pass over every object and upload part unless one is running; returns

@@ -150,10 +150,23 @@ impl Workers {
         });
     }
 
+    /// Whether the process may do background work now (see [`Worker::duty`]).
+    #[must_use]
+    pub fn duty(&self) -> Duty {
+        duty_of(&self.leadership)
+    }
+
     /// `leader` or `standby` where the process goes by a lease, else `None`.
     #[must_use]
     pub fn background_role(&self) -> Option<&'static str> {
         self.leadership.get().map(Leadership::role)
+    }
+}
+
+fn duty_of(leadership: &OnceLock<Leadership>) -> Duty {
+    match leadership.get() {
+        None => Duty::Alone,
+        Some(l) => l.current().map_or(Duty::Standby, Duty::Leader),
     }
 }
 
@@ -175,10 +188,7 @@ impl Worker {
     /// Whether this worker may do background work now, and under which lease.
     #[must_use]
     pub fn duty(&self) -> Duty {
-        match self.leadership.get() {
-            None => Duty::Alone,
-            Some(l) => l.current().map_or(Duty::Standby, Duty::Leader),
-        }
+        duty_of(&self.leadership)
     }
 
     /// Whether the worker has been told to stop.
