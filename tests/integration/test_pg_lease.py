@@ -1,6 +1,7 @@
 """Background work on one gateway at a time: two `obhut gateway` processes on one PostgreSQL
 catalog, of which only the holder of the catalog's lease runs repair, scrubbing and reclaims
-(`/readyz` says `"background": "leader"` or `"standby"`); when the holder is killed with
+(`/readyz` says `"background": "leader"` or `"standby"`, `/metrics` has
+`obhut_background_leader`); when the holder is killed with
 SIGKILL, the other takes the lease over, with a higher epoch, within the lease's life plus
 one renewal (docs/catalog.md, "Background work and its lease")."""
 
@@ -10,6 +11,7 @@ import time
 
 import requests
 
+from conftest import bearer
 from pg_helpers import PgServer
 from split_helpers import Proc, _free_ports, split  # noqa: F401 (fixture)
 from test_pg_catalog import password_file, run_obhut
@@ -25,6 +27,13 @@ def role(admin_port: int) -> str | None:
     body = r.json()
     assert "demo" not in r.text, r.text
     return body.get("background")
+
+
+def leader_gauge(split, admin_port: int) -> str:
+    r = requests.get(f"http://127.0.0.1:{admin_port}/metrics",
+                     headers={"Authorization": f"Bearer {bearer(split.token('operator'))}"}, timeout=5)
+    assert r.status_code == 200, r.text[:300]
+    return [ln for ln in r.text.splitlines() if ln.startswith("obhut_background_leader ")][0]
 
 
 def lease_row(pg: PgServer, url: str) -> tuple[str, int]:
@@ -82,6 +91,8 @@ def test_one_gateway_runs_the_background_work_and_another_takes_over_after_kill_
             assert (role(ports["a"]), role(ports["b"])) == ("leader", "standby")
             time.sleep(0.2)
         assert lease_row(pg, url) == (holder, epoch), "renewals keep the holder and the epoch"
+        assert leader_gauge(split, ports["a"]) == "obhut_background_leader 1"
+        assert leader_gauge(split, ports["b"]) == "obhut_background_leader 0"
         health = requests.get(f"http://127.0.0.1:{ports['b']}/v1/health", timeout=5).json()
         assert "background-lease" in {w["name"] for w in health["workers"]}, health
 

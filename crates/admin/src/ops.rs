@@ -211,6 +211,7 @@ pub(crate) async fn metrics(
         // The embedded catalog has no connection pool.
         catalog_pool: None,
         quotas: quota_gauges(state.catalog.as_ref()).await,
+        background_leader: state.workers.background_role().map(|role| role == "leader"),
     };
     let openmetrics = headers
         .get(header::ACCEPT)
