@@ -36,7 +36,9 @@ impl Default for LeaseTiming {
 }
 
 struct Inner {
-    catalog: Arc<dyn Catalog>,
+    /// Let go of when the lease is given up for good: every worker of the process refers to
+    /// this, and none may keep the catalog open after the process has stopped.
+    catalog: Mutex<Option<Arc<dyn Catalog>>>,
     holder: String,
     timing: LeaseTiming,
     /// The lease held, and until when (this process's monotonic clock).
@@ -61,7 +63,7 @@ impl Leadership {
     pub fn new(catalog: Arc<dyn Catalog>, holder: String, timing: LeaseTiming) -> Self {
         Self {
             inner: Arc::new(Inner {
-                catalog,
+                catalog: Mutex::new(Some(catalog)),
                 holder,
                 timing,
                 held: Mutex::new(None),
@@ -114,12 +116,13 @@ impl Leadership {
 
     /// Takes or renews the lease once; returns whether this process holds it afterwards.
     pub async fn renew(&self) -> bool {
+        let Some(catalog) = self.catalog() else {
+            return false;
+        };
         let started = Instant::now();
         let ttl_ms = i64::try_from(self.inner.timing.ttl.as_millis()).unwrap_or(i64::MAX);
         let before = self.current().map(|l| l.epoch);
-        let taken = self
-            .inner
-            .catalog
+        let taken = catalog
             .take_lease(BACKGROUND_LEASE, &self.inner.holder, ttl_ms, now_ms())
             .await;
         let mut held = self
@@ -154,8 +157,26 @@ impl Leadership {
         }
     }
 
-    /// Gives the lease up (at shutdown), so that another process takes it at once.
+    fn catalog(&self) -> Option<Arc<dyn Catalog>> {
+        self.inner
+            .catalog
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Gives the lease up for good (at shutdown, once the workers are stopped), so that another
+    /// process takes it at its next renewal instead of waiting for it to lapse.
     pub async fn release(&self) {
+        let Some(catalog) = self
+            .inner
+            .catalog
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        else {
+            return;
+        };
         let lease = self
             .inner
             .held
@@ -163,7 +184,7 @@ impl Leadership {
             .unwrap_or_else(PoisonError::into_inner)
             .take();
         if let Some((lease, _)) = lease
-            && let Err(e) = self.inner.catalog.release_lease(&lease).await
+            && let Err(e) = catalog.release_lease(&lease).await
         {
             tracing::warn!(error = %e, "the lease on background work was not given up; it lapses by itself");
         }
@@ -222,8 +243,10 @@ mod tests {
                 (Some("leader"), Some("standby"))
             );
         }
-        // a's workers stop: it gives the lease up, and b takes it at its next renewal.
+        // a's workers stop and it gives the lease up: b takes it at its next renewal.
         wa.stop();
+        a.release().await;
+        assert!(!a.renew().await, "given up for good");
         for _ in 0..50 {
             if wb.background_role() == Some("leader") {
                 assert_eq!(a.current(), None);

@@ -129,8 +129,8 @@ impl Workers {
     }
 
     /// Makes the background work of these workers go by `leadership`, and starts the worker
-    /// `background-lease` that takes and renews it (and gives it up when stopped). Only the
-    /// first call counts.
+    /// `background-lease` that takes and renews it until stopped; the process gives it up
+    /// with [`Leadership::release`] once its workers are stopped. Only the first call counts.
     pub fn lead_with(&self, leadership: Leadership) {
         if self.leadership.set(leadership.clone()).is_err() {
             return;
@@ -143,7 +143,6 @@ impl Workers {
                     leadership.renew().await;
                 }
                 if !w.sleep(renew).await {
-                    leadership.release().await;
                     return;
                 }
             }

@@ -120,6 +120,7 @@ pub(crate) async fn serve_front(front: Front, data_dir: &Path) -> Result<()> {
         Leadership::process_holder_id()
     };
     let leadership = Leadership::new(Arc::clone(&front.catalog), holder, lease_timing()?);
+    let lease = leadership.clone();
     if !leadership.renew().await {
         tracing::info!(
             "another gateway holds the lease on background work: repair, scrubbing and reclaims stand by here"
@@ -232,6 +233,8 @@ pub(crate) async fn serve_front(front: Front, data_dir: &Path) -> Result<()> {
     // Only now: requests still being served may need the workers (revocations of cached keys
     // above all) until the listeners have drained.
     workers.stop();
+    // Waited for, so that the catalog's last write is done before the process ends.
+    lease.release().await;
     tracing::info!("stopped");
     Ok(())
 }
