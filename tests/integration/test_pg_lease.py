@@ -120,6 +120,10 @@ def test_one_gateway_runs_the_background_work_and_another_takes_over_after_kill_
         # b stops cleanly and gives the lease up: a takes it at its next renewal.
         assert b.stop() == 0, b.log_tail()
         stopped = time.monotonic()
+        # Given up, not left to lapse: expired at once, unless a took it already.
+        out = pg.psql(url.rsplit("/", 1)[1], "SELECT holder, expires_ms FROM leases WHERE name = 'background'")
+        holder_now, expires = out.strip().split("|")
+        assert holder_now != new_holder or int(expires) == 0, out
         while role(ports["a"]) != "leader":
             assert time.monotonic() - stopped < bound + 2, a2.log_tail()
             time.sleep(0.1)
