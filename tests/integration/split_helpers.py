@@ -37,10 +37,11 @@ def _free_ports(n: int) -> list[int]:
 class Proc:
     """One long-running obhut process with its own log file."""
 
-    def __init__(self, name: str, args: list[str], log_path: Path):
+    def __init__(self, name: str, args: list[str], log_path: Path, env: dict[str, str] | None = None):
         self.name = name
         self.args = args
         self.log_path = log_path
+        self.env = dict(env or {})
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> "Proc":
@@ -53,7 +54,7 @@ class Proc:
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env=clean_env({"RUST_BACKTRACE": "1"}),
+            env=clean_env({"RUST_BACKTRACE": "1", **self.env}),
             start_new_session=True,
         )
         log.close()

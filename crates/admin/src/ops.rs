@@ -76,6 +76,7 @@ pub(crate) async fn readyz(State(state): State<AdminState>) -> Response {
         trustee,
         catalog_ok,
         sites: sites(&state).await,
+        background: state.workers.background_role(),
     };
     let status = StatusCode::from_u16(r.status()).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
     json(status, r.to_json())
@@ -210,6 +211,7 @@ pub(crate) async fn metrics(
         // The embedded catalog has no connection pool.
         catalog_pool: None,
         quotas: quota_gauges(state.catalog.as_ref()).await,
+        background_leader: state.workers.background_role().map(|role| role == "leader"),
     };
     let openmetrics = headers
         .get(header::ACCEPT)

@@ -12,8 +12,8 @@
 #![allow(clippy::missing_panics_doc, clippy::unwrap_used)]
 
 use crate::{
-    Bucket, BucketKey, Catalog, CatalogError, Chunk, ListFrom, ObjectRecord, Part, PutCondition,
-    Quota, Reservation, ResidencyRule, SiteRecord, Tenant, Upload, Usage,
+    Bucket, BucketKey, Catalog, CatalogError, Chunk, Lease, ListFrom, ObjectRecord, Part,
+    PutCondition, Quota, Reservation, ResidencyRule, SiteRecord, Tenant, Upload, Usage,
 };
 use obhut_core::{BlobId, PolicyScope, SiteState};
 
@@ -57,6 +57,11 @@ macro_rules! catalog_conformance_tests {
             concurrent_reservations_never_pass_a_quota,
             deleting_a_bucket_drops_its_usage_and_quota,
             a_recount_of_counted_usage_changes_nothing,
+            a_lease_is_taken_and_renewed_at_the_same_epoch,
+            a_held_lease_is_refused_to_another_holder,
+            a_lapsed_lease_is_taken_over_with_a_higher_epoch,
+            a_released_lease_is_taken_at_once,
+            a_stale_epoch_is_refused_in_a_fenced_batch,
         );
     };
 }
@@ -1214,4 +1219,117 @@ pub async fn a_recount_of_counted_usage_changes_nothing(cat: &dyn Catalog) {
         cat.recount_usage("no-such-bucket").await,
         Err(CatalogError::NotFound { .. })
     ));
+}
+
+const LEASE: &str = "background";
+const TTL: i64 = 15_000;
+
+async fn take(cat: &dyn Catalog, holder: &str, now_ms: i64) -> Option<Lease> {
+    cat.take_lease(LEASE, holder, TTL, now_ms).await.unwrap()
+}
+
+/// The first holder gets the lease at epoch 1; renewing it before it lapses keeps the epoch
+/// and moves its end.
+pub async fn a_lease_is_taken_and_renewed_at_the_same_epoch(cat: &dyn Catalog) {
+    let first = take(cat, "gw-a", 1_000)
+        .await
+        .expect("a free lease is taken");
+    assert_eq!(
+        first,
+        Lease {
+            name: LEASE.into(),
+            holder: "gw-a".into(),
+            epoch: 1,
+            expires_ms: 1_000 + TTL,
+        }
+    );
+    let renewed = take(cat, "gw-a", 6_000)
+        .await
+        .expect("its holder renews it");
+    assert_eq!((renewed.epoch, renewed.expires_ms), (1, 6_000 + TTL));
+    cat.check_lease(&renewed, 6_000 + TTL - 1).await.unwrap();
+    // Another lease name is another lease.
+    let other = cat.take_lease("other", "gw-b", TTL, 6_000).await.unwrap();
+    assert_eq!(other.map(|l| l.epoch), Some(1));
+}
+
+/// While its holder keeps it, nobody else gets the lease, and it stays the holder's.
+pub async fn a_held_lease_is_refused_to_another_holder(cat: &dyn Catalog) {
+    let held = take(cat, "gw-a", 1_000).await.unwrap();
+    assert_eq!(take(cat, "gw-b", 1_000 + TTL - 1).await, None);
+    cat.check_lease(&held, 1_000 + TTL - 1).await.unwrap();
+    let renewed = take(cat, "gw-a", 2_000).await.unwrap();
+    assert_eq!(renewed.epoch, held.epoch);
+}
+
+/// Once it lapsed, another holder takes the lease with a higher epoch, and the former
+/// holder's lease is no longer current; the former holder, coming back, gets it only once it
+/// lapsed again, and then with a higher epoch still.
+pub async fn a_lapsed_lease_is_taken_over_with_a_higher_epoch(cat: &dyn Catalog) {
+    let old = take(cat, "gw-a", 1_000).await.unwrap();
+    let lapsed = old.expires_ms;
+    assert!(matches!(
+        cat.check_lease(&old, lapsed).await,
+        Err(CatalogError::LeaseLost(_))
+    ));
+    let new = take(cat, "gw-b", lapsed)
+        .await
+        .expect("a lapsed lease is taken over");
+    assert!(new.epoch > old.epoch, "{new:?} after {old:?}");
+    assert!(matches!(
+        cat.check_lease(&old, lapsed + 1).await,
+        Err(CatalogError::LeaseLost(_))
+    ));
+    cat.check_lease(&new, lapsed + 1).await.unwrap();
+    assert_eq!(take(cat, "gw-a", lapsed + 1).await, None, "gw-b holds it");
+    // A holder whose own lease lapsed, even with nobody taking it meanwhile, gets a new epoch.
+    let later = take(cat, "gw-b", new.expires_ms + 1).await.unwrap();
+    assert!(later.epoch > new.epoch, "{later:?} after {new:?}");
+    let back = take(cat, "gw-a", later.expires_ms).await.unwrap();
+    assert!(back.epoch > later.epoch, "{back:?} after {later:?}");
+}
+
+/// A lease given up is taken by another holder at once (with a higher epoch); giving up a
+/// lease that has passed to another epoch leaves the new holder's alone.
+pub async fn a_released_lease_is_taken_at_once(cat: &dyn Catalog) {
+    let old = take(cat, "gw-a", 1_000).await.unwrap();
+    cat.release_lease(&old).await.unwrap();
+    assert!(cat.check_lease(&old, 1_001).await.is_err());
+    let new = take(cat, "gw-b", 1_001)
+        .await
+        .expect("a released lease is free");
+    assert!(new.epoch > old.epoch);
+    cat.release_lease(&old).await.unwrap();
+    cat.check_lease(&new, 1_002).await.unwrap();
+    assert_eq!(take(cat, "gw-a", 1_002).await, None);
+}
+
+/// A batch made under a lease that passed to another holder changes nothing: the fenced
+/// reclaim of expired holds removes them under the current lease only.
+pub async fn a_stale_epoch_is_refused_in_a_fenced_batch(cat: &dyn Catalog) {
+    ensure_tenant_and_bucket(cat, "f-t", "f-b").await;
+    cat.set_quota(&bucket_scope("f-b"), Some(&limit(Some(100), None)))
+        .await
+        .unwrap();
+    let crashed = Reservation {
+        expires_ms: 500,
+        ..hold("f1", "f-t", "f-b", None, 10)
+    };
+    assert!(cat.reserve(&crashed, 100).await.unwrap());
+    let old = take(cat, "gw-a", 1_000).await.unwrap();
+    let new = take(cat, "gw-b", old.expires_ms).await.unwrap();
+    let now = old.expires_ms + 1;
+    assert!(matches!(
+        cat.reclaim_reservations_fenced(&old, now).await,
+        Err(CatalogError::LeaseLost(name)) if name == LEASE
+    ));
+    // Nothing was removed: the current holder's batch still finds the expired hold.
+    assert_eq!(cat.reclaim_reservations_fenced(&new, now).await.unwrap(), 1);
+    assert_eq!(cat.reclaim_reservations_fenced(&new, now).await.unwrap(), 0);
+    // A forged epoch (ahead of the stored one) is refused as well.
+    let forged = Lease {
+        epoch: new.epoch + 1,
+        ..new.clone()
+    };
+    assert!(cat.reclaim_reservations_fenced(&forged, now).await.is_err());
 }

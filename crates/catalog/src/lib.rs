@@ -62,6 +62,10 @@ pub enum CatalogError {
         what: &'static str,
         limit: u64,
     },
+    /// A fenced batch was refused: the lease it was made under has passed to another holder
+    /// (a higher epoch), or lapsed.
+    #[error("the lease {0:?} is no longer held")]
+    LeaseLost(String),
     #[error("catalog storage error: {0}")]
     Storage(String),
     #[error("corrupt catalog record: {0}")]
@@ -288,6 +292,31 @@ pub trait Catalog: Send + Sync {
     // maintenance
     /// Every replica the catalog names: (site, blob) for each object and part.
     async fn referenced_blobs(&self) -> Result<Vec<(String, obhut_core::BlobId)>>;
+
+    // leases of background work
+    /// Takes the lease `name` for `holder` until `now_ms + ttl_ms`, or renews it if `holder`
+    /// holds it and it has not lapsed (same epoch). A lease that another holder holds and that
+    /// has not lapsed is refused (`None`). Taking a lease that was free, lapsed or held by
+    /// another gives it the next epoch, so a holder whose lease lapsed, even if nobody took it
+    /// meanwhile, gets a new epoch and its batches under the old one are refused.
+    async fn take_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl_ms: i64,
+        now_ms: i64,
+    ) -> Result<Option<Lease>>;
+    /// Gives a lease up (at shutdown), so that another holder need not wait for it to lapse.
+    /// A lease that has passed to another epoch is left alone.
+    async fn release_lease(&self, lease: &Lease) -> Result<()>;
+    /// Whether `lease` (its holder and epoch) is still held at `now_ms`; else
+    /// [`CatalogError::LeaseLost`]. On PostgreSQL the check share-locks the lease's row, so a
+    /// takeover waits for the transaction it is part of.
+    async fn check_lease(&self, lease: &Lease, now_ms: i64) -> Result<()>;
+    /// [`Catalog::reclaim_reservations`] as a fenced batch: in one transaction, the lease is
+    /// checked as by [`Catalog::check_lease`] and the expired holds removed, or nothing is
+    /// removed and the answer is [`CatalogError::LeaseLost`].
+    async fn reclaim_reservations_fenced(&self, lease: &Lease, now_ms: i64) -> Result<u64>;
 }
 
 /// Every object of a bucket, a page at a time in key order: for walks over a whole bucket that

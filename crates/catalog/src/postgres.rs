@@ -25,8 +25,8 @@
 
 use crate::meta_cache::{MetaCache, MetaKey};
 use crate::{
-    AccessKey, Bucket, BucketKey, Catalog, CatalogError, Chunk, ListFrom, ObjectRecord, Part,
-    PutCondition, Quota, QuotaStatus, Reservation, ResidencyRule, Result, SiteRecord, Tenant,
+    AccessKey, Bucket, BucketKey, Catalog, CatalogError, Chunk, Lease, ListFrom, ObjectRecord,
+    Part, PutCondition, Quota, QuotaStatus, Reservation, ResidencyRule, Result, SiteRecord, Tenant,
     Upload, Usage,
 };
 use async_trait::async_trait;
@@ -69,7 +69,7 @@ macro_rules! cached {
 /// migration never changes: a new layout is a migration appended here, and from now on
 /// layouts change expand-then-contract (add, let every gateway run the release that writes
 /// both, then drop), because gateways of two releases share one database during an upgrade.
-const MIGRATIONS: &[&str] = &[PG_V1, PG_V2, PG_V3, PG_V4];
+const MIGRATIONS: &[&str] = &[PG_V1, PG_V2, PG_V3, PG_V4, PG_V5];
 
 /// What names the layout's records in messages.
 const DATABASE: &str = "the PostgreSQL catalog";
@@ -180,6 +180,18 @@ SELECT b.name, 0,
                     JOIN uploads u ON u.upload_id = p.upload_id WHERE u.bucket = b.name), 0),
     (SELECT COUNT(*) FROM objects o WHERE o.bucket = b.name)
 FROM buckets b;
+"#;
+
+/// Version 5: `leases`, which says which gateway does the deployment's background work
+/// (`Catalog::take_lease`). It only adds a table (expand): gateways of the release before
+/// ignore it and keep running their workers as before.
+const PG_V5: &str = r#"
+CREATE TABLE leases (
+    name TEXT COLLATE "C" PRIMARY KEY,
+    holder TEXT NOT NULL,
+    epoch BIGINT NOT NULL,
+    expires_ms BIGINT NOT NULL
+);
 "#;
 
 /// What a bucket (`$1`) holds, counted from its records, and what its usage says: in one
@@ -440,6 +452,36 @@ const MAX_CONNECTIONS: u32 = 16;
 
 fn storage(e: impl std::fmt::Display) -> CatalogError {
     CatalogError::Storage(e.to_string())
+}
+
+/// The lease `name` as stored (an empty holder at epoch 0 if nobody ever took it), read with
+/// `lock` (`FOR UPDATE` to take it, `FOR SHARE` to check it).
+async fn lease_tx(c: &mut PgConnection, name: &str, lock: &'static str) -> Result<Lease> {
+    let row: Option<(String, i64, i64)> = sqlx::query_as(sql!(
+        "SELECT holder, epoch, expires_ms FROM leases WHERE name = $1 {lock}"
+    ))
+    .bind(name)
+    .fetch_optional(&mut *c)
+    .await
+    .map_err(storage)?;
+    let (holder, epoch, expires_ms) = row.unwrap_or_default();
+    Ok(Lease {
+        name: name.to_owned(),
+        holder,
+        epoch: u64::try_from(epoch).map_err(corrupt)?,
+        expires_ms,
+    })
+}
+
+/// The check of a fenced batch, inside its transaction: the lease's row is share-locked, so a
+/// takeover (which updates it) waits until the batch has committed or rolled back, and the
+/// batch goes on only under the current lease.
+async fn fence_tx(c: &mut PgConnection, lease: &Lease, now_ms: i64) -> Result<()> {
+    if lease.is_current(&lease_tx(c, &lease.name, "FOR SHARE").await?, now_ms) {
+        Ok(())
+    } else {
+        Err(CatalogError::LeaseLost(lease.name.clone()))
+    }
 }
 
 fn corrupt(e: impl std::fmt::Display) -> CatalogError {
@@ -1925,6 +1967,70 @@ impl Catalog for PgCatalog {
         Ok(())
     }
 
+    async fn take_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl_ms: i64,
+        now_ms: i64,
+    ) -> Result<Option<Lease>> {
+        let mut tx = self.begin().await?;
+        // The row exists from the first call on, so that every taker locks the same row.
+        sqlx::query(
+            "INSERT INTO leases (name, holder, epoch, expires_ms) VALUES ($1, '', 0, 0)
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .execute(&mut *tx)
+        .await
+        .map_err(storage)?;
+        let current = lease_tx(&mut tx, name, "FOR UPDATE").await?;
+        let Some(taken) = Lease::taken(&current, holder, ttl_ms, now_ms) else {
+            return Ok(None);
+        };
+        sqlx::query("UPDATE leases SET holder = $2, epoch = $3, expires_ms = $4 WHERE name = $1")
+            .bind(name)
+            .bind(&taken.holder)
+            .bind(i64::try_from(taken.epoch).map_err(storage)?)
+            .bind(taken.expires_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+        tx.commit().await.map_err(storage)?;
+        Ok(Some(taken))
+    }
+
+    async fn release_lease(&self, lease: &Lease) -> Result<()> {
+        sqlx::query(
+            "UPDATE leases SET expires_ms = 0 WHERE name = $1 AND holder = $2 AND epoch = $3",
+        )
+        .bind(&lease.name)
+        .bind(&lease.holder)
+        .bind(i64::try_from(lease.epoch).map_err(storage)?)
+        .execute(&self.pool)
+        .await
+        .map_err(storage)?;
+        Ok(())
+    }
+
+    async fn check_lease(&self, lease: &Lease, now_ms: i64) -> Result<()> {
+        let mut c = self.pool.acquire().await.map_err(storage)?;
+        fence_tx(&mut c, lease, now_ms).await
+    }
+
+    async fn reclaim_reservations_fenced(&self, lease: &Lease, now_ms: i64) -> Result<u64> {
+        let mut tx = self.begin().await?;
+        fence_tx(&mut tx, lease, now_ms).await?;
+        let n = sqlx::query("DELETE FROM reservations WHERE expires_ms <= $1")
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?
+            .rows_affected();
+        tx.commit().await.map_err(storage)?;
+        Ok(n)
+    }
+
     async fn referenced_blobs(&self) -> Result<Vec<(String, BlobId)>> {
         use futures::TryStreamExt;
         let mut out = Vec::new();
@@ -2570,7 +2676,7 @@ mod tests {
         .fetch_one(again.pool())
         .await
         .unwrap();
-        assert_eq!(tables, 13, "twelve tables and the version");
+        assert_eq!(tables, 14, "thirteen tables and the version");
         for p in pools {
             p.close().await;
         }

@@ -8,8 +8,8 @@
 
 use crate::meta_cache::{MetaCache, MetaKey};
 use crate::{
-    AccessKey, Bucket, BucketKey, Catalog, CatalogError, Chunk, ListFrom, ObjectRecord, Part,
-    PutCondition, Quota, QuotaStatus, Reservation, ResidencyRule, Result, SiteRecord, Tenant,
+    AccessKey, Bucket, BucketKey, Catalog, CatalogError, Chunk, Lease, ListFrom, ObjectRecord,
+    Part, PutCondition, Quota, QuotaStatus, Reservation, ResidencyRule, Result, SiteRecord, Tenant,
     Upload, Usage,
 };
 use async_trait::async_trait;
@@ -23,9 +23,22 @@ use std::sync::{Arc, Mutex};
 /// `tests/fixtures/` gets a catalog written by the release before it.
 const SCHEMA: obhut_migrate::Schema = obhut_migrate::Schema {
     name: "catalog.db",
-    migrations: &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4],
+    migrations: &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5],
     identifying_table: "tenants",
 };
+
+/// Version 5: `leases`, which says which process does a deployment's background work
+/// (`Catalog::take_lease`). The embedded catalog belongs to one process (the data directory's
+/// lock), which always gets the lease; it goes through the same table so that the code path is
+/// the one of the PostgreSQL catalog.
+const SCHEMA_V5: &str = r"
+CREATE TABLE IF NOT EXISTS leases (
+    name TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    epoch INTEGER NOT NULL,
+    expires_ms INTEGER NOT NULL
+);
+";
 
 /// Version 1: the layout of every release before versions were recorded, so it is written to
 /// adopt their databases too (`IF NOT EXISTS`).
@@ -315,6 +328,35 @@ fn configure(conn: &Connection) -> Result<()> {
 
 /// Prepared statements kept per connection: more than the catalog has distinct statements.
 const STATEMENT_CACHE: usize = 128;
+
+/// The lease `name` as stored (an empty holder at epoch 0 if nobody ever took it).
+fn read_lease(c: &Connection, name: &str) -> Result<Lease> {
+    let row: Option<(String, i64, i64)> = query_row(
+        c,
+        "SELECT holder, epoch, expires_ms FROM leases WHERE name = ?1",
+        params![name],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )
+    .optional()
+    .map_err(storage)?;
+    let (holder, epoch, expires_ms) = row.unwrap_or_default();
+    Ok(Lease {
+        name: name.to_owned(),
+        holder,
+        epoch: u64::try_from(epoch).map_err(storage)?,
+        expires_ms,
+    })
+}
+
+/// The check of a fenced batch, inside its write: the batch goes on only under the current
+/// lease.
+fn fence(c: &Connection, lease: &Lease, now_ms: i64) -> Result<()> {
+    if lease.is_current(&read_lease(c, &lease.name)?, now_ms) {
+        Ok(())
+    } else {
+        Err(CatalogError::LeaseLost(lease.name.clone()))
+    }
+}
 
 /// Runs a statement taken from the connection's cache of prepared ones.
 fn exec(c: &Connection, sql: &str, p: impl Params) -> rusqlite::Result<usize> {
@@ -1929,6 +1971,76 @@ impl Catalog for SqliteCatalog {
         self.write_data(move |tx| {
             upload_exists_tx(tx, &id)?;
             remove_upload_tx(tx, &id)
+        })
+        .await
+    }
+
+    async fn take_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl_ms: i64,
+        now_ms: i64,
+    ) -> Result<Option<Lease>> {
+        let (name, holder) = (name.to_owned(), holder.to_owned());
+        self.write_data(move |tx| {
+            let current = read_lease(tx, &name)?;
+            let Some(taken) = Lease::taken(&current, &holder, ttl_ms, now_ms) else {
+                return Ok(None);
+            };
+            exec(
+                tx,
+                "INSERT INTO leases (name, holder, epoch, expires_ms) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (name) DO UPDATE SET holder = excluded.holder,
+                     epoch = excluded.epoch, expires_ms = excluded.expires_ms",
+                params![
+                    taken.name,
+                    taken.holder,
+                    i64::try_from(taken.epoch).map_err(storage)?,
+                    taken.expires_ms
+                ],
+            )
+            .map_err(storage)?;
+            Ok(Some(taken))
+        })
+        .await
+    }
+
+    async fn release_lease(&self, lease: &Lease) -> Result<()> {
+        let lease = lease.clone();
+        self.write_data(move |tx| {
+            exec(
+                tx,
+                "UPDATE leases SET expires_ms = 0 WHERE name = ?1 AND holder = ?2 AND epoch = ?3",
+                params![
+                    lease.name,
+                    lease.holder,
+                    i64::try_from(lease.epoch).map_err(storage)?
+                ],
+            )
+            .map_err(storage)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn check_lease(&self, lease: &Lease, now_ms: i64) -> Result<()> {
+        let lease = lease.clone();
+        // The process owns the file: a read sees every take and release it made.
+        self.with(move |c| fence(c, &lease, now_ms)).await
+    }
+
+    async fn reclaim_reservations_fenced(&self, lease: &Lease, now_ms: i64) -> Result<u64> {
+        let lease = lease.clone();
+        self.write_data(move |tx| {
+            fence(tx, &lease, now_ms)?;
+            let n = exec(
+                tx,
+                "DELETE FROM reservations WHERE expires_ms <= ?1",
+                params![now_ms],
+            )
+            .map_err(storage)?;
+            Ok(u64::try_from(n).unwrap_or(u64::MAX))
         })
         .await
     }

@@ -322,3 +322,46 @@ pub(crate) fn check_quota(
     }
     Ok(())
 }
+
+/// A lease on a kind of work that one process at a time may do (the background workers of a
+/// deployment whose gateways share a catalog): who holds it, until when, and its epoch.
+///
+/// The epoch is the fencing token: it grows each time the lease passes to a new holder (or is
+/// taken again after it expired), and a destructive batch made under the lease checks it in
+/// its own transaction, so a holder that lost the lease (paused, cut off) changes nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub name: String,
+    /// Who holds it: an id each process draws at start.
+    pub holder: String,
+    pub epoch: u64,
+    /// When it lapses unless renewed (milliseconds since the epoch, the holder's clock).
+    pub expires_ms: i64,
+}
+
+impl Lease {
+    /// What taking the lease `name` for `holder` at `now_ms` makes of `current` (the row as
+    /// stored; an empty holder when nobody ever took it): the lease renewed or taken with the
+    /// next epoch, or `None` while another holder holds it. The one rule both catalogs apply.
+    pub(crate) fn taken(current: &Lease, holder: &str, ttl_ms: i64, now_ms: i64) -> Option<Lease> {
+        let live = current.expires_ms > now_ms;
+        let epoch = if live && current.holder == holder {
+            current.epoch
+        } else if live && !current.holder.is_empty() {
+            return None;
+        } else {
+            current.epoch + 1
+        };
+        Some(Lease {
+            name: current.name.clone(),
+            holder: holder.to_owned(),
+            epoch,
+            expires_ms: now_ms.saturating_add(ttl_ms),
+        })
+    }
+
+    /// Whether this lease, as its holder knows it, is the one stored (`current`) and live.
+    pub(crate) fn is_current(&self, current: &Lease, now_ms: i64) -> bool {
+        current.holder == self.holder && current.epoch == self.epoch && current.expires_ms > now_ms
+    }
+}

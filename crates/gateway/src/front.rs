@@ -45,6 +45,8 @@ fn declared_put_length(req: &http::Request<hyper::body::Incoming>) -> Option<u64
 pub struct HealthSources {
     pub catalog: Arc<dyn Catalog>,
     pub sites: obhut_maintenance::SiteSet,
+    /// The process's workers, for the background role (`leader` or `standby`).
+    pub workers: obhut_maintenance::Workers,
 }
 
 #[derive(Clone)]
@@ -193,6 +195,7 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for S3Front {
                     trustee.as_ref(),
                     health.catalog.as_ref(),
                     &health.sites,
+                    health.workers.background_role(),
                 )
                 .await;
                 Ok(json_response(r.status(), r.to_json()))

@@ -46,11 +46,13 @@ pub async fn readiness(
     trustee: &dyn TrusteeClient,
     catalog: &dyn Catalog,
     site_set: &SiteSet,
+    background: Option<&'static str>,
 ) -> Readiness {
     let (trustee, catalog_ok) = tokio::join!(trustee_state(trustee), catalog_answers(catalog));
     Readiness {
         trustee,
         catalog_ok,
         sites: sites(site_set),
+        background,
     }
 }

@@ -117,6 +117,8 @@ pub struct Gateway {
     upgrade: Arc<upgrade::UpgradeState>,
     /// Integrity alarms already sent to the trustee.
     alarms: Arc<integrity::Alarms>,
+    /// The process's background workers (`/readyz` shows whether they lead or stand by).
+    workers: Workers,
 }
 
 impl Gateway {
@@ -150,6 +152,7 @@ impl Gateway {
             policies,
             upgrade: Arc::default(),
             alarms: Arc::default(),
+            workers: workers.clone(),
         };
         gateway.spawn_upgrade(workers);
         gateway.spawn_shred_purge(workers);
@@ -183,6 +186,7 @@ impl Gateway {
         let health = front::HealthSources {
             catalog: Arc::clone(&self.catalog),
             sites: (*self.sites).clone(),
+            workers: self.workers.clone(),
         };
         let mut builder = S3ServiceBuilder::new(self);
         builder.set_auth(authn::NoSecrets);

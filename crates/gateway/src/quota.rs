@@ -112,8 +112,20 @@ impl Gateway {
                     () = worker.stopped() => return,
                     () = tokio::time::sleep(RECLAIM_EVERY) => {}
                 }
-                let _run = worker.run();
-                match catalog.reclaim_reservations(crate::s3::now_ms()).await {
+                // A fenced batch where gateways share the catalog: only under the lease.
+                let now = crate::s3::now_ms();
+                let reclaimed = match worker.duty() {
+                    obhut_maintenance::Duty::Standby => continue,
+                    obhut_maintenance::Duty::Alone => {
+                        let _run = worker.run();
+                        catalog.reclaim_reservations(now).await
+                    }
+                    obhut_maintenance::Duty::Leader(lease) => {
+                        let _run = worker.run();
+                        catalog.reclaim_reservations_fenced(&lease, now).await
+                    }
+                };
+                match reclaimed {
                     Ok(0) => {}
                     Ok(n) => {
                         tracing::info!(reservations = n, "expired quota reservations reclaimed")

@@ -8,6 +8,7 @@
 //! policies it enforces, which the trustee owns, reach it through [`PolicySource`]. The data path
 //! reaches it through [`RepairRequests`]; the admin API through [`Maintenance`].
 
+pub mod lease;
 mod metered;
 mod orphans;
 pub mod policy;
@@ -20,6 +21,7 @@ mod report;
 pub mod sites;
 pub mod worker;
 
+pub use lease::{BACKGROUND_LEASE, Leadership, LeaseTiming};
 pub use orphans::collect_orphans;
 pub use policy::{Policy, PolicyError, PolicySource, project, project_all, residency_policy};
 pub use repair::{Maintenance, Outcome, RepairRequests, RepairState, RepairStatus, ScrubRate};
@@ -29,7 +31,7 @@ pub use report::{
     replicas_outside, uploads_outside,
 };
 pub use sites::SiteSet;
-pub use worker::{WorkerState, WorkerStatus, Workers};
+pub use worker::{Duty, WorkerState, WorkerStatus, Workers};
 
 use obhut_catalog::CatalogError;
 use obhut_sites::SiteError;
@@ -69,4 +71,7 @@ pub enum MaintenanceError {
     /// The worker was told to stop.
     #[error("stopped")]
     Stopped,
+    /// Another process holds the lease on background work: this one stands by.
+    #[error("another gateway holds the lease on background work and does it")]
+    Standby,
 }

@@ -14,7 +14,7 @@ use crate::MaintenanceError;
 use crate::policy::{Policy, PolicySource, residency_policy};
 use crate::replica::{ReplicaProblem, copy_chunk, discard_blobs, verify_replica};
 use crate::sites::SiteSet;
-use crate::worker::{Worker, Workers};
+use crate::worker::{Duty, Worker, Workers};
 use obhut_catalog::{Catalog, Chunk, ObjectPages, ObjectRecord, Part, Tenant};
 use obhut_core::{SiteInfo, SiteState};
 use obhut_sites::Site;
@@ -275,8 +275,14 @@ impl Maintenance {
     }
 
     /// Removes blobs that no object or upload refers to; see [`crate::collect_orphans`].
+    /// Where the process goes by a lease, only while it holds it, fenced by its epoch.
     pub async fn collect_orphans(&self) -> Result<usize, MaintenanceError> {
-        crate::orphans::collect_orphans(self.catalog.as_ref(), &self.sites).await
+        let lease = match self.workers.duty() {
+            Duty::Alone => None,
+            Duty::Leader(lease) => Some(lease),
+            Duty::Standby => return Err(MaintenanceError::Standby),
+        };
+        crate::orphans::collect_orphans(self.catalog.as_ref(), &self.sites, lease.as_ref()).await
     }
 
     /// Starts a repair pass over every object and upload part unless one is running; returns
@@ -344,6 +350,22 @@ impl Maintenance {
         Ok(out)
     }
 
+    /// Between two pieces of background work: goes on only while the worker is not stopped
+    /// and this process may do the work. With `fenced`, the lease is checked in the catalog
+    /// too (its epoch still the current one), before a piece of work that may remove
+    /// replicas.
+    async fn on_duty(&self, worker: &Worker, fenced: bool) -> Result<(), MaintenanceError> {
+        if worker.is_stopped() {
+            return Err(MaintenanceError::Stopped);
+        }
+        match worker.duty() {
+            Duty::Alone => Ok(()),
+            Duty::Standby => Err(MaintenanceError::Standby),
+            Duty::Leader(lease) if fenced => Ok(self.catalog.check_lease(&lease, now_ms()).await?),
+            Duty::Leader(_) => Ok(()),
+        }
+    }
+
     /// One walk over every object and every part of every unfinished upload, a page at a
     /// time, bringing each to its bucket's policy.
     async fn repair_pass(&self, worker: &Worker) -> Result<(), MaintenanceError> {
@@ -364,9 +386,7 @@ impl Maintenance {
                 // Objects are handled one at a time: repair is background work and must
                 // leave the sites' bandwidth to clients.
                 for o in &page {
-                    if worker.is_stopped() {
-                        return Err(MaintenanceError::Stopped);
-                    }
+                    self.on_duty(worker, true).await?;
                     match self.repair_object(o, &policy).await {
                         Ok(out) => self.update(|st| {
                             st.objects_done += 1;
@@ -411,9 +431,7 @@ impl Maintenance {
                         .list_parts(&upload.upload_id, after_part, PAGE)
                         .await?;
                     for part in &parts {
-                        if worker.is_stopped() {
-                            return Err(MaintenanceError::Stopped);
-                        }
+                        self.on_duty(worker, true).await?;
                         match self.repair_part(part, policy).await {
                             Ok(out) => self.update(|st| {
                                 st.parts_done += 1;
@@ -671,9 +689,7 @@ impl Maintenance {
             let mut pages = ObjectPages::new(self.catalog.as_ref(), &bucket, PAGE);
             while let Some(page) = pages.next_page().await? {
                 for o in &page {
-                    if worker.is_stopped() {
-                        return Err(MaintenanceError::Stopped);
-                    }
+                    self.on_duty(worker, false).await?;
                     let started = std::time::Instant::now();
                     let bytes: u64 = o.size.saturating_mul(o.sites.len() as u64);
                     self.scrub_and_count(o).await;
@@ -729,7 +745,10 @@ impl Maintenance {
     pub fn spawn_workers(self: &Arc<Self>, scrub: ScrubRate) {
         let m = Arc::clone(self);
         self.workers.spawn("repair", move |w| async move {
-            if m.sites.infos().iter().any(|i| i.state != SiteState::Active) {
+            let not_all_active =
+                |m: &Self| m.sites.infos().iter().any(|i| i.state != SiteState::Active);
+            let mut on_duty = w.duty() != Duty::Standby;
+            if on_duty && not_all_active(&m) {
                 m.start_repair("start-up");
             }
             loop {
@@ -737,7 +756,15 @@ impl Maintenance {
                     () = w.stopped() => return,
                     () = m.wake.notified() => true,
                     () = tokio::time::sleep(DEGRADED_CHECK) => {
-                        m.requests.under_replicated.load(Ordering::SeqCst) && m.begin("degraded-write")
+                        // A process that takes the lease over does what its holder was doing.
+                        let was = std::mem::replace(&mut on_duty, w.duty() != Duty::Standby);
+                        if on_duty && !was && not_all_active(&m) {
+                            m.begin("takeover")
+                        } else {
+                            on_duty
+                                && m.requests.under_replicated.load(Ordering::SeqCst)
+                                && m.begin("degraded-write")
+                        }
                     }
                 };
                 if start {
@@ -786,9 +813,12 @@ impl Maintenance {
         let m = Arc::clone(self);
         self.workers.spawn("scrubber", move |w| async move {
             while w.sleep(scrub.pause).await {
+                if w.duty() == Duty::Standby {
+                    continue;
+                }
                 let _run = w.run();
                 match m.scrub_pass(&w, scrub.bytes_per_sec).await {
-                    Ok(()) | Err(MaintenanceError::Stopped) => {}
+                    Ok(()) | Err(MaintenanceError::Stopped | MaintenanceError::Standby) => {}
                     Err(e) => tracing::warn!(error = %e, "scrubbing pass cut short"),
                 }
             }

@@ -252,3 +252,54 @@ async fn scrubber_pages_through_every_object_and_rewrites_a_missing_replica() {
     );
     f.maintenance.workers().stop();
 }
+
+#[tokio::test]
+async fn orphan_collection_under_a_lease_that_passed_on_removes_nothing() {
+    let f = fixture(ScrubRate {
+        bytes_per_sec: 0,
+        pause: Duration::from_secs(3600),
+    })
+    .await;
+    let orphan = blob(&f.sites, &["a", "b"], b"named by no record", 1).await;
+    let listed = |id: &str| {
+        let site = f.sites.get(id).unwrap();
+        async move { site.list().await.unwrap() }
+    };
+    let now = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap();
+    let old = f
+        .catalog
+        .take_lease("background", "gw-a", 1_000, now - 10_000)
+        .await
+        .unwrap()
+        .unwrap();
+    // gw-a was paused past its lease; gw-b took it over.
+    let new = f
+        .catalog
+        .take_lease("background", "gw-b", 60_000, now)
+        .await
+        .unwrap()
+        .unwrap();
+    let refused = crate::collect_orphans(f.catalog.as_ref(), &f.sites, Some(&old)).await;
+    assert!(
+        matches!(
+            refused,
+            Err(crate::MaintenanceError::Catalog(
+                obhut_catalog::CatalogError::LeaseLost(_)
+            ))
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(listed("a").await, [orphan.blob], "nothing removed");
+    assert_eq!(listed("b").await, [orphan.blob]);
+    let removed = crate::collect_orphans(f.catalog.as_ref(), &f.sites, Some(&new))
+        .await
+        .unwrap();
+    assert_eq!(removed, 2);
+    assert!(listed("a").await.is_empty() && listed("b").await.is_empty());
+}

@@ -2,12 +2,19 @@
 //! site health, revocations, key destruction) is started here, under a name, with a stop
 //! signal, and listed with its state for the health output.
 //!
-//! It owns only names, states and stop signals; it never sees what a worker works on.
+//! Where the process shares its catalog with others, it also carries the lease on background
+//! work ([`Leadership`]): workers that must run on one process at a time ask [`Worker::duty`]
+//! between two pieces of work.
+//!
+//! It owns only names, states, stop signals and the lease; it never sees what a worker works
+//! on.
 
+use crate::lease::Leadership;
+use obhut_catalog::Lease;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -41,6 +48,18 @@ type Table = Arc<Mutex<BTreeMap<String, WorkerStatus>>>;
 pub struct Workers {
     table: Table,
     stop: CancellationToken,
+    leadership: Arc<OnceLock<Leadership>>,
+}
+
+/// Whether a worker of background work may work now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Duty {
+    /// The process has no lease to go by (no [`Workers::lead_with`]): it works.
+    Alone,
+    /// The process holds the lease: it works, and fences its destructive batches with it.
+    Leader(Lease),
+    /// Another process holds the lease: the worker waits.
+    Standby,
 }
 
 fn now_ms() -> i64 {
@@ -67,6 +86,7 @@ impl Workers {
             name: name.to_owned(),
             table: Arc::clone(&self.table),
             stop: self.stop.child_token(),
+            leadership: Arc::clone(&self.leadership),
         };
         let done = worker.clone();
         let fut = work(worker);
@@ -107,6 +127,46 @@ impl Workers {
     pub fn stop(&self) {
         self.stop.cancel();
     }
+
+    /// Makes the background work of these workers go by `leadership`, and starts the worker
+    /// `background-lease` that takes and renews it until stopped; the process gives it up
+    /// with [`Leadership::release`] once its workers are stopped. Only the first call counts.
+    pub fn lead_with(&self, leadership: Leadership) {
+        if self.leadership.set(leadership.clone()).is_err() {
+            return;
+        }
+        self.spawn("background-lease", move |w| async move {
+            let renew = leadership.timing().renew;
+            loop {
+                {
+                    let _run = w.run();
+                    leadership.renew().await;
+                }
+                if !w.sleep(renew).await {
+                    return;
+                }
+            }
+        });
+    }
+
+    /// Whether the process may do background work now (see [`Worker::duty`]).
+    #[must_use]
+    pub fn duty(&self) -> Duty {
+        duty_of(&self.leadership)
+    }
+
+    /// `leader` or `standby` where the process goes by a lease, else `None`.
+    #[must_use]
+    pub fn background_role(&self) -> Option<&'static str> {
+        self.leadership.get().map(Leadership::role)
+    }
+}
+
+fn duty_of(leadership: &OnceLock<Leadership>) -> Duty {
+    match leadership.get() {
+        None => Duty::Alone,
+        Some(l) => l.current().map_or(Duty::Standby, Duty::Leader),
+    }
 }
 
 /// A running worker's side: its stop signal and its entry in the registry.
@@ -115,12 +175,19 @@ pub struct Worker {
     name: String,
     table: Table,
     stop: CancellationToken,
+    leadership: Arc<OnceLock<Leadership>>,
 }
 
 impl Worker {
     #[must_use]
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Whether this worker may do background work now, and under which lease.
+    #[must_use]
+    pub fn duty(&self) -> Duty {
+        duty_of(&self.leadership)
     }
 
     /// Whether the worker has been told to stop.

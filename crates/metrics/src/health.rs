@@ -42,6 +42,9 @@ pub struct Readiness {
     pub trustee: TrusteeState,
     pub catalog_ok: bool,
     pub sites: Vec<SiteHealth>,
+    /// Where gateways share a catalog: whether this one does the background work (`leader`,
+    /// it holds the lease) or waits (`standby`). `None` where there is no lease to hold.
+    pub background: Option<&'static str>,
 }
 
 impl Readiness {
@@ -63,13 +66,16 @@ impl Readiness {
             .iter()
             .map(|s| json!({"id": s.id, "state": s.state}))
             .collect();
-        json!({
+        let mut body = json!({
             "status": if self.is_ready() { "ready" } else { "unready" },
             "trustee": self.trustee.as_str(),
             "catalog": if self.catalog_ok { "ok" } else { "unavailable" },
             "sites": sites,
-        })
-        .to_string()
+        });
+        if let Some(role) = self.background {
+            body["background"] = json!(role);
+        }
+        body.to_string()
     }
 }
 
@@ -87,6 +93,7 @@ mod tests {
             trustee: TrusteeState::Unsealed,
             catalog_ok: true,
             sites: vec![site],
+            background: Some("standby"),
         };
         assert!(
             r.is_ready(),
@@ -95,6 +102,10 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&r.to_json()).expect("JSON");
         assert_eq!(v["status"], "ready");
         assert_eq!(v["sites"][0]["state"], "down");
+        assert_eq!(
+            v["background"], "standby",
+            "a standby is ready: it serves S3"
+        );
         for (trustee, catalog_ok) in [
             (TrusteeState::Sealed, true),
             (TrusteeState::Unreachable, true),
@@ -104,6 +115,7 @@ mod tests {
                 trustee,
                 catalog_ok,
                 sites: vec![],
+                background: None,
             };
             assert_eq!(r.status(), 503);
         }

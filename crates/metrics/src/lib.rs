@@ -499,6 +499,8 @@ pub struct Snapshot {
     pub catalog_pool: Option<(u64, u64)>,
     /// Quotas and their usage, summed per kind of scope.
     pub quotas: Option<Quotas>,
+    /// Whether this process holds the lease on background work, where it goes by one.
+    pub background_leader: Option<bool>,
 }
 
 fn gauge(v: u64) -> Gauge {
@@ -529,6 +531,13 @@ impl Snapshot {
                 "catalog_up",
                 "Whether the catalog answers (1) or not (0)",
                 gauge(u64::from(up)),
+            );
+        }
+        if let Some(leader) = self.background_leader {
+            r.register(
+                "background_leader",
+                "Whether this process holds the lease on background work and runs it (1) or stands by (0)",
+                gauge(u64::from(leader)),
             );
         }
         if let Some(n) = self.log_entries {
@@ -703,6 +712,13 @@ mod tests {
         );
         assert!(!text.contains("log_checkpoint_age"), "{text}");
         assert!(!text.contains("obhut_quota"), "{text}");
+        assert!(!text.contains("background_leader"), "{text}");
+        let standby = Snapshot {
+            background_leader: Some(false),
+            ..Snapshot::default()
+        };
+        let text = m.render(&standby, false).expect("renders");
+        assert!(text.contains("obhut_background_leader 0"), "{text}");
         let with_quotas = Snapshot {
             quotas: Some(Quotas {
                 tenants: QuotaGauges {

@@ -9,7 +9,9 @@ use obhut_catalog::Catalog;
 use obhut_core::SiteInfo;
 use obhut_gateway::{Gateway, GatewayConfig, TrusteePolicies};
 use obhut_maintenance::registry::{OpenError, open_site};
-use obhut_maintenance::{Maintenance, PolicySource, ScrubRate, SiteSet, Workers, project_all};
+use obhut_maintenance::{
+    Leadership, LeaseTiming, Maintenance, PolicySource, ScrubRate, SiteSet, Workers, project_all,
+};
 use obhut_sites::Site;
 use obhut_trustee_client::{Justification, TrusteeClient};
 use std::path::Path;
@@ -107,6 +109,24 @@ impl BucketKeyRotation for GatewayRotation {
 /// nobody else's (orphan collection at start relies on both).
 pub(crate) async fn serve_front(front: Front, data_dir: &Path) -> Result<()> {
     let workers = front.workers;
+    // Repair, scrubbing and the reclaim of expired quota holds run on one process of those
+    // sharing the catalog: the holder of its lease (always this one on an embedded catalog).
+    // A process that is its catalog's only writer (its data directory locked) holds the lease
+    // under the directory's name, so that after a restart it need not wait for its former
+    // self's lease to lapse; gateways sharing a catalog each hold it under their own id.
+    let holder = if front.collect_orphans_at_start {
+        format!("sole writer {}", data_dir.display())
+    } else {
+        Leadership::process_holder_id()
+    };
+    let leadership = Leadership::new(Arc::clone(&front.catalog), holder, lease_timing()?);
+    let lease = leadership.clone();
+    if !leadership.renew().await {
+        tracing::info!(
+            "another gateway holds the lease on background work: repair, scrubbing and reclaims stand by here"
+        );
+    }
+    workers.lead_with(leadership);
     // The trustee owns residency policies: placement and repair go by its records, and the
     // catalog's copy is rewritten from them now (each difference is reported).
     let policies: Arc<dyn PolicySource> =
@@ -213,6 +233,37 @@ pub(crate) async fn serve_front(front: Front, data_dir: &Path) -> Result<()> {
     // Only now: requests still being served may need the workers (revocations of cached keys
     // above all) until the listeners have drained.
     workers.stop();
+    // Waited for, so that the catalog's last write is done before the process ends.
+    lease.release().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The lease's timing: 15 s, renewed every 5 s, unless `OBHUT_LEASE_TTL_MS` and
+/// `OBHUT_LEASE_RENEW_MS` say otherwise (tests shorten it). The renewal must come well within
+/// the lease's life.
+fn lease_timing() -> Result<LeaseTiming> {
+    let ms = |name: &str| -> Result<Option<std::time::Duration>> {
+        match std::env::var(name) {
+            Ok(v) => {
+                let n: u64 = v
+                    .parse()
+                    .with_context(|| format!("{name} must be a number of milliseconds"))?;
+                Ok(Some(std::time::Duration::from_millis(n)))
+            }
+            Err(_) => Ok(None),
+        }
+    };
+    let default = LeaseTiming::default();
+    let timing = LeaseTiming {
+        ttl: ms("OBHUT_LEASE_TTL_MS")?.unwrap_or(default.ttl),
+        renew: ms("OBHUT_LEASE_RENEW_MS")?.unwrap_or(default.renew),
+    };
+    anyhow::ensure!(
+        !timing.renew.is_zero() && timing.renew * 2 <= timing.ttl,
+        "the lease on background work must be renewed at least twice in its life ({} ms renewal, {} ms lease)",
+        timing.renew.as_millis(),
+        timing.ttl.as_millis()
+    );
+    Ok(timing)
 }
