@@ -158,6 +158,38 @@ pub async fn write_blob<S>(
     min_ok: usize,
     body: S,
     expected_len: Option<u64>,
+    hasher: ChecksumHasher,
+    verify: Verify<'_>,
+    cipher: &ObjectCipher,
+    part: u32,
+) -> S3Result<Written>
+where
+    S: futures::Stream<Item = Result<Bytes, s3s::StdError>> + Unpin,
+{
+    write_blob_within(
+        sites,
+        min_ok,
+        body,
+        expected_len,
+        crate::front::MAX_SINGLE_PUT_BYTES,
+        hasher,
+        verify,
+        cipher,
+        part,
+    )
+    .await
+}
+
+/// [`write_blob`], with the most a body that declared no length may carry: a chunked body
+/// without aws-chunked is held to what a single PUT or part may carry (S3's 5 GiB), which is
+/// also what its quota hold reserved.
+#[allow(clippy::too_many_arguments)]
+async fn write_blob_within<S>(
+    sites: &[Arc<dyn Site>],
+    min_ok: usize,
+    body: S,
+    expected_len: Option<u64>,
+    undeclared_limit: u64,
     mut hasher: ChecksumHasher,
     verify: Verify<'_>,
     cipher: &ObjectCipher,
@@ -208,6 +240,12 @@ where
             return Err(s3_error!(
                 IncompleteBody,
                 "the body is longer than its Content-Length"
+            ));
+        }
+        if expected_len.is_none() && size > undeclared_limit {
+            return Err(s3_error!(
+                EntityTooLarge,
+                "Your proposed upload exceeds the maximum allowed object size."
             ));
         }
         enc.push(&data, &mut out).map_err(S3Error::internal_error)?;

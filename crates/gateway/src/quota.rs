@@ -24,7 +24,7 @@ const HOLD_PER_MIB: Duration = Duration::from_secs(1);
 /// The longest a hold lasts.
 const HOLD_MAX: Duration = Duration::from_secs(24 * 3600);
 /// The size held for a body whose length is not declared: S3's largest single PUT.
-pub(crate) const UNDECLARED_BYTES: u64 = 5 << 30;
+pub(crate) const UNDECLARED_BYTES: u64 = crate::front::MAX_SINGLE_PUT_BYTES;
 /// How often expired holds are removed.
 const RECLAIM_EVERY: Duration = Duration::from_secs(60);
 

@@ -80,6 +80,51 @@ async fn write(f: &Fixture, min_ok: usize) -> s3s::S3Result<super::Written> {
     .await
 }
 
+#[tokio::test]
+async fn a_body_without_a_declared_length_cannot_grow_past_the_limit() {
+    let f = fixture();
+    let pieces: Vec<Result<Bytes, s3s::StdError>> = body()
+        .chunks(256 * 1024)
+        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .collect();
+    let limit = BODY_LEN as u64 - 1;
+    let Err(refused) = super::write_blob_within(
+        &f.sites,
+        f.sites.len(),
+        futures::stream::iter(pieces),
+        None,
+        limit,
+        ChecksumHasher::default(),
+        Box::new(|_, _| Ok(())),
+        &f.cipher,
+        1,
+    )
+    .await
+    else {
+        panic!("a body past the limit was stored");
+    };
+    assert_eq!(refused.code(), &s3s::S3ErrorCode::EntityTooLarge);
+    no_leftovers(&f.sites).await;
+    // The same body within the limit is stored.
+    let pieces: Vec<Result<Bytes, s3s::StdError>> = body()
+        .chunks(256 * 1024)
+        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .collect();
+    super::write_blob_within(
+        &f.sites,
+        f.sites.len(),
+        futures::stream::iter(pieces),
+        None,
+        BODY_LEN as u64,
+        ChecksumHasher::default(),
+        Box::new(|_, _| Ok(())),
+        &f.cipher,
+        1,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("a body within the limit: {e}"));
+}
+
 /// Blobs stored on `site` (committed ones; temporary files are not blobs).
 async fn stored(site: &Arc<dyn Site>) -> usize {
     site.list().await.expect("list").len()
