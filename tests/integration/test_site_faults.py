@@ -375,6 +375,9 @@ def test_s3_site_killed_mid_upload(private_server_factory):
 
     # The S3 cluster comes back: writes work, replicas verify, no upload left behind.
     remote["server"].start()
+    # Down for placement until it passes its next health check (every few seconds).
+    wait_until(lambda: site_list_rows(srv)["de-s3"]["reachable"] == "yes", 20,
+               "the restarted S3 site passes its health check")
     s3.put_object(Bucket=bucket, Key="big", Body=big)
     assert sha(s3.get_object(Bucket=bucket, Key="big")["Body"].read()) == sha(big)
     run_ok(srv, srv.token("operator"), "repair")
