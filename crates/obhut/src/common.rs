@@ -51,13 +51,9 @@ pub enum LogFormat {
 pub(crate) fn init_tracing(log: &str, format: LogFormat, access_log: bool) {
     let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(log))
-        .add_directive(s3s_silenced());
+        .add_directive(silenced("s3s"));
     if !access_log {
-        filter = filter.add_directive(
-            "obhut::access=off"
-                .parse()
-                .expect("a constant filter directive parses"),
-        );
+        filter = filter.add_directive(silenced("obhut::access"));
     }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -73,10 +69,11 @@ pub(crate) fn init_tracing(log: &str, format: LogFormat, access_log: bool) {
     }
 }
 
-fn s3s_silenced() -> tracing_subscriber::filter::Directive {
-    "s3s=off"
+/// A filter directive that turns every line of `target` off.
+fn silenced(target: &str) -> tracing_subscriber::filter::Directive {
+    format!("{target}=off")
         .parse()
-        .expect("a constant filter directive parses")
+        .expect("a target name makes a filter directive")
 }
 
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {

@@ -293,14 +293,7 @@ impl SignedRequest {
             .into_iter()
             .next()
             .unwrap_or_default();
-        self.digest_of(&canonical)
-    }
-
-    /// [`Self::digest`] of a canonical request already built (the first of
-    /// [`Self::canonical_requests`]).
-    #[must_use]
-    pub fn digest_of(&self, canonical: &str) -> String {
-        HashedCanonical::new(canonical).digest(&self.signature)
+        HashedCanonical::new(&canonical).digest(&self.signature)
     }
 
     /// The request time, if `amz_date` is well formed.

@@ -213,8 +213,7 @@ impl Verifier {
         let Some((signer, key)) = self.signing_key(req, source)? else {
             return Ok(None);
         };
-        // The canonical request is built once: for the signature and for the ticket's digest.
-        // Each is hashed once: for the signature and for the ticket's digest.
+        // Each canonical request is hashed once: for the signature and for the ticket's digest.
         let scope = req.scope();
         let Some(signed) = req
             .canonical_requests()
@@ -233,14 +232,8 @@ impl Verifier {
             request_scope(req),
             now_ms,
         );
-        let chain = matches!(payload, Payload::SignedChunks { .. }).then(|| {
-            self.chain(
-                &req.access_key_id,
-                &req.amz_date,
-                &req.scope(),
-                &req.signature,
-            )
-        });
+        let chain = matches!(payload, Payload::SignedChunks { .. })
+            .then(|| self.chain(&req.access_key_id, &req.amz_date, &scope, &req.signature));
         Ok(Some(Verified {
             signer,
             ticket,
