@@ -1,16 +1,19 @@
 //! obhut's listeners (S3, admin API, trustee API): the accept loop, with the limits that keep
 //! one client from exhausting the process: a request's header section must arrive within
 //! `header_read_timeout` (which also ends a keep-alive connection left waiting that long for
-//! its next request, and bounds a TLS handshake: a client that opens a connection and never
-//! completes it is cut after that long), a connection on which no byte moves for
-//! `idle_timeout` while no request is being handled is closed (a client that stops reading
-//! its response), and at most `max_connections` connections are served at once: the next
-//! ones are answered `503` with the listener's error body and closed, rather than holding
-//! file descriptors.
+//! its next request), a connection on which no byte moves for `idle_timeout` while no request
+//! is being handled is closed (a client that stops reading its response), and at most
+//! `max_connections` connections are served at once: the next ones are answered `503` with
+//! the listener's error body and closed, rather than holding file descriptors.
 //!
 //! A listener speaks plain HTTP/1.1, or HTTP/1.1 over TLS ([`Options::tls`]; [`tls`] reads a
 //! certificate and key and reloads them). A client speaking plain HTTP to a TLS listener is
-//! answered `400` in plain HTTP, saying so, and closed.
+//! answered `400` in plain HTTP, saying so, and closed. On a TLS listener a connection takes
+//! one of the `max_connections` slots only once its handshake is done: handshakes in progress
+//! are bounded on their own ([`HandshakeLimits`]: in time, per source address, and in all, a new
+//! one beyond the total cancelling the oldest), so that clients that connect and never finish
+//! a handshake (on the trustee API, never present a gateway's certificate) cannot lock out
+//! those that do.
 //!
 //! It owns sockets only: what a request means is the service's, and it depends on no other
 //! obhut crate.
@@ -20,15 +23,17 @@ pub mod tls;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
+use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Semaphore, oneshot, watch};
 use tokio_rustls::TlsAcceptor;
 
 /// The limits of one listener.
@@ -73,6 +78,31 @@ impl Limits {
             idle_timeout: Duration::from_secs(idle),
             max_connections: max,
         })
+    }
+}
+
+/// The bounds on TLS handshakes in progress, which hold no connection slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HandshakeLimits {
+    /// Handshakes in progress at most; a new connection beyond cancels the oldest one, so
+    /// that a flood from many addresses delays a real client by at most a retry.
+    pub max_pending: usize,
+    /// Handshakes in progress from one source at most (an IPv4 address, an IPv6 /64); a new
+    /// connection from it beyond is closed at once.
+    pub max_pending_per_source: usize,
+    /// A handshake not done in this long (or in `header_read_timeout`, if that is shorter) is
+    /// cut.
+    pub timeout: Duration,
+}
+
+impl Default for HandshakeLimits {
+    fn default() -> Self {
+        Self {
+            max_pending: 1024,
+            // Generous, since many clients behind one NAT or layer-4 load balancer share an address.
+            max_pending_per_source: 64,
+            timeout: Duration::from_secs(10),
+        }
     }
 }
 
@@ -242,6 +272,8 @@ pub struct Options {
     pub refusal: Refusal,
     /// TLS settings; `None` serves plain HTTP.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// The bounds on handshakes in progress (TLS only).
+    pub handshakes: HandshakeLimits,
     /// After the stop: how long the connections being served are given to finish; `None`
     /// waits for them all.
     pub drain: Option<Duration>,
@@ -260,6 +292,7 @@ impl Options {
             limits,
             refusal,
             tls: None,
+            handshakes: HandshakeLimits::default(),
             drain: None,
             name,
             warn_failed_handshakes: false,
@@ -294,6 +327,8 @@ pub async fn serve<S, B>(
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let refusing = Arc::new(Semaphore::new(MAX_REFUSING));
+    let handshakes = Arc::new(Pending::new(options.handshakes));
+    let handshake_time = options.handshakes.timeout.min(limits.header_read_timeout);
     loop {
         let accepted = tokio::select! {
             res = listener.accept() => res,
@@ -307,26 +342,6 @@ pub async fn serve<S, B>(
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
-        };
-        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
-            if let Ok(turn) = Arc::clone(&refusing).try_acquire_owned() {
-                let acceptor = acceptor.clone();
-                tokio::spawn(async move {
-                    let _ = tokio::time::timeout(REFUSAL_TIME, async move {
-                        match acceptor {
-                            None => refuse(socket, refusal).await,
-                            Some(acceptor) => {
-                                if let Ok(stream) = acceptor.accept(socket).await {
-                                    refuse(stream, refusal).await;
-                                }
-                            }
-                        }
-                    })
-                    .await;
-                    drop(turn);
-                });
-            }
-            continue;
         };
         // Responses are written in a few pieces (head, then body frames): without TCP_NODELAY
         // a small response's last piece waits for the client's delayed ACK (about 40 ms).
@@ -344,20 +359,38 @@ pub async fn serve<S, B>(
         };
         let http = http.clone();
         let watcher = graceful.watcher();
-        let acceptor = acceptor.clone();
-        let (name, warn) = (options.name, options.warn_failed_handshakes);
-        tokio::spawn(async move {
-            let Some(acceptor) = acceptor else {
+        let Some(acceptor) = acceptor.clone() else {
+            let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+                if let Ok(turn) = Arc::clone(&refusing).try_acquire_owned() {
+                    tokio::spawn(async move {
+                        let _ = tokio::time::timeout(REFUSAL_TIME, refuse(tracked, refusal)).await;
+                        drop(turn);
+                    });
+                }
+                continue;
+            };
+            tokio::spawn(async move {
                 let conn = watcher.watch(http.serve_connection(TokioIo::new(tracked), counted));
                 until_idle(conn, &activity, limits.idle_timeout).await;
                 drop(slot);
-                return;
+            });
+            continue;
+        };
+        let Some(mut pending) = handshakes.enter(peer.ip()) else {
+            tracing::debug!(listener = options.name, %peer, "closed: too many handshakes in progress from its address");
+            continue;
+        };
+        let (slots, refusing) = (Arc::clone(&slots), Arc::clone(&refusing));
+        let (name, warn) = (options.name, options.warn_failed_handshakes);
+        tokio::spawn(async move {
+            let shaken = tokio::select! {
+                shaken = tokio::time::timeout(handshake_time, handshake(&acceptor, tracked, refusal)) => shaken,
+                _ = &mut pending.cancelled => {
+                    tracing::debug!(listener = name, %peer, "TLS handshake cancelled for a newer one");
+                    return;
+                }
             };
-            let shaken = tokio::time::timeout(
-                limits.header_read_timeout,
-                handshake(&acceptor, tracked, refusal),
-            )
-            .await;
+            drop(pending);
             let stream = match shaken {
                 Ok(Ok(stream)) => stream,
                 Ok(Err(Handshake::PlainHttp)) => {
@@ -381,6 +414,13 @@ pub async fn serve<S, B>(
                     return;
                 }
             };
+            let Ok(slot) = slots.try_acquire_owned() else {
+                if let Ok(turn) = refusing.try_acquire_owned() {
+                    let _ = tokio::time::timeout(REFUSAL_TIME, refuse(stream, refusal)).await;
+                    drop(turn);
+                }
+                return;
+            };
             let conn = watcher.watch(http.serve_connection(TokioIo::new(stream), counted));
             until_idle(conn, &activity, limits.idle_timeout).await;
             drop(slot);
@@ -391,6 +431,106 @@ pub async fn serve<S, B>(
             let _ = tokio::time::timeout(bound, graceful.shutdown()).await;
         }
         None => graceful.shutdown().await,
+    }
+}
+
+/// The TLS handshakes in progress, oldest first, and how many each source has.
+struct Pending {
+    limits: HandshakeLimits,
+    state: Mutex<PendingState>,
+}
+
+#[derive(Default)]
+struct PendingState {
+    next: u64,
+    /// By the order they started in: the source, and the sender whose drop cancels it.
+    by_age: BTreeMap<u64, (IpAddr, oneshot::Sender<()>)>,
+    per_source: HashMap<IpAddr, usize>,
+}
+
+impl PendingState {
+    fn forget(&mut self, id: u64) {
+        if let Some((source, _cancel)) = self.by_age.remove(&id) {
+            self.leave(source);
+        }
+    }
+
+    fn leave(&mut self, source: IpAddr) {
+        if let Some(n) = self.per_source.get_mut(&source) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_source.remove(&source);
+            }
+        }
+    }
+}
+
+/// One handshake in progress; it counts until dropped.
+struct PendingTurn {
+    pending: Arc<Pending>,
+    id: u64,
+    /// Resolves when a newer handshake cancelled this one.
+    cancelled: oneshot::Receiver<()>,
+}
+
+impl Drop for PendingTurn {
+    fn drop(&mut self) {
+        self.pending.lock().forget(self.id);
+    }
+}
+
+impl Pending {
+    fn new(limits: HandshakeLimits) -> Self {
+        Self {
+            limits,
+            state: Mutex::new(PendingState::default()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, PendingState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A turn for a handshake from `peer`, or `None` if its source has too many in progress;
+    /// beyond the total, the oldest handshake is cancelled to make room.
+    fn enter(self: &Arc<Self>, peer: IpAddr) -> Option<PendingTurn> {
+        let source = source_of(peer);
+        let mut state = self.lock();
+        if state.per_source.get(&source).copied().unwrap_or(0) >= self.limits.max_pending_per_source
+        {
+            return None;
+        }
+        while state.by_age.len() >= self.limits.max_pending {
+            let Some((oldest, _)) = state.by_age.first_key_value() else {
+                break;
+            };
+            let oldest = *oldest;
+            // Dropping its sender wakes the oldest handshake's task, which closes it.
+            state.forget(oldest);
+        }
+        let id = state.next;
+        state.next += 1;
+        let (cancel, cancelled) = oneshot::channel();
+        state.by_age.insert(id, (source, cancel));
+        *state.per_source.entry(source).or_default() += 1;
+        drop(state);
+        Some(PendingTurn {
+            pending: Arc::clone(self),
+            id,
+            cancelled,
+        })
+    }
+}
+
+/// The source a handshake counts against: an IPv4 address, or an IPv6 address's /64 (what
+/// one customer of a provider usually holds).
+fn source_of(peer: IpAddr) -> IpAddr {
+    match peer {
+        IpAddr::V4(_) => peer,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
+        },
     }
 }
 
@@ -557,6 +697,14 @@ mod tests {
     }
 
     async fn start(limits: Limits, cert: &Arc<ServerCert>) -> (u16, watch::Sender<bool>) {
+        start_with(limits, HandshakeLimits::default(), cert).await
+    }
+
+    async fn start_with(
+        limits: Limits,
+        handshakes: HandshakeLimits,
+        cert: &Arc<ServerCert>,
+    ) -> (u16, watch::Sender<bool>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let service = hyper::service::service_fn(|_req| async {
@@ -566,6 +714,7 @@ mod tests {
         });
         let mut options = Options::plain("test", limits, S3_REFUSAL);
         options.tls = Some(cert.server_config().expect("config"));
+        options.handshakes = handshakes;
         let (stop_tx, stop_rx) = watch::channel(false);
         tokio::spawn(serve(listener, service, options, stop_rx));
         (port, stop_tx)
@@ -698,5 +847,114 @@ mod tests {
         let text = String::from_utf8_lossy(&got);
         assert!(text.starts_with("HTTP/1.1 503"), "{text}");
         assert!(text.contains("SlowDown"), "{text}");
+    }
+
+    /// A TCP connection from `source` (any 127.0.0.0/8 address is this host's) that sends
+    /// nothing: a handshake never started.
+    async fn silent(source: &str, port: u16) -> TcpStream {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind(format!("{source}:0").parse().expect("addr"))
+            .expect("bind");
+        socket
+            .connect(([127, 0, 0, 1], port).into())
+            .await
+            .expect("connect")
+    }
+
+    /// Whether the server closed `tcp` within `within`.
+    async fn closed_within(tcp: &mut TcpStream, within: Duration) -> bool {
+        let mut buf = [0u8; 64];
+        matches!(
+            tokio::time::timeout(within, tcp.read(&mut buf)).await,
+            Ok(Ok(0) | Err(_))
+        )
+    }
+
+    #[tokio::test]
+    async fn unfinished_handshakes_take_no_connection_slot() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pki = Pki::new();
+        let (cert, key) = pki.issue(dir.path(), "server");
+        let served = ServerCert::load(&cert, &key).expect("load");
+        let limits = Limits {
+            max_connections: 2,
+            ..Limits::default()
+        };
+        let (port, _stop) = start(limits, &served).await;
+        let mut held = Vec::new();
+        for _ in 0..6 {
+            held.push(silent("127.0.0.1", port).await);
+        }
+        // Three times the cap in connections that never handshake: a real client is served.
+        let mut tls = connect(&pki, port).await.expect("connect");
+        assert!(get(&mut tls).await.starts_with("HTTP/1.1 200"));
+        for tcp in &mut held {
+            assert!(
+                !closed_within(tcp, Duration::from_millis(50)).await,
+                "a pending handshake within its bounds is kept"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn one_source_holds_no_more_than_its_share_of_handshakes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pki = Pki::new();
+        let (cert, key) = pki.issue(dir.path(), "server");
+        let served = ServerCert::load(&cert, &key).expect("load");
+        let handshakes = HandshakeLimits {
+            max_pending_per_source: 3,
+            ..HandshakeLimits::default()
+        };
+        let (port, _stop) = start_with(Limits::default(), handshakes, &served).await;
+        let mut held = Vec::new();
+        for _ in 0..3 {
+            held.push(silent("127.0.0.2", port).await);
+        }
+        let mut beyond = silent("127.0.0.2", port).await;
+        assert!(
+            closed_within(&mut beyond, Duration::from_secs(2)).await,
+            "a fourth handshake from one address is closed at once, not after the timeout"
+        );
+        // Others are not held back by that source's handshakes.
+        let mut tls = connect(&pki, port).await.expect("connect");
+        assert!(get(&mut tls).await.starts_with("HTTP/1.1 200"));
+        for tcp in &mut held {
+            assert!(!closed_within(tcp, Duration::from_millis(50)).await);
+        }
+        // A source whose handshakes ended may start new ones.
+        drop(held);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let mut again = silent("127.0.0.2", port).await;
+        assert!(!closed_within(&mut again, Duration::from_millis(200)).await);
+    }
+
+    #[tokio::test]
+    async fn beyond_the_total_the_oldest_handshake_makes_room() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pki = Pki::new();
+        let (cert, key) = pki.issue(dir.path(), "server");
+        let served = ServerCert::load(&cert, &key).expect("load");
+        let handshakes = HandshakeLimits {
+            max_pending: 4,
+            ..HandshakeLimits::default()
+        };
+        let (port, _stop) = start_with(Limits::default(), handshakes, &served).await;
+        let mut held = Vec::new();
+        for i in 0..4 {
+            held.push(silent(&format!("127.0.1.{}", i + 1), port).await);
+            // Accepted in this order.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let mut tls = connect(&pki, port).await.expect("connect");
+        assert!(get(&mut tls).await.starts_with("HTTP/1.1 200"));
+        assert!(
+            closed_within(&mut held[0], Duration::from_secs(2)).await,
+            "the oldest pending handshake was cancelled"
+        );
+        for tcp in &mut held[2..] {
+            assert!(!closed_within(tcp, Duration::from_millis(50)).await);
+        }
     }
 }
