@@ -5,12 +5,19 @@ certificate its CA did not sign; the gateway refuses to start without the
 trustee's certificate material; a dead trustee makes keyed requests answer 503
 naming the trustee at once, and a restarted one brings service back without a
 gateway restart; sealing the trustee makes the gateway drop its cached keys
-within a long-poll round trip.
+within a long-poll round trip; SIGHUP makes the trustee present a renewed
+certificate without a restart (which would leave it sealed).
 
 See split_helpers.py for the bootstrap."""
 
 from __future__ import annotations
 
+import hashlib
+import os
+import shutil
+import signal
+import socket
+import ssl
 import time
 
 import botocore.exceptions
@@ -194,3 +201,59 @@ def test_sealing_drops_cached_keys_within_the_long_poll_bound(running_split: Spl
     assert s.trustee_api("POST", "/v1/seal", json={}).json()["sealed"] is True
     took, msg = first_503(s3.get_object, 5, Bucket=bucket, Key="k")
     assert "sealed" in msg, msg
+
+
+def _presented_sha256(s: Split) -> str:
+    """SHA-256 of the certificate the trustee API presents to a gateway on a new connection."""
+    ctx = ssl.create_default_context(cafile=str(s.pki / "ca.crt"))
+    ctx.load_cert_chain(str(s.pki / "gateway-2.crt"), str(s.pki / "gateway-2.key"))
+    host, port = s.trustee_url.removeprefix("https://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as raw:
+        with ctx.wrap_socket(raw, server_hostname=host) as tls:
+            return hashlib.sha256(tls.getpeercert(binary_form=True)).hexdigest()
+
+
+def _pem_sha256(path) -> str:
+    return hashlib.sha256(ssl.PEM_cert_to_DER_cert(path.read_text())).hexdigest()
+
+
+def test_sighup_renews_the_trustee_certificate_without_sealing_it(running_split: Split):
+    s = running_split
+    old = _presented_sha256(s)
+    assert old == _pem_sha256(s.pki / "trustee.crt")
+    # A new certificate from the same CA, made beside the current one and renamed over it.
+    renewed = s.base / "renewed-pki"
+    renewed.mkdir()
+    for name in ("ca.crt", "ca.key"):
+        shutil.copy2(s.pki / name, renewed / name)
+    r = s.run("trustee", "init-pki", "--dir", str(renewed), "--gateways", "1")
+    assert r.returncode == 0, r.stderr
+    new = _pem_sha256(renewed / "trustee.crt")
+    assert new != old
+    os.rename(renewed / "trustee.crt", s.pki / "trustee.crt")
+    os.rename(renewed / "trustee.key", s.pki / "trustee.key")
+    s.trustee.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while _presented_sha256(s) != new:
+        assert time.monotonic() < deadline, s.trustee.log_tail()
+        time.sleep(0.1)
+    assert s.trustee.running(), "SIGHUP ended the trustee"
+    assert "new TLS certificate in use" in s.trustee.log_text()
+    # Still unsealed (no restart happened), and gateways still get keys through it.
+    assert s.trustee_api("GET", "/v1/seal").json()["sealed"] is False
+    bucket = unique_name("renewed")
+    s.s3().create_bucket(Bucket=bucket)
+    put_get(s.s3(), bucket, "k", b"after the renewal")
+
+    # An unusable pair (a key that does not fit) is refused and the renewed one stays.
+    other = s.base / "other-pki"
+    r = s.run("trustee", "init-pki", "--dir", str(other), "--gateways", "1")
+    assert r.returncode == 0, r.stderr
+    os.rename(other / "trustee.key", s.pki / "trustee.key")
+    s.trustee.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while "the previous TLS certificate stays in use" not in s.trustee.log_text():
+        assert time.monotonic() < deadline, s.trustee.log_tail()
+        time.sleep(0.1)
+    assert s.trustee.running()
+    assert _presented_sha256(s) == new

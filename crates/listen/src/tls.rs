@@ -131,6 +131,27 @@ impl ServerCert {
     }
 }
 
+impl ServerCert {
+    /// The settings of a listener presenting this certificate only to clients whose
+    /// certificate `verifier` accepts (mutual TLS): TLS 1.3 only, HTTP/1.1 by ALPN.
+    pub fn mutual_tls_config(
+        self: &Arc<Self>,
+        verifier: Arc<dyn rustls::server::danger::ClientCertVerifier>,
+    ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+        let mut config = rustls::ServerConfig::builder_with_provider(provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .map_err(|e| TlsError::Unusable {
+                what: "settings",
+                path: self.cert_path.clone(),
+                why: e.to_string(),
+            })?
+            .with_client_cert_verifier(verifier)
+            .with_cert_resolver(Arc::clone(self) as Arc<dyn ResolvesServerCert>);
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Arc::new(config))
+    }
+}
+
 impl ResolvesServerCert for ServerCert {
     fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         Some(Arc::clone(

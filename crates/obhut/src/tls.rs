@@ -1,4 +1,5 @@
-//! TLS on the S3 and admin listeners, as `serve` and `gateway` configure it: each listener's
+//! TLS on the S3 and admin listeners, as `serve` and `gateway` configure it (and the certificate
+//! of `obhut trustee`'s API listener, read again on SIGHUP the same way): each listener's
 //! certificate chain and private key (`s3_tls_cert`/`s3_tls_key`,
 //! `admin_tls_cert`/`admin_tls_key`, both of a pair or neither; none: plain HTTP), read at
 //! start (an unusable pair stops the start with one line naming the file) and again on SIGHUP,
@@ -46,6 +47,8 @@ impl TlsFiles {
 pub(crate) struct ListenerCerts {
     pub s3: Option<Arc<ServerCert>>,
     pub admin: Option<Arc<ServerCert>>,
+    /// `obhut trustee`'s API listener.
+    pub trustee: Option<Arc<ServerCert>>,
 }
 
 impl ListenerCerts {
@@ -53,14 +56,19 @@ impl ListenerCerts {
         Ok(Self {
             s3: s3.map(TlsFiles::load).transpose()?,
             admin: admin.map(TlsFiles::load).transpose()?,
+            trustee: None,
         })
     }
 
     fn named(&self) -> Vec<(&'static str, Arc<ServerCert>)> {
-        [("S3", &self.s3), ("admin", &self.admin)]
-            .into_iter()
-            .filter_map(|(name, cert)| cert.as_ref().map(|c| (name, Arc::clone(c))))
-            .collect()
+        [
+            ("S3", &self.s3),
+            ("admin", &self.admin),
+            ("trustee API", &self.trustee),
+        ]
+        .into_iter()
+        .filter_map(|(name, cert)| cert.as_ref().map(|c| (name, Arc::clone(c))))
+        .collect()
     }
 
     /// Logs which listeners serve TLS with which certificate.

@@ -79,11 +79,11 @@ async fn serve(file: TrusteeFile) -> Result<()> {
     let read = |what: &str, p: &Path| {
         fs::read(p).with_context(|| format!("cannot read {what} {}", p.display()))
     };
-    let tls = server::tls_config(
-        &read("the CA certificate", &file.tls.client_ca)?,
-        &read("the trustee certificate", &file.tls.cert)?,
-        &read("the trustee private key", &file.tls.key)?,
-    )?;
+    // Read again on SIGHUP: renewing the certificate must not take a restart, after which
+    // the trustee would be sealed until officers unseal it.
+    let cert = obhut_listen::tls::ServerCert::load(&file.tls.cert, &file.tls.key)?;
+    let tls =
+        server::reloadable_tls_config(&read("the CA certificate", &file.tls.client_ca)?, &cert)?;
     let dir = &file.keystore_dir;
     let _lock = lock_dir(dir, "directory")?;
     let grace = std::time::Duration::from_secs(file.shred_grace_secs.unwrap_or(7 * 24 * 3600));
@@ -115,6 +115,12 @@ async fn serve(file: TrusteeFile) -> Result<()> {
         .await
         .with_context(|| format!("cannot listen on {listen} for the trustee API"))?;
     tracing::info!(listen = %listen, keystore = %dir.display(), "the trustee API is serving (mutual TLS)");
+    let certs = crate::tls::ListenerCerts {
+        trustee: Some(cert),
+        ..crate::tls::ListenerCerts::default()
+    };
+    certs.log_serving();
+    certs.reload_on_sighup();
     server::serve(listener, tls, app, limits, shutdown_signal()).await;
     workers.stop();
     tracing::info!("stopped");

@@ -63,19 +63,12 @@ pub fn tls_config(
     cert_pem: &[u8],
     key_pem: &[u8],
 ) -> Result<Arc<rustls::ServerConfig>, ServerError> {
-    let roots = pem::roots(client_ca_pem, "CA certificate").map_err(ServerError::Tls)?;
     let chain = pem::certs(cert_pem, "trustee certificate").map_err(ServerError::Tls)?;
     let key = pem::key(key_pem, "trustee private key").map_err(ServerError::Tls)?;
-    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-        Arc::new(roots),
-        crypto_provider(),
-    )
-    .build()
-    .map_err(|e| ServerError::Tls(format!("CA certificate: {e}")))?;
     let mut config = rustls::ServerConfig::builder_with_provider(crypto_provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| ServerError::Tls(format!("TLS settings: {e}")))?
-        .with_client_cert_verifier(verifier)
+        .with_client_cert_verifier(client_verifier(client_ca_pem)?)
         .with_single_cert(chain, key)
         .map_err(|e| {
             ServerError::Tls(format!(
@@ -84,6 +77,27 @@ pub fn tls_config(
         })?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
+}
+
+/// The same settings presenting `cert`, whose files are read again by
+/// [`obhut_listen::tls::ServerCert::reload`] (the binary does so on SIGHUP) without a restart,
+/// which would seal the trustee.
+pub fn reloadable_tls_config(
+    client_ca_pem: &[u8],
+    cert: &Arc<obhut_listen::tls::ServerCert>,
+) -> Result<Arc<rustls::ServerConfig>, ServerError> {
+    cert.mutual_tls_config(client_verifier(client_ca_pem)?)
+        .map_err(|e| ServerError::Tls(e.to_string()))
+}
+
+/// Accepts client certificates that `client_ca_pem` signed.
+fn client_verifier(
+    client_ca_pem: &[u8],
+) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, ServerError> {
+    let roots = pem::roots(client_ca_pem, "CA certificate").map_err(ServerError::Tls)?;
+    rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), crypto_provider())
+        .build()
+        .map_err(|e| ServerError::Tls(format!("CA certificate: {e}")))
 }
 
 /// Revocations with sequence numbers, for long-polling clients.
@@ -909,12 +923,34 @@ mod tests {
         // A connection that never starts its handshake is cut after the header-read timeout.
         let mut half_open = tokio::net::TcpStream::connect(&addr).await.unwrap();
         let mut buf = [0u8; 16];
-        let read = tokio::time::timeout(Duration::from_secs(10), half_open.read(&mut buf))
+        let got = tokio::time::timeout(Duration::from_secs(10), half_open.read(&mut buf))
             .await
             .expect("a half-open connection to the trustee API was kept for 10 s (bound: 2 s)");
-        assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
-        // With the one connection allowed held, a call is refused as unavailable.
-        let _held = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        assert!(matches!(got, Ok(0) | Err(_)), "{got:?}");
+        // Connections that never finish a handshake (no gateway certificate) take no slot:
+        // with several held open, a gateway is still served.
+        let mut silent = Vec::new();
+        for _ in 0..4 {
+            silent.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!client(&r, "gateway-1").seal_status().await.unwrap().sealed);
+        drop(silent);
+        // With the one connection allowed held by a gateway, a call is refused as unavailable.
+        let config = obhut_trustee_client::remote::client_tls_config(
+            &read(&r.pki, "ca.crt"),
+            &read(&r.pki, "gateway-2.crt"),
+            &read(&r.pki, "gateway-2.key"),
+        )
+        .unwrap();
+        let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let _held = tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(
+                rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap(),
+                tcp,
+            )
+            .await
+            .unwrap();
         tokio::time::sleep(Duration::from_millis(200)).await;
         let e = client(&r, "gateway-1").seal_status().await.unwrap_err();
         assert!(
