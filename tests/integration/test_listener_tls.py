@@ -12,6 +12,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import signal
 import socket
 import ssl
@@ -191,6 +192,19 @@ def test_demo_env_points_clients_at_https_with_the_ca_bundle(tls_server):
     # health and metrics over https, as monitoring reaches them
     assert requests.get(f"{srv.admin_url}/healthz", verify=srv.verify, timeout=5).status_code == 200
     assert requests.get(f"{srv.s3_url}/healthz", verify=srv.verify, timeout=5).status_code == 200
+
+
+def test_the_console_session_cookie_is_secure_over_tls(tls_server):
+    srv = tls_server()
+    s = requests.Session()
+    s.verify = srv.verify
+    page = s.get(f"{srv.admin_url}/console/sign-in", timeout=10)
+    csrf = re.search(r'name="csrf" value="([0-9a-f]{64})"', page.text).group(1)
+    r = s.post(f"{srv.admin_url}/console/sign-in", data={"csrf": csrf, "bearer": bearer(srv.token("auditor"))},
+               allow_redirects=False, timeout=10)
+    assert r.status_code == 303, r.text[:300]
+    session = [c for c in r.raw.headers.getlist("Set-Cookie") if c.startswith("obhut_console=")]
+    assert len(session) == 1 and "Secure" in [f.strip() for f in session[0].split(";")], session
 
 
 def test_a_client_that_does_not_trust_the_ca_fails(tls_server):

@@ -711,7 +711,7 @@ async fn not_found() -> ApiError {
 }
 
 pub fn router(state: AdminState) -> Router {
-    Router::new()
+    let api = Router::new()
         .route("/v1/health", get(health))
         .route("/v1/whoami", get(whoami))
         .route("/v1/tenants", get(list_tenants))
@@ -759,5 +759,10 @@ pub fn router(state: AdminState) -> Router {
             get(crate::quota::get_bucket_quota).put(crate::quota::set_bucket_quota),
         )
         .fallback(not_found)
-        .with_state(state)
+        .with_state(state);
+    // The console calls this same router with the signed-in principal's bearer.
+    api.clone().merge(obhut_console::router(
+        api,
+        obhut_console::SessionLimits::default(),
+    ))
 }

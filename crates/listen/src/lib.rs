@@ -227,11 +227,20 @@ impl AsyncWrite for Tracked {
     }
 }
 
+/// What a request knows of its connection, in its extensions: who sent it and whether over
+/// TLS (a service may set `Secure` cookies, or judge `aws:SecureTransport`, by it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Connection {
+    pub peer: std::net::SocketAddr,
+    pub tls: bool,
+}
+
 /// A service that counts the requests of its connection being handled.
 #[derive(Clone)]
 struct Counted<S> {
     inner: S,
     activity: Arc<Activity>,
+    connection: Connection,
 }
 
 /// Counts a request as handled when dropped (its future finished or was dropped).
@@ -253,7 +262,8 @@ where
     type Error = S::Error;
     type Future = Pin<Box<dyn Future<Output = Result<hyper::Response<B>, S::Error>> + Send>>;
 
-    fn call(&self, req: hyper::Request<Incoming>) -> Self::Future {
+    fn call(&self, mut req: hyper::Request<Incoming>) -> Self::Future {
+        req.extensions_mut().insert(self.connection);
         self.activity.in_flight.fetch_add(1, Ordering::Relaxed);
         let guard = InFlight(Arc::clone(&self.activity));
         let fut = self.inner.call(req);
@@ -356,6 +366,10 @@ pub async fn serve<S, B>(
         let counted = Counted {
             inner: service.clone(),
             activity: Arc::clone(&activity),
+            connection: Connection {
+                peer,
+                tls: acceptor.is_some(),
+            },
         };
         let http = http.clone();
         let watcher = graceful.watcher();

@@ -1,0 +1,765 @@
+//! The console's pages: sign-in and sign-out, one page per role, assets. Each page asks the
+//! admin API (its router, called in process with the session's bearer) for what it shows.
+//!
+//! It sees what the admin API answers the signed-in principal, nothing more.
+
+use crate::i18n::{Lang, Texts};
+use crate::session::{
+    COOKIE, Current, LANG_COOKIE, Principal, SIGN_IN_COOKIE, SessionLimits, Sessions, cookie,
+    random_token, same_secret, set_cookie,
+};
+use askama::Template;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Form, FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Arc;
+use tower::ServiceExt;
+use zeroize::Zeroizing;
+
+/// The console's state: the admin API it calls and the sessions.
+pub struct Console {
+    api: Router,
+    sessions: Sessions,
+}
+
+impl Console {
+    pub fn new(api: Router, limits: SessionLimits) -> Self {
+        Self {
+            api,
+            sessions: Sessions::new(limits),
+        }
+    }
+
+    /// `GET path` on the admin API as the holder of `bearer`.
+    async fn call(&self, bearer: Option<&str>, path: &str) -> Result<Answer, String> {
+        let mut req = http::Request::get(path);
+        if let Some(bearer) = bearer {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {bearer}"));
+        }
+        let req = req.body(Body::empty()).map_err(|e| e.to_string())?;
+        let resp = self
+            .api
+            .clone()
+            .oneshot(req)
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = resp.status();
+        let bytes = axum::body::to_bytes(resp.into_body(), MAX_ANSWER)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(Answer { status, bytes })
+    }
+}
+
+/// The largest admin API answer a page reads.
+const MAX_ANSWER: usize = 16 * 1024 * 1024;
+
+struct Answer {
+    status: StatusCode,
+    bytes: axum::body::Bytes,
+}
+
+impl Answer {
+    fn json(&self) -> Result<Value, String> {
+        let v: Value = serde_json::from_slice(&self.bytes).map_err(|e| e.to_string())?;
+        if self.status.is_success() {
+            Ok(v)
+        } else {
+            Err(format!(
+                "{} {}",
+                self.status.as_u16(),
+                v.get("message").and_then(Value::as_str).unwrap_or("")
+            ))
+        }
+    }
+}
+
+/// What every console request knows: its language, whether it came over TLS, its session.
+pub struct Ctx {
+    lang: Lang,
+    /// `?lang=` asked for a language: remember it.
+    lang_chosen: bool,
+    secure: bool,
+    headers: HeaderMap,
+    query: HashMap<String, String>,
+    session: Option<Current>,
+}
+
+impl FromRequestParts<Arc<Console>> for Ctx {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        console: &Arc<Console>,
+    ) -> Result<Self, Self::Rejection> {
+        let query: HashMap<String, String> = parts
+            .uri
+            .query()
+            .map(|q| {
+                q.split('&')
+                    .filter_map(|p| p.split_once('='))
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let chosen = query.get("lang").and_then(|l| Lang::parse(l));
+        let lang = chosen
+            .or_else(|| cookie(&parts.headers, LANG_COOKIE).and_then(Lang::parse))
+            .unwrap_or_else(|| {
+                Lang::from_accept_language(
+                    parts
+                        .headers
+                        .get(header::ACCEPT_LANGUAGE)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or(""),
+                )
+            });
+        let secure = parts
+            .extensions
+            .get::<obhut_listen::Connection>()
+            .is_some_and(|c| c.tls);
+        let session = cookie(&parts.headers, COOKIE).and_then(|id| console.sessions.get(id));
+        Ok(Self {
+            lang,
+            lang_chosen: chosen.is_some(),
+            secure,
+            headers: parts.headers.clone(),
+            query,
+            session,
+        })
+    }
+}
+
+impl Ctx {
+    fn t(&self) -> &'static Texts {
+        self.lang.texts()
+    }
+
+    /// A form post from another site (browsers say so in `Sec-Fetch-Site`), which no token
+    /// check should even be reached for.
+    fn cross_site(&self) -> bool {
+        self.headers
+            .get("sec-fetch-site")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v != "same-origin" && v != "none")
+    }
+
+    /// `resp` with the language cookie set when `?lang=` chose one.
+    fn finish(&self, mut resp: Response) -> Response {
+        if self.lang_chosen
+            && let Ok(v) = HeaderValue::from_str(&set_cookie(
+                LANG_COOKIE,
+                self.lang.code(),
+                self.secure,
+                Some(365 * 24 * 3600),
+            ))
+        {
+            resp.headers_mut().append(header::SET_COOKIE, v);
+        }
+        resp
+    }
+}
+
+/// One navigation link.
+pub struct NavItem {
+    pub href: &'static str,
+    pub label: &'static str,
+    pub current: bool,
+}
+
+/// A table of what the admin API answered.
+#[derive(Default)]
+pub struct Table {
+    pub headers: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+}
+
+/// One part of a page: a table, a text, or the API's refusal.
+pub struct Section {
+    pub title: &'static str,
+    pub note: Option<&'static str>,
+    pub table: Option<Table>,
+    pub text: Option<String>,
+    pub error: Option<String>,
+    pub next: Option<String>,
+}
+
+impl Section {
+    fn new(title: &'static str) -> Self {
+        Self {
+            title,
+            note: None,
+            table: None,
+            text: None,
+            error: None,
+            next: None,
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "sign_in.html")]
+struct SignInPage<'a> {
+    t: &'a Texts,
+    lang: &'a str,
+    csrf: &'a str,
+    error: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "page.html")]
+struct RolePage<'a> {
+    t: &'a Texts,
+    lang: &'a str,
+    who: &'a Principal,
+    csrf: &'a str,
+    title: &'a str,
+    nav: Vec<NavItem>,
+    intro: Option<&'a str>,
+    sections: Vec<Section>,
+}
+
+#[derive(Template)]
+#[template(path = "message.html")]
+struct MessagePage<'a> {
+    t: &'a Texts,
+    lang: &'a str,
+    title: &'a str,
+    text: &'a str,
+}
+
+fn html(status: StatusCode, body: Result<String, askama::Error>) -> Response {
+    match body {
+        Ok(body) => (
+            status,
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            body,
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "console page could not be rendered");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "page could not be rendered",
+            )
+                .into_response()
+        }
+    }
+}
+
+fn message(ctx: &Ctx, status: StatusCode, title: &str, text: &str) -> Response {
+    let t = ctx.t();
+    html(
+        status,
+        MessagePage {
+            t,
+            lang: ctx.lang.code(),
+            title,
+            text,
+        }
+        .render(),
+    )
+}
+
+/// The pages of each role: (path, role as the admin API names it).
+const ROLE_PAGES: [(&str, &str); 4] = [
+    ("/console/officer", "officer"),
+    ("/console/operator", "operator"),
+    ("/console/auditor", "auditor"),
+    ("/console/tenant", "tenant-admin"),
+];
+
+fn page_of(role: &str) -> &'static str {
+    ROLE_PAGES
+        .iter()
+        .find(|(_, r)| *r == role)
+        .map_or("/console/sign-in", |(p, _)| p)
+}
+
+fn nav(t: &'static Texts, role: &str) -> Vec<NavItem> {
+    let label = |r: &str| match r {
+        "officer" => t.officer,
+        "operator" => t.operator,
+        "auditor" => t.auditor,
+        _ => t.tenant_admin,
+    };
+    ROLE_PAGES
+        .iter()
+        .filter(|(_, r)| *r == role)
+        .map(|(href, r)| NavItem {
+            href,
+            label: label(r),
+            current: true,
+        })
+        .collect()
+}
+
+pub async fn home(ctx: Ctx) -> Response {
+    let to = ctx
+        .session
+        .as_ref()
+        .map_or("/console/sign-in", |s| page_of(&s.principal.role));
+    ctx.finish(Redirect::to(to).into_response())
+}
+
+pub async fn sign_in_form(ctx: Ctx) -> Response {
+    sign_in_page(&ctx, StatusCode::OK, None)
+}
+
+fn sign_in_page(ctx: &Ctx, status: StatusCode, error: Option<&str>) -> Response {
+    let csrf = random_token();
+    let mut resp = html(
+        status,
+        SignInPage {
+            t: ctx.t(),
+            lang: ctx.lang.code(),
+            csrf: &csrf,
+            error,
+        }
+        .render(),
+    );
+    if let Ok(v) = HeaderValue::from_str(&set_cookie(SIGN_IN_COOKIE, &csrf, ctx.secure, Some(900)))
+    {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+    ctx.finish(resp)
+}
+
+pub async fn sign_in(
+    State(console): State<Arc<Console>>,
+    ctx: Ctx,
+    form: Result<Form<HashMap<String, String>>, FormRejection>,
+) -> Response {
+    let form = form_fields(form);
+    let t = ctx.t();
+    let expected = cookie(&ctx.headers, SIGN_IN_COOKIE).unwrap_or("");
+    let given = form.get("csrf").map_or("", String::as_str);
+    if ctx.cross_site() || expected.is_empty() || !same_secret(expected, given) {
+        return message(&ctx, StatusCode::FORBIDDEN, t.forbidden, t.bad_form);
+    }
+    let bearer = Zeroizing::new(form.get("bearer").map_or("", |b| b.trim()).to_owned());
+    if bearer.starts_with("obt_") {
+        return sign_in_page(&ctx, StatusCode::BAD_REQUEST, Some(t.token_sent));
+    }
+    if !bearer.starts_with("obb_") || bearer.len() > 200 {
+        return sign_in_page(&ctx, StatusCode::BAD_REQUEST, Some(t.not_a_bearer));
+    }
+    let who = match console.call(Some(&bearer), "/v1/whoami").await {
+        Ok(a) => a.json(),
+        Err(e) => Err(e),
+    };
+    let who = match who {
+        Ok(v) => v,
+        Err(e) => {
+            let shown = format!("{}: {e}", t.api_refused);
+            return sign_in_page(&ctx, StatusCode::UNAUTHORIZED, Some(&shown));
+        }
+    };
+    let principal = Principal {
+        name: who["name"].as_str().unwrap_or_default().to_owned(),
+        role: who["role"].as_str().unwrap_or_default().to_owned(),
+        tenant: who["tenant"].as_str().map(str::to_owned),
+    };
+    let to = page_of(&principal.role);
+    tracing::info!(principal = %principal.name, role = %principal.role, "console sign-in");
+    let id = console.sessions.start(principal, bearer);
+    let mut resp = Redirect::to(to).into_response();
+    for c in [
+        set_cookie(COOKIE, &id, ctx.secure, None),
+        set_cookie(SIGN_IN_COOKIE, "", ctx.secure, Some(0)),
+    ] {
+        if let Ok(v) = HeaderValue::from_str(&c) {
+            resp.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    ctx.finish(resp)
+}
+
+/// A form's fields; none for a body that is not a form (refused then for want of a token).
+fn form_fields(
+    form: Result<Form<HashMap<String, String>>, FormRejection>,
+) -> HashMap<String, String> {
+    form.map(|Form(f)| f).unwrap_or_default()
+}
+
+/// The session of a form post whose CSRF token matches, or the response refusing it.
+fn checked_post(ctx: &Ctx, form: &HashMap<String, String>) -> Result<Current, Box<Response>> {
+    let t = ctx.t();
+    let Some(session) = &ctx.session else {
+        return Err(Box::new(
+            ctx.finish(Redirect::to("/console/sign-in").into_response()),
+        ));
+    };
+    let given = form.get("csrf").map_or("", String::as_str);
+    if ctx.cross_site() || !same_secret(&session.csrf, given) {
+        return Err(Box::new(message(
+            ctx,
+            StatusCode::FORBIDDEN,
+            t.forbidden,
+            t.bad_form,
+        )));
+    }
+    Ok(Current {
+        id: session.id.clone(),
+        principal: session.principal.clone(),
+        bearer: session.bearer.clone(),
+        csrf: session.csrf.clone(),
+    })
+}
+
+pub async fn sign_out(
+    State(console): State<Arc<Console>>,
+    ctx: Ctx,
+    form: Result<Form<HashMap<String, String>>, FormRejection>,
+) -> Response {
+    let form = form_fields(form);
+    let session = match checked_post(&ctx, &form) {
+        Ok(s) => s,
+        Err(resp) => return *resp,
+    };
+    console.sessions.end(&session.id);
+    let mut resp = Redirect::to("/console/sign-in").into_response();
+    if let Ok(v) = HeaderValue::from_str(&set_cookie(COOKIE, "", ctx.secure, Some(0))) {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+    resp
+}
+
+/// The session if its role is `role`, else the response: sign-in, or 403.
+fn session_of_role<'a>(ctx: &'a Ctx, role: &str) -> Result<&'a Current, Box<Response>> {
+    let t = ctx.t();
+    match &ctx.session {
+        None => Err(Box::new(
+            ctx.finish(Redirect::to("/console/sign-in").into_response()),
+        )),
+        Some(s) if s.principal.role == role => Ok(s),
+        Some(_) => Err(Box::new(ctx.finish(message(
+            ctx,
+            StatusCode::FORBIDDEN,
+            t.forbidden,
+            t.forbidden_text,
+        )))),
+    }
+}
+
+/// A section showing what `GET path` answers, as a table (or text, for text answers).
+async fn section(
+    console: &Console,
+    bearer: Option<&str>,
+    title: &'static str,
+    path: &str,
+    columns: &[&str],
+) -> Section {
+    let mut s = Section::new(title);
+    match console.call(bearer, path).await {
+        Err(e) => s.error = Some(e),
+        Ok(a) if a.status.is_success() && serde_json::from_slice::<Value>(&a.bytes).is_err() => {
+            s.text = Some(String::from_utf8_lossy(&a.bytes).into_owned());
+        }
+        Ok(a) => match a.json() {
+            Ok(v) => s.table = Some(table(&v, columns)),
+            Err(e) => s.error = Some(e),
+        },
+    }
+    s
+}
+
+fn render_role_page(
+    ctx: &Ctx,
+    session: &Current,
+    title: &'static str,
+    intro: Option<&'static str>,
+    sections: Vec<Section>,
+) -> Response {
+    let t = ctx.t();
+    ctx.finish(html(
+        StatusCode::OK,
+        RolePage {
+            t,
+            lang: ctx.lang.code(),
+            who: &session.principal,
+            csrf: &session.csrf,
+            title,
+            nav: nav(t, &session.principal.role),
+            intro,
+            sections,
+        }
+        .render(),
+    ))
+}
+
+pub async fn operator(State(console): State<Arc<Console>>, ctx: Ctx) -> Response {
+    let session = match session_of_role(&ctx, "operator") {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    let t = ctx.t();
+    let b = Some(session.bearer.as_str());
+    let sections = vec![
+        section(&console, b, t.trustee, "/v1/trustee/status", &[]).await,
+        section(&console, None, t.readiness, "/readyz", &[]).await,
+        section(&console, b, t.sites, "/v1/sites", &[]).await,
+        section(&console, b, t.capacity, "/v1/capacity", &[]).await,
+        section(&console, b, t.repair, "/v1/repair", &[]).await,
+    ];
+    render_role_page(&ctx, session, t.operator, Some(t.operator_note), sections)
+}
+
+pub async fn officer(State(console): State<Arc<Console>>, ctx: Ctx) -> Response {
+    let session = match session_of_role(&ctx, "officer") {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    let t = ctx.t();
+    let b = Some(session.bearer.as_str());
+    let mut grants = section(&console, b, t.grants, "/v1/grants", &[]).await;
+    grants.note = Some(t.grants_note);
+    let sections = vec![
+        grants,
+        section(&console, b, t.disclosures, "/v1/disclosures", &[]).await,
+        section(&console, b, t.tenants, "/v1/tenants", &[]).await,
+        section(&console, b, t.trustee, "/v1/trustee/status", &[]).await,
+    ];
+    render_role_page(&ctx, session, t.officer, None, sections)
+}
+
+pub async fn tenant(State(console): State<Arc<Console>>, ctx: Ctx) -> Response {
+    let session = match session_of_role(&ctx, "tenant-admin") {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    let t = ctx.t();
+    let b = Some(session.bearer.as_str());
+    let tenant = encode(session.principal.tenant.as_deref().unwrap_or_default());
+    let mut grants = section(&console, b, t.your_grants, "/v1/grants", &[]).await;
+    grants.note = Some(t.grants_note);
+    let sections = vec![
+        section(
+            &console,
+            b,
+            t.quota,
+            &format!("/v1/tenants/{tenant}/quota"),
+            &[],
+        )
+        .await,
+        section(
+            &console,
+            b,
+            t.access_keys,
+            &format!("/v1/tenants/{tenant}/keys"),
+            &[],
+        )
+        .await,
+        grants,
+        section(
+            &console,
+            b,
+            t.your_log,
+            &format!("/v1/log/entries?tenant={tenant}"),
+            &[],
+        )
+        .await,
+    ];
+    render_role_page(&ctx, session, t.tenant_admin, None, sections)
+}
+
+pub async fn auditor(State(console): State<Arc<Console>>, ctx: Ctx) -> Response {
+    let session = match session_of_role(&ctx, "auditor") {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    let t = ctx.t();
+    let b = Some(session.bearer.as_str());
+    let from: u64 = ctx
+        .query
+        .get("from")
+        .and_then(|f| f.parse().ok())
+        .unwrap_or(0);
+    let mut entries = section(
+        &console,
+        b,
+        t.log_entries,
+        &format!("/v1/log/entries?from={from}"),
+        &[],
+    )
+    .await;
+    if let Some(table) = &entries.table
+        && !table.rows.is_empty()
+    {
+        entries.next = Some(format!(
+            "/console/auditor?from={}",
+            from + table.rows.len() as u64
+        ));
+    }
+    let sections = vec![
+        section(&console, None, t.checkpoint, "/log/checkpoint", &[]).await,
+        entries,
+    ];
+    render_role_page(&ctx, session, t.auditor, None, sections)
+}
+
+pub async fn not_found(ctx: Ctx) -> Response {
+    let t = ctx.t();
+    message(&ctx, StatusCode::NOT_FOUND, t.not_found, t.not_found)
+}
+
+const CSS: &str = include_str!("../assets/console.css");
+const JS: &str = include_str!("../assets/console.js");
+
+pub async fn asset(ctx: Ctx, Path(name): Path<String>) -> Response {
+    match name.as_str() {
+        "console.css" => ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], CSS).into_response(),
+        "console.js" => (
+            [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+            JS,
+        )
+            .into_response(),
+        _ => not_found(ctx).await,
+    }
+}
+
+/// `s` percent-encoded for a path segment or query value.
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// A table of a JSON answer: an array of objects gives one row each (columns: `columns`, or
+/// the keys of the first objects); an object holding one array is that array; any other
+/// object is a list of its fields.
+pub fn table(v: &Value, columns: &[&str]) -> Table {
+    let rows: &[Value] = match v {
+        Value::Array(a) => a,
+        Value::Object(o) => {
+            let arrays: Vec<&Vec<Value>> = o.values().filter_map(Value::as_array).collect();
+            match arrays.as_slice() {
+                [only] if o.len() == 1 => only,
+                _ => {
+                    return Table {
+                        headers: Vec::new(),
+                        rows: o.iter().map(|(k, v)| vec![k.clone(), cell(k, v)]).collect(),
+                    };
+                }
+            }
+        }
+        other => {
+            return Table {
+                headers: Vec::new(),
+                rows: vec![vec![cell("", other)]],
+            };
+        }
+    };
+    let headers: Vec<String> = if columns.is_empty() {
+        let mut keys: Vec<String> = Vec::new();
+        for row in rows.iter().take(20) {
+            if let Value::Object(o) = row {
+                for k in o.keys() {
+                    if !keys.contains(k) {
+                        keys.push(k.clone());
+                    }
+                }
+            }
+        }
+        keys
+    } else {
+        columns.iter().map(|c| (*c).to_owned()).collect()
+    };
+    let rows = rows
+        .iter()
+        .map(|row| match row {
+            Value::Object(o) => headers
+                .iter()
+                .map(|h| o.get(h).map_or_else(String::new, |v| cell(h, v)))
+                .collect(),
+            other => vec![cell("", other)],
+        })
+        .collect();
+    Table { headers, rows }
+}
+
+/// One value as text: times in milliseconds as UTC dates, lists joined, objects as JSON.
+fn cell(key: &str, v: &Value) -> String {
+    match v {
+        Value::Null => "—".into(),
+        Value::String(s) => s.clone(),
+        Value::Number(n) if key.ends_with("_ms") => n
+            .as_i64()
+            .and_then(|ms| utc(ms / 1000))
+            .unwrap_or_else(|| n.to_string()),
+        Value::Array(a) if a.iter().all(|x| !x.is_object() && !x.is_array()) => {
+            a.iter().map(|x| cell("", x)).collect::<Vec<_>>().join(", ")
+        }
+        other => other.to_string(),
+    }
+}
+
+/// Seconds since 1970 as `YYYY-MM-DD HH:MM:SS UTC`.
+fn utc(secs: i64) -> Option<String> {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    Some(format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn answers_become_tables() {
+        let t = table(
+            &json!([{"id": "g1", "at_ms": 0}, {"id": "g2", "extra": [1, 2]}]),
+            &[],
+        );
+        assert_eq!(t.headers, ["at_ms", "id", "extra"]);
+        assert_eq!(t.rows[0], ["1970-01-01 00:00:00 UTC", "g1", ""]);
+        assert_eq!(t.rows[1], ["", "g2", "1, 2"]);
+        let t = table(&json!({"sites": [{"id": "de-fra"}]}), &[]);
+        assert_eq!(t.rows, [["de-fra"]]);
+        let t = table(&json!({"sealed": false, "shares": 2}), &[]);
+        assert_eq!(t.rows, [["sealed", "false"], ["shares", "2"]]);
+    }
+
+    #[test]
+    fn dates_are_civil_utc() {
+        assert_eq!(
+            utc(1_796_601_600).as_deref(),
+            Some("2026-12-07 00:00:00 UTC")
+        );
+        assert_eq!(utc(951_825_600).as_deref(), Some("2000-02-29 12:00:00 UTC"));
+    }
+
+    #[test]
+    fn path_segments_are_encoded() {
+        assert_eq!(encode("a b/ü"), "a%20b%2F%C3%BC");
+        assert_eq!(encode("demo-1_x.y~"), "demo-1_x.y~");
+    }
+}

@@ -1,0 +1,153 @@
+"""The web console at <admin-url>/console/, through HTTP as a browser sends it:
+sign-in with a bearer (the page's script derives it from the token in the browser),
+the session cookie's flags, CSRF on every form, the Content-Security-Policy, sessions
+that end on sign-out, one page per role with 403 for the others, the operator's page
+without tenant data, English and German."""
+
+import os
+import re
+
+import requests
+
+from conftest import bearer, new_tenant
+from s3helpers import unique_name
+
+
+def console(server) -> str:
+    return f"{server.admin_url}/console"
+
+
+def sign_in(server, token: str, lang: str | None = None) -> requests.Session:
+    """A browser-like session signed in with the bearer derived from `token`."""
+    s = requests.Session()
+    s.headers["Sec-Fetch-Site"] = "same-origin"
+    if lang:
+        s.headers["Accept-Language"] = lang
+    page = s.get(f"{console(server)}/sign-in", timeout=10)
+    assert page.status_code == 200, page.text
+    csrf = re.search(r'name="csrf" value="([0-9a-f]{64})"', page.text).group(1)
+    r = s.post(f"{console(server)}/sign-in", data={"csrf": csrf, "bearer": bearer(token)},
+               allow_redirects=False, timeout=10)
+    assert r.status_code == 303, (r.status_code, r.text[:500])
+    return s
+
+
+def csrf_of(html: str) -> str:
+    return re.search(r'name="csrf" value="([0-9a-f]{64})"', html).group(1)
+
+
+def test_sign_in_sets_a_strict_http_only_session_cookie_and_lands_on_the_role_page(server):
+    s = requests.Session()
+    page = s.get(f"{console(server)}/sign-in", timeout=10)
+    r = s.post(f"{console(server)}/sign-in",
+               data={"csrf": csrf_of(page.text), "bearer": bearer(server.token("operator"))},
+               allow_redirects=False, timeout=10)
+    assert r.status_code == 303 and r.headers["Location"] == "/console/operator", r.headers
+    cookies = [c for c in r.raw.headers.getlist("Set-Cookie") if c.startswith("obhut_console=")]
+    assert len(cookies) == 1, r.raw.headers.getlist("Set-Cookie")
+    flags = [f.strip() for f in cookies[0].split(";")]
+    assert "HttpOnly" in flags and "SameSite=Strict" in flags and "Path=/console" in flags, flags
+    # Plain HTTP here: Secure would make the browser drop the cookie (test_listener_tls covers TLS).
+    assert "Secure" not in flags
+    home = s.get(f"{console(server)}/", timeout=10)
+    assert home.status_code == 200 and home.url.endswith("/console/operator"), home.url
+    assert "operator" in home.text
+
+
+def test_every_console_response_forbids_inline_script_and_framing(server):
+    s = sign_in(server, server.token("auditor"))
+    for path in ("/sign-in", "/auditor", "/operator", "/no-such-page", "/assets/console.js"):
+        r = s.get(console(server) + path, timeout=10)
+        csp = r.headers.get("Content-Security-Policy", "")
+        assert "script-src 'self'" in csp and "default-src 'none'" in csp, (path, csp)
+        assert "unsafe-inline" not in csp, csp
+        assert "frame-ancestors 'none'" in csp, csp
+        assert r.headers.get("X-Frame-Options") == "DENY"
+        assert r.headers.get("Cache-Control") == "no-store"
+        if r.headers.get("Content-Type", "").startswith("text/html"):
+            assert re.search(r"<script(?![^>]*\bsrc=)", r.text) is None, f"inline script on {path}"
+            assert not re.search(r"<[^>]+\son[a-z]+=", r.text), f"inline event handler on {path}"
+
+
+def test_a_form_post_without_the_csrf_token_or_from_another_site_is_refused(server):
+    s = sign_in(server, server.token("officer1"))
+    page = s.get(f"{console(server)}/officer", timeout=10)
+    assert page.status_code == 200
+    token = csrf_of(page.text)
+    # No token, a wrong token, and the right token sent from another site: all refused, and
+    # the session still works afterwards (nothing was signed out).
+    for data, site in (({}, "same-origin"), ({"csrf": "0" * 64}, "same-origin"), ({"csrf": token}, "cross-site")):
+        r = s.post(f"{console(server)}/sign-out", data=data, headers={"Sec-Fetch-Site": site},
+                   allow_redirects=False, timeout=10)
+        assert r.status_code == 403, (data, site, r.status_code)
+        assert s.get(f"{console(server)}/officer", allow_redirects=False, timeout=10).status_code == 200
+    # The sign-in form is protected the same way (no session yet: its own cookie).
+    fresh = requests.Session()
+    fresh.get(f"{console(server)}/sign-in", timeout=10)
+    r = fresh.post(f"{console(server)}/sign-in", data={"csrf": "0" * 64, "bearer": bearer(server.token("operator"))},
+                   allow_redirects=False, timeout=10)
+    assert r.status_code == 403 and "obhut_console=" not in r.headers.get("Set-Cookie", "")
+
+
+def test_sign_out_ends_the_session_on_the_server(server):
+    s = sign_in(server, server.token("auditor"))
+    cookie = s.cookies.get("obhut_console")
+    page = s.get(f"{console(server)}/auditor", timeout=10)
+    r = s.post(f"{console(server)}/sign-out", data={"csrf": csrf_of(page.text)}, allow_redirects=False, timeout=10)
+    assert r.status_code == 303 and r.headers["Location"] == "/console/sign-in"
+    # The old cookie, replayed, no longer names a session.
+    replay = requests.get(f"{console(server)}/auditor", cookies={"obhut_console": cookie},
+                          allow_redirects=False, timeout=10)
+    assert replay.status_code == 303 and replay.headers["Location"] == "/console/sign-in"
+
+
+def test_a_page_of_another_role_answers_403_and_each_role_sees_its_own(server):
+    for who, own in (("operator", "operator"), ("officer1", "officer"), ("auditor", "auditor")):
+        s = sign_in(server, server.token(who))
+        for page in ("operator", "officer", "auditor", "tenant"):
+            r = s.get(f"{console(server)}/{page}", allow_redirects=False, timeout=10)
+            expected = 200 if page == own else 403
+            assert r.status_code == expected, (who, page, r.status_code)
+    # Without a session every page sends the browser to sign in.
+    r = requests.get(f"{console(server)}/officer", allow_redirects=False, timeout=10)
+    assert r.status_code == 303 and r.headers["Location"] == "/console/sign-in"
+
+
+def test_a_token_or_an_unknown_bearer_is_not_a_sign_in(server):
+    s = requests.Session()
+    page = s.get(f"{console(server)}/sign-in", timeout=10)
+    r = s.post(f"{console(server)}/sign-in", data={"csrf": csrf_of(page.text), "bearer": server.token("operator")},
+               allow_redirects=False, timeout=10)
+    assert r.status_code == 400 and "obhut token bearer" in r.text
+    assert server.token("operator") not in r.text, "the token was echoed back"
+    page = s.get(f"{console(server)}/sign-in", timeout=10)
+    r = s.post(f"{console(server)}/sign-in", data={"csrf": csrf_of(page.text), "bearer": "obb_" + "0" * 64},
+               allow_redirects=False, timeout=10)
+    assert r.status_code == 401 and "unknown token" in r.text
+
+
+def test_the_tenant_admin_sees_its_quota_and_keys_and_the_operator_no_bucket_name(server):
+    t = new_tenant(server, "con" + os.urandom(4).hex())
+    client = server.client(t["AWS_ACCESS_KEY_ID"], t["AWS_SECRET_ACCESS_KEY"])
+    bucket = unique_name("console-secret-name")
+    client.create_bucket(Bucket=bucket)
+    client.put_object(Bucket=bucket, Key="private/report.pdf", Body=b"x" * 1000)
+    admin = sign_in(server, t["admin_token"])
+    page = admin.get(f"{console(server)}/tenant", timeout=10)
+    assert page.status_code == 200
+    assert t["AWS_ACCESS_KEY_ID"] in page.text, "the tenant's access key is listed"
+    assert t["name"] in page.text
+    # The operator's page shows states and counts only.
+    op = sign_in(server, server.token("operator")).get(f"{console(server)}/operator", timeout=10)
+    assert op.status_code == 200 and "de-fra" in op.text
+    for secret in (bucket, "private/report.pdf", t["name"]):
+        assert secret not in op.text, f"{secret!r} on the operator's page"
+
+
+def test_the_console_speaks_german_when_asked(server):
+    s = sign_in(server, server.token("officer1"), lang="de-DE,de;q=0.9")
+    page = s.get(f"{console(server)}/officer", timeout=10)
+    assert '<html lang="de">' in page.text and "Zugriffsfreigaben" in page.text and "Abmelden" in page.text
+    # ?lang=en switches and is remembered.
+    assert "Sign out" in s.get(f"{console(server)}/officer?lang=en", timeout=10).text
+    assert "Sign out" in s.get(f"{console(server)}/officer", timeout=10).text
