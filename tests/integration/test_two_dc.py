@@ -49,6 +49,12 @@ def test_status_shows_a_synchronous_standby_and_the_configured_round_trip(two_dc
     for name in ("trustee-dc1", "gw-dc1a", "gw-dc1b", "gw-dc2", "garage-dc1", "garage-dc2", "pg-dc1", "pg-dc2"):
         assert any(line.split()[:2] == [name, "running"] for line in status.splitlines()), (name, status)
 
+    # The client namespace reaches the gateways of both datacenters.
+    for key in ("GW_DC1_S3", "GW_DC1B_S3", "GW_DC2_S3"):
+        url = two_dc.env[key].replace(":9000", ":9001") + "/healthz"
+        r = two_dc.ns_run("client", "curl", "-fsS", "--max-time", "10", "--cacert", two_dc.ca, url)
+        assert r.returncode == 0, f"client namespace -> {url}: {r.stderr}"
+
     # Both Garage sites are registered, in DE, and reachable from dc1.
     r = two_dc.cli("site", "list", token=two_dc.token("operator"))
     assert r.returncode == 0, r.stderr

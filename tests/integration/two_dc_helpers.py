@@ -110,6 +110,11 @@ class TwoDC:
         slot = (self.dir / "run" / "slot").read_text().strip()
         return f"obhut{slot}-{name}"
 
+    def ns_run(self, name: str, *cmd: str, timeout: float = 60) -> subprocess.CompletedProcess:
+        """CMD inside namespace dc1, dc2 or client."""
+        return subprocess.run(["ip", "netns", "exec", self.namespace(name), *cmd], capture_output=True, text=True,
+                              timeout=timeout, stdin=subprocess.DEVNULL)
+
     # ------------------------------------------------------------ clients
     @property
     def ca(self) -> str:
