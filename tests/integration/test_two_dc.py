@@ -105,5 +105,7 @@ def test_a_cut_link_refuses_writes_with_503_keeps_reads_in_dc1_and_heal_restores
     wait_until("a write through dc1 after heal", 90, write_after_heal, interval=1)
     assert dc2.get_object(Bucket=bucket, Key="after")["Body"].read() == b"written after the heal"
     assert sorted(keys(dc2, bucket)) == ["after", "before"], "the refused write became visible"
+    wait_until("the standby synchronous again after heal", 60,
+               lambda: two_dc.replication().get("dc2", {}).get("sync_state") == "sync", interval=1)
     rtt = two_dc.probe_rtt_ms()
     assert rtt is not None and abs(rtt - two_dc.rtt_ms) <= 1.0, rtt
