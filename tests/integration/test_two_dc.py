@@ -40,6 +40,10 @@ def test_status_shows_a_synchronous_standby_and_the_configured_round_trip(two_dc
     for k in ("PG_PRIMARY_URL", "PG_STANDBY_URL"):
         assert "sslmode=verify-full" in two_dc.env[k], two_dc.env[k]
 
+    # `up` again on a deployment that is up changes nothing.
+    again = two_dc.run("up", "--rtt-ms", str(two_dc.rtt_ms))
+    assert "already up" in again.stdout, again.stdout
+
     status = two_dc.status()
     rows = two_dc.replication(status)
     assert rows.get("dc2", {}).get("sync_state") == "sync", status
@@ -86,6 +90,7 @@ def test_a_cut_link_refuses_writes_with_503_keeps_reads_in_dc1_and_heal_restores
     dc1.put_object(Bucket=bucket, Key="before", Body=b"written before the cut")
 
     with two_dc.partition():
+        two_dc.cut()  # again: no change
         # The link is the only way between the datacenters: cut, nothing answers.
         assert two_dc.probe_rtt_ms() is None, "dc2 still answers dc1 across a cut link"
         with pytest.raises(botocore.exceptions.ClientError) as refused:
@@ -97,6 +102,8 @@ def test_a_cut_link_refuses_writes_with_503_keeps_reads_in_dc1_and_heal_restores
                 client.head_object(Bucket=bucket, Key="during")
             assert status_of(absent.value) == 404
             assert keys(client, bucket) == ["before"]
+
+    two_dc.heal()  # again: no change
 
     def write_after_heal():
         dc1.put_object(Bucket=bucket, Key="after", Body=b"written after the heal")
