@@ -160,15 +160,22 @@ def wait_until(what: str, seconds: float, fn, interval: float = 0.5):
         time.sleep(interval)
 
 
-@pytest.fixture(scope="module")
-def two_dc():
-    """One deployment for the module, 5 ms between the datacenters."""
+@contextlib.contextmanager
+def deployment(rtt_ms: float = 5):
+    """A deployment in a fresh directory for the duration; `down` and removed afterwards, also
+    when its start or the caller fails. A module fixture with another round trip:
+
+        @pytest.fixture(scope="module")
+        def two_dc_20ms():
+            with deployment(rtt_ms=20) as dep:
+                yield dep
+    """
     if os.geteuid() != 0:
         pytest.fail("the two-datacenter tests need root (network namespaces)", pytrace=False)
     # Under /tmp, not pytest's directory: PostgreSQL runs as the user postgres and must reach
     # it, and its socket path must stay short.
     base = Path(tempfile.mkdtemp(prefix="obhut-2dc-", dir="/tmp"))
-    dep = TwoDC(base, rtt_ms=5)
+    dep = TwoDC(base, rtt_ms=rtt_ms)
     try:
         dep.up()
         yield dep
@@ -177,3 +184,10 @@ def two_dc():
         shutil.rmtree(base, ignore_errors=True)
         if r.returncode != 0:
             pytest.fail(f"scripts/two-dc down failed: {r.stderr.strip()}", pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def two_dc():
+    """One deployment for the module, 5 ms between the datacenters."""
+    with deployment(rtt_ms=5) as dep:
+        yield dep
