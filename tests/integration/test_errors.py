@@ -416,3 +416,41 @@ def test_early_error_closes_a_connection_whose_body_was_not_read(server):
         assert b" 403 " in status_line, status_line
         headers = rest.lower()
         assert b"connection: close" in headers, head.decode(errors="replace")
+
+
+# ---------------------------------------------------------------- request ids
+
+
+def _error_ids(r: requests.Response) -> tuple[str | None, str | None]:
+    import xml.etree.ElementTree as ET
+
+    root = ET.fromstring(r.content)
+    return root.findtext("RequestId"), root.findtext("HostId")
+
+
+def test_every_response_carries_request_ids_and_errors_name_them_in_the_body(raw, server, s3, bucket):
+    s3.put_object(Bucket=bucket, Key="there", Body=b"x")
+    errors = [
+        raw.request("GET", bucket, "not-there"),                                      # S3 handler
+        requests.get(f"{server.s3_url}/{bucket}/there", timeout=10),                 # anonymous
+        requests.get(f"{server.s3_url}/{bucket}", headers={"Authorization": "Bearer x"}, timeout=10),
+        raw.request("PUT", bucket, "big", body=b"x", headers={"x-obhut-pad": "p" * 9000}),  # front
+        raw.request("GET", "no-such-bucket-" + bucket, "k"),
+    ]
+    host_ids = set()
+    for r in errors:
+        assert r.status_code >= 400
+        request_id = r.headers.get("x-amz-request-id")
+        assert request_id, r.headers
+        assert r.headers.get("x-amz-id-2"), r.headers
+        in_body, host_in_body = _error_ids(r)
+        assert in_body == request_id, (r.status_code, r.text[:300], request_id)
+        assert host_in_body == r.headers["x-amz-id-2"]
+        host_ids.add(host_in_body)
+    assert len(host_ids) == 1, "one process, one host id"
+    ok = raw.request("GET", bucket, "there")
+    assert ok.status_code == 200 and ok.headers.get("x-amz-request-id") and ok.headers.get("x-amz-id-2")
+    assert ok.content == b"x"
+    # boto3 reads both into its error reports.
+    err = expect_error(s3.get_object, "NoSuchKey", 404, Bucket=bucket, Key="not-there")
+    assert err["ResponseMetadata"]["RequestId"] and err["ResponseMetadata"]["HostId"]

@@ -136,6 +136,11 @@ impl Arrival {
         if let Ok(v) = http::HeaderValue::from_str(&self.id) {
             resp.headers_mut().insert("x-amz-request-id", v);
         }
+        resp.headers_mut()
+            .insert("x-amz-id-2", http::HeaderValue::from_static(host_id()));
+        if !resp.status().is_success() {
+            name_request_in_error(resp, &self.id);
+        }
         let took = self.started.elapsed();
         let status = resp.status().as_u16();
         let bytes_out = if self.head {
@@ -157,6 +162,55 @@ impl Arrival {
             "s3 request"
         );
     }
+}
+
+/// This process's `x-amz-id-2`: random per start. S3 names the host that answered; obhut
+/// answers with an opaque id that tells requests of one process apart from another's without
+/// naming a host.
+fn host_id() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        let bytes: [u8; 24] = rand::random();
+        base64_simd::STANDARD.encode_to_string(bytes)
+    })
+}
+
+/// Puts the request id (and host id) into an S3 error body, as S3 does, so that a client's
+/// error report carries the id of the `x-amz-request-id` header. Only small in-memory XML
+/// bodies are errors; anything else is left alone.
+fn name_request_in_error(resp: &mut HttpResponse, id: &str) {
+    let is_xml = resp
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/xml"));
+    if !is_xml {
+        return;
+    }
+    let Some(body) = resp.body().bytes() else {
+        return;
+    };
+    let Ok(text) = std::str::from_utf8(&body) else {
+        return;
+    };
+    if text.len() > 64 * 1024 || text.contains("<RequestId>") {
+        return;
+    }
+    let Some(end) = text.rfind("</Error>") else {
+        return;
+    };
+    let named = format!(
+        "{}<RequestId>{id}</RequestId><HostId>{}</HostId>{}",
+        &text[..end],
+        host_id(),
+        &text[end..]
+    );
+    if resp.headers().contains_key(http::header::CONTENT_LENGTH) {
+        resp.headers_mut().insert(
+            http::header::CONTENT_LENGTH,
+            http::HeaderValue::from(named.len()),
+        );
+    }
+    *resp.body_mut() = Body::from(named);
 }
 
 pub(crate) fn s3_error_response(
