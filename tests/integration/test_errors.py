@@ -78,6 +78,16 @@ def test_payload_hash_mismatch_stores_nothing(raw, s3, bucket):
     expect_error(s3.head_object, "404", 404, Bucket=bucket, Key="k")
 
 
+@pytest.mark.parametrize("md5", ["", "abc", "AAAA"])
+def test_an_empty_or_malformed_content_md5_is_refused_and_stores_nothing(raw, s3, bucket, md5):
+    r = raw.request("PUT", bucket, "md5", body=b"hello", headers={"Content-MD5": md5})
+    assert_s3_error(r, 400, "InvalidDigest")
+    expect_error(s3.head_object, "404", 404, Bucket=bucket, Key="md5")
+    # The right digest is taken.
+    r = raw.request("PUT", bucket, "md5", body=b"hello", headers={"Content-MD5": md5_b64(b"hello")})
+    assert r.status_code == 200, r.text
+
+
 def test_presigned_url_errors(raw, s3, bucket):
     s3.put_object(Bucket=bucket, Key="p", Body=b"presigned secret")
     # Signed two hours ago, valid for one minute: expired.

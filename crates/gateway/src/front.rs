@@ -271,6 +271,20 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for S3Front {
             span.in_scope(|| arrival.finish(&mut resp));
             return Box::pin(std::future::ready(Ok(resp)));
         }
+        // s3s reads an empty Content-MD5 as none at all: S3 refuses it as an invalid digest.
+        if req
+            .headers()
+            .get("content-md5")
+            .is_some_and(|v| v.as_bytes().trim_ascii().is_empty())
+        {
+            let mut resp = s3_error_response(
+                http::StatusCode::BAD_REQUEST,
+                "InvalidDigest",
+                crate::error::INVALID_CONTENT_MD5,
+            );
+            span.in_scope(|| arrival.finish(&mut resp));
+            return Box::pin(std::future::ready(Ok(resp)));
+        }
         // Refused before the body is read (or, with `Expect: 100-continue`, sent).
         if declared_put_length(&req).is_some_and(|n| n > MAX_SINGLE_PUT_BYTES) {
             let mut resp = s3_error_response(
