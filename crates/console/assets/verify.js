@@ -316,6 +316,7 @@
       this.size = size;
       this.get = get;
       this.tiles = new Map();
+      this.nodes = new Map();
     }
 
     /** The 32-byte hashes of hash tile (level, index) for this tree size. */
@@ -345,22 +346,23 @@
       return this.tiles.get(path);
     }
 
-    /** The hash of the complete subtree at tree level `k`, index `n`. */
-    async node(k, n) {
-      const level = Math.floor(k / 8);
-      const j = k - 8 * level;
-      const first = n * 2 ** j;
-      const tileIndex = Math.floor(first / 256);
+    /** The hash of the complete subtree at tree level `k`, index `n` (computed once). */
+    node(k, n) {
+      const key = k + "/" + n;
+      if (!this.nodes.has(key)) this.nodes.set(key, this.computeNode(k, n));
+      return this.nodes.get(key);
+    }
+
+    async computeNode(k, n) {
+      if (k % 8 !== 0) return nodeHash(await this.node(k - 1, 2 * n), await this.node(k - 1, 2 * n + 1));
+      // Tree level 8L is stored in the hash tiles of level L.
+      const level = k / 8;
+      const tileIndex = Math.floor(n / 256);
       const data = await this.tile(level, tileIndex);
-      const at = first - tileIndex * 256;
-      let row = [];
-      for (let i = 0; i < 2 ** j; i++) row.push(data.slice((at + i) * 32, (at + i + 1) * 32));
-      while (row.length > 1) {
-        const next = [];
-        for (let i = 0; i < row.length; i += 2) next.push(await nodeHash(row[i], row[i + 1]));
-        row = next;
-      }
-      return row[0];
+      const at = n - tileIndex * 256;
+      const hash = data.slice(at * 32, (at + 1) * 32);
+      if (hash.length !== 32) throw new VerifyError("tile-malformed", `no hash ${at} in tile ${level}/${tileIndex}`);
+      return hash;
     }
 
     /** MTH of leaves [lo, hi) (lo aligned as in the RFC's recursion). */
