@@ -435,3 +435,28 @@ def test_the_standalone_verifier_from_disk_verifies_and_flags_what_a_proxy_alter
         assert v.page.input_value("#kept") == current
     finally:
         v.close()
+
+
+def test_a_pasted_checkpoint_is_checked_for_consistency_in_a_browser_that_kept_none(server, browser, proxy):  # noqa: F811
+    older = requests.get(server.admin_url + "/log/checkpoint", timeout=30).text
+    more_entries(server)
+    v = Visit(browser)
+    try:
+        sign_in_via(v, proxy.url, server.token("auditor"))
+        v.page.wait_for_selector("#verify[data-state=verified]", timeout=60_000)
+        assert checks_of(v.page)["consistency"] == "no-kept"
+        # A checkpoint kept elsewhere (older), pasted.
+        v.page.fill("#kept", older)
+        v.page.click("#verify-run")
+        v.page.wait_for_selector("#verify[data-state=verified] li[data-check=consistency][data-code=consistent]",
+                                 timeout=60_000)
+        # A pasted "checkpoint" that the log's key did not sign is not evidence of anything.
+        forged, _ = resigned(older, os.urandom(32))
+        v.page.fill("#kept", forged)
+        v.page.click("#verify-run")
+        v.page.wait_for_selector("#verify[data-state=flagged]", timeout=60_000)
+        assert checks_of(v.page) == {"key": "key-matches", "checkpoint": "verified", "tiles": "tiles-match",
+                                     "consistency": "kept-not-signed"}
+        assert v.problems == [], v.problems
+    finally:
+        v.close()

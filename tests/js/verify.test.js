@@ -303,3 +303,24 @@ test("altered checkpoints, keys and tiles are flagged with what happened", async
   // A malformed pinned key.
   await assert.rejects(V.parseVerifierKey(a.vkey.replace(/\+[0-9a-f]{8}\+/, "+00000000+")), (e) => e.code === "key-malformed");
 });
+
+test("a partial tile the log deleted is read from the full tile (C2SP allows deleting partial tiles)", async () => {
+  const entries = Array.from({ length: 512 }, (_, i) => `x${i}`);
+  const full = await signedLog(entries);
+  const part = await signedLog(entries.slice(0, 300), { keyPair: full.keyPair });
+  const files = new Map([...full.files, ...part.files]);
+  assert.ok(files.delete("tile/0/001.p/44"));
+  const log = {
+    fetched: [],
+    async text(p) {
+      return files.get(p).toString("utf8");
+    },
+    async bytes(p) {
+      this.fetched.push(p);
+      return files.has(p) ? new Uint8Array(files.get(p)) : null;
+    },
+  };
+  const r = await V.audit({ log, pinnedKey: part.vkey, kept: null, entries: [{ index: 299, entry: "x299" }, { index: 257, entry: "x257" }] });
+  assert.deepEqual(r.checks.map((c) => c.code), ["key-matches", "verified", "tiles-match", "no-kept", "included", "included"]);
+  assert.ok(log.fetched.includes("tile/0/001.p/44") && log.fetched.includes("tile/0/001"), log.fetched);
+});
