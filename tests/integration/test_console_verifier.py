@@ -46,7 +46,8 @@ VERIFIER = REPO / "docs" / "verifier" / "obhut-verify.html"
 def test_verify_js_unit_tests_pass_in_node():
     node = shutil.which("node")
     if node is None:
-        pytest.fail("Node.js (node, 20 or newer) is not installed: the verifier's unit tests need it", pytrace=False)
+        pytest.fail("Node.js (node, 20 or newer; Debian package nodejs) is not installed: the verifier's unit tests "
+                    "need it", pytrace=False)
     r = subprocess.run([node, "--test", str(REPO / "tests" / "js")], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout[-6000:] + r.stderr[-2000:]
     assert "# fail 0" in r.stdout and "# pass 0" not in r.stdout, r.stdout[-2000:]
@@ -337,7 +338,7 @@ def test_the_auditor_page_verifies_and_flags_what_a_proxy_alters(server, browser
             got = audit_page(v, proxy.url, "flagged")
             assert got == want, (mode, got, v.page.text_content("#verify-results"))
             assert proxy.altered, f"{mode}: the proxy altered nothing"
-            assert v.page.text_content("#verify-summary").startswith("FLAGGED"), mode
+            assert v.page.text_content("#verify-summary").startswith("FLAGGED: checks failed."), mode
             assert v.page.input_value("#kept") == kept_good, f"{mode}: an altered checkpoint was kept"
             assert v.page.text_content("#pinned-key") == vkey, f"{mode}: the pinned key changed"
         flagged = v.page.text_content("#verify-results")
@@ -457,6 +458,19 @@ def test_a_pasted_checkpoint_is_checked_for_consistency_in_a_browser_that_kept_n
         v.page.wait_for_selector("#verify[data-state=flagged]", timeout=60_000)
         assert checks_of(v.page) == {"key": "key-matches", "checkpoint": "verified", "tiles": "tiles-match",
                                      "consistency": "kept-not-signed"}
+        assert v.problems == [], v.problems
+    finally:
+        v.close()
+
+
+def test_the_auditor_page_in_german(server, browser):  # noqa: F811
+    v = Visit(browser, lang="de-DE")
+    try:
+        v.sign_in(server, server.token("auditor"))
+        v.page.wait_for_selector("#verify[data-state=verified]", timeout=60_000)
+        assert v.page.text_content("#verify h2") == "Prüfung in diesem Browser"
+        assert v.page.text_content("#verify-summary") == "Geprüft: nichts Auffälliges gefunden."
+        assert "Die Meldungen der Prüfungen sind englisch." in v.page.text_content("#verify")
         assert v.problems == [], v.problems
     finally:
         v.close()

@@ -32,9 +32,7 @@ document.addEventListener("DOMContentLoaded", () => {
       }
       V.render(results, r.checks);
       const flagged = r.checks.filter((c) => c.state === "flagged");
-      summary.textContent = flagged.length
-        ? `FLAGGED: ${flagged.length} check${flagged.length > 1 ? "s" : ""} failed. Do not rely on this log until the trustee explains.`
-        : "Verified: nothing wrong found.";
+      summary.textContent = flagged.length ? `${panel.dataset.flaggedText} (${flagged.length})` : panel.dataset.okText;
       summary.className = flagged.length ? "flagged" : "ok";
       panel.dataset.state = flagged.length ? "flagged" : "verified";
     } catch (e) {

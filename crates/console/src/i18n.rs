@@ -103,6 +103,9 @@ pub struct Texts {
     pub inclusion_col: &'static str,
     pub standalone_note: &'static str,
     pub no_script: &'static str,
+    pub verify_ok: &'static str,
+    pub verify_flagged: &'static str,
+    pub verify_messages_note: &'static str,
 }
 
 pub static EN: Texts = Texts {
@@ -159,6 +162,9 @@ pub static EN: Texts = Texts {
     inclusion_col: "Inclusion",
     standalone_note: "This page is served by the provider's gateway, whose script could claim anything: for an answer that does not rest on it, use the standalone verifier (docs/verifier.md), a file you keep and open offline.",
     no_script: "Verification needs JavaScript.",
+    verify_ok: "Verified: nothing wrong found.",
+    verify_flagged: "FLAGGED: checks failed. Do not rely on this log until the trustee explains.",
+    verify_messages_note: "The checks' messages are in English.",
 };
 
 pub static DE: Texts = Texts {
@@ -215,6 +221,9 @@ pub static DE: Texts = Texts {
     inclusion_col: "Aufnahme",
     standalone_note: "Diese Seite liefert das Gateway des Anbieters, dessen Skript alles behaupten könnte: für eine Antwort, die nicht darauf beruht, nutzen Sie den eigenständigen Prüfer (docs/verifier.md), eine Datei, die Sie aufbewahren und offline öffnen.",
     no_script: "Die Prüfung braucht JavaScript.",
+    verify_ok: "Geprüft: nichts Auffälliges gefunden.",
+    verify_flagged: "BEANSTANDET: Prüfungen sind fehlgeschlagen. Verlassen Sie sich nicht auf dieses Protokoll, bis der Treuhänder es erklärt.",
+    verify_messages_note: "Die Meldungen der Prüfungen sind englisch.",
 };
 
 #[cfg(test)]
