@@ -473,20 +473,45 @@ fn log_bytes(data: Option<Vec<u8>>, content_type: &'static str) -> Response {
     }
 }
 
+/// A public log resource's answer (found or not, or the trustee's error), readable by a page of
+/// any origin: the standalone verifier, opened from disk, fetches the checkpoint, the key and
+/// the hash tiles from another origin. Nothing that needs a bearer is ever sent this way.
+fn public(resp: Result<Response, ApiError>) -> Response {
+    let mut resp = resp.unwrap_or_else(IntoResponse::into_response);
+    resp.headers_mut().insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        axum::http::HeaderValue::from_static("*"),
+    );
+    resp
+}
+
 /// The latest signed checkpoint: public.
-async fn log_checkpoint(State(state): State<AdminState>) -> Result<Response, ApiError> {
-    let data = state.trustee.log_read(&LogRead::Checkpoint).await?;
-    Ok(log_bytes(data, "text/plain; charset=utf-8"))
+async fn log_checkpoint(State(state): State<AdminState>) -> Response {
+    public(
+        state
+            .trustee
+            .log_read(&LogRead::Checkpoint)
+            .await
+            .map(|data| log_bytes(data, "text/plain; charset=utf-8"))
+            .map_err(ApiError::from),
+    )
 }
 
 /// The log's verifier key in signed-note form: public.
-async fn log_key(State(state): State<AdminState>) -> Result<Response, ApiError> {
-    let data = state.trustee.log_read(&LogRead::Key).await?;
-    Ok(log_bytes(data, "text/plain; charset=utf-8"))
+async fn log_key(State(state): State<AdminState>) -> Response {
+    public(
+        state
+            .trustee
+            .log_read(&LogRead::Key)
+            .await
+            .map(|data| log_bytes(data, "text/plain; charset=utf-8"))
+            .map_err(ApiError::from),
+    )
 }
 
-/// Hash tiles are public; entry bundles only for officers and auditors, since they hold every
-/// tenant's entries (a tenant reads its own through `/v1/log/entries`).
+/// Hash tiles are public (readable from any origin); entry bundles only for officers and
+/// auditors, since they hold every tenant's entries (a tenant reads its own through
+/// `/v1/log/entries`), and never for another origin's page.
 async fn log_tile(
     State(state): State<AdminState>,
     caller: Result<Caller, ApiError>,
@@ -505,9 +530,17 @@ async fn log_tile(
             &[Role::Officer, Role::Auditor],
             "read entry bundles (tenant admins read their entries at /v1/log/entries)",
         )?;
+        let data = state.trustee.log_read(&LogRead::Tile { path }).await?;
+        return Ok(log_bytes(data, "application/octet-stream"));
     }
-    let data = state.trustee.log_read(&LogRead::Tile { path }).await?;
-    Ok(log_bytes(data, "application/octet-stream"))
+    Ok(public(
+        state
+            .trustee
+            .log_read(&LogRead::Tile { path })
+            .await
+            .map(|data| log_bytes(data, "application/octet-stream"))
+            .map_err(ApiError::from),
+    ))
 }
 
 /// Each site's space: for operators planning capacity. Names no tenant and no object.
