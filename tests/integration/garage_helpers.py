@@ -100,15 +100,25 @@ class Garage:
         node = self.cli("node", "id", "-q").strip().split("@")[0]
         self.cli("layout", "assign", "-z", "dc1", "-c", "1G", node)
         self.cli("layout", "apply", "--version", "1")
-        out = self.cli("key", "create", "obhut-test")
+        self.key_id, self.secret_key = self.new_key("obhut-test")
+        return self
+
+    def new_key(self, name: str, bucket: str | None = None) -> tuple[str, str]:
+        """A new access key (id, secret), given read, write and owner rights on `bucket`."""
+        out = self.cli("key", "create", name)
         fields = {}
         for line in out.splitlines():
-            name, sep, value = line.partition(":")
+            field, sep, value = line.partition(":")
             if sep:
-                fields[name.strip()] = value.strip()
-        self.key_id, self.secret_key = fields.get("Key ID", ""), fields.get("Secret key", "")
-        assert self.key_id and self.secret_key, "garage key create printed no Key ID or Secret key"
-        return self
+                fields[field.strip()] = value.strip()
+        key_id, secret = fields.get("Key ID", ""), fields.get("Secret key", "")
+        assert key_id and secret, "garage key create printed no Key ID or Secret key"
+        if bucket is not None:
+            self.cli("bucket", "allow", "--read", "--write", "--owner", bucket, "--key", key_id)
+        return key_id, secret
+
+    def delete_key(self, key_id: str) -> None:
+        self.cli("key", "delete", "--yes", key_id)
 
     def cli(self, *args: str) -> str:
         r = subprocess.run([self.bin, "-c", str(self.config), *args], capture_output=True, text=True, timeout=60)

@@ -395,7 +395,9 @@ def test_quotas_on_postgres_hold_under_parallel_puts_and_count_deletes(pg, tmp_p
 def test_a_site_added_through_one_gateway_is_used_by_the_other_without_a_restart(pg, split, garage, tmp_path):
     """An officer adds a site (a bucket on Garage) through the first gateway's admin API; the
     second gateway, which shares the catalog and was started before, places new objects on it
-    within seconds, without a restart."""
+    within seconds, without a restart; and when the officer gives the site new credentials
+    (`site set-backend`) and the old key is deleted, the second gateway goes on with the new
+    ones, again without a restart."""
     from conftest import s3_client
     from site_helpers import remote_keys
 
@@ -444,6 +446,55 @@ def test_a_site_added_through_one_gateway_is_used_by_the_other_without_a_restart
         assert s3b.get_object(Bucket=bucket, Key="k")["Body"].read() == b"x" * 5000
         assert "site opened from the registry" in gw2.log_text()
         assert remote["secret_key"] not in gw2.log_text()
+
+        # Pointed at a bucket that is not this site (no identity there): refused, nothing changes.
+        other = garage.new_bucket("not-the-site")
+        r = subprocess.run(
+            [str(obhut_bin()), "site", "set-backend", "de-garage",
+             "--s3", remote["url"], "--bucket", other, "--region", remote["region"],
+             "--access-key", remote["access_key"]],
+            env=clean_env({"OBHUT_ADMIN_URL": split.admin_url, "OBHUT_TOKEN": split.token("officer1"),
+                           "OBHUT_SITE_SECRET_KEY": remote["secret_key"]}),
+            capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+        )
+        assert r.returncode != 0 and "obhut-site.json" in r.stderr, (r.returncode, r.stderr)
+        r = split.run("site", "list", token=split.token("operator"))
+        assert r.returncode == 0 and other not in r.stdout, r.stdout
+
+        # New credentials for the site; the old key is deleted on Garage.
+        new_id, new_secret = garage.new_key("obhut-rotated", remote["bucket"])
+        r = subprocess.run(
+            [str(obhut_bin()), "site", "set-backend", "de-garage",
+             "--s3", remote["url"], "--bucket", remote["bucket"], "--region", remote["region"],
+             "--access-key", new_id],
+            env=clean_env({"OBHUT_ADMIN_URL": split.admin_url, "OBHUT_TOKEN": split.token("officer1"),
+                           "OBHUT_SITE_SECRET_KEY": new_secret}),
+            capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+        )
+        assert r.returncode == 0, f"site set-backend through the first gateway: {r.stderr}"
+        assert new_secret not in r.stdout + r.stderr
+        garage.delete_key(remote["access_key"])
+        garage.key_id, garage.secret_key = new_id, new_secret  # what the tests read Garage with
+        r = split.run("site", "list", token=split.token("operator"))
+        assert r.returncode == 0 and f"as {new_id}" in r.stdout, r.stdout
+        start = time.monotonic()
+        while True:
+            try:
+                s3b.put_object(Bucket=bucket, Key="k2", Body=b"y" * 5000)
+                break
+            except ClientError as e:
+                assert e.response["Error"]["Code"] == "ServiceUnavailable", e.response
+            assert time.monotonic() - start < 20, (
+                f"the second gateway does not use the site's new credentials after 20 s:\n{gw2.log_tail()}"
+            )
+            time.sleep(0.2)
+        assert len(set(remote_keys(remote)) - identity) == 2
+        assert s3b.get_object(Bucket=bucket, Key="k2")["Body"].read() == b"y" * 5000
+        log = gw2.log_text() + split.gateway.log_text()
+        assert new_secret not in log and remote["secret_key"] not in log
+        r = split.run("log", "show", token=split.token("auditor"))
+        assert r.returncode == 0 and "site_backend_changed" in r.stdout, r.stdout[-2000:]
+        assert new_secret not in r.stdout
     finally:
         code = gw2.stop()
         assert code == 0, gw2.log_tail()

@@ -204,6 +204,56 @@ pub async fn create_site(
     }
 }
 
+/// Opens the registered site `id` (whose identity is `identity`) where `spec` says it is now:
+/// a moved disk, a new endpoint, bucket or credentials. Nothing is created or written: the site
+/// found there must be the same one (its identity object or file), or this fails with
+/// [`SiteError::Identity`]. Returns the site and the backend record to store in the catalog in
+/// place of the old one (the S3 secret sealed by the trustee).
+pub async fn move_site(
+    id: &str,
+    identity: &str,
+    spec: &SiteSpec,
+    secrets: &dyn SiteSecrets,
+) -> Result<(Arc<dyn Site>, Value), CreateError> {
+    match spec {
+        SiteSpec::Fs { path } => {
+            if !path.is_absolute() {
+                return Err(CreateError::RelativePath(path.clone()));
+            }
+            let site = LocalSite::open(id, path.clone(), identity)?;
+            Ok((Arc::new(site), json!({ "fs": path, "identity": identity })))
+        }
+        SiteSpec::S3 {
+            endpoint,
+            bucket,
+            region,
+            access_key,
+            secret_key,
+        } => {
+            let config = S3SiteConfig::new(
+                endpoint.clone(),
+                bucket.clone(),
+                region.clone(),
+                access_key.clone(),
+                secret_key.clone(),
+            );
+            let site = S3Site::open(id, config, identity).await?;
+            let sealed = secrets
+                .seal(id, secret_key)
+                .await
+                .map_err(CreateError::Seal)?;
+            Ok((
+                Arc::new(site),
+                json!({
+                    "s3": {"endpoint": endpoint, "bucket": bucket, "region": region,
+                           "access_key": access_key, "secret_sealed": sealed},
+                    "identity": identity,
+                }),
+            ))
+        }
+    }
+}
+
 /// Why a registered site could not be opened.
 #[derive(Debug, Error)]
 pub enum OpenError {
