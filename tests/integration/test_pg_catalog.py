@@ -18,6 +18,7 @@ import pytest
 from conftest import ObhutServer, assert_one_line_failure, obhut_bin
 from pg_helpers import PASSWORD, PgServer
 from s3helpers import assert_s3_error, clean_env, unique_name
+from garage_helpers import garage  # noqa: F401 (fixture)
 from split_helpers import split  # noqa: F401 (fixture)
 from test_catalog_tampering import alarms, assert_integrity_refused, listed, wait_alarm
 
@@ -242,13 +243,12 @@ def test_rows_edited_with_psql_grant_nothing(pg, tmp_path):
         srv.stop_ok()
 
 
-def test_two_gateways_share_one_catalog_on_postgres(pg, split, tmp_path):
-    """`obhut gateway` on PostgreSQL: two gateways on one data directory (no lock taken), one
-    configured by its file and one by flags, each sees what the other writes."""
+def _two_gateways_on_postgres(pg, split, tmp_path):
+    """The split's trustee and gateway on a catalog in PostgreSQL (migrated from its data
+    directory), and a second gateway on the same data directory and catalog, started and
+    healthy. Returns the second gateway's process and its S3 and admin ports."""
     from split_helpers import Proc, _free_ports
 
-    bucket = unique_name("dc")
-    s3 = None
     url = pg.new_database()
     pw = password_file(tmp_path)
     r = run_obhut("catalog", "migrate", "--from", str(split.data_dir), "--to", url,
@@ -273,14 +273,27 @@ def test_two_gateways_share_one_catalog_on_postgres(pg, split, tmp_path):
     gw2 = Proc("obhut gateway (b)", ["gateway", "--config", str(second), "--catalog", url,
                                       "--catalog-password-file", str(pw)], tmp_path / "gateway-b.log")
     gw2.start()
+    import requests
+
+    def ready():
+        resp = requests.get(f"http://127.0.0.1:{admin_port}/v1/health", timeout=2)
+        return resp.status_code == 200, f"health {resp.status_code}"
+
     try:
-        import requests
-
-        def ready():
-            resp = requests.get(f"http://127.0.0.1:{admin_port}/v1/health", timeout=2)
-            return resp.status_code == 200, f"health {resp.status_code}"
-
         gw2.wait_ready(ready, "the second gateway's health")
+    except BaseException:
+        gw2.stop()
+        raise
+    return gw2, s3_port, admin_port
+
+
+def test_two_gateways_share_one_catalog_on_postgres(pg, split, tmp_path):
+    """`obhut gateway` on PostgreSQL: two gateways on one data directory (no lock taken), one
+    configured by its file and one by flags, each sees what the other writes."""
+    bucket = unique_name("dc")
+    s3 = None
+    gw2, s3_port, admin_port = _two_gateways_on_postgres(pg, split, tmp_path)
+    try:
         s3 = split.s3()
         from conftest import s3_client
 
@@ -377,3 +390,111 @@ def test_quotas_on_postgres_hold_under_parallel_puts_and_count_deletes(pg, tmp_p
         assert "800.0 KiB (819200 B) used" in out and "8 used" in out, out
     finally:
         srv.stop_ok()
+
+
+def test_a_site_added_through_one_gateway_is_used_by_the_other_without_a_restart(pg, split, garage, tmp_path):
+    """An officer adds a site (a bucket on Garage) through the first gateway's admin API; the
+    second gateway, which shares the catalog and was started before, places new objects on it
+    within seconds, without a restart; and when the officer gives the site new credentials
+    (`site set-backend`) and the old key is deleted, the second gateway goes on with the new
+    ones, again without a restart."""
+    from conftest import s3_client
+    from site_helpers import remote_keys
+
+    gw2, s3_port, _ = _two_gateways_on_postgres(pg, split, tmp_path)
+    try:
+        s3b = s3_client(f"http://127.0.0.1:{s3_port}", split.demo["AWS_ACCESS_KEY_ID"],
+                        split.demo["AWS_SECRET_ACCESS_KEY"], connect_timeout=5, read_timeout=30)
+        bucket = unique_name("grow")
+        s3b.create_bucket(Bucket=bucket)
+        from botocore.exceptions import ClientError
+
+        # Three sites wanted, two there: the second gateway refuses the write.
+        r = split.run("tenant", "policy", "demo", "--min-sites", "3", token=split.token("officer1"))
+        assert r.returncode == 0, r.stderr
+        with pytest.raises(ClientError) as e:
+            s3b.put_object(Bucket=bucket, Key="k", Body=b"x" * 5000)
+        assert e.value.response["Error"]["Code"] == "ServiceUnavailable", e.value.response
+
+        remote = garage.site()
+        import subprocess
+
+        r = subprocess.run(
+            [str(obhut_bin()), "site", "add", "de-garage", "--jurisdiction", "DE", "--location", "Garage",
+             "--s3", remote["url"], "--bucket", remote["bucket"], "--region", remote["region"],
+             "--access-key", remote["access_key"]],
+            env=clean_env({"OBHUT_ADMIN_URL": split.admin_url, "OBHUT_TOKEN": split.token("officer1"),
+                           "OBHUT_SITE_SECRET_KEY": remote["secret_key"]}),
+            capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+        )
+        assert r.returncode == 0, f"site add through the first gateway: {r.stderr}"
+        identity = set(remote_keys(remote))
+
+        # The PUT succeeds once the second gateway has read the registry again (every 5 s).
+        start = time.monotonic()
+        while True:
+            try:
+                s3b.put_object(Bucket=bucket, Key="k", Body=b"x" * 5000)
+                break
+            except ClientError as e:
+                assert e.response["Error"]["Code"] == "ServiceUnavailable", e.response
+            assert time.monotonic() - start < 20, (
+                f"the second gateway does not use the new site after 20 s:\n{gw2.log_tail()}"
+            )
+            time.sleep(0.2)
+        assert len(set(remote_keys(remote)) - identity) == 1, "the object's blob is not on Garage"
+        assert s3b.get_object(Bucket=bucket, Key="k")["Body"].read() == b"x" * 5000
+        assert "site opened from the registry" in gw2.log_text()
+        assert remote["secret_key"] not in gw2.log_text()
+
+        # Pointed at a bucket that is not this site (no identity there): refused, nothing changes.
+        other = garage.new_bucket("not-the-site")
+        r = subprocess.run(
+            [str(obhut_bin()), "site", "set-backend", "de-garage",
+             "--s3", remote["url"], "--bucket", other, "--region", remote["region"],
+             "--access-key", remote["access_key"]],
+            env=clean_env({"OBHUT_ADMIN_URL": split.admin_url, "OBHUT_TOKEN": split.token("officer1"),
+                           "OBHUT_SITE_SECRET_KEY": remote["secret_key"]}),
+            capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+        )
+        assert r.returncode != 0 and "obhut-site.json" in r.stderr, (r.returncode, r.stderr)
+        r = split.run("site", "list", token=split.token("operator"))
+        assert r.returncode == 0 and other not in r.stdout, r.stdout
+
+        # New credentials for the site; the old key is deleted on Garage.
+        new_id, new_secret = garage.new_key("obhut-rotated", remote["bucket"])
+        r = subprocess.run(
+            [str(obhut_bin()), "site", "set-backend", "de-garage",
+             "--s3", remote["url"], "--bucket", remote["bucket"], "--region", remote["region"],
+             "--access-key", new_id],
+            env=clean_env({"OBHUT_ADMIN_URL": split.admin_url, "OBHUT_TOKEN": split.token("officer1"),
+                           "OBHUT_SITE_SECRET_KEY": new_secret}),
+            capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+        )
+        assert r.returncode == 0, f"site set-backend through the first gateway: {r.stderr}"
+        assert new_secret not in r.stdout + r.stderr
+        garage.delete_key(remote["access_key"])
+        garage.key_id, garage.secret_key = new_id, new_secret  # what the tests read Garage with
+        r = split.run("site", "list", token=split.token("operator"))
+        assert r.returncode == 0 and f"as {new_id}" in r.stdout, r.stdout
+        start = time.monotonic()
+        while True:
+            try:
+                s3b.put_object(Bucket=bucket, Key="k2", Body=b"y" * 5000)
+                break
+            except ClientError as e:
+                assert e.response["Error"]["Code"] == "ServiceUnavailable", e.response
+            assert time.monotonic() - start < 20, (
+                f"the second gateway does not use the site's new credentials after 20 s:\n{gw2.log_tail()}"
+            )
+            time.sleep(0.2)
+        assert len(set(remote_keys(remote)) - identity) == 2
+        assert s3b.get_object(Bucket=bucket, Key="k2")["Body"].read() == b"y" * 5000
+        log = gw2.log_text() + split.gateway.log_text()
+        assert new_secret not in log and remote["secret_key"] not in log
+        r = split.run("log", "show", token=split.token("auditor"))
+        assert r.returncode == 0 and "site_backend_changed" in r.stdout, r.stdout[-2000:]
+        assert new_secret not in r.stdout
+    finally:
+        code = gw2.stop()
+        assert code == 0, gw2.log_tail()

@@ -1,7 +1,7 @@
 """The site registry: officers add local-directory and S3-cluster sites and
 change their state; operators and auditors list them, nobody else changes
 them. A site's identity file is written when it is added. An S3 site is a real
-S3 server (a second `obhut serve`). Site credentials are stored encrypted and
+S3 server (a second `obhut serve`, and Garage). Site credentials are stored encrypted and
 never appear in the catalog, the logs, the transparency log or `site list`.
 Draining moves a site's replicas (ciphertext) to other allowed sites with
 progress, after which the site can be removed; kill -9 during a drain loses
@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from conftest import obhut_bin
+from garage_helpers import garage  # noqa: F401 (a fixture)
 from s3helpers import clean_env
 from site_helpers import (
     add_s3_site,
@@ -236,6 +237,46 @@ def test_s3_site_on_a_real_s3_server(private_server_factory):
     assert rep["verified"]["missing"] == 0 and rep["verified"]["corrupt"] == 0, rep
     for sid in ("de-fra", "de-mgd"):
         assert len(site_blobs(srv.site_dir(sid))) == len(data), f"{sid} not restored by repair"
+
+
+def test_s3_site_on_garage(private_server, garage):
+    """A bucket on a real Garage node as a third site: objects written through
+    obhut land there as opaque ciphertext blobs, are read back from it alone,
+    and are removed from it when deleted."""
+    srv = private_server
+    remote = garage.site()
+    r = add_s3_site(srv, "de-garage", remote)
+    assert r.returncode == 0, f"site add --s3 (Garage): {r.stderr} {r.stdout}\n{garage.log_tail()}"
+    row = site_list_rows(srv)["de-garage"]
+    assert row["state"] == "active" and row["reachable"] == "yes", row
+    identity = set(remote_keys(remote))
+    assert identity == {"obhut-site.json"}, identity
+
+    policy(srv, "demo", min_sites=3)
+    s3 = srv.client()
+    bucket = new_bucket(s3)
+    data = {"small": os.urandom(5000), "large": os.urandom(12 * 1024 * 1024 + 5)}
+    for k, v in data.items():
+        s3.put_object(Bucket=bucket, Key=k, Body=v)
+    rep = bucket_report(residency(srv, "demo", verify=True)[1], "demo", bucket)
+    assert rep["objects_by_sites"] == {"de-fra,de-garage,de-mgd": len(data)}, rep
+    assert rep["verified"]["missing"] == 0 and rep["verified"]["corrupt"] == 0, rep
+    blobs = set(remote_keys(remote)) - identity
+    assert len(blobs) == len(data) and all(b.startswith("blobs/") for b in blobs), blobs
+    uploads = garage.client().list_multipart_uploads(Bucket=remote["bucket"]).get("Uploads") or []
+    assert not uploads, f"multipart uploads left on Garage: {uploads}"
+
+    # Served by Garage alone when both local sites lose their blobs.
+    for sid in ("de-fra", "de-mgd"):
+        for p in (srv.site_dir(sid) / "blobs").rglob("*"):
+            if p.is_file():
+                p.unlink()
+    for k, v in data.items():
+        assert sha(s3.get_object(Bucket=bucket, Key=k)["Body"].read()) == sha(v), f"{k} wrong from Garage"
+
+    for k in data:
+        s3.delete_object(Bucket=bucket, Key=k)
+    wait_until(lambda: set(remote_keys(remote)) == identity, 30, "the deleted objects' blobs to leave Garage")
 
 
 def test_s3_site_drain_empties_the_bucket_and_site_can_be_removed(private_server_factory):

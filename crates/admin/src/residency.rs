@@ -19,7 +19,7 @@ use obhut_core::{SiteInfo, SiteState, validate_jurisdiction, validate_tenant_nam
 use obhut_maintenance::Maintenance;
 use obhut_maintenance::RepairStatus;
 use obhut_maintenance::registry::{
-    SiteSecrets, SiteSpec, check_fs_root, create_site, describe_backend, fs_root,
+    SiteSecrets, SiteSpec, check_fs_root, create_site, describe_backend, fs_root, move_site,
 };
 use obhut_maintenance::{project, replicas_outside, uploads_outside};
 use obhut_trustee_client::views::{AttestationView, BucketPolicyView};
@@ -209,6 +209,65 @@ pub(crate) async fn act(
                     "site-down"
                 });
             }
+            Ok(Some((StatusCode::OK, v)))
+        }
+        Action::SetSiteBackend { id, backend } => {
+            caller.require(&[Role::Officer], "change sites' backends")?;
+            let spec = site.ok_or_else(|| {
+                bad_request("a site's new backend is needed: {\"fs\": {...}} or {\"s3\": {...}}")
+            })?;
+            if spec.describe() != *backend {
+                return Err(bad_request(
+                    "the signed statement describes another backend than the one given",
+                ));
+            }
+            let registered = catalog.list_sites().await?;
+            let mut rec = registered
+                .iter()
+                .find(|s| s.id == *id)
+                .cloned()
+                .ok_or_else(|| not_found(format!("no site {id}")))?;
+            if let SiteSpec::Fs { path } = &spec {
+                let mut reserved: Vec<(String, std::path::PathBuf)> = registered
+                    .iter()
+                    .filter(|s| s.id != *id)
+                    .filter_map(|s| fs_root(s).map(|root| (format!("site {}", s.id), root)))
+                    .collect();
+                if let Some(dir) = &state.data_dir {
+                    reserved.push(("the data directory".to_owned(), dir.clone()));
+                }
+                check_fs_root(path, &reserved)
+                    .map_err(|e| bad_request(format!("cannot move site {id}: {e}")))?;
+            }
+            let identity = rec
+                .backend
+                .get("identity")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            let m = maintenance(state)?;
+            // The site must be found, as itself, where the officer says it is now.
+            let (handle, record) = move_site(
+                id,
+                &identity,
+                &spec,
+                &TrusteeSiteSecrets(state.trustee.as_ref()),
+            )
+            .await
+            .map_err(|e| bad_request(format!("cannot move site {id}: {e}")))?;
+            let v = state.trustee.act(signed).await?;
+            rec.backend = record;
+            catalog.put_site(&rec).await?;
+            m.sites().reopen(
+                SiteInfo {
+                    id: rec.id.clone(),
+                    jurisdiction: rec.jurisdiction.clone(),
+                    location: rec.location.clone(),
+                    state: rec.state,
+                },
+                Some(handle),
+            );
+            tracing::info!(site = %id, by = %obhut_core::logged(caller.name()), "site backend changed");
             Ok(Some((StatusCode::OK, v)))
         }
         Action::RemoveSite { id } => {

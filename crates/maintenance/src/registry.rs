@@ -2,15 +2,19 @@
 //! local directory or a bucket on an S3-compatible cluster.
 //!
 //! A site's record in the catalog says where it is and carries the identity written into it
-//! when it was created; an S3 site's secret key is stored sealed by the trustee, through
+//! when it was created; every process reads the records again now and then
+//! ([`refresh_sites`]), so a site added or changed through another process is used without a
+//! restart; an S3 site's secret key is stored sealed by the trustee, through
 //! [`SiteSecrets`], and opened only to reach the site. It must never log or return a site's
 //! secret, and never holds the key that seals it.
 
 use async_trait::async_trait;
 use obhut_catalog::SiteRecord;
+use obhut_core::SiteInfo;
 use obhut_sites::{LocalSite, S3Site, S3SiteConfig, Site, SiteError};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use thiserror::Error;
@@ -200,6 +204,56 @@ pub async fn create_site(
     }
 }
 
+/// Opens the registered site `id` (whose identity is `identity`) where `spec` says it is now:
+/// a moved disk, a new endpoint, bucket or credentials. Nothing is created or written: the site
+/// found there must be the same one (its identity object or file), or this fails with
+/// [`SiteError::Identity`]. Returns the site and the backend record to store in the catalog in
+/// place of the old one (the S3 secret sealed by the trustee).
+pub async fn move_site(
+    id: &str,
+    identity: &str,
+    spec: &SiteSpec,
+    secrets: &dyn SiteSecrets,
+) -> Result<(Arc<dyn Site>, Value), CreateError> {
+    match spec {
+        SiteSpec::Fs { path } => {
+            if !path.is_absolute() {
+                return Err(CreateError::RelativePath(path.clone()));
+            }
+            let site = LocalSite::open(id, path.clone(), identity)?;
+            Ok((Arc::new(site), json!({ "fs": path, "identity": identity })))
+        }
+        SiteSpec::S3 {
+            endpoint,
+            bucket,
+            region,
+            access_key,
+            secret_key,
+        } => {
+            let config = S3SiteConfig::new(
+                endpoint.clone(),
+                bucket.clone(),
+                region.clone(),
+                access_key.clone(),
+                secret_key.clone(),
+            );
+            let site = S3Site::open(id, config, identity).await?;
+            let sealed = secrets
+                .seal(id, secret_key)
+                .await
+                .map_err(CreateError::Seal)?;
+            Ok((
+                Arc::new(site),
+                json!({
+                    "s3": {"endpoint": endpoint, "bucket": bucket, "region": region,
+                           "access_key": access_key, "secret_sealed": sealed},
+                    "identity": identity,
+                }),
+            ))
+        }
+    }
+}
+
 /// Why a registered site could not be opened.
 #[derive(Debug, Error)]
 pub enum OpenError {
@@ -264,6 +318,107 @@ pub async fn open_site(
     )))
 }
 
+/// How often a process reads the registry again, so that a site added, changed (endpoint,
+/// bucket, credentials, directory), re-labelled or removed through any process sharing the
+/// catalog is used here without a restart.
+pub const REFRESH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The registry records a process has applied to its [`SiteSet`], by site id, and the backends
+/// it could not open (so that each failure is reported once, and retried at every refresh).
+#[derive(Default)]
+pub struct Applied {
+    records: HashMap<String, SiteRecord>,
+    failed: HashMap<String, Value>,
+}
+
+impl Applied {
+    /// What a process opened at start-up.
+    #[must_use]
+    pub fn new(records: impl IntoIterator<Item = SiteRecord>) -> Self {
+        Self {
+            records: records.into_iter().map(|r| (r.id.clone(), r)).collect(),
+            failed: HashMap::new(),
+        }
+    }
+}
+
+fn info_of(rec: &SiteRecord) -> SiteInfo {
+    SiteInfo {
+        id: rec.id.clone(),
+        jurisdiction: rec.jurisdiction.clone(),
+        location: rec.location.clone(),
+        state: rec.state,
+    }
+}
+
+/// Brings `sites` up to the registry in `catalog`: opens each site added since the last call,
+/// and opens again each whose backend changed (its old handle is dropped, never used again);
+/// takes new states and labels; forgets the sites removed. A site that cannot be opened stays
+/// registered and down here, and is tried again at the next call. Returns the ids of the sites
+/// whose handle or label changed.
+///
+/// # Errors
+/// Only when the catalog cannot list the sites; a site that fails to open is not an error.
+pub async fn refresh_sites(
+    catalog: &dyn obhut_catalog::Catalog,
+    sites: &crate::SiteSet,
+    secrets: &dyn SiteSecrets,
+    applied: &mut Applied,
+) -> Result<Vec<String>, obhut_catalog::CatalogError> {
+    let records = catalog.list_sites().await?;
+    let mut changed = Vec::new();
+    for rec in &records {
+        let known = applied.records.get(&rec.id);
+        let backend_same = known.is_some_and(|k| k.backend == rec.backend);
+        if backend_same {
+            if known != Some(rec) {
+                sites.upsert(info_of(rec), None);
+                applied.records.insert(rec.id.clone(), rec.clone());
+                changed.push(rec.id.clone());
+            }
+            continue;
+        }
+        match open_site(rec, secrets).await {
+            Ok(site) => {
+                tracing::info!(site = %rec.id, backend = %describe_backend(rec), "site opened from the registry");
+                sites.reopen(info_of(rec), Some(site));
+                applied.failed.remove(&rec.id);
+                applied.records.insert(rec.id.clone(), rec.clone());
+                changed.push(rec.id.clone());
+            }
+            Err(e) => {
+                if applied.failed.get(&rec.id) != Some(&rec.backend) {
+                    tracing::error!(site = %rec.id, error = %e, "site in the registry cannot be opened; it is down here until it can");
+                    applied.failed.insert(rec.id.clone(), rec.backend.clone());
+                    // A changed backend that cannot be opened: the old handle must not be
+                    // used for it either.
+                    sites.reopen(info_of(rec), None);
+                    changed.push(rec.id.clone());
+                }
+            }
+        }
+    }
+    // Only sites this refresh has seen: one the admin API of this process added after the
+    // listing above is not taken for removed.
+    let gone: Vec<String> = applied
+        .records
+        .keys()
+        .chain(applied.failed.keys())
+        .filter(|id| !records.iter().any(|r| &r.id == *id))
+        .cloned()
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    for id in gone {
+        tracing::info!(site = %id, "site removed from the registry");
+        sites.remove(&id);
+        applied.records.remove(&id);
+        applied.failed.remove(&id);
+        changed.push(id);
+    }
+    Ok(changed)
+}
+
 /// What the registry shows of a site's backend: never its secret.
 #[must_use]
 pub fn describe_backend(rec: &SiteRecord) -> String {
@@ -285,6 +440,146 @@ pub fn describe_backend(rec: &SiteRecord) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::SiteSet;
+    use obhut_catalog::{Catalog, SqliteCatalog};
+    use obhut_core::{BlobId, SiteState};
+
+    /// Local sites need no secret.
+    struct NoSecrets;
+
+    #[async_trait]
+    impl SiteSecrets for NoSecrets {
+        async fn seal(&self, _: &str, _: &str) -> Result<String, String> {
+            Err("no secrets here".into())
+        }
+        async fn open(&self, _: &str, _: &str) -> Result<String, String> {
+            Err("no secrets here".into())
+        }
+    }
+
+    fn record(id: &str, state: SiteState, backend: Value) -> SiteRecord {
+        SiteRecord {
+            id: id.into(),
+            jurisdiction: "DE".into(),
+            location: "rack 1".into(),
+            state,
+            backend,
+        }
+    }
+
+    /// Writes a one-byte blob through the handle `sites` has for `id`.
+    async fn write_through(sites: &SiteSet, id: &str) -> BlobId {
+        let site = sites.get(id).expect("the site is open");
+        let blob = BlobId::random();
+        let mut w = site.create(blob).await.unwrap();
+        w.write(bytes::Bytes::from_static(b"x")).await.unwrap();
+        w.commit().await.unwrap();
+        blob
+    }
+
+    #[tokio::test]
+    async fn a_site_added_changed_or_removed_in_the_registry_is_used_without_a_restart() {
+        let tmp = tempfile::tempdir().unwrap();
+        let catalog = SqliteCatalog::in_memory().unwrap();
+        let sites = SiteSet::default();
+        let mut applied = Applied::default();
+        let refresh = async |sites: &SiteSet, applied: &mut Applied| {
+            refresh_sites(&catalog, sites, &NoSecrets, applied)
+                .await
+                .unwrap()
+        };
+
+        // Added through another process: opened here at the next refresh.
+        let (_, backend) = create_site(
+            "de-x",
+            &SiteSpec::Fs {
+                path: tmp.path().join("x1"),
+            },
+            &NoSecrets,
+        )
+        .await
+        .unwrap();
+        catalog
+            .put_site(&record("de-x", SiteState::Active, backend))
+            .await
+            .unwrap();
+        assert_eq!(refresh(&sites, &mut applied).await, vec!["de-x"]);
+        assert!(sites.is_healthy("de-x"));
+        let first = write_through(&sites, "de-x").await;
+        assert!(
+            LocalSite::open("de-x", tmp.path().join("x1"), &identity_of(&catalog).await)
+                .unwrap()
+                .len(first)
+                .await
+                .is_ok(),
+            "the blob is on the site's directory"
+        );
+        assert!(
+            refresh(&sites, &mut applied).await.is_empty(),
+            "nothing changed"
+        );
+        let handle = sites.get("de-x").unwrap();
+
+        // A new state: taken, the handle kept.
+        let mut rec = catalog.list_sites().await.unwrap().remove(0);
+        rec.state = SiteState::Draining;
+        catalog.put_site(&rec).await.unwrap();
+        assert_eq!(refresh(&sites, &mut applied).await, vec!["de-x"]);
+        assert_eq!(sites.infos()[0].state, SiteState::Draining);
+        assert!(Arc::ptr_eq(&handle, &sites.get("de-x").unwrap()));
+
+        // Moved to another backend: the next write goes there, never to the old one.
+        let (_, moved) = create_site(
+            "de-x",
+            &SiteSpec::Fs {
+                path: tmp.path().join("x2"),
+            },
+            &NoSecrets,
+        )
+        .await
+        .unwrap();
+        rec.backend = moved;
+        rec.state = SiteState::Active;
+        catalog.put_site(&rec).await.unwrap();
+        assert_eq!(refresh(&sites, &mut applied).await, vec!["de-x"]);
+        let second = write_through(&sites, "de-x").await;
+        let new_site =
+            LocalSite::open("de-x", tmp.path().join("x2"), &identity_of(&catalog).await).unwrap();
+        assert!(
+            new_site.len(second).await.is_ok(),
+            "written to the new backend"
+        );
+        assert!(
+            new_site.len(first).await.is_err(),
+            "the new backend is another directory"
+        );
+
+        // Changed to a backend that cannot be opened: down here, the old handle unused.
+        rec.backend = json!({ "fs": tmp.path().join("nowhere"), "identity": "x" });
+        catalog.put_site(&rec).await.unwrap();
+        assert_eq!(refresh(&sites, &mut applied).await, vec!["de-x"]);
+        assert!(
+            sites.get("de-x").is_none(),
+            "no handle for a site that cannot be opened"
+        );
+        assert_eq!(sites.infos()[0].state, SiteState::Down);
+        assert!(
+            refresh(&sites, &mut applied).await.is_empty(),
+            "a failure is reported once"
+        );
+
+        // Removed through another process: forgotten here.
+        catalog.delete_site("de-x").await.unwrap();
+        assert_eq!(refresh(&sites, &mut applied).await, vec!["de-x"]);
+        assert!(sites.infos().is_empty());
+    }
+
+    async fn identity_of(catalog: &SqliteCatalog) -> String {
+        catalog.list_sites().await.unwrap()[0].backend["identity"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
 
     #[test]
     fn a_site_inside_or_around_another_or_the_data_dir_is_refused_also_through_a_symlink() {

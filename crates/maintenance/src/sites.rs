@@ -114,6 +114,17 @@ impl SiteSet {
         }
     }
 
+    /// Adds a site or updates what is known about it, with exactly `site` as its handle:
+    /// `None` leaves it registered but not open here (down), e.g. when its new backend cannot
+    /// be opened; the handle it had is never used again.
+    pub fn reopen(&self, info: SiteInfo, site: Option<Arc<dyn Site>>) {
+        let id = info.id.clone();
+        self.upsert(info, site.clone());
+        if site.is_none() {
+            self.write().by_id.remove(&id);
+        }
+    }
+
     /// Forgets a site.
     pub fn remove(&self, id: &str) {
         let mut map = self.write();

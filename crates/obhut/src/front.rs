@@ -8,7 +8,7 @@ use obhut_admin::{BucketKeyRotation, RotationOutcome, RotationProgress, TrusteeS
 use obhut_catalog::Catalog;
 use obhut_core::SiteInfo;
 use obhut_gateway::{Gateway, GatewayConfig, TrusteePolicies};
-use obhut_maintenance::registry::{OpenError, open_site};
+use obhut_maintenance::registry::{Applied, OpenError, REFRESH_INTERVAL, open_site, refresh_sites};
 use obhut_maintenance::{
     Leadership, LeaseTiming, Maintenance, PolicySource, ScrubRate, SiteSet, Workers, project_all,
 };
@@ -20,13 +20,15 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-/// The sites registered in the catalog. A site whose identity does not match (an unmounted
-/// disk, a wrong path or bucket) is down: it is left out, never recreated.
+/// The sites registered in the catalog, and the records they were opened from. A site whose
+/// identity does not match (an unmounted disk, a wrong path or bucket) is down: it is left
+/// out, never recreated (the registry's refresh tries to open it again, see `serve_front`).
 pub(crate) async fn open_sites(
     catalog: &dyn Catalog,
     trustee: &dyn obhut_trustee_client::TrusteeClient,
-) -> Result<SiteSet> {
+) -> Result<(SiteSet, Applied)> {
     let mut sites: Vec<(SiteInfo, Arc<dyn Site>)> = Vec::new();
+    let mut opened = Vec::new();
     for rec in catalog.list_sites().await? {
         let site = match open_site(&rec, &TrusteeSiteSecrets(trustee)).await {
             Ok(site) => site,
@@ -43,21 +45,51 @@ pub(crate) async fn open_sites(
         };
         sites.push((
             SiteInfo {
-                id: rec.id,
-                jurisdiction: rec.jurisdiction,
-                location: rec.location,
+                id: rec.id.clone(),
+                jurisdiction: rec.jurisdiction.clone(),
+                location: rec.location.clone(),
                 state: rec.state,
             },
             site,
         ));
+        opened.push(rec);
     }
-    Ok(SiteSet::new(sites))
+    Ok((SiteSet::new(sites), Applied::new(opened)))
+}
+
+/// Reads the site registry again every [`REFRESH_INTERVAL`], so that a site added, changed or
+/// removed through another process sharing the catalog (or whose backend could not be opened
+/// at start) is used here without a restart.
+fn spawn_site_refresh(
+    workers: &Workers,
+    catalog: Arc<dyn Catalog>,
+    sites: SiteSet,
+    trustee: Arc<dyn TrusteeClient>,
+    mut applied: Applied,
+) {
+    workers.spawn("site-registry", move |w| async move {
+        while w.sleep(REFRESH_INTERVAL).await {
+            let _run = w.run();
+            if let Err(e) = refresh_sites(
+                catalog.as_ref(),
+                &sites,
+                &TrusteeSiteSecrets(trustee.as_ref()),
+                &mut applied,
+            )
+            .await
+            {
+                tracing::warn!(error = %e, "cannot read the site registry; trying again shortly");
+            }
+        }
+    });
 }
 
 /// What the S3 front and the admin API need, whichever trustee serves them.
 pub(crate) struct Front {
     pub catalog: Arc<dyn Catalog>,
     pub sites: SiteSet,
+    /// The registry records `sites` were opened from (see `open_sites`).
+    pub sites_applied: Applied,
     pub trustee: Arc<dyn TrusteeClient>,
     pub s3_addr: String,
     pub admin_addr: String,
@@ -137,6 +169,13 @@ pub(crate) async fn serve_front(front: Front, data_dir: &Path) -> Result<()> {
             tracing::warn!(error = %e, "the catalog's copy of residency policies was not rewritten; it is checked at each use")
         }
     }
+    spawn_site_refresh(
+        &workers,
+        Arc::clone(&front.catalog),
+        front.sites.clone(),
+        Arc::clone(&front.trustee),
+        front.sites_applied,
+    );
     let maintenance = Maintenance::new(
         Arc::clone(&front.catalog),
         front.sites,

@@ -234,7 +234,7 @@ async fn serve(
     let remote =
         RemoteTrustee::connect(&s.trustee_url, &material.ca, &material.cert, &material.key)
             .context("cannot set up the trustee client")?;
-    let sites = open_sites(catalog.as_ref(), &remote).await?;
+    let (sites, sites_applied) = open_sites(catalog.as_ref(), &remote).await?;
     match remote.seal_status().await {
         Ok(st) if st.sealed => tracing::warn!(
             trustee = %s.trustee_url,
@@ -252,6 +252,7 @@ async fn serve(
         Front {
             catalog,
             sites,
+            sites_applied,
             trustee,
             s3_addr: s.s3_addr,
             admin_addr: s.admin_addr,

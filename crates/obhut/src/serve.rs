@@ -398,7 +398,7 @@ async fn serve(config: ServeConfig) -> Result<()> {
     );
     take_legacy_access_keys(catalog.as_ref(), &in_process).await?;
     bootstrap(catalog.as_ref(), &in_process, &config, &data_dir).await?;
-    let sites = open_sites(catalog.as_ref(), in_process.as_ref()).await?;
+    let (sites, sites_applied) = open_sites(catalog.as_ref(), in_process.as_ref()).await?;
     let workers = Workers::new();
     spawn_destruction_timer(&workers, Arc::clone(&in_process));
     let trustee: Arc<dyn TrusteeClient> = in_process;
@@ -409,6 +409,7 @@ async fn serve(config: ServeConfig) -> Result<()> {
         Front {
             catalog,
             sites,
+            sites_applied,
             trustee,
             s3_addr: config.s3_addr,
             admin_addr: config.admin_addr,

@@ -8,7 +8,10 @@
 //! only once S3 has acknowledged the PutObject or CompleteMultipartUpload; a writer dropped
 //! before that aborts its upload in the background, and `clear_temporary` aborts the uploads
 //! that nobody will finish. Every request and every piece of a streamed body is bounded in
-//! time, and every failure names the site and the operation.
+//! time, and every failure names the site and the operation. A request that meets a lost
+//! connection or a transient answer (5xx, `SlowDown`) is sent again with backoff within its
+//! deadline (`transport`); a multipart write retries only the part that failed, never the parts
+//! already acknowledged.
 //!
 //! This module owns the site's credentials and signs every request (rusty-s3 over aws-lc-rs).
 //! The secret key never leaves it: not in `Debug`, not in errors or logs, and not in URLs
@@ -31,7 +34,7 @@ use std::ops::Range;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::task::JoinSet;
-use transport::Transport;
+use transport::{Patience, Transport};
 use url::Url;
 use xml::UploadsPage;
 
@@ -67,9 +70,14 @@ pub struct S3SiteConfig {
     pub ca_pem: Option<String>,
     /// The longest wait for a connection (TCP and TLS).
     pub connect_timeout: Duration,
-    /// The longest wait for each request's answer (a part's upload included) and for each
-    /// piece of a streamed body.
+    /// Each request's deadline: the longest wait for its answer (a part's upload included),
+    /// retries after transient failures included, and for each piece of a streamed body.
     pub request_timeout: Duration,
+    /// How long after its first attempt a write may still be tried again after a lost
+    /// connection or a transient answer (never past `request_timeout`). Reads of blobs and
+    /// health checks retry for at most a second of it: another replica can serve them. Zero:
+    /// nothing is retried.
+    pub retry_for: Duration,
     /// The size of a multipart upload's parts (5 MiB to 5 GiB); a blob smaller than this is
     /// one PutObject. A writer holds at most one part in memory.
     pub part_size: usize,
@@ -83,6 +91,7 @@ impl S3SiteConfig {
     pub const DEFAULT_PART_SIZE: usize = 8 * 1024 * 1024;
     pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
     pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+    pub const DEFAULT_RETRY_FOR: Duration = Duration::from_secs(10);
 
     /// A configuration with the default timeouts and part size, and no extra CA.
     #[must_use]
@@ -102,6 +111,7 @@ impl S3SiteConfig {
             ca_pem: None,
             connect_timeout: Self::DEFAULT_CONNECT_TIMEOUT,
             request_timeout: Self::DEFAULT_REQUEST_TIMEOUT,
+            retry_for: Self::DEFAULT_RETRY_FOR,
             part_size: Self::DEFAULT_PART_SIZE,
             temporary_min_age: Duration::ZERO,
         }
@@ -119,6 +129,7 @@ impl fmt::Debug for S3SiteConfig {
             .field("ca_pem", &self.ca_pem.as_ref().map(|_| "<set>"))
             .field("connect_timeout", &self.connect_timeout)
             .field("request_timeout", &self.request_timeout)
+            .field("retry_for", &self.retry_for)
             .field("part_size", &self.part_size)
             .field("temporary_min_age", &self.temporary_min_age)
             .finish()
@@ -246,7 +257,14 @@ impl S3Site {
         let url = action.sign(PRESIGN_TTL);
         let resp = site
             .http()
-            .send(op, Method::PUT, url, &[], Some(Bytes::from(body)))
+            .send(
+                op,
+                Patience::Full,
+                Method::PUT,
+                url,
+                &[],
+                Some(Bytes::from(body)),
+            )
             .await?;
         if resp.status().is_success() {
             return Ok(());
@@ -303,6 +321,7 @@ impl S3Site {
             config.ca_pem.as_deref(),
             config.connect_timeout,
             config.request_timeout,
+            config.retry_for,
         )
         .map_err(invalid)?;
         Ok(Self {
@@ -344,7 +363,10 @@ impl S3Site {
             .bucket
             .get_object(self.creds(), IDENTITY_KEY)
             .sign(PRESIGN_TTL);
-        let resp = self.http().send(op, Method::GET, url, &[], None).await?;
+        let resp = self
+            .http()
+            .send(op, Patience::Brief, Method::GET, url, &[], None)
+            .await?;
         if resp.status().is_success() {
             return Ok(IdentityObject::Found(
                 self.http().text(op, resp, IDENTITY_LIMIT).await?,
@@ -360,7 +382,11 @@ impl S3Site {
 
     /// Writes the identity object only if there is none (`If-None-Match: *`; a server that
     /// does not implement conditional writes gets a plain PutObject, after the check that
-    /// `create` made).
+    /// `create` made). Sent once, never retried: a repeated conditional write whose first
+    /// answer was lost would find its own object and call the bucket someone else's site.
+    /// Garage (2.5.0) ignores `If-None-Match` on PutObject and overwrites: there the read before
+    /// and the check after this write are the guard, and of two creates racing on one bucket
+    /// the one whose identity was overwritten fails its next identity check and is down.
     async fn write_identity(&self, body: Bytes) -> Result<(), SiteError> {
         let op = "write site identity";
         for conditional in [true, false] {
@@ -372,7 +398,7 @@ impl S3Site {
             let (url, headers) = self.signed_put(IDENTITY_KEY, &body, extra).await;
             let resp = self
                 .http()
-                .send(op, Method::PUT, url, &headers, Some(body.clone()))
+                .send_once(op, Method::PUT, url, &headers, Some(body.clone()))
                 .await?;
             if resp.status().is_success() {
                 return Ok(());
@@ -444,7 +470,7 @@ impl S3Site {
         let (url, headers) = self.signed_put(key, &body, &[]).await;
         let resp = self
             .http()
-            .send(op, Method::PUT, url, &headers, Some(body))
+            .send(op, Patience::Full, Method::PUT, url, &headers, Some(body))
             .await?;
         if resp.status().is_success() {
             Ok(())
@@ -453,6 +479,8 @@ impl S3Site {
         }
     }
 
+    /// Starts a multipart upload. Retried like any request: an upload started by an attempt
+    /// whose answer was lost is never used, and `clear_temporary` aborts it later.
     async fn start_upload(&self, key: &str) -> Result<String, SiteError> {
         let op = "start multipart upload";
         let url = self
@@ -460,7 +488,10 @@ impl S3Site {
             .bucket
             .create_multipart_upload(self.creds(), key)
             .sign(PRESIGN_TTL);
-        let resp = self.http().send(op, Method::POST, url, &[], None).await?;
+        let resp = self
+            .http()
+            .send(op, Patience::Full, Method::POST, url, &[], None)
+            .await?;
         if !resp.status().is_success() {
             return Err(self.http().refusal(op, resp).await.error);
         }
@@ -494,7 +525,14 @@ impl S3Site {
         let url = action.sign(PRESIGN_TTL);
         let resp = self
             .http()
-            .send(op, Method::PUT, url, &[("content-md5", md5)], Some(body))
+            .send(
+                op,
+                Patience::Full,
+                Method::PUT,
+                url,
+                &[("content-md5", md5)],
+                Some(body),
+            )
             .await?;
         if !resp.status().is_success() {
             return Err(self.http().refusal(op, resp).await.error);
@@ -528,10 +566,24 @@ impl S3Site {
         let body = action.body();
         let resp = self
             .http()
-            .send(op, Method::POST, url, &[], Some(Bytes::from(body)))
+            .send(
+                op,
+                Patience::Full,
+                Method::POST,
+                url,
+                &[],
+                Some(Bytes::from(body)),
+            )
             .await?;
         if !resp.status().is_success() {
-            return Err(self.http().refusal(op, resp).await.error);
+            let refusal = self.http().refusal(op, resp).await;
+            if refusal.code == "NoSuchUpload" {
+                // A retry whose first attempt completed the upload (its answer lost) finds the
+                // upload gone; so does one whose upload was aborted. The caller's check of the
+                // stored object tells which.
+                return Ok(());
+            }
+            return Err(refusal.error);
         }
         // S3 may answer 200 and still fail: the body says which.
         let status = resp.status();
@@ -548,13 +600,21 @@ impl S3Site {
 
     /// The length of the object `key` by HEAD; `None` when there is none. (A HEAD answer has
     /// no body, so a missing bucket looks like a missing key here.)
-    async fn head_len(&self, op: &'static str, key: &str) -> Result<Option<u64>, SiteError> {
+    async fn head_len(
+        &self,
+        op: &'static str,
+        patience: Patience,
+        key: &str,
+    ) -> Result<Option<u64>, SiteError> {
         let url = self
             .inner
             .bucket
             .head_object(self.creds(), key)
             .sign(PRESIGN_TTL);
-        let resp = self.http().send(op, Method::HEAD, url, &[], None).await?;
+        let resp = self
+            .http()
+            .send(op, patience, Method::HEAD, url, &[], None)
+            .await?;
         if resp.status().is_success() {
             // Not `content_length()`: a HEAD answer's body is empty whatever the header says.
             return resp
@@ -583,7 +643,10 @@ impl S3Site {
             .bucket
             .abort_multipart_upload(self.creds(), key, upload_id)
             .sign(PRESIGN_TTL);
-        let resp = self.http().send(op, Method::DELETE, url, &[], None).await?;
+        let resp = self
+            .http()
+            .send(op, Patience::Full, Method::DELETE, url, &[], None)
+            .await?;
         if resp.status().is_success() {
             return Ok(true);
         }
@@ -663,7 +726,10 @@ impl S3Site {
             query.iter().copied(),
             std::iter::empty(),
         );
-        let resp = self.http().send(op, Method::GET, url, &[], None).await?;
+        let resp = self
+            .http()
+            .send(op, Patience::Full, Method::GET, url, &[], None)
+            .await?;
         if !resp.status().is_success() {
             return Err(self.http().refusal(op, resp).await.error);
         }
@@ -821,18 +887,31 @@ impl BlobWriter for S3Writer {
         }
         // Completed: nothing left for Drop to abort. (On an error above, Drop aborts it.)
         self.upload = None;
-        // The server assembled the parts; check it kept every byte it acknowledged.
-        let stored = self.site.head_len("commit blob", &self.key).await?;
-        if stored != Some(self.written) {
-            return Err(self.site.http().error(
-                "commit blob",
-                None,
-                format!(
-                    "completed upload holds {} bytes, not the {} written",
-                    stored.map_or_else(|| "no".to_owned(), |n| n.to_string()),
-                    self.written
-                ),
-            ));
+        // The server assembled the parts; check it kept every byte it acknowledged (and,
+        // after a retried completion, that it completed at all).
+        let stored = self
+            .site
+            .head_len("commit blob", Patience::Full, &self.key)
+            .await?;
+        match stored {
+            Some(n) if n == self.written => {}
+            Some(n) => {
+                return Err(self.site.http().error(
+                    "commit blob",
+                    None,
+                    format!(
+                        "completed upload holds {n} bytes, not the {} written",
+                        self.written
+                    ),
+                ));
+            }
+            None => {
+                return Err(self.site.http().error(
+                    "commit blob",
+                    None,
+                    "the upload is gone and no blob was made of it (aborted by someone else?)",
+                ));
+            }
         }
         Ok(self.written)
     }
@@ -931,7 +1010,14 @@ impl Site for S3Site {
         let header = format!("bytes={}-{}", range.start, range.end - 1);
         let resp = self
             .http()
-            .send(op, Method::GET, url, &[("range", header)], None)
+            .send(
+                op,
+                Patience::Brief,
+                Method::GET,
+                url,
+                &[("range", header)],
+                None,
+            )
             .await?;
         let skip = match resp.status() {
             StatusCode::PARTIAL_CONTENT => {
@@ -982,7 +1068,7 @@ impl Site for S3Site {
     }
 
     async fn len(&self, blob: BlobId) -> Result<u64, SiteError> {
-        self.head_len("stat blob", &blob_key(blob))
+        self.head_len("stat blob", Patience::Brief, &blob_key(blob))
             .await?
             .ok_or_else(|| SiteError::NotFound {
                 site: self.inner.id.clone(),
@@ -997,7 +1083,10 @@ impl Site for S3Site {
             .bucket
             .delete_object(self.creds(), &blob_key(blob))
             .sign(PRESIGN_TTL);
-        let resp = self.http().send(op, Method::DELETE, url, &[], None).await?;
+        let resp = self
+            .http()
+            .send(op, Patience::Full, Method::DELETE, url, &[], None)
+            .await?;
         if resp.status().is_success() {
             return Ok(());
         }
@@ -1021,7 +1110,10 @@ impl Site for S3Site {
                 action.with_continuation_token(t.clone());
             }
             let url = action.sign(PRESIGN_TTL);
-            let resp = self.http().send(op, Method::GET, url, &[], None).await?;
+            let resp = self
+                .http()
+                .send(op, Patience::Full, Method::GET, url, &[], None)
+                .await?;
             if !resp.status().is_success() {
                 return Err(self.http().refusal(op, resp).await.error);
             }

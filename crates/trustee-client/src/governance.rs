@@ -204,6 +204,13 @@ pub enum Action {
         id: String,
         state: String,
     },
+    /// Officers: where a registered site is now (a moved disk, a new endpoint, bucket or
+    /// credentials); it must still be the same site (its identity). `backend` describes it
+    /// without secrets.
+    SetSiteBackend {
+        id: String,
+        backend: String,
+    },
     /// Officers: forget a site that holds no replica any more.
     RemoveSite {
         id: String,

@@ -95,6 +95,14 @@ pub enum LogEvent {
         #[serde(rename = "by")]
         actor: String,
     },
+    /// An officer pointed a site at where it is now (same identity).
+    SiteBackendChanged {
+        site: String,
+        /// The backend without secrets.
+        backend: String,
+        #[serde(rename = "by")]
+        actor: String,
+    },
     /// An officer removed a site.
     SiteRemoved {
         site: String,
@@ -384,6 +392,7 @@ impl LogEvent {
             Self::PolicyChanged(_) => "policy_changed",
             Self::SiteAdded { .. } => "site_added",
             Self::SiteStateChanged { .. } => "site_state_changed",
+            Self::SiteBackendChanged { .. } => "site_backend_changed",
             Self::SiteRemoved { .. } => "site_removed",
             Self::GrantRequested { .. } => "grant_requested",
             Self::GrantApproval { .. } => "grant_approval",
@@ -426,9 +435,10 @@ impl LogEvent {
             | Self::PrincipalRevoked { tenant, .. }
             | Self::Attestation { tenant, .. }
             | Self::IntegrityFailure { tenant, .. } => tenant.as_deref(),
-            Self::SiteAdded { .. } | Self::SiteStateChanged { .. } | Self::SiteRemoved { .. } => {
-                None
-            }
+            Self::SiteAdded { .. }
+            | Self::SiteStateChanged { .. }
+            | Self::SiteBackendChanged { .. }
+            | Self::SiteRemoved { .. } => None,
             Self::PolicyChanged(
                 PolicyChange::Bucket { tenant, .. } | PolicyChange::Tenant { tenant, .. },
             )
@@ -489,6 +499,7 @@ impl LogEvent {
             )
             | Self::SiteAdded { actor, .. }
             | Self::SiteStateChanged { actor, .. }
+            | Self::SiteBackendChanged { actor, .. }
             | Self::SiteRemoved { actor, .. }
             | Self::GrantRequested { actor, .. }
             | Self::GrantApproval { actor, .. }
@@ -591,6 +602,9 @@ impl LogEvent {
             ],
             Self::SiteStateChanged { site, state, .. } => {
                 vec![("site", site.clone()), ("state", state.clone())]
+            }
+            Self::SiteBackendChanged { site, backend, .. } => {
+                vec![("site", site.clone()), ("backend", backend.clone())]
             }
             Self::SiteRemoved { site, .. } => vec![("site", site.clone())],
             Self::GrantRequested {
@@ -942,6 +956,23 @@ mod tests {
         r#"{"at_ms":1700000000000,"digest":"0000000000000000000000000000000000000000000000000000000000000000","kind":"residency","salt":"00","tenant":"demo","type":"attestation"}"#,
         r#"{"at_ms":1700000000000,"digest":"0000000000000000000000000000000000000000000000000000000000000000","kind":"residency","salt":"00","tenant":null,"type":"attestation"}"#,
     ];
+
+    #[test]
+    fn a_site_backend_change_is_logged_without_a_tenant_and_reads_back() {
+        let text = r#"{"at_ms":1700000000000,"backend":"s3:https://rgw2.example.de/blobs as AK2","by":"officer1","salt":"00","site":"de-ceph","type":"site_backend_changed"}"#;
+        let ParsedEntry::Known(entry) = ParsedEntry::parse(text.as_bytes()) else {
+            panic!("not read as a known event: {text}");
+        };
+        assert_eq!(entry.event.kind(), "site_backend_changed");
+        assert_eq!(
+            entry.event.tenant(),
+            None,
+            "officers and auditors read it, no tenant"
+        );
+        assert_eq!(entry.event.actor(), Some("officer1"));
+        let original: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(serde_json::to_value(&entry).unwrap(), original);
+    }
 
     #[test]
     fn every_entry_the_first_release_wrote_parses_and_writes_back_the_same() {

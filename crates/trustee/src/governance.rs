@@ -2855,6 +2855,15 @@ impl Governance {
                 })?;
                 Ok(json!({"site": id, "state": state}))
             }
+            Action::SetSiteBackend { id, backend } => {
+                officer()?;
+                self.record(LogEvent::SiteBackendChanged {
+                    site: id.clone(),
+                    backend: backend.clone(),
+                    actor: who.name.clone(),
+                })?;
+                Ok(json!({"site": id, "backend": backend}))
+            }
             Action::RemoveSite { id } => {
                 officer()?;
                 self.record(LogEvent::SiteRemoved {

@@ -1,4 +1,4 @@
-//! `obhut site`: the site registry (`add|list|set-state|remove`). Changes are statements
+//! `obhut site`: the site registry (`add|list|set-state|set-backend|remove`). Changes are statements
 //! signed on this machine, like every governance change; a site's secret travels beside the
 //! statement, never in it (the statement is logged).
 
@@ -43,6 +43,28 @@ pub enum SiteCommand {
     List,
     /// active, draining (its replicas are moved to other allowed sites) or down.
     SetState { id: String, state: String },
+    /// Point a site at where it is now (officers): a moved disk (--fs), or a new endpoint,
+    /// bucket or credentials (--s3 URL --bucket B --access-key K --secret-key S). The site found
+    /// there must be the same one (its identity); every gateway uses it within seconds.
+    SetBackend {
+        id: String,
+        /// A local directory (absolute path).
+        #[arg(long, conflicts_with = "s3")]
+        fs: Option<PathBuf>,
+        /// The S3 endpoint URL.
+        #[arg(long, requires_all = ["bucket", "access_key", "secret_key"])]
+        s3: Option<String>,
+        #[arg(long)]
+        bucket: Option<String>,
+        #[arg(long, default_value = "us-east-1")]
+        region: String,
+        #[arg(long)]
+        access_key: Option<String>,
+        /// Better given through the environment (OBHUT_SITE_SECRET_KEY) than on the command
+        /// line.
+        #[arg(long, env = "OBHUT_SITE_SECRET_KEY", hide_env_values = true)]
+        secret_key: Option<String>,
+    },
     /// Forget a drained site (officers).
     Remove { id: String },
 }
@@ -62,36 +84,7 @@ pub fn run(args: &AdminArgs, cmd: SiteCommand) -> Result<()> {
                 access_key,
                 secret_key,
             } => {
-                let (spec, backend) = match (fs, s3) {
-                    (Some(path), None) => {
-                        let path = if path.is_absolute() {
-                            path
-                        } else {
-                            std::env::current_dir()
-                                .context("cannot resolve a relative path")?
-                                .join(path)
-                        };
-                        let backend = format!("fs:{}", path.display());
-                        (json!({"fs": {"path": path}}), backend)
-                    }
-                    (None, Some(endpoint)) => {
-                        let (bucket, access_key, secret_key) = (
-                            bucket.ok_or_else(|| anyhow!("--s3 needs --bucket"))?,
-                            access_key.ok_or_else(|| anyhow!("--s3 needs --access-key"))?,
-                            secret_key.ok_or_else(|| anyhow!("--s3 needs --secret-key"))?,
-                        );
-                        let backend = format!(
-                            "s3:{}/{bucket} as {access_key}",
-                            endpoint.trim_end_matches('/')
-                        );
-                        (
-                            json!({"s3": {"endpoint": endpoint, "bucket": bucket, "region": region,
-                                          "access_key": access_key, "secret_key": secret_key}}),
-                            backend,
-                        )
-                    }
-                    _ => bail!("give the site's backend: --fs PATH, or --s3 URL with --bucket, --access-key, --secret-key"),
-                };
+                let (spec, backend) = backend_spec(fs, s3, bucket, region, access_key, secret_key)?;
                 client
                     .act_with(
                         Action::AddSite {
@@ -135,11 +128,76 @@ pub fn run(args: &AdminArgs, cmd: SiteCommand) -> Result<()> {
                     println!("its replicas are being moved; follow with `obhut repair --status`");
                 }
             }
+            SiteCommand::SetBackend {
+                id,
+                fs,
+                s3,
+                bucket,
+                region,
+                access_key,
+                secret_key,
+            } => {
+                let (spec, backend) = backend_spec(fs, s3, bucket, region, access_key, secret_key)?;
+                client
+                    .act_with(
+                        Action::SetSiteBackend {
+                            id: id.clone(),
+                            backend: backend.clone(),
+                        },
+                        Some(spec),
+                    )
+                    .await?;
+                println!("site {id} is at {backend} now");
+            }
             SiteCommand::Remove { id } => {
                 client.act(Action::RemoveSite { id: id.clone() }).await?;
                 println!("site {id} removed from the registry");
             }
         }
         Ok(())
+    })
+}
+
+/// The new backend as the admin API takes it (with the secret, which travels beside the signed
+/// statement) and its description without secrets (what the statement, and so the log, holds).
+fn backend_spec(
+    fs: Option<PathBuf>,
+    s3: Option<String>,
+    bucket: Option<String>,
+    region: String,
+    access_key: Option<String>,
+    secret_key: Option<String>,
+) -> Result<(serde_json::Value, String)> {
+    Ok(match (fs, s3) {
+        (Some(path), None) => {
+            let path = if path.is_absolute() {
+                path
+            } else {
+                std::env::current_dir()
+                    .context("cannot resolve a relative path")?
+                    .join(path)
+            };
+            let backend = format!("fs:{}", path.display());
+            (json!({"fs": {"path": path}}), backend)
+        }
+        (None, Some(endpoint)) => {
+            let (bucket, access_key, secret_key) = (
+                bucket.ok_or_else(|| anyhow!("--s3 needs --bucket"))?,
+                access_key.ok_or_else(|| anyhow!("--s3 needs --access-key"))?,
+                secret_key.ok_or_else(|| anyhow!("--s3 needs --secret-key"))?,
+            );
+            let backend = format!(
+                "s3:{}/{bucket} as {access_key}",
+                endpoint.trim_end_matches('/')
+            );
+            (
+                json!({"s3": {"endpoint": endpoint, "bucket": bucket, "region": region,
+                              "access_key": access_key, "secret_key": secret_key}}),
+                backend,
+            )
+        }
+        _ => bail!(
+            "give the site's backend: --fs PATH, or --s3 URL with --bucket, --access-key, --secret-key"
+        ),
     })
 }

@@ -1,6 +1,7 @@
 //! S3Site against fake servers that misbehave on purpose: no answer, refused connections,
-//! 5xx, bodies cut short. (The conformance suite runs against a real S3 service, obhut itself,
-//! in `crates/obhut/tests/s3_site.rs`.)
+//! lost connections, 5xx, bodies cut short; and the retries that carry a write through them.
+//! (The conformance suite runs against real S3 services: obhut itself in
+//! `crates/obhut/tests/s3_site.rs`, Garage in `tests/garage_site.rs`.)
 
 use super::*;
 use futures::StreamExt;
@@ -404,4 +405,253 @@ async fn a_write_cut_short_poisons_the_writer() {
         w.commit().await.is_err(),
         "a writer with a lost part never commits"
     );
+}
+
+/// What a [`counting_server`] does with one request.
+enum Answer {
+    Reply(Vec<u8>),
+    /// Closes the connection without a word, as a lost link does.
+    HangUp,
+}
+
+/// A server that reads each request whole (head and body), counts it, and answers with
+/// `answer(n, head)`, `n` being the number of requests seen before this one. Returns its
+/// endpoint and the heads of the requests it got.
+async fn counting_server(
+    answer: impl Fn(usize, &str) -> Answer + Send + Sync + 'static,
+) -> (String, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let answer = Arc::new(answer);
+    let heads = Arc::clone(&seen);
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let answer = Arc::clone(&answer);
+            let heads = Arc::clone(&heads);
+            tokio::spawn(async move {
+                let mut data = Vec::new();
+                let mut buf = vec![0u8; 64 * 1024];
+                let head_end = loop {
+                    if let Some(i) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break i + 4;
+                    }
+                    match sock.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => data.extend_from_slice(&buf[..n]),
+                    }
+                };
+                let head = String::from_utf8_lossy(&data[..head_end]).into_owned();
+                let body_len: usize = head
+                    .lines()
+                    .find_map(|l| {
+                        let (name, value) = l.split_once(':')?;
+                        name.eq_ignore_ascii_case("content-length")
+                            .then(|| value.trim().parse().ok())?
+                    })
+                    .unwrap_or(0);
+                while data.len() < head_end + body_len {
+                    match sock.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => data.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let n = {
+                    let mut heads = heads.lock().expect("heads");
+                    heads.push(head.clone());
+                    heads.len() - 1
+                };
+                match answer(n, &head) {
+                    Answer::Reply(reply) => {
+                        let _ = sock.write_all(&reply).await;
+                        let _ = sock.shutdown().await;
+                    }
+                    Answer::HangUp => drop(sock),
+                }
+            });
+        }
+    });
+    (format!("http://{addr}"), seen)
+}
+
+fn heads_of(seen: &Arc<Mutex<Vec<String>>>) -> Vec<String> {
+    seen.lock().expect("heads").clone()
+}
+
+#[tokio::test]
+async fn a_write_that_meets_two_dropped_connections_succeeds() {
+    let (endpoint, seen) = counting_server(|n, _| {
+        if n < 2 {
+            Answer::HangUp
+        } else {
+            Answer::Reply(reply("200 OK", "etag: \"e\"\r\n", b""))
+        }
+    })
+    .await;
+    let mut c = config(&endpoint);
+    c.request_timeout = Duration::from_secs(10);
+    let site = S3Site::connect("s3-test".into(), c).expect("config");
+    let mut w = site.create(BlobId::random()).await.expect("create");
+    w.write(Bytes::from_static(b"ciphertext"))
+        .await
+        .expect("write");
+    assert_eq!(
+        w.commit().await.expect("commit after two lost connections"),
+        10
+    );
+    let heads = heads_of(&seen);
+    assert_eq!(
+        heads.len(),
+        3,
+        "two lost attempts and one answered: {heads:?}"
+    );
+    assert!(heads.iter().all(|h| h.starts_with("PUT ")), "{heads:?}");
+}
+
+#[tokio::test]
+async fn slow_down_is_retried_and_forbidden_is_not() {
+    let (endpoint, seen) = counting_server(|n, _| {
+        if n < 2 {
+            Answer::Reply(reply(
+                "503 Service Unavailable",
+                "",
+                b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>",
+            ))
+        } else {
+            Answer::Reply(reply("204 No Content", "", b""))
+        }
+    })
+    .await;
+    let mut c = config(&endpoint);
+    c.request_timeout = Duration::from_secs(10);
+    let site = S3Site::connect("s3-test".into(), c.clone()).expect("config");
+    site.delete(BlobId::random())
+        .await
+        .expect("delete after two SlowDowns");
+    assert_eq!(heads_of(&seen).len(), 3);
+
+    let (endpoint, seen) = counting_server(|_, _| {
+        Answer::Reply(reply(
+            "403 Forbidden",
+            "",
+            b"<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>",
+        ))
+    })
+    .await;
+    c.endpoint = endpoint;
+    let site = S3Site::connect("s3-test".into(), c).expect("config");
+    let w = site.create(BlobId::random()).await.expect("create");
+    let e = w.commit().await.expect_err("403");
+    assert_remote(&e, Some(403), "commit");
+    assert!(e.to_string().contains("AccessDenied"), "{e}");
+    assert_eq!(heads_of(&seen).len(), 1, "a 403 is final: sent once");
+}
+
+#[tokio::test]
+async fn a_lost_part_is_sent_again_and_acknowledged_parts_are_not() {
+    let len = 3 * S3SiteConfig::DEFAULT_PART_SIZE + 5;
+    // The first attempt at part 2 loses its connection.
+    let (endpoint, seen) = counting_server(move |_, head| {
+        static PART_TWO_LOST: std::sync::atomic::AtomicBool =
+            std::sync::atomic::AtomicBool::new(false);
+        if head.starts_with("PUT")
+            && head.contains("partNumber=2&")
+            && !PART_TWO_LOST.swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            return Answer::HangUp;
+        }
+        match multipart_server(head, len) {
+            Some(r) => Answer::Reply(r),
+            None => Answer::HangUp,
+        }
+    })
+    .await;
+    let mut c = config(&endpoint);
+    c.request_timeout = Duration::from_secs(10);
+    let site = S3Site::connect("s3-test".into(), c).expect("config");
+    let mut w = site.create(BlobId::random()).await.expect("create");
+    for _ in 0..3 {
+        w.write(Bytes::from(vec![2u8; S3SiteConfig::DEFAULT_PART_SIZE]))
+            .await
+            .expect("a part, retried if need be");
+    }
+    w.write(Bytes::from_static(b"12345")).await.expect("rest");
+    assert_eq!(w.commit().await.expect("commit"), len as u64);
+    let heads = heads_of(&seen);
+    let sends = |n: u16| {
+        heads
+            .iter()
+            .filter(|h| h.starts_with("PUT") && h.contains(&format!("partNumber={n}&")))
+            .count()
+    };
+    assert_eq!(sends(1), 1, "part 1 was acknowledged: sent once");
+    assert_eq!(sends(2), 2, "part 2 lost its first connection: sent twice");
+    assert_eq!(sends(3), 1, "part 3 sent once");
+    assert_eq!(sends(4), 1, "the last part sent once");
+    let starts = heads
+        .iter()
+        .filter(|h| h.starts_with("POST") && h.contains("uploads"))
+        .count();
+    assert_eq!(starts, 1, "one upload: {heads:?}");
+}
+
+#[tokio::test]
+async fn a_dead_site_fails_within_the_deadline_naming_the_site() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
+    drop(listener);
+    let mut c = config(&endpoint);
+    let deadline = Duration::from_secs(2);
+    c.request_timeout = deadline;
+    let site = S3Site::connect("s3-test".into(), c).expect("config");
+    let mut w = site.create(BlobId::random()).await.expect("create");
+    w.write(Bytes::from_static(b"x")).await.expect("buffered");
+    let started = Instant::now();
+    let e = w.commit().await.expect_err("dead site");
+    let took = started.elapsed();
+    assert_remote(&e, None, "commit");
+    let text = e.to_string();
+    assert!(
+        text.starts_with("site s3-test: commit blob: no answer after "),
+        "{text}"
+    );
+    let attempts: u32 = text
+        .split("no answer after ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no attempt count in {text}"));
+    assert!(
+        attempts >= 3,
+        "a refused connection is retried with backoff: {text}"
+    );
+    // Bounded by the deadline (and a loaded machine's scheduling), not by the retries.
+    assert!(took < deadline * 2, "took {took:?}, deadline {deadline:?}");
+}
+
+#[tokio::test]
+async fn a_read_from_a_dead_site_gives_up_soon_for_another_replica() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
+    drop(listener);
+    let mut c = config(&endpoint);
+    c.request_timeout = Duration::from_secs(60);
+    c.retry_for = Duration::from_secs(60);
+    let site = S3Site::connect("s3-test".into(), c).expect("config");
+    let started = Instant::now();
+    let e = site
+        .read(BlobId::random(), 0..10)
+        .await
+        .err()
+        .expect("dead");
+    assert_remote(&e, None, "read");
+    assert!(e.to_string().contains("no answer after"), "{e}");
+    // Retried for about a second (`BRIEF_RETRY`), not for the minute a write would be.
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    let e = site.len(BlobId::random()).await.expect_err("dead");
+    assert_remote(&e, None, "len");
 }

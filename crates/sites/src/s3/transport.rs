@@ -1,7 +1,17 @@
 //! The HTTP side of an S3 site: one reqwest client per site (its own TLS roots and connection
-//! pool), the time bounds on every request and every piece of a streamed body, and the
-//! translation of whatever goes wrong into a [`SiteError::Remote`] naming the site and the
-//! operation.
+//! pool), the time bounds on every request and every piece of a streamed body, the retries of
+//! requests that met a transient failure, and the translation of whatever goes wrong into a
+//! [`SiteError::Remote`] naming the site and the operation.
+//!
+//! Retries: a site in another datacenter loses connections as a matter of course, so a request
+//! that got no answer (connection refused or reset, cut off, timed out) or a transient one
+//! (500, 502, 503 `SlowDown`, 504, 408, 429) is sent again, after an exponential backoff with
+//! jitter. A new attempt starts only within the request's retry window (`retry_for` after its
+//! first attempt; a short one for reads, which another replica can serve instead) and every
+//! attempt ends by the deadline the request already had, the site's request timeout from the
+//! moment it was first sent: retries never make a call wait longer than a single attempt could
+//! before. Any other answer (403, 404, 400, …) is final at once. Only requests that may be
+//! repeated are retried (`send`); the callers choose `send_once` for the rest.
 //!
 //! It sends URLs that `s3.rs` has already presigned, so it never sees the secret key. A
 //! presigned URL is itself a credential until it expires: it is never put into an error or a
@@ -28,7 +38,22 @@ pub(super) struct Transport {
     site: String,
     client: reqwest::Client,
     request_timeout: Duration,
+    retry_for: Duration,
 }
+
+/// How long a request keeps trying after a transient failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Patience {
+    /// A write, or upkeep: retried within the site's whole retry window.
+    Full,
+    /// A read of a blob, or a health check: retried only briefly (at most [`BRIEF_RETRY`]),
+    /// because another replica can serve it, and a site that does not answer is better
+    /// reported down soon.
+    Brief,
+}
+
+/// The retry window of [`Patience::Brief`] requests: room for a reconnection or two.
+pub(super) const BRIEF_RETRY: Duration = Duration::from_secs(1);
 
 /// A non-success answer: its status, its S3 error code (empty when it had none) and the error
 /// that describes it.
@@ -45,6 +70,7 @@ impl Transport {
         ca_pem: Option<&str>,
         connect_timeout: Duration,
         request_timeout: Duration,
+        retry_for: Duration,
     ) -> Result<Self, String> {
         let tls = tls_config(https, ca_pem)?;
         let client = reqwest::Client::builder()
@@ -63,6 +89,7 @@ impl Transport {
             site: site.to_owned(),
             client,
             request_timeout,
+            retry_for,
         })
     }
 
@@ -81,9 +108,69 @@ impl Transport {
         }
     }
 
-    /// Sends a request and waits (at most the request timeout) for the answer's head; the
-    /// answer may have any status.
+    /// Sends a request that may be repeated (reads, and writes whose repetition leaves the same
+    /// state) and waits for the answer's head, retrying transient failures with backoff until
+    /// the request timeout has passed since it was first sent. The answer may have any status;
+    /// a transient one is returned only when no time was left to try again.
     pub(super) async fn send(
+        &self,
+        op: &'static str,
+        patience: Patience,
+        method: Method,
+        url: Url,
+        headers: &[(&'static str, String)],
+        body: Option<Bytes>,
+    ) -> Result<Response, SiteError> {
+        let started = Instant::now();
+        let deadline = started + self.request_timeout;
+        let retry_for = match patience {
+            Patience::Full => self.retry_for,
+            Patience::Brief => self.retry_for.min(BRIEF_RETRY),
+        };
+        let last_start = (started + retry_for).min(deadline);
+        let mut backoff = Backoff::new(retry_for);
+        let mut attempts = 0u32;
+        loop {
+            attempts += 1;
+            let left = deadline.saturating_duration_since(Instant::now());
+            let outcome = self
+                .attempt(method.clone(), url.clone(), headers, body.clone(), left)
+                .await;
+            let failure = match outcome {
+                Attempt::Answer(resp) if !is_transient_status(resp.status()) => return Ok(resp),
+                Attempt::Answer(resp) => Failure::Status(resp),
+                Attempt::NoAnswer(reason) => Failure::NoAnswer(reason),
+                Attempt::Broken(reason) => return Err(self.error(op, None, reason)),
+                Attempt::TimedOut => Failure::NoAnswer(format!(
+                    "no answer within {:?}",
+                    left.min(self.request_timeout)
+                )),
+            };
+            let pause = backoff.next();
+            let time_left = Instant::now() + pause < last_start;
+            if !time_left {
+                return match failure {
+                    // The server's own answer says best what went wrong.
+                    Failure::Status(resp) => Ok(resp),
+                    Failure::NoAnswer(reason) => Err(self.gave_up(op, attempts, started, &reason)),
+                };
+            }
+            let reason = match failure {
+                Failure::Status(resp) => match timeout_at(deadline, self.refusal(op, resp)).await {
+                    Ok(refusal) => refusal.error.to_string(),
+                    Err(_) => return Err(self.timed_out(op)),
+                },
+                Failure::NoAnswer(reason) => reason,
+            };
+            tracing::warn!(site = %self.site, op, attempt = attempts, retry_in = ?pause, error = %reason, "transient failure, retrying");
+            tokio::time::sleep(pause).await;
+        }
+    }
+
+    /// Sends a request once (one whose repetition could be mistaken for someone else's
+    /// write), waiting at most the request timeout for the answer's head; the answer may have
+    /// any status.
+    pub(super) async fn send_once(
         &self,
         op: &'static str,
         method: Method,
@@ -91,6 +178,26 @@ impl Transport {
         headers: &[(&'static str, String)],
         body: Option<Bytes>,
     ) -> Result<Response, SiteError> {
+        match self
+            .attempt(method, url, headers, body, self.request_timeout)
+            .await
+        {
+            Attempt::Answer(resp) => Ok(resp),
+            Attempt::NoAnswer(reason) | Attempt::Broken(reason) => {
+                Err(self.error(op, None, reason))
+            }
+            Attempt::TimedOut => Err(self.timed_out(op)),
+        }
+    }
+
+    async fn attempt(
+        &self,
+        method: Method,
+        url: Url,
+        headers: &[(&'static str, String)],
+        body: Option<Bytes>,
+        within: Duration,
+    ) -> Attempt {
         let mut req = self.client.request(method, url);
         for (name, value) in headers {
             req = req.header(*name, value);
@@ -98,11 +205,29 @@ impl Transport {
         if let Some(body) = body {
             req = req.body(body);
         }
-        match timeout(self.request_timeout, req.send()).await {
-            Ok(Ok(resp)) => Ok(resp),
-            Ok(Err(e)) => Err(self.error(op, None, describe(&e.without_url()))),
-            Err(_) => Err(self.timed_out(op)),
+        match timeout(within, req.send()).await {
+            Ok(Ok(resp)) => Attempt::Answer(resp),
+            // A request that could not even be built fails the same way every time.
+            Ok(Err(e)) if e.is_builder() => Attempt::Broken(describe(&e.without_url())),
+            Ok(Err(e)) => Attempt::NoAnswer(describe(&e.without_url())),
+            Err(_) => Attempt::TimedOut,
         }
+    }
+
+    fn gave_up(&self, op: &'static str, attempts: u32, started: Instant, last: &str) -> SiteError {
+        let tries = if attempts == 1 {
+            "1 attempt".to_owned()
+        } else {
+            format!("{attempts} attempts")
+        };
+        self.error(
+            op,
+            None,
+            format!(
+                "no answer after {tries} in {:.1?}: {last}",
+                started.elapsed(),
+            ),
+        )
     }
 
     /// The next piece of a streamed body (`None` at its end), waiting at most the request
@@ -191,6 +316,64 @@ impl Transport {
             None,
             format!("no answer within {:?}", self.request_timeout),
         )
+    }
+}
+
+/// What one attempt at a request came to.
+enum Attempt {
+    Answer(Response),
+    /// No answer: the connection failed, was cut, or the request could not be sent.
+    NoAnswer(String),
+    /// The request cannot be sent at all (a bug, not the network).
+    Broken(String),
+    TimedOut,
+}
+
+/// Why an attempt will be tried again.
+enum Failure {
+    Status(Response),
+    NoAnswer(String),
+}
+
+/// An answer that says "try again later": the server is overloaded, restarting, or lost its
+/// own backend for a moment.
+fn is_transient_status(status: StatusCode) -> bool {
+    matches!(
+        status,
+        StatusCode::REQUEST_TIMEOUT
+            | StatusCode::TOO_MANY_REQUESTS
+            | StatusCode::INTERNAL_SERVER_ERROR
+            | StatusCode::BAD_GATEWAY
+            | StatusCode::SERVICE_UNAVAILABLE
+            | StatusCode::GATEWAY_TIMEOUT
+    )
+}
+
+/// Exponential backoff with jitter: the n-th pause is drawn from the upper half of
+/// `FIRST_PAUSE * 2^n`, capped at a quarter of the retry window (so that a request has room for
+/// several attempts) and at `MAX_PAUSE`.
+struct Backoff {
+    next: Duration,
+    cap: Duration,
+}
+
+const FIRST_PAUSE: Duration = Duration::from_millis(50);
+const MAX_PAUSE: Duration = Duration::from_secs(2);
+
+impl Backoff {
+    fn new(retry_for: Duration) -> Self {
+        Self {
+            next: FIRST_PAUSE,
+            cap: (retry_for / 4).clamp(Duration::from_millis(1), MAX_PAUSE),
+        }
+    }
+
+    fn next(&mut self) -> Duration {
+        use rand::RngExt;
+        let full = self.next.min(self.cap);
+        self.next = self.next.saturating_mul(2);
+        let half = full / 2;
+        half + half.mul_f64(rand::rng().random::<f64>())
     }
 }
 
