@@ -30,6 +30,7 @@ fn object(key: String) -> ObjectRecord {
             part: 1,
             crc32c: Some(1),
         }],
+        version_id: None,
     }
 }
 
@@ -55,6 +56,7 @@ fn bench(c: &mut Criterion) {
                 name: "bench".into(),
                 tenant: "t".into(),
                 created_ms: 1,
+                versioning: Default::default(),
             },
             &BucketKey {
                 bucket: "bench".into(),

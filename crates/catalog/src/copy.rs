@@ -59,7 +59,12 @@ const TABLES: &[Table] = &[
     },
     Table {
         name: "buckets",
-        columns: &[("name", Text), ("tenant", Text), ("created_ms", Int)],
+        columns: &[
+            ("name", Text),
+            ("tenant", Text),
+            ("created_ms", Int),
+            ("versioning", Int),
+        ],
         key: 1,
     },
     Table {
@@ -85,8 +90,28 @@ const TABLES: &[Table] = &[
             ("meta", Bytes),
             ("sites", Text),
             ("chunks", Text),
+            ("version_id", Text),
+            ("version_order", Int),
         ],
         key: 2,
+    },
+    Table {
+        name: "object_versions",
+        columns: &[
+            ("bucket", Text),
+            ("key", Bytes),
+            ("version_order", Int),
+            ("size", Int),
+            ("etag", Text),
+            ("last_modified_ms", Int),
+            ("envelope", Bytes),
+            ("meta", Bytes),
+            ("sites", Text),
+            ("chunks", Text),
+            ("version_id", Text),
+            ("delete_marker", Int),
+        ],
+        key: 3,
     },
     Table {
         name: "uploads",
@@ -489,6 +514,7 @@ mod tests {
                 name: "b".into(),
                 tenant: "t".into(),
                 created_ms: 2,
+                versioning: Default::default(),
             },
             &BucketKey {
                 bucket: "b".into(),
@@ -531,6 +557,7 @@ mod tests {
                         part: 1,
                         crc32c: Some(7),
                     }],
+                    version_id: None,
                 },
                 PutCondition::None,
             )

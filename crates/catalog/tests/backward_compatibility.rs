@@ -103,6 +103,7 @@ fn bucket() -> Bucket {
         name: "photos".into(),
         tenant: "acme".into(),
         created_ms: 1_700_000_000_002,
+        versioning: Default::default(),
     }
 }
 
@@ -140,6 +141,7 @@ fn object() -> ObjectRecord {
                 crc32c: None,
             },
         ],
+        version_id: None,
     }
 }
 

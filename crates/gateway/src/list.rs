@@ -205,6 +205,7 @@ mod tests {
                 name: "b".into(),
                 tenant: "t".into(),
                 created_ms: 0,
+                versioning: Default::default(),
             },
             &BucketKey {
                 bucket: "b".into(),
@@ -232,6 +233,7 @@ mod tests {
                     part: 1,
                     crc32c: None,
                 }],
+                version_id: None,
             };
             cat.put_object(&o, PutCondition::None).await.expect("put");
         }

@@ -453,6 +453,7 @@ mod tests {
                 name: "b".into(),
                 tenant: "acme".into(),
                 created_ms: 0,
+                versioning: Default::default(),
             },
             &BucketKey {
                 bucket: "b".into(),

@@ -95,6 +95,7 @@ pub async fn create(
         name: input.bucket.clone(),
         tenant: tenant.to_owned(),
         created_ms: now_ms(),
+        versioning: Default::default(),
     };
     if let Some(existing) = gw
         .catalog

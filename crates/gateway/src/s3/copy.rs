@@ -198,6 +198,7 @@ pub async fn copy_object(
         meta: cipher.seal_meta(&meta).map_err(|e| error::envelope(&e))?,
         sites: stored.site_ids,
         chunks: vec![written.chunk],
+        version_id: None,
     };
     gw.commit_object(&record, PutCondition::None, hold).await?;
     Ok(S3Response::new(CopyObjectOutput {

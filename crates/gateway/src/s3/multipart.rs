@@ -397,6 +397,7 @@ pub async fn complete(
         meta: cipher.seal_meta(&meta).map_err(|e| error::envelope(&e))?,
         sites: site_ids,
         chunks: chosen.iter().map(|p| p.part.chunk).collect(),
+        version_id: None,
     };
     // The parts' bytes are counted already (they become the object's); the object is new.
     // Refused, the upload stays as it was, and can be completed once there is room.

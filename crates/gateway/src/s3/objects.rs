@@ -341,6 +341,7 @@ pub async fn put(
         meta: cipher.seal_meta(&meta).map_err(|e| error::envelope(&e))?,
         sites: stored.site_ids,
         chunks: vec![written.chunk],
+        version_id: None,
     };
     gw.commit_object(&record, condition, hold).await?;
     let c = written.checksums;
