@@ -120,7 +120,7 @@ impl TenantAuth {
                     error::GRANT_WITHOUT_SESSION_TOKEN,
                 )
             })?;
-        let operation = cx.s3_op().name();
+        let operation = action(cx.s3_op().name(), cx.uri().query(), cx.headers());
         let (bucket, key) = match cx.s3_path() {
             S3Path::Root => (String::new(), String::new()),
             S3Path::Bucket { bucket } => (
@@ -202,7 +202,38 @@ fn grant_refused(e: obhut_trustee_client::TrusteeError) -> s3s::S3Error {
     }
 }
 
-/// What part of a grant an S3 operation needs; `None` for operations no grant covers.
+/// The action a request performs, as authorisation names it: its operation, except that
+/// reading or deleting one version by its id is an action of its own (S3's
+/// `s3:GetObjectVersion`, `s3:DeleteObjectVersion`), as is a copy from a version. A scope that
+/// allows `DeleteObject` thus does not allow removing a version for good, and a grant, which
+/// covers current objects only, covers none of them.
+pub fn action<'a>(operation: &'a str, query: Option<&str>, headers: &http::HeaderMap) -> &'a str {
+    let by_version = || query_param(query, "versionId").is_some();
+    match operation {
+        "GetObject" | "HeadObject" if by_version() => "GetObjectVersion",
+        "DeleteObject" if by_version() => "DeleteObjectVersion",
+        "CopyObject" | "UploadPartCopy"
+            if matches!(
+                copy_source_header(headers),
+                Ok(Some(CopySource::Bucket {
+                    version_id: Some(_),
+                    ..
+                }))
+            ) =>
+        {
+            if operation == "CopyObject" {
+                "CopyObjectFromVersion"
+            } else {
+                "UploadPartCopyFromVersion"
+            }
+        }
+        _ => operation,
+    }
+}
+
+/// What part of a grant an S3 operation needs; `None` for operations no grant covers (among
+/// them every action on a version by its id and ListObjectVersions: a grant covers current
+/// objects only).
 fn grant_class(operation: &str) -> Option<&'static str> {
     Some(match operation {
         "GetObject" | "HeadObject" | "GetObjectAttributes" => "read",
@@ -280,7 +311,7 @@ impl S3Access for TenantAuth {
                 let justification = Justification::Customer {
                     tenant: tenant.name.clone(),
                     principal: who.access_key_id.clone(),
-                    operation: cx.s3_op().name().to_owned(),
+                    operation: action(cx.s3_op().name(), cx.uri().query(), cx.headers()).to_owned(),
                     request: Some(who.verified.ticket),
                 };
                 (tenant, justification)
