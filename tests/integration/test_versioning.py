@@ -409,3 +409,66 @@ def test_kill_during_a_versioned_overwrite_leaves_the_version_list_whole(fresh_s
     srv.stop_ok()
     for site in SITES:
         assert len(blob_files(srv.site_dir(site))) == len(ids)
+
+
+# ---------------------------------------------------------------- residency, repair, grants
+
+
+def test_residency_report_and_repair_cover_noncurrent_versions(private_server):
+    from conftest import blob_path, blob_snapshot, new_blob
+    from site_helpers import bucket_report, residency, run_ok, wait_repair_idle
+
+    srv = private_server
+    s3 = srv.client()
+    bucket = versioned_bucket(s3, "vrepair")
+    before = blob_snapshot(srv)
+    old_body = os.urandom(50_000)
+    old = s3.put_object(Bucket=bucket, Key="k", Body=old_body)["VersionId"]
+    old_blobs = new_blob(srv, before)
+    s3.put_object(Bucket=bucket, Key="k", Body=b"current")
+    s3.put_object(Bucket=bucket, Key="other", Body=b"x")
+    rep = bucket_report(residency(srv, "demo", verify=True)[1], "demo", bucket)
+    assert rep["objects_by_sites"] == {"de-fra,de-mgd": 3}, rep
+    assert rep["verified"]["missing"] == 0, rep
+    # The noncurrent version loses its replica on one site: the report sees it ...
+    blob_path(srv, "de-fra", old_blobs["de-fra"]).unlink()
+    rep = bucket_report(residency(srv, "demo", verify=True)[1], "demo", bucket)
+    assert rep["verified"]["missing"] == 1, rep
+    # ... and repair restores it (a ciphertext copy from the other site).
+    run_ok(srv, srv.token("operator"), "repair")
+    wait_repair_idle(srv)
+    assert blob_path(srv, "de-fra", old_blobs["de-fra"]).is_file(), "repair did not restore the noncurrent version"
+    rep = bucket_report(residency(srv, "demo", verify=True)[1], "demo", bucket)
+    assert rep["verified"]["missing"] == 0, rep
+    assert s3.get_object(Bucket=bucket, Key="k", VersionId=old)["Body"].read() == old_body
+
+
+def test_a_grant_covers_current_objects_and_not_versions_by_id(server):
+    from gov_helpers import approved_grant, credentials, grant_client, tenant_with_bucket
+
+    t = tenant_with_bucket(server, {})
+    b, tc = t["bucket"], t["client"]
+    tc.put_bucket_versioning(Bucket=b, VersioningConfiguration={"Status": "Enabled"})
+    old = tc.put_object(Bucket=b, Key="doc", Body=b"old")["VersionId"]
+    current = tc.put_object(Bucket=b, Key="doc", Body=b"current")["VersionId"]
+    op = server.token("operator")
+    reader = grant_client(server, credentials(server, op, approved_grant(server, t, "read")))
+    # The current object reads under a read grant ...
+    assert reader.get_object(Bucket=b, Key="doc")["Body"].read() == b"current"
+    # ... but no version by its id (not even the current one), and no listing of versions.
+    for what, call in [
+        ("GetObject?versionId (noncurrent)", lambda: reader.get_object(Bucket=b, Key="doc", VersionId=old)),
+        ("GetObject?versionId (current)", lambda: reader.get_object(Bucket=b, Key="doc", VersionId=current)),
+        ("HeadObject?versionId", lambda: reader.head_object(Bucket=b, Key="doc", VersionId=old)),
+        ("ListObjectVersions", lambda: reader.list_object_versions(Bucket=b)),
+    ]:
+        code, status, _ = client_error(call)
+        assert status == 403 and code in {"AccessDenied", "403"}, f"{what} under a read grant: {code} {status}"
+    writer = grant_client(server, credentials(server, op, approved_grant(server, t, "write")))
+    # A write grant may DELETE (a delete marker) but not remove a version for good.
+    code, status, _ = client_error(lambda: writer.delete_object(Bucket=b, Key="doc", VersionId=old))
+    assert status == 403, f"DeleteObjectVersion under a write grant: {code} {status}"
+    assert tc.get_object(Bucket=b, Key="doc", VersionId=old)["Body"].read() == b"old", "the version was removed"
+    d = writer.delete_object(Bucket=b, Key="doc")
+    assert d["DeleteMarker"] is True
+    assert [k for k, _, marker, _ in all_versions(tc, b) if marker] == ["doc"]

@@ -427,6 +427,17 @@ impl<'a> VersionPages<'a> {
         }
     }
 
+    /// The next page of object versions, delete markers left out (they hold no data); `None`
+    /// after the last. A page may be empty when it held only delete markers.
+    pub async fn next_objects(&mut self) -> Result<Option<Vec<ObjectRecord>>> {
+        Ok(self.next_page().await?.map(|page| {
+            page.into_iter()
+                .filter(|v| !v.delete_marker)
+                .map(|v| v.object)
+                .collect()
+        }))
+    }
+
     /// The next page; `None` after the last. A version removed behind the cursor ends the walk
     /// of its key, not the walk.
     pub async fn next_page(&mut self) -> Result<Option<Vec<ObjectVersion>>> {

@@ -15,7 +15,7 @@ use crate::policy::{Policy, PolicySource, residency_policy};
 use crate::replica::{ReplicaProblem, copy_chunk, discard_blobs, verify_replica};
 use crate::sites::SiteSet;
 use crate::worker::{Duty, Worker, Workers};
-use obhut_catalog::{Catalog, Chunk, ObjectPages, ObjectRecord, Part, Tenant};
+use obhut_catalog::{Catalog, Chunk, ObjectRecord, Part, Tenant, VersionPages};
 use obhut_core::{SiteInfo, SiteState};
 use obhut_sites::Site;
 use serde::{Deserialize, Serialize};
@@ -380,8 +380,8 @@ impl Maintenance {
                 &bucket,
             )
             .await?;
-            let mut pages = ObjectPages::new(self.catalog.as_ref(), &bucket, PAGE);
-            while let Some(page) = pages.next_page().await? {
+            let mut pages = VersionPages::new(self.catalog.as_ref(), &bucket, PAGE);
+            while let Some(page) = pages.next_objects().await? {
                 self.update(|st| st.objects_total += page.len() as u64);
                 // Objects are handled one at a time: repair is background work and must
                 // leave the sites' bandwidth to clients.
@@ -686,8 +686,8 @@ impl Maintenance {
         bytes_per_sec: u64,
     ) -> Result<(), MaintenanceError> {
         for (_, bucket) in self.buckets().await? {
-            let mut pages = ObjectPages::new(self.catalog.as_ref(), &bucket, PAGE);
-            while let Some(page) = pages.next_page().await? {
+            let mut pages = VersionPages::new(self.catalog.as_ref(), &bucket, PAGE);
+            while let Some(page) = pages.next_objects().await? {
                 for o in &page {
                     self.on_duty(worker, false).await?;
                     let started = std::time::Instant::now();
