@@ -472,3 +472,22 @@ def test_a_grant_covers_current_objects_and_not_versions_by_id(server):
     d = writer.delete_object(Bucket=b, Key="doc")
     assert d["DeleteMarker"] is True
     assert [k for k, _, marker, _ in all_versions(tc, b) if marker] == ["doc"]
+
+
+def test_a_grant_with_the_versions_op_reaches_noncurrent_versions(server):
+    from gov_helpers import approved_grant, credentials, grant_client, tenant_with_bucket
+
+    t = tenant_with_bucket(server, {})
+    b, tc = t["bucket"], t["client"]
+    tc.put_bucket_versioning(Bucket=b, VersioningConfiguration={"Status": "Enabled"})
+    old = tc.put_object(Bucket=b, Key="doc", Body=b"old")["VersionId"]
+    tc.put_object(Bucket=b, Key="doc", Body=b"current")
+    op = server.token("operator")
+    wide = grant_client(server, credentials(server, op, approved_grant(server, t, "read,list,versions")))
+    assert wide.get_object(Bucket=b, Key="doc", VersionId=old)["Body"].read() == b"old"
+    assert wide.head_object(Bucket=b, Key="doc", VersionId=old)["ContentLength"] == 3
+    assert [v["VersionId"] for v in wide.list_object_versions(Bucket=b)["Versions"]][1] == old
+    # `versions` widens only what the grant allows: no write, so no removal of a version.
+    code, status, _ = client_error(lambda: wide.delete_object(Bucket=b, Key="doc", VersionId=old))
+    assert status == 403, f"DeleteObjectVersion under read,list,versions: {code} {status}"
+    assert tc.get_object(Bucket=b, Key="doc", VersionId=old)["Body"].read() == b"old"

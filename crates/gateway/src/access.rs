@@ -156,13 +156,17 @@ impl TenantAuth {
         // A copy also reads its source: that must be within the grant too. Only copies read
         // `x-amz-copy-source`; a copy whose source cannot be read as the operation would read
         // it is refused here, before anything is checked or logged as allowed.
-        if COPIES.contains(&operation) {
+        if let Some(source_class) = copy_source_class(operation) {
             let source = copy_source_header(cx.headers())?.ok_or_else(|| {
                 error::with(S3ErrorCode::InvalidArgument, error::INVALID_COPY_SOURCE)
             })?;
             let (src_bucket, src_key) = copy_source_object(&source)?;
             self.trustee
-                .authorize_grant_access(&access("read", src_bucket.to_owned(), src_key.to_owned()))
+                .authorize_grant_access(&access(
+                    source_class,
+                    src_bucket.to_owned(),
+                    src_key.to_owned(),
+                ))
                 .await
                 .map_err(grant_refused)?;
         }
@@ -231,11 +235,15 @@ pub fn action<'a>(operation: &'a str, query: Option<&str>, headers: &http::Heade
     }
 }
 
-/// What part of a grant an S3 operation needs; `None` for operations no grant covers (among
-/// them every action on a version by its id and ListObjectVersions: a grant covers current
-/// objects only).
+/// What part of a grant an S3 operation needs; `None` for operations no grant covers. Actions
+/// on versions by id, and ListObjectVersions, need `versions` besides: a grant without it
+/// covers current objects only.
 fn grant_class(operation: &str) -> Option<&'static str> {
     Some(match operation {
+        "GetObjectVersion" => "read+versions",
+        "ListObjectVersions" => "list+versions",
+        "DeleteObjectVersion" => "write+versions",
+        "CopyObjectFromVersion" | "UploadPartCopyFromVersion" => "write",
         "GetObject" | "HeadObject" | "GetObjectAttributes" => "read",
         "ListObjects"
         | "ListObjectsV2"
@@ -262,8 +270,15 @@ fn query_param(query: Option<&str>, name: &str) -> Option<String> {
         .find_map(|(k, v)| (k == name).then_some(v))
 }
 
-/// The operations that read the object `x-amz-copy-source` names.
-const COPIES: [&str; 2] = ["CopyObject", "UploadPartCopy"];
+/// What a grant must allow for a copy (`operation`, as [`action`] names it) to read its source;
+/// `None` for an operation that copies nothing.
+fn copy_source_class(operation: &str) -> Option<&'static str> {
+    match operation {
+        "CopyObject" | "UploadPartCopy" => Some("read"),
+        "CopyObjectFromVersion" | "UploadPartCopyFromVersion" => Some("read+versions"),
+        _ => None,
+    }
+}
 
 /// `x-amz-copy-source` read exactly as s3s reads it for the copy operations (one value, ASCII,
 /// parsed by [`CopySource::parse`]: `?versionId=` split off first, then percent-decoded, one
