@@ -491,3 +491,61 @@ def test_a_grant_with_the_versions_op_reaches_noncurrent_versions(server):
     code, status, _ = client_error(lambda: wide.delete_object(Bucket=b, Key="doc", VersionId=old))
     assert status == 403, f"DeleteObjectVersion under read,list,versions: {code} {status}"
     assert tc.get_object(Bucket=b, Key="doc", VersionId=old)["Body"].read() == b"old"
+
+
+# ---------------------------------------------------------------- quotas
+
+
+def test_every_version_counts_against_the_quota_and_removing_one_frees_it(server):
+    from test_quotas import assert_quota_exceeded, set_tenant_quota, tenant_with_bucket, wait_usage
+
+    t, client, bucket = tenant_with_bucket(server, "vq")
+    client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    set_tenant_quota(server, t["name"], "--max-bytes", "100KiB")
+    first = client.put_object(Bucket=bucket, Key="k", Body=b"a" * (40 * 1024))["VersionId"]
+    client.put_object(Bucket=bucket, Key="k", Body=b"b" * (40 * 1024))
+    # Both versions are held: an overwrite in a versioned bucket frees nothing ...
+    wait_usage(server, t["name"], {"bytes": 80 * 1024, "objects": 2})
+    assert_quota_exceeded(client.put_object, Bucket=bucket, Key="k", Body=b"c" * (40 * 1024))
+    # ... nor does a delete marker ...
+    client.delete_object(Bucket=bucket, Key="k")
+    wait_usage(server, t["name"], {"bytes": 80 * 1024, "objects": 2})
+    assert_quota_exceeded(client.put_object, Bucket=bucket, Key="other", Body=b"c" * (40 * 1024))
+    # ... removing a version for good does.
+    client.delete_object(Bucket=bucket, Key="k", VersionId=first)
+    wait_usage(server, t["name"], {"bytes": 40 * 1024, "objects": 1})
+    client.put_object(Bucket=bucket, Key="other", Body=b"c" * (40 * 1024))
+    wait_usage(server, t["name"], {"bytes": 80 * 1024, "objects": 2})
+
+
+# ---------------------------------------------------------------- crypto-shred
+
+
+def test_a_crypto_shred_purges_every_version_and_its_blobs(private_server):
+    srv = private_server
+    s3 = srv.client()
+    bucket = versioned_bucket(s3, "vshred")
+    for i in range(3):
+        s3.put_object(Bucket=bucket, Key="k", Body=os.urandom(1000 + i))
+    s3.delete_object(Bucket=bucket, Key="k")
+    s3.put_object(Bucket=bucket, Key="j", Body=b"j")
+    assert wait_for_blob_counts(srv, 4) == {s: 4 for s in SITES}
+
+    def rows() -> tuple[int, int]:
+        db = sqlite3.connect(f"file:{srv.data_dir / 'catalog.db'}?mode=ro", uri=True)
+        try:
+            current = db.execute("SELECT COUNT(*) FROM objects WHERE bucket = ?", (bucket,)).fetchone()[0]
+            older = db.execute("SELECT COUNT(*) FROM object_versions WHERE bucket = ?", (bucket,)).fetchone()[0]
+        finally:
+            db.close()
+        return current, older
+
+    assert rows() == (1, 4), "j current; k's three versions and its delete marker"
+    srv.cli_ok("tenant", "shred", "demo", "--now", token=srv.token("officer1"))
+    out = srv.cli_ok("tenant", "shred", "demo", "--now", token=srv.token("officer2"))
+    assert "destroyed" in out, out
+    deadline = time.monotonic() + 15
+    while rows() != (0, 0) and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert rows() == (0, 0), f"versions of the shredded tenant remain in catalog.db: {rows()}"
+    assert wait_for_blob_counts(srv, 0) == {s: 0 for s in SITES}, "noncurrent versions' blobs remain"
