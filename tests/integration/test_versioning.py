@@ -549,3 +549,44 @@ def test_a_crypto_shred_purges_every_version_and_its_blobs(private_server):
         time.sleep(0.3)
     assert rows() == (0, 0), f"versions of the shredded tenant remain in catalog.db: {rows()}"
     assert wait_for_blob_counts(srv, 0) == {s: 0 for s in SITES}, "noncurrent versions' blobs remain"
+
+
+# ---------------------------------------------------------------- on PostgreSQL
+
+
+def test_versions_on_a_postgres_catalog_survive_a_restart_in_byte_order(tmp_path):
+    from pg_helpers import PgServer
+    from test_pg_catalog import password_file, pg_server
+
+    pg = PgServer().start()
+    srv = None
+    try:
+        url = pg.new_database()
+        srv = pg_server(tmp_path, "srv", url, password_file=password_file(tmp_path)).start()
+        s3 = srv.client()
+        bucket = versioned_bucket(s3, "vpg")
+        expected = []
+        for key in ["a", "B", "\u00e4", "a/b"]:
+            ids = [s3.put_object(Bucket=bucket, Key=key, Body=f"{key}{i}".encode())["VersionId"] for i in range(2)]
+            expected += [(key, vid) for vid in reversed(ids)]
+        expected.sort(key=lambda e: e[0].encode())  # stable: newest first within a key
+        marker = s3.delete_object(Bucket=bucket, Key="B")["VersionId"]
+        srv.stop_ok()
+        srv.start()
+        s3 = srv.client()
+        r = s3.list_object_versions(Bucket=bucket, MaxKeys=1000)
+        assert [(v["Key"], v["VersionId"]) for v in r["Versions"]] == expected
+        assert [(m["Key"], m["VersionId"], m["IsLatest"]) for m in r["DeleteMarkers"]] == [("B", marker, True)]
+        pages = s3.get_paginator("list_object_versions").paginate(Bucket=bucket, PaginationConfig={"PageSize": 3})
+        assert [(v["Key"], v["VersionId"]) for p in pages for v in p.get("Versions", [])] == expected
+        old_a = expected[[k for k, _ in expected].index("a") + 1][1]
+        assert s3.get_object(Bucket=bucket, Key="a", VersionId=old_a)["Body"].read() == b"a0"
+        expect_error(s3.get_object, "NoSuchKey", 404, Bucket=bucket, Key="B")
+        db = url.rsplit("/", 1)[1]
+        # A noncurrent version of each of the four keys, B's former current one and its marker.
+        assert int(pg.psql(db, "SELECT COUNT(*) FROM object_versions").strip()) == 6
+        srv.stop_ok()
+    finally:
+        if srv is not None and srv.running():
+            srv.kill9()
+        pg.stop()
