@@ -590,3 +590,34 @@ def test_versions_on_a_postgres_catalog_survive_a_restart_in_byte_order(tmp_path
         if srv is not None and srv.running():
             srv.kill9()
         pg.stop()
+
+
+def test_a_bad_replica_of_a_noncurrent_version_found_on_read_is_repaired(private_server):
+    """GET by versionId that meets a missing replica serves the other one and queues that
+    version (not the current one) for repair. A GET reads one replica, so the damage is put
+    on de-fra first and, if the reads never touched it, on de-mgd."""
+    from site_helpers import blob_file, site_blobs, wait_until
+
+    srv = private_server
+    s3 = srv.client()
+    bucket = versioned_bucket(s3, "vreadfix")
+    before = site_blobs(srv.site_dir("de-fra"))
+    old_body = os.urandom(200_000)
+    old = s3.put_object(Bucket=bucket, Key="k", Body=old_body)["VersionId"]
+    (blob,) = site_blobs(srv.site_dir("de-fra")) - before
+    s3.put_object(Bucket=bucket, Key="k", Body=b"current")
+    good = blob_file(srv.site_dir("de-mgd"), blob).read_bytes()
+    repaired_on = None
+    for sid in ("de-fra", "de-mgd"):
+        d = srv.site_dir(sid)
+        blob_file(d, blob).unlink()
+        for _ in range(3):
+            assert s3.get_object(Bucket=bucket, Key="k", VersionId=old)["Body"].read() == old_body
+        try:
+            wait_until(lambda: blob_file(d, blob).is_file(), 10, f"the noncurrent version's replica on {sid}")
+            repaired_on = sid
+            break
+        except AssertionError:
+            blob_file(d, blob).write_bytes(good)
+    assert repaired_on, "the missing replica of a noncurrent version was not repaired after reads"
+    assert blob_file(srv.site_dir(repaired_on), blob).read_bytes() == good

@@ -870,9 +870,9 @@ impl Gateway {
     ) -> StreamingBlob {
         let sites = o.sites.iter().filter_map(|id| self.sites.get(id)).collect();
         let maintenance = Arc::clone(&self.maintenance);
-        let (bucket, key) = (o.bucket.clone(), o.key.clone());
+        let (bucket, key, version) = (o.bucket.clone(), o.key.clone(), o.version_id.clone());
         let on_fault: datapath::FaultReport =
-            Arc::new(move || maintenance.report_fault(&bucket, &key));
+            Arc::new(move || maintenance.report_fault(&bucket, &key, version.as_deref()));
         read_range(sites, o.chunks.clone(), range, cipher, Some(on_fault))
     }
 }
