@@ -472,6 +472,21 @@ def test_a_grant_covers_current_objects_and_not_versions_by_id(server):
     d = writer.delete_object(Bucket=b, Key="doc")
     assert d["DeleteMarker"] is True
     assert [k for k, _, marker, _ in all_versions(tc, b) if marker] == ["doc"]
+    # A copy reads its source: from a version only with `versions` in the grant.
+    tc.put_object(Bucket=b, Key="src", Body=b"v1")
+    src_old = tc.list_object_versions(Bucket=b, Prefix="src")["Versions"][0]["VersionId"]
+    tc.put_object(Bucket=b, Key="src", Body=b"v2")
+    copier = grant_client(server, credentials(server, op, approved_grant(server, t, "read,write")))
+    copier.copy_object(Bucket=b, Key="copy-current", CopySource={"Bucket": b, "Key": "src"})
+    code, status, _ = client_error(
+        lambda: copier.copy_object(
+            Bucket=b, Key="copy-old", CopySource={"Bucket": b, "Key": "src", "VersionId": src_old}
+        )
+    )
+    assert status == 403, f"CopyObject from a version under read,write: {code} {status}"
+    wide = grant_client(server, credentials(server, op, approved_grant(server, t, "read,write,versions")))
+    wide.copy_object(Bucket=b, Key="copy-old", CopySource={"Bucket": b, "Key": "src", "VersionId": src_old})
+    assert tc.get_object(Bucket=b, Key="copy-old")["Body"].read() == b"v1"
 
 
 def test_a_grant_with_the_versions_op_reaches_noncurrent_versions(server):

@@ -351,6 +351,58 @@ impl S3Access for TenantAuth {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn actions_on_a_version_by_id_are_named_apart_from_those_on_the_current_object() {
+        use super::action;
+        let none = http::HeaderMap::new();
+        let by_id = Some("versionId=0123456789abcdef0123456789abcdef");
+        assert_eq!(action("GetObject", None, &none), "GetObject");
+        assert_eq!(action("GetObject", by_id, &none), "GetObjectVersion");
+        assert_eq!(action("HeadObject", by_id, &none), "GetObjectVersion");
+        assert_eq!(
+            action("DeleteObject", Some("x-id=DeleteObject"), &none),
+            "DeleteObject"
+        );
+        assert_eq!(action("DeleteObject", by_id, &none), "DeleteObjectVersion");
+        assert_eq!(action("PutObject", by_id, &none), "PutObject");
+        let mut from_version = http::HeaderMap::new();
+        from_version.insert(
+            "x-amz-copy-source",
+            http::HeaderValue::from_static("bkt/k?versionId=0123456789abcdef0123456789abcdef"),
+        );
+        let mut from_current = http::HeaderMap::new();
+        from_current.insert("x-amz-copy-source", http::HeaderValue::from_static("bkt/k"));
+        assert_eq!(action("CopyObject", None, &from_current), "CopyObject");
+        assert_eq!(
+            action("CopyObject", None, &from_version),
+            "CopyObjectFromVersion"
+        );
+        assert_eq!(
+            action("UploadPartCopy", None, &from_version),
+            "UploadPartCopyFromVersion"
+        );
+        // What a grant must allow for each: versions on top of the class of the current one.
+        assert_eq!(super::grant_class("GetObject"), Some("read"));
+        assert_eq!(
+            super::grant_class("GetObjectVersion"),
+            Some("read+versions")
+        );
+        assert_eq!(
+            super::grant_class("DeleteObjectVersion"),
+            Some("write+versions")
+        );
+        assert_eq!(
+            super::grant_class("ListObjectVersions"),
+            Some("list+versions")
+        );
+        assert_eq!(super::copy_source_class("CopyObject"), Some("read"));
+        assert_eq!(
+            super::copy_source_class("CopyObjectFromVersion"),
+            Some("read+versions")
+        );
+        assert_eq!(super::copy_source_class("PutObject"), None);
+    }
+
     use super::ReqCtx;
     use obhut_catalog::Tenant;
     use obhut_trustee_client::Justification;
