@@ -77,6 +77,7 @@ macro_rules! catalog_conformance_tests {
             a_bucket_holding_only_noncurrent_versions_is_not_empty,
             version_pages_walk_every_version_of_a_bucket,
             completing_an_upload_in_a_versioned_bucket_adds_a_version,
+            concurrent_writes_of_one_versioned_key_keep_every_version_once,
         );
     };
 }
@@ -2097,4 +2098,40 @@ pub async fn completing_an_upload_in_a_versioned_bucket_adds_a_version(cat: &dyn
             entry("k", "v1", false, false)
         ]
     );
+}
+
+pub async fn concurrent_writes_of_one_versioned_key_keep_every_version_once(cat: &dyn Catalog) {
+    versioned_bucket(cat, "vt", "vrace", Versioning::Enabled).await;
+    // Puts and delete markers of one key at once (on PostgreSQL on several connections): each
+    // becomes an entry of its own, none is lost, exactly one is the newest.
+    let writes = (0..16).map(|i| async move {
+        let id = format!("w{i:02}");
+        if i % 4 == 3 {
+            cat.put_delete_marker(&marker("vrace", "k", Some(&id)))
+                .await
+                .map(|garbage| assert!(garbage.is_empty()))
+        } else {
+            cat.put_object(&version("vrace", "k", Some(&id), 1), PutCondition::None)
+                .await
+                .map(|replaced| assert_eq!(replaced, None))
+        }
+    });
+    for result in futures::future::join_all(writes).await {
+        result.unwrap();
+    }
+    let listed = all_versions(cat, "vrace").await;
+    let mut ids: Vec<String> = listed.iter().map(|e| e.1.clone()).collect();
+    ids.sort();
+    let want: Vec<String> = (0..16).map(|i| format!("w{i:02}")).collect();
+    assert_eq!(ids, want, "every write once");
+    assert_eq!(listed.iter().filter(|e| e.3).count(), 1, "one latest");
+    // The current object (if the newest is not a marker) is the newest entry.
+    match cat.get_object("vrace", "k").await.unwrap() {
+        Some(current) => assert_eq!(current.version_id.as_deref(), Some(listed[0].1.as_str())),
+        None => assert!(
+            listed[0].2,
+            "no current object: the newest is a delete marker"
+        ),
+    }
+    assert_eq!(used(cat, &bucket_scope("vrace")).await, (12, 12));
 }
