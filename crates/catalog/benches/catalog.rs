@@ -1,5 +1,6 @@
 //! The catalog's hot paths on the SQLite engine: a durable object write (alone, and 16 at
-//! once, which is what group commit is for), a lookup by key, and a listing page.
+//! once, which is what group commit is for), a lookup by key, a listing page, and listing the
+//! versions of a versioned bucket (a page, and a walk over 100,000 versions).
 //!
 //! Run with `cargo bench -p obhut-catalog --bench catalog`. The catalog file lives in a
 //! temporary directory on the disk `TMPDIR` points at: write figures are bounded by that disk's
@@ -8,6 +9,7 @@
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use obhut_catalog::{
     Bucket, BucketKey, Catalog, Chunk, ListFrom, ObjectRecord, PutCondition, SqliteCatalog, Tenant,
+    Versioning, VersionsFrom,
 };
 use obhut_core::BlobId;
 use std::hint::black_box;
@@ -30,6 +32,7 @@ fn object(key: String) -> ObjectRecord {
             part: 1,
             crc32c: Some(1),
         }],
+        version_id: None,
     }
 }
 
@@ -55,6 +58,7 @@ fn bench(c: &mut Criterion) {
                 name: "bench".into(),
                 tenant: "t".into(),
                 created_ms: 1,
+                versioning: Default::default(),
             },
             &BucketKey {
                 bucket: "bench".into(),
@@ -70,6 +74,41 @@ fn bench(c: &mut Criterion) {
             cat.put_object(&object(format!("seed/{i:06}")), PutCondition::None)
                 .await
                 .expect("seed");
+        }
+        // A versioned bucket: 20,000 keys of 5 versions each, written by 64 writers at once
+        // (group commit), each writer's keys one version after the other.
+        cat.create_bucket(
+            &Bucket {
+                name: "versions".into(),
+                tenant: "t".into(),
+                created_ms: 1,
+                versioning: Versioning::Enabled,
+            },
+            &BucketKey {
+                bucket: "versions".into(),
+                version: 1,
+                wrapped: vec![1; 60],
+                kcv: vec![2; 8],
+                created_ms: 1,
+            },
+        )
+        .await
+        .expect("versioned bucket");
+        let writers = (0..64u64).map(|w| {
+            let cat = Arc::clone(&cat);
+            tokio::spawn(async move {
+                for k in (w..VERSIONED_KEYS).step_by(64) {
+                    for v in 0..VERSIONS_PER_KEY {
+                        let mut o = object(format!("v/{k:06}"));
+                        o.bucket = "versions".into();
+                        o.version_id = Some(format!("{k:016x}{v:016x}"));
+                        cat.put_object(&o, PutCondition::None).await.expect("seed");
+                    }
+                }
+            })
+        });
+        for w in writers {
+            w.await.expect("join");
         }
     });
     let n = Arc::new(AtomicU64::new(0));
@@ -117,8 +156,37 @@ fn bench(c: &mut Criterion) {
                 .expect("list");
         });
     });
+    g.throughput(Throughput::Elements(1000));
+    g.bench_function("list_object_versions, page of 1000", |b| {
+        b.iter(|| {
+            black_box(rt.block_on(cat.list_object_versions(
+                "versions",
+                "v/",
+                VersionsFrom::AfterKey("v/010000"),
+                1000,
+            )))
+            .expect("list");
+        });
+    });
+    g.throughput(Throughput::Elements(VERSIONED_KEYS * VERSIONS_PER_KEY));
+    g.sample_size(10);
+    g.bench_function("list_object_versions, all 100,000 in pages of 1000", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let mut pages = obhut_catalog::VersionPages::new(cat.as_ref(), "versions", 1000);
+                let mut n = 0u64;
+                while let Some(page) = pages.next_page().await.expect("page") {
+                    n += page.len() as u64;
+                }
+                assert_eq!(n, VERSIONED_KEYS * VERSIONS_PER_KEY);
+            });
+        });
+    });
     g.finish();
 }
+
+const VERSIONED_KEYS: u64 = 20_000;
+const VERSIONS_PER_KEY: u64 = 5;
 
 criterion_group!(benches, bench);
 criterion_main!(benches);

@@ -62,6 +62,22 @@ macro_rules! catalog_conformance_tests {
             a_lapsed_lease_is_taken_over_with_a_higher_epoch,
             a_released_lease_is_taken_at_once,
             a_stale_epoch_is_refused_in_a_fenced_batch,
+            versioning_is_set_and_never_returns_to_unversioned,
+            an_unversioned_bucket_takes_no_version_ids,
+            versioned_puts_keep_every_version_newest_first,
+            conditional_puts_on_a_versioned_key_see_only_the_current_version,
+            a_delete_marker_hides_a_key_until_it_is_removed,
+            suspended_puts_replace_only_the_null_version,
+            a_suspended_delete_writes_a_null_delete_marker,
+            deleting_the_current_version_for_good_makes_the_next_current,
+            version_listing_pages_by_key_and_version_markers,
+            a_version_listing_skips_common_prefixes_and_honours_its_prefix,
+            usage_counts_every_version,
+            noncurrent_versions_are_replicas_like_current_ones,
+            a_bucket_holding_only_noncurrent_versions_is_not_empty,
+            version_pages_walk_every_version_of_a_bucket,
+            completing_an_upload_in_a_versioned_bucket_adds_a_version,
+            concurrent_writes_of_one_versioned_key_keep_every_version_once,
         );
     };
 }
@@ -292,6 +308,7 @@ fn object(bucket: &str, key: &str, etag: &str) -> ObjectRecord {
             part: 1,
             crc32c: None,
         }],
+        version_id: None,
     }
 }
 
@@ -319,6 +336,7 @@ async fn ensure_tenant_and_bucket(cat: &dyn Catalog, tenant_name: &str, bucket: 
             name: bucket.into(),
             tenant: tenant_name.into(),
             created_ms: 1,
+            versioning: crate::Versioning::Unversioned,
         },
         &bucket_key(bucket, 1),
     )
@@ -368,6 +386,7 @@ pub async fn bucket_names_are_global_and_owned(cat: &dyn Catalog) {
                 name: "shared-name".into(),
                 tenant: "t-b".into(),
                 created_ms: 2,
+                versioning: Default::default(),
             },
             &bucket_key("shared-name", 1),
         )
@@ -1332,4 +1351,787 @@ pub async fn a_stale_epoch_is_refused_in_a_fenced_batch(cat: &dyn Catalog) {
         ..new.clone()
     };
     assert!(cat.reclaim_reservations_fenced(&forged, now).await.is_err());
+}
+
+// ---- versions ----
+
+use crate::{ObjectVersion, Versioning, VersionsFrom};
+
+/// A bucket with versioning `state`.
+async fn versioned_bucket(cat: &dyn Catalog, tenant_name: &str, bucket: &str, state: Versioning) {
+    ensure_tenant_and_bucket(cat, tenant_name, bucket).await;
+    cat.set_bucket_versioning(bucket, state).await.unwrap();
+}
+
+/// An object version with id `version` (`None`: the null version) and a size of `size`.
+fn version(bucket: &str, key: &str, version: Option<&str>, size: u64) -> ObjectRecord {
+    let mut o = object(bucket, key, &format!("etag-{}", version.unwrap_or("null")));
+    o.size = size;
+    o.chunks[0].size = size;
+    o.version_id = version.map(str::to_owned);
+    o
+}
+
+fn marker(bucket: &str, key: &str, id: Option<&str>) -> ObjectRecord {
+    ObjectRecord {
+        size: 0,
+        etag: String::new(),
+        envelope: Vec::new(),
+        meta: Vec::new(),
+        sites: Vec::new(),
+        chunks: Vec::new(),
+        ..version(bucket, key, id, 0)
+    }
+}
+
+/// (key, version id or "null", delete marker, latest) of every entry, in listing order.
+fn summary(page: &[ObjectVersion]) -> Vec<(String, String, bool, bool)> {
+    page.iter()
+        .map(|v| {
+            (
+                v.object.key.clone(),
+                v.object.version_id.clone().unwrap_or_else(|| "null".into()),
+                v.delete_marker,
+                v.is_latest,
+            )
+        })
+        .collect()
+}
+
+fn entry(key: &str, id: &str, marker: bool, latest: bool) -> (String, String, bool, bool) {
+    (key.into(), id.into(), marker, latest)
+}
+
+async fn all_versions(cat: &dyn Catalog, bucket: &str) -> Vec<(String, String, bool, bool)> {
+    summary(
+        &cat.list_object_versions(bucket, "", VersionsFrom::Start, 1000)
+            .await
+            .unwrap(),
+    )
+}
+
+pub async fn versioning_is_set_and_never_returns_to_unversioned(cat: &dyn Catalog) {
+    ensure_tenant_and_bucket(cat, "vt", "vstate").await;
+    let state = |b: Option<Bucket>| b.unwrap().versioning;
+    assert_eq!(
+        state(cat.get_bucket("vstate").await.unwrap()),
+        Versioning::Unversioned
+    );
+    cat.set_bucket_versioning("vstate", Versioning::Enabled)
+        .await
+        .unwrap();
+    assert_eq!(
+        state(cat.get_bucket("vstate").await.unwrap()),
+        Versioning::Enabled
+    );
+    assert_eq!(
+        cat.list_buckets("vt").await.unwrap()[0].versioning,
+        Versioning::Enabled
+    );
+    cat.set_bucket_versioning("vstate", Versioning::Suspended)
+        .await
+        .unwrap();
+    assert_eq!(
+        state(cat.get_bucket("vstate").await.unwrap()),
+        Versioning::Suspended
+    );
+    assert!(matches!(
+        cat.set_bucket_versioning("vstate", Versioning::Unversioned)
+            .await,
+        Err(CatalogError::Conflict(_))
+    ));
+    assert_eq!(
+        state(cat.get_bucket("vstate").await.unwrap()),
+        Versioning::Suspended
+    );
+    assert!(matches!(
+        cat.set_bucket_versioning("no-such-bucket", Versioning::Enabled)
+            .await,
+        Err(CatalogError::NotFound { .. })
+    ));
+}
+
+pub async fn an_unversioned_bucket_takes_no_version_ids(cat: &dyn Catalog) {
+    ensure_tenant_and_bucket(cat, "vt", "plain").await;
+    assert!(matches!(
+        cat.put_object(&version("plain", "k", Some("v1"), 3), PutCondition::None)
+            .await,
+        Err(CatalogError::Conflict(_))
+    ));
+    assert!(matches!(
+        cat.put_delete_marker(&marker("plain", "k", Some("m1")))
+            .await,
+        Err(CatalogError::Conflict(_))
+    ));
+    // An overwrite replaces, and the only version is the null one.
+    cat.put_object(&version("plain", "k", None, 3), PutCondition::None)
+        .await
+        .unwrap();
+    let replaced = cat
+        .put_object(&version("plain", "k", None, 5), PutCondition::None)
+        .await
+        .unwrap();
+    assert_eq!(replaced.map(|r| r.size), Some(3));
+    assert_eq!(
+        all_versions(cat, "plain").await,
+        vec![entry("k", "null", false, true)]
+    );
+}
+
+pub async fn versioned_puts_keep_every_version_newest_first(cat: &dyn Catalog) {
+    versioned_bucket(cat, "vt", "vput", Versioning::Enabled).await;
+    for id in ["v1", "v2", "v3"] {
+        let replaced = cat
+            .put_object(&version("vput", "k", Some(id), 3), PutCondition::None)
+            .await
+            .unwrap();
+        assert_eq!(replaced, None, "a versioned put replaces nothing");
+    }
+    let current = cat.get_object("vput", "k").await.unwrap().unwrap();
+    assert_eq!(current.version_id.as_deref(), Some("v3"));
+    assert_eq!(
+        all_versions(cat, "vput").await,
+        vec![
+            entry("k", "v3", false, true),
+            entry("k", "v2", false, false),
+            entry("k", "v1", false, false),
+        ]
+    );
+    // Each version reads back whole by its id, with its own envelope and blobs.
+    let v1 = cat
+        .get_object_version("vput", "k", Some("v1"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!v1.is_latest && !v1.delete_marker);
+    assert_eq!(v1.object.etag, "etag-v1");
+    assert_ne!(v1.object.chunks, current.chunks);
+    assert!(
+        cat.get_object_version("vput", "k", Some("v9"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        cat.get_object_version("vput", "k", None)
+            .await
+            .unwrap()
+            .is_none(),
+        "no null version in a bucket versioned from the start"
+    );
+    // Listing current objects is unchanged: one entry per key.
+    let listed = cat
+        .list_objects("vput", "", ListFrom::Start, 10)
+        .await
+        .unwrap();
+    assert_eq!(listed, vec![current]);
+}
+
+pub async fn conditional_puts_on_a_versioned_key_see_only_the_current_version(cat: &dyn Catalog) {
+    versioned_bucket(cat, "vt", "vcond", Versioning::Enabled).await;
+    cat.put_object(&version("vcond", "k", Some("v1"), 3), PutCondition::Absent)
+        .await
+        .unwrap();
+    assert!(matches!(
+        cat.put_object(&version("vcond", "k", Some("v2"), 3), PutCondition::Absent)
+            .await,
+        Err(CatalogError::PreconditionFailed(_))
+    ));
+    cat.put_object(
+        &version("vcond", "k", Some("v2"), 3),
+        PutCondition::ETagMatches("etag-v1".into()),
+    )
+    .await
+    .unwrap();
+    cat.put_delete_marker(&marker("vcond", "k", Some("m1")))
+        .await
+        .unwrap();
+    // Behind a delete marker the key is absent.
+    cat.put_object(&version("vcond", "k", Some("v3"), 3), PutCondition::Absent)
+        .await
+        .unwrap();
+    assert_eq!(
+        all_versions(cat, "vcond").await,
+        vec![
+            entry("k", "v3", false, true),
+            entry("k", "m1", true, false),
+            entry("k", "v2", false, false),
+            entry("k", "v1", false, false),
+        ]
+    );
+}
+
+pub async fn a_delete_marker_hides_a_key_until_it_is_removed(cat: &dyn Catalog) {
+    versioned_bucket(cat, "vt", "vdel", Versioning::Enabled).await;
+    cat.put_object(&version("vdel", "k", Some("v1"), 3), PutCondition::None)
+        .await
+        .unwrap();
+    let garbage = cat
+        .put_delete_marker(&marker("vdel", "k", Some("m1")))
+        .await
+        .unwrap();
+    assert!(garbage.is_empty(), "a delete marker removes no data");
+    assert_eq!(cat.get_object("vdel", "k").await.unwrap(), None);
+    assert!(
+        cat.list_objects("vdel", "", ListFrom::Start, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let latest = cat.latest_version("vdel", "k").await.unwrap().unwrap();
+    assert!(latest.delete_marker && latest.is_latest);
+    assert_eq!(latest.object.version_id.as_deref(), Some("m1"));
+    let m = cat
+        .get_object_version("vdel", "k", Some("m1"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(m.delete_marker && m.is_latest);
+    assert_eq!(
+        all_versions(cat, "vdel").await,
+        vec![entry("k", "m1", true, true), entry("k", "v1", false, false)]
+    );
+    // A second marker stacks on the first.
+    cat.put_delete_marker(&marker("vdel", "k", Some("m2")))
+        .await
+        .unwrap();
+    let removed = cat
+        .delete_object_version("vdel", "k", Some("m2"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(removed.delete_marker && removed.is_latest);
+    assert_eq!(
+        cat.get_object("vdel", "k").await.unwrap(),
+        None,
+        "m1 still hides it"
+    );
+    // Removing the last marker makes the version under it current again.
+    cat.delete_object_version("vdel", "k", Some("m1"))
+        .await
+        .unwrap()
+        .unwrap();
+    let back = cat.get_object("vdel", "k").await.unwrap().unwrap();
+    assert_eq!(back.version_id.as_deref(), Some("v1"));
+    assert_eq!(
+        all_versions(cat, "vdel").await,
+        vec![entry("k", "v1", false, true)]
+    );
+    assert_eq!(
+        cat.latest_version("vdel", "gone").await.unwrap(),
+        None,
+        "a key that never existed has no latest version"
+    );
+}
+
+pub async fn suspended_puts_replace_only_the_null_version(cat: &dyn Catalog) {
+    ensure_tenant_and_bucket(cat, "vt", "vsus").await;
+    // An object from before versioning is the null version.
+    let before = version("vsus", "k", None, 1);
+    cat.put_object(&before, PutCondition::None).await.unwrap();
+    cat.set_bucket_versioning("vsus", Versioning::Enabled)
+        .await
+        .unwrap();
+    cat.put_object(&version("vsus", "k", Some("v1"), 2), PutCondition::None)
+        .await
+        .unwrap();
+    assert_eq!(
+        all_versions(cat, "vsus").await,
+        vec![
+            entry("k", "v1", false, true),
+            entry("k", "null", false, false)
+        ]
+    );
+    cat.set_bucket_versioning("vsus", Versioning::Suspended)
+        .await
+        .unwrap();
+    // The first suspended put replaces the noncurrent null version and keeps v1.
+    let replaced = cat
+        .put_object(&version("vsus", "k", None, 3), PutCondition::None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        replaced.chunks, before.chunks,
+        "the old null version's blobs are garbage"
+    );
+    assert_eq!(
+        all_versions(cat, "vsus").await,
+        vec![
+            entry("k", "null", false, true),
+            entry("k", "v1", false, false)
+        ]
+    );
+    // The next replaces the current null version.
+    let replaced = cat
+        .put_object(&version("vsus", "k", None, 4), PutCondition::None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(replaced.size, 3);
+    assert_eq!(
+        all_versions(cat, "vsus").await,
+        vec![
+            entry("k", "null", false, true),
+            entry("k", "v1", false, false)
+        ]
+    );
+    let current = cat.get_object("vsus", "k").await.unwrap().unwrap();
+    assert_eq!((current.size, current.version_id), (4, None));
+    let null = cat
+        .get_object_version("vsus", "k", None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(null.is_latest);
+    assert_eq!(null.object.size, 4);
+}
+
+pub async fn a_suspended_delete_writes_a_null_delete_marker(cat: &dyn Catalog) {
+    versioned_bucket(cat, "vt", "vsdel", Versioning::Enabled).await;
+    cat.put_object(&version("vsdel", "a", Some("v1"), 2), PutCondition::None)
+        .await
+        .unwrap();
+    cat.set_bucket_versioning("vsdel", Versioning::Suspended)
+        .await
+        .unwrap();
+    // Over a version with an id: it stays, noncurrent.
+    let garbage = cat
+        .put_delete_marker(&marker("vsdel", "a", None))
+        .await
+        .unwrap();
+    assert!(garbage.is_empty());
+    assert_eq!(
+        all_versions(cat, "vsdel").await,
+        vec![
+            entry("a", "null", true, true),
+            entry("a", "v1", false, false)
+        ]
+    );
+    // Over the null version: the null marker replaces it, its data is garbage.
+    let null = version("vsdel", "b", None, 5);
+    cat.put_object(&null, PutCondition::None).await.unwrap();
+    let garbage = cat
+        .put_delete_marker(&marker("vsdel", "b", None))
+        .await
+        .unwrap();
+    assert_eq!(garbage.len(), 1);
+    assert_eq!(garbage[0].chunks, null.chunks);
+    assert_eq!(cat.get_object("vsdel", "b").await.unwrap(), None);
+    assert_eq!(
+        summary(
+            &cat.list_object_versions("vsdel", "b", VersionsFrom::Start, 10)
+                .await
+                .unwrap()
+        ),
+        vec![entry("b", "null", true, true)]
+    );
+    // A null put over a null marker replaces the marker.
+    assert_eq!(
+        cat.put_object(&version("vsdel", "b", None, 6), PutCondition::None)
+            .await
+            .unwrap(),
+        None,
+        "a marker has no blobs"
+    );
+    assert_eq!(
+        summary(
+            &cat.list_object_versions("vsdel", "b", VersionsFrom::Start, 10)
+                .await
+                .unwrap()
+        ),
+        vec![entry("b", "null", false, true)]
+    );
+}
+
+pub async fn deleting_the_current_version_for_good_makes_the_next_current(cat: &dyn Catalog) {
+    versioned_bucket(cat, "vt", "vperm", Versioning::Enabled).await;
+    for id in ["v1", "v2", "v3"] {
+        cat.put_object(&version("vperm", "k", Some(id), 3), PutCondition::None)
+            .await
+            .unwrap();
+    }
+    // A noncurrent version goes without touching the current one.
+    let gone = cat
+        .delete_object_version("vperm", "k", Some("v2"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!gone.is_latest);
+    assert_eq!(gone.object.etag, "etag-v2");
+    assert_eq!(
+        cat.get_object("vperm", "k")
+            .await
+            .unwrap()
+            .unwrap()
+            .version_id
+            .as_deref(),
+        Some("v3")
+    );
+    // The current one: the next newest becomes current.
+    let gone = cat
+        .delete_object_version("vperm", "k", Some("v3"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(gone.is_latest);
+    assert_eq!(
+        cat.get_object("vperm", "k")
+            .await
+            .unwrap()
+            .unwrap()
+            .version_id
+            .as_deref(),
+        Some("v1")
+    );
+    assert_eq!(
+        cat.delete_object_version("vperm", "k", Some("v3"))
+            .await
+            .unwrap(),
+        None,
+        "a version is removed once"
+    );
+    cat.delete_object_version("vperm", "k", Some("v1"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(cat.get_object("vperm", "k").await.unwrap(), None);
+    assert!(all_versions(cat, "vperm").await.is_empty());
+    // A new version after all were removed starts the key afresh.
+    cat.put_object(&version("vperm", "k", Some("v4"), 3), PutCondition::None)
+        .await
+        .unwrap();
+    assert_eq!(
+        all_versions(cat, "vperm").await,
+        vec![entry("k", "v4", false, true)]
+    );
+}
+
+pub async fn version_listing_pages_by_key_and_version_markers(cat: &dyn Catalog) {
+    versioned_bucket(cat, "vt", "vlist", Versioning::Enabled).await;
+    // Keys in byte order ("B" < "a" < "ä"), each with versions and markers.
+    for (key, ids) in [
+        ("a", ["a1", "a2", "a3"]),
+        ("B", ["b1", "b2", "b3"]),
+        ("\u{e4}", ["c1", "c2", "c3"]),
+    ] {
+        for id in ids {
+            cat.put_object(&version("vlist", key, Some(id), 1), PutCondition::None)
+                .await
+                .unwrap();
+        }
+    }
+    cat.put_delete_marker(&marker("vlist", "a", Some("am")))
+        .await
+        .unwrap();
+    let everything = all_versions(cat, "vlist").await;
+    assert_eq!(
+        everything,
+        vec![
+            entry("B", "b3", false, true),
+            entry("B", "b2", false, false),
+            entry("B", "b1", false, false),
+            entry("a", "am", true, true),
+            entry("a", "a3", false, false),
+            entry("a", "a2", false, false),
+            entry("a", "a1", false, false),
+            entry("\u{e4}", "c3", false, true),
+            entry("\u{e4}", "c2", false, false),
+            entry("\u{e4}", "c1", false, false),
+        ]
+    );
+    // Pages of 3, each continuing after the last entry of the one before: the same list.
+    let mut paged = Vec::new();
+    let mut after: Option<(String, String)> = None;
+    loop {
+        let from = match &after {
+            None => VersionsFrom::Start,
+            Some((k, v)) => VersionsFrom::AfterVersion(k, Some(v.as_str())),
+        };
+        let page = cat
+            .list_object_versions("vlist", "", from, 3)
+            .await
+            .unwrap();
+        let Some(last) = page.last() else { break };
+        after = Some((
+            last.object.key.clone(),
+            last.object.version_id.clone().unwrap(),
+        ));
+        paged.extend(summary(&page));
+    }
+    assert_eq!(
+        paged, everything,
+        "latest flags survive page boundaries too"
+    );
+    // A key marker alone skips every version of that key.
+    let rest = cat
+        .list_object_versions("vlist", "", VersionsFrom::AfterKey("a"), 10)
+        .await
+        .unwrap();
+    assert_eq!(summary(&rest), everything[7..].to_vec());
+    // An unknown version marker is refused.
+    assert!(matches!(
+        cat.list_object_versions("vlist", "", VersionsFrom::AfterVersion("a", Some("zz")), 10)
+            .await,
+        Err(CatalogError::NotFound {
+            kind: "version",
+            ..
+        })
+    ));
+}
+
+pub async fn a_version_listing_skips_common_prefixes_and_honours_its_prefix(cat: &dyn Catalog) {
+    versioned_bucket(cat, "vt", "vpre", Versioning::Enabled).await;
+    for key in ["d/1", "d/2", "e", "f/x"] {
+        for id in ["1", "2"] {
+            cat.put_object(&version("vpre", key, Some(id), 1), PutCondition::None)
+                .await
+                .unwrap();
+        }
+    }
+    let keys = |page: Vec<ObjectVersion>| -> Vec<String> {
+        page.into_iter().map(|v| v.object.key).collect()
+    };
+    assert_eq!(
+        keys(
+            cat.list_object_versions("vpre", "d/", VersionsFrom::Start, 10)
+                .await
+                .unwrap()
+        ),
+        vec!["d/1", "d/1", "d/2", "d/2"]
+    );
+    assert_eq!(
+        keys(
+            cat.list_object_versions("vpre", "", VersionsFrom::PastPrefix("d/"), 10)
+                .await
+                .unwrap()
+        ),
+        vec!["e", "e", "f/x", "f/x"]
+    );
+    // A marker before the prefix starts at the prefix.
+    assert_eq!(
+        keys(
+            cat.list_object_versions("vpre", "f/", VersionsFrom::AfterKey("a"), 10)
+                .await
+                .unwrap()
+        ),
+        vec!["f/x", "f/x"]
+    );
+}
+
+pub async fn usage_counts_every_version(cat: &dyn Catalog) {
+    versioned_bucket(cat, "vu", "vusage", Versioning::Enabled).await;
+    let scope = bucket_scope("vusage");
+    cat.put_object(&version("vusage", "k", Some("v1"), 10), PutCondition::None)
+        .await
+        .unwrap();
+    cat.put_object(&version("vusage", "k", Some("v2"), 20), PutCondition::None)
+        .await
+        .unwrap();
+    assert_eq!(used(cat, &scope).await, (30, 2), "both versions are held");
+    cat.put_delete_marker(&marker("vusage", "k", Some("m")))
+        .await
+        .unwrap();
+    assert_eq!(used(cat, &scope).await, (30, 2), "a marker holds nothing");
+    cat.delete_object_version("vusage", "k", Some("v1"))
+        .await
+        .unwrap();
+    assert_eq!(used(cat, &scope).await, (20, 1));
+    cat.set_bucket_versioning("vusage", Versioning::Suspended)
+        .await
+        .unwrap();
+    cat.put_object(&version("vusage", "k", None, 5), PutCondition::None)
+        .await
+        .unwrap();
+    cat.put_object(&version("vusage", "k", None, 7), PutCondition::None)
+        .await
+        .unwrap();
+    assert_eq!(
+        used(cat, &scope).await,
+        (27, 2),
+        "the null version was replaced"
+    );
+    assert_eq!(used(cat, &tenant_scope("vu")).await, (27, 2));
+    // What is counted is what a recount finds.
+    let recounted = cat.recount_usage("vusage").await.unwrap();
+    assert_eq!((recounted.bytes, recounted.objects), (27, 2));
+}
+
+pub async fn noncurrent_versions_are_replicas_like_current_ones(cat: &dyn Catalog) {
+    versioned_bucket(cat, "vt", "vrep", Versioning::Enabled).await;
+    let old = version("vrep", "k", Some("v1"), 3);
+    cat.put_object(&old, PutCondition::None).await.unwrap();
+    let new = version("vrep", "k", Some("v2"), 3);
+    cat.put_object(&new, PutCondition::None).await.unwrap();
+    let referenced = cat.referenced_blobs().await.unwrap();
+    for blob in [old.chunks[0].blob, new.chunks[0].blob] {
+        assert_eq!(
+            referenced.iter().filter(|(_, b)| *b == blob).count(),
+            2,
+            "every version's blobs are named on both sites"
+        );
+    }
+    assert_eq!(cat.site_references("s1").await.unwrap(), 2);
+    // Repair moves a noncurrent version's replicas...
+    let moved = vec!["s1".to_owned(), "s3".to_owned()];
+    assert!(
+        cat.set_object_sites("vrep", "k", &old.chunks, &moved)
+            .await
+            .unwrap()
+    );
+    let v1 = cat
+        .get_object_version("vrep", "k", Some("v1"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(v1.object.sites, moved);
+    assert_eq!(
+        cat.get_object("vrep", "k").await.unwrap().unwrap().sites,
+        new.sites,
+        "the current version is left alone"
+    );
+    assert_eq!(cat.site_references("s3").await.unwrap(), 1);
+    // ... and rotation rewraps its key.
+    assert!(
+        cat.replace_object_envelope("vrep", "k", &old.envelope, b"rewrapped")
+            .await
+            .unwrap()
+    );
+    let v1 = cat
+        .get_object_version("vrep", "k", Some("v1"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(v1.object.envelope, b"rewrapped");
+}
+
+pub async fn a_bucket_holding_only_noncurrent_versions_is_not_empty(cat: &dyn Catalog) {
+    versioned_bucket(cat, "vt", "vempty", Versioning::Enabled).await;
+    cat.put_object(&version("vempty", "k", Some("v1"), 3), PutCondition::None)
+        .await
+        .unwrap();
+    cat.put_delete_marker(&marker("vempty", "k", Some("m")))
+        .await
+        .unwrap();
+    assert!(matches!(
+        cat.delete_bucket("vempty").await,
+        Err(CatalogError::BucketNotEmpty(_))
+    ));
+    cat.delete_object_version("vempty", "k", Some("v1"))
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            cat.delete_bucket("vempty").await,
+            Err(CatalogError::BucketNotEmpty(_))
+        ),
+        "a delete marker alone keeps a bucket"
+    );
+    cat.delete_object_version("vempty", "k", Some("m"))
+        .await
+        .unwrap();
+    cat.delete_bucket("vempty").await.unwrap();
+}
+
+pub async fn version_pages_walk_every_version_of_a_bucket(cat: &dyn Catalog) {
+    versioned_bucket(cat, "vt", "vwalk", Versioning::Enabled).await;
+    let mut want = Vec::new();
+    for key in ["a", "b", "c"] {
+        for id in ["1", "2", "3"] {
+            cat.put_object(&version("vwalk", key, Some(id), 1), PutCondition::None)
+                .await
+                .unwrap();
+        }
+        for id in ["3", "2", "1"] {
+            want.push((key.to_owned(), id.to_owned()));
+        }
+    }
+    let walk = |size| async move {
+        let mut pages = crate::VersionPages::new(cat, "vwalk", size);
+        let mut seen = Vec::new();
+        while let Some(page) = pages.next_page().await.unwrap() {
+            seen.extend(
+                page.into_iter()
+                    .map(|v| (v.object.key, v.object.version_id.unwrap())),
+            );
+        }
+        seen
+    };
+    assert_eq!(walk(4).await, want, "every version once, in listing order");
+    assert_eq!(walk(9).await, want);
+    // The version the cursor stands on removed between two pages: the walk goes on with the
+    // next key.
+    let mut pages = crate::VersionPages::new(cat, "vwalk", 4);
+    let first = pages.next_page().await.unwrap().unwrap();
+    let last = first.last().unwrap().object.clone();
+    assert_eq!(
+        (last.key.as_str(), last.version_id.as_deref()),
+        ("b", Some("3"))
+    );
+    cat.delete_object_version("vwalk", "b", Some("3"))
+        .await
+        .unwrap();
+    let next = pages.next_page().await.unwrap().unwrap();
+    assert_eq!(next[0].object.key, "c");
+}
+
+pub async fn completing_an_upload_in_a_versioned_bucket_adds_a_version(cat: &dyn Catalog) {
+    versioned_bucket(cat, "vt", "vmpu", Versioning::Enabled).await;
+    cat.put_object(&version("vmpu", "k", Some("v1"), 3), PutCondition::None)
+        .await
+        .unwrap();
+    upload(cat, "vup", "vmpu", "k").await;
+    let p = part("vup", 1);
+    cat.put_part(&p).await.unwrap();
+    let mut done = version("vmpu", "k", Some("v2"), p.chunk.size);
+    done.chunks = vec![p.chunk];
+    done.sites = p.sites.clone();
+    let (replaced, unused) = cat
+        .complete_upload("vup", &done, PutCondition::None)
+        .await
+        .unwrap();
+    assert_eq!((replaced, unused), (None, Vec::new()));
+    assert_eq!(
+        all_versions(cat, "vmpu").await,
+        vec![
+            entry("k", "v2", false, true),
+            entry("k", "v1", false, false)
+        ]
+    );
+}
+
+pub async fn concurrent_writes_of_one_versioned_key_keep_every_version_once(cat: &dyn Catalog) {
+    versioned_bucket(cat, "vt", "vrace", Versioning::Enabled).await;
+    // Puts and delete markers of one key at once (on PostgreSQL on several connections): each
+    // becomes an entry of its own, none is lost, exactly one is the newest.
+    let writes = (0..16).map(|i| async move {
+        let id = format!("w{i:02}");
+        if i % 4 == 3 {
+            cat.put_delete_marker(&marker("vrace", "k", Some(&id)))
+                .await
+                .map(|garbage| assert!(garbage.is_empty()))
+        } else {
+            cat.put_object(&version("vrace", "k", Some(&id), 1), PutCondition::None)
+                .await
+                .map(|replaced| assert_eq!(replaced, None))
+        }
+    });
+    for result in futures::future::join_all(writes).await {
+        result.unwrap();
+    }
+    let listed = all_versions(cat, "vrace").await;
+    let mut ids: Vec<String> = listed.iter().map(|e| e.1.clone()).collect();
+    ids.sort();
+    let want: Vec<String> = (0..16).map(|i| format!("w{i:02}")).collect();
+    assert_eq!(ids, want, "every write once");
+    assert_eq!(listed.iter().filter(|e| e.3).count(), 1, "one latest");
+    // The current object (if the newest is not a marker) is the newest entry.
+    match cat.get_object("vrace", "k").await.unwrap() {
+        Some(current) => assert_eq!(current.version_id.as_deref(), Some(listed[0].1.as_str())),
+        None => assert!(
+            listed[0].2,
+            "no current object: the newest is a delete marker"
+        ),
+    }
+    assert_eq!(used(cat, &bucket_scope("vrace")).await, (12, 12));
 }

@@ -59,7 +59,12 @@ const TABLES: &[Table] = &[
     },
     Table {
         name: "buckets",
-        columns: &[("name", Text), ("tenant", Text), ("created_ms", Int)],
+        columns: &[
+            ("name", Text),
+            ("tenant", Text),
+            ("created_ms", Int),
+            ("versioning", Int),
+        ],
         key: 1,
     },
     Table {
@@ -85,8 +90,28 @@ const TABLES: &[Table] = &[
             ("meta", Bytes),
             ("sites", Text),
             ("chunks", Text),
+            ("version_id", Text),
+            ("version_order", Int),
         ],
         key: 2,
+    },
+    Table {
+        name: "object_versions",
+        columns: &[
+            ("bucket", Text),
+            ("key", Bytes),
+            ("version_order", Int),
+            ("size", Int),
+            ("etag", Text),
+            ("last_modified_ms", Int),
+            ("envelope", Bytes),
+            ("meta", Bytes),
+            ("sites", Text),
+            ("chunks", Text),
+            ("version_id", Text),
+            ("delete_marker", Int),
+        ],
+        key: 3,
     },
     Table {
         name: "uploads",
@@ -489,6 +514,7 @@ mod tests {
                 name: "b".into(),
                 tenant: "t".into(),
                 created_ms: 2,
+                versioning: Default::default(),
             },
             &BucketKey {
                 bucket: "b".into(),
@@ -531,6 +557,7 @@ mod tests {
                         part: 1,
                         crc32c: Some(7),
                     }],
+                    version_id: None,
                 },
                 PutCondition::None,
             )
@@ -561,6 +588,48 @@ mod tests {
             checksums: b"{}".to_vec(),
             sites: vec!["de-fra".into()],
             last_modified_ms: 4,
+        })
+        .await
+        .unwrap();
+        // Versions: a new key with two versions, and a delete marker over an older key.
+        cat.set_bucket_versioning("b", crate::Versioning::Enabled)
+            .await
+            .unwrap();
+        for version in ["11", "22"] {
+            cat.put_object(
+                &ObjectRecord {
+                    bucket: "b".into(),
+                    key: "k/0".into(),
+                    size: 9,
+                    etag: format!("v{version}"),
+                    last_modified_ms: 6,
+                    envelope: version.as_bytes().to_vec(),
+                    meta: Vec::new(),
+                    sites: vec!["de-fra".into()],
+                    chunks: vec![Chunk {
+                        blob: BlobId::random(),
+                        size: 9,
+                        part: 1,
+                        crc32c: None,
+                    }],
+                    version_id: Some(version.into()),
+                },
+                PutCondition::None,
+            )
+            .await
+            .unwrap();
+        }
+        cat.put_delete_marker(&ObjectRecord {
+            bucket: "b".into(),
+            key: "k/1".into(),
+            size: 0,
+            etag: String::new(),
+            last_modified_ms: 7,
+            envelope: Vec::new(),
+            meta: Vec::new(),
+            sites: Vec::new(),
+            chunks: Vec::new(),
+            version_id: Some("33".into()),
         })
         .await
         .unwrap();
@@ -599,7 +668,9 @@ mod tests {
             .unwrap();
         assert_eq!(lines.len(), TABLES.len(), "one report per table");
         let rows = |name: &str| first.iter().find(|t| t.table == name).unwrap().target_rows;
+        // k/0 is a new key with a noncurrent version; k/1 (null) is hidden by a delete marker.
         assert_eq!(rows("objects"), (BATCH + 7) as u64);
+        assert_eq!(rows("object_versions"), 3);
         assert_eq!(
             (rows("parts"), rows("upgrades"), rows("bucket_keys")),
             (1, 1, 1)
@@ -629,6 +700,18 @@ mod tests {
                 b.list_objects("b", "", ListFrom::Start, 10_000)
                     .await
                     .unwrap()
+            );
+            assert_eq!(
+                a.list_object_versions("b", "k/", crate::VersionsFrom::Start, 10_000)
+                    .await
+                    .unwrap(),
+                b.list_object_versions("b", "k/", crate::VersionsFrom::Start, 10_000)
+                    .await
+                    .unwrap()
+            );
+            assert_eq!(
+                a.get_bucket("b").await.unwrap(),
+                b.get_bucket("b").await.unwrap()
             );
             assert_eq!(
                 a.list_parts("u1", 0, 10).await.unwrap(),

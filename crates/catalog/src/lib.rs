@@ -109,8 +109,8 @@ pub trait Catalog: Send + Sync {
         jurisdictions: &[String],
         min_sites: u32,
     ) -> Result<()>;
-    /// Replaces the site list of the object under `bucket`/`key` if it still has `chunks`
-    /// (i.e. it was not overwritten or deleted meanwhile); returns whether it did.
+    /// Replaces the site list of the version under `bucket`/`key` that has `chunks` (current
+    /// or not), if it is still there; returns whether it did.
     async fn set_object_sites(
         &self,
         bucket: &str,
@@ -174,8 +174,12 @@ pub trait Catalog: Send + Sync {
     async fn reclaim_reservations(&self, now_ms: i64) -> Result<u64>;
 
     // objects
-    /// Makes `object` the visible version of its key if `condition` holds; returns the record it
-    /// replaced, whose blobs are then garbage.
+    /// Makes `object` the current version of its key if `condition` holds (checked against the
+    /// current object); returns the record it replaced, whose blobs are then garbage. With
+    /// `version_id` set (a versioned bucket) nothing is replaced: the current object becomes
+    /// noncurrent. A `null` version replaces the key's `null` version, current or not, and
+    /// keeps any other current version as noncurrent. A bucket that was never versioned takes
+    /// only `null` versions (`Conflict` otherwise).
     async fn put_object(
         &self,
         object: &ObjectRecord,
@@ -192,8 +196,8 @@ pub trait Catalog: Send + Sync {
         reservation: Option<&str>,
     ) -> Result<Option<ObjectRecord>>;
     async fn get_object(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>>;
-    /// Replaces an object's envelope if it is still `expected` (the object was not replaced or
-    /// deleted meanwhile); returns whether it was replaced.
+    /// Replaces the envelope of the version under `bucket`/`key` whose envelope is `expected`
+    /// (current or not), if it is still there; returns whether it was replaced.
     async fn replace_object_envelope(
         &self,
         bucket: &str,
@@ -201,8 +205,8 @@ pub trait Catalog: Send + Sync {
         expected: &[u8],
         envelope: &[u8],
     ) -> Result<bool>;
-    /// Replaces an object's envelope and ETag if its envelope is still `expected`; returns
-    /// whether it did (the format upgrade, which binds keys and seals ETags).
+    /// Replaces a version's envelope and ETag if its envelope is still `expected` (current or
+    /// not); returns whether it did (the format upgrade, which binds keys and seals ETags).
     async fn rebind_object(
         &self,
         bucket: &str,
@@ -220,6 +224,42 @@ pub trait Catalog: Send + Sync {
         from: ListFrom<'_>,
         limit: usize,
     ) -> Result<Vec<ObjectRecord>>;
+
+    // versions (a bucket's versioning, docs/catalog.md "Versions")
+    /// Sets a bucket's versioning state; a bucket once versioned cannot be made
+    /// [`Versioning::Unversioned`] again (`Conflict`).
+    async fn set_bucket_versioning(&self, bucket: &str, state: Versioning) -> Result<()>;
+    /// One version of a key (`None`: the `null` version), current or not, or a delete marker.
+    async fn get_object_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> Result<Option<ObjectVersion>>;
+    /// The newest entry of a key: its current object, or the delete marker that hides it.
+    async fn latest_version(&self, bucket: &str, key: &str) -> Result<Option<ObjectVersion>>;
+    /// Makes `marker` (a record without data: its `version_id`, time and key) the newest entry
+    /// of its key: the current object, if any, becomes noncurrent. A `null` marker replaces
+    /// the key's `null` version. Returns the records no longer held, whose blobs are garbage.
+    async fn put_delete_marker(&self, marker: &ObjectRecord) -> Result<Vec<ObjectRecord>>;
+    /// Removes one version (or delete marker) for good; if it was the newest, the next one
+    /// becomes current. Returns what was removed.
+    async fn delete_object_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> Result<Option<ObjectVersion>>;
+    /// Up to `limit` entries (versions and delete markers) whose keys start with `prefix`,
+    /// ordered by key in byte order and, within a key, newest first, after `from`. One range
+    /// scan of an index: nothing but the page is read.
+    async fn list_object_versions(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        from: VersionsFrom<'_>,
+        limit: usize,
+    ) -> Result<Vec<ObjectVersion>>;
 
     // multipart uploads
     async fn create_upload(&self, upload: &Upload) -> Result<()>;
@@ -290,7 +330,7 @@ pub trait Catalog: Send + Sync {
     async fn set_upgrade_done(&self, name: &str, done_ms: i64) -> Result<()>;
 
     // maintenance
-    /// Every replica the catalog names: (site, blob) for each object and part.
+    /// Every replica the catalog names: (site, blob) for each object version and part.
     async fn referenced_blobs(&self) -> Result<Vec<(String, obhut_core::BlobId)>>;
 
     // leases of background work
@@ -358,6 +398,84 @@ impl<'a> ObjectPages<'a> {
         match page.last() {
             Some(last) => {
                 self.after = Some(last.key.clone());
+                Ok(Some(page))
+            }
+            None => Ok(None),
+        }
+    }
+}
+
+/// Every version and delete marker of a bucket, a page at a time in listing order (key, then
+/// newest first): for walks that must cover noncurrent versions too (residency, repair,
+/// scrubbing) without holding a listing in memory.
+pub struct VersionPages<'a> {
+    catalog: &'a dyn Catalog,
+    bucket: String,
+    page_size: usize,
+    after: Option<(String, Option<String>)>,
+    done: bool,
+}
+
+impl<'a> VersionPages<'a> {
+    pub fn new(catalog: &'a dyn Catalog, bucket: &str, page_size: usize) -> Self {
+        Self {
+            catalog,
+            bucket: bucket.to_owned(),
+            page_size: page_size.max(1),
+            after: None,
+            done: false,
+        }
+    }
+
+    /// The next page of object versions, delete markers left out (they hold no data); `None`
+    /// after the last. A page may be empty when it held only delete markers.
+    pub async fn next_objects(&mut self) -> Result<Option<Vec<ObjectRecord>>> {
+        Ok(self.next_page().await?.map(|page| {
+            page.into_iter()
+                .filter(|v| !v.delete_marker)
+                .map(|v| v.object)
+                .collect()
+        }))
+    }
+
+    /// The next page; `None` after the last. A version removed behind the cursor ends the walk
+    /// of its key, not the walk.
+    pub async fn next_page(&mut self) -> Result<Option<Vec<ObjectVersion>>> {
+        if self.done {
+            return Ok(None);
+        }
+        let from = match &self.after {
+            None => VersionsFrom::Start,
+            Some((key, version)) => VersionsFrom::AfterVersion(key, version.as_deref()),
+        };
+        let page = match self
+            .catalog
+            .list_object_versions(&self.bucket, "", from, self.page_size)
+            .await
+        {
+            Err(CatalogError::NotFound {
+                kind: "version", ..
+            }) => {
+                let key = self
+                    .after
+                    .as_ref()
+                    .map(|(k, _)| k.clone())
+                    .unwrap_or_default();
+                self.catalog
+                    .list_object_versions(
+                        &self.bucket,
+                        "",
+                        VersionsFrom::AfterKey(&key),
+                        self.page_size,
+                    )
+                    .await?
+            }
+            other => other?,
+        };
+        self.done = page.len() < self.page_size;
+        match page.last() {
+            Some(last) => {
+                self.after = Some((last.object.key.clone(), last.object.version_id.clone()));
                 Ok(Some(page))
             }
             None => Ok(None),

@@ -26,8 +26,8 @@
 use crate::meta_cache::{MetaCache, MetaKey};
 use crate::{
     AccessKey, Bucket, BucketKey, Catalog, CatalogError, Chunk, Lease, ListFrom, ObjectRecord,
-    Part, PutCondition, Quota, QuotaStatus, Reservation, ResidencyRule, Result, SiteRecord, Tenant,
-    Upload, Usage,
+    ObjectVersion, Part, PutCondition, Quota, QuotaStatus, Reservation, ResidencyRule, Result,
+    SiteRecord, Tenant, Upload, Usage, Versioning, VersionsFrom,
 };
 use async_trait::async_trait;
 use obhut_core::{BlobId, PolicyScope};
@@ -69,7 +69,7 @@ macro_rules! cached {
 /// migration never changes: a new layout is a migration appended here, and from now on
 /// layouts change expand-then-contract (add, let every gateway run the release that writes
 /// both, then drop), because gateways of two releases share one database during an upgrade.
-const MIGRATIONS: &[&str] = &[PG_V1, PG_V2, PG_V3, PG_V4, PG_V5];
+const MIGRATIONS: &[&str] = &[PG_V1, PG_V2, PG_V3, PG_V4, PG_V5, PG_V6];
 
 /// What names the layout's records in messages.
 const DATABASE: &str = "the PostgreSQL catalog";
@@ -194,14 +194,47 @@ CREATE TABLE leases (
 );
 "#;
 
+/// Version 6: versions, as version 6 of `catalog.db` (docs/catalog.md, "Versions"). Only adds
+/// (expand): columns with defaults that describe what every row of the release before is (an
+/// unversioned bucket, the `null` version) and a table that release never reads. Its gateways
+/// keep working on buckets that are not versioned; versioning is turned on only once every
+/// gateway runs a release that knows it (docs/catalog.md says why).
+const PG_V6: &str = r#"
+ALTER TABLE buckets ADD COLUMN versioning BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE objects ADD COLUMN version_id TEXT COLLATE "C" NOT NULL DEFAULT '';
+ALTER TABLE objects ADD COLUMN version_order BIGINT NOT NULL DEFAULT 0;
+CREATE TABLE object_versions (
+    bucket TEXT COLLATE "C" NOT NULL,
+    key BYTEA NOT NULL,
+    size BIGINT NOT NULL,
+    etag TEXT NOT NULL,
+    last_modified_ms BIGINT NOT NULL,
+    envelope BYTEA NOT NULL,
+    meta BYTEA NOT NULL,
+    sites TEXT NOT NULL,
+    chunks TEXT NOT NULL,
+    version_id TEXT COLLATE "C" NOT NULL,
+    version_order BIGINT NOT NULL,
+    delete_marker BIGINT NOT NULL,
+    PRIMARY KEY (bucket, key, version_order)
+);
+"#;
+
+/// The first key of the advisory locks that serialise the writes of one key of a versioned
+/// bucket (the second is a hash of bucket and key): its versions span two tables, and a new
+/// newest one is ordered before the newest there is.
+const VERSION_LOCK: i32 = 0x6f62_7672; // "obvr"
+
 /// What a bucket (`$1`) holds, counted from its records, and what its usage says: in one
 /// statement (one snapshot), so that the difference is the drift alone. Commits after it
 /// change both alike, so adding the difference afterwards, without any lock, is exact.
 const RECOUNT_BUCKET: &str = "SELECT
     (COALESCE((SELECT SUM(o.size) FROM objects o WHERE o.bucket = $1), 0)
+        + COALESCE((SELECT SUM(v.size) FROM object_versions v WHERE v.bucket = $1), 0)
         + COALESCE((SELECT SUM((p.chunk::json->>'size')::BIGINT) FROM parts p
                     JOIN uploads u ON u.upload_id = p.upload_id WHERE u.bucket = $1), 0))::BIGINT,
-    (SELECT COUNT(*) FROM objects o WHERE o.bucket = $1)::BIGINT,
+    ((SELECT COUNT(*) FROM objects o WHERE o.bucket = $1)
+        + (SELECT COUNT(*) FROM object_versions v WHERE v.bucket = $1 AND v.delete_marker = 0))::BIGINT,
     (SELECT COALESCE(SUM(bytes), 0) FROM bucket_usage WHERE bucket = $1)::BIGINT,
     (SELECT COALESCE(SUM(objects), 0) FROM bucket_usage WHERE bucket = $1)::BIGINT";
 
@@ -528,8 +561,34 @@ fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
+/// The columns an unversioned write sets (the rest keep their defaults, as they do for a
+/// gateway of the release before versions).
 const OBJECT_COLS: &str =
     "bucket, key, size, etag, last_modified_ms, envelope, meta, sites, chunks";
+
+/// Every column of an `objects` row, as it is read.
+const OBJECT_READ_COLS: &str = "bucket, key, size, etag, last_modified_ms, envelope, meta, sites, chunks, version_id, version_order";
+
+/// The columns of `object_versions`: an object's, and whether it is a delete marker.
+const VERSION_COLS: &str = "bucket, key, size, etag, last_modified_ms, envelope, meta, sites, chunks, version_id, version_order, delete_marker";
+
+/// The id of a stored version: `''` is the `null` version.
+fn stored_version_id(v: Option<&str>) -> &str {
+    v.unwrap_or("")
+}
+
+/// A row of `object_versions` (or of `objects` with `false` for its marker column), with its
+/// order.
+fn decode_version(r: &PgRow) -> Result<(ObjectVersion, i64)> {
+    Ok((
+        ObjectVersion {
+            object: decode_object(r)?,
+            delete_marker: r.try_get::<i64, _>(11).map_err(corrupt)? != 0,
+            is_latest: false,
+        },
+        r.try_get(10).map_err(corrupt)?,
+    ))
+}
 
 fn decode_object(r: &PgRow) -> Result<ObjectRecord> {
     let get = |e: sqlx::Error| corrupt(e);
@@ -543,6 +602,7 @@ fn decode_object(r: &PgRow) -> Result<ObjectRecord> {
         meta: r.try_get(6).map_err(get)?,
         sites: from_json(&r.try_get::<String, _>(7).map_err(get)?)?,
         chunks: from_json(&r.try_get::<String, _>(8).map_err(get)?)?,
+        version_id: Some(r.try_get::<String, _>(9).map_err(get)?).filter(|v| !v.is_empty()),
     })
 }
 
@@ -605,6 +665,7 @@ fn decode_bucket(r: &PgRow) -> Result<Bucket> {
         name: r.try_get(0).map_err(get)?,
         tenant: r.try_get(1).map_err(get)?,
         created_ms: r.try_get(2).map_err(get)?,
+        versioning: Versioning::from_code(r.try_get(3).map_err(get)?)?,
     })
 }
 
@@ -615,7 +676,7 @@ async fn get_object_tx(
     lock: bool,
 ) -> Result<Option<ObjectRecord>> {
     let sql = format!(
-        "SELECT {OBJECT_COLS} FROM objects WHERE bucket = $1 AND key = $2{}",
+        "SELECT {OBJECT_READ_COLS} FROM objects WHERE bucket = $1 AND key = $2{}",
         if lock { " FOR UPDATE" } else { "" }
     );
     sqlx::query(AssertSqlSafe(sql.as_str()))
@@ -678,18 +739,267 @@ async fn put_object_tx(
 /// `NotFound` unless the bucket exists; the row is share-locked until the transaction ends,
 /// so that a bucket being deleted is not written into (the delete locks it for update).
 async fn lock_bucket_shared(c: &mut PgConnection, bucket: &str) -> Result<()> {
-    let found = sqlx::query("SELECT 1 FROM buckets WHERE name = $1 FOR SHARE")
-        .bind(bucket)
-        .fetch_optional(c)
-        .await
-        .map_err(storage)?;
+    lock_bucket_versioning(c, bucket).await.map(|_| ())
+}
+
+/// [`lock_bucket_shared`], answering the bucket's versioning state as the lock found it (it
+/// cannot change before the transaction ends: changing it locks the row for update).
+async fn lock_bucket_versioning(c: &mut PgConnection, bucket: &str) -> Result<Versioning> {
+    let found: Option<i64> =
+        sqlx::query_scalar("SELECT versioning FROM buckets WHERE name = $1 FOR SHARE")
+            .bind(bucket)
+            .fetch_optional(c)
+            .await
+            .map_err(storage)?;
     match found {
-        Some(_) => Ok(()),
+        Some(code) => Versioning::from_code(code),
         None => Err(CatalogError::NotFound {
             kind: "bucket",
             name: bucket.to_owned(),
         }),
     }
+}
+
+/// Serialises the writes of one key of a versioned bucket until the transaction ends.
+async fn lock_key_versions(c: &mut PgConnection, bucket: &str, key: &str) -> Result<()> {
+    let mut name = bucket.as_bytes().to_vec();
+    name.push(0);
+    name.extend_from_slice(key.as_bytes());
+    sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext(encode($2, 'hex')))")
+        .bind(VERSION_LOCK)
+        .bind(name)
+        .execute(c)
+        .await
+        .map_err(storage)?;
+    Ok(())
+}
+
+/// The current row of a key with its order, locked for update.
+async fn current_tx(
+    c: &mut PgConnection,
+    bucket: &str,
+    key: &str,
+) -> Result<Option<(ObjectRecord, i64)>> {
+    sqlx::query(sql!(
+        "SELECT {OBJECT_READ_COLS} FROM objects WHERE bucket = $1 AND key = $2 FOR UPDATE"
+    ))
+    .bind(bucket)
+    .bind(key.as_bytes())
+    .fetch_optional(c)
+    .await
+    .map_err(storage)?
+    .map(|r| Ok((decode_object(&r)?, r.try_get(10).map_err(corrupt)?)))
+    .transpose()
+}
+
+/// The newest noncurrent entry of a key (a version or a delete marker), with its order.
+async fn newest_noncurrent_tx(
+    c: &mut PgConnection,
+    bucket: &str,
+    key: &str,
+) -> Result<Option<(ObjectVersion, i64)>> {
+    sqlx::query(sql!(
+        "SELECT {VERSION_COLS} FROM object_versions WHERE bucket = $1 AND key = $2
+         ORDER BY version_order LIMIT 1"
+    ))
+    .bind(bucket)
+    .bind(key.as_bytes())
+    .fetch_optional(c)
+    .await
+    .map_err(storage)?
+    .as_ref()
+    .map(decode_version)
+    .transpose()
+}
+
+/// Removes the noncurrent entry of a key with id `version_id`, returning it.
+async fn remove_noncurrent_tx(
+    c: &mut PgConnection,
+    bucket: &str,
+    key: &str,
+    version_id: Option<&str>,
+) -> Result<Option<ObjectVersion>> {
+    sqlx::query(sql!(
+        "DELETE FROM object_versions WHERE bucket = $1 AND key = $2 AND version_id = $3
+         RETURNING {VERSION_COLS}"
+    ))
+    .bind(bucket)
+    .bind(key.as_bytes())
+    .bind(stored_version_id(version_id))
+    .fetch_optional(c)
+    .await
+    .map_err(storage)?
+    .as_ref()
+    .map(|r| decode_version(r).map(|v| v.0))
+    .transpose()
+}
+
+/// Writes `o` as the current row of its key (replacing any), at `order`.
+async fn write_current_tx(c: &mut PgConnection, o: &ObjectRecord, order: i64) -> Result<()> {
+    sqlx::query(sql!(
+        "INSERT INTO objects ({OBJECT_READ_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+         ON CONFLICT (bucket, key) DO UPDATE SET size = EXCLUDED.size, etag = EXCLUDED.etag,
+             last_modified_ms = EXCLUDED.last_modified_ms, envelope = EXCLUDED.envelope,
+             meta = EXCLUDED.meta, sites = EXCLUDED.sites, chunks = EXCLUDED.chunks,
+             version_id = EXCLUDED.version_id, version_order = EXCLUDED.version_order"
+    ))
+    .bind(&o.bucket)
+    .bind(o.key.as_bytes())
+    .bind(i64_col(o.size)?)
+    .bind(&o.etag)
+    .bind(o.last_modified_ms)
+    .bind(&o.envelope)
+    .bind(&o.meta)
+    .bind(to_json(&o.sites)?)
+    .bind(to_json(&o.chunks)?)
+    .bind(stored_version_id(o.version_id.as_deref()))
+    .bind(order)
+    .execute(c)
+    .await
+    .map_err(storage)?;
+    Ok(())
+}
+
+/// Adds `o` at `order` to the noncurrent versions and delete markers of its key.
+async fn write_noncurrent_tx(
+    c: &mut PgConnection,
+    o: &ObjectRecord,
+    order: i64,
+    marker: bool,
+) -> Result<()> {
+    sqlx::query(sql!(
+        "INSERT INTO object_versions ({VERSION_COLS})
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+    ))
+    .bind(&o.bucket)
+    .bind(o.key.as_bytes())
+    .bind(i64_col(o.size)?)
+    .bind(&o.etag)
+    .bind(o.last_modified_ms)
+    .bind(&o.envelope)
+    .bind(&o.meta)
+    .bind(to_json(&o.sites)?)
+    .bind(to_json(&o.chunks)?)
+    .bind(stored_version_id(o.version_id.as_deref()))
+    .bind(order)
+    .bind(i64::from(marker))
+    .execute(c)
+    .await
+    .map_err(storage)?;
+    Ok(())
+}
+
+async fn delete_current_tx(c: &mut PgConnection, bucket: &str, key: &str) -> Result<()> {
+    sqlx::query("DELETE FROM objects WHERE bucket = $1 AND key = $2")
+        .bind(bucket)
+        .bind(key.as_bytes())
+        .execute(c)
+        .await
+        .map_err(storage)?;
+    Ok(())
+}
+
+/// The order a new newest entry of a key gets: one less than the newest there is.
+async fn next_order_tx(
+    c: &mut PgConnection,
+    bucket: &str,
+    key: &str,
+    current: Option<i64>,
+) -> Result<i64> {
+    if let Some(order) = current {
+        return Ok(order - 1);
+    }
+    let newest: Option<i64> = sqlx::query_scalar(
+        "SELECT MIN(version_order) FROM object_versions WHERE bucket = $1 AND key = $2",
+    )
+    .bind(bucket)
+    .bind(key.as_bytes())
+    .fetch_one(c)
+    .await
+    .map_err(storage)?;
+    Ok(newest.map_or(0, |n| n - 1))
+}
+
+/// What removing `removed` takes from a bucket's usage (a delete marker holds nothing).
+fn uncounted(removed: &[ObjectVersion]) -> Result<(i64, i64)> {
+    let mut out = (0i64, 0i64);
+    for v in removed.iter().filter(|v| !v.delete_marker) {
+        out.0 = out.0.saturating_add(i64_col(v.object.size)?);
+        out.1 += 1;
+    }
+    Ok(out)
+}
+
+/// Writes `o` as the current version of its key in a versioned bucket (the key locked, the
+/// condition checked against `current`); returns what it removed for good. Usage is the
+/// caller's to count.
+async fn put_version_tx(
+    c: &mut PgConnection,
+    o: &ObjectRecord,
+    current: Option<(ObjectRecord, i64)>,
+) -> Result<Option<ObjectVersion>> {
+    let order = next_order_tx(&mut *c, &o.bucket, &o.key, current.as_ref().map(|x| x.1)).await?;
+    let mut replaced = None;
+    match current {
+        Some((cur, _)) if cur.version_id.is_none() && o.version_id.is_none() => {
+            replaced = Some(ObjectVersion {
+                object: cur,
+                delete_marker: false,
+                is_latest: true,
+            });
+        }
+        Some((cur, cur_order)) => write_noncurrent_tx(&mut *c, &cur, cur_order, false).await?,
+        None => {}
+    }
+    if o.version_id.is_none() && replaced.is_none() {
+        replaced = remove_noncurrent_tx(&mut *c, &o.bucket, &o.key, None).await?;
+    }
+    write_current_tx(&mut *c, o, order).await?;
+    Ok(replaced)
+}
+
+/// Marks the entries of a page of a version listing that are the newest of their key (see
+/// the embedded catalog's `mark_latest`).
+fn mark_latest(page: &mut [ObjectVersion], started_within: Option<&str>) {
+    let mut previous: Option<String> = started_within.map(str::to_owned);
+    for v in page {
+        v.is_latest = previous.as_deref() != Some(v.object.key.as_str());
+        previous = Some(v.object.key.clone());
+    }
+}
+
+/// Writes `o` under `condition` as [`Catalog::put_object`] says, in a bucket already locked
+/// (`versioning` as the lock found it); returns what it replaced for good, and the usage
+/// change (bytes, objects) for the caller to count with the rest of its change.
+async fn put_any_tx(
+    c: &mut PgConnection,
+    o: &ObjectRecord,
+    condition: &PutCondition,
+    versioning: Versioning,
+) -> Result<(Option<ObjectRecord>, (i64, i64))> {
+    if versioning == Versioning::Unversioned {
+        if o.version_id.is_some() {
+            return Err(CatalogError::Conflict(
+                "a version with an id written to a bucket that is not versioned",
+            ));
+        }
+        let old = put_object_tx(&mut *c, o, condition).await?;
+        let old_size = old.as_ref().map_or(Ok(0), |x| i64_col(x.size))?;
+        let change = (i64_col(o.size)? - old_size, 1 - i64::from(old.is_some()));
+        return Ok((old, change));
+    }
+    lock_key_versions(&mut *c, &o.bucket, &o.key).await?;
+    let current = current_tx(&mut *c, &o.bucket, &o.key).await?;
+    condition
+        .check(current.as_ref().map(|x| &x.0))
+        .map_err(CatalogError::PreconditionFailed)?;
+    let replaced = put_version_tx(&mut *c, o, current).await?;
+    let (bytes, objects) = uncounted(replaced.as_slice())?;
+    let change = (i64_col(o.size)? - bytes, 1 - objects);
+    Ok((
+        replaced.filter(|r| !r.delete_marker).map(|r| r.object),
+        change,
+    ))
 }
 
 /// `NotFound` unless the upload exists; locks its row (for update when it is to be completed
@@ -748,6 +1058,7 @@ async fn site_refs(c: &mut PgConnection, site: &str) -> Result<u64> {
     let needle = to_json(&site)?;
     let n: i64 = sqlx::query_scalar(
         "SELECT (SELECT COUNT(*) FROM objects WHERE strpos(sites, $1) > 0)
+              + (SELECT COUNT(*) FROM object_versions WHERE strpos(sites, $1) > 0)
               + (SELECT COUNT(*) FROM parts WHERE strpos(sites, $1) > 0)",
     )
     .bind(needle)
@@ -1175,18 +1486,23 @@ impl Catalog for PgCatalog {
         chunks: &[Chunk],
         sites: &[String],
     ) -> Result<bool> {
-        let n = sqlx::query(
+        let (chunks, sites) = (to_json(&chunks)?, to_json(&sites)?);
+        let mut n = 0;
+        for sql in [
             "UPDATE objects SET sites = $4 WHERE bucket = $1 AND key = $2 AND chunks = $3",
-        )
-        .bind(bucket)
-        .bind(key.as_bytes())
-        .bind(to_json(&chunks)?)
-        .bind(to_json(&sites)?)
-        .execute(&self.pool)
-        .await
-        .map_err(storage)?
-        .rows_affected();
-        Ok(n == 1)
+            "UPDATE object_versions SET sites = $4 WHERE bucket = $1 AND key = $2 AND chunks = $3",
+        ] {
+            n += sqlx::query(sql)
+                .bind(bucket)
+                .bind(key.as_bytes())
+                .bind(&chunks)
+                .bind(&sites)
+                .execute(&self.pool)
+                .await
+                .map_err(storage)?
+                .rows_affected();
+        }
+        Ok(n >= 1)
     }
 
     async fn set_part_sites(
@@ -1222,12 +1538,13 @@ impl Catalog for PgCatalog {
         let mut tx = self.begin_meta().await?;
         loop {
             let n = sqlx::query(
-                "INSERT INTO buckets (name, tenant, created_ms) VALUES ($1, $2, $3)
+                "INSERT INTO buckets (name, tenant, created_ms, versioning) VALUES ($1, $2, $3, $4)
                  ON CONFLICT (name) DO NOTHING",
             )
             .bind(&bucket.name)
             .bind(&bucket.tenant)
             .bind(bucket.created_ms)
+            .bind(bucket.versioning.code())
             .execute(&mut *tx)
             .await
             .map_err(storage)?
@@ -1327,7 +1644,7 @@ impl Catalog for PgCatalog {
         cached!(
             self,
             ("bucket", name.to_owned()),
-            sqlx::query("SELECT name, tenant, created_ms FROM buckets WHERE name = $1")
+            sqlx::query("SELECT name, tenant, created_ms, versioning FROM buckets WHERE name = $1")
                 .bind(name)
                 .fetch_optional(&self.pool)
                 .await
@@ -1339,7 +1656,7 @@ impl Catalog for PgCatalog {
     }
 
     async fn list_buckets(&self, tenant: &str) -> Result<Vec<Bucket>> {
-        sqlx::query("SELECT name, tenant, created_ms FROM buckets WHERE tenant = $1 ORDER BY name")
+        sqlx::query("SELECT name, tenant, created_ms, versioning FROM buckets WHERE tenant = $1 ORDER BY name")
             .bind(tenant)
             .fetch_all(&self.pool)
             .await
@@ -1365,12 +1682,15 @@ impl Catalog for PgCatalog {
                 name: name.to_owned(),
             });
         }
-        let has_objects = sqlx::query("SELECT 1 FROM objects WHERE bucket = $1 LIMIT 1")
-            .bind(name)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(storage)?
-            .is_some();
+        let has_objects = sqlx::query(
+            "SELECT 1 FROM objects WHERE bucket = $1
+             UNION ALL SELECT 1 FROM object_versions WHERE bucket = $1 LIMIT 1",
+        )
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(storage)?
+        .is_some();
         if has_objects {
             return Err(CatalogError::BucketNotEmpty(name.to_owned()));
         }
@@ -1426,9 +1746,9 @@ impl Catalog for PgCatalog {
         reservation: Option<&str>,
     ) -> Result<Option<ObjectRecord>> {
         let mut tx = self.begin().await?;
-        lock_bucket_shared(&mut tx, &object.bucket).await?;
-        let old = put_object_tx(&mut tx, object, &condition).await?;
-        count_object_tx(&mut tx, &object.bucket, old.as_ref(), Some(object)).await?;
+        let versioning = lock_bucket_versioning(&mut tx, &object.bucket).await?;
+        let (old, change) = put_any_tx(&mut tx, object, &condition, versioning).await?;
+        add_usage_tx(&mut tx, &object.bucket, change.0, change.1).await?;
         settle_tx(&mut tx, reservation).await?;
         tx.commit().await.map_err(storage)?;
         Ok(old)
@@ -1592,18 +1912,22 @@ impl Catalog for PgCatalog {
         expected: &[u8],
         envelope: &[u8],
     ) -> Result<bool> {
-        let n = sqlx::query(
+        let mut n = 0;
+        for sql in [
             "UPDATE objects SET envelope = $4 WHERE bucket = $1 AND key = $2 AND envelope = $3",
-        )
-        .bind(bucket)
-        .bind(key.as_bytes())
-        .bind(expected)
-        .bind(envelope)
-        .execute(&self.pool)
-        .await
-        .map_err(storage)?
-        .rows_affected();
-        Ok(n == 1)
+            "UPDATE object_versions SET envelope = $4 WHERE bucket = $1 AND key = $2 AND envelope = $3",
+        ] {
+            n += sqlx::query(sql)
+                .bind(bucket)
+                .bind(key.as_bytes())
+                .bind(expected)
+                .bind(envelope)
+                .execute(&self.pool)
+                .await
+                .map_err(storage)?
+                .rows_affected();
+        }
+        Ok(n >= 1)
     }
 
     async fn rebind_object(
@@ -1614,26 +1938,31 @@ impl Catalog for PgCatalog {
         envelope: &[u8],
         etag: &str,
     ) -> Result<bool> {
-        let n = sqlx::query(
+        let mut n = 0;
+        for sql in [
             "UPDATE objects SET envelope = $4, etag = $5
              WHERE bucket = $1 AND key = $2 AND envelope = $3",
-        )
-        .bind(bucket)
-        .bind(key.as_bytes())
-        .bind(expected)
-        .bind(envelope)
-        .bind(etag)
-        .execute(&self.pool)
-        .await
-        .map_err(storage)?
-        .rows_affected();
-        Ok(n == 1)
+            "UPDATE object_versions SET envelope = $4, etag = $5
+             WHERE bucket = $1 AND key = $2 AND envelope = $3",
+        ] {
+            n += sqlx::query(sql)
+                .bind(bucket)
+                .bind(key.as_bytes())
+                .bind(expected)
+                .bind(envelope)
+                .bind(etag)
+                .execute(&self.pool)
+                .await
+                .map_err(storage)?
+                .rows_affected();
+        }
+        Ok(n >= 1)
     }
 
     async fn delete_object(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>> {
         let mut tx = self.begin().await?;
         let old = sqlx::query(sql!(
-            "DELETE FROM objects WHERE bucket = $1 AND key = $2 RETURNING {OBJECT_COLS}"
+            "DELETE FROM objects WHERE bucket = $1 AND key = $2 RETURNING {OBJECT_READ_COLS}"
         ))
         .bind(bucket)
         .bind(key.as_bytes())
@@ -1672,7 +2001,7 @@ impl Catalog for PgCatalog {
         };
         let upper = prefix_end(&prefix);
         let sql = format!(
-            "SELECT {OBJECT_COLS} FROM objects
+            "SELECT {OBJECT_READ_COLS} FROM objects
              WHERE bucket = $1 AND key {} $2 AND ($3::bytea IS NULL OR key < $3)
              ORDER BY key LIMIT $4",
             if inclusive { ">=" } else { ">" }
@@ -1688,6 +2017,255 @@ impl Catalog for PgCatalog {
             .iter()
             .map(decode_object)
             .collect()
+    }
+
+    async fn set_bucket_versioning(&self, bucket: &str, state: Versioning) -> Result<()> {
+        let mut tx = self.begin_meta().await?;
+        let now: Option<i64> =
+            sqlx::query_scalar("SELECT versioning FROM buckets WHERE name = $1 FOR UPDATE")
+                .bind(bucket)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(storage)?;
+        let Some(now) = now else {
+            return Err(CatalogError::NotFound {
+                kind: "bucket",
+                name: bucket.to_owned(),
+            });
+        };
+        if state == Versioning::Unversioned && Versioning::from_code(now)? != state {
+            return Err(CatalogError::Conflict(
+                "a versioned bucket cannot become unversioned again",
+            ));
+        }
+        sqlx::query("UPDATE buckets SET versioning = $2 WHERE name = $1")
+            .bind(bucket)
+            .bind(state.code())
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+        self.commit_meta(tx).await
+    }
+
+    async fn get_object_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> Result<Option<ObjectVersion>> {
+        // One statement, one snapshot: the current row if it is that version, else the
+        // noncurrent entry, with whether it is the newest of its key.
+        let row = sqlx::query(sql!(
+            "SELECT {OBJECT_READ_COLS}, 0::BIGINT, true FROM objects
+             WHERE bucket = $1 AND key = $2 AND version_id = $3
+             UNION ALL
+             SELECT {VERSION_COLS},
+                 NOT EXISTS (SELECT 1 FROM objects o WHERE o.bucket = v.bucket AND o.key = v.key)
+                 AND NOT EXISTS (SELECT 1 FROM object_versions w WHERE w.bucket = v.bucket
+                     AND w.key = v.key AND w.version_order < v.version_order)
+             FROM object_versions v WHERE bucket = $1 AND key = $2 AND version_id = $3
+             LIMIT 1"
+        ))
+        .bind(bucket)
+        .bind(key.as_bytes())
+        .bind(stored_version_id(version_id))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(storage)?;
+        row.map(|r| {
+            let (mut v, _) = decode_version(&r)?;
+            v.is_latest = r.try_get(12).map_err(corrupt)?;
+            Ok(v)
+        })
+        .transpose()
+    }
+
+    async fn latest_version(&self, bucket: &str, key: &str) -> Result<Option<ObjectVersion>> {
+        let row = sqlx::query(sql!(
+            "SELECT * FROM (
+                 SELECT {OBJECT_READ_COLS}, 0::BIGINT AS delete_marker FROM objects
+                 WHERE bucket = $1 AND key = $2
+                 UNION ALL
+                 (SELECT {VERSION_COLS} FROM object_versions WHERE bucket = $1 AND key = $2
+                  ORDER BY version_order LIMIT 1)
+             ) AS entries ORDER BY version_order LIMIT 1"
+        ))
+        .bind(bucket)
+        .bind(key.as_bytes())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(storage)?;
+        row.map(|r| {
+            let (mut v, _) = decode_version(&r)?;
+            v.is_latest = true;
+            Ok(v)
+        })
+        .transpose()
+    }
+
+    async fn put_delete_marker(&self, marker: &ObjectRecord) -> Result<Vec<ObjectRecord>> {
+        let m = marker;
+        let mut tx = self.begin().await?;
+        if lock_bucket_versioning(&mut tx, &m.bucket).await? == Versioning::Unversioned {
+            return Err(CatalogError::Conflict(
+                "a delete marker in a bucket that is not versioned",
+            ));
+        }
+        lock_key_versions(&mut tx, &m.bucket, &m.key).await?;
+        let current = current_tx(&mut tx, &m.bucket, &m.key).await?;
+        let order =
+            next_order_tx(&mut tx, &m.bucket, &m.key, current.as_ref().map(|c| c.1)).await?;
+        let mut removed = Vec::new();
+        if let Some((cur, cur_order)) = current {
+            delete_current_tx(&mut tx, &m.bucket, &m.key).await?;
+            if cur.version_id.is_none() && m.version_id.is_none() {
+                removed.push(ObjectVersion {
+                    object: cur,
+                    delete_marker: false,
+                    is_latest: true,
+                });
+            } else {
+                write_noncurrent_tx(&mut tx, &cur, cur_order, false).await?;
+            }
+        }
+        if m.version_id.is_none() && removed.is_empty() {
+            removed.extend(remove_noncurrent_tx(&mut tx, &m.bucket, &m.key, None).await?);
+        }
+        write_noncurrent_tx(&mut tx, m, order, true).await?;
+        let (bytes, objects) = uncounted(&removed)?;
+        add_usage_tx(&mut tx, &m.bucket, -bytes, -objects).await?;
+        tx.commit().await.map_err(storage)?;
+        Ok(removed
+            .into_iter()
+            .filter(|r| !r.delete_marker)
+            .map(|r| r.object)
+            .collect())
+    }
+
+    async fn delete_object_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> Result<Option<ObjectVersion>> {
+        let mut tx = self.begin().await?;
+        lock_bucket_versioning(&mut tx, bucket).await?;
+        lock_key_versions(&mut tx, bucket, key).await?;
+        let current = current_tx(&mut tx, bucket, key).await?;
+        let removed = match current {
+            Some((cur, _)) if cur.version_id.as_deref() == version_id => {
+                delete_current_tx(&mut tx, bucket, key).await?;
+                Some(ObjectVersion {
+                    object: cur,
+                    delete_marker: false,
+                    is_latest: true,
+                })
+            }
+            Some(_) => remove_noncurrent_tx(&mut tx, bucket, key, version_id).await?,
+            None => {
+                let newest = newest_noncurrent_tx(&mut tx, bucket, key)
+                    .await?
+                    .map(|n| n.0);
+                remove_noncurrent_tx(&mut tx, bucket, key, version_id)
+                    .await?
+                    .map(|mut v| {
+                        v.is_latest = newest.as_ref() == Some(&v);
+                        v
+                    })
+            }
+        };
+        if removed.is_some() {
+            let (bytes, objects) = uncounted(removed.as_slice())?;
+            add_usage_tx(&mut tx, bucket, -bytes, -objects).await?;
+            if current_tx(&mut tx, bucket, key).await?.is_none()
+                && let Some((next, order)) = newest_noncurrent_tx(&mut tx, bucket, key).await?
+                && !next.delete_marker
+            {
+                // The newest noncurrent version becomes current.
+                sqlx::query(
+                    "DELETE FROM object_versions WHERE bucket = $1 AND key = $2 AND version_order = $3",
+                )
+                .bind(bucket)
+                .bind(key.as_bytes())
+                .bind(order)
+                .execute(&mut *tx)
+                .await
+                .map_err(storage)?;
+                write_current_tx(&mut tx, &next.object, order).await?;
+            }
+        }
+        tx.commit().await.map_err(storage)?;
+        Ok(removed)
+    }
+
+    async fn list_object_versions(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        from: VersionsFrom<'_>,
+        limit: usize,
+    ) -> Result<Vec<ObjectVersion>> {
+        let prefix = prefix.as_bytes().to_vec();
+        // The position after which the page starts: (key, order), exclusive.
+        let (after, within): ((Vec<u8>, i64), Option<&str>) = match from {
+            VersionsFrom::Start => ((prefix.clone(), i64::MIN), None),
+            VersionsFrom::AfterKey(k) => ((k.as_bytes().to_vec(), i64::MAX), None),
+            VersionsFrom::PastPrefix(p) => match prefix_end(p.as_bytes()) {
+                Some(end) => ((end, i64::MIN), None),
+                None => return Ok(Vec::new()),
+            },
+            VersionsFrom::AfterVersion(k, v) => {
+                let order: Option<i64> = sqlx::query_scalar(
+                    "SELECT version_order FROM objects WHERE bucket = $1 AND key = $2 AND version_id = $3
+                     UNION ALL
+                     SELECT version_order FROM object_versions WHERE bucket = $1 AND key = $2 AND version_id = $3
+                     LIMIT 1",
+                )
+                .bind(bucket)
+                .bind(k.as_bytes())
+                .bind(stored_version_id(v))
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(storage)?;
+                let order = order.ok_or_else(|| CatalogError::NotFound {
+                    kind: "version",
+                    name: format!("{k}?versionId={}", v.unwrap_or("null")),
+                })?;
+                ((k.as_bytes().to_vec(), order), Some(k))
+            }
+        };
+        let after = if after.0 < prefix {
+            (prefix.clone(), i64::MIN)
+        } else {
+            after
+        };
+        let upper = prefix_end(&prefix);
+        // Two index range scans, merged in order (a Merge Append) and cut at the limit.
+        let rows = sqlx::query(sql!(
+            "SELECT * FROM (
+                 SELECT {OBJECT_READ_COLS}, 0::BIGINT AS delete_marker FROM objects
+                 WHERE bucket = $1 AND (key, version_order) > ($2, $3)
+                     AND ($4::bytea IS NULL OR key < $4)
+                 UNION ALL
+                 SELECT {VERSION_COLS} FROM object_versions
+                 WHERE bucket = $1 AND (key, version_order) > ($2, $3)
+                     AND ($4::bytea IS NULL OR key < $4)
+             ) AS entries ORDER BY key, version_order LIMIT $5"
+        ))
+        .bind(bucket)
+        .bind(after.0)
+        .bind(after.1)
+        .bind(upper)
+        .bind(limit_col(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(storage)?;
+        let mut page = rows
+            .iter()
+            .map(|r| decode_version(r).map(|v| v.0))
+            .collect::<Result<Vec<_>>>()?;
+        mark_latest(&mut page, within);
+        Ok(page)
     }
 
     async fn create_upload(&self, upload: &Upload) -> Result<()> {
@@ -1890,7 +2468,7 @@ impl Catalog for PgCatalog {
                 name: upload_id.to_owned(),
             });
         }
-        lock_bucket_shared(&mut tx, &o.bucket).await?;
+        let versioning = lock_bucket_versioning(&mut tx, &o.bucket).await?;
         lock_upload(&mut tx, upload_id, true).await?;
         let parts = remove_upload_tx(&mut tx, upload_id).await?;
         // Every chunk must still be a part of the upload: a part re-uploaded since the caller
@@ -1912,14 +2490,13 @@ impl Catalog for PgCatalog {
                 "a part moved to other sites while the upload was being completed",
             ));
         }
-        let old = put_object_tx(&mut tx, o, &condition).await?;
+        let (old, change) = put_any_tx(&mut tx, o, &condition, versioning).await?;
         // Parts no longer held, the object and what it replaced: one update.
-        let old_size = old.as_ref().map_or(Ok(0), |x| i64_col(x.size))?;
         add_usage_tx(
             &mut tx,
             &o.bucket,
-            i64_col(o.size)? - old_size - parts_bytes(&parts)?,
-            1 - i64::from(old.is_some()),
+            change.0 - parts_bytes(&parts)?,
+            change.1,
         )
         .await?;
         settle_tx(&mut tx, reservation).await?;
@@ -2036,7 +2613,10 @@ impl Catalog for PgCatalog {
         let mut out = Vec::new();
         // Streamed: the rows are decoded as they arrive, never all held at once.
         let mut c = self.pool.acquire().await.map_err(storage)?;
-        let mut rows = sqlx::query("SELECT sites, chunks FROM objects").fetch(&mut *c);
+        let mut rows = sqlx::query(
+            "SELECT sites, chunks FROM objects UNION ALL SELECT sites, chunks FROM object_versions",
+        )
+        .fetch(&mut *c);
         while let Some(r) = rows.try_next().await.map_err(storage)? {
             let sites: Vec<String> = from_json(&r.try_get::<String, _>(0).map_err(corrupt)?)?;
             let chunks: Vec<Chunk> = from_json(&r.try_get::<String, _>(1).map_err(corrupt)?)?;
@@ -2095,6 +2675,7 @@ mod tests {
                 part: 1,
                 crc32c: None,
             }],
+            version_id: None,
         }
     }
 
@@ -2105,6 +2686,7 @@ mod tests {
                 name: bucket.into(),
                 tenant: tenant_name.into(),
                 created_ms: 1,
+                versioning: Default::default(),
             },
             &BucketKey {
                 bucket: bucket.into(),
@@ -2569,6 +3151,7 @@ mod tests {
                     name: bucket.clone(),
                     tenant: "t".into(),
                     created_ms: 1,
+                    versioning: Default::default(),
                 },
                 &BucketKey {
                     bucket: bucket.clone(),
@@ -2642,6 +3225,57 @@ mod tests {
         assert_eq!((u.bytes, u.objects), (25 * size, 25));
     }
 
+    /// Expand-then-contract: a gateway of the release before versions (schema 5) writes and
+    /// reads with its own statements on a database at schema 6, and what it wrote reads back
+    /// through this release as an unversioned bucket's null versions.
+    #[tokio::test]
+    async fn a_gateway_of_the_release_before_versions_keeps_working_on_the_new_schema() {
+        let options = fresh_schema().await;
+        let cat = PgCatalog::connect(options).await.unwrap();
+        cat.create_tenant(&tenant("old")).await.unwrap();
+        let pool = cat.pool().clone();
+        // Statements as the release before wrote them (its column lists).
+        sqlx::query("INSERT INTO buckets (name, tenant, created_ms) VALUES ('oldb', 'old', 1)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        let o = object("oldb", "k", "e1");
+        for etag in ["e1", "e2"] {
+            sqlx::query(
+                "INSERT INTO objects (bucket, key, size, etag, last_modified_ms, envelope, meta, sites, chunks)
+                 VALUES ($1, $2, 3, $3, 42, $4, ''::bytea, $5, $6)
+                 ON CONFLICT (bucket, key) DO UPDATE SET etag = EXCLUDED.etag",
+            )
+            .bind("oldb")
+            .bind(b"k".to_vec())
+            .bind(etag)
+            .bind(b"e1".to_vec())
+            .bind(to_json(&o.sites).unwrap())
+            .bind(to_json(&o.chunks).unwrap())
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+        let old_read: Vec<(String, String)> = sqlx::query_as(
+            "SELECT bucket, etag FROM objects WHERE bucket = $1 ORDER BY key LIMIT 10",
+        )
+        .bind("oldb")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        assert_eq!(old_read, vec![("oldb".to_owned(), "e2".to_owned())]);
+        let bucket = cat.get_bucket("oldb").await.unwrap().unwrap();
+        assert_eq!(bucket.versioning, Versioning::Unversioned);
+        let read = cat.get_object("oldb", "k").await.unwrap().unwrap();
+        assert_eq!((read.etag.as_str(), read.version_id), ("e2", None));
+        let listed = cat
+            .list_object_versions("oldb", "", VersionsFrom::Start, 10)
+            .await
+            .unwrap();
+        assert_eq!(listed.len(), 1);
+        assert!(listed[0].is_latest && listed[0].object.version_id.is_none());
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn migrations_run_once_and_starting_again_changes_nothing() {
         let options = fresh_schema().await;
@@ -2676,7 +3310,7 @@ mod tests {
         .fetch_one(again.pool())
         .await
         .unwrap();
-        assert_eq!(tables, 14, "thirteen tables and the version");
+        assert_eq!(tables, 15, "fourteen tables and the version");
         for p in pools {
             p.close().await;
         }

@@ -9,8 +9,8 @@
 use crate::meta_cache::{MetaCache, MetaKey};
 use crate::{
     AccessKey, Bucket, BucketKey, Catalog, CatalogError, Chunk, Lease, ListFrom, ObjectRecord,
-    Part, PutCondition, Quota, QuotaStatus, Reservation, ResidencyRule, Result, SiteRecord, Tenant,
-    Upload, Usage,
+    ObjectVersion, Part, PutCondition, Quota, QuotaStatus, Reservation, ResidencyRule, Result,
+    SiteRecord, Tenant, Upload, Usage, Versioning, VersionsFrom,
 };
 use async_trait::async_trait;
 use obhut_core::{BlobId, PolicyScope};
@@ -23,9 +23,39 @@ use std::sync::{Arc, Mutex};
 /// `tests/fixtures/` gets a catalog written by the release before it.
 const SCHEMA: obhut_migrate::Schema = obhut_migrate::Schema {
     name: "catalog.db",
-    migrations: &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5],
+    migrations: &[
+        SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6,
+    ],
     identifying_table: "tenants",
 };
+
+/// Version 6: versions (docs/catalog.md, "Versions"). `buckets.versioning` holds a bucket's
+/// state (0 unversioned, 1 enabled, 2 suspended); `objects` keeps one row per key, its current
+/// version, now with its id (`''` for the `null` version) and `version_order`, which orders a
+/// key's versions newest first (ascending, a new version gets one less than the newest);
+/// `object_versions` holds the noncurrent versions and the delete markers, keyed so that a
+/// listing of versions is one range scan of each table, merged. Current objects stay where
+/// they were, so a bucket that is not versioned reads and writes exactly as before.
+const SCHEMA_V6: &str = r"
+ALTER TABLE buckets ADD COLUMN versioning INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE objects ADD COLUMN version_id TEXT NOT NULL DEFAULT '';
+ALTER TABLE objects ADD COLUMN version_order INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE IF NOT EXISTS object_versions (
+    bucket TEXT NOT NULL,
+    key BLOB NOT NULL,
+    size INTEGER NOT NULL,
+    etag TEXT NOT NULL,
+    last_modified_ms INTEGER NOT NULL,
+    envelope BLOB NOT NULL,
+    meta BLOB NOT NULL,
+    sites TEXT NOT NULL,
+    chunks TEXT NOT NULL,
+    version_id TEXT NOT NULL,
+    version_order INTEGER NOT NULL,
+    delete_marker INTEGER NOT NULL,
+    PRIMARY KEY (bucket, key, version_order)
+) WITHOUT ROWID;
+";
 
 /// Version 5: `leases`, which says which process does a deployment's background work
 /// (`Catalog::take_lease`). The embedded catalog belongs to one process (the data directory's
@@ -165,9 +195,11 @@ FROM buckets b WHERE true;
 /// statement, so that the difference is the drift alone.
 const RECOUNT_BUCKET: &str = "SELECT
     COALESCE((SELECT SUM(o.size) FROM objects o WHERE o.bucket = ?1), 0)
+        + COALESCE((SELECT SUM(v.size) FROM object_versions v WHERE v.bucket = ?1), 0)
         + COALESCE((SELECT SUM(json_extract(p.chunk, '$.size')) FROM parts p
                     JOIN uploads u ON u.upload_id = p.upload_id WHERE u.bucket = ?1), 0),
-    (SELECT COUNT(*) FROM objects o WHERE o.bucket = ?1),
+    (SELECT COUNT(*) FROM objects o WHERE o.bucket = ?1)
+        + (SELECT COUNT(*) FROM object_versions v WHERE v.bucket = ?1 AND v.delete_marker = 0),
     (SELECT COALESCE(SUM(bytes), 0) FROM bucket_usage WHERE bucket = ?1),
     (SELECT COALESCE(SUM(objects), 0) FROM bucket_usage WHERE bucket = ?1)";
 
@@ -273,7 +305,9 @@ fn site_refs(c: &Connection, site: &str) -> Result<u64> {
     let pattern = format!("%{}%", to_json(&site)?);
     let n: i64 = query_row(
         c,
-        "SELECT (SELECT COUNT(*) FROM objects WHERE sites LIKE ?1) + (SELECT COUNT(*) FROM parts WHERE sites LIKE ?1)",
+        "SELECT (SELECT COUNT(*) FROM objects WHERE sites LIKE ?1)
+              + (SELECT COUNT(*) FROM object_versions WHERE sites LIKE ?1)
+              + (SELECT COUNT(*) FROM parts WHERE sites LIKE ?1)",
         params![pattern],
         |r| r.get(0),
     )
@@ -484,10 +518,14 @@ struct RawObject {
     meta: Vec<u8>,
     sites: String,
     chunks: String,
+    version_id: String,
+    version_order: i64,
 }
 
-const OBJECT_COLS: &str =
-    "bucket, key, size, etag, last_modified_ms, envelope, meta, sites, chunks";
+const OBJECT_COLS: &str = "bucket, key, size, etag, last_modified_ms, envelope, meta, sites, chunks, version_id, version_order";
+
+/// The columns of `object_versions`: an object's, and whether it is a delete marker.
+const VERSION_COLS: &str = "bucket, key, size, etag, last_modified_ms, envelope, meta, sites, chunks, version_id, version_order, delete_marker";
 
 fn raw_object(r: &Row<'_>) -> rusqlite::Result<RawObject> {
     Ok(RawObject {
@@ -500,7 +538,19 @@ fn raw_object(r: &Row<'_>) -> rusqlite::Result<RawObject> {
         meta: r.get(6)?,
         sites: r.get(7)?,
         chunks: r.get(8)?,
+        version_id: r.get(9)?,
+        version_order: r.get(10)?,
     })
+}
+
+/// An `object_versions` row: the object's columns and whether it is a delete marker.
+fn raw_version(r: &Row<'_>) -> rusqlite::Result<(RawObject, bool)> {
+    Ok((raw_object(r)?, r.get::<_, i64>(11)? != 0))
+}
+
+/// The id of a stored version: `''` is the `null` version.
+fn stored_version_id(v: Option<&str>) -> &str {
+    v.unwrap_or("")
 }
 
 impl RawObject {
@@ -515,6 +565,7 @@ impl RawObject {
             meta: self.meta,
             sites: from_json(&self.sites)?,
             chunks: from_json(&self.chunks)?,
+            version_id: (!self.version_id.is_empty()).then_some(self.version_id),
         })
     }
 }
@@ -588,6 +639,25 @@ fn decode_upload(
     })
 }
 
+fn raw_bucket(r: &Row<'_>) -> rusqlite::Result<(Bucket, i64)> {
+    Ok((
+        Bucket {
+            name: r.get(0)?,
+            tenant: r.get(1)?,
+            created_ms: r.get(2)?,
+            versioning: Versioning::Unversioned,
+        },
+        r.get(3)?,
+    ))
+}
+
+fn decode_bucket((bucket, versioning): (Bucket, i64)) -> Result<Bucket> {
+    Ok(Bucket {
+        versioning: Versioning::from_code(versioning)?,
+        ..bucket
+    })
+}
+
 fn raw_bucket_key(r: &Row<'_>) -> rusqlite::Result<BucketKey> {
     Ok(BucketKey {
         bucket: r.get(0)?,
@@ -611,12 +681,12 @@ fn get_object_tx(tx: &Connection, bucket: &str, key: &str) -> Result<Option<Obje
     .transpose()
 }
 
-fn upsert_object_tx(tx: &Connection, o: &ObjectRecord) -> Result<Option<ObjectRecord>> {
-    let old = get_object_tx(tx, &o.bucket, &o.key)?;
+/// Writes `o` as the current row of its key, at `order` (see `SCHEMA_V6`).
+fn write_current_tx(tx: &Connection, o: &ObjectRecord, order: i64) -> Result<()> {
     exec(
         tx,
         &format!(
-            "INSERT OR REPLACE INTO objects ({OBJECT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+            "INSERT OR REPLACE INTO objects ({OBJECT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
         ),
         params![
             o.bucket,
@@ -628,10 +698,232 @@ fn upsert_object_tx(tx: &Connection, o: &ObjectRecord) -> Result<Option<ObjectRe
             o.meta,
             to_json(&o.sites)?,
             to_json(&o.chunks)?,
+            stored_version_id(o.version_id.as_deref()),
+            order,
         ],
     )
     .map_err(storage)?;
-    Ok(old)
+    Ok(())
+}
+
+/// Adds `o` at `order` to the noncurrent versions and delete markers of its key.
+fn write_noncurrent_tx(tx: &Connection, o: &ObjectRecord, order: i64, marker: bool) -> Result<()> {
+    exec(
+        tx,
+        &format!(
+            "INSERT INTO object_versions ({VERSION_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+        ),
+        params![
+            o.bucket,
+            key_bytes(&o.key),
+            i64_col(o.size)?,
+            o.etag,
+            o.last_modified_ms,
+            o.envelope,
+            o.meta,
+            to_json(&o.sites)?,
+            to_json(&o.chunks)?,
+            stored_version_id(o.version_id.as_deref()),
+            order,
+            i64::from(marker),
+        ],
+    )
+    .map_err(storage)?;
+    Ok(())
+}
+
+/// The current row of a key with its order.
+fn current_tx(tx: &Connection, bucket: &str, key: &str) -> Result<Option<(ObjectRecord, i64)>> {
+    query_row(
+        tx,
+        &format!("SELECT {OBJECT_COLS} FROM objects WHERE bucket = ?1 AND key = ?2"),
+        params![bucket, key_bytes(key)],
+        raw_object,
+    )
+    .optional()
+    .map_err(storage)?
+    .map(|r| {
+        let order = r.version_order;
+        r.decode().map(|o| (o, order))
+    })
+    .transpose()
+}
+
+/// The newest noncurrent entry of a key (a version or a delete marker), with its order.
+fn newest_noncurrent_tx(
+    tx: &Connection,
+    bucket: &str,
+    key: &str,
+) -> Result<Option<(ObjectVersion, i64)>> {
+    query_row(
+        tx,
+        &format!(
+            "SELECT {VERSION_COLS} FROM object_versions WHERE bucket = ?1 AND key = ?2 ORDER BY version_order LIMIT 1"
+        ),
+        params![bucket, key_bytes(key)],
+        raw_version,
+    )
+    .optional()
+    .map_err(storage)?
+    .map(decode_version)
+    .transpose()
+}
+
+fn decode_version((raw, marker): (RawObject, bool)) -> Result<(ObjectVersion, i64)> {
+    let order = raw.version_order;
+    Ok((
+        ObjectVersion {
+            object: raw.decode()?,
+            delete_marker: marker,
+            is_latest: false,
+        },
+        order,
+    ))
+}
+
+/// Removes the noncurrent entry of a key with id `version_id`, returning it.
+fn remove_noncurrent_tx(
+    tx: &Connection,
+    bucket: &str,
+    key: &str,
+    version_id: Option<&str>,
+) -> Result<Option<ObjectVersion>> {
+    let found = query_row(
+        tx,
+        &format!(
+            "SELECT {VERSION_COLS} FROM object_versions WHERE bucket = ?1 AND key = ?2 AND version_id = ?3"
+        ),
+        params![bucket, key_bytes(key), stored_version_id(version_id)],
+        raw_version,
+    )
+    .optional()
+    .map_err(storage)?
+    .map(decode_version)
+    .transpose()?;
+    if let Some((_, order)) = &found {
+        exec(
+            tx,
+            "DELETE FROM object_versions WHERE bucket = ?1 AND key = ?2 AND version_order = ?3",
+            params![bucket, key_bytes(key), order],
+        )
+        .map_err(storage)?;
+    }
+    Ok(found.map(|(v, _)| v))
+}
+
+/// The order a new newest entry of a key gets: one less than the newest there is.
+fn next_order_tx(tx: &Connection, bucket: &str, key: &str, current: Option<i64>) -> Result<i64> {
+    if let Some(order) = current {
+        return Ok(order - 1);
+    }
+    let newest: Option<i64> = query_row(
+        tx,
+        "SELECT MIN(version_order) FROM object_versions WHERE bucket = ?1 AND key = ?2",
+        params![bucket, key_bytes(key)],
+        |r| r.get(0),
+    )
+    .map_err(storage)?;
+    Ok(newest.map_or(0, |n| n - 1))
+}
+
+/// After the current version of a key was removed: the newest noncurrent one becomes current,
+/// unless it is a delete marker (which then hides the key).
+fn promote_tx(tx: &Connection, bucket: &str, key: &str) -> Result<()> {
+    if let Some((next, order)) = newest_noncurrent_tx(tx, bucket, key)?
+        && !next.delete_marker
+    {
+        exec(
+            tx,
+            "DELETE FROM object_versions WHERE bucket = ?1 AND key = ?2 AND version_order = ?3",
+            params![bucket, key_bytes(key), order],
+        )
+        .map_err(storage)?;
+        write_current_tx(tx, &next.object, order)?;
+    }
+    Ok(())
+}
+
+/// Counts the removal of `removed` in its bucket's usage (a delete marker holds nothing).
+fn uncount_tx(tx: &Connection, removed: &[ObjectVersion]) -> Result<()> {
+    for v in removed.iter().filter(|v| !v.delete_marker) {
+        count_object_tx(tx, &v.object.bucket, Some(&v.object), None)?;
+    }
+    Ok(())
+}
+
+/// Writes `o` as the current version of its key in a bucket in state `versioning`, the
+/// condition already checked against `current`; returns what it replaced for good (as
+/// [`Catalog::put_object`] says) and counts the change in the bucket's usage.
+fn put_version_tx(
+    tx: &Connection,
+    o: &ObjectRecord,
+    versioning: Versioning,
+    current: Option<(ObjectRecord, i64)>,
+) -> Result<Option<ObjectRecord>> {
+    if versioning == Versioning::Unversioned {
+        // The path of every bucket that was never versioned: one row per key, replaced.
+        if o.version_id.is_some() {
+            return Err(CatalogError::Conflict(
+                "a version with an id written to a bucket that is not versioned",
+            ));
+        }
+        let old = current.map(|(c, _)| c);
+        write_current_tx(tx, o, 0)?;
+        count_object_tx(tx, &o.bucket, old.as_ref(), Some(o))?;
+        return Ok(old);
+    }
+    let order = next_order_tx(tx, &o.bucket, &o.key, current.as_ref().map(|c| c.1))?;
+    let mut replaced = None;
+    match current {
+        Some((cur, _)) if cur.version_id.is_none() && o.version_id.is_none() => {
+            replaced = Some(ObjectVersion {
+                object: cur,
+                delete_marker: false,
+                is_latest: true,
+            });
+        }
+        Some((cur, cur_order)) => write_noncurrent_tx(tx, &cur, cur_order, false)?,
+        None => {}
+    }
+    if o.version_id.is_none() && replaced.is_none() {
+        replaced = remove_noncurrent_tx(tx, &o.bucket, &o.key, None)?;
+    }
+    write_current_tx(tx, o, order)?;
+    uncount_tx(tx, replaced.as_slice())?;
+    count_object_tx(tx, &o.bucket, None, Some(o))?;
+    Ok(replaced.filter(|r| !r.delete_marker).map(|r| r.object))
+}
+
+/// A bucket's versioning state; `NotFound` if it does not exist. Objects are committed only
+/// into a bucket that exists at commit time: a write racing the bucket's deletion fails
+/// instead of being acknowledged into nowhere.
+fn bucket_versioning_tx(tx: &Connection, bucket: &str) -> Result<Versioning> {
+    let code: Option<i64> = query_row(
+        tx,
+        "SELECT versioning FROM buckets WHERE name = ?1",
+        params![bucket],
+        |r| r.get(0),
+    )
+    .optional()
+    .map_err(storage)?;
+    match code {
+        Some(c) => Versioning::from_code(c),
+        None => Err(CatalogError::NotFound {
+            kind: "bucket",
+            name: bucket.to_owned(),
+        }),
+    }
+}
+
+/// Marks the entries of one key in a page of a listing that are the newest of their key:
+/// entries come by key, newest first, so the first of each key is, unless the page starts
+/// within a key (after one of its versions).
+fn mark_latest(page: &mut [ObjectVersion], started_within: Option<&str>) {
+    let mut previous: Option<String> = started_within.map(str::to_owned);
+    for v in page {
+        v.is_latest = previous.as_deref() != Some(v.object.key.as_str());
+        previous = Some(v.object.key.clone());
+    }
 }
 
 /// `NotFound` for a `kind` named `name` unless `sql` (with `name` as `?1`) finds a row.
@@ -660,15 +952,9 @@ fn upload_exists_tx(tx: &Connection, upload_id: &str) -> Result<()> {
     )
 }
 
-/// Objects are committed only into a bucket that exists at commit time: a write racing the
-/// bucket's deletion fails instead of being acknowledged into nowhere.
+/// `NotFound` unless the bucket exists.
 fn bucket_exists_tx(tx: &Connection, bucket: &str) -> Result<()> {
-    require_row(
-        tx,
-        "bucket",
-        "SELECT 1 FROM buckets WHERE name = ?1",
-        bucket,
-    )
+    bucket_versioning_tx(tx, bucket).map(|_| ())
 }
 
 fn parts_tx(tx: &Connection, upload_id: &str) -> Result<Vec<Part>> {
@@ -1148,13 +1434,15 @@ impl Catalog for SqliteCatalog {
             to_json(&sites)?,
         );
         self.write_data(move |c| {
-            let n = exec(
-                c,
+            let mut n = 0;
+            for sql in [
                 "UPDATE objects SET sites = ?4 WHERE bucket = ?1 AND key = ?2 AND chunks = ?3",
-                params![bucket, key_bytes(&key), chunks, sites],
-            )
-            .map_err(storage)?;
-            Ok(n == 1)
+                "UPDATE object_versions SET sites = ?4 WHERE bucket = ?1 AND key = ?2 AND chunks = ?3",
+            ] {
+                n += exec(c, sql, params![bucket, key_bytes(&key), chunks, sites])
+                    .map_err(storage)?;
+            }
+            Ok(n >= 1)
         })
         .await
     }
@@ -1214,8 +1502,8 @@ impl Catalog for SqliteCatalog {
             }
             exec(
                 tx,
-                "INSERT INTO buckets (name, tenant, created_ms) VALUES (?1, ?2, ?3)",
-                params![b.name, b.tenant, b.created_ms],
+                "INSERT INTO buckets (name, tenant, created_ms, versioning) VALUES (?1, ?2, ?3, ?4)",
+                params![b.name, b.tenant, b.created_ms, b.versioning.code()],
             )
             .map_err(storage)?;
             exec(
@@ -1265,18 +1553,14 @@ impl Catalog for SqliteCatalog {
         self.lookup_cached(("bucket", name.clone()), move |c| {
             query_row(
                 c,
-                "SELECT name, tenant, created_ms FROM buckets WHERE name = ?1",
+                "SELECT name, tenant, created_ms, versioning FROM buckets WHERE name = ?1",
                 params![name],
-                |r| {
-                    Ok(Bucket {
-                        name: r.get(0)?,
-                        tenant: r.get(1)?,
-                        created_ms: r.get(2)?,
-                    })
-                },
+                raw_bucket,
             )
             .optional()
-            .map_err(storage)
+            .map_err(storage)?
+            .map(decode_bucket)
+            .transpose()
         })
         .await
     }
@@ -1286,19 +1570,16 @@ impl Catalog for SqliteCatalog {
         self.with(move |c| {
             let mut stmt = c
                 .prepare(
-                    "SELECT name, tenant, created_ms FROM buckets WHERE tenant = ?1 ORDER BY name",
+                    "SELECT name, tenant, created_ms, versioning FROM buckets WHERE tenant = ?1 ORDER BY name",
                 )
                 .map_err(storage)?;
-            stmt.query_map(params![tenant], |r| {
-                Ok(Bucket {
-                    name: r.get(0)?,
-                    tenant: r.get(1)?,
-                    created_ms: r.get(2)?,
-                })
-            })
-            .map_err(storage)?
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(storage)
+            stmt.query_map(params![tenant], raw_bucket)
+                .map_err(storage)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(storage)?
+                .into_iter()
+                .map(decode_bucket)
+                .collect()
         })
         .await
     }
@@ -1323,7 +1604,8 @@ impl Catalog for SqliteCatalog {
             }
             let has_objects: bool = query_row(
                 tx,
-                "SELECT 1 FROM objects WHERE bucket = ?1 LIMIT 1",
+                "SELECT 1 FROM objects WHERE bucket = ?1
+                 UNION ALL SELECT 1 FROM object_versions WHERE bucket = ?1 LIMIT 1",
                 params![name],
                 |_| Ok(true),
             )
@@ -1385,13 +1667,12 @@ impl Catalog for SqliteCatalog {
         let o = object.clone();
         let reservation = reservation.map(str::to_owned);
         self.write_data(move |tx| {
-            bucket_exists_tx(tx, &o.bucket)?;
-            let current = get_object_tx(tx, &o.bucket, &o.key)?;
+            let versioning = bucket_versioning_tx(tx, &o.bucket)?;
+            let current = current_tx(tx, &o.bucket, &o.key)?;
             condition
-                .check(current.as_ref())
+                .check(current.as_ref().map(|c| &c.0))
                 .map_err(CatalogError::PreconditionFailed)?;
-            let old = upsert_object_tx(tx, &o)?;
-            count_object_tx(tx, &o.bucket, old.as_ref(), Some(&o))?;
+            let old = put_version_tx(tx, &o, versioning, current)?;
             settle_tx(tx, reservation.as_deref())?;
             Ok(old)
         })
@@ -1561,13 +1842,15 @@ impl Catalog for SqliteCatalog {
             envelope.to_vec(),
         );
         self.write_data(move |c| {
-            let n = exec(
-                c,
+            let mut n = 0;
+            for sql in [
                 "UPDATE objects SET envelope = ?4 WHERE bucket = ?1 AND key = ?2 AND envelope = ?3",
-                params![bucket, key_bytes(&key), expected, envelope],
-            )
-            .map_err(storage)?;
-            Ok(n == 1)
+                "UPDATE object_versions SET envelope = ?4 WHERE bucket = ?1 AND key = ?2 AND envelope = ?3",
+            ] {
+                n += exec(c, sql, params![bucket, key_bytes(&key), expected, envelope])
+                    .map_err(storage)?;
+            }
+            Ok(n >= 1)
         })
         .await
     }
@@ -1588,13 +1871,15 @@ impl Catalog for SqliteCatalog {
             etag.to_owned(),
         );
         self.write_data(move |c| {
-            let n = exec(
-                c,
+            let mut n = 0;
+            for sql in [
                 "UPDATE objects SET envelope = ?4, etag = ?5 WHERE bucket = ?1 AND key = ?2 AND envelope = ?3",
-                params![bucket, key_bytes(&key), expected, envelope, etag],
-            )
-            .map_err(storage)?;
-            Ok(n == 1)
+                "UPDATE object_versions SET envelope = ?4, etag = ?5 WHERE bucket = ?1 AND key = ?2 AND envelope = ?3",
+            ] {
+                n += exec(c, sql, params![bucket, key_bytes(&key), expected, envelope, etag])
+                    .map_err(storage)?;
+            }
+            Ok(n >= 1)
         })
         .await
     }
@@ -1756,6 +2041,254 @@ impl Catalog for SqliteCatalog {
             rows.into_iter().map(RawObject::decode).collect()
         })
         .await
+    }
+
+    async fn set_bucket_versioning(&self, bucket: &str, state: Versioning) -> Result<()> {
+        let bucket = bucket.to_owned();
+        // A `write`: the bucket is a cached record.
+        self.write(move |tx| {
+            let now = bucket_versioning_tx(tx, &bucket)?;
+            if state == Versioning::Unversioned && now != Versioning::Unversioned {
+                return Err(CatalogError::Conflict(
+                    "a versioned bucket cannot become unversioned again",
+                ));
+            }
+            exec(
+                tx,
+                "UPDATE buckets SET versioning = ?2 WHERE name = ?1",
+                params![bucket, state.code()],
+            )
+            .map_err(storage)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_object_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> Result<Option<ObjectVersion>> {
+        let (bucket, key, version_id) = (
+            bucket.to_owned(),
+            key.to_owned(),
+            version_id.map(str::to_owned),
+        );
+        self.lookup(move |c| {
+            let current = current_tx(c, &bucket, &key)?;
+            if let Some((cur, _)) = &current
+                && cur.version_id == version_id
+            {
+                return Ok(Some(ObjectVersion {
+                    object: cur.clone(),
+                    delete_marker: false,
+                    is_latest: true,
+                }));
+            }
+            let found = query_row(
+                c,
+                &format!(
+                    "SELECT {VERSION_COLS} FROM object_versions WHERE bucket = ?1 AND key = ?2 AND version_id = ?3"
+                ),
+                params![bucket, key_bytes(&key), stored_version_id(version_id.as_deref())],
+                raw_version,
+            )
+            .optional()
+            .map_err(storage)?
+            .map(decode_version)
+            .transpose()?;
+            let Some((mut v, order)) = found else {
+                return Ok(None);
+            };
+            if current.is_none() {
+                let newest = newest_noncurrent_tx(c, &bucket, &key)?.map(|n| n.1);
+                v.is_latest = newest == Some(order);
+            }
+            Ok(Some(v))
+        })
+        .await
+    }
+
+    async fn latest_version(&self, bucket: &str, key: &str) -> Result<Option<ObjectVersion>> {
+        let (bucket, key) = (bucket.to_owned(), key.to_owned());
+        self.lookup(move |c| {
+            if let Some((cur, _)) = current_tx(c, &bucket, &key)? {
+                return Ok(Some(ObjectVersion {
+                    object: cur,
+                    delete_marker: false,
+                    is_latest: true,
+                }));
+            }
+            Ok(newest_noncurrent_tx(c, &bucket, &key)?.map(|(mut v, _)| {
+                v.is_latest = true;
+                v
+            }))
+        })
+        .await
+    }
+
+    async fn put_delete_marker(&self, marker: &ObjectRecord) -> Result<Vec<ObjectRecord>> {
+        let m = marker.clone();
+        self.write_data(move |tx| {
+            if bucket_versioning_tx(tx, &m.bucket)? == Versioning::Unversioned {
+                return Err(CatalogError::Conflict(
+                    "a delete marker in a bucket that is not versioned",
+                ));
+            }
+            let current = current_tx(tx, &m.bucket, &m.key)?;
+            let order = next_order_tx(tx, &m.bucket, &m.key, current.as_ref().map(|c| c.1))?;
+            let mut removed = Vec::new();
+            if let Some((cur, cur_order)) = current {
+                exec(
+                    tx,
+                    "DELETE FROM objects WHERE bucket = ?1 AND key = ?2",
+                    params![m.bucket, key_bytes(&m.key)],
+                )
+                .map_err(storage)?;
+                if cur.version_id.is_none() && m.version_id.is_none() {
+                    removed.push(ObjectVersion {
+                        object: cur,
+                        delete_marker: false,
+                        is_latest: true,
+                    });
+                } else {
+                    write_noncurrent_tx(tx, &cur, cur_order, false)?;
+                }
+            }
+            if m.version_id.is_none() && removed.is_empty() {
+                removed.extend(remove_noncurrent_tx(tx, &m.bucket, &m.key, None)?);
+            }
+            write_noncurrent_tx(tx, &m, order, true)?;
+            uncount_tx(tx, &removed)?;
+            Ok(removed
+                .into_iter()
+                .filter(|r| !r.delete_marker)
+                .map(|r| r.object)
+                .collect())
+        })
+        .await
+    }
+
+    async fn delete_object_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> Result<Option<ObjectVersion>> {
+        let (bucket, key, version_id) = (
+            bucket.to_owned(),
+            key.to_owned(),
+            version_id.map(str::to_owned),
+        );
+        self.write_data(move |tx| {
+            bucket_exists_tx(tx, &bucket)?;
+            let removed = match current_tx(tx, &bucket, &key)? {
+                Some((cur, _)) if cur.version_id == version_id => {
+                    exec(
+                        tx,
+                        "DELETE FROM objects WHERE bucket = ?1 AND key = ?2",
+                        params![bucket, key_bytes(&key)],
+                    )
+                    .map_err(storage)?;
+                    Some(ObjectVersion {
+                        object: cur,
+                        delete_marker: false,
+                        is_latest: true,
+                    })
+                }
+                Some(_) => remove_noncurrent_tx(tx, &bucket, &key, version_id.as_deref())?,
+                None => {
+                    let newest = newest_noncurrent_tx(tx, &bucket, &key)?.map(|n| n.0);
+                    remove_noncurrent_tx(tx, &bucket, &key, version_id.as_deref())?.map(|mut v| {
+                        v.is_latest = newest.as_ref() == Some(&v);
+                        v
+                    })
+                }
+            };
+            if removed.is_some() {
+                uncount_tx(tx, removed.as_slice())?;
+                if current_tx(tx, &bucket, &key)?.is_none() {
+                    promote_tx(tx, &bucket, &key)?;
+                }
+            }
+            Ok(removed)
+        })
+        .await
+    }
+
+    async fn list_object_versions(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        from: VersionsFrom<'_>,
+        limit: usize,
+    ) -> Result<Vec<ObjectVersion>> {
+        let bucket = bucket.to_owned();
+        let prefix = prefix.as_bytes().to_vec();
+        // The position after which the page starts: (key, order), exclusive.
+        let (after, within): ((Vec<u8>, i64), Option<String>) = match from {
+            VersionsFrom::Start => ((prefix.clone(), i64::MIN), None),
+            VersionsFrom::AfterKey(k) => ((k.as_bytes().to_vec(), i64::MAX), None),
+            VersionsFrom::PastPrefix(p) => match prefix_end(p.as_bytes()) {
+                Some(end) => ((end, i64::MIN), None),
+                None => return Ok(Vec::new()),
+            },
+            VersionsFrom::AfterVersion(k, v) => {
+                let (bucket, key, wanted) = (bucket.clone(), k.to_owned(), v.map(str::to_owned));
+                let order = self
+                    .lookup(move |c| {
+                        query_row(
+                            c,
+                            "SELECT version_order FROM objects WHERE bucket = ?1 AND key = ?2 AND version_id = ?3
+                             UNION ALL
+                             SELECT version_order FROM object_versions WHERE bucket = ?1 AND key = ?2 AND version_id = ?3",
+                            params![bucket, key_bytes(&key), stored_version_id(wanted.as_deref())],
+                            |r| r.get::<_, i64>(0),
+                        )
+                        .optional()
+                        .map_err(storage)
+                    })
+                    .await?
+                    .ok_or_else(|| CatalogError::NotFound {
+                        kind: "version",
+                        name: format!("{k}?versionId={}", v.unwrap_or("null")),
+                    })?;
+                ((k.as_bytes().to_vec(), order), Some(k.to_owned()))
+            }
+        };
+        let after = if after.0 < prefix {
+            (prefix.clone(), i64::MIN)
+        } else {
+            after
+        };
+        let upper = prefix_end(&prefix);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut page = self
+            .with(move |c| {
+                // Two range scans merged in order (SQLite merges a compound SELECT whose
+                // ORDER BY each side's primary key already delivers).
+                let sql = format!(
+                    "SELECT {OBJECT_COLS}, 0 FROM objects
+                     WHERE bucket = ?1 AND (key, version_order) > (?2, ?3) AND (?4 IS NULL OR key < ?4)
+                     UNION ALL
+                     SELECT {VERSION_COLS} FROM object_versions
+                     WHERE bucket = ?1 AND (key, version_order) > (?2, ?3) AND (?4 IS NULL OR key < ?4)
+                     ORDER BY 2, 11 LIMIT ?5"
+                );
+                let mut stmt = c.prepare_cached(&sql).map_err(storage)?;
+                let rows = stmt
+                    .query_map(params![bucket, after.0, after.1, upper, limit], raw_version)
+                    .map_err(storage)?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+                    .map_err(storage)?;
+                rows.into_iter()
+                    .map(|r| decode_version(r).map(|v| v.0))
+                    .collect::<Result<Vec<_>>>()
+            })
+            .await?;
+        mark_latest(&mut page, within.as_deref());
+        Ok(page)
     }
 
     async fn create_upload(&self, upload: &Upload) -> Result<()> {
@@ -1948,9 +2481,10 @@ impl Catalog for SqliteCatalog {
                     "a part moved to other sites while the upload was being completed",
                 ));
             }
-            bucket_exists_tx(tx, &o.bucket)?;
+            let versioning = bucket_versioning_tx(tx, &o.bucket)?;
+            let current = current_tx(tx, &o.bucket, &o.key)?;
             condition
-                .check(get_object_tx(tx, &o.bucket, &o.key)?.as_ref())
+                .check(current.as_ref().map(|c| &c.0))
                 .map_err(CatalogError::PreconditionFailed)?;
             let used: std::collections::HashSet<BlobId> =
                 o.chunks.iter().map(|c: &Chunk| c.blob).collect();
@@ -1958,8 +2492,7 @@ impl Catalog for SqliteCatalog {
                 .into_iter()
                 .filter(|p| !used.contains(&p.chunk.blob))
                 .collect();
-            let old = upsert_object_tx(tx, &o)?;
-            count_object_tx(tx, &o.bucket, old.as_ref(), Some(&o))?;
+            let old = put_version_tx(tx, &o, versioning, current)?;
             settle_tx(tx, reservation.as_deref())?;
             Ok((old, unused))
         })
@@ -2049,7 +2582,7 @@ impl Catalog for SqliteCatalog {
         self.with(|c| {
             let mut out = Vec::new();
             let mut stmt = c
-                .prepare("SELECT sites, chunks FROM objects")
+                .prepare("SELECT sites, chunks FROM objects UNION ALL SELECT sites, chunks FROM object_versions")
                 .map_err(storage)?;
             let rows = stmt
                 .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))

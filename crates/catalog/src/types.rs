@@ -60,6 +60,45 @@ pub struct Bucket {
     pub name: String,
     pub tenant: String,
     pub created_ms: i64,
+    pub versioning: Versioning,
+}
+
+/// A bucket's versioning state (S3's `PutBucketVersioning`). A bucket starts unversioned; once
+/// enabled it can be suspended but never unversioned again.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Versioning {
+    /// Every write replaces the key's one object (its version id is `null`).
+    #[default]
+    Unversioned,
+    /// Every write adds a version with an id of its own; the previous one stays, noncurrent.
+    Enabled,
+    /// Writes make the `null` version, replacing the previous `null` version only; versions
+    /// with ids stay.
+    Suspended,
+}
+
+impl Versioning {
+    /// How the catalogs store it.
+    #[must_use]
+    pub fn code(self) -> i64 {
+        match self {
+            Self::Unversioned => 0,
+            Self::Enabled => 1,
+            Self::Suspended => 2,
+        }
+    }
+
+    /// The state stored as `code`.
+    pub fn from_code(code: i64) -> Result<Self, crate::CatalogError> {
+        match code {
+            0 => Ok(Self::Unversioned),
+            1 => Ok(Self::Enabled),
+            2 => Ok(Self::Suspended),
+            other => Err(crate::CatalogError::Corrupt(format!(
+                "bucket versioning state {other}"
+            ))),
+        }
+    }
 }
 
 /// A version of a bucket's key, sealed under the tenant key by the trustee. The catalog stores
@@ -109,6 +148,32 @@ pub struct ObjectRecord {
     /// Sites holding every chunk.
     pub sites: Vec<String>,
     pub chunks: Vec<Chunk>,
+    /// The version's id; `None` is S3's `null` version (every object of a bucket that was never
+    /// versioned, and what a bucket with versioning suspended writes).
+    pub version_id: Option<String>,
+}
+
+/// One entry of a key's version history: an object version or a delete marker (a record with
+/// no data, size 0, no chunks).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectVersion {
+    pub object: ObjectRecord,
+    pub delete_marker: bool,
+    /// Whether it is the newest entry of its key (for a delete marker: the key reads as absent).
+    pub is_latest: bool,
+}
+
+/// Where a listing of versions starts; entries are ordered by key, then newest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VersionsFrom<'a> {
+    Start,
+    /// After every version of this key (S3's `key-marker` alone).
+    AfterKey(&'a str),
+    /// After this version of this key (`key-marker` and `version-id-marker`; `None` is the
+    /// `null` version). A version that does not exist is [`crate::CatalogError::NotFound`].
+    AfterVersion(&'a str, Option<&'a str>),
+    /// After every key that starts with this prefix (skips a common prefix).
+    PastPrefix(&'a str),
 }
 
 /// S3's conditional writes, evaluated against the object currently under the key.

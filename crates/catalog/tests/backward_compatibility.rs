@@ -103,6 +103,7 @@ fn bucket() -> Bucket {
         name: "photos".into(),
         tenant: "acme".into(),
         created_ms: 1_700_000_000_002,
+        versioning: Default::default(),
     }
 }
 
@@ -140,6 +141,7 @@ fn object() -> ObjectRecord {
                 crc32c: None,
             },
         ],
+        version_id: None,
     }
 }
 
@@ -402,6 +404,19 @@ async fn reads_every_record_of_a_catalog_written_by_schema_version_4() {
     assert_eq!(user_version(&path), 4);
     let cat = SqliteCatalog::open(&path).unwrap();
     assert_catalog(&cat, 4).await;
+    assert_writable(&cat).await;
+    assert_eq!(
+        user_version(&path),
+        i64::from(SqliteCatalog::SCHEMA_VERSION)
+    );
+}
+
+#[tokio::test]
+async fn reads_every_record_of_a_catalog_written_by_schema_version_5() {
+    let (_dir, path) = copy_of(5);
+    assert_eq!(user_version(&path), 5);
+    let cat = SqliteCatalog::open(&path).unwrap();
+    assert_catalog(&cat, 5).await;
     assert_writable(&cat).await;
     assert_eq!(
         user_version(&path),

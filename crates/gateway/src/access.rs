@@ -120,7 +120,7 @@ impl TenantAuth {
                     error::GRANT_WITHOUT_SESSION_TOKEN,
                 )
             })?;
-        let operation = cx.s3_op().name();
+        let operation = action(cx.s3_op().name(), cx.uri().query(), cx.headers());
         let (bucket, key) = match cx.s3_path() {
             S3Path::Root => (String::new(), String::new()),
             S3Path::Bucket { bucket } => (
@@ -156,13 +156,17 @@ impl TenantAuth {
         // A copy also reads its source: that must be within the grant too. Only copies read
         // `x-amz-copy-source`; a copy whose source cannot be read as the operation would read
         // it is refused here, before anything is checked or logged as allowed.
-        if COPIES.contains(&operation) {
+        if let Some(source_class) = copy_source_class(operation) {
             let source = copy_source_header(cx.headers())?.ok_or_else(|| {
                 error::with(S3ErrorCode::InvalidArgument, error::INVALID_COPY_SOURCE)
             })?;
             let (src_bucket, src_key) = copy_source_object(&source)?;
             self.trustee
-                .authorize_grant_access(&access("read", src_bucket.to_owned(), src_key.to_owned()))
+                .authorize_grant_access(&access(
+                    source_class,
+                    src_bucket.to_owned(),
+                    src_key.to_owned(),
+                ))
                 .await
                 .map_err(grant_refused)?;
         }
@@ -202,9 +206,44 @@ fn grant_refused(e: obhut_trustee_client::TrusteeError) -> s3s::S3Error {
     }
 }
 
-/// What part of a grant an S3 operation needs; `None` for operations no grant covers.
+/// The action a request performs, as authorisation names it: its operation, except that
+/// reading or deleting one version by its id is an action of its own (S3's
+/// `s3:GetObjectVersion`, `s3:DeleteObjectVersion`), as is a copy from a version. A scope that
+/// allows `DeleteObject` thus does not allow removing a version for good, and a grant, which
+/// covers current objects only, covers none of them.
+pub fn action<'a>(operation: &'a str, query: Option<&str>, headers: &http::HeaderMap) -> &'a str {
+    let by_version = || query_param(query, "versionId").is_some();
+    match operation {
+        "GetObject" | "HeadObject" if by_version() => "GetObjectVersion",
+        "DeleteObject" if by_version() => "DeleteObjectVersion",
+        "CopyObject" | "UploadPartCopy"
+            if matches!(
+                copy_source_header(headers),
+                Ok(Some(CopySource::Bucket {
+                    version_id: Some(_),
+                    ..
+                }))
+            ) =>
+        {
+            if operation == "CopyObject" {
+                "CopyObjectFromVersion"
+            } else {
+                "UploadPartCopyFromVersion"
+            }
+        }
+        _ => operation,
+    }
+}
+
+/// What part of a grant an S3 operation needs; `None` for operations no grant covers. Actions
+/// on versions by id, and ListObjectVersions, need `versions` besides: a grant without it
+/// covers current objects only.
 fn grant_class(operation: &str) -> Option<&'static str> {
     Some(match operation {
+        "GetObjectVersion" => "read+versions",
+        "ListObjectVersions" => "list+versions",
+        "DeleteObjectVersion" => "write+versions",
+        "CopyObjectFromVersion" | "UploadPartCopyFromVersion" => "write",
         "GetObject" | "HeadObject" | "GetObjectAttributes" => "read",
         "ListObjects"
         | "ListObjectsV2"
@@ -231,8 +270,15 @@ fn query_param(query: Option<&str>, name: &str) -> Option<String> {
         .find_map(|(k, v)| (k == name).then_some(v))
 }
 
-/// The operations that read the object `x-amz-copy-source` names.
-const COPIES: [&str; 2] = ["CopyObject", "UploadPartCopy"];
+/// What a grant must allow for a copy (`operation`, as [`action`] names it) to read its source;
+/// `None` for an operation that copies nothing.
+fn copy_source_class(operation: &str) -> Option<&'static str> {
+    match operation {
+        "CopyObject" | "UploadPartCopy" => Some("read"),
+        "CopyObjectFromVersion" | "UploadPartCopyFromVersion" => Some("read+versions"),
+        _ => None,
+    }
+}
 
 /// `x-amz-copy-source` read exactly as s3s reads it for the copy operations (one value, ASCII,
 /// parsed by [`CopySource::parse`]: `?versionId=` split off first, then percent-decoded, one
@@ -280,7 +326,7 @@ impl S3Access for TenantAuth {
                 let justification = Justification::Customer {
                     tenant: tenant.name.clone(),
                     principal: who.access_key_id.clone(),
-                    operation: cx.s3_op().name().to_owned(),
+                    operation: action(cx.s3_op().name(), cx.uri().query(), cx.headers()).to_owned(),
                     request: Some(who.verified.ticket),
                 };
                 (tenant, justification)
@@ -305,6 +351,58 @@ impl S3Access for TenantAuth {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn actions_on_a_version_by_id_are_named_apart_from_those_on_the_current_object() {
+        use super::action;
+        let none = http::HeaderMap::new();
+        let by_id = Some("versionId=0123456789abcdef0123456789abcdef");
+        assert_eq!(action("GetObject", None, &none), "GetObject");
+        assert_eq!(action("GetObject", by_id, &none), "GetObjectVersion");
+        assert_eq!(action("HeadObject", by_id, &none), "GetObjectVersion");
+        assert_eq!(
+            action("DeleteObject", Some("x-id=DeleteObject"), &none),
+            "DeleteObject"
+        );
+        assert_eq!(action("DeleteObject", by_id, &none), "DeleteObjectVersion");
+        assert_eq!(action("PutObject", by_id, &none), "PutObject");
+        let mut from_version = http::HeaderMap::new();
+        from_version.insert(
+            "x-amz-copy-source",
+            http::HeaderValue::from_static("bkt/k?versionId=0123456789abcdef0123456789abcdef"),
+        );
+        let mut from_current = http::HeaderMap::new();
+        from_current.insert("x-amz-copy-source", http::HeaderValue::from_static("bkt/k"));
+        assert_eq!(action("CopyObject", None, &from_current), "CopyObject");
+        assert_eq!(
+            action("CopyObject", None, &from_version),
+            "CopyObjectFromVersion"
+        );
+        assert_eq!(
+            action("UploadPartCopy", None, &from_version),
+            "UploadPartCopyFromVersion"
+        );
+        // What a grant must allow for each: versions on top of the class of the current one.
+        assert_eq!(super::grant_class("GetObject"), Some("read"));
+        assert_eq!(
+            super::grant_class("GetObjectVersion"),
+            Some("read+versions")
+        );
+        assert_eq!(
+            super::grant_class("DeleteObjectVersion"),
+            Some("write+versions")
+        );
+        assert_eq!(
+            super::grant_class("ListObjectVersions"),
+            Some("list+versions")
+        );
+        assert_eq!(super::copy_source_class("CopyObject"), Some("read"));
+        assert_eq!(
+            super::copy_source_class("CopyObjectFromVersion"),
+            Some("read+versions")
+        );
+        assert_eq!(super::copy_source_class("PutObject"), None);
+    }
+
     use super::ReqCtx;
     use obhut_catalog::Tenant;
     use obhut_trustee_client::Justification;

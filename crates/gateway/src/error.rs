@@ -75,6 +75,17 @@ pub const MALFORMED_BUCKET_KEY: &str = "malformed bucket key record";
 pub const BUCKET_WITHOUT_KEY: &str = "the bucket has no key";
 pub const STORED_RECORD_CORRUPT: &str =
     "a stored record of this object or upload is corrupt; it is not served";
+pub const NO_SUCH_VERSION: &str = "The specified version does not exist.";
+pub const INVALID_VERSION_ID: &str = "Invalid version id specified";
+pub const INVALID_VERSION_ID_MARKER: &str =
+    "The version-id-marker does not name a version of the key-marker's key";
+pub const VERSION_ID_MARKER_WITHOUT_KEY_MARKER: &str =
+    "A version-id marker cannot be specified without a key marker.";
+pub const DELETE_MARKER_METHOD: &str = "The specified method is not allowed against this resource.";
+pub const ILLEGAL_VERSIONING_CONFIGURATION: &str = "The versioning configuration specified in the request is invalid: Status must be Enabled or Suspended";
+pub const MFA_DELETE_UNSUPPORTED: &str = "MFA delete is not supported";
+pub const VERSION_NOT_BOUND: &str =
+    "the version id of this record is not the one its key is bound to";
 pub const NO_CHECKED_BUCKET: &str = "the request's bucket was not checked";
 
 /// An S3 error with one of the messages above (or another fixed text).

@@ -4,7 +4,9 @@
 //!
 //! Works on catalog records only; never sees object content or keys.
 
-use obhut_catalog::{Catalog, ListFrom, ObjectRecord, Upload};
+use obhut_catalog::{
+    Catalog, CatalogError, ListFrom, ObjectRecord, ObjectVersion, Upload, VersionsFrom,
+};
 use s3s::S3Result;
 
 /// The common prefix `key` rolls up into: the part of it after `prefix` up to and including
@@ -85,6 +87,103 @@ pub async fn list_page(
             page.objects.push(o);
         }
         if !full_batch && !matches!(cursor, Some((true, _))) {
+            return Ok(page);
+        }
+    }
+}
+
+/// One page of a listing of versions.
+#[derive(Default)]
+pub struct VersionPage {
+    /// Versions and delete markers, by key, newest first within a key.
+    pub entries: Vec<ObjectVersion>,
+    pub common_prefixes: Vec<String>,
+    pub truncated: bool,
+    /// Where the next page continues: the last key (or common prefix) returned and, for an
+    /// entry, its version id (`None` inside: the null version).
+    pub next: Option<(String, Option<Option<String>>)>,
+}
+
+/// Where a version listing stands.
+enum VersionCursor {
+    Start,
+    Key(String),
+    Version(String, Option<String>),
+    Prefix(String),
+}
+
+/// Lists up to `max` entries (versions, delete markers and common prefixes) after the key
+/// marker `after` (and, within its key, after the version `after_version`), as
+/// [`list_page`] does for objects.
+pub async fn list_versions_page(
+    catalog: &dyn Catalog,
+    bucket: &str,
+    prefix: &str,
+    delimiter: Option<&str>,
+    after: Option<&str>,
+    after_version: Option<Option<&str>>,
+    max: usize,
+) -> S3Result<VersionPage> {
+    let mut page = VersionPage::default();
+    if max == 0 {
+        return Ok(page);
+    }
+    let mut cursor = match (after, after_version) {
+        (None, _) => VersionCursor::Start,
+        (Some(k), None) => VersionCursor::Key(k.to_owned()),
+        (Some(k), Some(v)) => VersionCursor::Version(k.to_owned(), v.map(str::to_owned)),
+    };
+    let batch = (max + 1).min(1001);
+    loop {
+        let from = match &cursor {
+            VersionCursor::Start => VersionsFrom::Start,
+            VersionCursor::Key(k) => VersionsFrom::AfterKey(k),
+            VersionCursor::Version(k, v) => VersionsFrom::AfterVersion(k, v.as_deref()),
+            VersionCursor::Prefix(p) => VersionsFrom::PastPrefix(p),
+        };
+        let entries = catalog
+            .list_object_versions(bucket, prefix, from, batch)
+            .await
+            .map_err(|e| match e {
+                CatalogError::NotFound {
+                    kind: "version", ..
+                } => crate::error::with(
+                    s3s::S3ErrorCode::InvalidArgument,
+                    crate::error::INVALID_VERSION_ID_MARKER,
+                ),
+                other => crate::error::catalog(other),
+            })?;
+        if entries.is_empty() {
+            return Ok(page);
+        }
+        let full_batch = entries.len() == batch;
+        let mut rolled_up = false;
+        for v in entries {
+            if let Some(cp) = common_prefix(&v.object.key, prefix, delimiter) {
+                rolled_up = true;
+                if after.is_some_and(|a| cp.as_str() <= a) {
+                    cursor = VersionCursor::Prefix(cp);
+                    break;
+                }
+                if page.entries.len() + page.common_prefixes.len() == max {
+                    page.truncated = true;
+                    return Ok(page);
+                }
+                page.common_prefixes.push(cp.clone());
+                page.next = Some((cp.clone(), None));
+                cursor = VersionCursor::Prefix(cp);
+                break;
+            }
+            if page.entries.len() + page.common_prefixes.len() == max {
+                page.truncated = true;
+                return Ok(page);
+            }
+            let (key, id) = (v.object.key.clone(), v.object.version_id.clone());
+            page.next = Some((key.clone(), Some(id.clone())));
+            cursor = VersionCursor::Version(key, id);
+            page.entries.push(v);
+        }
+        if !full_batch && !rolled_up {
             return Ok(page);
         }
     }
@@ -205,6 +304,7 @@ mod tests {
                 name: "b".into(),
                 tenant: "t".into(),
                 created_ms: 0,
+                versioning: Default::default(),
             },
             &BucketKey {
                 bucket: "b".into(),
@@ -232,6 +332,7 @@ mod tests {
                     part: 1,
                     crc32c: None,
                 }],
+                version_id: None,
             };
             cat.put_object(&o, PutCondition::None).await.expect("put");
         }

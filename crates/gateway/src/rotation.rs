@@ -10,7 +10,7 @@
 
 use crate::Gateway;
 use crate::keys::{Binding, Envelope, ObjectCipher};
-use obhut_catalog::{BucketKey, ObjectPages};
+use obhut_catalog::{BucketKey, VersionPages};
 use obhut_trustee_client::Justification;
 use obhut_trustee_client::object_keys::{ObjectKeyOutcome, SealedObjectKey};
 use s3s::S3Error;
@@ -101,8 +101,8 @@ impl Gateway {
         };
         progress(0, total);
 
-        let mut pages = ObjectPages::new(self.catalog.as_ref(), bucket, PAGE);
-        while let Some(page) = pages.next_page().await.map_err(|e| e.to_string())? {
+        let mut pages = VersionPages::new(self.catalog.as_ref(), bucket, PAGE);
+        while let Some(page) = pages.next_objects().await.map_err(|e| e.to_string())? {
             let Some(new_key) = &new_key else {
                 let records: Vec<Filed> = page
                     .iter()
@@ -215,8 +215,8 @@ impl Gateway {
 
     async fn count_envelopes(&self, bucket: &str) -> Result<u64, String> {
         let mut n = 0u64;
-        let mut pages = ObjectPages::new(self.catalog.as_ref(), bucket, PAGE);
-        while let Some(page) = pages.next_page().await.map_err(|e| e.to_string())? {
+        let mut pages = VersionPages::new(self.catalog.as_ref(), bucket, PAGE);
+        while let Some(page) = pages.next_objects().await.map_err(|e| e.to_string())? {
             n += page.len() as u64;
         }
         Ok(n)

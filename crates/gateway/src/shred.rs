@@ -13,7 +13,7 @@
 //! It owns no keys: it needs none.
 
 use crate::Gateway;
-use obhut_catalog::ObjectPages;
+use obhut_catalog::VersionPages;
 use obhut_trustee_client::Revocation;
 use tokio::sync::broadcast::error::RecvError;
 
@@ -83,8 +83,10 @@ impl Gateway {
             .await
             .map_err(|e| e.to_string())?
         {
+            // Every version, noncurrent ones and delete markers too, from the start each time
+            // (what was purged is gone).
             loop {
-                let page = ObjectPages::new(self.catalog.as_ref(), &bucket.name, PAGE)
+                let page = VersionPages::new(self.catalog.as_ref(), &bucket.name, PAGE)
                     .next_page()
                     .await
                     .map_err(|e| e.to_string())?
@@ -92,14 +94,18 @@ impl Gateway {
                 if page.is_empty() {
                     break;
                 }
-                for o in page {
-                    if let Some(old) = self
+                for v in page {
+                    let removed = self
                         .catalog
-                        .delete_object(&bucket.name, &o.key)
+                        .delete_object_version(
+                            &bucket.name,
+                            &v.object.key,
+                            v.object.version_id.as_deref(),
+                        )
                         .await
-                        .map_err(|e| e.to_string())?
-                    {
-                        self.discard_object(old);
+                        .map_err(|e| e.to_string())?;
+                    if let Some(old) = removed.filter(|r| !r.delete_marker) {
+                        self.discard_object(old.object);
                         purged += 1;
                     }
                 }

@@ -218,6 +218,7 @@ async fn legacy_catalog(trustee: &StandIn) -> (Arc<dyn Catalog>, Key, ObjectCiph
                 name: "b".into(),
                 tenant: "t".into(),
                 created_ms: 1,
+                versioning: Default::default(),
             },
             &BucketKey {
                 bucket: "b".into(),
@@ -244,6 +245,7 @@ async fn legacy_catalog(trustee: &StandIn) -> (Arc<dyn Catalog>, Key, ObjectCiph
                 meta: object.seal_meta(&ObjectMeta::default()).unwrap(),
                 sites: vec!["s".into()],
                 chunks: vec![chunk(1)],
+                version_id: None,
             },
             PutCondition::None,
         )

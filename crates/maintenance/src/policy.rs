@@ -284,6 +284,7 @@ mod tests {
                     name: name.into(),
                     tenant: "acme".into(),
                     created_ms: 0,
+                    versioning: Default::default(),
                 },
                 &BucketKey {
                     bucket: name.into(),

@@ -15,7 +15,7 @@ use crate::policy::{Policy, PolicySource, residency_policy};
 use crate::replica::{ReplicaProblem, copy_chunk, discard_blobs, verify_replica};
 use crate::sites::SiteSet;
 use crate::worker::{Duty, Worker, Workers};
-use obhut_catalog::{Catalog, Chunk, ObjectPages, ObjectRecord, Part, Tenant};
+use obhut_catalog::{Catalog, Chunk, ObjectRecord, Part, Tenant, VersionPages};
 use obhut_core::{SiteInfo, SiteState};
 use obhut_sites::Site;
 use serde::{Deserialize, Serialize};
@@ -113,9 +113,13 @@ pub struct ScrubRate {
 
 /// What the data path tells maintenance: a replica found bad on read, a write placed on fewer
 /// sites than its policy requires. Cheap to call from a request; the work is done by workers.
+/// A version found with a bad replica on read: (bucket, key, version id; `None` for the null
+/// version).
+type ReadFault = (String, String, Option<String>);
+
 #[derive(Debug)]
 pub struct RepairRequests {
-    faults: mpsc::UnboundedSender<(String, String)>,
+    faults: mpsc::UnboundedSender<ReadFault>,
     /// Objects reported bad on read and not yet checked and repaired.
     queued: AtomicU64,
     under_replicated: AtomicBool,
@@ -127,11 +131,16 @@ impl RepairRequests {
         self.under_replicated.store(true, Ordering::SeqCst);
     }
 
-    /// A replica of `bucket`/`key` failed on read: queue the object for repair.
-    pub fn report_fault(&self, bucket: &str, key: &str) {
+    /// A replica of version `version_id` of `bucket`/`key` (current or not) failed on read:
+    /// queue that version for repair.
+    pub fn report_fault(&self, bucket: &str, key: &str, version_id: Option<&str>) {
         if self
             .faults
-            .send((bucket.to_owned(), key.to_owned()))
+            .send((
+                bucket.to_owned(),
+                key.to_owned(),
+                version_id.map(str::to_owned),
+            ))
             .is_ok()
         {
             self.queued.fetch_add(1, Ordering::Relaxed);
@@ -203,7 +212,7 @@ pub struct Maintenance {
     pub(crate) policies: Arc<dyn PolicySource>,
     workers: Workers,
     requests: Arc<RepairRequests>,
-    faults: Mutex<Option<mpsc::UnboundedReceiver<(String, String)>>>,
+    faults: Mutex<Option<mpsc::UnboundedReceiver<ReadFault>>>,
     status: Mutex<RepairStatus>,
     /// A pass is running (or about to): set by whoever starts one, cleared when it ends.
     running: AtomicBool,
@@ -380,8 +389,8 @@ impl Maintenance {
                 &bucket,
             )
             .await?;
-            let mut pages = ObjectPages::new(self.catalog.as_ref(), &bucket, PAGE);
-            while let Some(page) = pages.next_page().await? {
+            let mut pages = VersionPages::new(self.catalog.as_ref(), &bucket, PAGE);
+            while let Some(page) = pages.next_objects().await? {
                 self.update(|st| st.objects_total += page.len() as u64);
                 // Objects are handled one at a time: repair is background work and must
                 // leave the sites' bandwidth to clients.
@@ -686,8 +695,8 @@ impl Maintenance {
         bytes_per_sec: u64,
     ) -> Result<(), MaintenanceError> {
         for (_, bucket) in self.buckets().await? {
-            let mut pages = ObjectPages::new(self.catalog.as_ref(), &bucket, PAGE);
-            while let Some(page) = pages.next_page().await? {
+            let mut pages = VersionPages::new(self.catalog.as_ref(), &bucket, PAGE);
+            while let Some(page) = pages.next_objects().await? {
                 for o in &page {
                     self.on_duty(worker, false).await?;
                     let started = std::time::Instant::now();
@@ -783,7 +792,7 @@ impl Maintenance {
             let m = Arc::clone(self);
             self.workers.spawn("read-faults", move |w| async move {
                 loop {
-                    let (bucket, key) = tokio::select! {
+                    let (bucket, key, version) = tokio::select! {
                         () = w.stopped() => return,
                         next = faults.recv() => match next {
                             Some(fault) => fault,
@@ -791,8 +800,13 @@ impl Maintenance {
                         },
                     };
                     let _run = w.run();
-                    if let Ok(Some(o)) = m.catalog.get_object(&bucket, &key).await {
-                        m.scrub_and_count(&o).await;
+                    if let Ok(Some(v)) = m
+                        .catalog
+                        .get_object_version(&bucket, &key, version.as_deref())
+                        .await
+                        && !v.delete_marker
+                    {
+                        m.scrub_and_count(&v.object).await;
                     }
                     m.requests.queued.fetch_sub(1, Ordering::Relaxed);
                 }

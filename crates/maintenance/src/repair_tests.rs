@@ -56,6 +56,7 @@ async fn fixture(scrub: ScrubRate) -> Fixture {
                 name: "bk".into(),
                 tenant: "t".into(),
                 created_ms: 1,
+                versioning: Default::default(),
             },
             &BucketKey {
                 bucket: "bk".into(),
@@ -140,6 +141,7 @@ async fn drain_moves_objects_and_upload_parts_in_one_paged_pass() {
             meta: Vec::new(),
             sites: vec!["a".into(), "b".into()],
             chunks: vec![chunk],
+            version_id: None,
         };
         f.catalog.put_object(&o, PutCondition::None).await.unwrap();
     }
@@ -229,6 +231,7 @@ async fn scrubber_pages_through_every_object_and_rewrites_a_missing_replica() {
             meta: Vec::new(),
             sites: vec!["a".into(), "c".into()],
             chunks: vec![chunk],
+            version_id: None,
         };
         f.catalog.put_object(&o, PutCondition::None).await.unwrap();
     }

@@ -14,7 +14,7 @@ use crate::MaintenanceError;
 use crate::policy::residency_policy;
 use crate::repair::{Maintenance, PAGE, now_ms};
 use crate::replica::{ReplicaProblem, verify_replica};
-use obhut_catalog::{Catalog, CatalogError, ObjectPages};
+use obhut_catalog::{Catalog, CatalogError, VersionPages};
 use obhut_core::{SiteInfo, SiteState};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -115,8 +115,8 @@ impl Maintenance {
                 let (mut checked, mut missing, mut corrupt, mut unreachable) =
                     (0u64, 0u64, 0u64, 0u64);
                 let mut outside_sites: BTreeMap<String, u64> = BTreeMap::new();
-                let mut pages = ObjectPages::new(self.catalog.as_ref(), &b.name, PAGE);
-                while let Some(page) = pages.next_page().await? {
+                let mut pages = VersionPages::new(self.catalog.as_ref(), &b.name, PAGE);
+                while let Some(page) = pages.next_objects().await? {
                     for o in &page {
                         objects += 1;
                         let mut sites = o.sites.clone();
@@ -227,8 +227,8 @@ pub async fn replicas_outside(
             continue;
         }
         let mut count = 0u64;
-        let mut pages = ObjectPages::new(catalog, &b.name, PAGE);
-        while let Some(page) = pages.next_page().await? {
+        let mut pages = VersionPages::new(catalog, &b.name, PAGE);
+        while let Some(page) = pages.next_objects().await? {
             count += page
                 .iter()
                 .filter(|o| {
@@ -453,6 +453,7 @@ mod tests {
                 name: "b".into(),
                 tenant: "acme".into(),
                 created_ms: 0,
+                versioning: Default::default(),
             },
             &BucketKey {
                 bucket: "b".into(),

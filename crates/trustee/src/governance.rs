@@ -148,6 +148,17 @@ pub struct GrantCredentials {
     pub issued_ms: i64,
 }
 
+/// What a grant may allow: reading, listing and writing current objects, and `versions`, which
+/// widens those to noncurrent versions (reading, listing or removing a version by its id).
+const GRANT_OPS: [&str; 4] = ["read", "list", "write", "versions"];
+
+/// Whether a grant of `ops` allows an access of `class`: every `+`-joined part of it (the
+/// gateway asks `read+versions` to read a version by its id, so a grant without `versions`
+/// covers current objects only).
+fn grant_allows(ops: &[String], class: &str) -> bool {
+    class.split('+').all(|part| ops.iter().any(|o| o == part))
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Grant {
     pub id: String,
@@ -1629,12 +1640,11 @@ impl Governance {
         ops.sort();
         ops.dedup();
         if ops.is_empty()
-            || ops
-                .iter()
-                .any(|o| !["read", "list", "write"].contains(&o.as_str()))
+            || ops.iter().any(|o| !GRANT_OPS.contains(&o.as_str()))
+            || ops == ["versions"]
         {
             return Err(invalid(
-                "--ops is a comma-separated list of read, list, write",
+                "--ops is a comma-separated list of read, list, write, versions (versions widens the others to noncurrent versions)",
             ));
         }
         if !(MIN_GRANT_MS..=MAX_GRANT_MS).contains(duration_ms) {
@@ -2011,7 +2021,7 @@ impl Governance {
                     TrusteeError::Denied(m) => m,
                     other => return Err(other),
                 })
-            } else if !g.ops.contains(&a.class) {
+            } else if !grant_allows(&g.ops, &a.class) {
                 Some(format!(
                     "grant {} allows {} but not {} ({})",
                     g.id,

@@ -1128,3 +1128,48 @@ async fn a_new_access_keys_secret_is_answered_only_encrypted_to_its_admin() {
         Err(TrusteeError::Denied(_))
     ));
 }
+
+#[tokio::test]
+async fn a_grant_reaches_versions_by_id_only_with_the_versions_op() {
+    let w = World::new().await;
+    // `versions` alone widens nothing, and is refused.
+    assert!(matches!(
+        w.act(
+            "o1",
+            Action::RequestGrant {
+                tenant: "a".into(),
+                bucket: "photos".into(),
+                prefix: String::new(),
+                ops: vec!["versions".into()],
+                duration_ms: 3_600_000,
+                reason: "incident".into(),
+            },
+        )
+        .await,
+        Err(TrusteeError::Invalid(_))
+    ));
+    let current_only = w.request(&["read", "list"]).await;
+    let with_versions = w.request(&["read", "versions"]).await;
+    for id in [&current_only, &with_versions] {
+        for who in ["o1", "o2", "adm-a"] {
+            w.approve(who, id).await.unwrap();
+        }
+    }
+    let t = &w.t;
+    let narrow = w.credentials(&current_only).await;
+    let wide = w.credentials(&with_versions).await;
+    for (creds, class, allowed) in [
+        (&narrow, "read", true),
+        (&narrow, "read+versions", false),
+        (&narrow, "list+versions", false),
+        (&wide, "read", true),
+        (&wide, "read+versions", true),
+        (&wide, "list+versions", false),
+        (&wide, "write+versions", false),
+    ] {
+        let got = t
+            .authorize_grant_access(&w.access(creds, class, "photos", "support/x"))
+            .await;
+        assert_eq!(got.is_ok(), allowed, "{class}: {got:?}");
+    }
+}

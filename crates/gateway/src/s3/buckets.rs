@@ -95,6 +95,7 @@ pub async fn create(
         name: input.bucket.clone(),
         tenant: tenant.to_owned(),
         created_ms: now_ms(),
+        versioning: Default::default(),
     };
     if let Some(existing) = gw
         .catalog
@@ -153,13 +154,6 @@ pub fn location(
 }
 
 /// Buckets are never versioned: the answer is always the unversioned one.
-pub fn versioning(
-    req: S3Request<GetBucketVersioningInput>,
-) -> S3Result<S3Response<GetBucketVersioningOutput>> {
-    ReqCtx::of(&req)?.bucket()?;
-    Ok(S3Response::new(GetBucketVersioningOutput::default()))
-}
-
 pub async fn delete(
     gw: &Gateway,
     req: S3Request<DeleteBucketInput>,

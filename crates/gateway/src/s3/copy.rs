@@ -13,7 +13,7 @@ use crate::access::{ReqCtx, copy_source_object, owned_bucket};
 use crate::keys::{Binding, ObjectCipher};
 use crate::meta::{Checksums, ObjectMeta};
 use crate::{Gateway, error};
-use obhut_catalog::{ObjectRecord, PutCondition};
+use obhut_catalog::{ObjectRecord, PutCondition, Versioning};
 use s3s::checksum::ChecksumHasher;
 use s3s::dto::*;
 use s3s::{S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
@@ -24,6 +24,8 @@ struct Source {
     object: ObjectRecord,
     cipher: Arc<ObjectCipher>,
     meta: ObjectMeta,
+    /// The source's version id as a response shows it (`x-amz-copy-source-version-id`).
+    version_shown: Option<String>,
 }
 
 impl Gateway {
@@ -39,12 +41,15 @@ impl Gateway {
     ) -> S3Result<Source> {
         // The grant check read the source the same way (`crate::access`).
         let (bucket, key) = copy_source_object(source)?;
-        owned_bucket(self.catalog.as_ref(), &ctx.tenant, bucket).await?;
+        let source_bucket = owned_bucket(self.catalog.as_ref(), &ctx.tenant, bucket).await?;
         let why = ctx.justification_for("read");
         let keys = KeyMemo::default();
         self.require_keys(&ctx.tenant.name, bucket, &why, &keys)
             .await?;
-        let object = self.object(bucket, key).await?;
+        let object = self
+            .object_version(&source_bucket, key, copy_source_version(source))
+            .await?;
+        let version_shown = super::versions::response_version_id(&source_bucket, &object);
         let opened = self
             .open_object(&ctx.tenant.name, &object, &why, &keys)
             .await?;
@@ -59,6 +64,7 @@ impl Gateway {
             object,
             cipher: Arc::new(opened.cipher),
             meta,
+            version_shown,
         })
     }
 
@@ -80,6 +86,14 @@ impl Gateway {
             verify: Box::new(|_, _| Ok(())),
         };
         self.store(placed, blob, dst, part).await
+    }
+}
+
+/// The version `x-amz-copy-source` names (`?versionId=`), if any.
+fn copy_source_version(source: &CopySource) -> Option<&str> {
+    match source {
+        CopySource::Bucket { version_id, .. } => version_id.as_deref(),
+        CopySource::AccessPoint { .. } | CopySource::Outpost { .. } => None,
     }
 }
 
@@ -140,7 +154,12 @@ pub async fn copy_object(
             },
         )
         .await?;
-    if src.object.bucket == bucket && src.object.key == input.key && !replace {
+    // Copying an older version onto its own key restores it: that is not a copy to itself.
+    if src.object.bucket == bucket
+        && src.object.key == input.key
+        && !replace
+        && copy_source_version(&input.copy_source).is_none()
+    {
         return Err(error::with(
             S3ErrorCode::InvalidRequest,
             error::COPY_TO_ITSELF,
@@ -165,9 +184,9 @@ pub async fn copy_object(
         }
     };
     let placed = gw.placement(&ctx).await?;
-    let hold = gw
-        .hold_quota(&ctx, Some(&input.key), src.object.size, 1)
-        .await?;
+    let versioning = ctx.bucket()?.versioning;
+    let replaces = (versioning == Versioning::Unversioned).then_some(input.key.as_str());
+    let hold = gw.hold_quota(&ctx, replaces, src.object.size, 1).await?;
     let (cipher, envelope) = gw
         .new_cipher(
             &Binding::object(&ctx.tenant.name, bucket, &input.key),
@@ -198,9 +217,12 @@ pub async fn copy_object(
         meta: cipher.seal_meta(&meta).map_err(|e| error::envelope(&e))?,
         sites: stored.site_ids,
         chunks: vec![written.chunk],
+        version_id: (versioning == Versioning::Enabled).then(|| hex(&cipher.version_id)),
     };
     gw.commit_object(&record, PutCondition::None, hold).await?;
     Ok(S3Response::new(CopyObjectOutput {
+        version_id: super::versions::response_version_id(ctx.bucket()?, &record),
+        copy_source_version_id: src.version_shown.clone(),
         copy_object_result: Some(CopyObjectResult {
             e_tag: Some(etag(&etag_value)),
             last_modified: Some(timestamp(last_modified_ms)),
@@ -261,6 +283,7 @@ pub async fn upload_part_copy(
         )
         .await?;
     Ok(S3Response::new(UploadPartCopyOutput {
+        copy_source_version_id: src.version_shown.clone(),
         copy_part_result: Some(CopyPartResult {
             e_tag: Some(etag(&recorded.etag)),
             last_modified: Some(timestamp(recorded.last_modified_ms)),

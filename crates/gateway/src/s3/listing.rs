@@ -1,5 +1,5 @@
-//! Listings: ListObjects (v1 and v2), ListObjectVersions (unversioned buckets: one "null"
-//! version per key) and ListMultipartUploads, with their markers, continuation tokens and
+//! Listings: ListObjects (v1 and v2), ListObjectVersions (versions and delete markers, newest
+//! first within a key) and ListMultipartUploads, with their markers, continuation tokens and
 //! URL encoding. The paging and delimiter roll-up are `crate::list`'s.
 //!
 //! Names, sizes and ETags are the tenant's data: nothing is listed without the bucket's key
@@ -10,8 +10,9 @@
 use super::convert::{etag, owner, size_i64, timestamp};
 use super::input::{page_size, wants_url_encoding};
 use super::store::KeyMemo;
+use super::versions::{parse_version_id, shown};
 use crate::access::ReqCtx;
-use crate::list::{list_page, list_uploads_page, url_encode};
+use crate::list::{list_page, list_uploads_page, list_versions_page, url_encode};
 use crate::{Gateway, error};
 use obhut_catalog::{ObjectRecord, Upload};
 use s3s::dto::*;
@@ -223,43 +224,79 @@ pub async fn object_versions(
     let names = Names::of(i.encoding_type.as_ref())?;
     let max = page_size(i.max_keys, error::NEGATIVE_MAX_KEYS)?;
     let prefix = i.prefix.clone().unwrap_or_default();
-    let page = list_page(
+    let key_marker = i.key_marker.as_deref().filter(|m| !m.is_empty());
+    let version_marker = match i.version_id_marker.as_deref().filter(|m| !m.is_empty()) {
+        None => None,
+        Some(_) if key_marker.is_none() => {
+            return Err(error::with(
+                S3ErrorCode::InvalidArgument,
+                error::VERSION_ID_MARKER_WITHOUT_KEY_MARKER,
+            ));
+        }
+        Some(v) => Some(parse_version_id(v)?),
+    };
+    let page = list_versions_page(
         gw.catalog.as_ref(),
         bucket,
         &prefix,
         i.delimiter.as_deref(),
-        i.key_marker.as_deref().filter(|m| !m.is_empty()),
+        key_marker,
+        version_marker.as_ref().map(Option::as_deref),
         max,
     )
     .await?;
-    let versions = opened(gw, &ctx, &keys, page.objects)
+    // Delete markers have no ETag to open; versions are opened (and checked) like objects.
+    let mut markers = Vec::new();
+    let mut records = Vec::new();
+    let mut latest = std::collections::HashSet::new();
+    for v in page.entries {
+        if v.delete_marker {
+            markers.push(DeleteMarkerEntry {
+                is_latest: Some(v.is_latest),
+                key: Some(names.name(v.object.key)),
+                last_modified: Some(timestamp(v.object.last_modified_ms)),
+                owner: Some(owner(&ctx.tenant)),
+                version_id: Some(shown(v.object.version_id.as_deref())),
+            });
+        } else {
+            if v.is_latest {
+                latest.insert((v.object.key.clone(), v.object.version_id.clone()));
+            }
+            records.push(v.object);
+        }
+    }
+    let versions = opened(gw, &ctx, &keys, records)
         .await?
         .into_iter()
         .map(|(o, e)| ObjectVersion {
             e_tag: Some(etag(&e)),
-            is_latest: Some(true),
-            key: Some(names.name(o.key)),
+            is_latest: Some(latest.contains(&(o.key.clone(), o.version_id.clone()))),
             last_modified: Some(timestamp(o.last_modified_ms)),
             size: Some(size_i64(o.size)),
             storage_class: Some(ObjectVersionStorageClass::from_static(
                 ObjectVersionStorageClass::STANDARD,
             )),
-            version_id: Some("null".into()),
+            owner: Some(owner(&ctx.tenant)),
+            version_id: Some(shown(o.version_id.as_deref())),
+            key: Some(names.name(o.key)),
             ..Default::default()
         })
         .collect();
+    let (next_key, next_version) = match page.next.filter(|_| page.truncated) {
+        Some((k, v)) => (Some(names.name(k)), v.map(|v| shown(v.as_deref()))),
+        None => (None, None),
+    };
     Ok(S3Response::new(ListObjectVersionsOutput {
         name: Some(i.bucket),
         prefix: Some(names.name(prefix)),
         key_marker: i.key_marker.map(|k| names.name(k)),
+        version_id_marker: i.version_id_marker,
         max_keys: page_size_i32(max),
         is_truncated: Some(page.truncated),
-        next_key_marker: page
-            .truncated
-            .then(|| page.last.map(|l| names.name(l)))
-            .flatten(),
-        next_version_id_marker: page.truncated.then(|| "null".to_owned()),
+        next_key_marker: next_key,
+        next_version_id_marker: next_version,
         versions: Some(versions),
+        delete_markers: Some(markers),
         common_prefixes: names.common_prefixes(page.common_prefixes),
         delimiter: i.delimiter.map(|d| names.name(d)),
         encoding_type: i.encoding_type,

@@ -15,6 +15,7 @@ mod listing;
 mod multipart;
 mod objects;
 mod store;
+mod versions;
 
 pub(crate) use convert::now_ms;
 pub(crate) use store::KeyMemo;
@@ -57,7 +58,14 @@ impl S3 for Gateway {
         &self,
         req: S3Request<GetBucketVersioningInput>,
     ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
-        buckets::versioning(req)
+        versions::get_bucket_versioning(req)
+    }
+
+    async fn put_bucket_versioning(
+        &self,
+        req: S3Request<PutBucketVersioningInput>,
+    ) -> S3Result<S3Response<PutBucketVersioningOutput>> {
+        versions::put_bucket_versioning(self, req).await
     }
 
     async fn delete_bucket(

@@ -16,7 +16,7 @@ use crate::keys::{Binding, ObjectCipher};
 use crate::meta::Checksums;
 use crate::quota::Hold;
 use crate::{Gateway, error};
-use obhut_catalog::{ObjectRecord, Part, Upload};
+use obhut_catalog::{ObjectRecord, Part, Upload, Versioning};
 use s3s::crypto::{Checksum as _, Md5};
 use s3s::dto::*;
 use s3s::{S3ErrorCode, S3Request, S3Response, S3Result};
@@ -385,6 +385,7 @@ pub async fn complete(
             &keys,
         )
         .await?;
+    let versioning = ctx.bucket()?.versioning;
     let record = ObjectRecord {
         bucket: upload.bucket.clone(),
         key: input.key.clone(),
@@ -397,10 +398,15 @@ pub async fn complete(
         meta: cipher.seal_meta(&meta).map_err(|e| error::envelope(&e))?,
         sites: site_ids,
         chunks: chosen.iter().map(|p| p.part.chunk).collect(),
+        // The upload's key becomes the version's, and with it its id.
+        version_id: (versioning == Versioning::Enabled)
+            .then(|| super::convert::hex(&cipher.version_id)),
     };
     // The parts' bytes are counted already (they become the object's); the object is new.
-    // Refused, the upload stays as it was, and can be completed once there is room.
-    let hold = gw.hold_quota(&ctx, Some(&input.key), 0, 1).await?;
+    // Refused, the upload stays as it was, and can be completed once there is room. In a
+    // versioned bucket nothing is replaced, so nothing is credited.
+    let replaces = (versioning == Versioning::Unversioned).then_some(input.key.as_str());
+    let hold = gw.hold_quota(&ctx, replaces, 0, 1).await?;
     let (replaced, unused) = gw
         .catalog
         .complete_upload_settling(&upload.upload_id, &record, condition, hold.id())
@@ -412,6 +418,7 @@ pub async fn complete(
     }
     gw.discard_parts(unused);
     Ok(S3Response::new(CompleteMultipartUploadOutput {
+        version_id: super::versions::response_version_id(ctx.bucket()?, &record),
         location: Some(format!("/{}/{}", upload.bucket, input.key)),
         bucket: Some(upload.bucket),
         key: Some(input.key),

@@ -9,11 +9,12 @@ use super::conditions::{Conditions, precondition_failed, put_condition};
 use super::convert::{etag, hex, now_ms, size_i64, timestamp};
 use super::input::{check_key, check_new_object, part_number_index};
 use super::store::{KeyMemo, NewBlob, Opened};
+use super::versions::response_version_id;
 use crate::access::ReqCtx;
 use crate::keys::{Binding, ObjectCipher};
 use crate::meta::{Checksums, ObjectMeta};
 use crate::{Gateway, error};
-use obhut_catalog::{ObjectRecord, PutCondition};
+use obhut_catalog::{ObjectRecord, PutCondition, Versioning};
 use s3s::dto::*;
 use s3s::{S3ErrorCode, S3Request, S3Response, S3Result};
 use std::sync::Arc;
@@ -77,6 +78,8 @@ struct Found {
 /// What a GET or HEAD asks for beyond the object's name.
 struct ReadRequest<'a> {
     key: &'a str,
+    /// The version asked for (`versionId`); the current one if absent.
+    version_id: Option<&'a str>,
     conditions: Conditions<'a>,
     range: Option<&'a Range>,
     part_number: Option<i32>,
@@ -178,7 +181,10 @@ impl Gateway {
             self.require_keys(tenant, bucket, &ctx.justification, &keys)
                 .await?;
         }
-        let o = match self.object(bucket, r.key).await {
+        let o = match self
+            .object_version(ctx.bucket()?, r.key, r.version_id)
+            .await
+        {
             Ok(o) => o,
             Err(e) => {
                 if per_object {
@@ -286,10 +292,13 @@ pub async fn put(
         .await?;
     let placed = gw.placement(&ctx).await?;
     // Held before the first byte is written: a write the quota has no room for stores nothing.
+    let versioning = ctx.bucket()?.versioning;
+    // An overwrite in a versioned bucket keeps what it overwrites: nothing to credit.
+    let replaces = (versioning == Versioning::Unversioned).then_some(input.key.as_str());
     let hold = gw
         .hold_quota(
             &ctx,
-            Some(&input.key),
+            replaces,
             expected_len.unwrap_or(crate::quota::UNDECLARED_BYTES),
             1,
         )
@@ -341,11 +350,13 @@ pub async fn put(
         meta: cipher.seal_meta(&meta).map_err(|e| error::envelope(&e))?,
         sites: stored.site_ids,
         chunks: vec![written.chunk],
+        version_id: (versioning == Versioning::Enabled).then(|| hex(&cipher.version_id)),
     };
     gw.commit_object(&record, condition, hold).await?;
     let c = written.checksums;
     Ok(S3Response::new(PutObjectOutput {
         e_tag: Some(etag(&etag_value)),
+        version_id: response_version_id(ctx.bucket()?, &record),
         checksum_crc32: c.checksum_crc32,
         checksum_crc32c: c.checksum_crc32c,
         checksum_crc64nvme: c.checksum_crc64nvme,
@@ -363,6 +374,7 @@ pub async fn get(
     let i = &req.input;
     let r = ReadRequest {
         key: &i.key,
+        version_id: i.version_id.as_deref(),
         conditions: Conditions {
             if_match: i.if_match.as_ref(),
             if_none_match: i.if_none_match.as_ref(),
@@ -375,9 +387,11 @@ pub async fn get(
     };
     let found = gw.find(&ctx, &r).await?;
     let headers = object_headers(&found, &r);
+    let version_id = response_version_id(ctx.bucket()?, &found.object);
     let body = gw.read(&found.object, found.range.clone(), found.cipher);
     Ok(S3Response::new(object_output!(GetObjectOutput, headers, {
         body: Some(body),
+        version_id: version_id,
     })))
 }
 
@@ -389,6 +403,7 @@ pub async fn head(
     let i = &req.input;
     let r = ReadRequest {
         key: &i.key,
+        version_id: i.version_id.as_deref(),
         conditions: Conditions {
             if_match: i.if_match.as_ref(),
             if_none_match: i.if_none_match.as_ref(),
@@ -403,7 +418,7 @@ pub async fn head(
     Ok(S3Response::new(object_output!(
         HeadObjectOutput,
         object_headers(&found, &r),
-        {}
+        { version_id: response_version_id(ctx.bucket()?, &found.object) }
     )))
 }
 
@@ -422,15 +437,18 @@ pub async fn delete(
         &KeyMemo::default(),
     )
     .await?;
-    if let Some(old) = gw
-        .catalog
-        .delete_object(bucket, &req.input.key)
-        .await
-        .map_err(error::catalog)?
-    {
-        gw.discard_object(old);
-    }
-    Ok(S3Response::new(DeleteObjectOutput::default()))
+    let (version_id, delete_marker) = gw
+        .delete_key(
+            ctx.bucket()?,
+            &req.input.key,
+            req.input.version_id.as_deref(),
+        )
+        .await?;
+    Ok(S3Response::new(DeleteObjectOutput {
+        version_id,
+        delete_marker: delete_marker.then_some(true),
+        ..Default::default()
+    }))
 }
 
 /// One key's failure in a DeleteObjects answer.
@@ -468,20 +486,29 @@ pub async fn delete_many(
             errors.push(delete_error(obj.key, &e));
             continue;
         }
-        match gw.catalog.delete_object(bucket, &obj.key).await {
-            Ok(old) => {
-                if let Some(old) = old {
-                    gw.discard_object(old);
-                }
+        let asked = obj.version_id.clone();
+        match gw
+            .delete_key(ctx.bucket()?, &obj.key, obj.version_id.as_deref())
+            .await
+        {
+            Ok((version_id, marker)) => {
                 if !quiet {
+                    // A version asked for by id is answered as such; a marker just written
+                    // is answered with its own id.
+                    let (version_id, marker_id) = match asked {
+                        Some(v) => (Some(v), None),
+                        None if marker => (None, version_id),
+                        None => (None, None),
+                    };
                     deleted.push(DeletedObject {
                         key: Some(obj.key),
-                        version_id: obj.version_id,
-                        ..Default::default()
+                        version_id,
+                        delete_marker: marker.then_some(true),
+                        delete_marker_version_id: marker_id,
                     });
                 }
             }
-            Err(e) => errors.push(delete_error(obj.key, &error::catalog(e))),
+            Err(e) => errors.push(delete_error(obj.key, &e)),
         }
     }
     Ok(S3Response::new(DeleteObjectsOutput {

@@ -109,15 +109,6 @@ pub struct Stored {
 }
 
 impl Gateway {
-    /// The object under `bucket`/`key`, or `NoSuchKey`.
-    pub(super) async fn object(&self, bucket: &str, key: &str) -> S3Result<ObjectRecord> {
-        self.catalog
-            .get_object(bucket, key)
-            .await
-            .map_err(error::catalog)?
-            .ok_or_else(|| error::with(S3ErrorCode::NoSuchKey, error::NO_SUCH_KEY))
-    }
-
     /// Sites for a new object in the request's bucket, by its residency policy.
     pub(super) async fn placement(&self, ctx: &ReqCtx) -> S3Result<Placement> {
         let bucket = ctx.bucket()?.name.as_str();
@@ -624,6 +615,13 @@ impl Gateway {
     ) -> S3Result<Opened> {
         let binding = Binding::object(tenant, &o.bucket, &o.key);
         let cipher = self.open_bound(&binding, &o.envelope, why, memo).await?;
+        // A version's id is the one its key is bound to: a record moved to another version's
+        // row (or given another id) opens, but no longer matches.
+        if let Some(id) = &o.version_id
+            && *id != super::convert::hex(&cipher.version_id)
+        {
+            return Err(self.integrity_failure(&binding, crate::error::VERSION_NOT_BOUND));
+        }
         let etag = cipher.open_etag(None, &o.etag).map_err(|e| {
             self.integrity_failure(&binding, &format!("the ETag does not open: {e}"))
         })?;
@@ -872,9 +870,9 @@ impl Gateway {
     ) -> StreamingBlob {
         let sites = o.sites.iter().filter_map(|id| self.sites.get(id)).collect();
         let maintenance = Arc::clone(&self.maintenance);
-        let (bucket, key) = (o.bucket.clone(), o.key.clone());
+        let (bucket, key, version) = (o.bucket.clone(), o.key.clone(), o.version_id.clone());
         let on_fault: datapath::FaultReport =
-            Arc::new(move || maintenance.report_fault(&bucket, &key));
+            Arc::new(move || maintenance.report_fault(&bucket, &key, version.as_deref()));
         read_range(sites, o.chunks.clone(), range, cipher, Some(on_fault))
     }
 }

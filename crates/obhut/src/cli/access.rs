@@ -25,7 +25,8 @@ pub enum AccessCommand {
         /// then also covers `case-420/...` and `case-42.txt`).
         #[arg(long)]
         raw_prefix: bool,
-        /// Comma-separated: read, list, write.
+        /// Comma-separated: read, list, write; and versions, to widen those to noncurrent
+        /// versions of a versioned bucket (without it a grant covers current objects only).
         #[arg(long, value_delimiter = ',')]
         ops: Vec<String>,
         /// How long the grant lasts once approved (e.g. 2h, 30m, 1d).
