@@ -14,6 +14,15 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+fn bench_bucket() -> Bucket {
+    Bucket {
+        name: "bench".into(),
+        tenant: "t".into(),
+        created_ms: 1,
+        versioning: Default::default(),
+    }
+}
+
 fn object(key: String) -> ObjectRecord {
     ObjectRecord {
         bucket: "bench".into(),
@@ -52,12 +61,7 @@ fn bench(c: &mut Criterion) {
         .await
         .expect("tenant");
         cat.create_bucket(
-            &Bucket {
-                name: "bench".into(),
-                tenant: "t".into(),
-                created_ms: 1,
-                versioning: Default::default(),
-            },
+            &bench_bucket(),
             &BucketKey {
                 bucket: "bench".into(),
                 version: 1,
@@ -69,9 +73,13 @@ fn bench(c: &mut Criterion) {
         .await
         .expect("bucket");
         for i in 0..10_000 {
-            cat.put_object(&object(format!("seed/{i:06}")), PutCondition::None)
-                .await
-                .expect("seed");
+            cat.put_object(
+                &bench_bucket(),
+                &object(format!("seed/{i:06}")),
+                PutCondition::None,
+            )
+            .await
+            .expect("seed");
         }
     });
     let n = Arc::new(AtomicU64::new(0));
@@ -81,8 +89,12 @@ fn bench(c: &mut Criterion) {
     g.bench_function("put_object, one writer (durable)", |b| {
         b.iter(|| {
             let i = n.fetch_add(1, Ordering::Relaxed);
-            rt.block_on(cat.put_object(&object(format!("w/{i}")), PutCondition::None))
-                .expect("put");
+            rt.block_on(cat.put_object(
+                &bench_bucket(),
+                &object(format!("w/{i}")),
+                PutCondition::None,
+            ))
+            .expect("put");
         });
     });
     g.throughput(Throughput::Elements(16));
@@ -94,8 +106,12 @@ fn bench(c: &mut Criterion) {
                     let cat = Arc::clone(&cat);
                     let i = n.fetch_add(1, Ordering::Relaxed);
                     tasks.push(tokio::spawn(async move {
-                        cat.put_object(&object(format!("w/{i}")), PutCondition::None)
-                            .await
+                        cat.put_object(
+                            &bench_bucket(),
+                            &object(format!("w/{i}")),
+                            PutCondition::None,
+                        )
+                        .await
                     }));
                 }
                 for t in tasks {
@@ -115,8 +131,13 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Elements(1000));
     g.bench_function("list_objects, page of 1000", |b| {
         b.iter(|| {
-            black_box(rt.block_on(cat.list_objects("bench", "seed/", ListFrom::Start, 1000)))
-                .expect("list");
+            black_box(rt.block_on(cat.list_objects(
+                &bench_bucket(),
+                "seed/",
+                ListFrom::Start,
+                1000,
+            )))
+            .expect("list");
         });
     });
     g.finish();

@@ -26,8 +26,8 @@
 use crate::meta_cache::{MetaCache, MetaKey};
 use crate::{
     AccessKey, Bucket, BucketKey, Catalog, CatalogError, Chunk, Lease, ListFrom, ObjectRecord,
-    ObjectVersion, Part, PutCondition, Quota, QuotaStatus, Reservation, ResidencyRule, Result,
-    SiteRecord, Tenant, Upload, Usage, Versioning, VersionsFrom,
+    ObjectVersion, Part, PutCondition, Quota, QuotaStatus, QuotaTarget, Reservation, ResidencyRule,
+    Result, SiteRecord, Tenant, Upload, Usage, Versioning, VersionsFrom,
 };
 use async_trait::async_trait;
 use obhut_core::{BlobId, PolicyScope};
@@ -758,6 +758,66 @@ async fn lock_bucket_versioning(c: &mut PgConnection, bucket: &str) -> Result<Ve
             name: bucket.to_owned(),
         }),
     }
+}
+
+/// `bucket`'s versioning state if it is still the bucket of its name: the same owner and the
+/// same incarnation (`created_ms`) as the record the caller was authorised against (perhaps
+/// a cached one); `NotFound` if it was deleted, or deleted and created again, since. The row
+/// is share-locked until the transaction ends, so the answer holds until the write commits
+/// (deleting the bucket or changing its versioning locks it for update).
+async fn lock_incarnation(c: &mut PgConnection, bucket: &Bucket) -> Result<Versioning> {
+    let found: Option<i64> = sqlx::query_scalar(
+        "SELECT versioning FROM buckets WHERE name = $1 AND tenant = $2 AND created_ms = $3
+         FOR SHARE",
+    )
+    .bind(&bucket.name)
+    .bind(&bucket.tenant)
+    .bind(bucket.created_ms)
+    .fetch_optional(c)
+    .await
+    .map_err(storage)?;
+    match found {
+        Some(code) => Versioning::from_code(code),
+        None => Err(CatalogError::NotFound {
+            kind: "bucket",
+            name: bucket.name.clone(),
+        }),
+    }
+}
+
+/// `NotFound` unless `bucket` is still the bucket of its name (see [`lock_incarnation`]); for
+/// a listing that came back empty, whose statement carried the same check as a condition.
+async fn require_incarnation(pool: &PgPool, bucket: &Bucket) -> Result<()> {
+    let found =
+        sqlx::query("SELECT 1 FROM buckets WHERE name = $1 AND tenant = $2 AND created_ms = $3")
+            .bind(&bucket.name)
+            .bind(&bucket.tenant)
+            .bind(bucket.created_ms)
+            .fetch_optional(pool)
+            .await
+            .map_err(storage)?;
+    match found {
+        Some(_) => Ok(()),
+        None => Err(CatalogError::NotFound {
+            kind: "bucket",
+            name: bucket.name.clone(),
+        }),
+    }
+}
+
+/// The condition a listing's statement carries, with the bucket's name as `$1`, its tenant as
+/// `$T` and its `created_ms` as `$C`: rows are read only while `bucket` is the bucket of its
+/// name, in the statement's own snapshot.
+macro_rules! incarnation_guard {
+    ($t:literal, $c:literal) => {
+        concat!(
+            "EXISTS (SELECT 1 FROM buckets WHERE name = $1 AND tenant = $",
+            $t,
+            " AND created_ms = $",
+            $c,
+            ")"
+        )
+    };
 }
 
 /// Serialises the writes of one key of a versioned bucket until the transaction ends.
@@ -1615,9 +1675,10 @@ impl Catalog for PgCatalog {
         )
     }
 
-    async fn add_bucket_key(&self, key: &BucketKey) -> Result<()> {
+    async fn add_bucket_key(&self, bucket: &Bucket, key: &BucketKey) -> Result<()> {
+        crate::same_bucket(bucket, &key.bucket)?;
         let mut tx = self.begin_meta().await?;
-        lock_bucket_shared(&mut tx, &key.bucket).await?;
+        lock_incarnation(&mut tx, bucket).await?;
         let n = sqlx::query(sql!(
             "INSERT INTO bucket_keys ({BUCKET_KEY_COLS}) VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (bucket, version) DO NOTHING"
@@ -1666,16 +1727,23 @@ impl Catalog for PgCatalog {
             .collect()
     }
 
-    async fn delete_bucket(&self, name: &str) -> Result<Vec<Part>> {
+    async fn delete_bucket(&self, bucket: &Bucket) -> Result<Vec<Part>> {
+        let name = bucket.name.as_str();
         let mut tx = self.begin_meta().await?;
         // Locked for update: writes into the bucket (which share-lock it) finish first, and
-        // their objects are seen below; later ones find no bucket.
-        let exists = sqlx::query("SELECT 1 FROM buckets WHERE name = $1 FOR UPDATE")
-            .bind(name)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(storage)?
-            .is_some();
+        // their objects are seen below; later ones find no bucket. Only the incarnation the
+        // caller was authorised against is deleted.
+        let exists = sqlx::query(
+            "SELECT 1 FROM buckets WHERE name = $1 AND tenant = $2 AND created_ms = $3
+             FOR UPDATE",
+        )
+        .bind(name)
+        .bind(&bucket.tenant)
+        .bind(bucket.created_ms)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(storage)?
+        .is_some();
         if !exists {
             return Err(CatalogError::NotFound {
                 kind: "bucket",
@@ -1741,12 +1809,14 @@ impl Catalog for PgCatalog {
 
     async fn put_object_settling(
         &self,
+        bucket: &Bucket,
         object: &ObjectRecord,
         condition: PutCondition,
         reservation: Option<&str>,
     ) -> Result<Option<ObjectRecord>> {
+        crate::same_bucket(bucket, &object.bucket)?;
         let mut tx = self.begin().await?;
-        let versioning = lock_bucket_versioning(&mut tx, &object.bucket).await?;
+        let versioning = lock_incarnation(&mut tx, bucket).await?;
         let (old, change) = put_any_tx(&mut tx, object, &condition, versioning).await?;
         add_usage_tx(&mut tx, &object.bucket, change.0, change.1).await?;
         settle_tx(&mut tx, reservation).await?;
@@ -1762,8 +1832,12 @@ impl Catalog for PgCatalog {
         })
     }
 
-    async fn set_quota(&self, scope: &PolicyScope, quota: Option<&Quota>) -> Result<()> {
+    async fn set_quota(&self, target: QuotaTarget<'_>, quota: Option<&Quota>) -> Result<()> {
+        let scope = &target.scope();
         let mut tx = self.begin_meta().await?;
+        if let QuotaTarget::Bucket(b) = target {
+            lock_incarnation(&mut tx, b).await?;
+        }
         match quota.filter(|q| !q.is_unlimited()) {
             Some(q) => sqlx::query(
                 "INSERT INTO quotas (scope, quota) VALUES ($1, $2)
@@ -1959,8 +2033,10 @@ impl Catalog for PgCatalog {
         Ok(n >= 1)
     }
 
-    async fn delete_object(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>> {
+    async fn delete_object(&self, b: &Bucket, key: &str) -> Result<Option<ObjectRecord>> {
+        let bucket = b.name.as_str();
         let mut tx = self.begin().await?;
+        lock_incarnation(&mut tx, b).await?;
         let old = sqlx::query(sql!(
             "DELETE FROM objects WHERE bucket = $1 AND key = $2 RETURNING {OBJECT_READ_COLS}"
         ))
@@ -1979,7 +2055,7 @@ impl Catalog for PgCatalog {
 
     async fn list_objects(
         &self,
-        bucket: &str,
+        b: &Bucket,
         prefix: &str,
         from: ListFrom<'_>,
         limit: usize,
@@ -2003,20 +2079,28 @@ impl Catalog for PgCatalog {
         let sql = format!(
             "SELECT {OBJECT_READ_COLS} FROM objects
              WHERE bucket = $1 AND key {} $2 AND ($3::bytea IS NULL OR key < $3)
+                 AND {}
              ORDER BY key LIMIT $4",
-            if inclusive { ">=" } else { ">" }
+            if inclusive { ">=" } else { ">" },
+            incarnation_guard!("5", "6"),
         );
-        sqlx::query(AssertSqlSafe(sql.as_str()))
-            .bind(bucket)
+        let page = sqlx::query(AssertSqlSafe(sql.as_str()))
+            .bind(&b.name)
             .bind(lower)
             .bind(upper)
             .bind(limit_col(limit))
+            .bind(&b.tenant)
+            .bind(b.created_ms)
             .fetch_all(&self.pool)
             .await
             .map_err(storage)?
             .iter()
             .map(decode_object)
-            .collect()
+            .collect::<Result<Vec<_>>>()?;
+        if page.is_empty() {
+            require_incarnation(&self.pool, b).await?;
+        }
+        Ok(page)
     }
 
     async fn set_bucket_versioning(&self, bucket: &str, state: Versioning) -> Result<()> {
@@ -2103,10 +2187,15 @@ impl Catalog for PgCatalog {
         .transpose()
     }
 
-    async fn put_delete_marker(&self, marker: &ObjectRecord) -> Result<Vec<ObjectRecord>> {
+    async fn put_delete_marker(
+        &self,
+        bucket: &Bucket,
+        marker: &ObjectRecord,
+    ) -> Result<Vec<ObjectRecord>> {
         let m = marker;
+        crate::same_bucket(bucket, &m.bucket)?;
         let mut tx = self.begin().await?;
-        if lock_bucket_versioning(&mut tx, &m.bucket).await? == Versioning::Unversioned {
+        if lock_incarnation(&mut tx, bucket).await? == Versioning::Unversioned {
             return Err(CatalogError::Conflict(
                 "a delete marker in a bucket that is not versioned",
             ));
@@ -2144,12 +2233,13 @@ impl Catalog for PgCatalog {
 
     async fn delete_object_version(
         &self,
-        bucket: &str,
+        b: &Bucket,
         key: &str,
         version_id: Option<&str>,
     ) -> Result<Option<ObjectVersion>> {
+        let bucket = b.name.as_str();
         let mut tx = self.begin().await?;
-        lock_bucket_versioning(&mut tx, bucket).await?;
+        lock_incarnation(&mut tx, b).await?;
         lock_key_versions(&mut tx, bucket, key).await?;
         let current = current_tx(&mut tx, bucket, key).await?;
         let removed = match current {
@@ -2200,11 +2290,12 @@ impl Catalog for PgCatalog {
 
     async fn list_object_versions(
         &self,
-        bucket: &str,
+        b: &Bucket,
         prefix: &str,
         from: VersionsFrom<'_>,
         limit: usize,
     ) -> Result<Vec<ObjectVersion>> {
+        let bucket = b.name.as_str();
         let prefix = prefix.as_bytes().to_vec();
         // The position after which the page starts: (key, order), exclusive.
         let (after, within): ((Vec<u8>, i64), Option<&str>) = match from {
@@ -2250,16 +2341,22 @@ impl Catalog for PgCatalog {
                  SELECT {VERSION_COLS} FROM object_versions
                  WHERE bucket = $1 AND (key, version_order) > ($2, $3)
                      AND ($4::bytea IS NULL OR key < $4)
-             ) AS entries ORDER BY key, version_order LIMIT $5"
+             ) AS entries WHERE {GUARD} ORDER BY key, version_order LIMIT $5",
+            GUARD = incarnation_guard!("6", "7")
         ))
         .bind(bucket)
         .bind(after.0)
         .bind(after.1)
         .bind(upper)
         .bind(limit_col(limit))
+        .bind(&b.tenant)
+        .bind(b.created_ms)
         .fetch_all(&self.pool)
         .await
         .map_err(storage)?;
+        if rows.is_empty() {
+            require_incarnation(&self.pool, b).await?;
+        }
         let mut page = rows
             .iter()
             .map(|r| decode_version(r).map(|v| v.0))
@@ -2268,7 +2365,10 @@ impl Catalog for PgCatalog {
         Ok(page)
     }
 
-    async fn create_upload(&self, upload: &Upload) -> Result<()> {
+    async fn create_upload(&self, bucket: &Bucket, upload: &Upload) -> Result<()> {
+        crate::same_bucket(bucket, &upload.bucket)?;
+        let mut tx = self.begin().await?;
+        lock_incarnation(&mut tx, bucket).await?;
         sqlx::query(sql!(
             "INSERT INTO uploads ({UPLOAD_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
         ))
@@ -2279,10 +2379,10 @@ impl Catalog for PgCatalog {
         .bind(&upload.envelope)
         .bind(&upload.meta)
         .bind(to_json(&upload.sites)?)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(storage)?;
-        Ok(())
+        tx.commit().await.map_err(storage)
     }
 
     async fn get_upload(&self, upload_id: &str) -> Result<Option<Upload>> {
@@ -2342,10 +2442,26 @@ impl Catalog for PgCatalog {
 
     async fn put_part_settling(
         &self,
+        b: &Bucket,
         part: &Part,
         reservation: Option<&str>,
     ) -> Result<Option<Part>> {
         let mut tx = self.begin().await?;
+        // Locks in the order every writer takes them: bucket, then upload.
+        let bucket: Option<String> =
+            sqlx::query_scalar("SELECT bucket FROM uploads WHERE upload_id = $1")
+                .bind(&part.upload_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(storage)?;
+        let Some(bucket) = bucket else {
+            return Err(CatalogError::NotFound {
+                kind: "upload",
+                name: part.upload_id.clone(),
+            });
+        };
+        crate::same_bucket(b, &bucket)?;
+        lock_incarnation(&mut tx, b).await?;
         lock_upload(&mut tx, &part.upload_id, false).await?;
         let (chunk, sites) = (to_json(&part.chunk)?, to_json(&part.sites)?);
         let old = loop {
@@ -2386,11 +2502,6 @@ impl Catalog for PgCatalog {
                 break old;
             }
         };
-        let bucket: String = sqlx::query_scalar("SELECT bucket FROM uploads WHERE upload_id = $1")
-            .bind(&part.upload_id)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(storage)?;
         let old_size = old.as_ref().map_or(Ok(0), |o| i64_col(o.chunk.size))?;
         add_usage_tx(&mut tx, &bucket, i64_col(part.chunk.size)? - old_size, 0).await?;
         settle_tx(&mut tx, reservation).await?;
@@ -2416,7 +2527,7 @@ impl Catalog for PgCatalog {
 
     async fn list_uploads(
         &self,
-        bucket: &str,
+        b: &Bucket,
         prefix: &str,
         after: Option<(&str, &str)>,
         limit: usize,
@@ -2424,51 +2535,61 @@ impl Catalog for PgCatalog {
         let prefix = prefix.as_bytes();
         let upper = prefix_end(prefix);
         let (after_key, after_id) = after.unwrap_or_default();
-        sqlx::query(sql!(
+        let page = sqlx::query(sql!(
             "SELECT {UPLOAD_COLS} FROM uploads
              WHERE bucket = $1 AND key >= $2 AND ($3::bytea IS NULL OR key < $3)
-               AND (key > $4 OR (key = $4 AND upload_id > $5))
-             ORDER BY key, upload_id LIMIT $6"
+               AND (key > $4 OR (key = $4 AND upload_id > $5)) AND {GUARD}
+             ORDER BY key, upload_id LIMIT $6",
+            GUARD = incarnation_guard!("7", "8")
         ))
-        .bind(bucket)
+        .bind(&b.name)
         .bind(prefix)
         .bind(upper)
         .bind(after_key.as_bytes())
         .bind(after_id)
         .bind(limit_col(limit))
+        .bind(&b.tenant)
+        .bind(b.created_ms)
         .fetch_all(&self.pool)
         .await
         .map_err(storage)?
         .iter()
         .map(decode_upload)
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+        if page.is_empty() {
+            require_incarnation(&self.pool, b).await?;
+        }
+        Ok(page)
     }
 
     async fn complete_upload_settling(
         &self,
+        bucket: &Bucket,
         upload_id: &str,
         object: &ObjectRecord,
         condition: PutCondition,
         reservation: Option<&str>,
     ) -> Result<(Option<ObjectRecord>, Vec<Part>)> {
         let o = object;
+        crate::same_bucket(bucket, &o.bucket)?;
         let mut tx = self.begin().await?;
         // Locks in the order every writer takes them (bucket, then upload, then object), so
         // that a completion and a deletion of the bucket never wait on each other in a
         // circle; a missing upload is named before a missing bucket, as in SQLite.
-        let upload_exists = sqlx::query("SELECT 1 FROM uploads WHERE upload_id = $1")
-            .bind(upload_id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(storage)?
-            .is_some();
-        if !upload_exists {
+        let upload_bucket: Option<String> =
+            sqlx::query_scalar("SELECT bucket FROM uploads WHERE upload_id = $1")
+                .bind(upload_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(storage)?;
+        let Some(upload_bucket) = upload_bucket else {
             return Err(CatalogError::NotFound {
                 kind: "upload",
                 name: upload_id.to_owned(),
             });
-        }
-        let versioning = lock_bucket_versioning(&mut tx, &o.bucket).await?;
+        };
+        crate::same_bucket(bucket, &upload_bucket)?;
+        let versioning = lock_incarnation(&mut tx, bucket).await?;
         lock_upload(&mut tx, upload_id, true).await?;
         let parts = remove_upload_tx(&mut tx, upload_id).await?;
         // Every chunk must still be a part of the upload: a part re-uploaded since the caller
@@ -2638,6 +2759,7 @@ impl Catalog for PgCatalog {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::conformance::by_name;
     use crate::pg_test_server::{admin, fresh_schema, options, unique};
 
     mod conformance {
@@ -2740,18 +2862,21 @@ mod tests {
             "\u{7f}",
         ];
         for k in keys {
-            cat.put_object(&object("bucket", k, "e"), PutCondition::None)
+            by_name::put_object(&cat, &object("bucket", k, "e"), PutCondition::None)
                 .await
                 .unwrap();
-            cat.create_upload(&Upload {
-                upload_id: format!("u-{k}"),
-                bucket: "bucket".into(),
-                key: k.into(),
-                initiated_ms: 1,
-                envelope: Vec::new(),
-                meta: Vec::new(),
-                sites: Vec::new(),
-            })
+            by_name::create_upload(
+                &cat,
+                &Upload {
+                    upload_id: format!("u-{k}"),
+                    bucket: "bucket".into(),
+                    key: k.into(),
+                    initiated_ms: 1,
+                    envelope: Vec::new(),
+                    meta: Vec::new(),
+                    sites: Vec::new(),
+                },
+            )
             .await
             .unwrap();
         }
@@ -2762,7 +2887,9 @@ mod tests {
         let mut after: Option<String> = None;
         loop {
             let from = after.as_deref().map_or(ListFrom::Start, ListFrom::After);
-            let page = cat.list_objects("bucket", "", from, 3).await.unwrap();
+            let page = by_name::list_objects(&cat, "bucket", "", from, 3)
+                .await
+                .unwrap();
             if page.is_empty() {
                 break;
             }
@@ -2770,8 +2897,7 @@ mod tests {
             listed.extend(page.into_iter().map(|o| o.key));
         }
         assert_eq!(listed, expected);
-        let uploads: Vec<String> = cat
-            .list_uploads("bucket", "", None, 100)
+        let uploads: Vec<String> = by_name::list_uploads(&cat, "bucket", "", None, 100)
             .await
             .unwrap()
             .into_iter()
@@ -2787,13 +2913,13 @@ mod tests {
             .collect();
         assert_eq!(tenants, ["tenant-Z", "tenant-a", "tenant-\u{e4}"]);
         // A prefix that ends in a multi-byte character's first bytes' successor.
-        let under: Vec<String> = cat
-            .list_objects("bucket", "\u{e4}", ListFrom::Start, 10)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|o| o.key)
-            .collect();
+        let under: Vec<String> =
+            by_name::list_objects(&cat, "bucket", "\u{e4}", ListFrom::Start, 10)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|o| o.key)
+                .collect();
         assert_eq!(under, ["\u{e4}"]);
         cat.close().await;
     }
@@ -2907,7 +3033,7 @@ mod tests {
             kcv: b"k2".to_vec(),
             created_ms: 2,
         };
-        a.add_bucket_key(&v2).await.unwrap();
+        by_name::add_bucket_key(&a, &v2).await.unwrap();
         seen("current bucket key", &Some(2), || async {
             b.current_bucket_key("bk").await.unwrap().map(|k| k.version)
         })
@@ -2923,14 +3049,14 @@ mod tests {
             max_bytes: Some(10),
             max_objects: None,
         };
-        a.set_quota(&scope, Some(&quota)).await.unwrap();
+        by_name::set_quota(&a, &scope, Some(&quota)).await.unwrap();
         seen("quota", &Some(quota), || async {
             b.get_quota(&scope).await.unwrap()
         })
         .await;
 
         // Bucket deletion: the bucket, its keys, rule and quota are gone everywhere.
-        a.delete_bucket("bk").await.unwrap();
+        by_name::delete_bucket(&a, "bk").await.unwrap();
         seen("deleted bucket", &(None, None, None, None), || async {
             (
                 b.get_bucket("bk").await.unwrap(),
@@ -3101,8 +3227,8 @@ mod tests {
             let key = format!("absent-{round}");
             let (oa, ob) = (object("race", &key, "ea"), object("race", &key, "eb"));
             let (ra, rb) = tokio::join!(
-                a.put_object(&oa, PutCondition::Absent),
-                b.put_object(&ob, PutCondition::Absent)
+                by_name::put_object(&a, &oa, PutCondition::Absent),
+                by_name::put_object(&b, &ob, PutCondition::Absent)
             );
             let visible = a.get_object("race", &key).await.unwrap().unwrap();
             match (ra, rb) {
@@ -3115,8 +3241,8 @@ mod tests {
             let key = format!("none-{round}");
             let (oa, ob) = (object("race", &key, "ea"), object("race", &key, "eb"));
             let (ra, rb) = tokio::join!(
-                a.put_object(&oa, PutCondition::None),
-                b.put_object(&ob, PutCondition::None)
+                by_name::put_object(&a, &oa, PutCondition::None),
+                by_name::put_object(&b, &ob, PutCondition::None)
             );
             let visible = b.get_object("race", &key).await.unwrap().unwrap();
             match (ra.unwrap(), rb.unwrap()) {
@@ -3128,8 +3254,8 @@ mod tests {
             let current = visible.etag.clone();
             let (na, nb) = (object("race", &key, "na"), object("race", &key, "nb"));
             let (ra, rb) = tokio::join!(
-                a.put_object(&na, PutCondition::ETagMatches(current.clone())),
-                b.put_object(&nb, PutCondition::ETagMatches(current))
+                by_name::put_object(&a, &na, PutCondition::ETagMatches(current.clone())),
+                by_name::put_object(&b, &nb, PutCondition::ETagMatches(current))
             );
             let winners = [&ra, &rb].iter().filter(|r| r.is_ok()).count();
             assert_eq!(winners, 1, "round {round}: {ra:?} {rb:?}");
@@ -3165,8 +3291,8 @@ mod tests {
             .unwrap();
             let o = object(&bucket, "k", "e");
             let (put, del) = tokio::join!(
-                a.put_object(&o, PutCondition::None),
-                b.delete_bucket(&bucket)
+                by_name::put_object(&a, &o, PutCondition::None),
+                by_name::delete_bucket(&b, &bucket)
             );
             let bucket_left = b.get_bucket(&bucket).await.unwrap().is_some();
             let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM objects WHERE bucket = $1")
@@ -3195,9 +3321,13 @@ mod tests {
         let cat = PgCatalog::connect(fresh_schema().await).await.unwrap();
         with_bucket(&cat, "t", "drift").await;
         for i in 0..5 {
-            cat.put_object(&object("drift", &format!("k{i}"), "e"), PutCondition::None)
-                .await
-                .unwrap();
+            by_name::put_object(
+                &cat,
+                &object("drift", &format!("k{i}"), "e"),
+                PutCondition::None,
+            )
+            .await
+            .unwrap();
         }
         // What a gateway of the release before would leave: writes not counted.
         sqlx::raw_sql("UPDATE bucket_usage SET bytes = 1, objects = 1")
@@ -3207,9 +3337,13 @@ mod tests {
         let writes = (5..25).map(|i| {
             let c = cat.clone();
             tokio::spawn(async move {
-                c.put_object(&object("drift", &format!("k{i}"), "e"), PutCondition::None)
-                    .await
-                    .unwrap();
+                by_name::put_object(
+                    &c,
+                    &object("drift", &format!("k{i}"), "e"),
+                    PutCondition::None,
+                )
+                .await
+                .unwrap();
             })
         });
         let writes: Vec<_> = writes.collect();
@@ -3268,8 +3402,7 @@ mod tests {
         assert_eq!(bucket.versioning, Versioning::Unversioned);
         let read = cat.get_object("oldb", "k").await.unwrap().unwrap();
         assert_eq!((read.etag.as_str(), read.version_id), ("e2", None));
-        let listed = cat
-            .list_object_versions("oldb", "", VersionsFrom::Start, 10)
+        let listed = by_name::list_object_versions(&cat, "oldb", "", VersionsFrom::Start, 10)
             .await
             .unwrap();
         assert_eq!(listed.len(), 1);

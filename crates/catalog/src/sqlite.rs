@@ -9,8 +9,8 @@
 use crate::meta_cache::{MetaCache, MetaKey};
 use crate::{
     AccessKey, Bucket, BucketKey, Catalog, CatalogError, Chunk, Lease, ListFrom, ObjectRecord,
-    ObjectVersion, Part, PutCondition, Quota, QuotaStatus, Reservation, ResidencyRule, Result,
-    SiteRecord, Tenant, Upload, Usage, Versioning, VersionsFrom,
+    ObjectVersion, Part, PutCondition, Quota, QuotaStatus, QuotaTarget, Reservation, ResidencyRule,
+    Result, SiteRecord, Tenant, Upload, Usage, Versioning, VersionsFrom,
 };
 use async_trait::async_trait;
 use obhut_core::{BlobId, PolicyScope};
@@ -952,6 +952,28 @@ fn upload_exists_tx(tx: &Connection, upload_id: &str) -> Result<()> {
     )
 }
 
+/// `bucket`'s versioning state if it is still the bucket of its name: the same owner and the
+/// same incarnation (`created_ms`) as the record the caller was authorised against;
+/// `NotFound` if it was deleted, or deleted and created again, since. Writes run in the one
+/// writer's transaction, so the answer holds until the write commits.
+fn incarnation_tx(tx: &Connection, bucket: &Bucket) -> Result<Versioning> {
+    let code: Option<i64> = query_row(
+        tx,
+        "SELECT versioning FROM buckets WHERE name = ?1 AND tenant = ?2 AND created_ms = ?3",
+        params![bucket.name, bucket.tenant, bucket.created_ms],
+        |r| r.get(0),
+    )
+    .optional()
+    .map_err(storage)?;
+    match code {
+        Some(c) => Versioning::from_code(c),
+        None => Err(CatalogError::NotFound {
+            kind: "bucket",
+            name: bucket.name.clone(),
+        }),
+    }
+}
+
 /// `NotFound` unless the bucket exists.
 fn bucket_exists_tx(tx: &Connection, bucket: &str) -> Result<()> {
     bucket_versioning_tx(tx, bucket).map(|_| ())
@@ -1584,24 +1606,11 @@ impl Catalog for SqliteCatalog {
         .await
     }
 
-    async fn delete_bucket(&self, name: &str) -> Result<Vec<Part>> {
-        let name = name.to_owned();
+    async fn delete_bucket(&self, bucket: &Bucket) -> Result<Vec<Part>> {
+        let bucket = bucket.clone();
         self.write(move |tx| {
-            let exists: bool = query_row(
-                tx,
-                "SELECT 1 FROM buckets WHERE name = ?1",
-                params![name],
-                |_| Ok(true),
-            )
-            .optional()
-            .map_err(storage)?
-            .unwrap_or(false);
-            if !exists {
-                return Err(CatalogError::NotFound {
-                    kind: "bucket",
-                    name,
-                });
-            }
+            incarnation_tx(tx, &bucket)?;
+            let name = bucket.name;
             let has_objects: bool = query_row(
                 tx,
                 "SELECT 1 FROM objects WHERE bucket = ?1
@@ -1660,14 +1669,16 @@ impl Catalog for SqliteCatalog {
 
     async fn put_object_settling(
         &self,
+        bucket: &Bucket,
         object: &ObjectRecord,
         condition: PutCondition,
         reservation: Option<&str>,
     ) -> Result<Option<ObjectRecord>> {
-        let o = object.clone();
+        crate::same_bucket(bucket, &object.bucket)?;
+        let (bucket, o) = (bucket.clone(), object.clone());
         let reservation = reservation.map(str::to_owned);
         self.write_data(move |tx| {
-            let versioning = bucket_versioning_tx(tx, &o.bucket)?;
+            let versioning = incarnation_tx(tx, &bucket)?;
             let current = current_tx(tx, &o.bucket, &o.key)?;
             condition
                 .check(current.as_ref().map(|c| &c.0))
@@ -1687,13 +1698,20 @@ impl Catalog for SqliteCatalog {
             .await
     }
 
-    async fn set_quota(&self, scope: &PolicyScope, quota: Option<&Quota>) -> Result<()> {
-        let scope = scope.encode();
+    async fn set_quota(&self, target: QuotaTarget<'_>, quota: Option<&Quota>) -> Result<()> {
+        let scope = target.scope().encode();
+        let bucket = match target {
+            QuotaTarget::Bucket(b) => Some(b.clone()),
+            QuotaTarget::Tenant(_) => None,
+        };
         let quota = quota
             .filter(|q| !q.is_unlimited())
             .map(to_json)
             .transpose()?;
         self.write(move |tx| {
+            if let Some(b) = &bucket {
+                incarnation_tx(tx, b)?;
+            }
             match quota {
                 Some(q) => exec(
                     tx,
@@ -1958,9 +1976,11 @@ impl Catalog for SqliteCatalog {
         .await
     }
 
-    async fn add_bucket_key(&self, key: &BucketKey) -> Result<()> {
-        let k = key.clone();
+    async fn add_bucket_key(&self, bucket: &Bucket, key: &BucketKey) -> Result<()> {
+        crate::same_bucket(bucket, &key.bucket)?;
+        let (bucket, k) = (bucket.clone(), key.clone());
         self.write(move |c| {
+            incarnation_tx(c, &bucket)?;
             exec(
                 c,
                 "INSERT INTO bucket_keys (bucket, version, wrapped, kcv, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -1986,9 +2006,11 @@ impl Catalog for SqliteCatalog {
         self.lookup(move |c| get_object_tx(c, &bucket, &key)).await
     }
 
-    async fn delete_object(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>> {
-        let (bucket, key) = (bucket.to_owned(), key.to_owned());
+    async fn delete_object(&self, bucket: &Bucket, key: &str) -> Result<Option<ObjectRecord>> {
+        let (b, key) = (bucket.clone(), key.to_owned());
         self.write_data(move |tx| {
+            incarnation_tx(tx, &b)?;
+            let bucket = b.name;
             let old = get_object_tx(tx, &bucket, &key)?;
             exec(
                 tx,
@@ -2004,12 +2026,12 @@ impl Catalog for SqliteCatalog {
 
     async fn list_objects(
         &self,
-        bucket: &str,
+        bucket: &Bucket,
         prefix: &str,
         from: ListFrom<'_>,
         limit: usize,
     ) -> Result<Vec<ObjectRecord>> {
-        let bucket = bucket.to_owned();
+        let b = bucket.clone();
         let prefix = prefix.as_bytes().to_vec();
         // (bound, inclusive)
         let from = match from {
@@ -2021,6 +2043,10 @@ impl Catalog for SqliteCatalog {
             },
         };
         self.with(move |c| {
+            // The bucket's check and the scan read one snapshot.
+            let c = c.transaction().map_err(storage)?;
+            incarnation_tx(&c, &b)?;
+            let bucket = b.name.as_str();
             // Start at the larger of `prefix` (inclusive) and `from`.
             let (lower, inclusive) = match from {
                 Some((bound, incl)) if bound >= prefix => (bound, incl),
@@ -2038,6 +2064,8 @@ impl Catalog for SqliteCatalog {
                 .map_err(storage)?
                 .collect::<rusqlite::Result<Vec<_>>>()
                 .map_err(storage)?;
+            drop(stmt);
+            c.finish().map_err(storage)?;
             rows.into_iter().map(RawObject::decode).collect()
         })
         .await
@@ -2128,10 +2156,15 @@ impl Catalog for SqliteCatalog {
         .await
     }
 
-    async fn put_delete_marker(&self, marker: &ObjectRecord) -> Result<Vec<ObjectRecord>> {
-        let m = marker.clone();
+    async fn put_delete_marker(
+        &self,
+        bucket: &Bucket,
+        marker: &ObjectRecord,
+    ) -> Result<Vec<ObjectRecord>> {
+        crate::same_bucket(bucket, &marker.bucket)?;
+        let (b, m) = (bucket.clone(), marker.clone());
         self.write_data(move |tx| {
-            if bucket_versioning_tx(tx, &m.bucket)? == Versioning::Unversioned {
+            if incarnation_tx(tx, &b)? == Versioning::Unversioned {
                 return Err(CatalogError::Conflict(
                     "a delete marker in a bucket that is not versioned",
                 ));
@@ -2172,17 +2205,18 @@ impl Catalog for SqliteCatalog {
 
     async fn delete_object_version(
         &self,
-        bucket: &str,
+        bucket: &Bucket,
         key: &str,
         version_id: Option<&str>,
     ) -> Result<Option<ObjectVersion>> {
-        let (bucket, key, version_id) = (
-            bucket.to_owned(),
+        let (b, key, version_id) = (
+            bucket.clone(),
             key.to_owned(),
             version_id.map(str::to_owned),
         );
         self.write_data(move |tx| {
-            bucket_exists_tx(tx, &bucket)?;
+            incarnation_tx(tx, &b)?;
+            let bucket = b.name;
             let removed = match current_tx(tx, &bucket, &key)? {
                 Some((cur, _)) if cur.version_id == version_id => {
                     exec(
@@ -2219,12 +2253,13 @@ impl Catalog for SqliteCatalog {
 
     async fn list_object_versions(
         &self,
-        bucket: &str,
+        bucket: &Bucket,
         prefix: &str,
         from: VersionsFrom<'_>,
         limit: usize,
     ) -> Result<Vec<ObjectVersion>> {
-        let bucket = bucket.to_owned();
+        let b = bucket.clone();
+        let bucket = bucket.name.clone();
         let prefix = prefix.as_bytes().to_vec();
         // The position after which the page starts: (key, order), exclusive.
         let (after, within): ((Vec<u8>, i64), Option<String>) = match from {
@@ -2266,6 +2301,9 @@ impl Catalog for SqliteCatalog {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let mut page = self
             .with(move |c| {
+                // The bucket's check and the scan read one snapshot.
+                let c = c.transaction().map_err(storage)?;
+                incarnation_tx(&c, &b)?;
                 // Two range scans merged in order (SQLite merges a compound SELECT whose
                 // ORDER BY each side's primary key already delivers).
                 let sql = format!(
@@ -2282,6 +2320,8 @@ impl Catalog for SqliteCatalog {
                     .map_err(storage)?
                     .collect::<rusqlite::Result<Vec<_>>>()
                     .map_err(storage)?;
+                drop(stmt);
+                c.finish().map_err(storage)?;
                 rows.into_iter()
                     .map(|r| decode_version(r).map(|v| v.0))
                     .collect::<Result<Vec<_>>>()
@@ -2291,9 +2331,11 @@ impl Catalog for SqliteCatalog {
         Ok(page)
     }
 
-    async fn create_upload(&self, upload: &Upload) -> Result<()> {
-        let u = upload.clone();
+    async fn create_upload(&self, bucket: &Bucket, upload: &Upload) -> Result<()> {
+        crate::same_bucket(bucket, &upload.bucket)?;
+        let (b, u) = (bucket.clone(), upload.clone());
         self.write_data(move |c| {
+            incarnation_tx(c, &b)?;
             exec(
                 c,
                 &format!("INSERT INTO uploads ({UPLOAD_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
@@ -2332,27 +2374,16 @@ impl Catalog for SqliteCatalog {
 
     async fn put_part_settling(
         &self,
+        bucket: &Bucket,
         part: &Part,
         reservation: Option<&str>,
     ) -> Result<Option<Part>> {
-        let p = part.clone();
+        let (b, p) = (bucket.clone(), part.clone());
         let reservation = reservation.map(str::to_owned);
         self.write_data(move |tx| {
-            let exists: bool = query_row(
-                tx,
-                "SELECT 1 FROM uploads WHERE upload_id = ?1",
-                params![p.upload_id],
-                |_| Ok(true),
-            )
-            .optional()
-            .map_err(storage)?
-            .unwrap_or(false);
-            if !exists {
-                return Err(CatalogError::NotFound {
-                    kind: "upload",
-                    name: p.upload_id,
-                });
-            }
+            let bucket = upload_bucket_tx(tx, &p.upload_id)?;
+            crate::same_bucket(&b, &bucket)?;
+            incarnation_tx(tx, &b)?;
             let old = query_row(
                 tx,
                 &format!("SELECT {PART_COLS} FROM parts WHERE upload_id = ?1 AND part_number = ?2"),
@@ -2379,7 +2410,6 @@ impl Catalog for SqliteCatalog {
                 ],
             )
             .map_err(storage)?;
-            let bucket = upload_bucket_tx(tx, &p.upload_id)?;
             let old_size = old.as_ref().map_or(Ok(0), |o| i64_col(o.chunk.size))?;
             add_usage_tx(tx, &bucket, i64_col(p.chunk.size)? - old_size, 0)?;
             settle_tx(tx, reservation.as_deref())?;
@@ -2408,15 +2438,19 @@ impl Catalog for SqliteCatalog {
 
     async fn list_uploads(
         &self,
-        bucket: &str,
+        bucket: &Bucket,
         prefix: &str,
         after: Option<(&str, &str)>,
         limit: usize,
     ) -> Result<Vec<Upload>> {
-        let bucket = bucket.to_owned();
+        let b = bucket.clone();
+        let bucket = bucket.name.clone();
         let prefix = prefix.as_bytes().to_vec();
         let after = after.map(|(k, u)| (k.as_bytes().to_vec(), u.to_owned()));
         self.with(move |c| {
+            // The bucket's check and the scan read one snapshot.
+            let c = c.transaction().map_err(storage)?;
+            incarnation_tx(&c, &b)?;
             let upper = prefix_end(&prefix);
             let (after_key, after_id) = after.unwrap_or_default();
             let mut stmt = c
@@ -2442,6 +2476,8 @@ impl Catalog for SqliteCatalog {
                 .map_err(storage)?
                 .collect::<rusqlite::Result<Vec<_>>>()
                 .map_err(storage)?;
+            drop(stmt);
+            c.finish().map_err(storage)?;
             rows.into_iter().map(decode_upload).collect()
         })
         .await
@@ -2449,16 +2485,19 @@ impl Catalog for SqliteCatalog {
 
     async fn complete_upload_settling(
         &self,
+        bucket: &Bucket,
         upload_id: &str,
         object: &ObjectRecord,
         condition: PutCondition,
         reservation: Option<&str>,
     ) -> Result<(Option<ObjectRecord>, Vec<Part>)> {
+        crate::same_bucket(bucket, &object.bucket)?;
         let id = upload_id.to_owned();
-        let o = object.clone();
+        let (b, o) = (bucket.clone(), object.clone());
         let reservation = reservation.map(str::to_owned);
         self.write_data(move |tx| {
-            upload_exists_tx(tx, &id)?;
+            crate::same_bucket(&b, &upload_bucket_tx(tx, &id)?)?;
+            let versioning = incarnation_tx(tx, &b)?;
             let parts = remove_upload_tx(tx, &id)?;
             // Every chunk must still be a part of the upload: a part re-uploaded since the
             // caller listed them has replaced (and discarded) the blob it names.
@@ -2481,7 +2520,6 @@ impl Catalog for SqliteCatalog {
                     "a part moved to other sites while the upload was being completed",
                 ));
             }
-            let versioning = bucket_versioning_tx(tx, &o.bucket)?;
             let current = current_tx(tx, &o.bucket, &o.key)?;
             condition
                 .check(current.as_ref().map(|c| &c.0))

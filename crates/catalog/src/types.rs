@@ -251,6 +251,25 @@ pub enum ListFrom<'a> {
     PastPrefix(&'a str),
 }
 
+/// What [`crate::Catalog::set_quota`] sets a quota on: a tenant, or a bucket as the caller was
+/// authorised against it (its name, tenant and incarnation, checked when the quota is set).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuotaTarget<'a> {
+    Tenant(&'a str),
+    Bucket(&'a Bucket),
+}
+
+impl QuotaTarget<'_> {
+    /// The scope the quota is stored under.
+    #[must_use]
+    pub fn scope(&self) -> obhut_core::PolicyScope {
+        match self {
+            Self::Tenant(t) => obhut_core::PolicyScope::Tenant((*t).to_owned()),
+            Self::Bucket(b) => obhut_core::PolicyScope::Bucket(b.name.clone()),
+        }
+    }
+}
+
 /// The most a tenant or a bucket may hold: bytes (objects and the parts of unfinished
 /// multipart uploads) and objects; `None` is no limit.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
