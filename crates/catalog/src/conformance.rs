@@ -55,6 +55,7 @@ macro_rules! catalog_conformance_tests {
             reservations_hold_quota_until_settled_or_released,
             overwrites_are_credited_and_freeing_writes_never_refused,
             expired_reservations_are_ignored_and_reclaimed,
+            a_commit_whose_reservation_was_lost_is_checked_again,
             concurrent_reservations_never_pass_a_quota,
             deleting_a_bucket_drops_its_usage_and_quota,
             a_recount_of_counted_usage_changes_nothing,
@@ -1348,11 +1349,81 @@ pub async fn expired_reservations_are_ignored_and_reclaimed(cat: &dyn Catalog) {
     );
     assert_eq!(cat.reclaim_reservations(later).await.unwrap(), 1);
     assert_eq!(cat.reclaim_reservations(later).await.unwrap(), 0);
-    // A commit whose reservation was reclaimed still counts its object.
+    // A commit whose reservation was reclaimed is checked again: refused while x3 holds the
+    // whole quota, committed and counted once x3 is gone.
+    assert!(matches!(
+        by_name::put_object_settling(cat, &sized("x-b", "k", 3), PutCondition::None, Some("x1"))
+            .await,
+        Err(CatalogError::QuotaExceeded { .. })
+    ));
+    cat.release("x3").await.unwrap();
     by_name::put_object_settling(cat, &sized("x-b", "k", 3), PutCondition::None, Some("x1"))
         .await
         .unwrap();
     assert_eq!(used(cat, &bucket_scope("x-b")).await, (3, 1));
+}
+
+/// A write that outlived its reservation (expired and reclaimed) must not commit past the
+/// quota that others filled meanwhile: its commit is checked again with its real size.
+pub async fn a_commit_whose_reservation_was_lost_is_checked_again(cat: &dyn Catalog) {
+    ensure_tenant_and_bucket(cat, "l-t", "l-b").await;
+    by_name::set_quota(cat, &bucket_scope("l-b"), Some(&limit(Some(10), None)))
+        .await
+        .unwrap();
+    let r1 = Reservation {
+        expires_ms: NOW,
+        ..hold("l1", "l-t", "l-b", Some("k1"), 10)
+    };
+    assert!(cat.reserve(&r1, NOW - 1).await.unwrap());
+    assert_eq!(cat.reclaim_reservations(NOW).await.unwrap(), 1);
+    assert!(
+        cat.reserve(&hold("l2", "l-t", "l-b", Some("k2"), 10), NOW)
+            .await
+            .unwrap()
+    );
+    by_name::put_object_settling(cat, &sized("l-b", "k2", 10), PutCondition::None, Some("l2"))
+        .await
+        .unwrap();
+    let refused =
+        by_name::put_object_settling(cat, &sized("l-b", "k1", 10), PutCondition::None, Some("l1"))
+            .await;
+    assert!(
+        matches!(refused, Err(CatalogError::QuotaExceeded { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(used(cat, &bucket_scope("l-b")).await, (10, 1));
+    assert_eq!(cat.get_object("l-b", "k1").await.unwrap(), None);
+    // A reservation that expired but was not reclaimed yet is lost all the same (by the
+    // catalog's clock, which is far past these), and a part is checked like a put.
+    ensure_tenant_and_bucket(cat, "l-t", "l-b2").await;
+    by_name::set_quota(cat, &bucket_scope("l-b2"), Some(&limit(Some(10), None)))
+        .await
+        .unwrap();
+    let r5 = Reservation {
+        expires_ms: NOW + 1,
+        ..hold("l5", "l-t", "l-b2", None, 10)
+    };
+    assert!(cat.reserve(&r5, NOW).await.unwrap());
+    assert!(
+        cat.reserve(&hold("l6", "l-t", "l-b2", Some("j"), 10), NOW + 1)
+            .await
+            .unwrap()
+    );
+    by_name::put_object_settling(cat, &sized("l-b2", "j", 10), PutCondition::None, Some("l6"))
+        .await
+        .unwrap();
+    upload(cat, "l-up", "l-b2", "big").await;
+    let refused = by_name::put_part_settling(cat, &part("l-up", 1), Some("l5")).await;
+    assert!(
+        matches!(refused, Err(CatalogError::QuotaExceeded { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(used(cat, &bucket_scope("l-b2")).await, (10, 1));
+    // A write that frees space is never refused, reservation or not.
+    by_name::put_object_settling(cat, &sized("l-b", "k2", 4), PutCondition::None, Some("l4"))
+        .await
+        .unwrap();
+    assert_eq!(used(cat, &bucket_scope("l-b")).await, (4, 1));
 }
 
 pub async fn concurrent_reservations_never_pass_a_quota(cat: &dyn Catalog) {

@@ -24,6 +24,7 @@
 //! "Caching across gateways").
 
 use crate::meta_cache::{MetaCache, MetaKey};
+use crate::types::Settled;
 use crate::{
     AccessKey, Bucket, BucketKey, Catalog, CatalogError, Chunk, Lease, ListFrom, ObjectRecord,
     ObjectVersion, Part, PutCondition, Quota, QuotaStatus, QuotaTarget, Reservation, ResidencyRule,
@@ -291,14 +292,78 @@ async fn count_object_tx(
     add_usage_tx(c, bucket, bytes, objects).await
 }
 
-/// Drops a reservation: its write is committed (settled) or failed (released).
-async fn settle_tx(c: &mut PgConnection, reservation: Option<&str>) -> Result<()> {
-    if let Some(id) = reservation {
-        sqlx::query("DELETE FROM reservations WHERE id = $1")
-            .bind(id)
-            .execute(c)
-            .await
-            .map_err(storage)?;
+/// Drops a reservation whose write failed; an unknown id is not an error.
+async fn release_tx(c: &mut PgConnection, id: &str) -> Result<()> {
+    sqlx::query("DELETE FROM reservations WHERE id = $1")
+        .bind(id)
+        .execute(c)
+        .await
+        .map_err(storage)?;
+    Ok(())
+}
+
+/// The database's clock in milliseconds (`clock_timestamp()`: the time of the call, not of
+/// the transaction's start), one clock for every gateway.
+const DB_NOW_MS: &str = "(extract(epoch FROM clock_timestamp()) * 1000)::BIGINT";
+
+/// Drops the reservation of a write being committed, reporting whether it was still held:
+/// there, and not expired by the database's clock.
+async fn settle_tx(c: &mut PgConnection, reservation: Option<&str>) -> Result<Settled> {
+    let Some(id) = reservation else {
+        return Ok(Settled::NotGiven);
+    };
+    let live: Option<bool> = sqlx::query_scalar(sql!(
+        "DELETE FROM reservations WHERE id = $1 RETURNING expires_ms > {DB_NOW_MS}"
+    ))
+    .bind(id)
+    .fetch_optional(c)
+    .await
+    .map_err(storage)?;
+    Ok(if live == Some(true) {
+        Settled::Held
+    } else {
+        Settled::Lost
+    })
+}
+
+/// Settles a commit's reservation; if it was lost, checks what the commit added to `bucket`
+/// (`change`: bytes and objects, already written in this transaction) against the quotas of
+/// the bucket and its tenant as [`Catalog::reserve`] does, under the same lock, so that no
+/// reservation is decided meanwhile. `QuotaExceeded` undoes the commit.
+async fn settle_and_recheck_tx(
+    c: &mut PgConnection,
+    bucket: &Bucket,
+    reservation: Option<&str>,
+    change: (i64, i64),
+) -> Result<()> {
+    if settle_tx(&mut *c, reservation).await? != Settled::Lost {
+        return Ok(());
+    }
+    let grown = (
+        u64::try_from(change.0).unwrap_or(0),
+        u64::try_from(change.1).unwrap_or(0),
+    );
+    if grown == (0, 0) {
+        return Ok(());
+    }
+    sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+        .bind(QUOTA_LOCK)
+        .bind(&bucket.tenant)
+        .execute(&mut *c)
+        .await
+        .map_err(storage)?;
+    let now: i64 = sqlx::query_scalar(sql!("SELECT {DB_NOW_MS}"))
+        .fetch_one(&mut *c)
+        .await
+        .map_err(storage)?;
+    for scope in [
+        PolicyScope::Tenant(bucket.tenant.clone()),
+        PolicyScope::Bucket(bucket.name.clone()),
+    ] {
+        if let Some(quota) = get_quota_tx(&mut *c, &scope).await? {
+            let usage = usage_tx(&mut *c, &scope, now).await?;
+            crate::types::check_growth(&scope, &quota, &usage, grown)?;
+        }
     }
     Ok(())
 }
@@ -1819,7 +1884,7 @@ impl Catalog for PgCatalog {
         let versioning = lock_incarnation(&mut tx, bucket).await?;
         let (old, change) = put_any_tx(&mut tx, object, &condition, versioning).await?;
         add_usage_tx(&mut tx, &object.bucket, change.0, change.1).await?;
-        settle_tx(&mut tx, reservation).await?;
+        settle_and_recheck_tx(&mut tx, bucket, reservation, change).await?;
         tx.commit().await.map_err(storage)?;
         Ok(old)
     }
@@ -1941,7 +2006,7 @@ impl Catalog for PgCatalog {
 
     async fn release(&self, id: &str) -> Result<()> {
         let mut c = self.pool.acquire().await.map_err(storage)?;
-        settle_tx(&mut c, Some(id)).await
+        release_tx(&mut c, id).await
     }
 
     async fn recount_usage(&self, bucket: &str) -> Result<Usage> {
@@ -2503,8 +2568,9 @@ impl Catalog for PgCatalog {
             }
         };
         let old_size = old.as_ref().map_or(Ok(0), |o| i64_col(o.chunk.size))?;
-        add_usage_tx(&mut tx, &bucket, i64_col(part.chunk.size)? - old_size, 0).await?;
-        settle_tx(&mut tx, reservation).await?;
+        let grown = i64_col(part.chunk.size)? - old_size;
+        add_usage_tx(&mut tx, &bucket, grown, 0).await?;
+        settle_and_recheck_tx(&mut tx, b, reservation, (grown, 0)).await?;
         tx.commit().await.map_err(storage)?;
         Ok(old)
     }
@@ -2613,14 +2679,9 @@ impl Catalog for PgCatalog {
         }
         let (old, change) = put_any_tx(&mut tx, o, &condition, versioning).await?;
         // Parts no longer held, the object and what it replaced: one update.
-        add_usage_tx(
-            &mut tx,
-            &o.bucket,
-            change.0 - parts_bytes(&parts)?,
-            change.1,
-        )
-        .await?;
-        settle_tx(&mut tx, reservation).await?;
+        let change = (change.0 - parts_bytes(&parts)?, change.1);
+        add_usage_tx(&mut tx, &o.bucket, change.0, change.1).await?;
+        settle_and_recheck_tx(&mut tx, bucket, reservation, change).await?;
         let used: std::collections::HashSet<BlobId> = o.chunks.iter().map(|c| c.blob).collect();
         let unused = parts
             .into_iter()

@@ -7,6 +7,7 @@
 //! Every statement is prepared once per connection and then taken from its cache.
 
 use crate::meta_cache::{MetaCache, MetaKey};
+use crate::types::Settled;
 use crate::{
     AccessKey, Bucket, BucketKey, Catalog, CatalogError, Chunk, Lease, ListFrom, ObjectRecord,
     ObjectVersion, Part, PutCondition, Quota, QuotaStatus, QuotaTarget, Reservation, ResidencyRule,
@@ -233,12 +234,89 @@ fn count_object_tx(
     add_usage_tx(tx, bucket, bytes, objects)
 }
 
-/// Drops a reservation: its write is committed (settled) or failed (released).
-fn settle_tx(tx: &Connection, reservation: Option<&str>) -> Result<()> {
-    if let Some(id) = reservation {
-        exec(tx, "DELETE FROM reservations WHERE id = ?1", params![id]).map_err(storage)?;
+/// Drops a reservation whose write failed; an unknown id is not an error.
+fn release_tx(tx: &Connection, id: &str) -> Result<()> {
+    exec(tx, "DELETE FROM reservations WHERE id = ?1", params![id]).map_err(storage)?;
+    Ok(())
+}
+
+/// The wall clock in milliseconds, by which a commit tells whether its reservation expired:
+/// the embedded catalog runs in the gateway's process, whose clock set the expiry.
+fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Drops the reservation of a write being committed, reporting whether it was still held
+/// (there, and not expired at `now_ms`).
+fn settle_tx(tx: &Connection, reservation: Option<&str>, now_ms: i64) -> Result<Settled> {
+    let Some(id) = reservation else {
+        return Ok(Settled::NotGiven);
+    };
+    let expires: Option<i64> = query_row(
+        tx,
+        "DELETE FROM reservations WHERE id = ?1 RETURNING expires_ms",
+        params![id],
+        |r| r.get(0),
+    )
+    .optional()
+    .map_err(storage)?;
+    Ok(match expires {
+        Some(e) if e > now_ms => Settled::Held,
+        _ => Settled::Lost,
+    })
+}
+
+/// What `bucket` holds by its usage rows: (bytes, objects).
+fn counted_tx(tx: &Connection, bucket: &str) -> Result<(i64, i64)> {
+    query_row(
+        tx,
+        "SELECT COALESCE(SUM(bytes), 0), COALESCE(SUM(objects), 0) FROM bucket_usage
+         WHERE bucket = ?1",
+        params![bucket],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .map_err(storage)
+}
+
+/// For a commit whose reservation was lost: checks what it added to `bucket` (its usage
+/// was `before` the commit) against the quotas of the bucket and its tenant, as a
+/// reservation would have been; `QuotaExceeded` undoes the commit. The one writer makes this
+/// decision in turn with every reservation.
+fn recheck_tx(tx: &Connection, bucket: &Bucket, before: (i64, i64), now_ms: i64) -> Result<()> {
+    let after = counted_tx(tx, &bucket.name)?;
+    let grown = (
+        u64::try_from(after.0 - before.0).unwrap_or(0),
+        u64::try_from(after.1 - before.1).unwrap_or(0),
+    );
+    if grown == (0, 0) {
+        return Ok(());
+    }
+    for scope in [
+        PolicyScope::Tenant(bucket.tenant.clone()),
+        PolicyScope::Bucket(bucket.name.clone()),
+    ] {
+        if let Some(quota) = get_quota_tx(tx, &scope)? {
+            let usage = usage_tx(tx, &scope, now_ms)?;
+            crate::types::check_growth(&scope, &quota, &usage, grown)?;
+        }
     }
     Ok(())
+}
+
+/// Settles a commit's reservation before the commit writes anything; when it was lost, the
+/// bucket's usage before the write, for [`recheck_tx`] after it.
+fn settle_before_tx(
+    tx: &Connection,
+    bucket: &Bucket,
+    reservation: Option<&str>,
+    now_ms: i64,
+) -> Result<Option<(i64, i64)>> {
+    match settle_tx(tx, reservation, now_ms)? {
+        Settled::Lost => Ok(Some(counted_tx(tx, &bucket.name)?)),
+        Settled::NotGiven | Settled::Held => Ok(None),
+    }
 }
 
 /// The bucket of an upload (parts are counted in their upload's bucket).
@@ -1679,12 +1757,16 @@ impl Catalog for SqliteCatalog {
         let reservation = reservation.map(str::to_owned);
         self.write_data(move |tx| {
             let versioning = incarnation_tx(tx, &bucket)?;
+            let now = wall_ms();
+            let lost = settle_before_tx(tx, &bucket, reservation.as_deref(), now)?;
             let current = current_tx(tx, &o.bucket, &o.key)?;
             condition
                 .check(current.as_ref().map(|c| &c.0))
                 .map_err(CatalogError::PreconditionFailed)?;
             let old = put_version_tx(tx, &o, versioning, current)?;
-            settle_tx(tx, reservation.as_deref())?;
+            if let Some(before) = lost {
+                recheck_tx(tx, &bucket, before, now)?;
+            }
             Ok(old)
         })
         .await
@@ -1810,7 +1892,7 @@ impl Catalog for SqliteCatalog {
 
     async fn release(&self, id: &str) -> Result<()> {
         let id = id.to_owned();
-        self.write_data(move |tx| settle_tx(tx, Some(&id))).await
+        self.write_data(move |tx| release_tx(tx, &id)).await
     }
 
     async fn recount_usage(&self, bucket: &str) -> Result<Usage> {
@@ -2384,6 +2466,8 @@ impl Catalog for SqliteCatalog {
             let bucket = upload_bucket_tx(tx, &p.upload_id)?;
             crate::same_bucket(&b, &bucket)?;
             incarnation_tx(tx, &b)?;
+            let now = wall_ms();
+            let lost = settle_before_tx(tx, &b, reservation.as_deref(), now)?;
             let old = query_row(
                 tx,
                 &format!("SELECT {PART_COLS} FROM parts WHERE upload_id = ?1 AND part_number = ?2"),
@@ -2412,7 +2496,9 @@ impl Catalog for SqliteCatalog {
             .map_err(storage)?;
             let old_size = old.as_ref().map_or(Ok(0), |o| i64_col(o.chunk.size))?;
             add_usage_tx(tx, &bucket, i64_col(p.chunk.size)? - old_size, 0)?;
-            settle_tx(tx, reservation.as_deref())?;
+            if let Some(before) = lost {
+                recheck_tx(tx, &b, before, now)?;
+            }
             Ok(old)
         })
         .await
@@ -2498,6 +2584,8 @@ impl Catalog for SqliteCatalog {
         self.write_data(move |tx| {
             crate::same_bucket(&b, &upload_bucket_tx(tx, &id)?)?;
             let versioning = incarnation_tx(tx, &b)?;
+            let now = wall_ms();
+            let lost = settle_before_tx(tx, &b, reservation.as_deref(), now)?;
             let parts = remove_upload_tx(tx, &id)?;
             // Every chunk must still be a part of the upload: a part re-uploaded since the
             // caller listed them has replaced (and discarded) the blob it names.
@@ -2531,7 +2619,9 @@ impl Catalog for SqliteCatalog {
                 .filter(|p| !used.contains(&p.chunk.blob))
                 .collect();
             let old = put_version_tx(tx, &o, versioning, current)?;
-            settle_tx(tx, reservation.as_deref())?;
+            if let Some(before) = lost {
+                recheck_tx(tx, &b, before, now)?;
+            }
             Ok((old, unused))
         })
         .await

@@ -367,6 +367,36 @@ pub struct QuotaStatus {
     pub usage: Usage,
 }
 
+/// What a commit found of the reservation it settles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Settled {
+    /// The write was made without one (no quota applied when it began).
+    NotGiven,
+    /// It was there and had not expired: the write was checked when it was made.
+    Held,
+    /// It had expired, or was gone (reclaimed, or dropped with its bucket): other writes were
+    /// let in meanwhile as if this one did not exist, so the commit is checked again.
+    Lost,
+}
+
+/// For a commit whose reservation was lost: whether `usage` (as it is with the commit's own
+/// change, `grown` bytes and objects, already counted) stays within `quota`, as
+/// [`check_quota`] decided for a reservation. A dimension the commit did not grow is not
+/// checked.
+pub(crate) fn check_growth(
+    scope: &obhut_core::PolicyScope,
+    quota: &Quota,
+    usage: &Usage,
+    grown: (u64, u64),
+) -> Result<(), crate::CatalogError> {
+    let before = Usage {
+        bytes: usage.bytes.saturating_sub(grown.0),
+        objects: usage.objects.saturating_sub(grown.1),
+        ..*usage
+    };
+    check_quota(scope, quota, &before, grown, (0, 0))
+}
+
 /// Whether adding `bytes` and `objects` to `usage` (less `credit_bytes`/`credit_objects`, what
 /// the write replaces) stays within `quota`; the error names the limit. A dimension the write
 /// does not grow is not checked, so a write that frees space is never refused.
