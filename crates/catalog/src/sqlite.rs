@@ -205,6 +205,9 @@ const RECOUNT_BUCKET: &str = "SELECT
     (SELECT COALESCE(SUM(objects), 0) FROM bucket_usage WHERE bucket = ?1)";
 
 /// Adds `bytes` and `objects` (negative: removes) to what `bucket` holds, if the bucket exists.
+/// Its one row never goes below zero: taking away what was never counted (the parts of an
+/// upload a release before usage was counted left behind) must not let the bucket grow past
+/// its quota later by as much.
 fn add_usage_tx(tx: &Connection, bucket: &str, bytes: i64, objects: i64) -> Result<()> {
     if bytes == 0 && objects == 0 {
         return Ok(());
@@ -212,9 +215,9 @@ fn add_usage_tx(tx: &Connection, bucket: &str, bytes: i64, objects: i64) -> Resu
     exec(
         tx,
         "INSERT INTO bucket_usage (bucket, shard, bytes, objects)
-         SELECT name, 0, ?2, ?3 FROM buckets WHERE name = ?1
+         SELECT name, 0, MAX(?2, 0), MAX(?3, 0) FROM buckets WHERE name = ?1
          ON CONFLICT (bucket, shard) DO UPDATE
-         SET bytes = bytes + excluded.bytes, objects = objects + excluded.objects",
+         SET bytes = MAX(bytes + ?2, 0), objects = MAX(objects + ?3, 0)",
         params![bucket, bytes, objects],
     )
     .map_err(storage)?;
@@ -366,9 +369,11 @@ fn usage_tx(c: &Connection, scope: &PolicyScope, now_ms: i64) -> Result<Usage> {
     })
 }
 
+/// A tenant's usage: each bucket's count taken as at least zero, so that one bucket's count
+/// that went below zero cannot offset what the others hold.
 const USAGE_OF_TENANT: &str = "SELECT
-    (SELECT COALESCE(SUM(u.bytes), 0) FROM bucket_usage u JOIN buckets b ON b.name = u.bucket WHERE b.tenant = ?1),
-    (SELECT COALESCE(SUM(u.objects), 0) FROM bucket_usage u JOIN buckets b ON b.name = u.bucket WHERE b.tenant = ?1),
+    (SELECT COALESCE(SUM(MAX(s, 0)), 0) FROM (SELECT SUM(u.bytes) AS s FROM bucket_usage u JOIN buckets b ON b.name = u.bucket WHERE b.tenant = ?1 GROUP BY u.bucket)),
+    (SELECT COALESCE(SUM(MAX(s, 0)), 0) FROM (SELECT SUM(u.objects) AS s FROM bucket_usage u JOIN buckets b ON b.name = u.bucket WHERE b.tenant = ?1 GROUP BY u.bucket)),
     (SELECT COALESCE(SUM(r.bytes), 0) FROM reservations r JOIN buckets b ON b.name = r.bucket WHERE b.tenant = ?1 AND r.expires_ms > ?2),
     (SELECT COALESCE(SUM(r.objects), 0) FROM reservations r JOIN buckets b ON b.name = r.bucket WHERE b.tenant = ?1 AND r.expires_ms > ?2)";
 
@@ -2784,6 +2789,21 @@ mod tests {
         }
         let cat = SqliteCatalog::open(&path).expect("reopen");
         assert_eq!(cat.get_tenant("t-a").await.expect("get"), Some(tenant));
+    }
+
+    #[tokio::test]
+    async fn aborting_an_upload_whose_parts_were_never_counted_takes_usage_below_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("catalog.db");
+        let cat = SqliteCatalog::open(&path).expect("open");
+        crate::conformance::fill_for_uncounted_abort(&cat).await;
+        drop(cat);
+        Connection::open(&path)
+            .expect("open")
+            .execute_batch("DELETE FROM bucket_usage WHERE bucket = 'neg-b'")
+            .expect("delete");
+        let cat = SqliteCatalog::open(&path).expect("reopen");
+        crate::conformance::check_uncounted_abort(&cat).await;
     }
 
     #[tokio::test]
