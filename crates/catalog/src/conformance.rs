@@ -235,6 +235,15 @@ pub mod by_name {
             .await
     }
 
+    pub async fn set_bucket_versioning(
+        cat: &dyn Catalog,
+        b: &str,
+        state: crate::Versioning,
+    ) -> Result<()> {
+        cat.set_bucket_versioning(&bucket(cat, b).await, state)
+            .await
+    }
+
     pub async fn delete_bucket(cat: &dyn Catalog, b: &str) -> Result<Vec<Part>> {
         cat.delete_bucket(&bucket(cat, b).await).await
     }
@@ -1642,7 +1651,9 @@ use crate::{ObjectVersion, Versioning, VersionsFrom};
 /// A bucket with versioning `state`.
 async fn versioned_bucket(cat: &dyn Catalog, tenant_name: &str, bucket: &str, state: Versioning) {
     ensure_tenant_and_bucket(cat, tenant_name, bucket).await;
-    cat.set_bucket_versioning(bucket, state).await.unwrap();
+    by_name::set_bucket_versioning(cat, bucket, state)
+        .await
+        .unwrap();
 }
 
 /// An object version with id `version` (`None`: the null version) and a size of `size`.
@@ -1699,7 +1710,7 @@ pub async fn versioning_is_set_and_never_returns_to_unversioned(cat: &dyn Catalo
         state(cat.get_bucket("vstate").await.unwrap()),
         Versioning::Unversioned
     );
-    cat.set_bucket_versioning("vstate", Versioning::Enabled)
+    by_name::set_bucket_versioning(cat, "vstate", Versioning::Enabled)
         .await
         .unwrap();
     assert_eq!(
@@ -1710,7 +1721,7 @@ pub async fn versioning_is_set_and_never_returns_to_unversioned(cat: &dyn Catalo
         cat.list_buckets("vt").await.unwrap()[0].versioning,
         Versioning::Enabled
     );
-    cat.set_bucket_versioning("vstate", Versioning::Suspended)
+    by_name::set_bucket_versioning(cat, "vstate", Versioning::Suspended)
         .await
         .unwrap();
     assert_eq!(
@@ -1718,8 +1729,7 @@ pub async fn versioning_is_set_and_never_returns_to_unversioned(cat: &dyn Catalo
         Versioning::Suspended
     );
     assert!(matches!(
-        cat.set_bucket_versioning("vstate", Versioning::Unversioned)
-            .await,
+        by_name::set_bucket_versioning(cat, "vstate", Versioning::Unversioned).await,
         Err(CatalogError::Conflict(_))
     ));
     assert_eq!(
@@ -1727,8 +1737,7 @@ pub async fn versioning_is_set_and_never_returns_to_unversioned(cat: &dyn Catalo
         Versioning::Suspended
     );
     assert!(matches!(
-        cat.set_bucket_versioning("no-such-bucket", Versioning::Enabled)
-            .await,
+        by_name::set_bucket_versioning(cat, "no-such-bucket", Versioning::Enabled).await,
         Err(CatalogError::NotFound { .. })
     ));
 }
@@ -1929,7 +1938,7 @@ pub async fn suspended_puts_replace_only_the_null_version(cat: &dyn Catalog) {
     by_name::put_object(cat, &before, PutCondition::None)
         .await
         .unwrap();
-    cat.set_bucket_versioning("vsus", Versioning::Enabled)
+    by_name::set_bucket_versioning(cat, "vsus", Versioning::Enabled)
         .await
         .unwrap();
     by_name::put_object(
@@ -1946,7 +1955,7 @@ pub async fn suspended_puts_replace_only_the_null_version(cat: &dyn Catalog) {
             entry("k", "null", false, false)
         ]
     );
-    cat.set_bucket_versioning("vsus", Versioning::Suspended)
+    by_name::set_bucket_versioning(cat, "vsus", Versioning::Suspended)
         .await
         .unwrap();
     // The first suspended put replaces the noncurrent null version and keeps v1.
@@ -1998,7 +2007,7 @@ pub async fn a_suspended_delete_writes_a_null_delete_marker(cat: &dyn Catalog) {
     )
     .await
     .unwrap();
-    cat.set_bucket_versioning("vsdel", Versioning::Suspended)
+    by_name::set_bucket_versioning(cat, "vsdel", Versioning::Suspended)
         .await
         .unwrap();
     // Over a version with an id: it stays, noncurrent.
@@ -2257,7 +2266,7 @@ pub async fn usage_counts_every_version(cat: &dyn Catalog) {
         .await
         .unwrap();
     assert_eq!(used(cat, &scope).await, (20, 1));
-    cat.set_bucket_versioning("vusage", Versioning::Suspended)
+    by_name::set_bucket_versioning(cat, "vusage", Versioning::Suspended)
         .await
         .unwrap();
     by_name::put_object(cat, &version("vusage", "k", None, 5), PutCondition::None)
@@ -2524,6 +2533,11 @@ pub async fn the_record_of_a_deleted_bucket_reaches_nothing_of_its_successor(cat
     assert_bucket_gone(
         "bucket quota",
         cat.set_quota(QuotaTarget::Bucket(&xs), Some(&limit(Some(1), None)))
+            .await,
+    );
+    assert_bucket_gone(
+        "versioning",
+        cat.set_bucket_versioning(&xs, crate::Versioning::Enabled)
             .await,
     );
     assert_bucket_gone("bucket delete", cat.delete_bucket(&xs).await);

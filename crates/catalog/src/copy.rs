@@ -600,7 +600,7 @@ mod tests {
         .await
         .unwrap();
         // Versions: a new key with two versions, and a delete marker over an older key.
-        cat.set_bucket_versioning("b", crate::Versioning::Enabled)
+        by_name::set_bucket_versioning(cat, "b", crate::Versioning::Enabled)
             .await
             .unwrap();
         for version in ["11", "22"] {

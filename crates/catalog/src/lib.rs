@@ -262,7 +262,7 @@ pub trait Catalog: Send + Sync {
     // versions (a bucket's versioning, docs/catalog.md "Versions")
     /// Sets a bucket's versioning state; a bucket once versioned cannot be made
     /// [`Versioning::Unversioned`] again (`Conflict`).
-    async fn set_bucket_versioning(&self, bucket: &str, state: Versioning) -> Result<()>;
+    async fn set_bucket_versioning(&self, bucket: &Bucket, state: Versioning) -> Result<()>;
     /// One version of a key (`None`: the `null` version), current or not, or a delete marker.
     async fn get_object_version(
         &self,

@@ -2172,14 +2172,20 @@ impl Catalog for PgCatalog {
         Ok(page)
     }
 
-    async fn set_bucket_versioning(&self, bucket: &str, state: Versioning) -> Result<()> {
+    async fn set_bucket_versioning(&self, record: &Bucket, state: Versioning) -> Result<()> {
+        let bucket = record.name.as_str();
         let mut tx = self.begin_meta().await?;
-        let now: Option<i64> =
-            sqlx::query_scalar("SELECT versioning FROM buckets WHERE name = $1 FOR UPDATE")
-                .bind(bucket)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(storage)?;
+        // Only the incarnation the caller was authorised against (see `lock_incarnation`).
+        let now: Option<i64> = sqlx::query_scalar(
+            "SELECT versioning FROM buckets WHERE name = $1 AND tenant = $2 AND created_ms = $3
+             FOR UPDATE",
+        )
+        .bind(bucket)
+        .bind(&record.tenant)
+        .bind(record.created_ms)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(storage)?;
         let Some(now) = now else {
             return Err(CatalogError::NotFound {
                 kind: "bucket",

@@ -2158,11 +2158,12 @@ impl Catalog for SqliteCatalog {
         .await
     }
 
-    async fn set_bucket_versioning(&self, bucket: &str, state: Versioning) -> Result<()> {
-        let bucket = bucket.to_owned();
+    async fn set_bucket_versioning(&self, bucket: &Bucket, state: Versioning) -> Result<()> {
+        let record = bucket.clone();
+        let bucket = bucket.name.clone();
         // A `write`: the bucket is a cached record.
         self.write(move |tx| {
-            let now = bucket_versioning_tx(tx, &bucket)?;
+            let now = incarnation_tx(tx, &record)?;
             if state == Versioning::Unversioned && now != Versioning::Unversioned {
                 return Err(CatalogError::Conflict(
                     "a versioned bucket cannot become unversioned again",

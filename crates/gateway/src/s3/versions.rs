@@ -193,7 +193,7 @@ pub async fn put_bucket_versioning(
     req: S3Request<PutBucketVersioningInput>,
 ) -> S3Result<S3Response<PutBucketVersioningOutput>> {
     let ctx = ReqCtx::of(&req)?;
-    let bucket = ctx.bucket()?.name.clone();
+    let bucket = ctx.bucket()?.clone();
     let config = req.input.versioning_configuration;
     if config
         .mfa_delete
