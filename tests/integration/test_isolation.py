@@ -187,3 +187,86 @@ def test_list_buckets_shows_only_own(s3, tenant_b):
     assert a in demo_names and b not in demo_names
     assert b in b_names and a not in b_names
     assert not demo_names & b_names, f"buckets listed for both tenants: {demo_names & b_names}"
+
+
+def _start_held_put(server, bucket: str, key: str, body: bytes, held: int):
+    """A signed PUT (UNSIGNED-PAYLOAD) of `body` whose last `held` bytes are not sent yet: the
+    request is authorised and its handler waits for the rest."""
+    import socket
+    from urllib.parse import urlparse
+
+    from s3helpers import sign
+
+    u = urlparse(server.s3_url)
+    host = f"{u.hostname}:{u.port}"
+    path = f"/{bucket}/{key}"
+    signed = sign(
+        "PUT",
+        host,
+        path,
+        [],
+        {"content-length": str(len(body))},
+        "UNSIGNED-PAYLOAD",
+        server.demo["AWS_ACCESS_KEY_ID"],
+        server.demo["AWS_SECRET_ACCESS_KEY"],
+    )
+    head = f"PUT {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in signed.headers.items())
+    sock = socket.create_connection((u.hostname, u.port), timeout=30)
+    sock.sendall(head.encode() + b"\r\n" + body[: len(body) - held])
+    return sock
+
+
+def _finish_held_put(sock, rest: bytes) -> tuple[int, bytes]:
+    """Sends the held bytes; returns the answer's status and body."""
+    with sock:
+        sock.sendall(rest)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            assert chunk, f"connection closed before an answer: {data!r}"
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1])
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value.strip())
+        while len(body) < length:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            body += chunk
+        return status, body
+
+
+@pytest.mark.parametrize("successor", ["other-tenant", "same-tenant"])
+def test_a_put_held_across_its_buckets_deletion_never_lands_in_a_new_bucket_of_that_name(
+    server, s3, tenant_b, successor
+):
+    """A PUT authorised against a bucket, whose body is still arriving when the bucket is
+    deleted and a bucket of the same name created (by another tenant, or by the same one),
+    fails NoSuchBucket; the new bucket's object under that key is left as it was."""
+    import time
+
+    bucket = unique_name("reborn")
+    s3.create_bucket(Bucket=bucket)
+    body = b"the first incarnation's write " * 4000
+    sock = _start_held_put(server, bucket, "k", body, held=1000)
+    # Time for the gateway to authorise the request and start reading its body.
+    time.sleep(1.0)
+    s3.delete_bucket(Bucket=bucket)
+    heir = tenant_b["client"] if successor == "other-tenant" else s3
+    heir.create_bucket(Bucket=bucket)
+    theirs = b"the new bucket's own object"
+    heir.put_object(Bucket=bucket, Key="k", Body=theirs)
+
+    status, answer = _finish_held_put(sock, body[-1000:])
+    assert status == 404 and b"NoSuchBucket" in answer, (status, answer[:300])
+
+    assert heir.get_object(Bucket=bucket, Key="k")["Body"].read() == theirs
+    listed = heir.list_objects_v2(Bucket=bucket).get("Contents", [])
+    assert [(o["Key"], o["Size"]) for o in listed] == [("k", len(theirs))]
+    # Nothing of the refused write is left behind in it: once emptied, it can be deleted.
+    heir.delete_object(Bucket=bucket, Key="k")
+    heir.delete_bucket(Bucket=bucket)

@@ -12,7 +12,7 @@ use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use obhut_catalog::{Quota, QuotaStatus};
+use obhut_catalog::{Bucket, Quota, QuotaStatus, QuotaTarget};
 use obhut_core::PolicyScope;
 use obhut_metrics::{QuotaGauges, Quotas};
 use obhut_trustee_client::Role;
@@ -48,9 +48,13 @@ async fn require_tenant(state: &AdminState, tenant: &str) -> Result<(), ApiError
 
 /// `NotFound` unless `bucket` is `tenant`'s: the same answer for another tenant's bucket as for
 /// none.
-async fn require_bucket(state: &AdminState, tenant: &str, bucket: &str) -> Result<(), ApiError> {
+async fn require_bucket(
+    state: &AdminState,
+    tenant: &str,
+    bucket: &str,
+) -> Result<Bucket, ApiError> {
     match state.catalog.get_bucket(bucket).await? {
-        Some(b) if b.tenant == tenant => Ok(()),
+        Some(b) if b.tenant == tenant => Ok(b),
         _ => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",
@@ -106,7 +110,7 @@ pub(crate) async fn set_tenant_quota(
     require_tenant(&state, &tenant).await?;
     state
         .catalog
-        .set_quota(&PolicyScope::Tenant(tenant.clone()), quota.as_ref())
+        .set_quota(QuotaTarget::Tenant(&tenant), quota.as_ref())
         .await?;
     tracing::info!(tenant = %obhut_core::logged(&tenant), by = %obhut_core::logged(caller.name()), cleared = quota.is_none(), "tenant quota set");
     report(&state, &tenant, None).await
@@ -165,7 +169,9 @@ pub(crate) async fn set_bucket_quota(
         "set this tenant's bucket quotas (only the tenant's admin can)",
     )?;
     let quota = body_quota(body)?;
-    require_bucket(&state, &tenant, &bucket).await?;
+    // The quota is set on this bucket only: if it is deleted (and its name perhaps taken by
+    // another tenant) meanwhile, the catalog refuses.
+    let record = require_bucket(&state, &tenant, &bucket).await?;
     if let Some(q) = &quota
         && let Some(outer) = state
             .catalog
@@ -185,7 +191,7 @@ pub(crate) async fn set_bucket_quota(
     }
     state
         .catalog
-        .set_quota(&PolicyScope::Bucket(bucket.clone()), quota.as_ref())
+        .set_quota(QuotaTarget::Bucket(&record), quota.as_ref())
         .await?;
     tracing::info!(tenant = %obhut_core::logged(&tenant), bucket = %obhut_core::logged(&bucket), cleared = quota.is_none(), "bucket quota set");
     report(&state, &tenant, Some(&bucket)).await

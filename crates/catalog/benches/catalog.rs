@@ -16,6 +16,15 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+fn bench_bucket() -> Bucket {
+    Bucket {
+        name: "bench".into(),
+        tenant: "t".into(),
+        created_ms: 1,
+        versioning: Default::default(),
+    }
+}
+
 fn object(key: String) -> ObjectRecord {
     ObjectRecord {
         bucket: "bench".into(),
@@ -54,12 +63,7 @@ fn bench(c: &mut Criterion) {
         .await
         .expect("tenant");
         cat.create_bucket(
-            &Bucket {
-                name: "bench".into(),
-                tenant: "t".into(),
-                created_ms: 1,
-                versioning: Default::default(),
-            },
+            &bench_bucket(),
             &BucketKey {
                 bucket: "bench".into(),
                 version: 1,
@@ -71,19 +75,18 @@ fn bench(c: &mut Criterion) {
         .await
         .expect("bucket");
         for i in 0..10_000 {
-            cat.put_object(&object(format!("seed/{i:06}")), PutCondition::None)
-                .await
-                .expect("seed");
+            cat.put_object(
+                &bench_bucket(),
+                &object(format!("seed/{i:06}")),
+                PutCondition::None,
+            )
+            .await
+            .expect("seed");
         }
         // A versioned bucket: 20,000 keys of 5 versions each, written by 64 writers at once
         // (group commit), each writer's keys one version after the other.
         cat.create_bucket(
-            &Bucket {
-                name: "versions".into(),
-                tenant: "t".into(),
-                created_ms: 1,
-                versioning: Versioning::Enabled,
-            },
+            &versions_bucket(),
             &BucketKey {
                 bucket: "versions".into(),
                 version: 1,
@@ -102,7 +105,9 @@ fn bench(c: &mut Criterion) {
                         let mut o = object(format!("v/{k:06}"));
                         o.bucket = "versions".into();
                         o.version_id = Some(format!("{k:016x}{v:016x}"));
-                        cat.put_object(&o, PutCondition::None).await.expect("seed");
+                        cat.put_object(&versions_bucket(), &o, PutCondition::None)
+                            .await
+                            .expect("seed");
                     }
                 }
             })
@@ -118,8 +123,12 @@ fn bench(c: &mut Criterion) {
     g.bench_function("put_object, one writer (durable)", |b| {
         b.iter(|| {
             let i = n.fetch_add(1, Ordering::Relaxed);
-            rt.block_on(cat.put_object(&object(format!("w/{i}")), PutCondition::None))
-                .expect("put");
+            rt.block_on(cat.put_object(
+                &bench_bucket(),
+                &object(format!("w/{i}")),
+                PutCondition::None,
+            ))
+            .expect("put");
         });
     });
     g.throughput(Throughput::Elements(16));
@@ -131,8 +140,12 @@ fn bench(c: &mut Criterion) {
                     let cat = Arc::clone(&cat);
                     let i = n.fetch_add(1, Ordering::Relaxed);
                     tasks.push(tokio::spawn(async move {
-                        cat.put_object(&object(format!("w/{i}")), PutCondition::None)
-                            .await
+                        cat.put_object(
+                            &bench_bucket(),
+                            &object(format!("w/{i}")),
+                            PutCondition::None,
+                        )
+                        .await
                     }));
                 }
                 for t in tasks {
@@ -152,15 +165,20 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Elements(1000));
     g.bench_function("list_objects, page of 1000", |b| {
         b.iter(|| {
-            black_box(rt.block_on(cat.list_objects("bench", "seed/", ListFrom::Start, 1000)))
-                .expect("list");
+            black_box(rt.block_on(cat.list_objects(
+                &bench_bucket(),
+                "seed/",
+                ListFrom::Start,
+                1000,
+            )))
+            .expect("list");
         });
     });
     g.throughput(Throughput::Elements(1000));
     g.bench_function("list_object_versions, page of 1000", |b| {
         b.iter(|| {
             black_box(rt.block_on(cat.list_object_versions(
-                "versions",
+                &versions_bucket(),
                 "v/",
                 VersionsFrom::AfterKey("v/010000"),
                 1000,
@@ -173,7 +191,8 @@ fn bench(c: &mut Criterion) {
     g.bench_function("list_object_versions, all 100,000 in pages of 1000", |b| {
         b.iter(|| {
             rt.block_on(async {
-                let mut pages = obhut_catalog::VersionPages::new(cat.as_ref(), "versions", 1000);
+                let mut pages =
+                    obhut_catalog::VersionPages::new(cat.as_ref(), &versions_bucket(), 1000);
                 let mut n = 0u64;
                 while let Some(page) = pages.next_page().await.expect("page") {
                     n += page.len() as u64;
@@ -190,3 +209,13 @@ const VERSIONS_PER_KEY: u64 = 5;
 
 criterion_group!(benches, bench);
 criterion_main!(benches);
+
+/// The versioned bucket the version benchmarks write to and list.
+fn versions_bucket() -> Bucket {
+    Bucket {
+        name: "versions".into(),
+        tenant: "t".into(),
+        created_ms: 1,
+        versioning: Versioning::Enabled,
+    }
+}

@@ -477,6 +477,7 @@ pub async fn copy_embedded(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::conformance::by_name;
     use crate::pg_test_server::fresh_schema;
     use crate::{
         Bucket, BucketKey, Catalog, Chunk, ListFrom, ObjectRecord, Part, PutCondition,
@@ -541,7 +542,8 @@ mod tests {
             } else {
                 format!("k/{i}")
             };
-            cat.put_object(
+            by_name::put_object(
+                cat,
                 &ObjectRecord {
                     bucket: "b".into(),
                     key,
@@ -564,39 +566,46 @@ mod tests {
             .await
             .unwrap();
         }
-        cat.create_upload(&Upload {
-            upload_id: "u1".into(),
-            bucket: "b".into(),
-            key: "multi".into(),
-            initiated_ms: 3,
-            envelope: vec![9],
-            meta: vec![8],
-            sites: vec!["de-fra".into()],
-        })
+        by_name::create_upload(
+            cat,
+            &Upload {
+                upload_id: "u1".into(),
+                bucket: "b".into(),
+                key: "multi".into(),
+                initiated_ms: 3,
+                envelope: vec![9],
+                meta: vec![8],
+                sites: vec!["de-fra".into()],
+            },
+        )
         .await
         .unwrap();
-        cat.put_part(&Part {
-            upload_id: "u1".into(),
-            part_number: 1,
-            chunk: Chunk {
-                blob: BlobId::random(),
-                size: 5,
-                part: 1,
-                crc32c: None,
+        by_name::put_part(
+            cat,
+            &Part {
+                upload_id: "u1".into(),
+                part_number: 1,
+                chunk: Chunk {
+                    blob: BlobId::random(),
+                    size: 5,
+                    part: 1,
+                    crc32c: None,
+                },
+                etag: "p1".into(),
+                checksums: b"{}".to_vec(),
+                sites: vec!["de-fra".into()],
+                last_modified_ms: 4,
             },
-            etag: "p1".into(),
-            checksums: b"{}".to_vec(),
-            sites: vec!["de-fra".into()],
-            last_modified_ms: 4,
-        })
+        )
         .await
         .unwrap();
         // Versions: a new key with two versions, and a delete marker over an older key.
-        cat.set_bucket_versioning("b", crate::Versioning::Enabled)
+        by_name::set_bucket_versioning(cat, "b", crate::Versioning::Enabled)
             .await
             .unwrap();
         for version in ["11", "22"] {
-            cat.put_object(
+            by_name::put_object(
+                cat,
                 &ObjectRecord {
                     bucket: "b".into(),
                     key: "k/0".into(),
@@ -619,22 +628,26 @@ mod tests {
             .await
             .unwrap();
         }
-        cat.put_delete_marker(&ObjectRecord {
-            bucket: "b".into(),
-            key: "k/1".into(),
-            size: 0,
-            etag: String::new(),
-            last_modified_ms: 7,
-            envelope: Vec::new(),
-            meta: Vec::new(),
-            sites: Vec::new(),
-            chunks: Vec::new(),
-            version_id: Some("33".into()),
-        })
+        by_name::put_delete_marker(
+            cat,
+            &ObjectRecord {
+                bucket: "b".into(),
+                key: "k/1".into(),
+                size: 0,
+                etag: String::new(),
+                last_modified_ms: 7,
+                envelope: Vec::new(),
+                meta: Vec::new(),
+                sites: Vec::new(),
+                chunks: Vec::new(),
+                version_id: Some("33".into()),
+            },
+        )
         .await
         .unwrap();
         cat.set_upgrade_done("binding", 6).await.unwrap();
-        cat.set_quota(
+        by_name::set_quota(
+            cat,
             &PolicyScope::Tenant("t".into()),
             Some(&crate::Quota {
                 max_bytes: Some(1 << 30),
@@ -694,18 +707,18 @@ mod tests {
             );
             assert_eq!(a.list_sites().await.unwrap(), b.list_sites().await.unwrap());
             assert_eq!(
-                a.list_objects("b", "", ListFrom::Start, 10_000)
+                by_name::list_objects(a, "b", "", ListFrom::Start, 10_000)
                     .await
                     .unwrap(),
-                b.list_objects("b", "", ListFrom::Start, 10_000)
+                by_name::list_objects(b, "b", "", ListFrom::Start, 10_000)
                     .await
                     .unwrap()
             );
             assert_eq!(
-                a.list_object_versions("b", "k/", crate::VersionsFrom::Start, 10_000)
+                by_name::list_object_versions(a, "b", "k/", crate::VersionsFrom::Start, 10_000)
                     .await
                     .unwrap(),
-                b.list_object_versions("b", "k/", crate::VersionsFrom::Start, 10_000)
+                by_name::list_object_versions(b, "b", "k/", crate::VersionsFrom::Start, 10_000)
                     .await
                     .unwrap()
             );

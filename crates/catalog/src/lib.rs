@@ -74,6 +74,28 @@ pub enum CatalogError {
 
 pub type Result<T, E = CatalogError> = std::result::Result<T, E>;
 
+impl CatalogError {
+    /// Whether this says the bucket acted on is gone: deleted, or deleted and created again,
+    /// since its record was read.
+    #[must_use]
+    pub fn is_bucket_gone(&self) -> bool {
+        matches!(self, Self::NotFound { kind: "bucket", .. })
+    }
+}
+
+/// `NotFound` unless a record filed under the bucket `name` is written through `bucket`, the
+/// bucket the caller was authorised against.
+pub(crate) fn same_bucket(bucket: &Bucket, name: &str) -> Result<()> {
+    if bucket.name == name {
+        Ok(())
+    } else {
+        Err(CatalogError::NotFound {
+            kind: "bucket",
+            name: name.to_owned(),
+        })
+    }
+}
+
 /// Everything obhut keeps as metadata. Implementations are transactional per call.
 #[async_trait]
 pub trait Catalog: Send + Sync {
@@ -131,26 +153,35 @@ pub trait Catalog: Send + Sync {
     async fn list_sites(&self) -> Result<Vec<SiteRecord>>;
 
     // buckets
+    //
+    // Every method that writes, deletes or lists under a bucket takes the bucket record the
+    // caller was authorised against (`&Bucket`: name, owning tenant and `created_ms`, which
+    // tells one incarnation of a name from the next) and checks in its own transaction that
+    // this is still the bucket of that name; if the bucket was deleted, or deleted and
+    // created again (by anyone), the answer is `NotFound` and nothing is written. An access
+    // check made earlier, or against a cached record, can then never act on another tenant's
+    // bucket of the same name.
     /// Creates a bucket with its first key. Fails with [`CatalogError::BucketExists`] naming
     /// the owner if the name is taken.
     async fn create_bucket(&self, bucket: &Bucket, key: &BucketKey) -> Result<()>;
     async fn get_bucket_key(&self, bucket: &str, version: u32) -> Result<Option<BucketKey>>;
     /// The newest key version of a bucket, used for new writes.
     async fn current_bucket_key(&self, bucket: &str) -> Result<Option<BucketKey>>;
-    /// Adds a newer key version (rotation); a version that exists is [`CatalogError::AlreadyExists`].
-    async fn add_bucket_key(&self, key: &BucketKey) -> Result<()>;
+    /// Adds a newer key version (rotation) to `bucket`; a version that exists is
+    /// [`CatalogError::AlreadyExists`].
+    async fn add_bucket_key(&self, bucket: &Bucket, key: &BucketKey) -> Result<()>;
     async fn get_bucket(&self, name: &str) -> Result<Option<Bucket>>;
     async fn list_buckets(&self, tenant: &str) -> Result<Vec<Bucket>>;
     /// Deletes an empty bucket; its unfinished multipart uploads go with it and their parts are
     /// returned so their blobs can be removed.
-    async fn delete_bucket(&self, name: &str) -> Result<Vec<Part>>;
+    async fn delete_bucket(&self, bucket: &Bucket) -> Result<Vec<Part>>;
 
     // quotas and usage (docs/quotas.md)
     /// The quota of a tenant or bucket, if one is set.
     async fn get_quota(&self, scope: &PolicyScope) -> Result<Option<Quota>>;
     /// Sets (or with `None` or an unlimited quota, removes) the quota of a tenant or bucket.
     /// Limits below what is held already are accepted: they refuse growth from then on.
-    async fn set_quota(&self, scope: &PolicyScope, quota: Option<&Quota>) -> Result<()>;
+    async fn set_quota(&self, target: QuotaTarget<'_>, quota: Option<&Quota>) -> Result<()>;
     /// What a tenant or bucket holds, and what writes in flight reserved (reservations that
     /// expired before `now_ms` are not counted).
     async fn usage(&self, scope: &PolicyScope, now_ms: i64) -> Result<Usage>;
@@ -182,15 +213,18 @@ pub trait Catalog: Send + Sync {
     /// only `null` versions (`Conflict` otherwise).
     async fn put_object(
         &self,
+        bucket: &Bucket,
         object: &ObjectRecord,
         condition: PutCondition,
     ) -> Result<Option<ObjectRecord>> {
-        self.put_object_settling(object, condition, None).await
+        self.put_object_settling(bucket, object, condition, None)
+            .await
     }
     /// [`Catalog::put_object`], settling `reservation` in the same transaction: the hold is
     /// dropped as the object's real size is counted.
     async fn put_object_settling(
         &self,
+        bucket: &Bucket,
         object: &ObjectRecord,
         condition: PutCondition,
         reservation: Option<&str>,
@@ -215,11 +249,11 @@ pub trait Catalog: Send + Sync {
         envelope: &[u8],
         etag: &str,
     ) -> Result<bool>;
-    async fn delete_object(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>>;
+    async fn delete_object(&self, bucket: &Bucket, key: &str) -> Result<Option<ObjectRecord>>;
     /// Up to `limit` objects whose keys start with `prefix` and come after `from`, in byte order.
     async fn list_objects(
         &self,
-        bucket: &str,
+        bucket: &Bucket,
         prefix: &str,
         from: ListFrom<'_>,
         limit: usize,
@@ -228,7 +262,7 @@ pub trait Catalog: Send + Sync {
     // versions (a bucket's versioning, docs/catalog.md "Versions")
     /// Sets a bucket's versioning state; a bucket once versioned cannot be made
     /// [`Versioning::Unversioned`] again (`Conflict`).
-    async fn set_bucket_versioning(&self, bucket: &str, state: Versioning) -> Result<()>;
+    async fn set_bucket_versioning(&self, bucket: &Bucket, state: Versioning) -> Result<()>;
     /// One version of a key (`None`: the `null` version), current or not, or a delete marker.
     async fn get_object_version(
         &self,
@@ -241,12 +275,16 @@ pub trait Catalog: Send + Sync {
     /// Makes `marker` (a record without data: its `version_id`, time and key) the newest entry
     /// of its key: the current object, if any, becomes noncurrent. A `null` marker replaces
     /// the key's `null` version. Returns the records no longer held, whose blobs are garbage.
-    async fn put_delete_marker(&self, marker: &ObjectRecord) -> Result<Vec<ObjectRecord>>;
+    async fn put_delete_marker(
+        &self,
+        bucket: &Bucket,
+        marker: &ObjectRecord,
+    ) -> Result<Vec<ObjectRecord>>;
     /// Removes one version (or delete marker) for good; if it was the newest, the next one
     /// becomes current. Returns what was removed.
     async fn delete_object_version(
         &self,
-        bucket: &str,
+        bucket: &Bucket,
         key: &str,
         version_id: Option<&str>,
     ) -> Result<Option<ObjectVersion>>;
@@ -255,14 +293,14 @@ pub trait Catalog: Send + Sync {
     /// scan of an index: nothing but the page is read.
     async fn list_object_versions(
         &self,
-        bucket: &str,
+        bucket: &Bucket,
         prefix: &str,
         from: VersionsFrom<'_>,
         limit: usize,
     ) -> Result<Vec<ObjectVersion>>;
 
     // multipart uploads
-    async fn create_upload(&self, upload: &Upload) -> Result<()>;
+    async fn create_upload(&self, bucket: &Bucket, upload: &Upload) -> Result<()>;
     async fn get_upload(&self, upload_id: &str) -> Result<Option<Upload>>;
     /// Replaces an upload's envelope if it is still `expected`; returns whether it was replaced.
     async fn replace_upload_envelope(
@@ -282,12 +320,13 @@ pub trait Catalog: Send + Sync {
         checksums: &[u8],
     ) -> Result<bool>;
     /// Records a part, returning the part with the same number it replaced.
-    async fn put_part(&self, part: &Part) -> Result<Option<Part>> {
-        self.put_part_settling(part, None).await
+    async fn put_part(&self, bucket: &Bucket, part: &Part) -> Result<Option<Part>> {
+        self.put_part_settling(bucket, part, None).await
     }
     /// [`Catalog::put_part`], settling `reservation` in the same transaction.
     async fn put_part_settling(
         &self,
+        bucket: &Bucket,
         part: &Part,
         reservation: Option<&str>,
     ) -> Result<Option<Part>>;
@@ -297,7 +336,7 @@ pub trait Catalog: Send + Sync {
     /// given markers.
     async fn list_uploads(
         &self,
-        bucket: &str,
+        bucket: &Bucket,
         prefix: &str,
         after: Option<(&str, &str)>,
         limit: usize,
@@ -306,16 +345,18 @@ pub trait Catalog: Send + Sync {
     /// the upload's parts that `object` does not use.
     async fn complete_upload(
         &self,
+        bucket: &Bucket,
         upload_id: &str,
         object: &ObjectRecord,
         condition: PutCondition,
     ) -> Result<(Option<ObjectRecord>, Vec<Part>)> {
-        self.complete_upload_settling(upload_id, object, condition, None)
+        self.complete_upload_settling(bucket, upload_id, object, condition, None)
             .await
     }
     /// [`Catalog::complete_upload`], settling `reservation` in the same transaction.
     async fn complete_upload_settling(
         &self,
+        bucket: &Bucket,
         upload_id: &str,
         object: &ObjectRecord,
         condition: PutCondition,
@@ -364,17 +405,17 @@ pub trait Catalog: Send + Sync {
 /// seen; objects ahead of it are.
 pub struct ObjectPages<'a> {
     catalog: &'a dyn Catalog,
-    bucket: String,
+    bucket: Bucket,
     page_size: usize,
     after: Option<String>,
     done: bool,
 }
 
 impl<'a> ObjectPages<'a> {
-    pub fn new(catalog: &'a dyn Catalog, bucket: &str, page_size: usize) -> Self {
+    pub fn new(catalog: &'a dyn Catalog, bucket: &Bucket, page_size: usize) -> Self {
         Self {
             catalog,
-            bucket: bucket.to_owned(),
+            bucket: bucket.clone(),
             page_size: page_size.max(1),
             after: None,
             done: false,
@@ -390,10 +431,15 @@ impl<'a> ObjectPages<'a> {
             .after
             .as_deref()
             .map_or(ListFrom::Start, ListFrom::After);
-        let page = self
+        let page = match self
             .catalog
             .list_objects(&self.bucket, "", from, self.page_size)
-            .await?;
+            .await
+        {
+            // Deleted meanwhile (or made again, by anyone): nothing more of it to walk.
+            Err(e) if e.is_bucket_gone() => Vec::new(),
+            other => other?,
+        };
         self.done = page.len() < self.page_size;
         match page.last() {
             Some(last) => {
@@ -410,17 +456,17 @@ impl<'a> ObjectPages<'a> {
 /// scrubbing) without holding a listing in memory.
 pub struct VersionPages<'a> {
     catalog: &'a dyn Catalog,
-    bucket: String,
+    bucket: Bucket,
     page_size: usize,
     after: Option<(String, Option<String>)>,
     done: bool,
 }
 
 impl<'a> VersionPages<'a> {
-    pub fn new(catalog: &'a dyn Catalog, bucket: &str, page_size: usize) -> Self {
+    pub fn new(catalog: &'a dyn Catalog, bucket: &Bucket, page_size: usize) -> Self {
         Self {
             catalog,
-            bucket: bucket.to_owned(),
+            bucket: bucket.clone(),
             page_size: page_size.max(1),
             after: None,
             done: false,
@@ -470,6 +516,8 @@ impl<'a> VersionPages<'a> {
                     )
                     .await?
             }
+            // Deleted meanwhile (or made again, by anyone): nothing more of it to walk.
+            Err(e) if e.is_bucket_gone() => Vec::new(),
             other => other?,
         };
         self.done = page.len() < self.page_size;

@@ -24,10 +24,11 @@
 //! "Caching across gateways").
 
 use crate::meta_cache::{MetaCache, MetaKey};
+use crate::types::Settled;
 use crate::{
     AccessKey, Bucket, BucketKey, Catalog, CatalogError, Chunk, Lease, ListFrom, ObjectRecord,
-    ObjectVersion, Part, PutCondition, Quota, QuotaStatus, Reservation, ResidencyRule, Result,
-    SiteRecord, Tenant, Upload, Usage, Versioning, VersionsFrom,
+    ObjectVersion, Part, PutCondition, Quota, QuotaStatus, QuotaTarget, Reservation, ResidencyRule,
+    Result, SiteRecord, Tenant, Upload, Usage, Versioning, VersionsFrom,
 };
 use async_trait::async_trait;
 use obhut_core::{BlobId, PolicyScope};
@@ -291,14 +292,78 @@ async fn count_object_tx(
     add_usage_tx(c, bucket, bytes, objects).await
 }
 
-/// Drops a reservation: its write is committed (settled) or failed (released).
-async fn settle_tx(c: &mut PgConnection, reservation: Option<&str>) -> Result<()> {
-    if let Some(id) = reservation {
-        sqlx::query("DELETE FROM reservations WHERE id = $1")
-            .bind(id)
-            .execute(c)
-            .await
-            .map_err(storage)?;
+/// Drops a reservation whose write failed; an unknown id is not an error.
+async fn release_tx(c: &mut PgConnection, id: &str) -> Result<()> {
+    sqlx::query("DELETE FROM reservations WHERE id = $1")
+        .bind(id)
+        .execute(c)
+        .await
+        .map_err(storage)?;
+    Ok(())
+}
+
+/// The database's clock in milliseconds (`clock_timestamp()`: the time of the call, not of
+/// the transaction's start), one clock for every gateway.
+const DB_NOW_MS: &str = "(extract(epoch FROM clock_timestamp()) * 1000)::BIGINT";
+
+/// Drops the reservation of a write being committed, reporting whether it was still held:
+/// there, and not expired by the database's clock.
+async fn settle_tx(c: &mut PgConnection, reservation: Option<&str>) -> Result<Settled> {
+    let Some(id) = reservation else {
+        return Ok(Settled::NotGiven);
+    };
+    let live: Option<bool> = sqlx::query_scalar(sql!(
+        "DELETE FROM reservations WHERE id = $1 RETURNING expires_ms > {DB_NOW_MS}"
+    ))
+    .bind(id)
+    .fetch_optional(c)
+    .await
+    .map_err(storage)?;
+    Ok(if live == Some(true) {
+        Settled::Held
+    } else {
+        Settled::Lost
+    })
+}
+
+/// Settles a commit's reservation; if it was lost, checks what the commit added to `bucket`
+/// (`change`: bytes and objects, already written in this transaction) against the quotas of
+/// the bucket and its tenant as [`Catalog::reserve`] does, under the same lock, so that no
+/// reservation is decided meanwhile. `QuotaExceeded` undoes the commit.
+async fn settle_and_recheck_tx(
+    c: &mut PgConnection,
+    bucket: &Bucket,
+    reservation: Option<&str>,
+    change: (i64, i64),
+) -> Result<()> {
+    if settle_tx(&mut *c, reservation).await? != Settled::Lost {
+        return Ok(());
+    }
+    let grown = (
+        u64::try_from(change.0).unwrap_or(0),
+        u64::try_from(change.1).unwrap_or(0),
+    );
+    if grown == (0, 0) {
+        return Ok(());
+    }
+    sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+        .bind(QUOTA_LOCK)
+        .bind(&bucket.tenant)
+        .execute(&mut *c)
+        .await
+        .map_err(storage)?;
+    let now: i64 = sqlx::query_scalar(sql!("SELECT {DB_NOW_MS}"))
+        .fetch_one(&mut *c)
+        .await
+        .map_err(storage)?;
+    for scope in [
+        PolicyScope::Tenant(bucket.tenant.clone()),
+        PolicyScope::Bucket(bucket.name.clone()),
+    ] {
+        if let Some(quota) = get_quota_tx(&mut *c, &scope).await? {
+            let usage = usage_tx(&mut *c, &scope, now).await?;
+            crate::types::check_growth(&scope, &quota, &usage, grown)?;
+        }
     }
     Ok(())
 }
@@ -338,15 +403,19 @@ async fn usage_tx(c: &mut PgConnection, scope: &PolicyScope, now_ms: i64) -> Res
     })
 }
 
+/// A tenant's usage: each bucket's count (the sum of its shards) taken as at least zero, so
+/// that a bucket's count that went below zero (what was never counted, taken away: the parts
+/// of an upload a release before usage was counted left behind) cannot offset what the
+/// others hold. A bucket's own count below zero reads as zero.
 const USAGE_OF_TENANT: &str = "SELECT
-    (SELECT COALESCE(SUM(u.bytes), 0)::BIGINT FROM bucket_usage u JOIN buckets b ON b.name = u.bucket WHERE b.tenant = $1),
-    (SELECT COALESCE(SUM(u.objects), 0)::BIGINT FROM bucket_usage u JOIN buckets b ON b.name = u.bucket WHERE b.tenant = $1),
+    (SELECT COALESCE(SUM(GREATEST(s, 0)), 0)::BIGINT FROM (SELECT SUM(u.bytes) AS s FROM bucket_usage u JOIN buckets b ON b.name = u.bucket WHERE b.tenant = $1 GROUP BY u.bucket) AS per_bucket),
+    (SELECT COALESCE(SUM(GREATEST(s, 0)), 0)::BIGINT FROM (SELECT SUM(u.objects) AS s FROM bucket_usage u JOIN buckets b ON b.name = u.bucket WHERE b.tenant = $1 GROUP BY u.bucket) AS per_bucket),
     (SELECT COALESCE(SUM(r.bytes), 0)::BIGINT FROM reservations r JOIN buckets b ON b.name = r.bucket WHERE b.tenant = $1 AND r.expires_ms > $2),
     (SELECT COALESCE(SUM(r.objects), 0)::BIGINT FROM reservations r JOIN buckets b ON b.name = r.bucket WHERE b.tenant = $1 AND r.expires_ms > $2)";
 
 const USAGE_OF_BUCKET: &str = "SELECT
-    (SELECT COALESCE(SUM(bytes), 0)::BIGINT FROM bucket_usage WHERE bucket = $1),
-    (SELECT COALESCE(SUM(objects), 0)::BIGINT FROM bucket_usage WHERE bucket = $1),
+    (SELECT GREATEST(COALESCE(SUM(bytes), 0), 0)::BIGINT FROM bucket_usage WHERE bucket = $1),
+    (SELECT GREATEST(COALESCE(SUM(objects), 0), 0)::BIGINT FROM bucket_usage WHERE bucket = $1),
     (SELECT COALESCE(SUM(bytes), 0)::BIGINT FROM reservations WHERE bucket = $1 AND expires_ms > $2),
     (SELECT COALESCE(SUM(objects), 0)::BIGINT FROM reservations WHERE bucket = $1 AND expires_ms > $2)";
 
@@ -758,6 +827,66 @@ async fn lock_bucket_versioning(c: &mut PgConnection, bucket: &str) -> Result<Ve
             name: bucket.to_owned(),
         }),
     }
+}
+
+/// `bucket`'s versioning state if it is still the bucket of its name: the same owner and the
+/// same incarnation (`created_ms`) as the record the caller was authorised against (perhaps
+/// a cached one); `NotFound` if it was deleted, or deleted and created again, since. The row
+/// is share-locked until the transaction ends, so the answer holds until the write commits
+/// (deleting the bucket or changing its versioning locks it for update).
+async fn lock_incarnation(c: &mut PgConnection, bucket: &Bucket) -> Result<Versioning> {
+    let found: Option<i64> = sqlx::query_scalar(
+        "SELECT versioning FROM buckets WHERE name = $1 AND tenant = $2 AND created_ms = $3
+         FOR SHARE",
+    )
+    .bind(&bucket.name)
+    .bind(&bucket.tenant)
+    .bind(bucket.created_ms)
+    .fetch_optional(c)
+    .await
+    .map_err(storage)?;
+    match found {
+        Some(code) => Versioning::from_code(code),
+        None => Err(CatalogError::NotFound {
+            kind: "bucket",
+            name: bucket.name.clone(),
+        }),
+    }
+}
+
+/// `NotFound` unless `bucket` is still the bucket of its name (see [`lock_incarnation`]); for
+/// a listing that came back empty, whose statement carried the same check as a condition.
+async fn require_incarnation(pool: &PgPool, bucket: &Bucket) -> Result<()> {
+    let found =
+        sqlx::query("SELECT 1 FROM buckets WHERE name = $1 AND tenant = $2 AND created_ms = $3")
+            .bind(&bucket.name)
+            .bind(&bucket.tenant)
+            .bind(bucket.created_ms)
+            .fetch_optional(pool)
+            .await
+            .map_err(storage)?;
+    match found {
+        Some(_) => Ok(()),
+        None => Err(CatalogError::NotFound {
+            kind: "bucket",
+            name: bucket.name.clone(),
+        }),
+    }
+}
+
+/// The condition a listing's statement carries, with the bucket's name as `$1`, its tenant as
+/// `$T` and its `created_ms` as `$C`: rows are read only while `bucket` is the bucket of its
+/// name, in the statement's own snapshot.
+macro_rules! incarnation_guard {
+    ($t:literal, $c:literal) => {
+        concat!(
+            "EXISTS (SELECT 1 FROM buckets WHERE name = $1 AND tenant = $",
+            $t,
+            " AND created_ms = $",
+            $c,
+            ")"
+        )
+    };
 }
 
 /// Serialises the writes of one key of a versioned bucket until the transaction ends.
@@ -1615,9 +1744,10 @@ impl Catalog for PgCatalog {
         )
     }
 
-    async fn add_bucket_key(&self, key: &BucketKey) -> Result<()> {
+    async fn add_bucket_key(&self, bucket: &Bucket, key: &BucketKey) -> Result<()> {
+        crate::same_bucket(bucket, &key.bucket)?;
         let mut tx = self.begin_meta().await?;
-        lock_bucket_shared(&mut tx, &key.bucket).await?;
+        lock_incarnation(&mut tx, bucket).await?;
         let n = sqlx::query(sql!(
             "INSERT INTO bucket_keys ({BUCKET_KEY_COLS}) VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (bucket, version) DO NOTHING"
@@ -1666,16 +1796,23 @@ impl Catalog for PgCatalog {
             .collect()
     }
 
-    async fn delete_bucket(&self, name: &str) -> Result<Vec<Part>> {
+    async fn delete_bucket(&self, bucket: &Bucket) -> Result<Vec<Part>> {
+        let name = bucket.name.as_str();
         let mut tx = self.begin_meta().await?;
         // Locked for update: writes into the bucket (which share-lock it) finish first, and
-        // their objects are seen below; later ones find no bucket.
-        let exists = sqlx::query("SELECT 1 FROM buckets WHERE name = $1 FOR UPDATE")
-            .bind(name)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(storage)?
-            .is_some();
+        // their objects are seen below; later ones find no bucket. Only the incarnation the
+        // caller was authorised against is deleted.
+        let exists = sqlx::query(
+            "SELECT 1 FROM buckets WHERE name = $1 AND tenant = $2 AND created_ms = $3
+             FOR UPDATE",
+        )
+        .bind(name)
+        .bind(&bucket.tenant)
+        .bind(bucket.created_ms)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(storage)?
+        .is_some();
         if !exists {
             return Err(CatalogError::NotFound {
                 kind: "bucket",
@@ -1741,15 +1878,17 @@ impl Catalog for PgCatalog {
 
     async fn put_object_settling(
         &self,
+        bucket: &Bucket,
         object: &ObjectRecord,
         condition: PutCondition,
         reservation: Option<&str>,
     ) -> Result<Option<ObjectRecord>> {
+        crate::same_bucket(bucket, &object.bucket)?;
         let mut tx = self.begin().await?;
-        let versioning = lock_bucket_versioning(&mut tx, &object.bucket).await?;
+        let versioning = lock_incarnation(&mut tx, bucket).await?;
         let (old, change) = put_any_tx(&mut tx, object, &condition, versioning).await?;
         add_usage_tx(&mut tx, &object.bucket, change.0, change.1).await?;
-        settle_tx(&mut tx, reservation).await?;
+        settle_and_recheck_tx(&mut tx, bucket, reservation, change).await?;
         tx.commit().await.map_err(storage)?;
         Ok(old)
     }
@@ -1762,8 +1901,12 @@ impl Catalog for PgCatalog {
         })
     }
 
-    async fn set_quota(&self, scope: &PolicyScope, quota: Option<&Quota>) -> Result<()> {
+    async fn set_quota(&self, target: QuotaTarget<'_>, quota: Option<&Quota>) -> Result<()> {
+        let scope = &target.scope();
         let mut tx = self.begin_meta().await?;
+        if let QuotaTarget::Bucket(b) = target {
+            lock_incarnation(&mut tx, b).await?;
+        }
         match quota.filter(|q| !q.is_unlimited()) {
             Some(q) => sqlx::query(
                 "INSERT INTO quotas (scope, quota) VALUES ($1, $2)
@@ -1867,7 +2010,7 @@ impl Catalog for PgCatalog {
 
     async fn release(&self, id: &str) -> Result<()> {
         let mut c = self.pool.acquire().await.map_err(storage)?;
-        settle_tx(&mut c, Some(id)).await
+        release_tx(&mut c, id).await
     }
 
     async fn recount_usage(&self, bucket: &str) -> Result<Usage> {
@@ -1959,8 +2102,10 @@ impl Catalog for PgCatalog {
         Ok(n >= 1)
     }
 
-    async fn delete_object(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>> {
+    async fn delete_object(&self, b: &Bucket, key: &str) -> Result<Option<ObjectRecord>> {
+        let bucket = b.name.as_str();
         let mut tx = self.begin().await?;
+        lock_incarnation(&mut tx, b).await?;
         let old = sqlx::query(sql!(
             "DELETE FROM objects WHERE bucket = $1 AND key = $2 RETURNING {OBJECT_READ_COLS}"
         ))
@@ -1979,7 +2124,7 @@ impl Catalog for PgCatalog {
 
     async fn list_objects(
         &self,
-        bucket: &str,
+        b: &Bucket,
         prefix: &str,
         from: ListFrom<'_>,
         limit: usize,
@@ -2003,30 +2148,44 @@ impl Catalog for PgCatalog {
         let sql = format!(
             "SELECT {OBJECT_READ_COLS} FROM objects
              WHERE bucket = $1 AND key {} $2 AND ($3::bytea IS NULL OR key < $3)
+                 AND {}
              ORDER BY key LIMIT $4",
-            if inclusive { ">=" } else { ">" }
+            if inclusive { ">=" } else { ">" },
+            incarnation_guard!("5", "6"),
         );
-        sqlx::query(AssertSqlSafe(sql.as_str()))
-            .bind(bucket)
+        let page = sqlx::query(AssertSqlSafe(sql.as_str()))
+            .bind(&b.name)
             .bind(lower)
             .bind(upper)
             .bind(limit_col(limit))
+            .bind(&b.tenant)
+            .bind(b.created_ms)
             .fetch_all(&self.pool)
             .await
             .map_err(storage)?
             .iter()
             .map(decode_object)
-            .collect()
+            .collect::<Result<Vec<_>>>()?;
+        if page.is_empty() {
+            require_incarnation(&self.pool, b).await?;
+        }
+        Ok(page)
     }
 
-    async fn set_bucket_versioning(&self, bucket: &str, state: Versioning) -> Result<()> {
+    async fn set_bucket_versioning(&self, record: &Bucket, state: Versioning) -> Result<()> {
+        let bucket = record.name.as_str();
         let mut tx = self.begin_meta().await?;
-        let now: Option<i64> =
-            sqlx::query_scalar("SELECT versioning FROM buckets WHERE name = $1 FOR UPDATE")
-                .bind(bucket)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(storage)?;
+        // Only the incarnation the caller was authorised against (see `lock_incarnation`).
+        let now: Option<i64> = sqlx::query_scalar(
+            "SELECT versioning FROM buckets WHERE name = $1 AND tenant = $2 AND created_ms = $3
+             FOR UPDATE",
+        )
+        .bind(bucket)
+        .bind(&record.tenant)
+        .bind(record.created_ms)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(storage)?;
         let Some(now) = now else {
             return Err(CatalogError::NotFound {
                 kind: "bucket",
@@ -2103,10 +2262,15 @@ impl Catalog for PgCatalog {
         .transpose()
     }
 
-    async fn put_delete_marker(&self, marker: &ObjectRecord) -> Result<Vec<ObjectRecord>> {
+    async fn put_delete_marker(
+        &self,
+        bucket: &Bucket,
+        marker: &ObjectRecord,
+    ) -> Result<Vec<ObjectRecord>> {
         let m = marker;
+        crate::same_bucket(bucket, &m.bucket)?;
         let mut tx = self.begin().await?;
-        if lock_bucket_versioning(&mut tx, &m.bucket).await? == Versioning::Unversioned {
+        if lock_incarnation(&mut tx, bucket).await? == Versioning::Unversioned {
             return Err(CatalogError::Conflict(
                 "a delete marker in a bucket that is not versioned",
             ));
@@ -2144,12 +2308,13 @@ impl Catalog for PgCatalog {
 
     async fn delete_object_version(
         &self,
-        bucket: &str,
+        b: &Bucket,
         key: &str,
         version_id: Option<&str>,
     ) -> Result<Option<ObjectVersion>> {
+        let bucket = b.name.as_str();
         let mut tx = self.begin().await?;
-        lock_bucket_versioning(&mut tx, bucket).await?;
+        lock_incarnation(&mut tx, b).await?;
         lock_key_versions(&mut tx, bucket, key).await?;
         let current = current_tx(&mut tx, bucket, key).await?;
         let removed = match current {
@@ -2200,11 +2365,12 @@ impl Catalog for PgCatalog {
 
     async fn list_object_versions(
         &self,
-        bucket: &str,
+        b: &Bucket,
         prefix: &str,
         from: VersionsFrom<'_>,
         limit: usize,
     ) -> Result<Vec<ObjectVersion>> {
+        let bucket = b.name.as_str();
         let prefix = prefix.as_bytes().to_vec();
         // The position after which the page starts: (key, order), exclusive.
         let (after, within): ((Vec<u8>, i64), Option<&str>) = match from {
@@ -2250,16 +2416,22 @@ impl Catalog for PgCatalog {
                  SELECT {VERSION_COLS} FROM object_versions
                  WHERE bucket = $1 AND (key, version_order) > ($2, $3)
                      AND ($4::bytea IS NULL OR key < $4)
-             ) AS entries ORDER BY key, version_order LIMIT $5"
+             ) AS entries WHERE {GUARD} ORDER BY key, version_order LIMIT $5",
+            GUARD = incarnation_guard!("6", "7")
         ))
         .bind(bucket)
         .bind(after.0)
         .bind(after.1)
         .bind(upper)
         .bind(limit_col(limit))
+        .bind(&b.tenant)
+        .bind(b.created_ms)
         .fetch_all(&self.pool)
         .await
         .map_err(storage)?;
+        if rows.is_empty() {
+            require_incarnation(&self.pool, b).await?;
+        }
         let mut page = rows
             .iter()
             .map(|r| decode_version(r).map(|v| v.0))
@@ -2268,7 +2440,10 @@ impl Catalog for PgCatalog {
         Ok(page)
     }
 
-    async fn create_upload(&self, upload: &Upload) -> Result<()> {
+    async fn create_upload(&self, bucket: &Bucket, upload: &Upload) -> Result<()> {
+        crate::same_bucket(bucket, &upload.bucket)?;
+        let mut tx = self.begin().await?;
+        lock_incarnation(&mut tx, bucket).await?;
         sqlx::query(sql!(
             "INSERT INTO uploads ({UPLOAD_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
         ))
@@ -2279,10 +2454,10 @@ impl Catalog for PgCatalog {
         .bind(&upload.envelope)
         .bind(&upload.meta)
         .bind(to_json(&upload.sites)?)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(storage)?;
-        Ok(())
+        tx.commit().await.map_err(storage)
     }
 
     async fn get_upload(&self, upload_id: &str) -> Result<Option<Upload>> {
@@ -2342,10 +2517,26 @@ impl Catalog for PgCatalog {
 
     async fn put_part_settling(
         &self,
+        b: &Bucket,
         part: &Part,
         reservation: Option<&str>,
     ) -> Result<Option<Part>> {
         let mut tx = self.begin().await?;
+        // Locks in the order every writer takes them: bucket, then upload.
+        let bucket: Option<String> =
+            sqlx::query_scalar("SELECT bucket FROM uploads WHERE upload_id = $1")
+                .bind(&part.upload_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(storage)?;
+        let Some(bucket) = bucket else {
+            return Err(CatalogError::NotFound {
+                kind: "upload",
+                name: part.upload_id.clone(),
+            });
+        };
+        crate::same_bucket(b, &bucket)?;
+        lock_incarnation(&mut tx, b).await?;
         lock_upload(&mut tx, &part.upload_id, false).await?;
         let (chunk, sites) = (to_json(&part.chunk)?, to_json(&part.sites)?);
         let old = loop {
@@ -2386,14 +2577,10 @@ impl Catalog for PgCatalog {
                 break old;
             }
         };
-        let bucket: String = sqlx::query_scalar("SELECT bucket FROM uploads WHERE upload_id = $1")
-            .bind(&part.upload_id)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(storage)?;
         let old_size = old.as_ref().map_or(Ok(0), |o| i64_col(o.chunk.size))?;
-        add_usage_tx(&mut tx, &bucket, i64_col(part.chunk.size)? - old_size, 0).await?;
-        settle_tx(&mut tx, reservation).await?;
+        let grown = i64_col(part.chunk.size)? - old_size;
+        add_usage_tx(&mut tx, &bucket, grown, 0).await?;
+        settle_and_recheck_tx(&mut tx, b, reservation, (grown, 0)).await?;
         tx.commit().await.map_err(storage)?;
         Ok(old)
     }
@@ -2416,7 +2603,7 @@ impl Catalog for PgCatalog {
 
     async fn list_uploads(
         &self,
-        bucket: &str,
+        b: &Bucket,
         prefix: &str,
         after: Option<(&str, &str)>,
         limit: usize,
@@ -2424,51 +2611,61 @@ impl Catalog for PgCatalog {
         let prefix = prefix.as_bytes();
         let upper = prefix_end(prefix);
         let (after_key, after_id) = after.unwrap_or_default();
-        sqlx::query(sql!(
+        let page = sqlx::query(sql!(
             "SELECT {UPLOAD_COLS} FROM uploads
              WHERE bucket = $1 AND key >= $2 AND ($3::bytea IS NULL OR key < $3)
-               AND (key > $4 OR (key = $4 AND upload_id > $5))
-             ORDER BY key, upload_id LIMIT $6"
+               AND (key > $4 OR (key = $4 AND upload_id > $5)) AND {GUARD}
+             ORDER BY key, upload_id LIMIT $6",
+            GUARD = incarnation_guard!("7", "8")
         ))
-        .bind(bucket)
+        .bind(&b.name)
         .bind(prefix)
         .bind(upper)
         .bind(after_key.as_bytes())
         .bind(after_id)
         .bind(limit_col(limit))
+        .bind(&b.tenant)
+        .bind(b.created_ms)
         .fetch_all(&self.pool)
         .await
         .map_err(storage)?
         .iter()
         .map(decode_upload)
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+        if page.is_empty() {
+            require_incarnation(&self.pool, b).await?;
+        }
+        Ok(page)
     }
 
     async fn complete_upload_settling(
         &self,
+        bucket: &Bucket,
         upload_id: &str,
         object: &ObjectRecord,
         condition: PutCondition,
         reservation: Option<&str>,
     ) -> Result<(Option<ObjectRecord>, Vec<Part>)> {
         let o = object;
+        crate::same_bucket(bucket, &o.bucket)?;
         let mut tx = self.begin().await?;
         // Locks in the order every writer takes them (bucket, then upload, then object), so
         // that a completion and a deletion of the bucket never wait on each other in a
         // circle; a missing upload is named before a missing bucket, as in SQLite.
-        let upload_exists = sqlx::query("SELECT 1 FROM uploads WHERE upload_id = $1")
-            .bind(upload_id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(storage)?
-            .is_some();
-        if !upload_exists {
+        let upload_bucket: Option<String> =
+            sqlx::query_scalar("SELECT bucket FROM uploads WHERE upload_id = $1")
+                .bind(upload_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(storage)?;
+        let Some(upload_bucket) = upload_bucket else {
             return Err(CatalogError::NotFound {
                 kind: "upload",
                 name: upload_id.to_owned(),
             });
-        }
-        let versioning = lock_bucket_versioning(&mut tx, &o.bucket).await?;
+        };
+        crate::same_bucket(bucket, &upload_bucket)?;
+        let versioning = lock_incarnation(&mut tx, bucket).await?;
         lock_upload(&mut tx, upload_id, true).await?;
         let parts = remove_upload_tx(&mut tx, upload_id).await?;
         // Every chunk must still be a part of the upload: a part re-uploaded since the caller
@@ -2492,14 +2689,9 @@ impl Catalog for PgCatalog {
         }
         let (old, change) = put_any_tx(&mut tx, o, &condition, versioning).await?;
         // Parts no longer held, the object and what it replaced: one update.
-        add_usage_tx(
-            &mut tx,
-            &o.bucket,
-            change.0 - parts_bytes(&parts)?,
-            change.1,
-        )
-        .await?;
-        settle_tx(&mut tx, reservation).await?;
+        let change = (change.0 - parts_bytes(&parts)?, change.1);
+        add_usage_tx(&mut tx, &o.bucket, change.0, change.1).await?;
+        settle_and_recheck_tx(&mut tx, bucket, reservation, change).await?;
         let used: std::collections::HashSet<BlobId> = o.chunks.iter().map(|c| c.blob).collect();
         let unused = parts
             .into_iter()
@@ -2638,6 +2830,7 @@ impl Catalog for PgCatalog {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::conformance::by_name;
     use crate::pg_test_server::{admin, fresh_schema, options, unique};
 
     mod conformance {
@@ -2740,18 +2933,21 @@ mod tests {
             "\u{7f}",
         ];
         for k in keys {
-            cat.put_object(&object("bucket", k, "e"), PutCondition::None)
+            by_name::put_object(&cat, &object("bucket", k, "e"), PutCondition::None)
                 .await
                 .unwrap();
-            cat.create_upload(&Upload {
-                upload_id: format!("u-{k}"),
-                bucket: "bucket".into(),
-                key: k.into(),
-                initiated_ms: 1,
-                envelope: Vec::new(),
-                meta: Vec::new(),
-                sites: Vec::new(),
-            })
+            by_name::create_upload(
+                &cat,
+                &Upload {
+                    upload_id: format!("u-{k}"),
+                    bucket: "bucket".into(),
+                    key: k.into(),
+                    initiated_ms: 1,
+                    envelope: Vec::new(),
+                    meta: Vec::new(),
+                    sites: Vec::new(),
+                },
+            )
             .await
             .unwrap();
         }
@@ -2762,7 +2958,9 @@ mod tests {
         let mut after: Option<String> = None;
         loop {
             let from = after.as_deref().map_or(ListFrom::Start, ListFrom::After);
-            let page = cat.list_objects("bucket", "", from, 3).await.unwrap();
+            let page = by_name::list_objects(&cat, "bucket", "", from, 3)
+                .await
+                .unwrap();
             if page.is_empty() {
                 break;
             }
@@ -2770,8 +2968,7 @@ mod tests {
             listed.extend(page.into_iter().map(|o| o.key));
         }
         assert_eq!(listed, expected);
-        let uploads: Vec<String> = cat
-            .list_uploads("bucket", "", None, 100)
+        let uploads: Vec<String> = by_name::list_uploads(&cat, "bucket", "", None, 100)
             .await
             .unwrap()
             .into_iter()
@@ -2787,13 +2984,13 @@ mod tests {
             .collect();
         assert_eq!(tenants, ["tenant-Z", "tenant-a", "tenant-\u{e4}"]);
         // A prefix that ends in a multi-byte character's first bytes' successor.
-        let under: Vec<String> = cat
-            .list_objects("bucket", "\u{e4}", ListFrom::Start, 10)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|o| o.key)
-            .collect();
+        let under: Vec<String> =
+            by_name::list_objects(&cat, "bucket", "\u{e4}", ListFrom::Start, 10)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|o| o.key)
+                .collect();
         assert_eq!(under, ["\u{e4}"]);
         cat.close().await;
     }
@@ -2907,7 +3104,7 @@ mod tests {
             kcv: b"k2".to_vec(),
             created_ms: 2,
         };
-        a.add_bucket_key(&v2).await.unwrap();
+        by_name::add_bucket_key(&a, &v2).await.unwrap();
         seen("current bucket key", &Some(2), || async {
             b.current_bucket_key("bk").await.unwrap().map(|k| k.version)
         })
@@ -2923,14 +3120,14 @@ mod tests {
             max_bytes: Some(10),
             max_objects: None,
         };
-        a.set_quota(&scope, Some(&quota)).await.unwrap();
+        by_name::set_quota(&a, &scope, Some(&quota)).await.unwrap();
         seen("quota", &Some(quota), || async {
             b.get_quota(&scope).await.unwrap()
         })
         .await;
 
         // Bucket deletion: the bucket, its keys, rule and quota are gone everywhere.
-        a.delete_bucket("bk").await.unwrap();
+        by_name::delete_bucket(&a, "bk").await.unwrap();
         seen("deleted bucket", &(None, None, None, None), || async {
             (
                 b.get_bucket("bk").await.unwrap(),
@@ -3101,8 +3298,8 @@ mod tests {
             let key = format!("absent-{round}");
             let (oa, ob) = (object("race", &key, "ea"), object("race", &key, "eb"));
             let (ra, rb) = tokio::join!(
-                a.put_object(&oa, PutCondition::Absent),
-                b.put_object(&ob, PutCondition::Absent)
+                by_name::put_object(&a, &oa, PutCondition::Absent),
+                by_name::put_object(&b, &ob, PutCondition::Absent)
             );
             let visible = a.get_object("race", &key).await.unwrap().unwrap();
             match (ra, rb) {
@@ -3115,8 +3312,8 @@ mod tests {
             let key = format!("none-{round}");
             let (oa, ob) = (object("race", &key, "ea"), object("race", &key, "eb"));
             let (ra, rb) = tokio::join!(
-                a.put_object(&oa, PutCondition::None),
-                b.put_object(&ob, PutCondition::None)
+                by_name::put_object(&a, &oa, PutCondition::None),
+                by_name::put_object(&b, &ob, PutCondition::None)
             );
             let visible = b.get_object("race", &key).await.unwrap().unwrap();
             match (ra.unwrap(), rb.unwrap()) {
@@ -3128,8 +3325,8 @@ mod tests {
             let current = visible.etag.clone();
             let (na, nb) = (object("race", &key, "na"), object("race", &key, "nb"));
             let (ra, rb) = tokio::join!(
-                a.put_object(&na, PutCondition::ETagMatches(current.clone())),
-                b.put_object(&nb, PutCondition::ETagMatches(current))
+                by_name::put_object(&a, &na, PutCondition::ETagMatches(current.clone())),
+                by_name::put_object(&b, &nb, PutCondition::ETagMatches(current))
             );
             let winners = [&ra, &rb].iter().filter(|r| r.is_ok()).count();
             assert_eq!(winners, 1, "round {round}: {ra:?} {rb:?}");
@@ -3165,8 +3362,8 @@ mod tests {
             .unwrap();
             let o = object(&bucket, "k", "e");
             let (put, del) = tokio::join!(
-                a.put_object(&o, PutCondition::None),
-                b.delete_bucket(&bucket)
+                by_name::put_object(&a, &o, PutCondition::None),
+                by_name::delete_bucket(&b, &bucket)
             );
             let bucket_left = b.get_bucket(&bucket).await.unwrap().is_some();
             let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM objects WHERE bucket = $1")
@@ -3191,13 +3388,28 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn aborting_an_upload_whose_parts_were_never_counted_offsets_no_other_bucket() {
+        let cat = PgCatalog::connect(fresh_schema().await).await.unwrap();
+        crate::conformance::fill_for_uncounted_abort(&cat).await;
+        sqlx::raw_sql("DELETE FROM bucket_usage WHERE bucket = 'neg-b'")
+            .execute(cat.pool())
+            .await
+            .unwrap();
+        crate::conformance::check_uncounted_abort(&cat).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_recount_mends_usage_that_fell_behind_while_writes_go_on() {
         let cat = PgCatalog::connect(fresh_schema().await).await.unwrap();
         with_bucket(&cat, "t", "drift").await;
         for i in 0..5 {
-            cat.put_object(&object("drift", &format!("k{i}"), "e"), PutCondition::None)
-                .await
-                .unwrap();
+            by_name::put_object(
+                &cat,
+                &object("drift", &format!("k{i}"), "e"),
+                PutCondition::None,
+            )
+            .await
+            .unwrap();
         }
         // What a gateway of the release before would leave: writes not counted.
         sqlx::raw_sql("UPDATE bucket_usage SET bytes = 1, objects = 1")
@@ -3207,9 +3419,13 @@ mod tests {
         let writes = (5..25).map(|i| {
             let c = cat.clone();
             tokio::spawn(async move {
-                c.put_object(&object("drift", &format!("k{i}"), "e"), PutCondition::None)
-                    .await
-                    .unwrap();
+                by_name::put_object(
+                    &c,
+                    &object("drift", &format!("k{i}"), "e"),
+                    PutCondition::None,
+                )
+                .await
+                .unwrap();
             })
         });
         let writes: Vec<_> = writes.collect();
@@ -3268,8 +3484,7 @@ mod tests {
         assert_eq!(bucket.versioning, Versioning::Unversioned);
         let read = cat.get_object("oldb", "k").await.unwrap().unwrap();
         assert_eq!((read.etag.as_str(), read.version_id), ("e2", None));
-        let listed = cat
-            .list_object_versions("oldb", "", VersionsFrom::Start, 10)
+        let listed = by_name::list_object_versions(&cat, "oldb", "", VersionsFrom::Start, 10)
             .await
             .unwrap();
         assert_eq!(listed.len(), 1);

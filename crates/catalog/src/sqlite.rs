@@ -7,10 +7,11 @@
 //! Every statement is prepared once per connection and then taken from its cache.
 
 use crate::meta_cache::{MetaCache, MetaKey};
+use crate::types::Settled;
 use crate::{
     AccessKey, Bucket, BucketKey, Catalog, CatalogError, Chunk, Lease, ListFrom, ObjectRecord,
-    ObjectVersion, Part, PutCondition, Quota, QuotaStatus, Reservation, ResidencyRule, Result,
-    SiteRecord, Tenant, Upload, Usage, Versioning, VersionsFrom,
+    ObjectVersion, Part, PutCondition, Quota, QuotaStatus, QuotaTarget, Reservation, ResidencyRule,
+    Result, SiteRecord, Tenant, Upload, Usage, Versioning, VersionsFrom,
 };
 use async_trait::async_trait;
 use obhut_core::{BlobId, PolicyScope};
@@ -204,6 +205,9 @@ const RECOUNT_BUCKET: &str = "SELECT
     (SELECT COALESCE(SUM(objects), 0) FROM bucket_usage WHERE bucket = ?1)";
 
 /// Adds `bytes` and `objects` (negative: removes) to what `bucket` holds, if the bucket exists.
+/// Its one row never goes below zero: taking away what was never counted (the parts of an
+/// upload a release before usage was counted left behind) must not let the bucket grow past
+/// its quota later by as much.
 fn add_usage_tx(tx: &Connection, bucket: &str, bytes: i64, objects: i64) -> Result<()> {
     if bytes == 0 && objects == 0 {
         return Ok(());
@@ -211,9 +215,9 @@ fn add_usage_tx(tx: &Connection, bucket: &str, bytes: i64, objects: i64) -> Resu
     exec(
         tx,
         "INSERT INTO bucket_usage (bucket, shard, bytes, objects)
-         SELECT name, 0, ?2, ?3 FROM buckets WHERE name = ?1
+         SELECT name, 0, MAX(?2, 0), MAX(?3, 0) FROM buckets WHERE name = ?1
          ON CONFLICT (bucket, shard) DO UPDATE
-         SET bytes = bytes + excluded.bytes, objects = objects + excluded.objects",
+         SET bytes = MAX(bytes + ?2, 0), objects = MAX(objects + ?3, 0)",
         params![bucket, bytes, objects],
     )
     .map_err(storage)?;
@@ -233,12 +237,89 @@ fn count_object_tx(
     add_usage_tx(tx, bucket, bytes, objects)
 }
 
-/// Drops a reservation: its write is committed (settled) or failed (released).
-fn settle_tx(tx: &Connection, reservation: Option<&str>) -> Result<()> {
-    if let Some(id) = reservation {
-        exec(tx, "DELETE FROM reservations WHERE id = ?1", params![id]).map_err(storage)?;
+/// Drops a reservation whose write failed; an unknown id is not an error.
+fn release_tx(tx: &Connection, id: &str) -> Result<()> {
+    exec(tx, "DELETE FROM reservations WHERE id = ?1", params![id]).map_err(storage)?;
+    Ok(())
+}
+
+/// The wall clock in milliseconds, by which a commit tells whether its reservation expired:
+/// the embedded catalog runs in the gateway's process, whose clock set the expiry.
+fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Drops the reservation of a write being committed, reporting whether it was still held
+/// (there, and not expired at `now_ms`).
+fn settle_tx(tx: &Connection, reservation: Option<&str>, now_ms: i64) -> Result<Settled> {
+    let Some(id) = reservation else {
+        return Ok(Settled::NotGiven);
+    };
+    let expires: Option<i64> = query_row(
+        tx,
+        "DELETE FROM reservations WHERE id = ?1 RETURNING expires_ms",
+        params![id],
+        |r| r.get(0),
+    )
+    .optional()
+    .map_err(storage)?;
+    Ok(match expires {
+        Some(e) if e > now_ms => Settled::Held,
+        _ => Settled::Lost,
+    })
+}
+
+/// What `bucket` holds by its usage rows: (bytes, objects).
+fn counted_tx(tx: &Connection, bucket: &str) -> Result<(i64, i64)> {
+    query_row(
+        tx,
+        "SELECT COALESCE(SUM(bytes), 0), COALESCE(SUM(objects), 0) FROM bucket_usage
+         WHERE bucket = ?1",
+        params![bucket],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .map_err(storage)
+}
+
+/// For a commit whose reservation was lost: checks what it added to `bucket` (its usage
+/// was `before` the commit) against the quotas of the bucket and its tenant, as a
+/// reservation would have been; `QuotaExceeded` undoes the commit. The one writer makes this
+/// decision in turn with every reservation.
+fn recheck_tx(tx: &Connection, bucket: &Bucket, before: (i64, i64), now_ms: i64) -> Result<()> {
+    let after = counted_tx(tx, &bucket.name)?;
+    let grown = (
+        u64::try_from(after.0 - before.0).unwrap_or(0),
+        u64::try_from(after.1 - before.1).unwrap_or(0),
+    );
+    if grown == (0, 0) {
+        return Ok(());
+    }
+    for scope in [
+        PolicyScope::Tenant(bucket.tenant.clone()),
+        PolicyScope::Bucket(bucket.name.clone()),
+    ] {
+        if let Some(quota) = get_quota_tx(tx, &scope)? {
+            let usage = usage_tx(tx, &scope, now_ms)?;
+            crate::types::check_growth(&scope, &quota, &usage, grown)?;
+        }
     }
     Ok(())
+}
+
+/// Settles a commit's reservation before the commit writes anything; when it was lost, the
+/// bucket's usage before the write, for [`recheck_tx`] after it.
+fn settle_before_tx(
+    tx: &Connection,
+    bucket: &Bucket,
+    reservation: Option<&str>,
+    now_ms: i64,
+) -> Result<Option<(i64, i64)>> {
+    match settle_tx(tx, reservation, now_ms)? {
+        Settled::Lost => Ok(Some(counted_tx(tx, &bucket.name)?)),
+        Settled::NotGiven | Settled::Held => Ok(None),
+    }
 }
 
 /// The bucket of an upload (parts are counted in their upload's bucket).
@@ -288,9 +369,11 @@ fn usage_tx(c: &Connection, scope: &PolicyScope, now_ms: i64) -> Result<Usage> {
     })
 }
 
+/// A tenant's usage: each bucket's count taken as at least zero, so that one bucket's count
+/// that went below zero cannot offset what the others hold.
 const USAGE_OF_TENANT: &str = "SELECT
-    (SELECT COALESCE(SUM(u.bytes), 0) FROM bucket_usage u JOIN buckets b ON b.name = u.bucket WHERE b.tenant = ?1),
-    (SELECT COALESCE(SUM(u.objects), 0) FROM bucket_usage u JOIN buckets b ON b.name = u.bucket WHERE b.tenant = ?1),
+    (SELECT COALESCE(SUM(MAX(s, 0)), 0) FROM (SELECT SUM(u.bytes) AS s FROM bucket_usage u JOIN buckets b ON b.name = u.bucket WHERE b.tenant = ?1 GROUP BY u.bucket)),
+    (SELECT COALESCE(SUM(MAX(s, 0)), 0) FROM (SELECT SUM(u.objects) AS s FROM bucket_usage u JOIN buckets b ON b.name = u.bucket WHERE b.tenant = ?1 GROUP BY u.bucket)),
     (SELECT COALESCE(SUM(r.bytes), 0) FROM reservations r JOIN buckets b ON b.name = r.bucket WHERE b.tenant = ?1 AND r.expires_ms > ?2),
     (SELECT COALESCE(SUM(r.objects), 0) FROM reservations r JOIN buckets b ON b.name = r.bucket WHERE b.tenant = ?1 AND r.expires_ms > ?2)";
 
@@ -952,6 +1035,28 @@ fn upload_exists_tx(tx: &Connection, upload_id: &str) -> Result<()> {
     )
 }
 
+/// `bucket`'s versioning state if it is still the bucket of its name: the same owner and the
+/// same incarnation (`created_ms`) as the record the caller was authorised against;
+/// `NotFound` if it was deleted, or deleted and created again, since. Writes run in the one
+/// writer's transaction, so the answer holds until the write commits.
+fn incarnation_tx(tx: &Connection, bucket: &Bucket) -> Result<Versioning> {
+    let code: Option<i64> = query_row(
+        tx,
+        "SELECT versioning FROM buckets WHERE name = ?1 AND tenant = ?2 AND created_ms = ?3",
+        params![bucket.name, bucket.tenant, bucket.created_ms],
+        |r| r.get(0),
+    )
+    .optional()
+    .map_err(storage)?;
+    match code {
+        Some(c) => Versioning::from_code(c),
+        None => Err(CatalogError::NotFound {
+            kind: "bucket",
+            name: bucket.name.clone(),
+        }),
+    }
+}
+
 /// `NotFound` unless the bucket exists.
 fn bucket_exists_tx(tx: &Connection, bucket: &str) -> Result<()> {
     bucket_versioning_tx(tx, bucket).map(|_| ())
@@ -1584,24 +1689,11 @@ impl Catalog for SqliteCatalog {
         .await
     }
 
-    async fn delete_bucket(&self, name: &str) -> Result<Vec<Part>> {
-        let name = name.to_owned();
+    async fn delete_bucket(&self, bucket: &Bucket) -> Result<Vec<Part>> {
+        let bucket = bucket.clone();
         self.write(move |tx| {
-            let exists: bool = query_row(
-                tx,
-                "SELECT 1 FROM buckets WHERE name = ?1",
-                params![name],
-                |_| Ok(true),
-            )
-            .optional()
-            .map_err(storage)?
-            .unwrap_or(false);
-            if !exists {
-                return Err(CatalogError::NotFound {
-                    kind: "bucket",
-                    name,
-                });
-            }
+            incarnation_tx(tx, &bucket)?;
+            let name = bucket.name;
             let has_objects: bool = query_row(
                 tx,
                 "SELECT 1 FROM objects WHERE bucket = ?1
@@ -1660,20 +1752,26 @@ impl Catalog for SqliteCatalog {
 
     async fn put_object_settling(
         &self,
+        bucket: &Bucket,
         object: &ObjectRecord,
         condition: PutCondition,
         reservation: Option<&str>,
     ) -> Result<Option<ObjectRecord>> {
-        let o = object.clone();
+        crate::same_bucket(bucket, &object.bucket)?;
+        let (bucket, o) = (bucket.clone(), object.clone());
         let reservation = reservation.map(str::to_owned);
         self.write_data(move |tx| {
-            let versioning = bucket_versioning_tx(tx, &o.bucket)?;
+            let versioning = incarnation_tx(tx, &bucket)?;
+            let now = wall_ms();
+            let lost = settle_before_tx(tx, &bucket, reservation.as_deref(), now)?;
             let current = current_tx(tx, &o.bucket, &o.key)?;
             condition
                 .check(current.as_ref().map(|c| &c.0))
                 .map_err(CatalogError::PreconditionFailed)?;
             let old = put_version_tx(tx, &o, versioning, current)?;
-            settle_tx(tx, reservation.as_deref())?;
+            if let Some(before) = lost {
+                recheck_tx(tx, &bucket, before, now)?;
+            }
             Ok(old)
         })
         .await
@@ -1687,13 +1785,20 @@ impl Catalog for SqliteCatalog {
             .await
     }
 
-    async fn set_quota(&self, scope: &PolicyScope, quota: Option<&Quota>) -> Result<()> {
-        let scope = scope.encode();
+    async fn set_quota(&self, target: QuotaTarget<'_>, quota: Option<&Quota>) -> Result<()> {
+        let scope = target.scope().encode();
+        let bucket = match target {
+            QuotaTarget::Bucket(b) => Some(b.clone()),
+            QuotaTarget::Tenant(_) => None,
+        };
         let quota = quota
             .filter(|q| !q.is_unlimited())
             .map(to_json)
             .transpose()?;
         self.write(move |tx| {
+            if let Some(b) = &bucket {
+                incarnation_tx(tx, b)?;
+            }
             match quota {
                 Some(q) => exec(
                     tx,
@@ -1792,7 +1897,7 @@ impl Catalog for SqliteCatalog {
 
     async fn release(&self, id: &str) -> Result<()> {
         let id = id.to_owned();
-        self.write_data(move |tx| settle_tx(tx, Some(&id))).await
+        self.write_data(move |tx| release_tx(tx, &id)).await
     }
 
     async fn recount_usage(&self, bucket: &str) -> Result<Usage> {
@@ -1958,9 +2063,11 @@ impl Catalog for SqliteCatalog {
         .await
     }
 
-    async fn add_bucket_key(&self, key: &BucketKey) -> Result<()> {
-        let k = key.clone();
+    async fn add_bucket_key(&self, bucket: &Bucket, key: &BucketKey) -> Result<()> {
+        crate::same_bucket(bucket, &key.bucket)?;
+        let (bucket, k) = (bucket.clone(), key.clone());
         self.write(move |c| {
+            incarnation_tx(c, &bucket)?;
             exec(
                 c,
                 "INSERT INTO bucket_keys (bucket, version, wrapped, kcv, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -1986,9 +2093,11 @@ impl Catalog for SqliteCatalog {
         self.lookup(move |c| get_object_tx(c, &bucket, &key)).await
     }
 
-    async fn delete_object(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>> {
-        let (bucket, key) = (bucket.to_owned(), key.to_owned());
+    async fn delete_object(&self, bucket: &Bucket, key: &str) -> Result<Option<ObjectRecord>> {
+        let (b, key) = (bucket.clone(), key.to_owned());
         self.write_data(move |tx| {
+            incarnation_tx(tx, &b)?;
+            let bucket = b.name;
             let old = get_object_tx(tx, &bucket, &key)?;
             exec(
                 tx,
@@ -2004,12 +2113,12 @@ impl Catalog for SqliteCatalog {
 
     async fn list_objects(
         &self,
-        bucket: &str,
+        bucket: &Bucket,
         prefix: &str,
         from: ListFrom<'_>,
         limit: usize,
     ) -> Result<Vec<ObjectRecord>> {
-        let bucket = bucket.to_owned();
+        let b = bucket.clone();
         let prefix = prefix.as_bytes().to_vec();
         // (bound, inclusive)
         let from = match from {
@@ -2021,6 +2130,10 @@ impl Catalog for SqliteCatalog {
             },
         };
         self.with(move |c| {
+            // The bucket's check and the scan read one snapshot.
+            let c = c.transaction().map_err(storage)?;
+            incarnation_tx(&c, &b)?;
+            let bucket = b.name.as_str();
             // Start at the larger of `prefix` (inclusive) and `from`.
             let (lower, inclusive) = match from {
                 Some((bound, incl)) if bound >= prefix => (bound, incl),
@@ -2038,16 +2151,19 @@ impl Catalog for SqliteCatalog {
                 .map_err(storage)?
                 .collect::<rusqlite::Result<Vec<_>>>()
                 .map_err(storage)?;
+            drop(stmt);
+            c.finish().map_err(storage)?;
             rows.into_iter().map(RawObject::decode).collect()
         })
         .await
     }
 
-    async fn set_bucket_versioning(&self, bucket: &str, state: Versioning) -> Result<()> {
-        let bucket = bucket.to_owned();
+    async fn set_bucket_versioning(&self, bucket: &Bucket, state: Versioning) -> Result<()> {
+        let record = bucket.clone();
+        let bucket = bucket.name.clone();
         // A `write`: the bucket is a cached record.
         self.write(move |tx| {
-            let now = bucket_versioning_tx(tx, &bucket)?;
+            let now = incarnation_tx(tx, &record)?;
             if state == Versioning::Unversioned && now != Versioning::Unversioned {
                 return Err(CatalogError::Conflict(
                     "a versioned bucket cannot become unversioned again",
@@ -2128,10 +2244,15 @@ impl Catalog for SqliteCatalog {
         .await
     }
 
-    async fn put_delete_marker(&self, marker: &ObjectRecord) -> Result<Vec<ObjectRecord>> {
-        let m = marker.clone();
+    async fn put_delete_marker(
+        &self,
+        bucket: &Bucket,
+        marker: &ObjectRecord,
+    ) -> Result<Vec<ObjectRecord>> {
+        crate::same_bucket(bucket, &marker.bucket)?;
+        let (b, m) = (bucket.clone(), marker.clone());
         self.write_data(move |tx| {
-            if bucket_versioning_tx(tx, &m.bucket)? == Versioning::Unversioned {
+            if incarnation_tx(tx, &b)? == Versioning::Unversioned {
                 return Err(CatalogError::Conflict(
                     "a delete marker in a bucket that is not versioned",
                 ));
@@ -2172,17 +2293,18 @@ impl Catalog for SqliteCatalog {
 
     async fn delete_object_version(
         &self,
-        bucket: &str,
+        bucket: &Bucket,
         key: &str,
         version_id: Option<&str>,
     ) -> Result<Option<ObjectVersion>> {
-        let (bucket, key, version_id) = (
-            bucket.to_owned(),
+        let (b, key, version_id) = (
+            bucket.clone(),
             key.to_owned(),
             version_id.map(str::to_owned),
         );
         self.write_data(move |tx| {
-            bucket_exists_tx(tx, &bucket)?;
+            incarnation_tx(tx, &b)?;
+            let bucket = b.name;
             let removed = match current_tx(tx, &bucket, &key)? {
                 Some((cur, _)) if cur.version_id == version_id => {
                     exec(
@@ -2219,12 +2341,13 @@ impl Catalog for SqliteCatalog {
 
     async fn list_object_versions(
         &self,
-        bucket: &str,
+        bucket: &Bucket,
         prefix: &str,
         from: VersionsFrom<'_>,
         limit: usize,
     ) -> Result<Vec<ObjectVersion>> {
-        let bucket = bucket.to_owned();
+        let b = bucket.clone();
+        let bucket = bucket.name.clone();
         let prefix = prefix.as_bytes().to_vec();
         // The position after which the page starts: (key, order), exclusive.
         let (after, within): ((Vec<u8>, i64), Option<String>) = match from {
@@ -2266,6 +2389,9 @@ impl Catalog for SqliteCatalog {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let mut page = self
             .with(move |c| {
+                // The bucket's check and the scan read one snapshot.
+                let c = c.transaction().map_err(storage)?;
+                incarnation_tx(&c, &b)?;
                 // Two range scans merged in order (SQLite merges a compound SELECT whose
                 // ORDER BY each side's primary key already delivers).
                 let sql = format!(
@@ -2282,6 +2408,8 @@ impl Catalog for SqliteCatalog {
                     .map_err(storage)?
                     .collect::<rusqlite::Result<Vec<_>>>()
                     .map_err(storage)?;
+                drop(stmt);
+                c.finish().map_err(storage)?;
                 rows.into_iter()
                     .map(|r| decode_version(r).map(|v| v.0))
                     .collect::<Result<Vec<_>>>()
@@ -2291,9 +2419,11 @@ impl Catalog for SqliteCatalog {
         Ok(page)
     }
 
-    async fn create_upload(&self, upload: &Upload) -> Result<()> {
-        let u = upload.clone();
+    async fn create_upload(&self, bucket: &Bucket, upload: &Upload) -> Result<()> {
+        crate::same_bucket(bucket, &upload.bucket)?;
+        let (b, u) = (bucket.clone(), upload.clone());
         self.write_data(move |c| {
+            incarnation_tx(c, &b)?;
             exec(
                 c,
                 &format!("INSERT INTO uploads ({UPLOAD_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
@@ -2332,27 +2462,18 @@ impl Catalog for SqliteCatalog {
 
     async fn put_part_settling(
         &self,
+        bucket: &Bucket,
         part: &Part,
         reservation: Option<&str>,
     ) -> Result<Option<Part>> {
-        let p = part.clone();
+        let (b, p) = (bucket.clone(), part.clone());
         let reservation = reservation.map(str::to_owned);
         self.write_data(move |tx| {
-            let exists: bool = query_row(
-                tx,
-                "SELECT 1 FROM uploads WHERE upload_id = ?1",
-                params![p.upload_id],
-                |_| Ok(true),
-            )
-            .optional()
-            .map_err(storage)?
-            .unwrap_or(false);
-            if !exists {
-                return Err(CatalogError::NotFound {
-                    kind: "upload",
-                    name: p.upload_id,
-                });
-            }
+            let bucket = upload_bucket_tx(tx, &p.upload_id)?;
+            crate::same_bucket(&b, &bucket)?;
+            incarnation_tx(tx, &b)?;
+            let now = wall_ms();
+            let lost = settle_before_tx(tx, &b, reservation.as_deref(), now)?;
             let old = query_row(
                 tx,
                 &format!("SELECT {PART_COLS} FROM parts WHERE upload_id = ?1 AND part_number = ?2"),
@@ -2379,10 +2500,11 @@ impl Catalog for SqliteCatalog {
                 ],
             )
             .map_err(storage)?;
-            let bucket = upload_bucket_tx(tx, &p.upload_id)?;
             let old_size = old.as_ref().map_or(Ok(0), |o| i64_col(o.chunk.size))?;
             add_usage_tx(tx, &bucket, i64_col(p.chunk.size)? - old_size, 0)?;
-            settle_tx(tx, reservation.as_deref())?;
+            if let Some(before) = lost {
+                recheck_tx(tx, &b, before, now)?;
+            }
             Ok(old)
         })
         .await
@@ -2408,15 +2530,19 @@ impl Catalog for SqliteCatalog {
 
     async fn list_uploads(
         &self,
-        bucket: &str,
+        bucket: &Bucket,
         prefix: &str,
         after: Option<(&str, &str)>,
         limit: usize,
     ) -> Result<Vec<Upload>> {
-        let bucket = bucket.to_owned();
+        let b = bucket.clone();
+        let bucket = bucket.name.clone();
         let prefix = prefix.as_bytes().to_vec();
         let after = after.map(|(k, u)| (k.as_bytes().to_vec(), u.to_owned()));
         self.with(move |c| {
+            // The bucket's check and the scan read one snapshot.
+            let c = c.transaction().map_err(storage)?;
+            incarnation_tx(&c, &b)?;
             let upper = prefix_end(&prefix);
             let (after_key, after_id) = after.unwrap_or_default();
             let mut stmt = c
@@ -2442,6 +2568,8 @@ impl Catalog for SqliteCatalog {
                 .map_err(storage)?
                 .collect::<rusqlite::Result<Vec<_>>>()
                 .map_err(storage)?;
+            drop(stmt);
+            c.finish().map_err(storage)?;
             rows.into_iter().map(decode_upload).collect()
         })
         .await
@@ -2449,16 +2577,21 @@ impl Catalog for SqliteCatalog {
 
     async fn complete_upload_settling(
         &self,
+        bucket: &Bucket,
         upload_id: &str,
         object: &ObjectRecord,
         condition: PutCondition,
         reservation: Option<&str>,
     ) -> Result<(Option<ObjectRecord>, Vec<Part>)> {
+        crate::same_bucket(bucket, &object.bucket)?;
         let id = upload_id.to_owned();
-        let o = object.clone();
+        let (b, o) = (bucket.clone(), object.clone());
         let reservation = reservation.map(str::to_owned);
         self.write_data(move |tx| {
-            upload_exists_tx(tx, &id)?;
+            crate::same_bucket(&b, &upload_bucket_tx(tx, &id)?)?;
+            let versioning = incarnation_tx(tx, &b)?;
+            let now = wall_ms();
+            let lost = settle_before_tx(tx, &b, reservation.as_deref(), now)?;
             let parts = remove_upload_tx(tx, &id)?;
             // Every chunk must still be a part of the upload: a part re-uploaded since the
             // caller listed them has replaced (and discarded) the blob it names.
@@ -2481,7 +2614,6 @@ impl Catalog for SqliteCatalog {
                     "a part moved to other sites while the upload was being completed",
                 ));
             }
-            let versioning = bucket_versioning_tx(tx, &o.bucket)?;
             let current = current_tx(tx, &o.bucket, &o.key)?;
             condition
                 .check(current.as_ref().map(|c| &c.0))
@@ -2493,7 +2625,9 @@ impl Catalog for SqliteCatalog {
                 .filter(|p| !used.contains(&p.chunk.blob))
                 .collect();
             let old = put_version_tx(tx, &o, versioning, current)?;
-            settle_tx(tx, reservation.as_deref())?;
+            if let Some(before) = lost {
+                recheck_tx(tx, &b, before, now)?;
+            }
             Ok((old, unused))
         })
         .await
@@ -2656,6 +2790,21 @@ mod tests {
         }
         let cat = SqliteCatalog::open(&path).expect("reopen");
         assert_eq!(cat.get_tenant("t-a").await.expect("get"), Some(tenant));
+    }
+
+    #[tokio::test]
+    async fn aborting_an_upload_whose_parts_were_never_counted_takes_usage_below_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("catalog.db");
+        let cat = SqliteCatalog::open(&path).expect("open");
+        crate::conformance::fill_for_uncounted_abort(&cat).await;
+        drop(cat);
+        Connection::open(&path)
+            .expect("open")
+            .execute_batch("DELETE FROM bucket_usage WHERE bucket = 'neg-b'")
+            .expect("delete");
+        let cat = SqliteCatalog::open(&path).expect("reopen");
+        crate::conformance::check_uncounted_abort(&cat).await;
     }
 
     #[tokio::test]

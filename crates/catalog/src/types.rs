@@ -251,6 +251,25 @@ pub enum ListFrom<'a> {
     PastPrefix(&'a str),
 }
 
+/// What [`crate::Catalog::set_quota`] sets a quota on: a tenant, or a bucket as the caller was
+/// authorised against it (its name, tenant and incarnation, checked when the quota is set).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuotaTarget<'a> {
+    Tenant(&'a str),
+    Bucket(&'a Bucket),
+}
+
+impl QuotaTarget<'_> {
+    /// The scope the quota is stored under.
+    #[must_use]
+    pub fn scope(&self) -> obhut_core::PolicyScope {
+        match self {
+            Self::Tenant(t) => obhut_core::PolicyScope::Tenant((*t).to_owned()),
+            Self::Bucket(b) => obhut_core::PolicyScope::Bucket(b.name.clone()),
+        }
+    }
+}
+
 /// The most a tenant or a bucket may hold: bytes (objects and the parts of unfinished
 /// multipart uploads) and objects; `None` is no limit.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -346,6 +365,36 @@ pub struct QuotaStatus {
     pub scope: obhut_core::PolicyScope,
     pub quota: Quota,
     pub usage: Usage,
+}
+
+/// What a commit found of the reservation it settles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Settled {
+    /// The write was made without one (no quota applied when it began).
+    NotGiven,
+    /// It was there and had not expired: the write was checked when it was made.
+    Held,
+    /// It had expired, or was gone (reclaimed, or dropped with its bucket): other writes were
+    /// let in meanwhile as if this one did not exist, so the commit is checked again.
+    Lost,
+}
+
+/// For a commit whose reservation was lost: whether `usage` (as it is with the commit's own
+/// change, `grown` bytes and objects, already counted) stays within `quota`, as
+/// [`check_quota`] decided for a reservation. A dimension the commit did not grow is not
+/// checked.
+pub(crate) fn check_growth(
+    scope: &obhut_core::PolicyScope,
+    quota: &Quota,
+    usage: &Usage,
+    grown: (u64, u64),
+) -> Result<(), crate::CatalogError> {
+    let before = Usage {
+        bytes: usage.bytes.saturating_sub(grown.0),
+        objects: usage.objects.saturating_sub(grown.1),
+        ..*usage
+    };
+    check_quota(scope, quota, &before, grown, (0, 0))
 }
 
 /// Whether adding `bytes` and `objects` to `usage` (less `credit_bytes`/`credit_objects`, what

@@ -15,7 +15,7 @@
 
 use obhut_catalog::{
     AccessKey, Bucket, BucketKey, Catalog, Chunk, ListFrom, ObjectRecord, Part, PutCondition,
-    Quota, ResidencyRule, SiteRecord, SqliteCatalog, Tenant, Upload,
+    Quota, QuotaTarget, ResidencyRule, SiteRecord, SqliteCatalog, Tenant, Upload,
 };
 use obhut_core::{BlobId, PolicyScope, SiteState};
 use rusqlite::Connection;
@@ -188,24 +188,24 @@ async fn write_catalog(cat: &dyn Catalog) {
         .await
         .unwrap();
     cat.create_bucket(&bucket(), &bucket_key(1)).await.unwrap();
-    cat.add_bucket_key(&bucket_key(2)).await.unwrap();
+    cat.add_bucket_key(&bucket(), &bucket_key(2)).await.unwrap();
     cat.put_rule(&PolicyScope::Bucket("photos".into()), &bucket_rule())
         .await
         .unwrap();
-    cat.put_object(&object(), PutCondition::Absent)
+    cat.put_object(&bucket(), &object(), PutCondition::Absent)
         .await
         .unwrap();
-    cat.create_upload(&upload(SqliteCatalog::SCHEMA_VERSION))
+    cat.create_upload(&bucket(), &upload(SqliteCatalog::SCHEMA_VERSION))
         .await
         .unwrap();
-    cat.put_part(&part()).await.unwrap();
+    cat.put_part(&bucket(), &part()).await.unwrap();
     if SqliteCatalog::SCHEMA_VERSION >= 3 {
         cat.set_upgrade_done(UPGRADE, UPGRADE_DONE_MS)
             .await
             .unwrap();
     }
     if SqliteCatalog::SCHEMA_VERSION >= 4 {
-        cat.set_quota(&PolicyScope::Tenant("acme".into()), Some(&quota()))
+        cat.set_quota(QuotaTarget::Tenant("acme"), Some(&quota()))
             .await
             .unwrap();
     }
@@ -253,7 +253,7 @@ async fn assert_catalog(cat: &dyn Catalog, version: u32) {
     let o = object();
     assert_eq!(cat.get_object("photos", &o.key).await.unwrap(), Some(o));
     assert_eq!(
-        cat.list_objects("photos", "2024/", ListFrom::Start, 10)
+        cat.list_objects(&bucket(), "2024/", ListFrom::Start, 10)
             .await
             .unwrap(),
         vec![object()]
@@ -263,7 +263,7 @@ async fn assert_catalog(cat: &dyn Catalog, version: u32) {
         Some(upload(version))
     );
     assert_eq!(
-        cat.list_uploads("photos", "", None, 10).await.unwrap(),
+        cat.list_uploads(&bucket(), "", None, 10).await.unwrap(),
         vec![upload(version)]
     );
     assert_eq!(
@@ -306,7 +306,7 @@ async fn assert_writable(cat: &dyn Catalog) {
     done.key = "big/video.mp4".into();
     done.chunks = vec![part().chunk];
     let (replaced, unused) = cat
-        .complete_upload("upload-0001", &done, PutCondition::Absent)
+        .complete_upload(&bucket(), "upload-0001", &done, PutCondition::Absent)
         .await
         .unwrap();
     assert_eq!((replaced, unused), (None, Vec::new()));

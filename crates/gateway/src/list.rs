@@ -5,7 +5,7 @@
 //! Works on catalog records only; never sees object content or keys.
 
 use obhut_catalog::{
-    Catalog, CatalogError, ListFrom, ObjectRecord, ObjectVersion, Upload, VersionsFrom,
+    Bucket, Catalog, CatalogError, ListFrom, ObjectRecord, ObjectVersion, Upload, VersionsFrom,
 };
 use s3s::S3Result;
 
@@ -34,7 +34,7 @@ pub struct Page {
 /// skipped, which is how S3 treats a marker that is itself a common prefix.
 pub async fn list_page(
     catalog: &dyn Catalog,
-    bucket: &str,
+    bucket: &Bucket,
     prefix: &str,
     delimiter: Option<&str>,
     after: Option<&str>,
@@ -117,7 +117,7 @@ enum VersionCursor {
 /// [`list_page`] does for objects.
 pub async fn list_versions_page(
     catalog: &dyn Catalog,
-    bucket: &str,
+    bucket: &Bucket,
     prefix: &str,
     delimiter: Option<&str>,
     after: Option<&str>,
@@ -205,7 +205,7 @@ pub struct UploadPage {
 /// marker), in key and then upload-id order.
 pub async fn list_uploads_page(
     catalog: &dyn Catalog,
-    bucket: &str,
+    bucket: &Bucket,
     prefix: &str,
     delimiter: Option<&str>,
     after: Option<(&str, &str)>,
@@ -287,7 +287,16 @@ pub fn url_encode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use obhut_catalog::{Bucket, BucketKey, Chunk, PutCondition, SqliteCatalog, Tenant};
+    use obhut_catalog::{BucketKey, Chunk, PutCondition, SqliteCatalog, Tenant};
+
+    fn bucket_b() -> Bucket {
+        Bucket {
+            name: "b".into(),
+            tenant: "t".into(),
+            created_ms: 0,
+            versioning: Default::default(),
+        }
+    }
 
     async fn catalog_with(keys: &[&str]) -> SqliteCatalog {
         let cat = SqliteCatalog::in_memory().expect("catalog");
@@ -300,12 +309,7 @@ mod tests {
         .await
         .expect("tenant");
         cat.create_bucket(
-            &Bucket {
-                name: "b".into(),
-                tenant: "t".into(),
-                created_ms: 0,
-                versioning: Default::default(),
-            },
+            &bucket_b(),
             &BucketKey {
                 bucket: "b".into(),
                 version: 1,
@@ -334,7 +338,9 @@ mod tests {
                 }],
                 version_id: None,
             };
-            cat.put_object(&o, PutCondition::None).await.expect("put");
+            cat.put_object(&bucket_b(), &o, PutCondition::None)
+                .await
+                .expect("put");
         }
         cat
     }
@@ -349,12 +355,12 @@ mod tests {
     #[tokio::test]
     async fn delimiter_rolls_up_and_pages_resume_after_common_prefixes() {
         let cat = catalog_with(&["a/1", "a/2", "a/3", "b", "c/1", "d"]).await;
-        let p1 = list_page(&cat, "b", "", Some("/"), None, 2)
+        let p1 = list_page(&cat, &bucket_b(), "", Some("/"), None, 2)
             .await
             .expect("p1");
         assert_eq!(names(&p1), (vec!["b"], vec!["a/"]));
         assert!(p1.truncated);
-        let p2 = list_page(&cat, "b", "", Some("/"), p1.last.as_deref(), 2)
+        let p2 = list_page(&cat, &bucket_b(), "", Some("/"), p1.last.as_deref(), 2)
             .await
             .expect("p2");
         assert_eq!(names(&p2), (vec!["d"], vec!["c/"]));
@@ -369,7 +375,7 @@ mod tests {
         let mut seen = Vec::new();
         let mut after: Option<String> = None;
         loop {
-            let p = list_page(&cat, "b", "k", None, after.as_deref(), 10)
+            let p = list_page(&cat, &bucket_b(), "k", None, after.as_deref(), 10)
                 .await
                 .expect("page");
             seen.extend(p.objects.iter().map(|o| o.key.clone()));
@@ -379,7 +385,7 @@ mod tests {
             after = p.last;
         }
         assert_eq!(seen, keys);
-        let none = list_page(&cat, "b", "k", None, None, 0)
+        let none = list_page(&cat, &bucket_b(), "k", None, None, 0)
             .await
             .expect("zero");
         assert!(none.objects.is_empty() && !none.truncated);
@@ -389,19 +395,22 @@ mod tests {
     async fn uploads_roll_up_like_objects_and_pages_resume_after_the_last_entry() {
         let cat = catalog_with(&[]).await;
         for (id, key) in [("u1", "a/1"), ("u2", "a/2"), ("u3", "b"), ("u4", "c/1")] {
-            cat.create_upload(&Upload {
-                upload_id: id.into(),
-                bucket: "b".into(),
-                key: key.into(),
-                initiated_ms: 0,
-                envelope: Vec::new(),
-                meta: Vec::new(),
-                sites: Vec::new(),
-            })
+            cat.create_upload(
+                &bucket_b(),
+                &Upload {
+                    upload_id: id.into(),
+                    bucket: "b".into(),
+                    key: key.into(),
+                    initiated_ms: 0,
+                    envelope: Vec::new(),
+                    meta: Vec::new(),
+                    sites: Vec::new(),
+                },
+            )
             .await
             .expect("upload");
         }
-        let p1 = list_uploads_page(&cat, "b", "", Some("/"), None, 2)
+        let p1 = list_uploads_page(&cat, &bucket_b(), "", Some("/"), None, 2)
             .await
             .expect("p1");
         let keys =
@@ -416,7 +425,7 @@ mod tests {
             (Some("b"), Some("u3"))
         );
         let after = Some(("b", "u3"));
-        let p2 = list_uploads_page(&cat, "b", "", Some("/"), after, 2)
+        let p2 = list_uploads_page(&cat, &bucket_b(), "", Some("/"), after, 2)
             .await
             .expect("p2");
         assert_eq!(

@@ -10,7 +10,7 @@
 
 use crate::Gateway;
 use crate::keys::{Binding, Envelope, ObjectCipher};
-use obhut_catalog::{BucketKey, VersionPages};
+use obhut_catalog::{Bucket, BucketKey, VersionPages};
 use obhut_trustee_client::Justification;
 use obhut_trustee_client::object_keys::{ObjectKeyOutcome, SealedObjectKey};
 use s3s::S3Error;
@@ -46,15 +46,15 @@ impl Gateway {
         why: &Justification,
         progress: impl Fn(u64, u64) + Send,
     ) -> Result<Rotated, String> {
-        let owned = self
+        // The record the rotation acts through: if the bucket is deleted (and its name perhaps
+        // taken) meanwhile, the catalog refuses the new key version and the walks find nothing.
+        let record = self
             .catalog
             .get_bucket(bucket)
             .await
             .map_err(|e| e.to_string())?
-            .is_some_and(|b| b.tenant == tenant);
-        if !owned {
-            return Err(format!("tenant {tenant} has no bucket {bucket}"));
-        }
+            .filter(|b| b.tenant == tenant)
+            .ok_or_else(|| format!("tenant {tenant} has no bucket {bucket}"))?;
         if !self.upgrade.is_done() {
             return Err("records of the previous release are still being upgraded to the current format; rotate when the upgrade has finished".into());
         }
@@ -71,13 +71,16 @@ impl Gateway {
             .await
             .map_err(|e| e.to_string())?;
         self.catalog
-            .add_bucket_key(&BucketKey {
-                bucket: bucket.to_owned(),
-                version,
-                wrapped: wrapped.wrapped,
-                kcv: wrapped.kcv.to_vec(),
-                created_ms: crate::s3::now_ms(),
-            })
+            .add_bucket_key(
+                &record,
+                &BucketKey {
+                    bucket: bucket.to_owned(),
+                    version,
+                    wrapped: wrapped.wrapped,
+                    kcv: wrapped.kcv.to_vec(),
+                    created_ms: crate::s3::now_ms(),
+                },
+            )
             .await
             .map_err(|e| e.to_string())?;
         tracing::info!(
@@ -92,7 +95,7 @@ impl Gateway {
             .await
             .map_err(|e| fail(&e))?;
 
-        let total = self.count_envelopes(bucket).await?;
+        let total = self.count_envelopes(&record).await?;
         let mut done = 0u64;
         let mut out = Rotated {
             version,
@@ -101,7 +104,7 @@ impl Gateway {
         };
         progress(0, total);
 
-        let mut pages = VersionPages::new(self.catalog.as_ref(), bucket, PAGE);
+        let mut pages = VersionPages::new(self.catalog.as_ref(), &record, PAGE);
         while let Some(page) = pages.next_objects().await.map_err(|e| e.to_string())? {
             let Some(new_key) = &new_key else {
                 let records: Vec<Filed> = page
@@ -156,7 +159,7 @@ impl Gateway {
             let page = self
                 .catalog
                 .list_uploads(
-                    bucket,
+                    &record,
                     "",
                     marker.as_ref().map(|(k, u)| (k.as_str(), u.as_str())),
                     PAGE,
@@ -213,7 +216,7 @@ impl Gateway {
         Ok(out)
     }
 
-    async fn count_envelopes(&self, bucket: &str) -> Result<u64, String> {
+    async fn count_envelopes(&self, bucket: &Bucket) -> Result<u64, String> {
         let mut n = 0u64;
         let mut pages = VersionPages::new(self.catalog.as_ref(), bucket, PAGE);
         while let Some(page) = pages.next_objects().await.map_err(|e| e.to_string())? {

@@ -86,7 +86,7 @@ impl Gateway {
             // Every version, noncurrent ones and delete markers too, from the start each time
             // (what was purged is gone).
             loop {
-                let page = VersionPages::new(self.catalog.as_ref(), &bucket.name, PAGE)
+                let page = VersionPages::new(self.catalog.as_ref(), &bucket, PAGE)
                     .next_page()
                     .await
                     .map_err(|e| e.to_string())?
@@ -95,15 +95,19 @@ impl Gateway {
                     break;
                 }
                 for v in page {
-                    let removed = self
+                    let removed = match self
                         .catalog
                         .delete_object_version(
-                            &bucket.name,
+                            &bucket,
                             &v.object.key,
                             v.object.version_id.as_deref(),
                         )
                         .await
-                        .map_err(|e| e.to_string())?;
+                    {
+                        // Deleted meanwhile: the next page finds nothing.
+                        Err(e) if e.is_bucket_gone() => None,
+                        other => other.map_err(|e| e.to_string())?,
+                    };
                     if let Some(old) = removed.filter(|r| !r.delete_marker) {
                         self.discard_object(old.object);
                         purged += 1;
@@ -111,11 +115,11 @@ impl Gateway {
                 }
             }
             loop {
-                let uploads = self
-                    .catalog
-                    .list_uploads(&bucket.name, "", None, PAGE)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let uploads = match self.catalog.list_uploads(&bucket, "", None, PAGE).await {
+                    // Deleted meanwhile: its uploads went with it.
+                    Err(e) if e.is_bucket_gone() => Vec::new(),
+                    other => other.map_err(|e| e.to_string())?,
+                };
                 if uploads.is_empty() {
                     break;
                 }

@@ -161,13 +161,7 @@ impl Gateway {
                 .map_err(catalog)?
             {
                 match self
-                    .upgrade_bucket(
-                        &tenant.name,
-                        &bucket.name,
-                        &mut keys,
-                        &mut rebound,
-                        &mut out,
-                    )
+                    .upgrade_bucket(&tenant.name, &bucket, &mut keys, &mut rebound, &mut out)
                     .await
                 {
                     Ok(()) => {}
@@ -288,13 +282,14 @@ impl Gateway {
     async fn upgrade_bucket(
         &self,
         tenant: &str,
-        bucket: &str,
+        record: &obhut_catalog::Bucket,
         keys: &mut RunKeys,
         rebound: &mut Vec<String>,
         out: &mut Upgraded,
     ) -> Result<(), Stop> {
         let catalog = |e: obhut_catalog::CatalogError| UpgradeError(e.to_string());
-        let mut pages = ObjectPages::new(self.catalog.as_ref(), bucket, PAGE);
+        let bucket = record.name.as_str();
+        let mut pages = ObjectPages::new(self.catalog.as_ref(), record, PAGE);
         while let Some(page) = pages.next_page().await.map_err(catalog)? {
             for o in page {
                 let legacy_envelope =
@@ -343,7 +338,7 @@ impl Gateway {
             let page = self
                 .catalog
                 .list_uploads(
-                    bucket,
+                    record,
                     "",
                     marker.as_ref().map(|(k, u)| (k.as_str(), u.as_str())),
                     PAGE,

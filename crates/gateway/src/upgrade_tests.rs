@@ -233,8 +233,10 @@ async fn legacy_catalog(trustee: &StandIn) -> (Arc<dyn Catalog>, Key, ObjectCiph
     let any = Binding::object("t", "b", "x");
     let (object, _) = ObjectCipher::generate(&any, &bk, 1).unwrap();
     let envelope = object.legacy_envelope("b", &bk, 1);
+    let b = catalog.get_bucket("b").await.unwrap().unwrap();
     catalog
         .put_object(
+            &b,
             &ObjectRecord {
                 bucket: "b".into(),
                 key: "a".into(),
@@ -253,15 +255,18 @@ async fn legacy_catalog(trustee: &StandIn) -> (Arc<dyn Catalog>, Key, ObjectCiph
         .unwrap();
     let (upload, _) = ObjectCipher::generate(&any, &bk, 1).unwrap();
     catalog
-        .create_upload(&obhut_catalog::Upload {
-            upload_id: "u1".into(),
-            bucket: "b".into(),
-            key: "big".into(),
-            initiated_ms: 1,
-            envelope: upload.legacy_envelope("b", &bk, 1),
-            meta: upload.seal_meta(&ObjectMeta::default()).unwrap(),
-            sites: vec!["s".into()],
-        })
+        .create_upload(
+            &b,
+            &obhut_catalog::Upload {
+                upload_id: "u1".into(),
+                bucket: "b".into(),
+                key: "big".into(),
+                initiated_ms: 1,
+                envelope: upload.legacy_envelope("b", &bk, 1),
+                meta: upload.seal_meta(&ObjectMeta::default()).unwrap(),
+                sites: vec!["s".into()],
+            },
+        )
         .await
         .unwrap();
     let sums = Checksums {
@@ -269,15 +274,18 @@ async fn legacy_catalog(trustee: &StandIn) -> (Arc<dyn Catalog>, Key, ObjectCiph
         ..Checksums::default()
     };
     catalog
-        .put_part(&Part {
-            upload_id: "u1".into(),
-            part_number: 1,
-            chunk: chunk(1),
-            etag: PART_MD5.into(),
-            checksums: sums.encode(),
-            sites: vec!["s".into()],
-            last_modified_ms: 1,
-        })
+        .put_part(
+            &b,
+            &Part {
+                upload_id: "u1".into(),
+                part_number: 1,
+                chunk: chunk(1),
+                etag: PART_MD5.into(),
+                checksums: sums.encode(),
+                sites: vec!["s".into()],
+                last_modified_ms: 1,
+            },
+        )
         .await
         .unwrap();
     (catalog, bk, object)
@@ -398,8 +406,9 @@ async fn records_of_the_previous_release_are_bound_to_their_names_and_their_etag
     replayed.key = "elsewhere".into();
     replayed.envelope = object.legacy_envelope("b", &bk, 1);
     replayed.etag = MD5.into();
+    let b = catalog.get_bucket("b").await.unwrap().unwrap();
     catalog
-        .put_object(&replayed, PutCondition::None)
+        .put_object(&b, &replayed, PutCondition::None)
         .await
         .unwrap();
     let e = gw

@@ -15,7 +15,7 @@ use crate::policy::{Policy, PolicySource, residency_policy};
 use crate::replica::{ReplicaProblem, copy_chunk, discard_blobs, verify_replica};
 use crate::sites::SiteSet;
 use crate::worker::{Duty, Worker, Workers};
-use obhut_catalog::{Catalog, Chunk, ObjectRecord, Part, Tenant, VersionPages};
+use obhut_catalog::{Bucket, Catalog, Chunk, ObjectRecord, Part, Tenant, VersionPages};
 use obhut_core::{SiteInfo, SiteState};
 use obhut_sites::Site;
 use serde::{Deserialize, Serialize};
@@ -349,11 +349,11 @@ impl Maintenance {
     }
 
     /// Every (tenant, bucket) pair; buckets are few, their objects are paged.
-    async fn buckets(&self) -> Result<Vec<(Tenant, String)>, MaintenanceError> {
+    async fn buckets(&self) -> Result<Vec<(Tenant, Bucket)>, MaintenanceError> {
         let mut out = Vec::new();
         for tenant in self.catalog.list_tenants().await? {
             for b in self.catalog.list_buckets(&tenant.name).await? {
-                out.push((tenant.clone(), b.name));
+                out.push((tenant.clone(), b));
             }
         }
         Ok(out)
@@ -386,7 +386,7 @@ impl Maintenance {
                 self.catalog.as_ref(),
                 self.policies.as_ref(),
                 &tenant,
-                &bucket,
+                &bucket.name,
             )
             .await?;
             let mut pages = VersionPages::new(self.catalog.as_ref(), &bucket, PAGE);
@@ -418,12 +418,12 @@ impl Maintenance {
     async fn repair_uploads(
         &self,
         worker: &Worker,
-        bucket: &str,
+        bucket: &Bucket,
         policy: &Policy,
     ) -> Result<(), MaintenanceError> {
         let mut after: Option<(String, String)> = None;
         loop {
-            let uploads = self
+            let uploads = match self
                 .catalog
                 .list_uploads(
                     bucket,
@@ -431,7 +431,12 @@ impl Maintenance {
                     after.as_ref().map(|(k, u)| (k.as_str(), u.as_str())),
                     PAGE,
                 )
-                .await?;
+                .await
+            {
+                // Deleted meanwhile: its uploads went with it.
+                Err(e) if e.is_bucket_gone() => return Ok(()),
+                other => other?,
+            };
             for upload in &uploads {
                 let mut after_part = 0;
                 loop {

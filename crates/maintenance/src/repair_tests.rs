@@ -128,6 +128,7 @@ const NO_SCRUB: ScrubRate = ScrubRate {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drain_moves_objects_and_upload_parts_in_one_paged_pass() {
     let f = fixture(NO_SCRUB).await;
+    let bk = f.catalog.get_bucket("bk").await.unwrap().unwrap();
     let objects = PAGE + 3;
     for i in 0..objects {
         let chunk = blob(&f.sites, &["a", "b"], format!("object {i}").as_bytes(), 1).await;
@@ -143,32 +144,41 @@ async fn drain_moves_objects_and_upload_parts_in_one_paged_pass() {
             chunks: vec![chunk],
             version_id: None,
         };
-        f.catalog.put_object(&o, PutCondition::None).await.unwrap();
+        f.catalog
+            .put_object(&bk, &o, PutCondition::None)
+            .await
+            .unwrap();
     }
     f.catalog
-        .create_upload(&Upload {
-            upload_id: "u".into(),
-            bucket: "bk".into(),
-            key: "unfinished".into(),
-            initiated_ms: 1,
-            envelope: Vec::new(),
-            meta: Vec::new(),
-            sites: Vec::new(),
-        })
+        .create_upload(
+            &bk,
+            &Upload {
+                upload_id: "u".into(),
+                bucket: "bk".into(),
+                key: "unfinished".into(),
+                initiated_ms: 1,
+                envelope: Vec::new(),
+                meta: Vec::new(),
+                sites: Vec::new(),
+            },
+        )
         .await
         .unwrap();
     for n in 1..=2 {
         let chunk = blob(&f.sites, &["a", "b"], format!("part {n}").as_bytes(), n).await;
         f.catalog
-            .put_part(&Part {
-                upload_id: "u".into(),
-                part_number: n,
-                chunk,
-                etag: format!("p{n}"),
-                checksums: Vec::new(),
-                sites: vec!["a".into(), "b".into()],
-                last_modified_ms: 1,
-            })
+            .put_part(
+                &bk,
+                &Part {
+                    upload_id: "u".into(),
+                    part_number: n,
+                    chunk,
+                    etag: format!("p{n}"),
+                    checksums: Vec::new(),
+                    sites: vec!["a".into(), "b".into()],
+                    last_modified_ms: 1,
+                },
+            )
             .await
             .unwrap();
     }
@@ -215,6 +225,7 @@ async fn scrubber_pages_through_every_object_and_rewrites_a_missing_replica() {
         pause: Duration::from_millis(10),
     })
     .await;
+    let bk = f.catalog.get_bucket("bk").await.unwrap().unwrap();
     let objects = PAGE + 1;
     let mut lost = None;
     for i in 0..objects {
@@ -233,7 +244,10 @@ async fn scrubber_pages_through_every_object_and_rewrites_a_missing_replica() {
             chunks: vec![chunk],
             version_id: None,
         };
-        f.catalog.put_object(&o, PutCondition::None).await.unwrap();
+        f.catalog
+            .put_object(&bk, &o, PutCondition::None)
+            .await
+            .unwrap();
     }
     let lost = lost.unwrap();
     let a = f.sites.get("a").unwrap();

@@ -115,7 +115,7 @@ impl Maintenance {
                 let (mut checked, mut missing, mut corrupt, mut unreachable) =
                     (0u64, 0u64, 0u64, 0u64);
                 let mut outside_sites: BTreeMap<String, u64> = BTreeMap::new();
-                let mut pages = VersionPages::new(self.catalog.as_ref(), &b.name, PAGE);
+                let mut pages = VersionPages::new(self.catalog.as_ref(), &b, PAGE);
                 while let Some(page) = pages.next_objects().await? {
                     for o in &page {
                         objects += 1;
@@ -227,7 +227,7 @@ pub async fn replicas_outside(
             continue;
         }
         let mut count = 0u64;
-        let mut pages = VersionPages::new(catalog, &b.name, PAGE);
+        let mut pages = VersionPages::new(catalog, &b, PAGE);
         while let Some(page) = pages.next_objects().await? {
             count += page
                 .iter()
@@ -278,14 +278,19 @@ pub async fn uploads_outside(
         let mut count = 0u64;
         let mut after: Option<(String, String)> = None;
         loop {
-            let uploads = catalog
+            let uploads = match catalog
                 .list_uploads(
-                    &b.name,
+                    &b,
                     "",
                     after.as_ref().map(|(k, u)| (k.as_str(), u.as_str())),
                     PAGE,
                 )
-                .await?;
+                .await
+            {
+                // Deleted meanwhile: its uploads went with it.
+                Err(e) if e.is_bucket_gone() => Vec::new(),
+                other => other?,
+            };
             for upload in &uploads {
                 if outside(&upload.sites, false) {
                     count += 1;
@@ -465,6 +470,7 @@ mod tests {
         )
         .await
         .unwrap();
+        let b = cat.get_bucket("b").await.unwrap().unwrap();
         let upload = |id: &str, sites: &[&str]| Upload {
             upload_id: id.into(),
             bucket: "b".into(),
@@ -476,36 +482,39 @@ mod tests {
         };
         // Placed in AT, no part yet; placed in DE with a part in AT; placed in DE on a site
         // removed since; placed and written in DE.
-        cat.create_upload(&upload("placed-at", &["at-vie", "de-fra"]))
+        cat.create_upload(&b, &upload("placed-at", &["at-vie", "de-fra"]))
             .await
             .unwrap();
-        cat.create_upload(&upload("part-at", &["de-fra", "de-mgd"]))
+        cat.create_upload(&b, &upload("part-at", &["de-fra", "de-mgd"]))
             .await
             .unwrap();
-        cat.create_upload(&upload("gone", &["de-old", "de-fra"]))
+        cat.create_upload(&b, &upload("gone", &["de-old", "de-fra"]))
             .await
             .unwrap();
-        cat.create_upload(&upload("in-de", &["de-fra", "de-mgd"]))
+        cat.create_upload(&b, &upload("in-de", &["de-fra", "de-mgd"]))
             .await
             .unwrap();
         for (id, sites) in [
             ("part-at", ["at-vie", "de-fra"]),
             ("in-de", ["de-fra", "de-mgd"]),
         ] {
-            cat.put_part(&Part {
-                upload_id: id.into(),
-                part_number: 1,
-                chunk: Chunk {
-                    blob: BlobId::parse(&"ab".repeat(16)).unwrap(),
-                    size: 1,
-                    part: 1,
-                    crc32c: None,
+            cat.put_part(
+                &b,
+                &Part {
+                    upload_id: id.into(),
+                    part_number: 1,
+                    chunk: Chunk {
+                        blob: BlobId::parse(&"ab".repeat(16)).unwrap(),
+                        size: 1,
+                        part: 1,
+                        crc32c: None,
+                    },
+                    etag: "e".into(),
+                    checksums: Vec::new(),
+                    sites: sites.iter().map(|s| (*s).to_owned()).collect(),
+                    last_modified_ms: 0,
                 },
-                etag: "e".into(),
-                checksums: Vec::new(),
-                sites: sites.iter().map(|s| (*s).to_owned()).collect(),
-                last_modified_ms: 0,
-            })
+            )
             .await
             .unwrap();
         }

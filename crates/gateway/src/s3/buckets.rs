@@ -159,13 +159,15 @@ pub async fn delete(
     req: S3Request<DeleteBucketInput>,
 ) -> S3Result<S3Response<DeleteBucketOutput>> {
     let ctx = ReqCtx::of(&req)?;
-    let bucket = ctx.bucket()?.name.as_str();
+    let bucket = ctx.bucket()?;
+    // Only the bucket the request was authorised against: another of the same name (made
+    // since by anyone) is NoSuchBucket.
     let parts = gw
         .catalog
         .delete_bucket(bucket)
         .await
         .map_err(error::catalog)?;
     gw.discard_parts(parts);
-    gw.keys.evict_bucket(bucket);
+    gw.keys.evict_bucket(&bucket.name);
     Ok(S3Response::new(DeleteBucketOutput {}))
 }

@@ -219,7 +219,8 @@ pub async fn copy_object(
         chunks: vec![written.chunk],
         version_id: (versioning == Versioning::Enabled).then(|| hex(&cipher.version_id)),
     };
-    gw.commit_object(&record, PutCondition::None, hold).await?;
+    gw.commit_object(ctx.bucket()?, &record, PutCondition::None, hold)
+        .await?;
     Ok(S3Response::new(CopyObjectOutput {
         version_id: super::versions::response_version_id(ctx.bucket()?, &record),
         copy_source_version_id: src.version_shown.clone(),
@@ -274,6 +275,7 @@ pub async fn upload_part_copy(
     let stored = gw.copy_blob(&src, range, &placed, &cipher, n).await?;
     let recorded = gw
         .record_part(
+            ctx.bucket()?,
             &upload.upload_id,
             n,
             stored,

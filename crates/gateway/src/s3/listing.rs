@@ -119,7 +119,7 @@ pub async fn objects_v1(
     req: S3Request<ListObjectsInput>,
 ) -> S3Result<S3Response<ListObjectsOutput>> {
     let ctx = ReqCtx::of(&req)?;
-    let bucket = ctx.bucket()?.name.as_str();
+    let bucket = ctx.bucket()?;
     let keys = KeyMemo::default();
     require_key(gw, &ctx, &keys).await?;
     let i = req.input;
@@ -164,7 +164,7 @@ pub async fn objects_v2(
     req: S3Request<ListObjectsV2Input>,
 ) -> S3Result<S3Response<ListObjectsV2Output>> {
     let ctx = ReqCtx::of(&req)?;
-    let bucket = ctx.bucket()?.name.as_str();
+    let bucket = ctx.bucket()?;
     let keys = KeyMemo::default();
     require_key(gw, &ctx, &keys).await?;
     let i = req.input;
@@ -217,7 +217,7 @@ pub async fn object_versions(
     req: S3Request<ListObjectVersionsInput>,
 ) -> S3Result<S3Response<ListObjectVersionsOutput>> {
     let ctx = ReqCtx::of(&req)?;
-    let bucket = ctx.bucket()?.name.as_str();
+    let bucket = ctx.bucket()?;
     let keys = KeyMemo::default();
     require_key(gw, &ctx, &keys).await?;
     let i = req.input;
@@ -309,7 +309,7 @@ pub async fn multipart_uploads(
     req: S3Request<ListMultipartUploadsInput>,
 ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
     let ctx = ReqCtx::of(&req)?;
-    let bucket = ctx.bucket()?.name.as_str();
+    let bucket = ctx.bucket()?;
     let keys = KeyMemo::default();
     require_key(gw, &ctx, &keys).await?;
     let i = req.input;

@@ -16,7 +16,7 @@ use crate::keys::{Binding, ObjectCipher};
 use crate::meta::Checksums;
 use crate::quota::Hold;
 use crate::{Gateway, error};
-use obhut_catalog::{ObjectRecord, Part, Upload, Versioning};
+use obhut_catalog::{Bucket, ObjectRecord, Part, Upload, Versioning};
 use s3s::crypto::{Checksum as _, Md5};
 use s3s::dto::*;
 use s3s::{S3ErrorCode, S3Request, S3Response, S3Result};
@@ -59,9 +59,12 @@ impl Gateway {
 
     /// Records a stored blob as part `n` of upload `upload_id`, its ETag and checksums
     /// sealed under the upload's key (`cipher`), discarding the part it replaces, or the blob
-    /// itself if the upload is gone.
+    /// itself if the upload or `bucket` (the bucket the request was authorised against) is
+    /// gone.
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn record_part(
         &self,
+        bucket: &Bucket,
         upload_id: &str,
         n: u32,
         stored: Stored,
@@ -87,7 +90,10 @@ impl Gateway {
             sites: site_ids,
             last_modified_ms: recorded.last_modified_ms,
         };
-        let put = self.catalog.put_part_settling(&part, hold.id()).await;
+        let put = self
+            .catalog
+            .put_part_settling(bucket, &part, hold.id())
+            .await;
         if put.is_ok() {
             hold.settled();
         }
@@ -146,7 +152,7 @@ pub async fn create(
         sites: placed.ids().to_vec(),
     };
     gw.catalog
-        .create_upload(&upload)
+        .create_upload(ctx.bucket()?, &upload)
         .await
         .map_err(error::catalog)?;
     Ok(S3Response::new(CreateMultipartUploadOutput {
@@ -206,6 +212,7 @@ pub async fn upload_part(
     let c = stored.written.checksums.clone();
     let recorded = gw
         .record_part(
+            ctx.bucket()?,
             &upload.upload_id,
             n,
             stored,
@@ -409,7 +416,13 @@ pub async fn complete(
     let hold = gw.hold_quota(&ctx, replaces, 0, 1).await?;
     let (replaced, unused) = gw
         .catalog
-        .complete_upload_settling(&upload.upload_id, &record, condition, hold.id())
+        .complete_upload_settling(
+            ctx.bucket()?,
+            &upload.upload_id,
+            &record,
+            condition,
+            hold.id(),
+        )
         .await
         .map_err(error::catalog)?;
     hold.settled();

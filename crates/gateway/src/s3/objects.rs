@@ -352,7 +352,8 @@ pub async fn put(
         chunks: vec![written.chunk],
         version_id: (versioning == Versioning::Enabled).then(|| hex(&cipher.version_id)),
     };
-    gw.commit_object(&record, condition, hold).await?;
+    gw.commit_object(ctx.bucket()?, &record, condition, hold)
+        .await?;
     let c = written.checksums;
     Ok(S3Response::new(PutObjectOutput {
         e_tag: Some(etag(&etag_value)),

@@ -11,7 +11,7 @@ use crate::keys::{Binding, Envelope, ObjectCipher};
 use crate::meta::Checksums;
 use crate::quota::Hold;
 use crate::{Gateway, error};
-use obhut_catalog::{Chunk, ObjectRecord, Part, PutCondition, Upload};
+use obhut_catalog::{Bucket, Chunk, ObjectRecord, Part, PutCondition, Upload};
 use obhut_crypto::Key;
 use obhut_sites::Site;
 use obhut_trustee_client::object_keys::{ObjectKeyOp, ObjectKeyOutcome, ObjectName};
@@ -278,13 +278,14 @@ impl Gateway {
     /// blobs if the commit fails (the hold is then released).
     pub(super) async fn commit_object(
         &self,
+        bucket: &Bucket,
         record: &ObjectRecord,
         condition: PutCondition,
         hold: Hold,
     ) -> S3Result<()> {
         match self
             .catalog
-            .put_object_settling(record, condition, hold.id())
+            .put_object_settling(bucket, record, condition, hold.id())
             .await
         {
             Ok(old) => {

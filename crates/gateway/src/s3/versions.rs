@@ -140,7 +140,7 @@ impl Gateway {
             let wanted = parse_version_id(given)?;
             let removed: Option<ObjectVersion> = self
                 .catalog
-                .delete_object_version(&bucket.name, key, wanted.as_deref())
+                .delete_object_version(bucket, key, wanted.as_deref())
                 .await
                 .map_err(error::catalog)?;
             let marker = removed.as_ref().is_some_and(|r| r.delete_marker);
@@ -153,7 +153,7 @@ impl Gateway {
             Versioning::Unversioned => {
                 if let Some(old) = self
                     .catalog
-                    .delete_object(&bucket.name, key)
+                    .delete_object(bucket, key)
                     .await
                     .map_err(error::catalog)?
                 {
@@ -178,7 +178,7 @@ impl Gateway {
         };
         for garbage in self
             .catalog
-            .put_delete_marker(&marker)
+            .put_delete_marker(bucket, &marker)
             .await
             .map_err(error::catalog)?
         {
@@ -193,7 +193,7 @@ pub async fn put_bucket_versioning(
     req: S3Request<PutBucketVersioningInput>,
 ) -> S3Result<S3Response<PutBucketVersioningOutput>> {
     let ctx = ReqCtx::of(&req)?;
-    let bucket = ctx.bucket()?.name.clone();
+    let bucket = ctx.bucket()?.clone();
     let config = req.input.versioning_configuration;
     if config
         .mfa_delete
