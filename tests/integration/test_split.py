@@ -12,6 +12,7 @@ See split_helpers.py for the bootstrap."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import shutil
@@ -24,7 +25,7 @@ import botocore.exceptions
 import requests
 
 from conftest import assert_one_line_failure, file_mode
-from s3helpers import client_error, unique_name
+from s3helpers import RawS3, assert_s3_error, client_error, unique_name, xml_error
 from split_helpers import Split, running_split, split  # noqa: F401 (fixtures)
 
 
@@ -257,3 +258,71 @@ def test_sighup_renews_the_trustee_certificate_without_sealing_it(running_split:
         time.sleep(0.1)
     assert s.trustee.running()
     assert _presented_sha256(s) == new
+
+
+def test_a_dead_trustee_stops_listings_and_deletes_quickly_and_deletes_nothing(running_split: Split):
+    """Names, sizes and ETags are customer data: with the trustee unreachable, no listing
+    answers and no delete happens, quickly, and everything is still there once it is back."""
+    s = running_split
+    s3 = s.s3()
+    raw = RawS3(s.s3_url, s.demo["AWS_ACCESS_KEY_ID"], s.demo["AWS_SECRET_ACCESS_KEY"])
+    bucket = unique_name("dead-names")
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="doc", Body=b"named data")
+    uid = s3.create_multipart_upload(Bucket=bucket, Key="up")["UploadId"]
+    s3.upload_part(Bucket=bucket, Key="up", UploadId=uid, PartNumber=1, Body=b"p")
+    empty = unique_name("dead-empty")
+    s3.create_bucket(Bucket=empty)
+    # every listing works and the bucket key is cached before the trustee dies
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])] == ["doc"]
+
+    s.trustee.kill9()
+    first_503(s3.list_objects_v2, 10, Bucket=bucket)
+    requests_ = [
+        ("ListObjectsV2", "GET", bucket, "", [("list-type", "2")], None),
+        ("ListObjects", "GET", bucket, "", [], None),
+        ("ListObjectVersions", "GET", bucket, "", [("versions", "")], None),
+        ("ListMultipartUploads", "GET", bucket, "", [("uploads", "")], None),
+        ("ListParts", "GET", bucket, "up", [("uploadId", uid)], None),
+        ("ListBuckets", "GET", None, None, [], None),
+        ("DeleteObject", "DELETE", bucket, "doc", [], None),
+        ("DeleteObjects", "POST", bucket, "", [("delete", "")],
+         b"<Delete><Object><Key>doc</Key></Object></Delete>"),
+        ("AbortMultipartUpload", "DELETE", bucket, "up", [("uploadId", uid)], None),
+        ("DeleteBucket (empty bucket)", "DELETE", empty, "", [], None),
+    ]
+    for what, method, b, key, query, body in requests_:
+        headers = {}
+        if body is not None:
+            headers["Content-MD5"] = base64.b64encode(hashlib.md5(body).digest()).decode()
+        started = time.monotonic()
+        if b is None:
+            r = raw.request(method, query=query, timeout=30)
+        else:
+            r = raw.request(method, b, key or None, query=query, body=body or b"", headers=headers, timeout=30)
+        took = time.monotonic() - started
+        assert_s3_error(r, 503, "ServiceUnavailable")
+        _, msg = xml_error(r)
+        assert "trustee" in msg.lower(), f"{what}: the 503 does not name the trustee: {msg!r}"
+        assert took < 10, f"{what} took {took:.1f}s with the trustee dead"
+        assert b"doc" not in r.content or what.startswith("Delete"), f"{what} named an object with the trustee dead"
+        assert b"<Size>" not in r.content and b"<ETag>" not in r.content, f"{what}: {r.text[:300]}"
+        assert empty.encode() not in r.content or what.startswith("DeleteBucket"), f"{what} named a bucket"
+
+    s.start_trustee()
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            listed = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+            break
+        except botocore.exceptions.ClientError:
+            assert time.monotonic() < deadline, "listing did not come back after the trustee restarted"
+            time.sleep(0.2)
+    assert listed == ["doc"], "an object was deleted while the trustee was unreachable"
+    assert s3.get_object(Bucket=bucket, Key="doc")["Body"].read() == b"named data"
+    uploads = [u["UploadId"] for u in s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])]
+    assert uploads == [uid], "the multipart upload was aborted while the trustee was unreachable"
+    assert [p["PartNumber"] for p in s3.list_parts(Bucket=bucket, Key="up", UploadId=uid)["Parts"]] == [1]
+    names = [b["Name"] for b in s3.list_buckets()["Buckets"]]
+    assert bucket in names and empty in names, "a bucket was deleted while the trustee was unreachable"
+    s3.head_bucket(Bucket=empty)
