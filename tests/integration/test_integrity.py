@@ -236,6 +236,47 @@ def test_signed_chunks_tampered_stores_nothing(raw, s3, bucket):
     assert_absent(s3, bucket, "tampered")
 
 
+def test_signed_chunks_with_a_tampered_trailer_store_nothing(raw, s3, bucket):
+    """The trailer of a signed streaming upload is signed too: an altered trailer signature, a
+    checksum changed after signing, or a signature left off, and nothing is stored."""
+    data = os.urandom(150_000)
+    name = "x-amz-checksum-crc32c"
+    good = checksum_b64("CRC32C", data)
+    other = checksum_b64("CRC32C", data[:-1] + bytes([data[-1] ^ 1]))
+    assert other != good
+
+    def flip_signature(body: bytes) -> bytes:
+        head, sig = body.rsplit(b"x-amz-trailer-signature:", 1)
+        sig = sig.rstrip(b"\r\n")
+        flipped = (b"0" if sig[:1] != b"0" else b"1") + sig[1:]
+        return head + b"x-amz-trailer-signature:" + flipped + b"\r\n\r\n"
+
+    cases = [
+        ("trailer signature altered", flip_signature),
+        ("checksum changed after signing",
+         lambda body: body.replace(f"{name}:{good}\r\n".encode(), f"{name}:{other}\r\n".encode())),
+        ("trailer signature left off",
+         lambda body: body.split(b"x-amz-trailer-signature:", 1)[0] + b"\r\n"),
+    ]
+    for i, (what, tamper) in enumerate(cases):
+        key = f"tampered-trailer-{i}"
+        path = raw.path(bucket, key)
+        signed = raw.sign("PUT", path, [], chunked_headers(data, name), "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER")
+        body = aws_chunked_signed(data, 65536, signed, (name, good))
+        tampered = tamper(body)
+        assert tampered != body, what
+        r = raw.http.put(raw.endpoint + path, headers=signed.headers, data=tampered, timeout=60)
+        assert_s3_error(r, {400, 403}, {"SignatureDoesNotMatch", "IncompleteBody", "InvalidRequest"})
+        assert_absent(s3, bucket, key)
+    # The same upload, untouched, is stored: the refusals were for the tampering alone.
+    path = raw.path(bucket, "untampered-trailer")
+    signed = raw.sign("PUT", path, [], chunked_headers(data, name), "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER")
+    r = raw.http.put(raw.endpoint + path, headers=signed.headers,
+                     data=aws_chunked_signed(data, 65536, signed, (name, good)), timeout=60)
+    assert r.status_code == 200, r.text
+    assert s3.get_object(Bucket=bucket, Key="untampered-trailer")["Body"].read() == data
+
+
 def test_decoded_length_mismatch_is_client_error(raw, s3, bucket):
     data = os.urandom(5000)
     name = "x-amz-checksum-crc32"
