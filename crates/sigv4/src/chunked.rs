@@ -377,6 +377,49 @@ mod tests {
     }
 
     #[test]
+    fn a_tampered_trailer_or_trailer_signature_does_not_verify() {
+        // The documentation's example with its trailer changed after signing, or its trailer
+        // signature altered: the trailer no longer verifies against the chain's last signature.
+        let a64k = vec![b'a'; 65536];
+        let a1k = vec![b'a'; 1024];
+        let good_sig = "d81f82fc3505edab99d459891051a732e8730629a2e4a59689829ca17fe2e435";
+        let bad_sig = "e81f82fc3505edab99d459891051a732e8730629a2e4a59689829ca17fe2e435";
+        let key = SigningKey::derive(crate::tests::SECRET, "20130524", "us-east-1", "s3");
+        let verifies = |trailer: String| {
+            let body = body(&[
+                b"10000;chunk-signature=b474d8862b1487a5145d686f57f013e54db672cee1c953b3010fb58501ef5aa2\r\n",
+                &a64k,
+                b"\r\n400;chunk-signature=1c1344b170168f8e65b41376b44b20fe354e373826ccbbe2c1d40a8cae51e5c7\r\n",
+                &a1k,
+                b"\r\n0;chunk-signature=2ca2aba2005185cf7159c6277faf83795951dd77a3a99e6e65d5c9f85863f992\r\n",
+                trailer.as_bytes(),
+            ]);
+            let events = decode_all(&mut Decoder::new(true, 66560), &body, 1000).unwrap();
+            let Some(Event::Trailers {
+                canonical,
+                signature,
+                ..
+            }) = events.last()
+            else {
+                panic!("no trailers: {events:?}")
+            };
+            let to_sign = trailer_string_to_sign(
+                DATE,
+                SCOPE,
+                "2ca2aba2005185cf7159c6277faf83795951dd77a3a99e6e65d5c9f85863f992",
+                canonical,
+            );
+            key.verifies(&to_sign, signature.as_deref().unwrap())
+        };
+        let trailer = |crc: &str, sig: &str| {
+            format!("x-amz-checksum-crc32c:{crc}\r\nx-amz-trailer-signature:{sig}\r\n\r\n")
+        };
+        assert!(verifies(trailer("sOO8/Q==", good_sig)));
+        assert!(!verifies(trailer("sOO8/R==", good_sig)));
+        assert!(!verifies(trailer("sOO8/Q==", bad_sig)));
+    }
+
+    #[test]
     fn framing_errors_are_refused() {
         let sig = "a".repeat(64);
         let ok = format!("3;chunk-signature={sig}\r\nabc\r\n0;chunk-signature={sig}\r\n\r\n");
