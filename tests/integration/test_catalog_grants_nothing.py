@@ -411,3 +411,89 @@ def test_a_new_keys_secret_crosses_the_admin_api_only_encrypted(server, bucket):
     assert key["AWS_SECRET_ACCESS_KEY"].encode() not in relayed, "the relay saw the new secret"
     # And it is the key's secret.
     assert server.raw(key["AWS_ACCESS_KEY_ID"], key["AWS_SECRET_ACCESS_KEY"]).request("GET", bucket).status_code == 200
+
+
+def signature_checks(server) -> float:
+    """`obhut_trustee_signature_checks_total`: requests the trustee (in this process) was asked
+    to verify."""
+    r = requests.get(f"{server.admin_url}/metrics", headers=server.auth("operator"), timeout=30)
+    assert r.status_code == 200, f"/metrics: {r.status_code} {r.text[:300]}"
+    for line in r.text.splitlines():
+        if line.startswith("obhut_trustee_signature_checks_total "):
+            return float(line.split()[1])
+    raise AssertionError("/metrics has no obhut_trustee_signature_checks_total")
+
+
+def test_malformed_dates_and_key_ids_obhut_never_issues_are_refused_without_asking_the_trustee(server, bucket):
+    raw = server.raw()
+    path = raw.path(bucket)
+    now = dt.datetime.now(dt.timezone.utc)
+    tomorrow = now + dt.timedelta(days=1)
+
+    def header_signed(**edit) -> dict:
+        signed = raw.sign("GET", path, [], {}, hashlib.sha256(b"").hexdigest(), now=now)
+        headers = dict(signed.headers)
+        headers.update(edit)
+        return headers
+
+    def presigned_with(name: str, value: str) -> str:
+        url = raw.presigned_url("GET", bucket, "k")
+        base, qs = url.split("?", 1)
+        pairs = [p.split("=", 1) for p in qs.split("&")]
+        return base + "?" + "&".join(f"{k}={value if k == name else v}" for k, v in pairs)
+
+    cred_today = f"{raw.access_key}%2F{now:%Y%m%d}%2Fde-1%2Fs3%2Faws4_request"
+    dropped = [
+        # (what, send, status, code)
+        ("X-Amz-Date not YYYYMMDDTHHMMSSZ",
+         lambda: raw.http.get(raw.endpoint + path, headers=header_signed(**{"x-amz-date": now.strftime("%Y-%m-%dT%H:%M:%SZ")})),
+         400, "AuthorizationHeaderMalformed"),
+        ("X-Amz-Date of another day than the credential's",
+         lambda: raw.http.get(raw.endpoint + path, headers=header_signed(**{"x-amz-date": tomorrow.strftime("%Y%m%dT%H%M%SZ")})),
+         400, "AuthorizationHeaderMalformed"),
+        ("credential date not YYYYMMDD",
+         lambda: raw.http.get(raw.endpoint + path, headers=header_signed(
+             Authorization=header_signed()["Authorization"].replace(f"/{now:%Y%m%d}/", f"/{now:%Y-%m-%d}/"))),
+         400, "AuthorizationHeaderMalformed"),
+        ("presigned X-Amz-Date not YYYYMMDDTHHMMSSZ",
+         lambda: raw.http.get(presigned_with("X-Amz-Date", "yesterday")),
+         400, "AuthorizationQueryParametersError"),
+        ("presigned X-Amz-Date of another day than the credential's",
+         lambda: raw.http.get(presigned_with("X-Amz-Date", tomorrow.strftime("%Y%m%dT%H%M%SZ"))),
+         400, "AuthorizationQueryParametersError"),
+        ("presigned credential date of another day",
+         lambda: raw.http.get(presigned_with("X-Amz-Credential", cred_today.replace(f"{now:%Y%m%d}", f"{tomorrow:%Y%m%d}"))),
+         400, "AuthorizationQueryParametersError"),
+        ("an AWS-style key id obhut never issues",
+         lambda: raw.request("GET", bucket, access_key="AKIAIOSFODNN7EXAMPLE"),
+         403, "InvalidAccessKeyId"),
+        ("a key id of obhut's prefix but the wrong length",
+         lambda: raw.request("GET", bucket, access_key="OBK" + "A" * 16),
+         403, "InvalidAccessKeyId"),
+        ("a key id with lower-case letters",
+         lambda: raw.request("GET", bucket, access_key="OBK" + "a" * 17),
+         403, "InvalidAccessKeyId"),
+    ]
+    for what, send, status, code in dropped:
+        before = signature_checks(server)
+        r = send()
+        assert_s3_error(r, status, code)
+        assert signature_checks(server) == before, f"{what}: the trustee was asked about it"
+
+    # The other way: well-formed requests are asked about, a good one and a bad one alike
+    # (a well-formed id obhut never issued is for the trustee to refuse).
+    asked = [
+        ("a genuine request", lambda: raw.request("GET", bucket), 200, None),
+        ("a genuine presigned URL", lambda: raw.http.get(raw.presigned_url("GET", bucket, "absent")), 404, "NoSuchKey"),
+        ("a well-formed key id nobody holds", lambda: raw.request("GET", bucket, access_key="OBK" + "Q" * 17),
+         403, "InvalidAccessKeyId"),
+    ]
+    for what, send, status, code in asked:
+        before = signature_checks(server)
+        r = send()
+        if code is None:
+            assert r.status_code == status, f"{what}: {r.status_code} {r.text[:300]}"
+        else:
+            assert_s3_error(r, status, code)
+        assert signature_checks(server) == before + 1, f"{what}: the trustee was not asked exactly once"
+

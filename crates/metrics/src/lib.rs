@@ -190,6 +190,7 @@ pub struct Metrics {
     key_misses: Counter,
     key_evictions: Counter,
     releases: [Counter; 3],
+    signature_checks: Counter,
     request_ids: AtomicU64,
 }
 
@@ -296,6 +297,12 @@ impl Metrics {
             "Bucket keys the trustee released to this gateway, by kind of justification",
             releases_family,
         );
+        let signature_checks = Counter::default();
+        registry.register(
+            "trustee_signature_checks",
+            "S3 request signatures the trustee was asked to check (counted by the trustee)",
+            signature_checks.clone(),
+        );
         Self {
             registry,
             requests,
@@ -309,6 +316,7 @@ impl Metrics {
             key_misses,
             key_evictions,
             releases,
+            signature_checks,
             request_ids: AtomicU64::new(0),
         }
     }
@@ -368,6 +376,13 @@ impl Metrics {
     pub fn key_released(&self, kind: ReleaseKind) {
         if enabled() {
             self.releases[kind as usize].inc();
+        }
+    }
+
+    /// The trustee was asked to check one request's signature (whatever the outcome).
+    pub fn signature_checked(&self) {
+        if enabled() {
+            self.signature_checks.inc();
         }
     }
 

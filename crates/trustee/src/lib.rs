@@ -703,6 +703,7 @@ impl TrusteeClient for Trustee {
         &self,
         request: &obhut_trustee_client::auth::SignedRequest,
     ) -> Result<obhut_trustee_client::auth::Verified, TrusteeError> {
+        obhut_metrics::get().signature_checked();
         // A key seen lately is checked here, on the caller's thread (a few HMACs); only a
         // first use reads storage and the keystore, on the blocking pool.
         if let Some(verified) = self.verifier.verify_cached(request, now_ms())? {
