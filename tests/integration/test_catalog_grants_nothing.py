@@ -100,6 +100,39 @@ def test_an_edited_or_copied_trustee_key_record_is_refused_and_raises_an_alarm(s
     assert server.raw(key["AWS_ACCESS_KEY_ID"], key["AWS_SECRET_ACCESS_KEY"]).request("GET", bucket).status_code == 200
 
 
+def test_a_trustee_key_record_moved_to_another_tenant_is_refused_and_raises_an_alarm(server, bucket):
+    """The tenant column of a key's record in the trustee's access-keys.db is edited: demo's key
+    handed to another tenant, and that tenant's key handed to demo."""
+    other = make_tenant(server)
+    theirs = unique_name("theirs")
+    other["client"].create_bucket(Bucket=theirs)
+    other["client"].put_object(Bucket=theirs, Key="private", Body=b"the other tenant's data")
+    server.client().put_object(Bucket=bucket, Key="private", Body=b"demo's data")
+    moved_out = fresh_key(server)  # demo's, never used before the edit
+    moved_in = parse_key_output(server.cli_ok("tenant", "key-create", other["name"], token=other["admin"]))
+    db = server.data_dir / "trustee" / "access-keys.db"
+    start = log_size(server)
+    sql(db, "UPDATE access_keys SET tenant = ? WHERE access_key_id = ?", other["name"], moved_out["AWS_ACCESS_KEY_ID"])
+    sql(db, "UPDATE access_keys SET tenant = 'demo' WHERE access_key_id = ?", moved_in["AWS_ACCESS_KEY_ID"])
+    for key, target in ((moved_out, theirs), (moved_out, bucket), (moved_in, bucket), (moved_in, theirs)):
+        raw = server.raw(key["AWS_ACCESS_KEY_ID"], key["AWS_SECRET_ACCESS_KEY"])
+        for method, obj in (("GET", "private"), ("GET", None), ("PUT", "planted")):
+            r = raw.request(method, target, obj, body=b"x" if method == "PUT" else b"")
+            assert_s3_error(r, 403, "AccessDenied")
+            assert b"data" not in r.content
+    for name in (bucket, theirs):
+        client = server.client() if name == bucket else other["client"]
+        keys = [o["Key"] for o in client.list_objects_v2(Bucket=name).get("Contents", [])]
+        assert keys == ["private"], f"{name}: {keys}"
+    alarms = entries_of(server, start, type="integrity_failure")
+    assert {a["subject"] for a in alarms} >= {moved_out["AWS_ACCESS_KEY_ID"], moved_in["AWS_ACCESS_KEY_ID"]}, alarms
+    assert all(a["what"] == "access_key" for a in alarms), alarms
+    # The genuine keys of both tenants are unaffected.
+    assert server.client().get_object(Bucket=bucket, Key="private")["Body"].read() == b"demo's data"
+    assert other["client"].get_object(Bucket=theirs, Key="private")["Body"].read() == b"the other tenant's data"
+    assert_s3_error(server.raw().request("GET", theirs, "private"), 403, "AccessDenied")
+
+
 def test_a_revoked_key_stops_at_the_next_request_and_an_edit_cannot_revive_it(server, bucket):
     key = fresh_key(server)
     raw = server.raw(key["AWS_ACCESS_KEY_ID"], key["AWS_SECRET_ACCESS_KEY"])
@@ -497,3 +530,112 @@ def test_malformed_dates_and_key_ids_obhut_never_issues_are_refused_without_aski
             assert_s3_error(r, status, code)
         assert signature_checks(server) == before + 1, f"{what}: the trustee was not asked exactly once"
 
+
+def memory_of(pid: int) -> list[tuple[int, int, str]]:
+    """The readable private and anonymous mappings of process `pid`: (start, end, what)."""
+    regions = []
+    with open(f"/proc/{pid}/maps") as maps:
+        for line in maps:
+            fields = line.split(maxsplit=5)
+            span, perms = fields[0], fields[1]
+            what = fields[5].strip() if len(fields) > 5 else "[anonymous]"
+            if perms[0] != "r" or perms[3] != "p" or what in ("[vvar]", "[vvar_vclock]", "[vsyscall]"):
+                continue
+            start, end = (int(x, 16) for x in span.split("-"))
+            regions.append((start, end, what))
+    return regions
+
+
+def find_in_memory(pid: int, needles: dict[str, bytes]) -> tuple[dict[str, list[str]], int]:
+    """Reads every readable private mapping of `pid` through /proc/PID/mem, a piece at a time
+    (never the whole image at once); returns where each needle was found, and the bytes read."""
+    found: dict[str, list[str]] = {name: [] for name in needles}
+    overlap = max(len(n) for n in needles.values()) - 1
+    piece = 4 << 20
+    read = 0
+    with open(f"/proc/{pid}/mem", "rb", buffering=0) as mem:
+        for start, end, what in memory_of(pid):
+            tail = b""
+            at = start
+            while at < end:
+                try:
+                    mem.seek(at)
+                    data = mem.read(min(piece, end - at))
+                except OSError:
+                    break
+                if not data:
+                    break
+                read += len(data)
+                window = tail + data
+                for name, needle in needles.items():
+                    if needle in window and what not in found[name]:
+                        found[name].append(what)
+                tail = window[-overlap:] if overlap else b""
+                at += len(data)
+    return found, read
+
+
+def test_the_gateway_holds_no_s3_secret_and_no_derived_signing_key_in_memory(running_split):
+    """With the gateway and the trustee in separate processes, the gateway's memory is read
+    (as root, through /proc/PID/mem) after header-signed, presigned and aws-chunked requests."""
+    import os
+
+    from s3helpers import RawS3, aws_chunked_signed, signing_key
+    from test_per_object_release import signed_get
+
+    split = running_split
+    access, secret = split.demo["AWS_ACCESS_KEY_ID"], split.demo["AWS_SECRET_ACCESS_KEY"]
+    raw = RawS3(split.s3_url, access, secret)
+    name = unique_name("memory")
+    marker = "obhut-marker-" + unique_name("m")
+    # header-signed, with a marker header the gateway must read
+    assert raw.request("PUT", name).status_code == 200
+    r = raw.request("PUT", name, "plain", body=b"plain body", headers={"x-amz-meta-marker": marker})
+    assert r.status_code == 200, r.text
+    assert raw.request("GET", name, "plain").content == b"plain body"
+    # presigned
+    r = raw.http.get(raw.presigned_url("GET", name, "plain"), timeout=30)
+    assert r.status_code == 200 and r.content == b"plain body", r.text[:300]
+    # aws-chunked with signed chunks
+    data = os.urandom(150_000)
+    path = raw.path(name, "chunked")
+    signed = raw.sign("PUT", path, [], {"Content-Encoding": "aws-chunked",
+                                        "x-amz-decoded-content-length": str(len(data))},
+                      "STREAMING-AWS4-HMAC-SHA256-PAYLOAD")
+    r = raw.http.put(raw.endpoint + path, headers=signed.headers, data=aws_chunked_signed(data, 65536, signed),
+                     timeout=60)
+    assert r.status_code == 200, r.text
+    assert raw.request("GET", name, "chunked").content == data
+    # boto3 as well (its own choice of payload signing)
+    split.s3().put_object(Bucket=name, Key="boto3", Body=b"from boto3")
+
+    today = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d")
+    derived = signing_key(secret, today, "de-1")
+    assert derived == signed.signing_key
+    needles = {
+        "the secret access key": secret.encode(),
+        "the secret access key (UTF-16)": secret.encode("utf-16-le"),
+        "the derived signing key": derived,
+        "the derived signing key (hex)": derived.hex().encode(),
+        # controls: what the gateway must have held, so the scan reads where a secret would be
+        "the access key id": access.encode(),
+        "the marker header": marker.encode(),
+    }
+    found, read = find_in_memory(split.gateway.proc.pid, needles)
+    assert read > 1 << 20, f"only {read} bytes of the gateway's memory were read"
+    assert found["the access key id"], "control failed: the access key id is nowhere in the gateway's memory"
+    assert found["the marker header"], "control failed: the marker header is nowhere in the gateway's memory"
+    for what in ("the secret access key", "the secret access key (UTF-16)", "the derived signing key",
+                 "the derived signing key (hex)"):
+        assert not found[what], f"{what} is in the gateway's memory, in {found[what]}"
+
+    # What the trustee answers a verify call carries no key material either.
+    r = split.trustee_api("POST", "/v1/auth/verify",
+                          json=signed_get(split.s3_url, access, secret, "de-1", name, "plain"))
+    assert r.status_code == 200, r.text[:300]
+    answer = r.content
+    for form in (secret.encode(), derived, derived.hex().encode(), derived.hex().upper().encode(),
+                 base64.b64encode(derived), base64.b64encode(derived).rstrip(b"="),
+                 base64.urlsafe_b64encode(derived).rstrip(b"=")):
+        assert form not in answer, f"the trustee's verify answer carries key material: {answer[:300]!r}"
+    assert set(r.json()) <= {"signer", "ticket", "chain"}, r.json().keys()
