@@ -18,10 +18,13 @@ import os
 import shutil
 import signal
 import socket
+import sqlite3
 import ssl
 import time
+from pathlib import Path
 
 import botocore.exceptions
+import pytest
 import requests
 
 from conftest import assert_one_line_failure, file_mode
@@ -326,3 +329,68 @@ def test_a_dead_trustee_stops_listings_and_deletes_quickly_and_deletes_nothing(r
     names = [b["Name"] for b in s3.list_buckets()["Buckets"]]
     assert bucket in names and empty in names, "a bucket was deleted while the trustee was unreachable"
     s3.head_bucket(Bucket=empty)
+
+
+FIXTURES = Path(__file__).resolve().parents[2] / "crates" / "catalog" / "tests" / "fixtures"
+
+
+def test_a_gateway_refuses_a_catalog_with_keys_in_clear_in_one_line_naming_the_upgrade(split: Split):
+    """A catalog an earlier release wrote (S3 secrets in clear) needs the one-time upgrade that
+    only `obhut serve` runs: a gateway refuses it in one line naming the commands, and loses
+    nothing."""
+    split.start_trustee()
+    catalog = split.data_dir / "catalog.db"
+    sidecars = [split.data_dir / f"catalog.db{suffix}" for suffix in ("-wal", "-shm")]
+    current = {p: p.read_bytes() for p in [catalog, *sidecars] if p.exists()}
+    fixture_secret = "fixture-secret-0123456789abcdefghijklmn"
+    planted_id, planted_secret = "OBK" + "L" * 17, "legacy-secret-in-clear-0123456789abcd"
+
+    def from_release_2():
+        for p in sidecars:
+            p.unlink(missing_ok=True)
+        shutil.copyfile(FIXTURES / "catalog-v2.db", catalog)
+        return "OBHUTFIXTUREKEY00001", fixture_secret
+
+    def a_row_in_clear_added():
+        for p in sidecars:
+            p.unlink(missing_ok=True)
+        for p, data in current.items():
+            p.write_bytes(data)
+        db = sqlite3.connect(catalog)
+        try:
+            db.execute("CREATE TABLE IF NOT EXISTS access_keys (access_key_id TEXT PRIMARY KEY, tenant TEXT NOT NULL,"
+                       " secret TEXT NOT NULL, created_ms INTEGER NOT NULL)")
+            db.execute("INSERT INTO access_keys VALUES (?, 'demo', ?, 0)", (planted_id, planted_secret))
+            db.commit()
+        finally:
+            db.close()
+        return planted_id, planted_secret
+
+    config = split.gateway_config()
+    for what, prepare in (("the catalog of release 2", from_release_2), ("a key in clear added", a_row_in_clear_added)):
+        key_id, secret = prepare()
+        r = split.run("gateway", "--config", str(config), timeout=60)
+        assert_one_line_failure(r, f"gateway on {what}")
+        line = r.stderr.strip()
+        assert "in clear" in line, f"{what}: {line!r}"
+        assert f"obhut serve --data-dir {split.data_dir}" in line, f"{what}: {line!r}"
+        assert f"obhut catalog erase-legacy-keys --data-dir {split.data_dir}" in line, f"{what}: {line!r}"
+        assert secret not in r.stderr and secret not in r.stdout, f"{what}: the secret was printed"
+        # Nothing was lost: the key is still there for `obhut serve` to take into custody.
+        db = sqlite3.connect(f"file:{catalog}?mode=ro", uri=True)
+        try:
+            rows = db.execute("SELECT secret FROM access_keys WHERE access_key_id = ?", (key_id,)).fetchall()
+        finally:
+            db.close()
+        assert rows == [(secret,)], f"{what}: the refused start changed the key in clear: {rows}"
+        # Nothing listens either.
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", split.s3_port), timeout=2).close()
+
+    # The other way: once the keys in clear are erased, the gateway starts and serves.
+    r = split.run("catalog", "erase-legacy-keys", "--data-dir", str(split.data_dir), timeout=60)
+    assert r.returncode == 0, r.stderr
+    split.start_gateway(config)
+    bucket = unique_name("after-erase")
+    split.s3().create_bucket(Bucket=bucket)
+    put_get(split.s3(), bucket, "k", b"served after the erase")
