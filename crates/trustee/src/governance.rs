@@ -180,6 +180,10 @@ pub struct Grant {
     pub credentials: Option<GrantCredentials>,
 }
 
+/// A stored grant with what the log says of it: how it ended (state, by whom), if it did, and
+/// whether its request needed the tenant's approval.
+type GrantAsLogged = (Grant, Option<(String, String)>, Option<bool>);
+
 impl Grant {
     /// The state as of `now`: `pending`/`approved` turn into `lapsed`/`expired` with time.
     fn state_at(&self, now: i64) -> &str {
@@ -1576,10 +1580,11 @@ impl Governance {
     }
 
     /// The grants the query selects, each as the log has it ended: a grant the log recorded
-    /// denied or revoked stays so whatever its record says ([`Self::integrity`] reports the
-    /// difference).
+    /// denied or revoked stays so whatever its record says, and one whose request the log
+    /// recorded as needing the tenant's approval needs it whatever its record says
+    /// ([`Self::integrity`] reports either difference).
     fn grants_where(&self, sql: &str, arg: Option<&str>) -> Result<Vec<Grant>, TrusteeError> {
-        let rows: Vec<(Grant, Option<(String, String)>)> = {
+        let rows: Vec<GrantAsLogged> = {
             let db = self.db()?;
             let mut st = db.prepare(sql).map_err(storage)?;
             let params: Vec<&str> = arg.into_iter().collect();
@@ -1594,12 +1599,28 @@ impl Governance {
                 .map(|r| {
                     let g: Grant = serde_json::from_str(r).map_err(storage)?;
                     let ended = facts.grants_ended.get(&g.id).cloned();
-                    Ok((g, ended))
+                    let tenant_approval = facts.grants_need_tenant.get(&g.id).copied();
+                    Ok((g, ended, tenant_approval))
                 })
                 .collect::<Result<_, TrusteeError>>()?
         };
         let mut out = Vec::with_capacity(rows.len());
-        for (mut g, ended) in rows {
+        for (mut g, ended, tenant_approval) in rows {
+            if let Some(required) = tenant_approval
+                && g.customer_approval != required
+            {
+                let said = |r: bool| if r { "required" } else { "not required" };
+                self.integrity(
+                    &format!("grant:{}", g.id),
+                    &format!(
+                        "governance.db says the tenant's approval is {} but the transparency log recorded it {} when the grant was requested; it stays {}",
+                        said(g.customer_approval),
+                        said(required),
+                        said(required)
+                    ),
+                )?;
+                g.customer_approval = required;
+            }
             if let Some((state, by)) = &ended
                 && g.state != *state
             {
@@ -1877,10 +1898,13 @@ impl Governance {
     /// The approvals of `g` that still count: signed by a live principal allowed to give
     /// them, for this grant and exactly its current scope, by someone other than the requester.
     /// Checked at every use of a grant, not only when it was approved, so a principal revoked
-    /// since, or a grant record altered since, stops the grant.
+    /// since, or a grant record altered since, stops the grant. An approval whose signature
+    /// holds but which was signed for another grant or scope, or by another principal than the
+    /// record names, can only be there by an edit: it is reported ([`Self::integrity`]).
     fn verified_approvals(&self, g: &Grant) -> Result<Vec<SignedApproval>, TrusteeError> {
         let digest = g.scope_digest();
         let mut verified = Vec::new();
+        let mut foreign = false;
         for a in &g.approvals {
             let Some(p) = self.live_principal(&a.principal)? else {
                 continue;
@@ -1892,10 +1916,14 @@ impl Governance {
                 continue;
             }
             let Ok(st) = serde_json::from_str::<Statement>(&a.statement) else {
+                foreign = true;
                 continue;
             };
             let for_this = matches!(&st.action,
                 Action::ApproveGrant { id, scope } if *id == g.id && *scope == digest);
+            if !for_this || st.principal != a.principal {
+                foreign = true;
+            }
             let role_ok = match p.info.role {
                 Role::Officer => true,
                 Role::TenantAdmin => p.info.tenant.as_deref() == Some(g.tenant.as_str()),
@@ -1908,6 +1936,12 @@ impl Governance {
                     ..a.clone()
                 });
             }
+        }
+        if foreign {
+            self.integrity(
+                &format!("grant:{}", g.id),
+                "governance.db gives it an approval that was signed for another grant or scope, or by another principal; that approval does not count",
+            )?;
         }
         Ok(verified)
     }

@@ -10,6 +10,7 @@
 //! It sees only log entries: names, roles, public keys, grant and disclosure ids, never a
 //! token or key material.
 
+use obhut_trustee_client::governance::CustomerApproval;
 use obhut_trustee_client::log_entry::DisclosureRequest;
 use obhut_trustee_client::object_keys::KeyRelease;
 use obhut_trustee_client::{LogEntry, LogEvent, Role};
@@ -58,6 +59,8 @@ pub(crate) struct LogFacts {
     pub revoked: HashMap<String, i64>,
     /// Grants denied or revoked: id → (state, by whom).
     pub grants_ended: HashMap<String, (String, String)>,
+    /// Whether each grant needs its tenant's approval, as its `grant_requested` entry said.
+    pub grants_need_tenant: HashMap<String, bool>,
     pub disclosures: HashMap<String, DisclosureFacts>,
     /// Disclosure ids in the order they were requested.
     pub disclosure_order: Vec<String>,
@@ -111,6 +114,15 @@ impl LogFacts {
             }
             LogEvent::PrincipalRevoked { name, .. } => {
                 self.revoked.entry(name.clone()).or_insert(entry.at_ms);
+            }
+            LogEvent::GrantRequested {
+                grant,
+                customer_approval,
+                ..
+            } => {
+                self.grants_need_tenant
+                    .entry(grant.clone())
+                    .or_insert(*customer_approval == CustomerApproval::Required);
             }
             LogEvent::GrantDenied { grant, actor, .. } => {
                 self.grants_ended
@@ -266,5 +278,30 @@ mod tests {
             }),
         );
         assert_eq!(f.grants_ended["g-1"], ("revoked".into(), "o1".into()));
+    }
+
+    #[test]
+    fn a_grants_need_for_its_tenants_approval_is_what_its_request_recorded() {
+        let requested = |grant: &str, customer_approval| {
+            entry(LogEvent::GrantRequested {
+                grant: grant.into(),
+                tenant: "t".into(),
+                bucket: "b".into(),
+                prefix: String::new(),
+                ops: vec!["read".into()],
+                duration_ms: 1,
+                reason: "r".into(),
+                customer_approval,
+                actor: "op".into(),
+            })
+        };
+        let mut f = LogFacts::default();
+        f.observe(0, &requested("g-1", CustomerApproval::Required));
+        f.observe(1, &requested("g-2", CustomerApproval::Optional));
+        // a later entry under the same id changes nothing
+        f.observe(2, &requested("g-1", CustomerApproval::Optional));
+        assert!(f.grants_need_tenant["g-1"]);
+        assert!(!f.grants_need_tenant["g-2"]);
+        assert!(!f.grants_need_tenant.contains_key("g-3"));
     }
 }
