@@ -229,6 +229,48 @@ def test_a_revoked_grant_revived_by_an_edit_stays_revoked(private_server):
     assert len(integrity_failures(srv, start, f"grant:{gid}")) == 1
 
 
+def test_pending_grants_edited_to_approved_in_governance_db_grant_nothing(private_server):
+    """Two pending grants on a tenant's bucket, edited while the trustee is stopped: one made
+    "approved" with the approvals of another (approved) grant copied into it, one approved by
+    both officers but not the tenant, made "approved" with the tenant's approval switched off.
+    Neither yields credentials, nothing is read under them, and each edit is reported."""
+    import time
+
+    srv = private_server
+    t = tenant_with_bucket(srv, {"k": b"secret"})
+    genuine = approved_grant(srv, t)
+    op = srv.token("operator")
+    borrowed = request_grant(srv, op, t["name"], t["bucket"])
+    officers_only = request_grant(srv, op, t["name"], t["bucket"])
+    approve(srv, srv.token("officer1"), officers_only)
+    last = approve(srv, srv.token("officer2"), officers_only)
+    assert "tenant admin has not approved" in last, last
+    run_fail(srv, op, "access", "credentials", officers_only, status=403)
+    start = log_size(srv)
+    srv.stop_ok()
+    source = grant_record(srv, genuine)
+    g = grant_record(srv, borrowed)
+    assert g["state"] == "pending" and g["approvals"] == [], g
+    g["state"], g["approvals"] = "approved", source["approvals"]
+    g["approved_ms"], g["expires_ms"] = source["approved_ms"], source["expires_ms"]
+    h = grant_record(srv, officers_only)
+    assert h["customer_approval"] is True and len(h["approvals"]) == 2, h
+    now = int(time.time() * 1000)
+    h["state"], h["customer_approval"] = "approved", False
+    h["approved_ms"], h["expires_ms"] = now, now + 2 * 3600 * 1000
+    edit_governance(srv, ("UPDATE grants SET record = ? WHERE id = ?", json.dumps(g), borrowed),
+                    ("UPDATE grants SET record = ? WHERE id = ?", json.dumps(h), officers_only))
+    srv.start()
+    for gid, what in ((borrowed, "another grant's approvals"), (officers_only, "the tenant's approval switched off")):
+        run_fail(srv, op, "access", "credentials", gid, status=403)
+        found = integrity_failures(srv, start, f"grant:{gid}")
+        assert len(found) == 1, f"the grant edited to carry {what} was not reported once: {found}"
+    # The genuine grant, whose approvals were copied, still works.
+    c = grant_client(srv, credentials(srv, op, genuine))
+    assert c.get_object(Bucket=t["bucket"], Key="k")["Body"].read() == b"secret"
+    assert not integrity_failures(srv, start, f"grant:{genuine}")
+
+
 def disclose(srv, tenant: str, delay: str = "0s") -> str:
     out = run_ok(srv, srv.token("officer1"), "disclosure", "request", "--tenant", tenant, "--authority", "BKA",
                  "--jurisdiction", "DE", "--legal-basis", "StPO 94", "--scope", "mailbox of X", "--delay", delay)
