@@ -106,3 +106,63 @@ def test_an_officer_logs_the_trustee_in_with_the_pin(private_server_factory, tmp
     s3.create_bucket(Bucket="late")
     s3.put_object(Bucket="late", Key="k", Body=b"after login")
     assert s3.get_object(Bucket="late", Key="k")["Body"].read() == b"after login"
+
+
+def test_the_pin_reaches_the_trustee_only_encrypted(private_server_factory, tmp_path):
+    """`obhut trustee unseal PIN` through a relay on the admin listener that keeps every body:
+    the PIN crosses it in no form; the captured request replayed after a new seal opens
+    nothing; a PIN sent in clear is refused by name."""
+    import base64
+
+    import requests
+
+    from test_trustee import capturing_proxy
+
+    module = softhsm_module()
+    env = make_token(tmp_path)
+    srv = private_server_factory(config=hsm_config(module, None), env=env)
+    officer1 = srv.token("officer1")
+    url, captured, httpd = capturing_proxy(srv.admin_url)
+    try:
+        r = srv.cli("trustee", "unseal", "wrong-pin-1111", token=officer1, env={"OBHUT_ADMIN_URL": url})
+        assert r.returncode != 0, "a wrong PIN logged the trustee in"
+        assert "sealed" in srv.cli_ok("trustee", "status", token=srv.token("operator"))
+        r = srv.cli("trustee", "unseal", PIN, token=officer1, env={"OBHUT_ADMIN_URL": url})
+        assert r.returncode == 0 and r.stdout.strip() == "unsealed", (r.stdout, r.stderr)
+    finally:
+        httpd.shutdown()
+    posts = [body for method, path, body in captured if (method, path) == ("POST", "/v1/trustee/unseal")]
+    assert len(posts) == 2, [(m, p) for m, p, _ in captured]
+    pin = PIN.encode()
+    forms = {
+        "as text": pin,
+        "hex": pin.hex().encode(),
+        "HEX": pin.hex().upper().encode(),
+        "base64": base64.b64encode(pin).rstrip(b"="),
+        "base64url": base64.urlsafe_b64encode(pin).rstrip(b"="),
+        "UTF-16": PIN.encode("utf-16-le"),
+        "JSON-escaped": "".join(f"\\u{ord(c):04x}" for c in PIN).encode(),
+    }
+    for method, path, body in captured:
+        assert pin not in path.encode(), f"the PIN is in the path {path}"
+        leaked = [name for name, form in forms.items() if form in body]
+        assert not leaked, f"the admin listener saw the PIN ({leaked}) in {method} {path}: {body[:200]!r}"
+    for body in posts:
+        assert set(json.loads(body)) == {"sealed"}, body
+    s3 = srv.client()
+    s3.create_bucket(Bucket="pin")
+    s3.put_object(Bucket="pin", Key="k", Body=b"after an encrypted PIN")
+
+    # the captured request, replayed after the trustee was sealed again, opens nothing
+    assert srv.cli_ok("trustee", "seal", token=officer1).strip().startswith("sealed")
+    r = requests.post(srv.admin_url + "/v1/trustee/unseal", data=posts[-1], timeout=30,
+                      headers={**srv.auth("officer1"), "Content-Type": "application/json"})
+    assert r.status_code == 403 and "epoch" in r.json()["message"], r.text
+    assert "sealed" in srv.cli_ok("trustee", "status", token=srv.token("operator"))
+    # a PIN in clear is refused by name and logs nothing in
+    r = requests.post(srv.admin_url + "/v1/trustee/unseal", json={"share": PIN}, headers=srv.auth("officer1"), timeout=30)
+    assert r.status_code == 400 and "in clear" in r.json()["message"], r.text
+    assert "sealed" in srv.cli_ok("trustee", "status", token=srv.token("operator"))
+    # the PIN, encrypted, still works
+    assert srv.cli_ok("trustee", "unseal", PIN, token=officer1).strip() == "unsealed"
+    assert srv.client().get_object(Bucket="pin", Key="k")["Body"].read() == b"after an encrypted PIN"
