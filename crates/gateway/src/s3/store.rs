@@ -374,6 +374,13 @@ impl Gateway {
                 self.keys.mark_per_object(tenant);
                 return Ok(None);
             }
+            // The wrapped key does not open as this tenant's key of this bucket: the catalog's
+            // record of the bucket (its owner, or its key) was edited. A 409 and an alarm, as
+            // for an object's record, not a 503 that invites a retry.
+            Err(TrusteeError::Integrity(detail)) => {
+                let reason = format!("the bucket's key does not open for this tenant: {detail}");
+                return Err(self.integrity_failure(&Binding::object(tenant, bucket, ""), &reason));
+            }
             Err(e) => return Err(error::trustee(e)),
         };
         crate::note_release(why);
