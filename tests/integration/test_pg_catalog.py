@@ -243,6 +243,134 @@ def test_rows_edited_with_psql_grant_nothing(pg, tmp_path):
         srv.stop_ok()
 
 
+def test_a_bucket_owner_etag_or_checksum_edited_with_psql_serves_nothing(pg, tmp_path):
+    """Beyond the object and access key rows: a bucket handed to another tenant, and an
+    object's sealed ETag or sealed checksums replaced by another object's, on the live
+    PostgreSQL catalog."""
+    import json
+
+    import botocore.exceptions
+
+    from gov_helpers import make_tenant
+
+    url = pg.new_database()
+    db = url.rsplit("/", 1)[1]
+    srv = pg_server(tmp_path, "srv", url, env={"OBHUT_CATALOG_PASSWORD": PASSWORD}).start()
+    try:
+        s3, raw = srv.client(), srv.raw()
+        other = make_tenant(srv)
+
+        # 1. The bucket's owner edited: the new "owner" gets no data and no listing, and the
+        # real owner is refused too (the bucket's key is bound to its tenant).
+        owned = unique_name("owned")
+        s3.create_bucket(Bucket=owned)
+        s3.put_object(Bucket=owned, Key="private", Body=b"demo's data")
+        pg.psql(db, f"UPDATE buckets SET tenant = '{other['name']}' WHERE name = '{owned}'")
+        s3.create_bucket(Bucket=unique_name("flush"))  # any such write empties the gateway's cache
+        theirs = srv.raw(other["access_key"], other["secret_key"])
+        for method, key, query in (("GET", "private", []), ("HEAD", "private", []), ("GET", None, [("list-type", "2")])):
+            r = theirs.request(method, owned, key, query=query)
+            assert_integrity_refused(r, f"{method} {key or 'listing'} by the tenant the bucket was handed to")
+            assert b"demo's data" not in r.content and b"private" not in r.content, r.text[:300]
+        alarm = wait_alarm(srv, bucket=owned, tenant=other["name"])
+        assert "does not open" in alarm["reason"], alarm
+        for method, key in (("HEAD", None), ("GET", "private"), ("GET", None)):
+            r = raw.request(method, owned, key)
+            assert_s3_error(r, 403, None if method == "HEAD" else "AccessDenied")
+            assert b"demo's data" not in r.content
+        pg.psql(db, f"UPDATE buckets SET tenant = 'demo' WHERE name = '{owned}'")
+        s3.create_bucket(Bucket=unique_name("flush"))
+        assert s3.get_object(Bucket=owned, Key="private")["Body"].read() == b"demo's data"
+
+        # 2. A sealed ETag and sealed checksums copied from another object's row.
+        bucket = unique_name("sealed")
+        s3.create_bucket(Bucket=bucket)
+        for key in ("a", "b"):
+            s3.put_object(Bucket=bucket, Key=key, Body=key.encode() * 1000, ChecksumAlgorithm="SHA256")
+        b_etag = s3.head_object(Bucket=bucket, Key="b")["ETag"]
+        b_sum = s3.head_object(Bucket=bucket, Key="b", ChecksumMode="ENABLED")["ChecksumSHA256"]
+        row = lambda key: f"bucket = '{bucket}' AND key = convert_to('{key}', 'UTF8')"
+        pg.psql(db, f"UPDATE objects SET etag = (SELECT etag FROM objects WHERE {row('b')}) WHERE {row('a')}")
+        s3.put_object(Bucket=bucket, Key="c", Body=b"c" * 1000, ChecksumAlgorithm="SHA256")
+        pg.psql(db, f"UPDATE objects SET meta = (SELECT meta FROM objects WHERE {row('b')}) WHERE {row('c')}")
+        s3.create_bucket(Bucket=unique_name("flush"))
+        for key, what in (("a", "another object's ETag"), ("c", "another object's checksums")):
+            for method, headers in (("GET", {}), ("HEAD", {}), ("GET", {"x-amz-checksum-mode": "ENABLED"}),
+                                    ("GET", {"If-Match": b_etag})):
+                r = raw.request(method, bucket, key, headers=headers)
+                if "If-Match" in headers and key == "c":
+                    # c's own ETag is intact: the condition fails before its metadata is opened
+                    assert_s3_error(r, 412, "PreconditionFailed")
+                else:
+                    assert_integrity_refused(r, f"{method} of {key} with {what} {headers}")
+                assert b_etag.strip('"').encode() not in r.content and b_etag not in r.headers.get("ETag", "")
+                assert b_sum.encode() not in r.content and b_sum not in json.dumps(dict(r.headers))
+                assert (key.encode() * 1000) not in r.content
+        try:
+            names = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+        except botocore.exceptions.ClientError as e:
+            raise AssertionError(f"one bad record broke the listing: {e.response['Error']}") from e
+        assert "a" not in names, "an object whose ETag was replaced is listed"
+        # The row the values were copied from still serves, with its own ETag and checksum.
+        got = s3.get_object(Bucket=bucket, Key="b", ChecksumMode="ENABLED")
+        assert got["Body"].read() == b"b" * 1000 and got["ETag"] == b_etag and got["ChecksumSHA256"] == b_sum
+        wait_alarm(srv, bucket=bucket, key="a")
+        wait_alarm(srv, bucket=bucket, key="c")
+    finally:
+        srv.stop_ok()
+
+
+def test_residency_edited_with_psql_neither_widens_nor_narrows_placement(pg, tmp_path):
+    """The catalog's copy of a residency policy, on PostgreSQL, edited to allow a US site and
+    to drop the AT site the trustee's record requires: nothing goes to the US site, nothing
+    leaves the AT site, the difference is reported and the copy rewritten."""
+    import json
+
+    from site_helpers import policy, repair_status, run_ok, site_add_fs, site_blobs, wait_repair_idle, wait_until
+    from test_policy_owner import DIFFERS
+
+    url = pg.new_database()
+    db = url.rsplit("/", 1)[1]
+    srv = pg_server(tmp_path, "srv", url, env={"OBHUT_CATALOG_PASSWORD": PASSWORD}).start()
+    at, us = tmp_path / "at-vie", tmp_path / "us-east"
+    try:
+        site_add_fs(srv, "at-vie", "AT", at)
+        site_add_fs(srv, "us-east", "US", us)
+        policy(srv, "demo", jurisdiction="DE,AT", min_sites=3)
+        s3 = srv.client()
+        bucket = unique_name("resid")
+        s3.create_bucket(Bucket=bucket)
+        for i in range(4):
+            s3.put_object(Bucket=bucket, Key=f"k{i}", Body=b"customer data %d" % i)
+        on_at = site_blobs(at)
+        assert len(on_at) >= 4, "with DE,AT and min_sites 3 every object is on the AT site too"
+        srv.stop_ok()
+        pg.psql(db, "UPDATE tenants SET jurisdictions = '[\"DE\",\"US\"]', min_sites = 2 WHERE name = 'demo'")
+        rule = json.dumps({"jurisdictions": ["DE", "US"]})
+        pg.psql(db, f"INSERT INTO residency (scope, rule) VALUES ('bucket:{bucket}', '{rule}') "
+                    "ON CONFLICT (scope) DO UPDATE SET rule = EXCLUDED.rule")
+        srv.start()
+        found = [ln for ln in srv.log_path.read_text(errors="replace").splitlines() if DIFFERS in ln]
+        assert found, "the edited copy was not reported"
+        s3 = srv.client()
+        for i in range(4, 8):
+            s3.put_object(Bucket=bucket, Key=f"k{i}", Body=b"customer data %d" % i)
+        run_ok(srv, srv.token("operator"), "repair")
+        wait_until(lambda: repair_status(srv)["state"] != "running", timeout=60, what="repair pass")
+        st = wait_repair_idle(srv)
+        assert st["replicas_removed"] == 0, st
+        assert site_blobs(us) == set(), "a blob of a DE,AT tenant landed on the US site"
+        assert on_at <= site_blobs(at), "a replica left the AT site the trustee's record requires"
+        assert len(site_blobs(at)) >= len(on_at) + 4, "new objects are not placed by the trustee's policy"
+        out = run_ok(srv, srv.token("officer1"), "tenant", "policy", "demo")
+        assert "min_sites 3" in out and "US" not in out, out
+        row = pg.psql(db, "SELECT jurisdictions, min_sites FROM tenants WHERE name = 'demo'").strip()
+        assert json.loads(row.split("|")[0]) == ["DE", "AT"] and row.split("|")[1] == "3", \
+            f"the catalog's copy was not rewritten from the trustee's record: {row}"
+    finally:
+        srv.stop_ok()
+
+
 def _two_gateways_on_postgres(pg, split, tmp_path):
     """The split's trustee and gateway on a catalog in PostgreSQL (migrated from its data
     directory), and a second gateway on the same data directory and catalog, started and
