@@ -8,10 +8,16 @@
 //! access of its own. Every form carries a CSRF token; every page is sent with a
 //! Content-Security-Policy that allows no inline script.
 //!
+//! Officers and tenant admins decide on grants (and officers on disclosure requests) in the
+//! browser: the page shows the statement, the browser signs it with its own non-extractable
+//! WebCrypto key (enrolled by the principal with `obhut signing-key enrol`), and the console
+//! carries the signed statement to `/v1/act` as the CLI would.
+//!
 //! It owns sessions and HTML. It never sees a principal's token (only the bearer derived from
 //! it), never holds a signing key, and reaches no catalog, trustee or key material except
 //! through the admin API.
 
+mod decide;
 mod i18n;
 mod pages;
 mod session;
@@ -35,6 +41,7 @@ pub fn router(api: Router, limits: SessionLimits) -> Router {
             get(pages::sign_in_form).post(pages::sign_in),
         )
         .route("/console/sign-out", post(pages::sign_out))
+        .route("/console/decide", post(decide::decide))
         .route("/console/operator", get(pages::operator))
         .route("/console/officer", get(pages::officer))
         .route("/console/tenant", get(pages::tenant))

@@ -3,6 +3,7 @@
 //!
 //! It sees what the admin API answers the signed-in principal, nothing more.
 
+use crate::decide::Decisions;
 use crate::i18n::{Lang, Texts};
 use crate::session::{
     COOKIE, Current, LANG_COOKIE, Principal, SIGN_IN_COOKIE, SessionLimits, Sessions, cookie,
@@ -43,6 +44,32 @@ impl Console {
             req = req.header(header::AUTHORIZATION, format!("Bearer {bearer}"));
         }
         let req = req.body(Body::empty()).map_err(|e| e.to_string())?;
+        self.send(req).await
+    }
+
+    /// `GET path` on the admin API as the holder of `bearer`, its JSON answer or why not.
+    pub(crate) async fn get_json(&self, bearer: Option<&str>, path: &str) -> Result<Value, String> {
+        self.call(bearer, path).await?.json()
+    }
+
+    /// `POST path` with a JSON body on the admin API as the holder of `bearer`.
+    pub(crate) async fn post_json(
+        &self,
+        bearer: Option<&str>,
+        path: &str,
+        body: &Value,
+    ) -> Result<Answer, String> {
+        let mut req = http::Request::post(path).header(header::CONTENT_TYPE, "application/json");
+        if let Some(bearer) = bearer {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {bearer}"));
+        }
+        let req = req
+            .body(Body::from(body.to_string()))
+            .map_err(|e| e.to_string())?;
+        self.send(req).await
+    }
+
+    async fn send(&self, req: http::Request<Body>) -> Result<Answer, String> {
         let resp = self
             .api
             .clone()
@@ -60,9 +87,9 @@ impl Console {
 /// The largest admin API answer a page reads.
 const MAX_ANSWER: usize = 16 * 1024 * 1024;
 
-struct Answer {
-    status: StatusCode,
-    bytes: axum::body::Bytes,
+pub(crate) struct Answer {
+    pub(crate) status: StatusCode,
+    pub(crate) bytes: axum::body::Bytes,
 }
 
 impl Answer {
@@ -137,7 +164,7 @@ impl FromRequestParts<Arc<Console>> for Ctx {
 }
 
 impl Ctx {
-    fn t(&self) -> &'static Texts {
+    pub(crate) fn t(&self) -> &'static Texts {
         self.lang.texts()
     }
 
@@ -151,7 +178,7 @@ impl Ctx {
     }
 
     /// `resp` with the language cookie set when `?lang=` chose one.
-    fn finish(&self, mut resp: Response) -> Response {
+    pub(crate) fn finish(&self, mut resp: Response) -> Response {
         if self.lang_chosen
             && let Ok(v) = HeaderValue::from_str(&set_cookie(
                 LANG_COOKIE,
@@ -222,6 +249,8 @@ struct RolePage<'a> {
     title: &'a str,
     nav: Vec<NavItem>,
     intro: Option<&'a str>,
+    decisions: Option<Decisions>,
+    decided: bool,
     sections: Vec<Section>,
 }
 
@@ -253,7 +282,7 @@ fn html(status: StatusCode, body: Result<String, askama::Error>) -> Response {
     }
 }
 
-fn message(ctx: &Ctx, status: StatusCode, title: &str, text: &str) -> Response {
+pub(crate) fn message(ctx: &Ctx, status: StatusCode, title: &str, text: &str) -> Response {
     let t = ctx.t();
     html(
         status,
@@ -275,7 +304,7 @@ const ROLE_PAGES: [(&str, &str); 4] = [
     ("/console/tenant", "tenant-admin"),
 ];
 
-fn page_of(role: &str) -> &'static str {
+pub(crate) fn page_of(role: &str) -> &'static str {
     ROLE_PAGES
         .iter()
         .find(|(_, r)| *r == role)
@@ -382,14 +411,17 @@ pub async fn sign_in(
 }
 
 /// A form's fields; none for a body that is not a form (refused then for want of a token).
-fn form_fields(
+pub(crate) fn form_fields(
     form: Result<Form<HashMap<String, String>>, FormRejection>,
 ) -> HashMap<String, String> {
     form.map(|Form(f)| f).unwrap_or_default()
 }
 
 /// The session of a form post whose CSRF token matches, or the response refusing it.
-fn checked_post(ctx: &Ctx, form: &HashMap<String, String>) -> Result<Current, Box<Response>> {
+pub(crate) fn checked_post(
+    ctx: &Ctx,
+    form: &HashMap<String, String>,
+) -> Result<Current, Box<Response>> {
     let t = ctx.t();
     let Some(session) = &ctx.session else {
         return Err(Box::new(
@@ -475,6 +507,7 @@ fn render_role_page(
     session: &Current,
     title: &'static str,
     intro: Option<&'static str>,
+    decisions: Option<Decisions>,
     sections: Vec<Section>,
 ) -> Response {
     let t = ctx.t();
@@ -488,6 +521,8 @@ fn render_role_page(
             title,
             nav: nav(t, &session.principal.role),
             intro,
+            decisions,
+            decided: ctx.query.contains_key("decided"),
             sections,
         }
         .render(),
@@ -508,7 +543,14 @@ pub async fn operator(State(console): State<Arc<Console>>, ctx: Ctx) -> Response
         section(&console, b, t.capacity, "/v1/capacity", &[]).await,
         section(&console, b, t.repair, "/v1/repair", &[]).await,
     ];
-    render_role_page(&ctx, session, t.operator, Some(t.operator_note), sections)
+    render_role_page(
+        &ctx,
+        session,
+        t.operator,
+        Some(t.operator_note),
+        None,
+        sections,
+    )
 }
 
 pub async fn officer(State(console): State<Arc<Console>>, ctx: Ctx) -> Response {
@@ -518,7 +560,9 @@ pub async fn officer(State(console): State<Arc<Console>>, ctx: Ctx) -> Response 
     };
     let t = ctx.t();
     let b = Some(session.bearer.as_str());
-    let mut grants = section(&console, b, t.grants, "/v1/grants", &[]).await;
+    let decisions =
+        crate::decide::decisions(&console, &session.bearer, &session.principal.name, true).await;
+    let mut grants = section(&console, b, t.all_grants, "/v1/grants", &[]).await;
     grants.note = Some(t.grants_note);
     let sections = vec![
         grants,
@@ -526,7 +570,7 @@ pub async fn officer(State(console): State<Arc<Console>>, ctx: Ctx) -> Response 
         section(&console, b, t.tenants, "/v1/tenants", &[]).await,
         section(&console, b, t.trustee, "/v1/trustee/status", &[]).await,
     ];
-    render_role_page(&ctx, session, t.officer, None, sections)
+    render_role_page(&ctx, session, t.officer, None, Some(decisions), sections)
 }
 
 pub async fn tenant(State(console): State<Arc<Console>>, ctx: Ctx) -> Response {
@@ -537,6 +581,8 @@ pub async fn tenant(State(console): State<Arc<Console>>, ctx: Ctx) -> Response {
     let t = ctx.t();
     let b = Some(session.bearer.as_str());
     let tenant = encode(session.principal.tenant.as_deref().unwrap_or_default());
+    let decisions =
+        crate::decide::decisions(&console, &session.bearer, &session.principal.name, false).await;
     let mut grants = section(&console, b, t.your_grants, "/v1/grants", &[]).await;
     grants.note = Some(t.grants_note);
     let sections = vec![
@@ -566,7 +612,14 @@ pub async fn tenant(State(console): State<Arc<Console>>, ctx: Ctx) -> Response {
         )
         .await,
     ];
-    render_role_page(&ctx, session, t.tenant_admin, None, sections)
+    render_role_page(
+        &ctx,
+        session,
+        t.tenant_admin,
+        None,
+        Some(decisions),
+        sections,
+    )
 }
 
 /// One log entry as the auditor's page shows it: its exact text goes in a `data-` attribute,
@@ -679,15 +732,17 @@ const CSS: &str = include_str!("../assets/console.css");
 const JS: &str = include_str!("../assets/console.js");
 const VERIFY_JS: &str = include_str!("../assets/verify.js");
 const AUDITOR_JS: &str = include_str!("../assets/auditor.js");
+const SIGNING_JS: &str = include_str!("../assets/signing.js");
 
 pub async fn asset(ctx: Ctx, Path(name): Path<String>) -> Response {
     match name.as_str() {
         "console.css" => ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], CSS).into_response(),
-        "console.js" | "verify.js" | "auditor.js" => (
+        "console.js" | "verify.js" | "auditor.js" | "signing.js" => (
             [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
             match name.as_str() {
                 "verify.js" => VERIFY_JS,
                 "auditor.js" => AUDITOR_JS,
+                "signing.js" => SIGNING_JS,
                 _ => JS,
             },
         )
@@ -767,6 +822,9 @@ fn cell(key: &str, v: &Value) -> String {
     match v {
         Value::Null => "—".into(),
         Value::String(s) => s.clone(),
+        Value::Number(n) if key == "duration_ms" || key == "delay_ms" => n
+            .as_i64()
+            .map_or_else(|| n.to_string(), crate::decide::duration_text),
         Value::Number(n) if key.ends_with("_ms") => n
             .as_i64()
             .and_then(|ms| utc(ms / 1000))
@@ -776,6 +834,11 @@ fn cell(key: &str, v: &Value) -> String {
         }
         other => other.to_string(),
     }
+}
+
+/// Milliseconds since 1970 as `YYYY-MM-DD HH:MM:SS UTC`.
+pub(crate) fn utc_ms(ms: i64) -> String {
+    utc(ms.div_euclid(1000)).unwrap_or_else(|| ms.to_string())
 }
 
 /// Seconds since 1970 as `YYYY-MM-DD HH:MM:SS UTC`.
@@ -814,6 +877,9 @@ mod tests {
         assert_eq!(t.headers, ["at_ms", "id", "extra"]);
         assert_eq!(t.rows[0], ["1970-01-01 00:00:00 UTC", "g1", ""]);
         assert_eq!(t.rows[1], ["", "g2", "1, 2"]);
+        let t = table(&json!([{"duration_ms": 7_200_000, "delay_ms": 0}]), &[]);
+        assert_eq!(t.headers, ["delay_ms", "duration_ms"]);
+        assert_eq!(t.rows[0], ["0ms", "2h"]);
         let t = table(&json!({"sites": [{"id": "de-fra"}]}), &[]);
         assert_eq!(t.rows, [["de-fra"]]);
         let t = table(&json!({"sealed": false, "shares": 2}), &[]);
