@@ -6,6 +6,7 @@ without tenant data, English and German."""
 
 import os
 import re
+import time
 
 import requests
 
@@ -87,6 +88,28 @@ def test_a_form_post_without_the_csrf_token_or_from_another_site_is_refused(serv
     r = fresh.post(f"{console(server)}/sign-in", data={"csrf": "0" * 64, "bearer": bearer(server.token("operator"))},
                    allow_redirects=False, timeout=10)
     assert r.status_code == 403 and "obhut_console=" not in r.headers.get("Set-Cookie", "")
+
+
+def test_a_decision_post_needs_the_csrf_token_same_site_and_a_signed_statement(server):
+    s = sign_in(server, server.token("officer1"))
+    token = csrf_of(s.get(f"{console(server)}/officer", timeout=10).text)
+    statement = ('{"principal":"officer1","at_ms":%d,"nonce":"n1","action":"approve_grant","id":"g-0","scope":"x"}'
+                 % int(time.time() * 1000))
+    signed = {"statement": statement, "signature": "AAAA"}
+    for data, site in (({}, "same-origin"), ({"csrf": "0" * 64}, "same-origin"), ({"csrf": token}, "cross-site")):
+        r = s.post(f"{console(server)}/decide", data={**signed, **data}, headers={"Sec-Fetch-Site": site},
+                   allow_redirects=False, timeout=10)
+        assert r.status_code == 403 and "security token" in r.text, (data, site, r.status_code)
+    # With the token: an unsigned form is refused by the console, a bad signature by the trustee.
+    r = s.post(f"{console(server)}/decide", data={"csrf": token}, allow_redirects=False, timeout=10)
+    assert r.status_code == 400 and "no signed statement" in r.text, r.text[:300]
+    r = s.post(f"{console(server)}/decide", data={"csrf": token, **signed}, allow_redirects=False, timeout=10)
+    assert r.status_code == 403 and "signature is not officer1" in r.text, r.text[:300]
+    # Another role's session cannot carry an officer's statement either.
+    op = sign_in(server, server.token("operator"))
+    op_token = csrf_of(op.get(f"{console(server)}/operator", timeout=10).text)
+    r = op.post(f"{console(server)}/decide", data={"csrf": op_token, **signed}, allow_redirects=False, timeout=10)
+    assert r.status_code == 403 and "another principal" in r.text, r.text[:300]
 
 
 def test_sign_out_ends_the_session_on_the_server(server):
