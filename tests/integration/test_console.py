@@ -174,3 +174,50 @@ def test_the_console_speaks_german_when_asked(server):
     # ?lang=en switches and is remembered.
     assert "Sign out" in s.get(f"{console(server)}/officer?lang=en", timeout=10).text
     assert "Sign out" in s.get(f"{console(server)}/officer", timeout=10).text
+
+
+def log_rows(html: str) -> list[list[str]]:
+    """The rows of the tenant page's log table, cell texts."""
+    body = re.search(r'<table id="log-rows">.*?<tbody>(.*?)</tbody>', html, re.S)
+    if not body:
+        return []
+    return [re.findall(r"<td[^>]*>(.*?)</td>", row, re.S) for row in re.findall(r"<tr>(.*?)</tr>", body.group(1), re.S)]
+
+
+def test_the_tenant_admins_log_view_filters_by_type_bucket_principal_and_time_and_pages(server):
+    t = new_tenant(server, "clog" + os.urandom(4).hex())
+    client = server.client(t["AWS_ACCESS_KEY_ID"], t["AWS_SECRET_ACCESS_KEY"])
+    buckets = [unique_name("log-a"), unique_name("log-b")]
+    for b in buckets:
+        client.create_bucket(Bucket=b)
+        client.put_object(Bucket=b, Key="k", Body=b"x")
+    # 55 grant requests by the operator: more than one page of them.
+    for i in range(55):
+        r = server.cli("access", "request", "--tenant", t["name"], "--bucket", buckets[i % 2], "--ops", "read",
+                       "--duration", "1h", "--reason", f"case {i}", token=server.token("operator"))
+        assert r.returncode == 0, r.stderr
+    admin = sign_in(server, t["admin_token"])
+    page = f"{console(server)}/tenant"
+
+    rows = log_rows(admin.get(page, params={"type": "grant_requested"}, timeout=10).text)
+    assert len(rows) == 50 and all(r[2] == "grant_requested" and r[3] == "operator" for r in rows), rows[:3]
+    first = admin.get(page, params={"type": "grant_requested"}, timeout=10).text
+    nxt = re.search(r'<a href="([^"]+)" id="log-next">', first)
+    assert nxt, "no next page after 50 entries"
+    rest = log_rows(admin.get(server.admin_url + nxt.group(1).replace("&amp;", "&"), timeout=10).text)
+    assert len(rest) == 5 and int(rest[0][0]) > int(rows[-1][0]), rest
+    # bucket, principal and time
+    only_a = log_rows(admin.get(page, params={"type": "grant_requested", "bucket": buckets[0]}, timeout=10).text)
+    assert len(only_a) == 28 and {r[4] for r in only_a} == {buckets[0]}
+    releases = log_rows(admin.get(page, params={"type": "key_release"}, timeout=10).text)
+    assert releases and all(r[2] == "key_release" for r in releases)
+    by_admin = log_rows(admin.get(page, params={"principal": f"{t['name']}-admin"}, timeout=10).text)
+    assert by_admin and all(r[3] == f"{t['name']}-admin" for r in by_admin), by_admin
+    assert any(r[2] == "access_key_created" for r in by_admin)
+    assert log_rows(admin.get(page, params={"since": "2999-01-01"}, timeout=10).text) == []
+    assert len(log_rows(admin.get(page, params={"until": "2999-01-01T00:00", "type": "grant_requested"},
+                                  timeout=10).text)) == 50
+    bad = admin.get(page, params={"since": "yesterday"}, timeout=10)
+    assert bad.status_code == 200 and "is not a date" in bad.text and log_rows(bad.text) == []
+    # Unfiltered, the page starts with the tenant's own first entry.
+    assert log_rows(admin.get(page, timeout=10).text)[0][2] == "tenant_added"

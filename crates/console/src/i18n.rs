@@ -150,6 +150,15 @@ pub struct Texts {
     pub reason_missing: &'static str,
     pub digest_mismatch: &'static str,
     pub no_key_to_sign: &'static str,
+    pub f_type: &'static str,
+    pub f_principal: &'static str,
+    pub f_since: &'static str,
+    pub f_until: &'static str,
+    pub f_time: &'static str,
+    pub f_details: &'static str,
+    pub filter: &'static str,
+    pub first_page: &'static str,
+    pub log_view_note: &'static str,
 }
 
 pub static EN: Texts = Texts {
@@ -253,6 +262,15 @@ pub static EN: Texts = Texts {
     reason_missing: "A denial needs a reason.",
     digest_mismatch: "The grant shown does not match its scope digest: nothing was signed.",
     no_key_to_sign: "This browser has no enrolled, live key: nothing was signed.",
+    f_type: "Event type",
+    f_principal: "Principal",
+    f_since: "From (UTC)",
+    f_until: "Until (UTC)",
+    f_time: "Time (UTC)",
+    f_details: "Details",
+    filter: "Filter",
+    first_page: "First page",
+    log_view_note: "Your tenant's entries in the order they were logged, 50 per page; filters apply to each page as it is read, so a page may end before 50 when the trustee's batch ends.",
 };
 
 pub static DE: Texts = Texts {
@@ -356,6 +374,15 @@ pub static DE: Texts = Texts {
     reason_missing: "Eine Ablehnung braucht einen Grund.",
     digest_mismatch: "Die angezeigte Freigabe passt nicht zu ihrem Umfangs-Digest: nichts wurde signiert.",
     no_key_to_sign: "Dieser Browser hat keinen registrierten, gültigen Schlüssel: nichts wurde signiert.",
+    f_type: "Ereignisart",
+    f_principal: "Akteur",
+    f_since: "Von (UTC)",
+    f_until: "Bis (UTC)",
+    f_time: "Zeit (UTC)",
+    f_details: "Details",
+    filter: "Filtern",
+    first_page: "Erste Seite",
+    log_view_note: "Die Einträge Ihres Mandanten in der Reihenfolge des Protokolls, 50 je Seite; die Filter gelten beim Lesen jeder Seite, daher kann eine Seite vor 50 enden, wenn der Stapel des Treuhänders endet.",
 };
 
 #[cfg(test)]

@@ -19,6 +19,7 @@
 
 mod decide;
 mod i18n;
+mod logview;
 mod pages;
 mod session;
 

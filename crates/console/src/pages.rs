@@ -5,6 +5,7 @@
 
 use crate::decide::Decisions;
 use crate::i18n::{Lang, Texts};
+use crate::logview::LogView;
 use crate::session::{
     COOKIE, Current, LANG_COOKIE, Principal, SIGN_IN_COOKIE, SessionLimits, Sessions, cookie,
     random_token, same_secret, set_cookie,
@@ -252,6 +253,7 @@ struct RolePage<'a> {
     decisions: Option<Decisions>,
     decided: bool,
     sections: Vec<Section>,
+    log: Option<LogView>,
 }
 
 #[derive(Template)]
@@ -509,6 +511,7 @@ fn render_role_page(
     intro: Option<&'static str>,
     decisions: Option<Decisions>,
     sections: Vec<Section>,
+    log: Option<LogView>,
 ) -> Response {
     let t = ctx.t();
     ctx.finish(html(
@@ -524,6 +527,7 @@ fn render_role_page(
             decisions,
             decided: ctx.query.contains_key("decided"),
             sections,
+            log,
         }
         .render(),
     ))
@@ -550,6 +554,7 @@ pub async fn operator(State(console): State<Arc<Console>>, ctx: Ctx) -> Response
         Some(t.operator_note),
         None,
         sections,
+        None,
     )
 }
 
@@ -570,7 +575,15 @@ pub async fn officer(State(console): State<Arc<Console>>, ctx: Ctx) -> Response 
         section(&console, b, t.tenants, "/v1/tenants", &[]).await,
         section(&console, b, t.trustee, "/v1/trustee/status", &[]).await,
     ];
-    render_role_page(&ctx, session, t.officer, None, Some(decisions), sections)
+    render_role_page(
+        &ctx,
+        session,
+        t.officer,
+        None,
+        Some(decisions),
+        sections,
+        None,
+    )
 }
 
 pub async fn tenant(State(console): State<Arc<Console>>, ctx: Ctx) -> Response {
@@ -580,7 +593,8 @@ pub async fn tenant(State(console): State<Arc<Console>>, ctx: Ctx) -> Response {
     };
     let t = ctx.t();
     let b = Some(session.bearer.as_str());
-    let tenant = encode(session.principal.tenant.as_deref().unwrap_or_default());
+    let tenant_name = session.principal.tenant.clone().unwrap_or_default();
+    let tenant = encode(&tenant_name);
     let decisions =
         crate::decide::decisions(&console, &session.bearer, &session.principal.name, false).await;
     let mut grants = section(&console, b, t.your_grants, "/v1/grants", &[]).await;
@@ -603,15 +617,15 @@ pub async fn tenant(State(console): State<Arc<Console>>, ctx: Ctx) -> Response {
         )
         .await,
         grants,
-        section(
-            &console,
-            b,
-            t.your_log,
-            &format!("/v1/log/entries?tenant={tenant}"),
-            &[],
-        )
-        .await,
     ];
+    let log = crate::logview::log_view(
+        &console,
+        &session.bearer,
+        &tenant_name,
+        "/console/tenant",
+        crate::logview::LogFilter::from_query(&ctx.query),
+    )
+    .await;
     render_role_page(
         &ctx,
         session,
@@ -619,6 +633,7 @@ pub async fn tenant(State(console): State<Arc<Console>>, ctx: Ctx) -> Response {
         None,
         Some(decisions),
         sections,
+        Some(log),
     )
 }
 
@@ -752,7 +767,7 @@ pub async fn asset(ctx: Ctx, Path(name): Path<String>) -> Response {
 }
 
 /// `s` percent-encoded for a path segment or query value.
-fn encode(s: &str) -> String {
+pub(crate) fn encode(s: &str) -> String {
     s.bytes()
         .map(|b| {
             if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
