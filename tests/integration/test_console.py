@@ -221,3 +221,27 @@ def test_the_tenant_admins_log_view_filters_by_type_bucket_principal_and_time_an
     assert bad.status_code == 200 and "is not a date" in bad.text and log_rows(bad.text) == []
     # Unfiltered, the page starts with the tenant's own first entry.
     assert log_rows(admin.get(page, timeout=10).text)[0][2] == "tenant_added"
+
+
+def test_the_tenant_admin_sees_where_each_replica_lies_and_only_its_own(server):
+    t = new_tenant(server, "cres" + os.urandom(4).hex())
+    other = new_tenant(server, "cres" + os.urandom(4).hex())
+    bucket, other_bucket = unique_name("where"), unique_name("elsewhere")
+    client = server.client(t["AWS_ACCESS_KEY_ID"], t["AWS_SECRET_ACCESS_KEY"])
+    client.create_bucket(Bucket=bucket)
+    for k in ("a", "b"):
+        client.put_object(Bucket=bucket, Key=k, Body=b"x")
+    server.client(other["AWS_ACCESS_KEY_ID"], other["AWS_SECRET_ACCESS_KEY"]).create_bucket(Bucket=other_bucket)
+    admin = sign_in(server, t["admin_token"])
+    assert "/console/tenant/residency" in admin.get(f"{console(server)}/tenant", timeout=10).text
+    page = admin.get(f"{console(server)}/tenant/residency", timeout=10)
+    assert page.status_code == 200
+    row = re.search(rf"<tr><td>{bucket}</td>(.*?)</tr>", page.text, re.S)
+    assert row, page.text[:2000]
+    cells = re.findall(r"<td>(.*?)</td>", row.group(1))
+    assert cells == ["DE", "2", "2", "de-fra (DE) + de-mgd (DE): 2", "0", "0"], cells
+    assert other_bucket not in page.text
+    assert "sha256" in page.text
+    # Another role's session: 403.
+    op = sign_in(server, server.token("operator"))
+    assert op.get(f"{console(server)}/tenant/residency", allow_redirects=False, timeout=10).status_code == 403

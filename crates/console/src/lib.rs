@@ -21,6 +21,7 @@ mod decide;
 mod i18n;
 mod logview;
 mod pages;
+mod residency;
 mod session;
 
 use axum::Router;
@@ -46,6 +47,10 @@ pub fn router(api: Router, limits: SessionLimits) -> Router {
         .route("/console/operator", get(pages::operator))
         .route("/console/officer", get(pages::officer))
         .route("/console/tenant", get(pages::tenant))
+        .route(
+            "/console/tenant/residency",
+            get(residency::tenant_residency),
+        )
         .route("/console/auditor", get(pages::auditor))
         .route("/console/assets/{name}", get(pages::asset))
         .route("/console/{*rest}", get(pages::not_found))

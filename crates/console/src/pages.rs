@@ -219,7 +219,7 @@ pub struct Section {
 }
 
 impl Section {
-    fn new(title: &'static str) -> Self {
+    pub(crate) fn new(title: &'static str) -> Self {
         Self {
             title,
             note: None,
@@ -320,7 +320,7 @@ fn nav(t: &'static Texts, role: &str) -> Vec<NavItem> {
         "auditor" => t.auditor,
         _ => t.tenant_admin,
     };
-    ROLE_PAGES
+    let mut items: Vec<NavItem> = ROLE_PAGES
         .iter()
         .filter(|(_, r)| *r == role)
         .map(|(href, r)| NavItem {
@@ -328,7 +328,15 @@ fn nav(t: &'static Texts, role: &str) -> Vec<NavItem> {
             label: label(r),
             current: true,
         })
-        .collect()
+        .collect();
+    if role == "tenant-admin" {
+        items.push(NavItem {
+            href: "/console/tenant/residency",
+            label: t.residency,
+            current: false,
+        });
+    }
+    items
 }
 
 pub async fn home(ctx: Ctx) -> Response {
@@ -466,7 +474,7 @@ pub async fn sign_out(
 }
 
 /// The session if its role is `role`, else the response: sign-in, or 403.
-fn session_of_role<'a>(ctx: &'a Ctx, role: &str) -> Result<&'a Current, Box<Response>> {
+pub(crate) fn session_of_role<'a>(ctx: &'a Ctx, role: &str) -> Result<&'a Current, Box<Response>> {
     let t = ctx.t();
     match &ctx.session {
         None => Err(Box::new(
@@ -504,7 +512,7 @@ async fn section(
     s
 }
 
-fn render_role_page(
+pub(crate) fn render_role_page(
     ctx: &Ctx,
     session: &Current,
     title: &'static str,
