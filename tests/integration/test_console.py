@@ -245,3 +245,26 @@ def test_the_tenant_admin_sees_where_each_replica_lies_and_only_its_own(server):
     # Another role's session: 403.
     op = sign_in(server, server.token("operator"))
     assert op.get(f"{console(server)}/tenant/residency", allow_redirects=False, timeout=10).status_code == 403
+
+
+def test_the_operators_charts_show_requests_and_latency_without_names(server):
+    t = new_tenant(server, "cchart" + os.urandom(4).hex())
+    client = server.client(t["AWS_ACCESS_KEY_ID"], t["AWS_SECRET_ACCESS_KEY"])
+    bucket = unique_name("chart-secret")
+    client.create_bucket(Bucket=bucket)
+    client.put_object(Bucket=bucket, Key="k", Body=b"x")
+    op = sign_in(server, server.token("operator"))
+    first = op.get(f"{console(server)}/operator", timeout=10).text
+    for _ in range(5):
+        client.get_object(Bucket=bucket, Key="k")["Body"].read()
+    time.sleep(0.6)
+    page = op.get(f"{console(server)}/operator", timeout=10).text
+    charts = re.findall(r'<figure class="chart">(<svg .*?</svg>)</figure>', page, re.S)
+    assert len(charts) == 2, page[:1500]
+    requests_chart, latency_chart = charts
+    got = re.search(r">GetObject</text>.*?>(\d+) \(([\d.]+)/s\)</text>", requests_chart, re.S)
+    assert got and int(got.group(1)) >= 5 and float(got.group(2)) > 0, requests_chart
+    assert "PutObject" in requests_chart and " ms" in latency_chart
+    # Neither page names the bucket or the tenant.
+    for text in (first, page):
+        assert bucket not in text and t["name"] not in text

@@ -17,6 +17,7 @@
 //! it), never holds a signing key, and reaches no catalog, trustee or key material except
 //! through the admin API.
 
+mod charts;
 mod decide;
 mod i18n;
 mod logview;

@@ -28,6 +28,8 @@ use zeroize::Zeroizing;
 pub struct Console {
     api: Router,
     sessions: Sessions,
+    /// The S3 request totals at the previous look at the operator's page, for rates.
+    last_look: crate::charts::LastLook,
 }
 
 impl Console {
@@ -35,6 +37,7 @@ impl Console {
         Self {
             api,
             sessions: Sessions::new(limits),
+            last_look: crate::charts::LastLook::default(),
         }
     }
 
@@ -216,6 +219,8 @@ pub struct Section {
     pub text: Option<String>,
     pub error: Option<String>,
     pub next: Option<String>,
+    /// A chart drawn by [`crate::charts`] (numbers and fixed labels, escaped there).
+    pub svg: Option<String>,
 }
 
 impl Section {
@@ -227,6 +232,7 @@ impl Section {
             text: None,
             error: None,
             next: None,
+            svg: None,
         }
     }
 }
@@ -548,7 +554,10 @@ pub async fn operator(State(console): State<Arc<Console>>, ctx: Ctx) -> Response
     };
     let t = ctx.t();
     let b = Some(session.bearer.as_str());
+    let (requests, latency) = charts(&console, b, t).await;
     let sections = vec![
+        requests,
+        latency,
         section(&console, b, t.trustee, "/v1/trustee/status", &[]).await,
         section(&console, None, t.readiness, "/readyz", &[]).await,
         section(&console, b, t.sites, "/v1/sites", &[]).await,
@@ -564,6 +573,31 @@ pub async fn operator(State(console): State<Arc<Console>>, ctx: Ctx) -> Response
         sections,
         None,
     )
+}
+
+/// The operator's two charts, from `/metrics` as the admin API answers the operator.
+async fn charts(console: &Console, bearer: Option<&str>, t: &'static Texts) -> (Section, Section) {
+    let mut requests = Section::new(t.request_rates);
+    let mut latency = Section::new(t.request_latency);
+    requests.note = Some(t.request_rates_note);
+    match console.call(bearer, "/metrics").await {
+        Ok(a) if a.status.is_success() => {
+            let m = crate::charts::parse(&String::from_utf8_lossy(&a.bytes));
+            let rates = console.last_look.rates(&m.requests);
+            requests.svg = Some(crate::charts::requests_chart(&m, rates.as_ref()));
+            latency.svg = Some(crate::charts::latency_chart(&m));
+        }
+        Ok(a) => {
+            let e = a.json().err().unwrap_or_default();
+            requests.error = Some(e.clone());
+            latency.error = Some(e);
+        }
+        Err(e) => {
+            requests.error = Some(e.clone());
+            latency.error = Some(e);
+        }
+    }
+    (requests, latency)
 }
 
 pub async fn officer(State(console): State<Arc<Console>>, ctx: Ctx) -> Response {
