@@ -268,3 +268,15 @@ def test_the_operators_charts_show_requests_and_latency_without_names(server):
     # Neither page names the bucket or the tenant.
     for text in (first, page):
         assert bucket not in text and t["name"] not in text
+
+
+def test_the_officer_sees_the_sites_on_a_map_of_their_jurisdiction(server):
+    page = sign_in(server, server.token("officer1")).get(f"{console(server)}/officer", timeout=10).text
+    svg = re.search(r'<svg xmlns="http://www.w3.org/2000/svg" class="map".*?</svg>', page, re.S)
+    assert svg, page[:2000]
+    spots = {m.group(1): (float(m.group(2)), float(m.group(3))) for m in
+             re.finditer(r'data-site="([^"]+)" cx="([\d.]+)" cy="([\d.]+)"', svg.group(0))}
+    # The dev sites: Frankfurt am Main and Magdeburg, the second north-east of the first.
+    assert set(spots) >= {"de-fra", "de-mgd"}, spots
+    assert spots["de-mgd"][0] > spots["de-fra"][0] and spots["de-mgd"][1] < spots["de-fra"][1]
+    assert "<polygon" in svg.group(0) and "http" not in svg.group(0).replace("http://www.w3.org/2000/svg", "")

@@ -21,6 +21,7 @@ mod charts;
 mod decide;
 mod i18n;
 mod logview;
+mod map;
 mod pages;
 mod residency;
 mod session;

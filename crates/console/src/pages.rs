@@ -600,6 +600,41 @@ async fn charts(console: &Console, bearer: Option<&str>, t: &'static Texts) -> (
     (requests, latency)
 }
 
+/// The sites on a map of their jurisdiction, from `/v1/sites`.
+async fn residency_map(console: &Console, bearer: Option<&str>, t: &'static Texts) -> Section {
+    let mut s = Section::new(t.residency_map);
+    s.note = Some(t.residency_map_note);
+    match console.get_json(bearer, "/v1/sites").await {
+        Ok(v) => {
+            let text = |x: &Value, k: &str| match x.get(k) {
+                Some(Value::String(v)) => v.clone(),
+                Some(Value::Null) | None => String::new(),
+                Some(other) => other.to_string(),
+            };
+            let sites: Vec<crate::map::MapSite> = v
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+                .iter()
+                .map(|x| crate::map::MapSite {
+                    id: text(x, "id"),
+                    jurisdiction: text(x, "jurisdiction"),
+                    location: text(x, "location"),
+                    state: text(x, "state"),
+                    replicas: format!("{} {}", text(x, "replicas"), t.replicas),
+                })
+                .collect();
+            let (svg, unplaced) = crate::map::residency_map(&sites);
+            s.svg = Some(svg);
+            if !unplaced.is_empty() {
+                s.text = Some(format!("{}\n{}", t.not_on_map, unplaced.join("\n")));
+            }
+        }
+        Err(e) => s.error = Some(e),
+    }
+    s
+}
+
 pub async fn officer(State(console): State<Arc<Console>>, ctx: Ctx) -> Response {
     let session = match session_of_role(&ctx, "officer") {
         Ok(s) => s,
@@ -612,6 +647,7 @@ pub async fn officer(State(console): State<Arc<Console>>, ctx: Ctx) -> Response 
     let mut grants = section(&console, b, t.all_grants, "/v1/grants", &[]).await;
     grants.note = Some(t.grants_note);
     let sections = vec![
+        residency_map(&console, b, t).await,
         grants,
         section(&console, b, t.disclosures, "/v1/disclosures", &[]).await,
         section(&console, b, t.tenants, "/v1/tenants", &[]).await,
