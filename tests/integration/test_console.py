@@ -6,6 +6,7 @@ without tenant data, English and German."""
 
 import os
 import re
+import time
 
 import requests
 
@@ -89,6 +90,28 @@ def test_a_form_post_without_the_csrf_token_or_from_another_site_is_refused(serv
     assert r.status_code == 403 and "obhut_console=" not in r.headers.get("Set-Cookie", "")
 
 
+def test_a_decision_post_needs_the_csrf_token_same_site_and_a_signed_statement(server):
+    s = sign_in(server, server.token("officer1"))
+    token = csrf_of(s.get(f"{console(server)}/officer", timeout=10).text)
+    statement = ('{"principal":"officer1","at_ms":%d,"nonce":"n1","action":"approve_grant","id":"g-0","scope":"x"}'
+                 % int(time.time() * 1000))
+    signed = {"statement": statement, "signature": "AAAA"}
+    for data, site in (({}, "same-origin"), ({"csrf": "0" * 64}, "same-origin"), ({"csrf": token}, "cross-site")):
+        r = s.post(f"{console(server)}/decide", data={**signed, **data}, headers={"Sec-Fetch-Site": site},
+                   allow_redirects=False, timeout=10)
+        assert r.status_code == 403 and "security token" in r.text, (data, site, r.status_code)
+    # With the token: an unsigned form is refused by the console, a bad signature by the trustee.
+    r = s.post(f"{console(server)}/decide", data={"csrf": token}, allow_redirects=False, timeout=10)
+    assert r.status_code == 400 and "no signed statement" in r.text, r.text[:300]
+    r = s.post(f"{console(server)}/decide", data={"csrf": token, **signed}, allow_redirects=False, timeout=10)
+    assert r.status_code == 403 and "signature is not officer1" in r.text, r.text[:300]
+    # Another role's session cannot carry an officer's statement either.
+    op = sign_in(server, server.token("operator"))
+    op_token = csrf_of(op.get(f"{console(server)}/operator", timeout=10).text)
+    r = op.post(f"{console(server)}/decide", data={"csrf": op_token, **signed}, allow_redirects=False, timeout=10)
+    assert r.status_code == 403 and "another principal" in r.text, r.text[:300]
+
+
 def test_sign_out_ends_the_session_on_the_server(server):
     s = sign_in(server, server.token("auditor"))
     cookie = s.cookies.get("obhut_console")
@@ -151,3 +174,109 @@ def test_the_console_speaks_german_when_asked(server):
     # ?lang=en switches and is remembered.
     assert "Sign out" in s.get(f"{console(server)}/officer?lang=en", timeout=10).text
     assert "Sign out" in s.get(f"{console(server)}/officer", timeout=10).text
+
+
+def log_rows(html: str) -> list[list[str]]:
+    """The rows of the tenant page's log table, cell texts."""
+    body = re.search(r'<table id="log-rows">.*?<tbody>(.*?)</tbody>', html, re.S)
+    if not body:
+        return []
+    return [re.findall(r"<td[^>]*>(.*?)</td>", row, re.S) for row in re.findall(r"<tr>(.*?)</tr>", body.group(1), re.S)]
+
+
+def test_the_tenant_admins_log_view_filters_by_type_bucket_principal_and_time_and_pages(server):
+    t = new_tenant(server, "clog" + os.urandom(4).hex())
+    client = server.client(t["AWS_ACCESS_KEY_ID"], t["AWS_SECRET_ACCESS_KEY"])
+    buckets = [unique_name("log-a"), unique_name("log-b")]
+    for b in buckets:
+        client.create_bucket(Bucket=b)
+        client.put_object(Bucket=b, Key="k", Body=b"x")
+    # 55 grant requests by the operator: more than one page of them.
+    for i in range(55):
+        r = server.cli("access", "request", "--tenant", t["name"], "--bucket", buckets[i % 2], "--ops", "read",
+                       "--duration", "1h", "--reason", f"case {i}", token=server.token("operator"))
+        assert r.returncode == 0, r.stderr
+    admin = sign_in(server, t["admin_token"])
+    page = f"{console(server)}/tenant"
+
+    rows = log_rows(admin.get(page, params={"type": "grant_requested"}, timeout=10).text)
+    assert len(rows) == 50 and all(r[2] == "grant_requested" and r[3] == "operator" for r in rows), rows[:3]
+    first = admin.get(page, params={"type": "grant_requested"}, timeout=10).text
+    nxt = re.search(r'<a href="([^"]+)" id="log-next">', first)
+    assert nxt, "no next page after 50 entries"
+    rest = log_rows(admin.get(server.admin_url + nxt.group(1).replace("&amp;", "&"), timeout=10).text)
+    assert len(rest) == 5 and int(rest[0][0]) > int(rows[-1][0]), rest
+    # bucket, principal and time
+    only_a = log_rows(admin.get(page, params={"type": "grant_requested", "bucket": buckets[0]}, timeout=10).text)
+    assert len(only_a) == 28 and {r[4] for r in only_a} == {buckets[0]}
+    releases = log_rows(admin.get(page, params={"type": "key_release"}, timeout=10).text)
+    assert releases and all(r[2] == "key_release" for r in releases)
+    by_admin = log_rows(admin.get(page, params={"principal": f"{t['name']}-admin"}, timeout=10).text)
+    assert by_admin and all(r[3] == f"{t['name']}-admin" for r in by_admin), by_admin
+    assert any(r[2] == "access_key_created" for r in by_admin)
+    assert log_rows(admin.get(page, params={"since": "2999-01-01"}, timeout=10).text) == []
+    assert len(log_rows(admin.get(page, params={"until": "2999-01-01T00:00", "type": "grant_requested"},
+                                  timeout=10).text)) == 50
+    bad = admin.get(page, params={"since": "yesterday"}, timeout=10)
+    assert bad.status_code == 200 and "is not a date" in bad.text and log_rows(bad.text) == []
+    # Unfiltered, the page starts with the tenant's own first entry.
+    assert log_rows(admin.get(page, timeout=10).text)[0][2] == "tenant_added"
+
+
+def test_the_tenant_admin_sees_where_each_replica_lies_and_only_its_own(server):
+    t = new_tenant(server, "cres" + os.urandom(4).hex())
+    other = new_tenant(server, "cres" + os.urandom(4).hex())
+    bucket, other_bucket = unique_name("where"), unique_name("elsewhere")
+    client = server.client(t["AWS_ACCESS_KEY_ID"], t["AWS_SECRET_ACCESS_KEY"])
+    client.create_bucket(Bucket=bucket)
+    for k in ("a", "b"):
+        client.put_object(Bucket=bucket, Key=k, Body=b"x")
+    server.client(other["AWS_ACCESS_KEY_ID"], other["AWS_SECRET_ACCESS_KEY"]).create_bucket(Bucket=other_bucket)
+    admin = sign_in(server, t["admin_token"])
+    assert "/console/tenant/residency" in admin.get(f"{console(server)}/tenant", timeout=10).text
+    page = admin.get(f"{console(server)}/tenant/residency", timeout=10)
+    assert page.status_code == 200
+    row = re.search(rf"<tr><td>{bucket}</td>(.*?)</tr>", page.text, re.S)
+    assert row, page.text[:2000]
+    cells = re.findall(r"<td>(.*?)</td>", row.group(1))
+    assert cells == ["DE", "2", "2", "de-fra (DE) + de-mgd (DE): 2", "0", "0"], cells
+    assert other_bucket not in page.text
+    assert "sha256" in page.text
+    # Another role's session: 403.
+    op = sign_in(server, server.token("operator"))
+    assert op.get(f"{console(server)}/tenant/residency", allow_redirects=False, timeout=10).status_code == 403
+
+
+def test_the_operators_charts_show_requests_and_latency_without_names(server):
+    t = new_tenant(server, "cchart" + os.urandom(4).hex())
+    client = server.client(t["AWS_ACCESS_KEY_ID"], t["AWS_SECRET_ACCESS_KEY"])
+    bucket = unique_name("chart-secret")
+    client.create_bucket(Bucket=bucket)
+    client.put_object(Bucket=bucket, Key="k", Body=b"x")
+    op = sign_in(server, server.token("operator"))
+    first = op.get(f"{console(server)}/operator", timeout=10).text
+    for _ in range(5):
+        client.get_object(Bucket=bucket, Key="k")["Body"].read()
+    time.sleep(0.6)
+    page = op.get(f"{console(server)}/operator", timeout=10).text
+    charts = re.findall(r'<figure class="chart">(<svg .*?</svg>)</figure>', page, re.S)
+    assert len(charts) == 2, page[:1500]
+    requests_chart, latency_chart = charts
+    got = re.search(r">GetObject</text>.*?>(\d+) \(([\d.]+)/s\)</text>", requests_chart, re.S)
+    assert got and int(got.group(1)) >= 5 and float(got.group(2)) > 0, requests_chart
+    assert "PutObject" in requests_chart and " ms" in latency_chart
+    # Neither page names the bucket or the tenant.
+    for text in (first, page):
+        assert bucket not in text and t["name"] not in text
+
+
+def test_the_officer_sees_the_sites_on_a_map_of_their_jurisdiction(server):
+    page = sign_in(server, server.token("officer1")).get(f"{console(server)}/officer", timeout=10).text
+    svg = re.search(r'<svg xmlns="http://www.w3.org/2000/svg" class="map".*?</svg>', page, re.S)
+    assert svg, page[:2000]
+    spots = {m.group(1): (float(m.group(2)), float(m.group(3))) for m in
+             re.finditer(r'data-site="([^"]+)" cx="([\d.]+)" cy="([\d.]+)"', svg.group(0))}
+    # The dev sites: Frankfurt am Main and Magdeburg, the second north-east of the first.
+    assert set(spots) >= {"de-fra", "de-mgd"}, spots
+    assert spots["de-mgd"][0] > spots["de-fra"][0] and spots["de-mgd"][1] < spots["de-fra"][1]
+    assert "<polygon" in svg.group(0) and "http" not in svg.group(0).replace("http://www.w3.org/2000/svg", "")

@@ -413,6 +413,12 @@ async fn list_disclosures(State(state): State<AdminState>, caller: Caller) -> Ap
     ask(&state, &caller, Query::Disclosures).await
 }
 
+/// The caller's own enrolled signing keys (browser keys that sign its approvals and denials);
+/// enrolling and revoking one is a statement signed with the caller's own key (`/v1/act`).
+async fn list_signing_keys(State(state): State<AdminState>, caller: Caller) -> ApiResult {
+    ask(&state, &caller, Query::SigningKeys).await
+}
+
 async fn tenant_policy(
     State(state): State<AdminState>,
     caller: Caller,
@@ -754,6 +760,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/v1/grants", get(list_grants))
         .route("/v1/grants/{id}", get(get_grant))
         .route("/v1/disclosures", get(list_disclosures))
+        .route("/v1/signing-keys", get(list_signing_keys))
         .route("/v1/log/entries", get(log_entries))
         .route("/v1/metrics", get(crate::ops::metrics))
         .route("/metrics", get(crate::ops::metrics))

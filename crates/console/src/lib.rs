@@ -8,12 +8,22 @@
 //! access of its own. Every form carries a CSRF token; every page is sent with a
 //! Content-Security-Policy that allows no inline script.
 //!
+//! Officers and tenant admins decide on grants (and officers on disclosure requests) in the
+//! browser: the page shows the statement, the browser signs it with its own non-extractable
+//! WebCrypto key (enrolled by the principal with `obhut signing-key enrol`), and the console
+//! carries the signed statement to `/v1/act` as the CLI would.
+//!
 //! It owns sessions and HTML. It never sees a principal's token (only the bearer derived from
 //! it), never holds a signing key, and reaches no catalog, trustee or key material except
 //! through the admin API.
 
+mod charts;
+mod decide;
 mod i18n;
+mod logview;
+mod map;
 mod pages;
+mod residency;
 mod session;
 
 use axum::Router;
@@ -35,9 +45,14 @@ pub fn router(api: Router, limits: SessionLimits) -> Router {
             get(pages::sign_in_form).post(pages::sign_in),
         )
         .route("/console/sign-out", post(pages::sign_out))
+        .route("/console/decide", post(decide::decide))
         .route("/console/operator", get(pages::operator))
         .route("/console/officer", get(pages::officer))
         .route("/console/tenant", get(pages::tenant))
+        .route(
+            "/console/tenant/residency",
+            get(residency::tenant_residency),
+        )
         .route("/console/auditor", get(pages::auditor))
         .route("/console/assets/{name}", get(pages::asset))
         .route("/console/{*rest}", get(pages::not_found))

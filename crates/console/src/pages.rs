@@ -3,7 +3,9 @@
 //!
 //! It sees what the admin API answers the signed-in principal, nothing more.
 
+use crate::decide::Decisions;
 use crate::i18n::{Lang, Texts};
+use crate::logview::LogView;
 use crate::session::{
     COOKIE, Current, LANG_COOKIE, Principal, SIGN_IN_COOKIE, SessionLimits, Sessions, cookie,
     random_token, same_secret, set_cookie,
@@ -26,6 +28,8 @@ use zeroize::Zeroizing;
 pub struct Console {
     api: Router,
     sessions: Sessions,
+    /// The S3 request totals at the previous look at the operator's page, for rates.
+    last_look: crate::charts::LastLook,
 }
 
 impl Console {
@@ -33,6 +37,7 @@ impl Console {
         Self {
             api,
             sessions: Sessions::new(limits),
+            last_look: crate::charts::LastLook::default(),
         }
     }
 
@@ -43,6 +48,32 @@ impl Console {
             req = req.header(header::AUTHORIZATION, format!("Bearer {bearer}"));
         }
         let req = req.body(Body::empty()).map_err(|e| e.to_string())?;
+        self.send(req).await
+    }
+
+    /// `GET path` on the admin API as the holder of `bearer`, its JSON answer or why not.
+    pub(crate) async fn get_json(&self, bearer: Option<&str>, path: &str) -> Result<Value, String> {
+        self.call(bearer, path).await?.json()
+    }
+
+    /// `POST path` with a JSON body on the admin API as the holder of `bearer`.
+    pub(crate) async fn post_json(
+        &self,
+        bearer: Option<&str>,
+        path: &str,
+        body: &Value,
+    ) -> Result<Answer, String> {
+        let mut req = http::Request::post(path).header(header::CONTENT_TYPE, "application/json");
+        if let Some(bearer) = bearer {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {bearer}"));
+        }
+        let req = req
+            .body(Body::from(body.to_string()))
+            .map_err(|e| e.to_string())?;
+        self.send(req).await
+    }
+
+    async fn send(&self, req: http::Request<Body>) -> Result<Answer, String> {
         let resp = self
             .api
             .clone()
@@ -60,9 +91,9 @@ impl Console {
 /// The largest admin API answer a page reads.
 const MAX_ANSWER: usize = 16 * 1024 * 1024;
 
-struct Answer {
-    status: StatusCode,
-    bytes: axum::body::Bytes,
+pub(crate) struct Answer {
+    pub(crate) status: StatusCode,
+    pub(crate) bytes: axum::body::Bytes,
 }
 
 impl Answer {
@@ -137,7 +168,7 @@ impl FromRequestParts<Arc<Console>> for Ctx {
 }
 
 impl Ctx {
-    fn t(&self) -> &'static Texts {
+    pub(crate) fn t(&self) -> &'static Texts {
         self.lang.texts()
     }
 
@@ -151,7 +182,7 @@ impl Ctx {
     }
 
     /// `resp` with the language cookie set when `?lang=` chose one.
-    fn finish(&self, mut resp: Response) -> Response {
+    pub(crate) fn finish(&self, mut resp: Response) -> Response {
         if self.lang_chosen
             && let Ok(v) = HeaderValue::from_str(&set_cookie(
                 LANG_COOKIE,
@@ -188,10 +219,12 @@ pub struct Section {
     pub text: Option<String>,
     pub error: Option<String>,
     pub next: Option<String>,
+    /// A chart drawn by [`crate::charts`] (numbers and fixed labels, escaped there).
+    pub svg: Option<String>,
 }
 
 impl Section {
-    fn new(title: &'static str) -> Self {
+    pub(crate) fn new(title: &'static str) -> Self {
         Self {
             title,
             note: None,
@@ -199,6 +232,7 @@ impl Section {
             text: None,
             error: None,
             next: None,
+            svg: None,
         }
     }
 }
@@ -222,7 +256,10 @@ struct RolePage<'a> {
     title: &'a str,
     nav: Vec<NavItem>,
     intro: Option<&'a str>,
+    decisions: Option<Decisions>,
+    decided: bool,
     sections: Vec<Section>,
+    log: Option<LogView>,
 }
 
 #[derive(Template)]
@@ -253,7 +290,7 @@ fn html(status: StatusCode, body: Result<String, askama::Error>) -> Response {
     }
 }
 
-fn message(ctx: &Ctx, status: StatusCode, title: &str, text: &str) -> Response {
+pub(crate) fn message(ctx: &Ctx, status: StatusCode, title: &str, text: &str) -> Response {
     let t = ctx.t();
     html(
         status,
@@ -275,7 +312,7 @@ const ROLE_PAGES: [(&str, &str); 4] = [
     ("/console/tenant", "tenant-admin"),
 ];
 
-fn page_of(role: &str) -> &'static str {
+pub(crate) fn page_of(role: &str) -> &'static str {
     ROLE_PAGES
         .iter()
         .find(|(_, r)| *r == role)
@@ -289,7 +326,7 @@ fn nav(t: &'static Texts, role: &str) -> Vec<NavItem> {
         "auditor" => t.auditor,
         _ => t.tenant_admin,
     };
-    ROLE_PAGES
+    let mut items: Vec<NavItem> = ROLE_PAGES
         .iter()
         .filter(|(_, r)| *r == role)
         .map(|(href, r)| NavItem {
@@ -297,7 +334,15 @@ fn nav(t: &'static Texts, role: &str) -> Vec<NavItem> {
             label: label(r),
             current: true,
         })
-        .collect()
+        .collect();
+    if role == "tenant-admin" {
+        items.push(NavItem {
+            href: "/console/tenant/residency",
+            label: t.residency,
+            current: false,
+        });
+    }
+    items
 }
 
 pub async fn home(ctx: Ctx) -> Response {
@@ -382,14 +427,17 @@ pub async fn sign_in(
 }
 
 /// A form's fields; none for a body that is not a form (refused then for want of a token).
-fn form_fields(
+pub(crate) fn form_fields(
     form: Result<Form<HashMap<String, String>>, FormRejection>,
 ) -> HashMap<String, String> {
     form.map(|Form(f)| f).unwrap_or_default()
 }
 
 /// The session of a form post whose CSRF token matches, or the response refusing it.
-fn checked_post(ctx: &Ctx, form: &HashMap<String, String>) -> Result<Current, Box<Response>> {
+pub(crate) fn checked_post(
+    ctx: &Ctx,
+    form: &HashMap<String, String>,
+) -> Result<Current, Box<Response>> {
     let t = ctx.t();
     let Some(session) = &ctx.session else {
         return Err(Box::new(
@@ -432,7 +480,7 @@ pub async fn sign_out(
 }
 
 /// The session if its role is `role`, else the response: sign-in, or 403.
-fn session_of_role<'a>(ctx: &'a Ctx, role: &str) -> Result<&'a Current, Box<Response>> {
+pub(crate) fn session_of_role<'a>(ctx: &'a Ctx, role: &str) -> Result<&'a Current, Box<Response>> {
     let t = ctx.t();
     match &ctx.session {
         None => Err(Box::new(
@@ -470,12 +518,14 @@ async fn section(
     s
 }
 
-fn render_role_page(
+pub(crate) fn render_role_page(
     ctx: &Ctx,
     session: &Current,
     title: &'static str,
     intro: Option<&'static str>,
+    decisions: Option<Decisions>,
     sections: Vec<Section>,
+    log: Option<LogView>,
 ) -> Response {
     let t = ctx.t();
     ctx.finish(html(
@@ -488,7 +538,10 @@ fn render_role_page(
             title,
             nav: nav(t, &session.principal.role),
             intro,
+            decisions,
+            decided: ctx.query.contains_key("decided"),
             sections,
+            log,
         }
         .render(),
     ))
@@ -501,14 +554,85 @@ pub async fn operator(State(console): State<Arc<Console>>, ctx: Ctx) -> Response
     };
     let t = ctx.t();
     let b = Some(session.bearer.as_str());
+    let (requests, latency) = charts(&console, b, t).await;
     let sections = vec![
+        requests,
+        latency,
         section(&console, b, t.trustee, "/v1/trustee/status", &[]).await,
         section(&console, None, t.readiness, "/readyz", &[]).await,
         section(&console, b, t.sites, "/v1/sites", &[]).await,
         section(&console, b, t.capacity, "/v1/capacity", &[]).await,
         section(&console, b, t.repair, "/v1/repair", &[]).await,
     ];
-    render_role_page(&ctx, session, t.operator, Some(t.operator_note), sections)
+    render_role_page(
+        &ctx,
+        session,
+        t.operator,
+        Some(t.operator_note),
+        None,
+        sections,
+        None,
+    )
+}
+
+/// The operator's two charts, from `/metrics` as the admin API answers the operator.
+async fn charts(console: &Console, bearer: Option<&str>, t: &'static Texts) -> (Section, Section) {
+    let mut requests = Section::new(t.request_rates);
+    let mut latency = Section::new(t.request_latency);
+    requests.note = Some(t.request_rates_note);
+    match console.call(bearer, "/metrics").await {
+        Ok(a) if a.status.is_success() => {
+            let m = crate::charts::parse(&String::from_utf8_lossy(&a.bytes));
+            let rates = console.last_look.rates(&m.requests);
+            requests.svg = Some(crate::charts::requests_chart(&m, rates.as_ref()));
+            latency.svg = Some(crate::charts::latency_chart(&m));
+        }
+        Ok(a) => {
+            let e = a.json().err().unwrap_or_default();
+            requests.error = Some(e.clone());
+            latency.error = Some(e);
+        }
+        Err(e) => {
+            requests.error = Some(e.clone());
+            latency.error = Some(e);
+        }
+    }
+    (requests, latency)
+}
+
+/// The sites on a map of their jurisdiction, from `/v1/sites`.
+async fn residency_map(console: &Console, bearer: Option<&str>, t: &'static Texts) -> Section {
+    let mut s = Section::new(t.residency_map);
+    s.note = Some(t.residency_map_note);
+    match console.get_json(bearer, "/v1/sites").await {
+        Ok(v) => {
+            let text = |x: &Value, k: &str| match x.get(k) {
+                Some(Value::String(v)) => v.clone(),
+                Some(Value::Null) | None => String::new(),
+                Some(other) => other.to_string(),
+            };
+            let sites: Vec<crate::map::MapSite> = v
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+                .iter()
+                .map(|x| crate::map::MapSite {
+                    id: text(x, "id"),
+                    jurisdiction: text(x, "jurisdiction"),
+                    location: text(x, "location"),
+                    state: text(x, "state"),
+                    replicas: format!("{} {}", text(x, "replicas"), t.replicas),
+                })
+                .collect();
+            let (svg, unplaced) = crate::map::residency_map(&sites);
+            s.svg = Some(svg);
+            if !unplaced.is_empty() {
+                s.text = Some(format!("{}\n{}", t.not_on_map, unplaced.join("\n")));
+            }
+        }
+        Err(e) => s.error = Some(e),
+    }
+    s
 }
 
 pub async fn officer(State(console): State<Arc<Console>>, ctx: Ctx) -> Response {
@@ -518,15 +642,26 @@ pub async fn officer(State(console): State<Arc<Console>>, ctx: Ctx) -> Response 
     };
     let t = ctx.t();
     let b = Some(session.bearer.as_str());
-    let mut grants = section(&console, b, t.grants, "/v1/grants", &[]).await;
+    let decisions =
+        crate::decide::decisions(&console, &session.bearer, &session.principal.name, true).await;
+    let mut grants = section(&console, b, t.all_grants, "/v1/grants", &[]).await;
     grants.note = Some(t.grants_note);
     let sections = vec![
+        residency_map(&console, b, t).await,
         grants,
         section(&console, b, t.disclosures, "/v1/disclosures", &[]).await,
         section(&console, b, t.tenants, "/v1/tenants", &[]).await,
         section(&console, b, t.trustee, "/v1/trustee/status", &[]).await,
     ];
-    render_role_page(&ctx, session, t.officer, None, sections)
+    render_role_page(
+        &ctx,
+        session,
+        t.officer,
+        None,
+        Some(decisions),
+        sections,
+        None,
+    )
 }
 
 pub async fn tenant(State(console): State<Arc<Console>>, ctx: Ctx) -> Response {
@@ -536,7 +671,10 @@ pub async fn tenant(State(console): State<Arc<Console>>, ctx: Ctx) -> Response {
     };
     let t = ctx.t();
     let b = Some(session.bearer.as_str());
-    let tenant = encode(session.principal.tenant.as_deref().unwrap_or_default());
+    let tenant_name = session.principal.tenant.clone().unwrap_or_default();
+    let tenant = encode(&tenant_name);
+    let decisions =
+        crate::decide::decisions(&console, &session.bearer, &session.principal.name, false).await;
     let mut grants = section(&console, b, t.your_grants, "/v1/grants", &[]).await;
     grants.note = Some(t.grants_note);
     let sections = vec![
@@ -557,16 +695,24 @@ pub async fn tenant(State(console): State<Arc<Console>>, ctx: Ctx) -> Response {
         )
         .await,
         grants,
-        section(
-            &console,
-            b,
-            t.your_log,
-            &format!("/v1/log/entries?tenant={tenant}"),
-            &[],
-        )
-        .await,
     ];
-    render_role_page(&ctx, session, t.tenant_admin, None, sections)
+    let log = crate::logview::log_view(
+        &console,
+        &session.bearer,
+        &tenant_name,
+        "/console/tenant",
+        crate::logview::LogFilter::from_query(&ctx.query),
+    )
+    .await;
+    render_role_page(
+        &ctx,
+        session,
+        t.tenant_admin,
+        None,
+        Some(decisions),
+        sections,
+        Some(log),
+    )
 }
 
 /// One log entry as the auditor's page shows it: its exact text goes in a `data-` attribute,
@@ -679,15 +825,17 @@ const CSS: &str = include_str!("../assets/console.css");
 const JS: &str = include_str!("../assets/console.js");
 const VERIFY_JS: &str = include_str!("../assets/verify.js");
 const AUDITOR_JS: &str = include_str!("../assets/auditor.js");
+const SIGNING_JS: &str = include_str!("../assets/signing.js");
 
 pub async fn asset(ctx: Ctx, Path(name): Path<String>) -> Response {
     match name.as_str() {
         "console.css" => ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], CSS).into_response(),
-        "console.js" | "verify.js" | "auditor.js" => (
+        "console.js" | "verify.js" | "auditor.js" | "signing.js" => (
             [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
             match name.as_str() {
                 "verify.js" => VERIFY_JS,
                 "auditor.js" => AUDITOR_JS,
+                "signing.js" => SIGNING_JS,
                 _ => JS,
             },
         )
@@ -697,7 +845,7 @@ pub async fn asset(ctx: Ctx, Path(name): Path<String>) -> Response {
 }
 
 /// `s` percent-encoded for a path segment or query value.
-fn encode(s: &str) -> String {
+pub(crate) fn encode(s: &str) -> String {
     s.bytes()
         .map(|b| {
             if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
@@ -767,6 +915,9 @@ fn cell(key: &str, v: &Value) -> String {
     match v {
         Value::Null => "—".into(),
         Value::String(s) => s.clone(),
+        Value::Number(n) if key == "duration_ms" || key == "delay_ms" => n
+            .as_i64()
+            .map_or_else(|| n.to_string(), crate::decide::duration_text),
         Value::Number(n) if key.ends_with("_ms") => n
             .as_i64()
             .and_then(|ms| utc(ms / 1000))
@@ -776,6 +927,11 @@ fn cell(key: &str, v: &Value) -> String {
         }
         other => other.to_string(),
     }
+}
+
+/// Milliseconds since 1970 as `YYYY-MM-DD HH:MM:SS UTC`.
+pub(crate) fn utc_ms(ms: i64) -> String {
+    utc(ms.div_euclid(1000)).unwrap_or_else(|| ms.to_string())
 }
 
 /// Seconds since 1970 as `YYYY-MM-DD HH:MM:SS UTC`.
@@ -814,6 +970,9 @@ mod tests {
         assert_eq!(t.headers, ["at_ms", "id", "extra"]);
         assert_eq!(t.rows[0], ["1970-01-01 00:00:00 UTC", "g1", ""]);
         assert_eq!(t.rows[1], ["", "g2", "1, 2"]);
+        let t = table(&json!([{"duration_ms": 7_200_000, "delay_ms": 0}]), &[]);
+        assert_eq!(t.headers, ["delay_ms", "duration_ms"]);
+        assert_eq!(t.rows[0], ["0ms", "2h"]);
         let t = table(&json!({"sites": [{"id": "de-fra"}]}), &[]);
         assert_eq!(t.rows, [["de-fra"]]);
         let t = table(&json!({"sealed": false, "shares": 2}), &[]);

@@ -198,15 +198,16 @@ mod tests {
     fn a_session_ends_at_its_absolute_limit_even_if_used() {
         let sessions = Sessions::new(SessionLimits {
             idle: Duration::from_secs(60),
-            absolute: Duration::from_millis(60),
+            absolute: Duration::from_millis(600),
             max_sessions: 10,
         });
         let id = sessions.start(who(), Zeroizing::new("obb_x".into()));
+        // Used well within the limit (with room for a loaded machine), then past it.
         for _ in 0..3 {
-            std::thread::sleep(Duration::from_millis(15));
+            std::thread::sleep(Duration::from_millis(50));
             assert!(sessions.get(&id).is_some());
         }
-        std::thread::sleep(Duration::from_millis(40));
+        std::thread::sleep(Duration::from_millis(600));
         assert!(sessions.get(&id).is_none());
     }
 

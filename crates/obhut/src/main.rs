@@ -77,6 +77,14 @@ enum Command {
         #[command(subcommand)]
         command: cli::principal::PrincipalCommand,
     },
+    /// Keys of your browser (the web console) that sign your approvals and denials: enrol,
+    /// list, revoke (officers and tenant admins).
+    SigningKey {
+        #[command(flatten)]
+        admin: AdminArgs,
+        #[command(subcommand)]
+        command: cli::signing_key::SigningKeyCommand,
+    },
     /// Grants: scoped, time-bound access to a tenant's data, approved by a quorum.
     Access {
         #[command(flatten)]
@@ -256,6 +264,7 @@ fn main() -> ExitCode {
         Command::Catalog { command } => cli::catalog::run(command),
         Command::Principal { admin, command } => cli::principal::run(&admin, command),
         Command::Access { admin, command } => cli::access::run(&admin, command),
+        Command::SigningKey { admin, command } => cli::signing_key::run(&admin, command),
         Command::Disclosure { admin, command } => cli::disclosure::run(&admin, command),
         Command::Log { admin, command } => cli::log::run(&admin, command),
         Command::Token { admin, command } => cli::token::run(&admin, command),

@@ -232,6 +232,9 @@ pub enum Action {
     },
     DenyGrant {
         id: String,
+        /// Why (shown to the requester and recorded in the log).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
     RevokeGrant {
         id: String,
@@ -256,6 +259,9 @@ pub enum Action {
     },
     DenyDisclosure {
         id: String,
+        /// Why (recorded in the log).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
     /// Officers: how long after its creation the tenant may see a disclosure request.
     SetDisclosureDelay {
@@ -293,6 +299,22 @@ pub enum Action {
         tenant: String,
         key_release: crate::object_keys::KeyRelease,
     },
+    /// Officers and tenant admins, signed with their own (CLI) key: a further Ed25519 key
+    /// (hex), made elsewhere (a browser's WebCrypto key that cannot be exported), that may sign
+    /// this principal's approvals and denials of grants and disclosure requests, and nothing
+    /// else, until `expires_ms`. `label` says where the key lives, for the principal's own
+    /// list.
+    EnrolSigningKey {
+        public_key: String,
+        expires_ms: i64,
+        #[serde(default)]
+        label: String,
+    },
+    /// The principal (with its own key): an enrolled key signs nothing from now on, and
+    /// approvals it signed stop counting.
+    RevokeSigningKey {
+        public_key: String,
+    },
 }
 
 /// Reads of governance state; the trustee filters by the asking principal's role.
@@ -317,6 +339,8 @@ pub enum Query {
     AccessKeys {
         tenant: String,
     },
+    /// The asking principal's own enrolled signing keys ([`Action::EnrolSigningKey`]).
+    SigningKeys,
 }
 
 /// The public side of the transparency log, plus entry bundles for those entitled to them.

@@ -145,6 +145,9 @@ pub enum LogEvent {
         tenant: String,
         #[serde(rename = "principal")]
         actor: String,
+        /// Why, where the denial gave a reason.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
     /// An officer or the tenant's admin ended a grant.
     GrantRevoked {
@@ -205,6 +208,9 @@ pub enum LogEvent {
         tenant: String,
         #[serde(rename = "principal")]
         actor: String,
+        /// Why, where the denial gave a reason.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
     /// An officer changed how long a disclosure request is kept from its tenant.
     DisclosureDelaySet {
@@ -307,6 +313,27 @@ pub enum LogEvent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         upload: Option<String>,
         reason: String,
+    },
+    /// An officer or tenant admin enrolled a further key (a browser's) for signing its
+    /// approvals and denials, by `statement`, which it signed with its own key.
+    SigningKeyEnrolled {
+        #[serde(rename = "principal")]
+        actor: String,
+        role: Role,
+        tenant: Option<String>,
+        /// The enrolled Ed25519 public key, hex.
+        public_key: String,
+        expires_ms: i64,
+        label: String,
+        statement: String,
+        signature: String,
+    },
+    /// An enrolled signing key was revoked by its principal.
+    SigningKeyRevoked {
+        #[serde(rename = "principal")]
+        actor: String,
+        tenant: Option<String>,
+        public_key: String,
     },
 }
 
@@ -421,6 +448,8 @@ impl LogEvent {
             Self::AccessKeysImported { .. } => "access_keys_imported",
             Self::IntegrityFailure { .. } => "integrity_failure",
             Self::IntegrityAlarm { .. } => "integrity_alarm",
+            Self::SigningKeyEnrolled { .. } => "signing_key_enrolled",
+            Self::SigningKeyRevoked { .. } => "signing_key_revoked",
         }
     }
 
@@ -434,7 +463,9 @@ impl LogEvent {
             | Self::PrincipalApproval { tenant, .. }
             | Self::PrincipalRevoked { tenant, .. }
             | Self::Attestation { tenant, .. }
-            | Self::IntegrityFailure { tenant, .. } => tenant.as_deref(),
+            | Self::IntegrityFailure { tenant, .. }
+            | Self::SigningKeyEnrolled { tenant, .. }
+            | Self::SigningKeyRevoked { tenant, .. } => tenant.as_deref(),
             Self::SiteAdded { .. }
             | Self::SiteStateChanged { .. }
             | Self::SiteBackendChanged { .. }
@@ -517,7 +548,9 @@ impl LogEvent {
             | Self::AccessKeyCreated { actor, .. }
             | Self::AccessKeyRevoked { actor, .. }
             | Self::KeyReleasePolicySet { actor, .. }
-            | Self::AccessKeysImported { actor, .. } => Some(actor),
+            | Self::AccessKeysImported { actor, .. }
+            | Self::SigningKeyEnrolled { actor, .. }
+            | Self::SigningKeyRevoked { actor, .. } => Some(actor),
             Self::GrantApproved { .. }
             | Self::DisclosureApproved { .. }
             | Self::TenantKeyDisabled { .. }
@@ -638,6 +671,11 @@ impl LogEvent {
                 ("approvers", list(approvers)),
                 ("expires_ms", opt(expires_ms.map(|e| e.to_string()))),
             ],
+            Self::GrantDenied {
+                grant,
+                reason: Some(reason),
+                ..
+            } => vec![("grant", grant.clone()), ("reason", format!("{reason:?}"))],
             Self::GrantDenied { grant, .. } | Self::GrantRevoked { grant, .. } => {
                 vec![("grant", grant.clone())]
             }
@@ -689,6 +727,14 @@ impl LogEvent {
                 }
                 v
             }
+            Self::DisclosureDenied {
+                disclosure,
+                reason: Some(reason),
+                ..
+            } => vec![
+                ("disclosure", disclosure.clone()),
+                ("reason", format!("{reason:?}")),
+            ],
             Self::DisclosureApproval { disclosure, .. }
             | Self::DisclosureDenied { disclosure, .. } => {
                 vec![("disclosure", disclosure.clone())]
@@ -804,8 +850,26 @@ impl LogEvent {
                 ("upload", opt(upload.clone())),
                 ("reason", reason.clone()),
             ],
+            Self::SigningKeyEnrolled {
+                role,
+                public_key,
+                expires_ms,
+                label,
+                ..
+            } => vec![
+                ("role", role.as_str().into()),
+                ("key", key_id(public_key)),
+                ("expires_ms", expires_ms.to_string()),
+                ("label", format!("{label:?}")),
+            ],
+            Self::SigningKeyRevoked { public_key, .. } => vec![("key", key_id(public_key))],
         }
     }
+}
+
+/// A signing key's short name in one line of text: the first 16 hex digits of its public key.
+fn key_id(public_key: &str) -> String {
+    public_key.chars().take(16).collect()
 }
 
 /// Log entries as `/v1/log/entries` answers them (a [`crate::Query::LogEntries`]): each

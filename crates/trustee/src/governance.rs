@@ -32,6 +32,9 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+#[path = "signing_keys.rs"]
+pub mod signing_keys;
+
 /// Distinct officers a grant or a disclosure needs (DESIGN.md: default 2).
 pub const OFFICER_QUORUM: usize = 2;
 /// An unapproved grant request lapses after this long.
@@ -324,6 +327,9 @@ pub struct Governance {
     vouched: Mutex<HashMap<String, String>>,
     /// Integrity failures logged already (each is logged once per start).
     alarms: Mutex<HashSet<String>>,
+    /// Officers' and tenant admins' enrolled signing keys, as the log shows them; lock order:
+    /// after `db` and `facts`.
+    signing_keys: Mutex<signing_keys::SigningKeys>,
 }
 
 /// Refused accesses under one grant within one minute.
@@ -482,10 +488,12 @@ impl Governance {
         let migrated = obhut_migrate::migrate(&mut conn, &SCHEMA).map_err(storage)?;
         let log = open_log(&dir.join("log"))?;
         let mut facts = LogFacts::default();
+        let mut signing_keys = signing_keys::SigningKeys::default();
         for idx in 0..log.size() {
             if let ParsedEntry::Known(entry) = ParsedEntry::parse(&log.entry(idx).map_err(storage)?)
             {
                 facts.observe(idx, &entry);
+                signing_keys.observe(&entry);
             }
         }
         facts.size = log.size();
@@ -510,6 +518,7 @@ impl Governance {
             facts: Mutex::new(facts),
             vouched: Mutex::new(HashMap::new()),
             alarms: Mutex::new(HashSet::new()),
+            signing_keys: Mutex::new(signing_keys),
         };
         g.reindex()?;
         g.replay_policies()?;
@@ -610,6 +619,7 @@ impl Governance {
                     grant: g.id,
                     tenant: g.tenant,
                     actor,
+                    reason: None,
                 })?,
                 _ => continue,
             };
@@ -656,6 +666,7 @@ impl Governance {
                         disclosure: d.id.clone(),
                         tenant: d.tenant.clone(),
                         actor: "upgrade".into(),
+                        reason: None,
                     })?;
                 }
                 _ => {}
@@ -886,6 +897,10 @@ impl Governance {
         })?;
         index_entry(&db, idx, entry.event.tenant(), entry.event.disclosure())?;
         self.facts()?.observe(idx, &entry);
+        self.signing_keys
+            .lock()
+            .map_err(|_| storage("signing key lock poisoned"))?
+            .observe(&entry);
         // The entry is durable; the kept checkpoint follows it (a crash in between leaves the
         // log longer than the kept checkpoint, which is fine).
         crate::kept_checkpoint::keep(&self.dir, &self.log)?;
@@ -1320,13 +1335,40 @@ impl Governance {
         let sig = base64_simd::STANDARD
             .decode_to_vec(signed.signature.as_bytes())
             .map_err(|_| invalid("the signature is not base64"))?;
-        if !verify_statement(&principal.public_key, &signed.statement, &sig) {
-            return Err(denied(format!(
-                "the signature is not {}'s",
-                statement.principal
-            )));
-        }
         let now = now_ms();
+        if !verify_statement(&principal.public_key, &signed.statement, &sig) {
+            // An enrolled key (a browser's) signs decisions on grants and disclosures only,
+            // while it is live.
+            let Some(key) = self.enrolled_signer(
+                &statement.principal,
+                &principal.public_key,
+                &signed.statement,
+                &sig,
+            )?
+            else {
+                return Err(denied(format!(
+                    "the signature is not {}'s",
+                    statement.principal
+                )));
+            };
+            if !signing_keys::signable_by_enrolled_key(&statement.action) {
+                return Err(denied(
+                    "an enrolled key signs approvals and denials only; sign this with your own key (the CLI)",
+                ));
+            }
+            if key.revoked_ms.is_some() {
+                return Err(denied(format!(
+                    "the key that signed this ({}) has been revoked",
+                    &key.public_key_hex[..16]
+                )));
+            }
+            if now >= key.expires_ms {
+                return Err(denied(format!(
+                    "the key that signed this ({}) has expired",
+                    &key.public_key_hex[..16]
+                )));
+            }
+        }
         if principal.info.revoked {
             return Err(denied(format!(
                 "principal {} has been revoked",
@@ -1803,7 +1845,14 @@ impl Governance {
         })
     }
 
-    fn end_grant(&self, who: &PrincipalInfo, id: &str, deny: bool) -> Result<Value, TrusteeError> {
+    fn end_grant(
+        &self,
+        who: &PrincipalInfo,
+        id: &str,
+        deny: bool,
+        reason: Option<&str>,
+    ) -> Result<Value, TrusteeError> {
+        check_reason(reason)?;
         let mut g = self.grant(id)?;
         let now = now_ms();
         let may = who.role == Role::Officer
@@ -1826,6 +1875,7 @@ impl Governance {
                 grant: id.to_owned(),
                 tenant: g.tenant.clone(),
                 actor: who.name.clone(),
+                reason: reason.map(str::to_owned),
             };
             ("denied", event)
         } else {
@@ -1912,13 +1962,13 @@ impl Governance {
             let Ok(sig) = base64_simd::STANDARD.decode_to_vec(a.signature.as_bytes()) else {
                 continue;
             };
-            if !verify_statement(&p.public_key, &a.statement, &sig) {
-                continue;
-            }
             let Ok(st) = serde_json::from_str::<Statement>(&a.statement) else {
                 foreign = true;
                 continue;
             };
+            if !self.signed_by(&p.info.name, &p.public_key, &a.statement, &sig, st.at_ms)? {
+                continue;
+            }
             let for_this = matches!(&st.action,
                 Action::ApproveGrant { id, scope } if *id == g.id && *scope == digest);
             if !for_this || st.principal != a.principal {
@@ -2326,7 +2376,9 @@ impl Governance {
         who: &PrincipalInfo,
         id: &str,
         approve: bool,
+        reason: Option<&str>,
     ) -> Result<Value, TrusteeError> {
+        check_reason(reason)?;
         if who.role != Role::Officer {
             return Err(denied("only officers decide disclosure requests"));
         }
@@ -2374,6 +2426,7 @@ impl Governance {
                     disclosure: id.to_owned(),
                     tenant: d.tenant.clone(),
                     actor: who.name.clone(),
+                    reason: reason.map(str::to_owned),
                 },
                 |db| put_disclosure_in(db, &d),
             )?;
@@ -2602,6 +2655,7 @@ impl Governance {
                 })
             }
             Query::LogEntries { tenant, from } => self.log_entries(&who, tenant.as_deref(), *from),
+            Query::SigningKeys => self.signing_keys_of(&who),
         }
     }
 
@@ -2920,12 +2974,20 @@ impl Governance {
             Action::ApproveGrant { id, scope } => {
                 self.approve_grant(who, id, scope, signed, statement.at_ms)
             }
-            Action::DenyGrant { id } => self.end_grant(who, id, true),
-            Action::RevokeGrant { id } => self.end_grant(who, id, false),
+            Action::DenyGrant { id, reason } => self.end_grant(who, id, true, reason.as_deref()),
+            Action::RevokeGrant { id } => self.end_grant(who, id, false, None),
             Action::GrantCredentials { id } => self.issue_credentials(who, id),
             a @ Action::RequestDisclosure { .. } => self.request_disclosure(who, a),
-            Action::ApproveDisclosure { id } => self.decide_disclosure(who, id, true),
-            Action::DenyDisclosure { id } => self.decide_disclosure(who, id, false),
+            Action::ApproveDisclosure { id } => self.decide_disclosure(who, id, true, None),
+            Action::DenyDisclosure { id, reason } => {
+                self.decide_disclosure(who, id, false, reason.as_deref())
+            }
+            Action::EnrolSigningKey {
+                public_key,
+                expires_ms,
+                label,
+            } => self.enrol_signing_key(who, signed, public_key, *expires_ms, label),
+            Action::RevokeSigningKey { public_key } => self.revoke_signing_key(who, public_key),
             Action::SetDisclosureDelay { id, delay_ms } => {
                 self.set_disclosure_delay(who, id, *delay_ms)
             }
@@ -2937,6 +2999,17 @@ impl Governance {
                 Err(invalid("access keys and bucket keys are the key custody's"))
             }
         }
+    }
+}
+
+/// A denial's reason: at most 1000 characters, no control characters but line breaks.
+fn check_reason(reason: Option<&str>) -> Result<(), TrusteeError> {
+    match reason {
+        Some(r) if r.chars().count() > 1000 => Err(invalid("a reason is at most 1000 characters")),
+        Some(r) if r.chars().any(|c| c.is_control() && c != '\n') => Err(invalid(
+            "a reason holds no control characters other than line breaks",
+        )),
+        _ => Ok(()),
     }
 }
 

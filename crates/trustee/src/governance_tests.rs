@@ -951,9 +951,15 @@ async fn revocations_and_disclosure_decisions_are_what_the_log_recorded() {
         .await
         .unwrap();
     let did = d["id"].as_str().unwrap().to_owned();
-    w.act("o2", Action::DenyDisclosure { id: did.clone() })
-        .await
-        .unwrap();
+    w.act(
+        "o2",
+        Action::DenyDisclosure {
+            id: did.clone(),
+            reason: None,
+        },
+    )
+    .await
+    .unwrap();
     w.edit(&format!(
         "UPDATE disclosures SET record = json_set(record, '$.state', 'approved', '$.visible_after_ms', 99999999999999) WHERE id = '{did}'"
     ));
@@ -1172,4 +1178,278 @@ async fn a_grant_reaches_versions_by_id_only_with_the_versions_op() {
             .await;
         assert_eq!(got.is_ok(), allowed, "{class}: {got:?}");
     }
+}
+
+// ------------------------------------------------------------ enrolled (browser) signing keys
+
+/// A key made outside the CLI, as a browser's WebCrypto makes one: an Ed25519 key pair that
+/// signs in the statement context.
+fn browser_key(name: &str) -> PrincipalCredential {
+    PrincipalCredential::from_token(&format!("obt_browser_{name}")).unwrap()
+}
+
+fn key_hex(c: &PrincipalCredential) -> String {
+    hex_simd::encode_to_string(c.public_key(), hex_simd::AsciiCase::Lower)
+}
+
+impl World {
+    /// `action` in `who`'s name, signed with `key` instead of `who`'s own key.
+    fn signed_with(&self, key: &PrincipalCredential, who: &str, action: Action) -> SignedStatement {
+        let st = Statement {
+            principal: who.into(),
+            at_ms: governance::now_ms(),
+            nonce: NONCE
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                .to_string(),
+            action,
+        };
+        let text = serde_json::to_string(&st).unwrap();
+        SignedStatement {
+            signature: base64_simd::STANDARD.encode_to_string(key.sign_statement(&text)),
+            statement: text,
+        }
+    }
+
+    /// `who` enrols `key` with its own key, valid for `ms`.
+    async fn enrol_key(
+        &self,
+        who: &str,
+        key: &PrincipalCredential,
+        ms: i64,
+    ) -> Result<Value, TrusteeError> {
+        self.act(
+            who,
+            Action::EnrolSigningKey {
+                public_key: key_hex(key),
+                expires_ms: governance::now_ms() + ms,
+                label: "Chromium on laptop".into(),
+            },
+        )
+        .await
+    }
+
+    async fn approve_with(
+        &self,
+        key: &PrincipalCredential,
+        who: &str,
+        id: &str,
+    ) -> Result<Value, TrusteeError> {
+        let scope = self.t.governance.grant(id).unwrap().scope_digest();
+        let signed = self.signed_with(
+            key,
+            who,
+            Action::ApproveGrant {
+                id: id.into(),
+                scope,
+            },
+        );
+        self.t.act(&signed).await
+    }
+}
+
+#[tokio::test]
+async fn an_enrolled_key_approves_for_its_principal_beside_the_cli_key() {
+    let w = World::new().await;
+    let k1 = browser_key("o1");
+    let ka = browser_key("adm-a");
+    let id = w.request(&["read"]).await;
+    // not enrolled yet: refused
+    assert!(is_denied(&w.approve_with(&k1, "o1", &id).await));
+    let enrolled = w.enrol_key("o1", &k1, 3_600_000).await.unwrap();
+    assert_eq!(enrolled["state"], "active");
+    w.enrol_key("adm-a", &ka, 3_600_000).await.unwrap();
+    assert_eq!(w.count("signing_key_enrolled"), 2);
+    let logged = w
+        .entries()
+        .into_iter()
+        .find(|e| e["type"] == "signing_key_enrolled")
+        .unwrap();
+    assert_eq!(logged["principal"], "o1");
+    assert_eq!(logged["public_key"], key_hex(&k1));
+    // browser key for o1, CLI key for o2, browser key for the tenant admin
+    w.approve_with(&k1, "o1", &id).await.unwrap();
+    w.approve("o2", &id).await.unwrap();
+    let v = w.approve_with(&ka, "adm-a", &id).await.unwrap();
+    assert_eq!(v["state"], "approved");
+    let creds = w.credentials(&id).await;
+    w.t.authorize_grant_access(&w.access(&creds, "read", "photos", "support/x"))
+        .await
+        .unwrap();
+    // the principal's own list
+    let keys = w.t.governance.query("o1", &Query::SigningKeys).unwrap();
+    assert_eq!(keys[0]["public_key"], key_hex(&k1));
+    assert_eq!(keys[0]["state"], "active");
+    assert_eq!(
+        w.t.governance.query("o2", &Query::SigningKeys).unwrap(),
+        serde_json::json!([])
+    );
+    // after a restart, the log still says which keys are enrolled
+    let again = Governance::open(w._dir.path()).unwrap();
+    assert_eq!(
+        again.query("o1", &Query::SigningKeys).unwrap()[0]["state"],
+        "active"
+    );
+}
+
+#[tokio::test]
+async fn a_key_enrolled_for_one_officer_never_approves_as_another() {
+    let w = World::new().await;
+    let k1 = browser_key("o1");
+    w.enrol_key("o1", &k1, 3_600_000).await.unwrap();
+    let id = w.request(&["read"]).await;
+    assert!(is_denied(&w.approve_with(&k1, "o2", &id).await));
+    assert!(is_denied(&w.approve_with(&k1, "o3", &id).await));
+    // nor can another officer take the key over by enrolling it too
+    assert!(matches!(
+        w.enrol_key("o2", &k1, 3_600_000).await,
+        Err(TrusteeError::Conflict(_))
+    ));
+    assert_eq!(w.count("grant_approval"), 0);
+    w.approve_with(&k1, "o1", &id).await.unwrap();
+    assert_eq!(w.count("grant_approval"), 1);
+}
+
+#[tokio::test]
+async fn an_enrolled_key_signs_decisions_only_never_its_own_enrolment_or_anything_else() {
+    let w = World::new().await;
+    let k1 = browser_key("o1");
+    w.enrol_key("o1", &k1, 3_600_000).await.unwrap();
+    let k2 = browser_key("o1-second");
+    for action in [
+        Action::EnrolSigningKey {
+            public_key: key_hex(&k2),
+            expires_ms: governance::now_ms() + 3_600_000,
+            label: String::new(),
+        },
+        Action::RevokePrincipal { name: "o2".into() },
+        Action::RegisterTenant {
+            name: "c".into(),
+            jurisdictions: vec!["DE".into()],
+            min_sites: 2,
+        },
+        Action::Shred {
+            tenant: "a".into(),
+            mode: obhut_trustee_client::ShredMode::Now,
+        },
+    ] {
+        let r = w.t.act(&w.signed_with(&k1, "o1", action.clone())).await;
+        assert!(is_denied(&r), "{action:?}: {r:?}");
+    }
+    assert_eq!(w.count("signing_key_enrolled"), 1);
+    // the same enrolment signed with o1's own key is carried out
+    w.enrol_key("o1", &k2, 3_600_000).await.unwrap();
+    assert_eq!(w.count("signing_key_enrolled"), 2);
+    // a denial with a reason, signed with the browser key, is logged with its reason
+    let id = w.request(&["read"]).await;
+    let deny = w.signed_with(
+        &k1,
+        "o1",
+        Action::DenyGrant {
+            id: id.clone(),
+            reason: Some("no ticket for this".into()),
+        },
+    );
+    assert_eq!(w.t.act(&deny).await.unwrap()["state"], "denied");
+    let denied_entry = w
+        .entries()
+        .into_iter()
+        .find(|e| e["type"] == "grant_denied")
+        .unwrap();
+    assert_eq!(denied_entry["reason"], "no ticket for this");
+}
+
+#[tokio::test]
+async fn only_officers_and_tenant_admins_enrol_keys_within_bounds() {
+    let w = World::new().await;
+    for who in ["op", "aud"] {
+        assert!(is_denied(
+            &w.enrol_key(who, &browser_key(who), 3_600_000).await
+        ));
+    }
+    for (ms, what) in [(-1_000, "past"), (91 * 24 * 3_600_000, "too long")] {
+        assert!(
+            matches!(
+                w.enrol_key("o1", &browser_key("o1"), ms).await,
+                Err(TrusteeError::Invalid(_))
+            ),
+            "{what}"
+        );
+    }
+    let not_a_key = w
+        .act(
+            "o1",
+            Action::EnrolSigningKey {
+                public_key: "abcd".into(),
+                expires_ms: governance::now_ms() + 60_000,
+                label: String::new(),
+            },
+        )
+        .await;
+    assert!(matches!(not_a_key, Err(TrusteeError::Invalid(_))));
+    assert_eq!(w.count("signing_key_enrolled"), 0);
+}
+
+#[tokio::test]
+async fn a_revoked_key_approves_nothing_and_its_approvals_stop_counting() {
+    let w = World::new().await;
+    let k1 = browser_key("o1");
+    w.enrol_key("o1", &k1, 3_600_000).await.unwrap();
+    let id = w.request(&["read"]).await;
+    w.approve_with(&k1, "o1", &id).await.unwrap();
+    w.approve("o2", &id).await.unwrap();
+    w.approve("adm-a", &id).await.unwrap();
+    let creds = w.credentials(&id).await;
+    let access = w.access(&creds, "read", "photos", "support/x");
+    w.t.authorize_grant_access(&access).await.unwrap();
+    // only the principal itself revokes its key
+    let revoke = Action::RevokeSigningKey {
+        public_key: key_hex(&k1),
+    };
+    assert!(matches!(
+        w.act("o2", revoke.clone()).await,
+        Err(TrusteeError::NotFound(_))
+    ));
+    // and not with the key itself
+    assert!(is_denied(
+        &w.t.act(&w.signed_with(&k1, "o1", revoke.clone())).await
+    ));
+    w.act("o1", revoke.clone()).await.unwrap();
+    assert_eq!(w.count("signing_key_revoked"), 1);
+    assert!(matches!(
+        w.act("o1", revoke).await,
+        Err(TrusteeError::Conflict(_))
+    ));
+    // the grant it approved no longer has its quorum
+    assert!(w.t.authorize_grant_access(&access).await.is_err());
+    let other = w.request(&["read"]).await;
+    let r = w.approve_with(&k1, "o1", &other).await;
+    assert!(is_denied(&r), "{r:?}");
+    assert!(format!("{r:?}").contains("revoked"));
+    // o1's own key still approves
+    w.approve("o1", &other).await.unwrap();
+    assert_eq!(
+        w.t.governance.query("o1", &Query::SigningKeys).unwrap()[0]["state"],
+        "revoked"
+    );
+}
+
+#[tokio::test]
+async fn an_expired_key_approves_nothing() {
+    let w = World::new().await;
+    let k1 = browser_key("o1");
+    w.enrol_key("o1", &k1, 1_500).await.unwrap();
+    let id = w.request(&["read"]).await;
+    let other = w.request(&["read"]).await;
+    w.approve_with(&k1, "o1", &id).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1_600)).await;
+    let r = w.approve_with(&k1, "o1", &other).await;
+    assert!(is_denied(&r), "{r:?}");
+    assert!(format!("{r:?}").contains("expired"));
+    assert_eq!(
+        w.t.governance.query("o1", &Query::SigningKeys).unwrap()[0]["state"],
+        "expired"
+    );
+    // an approval signed while the key was live still counts
+    w.approve("o2", &id).await.unwrap();
+    assert_eq!(w.approve("adm-a", &id).await.unwrap()["state"], "approved");
 }

@@ -275,6 +275,7 @@ mod tests {
                 grant: "g-1".into(),
                 tenant: "t".into(),
                 actor: "o2".into(),
+                reason: None,
             }),
         );
         assert_eq!(f.grants_ended["g-1"], ("revoked".into(), "o1".into()));

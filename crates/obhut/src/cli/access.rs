@@ -138,7 +138,11 @@ pub fn run(args: &AdminArgs, cmd: AccessCommand) -> Result<()> {
                 print_grant(&client.act_as(Action::ApproveGrant { id, scope }).await?);
             }
             AccessCommand::Deny { id } => {
-                print_grant(&client.act_as(Action::DenyGrant { id }).await?);
+                print_grant(
+                    &client
+                        .act_as(Action::DenyGrant { id, reason: None })
+                        .await?,
+                );
             }
             AccessCommand::Revoke { id } => {
                 print_grant(&client.act_as(Action::RevokeGrant { id }).await?);

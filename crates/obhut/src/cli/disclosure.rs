@@ -97,7 +97,11 @@ pub fn run(args: &AdminArgs, cmd: DisclosureCommand) -> Result<()> {
                 print_disclosure(&client.act_as(Action::ApproveDisclosure { id }).await?);
             }
             DisclosureCommand::Deny { id } => {
-                print_disclosure(&client.act_as(Action::DenyDisclosure { id }).await?);
+                print_disclosure(
+                    &client
+                        .act_as(Action::DenyDisclosure { id, reason: None })
+                        .await?,
+                );
             }
             DisclosureCommand::Delay { id, delay } => print_disclosure(
                 &client

@@ -15,6 +15,7 @@ pub mod quota;
 pub mod repair;
 pub mod residency;
 pub mod shared;
+pub mod signing_key;
 pub mod site;
 pub mod tenant;
 pub mod token;

@@ -1,0 +1,270 @@
+//! The operator's charts, drawn on the server as SVG from the Prometheus text the admin API's
+//! `/metrics` answers the operator: S3 requests by operation (with the rate since the
+//! previous look at the page) and the distribution of S3 request latency.
+//!
+//! It reads metric names and the operation and status labels only, which hold no tenant,
+//! bucket or object names; the SVG holds numbers and those labels, escaped.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// What the charts are drawn from.
+#[derive(Debug, Default, PartialEq)]
+pub struct S3Metrics {
+    /// Requests answered, by operation (all status classes).
+    pub requests: BTreeMap<String, f64>,
+    /// Requests by status class (`2xx`, `4xx`, …).
+    pub statuses: BTreeMap<String, f64>,
+    /// Cumulative latency buckets summed over operations: upper bound (s) → count.
+    pub latency: Vec<(f64, f64)>,
+}
+
+/// A sample's labels: (name, value).
+type Labels<'a> = Vec<(&'a str, &'a str)>;
+
+/// `name{labels} value` of one sample line.
+fn sample(line: &str) -> Option<(&str, Labels<'_>, f64)> {
+    let (head, value) = line.rsplit_once(' ')?;
+    let value: f64 = value.parse().ok()?;
+    let (name, labels) = match head.split_once('{') {
+        Some((n, rest)) => (n, rest.strip_suffix('}')?),
+        None => (head, ""),
+    };
+    let labels = labels
+        .split(',')
+        .filter(|l| !l.is_empty())
+        .filter_map(|l| {
+            let (k, v) = l.split_once('=')?;
+            Some((k, v.trim_matches('"')))
+        })
+        .collect();
+    Some((name, labels, value))
+}
+
+/// The S3 metrics of a Prometheus text exposition.
+pub fn parse(text: &str) -> S3Metrics {
+    let mut m = S3Metrics::default();
+    let mut latency: BTreeMap<u64, (f64, f64)> = BTreeMap::new();
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let Some((name, labels, value)) = sample(line) else {
+            continue;
+        };
+        let label = |k: &str| labels.iter().find(|(n, _)| *n == k).map(|(_, v)| *v);
+        match name {
+            "obhut_s3_requests_total" => {
+                if let Some(op) = label("op") {
+                    *m.requests.entry(op.to_owned()).or_default() += value;
+                }
+                if let Some(st) = label("status") {
+                    *m.statuses.entry(st.to_owned()).or_default() += value;
+                }
+            }
+            "obhut_s3_request_duration_seconds_bucket" => {
+                let le = match label("le") {
+                    Some("+Inf") => f64::INFINITY,
+                    Some(v) => v.parse().unwrap_or(f64::NAN),
+                    None => f64::NAN,
+                };
+                if le.is_nan() {
+                    continue;
+                }
+                latency.entry(le.to_bits()).or_insert((le, 0.0)).1 += value;
+            }
+            _ => {}
+        }
+    }
+    let mut buckets: Vec<(f64, f64)> = latency.into_values().collect();
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    m.latency = buckets;
+    m
+}
+
+/// The previous look's totals by operation, for rates.
+#[derive(Default)]
+pub struct LastLook(Mutex<Option<(Instant, BTreeMap<String, f64>)>>);
+
+impl LastLook {
+    /// Requests per second by operation since the previous call (none on the first).
+    pub fn rates(&self, now: &BTreeMap<String, f64>) -> Option<BTreeMap<String, f64>> {
+        let mut last = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let rates = last.as_ref().and_then(|(at, before)| {
+            let secs = at.elapsed().as_secs_f64();
+            (secs >= 0.5).then(|| {
+                now.iter()
+                    .map(|(op, n)| {
+                        let prev = before.get(op).copied().unwrap_or(0.0);
+                        (op.clone(), ((n - prev).max(0.0)) / secs)
+                    })
+                    .collect()
+            })
+        });
+        if last
+            .as_ref()
+            .is_none_or(|(at, _)| at.elapsed().as_secs_f64() >= 0.5)
+        {
+            *last = Some((Instant::now(), now.clone()));
+        }
+        rates
+    }
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn number(n: f64) -> String {
+    if n >= 1e6 {
+        format!("{:.1}M", n / 1e6)
+    } else if n >= 1e4 {
+        format!("{:.1}k", n / 1e3)
+    } else if n.fract() == 0.0 {
+        format!("{n:.0}")
+    } else {
+        format!("{n:.2}")
+    }
+}
+
+/// A horizontal bar chart: one bar per `(label, value, note)`.
+pub fn bars(title: &str, rows: &[(String, f64, String)]) -> String {
+    let row_h = 22.0;
+    let width = 640.0;
+    let label_w = 190.0;
+    let bar_w = 330.0;
+    let height = row_h * rows.len().max(1) as f64 + 10.0;
+    let max = rows.iter().map(|r| r.1).fold(0.0_f64, f64::max);
+    let mut svg = String::new();
+    let _ = write!(
+        svg,
+        r##"<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" width="{width}" height="{height}" viewBox="0 0 {width} {height}"><title>{}</title>"##,
+        esc(title)
+    );
+    for (i, (label, value, note)) in rows.iter().enumerate() {
+        let y = 5.0 + i as f64 * row_h;
+        let w = if max > 0.0 { value / max * bar_w } else { 0.0 };
+        let _ = write!(
+            svg,
+            r##"<text x="{}" y="{}" text-anchor="end" font-size="12" fill="#1d2430">{}</text><rect x="{}" y="{}" width="{w:.1}" height="{}" fill="#0b5cad"/><text x="{}" y="{}" font-size="12" fill="#5b6574">{} {}</text>"##,
+            label_w - 6.0,
+            y + 15.0,
+            esc(label),
+            label_w,
+            y + 3.0,
+            row_h - 6.0,
+            label_w + w + 6.0,
+            y + 15.0,
+            number(*value),
+            esc(note),
+        );
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+/// Requests by operation (only operations that were asked), with the rate since the last look.
+pub fn requests_chart(m: &S3Metrics, rates: Option<&BTreeMap<String, f64>>) -> String {
+    let rows: Vec<(String, f64, String)> = m
+        .requests
+        .iter()
+        .filter(|(_, n)| **n > 0.0)
+        .map(|(op, n)| {
+            let note = rates
+                .and_then(|r| r.get(op))
+                .map(|r| format!("({r:.2}/s)"))
+                .unwrap_or_default();
+            (op.clone(), *n, note)
+        })
+        .collect();
+    bars("S3 requests by operation", &rows)
+}
+
+/// Requests per latency band (from the cumulative buckets).
+pub fn latency_chart(m: &S3Metrics) -> String {
+    let mut rows = Vec::new();
+    let mut prev_le = 0.0;
+    let mut prev_count = 0.0;
+    for (le, count) in &m.latency {
+        let label = if le.is_infinite() {
+            format!("> {}", band(prev_le))
+        } else {
+            format!("{} – {}", band(prev_le), band(*le))
+        };
+        rows.push((label, (count - prev_count).max(0.0), String::new()));
+        prev_le = *le;
+        prev_count = *count;
+    }
+    // Bands nobody fell into at either end say nothing.
+    while rows.last().is_some_and(|r| r.1 == 0.0) {
+        rows.pop();
+    }
+    let first = rows.iter().position(|r| r.1 > 0.0).unwrap_or(rows.len());
+    bars("S3 request latency", &rows[first..])
+}
+
+fn band(seconds: f64) -> String {
+    if seconds < 1.0 {
+        format!("{:.1} ms", seconds * 1000.0)
+    } else {
+        format!("{seconds:.1} s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEXT: &str = r#"# HELP obhut_s3_requests S3 requests
+# TYPE obhut_s3_requests_total counter
+obhut_s3_requests_total{op="GetObject",status="2xx"} 7
+obhut_s3_requests_total{op="GetObject",status="4xx"} 1
+obhut_s3_requests_total{op="PutObject",status="2xx"} 3
+obhut_s3_request_duration_seconds_bucket{le="0.001",op="GetObject"} 2
+obhut_s3_request_duration_seconds_bucket{le="0.002",op="GetObject"} 8
+obhut_s3_request_duration_seconds_bucket{le="+Inf",op="GetObject"} 8
+obhut_s3_request_duration_seconds_bucket{le="0.001",op="PutObject"} 0
+obhut_s3_request_duration_seconds_bucket{le="0.002",op="PutObject"} 1
+obhut_s3_request_duration_seconds_bucket{le="+Inf",op="PutObject"} 3
+"#;
+
+    #[test]
+    fn the_exposition_is_summed_by_operation_status_and_latency_band() {
+        let m = parse(TEXT);
+        assert_eq!(m.requests["GetObject"], 8.0);
+        assert_eq!(m.requests["PutObject"], 3.0);
+        assert_eq!(m.statuses["2xx"], 10.0);
+        assert_eq!(
+            m.latency,
+            [(0.001, 2.0), (0.002, 9.0), (f64::INFINITY, 11.0)]
+        );
+        let svg = latency_chart(&m);
+        assert!(
+            svg.contains("0.0 ms – 1.0 ms") && svg.contains("&gt; 2.0 ms"),
+            "{svg}"
+        );
+        assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
+    }
+
+    #[test]
+    fn rates_come_from_the_previous_look_and_labels_are_escaped() {
+        let look = LastLook::default();
+        let mut now = BTreeMap::new();
+        now.insert("GetObject".to_owned(), 10.0);
+        assert!(look.rates(&now).is_none());
+        *look.0.lock().unwrap() = Some((
+            Instant::now() - std::time::Duration::from_secs(2),
+            now.clone(),
+        ));
+        now.insert("GetObject".to_owned(), 14.0);
+        let r = look.rates(&now).unwrap();
+        assert!((r["GetObject"] - 2.0).abs() < 0.1, "{r:?}");
+        let svg = bars("t", &[("<op>".into(), 1.0, String::new())]);
+        assert!(svg.contains("&lt;op&gt;") && !svg.contains("<op>"));
+    }
+}
