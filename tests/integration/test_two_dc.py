@@ -15,13 +15,17 @@ import json
 import os
 import re
 import stat
+import subprocess
 import threading
 import time
 
 import botocore.exceptions
 import pytest
 
-from s3helpers import multipart_etag, unique_name
+from conftest import obhut_bin
+
+from garage_helpers import garage_bin
+from s3helpers import clean_env, multipart_etag, unique_name
 from two_dc_helpers import two_dc, wait_until  # noqa: F401 (fixture)
 
 ENV_KEYS = (
@@ -59,7 +63,8 @@ def test_status_shows_a_synchronous_standby_and_the_configured_round_trip(two_dc
     assert rows["dc2"]["state"] == "streaming", status
     rtt = two_dc.probe_rtt_ms(status)
     assert rtt is not None and abs(rtt - two_dc.rtt_ms) <= 1.0, status
-    for name in ("trustee-dc1", "gw-dc1a", "gw-dc1b", "gw-dc2", "garage-dc1", "garage-dc2", "pg-dc1", "pg-dc2"):
+    for name in ("trustee-dc1", "gw-dc1a", "gw-dc1b", "gw-dc2", "garage-dc1", "garage-dc2", "tls-garage-dc1",
+                 "tls-garage-dc2", "pg-dc1", "pg-dc2"):
         assert any(line.split()[:2] == [name, "running"] for line in status.splitlines()), (name, status)
 
     # The client namespace reaches the gateways of both datacenters.
@@ -75,7 +80,13 @@ def test_status_shows_a_synchronous_standby_and_the_configured_round_trip(two_dc
     assert set(rows) == {"de-fra", "de-mgd"}, r.stdout
     for site in rows.values():
         assert site[1:4] == ["DE", "active", "yes"], r.stdout
-        assert site[5].startswith("s3:http://198.1"), r.stdout
+        # HTTPS to Garage, through its TLS terminator, with the deployment's CA.
+        assert site[5].startswith("s3:https://198.1"), r.stdout
+        assert re.search(r", CA sha256:[0-9a-f]{16}$", " ".join(site[5:])), r.stdout
+        host = site[5].split("//")[1].split("/")[0]
+        # The port speaks TLS only: plain HTTP gets no S3 answer.
+        plain = two_dc.ns_run("client", "curl", "-sS", "--max-time", "5", f"http://{host}/")
+        assert plain.returncode != 0, f"plain HTTP answered on {host}: {plain.stdout[:200]}"
 
 
 def test_a_put_through_dc1_reads_back_through_dc2_and_the_other_dc1_gateway(two_dc):
@@ -331,3 +342,47 @@ def test_a_gateway_killed_mid_upload_loses_nothing_acknowledged_and_the_standby_
     two_dc.restart("gw-dc1b")
     two_dc.s3("dc1b").put_object(Bucket=bucket, Key="after-restart", Body=b"again")
     assert two_dc.s3("dc2").get_object(Bucket=bucket, Key="after-restart")["Body"].read() == b"again"
+
+
+def test_an_s3_site_behind_tls_is_moved_only_with_a_ca_that_vouches_for_it(two_dc):
+    """`obhut site set-backend` of an S3 site: without --s3-ca, or with a CA that did not sign
+    the terminator's certificate, the endpoint is refused and the registry keeps the record it
+    had; with the deployment's CA it is accepted, and writes go on through it."""
+    operator, officer = two_dc.token("operator"), two_dc.token("officer1")
+
+    def de_fra() -> str:
+        r = two_dc.cli("site", "list", token=operator)
+        assert r.returncode == 0, r.stderr
+        return next(ln for ln in r.stdout.splitlines() if ln.startswith("de-fra "))
+
+    before = de_fra()
+    m = re.search(r"s3:(https://[^/]+)/obhut-site as (\S+), CA (sha256:[0-9a-f]{16})", before)
+    assert m, before
+    endpoint, access_key, fingerprint = m.groups()
+    cfg = two_dc.dir / "dc1" / "garage" / "garage.toml"
+    info = two_dc.ns_run("dc1", garage_bin(), "-c", str(cfg), "key", "info", "obhut-site", "--show-secret")
+    assert info.returncode == 0, info.stderr
+    secret = re.search(r"Secret key:\s*(\S+)", info.stdout).group(1)
+
+    def set_backend(*ca: str):
+        return subprocess.run(
+            [str(obhut_bin()), "site", "set-backend", "de-fra", "--s3", endpoint, "--bucket", "obhut-site",
+             "--region", "garage", "--access-key", access_key, *ca],
+            env=clean_env({"OBHUT_ADMIN_URL": two_dc.admin_url("dc1"), "OBHUT_CA_BUNDLE": two_dc.ca,
+                           "OBHUT_TOKEN": officer, "OBHUT_SITE_SECRET_KEY": secret}),
+            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+
+    for ca in ([], ["--s3-ca", str(two_dc.dir / "tls" / "trustee" / "ca.crt")]):
+        r = set_backend(*ca)
+        assert r.returncode != 0, f"accepted with {ca or 'no CA'}: {r.stdout}"
+        assert "certificate" in r.stderr.lower() or "unknownissuer" in r.stderr.lower(), r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert de_fra() == before, "a refused change changed the registry"
+    r = set_backend("--s3-ca", two_dc.ca)
+    assert r.returncode == 0, r.stderr
+    assert f"CA {fingerprint}" in r.stdout, r.stdout
+    assert de_fra() == before
+    bucket = unique_name("twodc-ca")
+    two_dc.s3("dc2").create_bucket(Bucket=bucket)
+    two_dc.s3("dc2").put_object(Bucket=bucket, Key="k", Body=b"over TLS to both Garages")
+    assert two_dc.s3("dc1b").get_object(Bucket=bucket, Key="k")["Body"].read() == b"over TLS to both Garages"
