@@ -2,17 +2,30 @@
 link between the datacenters adds the configured round trip and is the only way between
 them, an object written in dc1 is read in dc2, and while the link is cut a write that needs
 both sites is refused with 503, leaving nothing behind, as reads in dc1 go on; after `heal`
-writes work again. One deployment for the module (two_dc_helpers.py)."""
+writes work again. Any request goes to any gateway (boto3 and aws-cli against different
+gateways: read-after-write, list-after-write, overwrite and delete visibility, a multipart
+upload spread over all three); a write the cut held back is repaired to two sites after the
+heal and the residency report verifies clean; a gateway killed with SIGKILL mid-upload loses
+nothing it acknowledged, and the standby holds every acknowledged commit. One deployment for
+the module (two_dc_helpers.py)."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import stat
+import subprocess
+import threading
+import time
 
 import botocore.exceptions
 import pytest
 
-from s3helpers import unique_name
+from conftest import obhut_bin
+
+from garage_helpers import garage_bin
+from s3helpers import clean_env, multipart_etag, unique_name
 from two_dc_helpers import two_dc, wait_until  # noqa: F401 (fixture)
 
 ENV_KEYS = (
@@ -50,7 +63,8 @@ def test_status_shows_a_synchronous_standby_and_the_configured_round_trip(two_dc
     assert rows["dc2"]["state"] == "streaming", status
     rtt = two_dc.probe_rtt_ms(status)
     assert rtt is not None and abs(rtt - two_dc.rtt_ms) <= 1.0, status
-    for name in ("trustee-dc1", "gw-dc1a", "gw-dc1b", "gw-dc2", "garage-dc1", "garage-dc2", "pg-dc1", "pg-dc2"):
+    for name in ("trustee-dc1", "gw-dc1a", "gw-dc1b", "gw-dc2", "garage-dc1", "garage-dc2", "tls-garage-dc1",
+                 "tls-garage-dc2", "pg-dc1", "pg-dc2"):
         assert any(line.split()[:2] == [name, "running"] for line in status.splitlines()), (name, status)
 
     # The client namespace reaches the gateways of both datacenters.
@@ -66,7 +80,13 @@ def test_status_shows_a_synchronous_standby_and_the_configured_round_trip(two_dc
     assert set(rows) == {"de-fra", "de-mgd"}, r.stdout
     for site in rows.values():
         assert site[1:4] == ["DE", "active", "yes"], r.stdout
-        assert site[5].startswith("s3:http://198.1"), r.stdout
+        # HTTPS to Garage, through its TLS terminator, with the deployment's CA.
+        assert site[5].startswith("s3:https://198.1"), r.stdout
+        assert re.search(r", CA sha256:[0-9a-f]{16}$", " ".join(site[5:])), r.stdout
+        host = site[5].split("//")[1].split("/")[0]
+        # The port speaks TLS only: plain HTTP gets no S3 answer.
+        plain = two_dc.ns_run("client", "curl", "-sS", "--max-time", "5", f"http://{host}/")
+        assert plain.returncode != 0, f"plain HTTP answered on {host}: {plain.stdout[:200]}"
 
 
 def test_a_put_through_dc1_reads_back_through_dc2_and_the_other_dc1_gateway(two_dc):
@@ -116,3 +136,253 @@ def test_a_cut_link_refuses_writes_with_503_keeps_reads_in_dc1_and_heal_restores
                lambda: two_dc.replication().get("dc2", {}).get("sync_state") == "sync", interval=1)
     rtt = two_dc.probe_rtt_ms()
     assert rtt is not None and abs(rtt - two_dc.rtt_ms) <= 1.0, rtt
+
+
+def test_any_request_goes_to_any_gateway_through_boto3_and_aws_cli(two_dc, tmp_path):
+    bucket = unique_name("anygw")
+    two_dc.aws("dc2", "s3api", "create-bucket", "--bucket", bucket)
+    # Read after write: boto3 writes through dc1, aws-cli reads through dc2 and dc1b.
+    body = os.urandom(200_000)
+    two_dc.s3("dc1").put_object(Bucket=bucket, Key="k", Body=body)
+    for gw in ("dc2", "dc1b"):
+        out = tmp_path / f"k-{gw}"
+        two_dc.aws(gw, "s3api", "get-object", "--bucket", bucket, "--key", "k", str(out))
+        assert out.read_bytes() == body, f"read through {gw} (aws-cli) differs"
+    # List after write: aws-cli writes through dc1b, both clients list through the others.
+    small = tmp_path / "small"
+    small.write_bytes(b"through aws-cli in dc1b")
+    two_dc.aws("dc1b", "s3", "cp", str(small), f"s3://{bucket}/listed")
+    for gw in ("dc2", "dc1"):
+        assert keys(two_dc.s3(gw), bucket) == ["k", "listed"], gw
+    listed = json.loads(two_dc.aws("dc2", "s3api", "list-objects-v2", "--bucket", bucket).stdout)
+    assert [o["Key"] for o in listed["Contents"]] == ["k", "listed"]
+    # An overwrite through dc2 is what every gateway reads at once (each had read the old one).
+    two_dc.s3("dc2").put_object(Bucket=bucket, Key="k", Body=b"overwritten in dc2")
+    for gw in ("dc1", "dc1b", "dc2"):
+        assert two_dc.s3(gw).get_object(Bucket=bucket, Key="k")["Body"].read() == b"overwritten in dc2", gw
+    # A delete through dc1b (aws-cli) is seen by the other gateways at once.
+    two_dc.aws("dc1b", "s3", "rm", f"s3://{bucket}/k")
+    for gw in ("dc1", "dc2"):
+        with pytest.raises(botocore.exceptions.ClientError) as gone:
+            two_dc.s3(gw).head_object(Bucket=bucket, Key="k")
+        assert status_of(gone.value) == 404, gw
+        assert keys(two_dc.s3(gw), bucket) == ["listed"], gw
+    r = two_dc.aws("dc2", "s3api", "head-object", "--bucket", bucket, "--key", "k", check=False)
+    assert r.returncode != 0 and "404" in r.stderr, r.stderr
+
+
+def test_a_multipart_upload_created_in_dc1_gets_its_parts_through_dc1b_and_dc2_and_completes_in_dc2(two_dc, tmp_path):
+    bucket = unique_name("mpu2dc")
+    two_dc.s3("dc1").create_bucket(Bucket=bucket)
+    upload = two_dc.s3("dc1").create_multipart_upload(Bucket=bucket, Key="spread")["UploadId"]
+    part1 = os.urandom(5 * 1024 * 1024)
+    part2 = os.urandom(1024 * 1024 + 7)
+    etag1 = two_dc.s3("dc1b").upload_part(Bucket=bucket, Key="spread", UploadId=upload, PartNumber=1,
+                                          Body=part1)["ETag"]
+    body2 = tmp_path / "part2"
+    body2.write_bytes(part2)
+    out = two_dc.aws("dc2", "s3api", "upload-part", "--bucket", bucket, "--key", "spread", "--upload-id", upload,
+                     "--part-number", "2", "--body", str(body2))
+    etag2 = json.loads(out.stdout)["ETag"]
+    listed = two_dc.s3("dc1").list_parts(Bucket=bucket, Key="spread", UploadId=upload)["Parts"]
+    assert [(p["PartNumber"], p["ETag"]) for p in listed] == [(1, etag1), (2, etag2)]
+    parts = tmp_path / "parts.json"
+    parts.write_text(json.dumps({"Parts": [{"PartNumber": 1, "ETag": etag1}, {"PartNumber": 2, "ETag": etag2}]}))
+    done = json.loads(two_dc.aws("dc2", "s3api", "complete-multipart-upload", "--bucket", bucket, "--key", "spread",
+                                 "--upload-id", upload, "--multipart-upload", f"file://{parts}").stdout)
+    assert done["ETag"] == multipart_etag([part1, part2]), done
+    for gw in ("dc1", "dc1b", "dc2"):
+        got = two_dc.s3(gw).get_object(Bucket=bucket, Key="spread")
+        assert got["ETag"] == done["ETag"], gw
+        assert got["Body"].read() == part1 + part2, f"read through {gw} differs"
+    assert two_dc.s3("dc1b").list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+
+
+def report_lines(two_dc) -> list[str]:
+    """The bucket lines of `obhut residency report --verify` (the auditor's)."""
+    r = two_dc.cli("residency", "report", "--verify", token=two_dc.token("auditor"), timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "attested by the trustee" in r.stdout, r.stdout
+    return [ln.strip() for ln in r.stdout.splitlines() if ln.strip().startswith("bucket ")]
+
+
+def test_a_write_the_cut_held_back_is_repaired_to_two_sites_after_heal_and_verifies_clean(two_dc):
+    """With degraded writes accepted, a write during the cut is placed on de-fra alone and its
+    commit waits for the synchronous standby: nothing of it is visible until the heal, then it
+    is acknowledged on one site, and repair brings it (and every other object) to two."""
+    dc1 = two_dc.s3("dc1", read_timeout=180)
+    bucket = unique_name("twodc-heal")
+    dc1.create_bucket(Bucket=bucket)
+    dc1.put_object(Bucket=bucket, Key="before", Body=b"on both sites")
+    officer = two_dc.token("officer1")
+    r = two_dc.cli("tenant", "policy", "demo", "--degraded-writes", "accept", token=officer)
+    assert r.returncode == 0 and "degraded writes accept" in r.stdout, r.stderr
+    result: dict[str, object] = {}
+    try:
+        with two_dc.partition():
+            def put():
+                try:
+                    result["etag"] = dc1.put_object(Bucket=bucket, Key="held", Body=b"written during the cut")["ETag"]
+                except Exception as e:  # noqa: BLE001 (the test looks at it)
+                    result["error"] = e
+
+            writer = threading.Thread(target=put)
+            writer.start()
+            time.sleep(4)
+            assert writer.is_alive(), f"the write did not wait for the standby: {result}"
+            for gw in ("dc1", "dc1b"):
+                with pytest.raises(botocore.exceptions.ClientError) as absent:
+                    two_dc.s3(gw).head_object(Bucket=bucket, Key="held")
+                assert status_of(absent.value) == 404, "half-visible during the cut"
+                assert keys(two_dc.s3(gw), bucket) == ["before"]
+        writer.join(timeout=120)
+        assert "etag" in result, f"the held write failed after the heal: {result}"
+    finally:
+        r = two_dc.cli("tenant", "policy", "demo", "--degraded-writes", "refuse", token=officer)
+        assert r.returncode == 0, r.stderr
+    # Placed on de-fra alone.
+    under = [ln for ln in report_lines(two_dc) if ln.startswith(f"bucket {bucket}:")]
+    assert under and ("de-fra: 1" in under[0] or "under-replicated 0" in under[0]), under
+
+    # Repair, on the gateway that holds the lease, brings every object to two sites.
+    def leader():
+        return next((gw for gw in ("dc1", "dc1b", "dc2") if two_dc.role(gw) == "leader"), None)
+
+    def repaired():
+        gw = leader()
+        if gw is None:
+            return False
+        r = two_dc.cli("repair", token=two_dc.token("operator"), gateway=gw, timeout=180)
+        assert r.returncode == 0 or "lease" in r.stderr + r.stdout, r.stderr + r.stdout
+        return r.returncode == 0 and "repair done" in r.stdout + r.stderr and r
+
+    r = wait_until("a repair pass on the gateway holding the lease", 90, repaired, interval=1)
+    assert " 0 failed" in r.stdout + r.stderr, r.stdout + r.stderr
+    lines = report_lines(two_dc)
+    assert lines, "no bucket in the report"
+    for ln in lines:
+        m = re.search(r"(\d+) objects \((.*)\); under-replicated (\d+); outside policy (\d+); "
+                      r"verified (\d+) replicas: (\d+) missing, (\d+) corrupt, (\d+) unreachable", ln)
+        assert m, ln
+        objects, placement, under_n, outside, verified, missing, corrupt, unreachable = m.groups()
+        assert (under_n, outside, missing, corrupt, unreachable) == ("0", "0", "0", "0", "0"), ln
+        assert int(objects) == 0 or placement == f"de-fra,de-mgd: {objects}", ln
+        # Each chunk's replicas (a multipart object has one chunk per part).
+        assert int(verified) >= 2 * int(objects) and int(verified) % 2 == 0, ln
+    assert dc1.get_object(Bucket=bucket, Key="held")["Body"].read() == b"written during the cut"
+    assert two_dc.s3("dc2").get_object(Bucket=bucket, Key="held")["Body"].read() == b"written during the cut"
+
+
+def test_a_gateway_killed_mid_upload_loses_nothing_acknowledged_and_the_standby_holds_every_commit(two_dc):
+    bucket = unique_name("twodc-kill")
+    two_dc.s3("dc1").create_bucket(Bucket=bucket)
+    victim = two_dc.s3("dc1b", connect_timeout=2, read_timeout=30)
+    acked: dict[str, bytes] = {}
+    tried: dict[str, bytes] = {}
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def writer(n: int) -> None:
+        for j in range(200):
+            if stop.is_set():
+                return
+            key = f"w{n}-{j:03}"
+            body = os.urandom(100_000) + key.encode()
+            with lock:
+                tried[key] = body
+            try:
+                victim.put_object(Bucket=bucket, Key=key, Body=body)
+            except Exception:  # noqa: BLE001 (the gateway was killed)
+                return
+            with lock:
+                acked[key] = body
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    wait_until("a dozen acknowledged writes through gw-dc1b", 60, lambda: len(acked) >= 12, interval=0.05)
+    two_dc.kill9("gw-dc1b")
+    stop.set()
+    for t in threads:
+        t.join(timeout=60)
+    with lock:
+        acked_now, tried_now = dict(acked), dict(tried)
+    assert len(acked_now) >= 12
+
+    # Every acknowledged write reads back whole through both datacenters; what was cut off is
+    # absent or whole, never anything else.
+    for gw in ("dc1", "dc2"):
+        client = two_dc.s3(gw)
+        for key, body in acked_now.items():
+            assert client.get_object(Bucket=bucket, Key=key)["Body"].read() == body, (gw, key)
+        listed = set(keys(client, bucket))
+        assert set(acked_now) <= listed <= set(tried_now), gw
+        for key in listed - set(acked_now):
+            assert client.get_object(Bucket=bucket, Key=key)["Body"].read() == tried_now[key], (gw, key)
+
+    # The standby is synchronous and holds every acknowledged commit: the rows are there once
+    # it replayed what it had flushed before each commit was acknowledged.
+    status = two_dc.status()
+    rows = two_dc.replication(status)
+    assert (rows.get("dc2", {}).get("sync_state"), rows.get("dc2", {}).get("state")) == ("sync", "streaming"), status
+    primary_lsn = two_dc.psql("primary", "SELECT pg_current_wal_lsn()").strip()
+
+    def replayed():
+        out = two_dc.psql("standby", f"SELECT pg_last_wal_replay_lsn() >= '{primary_lsn}'::pg_lsn")
+        return out.strip() == "t"
+
+    wait_until("the standby replaying up to the primary", 30, replayed, interval=0.2)
+    assert two_dc.psql("standby", "SELECT pg_is_in_recovery()").strip() == "t"
+    on_standby = set(two_dc.psql(
+        "standby", f"SELECT convert_from(key, 'UTF8') FROM objects WHERE bucket = '{bucket}'").split())
+    missing = set(acked_now) - on_standby
+    assert not missing, f"acknowledged but not on the standby: {sorted(missing)[:5]}"
+
+    # Started again, the gateway serves as before.
+    two_dc.restart("gw-dc1b")
+    two_dc.s3("dc1b").put_object(Bucket=bucket, Key="after-restart", Body=b"again")
+    assert two_dc.s3("dc2").get_object(Bucket=bucket, Key="after-restart")["Body"].read() == b"again"
+
+
+def test_an_s3_site_behind_tls_is_moved_only_with_a_ca_that_vouches_for_it(two_dc):
+    """`obhut site set-backend` of an S3 site: without --s3-ca, or with a CA that did not sign
+    the terminator's certificate, the endpoint is refused and the registry keeps the record it
+    had; with the deployment's CA it is accepted, and writes go on through it."""
+    operator, officer = two_dc.token("operator"), two_dc.token("officer1")
+
+    def de_fra() -> str:
+        r = two_dc.cli("site", "list", token=operator)
+        assert r.returncode == 0, r.stderr
+        return next(ln for ln in r.stdout.splitlines() if ln.startswith("de-fra "))
+
+    before = de_fra()
+    m = re.search(r"s3:(https://[^/]+)/obhut-site as (\S+), CA (sha256:[0-9a-f]{16})", before)
+    assert m, before
+    endpoint, access_key, fingerprint = m.groups()
+    cfg = two_dc.dir / "dc1" / "garage" / "garage.toml"
+    info = two_dc.ns_run("dc1", garage_bin(), "-c", str(cfg), "key", "info", "obhut-site", "--show-secret")
+    assert info.returncode == 0, info.stderr
+    secret = re.search(r"Secret key:\s*(\S+)", info.stdout).group(1)
+
+    def set_backend(*ca: str):
+        return subprocess.run(
+            [str(obhut_bin()), "site", "set-backend", "de-fra", "--s3", endpoint, "--bucket", "obhut-site",
+             "--region", "garage", "--access-key", access_key, *ca],
+            env=clean_env({"OBHUT_ADMIN_URL": two_dc.admin_url("dc1"), "OBHUT_CA_BUNDLE": two_dc.ca,
+                           "OBHUT_TOKEN": officer, "OBHUT_SITE_SECRET_KEY": secret}),
+            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+
+    for ca in ([], ["--s3-ca", str(two_dc.dir / "tls" / "trustee" / "ca.crt")]):
+        r = set_backend(*ca)
+        assert r.returncode != 0, f"accepted with {ca or 'no CA'}: {r.stdout}"
+        assert "certificate" in r.stderr.lower() or "unknownissuer" in r.stderr.lower(), r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert de_fra() == before, "a refused change changed the registry"
+    r = set_backend("--s3-ca", two_dc.ca)
+    assert r.returncode == 0, r.stderr
+    assert f"CA {fingerprint}" in r.stdout, r.stdout
+    assert de_fra() == before
+    bucket = unique_name("twodc-ca")
+    two_dc.s3("dc2").create_bucket(Bucket=bucket)
+    two_dc.s3("dc2").put_object(Bucket=bucket, Key="k", Body=b"over TLS to both Garages")
+    assert two_dc.s3("dc1b").get_object(Bucket=bucket, Key="k")["Body"].read() == b"over TLS to both Garages"

@@ -17,6 +17,7 @@ import contextlib
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -24,9 +25,10 @@ from pathlib import Path
 
 import boto3
 import pytest
+import requests
 from botocore.config import Config
 
-from conftest import REPO, obhut_bin
+from conftest import REPO, obhut_bin, tool
 from s3helpers import clean_env, parse_env_file
 
 SCRIPT = REPO / "scripts" / "two-dc"
@@ -35,18 +37,25 @@ GATEWAYS = {"dc1": "GW_DC1_S3", "dc1b": "GW_DC1B_S3", "dc2": "GW_DC2_S3"}
 UP_TIMEOUT = 300
 
 
+# The lease on background work, short for the tests (default 15 s renewed every 5 s), so
+# that a dc1 gateway takes it over soon after a cut left it with nobody.
+GATEWAY_ENV = {"OBHUT_LEASE_TTL_MS": "3000", "OBHUT_LEASE_RENEW_MS": "1000"}
+
+
 class TwoDC:
-    def __init__(self, base: Path, rtt_ms: float):
+    def __init__(self, base: Path, rtt_ms: float, gateway_env: dict[str, str] | None = None):
         self.dir = base
         self.rtt_ms = rtt_ms
         self.env: dict[str, str] = {}
+        # The gateways' environment: they inherit the script's (`up`, `restart`).
+        self.gateway_env = dict(GATEWAY_ENV if gateway_env is None else gateway_env)
 
     # ------------------------------------------------------------ the script
     def run(self, command: str, *extra: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess:
         """`scripts/two-dc COMMAND DIR EXTRA...`."""
         r = subprocess.run(
             [str(SCRIPT), command, str(self.dir), *extra],
-            env=clean_env({"OBHUT_BIN": str(obhut_bin())}),
+            env=clean_env({"OBHUT_BIN": str(obhut_bin()), **self.gateway_env}),
             capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
         )
         if check and r.returncode != 0:
@@ -82,6 +91,21 @@ class TwoDC:
             yield self
         finally:
             self.heal()
+
+    def restart(self, gateway: str) -> None:
+        """`scripts/two-dc restart DIR gw-…`: started again (after a kill) and ready."""
+        self.run("restart", gateway, timeout=150)
+
+    def kill9(self, gateway: str) -> int:
+        """SIGKILL to gateway gw-dc1a, gw-dc1b or gw-dc2; returns its pid."""
+        pid = int((self.dir / "run" / f"{gateway}.pid").read_text().strip())
+        assert str(self.dir) in Path(f"/proc/{pid}/cmdline").read_text(), f"{gateway}: pid {pid} is not ours"
+        os.kill(pid, signal.SIGKILL)
+        for _ in range(100):
+            if not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text():
+                return pid
+            time.sleep(0.05)
+        pytest.fail(f"{gateway} (pid {pid}) still runs after SIGKILL", pytrace=False)
 
     def log_tails(self, lines: int = 15) -> str:
         out = []
@@ -131,9 +155,41 @@ class TwoDC:
             verify=self.ca, config=Config(**cfg),
         )
 
-    def cli(self, *args: str, token: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
-        """An `obhut` admin command against dc1's first gateway."""
-        extra = {"OBHUT_ADMIN_URL": self.env["OBHUT_ADMIN_URL"], "OBHUT_CA_BUNDLE": self.ca}
+    def admin_url(self, gateway: str) -> str:
+        return self.env[GATEWAYS[gateway]].replace(":9000", ":9001")
+
+    def role(self, gateway: str) -> str | None:
+        """`leader` or `standby` for the lease on background work, as the gateway's /readyz says."""
+        r = requests.get(self.admin_url(gateway) + "/readyz", verify=self.ca, timeout=5)
+        return r.json().get("background")
+
+    def aws(self, gateway: str, *args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess:
+        """aws-cli against gateway dc1, dc1b or dc2 as tenant demo (HTTPS, the deployment's CA)."""
+        env = {k: self.env[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION")}
+        env.update(AWS_DEFAULT_REGION=self.env["AWS_REGION"], AWS_CA_BUNDLE=self.ca, AWS_MAX_ATTEMPTS="1")
+        cmd = [tool("aws"), "--endpoint-url", self.env[GATEWAYS[gateway]], *args]
+        r = subprocess.run(cmd, env=clean_env(env), capture_output=True, text=True, timeout=timeout,
+                           stdin=subprocess.DEVNULL)
+        if check:
+            assert r.returncode == 0, f"{' '.join(cmd[1:])} exited {r.returncode}:\n{r.stderr}\n{r.stdout[-2000:]}"
+        return r
+
+    def psql(self, which: str, sql: str, timeout: float = 30) -> str:
+        """SQL as the catalog's role on the PostgreSQL `primary` or `standby` (TLS, verify-full)."""
+        url = self.env["PG_PRIMARY_URL" if which == "primary" else "PG_STANDBY_URL"]
+        psql = shutil.which("psql") or next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin/psql"))), None)
+        if psql is None:
+            pytest.fail("psql not found (Debian: apt-get install postgresql-client)", pytrace=False)
+        r = subprocess.run([str(psql), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", sql],
+                           env=clean_env({"PGPASSWORD": self.env["PGPASSWORD"]}), capture_output=True, text=True,
+                           timeout=timeout, stdin=subprocess.DEVNULL)
+        assert r.returncode == 0, f"psql on the {which}: {r.stderr}"
+        return r.stdout
+
+    def cli(self, *args: str, token: str | None = None, timeout: float = 60,
+            gateway: str = "dc1") -> subprocess.CompletedProcess:
+        """An `obhut` admin command against a gateway's admin API (dc1's first by default)."""
+        extra = {"OBHUT_ADMIN_URL": self.admin_url(gateway), "OBHUT_CA_BUNDLE": self.ca}
         if token is not None:
             extra["OBHUT_TOKEN"] = token
         return subprocess.run([str(obhut_bin()), *args], env=clean_env(extra), capture_output=True, text=True,

@@ -64,6 +64,7 @@ macro_rules! catalog_conformance_tests {
             a_lapsed_lease_is_taken_over_with_a_higher_epoch,
             a_released_lease_is_taken_at_once,
             a_stale_epoch_is_refused_in_a_fenced_batch,
+            a_move_is_recorded_only_under_the_current_lease_and_from_the_sites_read,
             versioning_is_set_and_never_returns_to_unversioned,
             an_unversioned_bucket_takes_no_version_ids,
             versioned_puts_keep_every_version_newest_first,
@@ -1534,85 +1535,112 @@ pub async fn a_recount_of_counted_usage_changes_nothing(cat: &dyn Catalog) {
 
 const LEASE: &str = "background";
 const TTL: i64 = 15_000;
+/// A lease short enough to let lapse in a test: leases lapse by the catalog's clock, so a
+/// test waits for it rather than naming a time.
+const SHORT_TTL: i64 = 300;
 
-async fn take(cat: &dyn Catalog, holder: &str, now_ms: i64) -> Option<Lease> {
-    cat.take_lease(LEASE, holder, TTL, now_ms).await.unwrap()
+async fn take(cat: &dyn Catalog, holder: &str) -> Option<Lease> {
+    cat.take_lease(LEASE, holder, TTL).await.unwrap()
 }
 
-/// The first holder gets the lease at epoch 1; renewing it before it lapses keeps the epoch
-/// and moves its end.
+/// Takes the lease for `holder` with [`SHORT_TTL`] and waits until it lapsed.
+async fn take_and_let_lapse(cat: &dyn Catalog, holder: &str) -> Lease {
+    let lease = cat
+        .take_lease(LEASE, holder, SHORT_TTL)
+        .await
+        .unwrap()
+        .expect("the lease is free");
+    tokio::time::sleep(std::time::Duration::from_millis(
+        u64::try_from(SHORT_TTL).unwrap() + 100,
+    ))
+    .await;
+    lease
+}
+
+fn clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap())
+}
+
+/// The first holder gets the lease at epoch 1, until the catalog's clock passes the TTL;
+/// renewing it before it lapses keeps the epoch and moves its end.
 pub async fn a_lease_is_taken_and_renewed_at_the_same_epoch(cat: &dyn Catalog) {
-    let first = take(cat, "gw-a", 1_000)
-        .await
-        .expect("a free lease is taken");
+    let before = clock_ms();
+    let first = take(cat, "gw-a").await.expect("a free lease is taken");
     assert_eq!(
-        first,
-        Lease {
-            name: LEASE.into(),
-            holder: "gw-a".into(),
-            epoch: 1,
-            expires_ms: 1_000 + TTL,
-        }
+        (first.name.as_str(), first.holder.as_str(), first.epoch),
+        (LEASE, "gw-a", 1)
     );
-    let renewed = take(cat, "gw-a", 6_000)
-        .await
-        .expect("its holder renews it");
-    assert_eq!((renewed.epoch, renewed.expires_ms), (1, 6_000 + TTL));
-    cat.check_lease(&renewed, 6_000 + TTL - 1).await.unwrap();
+    // The catalog's clock, here the same machine's: within a second of this test's.
+    assert!(
+        (first.expires_ms - TTL - before).abs() < 1_000,
+        "{first:?} taken at {before}"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let renewed = take(cat, "gw-a").await.expect("its holder renews it");
+    assert_eq!(renewed.epoch, 1);
+    assert!(
+        renewed.expires_ms > first.expires_ms,
+        "{renewed:?} after {first:?}"
+    );
+    cat.check_lease(&renewed).await.unwrap();
     // Another lease name is another lease.
-    let other = cat.take_lease("other", "gw-b", TTL, 6_000).await.unwrap();
+    let other = cat.take_lease("other", "gw-b", TTL).await.unwrap();
     assert_eq!(other.map(|l| l.epoch), Some(1));
 }
 
 /// While its holder keeps it, nobody else gets the lease, and it stays the holder's.
 pub async fn a_held_lease_is_refused_to_another_holder(cat: &dyn Catalog) {
-    let held = take(cat, "gw-a", 1_000).await.unwrap();
-    assert_eq!(take(cat, "gw-b", 1_000 + TTL - 1).await, None);
-    cat.check_lease(&held, 1_000 + TTL - 1).await.unwrap();
-    let renewed = take(cat, "gw-a", 2_000).await.unwrap();
+    let held = take(cat, "gw-a").await.unwrap();
+    assert_eq!(take(cat, "gw-b").await, None);
+    cat.check_lease(&held).await.unwrap();
+    let renewed = take(cat, "gw-a").await.unwrap();
     assert_eq!(renewed.epoch, held.epoch);
 }
 
-/// Once it lapsed, another holder takes the lease with a higher epoch, and the former
-/// holder's lease is no longer current; the former holder, coming back, gets it only once it
-/// lapsed again, and then with a higher epoch still.
+/// Once it lapsed (by the catalog's clock), another holder takes the lease with a higher
+/// epoch, and the former holder's lease is no longer current; the former holder, coming back,
+/// gets it only once it lapsed again, and then with a higher epoch still.
 pub async fn a_lapsed_lease_is_taken_over_with_a_higher_epoch(cat: &dyn Catalog) {
-    let old = take(cat, "gw-a", 1_000).await.unwrap();
-    let lapsed = old.expires_ms;
+    let old = take_and_let_lapse(cat, "gw-a").await;
     assert!(matches!(
-        cat.check_lease(&old, lapsed).await,
+        cat.check_lease(&old).await,
         Err(CatalogError::LeaseLost(_))
     ));
-    let new = take(cat, "gw-b", lapsed)
+    let new = cat
+        .take_lease(LEASE, "gw-b", SHORT_TTL)
         .await
+        .unwrap()
         .expect("a lapsed lease is taken over");
     assert!(new.epoch > old.epoch, "{new:?} after {old:?}");
     assert!(matches!(
-        cat.check_lease(&old, lapsed + 1).await,
+        cat.check_lease(&old).await,
         Err(CatalogError::LeaseLost(_))
     ));
-    cat.check_lease(&new, lapsed + 1).await.unwrap();
-    assert_eq!(take(cat, "gw-a", lapsed + 1).await, None, "gw-b holds it");
+    cat.check_lease(&new).await.unwrap();
+    assert_eq!(take(cat, "gw-a").await, None, "gw-b holds it");
     // A holder whose own lease lapsed, even with nobody taking it meanwhile, gets a new epoch.
-    let later = take(cat, "gw-b", new.expires_ms + 1).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(
+        u64::try_from(SHORT_TTL).unwrap() + 100,
+    ))
+    .await;
+    let later = take(cat, "gw-b").await.unwrap();
     assert!(later.epoch > new.epoch, "{later:?} after {new:?}");
-    let back = take(cat, "gw-a", later.expires_ms).await.unwrap();
-    assert!(back.epoch > later.epoch, "{back:?} after {later:?}");
+    assert_eq!(take(cat, "gw-a").await, None, "gw-b holds it again");
 }
 
 /// A lease given up is taken by another holder at once (with a higher epoch); giving up a
 /// lease that has passed to another epoch leaves the new holder's alone.
 pub async fn a_released_lease_is_taken_at_once(cat: &dyn Catalog) {
-    let old = take(cat, "gw-a", 1_000).await.unwrap();
+    let old = take(cat, "gw-a").await.unwrap();
     cat.release_lease(&old).await.unwrap();
-    assert!(cat.check_lease(&old, 1_001).await.is_err());
-    let new = take(cat, "gw-b", 1_001)
-        .await
-        .expect("a released lease is free");
+    assert!(cat.check_lease(&old).await.is_err());
+    let new = take(cat, "gw-b").await.expect("a released lease is free");
     assert!(new.epoch > old.epoch);
     cat.release_lease(&old).await.unwrap();
-    cat.check_lease(&new, 1_002).await.unwrap();
-    assert_eq!(take(cat, "gw-a", 1_002).await, None);
+    cat.check_lease(&new).await.unwrap();
+    assert_eq!(take(cat, "gw-a").await, None);
 }
 
 /// A batch made under a lease that passed to another holder changes nothing: the fenced
@@ -1627,9 +1655,9 @@ pub async fn a_stale_epoch_is_refused_in_a_fenced_batch(cat: &dyn Catalog) {
         ..hold("f1", "f-t", "f-b", None, 10)
     };
     assert!(cat.reserve(&crashed, 100).await.unwrap());
-    let old = take(cat, "gw-a", 1_000).await.unwrap();
-    let new = take(cat, "gw-b", old.expires_ms).await.unwrap();
-    let now = old.expires_ms + 1;
+    let old = take_and_let_lapse(cat, "gw-a").await;
+    let new = take(cat, "gw-b").await.unwrap();
+    let now = 1_000;
     assert!(matches!(
         cat.reclaim_reservations_fenced(&old, now).await,
         Err(CatalogError::LeaseLost(name)) if name == LEASE
@@ -1643,6 +1671,98 @@ pub async fn a_stale_epoch_is_refused_in_a_fenced_batch(cat: &dyn Catalog) {
         ..new.clone()
     };
     assert!(cat.reclaim_reservations_fenced(&forged, now).await.is_err());
+}
+
+/// A mover (repair, drain) that lost its lease, paused past its TTL while another process
+/// took the lease over, records no move of an object's or a part's replicas; the current
+/// holder's move is recorded only if the site list is still the one it read, so two movers
+/// that read the same list cannot both record theirs.
+pub async fn a_move_is_recorded_only_under_the_current_lease_and_from_the_sites_read(
+    cat: &dyn Catalog,
+) {
+    ensure_tenant_and_bucket(cat, "mv-t", "mv-b").await;
+    let o = object("mv-b", "k", "e1");
+    by_name::put_object(cat, &o, PutCondition::None)
+        .await
+        .unwrap();
+    let u = Upload {
+        upload_id: "mv-u".into(),
+        bucket: "mv-b".into(),
+        key: "m".into(),
+        initiated_ms: 1,
+        envelope: b"env".to_vec(),
+        meta: Vec::new(),
+        sites: Vec::new(),
+    };
+    by_name::create_upload(cat, &u).await.unwrap();
+    let p = part("mv-u", 1);
+    by_name::put_part(cat, &p).await.unwrap();
+    let moved = vec!["s7".to_owned(), "s8".to_owned()];
+
+    let old = take_and_let_lapse(cat, "gw-a").await;
+    let new = take(cat, "gw-b").await.expect("taken over");
+    assert!(matches!(
+        cat.move_object_sites(Some(&old), "mv-b", "k", &o.chunks, &o.sites, &moved)
+            .await,
+        Err(CatalogError::LeaseLost(_))
+    ));
+    assert!(matches!(
+        cat.move_part_sites(Some(&old), "mv-u", 1, &p.chunk, &p.sites, &moved)
+            .await,
+        Err(CatalogError::LeaseLost(_))
+    ));
+    assert_eq!(
+        cat.get_object("mv-b", "k").await.unwrap().unwrap().sites,
+        o.sites
+    );
+    assert_eq!(
+        cat.list_parts("mv-u", 0, 10).await.unwrap()[0].sites,
+        p.sites
+    );
+
+    // The current holder moves them.
+    assert!(
+        cat.move_object_sites(Some(&new), "mv-b", "k", &o.chunks, &o.sites, &moved)
+            .await
+            .unwrap()
+    );
+    assert!(
+        cat.move_part_sites(Some(&new), "mv-u", 1, &p.chunk, &p.sites, &moved)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        cat.get_object("mv-b", "k").await.unwrap().unwrap().sites,
+        moved
+    );
+    assert_eq!(cat.list_parts("mv-u", 0, 10).await.unwrap()[0].sites, moved);
+    // A second mover that read the list before the first one's move records nothing.
+    let elsewhere = vec!["s9".to_owned()];
+    assert!(
+        !cat.move_object_sites(Some(&new), "mv-b", "k", &o.chunks, &o.sites, &elsewhere)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !cat.move_part_sites(Some(&new), "mv-u", 1, &p.chunk, &p.sites, &elsewhere)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        cat.get_object("mv-b", "k").await.unwrap().unwrap().sites,
+        moved
+    );
+    assert_eq!(cat.list_parts("mv-u", 0, 10).await.unwrap()[0].sites, moved);
+    // Without a lease (a process alone on its catalog) only the list read is checked.
+    assert!(
+        cat.move_object_sites(None, "mv-b", "k", &o.chunks, &moved, &elsewhere)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        cat.get_object("mv-b", "k").await.unwrap().unwrap().sites,
+        elsewhere
+    );
 }
 
 // ---- versions ----

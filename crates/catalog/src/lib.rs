@@ -371,33 +371,57 @@ pub trait Catalog: Send + Sync {
     async fn set_upgrade_done(&self, name: &str, done_ms: i64) -> Result<()>;
 
     // maintenance
-    /// Every replica the catalog names: (site, blob) for each object version and part.
+    /// Every replica the catalog names: (site, blob) for each object version and part, read in
+    /// one snapshot (a part that becomes an object's chunk meanwhile is seen once, not never).
     async fn referenced_blobs(&self) -> Result<Vec<(String, obhut_core::BlobId)>>;
 
     // leases of background work
-    /// Takes the lease `name` for `holder` until `now_ms + ttl_ms`, or renews it if `holder`
-    /// holds it and it has not lapsed (same epoch). A lease that another holder holds and that
-    /// has not lapsed is refused (`None`). Taking a lease that was free, lapsed or held by
-    /// another gives it the next epoch, so a holder whose lease lapsed, even if nobody took it
-    /// meanwhile, gets a new epoch and its batches under the old one are refused.
-    async fn take_lease(
-        &self,
-        name: &str,
-        holder: &str,
-        ttl_ms: i64,
-        now_ms: i64,
-    ) -> Result<Option<Lease>>;
+    //
+    // A lease's expiry is judged by the catalog's own clock (PostgreSQL's `clock_timestamp()`;
+    // the embedded catalog's host, which is the one process using it), never by the clocks of
+    // the gateways that share it.
+    /// Takes the lease `name` for `holder` for `ttl_ms` from now (the catalog's clock), or
+    /// renews it if `holder` holds it and it has not lapsed (same epoch). A lease that another
+    /// holder holds and that has not lapsed is refused (`None`). Taking a lease that was free,
+    /// lapsed or held by another gives it the next epoch, so a holder whose lease lapsed, even
+    /// if nobody took it meanwhile, gets a new epoch and its batches under the old one are
+    /// refused.
+    async fn take_lease(&self, name: &str, holder: &str, ttl_ms: i64) -> Result<Option<Lease>>;
     /// Gives a lease up (at shutdown), so that another holder need not wait for it to lapse.
     /// A lease that has passed to another epoch is left alone.
     async fn release_lease(&self, lease: &Lease) -> Result<()>;
-    /// Whether `lease` (its holder and epoch) is still held at `now_ms`; else
-    /// [`CatalogError::LeaseLost`]. On PostgreSQL the check share-locks the lease's row, so a
-    /// takeover waits for the transaction it is part of.
-    async fn check_lease(&self, lease: &Lease, now_ms: i64) -> Result<()>;
-    /// [`Catalog::reclaim_reservations`] as a fenced batch: in one transaction, the lease is
-    /// checked as by [`Catalog::check_lease`] and the expired holds removed, or nothing is
-    /// removed and the answer is [`CatalogError::LeaseLost`].
+    /// Whether `lease` (its holder and epoch) is still held now (the catalog's clock); else
+    /// [`CatalogError::LeaseLost`]. A check on its own fences nothing that follows it: work
+    /// that changes the catalog under a lease uses the fenced methods below, which check the
+    /// lease in the transaction of the change.
+    async fn check_lease(&self, lease: &Lease) -> Result<()>;
     async fn reclaim_reservations_fenced(&self, lease: &Lease, now_ms: i64) -> Result<u64>;
+    /// A move of replicas (repair, drain) as a fenced batch: in one transaction, `lease` (if
+    /// any) is checked as by [`Catalog::check_lease`], and the site list of the version under
+    /// `bucket`/`key` that has `chunks` (current or not) is replaced by `to` only if it is
+    /// still `from`, the list the mover read. Returns whether it was replaced; a lost lease is
+    /// [`CatalogError::LeaseLost`] and changes nothing. Two movers that read the same list
+    /// cannot both record their move.
+    async fn move_object_sites(
+        &self,
+        lease: Option<&Lease>,
+        bucket: &str,
+        key: &str,
+        chunks: &[Chunk],
+        from: &[String],
+        to: &[String],
+    ) -> Result<bool>;
+    /// [`Catalog::move_object_sites`] for part `part_number` of upload `upload_id` that still
+    /// has `chunk`.
+    async fn move_part_sites(
+        &self,
+        lease: Option<&Lease>,
+        upload_id: &str,
+        part_number: u32,
+        chunk: &Chunk,
+        from: &[String],
+        to: &[String],
+    ) -> Result<bool>;
 }
 
 /// Every object of a bucket, a page at a time in key order: for walks over a whole bucket that

@@ -575,11 +575,24 @@ async fn lease_tx(c: &mut PgConnection, name: &str, lock: &'static str) -> Resul
     })
 }
 
+/// The database's clock in milliseconds since the Unix epoch: leases lapse by it, so that the
+/// clocks of the gateways sharing the catalog never decide who holds one.
+/// `clock_timestamp()` is read when the statement runs (after any lock the transaction waited
+/// for), not when the transaction began.
+async fn db_now_ms(c: &mut PgConnection) -> Result<i64> {
+    sqlx::query_scalar("SELECT floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint")
+        .fetch_one(&mut *c)
+        .await
+        .map_err(storage)
+}
+
 /// The check of a fenced batch, inside its transaction: the lease's row is share-locked, so a
 /// takeover (which updates it) waits until the batch has committed or rolled back, and the
-/// batch goes on only under the current lease.
-async fn fence_tx(c: &mut PgConnection, lease: &Lease, now_ms: i64) -> Result<()> {
-    if lease.is_current(&lease_tx(c, &lease.name, "FOR SHARE").await?, now_ms) {
+/// batch goes on only under the current lease, unlapsed by the database's clock.
+async fn fence_tx(c: &mut PgConnection, lease: &Lease) -> Result<()> {
+    let stored = lease_tx(c, &lease.name, "FOR SHARE").await?;
+    let now_ms = db_now_ms(c).await?;
+    if lease.is_current(&stored, now_ms) {
         Ok(())
     } else {
         Err(CatalogError::LeaseLost(lease.name.clone()))
@@ -2736,13 +2749,7 @@ impl Catalog for PgCatalog {
         Ok(())
     }
 
-    async fn take_lease(
-        &self,
-        name: &str,
-        holder: &str,
-        ttl_ms: i64,
-        now_ms: i64,
-    ) -> Result<Option<Lease>> {
+    async fn take_lease(&self, name: &str, holder: &str, ttl_ms: i64) -> Result<Option<Lease>> {
         let mut tx = self.begin().await?;
         // The row exists from the first call on, so that every taker locks the same row.
         sqlx::query(
@@ -2754,6 +2761,8 @@ impl Catalog for PgCatalog {
         .await
         .map_err(storage)?;
         let current = lease_tx(&mut tx, name, "FOR UPDATE").await?;
+        // Read once the row is locked: a fenced batch that held it up has ended.
+        let now_ms = db_now_ms(&mut tx).await?;
         let Some(taken) = Lease::taken(&current, holder, ttl_ms, now_ms) else {
             return Ok(None);
         };
@@ -2782,14 +2791,15 @@ impl Catalog for PgCatalog {
         Ok(())
     }
 
-    async fn check_lease(&self, lease: &Lease, now_ms: i64) -> Result<()> {
-        let mut c = self.pool.acquire().await.map_err(storage)?;
-        fence_tx(&mut c, lease, now_ms).await
+    async fn check_lease(&self, lease: &Lease) -> Result<()> {
+        let mut tx = self.begin().await?;
+        fence_tx(&mut tx, lease).await?;
+        tx.commit().await.map_err(storage)
     }
 
     async fn reclaim_reservations_fenced(&self, lease: &Lease, now_ms: i64) -> Result<u64> {
         let mut tx = self.begin().await?;
-        fence_tx(&mut tx, lease, now_ms).await?;
+        fence_tx(&mut tx, lease).await?;
         let n = sqlx::query("DELETE FROM reservations WHERE expires_ms <= $1")
             .bind(now_ms)
             .execute(&mut *tx)
@@ -2800,11 +2810,82 @@ impl Catalog for PgCatalog {
         Ok(n)
     }
 
+    async fn move_object_sites(
+        &self,
+        lease: Option<&Lease>,
+        bucket: &str,
+        key: &str,
+        chunks: &[Chunk],
+        from: &[String],
+        to: &[String],
+    ) -> Result<bool> {
+        let (chunks, from, to) = (to_json(&chunks)?, to_json(&from)?, to_json(&to)?);
+        let mut tx = self.begin().await?;
+        if let Some(lease) = lease {
+            fence_tx(&mut tx, lease).await?;
+        }
+        let mut n = 0;
+        for sql in [
+            "UPDATE objects SET sites = $5 WHERE bucket = $1 AND key = $2 AND chunks = $3 AND sites = $4",
+            "UPDATE object_versions SET sites = $5 WHERE bucket = $1 AND key = $2 AND chunks = $3 AND sites = $4",
+        ] {
+            n += sqlx::query(sql)
+                .bind(bucket)
+                .bind(key.as_bytes())
+                .bind(&chunks)
+                .bind(&from)
+                .bind(&to)
+                .execute(&mut *tx)
+                .await
+                .map_err(storage)?
+                .rows_affected();
+        }
+        tx.commit().await.map_err(storage)?;
+        Ok(n >= 1)
+    }
+
+    async fn move_part_sites(
+        &self,
+        lease: Option<&Lease>,
+        upload_id: &str,
+        part_number: u32,
+        chunk: &Chunk,
+        from: &[String],
+        to: &[String],
+    ) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        if let Some(lease) = lease {
+            fence_tx(&mut tx, lease).await?;
+        }
+        let n = sqlx::query(
+            "UPDATE parts SET sites = $5
+             WHERE upload_id = $1 AND part_number = $2 AND chunk = $3 AND sites = $4",
+        )
+        .bind(upload_id)
+        .bind(i64::from(part_number))
+        .bind(to_json(chunk)?)
+        .bind(to_json(&from)?)
+        .bind(to_json(&to)?)
+        .execute(&mut *tx)
+        .await
+        .map_err(storage)?
+        .rows_affected();
+        tx.commit().await.map_err(storage)?;
+        Ok(n == 1)
+    }
+
     async fn referenced_blobs(&self) -> Result<Vec<(String, BlobId)>> {
         use futures::TryStreamExt;
         let mut out = Vec::new();
-        // Streamed: the rows are decoded as they arrive, never all held at once.
-        let mut c = self.pool.acquire().await.map_err(storage)?;
+        // Streamed: the rows are decoded as they arrive, never all held at once. One snapshot
+        // for both statements: an upload completed between them would otherwise move its
+        // parts' blobs from the second table read to the first, and they would be seen in
+        // neither.
+        let mut c = self.pool.begin().await.map_err(storage)?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *c)
+            .await
+            .map_err(storage)?;
         let mut rows = sqlx::query(
             "SELECT sites, chunks FROM objects UNION ALL SELECT sites, chunks FROM object_versions",
         )

@@ -465,10 +465,18 @@ fn read_lease(c: &Connection, name: &str) -> Result<Lease> {
     })
 }
 
+/// This host's clock in milliseconds since the Unix epoch: the embedded catalog belongs to one
+/// process, so its leases lapse by the clock of the host that process runs on.
+fn host_now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 /// The check of a fenced batch, inside its write: the batch goes on only under the current
 /// lease.
-fn fence(c: &Connection, lease: &Lease, now_ms: i64) -> Result<()> {
-    if lease.is_current(&read_lease(c, &lease.name)?, now_ms) {
+fn fence(c: &Connection, lease: &Lease) -> Result<()> {
+    if lease.is_current(&read_lease(c, &lease.name)?, host_now_ms()) {
         Ok(())
     } else {
         Err(CatalogError::LeaseLost(lease.name.clone()))
@@ -2642,17 +2650,11 @@ impl Catalog for SqliteCatalog {
         .await
     }
 
-    async fn take_lease(
-        &self,
-        name: &str,
-        holder: &str,
-        ttl_ms: i64,
-        now_ms: i64,
-    ) -> Result<Option<Lease>> {
+    async fn take_lease(&self, name: &str, holder: &str, ttl_ms: i64) -> Result<Option<Lease>> {
         let (name, holder) = (name.to_owned(), holder.to_owned());
         self.write_data(move |tx| {
             let current = read_lease(tx, &name)?;
-            let Some(taken) = Lease::taken(&current, &holder, ttl_ms, now_ms) else {
+            let Some(taken) = Lease::taken(&current, &holder, ttl_ms, host_now_ms()) else {
                 return Ok(None);
             };
             exec(
@@ -2691,16 +2693,16 @@ impl Catalog for SqliteCatalog {
         .await
     }
 
-    async fn check_lease(&self, lease: &Lease, now_ms: i64) -> Result<()> {
+    async fn check_lease(&self, lease: &Lease) -> Result<()> {
         let lease = lease.clone();
         // The process owns the file: a read sees every take and release it made.
-        self.with(move |c| fence(c, &lease, now_ms)).await
+        self.with(move |c| fence(c, &lease)).await
     }
 
     async fn reclaim_reservations_fenced(&self, lease: &Lease, now_ms: i64) -> Result<u64> {
         let lease = lease.clone();
         self.write_data(move |tx| {
-            fence(tx, &lease, now_ms)?;
+            fence(tx, &lease)?;
             let n = exec(
                 tx,
                 "DELETE FROM reservations WHERE expires_ms <= ?1",
@@ -2712,8 +2714,69 @@ impl Catalog for SqliteCatalog {
         .await
     }
 
+    async fn move_object_sites(
+        &self,
+        lease: Option<&Lease>,
+        bucket: &str,
+        key: &str,
+        chunks: &[Chunk],
+        from: &[String],
+        to: &[String],
+    ) -> Result<bool> {
+        let (lease, bucket, key) = (lease.cloned(), bucket.to_owned(), key.to_owned());
+        let (chunks, from, to) = (to_json(&chunks)?, to_json(&from)?, to_json(&to)?);
+        self.write_data(move |c| {
+            if let Some(lease) = &lease {
+                fence(c, lease)?;
+            }
+            let mut n = 0;
+            for sql in [
+                "UPDATE objects SET sites = ?5
+                 WHERE bucket = ?1 AND key = ?2 AND chunks = ?3 AND sites = ?4",
+                "UPDATE object_versions SET sites = ?5
+                 WHERE bucket = ?1 AND key = ?2 AND chunks = ?3 AND sites = ?4",
+            ] {
+                n += exec(c, sql, params![bucket, key_bytes(&key), chunks, from, to])
+                    .map_err(storage)?;
+            }
+            Ok(n >= 1)
+        })
+        .await
+    }
+
+    async fn move_part_sites(
+        &self,
+        lease: Option<&Lease>,
+        upload_id: &str,
+        part_number: u32,
+        chunk: &Chunk,
+        from: &[String],
+        to: &[String],
+    ) -> Result<bool> {
+        let (lease, upload_id) = (lease.cloned(), upload_id.to_owned());
+        let (chunk, from, to) = (to_json(chunk)?, to_json(&from)?, to_json(&to)?);
+        self.write_data(move |c| {
+            if let Some(lease) = &lease {
+                fence(c, lease)?;
+            }
+            let n = exec(
+                c,
+                "UPDATE parts SET sites = ?5
+                 WHERE upload_id = ?1 AND part_number = ?2 AND chunk = ?3 AND sites = ?4",
+                params![upload_id, part_number, chunk, from, to],
+            )
+            .map_err(storage)?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
     async fn referenced_blobs(&self) -> Result<Vec<(String, BlobId)>> {
         self.with(|c| {
+            // One read transaction, one snapshot for both statements: an upload completed
+            // between them would move its parts' blobs out of the table read second into the
+            // one read first.
+            let c = c.transaction().map_err(storage)?;
             let mut out = Vec::new();
             let mut stmt = c
                 .prepare("SELECT sites, chunks FROM objects UNION ALL SELECT sites, chunks FROM object_versions")

@@ -449,7 +449,7 @@ pub struct Lease {
     /// Who holds it: an id each process draws at start.
     pub holder: String,
     pub epoch: u64,
-    /// When it lapses unless renewed (milliseconds since the epoch, the holder's clock).
+    /// When it lapses unless renewed (milliseconds since the epoch, the catalog's clock).
     pub expires_ms: i64,
 }
 

@@ -2,12 +2,13 @@
 //! scrubbing and the reclaim of expired quota holds on one gateway at a time, the holder of
 //! the catalog's lease `background` (`Catalog::take_lease`).
 //!
-//! Each process takes or renews the lease every `renew` interval, for `ttl`. It counts itself
-//! the holder only until `ttl` after the start of its last successful renewal, by its own
-//! clock, so that it stops before another gateway may take the lease over. Its workers look at
-//! [`Leadership::current`] between two pieces of work, and destructive catalog batches are
-//! made under the lease's epoch (fenced), so a holder that lost the lease without noticing
-//! (paused, cut off from the catalog) changes nothing there.
+//! Each process takes or renews the lease every `renew` interval, for `ttl`. The catalog judges
+//! expiry by its own clock (never a gateway's); the process counts itself the holder only
+//! until `ttl` after the start of its last successful renewal, by its own monotonic clock, which
+//! ends no later than the catalog's reckoning, so that it stops before another gateway may take
+//! the lease over. Its workers look at [`Leadership::current`] between two pieces of work, and
+//! destructive catalog batches are made under the lease's epoch (fenced), so a holder that lost
+//! the lease without noticing (paused, cut off from the catalog) changes nothing there.
 //!
 //! It owns the lease's name, holder id and timing; it never sees what the workers work on.
 
@@ -123,7 +124,7 @@ impl Leadership {
         let ttl_ms = i64::try_from(self.inner.timing.ttl.as_millis()).unwrap_or(i64::MAX);
         let before = self.current().map(|l| l.epoch);
         let taken = catalog
-            .take_lease(BACKGROUND_LEASE, &self.inner.holder, ttl_ms, now_ms())
+            .take_lease(BACKGROUND_LEASE, &self.inner.holder, ttl_ms)
             .await;
         let mut held = self
             .inner

@@ -153,8 +153,19 @@ impl Site for MeteredSite {
         self.inner.list().await
     }
 
+    async fn list_aged(&self) -> Result<Vec<(BlobId, std::time::SystemTime)>, SiteError> {
+        self.inner.list_aged().await
+    }
+
     async fn clear_temporary(&self) -> Result<usize, SiteError> {
         self.inner.clear_temporary().await
+    }
+
+    async fn clear_temporary_older_than(
+        &self,
+        min_age: std::time::Duration,
+    ) -> Result<usize, SiteError> {
+        self.inner.clear_temporary_older_than(min_age).await
     }
 
     async fn capacity(&self) -> Result<Option<Capacity>, SiteError> {

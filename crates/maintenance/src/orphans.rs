@@ -1,65 +1,145 @@
-//! Orphan collection: replicas that no object or part names any more (a write or move cut
-//! short), and leftovers of unfinished writes.
+//! Orphan collection: replicas that no object or part names (a write or move cut short, a
+//! gateway killed between writing a blob's replicas and committing it), and leftovers of
+//! unfinished writes.
 //!
-//! It compares the catalog's references with what each site lists; it deletes blobs by their
-//! opaque names and never reads them.
+//! Mark and sweep against the catalog: each site's blobs are listed with the time they were
+//! written (marked), then the catalog's references are read, and a blob is swept only if no
+//! record names it there and it was written longer than the grace period ago. A write in
+//! flight commits its blobs within that time (a blob is listed only once its site committed
+//! it, and the catalog commit follows within the request), so a blob a live upload will still
+//! commit is never swept; a part already recorded is a reference like an object.
+//!
+//! It deletes blobs by their opaque names and never reads them; it never sees a key.
 
 use crate::MaintenanceError;
 use crate::sites::SiteSet;
 use obhut_catalog::{Catalog, Lease};
 use obhut_core::BlobId;
 use std::collections::HashSet;
+use std::time::{Duration, SystemTime};
 
-/// Orphans removed between two checks of the lease.
+/// Orphans removed per batch: the lease is checked in the catalog before each.
 const BATCH: usize = 100;
 
-/// Removes blobs that no object or upload refers to, and leftovers of unfinished writes.
+/// When and how carefully orphans are collected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrphanCollection {
+    /// A blob younger than this (by its site's clock) is never removed. It must exceed the
+    /// longest time from a replica's commit on its site to the catalog commit of its write
+    /// (the rest of that request), plus the skew between the sites' clocks and this host's.
+    pub grace: Duration,
+    /// How often the lease holder collects.
+    pub every: Duration,
+}
+
+impl Default for OrphanCollection {
+    /// A day's grace, collected every hour.
+    fn default() -> Self {
+        Self {
+            grace: Duration::from_secs(24 * 3600),
+            every: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// How a collection is fenced: under a lease, its epoch is checked in the catalog before each
+/// batch of removals, and `still_held` (the process's own reckoning of the lease, by its
+/// monotonic clock) before each removal, so that a process that lost the lease removes
+/// nothing more.
+pub struct Fence<'a> {
+    pub lease: Option<&'a Lease>,
+    pub still_held: &'a (dyn Fn() -> bool + Send + Sync),
+}
+
+impl Fence<'_> {
+    /// Unfenced: the process is its catalog's only writer.
+    pub const ALONE: Fence<'static> = Fence {
+        lease: None,
+        still_held: &|| true,
+    };
+
+    async fn check(&self, catalog: &dyn Catalog) -> Result<(), MaintenanceError> {
+        if let Some(lease) = self.lease {
+            catalog.check_lease(lease).await?;
+        }
+        self.check_held()
+    }
+
+    fn check_held(&self) -> Result<(), MaintenanceError> {
+        if (self.still_held)() {
+            Ok(())
+        } else {
+            Err(MaintenanceError::Standby)
+        }
+    }
+}
+
+/// Removes blobs that no object version or upload part names on their site and that were
+/// written at least `grace` ago, and leftovers of unfinished writes as old; returns how many
+/// blobs it removed.
 ///
-/// Only safe while no write is in flight (at start-up, under the data directory lock). Under
-/// a `lease`, its epoch is checked in the catalog before each batch of removals: a process
-/// that lost it removes nothing more.
+/// With a zero `grace` only safe while no write is in flight (at start-up, under the data
+/// directory lock).
 pub async fn collect_orphans(
     catalog: &dyn Catalog,
     sites: &SiteSet,
-    lease: Option<&Lease>,
+    fence: &Fence<'_>,
+    grace: Duration,
 ) -> Result<usize, MaintenanceError> {
-    // Per replica: a blob left on a site its object no longer names (a move cut short after
-    // the catalog update) is an orphan there, though the same blob lives on elsewhere.
-    let referenced: HashSet<(String, BlobId)> =
-        catalog.referenced_blobs().await?.into_iter().collect();
-    let mut removed = 0;
+    fence.check(catalog).await?;
+    // Mark: what each site holds and since when, before the catalog is read, so that a write
+    // that committed before a blob was listed is among the references read after.
+    let now = SystemTime::now();
+    let mut candidates: Vec<(std::sync::Arc<dyn obhut_sites::Site>, Vec<BlobId>)> = Vec::new();
     for site in &sites.all() {
         let id = site.id().to_owned();
         let failed = |source| MaintenanceError::Site {
             site: id.clone(),
             source,
         };
-        if let Some(lease) = lease {
-            catalog.check_lease(lease, now_ms()).await?;
-        }
-        site.clear_temporary().await.map_err(failed)?;
-        let orphans: Vec<BlobId> = site
-            .list()
+        let old: Vec<BlobId> = site
+            .list_aged()
             .await
             .map_err(failed)?
             .into_iter()
+            .filter(|(_, written)| now.duration_since(*written).is_ok_and(|age| age >= grace))
+            .map(|(blob, _)| blob)
+            .collect();
+        candidates.push((std::sync::Arc::clone(site), old));
+    }
+    // Per replica: a blob left on a site its object no longer names (a move cut short after
+    // the catalog update) is an orphan there, though the same blob lives on elsewhere.
+    let referenced: HashSet<(String, BlobId)> =
+        catalog.referenced_blobs().await?.into_iter().collect();
+    // Sweep.
+    let mut removed = 0;
+    for (site, old) in candidates {
+        let id = site.id().to_owned();
+        let failed = |source| MaintenanceError::Site {
+            site: id.clone(),
+            source,
+        };
+        fence.check(catalog).await?;
+        site.clear_temporary_older_than(grace)
+            .await
+            .map_err(failed)?;
+        let orphans: Vec<BlobId> = old
+            .into_iter()
             .filter(|blob| !referenced.contains(&(id.clone(), *blob)))
             .collect();
+        let mut here = 0;
         for batch in orphans.chunks(BATCH) {
-            if let Some(lease) = lease {
-                catalog.check_lease(lease, now_ms()).await?;
-            }
+            fence.check(catalog).await?;
             for blob in batch {
+                fence.check_held()?;
                 site.delete(*blob).await.map_err(failed)?;
-                removed += 1;
+                here += 1;
             }
         }
+        if here > 0 {
+            tracing::info!(site = %id, removed = here, "orphan blobs removed");
+        }
+        removed += here;
     }
     Ok(removed)
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }

@@ -126,7 +126,34 @@ pub enum SiteSpec {
         region: String,
         access_key: String,
         secret_key: String,
+        /// CA certificates (PEM) trusted for an `https` endpoint besides the system's: a
+        /// cluster behind a TLS terminator with a private CA. Stored in the site's record (a
+        /// CA certificate is public), so that every gateway sharing the registry uses it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ca_pem: Option<String>,
     },
+}
+
+/// How a CA bundle is named in a backend's description (and so in the signed statement that
+/// adds or moves a site, and in the log): the first 16 hex digits of the SHA-256 of its PEM.
+#[must_use]
+pub fn ca_fingerprint(pem: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(pem.as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{}", &hex[..16])
+}
+
+/// The description of an S3 backend, the same for a spec and for the record made of it.
+fn describe_s3(endpoint: &str, bucket: &str, access_key: &str, ca_pem: Option<&str>) -> String {
+    let mut out = format!(
+        "s3:{}/{bucket} as {access_key}",
+        endpoint.trim_end_matches('/')
+    );
+    if let Some(pem) = ca_pem {
+        out.push_str(&format!(", CA {}", ca_fingerprint(pem)));
+    }
+    out
 }
 
 fn default_region() -> String {
@@ -149,11 +176,9 @@ impl SiteSpec {
                 endpoint,
                 bucket,
                 access_key,
+                ca_pem,
                 ..
-            } => format!(
-                "s3:{}/{bucket} as {access_key}",
-                endpoint.trim_end_matches('/')
-            ),
+            } => describe_s3(endpoint, bucket, access_key, ca_pem.as_deref()),
         }
     }
 }
@@ -179,14 +204,16 @@ pub async fn create_site(
             region,
             access_key,
             secret_key,
+            ca_pem,
         } => {
-            let config = S3SiteConfig::new(
+            let mut config = S3SiteConfig::new(
                 endpoint.clone(),
                 bucket.clone(),
                 region.clone(),
                 access_key.clone(),
                 secret_key.clone(),
             );
+            config.ca_pem.clone_from(ca_pem);
             let (site, identity) = S3Site::create(id, config).await?;
             let sealed = secrets
                 .seal(id, secret_key)
@@ -194,11 +221,15 @@ pub async fn create_site(
                 .map_err(CreateError::Seal)?;
             Ok((
                 Arc::new(site),
-                json!({
-                    "s3": {"endpoint": endpoint, "bucket": bucket, "region": region,
-                           "access_key": access_key, "secret_sealed": sealed},
-                    "identity": identity,
-                }),
+                s3_record(
+                    endpoint,
+                    bucket,
+                    region,
+                    access_key,
+                    &sealed,
+                    ca_pem.as_deref(),
+                    &identity,
+                ),
             ))
         }
     }
@@ -229,14 +260,16 @@ pub async fn move_site(
             region,
             access_key,
             secret_key,
+            ca_pem,
         } => {
-            let config = S3SiteConfig::new(
+            let mut config = S3SiteConfig::new(
                 endpoint.clone(),
                 bucket.clone(),
                 region.clone(),
                 access_key.clone(),
                 secret_key.clone(),
             );
+            config.ca_pem.clone_from(ca_pem);
             let site = S3Site::open(id, config, identity).await?;
             let sealed = secrets
                 .seal(id, secret_key)
@@ -244,14 +277,37 @@ pub async fn move_site(
                 .map_err(CreateError::Seal)?;
             Ok((
                 Arc::new(site),
-                json!({
-                    "s3": {"endpoint": endpoint, "bucket": bucket, "region": region,
-                           "access_key": access_key, "secret_sealed": sealed},
-                    "identity": identity,
-                }),
+                s3_record(
+                    endpoint,
+                    bucket,
+                    region,
+                    access_key,
+                    &sealed,
+                    ca_pem.as_deref(),
+                    identity,
+                ),
             ))
         }
     }
+}
+
+/// The backend record of an S3 site (the secret sealed); `ca_pem` only where one was given, so
+/// that records without one stay as releases before CA bundles wrote them.
+fn s3_record(
+    endpoint: &str,
+    bucket: &str,
+    region: &str,
+    access_key: &str,
+    sealed: &str,
+    ca_pem: Option<&str>,
+    identity: &str,
+) -> Value {
+    let mut s3 = json!({"endpoint": endpoint, "bucket": bucket, "region": region,
+                        "access_key": access_key, "secret_sealed": sealed});
+    if let Some(pem) = ca_pem {
+        s3["ca_pem"] = Value::from(pem);
+    }
+    json!({ "s3": s3, "identity": identity })
 }
 
 /// Why a registered site could not be opened.
@@ -300,13 +356,14 @@ pub async fn open_site(
             .map_err(|e| {
                 OpenError::Failed(format!("site {}: cannot open its secret: {e}", rec.id))
             })?;
-        let config = S3SiteConfig::new(
+        let mut config = S3SiteConfig::new(
             field("endpoint")?,
             field("bucket")?,
             field("region")?,
             field("access_key")?,
             secret,
         );
+        config.ca_pem = s3.get("ca_pem").and_then(Value::as_str).map(str::to_owned);
         let site = S3Site::open(rec.id.clone(), config, identity)
             .await
             .map_err(down_or_failed)?;
@@ -427,11 +484,11 @@ pub fn describe_backend(rec: &SiteRecord) -> String {
     }
     if let Some(s3) = rec.backend.get("s3") {
         let get = |k: &str| s3.get(k).and_then(Value::as_str).unwrap_or("?");
-        return format!(
-            "s3:{}/{} as {}",
-            get("endpoint").trim_end_matches('/'),
+        return describe_s3(
+            get("endpoint"),
             get("bucket"),
-            get("access_key")
+            get("access_key"),
+            s3.get("ca_pem").and_then(Value::as_str),
         );
     }
     "unknown".to_owned()
@@ -443,6 +500,56 @@ mod tests {
     use crate::SiteSet;
     use obhut_catalog::{Catalog, SqliteCatalog};
     use obhut_core::{BlobId, SiteState};
+
+    /// An S3 backend with a CA bundle is described with the bundle's fingerprint (so the signed
+    /// statement, and the log, name the CA), the same from the spec and from the record made of
+    /// it; the record holds the PEM only where one was given, so older records stay as they were.
+    #[test]
+    fn an_s3_site_s_ca_bundle_is_in_its_record_and_named_in_its_description() {
+        let pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+        let spec: SiteSpec = serde_json::from_value(json!({"s3": {
+            "endpoint": "https://198.18.0.33:3900/", "bucket": "b", "access_key": "K",
+            "secret_key": "S", "ca_pem": pem}}))
+        .unwrap();
+        let fingerprint = ca_fingerprint(pem);
+        assert!(
+            fingerprint.starts_with("sha256:") && fingerprint.len() == 23,
+            "{fingerprint}"
+        );
+        assert_eq!(
+            spec.describe(),
+            format!("s3:https://198.18.0.33:3900/b as K, CA {fingerprint}")
+        );
+        assert_ne!(
+            ca_fingerprint(pem),
+            ca_fingerprint(&pem.replace("MIIB", "MIIC"))
+        );
+        let record = s3_record(
+            "https://198.18.0.33:3900/",
+            "b",
+            "us-east-1",
+            "K",
+            "sealed",
+            Some(pem),
+            "id",
+        );
+        assert_eq!(record["s3"]["ca_pem"], pem);
+        let rec = SiteRecord {
+            id: "s".into(),
+            jurisdiction: "DE".into(),
+            location: String::new(),
+            state: SiteState::Active,
+            backend: record,
+        };
+        assert_eq!(describe_backend(&rec), spec.describe());
+        let plain = s3_record("https://x", "b", "r", "K", "sealed", None, "id");
+        assert!(plain["s3"].get("ca_pem").is_none(), "{plain}");
+        // Without a CA, the description is what it always was.
+        let spec: SiteSpec = serde_json::from_value(json!({"s3": {
+            "endpoint": "http://h:3900", "bucket": "b", "access_key": "K", "secret_key": "S"}}))
+        .unwrap();
+        assert_eq!(spec.describe(), "s3:http://h:3900/b as K");
+    }
 
     /// Local sites need no secret.
     struct NoSecrets;

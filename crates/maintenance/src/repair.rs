@@ -12,10 +12,10 @@
 
 use crate::MaintenanceError;
 use crate::policy::{Policy, PolicySource, residency_policy};
-use crate::replica::{ReplicaProblem, copy_chunk, discard_blobs, verify_replica};
+use crate::replica::{ReplicaProblem, copy_chunk, verify_replica};
 use crate::sites::SiteSet;
 use crate::worker::{Duty, Worker, Workers};
-use obhut_catalog::{Bucket, Catalog, Chunk, ObjectRecord, Part, Tenant, VersionPages};
+use obhut_catalog::{Bucket, Catalog, Chunk, Lease, ObjectRecord, Part, Tenant, VersionPages};
 use obhut_core::{SiteInfo, SiteState};
 use obhut_sites::Site;
 use serde::{Deserialize, Serialize};
@@ -182,22 +182,30 @@ impl Holder<'_> {
         }
     }
 
-    /// Records `sites` as the holder's replicas if it still has the chunks read; returns
-    /// whether it did.
+    /// Records `sites` as the holder's replicas if it still has the chunks and the sites
+    /// read, under `lease` (checked in the same transaction); returns whether it did.
     async fn record(
         &self,
         catalog: &dyn Catalog,
+        lease: Option<&Lease>,
         sites: &[String],
     ) -> Result<bool, MaintenanceError> {
         Ok(match self {
             Self::Object(o) => {
                 catalog
-                    .set_object_sites(&o.bucket, &o.key, &o.chunks, sites)
+                    .move_object_sites(lease, &o.bucket, &o.key, &o.chunks, &o.sites, sites)
                     .await?
             }
             Self::Part(p) => {
                 catalog
-                    .set_part_sites(&p.upload_id, p.part_number, &p.chunk, sites)
+                    .move_part_sites(
+                        lease,
+                        &p.upload_id,
+                        p.part_number,
+                        &p.chunk,
+                        &p.sites,
+                        sites,
+                    )
                     .await?
             }
         })
@@ -283,15 +291,66 @@ impl Maintenance {
             .clone()
     }
 
-    /// Removes blobs that no object or upload refers to; see [`crate::collect_orphans`].
-    /// Where the process goes by a lease, only while it holds it, fenced by its epoch.
-    pub async fn collect_orphans(&self) -> Result<usize, MaintenanceError> {
-        let lease = match self.workers.duty() {
-            Duty::Alone => None,
-            Duty::Leader(lease) => Some(lease),
-            Duty::Standby => return Err(MaintenanceError::Standby),
+    /// Removes blobs that no object or upload refers to and that were written at least
+    /// `grace` ago; see [`crate::collect_orphans`]. Where the process goes by a lease, only
+    /// while it holds it, fenced by its epoch.
+    pub async fn collect_orphans(&self, grace: Duration) -> Result<usize, MaintenanceError> {
+        let lease = self.fence_lease()?;
+        let still_held = || self.still_holds(lease.as_ref());
+        let fence = crate::orphans::Fence {
+            lease: lease.as_ref(),
+            still_held: &still_held,
         };
-        crate::orphans::collect_orphans(self.catalog.as_ref(), &self.sites, lease.as_ref()).await
+        crate::orphans::collect_orphans(self.catalog.as_ref(), &self.sites, &fence, grace).await
+    }
+
+    /// The lease to fence background work with: `None` for a process alone on its catalog;
+    /// [`MaintenanceError::Standby`] where another process holds it.
+    fn fence_lease(&self) -> Result<Option<Lease>, MaintenanceError> {
+        match self.workers.duty() {
+            Duty::Alone => Ok(None),
+            Duty::Leader(lease) => Ok(Some(lease)),
+            Duty::Standby => Err(MaintenanceError::Standby),
+        }
+    }
+
+    /// Whether this process still holds `lease` (the same epoch) by its own reckoning, or
+    /// goes by no lease at all.
+    fn still_holds(&self, lease: Option<&Lease>) -> bool {
+        match (self.workers.duty(), lease) {
+            (Duty::Alone, None) => true,
+            (Duty::Leader(now), Some(then)) => now.epoch == then.epoch,
+            _ => false,
+        }
+    }
+
+    /// Whether a bad replica may be rewritten now: by the process alone on its catalog, or by
+    /// the lease holder once the catalog confirmed its lease. A standby leaves it to the
+    /// holder's scrubber (reads go to a good replica meanwhile).
+    async fn may_rewrite(&self) -> bool {
+        match self.fence_lease() {
+            Ok(None) => true,
+            Ok(Some(lease)) => self.catalog.check_lease(&lease).await.is_ok(),
+            Err(_) => false,
+        }
+    }
+
+    /// Starts the worker `orphans`: on the lease holder (or a process alone on its catalog),
+    /// every `every`, blobs no record names and older than `grace` are removed.
+    pub fn spawn_orphan_collector(self: &Arc<Self>, orphans: crate::orphans::OrphanCollection) {
+        let m = Arc::clone(self);
+        self.workers.spawn("orphans", move |w| async move {
+            while w.sleep(orphans.every).await {
+                if w.duty() == Duty::Standby {
+                    continue;
+                }
+                let _run = w.run();
+                match m.collect_orphans(orphans.grace).await {
+                    Ok(_) | Err(MaintenanceError::Standby) => {}
+                    Err(e) => tracing::warn!(error = %e, "orphan collection cut short"),
+                }
+            }
+        });
     }
 
     /// Starts a repair pass over every object and upload part unless one is running; returns
@@ -360,18 +419,15 @@ impl Maintenance {
     }
 
     /// Between two pieces of background work: goes on only while the worker is not stopped
-    /// and this process may do the work. With `fenced`, the lease is checked in the catalog
-    /// too (its epoch still the current one), before a piece of work that may remove
-    /// replicas.
-    async fn on_duty(&self, worker: &Worker, fenced: bool) -> Result<(), MaintenanceError> {
+    /// and this process may do the work (by its own reckoning of the lease). What a piece of
+    /// work changes in the catalog is fenced in the transaction of the change itself.
+    fn on_duty(worker: &Worker) -> Result<(), MaintenanceError> {
         if worker.is_stopped() {
             return Err(MaintenanceError::Stopped);
         }
         match worker.duty() {
-            Duty::Alone => Ok(()),
+            Duty::Alone | Duty::Leader(_) => Ok(()),
             Duty::Standby => Err(MaintenanceError::Standby),
-            Duty::Leader(lease) if fenced => Ok(self.catalog.check_lease(&lease, now_ms()).await?),
-            Duty::Leader(_) => Ok(()),
         }
     }
 
@@ -395,7 +451,7 @@ impl Maintenance {
                 // Objects are handled one at a time: repair is background work and must
                 // leave the sites' bandwidth to clients.
                 for o in &page {
-                    self.on_duty(worker, true).await?;
+                    Self::on_duty(worker)?;
                     match self.repair_object(o, &policy).await {
                         Ok(out) => self.update(|st| {
                             st.objects_done += 1;
@@ -445,7 +501,7 @@ impl Maintenance {
                         .list_parts(&upload.upload_id, after_part, PAGE)
                         .await?;
                     for part in &parts {
-                        self.on_duty(worker, true).await?;
+                        Self::on_duty(worker)?;
                         match self.repair_part(part, policy).await {
                             Ok(out) => self.update(|st| {
                                 st.parts_done += 1;
@@ -586,9 +642,10 @@ impl Maintenance {
             }
             if ok {
                 placed.push(target_id.clone());
-            } else {
-                discard_blobs(vec![target], chunks.iter().map(|c| c.blob).collect());
             }
+            // Else what was copied is left to orphan collection, which removes only what no
+            // record names: a mover that lost its lease unnoticed must not remove a replica
+            // the current holder placed there meanwhile.
         }
         let mut new_sites = keep.clone();
         new_sites.extend(placed.iter().cloned());
@@ -622,12 +679,31 @@ impl Maintenance {
                 Ok(out)
             };
         }
-        if !holder.record(self.catalog.as_ref(), &recorded).await? {
-            // Overwritten, re-uploaded, completed or deleted meanwhile: the copies are orphans.
-            let copies: Vec<Arc<dyn Site>> =
-                placed.iter().filter_map(|id| self.sites.get(id)).collect();
-            discard_blobs(copies, chunks.iter().map(|c| c.blob).collect());
+        // The move is recorded under the lease (checked in the same transaction) and only if
+        // nobody changed the holder's chunks or sites since they were read; only then are the
+        // replicas it left removed, which that commit made unreachable.
+        let lease = self.fence_lease()?;
+        if !holder
+            .record(self.catalog.as_ref(), lease.as_ref(), &recorded)
+            .await?
+        {
+            // Overwritten, re-uploaded, completed, deleted or moved by another meanwhile: the
+            // copies are orphans (unless the holder names them now, which repair sees next).
+            if !placed.is_empty() {
+                tracing::info!(
+                    "{} changed while it was being moved; the copies made are left to orphan collection",
+                    holder.what()
+                );
+            }
             return Ok(Outcome::default());
+        }
+        if !leaving.is_empty() && !self.still_holds(lease.as_ref()) {
+            // The lease lapsed since the commit (by this process's clock): another holder may
+            // be placing replicas now; the replicas left behind are orphans.
+            tracing::warn!(
+                "the lease on background work lapsed after a move was recorded; the replicas it left are left to orphan collection"
+            );
+            return Ok(out);
         }
         for id in &leaving {
             if let Some(site) = self.sites.get(id) {
@@ -668,6 +744,10 @@ impl Maintenance {
                     }
                 }
             }
+            if !broken.is_empty() && !self.may_rewrite().await {
+                tracing::warn!(blob = %chunk.blob, "bad replica left for the lease holder's scrubber to rewrite");
+                continue;
+            }
             for site in broken {
                 match copy_chunk(&good, &site, chunk).await {
                     Ok(()) => {
@@ -703,7 +783,7 @@ impl Maintenance {
             let mut pages = VersionPages::new(self.catalog.as_ref(), &bucket, PAGE);
             while let Some(page) = pages.next_objects().await? {
                 for o in &page {
-                    self.on_duty(worker, false).await?;
+                    Self::on_duty(worker)?;
                     let started = std::time::Instant::now();
                     let bytes: u64 = o.size.saturating_mul(o.sites.len() as u64);
                     self.scrub_and_count(o).await;

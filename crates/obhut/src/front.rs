@@ -10,7 +10,8 @@ use obhut_core::SiteInfo;
 use obhut_gateway::{Gateway, GatewayConfig, TrusteePolicies};
 use obhut_maintenance::registry::{Applied, OpenError, REFRESH_INTERVAL, open_site, refresh_sites};
 use obhut_maintenance::{
-    Leadership, LeaseTiming, Maintenance, PolicySource, ScrubRate, SiteSet, Workers, project_all,
+    Leadership, LeaseTiming, Maintenance, OrphanCollection, PolicySource, ScrubRate, SiteSet,
+    Workers, project_all,
 };
 use obhut_sites::Site;
 use obhut_trustee_client::{Justification, TrusteeClient};
@@ -195,7 +196,8 @@ pub(crate) async fn serve_front(front: Front, data_dir: &Path) -> Result<()> {
         &workers,
     );
     if front.collect_orphans_at_start {
-        match maintenance.collect_orphans().await {
+        // No write is in flight: every blob no record names is an orphan, however young.
+        match maintenance.collect_orphans(Duration::ZERO).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(removed = n, "collected orphan blobs"),
             Err(e) => {
@@ -204,13 +206,14 @@ pub(crate) async fn serve_front(front: Front, data_dir: &Path) -> Result<()> {
         }
     } else {
         tracing::info!(
-            "the catalog is shared with other gateways: no orphan collection at start (another gateway's write in flight would look like an orphan)"
+            "the catalog is shared with other gateways: orphans are collected by the lease holder after their grace period, not at start"
         );
     }
     maintenance.spawn_workers(ScrubRate {
         bytes_per_sec: front.scrub_bytes_per_sec,
         pause: front.scrub_interval,
     });
+    maintenance.spawn_orphan_collector(orphan_collection()?);
     let s3_listener = TcpListener::bind(&front.s3_addr)
         .await
         .with_context(|| format!("cannot listen on {} for S3", front.s3_addr))?;
@@ -276,6 +279,47 @@ pub(crate) async fn serve_front(front: Front, data_dir: &Path) -> Result<()> {
     lease.release().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Orphan collection on the lease holder: blobs no record names, older than a day, every
+/// hour, unless `OBHUT_ORPHAN_GRACE_MS` and `OBHUT_ORPHAN_EVERY_MS` say otherwise (tests
+/// shorten them). The grace must exceed the longest time from a replica's commit on its site
+/// to the catalog commit of its write (seconds, unless the process is paused or a site hangs
+/// up to its request timeout): below 10 minutes it is allowed (tests) with a warning.
+fn orphan_collection() -> Result<OrphanCollection> {
+    let default = OrphanCollection::default();
+    let orphans = OrphanCollection {
+        grace: env_ms("OBHUT_ORPHAN_GRACE_MS")?.unwrap_or(default.grace),
+        every: env_ms("OBHUT_ORPHAN_EVERY_MS")?.unwrap_or(default.every),
+    };
+    anyhow::ensure!(
+        orphans.grace >= MIN_ORPHAN_GRACE && !orphans.every.is_zero(),
+        "orphan collection needs a grace period of at least {} s (OBHUT_ORPHAN_GRACE_MS) and an interval above zero (OBHUT_ORPHAN_EVERY_MS)",
+        MIN_ORPHAN_GRACE.as_secs()
+    );
+    if orphans.grace < Duration::from_secs(600) {
+        tracing::warn!(
+            grace_ms = orphans.grace.as_millis(),
+            "orphan collection has a grace period under 10 minutes: a write stalled longer than that between its replicas and its commit would lose its blobs"
+        );
+    }
+    Ok(orphans)
+}
+
+/// The shortest grace period of orphan collection allowed at all.
+const MIN_ORPHAN_GRACE: Duration = Duration::from_secs(1);
+
+/// A duration in milliseconds from the environment variable `name`, if set.
+fn env_ms(name: &str) -> Result<Option<Duration>> {
+    match std::env::var(name) {
+        Ok(v) => {
+            let n: u64 = v
+                .parse()
+                .with_context(|| format!("{name} must be a number of milliseconds"))?;
+            Ok(Some(Duration::from_millis(n)))
+        }
+        Err(_) => Ok(None),
+    }
 }
 
 /// The lease's timing: 15 s, renewed every 5 s, unless `OBHUT_LEASE_TTL_MS` and

@@ -45,8 +45,10 @@ macro_rules! site_conformance_tests {
             reading_past_the_end_is_truncated
             deleted_blob_is_gone_and_deleting_a_missing_blob_succeeds
             list_shows_committed_blobs_only
+            listed_blobs_are_dated_by_their_write
             writer_dropped_before_commit_leaves_nothing
             abandoned_write_is_cleared_as_temporary
+            young_leftovers_survive_a_clear_by_age
             capacity_answers
         );
     };
@@ -297,6 +299,37 @@ pub async fn list_shows_committed_blobs_only(site: &dyn Site) {
     }
 }
 
+/// `list_aged` lists what `list` lists, each blob dated by its write (the site's clock, here
+/// the same machine's: within a minute), and never in the future by more than that.
+pub async fn listed_blobs_are_dated_by_their_write(site: &dyn Site) {
+    let before = std::time::SystemTime::now();
+    let blob = BlobId::random();
+    put(site, blob, 11, 10, &[10]).await;
+    let uncommitted = BlobId::random();
+    let w = write_pattern(site, uncommitted, 11, 10, &[10]).await;
+    let aged = site.list_aged().await.expect("list_aged");
+    let (_, written) = aged
+        .iter()
+        .find(|(b, _)| *b == blob)
+        .expect("the committed blob is listed with its date");
+    let minute = std::time::Duration::from_secs(60);
+    assert!(
+        *written + minute >= before && *written <= std::time::SystemTime::now() + minute,
+        "written {written:?}, test started {before:?}"
+    );
+    assert!(
+        !aged.iter().any(|(b, _)| *b == uncommitted),
+        "an uncommitted blob is not listed"
+    );
+    let mut plain = site.list().await.expect("list");
+    let mut dated: Vec<BlobId> = aged.into_iter().map(|(b, _)| b).collect();
+    plain.sort_by_key(ToString::to_string);
+    dated.sort_by_key(ToString::to_string);
+    assert_eq!(plain, dated, "list_aged lists what list lists");
+    drop(w);
+    site.delete(blob).await.expect("delete");
+}
+
 pub async fn writer_dropped_before_commit_leaves_nothing(site: &dyn Site) {
     for len in [10, 9 * MIB] {
         let blob = BlobId::random();
@@ -343,6 +376,25 @@ pub async fn abandoned_write_is_cleared_as_temporary(site: &dyn Site) {
         "nothing is left after clear_temporary"
     );
     assert!(!site.list().await.expect("list").contains(&blob));
+}
+
+/// A clear of leftovers older than an hour leaves a write abandoned just now (it may be
+/// another gateway's write in progress); a clear without age takes it.
+pub async fn young_leftovers_survive_a_clear_by_age(site: &dyn Site) {
+    let blob = BlobId::random();
+    let w = write_pattern(site, blob, 12, 9 * MIB, &[MIB]).await;
+    std::mem::forget(w);
+    assert_eq!(
+        site.clear_temporary_older_than(std::time::Duration::from_secs(3600))
+            .await
+            .expect("clear_temporary_older_than"),
+        0,
+        "a write abandoned just now is younger than an hour"
+    );
+    assert!(
+        site.clear_temporary().await.expect("clear_temporary") >= 1,
+        "the young leftover was still there"
+    );
 }
 
 pub async fn capacity_answers(site: &dyn Site) {

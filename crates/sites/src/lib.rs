@@ -34,6 +34,7 @@ use futures::Stream;
 use obhut_core::BlobId;
 use std::ops::Range;
 use std::pin::Pin;
+use std::time::{Duration, SystemTime};
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -97,8 +98,20 @@ pub trait Site: Send + Sync {
     async fn delete(&self, blob: BlobId) -> Result<(), SiteError>;
     /// Every blob stored on the site (used by garbage collection and scrubbing).
     async fn list(&self) -> Result<Vec<BlobId>, SiteError>;
+    /// Every blob stored on the site with the time it was written, by the site's clock (a
+    /// blob is listed only once committed, so for a blob this is about when its write
+    /// committed). Orphan collection leaves blobs younger than its grace period alone: a write
+    /// in flight commits them to the catalog within that time. A backend that cannot tell a
+    /// blob's age answers the time of the call for it, so that it never looks old. (No
+    /// default: a wrapper that forgot to pass it on would make every blob look new.)
+    async fn list_aged(&self) -> Result<Vec<(BlobId, SystemTime)>, SiteError>;
     /// Removes leftovers of writes that never committed; returns how many were removed.
     async fn clear_temporary(&self) -> Result<usize, SiteError>;
+    /// Removes leftovers of writes that never committed and began at least `min_age` ago (by
+    /// the site's clock), leaving younger ones, which may be writes still in progress on
+    /// another gateway. A backend that cannot tell the age removes nothing unless `min_age`
+    /// is zero.
+    async fn clear_temporary_older_than(&self, min_age: Duration) -> Result<usize, SiteError>;
     /// Space on the site's storage, if the backend can tell (an S3 cluster usually cannot).
     async fn capacity(&self) -> Result<Option<Capacity>, SiteError>;
     /// Whether the site is still the one that was opened and answers: its identity is in

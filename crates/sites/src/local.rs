@@ -444,13 +444,66 @@ impl Site for LocalSite {
         .map_err(self.io_err("list blobs"))
     }
 
+    async fn list_aged(&self) -> Result<Vec<(BlobId, std::time::SystemTime)>, SiteError> {
+        let blobs = self.inner.root.join("blobs");
+        blocking(move || {
+            let mut out = Vec::new();
+            for shard in fs::read_dir(&blobs)? {
+                let shard = shard?;
+                if !shard.file_type()?.is_dir() {
+                    continue;
+                }
+                for entry in fs::read_dir(shard.path())? {
+                    let entry = entry?;
+                    let Some(id) = entry.file_name().to_str().and_then(BlobId::parse) else {
+                        continue;
+                    };
+                    // Written to a temporary file and renamed at commit: its last write.
+                    match entry.metadata() {
+                        Ok(m) => out.push((id, m.modified()?)),
+                        // Deleted since the directory was read.
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(self.io_err("list blobs"))
+    }
+
     async fn clear_temporary(&self) -> Result<usize, SiteError> {
+        self.clear_temporary_older_than(std::time::Duration::ZERO)
+            .await
+    }
+
+    async fn clear_temporary_older_than(
+        &self,
+        min_age: std::time::Duration,
+    ) -> Result<usize, SiteError> {
         let tmp = self.inner.root.join("tmp");
         blocking(move || {
+            let now = std::time::SystemTime::now();
             let mut n = 0;
             for entry in fs::read_dir(&tmp)? {
-                fs::remove_file(entry?.path())?;
-                n += 1;
+                let entry = entry?;
+                if !min_age.is_zero() {
+                    // A write in progress writes its file: young by its last write.
+                    let age = match entry.metadata().and_then(|m| m.modified()) {
+                        Ok(t) => now.duration_since(t).unwrap_or_default(),
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                        Err(e) => return Err(e),
+                    };
+                    if age < min_age {
+                        continue;
+                    }
+                }
+                match fs::remove_file(entry.path()) {
+                    Ok(()) => n += 1,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
+                }
             }
             Ok(n)
         })

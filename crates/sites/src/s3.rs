@@ -742,8 +742,13 @@ impl S3Site {
     }
 
     /// Whether an upload started at `initiated` (server time) is old enough to be a leftover.
+    #[cfg(test)]
     fn is_leftover(&self, initiated: Option<&str>) -> bool {
-        let min_age = self.inner.temporary_min_age;
+        Self::started_before(initiated, self.inner.temporary_min_age)
+    }
+
+    /// Whether an upload started at `initiated` (server time) is at least `min_age` old.
+    fn started_before(initiated: Option<&str>, min_age: Duration) -> bool {
         if min_age.is_zero() {
             return true;
         }
@@ -754,6 +759,15 @@ impl S3Site {
         let age = jiff::Timestamp::now().duration_since(started);
         age.unsigned_abs() >= min_age && age.is_positive()
     }
+}
+
+/// When an object was written, from the `LastModified` of a listing (the server's clock); the
+/// time of the call when the server gives none or one that cannot be read.
+fn written_at(last_modified: Option<&str>) -> std::time::SystemTime {
+    last_modified
+        .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+        .map(std::time::SystemTime::from)
+        .unwrap_or_else(std::time::SystemTime::now)
 }
 
 fn blob_key(blob: BlobId) -> String {
@@ -1098,6 +1112,15 @@ impl Site for S3Site {
     }
 
     async fn list(&self) -> Result<Vec<BlobId>, SiteError> {
+        Ok(self
+            .list_aged()
+            .await?
+            .into_iter()
+            .map(|(blob, _)| blob)
+            .collect())
+    }
+
+    async fn list_aged(&self) -> Result<Vec<(BlobId, std::time::SystemTime)>, SiteError> {
         let op = "list blobs";
         let mut out = Vec::new();
         let mut token: Option<String> = None;
@@ -1125,7 +1148,8 @@ impl Site for S3Site {
             })?;
             for object in page.contents {
                 match object.key.strip_prefix(BLOB_PREFIX).and_then(BlobId::parse) {
-                    Some(id) => out.push(id),
+                    // Undated or unreadable: as if written now, so never old enough to collect.
+                    Some(id) => out.push((id, written_at(object.last_modified.as_deref()))),
                     None => ignored += 1,
                 }
             }
@@ -1148,6 +1172,13 @@ impl Site for S3Site {
     }
 
     async fn clear_temporary(&self) -> Result<usize, SiteError> {
+        self.clear_temporary_older_than(self.inner.temporary_min_age)
+            .await
+    }
+
+    async fn clear_temporary_older_than(&self, min_age: Duration) -> Result<usize, SiteError> {
+        // The site's own floor holds whatever the caller asks.
+        let min_age = min_age.max(self.inner.temporary_min_age);
         self.settle_aborts().await;
         let mut aborted = 0;
         let mut after: Option<(String, String)> = None;
@@ -1155,7 +1186,7 @@ impl Site for S3Site {
             let page = self.list_uploads(after.as_ref()).await?;
             for upload in &page.uploads {
                 if upload.key.starts_with(BLOB_PREFIX)
-                    && self.is_leftover(upload.initiated.as_deref())
+                    && Self::started_before(upload.initiated.as_deref(), min_age)
                     && self.abort_upload(&upload.key, &upload.upload_id).await?
                 {
                     aborted += 1;

@@ -14,8 +14,8 @@ use std::path::PathBuf;
 #[derive(Subcommand)]
 pub enum SiteCommand {
     /// Register a site (officers): a local directory (--fs) or a bucket on an S3-compatible
-    /// cluster (--s3 URL --bucket B --access-key K --secret-key S). It is created (its identity
-    /// written) and used for new placements at once.
+    /// cluster (--s3 URL --bucket B --access-key K --secret-key S [--s3-ca PEM]). It is created
+    /// (its identity written) and used for new placements at once.
     Add {
         id: String,
         #[arg(long)]
@@ -38,13 +38,18 @@ pub enum SiteCommand {
         /// line.
         #[arg(long, env = "OBHUT_SITE_SECRET_KEY", hide_env_values = true)]
         secret_key: Option<String>,
+        /// CA certificates (a PEM file) to trust for an https:// S3 endpoint besides the
+        /// system's; stored with the site's record, so every gateway uses them.
+        #[arg(long, requires = "s3", value_name = "FILE")]
+        s3_ca: Option<PathBuf>,
     },
     /// List the registry (officers, operators, auditors).
     List,
     /// active, draining (its replicas are moved to other allowed sites) or down.
     SetState { id: String, state: String },
     /// Point a site at where it is now (officers): a moved disk (--fs), or a new endpoint,
-    /// bucket or credentials (--s3 URL --bucket B --access-key K --secret-key S). The site found
+    /// bucket, credentials or CA (--s3 URL --bucket B --access-key K --secret-key S
+    /// [--s3-ca PEM]). The site found
     /// there must be the same one (its identity); every gateway uses it within seconds.
     SetBackend {
         id: String,
@@ -64,6 +69,10 @@ pub enum SiteCommand {
         /// line.
         #[arg(long, env = "OBHUT_SITE_SECRET_KEY", hide_env_values = true)]
         secret_key: Option<String>,
+        /// CA certificates (a PEM file) to trust for an https:// S3 endpoint besides the
+        /// system's; stored with the site's record, so every gateway uses them.
+        #[arg(long, requires = "s3", value_name = "FILE")]
+        s3_ca: Option<PathBuf>,
     },
     /// Forget a drained site (officers).
     Remove { id: String },
@@ -83,8 +92,10 @@ pub fn run(args: &AdminArgs, cmd: SiteCommand) -> Result<()> {
                 region,
                 access_key,
                 secret_key,
+                s3_ca,
             } => {
-                let (spec, backend) = backend_spec(fs, s3, bucket, region, access_key, secret_key)?;
+                let (spec, backend) =
+                    backend_spec(fs, s3, bucket, region, access_key, secret_key, s3_ca)?;
                 client
                     .act_with(
                         Action::AddSite {
@@ -136,8 +147,10 @@ pub fn run(args: &AdminArgs, cmd: SiteCommand) -> Result<()> {
                 region,
                 access_key,
                 secret_key,
+                s3_ca,
             } => {
-                let (spec, backend) = backend_spec(fs, s3, bucket, region, access_key, secret_key)?;
+                let (spec, backend) =
+                    backend_spec(fs, s3, bucket, region, access_key, secret_key, s3_ca)?;
                 client
                     .act_with(
                         Action::SetSiteBackend {
@@ -167,6 +180,7 @@ fn backend_spec(
     region: String,
     access_key: Option<String>,
     secret_key: Option<String>,
+    s3_ca: Option<PathBuf>,
 ) -> Result<(serde_json::Value, String)> {
     Ok(match (fs, s3) {
         (Some(path), None) => {
@@ -186,15 +200,24 @@ fn backend_spec(
                 access_key.ok_or_else(|| anyhow!("--s3 needs --access-key"))?,
                 secret_key.ok_or_else(|| anyhow!("--s3 needs --secret-key"))?,
             );
-            let backend = format!(
-                "s3:{}/{bucket} as {access_key}",
-                endpoint.trim_end_matches('/')
-            );
-            (
-                json!({"s3": {"endpoint": endpoint, "bucket": bucket, "region": region,
-                              "access_key": access_key, "secret_key": secret_key}}),
-                backend,
-            )
+            let ca_pem = s3_ca
+                .map(|path| {
+                    std::fs::read_to_string(&path)
+                        .with_context(|| format!("cannot read --s3-ca {}", path.display()))
+                })
+                .transpose()?;
+            let mut spec = json!({"endpoint": endpoint, "bucket": bucket, "region": region,
+                                  "access_key": access_key, "secret_key": secret_key});
+            if let Some(pem) = &ca_pem {
+                spec["ca_pem"] = serde_json::Value::from(pem.as_str());
+            }
+            let spec = json!({ "s3": spec });
+            // The description the admin API makes of the same spec: the signed statement
+            // names the CA by its fingerprint.
+            let backend: obhut_maintenance::registry::SiteSpec =
+                serde_json::from_value(spec.clone())
+                    .context("the S3 backend given cannot be described")?;
+            (spec, backend.describe())
         }
         _ => bail!(
             "give the site's backend: --fs PATH, or --s3 URL with --bucket, --access-key, --secret-key"
