@@ -425,6 +425,19 @@ async fn reads_every_record_of_a_catalog_written_by_schema_version_5() {
 }
 
 #[tokio::test]
+async fn reads_every_record_of_a_catalog_written_by_schema_version_6() {
+    let (_dir, path) = copy_of(6);
+    assert_eq!(user_version(&path), 6);
+    let cat = SqliteCatalog::open(&path).unwrap();
+    assert_catalog(&cat, 6).await;
+    assert_writable(&cat).await;
+    assert_eq!(
+        user_version(&path),
+        i64::from(SqliteCatalog::SCHEMA_VERSION)
+    );
+}
+
+#[tokio::test]
 async fn a_catalog_written_before_versions_were_recorded_is_adopted_and_stamped() {
     // The releases before schema versions wrote version 1's tables and no user_version.
     let (_dir, path) = copy_of(1);
