@@ -464,3 +464,22 @@ def test_every_response_carries_request_ids_and_errors_name_them_in_the_body(raw
     # boto3 reads both into its error reports.
     err = expect_error(s3.get_object, "NoSuchKey", 404, Bucket=bucket, Key="not-there")
     assert err["ResponseMetadata"]["RequestId"] and err["ResponseMetadata"]["HostId"]
+
+
+# ---------------------------------------------------------------- empty Authorization
+
+
+def test_an_empty_authorization_header_is_anonymous_and_refused(server, s3, bucket):
+    """S3 takes an empty Authorization header as no signature at all: an anonymous request,
+    refused with 403 AccessDenied; nothing is read or written."""
+    value = ""
+    s3.put_object(Bucket=bucket, Key="private", Body=b"not for anonymous eyes")
+    r = requests.get(f"{server.s3_url}/{bucket}/private", headers={"Authorization": value}, timeout=10)
+    assert_s3_error(r, 403, "AccessDenied")
+    assert b"not for anonymous eyes" not in r.content
+    r = requests.put(f"{server.s3_url}/{bucket}/anon", data=b"x", headers={"Authorization": value}, timeout=10)
+    assert_s3_error(r, 403, "AccessDenied")
+    expect_error(s3.head_object, "404", 404, Bucket=bucket, Key="anon")
+    r = requests.get(f"{server.s3_url}/", headers={"Authorization": value}, timeout=10)
+    assert_s3_error(r, 403, "AccessDenied")
+    assert bucket not in r.text
