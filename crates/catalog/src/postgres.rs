@@ -26,9 +26,9 @@
 use crate::meta_cache::{MetaCache, MetaKey};
 use crate::types::Settled;
 use crate::{
-    AccessKey, Bucket, BucketKey, Catalog, CatalogError, Chunk, Lease, ListFrom, ObjectRecord,
-    ObjectVersion, Part, PutCondition, Quota, QuotaStatus, QuotaTarget, Reservation, ResidencyRule,
-    Result, SiteRecord, Tenant, Upload, Usage, Versioning, VersionsFrom,
+    AccessKey, Bucket, BucketKey, Catalog, CatalogError, Chunk, CompletedUpload, Lease, ListFrom,
+    ObjectRecord, ObjectVersion, Part, PutCondition, Quota, QuotaStatus, QuotaTarget, Reservation,
+    ResidencyRule, Result, SiteRecord, Tenant, Upload, Usage, Versioning, VersionsFrom,
 };
 use async_trait::async_trait;
 use obhut_core::{BlobId, PolicyScope};
@@ -70,7 +70,7 @@ macro_rules! cached {
 /// migration never changes: a new layout is a migration appended here, and from now on
 /// layouts change expand-then-contract (add, let every gateway run the release that writes
 /// both, then drop), because gateways of two releases share one database during an upgrade.
-const MIGRATIONS: &[&str] = &[PG_V1, PG_V2, PG_V3, PG_V4, PG_V5, PG_V6];
+const MIGRATIONS: &[&str] = &[PG_V1, PG_V2, PG_V3, PG_V4, PG_V5, PG_V6, PG_V7];
 
 /// What names the layout's records in messages.
 const DATABASE: &str = "the PostgreSQL catalog";
@@ -219,6 +219,32 @@ CREATE TABLE object_versions (
     delete_marker BIGINT NOT NULL,
     PRIMARY KEY (bucket, key, version_order)
 );
+"#;
+
+/// Version 7: per-bucket configurations and completed uploads, as version 7 of `catalog.db`.
+/// Only adds tables (expand): gateways of the release before never read them and keep
+/// working; a bucket they delete leaves its configuration rows behind, keyed by that bucket's
+/// incarnation, so they never apply to a bucket made again under its name.
+const PG_V7: &str = r#"
+CREATE TABLE bucket_configs (
+    bucket TEXT COLLATE "C" NOT NULL,
+    created_ms BIGINT NOT NULL,
+    kind TEXT COLLATE "C" NOT NULL,
+    config BYTEA NOT NULL,
+    updated_ms BIGINT NOT NULL,
+    PRIMARY KEY (bucket, created_ms, kind)
+);
+CREATE TABLE completed_uploads (
+    upload_id TEXT COLLATE "C" PRIMARY KEY,
+    bucket TEXT COLLATE "C" NOT NULL,
+    created_ms BIGINT NOT NULL,
+    key BYTEA NOT NULL,
+    version_id TEXT COLLATE "C" NOT NULL,
+    etag TEXT NOT NULL,
+    completed_ms BIGINT NOT NULL
+);
+CREATE INDEX completed_uploads_by_time ON completed_uploads(completed_ms);
+CREATE INDEX completed_uploads_by_bucket ON completed_uploads(bucket);
 "#;
 
 /// The first key of the advisory locks that serialise the writes of one key of a versioned
@@ -551,6 +577,13 @@ const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
 
 /// Connections a process keeps to the catalog at most.
 const MAX_CONNECTIONS: u32 = 16;
+
+/// This host's clock, in milliseconds since the epoch.
+fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
 
 fn storage(e: impl std::fmt::Display) -> CatalogError {
     CatalogError::Storage(e.to_string())
@@ -1855,6 +1888,8 @@ impl Catalog for PgCatalog {
         for sql in [
             "DELETE FROM bucket_usage WHERE bucket = $1",
             "DELETE FROM reservations WHERE bucket = $1",
+            "DELETE FROM bucket_configs WHERE bucket = $1",
+            "DELETE FROM completed_uploads WHERE bucket = $1",
         ] {
             sqlx::query(sql)
                 .bind(name)
@@ -2692,6 +2727,30 @@ impl Catalog for PgCatalog {
         let change = (change.0 - parts_bytes(&parts)?, change.1);
         add_usage_tx(&mut tx, &o.bucket, change.0, change.1).await?;
         settle_and_recheck_tx(&mut tx, bucket, reservation, change).await?;
+        sqlx::query("DELETE FROM completed_uploads WHERE completed_ms < $1")
+            .bind(o.last_modified_ms - crate::COMPLETED_UPLOAD_RETENTION_MS)
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+        sqlx::query(
+            "INSERT INTO completed_uploads
+             (upload_id, bucket, created_ms, key, version_id, etag, completed_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (upload_id) DO UPDATE SET bucket = EXCLUDED.bucket,
+               created_ms = EXCLUDED.created_ms, key = EXCLUDED.key,
+               version_id = EXCLUDED.version_id, etag = EXCLUDED.etag,
+               completed_ms = EXCLUDED.completed_ms",
+        )
+        .bind(upload_id)
+        .bind(&bucket.name)
+        .bind(bucket.created_ms)
+        .bind(o.key.as_bytes())
+        .bind(o.version_id.as_deref().unwrap_or(""))
+        .bind(&o.etag)
+        .bind(o.last_modified_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(storage)?;
         let used: std::collections::HashSet<BlobId> = o.chunks.iter().map(|c| c.blob).collect();
         let unused = parts
             .into_iter()
@@ -2699,6 +2758,114 @@ impl Catalog for PgCatalog {
             .collect();
         tx.commit().await.map_err(storage)?;
         Ok((old, unused))
+    }
+
+    async fn get_completed_upload(&self, upload_id: &str) -> Result<Option<CompletedUpload>> {
+        let since = wall_ms() - crate::COMPLETED_UPLOAD_RETENTION_MS;
+        let row: Option<(String, String, i64, Vec<u8>, String, String, i64)> = sqlx::query_as(
+            "SELECT upload_id, bucket, created_ms, key, version_id, etag, completed_ms
+             FROM completed_uploads WHERE upload_id = $1 AND completed_ms >= $2",
+        )
+        .bind(upload_id)
+        .bind(since)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(storage)?;
+        row.map(
+            |(upload_id, bucket, bucket_created_ms, key, version, etag, completed_ms)| {
+                Ok(CompletedUpload {
+                    upload_id,
+                    bucket,
+                    bucket_created_ms,
+                    key: String::from_utf8(key)
+                        .map_err(|e| CatalogError::Corrupt(e.to_string()))?,
+                    version_id: (!version.is_empty()).then_some(version),
+                    etag,
+                    completed_ms,
+                })
+            },
+        )
+        .transpose()
+    }
+
+    async fn replace_object_meta(
+        &self,
+        bucket: &Bucket,
+        key: &str,
+        version_id: Option<&str>,
+        expected: &[u8],
+        meta: &[u8],
+    ) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        lock_incarnation(&mut tx, bucket).await?;
+        let mut n = 0;
+        for sql in [
+            "UPDATE objects SET meta = $5
+             WHERE bucket = $1 AND key = $2 AND version_id = $3 AND meta = $4",
+            "UPDATE object_versions SET meta = $5
+             WHERE bucket = $1 AND key = $2 AND version_id = $3 AND meta = $4
+             AND delete_marker = 0",
+        ] {
+            n += sqlx::query(sql)
+                .bind(&bucket.name)
+                .bind(key.as_bytes())
+                .bind(version_id.unwrap_or(""))
+                .bind(expected)
+                .bind(meta)
+                .execute(&mut *tx)
+                .await
+                .map_err(storage)?
+                .rows_affected();
+        }
+        tx.commit().await.map_err(storage)?;
+        Ok(n >= 1)
+    }
+
+    async fn get_bucket_config(&self, bucket: &Bucket, kind: &str) -> Result<Option<Vec<u8>>> {
+        sqlx::query_scalar(
+            "SELECT config FROM bucket_configs WHERE bucket = $1 AND created_ms = $2 AND kind = $3",
+        )
+        .bind(&bucket.name)
+        .bind(bucket.created_ms)
+        .bind(kind)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(storage)
+    }
+
+    async fn put_bucket_config(
+        &self,
+        bucket: &Bucket,
+        kind: &str,
+        config: Option<&[u8]>,
+        now_ms: i64,
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        lock_incarnation(&mut tx, bucket).await?;
+        match config {
+            Some(config) => sqlx::query(
+                "INSERT INTO bucket_configs (bucket, created_ms, kind, config, updated_ms)
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (bucket, created_ms, kind)
+                 DO UPDATE SET config = EXCLUDED.config, updated_ms = EXCLUDED.updated_ms",
+            )
+            .bind(&bucket.name)
+            .bind(bucket.created_ms)
+            .bind(kind)
+            .bind(config)
+            .bind(now_ms),
+            None => sqlx::query(
+                "DELETE FROM bucket_configs WHERE bucket = $1 AND created_ms = $2 AND kind = $3",
+            )
+            .bind(&bucket.name)
+            .bind(bucket.created_ms)
+            .bind(kind),
+        }
+        .execute(&mut *tx)
+        .await
+        .map_err(storage)?;
+        tx.commit().await.map_err(storage)?;
+        Ok(())
     }
 
     async fn abort_upload(&self, upload_id: &str) -> Result<Vec<Part>> {
@@ -3525,7 +3692,7 @@ mod tests {
         .fetch_one(again.pool())
         .await
         .unwrap();
-        assert_eq!(tables, 15, "fourteen tables and the version");
+        assert_eq!(tables, 17, "sixteen tables and the version");
         for p in pools {
             p.close().await;
         }
