@@ -216,6 +216,9 @@ pub fn action<'a>(operation: &'a str, query: Option<&str>, headers: &http::Heade
     match operation {
         "GetObject" | "HeadObject" if by_version() => "GetObjectVersion",
         "DeleteObject" if by_version() => "DeleteObjectVersion",
+        "GetObjectTagging" if by_version() => "GetObjectVersionTagging",
+        "PutObjectTagging" if by_version() => "PutObjectVersionTagging",
+        "DeleteObjectTagging" if by_version() => "DeleteObjectVersionTagging",
         "CopyObject" | "UploadPartCopy"
             if matches!(
                 copy_source_header(headers),
@@ -244,7 +247,10 @@ fn grant_class(operation: &str) -> Option<&'static str> {
         "ListObjectVersions" => "list+versions",
         "DeleteObjectVersion" => "write+versions",
         "CopyObjectFromVersion" | "UploadPartCopyFromVersion" => "write",
-        "GetObject" | "HeadObject" | "GetObjectAttributes" => "read",
+        // Tags are object metadata: a grant covers them as it covers the object.
+        "GetObjectVersionTagging" => "read+versions",
+        "PutObjectVersionTagging" | "DeleteObjectVersionTagging" => "write+versions",
+        "GetObject" | "HeadObject" | "GetObjectAttributes" | "GetObjectTagging" => "read",
         "ListObjects"
         | "ListObjectsV2"
         | "HeadBucket"
@@ -258,7 +264,9 @@ fn grant_class(operation: &str) -> Option<&'static str> {
         | "UploadPart"
         | "UploadPartCopy"
         | "CompleteMultipartUpload"
-        | "AbortMultipartUpload" => "write",
+        | "AbortMultipartUpload"
+        | "PutObjectTagging"
+        | "DeleteObjectTagging" => "write",
         _ => return None,
     })
 }
