@@ -3,6 +3,7 @@ max-keys / continuation tokens / markers, start-after, and encoding-type=url,
 compared with the listing computed here from the keys that were written."""
 
 from concurrent.futures import ThreadPoolExecutor
+import json
 import re
 import urllib.parse
 import xml.etree.ElementTree as ET
@@ -371,3 +372,19 @@ def test_list_buckets_pages_with_max_buckets_and_continuation_tokens(server, s3,
         assert_s3_error(r, 400, "InvalidArgument")
     r = raw.request("GET", query=[("continuation-token", "!!not a token!!")])
     assert_s3_error(r, 400, "InvalidArgument")
+
+
+def test_aws_cli_pages_list_buckets(s3, aws):
+    prefix = unique_name("clipage")[:30]
+    names = sorted(f"{prefix}-{i}" for i in range(5))
+    for n in names:
+        s3.create_bucket(Bucket=n)
+    # --page-size is max-buckets: the CLI follows the continuation tokens.
+    out = json.loads(aws("s3api", "list-buckets", "--prefix", prefix, "--page-size", "2", "--output", "json").stdout)
+    assert [x["Name"] for x in out["Buckets"]] == names
+    first = json.loads(aws("s3api", "list-buckets", "--prefix", prefix, "--page-size", "2", "--max-items", "3",
+                           "--output", "json").stdout)
+    assert [x["Name"] for x in first["Buckets"]] == names[:3] and first.get("NextToken")
+    rest = json.loads(aws("s3api", "list-buckets", "--prefix", prefix, "--page-size", "2",
+                          "--starting-token", first["NextToken"], "--output", "json").stdout)
+    assert [x["Name"] for x in rest["Buckets"]] == names[3:]

@@ -3658,6 +3658,84 @@ mod tests {
         assert!(listed[0].is_latest && listed[0].object.version_id.is_none());
     }
 
+    /// Expand-then-contract for schema 7: a gateway of the release before (schema 6) deletes
+    /// a bucket with its own statements, which know nothing of `bucket_configs` or
+    /// `completed_uploads`; the configuration it leaves behind never applies to a bucket made
+    /// again under that name, and its writes of objects work as before.
+    #[tokio::test]
+    async fn a_gateway_of_the_release_before_schema_7_keeps_working_on_it() {
+        let options = fresh_schema().await;
+        let cat = PgCatalog::connect(options).await.unwrap();
+        cat.create_tenant(&tenant("t7")).await.unwrap();
+        let key = |created_ms| BucketKey {
+            bucket: "b7".into(),
+            version: 1,
+            wrapped: b"wrapped".to_vec(),
+            kcv: vec![1; 8],
+            created_ms,
+        };
+        let first = Bucket {
+            name: "b7".into(),
+            tenant: "t7".into(),
+            created_ms: 1,
+            versioning: Versioning::Unversioned,
+        };
+        cat.create_bucket(&first, &key(1)).await.unwrap();
+        cat.put_bucket_config(&first, crate::config_kind::CORS, Some(b"rules"), 1)
+            .await
+            .unwrap();
+        let pool = cat.pool().clone();
+        // The release before: an object written and deleted, then the bucket, with its own
+        // statements.
+        let o = object("b7", "k", "e1");
+        sqlx::query(
+            "INSERT INTO objects (bucket, key, size, etag, last_modified_ms, envelope, meta, sites, chunks, version_id, version_order)
+             VALUES ($1, $2, 3, 'e1', 42, ''::bytea, ''::bytea, $3, $4, '', 0)",
+        )
+        .bind("b7")
+        .bind(b"k".to_vec())
+        .bind(to_json(&o.sites).unwrap())
+        .bind(to_json(&o.chunks).unwrap())
+        .execute(&pool)
+        .await
+        .unwrap();
+        assert_eq!(cat.get_object("b7", "k").await.unwrap().unwrap().etag, "e1");
+        for sql in [
+            "DELETE FROM objects WHERE bucket = 'b7'",
+            "DELETE FROM bucket_keys WHERE bucket = 'b7'",
+            "DELETE FROM bucket_usage WHERE bucket = 'b7'",
+            "DELETE FROM buckets WHERE name = 'b7'",
+        ] {
+            sqlx::query(sql).execute(&pool).await.unwrap();
+        }
+        let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM bucket_configs")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(left, 1, "the release before leaves the row behind");
+        let second = Bucket {
+            created_ms: 2,
+            ..first.clone()
+        };
+        cat.create_bucket(&second, &key(2)).await.unwrap();
+        assert_eq!(
+            cat.get_bucket_config(&second, crate::config_kind::CORS)
+                .await
+                .unwrap(),
+            None
+        );
+        cat.put_bucket_config(&second, crate::config_kind::CORS, Some(b"new"), 3)
+            .await
+            .unwrap();
+        assert_eq!(
+            cat.get_bucket_config(&second, crate::config_kind::CORS)
+                .await
+                .unwrap()
+                .as_deref(),
+            Some(&b"new"[..])
+        );
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn migrations_run_once_and_starting_again_changes_nothing() {
         let options = fresh_schema().await;
