@@ -265,7 +265,8 @@ fn object_headers(found: &Found, r: &ReadRequest<'_>) -> ObjectHeaders {
         e_tag: etag(&found.etag),
         last_modified: timestamp(o.last_modified_ms),
         meta: found.meta.clone(),
-        parts_count: (o.chunks.len() > 1 || r.part_number.is_some())
+        // Only objects uploaded in parts have a part count (S3: `x-amz-mp-parts-count`).
+        parts_count: (found.etag.contains('-') && (o.chunks.len() > 1 || r.part_number.is_some()))
             .then(|| i32::try_from(o.chunks.len()).unwrap_or(i32::MAX)),
         checksums: if want_checksums {
             found.meta.checksums.clone()
