@@ -360,6 +360,28 @@ impl S3Access for TenantAuth {
 #[cfg(test)]
 mod tests {
     #[test]
+    fn tags_are_covered_as_object_metadata_and_by_version_only_with_versions() {
+        use super::{action, grant_class};
+        let none = http::HeaderMap::new();
+        let by_id = Some("tagging&versionId=0123456789abcdef0123456789abcdef");
+        let class = |op, q| grant_class(action(op, q, &none));
+        assert_eq!(class("GetObjectTagging", Some("tagging")), Some("read"));
+        assert_eq!(class("PutObjectTagging", Some("tagging")), Some("write"));
+        assert_eq!(class("DeleteObjectTagging", Some("tagging")), Some("write"));
+        assert_eq!(
+            action("GetObjectTagging", by_id, &none),
+            "GetObjectVersionTagging"
+        );
+        assert_eq!(class("GetObjectTagging", by_id), Some("read+versions"));
+        assert_eq!(class("PutObjectTagging", by_id), Some("write+versions"));
+        assert_eq!(class("DeleteObjectTagging", by_id), Some("write+versions"));
+        // Bucket configuration is no grant's business.
+        for op in ["PutBucketCors", "GetBucketCors", "DeleteBucketCors"] {
+            assert_eq!(class(op, Some("cors")), None, "{op}");
+        }
+    }
+
+    #[test]
     fn actions_on_a_version_by_id_are_named_apart_from_those_on_the_current_object() {
         use super::action;
         let none = http::HeaderMap::new();

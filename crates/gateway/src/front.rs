@@ -7,9 +7,12 @@
 //! by the trustee ([`crate::authn`]) before s3s sees it.
 //!
 //! It also answers `GET /healthz` and `GET /readyz` (no authentication; `healthz` and `readyz`
-//! are no bucket names), gives every request an id (`x-amz-request-id`, and the `request_id`
-//! of the tracing span its log lines carry), logs each request's operation, status and
-//! duration (never its bucket or key), and records the request metrics.
+//! are no bucket names) and browsers' CORS preflight `OPTIONS` (no authentication, as in S3;
+//! answered from the bucket's CORS rules by `crate::s3`, which also adds the rules'
+//! `Access-Control-*` headers to successful answers), gives every request an id
+//! (`x-amz-request-id`, and the `request_id` of the tracing span its log lines carry), logs
+//! each request's operation, status and duration (never its bucket or key), and records the
+//! request metrics.
 
 use futures::future::BoxFuture;
 use obhut_catalog::Catalog;
