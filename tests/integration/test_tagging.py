@@ -33,6 +33,8 @@ def test_put_get_delete_object_tagging(s3, bucket):
     assert tags_of(s3, bucket, "k") == wanted
     g = s3.get_object(Bucket=bucket, Key="k")
     assert g["TagCount"] == 3 and g["Body"].read() == b"data"
+    h = s3.head_object(Bucket=bucket, Key="k")
+    assert h["ResponseMetadata"]["HTTPHeaders"]["x-amz-tagging-count"] == "3"
     # Tagging changes neither the object's ETag nor its metadata.
     h = s3.head_object(Bucket=bucket, Key="k")
     assert h["Metadata"] == {"m": "1"} and h["ETag"] == s3.put_object(Bucket=bucket, Key="other", Body=b"data")["ETag"]
@@ -42,6 +44,7 @@ def test_put_get_delete_object_tagging(s3, bucket):
     assert r["ResponseMetadata"]["HTTPStatusCode"] == 204
     assert tags_of(s3, bucket, "k") == {}
     assert "TagCount" not in s3.get_object(Bucket=bucket, Key="k")
+    assert "x-amz-tagging-count" not in s3.head_object(Bucket=bucket, Key="k")["ResponseMetadata"]["HTTPHeaders"]
     # Missing objects.
     expect_error(s3.get_object_tagging, "NoSuchKey", 404, Bucket=bucket, Key="missing")
     expect_error(s3.put_object_tagging, "NoSuchKey", 404, Bucket=bucket, Key="missing",

@@ -422,11 +422,17 @@ pub async fn head(
         checksum_mode: i.checksum_mode.as_ref(),
     };
     let found = gw.find(&ctx, &r).await?;
-    Ok(S3Response::new(object_output!(
+    let mut resp = S3Response::new(object_output!(
         HeadObjectOutput,
         object_headers(&found, &r),
         { version_id: response_version_id(ctx.bucket()?, &found.object) }
-    )))
+    ));
+    // S3 answers the tag count on HEAD too; s3s's HEAD output has no field for it.
+    if let Some(n) = tag_count(&found.meta.tags) {
+        resp.headers
+            .insert("x-amz-tagging-count", http::HeaderValue::from(n));
+    }
+    Ok(resp)
 }
 
 pub async fn delete(
