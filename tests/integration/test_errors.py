@@ -134,8 +134,20 @@ def test_valid_unusual_bucket_names(s3):
         s3.head_bucket(Bucket=name)
 
 
-def test_bucket_already_owned(s3, bucket):
+def test_bucket_already_owned(s3, bucket, aws):
+    """S3 outside us-east-1: 409 BucketAlreadyOwnedByYou, and the bucket is left as it was."""
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    v = s3.put_object(Bucket=bucket, Key="kept", Body=b"still here", Tagging="t=1")["VersionId"]
+    s3.put_bucket_cors(Bucket=bucket, CORSConfiguration={"CORSRules": [{"AllowedOrigins": ["*"], "AllowedMethods": ["GET"]}]})
     expect_error(s3.create_bucket, "BucketAlreadyOwnedByYou", 409, Bucket=bucket)
+    expect_error(s3.create_bucket, "BucketAlreadyOwnedByYou", 409, Bucket=bucket,
+                 CreateBucketConfiguration={"LocationConstraint": s3.meta.region_name})
+    r = aws("s3api", "create-bucket", "--bucket", bucket, check=False)
+    assert r.returncode != 0 and "BucketAlreadyOwnedByYou" in r.stderr, r.stderr
+    got = s3.get_object(Bucket=bucket, Key="kept")
+    assert got["Body"].read() == b"still here" and got["VersionId"] == v and got["TagCount"] == 1
+    assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
+    assert len(s3.get_bucket_cors(Bucket=bucket)["CORSRules"]) == 1
 
 
 def test_bucket_already_exists_for_other_tenant(s3, tenant_b, bucket):
@@ -464,3 +476,22 @@ def test_every_response_carries_request_ids_and_errors_name_them_in_the_body(raw
     # boto3 reads both into its error reports.
     err = expect_error(s3.get_object, "NoSuchKey", 404, Bucket=bucket, Key="not-there")
     assert err["ResponseMetadata"]["RequestId"] and err["ResponseMetadata"]["HostId"]
+
+
+# ---------------------------------------------------------------- empty Authorization
+
+
+def test_an_empty_authorization_header_is_anonymous_and_refused(server, s3, bucket):
+    """S3 takes an empty Authorization header as no signature at all: an anonymous request,
+    refused with 403 AccessDenied; nothing is read or written."""
+    value = ""
+    s3.put_object(Bucket=bucket, Key="private", Body=b"not for anonymous eyes")
+    r = requests.get(f"{server.s3_url}/{bucket}/private", headers={"Authorization": value}, timeout=10)
+    assert_s3_error(r, 403, "AccessDenied")
+    assert b"not for anonymous eyes" not in r.content
+    r = requests.put(f"{server.s3_url}/{bucket}/anon", data=b"x", headers={"Authorization": value}, timeout=10)
+    assert_s3_error(r, 403, "AccessDenied")
+    expect_error(s3.head_object, "404", 404, Bucket=bucket, Key="anon")
+    r = requests.get(f"{server.s3_url}/", headers={"Authorization": value}, timeout=10)
+    assert_s3_error(r, 403, "AccessDenied")
+    assert bucket not in r.text

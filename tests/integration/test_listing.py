@@ -3,13 +3,14 @@ max-keys / continuation tokens / markers, start-after, and encoding-type=url,
 compared with the listing computed here from the keys that were written."""
 
 from concurrent.futures import ThreadPoolExecutor
+import json
 import re
 import urllib.parse
 import xml.etree.ElementTree as ET
 
 import pytest
 
-from s3helpers import md5_hex, strip_ns, unique_name, xml_find_all
+from s3helpers import assert_s3_error, expect_error, md5_hex, strip_ns, unique_name, xml_find_all
 
 SPECIAL = [
     "sp ace", "plus+sign", "pct%20", "amp&", "lt<gt>", "quote\"'", "uni-ß-漢字", "tab\tchar",
@@ -240,3 +241,150 @@ def test_default_page_is_1000(s3, listing_bucket):
     assert page["KeyCount"] == 1000 and page["IsTruncated"]
     page = s3.list_objects(Bucket=listing_bucket)
     assert len(page["Contents"]) == 1000 and page["IsTruncated"]
+
+
+# ---------------------------------------------------------------- control characters, empty delimiter, owners
+
+CONTROL_KEYS = [f"ctl/{chr(c)}-{c:02d}/obj" for c in range(1, 32)] + ["ctl/plain/obj"]
+
+
+@pytest.fixture(scope="module")
+def control_bucket(s3):
+    name = unique_name("ctl")
+    s3.create_bucket(Bucket=name)
+    for k in CONTROL_KEYS:
+        s3.put_object(Bucket=name, Key=k, Body=b"c")
+    return name
+
+
+def child_texts(root, parent, name):
+    return [e.text or "" for p in xml_find_all(root, parent) for e in p if strip_ns(e.tag) == name]
+
+
+@pytest.mark.parametrize("kind", ["v2", "v1", "versions"])
+def test_control_characters_round_trip_with_url_encoding(raw, control_bucket, kind):
+    """Keys, prefixes, delimiters and markers holding \\x01..\\x1f come back %-encoded, so the
+    XML stays well-formed and every name decodes to what was written."""
+    after = "ctl/\x05"
+    query = [("prefix", "ctl/"), ("delimiter", "/"), ("encoding-type", "url")]
+    if kind == "v2":
+        query += [("list-type", "2"), ("start-after", after), ("max-keys", "3")]
+    elif kind == "v1":
+        query += [("marker", after), ("max-keys", "3")]
+    else:
+        query += [("versions", ""), ("key-marker", after), ("max-keys", "3")]
+    r = raw.request("GET", control_bucket, query=query)
+    assert r.status_code == 200, r.text
+    assert not any(0 < b < 32 and b not in (9, 10, 13) for b in r.content), "a raw control character in the XML"
+    root = ET.fromstring(r.content)
+    decode = urllib.parse.unquote_plus
+    prefixes = [decode(p) for p in child_texts(root, "CommonPrefixes", "Prefix")]
+    expected_prefixes = sorted({k.rsplit("/", 1)[0] + "/" for k in CONTROL_KEYS if k > after}, key=b)[:3]
+    assert prefixes == expected_prefixes
+    for p in child_texts(root, "CommonPrefixes", "Prefix"):
+        assert not any(ord(c) < 32 for c in p), p
+    assert [decode(t) for t in texts(root, "Delimiter")] == ["/"]
+    if kind == "v2":
+        assert [decode(t) for t in texts(root, "StartAfter")] == [after]
+        assert "%05" in texts(root, "StartAfter")[0]
+        # The next page continues after the last prefix.
+        token = texts(root, "NextContinuationToken")[0]
+        r2 = raw.request("GET", control_bucket, query=[("list-type", "2"), ("prefix", "ctl/"), ("delimiter", "/"),
+                                                       ("encoding-type", "url"), ("continuation-token", token)])
+        nxt = [decode(p) for p in child_texts(ET.fromstring(r2.content), "CommonPrefixes", "Prefix")]
+        assert nxt[0] == sorted({k.rsplit("/", 1)[0] + "/" for k in CONTROL_KEYS if k > after}, key=b)[3]
+    elif kind == "v1":
+        assert [decode(t) for t in texts(root, "Marker")] == [after]
+        assert [decode(t) for t in texts(root, "NextMarker")] == [expected_prefixes[-1]]
+        assert "%" in texts(root, "NextMarker")[0]
+    else:
+        assert [decode(t) for t in texts(root, "KeyMarker")] == [after]
+        assert [decode(t) for t in texts(root, "NextKeyMarker")] == [expected_prefixes[-1]]
+
+
+def test_control_characters_in_keys_round_trip_through_boto3(s3, control_bucket):
+    keys = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=control_bucket, Prefix="ctl/", PaginationConfig={"PageSize": 7}):
+        keys += [o["Key"] for o in page.get("Contents", [])]
+    assert keys == sorted(CONTROL_KEYS, key=b)
+    for k in CONTROL_KEYS[:3]:
+        assert s3.get_object(Bucket=control_bucket, Key=k)["Body"].read() == b"c"
+
+
+@pytest.mark.parametrize("kind", ["v2", "v1", "versions", "uploads"])
+def test_an_empty_delimiter_is_no_delimiter(raw, s3, kind):
+    name = unique_name("emptydelim")
+    s3.create_bucket(Bucket=name)
+    for k in ("a/1", "a/2", "b"):
+        s3.put_object(Bucket=name, Key=k, Body=b"x")
+        s3.create_multipart_upload(Bucket=name, Key=k)
+    query = {"v2": [("list-type", "2")], "v1": [], "versions": [("versions", "")], "uploads": [("uploads", "")]}[kind]
+    root = raw_list(raw, name, query + [("delimiter", "")])
+    assert child_texts(root, "CommonPrefixes", "Prefix") == []
+    entry = {"v2": "Contents", "v1": "Contents", "versions": "Version", "uploads": "Upload"}[kind]
+    assert child_texts(root, entry, "Key") == ["a/1", "a/2", "b"]
+    assert texts(root, "Delimiter") == []
+    assert texts(root, "NextMarker") == []
+
+
+def test_fetch_owner_names_the_tenant(s3, server, listing_bucket):
+    plain = s3.list_objects_v2(Bucket=listing_bucket, MaxKeys=2)
+    assert all("Owner" not in o for o in plain["Contents"])
+    owned = s3.list_objects_v2(Bucket=listing_bucket, MaxKeys=2, FetchOwner=True)
+    tenant = s3.list_buckets()["Owner"]
+    assert tenant["ID"] and tenant["DisplayName"]
+    assert [o["Owner"] for o in owned["Contents"]] == [tenant, tenant]
+    # ListObjects (v1) always names the owner, as S3 does.
+    v1 = s3.list_objects(Bucket=listing_bucket, MaxKeys=2)
+    assert [o["Owner"] for o in v1["Contents"]] == [tenant, tenant]
+
+
+def test_list_buckets_pages_with_max_buckets_and_continuation_tokens(server, s3, raw):
+    prefix = unique_name("lbpage")[:30]
+    names = sorted(f"{prefix}-{i}" for i in range(5))
+    for n in names:
+        s3.create_bucket(Bucket=n)
+    got, token, pages = [], None, 0
+    while True:
+        kw = {"MaxBuckets": 2, "Prefix": prefix}
+        if token:
+            kw["ContinuationToken"] = token
+        page = s3.list_buckets(**kw)
+        pages += 1
+        got += [x["Name"] for x in page["Buckets"]]
+        assert page["Prefix"] == prefix
+        token = page.get("ContinuationToken")
+        if not token:
+            break
+        assert len(page["Buckets"]) == 2
+    assert got == names and pages == 3
+    # boto3's paginator follows the same tokens.
+    paged = [x["Name"] for p in s3.get_paginator("list_buckets").paginate(Prefix=prefix, PaginationConfig={"PageSize": 3})
+             for x in p["Buckets"]]
+    assert paged == names
+    # Without paging every bucket comes in one answer, without a token.
+    whole = s3.list_buckets()
+    assert set(names) <= {x["Name"] for x in whole["Buckets"]} and "ContinuationToken" not in whole
+    # Another region holds none of this tenant's buckets.
+    assert s3.list_buckets(BucketRegion="us-west-2", Prefix=prefix)["Buckets"] == []
+    for bad in ("0", "10001", "-3", "x"):
+        r = raw.request("GET", query=[("max-buckets", bad)])
+        assert_s3_error(r, 400, "InvalidArgument")
+    r = raw.request("GET", query=[("continuation-token", "!!not a token!!")])
+    assert_s3_error(r, 400, "InvalidArgument")
+
+
+def test_aws_cli_pages_list_buckets(s3, aws):
+    prefix = unique_name("clipage")[:30]
+    names = sorted(f"{prefix}-{i}" for i in range(5))
+    for n in names:
+        s3.create_bucket(Bucket=n)
+    # --page-size is max-buckets: the CLI follows the continuation tokens.
+    out = json.loads(aws("s3api", "list-buckets", "--prefix", prefix, "--page-size", "2", "--output", "json").stdout)
+    assert [x["Name"] for x in out["Buckets"]] == names
+    first = json.loads(aws("s3api", "list-buckets", "--prefix", prefix, "--page-size", "2", "--max-items", "3",
+                           "--output", "json").stdout)
+    assert [x["Name"] for x in first["Buckets"]] == names[:3] and first.get("NextToken")
+    rest = json.loads(aws("s3api", "list-buckets", "--prefix", prefix, "--page-size", "2",
+                          "--starting-token", first["NextToken"], "--output", "json").stdout)
+    assert [x["Name"] for x in rest["Buckets"]] == names[3:]

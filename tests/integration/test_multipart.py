@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from s3helpers import assert_s3_error, expect_error, md5_hex, multipart_etag, sha256_hex, unique_name
+from s3helpers import assert_s3_error, client_error, expect_error, md5_hex, multipart_etag, sha256_hex, unique_name
 
 MIB = 1024 * 1024
 
@@ -246,3 +246,79 @@ def test_list_multipart_uploads_prefix_and_paging(s3, bucket):
     r = s3.list_multipart_uploads(Bucket=bucket, Delimiter="/")
     assert sorted(p["Prefix"] for p in r.get("CommonPrefixes", [])) == ["lmu/", "other/"]
     assert not r.get("Uploads")
+
+
+# ---------------------------------------------------------------- a repeated completion
+
+
+def upload_two_parts(s3, bucket, key):
+    parts = [os.urandom(5 * MIB), b"the last part"]
+    up = s3.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+    etags = [s3.upload_part(Bucket=bucket, Key=key, UploadId=up, PartNumber=n, Body=d)["ETag"]
+             for n, d in enumerate(parts, 1)]
+    return up, parts, etags
+
+
+@pytest.mark.parametrize("versioned", [False, True], ids=["unversioned", "versioned"])
+def test_a_repeated_completion_answers_the_same_success(s3, bucket, versioned):
+    """A client that lost the answer of CompleteMultipartUpload and sends it again gets the
+    same answer (as S3 does), not NoSuchUpload; nothing is written twice."""
+    if versioned:
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    up, parts, etags = upload_two_parts(s3, bucket, "k")
+    listed = [(1, etags[0]), (2, etags[1])]
+    first = complete(s3, bucket, "k", up, listed)
+    assert first["ETag"] == multipart_etag(parts)
+    again = complete(s3, bucket, "k", up, listed)
+    for field in ("ETag", "Bucket", "Key"):
+        assert again[field] == first[field], field
+    assert again.get("VersionId") == first.get("VersionId")
+    assert (first.get("VersionId") is not None) == versioned
+    # Conditions were decided by the first completion: a retry with If-None-Match: * is the
+    # same request, answered the same.
+    cond = s3.complete_multipart_upload(Bucket=bucket, Key="k", UploadId=up, IfNoneMatch="*",
+                                        MultipartUpload={"Parts": [{"PartNumber": n, "ETag": e} for n, e in listed]})
+    assert cond["ETag"] == first["ETag"]
+    # One object (one version), as the first completion left it.
+    assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"".join(parts)
+    versions = s3.list_object_versions(Bucket=bucket).get("Versions", [])
+    assert len(versions) == 1
+    # A different part list for that upload is NoSuchUpload, and changes nothing.
+    expect_error(complete, "NoSuchUpload", 404, s3, bucket, "k", up, [(1, etags[0])])
+    expect_error(complete, "NoSuchUpload", 404, s3, bucket, "k", up, [(1, etags[1]), (2, etags[0])])
+    expect_error(complete, "NoSuchUpload", 404, s3, bucket, "k", up, [(1, etags[0]), (3, etags[1])])
+    # Under another key it is no upload at all.
+    expect_error(complete, "NoSuchUpload", 404, s3, bucket, "other", up, listed)
+    assert s3.head_object(Bucket=bucket, Key="k")["ETag"] == first["ETag"]
+    # The upload is gone for every other call.
+    expect_error(s3.list_parts, "NoSuchUpload", 404, Bucket=bucket, Key="k", UploadId=up)
+    expect_error(s3.abort_multipart_upload, "NoSuchUpload", 404, Bucket=bucket, Key="k", UploadId=up)
+
+
+def test_a_completion_repeated_after_an_overwrite_is_no_such_upload(s3, bucket):
+    up, parts, etags = upload_two_parts(s3, bucket, "k")
+    listed = [(1, etags[0]), (2, etags[1])]
+    complete(s3, bucket, "k", up, listed)
+    s3.put_object(Bucket=bucket, Key="k", Body=b"overwritten")
+    expect_error(complete, "NoSuchUpload", 404, s3, bucket, "k", up, listed)
+    assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"overwritten"
+    # Deleted: no object to answer with either.
+    up2, _, etags2 = upload_two_parts(s3, bucket, "d")
+    listed2 = [(1, etags2[0]), (2, etags2[1])]
+    complete(s3, bucket, "d", up2, listed2)
+    s3.delete_object(Bucket=bucket, Key="d")
+    expect_error(complete, "NoSuchUpload", 404, s3, bucket, "d", up2, listed2)
+    expect_error(s3.head_object, "404", 404, Bucket=bucket, Key="d")
+
+
+def test_another_tenant_cannot_repeat_a_completion(s3, bucket, tenant_b):
+    up, parts, etags = upload_two_parts(s3, bucket, "k")
+    listed = [(1, etags[0]), (2, etags[1])]
+    complete(s3, bucket, "k", up, listed)
+    other = tenant_b["client"]
+    b2 = unique_name("repeat-b")
+    other.create_bucket(Bucket=b2)
+    # Its own bucket, the same upload id: no upload of its.
+    expect_error(complete, "NoSuchUpload", 404, other, b2, "k", up, listed)
+    code, status, _ = client_error(complete, other, bucket, "k", up, listed)
+    assert status in (403, 404) and code in ("AccessDenied", "NoSuchBucket"), (code, status)

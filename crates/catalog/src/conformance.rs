@@ -84,6 +84,9 @@ macro_rules! catalog_conformance_tests {
             the_record_of_a_deleted_bucket_reaches_nothing_of_its_successor,
             a_bucket_deleted_and_created_again_by_its_owner_refuses_the_old_record,
             an_upload_cut_off_by_its_buckets_deletion_leaves_usage_whole,
+            a_completed_upload_is_remembered_for_its_retention,
+            object_meta_is_replaced_only_where_it_is_expected,
+            bucket_configs_belong_to_one_incarnation_and_kind,
         );
     };
 }
@@ -2863,4 +2866,235 @@ pub async fn check_uncounted_abort(cat: &dyn Catalog) {
     cat.abort_upload("neg-u").await.unwrap();
     assert_eq!(used(cat, &bucket_scope("neg-b")).await, (0, 0));
     assert_eq!(used(cat, &tenant_scope("neg-t")).await, (3, 1));
+}
+
+fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Completes upload `id` of `key` in `bucket` with one part, at `at_ms`, as version `version`.
+async fn complete_one_part(
+    cat: &dyn Catalog,
+    id: &str,
+    bucket: &str,
+    key: &str,
+    version: Option<&str>,
+    at_ms: i64,
+) -> ObjectRecord {
+    upload(cat, id, bucket, key).await;
+    let p = part(id, 1);
+    by_name::put_part(cat, &p).await.unwrap();
+    let mut done = self::version(bucket, key, version, p.chunk.size);
+    done.chunks = vec![p.chunk];
+    done.sites = p.sites.clone();
+    done.etag = format!("sealed etag of {id}");
+    done.last_modified_ms = at_ms;
+    by_name::complete_upload(cat, id, &done, PutCondition::None)
+        .await
+        .unwrap();
+    done
+}
+
+/// A completed upload is remembered (bucket incarnation, key, version, sealed ETag) so that a
+/// repeated completion can be answered; not past its retention, and not past its bucket.
+pub async fn a_completed_upload_is_remembered_for_its_retention(cat: &dyn Catalog) {
+    versioned_bucket(cat, "cu", "cu-v", Versioning::Enabled).await;
+    ensure_tenant_and_bucket(cat, "cu", "cu-plain").await;
+    assert_eq!(cat.get_completed_upload("never").await.unwrap(), None);
+    let now = wall_ms();
+    let v = complete_one_part(cat, "cu1", "cu-v", "k", Some("ver1"), now).await;
+    let b = by_name::bucket(cat, "cu-v").await;
+    assert_eq!(
+        cat.get_completed_upload("cu1").await.unwrap(),
+        Some(crate::CompletedUpload {
+            upload_id: "cu1".into(),
+            bucket: "cu-v".into(),
+            bucket_created_ms: b.created_ms,
+            key: "k".into(),
+            version_id: Some("ver1".into()),
+            etag: v.etag.clone(),
+            completed_ms: now,
+        })
+    );
+    let n = complete_one_part(cat, "cu2", "cu-plain", "k\u{1}", None, now).await;
+    let got = cat.get_completed_upload("cu2").await.unwrap().unwrap();
+    assert_eq!(
+        (got.key, got.version_id, got.etag),
+        ("k\u{1}".to_owned(), None, n.etag)
+    );
+    // The upload itself is gone: only its completion is remembered.
+    assert_eq!(cat.get_upload("cu2").await.unwrap(), None);
+    // A completion older than the retention is not answered.
+    let old = now - crate::COMPLETED_UPLOAD_RETENTION_MS - 1_000;
+    complete_one_part(cat, "cu3", "cu-plain", "old", None, old).await;
+    assert_eq!(cat.get_completed_upload("cu3").await.unwrap(), None);
+    // Nor one of a bucket that was deleted.
+    by_name::delete_object(cat, "cu-plain", "k\u{1}")
+        .await
+        .unwrap();
+    by_name::delete_object(cat, "cu-plain", "old")
+        .await
+        .unwrap();
+    by_name::delete_bucket(cat, "cu-plain").await.unwrap();
+    assert_eq!(cat.get_completed_upload("cu2").await.unwrap(), None);
+    assert!(cat.get_completed_upload("cu1").await.unwrap().is_some());
+}
+
+/// A version's sealed metadata (where tags live) is replaced only if it is still what the
+/// caller read, for the version named, never for a delete marker, and only through the
+/// bucket's current incarnation.
+pub async fn object_meta_is_replaced_only_where_it_is_expected(cat: &dyn Catalog) {
+    versioned_bucket(cat, "om", "om-v", Versioning::Enabled).await;
+    let mut v1 = version("om-v", "k", Some("v1"), 3);
+    v1.meta = b"meta one".to_vec();
+    let mut v2 = version("om-v", "k", Some("v2"), 3);
+    v2.meta = b"meta two".to_vec();
+    for v in [&v1, &v2] {
+        by_name::put_object(cat, v, PutCondition::None)
+            .await
+            .unwrap();
+    }
+    let b = by_name::bucket(cat, "om-v").await;
+    // Not what is there: nothing changes.
+    assert!(
+        !cat.replace_object_meta(&b, "k", Some("v1"), b"meta two", b"x")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !cat.replace_object_meta(&b, "k", Some("nope"), b"meta one", b"x")
+            .await
+            .unwrap()
+    );
+    // The noncurrent version by its id, then the current one.
+    assert!(
+        cat.replace_object_meta(&b, "k", Some("v1"), b"meta one", b"tagged one")
+            .await
+            .unwrap()
+    );
+    assert!(
+        cat.replace_object_meta(&b, "k", Some("v2"), b"meta two", b"tagged two")
+            .await
+            .unwrap()
+    );
+    let got = cat
+        .get_object_version("om-v", "k", Some("v1"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.object.meta, b"tagged one");
+    assert_eq!(
+        cat.get_object("om-v", "k").await.unwrap().unwrap().meta,
+        b"tagged two"
+    );
+    // A delete marker has no metadata to replace.
+    by_name::put_delete_marker(cat, &marker("om-v", "k", Some("m1")))
+        .await
+        .unwrap();
+    assert!(
+        !cat.replace_object_meta(&b, "k", Some("m1"), b"", b"x")
+            .await
+            .unwrap()
+    );
+    // The null version of an unversioned bucket.
+    ensure_tenant_and_bucket(cat, "om", "om-plain").await;
+    let mut o = object("om-plain", "k", "e");
+    o.meta = b"plain".to_vec();
+    by_name::put_object(cat, &o, PutCondition::None)
+        .await
+        .unwrap();
+    let plain = by_name::bucket(cat, "om-plain").await;
+    assert!(
+        cat.replace_object_meta(&plain, "k", None, b"plain", b"plain tagged")
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        cat.get_object("om-plain", "k").await.unwrap().unwrap().meta,
+        b"plain tagged"
+    );
+    // Through a record of another incarnation: NotFound, nothing written.
+    let stale = Bucket {
+        created_ms: plain.created_ms - 1,
+        ..plain.clone()
+    };
+    assert_bucket_gone(
+        "meta replaced",
+        cat.replace_object_meta(&stale, "k", None, b"plain tagged", b"x")
+            .await,
+    );
+    assert_eq!(
+        cat.get_object("om-plain", "k").await.unwrap().unwrap().meta,
+        b"plain tagged"
+    );
+}
+
+/// A bucket's configurations are kept per kind, for one incarnation of its name: a bucket
+/// deleted and made again starts without any, and a stale record writes none.
+pub async fn bucket_configs_belong_to_one_incarnation_and_kind(cat: &dyn Catalog) {
+    ensure_tenant(cat, "bc").await;
+    let first = Bucket {
+        name: "bc-b".into(),
+        tenant: "bc".into(),
+        created_ms: 10,
+        versioning: crate::Versioning::Unversioned,
+    };
+    cat.create_bucket(&first, &bucket_key("bc-b", 1))
+        .await
+        .unwrap();
+    let cors = crate::config_kind::CORS;
+    assert_eq!(cat.get_bucket_config(&first, cors).await.unwrap(), None);
+    cat.put_bucket_config(&first, cors, Some(b"rules one"), 1)
+        .await
+        .unwrap();
+    cat.put_bucket_config(&first, "other", Some(b"other kind"), 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        cat.get_bucket_config(&first, cors)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(&b"rules one"[..])
+    );
+    cat.put_bucket_config(&first, cors, Some(b"rules two"), 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        cat.get_bucket_config(&first, cors)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(&b"rules two"[..])
+    );
+    cat.put_bucket_config(&first, cors, None, 3).await.unwrap();
+    assert_eq!(cat.get_bucket_config(&first, cors).await.unwrap(), None);
+    assert_eq!(
+        cat.get_bucket_config(&first, "other")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(&b"other kind"[..])
+    );
+    cat.put_bucket_config(&first, cors, Some(b"rules three"), 4)
+        .await
+        .unwrap();
+    cat.delete_bucket(&first).await.unwrap();
+    let second = Bucket {
+        created_ms: 11,
+        ..first.clone()
+    };
+    cat.create_bucket(&second, &bucket_key("bc-b", 1))
+        .await
+        .unwrap();
+    assert_eq!(cat.get_bucket_config(&second, cors).await.unwrap(), None);
+    assert_eq!(cat.get_bucket_config(&second, "other").await.unwrap(), None);
+    assert_bucket_gone(
+        "config set",
+        cat.put_bucket_config(&first, cors, Some(b"stale"), 5).await,
+    );
+    assert_eq!(cat.get_bucket_config(&second, cors).await.unwrap(), None);
+    assert_eq!(cat.get_bucket_config(&first, cors).await.unwrap(), None);
 }

@@ -170,6 +170,30 @@ const TABLES: &[Table] = &[
         ],
         key: 1,
     },
+    Table {
+        name: "bucket_configs",
+        columns: &[
+            ("bucket", Text),
+            ("created_ms", Int),
+            ("kind", Text),
+            ("config", Bytes),
+            ("updated_ms", Int),
+        ],
+        key: 3,
+    },
+    Table {
+        name: "completed_uploads",
+        columns: &[
+            ("upload_id", Text),
+            ("bucket", Text),
+            ("created_ms", Int),
+            ("key", Bytes),
+            ("version_id", Text),
+            ("etag", Text),
+            ("completed_ms", Int),
+        ],
+        key: 1,
+    },
 ];
 
 /// Rows sent to PostgreSQL in one transaction.
@@ -656,6 +680,10 @@ mod tests {
         )
         .await
         .unwrap();
+        let b = by_name::bucket(cat, "b").await;
+        cat.put_bucket_config(&b, crate::config_kind::CORS, Some(b"{}"), 8)
+            .await
+            .unwrap();
     }
 
     #[tokio::test]

@@ -342,7 +342,9 @@ pub trait Catalog: Send + Sync {
         limit: usize,
     ) -> Result<Vec<Upload>>;
     /// Atomically makes `object` visible and removes the upload. Returns the replaced object and
-    /// the upload's parts that `object` does not use.
+    /// the upload's parts that `object` does not use. The completion is remembered
+    /// ([`Catalog::get_completed_upload`]) for [`COMPLETED_UPLOAD_RETENTION_MS`]; older
+    /// completions are forgotten in the same transaction.
     async fn complete_upload(
         &self,
         bucket: &Bucket,
@@ -364,6 +366,38 @@ pub trait Catalog: Send + Sync {
     ) -> Result<(Option<ObjectRecord>, Vec<Part>)>;
     /// Removes the upload; returns its parts.
     async fn abort_upload(&self, upload_id: &str) -> Result<Vec<Part>>;
+
+    /// What is remembered of upload `upload_id` after it completed, if it completed within
+    /// [`COMPLETED_UPLOAD_RETENTION_MS`] (schema 7; completions by an earlier release are not
+    /// remembered).
+    async fn get_completed_upload(&self, upload_id: &str) -> Result<Option<CompletedUpload>>;
+
+    // object metadata (tags live in it, sealed by the gateway)
+    /// Replaces the sealed metadata of one version of `key` (`None`: the `null` version),
+    /// current or not, if it is still `expected`; returns whether it did. A version that is
+    /// gone or whose metadata changed meanwhile is `false`; a bucket that is no longer
+    /// `bucket` is `NotFound`.
+    async fn replace_object_meta(
+        &self,
+        bucket: &Bucket,
+        key: &str,
+        version_id: Option<&str>,
+        expected: &[u8],
+        meta: &[u8],
+    ) -> Result<bool>;
+
+    // per-bucket configuration (CORS now; one table for every kind, see [`config_kind`])
+    /// The configuration of `kind` of `bucket` (this incarnation of it), if one is set.
+    async fn get_bucket_config(&self, bucket: &Bucket, kind: &str) -> Result<Option<Vec<u8>>>;
+    /// Sets (`Some`) or removes (`None`) the configuration of `kind` of `bucket`, checked in
+    /// the same transaction to still be the bucket of its name.
+    async fn put_bucket_config(
+        &self,
+        bucket: &Bucket,
+        kind: &str,
+        config: Option<&[u8]>,
+        now_ms: i64,
+    ) -> Result<()>;
 
     // one-time upgrades of records
     /// When the upgrade `name` finished, if it did.

@@ -26,9 +26,9 @@
 use crate::meta_cache::{MetaCache, MetaKey};
 use crate::types::Settled;
 use crate::{
-    AccessKey, Bucket, BucketKey, Catalog, CatalogError, Chunk, Lease, ListFrom, ObjectRecord,
-    ObjectVersion, Part, PutCondition, Quota, QuotaStatus, QuotaTarget, Reservation, ResidencyRule,
-    Result, SiteRecord, Tenant, Upload, Usage, Versioning, VersionsFrom,
+    AccessKey, Bucket, BucketKey, Catalog, CatalogError, Chunk, CompletedUpload, Lease, ListFrom,
+    ObjectRecord, ObjectVersion, Part, PutCondition, Quota, QuotaStatus, QuotaTarget, Reservation,
+    ResidencyRule, Result, SiteRecord, Tenant, Upload, Usage, Versioning, VersionsFrom,
 };
 use async_trait::async_trait;
 use obhut_core::{BlobId, PolicyScope};
@@ -70,7 +70,7 @@ macro_rules! cached {
 /// migration never changes: a new layout is a migration appended here, and from now on
 /// layouts change expand-then-contract (add, let every gateway run the release that writes
 /// both, then drop), because gateways of two releases share one database during an upgrade.
-const MIGRATIONS: &[&str] = &[PG_V1, PG_V2, PG_V3, PG_V4, PG_V5, PG_V6];
+const MIGRATIONS: &[&str] = &[PG_V1, PG_V2, PG_V3, PG_V4, PG_V5, PG_V6, PG_V7];
 
 /// What names the layout's records in messages.
 const DATABASE: &str = "the PostgreSQL catalog";
@@ -219,6 +219,32 @@ CREATE TABLE object_versions (
     delete_marker BIGINT NOT NULL,
     PRIMARY KEY (bucket, key, version_order)
 );
+"#;
+
+/// Version 7: per-bucket configurations and completed uploads, as version 7 of `catalog.db`.
+/// Only adds tables (expand): gateways of the release before never read them and keep
+/// working; a bucket they delete leaves its configuration rows behind, keyed by that bucket's
+/// incarnation, so they never apply to a bucket made again under its name.
+const PG_V7: &str = r#"
+CREATE TABLE bucket_configs (
+    bucket TEXT COLLATE "C" NOT NULL,
+    created_ms BIGINT NOT NULL,
+    kind TEXT COLLATE "C" NOT NULL,
+    config BYTEA NOT NULL,
+    updated_ms BIGINT NOT NULL,
+    PRIMARY KEY (bucket, created_ms, kind)
+);
+CREATE TABLE completed_uploads (
+    upload_id TEXT COLLATE "C" PRIMARY KEY,
+    bucket TEXT COLLATE "C" NOT NULL,
+    created_ms BIGINT NOT NULL,
+    key BYTEA NOT NULL,
+    version_id TEXT COLLATE "C" NOT NULL,
+    etag TEXT NOT NULL,
+    completed_ms BIGINT NOT NULL
+);
+CREATE INDEX completed_uploads_by_time ON completed_uploads(completed_ms);
+CREATE INDEX completed_uploads_by_bucket ON completed_uploads(bucket);
 "#;
 
 /// The first key of the advisory locks that serialise the writes of one key of a versioned
@@ -551,6 +577,13 @@ const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
 
 /// Connections a process keeps to the catalog at most.
 const MAX_CONNECTIONS: u32 = 16;
+
+/// This host's clock, in milliseconds since the epoch.
+fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
 
 fn storage(e: impl std::fmt::Display) -> CatalogError {
     CatalogError::Storage(e.to_string())
@@ -1868,6 +1901,8 @@ impl Catalog for PgCatalog {
         for sql in [
             "DELETE FROM bucket_usage WHERE bucket = $1",
             "DELETE FROM reservations WHERE bucket = $1",
+            "DELETE FROM bucket_configs WHERE bucket = $1",
+            "DELETE FROM completed_uploads WHERE bucket = $1",
         ] {
             sqlx::query(sql)
                 .bind(name)
@@ -2705,6 +2740,30 @@ impl Catalog for PgCatalog {
         let change = (change.0 - parts_bytes(&parts)?, change.1);
         add_usage_tx(&mut tx, &o.bucket, change.0, change.1).await?;
         settle_and_recheck_tx(&mut tx, bucket, reservation, change).await?;
+        sqlx::query("DELETE FROM completed_uploads WHERE completed_ms < $1")
+            .bind(o.last_modified_ms - crate::COMPLETED_UPLOAD_RETENTION_MS)
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+        sqlx::query(
+            "INSERT INTO completed_uploads
+             (upload_id, bucket, created_ms, key, version_id, etag, completed_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (upload_id) DO UPDATE SET bucket = EXCLUDED.bucket,
+               created_ms = EXCLUDED.created_ms, key = EXCLUDED.key,
+               version_id = EXCLUDED.version_id, etag = EXCLUDED.etag,
+               completed_ms = EXCLUDED.completed_ms",
+        )
+        .bind(upload_id)
+        .bind(&bucket.name)
+        .bind(bucket.created_ms)
+        .bind(o.key.as_bytes())
+        .bind(o.version_id.as_deref().unwrap_or(""))
+        .bind(&o.etag)
+        .bind(o.last_modified_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(storage)?;
         let used: std::collections::HashSet<BlobId> = o.chunks.iter().map(|c| c.blob).collect();
         let unused = parts
             .into_iter()
@@ -2712,6 +2771,114 @@ impl Catalog for PgCatalog {
             .collect();
         tx.commit().await.map_err(storage)?;
         Ok((old, unused))
+    }
+
+    async fn get_completed_upload(&self, upload_id: &str) -> Result<Option<CompletedUpload>> {
+        let since = wall_ms() - crate::COMPLETED_UPLOAD_RETENTION_MS;
+        let row: Option<(String, String, i64, Vec<u8>, String, String, i64)> = sqlx::query_as(
+            "SELECT upload_id, bucket, created_ms, key, version_id, etag, completed_ms
+             FROM completed_uploads WHERE upload_id = $1 AND completed_ms >= $2",
+        )
+        .bind(upload_id)
+        .bind(since)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(storage)?;
+        row.map(
+            |(upload_id, bucket, bucket_created_ms, key, version, etag, completed_ms)| {
+                Ok(CompletedUpload {
+                    upload_id,
+                    bucket,
+                    bucket_created_ms,
+                    key: String::from_utf8(key)
+                        .map_err(|e| CatalogError::Corrupt(e.to_string()))?,
+                    version_id: (!version.is_empty()).then_some(version),
+                    etag,
+                    completed_ms,
+                })
+            },
+        )
+        .transpose()
+    }
+
+    async fn replace_object_meta(
+        &self,
+        bucket: &Bucket,
+        key: &str,
+        version_id: Option<&str>,
+        expected: &[u8],
+        meta: &[u8],
+    ) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        lock_incarnation(&mut tx, bucket).await?;
+        let mut n = 0;
+        for sql in [
+            "UPDATE objects SET meta = $5
+             WHERE bucket = $1 AND key = $2 AND version_id = $3 AND meta = $4",
+            "UPDATE object_versions SET meta = $5
+             WHERE bucket = $1 AND key = $2 AND version_id = $3 AND meta = $4
+             AND delete_marker = 0",
+        ] {
+            n += sqlx::query(sql)
+                .bind(&bucket.name)
+                .bind(key.as_bytes())
+                .bind(version_id.unwrap_or(""))
+                .bind(expected)
+                .bind(meta)
+                .execute(&mut *tx)
+                .await
+                .map_err(storage)?
+                .rows_affected();
+        }
+        tx.commit().await.map_err(storage)?;
+        Ok(n >= 1)
+    }
+
+    async fn get_bucket_config(&self, bucket: &Bucket, kind: &str) -> Result<Option<Vec<u8>>> {
+        sqlx::query_scalar(
+            "SELECT config FROM bucket_configs WHERE bucket = $1 AND created_ms = $2 AND kind = $3",
+        )
+        .bind(&bucket.name)
+        .bind(bucket.created_ms)
+        .bind(kind)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(storage)
+    }
+
+    async fn put_bucket_config(
+        &self,
+        bucket: &Bucket,
+        kind: &str,
+        config: Option<&[u8]>,
+        now_ms: i64,
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        lock_incarnation(&mut tx, bucket).await?;
+        match config {
+            Some(config) => sqlx::query(
+                "INSERT INTO bucket_configs (bucket, created_ms, kind, config, updated_ms)
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (bucket, created_ms, kind)
+                 DO UPDATE SET config = EXCLUDED.config, updated_ms = EXCLUDED.updated_ms",
+            )
+            .bind(&bucket.name)
+            .bind(bucket.created_ms)
+            .bind(kind)
+            .bind(config)
+            .bind(now_ms),
+            None => sqlx::query(
+                "DELETE FROM bucket_configs WHERE bucket = $1 AND created_ms = $2 AND kind = $3",
+            )
+            .bind(&bucket.name)
+            .bind(bucket.created_ms)
+            .bind(kind),
+        }
+        .execute(&mut *tx)
+        .await
+        .map_err(storage)?;
+        tx.commit().await.map_err(storage)?;
+        Ok(())
     }
 
     async fn abort_upload(&self, upload_id: &str) -> Result<Vec<Part>> {
@@ -3572,6 +3739,84 @@ mod tests {
         assert!(listed[0].is_latest && listed[0].object.version_id.is_none());
     }
 
+    /// Expand-then-contract for schema 7: a gateway of the release before (schema 6) deletes
+    /// a bucket with its own statements, which know nothing of `bucket_configs` or
+    /// `completed_uploads`; the configuration it leaves behind never applies to a bucket made
+    /// again under that name, and its writes of objects work as before.
+    #[tokio::test]
+    async fn a_gateway_of_the_release_before_schema_7_keeps_working_on_it() {
+        let options = fresh_schema().await;
+        let cat = PgCatalog::connect(options).await.unwrap();
+        cat.create_tenant(&tenant("t7")).await.unwrap();
+        let key = |created_ms| BucketKey {
+            bucket: "b7".into(),
+            version: 1,
+            wrapped: b"wrapped".to_vec(),
+            kcv: vec![1; 8],
+            created_ms,
+        };
+        let first = Bucket {
+            name: "b7".into(),
+            tenant: "t7".into(),
+            created_ms: 1,
+            versioning: Versioning::Unversioned,
+        };
+        cat.create_bucket(&first, &key(1)).await.unwrap();
+        cat.put_bucket_config(&first, crate::config_kind::CORS, Some(b"rules"), 1)
+            .await
+            .unwrap();
+        let pool = cat.pool().clone();
+        // The release before: an object written and deleted, then the bucket, with its own
+        // statements.
+        let o = object("b7", "k", "e1");
+        sqlx::query(
+            "INSERT INTO objects (bucket, key, size, etag, last_modified_ms, envelope, meta, sites, chunks, version_id, version_order)
+             VALUES ($1, $2, 3, 'e1', 42, ''::bytea, ''::bytea, $3, $4, '', 0)",
+        )
+        .bind("b7")
+        .bind(b"k".to_vec())
+        .bind(to_json(&o.sites).unwrap())
+        .bind(to_json(&o.chunks).unwrap())
+        .execute(&pool)
+        .await
+        .unwrap();
+        assert_eq!(cat.get_object("b7", "k").await.unwrap().unwrap().etag, "e1");
+        for sql in [
+            "DELETE FROM objects WHERE bucket = 'b7'",
+            "DELETE FROM bucket_keys WHERE bucket = 'b7'",
+            "DELETE FROM bucket_usage WHERE bucket = 'b7'",
+            "DELETE FROM buckets WHERE name = 'b7'",
+        ] {
+            sqlx::query(sql).execute(&pool).await.unwrap();
+        }
+        let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM bucket_configs")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(left, 1, "the release before leaves the row behind");
+        let second = Bucket {
+            created_ms: 2,
+            ..first.clone()
+        };
+        cat.create_bucket(&second, &key(2)).await.unwrap();
+        assert_eq!(
+            cat.get_bucket_config(&second, crate::config_kind::CORS)
+                .await
+                .unwrap(),
+            None
+        );
+        cat.put_bucket_config(&second, crate::config_kind::CORS, Some(b"new"), 3)
+            .await
+            .unwrap();
+        assert_eq!(
+            cat.get_bucket_config(&second, crate::config_kind::CORS)
+                .await
+                .unwrap()
+                .as_deref(),
+            Some(&b"new"[..])
+        );
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn migrations_run_once_and_starting_again_changes_nothing() {
         let options = fresh_schema().await;
@@ -3606,7 +3851,7 @@ mod tests {
         .fetch_one(again.pool())
         .await
         .unwrap();
-        assert_eq!(tables, 15, "fourteen tables and the version");
+        assert_eq!(tables, 17, "sixteen tables and the version");
         for p in pools {
             p.close().await;
         }

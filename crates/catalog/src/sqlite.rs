@@ -9,9 +9,9 @@
 use crate::meta_cache::{MetaCache, MetaKey};
 use crate::types::Settled;
 use crate::{
-    AccessKey, Bucket, BucketKey, Catalog, CatalogError, Chunk, Lease, ListFrom, ObjectRecord,
-    ObjectVersion, Part, PutCondition, Quota, QuotaStatus, QuotaTarget, Reservation, ResidencyRule,
-    Result, SiteRecord, Tenant, Upload, Usage, Versioning, VersionsFrom,
+    AccessKey, Bucket, BucketKey, Catalog, CatalogError, Chunk, CompletedUpload, Lease, ListFrom,
+    ObjectRecord, ObjectVersion, Part, PutCondition, Quota, QuotaStatus, QuotaTarget, Reservation,
+    ResidencyRule, Result, SiteRecord, Tenant, Upload, Usage, Versioning, VersionsFrom,
 };
 use async_trait::async_trait;
 use obhut_core::{BlobId, PolicyScope};
@@ -25,10 +25,38 @@ use std::sync::{Arc, Mutex};
 const SCHEMA: obhut_migrate::Schema = obhut_migrate::Schema {
     name: "catalog.db",
     migrations: &[
-        SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6,
+        SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6, SCHEMA_V7,
     ],
     identifying_table: "tenants",
 };
+
+/// Version 7: `bucket_configs`, every kind of per-bucket configuration (CORS first), keyed
+/// by the bucket's incarnation (name and `created_ms`) and the kind, so that a configuration
+/// left behind by a deleted bucket never applies to a new bucket of the same name; and
+/// `completed_uploads`, what is remembered of a multipart upload for a day after it
+/// completed, so that a repeated completion is answered as the first (docs/catalog.md).
+/// Tags live in the sealed `meta` of each version: no column for them.
+const SCHEMA_V7: &str = r"
+CREATE TABLE IF NOT EXISTS bucket_configs (
+    bucket TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    config BLOB NOT NULL,
+    updated_ms INTEGER NOT NULL,
+    PRIMARY KEY (bucket, created_ms, kind)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS completed_uploads (
+    upload_id TEXT PRIMARY KEY,
+    bucket TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    key BLOB NOT NULL,
+    version_id TEXT NOT NULL,
+    etag TEXT NOT NULL,
+    completed_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS completed_uploads_by_time ON completed_uploads(completed_ms);
+CREATE INDEX IF NOT EXISTS completed_uploads_by_bucket ON completed_uploads(bucket);
+";
 
 /// Version 6: versions (docs/catalog.md, "Versions"). `buckets.versioning` holds a bucket's
 /// state (0 unversioned, 1 enabled, 2 suspended); `objects` keeps one row per key, its current
@@ -1047,6 +1075,39 @@ fn upload_exists_tx(tx: &Connection, upload_id: &str) -> Result<()> {
 /// same incarnation (`created_ms`) as the record the caller was authorised against;
 /// `NotFound` if it was deleted, or deleted and created again, since. Writes run in the one
 /// writer's transaction, so the answer holds until the write commits.
+/// Records that upload `upload_id` became `o` (see `SCHEMA_V7`), and forgets completions
+/// older than [`crate::COMPLETED_UPLOAD_RETENTION_MS`].
+fn remember_completion_tx(
+    tx: &Connection,
+    bucket: &Bucket,
+    upload_id: &str,
+    o: &ObjectRecord,
+) -> Result<()> {
+    exec(
+        tx,
+        "DELETE FROM completed_uploads WHERE completed_ms < ?1",
+        params![o.last_modified_ms - crate::COMPLETED_UPLOAD_RETENTION_MS],
+    )
+    .map_err(storage)?;
+    exec(
+        tx,
+        "INSERT OR REPLACE INTO completed_uploads
+         (upload_id, bucket, created_ms, key, version_id, etag, completed_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            upload_id,
+            bucket.name,
+            bucket.created_ms,
+            key_bytes(&o.key),
+            o.version_id.as_deref().unwrap_or(""),
+            o.etag,
+            o.last_modified_ms
+        ],
+    )
+    .map_err(storage)?;
+    Ok(())
+}
+
 fn incarnation_tx(tx: &Connection, bucket: &Bucket) -> Result<Versioning> {
     let code: Option<i64> = query_row(
         tx,
@@ -1743,6 +1804,8 @@ impl Catalog for SqliteCatalog {
             for sql in [
                 "DELETE FROM bucket_usage WHERE bucket = ?1",
                 "DELETE FROM reservations WHERE bucket = ?1",
+                "DELETE FROM bucket_configs WHERE bucket = ?1",
+                "DELETE FROM completed_uploads WHERE bucket = ?1",
             ] {
                 exec(tx, sql, params![name]).map_err(storage)?;
             }
@@ -2636,7 +2699,128 @@ impl Catalog for SqliteCatalog {
             if let Some(before) = lost {
                 recheck_tx(tx, &b, before, now)?;
             }
+            remember_completion_tx(tx, &b, &id, &o)?;
             Ok((old, unused))
+        })
+        .await
+    }
+
+    async fn get_completed_upload(&self, upload_id: &str) -> Result<Option<CompletedUpload>> {
+        let id = upload_id.to_owned();
+        let since = wall_ms() - crate::COMPLETED_UPLOAD_RETENTION_MS;
+        self.lookup(move |c| {
+            query_row(
+                c,
+                "SELECT upload_id, bucket, created_ms, key, version_id, etag, completed_ms
+                 FROM completed_uploads WHERE upload_id = ?1 AND completed_ms >= ?2",
+                params![id, since],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, Vec<u8>>(3)?,
+                        r.get::<_, String>(4)?,
+                        r.get::<_, String>(5)?,
+                        r.get::<_, i64>(6)?,
+                    ))
+                },
+            )
+            .optional()
+            .map_err(storage)?
+            .map(
+                |(upload_id, bucket, bucket_created_ms, key, version, etag, completed_ms)| {
+                    Ok(CompletedUpload {
+                        upload_id,
+                        bucket,
+                        bucket_created_ms,
+                        key: key_from(key)?,
+                        version_id: (!version.is_empty()).then_some(version),
+                        etag,
+                        completed_ms,
+                    })
+                },
+            )
+            .transpose()
+        })
+        .await
+    }
+
+    async fn replace_object_meta(
+        &self,
+        bucket: &Bucket,
+        key: &str,
+        version_id: Option<&str>,
+        expected: &[u8],
+        meta: &[u8],
+    ) -> Result<bool> {
+        let b = bucket.clone();
+        let (key, version) = (key.to_owned(), version_id.unwrap_or("").to_owned());
+        let (expected, meta) = (expected.to_vec(), meta.to_vec());
+        self.write_data(move |tx| {
+            incarnation_tx(tx, &b)?;
+            let mut n = 0;
+            for sql in [
+                "UPDATE objects SET meta = ?5
+                 WHERE bucket = ?1 AND key = ?2 AND version_id = ?3 AND meta = ?4",
+                "UPDATE object_versions SET meta = ?5
+                 WHERE bucket = ?1 AND key = ?2 AND version_id = ?3 AND meta = ?4
+                 AND delete_marker = 0",
+            ] {
+                n += exec(
+                    tx,
+                    sql,
+                    params![b.name, key_bytes(&key), version, expected, meta],
+                )
+                .map_err(storage)?;
+            }
+            Ok(n >= 1)
+        })
+        .await
+    }
+
+    async fn get_bucket_config(&self, bucket: &Bucket, kind: &str) -> Result<Option<Vec<u8>>> {
+        let (name, created, kind) = (bucket.name.clone(), bucket.created_ms, kind.to_owned());
+        self.lookup(move |c| {
+            query_row(
+                c,
+                "SELECT config FROM bucket_configs
+                 WHERE bucket = ?1 AND created_ms = ?2 AND kind = ?3",
+                params![name, created, kind],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(storage)
+        })
+        .await
+    }
+
+    async fn put_bucket_config(
+        &self,
+        bucket: &Bucket,
+        kind: &str,
+        config: Option<&[u8]>,
+        now_ms: i64,
+    ) -> Result<()> {
+        let b = bucket.clone();
+        let (kind, config) = (kind.to_owned(), config.map(<[u8]>::to_vec));
+        self.write_data(move |tx| {
+            incarnation_tx(tx, &b)?;
+            match config {
+                Some(config) => exec(
+                    tx,
+                    "INSERT OR REPLACE INTO bucket_configs
+                     (bucket, created_ms, kind, config, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![b.name, b.created_ms, kind, config, now_ms],
+                ),
+                None => exec(
+                    tx,
+                    "DELETE FROM bucket_configs WHERE bucket = ?1 AND created_ms = ?2 AND kind = ?3",
+                    params![b.name, b.created_ms, kind],
+                ),
+            }
+            .map_err(storage)?;
+            Ok(())
         })
         .await
     }

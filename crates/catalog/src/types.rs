@@ -227,6 +227,35 @@ pub struct Part {
     pub last_modified_ms: i64,
 }
 
+/// What is remembered of a multipart upload after it completed, so that a repeated
+/// `CompleteMultipartUpload` (a client retrying after a lost answer) is answered as the first
+/// one was (docs/catalog.md, "Completed uploads"). Kept for
+/// [`COMPLETED_UPLOAD_RETENTION_MS`] after completion, and no longer than its bucket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompletedUpload {
+    pub upload_id: String,
+    /// The bucket's name and `created_ms`: its incarnation.
+    pub bucket: String,
+    pub bucket_created_ms: i64,
+    pub key: String,
+    /// The version the upload became (`None`: the `null` version).
+    pub version_id: Option<String>,
+    /// That version's ETag as stored (sealed): tells it from a later version of the same id.
+    pub etag: String,
+    pub completed_ms: i64,
+}
+
+/// How long a completed upload is remembered: a retry of its completion comes within
+/// seconds or minutes of the lost answer; a day covers a client that backs off for long.
+pub const COMPLETED_UPLOAD_RETENTION_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// The kinds of per-bucket configuration kept in the catalog's one table for them
+/// (`Catalog::put_bucket_config`).
+pub mod config_kind {
+    /// Bucket CORS rules, as obhut's JSON form of `CORSConfiguration`.
+    pub const CORS: &str = "cors";
+}
+
 mod blob_id_hex {
     use obhut_core::BlobId;
     use serde::{Deserialize, Deserializer, Serializer, de::Error};

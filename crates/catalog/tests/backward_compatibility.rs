@@ -15,7 +15,7 @@
 
 use obhut_catalog::{
     AccessKey, Bucket, BucketKey, Catalog, Chunk, ListFrom, ObjectRecord, Part, PutCondition,
-    Quota, QuotaTarget, ResidencyRule, SiteRecord, SqliteCatalog, Tenant, Upload,
+    Quota, QuotaTarget, ResidencyRule, SiteRecord, SqliteCatalog, Tenant, Upload, config_kind,
 };
 use obhut_core::{BlobId, PolicyScope, SiteState};
 use rusqlite::Connection;
@@ -209,7 +209,15 @@ async fn write_catalog(cat: &dyn Catalog) {
             .await
             .unwrap();
     }
+    if SqliteCatalog::SCHEMA_VERSION >= 7 {
+        cat.put_bucket_config(&bucket(), config_kind::CORS, Some(CORS), 1_700_000_000_010)
+            .await
+            .unwrap();
+    }
 }
+
+/// The bucket configuration the fixtures of version 7 on hold (`bucket_configs`).
+const CORS: &[u8] = br#"{"rules":[]}"#;
 
 /// The tenant quota the fixtures of version 4 on hold.
 fn quota() -> Quota {
@@ -297,6 +305,13 @@ async fn assert_catalog(cat: &dyn Catalog, version: u32) {
             .await
             .unwrap(),
         (version >= 4).then(quota)
+    );
+    assert_eq!(
+        cat.get_bucket_config(&bucket(), config_kind::CORS)
+            .await
+            .unwrap()
+            .as_deref(),
+        (version >= 7).then_some(CORS)
     );
 }
 
@@ -417,6 +432,19 @@ async fn reads_every_record_of_a_catalog_written_by_schema_version_5() {
     assert_eq!(user_version(&path), 5);
     let cat = SqliteCatalog::open(&path).unwrap();
     assert_catalog(&cat, 5).await;
+    assert_writable(&cat).await;
+    assert_eq!(
+        user_version(&path),
+        i64::from(SqliteCatalog::SCHEMA_VERSION)
+    );
+}
+
+#[tokio::test]
+async fn reads_every_record_of_a_catalog_written_by_schema_version_6() {
+    let (_dir, path) = copy_of(6);
+    assert_eq!(user_version(&path), 6);
+    let cat = SqliteCatalog::open(&path).unwrap();
+    assert_catalog(&cat, 6).await;
     assert_writable(&cat).await;
     assert_eq!(
         user_version(&path),

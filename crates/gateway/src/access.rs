@@ -216,6 +216,9 @@ pub fn action<'a>(operation: &'a str, query: Option<&str>, headers: &http::Heade
     match operation {
         "GetObject" | "HeadObject" if by_version() => "GetObjectVersion",
         "DeleteObject" if by_version() => "DeleteObjectVersion",
+        "GetObjectTagging" if by_version() => "GetObjectVersionTagging",
+        "PutObjectTagging" if by_version() => "PutObjectVersionTagging",
+        "DeleteObjectTagging" if by_version() => "DeleteObjectVersionTagging",
         "CopyObject" | "UploadPartCopy"
             if matches!(
                 copy_source_header(headers),
@@ -244,7 +247,10 @@ fn grant_class(operation: &str) -> Option<&'static str> {
         "ListObjectVersions" => "list+versions",
         "DeleteObjectVersion" => "write+versions",
         "CopyObjectFromVersion" | "UploadPartCopyFromVersion" => "write",
-        "GetObject" | "HeadObject" | "GetObjectAttributes" => "read",
+        // Tags are object metadata: a grant covers them as it covers the object.
+        "GetObjectVersionTagging" => "read+versions",
+        "PutObjectVersionTagging" | "DeleteObjectVersionTagging" => "write+versions",
+        "GetObject" | "HeadObject" | "GetObjectAttributes" | "GetObjectTagging" => "read",
         "ListObjects"
         | "ListObjectsV2"
         | "HeadBucket"
@@ -258,7 +264,9 @@ fn grant_class(operation: &str) -> Option<&'static str> {
         | "UploadPart"
         | "UploadPartCopy"
         | "CompleteMultipartUpload"
-        | "AbortMultipartUpload" => "write",
+        | "AbortMultipartUpload"
+        | "PutObjectTagging"
+        | "DeleteObjectTagging" => "write",
         _ => return None,
     })
 }
@@ -351,6 +359,28 @@ impl S3Access for TenantAuth {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn tags_are_covered_as_object_metadata_and_by_version_only_with_versions() {
+        use super::{action, grant_class};
+        let none = http::HeaderMap::new();
+        let by_id = Some("tagging&versionId=0123456789abcdef0123456789abcdef");
+        let class = |op, q| grant_class(action(op, q, &none));
+        assert_eq!(class("GetObjectTagging", Some("tagging")), Some("read"));
+        assert_eq!(class("PutObjectTagging", Some("tagging")), Some("write"));
+        assert_eq!(class("DeleteObjectTagging", Some("tagging")), Some("write"));
+        assert_eq!(
+            action("GetObjectTagging", by_id, &none),
+            "GetObjectVersionTagging"
+        );
+        assert_eq!(class("GetObjectTagging", by_id), Some("read+versions"));
+        assert_eq!(class("PutObjectTagging", by_id), Some("write+versions"));
+        assert_eq!(class("DeleteObjectTagging", by_id), Some("write+versions"));
+        // Bucket configuration is no grant's business.
+        for op in ["PutBucketCors", "GetBucketCors", "DeleteBucketCors"] {
+            assert_eq!(class(op, Some("cors")), None, "{op}");
+        }
+    }
+
     #[test]
     fn actions_on_a_version_by_id_are_named_apart_from_those_on_the_current_object() {
         use super::action;

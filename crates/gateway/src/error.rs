@@ -58,6 +58,7 @@ pub const NEGATIVE_MAX_KEYS: &str = "max-keys must not be negative";
 pub const NEGATIVE_MAX_PARTS: &str = "max-parts must not be negative";
 pub const NEGATIVE_MAX_UPLOADS: &str = "max-uploads must not be negative";
 pub const INVALID_CONTINUATION_TOKEN: &str = "The continuation token provided is incorrect";
+pub const INVALID_MAX_BUCKETS: &str = "Argument max-buckets must be an integer between 1 and 10000";
 pub const IF_NONE_MATCH_ONLY_ANY: &str = "If-None-Match on writes supports only '*'";
 pub const IF_MATCH_NEEDS_ETAG: &str = "If-Match on writes needs an ETag";
 pub const IF_MATCH_AND_IF_NONE_MATCH: &str = "If-Match and If-None-Match cannot be combined";

@@ -7,9 +7,12 @@
 //! by the trustee ([`crate::authn`]) before s3s sees it.
 //!
 //! It also answers `GET /healthz` and `GET /readyz` (no authentication; `healthz` and `readyz`
-//! are no bucket names), gives every request an id (`x-amz-request-id`, and the `request_id`
-//! of the tracing span its log lines carry), logs each request's operation, status and
-//! duration (never its bucket or key), and records the request metrics.
+//! are no bucket names) and browsers' CORS preflight `OPTIONS` (no authentication, as in S3;
+//! answered from the bucket's CORS rules by `crate::s3`, which also adds the rules'
+//! `Access-Control-*` headers to successful answers), gives every request an id
+//! (`x-amz-request-id`, and the `request_id` of the tracing span its log lines carry), logs
+//! each request's operation, status and duration (never its bucket or key), and records the
+//! request metrics.
 
 use futures::future::BoxFuture;
 use obhut_catalog::Catalog;
@@ -299,6 +302,36 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for S3Front {
             span.in_scope(|| arrival.finish(&mut resp));
             return Box::pin(std::future::ready(Ok(resp)));
         }
+        // A browser's CORS preflight: unauthenticated, answered from the bucket's CORS rules.
+        if req.method() == http::Method::OPTIONS {
+            let catalog = Arc::clone(&self.health.catalog);
+            return Box::pin(
+                async move {
+                    let mut resp = crate::s3::cors_preflight(
+                        catalog.as_ref(),
+                        req.uri().path(),
+                        req.headers(),
+                    )
+                    .await;
+                    arrival.finish(&mut resp);
+                    Ok(resp)
+                }
+                .instrument(span),
+            );
+        }
+        // A request from a web page: a successful answer gets the bucket's CORS headers.
+        let cors = req
+            .headers()
+            .get(http::header::ORIGIN)
+            .and_then(|o| o.to_str().ok())
+            .map(|o| {
+                (
+                    o.to_owned(),
+                    req.uri().path().to_owned(),
+                    req.method().clone(),
+                )
+            });
+        let catalog = Arc::clone(&self.health.catalog);
         let head = req.method() == http::Method::HEAD;
         let has_body = req
             .headers()
@@ -336,6 +369,10 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for S3Front {
                         http::header::CONNECTION,
                         http::HeaderValue::from_static("close"),
                     );
+                }
+                if let Some((origin, path, method)) = cors {
+                    crate::s3::cors_decorate(catalog.as_ref(), &path, &method, &origin, &mut resp)
+                        .await;
                 }
                 // s3s answers a ranged HEAD with 200; S3 (like GET) answers 206 with Content-Range.
                 if head

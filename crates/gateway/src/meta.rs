@@ -28,6 +28,10 @@ pub struct ObjectMeta {
     /// The checksum algorithm a multipart upload was created with.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub checksum_algorithm: Option<String>,
+    /// The object's tags (S3 object tagging), in the order they were set. Sealed with the
+    /// rest: the catalog never holds them in clear. Releases before tags ignore the field.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<(String, String)>,
 }
 
 /// Full-object checksums, base64 as S3 transmits them.
@@ -128,10 +132,25 @@ mod tests {
         };
         m.user.insert("colour".into(), "blau".into());
         m.checksums.crc32 = Some("AAAAAA==".into());
+        m.tags = vec![("b".into(), "2".into()), ("a".into(), String::new())];
         assert_eq!(ObjectMeta::decode(&m.encode()).expect("decode"), m);
         assert_eq!(
             ObjectMeta::decode(b"").expect("decode"),
             ObjectMeta::default()
         );
+    }
+
+    #[test]
+    fn metadata_written_before_tags_reads_without_them() {
+        let old = br#"{"content_type":"text/plain","user":{"k":"v"}}"#;
+        let m = ObjectMeta::decode(old).expect("decode");
+        assert!(m.tags.is_empty());
+        assert_eq!(m.user.get("k").map(String::as_str), Some("v"));
+        // And metadata with tags is read by a release that does not know them (serde ignores
+        // fields it does not know): it is decoded as a map here to show the field is additive.
+        let mut tagged = m.clone();
+        tagged.tags = vec![("t".into(), "1".into())];
+        let v: serde_json::Value = serde_json::from_slice(&tagged.encode()).expect("json");
+        assert_eq!(v["tags"], serde_json::json!([["t", "1"]]));
     }
 }

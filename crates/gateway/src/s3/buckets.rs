@@ -37,14 +37,42 @@ pub async fn list(
         Err(TrusteeError::NoTenantKey(_)) => {}
         Err(e) => return Err(error::trustee(e)),
     }
-    let prefix = req.input.prefix.clone().unwrap_or_default();
-    let buckets = gw
+    let input = req.input;
+    let prefix = input.prefix.clone().unwrap_or_default();
+    let max = match input.max_buckets {
+        None => MAX_BUCKETS_PAGE,
+        Some(n) if (1..=10_000).contains(&n) => usize::try_from(n).unwrap_or(MAX_BUCKETS_PAGE),
+        Some(_) => {
+            return Err(error::with(
+                S3ErrorCode::InvalidArgument,
+                error::INVALID_MAX_BUCKETS,
+            ));
+        }
+    };
+    let after = input
+        .continuation_token
+        .as_deref()
+        .map(decode_bucket_token)
+        .transpose()?;
+    // Every bucket is in this gateway's region: another region has none.
+    let other_region = input
+        .bucket_region
+        .as_deref()
+        .is_some_and(|r| r != gw.config.region);
+    let mut buckets: Vec<Bucket> = gw
         .catalog
         .list_buckets(&ctx.tenant.name)
         .await
         .map_err(error::catalog)?
         .into_iter()
-        .filter(|b| b.name.starts_with(&prefix))
+        .filter(|b| !other_region && b.name.starts_with(&prefix))
+        .filter(|b| after.as_deref().is_none_or(|a| b.name.as_str() > a))
+        .collect();
+    buckets.sort_by(|a, b| a.name.cmp(&b.name));
+    let next = (buckets.len() > max).then(|| encode_bucket_token(&buckets[max - 1].name));
+    buckets.truncate(max);
+    let buckets = buckets
+        .into_iter()
         .map(|b| s3s::dto::Bucket {
             name: Some(b.name),
             creation_date: Some(timestamp(b.created_ms)),
@@ -54,9 +82,31 @@ pub async fn list(
     Ok(S3Response::new(ListBucketsOutput {
         buckets: Some(buckets),
         owner: Some(owner(&ctx.tenant)),
-        prefix: req.input.prefix,
-        continuation_token: None,
+        prefix: input.prefix,
+        continuation_token: next,
     }))
+}
+
+/// Buckets in one ListBuckets answer unless `max-buckets` says fewer (S3's page when paging
+/// is asked for; every bucket of a tenant fits in it, as S3 answers without paging).
+const MAX_BUCKETS_PAGE: usize = 10_000;
+
+/// ListBuckets continuation tokens are opaque to clients: the last name answered, base64.
+fn encode_bucket_token(last: &str) -> String {
+    base64_simd::URL_SAFE_NO_PAD.encode_to_string(last.as_bytes())
+}
+
+fn decode_bucket_token(token: &str) -> S3Result<String> {
+    base64_simd::URL_SAFE_NO_PAD
+        .decode_to_vec(token)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or_else(|| {
+            error::with(
+                S3ErrorCode::InvalidArgument,
+                error::INVALID_CONTINUATION_TOKEN,
+            )
+        })
 }
 
 pub async fn create(

@@ -9,6 +9,7 @@ use super::convert::{etag, hex, now_ms, timestamp};
 use super::input::{check_new_object, part_number};
 use super::objects::MetaHeaders;
 use super::store::{KeyMemo, NewBlob, Placement, Stored};
+use super::tagging::header_tags;
 use crate::access::{ReqCtx, copy_source_object, owned_bucket};
 use crate::keys::{Binding, ObjectCipher};
 use crate::meta::{Checksums, ObjectMeta};
@@ -128,6 +129,21 @@ pub async fn copy_object(
     let input = req.input;
     let bucket = ctx.bucket()?.name.as_str();
     check_new_object!(input)?;
+    // Tags: the source's (COPY, the default) or those of x-amz-tagging (REPLACE).
+    let new_tags = match input
+        .tagging_directive
+        .as_ref()
+        .map(TaggingDirective::as_str)
+    {
+        None | Some("COPY") => None,
+        Some("REPLACE") => Some(header_tags(input.tagging.as_deref())?),
+        Some(other) => {
+            return Err(s3_error!(
+                InvalidArgument,
+                "Unknown tagging directive {other}"
+            ));
+        }
+    };
     let replace = match input
         .metadata_directive
         .as_ref()
@@ -183,6 +199,7 @@ pub async fn copy_object(
             ..src.meta.clone()
         }
     };
+    meta.tags = new_tags.unwrap_or_else(|| src.meta.tags.clone());
     let placed = gw.placement(&ctx).await?;
     let versioning = ctx.bucket()?.versioning;
     let replaces = (versioning == Versioning::Unversioned).then_some(input.key.as_str());

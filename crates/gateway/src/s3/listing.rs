@@ -46,9 +46,10 @@ impl Names {
         )
     }
 
-    fn object(self, (o, e): (ObjectRecord, String)) -> Object {
+    fn object(self, (o, e): (ObjectRecord, String), owner: Option<&Owner>) -> Object {
         Object {
             e_tag: Some(etag(&e)),
+            owner: owner.cloned(),
             key: Some(self.name(o.key)),
             last_modified: Some(timestamp(o.last_modified_ms)),
             size: Some(size_i64(o.size)),
@@ -92,6 +93,12 @@ async fn opened_uploads(
         .await
 }
 
+/// A `delimiter` parameter sent empty is no delimiter, as S3 takes it: nothing is rolled up,
+/// and none is answered.
+fn given(delimiter: Option<String>) -> Option<String> {
+    delimiter.filter(|d| !d.is_empty())
+}
+
 fn page_size_i32(max: usize) -> Option<i32> {
     Some(i32::try_from(max).unwrap_or(1000))
 }
@@ -122,10 +129,13 @@ pub async fn objects_v1(
     let bucket = ctx.bucket()?;
     let keys = KeyMemo::default();
     require_key(gw, &ctx, &keys).await?;
-    let i = req.input;
+    let mut i = req.input;
+    i.delimiter = given(i.delimiter);
     let names = Names::of(i.encoding_type.as_ref())?;
     let max = page_size(i.max_keys, error::NEGATIVE_MAX_KEYS)?;
     let prefix = i.prefix.clone().unwrap_or_default();
+    // ListObjects (v1) names each object's owner, as S3 does.
+    let owner = owner(&ctx.tenant);
     let page = list_page(
         gw.catalog.as_ref(),
         bucket,
@@ -148,7 +158,7 @@ pub async fn objects_v1(
             opened(gw, &ctx, &keys, page.objects)
                 .await?
                 .into_iter()
-                .map(|o| names.object(o))
+                .map(|o| names.object(o, Some(&owner)))
                 .collect(),
         ),
         common_prefixes: names.common_prefixes(page.common_prefixes),
@@ -167,10 +177,13 @@ pub async fn objects_v2(
     let bucket = ctx.bucket()?;
     let keys = KeyMemo::default();
     require_key(gw, &ctx, &keys).await?;
-    let i = req.input;
+    let mut i = req.input;
+    i.delimiter = given(i.delimiter);
     let names = Names::of(i.encoding_type.as_ref())?;
     let max = page_size(i.max_keys, error::NEGATIVE_MAX_KEYS)?;
     let prefix = i.prefix.clone().unwrap_or_default();
+    // ListObjectsV2 names owners only when asked to (`fetch-owner=true`).
+    let fetch_owner = (i.fetch_owner == Some(true)).then(|| owner(&ctx.tenant));
     let after = match &i.continuation_token {
         Some(tok) => Some(decode_token(tok)?),
         None => i.start_after.clone().filter(|s| !s.is_empty()),
@@ -187,7 +200,7 @@ pub async fn objects_v2(
     let contents: Vec<Object> = opened(gw, &ctx, &keys, page.objects)
         .await?
         .into_iter()
-        .map(|o| names.object(o))
+        .map(|o| names.object(o, fetch_owner.as_ref()))
         .collect();
     // What is answered: records that failed their integrity check are not counted.
     let key_count = contents.len() + page.common_prefixes.len();
@@ -220,7 +233,8 @@ pub async fn object_versions(
     let bucket = ctx.bucket()?;
     let keys = KeyMemo::default();
     require_key(gw, &ctx, &keys).await?;
-    let i = req.input;
+    let mut i = req.input;
+    i.delimiter = given(i.delimiter);
     let names = Names::of(i.encoding_type.as_ref())?;
     let max = page_size(i.max_keys, error::NEGATIVE_MAX_KEYS)?;
     let prefix = i.prefix.clone().unwrap_or_default();
@@ -312,7 +326,8 @@ pub async fn multipart_uploads(
     let bucket = ctx.bucket()?;
     let keys = KeyMemo::default();
     require_key(gw, &ctx, &keys).await?;
-    let i = req.input;
+    let mut i = req.input;
+    i.delimiter = given(i.delimiter);
     let names = Names::of(i.encoding_type.as_ref())?;
     let max = page_size(i.max_uploads, error::NEGATIVE_MAX_UPLOADS)?;
     let prefix = i.prefix.clone().unwrap_or_default();

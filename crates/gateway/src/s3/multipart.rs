@@ -10,7 +10,7 @@ use super::conditions::put_condition;
 use super::convert::{etag, hex, now_ms, owner, size_i64, timestamp};
 use super::input::{check_new_object, page_size, part_number};
 use super::objects::MetaHeaders;
-use super::store::{KeyMemo, NewBlob, Stored};
+use super::store::{KeyMemo, NewBlob, Opened, Stored};
 use crate::access::ReqCtx;
 use crate::keys::{Binding, ObjectCipher};
 use crate::meta::Checksums;
@@ -109,6 +109,84 @@ impl Gateway {
     }
 }
 
+impl Gateway {
+    /// The answer of the completion of `upload_id`, if it completed lately (the catalog
+    /// remembers completions for a day) into `key` of the request's bucket (this incarnation
+    /// of it), the version it made is still there, and `requested` names the same parts with
+    /// the same ETags; else `None` (the caller answers `NoSuchUpload`). Nothing is written:
+    /// the object is as the first completion left it, and so are its conditions.
+    async fn completed_again(
+        &self,
+        ctx: &ReqCtx,
+        key: &str,
+        upload_id: &str,
+        requested: &[CompletedPart],
+        keys: &KeyMemo,
+    ) -> S3Result<Option<CompleteMultipartUploadOutput>> {
+        let bucket = ctx.bucket()?;
+        let Some(done) = self
+            .catalog
+            .get_completed_upload(upload_id)
+            .await
+            .map_err(error::catalog)?
+        else {
+            return Ok(None);
+        };
+        if done.bucket != bucket.name
+            || done.bucket_created_ms != bucket.created_ms
+            || done.key != key
+        {
+            return Ok(None);
+        }
+        let Some(version) = self
+            .catalog
+            .get_object_version(&bucket.name, key, done.version_id.as_deref())
+            .await
+            .map_err(error::catalog)?
+        else {
+            return Ok(None);
+        };
+        // Overwritten since (the null version), or removed: not the upload's object any more.
+        if version.delete_marker || version.object.etag != done.etag {
+            return Ok(None);
+        }
+        let o = version.object;
+        let Opened { etag: opened, .. } = self
+            .open_object(&ctx.tenant.name, &o, &ctx.justification, keys)
+            .await?;
+        let numbers: Option<Vec<u32>> = requested
+            .iter()
+            .map(|p| p.part_number.and_then(|n| u32::try_from(n).ok()))
+            .collect();
+        if numbers != Some(o.chunks.iter().map(|c| c.part).collect()) {
+            return Ok(None);
+        }
+        let mut md5_of_md5s = Md5::new();
+        for p in requested {
+            let Some(raw) = p
+                .e_tag
+                .as_ref()
+                .and_then(|e| hex_simd::decode_to_vec(e.value().trim_matches('"')).ok())
+            else {
+                return Ok(None);
+            };
+            md5_of_md5s.update(&raw);
+        }
+        let again = format!("{}-{}", hex(&md5_of_md5s.finalize()), requested.len());
+        if again != opened {
+            return Ok(None);
+        }
+        Ok(Some(CompleteMultipartUploadOutput {
+            version_id: super::versions::response_version_id(bucket, &o),
+            location: Some(format!("/{}/{}", bucket.name, key)),
+            bucket: Some(bucket.name.clone()),
+            key: Some(key.to_owned()),
+            e_tag: Some(etag(&opened)),
+            ..Default::default()
+        }))
+    }
+}
+
 pub async fn create(
     gw: &Gateway,
     req: S3Request<CreateMultipartUploadInput>,
@@ -117,6 +195,7 @@ pub async fn create(
     let input = req.input;
     let bucket = ctx.bucket()?.name.as_str();
     check_new_object!(input)?;
+    let tags = super::tagging::header_tags(input.tagging.as_deref())?;
     // Placement is decided once, here, and kept with the upload: every part goes there.
     // Refused early if the object could not be placed.
     let placed = gw.placement(&ctx).await?;
@@ -130,6 +209,7 @@ pub async fn create(
         metadata: input.metadata,
     }
     .into_meta();
+    meta.tags = tags;
     meta.checksum_algorithm = input
         .checksum_algorithm
         .as_ref()
@@ -274,15 +354,30 @@ pub async fn complete(
     req: S3Request<CompleteMultipartUploadInput>,
 ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
     let ctx = ReqCtx::of(&req)?;
-    let input = req.input;
+    let mut input = req.input;
     let keys = KeyMemo::default();
-    let upload = gw
-        .load_upload(&ctx, &input.key, &input.upload_id, &keys)
-        .await?;
     let requested = input
         .multipart_upload
+        .take()
         .and_then(|m| m.parts)
         .unwrap_or_default();
+    let upload = match gw
+        .load_upload(&ctx, &input.key, &input.upload_id, &keys)
+        .await
+    {
+        Ok(upload) => upload,
+        Err(gone) if *gone.code() == S3ErrorCode::NoSuchUpload => {
+            // A client retrying a completion whose answer it lost gets that answer again.
+            return match gw
+                .completed_again(&ctx, &input.key, &input.upload_id, &requested, &keys)
+                .await?
+            {
+                Some(done) => Ok(S3Response::new(done)),
+                None => Err(gone),
+            };
+        }
+        Err(e) => return Err(e),
+    };
     if requested.is_empty() {
         return Err(error::with(S3ErrorCode::MalformedXML, error::NO_PARTS));
     }

@@ -9,6 +9,7 @@ use super::conditions::{Conditions, precondition_failed, put_condition};
 use super::convert::{etag, hex, now_ms, size_i64, timestamp};
 use super::input::{check_key, check_new_object, part_number_index};
 use super::store::{KeyMemo, NewBlob, Opened};
+use super::tagging::{header_tags, tag_count};
 use super::versions::response_version_id;
 use crate::access::ReqCtx;
 use crate::keys::{Binding, ObjectCipher};
@@ -264,7 +265,8 @@ fn object_headers(found: &Found, r: &ReadRequest<'_>) -> ObjectHeaders {
         e_tag: etag(&found.etag),
         last_modified: timestamp(o.last_modified_ms),
         meta: found.meta.clone(),
-        parts_count: (o.chunks.len() > 1 || r.part_number.is_some())
+        // Only objects uploaded in parts have a part count (S3: `x-amz-mp-parts-count`).
+        parts_count: (found.etag.contains('-') && (o.chunks.len() > 1 || r.part_number.is_some()))
             .then(|| i32::try_from(o.chunks.len()).unwrap_or(i32::MAX)),
         checksums: if want_checksums {
             found.meta.checksums.clone()
@@ -285,6 +287,7 @@ pub async fn put(
     let input = req.input;
     let bucket = ctx.bucket()?.name.as_str();
     check_new_object!(input)?;
+    let tags = header_tags(input.tagging.as_deref())?;
     let condition = put_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
     // Fails a doomed conditional write before its body is streamed.
     let condition = gw
@@ -335,6 +338,7 @@ pub async fn put(
         metadata: input.metadata,
     }
     .into_meta();
+    meta.tags = tags;
     let written = stored.written;
     meta.checksums = Checksums::from_dto(written.checksums.clone());
     let etag_value = hex(&written.md5);
@@ -389,10 +393,12 @@ pub async fn get(
     let found = gw.find(&ctx, &r).await?;
     let headers = object_headers(&found, &r);
     let version_id = response_version_id(ctx.bucket()?, &found.object);
+    let tag_count = tag_count(&found.meta.tags);
     let body = gw.read(&found.object, found.range.clone(), found.cipher);
     Ok(S3Response::new(object_output!(GetObjectOutput, headers, {
         body: Some(body),
         version_id: version_id,
+        tag_count: tag_count,
     })))
 }
 
@@ -416,11 +422,17 @@ pub async fn head(
         checksum_mode: i.checksum_mode.as_ref(),
     };
     let found = gw.find(&ctx, &r).await?;
-    Ok(S3Response::new(object_output!(
+    let mut resp = S3Response::new(object_output!(
         HeadObjectOutput,
         object_headers(&found, &r),
         { version_id: response_version_id(ctx.bucket()?, &found.object) }
-    )))
+    ));
+    // S3 answers the tag count on HEAD too; s3s's HEAD output has no field for it.
+    if let Some(n) = tag_count(&found.meta.tags) {
+        resp.headers
+            .insert("x-amz-tagging-count", http::HeaderValue::from(n));
+    }
+    Ok(resp)
 }
 
 pub async fn delete(
