@@ -333,7 +333,7 @@ impl S3Access for TenantAuth {
                 let tenant = self.signing_tenant(tenant).await?;
                 let justification = Justification::Customer {
                     tenant: tenant.name.clone(),
-                    principal: who.access_key_id.clone(),
+                    principal: who.access_key_id,
                     operation: action(cx.s3_op().name(), cx.uri().query(), cx.headers()).to_owned(),
                     request: Some(who.verified.ticket),
                 };

@@ -149,13 +149,12 @@ pub async fn admit(
     {
         parts.headers.remove(http::header::AUTHORIZATION);
     }
-    let read = match read::signed_request(&parts.method, &parts.uri, &parts.headers, region) {
+    let mut read = match read::signed_request(&parts.method, &parts.uri, &parts.headers, region) {
         Ok(Some(read)) => read,
         Ok(None) => return Ok(http::Request::from_parts(parts, Body::from(incoming))),
         Err(e) => return Err(error_response(e.code(), &e.to_string())),
     };
-    let access_key_id = read.request.access_key_id.clone();
-    if !plausible_key_id(&access_key_id) {
+    if !plausible_key_id(&read.request.access_key_id) {
         let f = AuthFailure::UnknownKey;
         return Err(error_response(f.s3_code(), f.message()));
     }
@@ -171,16 +170,19 @@ pub async fn admit(
     parts.headers.remove(http::header::AUTHORIZATION);
     parts.uri = without_auth_params(&parts.uri)
         .ok_or_else(|| error_response("InvalidURI", "Couldn't parse the specified URI."))?;
+    // A body that HTTP framing already says is empty (a GET's, say) matches a signed hash
+    // of the empty string without being hashed; any other is hashed as it streams.
+    let known_empty = http_body::Body::is_end_stream(&incoming);
     let body = Body::from(incoming);
     let content_length = parts
         .headers
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let trailers = Trailers::default();
+    // Only an `aws-chunked` body has trailers to hand on.
+    let mut trailers = None;
     let body = match read.payload {
-        Payload::Hash => hash_checked(body, &read.request.payload, content_length),
-        Payload::Unsigned => match &read.body_sha256 {
+        Payload::Hash | Payload::Unsigned => match hash_to_check(&read, known_empty) {
             Some(expected) => hash_checked(body, expected, content_length),
             None => body,
         },
@@ -195,6 +197,7 @@ pub async fn admit(
                 None
             };
             strip_aws_chunked(&mut parts.headers, decoded);
+            let trailers = trailers.insert(Trailers::default());
             chunked(
                 Arc::clone(trustee),
                 body,
@@ -207,11 +210,26 @@ pub async fn admit(
     };
     parts.extensions.insert(Authenticated {
         verified,
-        access_key_id,
+        // Taken, not copied: the request's parts are not needed any more.
+        access_key_id: std::mem::take(&mut read.request.access_key_id),
         session_token,
     });
-    parts.extensions.insert(trailers);
+    if let Some(trailers) = trailers {
+        parts.extensions.insert(trailers);
+    }
     Ok(http::Request::from_parts(parts, body))
+}
+
+/// The SHA-256 (hex) a body that is not `aws-chunked` must match, if any: the signed hash, or
+/// the one a presigned request declares. A body that HTTP framing already ends (`known_empty`)
+/// is not hashed when that is the empty string's hash: it matches by construction.
+fn hash_to_check(read: &read::Read, known_empty: bool) -> Option<&str> {
+    let expected = match read.payload {
+        Payload::Hash => Some(read.request.payload.as_str()),
+        Payload::Unsigned => read.body_sha256.as_deref(),
+        Payload::SignedChunks { .. } | Payload::UnsignedChunksTrailer => None,
+    }?;
+    (!(known_empty && expected == obhut_sigv4::EMPTY_SHA256)).then_some(expected)
 }
 
 /// After decoding, the body is `decoded` plain bytes: Content-Length says so, and
@@ -528,6 +546,54 @@ mod tests {
         assert!(!plausible_key_id("AKIAIOSFODNN7EXAMPLE"));
         assert!(!plausible_key_id("OBK"));
         assert!(!plausible_key_id("OBKABCDEFGHIJKLMNOPQR"));
+    }
+
+    #[test]
+    fn only_a_body_known_to_be_empty_skips_the_hash_of_the_empty_string() {
+        let sha = |b: &[u8]| obhut_sigv4::sha256_hex(b);
+        let read = |payload: Payload, line: &str, declared: Option<String>| read::Read {
+            request: obhut_sigv4::SignedRequest {
+                access_key_id: "OBKAAAAAAAAAAAAAAAAA".into(),
+                amz_date: "20260101T000000Z".into(),
+                scope_date: "20260101".into(),
+                region: "r".into(),
+                service: "s3".into(),
+                method: "PUT".into(),
+                path: "/b/k".into(),
+                query: vec![],
+                headers: vec![],
+                payload: line.into(),
+                presigned_expires: None,
+                signature: String::new(),
+            },
+            payload,
+            decoded_length: None,
+            body_sha256: declared,
+        };
+        let empty = obhut_sigv4::EMPTY_SHA256;
+        let other = sha(b"data");
+        let signed_empty = read(Payload::Hash, empty, None);
+        assert_eq!(hash_to_check(&signed_empty, true), None);
+        // A body that may have bytes is hashed, even against the empty string's hash.
+        assert_eq!(hash_to_check(&signed_empty, false), Some(empty));
+        let signed_other = read(Payload::Hash, &other, None);
+        assert_eq!(hash_to_check(&signed_other, true), Some(other.as_str()));
+        assert_eq!(hash_to_check(&signed_other, false), Some(other.as_str()));
+        let presigned = read(
+            Payload::Unsigned,
+            obhut_sigv4::UNSIGNED_PAYLOAD,
+            Some(other.clone()),
+        );
+        assert_eq!(hash_to_check(&presigned, true), Some(other.as_str()));
+        let presigned_empty = read(
+            Payload::Unsigned,
+            obhut_sigv4::UNSIGNED_PAYLOAD,
+            Some(empty.into()),
+        );
+        assert_eq!(hash_to_check(&presigned_empty, true), None);
+        assert_eq!(hash_to_check(&presigned_empty, false), Some(empty));
+        let unsigned = read(Payload::Unsigned, obhut_sigv4::UNSIGNED_PAYLOAD, None);
+        assert_eq!(hash_to_check(&unsigned, false), None);
     }
 
     #[test]

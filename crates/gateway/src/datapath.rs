@@ -12,7 +12,7 @@
 
 use crate::keys::ObjectCipher;
 use bytes::{Bytes, BytesMut};
-use futures::{StreamExt, TryStreamExt, future};
+use futures::{FutureExt, StreamExt, TryStreamExt, future};
 use obhut_catalog::Chunk;
 use obhut_core::BlobId;
 use obhut_crypto::{
@@ -333,19 +333,44 @@ pub fn read_range(
     cipher: Arc<ObjectCipher>,
     on_fault: Option<FaultReport>,
 ) -> StreamingBlob {
+    // A range within one segment of one chunk (every small object) is read when the body is
+    // first polled, on the connection's own task: nothing to read ahead, so no task and no
+    // channel. Longer ranges are read by a task of their own, up to READ_AHEAD pieces ahead.
+    let single = {
+        let mut touched = touched_chunks(&chunks, &range);
+        match (touched.next(), touched.next()) {
+            (Some((chunk, local)), None) => Some((*chunk, local)),
+            _ => None,
+        }
+    };
+    if let Some((chunk, local)) = single {
+        let (first, last, _) = segment_span(&local, chunk.size, cipher.segment_size);
+        if first == last {
+            let read = async move {
+                let mut pieces = Vec::with_capacity(1);
+                copy_chunk(
+                    &sites,
+                    &chunk,
+                    local,
+                    &cipher,
+                    &mut Out::Hold(&mut pieces),
+                    on_fault.as_ref(),
+                )
+                .await?;
+                Ok(pieces)
+            };
+            return StreamingBlob::wrap(Inline {
+                read: std::sync::Mutex::new(Some(Box::pin(read))),
+                pieces: Vec::new().into_iter(),
+            });
+        }
+    }
     let (tx, mut rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(READ_AHEAD);
     tokio::spawn(async move {
-        let mut offset = 0u64;
-        for chunk in chunks {
-            let chunk_range = offset..offset + chunk.size;
-            offset += chunk.size;
-            let start = range.start.max(chunk_range.start);
-            let end = range.end.min(chunk_range.end);
-            if start >= end {
-                continue;
-            }
-            let local = (start - chunk_range.start)..(end - chunk_range.start);
-            if let Err(e) = copy_chunk(&sites, &chunk, local, &cipher, &tx, on_fault.as_ref()).await
+        for (chunk, local) in touched_chunks(&chunks, &range) {
+            let mut out = Out::Channel(&tx);
+            if let Err(e) =
+                copy_chunk(&sites, chunk, local, &cipher, &mut out, on_fault.as_ref()).await
             {
                 let _ = tx.send(Err(e)).await;
                 return;
@@ -354,6 +379,87 @@ pub fn read_range(
     });
     let stream = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));
     StreamingBlob::wrap(stream)
+}
+
+/// The chunks `range` touches, each with the part of `range` within it (relative to the
+/// chunk's start).
+fn touched_chunks<'a>(
+    chunks: &'a [Chunk],
+    range: &Range<u64>,
+) -> impl Iterator<Item = (&'a Chunk, Range<u64>)> + 'a {
+    let range = range.clone();
+    let mut offset = 0u64;
+    chunks.iter().filter_map(move |chunk| {
+        let chunk_range = offset..offset + chunk.size;
+        offset += chunk.size;
+        let start = range.start.max(chunk_range.start);
+        let end = range.end.min(chunk_range.end);
+        (start < end).then(|| {
+            (
+                chunk,
+                (start - chunk_range.start)..(end - chunk_range.start),
+            )
+        })
+    })
+}
+
+/// Where a read's plaintext goes: the channel to the client's body, or (for a range within
+/// one segment) held until the read is done.
+enum Out<'a> {
+    Channel(&'a mpsc::Sender<Result<Bytes, std::io::Error>>),
+    Hold(&'a mut Vec<Bytes>),
+}
+
+impl Out<'_> {
+    /// Passes `piece` on; `Err` if the client went away.
+    async fn send(&mut self, piece: Bytes) -> Result<(), ReplicaFault> {
+        match self {
+            Self::Channel(tx) => tx.send(Ok(piece)).await.map_err(|_| ReplicaFault::Gone),
+            Self::Hold(held) => {
+                held.push(piece);
+                Ok(())
+            }
+        }
+    }
+}
+
+type HeldRead = futures::future::BoxFuture<'static, Result<Vec<Bytes>, std::io::Error>>;
+
+/// The body of a read within one segment: the read runs when the body is first polled, then
+/// its pieces follow (or its error, after which nothing).
+struct Inline {
+    /// Taken once done. The mutex only makes the body `Sync`, as s3s wants; it is reached
+    /// through `get_mut`, never locked.
+    read: std::sync::Mutex<Option<HeldRead>>,
+    pieces: std::vec::IntoIter<Bytes>,
+}
+
+impl futures::Stream for Inline {
+    type Item = Result<Bytes, std::io::Error>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        let this = &mut *self;
+        let slot = match this.read.get_mut() {
+            Ok(slot) => slot,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if let Some(read) = slot.as_mut() {
+            let outcome = match read.poll_unpin(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(outcome) => outcome,
+            };
+            *slot = None;
+            match outcome {
+                Ok(pieces) => this.pieces = pieces.into_iter(),
+                Err(e) => return Poll::Ready(Some(Err(e))),
+            }
+        }
+        Poll::Ready(this.pieces.next().map(Ok))
+    }
 }
 
 /// Why a replica was given up.
@@ -472,7 +578,7 @@ async fn serve_from(
     cipher: &ObjectCipher,
     next: &mut u64,
     last: u64,
-    tx: &mpsc::Sender<Result<Bytes, std::io::Error>>,
+    out: &mut Out<'_>,
 ) -> Result<(), ReplicaFault> {
     let (header, mut pieces) = open_segments(site, chunk, range, cipher, *next).await?;
     let dec = SegmentDecryptor::new(
@@ -496,9 +602,7 @@ async fn serve_from(
         // lo and hi are within one segment: they fit usize.
         let piece = sealed.freeze().slice(lo as usize..hi as usize);
         *next += 1;
-        if tx.send(Ok(piece)).await.is_err() {
-            return Err(ReplicaFault::Gone);
-        }
+        out.send(piece).await?;
     }
     Ok(())
 }
@@ -508,7 +612,7 @@ async fn copy_chunk(
     chunk: &Chunk,
     range: Range<u64>,
     cipher: &ObjectCipher,
-    tx: &mpsc::Sender<Result<Bytes, std::io::Error>>,
+    out: &mut Out<'_>,
     on_fault: Option<&FaultReport>,
 ) -> Result<(), std::io::Error> {
     let segment_size = cipher.segment_size;
@@ -516,7 +620,7 @@ async fn copy_chunk(
     let mut next = first;
     let mut faults = Vec::new();
     for site in sites {
-        match serve_from(site, chunk, &range, cipher, &mut next, last, tx).await {
+        match serve_from(site, chunk, &range, cipher, &mut next, last, out).await {
             Ok(()) | Err(ReplicaFault::Gone) => {
                 // Served, after skipping a bad replica: have it repaired.
                 if !faults.is_empty()

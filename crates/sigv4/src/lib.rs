@@ -34,13 +34,17 @@ pub const MAX_PRESIGNED_EXPIRES_SECS: u64 = 7 * 24 * 3600;
 /// How far a request's time may be from the verifier's clock.
 pub const MAX_CLOCK_SKEW_SECS: i64 = 15 * 60;
 
+/// Lower-case hex.
 #[must_use]
 pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0xF)]));
+    hex_simd::encode_to_string(bytes, hex_simd::AsciiCase::Lower)
+}
+
+/// `parts` joined into one string, allocated once.
+fn concat(parts: &[&str]) -> String {
+    let mut out = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for p in parts {
+        out.push_str(p);
     }
     out
 }
@@ -76,12 +80,22 @@ impl Sha256 {
 /// case); `/` stays only in paths.
 #[must_use]
 pub fn uri_encode(text: &str, keep_slash: bool) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        let keep = b.is_ascii_alphanumeric()
+    uri_encode_cow(std::borrow::Cow::Borrowed(text), keep_slash).into_owned()
+}
+
+/// [`uri_encode`], giving `text` back as it is when nothing in it needs encoding.
+fn uri_encode_cow(text: std::borrow::Cow<'_, str>, keep_slash: bool) -> std::borrow::Cow<'_, str> {
+    let keep = |b: u8| {
+        b.is_ascii_alphanumeric()
             || matches!(b, b'-' | b'.' | b'_' | b'~')
-            || (keep_slash && b == b'/');
-        if keep {
+            || (keep_slash && b == b'/')
+    };
+    if text.bytes().all(keep) {
+        return text;
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for b in text.bytes() {
+        if keep(b) {
             out.push(char::from(b));
         } else {
             out.push('%');
@@ -89,7 +103,7 @@ pub fn uri_encode(text: &str, keep_slash: bool) -> String {
             out.push(char::from(b"0123456789ABCDEF"[usize::from(b & 0xF)]));
         }
     }
-    out
+    std::borrow::Cow::Owned(out)
 }
 
 /// What a payload hash line says about the body.
@@ -165,10 +179,15 @@ impl SignedRequest {
     /// The credential scope, `YYYYMMDD/region/service/aws4_request`.
     #[must_use]
     pub fn scope(&self) -> String {
-        format!(
-            "{}/{}/{}/aws4_request",
-            self.scope_date, self.region, self.service
-        )
+        // Joined by hand: `format!` costs several times more, on every request.
+        concat(&[
+            &self.scope_date,
+            "/",
+            &self.region,
+            "/",
+            &self.service,
+            "/aws4_request",
+        ])
     }
 
     /// The value of a signed header, if it was signed.
@@ -193,10 +212,15 @@ impl SignedRequest {
     /// decoded.
     #[must_use]
     pub fn decoded_path(&self) -> Option<String> {
+        self.decoded_path_ref().map(std::borrow::Cow::into_owned)
+    }
+
+    /// [`Self::decoded_path`], borrowed from the request when the path has no escapes.
+    #[must_use]
+    pub fn decoded_path_ref(&self) -> Option<std::borrow::Cow<'_, str>> {
         percent_encoding::percent_decode_str(&self.path)
             .decode_utf8()
             .ok()
-            .map(std::borrow::Cow::into_owned)
     }
 
     /// The canonical requests this request may have been signed over: the path encoded as
@@ -204,17 +228,18 @@ impl SignedRequest {
     /// for clients that sign the path exactly as they send it, the raw path when it differs.
     #[must_use]
     pub fn canonical_requests(&self) -> Vec<String> {
-        let mut paths = Vec::with_capacity(2);
-        if let Some(decoded) = self.decoded_path() {
-            paths.push(uri_encode(&decoded, true));
-        }
-        if !paths.iter().any(|p| p == &self.path) {
-            paths.push(self.path.clone());
-        }
-        paths
-            .into_iter()
+        self.canonical_request_candidates().collect()
+    }
+
+    /// [`Self::canonical_requests`], each built only when the iterator reaches it: a verifier
+    /// that finds the signature over the first never builds the second.
+    pub fn canonical_request_candidates(&self) -> impl Iterator<Item = String> + '_ {
+        let encoded = self.decoded_path_ref().map(|d| uri_encode_cow(d, true));
+        let raw = (encoded.as_deref() != Some(self.path.as_str())).then_some(self.path.as_str());
+        encoded
             .map(|p| self.canonical_request_with_path(&p))
-            .collect()
+            .into_iter()
+            .chain(raw.map(|p| self.canonical_request_with_path(p)))
     }
 
     fn canonical_request_with_path(&self, path: &str) -> String {
@@ -289,8 +314,7 @@ impl SignedRequest {
     #[must_use]
     pub fn digest(&self) -> String {
         let canonical = self
-            .canonical_requests()
-            .into_iter()
+            .canonical_request_candidates()
             .next()
             .unwrap_or_default();
         HashedCanonical::new(&canonical).digest(&self.signature)
@@ -371,7 +395,15 @@ impl HashedCanonical {
     /// The string the request's signature signs.
     #[must_use]
     pub fn string_to_sign(&self, amz_date: &str, scope: &str) -> String {
-        format!("{ALGORITHM}\n{amz_date}\n{scope}\n{}", self.sha256_hex)
+        concat(&[
+            ALGORITHM,
+            "\n",
+            amz_date,
+            "\n",
+            scope,
+            "\n",
+            &self.sha256_hex,
+        ])
     }
 
     /// SHA-256 of the canonical request, `\n` and `signature`, as hex.
@@ -702,6 +734,32 @@ mod tests {
             key.sign(&to_sign),
             "ad80c730a21e5b8d04586a2213dd63b9a0e99e0e2307b0ade35a65485a288648"
         );
+    }
+
+    #[test]
+    fn the_raw_path_is_a_second_candidate_only_when_it_differs() {
+        let date = DATE;
+        let headers = [("host", "h")];
+        let one = signer().request("GET", "/b/a%2Bb", &[], &headers, EMPTY_SHA256, date);
+        assert_eq!(one.canonical_requests().len(), 1);
+        assert!(one.canonical_requests()[0].starts_with("GET\n/b/a%2Bb\n"));
+        let two = signer().request("GET", "/b/a+b", &[], &headers, EMPTY_SHA256, date);
+        let all = two.canonical_requests();
+        assert_eq!(all.len(), 2);
+        assert!(all[0].starts_with("GET\n/b/a%2Bb\n"), "{all:?}");
+        assert!(all[1].starts_with("GET\n/b/a+b\n"), "{all:?}");
+        assert_eq!(
+            two.canonical_request_candidates().next(),
+            Some(all[0].clone())
+        );
+        // Not UTF-8 once decoded: only the raw path.
+        let raw = signer().request("GET", "/b/%FF", &[], &headers, EMPTY_SHA256, date);
+        assert_eq!(raw.canonical_requests().len(), 1);
+        assert!(raw.canonical_requests()[0].starts_with("GET\n/b/%FF\n"));
+        assert!(matches!(
+            uri_encode_cow(std::borrow::Cow::Borrowed("/b/plain-key.txt"), true),
+            std::borrow::Cow::Borrowed(_)
+        ));
     }
 
     #[test]

@@ -138,7 +138,7 @@ fn credential(text: &str) -> Option<Credential> {
 }
 
 /// `AWS4-HMAC-SHA256 Credential=…, SignedHeaders=…, Signature=…`
-fn authorization(value: &str) -> Result<(Credential, Vec<String>, String), ReadError> {
+fn authorization(value: &str) -> Result<(Credential, Vec<&str>, String), ReadError> {
     let bad = |m: &str| ReadError::MalformedHeader(m.to_owned());
     let rest = value
         .strip_prefix(ALGORITHM)
@@ -156,23 +156,23 @@ fn authorization(value: &str) -> Result<(Credential, Vec<String>, String), ReadE
             "Signature" => &mut sig,
             _ => return Err(bad("it has an unknown part")),
         };
-        if slot.replace(v.to_owned()).is_some() {
+        if slot.replace(v).is_some() {
             return Err(bad("a part is given twice"));
         }
     }
-    let cred = credential(&cred.ok_or_else(|| bad("Credential is missing"))?)
+    let cred = credential(cred.ok_or_else(|| bad("Credential is missing"))?)
         .ok_or_else(|| bad("Credential is not AKID/date/region/service/aws4_request"))?;
     let signed = signed.ok_or_else(|| bad("SignedHeaders is missing"))?;
     let sig = sig.ok_or_else(|| bad("Signature is missing"))?;
     Ok((
         cred,
-        signed_headers(&signed).ok_or_else(|| bad("SignedHeaders is malformed"))?,
-        sig,
+        signed_headers(signed).ok_or_else(|| bad("SignedHeaders is malformed"))?,
+        sig.to_owned(),
     ))
 }
 
-fn signed_headers(text: &str) -> Option<Vec<String>> {
-    let names: Vec<String> = text.split(';').map(str::to_owned).collect();
+fn signed_headers(text: &str) -> Option<Vec<&str>> {
+    let names: Vec<&str> = text.split(';').collect();
     let ok = names.iter().all(|n| {
         !n.is_empty()
             && n.bytes()
@@ -231,7 +231,7 @@ pub fn signed_request(
     let content_sha256 =
         header_value(headers, "x-amz-content-sha256").ok_or(ReadError::ContentSha256)?;
     let payload = Payload::of(&content_sha256).ok_or(ReadError::ContentSha256)?;
-    if !names.iter().any(|n| n == "x-amz-content-sha256") {
+    if !names.contains(&"x-amz-content-sha256") {
         return Err(ReadError::UnsignedHeader("x-amz-content-sha256".into()));
     }
     let signed = collect_signed(headers, &names, host.as_deref(), false)?;
@@ -298,8 +298,9 @@ fn presigned_request(
         .ok()
         .filter(|n| (1..=MAX_PRESIGNED_EXPIRES_SECS).contains(n))
         .ok_or(ReadError::PresignedExpiry)?;
-    let names = signed_headers(&one("X-Amz-SignedHeaders")?)
-        .ok_or_else(|| bad("X-Amz-SignedHeaders is malformed"))?;
+    let signed_names = one("X-Amz-SignedHeaders")?;
+    let names =
+        signed_headers(&signed_names).ok_or_else(|| bad("X-Amz-SignedHeaders is malformed"))?;
     let signature = one("X-Amz-Signature")?;
     if !is_signature(&signature) {
         return Err(bad("X-Amz-Signature is not 64 lower-case hex digits"));
@@ -378,11 +379,11 @@ fn check_date(
 /// is made, and the body is checked against it).
 fn collect_signed(
     headers: &HeaderMap,
-    names: &[String],
+    names: &[&str],
     host: Option<&str>,
     presigned: bool,
 ) -> Result<Vec<(String, String)>, ReadError> {
-    if !names.iter().any(|n| n == "host") {
+    if !names.contains(&"host") {
         return Err(ReadError::CannotMatch(
             "the signature must cover the host header".into(),
         ));
@@ -390,7 +391,7 @@ fn collect_signed(
     for name in headers.keys() {
         let name = name.as_str();
         if name.starts_with("x-amz-")
-            && !names.iter().any(|n| n == name)
+            && !names.contains(&name)
             && !(presigned && name == "x-amz-content-sha256")
         {
             return Err(ReadError::UnsignedHeader(name.to_owned()));
@@ -400,9 +401,9 @@ fn collect_signed(
         .iter()
         .map(|name| {
             let value = header_value(headers, name)
-                .or_else(|| (name == "host").then(|| host.map(str::to_owned)).flatten())
+                .or_else(|| (*name == "host").then(|| host.map(str::to_owned)).flatten())
                 .ok_or_else(|| ReadError::CannotMatch(format!("signed header {name} is absent")))?;
-            Ok((name.clone(), value))
+            Ok(((*name).to_owned(), value))
         })
         .collect()
 }

@@ -47,6 +47,41 @@ pub trait SecretSource {
     fn cacheable(&self, access_key_id: &str) -> bool;
 }
 
+/// Cached signing keys by access key id, then credential scope: looked up with the request's
+/// own strings, without building a key.
+#[derive(Default)]
+struct SigningKeys {
+    by_key: HashMap<String, HashMap<String, (Signer, SigningKey)>>,
+    len: usize,
+}
+
+impl SigningKeys {
+    fn get(&self, access_key_id: &str, scope: &str) -> Option<&(Signer, SigningKey)> {
+        self.by_key.get(access_key_id)?.get(scope)
+    }
+
+    fn insert(&mut self, access_key_id: &str, scope: String, entry: (Signer, SigningKey)) {
+        if self.len >= CACHE_ENTRIES {
+            self.clear();
+        }
+        let scopes = self.by_key.entry(access_key_id.to_owned()).or_default();
+        if scopes.insert(scope, entry).is_none() {
+            self.len += 1;
+        }
+    }
+
+    fn forget(&mut self, access_key_id: &str) {
+        if let Some(scopes) = self.by_key.remove(access_key_id) {
+            self.len -= scopes.len();
+        }
+    }
+
+    fn clear(&mut self) {
+        self.by_key.clear();
+        self.len = 0;
+    }
+}
+
 #[derive(Default)]
 struct Failures {
     window_start_ms: i64,
@@ -58,7 +93,7 @@ pub struct Verifier {
     region: String,
     /// MACs tickets and chain tokens; new at every start, so they die with the process.
     mac_key: hmac::Key,
-    signing_keys: Mutex<HashMap<(String, String), (Signer, SigningKey)>>,
+    signing_keys: Mutex<SigningKeys>,
     failures: Mutex<Failures>,
 }
 
@@ -70,7 +105,7 @@ impl Verifier {
         Ok(Self {
             region: region.to_owned(),
             mac_key: hmac::Key::new(hmac::HMAC_SHA256, raw.as_ref()),
-            signing_keys: Mutex::new(HashMap::new()),
+            signing_keys: Mutex::new(SigningKeys::default()),
             failures: Mutex::new(Failures::default()),
         })
     }
@@ -106,7 +141,7 @@ impl Verifier {
     pub fn forget(&self, access_key_id: Option<&str>) {
         if let Ok(mut cache) = self.signing_keys.lock() {
             match access_key_id {
-                Some(id) => cache.retain(|(k, _), _| k != id),
+                Some(id) => cache.forget(id),
                 None => cache.clear(),
             }
         }
@@ -210,26 +245,27 @@ impl Verifier {
             }
         }
         let payload = Payload::of(&req.payload).ok_or_else(|| fail(AuthFailure::Malformed))?;
-        let Some((signer, key)) = self.signing_key(req, source)? else {
+        let scope = req.scope();
+        let Some((signer, key)) = self.signing_key(req, &scope, source)? else {
             return Ok(None);
         };
-        // Each canonical request is hashed once: for the signature and for the ticket's digest.
-        let scope = req.scope();
+        // Each canonical request is hashed once: for the signature and for the ticket's
+        // digest. The second form of the path is built only if the first does not verify.
         let Some(signed) = req
-            .canonical_requests()
-            .iter()
-            .map(|c| obhut_sigv4::HashedCanonical::new(c))
+            .canonical_request_candidates()
+            .map(|c| obhut_sigv4::HashedCanonical::new(&c))
             .find(|c| key.verifies(&c.string_to_sign(&req.amz_date, &scope), &req.signature))
         else {
             return Err(fail(AuthFailure::SignatureMismatch));
         };
         // The digest of what the customer signed, so that it finds its request in the log.
-        let ticket = self.ticket(
+        let path = req.decoded_path_ref();
+        let ticket = self.ticket_of(
             signed.digest(&req.signature),
             signer.tenant(),
             &req.access_key_id,
-            request_buckets(req),
-            request_scope(req),
+            buckets_of(req, path.as_deref()),
+            scope_texts_of(req, path.as_deref()),
             now_ms,
         );
         let chain = matches!(payload, Payload::SignedChunks { .. })
@@ -246,11 +282,11 @@ impl Verifier {
     fn signing_key(
         &self,
         req: &SignedRequest,
+        scope: &str,
         source: Option<&dyn SecretSource>,
     ) -> Result<Option<(Signer, SigningKey)>, TrusteeError> {
-        let cache_key = (req.access_key_id.clone(), req.scope());
         if let Ok(cache) = self.signing_keys.lock()
-            && let Some((signer, key)) = cache.get(&cache_key)
+            && let Some((signer, key)) = cache.get(&req.access_key_id, scope)
         {
             return Ok(Some((signer.clone(), key.clone())));
         }
@@ -262,10 +298,11 @@ impl Verifier {
         if source.cacheable(&req.access_key_id)
             && let Ok(mut cache) = self.signing_keys.lock()
         {
-            if cache.len() >= CACHE_ENTRIES {
-                cache.clear();
-            }
-            cache.insert(cache_key, (signer.clone(), key.clone()));
+            cache.insert(
+                &req.access_key_id,
+                scope.to_owned(),
+                (signer.clone(), key.clone()),
+            );
         }
         Ok(Some((signer, key)))
     }
@@ -280,12 +317,26 @@ impl Verifier {
         scope: Vec<TicketScope>,
         now_ms: i64,
     ) -> RequestTicket {
+        let scope = scope.iter().map(TicketScope::text).collect();
+        self.ticket_of(digest, tenant, access_key_id, buckets, scope, now_ms)
+    }
+
+    /// [`Self::ticket`], with the scope already in its text forms.
+    fn ticket_of(
+        &self,
+        digest: String,
+        tenant: &str,
+        access_key_id: &str,
+        buckets: Vec<String>,
+        scope: Vec<String>,
+        now_ms: i64,
+    ) -> RequestTicket {
         let mut ticket = RequestTicket {
             digest,
             tenant: tenant.to_owned(),
             access_key_id: access_key_id.to_owned(),
             buckets,
-            scope: scope.iter().map(TicketScope::text).collect(),
+            scope,
             issued_ms: now_ms,
             mac: String::new(),
         };
@@ -293,24 +344,46 @@ impl Verifier {
         ticket
     }
 
-    /// The MAC over every field of `ticket` but the MAC itself.
+    /// The MAC over every field of `ticket` but the MAC itself: the same framing as [`Self::mac`]
+    /// of `["ticket", digest, tenant, access key id, issued, number of buckets, buckets…,
+    /// number of scopes, scopes…]` (numbers in decimal), built in one buffer.
     fn ticket_mac(&self, ticket: &RequestTicket) -> String {
-        let issued = ticket.issued_ms.to_string();
-        let buckets = ticket.buckets.len().to_string();
-        let scope = ticket.scope.len().to_string();
-        // Every part is length-prefixed by `mac`; the counts keep the lists apart.
-        let mut parts = vec![
-            "ticket",
-            &ticket.digest,
-            &ticket.tenant,
-            &ticket.access_key_id,
-            &issued,
-            &buckets,
+        let mut numbers = [0u8; 60];
+        let (issued, rest) = numbers.split_at_mut(20);
+        let (buckets, scope) = rest.split_at_mut(20);
+        let issued = decimal(ticket.issued_ms, issued);
+        let buckets = decimal(ticket.buckets.len(), buckets);
+        let scope = decimal(ticket.scope.len(), scope);
+        let fixed = [
+            b"ticket".as_slice(),
+            ticket.digest.as_bytes(),
+            ticket.tenant.as_bytes(),
+            ticket.access_key_id.as_bytes(),
+            issued,
+            buckets,
         ];
-        parts.extend(ticket.buckets.iter().map(String::as_str));
-        parts.push(&scope);
-        parts.extend(ticket.scope.iter().map(String::as_str));
-        self.mac(&parts)
+        let listed = ticket.buckets.iter().chain(&ticket.scope);
+        let mut framed = Vec::with_capacity(
+            fixed.iter().map(|p| p.len() + 8).sum::<usize>()
+                + scope.len()
+                + 8
+                + listed.clone().map(|p| p.len() + 8).sum::<usize>(),
+        );
+        let mut frame = |p: &[u8]| {
+            framed.extend_from_slice(&(p.len() as u64).to_be_bytes());
+            framed.extend_from_slice(p);
+        };
+        for p in fixed {
+            frame(p);
+        }
+        for b in &ticket.buckets {
+            frame(b.as_bytes());
+        }
+        frame(scope);
+        for s in &ticket.scope {
+            frame(s.as_bytes());
+        }
+        obhut_sigv4::hex(hmac::sign(&self.mac_key, &framed).as_ref())
     }
 
     /// Whether `ticket` is this trustee's, recent, for `tenant`, `principal` and `bucket`.
@@ -392,12 +465,11 @@ impl Verifier {
         else {
             return Err(fail(AuthFailure::Malformed));
         };
-        let cache_key = (c.access_key_id.clone(), c.scope.clone());
-        let cached = self
-            .signing_keys
-            .lock()
-            .ok()
-            .and_then(|cache| cache.get(&cache_key).map(|(_, k)| k.clone()));
+        let cached = self.signing_keys.lock().ok().and_then(|cache| {
+            cache
+                .get(&c.access_key_id, &c.scope)
+                .map(|(_, k)| k.clone())
+        });
         let key = match cached {
             Some(k) => k,
             None => {
@@ -433,8 +505,13 @@ impl Verifier {
 /// the signed `x-amz-copy-source`).
 #[must_use]
 pub fn request_buckets(req: &SignedRequest) -> Vec<String> {
-    let mut out = Vec::new();
-    if let Some(path) = req.decoded_path()
+    buckets_of(req, req.decoded_path_ref().as_deref())
+}
+
+/// [`request_buckets`], given the request's decoded path.
+fn buckets_of(req: &SignedRequest, path: Option<&str>) -> Vec<String> {
+    let mut out = Vec::with_capacity(1);
+    if let Some(path) = path
         && let Some(bucket) = path.trim_start_matches('/').split('/').next()
         && !bucket.is_empty()
     {
@@ -479,24 +556,34 @@ const LISTING_PARAMETERS: &[&str] = &[
 /// names under its `prefix`. Anything else at the bucket level opens nothing.
 #[must_use]
 pub fn request_scope(req: &SignedRequest) -> Vec<TicketScope> {
-    let mut out = Vec::new();
+    scope_of(req, req.decoded_path_ref().as_deref(), |s| s.owned())
+}
+
+/// [`request_scope`] in the text forms a ticket carries, given the request's decoded path:
+/// each scope is written once, straight into its text.
+fn scope_texts_of(req: &SignedRequest, path: Option<&str>) -> Vec<String> {
+    scope_of(req, path, |s| s.text())
+}
+
+fn scope_of<T>(
+    req: &SignedRequest,
+    path: Option<&str>,
+    form: impl Fn(ScopeRef<'_>) -> T,
+) -> Vec<T> {
+    let mut out = Vec::with_capacity(1);
     let reading = matches!(req.method.as_str(), "GET" | "HEAD");
-    if let Some(path) = req.decoded_path() {
+    if let Some(path) = path {
         let path = path.trim_start_matches('/');
         match path.split_once('/') {
             Some((bucket, key)) if !bucket.is_empty() && !key.is_empty() => {
-                let (bucket, key) = (bucket.to_owned(), key.to_owned());
                 if let Some(upload) = req.query_param("uploadId") {
-                    out.push(TicketScope::Upload {
-                        bucket: bucket.clone(),
-                        upload: upload.to_owned(),
-                    });
+                    out.push(form(ScopeRef::Upload { bucket, upload }));
                 }
-                out.push(if reading {
-                    TicketScope::Read { bucket, key }
+                out.push(form(if reading {
+                    ScopeRef::Read { bucket, key }
                 } else {
-                    TicketScope::Write { bucket, key }
-                });
+                    ScopeRef::Write { bucket, key }
+                }));
             }
             _ => {
                 let bucket = path.trim_end_matches('/');
@@ -506,10 +593,10 @@ pub fn request_scope(req: &SignedRequest) -> Vec<TicketScope> {
                         .iter()
                         .all(|(k, _)| LISTING_PARAMETERS.contains(&k.as_str()));
                 if !bucket.is_empty() && listing {
-                    out.push(TicketScope::Prefix {
-                        bucket: bucket.to_owned(),
-                        prefix: req.query_param("prefix").unwrap_or_default().to_owned(),
-                    });
+                    out.push(form(ScopeRef::Prefix {
+                        bucket,
+                        prefix: req.query_param("prefix").unwrap_or_default(),
+                    }));
                 }
             }
         }
@@ -520,12 +607,65 @@ pub fn request_scope(req: &SignedRequest) -> Vec<TicketScope> {
         && !bucket.is_empty()
         && !key.is_empty()
     {
-        out.push(TicketScope::Read {
-            bucket: bucket.to_owned(),
-            key: key.to_owned(),
-        });
+        out.push(form(ScopeRef::Read { bucket, key }));
     }
     out
+}
+
+/// A [`TicketScope`] borrowed from the request it was read from.
+enum ScopeRef<'a> {
+    Read { bucket: &'a str, key: &'a str },
+    Write { bucket: &'a str, key: &'a str },
+    Upload { bucket: &'a str, upload: &'a str },
+    Prefix { bucket: &'a str, prefix: &'a str },
+}
+
+impl ScopeRef<'_> {
+    fn owned(&self) -> TicketScope {
+        match *self {
+            Self::Read { bucket, key } => TicketScope::Read {
+                bucket: bucket.to_owned(),
+                key: key.to_owned(),
+            },
+            Self::Write { bucket, key } => TicketScope::Write {
+                bucket: bucket.to_owned(),
+                key: key.to_owned(),
+            },
+            Self::Upload { bucket, upload } => TicketScope::Upload {
+                bucket: bucket.to_owned(),
+                upload: upload.to_owned(),
+            },
+            Self::Prefix { bucket, prefix } => TicketScope::Prefix {
+                bucket: bucket.to_owned(),
+                prefix: prefix.to_owned(),
+            },
+        }
+    }
+
+    /// [`TicketScope::text`] of [`Self::owned`], written at once.
+    fn text(&self) -> String {
+        let (tag, bucket, name) = match *self {
+            Self::Read { bucket, key } => ("r:", bucket, key),
+            Self::Write { bucket, key } => ("w:", bucket, key),
+            Self::Upload { bucket, upload } => ("u:", bucket, upload),
+            Self::Prefix { bucket, prefix } => ("p:", bucket, prefix),
+        };
+        let mut out = String::with_capacity(tag.len() + bucket.len() + 1 + name.len());
+        out.push_str(tag);
+        out.push_str(bucket);
+        out.push('/');
+        out.push_str(name);
+        out
+    }
+}
+
+/// `n` in decimal, written into `buf` (20 bytes hold any `i64` or `u64`).
+fn decimal(n: impl std::fmt::Display, buf: &mut [u8]) -> &[u8] {
+    use std::io::Write;
+    let mut cursor = std::io::Cursor::new(&mut *buf);
+    let _ = write!(cursor, "{n}");
+    let len = usize::try_from(cursor.position()).unwrap_or(0);
+    &buf[..len]
 }
 
 fn percent_encoding_decode(text: &str) -> String {
@@ -716,6 +856,93 @@ mod tests {
                 now + FAILURE_WINDOW_MS
             )
             .is_ok()
+        );
+    }
+
+    #[test]
+    fn a_ticket_mac_frames_its_fields_as_the_generic_mac_does() {
+        let v = Verifier::new("us-east-1").unwrap();
+        for (buckets, scope, issued) in [
+            (vec![], vec![], 0),
+            (
+                vec!["b".to_owned()],
+                vec!["r:b/k".to_owned()],
+                1_765_000_000_000,
+            ),
+            (
+                vec!["dst".to_owned(), "src".to_owned()],
+                vec!["w:dst/k".to_owned(), "r:src/a b".to_owned()],
+                -5,
+            ),
+        ] {
+            let t = v.ticket_of("d".into(), "t", "OBKGOOD", buckets, scope, issued);
+            let (issued, nb, ns) = (
+                t.issued_ms.to_string(),
+                t.buckets.len().to_string(),
+                t.scope.len().to_string(),
+            );
+            let mut parts = vec![
+                "ticket",
+                &t.digest,
+                &t.tenant,
+                &t.access_key_id,
+                &issued,
+                &nb,
+            ];
+            parts.extend(t.buckets.iter().map(String::as_str));
+            parts.push(&ns);
+            parts.extend(t.scope.iter().map(String::as_str));
+            assert_eq!(t.mac, v.mac(&parts));
+        }
+    }
+
+    #[test]
+    fn scope_texts_are_the_texts_of_the_request_scope() {
+        let date = amz_date_now();
+        let mut cases = vec![
+            signed("OBKGOOD", SECRET, "us-east-1", &date, "/b/a%20b/c"),
+            signed("OBKGOOD", SECRET, "us-east-1", &date, "/b"),
+            signed("OBKGOOD", SECRET, "us-east-1", &date, "/"),
+        ];
+        let mut put = signed("OBKGOOD", SECRET, "us-east-1", &date, "/dst/k");
+        put.method = "PUT".into();
+        put.query = vec![("uploadId".into(), "u1".into())];
+        put.headers
+            .push(("x-amz-copy-source".into(), "/src/x%2Fy?versionId=1".into()));
+        cases.push(put);
+        let mut listing = signed("OBKGOOD", SECRET, "us-east-1", &date, "/b/");
+        listing.query = vec![("prefix".into(), "p/".into())];
+        cases.push(listing);
+        for req in cases {
+            let texts: Vec<String> = request_scope(&req).iter().map(TicketScope::text).collect();
+            assert_eq!(
+                scope_texts_of(&req, req.decoded_path_ref().as_deref()),
+                texts,
+                "{}",
+                req.path
+            );
+        }
+    }
+
+    #[test]
+    fn forgetting_a_key_drops_its_cached_signing_keys_only() {
+        let v = Verifier::new("us-east-1").unwrap();
+        let now = now_ms();
+        let req = signed("OBKGOOD", SECRET, "us-east-1", &amz_date_now(), "/b/k");
+        v.verify(&req, &OneKey, now).unwrap();
+        assert!(v.verify_cached(&req, now).unwrap().is_some(), "cached");
+        v.forget(Some("OBKOTHER"));
+        assert!(
+            v.verify_cached(&req, now).unwrap().is_some(),
+            "another key's"
+        );
+        v.forget(Some("OBKGOOD"));
+        assert!(v.verify_cached(&req, now).unwrap().is_none(), "forgotten");
+        v.verify(&req, &OneKey, now).unwrap();
+        v.forget(None);
+        assert!(
+            v.verify_cached(&req, now).unwrap().is_none(),
+            "all forgotten"
         );
     }
 

@@ -259,8 +259,14 @@ async fn a_read_fails_over_from_a_bad_replica_and_reports_it() {
     let data = body();
     let whole = 0..BODY_LEN as u64;
     let middle = 1_500_000..2_500_000;
+    // Within one segment: read on the connection's task, without a task of its own.
+    let small = 1_000..5_000;
     // (fault on the first replica, range read, whether the read meets the fault)
     let cases = [
+        (ReadFault::Missing, small.clone(), true),
+        (ReadFault::Truncated(2_000), small.clone(), true),
+        (ReadFault::FlippedByte(1_000), small.clone(), true),
+        (ReadFault::FlippedByte(2_000_000), small.clone(), false),
         (ReadFault::Missing, whole.clone(), true),
         (ReadFault::Missing, middle.clone(), true),
         (ReadFault::Truncated(100_000), whole.clone(), true),
@@ -286,6 +292,24 @@ async fn a_read_fails_over_from_a_bad_replica_and_reports_it() {
             "{fault:?} {range:?}: a bad replica met is reported, once"
         );
     }
+}
+
+#[tokio::test]
+async fn a_read_within_one_segment_with_no_good_replica_is_an_error_and_no_bytes() {
+    let f = fixture();
+    let w = write(&f, 2).await.expect("write");
+    for fault in [ReadFault::FlippedByte(1_000), ReadFault::Missing] {
+        f.faults[0].fail_reads(Some(fault));
+        f.faults[1].fail_reads(Some(fault));
+        let (got, reported) = read_all(&f, &w.chunk, 100..200).await;
+        let e = got.expect_err("no replica can serve the range");
+        assert!(e.contains("no replica"), "{fault:?}: {e}");
+        assert_eq!(reported, 1, "{fault:?}: the failed read is reported");
+    }
+    f.faults[0].fail_reads(None);
+    f.faults[1].fail_reads(None);
+    let (got, _) = read_all(&f, &w.chunk, 100..200).await;
+    assert_eq!(got.expect("healthy replicas"), body()[100..200].to_vec());
 }
 
 #[tokio::test]
