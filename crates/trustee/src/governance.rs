@@ -1953,9 +1953,25 @@ impl Governance {
     /// record names, can only be there by an edit: it is reported ([`Self::integrity`]).
     fn verified_approvals(&self, g: &Grant) -> Result<Vec<SignedApproval>, TrusteeError> {
         let digest = g.scope_digest();
+        let logged = self
+            .facts()?
+            .grant_approvals
+            .get(&g.id)
+            .cloned()
+            .unwrap_or_default();
         let mut verified = Vec::new();
         let mut foreign = false;
+        let mut unlogged = false;
         for a in &g.approvals {
+            // An approval counts only as the log took it: one written into governance.db
+            // without passing through the log (a signature obtained elsewhere) counts for nothing.
+            let Some((_, logged_at)) = logged
+                .get(&a.principal)
+                .filter(|(signature, _)| *signature == a.signature)
+            else {
+                unlogged = true;
+                continue;
+            };
             let Some(p) = self.live_principal(&a.principal)? else {
                 continue;
             };
@@ -1982,10 +1998,16 @@ impl Governance {
             if for_this && role_ok && st.principal == p.info.name && p.info.name != g.requester {
                 verified.push(SignedApproval {
                     role: p.info.role,
-                    at_ms: st.at_ms,
+                    at_ms: st.at_ms.min(*logged_at),
                     ..a.clone()
                 });
             }
+        }
+        if unlogged {
+            self.integrity(
+                &format!("grant:{}", g.id),
+                "governance.db gives it an approval the transparency log never recorded; that approval does not count",
+            )?;
         }
         if foreign {
             self.integrity(
@@ -2004,6 +2026,18 @@ impl Governance {
         let state = g.state_at(now);
         if state != "approved" {
             return Err(denied(format!("grant {} is {state}", g.id)));
+        }
+        // A grant the log never saw requested was written into governance.db by hand.
+        let requested = self.facts()?.grants_need_tenant.contains_key(&g.id);
+        if !requested {
+            self.integrity(
+                &format!("grant:{}", g.id),
+                "governance.db holds a grant the transparency log never recorded as requested; it grants nothing",
+            )?;
+            return Err(denied(format!(
+                "grant {} was never requested in the log",
+                g.id
+            )));
         }
         if self.live_principal(&g.requester)?.is_none() {
             return Err(denied(format!(

@@ -1453,3 +1453,104 @@ async fn an_expired_key_approves_nothing() {
     w.approve("o2", &id).await.unwrap();
     assert_eq!(w.approve("adm-a", &id).await.unwrap()["state"], "approved");
 }
+
+impl World {
+    /// The grant record `id` as governance.db holds it.
+    fn grant_record(&self, id: &str) -> Value {
+        let db = self.t.governance.db().unwrap();
+        let text: String = db
+            .query_row("SELECT record FROM grants WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+
+    /// Approvals of grant `id` (at its current scope) signed by `who`, never sent to the
+    /// trustee: what a page that signs something other than it shows could collect.
+    fn approvals_signed_elsewhere(&self, id: &str, scope: &str, who: &[(&str, &str)]) -> Value {
+        Value::Array(
+            who.iter()
+                .map(|(name, role)| {
+                    let s = self.signed(
+                        name,
+                        Action::ApproveGrant {
+                            id: id.into(),
+                            scope: scope.into(),
+                        },
+                    );
+                    serde_json::json!({
+                        "principal": name,
+                        "role": role,
+                        "at_ms": governance::now_ms(),
+                        "statement": s.statement,
+                        "signature": s.signature,
+                    })
+                })
+                .collect(),
+        )
+    }
+
+    fn integrity_failures(&self) -> usize {
+        self.count("integrity_failure")
+    }
+}
+
+#[tokio::test]
+async fn approvals_and_grants_that_never_reached_the_log_grant_nothing() {
+    let w = World::new().await;
+    let quorum = [
+        ("o1", "officer"),
+        ("o2", "officer"),
+        ("adm-a", "tenant-admin"),
+    ];
+    // A pending grant the log saw requested, made "approved" in governance.db with genuine
+    // signatures that were collected elsewhere and never submitted.
+    let id = w.request(&["read"]).await;
+    let scope = w.t.governance.grant(&id).unwrap().scope_digest();
+    let mut rec = w.grant_record(&id);
+    rec["approvals"] = w.approvals_signed_elsewhere(&id, &scope, &quorum);
+    rec["state"] = "approved".into();
+    rec["expires_ms"] = (governance::now_ms() + 3_600_000).into();
+    let before = w.integrity_failures();
+    w.edit(&format!(
+        "UPDATE grants SET record = '{}' WHERE id = '{id}'",
+        rec.to_string().replace('\'', "''")
+    ));
+    let r = w
+        .act("op", Action::GrantCredentials { id: id.clone() })
+        .await;
+    assert!(is_denied(&r), "{r:?}");
+    assert!(w.integrity_failures() > before, "{r:?}");
+    // Approvals submitted to the trustee do count: the refusal was about the log, not the
+    // signatures.
+    let id = w.request(&["read"]).await;
+    for (name, _) in quorum {
+        w.approve(name, &id).await.unwrap();
+    }
+    let (key_id, _) = w.credentials(&id).await;
+    assert!(!key_id.is_empty());
+
+    // A grant written into governance.db that the log never saw requested, carrying a genuine
+    // quorum signed for its id and scope.
+    let mut forged = w.grant_record(&id);
+    forged["id"] = "g-forged".into();
+    let forged_grant: governance::Grant = serde_json::from_value(forged.clone()).unwrap();
+    let forged_scope = forged_grant.scope_digest();
+    forged["approvals"] = w.approvals_signed_elsewhere("g-forged", &forged_scope, &quorum);
+    let before = w.integrity_failures();
+    w.edit(&format!(
+        "INSERT INTO grants (id, access_key_id, record) VALUES ('g-forged', NULL, '{}')",
+        forged.to_string().replace('\'', "''")
+    ));
+    assert!(is_denied(
+        &w.act(
+            "op",
+            Action::GrantCredentials {
+                id: "g-forged".into()
+            }
+        )
+        .await
+    ));
+    assert!(w.integrity_failures() > before);
+}

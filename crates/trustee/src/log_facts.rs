@@ -61,6 +61,9 @@ pub(crate) struct LogFacts {
     pub grants_ended: HashMap<String, (String, String)>,
     /// Whether each grant needs its tenant's approval, as its `grant_requested` entry said.
     pub grants_need_tenant: HashMap<String, bool>,
+    /// Each grant's logged approvals: grant id → principal → (signature, entry time). Only an
+    /// approval that reached the log counts, at the time the log took it.
+    pub grant_approvals: HashMap<String, HashMap<String, (String, i64)>>,
     pub disclosures: HashMap<String, DisclosureFacts>,
     /// Disclosure ids in the order they were requested.
     pub disclosure_order: Vec<String>,
@@ -123,6 +126,18 @@ impl LogFacts {
                 self.grants_need_tenant
                     .entry(grant.clone())
                     .or_insert(*customer_approval == CustomerApproval::Required);
+            }
+            LogEvent::GrantApproval {
+                grant,
+                signature,
+                actor,
+                ..
+            } => {
+                self.grant_approvals
+                    .entry(grant.clone())
+                    .or_default()
+                    .entry(actor.clone())
+                    .or_insert_with(|| (signature.clone(), entry.at_ms));
             }
             LogEvent::GrantDenied { grant, actor, .. } => {
                 self.grants_ended
