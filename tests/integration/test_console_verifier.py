@@ -31,13 +31,27 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import enrol, new_tenant
+from conftest import ObhutServer, enrol, new_tenant
 from s3helpers import unique_name
 from test_console_browser import Visit, browser  # noqa: F401  (the Chromium fixture)
 from test_log import _G, _L, _P, _mul
 
 REPO = Path(__file__).resolve().parents[2]
 VERIFIER = REPO / "docs" / "verifier" / "obhut-verify.html"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """A server of this module's own, so that its log stays under 256 entries: the proxy's
+    altered hash tile (level 0, tile 0) is then one the signed root is computed from. On the
+    shared server's longer log the root comes from the level-1 tile, and an altered level-0
+    tile shows only in the inclusion proofs of its entries."""
+    base = tmp_path_factory.mktemp("obhut-verifier")
+    srv = ObhutServer(base / "data", base / "serve.log")
+    srv.start()
+    yield srv
+    code = srv.stop()
+    assert code == 0, f"`obhut serve` exited with {code} after SIGTERM (expected 0).\n{srv.log_tail()}"
 
 
 # ---------------------------------------------------------------- Node.js unit tests of verify.js
