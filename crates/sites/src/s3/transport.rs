@@ -130,6 +130,9 @@ impl Transport {
         let last_start = (started + retry_for).min(deadline);
         let mut backoff = Backoff::new(retry_for);
         let mut attempts = 0u32;
+        // The server's last refusal: when a later attempt only runs out of time, that answer
+        // says better than the timeout what went wrong.
+        let mut last_refusal: Option<SiteError> = None;
         loop {
             attempts += 1;
             let left = deadline.saturating_duration_since(Instant::now());
@@ -152,12 +155,18 @@ impl Transport {
                 return match failure {
                     // The server's own answer says best what went wrong.
                     Failure::Status(resp) => Ok(resp),
-                    Failure::NoAnswer(reason) => Err(self.gave_up(op, attempts, started, &reason)),
+                    Failure::NoAnswer(reason) => Err(last_refusal
+                        .take()
+                        .unwrap_or_else(|| self.gave_up(op, attempts, started, &reason))),
                 };
             }
             let reason = match failure {
                 Failure::Status(resp) => match timeout_at(deadline, self.refusal(op, resp)).await {
-                    Ok(refusal) => refusal.error.to_string(),
+                    Ok(refusal) => {
+                        let reason = refusal.error.to_string();
+                        last_refusal = Some(refusal.error);
+                        reason
+                    }
                     Err(_) => return Err(self.timed_out(op)),
                 },
                 Failure::NoAnswer(reason) => reason,
