@@ -38,12 +38,15 @@ pub struct SiteInfo {
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum PlacementError {
     #[error(
-        "only {available} active site(s) in jurisdiction(s) {allowed} are available, but the policy requires {required} distinct sites"
+        "only {available} active site(s) in jurisdiction(s) {allowed} are available, but the policy requires {required} distinct sites{not_active}"
     )]
     NotEnoughSites {
         available: usize,
         required: usize,
         allowed: String,
+        /// The allowed jurisdictions' sites that are not active, as `; not active: de-ber (down)`,
+        /// so that an operator reading the refusal knows which site to look at.
+        not_active: String,
     },
 }
 
@@ -65,9 +68,23 @@ pub fn place<'a>(
             available: eligible.len(),
             required: min_sites,
             allowed: allowed.join(","),
+            not_active: not_active_sites(sites, allowed),
         });
     }
     Ok(eligible.into_iter().take(min_sites.max(1)).collect())
+}
+
+fn not_active_sites(sites: &[SiteInfo], allowed: &[String]) -> String {
+    let listed: Vec<String> = sites
+        .iter()
+        .filter(|s| s.state != SiteState::Active && allowed.contains(&s.jurisdiction))
+        .map(|s| format!("{} ({})", s.id, s.state.as_str()))
+        .collect();
+    if listed.is_empty() {
+        String::new()
+    } else {
+        format!("; not active: {}", listed.join(", "))
+    }
 }
 
 /// Like [`place`], but when fewer than `min_sites` qualify and `accept_degraded` is set, places
@@ -152,8 +169,25 @@ mod tests {
             PlacementError::NotEnoughSites {
                 available: 1,
                 required: 2,
-                allowed: "DE".into()
+                allowed: "DE".into(),
+                not_active: String::new(),
             }
         );
+    }
+
+    #[test]
+    fn a_refusal_names_the_sites_that_are_not_active() {
+        let sites = [
+            site("de-fra", "DE", SiteState::Active),
+            site("de-ber", "DE", SiteState::Down),
+            site("de-ham", "DE", SiteState::Draining),
+            site("us-east", "US", SiteState::Down),
+        ];
+        let msg = place(&sites, &["DE".into()], 3).unwrap_err().to_string();
+        assert!(
+            msg.ends_with("; not active: de-ber (down), de-ham (draining)"),
+            "{msg}"
+        );
+        assert!(!msg.contains("us-east"), "{msg}");
     }
 }
