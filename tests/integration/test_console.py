@@ -194,7 +194,7 @@ def test_the_tenant_admins_log_view_filters_by_type_bucket_principal_and_time_an
         client.put_object(Bucket=b, Key="k", Body=b"x")
     # 55 grant requests by the operator: more than one page of them.
     for i in range(55):
-        r = server.cli("access", "request", "--tenant", t["name"], "--bucket", buckets[i % 2], "--ops", "read",
+        r = server.cli("access", "request", "--tenant", t["name"], "--bucket", buckets[0 if i < 50 else 1], "--ops", "read",
                        "--duration", "1h", "--reason", f"case {i}", token=server.token("operator"))
         assert r.returncode == 0, r.stderr
     admin = sign_in(server, t["admin_token"])
@@ -205,11 +205,16 @@ def test_the_tenant_admins_log_view_filters_by_type_bucket_principal_and_time_an
     first = admin.get(page, params={"type": "grant_requested"}, timeout=10).text
     nxt = re.search(r'<a href="([^"]+)" id="log-next">', first)
     assert nxt, "no next page after 50 entries"
-    rest = log_rows(admin.get(server.admin_url + nxt.group(1).replace("&amp;", "&"), timeout=10).text)
+    last = admin.get(server.admin_url + nxt.group(1).replace("&amp;", "&"), timeout=10).text
+    rest = log_rows(last)
     assert len(rest) == 5 and int(rest[0][0]) > int(rows[-1][0]), rest
+    # The last page links to no next one.
+    assert 'id="log-next"' not in last
     # bucket, principal and time
-    only_a = log_rows(admin.get(page, params={"type": "grant_requested", "bucket": buckets[0]}, timeout=10).text)
-    assert len(only_a) == 28 and {r[4] for r in only_a} == {buckets[0]}
+    only_a = admin.get(page, params={"type": "grant_requested", "bucket": buckets[0]}, timeout=10).text
+    assert len(log_rows(only_a)) == 50 and {r[4] for r in log_rows(only_a)} == {buckets[0]}
+    # Exactly 50 matches, then only entries that do not match: one page, no link to an empty one.
+    assert 'id="log-next"' not in only_a
     releases = log_rows(admin.get(page, params={"type": "key_release"}, timeout=10).text)
     assert releases and all(r[2] == "key_release" for r in releases)
     by_admin = log_rows(admin.get(page, params={"principal": f"{t['name']}-admin"}, timeout=10).text)
@@ -359,3 +364,14 @@ def test_the_tenant_admin_sees_its_data_on_the_map_and_the_operator_no_tenant_da
     op_map = re.search(r'<svg xmlns="http://www.w3.org/2000/svg" class="map".*?</svg>', op, re.S).group(0)
     assert 'data-site="de-fra"' in op_map and "data-holds" not in op_map and "objects of yours" not in op_map
     assert bucket not in op and t["name"] not in op
+
+
+def test_the_auditors_last_page_links_to_no_next_one(server):
+    auditor = sign_in(server, server.token("auditor"))
+    size = int(requests.get(f"{server.admin_url}/log/checkpoint", timeout=10).text.split("\n")[1])
+    assert size < 10_000, "this test expects the whole log on one page"
+    page = auditor.get(f"{console(server)}/auditor", timeout=10).text
+    assert 'class="entry" data-index="0"' in page
+    assert "/console/auditor?from=" not in page, "a next-page link on the last page"
+    tail = auditor.get(f"{console(server)}/auditor", params={"from": size - 1}, timeout=10).text
+    assert f'data-index="{size - 1}"' in tail and "/console/auditor?from=" not in tail
