@@ -354,9 +354,20 @@ pub fn history_charts(v: &serde_json::Value) -> HistoryCharts {
         .and_then(Value::as_u64)
         .unwrap_or(10_000);
     let capacity = v.get("capacity").and_then(Value::as_u64).unwrap_or(361);
-    let span = interval
+    // The time the history covers, in steps of 10 minutes (at least one), up to all it keeps:
+    // a process that started a minute ago is not drawn as a dot at the end of an hour.
+    let kept = interval
         .saturating_mul(capacity.saturating_sub(1))
         .max(60_000);
+    let times = points
+        .iter()
+        .filter_map(|p| p.get("at_ms").and_then(Value::as_u64));
+    let covered = times
+        .clone()
+        .max()
+        .unwrap_or(0)
+        .saturating_sub(times.min().unwrap_or(0));
+    let span = (covered.div_ceil(600_000).max(1) * 600_000).min(kept);
     let series = |name: &str, colour: &'static str, f: &dyn Fn(&Value) -> Option<f64>| Series {
         name: name.to_owned(),
         colour,
@@ -507,7 +518,8 @@ obhut_s3_request_duration_seconds_bucket{le="+Inf",op="PutObject"} 3
         assert_eq!(polylines(&c.errors), [1, 1]);
         assert_eq!(polylines(&c.sites), [3, 3]);
         assert!(c.sites.contains("&lt;x&gt;") && !c.sites.contains("<x>"));
-        assert!(c.requests.contains("−60 min") && c.requests.contains(">now<"));
+        // 20 s of history: drawn over the last 10 minutes.
+        assert!(c.requests.contains("−10 min") && c.requests.contains(">now<"));
         // The newest point is at the right edge, the highest value below the top.
         let xs: Vec<f64> = c
             .requests
@@ -521,6 +533,12 @@ obhut_s3_request_duration_seconds_bucket{le="+Inf",op="PutObject"} 3
             .map(|p| p.split(',').next().unwrap().parse().unwrap())
             .collect();
         assert!((xs[2] - 628.0).abs() < 0.2 && xs[0] < xs[1], "{xs:?}");
+        // An hour and more of history: the hour kept.
+        let long: Vec<serde_json::Value> = (0..400_u64)
+            .map(|i| serde_json::json!({"at_ms": i * 10_000, "requests_per_s": 1.0}))
+            .collect();
+        let v = serde_json::json!({"interval_ms": 10_000, "capacity": 361, "points": long});
+        assert!(history_charts(&v).requests.contains("−60 min"));
         assert_eq!(nice(4.4), 5.0);
         assert_eq!(nice(0.011), 0.02);
     }

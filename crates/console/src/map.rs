@@ -171,12 +171,15 @@ pub fn residency_map(sites: &[MapSite], marks: &BTreeMap<String, Mark>) -> (Stri
         svg,
         r##"<svg xmlns="http://www.w3.org/2000/svg" class="map" role="img" width="{WIDTH:.0}" height="{height:.0}" viewBox="{x0:.1} {y0:.1} {w:.1} {h:.1}"><title>Europe</title><rect x="{x0:.1}" y="{y0:.1}" width="{w:.1}" height="{h:.1}" fill="#f7f9fc"/>"##
     );
+    let with_sites: Vec<&str> = sites.iter().map(|s| s.jurisdiction.as_str()).collect();
     for (code, name, d, _, _) in OUTLINES {
         let (fill, stroke) = match (code.is_empty(), marks.get(*code)) {
             (true, _) => ("#e4e6ea", "#c4c8cf"),
             (false, Some(Mark::Holding)) => ("#8fb8e6", "#3d5a80"),
             (false, Some(Mark::Allowed)) => ("#d4e4f7", "#5b6574"),
-            (false, None) => ("#eef2f7", "#8a93a0"),
+            // A jurisdiction with sites stands out a little from those without.
+            (false, None) if with_sites.contains(code) => ("#e3ecf7", "#5b6574"),
+            (false, None) => ("#f1f3f6", "#8a93a0"),
         };
         let mark = match marks.get(*code) {
             Some(Mark::Holding) => " data-holds=\"yes\"",
