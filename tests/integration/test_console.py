@@ -4,6 +4,7 @@ the session cookie's flags, CSRF on every form, the Content-Security-Policy, ses
 that end on sign-out, one page per role with 403 for the others, the operator's page
 without tenant data, English and German."""
 
+import json
 import os
 import re
 import time
@@ -193,7 +194,7 @@ def test_the_tenant_admins_log_view_filters_by_type_bucket_principal_and_time_an
         client.put_object(Bucket=b, Key="k", Body=b"x")
     # 55 grant requests by the operator: more than one page of them.
     for i in range(55):
-        r = server.cli("access", "request", "--tenant", t["name"], "--bucket", buckets[i % 2], "--ops", "read",
+        r = server.cli("access", "request", "--tenant", t["name"], "--bucket", buckets[0 if i < 50 else 1], "--ops", "read",
                        "--duration", "1h", "--reason", f"case {i}", token=server.token("operator"))
         assert r.returncode == 0, r.stderr
     admin = sign_in(server, t["admin_token"])
@@ -204,11 +205,16 @@ def test_the_tenant_admins_log_view_filters_by_type_bucket_principal_and_time_an
     first = admin.get(page, params={"type": "grant_requested"}, timeout=10).text
     nxt = re.search(r'<a href="([^"]+)" id="log-next">', first)
     assert nxt, "no next page after 50 entries"
-    rest = log_rows(admin.get(server.admin_url + nxt.group(1).replace("&amp;", "&"), timeout=10).text)
+    last = admin.get(server.admin_url + nxt.group(1).replace("&amp;", "&"), timeout=10).text
+    rest = log_rows(last)
     assert len(rest) == 5 and int(rest[0][0]) > int(rows[-1][0]), rest
+    # The last page links to no next one.
+    assert 'id="log-next"' not in last
     # bucket, principal and time
-    only_a = log_rows(admin.get(page, params={"type": "grant_requested", "bucket": buckets[0]}, timeout=10).text)
-    assert len(only_a) == 28 and {r[4] for r in only_a} == {buckets[0]}
+    only_a = admin.get(page, params={"type": "grant_requested", "bucket": buckets[0]}, timeout=10).text
+    assert len(log_rows(only_a)) == 50 and {r[4] for r in log_rows(only_a)} == {buckets[0]}
+    # Exactly 50 matches, then only entries that do not match: one page, no link to an empty one.
+    assert 'id="log-next"' not in only_a
     releases = log_rows(admin.get(page, params={"type": "key_release"}, timeout=10).text)
     assert releases and all(r[2] == "key_release" for r in releases)
     by_admin = log_rows(admin.get(page, params={"principal": f"{t['name']}-admin"}, timeout=10).text)
@@ -259,7 +265,7 @@ def test_the_operators_charts_show_requests_and_latency_without_names(server):
         client.get_object(Bucket=bucket, Key="k")["Body"].read()
     time.sleep(0.6)
     page = op.get(f"{console(server)}/operator", timeout=10).text
-    charts = re.findall(r'<figure class="chart">(<svg .*?</svg>)</figure>', page, re.S)
+    charts = re.findall(r'(<svg [^>]*class="chart"[^>]*>.*?</svg>)', page, re.S)
     assert len(charts) == 2, page[:1500]
     requests_chart, latency_chart = charts
     got = re.search(r">GetObject</text>.*?>(\d+) \(([\d.]+)/s\)</text>", requests_chart, re.S)
@@ -275,8 +281,97 @@ def test_the_officer_sees_the_sites_on_a_map_of_their_jurisdiction(server):
     svg = re.search(r'<svg xmlns="http://www.w3.org/2000/svg" class="map".*?</svg>', page, re.S)
     assert svg, page[:2000]
     spots = {m.group(1): (float(m.group(2)), float(m.group(3))) for m in
-             re.finditer(r'data-site="([^"]+)" cx="([\d.]+)" cy="([\d.]+)"', svg.group(0))}
+             re.finditer(r'data-site="([^"]+)" data-jurisdiction="DE" cx="([\d.]+)" cy="([\d.]+)"', svg.group(0))}
     # The dev sites: Frankfurt am Main and Magdeburg, the second north-east of the first.
     assert set(spots) >= {"de-fra", "de-mgd"}, spots
     assert spots["de-mgd"][0] > spots["de-fra"][0] and spots["de-mgd"][1] < spots["de-fra"][1]
-    assert "<polygon" in svg.group(0) and "http" not in svg.group(0).replace("http://www.w3.org/2000/svg", "")
+    assert "<path" in svg.group(0) and "http" not in svg.group(0).replace("http://www.w3.org/2000/svg", "")
+    # Germany is drawn among its neighbours, which are drawn too.
+    for code in ("DE", "AT", "FR", "PL", "CH"):
+        assert f'data-jurisdiction="{code}" d="M' in svg.group(0), code
+
+
+def history_points(svg: str) -> list[list[tuple[float, float]]]:
+    """The runs of points of a history chart's lines."""
+    return [[tuple(map(float, p.split(","))) for p in run.split(" ")]
+            for run in re.findall(r'<polyline class="series"[^>]* points="([^"]+)"', svg)]
+
+
+def test_the_operators_history_charts_show_rates_latency_and_errors_over_time(private_server_factory):
+    srv = private_server_factory(config="metrics_history_interval_secs = 1\n")
+    t = new_tenant(srv, "chist" + os.urandom(4).hex())
+    client = srv.client(t["AWS_ACCESS_KEY_ID"], t["AWS_SECRET_ACCESS_KEY"])
+    bucket = unique_name("history-secret")
+    client.create_bucket(Bucket=bucket)
+    client.put_object(Bucket=bucket, Key="k", Body=b"x")
+    deadline = time.monotonic() + 30
+    history = {}
+    while time.monotonic() < deadline:
+        for _ in range(10):
+            client.get_object(Bucket=bucket, Key="k")["Body"].read()
+        time.sleep(0.5)
+        history = requests.get(f"{srv.admin_url}/v1/metrics/history", headers=srv.auth("operator"), timeout=10).json()
+        busy = [p for p in history["points"] if p["requests_per_s"] > 0]
+        if len(history["points"]) >= 3 and len(busy) >= 2:
+            break
+    assert history["interval_ms"] == 1000 and history["capacity"] == 3601, history
+    busy = [p for p in history["points"] if p["requests_per_s"] > 0]
+    assert len(busy) >= 2, history
+    assert all(p["p50_ms"] is not None and 0 < p["p50_ms"] <= p["p99_ms"] for p in busy), busy
+    assert all(p["error_ratio"] == 0 for p in busy), busy
+    assert set(history["points"][-1]["site_errors_per_s"]) >= {"de-fra", "de-mgd"}, history["points"][-1]
+    # Only those who may read metrics read the history; it names no tenant or bucket.
+    assert bucket not in json.dumps(history) and t["name"] not in json.dumps(history)
+    admin = requests.get(f"{srv.admin_url}/v1/metrics/history", headers={"Authorization": "Bearer " + bearer(t["admin_token"])},
+                         timeout=10)
+    assert admin.status_code == 403, admin.text
+    assert requests.get(f"{srv.admin_url}/v1/metrics/history", timeout=10).status_code == 401
+
+    page = sign_in(srv, srv.token("operator")).get(f"{console(srv)}/operator", timeout=10).text
+    charts = re.findall(r'(<svg [^>]*class="chart history"[^>]*>.*?</svg>)', page, re.S)
+    assert len(charts) == 4, page[:2000]
+    rate, latency, errors, sites = charts
+    runs = history_points(rate)
+    assert max(len(r) for r in runs) > 1, rate
+    # Requests were made: the line rises above the chart's floor (the largest y) somewhere.
+    floor = max(y for r in runs for _, y in r)
+    assert any(y < floor for r in runs for _, y in r), rate
+    assert history_points(latency) and ">p99<" in latency and ">now<" in rate
+    assert ">de-fra<" in sites and ">de-mgd<" in sites and ">5xx %<" in errors
+    assert bucket not in page and t["name"] not in page
+
+
+def test_the_tenant_admin_sees_its_data_on_the_map_and_the_operator_no_tenant_data(server):
+    t = new_tenant(server, "cmap" + os.urandom(4).hex())
+    bucket = unique_name("mapped")
+    client = server.client(t["AWS_ACCESS_KEY_ID"], t["AWS_SECRET_ACCESS_KEY"])
+    client.create_bucket(Bucket=bucket)
+    for k in ("a", "b", "c"):
+        client.put_object(Bucket=bucket, Key=k, Body=b"x")
+    page = sign_in(server, t["admin_token"]).get(f"{console(server)}/tenant/residency", timeout=10).text
+    svg = re.search(r'<svg xmlns="http://www.w3.org/2000/svg" class="map".*?</svg>', page, re.S)
+    assert svg, page[:2000]
+    svg = svg.group(0)
+    # Its jurisdiction holds its data; each site shows how many of its objects have a replica there.
+    de = re.search(r'<path data-jurisdiction="DE" d="[^"]+"[^>]*>', svg).group(0)
+    assert 'data-holds="yes"' in de, de
+    for site in ("de-fra", "de-mgd"):
+        assert re.search(rf'data-site="{site}"[^>]*/><text[^>]*>{site} · DE · active · 3 objects of yours</text>', svg), svg[-1500:]
+    fr = re.search(r'<path data-jurisdiction="FR" d="[^"]+"[^>]*>', svg).group(0)
+    assert "data-holds" not in fr and "data-allowed" not in fr
+    # The operator's page draws the sites on the map too, with no tenant data.
+    op = sign_in(server, server.token("operator")).get(f"{console(server)}/operator", timeout=10).text
+    op_map = re.search(r'<svg xmlns="http://www.w3.org/2000/svg" class="map".*?</svg>', op, re.S).group(0)
+    assert 'data-site="de-fra"' in op_map and "data-holds" not in op_map and "objects of yours" not in op_map
+    assert bucket not in op and t["name"] not in op
+
+
+def test_the_auditors_last_page_links_to_no_next_one(server):
+    auditor = sign_in(server, server.token("auditor"))
+    size = int(requests.get(f"{server.admin_url}/log/checkpoint", timeout=10).text.split("\n")[1])
+    assert size < 10_000, "this test expects the whole log on one page"
+    page = auditor.get(f"{console(server)}/auditor", timeout=10).text
+    assert 'class="entry" data-index="0"' in page
+    assert "/console/auditor?from=" not in page, "a next-page link on the last page"
+    tail = auditor.get(f"{console(server)}/auditor", params={"from": size - 1}, timeout=10).text
+    assert f'data-index="{size - 1}"' in tail and "/console/auditor?from=" not in tail

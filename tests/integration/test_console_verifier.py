@@ -82,6 +82,10 @@ def test_the_committed_standalone_verifier_is_built_from_verify_js_and_its_hash_
         f"docs/verifier.md must publish {digest} (and no other SHA-256): {published}"
     verify_js = (REPO / "crates" / "console" / "assets" / "verify.js").read_text()
     assert verify_js.rstrip("\n") in VERIFIER.read_text()
+    # The release step prints the line a release publishes, the same hash.
+    r = subprocess.run([sys.executable, str(REPO / "scripts" / "build-verifier"), "--release"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout == f"{digest}  obhut-verify.html\n", (r.stdout, r.stderr)
 
 
 # ---------------------------------------------------------------- CORS: public resources only
@@ -484,7 +488,48 @@ def test_the_auditor_page_in_german(server, browser):  # noqa: F811
         v.page.wait_for_selector("#verify[data-state=verified]", timeout=60_000)
         assert v.page.text_content("#verify h2") == "Prüfung in diesem Browser"
         assert v.page.text_content("#verify-summary") == "Geprüft: nichts Auffälliges gefunden."
-        assert "Die Meldungen der Prüfungen sind englisch." in v.page.text_content("#verify")
+        # The checks speak German too, keeping a flag's English words in brackets.
+        assert v.page.text_content("li[data-check=checkpoint]").startswith("\u2713 Checkpoint geprüft: mit dem festgelegten Schlüssel signiert;")
+        assert "Von einem früheren Besuch ist kein Checkpoint aufbewahrt" in v.page.text_content("li[data-check=consistency]")
+        v.page.click("#verify-all")
+        v.page.wait_for_selector("#verify-all-state[data-state=verified]", timeout=60_000)
+        assert " von " in v.page.text_content("#verify-all-state") and "Einträgen geprüft." in v.page.text_content("#verify-all-state")
+        assert "Aufnahme in das signierte Protokoll" in v.page.text_content("tr.entry[data-index='0'] .inclusion-state")
+        assert v.problems == [], v.problems
+    finally:
+        v.close()
+
+
+def test_the_standalone_verifier_in_german(server, browser, proxy):  # noqa: F811
+    more_entries(server)
+    vkey = requests.get(server.admin_url + "/log/key", timeout=30).text.strip()
+    v = Visit(browser, lang="de-DE")
+    try:
+        # The browser's language chooses German; the page's own words and the checks' follow.
+        v.page.goto(VERIFIER.as_uri())
+        assert v.page.text_content("h1") == "obhut-Protokollprüfer"
+        assert v.page.text_content("#run") == "Prüfen"
+        v.page.fill("#log-url", proxy.url + "/log")
+        v.page.fill("#key", vkey)
+        v.page.fill("#kept", "")
+        assert standalone_run(v, "verified")["checkpoint"] == "verified"
+        assert v.page.text_content("#verify-summary") == "Geprüft: nichts Falsches gefunden."
+        assert "Checkpoint geprüft: mit dem festgelegten Schlüssel signiert" in \
+            v.page.text_content("li[data-check=checkpoint]")
+        # A flag in German keeps its English words.
+        proxy.mode = "tile"
+        proxy.altered.clear()
+        assert standalone_run(v, "flagged")["tiles"] == "tiles-mismatch"
+        assert v.page.text_content("li[data-check=tiles]").startswith("\u2717 KACHELN VERÄNDERT (TILES ALTERED): ")
+        assert v.page.text_content("#verify-summary").startswith("BEANSTANDET (FLAGGED): ")
+        proxy.mode = None
+        # The switch back to English is kept for the next visit.
+        v.page.click("button[data-lang=en]")
+        assert v.page.text_content("h1") == "obhut log verifier"
+        v.page.goto(VERIFIER.as_uri())
+        assert v.page.text_content("#run") == "Verify"
+        assert standalone_run(v, "verified")
+        assert v.page.text_content("#verify-summary") == "Verified: nothing wrong found."
         assert v.problems == [], v.problems
     finally:
         v.close()

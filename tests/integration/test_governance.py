@@ -229,10 +229,11 @@ def test_disclosure_requests_need_the_officer_quorum(server):
     # a denial by one officer ends a request
     did2, _, _ = disclose(server, recorder, t["name"], "DE")
     run_ok(server, o1, "disclosure", "approve", did2)
-    out = run_ok(server, o2, "disclosure", "deny", did2)
+    out = run_ok(server, o2, "disclosure", "deny", did2, "--reason", "no legal basis shown")
     assert DISCLOSURE_LINE.search(out).group(2) == "denied", out
     run_fail(server, o1, "disclosure", "approve", did2, status=409)
-    assert [e["principal"] for e in entries_of(server, start, type="disclosure_denied", disclosure=did2)] == ["officer2"]
+    denied = entries_of(server, start, type="disclosure_denied", disclosure=did2)
+    assert [(e["principal"], e.get("reason")) for e in denied] == [("officer2", "no legal basis shown")], denied
     # operators do not see disclosure requests at all
     run_fail(server, server.token("operator"), "disclosure", "list", status=403)
     assert api(server, "GET", "/v1/disclosures", server.token("operator")).status_code == 403

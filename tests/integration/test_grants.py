@@ -546,11 +546,16 @@ def test_revoked_and_denied_grants_give_no_access(server):
     g3 = request_grant(server, op, t["name"], t["bucket"])
     approve(server, officer, g3)
     run_fail(server, op, "access", "deny", g3, status=403)
-    run_ok(server, t["admin"], "access", "deny", g3)
+    run_ok(server, t["admin"], "access", "deny", g3, "--reason", "no ticket for this case")
     assert grant_view(server, g3)["state"] == "denied"
     run_fail(server, server.token("officer2"), "access", "approve", g3, status=409, says="denied")
     run_fail(server, op, "access", "credentials", g3, status=403)
-    assert len(entries_of(server, start, type="grant_denied", grant=g3)) == 1
+    denied = entries_of(server, start, type="grant_denied", grant=g3)
+    assert [e.get("reason") for e in denied] == ["no ticket for this case"], denied
+    # Without --reason the denial records none.
+    g4 = request_grant(server, op, t["name"], t["bucket"])
+    run_ok(server, officer, "access", "deny", g4)
+    assert [e.get("reason") for e in entries_of(server, start, type="grant_denied", grant=g4)] == [None]
 
 
 def test_revoking_the_requester_ends_its_grant_access(server):

@@ -324,3 +324,35 @@ test("a partial tile the log deleted is read from the full tile (C2SP allows del
   assert.deepEqual(r.checks.map((c) => c.code), ["key-matches", "verified", "tiles-match", "no-kept", "included", "included"]);
   assert.ok(log.fetched.includes("tile/0/001.p/44") && log.fetched.includes("tile/0/001"), log.fetched);
 });
+
+test("every message is in English and German; the audit speaks the language it is asked for", async () => {
+  const en = V.messages("en");
+  const de = V.messages("de-DE");
+  assert.notEqual(en, de);
+  assert.equal(V.messages("fr"), en, "any other language: English");
+  assert.deepEqual(Object.keys(de).sort(), Object.keys(en).sort());
+  for (const k of Object.keys(en)) {
+    const args = ["A", "B", "C"];
+    assert.equal(typeof de[k](...args), "string", k);
+    assert.notEqual(de[k](...args), en[k](...args), `${k} is not translated`);
+  }
+  // Each flag keeps its English words in brackets, as docs and scripts name them.
+  for (const [k, words] of [["keyChanged", "KEY CHANGED"], ["checkpointAltered", "CHECKPOINT ALTERED"],
+    ["tilesAltered", "TILES ALTERED"], ["rolledBack", "LOG ROLLED BACK"], ["forked", "LOG FORKED"],
+    ["notAppendOnly", "NOT APPEND-ONLY"], ["entryNotInLog", "ENTRY NOT IN THE LOG"]]) {
+    assert.ok(de[k]("1", "2", "3").includes(`(${words})`), k);
+  }
+  const entries = [Buffer.from("a\n"), Buffer.from("b\n"), Buffer.from("c\n")];
+  const { log, vkey } = await signedLog(entries);
+  const item = { index: 1, entry: new Uint8Array(entries[1]) };
+  const german = await V.audit({ log, pinnedKey: vkey, kept: null, entries: [item], lang: "de" });
+  const english = await V.audit({ log, pinnedKey: vkey, kept: null, entries: [item] });
+  assert.deepEqual(german.checks.map((c) => c.code), english.checks.map((c) => c.code));
+  const byCheck = (r, name) => r.checks.find((c) => c.check === name).message;
+  assert.equal(byCheck(german, "checkpoint").split(";")[0], "Checkpoint geprüft: mit dem festgelegten Schlüssel signiert");
+  assert.equal(byCheck(english, "checkpoint").split(";")[0], "Checkpoint verified: signed by the pinned key");
+  assert.equal(byCheck(german, "inclusion"), "Eintrag 1: Aufnahme in das signierte Protokoll mit 3 Einträgen geprüft.");
+  const [one] = await V.checkInclusion({ log, pinnedKey: vkey, items: [{ index: 1, entry: "x\n" }], lang: "de" });
+  assert.equal(one.code, "not-included");
+  assert.ok(one.message.startsWith("EINTRAG NICHT IM PROTOKOLL (ENTRY NOT IN THE LOG): Eintrag 1"), one.message);
+});

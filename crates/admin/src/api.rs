@@ -763,6 +763,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/v1/signing-keys", get(list_signing_keys))
         .route("/v1/log/entries", get(log_entries))
         .route("/v1/metrics", get(crate::ops::metrics))
+        .route("/v1/metrics/history", get(crate::ops::metrics_history))
         .route("/metrics", get(crate::ops::metrics))
         .route("/healthz", get(crate::ops::healthz))
         .route("/readyz", get(crate::ops::readyz))

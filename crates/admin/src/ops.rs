@@ -1,5 +1,5 @@
 //! Operations endpoints of the admin listener: `/healthz` and `/readyz` (no authentication,
-//! states only) and `/metrics` (officers, operators and auditors). None of them names a
+//! states only), `/metrics` and `/v1/metrics/history` (officers, operators and auditors). None of them names a
 //! tenant, a bucket or an object.
 
 use crate::api::{AdminState, ApiError, Caller};
@@ -234,4 +234,43 @@ pub(crate) async fn metrics(
         body,
     )
         .into_response())
+}
+
+/// The last hour of this process's S3 and site metrics, one point per sampling interval
+/// (rates, latency percentiles, error rates), as JSON: what the operator's charts draw.
+pub(crate) async fn metrics_history(
+    caller: Result<Caller, ApiError>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    admit_scraper(caller, &headers)?;
+    let history = obhut_metrics::history::get()
+        .filter(|_| obhut_metrics::enabled())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "this process keeps no metrics history (metrics = false, or not a gateway)",
+            )
+        })?;
+    let points: Vec<serde_json::Value> = history
+        .points()
+        .into_iter()
+        .map(|p| {
+            serde_json::json!({
+                "at_ms": p.at_ms,
+                "requests_per_s": p.requests_per_s,
+                "error_ratio": p.error_ratio,
+                "p50_ms": p.p50_ms,
+                "p99_ms": p.p99_ms,
+                "site_errors_per_s": p.site_errors_per_s,
+                "site_ops_per_s": p.site_ops_per_s,
+            })
+        })
+        .collect();
+    let body = serde_json::json!({
+        "interval_ms": u64::try_from(history.interval().as_millis()).unwrap_or(u64::MAX),
+        "capacity": history.capacity(),
+        "points": points,
+    });
+    Ok(json(StatusCode::OK, body.to_string()))
 }

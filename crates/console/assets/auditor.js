@@ -14,6 +14,9 @@ document.addEventListener("DOMContentLoaded", () => {
   const summary = document.getElementById("verify-summary");
   const results = document.getElementById("verify-results");
   const originOf = (vkey) => (vkey ? vkey.split("+")[0] : null);
+  // The page's language (English or German) for the checks' messages.
+  const lang = document.documentElement.lang || "en";
+  const say = V.messages(lang);
 
   function showKey() {
     keyShown.textContent = V.store.pinnedKey(logUrl) || "—";
@@ -24,7 +27,7 @@ document.addEventListener("DOMContentLoaded", () => {
     summary.textContent = "…";
     const pinned = V.store.pinnedKey(logUrl);
     try {
-      const r = await V.audit({ log, pinnedKey: pinned, kept: keptField.value.trim() || null, entries: [] });
+      const r = await V.audit({ log, pinnedKey: pinned, kept: keptField.value.trim() || null, entries: [], lang });
       if (!pinned && r.pinnedKey && r.checks[0].code === "key-pinned") V.store.pin(logUrl, r.pinnedKey);
       if (r.ok && r.keep && r.checkpoint) {
         V.store.keep(r.checkpoint.origin, r.keep);
@@ -36,7 +39,7 @@ document.addEventListener("DOMContentLoaded", () => {
       summary.className = flagged.length ? "flagged" : "ok";
       panel.dataset.state = flagged.length ? "flagged" : "verified";
     } catch (e) {
-      summary.textContent = "The check could not run: " + e.message;
+      summary.textContent = say.couldNotRun(e.message);
       summary.className = "flagged";
       panel.dataset.state = "error";
     }
@@ -53,7 +56,7 @@ document.addEventListener("DOMContentLoaded", () => {
     if (!pinned) {
       for (const row of rows) {
         const s = row.querySelector(".inclusion-state");
-        s.textContent = "No key is pinned yet: check the log first.";
+        s.textContent = say.noKeyYet();
         s.dataset.state = "note";
         s.dataset.code = "no-key";
       }
@@ -62,9 +65,9 @@ document.addEventListener("DOMContentLoaded", () => {
     const items = rows.map((row) => ({ index: Number(row.dataset.index), entry: row.dataset.entry }));
     let checks;
     try {
-      checks = await V.checkInclusion({ log, pinnedKey: pinned, items });
+      checks = await V.checkInclusion({ log, pinnedKey: pinned, items, lang });
     } catch (e) {
-      checks = items.map((it) => ({ state: "flagged", code: "error", message: `Entry ${it.index}: ${e.message}` }));
+      checks = items.map((it) => ({ state: "flagged", code: "error", message: say.entryError(it.index, e.message) }));
     }
     rows.forEach((row, i) => {
       const s = row.querySelector(".inclusion-state");
@@ -97,7 +100,7 @@ document.addEventListener("DOMContentLoaded", () => {
       const checks = await verifyRows(Array.from(document.querySelectorAll("tr.entry[data-entry]")));
       const bad = checks.filter((c) => c.state === "flagged").length;
       const ok = checks.filter((c) => c.state === "ok").length;
-      state.textContent = bad ? `FLAGGED: ${bad} of ${checks.length} entries are not in the signed log.` : `${ok} of ${checks.length} entries verified.`;
+      state.textContent = bad ? say.entriesFlagged(bad, checks.length) : say.entriesVerified(ok, checks.length);
       state.dataset.state = bad ? "flagged" : "verified";
     });
   }

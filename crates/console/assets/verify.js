@@ -7,7 +7,8 @@
 //   untrusted: proofs are built from them and only count once verified against a signed root,
 // - RFC 6962 / RFC 9162 inclusion and consistency proofs: building and verifying them,
 // - `audit`: key, checkpoint, tiles, consistency with a kept checkpoint, inclusion of entries,
-//   each answered as a check with a state ("ok", "flagged" or "note") and a code.
+//   each answered as a check with a state ("ok", "flagged" or "note") and a code, its message
+//   in English or German (`lang`).
 //
 // The same file is served to the console (/console/assets/verify.js) and inlined into the
 // standalone verifier (docs/verifier/obhut-verify.html, built by scripts/build-verifier).
@@ -427,6 +428,122 @@
     };
   }
 
+  // ------------------------------------------------------------------ words
+
+  /**
+   * What the checks say, in English and German: one function per message, given the
+   * details it names. A flag's English words (KEY CHANGED, ...) stay in brackets in German, as
+   * docs and scripts know them. A failure's technical detail (`d`) is English in both.
+   */
+  const MESSAGES = {
+    en: {
+      keyPinned: (k) => `No key was pinned: the key the log serves now, ${k}, is pinned from now on. ` +
+        "Compare it with the key the trustee publishes.",
+      keyUnavailable: (k) => `The log did not serve its key; checking with the pinned key ${k}.`,
+      keyChanged: (served, k) => `KEY CHANGED: the log now serves the key ${served}, not the pinned key ${k}. ` +
+        "A log key never changes silently: everything below is checked with the pinned key. " +
+        "Ask the trustee why before you pin another key.",
+      keyMatches: (k) => `The log serves the pinned key ${k}.`,
+      keyUnusable: (d) => "The log key cannot be used: " + d,
+      checkpointVerified: (size, root) => `Checkpoint verified: signed by the pinned key; ${size} entries, root ${root}.`,
+      checkpointAltered: (d) => "CHECKPOINT ALTERED: " + d + ".",
+      checkpointNotSigned: (d) => "CHECKPOINT NOT SIGNED BY THE PINNED KEY: " + d +
+        ". Someone other than the log signed it, or the log's key was replaced.",
+      wrongLog: (d) => "WRONG LOG: " + d + ".",
+      checkpointMalformed: (d) => "CHECKPOINT MALFORMED: " + d + ".",
+      checkpointUnchecked: (d) => "The checkpoint could not be checked: " + d,
+      tilesMatch: (size) => `The log's hash tiles give the signed root for ${size} entries.`,
+      tilesAltered: (got, root) => `TILES ALTERED: the hash tiles give the root ${got}, not the signed root ${root}: ` +
+        "the log serves tree hashes that its signed checkpoint does not vouch for.",
+      tilesUnreadable: (d) => "The hash tiles cannot be read: " + d,
+      noVerifiedCheckpoint: () => "Not checked: no verified checkpoint.",
+      noKept: (hasCheckpoint) => "No checkpoint was kept from an earlier visit: " +
+        (hasCheckpoint ? "this one is kept now, and the next check proves the log only grew since." : "none is kept."),
+      currentDidNotVerify: () => "Not checked: the current checkpoint did not verify.",
+      rolledBack: (old, now) => `LOG ROLLED BACK: the kept checkpoint has ${old} entries, the log now only ${now}. ` +
+        "A log only grows: entries you were shown are gone, or you are being shown another log.",
+      forked: (size, a, b) => `LOG FORKED: the kept checkpoint and the current one both have ${size} entries but different roots ` +
+        `(${a} and ${b}): the log signed two different histories.`,
+      unchanged: (size) => `The log is unchanged since the kept checkpoint (${size} entries).`,
+      fromEmpty: (size) => `The kept checkpoint was of the empty log; it now has ${size} entries.`,
+      consistent: (from, to) => `Consistency verified: the log of ${from} entries you kept is the start of the current log of ${to} entries; nothing was changed or removed.`,
+      notAppendOnly: (from, to) => `NOT APPEND-ONLY: the consistency proof from the kept ${from} entries to the current ${to} does not verify ` +
+        "against the two signed roots: the log's history was rewritten, or its tiles are altered.",
+      keptUnusable: (d) => "The kept checkpoint cannot be used: " + d,
+      entryUnchecked: (i) => `Entry ${i}: not checked, no verified checkpoint.`,
+      notAnIndex: (i) => `Entry ${i}: not an index.`,
+      entryBeyond: (i, size) => `Entry ${i}: appended after the checkpoint (${size} entries); check again later.`,
+      entryIncluded: (i, size) => `Entry ${i}: inclusion verified in the signed log of ${size} entries.`,
+      entryNotInLog: (i) => `ENTRY NOT IN THE LOG: entry ${i} as shown is not the entry the signed checkpoint holds at ${i} ` +
+        "(its inclusion proof fails): the entry or the log's tiles were altered.",
+      entryError: (i, d) => `Entry ${i}: cannot be checked: ${d}`,
+      entryCheckpointFails: (i, d) => `Entry ${i}: the current checkpoint does not verify (${d}).`,
+      couldNotRun: (d) => "The check could not run: " + d,
+      noKeyYet: () => "No key is pinned yet: check the log first.",
+      entriesFlagged: (bad, n) => `FLAGGED: ${bad} of ${n} entries are not in the signed log.`,
+      entriesVerified: (ok, n) => `${ok} of ${n} entries verified.`,
+      summaryFlagged: (n) => `FLAGGED: ${n} check${n > 1 ? "s" : ""} failed. Do not rely on this log until the trustee explains.`,
+      summaryVerified: () => "Verified: nothing wrong found.",
+      giveUrl: () => "Give the log's URL, e.g. https://trustee.example:9001/log",
+    },
+    de: {
+      keyPinned: (k) => `Es war kein Schlüssel festgelegt: der Schlüssel, den das Protokoll jetzt ausliefert, ${k}, gilt ab jetzt. ` +
+        "Vergleichen Sie ihn mit dem Schlüssel, den der Treuhänder veröffentlicht.",
+      keyUnavailable: (k) => `Das Protokoll hat seinen Schlüssel nicht ausgeliefert; geprüft wird mit dem festgelegten Schlüssel ${k}.`,
+      keyChanged: (served, k) => `SCHLÜSSEL GEÄNDERT (KEY CHANGED): das Protokoll liefert jetzt den Schlüssel ${served} aus, nicht den festgelegten Schlüssel ${k}. ` +
+        "Ein Protokollschlüssel ändert sich nie stillschweigend: alles Folgende wird mit dem festgelegten Schlüssel geprüft. " +
+        "Fragen Sie den Treuhänder nach dem Grund, bevor Sie einen anderen Schlüssel festlegen.",
+      keyMatches: (k) => `Das Protokoll liefert den festgelegten Schlüssel ${k} aus.`,
+      keyUnusable: (d) => "Der Protokollschlüssel ist nicht verwendbar: " + d,
+      checkpointVerified: (size, root) => `Checkpoint geprüft: mit dem festgelegten Schlüssel signiert; ${size} Einträge, Wurzel ${root}.`,
+      checkpointAltered: (d) => "CHECKPOINT VERÄNDERT (CHECKPOINT ALTERED): " + d + ".",
+      checkpointNotSigned: (d) => "CHECKPOINT NICHT MIT DEM FESTGELEGTEN SCHLÜSSEL SIGNIERT (NOT SIGNED BY THE PINNED KEY): " + d +
+        ". Jemand anderes als das Protokoll hat ihn signiert, oder der Schlüssel des Protokolls wurde ersetzt.",
+      wrongLog: (d) => "FALSCHES PROTOKOLL (WRONG LOG): " + d + ".",
+      checkpointMalformed: (d) => "CHECKPOINT FEHLERHAFT (CHECKPOINT MALFORMED): " + d + ".",
+      checkpointUnchecked: (d) => "Der Checkpoint konnte nicht geprüft werden: " + d,
+      tilesMatch: (size) => `Die Hash-Kacheln des Protokolls ergeben die signierte Wurzel für ${size} Einträge.`,
+      tilesAltered: (got, root) => `KACHELN VERÄNDERT (TILES ALTERED): die Hash-Kacheln ergeben die Wurzel ${got}, nicht die signierte Wurzel ${root}: ` +
+        "das Protokoll liefert Baum-Hashes aus, für die sein signierter Checkpoint nicht bürgt.",
+      tilesUnreadable: (d) => "Die Hash-Kacheln können nicht gelesen werden: " + d,
+      noVerifiedCheckpoint: () => "Nicht geprüft: kein bestätigter Checkpoint.",
+      noKept: (hasCheckpoint) => "Von einem früheren Besuch ist kein Checkpoint aufbewahrt: " +
+        (hasCheckpoint ? "dieser wird jetzt aufbewahrt, und die nächste Prüfung beweist, dass das Protokoll seitdem nur gewachsen ist."
+          : "keiner wird aufbewahrt."),
+      currentDidNotVerify: () => "Nicht geprüft: der aktuelle Checkpoint hat die Prüfung nicht bestanden.",
+      rolledBack: (old, now) => `PROTOKOLL ZURÜCKGESETZT (LOG ROLLED BACK): der aufbewahrte Checkpoint hat ${old} Einträge, das Protokoll jetzt nur ${now}. ` +
+        "Ein Protokoll wächst nur: Einträge, die Ihnen gezeigt wurden, fehlen, oder Ihnen wird ein anderes Protokoll gezeigt.",
+      forked: (size, a, b) => `PROTOKOLL GESPALTEN (LOG FORKED): der aufbewahrte und der aktuelle Checkpoint haben beide ${size} Einträge, aber verschiedene Wurzeln ` +
+        `(${a} und ${b}): das Protokoll hat zwei verschiedene Verläufe signiert.`,
+      unchanged: (size) => `Das Protokoll ist seit dem aufbewahrten Checkpoint unverändert (${size} Einträge).`,
+      fromEmpty: (size) => `Der aufbewahrte Checkpoint war der des leeren Protokolls; jetzt hat es ${size} Einträge.`,
+      consistent: (from, to) => `Konsistenz geprüft: das aufbewahrte Protokoll mit ${from} Einträgen ist der Anfang des aktuellen Protokolls mit ${to} Einträgen; nichts wurde geändert oder entfernt.`,
+      notAppendOnly: (from, to) => `NICHT NUR ANGEHÄNGT (NOT APPEND-ONLY): der Konsistenzbeweis von den aufbewahrten ${from} Einträgen zu den aktuellen ${to} besteht die Prüfung ` +
+        "gegen die beiden signierten Wurzeln nicht: der Verlauf des Protokolls wurde umgeschrieben, oder seine Kacheln sind verändert.",
+      keptUnusable: (d) => "Der aufbewahrte Checkpoint ist nicht verwendbar: " + d,
+      entryUnchecked: (i) => `Eintrag ${i}: nicht geprüft, kein bestätigter Checkpoint.`,
+      notAnIndex: (i) => `Eintrag ${i}: kein Index.`,
+      entryBeyond: (i, size) => `Eintrag ${i}: nach dem Checkpoint (${size} Einträge) angehängt; später erneut prüfen.`,
+      entryIncluded: (i, size) => `Eintrag ${i}: Aufnahme in das signierte Protokoll mit ${size} Einträgen geprüft.`,
+      entryNotInLog: (i) => `EINTRAG NICHT IM PROTOKOLL (ENTRY NOT IN THE LOG): Eintrag ${i} wie gezeigt ist nicht der Eintrag, den der signierte Checkpoint an Stelle ${i} hält ` +
+        "(sein Aufnahmebeweis schlägt fehl): der Eintrag oder die Kacheln des Protokolls wurden verändert.",
+      entryError: (i, d) => `Eintrag ${i}: kann nicht geprüft werden: ${d}`,
+      entryCheckpointFails: (i, d) => `Eintrag ${i}: der aktuelle Checkpoint besteht die Prüfung nicht (${d}).`,
+      couldNotRun: (d) => "Die Prüfung konnte nicht laufen: " + d,
+      noKeyYet: () => "Noch kein Schlüssel festgelegt: prüfen Sie zuerst das Protokoll.",
+      entriesFlagged: (bad, n) => `BEANSTANDET (FLAGGED): ${bad} von ${n} Einträgen sind nicht im signierten Protokoll.`,
+      entriesVerified: (ok, n) => `${ok} von ${n} Einträgen geprüft.`,
+      summaryFlagged: (n) => `BEANSTANDET (FLAGGED): ${n} ${n > 1 ? "Prüfungen" : "Prüfung"} fehlgeschlagen. Verlassen Sie sich nicht auf dieses Protokoll, bis der Treuhänder es erklärt.`,
+      summaryVerified: () => "Geprüft: nichts Falsches gefunden.",
+      giveUrl: () => "Geben Sie die URL des Protokolls an, z. B. https://trustee.example:9001/log",
+    },
+  };
+
+  /** The messages of language `lang` ("de", "de-AT", ...; English for any other). */
+  function messages(lang) {
+    return String(lang || "").toLowerCase().split("-")[0] === "de" ? MESSAGES.de : MESSAGES.en;
+  }
+
   function check(name, state, code, message, extra) {
     return Object.assign({ check: name, state, code, message }, extra || {});
   }
@@ -446,7 +563,8 @@
    * Returns { checks, ok, pinnedKey, checkpoint (verified, or null), keep (the note to keep:
    * the current one if every check passed, else the kept one) }.
    */
-  async function audit({ log, pinnedKey, kept, entries }) {
+  async function audit({ log, pinnedKey, kept, entries, lang }) {
+    const say = messages(lang);
     const checks = [];
     let vk = null;
     let served = null;
@@ -459,23 +577,17 @@
     try {
       vk = await parseVerifierKey(pinnedText || served || "");
       if (!pinnedText) {
-        checks.push(check("key", "note", "key-pinned",
-          `No key was pinned: the key the log serves now, ${vk.text}, is pinned from now on. ` +
-          "Compare it with the key the trustee publishes."));
+        checks.push(check("key", "note", "key-pinned", say.keyPinned(vk.text)));
       } else if (served === null) {
-        checks.push(check("key", "note", "key-unavailable",
-          `The log did not serve its key; checking with the pinned key ${vk.text}.`));
+        checks.push(check("key", "note", "key-unavailable", say.keyUnavailable(vk.text)));
       } else if (served !== vk.text) {
-        checks.push(check("key", "flagged", "key-changed",
-          `KEY CHANGED: the log now serves the key ${served}, not the pinned key ${vk.text}. ` +
-          "A log key never changes silently: everything below is checked with the pinned key. " +
-          "Ask the trustee why before you pin another key."));
+        checks.push(check("key", "flagged", "key-changed", say.keyChanged(served, vk.text)));
       } else {
-        checks.push(check("key", "ok", "key-matches", `The log serves the pinned key ${vk.text}.`));
+        checks.push(check("key", "ok", "key-matches", say.keyMatches(vk.text)));
       }
     } catch (e) {
       const err = describe(e);
-      checks.push(check("key", "flagged", err.code, "The log key cannot be used: " + err.message));
+      checks.push(check("key", "flagged", err.code, say.keyUnusable(err.message)));
       return { checks, ok: false, pinnedKey: pinnedText, checkpoint: null, keep: kept || null };
     }
 
@@ -484,20 +596,17 @@
     try {
       const note = await log.text("checkpoint");
       cp = await verifyCheckpoint(note, vk);
-      checks.push(check("checkpoint", "ok", "verified",
-        `Checkpoint verified: signed by the pinned key; ${cp.size} entries, root ${cp.rootB64}.`,
+      checks.push(check("checkpoint", "ok", "verified", say.checkpointVerified(cp.size, cp.rootB64),
         { size: cp.size, root: cp.rootB64 }));
     } catch (e) {
       const err = describe(e);
       const words = {
-        "bad-signature": "CHECKPOINT ALTERED: " + err.message + ".",
-        "not-signed": "CHECKPOINT NOT SIGNED BY THE PINNED KEY: " + err.message +
-          ". Someone other than the log signed it, or the log's key was replaced.",
-        "origin-mismatch": "WRONG LOG: " + err.message + ".",
-        "malformed": "CHECKPOINT MALFORMED: " + err.message + ".",
+        "bad-signature": say.checkpointAltered,
+        "not-signed": say.checkpointNotSigned,
+        "origin-mismatch": say.wrongLog,
+        "malformed": say.checkpointMalformed,
       };
-      checks.push(check("checkpoint", "flagged", err.code,
-        words[err.code] || "The checkpoint could not be checked: " + err.message));
+      checks.push(check("checkpoint", "flagged", err.code, (words[err.code] || say.checkpointUnchecked)(err.message)));
     }
 
     let tree = null;
@@ -506,70 +615,59 @@
       try {
         const r = await tree.root();
         if (equal(r, cp.root)) {
-          checks.push(check("tiles", "ok", "tiles-match", `The log's hash tiles give the signed root for ${cp.size} entries.`));
+          checks.push(check("tiles", "ok", "tiles-match", say.tilesMatch(cp.size)));
         } else {
-          checks.push(check("tiles", "flagged", "tiles-mismatch",
-            `TILES ALTERED: the hash tiles give the root ${b64encode(r)}, not the signed root ${cp.rootB64}: ` +
-            "the log serves tree hashes that its signed checkpoint does not vouch for."));
+          checks.push(check("tiles", "flagged", "tiles-mismatch", say.tilesAltered(b64encode(r), cp.rootB64)));
         }
       } catch (e) {
         const err = describe(e);
-        checks.push(check("tiles", "flagged", err.code, "The hash tiles cannot be read: " + err.message));
+        checks.push(check("tiles", "flagged", err.code, say.tilesUnreadable(err.message)));
       }
     } else {
-      checks.push(check("tiles", "note", "skipped", "Not checked: no verified checkpoint."));
+      checks.push(check("tiles", "note", "skipped", say.noVerifiedCheckpoint()));
     }
 
     // Consistency with the kept checkpoint.
     let consistent = true;
     if (!kept || !kept.trim()) {
-      checks.push(check("consistency", "note", "no-kept",
-        "No checkpoint was kept from an earlier visit: " +
-        (cp ? "this one is kept now, and the next check proves the log only grew since." : "none is kept.")));
+      checks.push(check("consistency", "note", "no-kept", say.noKept(Boolean(cp))));
     } else if (!cp) {
       consistent = false;
-      checks.push(check("consistency", "note", "skipped", "Not checked: the current checkpoint did not verify."));
+      checks.push(check("consistency", "note", "skipped", say.currentDidNotVerify()));
     } else {
       consistent = false;
       try {
         const old = await verifyCheckpoint(kept.replace(/\r\n/g, "\n").replace(/\n*$/, "\n"), vk);
         if (old.size > cp.size) {
-          checks.push(check("consistency", "flagged", "rollback",
-            `LOG ROLLED BACK: the kept checkpoint has ${old.size} entries, the log now only ${cp.size}. ` +
-            "A log only grows: entries you were shown are gone, or you are being shown another log."));
+          checks.push(check("consistency", "flagged", "rollback", say.rolledBack(old.size, cp.size)));
         } else if (old.size === cp.size && !equal(old.root, cp.root)) {
-          checks.push(check("consistency", "flagged", "fork",
-            `LOG FORKED: the kept checkpoint and the current one both have ${cp.size} entries but different roots ` +
-            `(${old.rootB64} and ${cp.rootB64}): the log signed two different histories.`));
+          checks.push(check("consistency", "flagged", "fork", say.forked(cp.size, old.rootB64, cp.rootB64)));
         } else if (old.size === cp.size) {
           consistent = true;
-          checks.push(check("consistency", "ok", "same", `The log is unchanged since the kept checkpoint (${cp.size} entries).`));
+          checks.push(check("consistency", "ok", "same", say.unchanged(cp.size)));
         } else if (old.size === 0) {
           consistent = true;
-          checks.push(check("consistency", "ok", "consistent", `The kept checkpoint was of the empty log; it now has ${cp.size} entries.`));
+          checks.push(check("consistency", "ok", "consistent", say.fromEmpty(cp.size)));
         } else {
           const proof = await tree.consistencyProof(old.size);
           if (await verifyConsistency(old.size, cp.size, proof, old.root, cp.root)) {
             consistent = true;
-            checks.push(check("consistency", "ok", "consistent",
-              `Consistency verified: the log of ${old.size} entries you kept is the start of the current log of ${cp.size} entries; nothing was changed or removed.`,
+            checks.push(check("consistency", "ok", "consistent", say.consistent(old.size, cp.size),
               { from: old.size, to: cp.size }));
           } else {
-            checks.push(check("consistency", "flagged", "not-consistent",
-              `NOT APPEND-ONLY: the consistency proof from the kept ${old.size} entries to the current ${cp.size} does not verify ` +
-              "against the two signed roots: the log's history was rewritten, or its tiles are altered."));
+            checks.push(check("consistency", "flagged", "not-consistent", say.notAppendOnly(old.size, cp.size)));
           }
         }
       } catch (e) {
         const err = describe(e);
         const code = ["bad-signature", "not-signed", "malformed", "origin-mismatch"].includes(err.code) ? "kept-" + err.code : err.code;
-        checks.push(check("consistency", "flagged", code, "The kept checkpoint cannot be used: " + err.message));
+        checks.push(check("consistency", "flagged", code, say.keptUnusable(err.message)));
       }
     }
 
     // Inclusion of entries.
     for (const item of entries || []) {
-      checks.push(await inclusionCheck(tree, cp, item));
+      checks.push(await inclusionCheck(tree, cp, item, say));
     }
 
     const ok = checks.every((c) => c.state !== "flagged");
@@ -578,27 +676,22 @@
   }
 
   /** Checks that `item` ({index, entry}) is in the tree of checkpoint `cp` (read from `tree`). */
-  async function inclusionCheck(tree, cp, item) {
+  async function inclusionCheck(tree, cp, item, say) {
     const index = Number(item.index);
     const extra = { index };
-    if (!cp || !tree) return check("inclusion", "note", "skipped", `Entry ${index}: not checked, no verified checkpoint.`, extra);
-    if (!Number.isSafeInteger(index) || index < 0) return check("inclusion", "flagged", "bad-index", `Entry ${item.index}: not an index.`, extra);
-    if (index >= cp.size) {
-      return check("inclusion", "note", "beyond-checkpoint",
-        `Entry ${index}: appended after the checkpoint (${cp.size} entries); check again later.`, extra);
-    }
+    if (!cp || !tree) return check("inclusion", "note", "skipped", say.entryUnchecked(index), extra);
+    if (!Number.isSafeInteger(index) || index < 0) return check("inclusion", "flagged", "bad-index", say.notAnIndex(item.index), extra);
+    if (index >= cp.size) return check("inclusion", "note", "beyond-checkpoint", say.entryBeyond(index, cp.size), extra);
     try {
       const leaf = await leafHash(item.entry);
       const proof = await tree.inclusionProof(index);
       if (await verifyInclusion(leaf, index, cp.size, proof, cp.root)) {
-        return check("inclusion", "ok", "included", `Entry ${index}: inclusion verified in the signed log of ${cp.size} entries.`, extra);
+        return check("inclusion", "ok", "included", say.entryIncluded(index, cp.size), extra);
       }
-      return check("inclusion", "flagged", "not-included",
-        `ENTRY NOT IN THE LOG: entry ${index} as shown is not the entry the signed checkpoint holds at ${index} ` +
-        "(its inclusion proof fails): the entry or the log's tiles were altered.", extra);
+      return check("inclusion", "flagged", "not-included", say.entryNotInLog(index), extra);
     } catch (e) {
       const err = describe(e);
-      return check("inclusion", "flagged", err.code, `Entry ${index}: cannot be checked: ${err.message}`, extra);
+      return check("inclusion", "flagged", err.code, say.entryError(index, err.message), extra);
     }
   }
 
@@ -606,7 +699,8 @@
    * Inclusion of `items` against the current checkpoint (fetched and verified again with the
    * pinned key): for a button that checks entries after the page's audit.
    */
-  async function checkInclusion({ log, pinnedKey, items }) {
+  async function checkInclusion({ log, pinnedKey, items, lang }) {
+    const say = messages(lang);
     const vk = await parseVerifierKey(pinnedKey);
     let cp;
     try {
@@ -614,11 +708,11 @@
     } catch (e) {
       const err = describe(e);
       return items.map((it) => check("inclusion", "flagged", "checkpoint-" + err.code,
-        `Entry ${it.index}: the current checkpoint does not verify (${err.message}).`, { index: Number(it.index) }));
+        say.entryCheckpointFails(it.index, err.message), { index: Number(it.index) }));
     }
     const tree = new TileTree(cp.size, (p) => log.bytes(p));
     const out = [];
-    for (const it of items) out.push(await inclusionCheck(tree, cp, it));
+    for (const it of items) out.push(await inclusionCheck(tree, cp, it, say));
     return out;
   }
 
@@ -660,6 +754,6 @@
   return {
     VerifyError, b64decode, b64encode, hex, leafHash, nodeHash, parseVerifierKey, openNote,
     parseCheckpointBody, verifyCheckpoint, verifyInclusion, verifyConsistency, encodeTileIndex,
-    tilePath, TileTree, httpLog, audit, checkInclusion, store, render,
+    tilePath, TileTree, httpLog, audit, checkInclusion, store, render, messages,
   };
 });

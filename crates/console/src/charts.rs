@@ -1,9 +1,10 @@
-//! The operator's charts, drawn on the server as SVG from the Prometheus text the admin API's
-//! `/metrics` answers the operator: S3 requests by operation (with the rate since the
-//! previous look at the page) and the distribution of S3 request latency.
+//! The operator's charts, drawn on the server as SVG: from the Prometheus text the admin API's
+//! `/metrics` answers the operator, S3 requests by operation (with the rate since the
+//! previous look at the page) and the distribution of S3 request latency; from the history
+//! `/v1/metrics/history` answers, request rates, latency and error rates over the last hour.
 //!
-//! It reads metric names and the operation and status labels only, which hold no tenant,
-//! bucket or object names; the SVG holds numbers and those labels, escaped.
+//! It reads metric names, the operation and status labels and site ids only, which hold no
+//! tenant, bucket or object names; the SVG holds numbers and those labels, escaped.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -208,6 +209,230 @@ pub fn latency_chart(m: &S3Metrics) -> String {
     bars("S3 request latency", &rows[first..])
 }
 
+/// One line of a chart over time: (time in ms since 1970, value; none for a gap).
+pub struct Series {
+    pub name: String,
+    pub colour: &'static str,
+    pub points: Vec<(u64, Option<f64>)>,
+}
+
+/// Colours of a chart's lines, in turn.
+pub const COLOURS: [&str; 6] = [
+    "#0b5cad", "#c0392b", "#1b6e2a", "#8e44ad", "#d35400", "#5b6574",
+];
+
+/// A line chart of `series` over the `span_ms` before the newest point, values in `unit`.
+#[allow(clippy::cast_precision_loss)]
+pub fn line_chart(title: &str, unit: &str, span_ms: u64, series: &[Series]) -> String {
+    let (width, height) = (640.0, 200.0);
+    let (left, right, top, bottom) = (64.0, 12.0, 26.0, 24.0);
+    let (pw, ph) = (width - left - right, height - top - bottom);
+    let end = series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.0))
+        .max()
+        .unwrap_or(0);
+    let max = series
+        .iter()
+        .flat_map(|s| s.points.iter().filter_map(|p| p.1))
+        .filter(|v| v.is_finite())
+        .fold(0.0_f64, f64::max);
+    let top_value = if max > 0.0 { nice(max * 1.1) } else { 1.0 };
+    let x = |at: u64| left + pw - end.saturating_sub(at) as f64 / span_ms.max(1) as f64 * pw;
+    let y = |v: f64| top + ph - (v / top_value).clamp(0.0, 1.0) * ph;
+    let mut svg = String::new();
+    let _ = write!(
+        svg,
+        r##"<svg xmlns="http://www.w3.org/2000/svg" class="chart history" role="img" width="{width}" height="{height}" viewBox="0 0 {width} {height}"><title>{}</title>"##,
+        esc(title)
+    );
+    for frac in [0.0, 0.5, 1.0] {
+        let v = top_value * frac;
+        let _ = write!(
+            svg,
+            r##"<line x1="{left}" x2="{:.1}" y1="{y:.1}" y2="{y:.1}" stroke="#d7dce3" stroke-width="1"/><text x="{:.1}" y="{:.1}" text-anchor="end" font-size="11" fill="#5b6574">{} {}</text>"##,
+            left + pw,
+            left - 6.0,
+            y(v) + 4.0,
+            number(v),
+            esc(unit),
+            y = y(v),
+        );
+    }
+    let minutes = span_ms / 60_000;
+    for (frac, label) in [
+        (0.0, format!("−{minutes} min")),
+        (0.5, format!("−{} min", minutes / 2)),
+        (1.0, "now".to_owned()),
+    ] {
+        let _ = write!(
+            svg,
+            r##"<text x="{:.1}" y="{:.1}" text-anchor="{}" font-size="11" fill="#5b6574">{label}</text>"##,
+            left + frac * pw,
+            height - 6.0,
+            if frac == 0.0 {
+                "start"
+            } else if frac == 1.0 {
+                "end"
+            } else {
+                "middle"
+            },
+        );
+    }
+    let mut legend_x = left;
+    for s in series {
+        let _ = write!(
+            svg,
+            r##"<rect x="{legend_x:.1}" y="8" width="10" height="10" fill="{c}"/><text x="{:.1}" y="17" font-size="12" fill="#1d2430">{}</text>"##,
+            legend_x + 14.0,
+            esc(&s.name),
+            c = s.colour,
+        );
+        legend_x += 24.0 + 7.0 * s.name.chars().count() as f64;
+        // One polyline per run of points without a gap.
+        let mut runs: Vec<Vec<(f64, f64)>> = vec![Vec::new()];
+        for (at, v) in &s.points {
+            match v {
+                Some(v) if v.is_finite() && end.saturating_sub(*at) <= span_ms => {
+                    if let Some(run) = runs.last_mut() {
+                        run.push((x(*at), y(*v)));
+                    }
+                }
+                _ => runs.push(Vec::new()),
+            }
+        }
+        for run in runs.iter().filter(|r| !r.is_empty()) {
+            let pts: Vec<String> = run.iter().map(|(x, y)| format!("{x:.1},{y:.1}")).collect();
+            let _ = write!(
+                svg,
+                r#"<polyline class="series" data-series="{}" fill="none" stroke="{}" stroke-width="1.6" points="{}"/>"#,
+                esc(&s.name),
+                s.colour,
+                pts.join(" ")
+            );
+            if let [(px, py)] = run.as_slice() {
+                let _ = write!(
+                    svg,
+                    r#"<circle cx="{px:.1}" cy="{py:.1}" r="2" fill="{}"/>"#,
+                    s.colour
+                );
+            }
+        }
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+/// A round number at least `v` (1, 2 or 5 times a power of ten).
+fn nice(v: f64) -> f64 {
+    let p = 10f64.powf(v.log10().floor());
+    [1.0, 2.0, 5.0, 10.0]
+        .iter()
+        .map(|m| m * p)
+        .find(|n| *n >= v)
+        .unwrap_or(10.0 * p)
+}
+
+/// What the history charts show, from a `/v1/metrics/history` answer: (title index, chart).
+pub struct HistoryCharts {
+    pub requests: String,
+    pub latency: String,
+    pub errors: String,
+    pub sites: String,
+    pub points: usize,
+}
+
+/// The four charts over time of a `/v1/metrics/history` answer.
+pub fn history_charts(v: &serde_json::Value) -> HistoryCharts {
+    use serde_json::Value;
+    let points: &[Value] = v
+        .get("points")
+        .and_then(Value::as_array)
+        .map_or(&[], Vec::as_slice);
+    let interval = v
+        .get("interval_ms")
+        .and_then(Value::as_u64)
+        .unwrap_or(10_000);
+    let capacity = v.get("capacity").and_then(Value::as_u64).unwrap_or(361);
+    // The time the history covers, in steps of 10 minutes (at least one), up to all it keeps:
+    // a process that started a minute ago is not drawn as a dot at the end of an hour.
+    let kept = interval
+        .saturating_mul(capacity.saturating_sub(1))
+        .max(60_000);
+    let times = points
+        .iter()
+        .filter_map(|p| p.get("at_ms").and_then(Value::as_u64));
+    let covered = times
+        .clone()
+        .max()
+        .unwrap_or(0)
+        .saturating_sub(times.min().unwrap_or(0));
+    let span = (covered.div_ceil(600_000).max(1) * 600_000).min(kept);
+    let series = |name: &str, colour: &'static str, f: &dyn Fn(&Value) -> Option<f64>| Series {
+        name: name.to_owned(),
+        colour,
+        points: points
+            .iter()
+            .filter_map(|p| Some((p.get("at_ms")?.as_u64()?, f(p))))
+            .collect(),
+    };
+    let num = |k: &'static str| move |p: &Value| p.get(k).and_then(Value::as_f64);
+    let requests = line_chart(
+        "S3 requests per second",
+        "/s",
+        span,
+        &[series("requests/s", COLOURS[0], &num("requests_per_s"))],
+    );
+    let latency = line_chart(
+        "S3 latency",
+        "ms",
+        span,
+        &[
+            series("p50", COLOURS[0], &num("p50_ms")),
+            series("p99", COLOURS[1], &num("p99_ms")),
+        ],
+    );
+    let errors = line_chart(
+        "S3 5xx share",
+        "%",
+        span,
+        &[series("5xx %", COLOURS[1], &|p| {
+            p.get("error_ratio")
+                .and_then(Value::as_f64)
+                .map(|r| r * 100.0)
+        })],
+    );
+    let mut sites: Vec<String> = points
+        .iter()
+        .filter_map(|p| p.get("site_errors_per_s")?.as_object())
+        .flat_map(|o| o.keys().cloned())
+        .collect();
+    sites.sort();
+    sites.dedup();
+    let site_series: Vec<Series> = sites
+        .iter()
+        .enumerate()
+        .map(|(i, site)| {
+            series(site, COLOURS[i % COLOURS.len()], &|p| {
+                p.get("site_errors_per_s")?.get(site)?.as_f64()
+            })
+        })
+        .collect();
+    let sites = line_chart(
+        "Failed site operations per second",
+        "/s",
+        span,
+        &site_series,
+    );
+    HistoryCharts {
+        requests,
+        latency,
+        errors,
+        sites,
+        points: points.len(),
+    }
+}
+
 fn band(seconds: f64) -> String {
     if seconds < 1.0 {
         format!("{:.1} ms", seconds * 1000.0)
@@ -266,5 +491,55 @@ obhut_s3_request_duration_seconds_bucket{le="+Inf",op="PutObject"} 3
         assert!((r["GetObject"] - 2.0).abs() < 0.1, "{r:?}");
         let svg = bars("t", &[("<op>".into(), 1.0, String::new())]);
         assert!(svg.contains("&lt;op&gt;") && !svg.contains("<op>"));
+    }
+
+    fn polylines(svg: &str) -> Vec<usize> {
+        svg.split("points=\"")
+            .skip(1)
+            .map(|p| p[..p.find('"').unwrap()].split(' ').count())
+            .collect()
+    }
+
+    #[test]
+    fn history_charts_draw_one_point_per_interval_with_gaps_left_open() {
+        let v = serde_json::json!({"interval_ms": 10_000, "capacity": 361, "points": [
+            {"at_ms": 10_000, "requests_per_s": 2.0, "error_ratio": 0.0, "p50_ms": 1.5, "p99_ms": 9.0,
+             "site_errors_per_s": {"de-fra": 0.0, "<x>": 0.1}, "site_ops_per_s": {}},
+            {"at_ms": 20_000, "requests_per_s": 0.0, "error_ratio": null, "p50_ms": null, "p99_ms": null,
+             "site_errors_per_s": {"de-fra": 0.0, "<x>": 0.0}, "site_ops_per_s": {}},
+            {"at_ms": 30_000, "requests_per_s": 4.0, "error_ratio": 0.5, "p50_ms": 2.0, "p99_ms": 20.0,
+             "site_errors_per_s": {"de-fra": 1.0, "<x>": 0.0}, "site_ops_per_s": {}}
+        ]});
+        let c = history_charts(&v);
+        assert_eq!(c.points, 3);
+        assert_eq!(polylines(&c.requests), [3]);
+        // No requests in the second interval: no latency there, two runs of one point.
+        assert_eq!(polylines(&c.latency), [1, 1, 1, 1]);
+        assert_eq!(polylines(&c.errors), [1, 1]);
+        assert_eq!(polylines(&c.sites), [3, 3]);
+        assert!(c.sites.contains("&lt;x&gt;") && !c.sites.contains("<x>"));
+        // 20 s of history: drawn over the last 10 minutes.
+        assert!(c.requests.contains("−10 min") && c.requests.contains(">now<"));
+        // The newest point is at the right edge, the highest value below the top.
+        let xs: Vec<f64> = c
+            .requests
+            .split("points=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .split(' ')
+            .map(|p| p.split(',').next().unwrap().parse().unwrap())
+            .collect();
+        assert!((xs[2] - 628.0).abs() < 0.2 && xs[0] < xs[1], "{xs:?}");
+        // An hour and more of history: the hour kept.
+        let long: Vec<serde_json::Value> = (0..400_u64)
+            .map(|i| serde_json::json!({"at_ms": i * 10_000, "requests_per_s": 1.0}))
+            .collect();
+        let v = serde_json::json!({"interval_ms": 10_000, "capacity": 361, "points": long});
+        assert!(history_charts(&v).requests.contains("−60 min"));
+        assert_eq!(nice(4.4), 5.0);
+        assert_eq!(nice(0.011), 0.02);
     }
 }

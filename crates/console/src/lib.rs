@@ -22,6 +22,8 @@ mod decide;
 mod i18n;
 mod logview;
 mod map;
+#[rustfmt::skip]
+mod outlines;
 mod pages;
 mod residency;
 mod session;

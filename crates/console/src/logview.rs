@@ -13,6 +13,27 @@ use std::collections::HashMap;
 /// Matching entries shown per page.
 pub const PAGE: usize = 50;
 
+/// The most entries one `/v1/log/entries` answer holds (the trustee's bound).
+const BATCH: usize = 10_000;
+
+/// Where the next page starts, if there is one: after the last row shown when more matches
+/// follow in this batch; after the batch when the trustee cut it short (the rest of the log
+/// is unread); none when the batch was the end of the log and nothing more matched.
+fn next_from(
+    more_matches: bool,
+    cut_short: bool,
+    last_shown: Option<u64>,
+    last_in_batch: Option<u64>,
+) -> Option<u64> {
+    if more_matches {
+        last_shown.map(|i| i + 1)
+    } else if cut_short {
+        last_in_batch.map(|i| i + 1)
+    } else {
+        None
+    }
+}
+
 /// The event types the filter offers (any other can be typed).
 pub const ENTRY_TYPES: [&str; 22] = [
     "grant_requested",
@@ -268,17 +289,12 @@ pub async fn log_view(
         .and_then(Value::as_array)
         .map(Vec::as_slice)
         .unwrap_or_default();
-    let mut last_seen = None;
-    let mut full = false;
+    // A match beyond a full page: then, and only then, is there a next page in this batch.
+    let mut more_matches = false;
     for item in entries {
         let Some(index) = item.get("index").and_then(Value::as_u64) else {
             continue;
         };
-        if view.rows.len() == PAGE {
-            full = true;
-            break;
-        }
-        last_seen = Some(index);
         let Ok(e) =
             serde_json::from_str::<Value>(item.get("entry").and_then(Value::as_str).unwrap_or(""))
         else {
@@ -300,22 +316,32 @@ pub async fn log_view(
             && (f.principal.is_empty() || principal == f.principal)
             && since.is_none_or(|t| at >= t)
             && until.is_none_or(|t| at <= t);
-        if keep {
-            view.rows.push(LogRow {
-                index,
-                time: utc_ms(at),
-                kind,
-                principal,
-                bucket,
-                details: details(&e),
-            });
+        if !keep {
+            continue;
         }
+        if view.rows.len() == PAGE {
+            more_matches = true;
+            break;
+        }
+        view.rows.push(LogRow {
+            index,
+            time: utc_ms(at),
+            kind,
+            principal,
+            bucket,
+            details: details(&e),
+        });
     }
-    // More may follow: a full page of matches, or a batch the trustee cut short.
-    let more = full || entries.len() >= 10_000;
-    if more && let Some(last) = last_seen {
-        view.next = Some(view.filter.link(page, last + 1));
-    }
+    view.next = next_from(
+        more_matches,
+        entries.len() >= BATCH,
+        view.rows.last().map(|r| r.index),
+        entries
+            .last()
+            .and_then(|e| e.get("index"))
+            .and_then(Value::as_u64),
+    )
+    .map(|from| view.filter.link(page, from));
     view
 }
 
@@ -352,6 +378,19 @@ mod tests {
             f.link("/console/tenant", 7),
             "/console/tenant?from=7&type=grant_access&bucket=photos&since=2026-12-07T10%3A00"
         );
+    }
+
+    #[test]
+    fn the_next_page_exists_only_while_something_may_follow() {
+        // More matches after a full page: on from the last row shown.
+        assert_eq!(next_from(true, false, Some(70), Some(90)), Some(71));
+        assert_eq!(next_from(true, true, Some(70), Some(9_999)), Some(71));
+        // The trustee cut the batch short: on from after the batch, matches or not.
+        assert_eq!(next_from(false, true, Some(70), Some(9_999)), Some(10_000));
+        assert_eq!(next_from(false, true, None, Some(9_999)), Some(10_000));
+        // The end of the log, nothing more matched: the last page.
+        assert_eq!(next_from(false, false, Some(70), Some(90)), None);
+        assert_eq!(next_from(false, false, None, None), None);
     }
 
     #[test]

@@ -1,92 +1,22 @@
-//! The residency map: the sites drawn on an outline of their jurisdiction, as SVG made on the
-//! server from data shipped in the binary (nothing is fetched from elsewhere).
+//! The residency map: sites drawn on the outlines of their jurisdictions, as SVG made on the
+//! server from outlines shipped in the binary ([`crate::outlines`], from Natural Earth; nothing
+//! is fetched from elsewhere).
 //!
-//! The outline of Germany is coarse, drawn for obhut from about seventy points along the border
-//! (good to some kilometres, enough to see where a site is, not to settle a border). A site is
-//! placed by its `location` when that names a city of the small gazetteer below; others are
-//! listed beside the map. It sees sites' ids, jurisdictions, locations and replica counts only.
+//! The map shows Europe's jurisdictions (the EU and EEA states, Switzerland, the United
+//! Kingdom) with the other countries of the window as grey context, zoomed to the jurisdictions
+//! that have something to show. A site is placed by its `location` when that names a city of
+//! the small gazetteer below, else at the middle of its jurisdiction; sites of a jurisdiction
+//! the map does not draw are listed beside it. Jurisdictions can be marked (a tenant's allowed
+//! jurisdictions, and those that hold its data) and sites can carry a count (a tenant's objects
+//! with a replica there). It sees sites' ids, jurisdictions, locations, states and counts only.
 
+use crate::outlines::{ORIGIN, OUTLINES, SIZE};
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
-
-/// Germany's border, (longitude, latitude), clockwise from the Danish border on the North Sea.
-const DE_OUTLINE: [(f64, f64); 60] = [
-    (8.65, 54.91),
-    (9.42, 54.83),
-    (9.95, 54.78),
-    (10.03, 54.55),
-    (10.85, 54.42),
-    (11.1, 54.1),
-    (10.88, 53.96),
-    (11.45, 54.02),
-    (12.1, 54.18),
-    (12.53, 54.47),
-    (13.12, 54.55),
-    (13.42, 54.68),
-    (13.75, 54.48),
-    (13.7, 54.15),
-    (14.22, 53.93),
-    (14.42, 53.28),
-    (14.14, 52.96),
-    (14.64, 52.57),
-    (14.55, 52.26),
-    (14.75, 52.07),
-    (14.6, 51.8),
-    (14.75, 51.5),
-    (15.04, 51.28),
-    (14.82, 50.87),
-    (14.3, 51.05),
-    (13.9, 50.78),
-    (13.25, 50.6),
-    (12.95, 50.42),
-    (12.32, 50.2),
-    (12.1, 50.32),
-    (12.5, 49.95),
-    (12.55, 49.62),
-    (12.93, 49.34),
-    (13.4, 49.05),
-    (13.83, 48.77),
-    (13.73, 48.5),
-    (13.18, 48.3),
-    (12.75, 48.12),
-    (13.0, 47.85),
-    (12.92, 47.6),
-    (13.05, 47.48),
-    (12.72, 47.67),
-    (12.2, 47.6),
-    (11.62, 47.58),
-    (11.22, 47.4),
-    (10.45, 47.55),
-    (10.18, 47.27),
-    (9.95, 47.55),
-    (9.55, 47.54),
-    (8.95, 47.7),
-    (8.5, 47.78),
-    (7.62, 47.57),
-    (7.55, 48.1),
-    (8.0, 48.75),
-    (8.22, 48.98),
-    (7.1, 49.14),
-    (6.37, 49.47),
-    (6.12, 50.13),
-    (6.02, 50.75),
-    (5.95, 51.8),
-];
-
-/// The points north of the Ruhr that close the outline (Dutch border and the North Sea coast).
-const DE_OUTLINE_NORTH: [(f64, f64); 9] = [
-    (6.72, 51.9),
-    (6.98, 52.23),
-    (7.06, 52.65),
-    (7.2, 53.25),
-    (7.05, 53.6),
-    (7.95, 53.72),
-    (8.58, 53.88),
-    (8.9, 54.3),
-    (8.6, 54.55),
-];
+use std::sync::OnceLock;
 
 /// Cities a site's `location` may name, (name, longitude, latitude).
-const PLACES: [(&str, f64, f64); 16] = [
+const PLACES: [(&str, f64, f64); 44] = [
     ("frankfurt", 8.68, 50.11),
     ("magdeburg", 11.63, 52.13),
     ("berlin", 13.4, 52.52),
@@ -103,6 +33,34 @@ const PLACES: [(&str, f64, f64); 16] = [
     ("dresden", 13.74, 51.05),
     ("hannover", 9.74, 52.37),
     ("falkenstein", 12.37, 50.48),
+    ("wien", 16.37, 48.21),
+    ("vienna", 16.37, 48.21),
+    ("zürich", 8.54, 47.37),
+    ("zurich", 8.54, 47.37),
+    ("genève", 6.14, 46.2),
+    ("geneva", 6.14, 46.2),
+    ("paris", 2.35, 48.86),
+    ("marseille", 5.37, 43.3),
+    ("amsterdam", 4.9, 52.37),
+    ("brussels", 4.35, 50.85),
+    ("bruxelles", 4.35, 50.85),
+    ("luxembourg", 6.13, 49.61),
+    ("london", -0.13, 51.51),
+    ("dublin", -6.26, 53.35),
+    ("madrid", -3.7, 40.42),
+    ("lisbon", -9.14, 38.72),
+    ("lisboa", -9.14, 38.72),
+    ("milano", 9.19, 45.46),
+    ("milan", 9.19, 45.46),
+    ("warszawa", 21.01, 52.23),
+    ("warsaw", 21.01, 52.23),
+    ("praha", 14.42, 50.08),
+    ("prague", 14.42, 50.08),
+    ("københavn", 12.57, 55.68),
+    ("copenhagen", 12.57, 55.68),
+    ("stockholm", 18.07, 59.33),
+    ("helsinki", 24.94, 60.17),
+    ("oslo", 10.75, 59.91),
 ];
 
 /// One site as the map shows it.
@@ -111,7 +69,17 @@ pub struct MapSite {
     pub jurisdiction: String,
     pub location: String,
     pub state: String,
+    /// The note after the site's name (its replica count, or a tenant's objects there).
     pub replicas: String,
+}
+
+/// How a jurisdiction is marked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mark {
+    /// Allowed by a policy, holding nothing.
+    Allowed,
+    /// Holding data.
+    Holding,
 }
 
 /// Where `location` is, if it names a city of [`PLACES`].
@@ -123,19 +91,35 @@ fn place(location: &str) -> Option<(f64, f64)> {
         .map(|(_, lon, lat)| (*lon, *lat))
 }
 
-const SCALE: f64 = 60.0;
-/// Room right of the outline for the labels of eastern sites.
-const LABELS: f64 = 320.0;
-const WEST: f64 = 5.6;
-const NORTH: f64 = 55.2;
-
-/// Equirectangular, squeezed by cos(51°) east-west: (x, y) in the SVG.
+/// (longitude, latitude) as (x, y) in the outlines' SVG units.
 fn project(lon: f64, lat: f64) -> (f64, f64) {
-    let k = 51.0_f64.to_radians().cos();
-    (
-        (lon - WEST) * k * SCALE + 10.0,
-        (NORTH - lat) * SCALE + 10.0,
-    )
+    let k = 52.0_f64.to_radians().cos();
+    ((lon - ORIGIN.0) * k * 10.0, (ORIGIN.1 - lat) * 10.0)
+}
+
+/// A jurisdiction's bounds (min x, min y, max x, max y) and a point inside it.
+type Bounds = ([f64; 4], (f64, f64));
+
+/// Each jurisdiction's bounds and inner point, from its path.
+fn jurisdictions() -> &'static HashMap<&'static str, Bounds> {
+    static BOUNDS: OnceLock<HashMap<&'static str, Bounds>> = OnceLock::new();
+    BOUNDS.get_or_init(|| {
+        OUTLINES
+            .iter()
+            .filter(|o| !o.0.is_empty())
+            .map(|(code, _, d, lx, ly)| {
+                let mut b = [f64::MAX, f64::MAX, f64::MIN, f64::MIN];
+                for pair in d.split(['M', 'Z', ' ']).filter(|p| !p.is_empty()) {
+                    if let Some((x, y)) = pair.split_once(',')
+                        && let (Ok(x), Ok(y)) = (x.parse::<f64>(), y.parse::<f64>())
+                    {
+                        b = [b[0].min(x), b[1].min(y), b[2].max(x), b[3].max(y)];
+                    }
+                }
+                (*code, (b, (*lx, *ly)))
+            })
+            .collect()
+    })
 }
 
 fn esc(s: &str) -> String {
@@ -145,37 +129,98 @@ fn esc(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// The map of the DE sites, and the sites it could not place (another jurisdiction, or a
-/// location it does not know).
-pub fn residency_map(sites: &[MapSite]) -> (String, Vec<String>) {
-    let (w, h) = project(15.3, 47.1);
+/// The width the map is drawn at, in CSS pixels.
+const WIDTH: f64 = 640.0;
+
+/// The map of `sites` with `marks` on jurisdictions, and the sites it could not place (of a
+/// jurisdiction it does not draw).
+pub fn residency_map(sites: &[MapSite], marks: &BTreeMap<String, Mark>) -> (String, Vec<String>) {
+    let known = jurisdictions();
+    // Zoom to the jurisdictions with a site or a mark, with a margin; the whole window if none.
+    let mut view = [f64::MAX, f64::MAX, f64::MIN, f64::MIN];
+    for code in sites
+        .iter()
+        .map(|s| s.jurisdiction.as_str())
+        .chain(marks.keys().map(String::as_str))
+    {
+        if let Some((b, _)) = known.get(code) {
+            view = [
+                view[0].min(b[0]),
+                view[1].min(b[1]),
+                view[2].max(b[2]),
+                view[3].max(b[3]),
+            ];
+        }
+    }
+    if view[0] > view[2] {
+        view = [0.0, 0.0, SIZE.0, SIZE.1];
+    }
+    let margin = ((view[2] - view[0]).max(view[3] - view[1]) * 0.25).max(12.0);
+    let (x0, y0) = ((view[0] - margin).max(0.0), (view[1] - margin).max(0.0));
+    let (x1, y1) = (
+        (view[2] + margin).min(SIZE.0),
+        (view[3] + margin).min(SIZE.1),
+    );
+    // Room on the right for labels.
+    let x1 = (x1 + (x1 - x0) * 0.45).min(SIZE.0 + (x1 - x0) * 0.45);
+    let (w, h) = (x1 - x0, y1 - y0);
+    let px = w / WIDTH; // SVG units per CSS pixel
+    let height = (h / px).round();
     let mut svg = String::new();
     let _ = write!(
         svg,
-        r##"<svg xmlns="http://www.w3.org/2000/svg" class="map" role="img" width="{:.0}" height="{:.0}" viewBox="0 0 {:.0} {:.0}"><title>DE</title><polygon fill="#eef2f7" stroke="#5b6574" stroke-width="1.2" points=""##,
-        w + LABELS,
-        h + 10.0,
-        w + LABELS,
-        h + 10.0
+        r##"<svg xmlns="http://www.w3.org/2000/svg" class="map" role="img" width="{WIDTH:.0}" height="{height:.0}" viewBox="{x0:.1} {y0:.1} {w:.1} {h:.1}"><title>Europe</title><rect x="{x0:.1}" y="{y0:.1}" width="{w:.1}" height="{h:.1}" fill="#f7f9fc"/>"##
     );
-    for (lon, lat) in DE_OUTLINE.iter().chain(DE_OUTLINE_NORTH.iter()) {
-        let (x, y) = project(*lon, *lat);
-        let _ = write!(svg, "{x:.1},{y:.1} ");
+    let with_sites: Vec<&str> = sites.iter().map(|s| s.jurisdiction.as_str()).collect();
+    for (code, name, d, _, _) in OUTLINES {
+        let (fill, stroke) = match (code.is_empty(), marks.get(*code)) {
+            (true, _) => ("#e4e6ea", "#c4c8cf"),
+            (false, Some(Mark::Holding)) => ("#8fb8e6", "#3d5a80"),
+            (false, Some(Mark::Allowed)) => ("#d4e4f7", "#5b6574"),
+            // A jurisdiction with sites stands out a little from those without.
+            (false, None) if with_sites.contains(code) => ("#e3ecf7", "#5b6574"),
+            (false, None) => ("#f1f3f6", "#8a93a0"),
+        };
+        let mark = match marks.get(*code) {
+            Some(Mark::Holding) => " data-holds=\"yes\"",
+            Some(Mark::Allowed) => " data-allowed=\"yes\"",
+            None => "",
+        };
+        let _ = write!(
+            svg,
+            r#"<path{} d="{d}" fill="{fill}" stroke="{stroke}" stroke-width="0.8" vector-effect="non-scaling-stroke"{mark}><title>{}</title></path>"#,
+            if code.is_empty() {
+                String::new()
+            } else {
+                format!(r#" data-jurisdiction="{code}""#)
+            },
+            esc(&if code.is_empty() {
+                (*name).to_owned()
+            } else {
+                format!("{name} ({code})")
+            }),
+        );
     }
-    svg.push_str(r#""/>"#);
+    let font = 12.5 * px;
     let mut unplaced = Vec::new();
+    let mut at_centre: HashMap<&str, usize> = HashMap::new();
     for s in sites {
-        let at = (s.jurisdiction == "DE")
-            .then(|| place(&s.location))
-            .flatten();
-        let Some((lon, lat)) = at else {
+        let Some((_, centre)) = known.get(s.jurisdiction.as_str()) else {
             unplaced.push(format!(
                 "{} ({}, {}): {}",
                 s.id, s.jurisdiction, s.location, s.state
             ));
             continue;
         };
-        let (x, y) = project(lon, lat);
+        let (x, y) = match place(&s.location) {
+            Some((lon, lat)) => project(lon, lat),
+            None => {
+                // Several sites in the middle of one jurisdiction: one below the other.
+                let n = at_centre.entry(s.jurisdiction.as_str()).or_default();
+                *n += 1;
+                (centre.0, centre.1 + (*n - 1) as f64 * 18.0 * px)
+            }
+        };
         let colour = if s.state == "active" {
             "#0b5cad"
         } else {
@@ -183,11 +228,17 @@ pub fn residency_map(sites: &[MapSite]) -> (String, Vec<String>) {
         };
         let _ = write!(
             svg,
-            r##"<circle class="site" data-site="{id}" cx="{x:.1}" cy="{y:.1}" r="6" fill="{colour}"/><text x="{:.1}" y="{:.1}" font-size="13" fill="#1d2430">{id} · {loc} · {state} · {replicas}</text>"##,
-            x + 9.0,
-            y + 4.0,
+            r##"<circle class="site" data-site="{id}" data-jurisdiction="{j}" cx="{x:.2}" cy="{y:.2}" r="{r:.2}" fill="{colour}" stroke="#fff" stroke-width="1" vector-effect="non-scaling-stroke"/><text x="{:.2}" y="{:.2}" font-size="{font:.2}" fill="#1d2430" stroke="#fff" stroke-width="3" paint-order="stroke" stroke-linejoin="round">{id} · {loc} · {state} · {replicas}</text>"##,
+            x + 9.0 * px,
+            y + 4.0 * px,
+            r = 5.5 * px,
             id = esc(&s.id),
-            loc = esc(&s.location),
+            j = esc(&s.jurisdiction),
+            loc = esc(if s.location.is_empty() {
+                &s.jurisdiction
+            } else {
+                &s.location
+            }),
             state = esc(&s.state),
             replicas = esc(&s.replicas),
         );
@@ -220,29 +271,84 @@ mod tests {
         (num(r#"cx=""#), num(r#"cy=""#))
     }
 
-    #[test]
-    fn sites_are_placed_where_their_cities_are_and_the_rest_listed() {
-        let (svg, unplaced) = residency_map(&[
-            site("de-fra", "DE", "Frankfurt am Main"),
-            site("de-mgd", "DE", "Magdeburg"),
-            site("at-vie", "AT", "Wien"),
-            site("de-x", "DE", "<somewhere>"),
-        ]);
-        let fra = circle(&svg, "de-fra");
-        let mgd = circle(&svg, "de-mgd");
-        // Magdeburg is north-east of Frankfurt.
-        assert!(mgd.0 > fra.0 && mgd.1 < fra.1, "{fra:?} {mgd:?}");
-        assert_eq!(unplaced.len(), 2);
-        assert!(unplaced[1].contains("<somewhere>"));
-        assert!(!svg.contains("<somewhere>"));
+    fn view_box(svg: &str) -> [f64; 4] {
+        let s = &svg[svg.find("viewBox=\"").unwrap() + 9..];
+        let v: Vec<f64> = s[..s.find('"').unwrap()]
+            .split(' ')
+            .map(|x| x.parse().unwrap())
+            .collect();
+        [v[0], v[1], v[2], v[3]]
     }
 
     #[test]
-    fn the_outline_lies_inside_the_drawing() {
-        let (w, h) = project(15.3, 47.1);
-        for (lon, lat) in DE_OUTLINE.iter().chain(DE_OUTLINE_NORTH.iter()) {
-            let (x, y) = project(*lon, *lat);
-            assert!(x > 0.0 && x < w && y > 0.0 && y < h, "{lon},{lat}");
+    fn sites_are_placed_where_their_cities_are_and_the_rest_listed() {
+        let (svg, unplaced) = residency_map(
+            &[
+                site("de-fra", "DE", "Frankfurt am Main"),
+                site("de-mgd", "DE", "Magdeburg"),
+                site("at-vie", "AT", "Wien"),
+                site("de-x", "DE", "<somewhere>"),
+                site("us-east", "US", "Virginia"),
+            ],
+            &BTreeMap::new(),
+        );
+        let fra = circle(&svg, "de-fra");
+        let mgd = circle(&svg, "de-mgd");
+        let vie = circle(&svg, "at-vie");
+        // Magdeburg is north-east of Frankfurt, Vienna south-east of both.
+        assert!(mgd.0 > fra.0 && mgd.1 < fra.1, "{fra:?} {mgd:?}");
+        assert!(vie.0 > mgd.0 && vie.1 > fra.1, "{vie:?}");
+        // A place the gazetteer does not know: the middle of its jurisdiction, escaped.
+        let x = circle(&svg, "de-x");
+        assert!(x.0 > fra.0 && x.0 < mgd.0 + 30.0, "{x:?}");
+        assert!(svg.contains("&lt;somewhere&gt;") && !svg.contains("<somewhere>"));
+        assert_eq!(unplaced.len(), 1);
+        assert!(unplaced[0].starts_with("us-east (US"));
+    }
+
+    #[test]
+    fn every_jurisdiction_of_the_eu_eea_ch_and_uk_is_drawn() {
+        for code in [
+            "AT", "BE", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "FR", "DE", "GR", "HU", "IE",
+            "IT", "LV", "LT", "LU", "MT", "NL", "PL", "PT", "RO", "SK", "SI", "ES", "SE", "IS",
+            "LI", "NO", "CH", "GB",
+        ] {
+            let (b, (lx, ly)) = jurisdictions()[code];
+            assert!(b[0] < b[2] && b[1] < b[3], "{code}: {b:?}");
+            assert!(b[0] >= 0.0 && b[2] <= SIZE.0 && b[1] >= 0.0 && b[3] <= SIZE.1);
+            assert!(
+                lx >= b[0] && lx <= b[2] && ly >= b[1] && ly <= b[3],
+                "{code}"
+            );
         }
+        // Frankfurt lies inside Germany's bounds, Paris inside France's.
+        let (de, _) = jurisdictions()["DE"];
+        let (x, y) = project(8.68, 50.11);
+        assert!(x > de[0] && x < de[2] && y > de[1] && y < de[3]);
+        let (fr, _) = jurisdictions()["FR"];
+        let (x, y) = project(2.35, 48.86);
+        assert!(x > fr[0] && x < fr[2] && y > fr[1] && y < fr[3]);
+    }
+
+    #[test]
+    fn the_map_zooms_to_what_it_shows_and_marks_jurisdictions() {
+        let only_de = view_box(&residency_map(&[site("a", "DE", "Berlin")], &BTreeMap::new()).0);
+        let mut marks = BTreeMap::new();
+        marks.insert("DE".to_owned(), Mark::Holding);
+        marks.insert("PT".to_owned(), Mark::Allowed);
+        let (svg, _) = residency_map(&[site("a", "DE", "Berlin")], &marks);
+        let wide = view_box(&svg);
+        assert!(
+            wide[2] > only_de[2] && wide[0] < only_de[0],
+            "{only_de:?} {wide:?}"
+        );
+        assert!(svg.contains(r#"data-jurisdiction="DE" d="#));
+        let de = &svg[svg.find(r#"data-jurisdiction="DE" d="#).unwrap()..];
+        assert!(de[..de.find("</path>").unwrap()].contains(r#"data-holds="yes""#));
+        let pt = &svg[svg.find(r#"data-jurisdiction="PT" d="#).unwrap()..];
+        assert!(pt[..pt.find("</path>").unwrap()].contains(r#"data-allowed="yes""#));
+        // Nothing to show: the whole window.
+        let all = view_box(&residency_map(&[], &BTreeMap::new()).0);
+        assert!(all[0] == 0.0 && all[1] == 0.0);
     }
 }

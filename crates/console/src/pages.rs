@@ -555,15 +555,17 @@ pub async fn operator(State(console): State<Arc<Console>>, ctx: Ctx) -> Response
     let t = ctx.t();
     let b = Some(session.bearer.as_str());
     let (requests, latency) = charts(&console, b, t).await;
-    let sections = vec![
+    let mut sections = history(&console, b, t).await;
+    sections.extend([
         requests,
         latency,
+        residency_map(&console, b, t).await,
         section(&console, b, t.trustee, "/v1/trustee/status", &[]).await,
         section(&console, None, t.readiness, "/readyz", &[]).await,
         section(&console, b, t.sites, "/v1/sites", &[]).await,
         section(&console, b, t.capacity, "/v1/capacity", &[]).await,
         section(&console, b, t.repair, "/v1/repair", &[]).await,
-    ];
+    ]);
     render_role_page(
         &ctx,
         session,
@@ -573,6 +575,29 @@ pub async fn operator(State(console): State<Arc<Console>>, ctx: Ctx) -> Response
         sections,
         None,
     )
+}
+
+/// The operator's charts over the last hour, from `/v1/metrics/history` as the admin API
+/// answers the operator: request rate, latency, and error rates (5xx share, failed site
+/// operations).
+async fn history(console: &Console, bearer: Option<&str>, t: &'static Texts) -> Vec<Section> {
+    let mut rate = Section::new(t.history);
+    rate.note = Some(t.history_note);
+    let mut latency = Section::new(t.history_latency);
+    let mut errors = Section::new(t.history_errors);
+    match console.get_json(bearer, "/v1/metrics/history").await {
+        Ok(v) => {
+            let c = crate::charts::history_charts(&v);
+            if c.points == 0 {
+                rate.text = Some(t.history_empty.to_owned());
+            }
+            rate.svg = Some(c.requests);
+            latency.svg = Some(c.latency);
+            errors.svg = Some(c.errors + &c.sites);
+        }
+        Err(e) => rate.error = Some(e),
+    }
+    vec![rate, latency, errors]
 }
 
 /// The operator's two charts, from `/metrics` as the admin API answers the operator.
@@ -624,7 +649,8 @@ async fn residency_map(console: &Console, bearer: Option<&str>, t: &'static Text
                     replicas: format!("{} {}", text(x, "replicas"), t.replicas),
                 })
                 .collect();
-            let (svg, unplaced) = crate::map::residency_map(&sites);
+            let (svg, unplaced) =
+                crate::map::residency_map(&sites, &std::collections::BTreeMap::new());
             s.svg = Some(svg);
             if !unplaced.is_empty() {
                 s.text = Some(format!("{}\n{}", t.not_on_map, unplaced.join("\n")));
@@ -780,18 +806,26 @@ pub async fn auditor(State(console): State<Arc<Console>>, ctx: Ctx) -> Response 
         .get("from")
         .and_then(|f| f.parse().ok())
         .unwrap_or(0);
-    let entries = match console
+    let answer = match console
         .call(b, &format!("/v1/log/entries?from={from}"))
         .await
     {
-        Ok(a) => a.json().and_then(|v| entry_rows(&v)),
+        Ok(a) => a.json(),
         Err(e) => Err(e),
     };
-    let next = match &entries {
-        Ok(rows) if !rows.is_empty() => Some(format!(
-            "/console/auditor?from={}",
-            rows.last().map_or(from, |r| r.index + 1)
-        )),
+    let size = answer
+        .as_ref()
+        .ok()
+        .and_then(|v| v.get("size"))
+        .and_then(Value::as_u64);
+    let entries = answer.and_then(|v| entry_rows(&v));
+    // A next page only while the log holds entries after the last one shown.
+    let next = match (&entries, size) {
+        (Ok(rows), Some(size)) => rows
+            .last()
+            .map(|r| r.index + 1)
+            .filter(|after| *after < size)
+            .map(|after| format!("/console/auditor?from={after}")),
         _ => None,
     };
     let checkpoint = match console.call(None, "/log/checkpoint").await {

@@ -143,7 +143,83 @@ pub fn report_sections(t: &crate::i18n::Texts, answer: &Value) -> Vec<Section> {
         headers: Vec::new(),
         rows: fields,
     });
-    vec![where_, site_section, attested]
+    vec![tenant_map(t, &report), where_, site_section, attested]
+}
+
+/// The tenant's data on the map: each site with the number of the tenant's objects that have
+/// a replica there, the jurisdictions that hold some marked, and the others its policies allow.
+fn tenant_map(t: &crate::i18n::Texts, report: &Value) -> Section {
+    use crate::map::{MapSite, Mark};
+    use std::collections::BTreeMap;
+    let mut objects_on: BTreeMap<String, u64> = BTreeMap::new();
+    let mut marks: BTreeMap<String, Mark> = BTreeMap::new();
+    for tenant in report
+        .get("tenants")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+    {
+        let allowed = tenant
+            .get("jurisdictions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten();
+        let buckets = tenant
+            .get("buckets")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let by_policy = buckets
+            .iter()
+            .filter_map(|b| b.get("policy")?.get("jurisdictions")?.as_array())
+            .flatten();
+        for j in allowed.chain(by_policy).filter_map(Value::as_str) {
+            marks.insert(j.to_owned(), Mark::Allowed);
+        }
+        for b in buckets {
+            for (set, n) in b
+                .get("objects_by_sites")
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+            {
+                for id in set.split(',') {
+                    *objects_on.entry(id.to_owned()).or_default() += n.as_u64().unwrap_or(0);
+                }
+            }
+        }
+    }
+    let sites: Vec<MapSite> = report
+        .get("sites")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|s| {
+            let id = text(s, "id");
+            let n = objects_on.get(&id).copied().unwrap_or(0);
+            MapSite {
+                jurisdiction: text(s, "jurisdiction"),
+                location: String::new(),
+                state: text(s, "state"),
+                replicas: format!("{n} {}", t.your_objects),
+                id,
+            }
+        })
+        .collect();
+    for s in &sites {
+        if objects_on.get(&s.id).is_some_and(|n| *n > 0) {
+            marks.insert(s.jurisdiction.clone(), Mark::Holding);
+        }
+    }
+    let mut section = Section::new(t.residency_map);
+    section.note = Some(t.tenant_map_note);
+    let (svg, unplaced) = crate::map::residency_map(&sites, &marks);
+    section.svg = Some(svg);
+    if !unplaced.is_empty() {
+        section.text = Some(format!("{}\n{}", t.not_on_map, unplaced.join("\n")));
+    }
+    section
 }
 
 /// `GET /console/tenant/residency`.
@@ -186,6 +262,12 @@ mod tests {
         let answer =
             json!({"report": report.to_string(), "sha256": "ab", "attestation": {"index": 7}});
         let s = report_sections(crate::i18n::Lang::En.texts(), &answer);
+        let map = s[0].svg.as_ref().unwrap();
+        assert!(map.contains(r#"data-site="de-fra""#) && map.contains("3 objects of yours"));
+        let de = &map[map.find(r#"data-jurisdiction="DE" d="#).unwrap()..];
+        assert!(de[..de.find("</path>").unwrap()].contains(r#"data-holds="yes""#));
+        assert!(!map.contains("photos") && !map.contains("acme"));
+        let s = &s[1..];
         let rows = &s[0].table.as_ref().unwrap().rows;
         assert_eq!(
             rows[0],

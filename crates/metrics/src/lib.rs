@@ -2,7 +2,8 @@
 //!
 //! It owns the process-wide Prometheus registry ([`get`]) and its rendering (the Prometheus
 //! text format 0.0.4, or OpenMetrics), the S3 operation classes that label request metrics
-//! ([`S3Op`]), and the readiness report of `/readyz` ([`Readiness`]).
+//! ([`S3Op`]), the readiness report of `/readyz` ([`Readiness`]), and a bounded history of
+//! the S3 and site metrics for charts over time ([`history`]).
 //!
 //! It must never see a tenant, bucket or object name: every label value is from a closed set
 //! (operation, status class, justification kind, site state) or a site id, which is the
@@ -11,6 +12,7 @@
 //! and looks nothing up; a histogram observation takes prometheus-client's own short lock.
 
 mod health;
+pub mod history;
 mod op;
 
 pub use health::{LIVENESS_JSON, Readiness, SiteHealth, TrusteeState};
@@ -403,6 +405,17 @@ impl Metrics {
             *slot = DIGITS[((n >> (44 - 4 * i)) & 0xF) as usize];
         }
         id.iter().map(|&b| char::from(b)).collect()
+    }
+
+    /// The exposition of what is recorded as it happens (no scraped values), in the
+    /// Prometheus text format: what [`history`] samples.
+    ///
+    /// # Errors
+    /// Only if formatting fails, which writing to a `String` does not.
+    pub fn render_own(&self) -> Result<String, std::fmt::Error> {
+        let mut out = String::with_capacity(32 * 1024);
+        prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry)?;
+        Ok(out)
     }
 
     /// The exposition: everything recorded, and `snapshot`'s values. `openmetrics` chooses

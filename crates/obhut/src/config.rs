@@ -18,6 +18,7 @@ struct FileConfig {
     log_format: Option<crate::common::LogFormat>,
     access_log: Option<bool>,
     metrics: Option<bool>,
+    metrics_history_interval_secs: Option<u64>,
     key_cache_ttl_secs: Option<u64>,
     shred_grace_secs: Option<u64>,
     scrub_bytes_per_sec: Option<u64>,
@@ -67,6 +68,9 @@ pub struct ServeConfig {
     pub access_log: bool,
     /// Whether metrics are recorded and `/metrics` served (config `metrics`, default true).
     pub metrics: bool,
+    /// How often the history behind the operator's charts is sampled (config
+    /// `metrics_history_interval_secs`, default 10; an hour of it is kept).
+    pub metrics_history_interval: Duration,
     /// How long a gateway keeps a released bucket key in memory.
     pub key_cache_ttl: Duration,
     /// Time between disabling a tenant key (crypto-shred) and destroying it.
@@ -135,6 +139,7 @@ impl ServeConfig {
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
             access_log: file.access_log.unwrap_or(false),
             metrics: file.metrics.unwrap_or(true),
+            metrics_history_interval: history_interval(file.metrics_history_interval_secs)?,
             key_cache_ttl: Duration::from_secs(file.key_cache_ttl_secs.unwrap_or(300)),
             shred_grace: Duration::from_secs(file.shred_grace_secs.unwrap_or(7 * 24 * 3600)),
             scrub_bytes_per_sec: file
@@ -177,4 +182,13 @@ fn ca_bundle(path: Option<PathBuf>, any_tls: bool) -> Result<Option<PathBuf>> {
     let absolute = std::fs::canonicalize(&path)
         .with_context(|| format!("cannot read tls_ca_bundle {}", path.display()))?;
     Ok(Some(absolute))
+}
+
+/// The sampling interval of the metrics history: `secs` (1 to 3600), or the default.
+pub(crate) fn history_interval(secs: Option<u64>) -> Result<Duration> {
+    match secs {
+        None => Ok(obhut_metrics::history::DEFAULT_INTERVAL),
+        Some(s @ 1..=3600) => Ok(Duration::from_secs(s)),
+        Some(s) => anyhow::bail!("metrics_history_interval_secs = {s}: give 1 to 3600 seconds"),
+    }
 }

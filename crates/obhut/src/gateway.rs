@@ -37,6 +37,7 @@ struct GatewayFile {
     log_format: Option<crate::common::LogFormat>,
     access_log: Option<bool>,
     metrics: Option<bool>,
+    metrics_history_interval_secs: Option<u64>,
     key_cache_ttl_secs: Option<u64>,
     scrub_bytes_per_sec: Option<u64>,
     scrub_interval_secs: Option<u64>,
@@ -76,6 +77,8 @@ pub struct GatewaySettings {
     /// One line per S3 request (config `access_log`, default false).
     pub access_log: bool,
     pub metrics: bool,
+    /// How often the history behind the operator's charts is sampled.
+    pub metrics_history_interval: Duration,
     pub key_cache_ttl: Duration,
     pub scrub_bytes_per_sec: u64,
     pub scrub_interval: Duration,
@@ -110,6 +113,9 @@ impl GatewaySettings {
             log_format: file.log_format.unwrap_or_default(),
             access_log: file.access_log.unwrap_or(false),
             metrics: file.metrics.unwrap_or(true),
+            metrics_history_interval: crate::config::history_interval(
+                file.metrics_history_interval_secs,
+            )?,
             key_cache_ttl: Duration::from_secs(file.key_cache_ttl_secs.unwrap_or(300)),
             scrub_bytes_per_sec: file
                 .scrub_bytes_per_sec
@@ -163,6 +169,10 @@ pub fn run(
         settings.access_log,
     );
     obhut_metrics::set_enabled(settings.metrics);
+    if settings.metrics {
+        obhut_metrics::history::start(settings.metrics_history_interval)
+            .context("cannot start the metrics history")?;
+    }
     runtime()?.block_on(serve(settings, material, certs, location))
 }
 

@@ -32,6 +32,10 @@ pub fn run(args: ServeArgs) -> Result<()> {
     let config = ServeConfig::resolve(&args)?;
     init_tracing(&config.log, config.log_format, config.access_log);
     obhut_metrics::set_enabled(config.metrics);
+    if config.metrics {
+        obhut_metrics::history::start(config.metrics_history_interval)
+            .context("cannot start the metrics history")?;
+    }
     runtime()?.block_on(serve(config))
 }
 

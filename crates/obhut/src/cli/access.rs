@@ -43,7 +43,12 @@ pub enum AccessCommand {
     /// Approve a grant (officers; the tenant's admin where its policy requires it).
     Approve { id: String },
     /// Deny a pending grant.
-    Deny { id: String },
+    Deny {
+        id: String,
+        /// Why (recorded with the denial in the transparency log).
+        #[arg(long)]
+        reason: Option<String>,
+    },
     /// End a grant at once (officers or the tenant's admin).
     Revoke { id: String },
     /// Temporary S3 credentials for an approved grant (its requester), as environment lines.
@@ -137,10 +142,13 @@ pub fn run(args: &AdminArgs, cmd: AccessCommand) -> Result<()> {
                 });
                 print_grant(&client.act_as(Action::ApproveGrant { id, scope }).await?);
             }
-            AccessCommand::Deny { id } => {
+            AccessCommand::Deny { id, reason } => {
                 print_grant(
                     &client
-                        .act_as(Action::DenyGrant { id, reason: None })
+                        .act_as(Action::DenyGrant {
+                            id,
+                            reason: reason.filter(|r| !r.trim().is_empty()),
+                        })
                         .await?,
                 );
             }

@@ -34,7 +34,12 @@ pub enum DisclosureCommand {
     /// Approve (officers; quorum of two).
     Approve { id: String },
     /// Deny (officers).
-    Deny { id: String },
+    Deny {
+        id: String,
+        /// Why (recorded with the denial in the transparency log).
+        #[arg(long)]
+        reason: Option<String>,
+    },
     /// Delay the tenant's view of a request (officers); the delay is logged.
     Delay {
         id: String,
@@ -96,10 +101,13 @@ pub fn run(args: &AdminArgs, cmd: DisclosureCommand) -> Result<()> {
             DisclosureCommand::Approve { id } => {
                 print_disclosure(&client.act_as(Action::ApproveDisclosure { id }).await?);
             }
-            DisclosureCommand::Deny { id } => {
+            DisclosureCommand::Deny { id, reason } => {
                 print_disclosure(
                     &client
-                        .act_as(Action::DenyDisclosure { id, reason: None })
+                        .act_as(Action::DenyDisclosure {
+                            id,
+                            reason: reason.filter(|r| !r.trim().is_empty()),
+                        })
                         .await?,
                 );
             }
