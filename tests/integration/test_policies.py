@@ -22,6 +22,8 @@ import requests
 from conftest import aws_env, parse_key_output, run_aws
 from gov_helpers import entries_of, log_size, make_tenant
 from s3helpers import assert_s3_error, unique_name
+from split_helpers import running_split, split  # noqa: F401 (fixtures)
+from conftest import s3_client
 
 
 def scoped_key(server, *options: str) -> dict:
@@ -490,3 +492,21 @@ def test_acls_are_the_owners_full_control_and_nothing_else(server, s3, tenant_b)
     r = run_aws(server, "s3", "cp", str(src), f"s3://{b}/cli-pub", "--acl", "public-read", check=False)
     assert r.returncode != 0 and "AccessControlListNotSupported" in r.stderr, r.stderr
     src.unlink()
+
+
+def test_a_scoped_keys_policy_reaches_a_gateway_of_its_own_process(running_split):
+    """With the trustee in its own process, the policy comes back over the trustee API with
+    each signature check, and the gateway holds the key to it."""
+    sp = running_split
+    s3 = sp.s3()
+    b = unique_name("split")
+    s3.create_bucket(Bucket=b)
+    s3.put_object(Bucket=b, Key="k", Body=b"v")
+    r = sp.run("tenant", "key-create", "demo", "--read-only", "--bucket", b, token=sp.token("demo_admin"))
+    assert r.returncode == 0, r.stderr
+    keys = parse_key_output(r.stdout)
+    c = s3_client(sp.s3_url, keys["AWS_ACCESS_KEY_ID"], keys["AWS_SECRET_ACCESS_KEY"])
+    assert c.get_object(Bucket=b, Key="k")["Body"].read() == b"v"
+    denied(lambda: c.put_object(Bucket=b, Key="k", Body=b"overwritten"))
+    denied(lambda: c.delete_object(Bucket=b, Key="k"))
+    assert s3.get_object(Bucket=b, Key="k")["Body"].read() == b"v"
