@@ -229,6 +229,11 @@ def test_keys_are_listed_with_their_scope_and_revoked(server, filled):
     assert "scope tenant" in next(ln for ln in listed.splitlines() if ln.startswith(whole))
     full = server.cli_ok("tenant", "key-list", "demo", "--policies", token=server.token("demo_admin"))
     assert '"Sid":"ReadOnly"' in full
+    # The tenant admin's console page lists the key with its policy.
+    from test_console import console, sign_in
+    page = sign_in(server, server.token("demo_admin")).get(f"{console(server)}/tenant", timeout=10).text
+    row = page[page.index(kid):][:3000]
+    assert "ReadOnly" in row and f"arn:aws:s3:::{filled}" in row, row[:500]
     key["client"].get_object(Bucket=filled, Key="home/a")
     server.cli_ok("tenant", "key-revoke", "demo", kid, token=server.token("demo_admin"))
     denied(lambda: key["client"].get_object(Bucket=filled, Key="home/a"), "InvalidAccessKeyId")
