@@ -50,6 +50,9 @@ pub struct AccessKeyView {
     /// `active` or `revoked`.
     pub state: String,
     pub created_ms: i64,
+    /// A scoped key's policy (IAM JSON); none for a key of the whole tenant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
 }
 
 /// `POST /v1/trustee/unseal`: one unseal share (or PIN), encrypted on the officer's machine to

@@ -254,6 +254,10 @@ pub const COMPLETED_UPLOAD_RETENTION_MS: i64 = 24 * 60 * 60 * 1000;
 pub mod config_kind {
     /// Bucket CORS rules, as obhut's JSON form of `CORSConfiguration`.
     pub const CORS: &str = "cors";
+    /// The bucket policy (IAM JSON), as obhut's JSON record around the tenant's text.
+    pub const POLICY: &str = "policy";
+    /// Block Public Access settings; none stored means all on.
+    pub const PUBLIC_ACCESS_BLOCK: &str = "public_access_block";
 }
 
 mod blob_id_hex {

@@ -4,6 +4,7 @@
 //! This crate owns the rules that every other crate relies on (what a valid bucket name or
 //! object key is, how replicas are placed) and performs no I/O. It never sees object data.
 
+pub mod iam;
 pub mod ids;
 pub mod logname;
 pub mod names;

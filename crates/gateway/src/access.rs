@@ -13,10 +13,17 @@
 //! grant's tenant and asks for keys with the grant as justification. A copy's source is read
 //! here with the parser the copy operations get their source from ([`copy_source_header`],
 //! [`copy_source_object`]), so the grant is checked for the object the operation reads.
+//!
+//! A request signed with a tenant's own key then meets its key's scope and the bucket's
+//! policy ([`crate::scope`]): the action it performs on the object or bucket it names, a
+//! copy's read of its source, and (checked by the operation, entry by entry) each deletion of
+//! a DeleteObjects.
 
 use crate::authn::Authenticated;
 use crate::error;
+use crate::scope::{Act, PolicyCache, Scope};
 use obhut_catalog::{Bucket, Catalog, Tenant};
+use obhut_core::iam::{self, Kind, Policy};
 use obhut_trustee_client::auth::{RequestTicket, Signer};
 use obhut_trustee_client::{GrantAccess, Justification, TrusteeClient};
 use s3s::access::{S3Access, S3AccessContext};
@@ -39,6 +46,10 @@ pub struct ReqCtx {
     /// The bucket of the request's path, checked to belong to `tenant` (none for requests
     /// without a bucket, and for CreateBucket).
     bucket: Option<Bucket>,
+    /// The signing key's scope, for a tenant's own key (none under a grant).
+    scope: Option<Arc<Scope>>,
+    /// The checked bucket's policy, if it has one (read for tenants' own keys only).
+    bucket_policy: Option<Arc<Policy>>,
 }
 
 impl ReqCtx {
@@ -56,6 +67,30 @@ impl ReqCtx {
         self.bucket
             .as_ref()
             .ok_or_else(|| error::with(S3ErrorCode::InternalError, error::NO_CHECKED_BUCKET))
+    }
+
+    /// Whether the key's scope and the bucket's policy let it delete `key` of the request's
+    /// bucket (a version of it by id: `by_version`): what DeleteObjects checks for each of its
+    /// entries, as S3 does.
+    pub fn may_delete(&self, key: &str, by_version: bool) -> S3Result<()> {
+        let Some(scope) = &self.scope else {
+            return Ok(());
+        };
+        let resource = iam::object_arn(&self.bucket()?.name, key);
+        let action = if by_version {
+            "s3:DeleteObjectVersion"
+        } else {
+            "s3:DeleteObject"
+        };
+        scope.check(
+            &Act {
+                action,
+                resource: &resource,
+                prefix: None,
+                delimiter: None,
+            },
+            self.bucket_policy.as_deref(),
+        )
     }
 
     /// The justification for one step of an operation that reads and writes (`CopyObject:read`).
@@ -94,12 +129,114 @@ pub async fn owned_bucket(catalog: &dyn Catalog, tenant: &Tenant, name: &str) ->
 pub struct TenantAuth {
     catalog: Arc<dyn Catalog>,
     trustee: Arc<dyn TrusteeClient>,
+    policies: Arc<PolicyCache>,
 }
 
 impl TenantAuth {
     #[must_use]
-    pub fn new(catalog: Arc<dyn Catalog>, trustee: Arc<dyn TrusteeClient>) -> Self {
-        Self { catalog, trustee }
+    pub fn new(
+        catalog: Arc<dyn Catalog>,
+        trustee: Arc<dyn TrusteeClient>,
+        policies: Arc<PolicyCache>,
+    ) -> Self {
+        Self {
+            catalog,
+            trustee,
+            policies,
+        }
+    }
+
+    /// Whether a tenant key's scope and the bucket policy let this request happen: its
+    /// action on what its path names, a bypass of governance retention if it asks for one,
+    /// and a copy's read of its source (under the source bucket's policy).
+    async fn check_scope(
+        &self,
+        cx: &S3AccessContext<'_>,
+        scope: &Scope,
+        tenant: &Tenant,
+        bucket: Option<&Bucket>,
+        bucket_policy: Option<&Policy>,
+    ) -> S3Result<()> {
+        let operation = action(cx.s3_op().name(), cx.uri().query(), cx.headers());
+        // A key of the whole tenant on a bucket without a policy: nothing to evaluate (a
+        // copy still meets its source bucket's policy).
+        if scope.key_policy.is_none()
+            && bucket_policy.is_none()
+            && copy_source_class(operation).is_none()
+        {
+            return Ok(());
+        }
+        let query = cx.uri().query();
+        let (resource, listing) = match cx.s3_path() {
+            S3Path::Root => ("arn:aws:s3:::*".to_owned(), false),
+            S3Path::Bucket { bucket } => (iam::bucket_arn(bucket), true),
+            S3Path::Object { bucket, key } => (iam::object_arn(bucket, key), false),
+        };
+        let (prefix, delimiter) = if listing {
+            (
+                query_param(query, "prefix"),
+                query_param(query, "delimiter"),
+            )
+        } else {
+            (None, None)
+        };
+        if let Some(s3_action) = crate::scope::s3_action(operation) {
+            scope.check(
+                &Act {
+                    action: &s3_action,
+                    resource: &resource,
+                    prefix: prefix.as_deref(),
+                    delimiter: delimiter.as_deref(),
+                },
+                bucket_policy,
+            )?;
+        }
+        let bypass = cx
+            .headers()
+            .get("x-amz-bypass-governance-retention")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+        if bypass {
+            scope.check(
+                &Act {
+                    action: "s3:BypassGovernanceRetention",
+                    resource: &resource,
+                    prefix: None,
+                    delimiter: None,
+                },
+                bucket_policy,
+            )?;
+        }
+        if copy_source_class(operation).is_some() {
+            let source = copy_source_header(cx.headers())?.ok_or_else(|| {
+                error::with(S3ErrorCode::InvalidArgument, error::INVALID_COPY_SOURCE)
+            })?;
+            let (src_bucket, src_key) = copy_source_object(&source)?;
+            let fetched;
+            let src_policy = match bucket {
+                Some(b) if b.name == src_bucket => bucket_policy,
+                _ => {
+                    let b = owned_bucket(self.catalog.as_ref(), tenant, src_bucket).await?;
+                    fetched = self.policies.policy(self.catalog.as_ref(), &b).await?;
+                    fetched.as_deref()
+                }
+            };
+            let read = if operation.ends_with("FromVersion") {
+                "s3:GetObjectVersion"
+            } else {
+                "s3:GetObject"
+            };
+            scope.check(
+                &Act {
+                    action: read,
+                    resource: &iam::object_arn(src_bucket, src_key),
+                    prefix: None,
+                    delimiter: None,
+                },
+                src_policy,
+            )?;
+        }
+        Ok(())
     }
 
     /// Asks the trustee whether this grant-signed request is within its grant (and has it
@@ -327,17 +464,35 @@ impl S3Access for TenantAuth {
         let Some(who) = cx.extensions_mut().remove::<Authenticated>() else {
             return Err(crate::authn::anonymous());
         };
-        let (tenant, justification) = match &who.verified.signer {
-            Signer::Grant { .. } => self.check_grant(cx, &who).await?,
-            Signer::Tenant { tenant } => {
+        let (tenant, justification, scope) = match &who.verified.signer {
+            Signer::Grant { .. } => {
+                let (tenant, justification) = self.check_grant(cx, &who).await?;
+                (tenant, justification, None)
+            }
+            Signer::Tenant { tenant, policy } => {
                 let tenant = self.signing_tenant(tenant).await?;
+                // The trustee checked this policy when the key was made and its seal binds
+                // it: one that does not parse now is refused, never read as no limit.
+                let key_policy = policy
+                    .as_deref()
+                    .map(|p| Policy::parse(p, Kind::Key).map(Arc::new))
+                    .transpose()
+                    .map_err(|_| error::with(S3ErrorCode::AccessDenied, error::ACCESS_DENIED))?;
+                let scope = Scope {
+                    principal: who.access_key_id.clone(),
+                    key_policy,
+                    connection: cx
+                        .extensions_mut()
+                        .get::<obhut_listen::Connection>()
+                        .copied(),
+                };
                 let justification = Justification::Customer {
                     tenant: tenant.name.clone(),
                     principal: who.access_key_id,
                     operation: action(cx.s3_op().name(), cx.uri().query(), cx.headers()).to_owned(),
                     request: Some(who.verified.ticket),
                 };
-                (tenant, justification)
+                (tenant, justification, Some(Arc::new(scope)))
             }
         };
         let bucket = match cx.s3_path() {
@@ -348,10 +503,26 @@ impl S3Access for TenantAuth {
             }
             _ => None,
         };
+        let mut bucket_policy = None;
+        if let Some(scope) = &scope {
+            if let Some(b) = &bucket {
+                bucket_policy = self.policies.policy(self.catalog.as_ref(), b).await?;
+            }
+            self.check_scope(
+                cx,
+                scope,
+                &tenant,
+                bucket.as_ref(),
+                bucket_policy.as_deref(),
+            )
+            .await?;
+        }
         cx.extensions_mut().insert(Arc::new(ReqCtx {
             tenant: Arc::new(tenant),
             justification,
             bucket,
+            scope,
+            bucket_policy,
         }));
         Ok(())
     }
@@ -448,6 +619,8 @@ mod tests {
             }),
             justification,
             bucket: None,
+            scope: None,
+            bucket_policy: None,
         }
     }
 

@@ -24,6 +24,7 @@ pub mod policies;
 mod quota;
 pub mod rotation;
 mod s3;
+mod scope;
 mod shred;
 pub mod upgrade;
 
@@ -119,6 +120,8 @@ pub struct Gateway {
     alarms: Arc<integrity::Alarms>,
     /// The process's background workers (`/readyz` shows whether they lead or stand by).
     workers: Workers,
+    /// Bucket policies recently read (`scope`).
+    bucket_policies: Arc<scope::PolicyCache>,
 }
 
 impl Gateway {
@@ -153,6 +156,7 @@ impl Gateway {
             upgrade: Arc::default(),
             alarms: Arc::default(),
             workers: workers.clone(),
+            bucket_policies: Arc::default(),
         };
         gateway.spawn_upgrade(workers);
         gateway.spawn_shred_purge(workers);
@@ -180,7 +184,11 @@ impl Gateway {
     /// front of s3s ([`authn`]), which is given no secrets.
     #[must_use]
     pub fn into_service(self) -> S3Front {
-        let access = TenantAuth::new(Arc::clone(&self.catalog), Arc::clone(&self.trustee));
+        let access = TenantAuth::new(
+            Arc::clone(&self.catalog),
+            Arc::clone(&self.trustee),
+            Arc::clone(&self.bucket_policies),
+        );
         let trustee = Arc::clone(&self.trustee);
         let region = self.config.region.clone();
         let health = front::HealthSources {

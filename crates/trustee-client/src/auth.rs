@@ -233,8 +233,15 @@ impl RequestTicket {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Signer {
-    /// An access key of the tenant.
-    Tenant { tenant: String },
+    /// An access key of the tenant; a scoped key carries its policy (IAM JSON,
+    /// `obhut_core::iam`), read from the trustee's own record, whose seal binds it: the
+    /// gateway evaluates it for each request, and the trustee's ticket covers only objects it
+    /// could allow.
+    Tenant {
+        tenant: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        policy: Option<String>,
+    },
     /// A grant's temporary credentials (the grant's scope is checked per operation).
     Grant { grant_id: String, tenant: String },
 }
@@ -243,7 +250,7 @@ impl Signer {
     #[must_use]
     pub fn tenant(&self) -> &str {
         match self {
-            Self::Tenant { tenant } | Self::Grant { tenant, .. } => tenant,
+            Self::Tenant { tenant, .. } | Self::Grant { tenant, .. } => tenant,
         }
     }
 }

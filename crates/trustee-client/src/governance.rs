@@ -281,6 +281,10 @@ pub enum Action {
         /// secret encrypted to it (`obhut_crypto::delivery`), so that nothing in between
         /// ever holds it in clear.
         deliver_to: String,
+        /// A scoped key: the IAM policy (JSON) that limits it, signed with the rest of the
+        /// statement; none for a key of the whole tenant.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        policy: Option<String>,
     },
     /// The tenant's admin: an access key of its tenant stops working at once.
     RevokeAccessKey {

@@ -276,6 +276,9 @@ pub enum LogEvent {
         access_key_id: String,
         #[serde(rename = "by")]
         actor: String,
+        /// A scoped key's policy (IAM JSON); absent for a key of the whole tenant.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        policy: Option<String>,
     },
     /// An access key stopped working.
     AccessKeyRevoked {

@@ -17,7 +17,7 @@ use std::sync::Mutex;
 
 const SCHEMA: obhut_migrate::Schema = obhut_migrate::Schema {
     name: "access-keys.db",
-    migrations: &[SCHEMA_V1],
+    migrations: &[SCHEMA_V1, SCHEMA_V2],
     identifying_table: "access_keys",
 };
 
@@ -35,16 +35,31 @@ CREATE TABLE IF NOT EXISTS access_keys (
 CREATE INDEX IF NOT EXISTS access_keys_by_tenant ON access_keys (tenant);
 ";
 
+/// A scoped key's policy (IAM JSON, `obhut_core::iam`), NULL for a key of the whole tenant.
+/// The policy is bound into the sealed secret's associated data ([`secret_aad`]): an edit of
+/// this column leaves a secret that no longer opens.
+const SCHEMA_V2: &str = "ALTER TABLE access_keys ADD COLUMN policy TEXT;";
+
 /// Prefix of tenants' access key ids (grants' temporary ones start `OBG`).
 pub const TENANT_KEY_PREFIX: &str = "OBK";
 
-/// The associated data that binds a sealed secret to its key id and tenant.
+/// The associated data that binds a sealed secret to its key id, tenant and, for a scoped
+/// key, its policy: a key of the whole tenant keeps the first form (so keys stored before
+/// scoped keys existed still open), a scoped key's names its policy text, so that neither
+/// dropping nor changing the policy leaves a secret that opens.
 #[must_use]
-pub fn secret_aad(access_key_id: &str, tenant: &str) -> Vec<u8> {
-    let mut aad = b"obhut access key v1\0".to_vec();
+pub fn secret_aad(access_key_id: &str, tenant: &str, policy: Option<&str>) -> Vec<u8> {
+    let mut aad = match policy {
+        None => b"obhut access key v1\0".to_vec(),
+        Some(_) => b"obhut access key v2\0".to_vec(),
+    };
     aad.extend_from_slice(access_key_id.as_bytes());
     aad.push(0);
     aad.extend_from_slice(tenant.as_bytes());
+    if let Some(policy) = policy {
+        aad.push(0);
+        aad.extend_from_slice(policy.as_bytes());
+    }
     aad
 }
 
@@ -57,6 +72,17 @@ pub struct StoredKey {
     pub sealed: Option<Vec<u8>>,
     pub state: String,
     pub created_ms: i64,
+    /// A scoped key's policy; `None` for a key of the whole tenant.
+    pub policy: Option<String>,
+}
+
+/// One key as listed (never its secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedKey {
+    pub access_key_id: String,
+    pub state: String,
+    pub created_ms: i64,
+    pub policy: Option<String>,
 }
 
 pub struct AccessKeys {
@@ -107,15 +133,16 @@ impl AccessKeys {
         access_key_id: &str,
         tenant: &str,
         sealed: &[u8],
+        policy: Option<&str>,
         now_ms: i64,
         imported: bool,
     ) -> Result<(), TrusteeError> {
         let n = self
             .db()?
             .execute(
-                "INSERT INTO access_keys (access_key_id, tenant, sealed, state, created_ms, imported)
-                 VALUES (?1, ?2, ?3, 'active', ?4, ?5) ON CONFLICT(access_key_id) DO NOTHING",
-                params![access_key_id, tenant, sealed, now_ms, i64::from(imported)],
+                "INSERT INTO access_keys (access_key_id, tenant, sealed, state, created_ms, imported, policy)
+                 VALUES (?1, ?2, ?3, 'active', ?4, ?5, ?6) ON CONFLICT(access_key_id) DO NOTHING",
+                params![access_key_id, tenant, sealed, now_ms, i64::from(imported), policy],
             )
             .map_err(storage)?;
         if n == 0 {
@@ -129,7 +156,7 @@ impl AccessKeys {
     pub fn get(&self, access_key_id: &str) -> Result<Option<StoredKey>, TrusteeError> {
         self.db()?
             .query_row(
-                "SELECT access_key_id, tenant, sealed, state, created_ms FROM access_keys WHERE access_key_id = ?1",
+                "SELECT access_key_id, tenant, sealed, state, created_ms, policy FROM access_keys WHERE access_key_id = ?1",
                 params![access_key_id],
                 |r| {
                     Ok(StoredKey {
@@ -138,6 +165,7 @@ impl AccessKeys {
                         sealed: r.get(2)?,
                         state: r.get(3)?,
                         created_ms: r.get(4)?,
+                        policy: r.get(5)?,
                     })
                 },
             )
@@ -163,18 +191,26 @@ impl AccessKeys {
         Ok(n == 1)
     }
 
-    /// The keys of a tenant: id, state, created (ms).
-    pub fn list(&self, tenant: &str) -> Result<Vec<(String, String, i64)>, TrusteeError> {
+    /// The keys of a tenant, oldest first. The policy listed is the column as it is: the
+    /// one a key is used with is checked against its seal each time.
+    pub fn list(&self, tenant: &str) -> Result<Vec<ListedKey>, TrusteeError> {
         let db = self.db()?;
         let mut stmt = db
             .prepare(
-                "SELECT access_key_id, state, created_ms FROM access_keys WHERE tenant = ?1 ORDER BY created_ms, access_key_id",
+                "SELECT access_key_id, state, created_ms, policy FROM access_keys WHERE tenant = ?1 ORDER BY created_ms, access_key_id",
             )
             .map_err(storage)?;
-        stmt.query_map(params![tenant], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .map_err(storage)?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(storage)
+        stmt.query_map(params![tenant], |r| {
+            Ok(ListedKey {
+                access_key_id: r.get(0)?,
+                state: r.get(1)?,
+                created_ms: r.get(2)?,
+                policy: r.get(3)?,
+            })
+        })
+        .map_err(storage)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(storage)
     }
 }
 
@@ -192,9 +228,9 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
-        keys.insert("OBKA", "t", b"sealed", 1, false).unwrap();
+        keys.insert("OBKA", "t", b"sealed", None, 1, false).unwrap();
         assert!(matches!(
-            keys.insert("OBKA", "u", b"x", 2, false),
+            keys.insert("OBKA", "u", b"x", None, 2, false),
             Err(TrusteeError::Conflict(_))
         ));
         assert_eq!(keys.get("OBKA").unwrap().unwrap().tenant, "t");
@@ -206,8 +242,61 @@ mod tests {
         assert_eq!((k.sealed, k.state.as_str()), (None, "revoked"));
         assert_eq!(
             keys.list("t").unwrap(),
-            vec![("OBKA".into(), "revoked".into(), 1)]
+            vec![ListedKey {
+                access_key_id: "OBKA".into(),
+                state: "revoked".into(),
+                created_ms: 1,
+                policy: None
+            }]
         );
         assert!(keys.get("OBKB").unwrap().is_none());
+    }
+
+    /// A file written by the release before scoped keys (schema version 1, made here with
+    /// that release's statements) opens, is migrated to version 2, and its keys read as keys
+    /// of the whole tenant, their associated data unchanged.
+    #[test]
+    fn backward_compatibility_a_version_1_file_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let conn = Connection::open(dir.path().join("access-keys.db")).unwrap();
+            conn.execute_batch(SCHEMA_V1).unwrap();
+            conn.execute_batch("PRAGMA user_version = 1;").unwrap();
+            conn.execute(
+                "INSERT INTO access_keys (access_key_id, tenant, sealed, state, created_ms, imported)
+                 VALUES ('OBKOLD', 't', x'0102', 'active', 7, 0)",
+                [],
+            )
+            .unwrap();
+        }
+        let keys = AccessKeys::open(dir.path()).unwrap();
+        let k = keys.get("OBKOLD").unwrap().unwrap();
+        assert_eq!(k.sealed.as_deref(), Some(&[1u8, 2][..]));
+        assert_eq!((k.state.as_str(), k.policy), ("active", None));
+        let version: u32 = keys
+            .db()
+            .unwrap()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, 2);
+        assert_eq!(
+            secret_aad("OBKOLD", "t", None),
+            b"obhut access key v1\0OBKOLD\0t".to_vec()
+        );
+        // A scoped key's seal names its policy: another policy, or none, is another seal.
+        keys.insert("OBKNEW", "t", b"s", Some("{}"), 8, false)
+            .unwrap();
+        assert_eq!(
+            keys.get("OBKNEW").unwrap().unwrap().policy.as_deref(),
+            Some("{}")
+        );
+        assert_ne!(
+            secret_aad("OBKNEW", "t", Some("{}")),
+            secret_aad("OBKNEW", "t", Some("{ }"))
+        );
+        assert_ne!(
+            secret_aad("OBKNEW", "t", Some("")),
+            secret_aad("OBKNEW", "t", None)
+        );
     }
 }

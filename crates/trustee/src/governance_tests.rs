@@ -5,6 +5,7 @@ use super::*;
 use obhut_core::BucketNarrowing;
 use obhut_crypto::principal::PrincipalCredential;
 use obhut_trustee_client::Statement;
+use obhut_trustee_client::auth::KeyUse;
 use serde_json::Value;
 
 static NONCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -1052,6 +1053,7 @@ async fn a_new_access_keys_secret_is_answered_only_encrypted_to_its_admin() {
             Action::CreateAccessKey {
                 tenant: "a".into(),
                 deliver_to: deliver_to.clone(),
+                policy: None,
             },
         )
         .await
@@ -1115,6 +1117,7 @@ async fn a_new_access_keys_secret_is_answered_only_encrypted_to_its_admin() {
                 Action::CreateAccessKey {
                     tenant: "a".into(),
                     deliver_to: bad.into(),
+                    policy: None,
                 },
             )
             .await,
@@ -1128,11 +1131,180 @@ async fn a_new_access_keys_secret_is_answered_only_encrypted_to_its_admin() {
             Action::CreateAccessKey {
                 tenant: "b".into(),
                 deliver_to,
+                policy: None,
             },
         )
         .await,
         Err(TrusteeError::Denied(_))
     ));
+}
+
+/// A request to `method path` signed now with `id` and `secret`, as a gateway hands it on.
+fn signed_request(id: &str, secret: &str, method: &str, path: &str) -> obhut_sigv4::SignedRequest {
+    let date = obhut_sigv4::amz_date_now();
+    let headers = [
+        ("host", "localhost"),
+        ("x-amz-content-sha256", obhut_sigv4::EMPTY_SHA256),
+        ("x-amz-date", date.as_str()),
+    ];
+    let auth = obhut_sigv4::Signer {
+        access_key: id.to_owned(),
+        secret_key: secret.to_owned(),
+        region: crate::DEFAULT_REGION.into(),
+    }
+    .authorization(
+        method,
+        path,
+        &[],
+        &headers,
+        obhut_sigv4::EMPTY_SHA256,
+        &date,
+    );
+    obhut_sigv4::SignedRequest {
+        access_key_id: id.to_owned(),
+        amz_date: date.clone(),
+        scope_date: date[..8].into(),
+        region: crate::DEFAULT_REGION.into(),
+        service: "s3".into(),
+        method: method.into(),
+        path: path.into(),
+        query: vec![],
+        headers: headers
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+        payload: obhut_sigv4::EMPTY_SHA256.into(),
+        presigned_expires: None,
+        signature: auth.rsplit("Signature=").next().unwrap().to_owned(),
+    }
+}
+
+/// A scoped key's policy comes back with every verification, bound by the seal of its
+/// secret: the ticket covers only objects the policy could allow, and an edit of the stored
+/// policy (wider, or none at all) with the database's own tool is refused as an integrity
+/// failure instead of widening the key.
+#[tokio::test]
+async fn a_scoped_keys_policy_is_bound_and_an_edit_does_not_widen_it() {
+    let w = World::new().await;
+    let (seed, public) = obhut_crypto::delivery::recipient().unwrap();
+    let deliver_to = hex_simd::encode_to_string(public, hex_simd::AsciiCase::Lower);
+    let policy = obhut_core::iam::Preset::ReadOnly.document(&["bk".to_owned()], Some("home/"));
+    // A policy that does not parse makes no key.
+    assert!(matches!(
+        w.act(
+            "adm-a",
+            Action::CreateAccessKey {
+                tenant: "a".into(),
+                deliver_to: deliver_to.clone(),
+                policy: Some("{\"Statement\":[]}".into()),
+            },
+        )
+        .await,
+        Err(TrusteeError::Invalid(_))
+    ));
+    let answer = w
+        .act(
+            "adm-a",
+            Action::CreateAccessKey {
+                tenant: "a".into(),
+                deliver_to,
+                policy: Some(policy.clone()),
+            },
+        )
+        .await
+        .unwrap();
+    let b64 = |f: &str| {
+        base64_simd::STANDARD
+            .decode_to_vec(answer[f].as_str().unwrap().as_bytes())
+            .unwrap()
+    };
+    let id = answer["access_key_id"].as_str().unwrap().to_owned();
+    let secret =
+        obhut_crypto::delivery::open(&seed, &id, "a", &b64("enc"), &b64("sealed_secret")).unwrap();
+    let secret = String::from_utf8(secret.to_vec()).unwrap();
+    let inside =
+        w.t.verify_request(&signed_request(&id, &secret, "GET", "/bk/home/x"))
+            .await
+            .unwrap();
+    assert_eq!(
+        inside.signer,
+        obhut_trustee_client::auth::Signer::Tenant {
+            tenant: "a".into(),
+            policy: Some(policy.clone())
+        }
+    );
+    assert!(inside.ticket.covers("bk", "home/x", None, KeyUse::Open));
+    // Outside the prefix, or a write: the ticket opens and wraps nothing.
+    let outside =
+        w.t.verify_request(&signed_request(&id, &secret, "GET", "/bk/etc/x"))
+            .await
+            .unwrap();
+    assert!(!outside.ticket.covers("bk", "etc/x", None, KeyUse::Open));
+    let write =
+        w.t.verify_request(&signed_request(&id, &secret, "PUT", "/bk/home/x"))
+            .await
+            .unwrap();
+    assert!(!write.ticket.covers("bk", "home/x", None, KeyUse::Wrap));
+    // Another bucket is not in its ticket at all: no bucket key is released for it.
+    let elsewhere =
+        w.t.verify_request(&signed_request(&id, &secret, "GET", "/other/home/x"))
+            .await
+            .unwrap();
+    assert!(elsewhere.ticket.buckets.is_empty());
+    assert!(
+        !elsewhere
+            .ticket
+            .covers("other", "home/x", None, KeyUse::Open)
+    );
+    assert_eq!(inside.ticket.buckets, vec!["bk".to_owned()]);
+    // The policy is listed with the key.
+    let listed =
+        w.t.query("adm-a", &Query::AccessKeys { tenant: "a".into() })
+            .await
+            .unwrap();
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["access_key_id"] == id.as_str() && k["policy"] == policy.as_str()),
+        "{listed}"
+    );
+    // Whoever can write access-keys.db widens the policy, or drops it.
+    let wider = obhut_core::iam::Preset::Full.document(&[], None);
+    for edit in [Some(wider.as_str()), None] {
+        {
+            let db = rusqlite::Connection::open(w._dir.path().join("access-keys.db")).unwrap();
+            db.execute(
+                "UPDATE access_keys SET policy = ?1 WHERE access_key_id = ?2",
+                rusqlite::params![edit, id],
+            )
+            .unwrap();
+        }
+        w.t.verifier.forget(None);
+        let r =
+            w.t.verify_request(&signed_request(&id, &secret, "PUT", "/bk/etc/x"))
+                .await;
+        assert!(
+            matches!(
+                r,
+                Err(TrusteeError::Unauthenticated(
+                    obhut_trustee_client::auth::AuthFailure::Integrity
+                ))
+            ),
+            "{edit:?}: {r:?}"
+        );
+    }
+    assert!(
+        w.entries().iter().any(|e| e["type"] == "integrity_failure"
+            && e["what"] == "access_key"
+            && e["subject"] == id.as_str()),
+        "no integrity alarm in the log"
+    );
+    // The key's creation was logged with its scope, for the tenant and its auditors to see.
+    assert!(w.entries().iter().any(|e| e["type"] == "access_key_created"
+        && e["access_key_id"] == id.as_str()
+        && e["policy"] == policy.as_str()));
 }
 
 #[tokio::test]

@@ -213,7 +213,7 @@ impl Trustee {
                 .map_err(|_| TrusteeError::Storage("pending keys lock poisoned".into()))?
                 .push((id.clone(), tenant.to_owned(), secret.clone()));
         } else {
-            self.store_access_key(&id, tenant, &secret, "bootstrap", false)?;
+            self.store_access_key(&id, tenant, &secret, "bootstrap", false, None)?;
         }
         Ok((id, secret))
     }
@@ -227,7 +227,7 @@ impl Trustee {
                 .map_err(|_| TrusteeError::Storage("pending keys lock poisoned".into()))?,
         );
         for (id, tenant, secret) in pending {
-            self.store_access_key(&id, &tenant, &secret, "bootstrap", false)?;
+            self.store_access_key(&id, &tenant, &secret, "bootstrap", false, None)?;
         }
         Ok(())
     }
@@ -242,7 +242,7 @@ impl Trustee {
             if self.access_keys.get(id)?.is_some() {
                 continue;
             }
-            self.store_access_key(id, tenant, secret, "upgrade", true)?;
+            self.store_access_key(id, tenant, secret, "upgrade", true, None)?;
             by_tenant.entry(tenant).or_default().push(id.clone());
         }
         for (tenant, ids) in by_tenant {
@@ -259,9 +259,14 @@ impl Trustee {
         &self,
         tenant: &str,
         actor: &str,
+        policy: Option<&str>,
     ) -> Result<(String, zeroize::Zeroizing<String>), TrusteeError> {
+        if let Some(p) = policy {
+            obhut_core::iam::Policy::parse(p, obhut_core::iam::Kind::Key)
+                .map_err(|e| TrusteeError::Invalid(format!("the key's policy: {e}")))?;
+        }
         let (id, secret) = new_access_key();
-        self.store_access_key(&id, tenant, &secret, actor, false)?;
+        self.store_access_key(&id, tenant, &secret, actor, false, policy)?;
         Ok((id, secret))
     }
 
@@ -273,12 +278,13 @@ impl Trustee {
         secret: &str,
         actor: &str,
         imported: bool,
+        policy: Option<&str>,
     ) -> Result<(), TrusteeError> {
         let sealed = self.with(|ks| {
             ks.ensure_tenant_key(tenant)?;
             ks.seal_for(
                 tenant,
-                &access_keys::secret_aad(id, tenant),
+                &access_keys::secret_aad(id, tenant, policy),
                 secret.as_bytes(),
             )
         })?;
@@ -287,10 +293,11 @@ impl Trustee {
                 tenant: tenant.to_owned(),
                 access_key_id: id.to_owned(),
                 actor: actor.to_owned(),
+                policy: policy.map(str::to_owned),
             })?;
         }
         self.access_keys
-            .insert(id, tenant, &sealed, now_ms(), imported)
+            .insert(id, tenant, &sealed, policy, now_ms(), imported)
     }
 
     fn revoke_access_key_now(
@@ -598,7 +605,11 @@ impl TrusteeClient for Trustee {
             let (statement, who) = t.governance.verify(&signed)?;
             match &statement.action {
                 Action::Shred { tenant, mode } => t.shred(&who, tenant, *mode),
-                Action::CreateAccessKey { tenant, deliver_to } => {
+                Action::CreateAccessKey {
+                    tenant,
+                    deliver_to,
+                    policy,
+                } => {
                     own_tenant_admin(&who, tenant, "create access keys")?;
                     let recipient = hex_simd::decode_to_vec(deliver_to.as_bytes())
                         .ok()
@@ -608,7 +619,8 @@ impl TrusteeClient for Trustee {
                                 "deliver_to must be a 32-byte X25519 public key in hex: the new secret is answered only encrypted".into(),
                             )
                         })?;
-                    let (id, secret) = t.create_access_key_now(tenant, &who.name)?;
+                    let (id, secret) =
+                        t.create_access_key_now(tenant, &who.name, policy.as_deref())?;
                     let (enc, sealed) =
                         obhut_crypto::delivery::seal(&recipient, &id, tenant, secret.as_bytes())
                             .map_err(|e| TrusteeError::Invalid(e.to_string()))?;
@@ -676,15 +688,22 @@ impl TrusteeClient for Trustee {
                 let who = t
                     .governance
                     .principal(&principal)?
-                    .ok_or_else(|| TrusteeError::Denied(format!("unknown principal {principal:?}")))?
+                    .ok_or_else(|| {
+                        TrusteeError::Denied(format!("unknown principal {principal:?}"))
+                    })?
                     .info;
                 own_tenant_admin(&who, tenant, "list access keys")?;
                 let keys: Vec<Value> = t
                     .access_keys
                     .list(tenant)?
                     .into_iter()
-                    .map(|(id, state, created_ms)| {
-                        serde_json::json!({"access_key_id": id, "state": state, "created_ms": created_ms})
+                    .map(|k| {
+                        serde_json::json!({
+                            "access_key_id": k.access_key_id,
+                            "state": k.state,
+                            "created_ms": k.created_ms,
+                            "policy": k.policy,
+                        })
                     })
                     .collect();
                 Ok(Value::Array(keys))
@@ -1195,7 +1214,7 @@ impl verify::SecretSource for Trustee {
         let opened = self.with(|ks| {
             ks.open_for(
                 &key.tenant,
-                &access_keys::secret_aad(access_key_id, &key.tenant),
+                &access_keys::secret_aad(access_key_id, &key.tenant, key.policy.as_deref()),
                 &sealed,
             )
         });
@@ -1205,7 +1224,10 @@ impl verify::SecretSource for Trustee {
                     TrusteeError::Integrity("an access key secret is not UTF-8".into())
                 })?;
                 Ok((
-                    Signer::Tenant { tenant: key.tenant },
+                    Signer::Tenant {
+                        tenant: key.tenant,
+                        policy: key.policy,
+                    },
                     zeroize::Zeroizing::new(secret),
                 ))
             }

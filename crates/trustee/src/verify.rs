@@ -260,12 +260,21 @@ impl Verifier {
         };
         // The digest of what the customer signed, so that it finds its request in the log.
         let path = req.decoded_path_ref();
+        let mut covers = scope_texts_of(req, path.as_deref());
+        let mut buckets = buckets_of(req, path.as_deref());
+        if let Signer::Tenant {
+            policy: Some(policy),
+            ..
+        } = &signer
+        {
+            (buckets, covers) = narrowed(policy, &req.access_key_id, buckets, covers);
+        }
         let ticket = self.ticket_of(
             signed.digest(&req.signature),
             signer.tenant(),
             &req.access_key_id,
-            buckets_of(req, path.as_deref()),
-            scope_texts_of(req, path.as_deref()),
+            buckets,
+            covers,
             now_ms,
         );
         let chain = matches!(payload, Payload::SignedChunks { .. })
@@ -612,6 +621,90 @@ fn scope_of<T>(
     out
 }
 
+/// The actions that may need an object's key opened for reading (`r:`), or a key wrapped or
+/// an upload's key opened for writing (`w:`), and that may list under a prefix (`p:`).
+const READ_ACTIONS: &[&str] = &[
+    "s3:GetObject",
+    "s3:GetObjectVersion",
+    "s3:GetObjectAttributes",
+    "s3:GetObjectVersionAttributes",
+    "s3:GetObjectTagging",
+    "s3:GetObjectVersionTagging",
+];
+const WRITE_ACTIONS: &[&str] = &[
+    "s3:PutObject",
+    "s3:DeleteObject",
+    "s3:DeleteObjectVersion",
+    "s3:AbortMultipartUpload",
+    "s3:ListMultipartUploadParts",
+    "s3:PutObjectTagging",
+    "s3:PutObjectVersionTagging",
+    "s3:DeleteObjectTagging",
+    "s3:DeleteObjectVersionTagging",
+    "s3:PutObjectRetention",
+    "s3:PutObjectLegalHold",
+];
+const LIST_ACTIONS: &[&str] = &[
+    "s3:ListBucket",
+    "s3:ListBucketVersions",
+    "s3:ListBucketMultipartUploads",
+];
+
+/// A scoped key's ticket: only the buckets its policy reaches, and only the scopes its policy
+/// could allow some action of. The trustee does not see the connection, so a condition on it
+/// counts as met for an `Allow` and unmet for a `Deny` (the gateway decides those with the
+/// connection in hand); what is left is at most what the key may do, so a gateway that ignored
+/// the key's policy still could not have keys released for buckets, or opened or wrapped for
+/// objects, outside it. A policy that does not parse (it was checked when the key was made,
+/// and its seal binds it) leaves nothing.
+fn narrowed(
+    policy: &str,
+    access_key_id: &str,
+    buckets: Vec<String>,
+    scope: Vec<String>,
+) -> (Vec<String>, Vec<String>) {
+    use obhut_core::iam::{Decision, Kind, Policy, Request, bucket_arn, object_arn};
+    let Ok(policy) = Policy::parse(policy, Kind::Key) else {
+        return (Vec::new(), Vec::new());
+    };
+    let buckets = buckets
+        .into_iter()
+        .filter(|b| policy.may_reach_bucket(b))
+        .collect();
+    let any_allowed = |actions: &[&str], resource: &str, prefix: Option<&str>| {
+        actions.iter().any(|action| {
+            policy.evaluate(&Request {
+                principal: access_key_id,
+                action,
+                resource,
+                secure_transport: None,
+                source_ip: None,
+                prefix,
+                delimiter: None,
+                partial: true,
+            }) == Decision::Allow
+        })
+    };
+    let scope = scope
+        .into_iter()
+        .filter(|text| match TicketScope::parse(text) {
+            Some(TicketScope::Read { bucket, key }) => {
+                any_allowed(READ_ACTIONS, &object_arn(&bucket, &key), None)
+            }
+            Some(TicketScope::Write { bucket, key }) => {
+                any_allowed(WRITE_ACTIONS, &object_arn(&bucket, &key), None)
+            }
+            Some(TicketScope::Prefix { bucket, prefix }) => {
+                any_allowed(LIST_ACTIONS, &bucket_arn(&bucket), Some(&prefix))
+            }
+            // An upload's key opens only together with a read or write scope of its object.
+            Some(TicketScope::Upload { .. }) => true,
+            Some(TicketScope::Statement { .. }) | None => false,
+        })
+        .collect();
+    (buckets, scope)
+}
+
 /// A [`TicketScope`] borrowed from the request it was read from.
 enum ScopeRef<'a> {
     Read { bucket: &'a str, key: &'a str },
@@ -702,7 +795,10 @@ mod tests {
         ) -> Result<(Signer, zeroize::Zeroizing<String>), TrusteeError> {
             if access_key_id == "OBKGOOD" {
                 Ok((
-                    Signer::Tenant { tenant: "t".into() },
+                    Signer::Tenant {
+                        tenant: "t".into(),
+                        policy: None,
+                    },
                     zeroize::Zeroizing::new(SECRET.to_owned()),
                 ))
             } else {

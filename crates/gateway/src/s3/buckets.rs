@@ -122,12 +122,20 @@ pub async fn create(
         || input.grant_read_acp.is_some()
         || input.grant_write.is_some()
         || input.grant_write_acp.is_some();
-    if input.acl.as_ref().is_some_and(|a| a.as_str() != "private") || grants {
+    // Ownership is always enforced: an ACL that grants more than the owner's full control
+    // is refused as S3 refuses it then.
+    if input
+        .acl
+        .as_ref()
+        .is_some_and(|a| !matches!(a.as_str(), "private" | "bucket-owner-full-control"))
+        || grants
+    {
         return Err(error::with(
-            S3ErrorCode::AccessControlListNotSupported,
-            error::NO_ACLS,
+            S3ErrorCode::InvalidBucketAclWithObjectOwnership,
+            "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting",
         ));
     }
+    super::policy::check_ownership(input.object_ownership.as_ref())?;
     if let Some(loc) = input
         .create_bucket_configuration
         .as_ref()

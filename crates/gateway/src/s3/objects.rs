@@ -495,7 +495,9 @@ pub async fn delete_many(
     let mut deleted = Vec::new();
     let mut errors = Vec::new();
     for obj in delete.objects {
-        if let Err(e) = check_key(&obj.key) {
+        if let Err(e) =
+            check_key(&obj.key).and_then(|()| ctx.may_delete(&obj.key, obj.version_id.is_some()))
+        {
             errors.push(delete_error(obj.key, &e));
             continue;
         }

@@ -53,10 +53,20 @@ pub enum TenantCommand {
         min_sites: Option<u32>,
     },
     /// Create an S3 access key for a tenant and print it as environment lines (the tenant's
-    /// admin; the trustee keeps the secret).
-    KeyCreate { name: String },
-    /// List a tenant's access keys and their states (the tenant's admin).
-    KeyList { name: String },
+    /// admin; the trustee keeps the secret). Without options the key may do anything the
+    /// tenant may; `--policy FILE` (IAM JSON, no Principal) or the presets limit it for good.
+    KeyCreate {
+        name: String,
+        #[command(flatten)]
+        scope: KeyScope,
+    },
+    /// List a tenant's access keys, their states and scopes (the tenant's admin).
+    KeyList {
+        name: String,
+        /// Print each scoped key's whole policy.
+        #[arg(long)]
+        policies: bool,
+    },
     /// Revoke an access key of a tenant at once (the tenant's admin).
     KeyRevoke { name: String, access_key_id: String },
     /// Choose how the tenant's keys reach gateways (the tenant's admin): `bucket` (the bucket
@@ -238,8 +248,9 @@ pub fn run(args: &AdminArgs, cmd: TenantCommand) -> Result<()> {
                 obhut_core::validate_bucket_name(&bucket)?;
                 rotate_bucket_key(&client, &name, &bucket, no_wait).await?;
             }
-            TenantCommand::KeyCreate { name } => {
+            TenantCommand::KeyCreate { name, scope } => {
                 obhut_core::validate_tenant_name(&name)?;
+                let policy = scope.policy()?;
                 // The trustee answers the secret encrypted to a key made here, for this answer
                 // only: the admin API in between relays ciphertext.
                 let (seed, public) = obhut_crypto::delivery::recipient()
@@ -248,6 +259,7 @@ pub fn run(args: &AdminArgs, cmd: TenantCommand) -> Result<()> {
                     .act_as(Action::CreateAccessKey {
                         tenant: name,
                         deliver_to: hex_simd::encode_to_string(public, hex_simd::AsciiCase::Lower),
+                        policy,
                     })
                     .await?;
                 let b64 = |what: &str, v: &str| {
@@ -268,17 +280,23 @@ pub fn run(args: &AdminArgs, cmd: TenantCommand) -> Result<()> {
                 println!("AWS_ACCESS_KEY_ID={}", k.access_key_id);
                 println!("AWS_SECRET_ACCESS_KEY={secret}");
             }
-            TenantCommand::KeyList { name } => {
+            TenantCommand::KeyList { name, policies } => {
                 obhut_core::validate_tenant_name(&name)?;
                 let keys: Vec<AccessKeyView> =
                     client.get(&format!("/v1/tenants/{name}/keys")).await?;
                 for k in keys {
                     println!(
-                        "{}  {}  created {}",
+                        "{}  {}  created {}  scope {}",
                         k.access_key_id,
                         k.state,
-                        when_ms(Some(k.created_ms))
+                        when_ms(Some(k.created_ms)),
+                        k.policy
+                            .as_deref()
+                            .map_or_else(|| "tenant".to_owned(), obhut_core::iam::summary)
                     );
+                    if policies && let Some(p) = &k.policy {
+                        println!("  policy {p}");
+                    }
                 }
             }
             TenantCommand::KeyRevoke {
@@ -393,5 +411,63 @@ async fn rotate_bucket_key(
             }
             _ => tokio::time::sleep(Duration::from_millis(200)).await,
         }
+    }
+}
+
+/// What a new access key may do: a policy file, or a preset limited to buckets and a prefix.
+#[derive(clap::Args, Debug, Default)]
+pub struct KeyScope {
+    /// An IAM policy (JSON, no Principal) that limits the key.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["read_only", "write_only", "no_delete", "backup", "bucket", "prefix"])]
+    policy: Option<std::path::PathBuf>,
+    /// Reading and listing objects only.
+    #[arg(long, conflicts_with_all = ["write_only", "no_delete", "backup"])]
+    read_only: bool,
+    /// Writing objects only: no reading, listing or deleting.
+    #[arg(long, conflicts_with_all = ["no_delete", "backup"])]
+    write_only: bool,
+    /// Everything except deleting anything.
+    #[arg(long, conflicts_with = "backup")]
+    no_delete: bool,
+    /// A backup client's key: read, list, write and delete objects, but never delete a
+    /// version for good, bypass a retention or change a bucket's settings.
+    #[arg(long)]
+    backup: bool,
+    /// Only this bucket (repeat for more).
+    #[arg(long, value_name = "BUCKET")]
+    bucket: Vec<String>,
+    /// Only object keys starting with this prefix (listings too).
+    #[arg(long, value_name = "PREFIX")]
+    prefix: Option<String>,
+}
+
+impl KeyScope {
+    /// The policy text to bind to the key; `None` for a key of the whole tenant.
+    fn policy(&self) -> Result<Option<String>> {
+        use obhut_core::iam::{Kind, Policy, Preset};
+        if let Some(path) = &self.policy {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| anyhow!("cannot read {}: {e}", path.display()))?;
+            Policy::parse(&text, Kind::Key)
+                .map_err(|e| anyhow!("{}: not a key policy: {e}", path.display()))?;
+            return Ok(Some(text));
+        }
+        for b in &self.bucket {
+            obhut_core::validate_bucket_name(b)?;
+        }
+        let preset = if self.read_only {
+            Preset::ReadOnly
+        } else if self.write_only {
+            Preset::WriteOnly
+        } else if self.no_delete {
+            Preset::NoDelete
+        } else if self.backup {
+            Preset::Backup
+        } else if self.bucket.is_empty() && self.prefix.is_none() {
+            return Ok(None);
+        } else {
+            Preset::Full
+        };
+        Ok(Some(preset.document(&self.bucket, self.prefix.as_deref())))
     }
 }
