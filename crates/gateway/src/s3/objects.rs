@@ -122,6 +122,7 @@ macro_rules! object_output {
             checksum_crc64nvme: c.crc64nvme,
             checksum_sha1: c.sha1,
             checksum_sha256: c.sha256,
+            server_side_encryption: super::encryption::reported(),
             $($field: $value,)*
             ..Default::default()
         }
@@ -360,6 +361,7 @@ pub async fn put(
         .await?;
     let c = written.checksums;
     Ok(S3Response::new(PutObjectOutput {
+        server_side_encryption: super::encryption::reported(),
         e_tag: Some(etag(&etag_value)),
         version_id: response_version_id(ctx.bucket()?, &record),
         checksum_crc32: c.checksum_crc32,
