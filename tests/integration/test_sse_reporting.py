@@ -82,3 +82,32 @@ def test_another_tenant_cannot_read_or_set_bucket_encryption(s3, bucket, tenant_
         assert (code, status) == ("AccessDenied", 403), (call, code, status)
     missing = unique_name("nosuch")
     expect_error(s3.get_bucket_encryption, "NoSuchBucket", 404, Bucket=missing)
+
+
+def test_get_object_attributes(s3, bucket):
+    body = b"attributes"
+    put = s3.put_object(Bucket=bucket, Key="a", Body=body, ChecksumAlgorithm="SHA256")
+    got = s3.get_object_attributes(Bucket=bucket, Key="a",
+                                   ObjectAttributes=["ETag", "Checksum", "ObjectSize", "StorageClass", "ObjectParts"])
+    assert got["ETag"].strip('"') == put["ETag"].strip('"')
+    assert got["ObjectSize"] == len(body) and got["StorageClass"] == "STANDARD"
+    assert got["Checksum"]["ChecksumSHA256"] == put["ChecksumSHA256"]
+    assert "ObjectParts" not in got, "an object not uploaded in parts has none"
+    only_size = s3.get_object_attributes(Bucket=bucket, Key="a", ObjectAttributes=["ObjectSize"])
+    assert only_size["ObjectSize"] == len(body) and "ETag" not in only_size and "Checksum" not in only_size
+    mpu = s3.create_multipart_upload(Bucket=bucket, Key="m")
+    parts = []
+    for n in (1, 2):
+        p = s3.upload_part(Bucket=bucket, Key="m", UploadId=mpu["UploadId"], PartNumber=n, Body=b"y" * PART)
+        parts.append({"PartNumber": n, "ETag": p["ETag"]})
+    s3.complete_multipart_upload(Bucket=bucket, Key="m", UploadId=mpu["UploadId"], MultipartUpload={"Parts": parts})
+    got = s3.get_object_attributes(Bucket=bucket, Key="m", ObjectAttributes=["ObjectParts", "ObjectSize"])
+    assert got["ObjectParts"]["TotalPartsCount"] == 2 and got["ObjectSize"] == 2 * PART
+    expect_error(s3.get_object_attributes, "NoSuchKey", 404, Bucket=bucket, Key="missing", ObjectAttributes=["ETag"])
+
+
+def test_another_tenant_cannot_read_object_attributes(s3, bucket, tenant_b):
+    s3.put_object(Bucket=bucket, Key="a", Body=b"x")
+    code, status, _ = client_error(tenant_b["client"].get_object_attributes, Bucket=bucket, Key="a",
+                                   ObjectAttributes=["ETag"])
+    assert (code, status) == ("AccessDenied", 403)

@@ -275,4 +275,11 @@ impl S3 for Gateway {
     ) -> S3Result<S3Response<DeleteBucketEncryptionOutput>> {
         encryption::delete(req)
     }
+
+    async fn get_object_attributes(
+        &self,
+        req: S3Request<GetObjectAttributesInput>,
+    ) -> S3Result<S3Response<GetObjectAttributesOutput>> {
+        objects::attributes(self, req).await
+    }
 }
