@@ -274,6 +274,10 @@ def test_a_gateway_that_no_customer_asked_cannot_obtain_a_bucket_key(running_spl
     body["why"] = {"kind": "system", "reason": "format upgrade: bind object keys to their names, seal ETags"}
     r = split.trustee_api("POST", "/v1/bucket-keys/release", json=body)
     assert r.status_code == 403, f"the trustee released a key for a system reason: {r.status_code} {r.text[:300]}"
+    # Nor for reading tags for lifecycle rules: that too runs only beside an in-process trustee.
+    body["why"] = {"kind": "system", "reason": "lifecycle: read object tags for the tenant's own tag-filtered rules"}
+    r = split.trustee_api("POST", "/v1/bucket-keys/release", json=body)
+    assert r.status_code == 403, f"the trustee released a key for lifecycle: {r.status_code} {r.text[:300]}"
 
 
 def test_a_key_release_names_the_request_it_served(private_server_factory):

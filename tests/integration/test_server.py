@@ -29,7 +29,7 @@ def test_health_lists_the_background_workers(server):
     expected = {
         "repair", "read-faults", "site-health", "scrubber", "key-revocations", "key-destruction",
         "policy-changes", "format-upgrade",
-        "shred-purge", "quota-reclaim", "background-lease", "site-registry", "orphans",
+        "shred-purge", "quota-reclaim", "background-lease", "site-registry", "orphans", "lifecycle",
     }
     deadline = time.monotonic() + 15
     while True:

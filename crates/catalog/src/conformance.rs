@@ -87,6 +87,7 @@ macro_rules! catalog_conformance_tests {
             a_completed_upload_is_remembered_for_its_retention,
             object_meta_is_replaced_only_where_it_is_expected,
             bucket_configs_belong_to_one_incarnation_and_kind,
+            seen_versions_are_removed_or_hidden_only_as_they_were_seen,
         );
     };
 }
@@ -1770,7 +1771,7 @@ pub async fn a_move_is_recorded_only_under_the_current_lease_and_from_the_sites_
 
 // ---- versions ----
 
-use crate::{ObjectVersion, Versioning, VersionsFrom};
+use crate::{ObjectVersion, SeenVersion, Versioning, VersionsFrom};
 
 /// A bucket with versioning `state`.
 async fn versioned_bucket(cat: &dyn Catalog, tenant_name: &str, bucket: &str, state: Versioning) {
@@ -3097,4 +3098,122 @@ pub async fn bucket_configs_belong_to_one_incarnation_and_kind(cat: &dyn Catalog
     );
     assert_eq!(cat.get_bucket_config(&second, cors).await.unwrap(), None);
     assert_eq!(cat.get_bucket_config(&first, cors).await.unwrap(), None);
+}
+
+/// The conditional removals a lifecycle walk makes: each acts only on the entry as it was
+/// seen, so that nothing a client wrote after the walk looked is removed or hidden.
+pub async fn seen_versions_are_removed_or_hidden_only_as_they_were_seen(cat: &dyn Catalog) {
+    // Unversioned: the object seen goes; one written over it meanwhile stays.
+    ensure_tenant_and_bucket(cat, "st", "seen-plain").await;
+    by_name::put_object(cat, &object("seen-plain", "k", "e1"), PutCondition::None)
+        .await
+        .unwrap();
+    let b = cat.get_bucket("seen-plain").await.unwrap().unwrap();
+    let v = cat
+        .latest_version("seen-plain", "k")
+        .await
+        .unwrap()
+        .unwrap();
+    let seen = SeenVersion::of(&v);
+    by_name::put_object(cat, &object("seen-plain", "k", "e2"), PutCondition::None)
+        .await
+        .unwrap();
+    assert_eq!(cat.delete_seen_version(&b, "k", &seen).await.unwrap(), None);
+    assert_eq!(
+        cat.get_object("seen-plain", "k")
+            .await
+            .unwrap()
+            .unwrap()
+            .etag,
+        "e2"
+    );
+    let seen = SeenVersion::of(
+        &cat.latest_version("seen-plain", "k")
+            .await
+            .unwrap()
+            .unwrap(),
+    );
+    let gone = cat
+        .delete_seen_version(&b, "k", &seen)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(gone.object.etag, "e2");
+    assert_eq!(cat.get_object("seen-plain", "k").await.unwrap(), None);
+    assert_eq!(
+        cat.delete_seen_version(&b, "k", &seen).await.unwrap(),
+        None,
+        "only once"
+    );
+
+    // Versioned: a marker goes over the current version seen, not over a newer one.
+    versioned_bucket(cat, "st", "seen-v", Versioning::Enabled).await;
+    let b = cat.get_bucket("seen-v").await.unwrap().unwrap();
+    by_name::put_object(
+        cat,
+        &version("seen-v", "k", Some("v1"), 3),
+        PutCondition::None,
+    )
+    .await
+    .unwrap();
+    let v1 = SeenVersion::of(&cat.latest_version("seen-v", "k").await.unwrap().unwrap());
+    by_name::put_object(
+        cat,
+        &version("seen-v", "k", Some("v2"), 3),
+        PutCondition::None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        cat.put_delete_marker_over(&b, &marker("seen-v", "k", Some("m1")), &v1)
+            .await
+            .unwrap(),
+        None,
+        "v1 is no longer current"
+    );
+    // v1 was seen current; now noncurrent: not removed as if it were the newest.
+    assert_eq!(cat.delete_seen_version(&b, "k", &v1).await.unwrap(), None);
+    let v2 = SeenVersion::of(&cat.latest_version("seen-v", "k").await.unwrap().unwrap());
+    let garbage = cat
+        .put_delete_marker_over(&b, &marker("seen-v", "k", Some("m1")), &v2)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(garbage.is_empty());
+    assert_eq!(
+        all_versions(cat, "seen-v").await,
+        vec![
+            entry("k", "m1", true, true),
+            entry("k", "v2", false, false),
+            entry("k", "v1", false, false)
+        ]
+    );
+    // A marker seen as the only entry is not removed while versions remain behind it.
+    let m1 = SeenVersion {
+        only_entry: true,
+        ..SeenVersion::of(&cat.latest_version("seen-v", "k").await.unwrap().unwrap())
+    };
+    assert_eq!(cat.delete_seen_version(&b, "k", &m1).await.unwrap(), None);
+    let noncurrent = |id: &str| SeenVersion {
+        version_id: Some(id.into()),
+        etag: format!("etag-{id}"),
+        delete_marker: false,
+        latest: false,
+        only_entry: false,
+    };
+    for id in ["v1", "v2"] {
+        let gone = cat
+            .delete_seen_version(&b, "k", &noncurrent(id))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(gone.object.version_id.as_deref(), Some(id));
+    }
+    let gone = cat
+        .delete_seen_version(&b, "k", &m1)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(gone.delete_marker);
+    assert!(all_versions(cat, "seen-v").await.is_empty());
 }

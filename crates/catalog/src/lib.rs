@@ -288,6 +288,23 @@ pub trait Catalog: Send + Sync {
         key: &str,
         version_id: Option<&str>,
     ) -> Result<Option<ObjectVersion>>;
+    /// [`Catalog::delete_object_version`] of the entry `seen` names, only if it is still as
+    /// seen (same ETag, kind and newest-or-not; its key's only entry if `seen` says so) in the
+    /// transaction of the removal. `Ok(None)` if not: nothing changed.
+    async fn delete_seen_version(
+        &self,
+        bucket: &Bucket,
+        key: &str,
+        seen: &SeenVersion,
+    ) -> Result<Option<ObjectVersion>>;
+    /// [`Catalog::put_delete_marker`], only if the key's current object is still the version
+    /// `seen` names, in the transaction of the change. `Ok(None)` if not: nothing changed.
+    async fn put_delete_marker_over(
+        &self,
+        bucket: &Bucket,
+        marker: &ObjectRecord,
+        seen: &SeenVersion,
+    ) -> Result<Option<Vec<ObjectRecord>>>;
     /// Up to `limit` entries (versions and delete markers) whose keys start with `prefix`,
     /// ordered by key in byte order and, within a key, newest first, after `from`. One range
     /// scan of an index: nothing but the page is read.

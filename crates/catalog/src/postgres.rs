@@ -28,7 +28,8 @@ use crate::types::Settled;
 use crate::{
     AccessKey, Bucket, BucketKey, Catalog, CatalogError, Chunk, CompletedUpload, Lease, ListFrom,
     ObjectRecord, ObjectVersion, Part, PutCondition, Quota, QuotaStatus, QuotaTarget, Reservation,
-    ResidencyRule, Result, SiteRecord, Tenant, Upload, Usage, Versioning, VersionsFrom,
+    ResidencyRule, Result, SeenVersion, SiteRecord, Tenant, Upload, Usage, Versioning,
+    VersionsFrom,
 };
 use async_trait::async_trait;
 use obhut_core::{BlobId, PolicyScope};
@@ -947,6 +948,157 @@ async fn lock_key_versions(c: &mut PgConnection, bucket: &str, key: &str) -> Res
         .await
         .map_err(storage)?;
     Ok(())
+}
+
+/// [`Catalog::put_delete_marker`] in a transaction (committed by the caller).
+async fn put_delete_marker_tx(
+    tx: &mut PgConnection,
+    bucket: &Bucket,
+    m: &ObjectRecord,
+) -> Result<Vec<ObjectRecord>> {
+    if lock_incarnation(&mut *tx, bucket).await? == Versioning::Unversioned {
+        return Err(CatalogError::Conflict(
+            "a delete marker in a bucket that is not versioned",
+        ));
+    }
+    lock_key_versions(&mut *tx, &m.bucket, &m.key).await?;
+    let current = current_tx(&mut *tx, &m.bucket, &m.key).await?;
+    let order = next_order_tx(&mut *tx, &m.bucket, &m.key, current.as_ref().map(|c| c.1)).await?;
+    let mut removed = Vec::new();
+    if let Some((cur, cur_order)) = current {
+        delete_current_tx(&mut *tx, &m.bucket, &m.key).await?;
+        if cur.version_id.is_none() && m.version_id.is_none() {
+            removed.push(ObjectVersion {
+                object: cur,
+                delete_marker: false,
+                is_latest: true,
+            });
+        } else {
+            write_noncurrent_tx(&mut *tx, &cur, cur_order, false).await?;
+        }
+    }
+    if m.version_id.is_none() && removed.is_empty() {
+        removed.extend(remove_noncurrent_tx(&mut *tx, &m.bucket, &m.key, None).await?);
+    }
+    write_noncurrent_tx(&mut *tx, m, order, true).await?;
+    let (bytes, objects) = uncounted(&removed)?;
+    add_usage_tx(&mut *tx, &m.bucket, -bytes, -objects).await?;
+    Ok(removed
+        .into_iter()
+        .filter(|r| !r.delete_marker)
+        .map(|r| r.object)
+        .collect())
+}
+
+/// [`Catalog::delete_object_version`] in a transaction (committed by the caller).
+async fn delete_version_tx(
+    tx: &mut PgConnection,
+    b: &Bucket,
+    key: &str,
+    version_id: Option<&str>,
+) -> Result<Option<ObjectVersion>> {
+    let bucket = b.name.as_str();
+    lock_incarnation(&mut *tx, b).await?;
+    lock_key_versions(&mut *tx, bucket, key).await?;
+    let current = current_tx(&mut *tx, bucket, key).await?;
+    let removed = match current {
+        Some((cur, _)) if cur.version_id.as_deref() == version_id => {
+            delete_current_tx(&mut *tx, bucket, key).await?;
+            Some(ObjectVersion {
+                object: cur,
+                delete_marker: false,
+                is_latest: true,
+            })
+        }
+        Some(_) => remove_noncurrent_tx(&mut *tx, bucket, key, version_id).await?,
+        None => {
+            let newest = newest_noncurrent_tx(&mut *tx, bucket, key)
+                .await?
+                .map(|n| n.0);
+            remove_noncurrent_tx(&mut *tx, bucket, key, version_id)
+                .await?
+                .map(|mut v| {
+                    v.is_latest = newest.as_ref() == Some(&v);
+                    v
+                })
+        }
+    };
+    if removed.is_some() {
+        let (bytes, objects) = uncounted(removed.as_slice())?;
+        add_usage_tx(&mut *tx, bucket, -bytes, -objects).await?;
+        if current_tx(&mut *tx, bucket, key).await?.is_none()
+            && let Some((next, order)) = newest_noncurrent_tx(&mut *tx, bucket, key).await?
+            && !next.delete_marker
+        {
+            // The newest noncurrent version becomes current.
+            sqlx::query(
+                "DELETE FROM object_versions WHERE bucket = $1 AND key = $2 AND version_order = $3",
+            )
+            .bind(bucket)
+            .bind(key.as_bytes())
+            .bind(order)
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+            write_current_tx(&mut *tx, &next.object, order).await?;
+        }
+    }
+    Ok(removed)
+}
+
+/// Whether the entry `seen` names is still as it was seen (see [`SeenVersion::matches`]);
+/// the key's versions are locked by the caller.
+async fn still_seen_tx(
+    tx: &mut PgConnection,
+    bucket: &str,
+    key: &str,
+    seen: &SeenVersion,
+) -> Result<bool> {
+    let current = current_tx(&mut *tx, bucket, key).await?;
+    let found = match &current {
+        Some((cur, _)) if cur.version_id == seen.version_id => Some((cur.clone(), false, true)),
+        _ => {
+            let row = sqlx::query(sql!(
+                "SELECT {VERSION_COLS} FROM object_versions WHERE bucket = $1 AND key = $2 AND version_id = $3"
+            ))
+            .bind(bucket)
+            .bind(key.as_bytes())
+            .bind(stored_version_id(seen.version_id.as_deref()))
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(storage)?
+            .as_ref()
+            .map(decode_version)
+            .transpose()?;
+            match row {
+                None => None,
+                Some((v, order)) => {
+                    let latest = current.is_none()
+                        && newest_noncurrent_tx(&mut *tx, bucket, key)
+                            .await?
+                            .map(|n| n.1)
+                            == Some(order);
+                    Some((v.object, v.delete_marker, latest))
+                }
+            }
+        }
+    };
+    let entries: i64 = if seen.only_entry {
+        sqlx::query_scalar(
+            "SELECT (SELECT COUNT(*) FROM objects WHERE bucket = $1 AND key = $2) + (SELECT COUNT(*) FROM object_versions WHERE bucket = $1 AND key = $2)",
+        )
+        .bind(bucket)
+        .bind(key.as_bytes())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(storage)?
+    } else {
+        0
+    };
+    Ok(seen.matches(
+        found.as_ref().map(|(o, m, l)| (o, *m, *l)),
+        u64::try_from(entries).unwrap_or(0),
+    ))
 }
 
 /// The current row of a key with its order, locked for update.
@@ -2315,43 +2467,32 @@ impl Catalog for PgCatalog {
         bucket: &Bucket,
         marker: &ObjectRecord,
     ) -> Result<Vec<ObjectRecord>> {
-        let m = marker;
-        crate::same_bucket(bucket, &m.bucket)?;
+        crate::same_bucket(bucket, &marker.bucket)?;
         let mut tx = self.begin().await?;
-        if lock_incarnation(&mut tx, bucket).await? == Versioning::Unversioned {
-            return Err(CatalogError::Conflict(
-                "a delete marker in a bucket that is not versioned",
-            ));
-        }
-        lock_key_versions(&mut tx, &m.bucket, &m.key).await?;
-        let current = current_tx(&mut tx, &m.bucket, &m.key).await?;
-        let order =
-            next_order_tx(&mut tx, &m.bucket, &m.key, current.as_ref().map(|c| c.1)).await?;
-        let mut removed = Vec::new();
-        if let Some((cur, cur_order)) = current {
-            delete_current_tx(&mut tx, &m.bucket, &m.key).await?;
-            if cur.version_id.is_none() && m.version_id.is_none() {
-                removed.push(ObjectVersion {
-                    object: cur,
-                    delete_marker: false,
-                    is_latest: true,
-                });
-            } else {
-                write_noncurrent_tx(&mut tx, &cur, cur_order, false).await?;
-            }
-        }
-        if m.version_id.is_none() && removed.is_empty() {
-            removed.extend(remove_noncurrent_tx(&mut tx, &m.bucket, &m.key, None).await?);
-        }
-        write_noncurrent_tx(&mut tx, m, order, true).await?;
-        let (bytes, objects) = uncounted(&removed)?;
-        add_usage_tx(&mut tx, &m.bucket, -bytes, -objects).await?;
+        let removed = put_delete_marker_tx(&mut tx, bucket, marker).await?;
         tx.commit().await.map_err(storage)?;
-        Ok(removed
-            .into_iter()
-            .filter(|r| !r.delete_marker)
-            .map(|r| r.object)
-            .collect())
+        Ok(removed)
+    }
+
+    async fn put_delete_marker_over(
+        &self,
+        bucket: &Bucket,
+        marker: &ObjectRecord,
+        seen: &SeenVersion,
+    ) -> Result<Option<Vec<ObjectRecord>>> {
+        crate::same_bucket(bucket, &marker.bucket)?;
+        if !seen.latest || seen.delete_marker {
+            return Ok(None);
+        }
+        let mut tx = self.begin().await?;
+        lock_incarnation(&mut tx, bucket).await?;
+        lock_key_versions(&mut tx, &marker.bucket, &marker.key).await?;
+        if !still_seen_tx(&mut tx, &marker.bucket, &marker.key, seen).await? {
+            return Ok(None);
+        }
+        let removed = put_delete_marker_tx(&mut tx, bucket, marker).await?;
+        tx.commit().await.map_err(storage)?;
+        Ok(Some(removed))
     }
 
     async fn delete_object_version(
@@ -2360,53 +2501,25 @@ impl Catalog for PgCatalog {
         key: &str,
         version_id: Option<&str>,
     ) -> Result<Option<ObjectVersion>> {
-        let bucket = b.name.as_str();
+        let mut tx = self.begin().await?;
+        let removed = delete_version_tx(&mut tx, b, key, version_id).await?;
+        tx.commit().await.map_err(storage)?;
+        Ok(removed)
+    }
+
+    async fn delete_seen_version(
+        &self,
+        b: &Bucket,
+        key: &str,
+        seen: &SeenVersion,
+    ) -> Result<Option<ObjectVersion>> {
         let mut tx = self.begin().await?;
         lock_incarnation(&mut tx, b).await?;
-        lock_key_versions(&mut tx, bucket, key).await?;
-        let current = current_tx(&mut tx, bucket, key).await?;
-        let removed = match current {
-            Some((cur, _)) if cur.version_id.as_deref() == version_id => {
-                delete_current_tx(&mut tx, bucket, key).await?;
-                Some(ObjectVersion {
-                    object: cur,
-                    delete_marker: false,
-                    is_latest: true,
-                })
-            }
-            Some(_) => remove_noncurrent_tx(&mut tx, bucket, key, version_id).await?,
-            None => {
-                let newest = newest_noncurrent_tx(&mut tx, bucket, key)
-                    .await?
-                    .map(|n| n.0);
-                remove_noncurrent_tx(&mut tx, bucket, key, version_id)
-                    .await?
-                    .map(|mut v| {
-                        v.is_latest = newest.as_ref() == Some(&v);
-                        v
-                    })
-            }
-        };
-        if removed.is_some() {
-            let (bytes, objects) = uncounted(removed.as_slice())?;
-            add_usage_tx(&mut tx, bucket, -bytes, -objects).await?;
-            if current_tx(&mut tx, bucket, key).await?.is_none()
-                && let Some((next, order)) = newest_noncurrent_tx(&mut tx, bucket, key).await?
-                && !next.delete_marker
-            {
-                // The newest noncurrent version becomes current.
-                sqlx::query(
-                    "DELETE FROM object_versions WHERE bucket = $1 AND key = $2 AND version_order = $3",
-                )
-                .bind(bucket)
-                .bind(key.as_bytes())
-                .bind(order)
-                .execute(&mut *tx)
-                .await
-                .map_err(storage)?;
-                write_current_tx(&mut tx, &next.object, order).await?;
-            }
+        lock_key_versions(&mut tx, &b.name, key).await?;
+        if !still_seen_tx(&mut tx, &b.name, key, seen).await? {
+            return Ok(None);
         }
+        let removed = delete_version_tx(&mut tx, b, key, seen.version_id.as_deref()).await?;
         tx.commit().await.map_err(storage)?;
         Ok(removed)
     }

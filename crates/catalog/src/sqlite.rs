@@ -11,7 +11,8 @@ use crate::types::Settled;
 use crate::{
     AccessKey, Bucket, BucketKey, Catalog, CatalogError, Chunk, CompletedUpload, Lease, ListFrom,
     ObjectRecord, ObjectVersion, Part, PutCondition, Quota, QuotaStatus, QuotaTarget, Reservation,
-    ResidencyRule, Result, SiteRecord, Tenant, Upload, Usage, Versioning, VersionsFrom,
+    ResidencyRule, Result, SeenVersion, SiteRecord, Tenant, Upload, Usage, Versioning,
+    VersionsFrom,
 };
 use async_trait::async_trait;
 use obhut_core::{BlobId, PolicyScope};
@@ -960,6 +961,135 @@ fn promote_tx(tx: &Connection, bucket: &str, key: &str) -> Result<()> {
         write_current_tx(tx, &next.object, order)?;
     }
     Ok(())
+}
+
+/// [`Catalog::put_delete_marker`] in a transaction.
+fn put_delete_marker_tx(
+    tx: &Connection,
+    b: &Bucket,
+    m: &ObjectRecord,
+) -> Result<Vec<ObjectRecord>> {
+    if incarnation_tx(tx, b)? == Versioning::Unversioned {
+        return Err(CatalogError::Conflict(
+            "a delete marker in a bucket that is not versioned",
+        ));
+    }
+    let current = current_tx(tx, &m.bucket, &m.key)?;
+    let order = next_order_tx(tx, &m.bucket, &m.key, current.as_ref().map(|c| c.1))?;
+    let mut removed = Vec::new();
+    if let Some((cur, cur_order)) = current {
+        exec(
+            tx,
+            "DELETE FROM objects WHERE bucket = ?1 AND key = ?2",
+            params![m.bucket, key_bytes(&m.key)],
+        )
+        .map_err(storage)?;
+        if cur.version_id.is_none() && m.version_id.is_none() {
+            removed.push(ObjectVersion {
+                object: cur,
+                delete_marker: false,
+                is_latest: true,
+            });
+        } else {
+            write_noncurrent_tx(tx, &cur, cur_order, false)?;
+        }
+    }
+    if m.version_id.is_none() && removed.is_empty() {
+        removed.extend(remove_noncurrent_tx(tx, &m.bucket, &m.key, None)?);
+    }
+    write_noncurrent_tx(tx, m, order, true)?;
+    uncount_tx(tx, &removed)?;
+    Ok(removed
+        .into_iter()
+        .filter(|r| !r.delete_marker)
+        .map(|r| r.object)
+        .collect())
+}
+
+/// [`Catalog::delete_object_version`] in a transaction.
+fn delete_version_tx(
+    tx: &Connection,
+    b: &Bucket,
+    key: &str,
+    version_id: Option<&str>,
+) -> Result<Option<ObjectVersion>> {
+    incarnation_tx(tx, b)?;
+    let bucket = b.name.as_str();
+    let removed = match current_tx(tx, bucket, key)? {
+        Some((cur, _)) if cur.version_id.as_deref() == version_id => {
+            exec(
+                tx,
+                "DELETE FROM objects WHERE bucket = ?1 AND key = ?2",
+                params![bucket, key_bytes(key)],
+            )
+            .map_err(storage)?;
+            Some(ObjectVersion {
+                object: cur,
+                delete_marker: false,
+                is_latest: true,
+            })
+        }
+        Some(_) => remove_noncurrent_tx(tx, bucket, key, version_id)?,
+        None => {
+            let newest = newest_noncurrent_tx(tx, bucket, key)?.map(|n| n.0);
+            remove_noncurrent_tx(tx, bucket, key, version_id)?.map(|mut v| {
+                v.is_latest = newest.as_ref() == Some(&v);
+                v
+            })
+        }
+    };
+    if removed.is_some() {
+        uncount_tx(tx, removed.as_slice())?;
+        if current_tx(tx, bucket, key)?.is_none() {
+            promote_tx(tx, bucket, key)?;
+        }
+    }
+    Ok(removed)
+}
+
+/// Whether the entry `seen` names is still as it was seen (see [`SeenVersion::matches`]).
+fn still_seen_tx(tx: &Connection, bucket: &str, key: &str, seen: &SeenVersion) -> Result<bool> {
+    let current = current_tx(tx, bucket, key)?;
+    let found = match &current {
+        Some((cur, _)) if cur.version_id == seen.version_id => Some((cur.clone(), false, true)),
+        _ => {
+            let row = query_row(
+                tx,
+                &format!(
+                    "SELECT {VERSION_COLS} FROM object_versions WHERE bucket = ?1 AND key = ?2 AND version_id = ?3"
+                ),
+                params![bucket, key_bytes(key), stored_version_id(seen.version_id.as_deref())],
+                raw_version,
+            )
+            .optional()
+            .map_err(storage)?
+            .map(decode_version)
+            .transpose()?;
+            match row {
+                None => None,
+                Some((v, order)) => {
+                    let latest = current.is_none()
+                        && newest_noncurrent_tx(tx, bucket, key)?.map(|n| n.1) == Some(order);
+                    Some((v.object, v.delete_marker, latest))
+                }
+            }
+        }
+    };
+    let entries: i64 = if seen.only_entry {
+        query_row(
+            tx,
+            "SELECT (SELECT COUNT(*) FROM objects WHERE bucket = ?1 AND key = ?2) + (SELECT COUNT(*) FROM object_versions WHERE bucket = ?1 AND key = ?2)",
+            params![bucket, key_bytes(key)],
+            |r| r.get(0),
+        )
+        .map_err(storage)?
+    } else {
+        0
+    };
+    Ok(seen.matches(
+        found.as_ref().map(|(o, m, l)| (o, *m, *l)),
+        u64::try_from(entries).unwrap_or(0),
+    ))
 }
 
 /// Counts the removal of `removed` in its bucket's usage (a delete marker holds nothing).
@@ -2322,42 +2452,24 @@ impl Catalog for SqliteCatalog {
     ) -> Result<Vec<ObjectRecord>> {
         crate::same_bucket(bucket, &marker.bucket)?;
         let (b, m) = (bucket.clone(), marker.clone());
+        self.write_data(move |tx| put_delete_marker_tx(tx, &b, &m))
+            .await
+    }
+
+    async fn put_delete_marker_over(
+        &self,
+        bucket: &Bucket,
+        marker: &ObjectRecord,
+        seen: &SeenVersion,
+    ) -> Result<Option<Vec<ObjectRecord>>> {
+        crate::same_bucket(bucket, &marker.bucket)?;
+        let (b, m, seen) = (bucket.clone(), marker.clone(), seen.clone());
         self.write_data(move |tx| {
-            if incarnation_tx(tx, &b)? == Versioning::Unversioned {
-                return Err(CatalogError::Conflict(
-                    "a delete marker in a bucket that is not versioned",
-                ));
+            incarnation_tx(tx, &b)?;
+            if !seen.latest || seen.delete_marker || !still_seen_tx(tx, &m.bucket, &m.key, &seen)? {
+                return Ok(None);
             }
-            let current = current_tx(tx, &m.bucket, &m.key)?;
-            let order = next_order_tx(tx, &m.bucket, &m.key, current.as_ref().map(|c| c.1))?;
-            let mut removed = Vec::new();
-            if let Some((cur, cur_order)) = current {
-                exec(
-                    tx,
-                    "DELETE FROM objects WHERE bucket = ?1 AND key = ?2",
-                    params![m.bucket, key_bytes(&m.key)],
-                )
-                .map_err(storage)?;
-                if cur.version_id.is_none() && m.version_id.is_none() {
-                    removed.push(ObjectVersion {
-                        object: cur,
-                        delete_marker: false,
-                        is_latest: true,
-                    });
-                } else {
-                    write_noncurrent_tx(tx, &cur, cur_order, false)?;
-                }
-            }
-            if m.version_id.is_none() && removed.is_empty() {
-                removed.extend(remove_noncurrent_tx(tx, &m.bucket, &m.key, None)?);
-            }
-            write_noncurrent_tx(tx, &m, order, true)?;
-            uncount_tx(tx, &removed)?;
-            Ok(removed
-                .into_iter()
-                .filter(|r| !r.delete_marker)
-                .map(|r| r.object)
-                .collect())
+            put_delete_marker_tx(tx, &b, &m).map(Some)
         })
         .await
     }
@@ -2373,39 +2485,23 @@ impl Catalog for SqliteCatalog {
             key.to_owned(),
             version_id.map(str::to_owned),
         );
+        self.write_data(move |tx| delete_version_tx(tx, &b, &key, version_id.as_deref()))
+            .await
+    }
+
+    async fn delete_seen_version(
+        &self,
+        bucket: &Bucket,
+        key: &str,
+        seen: &SeenVersion,
+    ) -> Result<Option<ObjectVersion>> {
+        let (b, key, seen) = (bucket.clone(), key.to_owned(), seen.clone());
         self.write_data(move |tx| {
             incarnation_tx(tx, &b)?;
-            let bucket = b.name;
-            let removed = match current_tx(tx, &bucket, &key)? {
-                Some((cur, _)) if cur.version_id == version_id => {
-                    exec(
-                        tx,
-                        "DELETE FROM objects WHERE bucket = ?1 AND key = ?2",
-                        params![bucket, key_bytes(&key)],
-                    )
-                    .map_err(storage)?;
-                    Some(ObjectVersion {
-                        object: cur,
-                        delete_marker: false,
-                        is_latest: true,
-                    })
-                }
-                Some(_) => remove_noncurrent_tx(tx, &bucket, &key, version_id.as_deref())?,
-                None => {
-                    let newest = newest_noncurrent_tx(tx, &bucket, &key)?.map(|n| n.0);
-                    remove_noncurrent_tx(tx, &bucket, &key, version_id.as_deref())?.map(|mut v| {
-                        v.is_latest = newest.as_ref() == Some(&v);
-                        v
-                    })
-                }
-            };
-            if removed.is_some() {
-                uncount_tx(tx, removed.as_slice())?;
-                if current_tx(tx, &bucket, &key)?.is_none() {
-                    promote_tx(tx, &bucket, &key)?;
-                }
+            if !still_seen_tx(tx, &b.name, &key, &seen)? {
+                return Ok(None);
             }
-            Ok(removed)
+            delete_version_tx(tx, &b, &key, seen.version_id.as_deref())
         })
         .await
     }

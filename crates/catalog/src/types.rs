@@ -163,6 +163,53 @@ pub struct ObjectVersion {
     pub is_latest: bool,
 }
 
+/// An entry of a key's history (a version or a delete marker) as a background walk saw it:
+/// a change conditioned on it ([`crate::Catalog::delete_seen_version`],
+/// [`crate::Catalog::put_delete_marker_over`]) is made only if the entry is still so when the
+/// change is made, so that a walk never removes or hides what a client wrote after it looked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeenVersion {
+    /// Its id (`None`: the `null` version).
+    pub version_id: Option<String>,
+    /// Its ETag as stored (sealed, so it differs between any two versions; empty for a delete
+    /// marker).
+    pub etag: String,
+    pub delete_marker: bool,
+    /// Whether it was the newest entry of its key.
+    pub latest: bool,
+    /// Required besides: it is its key's only entry (a delete marker with no version left
+    /// behind it).
+    pub only_entry: bool,
+}
+
+impl SeenVersion {
+    /// The entry `v` as listed.
+    #[must_use]
+    pub fn of(v: &ObjectVersion) -> Self {
+        Self {
+            version_id: v.object.version_id.clone(),
+            etag: v.object.etag.clone(),
+            delete_marker: v.delete_marker,
+            latest: v.is_latest,
+            only_entry: false,
+        }
+    }
+
+    /// Whether `found` (the entry of this id now, with whether it is the newest, and how many
+    /// entries its key has) is still the entry seen.
+    #[must_use]
+    pub fn matches(&self, found: Option<(&ObjectRecord, bool, bool)>, entries: u64) -> bool {
+        let Some((o, delete_marker, latest)) = found else {
+            return false;
+        };
+        o.version_id == self.version_id
+            && o.etag == self.etag
+            && delete_marker == self.delete_marker
+            && latest == self.latest
+            && (!self.only_entry || entries == 1)
+    }
+}
+
 /// Where a listing of versions starts; entries are ordered by key, then newest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VersionsFrom<'a> {
@@ -258,6 +305,8 @@ pub mod config_kind {
     pub const POLICY: &str = "policy";
     /// Block Public Access settings; none stored means all on.
     pub const PUBLIC_ACCESS_BLOCK: &str = "public_access_block";
+    /// Bucket lifecycle rules, as obhut's JSON form of `BucketLifecycleConfiguration`.
+    pub const LIFECYCLE: &str = "lifecycle";
 }
 
 mod blob_id_hex {

@@ -18,6 +18,7 @@ mod front;
 pub mod health;
 mod integrity;
 pub mod keys;
+pub mod lifecycle;
 mod list;
 mod meta;
 pub mod policies;
@@ -89,6 +90,8 @@ pub struct GatewayConfig {
     pub region: String,
     /// How long a released bucket key may stay in memory (DESIGN.md: at most 300 s by default).
     pub key_cache_ttl: Duration,
+    /// The length of a lifecycle day and how often lifecycle rules are applied.
+    pub lifecycle: lifecycle::LifecycleTiming,
 }
 
 /// A revocation as the process log shows it: tenants only as [`obhut_core::logged`] renders
@@ -161,6 +164,7 @@ impl Gateway {
         gateway.spawn_upgrade(workers);
         gateway.spawn_shred_purge(workers);
         gateway.spawn_quota_reclaim(workers);
+        gateway.spawn_lifecycle(workers);
         gateway
     }
 

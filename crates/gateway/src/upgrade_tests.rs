@@ -308,6 +308,7 @@ fn gateway(catalog: &Arc<dyn Catalog>, trustee: &Arc<StandIn>) -> Gateway {
         GatewayConfig {
             region: "r".into(),
             key_cache_ttl: Duration::from_secs(60),
+            lifecycle: crate::lifecycle::LifecycleTiming::default(),
         },
         maintenance.requests(),
         policies,

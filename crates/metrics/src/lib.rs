@@ -89,6 +89,47 @@ struct JustificationLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ActionLabel {
+    action: &'static str,
+}
+
+/// What a lifecycle rule did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LifecycleAction {
+    /// A current version expired: removed (unversioned bucket) or hidden by a delete marker.
+    Expired,
+    /// A noncurrent version (or delete marker) removed.
+    NoncurrentExpired,
+    /// A delete marker with no version left behind it removed.
+    DeleteMarkerRemoved,
+    /// An incomplete multipart upload aborted.
+    UploadAborted,
+    /// A version a tag-filtered rule could not be decided for (its tags could not be read).
+    Skipped,
+}
+
+impl LifecycleAction {
+    const ALL: [Self; 5] = [
+        Self::Expired,
+        Self::NoncurrentExpired,
+        Self::DeleteMarkerRemoved,
+        Self::UploadAborted,
+        Self::Skipped,
+    ];
+
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Expired => "expired",
+            Self::NoncurrentExpired => "noncurrent_expired",
+            Self::DeleteMarkerRemoved => "delete_marker_removed",
+            Self::UploadAborted => "upload_aborted",
+            Self::Skipped => "skipped",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StateLabel {
     state: &'static str,
 }
@@ -193,6 +234,7 @@ pub struct Metrics {
     key_evictions: Counter,
     releases: [Counter; 3],
     signature_checks: Counter,
+    lifecycle: [Counter; 5],
     request_ids: AtomicU64,
 }
 
@@ -305,6 +347,17 @@ impl Metrics {
             "S3 request signatures the trustee was asked to check (counted by the trustee)",
             signature_checks.clone(),
         );
+        let lifecycle_family = Family::<ActionLabel, Counter>::default();
+        let lifecycle = LifecycleAction::ALL.map(|a| {
+            lifecycle_family
+                .get_or_create(&ActionLabel { action: a.as_str() })
+                .clone()
+        });
+        registry.register(
+            "lifecycle_actions",
+            "What bucket lifecycle rules did on this gateway, by action",
+            lifecycle_family,
+        );
         Self {
             registry,
             requests,
@@ -319,6 +372,7 @@ impl Metrics {
             key_evictions,
             releases,
             signature_checks,
+            lifecycle,
             request_ids: AtomicU64::new(0),
         }
     }
@@ -378,6 +432,13 @@ impl Metrics {
     pub fn key_released(&self, kind: ReleaseKind) {
         if enabled() {
             self.releases[kind as usize].inc();
+        }
+    }
+
+    /// Lifecycle rules did `action` `n` times.
+    pub fn lifecycle_applied(&self, action: LifecycleAction, n: u64) {
+        if enabled() && n > 0 {
+            self.lifecycle[action as usize].inc_by(n);
         }
     }
 

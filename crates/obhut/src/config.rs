@@ -23,6 +23,8 @@ struct FileConfig {
     shred_grace_secs: Option<u64>,
     scrub_bytes_per_sec: Option<u64>,
     scrub_interval_secs: Option<u64>,
+    lifecycle_day_secs: Option<u64>,
+    lifecycle_interval_secs: Option<u64>,
     header_read_timeout_secs: Option<u64>,
     idle_timeout_secs: Option<u64>,
     max_connections: Option<usize>,
@@ -78,6 +80,10 @@ pub struct ServeConfig {
     /// Scrubbing: bytes of replicas read per second (0: off), and the pause between passes.
     pub scrub_bytes_per_sec: u64,
     pub scrub_interval: Duration,
+    /// The length of a lifecycle day (S3's is 24 hours) and the pause between lifecycle runs,
+    /// if configured (`lifecycle_day_secs`, `lifecycle_interval_secs`).
+    pub lifecycle_day: Option<Duration>,
+    pub lifecycle_every: Option<Duration>,
     /// Both listeners' header-read and idle timeouts and connection cap.
     pub limits: obhut_listen::Limits,
     /// TLS on the S3 and on the admin listener (`None`: plain HTTP).
@@ -149,6 +155,8 @@ impl ServeConfig {
                 file.scrub_interval_secs
                     .unwrap_or(DEFAULT_SCRUB_INTERVAL_SECS),
             ),
+            lifecycle_day: file.lifecycle_day_secs.map(Duration::from_secs),
+            lifecycle_every: file.lifecycle_interval_secs.map(Duration::from_secs),
             limits: obhut_listen::Limits::from_config(
                 file.header_read_timeout_secs,
                 file.idle_timeout_secs,

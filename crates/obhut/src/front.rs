@@ -98,6 +98,10 @@ pub(crate) struct Front {
     pub key_cache_ttl: Duration,
     pub scrub_bytes_per_sec: u64,
     pub scrub_interval: Duration,
+    /// The length of a lifecycle day and the pause between lifecycle runs, as configured
+    /// (the environment may override both, see `lifecycle_timing`).
+    pub lifecycle_day: Option<Duration>,
+    pub lifecycle_every: Option<Duration>,
     /// The process's background workers (the front adds its own and stops them all).
     pub workers: Workers,
     /// Timeouts and the connection cap of both listeners.
@@ -190,6 +194,7 @@ pub(crate) async fn serve_front(front: Front, data_dir: &Path) -> Result<()> {
         GatewayConfig {
             region: front.region.clone(),
             key_cache_ttl: front.key_cache_ttl,
+            lifecycle: lifecycle_timing(front.lifecycle_day, front.lifecycle_every)?,
         },
         maintenance.requests(),
         policies,
@@ -304,6 +309,36 @@ fn orphan_collection() -> Result<OrphanCollection> {
         );
     }
     Ok(orphans)
+}
+
+/// The length of a lifecycle day and the pause between lifecycle runs: 24 hours and one hour,
+/// unless the config file (`lifecycle_day_secs`, `lifecycle_interval_secs`) or, over it, the
+/// environment (`OBHUT_LIFECYCLE_DAY_MS`, `OBHUT_LIFECYCLE_EVERY_MS`) says otherwise. A day
+/// shorter than S3's is for tests (objects expire for real, sooner): it is logged as a warning.
+fn lifecycle_timing(
+    day: Option<Duration>,
+    every: Option<Duration>,
+) -> Result<obhut_gateway::lifecycle::LifecycleTiming> {
+    let default = obhut_gateway::lifecycle::LifecycleTiming::default();
+    let timing = obhut_gateway::lifecycle::LifecycleTiming {
+        day: env_ms("OBHUT_LIFECYCLE_DAY_MS")?
+            .or(day)
+            .unwrap_or(default.day),
+        every: env_ms("OBHUT_LIFECYCLE_EVERY_MS")?
+            .or(every)
+            .unwrap_or(default.every),
+    };
+    anyhow::ensure!(
+        !timing.day.is_zero() && !timing.every.is_zero(),
+        "a lifecycle day (lifecycle_day_secs, OBHUT_LIFECYCLE_DAY_MS) and the lifecycle interval (lifecycle_interval_secs, OBHUT_LIFECYCLE_EVERY_MS) must be above zero"
+    );
+    if timing.day < default.day {
+        tracing::warn!(
+            day_ms = timing.day.as_millis(),
+            "a lifecycle day is shorter than 24 hours here: lifecycle rules expire objects sooner than S3 would"
+        );
+    }
+    Ok(timing)
 }
 
 /// The shortest grace period of orphan collection allowed at all.

@@ -41,6 +41,8 @@ struct GatewayFile {
     key_cache_ttl_secs: Option<u64>,
     scrub_bytes_per_sec: Option<u64>,
     scrub_interval_secs: Option<u64>,
+    lifecycle_day_secs: Option<u64>,
+    lifecycle_interval_secs: Option<u64>,
     header_read_timeout_secs: Option<u64>,
     idle_timeout_secs: Option<u64>,
     max_connections: Option<usize>,
@@ -82,6 +84,9 @@ pub struct GatewaySettings {
     pub key_cache_ttl: Duration,
     pub scrub_bytes_per_sec: u64,
     pub scrub_interval: Duration,
+    /// The length of a lifecycle day and the pause between lifecycle runs, if configured.
+    pub lifecycle_day: Option<Duration>,
+    pub lifecycle_every: Option<Duration>,
     pub limits: obhut_listen::Limits,
     /// TLS on the S3 and on the admin listener (`None`: plain HTTP).
     pub s3_tls: Option<TlsFiles>,
@@ -124,6 +129,8 @@ impl GatewaySettings {
                 file.scrub_interval_secs
                     .unwrap_or(crate::config::DEFAULT_SCRUB_INTERVAL_SECS),
             ),
+            lifecycle_day: file.lifecycle_day_secs.map(Duration::from_secs),
+            lifecycle_every: file.lifecycle_interval_secs.map(Duration::from_secs),
             limits: obhut_listen::Limits::from_config(
                 file.header_read_timeout_secs,
                 file.idle_timeout_secs,
@@ -270,6 +277,8 @@ async fn serve(
             key_cache_ttl: s.key_cache_ttl,
             scrub_bytes_per_sec: s.scrub_bytes_per_sec,
             scrub_interval: s.scrub_interval,
+            lifecycle_day: s.lifecycle_day,
+            lifecycle_every: s.lifecycle_every,
             workers: obhut_maintenance::Workers::new(),
             limits: s.limits,
             certs,

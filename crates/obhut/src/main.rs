@@ -172,8 +172,9 @@ enum ResidencyCommand {
 #[derive(clap::Args)]
 pub struct GatewayArgs {
     /// TOML with data_dir, s3_addr, admin_addr, region, log, log_format, access_log, metrics,
-    /// key_cache_ttl_secs, catalog, catalog_password_file, s3_tls_cert, s3_tls_key,
-    /// admin_tls_cert, admin_tls_key, and [trustee] url, ca, cert, key.
+    /// key_cache_ttl_secs, lifecycle_day_secs, lifecycle_interval_secs, catalog,
+    /// catalog_password_file, s3_tls_cert, s3_tls_key, admin_tls_cert, admin_tls_key, and
+    /// [trustee] url, ca, cert, key.
     #[arg(long)]
     pub config: PathBuf,
     #[command(flatten)]

@@ -421,6 +421,8 @@ async fn serve(config: ServeConfig) -> Result<()> {
             key_cache_ttl: config.key_cache_ttl,
             scrub_bytes_per_sec: config.scrub_bytes_per_sec,
             scrub_interval: config.scrub_interval,
+            lifecycle_day: config.lifecycle_day,
+            lifecycle_every: config.lifecycle_every,
             workers,
             limits: config.limits,
             certs,

@@ -63,6 +63,15 @@ pub struct IntegrityAlarm {
 pub const FORMAT_UPGRADE_REASON: &str =
     "format upgrade: bind object keys to their names, seal ETags";
 
+/// The `System` reason for which the trustee releases a bucket key (or, for a tenant whose keys
+/// are opened per object, object keys) to apply a tenant's own lifecycle rules that filter by
+/// object tag: the tags are sealed in each version's metadata, so the lifecycle worker must
+/// open it to tell whether a rule applies (docs/s3-compatibility.md, "Lifecycle"). Every such
+/// release is logged like any other; the trustee grants it only to a gateway in its own
+/// process (`obhut serve`).
+pub const LIFECYCLE_TAGS_REASON: &str =
+    "lifecycle: read object tags for the tenant's own tag-filtered rules";
+
 /// A bucket key as stored in the catalog: sealed under the tenant key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WrappedKey {

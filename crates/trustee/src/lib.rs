@@ -899,9 +899,9 @@ impl Trustee {
         why: &Justification,
     ) -> Result<Key, TrusteeError> {
         // A per-object tenant's bucket keys stay here; only obhut's own format upgrade, in
-        // process, has them (its rotations rewrap inside the trustee).
-        if self.governance.key_release(tenant)? == KeyRelease::PerObject
-            && !matches!(why, Justification::System { .. })
+        // process, has them (its rotations rewrap inside the trustee). Lifecycle's tag reads
+        // have object keys opened here, as requests do.
+        if self.governance.key_release(tenant)? == KeyRelease::PerObject && !is_format_upgrade(why)
         {
             return Err(TrusteeError::ObjectKeysOnly(tenant.to_owned()));
         }
@@ -919,8 +919,7 @@ impl Trustee {
         })?;
         // The tenant's admin may have chosen per-object release meanwhile: a release logged
         // after that choice does not leave.
-        if self.governance.key_release(tenant)? == KeyRelease::PerObject
-            && !matches!(why, Justification::System { .. })
+        if self.governance.key_release(tenant)? == KeyRelease::PerObject && !is_format_upgrade(why)
         {
             return Err(TrusteeError::ObjectKeysOnly(tenant.to_owned()));
         }
@@ -1399,6 +1398,12 @@ impl Trustee {
             )),
         }
     }
+}
+
+/// Whether `why` is obhut's one-time format upgrade, the one release of a per-object tenant's
+/// bucket key.
+fn is_format_upgrade(why: &Justification) -> bool {
+    matches!(why, Justification::System { reason } if reason == obhut_trustee_client::FORMAT_UPGRADE_REASON)
 }
 
 #[cfg(test)]
@@ -1884,6 +1889,19 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(k1.expose(), k3.expose());
+        // And reading tags for the tenant's own tag-filtered lifecycle rules (logged too).
+        let lifecycle = Justification::System {
+            reason: obhut_trustee_client::LIFECYCLE_TAGS_REASON.into(),
+        };
+        let k4 = t
+            .release_bucket_key("a", "photos", &wk, &lifecycle)
+            .await
+            .unwrap();
+        assert_eq!(k1.expose(), k4.expose());
+        assert!(matches!(
+            t.create_bucket_key("a", "z", 1, &lifecycle).await,
+            Err(TrusteeError::Denied(_))
+        ));
         assert!(matches!(
             t.create_bucket_key("a", "y", 1, &upgrade).await,
             Err(TrusteeError::Denied(_))

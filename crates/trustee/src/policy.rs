@@ -5,12 +5,15 @@
 //! - Grant-justified access may use keys of the grant's tenant only; the grant itself (state,
 //!   scope, expiry and its signed approvals) is checked by the governance module before any
 //!   release.
-//! - obhut itself needs a bucket key for one thing only: the one-time upgrade of records an
+//! - obhut itself needs a bucket key for two things only: the one-time upgrade of records an
 //!   earlier release wrote ([`FORMAT_UPGRADE_REASON`]), which rewraps object keys and seals
-//!   ETags; such a release is logged like every other. Repair and resync copy ciphertext and
-//!   never need one; no system reason creates a key.
+//!   ETags, and reading the tags of object versions to apply a tenant's own tag-filtered
+//!   lifecycle rules ([`LIFECYCLE_TAGS_REASON`]); such a release is logged like every other.
+//!   Repair and resync copy ciphertext and never need one; no system reason creates a key.
 
-use obhut_trustee_client::{FORMAT_UPGRADE_REASON, Justification, TrusteeError};
+use obhut_trustee_client::{
+    FORMAT_UPGRADE_REASON, Justification, LIFECYCLE_TAGS_REASON, TrusteeError,
+};
 
 fn permitted(tenant: &str, why: &Justification) -> Result<(), TrusteeError> {
     match why {
@@ -50,7 +53,11 @@ pub fn may_create_bucket_key(tenant: &str, why: &Justification) -> Result<(), Tr
 
 pub fn may_release_bucket_key(tenant: &str, why: &Justification) -> Result<(), TrusteeError> {
     match why {
-        Justification::System { reason } if reason == FORMAT_UPGRADE_REASON => Ok(()),
+        Justification::System { reason }
+            if reason == FORMAT_UPGRADE_REASON || reason == LIFECYCLE_TAGS_REASON =>
+        {
+            Ok(())
+        }
         _ => permitted(tenant, why),
     }
 }

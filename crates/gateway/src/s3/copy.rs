@@ -239,6 +239,7 @@ pub async fn copy_object(
     gw.commit_object(ctx.bucket()?, &record, PutCondition::None, hold)
         .await?;
     Ok(S3Response::new(CopyObjectOutput {
+        server_side_encryption: super::encryption::reported(),
         version_id: super::versions::response_version_id(ctx.bucket()?, &record),
         copy_source_version_id: src.version_shown.clone(),
         copy_object_result: Some(CopyObjectResult {
@@ -302,6 +303,7 @@ pub async fn upload_part_copy(
         )
         .await?;
     Ok(S3Response::new(UploadPartCopyOutput {
+        server_side_encryption: super::encryption::reported(),
         copy_source_version_id: src.version_shown.clone(),
         copy_part_result: Some(CopyPartResult {
             e_tag: Some(etag(&recorded.etag)),

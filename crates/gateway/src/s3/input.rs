@@ -37,6 +37,13 @@ macro_rules! check_new_object {
                 })
             })
             .and_then(|()| $crate::s3::input::check_user_metadata($input.metadata.as_ref()))
+            .and_then(|()| {
+                $crate::s3::encryption::check_requested(
+                    $input.server_side_encryption.as_ref(),
+                    $input.ssekms_key_id.as_deref(),
+                    $input.sse_customer_algorithm.as_deref(),
+                )
+            })
     };
 }
 pub(crate) use check_new_object;

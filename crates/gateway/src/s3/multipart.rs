@@ -177,6 +177,7 @@ impl Gateway {
             return Ok(None);
         }
         Ok(Some(CompleteMultipartUploadOutput {
+            server_side_encryption: super::encryption::reported(),
             version_id: super::versions::response_version_id(bucket, &o),
             location: Some(format!("/{}/{}", bucket.name, key)),
             bucket: Some(bucket.name.clone()),
@@ -236,6 +237,7 @@ pub async fn create(
         .await
         .map_err(error::catalog)?;
     Ok(S3Response::new(CreateMultipartUploadOutput {
+        server_side_encryption: super::encryption::reported(),
         bucket: Some(upload.bucket),
         key: Some(input.key),
         upload_id: Some(upload.upload_id),
@@ -302,6 +304,7 @@ pub async fn upload_part(
         )
         .await?;
     Ok(S3Response::new(UploadPartOutput {
+        server_side_encryption: super::encryption::reported(),
         e_tag: Some(etag(&recorded.etag)),
         checksum_crc32: c.checksum_crc32,
         checksum_crc32c: c.checksum_crc32c,
@@ -526,6 +529,7 @@ pub async fn complete(
     }
     gw.discard_parts(unused);
     Ok(S3Response::new(CompleteMultipartUploadOutput {
+        server_side_encryption: super::encryption::reported(),
         version_id: super::versions::response_version_id(ctx.bucket()?, &record),
         location: Some(format!("/{}/{}", upload.bucket, input.key)),
         bucket: Some(upload.bucket),

@@ -359,8 +359,12 @@ impl Gateway {
         }
         let wrapped = self.wrapped_bucket_key(bucket, version).await?;
         // Keys used under a grant are neither taken from nor kept in the cache: the trustee
-        // checks the grant and logs the release for every request made under it.
-        let under_grant = matches!(why, Justification::Grant { .. });
+        // checks the grant and logs the release for every request made under it. Nor are keys
+        // obhut itself uses (lifecycle's tag reads): each use is a release the trustee logs.
+        let under_grant = matches!(
+            why,
+            Justification::Grant { .. } | Justification::System { .. }
+        );
         if !under_grant && let Some(k) = self.keys.get(tenant, bucket, version, &wrapped.kcv) {
             return Ok(Some(k));
         }
