@@ -146,9 +146,11 @@ def test_one_gateway_runs_the_background_work_and_another_takes_over_after_kill_
         pg.stop()
 
 
-# Short for the test; the default is a day's grace, collected every hour.
+# Short for the test; the default is a day's grace, collected every hour (below 10 minutes only
+# with the test-only setting).
 GRACE_MS = 6000
-ORPHAN_ENV = {"OBHUT_ORPHAN_GRACE_MS": str(GRACE_MS), "OBHUT_ORPHAN_EVERY_MS": "500"}
+ORPHAN_ENV = {"OBHUT_ORPHAN_GRACE_MS": str(GRACE_MS), "OBHUT_ORPHAN_EVERY_MS": "500",
+              "OBHUT_TEST_SHORT_ORPHAN_GRACE": "1"}
 
 
 def blobs_on_sites(data_dir: Path) -> set[str]:

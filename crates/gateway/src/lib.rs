@@ -88,6 +88,11 @@ pub struct GatewayConfig {
     pub region: String,
     /// How long a released bucket key may stay in memory (DESIGN.md: at most 300 s by default).
     pub key_cache_ttl: Duration,
+    /// How long blobs that no record names any more are kept (a point-in-time restore of the
+    /// catalog finds them): above zero, the blobs of deleted and overwritten objects, replaced
+    /// parts and aborted uploads are left to orphan collection, which removes them after it;
+    /// zero removes them at once.
+    pub blob_retention: Duration,
 }
 
 /// A revocation as the process log shows it: tenants only as [`obhut_core::logged`] renders

@@ -299,6 +299,7 @@ fn gateway(catalog: &Arc<dyn Catalog>, trustee: &Arc<StandIn>) -> Gateway {
         SiteSet::default(),
         Arc::clone(&policies),
         workers.clone(),
+        Duration::ZERO,
     );
     let trustee: Arc<dyn TrusteeClient> = Arc::clone(trustee) as Arc<dyn TrusteeClient>;
     Gateway::new(
@@ -308,6 +309,7 @@ fn gateway(catalog: &Arc<dyn Catalog>, trustee: &Arc<StandIn>) -> Gateway {
         GatewayConfig {
             region: "r".into(),
             key_cache_ttl: Duration::from_secs(60),
+            blob_retention: Duration::ZERO,
         },
         maintenance.requests(),
         policies,
