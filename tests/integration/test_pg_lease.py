@@ -284,3 +284,18 @@ def test_a_gateway_killed_between_replicas_and_commit_leaves_orphans_the_leader_
             if g.running():
                 g.stop()
         pg.stop()
+
+
+def test_a_grace_under_ten_minutes_is_refused_unless_a_test_says_so(tmp_path):
+    """The grace protects writes in flight: production refuses less than 10 minutes, naming
+    the test-only setting, which allows down to 1 s and no further (the other tests of this
+    module start gateways with 6 s under it)."""
+    from conftest import free_port
+
+    args = ["serve", "--data-dir", str(tmp_path / "data"),
+            "--s3-addr", f"127.0.0.1:{free_port()}", "--admin-addr", f"127.0.0.1:{free_port()}"]
+    r = run_obhut(*args, env={"OBHUT_ORPHAN_GRACE_MS": "599999"})
+    assert r.returncode != 0, r.stdout
+    assert "at least 600 s" in r.stderr and "OBHUT_TEST_SHORT_ORPHAN_GRACE" in r.stderr, r.stderr
+    r = run_obhut(*args, env={"OBHUT_ORPHAN_GRACE_MS": "999", "OBHUT_TEST_SHORT_ORPHAN_GRACE": "1"})
+    assert r.returncode != 0 and "at least 1 s" in r.stderr, r.stderr
