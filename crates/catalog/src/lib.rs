@@ -426,7 +426,7 @@ pub trait Catalog: Send + Sync {
     /// Every replica the catalog names: (site, blob) for each object version and part, read in
     /// one snapshot (a part that becomes an object's chunk meanwhile is seen once, not never).
     async fn referenced_blobs(&self) -> Result<Vec<(String, obhut_core::BlobId)>>;
-    /// Orphan bookkeeping (schema 9): `unreferenced` are the blobs that orphan collection
+    /// Orphan bookkeeping (schema 8): `unreferenced` are the blobs that orphan collection
     /// found on `site` and that no record names. Each that was not on the list before is
     /// recorded as found now (the catalog's clock); every other blob of `site` on the list is
     /// forgotten (named again, or gone). Returns the catalog's time now (milliseconds since

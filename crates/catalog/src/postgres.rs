@@ -70,9 +70,7 @@ macro_rules! cached {
 /// migration never changes: a new layout is a migration appended here, and from now on
 /// layouts change expand-then-contract (add, let every gateway run the release that writes
 /// both, then drop), because gateways of two releases share one database during an upgrade.
-const MIGRATIONS: &[&str] = &[
-    PG_V1, PG_V2, PG_V3, PG_V4, PG_V5, PG_V6, PG_V7, PG_V8, PG_V9,
-];
+const MIGRATIONS: &[&str] = &[PG_V1, PG_V2, PG_V3, PG_V4, PG_V5, PG_V6, PG_V7, PG_V8];
 
 /// What names the layout's records in messages.
 const DATABASE: &str = "the PostgreSQL catalog";
@@ -249,13 +247,10 @@ CREATE INDEX completed_uploads_by_time ON completed_uploads(completed_ms);
 CREATE INDEX completed_uploads_by_bucket ON completed_uploads(bucket);
 "#;
 
-/// Version 8: reserved for the layout of lifecycle rules, made in parallel; nothing here.
-const PG_V8: &str = "SELECT 1;";
-
-/// Version 9: `unreferenced_blobs`, as in the embedded catalog's version 9: since when (the
+/// Version 8: `unreferenced_blobs`, as in the embedded catalog's version 8: since when (the
 /// database's clock) orphan collection has found each blob on a site that no record names.
 /// Only adds a table: gateways of the release before never read it.
-const PG_V9: &str = r#"
+const PG_V8: &str = r#"
 CREATE TABLE unreferenced_blobs (
     site TEXT COLLATE "C" NOT NULL,
     blob TEXT COLLATE "C" NOT NULL,

@@ -26,16 +26,15 @@ const SCHEMA: obhut_migrate::Schema = obhut_migrate::Schema {
     name: "catalog.db",
     migrations: &[
         SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6, SCHEMA_V7, SCHEMA_V8,
-        SCHEMA_V9,
     ],
     identifying_table: "tenants",
 };
 
-/// Version 9: `unreferenced_blobs`, orphan collection's record of since when (the catalog's
+/// Version 8: `unreferenced_blobs`, orphan collection's record of since when (the catalog's
 /// clock) each blob it found on a site, named by no record, has been found so; a blob is
 /// removed only once that is longer ago than the retention of removed blobs (docs/catalog.md,
 /// "Orphan collection"). Only adds a table: a release before it never reads it.
-const SCHEMA_V9: &str = r"
+const SCHEMA_V8: &str = r"
 CREATE TABLE IF NOT EXISTS unreferenced_blobs (
     site TEXT NOT NULL,
     blob TEXT NOT NULL,
@@ -43,9 +42,6 @@ CREATE TABLE IF NOT EXISTS unreferenced_blobs (
     PRIMARY KEY (site, blob)
 ) WITHOUT ROWID;
 ";
-
-/// Version 8: reserved for the layout of lifecycle rules, made in parallel; empty here.
-const SCHEMA_V8: &str = "";
 
 /// Version 7: `bucket_configs`, every kind of per-bucket configuration (CORS first), keyed
 /// by the bucket's incarnation (name and `created_ms`) and the kind, so that a configuration
