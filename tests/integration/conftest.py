@@ -36,6 +36,10 @@ for _var in ("AWS_CA_BUNDLE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "AWS_PROFI
 os.environ["AWS_CONFIG_FILE"] = "/nonexistent/obhut-tests/aws-config"
 os.environ["AWS_SHARED_CREDENTIALS_FILE"] = "/nonexistent/obhut-tests/aws-credentials"
 os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+# Servers started by the tests remove the blobs of deleted and overwritten objects as soon as
+# orphan collection may (the tests watch them go); the default keeps them 8 days for a
+# point-in-time restore of the catalog, which test_pg_restore.py sets and checks.
+os.environ.setdefault("OBHUT_BLOB_RETENTION_MS", "0")
 os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
 
 DEMO_ENV_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL", "AWS_REGION")

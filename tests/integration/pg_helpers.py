@@ -62,7 +62,10 @@ class PgServer:
             pytest.fail(f"PostgreSQL test server: {what} failed ({r.returncode}): {r.stdout}{r.stderr}", pytrace=False)
         return r.stdout
 
-    def start(self) -> "PgServer":
+    def start(self, settings: list[str] | None = None) -> "PgServer":
+        """Starts the cluster; `settings` are more `-c name=value` options (e.g. WAL archiving),
+        kept for `restart`."""
+        self.settings = list(settings or [])
         self.base.mkdir(parents=True, exist_ok=True)
         if self.root:
             shutil.chown(self.base, "postgres", "postgres")
@@ -78,17 +81,29 @@ class PgServer:
             "initdb",
         )
         pwfile.unlink()
+        self.restart()
+        self.psql("postgres", f"CREATE ROLE {ROLE} LOGIN PASSWORD '{PASSWORD}'")
+        return self
+
+    def restart(self) -> None:
+        """Starts the server on its data directory (again, after `halt`)."""
+        extra = "".join(f" -c {s}" for s in getattr(self, "settings", []))
         self._run(
             self._as_server_user([
                 str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.base / "server.log"),
                 "-o", f"-p {self.port} -k {self.base} -c listen_addresses=127.0.0.1 -c fsync=off "
-                      "-c synchronous_commit=off -c full_page_writes=off",
+                      f"-c synchronous_commit=off -c full_page_writes=off -c max_prepared_transactions=50{extra}",
                 "-w", "-t", "60", "start",
             ]),
             "pg_ctl start",
         )
-        self.psql("postgres", f"CREATE ROLE {ROLE} LOGIN PASSWORD '{PASSWORD}'")
-        return self
+
+    def halt(self) -> None:
+        """Stops the server, keeping its directory (`stop` removes it)."""
+        self._run(
+            self._as_server_user([str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"]),
+            "pg_ctl stop",
+        )
 
     def stop(self) -> None:
         subprocess.run(

@@ -146,9 +146,11 @@ def test_one_gateway_runs_the_background_work_and_another_takes_over_after_kill_
         pg.stop()
 
 
-# Short for the test; the default is a day's grace, collected every hour.
+# Short for the test; the default is a day's grace, collected every hour (below 10 minutes only
+# with the test-only setting).
 GRACE_MS = 6000
-ORPHAN_ENV = {"OBHUT_ORPHAN_GRACE_MS": str(GRACE_MS), "OBHUT_ORPHAN_EVERY_MS": "500"}
+ORPHAN_ENV = {"OBHUT_ORPHAN_GRACE_MS": str(GRACE_MS), "OBHUT_ORPHAN_EVERY_MS": "500",
+              "OBHUT_TEST_SHORT_ORPHAN_GRACE": "1"}
 
 
 def blobs_on_sites(data_dir: Path) -> set[str]:
@@ -282,3 +284,18 @@ def test_a_gateway_killed_between_replicas_and_commit_leaves_orphans_the_leader_
             if g.running():
                 g.stop()
         pg.stop()
+
+
+def test_a_grace_under_ten_minutes_is_refused_unless_a_test_says_so(tmp_path):
+    """The grace protects writes in flight: production refuses less than 10 minutes, naming
+    the test-only setting, which allows down to 1 s and no further (the other tests of this
+    module start gateways with 6 s under it)."""
+    from conftest import free_port
+
+    args = ["serve", "--data-dir", str(tmp_path / "data"),
+            "--s3-addr", f"127.0.0.1:{free_port()}", "--admin-addr", f"127.0.0.1:{free_port()}"]
+    r = run_obhut(*args, env={"OBHUT_ORPHAN_GRACE_MS": "599999"})
+    assert r.returncode != 0, r.stdout
+    assert "at least 600 s" in r.stderr and "OBHUT_TEST_SHORT_ORPHAN_GRACE" in r.stderr, r.stderr
+    r = run_obhut(*args, env={"OBHUT_ORPHAN_GRACE_MS": "999", "OBHUT_TEST_SHORT_ORPHAN_GRACE": "1"})
+    assert r.returncode != 0 and "at least 1 s" in r.stderr, r.stderr

@@ -386,3 +386,72 @@ def test_an_s3_site_behind_tls_is_moved_only_with_a_ca_that_vouches_for_it(two_d
     two_dc.s3("dc2").create_bucket(Bucket=bucket)
     two_dc.s3("dc2").put_object(Bucket=bucket, Key="k", Body=b"over TLS to both Garages")
     assert two_dc.s3("dc1b").get_object(Bucket=bucket, Key="k")["Body"].read() == b"over TLS to both Garages"
+
+
+# The catalog's deadline on each call (OBHUT_CATALOG_DEADLINE_MS, default 10 s), and how long the
+# write to the cut-off site may take before the gateway gives up on it (the S3 site's retries
+# within their window, each attempt with its 5 s to connect, and backoff; about 30 s measured):
+# a write during a cut is answered within their sum, with room for a loaded machine (40.6 s
+# measured in all on 2 cores).
+CATALOG_DEADLINE_S = 10
+SITE_GIVES_UP_S = 30
+ANSWER_BOUND_S = CATALOG_DEADLINE_S + SITE_GIVES_UP_S + 20
+
+
+def test_a_commit_the_cut_holds_past_its_deadline_answers_503_and_never_shows(two_dc):
+    """With degraded writes accepted, a write during a cut is placed on de-fra alone and its
+    commit waits for the standby in dc2; at the catalog's deadline the gateway answers 503
+    (never success: the outcome is unknown to it). The commit's first phase, prepared but
+    never committed, shows nothing, and after the heal it is rolled back: the write never
+    becomes visible, its key takes writes again, and the lease on background work, whose
+    renewals meanwhile failed at their deadline instead of hanging, has a holder again."""
+    dc1 = two_dc.s3("dc1", read_timeout=180)
+    bucket = unique_name("twodc-deadline")
+    dc1.create_bucket(Bucket=bucket)
+    officer = two_dc.token("officer1")
+    r = two_dc.cli("tenant", "policy", "demo", "--degraded-writes", "accept", token=officer)
+    assert r.returncode == 0 and "degraded writes accept" in r.stdout, r.stderr
+    log = two_dc.dir / "logs" / "gw-dc1a.log"
+    logged_before = len(log.read_text(errors="replace")) if log.exists() else 0
+    try:
+        with two_dc.partition():
+            started = time.monotonic()
+            with pytest.raises(botocore.exceptions.ClientError) as refused:
+                dc1.put_object(Bucket=bucket, Key="unacknowledged", Body=b"written during the cut")
+            took = time.monotonic() - started
+            assert status_of(refused.value) == 503, refused.value.response
+            assert took < ANSWER_BOUND_S, f"answered after {took:.1f} s"
+            print(f"a write during the cut answered 503 after {took:.1f} s")
+            for gw in ("dc1", "dc1b"):
+                with pytest.raises(botocore.exceptions.ClientError) as absent:
+                    two_dc.s3(gw).head_object(Bucket=bucket, Key="unacknowledged")
+                assert status_of(absent.value) == 404, "half-visible during the cut"
+                assert keys(two_dc.s3(gw), bucket) == []
+                # Background work does not hang the gateway: it says where it stands.
+                assert two_dc.role(gw) in ("leader", "standby")
+    finally:
+        r = two_dc.cli("tenant", "policy", "demo", "--degraded-writes", "refuse", token=officer)
+        assert r.returncode == 0, r.stderr
+    logged = log.read_text(errors="replace")[logged_before:]
+    assert "did not answer within its deadline" in logged, logged[-3000:]
+    print("\n".join(ln for ln in logged.splitlines() if "deadline" in ln or "outcome" in ln)[-2000:])
+
+    # After the heal: the prepared first phase is rolled back, and nothing of the write shows.
+    wait_until("the abandoned commit rolled back", 150,
+               lambda: two_dc.psql("primary", "SELECT count(*) FROM pg_prepared_xacts").strip() == "0",
+               interval=1)
+    for gw in ("dc1", "dc1b", "dc2"):
+        client = two_dc.s3(gw)
+        with pytest.raises(botocore.exceptions.ClientError) as absent:
+            client.head_object(Bucket=bucket, Key="unacknowledged")
+        assert status_of(absent.value) == 404, f"the unacknowledged write became visible through {gw}"
+        assert keys(client, bucket) == []
+
+    def written():
+        dc1.put_object(Bucket=bucket, Key="unacknowledged", Body=b"written after the heal")
+        return True
+
+    wait_until("a write of the same key after the heal", 90, written, interval=1)
+    assert two_dc.s3("dc2").get_object(Bucket=bucket, Key="unacknowledged")["Body"].read() == b"written after the heal"
+    wait_until("a holder of the lease on background work after the heal", 60,
+               lambda: any(two_dc.role(gw) == "leader" for gw in ("dc1", "dc1b", "dc2")), interval=1)

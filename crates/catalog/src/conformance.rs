@@ -88,6 +88,7 @@ macro_rules! catalog_conformance_tests {
             object_meta_is_replaced_only_where_it_is_expected,
             bucket_configs_belong_to_one_incarnation_and_kind,
             seen_versions_are_removed_or_hidden_only_as_they_were_seen,
+            unreferenced_blobs_keep_the_time_they_were_first_found,
         );
     };
 }
@@ -954,6 +955,49 @@ pub async fn referenced_blobs_cover_objects_and_parts(cat: &dyn Catalog) {
             .iter()
             .any(|(_, b)| *b == o.chunks[0].blob)
     );
+}
+
+/// Orphan collection's record of since when blobs have been found unreferenced: the first
+/// finding's time is kept while the blob stays on the list, a blob that leaves the list is
+/// forgotten (found again later, it starts afresh), and sites are apart.
+pub async fn unreferenced_blobs_keep_the_time_they_were_first_found(cat: &dyn Catalog) {
+    let (a, b, c) = (BlobId::random(), BlobId::random(), BlobId::random());
+    let (now1, first) = cat.note_unreferenced("site-a", &[a, b]).await.unwrap();
+    assert_eq!(first.len(), 2, "{first:?}");
+    assert!(
+        first.iter().all(|(_, since)| *since == now1),
+        "{first:?} at {now1}"
+    );
+    assert!(cat.note_unreferenced("site-b", &[c]).await.is_ok());
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let (now2, second) = cat.note_unreferenced("site-a", &[a, c]).await.unwrap();
+    assert!(now2 >= now1 + 20, "the catalog's clock: {now1} then {now2}");
+    let since = |list: &[(BlobId, i64)], blob: BlobId| {
+        list.iter().find(|(x, _)| *x == blob).map(|(_, s)| *s)
+    };
+    assert_eq!(
+        since(&second, a),
+        Some(now1),
+        "a, still unreferenced, keeps its first time"
+    );
+    assert_eq!(since(&second, c), Some(now2), "c is new on site-a");
+    assert_eq!(
+        second.len(),
+        2,
+        "b, no longer on the list, is not answered: {second:?}"
+    );
+    // b left the list (named again, or removed): found once more, it starts afresh.
+    let (now3, third) = cat.note_unreferenced("site-a", &[b]).await.unwrap();
+    assert_eq!(third, vec![(b, now3)]);
+    assert!(now3 > now1);
+    // site-b's record is its own: untouched by the lists of site-a.
+    let (_, other) = cat.note_unreferenced("site-b", &[c]).await.unwrap();
+    assert_eq!(since(&other, c).map(|s| s <= now2), Some(true), "{other:?}");
+    // An empty list forgets the site's record.
+    let (_, none) = cat.note_unreferenced("site-a", &[]).await.unwrap();
+    assert!(none.is_empty());
+    let (now4, again) = cat.note_unreferenced("site-a", &[a]).await.unwrap();
+    assert_eq!(again, vec![(a, now4)]);
 }
 
 pub async fn bucket_delete_requires_empty(cat: &dyn Catalog) {

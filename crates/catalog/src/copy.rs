@@ -194,6 +194,11 @@ const TABLES: &[Table] = &[
         ],
         key: 1,
     },
+    Table {
+        name: "unreferenced_blobs",
+        columns: &[("site", Text), ("blob", Text), ("first_seen_ms", Int)],
+        key: 2,
+    },
 ];
 
 /// Rows sent to PostgreSQL in one transaction.

@@ -14,6 +14,7 @@
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 mod copy;
+mod deadline;
 mod meta_cache;
 #[cfg(test)]
 mod pg_test_server;
@@ -22,6 +23,7 @@ mod sqlite;
 mod types;
 
 pub use copy::{TableCopy, copy_embedded};
+pub use deadline::Deadline;
 pub use postgres::PgCatalog;
 pub use sqlite::SqliteCatalog;
 /// sqlx's connection options, for callers that build a [`PgCatalog`].
@@ -66,6 +68,13 @@ pub enum CatalogError {
     /// (a higher epoch), or lapsed.
     #[error("the lease {0:?} is no longer held")]
     LeaseLost(String),
+    /// The catalog did not answer within its deadline ([`Deadline`]): what the call was
+    /// changing may or may not take effect (a commit waiting for a standby it cannot reach
+    /// takes effect once it is reached). Never a success; never a sign that nothing happened.
+    #[error(
+        "the catalog did not answer within {after_ms} ms; a change it was committing may or may not take effect"
+    )]
+    Unanswered { after_ms: u64 },
     #[error("catalog storage error: {0}")]
     Storage(String),
     #[error("corrupt catalog record: {0}")]
@@ -80,6 +89,15 @@ impl CatalogError {
     #[must_use]
     pub fn is_bucket_gone(&self) -> bool {
         matches!(self, Self::NotFound { kind: "bucket", .. })
+    }
+
+    /// Whether a change that failed so may still have taken effect: the catalog did not
+    /// answer in time, or the connection failed (perhaps while committing). What such a
+    /// change would refer to (a write's blobs) must not be deleted on the spot; the other
+    /// errors are refusals, and nothing of the change happened.
+    #[must_use]
+    pub fn may_have_taken_effect(&self) -> bool {
+        matches!(self, Self::Unanswered { .. } | Self::Storage(_))
     }
 }
 
@@ -425,6 +443,18 @@ pub trait Catalog: Send + Sync {
     /// Every replica the catalog names: (site, blob) for each object version and part, read in
     /// one snapshot (a part that becomes an object's chunk meanwhile is seen once, not never).
     async fn referenced_blobs(&self) -> Result<Vec<(String, obhut_core::BlobId)>>;
+    /// Orphan bookkeeping (schema 8): `unreferenced` are the blobs that orphan collection
+    /// found on `site` and that no record names. Each that was not on the list before is
+    /// recorded as found now (the catalog's clock); every other blob of `site` on the list is
+    /// forgotten (named again, or gone). Returns the catalog's time now (milliseconds since
+    /// the epoch) and, for each blob of `unreferenced`, since when it has been found so: a
+    /// blob is removed only once that is longer ago than the retention of removed blobs, so
+    /// that a catalog restored to an earlier point still finds the blobs it names.
+    async fn note_unreferenced(
+        &self,
+        site: &str,
+        unreferenced: &[obhut_core::BlobId],
+    ) -> Result<(i64, Vec<(obhut_core::BlobId, i64)>)>;
 
     // leases of background work
     //

@@ -172,7 +172,7 @@ fn start_in(bin: &Path, dir: &Path) -> Result<TestServer, String> {
         .arg(dir.join("server.log"))
         .arg("-o")
         .arg(format!(
-            "-p {port} -k {dir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 -c ssl=on -c ssl_cert_file={dir}/server.pem -c ssl_key_file={dir}/server.key",
+            "-p {port} -k {dir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 -c max_prepared_transactions=300 -c ssl=on -c ssl_cert_file={dir}/server.pem -c ssl_key_file={dir}/server.key",
             dir = dir.display()
         ))
         .args(["-w", "-t", "60", "start"]);

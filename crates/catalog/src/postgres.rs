@@ -71,7 +71,7 @@ macro_rules! cached {
 /// migration never changes: a new layout is a migration appended here, and from now on
 /// layouts change expand-then-contract (add, let every gateway run the release that writes
 /// both, then drop), because gateways of two releases share one database during an upgrade.
-const MIGRATIONS: &[&str] = &[PG_V1, PG_V2, PG_V3, PG_V4, PG_V5, PG_V6, PG_V7];
+const MIGRATIONS: &[&str] = &[PG_V1, PG_V2, PG_V3, PG_V4, PG_V5, PG_V6, PG_V7, PG_V8];
 
 /// What names the layout's records in messages.
 const DATABASE: &str = "the PostgreSQL catalog";
@@ -246,6 +246,18 @@ CREATE TABLE completed_uploads (
 );
 CREATE INDEX completed_uploads_by_time ON completed_uploads(completed_ms);
 CREATE INDEX completed_uploads_by_bucket ON completed_uploads(bucket);
+"#;
+
+/// Version 8: `unreferenced_blobs`, as in the embedded catalog's version 8: since when (the
+/// database's clock) orphan collection has found each blob on a site that no record names.
+/// Only adds a table: gateways of the release before never read it.
+const PG_V8: &str = r#"
+CREATE TABLE unreferenced_blobs (
+    site TEXT COLLATE "C" NOT NULL,
+    blob TEXT COLLATE "C" NOT NULL,
+    first_seen_ms BIGINT NOT NULL,
+    PRIMARY KEY (site, blob)
+);
 "#;
 
 /// The first key of the advisory locks that serialise the writes of one key of a versioned
@@ -456,6 +468,11 @@ pub struct PgCatalog {
     /// A random name of this catalog (shared by its clones), which its notifications carry.
     me: Arc<str>,
     listener: Arc<Listener>,
+    /// Whether commits that make an object visible are two-phase (the server allows prepared
+    /// transactions, `max_prepared_transactions` above zero): see [`Self::commit_visible`].
+    two_phase: bool,
+    /// See [`Self::set_abandoned_after`].
+    abandoned_after_ms: Arc<AtomicU64>,
 }
 
 /// How long a cached tenant, bucket, bucket key, residency rule or quota is answered from at
@@ -467,6 +484,8 @@ pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(5);
 /// catalog is dropped.
 struct Listener {
     task: tokio::task::JoinHandle<()>,
+    /// Rolls back the prepared transactions that gateways gave up on (two-phase commits).
+    resolver: Option<tokio::task::JoinHandle<()>>,
     /// The listening connection's backend process id, 0 while it has none.
     pid: Arc<AtomicI32>,
     /// Notifications of other catalogs' writes heard so far.
@@ -476,7 +495,75 @@ struct Listener {
 impl Drop for Listener {
     fn drop(&mut self) {
         self.task.abort();
+        if let Some(r) = &self.resolver {
+            r.abort();
+        }
     }
+}
+
+/// How old (since it was prepared) a prepared transaction of a two-phase commit must be before
+/// it counts as abandoned, unless [`PgCatalog::set_abandoned_after`] says otherwise: longer
+/// than any caller waits for it (its deadline). Rolling back one still about to be committed
+/// is safe all the same: its `COMMIT PREPARED` then fails, and the write is answered with an
+/// error, never acknowledged.
+pub const ABANDONED_AFTER: Duration = Duration::from_secs(60);
+
+/// How often abandoned prepared transactions are looked for.
+const RESOLVE_EVERY: Duration = Duration::from_secs(10);
+
+async fn resolve_abandoned_loop(pool: PgPool, channel: Arc<str>, after_ms: Arc<AtomicU64>) {
+    loop {
+        tokio::time::sleep(RESOLVE_EVERY).await;
+        let after = Duration::from_millis(after_ms.load(Ordering::Relaxed));
+        match tokio::time::timeout(RESOLVE_EVERY * 3, resolve_abandoned(&pool, &channel, after))
+            .await
+        {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::info!(
+                rolled_back = n,
+                "prepared catalog transactions that their gateways gave up on were rolled back"
+            ),
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "abandoned prepared transactions not resolved now")
+            }
+            Err(_) => {
+                tracing::debug!("abandoned prepared transactions not resolved now (no answer)")
+            }
+        }
+    }
+}
+
+/// See [`PgCatalog::resolve_abandoned`]. A transaction still waiting in its first phase is
+/// busy and left for the next round.
+async fn resolve_abandoned(pool: &PgPool, channel: &str, older_than: Duration) -> Result<u64> {
+    let gids: Vec<String> = sqlx::query_scalar(
+        "SELECT gid FROM pg_prepared_xacts
+         WHERE database = current_database() AND starts_with(gid, $1)
+           AND prepared < clock_timestamp() - make_interval(secs => $2)",
+    )
+    .bind(format!("{channel}:"))
+    .bind(older_than.as_secs_f64())
+    .fetch_all(pool)
+    .await
+    .map_err(storage)?;
+    let mut n = 0;
+    for gid in gids {
+        // The gid is ours: the channel's name and a blob id, nothing to quote.
+        if !gid
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b':')
+        {
+            continue;
+        }
+        match sqlx::raw_sql(AssertSqlSafe(format!("ROLLBACK PREPARED '{gid}'")))
+            .execute(pool)
+            .await
+        {
+            Ok(_) => n += 1,
+            Err(e) => tracing::debug!(%gid, error = %e, "prepared transaction not rolled back now"),
+        }
+    }
+    Ok(n)
 }
 
 /// The first wait before listening is tried again after a failure; it doubles up to
@@ -575,6 +662,10 @@ fn hex8(digest: &[u8]) -> String {
 
 /// A pooled connection idle for this long is pinged before it is used again.
 const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
+
+/// How long a connection given back to the pool may take to answer before it is closed (see
+/// `after_release` in [`PgCatalog::connect`]).
+const RELEASE_CHECK: Duration = Duration::from_secs(2);
 
 /// Connections a process keeps to the catalog at most.
 const MAX_CONNECTIONS: u32 = 16;
@@ -1530,6 +1621,19 @@ impl PgCatalog {
                     Ok(true)
                 })
             })
+            // A connection given back while its statement still waits (its caller gave up at
+            // the catalog's deadline: a commit waiting for a standby cut off, a lock held by
+            // one) is closed instead of being kept until that wait ends, so that waits given
+            // up on never use up the pool and reads go on.
+            .after_release(|c, _| {
+                Box::pin(async move {
+                    Ok(
+                        tokio::time::timeout(RELEASE_CHECK, sqlx::Connection::ping(c))
+                            .await
+                            .is_ok_and(|pinged| pinged.is_ok()),
+                    )
+                })
+            })
             .connect_with(options.clone())
             .await
             .map_err(|e| CatalogError::Storage(format!("cannot connect to {DATABASE}: {e}")))?;
@@ -1553,13 +1657,92 @@ impl PgCatalog {
             Arc::clone(&pid),
             Arc::clone(&heard),
         ));
+        let prepared: String = sqlx::query_scalar("SHOW max_prepared_transactions")
+            .fetch_one(&pool)
+            .await
+            .map_err(storage)?;
+        let two_phase = prepared.trim().parse::<u32>().is_ok_and(|n| n > 0);
+        if !two_phase {
+            tracing::warn!(
+                "the catalog's PostgreSQL allows no prepared transactions (max_prepared_transactions = 0): a write whose commit outlives its deadline (a standby cut off) may still become visible once the standby is back"
+            );
+        }
+        let abandoned_after_ms = Arc::new(AtomicU64::new(
+            u64::try_from(ABANDONED_AFTER.as_millis()).unwrap_or(u64::MAX),
+        ));
+        let resolver = two_phase.then(|| {
+            tokio::spawn(resolve_abandoned_loop(
+                pool.clone(),
+                Arc::clone(&channel),
+                Arc::clone(&abandoned_after_ms),
+            ))
+        });
         Ok(Self {
             pool,
             meta,
             channel,
             me,
-            listener: Arc::new(Listener { task, pid, heard }),
+            listener: Arc::new(Listener {
+                task,
+                resolver,
+                pid,
+                heard,
+            }),
+            two_phase,
+            abandoned_after_ms,
         })
+    }
+
+    /// How old a prepared transaction must be before the background resolver rolls it back
+    /// (see [`ABANDONED_AFTER`]); set it above the deadline its callers wait.
+    pub fn set_abandoned_after(&self, after: Duration) {
+        self.abandoned_after_ms.store(
+            u64::try_from(after.as_millis()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Whether commits that make an object visible are two-phase here.
+    #[must_use]
+    pub fn two_phase(&self) -> bool {
+        self.two_phase
+    }
+
+    /// Commits `tx`, which makes an object visible. Where the server allows prepared
+    /// transactions, in two phases: `PREPARE TRANSACTION` (which waits for the synchronous
+    /// standby, as a commit does), then `COMMIT PREPARED`. A caller that gives up while the
+    /// first phase waits (its deadline, see [`crate::Deadline`]) leaves a prepared
+    /// transaction, which shows nothing and which [`resolve_abandoned`] rolls back once it is
+    /// older than [`ABANDONED_AFTER`]: a write answered with an error during a cut never
+    /// becomes visible when the standby is back. Only a caller cut off between the two phases
+    /// (the standby lost in the moment between them) leaves a commit that takes effect later.
+    async fn commit_visible(
+        &self,
+        mut tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    ) -> Result<()> {
+        if !self.two_phase {
+            return tx.commit().await.map_err(storage);
+        }
+        let gid = format!("{}:{}", self.channel, BlobId::random());
+        // One round trip: the transaction is prepared (and ends), and an empty one begins
+        // for the `COMMIT` that `tx` sends when it is committed, so that no statement runs
+        // outside the transaction sqlx believes open.
+        sqlx::raw_sql(AssertSqlSafe(format!("PREPARE TRANSACTION '{gid}'; BEGIN")))
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+        tx.commit().await.map_err(storage)?;
+        sqlx::raw_sql(AssertSqlSafe(format!("COMMIT PREPARED '{gid}'")))
+            .execute(&self.pool)
+            .await
+            .map_err(storage)?;
+        Ok(())
+    }
+
+    /// Rolls back this catalog's prepared transactions older than `older_than` (by the
+    /// database's clock): writes whose gateway gave up on them. Returns how many.
+    pub async fn resolve_abandoned(&self, older_than: Duration) -> Result<u64> {
+        resolve_abandoned(&self.pool, &self.channel, older_than).await
     }
 
     /// The backend process id of the connection that listens for other gateways' writes, if
@@ -2089,7 +2272,7 @@ impl Catalog for PgCatalog {
         let (old, change) = put_any_tx(&mut tx, object, &condition, versioning).await?;
         add_usage_tx(&mut tx, &object.bucket, change.0, change.1).await?;
         settle_and_recheck_tx(&mut tx, bucket, reservation, change).await?;
-        tx.commit().await.map_err(storage)?;
+        self.commit_visible(tx).await?;
         Ok(old)
     }
 
@@ -2882,7 +3065,7 @@ impl Catalog for PgCatalog {
             .into_iter()
             .filter(|p| !used.contains(&p.chunk.blob))
             .collect();
-        tx.commit().await.map_err(storage)?;
+        self.commit_visible(tx).await?;
         Ok((old, unused))
     }
 
@@ -3154,6 +3337,52 @@ impl Catalog for PgCatalog {
         Ok(n == 1)
     }
 
+    async fn note_unreferenced(
+        &self,
+        site: &str,
+        unreferenced: &[BlobId],
+    ) -> Result<(i64, Vec<(BlobId, i64)>)> {
+        let found: Vec<String> = unreferenced.iter().map(ToString::to_string).collect();
+        let mut tx = self.begin().await?;
+        let now: i64 = sqlx::query_scalar(sql!("SELECT {DB_NOW_MS}"))
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(storage)?;
+        sqlx::query("DELETE FROM unreferenced_blobs WHERE site = $1 AND NOT (blob = ANY($2))")
+            .bind(site)
+            .bind(&found)
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+        sqlx::query(
+            "INSERT INTO unreferenced_blobs (site, blob, first_seen_ms)
+             SELECT $1, b, $3 FROM unnest($2::text[]) AS b
+             ON CONFLICT (site, blob) DO NOTHING",
+        )
+        .bind(site)
+        .bind(&found)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(storage)?;
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT blob, first_seen_ms FROM unreferenced_blobs WHERE site = $1 AND blob = ANY($2)",
+        )
+        .bind(site)
+        .bind(&found)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(storage)?;
+        tx.commit().await.map_err(storage)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (blob, since) in rows {
+            let id = BlobId::parse(&blob)
+                .ok_or_else(|| CatalogError::Corrupt(format!("blob id {blob:?}")))?;
+            out.push((id, since));
+        }
+        Ok((now, out))
+    }
+
     async fn referenced_blobs(&self) -> Result<Vec<(String, BlobId)>> {
         use futures::TryStreamExt;
         let mut out = Vec::new();
@@ -3202,6 +3431,144 @@ mod tests {
                 (),
             )
         });
+    }
+
+    /// A write that waits (here for a row lock; in a cut-off datacenter for the synchronous
+    /// standby) fails at its deadline, and what it was to write never shows, also after the
+    /// wait is over.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_that_waits_fails_at_its_deadline_and_never_shows() {
+        use sqlx::Connection;
+        let options = fresh_schema().await;
+        let cat = PgCatalog::connect(options.clone()).await.unwrap();
+        with_bucket(&cat, "t", "dl").await;
+        let limit = Duration::from_millis(500);
+        let timed = crate::Deadline::new(cat, limit);
+        let mut blocker = PgConnection::connect_with(&options).await.unwrap();
+        sqlx::query("BEGIN").execute(&mut blocker).await.unwrap();
+        sqlx::query("SELECT name FROM buckets WHERE name = 'dl' FOR UPDATE")
+            .execute(&mut blocker)
+            .await
+            .unwrap();
+        let started = std::time::Instant::now();
+        let o = object("dl", "waits", "e");
+        let r = by_name::put_object(&timed, &o, PutCondition::None).await;
+        let took = started.elapsed();
+        assert!(
+            matches!(r, Err(CatalogError::Unanswered { after_ms: 500 })),
+            "{r:?}"
+        );
+        assert!(r.as_ref().unwrap_err().may_have_taken_effect());
+        assert!(took >= limit && took < limit * 4, "answered after {took:?}");
+        // Other calls are answered meanwhile (reads take no lock).
+        assert!(timed.get_bucket("dl").await.unwrap().is_some());
+        sqlx::query("COMMIT").execute(&mut blocker).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(timed.get_object("dl", "waits").await.unwrap(), None);
+        by_name::put_object(&timed, &o, PutCondition::None)
+            .await
+            .expect("the catalog writes again once nothing holds it up");
+        assert!(timed.get_object("dl", "waits").await.unwrap().is_some());
+        timed.inner().close().await;
+    }
+
+    /// Commits that make an object visible are two-phase on a server that allows prepared
+    /// transactions, and leave none behind; one a gateway gave up on (prepared, never
+    /// committed) shows nothing, and is rolled back once older than the threshold, never
+    /// before; another catalog's (another schema's) is left alone.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_abandoned_prepared_commit_shows_nothing_and_is_rolled_back() {
+        use sqlx::Connection;
+        let options = fresh_schema().await;
+        let cat = PgCatalog::connect(options.clone()).await.unwrap();
+        assert!(
+            cat.two_phase(),
+            "the test server allows prepared transactions"
+        );
+        with_bucket(&cat, "t", "tp").await;
+        let o = object("tp", "k", "e");
+        by_name::put_object(&cat, &o, PutCondition::None)
+            .await
+            .unwrap();
+        assert_eq!(
+            cat.get_object("tp", "k").await.unwrap().map(|r| r.etag),
+            Some("e".to_owned())
+        );
+        let pool = cat.pool().clone();
+        let ours = |gid: String| {
+            let pool = pool.clone();
+            async move {
+                let n: i64 =
+                    sqlx::query_scalar("SELECT count(*) FROM pg_prepared_xacts WHERE gid = $1")
+                        .bind(gid)
+                        .fetch_one(&pool)
+                        .await
+                        .unwrap();
+                n
+            }
+        };
+        let left: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM pg_prepared_xacts WHERE starts_with(gid, $1)")
+                .bind(format!("{}:", cat.channel))
+                .fetch_one(cat.pool())
+                .await
+                .unwrap();
+        assert_eq!(left, 0, "a completed commit leaves no prepared transaction");
+
+        // A first phase whose caller gave up: prepared, never committed.
+        let gid = format!("{}:{}", cat.channel, BlobId::random());
+        let other = format!("obhut_catalog_00000000:{}", BlobId::random());
+        for g in [&gid, &other] {
+            let mut c = PgConnection::connect_with(&options).await.unwrap();
+            sqlx::raw_sql(sql!(
+                "BEGIN; INSERT INTO unreferenced_blobs VALUES ('s', '{g}', 1); PREPARE TRANSACTION '{g}'"
+            ))
+            .execute(&mut c)
+            .await
+            .unwrap();
+            c.close().await.unwrap();
+        }
+        let (_, seen) = cat.note_unreferenced("elsewhere", &[]).await.unwrap();
+        assert!(seen.is_empty());
+        let visible: i64 = sqlx::query_scalar("SELECT count(*) FROM unreferenced_blobs")
+            .fetch_one(cat.pool())
+            .await
+            .unwrap();
+        assert_eq!(visible, 0, "a prepared transaction shows nothing");
+        assert_eq!(
+            cat.resolve_abandoned(Duration::from_secs(3600))
+                .await
+                .unwrap(),
+            0
+        );
+        assert_eq!(
+            ours(gid.clone()).await,
+            1,
+            "younger than the threshold: left"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(
+            cat.resolve_abandoned(Duration::from_millis(10))
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(ours(gid).await, 0);
+        assert_eq!(
+            ours(other.clone()).await,
+            1,
+            "another catalog's is not this one's to decide"
+        );
+        sqlx::raw_sql(sql!("ROLLBACK PREPARED '{other}'"))
+            .execute(cat.pool())
+            .await
+            .unwrap();
+        let visible: i64 = sqlx::query_scalar("SELECT count(*) FROM unreferenced_blobs")
+            .fetch_one(cat.pool())
+            .await
+            .unwrap();
+        assert_eq!(visible, 0, "rolled back, never shown");
+        cat.close().await;
     }
 
     fn tenant(name: &str) -> Tenant {
@@ -3964,7 +4331,7 @@ mod tests {
         .fetch_one(again.pool())
         .await
         .unwrap();
-        assert_eq!(tables, 17, "sixteen tables and the version");
+        assert_eq!(tables, 18, "seventeen tables and the version");
         for p in pools {
             p.close().await;
         }

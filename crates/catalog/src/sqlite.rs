@@ -26,10 +26,23 @@ use std::sync::{Arc, Mutex};
 const SCHEMA: obhut_migrate::Schema = obhut_migrate::Schema {
     name: "catalog.db",
     migrations: &[
-        SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6, SCHEMA_V7,
+        SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6, SCHEMA_V7, SCHEMA_V8,
     ],
     identifying_table: "tenants",
 };
+
+/// Version 8: `unreferenced_blobs`, orphan collection's record of since when (the catalog's
+/// clock) each blob it found on a site, named by no record, has been found so; a blob is
+/// removed only once that is longer ago than the retention of removed blobs (docs/catalog.md,
+/// "Orphan collection"). Only adds a table: a release before it never reads it.
+const SCHEMA_V8: &str = r"
+CREATE TABLE IF NOT EXISTS unreferenced_blobs (
+    site TEXT NOT NULL,
+    blob TEXT NOT NULL,
+    first_seen_ms INTEGER NOT NULL,
+    PRIMARY KEY (site, blob)
+) WITHOUT ROWID;
+";
 
 /// Version 7: `bucket_configs`, every kind of per-bucket configuration (CORS first), keyed
 /// by the bucket's incarnation (name and `created_ms`) and the kind, so that a configuration
@@ -3051,6 +3064,59 @@ impl Catalog for SqliteCatalog {
         .await
     }
 
+    async fn note_unreferenced(
+        &self,
+        site: &str,
+        unreferenced: &[BlobId],
+    ) -> Result<(i64, Vec<(BlobId, i64)>)> {
+        let site = site.to_owned();
+        let found: Vec<String> = unreferenced.iter().map(ToString::to_string).collect();
+        self.write_data(move |c| {
+            let now = host_now_ms();
+            let mut known: std::collections::HashMap<String, i64> = {
+                let mut stmt = c
+                    .prepare_cached(
+                        "SELECT blob, first_seen_ms FROM unreferenced_blobs WHERE site = ?1",
+                    )
+                    .map_err(storage)?;
+                stmt.query_map(params![site], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .map_err(storage)?
+                    .collect::<rusqlite::Result<_>>()
+                    .map_err(storage)?
+            };
+            let wanted: std::collections::HashSet<&str> =
+                found.iter().map(String::as_str).collect();
+            for blob in known.keys().filter(|b| !wanted.contains(b.as_str())) {
+                exec(
+                    c,
+                    "DELETE FROM unreferenced_blobs WHERE site = ?1 AND blob = ?2",
+                    params![site, blob],
+                )
+                .map_err(storage)?;
+            }
+            let mut out = Vec::with_capacity(found.len());
+            for blob in &found {
+                let since = match known.remove(blob) {
+                    Some(since) => since,
+                    None => {
+                        exec(
+                            c,
+                            "INSERT INTO unreferenced_blobs (site, blob, first_seen_ms) VALUES (?1, ?2, ?3)",
+                            params![site, blob, now],
+                        )
+                        .map_err(storage)?;
+                        now
+                    }
+                };
+                let id = BlobId::parse(blob)
+                    .ok_or_else(|| CatalogError::Corrupt(format!("blob id {blob:?}")))?;
+                out.push((id, since));
+            }
+            Ok((now, out))
+        })
+        .await
+    }
+
     async fn referenced_blobs(&self) -> Result<Vec<(String, BlobId)>> {
         self.with(|c| {
             // One read transaction, one snapshot for both statements: an upload completed
@@ -3106,6 +3172,19 @@ mod tests {
     mod conformance_in_memory {
         crate::catalog_conformance_tests!(async {
             (crate::SqliteCatalog::in_memory().expect("open"), ())
+        });
+    }
+
+    /// The deadline changes nothing of what a catalog that answers in time answers.
+    mod conformance_with_a_deadline {
+        crate::catalog_conformance_tests!(async {
+            (
+                crate::Deadline::new(
+                    crate::SqliteCatalog::in_memory().expect("open"),
+                    std::time::Duration::from_secs(30),
+                ),
+                (),
+            )
         });
     }
 

@@ -214,6 +214,9 @@ async fn write_catalog(cat: &dyn Catalog) {
             .await
             .unwrap();
     }
+    if SqliteCatalog::SCHEMA_VERSION >= 8 {
+        cat.note_unreferenced("de-fra", &[blob(9)]).await.unwrap();
+    }
 }
 
 /// The bucket configuration the fixtures of version 7 on hold (`bucket_configs`).
@@ -313,6 +316,19 @@ async fn assert_catalog(cat: &dyn Catalog, version: u32) {
             .as_deref(),
         (version >= 7).then_some(CORS)
     );
+    // Orphan collection's record (version 8): a blob found unreferenced when the catalog was
+    // written keeps that time; a catalog from before it starts with none.
+    let (now, since) = cat.note_unreferenced("de-fra", &[blob(9)]).await.unwrap();
+    assert_eq!(since.len(), 1);
+    if version >= 8 {
+        assert!(since[0].1 <= now, "{since:?} at {now}");
+        let (_, again) = cat.note_unreferenced("de-fra", &[blob(9)]).await.unwrap();
+        assert_eq!(again, since, "the time first found is kept");
+    } else {
+        assert_eq!(since, vec![(blob(9), now)]);
+        // Forgotten again, so that reading twice reads the same.
+        cat.note_unreferenced("de-fra", &[]).await.unwrap();
+    }
 }
 
 /// After reading, the catalog is still usable for writes: the upload completes.
@@ -445,6 +461,19 @@ async fn reads_every_record_of_a_catalog_written_by_schema_version_6() {
     assert_eq!(user_version(&path), 6);
     let cat = SqliteCatalog::open(&path).unwrap();
     assert_catalog(&cat, 6).await;
+    assert_writable(&cat).await;
+    assert_eq!(
+        user_version(&path),
+        i64::from(SqliteCatalog::SCHEMA_VERSION)
+    );
+}
+
+#[tokio::test]
+async fn reads_every_record_of_a_catalog_written_by_schema_version_7() {
+    let (_dir, path) = copy_of(7);
+    assert_eq!(user_version(&path), 7);
+    let cat = SqliteCatalog::open(&path).unwrap();
+    assert_catalog(&cat, 7).await;
     assert_writable(&cat).await;
     assert_eq!(
         user_version(&path),

@@ -92,6 +92,11 @@ pub struct GatewayConfig {
     pub key_cache_ttl: Duration,
     /// The length of a lifecycle day and how often lifecycle rules are applied.
     pub lifecycle: lifecycle::LifecycleTiming,
+    /// How long blobs that no record names any more are kept (a point-in-time restore of the
+    /// catalog finds them): above zero, the blobs of deleted and overwritten objects, replaced
+    /// parts and aborted uploads are left to orphan collection, which removes them after it;
+    /// zero removes them at once.
+    pub blob_retention: Duration,
 }
 
 /// A revocation as the process log shows it: tenants only as [`obhut_core::logged`] renders

@@ -299,6 +299,7 @@ fn gateway(catalog: &Arc<dyn Catalog>, trustee: &Arc<StandIn>) -> Gateway {
         SiteSet::default(),
         Arc::clone(&policies),
         workers.clone(),
+        Duration::ZERO,
     );
     let trustee: Arc<dyn TrusteeClient> = Arc::clone(trustee) as Arc<dyn TrusteeClient>;
     Gateway::new(
@@ -309,6 +310,7 @@ fn gateway(catalog: &Arc<dyn Catalog>, trustee: &Arc<StandIn>) -> Gateway {
             region: "r".into(),
             key_cache_ttl: Duration::from_secs(60),
             lifecycle: crate::lifecycle::LifecycleTiming::default(),
+            blob_retention: Duration::ZERO,
         },
         maintenance.requests(),
         policies,

@@ -22,7 +22,7 @@ pub mod sites;
 pub mod worker;
 
 pub use lease::{BACKGROUND_LEASE, Leadership, LeaseTiming};
-pub use orphans::{Fence, OrphanCollection, collect_orphans};
+pub use orphans::{DEFAULT_RETENTION, Fence, OrphanCollection, collect_orphans};
 pub use policy::{Policy, PolicyError, PolicySource, project, project_all, residency_policy};
 pub use repair::{Maintenance, Outcome, RepairRequests, RepairState, RepairStatus, ScrubRate};
 pub use replica::{ReplicaProblem, discard_blobs, verify_replica};

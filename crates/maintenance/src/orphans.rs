@@ -9,6 +9,13 @@
 //! it, and the catalog commit follows within the request), so a blob a live upload will still
 //! commit is never swept; a part already recorded is a reference like an object.
 //!
+//! A blob that no record names is removed only once it has been found so for the retention
+//! of removed blobs, by the catalog's clock ([`Catalog::note_unreferenced`]): the blobs of
+//! objects deleted or overwritten (which the gateway leaves here rather than removing them),
+//! of replicas moved away and of writes that never committed all stay that long, so that a
+//! catalog restored to any point within the retention (a point-in-time recovery of
+//! PostgreSQL) finds every blob it names.
+//!
 //! It deletes blobs by their opaque names and never reads them; it never sees a key.
 
 use crate::MaintenanceError;
@@ -21,6 +28,10 @@ use std::time::{Duration, SystemTime};
 /// Orphans removed per batch: the lease is checked in the catalog before each.
 const BATCH: usize = 100;
 
+/// How long blobs no record names are kept by default: 8 days, a week of point-in-time
+/// recovery with a day to notice and decide.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(8 * 24 * 3600);
+
 /// When and how carefully orphans are collected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OrphanCollection {
@@ -30,14 +41,19 @@ pub struct OrphanCollection {
     pub grace: Duration,
     /// How often the lease holder collects.
     pub every: Duration,
+    /// How long a blob no record names stays after it was first found so: at least the
+    /// window within which the catalog may be restored to an earlier point (zero: removed as
+    /// soon as the grace allows, and then a restored catalog may name blobs that are gone).
+    pub retention: Duration,
 }
 
 impl Default for OrphanCollection {
-    /// A day's grace, collected every hour.
+    /// A day's grace, collected every hour, removed blobs kept for [`DEFAULT_RETENTION`].
     fn default() -> Self {
         Self {
             grace: Duration::from_secs(24 * 3600),
             every: Duration::from_secs(3600),
+            retention: DEFAULT_RETENTION,
         }
     }
 }
@@ -74,9 +90,10 @@ impl Fence<'_> {
     }
 }
 
-/// Removes blobs that no object version or upload part names on their site and that were
-/// written at least `grace` ago, and leftovers of unfinished writes as old; returns how many
-/// blobs it removed.
+/// Removes blobs that no object version or upload part names on their site, that were
+/// written at least `grace` ago and that have been found so for at least `retention` (the
+/// catalog's record, see the module's documentation), and leftovers of unfinished writes older
+/// than `grace`; returns how many blobs it removed.
 ///
 /// With a zero `grace` only safe while no write is in flight (at start-up, under the data
 /// directory lock).
@@ -85,6 +102,7 @@ pub async fn collect_orphans(
     sites: &SiteSet,
     fence: &Fence<'_>,
     grace: Duration,
+    retention: Duration,
 ) -> Result<usize, MaintenanceError> {
     fence.check(catalog).await?;
     // Mark: what each site holds and since when, before the catalog is read, so that a write
@@ -111,6 +129,7 @@ pub async fn collect_orphans(
     // the catalog update) is an orphan there, though the same blob lives on elsewhere.
     let referenced: HashSet<(String, BlobId)> =
         catalog.referenced_blobs().await?.into_iter().collect();
+    let retention_ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
     // Sweep.
     let mut removed = 0;
     for (site, old) in candidates {
@@ -123,10 +142,22 @@ pub async fn collect_orphans(
         site.clear_temporary_older_than(grace)
             .await
             .map_err(failed)?;
-        let orphans: Vec<BlobId> = old
+        let unreferenced: Vec<BlobId> = old
             .into_iter()
             .filter(|blob| !referenced.contains(&(id.clone(), *blob)))
             .collect();
+        // Since when each has been found so (the catalog's clock): only those found so for
+        // the retention go.
+        let (catalog_now, since) = catalog.note_unreferenced(&id, &unreferenced).await?;
+        let orphans: Vec<BlobId> = since
+            .into_iter()
+            .filter(|(_, first)| catalog_now.saturating_sub(*first) >= retention_ms)
+            .map(|(blob, _)| blob)
+            .collect();
+        let kept = unreferenced.len() - orphans.len();
+        if kept > 0 {
+            tracing::debug!(site = %id, kept, "unreferenced blobs kept for the retention of removed blobs");
+        }
         let mut here = 0;
         for batch in orphans.chunks(BATCH) {
             fence.check(catalog).await?;

@@ -226,6 +226,9 @@ pub struct Maintenance {
     running: AtomicBool,
     /// Wakes the repair worker for a pass that was started.
     wake: Notify,
+    /// How long blobs that no record names any more are kept (see [`crate::collect_orphans`]):
+    /// replicas a move leaves behind are left to orphan collection unless it is zero.
+    blob_retention: Duration,
 }
 
 impl Maintenance {
@@ -235,6 +238,7 @@ impl Maintenance {
         sites: SiteSet,
         policies: Arc<dyn PolicySource>,
         workers: Workers,
+        blob_retention: Duration,
     ) -> Arc<Self> {
         let (tx, rx) = mpsc::unbounded_channel();
         Arc::new(Self {
@@ -251,7 +255,14 @@ impl Maintenance {
             status: Mutex::new(RepairStatus::default()),
             running: AtomicBool::new(false),
             wake: Notify::new(),
+            blob_retention,
         })
+    }
+
+    /// How long blobs no record names any more are kept before orphan collection removes them.
+    #[must_use]
+    pub fn blob_retention(&self) -> Duration {
+        self.blob_retention
     }
 
     /// The sites this process reaches (shared: changes apply at once).
@@ -291,8 +302,9 @@ impl Maintenance {
             .clone()
     }
 
-    /// Removes blobs that no object or upload refers to and that were written at least
-    /// `grace` ago; see [`crate::collect_orphans`]. Where the process goes by a lease, only
+    /// Removes blobs that no object or upload refers to, that were written at least `grace`
+    /// ago and that have been found so for the retention of removed blobs; see
+    /// [`crate::collect_orphans`]. Where the process goes by a lease, only
     /// while it holds it, fenced by its epoch.
     pub async fn collect_orphans(&self, grace: Duration) -> Result<usize, MaintenanceError> {
         let lease = self.fence_lease()?;
@@ -301,7 +313,14 @@ impl Maintenance {
             lease: lease.as_ref(),
             still_held: &still_held,
         };
-        crate::orphans::collect_orphans(self.catalog.as_ref(), &self.sites, &fence, grace).await
+        crate::orphans::collect_orphans(
+            self.catalog.as_ref(),
+            &self.sites,
+            &fence,
+            grace,
+            self.blob_retention,
+        )
+        .await
     }
 
     /// The lease to fence background work with: `None` for a process alone on its catalog;
@@ -705,7 +724,18 @@ impl Maintenance {
             );
             return Ok(out);
         }
+        // A catalog restored to a point before the move names the replicas it leaves: they
+        // stay for the retention of removed blobs (orphan collection removes them after it),
+        // unless the tenant's residency no longer allows their site, which comes first.
+        let allowed = |id: &String| {
+            infos
+                .get(id)
+                .is_some_and(|i| policy.jurisdictions.contains(&i.jurisdiction))
+        };
         for id in &leaving {
+            if !self.blob_retention.is_zero() && allowed(id) {
+                continue;
+            }
             if let Some(site) = self.sites.get(id) {
                 for chunk in chunks {
                     match site.delete(chunk.blob).await {

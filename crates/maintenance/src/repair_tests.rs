@@ -37,6 +37,10 @@ async fn fixture(scrub: ScrubRate) -> Fixture {
 }
 
 async fn fixture_with(scrub: ScrubRate, workers: Workers) -> Fixture {
+    fixture_retaining(scrub, workers, Duration::ZERO).await
+}
+
+async fn fixture_retaining(scrub: ScrubRate, workers: Workers, retention: Duration) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let mut opened: Vec<(SiteInfo, Arc<dyn Site>)> = Vec::new();
     for id in ["a", "b", "c"] {
@@ -84,6 +88,7 @@ async fn fixture_with(scrub: ScrubRate, workers: Workers) -> Fixture {
         sites.clone(),
         Arc::new(policies),
         workers,
+        retention,
     );
     maintenance.spawn_workers(scrub);
     Fixture {
@@ -307,6 +312,7 @@ async fn orphan_collection_under_a_lease_that_passed_on_removes_nothing() {
             still_held: &held,
         },
         Duration::ZERO,
+        Duration::ZERO,
     )
     .await;
     assert!(
@@ -330,6 +336,7 @@ async fn orphan_collection_under_a_lease_that_passed_on_removes_nothing() {
             still_held: &lapsed,
         },
         Duration::ZERO,
+        Duration::ZERO,
     )
     .await;
     assert!(
@@ -345,11 +352,140 @@ async fn orphan_collection_under_a_lease_that_passed_on_removes_nothing() {
             still_held: &held,
         },
         Duration::ZERO,
+        Duration::ZERO,
     )
     .await
     .unwrap();
     assert_eq!(removed, 2);
     assert!(listed("a").await.is_empty() && listed("b").await.is_empty());
+}
+
+/// The retention of removed blobs: the blobs of an object deleted from the catalog stay on
+/// their sites until they have been found unreferenced for the retention, however old they
+/// are, so that a catalog restored to before the deletion reads them; named again meanwhile
+/// (the restore), they stay, and the retention starts afresh when they are unnamed again.
+#[tokio::test]
+async fn blobs_of_a_removed_object_stay_for_the_retention() {
+    let retention = Duration::from_millis(1500);
+    let f = fixture_retaining(NO_SCRUB, Workers::new(), retention).await;
+    let bk = f.catalog.get_bucket("bk").await.unwrap().unwrap();
+    let chunk = blob(&f.sites, &["a", "b"], b"deleted later", 1).await;
+    let record = ObjectRecord {
+        bucket: "bk".into(),
+        key: "k".into(),
+        size: chunk.size,
+        etag: "e".into(),
+        last_modified_ms: 1,
+        envelope: Vec::new(),
+        meta: Vec::new(),
+        sites: vec!["a".into(), "b".into()],
+        chunks: vec![chunk],
+        version_id: None,
+    };
+    f.catalog
+        .put_object(&bk, &record, PutCondition::None)
+        .await
+        .unwrap();
+    let on = |id: &str| {
+        let site = f.sites.get(id).unwrap();
+        async move { site.list().await.unwrap().contains(&chunk.blob) }
+    };
+    // Deleted: no record names the blob, which is older than the grace (zero here).
+    f.catalog.delete_object(&bk, "k").await.unwrap();
+    assert_eq!(
+        f.maintenance.collect_orphans(Duration::ZERO).await.unwrap(),
+        0
+    );
+    tokio::time::sleep(retention / 2).await;
+    assert_eq!(
+        f.maintenance.collect_orphans(Duration::ZERO).await.unwrap(),
+        0
+    );
+    assert!(
+        on("a").await && on("b").await,
+        "removed within the retention"
+    );
+    // The catalog restored to before the deletion names it again: it stays, however long.
+    f.catalog
+        .put_object(&bk, &record, PutCondition::None)
+        .await
+        .unwrap();
+    tokio::time::sleep(retention).await;
+    assert_eq!(
+        f.maintenance.collect_orphans(Duration::ZERO).await.unwrap(),
+        0
+    );
+    // Unnamed again, the retention starts afresh ...
+    f.catalog.delete_object(&bk, "k").await.unwrap();
+    assert_eq!(
+        f.maintenance.collect_orphans(Duration::ZERO).await.unwrap(),
+        0
+    );
+    tokio::time::sleep(retention / 2).await;
+    assert_eq!(
+        f.maintenance.collect_orphans(Duration::ZERO).await.unwrap(),
+        0
+    );
+    assert!(on("a").await && on("b").await);
+    // ... and once it has passed, the blob goes from every site.
+    tokio::time::sleep(retention / 2 + Duration::from_millis(200)).await;
+    assert_eq!(
+        f.maintenance.collect_orphans(Duration::ZERO).await.unwrap(),
+        2
+    );
+    assert!(!on("a").await && !on("b").await);
+}
+
+/// With a retention, the replicas a move leaves on a site the tenant's residency still allows
+/// stay for orphan collection (a catalog restored to before the move names them).
+#[tokio::test]
+async fn replicas_a_drain_leaves_stay_for_the_retention() {
+    let retention = Duration::from_secs(3600);
+    let f = fixture_retaining(NO_SCRUB, Workers::new(), retention).await;
+    let bk = f.catalog.get_bucket("bk").await.unwrap().unwrap();
+    let chunk = blob(&f.sites, &["a", "b"], b"drained off a", 1).await;
+    f.catalog
+        .put_object(
+            &bk,
+            &ObjectRecord {
+                bucket: "bk".into(),
+                key: "k".into(),
+                size: chunk.size,
+                etag: "e".into(),
+                last_modified_ms: 1,
+                envelope: Vec::new(),
+                meta: Vec::new(),
+                sites: vec!["a".into(), "b".into()],
+                chunks: vec![chunk],
+                version_id: None,
+            },
+            PutCondition::None,
+        )
+        .await
+        .unwrap();
+    f.sites.upsert(info("a", SiteState::Draining), None);
+    assert!(f.maintenance.start_repair("drain"));
+    let st = wait_for(&f.maintenance, |st| st.state != RepairState::Running).await;
+    assert_eq!(st.state, RepairState::Done, "{st:?}");
+    assert_eq!(st.replicas_removed, 0, "{st:?}");
+    let o = f.catalog.get_object("bk", "k").await.unwrap().unwrap();
+    let mut now_on = o.sites.clone();
+    now_on.sort();
+    assert_eq!(now_on, ["b", "c"], "moved off a");
+    assert!(
+        f.sites
+            .get("a")
+            .unwrap()
+            .list()
+            .await
+            .unwrap()
+            .contains(&chunk.blob),
+        "the replica left on a stays for the retention"
+    );
+    assert_eq!(
+        f.maintenance.collect_orphans(Duration::ZERO).await.unwrap(),
+        0
+    );
 }
 
 /// Mark and sweep with a grace period: a blob no record names is removed only once it is older

@@ -8,7 +8,7 @@
 //! `sslrootcert=/path/ca.pem`).
 
 use anyhow::{Context, Result, bail};
-use obhut_catalog::{Catalog, PgCatalog, PgConnectOptions, SqliteCatalog};
+use obhut_catalog::{Catalog, Deadline, PgCatalog, PgConnectOptions, SqliteCatalog};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
@@ -130,8 +130,34 @@ pub(crate) async fn open(
             let catalog = SqliteCatalog::open(&path).context("cannot open the catalog")?;
             (Arc::new(catalog), path.display().to_string())
         }
-        CatalogLocation::Postgres(pg) => (Arc::new(pg.open().await?), pg.shown.clone()),
+        CatalogLocation::Postgres(pg) => {
+            let deadline = catalog_deadline()?;
+            tracing::info!(
+                deadline_ms = deadline.as_millis(),
+                "each call of the catalog is answered within its deadline or fails (503)"
+            );
+            let catalog = pg.open().await?;
+            // A write that gave up at its deadline leaves a prepared transaction: rolled back
+            // once it is well past the deadline.
+            catalog.set_abandoned_after((deadline * 3).max(std::time::Duration::from_secs(10)));
+            (Arc::new(Deadline::new(catalog, deadline)), pg.shown.clone())
+        }
     })
+}
+
+/// The deadline of each call of a catalog on PostgreSQL: 10 s, unless
+/// `OBHUT_CATALOG_DEADLINE_MS` says otherwise. A commit waits for the synchronous standby;
+/// with the other datacenter cut off it would wait until the link is back, and the request
+/// with it: at the deadline it fails instead (503), its outcome unknown (docs/deploy.md).
+pub(crate) fn catalog_deadline() -> Result<std::time::Duration> {
+    const DEFAULT: std::time::Duration = std::time::Duration::from_secs(10);
+    let Ok(v) = std::env::var("OBHUT_CATALOG_DEADLINE_MS") else {
+        return Ok(DEFAULT);
+    };
+    let ms: u64 = v.parse().ok().filter(|ms| *ms > 0).with_context(|| {
+        format!("OBHUT_CATALOG_DEADLINE_MS must be a number of milliseconds above zero, not {v:?}")
+    })?;
+    Ok(std::time::Duration::from_millis(ms))
 }
 
 #[cfg(test)]

@@ -181,11 +181,13 @@ pub(crate) async fn serve_front(front: Front, data_dir: &Path) -> Result<()> {
         Arc::clone(&front.trustee),
         front.sites_applied,
     );
+    let orphans = orphan_collection()?;
     let maintenance = Maintenance::new(
         Arc::clone(&front.catalog),
         front.sites,
         Arc::clone(&policies),
         workers.clone(),
+        orphans.retention,
     );
     let gateway = Gateway::new(
         Arc::clone(&front.catalog),
@@ -195,6 +197,7 @@ pub(crate) async fn serve_front(front: Front, data_dir: &Path) -> Result<()> {
             region: front.region.clone(),
             key_cache_ttl: front.key_cache_ttl,
             lifecycle: lifecycle_timing(front.lifecycle_day, front.lifecycle_every)?,
+            blob_retention: orphans.retention,
         },
         maintenance.requests(),
         policies,
@@ -218,7 +221,7 @@ pub(crate) async fn serve_front(front: Front, data_dir: &Path) -> Result<()> {
         bytes_per_sec: front.scrub_bytes_per_sec,
         pause: front.scrub_interval,
     });
-    maintenance.spawn_orphan_collector(orphan_collection()?);
+    maintenance.spawn_orphan_collector(orphans);
     let s3_listener = TcpListener::bind(&front.s3_addr)
         .await
         .with_context(|| format!("cannot listen on {} for S3", front.s3_addr))?;
@@ -287,25 +290,37 @@ pub(crate) async fn serve_front(front: Front, data_dir: &Path) -> Result<()> {
 }
 
 /// Orphan collection on the lease holder: blobs no record names, older than a day, every
-/// hour, unless `OBHUT_ORPHAN_GRACE_MS` and `OBHUT_ORPHAN_EVERY_MS` say otherwise (tests
-/// shorten them). The grace must exceed the longest time from a replica's commit on its site
-/// to the catalog commit of its write (seconds, unless the process is paused or a site hangs
-/// up to its request timeout): below 10 minutes it is allowed (tests) with a warning.
+/// hour, removed once no record has named them for the retention of removed blobs (8 days),
+/// unless `OBHUT_ORPHAN_GRACE_MS`, `OBHUT_ORPHAN_EVERY_MS` and `OBHUT_BLOB_RETENTION_MS` say
+/// otherwise. The grace must exceed the longest time from a replica's commit on its site to
+/// the catalog commit of its write (seconds, unless the process is paused or a site hangs up
+/// to its request timeout): it is at least [`MIN_ORPHAN_GRACE`], and shorter only where
+/// `OBHUT_TEST_SHORT_ORPHAN_GRACE=1` says this is a test (never in production). A retention
+/// of zero removes the blobs of deleted and overwritten objects at once: a catalog restored to
+/// an earlier point may then name blobs that are gone.
 fn orphan_collection() -> Result<OrphanCollection> {
     let default = OrphanCollection::default();
     let orphans = OrphanCollection {
         grace: env_ms("OBHUT_ORPHAN_GRACE_MS")?.unwrap_or(default.grace),
         every: env_ms("OBHUT_ORPHAN_EVERY_MS")?.unwrap_or(default.every),
+        retention: env_ms("OBHUT_BLOB_RETENTION_MS")?.unwrap_or(default.retention),
     };
-    anyhow::ensure!(
-        orphans.grace >= MIN_ORPHAN_GRACE && !orphans.every.is_zero(),
-        "orphan collection needs a grace period of at least {} s (OBHUT_ORPHAN_GRACE_MS) and an interval above zero (OBHUT_ORPHAN_EVERY_MS)",
-        MIN_ORPHAN_GRACE.as_secs()
-    );
-    if orphans.grace < Duration::from_secs(600) {
+    let testing = std::env::var("OBHUT_TEST_SHORT_ORPHAN_GRACE").is_ok_and(|v| v == "1");
+    check_orphan_collection(&orphans, testing)?;
+    if orphans.grace < MIN_ORPHAN_GRACE {
         tracing::warn!(
             grace_ms = orphans.grace.as_millis(),
-            "orphan collection has a grace period under 10 minutes: a write stalled longer than that between its replicas and its commit would lose its blobs"
+            "orphan collection has a grace period under 10 minutes (OBHUT_TEST_SHORT_ORPHAN_GRACE, for tests only): a write stalled longer than that between its replicas and its commit would lose its blobs"
+        );
+    }
+    if orphans.retention.is_zero() {
+        tracing::warn!(
+            "blobs of deleted and overwritten objects are removed without a retention (OBHUT_BLOB_RETENTION_MS=0): a catalog restored to an earlier point may name blobs that are gone"
+        );
+    } else {
+        tracing::info!(
+            retention_s = orphans.retention.as_secs(),
+            "blobs no record names any more are kept for the retention before orphan collection removes them"
         );
     }
     Ok(orphans)
@@ -341,8 +356,39 @@ fn lifecycle_timing(
     Ok(timing)
 }
 
-/// The shortest grace period of orphan collection allowed at all.
-const MIN_ORPHAN_GRACE: Duration = Duration::from_secs(1);
+/// Refuses a grace period below [`MIN_ORPHAN_GRACE`] (below [`MIN_TEST_ORPHAN_GRACE`] with
+/// `testing`) and an interval of zero.
+fn check_orphan_collection(orphans: &OrphanCollection, testing: bool) -> Result<()> {
+    let floor = if testing {
+        MIN_TEST_ORPHAN_GRACE
+    } else {
+        MIN_ORPHAN_GRACE
+    };
+    anyhow::ensure!(
+        orphans.grace >= floor,
+        "orphan collection needs a grace period of at least {} s (OBHUT_ORPHAN_GRACE_MS is {} ms){}",
+        floor.as_secs(),
+        orphans.grace.as_millis(),
+        if testing {
+            ""
+        } else {
+            "; shorter ones are for tests only (OBHUT_TEST_SHORT_ORPHAN_GRACE=1)"
+        }
+    );
+    anyhow::ensure!(
+        !orphans.every.is_zero(),
+        "orphan collection needs an interval above zero (OBHUT_ORPHAN_EVERY_MS)"
+    );
+    Ok(())
+}
+
+/// The shortest grace period of orphan collection allowed in production: longer than any
+/// write takes from its replicas to its commit, pauses and retries included.
+const MIN_ORPHAN_GRACE: Duration = Duration::from_secs(600);
+
+/// The shortest allowed with `OBHUT_TEST_SHORT_ORPHAN_GRACE=1`, for tests that watch orphans
+/// go.
+const MIN_TEST_ORPHAN_GRACE: Duration = Duration::from_secs(1);
 
 /// A duration in milliseconds from the environment variable `name`, if set.
 fn env_ms(name: &str) -> Result<Option<Duration>> {
@@ -384,4 +430,48 @@ fn lease_timing() -> Result<LeaseTiming> {
         timing.ttl.as_millis()
     );
     Ok(timing)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn collection(grace_ms: u64, every_ms: u64) -> OrphanCollection {
+        OrphanCollection {
+            grace: Duration::from_millis(grace_ms),
+            every: Duration::from_millis(every_ms),
+            retention: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn a_grace_below_ten_minutes_is_refused_outside_tests() {
+        for ms in [0, 1000, 599_999] {
+            let e = check_orphan_collection(&collection(ms, 1000), false).unwrap_err();
+            let text = e.to_string();
+            assert!(
+                text.contains("at least 600 s") && text.contains("OBHUT_TEST_SHORT_ORPHAN_GRACE"),
+                "{text}"
+            );
+        }
+        assert!(check_orphan_collection(&collection(600_000, 1000), false).is_ok());
+        assert!(check_orphan_collection(&OrphanCollection::default(), false).is_ok());
+    }
+
+    #[test]
+    fn tests_may_shorten_the_grace_to_a_second_and_no_further() {
+        assert!(check_orphan_collection(&collection(1000, 500), true).is_ok());
+        let e = check_orphan_collection(&collection(999, 500), true).unwrap_err();
+        assert!(e.to_string().contains("at least 1 s"), "{e}");
+        let e = check_orphan_collection(&collection(1000, 0), true).unwrap_err();
+        assert!(e.to_string().contains("OBHUT_ORPHAN_EVERY_MS"), "{e}");
+    }
+
+    #[test]
+    fn removed_blobs_are_kept_eight_days_by_default() {
+        assert_eq!(
+            OrphanCollection::default().retention,
+            Duration::from_secs(8 * 24 * 3600)
+        );
+    }
 }

@@ -333,6 +333,7 @@ impl S3 for Gateway {
         req: S3Request<PutObjectAclInput>,
     ) -> S3Result<S3Response<PutObjectAclOutput>> {
         policy::put_object_acl(self, req).await
+    }
 
     async fn put_bucket_lifecycle_configuration(
         &self,

@@ -101,7 +101,7 @@ impl Gateway {
             Ok(Some(old)) => self.discard_parts(vec![old]),
             Ok(None) => {}
             Err(e) => {
-                self.discard_chunks(&part.sites, [part.chunk]);
+                self.discard_after_failed_commit(&e, &part.sites, [part.chunk]);
                 return Err(error::catalog(e));
             }
         }

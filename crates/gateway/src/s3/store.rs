@@ -252,7 +252,24 @@ impl Gateway {
         Ok(Stored { written, site_ids })
     }
 
+    /// The blobs of a record the catalog no longer holds (deleted, overwritten, replaced):
+    /// with a retention of removed blobs they stay for orphan collection, which removes them
+    /// once no record has named them for the retention (a catalog restored to an earlier
+    /// point names them); without one they go now.
     pub(super) fn discard_chunks(
+        &self,
+        site_ids: &[String],
+        chunks: impl IntoIterator<Item = Chunk>,
+    ) {
+        if !self.config.blob_retention.is_zero() {
+            return;
+        }
+        self.discard_uncommitted(site_ids, chunks);
+    }
+
+    /// The blobs of a write whose record the catalog certainly never held (its commit was
+    /// refused): no catalog, restored or not, names them, so they go now.
+    pub(super) fn discard_uncommitted(
         &self,
         site_ids: &[String],
         chunks: impl IntoIterator<Item = Chunk>,
@@ -272,6 +289,22 @@ impl Gateway {
         for p in parts {
             self.discard_chunks(&p.sites, [p.chunk]);
         }
+    }
+
+    /// After a failed commit of `chunks`: removed at once if the catalog refused it; left to
+    /// orphan collection if the commit may have happened all the same (no answer within the
+    /// deadline, a lost connection), where the object may yet be visible with them.
+    pub(super) fn discard_after_failed_commit(
+        &self,
+        e: &obhut_catalog::CatalogError,
+        site_ids: &[String],
+        chunks: impl IntoIterator<Item = Chunk>,
+    ) {
+        if e.may_have_taken_effect() {
+            tracing::warn!(error = %e, "a commit's outcome is unknown: its blobs are left to orphan collection");
+            return;
+        }
+        self.discard_uncommitted(site_ids, chunks);
     }
 
     /// Commits a new object, settling its quota `hold`, discarding what it replaced, or its own
@@ -296,7 +329,7 @@ impl Gateway {
                 Ok(())
             }
             Err(e) => {
-                self.discard_object(record.clone());
+                self.discard_after_failed_commit(&e, &record.sites, record.chunks.clone());
                 Err(error::catalog(e))
             }
         }
