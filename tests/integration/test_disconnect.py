@@ -243,6 +243,9 @@ def test_disconnect_needs_a_quorum_stops_every_data_operation_and_survives_a_res
     assert r.status_code == 200, r.text
     [(_, rec)] = of_type(s, "trustee_reconnected", start)
     assert rec["approvers"] == ["officer2", "officer1"], rec
+    # each gateway's acknowledgement is logged once, whatever came after the disconnect
+    acks = [e for _, e in of_type(s, "gateway_acknowledged", disc_index) if e["disconnect"] == disc_index]
+    assert len(acks) == 1, acks
     assert cli_ok(s, "auditor", "trustee", "status").strip() == "unsealed"
 
 

@@ -1583,6 +1583,10 @@ async fn a_disconnect_takes_two_officers_refuses_every_release_and_survives_a_re
         again["progress"], "pending: 1 of 2 officers",
         "the same officer counts once"
     );
+    assert!(
+        !disconnects.has_changed().unwrap(),
+        "a pending approval announces nothing"
+    );
     t.release_bucket_key("a", "photos", &wk, &why)
         .await
         .expect("one approval stops nothing");
@@ -1651,6 +1655,7 @@ async fn a_disconnect_takes_two_officers_refuses_every_release_and_survives_a_re
     ));
     let one = w.act("o3", Action::Reconnect {}).await.unwrap();
     assert_eq!(one["progress"], "pending: 1 of 2 officers");
+    assert!(!disconnects.has_changed().unwrap());
     let done = w.act("o1", Action::Reconnect {}).await.unwrap();
     assert_eq!(done["state"], "connected");
     assert_eq!(*disconnects.borrow_and_update(), None);

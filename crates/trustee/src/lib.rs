@@ -406,8 +406,13 @@ impl Trustee {
     /// every key at once.
     fn disconnect_changed(&self) -> Result<(), TrusteeError> {
         let now = self.governance.disconnected()?.map(|d| d.index);
-        let before = self.disconnects.send_replace(now);
-        if now.is_some() && before != now {
+        // Only a change is announced: an approval that leaves the state as it is is not.
+        let changed = self.disconnects.send_if_modified(|state| {
+            let changed = *state != now;
+            *state = now;
+            changed
+        });
+        if changed && now.is_some() {
             self.revoke(Revocation::All);
         }
         Ok(())

@@ -356,12 +356,16 @@ fn spawn_disconnect_pushes(
     let mut rx = trustee.subscribe_disconnects();
     // A disconnect in force at start needs no push: every gateway finds the trustee restarted
     // and drops every key (a reset of its revocation stream).
-    drop(rx.borrow_and_update());
+    let mut pushed = *rx.borrow_and_update();
     tokio::spawn(async move {
         while rx.changed().await.is_ok() {
-            let Some(index) = *rx.borrow_and_update() else {
+            let now = *rx.borrow_and_update();
+            // Each disconnect is pushed once, however often the state is looked at.
+            let Some(index) = now.filter(|_| now != pushed) else {
+                pushed = now;
                 continue;
             };
+            pushed = now;
             let Some(f) = feed.upgrade() else { return };
             let seq = f.push(Revocation::All);
             let (acked, missing) = f.collect_acks(seq, wait).await;
