@@ -143,7 +143,7 @@ pub enum TrusteeError {
     ObjectKeysOnly(String),
     /// A quorum of officers has disconnected the provider (`obhut trustee disconnect`): the
     /// trustee releases no key and verifies no request until a quorum reconnects it.
-    #[error("the trustee has disconnected the provider: {0}")]
+    #[error("the provider is disconnected: {0}")]
     Disconnected(String),
 }
 

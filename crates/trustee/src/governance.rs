@@ -3099,7 +3099,7 @@ impl Governance {
         match &self.facts()?.disconnected {
             None => Ok(()),
             Some(d) => Err(TrusteeError::Disconnected(format!(
-                "officers {} disconnected the provider (log entry {}); no key is released and no request is served until a quorum of officers reconnects it",
+                "the trustee's officers {} disconnected it (log entry {}); no key is released and no request is served until a quorum of officers reconnects it",
                 d.approvers.join(" and "),
                 d.index
             ))),
