@@ -33,7 +33,9 @@ ENTRY_TYPES = {
     "disclosure_refused", "disclosure_approval", "disclosure_approved", "disclosure_denied",
     "disclosure_delay_set", "shred_approval", "tenant_key_disabled", "tenant_key_enabled",
     "tenant_key_destroyed", "site_added", "attestation", "integrity_failure", "principal_approval",
-    "integrity_alarm", "signing_key_enrolled", "signing_key_revoked",
+    "integrity_alarm", "signing_key_enrolled", "signing_key_revoked", "disconnect_approval",
+    "trustee_disconnected", "trustee_reconnected", "gateway_acknowledged", "gateway_ack_missing",
+    "drill_recorded",
 }
 
 

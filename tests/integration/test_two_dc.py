@@ -455,3 +455,57 @@ def test_a_commit_the_cut_holds_past_its_deadline_answers_503_and_never_shows(tw
     assert two_dc.s3("dc2").get_object(Bucket=bucket, Key="unacknowledged")["Body"].read() == b"written after the heal"
     wait_until("a holder of the lease on background work after the heal", 60,
                lambda: any(two_dc.role(gw) == "leader" for gw in ("dc1", "dc1b", "dc2")), interval=1)
+
+
+# ----------------------------------------------------------------------------- drills (last)
+def test_the_disconnect_drill_stops_every_gateway_loses_nothing_and_is_recorded(two_dc):
+    """`scripts/two-dc drill disconnect DIR`: load through the three gateways, two officers
+    disconnect the provider, gw-dc1b runs with the drill fault injector (it ignores the push);
+    the drill writes DIR/drill-disconnect.json and has an officer append it to the log."""
+    from two_dc_helpers import SCRIPT
+
+    ttl = 10
+    r = subprocess.run(
+        [str(SCRIPT), "drill", "disconnect", str(two_dc.dir), "--seconds", "8", "--key-cache-ttl", str(ttl)],
+        env=clean_env({"OBHUT_BIN": str(obhut_bin()), **two_dc.gateway_env}),
+        capture_output=True, text=True, timeout=420, stdin=subprocess.DEVNULL,
+    )
+    assert r.returncode == 0, f"the drill failed: {r.stderr.strip()}\n{r.stdout[-3000:]}\n{two_dc.log_tails()}"
+    summary = json.loads((two_dc.dir / "drill-disconnect.json").read_text())
+    assert summary["drill"] == "disconnect"
+    assert summary["requests_before_stop"] > 0 and summary["acknowledged"] > 0, summary
+    assert summary["requests_served_after_stop"] == 0, summary
+    assert summary["requests_refused_after_stop"] > 0, summary
+    assert summary["other_errors_after_stop"] == 0, summary
+    assert summary["gateways_acked"] is True, summary
+    assert summary["gateways_acked_count"] == summary["gateways_expected_to_ack"] == 2, summary
+    assert summary["rogue_ack_missing"] is True, summary
+    assert summary["rogue_within_key_cache_ttl"] is True, summary
+    assert summary["key_cache_ttl_s"] == ttl, summary
+    assert 0 <= summary["rogue_gateway_decrypt_s"] <= ttl + 2, summary
+    assert summary["lost"] == 0, summary
+    assert summary["passed"] is True, summary
+    for figure in ("time_to_full_stop_s", "time_to_resume_s"):
+        assert isinstance(summary[figure], (int, float)) and summary[figure] >= 0, (figure, summary)
+
+    # the record is in the log, figure for figure, and the log names the silent gateway
+    r = two_dc.cli("log", "show", token=two_dc.token("auditor"))
+    assert r.returncode == 0, r.stderr
+    drill_lines = [ln for ln in r.stdout.splitlines() if " drill_recorded " in f" {ln} "]
+    assert drill_lines and "drill=disconnect" in drill_lines[-1] and "lost=0" in drill_lines[-1], r.stdout[-2000:]
+    acks = [ln for ln in r.stdout.splitlines()
+            if "gateway_acknowledged" in ln and f"disconnect={summary['disconnect_log_index']} " in ln]
+    assert len(acks) == 2, f"one acknowledgement per obedient gateway, logged once: {acks}"
+    rogue = summary["rogue_gateway"]
+    assert any("gateway_ack_missing" in ln and f"gateway={rogue}@" in ln for ln in r.stdout.splitlines()), \
+        r.stdout[-3000:]
+
+    # service is back on every gateway, and the injector is gone from gw-dc1b
+    r = two_dc.cli("trustee", "status", token=two_dc.token("auditor"))
+    assert r.returncode == 0 and r.stdout.strip() == "unsealed", (r.stdout, r.stderr)
+    bucket = unique_name("after-drill")
+    two_dc.s3("dc1").create_bucket(Bucket=bucket)
+    for gw in ("dc1", "dc1b", "dc2"):
+        two_dc.s3(gw).put_object(Bucket=bucket, Key=gw, Body=gw.encode())
+        assert two_dc.s3("dc2").get_object(Bucket=bucket, Key=gw)["Body"].read() == gw.encode()
+    assert not (two_dc.dir / "dc1" / "gw-dc1b.drill.toml").exists()

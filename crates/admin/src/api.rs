@@ -284,6 +284,11 @@ impl From<TrusteeError> for ApiError {
             TrusteeError::BadShare(_) => {
                 Self::new(StatusCode::BAD_REQUEST, "bad_share", e.to_string())
             }
+            TrusteeError::Disconnected(_) => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "trustee_disconnected",
+                e.to_string(),
+            ),
             TrusteeError::Sealed(..) | TrusteeError::Unavailable(_) => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "trustee_unavailable",
@@ -417,6 +422,12 @@ async fn list_disclosures(State(state): State<AdminState>, caller: Caller) -> Ap
 /// enrolling and revoking one is a statement signed with the caller's own key (`/v1/act`).
 async fn list_signing_keys(State(state): State<AdminState>, caller: Caller) -> ApiResult {
     ask(&state, &caller, Query::SigningKeys).await
+}
+
+/// Whether officers have disconnected the provider, and the approvals pending for the next
+/// change (`obhut trustee status`); the change itself is a signed statement (`/v1/act`).
+async fn disconnect_status(State(state): State<AdminState>, caller: Caller) -> ApiResult {
+    ask(&state, &caller, Query::Disconnect).await
 }
 
 async fn tenant_policy(
@@ -779,6 +790,7 @@ pub fn router(state: AdminState) -> Router {
         )
         .route("/v1/residency", get(crate::residency::residency_report))
         .route("/v1/trustee/status", get(trustee_status))
+        .route("/v1/trustee/disconnect", get(disconnect_status))
         .route("/v1/trustee/unseal", post(trustee_unseal))
         .route("/v1/trustee/unseal-key", get(trustee_unseal_key))
         .route("/v1/trustee/seal", post(trustee_seal))

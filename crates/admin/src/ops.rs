@@ -19,6 +19,7 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 async fn trustee_state(trustee: &dyn TrusteeClient) -> TrusteeState {
     match tokio::time::timeout(CHECK_TIMEOUT, trustee.seal_status()).await {
         Ok(Ok(s)) if s.sealed => TrusteeState::Sealed,
+        Ok(Ok(s)) if s.disconnected => TrusteeState::Disconnected,
         Ok(Ok(_)) => TrusteeState::Unsealed,
         _ => TrusteeState::Unreachable,
     }

@@ -4,13 +4,15 @@
 //! - `http` + `http-serve`: the same client against an HTTP server with no storage;
 //! - `raw-write` / `raw-read`: the same objects written durably to / read from plain directories;
 //! - `aead`: AES-256-GCM throughput per core;
-//! - `report`: the benchmark page and chart from the JSON records of the others.
+//! - `report`: the benchmark page and chart from the JSON records of the others;
+//! - `drill disconnect`: the trustee cuts the provider off under load (`drill`).
 //!
 //! Every measuring subcommand prints one summary line on stderr and a JSON record (see `record`)
 //! on stdout or into `--json FILE`.
 
 mod aead;
 mod content;
+mod drill;
 mod http_server;
 mod machine;
 mod raw;
@@ -63,6 +65,9 @@ enum Command {
     },
     /// AES-256-GCM sealing throughput, one core and all threads.
     Aead(AeadArgs),
+    /// Drills against a running deployment (`scripts/two-dc drill`).
+    #[command(subcommand)]
+    Drill(DrillCommand),
     /// Print a size in bytes (for scripts): `obhut-bench bytes 1.5GiB` prints 1610612736.
     #[command(hide = true)]
     Bytes {
@@ -211,6 +216,142 @@ struct S3Args {
     client: ClientArgs,
 }
 
+#[derive(Subcommand)]
+enum DrillCommand {
+    /// Officers disconnect the provider under load; writes the drill's JSON summary.
+    Disconnect(DisconnectArgs),
+}
+
+#[derive(Args)]
+struct DisconnectArgs {
+    /// Every gateway's S3 endpoint, comma-separated.
+    #[arg(long, value_delimiter = ',', required = true)]
+    endpoints: Vec<String>,
+    /// The endpoint (one of --endpoints) of the gateway running with the drill fault injector.
+    #[arg(long)]
+    rogue: Option<String>,
+    /// The rogue gateway's /metrics URL.
+    #[arg(long, requires = "rogue")]
+    rogue_metrics: Option<String>,
+    /// A bearer that may read /metrics (`obhut token bearer` of an operator).
+    #[arg(
+        long,
+        env = "OBHUT_DRILL_METRICS_BEARER",
+        hide_env_values = true,
+        default_value = ""
+    )]
+    metrics_bearer: String,
+    /// The rogue gateway's key_cache_ttl, in seconds.
+    #[arg(long, default_value_t = 300)]
+    key_cache_ttl_secs: u64,
+    #[arg(long, env = "OBHUT_ADMIN_URL")]
+    admin_url: String,
+    /// An auditor's bearer, to read the log's entries.
+    #[arg(long, env = "OBHUT_DRILL_AUDITOR_BEARER", hide_env_values = true)]
+    auditor_bearer: String,
+    #[arg(long, env = "AWS_ACCESS_KEY_ID", hide_env_values = true)]
+    access_key: String,
+    #[arg(long, env = "AWS_SECRET_ACCESS_KEY", hide_env_values = true)]
+    secret_key: String,
+    #[arg(long, env = "AWS_REGION", default_value = "de-1")]
+    region: String,
+    /// PEM file of trusted CAs for the https endpoints and the admin API.
+    #[arg(long)]
+    ca_bundle: Option<PathBuf>,
+    /// The obhut binary the officers' commands are run with.
+    #[arg(long, default_value = "obhut")]
+    obhut: PathBuf,
+    #[arg(long, env = "OBHUT_OFFICER1_TOKEN", hide_env_values = true)]
+    officer1_token: String,
+    #[arg(long, env = "OBHUT_OFFICER2_TOKEN", hide_env_values = true)]
+    officer2_token: String,
+    /// Seconds of load before the disconnect.
+    #[arg(long, default_value_t = 20.0)]
+    seconds: f64,
+    /// Seconds the load goes on after the disconnect.
+    #[arg(long, default_value_t = 5.0)]
+    observe: f64,
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+    /// At most this many PUTs in each load phase (each followed by a GET).
+    #[arg(long, default_value_t = 20_000)]
+    max_requests: u64,
+    /// The bucket to write into [default: drill-disconnect-<time>].
+    #[arg(long)]
+    bucket: Option<String>,
+    /// Where the JSON summary goes.
+    #[arg(long)]
+    out: PathBuf,
+    /// Have the first officer append the summary to the log (`obhut log record-drill`).
+    #[arg(long)]
+    record: bool,
+}
+
+async fn run_drill_disconnect(a: DisconnectArgs) -> Result<()> {
+    s3::install_crypto_provider();
+    if a.concurrency == 0 || a.seconds <= 0.0 || a.observe <= 0.0 || a.max_requests == 0 {
+        bail!("--concurrency, --seconds, --observe and --max-requests must be positive");
+    }
+    let rogue = match &a.rogue {
+        Some(r) => Some(
+            a.endpoints
+                .iter()
+                .position(|e| e == r)
+                .ok_or_else(|| anyhow!("--rogue {r} is not one of --endpoints"))?,
+        ),
+        None => None,
+    };
+    let mut clients = Vec::new();
+    for e in &a.endpoints {
+        clients.push(S3Client::new(
+            e,
+            Signer {
+                access_key: a.access_key.clone(),
+                secret_key: a.secret_key.clone(),
+                region: a.region.clone(),
+            },
+            PayloadSigning::Unsigned,
+            a.concurrency,
+            Duration::from_secs(30),
+            a.ca_bundle.as_deref(),
+        )?);
+    }
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (summary, ok) = drill::disconnect(drill::DrillArgs {
+        endpoints: a.endpoints,
+        clients,
+        rogue,
+        rogue_metrics: a.rogue_metrics,
+        metrics_bearer: a.metrics_bearer,
+        key_cache_ttl: Duration::from_secs(a.key_cache_ttl_secs),
+        admin_url: a.admin_url.trim_end_matches('/').to_owned(),
+        auditor_bearer: a.auditor_bearer,
+        ca_bundle: a.ca_bundle,
+        obhut: a.obhut,
+        officers: [a.officer1_token, a.officer2_token],
+        seconds: a.seconds,
+        observe: a.observe,
+        concurrency: a.concurrency,
+        max_requests: a.max_requests,
+        bucket: a
+            .bucket
+            .unwrap_or_else(|| format!("drill-disconnect-{stamp}")),
+        out: a.out.clone(),
+        record: a.record,
+    })
+    .await?;
+    println!("{}", serde_json::Value::Object(summary));
+    if !ok {
+        bail!(
+            "the disconnect drill failed its checks (see {})",
+            a.out.display()
+        );
+    }
+    Ok(())
+}
+
 #[derive(Args)]
 struct HttpArgs {
     /// The `http-serve` address (no environment fallback, so demo.env cannot redirect it).
@@ -289,6 +430,7 @@ async fn run(command: Command) -> Result<()> {
         Command::RawRead(a) => run_raw(a, false).await,
         Command::HttpServe { addr } => http_server::serve(addr).await,
         Command::Aead(a) => run_aead(a).await,
+        Command::Drill(DrillCommand::Disconnect(a)) => run_drill_disconnect(a).await,
         Command::Bytes { size } => {
             println!("{size}");
             Ok(())

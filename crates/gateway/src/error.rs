@@ -204,6 +204,9 @@ pub fn trustee(e: TrusteeError) -> S3Error {
             S3ErrorCode::AccessDenied,
             format!("the trustee refused the key: {e}"),
         ),
+        TrusteeError::Disconnected(_) => {
+            S3Error::with_message(S3ErrorCode::ServiceUnavailable, e.to_string())
+        }
         TrusteeError::Sealed(..) | TrusteeError::Unavailable(_) => S3Error::with_message(
             S3ErrorCode::ServiceUnavailable,
             format!("{e}; retry when the trustee is back"),

@@ -11,10 +11,12 @@ use std::time::Duration;
 /// How long a readiness check waits for the trustee and for the catalog.
 pub const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// The trustee's state: unsealed, sealed, or not answering within [`CHECK_TIMEOUT`].
+/// The trustee's state: unsealed, sealed, disconnected by its officers, or not answering
+/// within [`CHECK_TIMEOUT`].
 pub async fn trustee_state(trustee: &dyn TrusteeClient) -> TrusteeState {
     match tokio::time::timeout(CHECK_TIMEOUT, trustee.seal_status()).await {
         Ok(Ok(s)) if s.sealed => TrusteeState::Sealed,
+        Ok(Ok(s)) if s.disconnected => TrusteeState::Disconnected,
         Ok(Ok(_)) => TrusteeState::Unsealed,
         _ => TrusteeState::Unreachable,
     }

@@ -115,7 +115,30 @@ impl KeyCache {
                     at: Instant::now(),
                 },
             );
+            obhut_metrics::get().key_cache_size(entries.len());
         }
+    }
+
+    /// Drops every key older than the TTL (the key-revocation worker calls it every second).
+    pub fn sweep(&self) {
+        if let Ok(mut entries) = self.entries.lock() {
+            let before = entries.len();
+            entries.retain(|_, c| c.at.elapsed() < self.ttl);
+            let m = obhut_metrics::get();
+            m.key_cache_evicted(before - entries.len());
+            m.key_cache_size(entries.len());
+        }
+    }
+
+    /// How many bucket keys are in memory now.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.entries.lock().map_or(0, |e| e.len())
+    }
+
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// Drops every key of `bucket` (when the bucket is deleted).
@@ -147,6 +170,7 @@ impl KeyCache {
                 Revocation::Policy { .. } => {}
             }
             obhut_metrics::get().key_cache_evicted(before - entries.len());
+            obhut_metrics::get().key_cache_size(entries.len());
         }
     }
 
@@ -778,6 +802,18 @@ mod tests {
         cache.insert("t", "b", 1, kcv, Key::random().unwrap());
         cache.evict_bucket("b");
         assert!(cache.get("t", "b", 1, &kcv).is_none());
+    }
+
+    #[test]
+    fn a_sweep_drops_expired_keys_nobody_asks_for() {
+        let cache = KeyCache::new(Duration::from_millis(50));
+        let kcv = [1u8; KCV_LEN];
+        cache.insert("t", "b", 1, kcv, Key::random().unwrap());
+        cache.sweep();
+        assert_eq!(cache.len(), 1, "not expired yet");
+        std::thread::sleep(Duration::from_millis(80));
+        cache.sweep();
+        assert!(cache.is_empty(), "expired keys leave memory without a get");
     }
 
     #[test]

@@ -45,6 +45,9 @@ use std::time::Duration;
 /// Applies the trustee's revocations to the key cache as they arrive. If revocations were
 /// missed (the receiver lagged), every key is dropped; if the channel closes, keys still expire
 /// by their TTL, which is the worst-case delay (docs/architecture.md).
+/// How often expired keys are dropped from the key cache.
+const KEY_SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
 fn spawn_revocation_listener(
     workers: &Workers,
     mut rx: tokio::sync::broadcast::Receiver<obhut_trustee_client::Revocation>,
@@ -55,9 +58,16 @@ fn spawn_revocation_listener(
         loop {
             let event = tokio::select! {
                 () = worker.stopped() => return,
-                event = rx.recv() => event,
+                event = rx.recv() => Some(event),
+                // Expired keys leave memory within a second of their TTL, whether or not
+                // anyone asks for them again.
+                () = tokio::time::sleep(KEY_SWEEP_INTERVAL) => None,
             };
             let Some(keys) = keys.upgrade() else { return };
+            let Some(event) = event else {
+                keys.sweep();
+                continue;
+            };
             let _run = worker.run();
             match event {
                 Ok(r) => {

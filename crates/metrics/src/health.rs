@@ -16,6 +16,8 @@ pub enum TrusteeState {
     Unsealed,
     Sealed,
     Unreachable,
+    /// Unsealed, but officers have disconnected the provider: nothing is served.
+    Disconnected,
 }
 
 impl TrusteeState {
@@ -25,6 +27,7 @@ impl TrusteeState {
             Self::Unsealed => "unsealed",
             Self::Sealed => "sealed",
             Self::Unreachable => "unreachable",
+            Self::Disconnected => "disconnected",
         }
     }
 }
@@ -109,6 +112,7 @@ mod tests {
         for (trustee, catalog_ok) in [
             (TrusteeState::Sealed, true),
             (TrusteeState::Unreachable, true),
+            (TrusteeState::Disconnected, true),
             (TrusteeState::Unsealed, false),
         ] {
             let r = Readiness {

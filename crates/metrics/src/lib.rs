@@ -232,6 +232,7 @@ pub struct Metrics {
     key_hits: Counter,
     key_misses: Counter,
     key_evictions: Counter,
+    keys_cached: Gauge,
     releases: [Counter; 3],
     signature_checks: Counter,
     lifecycle: [Counter; 5],
@@ -328,6 +329,12 @@ impl Metrics {
             "Bucket keys dropped from the gateway's key cache (expired, revoked, bucket deleted)",
             key_evictions.clone(),
         );
+        let keys_cached = Gauge::default();
+        registry.register(
+            "key_cache_keys",
+            "Bucket keys in the gateway's memory now (each usable until key_cache_ttl after its release, or until revoked)",
+            keys_cached.clone(),
+        );
         let releases_family = Family::<JustificationLabel, Counter>::default();
         let releases = ReleaseKind::ALL.map(|k| {
             releases_family
@@ -370,6 +377,7 @@ impl Metrics {
             key_hits,
             key_misses,
             key_evictions,
+            keys_cached,
             releases,
             signature_checks,
             lifecycle,
@@ -426,6 +434,13 @@ impl Metrics {
     pub fn key_cache_evicted(&self, n: usize) {
         if enabled() && n > 0 {
             self.key_evictions.inc_by(n as u64);
+        }
+    }
+
+    /// Bucket keys the gateway holds now.
+    pub fn key_cache_size(&self, n: usize) {
+        if enabled() {
+            self.keys_cached.set(i64::try_from(n).unwrap_or(i64::MAX));
         }
     }
 
@@ -612,7 +627,15 @@ impl Snapshot {
             r.register(
                 "trustee_sealed",
                 "Whether the trustee is sealed (1; also when it cannot be reached) or not (0)",
-                gauge(u64::from(t != TrusteeState::Unsealed)),
+                gauge(u64::from(matches!(
+                    t,
+                    TrusteeState::Sealed | TrusteeState::Unreachable
+                ))),
+            );
+            r.register(
+                "trustee_disconnected",
+                "Whether the trustee's officers have disconnected the provider (1: nothing is served) or not (0)",
+                gauge(u64::from(t == TrusteeState::Disconnected)),
             );
         }
         if let Some(up) = self.catalog_up {

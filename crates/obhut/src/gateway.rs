@@ -248,9 +248,23 @@ async fn serve(
             s.data_dir.display()
         );
     }
-    let remote =
-        RemoteTrustee::connect(&s.trustee_url, &material.ca, &material.cert, &material.key)
-            .context("cannot set up the trustee client")?;
+    // The gateway acknowledges revocations under its S3 address, which the trustee's log
+    // then names (`gateway_acknowledged`, `gateway_ack_missing`).
+    let follower = obhut_trustee_client::remote::Follower {
+        name: s.s3_addr.clone(),
+        ignore_revocations: std::env::var(
+            obhut_trustee_client::remote::DRILL_IGNORE_REVOCATIONS_ENV,
+        )
+        .is_ok_and(|v| v == "1"),
+    };
+    let remote = RemoteTrustee::connect_as(
+        &s.trustee_url,
+        &material.ca,
+        &material.cert,
+        &material.key,
+        &follower,
+    )
+    .context("cannot set up the trustee client")?;
     let (sites, sites_applied) = open_sites(catalog.as_ref(), &remote).await?;
     match remote.seal_status().await {
         Ok(st) if st.sealed => tracing::warn!(
@@ -258,6 +272,10 @@ async fn serve(
             "the trustee is sealed ({} of {} shares given): requests that need a key answer 503 until officers unseal it",
             st.shares_given,
             st.threshold
+        ),
+        Ok(st) if st.disconnected => tracing::warn!(
+            trustee = %s.trustee_url,
+            "the trustee's officers have disconnected the provider: every tenant request answers 503 until they reconnect it"
         ),
         Ok(_) => tracing::info!(trustee = %s.trustee_url, "the trustee answers and is unsealed"),
         Err(e) => tracing::warn!(

@@ -109,7 +109,8 @@ async fn serve(file: TrusteeFile) -> Result<()> {
     }
     let workers = Workers::new();
     spawn_destruction_timer(&workers, Arc::clone(&trustee));
-    let app = server::router(trustee)?;
+    // Pushes a disconnect to every gateway and logs each one's acknowledgement.
+    let app = server::router_logging_acks(&trustee)?;
     let listen = file.listen.unwrap_or_else(|| "127.0.0.1:9100".into());
     let listener = TcpListener::bind(&listen)
         .await

@@ -319,6 +319,23 @@ pub enum Action {
     RevokeSigningKey {
         public_key: String,
     },
+    /// Officers (quorum): cut the provider off. The trustee releases no key and verifies no
+    /// request, and every gateway is told to drop its keys, until a quorum reconnects.
+    Disconnect {
+        /// Why (recorded in the log).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// Officers (quorum): end a disconnect.
+    Reconnect {},
+    /// Officers: append a drill's summary (its measured figures) to the log, so that
+    /// auditors see the drill happened and what it measured.
+    RecordDrill {
+        /// The drill's name (`disconnect`, `dc-loss`).
+        drill: String,
+        /// The drill's JSON summary: a flat object of numbers, booleans and short strings.
+        summary: serde_json::Map<String, serde_json::Value>,
+    },
 }
 
 /// Reads of governance state; the trustee filters by the asking principal's role.
@@ -345,6 +362,9 @@ pub enum Query {
     },
     /// The asking principal's own enrolled signing keys ([`Action::EnrolSigningKey`]).
     SigningKeys,
+    /// Whether officers have disconnected the provider, since when and by whom, and the
+    /// approvals pending for the next change (officers, operators and auditors).
+    Disconnect,
 }
 
 /// The public side of the transparency log, plus entry bundles for those entitled to them.

@@ -86,6 +86,11 @@ pub struct SealStatus {
     /// Distinct shares given so far while sealed.
     pub shares_given: u8,
     pub threshold: u8,
+    /// Officers have disconnected the provider (`obhut trustee disconnect`): nothing is
+    /// released and no request is verified until a quorum reconnects it. Absent (false) in
+    /// answers of releases before the disconnect existed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub disconnected: bool,
 }
 
 /// The trustee's key for unseal shares (and PKCS#11 PINs): a share is encrypted to it on the
@@ -145,6 +150,10 @@ pub enum TrusteeError {
     /// ask for object keys ([`TrusteeClient::object_keys`]).
     #[error("tenant {0} releases object keys only (key_release = per-object)")]
     ObjectKeysOnly(String),
+    /// A quorum of officers has disconnected the provider (`obhut trustee disconnect`): the
+    /// trustee releases no key and verifies no request until a quorum reconnects it.
+    #[error("the provider is disconnected: {0}")]
+    Disconnected(String),
 }
 
 /// What a gateway must drop from its memory at once: released keys, and cached residency

@@ -338,6 +338,70 @@ pub enum LogEvent {
         tenant: Option<String>,
         public_key: String,
     },
+    /// One officer's signed approval of disconnecting the provider (`mode` `disconnect`) or
+    /// of reconnecting it (`reconnect`); `trustee_disconnected` or `trustee_reconnected`
+    /// follows once the quorum is reached.
+    DisconnectApproval {
+        mode: DisconnectMode,
+        /// Why, as the approving officer gave it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        statement: String,
+        signature: String,
+        #[serde(rename = "by")]
+        actor: String,
+    },
+    /// A quorum of officers disconnected the provider: from this entry on, the trustee
+    /// releases no key and verifies no request, and every gateway is told to drop its keys.
+    TrusteeDisconnected {
+        approvers: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// A quorum of officers ended the disconnect: service resumes.
+    TrusteeReconnected { approvers: Vec<String> },
+    /// A gateway acknowledged the revocation pushed for the disconnect that `disconnect`
+    /// (that `trustee_disconnected` entry's index) recorded, `latency_ms` after the push.
+    GatewayAcknowledged {
+        /// The gateway process as it names itself to the trustee.
+        gateway: String,
+        disconnect: u64,
+        latency_ms: u64,
+    },
+    /// A gateway the trustee had heard from did not acknowledge that push within
+    /// `waited_ms`: it drops its keys when its cache time (`key_cache_ttl`) ends, or when it
+    /// finds the trustee unreachable, whichever comes first.
+    GatewayAckMissing {
+        gateway: String,
+        disconnect: u64,
+        waited_ms: u64,
+    },
+    /// An officer recorded a drill's summary (`obhut log record-drill`): the figures it
+    /// measured, as the drill wrote them.
+    DrillRecorded {
+        drill: String,
+        summary: Map<String, Value>,
+        #[serde(rename = "by")]
+        actor: String,
+    },
+}
+
+/// What a `disconnect_approval` approves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DisconnectMode {
+    Disconnect,
+    Reconnect,
+}
+
+impl DisconnectMode {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Disconnect => "disconnect",
+            Self::Reconnect => "reconnect",
+        }
+    }
 }
 
 /// A `policy_changed` entry: the two shapes share one type string.
@@ -453,6 +517,12 @@ impl LogEvent {
             Self::IntegrityAlarm { .. } => "integrity_alarm",
             Self::SigningKeyEnrolled { .. } => "signing_key_enrolled",
             Self::SigningKeyRevoked { .. } => "signing_key_revoked",
+            Self::DisconnectApproval { .. } => "disconnect_approval",
+            Self::TrusteeDisconnected { .. } => "trustee_disconnected",
+            Self::TrusteeReconnected { .. } => "trustee_reconnected",
+            Self::GatewayAcknowledged { .. } => "gateway_acknowledged",
+            Self::GatewayAckMissing { .. } => "gateway_ack_missing",
+            Self::DrillRecorded { .. } => "drill_recorded",
         }
     }
 
@@ -472,7 +542,13 @@ impl LogEvent {
             Self::SiteAdded { .. }
             | Self::SiteStateChanged { .. }
             | Self::SiteBackendChanged { .. }
-            | Self::SiteRemoved { .. } => None,
+            | Self::SiteRemoved { .. }
+            | Self::DisconnectApproval { .. }
+            | Self::TrusteeDisconnected { .. }
+            | Self::TrusteeReconnected { .. }
+            | Self::GatewayAcknowledged { .. }
+            | Self::GatewayAckMissing { .. }
+            | Self::DrillRecorded { .. } => None,
             Self::PolicyChanged(
                 PolicyChange::Bucket { tenant, .. } | PolicyChange::Tenant { tenant, .. },
             )
@@ -553,7 +629,9 @@ impl LogEvent {
             | Self::KeyReleasePolicySet { actor, .. }
             | Self::AccessKeysImported { actor, .. }
             | Self::SigningKeyEnrolled { actor, .. }
-            | Self::SigningKeyRevoked { actor, .. } => Some(actor),
+            | Self::SigningKeyRevoked { actor, .. }
+            | Self::DisconnectApproval { actor, .. }
+            | Self::DrillRecorded { actor, .. } => Some(actor),
             Self::GrantApproved { .. }
             | Self::DisclosureApproved { .. }
             | Self::TenantKeyDisabled { .. }
@@ -562,7 +640,11 @@ impl LogEvent {
             | Self::KeyRelease { .. }
             | Self::ObjectKeysReleased { .. }
             | Self::Attestation { .. }
-            | Self::IntegrityFailure { .. } => None,
+            | Self::IntegrityFailure { .. }
+            | Self::TrusteeDisconnected { .. }
+            | Self::TrusteeReconnected { .. }
+            | Self::GatewayAcknowledged { .. }
+            | Self::GatewayAckMissing { .. } => None,
             Self::IntegrityAlarm { .. } => None,
         }
     }
@@ -866,6 +948,49 @@ impl LogEvent {
                 ("label", format!("{label:?}")),
             ],
             Self::SigningKeyRevoked { public_key, .. } => vec![("key", key_id(public_key))],
+            Self::DisconnectApproval { mode, reason, .. } => {
+                let mut v = vec![("mode", mode.as_str().into())];
+                if let Some(r) = reason {
+                    v.push(("reason", format!("{r:?}")));
+                }
+                v
+            }
+            Self::TrusteeDisconnected { approvers, reason } => {
+                let mut v = vec![("approvers", list(approvers))];
+                if let Some(r) = reason {
+                    v.push(("reason", format!("{r:?}")));
+                }
+                v
+            }
+            Self::TrusteeReconnected { approvers } => vec![("approvers", list(approvers))],
+            Self::GatewayAcknowledged {
+                gateway,
+                disconnect,
+                latency_ms,
+            } => vec![
+                ("gateway", gateway.clone()),
+                ("disconnect", disconnect.to_string()),
+                ("latency_ms", latency_ms.to_string()),
+            ],
+            Self::GatewayAckMissing {
+                gateway,
+                disconnect,
+                waited_ms,
+            } => vec![
+                ("gateway", gateway.clone()),
+                ("disconnect", disconnect.to_string()),
+                ("waited_ms", waited_ms.to_string()),
+            ],
+            Self::DrillRecorded { drill, summary, .. } => {
+                let figures: Vec<String> = summary
+                    .iter()
+                    .map(|(k, v)| match v {
+                        Value::String(s) => format!("{k}={s:?}"),
+                        other => format!("{k}={other}"),
+                    })
+                    .collect();
+                vec![("drill", drill.clone()), ("figures", figures.join(" "))]
+            }
         }
     }
 }
@@ -1117,6 +1242,46 @@ mod tests {
             let p = ParsedEntry::parse(junk);
             assert_eq!((p.kind(), p.at_ms()), ("-", None));
         }
+    }
+
+    /// Entries of the disconnect and of drill records, as this release writes them: later
+    /// releases must keep reading them.
+    const DISCONNECT_RELEASE: &[&str] = &[
+        r#"{"at_ms":1700000000000,"by":"officer1","mode":"disconnect","reason":"drill","salt":"00","signature":"c2ln","statement":"{}","type":"disconnect_approval"}"#,
+        r#"{"approvers":["officer1","officer2"],"at_ms":1700000000000,"reason":"drill","salt":"00","type":"trustee_disconnected"}"#,
+        r#"{"at_ms":1700000000000,"disconnect":7,"gateway":"198.18.0.35:9000@ab12","latency_ms":41,"salt":"00","type":"gateway_acknowledged"}"#,
+        r#"{"at_ms":1700000000000,"disconnect":7,"gateway":"198.18.0.36:9000@cd34","salt":"00","type":"gateway_ack_missing","waited_ms":10000}"#,
+        r#"{"approvers":["officer2","officer3"],"at_ms":1700000000000,"salt":"00","type":"trustee_reconnected"}"#,
+        r#"{"at_ms":1700000000000,"by":"officer1","drill":"disconnect","salt":"00","summary":{"gateways_acked":true,"lost":0,"time_to_full_stop_s":0.4},"type":"drill_recorded"}"#,
+    ];
+
+    #[test]
+    fn disconnect_and_drill_entries_parse_and_write_back_the_same() {
+        for text in DISCONNECT_RELEASE {
+            let ParsedEntry::Known(entry) = ParsedEntry::parse(text.as_bytes()) else {
+                panic!("not read as a known event: {text}");
+            };
+            let original: Value = serde_json::from_str(text).unwrap();
+            assert_eq!(entry.event.kind(), original["type"], "{text}");
+            assert_eq!(serde_json::to_value(&entry).unwrap(), original, "{text}");
+            assert_eq!(
+                entry.event.tenant(),
+                None,
+                "officers and auditors read {text}"
+            );
+        }
+        let ParsedEntry::Known(drill) = ParsedEntry::parse(DISCONNECT_RELEASE[5].as_bytes()) else {
+            panic!("drill record not known");
+        };
+        assert_eq!(drill.event.actor(), Some("officer1"));
+        let details = drill.event.details();
+        assert!(
+            details.contains(&(
+                "figures",
+                "gateways_acked=true lost=0 time_to_full_stop_s=0.4".into()
+            )),
+            "{details:?}"
+        );
     }
 
     #[test]

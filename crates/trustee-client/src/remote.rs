@@ -569,6 +569,7 @@ pub mod wire {
             TrusteeError::Invalid(d) => (400, "invalid", d),
             TrusteeError::Conflict(d) => (409, "conflict", d),
             TrusteeError::ObjectKeysOnly(d) => (403, "object_keys_only", d),
+            TrusteeError::Disconnected(d) => (503, "disconnected", d),
             TrusteeError::Unauthenticated(f) => {
                 return (
                     403,
@@ -607,6 +608,7 @@ pub mod wire {
             "invalid" => TrusteeError::Invalid(detail()),
             "conflict" => TrusteeError::Conflict(detail()),
             "object_keys_only" => TrusteeError::ObjectKeysOnly(detail()),
+            "disconnected" => TrusteeError::Disconnected(detail()),
             "unauthenticated" => TrusteeError::Unauthenticated(
                 crate::auth::AuthFailure::from_name(body.detail.as_deref()?)?,
             ),
@@ -810,6 +812,25 @@ impl RemoteTrustee {
         client_cert_pem: &[u8],
         client_key_pem: &[u8],
     ) -> Result<Self, TrusteeError> {
+        Self::connect_as(
+            url,
+            ca_pem,
+            client_cert_pem,
+            client_key_pem,
+            &Follower::default(),
+        )
+    }
+
+    /// [`Self::connect`], following revocations as `follower` says: under which name the
+    /// gateway acknowledges them (the trustee logs acknowledgements of a disconnect by it),
+    /// and whether the drill fault injector is on.
+    pub fn connect_as(
+        url: &str,
+        ca_pem: &[u8],
+        client_cert_pem: &[u8],
+        client_key_pem: &[u8],
+        follower: &Follower,
+    ) -> Result<Self, TrusteeError> {
         let base = url.trim_end_matches('/').to_owned();
         let bad = |why: String| TrusteeError::Unavailable(format!("{base}: {why}"));
         if !base.starts_with("https://") {
@@ -832,7 +853,11 @@ impl RemoteTrustee {
         let conn = Conn { base, http };
         let (revocations, _) = broadcast::channel(64);
         let poller = runtime
-            .spawn(follow_revocations(conn.clone(), revocations.clone()))
+            .spawn(follow_revocations(
+                conn.clone(),
+                revocations.clone(),
+                follower.clone(),
+            ))
             .abort_handle();
         Ok(Self {
             conn,
@@ -848,14 +873,64 @@ impl RemoteTrustee {
     }
 }
 
+/// The environment variable that turns on the disconnect drill's fault injector on a gateway
+/// (`1`): its revocation follower ignores every revocation pushed after it started and never
+/// acknowledges one, like a gateway cut off from the push or altered to ignore it. The drill
+/// uses it to show that such a gateway holds keys no longer than `key_cache_ttl` and that the
+/// trustee's log names it as missing. It weakens nothing the provider could not do anyway (it
+/// runs the gateways), but it must never be set outside a drill.
+pub const DRILL_IGNORE_REVOCATIONS_ENV: &str = "OBHUT_DRILL_FAULT_IGNORE_REVOCATIONS";
+
+/// How a gateway follows the trustee's revocations.
+#[derive(Debug, Clone, Default)]
+pub struct Follower {
+    /// The name the gateway acknowledges revocations under (e.g. its S3 address); a random
+    /// suffix per process is added. Empty: the random part only.
+    pub name: String,
+    /// The drill fault injector ([`DRILL_IGNORE_REVOCATIONS_ENV`]).
+    pub ignore_revocations: bool,
+}
+
+impl Follower {
+    /// The `client` id sent with every long-poll: the name (characters outside
+    /// `[A-Za-z0-9.:_-]` replaced by `_`, at most 64), `@`, and `random`.
+    #[must_use]
+    pub fn client_id(&self, random: &str) -> String {
+        let name: String = self
+            .name
+            .chars()
+            .take(64)
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || ".:_-".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        if name.is_empty() {
+            random.to_owned()
+        } else {
+            format!("{name}@{random}")
+        }
+    }
+}
+
 /// Long-polls the trustee's revocations and forwards them; see the module doc for when it
 /// sends [`Revocation::All`].
-async fn follow_revocations(conn: Conn, tx: broadcast::Sender<Revocation>) {
+async fn follow_revocations(conn: Conn, tx: broadcast::Sender<Revocation>, follower: Follower) {
     let mut id = [0u8; 8];
-    let client = match obhut_crypto::random_bytes(&mut id) {
+    let random = match obhut_crypto::random_bytes(&mut id) {
         Ok(()) => hex_simd::encode_to_string(id, hex_simd::AsciiCase::Lower),
         Err(_) => "unnamed".to_owned(),
     };
+    let client = follower.client_id(&random);
+    if follower.ignore_revocations {
+        tracing::warn!(
+            env = DRILL_IGNORE_REVOCATIONS_ENV,
+            "DRILL FAULT INJECTOR ON: this gateway ignores every revocation the trustee pushes and never acknowledges it; its cached keys last until key_cache_ttl. Never set this outside a drill."
+        );
+    }
     // (instance, last sequence number seen); None until the first answer.
     let mut cursor: Option<(String, u64)> = None;
     let mut failures: u32 = 0;
@@ -877,6 +952,18 @@ async fn follow_revocations(conn: Conn, tx: broadcast::Sender<Revocation>) {
                     tracing::info!(trustee = %conn.base, "the trustee's revocation stream is back");
                     down = false;
                 }
+                if follower.ignore_revocations && cursor.is_some() {
+                    // The drill's rogue gateway: it takes nothing in and acknowledges nothing
+                    // (it keeps asking after the same point), and stays known to the trustee.
+                    if !page.events.is_empty() || page.reset {
+                        tracing::warn!("drill fault injector: ignoring pushed revocations");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                    if page.reset {
+                        cursor = Some((page.instance, page.last));
+                    }
+                    continue;
+                }
                 if cursor.is_none() || page.reset {
                     // No continuity with what came before: keys released before now may have
                     // been revoked unseen.
@@ -891,6 +978,9 @@ async fn follow_revocations(conn: Conn, tx: broadcast::Sender<Revocation>) {
                     }
                 }
                 cursor = Some((page.instance, page.last));
+            }
+            Err(_) if follower.ignore_revocations && cursor.is_some() => {
+                tokio::time::sleep(Duration::from_secs(1)).await;
             }
             Err(e) => {
                 failures += 1;

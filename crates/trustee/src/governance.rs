@@ -14,7 +14,7 @@ use crate::log_facts::LogFacts;
 use obhut_core::{BucketNarrowing, TenantResidency};
 use obhut_crypto::principal::verify_statement;
 use obhut_trustee_client::log_entry::{
-    DisclosureRequest, IndexedEntry, LogEntriesPage, PolicyChange,
+    DisclosureRequest, DisconnectMode, IndexedEntry, LogEntriesPage, PolicyChange,
 };
 use obhut_trustee_client::object_keys::KeyRelease;
 use obhut_trustee_client::views::{
@@ -824,6 +824,7 @@ impl Governance {
             entries.push(entry);
         }
         let db = self.db()?;
+        self.releases_allowed(entries.iter().map(|e| &e.event))?;
         let range = self.log.append_batch(&bytes).map_err(|e| {
             tracing::error!(error = %e, "transparency log append failed; the action is refused");
             storage(format!("the transparency log cannot be written: {e}"))
@@ -870,6 +871,24 @@ impl Governance {
             .unwrap_or_default())
     }
 
+    /// Refuses to log a key release while the provider is disconnected. Called with the
+    /// database lock held, which every append holds: no release entry can follow the
+    /// `trustee_disconnected` entry in the log.
+    fn releases_allowed<'a>(
+        &self,
+        mut events: impl Iterator<Item = &'a LogEvent>,
+    ) -> Result<(), TrusteeError> {
+        if events.any(|e| {
+            matches!(
+                e,
+                LogEvent::KeyRelease { .. } | LogEvent::ObjectKeysReleased { .. }
+            )
+        }) {
+            self.check_connected()?;
+        }
+        Ok(())
+    }
+
     /// Appends one entry to the log, durably, and indexes it. Nothing that the entry records
     /// may happen before this returns.
     pub fn record(&self, event: LogEvent) -> Result<u64, TrusteeError> {
@@ -891,6 +910,7 @@ impl Governance {
         };
         let bytes = serde_json::to_vec(&entry).map_err(storage)?;
         let db = self.db()?;
+        self.releases_allowed(std::iter::once(&entry.event))?;
         let idx = self.log.append(&bytes).map_err(|e| {
             tracing::error!(error = %e, "transparency log append failed; the action is refused");
             storage(format!("the transparency log cannot be written: {e}"))
@@ -2690,6 +2710,14 @@ impl Governance {
             }
             Query::LogEntries { tenant, from } => self.log_entries(&who, tenant.as_deref(), *from),
             Query::SigningKeys => self.signing_keys_of(&who),
+            Query::Disconnect => {
+                if who.role == Role::TenantAdmin {
+                    return Err(denied(
+                        "the disconnect state is shown to officers, operators and auditors",
+                    ));
+                }
+                self.disconnect_status()
+            }
         }
     }
 
@@ -3025,6 +3053,16 @@ impl Governance {
             Action::SetDisclosureDelay { id, delay_ms } => {
                 self.set_disclosure_delay(who, id, *delay_ms)
             }
+            Action::Disconnect { reason } => {
+                self.disconnect_vote(who, DisconnectMode::Disconnect, reason.as_deref(), signed)
+            }
+            Action::Reconnect {} => {
+                self.disconnect_vote(who, DisconnectMode::Reconnect, None, signed)
+            }
+            Action::RecordDrill { drill, summary } => {
+                officer()?;
+                self.record_drill(&who.name, drill, summary)
+            }
             Action::Shred { .. } => Err(invalid("crypto-shred is carried out by the keystore")),
             Action::CreateAccessKey { .. }
             | Action::RevokeAccessKey { .. }
@@ -3033,6 +3071,258 @@ impl Governance {
                 Err(invalid("access keys and bucket keys are the key custody's"))
             }
         }
+    }
+}
+
+/// Serialises the disconnect votes of this process: two officers approving at the same moment
+/// must not both complete the quorum.
+static DISCONNECT_VOTES: Mutex<()> = Mutex::new(());
+
+/// The longest drill name, and the most figures a drill record holds.
+const MAX_DRILL_NAME: usize = 32;
+const MAX_DRILL_FIGURES: usize = 64;
+/// The longest text figure, and the most bytes a drill summary takes as JSON.
+const MAX_DRILL_TEXT: usize = 256;
+const MAX_DRILL_SUMMARY_BYTES: usize = 8 * 1024;
+
+impl Governance {
+    /// The disconnect in force, if any (from the log: it survives a restart).
+    pub(crate) fn disconnected(
+        &self,
+    ) -> Result<Option<crate::log_facts::Disconnected>, TrusteeError> {
+        Ok(self.facts()?.disconnected.clone())
+    }
+
+    /// `Err(Disconnected)` while officers have disconnected the provider: nothing is released
+    /// and no request verified.
+    pub fn check_connected(&self) -> Result<(), TrusteeError> {
+        match &self.facts()?.disconnected {
+            None => Ok(()),
+            Some(d) => Err(TrusteeError::Disconnected(format!(
+                "the trustee's officers {} disconnected it (log entry {}); no key is released and no request is served until a quorum of officers reconnects it",
+                d.approvers.join(" and "),
+                d.index
+            ))),
+        }
+    }
+
+    /// The disconnect state as officers and auditors see it, with the approvals pending for
+    /// its next change.
+    pub fn disconnect_status(&self) -> Result<Value, TrusteeError> {
+        let now = now_ms();
+        let facts = self.facts()?;
+        let next = if facts.disconnected.is_some() {
+            DisconnectMode::Reconnect
+        } else {
+            DisconnectMode::Disconnect
+        };
+        let mut pending: Vec<&String> = facts
+            .disconnect_approvals
+            .iter()
+            .filter(|(_, (mode, at, _))| *mode == next && now - *at < APPROVAL_WINDOW_MS)
+            .map(|(p, _)| p)
+            .collect();
+        pending.sort();
+        Ok(match &facts.disconnected {
+            Some(d) => json!({
+                "state": "disconnected",
+                "since_ms": d.at_ms,
+                "log_index": d.index,
+                "approvers": d.approvers,
+                "reason": d.reason,
+                "reconnect_approvals": pending,
+            }),
+            None => json!({
+                "state": "connected",
+                "disconnect_approvals": pending,
+            }),
+        })
+    }
+
+    /// One officer's approval of disconnecting or reconnecting the provider; the change is
+    /// made (logged) when [`OFFICER_QUORUM`] distinct officers approved it within
+    /// [`APPROVAL_WINDOW_MS`].
+    fn disconnect_vote(
+        &self,
+        who: &PrincipalInfo,
+        mode: DisconnectMode,
+        reason: Option<&str>,
+        signed: &SignedStatement,
+    ) -> Result<Value, TrusteeError> {
+        if who.role != Role::Officer {
+            return Err(denied(format!(
+                "{} is not an officer: only a quorum of officers can {} the provider",
+                who.name,
+                mode.as_str()
+            )));
+        }
+        check_reason(reason)?;
+        let _votes = DISCONNECT_VOTES
+            .lock()
+            .map_err(|_| storage("disconnect lock poisoned"))?;
+        let now = now_ms();
+        let (disconnected, mut approvals) = {
+            let facts = self.facts()?;
+            let mut approvals: Vec<(String, i64, Option<String>)> = facts
+                .disconnect_approvals
+                .iter()
+                .filter(|(_, (m, at, _))| *m == mode && now - *at < APPROVAL_WINDOW_MS)
+                .map(|(p, (_, at, why))| (p.clone(), *at, why.clone()))
+                .collect();
+            approvals.sort_by_key(|(p, at, _)| (*at, p.clone()));
+            (facts.disconnected.clone(), approvals)
+        };
+        match (mode, &disconnected) {
+            (DisconnectMode::Disconnect, Some(d)) => {
+                return Err(TrusteeError::Conflict(format!(
+                    "the provider is disconnected already (log entry {})",
+                    d.index
+                )));
+            }
+            (DisconnectMode::Reconnect, None) => {
+                return Err(TrusteeError::Conflict(
+                    "the provider is not disconnected".into(),
+                ));
+            }
+            _ => {}
+        }
+        if !approvals.iter().any(|(p, _, _)| *p == who.name) {
+            self.record(LogEvent::DisconnectApproval {
+                mode,
+                reason: reason.map(str::to_owned),
+                statement: signed.statement.clone(),
+                signature: signed.signature.clone(),
+                actor: who.name.clone(),
+            })?;
+            approvals.push((who.name.clone(), now, reason.map(str::to_owned)));
+        }
+        // The reason recorded with the change: the latest one an approving officer gave.
+        let reason = reason
+            .map(str::to_owned)
+            .or_else(|| approvals.iter().rev().find_map(|(_, _, why)| why.clone()));
+        let approvers: Vec<String> = approvals.into_iter().map(|(p, _, _)| p).collect();
+        if approvers.len() < OFFICER_QUORUM {
+            return Ok(json!({
+                "state": if disconnected.is_some() { "disconnected" } else { "connected" },
+                "mode": mode.as_str(),
+                "approvals": approvers,
+                "progress": format!("pending: {} of {OFFICER_QUORUM} officers", approvers.len()),
+            }));
+        }
+        let index = match mode {
+            DisconnectMode::Disconnect => {
+                let index = self.record(LogEvent::TrusteeDisconnected {
+                    approvers: approvers.clone(),
+                    reason,
+                })?;
+                tracing::warn!(
+                    log_index = index,
+                    approvers = ?approvers,
+                    "officers disconnected the provider: no key is released and no request is served until they reconnect it"
+                );
+                index
+            }
+            DisconnectMode::Reconnect => {
+                let index = self.record(LogEvent::TrusteeReconnected {
+                    approvers: approvers.clone(),
+                })?;
+                tracing::warn!(
+                    log_index = index,
+                    approvers = ?approvers,
+                    "officers reconnected the provider: service resumes"
+                );
+                index
+            }
+        };
+        Ok(json!({
+            "state": if mode == DisconnectMode::Disconnect { "disconnected" } else { "connected" },
+            "mode": mode.as_str(),
+            "approvals": approvers,
+            "log_index": index,
+        }))
+    }
+
+    /// Logs each gateway's acknowledgement of the revocation pushed for the disconnect at
+    /// log index `disconnect`, and each gateway that did not acknowledge within `waited_ms`,
+    /// in one durable write.
+    pub fn record_gateway_acks(
+        &self,
+        disconnect: u64,
+        acked: &[(String, u64)],
+        missing: &[String],
+        waited_ms: u64,
+    ) -> Result<(), TrusteeError> {
+        let mut events: Vec<LogEvent> = acked
+            .iter()
+            .map(|(gateway, latency_ms)| LogEvent::GatewayAcknowledged {
+                gateway: gateway.clone(),
+                disconnect,
+                latency_ms: *latency_ms,
+            })
+            .collect();
+        events.extend(missing.iter().map(|gateway| LogEvent::GatewayAckMissing {
+            gateway: gateway.clone(),
+            disconnect,
+            waited_ms,
+        }));
+        if events.is_empty() {
+            return Ok(());
+        }
+        self.record_batch(events).map(|_| ())
+    }
+
+    /// Appends a drill's summary, checked to be a small flat record of figures.
+    fn record_drill(
+        &self,
+        by: &str,
+        drill: &str,
+        summary: &serde_json::Map<String, Value>,
+    ) -> Result<Value, TrusteeError> {
+        if drill.is_empty()
+            || drill.len() > MAX_DRILL_NAME
+            || !drill
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            return Err(invalid(format!(
+                "a drill's name is 1 to {MAX_DRILL_NAME} characters of a-z, 0-9 and -"
+            )));
+        }
+        if summary.is_empty() || summary.len() > MAX_DRILL_FIGURES {
+            return Err(invalid(format!(
+                "a drill summary holds 1 to {MAX_DRILL_FIGURES} figures"
+            )));
+        }
+        for (name, value) in summary {
+            let fits_name = !name.is_empty()
+                && name.len() <= 64
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            let fits_value = match value {
+                Value::Null | Value::Bool(_) | Value::Number(_) => true,
+                Value::String(t) => {
+                    t.chars().count() <= MAX_DRILL_TEXT && !t.chars().any(char::is_control)
+                }
+                Value::Array(_) | Value::Object(_) => false,
+            };
+            if !(fits_name && fits_value) {
+                return Err(invalid(format!(
+                    "drill figure {name:?}: a figure is named with a-z, 0-9, _ and - and is a number, a boolean, null or a short line of text"
+                )));
+            }
+        }
+        if serde_json::to_vec(summary).map_or(usize::MAX, |b| b.len()) > MAX_DRILL_SUMMARY_BYTES {
+            return Err(invalid(format!(
+                "a drill summary is at most {MAX_DRILL_SUMMARY_BYTES} bytes of JSON"
+            )));
+        }
+        let index = self.record(LogEvent::DrillRecorded {
+            drill: drill.to_owned(),
+            summary: summary.clone(),
+            actor: by.to_owned(),
+        })?;
+        Ok(json!({"drill": drill, "log_index": index}))
     }
 }
 

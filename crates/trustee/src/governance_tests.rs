@@ -1726,3 +1726,176 @@ async fn approvals_and_grants_that_never_reached_the_log_grant_nothing() {
     ));
     assert!(w.integrity_failures() > before);
 }
+
+#[tokio::test]
+async fn a_disconnect_takes_two_officers_refuses_every_release_and_survives_a_reopen() {
+    let w = World::new().await;
+    let t = &w.t;
+    let why = t.test_customer("a");
+    t.ensure_tenant_key("a").await.unwrap();
+    let wk = t.create_bucket_key("a", "photos", 1, &why).await.unwrap();
+    t.release_bucket_key("a", "photos", &wk, &why)
+        .await
+        .unwrap();
+    let mut disconnects = t.subscribe_disconnects();
+    let mut revocations = t.subscribe_revocations();
+    let disconnect = || Action::Disconnect {
+        reason: Some("drill".into()),
+    };
+    for who in ["op", "aud", "adm-a"] {
+        assert!(
+            matches!(w.act(who, disconnect()).await, Err(TrusteeError::Denied(_))),
+            "{who} may not disconnect"
+        );
+    }
+    let one = w.act("o1", disconnect()).await.unwrap();
+    assert_eq!(one["progress"], "pending: 1 of 2 officers");
+    let again = w.act("o1", disconnect()).await.unwrap();
+    assert_eq!(
+        again["progress"], "pending: 1 of 2 officers",
+        "the same officer counts once"
+    );
+    assert!(
+        !disconnects.has_changed().unwrap(),
+        "a pending approval announces nothing"
+    );
+    t.release_bucket_key("a", "photos", &wk, &why)
+        .await
+        .expect("one approval stops nothing");
+    assert!(!t.seal_status().await.unwrap().disconnected);
+
+    let done = w.act("o2", disconnect()).await.unwrap();
+    assert_eq!(done["state"], "disconnected");
+    let index = done["log_index"].as_u64().unwrap();
+    assert_eq!(*disconnects.borrow_and_update(), Some(index));
+    assert_eq!(revocations.try_recv().unwrap(), Revocation::All);
+    assert!(t.seal_status().await.unwrap().disconnected);
+    for refused in [
+        t.release_bucket_key("a", "photos", &wk, &why)
+            .await
+            .map(|_| ()),
+        t.create_bucket_key("a", "photos", 2, &why)
+            .await
+            .map(|_| ()),
+    ] {
+        assert!(
+            matches!(refused, Err(TrusteeError::Disconnected(ref m)) if m.contains("o1 and o2")),
+            "{refused:?}"
+        );
+    }
+    assert!(matches!(
+        w.act("o1", disconnect()).await,
+        Err(TrusteeError::Conflict(_))
+    ));
+    let kinds: Vec<&'static str> = t
+        .governance
+        .test_entries()
+        .iter()
+        .map(|e| e.event.kind())
+        .filter(|k| k.contains("disconnect") || *k == "key_release")
+        .collect();
+    let cut = kinds
+        .iter()
+        .position(|k| *k == "trustee_disconnected")
+        .unwrap();
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|k| **k == "disconnect_approval")
+            .count(),
+        2,
+        "{kinds:?}"
+    );
+    assert_eq!(
+        cut,
+        kinds.len() - 1,
+        "no release after the disconnect: {kinds:?}"
+    );
+
+    // the log decides: a trustee opened again on the same directory is still disconnected
+    let again = governance::Governance::open(w._dir.path()).unwrap();
+    assert_eq!(again.disconnected().unwrap().map(|d| d.index), Some(index));
+    assert!(matches!(
+        again.check_connected(),
+        Err(TrusteeError::Disconnected(_))
+    ));
+    drop(again);
+
+    assert!(matches!(
+        w.act("op", Action::Reconnect {}).await,
+        Err(TrusteeError::Denied(_))
+    ));
+    let one = w.act("o3", Action::Reconnect {}).await.unwrap();
+    assert_eq!(one["progress"], "pending: 1 of 2 officers");
+    assert!(!disconnects.has_changed().unwrap());
+    let done = w.act("o1", Action::Reconnect {}).await.unwrap();
+    assert_eq!(done["state"], "connected");
+    assert_eq!(*disconnects.borrow_and_update(), None);
+    t.release_bucket_key("a", "photos", &wk, &why)
+        .await
+        .expect("released again after the reconnect");
+    let status = t.governance.query("aud", &Query::Disconnect).unwrap();
+    assert_eq!(status["state"], "connected");
+    assert!(t.governance.query("adm-a", &Query::Disconnect).is_err());
+}
+
+#[tokio::test]
+async fn drill_records_are_officers_and_flat() {
+    let w = World::new().await;
+    let summary = |v: Value| v.as_object().unwrap().clone();
+    let ok =
+        summary(serde_json::json!({"lost": 0, "gateways_acked": true, "time_to_full_stop_s": 0.5}));
+    assert!(matches!(
+        w.act(
+            "op",
+            Action::RecordDrill {
+                drill: "disconnect".into(),
+                summary: ok.clone()
+            }
+        )
+        .await,
+        Err(TrusteeError::Denied(_))
+    ));
+    for (drill, s) in [
+        ("disconnect", summary(serde_json::json!({"lost": {"n": 0}}))),
+        ("disconnect", summary(serde_json::json!({}))),
+        ("Disconnect", ok.clone()),
+        ("disconnect", summary(serde_json::json!({"bad name": 1}))),
+    ] {
+        assert!(
+            matches!(
+                w.act(
+                    "o1",
+                    Action::RecordDrill {
+                        drill: drill.into(),
+                        summary: s.clone()
+                    }
+                )
+                .await,
+                Err(TrusteeError::Invalid(_))
+            ),
+            "{drill} {s:?}"
+        );
+    }
+    let v = w
+        .act(
+            "o1",
+            Action::RecordDrill {
+                drill: "disconnect".into(),
+                summary: ok.clone(),
+            },
+        )
+        .await
+        .unwrap();
+    let entries = w.t.governance.test_entries();
+    let last = entries.last().unwrap();
+    assert_eq!(v["log_index"].as_u64().unwrap() + 1, entries.len() as u64);
+    assert_eq!(
+        last.event,
+        LogEvent::DrillRecorded {
+            drill: "disconnect".into(),
+            summary: ok,
+            actor: "o1".into()
+        }
+    );
+}

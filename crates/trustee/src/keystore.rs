@@ -374,11 +374,13 @@ impl SealedKeystore {
                 sealed: master.is_none(),
                 shares_given: u8::try_from(given.len()).unwrap_or(u8::MAX),
                 threshold: self.file.threshold,
+                disconnected: false,
             },
             Custody::Pkcs11 { keys, .. } => SealStatus {
                 sealed: keys.is_none(),
                 shares_given: 0,
                 threshold: 1,
+                disconnected: false,
             },
         }
     }

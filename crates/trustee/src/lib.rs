@@ -78,6 +78,9 @@ pub struct Trustee {
     shred_grace_ms: i64,
     /// Log entries of per-object key releases, written in groups.
     object_key_log: Arc<group_commit::GroupCommit>,
+    /// The log index of the disconnect in force (`None`: connected), for the trustee API,
+    /// which pushes the disconnect to every gateway and logs their acknowledgements.
+    disconnects: Arc<tokio::sync::watch::Sender<Option<u64>>>,
 }
 
 /// An access key's id, tenant and secret.
@@ -117,7 +120,9 @@ impl Trustee {
         let keystore = SealedKeystore::open(dir)?;
         let governance = Governance::open(dir)?;
         let unseal_keys = unseal_key::UnsealKeys::open(dir, governance.identity())?;
+        let disconnected = governance.disconnected()?.map(|d| d.index);
         Ok(Self {
+            disconnects: Arc::new(tokio::sync::watch::channel(disconnected).0),
             keystore: Arc::new(Mutex::new(keystore)),
             revocations: broadcast::channel(64).0,
             governance: Arc::new(governance),
@@ -385,6 +390,41 @@ impl Trustee {
         let _ = self.revocations.send(r);
     }
 
+    /// The log index of the disconnect in force, as it changes (`None`: connected).
+    #[must_use]
+    pub fn subscribe_disconnects(&self) -> tokio::sync::watch::Receiver<Option<u64>> {
+        self.disconnects.subscribe()
+    }
+
+    /// Logs gateways' acknowledgements of the push for the disconnect at log index
+    /// `disconnect` (and those missing after `waited_ms`).
+    pub fn record_gateway_acks(
+        &self,
+        disconnect: u64,
+        acked: &[(String, u64)],
+        missing: &[String],
+        waited_ms: u64,
+    ) -> Result<(), TrusteeError> {
+        self.governance
+            .record_gateway_acks(disconnect, acked, missing, waited_ms)
+    }
+
+    /// Takes in a change of the disconnect state: a new disconnect makes every gateway drop
+    /// every key at once.
+    fn disconnect_changed(&self) -> Result<(), TrusteeError> {
+        let now = self.governance.disconnected()?.map(|d| d.index);
+        // Only a change is announced: an approval that leaves the state as it is is not.
+        let changed = self.disconnects.send_if_modified(|state| {
+            let changed = *state != now;
+            *state = now;
+            changed
+        });
+        if changed && now.is_some() {
+            self.revoke(Revocation::All);
+        }
+        Ok(())
+    }
+
     /// Destroys every disabled tenant key whose grace period has ended; returns those tenants.
     pub fn destroy_due(&self) -> Result<Vec<String>, TrusteeError> {
         let due = self.with(|ks| Ok(ks.due_for_destruction(now_ms())))?;
@@ -457,6 +497,7 @@ impl TrusteeClient for Trustee {
         version: u32,
         why: &Justification,
     ) -> Result<WrappedKey, TrusteeError> {
+        self.governance.check_connected()?;
         policy::may_create_bucket_key(tenant, why)?;
         self.check_customer_request(tenant, bucket, why)?;
         let (tenant, bucket, why) = (tenant.to_owned(), bucket.to_owned(), why.clone());
@@ -471,6 +512,7 @@ impl TrusteeClient for Trustee {
         key: &WrappedKey,
         why: &Justification,
     ) -> Result<Key, TrusteeError> {
+        self.governance.check_connected()?;
         policy::may_release_bucket_key(tenant, why)?;
         self.check_customer_request(tenant, bucket, why)?;
         let (tenant, bucket, key, why) = (
@@ -491,6 +533,7 @@ impl TrusteeClient for Trustee {
         why: &Justification,
         ops: Vec<ObjectKeyOp>,
     ) -> Result<Vec<ObjectKeyOutcome>, TrusteeError> {
+        self.governance.check_connected()?;
         policy::may_release_bucket_key(tenant, why)?;
         self.check_customer_request(tenant, bucket, why)?;
         if let Justification::Customer {
@@ -527,6 +570,7 @@ impl TrusteeClient for Trustee {
         why: &Justification,
         keys: Vec<SealedObjectKey>,
     ) -> Result<Vec<ObjectKeyOutcome>, TrusteeError> {
+        self.governance.check_connected()?;
         // Only for the tenant admin's signed rotation of this bucket.
         let statement = matches!(why, Justification::Customer { request: Some(t), .. } if t.is_statement_for(bucket));
         if !statement {
@@ -547,7 +591,12 @@ impl TrusteeClient for Trustee {
     }
 
     async fn seal_status(&self) -> Result<SealStatus, TrusteeError> {
-        self.blocking(|t| t.with(|ks| Ok(ks.status()))).await
+        self.blocking(|t| {
+            let mut status = t.with(|ks| Ok(ks.status()))?;
+            status.disconnected = t.governance.disconnected()?.is_some();
+            Ok(status)
+        })
+        .await
     }
 
     async fn unseal(&self, share: &str) -> Result<SealStatus, TrusteeError> {
@@ -669,6 +718,11 @@ impl TrusteeClient for Trustee {
                     });
                     Ok(v)
                 }
+                Action::Disconnect { .. } | Action::Reconnect {} => {
+                    let v = t.governance.act(&who, &statement, &signed)?;
+                    t.disconnect_changed()?;
+                    Ok(v)
+                }
                 _ => t.governance.act(&who, &statement, &signed),
             }
         })
@@ -723,6 +777,8 @@ impl TrusteeClient for Trustee {
         request: &obhut_trustee_client::auth::SignedRequest,
     ) -> Result<obhut_trustee_client::auth::Verified, TrusteeError> {
         obhut_metrics::get().signature_checked();
+        // While disconnected no request is served: none is verified.
+        self.governance.check_connected()?;
         // A key seen lately is checked here, on the caller's thread (a few HMACs); only a
         // first use reads storage and the keystore, on the blocking pool.
         if let Some(verified) = self.verifier.verify_cached(request, now_ms())? {
@@ -737,6 +793,7 @@ impl TrusteeClient for Trustee {
         &self,
         batch: &obhut_trustee_client::auth::ChunkBatch,
     ) -> Result<obhut_trustee_client::auth::ChainToken, TrusteeError> {
+        self.governance.check_connected()?;
         let batch = batch.clone();
         self.blocking(move |t| t.verifier.verify_chunks(&batch, t))
             .await
@@ -746,6 +803,7 @@ impl TrusteeClient for Trustee {
         &self,
         access: &GrantAccess,
     ) -> Result<GrantScope, TrusteeError> {
+        self.governance.check_connected()?;
         let access = access.clone();
         self.blocking(move |t| {
             // The access must be part of a request the trustee verified, signed with these

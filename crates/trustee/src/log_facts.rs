@@ -11,7 +11,7 @@
 //! token or key material.
 
 use obhut_trustee_client::governance::CustomerApproval;
-use obhut_trustee_client::log_entry::DisclosureRequest;
+use obhut_trustee_client::log_entry::{DisclosureRequest, DisconnectMode};
 use obhut_trustee_client::object_keys::KeyRelease;
 use obhut_trustee_client::{LogEntry, LogEvent, Role};
 use std::collections::HashMap;
@@ -71,6 +71,20 @@ pub(crate) struct LogFacts {
     pub key_release: HashMap<String, KeyRelease>,
     /// Bucket key versions that left the trustee: (tenant, bucket, version).
     pub released: std::collections::HashSet<(String, String, u32)>,
+    /// The provider is disconnected: since the `trustee_disconnected` entry here.
+    pub disconnected: Option<Disconnected>,
+    /// Approvals of the next change of the disconnect state (to `mode`), since the last
+    /// change: principal → (mode, entry time, reason given). A change clears them.
+    pub disconnect_approvals: HashMap<String, (DisconnectMode, i64, Option<String>)>,
+}
+
+/// A disconnect in force, as its `trustee_disconnected` entry recorded it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Disconnected {
+    pub index: u64,
+    pub at_ms: i64,
+    pub approvers: Vec<String>,
+    pub reason: Option<String>,
 }
 
 impl LogFacts {
@@ -204,6 +218,28 @@ impl LogFacts {
             LogEvent::Attestation { kind, .. } if kind == STATE_CHECKED => {
                 self.upgraded = true;
             }
+            LogEvent::DisconnectApproval {
+                mode,
+                actor,
+                reason,
+                ..
+            } => {
+                self.disconnect_approvals
+                    .insert(actor.clone(), (*mode, entry.at_ms, reason.clone()));
+            }
+            LogEvent::TrusteeDisconnected { approvers, reason } => {
+                self.disconnect_approvals.clear();
+                self.disconnected = Some(Disconnected {
+                    index,
+                    at_ms: entry.at_ms,
+                    approvers: approvers.clone(),
+                    reason: reason.clone(),
+                });
+            }
+            LogEvent::TrusteeReconnected { .. } => {
+                self.disconnect_approvals.clear();
+                self.disconnected = None;
+            }
             _ => {}
         }
     }
@@ -271,6 +307,44 @@ mod tests {
         // seen again: ignored
         f.observe(1, &created("bootstrap", "o5"));
         assert!(!f.created.contains_key("o5"));
+    }
+
+    #[test]
+    fn the_disconnect_state_is_the_last_change_the_log_recorded() {
+        let mut f = LogFacts::default();
+        let approval = |mode, by: &str| {
+            entry(LogEvent::DisconnectApproval {
+                mode,
+                reason: None,
+                statement: "{}".into(),
+                signature: "c2ln".into(),
+                actor: by.into(),
+            })
+        };
+        f.observe(0, &approval(DisconnectMode::Disconnect, "o1"));
+        assert_eq!(f.disconnected, None, "one approval changes nothing");
+        assert_eq!(f.disconnect_approvals.len(), 1);
+        f.observe(
+            1,
+            &entry(LogEvent::TrusteeDisconnected {
+                approvers: vec!["o1".into(), "o2".into()],
+                reason: Some("drill".into()),
+            }),
+        );
+        assert_eq!(f.disconnected.as_ref().map(|d| d.index), Some(1));
+        assert!(
+            f.disconnect_approvals.is_empty(),
+            "a change clears approvals"
+        );
+        f.observe(2, &approval(DisconnectMode::Reconnect, "o2"));
+        assert!(f.disconnected.is_some());
+        f.observe(
+            3,
+            &entry(LogEvent::TrusteeReconnected {
+                approvers: vec!["o2".into(), "o3".into()],
+            }),
+        );
+        assert_eq!(f.disconnected, None);
     }
 
     #[test]

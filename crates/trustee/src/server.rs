@@ -184,6 +184,32 @@ impl Feed {
         }
     }
 
+    /// Waits until every gateway seen within [`ACK_PEERS_WINDOW`] acknowledged `seq`, or
+    /// `wait` passed: (each acknowledging gateway with how long it took in ms, the gateways
+    /// that did not acknowledge).
+    async fn collect_acks(&self, seq: u64, wait: Duration) -> (Vec<(String, u64)>, Vec<String>) {
+        let started = Instant::now();
+        let mut acked: Vec<(String, u64)> = Vec::new();
+        loop {
+            let (done, seen) = self.acknowledged(seq);
+            for gateway in done {
+                if !acked.iter().any(|(g, _)| *g == gateway) {
+                    let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+                    acked.push((gateway, ms));
+                }
+            }
+            let missing: Vec<String> = seen
+                .into_iter()
+                .filter(|g| !acked.iter().any(|(a, _)| a == g))
+                .collect();
+            if missing.is_empty() || started.elapsed() >= wait {
+                acked.sort();
+                return (acked, missing);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Appends a revocation; returns its sequence number.
     fn push(&self, revocation: Revocation) -> u64 {
         let mut guard = self.events.lock().unwrap_or_else(PoisonError::into_inner);
@@ -298,14 +324,94 @@ pub fn router(trustee: Arc<dyn TrusteeClient>) -> Result<Router, TrusteeError> {
     router_with(trustee, LONG_POLL_HOLD, REVOCATIONS_KEPT)
 }
 
+/// [`router`] for the trustee itself: besides, when officers disconnect the provider, it
+/// pushes a revocation of every key to every gateway and logs each gateway's acknowledgement
+/// (`gateway_acknowledged`), and each gateway it had heard from that did not acknowledge
+/// within [`DISCONNECT_ACK_WAIT`] (`gateway_ack_missing`).
+pub fn router_logging_acks(trustee: &Arc<crate::Trustee>) -> Result<Router, TrusteeError> {
+    let (router, feed) = router_and_feed(
+        Arc::clone(trustee) as Arc<dyn TrusteeClient>,
+        LONG_POLL_HOLD,
+        REVOCATIONS_KEPT,
+    )?;
+    spawn_disconnect_pushes(
+        Arc::clone(trustee),
+        Arc::downgrade(&feed),
+        DISCONNECT_ACK_WAIT,
+    );
+    Ok(router)
+}
+
+/// How long the trustee waits for gateways to acknowledge a disconnect before it logs the
+/// missing ones.
+pub const DISCONNECT_ACK_WAIT: Duration = Duration::from_secs(10);
+
+/// Follows the trustee's disconnect state: each new disconnect is pushed to every gateway as
+/// a revocation of every key, and the acknowledgements are logged.
+fn spawn_disconnect_pushes(
+    trustee: Arc<crate::Trustee>,
+    feed: std::sync::Weak<Feed>,
+    wait: Duration,
+) {
+    let mut rx = trustee.subscribe_disconnects();
+    // A disconnect in force at start needs no push: every gateway finds the trustee restarted
+    // and drops every key (a reset of its revocation stream).
+    let mut pushed = *rx.borrow_and_update();
+    tokio::spawn(async move {
+        while rx.changed().await.is_ok() {
+            let now = *rx.borrow_and_update();
+            // Each disconnect is pushed once, however often the state is looked at.
+            let Some(index) = now.filter(|_| now != pushed) else {
+                pushed = now;
+                continue;
+            };
+            pushed = now;
+            let Some(f) = feed.upgrade() else { return };
+            let seq = f.push(Revocation::All);
+            let (acked, missing) = f.collect_acks(seq, wait).await;
+            drop(f);
+            if missing.is_empty() {
+                tracing::info!(
+                    disconnect = index,
+                    gateways = acked.len(),
+                    "every gateway acknowledged the disconnect"
+                );
+            } else {
+                tracing::warn!(
+                    disconnect = index,
+                    ?missing,
+                    "gateways did not acknowledge the disconnect; they drop their keys when key_cache_ttl ends"
+                );
+            }
+            let waited_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+            let t = Arc::clone(&trustee);
+            if let Err(e) = crate::run_blocking(move || {
+                t.record_gateway_acks(index, &acked, &missing, waited_ms)
+            })
+            .await
+            {
+                tracing::error!(error = %e, "cannot log the gateways' acknowledgements of the disconnect");
+            }
+        }
+    });
+}
+
 fn router_with(
     trustee: Arc<dyn TrusteeClient>,
     hold: Duration,
     kept: usize,
 ) -> Result<Router, TrusteeError> {
+    router_and_feed(trustee, hold, kept).map(|(r, _)| r)
+}
+
+fn router_and_feed(
+    trustee: Arc<dyn TrusteeClient>,
+    hold: Duration,
+    kept: usize,
+) -> Result<(Router, Arc<Feed>), TrusteeError> {
     let feed = Arc::new(Feed::new(kept)?);
     spawn_feed(trustee.subscribe_revocations(), Arc::downgrade(&feed));
-    Ok(Router::new()
+    let router = Router::new()
         .route("/v1/seal", get(seal_status).post(seal))
         .route("/v1/unseal", post(unseal))
         .route("/v1/unseal-key", get(unseal_key))
@@ -331,9 +437,10 @@ fn router_with(
         .fallback(|| async { ApiError::NotFound })
         .with_state(AppState {
             trustee,
-            feed,
+            feed: Arc::clone(&feed),
             hold,
-        }))
+        });
+    Ok((router, feed))
 }
 
 async fn seal_status(State(s): State<AppState>) -> ApiResult<SealStatus> {

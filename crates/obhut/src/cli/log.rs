@@ -39,6 +39,15 @@ pub enum LogCommand {
         #[arg(long)]
         key: Option<String>,
     },
+    /// Append a drill's JSON summary to the log (officers), e.g. the `drill-disconnect.json`
+    /// that `scripts/two-dc drill disconnect` writes: a flat object of figures.
+    RecordDrill {
+        /// The drill's name (`disconnect`, `dc-loss`).
+        #[arg(long)]
+        drill: String,
+        /// The summary file (JSON object).
+        file: PathBuf,
+    },
 }
 
 /// Tiles fetched over HTTP from `<admin-url>/log/`, from a blocking verifier thread.
@@ -88,6 +97,20 @@ pub fn run(args: &AdminArgs, cmd: LogCommand) -> Result<()> {
     let handle = rt.handle().clone();
     rt.block_on(async {
         match cmd {
+            LogCommand::RecordDrill { drill, file } => {
+                let text = std::fs::read_to_string(&file)
+                    .with_context(|| format!("cannot read {}", file.display()))?;
+                let Ok(Value::Object(summary)) = serde_json::from_str::<Value>(&text) else {
+                    bail!("{}: not a JSON object", file.display());
+                };
+                let v = client
+                    .act(obhut_trustee_client::Action::RecordDrill {
+                        drill: drill.clone(),
+                        summary,
+                    })
+                    .await?;
+                println!("drill {drill} recorded: log entry {}", v["log_index"]);
+            }
             LogCommand::Checkpoint => {
                 print!("{}", fetch_text(&client, "/log/checkpoint").await?);
             }

@@ -3,12 +3,12 @@
 //! trustee process: `trustee_serve.rs`.)
 
 use crate::AdminArgs;
-use crate::cli::shared::{Client, bar, runtime};
+use crate::cli::shared::{Client, bar, runtime, when_ms};
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Subcommand;
 use obhut_admin::wire::UnsealRequest;
 use obhut_crypto::principal::PrincipalCredential;
-use obhut_trustee_client::{SealStatus, SealedShare, UnsealKey};
+use obhut_trustee_client::{Action, SealStatus, SealedShare, UnsealKey};
 use serde_json::Value;
 use std::io::BufRead;
 use std::path::Path;
@@ -54,8 +54,18 @@ pub enum TrusteeCommand {
         #[arg(long, env = "OBHUT_UNSEAL_KEY")]
         unseal_key: Option<String>,
     },
-    /// Show whether the trustee is sealed.
+    /// Show whether the trustee is sealed, and whether officers have disconnected the
+    /// provider.
     Status,
+    /// Disconnect the provider (officers; quorum of two): the trustee releases no key and
+    /// serves no request, and every gateway drops its keys, until officers reconnect.
+    Disconnect {
+        /// Why (recorded in the log).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// End a disconnect (officers; quorum of two): service resumes.
+    Reconnect,
     /// Seal the trustee at once (officers): nothing is released until it is unsealed again.
     Seal,
     /// Replace the master key of a stopped trustee's sealed keystore: reads the current shares
@@ -81,6 +91,55 @@ fn print_seal(status: &SealStatus) {
         );
     } else {
         println!("unsealed");
+    }
+}
+
+/// One line on the disconnect state (`/v1/trustee/disconnect`).
+fn print_disconnect(d: &Value) {
+    let names = |v: &Value| {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default()
+    };
+    if d["state"] == "disconnected" {
+        println!(
+            "disconnected: since {} by {} (log entry {}){}; no key is released and no request served",
+            when_ms(d["since_ms"].as_i64()),
+            names(&d["approvers"]),
+            d["log_index"],
+            d["reason"]
+                .as_str()
+                .map(|r| format!(", reason {r:?}"))
+                .unwrap_or_default(),
+        );
+        let pending = names(&d["reconnect_approvals"]);
+        if !pending.is_empty() {
+            println!("reconnect approved by: {pending}");
+        }
+    } else {
+        // Connected: nothing to add (the seal state is the whole story) unless a disconnect
+        // is pending.
+        let pending = names(&d["disconnect_approvals"]);
+        if !pending.is_empty() {
+            println!("connected; disconnect approved by: {pending}");
+        }
+    }
+}
+
+/// What a disconnect or reconnect approval did: the quorum's progress, or the new state.
+fn print_vote(v: &Value) {
+    match v["progress"].as_str() {
+        Some(p) => println!("{} {p}", v["mode"].as_str().unwrap_or("change")),
+        None => println!(
+            "{} (log entry {})",
+            v["state"].as_str().unwrap_or("changed"),
+            v["log_index"]
+        ),
     }
 }
 
@@ -221,6 +280,24 @@ pub fn run(args: &AdminArgs, cmd: TrusteeCommand) -> Result<()> {
             runtime()?.block_on(async {
                 let status: SealStatus = client.get("/v1/trustee/status").await?;
                 print_seal(&status);
+                let d: Value = client.get("/v1/trustee/disconnect").await?;
+                print_disconnect(&d);
+                Ok(())
+            })
+        }
+        TrusteeCommand::Disconnect { reason } => {
+            let client = Client::new(args)?;
+            runtime()?.block_on(async {
+                let v = client.act(Action::Disconnect { reason }).await?;
+                print_vote(&v);
+                Ok(())
+            })
+        }
+        TrusteeCommand::Reconnect => {
+            let client = Client::new(args)?;
+            runtime()?.block_on(async {
+                let v = client.act(Action::Reconnect {}).await?;
+                print_vote(&v);
                 Ok(())
             })
         }
