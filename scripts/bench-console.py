@@ -110,8 +110,15 @@ class Session:
         h = {"Sec-Fetch-Site": "same-origin", **(headers or {})}
         if self.cookies:
             h["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
-        self.conn.request(method, path, body=body, headers=h)
-        r = self.conn.getresponse()
+        try:
+            self.conn.request(method, path, body=body, headers=h)
+            r = self.conn.getresponse()
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            # The server closed the connection while it was idle (another session was being
+            # measured): a browser opens a new one, and so does this.
+            self.conn.close()
+            self.conn.request(method, path, body=body, headers=h)
+            r = self.conn.getresponse()
         data = r.read().decode("utf-8", "replace")
         for c in r.headers.get_all("Set-Cookie") or []:
             name, _, rest = c.partition("=")
