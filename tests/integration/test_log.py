@@ -305,6 +305,35 @@ def test_tenant_admin_reads_only_its_own_entries(server):
     assert api(server, "GET", "/v1/log/entries?bogus=1", server.token("auditor")).status_code == 400
 
 
+def test_log_entries_come_in_pages_of_the_asked_size_with_a_next_cursor(server):
+    a = tenant_with_bucket(server, {"k": b"v"})
+    approved_grant(server, a)
+    whole = api(server, "GET", "/v1/log/entries", a["admin"]).json()
+    assert "next" not in whole and len(whole["entries"]) >= 4, whole
+    # Two at a time: the same entries, each page at most two, `next` on all but the last.
+    paged, cursor, pages = [], 0, 0
+    while cursor is not None:
+        r = api(server, "GET", f"/v1/log/entries?from={cursor}&limit=2", a["admin"])
+        assert r.status_code == 200, r.text
+        page = r.json()
+        assert len(page["entries"]) <= 2, page
+        paged += page["entries"]
+        cursor = page.get("next")
+        pages += 1
+        if cursor is not None:
+            assert cursor > page["entries"][-1]["index"], page
+    assert paged == whole["entries"] and pages == (len(paged) + 1) // 2
+    # An auditor pages through every tenant's entries the same way.
+    first = api(server, "GET", "/v1/log/entries?limit=1", server.token("auditor")).json()
+    assert [e["index"] for e in first["entries"]] == [0] and first["next"] == 1, first
+    # Out of bounds or not a number: a JSON error, never a page.
+    for bad in ("0", "10001", "-1", "many", ""):
+        r = api(server, "GET", f"/v1/log/entries?limit={bad}", server.token("auditor"))
+        assert r.status_code == 400 and r.json()["error"] == "bad_request", (bad, r.text)
+    r = api(server, "GET", "/v1/log/entries?limit=10000", server.token("auditor"))
+    assert r.status_code == 200 and r.json()["entries"], r.text
+
+
 # ---------------------------------------------------------------- restarts
 
 

@@ -16,8 +16,8 @@ use obhut_catalog::{Catalog, CatalogError};
 use obhut_maintenance::{Maintenance, Workers};
 use obhut_trustee_client::views::TenantPolicyView;
 use obhut_trustee_client::{
-    Action, DegradedWrites, Justification, LogRead, PrincipalInfo, Query, Role, SealStatus,
-    SignedStatement, Statement, TrusteeClient, TrusteeError,
+    Action, DegradedWrites, Justification, LogRead, MAX_LOG_ENTRIES, PrincipalInfo, Query, Role,
+    SealStatus, SignedStatement, Statement, TrusteeClient, TrusteeError,
 };
 use serde::Deserialize;
 use serde_json::json;
@@ -463,6 +463,8 @@ struct EntriesParams {
     tenant: Option<String>,
     #[serde(default)]
     from: u64,
+    /// At most this many index rows read (1 to [`MAX_LOG_ENTRIES`]; that many when absent).
+    limit: Option<u64>,
 }
 
 async fn log_entries(
@@ -471,12 +473,20 @@ async fn log_entries(
     params: Result<UrlQuery<EntriesParams>, QueryRejection>,
 ) -> ApiResult {
     let UrlQuery(p) = params.map_err(|e| bad_request(e.body_text()))?;
+    if let Some(limit) = p.limit
+        && !(1..=MAX_LOG_ENTRIES).contains(&limit)
+    {
+        return Err(bad_request(format!(
+            "limit must be between 1 and {MAX_LOG_ENTRIES}, not {limit}"
+        )));
+    }
     ask(
         &state,
         &caller,
         Query::LogEntries {
             tenant: p.tenant,
             from: p.from,
+            limit: p.limit,
         },
     )
     .await

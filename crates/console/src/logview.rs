@@ -1,7 +1,8 @@
 //! The tenant admin's view of its own log entries: filtered by time, bucket, principal and
-//! event type, one page at a time. Each page asks the admin API for one batch of the tenant's
-//! entries from an index on (`/v1/log/entries?tenant=…&from=…`, which the trustee bounds) and
-//! shows the first [`PAGE`] that match, with a link that goes on from there: the log is never
+//! event type, one page at a time. Each page asks the admin API for one bounded batch of the
+//! tenant's entries from an index on (`/v1/log/entries?tenant=…&from=…&limit=…`: [`PAGE`]
+//! entries, or [`FILTER_BATCH`] when a filter picks among them) and shows the first [`PAGE`]
+//! that match, with a link that goes on from there (the API's `next` cursor): the log is never
 //! loaded whole.
 //!
 //! It sees the entries the admin API answers the tenant's admin, nothing more.
@@ -13,24 +14,19 @@ use std::collections::HashMap;
 /// Matching entries shown per page.
 pub const PAGE: usize = 50;
 
-/// The most entries one `/v1/log/entries` answer holds (the trustee's bound).
-const BATCH: usize = 10_000;
+/// Index rows one `/v1/log/entries` call reads when a filter is set (matches are picked from
+/// them here); without one, a page asks for exactly [`PAGE`] entries.
+const FILTER_BATCH: u64 = 1_000;
 
 /// Where the next page starts, if there is one: after the last row shown when more matches
-/// follow in this batch; after the batch when the trustee cut it short (the rest of the log
-/// is unread); none when the batch was the end of the log and nothing more matched.
-fn next_from(
-    more_matches: bool,
-    cut_short: bool,
-    last_shown: Option<u64>,
-    last_in_batch: Option<u64>,
-) -> Option<u64> {
+/// follow in this batch; else where the admin API says its next page starts (absent at the end
+/// of the log). The batch's length says nothing: rows hidden from this reader are left out of
+/// it, so a batch can be short and still be followed by more.
+fn next_from(more_matches: bool, last_shown: Option<u64>, api_next: Option<u64>) -> Option<u64> {
     if more_matches {
         last_shown.map(|i| i + 1)
-    } else if cut_short {
-        last_in_batch.map(|i| i + 1)
     } else {
-        None
+        api_next
     }
 }
 
@@ -272,10 +268,16 @@ pub async fn log_view(
             }
         },
     };
+    let filtered = !(f.kind.is_empty()
+        && f.bucket.is_empty()
+        && f.principal.is_empty()
+        && since.is_none()
+        && until.is_none());
     let path = format!(
-        "/v1/log/entries?tenant={}&from={}",
+        "/v1/log/entries?tenant={}&from={}&limit={}",
         crate::pages::encode(tenant),
-        f.from
+        f.from,
+        if filtered { FILTER_BATCH } else { PAGE as u64 }
     );
     let answer = match console.get_json(Some(bearer), &path).await {
         Ok(v) => v,
@@ -334,12 +336,8 @@ pub async fn log_view(
     }
     view.next = next_from(
         more_matches,
-        entries.len() >= BATCH,
         view.rows.last().map(|r| r.index),
-        entries
-            .last()
-            .and_then(|e| e.get("index"))
-            .and_then(Value::as_u64),
+        answer.get("next").and_then(Value::as_u64),
     )
     .map(|from| view.filter.link(page, from));
     view
@@ -383,14 +381,15 @@ mod tests {
     #[test]
     fn the_next_page_exists_only_while_something_may_follow() {
         // More matches after a full page: on from the last row shown.
-        assert_eq!(next_from(true, false, Some(70), Some(90)), Some(71));
-        assert_eq!(next_from(true, true, Some(70), Some(9_999)), Some(71));
-        // The trustee cut the batch short: on from after the batch, matches or not.
-        assert_eq!(next_from(false, true, Some(70), Some(9_999)), Some(10_000));
-        assert_eq!(next_from(false, true, None, Some(9_999)), Some(10_000));
+        assert_eq!(next_from(true, Some(70), None), Some(71));
+        assert_eq!(next_from(true, Some(70), Some(1_000)), Some(71));
+        // The batch had no more matches but the API says more follow: on from where it says,
+        // however few rows the batch held (hidden ones are left out of it).
+        assert_eq!(next_from(false, Some(70), Some(1_000)), Some(1_000));
+        assert_eq!(next_from(false, None, Some(9_999)), Some(9_999));
         // The end of the log, nothing more matched: the last page.
-        assert_eq!(next_from(false, false, Some(70), Some(90)), None);
-        assert_eq!(next_from(false, false, None, None), None);
+        assert_eq!(next_from(false, Some(70), None), None);
+        assert_eq!(next_from(false, None, None), None);
     }
 
     #[test]

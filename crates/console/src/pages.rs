@@ -807,27 +807,23 @@ pub async fn auditor(State(console): State<Arc<Console>>, ctx: Ctx) -> Response 
         .and_then(|f| f.parse().ok())
         .unwrap_or(0);
     let answer = match console
-        .call(b, &format!("/v1/log/entries?from={from}"))
+        .call(
+            b,
+            &format!("/v1/log/entries?from={from}&limit={}", crate::logview::PAGE),
+        )
         .await
     {
         Ok(a) => a.json(),
         Err(e) => Err(e),
     };
-    let size = answer
+    // A next page only where the API says one starts.
+    let next = answer
         .as_ref()
         .ok()
-        .and_then(|v| v.get("size"))
-        .and_then(Value::as_u64);
+        .and_then(|v| v.get("next"))
+        .and_then(Value::as_u64)
+        .map(|after| format!("/console/auditor?from={after}"));
     let entries = answer.and_then(|v| entry_rows(&v));
-    // A next page only while the log holds entries after the last one shown.
-    let next = match (&entries, size) {
-        (Ok(rows), Some(size)) => rows
-            .last()
-            .map(|r| r.index + 1)
-            .filter(|after| *after < size)
-            .map(|after| format!("/console/auditor?from={after}")),
-        _ => None,
-    };
     let checkpoint = match console.call(None, "/log/checkpoint").await {
         Ok(a) if a.status.is_success() => Ok(String::from_utf8_lossy(&a.bytes).into_owned()),
         Ok(a) => Err(format!("{}", a.status.as_u16())),

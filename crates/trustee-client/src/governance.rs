@@ -338,6 +338,9 @@ pub enum Action {
     },
 }
 
+/// The most log entries one [`Query::LogEntries`] answer holds.
+pub const MAX_LOG_ENTRIES: u64 = 10_000;
+
 /// Reads of governance state; the trustee filters by the asking principal's role.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "query", rename_all = "snake_case", deny_unknown_fields)]
@@ -351,10 +354,13 @@ pub enum Query {
     TenantPolicy {
         tenant: String,
     },
-    /// Log entries of one tenant (or all, for officers and auditors), from index `from`.
+    /// Log entries of one tenant (or all, for officers and auditors), from index `from`: at
+    /// most `limit` index rows read ([`MAX_LOG_ENTRIES`] when absent, and never more).
     LogEntries {
         tenant: Option<String>,
         from: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u64>,
     },
     /// A tenant's access keys (ids and states; never secrets): its admin only.
     AccessKeys {

@@ -18,8 +18,8 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 pub use governance::{
-    Action, CustomerApproval, DegradedWrites, GrantAccess, GrantScope, LogRead, PrincipalInfo,
-    Query, Role, ShredMode, SignedStatement, Statement,
+    Action, CustomerApproval, DegradedWrites, GrantAccess, GrantScope, LogRead, MAX_LOG_ENTRIES,
+    PrincipalInfo, Query, Role, ShredMode, SignedStatement, Statement,
 };
 pub use log_entry::{LogEntry, LogEvent, ParsedEntry};
 

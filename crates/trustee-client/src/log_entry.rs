@@ -1007,6 +1007,11 @@ pub struct LogEntriesPage {
     /// The log's size when read.
     pub size: u64,
     pub entries: Vec<IndexedEntry>,
+    /// Where the next page starts (`from`) when more of the asked-for entries follow; absent at
+    /// the end. A page can hold fewer entries than asked for and still be followed by more
+    /// (entries the reader may not see yet are left out), so only this says whether it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

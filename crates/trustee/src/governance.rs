@@ -829,9 +829,15 @@ impl Governance {
             tracing::error!(error = %e, "transparency log append failed; the action is refused");
             storage(format!("the transparency log cannot be written: {e}"))
         })?;
+        // The batch's index rows in one transaction (one commit, not one per entry); should it
+        // not commit, reindexing on the next start files them from the log.
+        let tx = db.unchecked_transaction().map_err(storage)?;
+        for (idx, entry) in range.clone().zip(&entries) {
+            index_entry(&tx, idx, entry.event.tenant(), entry.event.disclosure())?;
+        }
+        tx.commit().map_err(storage)?;
         let mut facts = self.facts()?;
         for (idx, entry) in range.clone().zip(&entries) {
-            index_entry(&db, idx, entry.event.tenant(), entry.event.disclosure())?;
             facts.observe(idx, entry);
         }
         drop(facts);
@@ -2708,7 +2714,11 @@ impl Governance {
                     degraded_writes: None,
                 })
             }
-            Query::LogEntries { tenant, from } => self.log_entries(&who, tenant.as_deref(), *from),
+            Query::LogEntries {
+                tenant,
+                from,
+                limit,
+            } => self.log_entries(&who, tenant.as_deref(), *from, *limit),
             Query::SigningKeys => self.signing_keys_of(&who),
             Query::Disconnect => {
                 if who.role == Role::TenantAdmin {
@@ -2726,7 +2736,15 @@ impl Governance {
         who: &PrincipalInfo,
         tenant: Option<&str>,
         from: u64,
+        limit: Option<u64>,
     ) -> Result<Value, TrusteeError> {
+        let max = obhut_trustee_client::MAX_LOG_ENTRIES;
+        let limit = limit.unwrap_or(max);
+        if !(1..=max).contains(&limit) {
+            return Err(invalid(format!(
+                "limit must be between 1 and {max}, not {limit}"
+            )));
+        }
         let tenant = match (who.role, tenant) {
             (Role::Officer | Role::Auditor, t) => t.map(str::to_owned),
             (Role::TenantAdmin, Some(t)) if who.tenant.as_deref() == Some(t) => Some(t.to_owned()),
@@ -2748,19 +2766,33 @@ impl Governance {
         } else {
             Vec::new()
         };
-        let rows: Vec<(i64, Option<String>)> = {
+        // One row past the page tells whether more follow; it is not shown.
+        let mut rows: Vec<(i64, Option<String>)> = {
             let db = self.db()?;
             let from = i64::try_from(from).unwrap_or(i64::MAX);
             let mut st = db
-                .prepare("SELECT idx, disclosure FROM log_index WHERE idx >= ?1 AND (?2 IS NULL OR tenant = ?2) ORDER BY idx LIMIT 10000")
+                .prepare("SELECT idx, disclosure FROM log_index WHERE idx >= ?1 AND (?2 IS NULL OR tenant = ?2) ORDER BY idx LIMIT ?3")
                 .map_err(storage)?;
-            st.query_map(params![from, tenant], |r| Ok((r.get(0)?, r.get(1)?)))
-                .map_err(storage)?
-                .collect::<Result<_, _>>()
-                .map_err(storage)?
+            st.query_map(
+                params![from, tenant, i64::try_from(limit + 1).unwrap_or(i64::MAX)],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(storage)?
+            .collect::<Result<_, _>>()
+            .map_err(storage)?
+        };
+        let size = self.log.size();
+        let next = if rows.len() > usize::try_from(limit).unwrap_or(usize::MAX) {
+            rows.pop();
+            // After the last row read, whether it is shown or hidden from this reader.
+            rows.last()
+                .and_then(|(idx, _)| u64::try_from(*idx).ok())
+                .map(|i| i + 1)
+                .filter(|after| *after < size)
+        } else {
+            None
         };
         let mut entries = Vec::new();
-        let size = self.log.size();
         for (idx, disclosure) in rows {
             if disclosure.is_some_and(|d| hidden.contains(&d)) {
                 continue;
@@ -2792,6 +2824,7 @@ impl Governance {
         serde_json::to_value(LogEntriesPage {
             size: self.log.size(),
             entries,
+            next,
         })
         .map_err(storage)
     }

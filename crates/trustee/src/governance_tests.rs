@@ -188,6 +188,7 @@ impl World {
                 &Query::LogEntries {
                     tenant: None,
                     from: 0,
+                    limit: None,
                 },
             )
             .unwrap();
@@ -519,6 +520,7 @@ async fn disclosures_outside_the_tenants_jurisdictions_are_refused_the_rest_need
             &Query::LogEntries {
                 tenant: None,
                 from: 0,
+                limit: None,
             },
         )
         .await
@@ -528,6 +530,59 @@ async fn disclosures_outside_the_tenants_jurisdictions_are_refused_the_rest_need
         !tenant_log.contains(&id),
         "a delayed disclosure leaked into the tenant's log view"
     );
+    // Paged one index row at a time, the tenant's log holds the same entries, and pages that
+    // hold only hidden rows still say where the next one starts.
+    let whole: Value = serde_json::from_str(&tenant_log).unwrap();
+    let whole: Vec<u64> = whole["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["index"].as_u64().unwrap())
+        .collect();
+    let (mut paged, mut from, mut empty_pages_followed) = (Vec::new(), Some(0), 0);
+    while let Some(f) = from {
+        let page =
+            w.t.query(
+                "adm-a",
+                &Query::LogEntries {
+                    tenant: None,
+                    from: f,
+                    limit: Some(1),
+                },
+            )
+            .await
+            .unwrap();
+        let entries = page["entries"].as_array().unwrap();
+        assert!(entries.len() <= 1, "{page}");
+        paged.extend(entries.iter().map(|e| e["index"].as_u64().unwrap()));
+        from = page["next"].as_u64();
+        if entries.is_empty() && from.is_some() {
+            empty_pages_followed += 1;
+        }
+        assert!(
+            !page.to_string().contains(&id),
+            "a delayed disclosure leaked into a page"
+        );
+    }
+    assert_eq!(paged, whole);
+    assert!(
+        empty_pages_followed > 0,
+        "no page held only hidden entries: the test proves nothing about them"
+    );
+    for bad in [0, obhut_trustee_client::MAX_LOG_ENTRIES + 1] {
+        let e =
+            w.t.query(
+                "adm-a",
+                &Query::LogEntries {
+                    tenant: None,
+                    from: 0,
+                    limit: Some(bad),
+                },
+            )
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("limit"), "{e}");
+    }
     assert_eq!(w.count("disclosure_delay_set"), 1);
     assert_eq!(w.count("disclosure_refused"), 1);
     // tenant admins read only their own tenant's entries; operators none
@@ -536,7 +591,8 @@ async fn disclosures_outside_the_tenants_jurisdictions_are_refused_the_rest_need
             "adm-b",
             &Query::LogEntries {
                 tenant: Some("a".into()),
-                from: 0
+                from: 0,
+                limit: None,
             }
         )
         .await
@@ -546,7 +602,8 @@ async fn disclosures_outside_the_tenants_jurisdictions_are_refused_the_rest_need
             "op",
             &Query::LogEntries {
                 tenant: None,
-                from: 0
+                from: 0,
+                limit: None,
             }
         )
         .await
@@ -714,6 +771,7 @@ async fn entries_are_visible_by_their_type_and_unknown_ones_only_to_officers_and
                     &Query::LogEntries {
                         tenant: None,
                         from: 0,
+                        limit: None,
                     },
                 )
                 .unwrap();

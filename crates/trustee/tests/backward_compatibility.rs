@@ -83,6 +83,7 @@ fn entries_of_type(gov: &Governance, kind: &str) -> Vec<Value> {
             &Query::LogEntries {
                 tenant: None,
                 from: 0,
+                limit: None,
             },
         )
         .unwrap();
