@@ -550,6 +550,13 @@ mod tests {
         for op in ["PutBucketCors", "GetBucketCors", "DeleteBucketCors"] {
             assert_eq!(class(op, Some("cors")), None, "{op}");
         }
+        for op in [
+            "PutBucketTagging",
+            "GetBucketTagging",
+            "DeleteBucketTagging",
+        ] {
+            assert_eq!(class(op, Some("tagging")), None, "{op}");
+        }
     }
 
     #[test]
