@@ -156,6 +156,41 @@ def test_a_bucket_and_prefix_key_stays_under_its_prefix(server, s3, filled):
     assert not out.get("Errors")
 
 
+LIFECYCLE_EXPIRING_EVERYTHING = {"Rules": [{
+    "ID": "all", "Status": "Enabled", "Filter": {},
+    "Expiration": {"Days": 1}, "NoncurrentVersionExpiration": {"NoncurrentDays": 1},
+}]}
+
+
+def test_keys_that_may_not_delete_may_not_set_what_deletes_for_them(server, s3, filled):
+    """Lifecycle rules, versioning and the bucket policy delete or expose by other means: a
+    no-delete key, and a key limited to a prefix, change none of them for the whole bucket."""
+    for key in (scoped_key(server, "--no-delete"),
+                scoped_key(server, "--bucket", filled, "--prefix", "home/"),
+                scoped_key(server, "--no-delete", "--bucket", filled, "--prefix", "home/")):
+        c = key["client"]
+        denied(lambda: c.put_bucket_lifecycle_configuration(
+            Bucket=filled, LifecycleConfiguration=LIFECYCLE_EXPIRING_EVERYTHING))
+        denied(lambda: c.put_bucket_versioning(
+            Bucket=filled, VersioningConfiguration={"Status": "Suspended"}))
+        denied(lambda: c.put_bucket_policy(Bucket=filled, Policy=json.dumps({
+            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": "*",
+                                                   "Action": "s3:GetObject",
+                                                   "Resource": f"arn:aws:s3:::{filled}/*",
+                                                   "Condition": {"IpAddress": {"aws:SourceIp": "127.0.0.1/32"}}}]})))
+    # The key of the whole tenant may (the other side of the decision).
+    s3.put_bucket_lifecycle_configuration(Bucket=filled, LifecycleConfiguration=LIFECYCLE_EXPIRING_EVERYTHING)
+    s3.delete_bucket_lifecycle(Bucket=filled)
+
+
+def test_a_prefix_without_a_bucket_is_refused_since_it_would_limit_nothing(server):
+    for preset in ((), ("--read-only",), ("--no-delete",), ("--backup",)):
+        r = server.cli("tenant", "key-create", "demo", *preset, "--prefix", "home/alice/",
+                       token=server.token("demo_admin"))
+        assert r.returncode != 0, r.stdout
+        assert "--bucket" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
 def test_a_key_with_a_policy_file_is_held_to_it(server, s3, filled, tmp_path):
     policy = {
         "Version": "2012-10-17",

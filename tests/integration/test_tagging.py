@@ -191,3 +191,84 @@ def test_another_tenant_cannot_read_or_set_tags(s3, bucket, tenant_b):
         code, status, _ = client_error(call, Bucket=bucket, Key="k", **kw)
         assert status in (403, 404) and code in ("AccessDenied", "NoSuchBucket"), (code, status)
     assert tags_of(s3, bucket, "k") == {"mine": "yes"}
+
+
+# ------------------------------------------------------------------------------ bucket tagging
+def bucket_tags_of(s3, bucket) -> dict:
+    return {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket=bucket)["TagSet"]}
+
+
+def test_put_get_delete_bucket_tagging(s3):
+    bucket = unique_name("btag")
+    s3.create_bucket(Bucket=bucket)
+    expect_error(s3.get_bucket_tagging, "NoSuchTagSet", 404, Bucket=bucket)
+    wanted = {"cost-centre": "4711", "empty": "", "Grüße": "漢字 + / = . _ : @"}
+    r = s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": tagset(wanted)})
+    assert r["ResponseMetadata"]["HTTPStatusCode"] in (200, 204)
+    assert bucket_tags_of(s3, bucket) == wanted
+    s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": tagset({"only": "one"})})
+    assert bucket_tags_of(s3, bucket) == {"only": "one"}, "a put replaces the whole set"
+    # Bucket tags are the bucket's, not its objects'.
+    s3.put_object(Bucket=bucket, Key="k", Body=b"x")
+    assert tags_of(s3, bucket, "k") == {}
+    r = s3.delete_bucket_tagging(Bucket=bucket)
+    assert r["ResponseMetadata"]["HTTPStatusCode"] == 204
+    expect_error(s3.get_bucket_tagging, "NoSuchTagSet", 404, Bucket=bucket)
+    # A bucket deleted and made again starts without the old one's tags.
+    s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": tagset({"old": "bucket"})})
+    s3.delete_object(Bucket=bucket, Key="k")
+    s3.delete_bucket(Bucket=bucket)
+    s3.create_bucket(Bucket=bucket)
+    expect_error(s3.get_bucket_tagging, "NoSuchTagSet", 404, Bucket=bucket)
+    expect_error(s3.get_bucket_tagging, "NoSuchBucket", 404, Bucket=unique_name("missing"))
+
+
+@pytest.mark.parametrize(
+    "tags",
+    [
+        [("k%d" % i, "v") for i in range(51)],
+        [("k" * 129, "v")],
+        [("k", "v" * 257)],
+        [("aws:cost", "v")],
+    ],
+)
+def test_bucket_tag_limits_are_refused_and_change_nothing(s3, tags):
+    bucket = unique_name("btag")
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": tagset({"keep": "me"})})
+    expect_error(s3.put_bucket_tagging, "InvalidTag", 400, Bucket=bucket,
+                 Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in tags]})
+    assert bucket_tags_of(s3, bucket) == {"keep": "me"}
+    fifty = {f"k{i}": "v" for i in range(50)}
+    s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": tagset(fifty)})
+    assert bucket_tags_of(s3, bucket) == fifty, "50 tags are S3's limit, and taken"
+
+
+def test_aws_cli_bucket_tagging(s3, aws):
+    bucket = unique_name("btag")
+    s3.create_bucket(Bucket=bucket)
+    aws("s3api", "put-bucket-tagging", "--bucket", bucket,
+        "--tagging", json.dumps({"TagSet": tagset({"from": "cli"})}))
+    out = json.loads(aws("s3api", "get-bucket-tagging", "--bucket", bucket).stdout)
+    assert out["TagSet"] == [{"Key": "from", "Value": "cli"}]
+    aws("s3api", "delete-bucket-tagging", "--bucket", bucket)
+    r = aws("s3api", "get-bucket-tagging", "--bucket", bucket, check=False)
+    assert r.returncode != 0 and "NoSuchTagSet" in r.stderr, r.stderr
+
+
+def test_another_tenant_and_a_grant_cannot_read_or_set_bucket_tags(server, tenant_b):
+    t = tenant_with_bucket(server, {"doc": b"doc"})
+    b, owner = t["bucket"], t["client"]
+    owner.put_bucket_tagging(Bucket=b, Tagging={"TagSet": tagset({"mine": "yes"})})
+    other = tenant_b["client"] if isinstance(tenant_b, dict) else tenant_b
+    op = server.token("operator")
+    grantee = grant_client(server, credentials(server, op, approved_grant(server, t, "write")))
+    for who in (other, grantee):
+        for call, kw in [
+            (who.get_bucket_tagging, {}),
+            (who.put_bucket_tagging, {"Tagging": {"TagSet": tagset({"theirs": "no"})}}),
+            (who.delete_bucket_tagging, {}),
+        ]:
+            code, status, _ = client_error(call, Bucket=b, **kw)
+            assert status in (403, 404) and code in ("AccessDenied", "NoSuchBucket"), (code, status)
+    assert bucket_tags_of(owner, b) == {"mine": "yes"}

@@ -307,6 +307,8 @@ pub mod config_kind {
     pub const PUBLIC_ACCESS_BLOCK: &str = "public_access_block";
     /// Bucket lifecycle rules, as obhut's JSON form of `BucketLifecycleConfiguration`.
     pub const LIFECYCLE: &str = "lifecycle";
+    /// Bucket tags, as `{"v":1,"tags":[[key,value],...]}` (kept in clear, as a bucket's name).
+    pub const TAGGING: &str = "tagging";
 }
 
 mod blob_id_hex {

@@ -690,7 +690,9 @@ pub enum Preset {
     ReadOnly,
     /// Writing objects only (no reading, no deleting, no listing of contents).
     WriteOnly,
-    /// Everything except deleting (objects, versions, buckets, configurations).
+    /// Everything except deleting (objects, versions, buckets, configurations) and except the
+    /// bucket settings that delete or expose data by themselves: lifecycle rules, versioning,
+    /// the bucket policy.
     NoDelete,
     /// A backup client's key: read, list, write and delete objects (a delete of a versioned
     /// bucket's object only adds a delete marker), but never delete a version for good, bypass
@@ -716,6 +718,7 @@ impl Preset {
             "s3:GetObject",
             "s3:GetObjectVersion",
             "s3:GetObjectAttributes",
+            "s3:GetObjectVersionAttributes",
             "s3:GetObjectTagging",
             "s3:GetObjectVersionTagging",
             "s3:GetObjectAcl",
@@ -735,7 +738,16 @@ impl Preset {
             Self::WriteOnly => (write, vec![]),
             Self::NoDelete => (
                 vec!["s3:*"],
-                vec!["s3:Delete*", "s3:BypassGovernanceRetention"],
+                vec![
+                    "s3:Delete*",
+                    "s3:BypassGovernanceRetention",
+                    // Lifecycle rules expire versions, suspending versioning makes the next
+                    // overwrite final, a policy could open the bucket to other keys: each is a
+                    // delete by other means.
+                    "s3:PutLifecycleConfiguration",
+                    "s3:PutBucketVersioning",
+                    "s3:PutBucketPolicy",
+                ],
             ),
             Self::Backup => {
                 let mut a = vec![
@@ -763,28 +775,58 @@ impl Preset {
     }
 
     /// The policy document of this preset for `buckets` (none: every bucket of the tenant)
-    /// and an optional key `prefix` (listings are limited to it too).
-    #[must_use]
-    pub fn document(self, buckets: &[String], prefix: Option<&str>) -> String {
+    /// and an optional key `prefix` (listings are limited to it too). A prefix needs named
+    /// buckets: in `arn:aws:s3:::*/P*` the bucket's `*` also matches `/`, so the prefix would
+    /// limit nothing. With a prefix, the buckets themselves allow only reading their listing
+    /// and settings: a key for `home/alice/` never changes what holds for the whole bucket.
+    pub fn document(self, buckets: &[String], prefix: Option<&str>) -> Result<String, PolicyError> {
         let prefix = prefix.unwrap_or("");
+        if !prefix.is_empty() && buckets.is_empty() {
+            return Err(PolicyError(
+                "a key limited to a prefix must name its buckets (--bucket)".into(),
+            ));
+        }
         let names: Vec<String> = if buckets.is_empty() {
             vec!["*".into()]
         } else {
             buckets.to_vec()
         };
-        let mut resources: Vec<String> = Vec::new();
-        for b in &names {
-            resources.push(format!("{ARN_PREFIX}{b}"));
-            resources.push(format!("{ARN_PREFIX}{b}/{prefix}*"));
-        }
         let (allow, deny) = self.statement_actions();
         let mut statements = vec![];
-        let mut allow_stmt = serde_json::json!({
-            "Sid": self.name(),
-            "Effect": "Allow",
-            "Action": allow,
-            "Resource": resources,
-        });
+        let bucket_arns: Vec<String> = names.iter().map(|b| format!("{ARN_PREFIX}{b}")).collect();
+        let object_arns: Vec<String> = names
+            .iter()
+            .map(|b| format!("{ARN_PREFIX}{b}/{prefix}*"))
+            .collect();
+        let mut allow_stmt = if prefix.is_empty() {
+            let resources: Vec<&String> = bucket_arns.iter().chain(&object_arns).collect();
+            serde_json::json!({
+                "Sid": self.name(),
+                "Effect": "Allow",
+                "Action": allow,
+                "Resource": resources,
+            })
+        } else {
+            let on_buckets: Vec<&str> = BUCKET_READ_ACTIONS
+                .iter()
+                .copied()
+                .filter(|a| allow.contains(&"s3:*") || allow.contains(a))
+                .collect();
+            if !on_buckets.is_empty() {
+                statements.push(serde_json::json!({
+                    "Sid": "TheBucketsThemselves",
+                    "Effect": "Allow",
+                    "Action": on_buckets,
+                    "Resource": bucket_arns,
+                }));
+            }
+            serde_json::json!({
+                "Sid": self.name(),
+                "Effect": "Allow",
+                "Action": allow,
+                "Resource": object_arns,
+            })
+        };
         if !prefix.is_empty() {
             // Listing the bucket only under the prefix; everything else the scope allows on
             // the bucket itself (its location, say) stays allowed.
@@ -792,7 +834,7 @@ impl Preset {
                 "Sid": "ListOnlyThePrefix",
                 "Effect": "Deny",
                 "Action": ["s3:ListBucket", "s3:ListBucketVersions", "s3:ListBucketMultipartUploads"],
-                "Resource": names.iter().map(|b| format!("{ARN_PREFIX}{b}")).collect::<Vec<_>>(),
+                "Resource": bucket_arns,
                 "Condition": {"StringNotLike": {"s3:prefix": [format!("{prefix}*")]}},
             }));
         }
@@ -813,9 +855,20 @@ impl Preset {
                 "Resource": "*",
             }));
         }
-        serde_json::json!({"Version": "2012-10-17", "Statement": statements}).to_string()
+        Ok(serde_json::json!({"Version": "2012-10-17", "Statement": statements}).to_string())
     }
 }
+
+/// What a preset limited to a prefix may do on its buckets themselves (of what the preset
+/// allows at all): read their listings and settings, never change them.
+const BUCKET_READ_ACTIONS: [&str; 6] = [
+    "s3:ListBucket",
+    "s3:ListBucketVersions",
+    "s3:ListBucketMultipartUploads",
+    "s3:GetBucketLocation",
+    "s3:GetBucketVersioning",
+    "s3:GetBucketObjectLockConfiguration",
+];
 
 /// A one-line account of a policy, for listings: each statement as `Effect actions on
 /// resources`, a condition as `(if …)`, a statement's `Sid` in brackets.
@@ -1058,10 +1111,10 @@ mod tests {
         assert!(!p.may_reach_bucket("dat"));
         assert!(!p.may_reach_bucket("secret"));
         assert!(!p.may_reach_bucket("other"));
-        let all = Policy::parse(&Preset::Full.document(&[], None), Kind::Key).unwrap();
+        let all = Policy::parse(&Preset::Full.document(&[], None).unwrap(), Kind::Key).unwrap();
         assert!(all.may_reach_bucket("anything"));
         let one = Policy::parse(
-            &Preset::Full.document(&["bk".into()], Some("p/")),
+            &Preset::Full.document(&["bk".into()], Some("p/")).unwrap(),
             Kind::Key,
         )
         .unwrap();
@@ -1103,7 +1156,7 @@ mod tests {
 
     #[test]
     fn a_summary_names_each_statement() {
-        let text = Preset::ReadOnly.document(&["bk".to_owned()], None);
+        let text = Preset::ReadOnly.document(&["bk".to_owned()], None).unwrap();
         let s = summary(&text);
         assert!(s.starts_with("[ReadOnly] Allow s3:GetObject,"), "{s}");
         assert!(s.contains(" on arn:aws:s3:::bk,arn:aws:s3:::bk/*"), "{s}");
@@ -1111,14 +1164,93 @@ mod tests {
     }
 
     #[test]
+    fn a_prefix_without_buckets_is_refused_since_it_would_limit_nothing() {
+        for preset in [
+            Preset::Full,
+            Preset::ReadOnly,
+            Preset::WriteOnly,
+            Preset::NoDelete,
+            Preset::Backup,
+        ] {
+            let e = preset.document(&[], Some("home/alice/")).unwrap_err();
+            assert!(e.0.contains("--bucket"), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_key_limited_to_a_prefix_changes_nothing_of_the_whole_bucket() {
+        let b = vec!["bk".to_owned()];
+        for preset in [Preset::Full, Preset::NoDelete, Preset::ReadOnly] {
+            let p = Policy::parse(&preset.document(&b, Some("home/")).unwrap(), Kind::Key).unwrap();
+            for action in [
+                "s3:PutLifecycleConfiguration",
+                "s3:PutBucketVersioning",
+                "s3:PutBucketPolicy",
+                "s3:PutBucketCORS",
+                "s3:DeleteBucket",
+            ] {
+                assert!(
+                    !allows(&p, action, "arn:aws:s3:::bk", None),
+                    "{preset:?} {action}"
+                );
+            }
+            assert!(allows(
+                &p,
+                "s3:ListBucket",
+                "arn:aws:s3:::bk",
+                Some("home/x")
+            ));
+            assert!(!allows(
+                &p,
+                "s3:ListBucket",
+                "arn:aws:s3:::bk",
+                Some("etc/")
+            ));
+            assert!(allows(&p, "s3:GetObject", "arn:aws:s3:::bk/home/x", None));
+            assert!(!allows(
+                &p,
+                "s3:GetObject",
+                "arn:aws:s3:::bk/etc/home/x",
+                None
+            ));
+        }
+        let write = Policy::parse(
+            &Preset::WriteOnly.document(&b, Some("in/")).unwrap(),
+            Kind::Key,
+        )
+        .unwrap();
+        assert!(!allows(
+            &write,
+            "s3:ListBucket",
+            "arn:aws:s3:::bk",
+            Some("in/")
+        ));
+        assert!(allows(&write, "s3:PutObject", "arn:aws:s3:::bk/in/x", None));
+    }
+
+    #[test]
+    fn no_delete_keeps_off_the_settings_that_delete_by_other_means() {
+        let p = Policy::parse(&Preset::NoDelete.document(&[], None).unwrap(), Kind::Key).unwrap();
+        for action in [
+            "s3:PutLifecycleConfiguration",
+            "s3:PutBucketVersioning",
+            "s3:PutBucketPolicy",
+        ] {
+            assert!(!allows(&p, action, "arn:aws:s3:::any", None), "{action}");
+        }
+        assert!(allows(&p, "s3:PutBucketCORS", "arn:aws:s3:::any", None));
+    }
+
+    #[test]
     fn presets_allow_what_they_name_and_nothing_else() {
         let b = vec!["bk".to_owned()];
-        let read = Policy::parse(&Preset::ReadOnly.document(&b, None), Kind::Key).unwrap();
+        let read = Policy::parse(&Preset::ReadOnly.document(&b, None).unwrap(), Kind::Key).unwrap();
         assert!(allows(&read, "s3:GetObject", "arn:aws:s3:::bk/x", None));
         assert!(allows(&read, "s3:ListBucket", "arn:aws:s3:::bk", None));
         assert!(!allows(&read, "s3:PutObject", "arn:aws:s3:::bk/x", None));
         assert!(!allows(&read, "s3:GetObject", "arn:aws:s3:::other/x", None));
-        let write = Policy::parse(&Preset::WriteOnly.document(&b, None), Kind::Key).unwrap();
+        let write =
+            Policy::parse(&Preset::WriteOnly.document(&b, None).unwrap(), Kind::Key).unwrap();
         assert!(allows(&write, "s3:PutObject", "arn:aws:s3:::bk/x", None));
         assert!(!allows(&write, "s3:GetObject", "arn:aws:s3:::bk/x", None));
         assert!(!allows(
@@ -1127,7 +1259,8 @@ mod tests {
             "arn:aws:s3:::bk/x",
             None
         ));
-        let no_delete = Policy::parse(&Preset::NoDelete.document(&[], None), Kind::Key).unwrap();
+        let no_delete =
+            Policy::parse(&Preset::NoDelete.document(&[], None).unwrap(), Kind::Key).unwrap();
         assert!(allows(
             &no_delete,
             "s3:PutObject",
@@ -1152,7 +1285,7 @@ mod tests {
             "arn:aws:s3:::any",
             None
         ));
-        let backup = Policy::parse(&Preset::Backup.document(&b, None), Kind::Key).unwrap();
+        let backup = Policy::parse(&Preset::Backup.document(&b, None).unwrap(), Kind::Key).unwrap();
         assert!(allows(&backup, "s3:PutObject", "arn:aws:s3:::bk/x", None));
         assert!(allows(
             &backup,
@@ -1184,7 +1317,11 @@ mod tests {
             "arn:aws:s3:::bk",
             None
         ));
-        let scoped = Policy::parse(&Preset::Full.document(&b, Some("home/")), Kind::Key).unwrap();
+        let scoped = Policy::parse(
+            &Preset::Full.document(&b, Some("home/")).unwrap(),
+            Kind::Key,
+        )
+        .unwrap();
         assert!(allows(
             &scoped,
             "s3:PutObject",

@@ -352,6 +352,7 @@ pub fn action<'a>(operation: &'a str, query: Option<&str>, headers: &http::Heade
     let by_version = || query_param(query, "versionId").is_some();
     match operation {
         "GetObject" | "HeadObject" if by_version() => "GetObjectVersion",
+        "GetObjectAttributes" if by_version() => "GetObjectVersionAttributes",
         "DeleteObject" if by_version() => "DeleteObjectVersion",
         "GetObjectTagging" if by_version() => "GetObjectVersionTagging",
         "PutObjectTagging" if by_version() => "PutObjectVersionTagging",
@@ -380,7 +381,7 @@ pub fn action<'a>(operation: &'a str, query: Option<&str>, headers: &http::Heade
 /// covers current objects only.
 fn grant_class(operation: &str) -> Option<&'static str> {
     Some(match operation {
-        "GetObjectVersion" => "read+versions",
+        "GetObjectVersion" | "GetObjectVersionAttributes" => "read+versions",
         "ListObjectVersions" => "list+versions",
         "DeleteObjectVersion" => "write+versions",
         "CopyObjectFromVersion" | "UploadPartCopyFromVersion" => "write",
@@ -544,11 +545,28 @@ mod tests {
             "GetObjectVersionTagging"
         );
         assert_eq!(class("GetObjectTagging", by_id), Some("read+versions"));
+        assert_eq!(
+            action("GetObjectAttributes", by_id, &none),
+            "GetObjectVersionAttributes"
+        );
+        assert_eq!(
+            action("GetObjectAttributes", None, &none),
+            "GetObjectAttributes"
+        );
+        assert_eq!(class("GetObjectAttributes", by_id), Some("read+versions"));
+        assert_eq!(class("GetObjectAttributes", None), Some("read"));
         assert_eq!(class("PutObjectTagging", by_id), Some("write+versions"));
         assert_eq!(class("DeleteObjectTagging", by_id), Some("write+versions"));
         // Bucket configuration is no grant's business.
         for op in ["PutBucketCors", "GetBucketCors", "DeleteBucketCors"] {
             assert_eq!(class(op, Some("cors")), None, "{op}");
+        }
+        for op in [
+            "PutBucketTagging",
+            "GetBucketTagging",
+            "DeleteBucketTagging",
+        ] {
+            assert_eq!(class(op, Some("tagging")), None, "{op}");
         }
     }
 

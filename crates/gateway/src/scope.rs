@@ -296,7 +296,7 @@ mod tests {
 
     #[test]
     fn a_bucket_policy_deny_beats_a_keys_allow_and_its_allow_widens_nothing() {
-        let read_only = iam::Preset::ReadOnly.document(&["b".into()], None);
+        let read_only = iam::Preset::ReadOnly.document(&["b".into()], None).unwrap();
         let key = scope(Some(&read_only));
         let whole = scope(None);
         let deny_get = Policy::parse(
@@ -338,7 +338,7 @@ mod tests {
                 .check(&act("s3:DeleteBucketPolicy", "arn:aws:s3:::b"), p)
                 .is_ok()
         );
-        let full = scope(Some(&iam::Preset::Full.document(&[], None)));
+        let full = scope(Some(&iam::Preset::Full.document(&[], None).unwrap()));
         assert!(
             full.check(&act("s3:DeleteBucketPolicy", "arn:aws:s3:::b"), p)
                 .is_err()

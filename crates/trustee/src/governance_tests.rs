@@ -1246,7 +1246,9 @@ async fn a_scoped_keys_policy_is_bound_and_an_edit_does_not_widen_it() {
     let w = World::new().await;
     let (seed, public) = obhut_crypto::delivery::recipient().unwrap();
     let deliver_to = hex_simd::encode_to_string(public, hex_simd::AsciiCase::Lower);
-    let policy = obhut_core::iam::Preset::ReadOnly.document(&["bk".to_owned()], Some("home/"));
+    let policy = obhut_core::iam::Preset::ReadOnly
+        .document(&["bk".to_owned()], Some("home/"))
+        .unwrap();
     // A policy that does not parse makes no key.
     assert!(matches!(
         w.act(
@@ -1329,7 +1331,7 @@ async fn a_scoped_keys_policy_is_bound_and_an_edit_does_not_widen_it() {
         "{listed}"
     );
     // Whoever can write access-keys.db widens the policy, or drops it.
-    let wider = obhut_core::iam::Preset::Full.document(&[], None);
+    let wider = obhut_core::iam::Preset::Full.document(&[], None).unwrap();
     for edit in [Some(wider.as_str()), None] {
         {
             let db = rusqlite::Connection::open(w._dir.path().join("access-keys.db")).unwrap();

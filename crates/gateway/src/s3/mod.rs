@@ -5,6 +5,7 @@
 //! [`ReqCtx`](crate::access::ReqCtx) from the request and never look tenants or access keys up
 //! themselves. Catalog and site errors become S3 errors in `crate::error` only.
 
+mod bucket_tagging;
 mod buckets;
 mod checksums;
 mod conditions;
@@ -333,6 +334,27 @@ impl S3 for Gateway {
         req: S3Request<PutObjectAclInput>,
     ) -> S3Result<S3Response<PutObjectAclOutput>> {
         policy::put_object_acl(self, req).await
+    }
+
+    async fn put_bucket_tagging(
+        &self,
+        req: S3Request<PutBucketTaggingInput>,
+    ) -> S3Result<S3Response<PutBucketTaggingOutput>> {
+        bucket_tagging::put(self, req).await
+    }
+
+    async fn get_bucket_tagging(
+        &self,
+        req: S3Request<GetBucketTaggingInput>,
+    ) -> S3Result<S3Response<GetBucketTaggingOutput>> {
+        bucket_tagging::get(self, req).await
+    }
+
+    async fn delete_bucket_tagging(
+        &self,
+        req: S3Request<DeleteBucketTaggingInput>,
+    ) -> S3Result<S3Response<DeleteBucketTaggingOutput>> {
+        bucket_tagging::delete(self, req).await
     }
 
     async fn put_bucket_lifecycle_configuration(

@@ -16,8 +16,10 @@ use crate::{Gateway, error};
 use s3s::dto::*;
 use s3s::{S3ErrorCode, S3Request, S3Response, S3Result};
 
-/// S3's limits on object tags.
+/// S3's limits on object tags (a bucket may have 50: [`MAX_BUCKET_TAGS`]).
 const MAX_TAGS: usize = 10;
+/// S3's limit on the tags of a bucket.
+pub const MAX_BUCKET_TAGS: usize = 50;
 const MAX_KEY_CHARS: usize = 128;
 const MAX_VALUE_CHARS: usize = 256;
 /// How often a change of tags is tried again when the version's metadata changed under it.
@@ -27,8 +29,8 @@ fn invalid_tag(message: &'static str) -> s3s::S3Error {
     error::with(S3ErrorCode::InvalidTag, message)
 }
 
-/// Checks a tag set against S3's limits: at most 10 tags, keys of 1 to 128 and values of at
-/// most 256 Unicode characters, no key twice, none starting with `aws:`.
+/// Checks an object's tag set against S3's limits: at most 10 tags, keys of 1 to 128 and
+/// values of at most 256 Unicode characters, no key twice, none starting with `aws:`.
 pub fn check_tags(tags: &[(String, String)]) -> S3Result<()> {
     if tags.len() > MAX_TAGS {
         let mut e = error::with(
@@ -38,6 +40,11 @@ pub fn check_tags(tags: &[(String, String)]) -> S3Result<()> {
         e.set_status_code(http::StatusCode::BAD_REQUEST);
         return Err(e);
     }
+    check_each_tag(tags)
+}
+
+/// The limits every tag meets, of an object or of a bucket.
+pub fn check_each_tag(tags: &[(String, String)]) -> S3Result<()> {
     let mut seen = std::collections::HashSet::new();
     for (k, v) in tags {
         if k.is_empty() {
@@ -84,7 +91,7 @@ pub fn header_tags(header: Option<&str>) -> S3Result<Vec<(String, String)>> {
     Ok(tags)
 }
 
-fn tag_set(tags: &[(String, String)]) -> TagSet {
+pub fn tag_set(tags: &[(String, String)]) -> TagSet {
     tags.iter()
         .map(|(k, v)| Tag {
             key: Some(k.clone()),
@@ -95,7 +102,14 @@ fn tag_set(tags: &[(String, String)]) -> TagSet {
 
 /// The tags of a request body's `TagSet`, checked.
 fn body_tags(tagging: Tagging) -> S3Result<Vec<(String, String)>> {
-    let tags: Vec<(String, String)> = tagging
+    let tags = body_tag_list(tagging)?;
+    check_tags(&tags)?;
+    Ok(tags)
+}
+
+/// The tags of a request body's `TagSet`, each `Key` present; not checked against limits.
+pub fn body_tag_list(tagging: Tagging) -> S3Result<Vec<(String, String)>> {
+    tagging
         .tag_set
         .into_iter()
         .map(|t| {
@@ -105,9 +119,7 @@ fn body_tags(tagging: Tagging) -> S3Result<Vec<(String, String)>> {
                 t.value.unwrap_or_default(),
             ))
         })
-        .collect::<S3Result<_>>()?;
-    check_tags(&tags)?;
-    Ok(tags)
+        .collect()
 }
 
 /// The tag count S3 answers on GET (`x-amz-tagging-count`): none for an object without tags.

@@ -426,7 +426,8 @@ pub struct KeyScope {
     /// Writing objects only: no reading, listing or deleting.
     #[arg(long, conflicts_with_all = ["no_delete", "backup"])]
     write_only: bool,
-    /// Everything except deleting anything.
+    /// Everything except deleting anything and except changing a bucket's lifecycle rules,
+    /// versioning or policy.
     #[arg(long, conflicts_with = "backup")]
     no_delete: bool,
     /// A backup client's key: read, list, write and delete objects, but never delete a
@@ -468,6 +469,9 @@ impl KeyScope {
         } else {
             Preset::Full
         };
-        Ok(Some(preset.document(&self.bucket, self.prefix.as_deref())))
+        let text = preset
+            .document(&self.bucket, self.prefix.as_deref())
+            .map_err(|e| anyhow!("{e}"))?;
+        Ok(Some(text))
     }
 }
