@@ -403,3 +403,32 @@ def test_a_bad_lifecycle_setting_stops_the_start_with_one_line(tmp_path):
     with pytest.raises(pytest.fail.Exception):
         srv.start(timeout=30)
     assert "lifecycle" in srv.log_tail(), srv.log_tail()
+
+
+def test_a_disconnect_stops_lifecycle_until_the_officers_reconnect(lc):
+    """Rules live in the catalog, which the provider can edit: while officers have disconnected
+    the provider, the worker removes nothing; after the reconnect it goes on."""
+    s3 = lc.client()
+    bucket = unique_name("lc-disconnect")
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="kept", Body=b"x")
+    days = 5
+    put_rules(s3, bucket, [rule("all", Filter={}, Expiration={"Days": days})])
+    lc.cli_ok("trustee", "disconnect", "--reason", "lifecycle test", token=lc.token("officer1"))
+    lc.cli_ok("trustee", "disconnect", token=lc.token("officer2"))
+    try:
+        # Well past the rule's time, many runs later, the object's record is still there.
+        time.sleep((days + 3) * DAY_MS / 1000)
+        import sqlite3
+        db = sqlite3.connect(f"file:{lc.data_dir / 'catalog.db'}?mode=ro", uri=True, timeout=30)
+        try:
+            rows = db.execute("SELECT count(*) FROM objects WHERE bucket = ? AND key = ?",
+                              (bucket, b"kept")).fetchone()[0]
+        finally:
+            db.close()
+        assert rows == 1, "lifecycle removed an object while the provider was disconnected"
+    finally:
+        lc.cli_ok("trustee", "reconnect", token=lc.token("officer1"))
+        lc.cli_ok("trustee", "reconnect", token=lc.token("officer2"))
+    wait_until(lambda: "kept" not in current_keys(s3, bucket), timeout=30,
+               what="the rule to apply after the reconnect")

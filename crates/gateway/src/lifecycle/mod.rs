@@ -25,7 +25,7 @@ use obhut_catalog::{
     Versioning, config_kind,
 };
 use obhut_maintenance::{Duty, worker::Worker};
-use obhut_metrics::LifecycleAction;
+use obhut_metrics::{LifecycleAction, TrusteeState};
 use obhut_trustee_client::{Justification, LIFECYCLE_TAGS_REASON};
 use rules::{Expiration, Rule, Rules, older_than};
 use std::time::Duration;
@@ -85,6 +85,9 @@ pub enum LifecycleError {
     /// The lease on background work passed to another gateway, or the worker was stopped.
     #[error("the lease on background work is no longer held here")]
     Standby,
+    /// The trustee is sealed, unreachable, or its officers disconnected the provider.
+    #[error("the trustee does not serve (sealed, unreachable or disconnected): rules wait")]
+    TrusteeNotServing,
 }
 
 /// Whether object lock (a retention period or a legal hold) keeps version `v` from being
@@ -157,6 +160,9 @@ impl Gateway {
                 report(&applied);
                 match outcome {
                     Ok(()) | Err(LifecycleError::Standby) => {}
+                    Err(LifecycleError::TrusteeNotServing) => {
+                        tracing::info!("lifecycle run skipped: the trustee does not serve")
+                    }
                     Err(e) => {
                         tracing::warn!(error = %e, "lifecycle run ended early; the next run goes on")
                     }
@@ -183,6 +189,14 @@ impl Gateway {
                 else {
                     continue;
                 };
+                // Rules live in the catalog, which the provider can edit: removals happen only
+                // while the trustee serves, so that officers who disconnect the provider stop
+                // them with everything else (asked again for each bucket, as a run is long).
+                if crate::health::trustee_state(self.trustee.as_ref()).await
+                    != TrusteeState::Unsealed
+                {
+                    return Err(LifecycleError::TrusteeNotServing);
+                }
                 let walked = async {
                     if rules.acts_on_versions() {
                         self.expire_versions(fence, &tenant.name, &bucket, &rules, day_ms, applied)
