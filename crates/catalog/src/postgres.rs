@@ -297,8 +297,32 @@ fn usage_shard() -> i64 {
 }
 
 /// Adds `bytes` and `objects` (negative: removes) to what `bucket` holds, if the bucket exists.
+///
+/// The change goes to a usage row no other transaction holds (`SKIP LOCKED`, starting from
+/// this process's next row), so that a commit left prepared by a gateway that died between
+/// the two phases (which keeps its row locked until it is resolved) delays no other write.
+/// Only when every existing row is held is one added or waited for.
 async fn add_usage_tx(c: &mut PgConnection, bucket: &str, bytes: i64, objects: i64) -> Result<()> {
     if bytes == 0 && objects == 0 {
+        return Ok(());
+    }
+    let shard = usage_shard();
+    let updated = sqlx::query(sql!(
+        "WITH pick AS (
+             SELECT shard FROM bucket_usage WHERE bucket = $1
+             ORDER BY (shard + {USAGE_SHARDS} - $2) % {USAGE_SHARDS}
+             LIMIT 1 FOR UPDATE SKIP LOCKED)
+         UPDATE bucket_usage u SET bytes = u.bytes + $3, objects = u.objects + $4
+         FROM pick WHERE u.bucket = $1 AND u.shard = pick.shard"
+    ))
+    .bind(bucket)
+    .bind(shard)
+    .bind(bytes)
+    .bind(objects)
+    .execute(&mut *c)
+    .await
+    .map_err(storage)?;
+    if updated.rows_affected() > 0 {
         return Ok(());
     }
     sqlx::query(
@@ -309,7 +333,7 @@ async fn add_usage_tx(c: &mut PgConnection, bucket: &str, bytes: i64, objects: i
              objects = bucket_usage.objects + EXCLUDED.objects",
     )
     .bind(bucket)
-    .bind(usage_shard())
+    .bind(shard)
     .bind(bytes)
     .bind(objects)
     .execute(c)
@@ -509,7 +533,7 @@ impl Drop for Listener {
 pub const ABANDONED_AFTER: Duration = Duration::from_secs(60);
 
 /// How often abandoned prepared transactions are looked for.
-const RESOLVE_EVERY: Duration = Duration::from_secs(10);
+const RESOLVE_EVERY: Duration = Duration::from_secs(3);
 
 async fn resolve_abandoned_loop(pool: PgPool, channel: Arc<str>, after_ms: Arc<AtomicU64>) {
     loop {
@@ -535,11 +559,20 @@ async fn resolve_abandoned_loop(pool: PgPool, channel: Arc<str>, after_ms: Arc<A
 
 /// See [`PgCatalog::resolve_abandoned`]. A transaction still waiting in its first phase is
 /// busy and left for the next round.
+///
+/// A gid names the backend of its gateway's listening connection (`channel:pid:blob`, see
+/// [`PgCatalog::commit_visible`]); once that backend is gone (the gateway died, or lost the
+/// database, so its own `COMMIT PREPARED` fails anyway) the transaction is abandoned at once,
+/// rather than after `older_than`, so that the rows it holds locked are freed within a round.
+/// A reused process id only makes the wait the full `older_than` again.
 async fn resolve_abandoned(pool: &PgPool, channel: &str, older_than: Duration) -> Result<u64> {
     let gids: Vec<String> = sqlx::query_scalar(
-        "SELECT gid FROM pg_prepared_xacts
+        "SELECT gid FROM pg_prepared_xacts p
          WHERE database = current_database() AND starts_with(gid, $1)
-           AND prepared < clock_timestamp() - make_interval(secs => $2)",
+           AND (prepared < clock_timestamp() - make_interval(secs => $2)
+                OR (split_part(gid, ':', 3) <> ''
+                    AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a
+                                    WHERE a.pid::text = split_part(p.gid, ':', 2))))",
     )
     .bind(format!("{channel}:"))
     .bind(older_than.as_secs_f64())
@@ -1713,7 +1746,8 @@ impl PgCatalog {
     /// standby, as a commit does), then `COMMIT PREPARED`. A caller that gives up while the
     /// first phase waits (its deadline, see [`crate::Deadline`]) leaves a prepared
     /// transaction, which shows nothing and which [`resolve_abandoned`] rolls back once it is
-    /// older than [`ABANDONED_AFTER`]: a write answered with an error during a cut never
+    /// older than [`ABANDONED_AFTER`], or as soon as this gateway's listening connection is
+    /// gone (a gateway killed between the phases): a write answered with an error during a cut never
     /// becomes visible when the standby is back. Only a caller cut off between the two phases
     /// (the standby lost in the moment between them) leaves a commit that takes effect later.
     async fn commit_visible(
@@ -1723,7 +1757,12 @@ impl PgCatalog {
         if !self.two_phase {
             return tx.commit().await.map_err(storage);
         }
-        let gid = format!("{}:{}", self.channel, BlobId::random());
+        // The listening connection's backend names this gateway to the resolvers of all
+        // gateways (see `resolve_abandoned`); without one, only age counts.
+        let gid = match self.listener.pid.load(Ordering::Relaxed) {
+            0 => format!("{}:{}", self.channel, BlobId::random()),
+            pid => format!("{}:{pid}:{}", self.channel, BlobId::random()),
+        };
         // One round trip: the transaction is prepared (and ends), and an empty one begins
         // for the `COMMIT` that `tx` sends when it is committed, so that no statement runs
         // outside the transaction sqlx believes open.
@@ -3568,6 +3607,112 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(visible, 0, "rolled back, never shown");
+        cat.close().await;
+    }
+
+    /// A commit left prepared by a gateway that died between the two phases (its gid names a
+    /// listening backend that is gone) is rolled back at the next round, long before the age
+    /// threshold; one whose gateway still listens is left to age. Meanwhile the usage row it
+    /// holds locked delays no other write into the bucket.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_commit_prepared_by_a_dead_gateway_is_rolled_back_at_once_and_blocks_nothing() {
+        use sqlx::Connection;
+        let options = fresh_schema().await;
+        let cat = PgCatalog::connect(options.clone()).await.unwrap();
+        with_bucket(&cat, "t", "dg").await;
+        by_name::put_object(&cat, &object("dg", "first", "e"), PutCondition::None)
+            .await
+            .unwrap();
+        let live_pid = {
+            let mut waited = 0;
+            loop {
+                if let Some(pid) = cat.listener_pid() {
+                    break pid;
+                }
+                assert!(waited < 200, "the catalog listens");
+                waited += 1;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        };
+
+        // The dead gateway's prepared commit holds every usage row of the bucket there is.
+        let mut dying = PgConnection::connect_with(&options).await.unwrap();
+        let dead_pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+            .fetch_one(&mut dying)
+            .await
+            .unwrap();
+        let dead = format!("{}:{dead_pid}:{}", cat.channel, BlobId::random());
+        sqlx::raw_sql(sql!(
+            "BEGIN; UPDATE bucket_usage SET bytes = bytes + 1 WHERE bucket = 'dg'; PREPARE TRANSACTION '{dead}'"
+        ))
+        .execute(&mut dying)
+        .await
+        .unwrap();
+        dying.close().await.unwrap();
+        let alive = format!("{}:{live_pid}:{}", cat.channel, BlobId::random());
+        let mut c = PgConnection::connect_with(&options).await.unwrap();
+        sqlx::raw_sql(sql!(
+            "BEGIN; INSERT INTO unreferenced_blobs VALUES ('s', 'x', 1); PREPARE TRANSACTION '{alive}'"
+        ))
+        .execute(&mut c)
+        .await
+        .unwrap();
+        c.close().await.unwrap();
+
+        // Writes into the bucket go on meanwhile, on rows nobody holds.
+        for i in 0..20 {
+            tokio::time::timeout(
+                Duration::from_secs(5),
+                by_name::put_object(
+                    &cat,
+                    &object("dg", &format!("k{i}"), "e"),
+                    PutCondition::None,
+                ),
+            )
+            .await
+            .expect("a write is not held up by an abandoned commit's locked usage row")
+            .unwrap();
+        }
+
+        let exists = |gid: String| {
+            let pool = cat.pool().clone();
+            async move {
+                let n: i64 =
+                    sqlx::query_scalar("SELECT count(*) FROM pg_prepared_xacts WHERE gid = $1")
+                        .bind(gid)
+                        .fetch_one(&pool)
+                        .await
+                        .unwrap();
+                n == 1
+            }
+        };
+        // The dying connection's backend leaves pg_stat_activity shortly after it closed.
+        let mut rolled = 0;
+        for _ in 0..100 {
+            rolled += cat
+                .resolve_abandoned(Duration::from_secs(3600))
+                .await
+                .unwrap();
+            if !exists(dead.clone()).await {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(rolled, 1, "only the dead gateway's commit is rolled back");
+        assert!(!exists(dead).await);
+        assert!(
+            exists(alive.clone()).await,
+            "a listening gateway's commit is left to age"
+        );
+        sqlx::raw_sql(sql!("ROLLBACK PREPARED '{alive}'"))
+            .execute(cat.pool())
+            .await
+            .unwrap();
+        let usage = cat
+            .usage(&PolicyScope::Bucket("dg".into()), 0)
+            .await
+            .unwrap();
+        assert_eq!(usage.objects, 21, "the rolled-back change counts nothing");
         cat.close().await;
     }
 
