@@ -292,6 +292,10 @@ def test_site_vanishing_while_running(private_server, tmp_path):
         assert_no_leftovers([srv.site_dir("de-fra"), srv.site_dir("de-mgd")], len(data))
     finally:
         away.rename(ber)
+    # The health check that marked the site down marks it up again at its next round.
+    deadline = time.time() + 30
+    while time.time() < deadline and site_list_rows(srv)["de-ber"]["reachable"] != "yes":
+        time.sleep(0.5)
     s3.put_object(Bucket=bucket, Key="new", Body=b"site is back")
     rep = bucket_report(residency(srv, "demo", verify=True)[1], "demo", bucket)
     assert rep["verified"]["missing"] == 0 and rep["verified"]["corrupt"] == 0, rep
