@@ -7,7 +7,7 @@ gateways: read-after-write, list-after-write, overwrite and delete visibility, a
 upload spread over all three); a write the cut held back is repaired to two sites after the
 heal and the residency report verifies clean; a gateway killed with SIGKILL mid-upload loses
 nothing it acknowledged, and the standby holds every acknowledged commit. One deployment for
-the module (two_dc_helpers.py)."""
+all the two-datacenter tests (conftest.py, two_dc_helpers.py)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from conftest import obhut_bin
 
 from garage_helpers import garage_bin
 from s3helpers import clean_env, multipart_etag, unique_name
-from two_dc_helpers import two_dc, wait_until  # noqa: F401 (fixture)
+from two_dc_helpers import wait_until
 
 ENV_KEYS = (
     "GW_DC1_S3", "GW_DC1B_S3", "GW_DC2_S3", "OBHUT_ADMIN_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
