@@ -4,17 +4,20 @@ Patroni first, under a bounded write load through the gateways of both datacente
 promotes the synchronous standby in dc2, the old primary comes back as its synchronous
 standby (rewound), the gateways reach the new primary by themselves and take writes again,
 and every acknowledged write reads back. A switchover then puts the primary back in dc1, so
-that the deployment this test shares with test_two_dc.py (conftest.py) is as it was."""
+that the deployment this test shares with test_two_dc.py (conftest.py) is as it was. Patroni's
+REST API and etcd refuse whoever lacks their credentials."""
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import threading
 import time
 from pathlib import Path
 
 import pytest
+import requests
 
 from s3helpers import unique_name
 from two_dc_helpers import wait_until
@@ -83,6 +86,32 @@ class Load:
         for t in self.threads:
             t.join(timeout=120)
         assert not any(t.is_alive() for t in self.threads), "a writer still runs"
+
+
+def test_patroni_and_etcd_refuse_whoever_lacks_their_credentials(two_dc):
+    """Patroni's REST API changes nothing without its password (a wrong one neither), and does
+    with it; etcd, which holds the leader lock, talks only to clients with a certificate of the
+    deployment's CA."""
+    cfg = (two_dc.dir / "witness" / "patronictl.yml").read_text()
+    password = re.search(r"password: '([0-9a-f]+)'", cfg).group(1)
+    api = two_dc.env["PATRONI_DC1_URL"]
+    for auth in (None, ("patroni", "wrong-" + password)):
+        r = requests.post(f"{api}/switchover", json={"leader": "dc1", "candidate": "dc2"}, auth=auth,
+                          verify=two_dc.ca, timeout=10)
+        assert r.status_code == 401, (auth is not None, r.status_code, r.text)
+        r = requests.post(f"{api}/reload", auth=auth, verify=two_dc.ca, timeout=10)
+        assert r.status_code == 401, (auth is not None, r.status_code, r.text)
+    assert two_dc.patroni_says("dc1", "primary") and two_dc.patroni_says("dc2", "sync")
+    r = requests.post(f"{api}/reload", auth=("patroni", password), verify=two_dc.ca, timeout=10)
+    assert r.status_code in (200, 202), (r.status_code, r.text)
+
+    etcd = two_dc.env["PATRONI_DC1_URL"].replace(":8008", ":2379") + "/version"
+    with pytest.raises(requests.exceptions.RequestException):
+        requests.get(etcd, verify=two_dc.ca, timeout=10)
+    tls = two_dc.dir / "tls"
+    r = requests.get(etcd, verify=two_dc.ca, cert=(str(tls / "etcd-client.crt"), str(tls / "etcd-client.key")),
+                     timeout=10)
+    assert r.status_code == 200 and "etcdserver" in r.json(), r.text
 
 
 def test_the_primary_killed_fails_over_to_dc2_loses_nothing_acknowledged_and_rejoins_as_sync_standby(two_dc):
