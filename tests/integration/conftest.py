@@ -571,3 +571,45 @@ def get_streaming(raw: RawS3, bucket: str, key: str, range_header: str | None = 
     finally:
         resp.close()
     return resp.status_code, bytes(got), error
+
+
+# ----------------------------------------------------------------------------- two datacenters
+# One `scripts/two-dc` deployment (two_dc_helpers.py, 5 ms between the datacenters) for every
+# test that asks for `two_dc`, whatever its module (test_two_dc.py, test_two_dc_failover.py):
+# `up` once, `down` after the last such test (pytest runs them one after the other, in file
+# order), not at the end of the session.
+_TWO_DC: dict = {}
+
+
+@pytest.fixture(scope="session")
+def two_dc():
+    import contextlib
+
+    from two_dc_helpers import deployment
+
+    stack = contextlib.ExitStack()
+    _TWO_DC["stack"] = stack
+    dep = stack.enter_context(deployment(rtt_ms=5))
+    try:
+        yield dep
+    finally:
+        _two_dc_down()
+
+
+def _two_dc_down() -> None:
+    stack = _TWO_DC.pop("stack", None)
+    if stack is not None:
+        _TWO_DC["down"] = True
+        stack.close()
+
+
+def pytest_runtest_setup(item):
+    if "two_dc" in getattr(item, "fixturenames", ()) and _TWO_DC.get("down"):
+        pytest.fail("the two-datacenter deployment is already down: a test that uses it ran after others "
+                    "that do not (keep the two_dc tests together)", pytrace=False)
+
+
+def pytest_runtest_teardown(item, nextitem):
+    if "two_dc" in getattr(item, "fixturenames", ()) and (
+            nextitem is None or "two_dc" not in getattr(nextitem, "fixturenames", ())):
+        _two_dc_down()

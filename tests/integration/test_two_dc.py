@@ -7,7 +7,7 @@ gateways: read-after-write, list-after-write, overwrite and delete visibility, a
 upload spread over all three); a write the cut held back is repaired to two sites after the
 heal and the residency report verifies clean; a gateway killed with SIGKILL mid-upload loses
 nothing it acknowledged, and the standby holds every acknowledged commit. One deployment for
-the module (two_dc_helpers.py)."""
+all the two-datacenter tests (conftest.py, two_dc_helpers.py)."""
 
 from __future__ import annotations
 
@@ -26,12 +26,13 @@ from conftest import obhut_bin
 
 from garage_helpers import garage_bin
 from s3helpers import clean_env, multipart_etag, unique_name
-from two_dc_helpers import two_dc, wait_until  # noqa: F401 (fixture)
+from two_dc_helpers import wait_until
 
 ENV_KEYS = (
     "GW_DC1_S3", "GW_DC1B_S3", "GW_DC2_S3", "OBHUT_ADMIN_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
     "AWS_REGION", "OBHUT_OFFICER1_TOKEN", "OBHUT_OFFICER2_TOKEN", "OBHUT_OPERATOR_TOKEN", "OBHUT_AUDITOR_TOKEN",
-    "OBHUT_DEMO_ADMIN_TOKEN", "PG_PRIMARY_URL", "PG_STANDBY_URL",
+    "OBHUT_DEMO_ADMIN_TOKEN", "PG_PRIMARY_URL", "PG_STANDBY_URL", "PG_CATALOG_DC1_URL", "PG_CATALOG_DC2_URL",
+    "PATRONI_DC1_URL", "PATRONI_DC2_URL",
 )
 
 
@@ -50,7 +51,7 @@ def test_status_shows_a_synchronous_standby_and_the_configured_round_trip(two_dc
     assert not missing, f"cluster.env lacks {missing}"
     for k in ("GW_DC1_S3", "GW_DC1B_S3", "GW_DC2_S3", "OBHUT_ADMIN_URL"):
         assert two_dc.env[k].startswith("https://198.1"), two_dc.env[k]
-    for k in ("PG_PRIMARY_URL", "PG_STANDBY_URL"):
+    for k in ("PG_PRIMARY_URL", "PG_STANDBY_URL", "PG_CATALOG_DC1_URL", "PG_CATALOG_DC2_URL"):
         assert "sslmode=verify-full" in two_dc.env[k], two_dc.env[k]
 
     # `up` again on a deployment that is up changes nothing.
@@ -64,8 +65,14 @@ def test_status_shows_a_synchronous_standby_and_the_configured_round_trip(two_dc
     rtt = two_dc.probe_rtt_ms(status)
     assert rtt is not None and abs(rtt - two_dc.rtt_ms) <= 1.0, status
     for name in ("trustee-dc1", "gw-dc1a", "gw-dc1b", "gw-dc2", "garage-dc1", "garage-dc2", "tls-garage-dc1",
-                 "tls-garage-dc2", "pg-dc1", "pg-dc2"):
+                 "tls-garage-dc2", "pg-dc1", "pg-dc2", "etcd-dc1", "etcd-dc2", "etcd-witness", "patroni-dc1",
+                 "patroni-dc2", "haproxy-dc1", "haproxy-dc2"):
         assert any(line.split()[:2] == [name, "running"] for line in status.splitlines()), (name, status)
+    # Patroni runs both servers: the primary in dc1, its synchronous standby in dc2.
+    members = two_dc.patroni(status)
+    assert (members.get("dc1", {}).get("role"), members.get("dc2", {}).get("role")) == ("Leader", "Sync Standby"), \
+        status
+    assert all(m["state"] in ("running", "streaming") for m in members.values()), status
 
     # The client namespace reaches the gateways of both datacenters.
     for key in ("GW_DC1_S3", "GW_DC1B_S3", "GW_DC2_S3"):

@@ -1,14 +1,17 @@
 """Two datacenters on this machine for tests: `scripts/two-dc up` into a temporary directory
-once per test module that uses the fixture `two_dc`, and `scripts/two-dc down` at its end,
-also when a test or the start fails (docs/deploy.md, "Two datacenters on one machine").
+once for all tests that use the fixture `two_dc` (conftest.py; test_two_dc.py and
+test_two_dc_failover.py share it), and `scripts/two-dc down` after the last of them, also
+when a test or the start fails (docs/deploy.md, "Two datacenters on one machine").
 
 Tests talk to the deployment as its users would: S3 through the three gateways (boto3,
 trusting the deployment's CA), the admin CLI, `scripts/two-dc status|cut|heal`. A test that
-cuts the link heals it again before it ends (`with two_dc.partition(): ...`), so that the
-tests of a module can share one deployment.
+cuts the link heals it again before it ends (`with two_dc.partition(): ...`), and a test
+that moves the catalog's primary moves it back to dc1 (`switchover("dc1")`), so that the
+tests can share one deployment.
 
-Needs root (network namespaces), PostgreSQL's server programs, openssl, and Garage
-(OBHUT_TOOLS_ROOT/bin/garage); a missing one fails the test with the script's one line.
+Needs root (network namespaces), PostgreSQL's server programs, Patroni, etcd, HAProxy,
+openssl, and Garage (OBHUT_TOOLS_ROOT/bin/garage); a missing one fails the test with the
+script's one line.
 """
 
 from __future__ import annotations
@@ -93,8 +96,29 @@ class TwoDC:
             self.heal()
 
     def restart(self, gateway: str) -> None:
-        """`scripts/two-dc restart DIR gw-…`: started again (after a kill) and ready."""
-        self.run("restart", gateway, timeout=150)
+        """`scripts/two-dc restart DIR gw-…|patroni-…`: started again (after a kill) and ready."""
+        self.run("restart", gateway, timeout=240)
+
+    def switchover(self, dc: str) -> None:
+        """`scripts/two-dc switchover DIR dc1|dc2`: the primary there, the other its sync standby."""
+        self.run("switchover", dc, timeout=300)
+
+    def patroni(self, status: str | None = None) -> dict[str, dict[str, str]]:
+        """Patroni's members as `status` shows them (patronictl list): role, state, timeline."""
+        members = {}
+        for line in (status or self.status()).splitlines():
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if len(cells) >= 5 and cells[0] in ("dc1", "dc2"):
+                members[cells[0]] = {"role": cells[2], "state": cells[3], "tl": cells[4]}
+        return members
+
+    def patroni_says(self, dc: str, endpoint: str) -> bool:
+        """Whether dc1's or dc2's Patroni answers 200 to GET /ENDPOINT (primary, sync, health)."""
+        try:
+            r = requests.get(f"{self.env[f'PATRONI_{dc.upper()}_URL']}/{endpoint}", verify=self.ca, timeout=5)
+        except requests.RequestException:
+            return False
+        return r.status_code == 200
 
     def kill9(self, gateway: str) -> int:
         """SIGKILL to gateway gw-dc1a, gw-dc1b or gw-dc2; returns its pid."""
@@ -219,7 +243,8 @@ def wait_until(what: str, seconds: float, fn, interval: float = 0.5):
 @contextlib.contextmanager
 def deployment(rtt_ms: float = 5):
     """A deployment in a fresh directory for the duration; `down` and removed afterwards, also
-    when its start or the caller fails. A module fixture with another round trip:
+    when its start or the caller fails. (The fixture `two_dc` in conftest.py is the shared one,
+    5 ms.) A module fixture with another round trip:
 
         @pytest.fixture(scope="module")
         def two_dc_20ms():
@@ -240,10 +265,3 @@ def deployment(rtt_ms: float = 5):
         shutil.rmtree(base, ignore_errors=True)
         if r.returncode != 0:
             pytest.fail(f"scripts/two-dc down failed: {r.stderr.strip()}", pytrace=False)
-
-
-@pytest.fixture(scope="module")
-def two_dc():
-    """One deployment for the module, 5 ms between the datacenters."""
-    with deployment(rtt_ms=5) as dep:
-        yield dep
