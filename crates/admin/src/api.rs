@@ -799,6 +799,10 @@ pub fn router(state: AdminState) -> Router {
             get(crate::residency::repair_status).post(crate::residency::repair_start),
         )
         .route("/v1/residency", get(crate::residency::residency_report))
+        .route(
+            "/v1/residency/totals",
+            get(crate::residency::residency_totals),
+        )
         .route("/v1/trustee/status", get(trustee_status))
         .route("/v1/trustee/disconnect", get(disconnect_status))
         .route("/v1/trustee/unseal", post(trustee_unseal))

@@ -17,10 +17,10 @@ use axum::http::StatusCode;
 use obhut_catalog::{CatalogError, SiteRecord};
 use obhut_core::{SiteInfo, SiteState, validate_jurisdiction, validate_tenant_name};
 use obhut_maintenance::Maintenance;
-use obhut_maintenance::RepairStatus;
 use obhut_maintenance::registry::{
     SiteSecrets, SiteSpec, check_fs_root, create_site, describe_backend, fs_root, move_site,
 };
+use obhut_maintenance::{RepairStatus, ResidencyTotals};
 use obhut_maintenance::{project, replicas_outside, uploads_outside};
 use obhut_trustee_client::views::{AttestationView, BucketPolicyView};
 use obhut_trustee_client::{Action, Role, SignedStatement, TrusteeClient};
@@ -469,20 +469,26 @@ pub(crate) struct ReportParams {
     tenant: Option<String>,
     #[serde(default)]
     verify: bool,
+    /// Paging (a tenant's buckets in name order): the bucket the page starts after.
+    after: Option<String>,
+    /// Paging: at most this many buckets (1 to [`MAX_REPORT_PAGE`]).
+    limit: Option<usize>,
 }
 
-/// A residency report, its SHA-256, and the trustee's signed attestation of that digest (also
-/// appended to the transparency log). Officers and auditors: any tenant or all; a tenant's
-/// admin: its own.
-pub(crate) async fn residency_report(
-    State(state): State<AdminState>,
-    caller: Caller,
-    params: Result<UrlQuery<ReportParams>, QueryRejection>,
-) -> Result<Json<ResidencyAnswer>, ApiError> {
-    let UrlQuery(p) = params.map_err(|e| bad_request(e.body_text()))?;
+/// The most buckets one page of a residency report covers.
+pub(crate) const MAX_REPORT_PAGE: usize = 1000;
+
+/// The tenant whose residency `caller` asks for with `asked`: officers and auditors any (or,
+/// with `None`, every one), a tenant's admin its own; operators none. A tenant that does not
+/// exist is `404`.
+async fn residency_tenant(
+    state: &AdminState,
+    caller: &Caller,
+    asked: Option<&String>,
+) -> Result<Option<String>, ApiError> {
     let tenant = match caller.role() {
-        Role::Officer | Role::Auditor => p.tenant.clone(),
-        Role::TenantAdmin => match (&p.tenant, caller.tenant()) {
+        Role::Officer | Role::Auditor => asked.cloned(),
+        Role::TenantAdmin => match (asked, caller.tenant()) {
             (Some(t), Some(own)) if t == own => Some(t.clone()),
             (None, Some(own)) => Some(own.to_owned()),
             _ => return Err(ApiError::forbidden("see another tenant's residency")),
@@ -494,17 +500,52 @@ pub(crate) async fn residency_report(
     {
         return Err(not_found(format!("no tenant {t:?}")));
     }
-    let report = maintenance(&state)?
-        .residency_report(tenant.as_deref(), p.verify)
-        .await
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                e.to_string(),
-            )
-        })?;
+    Ok(tenant)
+}
+
+fn unavailable(e: impl std::fmt::Display) -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+        e.to_string(),
+    )
+}
+
+/// A residency report, its SHA-256, and the trustee's signed attestation of that digest (also
+/// appended to the transparency log). Officers and auditors: any tenant or all; a tenant's
+/// admin: its own. With `limit` (and a tenant), one page of the tenant's buckets in name
+/// order, after `after`: the report says which page it is, and the answer's `next` is the
+/// `after` of the next page while more may follow.
+pub(crate) async fn residency_report(
+    State(state): State<AdminState>,
+    caller: Caller,
+    params: Result<UrlQuery<ReportParams>, QueryRejection>,
+) -> Result<Json<ResidencyAnswer>, ApiError> {
+    let UrlQuery(p) = params.map_err(|e| bad_request(e.body_text()))?;
+    let tenant = residency_tenant(&state, &caller, p.tenant.as_ref()).await?;
+    let m = maintenance(&state)?;
+    let report = match (p.limit, &tenant) {
+        (None, _) if p.after.is_some() => {
+            return Err(bad_request("`after` pages a report: give `limit` too"));
+        }
+        (None, _) => m.residency_report(tenant.as_deref(), p.verify).await,
+        (Some(limit), _) if limit == 0 || limit > MAX_REPORT_PAGE => {
+            return Err(bad_request(format!(
+                "limit is 1 to {MAX_REPORT_PAGE} buckets, not {limit}"
+            )));
+        }
+        (Some(_), None) => {
+            return Err(bad_request("a report is paged per tenant: name the tenant"));
+        }
+        (Some(limit), Some(t)) => {
+            m.residency_report_page(t, p.after.as_deref(), limit, p.verify)
+                .await
+        }
+    }
+    .map_err(unavailable)?;
+    let next = report.page.as_ref().and_then(|pg| pg.next.clone());
     let bytes = serde_json::to_vec(&report).map_err(internal)?;
+    drop(report);
     let digest = obhut_crypto::principal::sha256_hex(&bytes);
     let attestation = state
         .trustee
@@ -514,9 +555,35 @@ pub(crate) async fn residency_report(
         .map_err(|e| internal(format!("the trustee's attestation: {e}")))?;
     Ok(Json(ResidencyAnswer {
         attestation,
+        next,
         report: String::from_utf8_lossy(&bytes).into_owned(),
         sha256: digest,
     }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TotalsParams {
+    tenant: Option<String>,
+}
+
+/// `GET /v1/residency/totals`: where all of a tenant's objects are, per set of sites, counted
+/// by one aggregate query of the catalog; not a report and not attested (the report is
+/// `/v1/residency`). Authorised as the report is; a tenant must be named or be the caller's.
+pub(crate) async fn residency_totals(
+    State(state): State<AdminState>,
+    caller: Caller,
+    params: Result<UrlQuery<TotalsParams>, QueryRejection>,
+) -> Result<Json<ResidencyTotals>, ApiError> {
+    let UrlQuery(p) = params.map_err(|e| bad_request(e.body_text()))?;
+    let tenant = residency_tenant(&state, &caller, p.tenant.as_ref())
+        .await?
+        .ok_or_else(|| bad_request("name the tenant"))?;
+    let totals = maintenance(&state)?
+        .residency_totals(&tenant)
+        .await
+        .map_err(unavailable)?;
+    Ok(Json(totals))
 }
 
 /// After the trustee carried out a policy change: every cached copy of the tenant's policy is

@@ -143,6 +143,9 @@ pub struct RepairStarted {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResidencyAnswer {
     pub attestation: AttestationView,
+    /// For a page of a tenant's buckets: the `after` of the next page, while more may follow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
     pub report: String,
     pub sha256: String,
 }
@@ -224,6 +227,7 @@ mod tests {
                                  "verifier_key": "log+0123abcd+AAAA"});
         let answer = ResidencyAnswer {
             attestation: serde_json::from_value::<AttestationView>(attestation.clone()).unwrap(),
+            next: None,
             report: "{\"generated_ms\":1}".into(),
             sha256: "ab".repeat(32),
         };

@@ -89,6 +89,7 @@ macro_rules! catalog_conformance_tests {
             bucket_configs_belong_to_one_incarnation_and_kind,
             seen_versions_are_removed_or_hidden_only_as_they_were_seen,
             unreferenced_blobs_keep_the_time_they_were_first_found,
+            a_tenants_buckets_come_in_pages_and_its_sites_in_one_count,
         );
     };
 }
@@ -3260,4 +3261,73 @@ pub async fn seen_versions_are_removed_or_hidden_only_as_they_were_seen(cat: &dy
         .unwrap();
     assert!(gone.delete_marker);
     assert!(all_versions(cat, "seen-v").await.is_empty());
+}
+
+pub async fn a_tenants_buckets_come_in_pages_and_its_sites_in_one_count(cat: &dyn Catalog) {
+    for b in ["pg-c", "pg-a", "pg-b"] {
+        ensure_tenant_and_bucket(cat, "t-pages", b).await;
+    }
+    ensure_tenant_and_bucket(cat, "t-pages-other", "pg-aa").await;
+    let names = |page: Vec<Bucket>| page.into_iter().map(|b| b.name).collect::<Vec<_>>();
+    let first = cat.list_buckets_page("t-pages", None, 2).await.unwrap();
+    assert_eq!(
+        names(first),
+        ["pg-a", "pg-b"],
+        "name order, the tenant's own only"
+    );
+    let rest = cat
+        .list_buckets_page("t-pages", Some("pg-b"), 2)
+        .await
+        .unwrap();
+    assert_eq!(names(rest), ["pg-c"]);
+    assert!(
+        cat.list_buckets_page("t-pages", Some("pg-c"), 2)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        cat.list_buckets_page("nobody", None, 2)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    by_name::set_bucket_versioning(cat, "pg-b", Versioning::Enabled)
+        .await
+        .unwrap();
+    let on = |o: ObjectRecord, sites: &[&str]| ObjectRecord {
+        sites: sites.iter().map(|s| (*s).to_owned()).collect(),
+        ..o
+    };
+    for (o, sites) in [
+        (object("pg-a", "k1", "e"), &["s1", "s2"][..]),
+        (object("pg-a", "k2", "e"), &["s1", "s2"][..]),
+        (object("pg-c", "k1", "e"), &["s3"][..]),
+        (version("pg-b", "k", Some("v1"), 3), &["s1", "s2"][..]),
+        (version("pg-b", "k", Some("v2"), 3), &["s2", "s3"][..]),
+        (object("pg-aa", "k", "e"), &["s9"][..]),
+    ] {
+        by_name::put_object(cat, &on(o, sites), PutCondition::None)
+            .await
+            .unwrap();
+    }
+    by_name::put_delete_marker(cat, &marker("pg-b", "k", Some("m1")))
+        .await
+        .unwrap();
+    // Noncurrent versions count; the delete marker and the other tenant's objects do not.
+    assert_eq!(
+        cat.tenant_objects_by_sites("t-pages").await.unwrap(),
+        vec![
+            (r#"["s1","s2"]"#.to_owned(), 3),
+            (r#"["s2","s3"]"#.to_owned(), 1),
+            (r#"["s3"]"#.to_owned(), 1),
+        ]
+    );
+    assert!(
+        cat.tenant_objects_by_sites("nobody")
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }

@@ -180,6 +180,21 @@ impl<C: Catalog> Catalog for Deadline<C> {
         self.within(self.inner.list_buckets(tenant)).await
     }
 
+    async fn list_buckets_page(
+        &self,
+        tenant: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Bucket>> {
+        self.within(self.inner.list_buckets_page(tenant, after, limit))
+            .await
+    }
+
+    async fn tenant_objects_by_sites(&self, tenant: &str) -> Result<Vec<(String, u64)>> {
+        self.within(self.inner.tenant_objects_by_sites(tenant))
+            .await
+    }
+
     async fn delete_bucket(&self, bucket: &Bucket) -> Result<Vec<Part>> {
         self.within(self.inner.delete_bucket(bucket)).await
     }

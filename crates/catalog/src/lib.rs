@@ -190,6 +190,18 @@ pub trait Catalog: Send + Sync {
     async fn add_bucket_key(&self, bucket: &Bucket, key: &BucketKey) -> Result<()>;
     async fn get_bucket(&self, name: &str) -> Result<Option<Bucket>>;
     async fn list_buckets(&self, tenant: &str) -> Result<Vec<Bucket>>;
+    /// At most `limit` buckets of `tenant` in name order, after `after` if given: for walks
+    /// over a tenant's buckets that must not hold its whole list.
+    async fn list_buckets_page(
+        &self,
+        tenant: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Bucket>>;
+    /// How many object versions (delete markers left out) of `tenant`'s buckets are on each
+    /// set of sites, as the records hold the set (a JSON array of site ids, in placement
+    /// order): counted by the database in one aggregate query, no record loaded.
+    async fn tenant_objects_by_sites(&self, tenant: &str) -> Result<Vec<(String, u64)>>;
     /// Deletes an empty bucket; its unfinished multipart uploads go with it and their parts are
     /// returned so their blobs can be removed.
     async fn delete_bucket(&self, bucket: &Bucket) -> Result<Vec<Part>>;

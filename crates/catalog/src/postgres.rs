@@ -2216,6 +2216,50 @@ impl Catalog for PgCatalog {
             .collect()
     }
 
+    async fn list_buckets_page(
+        &self,
+        tenant: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Bucket>> {
+        // `name > ''` is every name: one range of the index on (tenant, name) either way.
+        sqlx::query(
+            "SELECT name, tenant, created_ms, versioning FROM buckets
+             WHERE tenant = $1 AND name > $2 ORDER BY name LIMIT $3",
+        )
+        .bind(tenant)
+        .bind(after.unwrap_or(""))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(storage)?
+        .iter()
+        .map(decode_bucket)
+        .collect()
+    }
+
+    async fn tenant_objects_by_sites(&self, tenant: &str) -> Result<Vec<(String, u64)>> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT sites, SUM(n)::BIGINT FROM (
+                 SELECT o.sites AS sites, COUNT(*) AS n FROM buckets b
+                   JOIN objects o ON o.bucket = b.name
+                  WHERE b.tenant = $1 GROUP BY o.sites
+                 UNION ALL
+                 SELECT v.sites, COUNT(*) FROM buckets b
+                   JOIN object_versions v ON v.bucket = b.name
+                  WHERE b.tenant = $1 AND v.delete_marker = 0 GROUP BY v.sites) AS t
+             GROUP BY sites ORDER BY sites",
+        )
+        .bind(tenant)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(storage)?;
+        Ok(rows
+            .into_iter()
+            .map(|(s, n)| (s, u64::try_from(n).unwrap_or(0)))
+            .collect())
+    }
+
     async fn delete_bucket(&self, bucket: &Bucket) -> Result<Vec<Part>> {
         let name = bucket.name.as_str();
         let mut tx = self.begin_meta().await?;

@@ -1901,6 +1901,64 @@ impl Catalog for SqliteCatalog {
         .await
     }
 
+    async fn list_buckets_page(
+        &self,
+        tenant: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Bucket>> {
+        let (tenant, after) = (tenant.to_owned(), after.map(str::to_owned));
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.with(move |c| {
+            // `name > ''` is every name (none is empty): one range of the index on (tenant,
+            // name) either way.
+            let mut stmt = c
+                .prepare(
+                    "SELECT name, tenant, created_ms, versioning FROM buckets
+                     WHERE tenant = ?1 AND name > ?2 ORDER BY name LIMIT ?3",
+                )
+                .map_err(storage)?;
+            let after = after.unwrap_or_default();
+            stmt.query_map(params![tenant, after, limit], raw_bucket)
+                .map_err(storage)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(storage)?
+                .into_iter()
+                .map(decode_bucket)
+                .collect()
+        })
+        .await
+    }
+
+    async fn tenant_objects_by_sites(&self, tenant: &str) -> Result<Vec<(String, u64)>> {
+        let tenant = tenant.to_owned();
+        self.with(move |c| {
+            let mut stmt = c
+                .prepare(
+                    "SELECT sites, SUM(n) FROM (
+                         SELECT o.sites AS sites, COUNT(*) AS n FROM buckets b
+                           JOIN objects o ON o.bucket = b.name
+                          WHERE b.tenant = ?1 GROUP BY o.sites
+                         UNION ALL
+                         SELECT v.sites, COUNT(*) FROM buckets b
+                           JOIN object_versions v ON v.bucket = b.name
+                          WHERE b.tenant = ?1 AND v.delete_marker = 0 GROUP BY v.sites)
+                     GROUP BY sites ORDER BY sites",
+                )
+                .map_err(storage)?;
+            stmt.query_map(params![tenant], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+            })
+            .map_err(storage)?
+            .map(|r| {
+                r.map(|(s, n)| (s, u64::try_from(n).unwrap_or(0)))
+                    .map_err(storage)
+            })
+            .collect()
+        })
+        .await
+    }
+
     async fn delete_bucket(&self, bucket: &Bucket) -> Result<Vec<Part>> {
         let bucket = bucket.clone();
         self.write(move |tx| {

@@ -1,7 +1,8 @@
 //! Decisions signed in the browser: the officer's and the tenant admin's pending grants (and
-//! the officer's pending disclosure requests) with everything an approver must see, the
-//! browser's enrolled signing keys, and the form through which a statement the browser signed
-//! reaches the admin API's `/v1/act`, exactly as the CLI's would.
+//! the officer's pending disclosure requests) with everything an approver must see, the tenant
+//! admin's access keys with a form to revoke each, the browser's enrolled signing keys, and the
+//! form through which a statement the browser signed reaches the admin API's `/v1/act`,
+//! exactly as the CLI's would.
 //!
 //! The browser makes its Ed25519 key with WebCrypto (not extractable, kept in IndexedDB) and
 //! signs there (assets/signing.js); this module only shows what will be signed and carries the
@@ -50,6 +51,28 @@ pub struct DisclosureCard {
     pub approvals: String,
 }
 
+/// One of the tenant's access keys, as its admin's page lists it.
+pub struct KeyRow {
+    pub id: String,
+    pub state: String,
+    pub created: String,
+    /// A scoped key's policy (IAM JSON) as the admin API answers it; none for a key of the
+    /// whole tenant.
+    pub policy: Option<String>,
+    pub active: bool,
+}
+
+fn key_row(k: &Value) -> KeyRow {
+    let state = text(k, "state");
+    KeyRow {
+        id: text(k, "access_key_id"),
+        active: state == "active",
+        state,
+        created: crate::pages::utc_ms(k.get("created_ms").and_then(Value::as_i64).unwrap_or(0)),
+        policy: k.get("policy").and_then(Value::as_str).map(str::to_owned),
+    }
+}
+
 /// What the decision part of a page shows.
 pub struct Decisions {
     /// The signed-in principal: the statements' `principal`.
@@ -62,6 +85,10 @@ pub struct Decisions {
     pub grants_error: Option<String>,
     /// Officers only.
     pub disclosures: Option<Result<Vec<DisclosureCard>, String>>,
+    /// A tenant's admin only: its tenant, and the tenant's access keys, each active one with
+    /// a form to revoke it (signed in the browser).
+    pub tenant: String,
+    pub keys: Option<Result<Vec<KeyRow>, String>>,
 }
 
 /// An unapproved grant lapses after this long (the trustee's `REQUEST_TTL_MS`).
@@ -176,13 +203,15 @@ fn pending(v: &Value) -> impl Iterator<Item = &Value> {
         .filter(|x| x.get("state").and_then(Value::as_str) == Some("pending"))
 }
 
-/// The decision part of the officer's or the tenant admin's page.
+/// The decision part of the officer's page (no `tenant`) or the tenant admin's (its tenant,
+/// whose access keys it lists).
 pub async fn decisions(
     console: &Console,
     bearer: &str,
     principal: &str,
-    officer: bool,
+    tenant: Option<&str>,
 ) -> Decisions {
+    let officer = tenant.is_none();
     let b = Some(bearer);
     let (keys_json, keys_error) = match console.get_json(b, "/v1/signing-keys").await {
         Ok(v) => (v.to_string(), None),
@@ -202,6 +231,22 @@ pub async fn decisions(
     } else {
         None
     };
+    let keys = match tenant {
+        Some(t) => Some(
+            console
+                .get_json(b, &format!("/v1/tenants/{}/keys", crate::pages::encode(t)))
+                .await
+                .map(|v| {
+                    v.as_array()
+                        .map(Vec::as_slice)
+                        .unwrap_or_default()
+                        .iter()
+                        .map(key_row)
+                        .collect()
+                }),
+        ),
+        None => None,
+    };
     Decisions {
         principal: principal.to_owned(),
         keys_json,
@@ -209,6 +254,8 @@ pub async fn decisions(
         grants,
         grants_error,
         disclosures,
+        tenant: tenant.unwrap_or_default().to_owned(),
+        keys,
     }
 }
 
@@ -282,6 +329,18 @@ mod tests {
         assert_eq!(c.lapses, "1970-01-01 12:00:00 UTC");
         assert!(c.customer_approval);
         assert_eq!(pending(&json!([g, {"state": "approved"}])).count(), 1);
+    }
+
+    #[test]
+    fn a_key_row_shows_its_state_and_scope() {
+        let k = key_row(
+            &json!({"access_key_id": "OBK1", "state": "active", "created_ms": 0,
+                                 "policy": "{\"Version\":\"2012-10-17\"}"}),
+        );
+        assert!(k.active && k.id == "OBK1" && k.created == "1970-01-01 00:00:00 UTC");
+        assert_eq!(k.policy.as_deref(), Some(r#"{"Version":"2012-10-17"}"#));
+        let k = key_row(&json!({"access_key_id": "OBK2", "state": "revoked", "created_ms": 0}));
+        assert!(!k.active && k.policy.is_none());
     }
 
     #[test]

@@ -55,6 +55,10 @@ pub fn router(api: Router, limits: SessionLimits) -> Router {
             "/console/tenant/residency",
             get(residency::tenant_residency),
         )
+        .route(
+            "/console/tenant/residency/report",
+            get(residency::tenant_residency_report),
+        )
         .route("/console/auditor", get(pages::auditor))
         .route("/console/assets/{name}", get(pages::asset))
         .route("/console/{*rest}", get(pages::not_found))

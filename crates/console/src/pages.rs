@@ -73,6 +73,24 @@ impl Console {
         self.send(req).await
     }
 
+    /// `GET path` on the admin API as the holder of `bearer`, its answer's status and body
+    /// passed on as they come (for downloads: nothing is collected here).
+    pub(crate) async fn pass_through(
+        &self,
+        bearer: &str,
+        path: &str,
+    ) -> Result<axum::response::Response, String> {
+        let req = http::Request::get(path)
+            .header(header::AUTHORIZATION, format!("Bearer {bearer}"))
+            .body(Body::empty())
+            .map_err(|e| e.to_string())?;
+        self.api
+            .clone()
+            .oneshot(req)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
     async fn send(&self, req: http::Request<Body>) -> Result<Answer, String> {
         let resp = self
             .api
@@ -118,7 +136,7 @@ pub struct Ctx {
     lang_chosen: bool,
     secure: bool,
     headers: HeaderMap,
-    query: HashMap<String, String>,
+    pub(crate) query: HashMap<String, String>,
     session: Option<Current>,
 }
 
@@ -219,6 +237,8 @@ pub struct Section {
     pub text: Option<String>,
     pub error: Option<String>,
     pub next: Option<String>,
+    /// A link at the section's end: where, and its text.
+    pub link: Option<(String, &'static str)>,
     /// A chart drawn by [`crate::charts`] (numbers and fixed labels, escaped there).
     pub svg: Option<String>,
 }
@@ -232,6 +252,7 @@ impl Section {
             text: None,
             error: None,
             next: None,
+            link: None,
             svg: None,
         }
     }
@@ -669,7 +690,7 @@ pub async fn officer(State(console): State<Arc<Console>>, ctx: Ctx) -> Response 
     let t = ctx.t();
     let b = Some(session.bearer.as_str());
     let decisions =
-        crate::decide::decisions(&console, &session.bearer, &session.principal.name, true).await;
+        crate::decide::decisions(&console, &session.bearer, &session.principal.name, None).await;
     let mut grants = section(&console, b, t.all_grants, "/v1/grants", &[]).await;
     grants.note = Some(t.grants_note);
     let sections = vec![
@@ -699,8 +720,13 @@ pub async fn tenant(State(console): State<Arc<Console>>, ctx: Ctx) -> Response {
     let b = Some(session.bearer.as_str());
     let tenant_name = session.principal.tenant.clone().unwrap_or_default();
     let tenant = encode(&tenant_name);
-    let decisions =
-        crate::decide::decisions(&console, &session.bearer, &session.principal.name, false).await;
+    let decisions = crate::decide::decisions(
+        &console,
+        &session.bearer,
+        &session.principal.name,
+        Some(&tenant_name),
+    )
+    .await;
     let mut grants = section(&console, b, t.your_grants, "/v1/grants", &[]).await;
     grants.note = Some(t.grants_note);
     let sections = vec![
@@ -709,14 +735,6 @@ pub async fn tenant(State(console): State<Arc<Console>>, ctx: Ctx) -> Response {
             b,
             t.quota,
             &format!("/v1/tenants/{tenant}/quota"),
-            &[],
-        )
-        .await,
-        section(
-            &console,
-            b,
-            t.access_keys,
-            &format!("/v1/tenants/{tenant}/keys"),
             &[],
         )
         .await,

@@ -24,10 +24,38 @@ use std::collections::{BTreeMap, HashMap};
 pub struct ResidencyReport {
     /// When it was computed (milliseconds since the epoch).
     pub generated_ms: i64,
+    /// Which page of a tenant's buckets this report covers; none in a report of all of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page: Option<ReportPage>,
     pub sites: Vec<ReportSite>,
     pub tenants: Vec<TenantResidency>,
     /// Whether every replica was read and checked.
     pub verified: bool,
+}
+
+/// The page of a tenant's buckets a report covers: those in name order after `after`, at
+/// most `limit`; `next` is the last one covered when more may follow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportPage {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+    pub limit: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+/// Where all of a tenant's objects are, counted by the catalog (not a signed report): objects
+/// (versions, delete markers left out) per set of sites, with the sites and the tenant's own
+/// policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResidencyTotals {
+    /// The tenant's own policy (a bucket's may be narrower).
+    pub jurisdictions: Vec<String>,
+    pub objects: u64,
+    /// Objects per set of sites (the site ids sorted and joined with `,`).
+    pub objects_by_sites: BTreeMap<String, u64>,
+    pub sites: Vec<ReportSite>,
+    pub tenant: String,
 }
 
 /// A site as a report names it (no backend, no secret).
@@ -86,18 +114,14 @@ pub struct ReplicaCheck {
 
 impl Maintenance {
     /// Per bucket: objects by site set, under-replicated objects, replicas outside the policy;
-    /// with `verify`, every replica read and checked. Covers `tenant`, or every tenant.
+    /// with `verify`, every replica read and checked. Covers `tenant`, or every tenant. The
+    /// buckets are read a page at a time; the report holds one entry (counts) per bucket.
     pub async fn residency_report(
         &self,
         tenant: Option<&str>,
         verify: bool,
     ) -> Result<ResidencyReport, MaintenanceError> {
-        let infos: HashMap<String, SiteInfo> = self
-            .sites
-            .infos()
-            .into_iter()
-            .map(|i| (i.id.clone(), i))
-            .collect();
+        let infos = self.site_infos();
         let tenants = self.catalog.list_tenants().await?;
         let mut report_tenants = Vec::new();
         for t in tenants {
@@ -106,83 +130,19 @@ impl Maintenance {
             }
             let owned = self.policies.tenant_residency(&t.name).await?;
             let mut buckets = Vec::new();
-            for b in self.catalog.list_buckets(&t.name).await? {
-                let policy =
-                    residency_policy(self.catalog.as_ref(), self.policies.as_ref(), &t, &b.name)
-                        .await?;
-                let mut by_sites: BTreeMap<String, u64> = BTreeMap::new();
-                let (mut objects, mut under, mut outside) = (0u64, 0u64, 0u64);
-                let (mut checked, mut missing, mut corrupt, mut unreachable) =
-                    (0u64, 0u64, 0u64, 0u64);
-                let mut outside_sites: BTreeMap<String, u64> = BTreeMap::new();
-                let mut pages = VersionPages::new(self.catalog.as_ref(), &b, PAGE);
-                while let Some(page) = pages.next_objects().await? {
-                    for o in &page {
-                        objects += 1;
-                        let mut sites = o.sites.clone();
-                        sites.sort();
-                        *by_sites.entry(sites.join(",")).or_default() += 1;
-                        if o.sites.len() < policy.min_sites {
-                            under += 1;
-                        }
-                        let bad: Vec<&String> = o
-                            .sites
-                            .iter()
-                            .filter(|id| {
-                                infos
-                                    .get(*id)
-                                    .is_none_or(|i| !policy.jurisdictions.contains(&i.jurisdiction))
-                            })
-                            .collect();
-                        if !bad.is_empty() {
-                            outside += 1;
-                            for id in bad {
-                                *outside_sites.entry(id.clone()).or_default() += 1;
-                            }
-                        }
-                        if verify {
-                            for chunk in &o.chunks {
-                                for id in &o.sites {
-                                    checked += 1;
-                                    let Some(site) = self.sites.get(id) else {
-                                        unreachable += 1;
-                                        continue;
-                                    };
-                                    match verify_replica(&site, chunk).await {
-                                        Ok(_) => {}
-                                        Err(ReplicaProblem::Missing) => missing += 1,
-                                        Err(ReplicaProblem::Corrupt(_)) => corrupt += 1,
-                                        Err(ReplicaProblem::Unreachable(_)) => unreachable += 1,
-                                    }
-                                }
-                            }
-                        }
-                    }
+            let mut after: Option<String> = None;
+            loop {
+                let page = self
+                    .catalog
+                    .list_buckets_page(&t.name, after.as_deref(), PAGE)
+                    .await?;
+                for b in &page {
+                    buckets.push(self.bucket_residency(&t, b, &infos, verify).await?);
                 }
-                buckets.push(BucketResidency {
-                    bucket: b.name,
-                    objects,
-                    objects_by_sites: by_sites,
-                    outside_policy: outside,
-                    outside_policy_sites: outside_sites,
-                    policy: ReportPolicy {
-                        degraded_writes: if policy.degraded_writes {
-                            "accept"
-                        } else {
-                            "refuse"
-                        }
-                        .to_owned(),
-                        jurisdictions: policy.jurisdictions,
-                        min_sites: policy.min_sites,
-                    },
-                    under_replicated: under,
-                    verified: verify.then_some(ReplicaCheck {
-                        corrupt,
-                        missing,
-                        replicas_checked: checked,
-                        unreachable,
-                    }),
-                });
+                match page.last() {
+                    Some(last) if page.len() == PAGE => after = Some(last.name.clone()),
+                    _ => break,
+                }
             }
             report_tenants.push(TenantResidency {
                 buckets,
@@ -190,22 +150,200 @@ impl Maintenance {
                 tenant: t.name,
             });
         }
-        let mut sites: Vec<ReportSite> = infos
-            .into_values()
-            .map(|i| ReportSite {
-                id: i.id,
-                jurisdiction: i.jurisdiction,
-                state: i.state,
-            })
-            .collect();
-        sites.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(ResidencyReport {
             generated_ms: now_ms(),
-            sites,
+            page: None,
+            sites: report_sites(infos),
             tenants: report_tenants,
             verified: verify,
         })
     }
+
+    /// One page of `tenant`'s report: at most `limit` of its buckets in name order, after
+    /// `after` if given. The report says which page it is (its `page`, with the bucket the next
+    /// page starts after, if there may be more).
+    pub async fn residency_report_page(
+        &self,
+        tenant: &str,
+        after: Option<&str>,
+        limit: usize,
+        verify: bool,
+    ) -> Result<ResidencyReport, MaintenanceError> {
+        let limit = limit.max(1);
+        let infos = self.site_infos();
+        let t = self
+            .catalog
+            .get_tenant(tenant)
+            .await?
+            .ok_or_else(|| CatalogError::NotFound {
+                kind: "tenant",
+                name: tenant.to_owned(),
+            })?;
+        let owned = self.policies.tenant_residency(&t.name).await?;
+        // One more than asked for tells whether a next page exists.
+        let mut page = self
+            .catalog
+            .list_buckets_page(&t.name, after, limit + 1)
+            .await?;
+        let more = page.len() > limit;
+        page.truncate(limit);
+        let mut buckets = Vec::with_capacity(page.len());
+        for b in &page {
+            buckets.push(self.bucket_residency(&t, b, &infos, verify).await?);
+        }
+        let next = if more {
+            page.last().map(|b| b.name.clone())
+        } else {
+            None
+        };
+        Ok(ResidencyReport {
+            generated_ms: now_ms(),
+            page: Some(ReportPage {
+                after: after.map(str::to_owned),
+                limit,
+                next,
+            }),
+            sites: report_sites(infos),
+            tenants: vec![TenantResidency {
+                buckets,
+                jurisdictions: owned.jurisdictions,
+                tenant: t.name,
+            }],
+            verified: verify,
+        })
+    }
+
+    /// Where all of `tenant`'s objects are, per set of sites, from one aggregate query of the
+    /// catalog (no bucket or record is loaded), with the sites and the tenant's own policy.
+    pub async fn residency_totals(
+        &self,
+        tenant: &str,
+    ) -> Result<ResidencyTotals, MaintenanceError> {
+        let infos = self.site_infos();
+        let owned = self.policies.tenant_residency(tenant).await?;
+        let mut objects_by_sites: BTreeMap<String, u64> = BTreeMap::new();
+        for (set, n) in self.catalog.tenant_objects_by_sites(tenant).await? {
+            let mut sites: Vec<String> = serde_json::from_str(&set).map_err(|e| {
+                CatalogError::Storage(format!("a record's sites are not a list: {e}"))
+            })?;
+            sites.sort();
+            *objects_by_sites.entry(sites.join(",")).or_default() += n;
+        }
+        let objects = objects_by_sites.values().sum();
+        Ok(ResidencyTotals {
+            jurisdictions: owned.jurisdictions,
+            objects,
+            objects_by_sites,
+            sites: report_sites(infos),
+            tenant: tenant.to_owned(),
+        })
+    }
+
+    fn site_infos(&self) -> HashMap<String, SiteInfo> {
+        self.sites
+            .infos()
+            .into_iter()
+            .map(|i| (i.id.clone(), i))
+            .collect()
+    }
+
+    /// One bucket's entry in a report: its versions walked a page at a time.
+    async fn bucket_residency(
+        &self,
+        t: &obhut_catalog::Tenant,
+        b: &obhut_catalog::Bucket,
+        infos: &HashMap<String, SiteInfo>,
+        verify: bool,
+    ) -> Result<BucketResidency, MaintenanceError> {
+        let policy =
+            residency_policy(self.catalog.as_ref(), self.policies.as_ref(), t, &b.name).await?;
+        let mut by_sites: BTreeMap<String, u64> = BTreeMap::new();
+        let (mut objects, mut under, mut outside) = (0u64, 0u64, 0u64);
+        let (mut checked, mut missing, mut corrupt, mut unreachable) = (0u64, 0u64, 0u64, 0u64);
+        let mut outside_sites: BTreeMap<String, u64> = BTreeMap::new();
+        let mut pages = VersionPages::new(self.catalog.as_ref(), b, PAGE);
+        while let Some(page) = pages.next_objects().await? {
+            for o in &page {
+                objects += 1;
+                let mut sites = o.sites.clone();
+                sites.sort();
+                *by_sites.entry(sites.join(",")).or_default() += 1;
+                if o.sites.len() < policy.min_sites {
+                    under += 1;
+                }
+                let bad: Vec<&String> = o
+                    .sites
+                    .iter()
+                    .filter(|id| {
+                        infos
+                            .get(*id)
+                            .is_none_or(|i| !policy.jurisdictions.contains(&i.jurisdiction))
+                    })
+                    .collect();
+                if !bad.is_empty() {
+                    outside += 1;
+                    for id in bad {
+                        *outside_sites.entry(id.clone()).or_default() += 1;
+                    }
+                }
+                if verify {
+                    for chunk in &o.chunks {
+                        for id in &o.sites {
+                            checked += 1;
+                            let Some(site) = self.sites.get(id) else {
+                                unreachable += 1;
+                                continue;
+                            };
+                            match verify_replica(&site, chunk).await {
+                                Ok(_) => {}
+                                Err(ReplicaProblem::Missing) => missing += 1,
+                                Err(ReplicaProblem::Corrupt(_)) => corrupt += 1,
+                                Err(ReplicaProblem::Unreachable(_)) => unreachable += 1,
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(BucketResidency {
+            bucket: b.name.clone(),
+            objects,
+            objects_by_sites: by_sites,
+            outside_policy: outside,
+            outside_policy_sites: outside_sites,
+            policy: ReportPolicy {
+                degraded_writes: if policy.degraded_writes {
+                    "accept"
+                } else {
+                    "refuse"
+                }
+                .to_owned(),
+                jurisdictions: policy.jurisdictions,
+                min_sites: policy.min_sites,
+            },
+            under_replicated: under,
+            verified: verify.then_some(ReplicaCheck {
+                corrupt,
+                missing,
+                replicas_checked: checked,
+                unreachable,
+            }),
+        })
+    }
+}
+
+/// The sites of a report, by id.
+fn report_sites(infos: HashMap<String, SiteInfo>) -> Vec<ReportSite> {
+    let mut sites: Vec<ReportSite> = infos
+        .into_values()
+        .map(|i| ReportSite {
+            id: i.id,
+            jurisdiction: i.jurisdiction,
+            state: i.state,
+        })
+        .collect();
+    sites.sort_by(|a, b| a.id.cmp(&b.id));
+    sites
 }
 
 /// Whether objects of `catalog` would have replicas outside `allowed` (for `tenant`, or only
@@ -373,6 +511,7 @@ mod tests {
     fn typed(verify: bool) -> ResidencyReport {
         ResidencyReport {
             generated_ms: 1_700_000_000_123,
+            page: None,
             sites: vec![
                 ReportSite {
                     id: "de-fra".into(),
@@ -436,6 +575,31 @@ mod tests {
             let back: ResidencyReport = serde_json::from_slice(&bytes).unwrap();
             assert_eq!(back, report);
         }
+    }
+
+    #[test]
+    fn a_page_of_a_report_says_which_page_it_is_in_key_order() {
+        let mut report = typed(false);
+        report.page = Some(super::ReportPage {
+            after: Some("a".into()),
+            limit: 2,
+            next: Some("b1".into()),
+        });
+        let text = serde_json::to_string(&report).unwrap();
+        // A `Value` sorts its keys: the typed report writes them in the same order.
+        let sorted: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(text, serde_json::to_string(&sorted).unwrap());
+        assert!(
+            text.contains(r#""page":{"after":"a","limit":2,"next":"b1"}"#),
+            "{text}"
+        );
+        report.page = Some(super::ReportPage {
+            after: None,
+            limit: 2,
+            next: None,
+        });
+        let text = serde_json::to_string(&report).unwrap();
+        assert!(text.contains(r#""page":{"limit":2}"#), "{text}");
     }
 
     #[tokio::test]

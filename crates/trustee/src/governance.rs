@@ -1379,7 +1379,7 @@ impl Governance {
             };
             if !signing_keys::signable_by_enrolled_key(&statement.action) {
                 return Err(denied(
-                    "an enrolled key signs approvals and denials only; sign this with your own key (the CLI)",
+                    "an enrolled key signs approvals and denials only (and revocations of access keys); sign this with your own key (the CLI)",
                 ));
             }
             if key.revoked_ms.is_some() {

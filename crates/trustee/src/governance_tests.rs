@@ -1590,6 +1590,49 @@ async fn an_enrolled_key_signs_decisions_only_never_its_own_enrolment_or_anythin
     assert_eq!(denied_entry["reason"], "no ticket for this");
 }
 
+/// A tenant admin's enrolled key revokes its tenant's access keys (which only takes access
+/// away), and creates none: minting a key needs the admin's own key.
+#[tokio::test]
+async fn an_enrolled_key_revokes_its_tenants_access_keys_and_creates_none() {
+    let w = World::new().await;
+    let ka = browser_key("adm-a");
+    w.enrol_key("adm-a", &ka, 3_600_000).await.unwrap();
+    let (_, public) = obhut_crypto::delivery::recipient().unwrap();
+    let create = Action::CreateAccessKey {
+        tenant: "a".into(),
+        deliver_to: hex_simd::encode_to_string(public, hex_simd::AsciiCase::Lower),
+        policy: None,
+    };
+    let r = w.t.act(&w.signed_with(&ka, "adm-a", create.clone())).await;
+    assert!(is_denied(&r), "{r:?}");
+    let made = w.act("adm-a", create).await.unwrap();
+    let id = made["access_key_id"].as_str().unwrap().to_owned();
+    let revoke = |tenant: &str| Action::RevokeAccessKey {
+        tenant: tenant.into(),
+        access_key_id: id.clone(),
+    };
+    // Another tenant's key is not this admin's to revoke, with any key of its own.
+    assert!(is_denied(
+        &w.t.act(&w.signed_with(&ka, "adm-a", revoke("b"))).await
+    ));
+    w.t.act(&w.signed_with(&ka, "adm-a", revoke("a")))
+        .await
+        .unwrap();
+    assert_eq!(w.count("access_key_revoked"), 1);
+    // The key signs nothing once revoked.
+    w.act(
+        "adm-a",
+        Action::RevokeSigningKey {
+            public_key: key_hex(&ka),
+        },
+    )
+    .await
+    .unwrap();
+    assert!(is_denied(
+        &w.t.act(&w.signed_with(&ka, "adm-a", revoke("a"))).await
+    ));
+}
+
 #[tokio::test]
 async fn only_officers_and_tenant_admins_enrol_keys_within_bounds() {
     let w = World::new().await;

@@ -1,8 +1,8 @@
 //! Further signing keys of officers and tenant admins: a key made elsewhere (a browser's
 //! WebCrypto Ed25519 key, which cannot be exported) that the principal enrolled with a
 //! statement signed by its own key, and that may then sign that principal's approvals and
-//! denials of grants and disclosure requests, and nothing else, until it expires or the
-//! principal revokes it.
+//! denials of grants and disclosure requests, and a tenant admin's revocation of its tenant's
+//! access keys, and nothing else, until it expires or the principal revokes it.
 //!
 //! The transparency log is the record: each key is known from its `signing_key_enrolled`
 //! entry (which carries the enrolment statement and its signature, checked again at every
@@ -114,7 +114,10 @@ impl SigningKeys {
     }
 }
 
-/// What an enrolled key may sign: decisions on grants and disclosure requests.
+/// What an enrolled key may sign: decisions on grants and disclosure requests, and revoking
+/// an access key (which only takes access away: a page that signs one unasked ends a key,
+/// logged with the statement, and mints nothing). Creating access keys, like everything that
+/// gives access, needs the principal's own key.
 pub fn signable_by_enrolled_key(action: &Action) -> bool {
     matches!(
         action,
@@ -122,6 +125,7 @@ pub fn signable_by_enrolled_key(action: &Action) -> bool {
             | Action::DenyGrant { .. }
             | Action::ApproveDisclosure { .. }
             | Action::DenyDisclosure { .. }
+            | Action::RevokeAccessKey { .. }
     )
 }
 
