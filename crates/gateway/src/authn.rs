@@ -63,7 +63,10 @@ pub fn error_response(code: &str, message: &str) -> HttpResponse {
         "AuthorizationHeaderMalformed"
         | "AuthorizationQueryParametersError"
         | "InvalidRequest"
-        | "InvalidArgument" => http::StatusCode::BAD_REQUEST,
+        | "InvalidArgument"
+        | "InvalidPolicyDocument"
+        | "MalformedPOSTRequest"
+        | "InvalidURI" => http::StatusCode::BAD_REQUEST,
         "MissingContentLength" => http::StatusCode::LENGTH_REQUIRED,
         "SlowDown" | "ServiceUnavailable" => http::StatusCode::SERVICE_UNAVAILABLE,
         "InternalError" => http::StatusCode::INTERNAL_SERVER_ERROR,
@@ -74,7 +77,7 @@ pub fn error_response(code: &str, message: &str) -> HttpResponse {
 
 /// Whether an access key id has a shape obhut issues: tenants' `OBK` + 17, grants' `OBG` +
 /// 16 characters. Others are refused without asking the trustee.
-fn plausible_key_id(id: &str) -> bool {
+pub(crate) fn plausible_key_id(id: &str) -> bool {
     let rest_ok = |rest: &str, len: usize| {
         rest.len() == len
             && rest
@@ -85,7 +88,7 @@ fn plausible_key_id(id: &str) -> bool {
         || id.strip_prefix("OBG").is_some_and(|r| rest_ok(r, 16))
 }
 
-fn trustee_refusal(e: TrusteeError) -> HttpResponse {
+pub(crate) fn trustee_refusal(e: TrusteeError) -> HttpResponse {
     if let TrusteeError::Unauthenticated(f) = e {
         return error_response(f.s3_code(), f.message());
     }
@@ -148,6 +151,10 @@ pub async fn admit(
         .is_some_and(|v| v.as_bytes().trim_ascii().is_empty())
     {
         parts.headers.remove(http::header::AUTHORIZATION);
+    }
+    // A browser form's upload carries its signature in its body: read there.
+    if crate::post_form::is_form(&parts) {
+        return crate::post_form::admit(trustee, region, parts, incoming).await;
     }
     let mut read = match read::signed_request(&parts.method, &parts.uri, &parts.headers, region) {
         Ok(Some(read)) => read,
@@ -513,8 +520,9 @@ async fn pump(
 }
 
 /// What s3s is given as its authentication: no secret at all. Requests reach s3s with their
-/// signatures already checked by the trustee and taken off; s3s asks for a secret only for
-/// what was not taken off (a browser form's POST policy), which is refused. Having it also
+/// signatures already checked by the trustee and taken off (a browser form's too: it reaches
+/// s3s as the PutObject it amounts to, [`crate::post_form`]); s3s asks for a secret only for
+/// what was not taken off, which is refused. Having it also
 /// makes s3s run the access check ([`crate::access`]) on every request.
 pub struct NoSecrets;
 
@@ -523,7 +531,7 @@ impl s3s::auth::S3Auth for NoSecrets {
     async fn get_secret_key(&self, _access_key: &str) -> s3s::S3Result<s3s::auth::SecretKey> {
         Err(s3s::s3_error!(
             NotImplemented,
-            "POST policy uploads are not supported: sign requests with Signature Version 4 headers or presigned URLs"
+            "this request's signature is not one obhut reads: sign requests with Signature Version 4 headers, presigned URLs or a form's policy"
         ))
     }
 }

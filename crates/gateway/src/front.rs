@@ -346,9 +346,16 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for S3Front {
         Box::pin(
             async move {
                 let mut resp = match crate::authn::admit(&trustee, &region, req).await {
-                    Ok(req) => match S3Service::call(&inner, req).await {
-                        Ok(resp) => resp,
-                        Err(e) => {
+                    Ok(req) => match (
+                        req.extensions()
+                            .get::<crate::post_form::PostForm>()
+                            .cloned(),
+                        S3Service::call(&inner, req).await,
+                    ) {
+                        // A browser form's upload is answered as a form's.
+                        (Some(form), Ok(resp)) => crate::post_form::answer(&form, resp),
+                        (None, Ok(resp)) => resp,
+                        (_, Err(e)) => {
                             // No response to stamp: hyper closes the connection.
                             let mut lost = s3_error_response(
                                 http::StatusCode::INTERNAL_SERVER_ERROR,

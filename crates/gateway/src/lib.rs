@@ -22,6 +22,7 @@ pub mod lifecycle;
 mod list;
 mod meta;
 pub mod policies;
+mod post_form;
 mod quota;
 pub mod rotation;
 mod s3;

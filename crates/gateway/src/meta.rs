@@ -28,6 +28,15 @@ pub struct ObjectMeta {
     /// The checksum algorithm a multipart upload was created with.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub checksum_algorithm: Option<String>,
+    /// How the object checksum of a multipart upload is made (`FULL_OBJECT`, `COMPOSITE`):
+    /// the upload's choice, then the object's. Releases before it ignore the field.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checksum_type: Option<String>,
+    /// An object uploaded in parts with a checksum algorithm: each part's checksum of that
+    /// algorithm (base64), in part order, for GetObjectAttributes. Releases before it ignore
+    /// the field.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub part_checksums: Vec<String>,
     /// The object's tags (S3 object tagging), in the order they were set. Sealed with the
     /// rest: the catalog never holds them in clear. Releases before tags ignore the field.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -133,6 +142,8 @@ mod tests {
         m.user.insert("colour".into(), "blau".into());
         m.checksums.crc32 = Some("AAAAAA==".into());
         m.tags = vec![("b".into(), "2".into()), ("a".into(), String::new())];
+        m.checksum_type = Some("FULL_OBJECT".into());
+        m.part_checksums = vec!["AAAAAA==".into(), "AAAAAQ==".into()];
         assert_eq!(ObjectMeta::decode(&m.encode()).expect("decode"), m);
         assert_eq!(
             ObjectMeta::decode(b"").expect("decode"),

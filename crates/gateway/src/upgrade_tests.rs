@@ -127,6 +127,12 @@ impl TrusteeClient for StandIn {
     ) -> Result<obhut_trustee_client::auth::Verified, TrusteeError> {
         no()
     }
+    async fn verify_post(
+        &self,
+        _: &obhut_trustee_client::auth::SignedPost,
+    ) -> Result<obhut_trustee_client::auth::Verified, TrusteeError> {
+        no()
+    }
     async fn verify_chunks(
         &self,
         _: &obhut_trustee_client::auth::ChunkBatch,

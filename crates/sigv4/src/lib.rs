@@ -6,11 +6,12 @@
 //! checks it ([`SignedRequest::string_to_sign`], [`SigningKey`]). Streaming uploads are
 //! framed as `aws-chunked` ([`chunked`]): the gateway decodes the framing and hashes each
 //! chunk; the trustee checks the chain of chunk signatures ([`chunk_string_to_sign`],
-//! [`trailer_string_to_sign`]).
+//! [`trailer_string_to_sign`]). A browser form's upload ([`post`]) signs its policy document.
 //!
 //! This crate holds no secrets and does no I/O.
 
 pub mod chunked;
+pub mod post;
 pub mod read;
 
 use aws_lc_rs::{digest, hmac};

@@ -11,6 +11,7 @@
 //! Nothing here is secret: tickets and chain tokens carry the trustee's MAC, not a key.
 
 pub use obhut_sigv4::SignedRequest;
+pub use obhut_sigv4::post::SignedPost;
 use serde::{Deserialize, Serialize};
 
 /// Why the trustee refused a signature. Each maps to one S3 error code.
@@ -33,6 +34,12 @@ pub enum AuthFailure {
     Malformed,
     /// The key's record failed its integrity check (an alarm is in the log).
     Integrity,
+    /// A browser form's policy document has expired.
+    PolicyExpired,
+    /// A browser form's fields do not meet its policy's conditions.
+    PolicyConditionFailed,
+    /// A browser form's policy document cannot be read.
+    PolicyMalformed,
 }
 
 impl AuthFailure {
@@ -47,6 +54,8 @@ impl AuthFailure {
             Self::WrongScope => "AuthorizationHeaderMalformed",
             Self::RateLimited => "SlowDown",
             Self::Malformed => "InvalidRequest",
+            Self::PolicyExpired | Self::PolicyConditionFailed => "AccessDenied",
+            Self::PolicyMalformed => "InvalidPolicyDocument",
         }
     }
 
@@ -65,6 +74,9 @@ impl AuthFailure {
             Self::RateLimited => "Too many failed authentication attempts; please slow down.",
             Self::Malformed => "The request's authentication is malformed.",
             Self::Integrity => "Access Denied",
+            Self::PolicyExpired => "Invalid according to Policy: Policy expired.",
+            Self::PolicyConditionFailed => "Invalid according to Policy: Policy Condition failed",
+            Self::PolicyMalformed => "Invalid Policy: the policy document cannot be read.",
         }
     }
 
@@ -80,6 +92,9 @@ impl AuthFailure {
             Self::RateLimited => "rate_limited",
             Self::Malformed => "malformed",
             Self::Integrity => "integrity",
+            Self::PolicyExpired => "policy_expired",
+            Self::PolicyConditionFailed => "policy_condition_failed",
+            Self::PolicyMalformed => "policy_malformed",
         }
     }
 
@@ -94,6 +109,9 @@ impl AuthFailure {
             Self::RateLimited,
             Self::Malformed,
             Self::Integrity,
+            Self::PolicyExpired,
+            Self::PolicyConditionFailed,
+            Self::PolicyMalformed,
         ]
         .into_iter()
         .find(|f| f.name() == name)

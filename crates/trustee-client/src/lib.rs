@@ -267,6 +267,12 @@ pub trait TrusteeClient: Send + Sync {
         &self,
         request: &auth::SignedRequest,
     ) -> Result<auth::Verified, TrusteeError>;
+    /// Checks a browser form upload (POST Object): its signature over its policy document
+    /// with the secret only the trustee holds, then the policy's expiry (against the
+    /// trustee's clock) and conditions (against the form's fields, bucket and key); answers
+    /// who signed it, with a ticket for writing that one key. The file's size
+    /// (`content-length-range`) is the gateway's to enforce. Appends nothing to the log.
+    async fn verify_post(&self, post: &auth::SignedPost) -> Result<auth::Verified, TrusteeError>;
     /// Checks a batch of a streaming upload's chunk signatures (and, in the last batch, its
     /// trailer); answers where the chain now stands.
     async fn verify_chunks(

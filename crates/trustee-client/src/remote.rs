@@ -1239,6 +1239,13 @@ impl TrusteeClient for RemoteTrustee {
         self.conn.post("/v1/auth/verify", request).await
     }
 
+    async fn verify_post(
+        &self,
+        post: &crate::auth::SignedPost,
+    ) -> Result<crate::auth::Verified, TrusteeError> {
+        self.conn.post("/v1/auth/post", post).await
+    }
+
     async fn verify_chunks(
         &self,
         batch: &crate::auth::ChunkBatch,

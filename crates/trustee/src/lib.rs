@@ -789,6 +789,18 @@ impl TrusteeClient for Trustee {
             .await
     }
 
+    async fn verify_post(
+        &self,
+        post: &obhut_trustee_client::auth::SignedPost,
+    ) -> Result<obhut_trustee_client::auth::Verified, TrusteeError> {
+        obhut_metrics::get().signature_checked();
+        // While disconnected no request is served: none is verified.
+        self.governance.check_connected()?;
+        let post = post.clone();
+        self.blocking(move |t| t.verifier.verify_post(&post, t, now_ms()))
+            .await
+    }
+
     async fn verify_chunks(
         &self,
         batch: &obhut_trustee_client::auth::ChunkBatch,

@@ -424,6 +424,7 @@ fn router_and_feed(
         .route("/v1/gov/log", post(log_read))
         .route("/v1/auth/verify", post(verify_request))
         .route("/v1/auth/chunks", post(verify_chunks))
+        .route("/v1/auth/post", post(verify_post))
         .route("/v1/gov/grant-access", post(grant_access))
         .route("/v1/gov/site-secret/seal", post(seal_site_secret))
         .route("/v1/gov/site-secret/open", post(open_site_secret))
@@ -535,6 +536,14 @@ async fn verify_request(
 ) -> ApiResult<obhut_trustee_client::auth::Verified> {
     let Json(r) = body?;
     Ok(Json(s.trustee.verify_request(&r).await?))
+}
+
+async fn verify_post(
+    State(s): State<AppState>,
+    body: Result<Json<obhut_trustee_client::auth::SignedPost>, JsonRejection>,
+) -> ApiResult<obhut_trustee_client::auth::Verified> {
+    let Json(r) = body?;
+    Ok(Json(s.trustee.verify_post(&r).await?))
 }
 
 async fn verify_chunks(

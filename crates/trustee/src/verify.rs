@@ -1,20 +1,22 @@
 //! Checking SigV4 signatures inside the trustee: the request's scope and time against the
 //! trustee's own region and clock, signing keys derived from secrets that never leave it
 //! (cached per key and day, never handed out), tickets that bind key releases to verified
-//! requests, the chain of a streaming upload's chunk signatures, and a limit on failed
+//! requests, the chain of a streaming upload's chunk signatures, browser form uploads'
+//! signatures over their policy documents (and the policies' conditions), and a limit on failed
 //! checks so the trustee cannot be used to guess secrets at speed.
 //!
 //! It looks secrets up through [`SecretSource`] and appends nothing to the log.
 
 use aws_lc_rs::hmac;
+use obhut_sigv4::post::PolicyError;
 use obhut_sigv4::{
     MAX_CLOCK_SKEW_SECS, MAX_PRESIGNED_EXPIRES_SECS, Payload, SigningKey, chunk_string_to_sign,
     trailer_string_to_sign,
 };
 use obhut_trustee_client::TrusteeError;
 use obhut_trustee_client::auth::{
-    AuthFailure, ChainToken, ChunkBatch, RequestTicket, SignedRequest, Signer, TicketScope,
-    Verified,
+    AuthFailure, ChainToken, ChunkBatch, RequestTicket, SignedPost, SignedRequest, Signer,
+    TicketScope, Verified,
 };
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -294,26 +296,142 @@ impl Verifier {
         scope: &str,
         source: Option<&dyn SecretSource>,
     ) -> Result<Option<(Signer, SigningKey)>, TrusteeError> {
+        let parts = KeyScope {
+            access_key_id: &req.access_key_id,
+            date: &req.scope_date,
+            region: &req.region,
+            service: &req.service,
+            scope,
+        };
+        self.signing_key_of(&parts, Some(req), source)
+    }
+
+    /// [`Self::signing_key`] for a key and scope given as parts (`request`, if there is one,
+    /// goes to the source).
+    fn signing_key_of(
+        &self,
+        parts: &KeyScope<'_>,
+        request: Option<&SignedRequest>,
+        source: Option<&dyn SecretSource>,
+    ) -> Result<Option<(Signer, SigningKey)>, TrusteeError> {
         if let Ok(cache) = self.signing_keys.lock()
-            && let Some((signer, key)) = cache.get(&req.access_key_id, scope)
+            && let Some((signer, key)) = cache.get(parts.access_key_id, parts.scope)
         {
             return Ok(Some((signer.clone(), key.clone())));
         }
         let Some(source) = source else {
             return Ok(None);
         };
-        let (signer, secret) = source.secret(&req.access_key_id, Some(req))?;
-        let key = SigningKey::derive(&secret, &req.scope_date, &req.region, &req.service);
-        if source.cacheable(&req.access_key_id)
+        let (signer, secret) = source.secret(parts.access_key_id, request)?;
+        let key = SigningKey::derive(&secret, parts.date, parts.region, parts.service);
+        if source.cacheable(parts.access_key_id)
             && let Ok(mut cache) = self.signing_keys.lock()
         {
             cache.insert(
-                &req.access_key_id,
-                scope.to_owned(),
+                parts.access_key_id,
+                parts.scope.to_owned(),
                 (signer.clone(), key.clone()),
             );
         }
         Ok(Some((signer, key)))
+    }
+
+    /// Checks a browser form upload: the signature over its policy document first, then the
+    /// policy's expiry and conditions. Failures count towards the rate limit as a request's
+    /// do, except a policy's refusals of a form whose signature held (no attempt at a secret).
+    pub fn verify_post(
+        &self,
+        post: &SignedPost,
+        source: &dyn SecretSource,
+        now_ms: i64,
+    ) -> Result<Verified, TrusteeError> {
+        if self.limited(&post.access_key_id, now_ms) {
+            return Err(fail(AuthFailure::RateLimited));
+        }
+        let outcome = self.verify_post_unlimited(post, source, now_ms);
+        if let Err(TrusteeError::Unauthenticated(f)) = &outcome
+            && !matches!(
+                f,
+                AuthFailure::RateLimited
+                    | AuthFailure::PolicyExpired
+                    | AuthFailure::PolicyConditionFailed
+                    | AuthFailure::PolicyMalformed
+            )
+        {
+            self.record_failure((*f != AuthFailure::UnknownKey).then_some(&*post.access_key_id));
+        }
+        outcome
+    }
+
+    fn verify_post_unlimited(
+        &self,
+        post: &SignedPost,
+        source: &dyn SecretSource,
+        now_ms: i64,
+    ) -> Result<Verified, TrusteeError> {
+        if post.service != "s3" || post.region != self.region {
+            return Err(fail(AuthFailure::WrongScope));
+        }
+        if obhut_sigv4::parse_amz_date(&post.amz_date).is_none()
+            || post.amz_date.get(..8) != Some(post.scope_date.as_str())
+            || post.bucket.is_empty()
+            || post.key.is_empty()
+            || post.policy.len() > obhut_sigv4::post::MAX_POLICY_BYTES
+        {
+            return Err(fail(AuthFailure::Malformed));
+        }
+        let scope = post.scope();
+        let parts = KeyScope {
+            access_key_id: &post.access_key_id,
+            date: &post.scope_date,
+            region: &post.region,
+            service: &post.service,
+            scope: &scope,
+        };
+        let (signer, key) = self
+            .signing_key_of(&parts, None, Some(source))?
+            .ok_or_else(|| fail(AuthFailure::UnknownKey))?;
+        // The string a form signs is its policy field, exactly as sent.
+        if !key.verifies(&post.policy, &post.signature) {
+            return Err(fail(AuthFailure::SignatureMismatch));
+        }
+        post.check_policy(now_ms.div_euclid(1000)).map_err(|e| {
+            fail(match e {
+                PolicyError::Expired => AuthFailure::PolicyExpired,
+                PolicyError::Malformed(_) => AuthFailure::PolicyMalformed,
+                PolicyError::ConditionFailed(_) | PolicyError::ExtraField(_) => {
+                    AuthFailure::PolicyConditionFailed
+                }
+            })
+        })?;
+        let mut buckets = vec![post.bucket.clone()];
+        let mut covers = vec![
+            TicketScope::Write {
+                bucket: post.bucket.clone(),
+                key: post.key.clone(),
+            }
+            .text(),
+        ];
+        if let Signer::Tenant {
+            policy: Some(policy),
+            ..
+        } = &signer
+        {
+            (buckets, covers) = narrowed(policy, &post.access_key_id, buckets, covers);
+        }
+        let ticket = self.ticket_of(
+            post.digest(),
+            signer.tenant(),
+            &post.access_key_id,
+            buckets,
+            covers,
+            now_ms,
+        );
+        Ok(Verified {
+            signer,
+            ticket,
+            chain: None,
+        })
     }
 
     /// A ticket for a request verified (or a statement checked) now.
@@ -508,6 +626,16 @@ impl Verifier {
         }
         Ok(self.chain(&c.access_key_id, &c.amz_date, &c.scope, &previous))
     }
+}
+
+/// An access key and the credential scope a signing key is derived for.
+struct KeyScope<'a> {
+    access_key_id: &'a str,
+    date: &'a str,
+    region: &'a str,
+    service: &'a str,
+    /// `date/region/service/aws4_request`.
+    scope: &'a str,
 }
 
 /// The buckets a request names: its path's first segment, and a copy's source bucket (from
@@ -782,6 +910,7 @@ fn strict_decode(text: &str) -> Option<String> {
 mod tests {
     use super::*;
     use obhut_sigv4::{EMPTY_SHA256, Signer as ClientSigner, amz_date_now, format_amz_date};
+    use obhut_trustee_client::auth::KeyUse;
 
     const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
 
@@ -850,6 +979,66 @@ mod tests {
                 .as_millis(),
         )
         .unwrap()
+    }
+
+    /// A form as boto3's `generate_presigned_post` makes one, for `key` in bucket `b`.
+    fn form(key: &str, secret: &str, expiration: &str) -> SignedPost {
+        let date = amz_date_now();
+        let policy = base64_simd::STANDARD.encode_to_string(format!(
+            r#"{{"expiration": "{expiration}", "conditions": [{{"bucket": "b"}}, ["starts-with", "$key", "up/"], {{"x-amz-date": "{date}"}}]}}"#
+        ));
+        let signature = SigningKey::derive(secret, &date[..8], "us-east-1", "s3").sign(&policy);
+        SignedPost {
+            access_key_id: "OBKGOOD".into(),
+            amz_date: date.clone(),
+            scope_date: date[..8].into(),
+            region: "us-east-1".into(),
+            service: "s3".into(),
+            policy,
+            signature,
+            bucket: "b".into(),
+            key: key.into(),
+            fields: vec![("key".into(), key.into()), ("X-Amz-Date".into(), date)],
+        }
+    }
+
+    #[test]
+    fn a_form_verifies_by_its_policy_and_its_ticket_writes_its_key_only() {
+        let v = Verifier::new("us-east-1").unwrap();
+        let now = now_ms();
+        let later = "2999-01-01T00:00:00Z";
+        let ok = v
+            .verify_post(&form("up/a", SECRET, later), &OneKey, now)
+            .unwrap();
+        assert_eq!(ok.signer.tenant(), "t");
+        assert!(v.check_ticket(&ok.ticket, "t", "OBKGOOD", "b", now).is_ok());
+        assert!(ok.ticket.covers("b", "up/a", None, KeyUse::Wrap));
+        assert!(!ok.ticket.covers("b", "up/b", None, KeyUse::Wrap));
+        assert!(!ok.ticket.covers("b", "up/a", None, KeyUse::Open));
+        let refused = |post: &SignedPost| match v.verify_post(post, &OneKey, now) {
+            Err(TrusteeError::Unauthenticated(f)) => f,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            refused(&form("up/a", "not the secret", later)),
+            AuthFailure::SignatureMismatch
+        );
+        assert_eq!(
+            refused(&form("up/a", SECRET, "2001-01-01T00:00:00Z")),
+            AuthFailure::PolicyExpired
+        );
+        assert_eq!(
+            refused(&form("down/a", SECRET, later)),
+            AuthFailure::PolicyConditionFailed
+        );
+        let mut tampered = form("up/a", SECRET, later);
+        tampered.key = "down/a".into();
+        assert_eq!(refused(&tampered), AuthFailure::PolicyConditionFailed);
+        let mut extra = form("up/a", SECRET, later);
+        extra
+            .fields
+            .push(("Content-Type".into(), "text/html".into()));
+        assert_eq!(refused(&extra), AuthFailure::PolicyConditionFailed);
     }
 
     #[test]

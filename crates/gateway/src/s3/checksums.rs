@@ -1,6 +1,8 @@
 //! Integrity of what clients send and of what parts recorded: Content-MD5 and the S3
 //! checksums (CRC32, CRC32C, CRC64NVME, SHA1, SHA256) from headers or aws-chunked trailers,
-//! and the stored checksums of multipart parts.
+//! the stored checksums of multipart parts, and the checksum of an object uploaded in parts
+//! made from them ([`ChecksumKind`]: the CRC of the whole object, combined from the parts'
+//! CRCs and sizes, or a checksum of the parts' checksums with a `-N` suffix).
 //!
 //! Sees digests only, never keys; the bytes themselves are hashed in `crate::datapath`.
 
@@ -153,5 +155,243 @@ pub fn checksums_of(
         crc64nvme,
         sha1,
         sha256,
+    }
+}
+
+/// How a multipart upload's object checksum is made from its parts' (S3's
+/// `x-amz-checksum-type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChecksumKind {
+    /// The CRC of the whole object's bytes, as if it had been uploaded at once.
+    FullObject,
+    /// The checksum of the parts' checksums (their raw bytes, in order), `-N` appended.
+    Composite,
+}
+
+impl ChecksumKind {
+    pub const FULL_OBJECT: &'static str = "FULL_OBJECT";
+    pub const COMPOSITE: &'static str = "COMPOSITE";
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::FullObject => Self::FULL_OBJECT,
+            Self::Composite => Self::COMPOSITE,
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            Self::FULL_OBJECT => Some(Self::FullObject),
+            Self::COMPOSITE => Some(Self::Composite),
+            _ => None,
+        }
+    }
+}
+
+/// The checksum type of an upload created with `algorithm` and the type a client asked for:
+/// CRC64NVME is full-object only, SHA1 and SHA256 composite only, CRC32 and CRC32C either
+/// (composite unless asked otherwise), as in S3. A type without an algorithm is refused.
+pub fn upload_checksum_kind(
+    algorithm: Option<&str>,
+    requested: Option<&str>,
+) -> S3Result<Option<ChecksumKind>> {
+    let requested = requested
+        .map(|t| {
+            ChecksumKind::parse(t).ok_or_else(|| {
+                s3_error!(
+                    InvalidRequest,
+                    "Value for x-amz-checksum-type header is invalid."
+                )
+            })
+        })
+        .transpose()?;
+    let Some(algorithm) = algorithm else {
+        return match requested {
+            None => Ok(None),
+            Some(_) => Err(s3_error!(
+                InvalidRequest,
+                "The x-amz-checksum-type header can only be used with the x-amz-checksum-algorithm header."
+            )),
+        };
+    };
+    let algorithm = algorithm.to_ascii_uppercase();
+    match (algorithm.as_str(), requested) {
+        ("CRC64NVME", None | Some(ChecksumKind::FullObject)) => Ok(Some(ChecksumKind::FullObject)),
+        ("SHA1" | "SHA256", None | Some(ChecksumKind::Composite)) => {
+            Ok(Some(ChecksumKind::Composite))
+        }
+        ("CRC32" | "CRC32C", kind) => Ok(Some(kind.unwrap_or(ChecksumKind::Composite))),
+        (other, Some(kind)) => Err(s3_error!(
+            InvalidRequest,
+            "The {} checksum type cannot be used with the {} checksum algorithm.",
+            kind.as_str(),
+            other.to_ascii_lowercase()
+        )),
+        (other, None) => Err(s3_error!(
+            InvalidRequest,
+            "unsupported checksum algorithm {other}"
+        )),
+    }
+}
+
+/// The checksum (base64) `algorithm` names in `c`.
+pub fn checksum_of<'a>(c: &'a Checksums, algorithm: &str) -> Option<&'a str> {
+    match algorithm.to_ascii_uppercase().as_str() {
+        "CRC32" => c.crc32.as_deref(),
+        "CRC32C" => c.crc32c.as_deref(),
+        "CRC64NVME" => c.crc64nvme.as_deref(),
+        "SHA1" => c.sha1.as_deref(),
+        "SHA256" => c.sha256.as_deref(),
+        _ => None,
+    }
+}
+
+/// `c` with the checksum `algorithm` names set to `value`.
+pub fn set_checksum(c: &mut Checksums, algorithm: &str, value: String) {
+    match algorithm.to_ascii_uppercase().as_str() {
+        "CRC32" => c.crc32 = Some(value),
+        "CRC32C" => c.crc32c = Some(value),
+        "CRC64NVME" => c.crc64nvme = Some(value),
+        "SHA1" => c.sha1 = Some(value),
+        "SHA256" => c.sha256 = Some(value),
+        _ => {}
+    }
+}
+
+/// The object checksum (base64; a composite one with `-N`) of a multipart upload made with
+/// `algorithm`, from its parts' checksums (base64) and sizes, in order.
+pub fn combined_checksum(
+    algorithm: &str,
+    kind: ChecksumKind,
+    parts: &[(&str, u64)],
+) -> S3Result<String> {
+    let corrupt = || {
+        error::with(
+            S3ErrorCode::InternalError,
+            "a part's stored checksum is not one the algorithm makes",
+        )
+    };
+    let algorithm = algorithm.to_ascii_uppercase();
+    let raw = |b64: &str| {
+        base64_simd::STANDARD
+            .decode_to_vec(b64)
+            .map_err(|_| corrupt())
+    };
+    match kind {
+        ChecksumKind::FullObject => {
+            let (crc, width) = match algorithm.as_str() {
+                "CRC32" => (crc_fast::CrcAlgorithm::Crc32IsoHdlc, 4),
+                "CRC32C" => (crc_fast::CrcAlgorithm::Crc32Iscsi, 4),
+                "CRC64NVME" => (crc_fast::CrcAlgorithm::Crc64Nvme, 8),
+                _ => return Err(corrupt()),
+            };
+            let mut whole: Option<u64> = None;
+            for (b64, size) in parts {
+                let bytes = raw(b64)?;
+                if bytes.len() != width {
+                    return Err(corrupt());
+                }
+                let value = bytes.iter().fold(0u64, |v, b| (v << 8) | u64::from(*b));
+                whole = Some(match whole {
+                    None => value,
+                    Some(before) => crc_fast::checksum_combine(crc, before, value, *size),
+                });
+            }
+            let whole = whole.ok_or_else(corrupt)?;
+            let bytes = whole.to_be_bytes();
+            Ok(base64_simd::STANDARD.encode_to_string(&bytes[8 - width..]))
+        }
+        ChecksumKind::Composite => {
+            let mut hasher = checksum_hasher(
+                &http::HeaderMap::new(),
+                Some(&ChecksumAlgorithm::from(algorithm.clone())),
+                &Checksums::default(),
+            )?;
+            for (b64, _) in parts {
+                hasher.update(&raw(b64)?);
+            }
+            let c = Checksums::from_dto(hasher.finalize());
+            let value = checksum_of(&c, &algorithm).ok_or_else(corrupt)?;
+            Ok(format!("{value}-{}", parts.len()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b64(bytes: &[u8]) -> String {
+        base64_simd::STANDARD.encode_to_string(bytes)
+    }
+
+    fn whole(algorithm: &str, data: &[u8]) -> String {
+        let mut h = checksum_hasher(
+            &http::HeaderMap::new(),
+            Some(&ChecksumAlgorithm::from(algorithm.to_owned())),
+            &Checksums::default(),
+        )
+        .unwrap();
+        h.update(data);
+        checksum_of(&Checksums::from_dto(h.finalize()), algorithm)
+            .unwrap()
+            .to_owned()
+    }
+
+    #[test]
+    fn full_object_crcs_combine_to_the_crc_of_the_whole() {
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let (a, rest) = data.split_at(40_000);
+        let (b, c) = rest.split_at(59_999);
+        for algorithm in ["CRC32", "CRC32C", "CRC64NVME"] {
+            let parts: Vec<(String, u64)> = [a, b, c]
+                .iter()
+                .map(|p| (whole(algorithm, p), p.len() as u64))
+                .collect();
+            let refs: Vec<(&str, u64)> = parts.iter().map(|(s, n)| (s.as_str(), *n)).collect();
+            assert_eq!(
+                combined_checksum(algorithm, ChecksumKind::FullObject, &refs).unwrap(),
+                whole(algorithm, &data),
+                "{algorithm}"
+            );
+        }
+    }
+
+    #[test]
+    fn composite_checksums_hash_the_parts_checksums_and_count_them() {
+        for algorithm in ["CRC32", "CRC32C", "SHA1", "SHA256"] {
+            let parts = [whole(algorithm, b"one"), whole(algorithm, b"two")];
+            let mut raw = Vec::new();
+            for p in &parts {
+                raw.extend(base64_simd::STANDARD.decode_to_vec(p).unwrap());
+            }
+            let refs: Vec<(&str, u64)> = parts.iter().map(|p| (p.as_str(), 3)).collect();
+            assert_eq!(
+                combined_checksum(algorithm, ChecksumKind::Composite, &refs).unwrap(),
+                format!("{}-2", whole(algorithm, &raw)),
+                "{algorithm}"
+            );
+        }
+        assert_eq!(b64(&[0, 0, 0, 0]), "AAAAAA==");
+    }
+
+    #[test]
+    fn checksum_types_follow_their_algorithms_as_in_s3() {
+        let kind = |a: Option<&str>, t: Option<&str>| upload_checksum_kind(a, t).ok().flatten();
+        assert_eq!(
+            kind(Some("CRC64NVME"), None),
+            Some(ChecksumKind::FullObject)
+        );
+        assert_eq!(kind(Some("CRC32"), None), Some(ChecksumKind::Composite));
+        assert_eq!(
+            kind(Some("CRC32C"), Some("FULL_OBJECT")),
+            Some(ChecksumKind::FullObject)
+        );
+        assert_eq!(kind(Some("SHA256"), None), Some(ChecksumKind::Composite));
+        assert!(upload_checksum_kind(Some("SHA1"), Some("FULL_OBJECT")).is_err());
+        assert!(upload_checksum_kind(Some("CRC64NVME"), Some("COMPOSITE")).is_err());
+        assert!(upload_checksum_kind(None, Some("COMPOSITE")).is_err());
+        assert!(upload_checksum_kind(Some("CRC32"), Some("OTHER")).is_err());
+        assert_eq!(upload_checksum_kind(None, None).ok(), Some(None));
     }
 }

@@ -196,6 +196,8 @@ pub async fn copy_object(
         ObjectMeta {
             checksums: Checksums::default(),
             checksum_algorithm: None,
+            checksum_type: None,
+            part_checksums: Vec::new(),
             ..src.meta.clone()
         }
     };

@@ -5,7 +5,10 @@
 //! An upload's object key encrypts every part and, on completion, the object; this module sees
 //! that key only to seal and open the upload's metadata.
 
-use super::checksums::{checksum_hasher, checksums_of, expected_length, verifier};
+use super::checksums::{
+    ChecksumKind, checksum_hasher, checksum_of, checksums_of, combined_checksum, expected_length,
+    set_checksum, upload_checksum_kind, verifier,
+};
 use super::conditions::put_condition;
 use super::convert::{etag, hex, now_ms, owner, size_i64, timestamp};
 use super::input::{check_new_object, page_size, part_number};
@@ -215,6 +218,11 @@ pub async fn create(
         .checksum_algorithm
         .as_ref()
         .map(|a| a.as_str().to_owned());
+    let checksum_kind = upload_checksum_kind(
+        meta.checksum_algorithm.as_deref(),
+        input.checksum_type.as_ref().map(ChecksumType::as_str),
+    )?;
+    meta.checksum_type = checksum_kind.map(|k| k.as_str().to_owned());
     // The upload's object key encrypts every part and, on completion, the object.
     let upload_id = obhut_core::random_token(40);
     let (cipher, envelope) = gw
@@ -242,7 +250,7 @@ pub async fn create(
         key: Some(input.key),
         upload_id: Some(upload.upload_id),
         checksum_algorithm: input.checksum_algorithm,
-        checksum_type: input.checksum_type,
+        checksum_type: checksum_kind.map(|k| ChecksumType::from(k.as_str().to_owned())),
         ..Default::default()
     }))
 }
@@ -282,7 +290,16 @@ pub async fn upload_part(
         input.checksum_sha1,
         input.checksum_sha256,
     );
-    let hasher = checksum_hasher(&headers, input.checksum_algorithm.as_ref(), &given)?;
+    // A part of an upload made with a checksum algorithm always has that checksum computed,
+    // whether the request names the algorithm or not: the object's checksum is made from it.
+    let algorithm = match input.checksum_algorithm {
+        Some(a) => Some(a),
+        None => gw
+            .upload_meta(&ctx, &upload, &cipher)?
+            .checksum_algorithm
+            .map(ChecksumAlgorithm::from),
+    };
+    let hasher = checksum_hasher(&headers, algorithm.as_ref(), &given)?;
     let verify = verifier(input.content_md5, given, trailers)?;
     let blob = NewBlob {
         body: input.body,
@@ -465,18 +482,8 @@ pub async fn complete(
     for p in &chosen {
         gw.check_within_policy(&infos, &policy, &p.part.sites)?;
     }
-    let mut meta = cipher.open_meta(&upload.meta).map_err(|e| {
-        gw.integrity_failure(
-            &Binding::upload(
-                &ctx.tenant.name,
-                &upload.bucket,
-                &upload.key,
-                &upload.upload_id,
-            ),
-            &format!("the metadata does not open: {e}"),
-        )
-    })?;
-    meta.checksums = Checksums::default();
+    let mut meta = gw.upload_meta(&ctx, &upload, &cipher)?;
+    object_checksum(&mut meta, &chosen, &input)?;
     let condition = put_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
     let condition = gw
         .write_condition(&ctx, &input.key, condition, &keys)
@@ -528,7 +535,14 @@ pub async fn complete(
         gw.discard_object(old);
     }
     gw.discard_parts(unused);
+    let c = meta.checksums;
     Ok(S3Response::new(CompleteMultipartUploadOutput {
+        checksum_crc32: c.crc32,
+        checksum_crc32c: c.crc32c,
+        checksum_crc64nvme: c.crc64nvme,
+        checksum_sha1: c.sha1,
+        checksum_sha256: c.sha256,
+        checksum_type: meta.checksum_type.map(ChecksumType::from),
         server_side_encryption: super::encryption::reported(),
         version_id: super::versions::response_version_id(ctx.bucket()?, &record),
         location: Some(format!("/{}/{}", upload.bucket, input.key)),
@@ -537,6 +551,85 @@ pub async fn complete(
         e_tag: Some(etag(&etag_value)),
         ..Default::default()
     }))
+}
+
+/// The checksum of the object a completion makes (S3's full-object checksums): of the
+/// upload's algorithm and type, from the chosen parts' checksums, checked against one the
+/// request gives. Parts without the algorithm's checksum (copied parts) leave the object
+/// without one, as does an upload made without an algorithm.
+fn object_checksum(
+    meta: &mut crate::meta::ObjectMeta,
+    chosen: &[&OpenedPart],
+    input: &CompleteMultipartUploadInput,
+) -> S3Result<()> {
+    meta.checksums = Checksums::default();
+    let kind = meta.checksum_type.as_deref().and_then(ChecksumKind::parse);
+    if let Some(asked) = &input.checksum_type
+        && Some(asked.as_str()) != kind.map(ChecksumKind::as_str)
+    {
+        return Err(s3s::s3_error!(
+            InvalidRequest,
+            "The upload was created using the {} checksum mode. The complete request must use the same checksum mode.",
+            kind.map_or("NONE", ChecksumKind::as_str)
+        ));
+    }
+    let (Some(algorithm), Some(kind)) = (meta.checksum_algorithm.clone(), kind) else {
+        meta.checksum_type = None;
+        return Ok(());
+    };
+    let sums: Option<Vec<(&str, u64)>> = chosen
+        .iter()
+        .map(|p| checksum_of(&p.checksums, &algorithm).map(|c| (c, p.part.chunk.size)))
+        .collect();
+    let Some(sums) = sums else {
+        meta.checksum_type = None;
+        return Ok(());
+    };
+    let value = combined_checksum(&algorithm, kind, &sums)?;
+    let given = checksums_of(
+        input.checksum_crc32.clone(),
+        input.checksum_crc32c.clone(),
+        input.checksum_crc64nvme.clone(),
+        input.checksum_sha1.clone(),
+        input.checksum_sha256.clone(),
+    );
+    if let Some(want) = checksum_of(&given, &algorithm) {
+        // A composite checksum may be given with or without its `-N`.
+        let bare = value.rsplit_once('-').map_or(value.as_str(), |(v, _)| v);
+        let matches = want == value || (kind == ChecksumKind::Composite && want == bare);
+        if !matches {
+            return Err(s3s::s3_error!(
+                BadDigest,
+                "The {} you specified did not match the calculated checksum.",
+                algorithm.to_ascii_lowercase()
+            ));
+        }
+    }
+    meta.part_checksums = sums.iter().map(|(c, _)| (*c).to_owned()).collect();
+    set_checksum(&mut meta.checksums, &algorithm, value);
+    Ok(())
+}
+
+impl Gateway {
+    /// An upload's metadata, opened with its key.
+    fn upload_meta(
+        &self,
+        ctx: &ReqCtx,
+        upload: &Upload,
+        cipher: &ObjectCipher,
+    ) -> S3Result<crate::meta::ObjectMeta> {
+        cipher.open_meta(&upload.meta).map_err(|e| {
+            self.integrity_failure(
+                &Binding::upload(
+                    &ctx.tenant.name,
+                    &upload.bucket,
+                    &upload.key,
+                    &upload.upload_id,
+                ),
+                &format!("the metadata does not open: {e}"),
+            )
+        })
+    }
 }
 
 pub async fn abort(
@@ -594,17 +687,7 @@ pub async fn list_parts(
     let cipher = gw
         .open_upload(&ctx.tenant.name, &upload, &ctx.justification, &keys)
         .await?;
-    let meta = cipher.open_meta(&upload.meta).map_err(|e| {
-        gw.integrity_failure(
-            &Binding::upload(
-                &ctx.tenant.name,
-                &upload.bucket,
-                &upload.key,
-                &upload.upload_id,
-            ),
-            &format!("the metadata does not open: {e}"),
-        )
-    })?;
+    let meta = gw.upload_meta(&ctx, &upload, &cipher)?;
     let owner = owner(&ctx.tenant);
     let parts = parts
         .iter()
@@ -622,6 +705,7 @@ pub async fn list_parts(
         next_part_number_marker: next,
         is_truncated: Some(truncated),
         checksum_algorithm: meta.checksum_algorithm.map(ChecksumAlgorithm::from),
+        checksum_type: meta.checksum_type.map(ChecksumType::from),
         initiator: Some(Initiator {
             display_name: owner.display_name.clone(),
             id: owner.id.clone(),

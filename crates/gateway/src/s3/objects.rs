@@ -96,6 +96,8 @@ struct ObjectHeaders {
     meta: ObjectMeta,
     parts_count: Option<i32>,
     checksums: Checksums,
+    /// `FULL_OBJECT` or `COMPOSITE`, with the checksums.
+    checksum_type: Option<ChecksumType>,
 }
 
 /// Builds a GET or HEAD output (the two share these fields) from [`ObjectHeaders`].
@@ -122,6 +124,7 @@ macro_rules! object_output {
             checksum_crc64nvme: c.crc64nvme,
             checksum_sha1: c.sha1,
             checksum_sha256: c.sha256,
+            checksum_type: h.checksum_type,
             server_side_encryption: super::encryption::reported(),
             $($field: $value,)*
             ..Default::default()
@@ -274,7 +277,19 @@ fn object_headers(found: &Found, r: &ReadRequest<'_>) -> ObjectHeaders {
         } else {
             Checksums::default()
         },
+        checksum_type: (want_checksums && !found.meta.checksums.is_empty())
+            .then(|| checksum_type(&found.meta)),
     }
+}
+
+/// The checksum type of an object's checksums: its upload's, or `FULL_OBJECT` for an object
+/// uploaded at once (whose checksums are of its whole bytes).
+fn checksum_type(meta: &ObjectMeta) -> ChecksumType {
+    ChecksumType::from(
+        meta.checksum_type
+            .clone()
+            .unwrap_or_else(|| super::checksums::ChecksumKind::FULL_OBJECT.to_owned()),
+    )
 }
 
 pub async fn put(
@@ -575,6 +590,11 @@ pub async fn attributes(
         .etag
         .contains('-')
         .then(|| i32::try_from(o.chunks.len()).unwrap_or(i32::MAX));
+    let object_parts = if wants(ObjectAttributes::OBJECT_PARTS) && parts.is_some() {
+        Some(object_parts(&found, i.max_parts, i.part_number_marker)?)
+    } else {
+        None
+    };
     Ok(S3Response::new(GetObjectAttributesOutput {
         e_tag: wants(ObjectAttributes::ETAG).then(|| etag(&found.etag)),
         checksum: (wants(ObjectAttributes::CHECKSUM) && any_checksum).then(|| Checksum {
@@ -583,14 +603,9 @@ pub async fn attributes(
             checksum_crc64nvme: c.crc64nvme.clone(),
             checksum_sha1: c.sha1.clone(),
             checksum_sha256: c.sha256.clone(),
-            checksum_type: None,
+            checksum_type: Some(checksum_type(&found.meta)),
         }),
-        object_parts: (wants(ObjectAttributes::OBJECT_PARTS) && parts.is_some()).then(|| {
-            GetObjectAttributesParts {
-                total_parts_count: parts,
-                ..Default::default()
-            }
-        }),
+        object_parts,
         object_size: wants(ObjectAttributes::OBJECT_SIZE).then(|| size_i64(o.size)),
         storage_class: wants(ObjectAttributes::STORAGE_CLASS)
             .then(|| StorageClass::from_static(StorageClass::STANDARD)),
@@ -598,6 +613,51 @@ pub async fn attributes(
         version_id: response_version_id(ctx.bucket()?, o),
         ..Default::default()
     }))
+}
+
+/// The `ObjectParts` of an object uploaded in parts: its part count, and a page of its parts
+/// (number, size and, for an upload made with a checksum algorithm, that checksum) after
+/// `marker`, at most `max_parts` (default and most 1,000).
+fn object_parts(
+    found: &Found,
+    max_parts: Option<i32>,
+    marker: Option<i32>,
+) -> S3Result<GetObjectAttributesParts> {
+    let chunks = &found.object.chunks;
+    let max = super::input::page_size(max_parts, error::NEGATIVE_MAX_PARTS)?;
+    let after = usize::try_from(marker.unwrap_or(0).max(0)).unwrap_or(usize::MAX);
+    let meta = &found.meta;
+    let algorithm = meta.checksum_algorithm.as_deref().unwrap_or_default();
+    let page: Vec<ObjectPart> = chunks
+        .iter()
+        .enumerate()
+        .skip(after)
+        .take(max)
+        .map(|(i, chunk)| {
+            let mut c = Checksums::default();
+            if let Some(sum) = meta.part_checksums.get(i) {
+                super::checksums::set_checksum(&mut c, algorithm, sum.clone());
+            }
+            ObjectPart {
+                part_number: i32::try_from(i + 1).ok(),
+                size: Some(size_i64(chunk.size)),
+                checksum_crc32: c.crc32,
+                checksum_crc32c: c.crc32c,
+                checksum_crc64nvme: c.crc64nvme,
+                checksum_sha1: c.sha1,
+                checksum_sha256: c.sha256,
+            }
+        })
+        .collect();
+    let last = after.saturating_add(page.len());
+    Ok(GetObjectAttributesParts {
+        total_parts_count: i32::try_from(chunks.len()).ok(),
+        part_number_marker: marker,
+        next_part_number_marker: i32::try_from(last).ok().filter(|_| !page.is_empty()),
+        max_parts: i32::try_from(max).ok(),
+        is_truncated: Some(last < chunks.len()),
+        parts: Some(page),
+    })
 }
 
 /// Fuzz target (bolero: 2,000 random cases under `cargo test`): a Range header, whatever it
