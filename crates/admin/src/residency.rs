@@ -20,10 +20,10 @@ use obhut_maintenance::Maintenance;
 use obhut_maintenance::registry::{
     SiteSecrets, SiteSpec, check_fs_root, create_site, describe_backend, fs_root, move_site,
 };
-use obhut_maintenance::{RepairStatus, ResidencyTotals};
+use obhut_maintenance::{LockedCheck, RepairStatus, ResidencyTotals};
 use obhut_maintenance::{project, replicas_outside, uploads_outside};
 use obhut_trustee_client::views::{AttestationView, BucketPolicyView};
-use obhut_trustee_client::{Action, Role, SignedStatement, TrusteeClient};
+use obhut_trustee_client::{Action, Query, Role, SignedStatement, TrusteeClient};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -524,7 +524,7 @@ pub(crate) async fn residency_report(
     let UrlQuery(p) = params.map_err(|e| bad_request(e.body_text()))?;
     let tenant = residency_tenant(&state, &caller, p.tenant.as_ref()).await?;
     let m = maintenance(&state)?;
-    let report = match (p.limit, &tenant) {
+    let mut report = match (p.limit, &tenant) {
         (None, _) if p.after.is_some() => {
             return Err(bad_request("`after` pages a report: give `limit` too"));
         }
@@ -543,6 +543,11 @@ pub(crate) async fn residency_report(
         }
     }
     .map_err(unavailable)?;
+    if p.verify {
+        for t in &mut report.tenants {
+            t.locked_versions = Some(check_locked_versions(&state, &caller, &t.tenant).await?);
+        }
+    }
     let next = report.page.as_ref().and_then(|pg| pg.next.clone());
     let bytes = serde_json::to_vec(&report).map_err(internal)?;
     drop(report);
@@ -584,6 +589,51 @@ pub(crate) async fn residency_totals(
         .await
         .map_err(unavailable)?;
     Ok(Json(totals))
+}
+
+/// The versions of `tenant` the trustee knows object lock holds, each checked to be in the
+/// catalog: one missing was removed by an edit of the catalog (the S3 API, lifecycle and
+/// shred never remove it).
+async fn check_locked_versions(
+    state: &AdminState,
+    caller: &Caller,
+    tenant: &str,
+) -> Result<LockedCheck, ApiError> {
+    let mut check = LockedCheck::default();
+    let mut after: Option<(String, String, String)> = None;
+    loop {
+        let page = state
+            .trustee
+            .query(
+                caller.name(),
+                &Query::LockedVersions {
+                    tenant: tenant.to_owned(),
+                    after: after.clone(),
+                },
+            )
+            .await?;
+        let page: Vec<(String, String, String)> = serde_json::from_value(page)
+            .map_err(|e| internal(format!("the trustee's locked versions: {e}")))?;
+        let Some(last) = page.last().cloned() else {
+            return Ok(check);
+        };
+        for (bucket, key, version_id) in &page {
+            check.checked += 1;
+            let found = match state.catalog.get_bucket(bucket).await? {
+                Some(b) if b.tenant == tenant => state
+                    .catalog
+                    .get_object_version(bucket, key, Some(version_id))
+                    .await?
+                    .is_some_and(|v| !v.delete_marker),
+                _ => false,
+            };
+            if !found {
+                check.missing += 1;
+                *check.missing_by_bucket.entry(bucket.clone()).or_default() += 1;
+            }
+        }
+        after = Some(last);
+    }
 }
 
 /// After the trustee carried out a policy change: every cached copy of the tenant's policy is

@@ -87,6 +87,7 @@ macro_rules! catalog_conformance_tests {
             a_completed_upload_is_remembered_for_its_retention,
             object_meta_is_replaced_only_where_it_is_expected,
             bucket_configs_belong_to_one_incarnation_and_kind,
+            object_locks_belong_to_one_version_of_one_incarnation,
             seen_versions_are_removed_or_hidden_only_as_they_were_seen,
             unreferenced_blobs_keep_the_time_they_were_first_found,
             a_tenants_buckets_come_in_pages_and_its_sites_in_one_count,
@@ -3143,6 +3144,59 @@ pub async fn bucket_configs_belong_to_one_incarnation_and_kind(cat: &dyn Catalog
     );
     assert_eq!(cat.get_bucket_config(&second, cors).await.unwrap(), None);
     assert_eq!(cat.get_bucket_config(&first, cors).await.unwrap(), None);
+}
+
+pub async fn object_locks_belong_to_one_version_of_one_incarnation(cat: &dyn Catalog) {
+    ensure_tenant(cat, "ol").await;
+    let first = Bucket {
+        name: "ol-b".into(),
+        tenant: "ol".into(),
+        created_ms: 10,
+        versioning: crate::Versioning::Enabled,
+    };
+    cat.create_bucket(&first, &bucket_key("ol-b", 1))
+        .await
+        .unwrap();
+    assert_eq!(cat.get_object_lock(&first, "k", "v1").await.unwrap(), None);
+    cat.put_object_lock(&first, "k", "v1", b"one", 1)
+        .await
+        .unwrap();
+    cat.put_object_lock(&first, "k", "v2", b"two", 1)
+        .await
+        .unwrap();
+    cat.put_object_lock(&first, "k\u{e9}", "v1", b"other key", 1)
+        .await
+        .unwrap();
+    let get = |k: &'static str, v: &'static str| {
+        let b = first.clone();
+        async move { cat.get_object_lock(&b, k, v).await.unwrap() }
+    };
+    assert_eq!(get("k", "v1").await.as_deref(), Some(&b"one"[..]));
+    assert_eq!(get("k", "v2").await.as_deref(), Some(&b"two"[..]));
+    assert_eq!(
+        get("k\u{e9}", "v1").await.as_deref(),
+        Some(&b"other key"[..])
+    );
+    cat.put_object_lock(&first, "k", "v1", b"one, extended", 2)
+        .await
+        .unwrap();
+    assert_eq!(get("k", "v1").await.as_deref(), Some(&b"one, extended"[..]));
+    assert_eq!(get("k", "v2").await.as_deref(), Some(&b"two"[..]));
+    cat.delete_bucket(&first).await.unwrap();
+    let second = Bucket {
+        created_ms: 11,
+        ..first.clone()
+    };
+    cat.create_bucket(&second, &bucket_key("ol-b", 1))
+        .await
+        .unwrap();
+    assert_eq!(cat.get_object_lock(&second, "k", "v1").await.unwrap(), None);
+    assert_bucket_gone(
+        "object lock set",
+        cat.put_object_lock(&first, "k", "v1", b"stale", 3).await,
+    );
+    assert_eq!(cat.get_object_lock(&second, "k", "v1").await.unwrap(), None);
+    assert_eq!(cat.get_object_lock(&first, "k", "v1").await.unwrap(), None);
 }
 
 /// The conditional removals a lifecycle walk makes: each acts only on the entry as it was

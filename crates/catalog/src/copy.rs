@@ -199,6 +199,18 @@ const TABLES: &[Table] = &[
         columns: &[("site", Text), ("blob", Text), ("first_seen_ms", Int)],
         key: 2,
     },
+    Table {
+        name: "object_locks",
+        columns: &[
+            ("bucket", Text),
+            ("created_ms", Int),
+            ("key", Bytes),
+            ("version_id", Text),
+            ("record", Bytes),
+            ("updated_ms", Int),
+        ],
+        key: 4,
+    },
 ];
 
 /// Rows sent to PostgreSQL in one transaction.

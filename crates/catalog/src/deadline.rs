@@ -510,6 +510,31 @@ impl<C: Catalog> Catalog for Deadline<C> {
             .await
     }
 
+    async fn get_object_lock(
+        &self,
+        bucket: &Bucket,
+        key: &str,
+        version_id: &str,
+    ) -> Result<Option<Vec<u8>>> {
+        self.within(self.inner.get_object_lock(bucket, key, version_id))
+            .await
+    }
+
+    async fn put_object_lock(
+        &self,
+        bucket: &Bucket,
+        key: &str,
+        version_id: &str,
+        record: &[u8],
+        now_ms: i64,
+    ) -> Result<()> {
+        self.within(
+            self.inner
+                .put_object_lock(bucket, key, version_id, record, now_ms),
+        )
+        .await
+    }
+
     async fn upgrade_done(&self, name: &str) -> Result<Option<i64>> {
         self.within(self.inner.upgrade_done(name)).await
     }

@@ -446,6 +446,27 @@ pub trait Catalog: Send + Sync {
         now_ms: i64,
     ) -> Result<()>;
 
+    // object lock (docs/s3-compatibility.md, "Object lock")
+    /// The object lock record of version `version_id` of `key` in `bucket` (this incarnation),
+    /// as stored: sealed by the trustee, opaque here.
+    async fn get_object_lock(
+        &self,
+        bucket: &Bucket,
+        key: &str,
+        version_id: &str,
+    ) -> Result<Option<Vec<u8>>>;
+    /// Sets the object lock record of a version, checked in the same transaction to still be
+    /// the bucket of its name. The record may precede its version (it is written first, so
+    /// that no version of a bucket with object lock is ever visible without one).
+    async fn put_object_lock(
+        &self,
+        bucket: &Bucket,
+        key: &str,
+        version_id: &str,
+        record: &[u8],
+        now_ms: i64,
+    ) -> Result<()>;
+
     // one-time upgrades of records
     /// When the upgrade `name` finished, if it did.
     async fn upgrade_done(&self, name: &str) -> Result<Option<i64>>;

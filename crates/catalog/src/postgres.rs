@@ -71,7 +71,9 @@ macro_rules! cached {
 /// migration never changes: a new layout is a migration appended here, and from now on
 /// layouts change expand-then-contract (add, let every gateway run the release that writes
 /// both, then drop), because gateways of two releases share one database during an upgrade.
-const MIGRATIONS: &[&str] = &[PG_V1, PG_V2, PG_V3, PG_V4, PG_V5, PG_V6, PG_V7, PG_V8];
+const MIGRATIONS: &[&str] = &[
+    PG_V1, PG_V2, PG_V3, PG_V4, PG_V5, PG_V6, PG_V7, PG_V8, PG_V9,
+];
 
 /// What names the layout's records in messages.
 const DATABASE: &str = "the PostgreSQL catalog";
@@ -257,6 +259,19 @@ CREATE TABLE unreferenced_blobs (
     blob TEXT COLLATE "C" NOT NULL,
     first_seen_ms BIGINT NOT NULL,
     PRIMARY KEY (site, blob)
+);
+"#;
+
+/// Version 9: `object_locks`, as in `catalog.db`.
+const PG_V9: &str = r#"
+CREATE TABLE object_locks (
+    bucket TEXT COLLATE "C" NOT NULL,
+    created_ms BIGINT NOT NULL,
+    key BYTEA NOT NULL,
+    version_id TEXT COLLATE "C" NOT NULL,
+    record BYTEA NOT NULL,
+    updated_ms BIGINT NOT NULL,
+    PRIMARY KEY (bucket, created_ms, key, version_id)
 );
 "#;
 
@@ -2321,6 +2336,7 @@ impl Catalog for PgCatalog {
             "DELETE FROM reservations WHERE bucket = $1",
             "DELETE FROM bucket_configs WHERE bucket = $1",
             "DELETE FROM completed_uploads WHERE bucket = $1",
+            "DELETE FROM object_locks WHERE bucket = $1",
         ] {
             sqlx::query(sql)
                 .bind(name)
@@ -3253,6 +3269,54 @@ impl Catalog for PgCatalog {
             .bind(bucket.created_ms)
             .bind(kind),
         }
+        .execute(&mut *tx)
+        .await
+        .map_err(storage)?;
+        tx.commit().await.map_err(storage)?;
+        Ok(())
+    }
+
+    async fn get_object_lock(
+        &self,
+        bucket: &Bucket,
+        key: &str,
+        version_id: &str,
+    ) -> Result<Option<Vec<u8>>> {
+        sqlx::query_scalar(
+            "SELECT record FROM object_locks
+             WHERE bucket = $1 AND created_ms = $2 AND key = $3 AND version_id = $4",
+        )
+        .bind(&bucket.name)
+        .bind(bucket.created_ms)
+        .bind(key.as_bytes())
+        .bind(version_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(storage)
+    }
+
+    async fn put_object_lock(
+        &self,
+        bucket: &Bucket,
+        key: &str,
+        version_id: &str,
+        record: &[u8],
+        now_ms: i64,
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        lock_incarnation(&mut tx, bucket).await?;
+        sqlx::query(
+            "INSERT INTO object_locks (bucket, created_ms, key, version_id, record, updated_ms)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (bucket, created_ms, key, version_id)
+             DO UPDATE SET record = EXCLUDED.record, updated_ms = EXCLUDED.updated_ms",
+        )
+        .bind(&bucket.name)
+        .bind(bucket.created_ms)
+        .bind(key.as_bytes())
+        .bind(version_id)
+        .bind(record)
+        .bind(now_ms)
         .execute(&mut *tx)
         .await
         .map_err(storage)?;

@@ -27,9 +27,26 @@ const SCHEMA: obhut_migrate::Schema = obhut_migrate::Schema {
     name: "catalog.db",
     migrations: &[
         SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6, SCHEMA_V7, SCHEMA_V8,
+        SCHEMA_V9,
     ],
     identifying_table: "tenants",
 };
+
+/// Version 9: `object_locks`, the object lock record of each version of a bucket with object
+/// lock (its retention and legal hold), as the trustee sealed it: opaque here. Keyed by the
+/// bucket's incarnation, the key and the version id. Only adds a table: a release before it
+/// never reads it.
+const SCHEMA_V9: &str = r"
+CREATE TABLE IF NOT EXISTS object_locks (
+    bucket TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    key BLOB NOT NULL,
+    version_id TEXT NOT NULL,
+    record BLOB NOT NULL,
+    updated_ms INTEGER NOT NULL,
+    PRIMARY KEY (bucket, created_ms, key, version_id)
+) WITHOUT ROWID;
+";
 
 /// Version 8: `unreferenced_blobs`, orphan collection's record of since when (the catalog's
 /// clock) each blob it found on a site, named by no record, has been found so; a blob is
@@ -2007,6 +2024,7 @@ impl Catalog for SqliteCatalog {
                 "DELETE FROM reservations WHERE bucket = ?1",
                 "DELETE FROM bucket_configs WHERE bucket = ?1",
                 "DELETE FROM completed_uploads WHERE bucket = ?1",
+                "DELETE FROM object_locks WHERE bucket = ?1",
             ] {
                 exec(tx, sql, params![name]).map_err(storage)?;
             }
@@ -2986,6 +3004,60 @@ impl Catalog for SqliteCatalog {
                     params![b.name, b.created_ms, kind],
                 ),
             }
+            .map_err(storage)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_object_lock(
+        &self,
+        bucket: &Bucket,
+        key: &str,
+        version_id: &str,
+    ) -> Result<Option<Vec<u8>>> {
+        let (name, created) = (bucket.name.clone(), bucket.created_ms);
+        let (key, version) = (key.to_owned(), version_id.to_owned());
+        self.lookup(move |c| {
+            query_row(
+                c,
+                "SELECT record FROM object_locks
+                 WHERE bucket = ?1 AND created_ms = ?2 AND key = ?3 AND version_id = ?4",
+                params![name, created, key_bytes(&key), version],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(storage)
+        })
+        .await
+    }
+
+    async fn put_object_lock(
+        &self,
+        bucket: &Bucket,
+        key: &str,
+        version_id: &str,
+        record: &[u8],
+        now_ms: i64,
+    ) -> Result<()> {
+        let b = bucket.clone();
+        let (key, version, record) = (key.to_owned(), version_id.to_owned(), record.to_vec());
+        self.write_data(move |tx| {
+            incarnation_tx(tx, &b)?;
+            exec(
+                tx,
+                "INSERT OR REPLACE INTO object_locks
+                 (bucket, created_ms, key, version_id, record, updated_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    b.name,
+                    b.created_ms,
+                    key_bytes(&key),
+                    version,
+                    record,
+                    now_ms
+                ],
+            )
             .map_err(storage)?;
             Ok(())
         })

@@ -309,6 +309,9 @@ pub mod config_kind {
     pub const LIFECYCLE: &str = "lifecycle";
     /// Bucket tags, as `{"v":1,"tags":[[key,value],...]}` (kept in clear, as a bucket's name).
     pub const TAGGING: &str = "tagging";
+    /// Object lock: present only for a bucket created with it, as obhut's JSON of its default
+    /// retention (`{"v":1,"default":{"mode":"GOVERNANCE","days":30}}`).
+    pub const OBJECT_LOCK: &str = "object_lock";
 }
 
 mod blob_id_hex {

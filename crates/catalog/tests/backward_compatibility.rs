@@ -217,7 +217,22 @@ async fn write_catalog(cat: &dyn Catalog) {
     if SqliteCatalog::SCHEMA_VERSION >= 8 {
         cat.note_unreferenced("de-fra", &[blob(9)]).await.unwrap();
     }
+    if SqliteCatalog::SCHEMA_VERSION >= 9 {
+        cat.put_object_lock(
+            &bucket(),
+            "cat.jpg",
+            LOCKED_VERSION,
+            LOCK,
+            1_700_000_000_011,
+        )
+        .await
+        .unwrap();
+    }
 }
+
+/// The object lock record the fixtures of version 9 on hold (`object_locks`).
+const LOCK: &[u8] = b"sealed lock record";
+const LOCKED_VERSION: &str = "0123456789abcdef0123456789abcdef";
 
 /// The bucket configuration the fixtures of version 7 on hold (`bucket_configs`).
 const CORS: &[u8] = br#"{"rules":[]}"#;
@@ -236,6 +251,13 @@ const UPGRADE_DONE_MS: i64 = 1_700_000_000_009;
 
 /// Reads every record [`write_catalog`] of schema `version` wrote, and checks each field.
 async fn assert_catalog(cat: &dyn Catalog, version: u32) {
+    assert_eq!(
+        cat.get_object_lock(&bucket(), "cat.jpg", LOCKED_VERSION)
+            .await
+            .unwrap()
+            .as_deref(),
+        (version >= 9).then_some(LOCK)
+    );
     assert_eq!(cat.get_tenant("acme").await.unwrap(), Some(tenant()));
     assert_eq!(cat.list_tenants().await.unwrap(), vec![tenant()]);
     assert_eq!(cat.list_sites().await.unwrap(), vec![site()]);
@@ -474,6 +496,19 @@ async fn reads_every_record_of_a_catalog_written_by_schema_version_7() {
     assert_eq!(user_version(&path), 7);
     let cat = SqliteCatalog::open(&path).unwrap();
     assert_catalog(&cat, 7).await;
+    assert_writable(&cat).await;
+    assert_eq!(
+        user_version(&path),
+        i64::from(SqliteCatalog::SCHEMA_VERSION)
+    );
+}
+
+#[tokio::test]
+async fn reads_every_record_of_a_catalog_written_by_schema_version_8() {
+    let (_dir, path) = copy_of(8);
+    assert_eq!(user_version(&path), 8);
+    let cat = SqliteCatalog::open(&path).unwrap();
+    assert_catalog(&cat, 8).await;
     assert_writable(&cat).await;
     assert_eq!(
         user_version(&path),

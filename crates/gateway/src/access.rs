@@ -93,6 +93,24 @@ impl ReqCtx {
         )
     }
 
+    /// Whether the key's scope and the bucket's policy let it bypass a GOVERNANCE retention of
+    /// `key` (`s3:BypassGovernanceRetention`); never under a grant.
+    pub fn may_bypass_governance(&self, key: &str) -> S3Result<()> {
+        let Some(scope) = &self.scope else {
+            return Err(error::with(S3ErrorCode::AccessDenied, error::ACCESS_DENIED));
+        };
+        let resource = iam::object_arn(&self.bucket()?.name, key);
+        scope.check(
+            &Act {
+                action: "s3:BypassGovernanceRetention",
+                resource: &resource,
+                prefix: None,
+                delimiter: None,
+            },
+            self.bucket_policy.as_deref(),
+        )
+    }
+
     /// The justification for one step of an operation that reads and writes (`CopyObject:read`).
     pub fn justification_for(&self, step: &str) -> Justification {
         match &self.justification {

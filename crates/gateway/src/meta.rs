@@ -41,6 +41,10 @@ pub struct ObjectMeta {
     /// rest: the catalog never holds them in clear. Releases before tags ignore the field.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<(String, String)>,
+    /// A multipart upload's object lock, as its CreateMultipartUpload headers asked: applied
+    /// to the version its completion writes (and never stored with the version itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock: Option<obhut_trustee_client::object_lock::LockState>,
 }
 
 /// Full-object checksums, base64 as S3 transmits them.

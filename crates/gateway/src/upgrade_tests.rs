@@ -173,6 +173,18 @@ impl TrusteeClient for StandIn {
         self.alarms.lock().unwrap().push(alarm.clone());
         Ok(2)
     }
+    async fn seal_lock(
+        &self,
+        _: &obhut_trustee_client::object_lock::LockSeal,
+    ) -> Result<obhut_trustee_client::object_lock::LockAnswer, TrusteeError> {
+        no()
+    }
+    async fn open_lock(
+        &self,
+        _: &obhut_trustee_client::object_lock::LockOpen,
+    ) -> Result<obhut_trustee_client::object_lock::LockAnswer, TrusteeError> {
+        no()
+    }
 }
 
 struct NoPolicies;

@@ -27,8 +27,8 @@ pub use policy::{Policy, PolicyError, PolicySource, project, project_all, reside
 pub use repair::{Maintenance, Outcome, RepairRequests, RepairState, RepairStatus, ScrubRate};
 pub use replica::{ReplicaProblem, discard_blobs, verify_replica};
 pub use report::{
-    BucketResidency, ReplicaCheck, ReportPage, ReportPolicy, ReportSite, ResidencyReport,
-    ResidencyTotals, TenantResidency, replicas_outside, uploads_outside,
+    BucketResidency, LockedCheck, ReplicaCheck, ReportPage, ReportPolicy, ReportSite,
+    ResidencyReport, ResidencyTotals, TenantResidency, replicas_outside, uploads_outside,
 };
 pub use sites::SiteSet;
 pub use worker::{Duty, WorkerState, WorkerStatus, Workers};

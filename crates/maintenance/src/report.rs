@@ -72,7 +72,22 @@ pub struct TenantResidency {
     pub buckets: Vec<BucketResidency>,
     /// The tenant's own policy (a bucket's may be narrower).
     pub jurisdictions: Vec<String>,
+    /// Only in verified reports: the versions object lock holds, by the trustee's own list,
+    /// checked to be in the catalog.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locked_versions: Option<LockedCheck>,
     pub tenant: String,
+}
+
+/// What checking the trustee's list of locked versions against the catalog found.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockedCheck {
+    pub checked: u64,
+    /// Locked versions the catalog no longer has (removed by an edit of the catalog).
+    pub missing: u64,
+    /// Per bucket, how many are missing.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub missing_by_bucket: BTreeMap<String, u64>,
 }
 
 /// Where one bucket's objects are: counts, never names.
@@ -147,6 +162,7 @@ impl Maintenance {
             report_tenants.push(TenantResidency {
                 buckets,
                 jurisdictions: owned.jurisdictions,
+                locked_versions: None,
                 tenant: t.name,
             });
         }
@@ -549,11 +565,13 @@ mod tests {
                         }),
                     }],
                     jurisdictions: vec!["DE".into(), "AT".into()],
+                    locked_versions: None,
                     tenant: "demo".into(),
                 },
                 TenantResidency {
                     buckets: vec![],
                     jurisdictions: vec!["DE".into()],
+                    locked_versions: None,
                     tenant: "empty".into(),
                 },
             ],

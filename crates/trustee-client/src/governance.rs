@@ -371,7 +371,18 @@ pub enum Query {
     /// Whether officers have disconnected the provider, since when and by whom, and the
     /// approvals pending for the next change (officers, operators and auditors).
     Disconnect,
+    /// The versions of a tenant an object lock holds now (a legal hold or a retention in
+    /// force), by the trustee's own list, as `[bucket, key, version_id]`, at most
+    /// [`MAX_LOCKED_VERSIONS`] after `after`: officers, auditors and the tenant's admin.
+    LockedVersions {
+        tenant: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after: Option<(String, String, String)>,
+    },
 }
+
+/// The most versions one [`Query::LockedVersions`] answers.
+pub const MAX_LOCKED_VERSIONS: usize = 1000;
 
 /// The public side of the transparency log, plus entry bundles for those entitled to them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod governance;
 pub mod log_entry;
 pub mod object_keys;
+pub mod object_lock;
 pub mod remote;
 pub mod views;
 use async_trait::async_trait;
@@ -300,6 +301,19 @@ pub trait TrusteeClient: Send + Sync {
     /// Appends an `integrity_alarm` entry to the log: a gateway found `alarm`'s record failing
     /// its integrity check and served nothing from it. Returns the entry's log index.
     async fn report_integrity(&self, alarm: &IntegrityAlarm) -> Result<u64, TrusteeError>;
+    /// Seals a version's object lock record, if the change is allowed after the record it
+    /// replaces, judged on the trustee's clock (`Denied` otherwise); a record that locks or
+    /// unlocks is appended to the log first.
+    async fn seal_lock(
+        &self,
+        seal: &object_lock::LockSeal,
+    ) -> Result<object_lock::LockAnswer, TrusteeError>;
+    /// Opens a stored object lock record: `Integrity` if it is not the trustee's seal for that
+    /// version. Answers the trustee's clock with it.
+    async fn open_lock(
+        &self,
+        open: &object_lock::LockOpen,
+    ) -> Result<object_lock::LockAnswer, TrusteeError>;
 }
 
 /// The associated data that binds a wrapped bucket key to its tenant, bucket and version.

@@ -317,6 +317,24 @@ pub enum LogEvent {
         upload: Option<String>,
         reason: String,
     },
+    /// A version's object lock record was sealed: its first one, if it locks the version (a
+    /// retention or a legal hold), and every change of its retention or legal hold after
+    /// (docs/s3-compatibility.md, "Object lock"). `bypass`: a GOVERNANCE retention was
+    /// shortened or removed with the bypass.
+    ObjectLock {
+        tenant: String,
+        bucket: String,
+        key: String,
+        version_id: String,
+        change: crate::object_lock::LockChange,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mode: Option<crate::object_lock::LockMode>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retain_until_ms: Option<i64>,
+        legal_hold: bool,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        bypass: bool,
+    },
     /// An officer or tenant admin enrolled a further key (a browser's) for signing its
     /// approvals and denials, by `statement`, which it signed with its own key.
     SigningKeyEnrolled {
@@ -515,6 +533,7 @@ impl LogEvent {
             Self::AccessKeysImported { .. } => "access_keys_imported",
             Self::IntegrityFailure { .. } => "integrity_failure",
             Self::IntegrityAlarm { .. } => "integrity_alarm",
+            Self::ObjectLock { .. } => "object_lock",
             Self::SigningKeyEnrolled { .. } => "signing_key_enrolled",
             Self::SigningKeyRevoked { .. } => "signing_key_revoked",
             Self::DisconnectApproval { .. } => "disconnect_approval",
@@ -577,7 +596,7 @@ impl LogEvent {
             | Self::AccessKeyCreated { tenant, .. }
             | Self::AccessKeyRevoked { tenant, .. }
             | Self::AccessKeysImported { tenant, .. } => Some(tenant),
-            Self::IntegrityAlarm { tenant, .. } => Some(tenant),
+            Self::IntegrityAlarm { tenant, .. } | Self::ObjectLock { tenant, .. } => Some(tenant),
         }
     }
 
@@ -645,7 +664,7 @@ impl LogEvent {
             | Self::TrusteeReconnected { .. }
             | Self::GatewayAcknowledged { .. }
             | Self::GatewayAckMissing { .. } => None,
-            Self::IntegrityAlarm { .. } => None,
+            Self::IntegrityAlarm { .. } | Self::ObjectLock { .. } => None,
         }
     }
 
@@ -934,6 +953,37 @@ impl LogEvent {
                 ("key", key.clone()),
                 ("upload", opt(upload.clone())),
                 ("reason", reason.clone()),
+            ],
+            Self::ObjectLock {
+                bucket,
+                key,
+                version_id,
+                change,
+                mode,
+                retain_until_ms,
+                legal_hold,
+                bypass,
+                ..
+            } => vec![
+                ("bucket", bucket.clone()),
+                ("key", key.clone()),
+                ("version_id", version_id.clone()),
+                (
+                    "change",
+                    match change {
+                        crate::object_lock::LockChange::Written => "written",
+                        crate::object_lock::LockChange::Retention => "retention",
+                        crate::object_lock::LockChange::LegalHold => "legal_hold",
+                    }
+                    .into(),
+                ),
+                ("mode", opt(mode.map(|m| m.as_str().into()))),
+                (
+                    "retain_until_ms",
+                    opt(retain_until_ms.map(|m| m.to_string())),
+                ),
+                ("legal_hold", legal_hold.to_string()),
+                ("bypass", bypass.to_string()),
             ],
             Self::SigningKeyEnrolled {
                 role,

@@ -1264,6 +1264,20 @@ impl TrusteeClient for RemoteTrustee {
         self.conn.post("/v1/gov/integrity-alarm", alarm).await
     }
 
+    async fn seal_lock(
+        &self,
+        seal: &crate::object_lock::LockSeal,
+    ) -> Result<crate::object_lock::LockAnswer, TrusteeError> {
+        self.conn.post("/v1/lock/seal", seal).await
+    }
+
+    async fn open_lock(
+        &self,
+        open: &crate::object_lock::LockOpen,
+    ) -> Result<crate::object_lock::LockAnswer, TrusteeError> {
+        self.conn.post("/v1/lock/open", open).await
+    }
+
     async fn seal_site_secret(&self, site: &str, secret: &str) -> Result<String, TrusteeError> {
         self.conn
             .post(

@@ -351,7 +351,7 @@ const ALARMS_LOGGED_PER_MINUTE: u32 = 60;
 /// `tests/fixtures/` gets a database written by the release before it.
 const SCHEMA: obhut_migrate::Schema = obhut_migrate::Schema {
     name: "governance.db",
-    migrations: &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3],
+    migrations: &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4],
     identifying_table: "principals",
 };
 
@@ -411,6 +411,24 @@ CREATE TABLE pending_enrolments (
     fields TEXT NOT NULL,
     statements TEXT NOT NULL,
     at_ms INTEGER NOT NULL
+);
+";
+
+/// Version 4: every object version the trustee sealed a lock for (object lock: a retention or
+/// a legal hold), with its latest state, so that a crypto-shred of a tenant whose versions a
+/// COMPLIANCE retention still protects is refused ([`Governance::compliance_locks`]) and a
+/// locked version missing from the catalog is found ([`Governance::locked_versions`]). Only
+/// adds a table.
+const SCHEMA_V4: &str = "
+CREATE TABLE object_locks (
+    tenant TEXT NOT NULL,
+    bucket TEXT NOT NULL,
+    key TEXT NOT NULL,
+    version_id TEXT NOT NULL,
+    mode TEXT,
+    retain_until_ms INTEGER,
+    legal_hold INTEGER NOT NULL,
+    PRIMARY KEY (tenant, bucket, key, version_id)
 );
 ";
 
@@ -2233,6 +2251,91 @@ impl Governance {
         self.admit_entry(grant, DENIALS_LOGGED_PER_MINUTE)
     }
 
+    /// Records the lock state of a version whose lock record the trustee is about to seal:
+    /// kept before the record exists, so that no lock protects a version this list does not
+    /// know. A state that locks nothing (no retention, no hold) drops the version's row.
+    pub fn note_lock(
+        &self,
+        target: &obhut_trustee_client::object_lock::LockTarget,
+        state: &obhut_trustee_client::object_lock::LockState,
+    ) -> Result<(), TrusteeError> {
+        let db = self.db()?;
+        if state.retention.is_none() && !state.legal_hold {
+            db.execute(
+                "DELETE FROM object_locks
+                 WHERE tenant = ?1 AND bucket = ?2 AND key = ?3 AND version_id = ?4",
+                params![target.tenant, target.bucket, target.key, target.version_id],
+            )
+        } else {
+            db.execute(
+                "INSERT OR REPLACE INTO object_locks
+                 (tenant, bucket, key, version_id, mode, retain_until_ms, legal_hold)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    target.tenant,
+                    target.bucket,
+                    target.key,
+                    target.version_id,
+                    state.retention.map(|r| r.0.as_str()),
+                    state.retention.map(|r| r.1),
+                    state.legal_hold
+                ],
+            )
+        }
+        .map_err(storage)?;
+        Ok(())
+    }
+
+    /// How many versions of `tenant` a COMPLIANCE retention still protects at `now_ms`, and
+    /// the latest retain-until date among them.
+    pub fn compliance_locks(&self, tenant: &str, now_ms: i64) -> Result<(u64, i64), TrusteeError> {
+        let db = self.db()?;
+        let (count, latest): (i64, Option<i64>) = db
+            .query_row(
+                "SELECT COUNT(*), MAX(retain_until_ms) FROM object_locks
+                 WHERE tenant = ?1 AND mode = 'COMPLIANCE' AND retain_until_ms > ?2",
+                params![tenant, now_ms],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(storage)?;
+        Ok((u64::try_from(count).unwrap_or(0), latest.unwrap_or(0)))
+    }
+
+    /// The versions of `tenant` a lock holds at `now_ms` (a legal hold, or a retention in
+    /// force), as (bucket, key, version id), at most `limit` after `after`, in order.
+    pub fn locked_versions(
+        &self,
+        tenant: &str,
+        now_ms: i64,
+        after: Option<(&str, &str, &str)>,
+        limit: usize,
+    ) -> Result<Vec<(String, String, String)>, TrusteeError> {
+        let db = self.db()?;
+        let (b, k, v) = after.unwrap_or(("", "", ""));
+        let mut stmt = db
+            .prepare(
+                "SELECT bucket, key, version_id FROM object_locks
+                 WHERE tenant = ?1 AND (legal_hold = 1 OR retain_until_ms > ?2)
+                   AND (bucket, key, version_id) > (?3, ?4, ?5)
+                 ORDER BY bucket, key, version_id LIMIT ?6",
+            )
+            .map_err(storage)?;
+        let rows = stmt
+            .query_map(
+                params![
+                    tenant,
+                    now_ms,
+                    b,
+                    k,
+                    v,
+                    i64::try_from(limit).unwrap_or(i64::MAX)
+                ],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .map_err(storage)?;
+        rows.collect::<Result<_, _>>().map_err(storage)
+    }
+
     /// A window of `limit` entries per minute about `subject`.
     fn admit_entry(&self, subject: &str, limit: u32) -> Option<u32> {
         let now = now_ms();
@@ -2720,6 +2823,22 @@ impl Governance {
                 limit,
             } => self.log_entries(&who, tenant.as_deref(), *from, *limit),
             Query::SigningKeys => self.signing_keys_of(&who),
+            Query::LockedVersions { tenant, after } => {
+                if !sees_tenant(tenant) {
+                    return Err(denied(format!(
+                        "you may not see tenant {tenant}'s locked versions"
+                    )));
+                }
+                let after = after
+                    .as_ref()
+                    .map(|(b, k, v)| (b.as_str(), k.as_str(), v.as_str()));
+                Ok(json!(self.locked_versions(
+                    tenant,
+                    now,
+                    after,
+                    obhut_trustee_client::governance::MAX_LOCKED_VERSIONS
+                )?))
+            }
             Query::Disconnect => {
                 if who.role == Role::TenantAdmin {
                     return Err(denied(

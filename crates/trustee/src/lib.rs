@@ -33,6 +33,9 @@ use obhut_trustee_client::log_entry::ObjectKeyRequestEntry;
 use obhut_trustee_client::object_keys::{
     KeyRelease, ObjectKeyOp, ObjectKeyOutcome, SealedObjectKey, object_key_aad, open_sealed_etag,
 };
+use obhut_trustee_client::object_lock::{
+    self, LockAnswer, LockChange, LockOpen, LockSeal, LockState, LockTarget,
+};
 use obhut_trustee_client::views::{ShredDone, ShredView};
 use obhut_trustee_client::{
     Action, GrantAccess, GrantScope, IntegrityAlarm, Justification, LogEvent, LogRead,
@@ -883,6 +886,72 @@ impl TrusteeClient for Trustee {
         .await
     }
 
+    async fn seal_lock(&self, seal: &LockSeal) -> Result<LockAnswer, TrusteeError> {
+        self.governance.check_connected()?;
+        check_lock_target(&seal.target)?;
+        let seal = seal.clone();
+        self.blocking(move |t| {
+            let now = now_ms();
+            let previous = match &seal.previous {
+                Some(sealed) => Some(t.open_lock_now(&seal.target, sealed)?),
+                None => None,
+            };
+            if let Some(prev) = &previous
+                && let Some(why) =
+                    object_lock::refusal(prev, &seal.state, seal.bypass_governance, now)
+            {
+                return Err(TrusteeError::Denied(why.into()));
+            }
+            let bypass = previous.is_some_and(|prev| {
+                seal.bypass_governance
+                    && object_lock::refusal(&prev, &seal.state, false, now).is_some()
+            });
+            t.governance.note_lock(&seal.target, &seal.state)?;
+            let plain = serde_json::to_vec(&seal.state)
+                .map_err(|e| TrusteeError::Storage(e.to_string()))?;
+            let sealed = t.with(|ks| {
+                ks.ensure_tenant_key(OBJECT_LOCKS)?;
+                ks.seal_for(OBJECT_LOCKS, &lock_aad(&seal.target), &plain)
+            })?;
+            let locks = seal.state.retention.is_some() || seal.state.legal_hold;
+            if seal.change != LockChange::Written || locks {
+                let target = seal.target.clone();
+                t.governance.record(LogEvent::ObjectLock {
+                    tenant: target.tenant,
+                    bucket: target.bucket,
+                    key: target.key,
+                    version_id: target.version_id,
+                    change: seal.change,
+                    mode: seal.state.retention.map(|r| r.0),
+                    retain_until_ms: seal.state.retention.map(|r| r.1),
+                    legal_hold: seal.state.legal_hold,
+                    bypass,
+                })?;
+            }
+            Ok(LockAnswer {
+                sealed: base64_simd::STANDARD.encode_to_string(sealed),
+                state: seal.state,
+                now_ms: now,
+            })
+        })
+        .await
+    }
+
+    async fn open_lock(&self, open: &LockOpen) -> Result<LockAnswer, TrusteeError> {
+        self.governance.check_connected()?;
+        check_lock_target(&open.target)?;
+        let open = open.clone();
+        self.blocking(move |t| {
+            let state = t.open_lock_now(&open.target, &open.sealed)?;
+            Ok(LockAnswer {
+                sealed: open.sealed,
+                state,
+                now_ms: now_ms(),
+            })
+        })
+        .await
+    }
+
     async fn seal_site_secret(&self, site: &str, secret: &str) -> Result<String, TrusteeError> {
         let (site, secret) = (site.to_owned(), zeroize::Zeroizing::new(secret.to_owned()));
         let sealed = self
@@ -1332,6 +1401,48 @@ impl verify::SecretSource for Trustee {
 /// start with `_`).
 const SITE_SECRETS: &str = "_sites";
 
+/// The keystore entry object lock records are sealed under: a key of the trustee's own, so
+/// that a record reads the same whatever becomes of its tenant's key.
+const OBJECT_LOCKS: &str = "_object_locks";
+
+/// The associated data of a version's object lock record: the version it belongs to.
+fn lock_aad(t: &LockTarget) -> Vec<u8> {
+    let mut aad = b"obhut object lock v1\0".to_vec();
+    for part in [&t.tenant, &t.bucket, &t.key, &t.version_id] {
+        aad.extend_from_slice(&u64::try_from(part.len()).unwrap_or(u64::MAX).to_be_bytes());
+        aad.extend_from_slice(part.as_bytes());
+    }
+    aad
+}
+
+fn check_lock_target(t: &LockTarget) -> Result<(), TrusteeError> {
+    let fits = |s: &str, max: usize| !s.is_empty() && s.len() <= max;
+    if fits(&t.tenant, 256)
+        && fits(&t.bucket, 256)
+        && fits(&t.key, 2048)
+        && fits(&t.version_id, 256)
+    {
+        Ok(())
+    } else {
+        Err(TrusteeError::Invalid(
+            "an object lock record names a tenant, a bucket, a key and a version id of bounded length".into(),
+        ))
+    }
+}
+
+impl Trustee {
+    /// Opens a stored object lock record of `target`: `Integrity` if it is not this
+    /// trustee's seal for that version (edited, or moved from another version).
+    fn open_lock_now(&self, target: &LockTarget, sealed: &str) -> Result<LockState, TrusteeError> {
+        let raw = base64_simd::STANDARD
+            .decode_to_vec(sealed.as_bytes())
+            .map_err(|_| TrusteeError::Integrity("an object lock record is not base64".into()))?;
+        let plain = self.with(|ks| ks.open_for(OBJECT_LOCKS, &lock_aad(target), &raw))?;
+        serde_json::from_slice(&plain)
+            .map_err(|e| TrusteeError::Integrity(format!("an object lock record: {e}")))
+    }
+}
+
 fn site_secret_aad(site: &str) -> Vec<u8> {
     let mut aad = b"obhut site secret v1\0".to_vec();
     aad.extend_from_slice(site.as_bytes());
@@ -1362,6 +1473,9 @@ impl Trustee {
                 destroy_after_ms: None,
             }));
         }
+        if mode != ShredMode::Cancel {
+            self.refuse_shred_of_compliance_locks(tenant)?;
+        }
         match self.governance.approve_shred(who, tenant, mode)? {
             ShredOutcome::Pending(p) => to_json(&ShredView::Pending(p)),
             ShredOutcome::Reached => {
@@ -1380,6 +1494,26 @@ impl Trustee {
                 }))
             }
         }
+    }
+
+    /// A crypto-shred would make versions unreadable that a COMPLIANCE retention still
+    /// protects: refused, naming how many and until when (docs/governance.md, "Object lock and
+    /// crypto-shred"). GOVERNANCE retentions and legal holds do not stop a shred.
+    fn refuse_shred_of_compliance_locks(&self, tenant: &str) -> Result<(), TrusteeError> {
+        let (count, latest) = self.governance.compliance_locks(tenant, now_ms())?;
+        if count == 0 {
+            return Ok(());
+        }
+        let until = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(latest) * 1_000_000)
+            .ok()
+            .and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+            .unwrap_or_else(|| format!("{latest} ms since the epoch"));
+        Err(TrusteeError::Conflict(format!(
+            "tenant {tenant} cannot be shredded: {count} object version(s) are under a COMPLIANCE retention until as late as {until}; a shred is possible once the last of them has passed"
+        )))
     }
 
     fn key_status_now(&self, tenant: &str) -> Result<TenantKeyStatus, TrusteeError> {
@@ -2008,6 +2142,88 @@ mod tests {
                 .await
                 .is_err()
         );
+    }
+
+    #[tokio::test]
+    async fn lock_records_are_sealed_judged_on_the_trustees_clock_and_bound_to_their_version() {
+        let (_dir, t) = unsealed().await;
+        let target = |v: &str| LockTarget {
+            tenant: "a".into(),
+            bucket: "b".into(),
+            key: "k".into(),
+            version_id: v.into(),
+        };
+        let compliance = |until| LockState {
+            retention: Some((object_lock::LockMode::Compliance, until)),
+            legal_hold: false,
+        };
+        let far = now_ms() + 3_600_000;
+        let seal = |v: &str, state, previous: Option<String>, change| LockSeal {
+            target: target(v),
+            state,
+            change,
+            previous,
+            bypass_governance: true,
+        };
+        let first = t
+            .seal_lock(&seal("v1", compliance(far), None, LockChange::Written))
+            .await
+            .unwrap();
+        let opened = t
+            .open_lock(&LockOpen {
+                target: target("v1"),
+                sealed: first.sealed.clone(),
+            })
+            .await
+            .unwrap();
+        assert_eq!(opened.state, compliance(far));
+        assert!(opened.state.holds(opened.now_ms));
+        // Another version's record, or an edited one, does not open.
+        let mut edited: Vec<char> = first.sealed.chars().collect();
+        edited[10] = if edited[10] == 'A' { 'B' } else { 'A' };
+        for (v, sealed) in [
+            ("v2", first.sealed.clone()),
+            ("v1", edited.into_iter().collect()),
+        ] {
+            assert!(matches!(
+                t.open_lock(&LockOpen {
+                    target: target(v),
+                    sealed,
+                })
+                .await,
+                Err(TrusteeError::Integrity(_))
+            ));
+        }
+        // A COMPLIANCE retention in force is not shortened, bypass or not; it is extended.
+        let shorter = seal(
+            "v1",
+            compliance(far - 1),
+            Some(first.sealed.clone()),
+            LockChange::Retention,
+        );
+        assert!(matches!(
+            t.seal_lock(&shorter).await,
+            Err(TrusteeError::Denied(_))
+        ));
+        t.seal_lock(&seal(
+            "v1",
+            compliance(far + 1),
+            Some(first.sealed.clone()),
+            LockChange::Retention,
+        ))
+        .await
+        .unwrap();
+        // The trustee's registry refuses a shred of the tenant, naming count and date.
+        let (count, latest) = t.governance.compliance_locks("a", now_ms()).unwrap();
+        assert_eq!((count, latest), (1, far + 1));
+        let refused = t
+            .refuse_shred_of_compliance_locks("a")
+            .unwrap_err()
+            .to_string();
+        assert!(refused.contains("1 object version(s)"), "{refused}");
+        t.refuse_shred_of_compliance_locks("other").unwrap();
+        // Once passed, it protects nothing.
+        assert_eq!(t.governance.compliance_locks("a", far + 2).unwrap().0, 0);
     }
 
     #[tokio::test]

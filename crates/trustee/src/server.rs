@@ -430,6 +430,8 @@ fn router_and_feed(
         .route("/v1/gov/site-secret/open", post(open_site_secret))
         .route("/v1/gov/attest", post(attest))
         .route("/v1/gov/integrity-alarm", post(integrity_alarm))
+        .route("/v1/lock/seal", post(seal_lock))
+        .route("/v1/lock/open", post(open_lock))
         .route("/v1/bucket-keys/create", post(create_bucket_key))
         .route("/v1/bucket-keys/release", post(release_bucket_key))
         .route("/v1/object-keys", post(object_keys))
@@ -588,6 +590,22 @@ async fn integrity_alarm(
 ) -> ApiResult<u64> {
     let Json(r) = body?;
     Ok(Json(s.trustee.report_integrity(&r).await?))
+}
+
+async fn seal_lock(
+    State(s): State<AppState>,
+    body: Result<Json<obhut_trustee_client::object_lock::LockSeal>, JsonRejection>,
+) -> ApiResult<obhut_trustee_client::object_lock::LockAnswer> {
+    let Json(r) = body?;
+    Ok(Json(s.trustee.seal_lock(&r).await?))
+}
+
+async fn open_lock(
+    State(s): State<AppState>,
+    body: Result<Json<obhut_trustee_client::object_lock::LockOpen>, JsonRejection>,
+) -> ApiResult<obhut_trustee_client::object_lock::LockAnswer> {
+    let Json(r) = body?;
+    Ok(Json(s.trustee.open_lock(&r).await?))
 }
 
 async fn grant_access(

@@ -90,12 +90,17 @@ pub enum LifecycleError {
     TrusteeNotServing,
 }
 
-/// Whether object lock (a retention period or a legal hold) keeps version `v` from being
-/// removed or hidden. Object lock does not exist yet, so no version is locked: this is where
-/// lifecycle will skip a locked version once it does.
-#[must_use]
-pub fn held_by_object_lock(_v: &ObjectRecord) -> bool {
-    false
+impl Gateway {
+    /// Whether object lock (a retention in force or a legal hold, on the trustee's clock)
+    /// keeps version `v` of `bucket` from being removed or hidden. A lock record that does not
+    /// open, or that is missing where it must exist, or a trustee that does not answer, keeps
+    /// it too: lifecycle never removes what it cannot tell is free.
+    pub async fn held_by_object_lock(&self, bucket: &Bucket, v: &ObjectRecord) -> bool {
+        match &v.version_id {
+            Some(id) => self.lock_holds(bucket, &v.key, id).await,
+            None => false,
+        }
+    }
 }
 
 /// The lease and stop signal a run goes by.
@@ -352,7 +357,7 @@ impl Gateway {
             {
                 return Ok(());
             }
-            if held_by_object_lock(&v.object) {
+            if self.held_by_object_lock(bucket, &v.object).await {
                 applied.locked += 1;
                 return Ok(());
             }
@@ -386,7 +391,7 @@ impl Gateway {
             .await
             .is_some()
         {
-            if held_by_object_lock(&v.object) {
+            if self.held_by_object_lock(bucket, &v.object).await {
                 applied.locked += 1;
                 false
             } else {
@@ -426,7 +431,7 @@ impl Gateway {
             ) && !r.filter.beyond_prefix()
                 && r.filter.matches_name(&marker.object.key)
         });
-        if !removes || held_by_object_lock(&marker.object) {
+        if !removes || self.held_by_object_lock(bucket, &marker.object).await {
             return Ok(());
         }
         let seen = SeenVersion {

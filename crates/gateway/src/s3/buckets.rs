@@ -184,6 +184,9 @@ pub async fn create(
         .create_bucket(&bucket, &key)
         .await
         .map_err(|e| error::bucket_creation(e, tenant))?;
+    if input.object_lock_enabled_for_bucket == Some(true) {
+        super::object_lock::enable_on_new_bucket(gw, &bucket).await?;
+    }
     Ok(S3Response::new(CreateBucketOutput {
         location: Some(format!("/{}", input.bucket)),
     }))

@@ -129,6 +129,17 @@ pub async fn copy_object(
     let input = req.input;
     let bucket = ctx.bucket()?.name.as_str();
     check_new_object!(input)?;
+    // A copy's lock is its own (its headers or the bucket's default), never its source's.
+    let lock = gw
+        .new_version_lock(
+            ctx.bucket()?,
+            &super::object_lock::LockHeaders {
+                mode: input.object_lock_mode.as_ref(),
+                retain_until: input.object_lock_retain_until_date.as_ref(),
+                legal_hold: input.object_lock_legal_hold_status.as_ref(),
+            },
+        )
+        .await?;
     // Tags: the source's (COPY, the default) or those of x-amz-tagging (REPLACE).
     let new_tags = match input
         .tagging_directive
@@ -238,6 +249,15 @@ pub async fn copy_object(
         chunks: vec![written.chunk],
         version_id: (versioning == Versioning::Enabled).then(|| hex(&cipher.version_id)),
     };
+    if let Some(state) = lock {
+        gw.write_new_lock(
+            ctx.bucket()?,
+            &record.key,
+            record.version_id.as_deref(),
+            state,
+        )
+        .await?;
+    }
     gw.commit_object(ctx.bucket()?, &record, PutCondition::None, hold)
         .await?;
     Ok(S3Response::new(CopyObjectOutput {

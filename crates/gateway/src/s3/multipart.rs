@@ -200,6 +200,18 @@ pub async fn create(
     let bucket = ctx.bucket()?.name.as_str();
     check_new_object!(input)?;
     let tags = super::tagging::header_tags(input.tagging.as_deref())?;
+    let lock_headers = super::object_lock::LockHeaders {
+        mode: input.object_lock_mode.as_ref(),
+        retain_until: input.object_lock_retain_until_date.as_ref(),
+        legal_hold: input.object_lock_legal_hold_status.as_ref(),
+    };
+    // Lock headers are checked now and kept with the upload; the bucket's default applies at
+    // completion, when the version is written.
+    let lock = if lock_headers.any() {
+        gw.new_version_lock(ctx.bucket()?, &lock_headers).await?
+    } else {
+        None
+    };
     // Placement is decided once, here, and kept with the upload: every part goes there.
     // Refused early if the object could not be placed.
     let placed = gw.placement(&ctx).await?;
@@ -214,6 +226,7 @@ pub async fn create(
     }
     .into_meta();
     meta.tags = tags;
+    meta.lock = lock;
     meta.checksum_algorithm = input
         .checksum_algorithm
         .as_ref()
@@ -497,6 +510,13 @@ pub async fn complete(
             &keys,
         )
         .await?;
+    let lock = match meta.lock.take() {
+        Some(state) => Some(state),
+        None => {
+            gw.new_version_lock(ctx.bucket()?, &super::object_lock::LockHeaders::NONE)
+                .await?
+        }
+    };
     let versioning = ctx.bucket()?.versioning;
     let record = ObjectRecord {
         bucket: upload.bucket.clone(),
@@ -519,6 +539,15 @@ pub async fn complete(
     // versioned bucket nothing is replaced, so nothing is credited.
     let replaces = (versioning == Versioning::Unversioned).then_some(input.key.as_str());
     let hold = gw.hold_quota(&ctx, replaces, 0, 1).await?;
+    if let Some(state) = lock {
+        gw.write_new_lock(
+            ctx.bucket()?,
+            &record.key,
+            record.version_id.as_deref(),
+            state,
+        )
+        .await?;
+    }
     let (replaced, unused) = gw
         .catalog
         .complete_upload_settling(

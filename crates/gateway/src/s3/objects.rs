@@ -8,6 +8,7 @@ use super::checksums::{checksum_hasher, checksums_of, expected_length, verifier}
 use super::conditions::{Conditions, precondition_failed, put_condition};
 use super::convert::{etag, hex, now_ms, size_i64, timestamp};
 use super::input::{check_key, check_new_object, part_number_index};
+use super::object_lock::{LockHeaders, answer_fields, require_content_check};
 use super::store::{KeyMemo, NewBlob, Opened};
 use super::tagging::{header_tags, tag_count};
 use super::versions::response_version_id;
@@ -305,6 +306,15 @@ pub async fn put(
     check_new_object!(input)?;
     let tags = header_tags(input.tagging.as_deref())?;
     let condition = put_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
+    let lock_headers = LockHeaders {
+        mode: input.object_lock_mode.as_ref(),
+        retain_until: input.object_lock_retain_until_date.as_ref(),
+        legal_hold: input.object_lock_legal_hold_status.as_ref(),
+    };
+    let lock = gw.new_version_lock(ctx.bucket()?, &lock_headers).await?;
+    if lock.is_some() && lock_headers.any() {
+        require_content_check(&headers)?;
+    }
     // Fails a doomed conditional write before its body is streamed.
     let condition = gw
         .write_condition(&ctx, &input.key, condition, &KeyMemo::default())
@@ -372,6 +382,15 @@ pub async fn put(
         chunks: vec![written.chunk],
         version_id: (versioning == Versioning::Enabled).then(|| hex(&cipher.version_id)),
     };
+    if let Some(state) = lock {
+        gw.write_new_lock(
+            ctx.bucket()?,
+            &record.key,
+            record.version_id.as_deref(),
+            state,
+        )
+        .await?;
+    }
     gw.commit_object(ctx.bucket()?, &record, condition, hold)
         .await?;
     let c = written.checksums;
@@ -411,11 +430,22 @@ pub async fn get(
     let headers = object_headers(&found, &r);
     let version_id = response_version_id(ctx.bucket()?, &found.object);
     let tag_count = tag_count(&found.meta.tags);
+    let (lock_mode, lock_until, lock_hold) = answer_fields(
+        gw.lock_headers(
+            ctx.bucket()?,
+            &found.object.key,
+            found.object.version_id.as_deref(),
+        )
+        .await?,
+    );
     let body = gw.read(&found.object, found.range.clone(), found.cipher);
     Ok(S3Response::new(object_output!(GetObjectOutput, headers, {
         body: Some(body),
         version_id: version_id,
         tag_count: tag_count,
+        object_lock_mode: lock_mode,
+        object_lock_retain_until_date: lock_until,
+        object_lock_legal_hold_status: lock_hold,
     })))
 }
 
@@ -439,10 +469,23 @@ pub async fn head(
         checksum_mode: i.checksum_mode.as_ref(),
     };
     let found = gw.find(&ctx, &r).await?;
+    let (lock_mode, lock_until, lock_hold) = answer_fields(
+        gw.lock_headers(
+            ctx.bucket()?,
+            &found.object.key,
+            found.object.version_id.as_deref(),
+        )
+        .await?,
+    );
     let mut resp = S3Response::new(object_output!(
         HeadObjectOutput,
         object_headers(&found, &r),
-        { version_id: response_version_id(ctx.bucket()?, &found.object) }
+        {
+            version_id: response_version_id(ctx.bucket()?, &found.object),
+            object_lock_mode: lock_mode,
+            object_lock_retain_until_date: lock_until,
+            object_lock_legal_hold_status: lock_hold,
+        }
     ));
     // S3 answers the tag count on HEAD too; s3s's HEAD output has no field for it.
     if let Some(n) = tag_count(&found.meta.tags) {
@@ -467,11 +510,16 @@ pub async fn delete(
         &KeyMemo::default(),
     )
     .await?;
+    let bypass = req.input.bypass_governance_retention == Some(true);
+    if bypass && req.input.version_id.is_some() {
+        ctx.may_bypass_governance(&req.input.key)?;
+    }
     let (version_id, delete_marker) = gw
         .delete_key(
             ctx.bucket()?,
             &req.input.key,
             req.input.version_id.as_deref(),
+            bypass,
         )
         .await?;
     Ok(S3Response::new(DeleteObjectOutput {
@@ -502,6 +550,7 @@ pub async fn delete_many(
         return Err(error::with(S3ErrorCode::MalformedXML, error::MALFORMED_XML));
     }
     let quiet = delete.quiet.unwrap_or(false);
+    let bypass = req.input.bypass_governance_retention == Some(true);
     gw.require_keys(
         &ctx.tenant.name,
         bucket,
@@ -512,15 +561,22 @@ pub async fn delete_many(
     let mut deleted = Vec::new();
     let mut errors = Vec::new();
     for obj in delete.objects {
-        if let Err(e) =
-            check_key(&obj.key).and_then(|()| ctx.may_delete(&obj.key, obj.version_id.is_some()))
+        if let Err(e) = check_key(&obj.key)
+            .and_then(|()| ctx.may_delete(&obj.key, obj.version_id.is_some()))
+            .and_then(|()| {
+                if bypass && obj.version_id.is_some() {
+                    ctx.may_bypass_governance(&obj.key)
+                } else {
+                    Ok(())
+                }
+            })
         {
             errors.push(delete_error(obj.key, &e));
             continue;
         }
         let asked = obj.version_id.clone();
         match gw
-            .delete_key(ctx.bucket()?, &obj.key, obj.version_id.as_deref())
+            .delete_key(ctx.bucket()?, &obj.key, obj.version_id.as_deref(), bypass)
             .await
         {
             Ok((version_id, marker)) => {

@@ -135,9 +135,13 @@ impl Gateway {
         bucket: &Bucket,
         key: &str,
         version_id: Option<&str>,
+        bypass_governance: bool,
     ) -> S3Result<(Option<String>, bool)> {
         if let Some(given) = version_id {
             let wanted = parse_version_id(given)?;
+            // A version an object lock holds is never removed (a delete marker over it is).
+            self.check_removable(bucket, key, wanted.as_deref(), bypass_governance)
+                .await?;
             let removed: Option<ObjectVersion> = self
                 .catalog
                 .delete_object_version(bucket, key, wanted.as_deref())
@@ -215,6 +219,12 @@ pub async fn put_bucket_versioning(
             ));
         }
     };
+    if state != Versioning::Enabled && gw.bucket_lock(&bucket).await?.is_some() {
+        return Err(error::with(
+            S3ErrorCode::InvalidBucketState,
+            "An Object Lock configuration is present on this bucket, so the versioning state cannot be changed.",
+        ));
+    }
     gw.catalog
         .set_bucket_versioning(&bucket, state)
         .await

@@ -31,6 +31,7 @@ pub fn run(
         let report: ResidencyReport =
             serde_json::from_str(text).context("the report is not what obhut expects")?;
         let mut outside_total = 0;
+        let mut locked_missing = 0;
         for t in &report.tenants {
             println!(
                 "tenant {} (jurisdictions {})",
@@ -60,6 +61,13 @@ pub fn run(
                 }
                 println!();
             }
+            if let Some(l) = &t.locked_versions {
+                locked_missing += l.missing;
+                println!(
+                    "  locked versions (the trustee's list): {} checked, {} missing from the catalog",
+                    l.checked, l.missing
+                );
+            }
         }
         println!(
             "sha256 {digest}; attested by the trustee in log entry {}",
@@ -75,6 +83,9 @@ pub fn run(
         }
         if outside_total > 0 {
             bail!("{outside_total} object(s) have replicas outside their policy");
+        }
+        if locked_missing > 0 {
+            bail!("{locked_missing} locked version(s) are missing from the catalog");
         }
         Ok(())
     })

@@ -1,0 +1,200 @@
+//! Object lock records as they cross the trustee boundary (docs/s3-compatibility.md, "Object
+//! lock").
+//!
+//! A version's retention and legal hold are kept in the catalog as a record the trustee sealed
+//! (authenticated under a key of its own, bound to the tenant, bucket, name and version id), so
+//! that an edit of the catalog is detected rather than obeyed; whether a retention has passed
+//! is judged on the trustee's clock, which the trustee answers with every opened record. A
+//! change is sealed only if the trustee finds it allowed after the record it replaces (a
+//! COMPLIANCE retention is never shortened nor removed while in force; a GOVERNANCE one only
+//! with the bypass), and every seal that locks or unlocks is appended to its log.
+//!
+//! This module holds data only: no key, no clock.
+
+use serde::{Deserialize, Serialize};
+
+/// S3's retention modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum LockMode {
+    /// Shortened or removed only by a principal allowed to bypass governance retention, who
+    /// says so (`x-amz-bypass-governance-retention: true`).
+    Governance,
+    /// Never shortened nor removed while in force, by anyone.
+    Compliance,
+}
+
+impl LockMode {
+    /// S3's name of the mode.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Governance => "GOVERNANCE",
+            Self::Compliance => "COMPLIANCE",
+        }
+    }
+
+    /// The mode S3 names `s` (case as S3 spells it).
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "GOVERNANCE" => Some(Self::Governance),
+            "COMPLIANCE" => Some(Self::Compliance),
+            _ => None,
+        }
+    }
+}
+
+/// A version's retention (if any) and legal hold.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockState {
+    /// The retention: its mode and until when (ms since the epoch, the trustee's clock).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<(LockMode, i64)>,
+    #[serde(default)]
+    pub legal_hold: bool,
+}
+
+impl LockState {
+    /// Whether the state keeps its version from being removed at `now_ms`.
+    #[must_use]
+    pub fn holds(&self, now_ms: i64) -> bool {
+        self.legal_hold || self.retention_in_force(now_ms).is_some()
+    }
+
+    /// The retention, if it has not passed at `now_ms`.
+    #[must_use]
+    pub fn retention_in_force(&self, now_ms: i64) -> Option<(LockMode, i64)> {
+        self.retention.filter(|(_, until)| *until > now_ms)
+    }
+}
+
+/// The version a record belongs to: bound into the record's seal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockTarget {
+    pub tenant: String,
+    pub bucket: String,
+    pub key: String,
+    pub version_id: String,
+}
+
+/// What changes a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LockChange {
+    /// The version is written (PUT, copy, completion): its first record.
+    Written,
+    /// PutObjectRetention.
+    Retention,
+    /// PutObjectLegalHold.
+    LegalHold,
+}
+
+/// A request to seal a version's new record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockSeal {
+    pub target: LockTarget,
+    pub state: LockState,
+    pub change: LockChange,
+    /// The record it replaces, as stored (none for a version just written).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<String>,
+    /// The request asked to bypass governance retention and its principal may.
+    #[serde(default)]
+    pub bypass_governance: bool,
+}
+
+/// A stored record to open.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockOpen {
+    pub target: LockTarget,
+    pub sealed: String,
+}
+
+/// A record sealed or opened, with the trustee's clock when it did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockAnswer {
+    /// The record as the catalog stores it.
+    pub sealed: String,
+    pub state: LockState,
+    /// The trustee's clock (ms since the epoch).
+    pub now_ms: i64,
+}
+
+/// Why a change is refused, judged against the record it replaces at `now_ms`; `None` if it
+/// is allowed.
+#[must_use]
+pub fn refusal(
+    previous: &LockState,
+    next: &LockState,
+    bypass_governance: bool,
+    now_ms: i64,
+) -> Option<&'static str> {
+    let (mode, until) = previous.retention_in_force(now_ms)?;
+    let kept = next
+        .retention
+        .is_some_and(|(m, u)| u >= until && (m == mode || m == LockMode::Compliance));
+    if kept {
+        return None;
+    }
+    match mode {
+        LockMode::Compliance => {
+            Some("a COMPLIANCE retention in force is never shortened, weakened nor removed")
+        }
+        LockMode::Governance if bypass_governance => None,
+        LockMode::Governance => Some(
+            "a GOVERNANCE retention in force is shortened or removed only with x-amz-bypass-governance-retention by a principal allowed s3:BypassGovernanceRetention",
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ret(mode: LockMode, until: i64) -> LockState {
+        LockState {
+            retention: Some((mode, until)),
+            legal_hold: false,
+        }
+    }
+
+    #[test]
+    fn compliance_is_only_extended_while_in_force() {
+        let c = ret(LockMode::Compliance, 100);
+        assert!(refusal(&c, &ret(LockMode::Compliance, 200), false, 50).is_none());
+        assert!(refusal(&c, &ret(LockMode::Compliance, 99), true, 50).is_some());
+        assert!(refusal(&c, &ret(LockMode::Governance, 200), true, 50).is_some());
+        assert!(refusal(&c, &LockState::default(), true, 50).is_some());
+        // Once passed, anything goes.
+        assert!(refusal(&c, &LockState::default(), false, 100).is_none());
+    }
+
+    #[test]
+    fn governance_is_shortened_only_with_the_bypass() {
+        let g = ret(LockMode::Governance, 100);
+        assert!(refusal(&g, &ret(LockMode::Governance, 150), false, 50).is_none());
+        assert!(refusal(&g, &ret(LockMode::Compliance, 100), false, 50).is_none());
+        assert!(refusal(&g, &ret(LockMode::Governance, 60), false, 50).is_some());
+        assert!(refusal(&g, &LockState::default(), false, 50).is_some());
+        assert!(refusal(&g, &LockState::default(), true, 50).is_none());
+    }
+
+    #[test]
+    fn a_legal_hold_or_a_retention_in_force_holds() {
+        assert!(!LockState::default().holds(0));
+        assert!(
+            LockState {
+                retention: None,
+                legal_hold: true
+            }
+            .holds(0)
+        );
+        assert!(ret(LockMode::Governance, 10).holds(9));
+        assert!(!ret(LockMode::Governance, 10).holds(10));
+    }
+}
