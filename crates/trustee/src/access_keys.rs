@@ -311,7 +311,16 @@ mod tests {
             .unwrap()
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 2);
+        assert_eq!(version, 3);
+        // Nothing records the legacy import yet: its next start may still do it.
+        assert_eq!(keys.legacy_import_done().unwrap(), None);
+        keys.set_legacy_import_done(9).unwrap();
+        keys.set_legacy_import_done(10).unwrap();
+        assert_eq!(
+            keys.legacy_import_done().unwrap(),
+            Some(9),
+            "the first time is kept"
+        );
         assert_eq!(
             secret_aad("OBKOLD", "t", None),
             b"obhut access key v1\0OBKOLD\0t".to_vec()

@@ -420,8 +420,8 @@ impl Trustee {
     pub fn record_gateway_acks(
         &self,
         disconnect: u64,
-        acked: &[(String, u64)],
-        missing: &[String],
+        acked: &[(server::Follower, u64)],
+        missing: &[(server::Follower, Option<String>)],
         waited_ms: u64,
     ) -> Result<(), TrusteeError> {
         self.governance
