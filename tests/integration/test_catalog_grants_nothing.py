@@ -296,6 +296,27 @@ def test_a_key_release_names_the_request_it_served(private_server_factory):
     assert why["principal"] == srv.demo["AWS_ACCESS_KEY_ID"]
 
 
+def plant_legacy_key(srv, key_id: str, secret: str) -> None:
+    """An S3 key in clear in catalog.db, in the table earlier releases kept them in."""
+    sql(srv.data_dir / "catalog.db",
+        "CREATE TABLE IF NOT EXISTS access_keys (access_key_id TEXT PRIMARY KEY, tenant TEXT NOT NULL,"
+        " secret TEXT NOT NULL, created_ms INTEGER NOT NULL)")
+    sql(srv.data_dir / "catalog.db", "INSERT INTO access_keys VALUES (?, 'demo', ?, 0)", key_id, secret)
+    assert secret.encode() in file_bytes(srv.data_dir / "catalog.db")
+
+
+def as_the_release_before_left_the_trustee(srv) -> None:
+    """The trustee's access-keys.db as the release before wrote it (schema 2): no record yet
+    of the one import of the catalog's legacy keys."""
+    db = sqlite3.connect(srv.data_dir / "trustee" / "access-keys.db", timeout=30)
+    try:
+        db.execute("DROP TABLE legacy_import")
+        db.execute("PRAGMA user_version = 2")
+        db.commit()
+    finally:
+        db.close()
+
+
 def test_access_keys_an_earlier_release_kept_in_clear_move_to_the_trustee(private_server_factory):
     """Upgrade: a catalog.db with S3 secrets in clear (as earlier releases wrote it)."""
     srv = private_server_factory()
@@ -303,11 +324,8 @@ def test_access_keys_an_earlier_release_kept_in_clear_move_to_the_trustee(privat
     srv.client().create_bucket(Bucket=bucket)
     srv.stop_ok()
     legacy_id, legacy_secret = "OBK" + "L" * 17, "legacy-secret-in-clear-0123456789abcd"
-    sql(srv.data_dir / "catalog.db",
-        "CREATE TABLE IF NOT EXISTS access_keys (access_key_id TEXT PRIMARY KEY, tenant TEXT NOT NULL,"
-        " secret TEXT NOT NULL, created_ms INTEGER NOT NULL)")
-    sql(srv.data_dir / "catalog.db", "INSERT INTO access_keys VALUES (?, 'demo', ?, 0)", legacy_id, legacy_secret)
-    assert legacy_secret.encode() in file_bytes(srv.data_dir / "catalog.db")
+    plant_legacy_key(srv, legacy_id, legacy_secret)
+    as_the_release_before_left_the_trustee(srv)
     srv.start()
     assert legacy_id in srv.log_path.read_text(errors="replace"), "the exposed key was not reported"
     # Nothing of the secret is left in the catalog's files, and the key goes on working.
@@ -315,6 +333,41 @@ def test_access_keys_an_earlier_release_kept_in_clear_move_to_the_trustee(privat
     assert srv.raw(legacy_id, legacy_secret).request("GET", bucket).status_code == 200
     imported = entries_of(srv, 0, type="access_keys_imported")
     assert imported and legacy_id in imported[-1]["access_key_ids"], imported
+    # Once: a key written into the catalog after that upgrade is not taken.
+    srv.stop_ok()
+    later_id, later_secret = "OBK" + "M" * 17, "written-after-the-upgrade-0123456789ab"
+    plant_legacy_key(srv, later_id, later_secret)
+    srv.start()
+    assert_s3_error(srv.raw(later_id, later_secret).request("GET", bucket), 403, "InvalidAccessKeyId")
+    assert srv.raw(legacy_id, legacy_secret).request("GET", bucket).status_code == 200
+    assert [e["access_key_ids"] for e in entries_of(srv, 0, type="access_keys_imported")] == \
+        [imported[-1]["access_key_ids"]]
+
+
+def test_an_access_key_row_written_into_the_catalog_is_not_imported_at_the_next_start(private_server_factory):
+    """The operator writes a key in clear into catalog.db, in the table earlier releases kept
+    them in, and restarts: nothing is imported (the trustee did its one import at the first
+    start), the key grants nothing, and the row is erased and reported."""
+    srv = private_server_factory()
+    bucket = unique_name("planted")
+    srv.client().create_bucket(Bucket=bucket)
+    srv.stop_ok()
+    planted_id, planted_secret = "OBK" + "P" * 17, "planted-by-the-operator-0123456789abcd"
+    plant_legacy_key(srv, planted_id, planted_secret)
+    srv.start()
+    raw = srv.raw(planted_id, planted_secret)
+    assert_s3_error(raw.request("GET", bucket), 403, "InvalidAccessKeyId")
+    assert_s3_error(raw.request("PUT", bucket, "planted", body=b"x"), 403, "InvalidAccessKeyId")
+    assert not entries_of(srv, 0, type="access_keys_imported")
+    assert planted_secret.encode() not in file_bytes(srv.data_dir / "catalog.db"), "the row was not erased"
+    log = srv.log_path.read_text(errors="replace")
+    assert planted_id in log and "not taken into custody" in log, "the planted key was not reported"
+    # Nor at any later start.
+    srv.stop_ok()
+    plant_legacy_key(srv, planted_id, planted_secret)
+    srv.start()
+    assert_s3_error(srv.raw(planted_id, planted_secret).request("GET", bucket), 403, "InvalidAccessKeyId")
+    assert not entries_of(srv, 0, type="access_keys_imported")
 
 
 def test_a_sealed_trustee_stops_listing_and_deleting_too(private_server):

@@ -130,6 +130,71 @@ class SilentGateway:
         self.thread.join(45)
 
 
+class Follower(SilentGateway):
+    """A trustee API client that follows the revocation stream under `name`, over mutual TLS
+    with the certificate of `gateway`, and takes every event in (it asks after the latest
+    point each time), optionally stating a drill fault in its long-polls."""
+
+    def __init__(self, s: Split, name: str, gateway: str, fault: str | None = None):
+        self.name, self.gateway, self.fault = name, gateway, fault
+        super().__init__(s)
+
+    def _run(self) -> None:
+        fault = f"&fault={self.fault}" if self.fault else ""
+        while not self.stop.is_set():
+            try:
+                r = self.s.trustee_api(
+                    "GET",
+                    f"/v1/revocations?after={self.after}&instance={self.instance}&client={self.name}{fault}",
+                    gateway=self.gateway,
+                )
+                if r.status_code == 200:
+                    self.after = r.json()["last"]
+            except requests.RequestException:
+                pass
+            self.stop.wait(0.2)
+
+
+def test_an_acknowledgement_counts_only_under_its_certificate_and_a_drill_fault_voids_it(running_split: Split):
+    """Acknowledgements of a disconnect are tied to the client certificate they came with: a
+    process holding gateway-1's certificate that acknowledges under the name the silent
+    gateway (gateway-2's certificate) uses does not acknowledge for it. A follower that
+    states the drill fault injector is logged as missing, with the fault, whatever it asks."""
+    s = running_split
+    silent = SilentGateway(s)
+    forger = Follower(s, SilentGateway.NAME, gateway="gateway-1")
+    rogue = Follower(s, "rogue-test@1", gateway="gateway-2", fault="ignore-disconnect-revocations")
+    try:
+        time.sleep(1)  # each has asked at least once: known to the trustee
+        start = max((i for i, _ in entries(s)), default=-1) + 1
+        cli_ok(s, "officer1", "trustee", "disconnect")
+        out = cli_ok(s, "officer2", "trustee", "disconnect")
+        assert out.startswith("disconnected (log entry "), out
+        [(disc_index, _)] = of_type(s, "trustee_disconnected", start)
+        deadline = time.monotonic() + ACK_LOGGED_WITHIN_S
+        while True:
+            acks = [e for _, e in of_type(s, "gateway_acknowledged", disc_index) if e["disconnect"] == disc_index]
+            missing = [e for _, e in of_type(s, "gateway_ack_missing", disc_index) if e["disconnect"] == disc_index]
+            if missing:
+                break
+            assert time.monotonic() < deadline, "no missing acknowledgement logged:\n" + s.trustee.log_tail()
+            time.sleep(0.3)
+        acked = sorted((a["gateway"].split("@")[0], a.get("certificate")) for a in acks)
+        gw = f"127.0.0.1:{s.s3_port}"
+        assert acked == sorted([(gw, "gateway-1"), ("silent-test", "gateway-1")]), acks
+        gone = sorted((m["gateway"], m.get("certificate"), m.get("drill_fault")) for m in missing)
+        assert gone == [
+            ("rogue-test@1", "gateway-2", "ignore-disconnect-revocations"),
+            (SilentGateway.NAME, "gateway-2", None),
+        ], missing
+        shown = cli_ok(s, "auditor", "log", "show")
+        line = next(ln for ln in shown.splitlines() if "gateway_ack_missing" in ln and "rogue-test" in ln)
+        assert "certificate=gateway-2" in line and "drill_fault=ignore-disconnect-revocations" in line, line
+    finally:
+        for f in (silent, forger, rogue):
+            f.close()
+
+
 def test_disconnect_needs_a_quorum_stops_every_data_operation_and_survives_a_restart(running_split: Split):
     s = running_split
     s3 = s.s3()
@@ -204,7 +269,10 @@ def test_disconnect_needs_a_quorum_stops_every_data_operation_and_survives_a_res
         gw = f"127.0.0.1:{s.s3_port}@"
         assert [a["gateway"].startswith(gw) for a in acks] == [True], acks
         assert acks[0]["latency_ms"] < 5000, acks
+        # each named by the certificate it follows with, too
+        assert acks[0]["certificate"] == "gateway-1", acks
         assert [m["gateway"] for m in missing] == [SilentGateway.NAME], missing
+        assert [m["certificate"] for m in missing] == ["gateway-2"], missing
         assert not [e for _, e in of_type(s, "key_release", disc_index)], "a key was released after the disconnect"
         shown = cli_ok(s, "auditor", "log", "show")
         for kind in ("trustee_disconnected", "gateway_acknowledged", "gateway_ack_missing"):

@@ -504,8 +504,11 @@ def test_the_disconnect_drill_stops_every_gateway_loses_nothing_and_is_recorded(
             if "gateway_acknowledged" in ln and f"disconnect={summary['disconnect_log_index']} " in ln]
     assert len(acks) == 2, f"one acknowledgement per obedient gateway, logged once: {acks}"
     rogue = summary["rogue_gateway"]
-    assert any("gateway_ack_missing" in ln and f"gateway={rogue}@" in ln for ln in r.stdout.splitlines()), \
+    # ... named with the certificate it follows with and the fault injector it stated
+    assert any("gateway_ack_missing" in ln and f"gateway={rogue}@" in ln and " certificate=" in ln
+               and "drill_fault=ignore-disconnect-revocations" in ln for ln in r.stdout.splitlines()), \
         r.stdout[-3000:]
+    assert all(" certificate=" in ln for ln in acks), acks
 
     # service is back on every gateway, and the injector is gone from gw-dc1b
     r = two_dc.cli("trustee", "status", token=two_dc.token("auditor"))

@@ -91,6 +91,7 @@ macro_rules! catalog_conformance_tests {
             seen_versions_are_removed_or_hidden_only_as_they_were_seen,
             unreferenced_blobs_keep_the_time_they_were_first_found,
             a_tenants_buckets_come_in_pages_and_its_sites_in_one_count,
+            a_claimed_blob_refuses_a_move_onto_its_site_and_a_moved_one_is_not_claimed,
         );
     };
 }
@@ -1000,6 +1001,114 @@ pub async fn unreferenced_blobs_keep_the_time_they_were_first_found(cat: &dyn Ca
     assert!(none.is_empty());
     let (now4, again) = cat.note_unreferenced("site-a", &[a]).await.unwrap();
     assert_eq!(again, vec![(a, now4)]);
+}
+
+/// Orphan collection's check at removal time against repair's moves: a blob a move names on
+/// a site again is no longer claimed there, a claimed one refuses a move onto its site (object
+/// and part alike) until it is forgotten, and a record whose time changed is not claimed.
+pub async fn a_claimed_blob_refuses_a_move_onto_its_site_and_a_moved_one_is_not_claimed(
+    cat: &dyn Catalog,
+) {
+    ensure_tenant_and_bucket(cat, "cl-t", "cl-b").await;
+    let o = object("cl-b", "k", "e1");
+    by_name::put_object(cat, &o, PutCondition::None)
+        .await
+        .unwrap();
+    let blob = o.chunks[0].blob;
+    let widened = vec!["s1".to_owned(), "s2".to_owned(), "s3".to_owned()];
+    // Moved back onto s3 after orphan collection found the copy there: not claimed.
+    let (_, seen) = cat.note_unreferenced("s3", &[blob]).await.unwrap();
+    assert!(
+        cat.move_object_sites(None, "cl-b", "k", &o.chunks, &o.sites, &widened)
+            .await
+            .unwrap()
+    );
+    assert_eq!(cat.claim_unreferenced(None, "s3", &seen).await.unwrap(), []);
+    assert!(
+        cat.move_object_sites(None, "cl-b", "k", &o.chunks, &widened, &o.sites)
+            .await
+            .unwrap()
+    );
+    // Claimed first: the move onto s3 is refused, the record unchanged, until forgotten.
+    let (_, seen) = cat.note_unreferenced("s3", &[blob]).await.unwrap();
+    assert_eq!(
+        cat.claim_unreferenced(None, "s3", &seen).await.unwrap(),
+        [blob]
+    );
+    assert!(
+        !cat.move_object_sites(None, "cl-b", "k", &o.chunks, &o.sites, &widened)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        cat.get_object("cl-b", "k").await.unwrap().unwrap().sites,
+        o.sites
+    );
+    // A move onto other sites is not held up.
+    let elsewhere = vec!["s1".to_owned(), "s2".to_owned(), "s4".to_owned()];
+    assert!(
+        cat.move_object_sites(None, "cl-b", "k", &o.chunks, &o.sites, &elsewhere)
+            .await
+            .unwrap()
+    );
+    // A part's move likewise.
+    let u = Upload {
+        upload_id: "cl-u".into(),
+        bucket: "cl-b".into(),
+        key: "m".into(),
+        initiated_ms: 1,
+        envelope: b"env".to_vec(),
+        meta: Vec::new(),
+        sites: Vec::new(),
+    };
+    by_name::create_upload(cat, &u).await.unwrap();
+    let p = part("cl-u", 1);
+    by_name::put_part(cat, &p).await.unwrap();
+    let mut onto = p.sites.clone();
+    onto.push("s5".into());
+    let (_, seen) = cat.note_unreferenced("s5", &[p.chunk.blob]).await.unwrap();
+    assert_eq!(
+        cat.claim_unreferenced(None, "s5", &seen).await.unwrap(),
+        [p.chunk.blob]
+    );
+    assert!(
+        !cat.move_part_sites(None, "cl-u", 1, &p.chunk, &p.sites, &onto)
+            .await
+            .unwrap()
+    );
+    cat.forget_unreferenced("s5", &[p.chunk.blob])
+        .await
+        .unwrap();
+    assert!(
+        cat.move_part_sites(None, "cl-u", 1, &p.chunk, &p.sites, &onto)
+            .await
+            .unwrap()
+    );
+    // Forgotten, the object's move onto s3 goes through.
+    cat.forget_unreferenced("s3", &[blob]).await.unwrap();
+    assert!(
+        cat.move_object_sites(None, "cl-b", "k", &o.chunks, &elsewhere, &widened)
+            .await
+            .unwrap()
+    );
+    // A record whose time is not the one seen (found afresh meanwhile) is not claimed.
+    let other = BlobId::random();
+    let (_, seen) = cat.note_unreferenced("s6", &[other]).await.unwrap();
+    let stale: Vec<(BlobId, i64)> = seen.iter().map(|(b, t)| (*b, t - 1)).collect();
+    assert_eq!(
+        cat.claim_unreferenced(None, "s6", &stale).await.unwrap(),
+        []
+    );
+    // A claim left behind (a removal cut short) is found again and claimed again.
+    assert_eq!(
+        cat.claim_unreferenced(None, "s6", &seen).await.unwrap(),
+        [other]
+    );
+    let (_, again) = cat.note_unreferenced("s6", &[other]).await.unwrap();
+    assert_eq!(
+        cat.claim_unreferenced(None, "s6", &again).await.unwrap(),
+        [other]
+    );
 }
 
 pub async fn bucket_delete_requires_empty(cat: &dyn Catalog) {

@@ -557,6 +557,21 @@ impl<C: Catalog> Catalog for Deadline<C> {
             .await
     }
 
+    async fn claim_unreferenced(
+        &self,
+        lease: Option<&Lease>,
+        site: &str,
+        seen: &[(BlobId, i64)],
+    ) -> Result<Vec<BlobId>> {
+        self.within(self.inner.claim_unreferenced(lease, site, seen))
+            .await
+    }
+
+    async fn forget_unreferenced(&self, site: &str, blobs: &[BlobId]) -> Result<()> {
+        self.within(self.inner.forget_unreferenced(site, blobs))
+            .await
+    }
+
     async fn take_lease(&self, name: &str, holder: &str, ttl_ms: i64) -> Result<Option<Lease>> {
         self.within(self.inner.take_lease(name, holder, ttl_ms))
             .await

@@ -30,6 +30,15 @@ pub use sqlite::SqliteCatalog;
 pub use sqlx::postgres::{PgConnectOptions, PgSslMode};
 pub use types::*;
 
+/// `unreferenced_blobs.first_seen_ms` of a blob that orphan collection is removing from its
+/// site ([`Catalog::claim_unreferenced`]): no time the catalog's clock gives.
+pub(crate) const UNREFERENCED_BEING_REMOVED: i64 = -1;
+
+/// The sites of `to` that are not in `from`: where a move places new replicas.
+pub(crate) fn sites_added(from: &[String], to: &[String]) -> Vec<String> {
+    to.iter().filter(|s| !from.contains(s)).cloned().collect()
+}
+
 use async_trait::async_trait;
 use obhut_core::PolicyScope;
 use thiserror::Error;
@@ -488,6 +497,22 @@ pub trait Catalog: Send + Sync {
         site: &str,
         unreferenced: &[obhut_core::BlobId],
     ) -> Result<(i64, Vec<(obhut_core::BlobId, i64)>)>;
+    /// Orphan collection's check at removal time: in one transaction (with `lease`, if any,
+    /// checked as by [`Catalog::check_lease`]), each of `seen` (a blob of `site` and since when
+    /// it has been found so, as [`Catalog::note_unreferenced`] answered) whose record is still
+    /// there, unchanged, is marked as being removed; returns those, the only ones that may be
+    /// removed. A record that is gone was named again meanwhile (a move forgets the records
+    /// of the replicas it names). While a blob is marked, a move that would name it on `site`
+    /// is refused ([`Catalog::move_object_sites`] answers `false`), until
+    /// [`Catalog::forget_unreferenced`] after the removal, or the next collection.
+    async fn claim_unreferenced(
+        &self,
+        lease: Option<&Lease>,
+        site: &str,
+        seen: &[(obhut_core::BlobId, i64)],
+    ) -> Result<Vec<obhut_core::BlobId>>;
+    /// Forgets the records of `blobs`, removed from `site`.
+    async fn forget_unreferenced(&self, site: &str, blobs: &[obhut_core::BlobId]) -> Result<()>;
 
     // leases of background work
     //
@@ -515,7 +540,9 @@ pub trait Catalog: Send + Sync {
     /// `bucket`/`key` that has `chunks` (current or not) is replaced by `to` only if it is
     /// still `from`, the list the mover read. Returns whether it was replaced; a lost lease is
     /// [`CatalogError::LeaseLost`] and changes nothing. Two movers that read the same list
-    /// cannot both record their move.
+    /// cannot both record their move. A move onto a site whose copy of a chunk orphan
+    /// collection is removing ([`Catalog::claim_unreferenced`]) is refused (`false`); one that
+    /// is recorded forgets orphan collection's records of the chunks on the sites it adds.
     async fn move_object_sites(
         &self,
         lease: Option<&Lease>,

@@ -252,7 +252,8 @@ CREATE INDEX completed_uploads_by_bucket ON completed_uploads(bucket);
 
 /// Version 8: `unreferenced_blobs`, as in the embedded catalog's version 8: since when (the
 /// database's clock) orphan collection has found each blob on a site that no record names.
-/// Only adds a table: gateways of the release before never read it.
+/// Only adds a table: gateways of the release before never read it. A `first_seen_ms` of -1
+/// marks a blob that orphan collection is removing (`Catalog::claim_unreferenced`).
 const PG_V8: &str = r#"
 CREATE TABLE unreferenced_blobs (
     site TEXT COLLATE "C" NOT NULL,
@@ -274,6 +275,26 @@ CREATE TABLE object_locks (
     PRIMARY KEY (bucket, created_ms, key, version_id)
 );
 "#;
+
+/// In a move's transaction: forgets orphan collection's records of `blobs` on `sites`, which
+/// the move names now; returns whether one of them was being removed (claimed), in which case
+/// the move must not be committed. The row lock waits for a claim in progress, and the value
+/// returned is the one it committed.
+async fn forget_named(c: &mut PgConnection, sites: &[String], blobs: &[String]) -> Result<bool> {
+    if sites.is_empty() || blobs.is_empty() {
+        return Ok(false);
+    }
+    let removed: Vec<i64> = sqlx::query_scalar(
+        "DELETE FROM unreferenced_blobs WHERE site = ANY($1) AND blob = ANY($2)
+         RETURNING first_seen_ms",
+    )
+    .bind(sites)
+    .bind(blobs)
+    .fetch_all(&mut *c)
+    .await
+    .map_err(storage)?;
+    Ok(removed.contains(&crate::UNREFERENCED_BEING_REMOVED))
+}
 
 /// The first key of the advisory locks that serialise the writes of one key of a versioned
 /// bucket (the second is a hash of bucket and key): its versions span two tables, and a new
@@ -3429,6 +3450,8 @@ impl Catalog for PgCatalog {
         from: &[String],
         to: &[String],
     ) -> Result<bool> {
+        let blobs: Vec<String> = chunks.iter().map(|c| c.blob.to_string()).collect();
+        let added = crate::sites_added(from, to);
         let (chunks, from, to) = (to_json(&chunks)?, to_json(&from)?, to_json(&to)?);
         let mut tx = self.begin().await?;
         if let Some(lease) = lease {
@@ -3450,6 +3473,10 @@ impl Catalog for PgCatalog {
                 .map_err(storage)?
                 .rows_affected();
         }
+        // Dropped without a commit, the transaction rolls back.
+        if n >= 1 && forget_named(&mut tx, &added, &blobs).await? {
+            return Ok(false);
+        }
         tx.commit().await.map_err(storage)?;
         Ok(n >= 1)
     }
@@ -3463,6 +3490,8 @@ impl Catalog for PgCatalog {
         from: &[String],
         to: &[String],
     ) -> Result<bool> {
+        let blobs = vec![chunk.blob.to_string()];
+        let added = crate::sites_added(from, to);
         let mut tx = self.begin().await?;
         if let Some(lease) = lease {
             fence_tx(&mut tx, lease).await?;
@@ -3480,8 +3509,58 @@ impl Catalog for PgCatalog {
         .await
         .map_err(storage)?
         .rows_affected();
+        if n == 1 && forget_named(&mut tx, &added, &blobs).await? {
+            return Ok(false);
+        }
         tx.commit().await.map_err(storage)?;
         Ok(n == 1)
+    }
+
+    async fn claim_unreferenced(
+        &self,
+        lease: Option<&Lease>,
+        site: &str,
+        seen: &[(BlobId, i64)],
+    ) -> Result<Vec<BlobId>> {
+        let blobs: Vec<String> = seen.iter().map(|(b, _)| b.to_string()).collect();
+        let since: Vec<i64> = seen.iter().map(|(_, t)| *t).collect();
+        let mut tx = self.begin().await?;
+        if let Some(lease) = lease {
+            fence_tx(&mut tx, lease).await?;
+        }
+        // Row locks order it with a concurrent move: whichever comes second sees the other's
+        // outcome (a forgotten record is not claimed; a claimed one refuses the move).
+        let claimed: Vec<String> = sqlx::query_scalar(
+            "UPDATE unreferenced_blobs u SET first_seen_ms = $4
+             FROM unnest($2::text[], $3::bigint[]) AS s(blob, since)
+             WHERE u.site = $1 AND u.blob = s.blob AND u.first_seen_ms = s.since
+             RETURNING u.blob",
+        )
+        .bind(site)
+        .bind(&blobs)
+        .bind(&since)
+        .bind(crate::UNREFERENCED_BEING_REMOVED)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(storage)?;
+        tx.commit().await.map_err(storage)?;
+        claimed
+            .iter()
+            .map(|b| {
+                BlobId::parse(b).ok_or_else(|| CatalogError::Corrupt(format!("blob id {b:?}")))
+            })
+            .collect()
+    }
+
+    async fn forget_unreferenced(&self, site: &str, blobs: &[BlobId]) -> Result<()> {
+        let blobs: Vec<String> = blobs.iter().map(ToString::to_string).collect();
+        sqlx::query("DELETE FROM unreferenced_blobs WHERE site = $1 AND blob = ANY($2)")
+            .bind(site)
+            .bind(&blobs)
+            .execute(&self.pool)
+            .await
+            .map_err(storage)?;
+        Ok(())
     }
 
     async fn note_unreferenced(

@@ -51,7 +51,9 @@ CREATE TABLE IF NOT EXISTS object_locks (
 /// Version 8: `unreferenced_blobs`, orphan collection's record of since when (the catalog's
 /// clock) each blob it found on a site, named by no record, has been found so; a blob is
 /// removed only once that is longer ago than the retention of removed blobs (docs/catalog.md,
-/// "Orphan collection"). Only adds a table: a release before it never reads it.
+/// "Orphan collection"). Only adds a table: a release before it never reads it. A
+/// `first_seen_ms` of -1 marks a blob that orphan collection is removing
+/// (`Catalog::claim_unreferenced`); a release before it takes that for a long time ago.
 const SCHEMA_V8: &str = r"
 CREATE TABLE IF NOT EXISTS unreferenced_blobs (
     site TEXT NOT NULL,
@@ -1327,6 +1329,43 @@ fn remove_upload_tx(tx: &Connection, upload_id: &str) -> Result<Vec<Part>> {
     )
     .map_err(storage)?;
     Ok(parts)
+}
+
+/// Whether orphan collection is removing any of `blobs` from any of `sites` (it claimed them:
+/// [`Catalog::claim_unreferenced`]): a move must not name such a replica.
+fn being_removed(c: &Connection, sites: &[String], blobs: &[String]) -> Result<bool> {
+    for site in sites {
+        for blob in blobs {
+            let n: i64 = c
+                .query_row(
+                    "SELECT COUNT(*) FROM unreferenced_blobs
+                     WHERE site = ?1 AND blob = ?2 AND first_seen_ms = ?3",
+                    params![site, blob, crate::UNREFERENCED_BEING_REMOVED],
+                    |r| r.get(0),
+                )
+                .map_err(storage)?;
+            if n > 0 {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
+}
+
+/// Forgets orphan collection's record of `blobs` on `sites`, which a move now names: it must
+/// find them anew (and wait the retention again) before it may remove them.
+fn forget_named(c: &Connection, sites: &[String], blobs: &[String]) -> Result<()> {
+    for site in sites {
+        for blob in blobs {
+            exec(
+                c,
+                "DELETE FROM unreferenced_blobs WHERE site = ?1 AND blob = ?2",
+                params![site, blob],
+            )
+            .map_err(storage)?;
+        }
+    }
+    Ok(())
 }
 
 /// Whether the catalog still has the table of S3 keys an earlier release kept in clear.
@@ -3147,10 +3186,15 @@ impl Catalog for SqliteCatalog {
         to: &[String],
     ) -> Result<bool> {
         let (lease, bucket, key) = (lease.cloned(), bucket.to_owned(), key.to_owned());
+        let blobs: Vec<String> = chunks.iter().map(|c| c.blob.to_string()).collect();
+        let added = crate::sites_added(from, to);
         let (chunks, from, to) = (to_json(&chunks)?, to_json(&from)?, to_json(&to)?);
         self.write_data(move |c| {
             if let Some(lease) = &lease {
                 fence(c, lease)?;
+            }
+            if being_removed(c, &added, &blobs)? {
+                return Ok(false);
             }
             let mut n = 0;
             for sql in [
@@ -3161,6 +3205,9 @@ impl Catalog for SqliteCatalog {
             ] {
                 n += exec(c, sql, params![bucket, key_bytes(&key), chunks, from, to])
                     .map_err(storage)?;
+            }
+            if n >= 1 {
+                forget_named(c, &added, &blobs)?;
             }
             Ok(n >= 1)
         })
@@ -3177,10 +3224,15 @@ impl Catalog for SqliteCatalog {
         to: &[String],
     ) -> Result<bool> {
         let (lease, upload_id) = (lease.cloned(), upload_id.to_owned());
+        let blobs = vec![chunk.blob.to_string()];
+        let added = crate::sites_added(from, to);
         let (chunk, from, to) = (to_json(chunk)?, to_json(&from)?, to_json(&to)?);
         self.write_data(move |c| {
             if let Some(lease) = &lease {
                 fence(c, lease)?;
+            }
+            if being_removed(c, &added, &blobs)? {
+                return Ok(false);
             }
             let n = exec(
                 c,
@@ -3189,6 +3241,9 @@ impl Catalog for SqliteCatalog {
                 params![upload_id, part_number, chunk, from, to],
             )
             .map_err(storage)?;
+            if n == 1 {
+                forget_named(c, &added, &blobs)?;
+            }
             Ok(n == 1)
         })
         .await
@@ -3243,6 +3298,58 @@ impl Catalog for SqliteCatalog {
                 out.push((id, since));
             }
             Ok((now, out))
+        })
+        .await
+    }
+
+    async fn claim_unreferenced(
+        &self,
+        lease: Option<&Lease>,
+        site: &str,
+        seen: &[(BlobId, i64)],
+    ) -> Result<Vec<BlobId>> {
+        let (lease, site) = (lease.cloned(), site.to_owned());
+        let seen: Vec<(BlobId, i64)> = seen.to_vec();
+        self.write_data(move |c| {
+            if let Some(lease) = &lease {
+                fence(c, lease)?;
+            }
+            let mut claimed = Vec::with_capacity(seen.len());
+            for (blob, since) in &seen {
+                let n = exec(
+                    c,
+                    "UPDATE unreferenced_blobs SET first_seen_ms = ?4
+                     WHERE site = ?1 AND blob = ?2 AND first_seen_ms = ?3",
+                    params![
+                        site,
+                        blob.to_string(),
+                        since,
+                        crate::UNREFERENCED_BEING_REMOVED
+                    ],
+                )
+                .map_err(storage)?;
+                if n == 1 {
+                    claimed.push(*blob);
+                }
+            }
+            Ok(claimed)
+        })
+        .await
+    }
+
+    async fn forget_unreferenced(&self, site: &str, blobs: &[BlobId]) -> Result<()> {
+        let site = site.to_owned();
+        let blobs: Vec<String> = blobs.iter().map(ToString::to_string).collect();
+        self.write_data(move |c| {
+            for blob in &blobs {
+                exec(
+                    c,
+                    "DELETE FROM unreferenced_blobs WHERE site = ?1 AND blob = ?2",
+                    params![site, blob],
+                )
+                .map_err(storage)?;
+            }
+            Ok(())
         })
         .await
     }

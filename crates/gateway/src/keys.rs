@@ -23,12 +23,43 @@ struct Cached {
 
 /// Released bucket keys, by (bucket, key version), each dropped after the TTL or at once when
 /// the trustee revokes it.
+///
+/// A release runs concurrently with the revocations: a key the trustee released just before
+/// it revoked every key (a disconnect) or the tenant's keys may arrive after the revocation
+/// was applied. Each revocation of keys starts a new generation; a release notes the
+/// generation before it asks the trustee ([`KeyCache::generation`]) and its key is cached only
+/// if no revocation came since ([`KeyCache::insert`]).
 pub struct KeyCache {
     ttl: Duration,
-    entries: Mutex<HashMap<(String, u32), Cached>>,
+    entries: Mutex<Entries>,
     /// Tenants whose policy is `key_release = per-object` (the trustee refused their bucket
     /// keys), since when: their object keys are opened by the trustee per request.
     per_object: Mutex<HashMap<String, Instant>>,
+}
+
+/// The cached keys and the count of revocations applied to them.
+#[derive(Default)]
+struct Entries {
+    keys: HashMap<(String, u32), Cached>,
+    generation: Generation,
+}
+
+/// How many revocations of keys the cache has applied: a key released before one of them is
+/// not cached after it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Generation(u64);
+
+impl std::ops::Deref for Entries {
+    type Target = HashMap<(String, u32), Cached>;
+    fn deref(&self) -> &Self::Target {
+        &self.keys
+    }
+}
+
+impl std::ops::DerefMut for Entries {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.keys
+    }
 }
 
 impl KeyCache {
@@ -36,9 +67,17 @@ impl KeyCache {
     pub fn new(ttl: Duration) -> Self {
         Self {
             ttl,
-            entries: Mutex::new(HashMap::new()),
+            entries: Mutex::new(Entries::default()),
             per_object: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The generation now: taken before a key is asked of the trustee, and given back to
+    /// [`KeyCache::insert`].
+    pub fn generation(&self) -> Generation {
+        self.entries
+            .lock()
+            .map_or(Generation(u64::MAX), |e| e.generation)
     }
 
     /// Whether `tenant`'s object keys are opened by the trustee (as it last said, within the
@@ -104,8 +143,23 @@ impl KeyCache {
         found
     }
 
-    pub fn insert(&self, tenant: &str, bucket: &str, version: u32, kcv: [u8; KCV_LEN], key: Key) {
+    /// Caches a released key, unless a revocation of keys was applied since `asked` (the
+    /// generation before the key was asked for): then the key, which the revocation may have
+    /// been meant to reach, serves the one request that asked for it and is not kept.
+    pub fn insert(
+        &self,
+        asked: Generation,
+        tenant: &str,
+        bucket: &str,
+        version: u32,
+        kcv: [u8; KCV_LEN],
+        key: Key,
+    ) {
         if let Ok(mut entries) = self.entries.lock() {
+            if entries.generation != asked {
+                tracing::debug!(bucket, "a key released before a revocation is not cached");
+                return;
+            }
             entries.insert(
                 (bucket.to_owned(), version),
                 Cached {
@@ -168,6 +222,9 @@ impl KeyCache {
                 Revocation::Tenant { tenant } => entries.retain(|_, c| &c.tenant != tenant),
                 // A policy change drops cached policies (crate::policies), no key.
                 Revocation::Policy { .. } => {}
+            }
+            if !matches!(r, Revocation::Policy { .. }) {
+                entries.generation.0 = entries.generation.0.wrapping_add(1);
             }
             obhut_metrics::get().key_cache_evicted(before - entries.len());
             obhut_metrics::get().key_cache_size(entries.len());
@@ -794,12 +851,12 @@ mod tests {
     fn cached_keys_expire() {
         let cache = KeyCache::new(Duration::from_millis(50));
         let kcv = [1u8; KCV_LEN];
-        cache.insert("t", "b", 1, kcv, Key::random().unwrap());
+        cache.insert(cache.generation(), "t", "b", 1, kcv, Key::random().unwrap());
         assert!(cache.get("t", "b", 1, &kcv).is_some());
         assert!(cache.get("t", "b", 2, &kcv).is_none());
         std::thread::sleep(Duration::from_millis(80));
         assert!(cache.get("t", "b", 1, &kcv).is_none());
-        cache.insert("t", "b", 1, kcv, Key::random().unwrap());
+        cache.insert(cache.generation(), "t", "b", 1, kcv, Key::random().unwrap());
         cache.evict_bucket("b");
         assert!(cache.get("t", "b", 1, &kcv).is_none());
     }
@@ -808,7 +865,7 @@ mod tests {
     fn a_sweep_drops_expired_keys_nobody_asks_for() {
         let cache = KeyCache::new(Duration::from_millis(50));
         let kcv = [1u8; KCV_LEN];
-        cache.insert("t", "b", 1, kcv, Key::random().unwrap());
+        cache.insert(cache.generation(), "t", "b", 1, kcv, Key::random().unwrap());
         cache.sweep();
         assert_eq!(cache.len(), 1, "not expired yet");
         std::thread::sleep(Duration::from_millis(80));
@@ -820,8 +877,22 @@ mod tests {
     fn revocations_drop_exactly_the_named_tenants_keys() {
         let cache = KeyCache::new(Duration::from_secs(300));
         let kcv = [2u8; KCV_LEN];
-        cache.insert("t1", "a", 1, kcv, Key::random().unwrap());
-        cache.insert("t2", "b", 1, kcv, Key::random().unwrap());
+        cache.insert(
+            cache.generation(),
+            "t1",
+            "a",
+            1,
+            kcv,
+            Key::random().unwrap(),
+        );
+        cache.insert(
+            cache.generation(),
+            "t2",
+            "b",
+            1,
+            kcv,
+            Key::random().unwrap(),
+        );
         cache.revoke(&Revocation::Tenant {
             tenant: "t1".into(),
         });
@@ -832,14 +903,58 @@ mod tests {
     }
 
     #[test]
+    fn a_key_released_before_a_revocation_is_not_cached_after_it() {
+        let cache = KeyCache::new(Duration::from_secs(300));
+        let kcv = [5u8; KCV_LEN];
+        // A release asked for before the disconnect's revocation of every key, answered
+        // after the gateway applied it.
+        let asked = cache.generation();
+        cache.revoke(&Revocation::All);
+        cache.insert(asked, "t1", "b", 1, kcv, Key::random().unwrap());
+        assert!(
+            cache.get("t1", "b", 1, &kcv).is_none(),
+            "cached after revoke-all"
+        );
+        assert!(cache.is_empty());
+        // Likewise across a revocation of the tenant's keys.
+        let asked = cache.generation();
+        cache.revoke(&Revocation::Tenant {
+            tenant: "t1".into(),
+        });
+        cache.insert(asked, "t1", "b", 1, kcv, Key::random().unwrap());
+        assert!(cache.is_empty(), "cached after the tenant's revocation");
+        // A policy change revokes no key; a release asked for after the revocation is kept.
+        let asked = cache.generation();
+        cache.revoke(&Revocation::Policy {
+            tenant: "t1".into(),
+        });
+        cache.insert(asked, "t1", "b", 1, kcv, Key::random().unwrap());
+        assert!(cache.get("t1", "b", 1, &kcv).is_some());
+    }
+
+    #[test]
     fn a_stale_key_never_stands_in_for_a_recreated_bucket_or_another_tenant() {
         let cache = KeyCache::new(Duration::from_secs(300));
-        cache.insert("t1", "b", 1, [3u8; KCV_LEN], Key::random().unwrap());
+        cache.insert(
+            cache.generation(),
+            "t1",
+            "b",
+            1,
+            [3u8; KCV_LEN],
+            Key::random().unwrap(),
+        );
         assert!(
             cache.get("t2", "b", 1, &[3u8; KCV_LEN]).is_none(),
             "another tenant"
         );
-        cache.insert("t1", "b", 1, [3u8; KCV_LEN], Key::random().unwrap());
+        cache.insert(
+            cache.generation(),
+            "t1",
+            "b",
+            1,
+            [3u8; KCV_LEN],
+            Key::random().unwrap(),
+        );
         assert!(
             cache.get("t1", "b", 1, &[4u8; KCV_LEN]).is_none(),
             "another key under the name"

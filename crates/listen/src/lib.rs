@@ -235,12 +235,19 @@ pub struct Connection {
     pub tls: bool,
 }
 
+/// The certificate (DER) a TLS client presented and the listener's client verifier accepted,
+/// in the extensions of each request of that connection (only on a listener that asks for
+/// client certificates, the trustee API's): who the peer is, as its certificate says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerCertificate(pub Arc<[u8]>);
+
 /// A service that counts the requests of its connection being handled.
 #[derive(Clone)]
 struct Counted<S> {
     inner: S,
     activity: Arc<Activity>,
     connection: Connection,
+    peer_certificate: Option<PeerCertificate>,
 }
 
 /// Counts a request as handled when dropped (its future finished or was dropped).
@@ -264,6 +271,9 @@ where
 
     fn call(&self, mut req: hyper::Request<Incoming>) -> Self::Future {
         req.extensions_mut().insert(self.connection);
+        if let Some(cert) = &self.peer_certificate {
+            req.extensions_mut().insert(cert.clone());
+        }
         self.activity.in_flight.fetch_add(1, Ordering::Relaxed);
         let guard = InFlight(Arc::clone(&self.activity));
         let fut = self.inner.call(req);
@@ -363,13 +373,14 @@ pub async fn serve<S, B>(
             inner: socket,
             activity: Arc::clone(&activity),
         };
-        let counted = Counted {
+        let mut counted = Counted {
             inner: service.clone(),
             activity: Arc::clone(&activity),
             connection: Connection {
                 peer,
                 tls: acceptor.is_some(),
             },
+            peer_certificate: None,
         };
         let http = http.clone();
         let watcher = graceful.watcher();
@@ -435,6 +446,12 @@ pub async fn serve<S, B>(
                 }
                 return;
             };
+            counted.peer_certificate = stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|chain| chain.first())
+                .map(|leaf| PeerCertificate(Arc::from(leaf.as_ref())));
             let conn = watcher.watch(http.serve_connection(TokioIo::new(stream), counted));
             until_idle(conn, &activity, limits.idle_timeout).await;
             drop(slot);

@@ -16,6 +16,11 @@
 //! catalog restored to any point within the retention (a point-in-time recovery of
 //! PostgreSQL) finds every blob it names.
 //!
+//! Whether a blob is still unreferenced is checked again in the catalog right before it is
+//! removed ([`Catalog::claim_unreferenced`]): the references were read once, earlier, and a
+//! repair may since have moved an object back onto a site that still holds its retained copy.
+//! The claim and such a move exclude each other in the catalog.
+//!
 //! It deletes blobs by their opaque names and never reads them; it never sees a key.
 
 use crate::MaintenanceError;
@@ -149,10 +154,9 @@ pub async fn collect_orphans(
         // Since when each has been found so (the catalog's clock): only those found so for
         // the retention go.
         let (catalog_now, since) = catalog.note_unreferenced(&id, &unreferenced).await?;
-        let orphans: Vec<BlobId> = since
+        let orphans: Vec<(BlobId, i64)> = since
             .into_iter()
             .filter(|(_, first)| catalog_now.saturating_sub(*first) >= retention_ms)
-            .map(|(blob, _)| blob)
             .collect();
         let kept = unreferenced.len() - orphans.len();
         if kept > 0 {
@@ -160,12 +164,25 @@ pub async fn collect_orphans(
         }
         let mut here = 0;
         for batch in orphans.chunks(BATCH) {
-            fence.check(catalog).await?;
-            for blob in batch {
+            fence.check_held()?;
+            // Checked again at removal time, in the catalog (under the lease): a blob named
+            // again since it was found (a repair that moved its object back onto this site,
+            // where the retained copy lay) is not claimed, and a move that would name a
+            // claimed one is refused until it is gone.
+            let claimed = catalog.claim_unreferenced(fence.lease, &id, batch).await?;
+            let skipped = batch.len() - claimed.len();
+            if skipped > 0 {
+                tracing::info!(site = %id, skipped, "unreferenced blobs named again before their removal; kept");
+            }
+            let mut gone = Vec::with_capacity(claimed.len());
+            for blob in claimed {
                 fence.check_held()?;
-                site.delete(*blob).await.map_err(failed)?;
+                site.delete(blob).await.map_err(failed)?;
+                gone.push(blob);
                 here += 1;
             }
+            // Claims left by a removal cut short are settled by the next collection.
+            catalog.forget_unreferenced(&id, &gone).await?;
         }
         if here > 0 {
             tracing::info!(site = %id, removed = here, "orphan blobs removed");

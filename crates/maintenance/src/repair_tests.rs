@@ -672,3 +672,154 @@ async fn a_worker_that_lost_its_lease_moves_removes_and_rewrites_nothing() {
     }
     workers.stop();
 }
+
+/// A site whose first removal of `blob` is preceded by `before`: what another process did
+/// between orphan collection's decision and the removal.
+struct BeforeDelete {
+    inner: Arc<dyn Site>,
+    blob: BlobId,
+    before: std::sync::Mutex<Option<futures::future::BoxFuture<'static, ()>>>,
+}
+
+#[async_trait::async_trait]
+impl Site for BeforeDelete {
+    fn id(&self) -> &str {
+        self.inner.id()
+    }
+    async fn create(
+        &self,
+        blob: BlobId,
+    ) -> Result<Box<dyn obhut_sites::BlobWriter>, obhut_sites::SiteError> {
+        self.inner.create(blob).await
+    }
+    async fn read(
+        &self,
+        blob: BlobId,
+        range: std::ops::Range<u64>,
+    ) -> Result<obhut_sites::BlobStream, obhut_sites::SiteError> {
+        self.inner.read(blob, range).await
+    }
+    async fn len(&self, blob: BlobId) -> Result<u64, obhut_sites::SiteError> {
+        self.inner.len(blob).await
+    }
+    async fn delete(&self, blob: BlobId) -> Result<(), obhut_sites::SiteError> {
+        let before = if blob == self.blob {
+            self.before.lock().unwrap().take()
+        } else {
+            None
+        };
+        if let Some(before) = before {
+            before.await;
+        }
+        self.inner.delete(blob).await
+    }
+    async fn list(&self) -> Result<Vec<BlobId>, obhut_sites::SiteError> {
+        self.inner.list().await
+    }
+    async fn list_aged(
+        &self,
+    ) -> Result<Vec<(BlobId, std::time::SystemTime)>, obhut_sites::SiteError> {
+        self.inner.list_aged().await
+    }
+    async fn clear_temporary(&self) -> Result<usize, obhut_sites::SiteError> {
+        self.inner.clear_temporary().await
+    }
+    async fn clear_temporary_older_than(
+        &self,
+        min_age: Duration,
+    ) -> Result<usize, obhut_sites::SiteError> {
+        self.inner.clear_temporary_older_than(min_age).await
+    }
+    async fn capacity(&self) -> Result<Option<obhut_sites::Capacity>, obhut_sites::SiteError> {
+        self.inner.capacity().await
+    }
+    async fn check(&self) -> Result<(), obhut_sites::SiteError> {
+        self.inner.check().await
+    }
+}
+
+#[tokio::test]
+async fn a_blob_moved_back_onto_its_site_after_collection_decided_is_not_removed_under_it() {
+    let f = fixture(NO_SCRUB).await;
+    let bk = f.catalog.get_bucket("bk").await.unwrap().unwrap();
+    // The object lives on a and b; c still holds the copy a move off c left (retained).
+    let chunk = blob(&f.sites, &["a", "b", "c"], b"moved away, then back", 1).await;
+    let record = ObjectRecord {
+        bucket: "bk".into(),
+        key: "k".into(),
+        size: chunk.size,
+        etag: "e".into(),
+        last_modified_ms: 1,
+        envelope: Vec::new(),
+        meta: Vec::new(),
+        sites: vec!["a".into(), "b".into()],
+        chunks: vec![chunk],
+        version_id: None,
+    };
+    f.catalog
+        .put_object(&bk, &record, PutCondition::None)
+        .await
+        .unwrap();
+    // Orphan collection has found c's copy unreferenced and decided to remove it; right
+    // before it does, repair moves the object onto c, whose copy it finds in place, and
+    // records the move.
+    let moved = Arc::new(std::sync::Mutex::new(None));
+    let before = {
+        let (catalog, moved) = (Arc::clone(&f.catalog), Arc::clone(&moved));
+        let chunks = record.chunks.clone();
+        Box::pin(async move {
+            let from = ["a".to_owned(), "b".to_owned()];
+            let to = ["a".to_owned(), "b".to_owned(), "c".to_owned()];
+            let recorded = catalog
+                .move_object_sites(None, "bk", "k", &chunks, &from, &to)
+                .await
+                .unwrap();
+            *moved.lock().unwrap() = Some(recorded);
+        }) as futures::future::BoxFuture<'static, ()>
+    };
+    let c: Arc<dyn Site> = Arc::new(BeforeDelete {
+        inner: f.sites.get("c").unwrap(),
+        blob: chunk.blob,
+        before: std::sync::Mutex::new(Some(before)),
+    });
+    let sites = SiteSet::new(vec![
+        (info("a", SiteState::Active), f.sites.get("a").unwrap()),
+        (info("b", SiteState::Active), f.sites.get("b").unwrap()),
+        (info("c", SiteState::Active), c),
+    ]);
+    crate::collect_orphans(
+        f.catalog.as_ref(),
+        &sites,
+        &crate::Fence::ALONE,
+        Duration::ZERO,
+        Duration::ZERO,
+    )
+    .await
+    .unwrap();
+    assert!(
+        moved.lock().unwrap().is_some(),
+        "the move was not attempted"
+    );
+    // Whatever the order, every site the record names holds the blob.
+    let now = f.catalog.get_object("bk", "k").await.unwrap().unwrap();
+    for id in &now.sites {
+        let held = f.sites.get(id).unwrap().list().await.unwrap();
+        assert!(
+            held.contains(&chunk.blob),
+            "the record names {id} (sites {:?}), which no longer holds the blob",
+            now.sites
+        );
+    }
+    // The move was refused while the copy was being removed; once gone, repair may place it
+    // again and record that.
+    assert_eq!(*moved.lock().unwrap(), Some(false));
+    assert_eq!(now.sites, ["a", "b"]);
+    let to = ["a".to_owned(), "b".to_owned(), "c".to_owned()];
+    assert!(
+        f.catalog
+            .move_object_sites(None, "bk", "k", &record.chunks, &record.sites, &to)
+            .await
+            .unwrap(),
+        "a move after the removal is refused"
+    );
+}

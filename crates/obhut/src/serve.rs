@@ -327,9 +327,21 @@ async fn hsm_trustee(dir: &Path, hsm: &Pkcs11Config) -> Result<Trustee> {
 /// trustee's custody (sealed), and are erased from the catalog's files; since whoever could
 /// read the catalog could read them, their ids are reported (here and in the log) so that
 /// tenants replace them.
+///
+/// This happens once: the trustee records that it was done (or that there was nothing to
+/// take), and rows found in the catalog after that, which only someone writing into the
+/// catalog by hand can have put there, are erased without being taken into custody.
 async fn take_legacy_access_keys(catalog: &dyn Catalog, trustee: &Trustee) -> Result<()> {
     let legacy = catalog.legacy_access_keys().await?;
-    if !legacy.is_empty() {
+    if trustee.legacy_import_done()? {
+        if !legacy.is_empty() {
+            let ids: Vec<&str> = legacy.iter().map(|k| k.access_key_id.as_str()).collect();
+            tracing::error!(
+                keys = %ids.join(","),
+                "catalog.db holds S3 access keys in clear although the keys of the earlier release were taken into the trustee's custody already: someone wrote them into the catalog; they are not taken into custody (they grant nothing) and are erased"
+            );
+        }
+    } else if !legacy.is_empty() {
         if trustee.seal_status().await?.sealed {
             bail!(
                 "catalog.db holds {} S3 access keys in clear, written by an earlier release; start once with the trustee unsealed (its development share file or PKCS#11 PIN file) so they move into its custody",
@@ -360,6 +372,10 @@ async fn take_legacy_access_keys(catalog: &dyn Catalog, trustee: &Trustee) -> Re
         .erase_legacy_access_keys()
         .await
         .context("cannot erase the access keys from the catalog")?;
+    // Only once they are erased: a start cut short before imports them again (idempotent).
+    trustee
+        .close_legacy_import()
+        .context("cannot record in the trustee that the catalog's access keys were taken")?;
     Ok(())
 }
 

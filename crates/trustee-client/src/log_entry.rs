@@ -383,6 +383,10 @@ pub enum LogEvent {
     GatewayAcknowledged {
         /// The gateway process as it names itself to the trustee.
         gateway: String,
+        /// The common name of the client certificate the acknowledgement came with (the
+        /// gateway as the trustee's CA names it; absent in entries of earlier releases).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        certificate: Option<String>,
         disconnect: u64,
         latency_ms: u64,
     },
@@ -391,8 +395,16 @@ pub enum LogEvent {
     /// finds the trustee unreachable, whichever comes first.
     GatewayAckMissing {
         gateway: String,
+        /// As in `gateway_acknowledged`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        certificate: Option<String>,
         disconnect: u64,
         waited_ms: u64,
+        /// The drill fault injector the gateway declared it runs with
+        /// (`ignore-disconnect-revocations`): it ignores a disconnect's revocation of every
+        /// key by design, so whatever it answered does not count as an acknowledgement.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        drill_fault: Option<String>,
     },
     /// An officer recorded a drill's summary (`obhut log record-drill`): the figures it
     /// measured, as the drill wrote them.
@@ -1015,22 +1027,36 @@ impl LogEvent {
             Self::TrusteeReconnected { approvers } => vec![("approvers", list(approvers))],
             Self::GatewayAcknowledged {
                 gateway,
+                certificate,
                 disconnect,
                 latency_ms,
-            } => vec![
-                ("gateway", gateway.clone()),
-                ("disconnect", disconnect.to_string()),
-                ("latency_ms", latency_ms.to_string()),
-            ],
+            } => {
+                let mut out = vec![("gateway", gateway.clone())];
+                if let Some(c) = certificate {
+                    out.push(("certificate", c.clone()));
+                }
+                out.push(("disconnect", disconnect.to_string()));
+                out.push(("latency_ms", latency_ms.to_string()));
+                out
+            }
             Self::GatewayAckMissing {
                 gateway,
+                certificate,
                 disconnect,
                 waited_ms,
-            } => vec![
-                ("gateway", gateway.clone()),
-                ("disconnect", disconnect.to_string()),
-                ("waited_ms", waited_ms.to_string()),
-            ],
+                drill_fault,
+            } => {
+                let mut out = vec![("gateway", gateway.clone())];
+                if let Some(c) = certificate {
+                    out.push(("certificate", c.clone()));
+                }
+                out.push(("disconnect", disconnect.to_string()));
+                out.push(("waited_ms", waited_ms.to_string()));
+                if let Some(f) = drill_fault {
+                    out.push(("drill_fault", f.clone()));
+                }
+                out
+            }
             Self::DrillRecorded { drill, summary, .. } => {
                 let figures: Vec<String> = summary
                     .iter()

@@ -492,12 +492,21 @@ pub mod wire {
         /// event up to `after` was taken in; the trustee waits for these acknowledgements.
         #[serde(default)]
         pub client: Option<String>,
+        /// A drill fault injector the gateway runs with
+        /// ([`super::DRILL_FAULT_IGNORE_DISCONNECT`]), stated so that the trustee logs it:
+        /// the gateway's acknowledgements of a disconnect do not count.
+        #[serde(default)]
+        pub fault: Option<String>,
     }
 
     #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
     pub struct RevocationEvent {
         pub seq: u64,
         pub revocation: Revocation,
+        /// The index of the `trustee_disconnected` entry, for a revocation of every key that
+        /// a disconnect pushed (the only revocation the drill fault injector ignores).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub disconnect: Option<u64>,
     }
 
     /// One long-poll answer. `reset` means the events after the client's sequence number are
@@ -874,12 +883,20 @@ impl RemoteTrustee {
 }
 
 /// The environment variable that turns on the disconnect drill's fault injector on a gateway
-/// (`1`): its revocation follower ignores every revocation pushed after it started and never
-/// acknowledges one, like a gateway cut off from the push or altered to ignore it. The drill
+/// (`1`): its revocation follower ignores the revocation of every key that a disconnect
+/// pushes, like a gateway cut off from the push or altered to ignore it. Every other
+/// revocation (a tenant key disabled or destroyed, an access key or a grant revoked, a policy
+/// changed, a seal or restart of the trustee seen as a reset) is obeyed as always. The drill
 /// uses it to show that such a gateway holds keys no longer than `key_cache_ttl` and that the
-/// trustee's log names it as missing. It weakens nothing the provider could not do anyway (it
-/// runs the gateways), but it must never be set outside a drill.
+/// trustee's log names it as missing. The gateway states it to the trustee with every
+/// long-poll ([`DRILL_FAULT_IGNORE_DISCONNECT`]): the trustee counts none of its
+/// acknowledgements of a disconnect and logs the fault in `gateway_ack_missing`. It weakens
+/// nothing the provider could not do anyway (it runs the gateways), but it must never be set
+/// outside a drill.
 pub const DRILL_IGNORE_REVOCATIONS_ENV: &str = "OBHUT_DRILL_FAULT_IGNORE_REVOCATIONS";
+
+/// The fault a gateway with [`DRILL_IGNORE_REVOCATIONS_ENV`] states in its long-polls.
+pub const DRILL_FAULT_IGNORE_DISCONNECT: &str = "ignore-disconnect-revocations";
 
 /// How a gateway follows the trustee's revocations.
 #[derive(Debug, Clone, Default)]
@@ -887,7 +904,8 @@ pub struct Follower {
     /// The name the gateway acknowledges revocations under (e.g. its S3 address); a random
     /// suffix per process is added. Empty: the random part only.
     pub name: String,
-    /// The drill fault injector ([`DRILL_IGNORE_REVOCATIONS_ENV`]).
+    /// The drill fault injector ([`DRILL_IGNORE_REVOCATIONS_ENV`]): the revocations of every
+    /// key that disconnects push are ignored.
     pub ignore_revocations: bool,
 }
 
@@ -925,12 +943,16 @@ async fn follow_revocations(conn: Conn, tx: broadcast::Sender<Revocation>, follo
         Err(_) => "unnamed".to_owned(),
     };
     let client = follower.client_id(&random);
-    if follower.ignore_revocations {
+    // Stated with every long-poll, so that the trustee logs it.
+    let fault = if follower.ignore_revocations {
         tracing::warn!(
             env = DRILL_IGNORE_REVOCATIONS_ENV,
-            "DRILL FAULT INJECTOR ON: this gateway ignores every revocation the trustee pushes and never acknowledges it; its cached keys last until key_cache_ttl. Never set this outside a drill."
+            "DRILL FAULT INJECTOR ON: this gateway ignores the revocation of every key a disconnect pushes (and tells the trustee so); its cached keys last until key_cache_ttl. Never set this outside a drill."
         );
-    }
+        format!("&fault={DRILL_FAULT_IGNORE_DISCONNECT}")
+    } else {
+        String::new()
+    };
     // (instance, last sequence number seen); None until the first answer.
     let mut cursor: Option<(String, u64)> = None;
     let mut failures: u32 = 0;
@@ -939,7 +961,7 @@ async fn follow_revocations(conn: Conn, tx: broadcast::Sender<Revocation>, follo
         let path = match &cursor {
             None => "/v1/revocations".to_owned(),
             Some((instance, last)) => {
-                format!("/v1/revocations?after={last}&instance={instance}&client={client}")
+                format!("/v1/revocations?after={last}&instance={instance}&client={client}{fault}")
             }
         };
         let result: Result<wire::RevocationsPage, TrusteeError> = conn
@@ -952,18 +974,6 @@ async fn follow_revocations(conn: Conn, tx: broadcast::Sender<Revocation>, follo
                     tracing::info!(trustee = %conn.base, "the trustee's revocation stream is back");
                     down = false;
                 }
-                if follower.ignore_revocations && cursor.is_some() {
-                    // The drill's rogue gateway: it takes nothing in and acknowledges nothing
-                    // (it keeps asking after the same point), and stays known to the trustee.
-                    if !page.events.is_empty() || page.reset {
-                        tracing::warn!("drill fault injector: ignoring pushed revocations");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                    }
-                    if page.reset {
-                        cursor = Some((page.instance, page.last));
-                    }
-                    continue;
-                }
                 if cursor.is_none() || page.reset {
                     // No continuity with what came before: keys released before now may have
                     // been revoked unseen.
@@ -974,13 +984,18 @@ async fn follow_revocations(conn: Conn, tx: broadcast::Sender<Revocation>, follo
                 } else {
                     let after = cursor.as_ref().map_or(0, |c| c.1);
                     for event in page.events.into_iter().filter(|e| e.seq > after) {
+                        if follower.ignore_revocations && event.disconnect.is_some() {
+                            // The drill's rogue gateway: it keeps its keys until their TTL.
+                            tracing::warn!(
+                                disconnect = event.disconnect,
+                                "drill fault injector: ignoring the revocation of every key the disconnect pushed"
+                            );
+                            continue;
+                        }
                         let _ = tx.send(event.revocation);
                     }
                 }
                 cursor = Some((page.instance, page.last));
-            }
-            Err(_) if follower.ignore_revocations && cursor.is_some() => {
-                tokio::time::sleep(Duration::from_secs(1)).await;
             }
             Err(e) => {
                 failures += 1;

@@ -17,7 +17,7 @@ use std::sync::Mutex;
 
 const SCHEMA: obhut_migrate::Schema = obhut_migrate::Schema {
     name: "access-keys.db",
-    migrations: &[SCHEMA_V1, SCHEMA_V2],
+    migrations: &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3],
     identifying_table: "access_keys",
 };
 
@@ -39,6 +39,17 @@ CREATE INDEX IF NOT EXISTS access_keys_by_tenant ON access_keys (tenant);
 /// The policy is bound into the sealed secret's associated data ([`secret_aad`]): an edit of
 /// this column leaves a secret that no longer opens.
 const SCHEMA_V2: &str = "ALTER TABLE access_keys ADD COLUMN policy TEXT;";
+
+/// When the one import of the access keys an earlier release kept in the catalog in clear was
+/// done (`obhut serve`'s upgrade): after it, keys found in the catalog are not imported (they
+/// can only have been written there by hand). A database of the release before has no row:
+/// its next start may still import once.
+const SCHEMA_V3: &str = "
+CREATE TABLE IF NOT EXISTS legacy_import (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    done_ms INTEGER NOT NULL
+);
+";
 
 /// Prefix of tenants' access key ids (grants' temporary ones start `OBG`).
 pub const TENANT_KEY_PREFIX: &str = "OBK";
@@ -125,6 +136,28 @@ impl AccessKeys {
         self.db
             .lock()
             .map_err(|_| TrusteeError::Storage("access keys lock poisoned".into()))
+    }
+
+    /// When the import of the catalog's legacy access keys was done, if it was.
+    pub fn legacy_import_done(&self) -> Result<Option<i64>, TrusteeError> {
+        self.db()?
+            .query_row("SELECT done_ms FROM legacy_import WHERE id = 1", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(storage)
+    }
+
+    /// Records that the import of the catalog's legacy access keys is done (once: a later
+    /// call keeps the first time).
+    pub fn set_legacy_import_done(&self, now_ms: i64) -> Result<(), TrusteeError> {
+        self.db()?
+            .execute(
+                "INSERT INTO legacy_import (id, done_ms) VALUES (1, ?1) ON CONFLICT(id) DO NOTHING",
+                params![now_ms],
+            )
+            .map_err(storage)?;
+        Ok(())
     }
 
     /// Stores a new key's sealed secret.
@@ -278,7 +311,16 @@ mod tests {
             .unwrap()
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 2);
+        assert_eq!(version, 3);
+        // Nothing records the legacy import yet: its next start may still do it.
+        assert_eq!(keys.legacy_import_done().unwrap(), None);
+        keys.set_legacy_import_done(9).unwrap();
+        keys.set_legacy_import_done(10).unwrap();
+        assert_eq!(
+            keys.legacy_import_done().unwrap(),
+            Some(9),
+            "the first time is kept"
+        );
         assert_eq!(
             secret_aad("OBKOLD", "t", None),
             b"obhut access key v1\0OBKOLD\0t".to_vec()

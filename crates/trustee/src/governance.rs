@@ -3400,23 +3400,30 @@ impl Governance {
     pub fn record_gateway_acks(
         &self,
         disconnect: u64,
-        acked: &[(String, u64)],
-        missing: &[String],
+        acked: &[(crate::server::Follower, u64)],
+        missing: &[(crate::server::Follower, Option<String>)],
         waited_ms: u64,
     ) -> Result<(), TrusteeError> {
         let mut events: Vec<LogEvent> = acked
             .iter()
             .map(|(gateway, latency_ms)| LogEvent::GatewayAcknowledged {
-                gateway: gateway.clone(),
+                gateway: gateway.client.clone(),
+                certificate: gateway.certificate.clone(),
                 disconnect,
                 latency_ms: *latency_ms,
             })
             .collect();
-        events.extend(missing.iter().map(|gateway| LogEvent::GatewayAckMissing {
-            gateway: gateway.clone(),
-            disconnect,
-            waited_ms,
-        }));
+        events.extend(
+            missing
+                .iter()
+                .map(|(gateway, fault)| LogEvent::GatewayAckMissing {
+                    gateway: gateway.client.clone(),
+                    certificate: gateway.certificate.clone(),
+                    disconnect,
+                    waited_ms,
+                    drill_fault: fault.clone(),
+                }),
+        );
         if events.is_empty() {
             return Ok(());
         }

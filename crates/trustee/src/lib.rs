@@ -240,10 +240,29 @@ impl Trustee {
         Ok(())
     }
 
+    /// Whether the one import of the access keys an earlier release kept in the catalog is
+    /// done ([`Self::import_access_keys`], then [`Self::close_legacy_import`]): after it, keys
+    /// found in the catalog are never imported.
+    pub fn legacy_import_done(&self) -> Result<bool, TrusteeError> {
+        Ok(self.access_keys.legacy_import_done()?.is_some())
+    }
+
+    /// Records that the catalog's legacy access keys were imported (or that there were none)
+    /// and erased from it: no later start imports any.
+    pub fn close_legacy_import(&self) -> Result<(), TrusteeError> {
+        self.access_keys.set_legacy_import_done(now_ms())
+    }
+
     /// Takes keys that an earlier release kept in the catalog in clear into custody (the
     /// upgrade of an embedded installation, whose trustee runs in the same process). Each
-    /// tenant's imported ids are logged, so its admin knows which keys to replace.
+    /// tenant's imported ids are logged, so its admin knows which keys to replace. Refused
+    /// once [`Self::close_legacy_import`] was called.
     pub fn import_access_keys(&self, keys: &[AccessKeySecret]) -> Result<(), TrusteeError> {
+        if self.legacy_import_done()? {
+            return Err(TrusteeError::Conflict(
+                "the access keys of the release before were imported already; keys found in the catalog since are not taken into custody".into(),
+            ));
+        }
         let mut by_tenant: std::collections::BTreeMap<&str, Vec<String>> =
             std::collections::BTreeMap::new();
         for (id, tenant, secret) in keys {
@@ -404,8 +423,8 @@ impl Trustee {
     pub fn record_gateway_acks(
         &self,
         disconnect: u64,
-        acked: &[(String, u64)],
-        missing: &[String],
+        acked: &[(server::Follower, u64)],
+        missing: &[(server::Follower, Option<String>)],
         waited_ms: u64,
     ) -> Result<(), TrusteeError> {
         self.governance

@@ -100,6 +100,26 @@ fn client_verifier(
         .map_err(|e| ServerError::Tls(format!("CA certificate: {e}")))
 }
 
+/// A gateway process that follows the revocations, as the trustee knows it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Follower {
+    /// The common name of the client certificate its long-polls came with (the trustee's CA
+    /// issued it): who it is, authenticated. `None` only without TLS (tests).
+    pub certificate: Option<String>,
+    /// The name it gives itself (its S3 address and a random part per process): which of
+    /// the processes that share a certificate it is. Not authenticated.
+    pub client: String,
+}
+
+/// What the trustee last heard from a follower.
+struct Heard {
+    /// The last sequence number it acknowledged.
+    after: u64,
+    at: Instant,
+    /// The drill fault it declared ([`obhut_trustee_client::remote::DRILL_FAULT_IGNORE_DISCONNECT`]), if any.
+    fault: Option<String>,
+}
+
 /// Revocations with sequence numbers, for long-polling clients.
 struct Feed {
     /// Random per start: a client holding another instance's sequence number must reset.
@@ -107,8 +127,48 @@ struct Feed {
     kept: usize,
     events: Mutex<(VecDeque<RevocationEvent>, u64)>,
     last: watch::Sender<u64>,
-    /// Per gateway process: the last sequence number it acknowledged, and when it last asked.
-    acks: Mutex<HashMap<String, (u64, Instant)>>,
+    /// Per gateway process: what it acknowledged, and when it last asked. Keyed by its
+    /// certificate too: a gateway acknowledges only for itself, never under another
+    /// certificate's name.
+    acks: Mutex<HashMap<Follower, Heard>>,
+}
+
+/// Who is asking, by the client certificate of the connection: its subject's common name
+/// (or, without one, the certificate's SHA-256).
+fn certificate_name(cert: &obhut_listen::PeerCertificate) -> String {
+    use x509_parser::prelude::FromDer;
+    let der: &[u8] = &cert.0;
+    let cn = x509_parser::certificate::X509Certificate::from_der(der)
+        .ok()
+        .and_then(|(_, c)| {
+            c.subject()
+                .iter_common_name()
+                .next()
+                .and_then(|cn| cn.as_str().ok())
+                .map(str::to_owned)
+        });
+    cn.unwrap_or_else(|| {
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der);
+        format!(
+            "sha256:{}",
+            hex_simd::encode_to_string(digest.as_ref(), hex_simd::AsciiCase::Lower)
+        )
+    })
+}
+
+/// A declared drill fault as logged: at most 64 of `[a-z0-9-]`, anything else replaced.
+fn fault_name(fault: &str) -> String {
+    fault
+        .chars()
+        .take(64)
+        .map(|c| {
+            if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 /// A gateway that has not asked for revocations for this long is no longer waited for.
@@ -130,39 +190,74 @@ impl Feed {
         })
     }
 
-    /// Records that `client` has taken in every event up to `after` of this instance.
-    fn record_ack(&self, q: &RevocationsQuery) {
+    /// Records that `client`, asking over a connection with client certificate
+    /// `certificate`, has taken in every event up to `after` of this instance.
+    fn record_ack(&self, q: &RevocationsQuery, certificate: Option<String>) {
         if let (Some(client), Some(after), Some(instance)) = (&q.client, q.after, &q.instance)
             && *instance == self.instance
         {
+            let fault = q.fault.as_deref().map(fault_name);
+            let who = Follower {
+                certificate,
+                client: client.clone(),
+            };
             let mut acks = self.acks.lock().unwrap_or_else(PoisonError::into_inner);
-            acks.insert(client.clone(), (after, Instant::now()));
+            if let Some(fault) = &fault
+                && acks
+                    .get(&who)
+                    .is_none_or(|h| h.fault.as_ref() != Some(fault))
+            {
+                tracing::warn!(
+                    certificate = who.certificate.as_deref().unwrap_or("-"),
+                    gateway = %who.client,
+                    fault = %fault,
+                    "a gateway runs with a drill fault injector: its acknowledgements of a disconnect do not count"
+                );
+            }
+            acks.insert(
+                who,
+                Heard {
+                    after,
+                    at: Instant::now(),
+                    fault,
+                },
+            );
         }
     }
 
-    /// (gateways that acknowledged `seq`, gateways seen recently): a revocation is complete
-    /// when both are equal.
-    fn acknowledged(&self, seq: u64) -> (Vec<String>, Vec<String>) {
+    /// (gateways that acknowledged `seq`, gateways seen recently, each with the drill fault
+    /// it declared): a revocation is complete when both are equal. For a disconnect's push
+    /// (`disconnect`), a gateway that declared a drill fault never counts as acknowledging.
+    fn acknowledged(
+        &self,
+        seq: u64,
+        disconnect: bool,
+    ) -> (Vec<Follower>, Vec<(Follower, Option<String>)>) {
         let acks = self.acks.lock().unwrap_or_else(PoisonError::into_inner);
-        let recent: Vec<(&String, u64)> = acks
+        let recent: Vec<(&Follower, &Heard)> = acks
             .iter()
-            .filter(|(_, (_, at))| at.elapsed() < ACK_PEERS_WINDOW)
-            .map(|(c, (after, _))| (c, *after))
+            .filter(|(_, h)| h.at.elapsed() < ACK_PEERS_WINDOW)
             .collect();
         let done = recent
             .iter()
-            .filter(|(_, after)| *after >= seq)
+            .filter(|(_, h)| h.after >= seq && !(disconnect && h.fault.is_some()))
             .map(|(c, _)| (*c).clone())
             .collect();
-        (done, recent.iter().map(|(c, _)| (*c).clone()).collect())
+        (
+            done,
+            recent
+                .iter()
+                .map(|(c, h)| ((*c).clone(), h.fault.clone()))
+                .collect(),
+        )
     }
 
     /// Waits until every recently seen gateway acknowledged `seq`, or [`ACK_WAIT`] passed,
     /// and logs the outcome.
-    async fn await_acks(&self, seq: u64) {
+    async fn await_acks(&self, seq: u64, disconnect: bool) {
         let deadline = Instant::now() + ACK_WAIT;
         loop {
-            let (done, seen) = self.acknowledged(seq);
+            let (done, seen) = self.acknowledged(seq, disconnect);
             if done.len() == seen.len() {
                 tracing::info!(
                     seq,
@@ -172,7 +267,11 @@ impl Feed {
                 return;
             }
             if Instant::now() >= deadline {
-                let missing: Vec<&String> = seen.iter().filter(|c| !done.contains(c)).collect();
+                let missing: Vec<&Follower> = seen
+                    .iter()
+                    .map(|(c, _)| c)
+                    .filter(|c| !done.contains(c))
+                    .collect();
                 tracing::warn!(
                     seq,
                     ?missing,
@@ -184,40 +283,47 @@ impl Feed {
         }
     }
 
-    /// Waits until every gateway seen within [`ACK_PEERS_WINDOW`] acknowledged `seq`, or
-    /// `wait` passed: (each acknowledging gateway with how long it took in ms, the gateways
-    /// that did not acknowledge).
-    async fn collect_acks(&self, seq: u64, wait: Duration) -> (Vec<(String, u64)>, Vec<String>) {
+    /// Waits until every gateway seen within [`ACK_PEERS_WINDOW`] acknowledged the
+    /// disconnect's push `seq`, or `wait` passed: (each acknowledging gateway with how long it
+    /// took in ms, the gateways that did not acknowledge with the drill fault each declared).
+    async fn collect_acks(
+        &self,
+        seq: u64,
+        wait: Duration,
+    ) -> (Vec<(Follower, u64)>, Vec<(Follower, Option<String>)>) {
         let started = Instant::now();
-        let mut acked: Vec<(String, u64)> = Vec::new();
+        let mut acked: Vec<(Follower, u64)> = Vec::new();
         loop {
-            let (done, seen) = self.acknowledged(seq);
+            let (done, seen) = self.acknowledged(seq, true);
             for gateway in done {
                 if !acked.iter().any(|(g, _)| *g == gateway) {
                     let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
                     acked.push((gateway, ms));
                 }
             }
-            let missing: Vec<String> = seen
+            let mut missing: Vec<(Follower, Option<String>)> = seen
                 .into_iter()
-                .filter(|g| !acked.iter().any(|(a, _)| a == g))
+                .filter(|(g, _)| !acked.iter().any(|(a, _)| a == g))
                 .collect();
             if missing.is_empty() || started.elapsed() >= wait {
                 acked.sort();
+                missing.sort();
                 return (acked, missing);
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
-    /// Appends a revocation; returns its sequence number.
-    fn push(&self, revocation: Revocation) -> u64 {
+    /// Appends a revocation (`disconnect`: the index of the disconnect that pushed it);
+    /// returns its sequence number.
+    fn push(&self, revocation: Revocation, disconnect: Option<u64>) -> u64 {
         let mut guard = self.events.lock().unwrap_or_else(PoisonError::into_inner);
         let (events, last) = &mut *guard;
         *last += 1;
         events.push_back(RevocationEvent {
             seq: *last,
             revocation,
+            disconnect,
         });
         while events.len() > self.kept {
             events.pop_front();
@@ -252,20 +358,31 @@ impl Feed {
 }
 
 /// Copies the trustee's revocations into the feed. If it lagged, revocations were lost: the
-/// feed then records `All`, which makes every client drop every key.
-fn spawn_feed(mut rx: broadcast::Receiver<Revocation>, feed: std::sync::Weak<Feed>) {
+/// feed then records `All`, which makes every client drop every key. With `disconnects` (the
+/// trustee's disconnect state, which changes before the disconnect's revocation is sent), a
+/// revocation of every key while the provider is disconnected is marked as the disconnect's.
+fn spawn_feed(
+    mut rx: broadcast::Receiver<Revocation>,
+    feed: std::sync::Weak<Feed>,
+    disconnects: Option<watch::Receiver<Option<u64>>>,
+) {
     use tokio::sync::broadcast::error::RecvError;
     tokio::spawn(async move {
         loop {
             let event = rx.recv().await;
             let Some(feed) = feed.upgrade() else { return };
-            let seq = match event {
-                Ok(r) => feed.push(r),
-                Err(RecvError::Lagged(_)) => feed.push(Revocation::All),
+            let revocation = match event {
+                Ok(r) => r,
+                Err(RecvError::Lagged(_)) => Revocation::All,
                 Err(RecvError::Closed) => return,
             };
+            let disconnect = match (&revocation, &disconnects) {
+                (Revocation::All, Some(d)) => *d.borrow(),
+                _ => None,
+            };
+            let seq = feed.push(revocation, disconnect);
             let waiting = Arc::clone(&feed);
-            tokio::spawn(async move { waiting.await_acks(seq).await });
+            tokio::spawn(async move { waiting.await_acks(seq, disconnect.is_some()).await });
         }
     });
 }
@@ -333,6 +450,7 @@ pub fn router_logging_acks(trustee: &Arc<crate::Trustee>) -> Result<Router, Trus
         Arc::clone(trustee) as Arc<dyn TrusteeClient>,
         LONG_POLL_HOLD,
         REVOCATIONS_KEPT,
+        Some(trustee.subscribe_disconnects()),
     )?;
     spawn_disconnect_pushes(
         Arc::clone(trustee),
@@ -367,7 +485,7 @@ fn spawn_disconnect_pushes(
             };
             pushed = now;
             let Some(f) = feed.upgrade() else { return };
-            let seq = f.push(Revocation::All);
+            let seq = f.push(Revocation::All, Some(index));
             let (acked, missing) = f.collect_acks(seq, wait).await;
             drop(f);
             if missing.is_empty() {
@@ -377,9 +495,16 @@ fn spawn_disconnect_pushes(
                     "every gateway acknowledged the disconnect"
                 );
             } else {
+                let named: Vec<String> = missing
+                    .iter()
+                    .map(|(g, fault)| match fault {
+                        Some(f) => format!("{} ({f})", g.client),
+                        None => g.client.clone(),
+                    })
+                    .collect();
                 tracing::warn!(
                     disconnect = index,
-                    ?missing,
+                    missing = ?named,
                     "gateways did not acknowledge the disconnect; they drop their keys when key_cache_ttl ends"
                 );
             }
@@ -401,16 +526,21 @@ fn router_with(
     hold: Duration,
     kept: usize,
 ) -> Result<Router, TrusteeError> {
-    router_and_feed(trustee, hold, kept).map(|(r, _)| r)
+    router_and_feed(trustee, hold, kept, None).map(|(r, _)| r)
 }
 
 fn router_and_feed(
     trustee: Arc<dyn TrusteeClient>,
     hold: Duration,
     kept: usize,
+    disconnects: Option<watch::Receiver<Option<u64>>>,
 ) -> Result<(Router, Arc<Feed>), TrusteeError> {
     let feed = Arc::new(Feed::new(kept)?);
-    spawn_feed(trustee.subscribe_revocations(), Arc::downgrade(&feed));
+    spawn_feed(
+        trustee.subscribe_revocations(),
+        Arc::downgrade(&feed),
+        disconnects,
+    );
     let router = Router::new()
         .route("/v1/seal", get(seal_status).post(seal))
         .route("/v1/unseal", post(unseal))
@@ -723,10 +853,12 @@ async fn rewrap_object_keys(
 
 async fn revocations(
     State(s): State<AppState>,
+    peer: Option<axum::Extension<obhut_listen::PeerCertificate>>,
     q: Result<Query<RevocationsQuery>, QueryRejection>,
 ) -> ApiResult<RevocationsPage> {
     let Query(q) = q?;
-    s.feed.record_ack(&q);
+    s.feed
+        .record_ack(&q, peer.map(|axum::Extension(c)| certificate_name(&c)));
     // Subscribe before looking, so that nothing pushed in between is missed.
     let mut changed = s.feed.last.subscribe();
     let (page, ready) = s.feed.page(&q);
@@ -990,6 +1122,7 @@ mod tests {
         url: String,
         trustee: Arc<Trustee>,
         shares: Vec<String>,
+        feed: Arc<Feed>,
     }
 
     async fn start(hold: Duration, kept: usize) -> Running {
@@ -1011,7 +1144,7 @@ mod tests {
             &read(&pki, "trustee.key"),
         )
         .unwrap();
-        let app = router_with(trustee.clone(), hold, kept).unwrap();
+        let (app, feed) = router_and_feed(trustee.clone(), hold, kept, None).unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!(
             "https://127.0.0.1:{}",
@@ -1024,6 +1157,7 @@ mod tests {
             url,
             trustee,
             shares,
+            feed,
         }
     }
 
@@ -1267,20 +1401,124 @@ mod tests {
             after: Some(after),
             instance: Some(instance.to_owned()),
             client: Some(client.to_owned()),
+            fault: None,
         };
-        feed.record_ack(&ask("g1", 0, &me));
-        feed.record_ack(&ask("g2", 0, &me));
-        let seq = feed.push(Revocation::All);
-        assert_eq!(feed.acknowledged(seq).0.len(), 0);
-        feed.record_ack(&ask("g1", seq, &me));
-        let (done, seen) = feed.acknowledged(seq);
-        assert_eq!((done, seen.len()), (vec!["g1".to_owned()], 2));
+        let cert = || Some("gateway-1".to_owned());
+        feed.record_ack(&ask("g1", 0, &me), cert());
+        feed.record_ack(&ask("g2", 0, &me), cert());
+        let seq = feed.push(Revocation::All, None);
+        assert_eq!(feed.acknowledged(seq, false).0.len(), 0);
+        feed.record_ack(&ask("g1", seq, &me), cert());
+        let (done, seen) = feed.acknowledged(seq, false);
+        let g1 = Follower {
+            certificate: cert(),
+            client: "g1".into(),
+        };
+        assert_eq!((done, seen.len()), (vec![g1], 2));
         // an answer about another trustee instance acknowledges nothing here
-        feed.record_ack(&ask("g2", seq, "another-instance"));
-        assert_eq!(feed.acknowledged(seq).0.len(), 1);
-        feed.record_ack(&ask("g2", seq, &me));
-        let (done, seen) = feed.acknowledged(seq);
+        feed.record_ack(&ask("g2", seq, "another-instance"), cert());
+        assert_eq!(feed.acknowledged(seq, false).0.len(), 1);
+        feed.record_ack(&ask("g2", seq, &me), cert());
+        let (done, seen) = feed.acknowledged(seq, false);
         assert_eq!(done.len(), seen.len());
+    }
+
+    #[test]
+    fn a_gateway_acknowledges_only_under_its_own_certificate() {
+        let feed = Feed::new(10).unwrap();
+        let me = feed.instance.clone();
+        let ask = |after: u64| RevocationsQuery {
+            after: Some(after),
+            instance: Some(me.clone()),
+            client: Some("10.0.0.2:9000@abcd".to_owned()),
+            fault: None,
+        };
+        // gateway-2 is followed; gateway-1 claims gateway-2's self-declared name.
+        feed.record_ack(&ask(0), Some("gateway-2".into()));
+        let seq = feed.push(Revocation::All, Some(7));
+        feed.record_ack(&ask(seq), Some("gateway-1".into()));
+        let (done, seen) = feed.acknowledged(seq, true);
+        let as_2 = Follower {
+            certificate: Some("gateway-2".into()),
+            client: "10.0.0.2:9000@abcd".into(),
+        };
+        assert!(
+            !done.contains(&as_2),
+            "acknowledged for another certificate"
+        );
+        assert!(seen.iter().any(|(f, _)| *f == as_2));
+        feed.record_ack(&ask(seq), Some("gateway-2".into()));
+        assert!(feed.acknowledged(seq, true).0.contains(&as_2));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_drill_fault_injector_ignores_a_disconnects_push_only_and_says_so() {
+        let r = start(Duration::from_millis(500), REVOCATIONS_KEPT).await;
+        let rogue = RemoteTrustee::connect_as(
+            &r.url,
+            &read(&r.pki, "ca.crt"),
+            &read(&r.pki, "gateway-2.crt"),
+            &read(&r.pki, "gateway-2.key"),
+            &obhut_trustee_client::remote::Follower {
+                name: "rogue".into(),
+                ignore_revocations: true,
+            },
+        )
+        .unwrap();
+        let mut rx = rogue.subscribe_revocations();
+        // Following (its cursor set, the starting revocation of every key sent), and known to
+        // the trustee by its certificate, with the fault it declared.
+        let started = Instant::now();
+        let known = loop {
+            let heard: Vec<(Follower, Option<String>)> = {
+                let acks = r.feed.acks.lock().unwrap();
+                acks.iter()
+                    .map(|(f, h)| (f.clone(), h.fault.clone()))
+                    .collect()
+            };
+            if let Some(known) = heard.into_iter().next() {
+                break known;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "never followed"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert_eq!(known.0.certificate.as_deref(), Some("gateway-2"));
+        assert!(known.0.client.starts_with("rogue@"), "{known:?}");
+        assert_eq!(known.1.as_deref(), Some("ignore-disconnect-revocations"));
+        while rx.try_recv().is_ok() {}
+        // A disconnect's push is ignored; a tenant's revocation after it is obeyed, and so is
+        // a revocation of every key that no disconnect pushed (a seal).
+        r.feed.push(Revocation::All, Some(5));
+        r.feed.push(Revocation::Tenant { tenant: "t".into() }, None);
+        assert_eq!(
+            next(&mut rx).await,
+            Revocation::Tenant { tenant: "t".into() }
+        );
+        r.feed.push(Revocation::All, None);
+        assert_eq!(next(&mut rx).await, Revocation::All);
+    }
+
+    #[test]
+    fn a_declared_drill_fault_voids_acknowledgements_of_a_disconnect_only() {
+        let feed = Feed::new(10).unwrap();
+        let me = feed.instance.clone();
+        let ask = |after: u64| RevocationsQuery {
+            after: Some(after),
+            instance: Some(me.clone()),
+            client: Some("rogue@1".to_owned()),
+            fault: Some(obhut_trustee_client::remote::DRILL_FAULT_IGNORE_DISCONNECT.into()),
+        };
+        feed.record_ack(&ask(0), Some("gateway-3".into()));
+        let disconnect = feed.push(Revocation::All, Some(9));
+        let tenant = feed.push(Revocation::Tenant { tenant: "t".into() }, None);
+        feed.record_ack(&ask(tenant), Some("gateway-3".into()));
+        let (done, seen) = feed.acknowledged(disconnect, true);
+        assert!(done.is_empty(), "{done:?}");
+        assert_eq!(seen[0].1.as_deref(), Some("ignore-disconnect-revocations"));
+        assert_eq!(feed.acknowledged(tenant, false).0.len(), 1);
     }
 
     #[test]
@@ -1290,6 +1528,7 @@ mod tests {
             after,
             instance: instance.map(str::to_owned),
             client: None,
+            fault: None,
         };
         let me = feed.instance.clone();
         // a starting point, at once
@@ -1298,7 +1537,7 @@ mod tests {
         // nothing new: wait
         assert!(!feed.page(&q(Some(0), Some(&me))).1);
         for t in ["a", "b", "c", "d", "e"] {
-            feed.push(Revocation::Tenant { tenant: t.into() });
+            feed.push(Revocation::Tenant { tenant: t.into() }, None);
         }
         // seq 1 and 2 are forgotten; a client at 2 misses nothing, at 1 it missed seq 2
         let (p, _) = feed.page(&q(Some(2), Some(&me)));

@@ -401,6 +401,9 @@ impl Gateway {
         if !under_grant && let Some(k) = self.keys.get(tenant, bucket, version, &wrapped.kcv) {
             return Ok(Some(k));
         }
+        // Before asking: a revocation applied while the trustee answers keeps the key out of
+        // the cache.
+        let asked = self.keys.generation();
         let key = match self
             .trustee
             .release_bucket_key(tenant, bucket, &wrapped, why)
@@ -423,7 +426,7 @@ impl Gateway {
         crate::note_release(why);
         if !under_grant {
             self.keys
-                .insert(tenant, bucket, version, wrapped.kcv, key.clone());
+                .insert(asked, tenant, bucket, version, wrapped.kcv, key.clone());
         }
         Ok(Some(key))
     }
