@@ -223,6 +223,7 @@ impl Maintenance {
             tenants: vec![TenantResidency {
                 buckets,
                 jurisdictions: owned.jurisdictions,
+                locked_versions: None,
                 tenant: t.name,
             }],
             verified: verify,
