@@ -120,32 +120,6 @@ def main():
             f"(filled by concurrent S3 PUTs: {fills(results, 'versions')}).",
             "",
         ] + walk_table(results, "versions", servers, "versions")
-    scale_path = os.path.join(results, "scale.jsonl")
-    if os.path.exists(scale_path):
-        sizes = [json.loads(line) for line in open(scale_path)]
-        lines += [
-            "",
-            f"**GET and LIST against the number of object records**, embedded catalog, a server of its own: "
-            f"1,000 real 4 KiB objects read (GET) and listed (ListObjectsV2, one page of the 1,000) one request "
-            f"at a time, {rounds} runs of {duration} s each per size, while the catalog held the number of "
-            f"object records below. The records beyond the real ones were written into another bucket of the "
-            f"same tenant by `fill-objects` (the Catalog trait's `put_object`, 64 in flight) while the server "
-            f"was stopped; they are indexed and counted, never read.",
-            "",
-            "| object records in the catalog | GET p50 / p99 | GET ops/s | LIST page p50 / p99 | gateway resident memory | catalog.db |",
-            "|---|---|---|---|---|---|",
-        ]
-        for size in sizes:
-            label = size["label"]
-            get = [load(p)["results"] for p in sorted(glob.glob(os.path.join(results, f"scale-get-{label}-*.json")))]
-            lst = [load(p)["results"] for p in sorted(glob.glob(os.path.join(results, f"scale-list-{label}-*.json")))]
-            med = lambda rs, k: statistics.median(r["latency"][k] for r in rs)
-            lines.append(
-                f"| {size['records']:,} | {med(get, 'p50_ms'):.2f} ms / {med(get, 'p99_ms'):.2f} ms | "
-                f"{fmt(statistics.median(r['ops_per_s'] for r in get))} | "
-                f"{med(lst, 'p50_ms'):.1f} ms / {med(lst, 'p99_ms'):.1f} ms | "
-                f"{size['rss_kib'] / 1024:.0f} MiB | {size['catalog_bytes'] / 2**30:.2f} GiB |"
-            )
     rss_path = os.path.join(results, "rss.jsonl")
     if os.path.exists(rss_path):
         rows = [json.loads(line) for line in open(rss_path)]

@@ -624,8 +624,6 @@ scripts/profile get-4KiB # perf profile and flamegraph of the server under one w
 scripts/bench --help     # durations, the size and number of the large uploads, directories\n\
 scripts/bench --catalog-only   # the catalog at scale (section 1): LIST of 100,000 keys on both\n\
                                # catalogs, versioned against unversioned, 100,000 versions\n\
-scripts/bench-catalog --parts scale --fill-secs 900   # GET and LIST at 10,000 object records\n\
-                               # and at as many as 15 minutes of filling reach\n\
 ```\n\n\
 The script builds the release binaries, starts `obhut serve` on a fresh data directory, keeps each\n\
 run's JSON record in `target/bench/results/`, and rewrites this page's section 2 and\n\
