@@ -5,7 +5,8 @@
 //! - `raw-write` / `raw-read`: the same objects written durably to / read from plain directories;
 //! - `aead`: AES-256-GCM throughput per core;
 //! - `report`: the benchmark page and chart from the JSON records of the others;
-//! - `drill disconnect`: the trustee cuts the provider off under load (`drill`).
+//! - `drill disconnect`: the trustee cuts the provider off under load (`drill`);
+//! - `walk`: a whole bucket listed page by page (ListObjectsV2 or ListObjectVersions), timed.
 //!
 //! Every measuring subcommand prints one summary line on stderr and a JSON record (see `record`)
 //! on stdout or into `--json FILE`.
@@ -23,13 +24,14 @@ mod s3;
 use obhut_bench::sigv4;
 mod size;
 mod stats;
+mod walk;
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Parser, Subcommand};
 use machine::{Machine, MemoryWatch};
 use record::{Params, RunRecord};
 use runner::Plan;
-use s3::{PayloadSigning, PrefillLoad, S3Client, S3Load, S3Op};
+use s3::{Listing, PayloadSigning, PrefillLoad, S3Client, S3Load, S3Op};
 use sigv4::Signer;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -65,6 +67,8 @@ enum Command {
     },
     /// AES-256-GCM sealing throughput, one core and all threads.
     Aead(AeadArgs),
+    /// List a whole bucket page by page (ListObjectsV2 or ListObjectVersions) and time each walk.
+    Walk(WalkArgs),
     /// Drills against a running deployment (`scripts/two-dc drill`).
     #[command(subcommand)]
     Drill(DrillCommand),
@@ -195,6 +199,9 @@ struct ClientArgs {
     /// Do not check or write the objects before reads.
     #[arg(long)]
     skip_prefill: bool,
+    /// Turn versioning on for the bucket before the run (PutBucketVersioning).
+    #[arg(long)]
+    versioning: bool,
     #[command(flatten)]
     load: LoadArgs,
 }
@@ -214,6 +221,43 @@ struct S3Args {
     ca_bundle: Option<PathBuf>,
     #[command(flatten)]
     client: ClientArgs,
+}
+
+#[derive(Args)]
+struct WalkArgs {
+    #[arg(long, env = "AWS_ENDPOINT_URL")]
+    endpoint: String,
+    #[arg(long, env = "AWS_ACCESS_KEY_ID", hide_env_values = true)]
+    access_key: String,
+    #[arg(long, env = "AWS_SECRET_ACCESS_KEY", hide_env_values = true)]
+    secret_key: String,
+    #[arg(long, env = "AWS_REGION", default_value = "us-east-1")]
+    region: String,
+    /// PEM file of trusted CAs for https endpoints.
+    #[arg(long)]
+    ca_bundle: Option<PathBuf>,
+    #[arg(long, default_value = "obhut-bench")]
+    bucket: String,
+    #[arg(long, default_value = "")]
+    prefix: String,
+    /// Which listing to page through.
+    #[arg(long, value_enum, default_value = "objects")]
+    listing: Listing,
+    /// Entries per page (max-keys).
+    #[arg(long, default_value_t = 1000)]
+    page: usize,
+    /// Number of walks, one after the other.
+    #[arg(long, default_value_t = 3)]
+    walks: usize,
+    /// Fail unless every walk lists exactly this many entries.
+    #[arg(long)]
+    expect: Option<u64>,
+    /// Name of what is measured, in the record.
+    #[arg(long, default_value = "obhut")]
+    target: String,
+    /// Write the JSON record here instead of stdout.
+    #[arg(long)]
+    json: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -431,6 +475,7 @@ async fn run(command: Command) -> Result<()> {
         Command::HttpServe { addr } => http_server::serve(addr).await,
         Command::Aead(a) => run_aead(a).await,
         Command::Drill(DrillCommand::Disconnect(a)) => run_drill_disconnect(a).await,
+        Command::Walk(a) => run_walk(a).await,
         Command::Bytes { size } => {
             println!("{size}");
             Ok(())
@@ -475,6 +520,9 @@ async fn run_client(
         .create_bucket(&c.bucket)
         .await
         .with_context(|| format!("cannot create bucket {} at {endpoint}", c.bucket))?;
+    if c.versioning {
+        client.enable_versioning(&c.bucket).await?;
+    }
     let prefix = load.prefix();
     if c.op.needs_prefill() && !c.skip_prefill {
         let prefill = Arc::new(PrefillLoad {
@@ -524,6 +572,74 @@ async fn run_client(
         aead: None,
     };
     finish(&record, load.json.as_deref())
+}
+
+async fn run_walk(a: WalkArgs) -> Result<()> {
+    s3::install_crypto_provider();
+    if a.walks == 0 || a.page == 0 {
+        bail!("--walks and --page must be at least 1");
+    }
+    let signer = Signer {
+        access_key: a.access_key,
+        secret_key: a.secret_key,
+        region: a.region,
+    };
+    let client = S3Client::new(
+        &a.endpoint,
+        signer,
+        PayloadSigning::Unsigned,
+        1,
+        Duration::from_secs(600),
+        a.ca_bundle.as_deref(),
+    )?;
+    let started_at = record::now_rfc3339();
+    let mut walks = Vec::with_capacity(a.walks);
+    for n in 1..=a.walks {
+        let w = walk::walk(&client, &a.bucket, a.listing, &a.prefix, a.page).await?;
+        let p = w.page_latency.as_ref();
+        eprintln!(
+            "{} {} walk {n}/{}: {} entries in {} pages, {:.2} s, {:.0} entries/s (page p50 {:.1} ms, p99 {:.1} ms)",
+            a.target,
+            a.listing.name(),
+            a.walks,
+            w.entries,
+            w.pages,
+            w.seconds,
+            w.entries_per_s,
+            p.map_or(0.0, |p| p.p50_ms),
+            p.map_or(0.0, |p| p.p99_ms),
+        );
+        if let Some(expect) = a.expect
+            && w.entries != expect
+        {
+            bail!(
+                "walk {n} listed {} entries of bucket {}, {expect} expected",
+                w.entries,
+                a.bucket
+            );
+        }
+        walks.push(w);
+    }
+    let record = serde_json::json!({
+        "tool": format!("obhut-bench {}", env!("CARGO_PKG_VERSION")),
+        "benchmark": "walk",
+        "target": a.target,
+        "op": a.listing.name(),
+        "started_at": started_at,
+        "endpoint": a.endpoint,
+        "bucket": a.bucket,
+        "prefix": a.prefix,
+        "page": a.page,
+        "median_entries_per_s": walk::median_rate(&walks),
+        "walks": walks,
+    });
+    let text = serde_json::to_string_pretty(&record)?;
+    match &a.json {
+        Some(path) => std::fs::write(path, text + "\n")
+            .with_context(|| format!("cannot write {}", path.display()))?,
+        None => println!("{text}"),
+    }
+    Ok(())
 }
 
 async fn run_raw(a: RawArgs, write: bool) -> Result<()> {

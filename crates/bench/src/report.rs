@@ -622,6 +622,8 @@ scripts/bench            # the full matrix, about 9 minutes on 2 cores (needs 25
 scripts/bench --quick    # short runs and smaller large uploads, under 4 minutes once built\n\
 scripts/profile get-4KiB # perf profile and flamegraph of the server under one workload\n\
 scripts/bench --help     # durations, the size and number of the large uploads, directories\n\
+scripts/bench --catalog-only   # the catalog at scale (section 1): LIST of 100,000 keys on both\n\
+                               # catalogs, versioned against unversioned, 100,000 versions\n\
 ```\n\n\
 The script builds the release binaries, starts `obhut serve` on a fresh data directory, keeps each\n\
 run's JSON record in `target/bench/results/`, and rewrites this page's section 2 and\n\

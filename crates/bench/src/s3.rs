@@ -282,6 +282,158 @@ impl S3Client {
     }
 }
 
+/// Which listing a walk pages through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Listing {
+    /// ListObjectsV2, with continuation tokens.
+    Objects,
+    /// ListObjectVersions (versions and delete markers), with key and version-id markers.
+    Versions,
+}
+
+impl Listing {
+    pub fn name(self) -> &'static str {
+        match self {
+            Listing::Objects => "list-objects-v2",
+            Listing::Versions => "list-object-versions",
+        }
+    }
+}
+
+/// Where the next page of a walk starts.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Resume {
+    #[default]
+    Start,
+    /// ListObjectsV2's `NextContinuationToken`.
+    Token(String),
+    /// ListObjectVersions' `NextKeyMarker` and `NextVersionIdMarker`.
+    Markers(String, Option<String>),
+}
+
+/// One page of a walk: the entries it answered and where the next one starts (`None`: the last
+/// page).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Page {
+    pub entries: usize,
+    pub next: Option<Resume>,
+}
+
+impl S3Client {
+    /// Turns versioning on for the bucket (PutBucketVersioning, `Enabled`).
+    pub async fn enable_versioning(&self, bucket: &str) -> Result<()> {
+        let body = "<VersioningConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">\
+                    <Status>Enabled</Status></VersioningConfiguration>";
+        let hash = crate::sigv4::sha256_hex(body.as_bytes());
+        let path = self.path(bucket, None);
+        let resp = self
+            .request(Method::PUT, &path, &[("versioning", "")], &hash)?
+            .header("content-length", body.len())
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| anyhow!("PUT bucket {bucket}?versioning: {}", error_chain(&e)))?;
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        if !status.is_success() {
+            bail!(
+                "PUT bucket {bucket}?versioning: {}",
+                describe(status, &text)
+            );
+        }
+        Ok(())
+    }
+
+    /// One page of up to `max_keys` entries of `listing`, from `from`.
+    pub async fn list_page(
+        &self,
+        bucket: &str,
+        listing: Listing,
+        prefix: &str,
+        max_keys: usize,
+        from: &Resume,
+    ) -> Result<Page> {
+        let path = self.path(bucket, None);
+        let max = max_keys.to_string();
+        let mut query: Vec<(&str, &str)> = Vec::with_capacity(4);
+        match listing {
+            Listing::Objects => query.push(("list-type", "2")),
+            Listing::Versions => query.push(("versions", "")),
+        }
+        query.push(("max-keys", &max));
+        if !prefix.is_empty() {
+            query.push(("prefix", prefix));
+        }
+        match from {
+            Resume::Start => {}
+            Resume::Token(t) => query.push(("continuation-token", t)),
+            Resume::Markers(k, v) => {
+                query.push(("key-marker", k));
+                if let Some(v) = v {
+                    query.push(("version-id-marker", v));
+                }
+            }
+        }
+        let resp = self
+            .request(Method::GET, &path, &query, EMPTY_SHA256)?
+            .send()
+            .await
+            .map_err(|e| anyhow!("{} {bucket}: {}", listing.name(), error_chain(&e)))?;
+        let status = resp.status();
+        let body = resp
+            .text()
+            .await
+            .map_err(|e| anyhow!("{} {bucket}: {}", listing.name(), error_chain(&e)))?;
+        if !status.is_success() {
+            bail!("{} {bucket}: {}", listing.name(), describe(status, &body));
+        }
+        parse_page(listing, &body)
+    }
+}
+
+/// The entry count and the resume point of a listing's XML answer.
+pub fn parse_page(listing: Listing, body: &str) -> Result<Page> {
+    let truncated = xml_field(body, "IsTruncated").as_deref() == Some("true");
+    let (entries, next) = match listing {
+        Listing::Objects => (
+            body.matches("<Contents>").count(),
+            xml_field(body, "NextContinuationToken").map(Resume::Token),
+        ),
+        Listing::Versions => (
+            body.matches("<Version>").count() + body.matches("<DeleteMarker>").count(),
+            xml_field(body, "NextKeyMarker")
+                .map(|k| Resume::Markers(k, xml_field(body, "NextVersionIdMarker"))),
+        ),
+    };
+    match (truncated, next) {
+        (false, _) => Ok(Page {
+            entries,
+            next: None,
+        }),
+        (true, Some(next)) => Ok(Page {
+            entries,
+            next: Some(next),
+        }),
+        (true, None) => bail!("a truncated {} page without a resume point", listing.name()),
+    }
+}
+
+/// The text of the first `<tag>…</tag>` in `body`, XML entities resolved.
+fn xml_field(body: &str, tag: &str) -> Option<String> {
+    let open = format!("<{tag}>");
+    let close = format!("</{tag}>");
+    let start = body.find(&open)? + open.len();
+    let end = body[start..].find(&close)? + start;
+    Some(
+        body[start..end]
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&quot;", "\"")
+            .replace("&apos;", "'")
+            .replace("&amp;", "&"),
+    )
+}
+
 /// The SHA-256 of an object's content, produced chunk by chunk.
 fn hash_content(content: Content, size: u64) -> String {
     let mut ctx = digest::Context::new(&digest::SHA256);
@@ -429,6 +581,39 @@ impl Workload for PrefillLoad {
 mod tests {
     use super::*;
     use crate::sigv4::sha256_hex;
+
+    #[test]
+    fn pages_resume_where_the_answer_says() {
+        let v2 = "<ListBucketResult><IsTruncated>true</IsTruncated><Contents><Key>a</Key></Contents>\
+                  <Contents><Key>b</Key></Contents><NextContinuationToken>Yg</NextContinuationToken></ListBucketResult>";
+        assert_eq!(
+            parse_page(Listing::Objects, v2).unwrap(),
+            Page {
+                entries: 2,
+                next: Some(Resume::Token("Yg".into()))
+            }
+        );
+        let last = "<ListBucketResult><IsTruncated>false</IsTruncated><Contents><Key>c</Key></Contents></ListBucketResult>";
+        assert_eq!(
+            parse_page(Listing::Objects, last).unwrap(),
+            Page {
+                entries: 1,
+                next: None
+            }
+        );
+        let versions = "<ListVersionsResult><IsTruncated>true</IsTruncated><NextKeyMarker>a&amp;b</NextKeyMarker>\
+                        <NextVersionIdMarker>v1</NextVersionIdMarker><Version><Key>a&amp;b</Key></Version>\
+                        <DeleteMarker><Key>a&amp;b</Key></DeleteMarker></ListVersionsResult>";
+        assert_eq!(
+            parse_page(Listing::Versions, versions).unwrap(),
+            Page {
+                entries: 2,
+                next: Some(Resume::Markers("a&b".into(), Some("v1".into())))
+            }
+        );
+        let broken = "<ListBucketResult><IsTruncated>true</IsTruncated></ListBucketResult>";
+        assert!(parse_page(Listing::Objects, broken).is_err());
+    }
 
     #[test]
     fn error_descriptions_use_the_s3_code() {
