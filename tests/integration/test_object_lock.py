@@ -212,6 +212,40 @@ def test_governance_is_bypassed_only_by_a_key_allowed_to_and_only_when_asked(ser
     expect_error(s3.head_object, "404", 404, Bucket=b, Key="k", VersionId=v)
 
 
+def test_lock_headers_on_a_write_need_their_own_permissions(server, s3, tmp_path):
+    """A key that may only write cannot set a retention or a legal hold with its writes (a
+    COMPLIANCE date far ahead would stop the tenant's shred for as long): S3 asks for
+    s3:PutObjectRetention and s3:PutObjectLegalHold, and so does obhut."""
+    b = lock_bucket(s3, "olperm")
+
+    def key_with(*actions: str):
+        return scoped(server, {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": ["s3:PutObject", "s3:GetObject", *actions],
+                           "Resource": f"arn:aws:s3:::{b}/*"}],
+        }, tmp_path)["client"]
+
+    writer = key_with()
+    expect_error(writer.put_object, "AccessDenied", 403, Bucket=b, Key="c", Body=b"x",
+                 ObjectLockMode="COMPLIANCE", ObjectLockRetainUntilDate=later(3600))
+    expect_error(writer.put_object, "AccessDenied", 403, Bucket=b, Key="h", Body=b"x",
+                 ObjectLockLegalHoldStatus="ON")
+    expect_error(writer.create_multipart_upload, "AccessDenied", 403, Bucket=b, Key="m",
+                 ObjectLockMode="GOVERNANCE", ObjectLockRetainUntilDate=later(3600))
+    writer.put_object(Bucket=b, Key="plain", Body=b"x")  # without lock headers: a write as any
+    # Both ways: with the permission, the same writes are taken.
+    retainer = key_with("s3:PutObjectRetention")
+    v = retainer.put_object(Bucket=b, Key="c", Body=b"x", ObjectLockMode="GOVERNANCE",
+                            ObjectLockRetainUntilDate=later(3600))["VersionId"]
+    assert s3.get_object_retention(Bucket=b, Key="c", VersionId=v)["Retention"]["Mode"] == "GOVERNANCE"
+    expect_error(retainer.put_object, "AccessDenied", 403, Bucket=b, Key="h", Body=b"x",
+                 ObjectLockLegalHoldStatus="ON")
+    holder = key_with("s3:PutObjectLegalHold")
+    v = holder.put_object(Bucket=b, Key="h", Body=b"x", ObjectLockLegalHoldStatus="ON")["VersionId"]
+    assert s3.get_object_legal_hold(Bucket=b, Key="h", VersionId=v)["LegalHold"]["Status"] == "ON"
+    s3.put_object_legal_hold(Bucket=b, Key="h", VersionId=v, LegalHold={"Status": "OFF"})
+
+
 def test_a_legal_hold_holds_until_it_is_lifted_and_both_are_logged(server, s3, aws):
     b = lock_bucket(s3, "olhold")
     start = log_size(server)

@@ -203,6 +203,22 @@ def test_eq_conditions_and_fields_no_condition_names_are_refused(s3, bucket):
     assert s3.head_object(Bucket=bucket, Key="tagged")["Metadata"] == {"tag": "ok"}
 
 
+def test_a_field_sent_twice_is_refused_so_a_second_value_cannot_slip_past_the_policy(s3, bucket):
+    p = s3.generate_presigned_post(
+        bucket, "typed", Fields={"Content-Type": "image/png"},
+        Conditions=[{"Content-Type": "image/png"}], ExpiresIn=600,
+    )
+    # The attack: the policy's value first (it is what is checked), another after it.
+    form = list(p["fields"].items()) + [("Content-Type", "text/html")]
+    r = requests.post(p["url"], data=form, files={"file": ("f", b"<script>")}, timeout=60, allow_redirects=False)
+    assert_refused(r, 400, "InvalidArgument", "The form field Content-Type appears more than once")
+    absent(s3, bucket, "typed")
+    # Both ways: sent once, the signed value is what the object gets.
+    r = post(p["url"], p["fields"], b"png")
+    assert r.status_code == 204, r.text
+    assert s3.head_object(Bucket=bucket, Key="typed")["ContentType"] == "image/png"
+
+
 def test_a_form_signed_for_one_bucket_is_refused_in_another(s3, bucket):
     other = unique_name("post-other")
     s3.create_bucket(Bucket=other)

@@ -111,6 +111,24 @@ impl ReqCtx {
         )
     }
 
+    /// Whether the key's scope and the bucket's policy allow `action` (setting a retention or
+    /// a legal hold) on `key` while writing it; never under a grant.
+    pub fn may_set_lock(&self, key: &str, action: &str) -> S3Result<()> {
+        let Some(scope) = &self.scope else {
+            return Err(error::with(S3ErrorCode::AccessDenied, error::ACCESS_DENIED));
+        };
+        let resource = iam::object_arn(&self.bucket()?.name, key);
+        scope.check(
+            &Act {
+                action,
+                resource: &resource,
+                prefix: None,
+                delimiter: None,
+            },
+            self.bucket_policy.as_deref(),
+        )
+    }
+
     /// The justification for one step of an operation that reads and writes (`CopyObject:read`).
     pub fn justification_for(&self, step: &str) -> Justification {
         match &self.justification {

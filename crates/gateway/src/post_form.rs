@@ -133,6 +133,13 @@ pub async fn admit(
             value.extend_from_slice(&chunk);
         }
         let value = String::from_utf8(value).map_err(|_| malformed())?;
+        // One value per field: the policy is checked against one, and the object must get
+        // that one, never a second sent after it.
+        if field(&fields, &name).is_some() {
+            return Err(invalid(&format!(
+                "The form field {name} appears more than once; each may be sent once."
+            )));
+        }
         fields.push((name, value));
     };
     let signed = signed_post(&parts, region, &fields, file.file_name())

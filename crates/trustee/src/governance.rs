@@ -2286,6 +2286,22 @@ impl Governance {
         Ok(())
     }
 
+    /// Whether the trustee's list holds a lock of `target` (a retention or a legal hold,
+    /// whether or not still in force): then its record exists, and a change must show it.
+    pub fn has_lock(
+        &self,
+        target: &obhut_trustee_client::object_lock::LockTarget,
+    ) -> Result<bool, TrusteeError> {
+        let db = self.db()?;
+        db.query_row(
+            "SELECT EXISTS (SELECT 1 FROM object_locks
+                 WHERE tenant = ?1 AND bucket = ?2 AND key = ?3 AND version_id = ?4)",
+            params![target.tenant, target.bucket, target.key, target.version_id],
+            |r| r.get(0),
+        )
+        .map_err(storage)
+    }
+
     /// How many versions of `tenant` a COMPLIANCE retention still protects at `now_ms`, and
     /// the latest retain-until date among them.
     pub fn compliance_locks(&self, tenant: &str, now_ms: i64) -> Result<(u64, i64), TrusteeError> {

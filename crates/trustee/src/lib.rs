@@ -913,6 +913,14 @@ impl TrusteeClient for Trustee {
             let now = now_ms();
             let previous = match &seal.previous {
                 Some(sealed) => Some(t.open_lock_now(&seal.target, sealed)?),
+                // A first record only for a version the trustee knows no lock of: else a
+                // freshly sealed record that locks nothing would replace one that does,
+                // without the rules (or the log) ever seeing the change.
+                None if t.governance.has_lock(&seal.target)? => {
+                    return Err(TrusteeError::Denied(
+                        "this version already has a lock record: a change must give it".into(),
+                    ));
+                }
                 None => None,
             };
             if let Some(prev) = &previous
@@ -2232,6 +2240,15 @@ mod tests {
         ))
         .await
         .unwrap();
+        // A "first" record for a version that already has one is refused, locking or not:
+        // it would replace the lock without the rules or the log seeing it.
+        for state in [LockState::default(), compliance(far + 2)] {
+            assert!(matches!(
+                t.seal_lock(&seal("v1", state, None, LockChange::Written))
+                    .await,
+                Err(TrusteeError::Denied(_))
+            ));
+        }
         // The trustee's registry refuses a shred of the tenant, naming count and date.
         let (count, latest) = t.governance.compliance_locks("a", now_ms()).unwrap();
         assert_eq!((count, latest), (1, far + 1));

@@ -130,16 +130,13 @@ pub async fn copy_object(
     let bucket = ctx.bucket()?.name.as_str();
     check_new_object!(input)?;
     // A copy's lock is its own (its headers or the bucket's default), never its source's.
-    let lock = gw
-        .new_version_lock(
-            ctx.bucket()?,
-            &super::object_lock::LockHeaders {
-                mode: input.object_lock_mode.as_ref(),
-                retain_until: input.object_lock_retain_until_date.as_ref(),
-                legal_hold: input.object_lock_legal_hold_status.as_ref(),
-            },
-        )
-        .await?;
+    let lock_headers = super::object_lock::LockHeaders {
+        mode: input.object_lock_mode.as_ref(),
+        retain_until: input.object_lock_retain_until_date.as_ref(),
+        legal_hold: input.object_lock_legal_hold_status.as_ref(),
+    };
+    lock_headers.check_allowed(&ctx, &input.key)?;
+    let lock = gw.new_version_lock(ctx.bucket()?, &lock_headers).await?;
     // Tags: the source's (COPY, the default) or those of x-amz-tagging (REPLACE).
     let new_tags = match input
         .tagging_directive

@@ -207,6 +207,7 @@ pub async fn create(
     };
     // Lock headers are checked now and kept with the upload; the bucket's default applies at
     // completion, when the version is written.
+    lock_headers.check_allowed(&ctx, &input.key)?;
     let lock = if lock_headers.any() {
         gw.new_version_lock(ctx.bucket()?, &lock_headers).await?
     } else {

@@ -82,6 +82,21 @@ impl LockHeaders<'_> {
     pub fn any(&self) -> bool {
         self.mode.is_some() || self.retain_until.is_some() || self.legal_hold.is_some()
     }
+
+    /// Whether the caller may set what these headers ask for `key` of the request's bucket:
+    /// a retention needs `s3:PutObjectRetention`, a legal hold `s3:PutObjectLegalHold` (as S3
+    /// asks), beside the write's own action; under a grant never (a lock set there would
+    /// outlive the grant and could stop the tenant's shred). The bucket's default retention
+    /// needs neither.
+    pub fn check_allowed(&self, ctx: &crate::access::ReqCtx, key: &str) -> S3Result<()> {
+        if self.mode.is_some() || self.retain_until.is_some() {
+            ctx.may_set_lock(key, "s3:PutObjectRetention")?;
+        }
+        if self.legal_hold.is_some() {
+            ctx.may_set_lock(key, "s3:PutObjectLegalHold")?;
+        }
+        Ok(())
+    }
 }
 
 fn ms_of(ts: &Timestamp) -> i64 {

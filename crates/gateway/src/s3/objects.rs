@@ -311,6 +311,7 @@ pub async fn put(
         retain_until: input.object_lock_retain_until_date.as_ref(),
         legal_hold: input.object_lock_legal_hold_status.as_ref(),
     };
+    lock_headers.check_allowed(&ctx, &input.key)?;
     let lock = gw.new_version_lock(ctx.bucket()?, &lock_headers).await?;
     if lock.is_some() && lock_headers.any() {
         require_content_check(&headers)?;
