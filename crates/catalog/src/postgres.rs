@@ -4663,7 +4663,7 @@ mod tests {
         .fetch_one(again.pool())
         .await
         .unwrap();
-        assert_eq!(tables, 18, "seventeen tables and the version");
+        assert_eq!(tables, 19, "eighteen tables and the version");
         for p in pools {
             p.close().await;
         }
