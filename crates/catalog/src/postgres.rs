@@ -575,9 +575,10 @@ async fn resolve_abandoned_loop(pool: PgPool, channel: Arc<str>, after_ms: Arc<A
     loop {
         tokio::time::sleep(RESOLVE_EVERY).await;
         let after = Duration::from_millis(after_ms.load(Ordering::Relaxed));
-        match tokio::time::timeout(RESOLVE_EVERY * 3, resolve_abandoned(&pool, &channel, after))
-            .await
-        {
+        // `after` is three deadlines (see `PgCatalog::set_abandoned_after`): past one, the
+        // gateway that prepared a commit has stopped waiting for it whatever became of it.
+        let resolved = resolve_abandoned(&pool, &channel, after, after / 3);
+        match tokio::time::timeout(RESOLVE_EVERY * 3, resolved).await {
             Ok(Ok(0)) => {}
             Ok(Ok(n)) => tracing::info!(
                 rolled_back = n,
@@ -598,20 +599,29 @@ async fn resolve_abandoned_loop(pool: PgPool, channel: Arc<str>, after_ms: Arc<A
 ///
 /// A gid names the backend of its gateway's listening connection (`channel:pid:blob`, see
 /// [`PgCatalog::commit_visible`]); once that backend is gone (the gateway died, or lost the
-/// database, so its own `COMMIT PREPARED` fails anyway) the transaction is abandoned at once,
-/// rather than after `older_than`, so that the rows it holds locked are freed within a round.
-/// A reused process id only makes the wait the full `older_than` again.
-async fn resolve_abandoned(pool: &PgPool, channel: &str, older_than: Duration) -> Result<u64> {
+/// database) the transaction is abandoned once older than `gone_after` (the deadline its
+/// gateway waits at most, so that a gateway whose listening connection alone dropped is not
+/// failed a commit it still waits for), rather than after `older_than`, so that the rows it
+/// holds locked are freed soon after a gateway is killed. A reused process id only makes the
+/// wait the full `older_than` again.
+async fn resolve_abandoned(
+    pool: &PgPool,
+    channel: &str,
+    older_than: Duration,
+    gone_after: Duration,
+) -> Result<u64> {
     let gids: Vec<String> = sqlx::query_scalar(
         "SELECT gid FROM pg_prepared_xacts p
          WHERE database = current_database() AND starts_with(gid, $1)
            AND (prepared < clock_timestamp() - make_interval(secs => $2)
                 OR (split_part(gid, ':', 3) <> ''
+                    AND prepared < clock_timestamp() - make_interval(secs => $3)
                     AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a
                                     WHERE a.pid::text = split_part(p.gid, ':', 2))))",
     )
     .bind(format!("{channel}:"))
     .bind(older_than.as_secs_f64())
+    .bind(gone_after.as_secs_f64())
     .fetch_all(pool)
     .await
     .map_err(storage)?;
@@ -1782,8 +1792,8 @@ impl PgCatalog {
     /// standby, as a commit does), then `COMMIT PREPARED`. A caller that gives up while the
     /// first phase waits (its deadline, see [`crate::Deadline`]) leaves a prepared
     /// transaction, which shows nothing and which [`resolve_abandoned`] rolls back once it is
-    /// older than [`ABANDONED_AFTER`], or as soon as this gateway's listening connection is
-    /// gone (a gateway killed between the phases): a write answered with an error during a cut never
+    /// older than [`ABANDONED_AFTER`], or once older than one deadline if this gateway's
+    /// listening connection is gone (a gateway killed between the phases): a write answered with an error during a cut never
     /// becomes visible when the standby is back. Only a caller cut off between the two phases
     /// (the standby lost in the moment between them) leaves a commit that takes effect later.
     async fn commit_visible(
@@ -1815,9 +1825,14 @@ impl PgCatalog {
     }
 
     /// Rolls back this catalog's prepared transactions older than `older_than` (by the
-    /// database's clock): writes whose gateway gave up on them. Returns how many.
-    pub async fn resolve_abandoned(&self, older_than: Duration) -> Result<u64> {
-        resolve_abandoned(&self.pool, &self.channel, older_than).await
+    /// database's clock), and those older than `gone_after` whose gateway's listening
+    /// connection is gone: writes whose gateway gave up on them. Returns how many.
+    pub async fn resolve_abandoned(
+        &self,
+        older_than: Duration,
+        gone_after: Duration,
+    ) -> Result<u64> {
+        resolve_abandoned(&self.pool, &self.channel, older_than, gone_after).await
     }
 
     /// The backend process id of the connection that listens for other gateways' writes, if
@@ -3762,7 +3777,7 @@ mod tests {
             .unwrap();
         assert_eq!(visible, 0, "a prepared transaction shows nothing");
         assert_eq!(
-            cat.resolve_abandoned(Duration::from_secs(3600))
+            cat.resolve_abandoned(Duration::from_secs(3600), Duration::from_secs(3600))
                 .await
                 .unwrap(),
             0
@@ -3774,7 +3789,7 @@ mod tests {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert_eq!(
-            cat.resolve_abandoned(Duration::from_millis(10))
+            cat.resolve_abandoned(Duration::from_millis(10), Duration::from_millis(10))
                 .await
                 .unwrap(),
             1
@@ -3798,11 +3813,12 @@ mod tests {
     }
 
     /// A commit left prepared by a gateway that died between the two phases (its gid names a
-    /// listening backend that is gone) is rolled back at the next round, long before the age
-    /// threshold; one whose gateway still listens is left to age. Meanwhile the usage row it
+    /// listening backend that is gone) is rolled back once past the deadline its gateway
+    /// waits, long before the age threshold; one whose gateway still listens is left to age. Meanwhile the usage row it
     /// holds locked delays no other write into the bucket.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_commit_prepared_by_a_dead_gateway_is_rolled_back_at_once_and_blocks_nothing() {
+    async fn a_commit_prepared_by_a_dead_gateway_is_rolled_back_past_its_deadline_and_blocks_nothing()
+     {
         use sqlx::Connection;
         let options = fresh_schema().await;
         let cat = PgCatalog::connect(options.clone()).await.unwrap();
@@ -3873,11 +3889,17 @@ mod tests {
                 n == 1
             }
         };
-        // The dying connection's backend leaves pg_stat_activity shortly after it closed.
+        // Within the deadline a gateway waits, nothing is rolled back: its listening
+        // connection alone may have dropped while it still waits for its commit.
+        let hour = Duration::from_secs(3600);
+        assert_eq!(cat.resolve_abandoned(hour, hour).await.unwrap(), 0);
+        assert!(exists(dead.clone()).await);
+        // Past it, the dead gateway's is (its backend leaves pg_stat_activity shortly after
+        // it closed).
         let mut rolled = 0;
         for _ in 0..100 {
             rolled += cat
-                .resolve_abandoned(Duration::from_secs(3600))
+                .resolve_abandoned(hour, Duration::from_millis(10))
                 .await
                 .unwrap();
             if !exists(dead.clone()).await {
