@@ -138,11 +138,16 @@ def test_the_primary_killed_fails_over_to_dc2_loses_nothing_acknowledged_and_rej
 
         # Patroni promotes the synchronous standby once the dead leader's lock runs out.
         wait_until("dc2's PostgreSQL promoted by Patroni", 120, lambda: two_dc.patroni_says("dc2", "primary"))
-        status = two_dc.status()
-        members = two_dc.patroni(status)
-        assert members.get("dc2", {}).get("role") == "Leader", status
-        assert int(members["dc2"]["tl"]) > timeline, status
-        assert "dc1" not in members or members["dc1"]["role"] != "Leader", status
+        # Patroni reports a leader's timeline from its checkpoint, which follows the promotion
+        # a moment later: the new timeline is waited for (bounded).
+        def leader_on_a_new_timeline():
+            members = two_dc.patroni(two_dc.status())
+            dc2 = members.get("dc2", {})
+            return dc2.get("role") == "Leader" and str(dc2.get("tl") or "0").isdigit() \
+                and int(dc2.get("tl") or 0) > timeline and members
+
+        members = wait_until("dc2 the leader on a new timeline", 60, leader_on_a_new_timeline, interval=1)
+        assert "dc1" not in members or members["dc1"]["role"] != "Leader", members
         assert not two_dc.patroni_says("dc1", "primary")
 
         # The old primary comes back as a standby of the new one (pg_rewind where it has to),
