@@ -620,27 +620,37 @@ pub async fn put_retention(
     Ok(S3Response::new(PutObjectRetentionOutput::default()))
 }
 
-pub async fn get_retention(
+/// The lock state of `key` (its `version_id`, else its current version) in the request's
+/// bucket, as GetObjectRetention and GetObjectLegalHold answer it: `InvalidRequest` for a
+/// bucket without object lock.
+async fn read_lock_state(
     gw: &Gateway,
-    req: S3Request<GetObjectRetentionInput>,
-) -> S3Result<S3Response<GetObjectRetentionOutput>> {
-    let ctx = ReqCtx::of(&req)?;
+    ctx: &ReqCtx,
+    key: &str,
+    version_id: Option<&str>,
+) -> S3Result<LockState> {
     let bucket = ctx.bucket()?;
-    let i = &req.input;
     if gw.bucket_lock(bucket).await?.is_none() {
         return Err(error::with(
             S3ErrorCode::InvalidRequest,
             NO_LOCK_CONFIGURATION,
         ));
     }
-    let version_id = gw
-        .resolve_version(bucket, &i.key, i.version_id.as_deref())
-        .await?;
-    let state = gw
-        .required_lock(bucket, &i.key, &version_id)
+    let version_id = gw.resolve_version(bucket, key, version_id).await?;
+    Ok(gw
+        .required_lock(bucket, key, &version_id)
         .await?
         .map(|l| l.state)
-        .unwrap_or_default();
+        .unwrap_or_default())
+}
+
+pub async fn get_retention(
+    gw: &Gateway,
+    req: S3Request<GetObjectRetentionInput>,
+) -> S3Result<S3Response<GetObjectRetentionOutput>> {
+    let ctx = ReqCtx::of(&req)?;
+    let i = &req.input;
+    let state = read_lock_state(gw, &ctx, &i.key, i.version_id.as_deref()).await?;
     let Some((mode, until)) = state.retention else {
         return Err(s3_error!(
             NoSuchObjectLockConfiguration,
@@ -686,22 +696,8 @@ pub async fn get_legal_hold(
     req: S3Request<GetObjectLegalHoldInput>,
 ) -> S3Result<S3Response<GetObjectLegalHoldOutput>> {
     let ctx = ReqCtx::of(&req)?;
-    let bucket = ctx.bucket()?;
     let i = &req.input;
-    if gw.bucket_lock(bucket).await?.is_none() {
-        return Err(error::with(
-            S3ErrorCode::InvalidRequest,
-            NO_LOCK_CONFIGURATION,
-        ));
-    }
-    let version_id = gw
-        .resolve_version(bucket, &i.key, i.version_id.as_deref())
-        .await?;
-    let state = gw
-        .required_lock(bucket, &i.key, &version_id)
-        .await?
-        .map(|l| l.state)
-        .unwrap_or_default();
+    let state = read_lock_state(gw, &ctx, &i.key, i.version_id.as_deref()).await?;
     Ok(S3Response::new(GetObjectLegalHoldOutput {
         legal_hold: Some(ObjectLockLegalHold {
             status: Some(hold_status(state.legal_hold)),
