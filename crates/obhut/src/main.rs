@@ -63,7 +63,7 @@ enum Command {
         #[command(subcommand)]
         command: cli::tenant::TenantCommand,
     },
-    /// A tenant's buckets: quotas and usage (the tenant's admin).
+    /// A tenant's buckets: quotas and usage (the tenant's admin), rollback to a point in time.
     Bucket {
         #[command(flatten)]
         admin: AdminArgs,

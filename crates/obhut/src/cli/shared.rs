@@ -34,7 +34,10 @@ pub(crate) struct Client {
 
 /// The HTTP client of the admin API: for an https:// URL, trusting the system's CAs and those
 /// of `ca_bundle` (`--ca-bundle`, `OBHUT_CA_BUNDLE`).
-fn http_client(base: &str, ca_bundle: Option<&std::path::Path>) -> Result<reqwest::Client> {
+pub(crate) fn http_client(
+    base: &str,
+    ca_bundle: Option<&std::path::Path>,
+) -> Result<reqwest::Client> {
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject;
     if !base.starts_with("https://") {
