@@ -414,11 +414,13 @@ def test_a_commit_the_cut_holds_past_its_deadline_answers_503_and_never_shows(tw
     commit waits for the standby in dc2; at the catalog's deadline the gateway answers 503
     (never success: the outcome is unknown to it). The commit's first phase, prepared but
     never committed, shows nothing, and after the heal it is rolled back: the write never
-    becomes visible, its key takes writes again, and the lease on background work, whose
+    becomes visible, its key takes writes again, a delete answered 503 the same way never
+    takes effect, and the lease on background work, whose
     renewals meanwhile failed at their deadline instead of hanging, has a holder again."""
     dc1 = two_dc.s3("dc1", read_timeout=180)
     bucket = unique_name("twodc-deadline")
     dc1.create_bucket(Bucket=bucket)
+    dc1.put_object(Bucket=bucket, Key="kept", Body=b"written before the cut")
     officer = two_dc.token("officer1")
     r = two_dc.cli("tenant", "policy", "demo", "--degraded-writes", "accept", token=officer)
     assert r.returncode == 0 and "degraded writes accept" in r.stdout, r.stderr
@@ -433,11 +435,15 @@ def test_a_commit_the_cut_holds_past_its_deadline_answers_503_and_never_shows(tw
             assert status_of(refused.value) == 503, refused.value.response
             assert took < ANSWER_BOUND_S, f"answered after {took:.1f} s"
             print(f"a write during the cut answered 503 after {took:.1f} s")
+            # A delete is held the same way: answered 503, it must not take effect later.
+            with pytest.raises(botocore.exceptions.ClientError) as refused:
+                dc1.delete_object(Bucket=bucket, Key="kept")
+            assert status_of(refused.value) == 503, refused.value.response
             for gw in ("dc1", "dc1b"):
                 with pytest.raises(botocore.exceptions.ClientError) as absent:
                     two_dc.s3(gw).head_object(Bucket=bucket, Key="unacknowledged")
                 assert status_of(absent.value) == 404, "half-visible during the cut"
-                assert keys(two_dc.s3(gw), bucket) == []
+                assert keys(two_dc.s3(gw), bucket) == ["kept"]
                 # Background work does not hang the gateway: it says where it stands.
                 assert two_dc.role(gw) in ("leader", "standby")
     finally:
@@ -456,7 +462,8 @@ def test_a_commit_the_cut_holds_past_its_deadline_answers_503_and_never_shows(tw
         with pytest.raises(botocore.exceptions.ClientError) as absent:
             client.head_object(Bucket=bucket, Key="unacknowledged")
         assert status_of(absent.value) == 404, f"the unacknowledged write became visible through {gw}"
-        assert keys(client, bucket) == []
+        assert keys(client, bucket) == ["kept"], f"the unacknowledged delete took effect through {gw}"
+        assert client.get_object(Bucket=bucket, Key="kept")["Body"].read() == b"written before the cut"
 
     def written():
         dc1.put_object(Bucket=bucket, Key="unacknowledged", Body=b"written after the heal")

@@ -1743,7 +1743,7 @@ impl PgCatalog {
         let two_phase = prepared.trim().parse::<u32>().is_ok_and(|n| n > 0);
         if !two_phase {
             tracing::warn!(
-                "the catalog's PostgreSQL allows no prepared transactions (max_prepared_transactions = 0): a write whose commit outlives its deadline (a standby cut off) may still become visible once the standby is back"
+                "the catalog's PostgreSQL allows no prepared transactions (max_prepared_transactions = 0): a write or delete whose commit outlives its deadline (a standby cut off) may still take effect once the standby is back"
             );
         }
         let abandoned_after_ms = Arc::new(AtomicU64::new(
@@ -1787,14 +1787,15 @@ impl PgCatalog {
         self.two_phase
     }
 
-    /// Commits `tx`, which makes an object visible. Where the server allows prepared
+    /// Commits `tx`, which makes an object visible or removes one (a delete, a delete marker,
+    /// a version's removal): a change a client is answered about. Where the server allows prepared
     /// transactions, in two phases: `PREPARE TRANSACTION` (which waits for the synchronous
     /// standby, as a commit does), then `COMMIT PREPARED`. A caller that gives up while the
     /// first phase waits (its deadline, see [`crate::Deadline`]) leaves a prepared
     /// transaction, which shows nothing and which [`resolve_abandoned`] rolls back once it is
     /// older than [`ABANDONED_AFTER`], or once older than one deadline if this gateway's
-    /// listening connection is gone (a gateway killed between the phases): a write answered with an error during a cut never
-    /// becomes visible when the standby is back. Only a caller cut off between the two phases
+    /// listening connection is gone (a gateway killed between the phases): a write or delete
+    /// answered with an error during a cut never takes effect when the standby is back. Only a caller cut off between the two phases
     /// (the standby lost in the moment between them) leaves a commit that takes effect later.
     async fn commit_visible(
         &self,
@@ -2636,7 +2637,7 @@ impl Catalog for PgCatalog {
         .map(decode_object)
         .transpose()?;
         count_object_tx(&mut tx, bucket, old.as_ref(), None).await?;
-        tx.commit().await.map_err(storage)?;
+        self.commit_visible(tx).await?;
         Ok(old)
     }
 
@@ -2788,7 +2789,7 @@ impl Catalog for PgCatalog {
         crate::same_bucket(bucket, &marker.bucket)?;
         let mut tx = self.begin().await?;
         let removed = put_delete_marker_tx(&mut tx, bucket, marker).await?;
-        tx.commit().await.map_err(storage)?;
+        self.commit_visible(tx).await?;
         Ok(removed)
     }
 
@@ -2809,7 +2810,7 @@ impl Catalog for PgCatalog {
             return Ok(None);
         }
         let removed = put_delete_marker_tx(&mut tx, bucket, marker).await?;
-        tx.commit().await.map_err(storage)?;
+        self.commit_visible(tx).await?;
         Ok(Some(removed))
     }
 
@@ -2821,7 +2822,7 @@ impl Catalog for PgCatalog {
     ) -> Result<Option<ObjectVersion>> {
         let mut tx = self.begin().await?;
         let removed = delete_version_tx(&mut tx, b, key, version_id).await?;
-        tx.commit().await.map_err(storage)?;
+        self.commit_visible(tx).await?;
         Ok(removed)
     }
 
@@ -2838,7 +2839,7 @@ impl Catalog for PgCatalog {
             return Ok(None);
         }
         let removed = delete_version_tx(&mut tx, b, key, seen.version_id.as_deref()).await?;
-        tx.commit().await.map_err(storage)?;
+        self.commit_visible(tx).await?;
         Ok(removed)
     }
 
