@@ -211,6 +211,21 @@ const TABLES: &[Table] = &[
         ],
         key: 4,
     },
+    Table {
+        name: "console_keys",
+        columns: &[("name", Text), ("sealed", Text), ("created_ms", Int)],
+        key: 1,
+    },
+    Table {
+        name: "console_sessions",
+        columns: &[
+            ("id_hash", Text),
+            ("sealed", Bytes),
+            ("started_ms", Int),
+            ("used_ms", Int),
+        ],
+        key: 1,
+    },
 ];
 
 /// Rows sent to PostgreSQL in one transaction.
