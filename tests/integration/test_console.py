@@ -394,3 +394,45 @@ def test_the_auditors_entries_come_50_a_page_and_the_last_page_links_to_no_next_
     assert seen[:size] == list(range(size)), seen[:5]
     tail = auditor.get(f"{console(server)}/auditor", params={"from": size - 1}, timeout=10).text
     assert f'data-index="{size - 1}"' in tail and "/console/auditor?from=" not in tail
+
+
+def test_a_session_row_swapped_or_edited_in_catalog_db_grants_nothing(server):
+    """`obhut serve` keeps sessions in its embedded catalog as gateways do in theirs
+    (docs/console.md, "Sessions"): named by the id's hash, sealed, bound to that hash."""
+    import hashlib
+    import sqlite3
+
+    officer = sign_in(server, server.token("officer1"))
+    operator = sign_in(server, server.token("operator"))
+    o = hashlib.sha256(officer.cookies.get("obhut_console").encode()).hexdigest()
+    p = hashlib.sha256(operator.cookies.get("obhut_console").encode()).hexdigest()
+    assert officer.get(f"{console(server)}/officer", allow_redirects=False, timeout=10).status_code == 200
+
+    def edit(sql: str, args: tuple = ()):
+        db = sqlite3.connect(server.data_dir / "catalog.db", timeout=30)
+        try:
+            db.execute(sql, args)
+            db.commit()
+        finally:
+            db.close()
+
+    db = sqlite3.connect(f"file:{server.data_dir / 'catalog.db'}?mode=ro", uri=True)
+    try:
+        sealed = dict(db.execute("SELECT id_hash, sealed FROM console_sessions WHERE id_hash IN (?, ?)", (o, p)))
+    finally:
+        db.close()
+    assert set(sealed) == {o, p}
+    assert bearer(server.token("officer1")).encode() not in sealed[o]
+    # The officer's record under the operator's hash: the operator's cookie is no officer.
+    edit("UPDATE console_sessions SET sealed = ? WHERE id_hash = ?", (sealed[o], p))
+    pc, oc = operator.cookies.get("obhut_console"), officer.cookies.get("obhut_console")
+    for page in ("officer", "operator"):
+        r = requests.get(f"{console(server)}/{page}", cookies={"obhut_console": pc}, allow_redirects=False,
+                         timeout=10)
+        assert r.status_code == 303 and r.headers["Location"] == "/console/sign-in", (page, r.status_code)
+    # One bit of the officer's own record flipped: refused too.
+    flipped = bytearray(sealed[o])
+    flipped[30] ^= 1
+    edit("UPDATE console_sessions SET sealed = ? WHERE id_hash = ?", (bytes(flipped), o))
+    r = requests.get(f"{console(server)}/officer", cookies={"obhut_console": oc}, allow_redirects=False, timeout=10)
+    assert r.status_code == 303 and r.headers["Location"] == "/console/sign-in", r.status_code

@@ -771,6 +771,14 @@ async fn not_found() -> ApiError {
 }
 
 pub fn router(state: AdminState) -> Router {
+    // Console sessions live in the catalog, sealed: any gateway of it serves any session.
+    let sessions: Arc<dyn obhut_console::SessionStore> =
+        Arc::new(crate::console_sessions::CatalogSessions::new(
+            Arc::clone(&state.catalog),
+            Arc::new(crate::console_sessions::TrusteeKeySealer(Arc::clone(
+                &state.trustee,
+            ))),
+        ));
     let api = Router::new()
         .route("/v1/health", get(health))
         .route("/v1/whoami", get(whoami))
@@ -831,5 +839,6 @@ pub fn router(state: AdminState) -> Router {
     api.clone().merge(obhut_console::router(
         api,
         obhut_console::SessionLimits::default(),
+        sessions,
     ))
 }

@@ -6,6 +6,7 @@
 //! system, never its contents.
 
 mod api;
+pub mod console_sessions;
 mod ops;
 pub mod provision;
 mod quota;

@@ -92,6 +92,8 @@ macro_rules! catalog_conformance_tests {
             unreferenced_blobs_keep_the_time_they_were_first_found,
             a_tenants_buckets_come_in_pages_and_its_sites_in_one_count,
             a_claimed_blob_refuses_a_move_onto_its_site_and_a_moved_one_is_not_claimed,
+            the_console_session_key_is_made_once,
+            console_sessions_expire_are_bounded_and_end,
         );
     };
 }
@@ -3493,4 +3495,94 @@ pub async fn a_tenants_buckets_come_in_pages_and_its_sites_in_one_count(cat: &dy
             .unwrap()
             .is_empty()
     );
+}
+
+/// The first console session key stored stays; a second gateway's is not stored.
+pub async fn the_console_session_key_is_made_once(cat: &dyn Catalog) {
+    assert_eq!(cat.console_key("k1").await.unwrap(), None);
+    assert_eq!(
+        cat.init_console_key("k1", "first", 1).await.unwrap(),
+        "first"
+    );
+    assert_eq!(
+        cat.init_console_key("k1", "second", 2).await.unwrap(),
+        "first"
+    );
+    assert_eq!(
+        cat.console_key("k1").await.unwrap().as_deref(),
+        Some("first")
+    );
+    assert_eq!(cat.console_key("k2").await.unwrap(), None);
+}
+
+/// Console sessions: stored as given, touched forward only, ended, purged once expired when
+/// another starts, and never more than the bound (the least recently used go first).
+pub async fn console_sessions_expire_are_bounded_and_end(cat: &dyn Catalog) {
+    let row = |n: u8, started_ms: i64, used_ms: i64| crate::ConsoleSession {
+        id_hash: format!("{n:064x}"),
+        sealed: vec![n, 0, 0xff],
+        started_ms,
+        used_ms,
+    };
+    let none_expired = crate::SessionCutoff {
+        used_before_ms: 0,
+        started_before_ms: 0,
+    };
+    let hash = |n: u8| format!("{n:064x}");
+    assert_eq!(cat.get_console_session(&hash(1)).await.unwrap(), None);
+    cat.start_console_session(&row(1, 100, 100), 3, none_expired)
+        .await
+        .unwrap();
+    assert_eq!(
+        cat.get_console_session(&hash(1)).await.unwrap(),
+        Some(row(1, 100, 100))
+    );
+    cat.touch_console_session(&hash(1), 150).await.unwrap();
+    cat.touch_console_session(&hash(1), 120).await.unwrap();
+    assert_eq!(
+        cat.get_console_session(&hash(1)).await.unwrap(),
+        Some(row(1, 100, 150)),
+        "touched forward only"
+    );
+    cat.touch_console_session(&hash(9), 150).await.unwrap();
+    assert_eq!(cat.get_console_session(&hash(9)).await.unwrap(), None);
+    // The bound: 3 sessions at most; a fourth ends the least recently used (2).
+    cat.start_console_session(&row(2, 110, 110), 3, none_expired)
+        .await
+        .unwrap();
+    cat.start_console_session(&row(3, 120, 160), 3, none_expired)
+        .await
+        .unwrap();
+    cat.start_console_session(&row(4, 170, 170), 3, none_expired)
+        .await
+        .unwrap();
+    assert_eq!(cat.get_console_session(&hash(2)).await.unwrap(), None);
+    for n in [1, 3, 4] {
+        assert!(
+            cat.get_console_session(&hash(n)).await.unwrap().is_some(),
+            "{n}"
+        );
+    }
+    // Expiry: idle (1, last used at 150) and absolute (3, started at 120) go when 5 starts.
+    cat.start_console_session(
+        &row(5, 200, 200),
+        3,
+        crate::SessionCutoff {
+            used_before_ms: 150,
+            started_before_ms: 120,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(cat.get_console_session(&hash(1)).await.unwrap(), None);
+    assert_eq!(cat.get_console_session(&hash(3)).await.unwrap(), None);
+    assert_eq!(
+        cat.get_console_session(&hash(4)).await.unwrap(),
+        Some(row(4, 170, 170))
+    );
+    // Sign-out.
+    cat.end_console_session(&hash(4)).await.unwrap();
+    assert_eq!(cat.get_console_session(&hash(4)).await.unwrap(), None);
+    cat.end_console_session(&hash(4)).await.unwrap();
+    assert!(cat.get_console_session(&hash(5)).await.unwrap().is_some());
 }

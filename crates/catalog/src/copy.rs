@@ -211,6 +211,21 @@ const TABLES: &[Table] = &[
         ],
         key: 4,
     },
+    Table {
+        name: "console_keys",
+        columns: &[("name", Text), ("sealed", Text), ("created_ms", Int)],
+        key: 1,
+    },
+    Table {
+        name: "console_sessions",
+        columns: &[
+            ("id_hash", Text),
+            ("sealed", Bytes),
+            ("started_ms", Int),
+            ("used_ms", Int),
+        ],
+        key: 1,
+    },
 ];
 
 /// Rows sent to PostgreSQL in one transaction.
@@ -701,6 +716,24 @@ mod tests {
         cat.put_bucket_config(&b, crate::config_kind::CORS, Some(b"{}"), 8)
             .await
             .unwrap();
+        cat.init_console_key("session-v1", "sealed key", 9)
+            .await
+            .unwrap();
+        cat.start_console_session(
+            &crate::ConsoleSession {
+                id_hash: "ab".repeat(32),
+                sealed: vec![0, 1, 0xff],
+                started_ms: 9,
+                used_ms: 10,
+            },
+            10,
+            crate::SessionCutoff {
+                used_before_ms: 0,
+                started_before_ms: 0,
+            },
+        )
+        .await
+        .unwrap();
     }
 
     #[tokio::test]
@@ -734,6 +767,7 @@ mod tests {
             (1, 1, 1)
         );
         assert_eq!((rows("quotas"), rows("bucket_usage")), (1, 1));
+        assert_eq!((rows("console_keys"), rows("console_sessions")), (1, 1));
         // An interrupted copy: some rows missing, one changed. Copying again mends it.
         sqlx::raw_sql("DELETE FROM parts; DELETE FROM objects WHERE size > 100; UPDATE tenants SET min_sites = 9")
             .execute(target.pool())

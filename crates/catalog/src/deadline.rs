@@ -18,10 +18,10 @@
 //! It sees what the catalog it wraps sees, and nothing more: no keys, no blobs.
 
 use crate::{
-    AccessKey, Bucket, BucketKey, Catalog, CatalogError, Chunk, CompletedUpload, Lease, ListFrom,
-    ObjectRecord, ObjectVersion, Part, PutCondition, Quota, QuotaStatus, QuotaTarget, Reservation,
-    ResidencyRule, Result, SeenVersion, SiteRecord, Tenant, Upload, Usage, Versioning,
-    VersionsFrom,
+    AccessKey, Bucket, BucketKey, Catalog, CatalogError, Chunk, CompletedUpload, ConsoleSession,
+    Lease, ListFrom, ObjectRecord, ObjectVersion, Part, PutCondition, Quota, QuotaStatus,
+    QuotaTarget, Reservation, ResidencyRule, Result, SeenVersion, SessionCutoff, SiteRecord,
+    Tenant, Upload, Usage, Versioning, VersionsFrom,
 };
 use async_trait::async_trait;
 use obhut_core::{BlobId, PolicyScope};
@@ -533,6 +533,41 @@ impl<C: Catalog> Catalog for Deadline<C> {
                 .put_object_lock(bucket, key, version_id, record, now_ms),
         )
         .await
+    }
+
+    async fn console_key(&self, name: &str) -> Result<Option<String>> {
+        self.within(self.inner.console_key(name)).await
+    }
+
+    async fn init_console_key(&self, name: &str, sealed: &str, now_ms: i64) -> Result<String> {
+        self.within(self.inner.init_console_key(name, sealed, now_ms))
+            .await
+    }
+
+    async fn start_console_session(
+        &self,
+        session: &ConsoleSession,
+        max_sessions: u64,
+        cutoff: SessionCutoff,
+    ) -> Result<()> {
+        self.within(
+            self.inner
+                .start_console_session(session, max_sessions, cutoff),
+        )
+        .await
+    }
+
+    async fn get_console_session(&self, id_hash: &str) -> Result<Option<ConsoleSession>> {
+        self.within(self.inner.get_console_session(id_hash)).await
+    }
+
+    async fn touch_console_session(&self, id_hash: &str, used_ms: i64) -> Result<()> {
+        self.within(self.inner.touch_console_session(id_hash, used_ms))
+            .await
+    }
+
+    async fn end_console_session(&self, id_hash: &str) -> Result<()> {
+        self.within(self.inner.end_console_session(id_hash)).await
     }
 
     async fn upgrade_done(&self, name: &str) -> Result<Option<i64>> {

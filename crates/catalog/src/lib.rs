@@ -476,6 +476,27 @@ pub trait Catalog: Send + Sync {
         now_ms: i64,
     ) -> Result<()>;
 
+    // web console sessions (docs/console.md, "Sessions")
+    /// The console's session key `name`, as the trustee sealed it, if one was made.
+    async fn console_key(&self, name: &str) -> Result<Option<String>>;
+    /// Stores `sealed` as the console's session key `name` unless one is stored already;
+    /// answers the one stored afterwards (this one, or the one another gateway stored first).
+    async fn init_console_key(&self, name: &str, sealed: &str, now_ms: i64) -> Result<String>;
+    /// Adds a console session, in one transaction with removing the expired ones (`cutoff`)
+    /// and then, while `max_sessions` or more are left, the least recently used.
+    async fn start_console_session(
+        &self,
+        session: &ConsoleSession,
+        max_sessions: u64,
+        cutoff: SessionCutoff,
+    ) -> Result<()>;
+    /// The console session named by `id_hash`, expired or not.
+    async fn get_console_session(&self, id_hash: &str) -> Result<Option<ConsoleSession>>;
+    /// Marks a console session used at `used_ms` (never moving it back); nothing if it ended.
+    async fn touch_console_session(&self, id_hash: &str, used_ms: i64) -> Result<()>;
+    /// Ends a console session; nothing if it had ended.
+    async fn end_console_session(&self, id_hash: &str) -> Result<()>;
+
     // one-time upgrades of records
     /// When the upgrade `name` finished, if it did.
     async fn upgrade_done(&self, name: &str) -> Result<Option<i64>>;

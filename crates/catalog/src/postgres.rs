@@ -26,10 +26,10 @@
 use crate::meta_cache::{MetaCache, MetaKey};
 use crate::types::Settled;
 use crate::{
-    AccessKey, Bucket, BucketKey, Catalog, CatalogError, Chunk, CompletedUpload, Lease, ListFrom,
-    ObjectRecord, ObjectVersion, Part, PutCondition, Quota, QuotaStatus, QuotaTarget, Reservation,
-    ResidencyRule, Result, SeenVersion, SiteRecord, Tenant, Upload, Usage, Versioning,
-    VersionsFrom,
+    AccessKey, Bucket, BucketKey, Catalog, CatalogError, Chunk, CompletedUpload, ConsoleSession,
+    Lease, ListFrom, ObjectRecord, ObjectVersion, Part, PutCondition, Quota, QuotaStatus,
+    QuotaTarget, Reservation, ResidencyRule, Result, SeenVersion, SessionCutoff, SiteRecord,
+    Tenant, Upload, Usage, Versioning, VersionsFrom,
 };
 use async_trait::async_trait;
 use obhut_core::{BlobId, PolicyScope};
@@ -72,7 +72,7 @@ macro_rules! cached {
 /// layouts change expand-then-contract (add, let every gateway run the release that writes
 /// both, then drop), because gateways of two releases share one database during an upgrade.
 const MIGRATIONS: &[&str] = &[
-    PG_V1, PG_V2, PG_V3, PG_V4, PG_V5, PG_V6, PG_V7, PG_V8, PG_V9,
+    PG_V1, PG_V2, PG_V3, PG_V4, PG_V5, PG_V6, PG_V7, PG_V8, PG_V9, PG_V10,
 ];
 
 /// What names the layout's records in messages.
@@ -275,6 +275,27 @@ CREATE TABLE object_locks (
     PRIMARY KEY (bucket, created_ms, key, version_id)
 );
 "#;
+
+/// Version 10: the web console's sessions and their key, as in `catalog.db`. Only adds tables
+/// (expand): gateways of the release before keep their sessions in memory.
+const PG_V10: &str = r#"
+CREATE TABLE console_keys (
+    name TEXT COLLATE "C" PRIMARY KEY,
+    sealed TEXT NOT NULL,
+    created_ms BIGINT NOT NULL
+);
+CREATE TABLE console_sessions (
+    id_hash TEXT COLLATE "C" PRIMARY KEY,
+    sealed BYTEA NOT NULL,
+    started_ms BIGINT NOT NULL,
+    used_ms BIGINT NOT NULL
+);
+CREATE INDEX console_sessions_by_use ON console_sessions (used_ms);
+"#;
+
+/// The advisory lock that serialises the starts of console sessions, so that the bound on
+/// their number holds with sign-ins on many gateways at once.
+const CONSOLE_SESSION_LOCK: i64 = 0x6f62_6373; // "obcs"
 
 /// In a move's transaction: forgets orphan collection's records of `blobs` on `sites`, which
 /// the move names now; returns whether one of them was being removed (claimed), in which case
@@ -3375,6 +3396,115 @@ impl Catalog for PgCatalog {
         Ok(parts)
     }
 
+    async fn console_key(&self, name: &str) -> Result<Option<String>> {
+        sqlx::query_scalar("SELECT sealed FROM console_keys WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(storage)
+    }
+
+    async fn init_console_key(&self, name: &str, sealed: &str, now_ms: i64) -> Result<String> {
+        sqlx::query(
+            "INSERT INTO console_keys (name, sealed, created_ms) VALUES ($1, $2, $3)
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(sealed)
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(storage)?;
+        // The row is never changed once there, so a read after the insert sees the winner.
+        sqlx::query_scalar("SELECT sealed FROM console_keys WHERE name = $1")
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(storage)
+    }
+
+    async fn start_console_session(
+        &self,
+        session: &ConsoleSession,
+        max_sessions: u64,
+        cutoff: SessionCutoff,
+    ) -> Result<()> {
+        let keep = i64::try_from(max_sessions.saturating_sub(1)).unwrap_or(i64::MAX);
+        let mut tx = self.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(CONSOLE_SESSION_LOCK)
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+        sqlx::query("DELETE FROM console_sessions WHERE used_ms <= $1 OR started_ms <= $2")
+            .bind(cutoff.used_before_ms)
+            .bind(cutoff.started_before_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+        sqlx::query(
+            "DELETE FROM console_sessions WHERE id_hash IN (
+                 SELECT id_hash FROM console_sessions
+                 ORDER BY used_ms DESC, id_hash OFFSET $1)",
+        )
+        .bind(keep)
+        .execute(&mut *tx)
+        .await
+        .map_err(storage)?;
+        sqlx::query(
+            "INSERT INTO console_sessions (id_hash, sealed, started_ms, used_ms)
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&session.id_hash)
+        .bind(&session.sealed)
+        .bind(session.started_ms)
+        .bind(session.used_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(storage)?;
+        tx.commit().await.map_err(storage)?;
+        Ok(())
+    }
+
+    async fn get_console_session(&self, id_hash: &str) -> Result<Option<ConsoleSession>> {
+        let row = sqlx::query(
+            "SELECT id_hash, sealed, started_ms, used_ms FROM console_sessions
+             WHERE id_hash = $1",
+        )
+        .bind(id_hash)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(storage)?;
+        row.map(|r| {
+            Ok(ConsoleSession {
+                id_hash: r.try_get(0).map_err(storage)?,
+                sealed: r.try_get(1).map_err(storage)?,
+                started_ms: r.try_get(2).map_err(storage)?,
+                used_ms: r.try_get(3).map_err(storage)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn touch_console_session(&self, id_hash: &str, used_ms: i64) -> Result<()> {
+        sqlx::query("UPDATE console_sessions SET used_ms = $2 WHERE id_hash = $1 AND used_ms < $2")
+            .bind(id_hash)
+            .bind(used_ms)
+            .execute(&self.pool)
+            .await
+            .map_err(storage)?;
+        Ok(())
+    }
+
+    async fn end_console_session(&self, id_hash: &str) -> Result<()> {
+        sqlx::query("DELETE FROM console_sessions WHERE id_hash = $1")
+            .bind(id_hash)
+            .execute(&self.pool)
+            .await
+            .map_err(storage)?;
+        Ok(())
+    }
+
     async fn upgrade_done(&self, name: &str) -> Result<Option<i64>> {
         sqlx::query_scalar("SELECT done_ms FROM upgrades WHERE name = $1")
             .bind(name)
@@ -4686,7 +4816,7 @@ mod tests {
         .fetch_one(again.pool())
         .await
         .unwrap();
-        assert_eq!(tables, 19, "eighteen tables and the version");
+        assert_eq!(tables, 21, "twenty tables and the version");
         for p in pools {
             p.close().await;
         }

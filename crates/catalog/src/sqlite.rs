@@ -9,10 +9,10 @@
 use crate::meta_cache::{MetaCache, MetaKey};
 use crate::types::Settled;
 use crate::{
-    AccessKey, Bucket, BucketKey, Catalog, CatalogError, Chunk, CompletedUpload, Lease, ListFrom,
-    ObjectRecord, ObjectVersion, Part, PutCondition, Quota, QuotaStatus, QuotaTarget, Reservation,
-    ResidencyRule, Result, SeenVersion, SiteRecord, Tenant, Upload, Usage, Versioning,
-    VersionsFrom,
+    AccessKey, Bucket, BucketKey, Catalog, CatalogError, Chunk, CompletedUpload, ConsoleSession,
+    Lease, ListFrom, ObjectRecord, ObjectVersion, Part, PutCondition, Quota, QuotaStatus,
+    QuotaTarget, Reservation, ResidencyRule, Result, SeenVersion, SessionCutoff, SiteRecord,
+    Tenant, Upload, Usage, Versioning, VersionsFrom,
 };
 use async_trait::async_trait;
 use obhut_core::{BlobId, PolicyScope};
@@ -27,10 +27,30 @@ const SCHEMA: obhut_migrate::Schema = obhut_migrate::Schema {
     name: "catalog.db",
     migrations: &[
         SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6, SCHEMA_V7, SCHEMA_V8,
-        SCHEMA_V9,
+        SCHEMA_V9, SCHEMA_V10,
     ],
     identifying_table: "tenants",
 };
+
+/// Version 10: the web console's sessions, shared by every gateway of the catalog
+/// (docs/console.md, "Sessions"). `console_sessions` is keyed by the SHA-256 of a session's id
+/// and holds its record sealed under the console's session key; `console_keys` holds that key
+/// as the trustee sealed it. Only adds tables: a release before it never reads them (its
+/// gateways keep their sessions in memory).
+const SCHEMA_V10: &str = r"
+CREATE TABLE IF NOT EXISTS console_keys (
+    name TEXT PRIMARY KEY,
+    sealed TEXT NOT NULL,
+    created_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS console_sessions (
+    id_hash TEXT PRIMARY KEY,
+    sealed BLOB NOT NULL,
+    started_ms INTEGER NOT NULL,
+    used_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS console_sessions_by_use ON console_sessions (used_ms);
+";
 
 /// Version 9: `object_locks`, the object lock record of each version of a bucket with object
 /// lock (its retention and legal hold), as the trustee sealed it: opaque here. Keyed by the
@@ -2340,6 +2360,133 @@ impl Catalog for SqliteCatalog {
             )
             .map_err(storage)?;
             Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn console_key(&self, name: &str) -> Result<Option<String>> {
+        let name = name.to_owned();
+        self.lookup(move |c| {
+            query_row(
+                c,
+                "SELECT sealed FROM console_keys WHERE name = ?1",
+                params![name],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(storage)
+        })
+        .await
+    }
+
+    async fn init_console_key(&self, name: &str, sealed: &str, now_ms: i64) -> Result<String> {
+        let (name, sealed) = (name.to_owned(), sealed.to_owned());
+        self.write_data(move |c| {
+            exec(
+                c,
+                "INSERT INTO console_keys (name, sealed, created_ms) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (name) DO NOTHING",
+                params![name, sealed, now_ms],
+            )
+            .map_err(storage)?;
+            query_row(
+                c,
+                "SELECT sealed FROM console_keys WHERE name = ?1",
+                params![name],
+                |r| r.get(0),
+            )
+            .map_err(storage)
+        })
+        .await
+    }
+
+    async fn start_console_session(
+        &self,
+        session: &ConsoleSession,
+        max_sessions: u64,
+        cutoff: SessionCutoff,
+    ) -> Result<()> {
+        let session = session.clone();
+        let keep = i64::try_from(max_sessions.saturating_sub(1)).unwrap_or(i64::MAX);
+        self.write_data(move |c| {
+            exec(
+                c,
+                "DELETE FROM console_sessions WHERE used_ms <= ?1 OR started_ms <= ?2",
+                params![cutoff.used_before_ms, cutoff.started_before_ms],
+            )
+            .map_err(storage)?;
+            exec(
+                c,
+                "DELETE FROM console_sessions WHERE id_hash IN (
+                     SELECT id_hash FROM console_sessions
+                     ORDER BY used_ms DESC, id_hash LIMIT -1 OFFSET ?1)",
+                params![keep],
+            )
+            .map_err(storage)?;
+            exec(
+                c,
+                "INSERT INTO console_sessions (id_hash, sealed, started_ms, used_ms)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![
+                    session.id_hash,
+                    session.sealed,
+                    session.started_ms,
+                    session.used_ms
+                ],
+            )
+            .map_err(storage)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_console_session(&self, id_hash: &str) -> Result<Option<ConsoleSession>> {
+        let id_hash = id_hash.to_owned();
+        self.lookup(move |c| {
+            query_row(
+                c,
+                "SELECT id_hash, sealed, started_ms, used_ms FROM console_sessions
+                 WHERE id_hash = ?1",
+                params![id_hash],
+                |r| {
+                    Ok(ConsoleSession {
+                        id_hash: r.get(0)?,
+                        sealed: r.get(1)?,
+                        started_ms: r.get(2)?,
+                        used_ms: r.get(3)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(storage)
+        })
+        .await
+    }
+
+    async fn touch_console_session(&self, id_hash: &str, used_ms: i64) -> Result<()> {
+        let id_hash = id_hash.to_owned();
+        self.write_data(move |c| {
+            exec(
+                c,
+                "UPDATE console_sessions SET used_ms = ?2 WHERE id_hash = ?1 AND used_ms < ?2",
+                params![id_hash, used_ms],
+            )
+            .map_err(storage)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn end_console_session(&self, id_hash: &str) -> Result<()> {
+        let id_hash = id_hash.to_owned();
+        self.write_data(move |c| {
+            exec(
+                c,
+                "DELETE FROM console_sessions WHERE id_hash = ?1",
+                params![id_hash],
+            )
+            .map_err(storage)?;
+            Ok(())
         })
         .await
     }

@@ -566,3 +566,34 @@ impl Lease {
         current.holder == self.holder && current.epoch == self.epoch && current.expires_ms > now_ms
     }
 }
+
+/// A web console session as the catalog keeps it (docs/console.md, "Sessions"): named by the
+/// SHA-256 of its id (the cookie's value is never stored), its record sealed under the
+/// console's session key (opaque here), when it began and when it was last marked used (the
+/// gateways' clocks, ms since the epoch).
+#[derive(Clone, PartialEq, Eq)]
+pub struct ConsoleSession {
+    pub id_hash: String,
+    pub sealed: Vec<u8>,
+    pub started_ms: i64,
+    pub used_ms: i64,
+}
+
+impl std::fmt::Debug for ConsoleSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsoleSession")
+            .field("id_hash", &self.id_hash)
+            .field("sealed", &format_args!("<{} bytes>", self.sealed.len()))
+            .field("started_ms", &self.started_ms)
+            .field("used_ms", &self.used_ms)
+            .finish()
+    }
+}
+
+/// Which console sessions have expired: those last marked used at or before `used_before_ms`
+/// (idle too long) or started at or before `started_before_ms` (past the absolute limit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionCutoff {
+    pub used_before_ms: i64,
+    pub started_before_ms: i64,
+}

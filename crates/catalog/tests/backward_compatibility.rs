@@ -14,8 +14,9 @@
 #![allow(clippy::unwrap_used)]
 
 use obhut_catalog::{
-    AccessKey, Bucket, BucketKey, Catalog, Chunk, ListFrom, ObjectRecord, Part, PutCondition,
-    Quota, QuotaTarget, ResidencyRule, SiteRecord, SqliteCatalog, Tenant, Upload, config_kind,
+    AccessKey, Bucket, BucketKey, Catalog, Chunk, ConsoleSession, ListFrom, ObjectRecord, Part,
+    PutCondition, Quota, QuotaTarget, ResidencyRule, SessionCutoff, SiteRecord, SqliteCatalog,
+    Tenant, Upload, config_kind,
 };
 use obhut_core::{BlobId, PolicyScope, SiteState};
 use rusqlite::Connection;
@@ -228,7 +229,30 @@ async fn write_catalog(cat: &dyn Catalog) {
         .await
         .unwrap();
     }
+    if SqliteCatalog::SCHEMA_VERSION >= 10 {
+        cat.init_console_key("session", CONSOLE_KEY, 1_700_000_000_012)
+            .await
+            .unwrap();
+        let none_expired = SessionCutoff {
+            used_before_ms: 0,
+            started_before_ms: 0,
+        };
+        cat.start_console_session(&console_session(), 10, none_expired)
+            .await
+            .unwrap();
+    }
 }
+
+/// The console session and session key the fixtures of version 10 on hold.
+fn console_session() -> ConsoleSession {
+    ConsoleSession {
+        id_hash: "ab".repeat(32),
+        sealed: b"sealed console session".to_vec(),
+        started_ms: 1_700_000_000_012,
+        used_ms: 1_700_000_000_013,
+    }
+}
+const CONSOLE_KEY: &str = "sealed console key";
 
 /// The object lock record the fixtures of version 9 on hold (`object_locks`).
 const LOCK: &[u8] = b"sealed lock record";
@@ -251,6 +275,14 @@ const UPGRADE_DONE_MS: i64 = 1_700_000_000_009;
 
 /// Reads every record [`write_catalog`] of schema `version` wrote, and checks each field.
 async fn assert_catalog(cat: &dyn Catalog, version: u32) {
+    assert_eq!(
+        cat.console_key("session").await.unwrap().as_deref(),
+        (version >= 10).then_some(CONSOLE_KEY)
+    );
+    assert_eq!(
+        cat.get_console_session(&"ab".repeat(32)).await.unwrap(),
+        (version >= 10).then(console_session)
+    );
     assert_eq!(
         cat.get_object_lock(&bucket(), "cat.jpg", LOCKED_VERSION)
             .await
@@ -509,6 +541,19 @@ async fn reads_every_record_of_a_catalog_written_by_schema_version_8() {
     assert_eq!(user_version(&path), 8);
     let cat = SqliteCatalog::open(&path).unwrap();
     assert_catalog(&cat, 8).await;
+    assert_writable(&cat).await;
+    assert_eq!(
+        user_version(&path),
+        i64::from(SqliteCatalog::SCHEMA_VERSION)
+    );
+}
+
+#[tokio::test]
+async fn reads_every_record_of_a_catalog_written_by_schema_version_9() {
+    let (_dir, path) = copy_of(9);
+    assert_eq!(user_version(&path), 9);
+    let cat = SqliteCatalog::open(&path).unwrap();
+    assert_catalog(&cat, 9).await;
     assert_writable(&cat).await;
     assert_eq!(
         user_version(&path),

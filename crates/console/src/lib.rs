@@ -3,7 +3,9 @@
 //!
 //! A principal signs in with its admin bearer (the browser derives it from the token, which
 //! never leaves the browser); the console keeps it in a server-side session named by an
-//! HttpOnly, SameSite=Strict cookie (Secure when served over TLS) and calls the admin API's own
+//! HttpOnly, SameSite=Strict cookie (Secure when served over TLS), in the [`SessionStore`] it
+//! is given (the obhut binary's keeps sessions sealed in the catalog, for every gateway), and
+//! calls the admin API's own
 //! router with it, so every page is authorised exactly as the API is: the console has no data
 //! access of its own. Every form carries a CSRF token; every page is sent with a
 //! Content-Security-Policy that allows no inline script.
@@ -33,12 +35,15 @@ use axum::routing::{get, post};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use session::SessionLimits;
+pub use session::{
+    Current, Cutoff, MemoryStore, Principal, Record, SessionLimits, SessionStore, Sessions,
+    StoreError,
+};
 
 /// The console's routes under `/console/`, calling `api` (the admin API's router, without the
-/// console) for everything it shows.
-pub fn router(api: Router, limits: SessionLimits) -> Router {
-    let state = pages::Console::new(api, limits);
+/// console) for everything it shows, keeping sessions in `store`.
+pub fn router(api: Router, limits: SessionLimits, store: Arc<dyn SessionStore>) -> Router {
+    let state = pages::Console::new(api, limits, store);
     Router::new()
         .route("/console", get(pages::home))
         .route("/console/", get(pages::home))
@@ -96,6 +101,7 @@ impl Default for SessionLimits {
             idle: Duration::from_secs(30 * 60),
             absolute: Duration::from_secs(8 * 3600),
             max_sessions: 10_000,
+            touch_every: Duration::from_secs(60),
         }
     }
 }

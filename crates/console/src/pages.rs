@@ -7,8 +7,8 @@ use crate::decide::Decisions;
 use crate::i18n::{Lang, Texts};
 use crate::logview::LogView;
 use crate::session::{
-    COOKIE, Current, LANG_COOKIE, Principal, SIGN_IN_COOKIE, SessionLimits, Sessions, cookie,
-    random_token, same_secret, set_cookie,
+    COOKIE, Current, LANG_COOKIE, Principal, SIGN_IN_COOKIE, SessionLimits, SessionStore, Sessions,
+    cookie, random_token, same_secret, set_cookie,
 };
 use askama::Template;
 use axum::Router;
@@ -33,10 +33,10 @@ pub struct Console {
 }
 
 impl Console {
-    pub fn new(api: Router, limits: SessionLimits) -> Self {
+    pub fn new(api: Router, limits: SessionLimits, store: Arc<dyn SessionStore>) -> Self {
         Self {
             api,
-            sessions: Sessions::new(limits),
+            sessions: Sessions::new(limits, store),
             last_look: crate::charts::LastLook::default(),
         }
     }
@@ -173,7 +173,10 @@ impl FromRequestParts<Arc<Console>> for Ctx {
             .extensions
             .get::<obhut_listen::Connection>()
             .is_some_and(|c| c.tls);
-        let session = cookie(&parts.headers, COOKIE).and_then(|id| console.sessions.get(id));
+        let session = match cookie(&parts.headers, COOKIE) {
+            Some(id) => console.sessions.get(id).await,
+            None => None,
+        };
         Ok(Self {
             lang,
             lang_chosen: chosen.is_some(),
@@ -434,7 +437,14 @@ pub async fn sign_in(
     };
     let to = page_of(&principal.role);
     tracing::info!(principal = %principal.name, role = %principal.role, "console sign-in");
-    let id = console.sessions.start(principal, bearer);
+    let id = match console.sessions.start(principal, bearer).await {
+        Ok(id) => id,
+        Err(e) => {
+            tracing::warn!(error = %e, "a console session could not be started");
+            let shown = format!("{}: {e}", t.session_not_kept);
+            return sign_in_page(&ctx, StatusCode::SERVICE_UNAVAILABLE, Some(&shown));
+        }
+    };
     let mut resp = Redirect::to(to).into_response();
     for c in [
         set_cookie(COOKIE, &id, ctx.secure, None),
@@ -492,7 +502,16 @@ pub async fn sign_out(
         Ok(s) => s,
         Err(resp) => return *resp,
     };
-    console.sessions.end(&session.id);
+    if let Err(e) = console.sessions.end(&session.id).await {
+        tracing::warn!(error = %e, "a console session could not be ended");
+        let t = ctx.t();
+        return message(
+            &ctx,
+            StatusCode::SERVICE_UNAVAILABLE,
+            t.session_not_kept,
+            &e.to_string(),
+        );
+    }
     let mut resp = Redirect::to("/console/sign-in").into_response();
     if let Ok(v) = HeaderValue::from_str(&set_cookie(COOKIE, "", ctx.secure, Some(0))) {
         resp.headers_mut().append(header::SET_COOKIE, v);

@@ -1,13 +1,16 @@
 //! Console sessions: a random id in an HttpOnly, SameSite=Strict cookie (Secure over TLS) names
 //! a server-side record of the principal, its admin bearer and its CSRF token. Sessions end
-//! after an idle time, after an absolute time, or when signed out; the store is bounded.
+//! after an idle time, after an absolute time, or when signed out; their number is bounded.
 //!
-//! It owns the bearers of signed-in principals, in memory only, and never logs them.
+//! The records are kept by a [`SessionStore`]: the obhut binary gives the console one in the
+//! catalog, shared by every gateway of it (records sealed there, docs/console.md, "Sessions");
+//! [`MemoryStore`] keeps them in this process. This module decides what is live; a store only
+//! keeps. It hands bearers to the store and to the admin API's router, and never logs them.
 
 use rand::RngExt;
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
@@ -27,22 +30,134 @@ pub struct SessionLimits {
     pub absolute: Duration,
     /// Sessions at most; signing in beyond ends the least recently used one.
     pub max_sessions: usize,
+    /// A session's last use is written to its store at most once per this interval, so a
+    /// session in use may end up to this much before `idle` has passed since its last use.
+    pub touch_every: Duration,
 }
 
 /// Who a session is, as the admin API's `whoami` said at sign-in.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
     pub name: String,
     pub role: String,
     pub tenant: Option<String>,
 }
 
-struct Session {
-    principal: Principal,
-    bearer: Zeroizing<String>,
-    csrf: String,
-    started: Instant,
-    used: Instant,
+/// A session's record as a [`SessionStore`] keeps it: times are ms since the epoch.
+#[derive(Clone)]
+pub struct Record {
+    pub principal: Principal,
+    pub bearer: Zeroizing<String>,
+    pub csrf: Zeroizing<String>,
+    pub started_ms: i64,
+    pub used_ms: i64,
+}
+
+impl std::fmt::Debug for Record {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Record")
+            .field("principal", &self.principal)
+            .field("started_ms", &self.started_ms)
+            .field("used_ms", &self.used_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Which sessions have expired: last used at or before `used_before_ms`, or started at or
+/// before `started_before_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cutoff {
+    pub used_before_ms: i64,
+    pub started_before_ms: i64,
+}
+
+/// Why a store could not keep or find a session (never naming a session's id or bearer).
+#[derive(Debug)]
+pub struct StoreError(pub String);
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the console's session store: {}", self.0)
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+/// Where sessions are kept. Every gateway that shares a store sees the same sessions.
+#[async_trait::async_trait]
+pub trait SessionStore: Send + Sync {
+    /// Keeps the new session `id`, after ending the expired ones (`cutoff`) and then, while
+    /// `max_sessions` or more are left, the least recently used.
+    async fn start(
+        &self,
+        id: &str,
+        record: &Record,
+        max_sessions: usize,
+        cutoff: Cutoff,
+    ) -> Result<(), StoreError>;
+    /// The record of session `id`, expired or not; none if there is none, or if the one kept
+    /// is not intact (a store that can tell ends it then).
+    async fn get(&self, id: &str) -> Result<Option<Record>, StoreError>;
+    /// Marks session `id` used at `used_ms`.
+    async fn touch(&self, id: &str, used_ms: i64) -> Result<(), StoreError>;
+    /// Ends session `id`.
+    async fn end(&self, id: &str) -> Result<(), StoreError>;
+}
+
+/// Sessions in this process's memory: for one process alone (and tests).
+#[derive(Default)]
+pub struct MemoryStore {
+    by_id: Mutex<HashMap<String, Record>>,
+}
+
+impl MemoryStore {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Record>> {
+        self.by_id.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[async_trait::async_trait]
+impl SessionStore for MemoryStore {
+    async fn start(
+        &self,
+        id: &str,
+        record: &Record,
+        max_sessions: usize,
+        cutoff: Cutoff,
+    ) -> Result<(), StoreError> {
+        let mut map = self.lock();
+        map.retain(|_, r| {
+            r.used_ms > cutoff.used_before_ms && r.started_ms > cutoff.started_before_ms
+        });
+        while map.len() >= max_sessions.max(1) {
+            let Some(oldest) = map
+                .iter()
+                .min_by_key(|(_, r)| r.used_ms)
+                .map(|(id, _)| id.clone())
+            else {
+                break;
+            };
+            map.remove(&oldest);
+        }
+        map.insert(id.to_owned(), record.clone());
+        Ok(())
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<Record>, StoreError> {
+        Ok(self.lock().get(id).cloned())
+    }
+
+    async fn touch(&self, id: &str, used_ms: i64) -> Result<(), StoreError> {
+        if let Some(r) = self.lock().get_mut(id) {
+            r.used_ms = r.used_ms.max(used_ms);
+        }
+        Ok(())
+    }
+
+    async fn end(&self, id: &str) -> Result<(), StoreError> {
+        self.lock().remove(id);
+        Ok(())
+    }
 }
 
 /// A session as a request sees it.
@@ -53,9 +168,10 @@ pub struct Current {
     pub csrf: String,
 }
 
+/// The sessions: what is live, over a store.
 pub struct Sessions {
     limits: SessionLimits,
-    by_id: Mutex<HashMap<String, Session>>,
+    store: Arc<dyn SessionStore>,
 }
 
 /// 32 random bytes, hex: a session id or a CSRF token.
@@ -64,79 +180,101 @@ pub fn random_token() -> String {
     hex_simd::encode_to_string(bytes, hex_simd::AsciiCase::Lower)
 }
 
+/// Whether `id` could be a session id (64 lowercase hex digits): anything else is not looked up.
+fn well_formed(id: &str) -> bool {
+    id.len() == 64 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 /// Whether two secrets are equal, in time independent of where they differ.
 pub fn same_secret(a: &str, b: &str) -> bool {
     a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
 impl Sessions {
-    pub fn new(limits: SessionLimits) -> Self {
-        Self {
-            limits,
-            by_id: Mutex::new(HashMap::new()),
+    pub fn new(limits: SessionLimits, store: Arc<dyn SessionStore>) -> Self {
+        Self { limits, store }
+    }
+
+    fn cutoff(&self, now: i64) -> Cutoff {
+        Cutoff {
+            used_before_ms: now.saturating_sub(ms(self.limits.idle)),
+            started_before_ms: now.saturating_sub(ms(self.limits.absolute)),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
-        self.by_id.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn live(&self, s: &Session, now: Instant) -> bool {
-        now.duration_since(s.started) < self.limits.absolute
-            && now.duration_since(s.used) < self.limits.idle
+    fn live(&self, r: &Record, now: i64) -> bool {
+        let cutoff = self.cutoff(now);
+        r.used_ms > cutoff.used_before_ms && r.started_ms > cutoff.started_before_ms
     }
 
     /// Starts a session; its id.
-    pub fn start(&self, principal: Principal, bearer: Zeroizing<String>) -> String {
-        let now = Instant::now();
+    pub async fn start(
+        &self,
+        principal: Principal,
+        bearer: Zeroizing<String>,
+    ) -> Result<String, StoreError> {
+        let now = now_ms();
         let id = random_token();
-        let mut map = self.lock();
-        map.retain(|_, s| self.live(s, now));
-        while map.len() >= self.limits.max_sessions {
-            let Some(oldest) = map
-                .iter()
-                .min_by_key(|(_, s)| s.used)
-                .map(|(id, _)| id.clone())
-            else {
-                break;
-            };
-            map.remove(&oldest);
-        }
-        map.insert(
-            id.clone(),
-            Session {
-                principal,
-                bearer,
-                csrf: random_token(),
-                started: now,
-                used: now,
-            },
-        );
-        id
+        let record = Record {
+            principal,
+            bearer,
+            csrf: Zeroizing::new(random_token()),
+            started_ms: now,
+            used_ms: now,
+        };
+        self.store
+            .start(&id, &record, self.limits.max_sessions, self.cutoff(now))
+            .await?;
+        Ok(id)
     }
 
-    /// The live session `id` names, marked as used now.
-    pub fn get(&self, id: &str) -> Option<Current> {
-        let now = Instant::now();
-        let mut map = self.lock();
-        let live = map.get(id).is_some_and(|s| self.live(s, now));
-        if !live {
-            map.remove(id);
+    /// The live session `id` names, marked as used now (in the store, at most once per
+    /// `touch_every`). A store that fails is logged and answers no session.
+    pub async fn get(&self, id: &str) -> Option<Current> {
+        if !well_formed(id) {
             return None;
         }
-        let s = map.get_mut(id)?;
-        s.used = now;
+        let now = now_ms();
+        let record = match self.store.get(id).await {
+            Ok(Some(r)) => r,
+            Ok(None) => return None,
+            Err(e) => {
+                tracing::warn!(error = %e, "a console session could not be read");
+                return None;
+            }
+        };
+        if !self.live(&record, now) {
+            if let Err(e) = self.store.end(id).await {
+                tracing::warn!(error = %e, "an expired console session could not be removed");
+            }
+            return None;
+        }
+        if now.saturating_sub(record.used_ms) >= ms(self.limits.touch_every)
+            && let Err(e) = self.store.touch(id, now).await
+        {
+            tracing::warn!(error = %e, "a console session's use could not be recorded");
+        }
         Some(Current {
             id: id.to_owned(),
-            principal: s.principal.clone(),
-            bearer: s.bearer.clone(),
-            csrf: s.csrf.clone(),
+            principal: record.principal,
+            bearer: record.bearer,
+            csrf: record.csrf.to_string(),
         })
     }
 
-    /// Ends session `id`.
-    pub fn end(&self, id: &str) {
-        self.lock().remove(id);
+    /// Ends session `id`, on every gateway that shares the store.
+    pub async fn end(&self, id: &str) -> Result<(), StoreError> {
+        self.store.end(id).await
     }
 }
 
@@ -177,55 +315,113 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_session_ends_when_idle_too_long_or_signed_out() {
-        let sessions = Sessions::new(SessionLimits {
-            idle: Duration::from_millis(50),
-            absolute: Duration::from_secs(60),
-            max_sessions: 10,
-        });
-        let id = sessions.start(who(), Zeroizing::new("obb_x".into()));
-        assert!(sessions.get(&id).is_some());
-        std::thread::sleep(Duration::from_millis(80));
-        assert!(sessions.get(&id).is_none(), "idle session still live");
-        let id = sessions.start(who(), Zeroizing::new("obb_x".into()));
-        sessions.end(&id);
-        assert!(sessions.get(&id).is_none(), "signed-out session still live");
-        assert!(sessions.get("not-a-session").is_none());
+    fn sessions(idle: Duration, absolute: Duration, max_sessions: usize) -> Sessions {
+        Sessions::new(
+            SessionLimits {
+                idle,
+                absolute,
+                max_sessions,
+                touch_every: Duration::ZERO,
+            },
+            Arc::new(MemoryStore::default()),
+        )
     }
 
-    #[test]
-    fn a_session_ends_at_its_absolute_limit_even_if_used() {
-        let sessions = Sessions::new(SessionLimits {
-            idle: Duration::from_secs(60),
-            absolute: Duration::from_millis(600),
-            max_sessions: 10,
-        });
-        let id = sessions.start(who(), Zeroizing::new("obb_x".into()));
+    async fn start(s: &Sessions, bearer: &str) -> String {
+        s.start(who(), Zeroizing::new(bearer.into())).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_session_ends_when_idle_too_long_or_signed_out() {
+        let sessions = sessions(Duration::from_millis(50), Duration::from_secs(60), 10);
+        let id = start(&sessions, "obb_x").await;
+        let got = sessions.get(&id).await.unwrap();
+        assert_eq!(got.bearer.as_str(), "obb_x");
+        assert_eq!(got.principal, who());
+        assert!(well_formed(&got.csrf) && got.csrf != id);
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        assert!(sessions.get(&id).await.is_none(), "idle session still live");
+        let id = start(&sessions, "obb_x").await;
+        sessions.end(&id).await.unwrap();
+        assert!(
+            sessions.get(&id).await.is_none(),
+            "signed-out session still live"
+        );
+        assert!(sessions.get("not-a-session").await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_session_ends_at_its_absolute_limit_even_if_used() {
+        let sessions = sessions(Duration::from_secs(60), Duration::from_millis(600), 10);
+        let id = start(&sessions, "obb_x").await;
         // Used well within the limit (with room for a loaded machine), then past it.
         for _ in 0..3 {
-            std::thread::sleep(Duration::from_millis(50));
-            assert!(sessions.get(&id).is_some());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            assert!(sessions.get(&id).await.is_some());
         }
-        std::thread::sleep(Duration::from_millis(600));
-        assert!(sessions.get(&id).is_none());
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert!(sessions.get(&id).await.is_none());
     }
 
-    #[test]
-    fn the_store_is_bounded_and_drops_the_least_recently_used() {
-        let sessions = Sessions::new(SessionLimits {
+    #[tokio::test]
+    async fn the_store_is_bounded_and_drops_the_least_recently_used() {
+        let sessions = sessions(Duration::from_secs(60), Duration::from_secs(60), 2);
+        let a = start(&sessions, "obb_a").await;
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        let b = start(&sessions, "obb_b").await;
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        assert!(sessions.get(&a).await.is_some()); // a is now the more recently used
+        let c = start(&sessions, "obb_c").await;
+        assert!(sessions.get(&b).await.is_none());
+        assert!(sessions.get(&a).await.is_some() && sessions.get(&c).await.is_some());
+    }
+
+    #[tokio::test]
+    async fn use_is_written_at_most_once_per_interval() {
+        let store = Arc::new(MemoryStore::default());
+        let sessions = Sessions::new(
+            SessionLimits {
+                idle: Duration::from_secs(60),
+                absolute: Duration::from_secs(60),
+                max_sessions: 10,
+                touch_every: Duration::from_secs(30),
+            },
+            store.clone(),
+        );
+        let id = start(&sessions, "obb_x").await;
+        let started = store.get(&id).await.unwrap().unwrap().used_ms;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert!(sessions.get(&id).await.is_some());
+        assert_eq!(
+            store.get(&id).await.unwrap().unwrap().used_ms,
+            started,
+            "written again within the interval"
+        );
+        // A record last written longer ago than the interval is written again.
+        store.lock().get_mut(&id).unwrap().used_ms -= 31_000;
+        assert!(sessions.get(&id).await.is_some());
+        assert!(store.get(&id).await.unwrap().unwrap().used_ms >= started);
+    }
+
+    #[tokio::test]
+    async fn a_session_ended_in_the_store_ends_for_every_user_of_it() {
+        // Two consoles (two gateways) over one store: sign-in on one, use and sign-out on the
+        // other.
+        let store: Arc<dyn SessionStore> = Arc::new(MemoryStore::default());
+        let limits = SessionLimits {
             idle: Duration::from_secs(60),
             absolute: Duration::from_secs(60),
-            max_sessions: 2,
-        });
-        let a = sessions.start(who(), Zeroizing::new("obb_a".into()));
-        std::thread::sleep(Duration::from_millis(2));
-        let b = sessions.start(who(), Zeroizing::new("obb_b".into()));
-        std::thread::sleep(Duration::from_millis(2));
-        assert!(sessions.get(&a).is_some()); // a is now the more recently used
-        let c = sessions.start(who(), Zeroizing::new("obb_c".into()));
-        assert!(sessions.get(&b).is_none());
-        assert!(sessions.get(&a).is_some() && sessions.get(&c).is_some());
+            max_sessions: 10,
+            touch_every: Duration::from_secs(1),
+        };
+        let (a, b) = (
+            Sessions::new(limits, store.clone()),
+            Sessions::new(limits, store),
+        );
+        let id = start(&a, "obb_x").await;
+        assert_eq!(b.get(&id).await.unwrap().bearer.as_str(), "obb_x");
+        b.end(&id).await.unwrap();
+        assert!(a.get(&id).await.is_none());
     }
 
     #[test]
