@@ -216,3 +216,25 @@ pub fn retention_days(days: Option<u64>) -> anyhow::Result<Duration> {
     }
     Ok(Duration::from_secs(days * 86_400))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::retention_days;
+    use std::time::Duration;
+
+    #[test]
+    fn the_longest_retention_is_one_day_to_100_years() {
+        assert_eq!(
+            retention_days(None).unwrap(),
+            Duration::from_secs(36_525 * 86_400)
+        );
+        assert_eq!(
+            retention_days(Some(1)).unwrap(),
+            Duration::from_secs(86_400)
+        );
+        for wrong in [0, 36_526] {
+            let e = retention_days(Some(wrong)).unwrap_err().to_string();
+            assert!(e.contains("max_retention_days"), "{e}");
+        }
+    }
+}

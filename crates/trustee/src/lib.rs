@@ -1800,6 +1800,11 @@ impl Trustee {
         if self.governance.abandon_lock(&seal.target, now)? {
             self.log_lock(&seal.target, LockChange::Abandoned, &state, false)?;
         }
+        // The signed write may be sent again (a retry of the same request): it may then seal
+        // the version it makes, so that a signed write still has at most one live record.
+        if let Ok(mut claims) = self.lock_claims.lock() {
+            claims.remove(&ticket.digest);
+        }
         Ok(LockAnswer {
             sealed: sealed.clone(),
             state: LockState::default(),
@@ -2955,6 +2960,16 @@ mod tests {
                 .await,
             Err(TrusteeError::Denied(_))
         ));
+        // The same signed write sent again may seal the version it makes then (one live
+        // record per signed write), and abandons no more.
+        let mut again = seal.clone();
+        again.target = lock_target("v2");
+        t.seal_lock(&again).await.unwrap();
+        assert!(matches!(
+            t.seal_lock(&abandon(seal.request.clone())).await,
+            Err(TrusteeError::Denied(_))
+        ));
+        assert_eq!(t.governance.compliance_locks("a", now_ms()).unwrap().0, 1);
         // The log says so.
         assert!(t.governance.test_entries().iter().any(|e| matches!(
             &e.event,
