@@ -18,7 +18,7 @@ import time
 import pytest
 
 from conftest import parse_key_output
-from gov_helpers import entries_of, log_size, wait_until
+from gov_helpers import approved_grant, credentials, entries_of, grant_client, log_size, make_tenant, wait_until
 from s3helpers import client_error, expect_error, unique_name
 
 
@@ -244,6 +244,75 @@ def test_lock_headers_on_a_write_need_their_own_permissions(server, s3, tmp_path
     v = holder.put_object(Bucket=b, Key="h", Body=b"x", ObjectLockLegalHoldStatus="ON")["VersionId"]
     assert s3.get_object_legal_hold(Bucket=b, Key="h", VersionId=v)["LegalHold"]["Status"] == "ON"
     s3.put_object_legal_hold(Bucket=b, Key="h", VersionId=v, LegalHold={"Status": "OFF"})
+
+
+def test_lock_headers_on_writes_are_refused_under_an_operators_grant(server):
+    """The provider's staff write only under a grant; a lock they set would outlive the grant
+    and a COMPLIANCE date could stop the tenant's shred: lock headers under a grant are refused
+    (by the gateway, and by the trustee, which seals no lock headers signed with grant
+    credentials). The same grant's plain writes are taken, and get the bucket's default."""
+    t = make_tenant(server)
+    b = unique_name("olgrant")
+    t["client"].create_bucket(Bucket=b, ObjectLockEnabledForBucket=True)
+    t["client"].put_object(Bucket=b, Key="doc", Body=b"tenant's")
+    start = log_size(server)
+    gid = approved_grant(server, {**t, "bucket": b}, "read,list,write")
+    staff = grant_client(server, credentials(server, server.token("operator"), gid))
+    until = later(3600)
+    attempts = {
+        "PutObject COMPLIANCE": lambda: staff.put_object(Bucket=b, Key="doc", Body=b"x", ObjectLockMode="COMPLIANCE",
+                                                         ObjectLockRetainUntilDate=until),
+        "PutObject GOVERNANCE": lambda: staff.put_object(Bucket=b, Key="g", Body=b"x", ObjectLockMode="GOVERNANCE",
+                                                         ObjectLockRetainUntilDate=until),
+        "PutObject legal hold": lambda: staff.put_object(Bucket=b, Key="h", Body=b"x",
+                                                         ObjectLockLegalHoldStatus="ON"),
+        "CopyObject COMPLIANCE": lambda: staff.copy_object(Bucket=b, Key="c", CopySource={"Bucket": b, "Key": "doc"},
+                                                           ObjectLockMode="COMPLIANCE", ObjectLockRetainUntilDate=until),
+        "CreateMultipartUpload legal hold": lambda: staff.create_multipart_upload(Bucket=b, Key="m",
+                                                                                  ObjectLockLegalHoldStatus="ON"),
+    }
+    for what, attempt in attempts.items():
+        code, status, _ = client_error(attempt)
+        assert (code, status) == ("AccessDenied", 403), (what, code, status)
+    versions = t["client"].list_object_versions(Bucket=b).get("Versions", [])
+    assert [v["Key"] for v in versions] == ["doc"], versions
+    assert t["client"].list_multipart_uploads(Bucket=b).get("Uploads", []) == []
+    assert entries_of(server, start, type="object_lock", bucket=b) == []
+    # The trustee lists no locked version of the tenant (none could stop its shred).
+    out = server.cli_ok("residency", "report", "--tenant", t["name"], "--verify", token=t["admin"])
+    assert "locked versions (the trustee's list): 0 checked, 0 missing" in out, out
+    # Both ways: the grant writes without lock headers, and the bucket's default applies.
+    t["client"].put_object_lock_configuration(Bucket=b, ObjectLockConfiguration={
+        "ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 1}}})
+    v = staff.put_object(Bucket=b, Key="plain", Body=b"x")["VersionId"]
+    assert t["client"].get_object_retention(Bucket=b, Key="plain", VersionId=v)["Retention"]["Mode"] == "GOVERNANCE"
+
+
+def test_a_retention_beyond_the_trustees_longest_is_invalid(s3):
+    b = lock_bucket(s3, "olmax")
+    beyond = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=36525 + 2)
+    code, status, _ = client_error(s3.put_object, Bucket=b, Key="k", Body=b"x", ObjectLockMode="GOVERNANCE",
+                                   ObjectLockRetainUntilDate=beyond)
+    assert (code, status) == ("InvalidArgument", 400), (code, status)
+    assert s3.list_object_versions(Bucket=b).get("Versions", []) == []
+    # Within it, taken; extended beyond it, InvalidArgument, and the retention stays.
+    v = s3.put_object(Bucket=b, Key="k", Body=b"x", ObjectLockMode="GOVERNANCE",
+                      ObjectLockRetainUntilDate=later(3600))["VersionId"]
+    code, status, _ = client_error(s3.put_object_retention, Bucket=b, Key="k", VersionId=v,
+                                   Retention={"Mode": "GOVERNANCE", "RetainUntilDate": beyond})
+    assert (code, status) == ("InvalidArgument", 400), (code, status)
+    kept = s3.get_object_retention(Bucket=b, Key="k", VersionId=v)["Retention"]["RetainUntilDate"]
+    assert kept < later(7200), kept
+
+
+def test_the_longest_retention_is_configured(private_server_factory):
+    srv = private_server_factory(config="max_retention_days = 2\n")
+    s3 = srv.client()
+    b = lock_bucket(s3, "olmaxcfg")
+    code, status, _ = client_error(s3.put_object, Bucket=b, Key="k", Body=b"x", ObjectLockMode="GOVERNANCE",
+                                   ObjectLockRetainUntilDate=later(3 * 86400))
+    assert (code, status) == ("InvalidArgument", 400), (code, status)
+    s3.put_object(Bucket=b, Key="k", Body=b"x", ObjectLockMode="GOVERNANCE", ObjectLockRetainUntilDate=later(86400))
 
 
 def test_a_legal_hold_holds_until_it_is_lifted_and_both_are_logged(server, s3, aws):

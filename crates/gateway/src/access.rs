@@ -50,6 +50,9 @@ pub struct ReqCtx {
     scope: Option<Arc<Scope>>,
     /// The checked bucket's policy, if it has one (read for tenants' own keys only).
     bucket_policy: Option<Arc<Policy>>,
+    /// The trustee's ticket for the verified request (a grant's too): what a new version's
+    /// object lock record is sealed against.
+    pub ticket: Option<RequestTicket>,
 }
 
 impl ReqCtx {
@@ -501,6 +504,7 @@ impl S3Access for TenantAuth {
         let Some(who) = cx.extensions_mut().remove::<Authenticated>() else {
             return Err(crate::authn::anonymous());
         };
+        let ticket = who.verified.ticket.clone();
         let (tenant, justification, scope) = match &who.verified.signer {
             Signer::Grant { .. } => {
                 let (tenant, justification) = self.check_grant(cx, &who).await?;
@@ -560,6 +564,7 @@ impl S3Access for TenantAuth {
             bucket,
             scope,
             bucket_policy,
+            ticket: Some(ticket),
         }));
         Ok(())
     }
@@ -675,6 +680,7 @@ mod tests {
             bucket: None,
             scope: None,
             bucket_policy: None,
+            ticket: None,
         }
     }
 

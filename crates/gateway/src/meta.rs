@@ -45,6 +45,11 @@ pub struct ObjectMeta {
     /// to the version its completion writes (and never stored with the version itself).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lock: Option<obhut_trustee_client::object_lock::LockState>,
+    /// `lock` as the trustee sealed it for the upload's completion, against the
+    /// CreateMultipartUpload's signed headers: without it the trustee seals no lock headers'
+    /// lock for the version (uploads created by releases before it must be created again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock_seal: Option<String>,
 }
 
 /// Full-object checksums, base64 as S3 transmits them.

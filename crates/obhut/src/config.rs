@@ -21,6 +21,7 @@ struct FileConfig {
     metrics_history_interval_secs: Option<u64>,
     key_cache_ttl_secs: Option<u64>,
     shred_grace_secs: Option<u64>,
+    max_retention_days: Option<u64>,
     scrub_bytes_per_sec: Option<u64>,
     scrub_interval_secs: Option<u64>,
     lifecycle_day_secs: Option<u64>,
@@ -77,6 +78,9 @@ pub struct ServeConfig {
     pub key_cache_ttl: Duration,
     /// Time between disabling a tenant key (crypto-shred) and destroying it.
     pub shred_grace: Duration,
+    /// The longest object lock retention the trustee seals, from the moment it seals it
+    /// (config `max_retention_days`, default 36525: 100 years).
+    pub max_retention: Duration,
     /// Scrubbing: bytes of replicas read per second (0: off), and the pause between passes.
     pub scrub_bytes_per_sec: u64,
     pub scrub_interval: Duration,
@@ -148,6 +152,7 @@ impl ServeConfig {
             metrics_history_interval: history_interval(file.metrics_history_interval_secs)?,
             key_cache_ttl: Duration::from_secs(file.key_cache_ttl_secs.unwrap_or(300)),
             shred_grace: Duration::from_secs(file.shred_grace_secs.unwrap_or(7 * 24 * 3600)),
+            max_retention: retention_days(file.max_retention_days)?,
             scrub_bytes_per_sec: file
                 .scrub_bytes_per_sec
                 .unwrap_or(DEFAULT_SCRUB_BYTES_PER_SEC),
@@ -198,5 +203,38 @@ pub(crate) fn history_interval(secs: Option<u64>) -> Result<Duration> {
         None => Ok(obhut_metrics::history::DEFAULT_INTERVAL),
         Some(s @ 1..=3600) => Ok(Duration::from_secs(s)),
         Some(s) => anyhow::bail!("metrics_history_interval_secs = {s}: give 1 to 3600 seconds"),
+    }
+}
+
+/// `max_retention_days` as a duration: at least one day, at most the default (100 years).
+pub fn retention_days(days: Option<u64>) -> anyhow::Result<Duration> {
+    let most = u64::try_from(obhut_trustee_client::object_lock::DEFAULT_MAX_RETENTION_DAYS)
+        .unwrap_or(36_525);
+    let days = days.unwrap_or(most);
+    if days == 0 || days > most {
+        anyhow::bail!("max_retention_days must be between 1 and {most}, not {days}");
+    }
+    Ok(Duration::from_secs(days * 86_400))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::retention_days;
+    use std::time::Duration;
+
+    #[test]
+    fn the_longest_retention_is_one_day_to_100_years() {
+        assert_eq!(
+            retention_days(None).unwrap(),
+            Duration::from_secs(36_525 * 86_400)
+        );
+        assert_eq!(
+            retention_days(Some(1)).unwrap(),
+            Duration::from_secs(86_400)
+        );
+        for wrong in [0, 36_526] {
+            let e = retention_days(Some(wrong)).unwrap_err().to_string();
+            assert!(e.contains("max_retention_days"), "{e}");
+        }
     }
 }

@@ -414,6 +414,7 @@ async fn serve(config: ServeConfig) -> Result<()> {
             None => dev_trustee(&trustee_dir).await?,
         }
         .with_shred_grace(config.shred_grace)
+        .with_max_retention(config.max_retention)
         .with_region(&config.region)?,
     );
     take_legacy_access_keys(catalog.as_ref(), &in_process).await?;

@@ -34,6 +34,9 @@ struct TrusteeFile {
     dev_unseal_file: Option<PathBuf>,
     /// Time between disabling a tenant key and destroying it [default: 7 days].
     shred_grace_secs: Option<u64>,
+    /// The longest object lock retention sealed, in days from the seal [default: 36525, 100
+    /// years].
+    max_retention_days: Option<u64>,
     /// The S3 region request signatures must name, as the gateways' [default: de-1].
     region: Option<String>,
     /// The API listener's limits, as the S3 and admin listeners' [defaults: 30 s, 60 s, 4096].
@@ -94,6 +97,7 @@ async fn serve(file: TrusteeFile) -> Result<()> {
     let trustee = Arc::new(
         Trustee::open(dir)?
             .with_shred_grace(grace)
+            .with_max_retention(crate::config::retention_days(file.max_retention_days)?)
             .with_region(region)?,
     );
     match &file.dev_unseal_file {

@@ -133,6 +133,10 @@ pub struct RequestTicket {
     /// request ([`TicketScope`]'s text forms).
     #[serde(default)]
     pub scope: Vec<String>,
+    /// The object lock headers of a write as signed
+    /// ([`crate::object_lock::signed_lock_headers`]); none without them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock: Option<String>,
     pub issued_ms: i64,
     /// The trustee's MAC over the fields above.
     pub mac: String,

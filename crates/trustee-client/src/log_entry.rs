@@ -986,6 +986,8 @@ impl LogEvent {
                         crate::object_lock::LockChange::Written => "written",
                         crate::object_lock::LockChange::Retention => "retention",
                         crate::object_lock::LockChange::LegalHold => "legal_hold",
+                        crate::object_lock::LockChange::Upload => "upload",
+                        crate::object_lock::LockChange::Abandoned => "abandoned",
                     }
                     .into(),
                 ),

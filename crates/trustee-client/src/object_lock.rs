@@ -9,9 +9,44 @@
 //! COMPLIANCE retention is never shortened nor removed while in force; a GOVERNANCE one only
 //! with the bypass), and every seal that locks or unlocks is appended to its log.
 //!
+//! A version's first record is sealed only for a write the tenant signed
+//! ([`LockSeal::request`]): the trustee checks its own ticket for that request, that the
+//! request writes that name, that no other version was sealed for it, and that the state is what
+//! the request's signed lock headers ask for (or, without them, no more than a bucket's default
+//! retention can give). Every retention is held to the trustee's longest retention
+//! ([`DEFAULT_MAX_RETENTION_DAYS`] unless configured).
+//!
 //! This module holds data only: no key, no clock.
 
+use crate::auth::RequestTicket;
 use serde::{Deserialize, Serialize};
+
+/// The longest retention a trustee seals unless configured otherwise: 100 years (of 365.25
+/// days) from the moment of the seal, on the trustee's clock.
+pub const DEFAULT_MAX_RETENTION_DAYS: i64 = 36_525;
+
+/// The start of the message of a seal refused for a retention beyond the trustee's longest
+/// (`TrusteeError::Invalid`): a gateway answers it as S3's `InvalidArgument`.
+pub const RETENTION_TOO_LONG: &str = "the retain until date is beyond the longest retention";
+
+/// The three object lock headers of a write as the tenant signed them, in a ticket: mode,
+/// retain-until date and legal hold, each as sent (empty if absent), joined by `\n`.
+#[must_use]
+pub fn signed_lock_headers(
+    mode: Option<&str>,
+    retain_until: Option<&str>,
+    legal_hold: Option<&str>,
+) -> Option<String> {
+    if mode.is_none() && retain_until.is_none() && legal_hold.is_none() {
+        return None;
+    }
+    Some(format!(
+        "{}\n{}\n{}",
+        mode.unwrap_or_default(),
+        retain_until.unwrap_or_default(),
+        legal_hold.unwrap_or_default()
+    ))
+}
 
 /// S3's retention modes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,6 +125,12 @@ pub enum LockChange {
     Retention,
     /// PutObjectLegalHold.
     LegalHold,
+    /// CreateMultipartUpload's lock headers, sealed for the upload's completion (the target's
+    /// `version_id` is the upload id): no version's record, nothing listed, nothing logged.
+    Upload,
+    /// A version's first record whose write did not commit: the trustee's list no longer
+    /// counts it, and the record no longer opens (the version must not exist).
+    Abandoned,
 }
 
 /// A request to seal a version's new record.
@@ -105,6 +146,26 @@ pub struct LockSeal {
     /// The request asked to bypass governance retention and its principal may.
     #[serde(default)]
     pub bypass_governance: bool,
+    /// The trustee's ticket for the signed write that makes the version (or, for
+    /// [`LockChange::Upload`], creates the upload): needed for a first record
+    /// ([`LockChange::Written`]), an upload's, and to abandon a first record (the same ticket
+    /// that sealed it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<RequestTicket>,
+    /// For the first record of a version a multipart upload's completion writes: the upload
+    /// (its id) and what the trustee sealed for it at its creation ([`LockChange::Upload`];
+    /// none if it was created without lock headers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload: Option<UploadLock>,
+}
+
+/// The upload a completion's first record comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UploadLock {
+    pub upload_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<String>,
 }
 
 /// A stored record to open.

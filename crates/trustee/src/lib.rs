@@ -84,6 +84,11 @@ pub struct Trustee {
     /// The log index of the disconnect in force (`None`: connected), for the trustee API,
     /// which pushes the disconnect to every gateway and logs their acknowledgements.
     disconnects: Arc<tokio::sync::watch::Sender<Option<u64>>>,
+    /// The longest retention an object lock record may have, from the moment it is sealed.
+    max_retention_ms: i64,
+    /// Which version each recent write's ticket sealed a first lock record for (by the
+    /// ticket's digest, with its issue time): one signed write seals one version.
+    lock_claims: Arc<Mutex<std::collections::HashMap<String, (LockTarget, i64)>>>,
 }
 
 /// An access key's id, tenant and secret.
@@ -135,7 +140,17 @@ impl Trustee {
             pending_keys: Arc::default(),
             shred_grace_ms: DEFAULT_SHRED_GRACE_MS,
             object_key_log: Arc::default(),
+            max_retention_ms: object_lock::DEFAULT_MAX_RETENTION_DAYS * 86_400_000,
+            lock_claims: Arc::default(),
         })
+    }
+
+    /// Sets the longest retention an object lock record may have (from the moment it is
+    /// sealed): a longer one is refused.
+    #[must_use]
+    pub fn with_max_retention(mut self, longest: std::time::Duration) -> Self {
+        self.max_retention_ms = i64::try_from(longest.as_millis()).unwrap_or(i64::MAX);
+        self
     }
 
     /// Sets the S3 region that request signatures must name.
@@ -909,57 +924,12 @@ impl TrusteeClient for Trustee {
         self.governance.check_connected()?;
         check_lock_target(&seal.target)?;
         let seal = seal.clone();
-        self.blocking(move |t| {
-            let now = now_ms();
-            let previous = match &seal.previous {
-                Some(sealed) => Some(t.open_lock_now(&seal.target, sealed)?),
-                // A first record only for a version the trustee knows no lock of: else a
-                // freshly sealed record that locks nothing would replace one that does,
-                // without the rules (or the log) ever seeing the change.
-                None if t.governance.has_lock(&seal.target)? => {
-                    return Err(TrusteeError::Denied(
-                        "this version already has a lock record: a change must give it".into(),
-                    ));
-                }
-                None => None,
-            };
-            if let Some(prev) = &previous
-                && let Some(why) =
-                    object_lock::refusal(prev, &seal.state, seal.bypass_governance, now)
-            {
-                return Err(TrusteeError::Denied(why.into()));
+        self.blocking(move |t| match seal.change {
+            LockChange::Upload => t.seal_upload_lock(&seal),
+            LockChange::Abandoned => t.abandon_lock(&seal),
+            LockChange::Written | LockChange::Retention | LockChange::LegalHold => {
+                t.seal_version_lock(&seal)
             }
-            let bypass = previous.is_some_and(|prev| {
-                seal.bypass_governance
-                    && object_lock::refusal(&prev, &seal.state, false, now).is_some()
-            });
-            t.governance.note_lock(&seal.target, &seal.state)?;
-            let plain = serde_json::to_vec(&seal.state)
-                .map_err(|e| TrusteeError::Storage(e.to_string()))?;
-            let sealed = t.with(|ks| {
-                ks.ensure_tenant_key(OBJECT_LOCKS)?;
-                ks.seal_for(OBJECT_LOCKS, &lock_aad(&seal.target), &plain)
-            })?;
-            let locks = seal.state.retention.is_some() || seal.state.legal_hold;
-            if seal.change != LockChange::Written || locks {
-                let target = seal.target.clone();
-                t.governance.record(LogEvent::ObjectLock {
-                    tenant: target.tenant,
-                    bucket: target.bucket,
-                    key: target.key,
-                    version_id: target.version_id,
-                    change: seal.change,
-                    mode: seal.state.retention.map(|r| r.0),
-                    retain_until_ms: seal.state.retention.map(|r| r.1),
-                    legal_hold: seal.state.legal_hold,
-                    bypass,
-                })?;
-            }
-            Ok(LockAnswer {
-                sealed: base64_simd::STANDARD.encode_to_string(sealed),
-                state: seal.state,
-                now_ms: now,
-            })
         })
         .await
     }
@@ -1457,16 +1427,389 @@ fn check_lock_target(t: &LockTarget) -> Result<(), TrusteeError> {
     }
 }
 
+/// The associated data of what the trustee sealed for a multipart upload's completion: the
+/// lock its CreateMultipartUpload's signed headers asked for (`version_id`: the upload id).
+/// Another prefix than a version's record, so that neither opens as the other.
+fn upload_lock_aad(t: &LockTarget) -> Vec<u8> {
+    let mut aad = b"obhut object lock upload v1\0".to_vec();
+    aad.extend_from_slice(&lock_aad(t)[b"obhut object lock v1\0".len()..]);
+    aad
+}
+
+/// The lock state a write's signed lock headers ask for ([`RequestTicket::lock`]'s text):
+/// `Denied` if they cannot be read as S3 reads them.
+fn signed_lock_state(text: &str) -> Result<LockState, TrusteeError> {
+    let bad = |what: &str| {
+        TrusteeError::Denied(format!(
+            "the signed request's object lock headers cannot be read: {what}"
+        ))
+    };
+    let mut parts = text.split('\n');
+    let (Some(mode), Some(until), Some(hold), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(bad("malformed"));
+    };
+    let retention = match (mode, until) {
+        ("", "") => None,
+        ("", _) | (_, "") => return Err(bad("a mode and a retain-until date go together")),
+        (mode, until) => {
+            let mode = object_lock::LockMode::parse(mode).ok_or_else(|| bad("the mode"))?;
+            let at =
+                time::OffsetDateTime::parse(until, &time::format_description::well_known::Rfc3339)
+                    .map_err(|_| bad("the retain-until date"))?;
+            let ms = i64::try_from(at.unix_timestamp_nanos() / 1_000_000)
+                .map_err(|_| bad("the retain-until date"))?;
+            Some((mode, ms))
+        }
+    };
+    let legal_hold = match hold {
+        "" | "OFF" => false,
+        "ON" => true,
+        _ => return Err(bad("the legal hold")),
+    };
+    Ok(LockState {
+        retention,
+        legal_hold,
+    })
+}
+
+/// How long tickets' claims on the versions they sealed are kept: as long as a ticket is valid.
+const LOCK_CLAIM_MS: i64 = verify::TICKET_LIFETIME_MS;
+
+/// At most this many claims are kept (a full table refuses first seals until some expire).
+const LOCK_CLAIMS_MAX: usize = 100_000;
+
 impl Trustee {
     /// Opens a stored object lock record of `target`: `Integrity` if it is not this
-    /// trustee's seal for that version (edited, or moved from another version).
+    /// trustee's seal for that version (edited, or moved from another version), or if the
+    /// record locks and was abandoned (its write did not commit, so no version should have it).
     fn open_lock_now(&self, target: &LockTarget, sealed: &str) -> Result<LockState, TrusteeError> {
         let raw = base64_simd::STANDARD
             .decode_to_vec(sealed.as_bytes())
             .map_err(|_| TrusteeError::Integrity("an object lock record is not base64".into()))?;
         let plain = self.with(|ks| ks.open_for(OBJECT_LOCKS, &lock_aad(target), &raw))?;
-        serde_json::from_slice(&plain)
-            .map_err(|e| TrusteeError::Integrity(format!("an object lock record: {e}")))
+        let state: LockState = serde_json::from_slice(&plain)
+            .map_err(|e| TrusteeError::Integrity(format!("an object lock record: {e}")))?;
+        if (state.retention.is_some() || state.legal_hold)
+            && self.governance.lock_abandoned(target)?
+        {
+            return Err(TrusteeError::Integrity(
+                "the object lock record was abandoned: its write did not commit".into(),
+            ));
+        }
+        Ok(state)
+    }
+
+    /// Refuses a retention that ends later than the trustee's longest from `now`, unless the
+    /// record it replaces already ended as late (a change that keeps a retention sealed
+    /// before the limit was lowered).
+    fn check_retention_limit(
+        &self,
+        previous: Option<&LockState>,
+        next: &LockState,
+        now: i64,
+    ) -> Result<(), TrusteeError> {
+        let Some((_, until)) = next.retention else {
+            return Ok(());
+        };
+        let kept = previous
+            .and_then(|p| p.retention)
+            .is_some_and(|(_, before)| before >= until);
+        if !kept && until.saturating_sub(now) > self.max_retention_ms {
+            return Err(TrusteeError::Invalid(format!(
+                "{}: at most {} days from now",
+                object_lock::RETENTION_TOO_LONG,
+                self.max_retention_ms / 86_400_000
+            )));
+        }
+        Ok(())
+    }
+
+    /// The ticket a first record, an upload's lock or an abandonment needs: this trustee's,
+    /// recent, for the target's tenant and bucket.
+    fn lock_ticket<'a>(
+        &self,
+        seal: &'a LockSeal,
+        now: i64,
+    ) -> Result<&'a obhut_trustee_client::auth::RequestTicket, TrusteeError> {
+        let ticket = seal.request.as_ref().ok_or_else(|| {
+            TrusteeError::Denied(
+                "an object lock record of a new version needs the trustee's ticket for the tenant's signed write".into(),
+            )
+        })?;
+        self.verifier.check_ticket(
+            ticket,
+            &seal.target.tenant,
+            &ticket.access_key_id,
+            &seal.target.bucket,
+            now,
+        )?;
+        Ok(ticket)
+    }
+
+    /// What a write asked for with its signed lock headers (`None`: it had none), refused
+    /// under a grant: a lock set by the provider's staff would outlive the grant and could
+    /// stop the tenant's shred.
+    fn asked_lock(
+        ticket: &obhut_trustee_client::auth::RequestTicket,
+    ) -> Result<Option<LockState>, TrusteeError> {
+        let Some(text) = &ticket.lock else {
+            return Ok(None);
+        };
+        if ticket
+            .access_key_id
+            .starts_with(obhut_trustee_client::governance::GRANT_KEY_PREFIX)
+        {
+            return Err(TrusteeError::Denied(
+                "object lock headers are not accepted from a request signed with grant credentials"
+                    .into(),
+            ));
+        }
+        signed_lock_state(text).map(Some)
+    }
+
+    /// Checks that the first record of a version comes from a genuine write of it: the
+    /// trustee's ticket for a signed request that writes that name (a completion: with that
+    /// upload), used for no other version, and a state that is what the request's signed lock
+    /// headers (or its upload's, sealed at its creation) ask for. Without lock headers only a
+    /// retention may be set (a bucket's default retention, which the catalog keeps), never a
+    /// legal hold. Claims the ticket for the version.
+    fn check_first_lock(&self, seal: &LockSeal, now: i64) -> Result<(), TrusteeError> {
+        let target = &seal.target;
+        let ticket = self.lock_ticket(seal, now)?;
+        let writes = match &seal.upload {
+            None => ticket.covers(&target.bucket, &target.key, None, KeyUse::Wrap),
+            Some(u) => {
+                ticket.covers(&target.bucket, &target.key, None, KeyUse::Wrap)
+                    && ticket.covers(
+                        &target.bucket,
+                        &target.key,
+                        Some(&u.upload_id),
+                        KeyUse::Open,
+                    )
+            }
+        };
+        if !writes {
+            return Err(TrusteeError::Denied(
+                "the signed request does not write this object (or complete this upload)".into(),
+            ));
+        }
+        let asked = match &seal.upload {
+            Some(object_lock::UploadLock {
+                upload_id,
+                sealed: Some(sealed),
+            }) => {
+                let upload = LockTarget {
+                    version_id: upload_id.clone(),
+                    ..target.clone()
+                };
+                check_lock_target(&upload)?;
+                let raw = base64_simd::STANDARD
+                    .decode_to_vec(sealed.as_bytes())
+                    .map_err(|_| {
+                        TrusteeError::Integrity("an upload's object lock is not base64".into())
+                    })?;
+                let plain =
+                    self.with(|ks| ks.open_for(OBJECT_LOCKS, &upload_lock_aad(&upload), &raw))?;
+                Some(serde_json::from_slice(&plain).map_err(|e| {
+                    TrusteeError::Integrity(format!("an upload's object lock: {e}"))
+                })?)
+            }
+            Some(_) => None,
+            None => Self::asked_lock(ticket)?,
+        };
+        match asked {
+            Some(asked) if asked != seal.state => {
+                return Err(TrusteeError::Denied(
+                    "the object lock is not what the tenant's signed request asked for".into(),
+                ));
+            }
+            Some(_) => {}
+            None if seal.state.legal_hold => {
+                return Err(TrusteeError::Denied(
+                    "a legal hold on a new version needs the write's signed x-amz-object-lock-legal-hold".into(),
+                ));
+            }
+            None => {}
+        }
+        self.claim_lock_ticket(ticket, target, now)
+    }
+
+    /// Records that `ticket`'s write sealed the first record of `target`: one signed write
+    /// makes one version, so the ticket seals no other (the same version again is a retry).
+    fn claim_lock_ticket(
+        &self,
+        ticket: &obhut_trustee_client::auth::RequestTicket,
+        target: &LockTarget,
+        now: i64,
+    ) -> Result<(), TrusteeError> {
+        let mut claims = self
+            .lock_claims
+            .lock()
+            .map_err(|_| TrusteeError::Storage("lock claims poisoned".into()))?;
+        claims.retain(|_, (_, issued)| now - *issued <= LOCK_CLAIM_MS);
+        match claims.get(&ticket.digest) {
+            Some((claimed, _)) if claimed != target => Err(TrusteeError::Denied(
+                "this signed request has sealed another version's object lock record already"
+                    .into(),
+            )),
+            Some(_) => Ok(()),
+            None if claims.len() >= LOCK_CLAIMS_MAX => Err(TrusteeError::Conflict(
+                "too many object lock records sealed in the last minutes; try again later".into(),
+            )),
+            None => {
+                claims.insert(ticket.digest.clone(), (target.clone(), ticket.issued_ms));
+                Ok(())
+            }
+        }
+    }
+
+    /// A version's record: its first ([`LockChange::Written`], for a genuine write of it) or a
+    /// change judged against the record it replaces.
+    fn seal_version_lock(&self, seal: &LockSeal) -> Result<LockAnswer, TrusteeError> {
+        let now = now_ms();
+        let previous = match &seal.previous {
+            Some(sealed) => Some(self.open_lock_now(&seal.target, sealed)?),
+            // A first record only for a version the trustee knows no lock of: else a
+            // freshly sealed record that locks nothing would replace one that does,
+            // without the rules (or the log) ever seeing the change.
+            None if self.governance.has_lock(&seal.target)? => {
+                return Err(TrusteeError::Denied(
+                    "this version already has a lock record: a change must give it".into(),
+                ));
+            }
+            None if seal.change != LockChange::Written => {
+                return Err(TrusteeError::Denied(
+                    "a change of a version's lock must give the record it replaces".into(),
+                ));
+            }
+            None => None,
+        };
+        if let Some(prev) = &previous
+            && let Some(why) = object_lock::refusal(prev, &seal.state, seal.bypass_governance, now)
+        {
+            return Err(TrusteeError::Denied(why.into()));
+        }
+        self.check_retention_limit(previous.as_ref(), &seal.state, now)?;
+        if previous.is_none() {
+            self.check_first_lock(seal, now)?;
+        }
+        let bypass = previous.is_some_and(|prev| {
+            seal.bypass_governance && object_lock::refusal(&prev, &seal.state, false, now).is_some()
+        });
+        self.governance.note_lock(&seal.target, &seal.state)?;
+        let plain =
+            serde_json::to_vec(&seal.state).map_err(|e| TrusteeError::Storage(e.to_string()))?;
+        let sealed = self.with(|ks| {
+            ks.ensure_tenant_key(OBJECT_LOCKS)?;
+            ks.seal_for(OBJECT_LOCKS, &lock_aad(&seal.target), &plain)
+        })?;
+        let locks = seal.state.retention.is_some() || seal.state.legal_hold;
+        if seal.change != LockChange::Written || locks {
+            self.log_lock(&seal.target, seal.change, &seal.state, bypass)?;
+        }
+        Ok(LockAnswer {
+            sealed: base64_simd::STANDARD.encode_to_string(sealed),
+            state: seal.state,
+            now_ms: now,
+        })
+    }
+
+    fn log_lock(
+        &self,
+        target: &LockTarget,
+        change: LockChange,
+        state: &LockState,
+        bypass: bool,
+    ) -> Result<(), TrusteeError> {
+        let target = target.clone();
+        self.governance
+            .record(LogEvent::ObjectLock {
+                tenant: target.tenant,
+                bucket: target.bucket,
+                key: target.key,
+                version_id: target.version_id,
+                change,
+                mode: state.retention.map(|r| r.0),
+                retain_until_ms: state.retention.map(|r| r.1),
+                legal_hold: state.legal_hold,
+                bypass,
+            })
+            .map(|_| ())
+    }
+
+    /// What a CreateMultipartUpload's signed lock headers ask for, sealed for its completion
+    /// (bound to the upload): neither listed nor logged, as no version exists yet.
+    fn seal_upload_lock(&self, seal: &LockSeal) -> Result<LockAnswer, TrusteeError> {
+        let now = now_ms();
+        let target = &seal.target;
+        let ticket = self.lock_ticket(seal, now)?;
+        if seal.previous.is_some()
+            || seal.upload.is_some()
+            || !ticket.covers(&target.bucket, &target.key, None, KeyUse::Wrap)
+        {
+            return Err(TrusteeError::Denied(
+                "the signed request does not create an upload of this object".into(),
+            ));
+        }
+        if Self::asked_lock(ticket)? != Some(seal.state) {
+            return Err(TrusteeError::Denied(
+                "the object lock is not what the tenant's signed request asked for".into(),
+            ));
+        }
+        self.check_retention_limit(None, &seal.state, now)?;
+        let plain =
+            serde_json::to_vec(&seal.state).map_err(|e| TrusteeError::Storage(e.to_string()))?;
+        let sealed = self.with(|ks| {
+            ks.ensure_tenant_key(OBJECT_LOCKS)?;
+            ks.seal_for(OBJECT_LOCKS, &upload_lock_aad(target), &plain)
+        })?;
+        Ok(LockAnswer {
+            sealed: base64_simd::STANDARD.encode_to_string(sealed),
+            state: seal.state,
+            now_ms: now,
+        })
+    }
+
+    /// Abandons the first record of a version whose write did not commit: only for the
+    /// signed write that sealed it (its ticket, while valid, at this trustee), given the
+    /// record. The list no longer counts it (no shred is refused, no report misses it), and the
+    /// record no longer opens: should the version exist after all, it is served by no one
+    /// (an integrity failure), not kept under a lock the trustee stopped counting.
+    fn abandon_lock(&self, seal: &LockSeal) -> Result<LockAnswer, TrusteeError> {
+        let now = now_ms();
+        let ticket = self.lock_ticket(seal, now)?;
+        let sealed_by_it = self
+            .lock_claims
+            .lock()
+            .map_err(|_| TrusteeError::Storage("lock claims poisoned".into()))?
+            .get(&ticket.digest)
+            .is_some_and(|(claimed, _)| *claimed == seal.target);
+        if !sealed_by_it {
+            return Err(TrusteeError::Denied(
+                "only the signed write that sealed a version's first lock record abandons it, while its ticket is valid".into(),
+            ));
+        }
+        let Some(sealed) = &seal.previous else {
+            return Err(TrusteeError::Denied(
+                "abandoning a lock record must give it".into(),
+            ));
+        };
+        let state = self.open_lock_now(&seal.target, sealed)?;
+        if self.governance.abandon_lock(&seal.target, now)? {
+            self.log_lock(&seal.target, LockChange::Abandoned, &state, false)?;
+        }
+        // The signed write may be sent again (a retry of the same request): it may then seal
+        // the version it makes, so that a signed write still has at most one live record.
+        if let Ok(mut claims) = self.lock_claims.lock() {
+            claims.remove(&ticket.digest);
+        }
+        Ok(LockAnswer {
+            sealed: sealed.clone(),
+            state: LockState::default(),
+            now_ms: now,
+        })
     }
 }
 
@@ -2171,34 +2514,110 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn lock_records_are_sealed_judged_on_the_trustees_clock_and_bound_to_their_version() {
-        let (_dir, t) = unsealed().await;
-        let target = |v: &str| LockTarget {
+    fn lock_target(v: &str) -> LockTarget {
+        LockTarget {
             tenant: "a".into(),
             bucket: "b".into(),
             key: "k".into(),
             version_id: v.into(),
-        };
-        let compliance = |until| LockState {
+        }
+    }
+
+    fn compliance(until: i64) -> LockState {
+        LockState {
             retention: Some((object_lock::LockMode::Compliance, until)),
             legal_hold: false,
-        };
-        let far = now_ms() + 3_600_000;
-        let seal = |v: &str, state, previous: Option<String>, change| LockSeal {
-            target: target(v),
+        }
+    }
+
+    /// A date as a client sends it in `x-amz-object-lock-retain-until-date`.
+    fn rfc3339(ms: i64) -> String {
+        time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+            .unwrap()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+    }
+
+    /// The signed lock headers of a write asking for `state`.
+    fn headers_of(state: &LockState) -> Option<String> {
+        let until = state.retention.map(|(_, u)| rfc3339(u));
+        object_lock::signed_lock_headers(
+            state.retention.map(|(m, _)| m.as_str()),
+            until.as_deref(),
+            state.legal_hold.then_some("ON"),
+        )
+    }
+
+    /// This trustee's ticket for a request `digest` of tenant `a` (key `AKID`) to bucket `b`
+    /// naming `scope`, with the lock headers `lock`.
+    fn write_ticket(
+        t: &Trustee,
+        digest: &str,
+        scope: Vec<TicketScope>,
+        lock: Option<String>,
+    ) -> obhut_trustee_client::auth::RequestTicket {
+        t.verifier.with_lock(
+            t.verifier.ticket(
+                digest.into(),
+                "a",
+                "AKID",
+                vec!["b".into()],
+                scope,
+                now_ms(),
+            ),
+            lock,
+        )
+    }
+
+    fn writes(key: &str) -> TicketScope {
+        TicketScope::Write {
+            bucket: "b".into(),
+            key: key.into(),
+        }
+    }
+
+    /// The first record of version `v` of `k`, sealed for a PUT of `k` signed with lock headers
+    /// asking for `state`.
+    fn first_seal(t: &Trustee, digest: &str, v: &str, state: LockState) -> LockSeal {
+        LockSeal {
+            target: lock_target(v),
+            state,
+            change: LockChange::Written,
+            previous: None,
+            bypass_governance: false,
+            request: Some(write_ticket(
+                t,
+                digest,
+                vec![writes("k")],
+                headers_of(&state),
+            )),
+            upload: None,
+        }
+    }
+
+    fn change(v: &str, state: LockState, previous: &str, change: LockChange) -> LockSeal {
+        LockSeal {
+            target: lock_target(v),
             state,
             change,
-            previous,
+            previous: Some(previous.to_owned()),
             bypass_governance: true,
-        };
+            request: None,
+            upload: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn lock_records_are_sealed_judged_on_the_trustees_clock_and_bound_to_their_version() {
+        let (_dir, t) = unsealed().await;
+        let far = now_ms() + 3_600_000;
         let first = t
-            .seal_lock(&seal("v1", compliance(far), None, LockChange::Written))
+            .seal_lock(&first_seal(&t, "put-1", "v1", compliance(far)))
             .await
             .unwrap();
         let opened = t
             .open_lock(&LockOpen {
-                target: target("v1"),
+                target: lock_target("v1"),
                 sealed: first.sealed.clone(),
             })
             .await
@@ -2214,7 +2633,7 @@ mod tests {
         ] {
             assert!(matches!(
                 t.open_lock(&LockOpen {
-                    target: target(v),
+                    target: lock_target(v),
                     sealed,
                 })
                 .await,
@@ -2222,33 +2641,43 @@ mod tests {
             ));
         }
         // A COMPLIANCE retention in force is not shortened, bypass or not; it is extended.
-        let shorter = seal(
+        let shorter = change(
             "v1",
             compliance(far - 1),
-            Some(first.sealed.clone()),
+            &first.sealed,
             LockChange::Retention,
         );
         assert!(matches!(
             t.seal_lock(&shorter).await,
             Err(TrusteeError::Denied(_))
         ));
-        t.seal_lock(&seal(
+        t.seal_lock(&change(
             "v1",
             compliance(far + 1),
-            Some(first.sealed.clone()),
+            &first.sealed,
             LockChange::Retention,
         ))
         .await
         .unwrap();
         // A "first" record for a version that already has one is refused, locking or not:
         // it would replace the lock without the rules or the log seeing it.
-        for state in [LockState::default(), compliance(far + 2)] {
+        for (i, state) in [LockState::default(), compliance(far + 2)]
+            .into_iter()
+            .enumerate()
+        {
             assert!(matches!(
-                t.seal_lock(&seal("v1", state, None, LockChange::Written))
+                t.seal_lock(&first_seal(&t, &format!("again-{i}"), "v1", state))
                     .await,
                 Err(TrusteeError::Denied(_))
             ));
         }
+        // A change without the record it replaces is no first record.
+        let mut blind = first_seal(&t, "blind", "v9", compliance(far));
+        blind.change = LockChange::Retention;
+        assert!(matches!(
+            t.seal_lock(&blind).await,
+            Err(TrusteeError::Denied(_))
+        ));
         // The trustee's registry refuses a shred of the tenant, naming count and date.
         let (count, latest) = t.governance.compliance_locks("a", now_ms()).unwrap();
         assert_eq!((count, latest), (1, far + 1));
@@ -2260,6 +2689,390 @@ mod tests {
         t.refuse_shred_of_compliance_locks("other").unwrap();
         // Once passed, it protects nothing.
         assert_eq!(t.governance.compliance_locks("a", far + 2).unwrap().0, 0);
+    }
+
+    /// The provider holds a gateway's client certificate and so can call `/v1/lock/seal`: it
+    /// tries to seal a COMPLIANCE lock on versions the tenant never wrote (to stop its shred).
+    #[tokio::test]
+    async fn a_first_lock_record_is_sealed_only_for_a_genuine_signed_write_of_that_version() {
+        let (_dir, t) = unsealed().await;
+        let far = now_ms() + 3_600_000;
+        let wanted = compliance(far);
+        let denied = |r: Result<LockAnswer, TrusteeError>| {
+            assert!(matches!(r, Err(TrusteeError::Denied(_))), "{r:?}");
+        };
+        // No ticket at all: a made-up version.
+        let mut made_up = first_seal(&t, "x", "made-up", wanted);
+        made_up.request = None;
+        denied(t.seal_lock(&made_up).await);
+        // A ticket this trustee did not issue (forged, or with lock headers added to it).
+        let mut forged = first_seal(&t, "forged", "made-up", wanted);
+        forged.request.as_mut().unwrap().mac = "00".repeat(32);
+        denied(t.seal_lock(&forged).await);
+        let mut added = first_seal(&t, "added", "made-up", LockState::default());
+        added.state = wanted;
+        added.request.as_mut().unwrap().lock = headers_of(&wanted);
+        denied(t.seal_lock(&added).await);
+        // Tickets of genuine requests that write no version of this name: a read of it, a
+        // write of another name, another bucket's write, another tenant's.
+        let of = |scope, buckets: Vec<String>, tenant: &str| LockSeal {
+            request: Some(
+                t.verifier.with_lock(
+                    t.verifier
+                        .ticket("other".into(), tenant, "AKID", buckets, scope, now_ms()),
+                    headers_of(&wanted),
+                ),
+            ),
+            ..first_seal(&t, "x", "made-up", wanted)
+        };
+        for seal in [
+            of(
+                vec![TicketScope::Read {
+                    bucket: "b".into(),
+                    key: "k".into(),
+                }],
+                vec!["b".into()],
+                "a",
+            ),
+            of(vec![writes("other-key")], vec!["b".into()], "a"),
+            of(
+                vec![TicketScope::Write {
+                    bucket: "c".into(),
+                    key: "k".into(),
+                }],
+                vec!["c".into()],
+                "a",
+            ),
+            of(vec![writes("k")], vec!["b".into()], "z"),
+        ] {
+            denied(t.seal_lock(&seal).await);
+        }
+        // A genuine write that asked for less than what is sealed: GOVERNANCE, a shorter
+        // date, no legal hold; and a write without lock headers cannot have a legal hold.
+        let governance = LockState {
+            retention: Some((object_lock::LockMode::Governance, far)),
+            legal_hold: false,
+        };
+        let held = LockState {
+            retention: None,
+            legal_hold: true,
+        };
+        for (i, (asked, sealed)) in [
+            (Some(governance), wanted),
+            (Some(compliance(far - 1000)), wanted),
+            (
+                Some(wanted),
+                LockState {
+                    legal_hold: true,
+                    ..wanted
+                },
+            ),
+            (None, held),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut seal = first_seal(&t, &format!("less-{i}"), "v1", sealed);
+            seal.request = Some(write_ticket(
+                &t,
+                &format!("less-{i}"),
+                vec![writes("k")],
+                asked.as_ref().and_then(headers_of),
+            ));
+            denied(t.seal_lock(&seal).await);
+        }
+        // Lock headers signed with grant credentials (the provider's staff) seal nothing.
+        let mut by_grant = first_seal(&t, "grant", "v1", wanted);
+        by_grant.request = Some(t.verifier.with_lock(
+            t.verifier.ticket(
+                "grant".into(),
+                "a",
+                &format!("{}x", obhut_trustee_client::governance::GRANT_KEY_PREFIX),
+                vec!["b".into()],
+                vec![writes("k")],
+                now_ms(),
+            ),
+            headers_of(&wanted),
+        ));
+        denied(t.seal_lock(&by_grant).await);
+        assert_eq!(t.governance.compliance_locks("a", now_ms()).unwrap().0, 0);
+        // The genuine write seals its version, once: its ticket seals no other version.
+        let genuine = first_seal(&t, "put-k", "v1", wanted);
+        t.seal_lock(&genuine).await.unwrap();
+        let mut replayed = genuine.clone();
+        replayed.target = lock_target("made-up");
+        denied(t.seal_lock(&replayed).await);
+        // A write without lock headers gets at most a retention (a bucket's default).
+        let mut defaulted = first_seal(&t, "put-default", "v2", compliance(far));
+        defaulted.request = Some(write_ticket(&t, "put-default", vec![writes("k")], None));
+        t.seal_lock(&defaulted).await.unwrap();
+        assert_eq!(t.governance.compliance_locks("a", now_ms()).unwrap().0, 2);
+        let listed = t
+            .governance
+            .locked_versions("a", now_ms(), None, 10)
+            .unwrap();
+        assert_eq!(
+            listed,
+            vec![
+                ("b".into(), "k".into(), "v1".into()),
+                ("b".into(), "k".into(), "v2".into())
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn retentions_beyond_the_trustees_longest_are_refused() {
+        let (_dir, t) = unsealed().await;
+        let t = t.with_max_retention(std::time::Duration::from_secs(10 * 86_400));
+        let day = 86_400_000;
+        let too_long = |r: Result<LockAnswer, TrusteeError>| {
+            assert!(
+                matches!(&r, Err(TrusteeError::Invalid(m)) if m.starts_with(object_lock::RETENTION_TOO_LONG)),
+                "{r:?}"
+            );
+        };
+        // On a new version, by its signed headers.
+        too_long(
+            t.seal_lock(&first_seal(
+                &t,
+                "long",
+                "v1",
+                compliance(now_ms() + 11 * day),
+            ))
+            .await,
+        );
+        // And by the default 100 years: a far date beyond them.
+        let (_dir2, dflt) = unsealed().await;
+        too_long(
+            dflt.seal_lock(&first_seal(
+                &dflt,
+                "long",
+                "v1",
+                compliance(now_ms() + (object_lock::DEFAULT_MAX_RETENTION_DAYS + 1) * day),
+            ))
+            .await,
+        );
+        dflt.seal_lock(&first_seal(
+            &dflt,
+            "ok",
+            "v2",
+            compliance(now_ms() + 99 * 365 * day),
+        ))
+        .await
+        .unwrap();
+        // Extending beyond it is refused; a change that keeps the date is not.
+        let first = t
+            .seal_lock(&first_seal(&t, "ok", "v2", compliance(now_ms() + 5 * day)))
+            .await
+            .unwrap();
+        too_long(
+            t.seal_lock(&change(
+                "v2",
+                compliance(now_ms() + 11 * day),
+                &first.sealed,
+                LockChange::Retention,
+            ))
+            .await,
+        );
+        let kept = LockState {
+            legal_hold: true,
+            ..first.state
+        };
+        t.seal_lock(&change("v2", kept, &first.sealed, LockChange::LegalHold))
+            .await
+            .unwrap();
+        // An upload's lock is held to it when the upload is created.
+        let long = compliance(now_ms() + 11 * day);
+        too_long(
+            t.seal_lock(&LockSeal {
+                change: LockChange::Upload,
+                ..first_seal(&t, "mpu", "upload-1", long)
+            })
+            .await,
+        );
+        assert_eq!(t.governance.compliance_locks("a", now_ms()).unwrap().0, 1);
+    }
+
+    /// A write whose commit failed leaves a record that must block nothing; the provider
+    /// must not be able to abandon a lock of a write it did not make.
+    #[tokio::test]
+    async fn a_first_record_whose_write_failed_is_abandoned_only_by_that_write() {
+        let (_dir, t) = unsealed().await;
+        let far = now_ms() + 3_600_000;
+        let seal = first_seal(&t, "put-1", "v1", compliance(far));
+        let first = t.seal_lock(&seal).await.unwrap();
+        let abandon = |request| LockSeal {
+            target: lock_target("v1"),
+            state: LockState::default(),
+            change: LockChange::Abandoned,
+            previous: Some(first.sealed.clone()),
+            bypass_governance: false,
+            request,
+            upload: None,
+        };
+        // Without a ticket, or with another write's ticket of the same name: refused.
+        for request in [
+            None,
+            Some(write_ticket(
+                &t,
+                "put-2",
+                vec![writes("k")],
+                headers_of(&compliance(far)),
+            )),
+        ] {
+            assert!(matches!(
+                t.seal_lock(&abandon(request)).await,
+                Err(TrusteeError::Denied(_))
+            ));
+        }
+        assert_eq!(t.governance.compliance_locks("a", now_ms()).unwrap().0, 1);
+        // The write that sealed it abandons it: it blocks no shred, is reported nowhere, and
+        // its record no longer opens, nor can the version be given another first record.
+        t.seal_lock(&abandon(seal.request.clone())).await.unwrap();
+        assert_eq!(t.governance.compliance_locks("a", now_ms()).unwrap().0, 0);
+        t.refuse_shred_of_compliance_locks("a").unwrap();
+        assert!(
+            t.governance
+                .locked_versions("a", now_ms(), None, 10)
+                .unwrap()
+                .is_empty()
+        );
+        assert!(matches!(
+            t.open_lock(&LockOpen {
+                target: lock_target("v1"),
+                sealed: first.sealed.clone(),
+            })
+            .await,
+            Err(TrusteeError::Integrity(_))
+        ));
+        assert!(matches!(
+            t.seal_lock(&change(
+                "v1",
+                compliance(far + 1),
+                &first.sealed,
+                LockChange::Retention
+            ))
+            .await,
+            Err(TrusteeError::Integrity(_))
+        ));
+        assert!(matches!(
+            t.seal_lock(&first_seal(&t, "put-3", "v1", compliance(far)))
+                .await,
+            Err(TrusteeError::Denied(_))
+        ));
+        // The same signed write sent again may seal the version it makes then (one live
+        // record per signed write), and abandons no more.
+        let mut again = seal.clone();
+        again.target = lock_target("v2");
+        t.seal_lock(&again).await.unwrap();
+        assert!(matches!(
+            t.seal_lock(&abandon(seal.request.clone())).await,
+            Err(TrusteeError::Denied(_))
+        ));
+        assert_eq!(t.governance.compliance_locks("a", now_ms()).unwrap().0, 1);
+        // The log says so.
+        assert!(t.governance.test_entries().iter().any(|e| matches!(
+            &e.event,
+            LogEvent::ObjectLock {
+                change: LockChange::Abandoned,
+                version_id,
+                ..
+            } if version_id == "v1"
+        )));
+    }
+
+    #[tokio::test]
+    async fn an_uploads_lock_is_what_its_creation_signed_and_comes_only_with_its_completion() {
+        let (_dir, t) = unsealed().await;
+        let far = now_ms() + 3_600_000;
+        let wanted = LockState {
+            retention: Some((object_lock::LockMode::Compliance, far)),
+            legal_hold: true,
+        };
+        // CreateMultipartUpload with lock headers: sealed for the upload.
+        let intent = t
+            .seal_lock(&LockSeal {
+                change: LockChange::Upload,
+                ..first_seal(&t, "create", "upload-1", wanted)
+            })
+            .await
+            .unwrap();
+        // Nothing is listed until the completion writes the version.
+        assert_eq!(t.governance.compliance_locks("a", now_ms()).unwrap().0, 0);
+        // An upload's lock other than what the creation signed is refused.
+        let mut more = first_seal(&t, "create-2", "upload-2", compliance(far));
+        more.change = LockChange::Upload;
+        more.state = wanted;
+        assert!(matches!(
+            t.seal_lock(&more).await,
+            Err(TrusteeError::Denied(_))
+        ));
+        let completion = |digest: &str, upload: &str, sealed: Option<String>, state| LockSeal {
+            target: lock_target("v1"),
+            state,
+            change: LockChange::Written,
+            previous: None,
+            bypass_governance: false,
+            request: Some(write_ticket(
+                &t,
+                digest,
+                vec![
+                    TicketScope::Upload {
+                        bucket: "b".into(),
+                        upload: upload.into(),
+                    },
+                    writes("k"),
+                ],
+                None,
+            )),
+            upload: Some(object_lock::UploadLock {
+                upload_id: upload.into(),
+                sealed,
+            }),
+        };
+        // Another upload's completion cannot carry it; nor can the completion change it.
+        assert!(matches!(
+            t.seal_lock(&completion(
+                "c1",
+                "upload-9",
+                Some(intent.sealed.clone()),
+                wanted
+            ))
+            .await,
+            Err(TrusteeError::Integrity(_))
+        ));
+        assert!(matches!(
+            t.seal_lock(&completion(
+                "c2",
+                "upload-1",
+                Some(intent.sealed.clone()),
+                compliance(far)
+            ))
+            .await,
+            Err(TrusteeError::Denied(_))
+        ));
+        // A completion ticket of another upload does not complete this one.
+        let mut elsewhere = completion("c3", "upload-1", Some(intent.sealed.clone()), wanted);
+        elsewhere.request = Some(write_ticket(
+            &t,
+            "c3",
+            vec![
+                TicketScope::Upload {
+                    bucket: "b".into(),
+                    upload: "upload-9".into(),
+                },
+                writes("k"),
+            ],
+            None,
+        ));
+        assert!(matches!(
+            t.seal_lock(&elsewhere).await,
+            Err(TrusteeError::Denied(_))
+        ));
+        t.seal_lock(&completion("c4", "upload-1", Some(intent.sealed), wanted))
+            .await
+            .unwrap();
+        assert_eq!(t.governance.compliance_locks("a", now_ms()).unwrap().0, 1);
     }
 
     #[tokio::test]

@@ -271,14 +271,23 @@ impl Verifier {
         {
             (buckets, covers) = narrowed(policy, &req.access_key_id, buckets, covers);
         }
-        let ticket = self.ticket_of(
-            signed.digest(&req.signature),
-            signer.tenant(),
-            &req.access_key_id,
+        let mut ticket = RequestTicket {
+            digest: signed.digest(&req.signature),
+            tenant: signer.tenant().to_owned(),
+            access_key_id: req.access_key_id.clone(),
             buckets,
-            covers,
-            now_ms,
-        );
+            scope: covers,
+            // What the write asks of object lock, as signed: the only lock a first seal of
+            // its version may have beyond a bucket's default retention.
+            lock: obhut_trustee_client::object_lock::signed_lock_headers(
+                req.signed_header("x-amz-object-lock-mode"),
+                req.signed_header("x-amz-object-lock-retain-until-date"),
+                req.signed_header("x-amz-object-lock-legal-hold"),
+            ),
+            issued_ms: now_ms,
+            mac: String::new(),
+        };
+        ticket.mac = self.ticket_mac(&ticket);
         let chain = matches!(payload, Payload::SignedChunks { .. })
             .then(|| self.chain(&req.access_key_id, &req.amz_date, &scope, &req.signature));
         Ok(Some(Verified {
@@ -448,6 +457,15 @@ impl Verifier {
         self.ticket_of(digest, tenant, access_key_id, buckets, scope, now_ms)
     }
 
+    /// `ticket` as this trustee issues it for a write with the lock headers `lock` (their
+    /// text as [`obhut_trustee_client::object_lock::signed_lock_headers`] makes it).
+    #[cfg(test)]
+    pub fn with_lock(&self, mut ticket: RequestTicket, lock: Option<String>) -> RequestTicket {
+        ticket.lock = lock;
+        ticket.mac = self.ticket_mac(&ticket);
+        ticket
+    }
+
     /// [`Self::ticket`], with the scope already in its text forms.
     fn ticket_of(
         &self,
@@ -464,6 +482,7 @@ impl Verifier {
             access_key_id: access_key_id.to_owned(),
             buckets,
             scope,
+            lock: None,
             issued_ms: now_ms,
             mac: String::new(),
         };
@@ -473,7 +492,8 @@ impl Verifier {
 
     /// The MAC over every field of `ticket` but the MAC itself: the same framing as [`Self::mac`]
     /// of `["ticket", digest, tenant, access key id, issued, number of buckets, buckets…,
-    /// number of scopes, scopes…]` (numbers in decimal), built in one buffer.
+    /// number of scopes, scopes…]` (numbers in decimal), then `"lock", lock` for a ticket with
+    /// lock headers, built in one buffer.
     fn ticket_mac(&self, ticket: &RequestTicket) -> String {
         let mut numbers = [0u8; 60];
         let (issued, rest) = numbers.split_at_mut(20);
@@ -509,6 +529,11 @@ impl Verifier {
         frame(scope);
         for s in &ticket.scope {
             frame(s.as_bytes());
+        }
+        // Only a write with lock headers has the field: other tickets keep their framing.
+        if let Some(lock) = &ticket.lock {
+            frame(b"lock");
+            frame(lock.as_bytes());
         }
         obhut_sigv4::hex(hmac::sign(&self.mac_key, &framed).as_ref())
     }
@@ -1178,7 +1203,67 @@ mod tests {
             parts.push(&ns);
             parts.extend(t.scope.iter().map(String::as_str));
             assert_eq!(t.mac, v.mac(&parts));
+            // The lock headers a write signed are bound too, framed after the scopes.
+            let mut locked = t.clone();
+            locked.lock = Some("COMPLIANCE\n2030-01-01T00:00:00Z\n".into());
+            locked.mac = v.ticket_mac(&locked);
+            parts.extend(["lock", locked.lock.as_deref().unwrap()]);
+            assert_eq!(locked.mac, v.mac(&parts));
+            // A ticket whose lock headers were added, changed or removed is not the trustee's.
+            let mut added = t.clone();
+            added.lock = locked.lock.clone();
+            let mut changed = locked.clone();
+            changed.lock = Some("COMPLIANCE\n2099-01-01T00:00:00Z\n".into());
+            let mut removed = locked.clone();
+            removed.lock = None;
+            for forged in [added, changed, removed] {
+                assert!(matches!(
+                    v.check_ticket(&forged, "t", "OBKGOOD", "b", forged.issued_ms),
+                    Err(TrusteeError::Denied(m)) if m.contains("not one this trustee issued")
+                ));
+            }
         }
+    }
+
+    #[test]
+    fn a_tickets_lock_is_what_the_write_signed() {
+        let v = Verifier::new("us-east-1").unwrap();
+        let date = amz_date_now();
+        let headers = [
+            ("host", "localhost:9000"),
+            ("x-amz-content-sha256", EMPTY_SHA256),
+            ("x-amz-date", date.as_str()),
+            ("x-amz-object-lock-legal-hold", "ON"),
+            ("x-amz-object-lock-mode", "COMPLIANCE"),
+            (
+                "x-amz-object-lock-retain-until-date",
+                "2030-01-01T00:00:00Z",
+            ),
+        ];
+        let auth = ClientSigner {
+            access_key: "OBKGOOD".into(),
+            secret_key: SECRET.into(),
+            region: "us-east-1".into(),
+        }
+        .authorization("PUT", "/b/k", &[], &headers, EMPTY_SHA256, &date);
+        let mut req = signed("OBKGOOD", SECRET, "us-east-1", &date, "/b/k");
+        req.method = "PUT".into();
+        req.headers = headers
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        req.signature = auth.rsplit("Signature=").next().unwrap().to_owned();
+        let verified = v.verify(&req, &OneKey, now_ms()).unwrap();
+        assert_eq!(
+            verified.ticket.lock.as_deref(),
+            Some("COMPLIANCE\n2030-01-01T00:00:00Z\nON")
+        );
+        // Without lock headers, none.
+        let plain = signed("OBKGOOD", SECRET, "us-east-1", &date, "/b/k");
+        assert_eq!(
+            v.verify(&plain, &OneKey, now_ms()).unwrap().ticket.lock,
+            None
+        );
     }
 
     #[test]

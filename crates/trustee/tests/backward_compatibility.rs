@@ -469,3 +469,43 @@ fn the_fixture_writer_writes_what_the_reader_expects() {
         }
     }
 }
+
+/// Schema version 5 adds `object_locks.abandoned_ms`: the locks a trustee of version 4 listed
+/// are live after the migration, still refusing a shred and still reported.
+#[test]
+fn object_locks_listed_by_schema_version_4_stay_live() {
+    let dir = copy_of_dir(3);
+    let db = dir.path().join("governance.db");
+    let until = now_ms() + 3_600_000;
+    {
+        let conn = Connection::open(&db).unwrap();
+        // Version 4's layout, as that release wrote it, with one COMPLIANCE lock listed.
+        conn.execute_batch(
+            "CREATE TABLE object_locks (
+                tenant TEXT NOT NULL,
+                bucket TEXT NOT NULL,
+                key TEXT NOT NULL,
+                version_id TEXT NOT NULL,
+                mode TEXT,
+                retain_until_ms INTEGER,
+                legal_hold INTEGER NOT NULL,
+                PRIMARY KEY (tenant, bucket, key, version_id)
+            );",
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO object_locks VALUES ('acme', 'b', 'k', 'v1', 'COMPLIANCE', ?1, 0)",
+            [until],
+        )
+        .unwrap();
+    }
+    set_user_version(&db, 4);
+    let gov = Governance::open(dir.path()).unwrap();
+    assert_eq!(gov.compliance_locks("acme", now_ms()).unwrap(), (1, until));
+    assert_eq!(
+        gov.locked_versions("acme", now_ms(), None, 10).unwrap(),
+        vec![("b".to_owned(), "k".to_owned(), "v1".to_owned())]
+    );
+    drop(gov);
+    assert_eq!(user_version(&db), i64::from(SCHEMA_VERSION));
+}

@@ -227,7 +227,6 @@ pub async fn create(
     }
     .into_meta();
     meta.tags = tags;
-    meta.lock = lock;
     meta.checksum_algorithm = input
         .checksum_algorithm
         .as_ref()
@@ -239,6 +238,13 @@ pub async fn create(
     meta.checksum_type = checksum_kind.map(|k| k.as_str().to_owned());
     // The upload's object key encrypts every part and, on completion, the object.
     let upload_id = obhut_core::random_token(40);
+    if let Some(state) = lock {
+        meta.lock_seal = Some(
+            gw.seal_upload_lock(&ctx, &input.key, &upload_id, state)
+                .await?,
+        );
+        meta.lock = Some(state);
+    }
     let (cipher, envelope) = gw
         .new_cipher(
             &Binding::upload(&ctx.tenant.name, bucket, &input.key, &upload_id),
@@ -511,6 +517,7 @@ pub async fn complete(
             &keys,
         )
         .await?;
+    let lock_seal = meta.lock_seal.take();
     let lock = match meta.lock.take() {
         Some(state) => Some(state),
         None => {
@@ -540,16 +547,23 @@ pub async fn complete(
     // versioned bucket nothing is replaced, so nothing is credited.
     let replaces = (versioning == Versioning::Unversioned).then_some(input.key.as_str());
     let hold = gw.hold_quota(&ctx, replaces, 0, 1).await?;
-    if let Some(state) = lock {
-        gw.write_new_lock(
-            ctx.bucket()?,
-            &record.key,
-            record.version_id.as_deref(),
-            state,
-        )
-        .await?;
-    }
-    let (replaced, unused) = gw
+    let new_lock = match lock {
+        Some(state) => Some(
+            gw.write_new_lock(
+                &ctx,
+                &record.key,
+                record.version_id.as_deref(),
+                state,
+                Some(obhut_trustee_client::object_lock::UploadLock {
+                    upload_id: upload.upload_id.clone(),
+                    sealed: lock_seal,
+                }),
+            )
+            .await?,
+        ),
+        None => None,
+    };
+    let completed = gw
         .catalog
         .complete_upload_settling(
             ctx.bucket()?,
@@ -558,8 +572,16 @@ pub async fn complete(
             condition,
             hold.id(),
         )
-        .await
-        .map_err(error::catalog)?;
+        .await;
+    let (replaced, unused) = match completed {
+        Ok(done) => done,
+        Err(e) => {
+            if let Some(lock) = &new_lock {
+                gw.abandon_new_lock(lock, &e).await;
+            }
+            return Err(error::catalog(e));
+        }
+    };
     hold.settled();
     if let Some(old) = replaced {
         gw.discard_object(old);

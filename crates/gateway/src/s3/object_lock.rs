@@ -21,6 +21,7 @@ use obhut_catalog::{Bucket, Versioning, config_kind};
 use obhut_trustee_client::TrusteeError;
 use obhut_trustee_client::object_lock::{
     LockAnswer, LockChange, LockMode, LockOpen, LockSeal, LockState, LockTarget,
+    RETENTION_TOO_LONG, UploadLock,
 };
 use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
@@ -157,13 +158,26 @@ fn locked() -> S3Error {
     error::with(S3ErrorCode::AccessDenied, LOCKED)
 }
 
-/// A refusal of the trustee about a lock change: AccessDenied naming the rule; anything else
-/// as every trustee error.
+/// A refusal of the trustee about a lock change: AccessDenied naming the rule, a retention
+/// beyond the trustee's longest InvalidArgument (as S3 answers a retention beyond its limits);
+/// anything else as every trustee error.
 fn lock_refused(e: TrusteeError) -> S3Error {
     match e {
         TrusteeError::Denied(why) => S3Error::with_message(S3ErrorCode::AccessDenied, why),
+        TrusteeError::Invalid(why) if why.starts_with(RETENTION_TOO_LONG) => {
+            S3Error::with_message(S3ErrorCode::InvalidArgument, why)
+        }
         other => error::trustee(other),
     }
+}
+
+/// A version's first lock record, as sealed for its write: what abandoning it needs.
+pub struct NewLock {
+    target: LockTarget,
+    sealed: String,
+    /// Whether it locks (only such a record is in the trustee's list).
+    locks: bool,
+    request: Option<obhut_trustee_client::auth::RequestTicket>,
 }
 
 fn target(bucket: &Bucket, key: &str, version_id: &str) -> LockTarget {
@@ -241,14 +255,18 @@ impl Gateway {
 
     /// Seals and stores the first lock record of a version about to be committed: written
     /// before the version, so that no version of a bucket with object lock is ever visible
-    /// without one.
+    /// without one. The trustee seals it only against the ticket of the request that writes
+    /// the version (and, for a completion, with what it sealed for the upload at its
+    /// creation): the answer is kept to abandon the record if the commit fails.
     pub(super) async fn write_new_lock(
         &self,
-        bucket: &Bucket,
+        ctx: &ReqCtx,
         key: &str,
         version_id: Option<&str>,
         state: LockState,
-    ) -> S3Result<()> {
+        upload: Option<UploadLock>,
+    ) -> S3Result<NewLock> {
+        let bucket = ctx.bucket()?;
         let Some(version_id) = version_id else {
             // A bucket with object lock is always versioned.
             return Err(error::with(
@@ -256,21 +274,90 @@ impl Gateway {
                 "a bucket with object lock must have versioning enabled",
             ));
         };
+        let target = target(bucket, key, version_id);
         let answer = self
             .trustee
             .seal_lock(&LockSeal {
-                target: target(bucket, key, version_id),
+                target: target.clone(),
                 state,
                 change: LockChange::Written,
                 previous: None,
                 bypass_governance: false,
+                request: ctx.ticket.clone(),
+                upload,
             })
             .await
             .map_err(lock_refused)?;
-        self.catalog
-            .put_object_lock(bucket, key, version_id, answer.sealed.as_bytes(), now_ms())
+        let lock = NewLock {
+            target,
+            sealed: answer.sealed,
+            locks: answer.state.retention.is_some() || answer.state.legal_hold,
+            request: ctx.ticket.clone(),
+        };
+        if let Err(e) = self
+            .catalog
+            .put_object_lock(bucket, key, version_id, lock.sealed.as_bytes(), now_ms())
             .await
-            .map_err(error::catalog)
+        {
+            self.abandon_new_lock(&lock, &e).await;
+            return Err(error::catalog(e));
+        }
+        Ok(lock)
+    }
+
+    /// What a CreateMultipartUpload's lock headers ask for, sealed by the trustee for the
+    /// upload's completion (kept in the upload's metadata).
+    pub(super) async fn seal_upload_lock(
+        &self,
+        ctx: &ReqCtx,
+        key: &str,
+        upload_id: &str,
+        state: LockState,
+    ) -> S3Result<String> {
+        let answer = self
+            .trustee
+            .seal_lock(&LockSeal {
+                target: target(ctx.bucket()?, key, upload_id),
+                state,
+                change: LockChange::Upload,
+                previous: None,
+                bypass_governance: false,
+                request: ctx.ticket.clone(),
+                upload: None,
+            })
+            .await
+            .map_err(lock_refused)?;
+        Ok(answer.sealed)
+    }
+
+    /// After a commit that failed for certain (it did not take effect): the trustee is told
+    /// to abandon the version's first record, so that it counts for no shred refusal and no
+    /// report. A commit whose outcome is unknown keeps it (the version may exist). A failure
+    /// here is logged; the record stays counted, as before.
+    pub(super) async fn abandon_new_lock(&self, lock: &NewLock, e: &obhut_catalog::CatalogError) {
+        if !lock.locks || e.may_have_taken_effect() {
+            return;
+        }
+        if let Err(err) = self
+            .trustee
+            .seal_lock(&LockSeal {
+                target: lock.target.clone(),
+                state: LockState::default(),
+                change: LockChange::Abandoned,
+                previous: Some(lock.sealed.clone()),
+                bypass_governance: false,
+                request: lock.request.clone(),
+                upload: None,
+            })
+            .await
+        {
+            tracing::error!(
+                error = %err,
+                bucket = %obhut_core::logged(&lock.target.bucket),
+                version_id = lock.target.version_id,
+                "the object lock record of a write that did not commit could not be abandoned"
+            );
+        }
     }
 
     /// A version's lock record, opened by the trustee (with its clock); `None` if it has none.
@@ -423,6 +510,8 @@ impl Gateway {
                 change,
                 previous: Some(current.sealed),
                 bypass_governance: bypass,
+                request: None,
+                upload: None,
             })
             .await
             .map_err(lock_refused)?;

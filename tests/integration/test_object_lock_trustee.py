@@ -1,0 +1,234 @@
+"""Object lock seals as the provider could ask for them: whoever holds a gateway's client
+certificate can call the trustee's `/v1/lock/seal` directly. A version's first lock record is
+sealed only for a write the tenant signed, of that version, with the lock it signed; a
+retention beyond the trustee's longest is refused; and a write whose commit failed leaves no
+lock that stops a shred. (docs/governance.md, "Object lock and crypto-shred".)"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import threading
+from urllib.parse import urlsplit
+
+from gov_helpers import entries_of, log_size
+from s3helpers import RawS3, unique_name, xml_error
+from split_helpers import running_split, split  # noqa: F401 (fixtures)
+
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+
+
+def signed_parts(endpoint: str, access: str, secret: str, region: str, method: str, bucket: str, key: str,
+                 headers: dict[str, str] | None = None) -> dict:
+    """A request signed by botocore, in the parts a gateway sends the trustee to verify."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    req = AWSRequest(method=method, url=f"{endpoint}/{bucket}/{key}",
+                     headers={"x-amz-content-sha256": EMPTY_SHA256, **(headers or {})})
+    SigV4Auth(Credentials(access, secret), "s3", region).add_auth(req)
+    auth = req.headers["Authorization"]
+    fields = dict(part.strip().split("=", 1) for part in auth.split(" ", 1)[1].split(","))
+    _, scope_date, scope_region, service, _ = fields["Credential"].split("/")
+    signed = []
+    for name in fields["SignedHeaders"].split(";"):
+        value = urlsplit(endpoint).netloc if name == "host" else req.headers[name]
+        signed.append([name, value])
+    return {"access_key_id": access, "amz_date": req.headers["X-Amz-Date"], "scope_date": scope_date,
+            "region": scope_region, "service": service, "method": method, "path": f"/{bucket}/{key}",
+            "query": [], "headers": signed, "payload": EMPTY_SHA256, "presigned_expires": None,
+            "signature": fields["Signature"]}
+
+
+def iso(when: dt.datetime) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def ms(when: dt.datetime) -> int:
+    return int(when.timestamp() * 1000)
+
+
+def ticket_of(split, method: str, bucket: str, key: str, headers: dict[str, str] | None = None) -> dict:
+    """The trustee's ticket for a request the tenant signed, as a gateway obtains it."""
+    parts = signed_parts(split.s3_url, split.demo["AWS_ACCESS_KEY_ID"], split.demo["AWS_SECRET_ACCESS_KEY"],
+                         "de-1", method, bucket, key, headers)
+    r = split.trustee_api("POST", "/v1/auth/verify", json=parts)
+    assert r.status_code == 200, r.text[:300]
+    return r.json()["ticket"]
+
+
+def seal(split, bucket: str, key: str, version: str, until: dt.datetime, ticket: dict | None):
+    body = {
+        "target": {"tenant": "demo", "bucket": bucket, "key": key, "version_id": version},
+        "state": {"retention": ["COMPLIANCE", ms(until)], "legal_hold": False},
+        "change": "written",
+    }
+    if ticket is not None:
+        body["request"] = ticket
+    return split.trustee_api("POST", "/v1/lock/seal", json=body)
+
+
+def raw_of(split) -> RawS3:
+    return RawS3(split.s3_url, split.demo["AWS_ACCESS_KEY_ID"], split.demo["AWS_SECRET_ACCESS_KEY"])
+
+
+def listed(split, missing: int = 0) -> str:
+    """The trustee's list of locked versions of `demo`, as a verified residency report counts it
+    (failing if `missing` of them are not in the catalog)."""
+    r = split.run("residency", "report", "--tenant", "demo", "--verify", token=split.token("demo_admin"))
+    assert (r.returncode == 0) == (missing == 0), (r.stdout, r.stderr)
+    if missing:
+        assert f"{missing} locked version(s) are missing from the catalog" in r.stderr, r.stderr
+    line = next((ln for ln in r.stdout.splitlines() if "locked versions (the trustee's list)" in ln), None)
+    assert line, r.stdout
+    return line
+
+
+def test_the_provider_cannot_seal_a_compliance_lock_on_a_version_the_tenant_did_not_write(running_split):
+    split = running_split
+    s3 = split.s3()
+    b = unique_name("olattack")
+    s3.create_bucket(Bucket=b, ObjectLockEnabledForBucket=True)
+    until = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=3650)
+    # Both ways: the tenant's own write with a COMPLIANCE lock is sealed and listed.
+    s3.put_object(Bucket=b, Key="genuine", Body=b"x", ObjectLockMode="COMPLIANCE",
+                  ObjectLockRetainUntilDate=dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1))
+    assert "1 checked, 0 missing" in listed(split)
+    made_up = "0" * 32
+
+    # No ticket: a made-up version.
+    r = seal(split, b, "k", made_up, until, None)
+    assert r.status_code == 403, r.text[:300]
+    # A genuine ticket of the tenant's, but for reading the name, not writing a version of it.
+    r = seal(split, b, "k", made_up, until, ticket_of(split, "GET", b, "k"))
+    assert r.status_code == 403, r.text[:300]
+    # A genuine write the tenant signed without lock headers gets no legal hold.
+    plain = ticket_of(split, "PUT", b, "k")
+    held = {"target": {"tenant": "demo", "bucket": b, "key": "k", "version_id": made_up},
+            "state": {"legal_hold": True}, "change": "written", "request": plain}
+    r = split.trustee_api("POST", "/v1/lock/seal", json=held)
+    assert r.status_code == 403, r.text[:300]
+    # A genuine write with lock headers: not a later date than it signed, not another name.
+    soon = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) + dt.timedelta(hours=1)
+    lock_headers = {"x-amz-object-lock-mode": "COMPLIANCE", "x-amz-object-lock-retain-until-date": iso(soon)}
+    signed = ticket_of(split, "PUT", b, "k", lock_headers)
+    r = seal(split, b, "k", made_up, until, signed)
+    assert r.status_code == 403, r.text[:300]
+    r = seal(split, b, "other", made_up, soon, signed)
+    assert r.status_code == 403, r.text[:300]
+    # What it signed seals one version (as the gateway's write would), and no other with it.
+    r = seal(split, b, "k", made_up, soon, signed)
+    assert r.status_code == 200, r.text[:300]
+    r = seal(split, b, "k", "1" * 32, soon, signed)
+    assert r.status_code == 403, r.text[:300]
+    assert "another version" in r.json()["message"], r.text
+    # A ticket with lock headers added to it is not the trustee's.
+    forged = dict(plain, lock=f"COMPLIANCE\n{iso(until)}\n")
+    r = seal(split, b, "k", "2" * 32, until, forged)
+    assert r.status_code == 403, r.text[:300]
+    # Listed: the genuine version, and the one sealed for the signed write, whose version the
+    # provider then did not commit (reported as missing: a write the tenant made was dropped).
+    # Nothing the provider made up is listed.
+    assert "2 checked, 1 missing" in listed(split, missing=1)
+
+
+def test_a_retention_the_tenant_signed_beyond_the_longest_is_refused_by_the_trustee(running_split):
+    split = running_split
+    s3 = split.s3()
+    b = unique_name("olcap")
+    s3.create_bucket(Bucket=b, ObjectLockEnabledForBucket=True)
+    far = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) + dt.timedelta(days=36525 + 2)
+    ticket = ticket_of(split, "PUT", b, "k", {"x-amz-object-lock-mode": "COMPLIANCE",
+                                             "x-amz-object-lock-retain-until-date": iso(far)})
+    r = seal(split, b, "k", "3" * 32, far, ticket)
+    assert r.status_code == 400, r.text[:300]
+    assert "beyond the longest retention" in r.json()["message"], r.text
+    # Through S3 the same write is InvalidArgument and leaves no version.
+    raw = raw_of(split)
+    body = b"x"
+    resp = raw.request("PUT", b, "k", body=body, headers={
+        "x-amz-object-lock-mode": "COMPLIANCE", "x-amz-object-lock-retain-until-date": iso(far),
+        "content-md5": base64.b64encode(hashlib.md5(body).digest()).decode()})
+    assert resp.status_code == 400, resp.text
+    assert xml_error(resp)[0] == "InvalidArgument", resp.text
+    assert s3.list_object_versions(Bucket=b).get("Versions", []) == []
+
+
+class GatedBody:
+    """A request body that stops once `hold_at` bytes were taken, until `go` is set: bigger
+    than any socket buffer between here and the gateway, so that reaching it means the gateway
+    is storing the body (its conditional check and its lock seal are behind it)."""
+
+    def __init__(self, data: bytes, hold_at: int, reached: threading.Event, go: threading.Event):
+        self.data, self.hold_at, self.reached, self.go, self.pos = data, hold_at, reached, go, 0
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def read(self, n: int = -1) -> bytes:
+        if self.pos >= self.hold_at and not self.go.is_set():
+            self.reached.set()
+            assert self.go.wait(60), "the other write never reached its body"
+        end = len(self.data) if n is None or n < 0 else min(len(self.data), self.pos + n)
+        if self.pos < self.hold_at <= end and not self.go.is_set():
+            end = self.hold_at
+        chunk = self.data[self.pos:end]
+        self.pos = end
+        return chunk
+
+
+def test_a_write_whose_commit_fails_leaves_no_lock_that_stops_a_shred(running_split):
+    """Two conditional writes (`If-None-Match: *`) of one new name with a COMPLIANCE lock: both
+    pass the early check and have their lock sealed, one commit wins and the other fails. The
+    loser's seal must not stay in the trustee's list (where it would stop the tenant's shred
+    and be reported as a locked version missing from the catalog)."""
+    split = running_split
+    s3 = split.s3()
+    b = unique_name("olrace")
+    s3.create_bucket(Bucket=b, ObjectLockEnabledForBucket=True)
+    start = log_size(split)
+    until = iso(dt.datetime.now(dt.timezone.utc).replace(microsecond=0) + dt.timedelta(hours=2))
+    # Two different bodies: two requests the tenant signed (an identical request sent twice
+    # is one signed write, which seals one live version).
+    bodies = [bytes(64 << 20), bytes((64 << 20) - 1) + b"\x01"]
+    go = threading.Event()
+    reached = [threading.Event(), threading.Event()]
+    answers: list = [None, None]
+
+    def write(i: int) -> None:
+        raw = raw_of(split)
+        try:
+            answers[i] = raw.request(
+                "PUT", b, "race", body=GatedBody(bodies[i], 48 << 20, reached[i], go),
+                payload_hash="UNSIGNED-PAYLOAD",
+                headers={"if-none-match": "*", "x-amz-object-lock-mode": "COMPLIANCE",
+                         "x-amz-object-lock-retain-until-date": until,
+                         "content-md5": base64.b64encode(hashlib.md5(bodies[i]).digest()).decode()},
+                timeout=120)
+        except Exception as e:  # noqa: BLE001 (reported below)
+            answers[i] = e
+            reached[i].set()
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    try:
+        for i, ev in enumerate(reached):
+            assert ev.wait(60), f"write {i} never got to store its body"
+    finally:
+        go.set()
+        for t in threads:
+            t.join(150)
+    codes = sorted(a.status_code if hasattr(a, "status_code") else repr(a) for a in answers)
+    assert codes == [200, 412], [getattr(a, "text", a) for a in answers]
+    versions = s3.list_object_versions(Bucket=b).get("Versions", [])
+    assert len(versions) == 1, versions
+    # Only the version that exists is in the trustee's list; the other write's seal was
+    # abandoned, and the log says so.
+    assert "1 checked, 0 missing" in listed(split)
+    entries = entries_of(split, start, type="object_lock", bucket=b)
+    assert sorted(e["change"] for e in entries) == ["abandoned", "written", "written"], entries
+    abandoned = next(e for e in entries if e["change"] == "abandoned")
+    assert abandoned["version_id"] != versions[0]["VersionId"], (abandoned, versions)
