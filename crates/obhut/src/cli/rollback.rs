@@ -11,6 +11,11 @@
 //! It never deletes a version, and does nothing the key could not do with any other S3 client.
 //!
 //! It holds the key's secret in memory only and never prints it, nor object names.
+//!
+//! It never acts on a key the request URL would not name as it is: a key with a `.` or `..`
+//! path segment (`x/../victim`, `../other-bucket/obj`) is resolved away by URL parsing, so its
+//! copy or delete marker would land on another object or bucket. Such keys are left as they are,
+//! counted, and make the run fail once every other key is done.
 
 use crate::AdminArgs;
 use crate::cli::shared::{http_client, runtime};
@@ -123,6 +128,8 @@ struct Counts {
     restored: u64,
     hidden: u64,
     unchanged: u64,
+    /// Keys that needed a step but whose names no request URL can carry unchanged.
+    refused: u64,
 }
 
 /// The S3 endpoint, as the caller's key.
@@ -239,8 +246,23 @@ impl S3 {
         parse_versions(&body).with_context(|| format!("cannot {what}"))
     }
 
+    /// The URL of object `key`, or `None` when the URL would name another object: a `.` or
+    /// `..` segment is resolved away by URL parsing (`x/../victim` is `victim`,
+    /// `../b2/obj` is object `obj` of bucket `b2`; an encoded `%2E` is resolved the same way,
+    /// so encoding does not help). Every other character is percent-encoded and survives, which
+    /// the check that the URL's path decodes to the key itself makes sure of.
+    fn object_url(&self, key: &str) -> Option<Url> {
+        if key.split('/').any(|s| s == "." || s == "..") {
+            return None;
+        }
+        let url = self.bucket.object_url(key);
+        let path = percent_decode(url.path())?;
+        let base = percent_decode(self.bucket.base_url().path())?;
+        (path.strip_prefix(base.as_str()) == Some(key)).then_some(url)
+    }
+
     /// Copies `version` of `key` onto `key`: a new current version with the same content.
-    async fn restore(&self, key: &str, version: &str) -> Result<()> {
+    async fn restore(&self, url: Url, key: &str, version: &str) -> Result<()> {
         let what = format!("restore a version in bucket {}", self.bucket.name());
         let source = format!(
             "/{}/{}?versionId={}",
@@ -251,7 +273,7 @@ impl S3 {
         let resp = self
             .send(
                 Method::Put,
-                self.bucket.object_url(key),
+                url,
                 &[],
                 // Metadata and tags are copied with the data (S3's default directives).
                 &[("x-amz-copy-source", source.as_str())],
@@ -270,11 +292,9 @@ impl S3 {
     }
 
     /// Adds a delete marker to `key` (a delete without a version id; the versions stay).
-    async fn hide(&self, key: &str) -> Result<()> {
+    async fn hide(&self, url: Url) -> Result<()> {
         let what = format!("add a delete marker in bucket {}", self.bucket.name());
-        let resp = self
-            .send(Method::Delete, self.bucket.object_url(key), &[], &[], &what)
-            .await?;
+        let resp = self.send(Method::Delete, url, &[], &[], &what).await?;
         let marker = resp
             .headers()
             .get("x-amz-delete-marker")
@@ -351,6 +371,15 @@ pub fn run(admin: &AdminArgs, args: &RollbackArgs) -> Result<()> {
         counts.hidden,
         counts.unchanged
     );
+    if counts.refused > 0 {
+        bail!(
+            "{} key(s) of bucket {} were left as they are: their names hold a `.` or `..` path \
+             segment, which a request URL would resolve to another object; the rollback is \
+             incomplete, roll those keys back with a client that sends their names unchanged",
+            counts.refused,
+            args.bucket
+        );
+    }
     Ok(())
 }
 
@@ -417,17 +446,27 @@ async fn apply(
     dry_run: bool,
     counts: &mut Counts,
 ) -> Result<()> {
-    match state.step() {
-        Step::Unchanged => counts.unchanged += 1,
+    let step = state.step();
+    if step == Step::Unchanged {
+        counts.unchanged += 1;
+        return Ok(());
+    }
+    // Checked in a dry run too, so that it counts what a real run would refuse.
+    let Some(url) = s3.object_url(key) else {
+        counts.refused += 1;
+        return Ok(());
+    };
+    match step {
+        Step::Unchanged => {}
         Step::Restore(version) => {
             if !dry_run {
-                s3.restore(key, &version).await?;
+                s3.restore(url, key, &version).await?;
             }
             counts.restored += 1;
         }
         Step::Hide => {
             if !dry_run {
-                s3.hide(key).await?;
+                s3.hide(url).await?;
             }
             counts.hidden += 1;
         }
@@ -446,6 +485,31 @@ fn encode_key(key: &str) -> String {
         }
     }
     out
+}
+
+/// A percent-encoded string decoded, or `None` if it is not UTF-8 once decoded.
+fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| char::from(c).to_digit(16);
+        match (
+            b[i],
+            b.get(i + 1).copied().and_then(hex),
+            b.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 /// An S3 error answer as one line: `403 AccessDenied: Access Denied`.
@@ -739,6 +803,63 @@ mod tests {
     fn copy_sources_are_percent_encoded_but_for_slashes() {
         assert_eq!(encode_key("a b/c+d?e%"), "a%20b/c%2Bd%3Fe%25");
         assert_eq!(encode_key("ä"), "%C3%A4");
+    }
+
+    fn s3_for(endpoint: &str) -> S3 {
+        obhut_trustee_client::remote::install_crypto_provider();
+        S3 {
+            http: reqwest::Client::new(),
+            bucket: Bucket::new(
+                endpoint.parse().unwrap(),
+                UrlStyle::Path,
+                "b".to_owned(),
+                "de-1".to_owned(),
+            )
+            .unwrap(),
+            credentials: Credentials::new("AKIDEXAMPLE", "secret-of-the-key"),
+        }
+    }
+
+    #[test]
+    fn keys_a_url_would_resolve_elsewhere_are_refused() {
+        let s3 = s3_for("http://127.0.0.1:9000/");
+        // What URL parsing makes of them: another object, another bucket.
+        assert_eq!(s3.bucket.object_url("x/../victim").path(), "/b/victim");
+        assert_eq!(s3.bucket.object_url("../b2/obj").path(), "/b2/obj");
+        for key in [
+            "x/../victim",
+            "../b2/obj",
+            "..",
+            ".",
+            "./k",
+            "a/./b",
+            "a/..",
+            "a/../../b2/k",
+        ] {
+            assert_eq!(s3.object_url(key), None, "{key:?}");
+        }
+        // Everything else is sent as it is: encoded dots, backslashes, empty segments, a
+        // folder marker, reserved and control characters.
+        for key in [
+            "k",
+            "x/%2e%2e/victim",
+            "x/.%2E/victim",
+            "..\\b2\\k",
+            "a//b",
+            "/k",
+            "dir/",
+            "...",
+            "a/.b/..c",
+            "a?b#c%d",
+            "t\tn\nr\r",
+            "ä/ß",
+        ] {
+            let url = s3
+                .object_url(key)
+                .unwrap_or_else(|| panic!("{key:?} refused"));
+            assert_eq!(percent_decode(url.path()).unwrap(), format!("/b/{key}"));
+            assert_eq!(url.query(), None, "{key:?}");
+        }
     }
 
     #[test]
