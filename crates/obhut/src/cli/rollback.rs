@@ -10,7 +10,9 @@
 //! (a new version: the history stays) or, where the key did not exist then, adds a delete marker.
 //! It never deletes a version, and does nothing the key could not do with any other S3 client.
 //!
-//! It holds the key's secret in memory only and never prints it, nor object names.
+//! It holds the key's secret in memory only and never prints it, nor object names, nor a
+//! request's URL (presigned: it holds the key id, a live signature and the object's name), which
+//! every transport error is stripped of before it is shown.
 //!
 //! It never acts on a key the request URL would not name as it is: a key with a `.` or `..`
 //! path segment (`x/../victim`, `../other-bucket/obj`) is resolved away by URL parsing, so its
@@ -186,10 +188,9 @@ impl S3 {
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        let resp = req
-            .send()
-            .await
-            .with_context(|| format!("cannot {what}: the S3 endpoint did not answer"))?;
+        let resp = req.send().await.map_err(|e| {
+            without_url(e).context(format!("cannot {what}: the S3 endpoint did not answer"))
+        })?;
         if resp.status().is_success() {
             return Ok(resp);
         }
@@ -201,7 +202,7 @@ impl S3 {
     async fn text(&self, resp: reqwest::Response, what: &str) -> Result<String> {
         resp.text()
             .await
-            .with_context(|| format!("cannot {what}: the answer broke off"))
+            .map_err(|e| without_url(e).context(format!("cannot {what}: the answer broke off")))
     }
 
     /// The bucket's versioning status (`Enabled`, `Suspended`, or none).
@@ -485,6 +486,13 @@ fn encode_key(key: &str) -> String {
         }
     }
     out
+}
+
+/// A reqwest error without the request's URL: a presigned URL holds the key id, a signature
+/// still valid for minutes, the session token and the object's name, none of which may be
+/// printed.
+fn without_url(e: reqwest::Error) -> anyhow::Error {
+    anyhow::Error::new(e.without_url())
 }
 
 /// A percent-encoded string decoded, or `None` if it is not UTF-8 once decoded.
@@ -860,6 +868,44 @@ mod tests {
             assert_eq!(percent_decode(url.path()).unwrap(), format!("/b/{key}"));
             assert_eq!(url.query(), None, "{key:?}");
         }
+    }
+
+    #[test]
+    fn transport_errors_hold_no_signature_credential_or_url() {
+        use std::io::{Read, Write};
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let check = |err: anyhow::Error, expect: &str| {
+            for text in [format!("{err:#}"), format!("{err:?}")] {
+                assert!(text.contains(expect), "{text}");
+                for secret in ["X-Amz", "AKIDEXAMPLE", "Signature", "Credential", "http://"] {
+                    assert!(!text.contains(secret), "{secret} in {text}");
+                }
+            }
+        };
+        // Nothing listening: the request is never answered.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = closed.local_addr().unwrap();
+        drop(closed);
+        let s3 = s3_for(&format!("http://{addr}/"));
+        let err = rt.block_on(s3.versioning()).unwrap_err();
+        check(err, "did not answer");
+        // An answer that breaks off in its body.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf);
+            conn.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n<Ver")
+                .unwrap();
+        });
+        let s3 = s3_for(&format!("http://{addr}/"));
+        let err = rt.block_on(s3.versioning()).unwrap_err();
+        server.join().unwrap();
+        check(err, "broke off");
     }
 
     #[test]
