@@ -107,7 +107,8 @@ impl KeyState {
         match (then, now) {
             (None, None) => Step::Unchanged,
             (None, Some(_)) => Step::Hide,
-            // The same version, or a copy of it made by an earlier run (same content).
+            // The same version, or a copy of it made by an earlier run (same content). Metadata
+            // and tags are not compared: the listing does not show them (docs/s3-compatibility.md).
             (Some(t), Some(c))
                 if c.version_id == t.version_id || (c.etag == t.etag && c.size == t.size) =>
             {
@@ -281,15 +282,8 @@ impl S3 {
                 &what,
             )
             .await?;
-        // S3 may answer a failed copy with 200 and an error document.
         let body = self.text(resp, &what).await?;
-        if root_name(&body).as_deref() == Some("Error") {
-            bail!(
-                "cannot {what}: {}",
-                s3_error(reqwest::StatusCode::OK, &body)
-            );
-        }
-        Ok(())
+        copy_result(&body).map_err(|e| anyhow!("cannot {what}: {e}"))
     }
 
     /// Adds a delete marker to `key` (a delete without a version id; the versions stay).
@@ -578,6 +572,16 @@ fn walk(xml: &str, mut f: impl FnMut(&[String], &str, &str)) -> Result<()> {
             Event::Eof => bail!("malformed XML: it ends inside <{}>", path.join("><")),
             _ => {}
         }
+    }
+}
+
+/// Whether a `CopyObject` answered with status 200 succeeded: S3 may answer a failed copy with
+/// 200 and an error document, so only a `CopyObjectResult` is a copy made.
+fn copy_result(body: &str) -> std::result::Result<(), String> {
+    match root_name(body).as_deref() {
+        Some("CopyObjectResult") => Ok(()),
+        Some("Error") => Err(s3_error(reqwest::StatusCode::OK, body)),
+        _ => Err("the answer is not a CopyObjectResult; stopping".to_owned()),
     }
 }
 
@@ -906,6 +910,26 @@ mod tests {
         let err = rt.block_on(s3.versioning()).unwrap_err();
         server.join().unwrap();
         check(err, "broke off");
+    }
+
+    #[test]
+    fn only_a_copy_object_result_is_a_copy_made() {
+        let ok = r#"<?xml version="1.0" encoding="UTF-8"?>
+<CopyObjectResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><LastModified>2026-12-07T21:06:28.123Z</LastModified><ETag>"abc"</ETag></CopyObjectResult>"#;
+        assert_eq!(copy_result(ok), Ok(()));
+        let err = "<Error><Code>InternalError</Code><Message>We encountered an internal error.</Message></Error>";
+        assert_eq!(
+            copy_result(err),
+            Err("200 InternalError: We encountered an internal error.".to_owned())
+        );
+        for other in [
+            "",
+            "<html><body>ok</body></html>",
+            "<CopyPartResult><ETag>x</ETag></CopyPartResult>",
+            "<CopyObjectResult>",
+        ] {
+            assert!(copy_result(other).is_err(), "{other:?}");
+        }
     }
 
     #[test]
