@@ -311,3 +311,45 @@ def test_rollback_refuses_what_it_cannot_do_safely(server):
     assert_refused(rollback(server, admin_key, plain, future), "future")
     r = server.cli("bucket", "rollback", plain, "--to", now, env={"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""})
     assert_refused(r, "AWS_ACCESS_KEY_ID")
+
+
+def test_rollback_never_acts_on_keys_a_url_would_resolve_elsewhere(server):
+    """Ransomware holding a key that may write creates, after the rollback's time, keys whose
+    `..` segments a request URL resolves away: a delete marker for `x/../victim` sent as a URL
+    would hide `victim`, one for `../OTHER/obj` object `obj` of another bucket. The rollback
+    leaves such keys alone, counts them and fails, and everything else is rolled back."""
+    s3 = server.client()
+    bucket = unique_name("rollback-dots")
+    other = unique_name("rollback-other")
+    for b in (bucket, other):
+        s3.create_bucket(Bucket=b)
+        s3.put_bucket_versioning(Bucket=b, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_object(Bucket=bucket, Key="victim", Body=b"precious")
+    s3.put_object(Bucket=bucket, Key="overwritten", Body=b"old")
+    s3.put_object(Bucket=other, Key="obj", Body=b"other bucket's")
+    to = rfc3339(pause_past_now())
+    attack = ["x/../victim", f"../{other}/obj"]
+    for k in attack:
+        s3.put_object(Bucket=bucket, Key=k, Body=b"ransom note")
+    s3.put_object(Bucket=bucket, Key="overwritten", Body=b"new")
+    # The keys exist under these very names (the server did not resolve them either).
+    assert {k for k, _, m in history(s3, bucket) if not m} == {"victim", "overwritten", *attack}
+    before_bucket = [e for e in history(s3, bucket) if e[0] != "overwritten"]
+    before_other = history(s3, other)
+
+    admin_key = new_key(server)
+    for extra in (("--dry-run",), ()):
+        r = rollback(server, admin_key, bucket, to, *extra)
+        assert r.returncode != 0, f"rollback {extra} succeeded: {r.stdout!r}"
+        m = COUNTS.search(r.stdout.strip())
+        assert m and m.groups() == ("1", "0", "1"), r.stdout
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("obhut: "), r.stderr
+        assert "2 key(s)" in lines[0] and "`..`" in lines[0] and "incomplete" in lines[0], lines[0]
+        assert not any(k in r.stderr + r.stdout for k in attack), "object names printed"
+
+    assert s3.get_object(Bucket=bucket, Key="victim")["Body"].read() == b"precious"
+    assert s3.get_object(Bucket=bucket, Key="overwritten")["Body"].read() == b"old"
+    assert [e for e in history(s3, bucket) if e[0] != "overwritten"] == before_bucket
+    assert history(s3, other) == before_other
+    assert s3.get_object(Bucket=other, Key="obj")["Body"].read() == b"other bucket's"

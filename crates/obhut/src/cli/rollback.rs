@@ -10,7 +10,14 @@
 //! (a new version: the history stays) or, where the key did not exist then, adds a delete marker.
 //! It never deletes a version, and does nothing the key could not do with any other S3 client.
 //!
-//! It holds the key's secret in memory only and never prints it, nor object names.
+//! It holds the key's secret in memory only and never prints it, nor object names, nor a
+//! request's URL (presigned: it holds the key id, a live signature and the object's name), which
+//! every transport error is stripped of before it is shown.
+//!
+//! It never acts on a key the request URL would not name as it is: a key with a `.` or `..`
+//! path segment (`x/../victim`, `../other-bucket/obj`) is resolved away by URL parsing, so its
+//! copy or delete marker would land on another object or bucket. Such keys are left as they are,
+//! counted, and make the run fail once every other key is done.
 
 use crate::AdminArgs;
 use crate::cli::shared::{http_client, runtime};
@@ -100,7 +107,8 @@ impl KeyState {
         match (then, now) {
             (None, None) => Step::Unchanged,
             (None, Some(_)) => Step::Hide,
-            // The same version, or a copy of it made by an earlier run (same content).
+            // The same version, or a copy of it made by an earlier run (same content). Metadata
+            // and tags are not compared: the listing does not show them (docs/s3-compatibility.md).
             (Some(t), Some(c))
                 if c.version_id == t.version_id || (c.etag == t.etag && c.size == t.size) =>
             {
@@ -123,6 +131,8 @@ struct Counts {
     restored: u64,
     hidden: u64,
     unchanged: u64,
+    /// Keys that needed a step but whose names no request URL can carry unchanged.
+    refused: u64,
 }
 
 /// The S3 endpoint, as the caller's key.
@@ -179,10 +189,9 @@ impl S3 {
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        let resp = req
-            .send()
-            .await
-            .with_context(|| format!("cannot {what}: the S3 endpoint did not answer"))?;
+        let resp = req.send().await.map_err(|e| {
+            without_url(e).context(format!("cannot {what}: the S3 endpoint did not answer"))
+        })?;
         if resp.status().is_success() {
             return Ok(resp);
         }
@@ -194,7 +203,7 @@ impl S3 {
     async fn text(&self, resp: reqwest::Response, what: &str) -> Result<String> {
         resp.text()
             .await
-            .with_context(|| format!("cannot {what}: the answer broke off"))
+            .map_err(|e| without_url(e).context(format!("cannot {what}: the answer broke off")))
     }
 
     /// The bucket's versioning status (`Enabled`, `Suspended`, or none).
@@ -239,8 +248,23 @@ impl S3 {
         parse_versions(&body).with_context(|| format!("cannot {what}"))
     }
 
+    /// The URL of object `key`, or `None` when the URL would name another object: a `.` or
+    /// `..` segment is resolved away by URL parsing (`x/../victim` is `victim`,
+    /// `../b2/obj` is object `obj` of bucket `b2`; an encoded `%2E` is resolved the same way,
+    /// so encoding does not help). Every other character is percent-encoded and survives, which
+    /// the check that the URL's path decodes to the key itself makes sure of.
+    fn object_url(&self, key: &str) -> Option<Url> {
+        if key.split('/').any(|s| s == "." || s == "..") {
+            return None;
+        }
+        let url = self.bucket.object_url(key);
+        let path = percent_decode(url.path())?;
+        let base = percent_decode(self.bucket.base_url().path())?;
+        (path.strip_prefix(base.as_str()) == Some(key)).then_some(url)
+    }
+
     /// Copies `version` of `key` onto `key`: a new current version with the same content.
-    async fn restore(&self, key: &str, version: &str) -> Result<()> {
+    async fn restore(&self, url: Url, key: &str, version: &str) -> Result<()> {
         let what = format!("restore a version in bucket {}", self.bucket.name());
         let source = format!(
             "/{}/{}?versionId={}",
@@ -251,30 +275,21 @@ impl S3 {
         let resp = self
             .send(
                 Method::Put,
-                self.bucket.object_url(key),
+                url,
                 &[],
                 // Metadata and tags are copied with the data (S3's default directives).
                 &[("x-amz-copy-source", source.as_str())],
                 &what,
             )
             .await?;
-        // S3 may answer a failed copy with 200 and an error document.
         let body = self.text(resp, &what).await?;
-        if root_name(&body).as_deref() == Some("Error") {
-            bail!(
-                "cannot {what}: {}",
-                s3_error(reqwest::StatusCode::OK, &body)
-            );
-        }
-        Ok(())
+        copy_result(&body).map_err(|e| anyhow!("cannot {what}: {e}"))
     }
 
     /// Adds a delete marker to `key` (a delete without a version id; the versions stay).
-    async fn hide(&self, key: &str) -> Result<()> {
+    async fn hide(&self, url: Url) -> Result<()> {
         let what = format!("add a delete marker in bucket {}", self.bucket.name());
-        let resp = self
-            .send(Method::Delete, self.bucket.object_url(key), &[], &[], &what)
-            .await?;
+        let resp = self.send(Method::Delete, url, &[], &[], &what).await?;
         let marker = resp
             .headers()
             .get("x-amz-delete-marker")
@@ -351,6 +366,15 @@ pub fn run(admin: &AdminArgs, args: &RollbackArgs) -> Result<()> {
         counts.hidden,
         counts.unchanged
     );
+    if counts.refused > 0 {
+        bail!(
+            "{} key(s) of bucket {} were left as they are: their names hold a `.` or `..` path \
+             segment, which a request URL would resolve to another object; the rollback is \
+             incomplete, roll those keys back with a client that sends their names unchanged",
+            counts.refused,
+            args.bucket
+        );
+    }
     Ok(())
 }
 
@@ -417,17 +441,27 @@ async fn apply(
     dry_run: bool,
     counts: &mut Counts,
 ) -> Result<()> {
-    match state.step() {
-        Step::Unchanged => counts.unchanged += 1,
+    let step = state.step();
+    if step == Step::Unchanged {
+        counts.unchanged += 1;
+        return Ok(());
+    }
+    // Checked in a dry run too, so that it counts what a real run would refuse.
+    let Some(url) = s3.object_url(key) else {
+        counts.refused += 1;
+        return Ok(());
+    };
+    match step {
+        Step::Unchanged => {}
         Step::Restore(version) => {
             if !dry_run {
-                s3.restore(key, &version).await?;
+                s3.restore(url, key, &version).await?;
             }
             counts.restored += 1;
         }
         Step::Hide => {
             if !dry_run {
-                s3.hide(key).await?;
+                s3.hide(url).await?;
             }
             counts.hidden += 1;
         }
@@ -446,6 +480,38 @@ fn encode_key(key: &str) -> String {
         }
     }
     out
+}
+
+/// A reqwest error without the request's URL: a presigned URL holds the key id, a signature
+/// still valid for minutes, the session token and the object's name, none of which may be
+/// printed.
+fn without_url(e: reqwest::Error) -> anyhow::Error {
+    anyhow::Error::new(e.without_url())
+}
+
+/// A percent-encoded string decoded, or `None` if it is not UTF-8 once decoded.
+fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| char::from(c).to_digit(16);
+        match (
+            b[i],
+            b.get(i + 1).copied().and_then(hex),
+            b.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 /// An S3 error answer as one line: `403 AccessDenied: Access Denied`.
@@ -506,6 +572,16 @@ fn walk(xml: &str, mut f: impl FnMut(&[String], &str, &str)) -> Result<()> {
             Event::Eof => bail!("malformed XML: it ends inside <{}>", path.join("><")),
             _ => {}
         }
+    }
+}
+
+/// Whether a `CopyObject` answered with status 200 succeeded: S3 may answer a failed copy with
+/// 200 and an error document, so only a `CopyObjectResult` is a copy made.
+fn copy_result(body: &str) -> std::result::Result<(), String> {
+    match root_name(body).as_deref() {
+        Some("CopyObjectResult") => Ok(()),
+        Some("Error") => Err(s3_error(reqwest::StatusCode::OK, body)),
+        _ => Err("the answer is not a CopyObjectResult; stopping".to_owned()),
     }
 }
 
@@ -739,6 +815,121 @@ mod tests {
     fn copy_sources_are_percent_encoded_but_for_slashes() {
         assert_eq!(encode_key("a b/c+d?e%"), "a%20b/c%2Bd%3Fe%25");
         assert_eq!(encode_key("ä"), "%C3%A4");
+    }
+
+    fn s3_for(endpoint: &str) -> S3 {
+        obhut_trustee_client::remote::install_crypto_provider();
+        S3 {
+            http: reqwest::Client::new(),
+            bucket: Bucket::new(
+                endpoint.parse().unwrap(),
+                UrlStyle::Path,
+                "b".to_owned(),
+                "de-1".to_owned(),
+            )
+            .unwrap(),
+            credentials: Credentials::new("AKIDEXAMPLE", "secret-of-the-key"),
+        }
+    }
+
+    #[test]
+    fn keys_a_url_would_resolve_elsewhere_are_refused() {
+        let s3 = s3_for("http://127.0.0.1:9000/");
+        // What URL parsing makes of them: another object, another bucket.
+        assert_eq!(s3.bucket.object_url("x/../victim").path(), "/b/victim");
+        assert_eq!(s3.bucket.object_url("../b2/obj").path(), "/b2/obj");
+        for key in [
+            "x/../victim",
+            "../b2/obj",
+            "..",
+            ".",
+            "./k",
+            "a/./b",
+            "a/..",
+            "a/../../b2/k",
+        ] {
+            assert_eq!(s3.object_url(key), None, "{key:?}");
+        }
+        // Everything else is sent as it is: encoded dots, backslashes, empty segments, a
+        // folder marker, reserved and control characters.
+        for key in [
+            "k",
+            "x/%2e%2e/victim",
+            "x/.%2E/victim",
+            "..\\b2\\k",
+            "a//b",
+            "/k",
+            "dir/",
+            "...",
+            "a/.b/..c",
+            "a?b#c%d",
+            "t\tn\nr\r",
+            "ä/ß",
+        ] {
+            let url = s3
+                .object_url(key)
+                .unwrap_or_else(|| panic!("{key:?} refused"));
+            assert_eq!(percent_decode(url.path()).unwrap(), format!("/b/{key}"));
+            assert_eq!(url.query(), None, "{key:?}");
+        }
+    }
+
+    #[test]
+    fn transport_errors_hold_no_signature_credential_or_url() {
+        use std::io::{Read, Write};
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let check = |err: anyhow::Error, expect: &str| {
+            for text in [format!("{err:#}"), format!("{err:?}")] {
+                assert!(text.contains(expect), "{text}");
+                for secret in ["X-Amz", "AKIDEXAMPLE", "Signature", "Credential", "http://"] {
+                    assert!(!text.contains(secret), "{secret} in {text}");
+                }
+            }
+        };
+        // Nothing listening: the request is never answered.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = closed.local_addr().unwrap();
+        drop(closed);
+        let s3 = s3_for(&format!("http://{addr}/"));
+        let err = rt.block_on(s3.versioning()).unwrap_err();
+        check(err, "did not answer");
+        // An answer that breaks off in its body.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf);
+            conn.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n<Ver")
+                .unwrap();
+        });
+        let s3 = s3_for(&format!("http://{addr}/"));
+        let err = rt.block_on(s3.versioning()).unwrap_err();
+        server.join().unwrap();
+        check(err, "broke off");
+    }
+
+    #[test]
+    fn only_a_copy_object_result_is_a_copy_made() {
+        let ok = r#"<?xml version="1.0" encoding="UTF-8"?>
+<CopyObjectResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><LastModified>2026-12-07T21:06:28.123Z</LastModified><ETag>"abc"</ETag></CopyObjectResult>"#;
+        assert_eq!(copy_result(ok), Ok(()));
+        let err = "<Error><Code>InternalError</Code><Message>We encountered an internal error.</Message></Error>";
+        assert_eq!(
+            copy_result(err),
+            Err("200 InternalError: We encountered an internal error.".to_owned())
+        );
+        for other in [
+            "",
+            "<html><body>ok</body></html>",
+            "<CopyPartResult><ETag>x</ETag></CopyPartResult>",
+            "<CopyObjectResult>",
+        ] {
+            assert!(copy_result(other).is_err(), "{other:?}");
+        }
     }
 
     #[test]
