@@ -10,6 +10,7 @@ import sys
 
 LIST_TARGET = 50_000
 VERSIONING_TARGET = 0.9
+CATALOGS_TARGET = 0.7
 START = "<!-- catalog-bench:start"
 END = "<!-- catalog-bench:end -->"
 
@@ -82,6 +83,38 @@ def main():
             f"(bucket filled with 1-byte objects by concurrent S3 PUTs: {fills(results, 'list')}).",
             "",
         ] + walk_table(results, "objects", servers, "keys")
+    ab = {
+        (op, name): [load(p) for p in sorted(glob.glob(os.path.join(results, f"ab-{op}-{name}-*.json")))]
+        for op in ("put", "get")
+        for name in ("embedded", "postgres")
+    }
+    if any(ab.values()):
+        lines += [
+            "",
+            f"**PostgreSQL against the embedded catalog**: 4 KiB objects, 16 connections, {duration} s runs "
+            f"over 1,000 keys, {rounds} rounds, the order reversed every other round.",
+            "",
+            f"| 4 KiB | embedded: ops/s per round | PostgreSQL: ops/s per round | p50 ms (embedded / PostgreSQL) | ratio of means | target ≥ {CATALOGS_TARGET} |",
+            "|---|---|---|---|---|---|",
+        ]
+        for op in ("put", "get"):
+            e, g = ab[(op, "embedded")], ab[(op, "postgres")]
+            if not e or not g:
+                continue
+            me = statistics.mean(r["results"]["ops_per_s"] for r in e)
+            mg = statistics.mean(r["results"]["ops_per_s"] for r in g)
+            pe = statistics.median(r["results"]["latency"]["p50_ms"] for r in e)
+            pg50 = statistics.median(r["results"]["latency"]["p50_ms"] for r in g)
+            ratio = mg / me
+            errors = sum(r["results"]["errors"] for r in e + g)
+            verdict = "met" if ratio >= CATALOGS_TARGET else "**not met**"
+            lines.append(
+                f"| {op.upper()} | {' / '.join(fmt(r['results']['ops_per_s']) for r in e)} | "
+                f"{' / '.join(fmt(r['results']['ops_per_s']) for r in g)} | "
+                f"{pe:.1f} / {pg50:.1f} | **{ratio:.2f}** | {verdict}"
+                + (f" ({errors} errors)" if errors else "")
+                + " |"
+            )
     ver = sorted(glob.glob(os.path.join(results, "ver-*-*-*.json")))
     if ver:
         lines += [
