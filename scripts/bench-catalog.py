@@ -1,6 +1,9 @@
 """The report of scripts/bench-catalog: the block between the `catalog-bench` markers of
 benchmarks.md, from the JSON records of one run (obhut-bench walk and s3 records, and the
-gateways' resident memory). Parts that were not run are left out of the block."""
+gateways' resident memory). Parts that were not run are left out of the block; a run of the
+big part alone leaves that block as it is. The big part (a catalog of N records against one of
+10,000) has its own block, between the `catalog-big-bench` markers, rewritten only by a run of
+that part."""
 
 import glob
 import json
@@ -13,6 +16,9 @@ VERSIONING_TARGET = 0.9
 CATALOGS_TARGET = 0.7
 START = "<!-- catalog-bench:start"
 END = "<!-- catalog-bench:end -->"
+BIG_START = "<!-- catalog-big-bench:start"
+BIG_END = "<!-- catalog-big-bench:end -->"
+BIG_BOUND = 2.0
 
 
 def load(path):
@@ -61,9 +67,164 @@ def fills(results, bucket):
     return ", ".join(out)
 
 
+def write_block(out, block, start_marker, end_marker):
+    print(block)
+    if out == "-":
+        return
+    path = os.path.join(out, "benchmarks.md")
+    text = open(path).read()
+    start, end = text.find(start_marker), text.find(end_marker)
+    if start < 0 or end < 0:
+        sys.exit(f"scripts/bench-catalog: {path} has no {start_marker[5:].split(':')[0]} markers")
+    text = text[:start] + block + text[end + len(end_marker):]
+    with open(path, "w") as f:
+        f.write(text)
+    print(f"written into {path}")
+
+
+def ms_pair(p50, p99):
+    return f"{p50:.2f} / {p99:.2f} ms"
+
+
+def big_block(results, commit, load_start, load_end, rounds, duration, pg, note, small, big, objects, requests, fill_conc):
+    """The block of the big part, or None if it was not run."""
+    kinds = [k for k in ("postgres", "embedded") if glob.glob(os.path.join(results, f"big-get-{k}-big-*.json"))]
+    if not kinds:
+        return None
+    name = {"postgres": f"PostgreSQL {pg}" if pg else "PostgreSQL", "embedded": "embedded (SQLite)"}
+    lines = [
+        "<!-- catalog-big-bench:start (written by scripts/bench-catalog --big; rerun it rather than edit) -->",
+        f"A run of `scripts/bench-catalog --big {big}` (work tree at {commit}) on "
+        + " and ".join(
+            name[k] + (" (Debian's package, a fresh cluster on loopback, default settings, `fsync` on)" if k == "postgres" else "")
+            for k in kinds
+        )
+        + f": on each, a gateway on a catalog of {small:,} records and one on a catalog of {big:,}; "
+        f"client, servers and database on this machine's {os.cpu_count()} cores; load average {load_start} at the "
+        f"start, {load_end} at the end. Only figures of this run compare."
+        + (f" {note}" if note else ""),
+        "",
+        f"Each catalog holds the same {objects:,} real 4 KiB objects, written through S3 into bucket `real`, and "
+        f"one in bucket `fill`; the rest of its records were written into `fill` through the catalog's API "
+        f"(`fill_catalog`, an example of obhut-catalog, {fill_conc} writes in flight, the gateway stopped): records "
+        "of no real blob, there only to make the catalog large, never read through S3. The requests address "
+        f"`real`: 4 KiB GET (4 connections, {duration} s runs), and LIST of 1,000 keys — the first page, a page "
+        "from the middle (`start-after`) and a prefix — each asked "
+        f"{requests} times one after the other; {rounds} round(s), small and big alternating. Bound: the big "
+        f"catalog's p50 and p99 within {BIG_BOUND:g}x of the small one's.",
+        "",
+        f"| catalog | request | {small:,} records: p50 / p99 | {big:,} records: p50 / p99 | ratio p50 / p99 | within {BIG_BOUND:g}x |",
+        "|---|---|---|---|---|---|",
+    ]
+
+    def get_lat(kind, size):
+        recs = [load(p) for p in sorted(glob.glob(os.path.join(results, f"big-get-{kind}-{size}-*.json")))]
+        return (
+            statistics.median(r["results"]["latency"]["p50_ms"] for r in recs),
+            max(r["results"]["latency"]["p99_ms"] for r in recs),
+            sum(r["results"]["errors"] for r in recs),
+        )
+
+    def list_lat(kind, what, size):
+        recs = [load(p) for p in sorted(glob.glob(os.path.join(results, f"big-list-{what}-{kind}-{size}-*.json")))]
+        return (
+            statistics.median(r["page_latency"]["p50_ms"] for r in recs),
+            max(r["page_latency"]["p99_ms"] for r in recs),
+            0,
+        )
+
+    for kind in kinds:
+        for label, lat in [
+            ("GET 4 KiB", lambda k, s: get_lat(k, s)),
+            ("LIST first page", lambda k, s: list_lat(k, "first", s)),
+            ("LIST middle page (start-after)", lambda k, s: list_lat(k, "middle", s)),
+            ("LIST prefix", lambda k, s: list_lat(k, "prefix", s)),
+        ]:
+            s50, s99, se = lat(kind, "small")
+            b50, b99, be = lat(kind, "big")
+            r50, r99 = b50 / max(s50, 1e-9), b99 / max(s99, 1e-9)
+            verdict = "yes" if r50 <= BIG_BOUND and r99 <= BIG_BOUND else "**no**"
+            errors = f" ({se + be} errors)" if se + be else ""
+            lines.append(
+                f"| {name[kind]} | {label} | {ms_pair(s50, s99)} | {ms_pair(b50, b99)} | "
+                f"**{r50:.2f}** / {r99:.2f} | {verdict}{errors} |"
+            )
+    lines += [
+        "",
+        "The catalog's own calls on bucket `fill` (`fill_catalog --probe`, no gateway, the gateway stopped): "
+        f"`get_object` of keys spread over the bucket and `list_objects` pages of 1,000, {requests} times each; "
+        "the big bucket holds nearly every record of its catalog.",
+        "",
+        f"| catalog | call | bucket of {small - objects - 1:,}: p50 / p99 | bucket of {big - objects - 1:,}: p50 / p99 | ratio p50 |",
+        "|---|---|---|---|---|",
+    ]
+    for kind in kinds:
+        ps, pb = (os.path.join(results, f"big-probe-{kind}-{s}.json") for s in ("small", "big"))
+        if not (os.path.exists(ps) and os.path.exists(pb)):
+            continue
+        small_p, big_p = load(ps), load(pb)
+        for call, label in [
+            ("get_object", "`get_object`"),
+            ("list_first_page", "`list_objects`, first page"),
+            ("list_middle_page", "`list_objects`, from the middle"),
+            ("list_prefix", "`list_objects`, a prefix"),
+        ]:
+            a, b = small_p[call], big_p[call]
+            lines.append(
+                f"| {name[kind]} | {label} | {ms_pair(a['p50_ms'], a['p99_ms'])} | "
+                f"{ms_pair(b['p50_ms'], b['p99_ms'])} | {b['p50_ms'] / max(a['p50_ms'], 1e-9):.2f} |"
+            )
+    fill_parts = []
+    for kind in kinds:
+        for size in ("small", "big"):
+            path = os.path.join(results, f"big-fill-{kind}-{size}.json")
+            if os.path.exists(path):
+                f = load(path)
+                fill_parts.append(
+                    f"{name[kind]}, {size}: {f['records']:,} records in {f['seconds']:,.0f} s ({fmt(f['records_per_s'])}/s)"
+                )
+    if fill_parts:
+        lines += ["", "Fill through the catalog's API: " + "; ".join(fill_parts) + "."]
+    rss_path = os.path.join(results, "big-rss.jsonl")
+    if os.path.exists(rss_path):
+        rows = [json.loads(line) for line in open(rss_path)]
+
+        def rss(server, part):
+            v = [r["rss_kib"] for r in rows if r["server"] == server and r["part"] == part]
+            return v[-1] / 1024 if v else None
+
+        up_path = os.path.join(results, "big-startup.jsonl")
+        up = {}
+        if os.path.exists(up_path):
+            up = {r["server"]: r["listening_after_s"] for r in (json.loads(line) for line in open(up_path))}
+        lines += [
+            "",
+            "| catalog | gateway listening after (restarted on the filled catalog): small / big | RSS after start: small / big | after the measurements: small / big | big / small after |",
+            "|---|---|---|---|---|",
+        ]
+        for kind in kinds:
+            ss, bs = rss(f"{kind}-small", "big-started"), rss(f"{kind}-big", "big-started")
+            sm, bm = rss(f"{kind}-small", "big-measured"), rss(f"{kind}-big", "big-measured")
+            if None in (ss, bs, sm, bm):
+                continue
+            started = " / ".join(f"{up[f'{kind}-{z}']} s" if f"{kind}-{z}" in up else "?" for z in ("small", "big"))
+            lines.append(
+                f"| {name[kind]} | {started} | {ss:.0f} / {bs:.0f} MiB | {sm:.0f} / {bm:.0f} MiB | **{bm / sm:.2f}** |"
+            )
+    lines.append(BIG_END)
+    return "\n".join(lines)
+
+
 def main():
-    results, out, commit, load_start, load_end, keys, versions, rounds, duration, pg, note = sys.argv[1:]
+    (results, out, commit, load_start, load_end, keys, versions, rounds, duration, pg, note,
+     small, big, objects, requests, fill_conc) = sys.argv[1:]
     keys, versions = int(keys), int(versions)
+    block = big_block(results, commit, load_start, load_end, rounds, duration, pg, note,
+                      int(small), int(big), int(objects), int(requests), fill_conc)
+    if block:
+        write_block(out, block, BIG_START, BIG_END)
+    if not (glob.glob(os.path.join(results, "walk-*.json")) or glob.glob(os.path.join(results, "ver-*.json"))):
+        return
     servers = ["embedded"] + (["postgres"] if pg else [])
     catalogs = "the embedded catalog" + (f" and PostgreSQL {pg}" if pg else "")
     lines = [
@@ -167,18 +328,7 @@ def main():
             + ".",
         ]
     lines.append(END)
-    block = "\n".join(lines)
-    print(block)
-    if out != "-":
-        path = os.path.join(out, "benchmarks.md")
-        text = open(path).read()
-        start, end = text.find(START), text.find(END)
-        if start < 0 or end < 0:
-            sys.exit(f"scripts/bench-catalog: {path} has no catalog-bench markers")
-        text = text[:start] + block + text[end + len(END):]
-        with open(path, "w") as f:
-            f.write(text)
-        print(f"written into {path}")
+    write_block(out, "\n".join(lines), START, END)
 
 
 main()

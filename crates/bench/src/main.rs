@@ -249,6 +249,13 @@ struct WalkArgs {
     /// Number of walks, one after the other.
     #[arg(long, default_value_t = 3)]
     walks: usize,
+    /// Begin each walk after this key (ListObjectsV2 `start-after`, ListObjectVersions
+    /// `key-marker`).
+    #[arg(long)]
+    start_after: Option<String>,
+    /// End each walk after this many pages (1: each walk is one listing request).
+    #[arg(long)]
+    pages: Option<u64>,
     /// Fail unless every walk lists exactly this many entries.
     #[arg(long)]
     expect: Option<u64>,
@@ -593,9 +600,16 @@ async fn run_walk(a: WalkArgs) -> Result<()> {
         a.ca_bundle.as_deref(),
     )?;
     let started_at = record::now_rfc3339();
+    if a.pages == Some(0) {
+        bail!("--pages must be at least 1");
+    }
+    let span = walk::Span {
+        start_after: a.start_after.clone(),
+        max_pages: a.pages,
+    };
     let mut walks = Vec::with_capacity(a.walks);
     for n in 1..=a.walks {
-        let w = walk::walk(&client, &a.bucket, a.listing, &a.prefix, a.page).await?;
+        let w = walk::walk(&client, &a.bucket, a.listing, &a.prefix, a.page, &span).await?;
         let p = w.page_latency.as_ref();
         eprintln!(
             "{} {} walk {n}/{}: {} entries in {} pages, {:.2} s, {:.0} entries/s (page p50 {:.1} ms, p99 {:.1} ms)",
@@ -630,7 +644,10 @@ async fn run_walk(a: WalkArgs) -> Result<()> {
         "bucket": a.bucket,
         "prefix": a.prefix,
         "page": a.page,
+        "start_after": a.start_after,
+        "pages": a.pages,
         "median_entries_per_s": walk::median_rate(&walks),
+        "page_latency": walk::all_pages(&walks),
         "walks": walks,
     });
     let text = serde_json::to_string_pretty(&record)?;

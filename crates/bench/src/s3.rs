@@ -305,6 +305,9 @@ impl Listing {
 pub enum Resume {
     #[default]
     Start,
+    /// ListObjectsV2 from the first key after this one (`start-after`): a first page that
+    /// begins anywhere in the bucket.
+    StartAfter(String),
     /// ListObjectsV2's `NextContinuationToken`.
     Token(String),
     /// ListObjectVersions' `NextKeyMarker` and `NextVersionIdMarker`.
@@ -366,6 +369,10 @@ impl S3Client {
         }
         match from {
             Resume::Start => {}
+            Resume::StartAfter(k) => match listing {
+                Listing::Objects => query.push(("start-after", k)),
+                Listing::Versions => query.push(("key-marker", k)),
+            },
             Resume::Token(t) => query.push(("continuation-token", t)),
             Resume::Markers(k, v) => {
                 query.push(("key-marker", k));
