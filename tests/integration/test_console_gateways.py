@@ -134,7 +134,36 @@ def test_a_session_row_edited_or_swapped_in_the_catalog_grants_nothing(pg, split
         assert with_cookie(oc, b, "officer").status_code == 200
         pg.psql(db, f"UPDATE console_sessions SET used_ms = used_ms - 86400000 WHERE id_hash = '{o}'")
         assert_signed_out(oc, b, "officer")
-        assert "not intact" in split.gateway.log_text() + gw2.log_text()
+        logs = split.gateway.log_text() + gw2.log_text()
+        intact = [line for line in logs.splitlines() if "not intact" in line]
+        assert intact, "no row was logged as not intact"
+        # A fixed message: no decoder's text (which could quote what it read) is logged.
+        assert all("error" not in line for line in intact), intact
+    finally:
+        code = gw2.stop()
+        assert code == 0, gw2.log_tail()
+
+
+def test_a_principal_crowds_out_only_its_own_sessions(pg, split, tmp_path):
+    gw2, _s3_port, admin_port = _two_gateways_on_postgres(pg, split, tmp_path)
+    a, b = split.admin_url, f"http://127.0.0.1:{admin_port}"
+    db = pg_db_of(split)
+    try:
+        officer = cookie_of(sign_in(a, split.token("officer1")))
+        # The auditor signs in 17 times, on both gateways: its 17th ends its own first session
+        # (the least recently used of its own), not the officer's (older than all of them).
+        auditor = [cookie_of(sign_in(a if n % 2 else b, split.token("auditor"))) for n in range(17)]
+        assert pg.psql(db, "SELECT COUNT(*) FROM console_sessions").strip() == "17"
+        assert_signed_out(auditor[0], a, "auditor")
+        for gateway in (a, b):
+            assert with_cookie(officer, gateway, "officer").status_code == 200
+            assert with_cookie(auditor[1], gateway, "auditor").status_code == 200
+            assert with_cookie(auditor[16], gateway, "auditor").status_code == 200
+        # The rows name one owner per principal, and no principal in clear.
+        owners = pg.psql(db, "SELECT owner, COUNT(*) FROM console_sessions GROUP BY owner ORDER BY 2")
+        counts = sorted(int(line.split("|")[1]) for line in owners.strip().splitlines())
+        assert counts == [1, 16], owners
+        assert "auditor" not in owners and "officer" not in owners
     finally:
         code = gw2.stop()
         assert code == 0, gw2.log_tail()

@@ -3516,73 +3516,106 @@ pub async fn the_console_session_key_is_made_once(cat: &dyn Catalog) {
 }
 
 /// Console sessions: stored as given, touched forward only, ended, purged once expired when
-/// another starts, and never more than the bound (the least recently used go first).
+/// another starts, at most `max_per_owner` of one owner (its own least recently used go first,
+/// never another owner's) and at most `max_sessions` in all (a start beyond is refused, ending
+/// no one's session).
 pub async fn console_sessions_expire_are_bounded_and_end(cat: &dyn Catalog) {
-    let row = |n: u8, started_ms: i64, used_ms: i64| crate::ConsoleSession {
+    let row = |n: u8, owner: &str, started_ms: i64, used_ms: i64| crate::ConsoleSession {
         id_hash: format!("{n:064x}"),
         sealed: vec![n, 0, 0xff],
         started_ms,
         used_ms,
+        owner: Some(owner.to_owned()),
+        key_id: Some(format!("key-{n}")),
     };
     let none_expired = crate::SessionCutoff {
         used_before_ms: 0,
         started_before_ms: 0,
     };
+    let bounds = crate::SessionBounds {
+        max_sessions: 3,
+        max_per_owner: 2,
+    };
     let hash = |n: u8| format!("{n:064x}");
+    let there = |n: u8| async move { cat.get_console_session(&hash(n)).await.unwrap().is_some() };
     assert_eq!(cat.get_console_session(&hash(1)).await.unwrap(), None);
-    cat.start_console_session(&row(1, 100, 100), 3, none_expired)
-        .await
-        .unwrap();
+    assert!(
+        cat.start_console_session(&row(1, "a", 100, 100), bounds, none_expired)
+            .await
+            .unwrap()
+    );
     assert_eq!(
         cat.get_console_session(&hash(1)).await.unwrap(),
-        Some(row(1, 100, 100))
+        Some(row(1, "a", 100, 100))
     );
     cat.touch_console_session(&hash(1), 150).await.unwrap();
     cat.touch_console_session(&hash(1), 120).await.unwrap();
     assert_eq!(
         cat.get_console_session(&hash(1)).await.unwrap(),
-        Some(row(1, 100, 150)),
+        Some(row(1, "a", 100, 150)),
         "touched forward only"
     );
     cat.touch_console_session(&hash(9), 150).await.unwrap();
     assert_eq!(cat.get_console_session(&hash(9)).await.unwrap(), None);
-    // The bound: 3 sessions at most; a fourth ends the least recently used (2).
-    cat.start_console_session(&row(2, 110, 110), 3, none_expired)
-        .await
-        .unwrap();
-    cat.start_console_session(&row(3, 120, 160), 3, none_expired)
-        .await
-        .unwrap();
-    cat.start_console_session(&row(4, 170, 170), 3, none_expired)
-        .await
-        .unwrap();
-    assert_eq!(cat.get_console_session(&hash(2)).await.unwrap(), None);
-    for n in [1, 3, 4] {
+    // The bound per owner: a's third session ends a's least recently used (2), not b's (3),
+    // though b's is the least recently used of all.
+    for r in [row(2, "a", 110, 110), row(3, "b", 90, 90)] {
         assert!(
-            cat.get_console_session(&hash(n)).await.unwrap().is_some(),
-            "{n}"
+            cat.start_console_session(&r, bounds, none_expired)
+                .await
+                .unwrap()
         );
     }
-    // Expiry: idle (1, last used at 150) and absolute (3, started at 120) go when 5 starts.
-    cat.start_console_session(
-        &row(5, 200, 200),
-        3,
-        crate::SessionCutoff {
-            used_before_ms: 150,
-            started_before_ms: 120,
-        },
-    )
-    .await
-    .unwrap();
-    assert_eq!(cat.get_console_session(&hash(1)).await.unwrap(), None);
-    assert_eq!(cat.get_console_session(&hash(3)).await.unwrap(), None);
+    assert!(
+        cat.start_console_session(&row(4, "a", 170, 170), bounds, none_expired)
+            .await
+            .unwrap()
+    );
+    assert!(!there(2).await, "a's own least recently used is kept");
+    for n in [1, 3, 4] {
+        assert!(there(n).await, "{n}");
+    }
+    // The bound in all: c's first session is refused, and no one's ends.
+    assert!(
+        !cat.start_console_session(&row(5, "c", 180, 180), bounds, none_expired)
+            .await
+            .unwrap()
+    );
+    assert!(!there(5).await, "a session beyond the bound was added");
+    for n in [1, 3, 4] {
+        assert!(there(n).await, "{n} ended by another owner's start");
+    }
+    // a, at its own bound, may still start one: its own least recently used (1) goes.
+    assert!(
+        cat.start_console_session(&row(5, "a", 180, 180), bounds, none_expired)
+            .await
+            .unwrap()
+    );
+    assert!(!there(1).await);
+    for n in [3, 4, 5] {
+        assert!(there(n).await, "{n}");
+    }
+    // Expiry: absolute (3, started at 90) and idle (4, last used at 170) go when 6 starts.
+    assert!(
+        cat.start_console_session(
+            &row(6, "c", 200, 200),
+            bounds,
+            crate::SessionCutoff {
+                used_before_ms: 170,
+                started_before_ms: 90,
+            },
+        )
+        .await
+        .unwrap()
+    );
+    assert!(!there(3).await && !there(4).await);
     assert_eq!(
-        cat.get_console_session(&hash(4)).await.unwrap(),
-        Some(row(4, 170, 170))
+        cat.get_console_session(&hash(5)).await.unwrap(),
+        Some(row(5, "a", 180, 180))
     );
     // Sign-out.
-    cat.end_console_session(&hash(4)).await.unwrap();
-    assert_eq!(cat.get_console_session(&hash(4)).await.unwrap(), None);
-    cat.end_console_session(&hash(4)).await.unwrap();
-    assert!(cat.get_console_session(&hash(5)).await.unwrap().is_some());
+    cat.end_console_session(&hash(5)).await.unwrap();
+    assert!(!there(5).await);
+    cat.end_console_session(&hash(5)).await.unwrap();
+    assert!(there(6).await);
 }

@@ -21,6 +21,8 @@ use std::path::Path;
 enum Kind {
     Int,
     Text,
+    /// Text or NULL.
+    MaybeText,
     Bytes,
 }
 
@@ -31,7 +33,7 @@ struct Table {
     key: usize,
 }
 
-use Kind::{Bytes, Int, Text};
+use Kind::{Bytes, Int, MaybeText, Text};
 
 /// Every table of the catalog, parents before the tables that refer to them. (`access_keys`,
 /// S3 secrets in clear from releases before the trustee kept them, is never copied: a catalog
@@ -223,6 +225,8 @@ const TABLES: &[Table] = &[
             ("sealed", Bytes),
             ("started_ms", Int),
             ("used_ms", Int),
+            ("owner", MaybeText),
+            ("key_id", MaybeText),
         ],
         key: 1,
     },
@@ -245,6 +249,7 @@ enum Value {
     Int(i64),
     Text(String),
     Bytes(Vec<u8>),
+    Null,
 }
 
 impl Value {
@@ -257,6 +262,10 @@ impl Value {
             }
             Self::Text(s) => (2, s.as_bytes()),
             Self::Bytes(b) => (3, b),
+            Self::Null => {
+                h.update([4u8]);
+                return;
+            }
         };
         h.update([tag]);
         h.update((bytes.len() as u64).to_be_bytes());
@@ -342,7 +351,8 @@ fn read_source_row(t: &Table, row: &rusqlite::Row<'_>, n: u64) -> Result<Vec<Val
             let v = row.get_ref(i).map_err(failed)?;
             match (kind, v) {
                 (Int, ValueRef::Integer(x)) => Ok(Value::Int(x)),
-                (Text, ValueRef::Text(s)) => Ok(Value::Text(
+                (MaybeText, ValueRef::Null) => Ok(Value::Null),
+                (Text | MaybeText, ValueRef::Text(s)) => Ok(Value::Text(
                     String::from_utf8(s.to_vec()).map_err(|e| {
                         failed(format!("catalog.db: {}.{col} of row {n}: {e}", t.name))
                     })?,
@@ -366,6 +376,10 @@ fn read_target_row(t: &Table, row: &sqlx::postgres::PgRow) -> Result<Vec<Value>>
             Ok(match kind {
                 Int => Value::Int(row.try_get(i).map_err(failed)?),
                 Text => Value::Text(row.try_get(i).map_err(failed)?),
+                MaybeText => row
+                    .try_get::<Option<String>, _>(i)
+                    .map_err(failed)?
+                    .map_or(Value::Null, Value::Text),
                 Bytes => Value::Bytes(row.try_get(i).map_err(failed)?),
             })
         })
@@ -385,6 +399,7 @@ async fn write_batch(target: &PgCatalog, t: &Table, rows: &mut Vec<Vec<Value>>) 
                 Value::Int(x) => q.bind(x),
                 Value::Text(s) => q.bind(s),
                 Value::Bytes(b) => q.bind(b),
+                Value::Null => q.bind(None::<String>),
             };
         }
         q.execute(&mut *tx)
@@ -725,8 +740,13 @@ mod tests {
                 sealed: vec![0, 1, 0xff],
                 started_ms: 9,
                 used_ms: 10,
+                owner: Some("cd".repeat(32)),
+                key_id: None,
             },
-            10,
+            crate::SessionBounds {
+                max_sessions: 10,
+                max_per_owner: 10,
+            },
             crate::SessionCutoff {
                 used_before_ms: 0,
                 started_before_ms: 0,

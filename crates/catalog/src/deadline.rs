@@ -20,8 +20,8 @@
 use crate::{
     AccessKey, Bucket, BucketKey, Catalog, CatalogError, Chunk, CompletedUpload, ConsoleSession,
     Lease, ListFrom, ObjectRecord, ObjectVersion, Part, PutCondition, Quota, QuotaStatus,
-    QuotaTarget, Reservation, ResidencyRule, Result, SeenVersion, SessionCutoff, SiteRecord,
-    Tenant, Upload, Usage, Versioning, VersionsFrom,
+    QuotaTarget, Reservation, ResidencyRule, Result, SeenVersion, SessionBounds, SessionCutoff,
+    SiteRecord, Tenant, Upload, Usage, Versioning, VersionsFrom,
 };
 use async_trait::async_trait;
 use obhut_core::{BlobId, PolicyScope};
@@ -547,14 +547,11 @@ impl<C: Catalog> Catalog for Deadline<C> {
     async fn start_console_session(
         &self,
         session: &ConsoleSession,
-        max_sessions: u64,
+        bounds: SessionBounds,
         cutoff: SessionCutoff,
-    ) -> Result<()> {
-        self.within(
-            self.inner
-                .start_console_session(session, max_sessions, cutoff),
-        )
-        .await
+    ) -> Result<bool> {
+        self.within(self.inner.start_console_session(session, bounds, cutoff))
+            .await
     }
 
     async fn get_console_session(&self, id_hash: &str) -> Result<Option<ConsoleSession>> {

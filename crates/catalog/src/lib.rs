@@ -483,13 +483,15 @@ pub trait Catalog: Send + Sync {
     /// answers the one stored afterwards (this one, or the one another gateway stored first).
     async fn init_console_key(&self, name: &str, sealed: &str, now_ms: i64) -> Result<String>;
     /// Adds a console session, in one transaction with removing the expired ones (`cutoff`)
-    /// and then, while `max_sessions` or more are left, the least recently used.
+    /// and then, while its owner has `bounds.max_per_owner` or more, that owner's least
+    /// recently used. If `bounds.max_sessions` or more would be left, adds nothing and ends
+    /// no other session (the expired ones still go): answers false then.
     async fn start_console_session(
         &self,
         session: &ConsoleSession,
-        max_sessions: u64,
+        bounds: SessionBounds,
         cutoff: SessionCutoff,
-    ) -> Result<()>;
+    ) -> Result<bool>;
     /// The console session named by `id_hash`, expired or not.
     async fn get_console_session(&self, id_hash: &str) -> Result<Option<ConsoleSession>>;
     /// Marks a console session used at `used_ms` (never moving it back); nothing if it ended.

@@ -28,8 +28,8 @@ use crate::types::Settled;
 use crate::{
     AccessKey, Bucket, BucketKey, Catalog, CatalogError, Chunk, CompletedUpload, ConsoleSession,
     Lease, ListFrom, ObjectRecord, ObjectVersion, Part, PutCondition, Quota, QuotaStatus,
-    QuotaTarget, Reservation, ResidencyRule, Result, SeenVersion, SessionCutoff, SiteRecord,
-    Tenant, Upload, Usage, Versioning, VersionsFrom,
+    QuotaTarget, Reservation, ResidencyRule, Result, SeenVersion, SessionBounds, SessionCutoff,
+    SiteRecord, Tenant, Upload, Usage, Versioning, VersionsFrom,
 };
 use async_trait::async_trait;
 use obhut_core::{BlobId, PolicyScope};
@@ -72,7 +72,7 @@ macro_rules! cached {
 /// layouts change expand-then-contract (add, let every gateway run the release that writes
 /// both, then drop), because gateways of two releases share one database during an upgrade.
 const MIGRATIONS: &[&str] = &[
-    PG_V1, PG_V2, PG_V3, PG_V4, PG_V5, PG_V6, PG_V7, PG_V8, PG_V9, PG_V10,
+    PG_V1, PG_V2, PG_V3, PG_V4, PG_V5, PG_V6, PG_V7, PG_V8, PG_V9, PG_V10, PG_V11,
 ];
 
 /// What names the layout's records in messages.
@@ -291,6 +291,14 @@ CREATE TABLE console_sessions (
     used_ms BIGINT NOT NULL
 );
 CREATE INDEX console_sessions_by_use ON console_sessions (used_ms);
+"#;
+
+/// Version 11: each console session's owner tag and session key id, as in `catalog.db`. Only
+/// adds columns (expand): rows of version 10 have neither.
+const PG_V11: &str = r#"
+ALTER TABLE console_sessions ADD COLUMN owner TEXT COLLATE "C";
+ALTER TABLE console_sessions ADD COLUMN key_id TEXT COLLATE "C";
+CREATE INDEX console_sessions_by_owner ON console_sessions (owner, used_ms);
 "#;
 
 /// The advisory lock that serialises the starts of console sessions, so that the bound on
@@ -3426,10 +3434,11 @@ impl Catalog for PgCatalog {
     async fn start_console_session(
         &self,
         session: &ConsoleSession,
-        max_sessions: u64,
+        bounds: SessionBounds,
         cutoff: SessionCutoff,
-    ) -> Result<()> {
-        let keep = i64::try_from(max_sessions.saturating_sub(1)).unwrap_or(i64::MAX);
+    ) -> Result<bool> {
+        let max = i64::try_from(bounds.max_sessions.max(1)).unwrap_or(i64::MAX);
+        let keep_own = i64::try_from(bounds.max_per_owner.max(1) - 1).unwrap_or(i64::MAX);
         let mut tx = self.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(CONSOLE_SESSION_LOCK)
@@ -3442,33 +3451,58 @@ impl Catalog for PgCatalog {
             .execute(&mut *tx)
             .await
             .map_err(storage)?;
+        let own: i64 = match &session.owner {
+            Some(owner) => {
+                sqlx::query_scalar("SELECT COUNT(*) FROM console_sessions WHERE owner = $1")
+                    .bind(owner)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(storage)?
+            }
+            None => 0,
+        };
+        let all: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM console_sessions")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(storage)?;
+        let excess = own.saturating_sub(keep_own).max(0);
+        if all - excess >= max {
+            // The expired ones still go.
+            tx.commit().await.map_err(storage)?;
+            return Ok(false);
+        }
+        if excess > 0 {
+            sqlx::query(
+                "DELETE FROM console_sessions WHERE id_hash IN (
+                     SELECT id_hash FROM console_sessions WHERE owner = $1
+                     ORDER BY used_ms DESC, id_hash OFFSET $2)",
+            )
+            .bind(&session.owner)
+            .bind(keep_own)
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+        }
         sqlx::query(
-            "DELETE FROM console_sessions WHERE id_hash IN (
-                 SELECT id_hash FROM console_sessions
-                 ORDER BY used_ms DESC, id_hash OFFSET $1)",
-        )
-        .bind(keep)
-        .execute(&mut *tx)
-        .await
-        .map_err(storage)?;
-        sqlx::query(
-            "INSERT INTO console_sessions (id_hash, sealed, started_ms, used_ms)
-             VALUES ($1, $2, $3, $4)",
+            "INSERT INTO console_sessions (id_hash, sealed, started_ms, used_ms, owner, key_id)
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(&session.id_hash)
         .bind(&session.sealed)
         .bind(session.started_ms)
         .bind(session.used_ms)
+        .bind(&session.owner)
+        .bind(&session.key_id)
         .execute(&mut *tx)
         .await
         .map_err(storage)?;
         tx.commit().await.map_err(storage)?;
-        Ok(())
+        Ok(true)
     }
 
     async fn get_console_session(&self, id_hash: &str) -> Result<Option<ConsoleSession>> {
         let row = sqlx::query(
-            "SELECT id_hash, sealed, started_ms, used_ms FROM console_sessions
+            "SELECT id_hash, sealed, started_ms, used_ms, owner, key_id FROM console_sessions
              WHERE id_hash = $1",
         )
         .bind(id_hash)
@@ -3481,6 +3515,8 @@ impl Catalog for PgCatalog {
                 sealed: r.try_get(1).map_err(storage)?,
                 started_ms: r.try_get(2).map_err(storage)?,
                 used_ms: r.try_get(3).map_err(storage)?,
+                owner: r.try_get(4).map_err(storage)?,
+                key_id: r.try_get(5).map_err(storage)?,
             })
         })
         .transpose()

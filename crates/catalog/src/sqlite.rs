@@ -11,8 +11,8 @@ use crate::types::Settled;
 use crate::{
     AccessKey, Bucket, BucketKey, Catalog, CatalogError, Chunk, CompletedUpload, ConsoleSession,
     Lease, ListFrom, ObjectRecord, ObjectVersion, Part, PutCondition, Quota, QuotaStatus,
-    QuotaTarget, Reservation, ResidencyRule, Result, SeenVersion, SessionCutoff, SiteRecord,
-    Tenant, Upload, Usage, Versioning, VersionsFrom,
+    QuotaTarget, Reservation, ResidencyRule, Result, SeenVersion, SessionBounds, SessionCutoff,
+    SiteRecord, Tenant, Upload, Usage, Versioning, VersionsFrom,
 };
 use async_trait::async_trait;
 use obhut_core::{BlobId, PolicyScope};
@@ -27,10 +27,20 @@ const SCHEMA: obhut_migrate::Schema = obhut_migrate::Schema {
     name: "catalog.db",
     migrations: &[
         SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6, SCHEMA_V7, SCHEMA_V8,
-        SCHEMA_V9, SCHEMA_V10,
+        SCHEMA_V9, SCHEMA_V10, SCHEMA_V11,
     ],
     identifying_table: "tenants",
 };
+
+/// Version 11: each console session names its principal's tag (`owner`, for the bound per
+/// principal) and the session key it is sealed under (`key_id`), docs/console.md, "Sessions".
+/// Only adds columns (expand): rows of schema 10 have neither, and a gateway of the release
+/// before reads and writes the table as it did.
+const SCHEMA_V11: &str = r"
+ALTER TABLE console_sessions ADD COLUMN owner TEXT;
+ALTER TABLE console_sessions ADD COLUMN key_id TEXT;
+CREATE INDEX IF NOT EXISTS console_sessions_by_owner ON console_sessions (owner, used_ms);
+";
 
 /// Version 10: the web console's sessions, shared by every gateway of the catalog
 /// (docs/console.md, "Sessions"). `console_sessions` is keyed by the SHA-256 of a session's id
@@ -2403,11 +2413,12 @@ impl Catalog for SqliteCatalog {
     async fn start_console_session(
         &self,
         session: &ConsoleSession,
-        max_sessions: u64,
+        bounds: SessionBounds,
         cutoff: SessionCutoff,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let session = session.clone();
-        let keep = i64::try_from(max_sessions.saturating_sub(1)).unwrap_or(i64::MAX);
+        let max = i64::try_from(bounds.max_sessions.max(1)).unwrap_or(i64::MAX);
+        let keep_own = i64::try_from(bounds.max_per_owner.max(1) - 1).unwrap_or(i64::MAX);
         self.write_data(move |c| {
             exec(
                 c,
@@ -2415,27 +2426,47 @@ impl Catalog for SqliteCatalog {
                 params![cutoff.used_before_ms, cutoff.started_before_ms],
             )
             .map_err(storage)?;
+            let own: i64 = match &session.owner {
+                Some(owner) => query_row(
+                    c,
+                    "SELECT COUNT(*) FROM console_sessions WHERE owner = ?1",
+                    params![owner],
+                    |r| r.get(0),
+                )
+                .map_err(storage)?,
+                None => 0,
+            };
+            let all: i64 = query_row(c, "SELECT COUNT(*) FROM console_sessions", [], |r| r.get(0))
+                .map_err(storage)?;
+            let excess = own.saturating_sub(keep_own).max(0);
+            if all - excess >= max {
+                return Ok(false);
+            }
+            if excess > 0 {
+                exec(
+                    c,
+                    "DELETE FROM console_sessions WHERE id_hash IN (
+                         SELECT id_hash FROM console_sessions WHERE owner = ?1
+                         ORDER BY used_ms DESC, id_hash LIMIT -1 OFFSET ?2)",
+                    params![session.owner, keep_own],
+                )
+                .map_err(storage)?;
+            }
             exec(
                 c,
-                "DELETE FROM console_sessions WHERE id_hash IN (
-                     SELECT id_hash FROM console_sessions
-                     ORDER BY used_ms DESC, id_hash LIMIT -1 OFFSET ?1)",
-                params![keep],
-            )
-            .map_err(storage)?;
-            exec(
-                c,
-                "INSERT INTO console_sessions (id_hash, sealed, started_ms, used_ms)
-                 VALUES (?1, ?2, ?3, ?4)",
+                "INSERT INTO console_sessions (id_hash, sealed, started_ms, used_ms, owner, key_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![
                     session.id_hash,
                     session.sealed,
                     session.started_ms,
-                    session.used_ms
+                    session.used_ms,
+                    session.owner,
+                    session.key_id
                 ],
             )
             .map_err(storage)?;
-            Ok(())
+            Ok(true)
         })
         .await
     }
@@ -2445,7 +2476,7 @@ impl Catalog for SqliteCatalog {
         self.lookup(move |c| {
             query_row(
                 c,
-                "SELECT id_hash, sealed, started_ms, used_ms FROM console_sessions
+                "SELECT id_hash, sealed, started_ms, used_ms, owner, key_id FROM console_sessions
                  WHERE id_hash = ?1",
                 params![id_hash],
                 |r| {
@@ -2454,6 +2485,8 @@ impl Catalog for SqliteCatalog {
                         sealed: r.get(1)?,
                         started_ms: r.get(2)?,
                         used_ms: r.get(3)?,
+                        owner: r.get(4)?,
+                        key_id: r.get(5)?,
                     })
                 },
             )

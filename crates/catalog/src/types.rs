@@ -577,6 +577,12 @@ pub struct ConsoleSession {
     pub sealed: Vec<u8>,
     pub started_ms: i64,
     pub used_ms: i64,
+    /// The tag of the session's principal (opaque here; the same for all of one principal's
+    /// sessions), for the bound per principal. None in rows of schema 10.
+    pub owner: Option<String>,
+    /// The id of the session key the record is sealed under (opaque here). None in rows of
+    /// schema 10.
+    pub key_id: Option<String>,
 }
 
 impl std::fmt::Debug for ConsoleSession {
@@ -586,8 +592,19 @@ impl std::fmt::Debug for ConsoleSession {
             .field("sealed", &format_args!("<{} bytes>", self.sealed.len()))
             .field("started_ms", &self.started_ms)
             .field("used_ms", &self.used_ms)
+            .field("owner", &self.owner)
+            .field("key_id", &self.key_id)
             .finish()
     }
+}
+
+/// How many console sessions are kept: `max_sessions` of all owners together (a start beyond is
+/// refused, ending no session of another owner), `max_per_owner` of one owner (its start
+/// beyond ends its own least recently used).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionBounds {
+    pub max_sessions: u64,
+    pub max_per_owner: u64,
 }
 
 /// Which console sessions have expired: those last marked used at or before `used_before_ms`

@@ -15,8 +15,8 @@
 
 use obhut_catalog::{
     AccessKey, Bucket, BucketKey, Catalog, Chunk, ConsoleSession, ListFrom, ObjectRecord, Part,
-    PutCondition, Quota, QuotaTarget, ResidencyRule, SessionCutoff, SiteRecord, SqliteCatalog,
-    Tenant, Upload, config_kind,
+    PutCondition, Quota, QuotaTarget, ResidencyRule, SessionBounds, SessionCutoff, SiteRecord,
+    SqliteCatalog, Tenant, Upload, config_kind,
 };
 use obhut_core::{BlobId, PolicyScope, SiteState};
 use rusqlite::Connection;
@@ -237,19 +237,32 @@ async fn write_catalog(cat: &dyn Catalog) {
             used_before_ms: 0,
             started_before_ms: 0,
         };
-        cat.start_console_session(&console_session(), 10, none_expired)
+        let bounds = SessionBounds {
+            max_sessions: 10,
+            max_per_owner: 10,
+        };
+        assert!(
+            cat.start_console_session(
+                &console_session(SqliteCatalog::SCHEMA_VERSION),
+                bounds,
+                none_expired
+            )
             .await
-            .unwrap();
+            .unwrap()
+        );
     }
 }
 
-/// The console session and session key the fixtures of version 10 on hold.
-fn console_session() -> ConsoleSession {
+/// The console session and session key the fixtures of version 10 on hold; from version 11,
+/// with its owner's tag and its key's id.
+fn console_session(version: u32) -> ConsoleSession {
     ConsoleSession {
         id_hash: "ab".repeat(32),
         sealed: b"sealed console session".to_vec(),
         started_ms: 1_700_000_000_012,
         used_ms: 1_700_000_000_013,
+        owner: (version >= 11).then(|| "cd".repeat(32)),
+        key_id: (version >= 11).then(|| "ef".repeat(16)),
     }
 }
 const CONSOLE_KEY: &str = "sealed console key";
@@ -281,7 +294,7 @@ async fn assert_catalog(cat: &dyn Catalog, version: u32) {
     );
     assert_eq!(
         cat.get_console_session(&"ab".repeat(32)).await.unwrap(),
-        (version >= 10).then(console_session)
+        (version >= 10).then(|| console_session(version))
     );
     assert_eq!(
         cat.get_object_lock(&bucket(), "cat.jpg", LOCKED_VERSION)
@@ -554,6 +567,19 @@ async fn reads_every_record_of_a_catalog_written_by_schema_version_9() {
     assert_eq!(user_version(&path), 9);
     let cat = SqliteCatalog::open(&path).unwrap();
     assert_catalog(&cat, 9).await;
+    assert_writable(&cat).await;
+    assert_eq!(
+        user_version(&path),
+        i64::from(SqliteCatalog::SCHEMA_VERSION)
+    );
+}
+
+#[tokio::test]
+async fn reads_every_record_of_a_catalog_written_by_schema_version_10() {
+    let (_dir, path) = copy_of(10);
+    assert_eq!(user_version(&path), 10);
+    let cat = SqliteCatalog::open(&path).unwrap();
+    assert_catalog(&cat, 10).await;
     assert_writable(&cat).await;
     assert_eq!(
         user_version(&path),

@@ -36,8 +36,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use session::{
-    Current, Cutoff, MemoryStore, Principal, Record, SessionLimits, SessionStore, Sessions,
-    StoreError,
+    Bounds, Current, Cutoff, MemoryStore, Principal, Record, SessionLimits, SessionStore, Sessions,
+    StoreError, full_message,
 };
 
 /// The console's routes under `/console/`, calling `api` (the admin API's router, without the
@@ -101,6 +101,7 @@ impl Default for SessionLimits {
             idle: Duration::from_secs(30 * 60),
             absolute: Duration::from_secs(8 * 3600),
             max_sessions: 10_000,
+            max_per_principal: 16,
             touch_every: Duration::from_secs(60),
         }
     }

@@ -1,6 +1,7 @@
 //! Console sessions: a random id in an HttpOnly, SameSite=Strict cookie (Secure over TLS) names
 //! a server-side record of the principal, its admin bearer and its CSRF token. Sessions end
-//! after an idle time, after an absolute time, or when signed out; their number is bounded.
+//! after an idle time, after an absolute time, or when signed out; their number is bounded per
+//! principal and in all.
 //!
 //! The records are kept by a [`SessionStore`]: the obhut binary gives the console one in the
 //! catalog, shared by every gateway of it (records sealed there, docs/console.md, "Sessions");
@@ -28,8 +29,11 @@ pub struct SessionLimits {
     pub idle: Duration,
     /// A session ends this long after sign-in, used or not.
     pub absolute: Duration,
-    /// Sessions at most; signing in beyond ends the least recently used one.
+    /// Live sessions at most, of all principals together. A sign-in beyond is refused: it never
+    /// ends another principal's live session.
     pub max_sessions: usize,
+    /// Sessions of one principal at most; its sign-in beyond ends its own least recently used.
+    pub max_per_principal: usize,
     /// A session's last use is written to its store at most once per this interval, so a
     /// session in use may end up to this much before `idle` has passed since its last use.
     pub touch_every: Duration,
@@ -71,6 +75,21 @@ pub struct Cutoff {
     pub started_before_ms: i64,
 }
 
+/// How many sessions a store keeps: see [`SessionLimits`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounds {
+    pub max_sessions: usize,
+    pub max_per_principal: usize,
+}
+
+/// The reason a sign-in is refused when the store holds `max` live sessions.
+pub fn full_message(max: usize) -> String {
+    format!(
+        "the console holds its maximum of {max} live sessions; \
+         sign in again when some have ended (sign out, or idle)"
+    )
+}
+
 /// Why a store could not keep or find a session (never naming a session's id or bearer).
 #[derive(Debug)]
 pub struct StoreError(pub String);
@@ -87,12 +106,14 @@ impl std::error::Error for StoreError {}
 #[async_trait::async_trait]
 pub trait SessionStore: Send + Sync {
     /// Keeps the new session `id`, after ending the expired ones (`cutoff`) and then, while
-    /// `max_sessions` or more are left, the least recently used.
+    /// its principal has `max_per_principal` or more, that principal's least recently used.
+    /// Refused ([`full_message`]), ending no other principal's session, if `max_sessions` or
+    /// more are left.
     async fn start(
         &self,
         id: &str,
         record: &Record,
-        max_sessions: usize,
+        bounds: Bounds,
         cutoff: Cutoff,
     ) -> Result<(), StoreError>;
     /// The record of session `id`, expired or not; none if there is none, or if the one kept
@@ -122,21 +143,26 @@ impl SessionStore for MemoryStore {
         &self,
         id: &str,
         record: &Record,
-        max_sessions: usize,
+        bounds: Bounds,
         cutoff: Cutoff,
     ) -> Result<(), StoreError> {
         let mut map = self.lock();
         map.retain(|_, r| {
             r.used_ms > cutoff.used_before_ms && r.started_ms > cutoff.started_before_ms
         });
-        while map.len() >= max_sessions.max(1) {
-            let Some(oldest) = map
-                .iter()
-                .min_by_key(|(_, r)| r.used_ms)
-                .map(|(id, _)| id.clone())
-            else {
-                break;
-            };
+        let mut own: Vec<(i64, String)> = map
+            .iter()
+            .filter(|(_, r)| r.principal == record.principal)
+            .map(|(id, r)| (r.used_ms, id.clone()))
+            .collect();
+        own.sort();
+        let excess = own
+            .len()
+            .saturating_sub(bounds.max_per_principal.max(1) - 1);
+        if map.len() - excess >= bounds.max_sessions.max(1) {
+            return Err(StoreError(full_message(bounds.max_sessions)));
+        }
+        for (_, oldest) in own.into_iter().take(excess) {
             map.remove(&oldest);
         }
         map.insert(id.to_owned(), record.clone());
@@ -233,7 +259,15 @@ impl Sessions {
             used_ms: now,
         };
         self.store
-            .start(&id, &record, self.limits.max_sessions, self.cutoff(now))
+            .start(
+                &id,
+                &record,
+                Bounds {
+                    max_sessions: self.limits.max_sessions,
+                    max_per_principal: self.limits.max_per_principal,
+                },
+                self.cutoff(now),
+            )
             .await?;
         Ok(id)
     }
@@ -321,6 +355,7 @@ mod tests {
                 idle,
                 absolute,
                 max_sessions,
+                max_per_principal: 2,
                 touch_every: Duration::ZERO,
             },
             Arc::new(MemoryStore::default()),
@@ -364,16 +399,58 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_store_is_bounded_and_drops_the_least_recently_used() {
-        let sessions = sessions(Duration::from_secs(60), Duration::from_secs(60), 2);
+    async fn a_principal_beyond_its_bound_ends_its_own_least_recently_used_session() {
+        let sessions = sessions(Duration::from_secs(60), Duration::from_secs(60), 10);
+        let other = Principal {
+            name: "auditor1".into(),
+            role: "auditor".into(),
+            tenant: None,
+        };
+        let theirs = sessions
+            .start(other.clone(), Zeroizing::new("obb_o".into()))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(2)).await;
         let a = start(&sessions, "obb_a").await;
         tokio::time::sleep(Duration::from_millis(2)).await;
         let b = start(&sessions, "obb_b").await;
         tokio::time::sleep(Duration::from_millis(2)).await;
         assert!(sessions.get(&a).await.is_some()); // a is now the more recently used
+        // officer1's third session ends officer1's least recently used (b), not the auditor's
+        // (the least recently used of all).
         let c = start(&sessions, "obb_c").await;
         assert!(sessions.get(&b).await.is_none());
         assert!(sessions.get(&a).await.is_some() && sessions.get(&c).await.is_some());
+        assert_eq!(sessions.get(&theirs).await.unwrap().principal, other);
+    }
+
+    #[tokio::test]
+    async fn a_full_store_refuses_a_sign_in_and_ends_no_other_principals_session() {
+        let sessions = sessions(Duration::from_secs(60), Duration::from_secs(60), 2);
+        let a = start(&sessions, "obb_a").await;
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        let b = start(&sessions, "obb_b").await;
+        let other = Principal {
+            name: "auditor1".into(),
+            role: "auditor".into(),
+            tenant: None,
+        };
+        let err = sessions
+            .start(other, Zeroizing::new("obb_o".into()))
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("maximum of 2 live sessions"),
+            "{err}"
+        );
+        assert!(sessions.get(&a).await.is_some());
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        assert!(sessions.get(&b).await.is_some());
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        // officer1 itself, at its own bound, replaces its own least recently used (a).
+        let c = start(&sessions, "obb_c").await;
+        assert!(sessions.get(&a).await.is_none());
+        assert!(sessions.get(&b).await.is_some() && sessions.get(&c).await.is_some());
     }
 
     #[tokio::test]
@@ -384,6 +461,7 @@ mod tests {
                 idle: Duration::from_secs(60),
                 absolute: Duration::from_secs(60),
                 max_sessions: 10,
+                max_per_principal: 10,
                 touch_every: Duration::from_secs(30),
             },
             store.clone(),
@@ -412,6 +490,7 @@ mod tests {
             idle: Duration::from_secs(60),
             absolute: Duration::from_secs(60),
             max_sessions: 10,
+            max_per_principal: 10,
             touch_every: Duration::from_secs(1),
         };
         let (a, b) = (

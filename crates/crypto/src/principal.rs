@@ -94,6 +94,12 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex(digest::digest(&digest::SHA256, bytes).as_ref())
 }
 
+/// Hex HMAC-SHA256 of `message` under `key`.
+#[must_use]
+pub fn hmac_sha256_hex(key: &[u8], message: &[u8]) -> String {
+    hex(hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, key), message).as_ref())
+}
+
 fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
     bytes.iter().fold(String::new(), |mut s, b| {
