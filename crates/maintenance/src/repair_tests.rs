@@ -119,7 +119,8 @@ async fn blob(sites: &SiteSet, on: &[&str], data: &[u8], part: u32) -> Chunk {
 }
 
 async fn wait_for(m: &Maintenance, done: impl Fn(&RepairStatus) -> bool) -> RepairStatus {
-    for _ in 0..1000 {
+    // Bounded, and generous: a loaded 2-core machine moves a few hundred objects slowly.
+    for _ in 0..6000 {
         let st = m.status();
         if done(&st) {
             return st;
