@@ -1579,6 +1579,18 @@ impl Trustee {
     fn check_first_lock(&self, seal: &LockSeal, now: i64) -> Result<(), TrusteeError> {
         let target = &seal.target;
         let ticket = self.lock_ticket(seal, now)?;
+        // The provider's staff write only under a grant: no lock of theirs, not even a
+        // bucket's default retention (which the catalog keeps, so the provider could set it),
+        // outlives the grant or stops the tenant's shred.
+        if (seal.state.retention.is_some() || seal.state.legal_hold)
+            && ticket
+                .access_key_id
+                .starts_with(obhut_trustee_client::governance::GRANT_KEY_PREFIX)
+        {
+            return Err(TrusteeError::Denied(
+                "no object lock is sealed for a request signed with grant credentials".into(),
+            ));
+        }
         let writes = match &seal.upload {
             None => ticket.covers(&target.bucket, &target.key, None, KeyUse::Wrap),
             Some(u) => {
@@ -2756,6 +2768,45 @@ mod tests {
             headers_of(&wanted),
         ));
         denied(t.seal_lock(&by_grant).await);
+        // Nor without lock headers: no retention (a bucket's default) and no legal hold; only
+        // a record that locks nothing.
+        let grant_ticket = |digest: &str| {
+            t.verifier.ticket(
+                digest.into(),
+                "a",
+                &format!("{}x", obhut_trustee_client::governance::GRANT_KEY_PREFIX),
+                vec!["b".into()],
+                vec![writes("k")],
+                now_ms(),
+            )
+        };
+        for (i, state) in [
+            compliance(far),
+            LockState {
+                retention: Some((object_lock::LockMode::Governance, far)),
+                legal_hold: false,
+            },
+            LockState {
+                retention: None,
+                legal_hold: true,
+            },
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut plain = first_seal(&t, "unused", &format!("g{i}"), state);
+            plain.request = Some(grant_ticket(&format!("grant-plain-{i}")));
+            denied(t.seal_lock(&plain).await);
+        }
+        let mut unlocked = first_seal(&t, "unused", "g-none", LockState::default());
+        unlocked.request = Some(grant_ticket("grant-none"));
+        t.seal_lock(&unlocked).await.unwrap();
+        assert!(
+            t.governance
+                .locked_versions("a", now_ms(), None, 10)
+                .unwrap()
+                .is_empty()
+        );
         assert_eq!(t.governance.compliance_locks("a", now_ms()).unwrap().0, 0);
         // The genuine write seals its version, once: its ticket seals no other version.
         let genuine = first_seal(&t, "put-k", "v1", wanted);
