@@ -250,7 +250,8 @@ def test_lock_headers_on_writes_are_refused_under_an_operators_grant(server):
     """The provider's staff write only under a grant; a lock they set would outlive the grant
     and a COMPLIANCE date could stop the tenant's shred: lock headers under a grant are refused
     (by the gateway, and by the trustee, which seals no lock headers signed with grant
-    credentials). The same grant's plain writes are taken, and get the bucket's default."""
+    credentials). The same grant's plain writes are taken without a lock; under a bucket's
+default retention they are refused too (the trustee seals no lock for a grant's request)."""
     t = make_tenant(server)
     b = unique_name("olgrant")
     t["client"].create_bucket(Bucket=b, ObjectLockEnabledForBucket=True)
@@ -281,11 +282,21 @@ def test_lock_headers_on_writes_are_refused_under_an_operators_grant(server):
     # The trustee lists no locked version of the tenant (none could stop its shred).
     out = server.cli_ok("residency", "report", "--tenant", t["name"], "--verify", token=t["admin"])
     assert "locked versions (the trustee's list): 0 checked, 0 missing" in out, out
-    # Both ways: the grant writes without lock headers, and the bucket's default applies.
+    # Both ways: the grant writes without lock headers, and its version has no lock.
+    v = staff.put_object(Bucket=b, Key="plain", Body=b"x")["VersionId"]
+    code, status, _ = client_error(t["client"].get_object_retention, Bucket=b, Key="plain", VersionId=v)
+    assert (code, status) == ("NoSuchObjectLockConfiguration", 404), (code, status)
+    # A bucket's default retention (which the catalog keeps) is not sealed for a grant either.
     t["client"].put_object_lock_configuration(Bucket=b, ObjectLockConfiguration={
         "ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 1}}})
-    v = staff.put_object(Bucket=b, Key="plain", Body=b"x")["VersionId"]
-    assert t["client"].get_object_retention(Bucket=b, Key="plain", VersionId=v)["Retention"]["Mode"] == "GOVERNANCE"
+    code, status, _ = client_error(staff.put_object, Bucket=b, Key="plain2", Body=b"x")
+    assert (code, status) == ("AccessDenied", 403), (code, status)
+    keys = sorted(v["Key"] for v in t["client"].list_object_versions(Bucket=b).get("Versions", []))
+    assert keys == ["doc", "plain"], keys
+    assert entries_of(server, start, type="object_lock", bucket=b) == []
+    # The tenant's own plain write takes the default.
+    v = t["client"].put_object(Bucket=b, Key="own", Body=b"x")["VersionId"]
+    assert t["client"].get_object_retention(Bucket=b, Key="own", VersionId=v)["Retention"]["Mode"] == "GOVERNANCE"
 
 
 def test_a_retention_beyond_the_trustees_longest_is_invalid(s3):

@@ -1,8 +1,9 @@
 """Object lock seals as the provider could ask for them: whoever holds a gateway's client
 certificate can call the trustee's `/v1/lock/seal` directly. A version's first lock record is
 sealed only for a write the tenant signed, of that version, with the lock it signed; a
-retention beyond the trustee's longest is refused; and a write whose commit failed leaves no
-lock that stops a shred. (docs/governance.md, "Object lock and crypto-shred".)"""
+retention beyond the trustee's longest is refused; no sealed lock is ever abandoned (not even
+with the ticket that sealed it), so a write whose commit failed leaves its lock counted.
+(docs/governance.md, "Object lock and crypto-shred".)"""
 
 from __future__ import annotations
 
@@ -179,11 +180,42 @@ class GatedBody:
         return chunk
 
 
-def test_a_write_whose_commit_fails_leaves_no_lock_that_stops_a_shred(running_split):
+def test_the_provider_cannot_abandon_a_lock_with_the_ticket_that_sealed_it(running_split):
+    """The gateway (the provider) holds the ticket of the tenant's locked write for 15 minutes:
+    with it, it asks the trustee to abandon the lock it sealed (to drop it from the shred count
+    and the residency report), and then to seal the lock onto a decoy version. Both refused."""
+    split = running_split
+    b = unique_name("olabandon")
+    split.s3().create_bucket(Bucket=b, ObjectLockEnabledForBucket=True)
+    start = log_size(split)
+    soon = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) + dt.timedelta(hours=1)
+    lock_headers = {"x-amz-object-lock-mode": "COMPLIANCE", "x-amz-object-lock-retain-until-date": iso(soon)}
+    signed = ticket_of(split, "PUT", b, "k", lock_headers)
+    version = "a" * 32
+    r = seal(split, b, "k", version, soon, signed)
+    assert r.status_code == 200, r.text[:300]
+    sealed = r.json()["sealed"]
+    abandon = {"target": {"tenant": "demo", "bucket": b, "key": "k", "version_id": version},
+               "state": {"legal_hold": False}, "change": "abandoned", "previous": sealed, "request": signed}
+    r = split.trustee_api("POST", "/v1/lock/seal", json=abandon)
+    assert r.status_code == 403, r.text[:300]
+    assert "never abandoned" in r.json()["message"], r.text
+    # Still counted (the version is not in the catalog: reported missing, not dropped).
+    assert "1 checked, 1 missing" in listed(split, missing=1)
+    # The ticket was not freed for a decoy version.
+    r = seal(split, b, "k", "d" * 32, soon, signed)
+    assert r.status_code == 403, r.text[:300]
+    assert "1 checked, 1 missing" in listed(split, missing=1)
+    entries = entries_of(split, start, type="object_lock", bucket=b)
+    assert [(e["change"], e["version_id"]) for e in entries] == [("written", version)], entries
+
+
+def test_a_write_whose_commit_fails_leaves_its_lock_counted_and_reported(running_split):
     """Two conditional writes (`If-None-Match: *`) of one new name with a COMPLIANCE lock: both
     pass the early check and have their lock sealed, one commit wins and the other fails. The
-    loser's seal must not stay in the trustee's list (where it would stop the tenant's shred
-    and be reported as a locked version missing from the catalog)."""
+    loser's seal stays in the trustee's list (the gateway does not ask to abandon it, and the
+    trustee would refuse): a verified residency report counts it as a locked version missing
+    from the catalog, and the log shows both writes' seals, the missing one the loser's."""
     split = running_split
     s3 = split.s3()
     b = unique_name("olrace")
@@ -225,10 +257,11 @@ def test_a_write_whose_commit_fails_leaves_no_lock_that_stops_a_shred(running_sp
     assert codes == [200, 412], [getattr(a, "text", a) for a in answers]
     versions = s3.list_object_versions(Bucket=b).get("Versions", [])
     assert len(versions) == 1, versions
-    # Only the version that exists is in the trustee's list; the other write's seal was
-    # abandoned, and the log says so.
-    assert "1 checked, 0 missing" in listed(split)
+    # Both seals are in the trustee's list; the one whose version is missing from the catalog
+    # is the losing write's, and the log shows both writes and no abandonment.
+    assert "2 checked, 1 missing" in listed(split, missing=1)
     entries = entries_of(split, start, type="object_lock", bucket=b)
-    assert sorted(e["change"] for e in entries) == ["abandoned", "written", "written"], entries
-    abandoned = next(e for e in entries if e["change"] == "abandoned")
-    assert abandoned["version_id"] != versions[0]["VersionId"], (abandoned, versions)
+    assert sorted(e["change"] for e in entries) == ["written", "written"], entries
+    sealed_versions = {e["version_id"] for e in entries}
+    assert versions[0]["VersionId"] in sealed_versions, (entries, versions)
+    assert len(sealed_versions) == 2, entries

@@ -128,8 +128,10 @@ pub enum LockChange {
     /// CreateMultipartUpload's lock headers, sealed for the upload's completion (the target's
     /// `version_id` is the upload id): no version's record, nothing listed, nothing logged.
     Upload,
-    /// A version's first record whose write did not commit: the trustee's list no longer
-    /// counts it, and the record no longer opens (the version must not exist).
+    /// Asked one release to abandon a version's first record whose write did not commit.
+    /// Every trustee since refuses it (only the provider held the ticket that allowed it, so
+    /// it could unlock a committed version); kept so that log entries of that release
+    /// (change `abandoned`) still read.
     Abandoned,
 }
 
@@ -148,8 +150,7 @@ pub struct LockSeal {
     pub bypass_governance: bool,
     /// The trustee's ticket for the signed write that makes the version (or, for
     /// [`LockChange::Upload`], creates the upload): needed for a first record
-    /// ([`LockChange::Written`]), an upload's, and to abandon a first record (the same ticket
-    /// that sealed it).
+    /// ([`LockChange::Written`]) and an upload's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request: Option<RequestTicket>,
     /// For the first record of a version a multipart upload's completion writes: the upload

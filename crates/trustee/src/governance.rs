@@ -433,9 +433,10 @@ CREATE TABLE object_locks (
 ";
 
 /// Version 5: when a version's first lock record was abandoned because its write did not
-/// commit (`NULL`: it was not). An abandoned row counts for no shred and no report, and keeps
-/// its record from opening ([`Governance::lock_abandoned`]). Only adds a column: rows of
-/// version 4 are live.
+/// commit (`NULL`: it was not). Written by one release only: abandonment is refused since
+/// (the provider alone held the ticket that allowed it), the column is no longer written or
+/// read, and a row with it set counts like every other (for shred refusal and residency),
+/// until its date: its version may exist. Kept so that a database of that release opens.
 const SCHEMA_V5: &str = "
 ALTER TABLE object_locks ADD COLUMN abandoned_ms INTEGER;
 ";
@@ -2310,47 +2311,6 @@ impl Governance {
         .map_err(storage)
     }
 
-    /// Marks the first lock record of `target` abandoned at `now_ms`: its write did not commit.
-    /// Answers whether the list held a lock of it (a record that locks nothing has no row).
-    pub fn abandon_lock(
-        &self,
-        target: &obhut_trustee_client::object_lock::LockTarget,
-        now_ms: i64,
-    ) -> Result<bool, TrusteeError> {
-        let db = self.db()?;
-        let changed = db
-            .execute(
-                "UPDATE object_locks SET abandoned_ms = ?5
-                 WHERE tenant = ?1 AND bucket = ?2 AND key = ?3 AND version_id = ?4
-                   AND abandoned_ms IS NULL",
-                params![
-                    target.tenant,
-                    target.bucket,
-                    target.key,
-                    target.version_id,
-                    now_ms
-                ],
-            )
-            .map_err(storage)?;
-        Ok(changed > 0)
-    }
-
-    /// Whether the first lock record of `target` was abandoned (its write did not commit).
-    pub fn lock_abandoned(
-        &self,
-        target: &obhut_trustee_client::object_lock::LockTarget,
-    ) -> Result<bool, TrusteeError> {
-        let db = self.db()?;
-        db.query_row(
-            "SELECT EXISTS (SELECT 1 FROM object_locks
-                 WHERE tenant = ?1 AND bucket = ?2 AND key = ?3 AND version_id = ?4
-                   AND abandoned_ms IS NOT NULL)",
-            params![target.tenant, target.bucket, target.key, target.version_id],
-            |r| r.get(0),
-        )
-        .map_err(storage)
-    }
-
     /// How many versions of `tenant` a COMPLIANCE retention still protects at `now_ms`, and
     /// the latest retain-until date among them.
     pub fn compliance_locks(&self, tenant: &str, now_ms: i64) -> Result<(u64, i64), TrusteeError> {
@@ -2358,8 +2318,7 @@ impl Governance {
         let (count, latest): (i64, Option<i64>) = db
             .query_row(
                 "SELECT COUNT(*), MAX(retain_until_ms) FROM object_locks
-                 WHERE tenant = ?1 AND mode = 'COMPLIANCE' AND retain_until_ms > ?2
-                   AND abandoned_ms IS NULL",
+                 WHERE tenant = ?1 AND mode = 'COMPLIANCE' AND retain_until_ms > ?2",
                 params![tenant, now_ms],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
@@ -2382,7 +2341,6 @@ impl Governance {
             .prepare(
                 "SELECT bucket, key, version_id FROM object_locks
                  WHERE tenant = ?1 AND (legal_hold = 1 OR retain_until_ms > ?2)
-                   AND abandoned_ms IS NULL
                    AND (bucket, key, version_id) > (?3, ?4, ?5)
                  ORDER BY bucket, key, version_id LIMIT ?6",
             )

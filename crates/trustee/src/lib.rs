@@ -926,7 +926,11 @@ impl TrusteeClient for Trustee {
         let seal = seal.clone();
         self.blocking(move |t| match seal.change {
             LockChange::Upload => t.seal_upload_lock(&seal),
-            LockChange::Abandoned => t.abandon_lock(&seal),
+            // A first record is never abandoned: only the gateway (the provider) holds the
+            // ticket that sealed it, so an abandonment could not be told from the provider
+            // unlocking a committed version (and freeing the ticket for another version).
+            // A failed commit's record stays counted until its date instead.
+            LockChange::Abandoned => Err(TrusteeError::Denied(ABANDON_REFUSED.into())),
             LockChange::Written | LockChange::Retention | LockChange::LegalHold => {
                 t.seal_version_lock(&seal)
             }
@@ -1474,6 +1478,9 @@ fn signed_lock_state(text: &str) -> Result<LockState, TrusteeError> {
     })
 }
 
+/// Why an abandonment of a lock record is refused (every one is).
+const ABANDON_REFUSED: &str = "an object lock record is never abandoned: a lock sealed for a write counts until its date, even if the write did not commit";
+
 /// How long tickets' claims on the versions they sealed are kept: as long as a ticket is valid.
 const LOCK_CLAIM_MS: i64 = verify::TICKET_LIFETIME_MS;
 
@@ -1482,8 +1489,9 @@ const LOCK_CLAIMS_MAX: usize = 100_000;
 
 impl Trustee {
     /// Opens a stored object lock record of `target`: `Integrity` if it is not this
-    /// trustee's seal for that version (edited, or moved from another version), or if the
-    /// record locks and was abandoned (its write did not commit, so no version should have it).
+    /// trustee's seal for that version (edited, or moved from another version). A record a
+    /// release before abandoned (governance.db schema 5, `abandoned_ms`) opens like any other:
+    /// its version may exist after all.
     fn open_lock_now(&self, target: &LockTarget, sealed: &str) -> Result<LockState, TrusteeError> {
         let raw = base64_simd::STANDARD
             .decode_to_vec(sealed.as_bytes())
@@ -1491,13 +1499,6 @@ impl Trustee {
         let plain = self.with(|ks| ks.open_for(OBJECT_LOCKS, &lock_aad(target), &raw))?;
         let state: LockState = serde_json::from_slice(&plain)
             .map_err(|e| TrusteeError::Integrity(format!("an object lock record: {e}")))?;
-        if (state.retention.is_some() || state.legal_hold)
-            && self.governance.lock_abandoned(target)?
-        {
-            return Err(TrusteeError::Integrity(
-                "the object lock record was abandoned: its write did not commit".into(),
-            ));
-        }
         Ok(state)
     }
 
@@ -1526,7 +1527,7 @@ impl Trustee {
         Ok(())
     }
 
-    /// The ticket a first record, an upload's lock or an abandonment needs: this trustee's,
+    /// The ticket a first record or an upload's lock needs: this trustee's,
     /// recent, for the target's tenant and bucket.
     fn lock_ticket<'a>(
         &self,
@@ -1578,6 +1579,18 @@ impl Trustee {
     fn check_first_lock(&self, seal: &LockSeal, now: i64) -> Result<(), TrusteeError> {
         let target = &seal.target;
         let ticket = self.lock_ticket(seal, now)?;
+        // The provider's staff write only under a grant: no lock of theirs, not even a
+        // bucket's default retention (which the catalog keeps, so the provider could set it),
+        // outlives the grant or stops the tenant's shred.
+        if (seal.state.retention.is_some() || seal.state.legal_hold)
+            && ticket
+                .access_key_id
+                .starts_with(obhut_trustee_client::governance::GRANT_KEY_PREFIX)
+        {
+            return Err(TrusteeError::Denied(
+                "no object lock is sealed for a request signed with grant credentials".into(),
+            ));
+        }
         let writes = match &seal.upload {
             None => ticket.covers(&target.bucket, &target.key, None, KeyUse::Wrap),
             Some(u) => {
@@ -1768,46 +1781,6 @@ impl Trustee {
         Ok(LockAnswer {
             sealed: base64_simd::STANDARD.encode_to_string(sealed),
             state: seal.state,
-            now_ms: now,
-        })
-    }
-
-    /// Abandons the first record of a version whose write did not commit: only for the
-    /// signed write that sealed it (its ticket, while valid, at this trustee), given the
-    /// record. The list no longer counts it (no shred is refused, no report misses it), and the
-    /// record no longer opens: should the version exist after all, it is served by no one
-    /// (an integrity failure), not kept under a lock the trustee stopped counting.
-    fn abandon_lock(&self, seal: &LockSeal) -> Result<LockAnswer, TrusteeError> {
-        let now = now_ms();
-        let ticket = self.lock_ticket(seal, now)?;
-        let sealed_by_it = self
-            .lock_claims
-            .lock()
-            .map_err(|_| TrusteeError::Storage("lock claims poisoned".into()))?
-            .get(&ticket.digest)
-            .is_some_and(|(claimed, _)| *claimed == seal.target);
-        if !sealed_by_it {
-            return Err(TrusteeError::Denied(
-                "only the signed write that sealed a version's first lock record abandons it, while its ticket is valid".into(),
-            ));
-        }
-        let Some(sealed) = &seal.previous else {
-            return Err(TrusteeError::Denied(
-                "abandoning a lock record must give it".into(),
-            ));
-        };
-        let state = self.open_lock_now(&seal.target, sealed)?;
-        if self.governance.abandon_lock(&seal.target, now)? {
-            self.log_lock(&seal.target, LockChange::Abandoned, &state, false)?;
-        }
-        // The signed write may be sent again (a retry of the same request): it may then seal
-        // the version it makes, so that a signed write still has at most one live record.
-        if let Ok(mut claims) = self.lock_claims.lock() {
-            claims.remove(&ticket.digest);
-        }
-        Ok(LockAnswer {
-            sealed: sealed.clone(),
-            state: LockState::default(),
             now_ms: now,
         })
     }
@@ -2795,6 +2768,45 @@ mod tests {
             headers_of(&wanted),
         ));
         denied(t.seal_lock(&by_grant).await);
+        // Nor without lock headers: no retention (a bucket's default) and no legal hold; only
+        // a record that locks nothing.
+        let grant_ticket = |digest: &str| {
+            t.verifier.ticket(
+                digest.into(),
+                "a",
+                &format!("{}x", obhut_trustee_client::governance::GRANT_KEY_PREFIX),
+                vec!["b".into()],
+                vec![writes("k")],
+                now_ms(),
+            )
+        };
+        for (i, state) in [
+            compliance(far),
+            LockState {
+                retention: Some((object_lock::LockMode::Governance, far)),
+                legal_hold: false,
+            },
+            LockState {
+                retention: None,
+                legal_hold: true,
+            },
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut plain = first_seal(&t, "unused", &format!("g{i}"), state);
+            plain.request = Some(grant_ticket(&format!("grant-plain-{i}")));
+            denied(t.seal_lock(&plain).await);
+        }
+        let mut unlocked = first_seal(&t, "unused", "g-none", LockState::default());
+        unlocked.request = Some(grant_ticket("grant-none"));
+        t.seal_lock(&unlocked).await.unwrap();
+        assert!(
+            t.governance
+                .locked_versions("a", now_ms(), None, 10)
+                .unwrap()
+                .is_empty()
+        );
         assert_eq!(t.governance.compliance_locks("a", now_ms()).unwrap().0, 0);
         // The genuine write seals its version, once: its ticket seals no other version.
         let genuine = first_seal(&t, "put-k", "v1", wanted);
@@ -2893,91 +2905,101 @@ mod tests {
         assert_eq!(t.governance.compliance_locks("a", now_ms()).unwrap().0, 1);
     }
 
-    /// A write whose commit failed leaves a record that must block nothing; the provider
-    /// must not be able to abandon a lock of a write it did not make.
+    /// The attack: the provider holds the ticket of the tenant's signed write, so while it is
+    /// valid it asks the trustee to abandon that committed version's COMPLIANCE lock (to drop it
+    /// from the shred count and the residency report, delete the version unnoticed, and reuse
+    /// the freed ticket to seal the lock onto a decoy version). Every abandonment is refused,
+    /// by any ticket and with any record, and the lock keeps counting.
     #[tokio::test]
-    async fn a_first_record_whose_write_failed_is_abandoned_only_by_that_write() {
+    async fn abandoning_a_committed_versions_lock_with_its_ticket_is_refused() {
         let (_dir, t) = unsealed().await;
         let far = now_ms() + 3_600_000;
         let seal = first_seal(&t, "put-1", "v1", compliance(far));
         let first = t.seal_lock(&seal).await.unwrap();
-        let abandon = |request| LockSeal {
+        // A legal hold added after: a later record.
+        let held = t
+            .seal_lock(&change(
+                "v1",
+                LockState {
+                    legal_hold: true,
+                    ..first.state
+                },
+                &first.sealed,
+                LockChange::LegalHold,
+            ))
+            .await
+            .unwrap();
+        let abandon = |request, previous: &str| LockSeal {
             target: lock_target("v1"),
             state: LockState::default(),
             change: LockChange::Abandoned,
-            previous: Some(first.sealed.clone()),
+            previous: Some(previous.to_owned()),
             bypass_governance: false,
             request,
             upload: None,
         };
-        // Without a ticket, or with another write's ticket of the same name: refused.
-        for request in [
-            None,
-            Some(write_ticket(
-                &t,
-                "put-2",
-                vec![writes("k")],
-                headers_of(&compliance(far)),
-            )),
+        // The very ticket that sealed it, within its validity, with the first or the later
+        // record; another write's ticket; no ticket: all refused.
+        for (request, previous) in [
+            (seal.request.clone(), &first.sealed),
+            (seal.request.clone(), &held.sealed),
+            (
+                Some(write_ticket(
+                    &t,
+                    "put-2",
+                    vec![writes("k")],
+                    headers_of(&compliance(far)),
+                )),
+                &first.sealed,
+            ),
+            (None, &first.sealed),
         ] {
-            assert!(matches!(
-                t.seal_lock(&abandon(request)).await,
-                Err(TrusteeError::Denied(_))
-            ));
+            let refused = t.seal_lock(&abandon(request, previous)).await;
+            assert!(
+                matches!(&refused, Err(TrusteeError::Denied(m)) if m == ABANDON_REFUSED),
+                "{refused:?}"
+            );
         }
-        assert_eq!(t.governance.compliance_locks("a", now_ms()).unwrap().0, 1);
-        // The write that sealed it abandons it: it blocks no shred, is reported nowhere, and
-        // its record no longer opens, nor can the version be given another first record.
-        t.seal_lock(&abandon(seal.request.clone())).await.unwrap();
-        assert_eq!(t.governance.compliance_locks("a", now_ms()).unwrap().0, 0);
-        t.refuse_shred_of_compliance_locks("a").unwrap();
-        assert!(
+        // The lock still refuses the shred and is still reported.
+        assert_eq!(
+            t.governance.compliance_locks("a", now_ms()).unwrap(),
+            (1, far)
+        );
+        assert!(t.refuse_shred_of_compliance_locks("a").is_err());
+        assert_eq!(
             t.governance
                 .locked_versions("a", now_ms(), None, 10)
-                .unwrap()
-                .is_empty()
+                .unwrap(),
+            vec![("b".into(), "k".into(), "v1".into())]
         );
-        assert!(matches!(
-            t.open_lock(&LockOpen {
+        // Its records still open, the legal hold with them.
+        let opened = t
+            .open_lock(&LockOpen {
                 target: lock_target("v1"),
-                sealed: first.sealed.clone(),
+                sealed: held.sealed.clone(),
             })
-            .await,
-            Err(TrusteeError::Integrity(_))
-        ));
+            .await
+            .unwrap();
+        assert_eq!(
+            opened.state.retention,
+            Some((object_lock::LockMode::Compliance, far))
+        );
+        assert!(opened.state.legal_hold);
+        // The ticket was not freed: it seals no decoy version.
+        let mut decoy = seal.clone();
+        decoy.target = lock_target("decoy");
         assert!(matches!(
-            t.seal_lock(&change(
-                "v1",
-                compliance(far + 1),
-                &first.sealed,
-                LockChange::Retention
-            ))
-            .await,
-            Err(TrusteeError::Integrity(_))
-        ));
-        assert!(matches!(
-            t.seal_lock(&first_seal(&t, "put-3", "v1", compliance(far)))
-                .await,
-            Err(TrusteeError::Denied(_))
-        ));
-        // The same signed write sent again may seal the version it makes then (one live
-        // record per signed write), and abandons no more.
-        let mut again = seal.clone();
-        again.target = lock_target("v2");
-        t.seal_lock(&again).await.unwrap();
-        assert!(matches!(
-            t.seal_lock(&abandon(seal.request.clone())).await,
+            t.seal_lock(&decoy).await,
             Err(TrusteeError::Denied(_))
         ));
         assert_eq!(t.governance.compliance_locks("a", now_ms()).unwrap().0, 1);
-        // The log says so.
-        assert!(t.governance.test_entries().iter().any(|e| matches!(
+        // Nothing was logged as abandoned.
+        assert!(!t.governance.test_entries().iter().any(|e| matches!(
             &e.event,
             LogEvent::ObjectLock {
                 change: LockChange::Abandoned,
-                version_id,
                 ..
-            } if version_id == "v1"
+            }
         )));
     }
 

@@ -509,3 +509,34 @@ fn object_locks_listed_by_schema_version_4_stay_live() {
     drop(gov);
     assert_eq!(user_version(&db), i64::from(SCHEMA_VERSION));
 }
+
+/// A lock that the release of schema version 5 marked abandoned (`abandoned_ms` set) counts
+/// again: abandonment is refused now (it could unlock a committed version), and a version that
+/// may exist keeps refusing the shred and is reported until its date.
+#[test]
+fn object_locks_abandoned_under_schema_version_5_count_again() {
+    let dir = copy_of_dir(3);
+    let until = now_ms() + 3_600_000;
+    {
+        let gov = Governance::open(dir.path()).unwrap();
+        drop(gov);
+    }
+    let db = dir.path().join("governance.db");
+    {
+        let conn = Connection::open(&db).unwrap();
+        conn.execute(
+            "INSERT INTO object_locks
+                 (tenant, bucket, key, version_id, mode, retain_until_ms, legal_hold, abandoned_ms)
+             VALUES ('acme', 'b', 'k', 'v1', 'COMPLIANCE', ?1, 0, ?2)",
+            [until, now_ms()],
+        )
+        .unwrap();
+    }
+    set_user_version(&db, 5);
+    let gov = Governance::open(dir.path()).unwrap();
+    assert_eq!(gov.compliance_locks("acme", now_ms()).unwrap(), (1, until));
+    assert_eq!(
+        gov.locked_versions("acme", now_ms(), None, 10).unwrap(),
+        vec![("b".to_owned(), "k".to_owned(), "v1".to_owned())]
+    );
+}

@@ -246,21 +246,12 @@ pub async fn copy_object(
         chunks: vec![written.chunk],
         version_id: (versioning == Versioning::Enabled).then(|| hex(&cipher.version_id)),
     };
-    let new_lock = match lock {
-        Some(state) => Some(
-            gw.write_new_lock(&ctx, &record.key, record.version_id.as_deref(), state, None)
-                .await?,
-        ),
-        None => None,
-    };
-    gw.commit_object(
-        ctx.bucket()?,
-        &record,
-        PutCondition::None,
-        hold,
-        new_lock.as_ref(),
-    )
-    .await?;
+    if let Some(state) = lock {
+        gw.write_new_lock(&ctx, &record.key, record.version_id.as_deref(), state, None)
+            .await?;
+    }
+    gw.commit_object(ctx.bucket()?, &record, PutCondition::None, hold)
+        .await?;
     Ok(S3Response::new(CopyObjectOutput {
         server_side_encryption: super::encryption::reported(),
         version_id: super::versions::response_version_id(ctx.bucket()?, &record),

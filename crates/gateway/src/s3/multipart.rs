@@ -547,23 +547,20 @@ pub async fn complete(
     // versioned bucket nothing is replaced, so nothing is credited.
     let replaces = (versioning == Versioning::Unversioned).then_some(input.key.as_str());
     let hold = gw.hold_quota(&ctx, replaces, 0, 1).await?;
-    let new_lock = match lock {
-        Some(state) => Some(
-            gw.write_new_lock(
-                &ctx,
-                &record.key,
-                record.version_id.as_deref(),
-                state,
-                Some(obhut_trustee_client::object_lock::UploadLock {
-                    upload_id: upload.upload_id.clone(),
-                    sealed: lock_seal,
-                }),
-            )
-            .await?,
-        ),
-        None => None,
-    };
-    let completed = gw
+    if let Some(state) = lock {
+        gw.write_new_lock(
+            &ctx,
+            &record.key,
+            record.version_id.as_deref(),
+            state,
+            Some(obhut_trustee_client::object_lock::UploadLock {
+                upload_id: upload.upload_id.clone(),
+                sealed: lock_seal,
+            }),
+        )
+        .await?;
+    }
+    let (replaced, unused) = gw
         .catalog
         .complete_upload_settling(
             ctx.bucket()?,
@@ -572,16 +569,8 @@ pub async fn complete(
             condition,
             hold.id(),
         )
-        .await;
-    let (replaced, unused) = match completed {
-        Ok(done) => done,
-        Err(e) => {
-            if let Some(lock) = &new_lock {
-                gw.abandon_new_lock(lock, &e).await;
-            }
-            return Err(error::catalog(e));
-        }
-    };
+        .await
+        .map_err(error::catalog)?;
     hold.settled();
     if let Some(old) = replaced {
         gw.discard_object(old);

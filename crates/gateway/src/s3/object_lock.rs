@@ -171,15 +171,6 @@ fn lock_refused(e: TrusteeError) -> S3Error {
     }
 }
 
-/// A version's first lock record, as sealed for its write: what abandoning it needs.
-pub struct NewLock {
-    target: LockTarget,
-    sealed: String,
-    /// Whether it locks (only such a record is in the trustee's list).
-    locks: bool,
-    request: Option<obhut_trustee_client::auth::RequestTicket>,
-}
-
 fn target(bucket: &Bucket, key: &str, version_id: &str) -> LockTarget {
     LockTarget {
         tenant: bucket.tenant.clone(),
@@ -257,7 +248,10 @@ impl Gateway {
     /// before the version, so that no version of a bucket with object lock is ever visible
     /// without one. The trustee seals it only against the ticket of the request that writes
     /// the version (and, for a completion, with what it sealed for the upload at its
-    /// creation): the answer is kept to abandon the record if the commit fails.
+    /// creation). Should the commit then fail, the record stays sealed and counted: the
+    /// trustee abandons no seal (only the provider holds the ticket, so an abandonment could
+    /// not be told from the provider unlocking a committed version), and a lock the tenant
+    /// signed that blocks a shred until its date is the safe side of the error.
     pub(super) async fn write_new_lock(
         &self,
         ctx: &ReqCtx,
@@ -265,7 +259,7 @@ impl Gateway {
         version_id: Option<&str>,
         state: LockState,
         upload: Option<UploadLock>,
-    ) -> S3Result<NewLock> {
+    ) -> S3Result<()> {
         let bucket = ctx.bucket()?;
         let Some(version_id) = version_id else {
             // A bucket with object lock is always versioned.
@@ -288,21 +282,10 @@ impl Gateway {
             })
             .await
             .map_err(lock_refused)?;
-        let lock = NewLock {
-            target,
-            sealed: answer.sealed,
-            locks: answer.state.retention.is_some() || answer.state.legal_hold,
-            request: ctx.ticket.clone(),
-        };
-        if let Err(e) = self
-            .catalog
-            .put_object_lock(bucket, key, version_id, lock.sealed.as_bytes(), now_ms())
+        self.catalog
+            .put_object_lock(bucket, key, version_id, answer.sealed.as_bytes(), now_ms())
             .await
-        {
-            self.abandon_new_lock(&lock, &e).await;
-            return Err(error::catalog(e));
-        }
-        Ok(lock)
+            .map_err(error::catalog)
     }
 
     /// What a CreateMultipartUpload's lock headers ask for, sealed by the trustee for the
@@ -328,36 +311,6 @@ impl Gateway {
             .await
             .map_err(lock_refused)?;
         Ok(answer.sealed)
-    }
-
-    /// After a commit that failed for certain (it did not take effect): the trustee is told
-    /// to abandon the version's first record, so that it counts for no shred refusal and no
-    /// report. A commit whose outcome is unknown keeps it (the version may exist). A failure
-    /// here is logged; the record stays counted, as before.
-    pub(super) async fn abandon_new_lock(&self, lock: &NewLock, e: &obhut_catalog::CatalogError) {
-        if !lock.locks || e.may_have_taken_effect() {
-            return;
-        }
-        if let Err(err) = self
-            .trustee
-            .seal_lock(&LockSeal {
-                target: lock.target.clone(),
-                state: LockState::default(),
-                change: LockChange::Abandoned,
-                previous: Some(lock.sealed.clone()),
-                bypass_governance: false,
-                request: lock.request.clone(),
-                upload: None,
-            })
-            .await
-        {
-            tracing::error!(
-                error = %err,
-                bucket = %obhut_core::logged(&lock.target.bucket),
-                version_id = lock.target.version_id,
-                "the object lock record of a write that did not commit could not be abandoned"
-            );
-        }
     }
 
     /// A version's lock record, opened by the trustee (with its clock); `None` if it has none.

@@ -383,14 +383,11 @@ pub async fn put(
         chunks: vec![written.chunk],
         version_id: (versioning == Versioning::Enabled).then(|| hex(&cipher.version_id)),
     };
-    let new_lock = match lock {
-        Some(state) => Some(
-            gw.write_new_lock(&ctx, &record.key, record.version_id.as_deref(), state, None)
-                .await?,
-        ),
-        None => None,
-    };
-    gw.commit_object(ctx.bucket()?, &record, condition, hold, new_lock.as_ref())
+    if let Some(state) = lock {
+        gw.write_new_lock(&ctx, &record.key, record.version_id.as_deref(), state, None)
+            .await?;
+    }
+    gw.commit_object(ctx.bucket()?, &record, condition, hold)
         .await?;
     let c = written.checksums;
     Ok(S3Response::new(PutObjectOutput {

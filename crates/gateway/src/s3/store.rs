@@ -308,15 +308,15 @@ impl Gateway {
     }
 
     /// Commits a new object, settling its quota `hold`, discarding what it replaced, or its own
-    /// blobs (and its first object lock record, `lock`) if the commit fails (the hold is then
-    /// released).
+    /// blobs if the commit fails (the hold is then released). A first object lock record
+    /// sealed for it stays in the trustee's list either way: the trustee abandons no seal, so
+    /// a failed commit's lock counts (blocks a shred) until its date, which the tenant signed.
     pub(super) async fn commit_object(
         &self,
         bucket: &Bucket,
         record: &ObjectRecord,
         condition: PutCondition,
         hold: Hold,
-        lock: Option<&super::object_lock::NewLock>,
     ) -> S3Result<()> {
         match self
             .catalog
@@ -332,9 +332,6 @@ impl Gateway {
             }
             Err(e) => {
                 self.discard_after_failed_commit(&e, &record.sites, record.chunks.clone());
-                if let Some(lock) = lock {
-                    self.abandon_new_lock(lock, &e).await;
-                }
                 Err(error::catalog(e))
             }
         }

@@ -85,7 +85,11 @@ pub fn run(
             bail!("{outside_total} object(s) have replicas outside their policy");
         }
         if locked_missing > 0 {
-            bail!("{locked_missing} locked version(s) are missing from the catalog");
+            // Not necessarily an edit: a write whose commit failed after the trustee sealed
+            // its lock leaves a listed version that never existed (docs/governance.md).
+            bail!(
+                "{locked_missing} locked version(s) are missing from the catalog: removed under their lock, or sealed for a write whose commit failed (see the trustee's log for their writes)"
+            );
         }
         Ok(())
     })
