@@ -2914,27 +2914,38 @@ impl Catalog for PgCatalog {
         } else {
             after
         };
-        let upper = prefix_end(&prefix);
-        // Two index range scans, merged in order (a Merge Append) and cut at the limit.
+        // Two index range scans, each cut at the limit in its own order, merged (a Merge
+        // Append) and cut again: a page reads at most twice its length of rows, wherever it
+        // starts. (Ordering the union as a whole made PostgreSQL sort every row after the
+        // page's start, since `objects`' key does not order it by `version_order`.) The
+        // prefix's end is a separate query text so that the bound is an index condition in
+        // the prepared statement's generic plan too.
+        let (upper, bound) = match prefix_end(&prefix) {
+            Some(end) => (Some(end), "AND key < $7"),
+            None => (None, ""),
+        };
         let rows = sqlx::query(sql!(
             "SELECT * FROM (
-                 SELECT {OBJECT_READ_COLS}, 0::BIGINT AS delete_marker FROM objects
-                 WHERE bucket = $1 AND (key, version_order) > ($2, $3)
-                     AND ($4::bytea IS NULL OR key < $4)
+                 (SELECT {OBJECT_READ_COLS}, 0::BIGINT AS delete_marker FROM objects
+                  WHERE bucket = $1 AND key >= $2 AND (key, version_order) > ($2, $3) {bound}
+                  ORDER BY key LIMIT $4)
                  UNION ALL
-                 SELECT {VERSION_COLS} FROM object_versions
-                 WHERE bucket = $1 AND (key, version_order) > ($2, $3)
-                     AND ($4::bytea IS NULL OR key < $4)
-             ) AS entries WHERE {GUARD} ORDER BY key, version_order LIMIT $5",
-            GUARD = incarnation_guard!("6", "7")
+                 (SELECT {VERSION_COLS} FROM object_versions
+                  WHERE bucket = $1 AND (key, version_order) > ($2, $3) {bound}
+                  ORDER BY key, version_order LIMIT $4)
+             ) AS entries WHERE {GUARD} ORDER BY key, version_order LIMIT $4",
+            GUARD = incarnation_guard!("5", "6")
         ))
         .bind(bucket)
         .bind(after.0)
         .bind(after.1)
-        .bind(upper)
         .bind(limit_col(limit))
         .bind(&b.tenant)
-        .bind(b.created_ms)
+        .bind(b.created_ms);
+        let rows = match upper {
+            Some(end) => rows.bind(end),
+            None => rows,
+        }
         .fetch_all(&self.pool)
         .await
         .map_err(storage)?;
