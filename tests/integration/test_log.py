@@ -332,6 +332,19 @@ def test_log_entries_come_in_pages_of_the_asked_size_with_a_next_cursor(server):
         assert r.status_code == 400 and r.json()["error"] == "bad_request", (bad, r.text)
     r = api(server, "GET", "/v1/log/entries?limit=10000", server.token("auditor"))
     assert r.status_code == 200 and r.json()["entries"], r.text
+    # The CLI follows `next` to the end: pages of two show what one page shows; --from and
+    # --limit pick a window; a page size out of bounds is refused before any request.
+    def shown(*args):
+        out = run_ok(server, a["admin"], "log", "show", *args)
+        return [ln for ln in out.splitlines() if ln.strip() and not ln.endswith("each inclusion proof checked")]
+
+    everything = shown()
+    assert len(everything) == len(whole["entries"]) >= 4, everything
+    assert shown("--page-size", "2") == everything
+    second = whole["entries"][1]["index"]
+    assert shown("--from", str(second), "--limit", "2", "--page-size", "1") == everything[1:3]
+    r = server.cli("log", "show", "--page-size", "0", token=a["admin"])
+    assert r.returncode != 0 and "--page-size" in r.stderr and not r.stdout, r
 
 
 # ---------------------------------------------------------------- restarts
