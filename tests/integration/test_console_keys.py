@@ -180,7 +180,7 @@ def test_an_enrolled_key_creates_no_access_key(server, browser):  # noqa: F811
                        deliver_to="ab" * 32)
         resp = post_revoke_by_hand(a, st, a.sign_by_hand(st))
         assert resp.status == 403, resp.status
-        assert "approvals and denials only" in a.page.content()
+        assert "an enrolled key signs decisions on grants" in a.page.content()
         listed = run_ok(server, t["admin"], "tenant", "key-list", t["name"])
         assert len(re.findall(r"^\S+  active", listed, re.M)) == 1, listed
     finally:

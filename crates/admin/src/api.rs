@@ -430,6 +430,25 @@ async fn disconnect_status(State(state): State<AdminState>, caller: Caller) -> A
     ask(&state, &caller, Query::Disconnect).await
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QuorumParams {
+    tenant: Option<String>,
+}
+
+/// The quorum actions in progress (crypto-shreds, a disconnect or reconnect) with the
+/// approvals so far, and the asked tenant's key state: officers and auditors see all, a
+/// tenant's admin its own tenant's shreds, operators nothing (the trustee decides). Approving
+/// one is a signed statement (`/v1/act`).
+async fn quorum(
+    State(state): State<AdminState>,
+    caller: Caller,
+    params: Result<UrlQuery<QuorumParams>, QueryRejection>,
+) -> ApiResult {
+    let UrlQuery(QuorumParams { tenant }) = params.map_err(|e| bad_request(e.body_text()))?;
+    ask(&state, &caller, Query::Quorum { tenant }).await
+}
+
 async fn tenant_policy(
     State(state): State<AdminState>,
     caller: Caller,
@@ -813,6 +832,7 @@ pub fn router(state: AdminState) -> Router {
         )
         .route("/v1/trustee/status", get(trustee_status))
         .route("/v1/trustee/disconnect", get(disconnect_status))
+        .route("/v1/quorum", get(quorum))
         .route("/v1/trustee/unseal", post(trustee_unseal))
         .route("/v1/trustee/unseal-key", get(trustee_unseal_key))
         .route("/v1/trustee/seal", post(trustee_seal))

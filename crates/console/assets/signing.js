@@ -1,5 +1,6 @@
-// Decisions signed in this browser (the officer's and the tenant admin's pages), and on the
-// tenant admin's page the revocation of its tenant's access keys.
+// Decisions signed in this browser (the officer's and the tenant admin's pages): grants,
+// disclosure requests, quorum approvals (crypto-shreds, a disconnect), and on the tenant admin's
+// page the revocation of its tenant's access keys.
 //
 // The browser makes an Ed25519 key pair with WebCrypto, its private half not extractable, and
 // keeps it in IndexedDB (this origin only), so it survives reloads and never leaves the browser.
@@ -99,7 +100,8 @@
       stateLine.textContent = active
         ? `${panel.dataset.active} ${new Date(k.expires_ms).toISOString().replace("T", " ").slice(0, 19)} UTC`
         : text;
-      for (const b of document.querySelectorAll("form.decide button.prepare, form.revoke-key button.prepare")) {
+      for (const b of document.querySelectorAll(
+        "form.decide button.prepare, form.revoke-key button.prepare, form.quorum-sign button.prepare")) {
         b.disabled = !active;
       }
     }
@@ -172,6 +174,47 @@
         if (Date.now() - JSON.parse(statement).at_ms > STALE_MS) {
           // Shown too long ago: made again (new time and nonce), to be looked at again.
           await prepare(form.dataset.decision);
+          return;
+        }
+        const sig = await crypto.subtle.sign({ name: "Ed25519" }, current.privateKey, utf8(CONTEXT + statement));
+        form.elements.namedItem("statement").value = statement;
+        form.elements.namedItem("signature").value = base64(sig);
+        form.submit();
+      });
+    }
+
+    // A quorum approval (a crypto-shred of a tenant, a disconnect): the statement the CLI's
+    // `obhut tenant shred` or `obhut trustee disconnect` signs, its action's fields given by the
+    // form; shown decoded with the consequence before it is signed.
+    for (const form of document.querySelectorAll("form.quorum-sign")) {
+      const preview = form.querySelector(".preview");
+      const error = form.querySelector(".decide-error");
+      const fail = (text) => {
+        error.textContent = text;
+        error.hidden = false;
+        preview.hidden = true;
+        delete form.dataset.statement;
+      };
+      function prepare() {
+        error.hidden = true;
+        const action = JSON.parse(form.dataset.action);
+        const statement = JSON.stringify({ principal, at_ms: Date.now(), nonce: nonce(), ...action });
+        form.dataset.statement = statement;
+        form.querySelector("pre.statement").textContent = JSON.stringify(JSON.parse(statement), null, 2);
+        preview.hidden = false;
+      }
+      form.querySelector("button.prepare").addEventListener("click", prepare);
+      form.querySelector("button.cancel").addEventListener("click", () => {
+        preview.hidden = true;
+        delete form.dataset.statement;
+      });
+      form.addEventListener("submit", async (event) => {
+        event.preventDefault();
+        const statement = form.dataset.statement;
+        if (!statement) return;
+        if (!active || !current) return fail(panel.dataset.noKey);
+        if (Date.now() - JSON.parse(statement).at_ms > STALE_MS) {
+          prepare();
           return;
         }
         const sig = await crypto.subtle.sign({ name: "Ed25519" }, current.privateKey, utf8(CONTEXT + statement));

@@ -89,6 +89,8 @@ pub struct Decisions {
     /// a form to revoke it (signed in the browser).
     pub tenant: String,
     pub keys: Option<Result<Vec<KeyRow>, String>>,
+    /// The officer's quorum actions in progress, or the tenant admin's crypto-shred part.
+    pub quorum: Option<crate::quorum::QuorumPart>,
 }
 
 /// An unapproved grant lapses after this long (the trustee's `REQUEST_TTL_MS`).
@@ -256,6 +258,7 @@ pub async fn decisions(
         disclosures,
         tenant: tenant.unwrap_or_default().to_owned(),
         keys,
+        quorum: None,
     }
 }
 

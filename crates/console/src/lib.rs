@@ -27,6 +27,7 @@ mod map;
 #[rustfmt::skip]
 mod outlines;
 mod pages;
+mod quorum;
 mod residency;
 mod session;
 

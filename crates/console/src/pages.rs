@@ -708,8 +708,9 @@ pub async fn officer(State(console): State<Arc<Console>>, ctx: Ctx) -> Response 
     };
     let t = ctx.t();
     let b = Some(session.bearer.as_str());
-    let decisions =
+    let mut decisions =
         crate::decide::decisions(&console, &session.bearer, &session.principal.name, None).await;
+    decisions.quorum = Some(crate::quorum::part(&console, &session.bearer, None, ctx.lang).await);
     let mut grants = section(&console, b, t.all_grants, "/v1/grants", &[]).await;
     grants.note = Some(t.grants_note);
     let sections = vec![
@@ -739,13 +740,15 @@ pub async fn tenant(State(console): State<Arc<Console>>, ctx: Ctx) -> Response {
     let b = Some(session.bearer.as_str());
     let tenant_name = session.principal.tenant.clone().unwrap_or_default();
     let tenant = encode(&tenant_name);
-    let decisions = crate::decide::decisions(
+    let mut decisions = crate::decide::decisions(
         &console,
         &session.bearer,
         &session.principal.name,
         Some(&tenant_name),
     )
     .await;
+    decisions.quorum =
+        Some(crate::quorum::part(&console, &session.bearer, Some(&tenant_name), ctx.lang).await);
     let mut grants = section(&console, b, t.your_grants, "/v1/grants", &[]).await;
     grants.note = Some(t.grants_note);
     let sections = vec![

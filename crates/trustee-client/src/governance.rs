@@ -379,6 +379,15 @@ pub enum Query {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         after: Option<(String, String, String)>,
     },
+    /// The quorum actions in progress ([`crate::views::QuorumView`]): crypto-shreds
+    /// (`shred`, `shred-now`, `shred-cancel`) and a disconnect or reconnect of the provider,
+    /// each with the approvals given within the approval window. Officers and auditors see
+    /// every one (or one tenant's, with `tenant`); a tenant's admin only its own tenant's
+    /// shreds, with its tenant key's state; operators are refused.
+    Quorum {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tenant: Option<String>,
+    },
 }
 
 /// The most versions one [`Query::LockedVersions`] answers.

@@ -134,6 +134,56 @@ pub struct ShredDone {
     pub destroy_after_ms: Option<i64>,
 }
 
+/// One approval of a quorum action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuorumApproval {
+    pub principal: String,
+    pub role: Role,
+    pub at_ms: i64,
+}
+
+/// A quorum action in progress: approved by some, not yet by enough.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuorumAction {
+    /// `shred`, `shred-now`, `shred-cancel`, `disconnect` or `reconnect`.
+    pub kind: String,
+    /// The tenant a shred is of; none for a disconnect or reconnect.
+    pub tenant: Option<String>,
+    /// Those within the approval window, oldest first.
+    pub approvals: Vec<QuorumApproval>,
+    /// How many distinct principals the action needs.
+    pub required: usize,
+    /// Who counts, in words (`2, at least one officer`).
+    pub rule: String,
+    /// How many of the approvals are officers'.
+    pub officers: usize,
+    /// When the oldest approval stops counting.
+    pub expires_ms: i64,
+    /// The tenant key's state, for a shred (`active`, `disabled`, `destroyed`; none when the
+    /// tenant has no key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_state: Option<String>,
+}
+
+/// A tenant key's state as the quorum view shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantKeyView {
+    pub tenant: String,
+    /// `active`, `disabled`, `destroyed`, or `none` for a tenant without a key yet.
+    pub state: String,
+    /// For a disabled key: when it will be destroyed.
+    pub destroy_after_ms: Option<i64>,
+}
+
+/// The answer to [`crate::Query::Quorum`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuorumView {
+    pub actions: Vec<QuorumAction>,
+    /// The tenant asked about (or a tenant admin's own): its key's state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_key: Option<TenantKeyView>,
+}
+
 /// The trustee's signed attestation of a report's digest (appended to the log first).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AttestationView {

@@ -18,8 +18,8 @@ use obhut_trustee_client::log_entry::{
 };
 use obhut_trustee_client::object_keys::KeyRelease;
 use obhut_trustee_client::views::{
-    ApprovalView, BucketPolicyView, DisclosureView, GrantCredentialsView, GrantView, ShredPending,
-    TenantPolicyView,
+    ApprovalView, BucketPolicyView, DisclosureView, GrantCredentialsView, GrantView, QuorumAction,
+    QuorumApproval, QuorumView, ShredPending, TenantPolicyView,
 };
 use obhut_trustee_client::{
     Action, CustomerApproval, DegradedWrites, GrantAccess, GrantScope, LogEntry, LogEvent,
@@ -1406,7 +1406,7 @@ impl Governance {
             };
             if !signing_keys::signable_by_enrolled_key(&statement.action) {
                 return Err(denied(
-                    "an enrolled key signs approvals and denials only (and revocations of access keys); sign this with your own key (the CLI)",
+                    "an enrolled key signs decisions on grants and disclosure requests, shred and disconnect approvals and revocations of access keys only; sign this with your own key (the CLI)",
                 ));
             }
             if key.revoked_ms.is_some() {
@@ -2729,6 +2729,117 @@ impl Governance {
         Ok(ShredOutcome::Reached)
     }
 
+    /// The quorum actions in progress `who` may see ([`Query::Quorum`]), oldest first: the
+    /// crypto-shreds of the approvals table and the next change of the disconnect state (from
+    /// the log's facts), each with the approvals still counting (given within
+    /// [`APPROVAL_WINDOW_MS`]). Officers and auditors see all, or one `tenant`'s; a tenant's
+    /// admin only its own tenant's shreds; operators nothing. Key states are the keystore's:
+    /// the caller adds them.
+    pub fn quorum_actions(
+        &self,
+        who: &PrincipalInfo,
+        tenant: Option<&str>,
+    ) -> Result<Vec<QuorumAction>, TrusteeError> {
+        let only = match who.role {
+            Role::Officer | Role::Auditor => tenant,
+            Role::TenantAdmin => {
+                let own = who
+                    .tenant
+                    .as_deref()
+                    .ok_or_else(|| denied(format!("{} has no tenant", who.name)))?;
+                if tenant.is_some_and(|t| t != own) {
+                    return Err(denied(format!(
+                        "a tenant's admin sees the quorum actions of its own tenant only, not {}'s",
+                        tenant.unwrap_or_default()
+                    )));
+                }
+                Some(own)
+            }
+            Role::Operator => {
+                return Err(denied(
+                    "quorum actions are shown to officers, auditors and tenant admins",
+                ));
+            }
+        };
+        let now = now_ms();
+        let rows: Vec<(String, String, String, i64)> = {
+            let db = self.db()?;
+            let mut st = db
+                .prepare(
+                    "SELECT action, principal, role, at_ms FROM approvals WHERE at_ms >= ?1 ORDER BY action, at_ms, principal",
+                )
+                .map_err(storage)?;
+            st.query_map([now - APPROVAL_WINDOW_MS], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+            .map_err(storage)?
+            .collect::<Result<_, _>>()
+            .map_err(storage)?
+        };
+        let mut by_action: std::collections::BTreeMap<String, Vec<QuorumApproval>> =
+            std::collections::BTreeMap::new();
+        for (action, principal, role, at_ms) in rows {
+            by_action.entry(action).or_default().push(QuorumApproval {
+                principal,
+                role: role_of(&role)?,
+                at_ms,
+            });
+        }
+        let mut actions = Vec::new();
+        for (action, approvals) in by_action {
+            let Some((kind, of)) = action.split_once(':') else {
+                continue;
+            };
+            if only.is_some_and(|t| t != of) {
+                continue;
+            }
+            actions.push(QuorumAction {
+                kind: kind.to_owned(),
+                tenant: Some(of.to_owned()),
+                officers: approvals.iter().filter(|a| a.role == Role::Officer).count(),
+                expires_ms: approvals.iter().map(|a| a.at_ms).min().unwrap_or(now)
+                    + APPROVAL_WINDOW_MS,
+                approvals,
+                required: 2,
+                rule: "2, at least one officer".into(),
+                key_state: None,
+            });
+        }
+        if only.is_none() {
+            let facts = self.facts()?;
+            let next = if facts.disconnected.is_some() {
+                DisconnectMode::Reconnect
+            } else {
+                DisconnectMode::Disconnect
+            };
+            let mut approvals: Vec<QuorumApproval> = facts
+                .disconnect_approvals
+                .iter()
+                .filter(|(_, (mode, at, _))| *mode == next && now - *at < APPROVAL_WINDOW_MS)
+                .map(|(p, (_, at, _))| QuorumApproval {
+                    principal: p.clone(),
+                    role: Role::Officer,
+                    at_ms: *at,
+                })
+                .collect();
+            approvals.sort_by(|a, b| (a.at_ms, &a.principal).cmp(&(b.at_ms, &b.principal)));
+            if let Some(first) = approvals.first().map(|a| a.at_ms) {
+                actions.push(QuorumAction {
+                    kind: next.as_str().to_owned(),
+                    tenant: None,
+                    officers: approvals.len(),
+                    approvals,
+                    required: OFFICER_QUORUM,
+                    rule: format!("{OFFICER_QUORUM} officers"),
+                    expires_ms: first + APPROVAL_WINDOW_MS,
+                    key_state: None,
+                });
+            }
+        }
+        actions.sort_by_key(|a| a.approvals.first().map_or(0, |x| x.at_ms));
+        Ok(actions)
+    }
+
     /// Logs a report's digest and signs a note binding kind, tenant, digest and log index.
     pub fn attest(
         &self,
@@ -2864,6 +2975,10 @@ impl Governance {
                     obhut_trustee_client::governance::MAX_LOCKED_VERSIONS
                 )?))
             }
+            Query::Quorum { tenant } => to_json(&QuorumView {
+                actions: self.quorum_actions(&who, tenant.as_deref())?,
+                tenant_key: None,
+            }),
             Query::Disconnect => {
                 if who.role == Role::TenantAdmin {
                     return Err(denied(

@@ -635,6 +635,157 @@ async fn shred_quorum_is_counted_by_the_trustee() {
     assert_eq!(w.count("tenant_key_destroyed"), 1);
 }
 
+/// The quorum actions in progress, as each role may see them: officers and auditors all of
+/// them (shreds with their tenant's key state, and a pending disconnect), a tenant's admin its
+/// own tenant's shreds only, an operator none.
+#[tokio::test]
+async fn quorum_actions_in_progress_are_shown_to_whom_they_concern() {
+    let w = World::new().await;
+    w.t.ensure_tenant_key("a").await.unwrap();
+    w.t.ensure_tenant_key("b").await.unwrap();
+    let q = |who: &'static str, tenant: Option<&str>| {
+        let tenant = tenant.map(str::to_owned);
+        let t = &w.t;
+        async move { t.query(who, &Query::Quorum { tenant }).await }
+    };
+    // nothing in progress yet; the tenant admin sees its key's state
+    assert_eq!(
+        q("o1", None).await.unwrap()["actions"],
+        serde_json::json!([])
+    );
+    let own = q("adm-a", None).await.unwrap();
+    assert_eq!(own["tenant_key"]["tenant"], "a");
+    assert_eq!(own["tenant_key"]["state"], "active");
+    let before = governance::now_ms();
+    for (who, tenant, mode) in [
+        ("adm-a", "a", ShredMode::Disable),
+        ("adm-b", "b", ShredMode::Now),
+    ] {
+        let r = w
+            .act(
+                who,
+                Action::Shred {
+                    tenant: tenant.into(),
+                    mode,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(r["state"], "pending");
+    }
+    w.act("o1", Action::Disconnect { reason: None })
+        .await
+        .unwrap();
+    for who in ["o2", "aud"] {
+        let all = q(who, None).await.unwrap();
+        let actions = all["actions"].as_array().unwrap();
+        let kinds: Vec<&str> = actions
+            .iter()
+            .map(|a| a["kind"].as_str().unwrap())
+            .collect();
+        assert_eq!(kinds, ["shred", "shred-now", "disconnect"], "{who}");
+        let shred = &actions[0];
+        assert_eq!(shred["tenant"], "a");
+        assert_eq!(shred["required"], 2);
+        assert_eq!(shred["rule"], "2, at least one officer");
+        assert_eq!(shred["officers"], 0);
+        assert_eq!(shred["key_state"], "active");
+        assert_eq!(shred["approvals"][0]["principal"], "adm-a");
+        assert_eq!(shred["approvals"][0]["role"], "tenant-admin");
+        let at = shred["approvals"][0]["at_ms"].as_i64().unwrap();
+        assert!(at >= before);
+        assert_eq!(shred["expires_ms"], at + governance::APPROVAL_WINDOW_MS);
+        let disconnect = &actions[2];
+        assert!(disconnect["tenant"].is_null());
+        assert_eq!(disconnect["approvals"][0]["principal"], "o1");
+        assert_eq!(disconnect["rule"], "2 officers");
+        assert!(all.get("tenant_key").is_none());
+    }
+    // one tenant's, with its key
+    let b = q("o1", Some("b")).await.unwrap();
+    assert_eq!(b["actions"].as_array().unwrap().len(), 1);
+    assert_eq!(b["actions"][0]["kind"], "shred-now");
+    assert_eq!(b["tenant_key"]["state"], "active");
+    // a tenant's admin: its own tenant's shred and key, nothing of b's, no disconnect
+    let own = q("adm-a", None).await.unwrap();
+    let actions = own["actions"].as_array().unwrap();
+    assert_eq!(actions.len(), 1, "{own}");
+    assert_eq!(actions[0]["tenant"], "a");
+    assert_eq!(q("adm-a", Some("a")).await.unwrap(), own);
+    assert!(is_denied(&q("adm-a", Some("b")).await));
+    // operators are refused, asking for all or for one tenant
+    assert!(is_denied(&q("op", None).await));
+    assert!(is_denied(&q("op", Some("a")).await));
+    // an officer's approval completes the shred: it leaves the list, and the key is disabled
+    w.act(
+        "o1",
+        Action::Shred {
+            tenant: "a".into(),
+            mode: ShredMode::Disable,
+        },
+    )
+    .await
+    .unwrap();
+    let own = q("adm-a", None).await.unwrap();
+    assert_eq!(own["actions"], serde_json::json!([]));
+    assert_eq!(own["tenant_key"]["state"], "disabled");
+    assert!(own["tenant_key"]["destroy_after_ms"].as_i64().unwrap() > before);
+    // an approval older than the window no longer counts, nor is it shown
+    w.edit("UPDATE approvals SET at_ms = 1 WHERE action = 'shred-now:b'");
+    let all = q("o1", None).await.unwrap();
+    let kinds: Vec<&str> = all["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["disconnect"]);
+}
+
+/// A browser's enrolled key signs shred and disconnect approvals (each counts like one signed
+/// with the principal's own key), but not a reconnect.
+#[tokio::test]
+async fn an_enrolled_key_approves_shreds_and_disconnects_but_never_a_reconnect() {
+    let w = World::new().await;
+    w.t.ensure_tenant_key("a").await.unwrap();
+    let (ka, k1, k2) = (browser_key("adm-a"), browser_key("o1"), browser_key("o2"));
+    w.enrol_key("adm-a", &ka, 3_600_000).await.unwrap();
+    w.enrol_key("o1", &k1, 3_600_000).await.unwrap();
+    w.enrol_key("o2", &k2, 3_600_000).await.unwrap();
+    let shred = |mode| Action::Shred {
+        tenant: "a".into(),
+        mode,
+    };
+    let r =
+        w.t.act(&w.signed_with(&ka, "adm-a", shred(ShredMode::Disable)))
+            .await
+            .unwrap();
+    assert_eq!(r["state"], "pending");
+    let r =
+        w.t.act(&w.signed_with(&k1, "o1", shred(ShredMode::Disable)))
+            .await
+            .unwrap();
+    assert_eq!(r["state"], "disabled");
+    // a key enrolled for one principal signs nothing in another's name
+    let r =
+        w.t.act(&w.signed_with(&ka, "o1", shred(ShredMode::Cancel)))
+            .await;
+    assert!(is_denied(&r), "{r:?}");
+    for k in [&k1, &k2] {
+        let who = if std::ptr::eq(k, &k1) { "o1" } else { "o2" };
+        w.t.act(&w.signed_with(k, who, Action::Disconnect { reason: None }))
+            .await
+            .unwrap();
+    }
+    assert!(w.t.seal_status().await.unwrap().disconnected);
+    // the reconnect needs the officers' own keys
+    let r =
+        w.t.act(&w.signed_with(&k1, "o1", Action::Reconnect {}))
+            .await;
+    assert!(is_denied(&r), "{r:?}");
+    assert_eq!(w.count("disconnect_approval"), 2);
+}
+
 #[tokio::test]
 async fn the_log_survives_a_restart_and_only_grows() {
     let dir = tempfile::tempdir().unwrap();
@@ -1559,10 +1710,7 @@ async fn an_enrolled_key_signs_decisions_only_never_its_own_enrolment_or_anythin
             jurisdictions: vec!["DE".into()],
             min_sites: 2,
         },
-        Action::Shred {
-            tenant: "a".into(),
-            mode: obhut_trustee_client::ShredMode::Now,
-        },
+        Action::Reconnect {},
     ] {
         let r = w.t.act(&w.signed_with(&k1, "o1", action.clone())).await;
         assert!(is_denied(&r), "{action:?}: {r:?}");

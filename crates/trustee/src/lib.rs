@@ -799,6 +799,7 @@ impl TrusteeClient for Trustee {
                     .collect();
                 Ok(Value::Array(keys))
             }
+            Query::Quorum { tenant } => t.quorum_now(&principal, tenant.as_deref()),
             _ => t.governance.query(&principal, &query),
         })
         .await
@@ -1857,6 +1858,47 @@ impl Trustee {
         Err(TrusteeError::Conflict(format!(
             "tenant {tenant} cannot be shredded: {count} object version(s) are under a COMPLIANCE retention until as late as {until}; a shred is possible once the last of them has passed"
         )))
+    }
+
+    /// [`Query::Quorum`]: the quorum actions `principal` may see, with the key state of each
+    /// shred's tenant, and of the tenant asked about (a tenant admin's own).
+    fn quorum_now(&self, principal: &str, tenant: Option<&str>) -> Result<Value, TrusteeError> {
+        let who = self
+            .governance
+            .principal(principal)?
+            .ok_or_else(|| TrusteeError::Denied(format!("unknown principal {principal:?}")))?
+            .info;
+        let mut actions = self.governance.quorum_actions(&who, tenant)?;
+        let key_of = |tenant: &str| {
+            self.with(|ks| Ok(ks.tenant_status(tenant).ok()))
+                .map(|s| s.map(|(state, destroy_after_ms)| key_status(state, destroy_after_ms)))
+        };
+        for a in &mut actions {
+            if let Some(t) = &a.tenant {
+                a.key_state = key_of(t)?.map(|k| k.state);
+            }
+        }
+        let asked = match who.role {
+            Role::TenantAdmin => who.tenant.as_deref(),
+            _ => tenant,
+        };
+        let tenant_key = match asked {
+            Some(t) => {
+                let status = key_of(t)?;
+                Some(obhut_trustee_client::views::TenantKeyView {
+                    tenant: t.to_owned(),
+                    state: status
+                        .as_ref()
+                        .map_or_else(|| "none".to_owned(), |k| k.state.clone()),
+                    destroy_after_ms: status.and_then(|k| k.destroy_after_ms),
+                })
+            }
+            None => None,
+        };
+        to_json(&obhut_trustee_client::views::QuorumView {
+            actions,
+            tenant_key,
+        })
     }
 
     fn key_status_now(&self, tenant: &str) -> Result<TenantKeyStatus, TrusteeError> {

@@ -116,8 +116,12 @@ impl SigningKeys {
 
 /// What an enrolled key may sign: decisions on grants and disclosure requests, and revoking
 /// an access key (which only takes access away: a page that signs one unasked ends a key,
-/// logged with the statement, and mints nothing). Creating access keys, like everything that
-/// gives access, needs the principal's own key.
+/// logged with the statement, and mints nothing); approvals of a crypto-shred (which takes
+/// away nothing the provider, holding the ciphertext, could not destroy anyway, and gives no
+/// one access) and of a disconnect (which stops the provider's own service). Creating access
+/// keys, like everything that gives access, needs the principal's own key, and so does a
+/// reconnect: it gives a disconnected provider its service back, so a page the provider
+/// serves must not be able to sign it.
 pub fn signable_by_enrolled_key(action: &Action) -> bool {
     matches!(
         action,
@@ -126,6 +130,8 @@ pub fn signable_by_enrolled_key(action: &Action) -> bool {
             | Action::ApproveDisclosure { .. }
             | Action::DenyDisclosure { .. }
             | Action::RevokeAccessKey { .. }
+            | Action::Shred { .. }
+            | Action::Disconnect { .. }
     )
 }
 
