@@ -4,8 +4,9 @@ Playwright, as test_console_approvals.py).
 A tenant made for the test: its admin requests a shred on its page (the decoded statement and
 the consequence are shown, then the browser signs it); the officer's page lists it among the
 quorum actions in progress with 1 of 2 approvals; an officer approves it in the browser, and
-the tenant's objects can no longer be read over S3. A cancel approved by two (the admin in the
-browser, the officer in the browser) re-enables the key and the object reads again.
+the tenant's objects can no longer be read over S3. A cancel, which gives access back, is not
+signed in the browser: the pages show its command, two approve it with their own keys, and the
+object reads again.
 
 Then who sees what: an operator is refused `/v1/quorum`; a tenant's admin is refused another
 tenant's actions, and its page lists none of them."""
@@ -48,7 +49,7 @@ def read_error(client, bucket: str) -> tuple[str, int]:
     raise AssertionError("the shredded tenant's object was read")
 
 
-def test_a_shred_requested_and_approved_in_the_browser_and_cancelled_by_two(server, browser):  # noqa: F811
+def test_a_shred_requested_and_approved_in_the_browser_and_cancelled_by_two_own_keys(server, browser):  # noqa: F811
     t = tenant_with_bucket(server, objects={"report.txt": BODY})
     name = t["name"]
     client = t["client"]
@@ -88,16 +89,23 @@ def test_a_shred_requested_and_approved_in_the_browser_and_cancelled_by_two(serv
         assert admin.page.locator("#tenant-key-state").get_attribute("data-state") == "disabled"
         assert admin.page.locator(f"#quorum-shred-{name}").count() == 0
 
-        # a cancel approved by two re-enables it (docs/governance.md): the admin asks, the
-        # officer approves, both in the browser
-        sign(admin, "#crypto-shred", "shred-cancel", {"action": "shred", "tenant": name, "mode": "cancel"},
-             "enabled again")
+        # A cancel gives access back and a shred now destroys for good: neither is signed in a
+        # page the provider serves. The page shows their commands, and no form for either.
+        for kind in ("shred-now", "shred-cancel"):
+            assert admin.page.locator(f'#crypto-shred form.quorum-sign[data-kind="{kind}"]').count() == 0
+        commands = admin.page.locator("#crypto-shred ul.own-key").text_content()
+        assert f"obhut tenant shred {name} --cancel" in commands and f"obhut tenant shred {name} --now" in commands
+        # the admin and an officer approve the cancel with their own keys; the officer's page
+        # shows it in progress with the command, not a form
+        out = run_ok(server, t["admin"], "tenant", "shred", name, "--cancel")
+        assert out.startswith("pending: 1 of 2 approvals for shred-cancel:"), out
         assert read_error(client, t["bucket"]) == ("AccessDenied", 403)
         officer.reload()
         card = officer.page.locator(f"#quorum-shred-cancel-{name}")
         assert card.get_attribute("data-count") == "1", officer.page.content()
-        sign(officer, f"#quorum-shred-cancel-{name}", "shred-cancel",
-             {"action": "shred", "tenant": name, "mode": "cancel"}, "enabled again")
+        assert card.locator("form").count() == 0
+        assert f"obhut tenant shred {name} --cancel" in card.locator(".own-key").text_content()
+        run_ok(server, server.token("officer1"), "tenant", "shred", name, "--cancel")
         assert client.get_object(Bucket=t["bucket"], Key="report.txt")["Body"].read() == BODY
         admin.reload()
         assert admin.page.locator("#tenant-key-state").get_attribute("data-state") == "active"

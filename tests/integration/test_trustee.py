@@ -415,6 +415,10 @@ def test_crypto_shred(private_server):
     demo_fine("cancelled")
     acme_fine("cancelled")
     assert keystore(srv)["tenants"]["demo"]["state"] == "active"
+    # a cancel approval kept in store while the key is active: refused
+    r = srv.cli("tenant", "shred", "demo", "--cancel", token=srv.token("officer1"))
+    assert_one_line_failure(r, "cancel of an active key")
+    assert "409" in r.stderr and "not disabled" in r.stderr, r.stderr
     # approvals consumed by the first shred do not carry over to a new one
     assert_pending(shred(srv, "officer1", "demo"), "shred:demo")
     demo_fine("new-pending")

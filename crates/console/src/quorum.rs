@@ -31,7 +31,10 @@ pub struct QuorumTexts {
     pub rule_shred: &'static str,
     pub rule_officers: &'static str,
     pub approve: &'static str,
-    pub reconnect_cli: &'static str,
+    /// Before the command a principal runs with its own key (a shred now, a cancel, a
+    /// reconnect: nothing a page the provider serves may sign).
+    pub own_key: &'static str,
+    pub own_key_note: &'static str,
     pub kind_shred: &'static str,
     pub kind_shred_now: &'static str,
     pub kind_shred_cancel: &'static str,
@@ -42,18 +45,14 @@ pub struct QuorumTexts {
     pub state_destroyed: &'static str,
     pub state_none: &'static str,
     pub request_shred: &'static str,
-    pub request_shred_now: &'static str,
-    pub request_cancel: &'static str,
     pub warn_shred: &'static str,
-    pub warn_shred_now: &'static str,
-    pub warn_cancel: &'static str,
     pub warn_disconnect: &'static str,
     pub destroyed_note: &'static str,
 }
 
 static EN: QuorumTexts = QuorumTexts {
     in_progress: "Quorum actions in progress",
-    in_progress_note: "Crypto-shreds and disconnects that wait for more approvals (approvals older than 24 hours no longer count). Your approval is a statement signed in this browser with your enrolled key, shown decoded before you sign it. A reconnect is signed with your own key only (`obhut trustee reconnect`): it gives a disconnected provider its service back, so a page the provider serves must not sign it.",
+    in_progress_note: "Crypto-shreds and disconnects that wait for more approvals (approvals older than 24 hours no longer count). Your approval of a shred that disables a key, or of a disconnect, is a statement signed in this browser with your enrolled key, shown decoded before you sign it. A shred now, a cancel and a reconnect are signed with your own key only (the command is shown with each): they cannot be undone or give access back, so a page the provider serves must not sign them.",
     shred_title: "Crypto-shred",
     shred_note: "A crypto-shred makes all of your tenant's data unreadable by disabling (and later destroying) its tenant key. It takes two approvals, at least one of them an officer's; each is a statement signed in this browser with your enrolled key, shown decoded before you sign it.",
     key_state: "Tenant key",
@@ -69,7 +68,8 @@ static EN: QuorumTexts = QuorumTexts {
     rule_shred: "2 approvals, at least one of an officer",
     rule_officers: "2 officers",
     approve: "Approve…",
-    reconnect_cli: "Approve with your own key: obhut trustee reconnect",
+    own_key: "Approve with your own key:",
+    own_key_note: "A shred now (the key is destroyed at once, and nothing brings the data back) and a cancel (a disabled key is enabled again) are signed with your own key only, never in this browser: the page is served by the provider, whose script must not be able to sign either. Run, as each approver:",
     kind_shred: "shred (disable now, destroy after the grace period)",
     kind_shred_now: "shred now (destroy at once)",
     kind_shred_cancel: "cancel the shred (re-enable)",
@@ -80,18 +80,14 @@ static EN: QuorumTexts = QuorumTexts {
     state_destroyed: "destroyed",
     state_none: "none yet",
     request_shred: "Request or approve a shred…",
-    request_shred_now: "Request or approve a shred now…",
-    request_cancel: "Request or approve cancelling the shred…",
     warn_shred: "Once approved by two (one an officer), the tenant key is disabled at once: none of the tenant's objects can be read or written until a cancel is approved, and the key is destroyed for good when the grace period ends.",
-    warn_shred_now: "Once approved by two (one an officer), the tenant key is destroyed at once: all of the tenant's data is lost for good, and nothing brings it back.",
-    warn_cancel: "Once approved by two (one an officer), a disabled tenant key is enabled again and the tenant's data can be read again. A destroyed key cannot be brought back.",
     warn_disconnect: "Once approved by two officers, the provider is cut off: the trustee releases no key and serves no request for any tenant until two officers reconnect it.",
     destroyed_note: "The tenant key is destroyed: the tenant's data can no longer be read by anyone.",
 };
 
 static DE: QuorumTexts = QuorumTexts {
     in_progress: "Laufende Quorum-Aktionen",
-    in_progress_note: "Crypto-Shreds und Trennungen, die auf weitere Zustimmungen warten (Zustimmungen, die älter als 24 Stunden sind, zählen nicht mehr). Ihre Zustimmung ist eine Erklärung, die in diesem Browser mit Ihrem registrierten Schlüssel signiert und vorher entschlüsselt angezeigt wird. Eine Wiederverbindung wird nur mit Ihrem eigenen Schlüssel signiert (`obhut trustee reconnect`): sie gibt einem getrennten Anbieter seinen Dienst zurück, daher darf eine Seite, die der Anbieter ausliefert, sie nicht signieren.",
+    in_progress_note: "Crypto-Shreds und Trennungen, die auf weitere Zustimmungen warten (Zustimmungen, die älter als 24 Stunden sind, zählen nicht mehr). Ihre Zustimmung zu einem Shred, der einen Schlüssel deaktiviert, oder zu einer Trennung ist eine Erklärung, die in diesem Browser mit Ihrem registrierten Schlüssel signiert und vorher entschlüsselt angezeigt wird. Ein sofortiger Shred, ein Abbruch und eine Wiederverbindung werden nur mit Ihrem eigenen Schlüssel signiert (der Befehl steht jeweils dabei): sie sind nicht umkehrbar oder geben Zugang zurück, daher darf eine Seite, die der Anbieter ausliefert, sie nicht signieren.",
     shred_title: "Crypto-Shred",
     shred_note: "Ein Crypto-Shred macht alle Daten Ihres Mandanten unlesbar, indem er den Mandantenschlüssel deaktiviert (und später vernichtet). Er braucht zwei Zustimmungen, mindestens eine davon von einem Officer; jede ist eine Erklärung, die in diesem Browser mit Ihrem registrierten Schlüssel signiert und vorher entschlüsselt angezeigt wird.",
     key_state: "Mandantenschlüssel",
@@ -107,7 +103,8 @@ static DE: QuorumTexts = QuorumTexts {
     rule_shred: "2 Zustimmungen, mindestens eine von einem Officer",
     rule_officers: "2 Officer",
     approve: "Zustimmen…",
-    reconnect_cli: "Mit Ihrem eigenen Schlüssel zustimmen: obhut trustee reconnect",
+    own_key: "Mit Ihrem eigenen Schlüssel zustimmen:",
+    own_key_note: "Ein sofortiger Shred (der Schlüssel wird sofort vernichtet, nichts bringt die Daten zurück) und ein Abbruch (ein deaktivierter Schlüssel wird wieder aktiviert) werden nur mit Ihrem eigenen Schlüssel signiert, nie in diesem Browser: die Seite liefert der Anbieter aus, dessen Skript keines von beiden signieren können darf. Jeder Zustimmende führt aus:",
     kind_shred: "Shred (jetzt deaktivieren, nach der Frist vernichten)",
     kind_shred_now: "Shred sofort (sofort vernichten)",
     kind_shred_cancel: "Shred abbrechen (wieder aktivieren)",
@@ -118,11 +115,7 @@ static DE: QuorumTexts = QuorumTexts {
     state_destroyed: "vernichtet",
     state_none: "noch keiner",
     request_shred: "Shred beantragen oder zustimmen…",
-    request_shred_now: "Sofortigen Shred beantragen oder zustimmen…",
-    request_cancel: "Abbruch des Shreds beantragen oder zustimmen…",
     warn_shred: "Sobald zwei zugestimmt haben (einer davon ein Officer), wird der Mandantenschlüssel sofort deaktiviert: kein Objekt des Mandanten kann gelesen oder geschrieben werden, bis ein Abbruch bewilligt ist, und nach Ablauf der Frist wird der Schlüssel endgültig vernichtet.",
-    warn_shred_now: "Sobald zwei zugestimmt haben (einer davon ein Officer), wird der Mandantenschlüssel sofort vernichtet: alle Daten des Mandanten sind endgültig verloren, nichts bringt sie zurück.",
-    warn_cancel: "Sobald zwei zugestimmt haben (einer davon ein Officer), wird ein deaktivierter Mandantenschlüssel wieder aktiviert und die Daten des Mandanten sind wieder lesbar. Ein vernichteter Schlüssel kommt nicht zurück.",
     warn_disconnect: "Sobald zwei Officer zugestimmt haben, ist der Anbieter abgeschnitten: der Treuhänder gibt keinen Schlüssel heraus und bedient keine Anfrage eines Mandanten, bis zwei Officer ihn wieder verbinden.",
     destroyed_note: "Der Mandantenschlüssel ist vernichtet: niemand kann die Daten des Mandanten mehr lesen.",
 };
@@ -159,9 +152,11 @@ pub struct QuorumCard {
     pub rule: &'static str,
     pub expires: String,
     pub key_state: String,
-    /// The form that adds this principal's approval; none for a reconnect (own key only) and
-    /// on the tenant admin's page (its forms are below the list).
+    /// The form that adds this principal's approval; none for the actions signed with the
+    /// principal's own key only, and on the tenant admin's page (its forms are below the list).
     pub form: Option<SignForm>,
+    /// The command for an action signed with the principal's own key only.
+    pub own_key_command: Option<String>,
 }
 
 /// The quorum part of the officer's page (no tenant) or the tenant admin's (its tenant).
@@ -177,8 +172,11 @@ pub struct QuorumPart {
     pub key_state: String,
     pub destroy_after: Option<String>,
     pub destroyed: bool,
-    /// The tenant admin's page: request or approve a shred, a shred now, a cancel.
+    /// The tenant admin's page: request or approve a shred (disabling the key).
     pub forms: Vec<SignForm>,
+    /// The tenant admin's page: the commands for a shred now and, while the key is disabled,
+    /// a cancel (own key only).
+    pub own_key_commands: Vec<String>,
 }
 
 fn text(v: &Value, key: &str) -> String {
@@ -206,20 +204,26 @@ fn state_label(t: &'static QuorumTexts, state: &str) -> String {
     }
 }
 
-/// The form signing a shred approval of `tenant` in the mode of `kind`.
+/// The form signing a shred approval of `tenant` that disables its key: the only shred an
+/// enrolled key may sign (a shred now and a cancel need the principal's own key).
 fn shred_form(t: &'static QuorumTexts, kind: &str, tenant: &str) -> Option<SignForm> {
-    let (mode, label, warning) = match kind {
-        "shred" => ("disable", t.request_shred, t.warn_shred),
-        "shred-now" => ("now", t.request_shred_now, t.warn_shred_now),
-        "shred-cancel" => ("cancel", t.request_cancel, t.warn_cancel),
-        _ => return None,
-    };
-    Some(SignForm {
+    (kind == "shred").then(|| SignForm {
         kind: kind.to_owned(),
-        action_json: json!({"action": "shred", "tenant": tenant, "mode": mode}).to_string(),
-        label,
-        warning,
+        action_json: json!({"action": "shred", "tenant": tenant, "mode": "disable"}).to_string(),
+        label: t.request_shred,
+        warning: t.warn_shred,
     })
+}
+
+/// The command that approves a quorum action of `kind` with the principal's own key, for the
+/// actions a page the provider serves must not sign.
+fn own_key_command(kind: &str, tenant: &str) -> Option<String> {
+    match kind {
+        "shred-now" => Some(format!("obhut tenant shred {tenant} --now")),
+        "shred-cancel" => Some(format!("obhut tenant shred {tenant} --cancel")),
+        "reconnect" => Some("obhut trustee reconnect".to_owned()),
+        _ => None,
+    }
 }
 
 fn card(t: &'static QuorumTexts, a: &Value, officer: bool) -> QuorumCard {
@@ -288,6 +292,7 @@ fn card(t: &'static QuorumTexts, a: &Value, officer: bool) -> QuorumCard {
             .and_then(Value::as_str)
             .map(|s| state_label(t, s))
             .unwrap_or_default(),
+        own_key_command: own_key_command(&kind, &tenant),
         kind,
         tenant,
         form,
@@ -314,6 +319,7 @@ pub async fn part(console: &Console, bearer: &str, tenant: Option<&str>, lang: L
         destroy_after: None,
         destroyed: false,
         forms: Vec::new(),
+        own_key_commands: Vec::new(),
     };
     let v = match console.get_json(Some(bearer), &path).await {
         Ok(v) => v,
@@ -340,13 +346,14 @@ pub async fn part(console: &Console, bearer: &str, tenant: Option<&str>, lang: L
             .map(crate::pages::utc_ms);
         part.destroyed = state == "destroyed";
         if !part.destroyed {
-            let mut kinds = vec!["shred", "shred-now"];
-            if state == "disabled" || part.cards.iter().any(|c| c.kind == "shred-cancel") {
+            part.forms = shred_form(t, "shred", tn).into_iter().collect();
+            let mut kinds = vec!["shred-now"];
+            if state == "disabled" {
                 kinds.push("shred-cancel");
             }
-            part.forms = kinds
+            part.own_key_commands = kinds
                 .into_iter()
-                .filter_map(|k| shred_form(t, k, tn))
+                .filter_map(|k| own_key_command(k, tn))
                 .collect();
         }
     }
@@ -360,25 +367,37 @@ mod tests {
     #[test]
     fn a_card_shows_the_approvals_and_signs_the_right_action() {
         let t = texts(Lang::En);
-        let a = json!({"kind": "shred-now", "tenant": "acme", "required": 2, "officers": 1,
+        let a = json!({"kind": "shred", "tenant": "acme", "required": 2, "officers": 1,
             "rule": "2, at least one officer", "expires_ms": 86_400_000, "key_state": "active",
             "approvals": [{"principal": "o1", "role": "officer", "at_ms": 0}]});
         let c = card(t, &a, true);
         assert_eq!((c.count, c.required, c.officers), (1, 2, 1));
-        assert_eq!(c.id, "shred-now-acme");
+        assert_eq!(c.id, "shred-acme");
         assert_eq!(c.approvals, "o1 (officer, 1970-01-01 00:00:00 UTC)");
         assert_eq!(c.expires, "1970-01-02 00:00:00 UTC");
         let f = c.form.unwrap();
         assert_eq!(
             f.action_json,
-            r#"{"action":"shred","mode":"now","tenant":"acme"}"#
+            r#"{"action":"shred","mode":"disable","tenant":"acme"}"#
         );
-        assert_eq!(f.warning, t.warn_shred_now);
-        // on the tenant admin's page the forms are apart; a reconnect is never signed here
+        assert_eq!(f.warning, t.warn_shred);
+        assert!(c.own_key_command.is_none());
+        // on the tenant admin's page the forms are apart
         assert!(card(t, &a, false).form.is_none());
+        // a shred now, a cancel and a reconnect are never signed here: their command instead
+        for (kind, tenant, command) in [
+            ("shred-now", "acme", "obhut tenant shred acme --now"),
+            ("shred-cancel", "acme", "obhut tenant shred acme --cancel"),
+            ("reconnect", "", "obhut trustee reconnect"),
+        ] {
+            let v = json!({"kind": kind, "tenant": tenant, "approvals": []});
+            let c = card(t, &v, true);
+            assert!(c.form.is_none(), "{kind}");
+            assert_eq!(c.own_key_command.as_deref(), Some(command));
+        }
         let r = json!({"kind": "reconnect", "tenant": null, "approvals": []});
         let c = card(t, &r, true);
-        assert!(c.form.is_none() && c.id == "reconnect" && c.rule == t.rule_officers);
+        assert!(c.id == "reconnect" && c.rule == t.rule_officers);
         let d = json!({"kind": "disconnect", "tenant": null, "approvals": []});
         assert_eq!(
             card(t, &d, true).form.unwrap().action_json,

@@ -50,6 +50,14 @@ const STATEMENT_SKEW_MS: i64 = 5 * 60 * 1000;
 /// Quorum approvals older than this no longer count.
 pub const APPROVAL_WINDOW_MS: i64 = 24 * 3600 * 1000;
 
+/// Withdraws `principal`'s pending quorum approvals (crypto-shreds): when it is revoked, or
+/// revokes one of its enrolled keys, none of them counts any more.
+fn withdraw_approvals(db: &rusqlite::Connection, principal: &str) -> Result<(), TrusteeError> {
+    db.execute("DELETE FROM approvals WHERE principal = ?1", [principal])
+        .map_err(storage)?;
+    Ok(())
+}
+
 fn storage(e: impl std::fmt::Display) -> TrusteeError {
     TrusteeError::Storage(e.to_string())
 }
@@ -1369,7 +1377,7 @@ impl Governance {
             |db| {
                 db.execute("UPDATE principals SET revoked = 1 WHERE name = ?1", [name])
                     .map_err(storage)?;
-                Ok(())
+                withdraw_approvals(db, name)
             },
         )?;
         Ok(json!({"principal": name, "revoked": true}))
@@ -2693,13 +2701,23 @@ impl Governance {
         })?;
         let approvals: Vec<(String, String)> = {
             let db = self.db()?;
+            // Approvals past the window count for nothing: they go, so that the table stays
+            // as small as the approvals in progress.
+            db.execute(
+                "DELETE FROM approvals WHERE at_ms < ?1",
+                [now - APPROVAL_WINDOW_MS],
+            )
+            .map_err(storage)?;
             db.execute(
                 "INSERT INTO approvals (action, principal, role, at_ms) VALUES (?1, ?2, ?3, ?4) ON CONFLICT(action, principal) DO UPDATE SET at_ms = excluded.at_ms",
                 params![action, who.name, who.role.as_str(), now],
             )
             .map_err(storage)?;
             let mut st = db
-                .prepare("SELECT principal, role FROM approvals WHERE action = ?1 AND at_ms >= ?2 ORDER BY at_ms")
+                .prepare(
+                    "SELECT a.principal, a.role FROM approvals a JOIN principals p ON p.name = a.principal
+                     WHERE a.action = ?1 AND a.at_ms >= ?2 AND p.revoked = 0 ORDER BY a.at_ms",
+                )
                 .map_err(storage)?;
             st.query_map(params![action, now - APPROVAL_WINDOW_MS], |r| {
                 Ok((r.get(0)?, r.get(1)?))
@@ -2766,7 +2784,10 @@ impl Governance {
             let db = self.db()?;
             let mut st = db
                 .prepare(
-                    "SELECT action, principal, role, at_ms FROM approvals WHERE at_ms >= ?1 ORDER BY action, at_ms, principal",
+                    "SELECT a.action, a.principal, a.role, a.at_ms FROM approvals a
+                     JOIN principals p ON p.name = a.principal
+                     WHERE a.at_ms >= ?1 AND p.revoked = 0
+                     ORDER BY a.action, a.at_ms, a.principal LIMIT 1000",
                 )
                 .map_err(storage)?;
             st.query_map([now - APPROVAL_WINDOW_MS], |r| {

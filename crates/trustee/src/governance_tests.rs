@@ -742,45 +742,91 @@ async fn quorum_actions_in_progress_are_shown_to_whom_they_concern() {
     assert_eq!(kinds, ["disconnect"]);
 }
 
-/// A browser's enrolled key signs shred and disconnect approvals (each counts like one signed
-/// with the principal's own key), but not a reconnect.
+/// A browser's enrolled key signs approvals of a shred that disables a key and of a disconnect
+/// (each counts like one signed with the principal's own key), but nothing irreversible or
+/// giving access back: not a shred now, not a cancel, not a reconnect. Revoking the key
+/// withdraws its principal's pending shred approvals; a cancel is refused while the key is
+/// active, so that none can be kept in store.
 #[tokio::test]
-async fn an_enrolled_key_approves_shreds_and_disconnects_but_never_a_reconnect() {
+async fn an_enrolled_key_approves_disabling_shreds_and_disconnects_only() {
     let w = World::new().await;
     w.t.ensure_tenant_key("a").await.unwrap();
+    w.t.ensure_tenant_key("b").await.unwrap();
     let (ka, k1, k2) = (browser_key("adm-a"), browser_key("o1"), browser_key("o2"));
     w.enrol_key("adm-a", &ka, 3_600_000).await.unwrap();
     w.enrol_key("o1", &k1, 3_600_000).await.unwrap();
     w.enrol_key("o2", &k2, 3_600_000).await.unwrap();
-    let shred = |mode| Action::Shred {
-        tenant: "a".into(),
+    let shred = |tenant: &str, mode| Action::Shred {
+        tenant: tenant.into(),
         mode,
     };
+    // irreversible or giving access back: refused from a browser key, both roles
+    for (k, who, tenant, mode) in [
+        (&k1, "o1", "b", ShredMode::Now),
+        (&ka, "adm-a", "a", ShredMode::Now),
+        (&k1, "o1", "a", ShredMode::Cancel),
+    ] {
+        let r = w.t.act(&w.signed_with(k, who, shred(tenant, mode))).await;
+        assert!(is_denied(&r), "{who} {mode:?}: {r:?}");
+    }
+    // a cancel kept in store while the key is active: refused, with the own key too
+    let r = w.act("o1", shred("a", ShredMode::Cancel)).await;
+    assert!(matches!(r, Err(TrusteeError::Conflict(_))), "{r:?}");
+    // o1's browser approves disabling b; o1 then revokes that key: the approval is withdrawn,
+    // so o2's approval alone is pending, not a quorum
     let r =
-        w.t.act(&w.signed_with(&ka, "adm-a", shred(ShredMode::Disable)))
+        w.t.act(&w.signed_with(&k1, "o1", shred("b", ShredMode::Disable)))
+            .await
+            .unwrap();
+    assert_eq!(r["state"], "pending");
+    w.act(
+        "o1",
+        Action::RevokeSigningKey {
+            public_key: key_hex(&k1),
+        },
+    )
+    .await
+    .unwrap();
+    let r =
+        w.t.act(&w.signed_with(&k2, "o2", shred("b", ShredMode::Disable)))
+            .await
+            .unwrap();
+    assert_eq!(r["state"], "pending", "{r}");
+    // disabling a: the tenant admin's browser and an officer's
+    let r =
+        w.t.act(&w.signed_with(&ka, "adm-a", shred("a", ShredMode::Disable)))
             .await
             .unwrap();
     assert_eq!(r["state"], "pending");
     let r =
-        w.t.act(&w.signed_with(&k1, "o1", shred(ShredMode::Disable)))
+        w.t.act(&w.signed_with(&k2, "o2", shred("a", ShredMode::Disable)))
             .await
             .unwrap();
     assert_eq!(r["state"], "disabled");
     // a key enrolled for one principal signs nothing in another's name
     let r =
-        w.t.act(&w.signed_with(&ka, "o1", shred(ShredMode::Cancel)))
+        w.t.act(&w.signed_with(&ka, "o2", shred("b", ShredMode::Disable)))
             .await;
     assert!(is_denied(&r), "{r:?}");
-    for k in [&k1, &k2] {
-        let who = if std::ptr::eq(k, &k1) { "o1" } else { "o2" };
+    // the cancel of a's shred: the principals' own keys only
+    let r =
+        w.t.act(&w.signed_with(&k2, "o2", shred("a", ShredMode::Cancel)))
+            .await;
+    assert!(is_denied(&r), "{r:?}");
+    w.act("o1", shred("a", ShredMode::Cancel)).await.unwrap();
+    let r = w.act("adm-a", shred("a", ShredMode::Cancel)).await.unwrap();
+    assert_eq!(r["state"], "active", "{r}");
+    // disconnect: browser keys; reconnect: own keys only
+    let k1b = browser_key("o1-again");
+    w.enrol_key("o1", &k1b, 3_600_000).await.unwrap();
+    for (k, who) in [(&k1b, "o1"), (&k2, "o2")] {
         w.t.act(&w.signed_with(k, who, Action::Disconnect { reason: None }))
             .await
             .unwrap();
     }
     assert!(w.t.seal_status().await.unwrap().disconnected);
-    // the reconnect needs the officers' own keys
     let r =
-        w.t.act(&w.signed_with(&k1, "o1", Action::Reconnect {}))
+        w.t.act(&w.signed_with(&k1b, "o1", Action::Reconnect {}))
             .await;
     assert!(is_denied(&r), "{r:?}");
     assert_eq!(w.count("disconnect_approval"), 2);

@@ -1817,6 +1817,13 @@ impl Trustee {
                 destroy_after_ms: None,
             }));
         }
+        if mode == ShredMode::Cancel && state != TenantKeyState::Disabled {
+            // An approval kept in store for a later shred would let one more approval undo
+            // it at once.
+            return Err(TrusteeError::Conflict(format!(
+                "tenant {tenant}'s key is not disabled: there is no shred to cancel"
+            )));
+        }
         if mode != ShredMode::Cancel {
             self.refuse_shred_of_compliance_locks(tenant)?;
         }

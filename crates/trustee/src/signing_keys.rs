@@ -116,12 +116,14 @@ impl SigningKeys {
 
 /// What an enrolled key may sign: decisions on grants and disclosure requests, and revoking
 /// an access key (which only takes access away: a page that signs one unasked ends a key,
-/// logged with the statement, and mints nothing); approvals of a crypto-shred (which takes
-/// away nothing the provider, holding the ciphertext, could not destroy anyway, and gives no
-/// one access) and of a disconnect (which stops the provider's own service). Creating access
-/// keys, like everything that gives access, needs the principal's own key, and so does a
-/// reconnect: it gives a disconnected provider its service back, so a page the provider
-/// serves must not be able to sign it.
+/// logged with the statement, and mints nothing); approvals of a crypto-shred that disables
+/// the tenant's key (undone by a cancel within the grace period, and giving no one access) and
+/// of a disconnect (which stops the provider's own service). The page that holds the key is
+/// served by the provider, whose script could sign any of these unasked, so nothing
+/// irreversible and nothing that gives access is among them: a shred *now* (destroys the key
+/// at once, beyond every copy of the data and any legal hold), a cancel (enables a disabled
+/// key again), creating access keys and a reconnect (gives a disconnected provider its
+/// service back) need the principal's own key.
 pub fn signable_by_enrolled_key(action: &Action) -> bool {
     matches!(
         action,
@@ -130,7 +132,10 @@ pub fn signable_by_enrolled_key(action: &Action) -> bool {
             | Action::ApproveDisclosure { .. }
             | Action::DenyDisclosure { .. }
             | Action::RevokeAccessKey { .. }
-            | Action::Shred { .. }
+            | Action::Shred {
+                mode: obhut_trustee_client::ShredMode::Disable,
+                ..
+            }
             | Action::Disconnect { .. }
     )
 }
@@ -269,11 +274,16 @@ impl Governance {
                 "this key is revoked already".to_owned(),
             ));
         }
-        self.record(LogEvent::SigningKeyRevoked {
-            actor: who.name.clone(),
-            tenant: who.tenant.clone(),
-            public_key: public_key.clone(),
-        })?;
+        // The principal's pending shred approvals are withdrawn with the key: one it finds
+        // signed unasked must not count towards a quorum after the revocation.
+        self.record_with(
+            LogEvent::SigningKeyRevoked {
+                actor: who.name.clone(),
+                tenant: who.tenant.clone(),
+                public_key: public_key.clone(),
+            },
+            |db| super::withdraw_approvals(db, &who.name),
+        )?;
         Ok(json!({"principal": who.name, "public_key": public_key, "state": "revoked"}))
     }
 
