@@ -89,6 +89,9 @@ pub struct Trustee {
     /// Which version each recent write's ticket sealed a first lock record for (by the
     /// ticket's digest, with its issue time): one signed write seals one version.
     lock_claims: Arc<Mutex<std::collections::HashMap<String, (LockTarget, i64)>>>,
+    /// Held while a version's record is judged, sealed and noted: two changes of one version
+    /// never both replace the same latest record.
+    lock_changes: Arc<Mutex<()>>,
 }
 
 /// An access key's id, tenant and secret.
@@ -142,6 +145,7 @@ impl Trustee {
             object_key_log: Arc::default(),
             max_retention_ms: object_lock::DEFAULT_MAX_RETENTION_DAYS * 86_400_000,
             lock_claims: Arc::default(),
+            lock_changes: Arc::default(),
         })
     }
 
@@ -1478,6 +1482,9 @@ fn signed_lock_state(text: &str) -> Result<LockState, TrusteeError> {
     })
 }
 
+/// Why a change that gives an older record of its version than the latest is refused.
+const STALE_LOCK_RECORD: &str = "the object lock record given is not the latest the trustee sealed for this version (an older record, or one the catalog kept after a later change): a change is judged only against the latest";
+
 /// Why an abandonment of a lock record is refused (every one is).
 const ABANDON_REFUSED: &str = "an object lock record is never abandoned: a lock sealed for a write counts until its date, even if the write did not commit";
 
@@ -1492,14 +1499,71 @@ impl Trustee {
     /// trustee's seal for that version (edited, or moved from another version). A record a
     /// release before abandoned (governance.db schema 5, `abandoned_ms`) opens like any other:
     /// its version may exist after all.
+    ///
+    /// A genuine record that is not the latest the trustee sealed for its version (an older
+    /// one put back in the catalog) answers the latest state the trustee lists: the gateway
+    /// enforces what the trustee sealed last, never a weaker state from before.
     fn open_lock_now(&self, target: &LockTarget, sealed: &str) -> Result<LockState, TrusteeError> {
+        let (state, _) = self.open_lock_record(target, sealed)?;
+        // The listed state is the latest sealed (the same as the record's, if it is the
+        // latest); a version not listed has a latest record that locks nothing, and any
+        // genuine record of it is at least as strict.
+        Ok(self
+            .governance
+            .latest_lock(target)?
+            .map_or(state, |(listed, _)| listed))
+    }
+
+    /// [`Self::open_lock_now`], with the record's digest
+    /// ([`governance::lock_record_digest`]).
+    fn open_lock_record(
+        &self,
+        target: &LockTarget,
+        sealed: &str,
+    ) -> Result<(LockState, String), TrusteeError> {
         let raw = base64_simd::STANDARD
             .decode_to_vec(sealed.as_bytes())
             .map_err(|_| TrusteeError::Integrity("an object lock record is not base64".into()))?;
+        let digest = governance::lock_record_digest(&raw);
         let plain = self.with(|ks| ks.open_for(OBJECT_LOCKS, &lock_aad(target), &raw))?;
         let state: LockState = serde_json::from_slice(&plain)
             .map_err(|e| TrusteeError::Integrity(format!("an object lock record: {e}")))?;
-        Ok(state)
+        Ok((state, digest))
+    }
+
+    /// Refuses to judge a change against `previous` (genuine, of `target`, with `digest`)
+    /// unless it is the latest record the trustee sealed for the version: an older one (from
+    /// before a retention was extended or a legal hold set) would have the change judged
+    /// against a weaker state. A version the trustee lists no lock of takes any genuine record
+    /// (none is weaker than no lock). A row a release before wrote has no digest: a record
+    /// whose state is the listed one is accepted (it judges the change the same). A change to
+    /// exactly the listed state is accepted whatever record it gives: it weakens nothing, and
+    /// it lets a change whose record the catalog missed be asked again.
+    fn check_latest_lock(
+        &self,
+        target: &LockTarget,
+        previous: &LockState,
+        digest: &str,
+        next: &LockState,
+    ) -> Result<(), TrusteeError> {
+        let Some((listed, listed_digest)) = self.governance.latest_lock(target)? else {
+            return Ok(());
+        };
+        let latest = match &listed_digest {
+            Some(d) => {
+                d.len() == digest.len()
+                    && aws_lc_rs::constant_time::verify_slices_are_equal(
+                        d.as_bytes(),
+                        digest.as_bytes(),
+                    )
+                    .is_ok()
+            }
+            None => *previous == listed,
+        };
+        if latest || *next == listed {
+            return Ok(());
+        }
+        Err(TrusteeError::Denied(STALE_LOCK_RECORD.into()))
     }
 
     /// Refuses a retention that ends later than the trustee's longest from `now`, unless the
@@ -1681,9 +1745,17 @@ impl Trustee {
     /// A version's record: its first ([`LockChange::Written`], for a genuine write of it) or a
     /// change judged against the record it replaces.
     fn seal_version_lock(&self, seal: &LockSeal) -> Result<LockAnswer, TrusteeError> {
+        let _one_at_a_time = self
+            .lock_changes
+            .lock()
+            .map_err(|_| TrusteeError::Storage("lock changes poisoned".into()))?;
         let now = now_ms();
         let previous = match &seal.previous {
-            Some(sealed) => Some(self.open_lock_now(&seal.target, sealed)?),
+            Some(sealed) => {
+                let (state, digest) = self.open_lock_record(&seal.target, sealed)?;
+                self.check_latest_lock(&seal.target, &state, &digest, &seal.state)?;
+                Some(state)
+            }
             // A first record only for a version the trustee knows no lock of: else a
             // freshly sealed record that locks nothing would replace one that does,
             // without the rules (or the log) ever seeing the change.
@@ -1711,13 +1783,18 @@ impl Trustee {
         let bypass = previous.is_some_and(|prev| {
             seal.bypass_governance && object_lock::refusal(&prev, &seal.state, false, now).is_some()
         });
-        self.governance.note_lock(&seal.target, &seal.state)?;
         let plain =
             serde_json::to_vec(&seal.state).map_err(|e| TrusteeError::Storage(e.to_string()))?;
         let sealed = self.with(|ks| {
             ks.ensure_tenant_key(OBJECT_LOCKS)?;
             ks.seal_for(OBJECT_LOCKS, &lock_aad(&seal.target), &plain)
         })?;
+        // Listed (with the record's digest) before the record leaves the trustee.
+        self.governance.note_lock(
+            &seal.target,
+            &seal.state,
+            &governance::lock_record_digest(&sealed),
+        )?;
         let locks = seal.state.retention.is_some() || seal.state.legal_hold;
         if seal.change != LockChange::Written || locks {
             self.log_lock(&seal.target, seal.change, &seal.state, bypass)?;
@@ -2662,6 +2739,166 @@ mod tests {
         t.refuse_shred_of_compliance_locks("other").unwrap();
         // Once passed, it protects nothing.
         assert_eq!(t.governance.compliance_locks("a", far + 2).unwrap().0, 0);
+    }
+
+    /// The provider keeps an older genuine record of a version (from before its GOVERNANCE
+    /// retention became COMPLIANCE, or was extended) and gives it as the record a change
+    /// replaces, to have the change judged against that weaker state.
+    #[tokio::test]
+    async fn a_change_is_judged_only_against_the_latest_record_of_its_version() {
+        let (_dir, t) = unsealed().await;
+        let far = now_ms() + 3_600_000;
+        let governance = |until| LockState {
+            retention: Some((object_lock::LockMode::Governance, until)),
+            legal_hold: false,
+        };
+        let stale = |r: Result<LockAnswer, TrusteeError>| match r {
+            Err(TrusteeError::Denied(m)) => assert_eq!(m, STALE_LOCK_RECORD),
+            other => panic!("{other:?}"),
+        };
+        let first = t
+            .seal_lock(&first_seal(&t, "put-1", "v1", governance(far)))
+            .await
+            .unwrap();
+        let hardened = t
+            .seal_lock(&change(
+                "v1",
+                compliance(far),
+                &first.sealed,
+                LockChange::Retention,
+            ))
+            .await
+            .unwrap();
+        // The GOVERNANCE record, with the bypass, would let the retention go: refused.
+        stale(
+            t.seal_lock(&change(
+                "v1",
+                LockState::default(),
+                &first.sealed,
+                LockChange::Retention,
+            ))
+            .await,
+        );
+        stale(
+            t.seal_lock(&change(
+                "v1",
+                governance(far),
+                &first.sealed,
+                LockChange::Retention,
+            ))
+            .await,
+        );
+        // Opened, the older record answers the latest state the trustee sealed.
+        let opened = t
+            .open_lock(&LockOpen {
+                target: lock_target("v1"),
+                sealed: first.sealed.clone(),
+            })
+            .await
+            .unwrap();
+        assert_eq!(opened.state, compliance(far));
+        // The latest record judges: still no removal, bypass or not; an extension is sealed.
+        assert!(matches!(
+            t.seal_lock(&change(
+                "v1",
+                LockState::default(),
+                &hardened.sealed,
+                LockChange::Retention
+            ))
+            .await,
+            Err(TrusteeError::Denied(m)) if m != STALE_LOCK_RECORD
+        ));
+        let extended = t
+            .seal_lock(&change(
+                "v1",
+                compliance(far + 10),
+                &hardened.sealed,
+                LockChange::Retention,
+            ))
+            .await
+            .unwrap();
+        // Once extended, the record before it is no longer the latest: a change back to its
+        // date is refused as stale, not merely by the rules.
+        stale(
+            t.seal_lock(&change(
+                "v1",
+                compliance(far),
+                &hardened.sealed,
+                LockChange::Retention,
+            ))
+            .await,
+        );
+        // If the catalog missed the extension, asking for it again with the record before
+        // is sealed: it changes nothing the trustee knows.
+        let again = t
+            .seal_lock(&change(
+                "v1",
+                compliance(far + 10),
+                &hardened.sealed,
+                LockChange::Retention,
+            ))
+            .await
+            .unwrap();
+        // Then only that newest record is the latest.
+        stale(
+            t.seal_lock(&change(
+                "v1",
+                compliance(far + 20),
+                &extended.sealed,
+                LockChange::Retention,
+            ))
+            .await,
+        );
+        let held = t
+            .seal_lock(&change(
+                "v1",
+                LockState {
+                    legal_hold: true,
+                    ..compliance(far + 10)
+                },
+                &again.sealed,
+                LockChange::LegalHold,
+            ))
+            .await
+            .unwrap();
+        // A row a release before wrote has no digest: a record whose state is the listed one
+        // is accepted, an older one is not; the next seal writes the digest again.
+        t.governance.forget_lock_digests().unwrap();
+        stale(
+            t.seal_lock(&change(
+                "v1",
+                compliance(far + 10),
+                &again.sealed,
+                LockChange::LegalHold,
+            ))
+            .await,
+        );
+        let released = t
+            .seal_lock(&change(
+                "v1",
+                compliance(far + 10),
+                &held.sealed,
+                LockChange::LegalHold,
+            ))
+            .await
+            .unwrap();
+        stale(
+            t.seal_lock(&change(
+                "v1",
+                compliance(far + 30),
+                &held.sealed,
+                LockChange::Retention,
+            ))
+            .await,
+        );
+        t.seal_lock(&change(
+            "v1",
+            compliance(far + 30),
+            &released.sealed,
+            LockChange::Retention,
+        ))
+        .await
+        .unwrap();
     }
 
     /// The provider holds a gateway's client certificate and so can call `/v1/lock/seal`: it
