@@ -1482,6 +1482,9 @@ fn signed_lock_state(text: &str) -> Result<LockState, TrusteeError> {
     })
 }
 
+/// Why a change of a retention or legal hold without the tenant's signed request is refused.
+const LOCK_CHANGE_UNSIGNED: &str = "a change of a version's retention or legal hold needs the trustee's ticket for the tenant's signed PutObjectRetention or PutObjectLegalHold";
+
 /// Why a change that gives an older record of its version than the latest is refused.
 const STALE_LOCK_RECORD: &str = "the object lock record given is not the latest the trustee sealed for this version (an older record, or one the catalog kept after a later change): a change is judged only against the latest";
 
@@ -1710,17 +1713,93 @@ impl Trustee {
             }
             None => {}
         }
-        self.claim_lock_ticket(ticket, target, now)
+        self.claim_lock_ticket(ticket, target, now).map(|_| ())
     }
 
-    /// Records that `ticket`'s write sealed the first record of `target`: one signed write
-    /// makes one version, so the ticket seals no other (the same version again is a retry).
+    /// Checks that a change of a version's retention or legal hold comes from the tenant's
+    /// signed request of that operation (PutObjectRetention, PutObjectLegalHold) on that
+    /// object (and version, if it names one), never one signed with grant credentials, and
+    /// that a bypass of governance retention was signed by a key whose own policy allows it;
+    /// a retention change keeps the legal hold of `previous`, a legal hold change its retention.
+    /// A signed change changes its version once: used again, only to seal the state the
+    /// trustee lists already (a retry).
+    fn check_lock_change(
+        &self,
+        seal: &LockSeal,
+        previous: &LockState,
+        now: i64,
+    ) -> Result<(), TrusteeError> {
+        use obhut_trustee_client::object_lock::{
+            OP_PUT_OBJECT_LEGAL_HOLD, OP_PUT_OBJECT_RETENTION, read_lock_change,
+        };
+        let target = &seal.target;
+        let denied = |m: &str| Err(TrusteeError::Denied(m.to_owned()));
+        // Each operation changes its part of the state only.
+        let op = match seal.change {
+            LockChange::Retention if seal.state.legal_hold == previous.legal_hold => {
+                OP_PUT_OBJECT_RETENTION
+            }
+            LockChange::LegalHold if seal.state.retention == previous.retention => {
+                OP_PUT_OBJECT_LEGAL_HOLD
+            }
+            _ => return denied("a change sets a retention or a legal hold, and nothing else"),
+        };
+        let Some(ticket) = seal.request.as_ref() else {
+            return denied(LOCK_CHANGE_UNSIGNED);
+        };
+        self.verifier.check_ticket(
+            ticket,
+            &target.tenant,
+            &ticket.access_key_id,
+            &target.bucket,
+            now,
+        )?;
+        if ticket
+            .access_key_id
+            .starts_with(obhut_trustee_client::governance::GRANT_KEY_PREFIX)
+        {
+            return denied("no object lock is changed by a request signed with grant credentials");
+        }
+        if ticket.op.as_deref() != Some(op)
+            || !ticket.covers(&target.bucket, &target.key, None, KeyUse::Wrap)
+        {
+            return Err(TrusteeError::Denied(format!(
+                "the signed request is not a {op} of this object"
+            )));
+        }
+        let Some((version, bypass)) = ticket.lock.as_deref().and_then(read_lock_change) else {
+            return denied("the signed request's object lock change cannot be read");
+        };
+        if version.is_some_and(|v| v != target.version_id) {
+            return denied("the signed request names another version of this object");
+        }
+        if seal.bypass_governance && !bypass {
+            return denied(
+                "x-amz-bypass-governance-retention was not signed by a key whose policy allows s3:BypassGovernanceRetention",
+            );
+        }
+        if self.claim_lock_ticket(ticket, target, now)? {
+            let listed = self
+                .governance
+                .latest_lock(target)?
+                .map(|(state, _)| state)
+                .unwrap_or_default();
+            if listed != seal.state {
+                return denied("this signed request has changed this version's lock already");
+            }
+        }
+        Ok(())
+    }
+
+    /// Records that `ticket`'s request sealed a record of `target`: one signed write makes
+    /// one version, one signed change changes one, so the ticket seals for no other (the same
+    /// version again is a retry: `true`).
     fn claim_lock_ticket(
         &self,
         ticket: &obhut_trustee_client::auth::RequestTicket,
         target: &LockTarget,
         now: i64,
-    ) -> Result<(), TrusteeError> {
+    ) -> Result<bool, TrusteeError> {
         let mut claims = self
             .lock_claims
             .lock()
@@ -1731,13 +1810,13 @@ impl Trustee {
                 "this signed request has sealed another version's object lock record already"
                     .into(),
             )),
-            Some(_) => Ok(()),
+            Some(_) => Ok(true),
             None if claims.len() >= LOCK_CLAIMS_MAX => Err(TrusteeError::Conflict(
                 "too many object lock records sealed in the last minutes; try again later".into(),
             )),
             None => {
                 claims.insert(ticket.digest.clone(), (target.clone(), ticket.issued_ms));
-                Ok(())
+                Ok(false)
             }
         }
     }
@@ -1777,8 +1856,9 @@ impl Trustee {
             return Err(TrusteeError::Denied(why.into()));
         }
         self.check_retention_limit(previous.as_ref(), &seal.state, now)?;
-        if previous.is_none() {
-            self.check_first_lock(seal, now)?;
+        match &previous {
+            Some(prev) => self.check_lock_change(seal, prev, now)?,
+            None => self.check_first_lock(seal, now)?,
         }
         let bypass = previous.is_some_and(|prev| {
             seal.bypass_governance && object_lock::refusal(&prev, &seal.state, false, now).is_some()
@@ -2033,6 +2113,7 @@ fn is_format_upgrade(why: &Justification) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use obhut_trustee_client::auth::RequestTicket;
 
     fn customer(t: &Trustee, tenant: &str) -> Justification {
         t.test_customer(tenant)
@@ -2645,14 +2726,41 @@ mod tests {
         }
     }
 
-    fn change(v: &str, state: LockState, previous: &str, change: LockChange) -> LockSeal {
+    /// This trustee's ticket for the tenant's signed request of `change` (PutObjectRetention
+    /// or PutObjectLegalHold) of `k` naming version `v`, asking for the bypass (by a key that
+    /// may); each is another request.
+    fn change_ticket(t: &Trustee, v: &str, change: LockChange) -> RequestTicket {
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let op = match change {
+            LockChange::Retention => object_lock::OP_PUT_OBJECT_RETENTION,
+            _ => object_lock::OP_PUT_OBJECT_LEGAL_HOLD,
+        };
+        t.verifier.with_op(
+            write_ticket(
+                t,
+                &format!("change-{n}"),
+                vec![writes("k")],
+                Some(object_lock::signed_lock_change(Some(v), "true")),
+            ),
+            Some(op),
+        )
+    }
+
+    fn change(
+        t: &Trustee,
+        v: &str,
+        state: LockState,
+        previous: &str,
+        change: LockChange,
+    ) -> LockSeal {
         LockSeal {
             target: lock_target(v),
             state,
             change,
             previous: Some(previous.to_owned()),
             bypass_governance: true,
-            request: None,
+            request: Some(change_ticket(t, v, change)),
             upload: None,
         }
     }
@@ -2692,6 +2800,7 @@ mod tests {
         }
         // A COMPLIANCE retention in force is not shortened, bypass or not; it is extended.
         let shorter = change(
+            &t,
             "v1",
             compliance(far - 1),
             &first.sealed,
@@ -2702,6 +2811,7 @@ mod tests {
             Err(TrusteeError::Denied(_))
         ));
         t.seal_lock(&change(
+            &t,
             "v1",
             compliance(far + 1),
             &first.sealed,
@@ -2762,6 +2872,7 @@ mod tests {
             .unwrap();
         let hardened = t
             .seal_lock(&change(
+                &t,
                 "v1",
                 compliance(far),
                 &first.sealed,
@@ -2772,6 +2883,7 @@ mod tests {
         // The GOVERNANCE record, with the bypass, would let the retention go: refused.
         stale(
             t.seal_lock(&change(
+                &t,
                 "v1",
                 LockState::default(),
                 &first.sealed,
@@ -2781,6 +2893,7 @@ mod tests {
         );
         stale(
             t.seal_lock(&change(
+                &t,
                 "v1",
                 governance(far),
                 &first.sealed,
@@ -2799,7 +2912,7 @@ mod tests {
         assert_eq!(opened.state, compliance(far));
         // The latest record judges: still no removal, bypass or not; an extension is sealed.
         assert!(matches!(
-            t.seal_lock(&change(
+            t.seal_lock(&change(&t,
                 "v1",
                 LockState::default(),
                 &hardened.sealed,
@@ -2810,6 +2923,7 @@ mod tests {
         ));
         let extended = t
             .seal_lock(&change(
+                &t,
                 "v1",
                 compliance(far + 10),
                 &hardened.sealed,
@@ -2821,6 +2935,7 @@ mod tests {
         // date is refused as stale, not merely by the rules.
         stale(
             t.seal_lock(&change(
+                &t,
                 "v1",
                 compliance(far),
                 &hardened.sealed,
@@ -2832,6 +2947,7 @@ mod tests {
         // is sealed: it changes nothing the trustee knows.
         let again = t
             .seal_lock(&change(
+                &t,
                 "v1",
                 compliance(far + 10),
                 &hardened.sealed,
@@ -2842,6 +2958,7 @@ mod tests {
         // Then only that newest record is the latest.
         stale(
             t.seal_lock(&change(
+                &t,
                 "v1",
                 compliance(far + 20),
                 &extended.sealed,
@@ -2851,6 +2968,7 @@ mod tests {
         );
         let held = t
             .seal_lock(&change(
+                &t,
                 "v1",
                 LockState {
                     legal_hold: true,
@@ -2866,6 +2984,7 @@ mod tests {
         t.governance.forget_lock_digests().unwrap();
         stale(
             t.seal_lock(&change(
+                &t,
                 "v1",
                 compliance(far + 10),
                 &again.sealed,
@@ -2875,6 +2994,7 @@ mod tests {
         );
         let released = t
             .seal_lock(&change(
+                &t,
                 "v1",
                 compliance(far + 10),
                 &held.sealed,
@@ -2884,6 +3004,7 @@ mod tests {
             .unwrap();
         stale(
             t.seal_lock(&change(
+                &t,
                 "v1",
                 compliance(far + 30),
                 &held.sealed,
@@ -2892,9 +3013,151 @@ mod tests {
             .await,
         );
         t.seal_lock(&change(
+            &t,
             "v1",
             compliance(far + 30),
             &released.sealed,
+            LockChange::Retention,
+        ))
+        .await
+        .unwrap();
+    }
+
+    /// The provider holds a gateway's client certificate: it asks the trustee to set a legal
+    /// hold or lengthen a retention the tenant never asked for (to stop its shred), or to
+    /// bypass a GOVERNANCE retention, without the tenant's signed request of that change.
+    #[tokio::test]
+    async fn a_retention_or_legal_hold_changes_only_for_the_tenants_signed_request_of_it() {
+        let (_dir, t) = unsealed().await;
+        let far = now_ms() + 3_600_000;
+        let governance = LockState {
+            retention: Some((object_lock::LockMode::Governance, far)),
+            legal_hold: false,
+        };
+        let first = t
+            .seal_lock(&first_seal(&t, "put-1", "v1", governance))
+            .await
+            .unwrap();
+        let held = LockState {
+            legal_hold: true,
+            ..governance
+        };
+        let denied = |r: Result<LockAnswer, TrusteeError>| {
+            assert!(matches!(r, Err(TrusteeError::Denied(_))), "{r:?}");
+        };
+        let with =
+            |state: LockState, change: LockChange, request: Option<RequestTicket>| LockSeal {
+                request,
+                bypass_governance: false,
+                ..self::change(&t, "v1", state, &first.sealed, change)
+            };
+        // No ticket: the gateway's word alone.
+        denied(t.seal_lock(&with(held, LockChange::LegalHold, None)).await);
+        denied(
+            t.seal_lock(&with(compliance(far + 1), LockChange::Retention, None))
+                .await,
+        );
+        // Tickets of other signed requests of the object: its PUT, its DELETE (no operation),
+        // a retention change used for a legal hold, a change of another version.
+        let put = t.verifier.with_op(
+            write_ticket(&t, "put-2", vec![writes("k")], None),
+            Some(object_lock::OP_PUT_OBJECT),
+        );
+        let delete = write_ticket(&t, "delete", vec![writes("k")], None);
+        let retention = change_ticket(&t, "v1", LockChange::Retention);
+        let other_version = change_ticket(&t, "v0", LockChange::LegalHold);
+        let other_key = t.verifier.with_op(
+            write_ticket(
+                &t,
+                "other-key",
+                vec![writes("other")],
+                Some(object_lock::signed_lock_change(None, "")),
+            ),
+            Some(object_lock::OP_PUT_OBJECT_LEGAL_HOLD),
+        );
+        for ticket in [put, delete, retention, other_version, other_key] {
+            denied(
+                t.seal_lock(&with(held, LockChange::LegalHold, Some(ticket)))
+                    .await,
+            );
+        }
+        // A legal hold change that also lengthens the retention.
+        denied(
+            t.seal_lock(&with(
+                LockState {
+                    legal_hold: true,
+                    ..compliance(far + 1)
+                },
+                LockChange::LegalHold,
+                Some(change_ticket(&t, "v1", LockChange::LegalHold)),
+            ))
+            .await,
+        );
+        // The bypass, claimed for a request that did not sign it (or whose key may not).
+        for bypass in ["", "refused"] {
+            let unsigned = t.verifier.with_op(
+                write_ticket(
+                    &t,
+                    &format!("no-bypass-{bypass}"),
+                    vec![writes("k")],
+                    Some(object_lock::signed_lock_change(None, bypass)),
+                ),
+                Some(object_lock::OP_PUT_OBJECT_RETENTION),
+            );
+            let mut seal = with(LockState::default(), LockChange::Retention, Some(unsigned));
+            seal.bypass_governance = true;
+            denied(t.seal_lock(&seal).await);
+        }
+        // A request signed with grant credentials changes no lock.
+        let by_grant = t.verifier.with_op(
+            t.verifier.with_lock(
+                t.verifier.ticket(
+                    "grant-hold".into(),
+                    "a",
+                    &format!("{}x", obhut_trustee_client::governance::GRANT_KEY_PREFIX),
+                    vec!["b".into()],
+                    vec![writes("k")],
+                    now_ms(),
+                ),
+                Some(object_lock::signed_lock_change(None, "")),
+            ),
+            Some(object_lock::OP_PUT_OBJECT_LEGAL_HOLD),
+        );
+        denied(
+            t.seal_lock(&with(held, LockChange::LegalHold, Some(by_grant)))
+                .await,
+        );
+        // Both ways: the tenant's signed legal hold (naming the current version: none) is
+        // sealed; sent again after a later change, the same request changes nothing.
+        let hold = t.verifier.with_op(
+            write_ticket(
+                &t,
+                "hold",
+                vec![writes("k")],
+                Some(object_lock::signed_lock_change(None, "")),
+            ),
+            Some(object_lock::OP_PUT_OBJECT_LEGAL_HOLD),
+        );
+        let on = t
+            .seal_lock(&with(held, LockChange::LegalHold, Some(hold.clone())))
+            .await
+            .unwrap();
+        // A retry of it while it is the latest state is sealed.
+        let mut retry = with(held, LockChange::LegalHold, Some(hold.clone()));
+        retry.previous = Some(on.sealed.clone());
+        let on = t.seal_lock(&retry).await.unwrap();
+        let mut off = self::change(&t, "v1", governance, &on.sealed, LockChange::LegalHold);
+        off.bypass_governance = false;
+        let off = t.seal_lock(&off).await.unwrap();
+        let mut replayed = with(held, LockChange::LegalHold, Some(hold));
+        replayed.previous = Some(off.sealed.clone());
+        denied(t.seal_lock(&replayed).await);
+        // The signed bypass, by a key that may, shortens the GOVERNANCE retention.
+        t.seal_lock(&self::change(
+            &t,
+            "v1",
+            LockState::default(),
+            &off.sealed,
             LockChange::Retention,
         ))
         .await
@@ -3116,6 +3379,7 @@ mod tests {
             .unwrap();
         too_long(
             t.seal_lock(&change(
+                &t,
                 "v2",
                 compliance(now_ms() + 11 * day),
                 &first.sealed,
@@ -3127,9 +3391,15 @@ mod tests {
             legal_hold: true,
             ..first.state
         };
-        t.seal_lock(&change("v2", kept, &first.sealed, LockChange::LegalHold))
-            .await
-            .unwrap();
+        t.seal_lock(&change(
+            &t,
+            "v2",
+            kept,
+            &first.sealed,
+            LockChange::LegalHold,
+        ))
+        .await
+        .unwrap();
         // An upload's lock is held to it when the upload is created.
         let long = compliance(now_ms() + 11 * day);
         too_long(
@@ -3156,6 +3426,7 @@ mod tests {
         // A legal hold added after: a later record.
         let held = t
             .seal_lock(&change(
+                &t,
                 "v1",
                 LockState {
                     legal_hold: true,
