@@ -320,3 +320,28 @@ def test_the_provider_cannot_change_a_lock_without_the_tenants_signed_request_of
     assert r.json()["state"]["legal_hold"] is True
     entries = entries_of(split, start, type="object_lock", bucket=b)
     assert [e["change"] for e in entries] == ["written", "legal_hold"], entries
+
+
+def test_only_a_signed_request_that_makes_a_version_seals_its_first_record(running_split):
+    """The gateway (the provider) holds the tickets of the tenant's requests that name an object
+    without writing a version of it: a DELETE, a tagging, a retention change. With one, it asks
+    the trustee to seal a first record with a retention (as if the bucket's default, which the
+    catalog keeps) on a version of its choosing. Refused; the tenant's PUT seals its version."""
+    split = running_split
+    b = unique_name("olopkind")
+    split.s3().create_bucket(Bucket=b, ObjectLockEnabledForBucket=True)
+    start = log_size(split)
+    until = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) + dt.timedelta(hours=1)
+    for i, (method, query) in enumerate((("DELETE", None), ("PUT", [("tagging", "")]),
+                                         ("PUT", [("retention", "")]), ("PUT", [("legal-hold", "")]),
+                                         ("POST", [("uploads", "")]))):
+        r = seal(split, b, "k", f"{i:032x}", until, ticket_of(split, method, b, "k", query=query))
+        assert r.status_code == 403, (method, query, r.text[:300])
+    assert entries_of(split, start, type="object_lock", bucket=b) == []
+    # Both ways: a PUT the tenant signed with that retention seals its version.
+    signed = ticket_of(split, "PUT", b, "k", {"x-amz-object-lock-mode": "COMPLIANCE",
+                                             "x-amz-object-lock-retain-until-date": iso(until)})
+    r = seal(split, b, "k", "f" * 32, until, signed)
+    assert r.status_code == 200, r.text[:300]
+    entries = entries_of(split, start, type="object_lock", bucket=b)
+    assert [(e["change"], e["version_id"]) for e in entries] == [("written", "f" * 32)], entries

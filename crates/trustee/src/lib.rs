@@ -1638,8 +1638,9 @@ impl Trustee {
     }
 
     /// Checks that the first record of a version comes from a genuine write of it: the
-    /// trustee's ticket for a signed request that writes that name (a completion: with that
-    /// upload), used for no other version, and a state that is what the request's signed lock
+    /// trustee's ticket for a signed request that makes a version of that name (PutObject,
+    /// CopyObject, a form's upload; a completion: of that upload, as the ticket's operation
+    /// says), used for no other version, and a state that is what the request's signed lock
     /// headers (or its upload's, sealed at its creation) ask for. Without lock headers only a
     /// retention may be set (a bucket's default retention, which the catalog keeps), never a
     /// legal hold. Claims the ticket for the version.
@@ -1670,7 +1671,13 @@ impl Trustee {
                     )
             }
         };
-        if !writes {
+        // Only a request that makes a version seals its first record: not a DELETE, a tagging,
+        // a retention change or any other request that names the object (each `w:`).
+        let makes = match &seal.upload {
+            None => object_lock::makes_version(ticket.op.as_deref()),
+            Some(_) => ticket.op.as_deref() == Some(object_lock::OP_COMPLETE_MULTIPART_UPLOAD),
+        };
+        if !writes || !makes {
             return Err(TrusteeError::Denied(
                 "the signed request does not write this object (or complete this upload)".into(),
             ));
@@ -1917,6 +1924,7 @@ impl Trustee {
         let ticket = self.lock_ticket(seal, now)?;
         if seal.previous.is_some()
             || seal.upload.is_some()
+            || ticket.op.as_deref() != Some(object_lock::OP_CREATE_MULTIPART_UPLOAD)
             || !ticket.covers(&target.bucket, &target.key, None, KeyUse::Wrap)
         {
             return Err(TrusteeError::Denied(
@@ -2679,7 +2687,7 @@ mod tests {
         )
     }
 
-    /// This trustee's ticket for a request `digest` of tenant `a` (key `AKID`) to bucket `b`
+    /// This trustee's ticket for a PutObject `digest` of tenant `a` (key `AKID`) to bucket `b`
     /// naming `scope`, with the lock headers `lock`.
     fn write_ticket(
         t: &Trustee,
@@ -2687,16 +2695,19 @@ mod tests {
         scope: Vec<TicketScope>,
         lock: Option<String>,
     ) -> obhut_trustee_client::auth::RequestTicket {
-        t.verifier.with_lock(
-            t.verifier.ticket(
-                digest.into(),
-                "a",
-                "AKID",
-                vec!["b".into()],
-                scope,
-                now_ms(),
+        t.verifier.with_op(
+            t.verifier.with_lock(
+                t.verifier.ticket(
+                    digest.into(),
+                    "a",
+                    "AKID",
+                    vec!["b".into()],
+                    scope,
+                    now_ms(),
+                ),
+                lock,
             ),
-            lock,
+            Some(object_lock::OP_PUT_OBJECT),
         )
     }
 
@@ -2729,6 +2740,18 @@ mod tests {
     /// This trustee's ticket for the tenant's signed request of `change` (PutObjectRetention
     /// or PutObjectLegalHold) of `k` naming version `v`, asking for the bypass (by a key that
     /// may); each is another request.
+    /// The lock of upload `upload` of `k`, sealed for a CreateMultipartUpload signed with lock
+    /// headers asking for `state`.
+    fn upload_seal(t: &Trustee, digest: &str, upload: &str, state: LockState) -> LockSeal {
+        let mut seal = first_seal(t, digest, upload, state);
+        seal.change = LockChange::Upload;
+        seal.request = seal.request.map(|ticket| {
+            t.verifier
+                .with_op(ticket, Some(object_lock::OP_CREATE_MULTIPART_UPLOAD))
+        });
+        seal
+    }
+
     fn change_ticket(t: &Trustee, v: &str, change: LockChange) -> RequestTicket {
         static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -3063,7 +3086,9 @@ mod tests {
             write_ticket(&t, "put-2", vec![writes("k")], None),
             Some(object_lock::OP_PUT_OBJECT),
         );
-        let delete = write_ticket(&t, "delete", vec![writes("k")], None);
+        let delete = t
+            .verifier
+            .with_op(write_ticket(&t, "delete", vec![writes("k")], None), None);
         let retention = change_ticket(&t, "v1", LockChange::Retention);
         let other_version = change_ticket(&t, "v0", LockChange::LegalHold);
         let other_key = t.verifier.with_op(
@@ -3162,6 +3187,62 @@ mod tests {
         ))
         .await
         .unwrap();
+    }
+
+    /// The provider holds the tickets of the tenant's requests that name an object without
+    /// writing a version of it (a DELETE, a tagging, a retention or legal hold change, an
+    /// UploadPart): each covers the name (`w:`), and it tries to seal with one a first record
+    /// with a retention (as if the bucket's default, which the catalog keeps), or none.
+    #[tokio::test]
+    async fn only_a_request_that_makes_a_version_seals_its_first_record() {
+        let (_dir, t) = unsealed().await;
+        let far = now_ms() + 3_600_000;
+        for (i, op) in [
+            None,
+            Some(object_lock::OP_PUT_OBJECT_RETENTION),
+            Some(object_lock::OP_PUT_OBJECT_LEGAL_HOLD),
+            Some(object_lock::OP_CREATE_MULTIPART_UPLOAD),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            for (j, state) in [compliance(far), LockState::default()]
+                .into_iter()
+                .enumerate()
+            {
+                let mut seal = first_seal(&t, "unused", &format!("v{i}{j}"), state);
+                seal.request = Some(t.verifier.with_op(
+                    write_ticket(&t, &format!("other-{i}-{j}"), vec![writes("k")], None),
+                    op,
+                ));
+                assert!(
+                    matches!(t.seal_lock(&seal).await, Err(TrusteeError::Denied(_))),
+                    "{op:?} {state:?}"
+                );
+            }
+        }
+        assert!(
+            t.governance
+                .locked_versions("a", now_ms(), None, 10)
+                .unwrap()
+                .is_empty()
+        );
+        // Both ways: a PutObject, a CopyObject and a form's upload each seal their version.
+        for (i, op) in [
+            object_lock::OP_PUT_OBJECT,
+            object_lock::OP_COPY_OBJECT,
+            object_lock::OP_POST_OBJECT,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut seal = first_seal(&t, &format!("write-{i}"), &format!("w{i}"), compliance(far));
+            seal.request = seal
+                .request
+                .map(|ticket| t.verifier.with_op(ticket, Some(op)));
+            t.seal_lock(&seal).await.unwrap();
+        }
+        assert_eq!(t.governance.compliance_locks("a", now_ms()).unwrap().0, 3);
     }
 
     /// The provider holds a gateway's client certificate and so can call `/v1/lock/seal`: it
@@ -3271,13 +3352,16 @@ mod tests {
         // Nor without lock headers: no retention (a bucket's default) and no legal hold; only
         // a record that locks nothing.
         let grant_ticket = |digest: &str| {
-            t.verifier.ticket(
-                digest.into(),
-                "a",
-                &format!("{}x", obhut_trustee_client::governance::GRANT_KEY_PREFIX),
-                vec!["b".into()],
-                vec![writes("k")],
-                now_ms(),
+            t.verifier.with_op(
+                t.verifier.ticket(
+                    digest.into(),
+                    "a",
+                    &format!("{}x", obhut_trustee_client::governance::GRANT_KEY_PREFIX),
+                    vec!["b".into()],
+                    vec![writes("k")],
+                    now_ms(),
+                ),
+                Some(object_lock::OP_PUT_OBJECT),
             )
         };
         for (i, state) in [
@@ -3402,13 +3486,7 @@ mod tests {
         .unwrap();
         // An upload's lock is held to it when the upload is created.
         let long = compliance(now_ms() + 11 * day);
-        too_long(
-            t.seal_lock(&LockSeal {
-                change: LockChange::Upload,
-                ..first_seal(&t, "mpu", "upload-1", long)
-            })
-            .await,
-        );
+        too_long(t.seal_lock(&upload_seal(&t, "mpu", "upload-1", long)).await);
         assert_eq!(t.governance.compliance_locks("a", now_ms()).unwrap().0, 1);
     }
 
@@ -3521,17 +3599,13 @@ mod tests {
         };
         // CreateMultipartUpload with lock headers: sealed for the upload.
         let intent = t
-            .seal_lock(&LockSeal {
-                change: LockChange::Upload,
-                ..first_seal(&t, "create", "upload-1", wanted)
-            })
+            .seal_lock(&upload_seal(&t, "create", "upload-1", wanted))
             .await
             .unwrap();
         // Nothing is listed until the completion writes the version.
         assert_eq!(t.governance.compliance_locks("a", now_ms()).unwrap().0, 0);
         // An upload's lock other than what the creation signed is refused.
-        let mut more = first_seal(&t, "create-2", "upload-2", compliance(far));
-        more.change = LockChange::Upload;
+        let mut more = upload_seal(&t, "create-2", "upload-2", compliance(far));
         more.state = wanted;
         assert!(matches!(
             t.seal_lock(&more).await,
@@ -3543,17 +3617,20 @@ mod tests {
             change: LockChange::Written,
             previous: None,
             bypass_governance: false,
-            request: Some(write_ticket(
-                &t,
-                digest,
-                vec![
-                    TicketScope::Upload {
-                        bucket: "b".into(),
-                        upload: upload.into(),
-                    },
-                    writes("k"),
-                ],
-                None,
+            request: Some(t.verifier.with_op(
+                write_ticket(
+                    &t,
+                    digest,
+                    vec![
+                        TicketScope::Upload {
+                            bucket: "b".into(),
+                            upload: upload.into(),
+                        },
+                        writes("k"),
+                    ],
+                    None,
+                ),
+                Some(object_lock::OP_COMPLETE_MULTIPART_UPLOAD),
             )),
             upload: Some(object_lock::UploadLock {
                 upload_id: upload.into(),
@@ -3583,17 +3660,36 @@ mod tests {
         ));
         // A completion ticket of another upload does not complete this one.
         let mut elsewhere = completion("c3", "upload-1", Some(intent.sealed.clone()), wanted);
-        elsewhere.request = Some(write_ticket(
-            &t,
-            "c3",
-            vec![
-                TicketScope::Upload {
-                    bucket: "b".into(),
-                    upload: "upload-9".into(),
-                },
-                writes("k"),
-            ],
-            None,
+        elsewhere.request = Some(t.verifier.with_op(
+            write_ticket(
+                &t,
+                "c3",
+                vec![
+                    TicketScope::Upload {
+                        bucket: "b".into(),
+                        upload: "upload-9".into(),
+                    },
+                    writes("k"),
+                ],
+                None,
+            ),
+            Some(object_lock::OP_COMPLETE_MULTIPART_UPLOAD),
+        ));
+        // Nor does any other request of the upload (an UploadPart's ticket names it too), and
+        // a PutObject's ticket creates no upload.
+        let mut part = completion("c5", "upload-1", Some(intent.sealed.clone()), wanted);
+        part.request = part.request.map(|ticket| t.verifier.with_op(ticket, None));
+        assert!(matches!(
+            t.seal_lock(&part).await,
+            Err(TrusteeError::Denied(_))
+        ));
+        let mut put = upload_seal(&t, "create-3", "upload-3", wanted);
+        put.request = put
+            .request
+            .map(|ticket| t.verifier.with_op(ticket, Some(object_lock::OP_PUT_OBJECT)));
+        assert!(matches!(
+            t.seal_lock(&put).await,
+            Err(TrusteeError::Denied(_))
         ));
         assert!(matches!(
             t.seal_lock(&elsewhere).await,

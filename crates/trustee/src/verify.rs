@@ -738,6 +738,16 @@ pub fn request_scope(req: &SignedRequest) -> Vec<TicketScope> {
 
 /// [`request_scope`] in the text forms a ticket carries, given the request's decoded path:
 /// each scope is written once, straight into its text.
+/// The query parameters of a presigned URL's authentication.
+const PRESIGNED_PARAMETERS: [&str; 6] = [
+    "X-Amz-Algorithm",
+    "X-Amz-Credential",
+    "X-Amz-Date",
+    "X-Amz-Expires",
+    "X-Amz-SignedHeaders",
+    "X-Amz-Security-Token",
+];
+
 /// The S3 operation of a signed request, for the operations that may seal an object lock
 /// record ([`obhut_trustee_client::object_lock::LOCK_OPS`]): read from its method, its query
 /// (all signed) and its signed `x-amz-copy-source`; `None` for any other.
@@ -750,9 +760,17 @@ fn lock_op_of(req: &SignedRequest, path: Option<&str>) -> Option<&'static str> {
     if !names_object {
         return None;
     }
-    let has = |name: &str| req.query.iter().any(|(k, _)| k == name);
+    // A presigned URL's authentication parameters, and the operation's name some SDKs add
+    // (`x-id`), say nothing of the operation.
+    let query = || {
+        req.query
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .filter(|k| !PRESIGNED_PARAMETERS.contains(k) && *k != "x-id")
+    };
+    let has = |name: &str| query().any(|k| k == name);
     // Only `versionId` may come beside a subresource; anything else is another operation.
-    let only = |names: &[&str]| req.query.iter().all(|(k, _)| names.contains(&k.as_str()));
+    let only = |names: &[&str]| query().all(|k| names.contains(&k));
     match req.method.as_str() {
         "PUT" if has("retention") && only(&["retention", "versionId"]) => {
             Some(ol::OP_PUT_OBJECT_RETENTION)
@@ -760,7 +778,7 @@ fn lock_op_of(req: &SignedRequest, path: Option<&str>) -> Option<&'static str> {
         "PUT" if has("legal-hold") && only(&["legal-hold", "versionId"]) => {
             Some(ol::OP_PUT_OBJECT_LEGAL_HOLD)
         }
-        "PUT" if req.query.is_empty() => {
+        "PUT" if query().next().is_none() => {
             Some(if req.signed_header("x-amz-copy-source").is_some() {
                 ol::OP_COPY_OBJECT
             } else {
@@ -1395,6 +1413,23 @@ mod tests {
             lock_op_of(&req, req.decoded_path_ref().as_deref())
         };
         assert_eq!(op("PUT", "/b/k", &[], false), Some(ol::OP_PUT_OBJECT));
+        // A presigned PUT's authentication parameters are no subresource.
+        assert_eq!(
+            op(
+                "PUT",
+                "/b/k",
+                &[
+                    ("X-Amz-Algorithm", "AWS4-HMAC-SHA256"),
+                    ("X-Amz-Credential", "c"),
+                    ("X-Amz-Date", "d"),
+                    ("X-Amz-Expires", "60"),
+                    ("X-Amz-SignedHeaders", "host"),
+                    ("x-id", "PutObject"),
+                ],
+                false
+            ),
+            Some(ol::OP_PUT_OBJECT)
+        );
         assert_eq!(op("PUT", "/b/k", &[], true), Some(ol::OP_COPY_OBJECT));
         assert_eq!(
             op("POST", "/b/k", &[("uploads", "")], false),
