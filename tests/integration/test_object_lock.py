@@ -369,6 +369,32 @@ def test_copies_and_multipart_uploads_take_their_own_lock(s3):
     s3.delete_object(Bucket=b, Key="src", VersionId=src)
 
 
+def test_a_presigned_write_seals_a_lock_only_in_its_first_minutes(s3, bucket, monkeypatch):
+    """A presigned URL is valid up to 7 days, and the same signed bytes may be sent again: the
+    trustee remembers which version a signed request sealed for 30 minutes, so a request seals a
+    lock (a bucket with object lock gives every version one) only within 15 minutes of its
+    signature's date. Later, the URL writes to a bucket without object lock only."""
+    import botocore.auth
+    import requests
+
+    b = lock_bucket(s3, "olpresign")
+    fresh = s3.generate_presigned_url("put_object", Params={"Bucket": b, "Key": "k"}, ExpiresIn=3600)
+    r = requests.put(fresh, data=b"x", timeout=30)
+    assert r.status_code == 200, r.text
+    # Signed 20 minutes ago (botocore's clock, naive UTC as it reads it).
+    signed_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) - dt.timedelta(minutes=20)
+    monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda *_, **__: signed_at)
+    old = s3.generate_presigned_url("put_object", Params={"Bucket": b, "Key": "k"}, ExpiresIn=3600)
+    old_plain = s3.generate_presigned_url("put_object", Params={"Bucket": bucket, "Key": "k"}, ExpiresIn=3600)
+    monkeypatch.undo()
+    r = requests.put(old, data=b"y", timeout=30)
+    assert r.status_code == 403, r.text
+    assert "<Code>AccessDenied</Code>" in r.text, r.text
+    assert len(s3.list_object_versions(Bucket=b).get("Versions", [])) == 1
+    r = requests.put(old_plain, data=b"y", timeout=30)
+    assert r.status_code == 200, r.text
+
+
 # ---------------------------------------------------------------- the catalog is not obeyed
 
 

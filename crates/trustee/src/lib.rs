@@ -1491,8 +1491,14 @@ const STALE_LOCK_RECORD: &str = "the object lock record given is not the latest 
 /// Why an abandonment of a lock record is refused (every one is).
 const ABANDON_REFUSED: &str = "an object lock record is never abandoned: a lock sealed for a write counts until its date, even if the write did not commit";
 
-/// How long tickets' claims on the versions they sealed are kept: as long as a ticket is valid.
-const LOCK_CLAIM_MS: i64 = verify::TICKET_LIFETIME_MS;
+/// How long tickets' claims on the versions they sealed are kept: as long as the same signed
+/// request can be verified again with a ticket that may seal (within the clock skew of its
+/// signature either way, `verify::in_lock_window`: 30 minutes), and at least as long as a
+/// ticket is valid.
+const LOCK_CLAIM_MS: i64 = 2 * verify::TICKET_LIFETIME_MS;
+
+// Claims outlive every verification of a request that may seal.
+const _: () = assert!(LOCK_CLAIM_MS >= 2 * obhut_sigv4::MAX_CLOCK_SKEW_SECS * 1000);
 
 /// At most this many claims are kept (a full table refuses first seals until some expire).
 const LOCK_CLAIMS_MAX: usize = 100_000;
@@ -3187,6 +3193,34 @@ mod tests {
         ))
         .await
         .unwrap();
+    }
+
+    /// A signed request verified again later (a replay within the clock skew of its signature)
+    /// finds its claim: it seals no second version for up to 30 minutes after the first.
+    #[tokio::test]
+    async fn a_claim_outlives_every_verification_of_its_request_that_may_seal() {
+        let (_dir, t) = unsealed().await;
+        let ticket = write_ticket(&t, "once", vec![writes("k")], None);
+        let now = now_ms();
+        assert!(
+            !t.claim_lock_ticket(&ticket, &lock_target("v1"), now)
+                .unwrap()
+        );
+        let later = now + 29 * 60 * 1000;
+        assert!(matches!(
+            t.claim_lock_ticket(&ticket, &lock_target("v2"), later),
+            Err(TrusteeError::Denied(_))
+        ));
+        assert!(
+            t.claim_lock_ticket(&ticket, &lock_target("v1"), later)
+                .unwrap()
+        );
+        // Past every verification that may seal, the claim is forgotten.
+        let gone = now + 31 * 60 * 1000;
+        assert!(
+            !t.claim_lock_ticket(&ticket, &lock_target("v3"), gone)
+                .unwrap()
+        );
     }
 
     /// The provider holds the tickets of the tenant's requests that name an object without

@@ -262,7 +262,7 @@ impl Verifier {
         };
         // The digest of what the customer signed, so that it finds its request in the log.
         let path = req.decoded_path_ref();
-        let op = lock_op_of(req, path.as_deref());
+        let op = lock_op_of(req, path.as_deref()).filter(|_| in_lock_window(age_secs));
         let mut covers = scope_texts_of(req, path.as_deref());
         let mut buckets = buckets_of(req, path.as_deref());
         if let Signer::Tenant {
@@ -738,6 +738,15 @@ pub fn request_scope(req: &SignedRequest) -> Vec<TicketScope> {
 
 /// [`request_scope`] in the text forms a ticket carries, given the request's decoded path:
 /// each scope is written once, straight into its text.
+/// Whether a request signed `age_secs` ago may seal an object lock record: only within the
+/// clock skew a signed header request is held to (a presigned URL, valid up to 7 days, seals
+/// only in its first 15 minutes). Every verification of the same signed request is then
+/// within 30 minutes of the first, and the trustee remembers which version each one sealed
+/// for that long (`LOCK_CLAIM_MS`): a replay cannot seal a second version.
+fn in_lock_window(age_secs: i64) -> bool {
+    age_secs.abs() <= MAX_CLOCK_SKEW_SECS
+}
+
 /// The query parameters of a presigned URL's authentication.
 const PRESIGNED_PARAMETERS: [&str; 6] = [
     "X-Amz-Algorithm",
@@ -1468,6 +1477,17 @@ mod tests {
                 "{method} {path} {query:?}"
             );
         }
+    }
+
+    #[test]
+    fn only_a_request_within_the_clock_skew_of_its_signature_seals_a_lock() {
+        assert!(in_lock_window(0));
+        assert!(in_lock_window(MAX_CLOCK_SKEW_SECS));
+        assert!(in_lock_window(-MAX_CLOCK_SKEW_SECS));
+        // A presigned URL used later, or one dated further ahead.
+        assert!(!in_lock_window(MAX_CLOCK_SKEW_SECS + 1));
+        assert!(!in_lock_window(7 * 86_400));
+        assert!(!in_lock_window(-MAX_CLOCK_SKEW_SECS - 1));
     }
 
     #[test]
