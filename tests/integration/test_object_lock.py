@@ -369,6 +369,32 @@ def test_copies_and_multipart_uploads_take_their_own_lock(s3):
     s3.delete_object(Bucket=b, Key="src", VersionId=src)
 
 
+def test_a_presigned_write_seals_a_lock_only_in_its_first_minutes(s3, bucket, monkeypatch):
+    """A presigned URL is valid up to 7 days, and the same signed bytes may be sent again: the
+    trustee remembers which version a signed request sealed for 30 minutes, so a request seals a
+    lock (a bucket with object lock gives every version one) only within 15 minutes of its
+    signature's date. Later, the URL writes to a bucket without object lock only."""
+    import botocore.auth
+    import requests
+
+    b = lock_bucket(s3, "olpresign")
+    fresh = s3.generate_presigned_url("put_object", Params={"Bucket": b, "Key": "k"}, ExpiresIn=3600)
+    r = requests.put(fresh, data=b"x", timeout=30)
+    assert r.status_code == 200, r.text
+    # Signed 20 minutes ago (botocore's clock, naive UTC as it reads it).
+    signed_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) - dt.timedelta(minutes=20)
+    monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda *_, **__: signed_at)
+    old = s3.generate_presigned_url("put_object", Params={"Bucket": b, "Key": "k"}, ExpiresIn=3600)
+    old_plain = s3.generate_presigned_url("put_object", Params={"Bucket": bucket, "Key": "k"}, ExpiresIn=3600)
+    monkeypatch.undo()
+    r = requests.put(old, data=b"y", timeout=30)
+    assert r.status_code == 403, r.text
+    assert "<Code>AccessDenied</Code>" in r.text, r.text
+    assert len(s3.list_object_versions(Bucket=b).get("Versions", [])) == 1
+    r = requests.put(old_plain, data=b"y", timeout=30)
+    assert r.status_code == 200, r.text
+
+
 # ---------------------------------------------------------------- the catalog is not obeyed
 
 
@@ -409,6 +435,61 @@ def test_an_edited_or_removed_lock_record_is_detected_and_the_version_kept(priva
     assert {a["key"] for a in alarms} == {"held", "gone"}, alarms
     # The untouched version is removed as before.
     s3.delete_object(Bucket=b, Key="free", VersionId=free)
+
+
+def test_an_older_lock_record_put_back_in_the_catalog_does_not_weaken_a_change(private_server):
+    """The provider's admin keeps a version's record from while its retention was GOVERNANCE and
+    puts it back after the tenant made it COMPLIANCE: the trustee judges a change only against
+    the latest record it sealed, so the retention cannot be bypassed away."""
+    srv = private_server
+    s3 = srv.client()
+    b = lock_bucket(s3, "olreplay")
+    until = later(3600).replace(microsecond=0)
+    vid = s3.put_object(Bucket=b, Key="k", Body=b"evidence", ObjectLockMode="GOVERNANCE",
+                        ObjectLockRetainUntilDate=until)["VersionId"]
+
+    def record() -> bytes:
+        db = sqlite3.connect(srv.data_dir / "catalog.db")
+        try:
+            (rec,) = db.execute("SELECT record FROM object_locks WHERE bucket = ? AND version_id = ?",
+                                (b, vid)).fetchone()
+            return rec
+        finally:
+            db.close()
+
+    governance = record()
+    # Both ways: the tenant's change to COMPLIANCE is sealed.
+    s3.put_object_retention(Bucket=b, Key="k", VersionId=vid, Retention={"Mode": "COMPLIANCE", "RetainUntilDate": until})
+    assert record() != governance
+    srv.stop_ok()
+    db = sqlite3.connect(srv.data_dir / "catalog.db")
+    try:
+        db.execute("UPDATE object_locks SET record = ? WHERE bucket = ? AND version_id = ?", (governance, b, vid))
+        assert db.total_changes == 1
+        db.commit()
+    finally:
+        db.close()
+    srv.start()
+    s3 = srv.client()
+    # Judged against the GOVERNANCE record, the bypass would remove the retention: refused.
+    code, status, _ = client_error(s3.put_object_retention, Bucket=b, Key="k", VersionId=vid,
+                                   Retention={}, BypassGovernanceRetention=True)
+    assert (code, status) == ("AccessDenied", 403), (code, status)
+    code, _, _ = client_error(s3.put_object_retention, Bucket=b, Key="k", VersionId=vid,
+                              Retention={"Mode": "GOVERNANCE", "RetainUntilDate": until},
+                              BypassGovernanceRetention=True)
+    assert code == "AccessDenied", code
+    # Nor is the version removed with the bypass: the trustee answers the latest state it sealed.
+    code, status, _ = client_error(s3.delete_object, Bucket=b, Key="k", VersionId=vid, BypassGovernanceRetention=True)
+    assert (code, status) == ("AccessDenied", 403), (code, status)
+    assert s3.get_object_retention(Bucket=b, Key="k", VersionId=vid)["Retention"]["Mode"] == "COMPLIANCE"
+    # The latest state asked again is sealed (a change whose record the catalog missed), and
+    # then the retention is extended as usual.
+    s3.put_object_retention(Bucket=b, Key="k", VersionId=vid, Retention={"Mode": "COMPLIANCE", "RetainUntilDate": until})
+    s3.put_object_retention(Bucket=b, Key="k", VersionId=vid,
+                            Retention={"Mode": "COMPLIANCE", "RetainUntilDate": until + dt.timedelta(hours=1)})
+    got = s3.get_object_retention(Bucket=b, Key="k", VersionId=vid)["Retention"]
+    assert got["Mode"] == "COMPLIANCE", got
 
 
 # ---------------------------------------------------------------- lifecycle and crypto-shred

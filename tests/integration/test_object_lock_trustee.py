@@ -21,13 +21,16 @@ EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 
 
 def signed_parts(endpoint: str, access: str, secret: str, region: str, method: str, bucket: str, key: str,
-                 headers: dict[str, str] | None = None) -> dict:
+                 headers: dict[str, str] | None = None, query: list[tuple[str, str]] | None = None) -> dict:
     """A request signed by botocore, in the parts a gateway sends the trustee to verify."""
+    from urllib.parse import urlencode
+
     from botocore.auth import SigV4Auth
     from botocore.awsrequest import AWSRequest
     from botocore.credentials import Credentials
 
-    req = AWSRequest(method=method, url=f"{endpoint}/{bucket}/{key}",
+    qs = f"?{urlencode(query)}" if query else ""
+    req = AWSRequest(method=method, url=f"{endpoint}/{bucket}/{key}{qs}",
                      headers={"x-amz-content-sha256": EMPTY_SHA256, **(headers or {})})
     SigV4Auth(Credentials(access, secret), "s3", region).add_auth(req)
     auth = req.headers["Authorization"]
@@ -39,7 +42,7 @@ def signed_parts(endpoint: str, access: str, secret: str, region: str, method: s
         signed.append([name, value])
     return {"access_key_id": access, "amz_date": req.headers["X-Amz-Date"], "scope_date": scope_date,
             "region": scope_region, "service": service, "method": method, "path": f"/{bucket}/{key}",
-            "query": [], "headers": signed, "payload": EMPTY_SHA256, "presigned_expires": None,
+            "query": [list(q) for q in query or []], "headers": signed, "payload": EMPTY_SHA256, "presigned_expires": None,
             "signature": fields["Signature"]}
 
 
@@ -51,10 +54,11 @@ def ms(when: dt.datetime) -> int:
     return int(when.timestamp() * 1000)
 
 
-def ticket_of(split, method: str, bucket: str, key: str, headers: dict[str, str] | None = None) -> dict:
+def ticket_of(split, method: str, bucket: str, key: str, headers: dict[str, str] | None = None,
+              query: list[tuple[str, str]] | None = None) -> dict:
     """The trustee's ticket for a request the tenant signed, as a gateway obtains it."""
     parts = signed_parts(split.s3_url, split.demo["AWS_ACCESS_KEY_ID"], split.demo["AWS_SECRET_ACCESS_KEY"],
-                         "de-1", method, bucket, key, headers)
+                         "de-1", method, bucket, key, headers, query)
     r = split.trustee_api("POST", "/v1/auth/verify", json=parts)
     assert r.status_code == 200, r.text[:300]
     return r.json()["ticket"]
@@ -265,3 +269,79 @@ def test_a_write_whose_commit_fails_leaves_its_lock_counted_and_reported(running
     sealed_versions = {e["version_id"] for e in entries}
     assert versions[0]["VersionId"] in sealed_versions, (entries, versions)
     assert len(sealed_versions) == 2, entries
+
+
+def test_the_provider_cannot_change_a_lock_without_the_tenants_signed_request_of_that_change(running_split):
+    """Whoever holds a gateway's client certificate asks the trustee to set a legal hold (which
+    would stop the tenant's shred of the version) or to bypass a GOVERNANCE retention, with the
+    record the catalog holds but no signed PutObjectLegalHold or PutObjectRetention of the
+    tenant's, or with the ticket of another of its requests. Refused; the tenant's own is sealed."""
+    split = running_split
+    b = unique_name("olchange")
+    split.s3().create_bucket(Bucket=b, ObjectLockEnabledForBucket=True)
+    start = log_size(split)
+    soon = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) + dt.timedelta(hours=1)
+    version = "e" * 32
+    target = {"tenant": "demo", "bucket": b, "key": "k", "version_id": version}
+    written = ticket_of(split, "PUT", b, "k", {"x-amz-object-lock-mode": "GOVERNANCE",
+                                              "x-amz-object-lock-retain-until-date": iso(soon)})
+    r = split.trustee_api("POST", "/v1/lock/seal", json={
+        "target": target, "state": {"retention": ["GOVERNANCE", ms(soon)], "legal_hold": False},
+        "change": "written", "request": written})
+    assert r.status_code == 200, r.text[:300]
+    first = r.json()["sealed"]
+    hold = {"target": target, "state": {"retention": ["GOVERNANCE", ms(soon)], "legal_hold": True},
+            "change": "legal_hold", "previous": first}
+    unlock = {"target": target, "state": {"legal_hold": False}, "change": "retention", "previous": first,
+              "bypass_governance": True}
+    # The gateway's word alone.
+    for change in (hold, unlock):
+        r = split.trustee_api("POST", "/v1/lock/seal", json=change)
+        assert r.status_code == 403, r.text[:300]
+        assert "signed PutObjectRetention or PutObjectLegalHold" in r.json()["message"], r.text
+    # Tickets of the tenant's other requests of the object: a plain PUT, a DELETE, a tagging.
+    for method, query in (("PUT", None), ("DELETE", None), ("PUT", [("tagging", "")])):
+        other = ticket_of(split, method, b, "k", query=query)
+        for change in (hold, unlock):
+            r = split.trustee_api("POST", "/v1/lock/seal", json=dict(change, request=other))
+            assert r.status_code == 403, (method, query, r.text[:300])
+    # The tenant's retention change that did not sign the bypass: not bypassed.
+    no_bypass = ticket_of(split, "PUT", b, "k", query=[("retention", "")])
+    r = split.trustee_api("POST", "/v1/lock/seal", json=dict(unlock, request=no_bypass))
+    assert r.status_code == 403, r.text[:300]
+    assert "bypass" in r.json()["message"], r.text
+    # Nothing changed, nothing logged but the write.
+    entries = entries_of(split, start, type="object_lock", bucket=b)
+    assert [e["change"] for e in entries] == ["written"], entries
+    # Both ways: the tenant's signed legal hold is sealed, once.
+    signed_hold = ticket_of(split, "PUT", b, "k", query=[("legal-hold", ""), ("versionId", version)])
+    r = split.trustee_api("POST", "/v1/lock/seal", json=dict(hold, request=signed_hold))
+    assert r.status_code == 200, r.text[:300]
+    assert r.json()["state"]["legal_hold"] is True
+    entries = entries_of(split, start, type="object_lock", bucket=b)
+    assert [e["change"] for e in entries] == ["written", "legal_hold"], entries
+
+
+def test_only_a_signed_request_that_makes_a_version_seals_its_first_record(running_split):
+    """The gateway (the provider) holds the tickets of the tenant's requests that name an object
+    without writing a version of it: a DELETE, a tagging, a retention change. With one, it asks
+    the trustee to seal a first record with a retention (as if the bucket's default, which the
+    catalog keeps) on a version of its choosing. Refused; the tenant's PUT seals its version."""
+    split = running_split
+    b = unique_name("olopkind")
+    split.s3().create_bucket(Bucket=b, ObjectLockEnabledForBucket=True)
+    start = log_size(split)
+    until = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) + dt.timedelta(hours=1)
+    for i, (method, query) in enumerate((("DELETE", None), ("PUT", [("tagging", "")]),
+                                         ("PUT", [("retention", "")]), ("PUT", [("legal-hold", "")]),
+                                         ("POST", [("uploads", "")]))):
+        r = seal(split, b, "k", f"{i:032x}", until, ticket_of(split, method, b, "k", query=query))
+        assert r.status_code == 403, (method, query, r.text[:300])
+    assert entries_of(split, start, type="object_lock", bucket=b) == []
+    # Both ways: a PUT the tenant signed with that retention seals its version.
+    signed = ticket_of(split, "PUT", b, "k", {"x-amz-object-lock-mode": "COMPLIANCE",
+                                             "x-amz-object-lock-retain-until-date": iso(until)})
+    r = seal(split, b, "k", "f" * 32, until, signed)
+    assert r.status_code == 200, r.text[:300]
+    entries = entries_of(split, start, type="object_lock", bucket=b)
+    assert [(e["change"], e["version_id"]) for e in entries] == [("written", "f" * 32)], entries

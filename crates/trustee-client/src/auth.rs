@@ -133,10 +133,17 @@ pub struct RequestTicket {
     /// request ([`TicketScope`]'s text forms).
     #[serde(default)]
     pub scope: Vec<String>,
-    /// The object lock headers of a write as signed
-    /// ([`crate::object_lock::signed_lock_headers`]); none without them.
+    /// What the request signed about object lock: for a write, its lock headers
+    /// ([`crate::object_lock::signed_lock_headers`]; none without them); for a
+    /// PutObjectRetention or PutObjectLegalHold, the version it names and its bypass
+    /// ([`crate::object_lock::signed_lock_change`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lock: Option<String>,
+    /// The S3 operation of the request, as the trustee read it from its signed method, query
+    /// and headers, for the operations that may seal an object lock record
+    /// ([`crate::object_lock::LOCK_OPS`]); none for every other.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub op: Option<String>,
     pub issued_ms: i64,
     /// The trustee's MAC over the fields above.
     pub mac: String,

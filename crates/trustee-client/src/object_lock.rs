@@ -13,7 +13,9 @@
 //! ([`LockSeal::request`]): the trustee checks its own ticket for that request, that the
 //! request writes that name, that no other version was sealed for it, and that the state is what
 //! the request's signed lock headers ask for (or, without them, no more than a bucket's default
-//! retention can give). Every retention is held to the trustee's longest retention
+//! retention can give). A change of a retention or legal hold is sealed only for the tenant's
+//! signed request of that change, and only against the latest record the trustee sealed for
+//! the version. Every retention is held to the trustee's longest retention
 //! ([`DEFAULT_MAX_RETENTION_DAYS`] unless configured).
 //!
 //! This module holds data only: no key, no clock.
@@ -46,6 +48,64 @@ pub fn signed_lock_headers(
         retain_until.unwrap_or_default(),
         legal_hold.unwrap_or_default()
     ))
+}
+
+/// PutObject (a PUT of an object name without a subresource and without a copy source).
+pub const OP_PUT_OBJECT: &str = "PutObject";
+/// CopyObject (a PUT of an object name with a signed `x-amz-copy-source`).
+pub const OP_COPY_OBJECT: &str = "CopyObject";
+/// A browser form's upload (POST to a bucket).
+pub const OP_POST_OBJECT: &str = "PostObject";
+/// CreateMultipartUpload (`POST ?uploads`).
+pub const OP_CREATE_MULTIPART_UPLOAD: &str = "CreateMultipartUpload";
+/// CompleteMultipartUpload (`POST ?uploadId`).
+pub const OP_COMPLETE_MULTIPART_UPLOAD: &str = "CompleteMultipartUpload";
+/// PutObjectRetention (`PUT ?retention`).
+pub const OP_PUT_OBJECT_RETENTION: &str = "PutObjectRetention";
+/// PutObjectLegalHold (`PUT ?legal-hold`).
+pub const OP_PUT_OBJECT_LEGAL_HOLD: &str = "PutObjectLegalHold";
+
+/// The operations a ticket names ([`crate::auth::RequestTicket::op`]).
+pub const LOCK_OPS: [&str; 7] = [
+    OP_PUT_OBJECT,
+    OP_COPY_OBJECT,
+    OP_POST_OBJECT,
+    OP_CREATE_MULTIPART_UPLOAD,
+    OP_COMPLETE_MULTIPART_UPLOAD,
+    OP_PUT_OBJECT_RETENTION,
+    OP_PUT_OBJECT_LEGAL_HOLD,
+];
+
+/// Whether `op` makes a version (and so may seal its first record).
+#[must_use]
+pub fn makes_version(op: Option<&str>) -> bool {
+    matches!(
+        op,
+        Some(OP_PUT_OBJECT | OP_COPY_OBJECT | OP_POST_OBJECT | OP_COMPLETE_MULTIPART_UPLOAD)
+    )
+}
+
+/// What a signed PutObjectRetention or PutObjectLegalHold says about the lock, in a ticket:
+/// the `versionId` it names (empty: the current version) and whether it asks to bypass
+/// governance retention (`x-amz-bypass-governance-retention: true`, signed) with a key whose
+/// own policy allows `s3:BypassGovernanceRetention` on the object (`true`), asks without
+/// (`refused`) or does not (empty), joined by `\n`.
+#[must_use]
+pub fn signed_lock_change(version_id: Option<&str>, bypass: &str) -> String {
+    format!("{}\n{bypass}", version_id.unwrap_or_default())
+}
+
+/// [`signed_lock_change`]'s parts: the version named (`None`: the current one) and whether
+/// the bypass was asked by a key that may; `None` if `text` is not of that form.
+#[must_use]
+pub fn read_lock_change(text: &str) -> Option<(Option<&str>, bool)> {
+    let (version, bypass) = text.split_once('\n')?;
+    let bypass = match bypass {
+        "" | "refused" => false,
+        "true" => true,
+        _ => return None,
+    };
+    Some(((!version.is_empty()).then_some(version), bypass))
 }
 
 /// S3's retention modes.
@@ -145,12 +205,13 @@ pub struct LockSeal {
     /// The record it replaces, as stored (none for a version just written).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous: Option<String>,
-    /// The request asked to bypass governance retention and its principal may.
+    /// The request asked to bypass governance retention and its principal may (the trustee
+    /// honours it only if its ticket says the request signed it with a key that may).
     #[serde(default)]
     pub bypass_governance: bool,
-    /// The trustee's ticket for the signed write that makes the version (or, for
-    /// [`LockChange::Upload`], creates the upload): needed for a first record
-    /// ([`LockChange::Written`]) and an upload's.
+    /// The trustee's ticket for the tenant's signed request: the write that makes the version
+    /// (for [`LockChange::Upload`], creates the upload), or the PutObjectRetention or
+    /// PutObjectLegalHold of a change. Needed for every seal.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request: Option<RequestTicket>,
     /// For the first record of a version a multipart upload's completion writes: the upload

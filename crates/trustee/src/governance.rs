@@ -58,6 +58,13 @@ fn withdraw_approvals(db: &rusqlite::Connection, principal: &str) -> Result<(), 
     Ok(())
 }
 
+/// The digest by which the trustee knows a sealed object lock record (its bytes, base64
+/// decoded): SHA-256, in hex.
+#[must_use]
+pub fn lock_record_digest(raw: &[u8]) -> String {
+    obhut_sigv4::sha256_hex(raw)
+}
+
 fn storage(e: impl std::fmt::Display) -> TrusteeError {
     TrusteeError::Storage(e.to_string())
 }
@@ -359,7 +366,9 @@ const ALARMS_LOGGED_PER_MINUTE: u32 = 60;
 /// `tests/fixtures/` gets a database written by the release before it.
 const SCHEMA: obhut_migrate::Schema = obhut_migrate::Schema {
     name: "governance.db",
-    migrations: &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5],
+    migrations: &[
+        SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6,
+    ],
     identifying_table: "principals",
 };
 
@@ -447,6 +456,16 @@ CREATE TABLE object_locks (
 /// until its date: its version may exist. Kept so that a database of that release opens.
 const SCHEMA_V5: &str = "
 ALTER TABLE object_locks ADD COLUMN abandoned_ms INTEGER;
+";
+
+/// Version 6: the SHA-256 of the latest lock record the trustee sealed for each version it
+/// lists, so that a change is judged only against that record, never against an older genuine
+/// one the provider kept (from before a retention was extended or a legal hold set). Rows of
+/// releases before have none (`NULL`): for them a change is accepted only against a record
+/// whose state is the one listed ([`Governance::latest_lock`]), and the digest is written with
+/// the next seal.
+const SCHEMA_V6: &str = "
+ALTER TABLE object_locks ADD COLUMN sealed_sha256 TEXT;
 ";
 
 /// Fields given replace those recorded; fields not given keep their value.
@@ -2268,13 +2287,17 @@ impl Governance {
         self.admit_entry(grant, DENIALS_LOGGED_PER_MINUTE)
     }
 
-    /// Records the lock state of a version whose lock record the trustee is about to seal:
-    /// kept before the record exists, so that no lock protects a version this list does not
-    /// know. A state that locks nothing (no retention, no hold) drops the version's row.
+    /// Records the lock state of a version whose lock record the trustee has sealed (and not
+    /// yet answered), with the record's digest (`sealed_sha256`, [`lock_record_digest`]):
+    /// kept before the record leaves the trustee, so that no lock protects a version this list
+    /// does not know, and only this record is accepted as the one a change replaces. A state
+    /// that locks nothing (no retention, no hold) drops the version's row: then any genuine
+    /// record of it is at least as strict as what the trustee knows.
     pub fn note_lock(
         &self,
         target: &obhut_trustee_client::object_lock::LockTarget,
         state: &obhut_trustee_client::object_lock::LockState,
+        sealed_sha256: &str,
     ) -> Result<(), TrusteeError> {
         let db = self.db()?;
         if state.retention.is_none() && !state.legal_hold {
@@ -2286,8 +2309,8 @@ impl Governance {
         } else {
             db.execute(
                 "INSERT OR REPLACE INTO object_locks
-                 (tenant, bucket, key, version_id, mode, retain_until_ms, legal_hold)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                 (tenant, bucket, key, version_id, mode, retain_until_ms, legal_hold, sealed_sha256)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![
                     target.tenant,
                     target.bucket,
@@ -2295,11 +2318,63 @@ impl Governance {
                     target.version_id,
                     state.retention.map(|r| r.0.as_str()),
                     state.retention.map(|r| r.1),
-                    state.legal_hold
+                    state.legal_hold,
+                    sealed_sha256
                 ],
             )
         }
         .map_err(storage)?;
+        Ok(())
+    }
+
+    /// The latest lock state the trustee sealed for `target` and the digest of that record
+    /// ([`lock_record_digest`]; `None` for a row a release before schema 6 wrote), if it
+    /// lists the version (a retention or a legal hold, in force or not).
+    pub fn latest_lock(
+        &self,
+        target: &obhut_trustee_client::object_lock::LockTarget,
+    ) -> Result<Option<(obhut_trustee_client::object_lock::LockState, Option<String>)>, TrusteeError>
+    {
+        use obhut_trustee_client::object_lock::{LockMode, LockState};
+        let db = self.db()?;
+        /// mode, retain-until, legal hold, digest
+        type Row = (Option<String>, Option<i64>, bool, Option<String>);
+        let row: Option<Row> = db
+            .query_row(
+                "SELECT mode, retain_until_ms, legal_hold, sealed_sha256 FROM object_locks
+                 WHERE tenant = ?1 AND bucket = ?2 AND key = ?3 AND version_id = ?4",
+                params![target.tenant, target.bucket, target.key, target.version_id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .optional()
+            .map_err(storage)?;
+        let Some((mode, until, legal_hold, digest)) = row else {
+            return Ok(None);
+        };
+        let retention = match (mode, until) {
+            (Some(m), Some(u)) => Some((
+                LockMode::parse(&m)
+                    .ok_or_else(|| storage(format!("unknown lock mode {m:?} in governance.db")))?,
+                u,
+            )),
+            (None, None) => None,
+            _ => return Err(storage("a lock row with half a retention in governance.db")),
+        };
+        Ok(Some((
+            LockState {
+                retention,
+                legal_hold,
+            },
+            digest,
+        )))
+    }
+
+    /// Forgets the digests of listed lock records, as rows of a release before schema 6 are.
+    #[cfg(test)]
+    pub fn forget_lock_digests(&self) -> Result<(), TrusteeError> {
+        self.db()?
+            .execute("UPDATE object_locks SET sealed_sha256 = NULL", [])
+            .map_err(storage)?;
         Ok(())
     }
 

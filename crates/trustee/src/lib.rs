@@ -89,6 +89,9 @@ pub struct Trustee {
     /// Which version each recent write's ticket sealed a first lock record for (by the
     /// ticket's digest, with its issue time): one signed write seals one version.
     lock_claims: Arc<Mutex<std::collections::HashMap<String, (LockTarget, i64)>>>,
+    /// Held while a version's record is judged, sealed and noted: two changes of one version
+    /// never both replace the same latest record.
+    lock_changes: Arc<Mutex<()>>,
 }
 
 /// An access key's id, tenant and secret.
@@ -142,6 +145,7 @@ impl Trustee {
             object_key_log: Arc::default(),
             max_retention_ms: object_lock::DEFAULT_MAX_RETENTION_DAYS * 86_400_000,
             lock_claims: Arc::default(),
+            lock_changes: Arc::default(),
         })
     }
 
@@ -1479,11 +1483,23 @@ fn signed_lock_state(text: &str) -> Result<LockState, TrusteeError> {
     })
 }
 
+/// Why a change of a retention or legal hold without the tenant's signed request is refused.
+const LOCK_CHANGE_UNSIGNED: &str = "a change of a version's retention or legal hold needs the trustee's ticket for the tenant's signed PutObjectRetention or PutObjectLegalHold";
+
+/// Why a change that gives an older record of its version than the latest is refused.
+const STALE_LOCK_RECORD: &str = "the object lock record given is not the latest the trustee sealed for this version (an older record, or one the catalog kept after a later change): a change is judged only against the latest";
+
 /// Why an abandonment of a lock record is refused (every one is).
 const ABANDON_REFUSED: &str = "an object lock record is never abandoned: a lock sealed for a write counts until its date, even if the write did not commit";
 
-/// How long tickets' claims on the versions they sealed are kept: as long as a ticket is valid.
-const LOCK_CLAIM_MS: i64 = verify::TICKET_LIFETIME_MS;
+/// How long tickets' claims on the versions they sealed are kept: as long as the same signed
+/// request can be verified again with a ticket that may seal (within the clock skew of its
+/// signature either way, `verify::in_lock_window`: 30 minutes), and at least as long as a
+/// ticket is valid.
+const LOCK_CLAIM_MS: i64 = 2 * verify::TICKET_LIFETIME_MS;
+
+// Claims outlive every verification of a request that may seal.
+const _: () = assert!(LOCK_CLAIM_MS >= 2 * obhut_sigv4::MAX_CLOCK_SKEW_SECS * 1000);
 
 /// At most this many claims are kept (a full table refuses first seals until some expire).
 const LOCK_CLAIMS_MAX: usize = 100_000;
@@ -1493,14 +1509,71 @@ impl Trustee {
     /// trustee's seal for that version (edited, or moved from another version). A record a
     /// release before abandoned (governance.db schema 5, `abandoned_ms`) opens like any other:
     /// its version may exist after all.
+    ///
+    /// A genuine record that is not the latest the trustee sealed for its version (an older
+    /// one put back in the catalog) answers the latest state the trustee lists: the gateway
+    /// enforces what the trustee sealed last, never a weaker state from before.
     fn open_lock_now(&self, target: &LockTarget, sealed: &str) -> Result<LockState, TrusteeError> {
+        let (state, _) = self.open_lock_record(target, sealed)?;
+        // The listed state is the latest sealed (the same as the record's, if it is the
+        // latest); a version not listed has a latest record that locks nothing, and any
+        // genuine record of it is at least as strict.
+        Ok(self
+            .governance
+            .latest_lock(target)?
+            .map_or(state, |(listed, _)| listed))
+    }
+
+    /// [`Self::open_lock_now`], with the record's digest
+    /// ([`governance::lock_record_digest`]).
+    fn open_lock_record(
+        &self,
+        target: &LockTarget,
+        sealed: &str,
+    ) -> Result<(LockState, String), TrusteeError> {
         let raw = base64_simd::STANDARD
             .decode_to_vec(sealed.as_bytes())
             .map_err(|_| TrusteeError::Integrity("an object lock record is not base64".into()))?;
+        let digest = governance::lock_record_digest(&raw);
         let plain = self.with(|ks| ks.open_for(OBJECT_LOCKS, &lock_aad(target), &raw))?;
         let state: LockState = serde_json::from_slice(&plain)
             .map_err(|e| TrusteeError::Integrity(format!("an object lock record: {e}")))?;
-        Ok(state)
+        Ok((state, digest))
+    }
+
+    /// Refuses to judge a change against `previous` (genuine, of `target`, with `digest`)
+    /// unless it is the latest record the trustee sealed for the version: an older one (from
+    /// before a retention was extended or a legal hold set) would have the change judged
+    /// against a weaker state. A version the trustee lists no lock of takes any genuine record
+    /// (none is weaker than no lock). A row a release before wrote has no digest: a record
+    /// whose state is the listed one is accepted (it judges the change the same). A change to
+    /// exactly the listed state is accepted whatever record it gives: it weakens nothing, and
+    /// it lets a change whose record the catalog missed be asked again.
+    fn check_latest_lock(
+        &self,
+        target: &LockTarget,
+        previous: &LockState,
+        digest: &str,
+        next: &LockState,
+    ) -> Result<(), TrusteeError> {
+        let Some((listed, listed_digest)) = self.governance.latest_lock(target)? else {
+            return Ok(());
+        };
+        let latest = match &listed_digest {
+            Some(d) => {
+                d.len() == digest.len()
+                    && aws_lc_rs::constant_time::verify_slices_are_equal(
+                        d.as_bytes(),
+                        digest.as_bytes(),
+                    )
+                    .is_ok()
+            }
+            None => *previous == listed,
+        };
+        if latest || *next == listed {
+            return Ok(());
+        }
+        Err(TrusteeError::Denied(STALE_LOCK_RECORD.into()))
     }
 
     /// Refuses a retention that ends later than the trustee's longest from `now`, unless the
@@ -1572,8 +1645,9 @@ impl Trustee {
     }
 
     /// Checks that the first record of a version comes from a genuine write of it: the
-    /// trustee's ticket for a signed request that writes that name (a completion: with that
-    /// upload), used for no other version, and a state that is what the request's signed lock
+    /// trustee's ticket for a signed request that makes a version of that name (PutObject,
+    /// CopyObject, a form's upload; a completion: of that upload, as the ticket's operation
+    /// says), used for no other version, and a state that is what the request's signed lock
     /// headers (or its upload's, sealed at its creation) ask for. Without lock headers only a
     /// retention may be set (a bucket's default retention, which the catalog keeps), never a
     /// legal hold. Claims the ticket for the version.
@@ -1604,7 +1678,13 @@ impl Trustee {
                     )
             }
         };
-        if !writes {
+        // Only a request that makes a version seals its first record: not a DELETE, a tagging,
+        // a retention change or any other request that names the object (each `w:`).
+        let makes = match &seal.upload {
+            None => object_lock::makes_version(ticket.op.as_deref()),
+            Some(_) => ticket.op.as_deref() == Some(object_lock::OP_COMPLETE_MULTIPART_UPLOAD),
+        };
+        if !writes || !makes {
             return Err(TrusteeError::Denied(
                 "the signed request does not write this object (or complete this upload)".into(),
             ));
@@ -1647,17 +1727,93 @@ impl Trustee {
             }
             None => {}
         }
-        self.claim_lock_ticket(ticket, target, now)
+        self.claim_lock_ticket(ticket, target, now).map(|_| ())
     }
 
-    /// Records that `ticket`'s write sealed the first record of `target`: one signed write
-    /// makes one version, so the ticket seals no other (the same version again is a retry).
+    /// Checks that a change of a version's retention or legal hold comes from the tenant's
+    /// signed request of that operation (PutObjectRetention, PutObjectLegalHold) on that
+    /// object (and version, if it names one), never one signed with grant credentials, and
+    /// that a bypass of governance retention was signed by a key whose own policy allows it;
+    /// a retention change keeps the legal hold of `previous`, a legal hold change its retention.
+    /// A signed change changes its version once: used again, only to seal the state the
+    /// trustee lists already (a retry).
+    fn check_lock_change(
+        &self,
+        seal: &LockSeal,
+        previous: &LockState,
+        now: i64,
+    ) -> Result<(), TrusteeError> {
+        use obhut_trustee_client::object_lock::{
+            OP_PUT_OBJECT_LEGAL_HOLD, OP_PUT_OBJECT_RETENTION, read_lock_change,
+        };
+        let target = &seal.target;
+        let denied = |m: &str| Err(TrusteeError::Denied(m.to_owned()));
+        // Each operation changes its part of the state only.
+        let op = match seal.change {
+            LockChange::Retention if seal.state.legal_hold == previous.legal_hold => {
+                OP_PUT_OBJECT_RETENTION
+            }
+            LockChange::LegalHold if seal.state.retention == previous.retention => {
+                OP_PUT_OBJECT_LEGAL_HOLD
+            }
+            _ => return denied("a change sets a retention or a legal hold, and nothing else"),
+        };
+        let Some(ticket) = seal.request.as_ref() else {
+            return denied(LOCK_CHANGE_UNSIGNED);
+        };
+        self.verifier.check_ticket(
+            ticket,
+            &target.tenant,
+            &ticket.access_key_id,
+            &target.bucket,
+            now,
+        )?;
+        if ticket
+            .access_key_id
+            .starts_with(obhut_trustee_client::governance::GRANT_KEY_PREFIX)
+        {
+            return denied("no object lock is changed by a request signed with grant credentials");
+        }
+        if ticket.op.as_deref() != Some(op)
+            || !ticket.covers(&target.bucket, &target.key, None, KeyUse::Wrap)
+        {
+            return Err(TrusteeError::Denied(format!(
+                "the signed request is not a {op} of this object"
+            )));
+        }
+        let Some((version, bypass)) = ticket.lock.as_deref().and_then(read_lock_change) else {
+            return denied("the signed request's object lock change cannot be read");
+        };
+        if version.is_some_and(|v| v != target.version_id) {
+            return denied("the signed request names another version of this object");
+        }
+        if seal.bypass_governance && !bypass {
+            return denied(
+                "x-amz-bypass-governance-retention was not signed by a key whose policy allows s3:BypassGovernanceRetention",
+            );
+        }
+        if self.claim_lock_ticket(ticket, target, now)? {
+            let listed = self
+                .governance
+                .latest_lock(target)?
+                .map(|(state, _)| state)
+                .unwrap_or_default();
+            if listed != seal.state {
+                return denied("this signed request has changed this version's lock already");
+            }
+        }
+        Ok(())
+    }
+
+    /// Records that `ticket`'s request sealed a record of `target`: one signed write makes
+    /// one version, one signed change changes one, so the ticket seals for no other (the same
+    /// version again is a retry: `true`).
     fn claim_lock_ticket(
         &self,
         ticket: &obhut_trustee_client::auth::RequestTicket,
         target: &LockTarget,
         now: i64,
-    ) -> Result<(), TrusteeError> {
+    ) -> Result<bool, TrusteeError> {
         let mut claims = self
             .lock_claims
             .lock()
@@ -1668,13 +1824,13 @@ impl Trustee {
                 "this signed request has sealed another version's object lock record already"
                     .into(),
             )),
-            Some(_) => Ok(()),
+            Some(_) => Ok(true),
             None if claims.len() >= LOCK_CLAIMS_MAX => Err(TrusteeError::Conflict(
                 "too many object lock records sealed in the last minutes; try again later".into(),
             )),
             None => {
                 claims.insert(ticket.digest.clone(), (target.clone(), ticket.issued_ms));
-                Ok(())
+                Ok(false)
             }
         }
     }
@@ -1682,9 +1838,17 @@ impl Trustee {
     /// A version's record: its first ([`LockChange::Written`], for a genuine write of it) or a
     /// change judged against the record it replaces.
     fn seal_version_lock(&self, seal: &LockSeal) -> Result<LockAnswer, TrusteeError> {
+        let _one_at_a_time = self
+            .lock_changes
+            .lock()
+            .map_err(|_| TrusteeError::Storage("lock changes poisoned".into()))?;
         let now = now_ms();
         let previous = match &seal.previous {
-            Some(sealed) => Some(self.open_lock_now(&seal.target, sealed)?),
+            Some(sealed) => {
+                let (state, digest) = self.open_lock_record(&seal.target, sealed)?;
+                self.check_latest_lock(&seal.target, &state, &digest, &seal.state)?;
+                Some(state)
+            }
             // A first record only for a version the trustee knows no lock of: else a
             // freshly sealed record that locks nothing would replace one that does,
             // without the rules (or the log) ever seeing the change.
@@ -1706,19 +1870,25 @@ impl Trustee {
             return Err(TrusteeError::Denied(why.into()));
         }
         self.check_retention_limit(previous.as_ref(), &seal.state, now)?;
-        if previous.is_none() {
-            self.check_first_lock(seal, now)?;
+        match &previous {
+            Some(prev) => self.check_lock_change(seal, prev, now)?,
+            None => self.check_first_lock(seal, now)?,
         }
         let bypass = previous.is_some_and(|prev| {
             seal.bypass_governance && object_lock::refusal(&prev, &seal.state, false, now).is_some()
         });
-        self.governance.note_lock(&seal.target, &seal.state)?;
         let plain =
             serde_json::to_vec(&seal.state).map_err(|e| TrusteeError::Storage(e.to_string()))?;
         let sealed = self.with(|ks| {
             ks.ensure_tenant_key(OBJECT_LOCKS)?;
             ks.seal_for(OBJECT_LOCKS, &lock_aad(&seal.target), &plain)
         })?;
+        // Listed (with the record's digest) before the record leaves the trustee.
+        self.governance.note_lock(
+            &seal.target,
+            &seal.state,
+            &governance::lock_record_digest(&sealed),
+        )?;
         let locks = seal.state.retention.is_some() || seal.state.legal_hold;
         if seal.change != LockChange::Written || locks {
             self.log_lock(&seal.target, seal.change, &seal.state, bypass)?;
@@ -1761,6 +1931,7 @@ impl Trustee {
         let ticket = self.lock_ticket(seal, now)?;
         if seal.previous.is_some()
             || seal.upload.is_some()
+            || ticket.op.as_deref() != Some(object_lock::OP_CREATE_MULTIPART_UPLOAD)
             || !ticket.covers(&target.bucket, &target.key, None, KeyUse::Wrap)
         {
             return Err(TrusteeError::Denied(
@@ -2005,6 +2176,7 @@ fn is_format_upgrade(why: &Justification) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use obhut_trustee_client::auth::RequestTicket;
 
     fn customer(t: &Trustee, tenant: &str) -> Justification {
         t.test_customer(tenant)
@@ -2570,7 +2742,7 @@ mod tests {
         )
     }
 
-    /// This trustee's ticket for a request `digest` of tenant `a` (key `AKID`) to bucket `b`
+    /// This trustee's ticket for a PutObject `digest` of tenant `a` (key `AKID`) to bucket `b`
     /// naming `scope`, with the lock headers `lock`.
     fn write_ticket(
         t: &Trustee,
@@ -2578,16 +2750,19 @@ mod tests {
         scope: Vec<TicketScope>,
         lock: Option<String>,
     ) -> obhut_trustee_client::auth::RequestTicket {
-        t.verifier.with_lock(
-            t.verifier.ticket(
-                digest.into(),
-                "a",
-                "AKID",
-                vec!["b".into()],
-                scope,
-                now_ms(),
+        t.verifier.with_op(
+            t.verifier.with_lock(
+                t.verifier.ticket(
+                    digest.into(),
+                    "a",
+                    "AKID",
+                    vec!["b".into()],
+                    scope,
+                    now_ms(),
+                ),
+                lock,
             ),
-            lock,
+            Some(object_lock::OP_PUT_OBJECT),
         )
     }
 
@@ -2617,14 +2792,53 @@ mod tests {
         }
     }
 
-    fn change(v: &str, state: LockState, previous: &str, change: LockChange) -> LockSeal {
+    /// This trustee's ticket for the tenant's signed request of `change` (PutObjectRetention
+    /// or PutObjectLegalHold) of `k` naming version `v`, asking for the bypass (by a key that
+    /// may); each is another request.
+    /// The lock of upload `upload` of `k`, sealed for a CreateMultipartUpload signed with lock
+    /// headers asking for `state`.
+    fn upload_seal(t: &Trustee, digest: &str, upload: &str, state: LockState) -> LockSeal {
+        let mut seal = first_seal(t, digest, upload, state);
+        seal.change = LockChange::Upload;
+        seal.request = seal.request.map(|ticket| {
+            t.verifier
+                .with_op(ticket, Some(object_lock::OP_CREATE_MULTIPART_UPLOAD))
+        });
+        seal
+    }
+
+    fn change_ticket(t: &Trustee, v: &str, change: LockChange) -> RequestTicket {
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let op = match change {
+            LockChange::Retention => object_lock::OP_PUT_OBJECT_RETENTION,
+            _ => object_lock::OP_PUT_OBJECT_LEGAL_HOLD,
+        };
+        t.verifier.with_op(
+            write_ticket(
+                t,
+                &format!("change-{n}"),
+                vec![writes("k")],
+                Some(object_lock::signed_lock_change(Some(v), "true")),
+            ),
+            Some(op),
+        )
+    }
+
+    fn change(
+        t: &Trustee,
+        v: &str,
+        state: LockState,
+        previous: &str,
+        change: LockChange,
+    ) -> LockSeal {
         LockSeal {
             target: lock_target(v),
             state,
             change,
             previous: Some(previous.to_owned()),
             bypass_governance: true,
-            request: None,
+            request: Some(change_ticket(t, v, change)),
             upload: None,
         }
     }
@@ -2664,6 +2878,7 @@ mod tests {
         }
         // A COMPLIANCE retention in force is not shortened, bypass or not; it is extended.
         let shorter = change(
+            &t,
             "v1",
             compliance(far - 1),
             &first.sealed,
@@ -2674,6 +2889,7 @@ mod tests {
             Err(TrusteeError::Denied(_))
         ));
         t.seal_lock(&change(
+            &t,
             "v1",
             compliance(far + 1),
             &first.sealed,
@@ -2711,6 +2927,405 @@ mod tests {
         t.refuse_shred_of_compliance_locks("other").unwrap();
         // Once passed, it protects nothing.
         assert_eq!(t.governance.compliance_locks("a", far + 2).unwrap().0, 0);
+    }
+
+    /// The provider keeps an older genuine record of a version (from before its GOVERNANCE
+    /// retention became COMPLIANCE, or was extended) and gives it as the record a change
+    /// replaces, to have the change judged against that weaker state.
+    #[tokio::test]
+    async fn a_change_is_judged_only_against_the_latest_record_of_its_version() {
+        let (_dir, t) = unsealed().await;
+        let far = now_ms() + 3_600_000;
+        let governance = |until| LockState {
+            retention: Some((object_lock::LockMode::Governance, until)),
+            legal_hold: false,
+        };
+        let stale = |r: Result<LockAnswer, TrusteeError>| match r {
+            Err(TrusteeError::Denied(m)) => assert_eq!(m, STALE_LOCK_RECORD),
+            other => panic!("{other:?}"),
+        };
+        let first = t
+            .seal_lock(&first_seal(&t, "put-1", "v1", governance(far)))
+            .await
+            .unwrap();
+        let hardened = t
+            .seal_lock(&change(
+                &t,
+                "v1",
+                compliance(far),
+                &first.sealed,
+                LockChange::Retention,
+            ))
+            .await
+            .unwrap();
+        // The GOVERNANCE record, with the bypass, would let the retention go: refused.
+        stale(
+            t.seal_lock(&change(
+                &t,
+                "v1",
+                LockState::default(),
+                &first.sealed,
+                LockChange::Retention,
+            ))
+            .await,
+        );
+        stale(
+            t.seal_lock(&change(
+                &t,
+                "v1",
+                governance(far),
+                &first.sealed,
+                LockChange::Retention,
+            ))
+            .await,
+        );
+        // Opened, the older record answers the latest state the trustee sealed.
+        let opened = t
+            .open_lock(&LockOpen {
+                target: lock_target("v1"),
+                sealed: first.sealed.clone(),
+            })
+            .await
+            .unwrap();
+        assert_eq!(opened.state, compliance(far));
+        // The latest record judges: still no removal, bypass or not; an extension is sealed.
+        assert!(matches!(
+            t.seal_lock(&change(&t,
+                "v1",
+                LockState::default(),
+                &hardened.sealed,
+                LockChange::Retention
+            ))
+            .await,
+            Err(TrusteeError::Denied(m)) if m != STALE_LOCK_RECORD
+        ));
+        let extended = t
+            .seal_lock(&change(
+                &t,
+                "v1",
+                compliance(far + 10),
+                &hardened.sealed,
+                LockChange::Retention,
+            ))
+            .await
+            .unwrap();
+        // Once extended, the record before it is no longer the latest: a change back to its
+        // date is refused as stale, not merely by the rules.
+        stale(
+            t.seal_lock(&change(
+                &t,
+                "v1",
+                compliance(far),
+                &hardened.sealed,
+                LockChange::Retention,
+            ))
+            .await,
+        );
+        // If the catalog missed the extension, asking for it again with the record before
+        // is sealed: it changes nothing the trustee knows.
+        let again = t
+            .seal_lock(&change(
+                &t,
+                "v1",
+                compliance(far + 10),
+                &hardened.sealed,
+                LockChange::Retention,
+            ))
+            .await
+            .unwrap();
+        // Then only that newest record is the latest.
+        stale(
+            t.seal_lock(&change(
+                &t,
+                "v1",
+                compliance(far + 20),
+                &extended.sealed,
+                LockChange::Retention,
+            ))
+            .await,
+        );
+        let held = t
+            .seal_lock(&change(
+                &t,
+                "v1",
+                LockState {
+                    legal_hold: true,
+                    ..compliance(far + 10)
+                },
+                &again.sealed,
+                LockChange::LegalHold,
+            ))
+            .await
+            .unwrap();
+        // A row a release before wrote has no digest: a record whose state is the listed one
+        // is accepted, an older one is not; the next seal writes the digest again.
+        t.governance.forget_lock_digests().unwrap();
+        stale(
+            t.seal_lock(&change(
+                &t,
+                "v1",
+                compliance(far + 10),
+                &again.sealed,
+                LockChange::LegalHold,
+            ))
+            .await,
+        );
+        let released = t
+            .seal_lock(&change(
+                &t,
+                "v1",
+                compliance(far + 10),
+                &held.sealed,
+                LockChange::LegalHold,
+            ))
+            .await
+            .unwrap();
+        stale(
+            t.seal_lock(&change(
+                &t,
+                "v1",
+                compliance(far + 30),
+                &held.sealed,
+                LockChange::Retention,
+            ))
+            .await,
+        );
+        t.seal_lock(&change(
+            &t,
+            "v1",
+            compliance(far + 30),
+            &released.sealed,
+            LockChange::Retention,
+        ))
+        .await
+        .unwrap();
+    }
+
+    /// The provider holds a gateway's client certificate: it asks the trustee to set a legal
+    /// hold or lengthen a retention the tenant never asked for (to stop its shred), or to
+    /// bypass a GOVERNANCE retention, without the tenant's signed request of that change.
+    #[tokio::test]
+    async fn a_retention_or_legal_hold_changes_only_for_the_tenants_signed_request_of_it() {
+        let (_dir, t) = unsealed().await;
+        let far = now_ms() + 3_600_000;
+        let governance = LockState {
+            retention: Some((object_lock::LockMode::Governance, far)),
+            legal_hold: false,
+        };
+        let first = t
+            .seal_lock(&first_seal(&t, "put-1", "v1", governance))
+            .await
+            .unwrap();
+        let held = LockState {
+            legal_hold: true,
+            ..governance
+        };
+        let denied = |r: Result<LockAnswer, TrusteeError>| {
+            assert!(matches!(r, Err(TrusteeError::Denied(_))), "{r:?}");
+        };
+        let with =
+            |state: LockState, change: LockChange, request: Option<RequestTicket>| LockSeal {
+                request,
+                bypass_governance: false,
+                ..self::change(&t, "v1", state, &first.sealed, change)
+            };
+        // No ticket: the gateway's word alone.
+        denied(t.seal_lock(&with(held, LockChange::LegalHold, None)).await);
+        denied(
+            t.seal_lock(&with(compliance(far + 1), LockChange::Retention, None))
+                .await,
+        );
+        // Tickets of other signed requests of the object: its PUT, its DELETE (no operation),
+        // a retention change used for a legal hold, a change of another version.
+        let put = t.verifier.with_op(
+            write_ticket(&t, "put-2", vec![writes("k")], None),
+            Some(object_lock::OP_PUT_OBJECT),
+        );
+        let delete = t
+            .verifier
+            .with_op(write_ticket(&t, "delete", vec![writes("k")], None), None);
+        let retention = change_ticket(&t, "v1", LockChange::Retention);
+        let other_version = change_ticket(&t, "v0", LockChange::LegalHold);
+        let other_key = t.verifier.with_op(
+            write_ticket(
+                &t,
+                "other-key",
+                vec![writes("other")],
+                Some(object_lock::signed_lock_change(None, "")),
+            ),
+            Some(object_lock::OP_PUT_OBJECT_LEGAL_HOLD),
+        );
+        for ticket in [put, delete, retention, other_version, other_key] {
+            denied(
+                t.seal_lock(&with(held, LockChange::LegalHold, Some(ticket)))
+                    .await,
+            );
+        }
+        // A legal hold change that also lengthens the retention.
+        denied(
+            t.seal_lock(&with(
+                LockState {
+                    legal_hold: true,
+                    ..compliance(far + 1)
+                },
+                LockChange::LegalHold,
+                Some(change_ticket(&t, "v1", LockChange::LegalHold)),
+            ))
+            .await,
+        );
+        // The bypass, claimed for a request that did not sign it (or whose key may not).
+        for bypass in ["", "refused"] {
+            let unsigned = t.verifier.with_op(
+                write_ticket(
+                    &t,
+                    &format!("no-bypass-{bypass}"),
+                    vec![writes("k")],
+                    Some(object_lock::signed_lock_change(None, bypass)),
+                ),
+                Some(object_lock::OP_PUT_OBJECT_RETENTION),
+            );
+            let mut seal = with(LockState::default(), LockChange::Retention, Some(unsigned));
+            seal.bypass_governance = true;
+            denied(t.seal_lock(&seal).await);
+        }
+        // A request signed with grant credentials changes no lock.
+        let by_grant = t.verifier.with_op(
+            t.verifier.with_lock(
+                t.verifier.ticket(
+                    "grant-hold".into(),
+                    "a",
+                    &format!("{}x", obhut_trustee_client::governance::GRANT_KEY_PREFIX),
+                    vec!["b".into()],
+                    vec![writes("k")],
+                    now_ms(),
+                ),
+                Some(object_lock::signed_lock_change(None, "")),
+            ),
+            Some(object_lock::OP_PUT_OBJECT_LEGAL_HOLD),
+        );
+        denied(
+            t.seal_lock(&with(held, LockChange::LegalHold, Some(by_grant)))
+                .await,
+        );
+        // Both ways: the tenant's signed legal hold (naming the current version: none) is
+        // sealed; sent again after a later change, the same request changes nothing.
+        let hold = t.verifier.with_op(
+            write_ticket(
+                &t,
+                "hold",
+                vec![writes("k")],
+                Some(object_lock::signed_lock_change(None, "")),
+            ),
+            Some(object_lock::OP_PUT_OBJECT_LEGAL_HOLD),
+        );
+        let on = t
+            .seal_lock(&with(held, LockChange::LegalHold, Some(hold.clone())))
+            .await
+            .unwrap();
+        // A retry of it while it is the latest state is sealed.
+        let mut retry = with(held, LockChange::LegalHold, Some(hold.clone()));
+        retry.previous = Some(on.sealed.clone());
+        let on = t.seal_lock(&retry).await.unwrap();
+        let mut off = self::change(&t, "v1", governance, &on.sealed, LockChange::LegalHold);
+        off.bypass_governance = false;
+        let off = t.seal_lock(&off).await.unwrap();
+        let mut replayed = with(held, LockChange::LegalHold, Some(hold));
+        replayed.previous = Some(off.sealed.clone());
+        denied(t.seal_lock(&replayed).await);
+        // The signed bypass, by a key that may, shortens the GOVERNANCE retention.
+        t.seal_lock(&self::change(
+            &t,
+            "v1",
+            LockState::default(),
+            &off.sealed,
+            LockChange::Retention,
+        ))
+        .await
+        .unwrap();
+    }
+
+    /// A signed request verified again later (a replay within the clock skew of its signature)
+    /// finds its claim: it seals no second version for up to 30 minutes after the first.
+    #[tokio::test]
+    async fn a_claim_outlives_every_verification_of_its_request_that_may_seal() {
+        let (_dir, t) = unsealed().await;
+        let ticket = write_ticket(&t, "once", vec![writes("k")], None);
+        let now = now_ms();
+        assert!(
+            !t.claim_lock_ticket(&ticket, &lock_target("v1"), now)
+                .unwrap()
+        );
+        let later = now + 29 * 60 * 1000;
+        assert!(matches!(
+            t.claim_lock_ticket(&ticket, &lock_target("v2"), later),
+            Err(TrusteeError::Denied(_))
+        ));
+        assert!(
+            t.claim_lock_ticket(&ticket, &lock_target("v1"), later)
+                .unwrap()
+        );
+        // Past every verification that may seal, the claim is forgotten.
+        let gone = now + 31 * 60 * 1000;
+        assert!(
+            !t.claim_lock_ticket(&ticket, &lock_target("v3"), gone)
+                .unwrap()
+        );
+    }
+
+    /// The provider holds the tickets of the tenant's requests that name an object without
+    /// writing a version of it (a DELETE, a tagging, a retention or legal hold change, an
+    /// UploadPart): each covers the name (`w:`), and it tries to seal with one a first record
+    /// with a retention (as if the bucket's default, which the catalog keeps), or none.
+    #[tokio::test]
+    async fn only_a_request_that_makes_a_version_seals_its_first_record() {
+        let (_dir, t) = unsealed().await;
+        let far = now_ms() + 3_600_000;
+        for (i, op) in [
+            None,
+            Some(object_lock::OP_PUT_OBJECT_RETENTION),
+            Some(object_lock::OP_PUT_OBJECT_LEGAL_HOLD),
+            Some(object_lock::OP_CREATE_MULTIPART_UPLOAD),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            for (j, state) in [compliance(far), LockState::default()]
+                .into_iter()
+                .enumerate()
+            {
+                let mut seal = first_seal(&t, "unused", &format!("v{i}{j}"), state);
+                seal.request = Some(t.verifier.with_op(
+                    write_ticket(&t, &format!("other-{i}-{j}"), vec![writes("k")], None),
+                    op,
+                ));
+                assert!(
+                    matches!(t.seal_lock(&seal).await, Err(TrusteeError::Denied(_))),
+                    "{op:?} {state:?}"
+                );
+            }
+        }
+        assert!(
+            t.governance
+                .locked_versions("a", now_ms(), None, 10)
+                .unwrap()
+                .is_empty()
+        );
+        // Both ways: a PutObject, a CopyObject and a form's upload each seal their version.
+        for (i, op) in [
+            object_lock::OP_PUT_OBJECT,
+            object_lock::OP_COPY_OBJECT,
+            object_lock::OP_POST_OBJECT,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut seal = first_seal(&t, &format!("write-{i}"), &format!("w{i}"), compliance(far));
+            seal.request = seal
+                .request
+                .map(|ticket| t.verifier.with_op(ticket, Some(op)));
+            t.seal_lock(&seal).await.unwrap();
+        }
+        assert_eq!(t.governance.compliance_locks("a", now_ms()).unwrap().0, 3);
     }
 
     /// The provider holds a gateway's client certificate and so can call `/v1/lock/seal`: it
@@ -2820,13 +3435,16 @@ mod tests {
         // Nor without lock headers: no retention (a bucket's default) and no legal hold; only
         // a record that locks nothing.
         let grant_ticket = |digest: &str| {
-            t.verifier.ticket(
-                digest.into(),
-                "a",
-                &format!("{}x", obhut_trustee_client::governance::GRANT_KEY_PREFIX),
-                vec!["b".into()],
-                vec![writes("k")],
-                now_ms(),
+            t.verifier.with_op(
+                t.verifier.ticket(
+                    digest.into(),
+                    "a",
+                    &format!("{}x", obhut_trustee_client::governance::GRANT_KEY_PREFIX),
+                    vec!["b".into()],
+                    vec![writes("k")],
+                    now_ms(),
+                ),
+                Some(object_lock::OP_PUT_OBJECT),
             )
         };
         for (i, state) in [
@@ -2928,6 +3546,7 @@ mod tests {
             .unwrap();
         too_long(
             t.seal_lock(&change(
+                &t,
                 "v2",
                 compliance(now_ms() + 11 * day),
                 &first.sealed,
@@ -2939,18 +3558,18 @@ mod tests {
             legal_hold: true,
             ..first.state
         };
-        t.seal_lock(&change("v2", kept, &first.sealed, LockChange::LegalHold))
-            .await
-            .unwrap();
+        t.seal_lock(&change(
+            &t,
+            "v2",
+            kept,
+            &first.sealed,
+            LockChange::LegalHold,
+        ))
+        .await
+        .unwrap();
         // An upload's lock is held to it when the upload is created.
         let long = compliance(now_ms() + 11 * day);
-        too_long(
-            t.seal_lock(&LockSeal {
-                change: LockChange::Upload,
-                ..first_seal(&t, "mpu", "upload-1", long)
-            })
-            .await,
-        );
+        too_long(t.seal_lock(&upload_seal(&t, "mpu", "upload-1", long)).await);
         assert_eq!(t.governance.compliance_locks("a", now_ms()).unwrap().0, 1);
     }
 
@@ -2968,6 +3587,7 @@ mod tests {
         // A legal hold added after: a later record.
         let held = t
             .seal_lock(&change(
+                &t,
                 "v1",
                 LockState {
                     legal_hold: true,
@@ -3062,17 +3682,13 @@ mod tests {
         };
         // CreateMultipartUpload with lock headers: sealed for the upload.
         let intent = t
-            .seal_lock(&LockSeal {
-                change: LockChange::Upload,
-                ..first_seal(&t, "create", "upload-1", wanted)
-            })
+            .seal_lock(&upload_seal(&t, "create", "upload-1", wanted))
             .await
             .unwrap();
         // Nothing is listed until the completion writes the version.
         assert_eq!(t.governance.compliance_locks("a", now_ms()).unwrap().0, 0);
         // An upload's lock other than what the creation signed is refused.
-        let mut more = first_seal(&t, "create-2", "upload-2", compliance(far));
-        more.change = LockChange::Upload;
+        let mut more = upload_seal(&t, "create-2", "upload-2", compliance(far));
         more.state = wanted;
         assert!(matches!(
             t.seal_lock(&more).await,
@@ -3084,17 +3700,20 @@ mod tests {
             change: LockChange::Written,
             previous: None,
             bypass_governance: false,
-            request: Some(write_ticket(
-                &t,
-                digest,
-                vec![
-                    TicketScope::Upload {
-                        bucket: "b".into(),
-                        upload: upload.into(),
-                    },
-                    writes("k"),
-                ],
-                None,
+            request: Some(t.verifier.with_op(
+                write_ticket(
+                    &t,
+                    digest,
+                    vec![
+                        TicketScope::Upload {
+                            bucket: "b".into(),
+                            upload: upload.into(),
+                        },
+                        writes("k"),
+                    ],
+                    None,
+                ),
+                Some(object_lock::OP_COMPLETE_MULTIPART_UPLOAD),
             )),
             upload: Some(object_lock::UploadLock {
                 upload_id: upload.into(),
@@ -3124,17 +3743,36 @@ mod tests {
         ));
         // A completion ticket of another upload does not complete this one.
         let mut elsewhere = completion("c3", "upload-1", Some(intent.sealed.clone()), wanted);
-        elsewhere.request = Some(write_ticket(
-            &t,
-            "c3",
-            vec![
-                TicketScope::Upload {
-                    bucket: "b".into(),
-                    upload: "upload-9".into(),
-                },
-                writes("k"),
-            ],
-            None,
+        elsewhere.request = Some(t.verifier.with_op(
+            write_ticket(
+                &t,
+                "c3",
+                vec![
+                    TicketScope::Upload {
+                        bucket: "b".into(),
+                        upload: "upload-9".into(),
+                    },
+                    writes("k"),
+                ],
+                None,
+            ),
+            Some(object_lock::OP_COMPLETE_MULTIPART_UPLOAD),
+        ));
+        // Nor does any other request of the upload (an UploadPart's ticket names it too), and
+        // a PutObject's ticket creates no upload.
+        let mut part = completion("c5", "upload-1", Some(intent.sealed.clone()), wanted);
+        part.request = part.request.map(|ticket| t.verifier.with_op(ticket, None));
+        assert!(matches!(
+            t.seal_lock(&part).await,
+            Err(TrusteeError::Denied(_))
+        ));
+        let mut put = upload_seal(&t, "create-3", "upload-3", wanted);
+        put.request = put
+            .request
+            .map(|ticket| t.verifier.with_op(ticket, Some(object_lock::OP_PUT_OBJECT)));
+        assert!(matches!(
+            t.seal_lock(&put).await,
+            Err(TrusteeError::Denied(_))
         ));
         assert!(matches!(
             t.seal_lock(&elsewhere).await,

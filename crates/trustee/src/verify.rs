@@ -262,6 +262,7 @@ impl Verifier {
         };
         // The digest of what the customer signed, so that it finds its request in the log.
         let path = req.decoded_path_ref();
+        let op = lock_op_of(req, path.as_deref()).filter(|_| in_lock_window(age_secs));
         let mut covers = scope_texts_of(req, path.as_deref());
         let mut buckets = buckets_of(req, path.as_deref());
         if let Signer::Tenant {
@@ -279,11 +280,8 @@ impl Verifier {
             scope: covers,
             // What the write asks of object lock, as signed: the only lock a first seal of
             // its version may have beyond a bucket's default retention.
-            lock: obhut_trustee_client::object_lock::signed_lock_headers(
-                req.signed_header("x-amz-object-lock-mode"),
-                req.signed_header("x-amz-object-lock-retain-until-date"),
-                req.signed_header("x-amz-object-lock-legal-hold"),
-            ),
+            lock: signed_lock_of(req, op, path.as_deref(), &signer),
+            op: op.map(str::to_owned),
             issued_ms: now_ms,
             mac: String::new(),
         };
@@ -428,7 +426,7 @@ impl Verifier {
         {
             (buckets, covers) = narrowed(policy, &post.access_key_id, buckets, covers);
         }
-        let ticket = self.ticket_of(
+        let mut ticket = self.ticket_of(
             post.digest(),
             signer.tenant(),
             &post.access_key_id,
@@ -436,6 +434,9 @@ impl Verifier {
             covers,
             now_ms,
         );
+        // A form's upload makes a version (its lock fields are not read: it has none).
+        ticket.op = Some(obhut_trustee_client::object_lock::OP_POST_OBJECT.to_owned());
+        ticket.mac = self.ticket_mac(&ticket);
         Ok(Verified {
             signer,
             ticket,
@@ -466,6 +467,14 @@ impl Verifier {
         ticket
     }
 
+    /// `ticket` as this trustee issues it for a request of the S3 operation `op`.
+    #[cfg(test)]
+    pub fn with_op(&self, mut ticket: RequestTicket, op: Option<&str>) -> RequestTicket {
+        ticket.op = op.map(str::to_owned);
+        ticket.mac = self.ticket_mac(&ticket);
+        ticket
+    }
+
     /// [`Self::ticket`], with the scope already in its text forms.
     fn ticket_of(
         &self,
@@ -483,6 +492,7 @@ impl Verifier {
             buckets,
             scope,
             lock: None,
+            op: None,
             issued_ms: now_ms,
             mac: String::new(),
         };
@@ -493,7 +503,7 @@ impl Verifier {
     /// The MAC over every field of `ticket` but the MAC itself: the same framing as [`Self::mac`]
     /// of `["ticket", digest, tenant, access key id, issued, number of buckets, buckets…,
     /// number of scopes, scopes…]` (numbers in decimal), then `"lock", lock` for a ticket with
-    /// lock headers, built in one buffer.
+    /// lock headers and `"op", op` for one with an operation, built in one buffer.
     fn ticket_mac(&self, ticket: &RequestTicket) -> String {
         let mut numbers = [0u8; 60];
         let (issued, rest) = numbers.split_at_mut(20);
@@ -534,6 +544,11 @@ impl Verifier {
         if let Some(lock) = &ticket.lock {
             frame(b"lock");
             frame(lock.as_bytes());
+        }
+        // Likewise only a ticket for an operation that may seal a lock has its operation.
+        if let Some(op) = &ticket.op {
+            frame(b"op");
+            frame(op.as_bytes());
         }
         obhut_sigv4::hex(hmac::sign(&self.mac_key, &framed).as_ref())
     }
@@ -723,6 +738,129 @@ pub fn request_scope(req: &SignedRequest) -> Vec<TicketScope> {
 
 /// [`request_scope`] in the text forms a ticket carries, given the request's decoded path:
 /// each scope is written once, straight into its text.
+/// Whether a request signed `age_secs` ago may seal an object lock record: only within the
+/// clock skew a signed header request is held to (a presigned URL, valid up to 7 days, seals
+/// only in its first 15 minutes). Every verification of the same signed request is then
+/// within 30 minutes of the first, and the trustee remembers which version each one sealed
+/// for that long (`LOCK_CLAIM_MS`): a replay cannot seal a second version.
+fn in_lock_window(age_secs: i64) -> bool {
+    age_secs.abs() <= MAX_CLOCK_SKEW_SECS
+}
+
+/// The query parameters of a presigned URL's authentication.
+const PRESIGNED_PARAMETERS: [&str; 6] = [
+    "X-Amz-Algorithm",
+    "X-Amz-Credential",
+    "X-Amz-Date",
+    "X-Amz-Expires",
+    "X-Amz-SignedHeaders",
+    "X-Amz-Security-Token",
+];
+
+/// The S3 operation of a signed request, for the operations that may seal an object lock
+/// record ([`obhut_trustee_client::object_lock::LOCK_OPS`]): read from its method, its query
+/// (all signed) and its signed `x-amz-copy-source`; `None` for any other.
+fn lock_op_of(req: &SignedRequest, path: Option<&str>) -> Option<&'static str> {
+    use obhut_trustee_client::object_lock as ol;
+    let names_object = path
+        .map(|p| p.trim_start_matches('/'))
+        .and_then(|p| p.split_once('/'))
+        .is_some_and(|(b, k)| !b.is_empty() && !k.is_empty());
+    if !names_object {
+        return None;
+    }
+    // A presigned URL's authentication parameters, and the operation's name some SDKs add
+    // (`x-id`), say nothing of the operation.
+    let query = || {
+        req.query
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .filter(|k| !PRESIGNED_PARAMETERS.contains(k) && *k != "x-id")
+    };
+    let has = |name: &str| query().any(|k| k == name);
+    // Only `versionId` may come beside a subresource; anything else is another operation.
+    let only = |names: &[&str]| query().all(|k| names.contains(&k));
+    match req.method.as_str() {
+        "PUT" if has("retention") && only(&["retention", "versionId"]) => {
+            Some(ol::OP_PUT_OBJECT_RETENTION)
+        }
+        "PUT" if has("legal-hold") && only(&["legal-hold", "versionId"]) => {
+            Some(ol::OP_PUT_OBJECT_LEGAL_HOLD)
+        }
+        "PUT" if query().next().is_none() => {
+            Some(if req.signed_header("x-amz-copy-source").is_some() {
+                ol::OP_COPY_OBJECT
+            } else {
+                ol::OP_PUT_OBJECT
+            })
+        }
+        "POST" if has("uploads") && only(&["uploads"]) => Some(ol::OP_CREATE_MULTIPART_UPLOAD),
+        "POST" if has("uploadId") && only(&["uploadId"]) => Some(ol::OP_COMPLETE_MULTIPART_UPLOAD),
+        _ => None,
+    }
+}
+
+/// What a signed request says about object lock, for its ticket: a write's lock headers, or a
+/// retention or legal hold change's version and bypass (the bypass counts only if the
+/// header is signed and the key's own policy, if it has one, allows it on the object).
+fn signed_lock_of(
+    req: &SignedRequest,
+    op: Option<&str>,
+    path: Option<&str>,
+    signer: &Signer,
+) -> Option<String> {
+    use obhut_trustee_client::object_lock as ol;
+    match op {
+        Some(ol::OP_PUT_OBJECT_RETENTION | ol::OP_PUT_OBJECT_LEGAL_HOLD) => {
+            let asked = req
+                .signed_header("x-amz-bypass-governance-retention")
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+            let may = || match signer {
+                Signer::Tenant {
+                    policy: Some(policy),
+                    ..
+                } => path
+                    .map(|p| p.trim_start_matches('/'))
+                    .and_then(|p| p.split_once('/'))
+                    .is_some_and(|(bucket, key)| {
+                        may_bypass(policy, &req.access_key_id, bucket, key)
+                    }),
+                Signer::Tenant { policy: None, .. } => true,
+                // The provider's staff never change a lock.
+                Signer::Grant { .. } => false,
+            };
+            let bypass = match (asked, asked && may()) {
+                (false, _) => "",
+                (true, true) => "true",
+                (true, false) => "refused",
+            };
+            Some(ol::signed_lock_change(req.query_param("versionId"), bypass))
+        }
+        _ => ol::signed_lock_headers(
+            req.signed_header("x-amz-object-lock-mode"),
+            req.signed_header("x-amz-object-lock-retain-until-date"),
+            req.signed_header("x-amz-object-lock-legal-hold"),
+        ),
+    }
+}
+
+/// Whether a key's own policy allows `s3:BypassGovernanceRetention` on the object.
+fn may_bypass(policy: &str, access_key_id: &str, bucket: &str, key: &str) -> bool {
+    use obhut_core::iam::{Decision, Kind, Policy, Request, object_arn};
+    Policy::parse(policy, Kind::Key).is_ok_and(|policy| {
+        policy.evaluate(&Request {
+            principal: access_key_id,
+            action: "s3:BypassGovernanceRetention",
+            resource: &object_arn(bucket, key),
+            secure_transport: None,
+            source_ip: None,
+            prefix: None,
+            delimiter: None,
+            partial: false,
+        }) == Decision::Allow
+    })
+}
+
 fn scope_texts_of(req: &SignedRequest, path: Option<&str>) -> Vec<String> {
     scope_of(req, path, |s| s.text())
 }
@@ -1263,6 +1401,147 @@ mod tests {
         assert_eq!(
             v.verify(&plain, &OneKey, now_ms()).unwrap().ticket.lock,
             None
+        );
+    }
+
+    #[test]
+    fn a_tickets_operation_is_read_from_what_was_signed() {
+        use obhut_trustee_client::object_lock as ol;
+        let date = amz_date_now();
+        let op = |method: &str, path: &str, query: &[(&str, &str)], copy: bool| {
+            let mut req = signed("OBKGOOD", SECRET, "us-east-1", &date, path);
+            req.method = method.into();
+            req.query = query
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+            if copy {
+                req.headers
+                    .push(("x-amz-copy-source".into(), "/b/source".into()));
+            }
+            lock_op_of(&req, req.decoded_path_ref().as_deref())
+        };
+        assert_eq!(op("PUT", "/b/k", &[], false), Some(ol::OP_PUT_OBJECT));
+        // A presigned PUT's authentication parameters are no subresource.
+        assert_eq!(
+            op(
+                "PUT",
+                "/b/k",
+                &[
+                    ("X-Amz-Algorithm", "AWS4-HMAC-SHA256"),
+                    ("X-Amz-Credential", "c"),
+                    ("X-Amz-Date", "d"),
+                    ("X-Amz-Expires", "60"),
+                    ("X-Amz-SignedHeaders", "host"),
+                    ("x-id", "PutObject"),
+                ],
+                false
+            ),
+            Some(ol::OP_PUT_OBJECT)
+        );
+        assert_eq!(op("PUT", "/b/k", &[], true), Some(ol::OP_COPY_OBJECT));
+        assert_eq!(
+            op("POST", "/b/k", &[("uploads", "")], false),
+            Some(ol::OP_CREATE_MULTIPART_UPLOAD)
+        );
+        assert_eq!(
+            op("POST", "/b/k", &[("uploadId", "u")], false),
+            Some(ol::OP_COMPLETE_MULTIPART_UPLOAD)
+        );
+        assert_eq!(
+            op(
+                "PUT",
+                "/b/k",
+                &[("retention", ""), ("versionId", "v")],
+                false
+            ),
+            Some(ol::OP_PUT_OBJECT_RETENTION)
+        );
+        assert_eq!(
+            op("PUT", "/b/k", &[("legal-hold", "")], false),
+            Some(ol::OP_PUT_OBJECT_LEGAL_HOLD)
+        );
+        // Requests that write no version and change no lock have none.
+        for (method, path, query) in [
+            ("DELETE", "/b/k", &[][..]),
+            ("PUT", "/b/k", &[("tagging", "")][..]),
+            ("PUT", "/b/k", &[("partNumber", "1"), ("uploadId", "u")][..]),
+            ("POST", "/b/k", &[("uploadId", "u"), ("x", "")][..]),
+            ("GET", "/b/k", &[][..]),
+            ("PUT", "/b", &[][..]),
+            ("PUT", "/b/k", &[("retention", ""), ("tagging", "")][..]),
+        ] {
+            assert_eq!(
+                op(method, path, query, false),
+                None,
+                "{method} {path} {query:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_a_request_within_the_clock_skew_of_its_signature_seals_a_lock() {
+        assert!(in_lock_window(0));
+        assert!(in_lock_window(MAX_CLOCK_SKEW_SECS));
+        assert!(in_lock_window(-MAX_CLOCK_SKEW_SECS));
+        // A presigned URL used later, or one dated further ahead.
+        assert!(!in_lock_window(MAX_CLOCK_SKEW_SECS + 1));
+        assert!(!in_lock_window(7 * 86_400));
+        assert!(!in_lock_window(-MAX_CLOCK_SKEW_SECS - 1));
+    }
+
+    #[test]
+    fn a_lock_changes_bypass_counts_only_signed_and_allowed_by_the_keys_policy() {
+        use obhut_trustee_client::object_lock as ol;
+        let date = amz_date_now();
+        let mut req = signed("OBKGOOD", SECRET, "us-east-1", &date, "/b/k");
+        req.method = "PUT".into();
+        req.query = vec![
+            ("retention".into(), String::new()),
+            ("versionId".into(), "v1".into()),
+        ];
+        let path = req.decoded_path_ref().map(|p| p.into_owned());
+        let op = lock_op_of(&req, path.as_deref());
+        let full = Signer::Tenant {
+            tenant: "t".into(),
+            policy: None,
+        };
+        let no_bypass = Signer::Tenant {
+            tenant: "t".into(),
+            policy: Some(
+                r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"},{"Effect":"Deny","Action":"s3:BypassGovernanceRetention","Resource":"*"}]}"#.into(),
+            ),
+        };
+        let grant = Signer::Grant {
+            grant_id: "g".into(),
+            tenant: "t".into(),
+        };
+        let of =
+            |req: &SignedRequest, signer: &Signer| signed_lock_of(req, op, path.as_deref(), signer);
+        // Not asked (or asked in a header that was not signed: it is not among the signed).
+        assert_eq!(
+            of(&req, &full),
+            Some(ol::signed_lock_change(Some("v1"), ""))
+        );
+        req.headers
+            .push(("x-amz-bypass-governance-retention".into(), "true".into()));
+        assert_eq!(
+            of(&req, &full),
+            Some(ol::signed_lock_change(Some("v1"), "true"))
+        );
+        for signer in [&no_bypass, &grant] {
+            assert_eq!(
+                of(&req, signer),
+                Some(ol::signed_lock_change(Some("v1"), "refused"))
+            );
+        }
+        assert_eq!(
+            ol::read_lock_change(&ol::signed_lock_change(Some("v1"), "true")),
+            Some((Some("v1"), true))
+        );
+        assert_eq!(
+            ol::read_lock_change(&ol::signed_lock_change(None, "refused")),
+            Some((None, false))
         );
     }
 

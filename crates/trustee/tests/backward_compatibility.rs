@@ -511,7 +511,7 @@ fn object_locks_listed_by_schema_version_4_stay_live() {
 }
 
 /// A lock that the release of schema version 5 marked abandoned (`abandoned_ms` set) counts
-/// again: abandonment is refused now (it could unlock a committed version), and a version that
+/// again, and version 6 adopts its row without a record digest: abandonment is refused now (it could unlock a committed version), and a version that
 /// may exist keeps refusing the shred and is reported until its date.
 #[test]
 fn object_locks_abandoned_under_schema_version_5_count_again() {
@@ -531,6 +531,9 @@ fn object_locks_abandoned_under_schema_version_5_count_again() {
             [until, now_ms()],
         )
         .unwrap();
+        // Version 5's layout: without the column version 6 adds.
+        conn.execute_batch("ALTER TABLE object_locks DROP COLUMN sealed_sha256;")
+            .unwrap();
     }
     set_user_version(&db, 5);
     let gov = Governance::open(dir.path()).unwrap();
@@ -539,4 +542,23 @@ fn object_locks_abandoned_under_schema_version_5_count_again() {
         gov.locked_versions("acme", now_ms(), None, 10).unwrap(),
         vec![("b".to_owned(), "k".to_owned(), "v1".to_owned())]
     );
+    // Schema version 6: the row has no digest of its latest record (a change is then judged
+    // against a record whose state is the listed one), and keeps its state.
+    let target = obhut_trustee_client::object_lock::LockTarget {
+        tenant: "acme".into(),
+        bucket: "b".into(),
+        key: "k".into(),
+        version_id: "v1".into(),
+    };
+    let (state, digest) = gov.latest_lock(&target).unwrap().unwrap();
+    assert_eq!(
+        state.retention,
+        Some((
+            obhut_trustee_client::object_lock::LockMode::Compliance,
+            until
+        ))
+    );
+    assert_eq!(digest, None);
+    drop(gov);
+    assert_eq!(user_version(&db), i64::from(SCHEMA_VERSION));
 }

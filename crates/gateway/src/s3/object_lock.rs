@@ -430,7 +430,7 @@ impl Gateway {
     }
 
     /// Changes a version's lock record, the trustee judging the change against the record it
-    /// replaces.
+    /// replaces, for the tenant's signed request (its ticket).
     async fn change_lock(
         &self,
         ctx: &ReqCtx,
@@ -463,7 +463,9 @@ impl Gateway {
                 change,
                 previous: Some(current.sealed),
                 bypass_governance: bypass,
-                request: None,
+                // The trustee changes a lock only for the tenant's signed request of this
+                // change, and honours the bypass only if that request signed it.
+                request: ctx.ticket.clone(),
                 upload: None,
             })
             .await
