@@ -2,7 +2,9 @@
 PostgreSQL (and the trustee); a session signed in on one is served by the other, Sign out on
 either ends it on both, and the catalog holds no session id or bearer in clear. A session row
 whose sealed record is edited, or swapped with another session's, with psql grants nothing
-(docs/console.md, "Sessions")."""
+(docs/console.md, "Sessions"). Both gateways are on either's operator page, from the catalog's
+registry of gateways, and one killed with SIGKILL is shown stale; an unreachable trustee is an
+alert there (docs/console.md, "The operator's alerts")."""
 
 from __future__ import annotations
 
@@ -231,3 +233,19 @@ def test_both_gateways_are_on_either_operator_page_and_a_killed_one_turns_stale(
         assert "ObhutGatewayStale" in html, "the stale gateway is an alert"
     finally:
         gw2.stop()
+
+
+def test_an_unreachable_trustee_is_an_alert_on_the_operator_page(split):
+    """`/readyz` answers 503 when not ready: the alerts read its reasons all the same."""
+    split.start_trustee()
+    split.start_gateway()
+    a = split.admin_url
+    operator = sign_in(a, split.token("operator"))
+    first = page(operator, a, "operator")
+    assert first.status_code == 200, first.text[:300]
+    assert "ObhutTrusteeUnreachable" not in first.text
+    split.trustee.kill9()
+    r = page(operator, a, "operator")
+    assert r.status_code == 200, (r.status_code, r.text[:300])
+    alerts = r.text.split("<h2>Alerts</h2>", 1)[1].split("</section>", 1)[0]
+    assert "ObhutTrusteeUnreachable" in alerts and "critical" in alerts, alerts

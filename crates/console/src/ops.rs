@@ -335,7 +335,8 @@ pub fn progress_bars(t: &'static OpsTexts, v: &Value) -> String {
 
 /// The alerts, from what this look reads (and the previous look's figures).
 pub async fn alerts(console: &Console, bearer: Option<&str>, t: &'static OpsTexts) -> Section {
-    let readyz = console.get_json(None, "/readyz").await.ok();
+    // Not ready is a 503 whose body says why: the rules read it either way.
+    let readyz = console.get_json_any_status(None, "/readyz").await.ok();
     let metrics = console
         .get_text(bearer, "/metrics")
         .await

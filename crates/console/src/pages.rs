@@ -54,6 +54,17 @@ impl Console {
         self.send(req).await
     }
 
+    /// `GET path`'s JSON whatever its status, for answers that say something in either case
+    /// (`/readyz` answers 503 with the reasons when not ready).
+    pub(crate) async fn get_json_any_status(
+        &self,
+        bearer: Option<&str>,
+        path: &str,
+    ) -> Result<Value, String> {
+        let a = self.call(bearer, path).await?;
+        serde_json::from_slice(&a.bytes).map_err(|e| e.to_string())
+    }
+
     /// `GET path` as text, for answers that are not JSON (`/metrics`).
     pub(crate) async fn get_text(
         &self,
