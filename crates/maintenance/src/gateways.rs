@@ -78,9 +78,12 @@ pub struct GatewayStatus {
 }
 
 /// How the heartbeat learns the process's readiness (the binary knows the trustee client;
-/// this crate never does).
-pub type ReadinessProbe =
-    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = ReadinessSummary> + Send>> + Send + Sync>;
+/// this crate never does), given the catalog to check (the probe keeps none of its own).
+pub type ReadinessProbe = Arc<
+    dyn Fn(Arc<dyn Catalog>) -> Pin<Box<dyn Future<Output = ReadinessSummary> + Send>>
+        + Send
+        + Sync,
+>;
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -112,10 +115,11 @@ pub fn beat_of(
 }
 
 /// Starts the worker `gateway-heartbeat`: a beat at once and then every renewal interval of
-/// `leadership`, until the workers stop.
+/// `leadership`, into its catalog, until the workers stop or the lease is given up for good
+/// (the worker takes the catalog from `leadership` at each beat, so that it never keeps it
+/// open after the process has let it go).
 pub fn spawn_heartbeat(
     workers: &Workers,
-    catalog: Arc<dyn Catalog>,
     leadership: Leadership,
     version: &str,
     probe: ReadinessProbe,
@@ -130,7 +134,10 @@ pub fn spawn_heartbeat(
         loop {
             {
                 let _run = w.run();
-                let readiness = probe().await;
+                let Some(catalog) = leadership.catalog() else {
+                    return;
+                };
+                let readiness = probe(Arc::clone(&catalog)).await;
                 let beat = beat_of(&leadership, &version, started_ms, readiness, &all);
                 if let Err(e) = catalog.beat_gateway(&beat).await {
                     w.note_error("catalog");
@@ -164,7 +171,7 @@ mod tests {
     use obhut_catalog::SqliteCatalog;
 
     fn ready() -> ReadinessProbe {
-        Arc::new(|| {
+        Arc::new(|_| {
             Box::pin(async {
                 ReadinessSummary {
                     trustee: "unsealed".into(),
@@ -189,8 +196,8 @@ mod tests {
         assert!(a.renew().await);
         wa.lead_with(a.clone());
         wb.lead_with(b.clone());
-        spawn_heartbeat(&wa, Arc::clone(&catalog), a, "1.2.3", ready());
-        spawn_heartbeat(&wb, Arc::clone(&catalog), b, "1.2.3", ready());
+        spawn_heartbeat(&wa, a, "1.2.3", ready());
+        spawn_heartbeat(&wb, b, "1.2.3", ready());
         let mut rows = Vec::new();
         for _ in 0..100 {
             rows = catalog.list_gateways(10).await.unwrap().gateways;

@@ -145,12 +145,11 @@ impl BucketKeyRotation for GatewayRotation {
 /// `/readyz` judges it (the trustee and the catalog, each given 2 s), and its sites' states.
 fn readiness_probe(
     trustee: Arc<dyn TrusteeClient>,
-    catalog: Arc<dyn Catalog>,
     sites: obhut_maintenance::SiteSet,
 ) -> obhut_maintenance::ReadinessProbe {
     const CHECK: Duration = Duration::from_secs(2);
-    Arc::new(move || {
-        let (trustee, catalog, sites) = (Arc::clone(&trustee), Arc::clone(&catalog), sites.clone());
+    Arc::new(move |catalog: Arc<dyn Catalog>| {
+        let (trustee, sites) = (Arc::clone(&trustee), sites.clone());
         Box::pin(async move {
             let (seal, listed) = tokio::join!(
                 tokio::time::timeout(CHECK, trustee.seal_status()),
@@ -260,14 +259,9 @@ pub(crate) async fn serve_front(front: Front, data_dir: &Path) -> Result<()> {
     maintenance.spawn_orphan_collector(orphans);
     obhut_maintenance::spawn_heartbeat(
         &workers,
-        Arc::clone(&front.catalog),
         lease.clone(),
         env!("CARGO_PKG_VERSION"),
-        readiness_probe(
-            Arc::clone(&front.trustee),
-            Arc::clone(&front.catalog),
-            maintenance.sites().clone(),
-        ),
+        readiness_probe(Arc::clone(&front.trustee), maintenance.sites().clone()),
     );
     let s3_listener = TcpListener::bind(&front.s3_addr)
         .await
