@@ -117,6 +117,65 @@ def test_the_tenant_admin_page_and_the_operator_page_without_bucket_names(server
         v.close()
 
 
+def section_text(page, title: str) -> str:
+    """The text of the page's section whose heading is `title`."""
+    sec = page.locator("section", has=page.locator("h2", has_text=title))
+    assert sec.count() == 1, f"no section {title!r}"
+    return sec.inner_text()
+
+
+def test_the_operator_page_shows_alerts_gateways_progress_and_a_site_down(private_server, browser, tmp_path):
+    import time
+
+    from site_helpers import site_add_fs
+
+    srv = private_server
+    t = new_tenant(srv, "ca" + os.urandom(4).hex())
+    client = srv.client(t["AWS_ACCESS_KEY_ID"], t["AWS_SECRET_ACCESS_KEY"])
+    bucket = unique_name("alert-secret")
+    client.create_bucket(Bucket=bucket)
+    client.put_object(Bucket=bucket, Key="k", Body=b"x" * 4096)
+    ber = tmp_path / "de-ber"
+    site_add_fs(srv, "de-ber", "DE", ber)
+    v = Visit(browser)
+    away = tmp_path / "de-ber.gone"
+    try:
+        v.sign_in(srv, srv.token("operator"))
+        assert v.page.url.endswith("/console/operator"), v.page.url
+        # The alerts come first; nothing is down yet.
+        assert v.page.locator("h2").first.inner_text() == "Alerts"
+        assert "ObhutSiteDown" not in section_text(v.page, "Alerts")
+        # Repair and scrubbing: two progress bars, each with its figure.
+        bars = v.page.locator("progress")
+        assert bars.count() == 2, v.page.content()[:2000]
+        for i in range(2):
+            assert int(bars.nth(i).get_attribute("max")) >= int(bars.nth(i).get_attribute("value")) >= 0
+        repair = section_text(v.page, "Repair")
+        assert re.search(r"Repair pass: \d+ / \d+ \(\d+ %\)", repair), repair
+        assert re.search(r"Scrubbing pass: \d+ / \d+ \(\d+ %\)", repair), repair
+        # This process, in the registry: ready and holding the lease on background work.
+        gateways = section_text(v.page, "Gateways and workers")
+        assert "holder" in gateways and "gateway-heartbeat" in gateways, gateways
+        # A site whose directory vanishes is down at its next health check: the alert shows.
+        ber.rename(away)
+        alerts = ""
+        for _ in range(60):
+            v.page.reload()
+            alerts = section_text(v.page, "Alerts")
+            if "ObhutSiteDown" in alerts:
+                break
+            time.sleep(1)
+        assert "ObhutSiteDown" in alerts and "critical" in alerts and "de-ber" in alerts, alerts
+        text = v.page.content()
+        assert bucket not in text and t["name"] not in text, "a tenant's names on the operator page"
+        assert v.problems == [], v.problems
+        screenshot(v.page, "operator-alerts")
+    finally:
+        v.close()
+        if away.exists():
+            away.rename(ber)
+
+
 def test_a_form_posted_from_another_site_signs_nobody_out(server, browser, tmp_path):
     # A page on another origin (another port is another site) posts the sign-out form.
     evil = tmp_path / "evil"

@@ -2,11 +2,14 @@
 PostgreSQL (and the trustee); a session signed in on one is served by the other, Sign out on
 either ends it on both, and the catalog holds no session id or bearer in clear. A session row
 whose sealed record is edited, or swapped with another session's, with psql grants nothing
-(docs/console.md, "Sessions")."""
+(docs/console.md, "Sessions"). Both gateways are on either's operator page, from the catalog's
+registry of gateways, and one killed with SIGKILL is shown stale; an unreachable trustee is an
+alert there (docs/console.md, "The operator's alerts")."""
 
 from __future__ import annotations
 
 import hashlib
+import time
 import re
 
 import requests
@@ -174,3 +177,75 @@ def pg_db_of(split) -> str:
     text = (split.base / "gateway.toml").read_text()
     url = re.search(r'^catalog = "([^"]+)"', text, re.M).group(1)
     return url.rsplit("/", 1)[1]
+
+
+GATEWAY_ROW = re.compile(r"<tr>(<td>[^<]*</td>){7}</tr>")
+
+
+def gateway_rows(html: str) -> list[list[str]]:
+    """The rows of the operator page's "Gateways and workers" table (seven cells each)."""
+    section = html.split("<h2>Gateways and workers</h2>", 1)
+    assert len(section) == 2, "no gateways section on the operator page"
+    body = section[1].split("</section>", 1)[0]
+    return [re.findall(r"<td>([^<]*)</td>", m.group(0)) for m in GATEWAY_ROW.finditer(body)]
+
+
+def test_both_gateways_are_on_either_operator_page_and_a_killed_one_turns_stale(pg, split, tmp_path):
+    gw2, _s3_port, admin_port = _two_gateways_on_postgres(pg, split, tmp_path)
+    a, b = split.admin_url, f"http://127.0.0.1:{admin_port}"
+    try:
+        # The registry, as the admin API answers it: operators, officers and auditors; a
+        # tenant admin and nobody are refused.
+        for who in ("operator", "officer1", "auditor"):
+            r = requests.get(f"{a}/v1/gateways", headers={"Authorization": f"Bearer {bearer(split.token(who))}"},
+                             timeout=10)
+            assert r.status_code == 200, (who, r.status_code, r.text[:300])
+        r = requests.get(f"{a}/v1/gateways", headers={"Authorization": f"Bearer {bearer(split.token('demo_admin'))}"},
+                         timeout=10)
+        assert r.status_code == 403, (r.status_code, r.text[:300])
+        assert requests.get(f"{a}/v1/gateways", timeout=10).status_code == 401
+        operator = sign_in(a, split.token("operator"))
+        op_b = sign_in(b, split.token("operator"))
+        rows = []
+        for _ in range(60):
+            rows = [gateway_rows(page(s, url, "operator").text) for s, url in ((operator, a), (op_b, b))]
+            if all(len(r) == 2 and all(c[4] == "ok" for c in r) for r in rows):
+                break
+            time.sleep(1)
+        for r in rows:
+            assert len(r) == 2 and all(c[4] == "ok" for c in r), rows
+            assert sorted(c[5] for c in r) == ["holder", "standby"], r
+            assert all("gateway-heartbeat: " in c[6] for c in r), r
+        # b dies without a word: a's page shows it stale once more than three of its
+        # heartbeats are missed (by the catalog's clock), still listed until a day passes.
+        ids_before = {c[0] for c in rows[0]}
+        gw2.kill9()
+        stale = []
+        for _ in range(90):
+            rows_a = gateway_rows(page(operator, a, "operator").text)
+            stale = [c for c in rows_a if c[4] == "stale"]
+            if len(stale) == 1:
+                break
+            time.sleep(1)
+        assert len(stale) == 1, rows_a
+        assert {c[0] for c in rows_a} == ids_before
+        html = page(operator, a, "operator").text
+        assert "ObhutGatewayStale" in html, "the stale gateway is an alert"
+    finally:
+        gw2.stop()
+
+
+def test_an_unreachable_trustee_is_an_alert_on_the_operator_page(split):
+    """`/readyz` answers 503 when not ready: the alerts read its reasons all the same."""
+    split.start_trustee()
+    split.start_gateway()
+    a = split.admin_url
+    operator = sign_in(a, split.token("operator"))
+    first = page(operator, a, "operator")
+    assert first.status_code == 200, first.text[:300]
+    assert "ObhutTrusteeUnreachable" not in first.text
+    split.trustee.kill9()
+    r = page(operator, a, "operator")
+    assert r.status_code == 200, (r.status_code, r.text[:300])
+    alerts = r.text.split("<h2>Alerts</h2>", 1)[1].split("</section>", 1)[0]
+    assert "ObhutTrusteeUnreachable" in alerts and "critical" in alerts, alerts

@@ -30,6 +30,7 @@ def test_health_lists_the_background_workers(server):
         "repair", "read-faults", "site-health", "scrubber", "key-revocations", "key-destruction",
         "policy-changes", "format-upgrade",
         "shred-purge", "quota-reclaim", "background-lease", "site-registry", "orphans", "lifecycle",
+        "gateway-heartbeat",
     }
     deadline = time.monotonic() + 15
     while True:
@@ -45,7 +46,9 @@ def test_health_lists_the_background_workers(server):
     assert set(workers) == expected, f"workers listed: {sorted(workers)}"
     for w in workers.values():
         assert w["state"] in ("waiting", "working"), w
-        assert set(w) == {"name", "state", "runs", "last_run_ms"}, w
+        assert set(w) == {"name", "state", "runs", "last_run_ms", "last_error"}, w
+        # A kind of error, a fixed word, never an error's text.
+        assert w["last_error"] in (None, "catalog", "policy", "site", "copy", "no-place"), w
     assert health["runs"] >= 1 and health["last_run_ms"] > 0, (
         f"the site-health worker never finished a run: {health}"
     )

@@ -816,6 +816,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/healthz", get(crate::ops::healthz))
         .route("/readyz", get(crate::ops::readyz))
         .route("/v1/capacity", get(capacity))
+        .route("/v1/gateways", get(crate::ops::gateways))
         .route("/log/checkpoint", get(log_checkpoint))
         .route("/log/key", get(log_key))
         .route("/log/{*path}", get(log_tile))

@@ -1,6 +1,6 @@
 //! Operations endpoints of the admin listener: `/healthz` and `/readyz` (no authentication,
-//! states only), `/metrics` and `/v1/metrics/history` (officers, operators and auditors). None of them names a
-//! tenant, a bucket or an object.
+//! states only), `/metrics`, `/v1/metrics/history` and `/v1/gateways` (officers, operators and
+//! auditors). None of them names a tenant, a bucket or an object.
 
 use crate::api::{AdminState, ApiError, Caller};
 use axum::extract::State;
@@ -274,4 +274,130 @@ pub(crate) async fn metrics_history(
         "points": points,
     });
     Ok(json(StatusCode::OK, body.to_string()))
+}
+
+/// A gateway unseen for more than this many of its own heartbeat intervals is stale.
+pub const STALE_AFTER_BEATS: u64 = 3;
+
+/// One row of `GET /v1/gateways`.
+#[derive(serde::Serialize)]
+struct GatewayView {
+    id: String,
+    version: String,
+    started_ms: i64,
+    seen_ms: i64,
+    /// How long ago the catalog last heard from it, by the catalog's clock.
+    seen_ago_ms: i64,
+    /// `leader` (holds the lease on background work) or `standby`.
+    background: &'static str,
+    /// `ok`, `not_ready` (its last beat said so) or `stale` (unseen for more than
+    /// [`STALE_AFTER_BEATS`] of its heartbeat intervals).
+    health: &'static str,
+    beat_ms: u64,
+    readiness: Option<obhut_maintenance::ReadinessSummary>,
+    workers: Vec<obhut_maintenance::WorkerBeat>,
+}
+
+fn gateway_view(row: obhut_catalog::GatewayRow, now_ms: i64) -> GatewayView {
+    let status: Option<obhut_maintenance::GatewayStatus> =
+        serde_json::from_str(&row.beat.status).ok();
+    let seen_ago_ms = now_ms.saturating_sub(row.seen_ms).max(0);
+    // A row whose status does not parse (another release's) counts its interval as ours.
+    let beat_ms = status.as_ref().map_or(5_000, |s| s.beat_ms).max(1);
+    let stale_ms = i64::try_from(beat_ms.saturating_mul(STALE_AFTER_BEATS)).unwrap_or(i64::MAX);
+    let health = if seen_ago_ms > stale_ms {
+        "stale"
+    } else if status.as_ref().is_some_and(|s| s.readiness.ready()) {
+        "ok"
+    } else {
+        "not_ready"
+    };
+    GatewayView {
+        id: row.beat.id,
+        version: row.beat.version,
+        started_ms: row.beat.started_ms,
+        seen_ms: row.seen_ms,
+        seen_ago_ms,
+        background: if row.beat.background {
+            "leader"
+        } else {
+            "standby"
+        },
+        health,
+        beat_ms,
+        readiness: status.as_ref().map(|s| s.readiness.clone()),
+        workers: status.map(|s| s.workers).unwrap_or_default(),
+    }
+}
+
+/// `GET /v1/gateways`: the registry of the processes sharing the catalog, with each one's
+/// health judged by the catalog's clock (officers, operators and auditors).
+pub(crate) async fn gateways(State(state): State<AdminState>, caller: Caller) -> Response {
+    if let Err(e) = caller.require(
+        &[Role::Officer, Role::Operator, Role::Auditor],
+        "see the gateways",
+    ) {
+        return e.into_response();
+    }
+    match state
+        .catalog
+        .list_gateways(obhut_catalog::MAX_GATEWAY_ROWS)
+        .await
+    {
+        Ok(list) => {
+            let now_ms = list.now_ms;
+            let rows: Vec<GatewayView> = list
+                .gateways
+                .into_iter()
+                .map(|r| gateway_view(r, now_ms))
+                .collect();
+            axum::Json(serde_json::json!({
+                "now_ms": now_ms,
+                "stale_after_beats": STALE_AFTER_BEATS,
+                "gateways": rows,
+            }))
+            .into_response()
+        }
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod gateway_tests {
+    use super::*;
+    use obhut_catalog::{GatewayBeat, GatewayRow};
+
+    fn row(seen_ms: i64, status: &str) -> GatewayRow {
+        GatewayRow {
+            beat: GatewayBeat {
+                id: "gw".into(),
+                version: "1".into(),
+                started_ms: 0,
+                background: true,
+                status: status.into(),
+            },
+            seen_ms,
+        }
+    }
+
+    const READY: &str = r#"{"beat_ms":1000,"readiness":{"trustee":"unsealed","catalog_ok":true,"sites_ok":2,"sites_total":2},"workers":[]}"#;
+    const SEALED: &str = r#"{"beat_ms":1000,"readiness":{"trustee":"sealed","catalog_ok":true,"sites_ok":2,"sites_total":2},"workers":[]}"#;
+
+    #[test]
+    fn health_is_ok_not_ready_or_stale_by_the_catalogs_clock() {
+        let v = gateway_view(row(10_000, READY), 12_000);
+        assert_eq!(
+            (v.health, v.seen_ago_ms, v.background),
+            ("ok", 2_000, "leader")
+        );
+        assert_eq!(
+            gateway_view(row(10_000, SEALED), 12_000).health,
+            "not_ready"
+        );
+        // More than three of its beats unseen: stale, whatever it last said.
+        assert_eq!(gateway_view(row(10_000, READY), 13_000).health, "ok");
+        assert_eq!(gateway_view(row(10_000, READY), 13_001).health, "stale");
+        // A status that does not parse is not taken for ready.
+        assert_eq!(gateway_view(row(10_000, "?"), 10_000).health, "not_ready");
+    }
 }

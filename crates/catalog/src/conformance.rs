@@ -94,6 +94,8 @@ macro_rules! catalog_conformance_tests {
             a_claimed_blob_refuses_a_move_onto_its_site_and_a_moved_one_is_not_claimed,
             the_console_session_key_is_made_once,
             console_sessions_expire_are_bounded_and_end,
+            gateway_beats_are_one_row_per_process_seen_by_the_catalogs_clock,
+            unseen_gateways_are_forgotten_only_under_the_current_lease,
         );
     };
 }
@@ -3618,4 +3620,85 @@ pub async fn console_sessions_expire_are_bounded_and_end(cat: &dyn Catalog) {
     assert!(!there(5).await);
     cat.end_console_session(&hash(5)).await.unwrap();
     assert!(there(6).await);
+}
+
+fn beat(id: &str, background: bool, status: &str) -> crate::GatewayBeat {
+    crate::GatewayBeat {
+        id: id.to_owned(),
+        version: "0.1.0".to_owned(),
+        started_ms: 1_700_000_000_000,
+        background,
+        status: status.to_owned(),
+    }
+}
+
+/// Each process has one row, replaced by its next beat and stamped by the catalog's clock;
+/// the list comes most recently seen first, bounded, with the catalog's clock; a status
+/// longer than the bound is refused and changes nothing.
+pub async fn gateway_beats_are_one_row_per_process_seen_by_the_catalogs_clock(cat: &dyn Catalog) {
+    assert!(cat.list_gateways(10).await.unwrap().gateways.is_empty());
+    let before = clock_ms();
+    let seen_a = cat.beat_gateway(&beat("gw-a", true, "{}")).await.unwrap();
+    // The catalog's clock, here the same machine's: within a second of this test's.
+    assert!((seen_a - before).abs() < 1_000, "{seen_a} at {before}");
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let seen_b = cat.beat_gateway(&beat("gw-b", false, "{}")).await.unwrap();
+    assert!(seen_b >= seen_a);
+    let list = cat.list_gateways(10).await.unwrap();
+    let ids: Vec<&str> = list.gateways.iter().map(|g| g.beat.id.as_str()).collect();
+    assert_eq!(ids, ["gw-b", "gw-a"], "most recently seen first");
+    assert!(list.now_ms >= seen_b, "{list:?}");
+    assert_eq!(list.gateways[1].beat, beat("gw-a", true, "{}"));
+    assert_eq!(list.gateways[1].seen_ms, seen_a);
+    // The next beat replaces the row.
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let again = cat
+        .beat_gateway(&beat("gw-a", false, r#"{"x":1}"#))
+        .await
+        .unwrap();
+    assert!(again > seen_a);
+    let list = cat.list_gateways(10).await.unwrap();
+    assert_eq!(list.gateways.len(), 2);
+    assert_eq!(list.gateways[0].beat, beat("gw-a", false, r#"{"x":1}"#));
+    assert_eq!(list.gateways[0].seen_ms, again);
+    // Bounded: by the caller's limit and by the catalog's.
+    assert_eq!(cat.list_gateways(1).await.unwrap().gateways.len(), 1);
+    assert!(cat.list_gateways(usize::MAX).await.unwrap().gateways.len() <= crate::MAX_GATEWAY_ROWS);
+    // Too long a status is refused; the row stays as it was.
+    let long = "x".repeat(crate::MAX_GATEWAY_STATUS + 1);
+    assert!(matches!(
+        cat.beat_gateway(&beat("gw-a", true, &long)).await,
+        Err(CatalogError::PreconditionFailed(_))
+    ));
+    let list = cat.list_gateways(10).await.unwrap();
+    assert_eq!(list.gateways[0].beat, beat("gw-a", false, r#"{"x":1}"#));
+}
+
+/// Rows unseen for longer than asked are removed by the lease holder; a lapsed holder's batch
+/// removes nothing.
+pub async fn unseen_gateways_are_forgotten_only_under_the_current_lease(cat: &dyn Catalog) {
+    cat.beat_gateway(&beat("gw-old", false, "{}"))
+        .await
+        .unwrap();
+    let old = take_and_let_lapse(cat, "gw-a").await;
+    cat.beat_gateway(&beat("gw-new", true, "{}")).await.unwrap();
+    // gw-old was seen at least SHORT_TTL + 100 ms ago, gw-new just now.
+    let unseen = SHORT_TTL;
+    assert!(matches!(
+        cat.forget_gateways_fenced(&old, unseen).await,
+        Err(CatalogError::LeaseLost(_))
+    ));
+    assert_eq!(cat.list_gateways(10).await.unwrap().gateways.len(), 2);
+    let new = take(cat, "gw-b").await.unwrap();
+    assert_eq!(cat.forget_gateways_fenced(&new, unseen).await.unwrap(), 1);
+    let ids: Vec<String> = cat
+        .list_gateways(10)
+        .await
+        .unwrap()
+        .gateways
+        .into_iter()
+        .map(|g| g.beat.id)
+        .collect();
+    assert_eq!(ids, ["gw-new"]);
+    assert_eq!(cat.forget_gateways_fenced(&new, unseen).await.unwrap(), 0);
 }

@@ -19,9 +19,9 @@
 
 use crate::{
     AccessKey, Bucket, BucketKey, Catalog, CatalogError, Chunk, CompletedUpload, ConsoleSession,
-    Lease, ListFrom, ObjectRecord, ObjectVersion, Part, PutCondition, Quota, QuotaStatus,
-    QuotaTarget, Reservation, ResidencyRule, Result, SeenVersion, SessionBounds, SessionCutoff,
-    SiteRecord, Tenant, Upload, Usage, Versioning, VersionsFrom,
+    GatewayBeat, GatewayList, Lease, ListFrom, ObjectRecord, ObjectVersion, Part, PutCondition,
+    Quota, QuotaStatus, QuotaTarget, Reservation, ResidencyRule, Result, SeenVersion,
+    SessionBounds, SessionCutoff, SiteRecord, Tenant, Upload, Usage, Versioning, VersionsFrom,
 };
 use async_trait::async_trait;
 use obhut_core::{BlobId, PolicyScope};
@@ -619,6 +619,19 @@ impl<C: Catalog> Catalog for Deadline<C> {
 
     async fn reclaim_reservations_fenced(&self, lease: &Lease, now_ms: i64) -> Result<u64> {
         self.within(self.inner.reclaim_reservations_fenced(lease, now_ms))
+            .await
+    }
+
+    async fn beat_gateway(&self, beat: &GatewayBeat) -> Result<i64> {
+        self.within(self.inner.beat_gateway(beat)).await
+    }
+
+    async fn list_gateways(&self, limit: usize) -> Result<GatewayList> {
+        self.within(self.inner.list_gateways(limit)).await
+    }
+
+    async fn forget_gateways_fenced(&self, lease: &Lease, unseen_ms: i64) -> Result<u64> {
+        self.within(self.inner.forget_gateways_fenced(lease, unseen_ms))
             .await
     }
 

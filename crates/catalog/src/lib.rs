@@ -558,6 +558,19 @@ pub trait Catalog: Send + Sync {
     /// lease in the transaction of the change.
     async fn check_lease(&self, lease: &Lease) -> Result<()>;
     async fn reclaim_reservations_fenced(&self, lease: &Lease, now_ms: i64) -> Result<u64>;
+
+    // the registry of gateways sharing the catalog
+    //
+    /// Records `beat` as its process's latest (one row per id), seen now by the catalog's
+    /// clock; returns that time. A status longer than [`MAX_GATEWAY_STATUS`] is refused
+    /// (`PreconditionFailed`), and nothing is written.
+    async fn beat_gateway(&self, beat: &GatewayBeat) -> Result<i64>;
+    /// The registry, most recently seen first, at most `limit` rows (and never more than
+    /// [`MAX_GATEWAY_ROWS`]), with the catalog's clock.
+    async fn list_gateways(&self, limit: usize) -> Result<GatewayList>;
+    /// Removes the rows not seen for `unseen_ms` (the catalog's clock), as a fenced batch
+    /// under `lease` (see [`Catalog::check_lease`]); returns how many.
+    async fn forget_gateways_fenced(&self, lease: &Lease, unseen_ms: i64) -> Result<u64>;
     /// A move of replicas (repair, drain) as a fenced batch: in one transaction, `lease` (if
     /// any) is checked as by [`Catalog::check_lease`], and the site list of the version under
     /// `bucket`/`key` that has `chunks` (current or not) is replaced by `to` only if it is

@@ -27,9 +27,10 @@ use crate::meta_cache::{MetaCache, MetaKey};
 use crate::types::Settled;
 use crate::{
     AccessKey, Bucket, BucketKey, Catalog, CatalogError, Chunk, CompletedUpload, ConsoleSession,
-    Lease, ListFrom, ObjectRecord, ObjectVersion, Part, PutCondition, Quota, QuotaStatus,
-    QuotaTarget, Reservation, ResidencyRule, Result, SeenVersion, SessionBounds, SessionCutoff,
-    SiteRecord, Tenant, Upload, Usage, Versioning, VersionsFrom,
+    GatewayBeat, GatewayList, GatewayRow, Lease, ListFrom, MAX_GATEWAY_ROWS, MAX_GATEWAY_STATUS,
+    ObjectRecord, ObjectVersion, Part, PutCondition, Quota, QuotaStatus, QuotaTarget, Reservation,
+    ResidencyRule, Result, SeenVersion, SessionBounds, SessionCutoff, SiteRecord, Tenant, Upload,
+    Usage, Versioning, VersionsFrom,
 };
 use async_trait::async_trait;
 use obhut_core::{BlobId, PolicyScope};
@@ -72,7 +73,7 @@ macro_rules! cached {
 /// layouts change expand-then-contract (add, let every gateway run the release that writes
 /// both, then drop), because gateways of two releases share one database during an upgrade.
 const MIGRATIONS: &[&str] = &[
-    PG_V1, PG_V2, PG_V3, PG_V4, PG_V5, PG_V6, PG_V7, PG_V8, PG_V9, PG_V10, PG_V11,
+    PG_V1, PG_V2, PG_V3, PG_V4, PG_V5, PG_V6, PG_V7, PG_V8, PG_V9, PG_V10, PG_V11, PG_V12,
 ];
 
 /// What names the layout's records in messages.
@@ -291,6 +292,21 @@ CREATE TABLE console_sessions (
     used_ms BIGINT NOT NULL
 );
 CREATE INDEX console_sessions_by_use ON console_sessions (used_ms);
+"#;
+
+/// Version 12: `gateways`, the registry of the gateways sharing the catalog, as in
+/// `catalog.db`. Only adds a table (expand): gateways of the release before neither write nor
+/// read it, and so are not listed.
+const PG_V12: &str = r#"
+CREATE TABLE gateways (
+    id TEXT COLLATE "C" PRIMARY KEY,
+    version TEXT NOT NULL,
+    started_ms BIGINT NOT NULL,
+    seen_ms BIGINT NOT NULL,
+    background BOOLEAN NOT NULL,
+    status TEXT NOT NULL
+);
+CREATE INDEX gateways_by_seen ON gateways (seen_ms);
 "#;
 
 /// Version 11: each console session's owner tag and session key id, as in `catalog.db`. Only
@@ -3634,6 +3650,78 @@ impl Catalog for PgCatalog {
         Ok(n)
     }
 
+    async fn beat_gateway(&self, beat: &GatewayBeat) -> Result<i64> {
+        if beat.status.len() > MAX_GATEWAY_STATUS {
+            return Err(CatalogError::PreconditionFailed(
+                "a gateway's status is too long",
+            ));
+        }
+        sqlx::query_scalar(
+            "INSERT INTO gateways (id, version, started_ms, seen_ms, background, status)
+             VALUES ($1, $2, $3, floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint,
+                     $4, $5)
+             ON CONFLICT (id) DO UPDATE SET version = excluded.version,
+                 started_ms = excluded.started_ms, seen_ms = excluded.seen_ms,
+                 background = excluded.background, status = excluded.status
+             RETURNING seen_ms",
+        )
+        .bind(&beat.id)
+        .bind(&beat.version)
+        .bind(beat.started_ms)
+        .bind(beat.background)
+        .bind(&beat.status)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(storage)
+    }
+
+    async fn list_gateways(&self, limit: usize) -> Result<GatewayList> {
+        let limit = i64::try_from(limit.min(MAX_GATEWAY_ROWS)).unwrap_or(0);
+        let mut tx = self.begin().await?;
+        let rows: Vec<(String, String, i64, i64, bool, String)> = sqlx::query_as(
+            "SELECT id, version, started_ms, seen_ms, background, status FROM gateways
+             ORDER BY seen_ms DESC, id LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(storage)?;
+        let now_ms = db_now_ms(&mut tx).await?;
+        tx.commit().await.map_err(storage)?;
+        Ok(GatewayList {
+            now_ms,
+            gateways: rows
+                .into_iter()
+                .map(
+                    |(id, version, started_ms, seen_ms, background, status)| GatewayRow {
+                        beat: GatewayBeat {
+                            id,
+                            version,
+                            started_ms,
+                            background,
+                            status,
+                        },
+                        seen_ms,
+                    },
+                )
+                .collect(),
+        })
+    }
+
+    async fn forget_gateways_fenced(&self, lease: &Lease, unseen_ms: i64) -> Result<u64> {
+        let mut tx = self.begin().await?;
+        fence_tx(&mut tx, lease).await?;
+        let now_ms = db_now_ms(&mut tx).await?;
+        let n = sqlx::query("DELETE FROM gateways WHERE seen_ms < $1")
+            .bind(now_ms.saturating_sub(unseen_ms))
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?
+            .rows_affected();
+        tx.commit().await.map_err(storage)?;
+        Ok(n)
+    }
+
     async fn move_object_sites(
         &self,
         lease: Option<&Lease>,
@@ -4863,7 +4951,7 @@ mod tests {
         .fetch_one(again.pool())
         .await
         .unwrap();
-        assert_eq!(tables, 21, "twenty tables and the version");
+        assert_eq!(tables, 22, "twenty-one tables and the version");
         for p in pools {
             p.close().await;
         }

@@ -10,9 +10,10 @@ use crate::meta_cache::{MetaCache, MetaKey};
 use crate::types::Settled;
 use crate::{
     AccessKey, Bucket, BucketKey, Catalog, CatalogError, Chunk, CompletedUpload, ConsoleSession,
-    Lease, ListFrom, ObjectRecord, ObjectVersion, Part, PutCondition, Quota, QuotaStatus,
-    QuotaTarget, Reservation, ResidencyRule, Result, SeenVersion, SessionBounds, SessionCutoff,
-    SiteRecord, Tenant, Upload, Usage, Versioning, VersionsFrom,
+    GatewayBeat, GatewayList, GatewayRow, Lease, ListFrom, MAX_GATEWAY_ROWS, MAX_GATEWAY_STATUS,
+    ObjectRecord, ObjectVersion, Part, PutCondition, Quota, QuotaStatus, QuotaTarget, Reservation,
+    ResidencyRule, Result, SeenVersion, SessionBounds, SessionCutoff, SiteRecord, Tenant, Upload,
+    Usage, Versioning, VersionsFrom,
 };
 use async_trait::async_trait;
 use obhut_core::{BlobId, PolicyScope};
@@ -27,10 +28,25 @@ const SCHEMA: obhut_migrate::Schema = obhut_migrate::Schema {
     name: "catalog.db",
     migrations: &[
         SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6, SCHEMA_V7, SCHEMA_V8,
-        SCHEMA_V9, SCHEMA_V10, SCHEMA_V11,
+        SCHEMA_V9, SCHEMA_V10, SCHEMA_V11, SCHEMA_V12,
     ],
     identifying_table: "tenants",
 };
+
+/// Version 12: `gateways`, the registry of processes sharing the catalog (one heartbeat row
+/// each, `Catalog::beat_gateway`). Only adds a table (expand): a gateway of the release before
+/// neither writes nor reads it.
+const SCHEMA_V12: &str = r"
+CREATE TABLE IF NOT EXISTS gateways (
+    id TEXT PRIMARY KEY,
+    version TEXT NOT NULL,
+    started_ms INTEGER NOT NULL,
+    seen_ms INTEGER NOT NULL,
+    background INTEGER NOT NULL,
+    status TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS gateways_by_seen ON gateways (seen_ms);
+";
 
 /// Version 11: each console session names its principal's tag (`owner`, for the bound per
 /// principal) and the session key it is sealed under (`key_id`), docs/console.md, "Sessions".
@@ -3339,6 +3355,85 @@ impl Catalog for SqliteCatalog {
         let lease = lease.clone();
         // The process owns the file: a read sees every take and release it made.
         self.with(move |c| fence(c, &lease)).await
+    }
+
+    async fn beat_gateway(&self, beat: &GatewayBeat) -> Result<i64> {
+        if beat.status.len() > MAX_GATEWAY_STATUS {
+            return Err(CatalogError::PreconditionFailed(
+                "a gateway's status is too long",
+            ));
+        }
+        let beat = beat.clone();
+        self.write_data(move |tx| {
+            let now = host_now_ms();
+            exec(
+                tx,
+                "INSERT INTO gateways (id, version, started_ms, seen_ms, background, status)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (id) DO UPDATE SET version = excluded.version,
+                     started_ms = excluded.started_ms, seen_ms = excluded.seen_ms,
+                     background = excluded.background, status = excluded.status",
+                params![
+                    beat.id,
+                    beat.version,
+                    beat.started_ms,
+                    now,
+                    beat.background,
+                    beat.status
+                ],
+            )
+            .map_err(storage)?;
+            Ok(now)
+        })
+        .await
+    }
+
+    async fn list_gateways(&self, limit: usize) -> Result<GatewayList> {
+        let limit = i64::try_from(limit.min(MAX_GATEWAY_ROWS)).unwrap_or(0);
+        self.with(move |c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT id, version, started_ms, seen_ms, background, status FROM gateways
+                     ORDER BY seen_ms DESC, id LIMIT ?1",
+                )
+                .map_err(storage)?;
+            let gateways = stmt
+                .query_map(params![limit], |r| {
+                    Ok(GatewayRow {
+                        beat: GatewayBeat {
+                            id: r.get(0)?,
+                            version: r.get(1)?,
+                            started_ms: r.get(2)?,
+                            background: r.get(4)?,
+                            status: r.get(5)?,
+                        },
+                        seen_ms: r.get(3)?,
+                    })
+                })
+                .map_err(storage)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(storage)?;
+            Ok(GatewayList {
+                now_ms: host_now_ms(),
+                gateways,
+            })
+        })
+        .await
+    }
+
+    async fn forget_gateways_fenced(&self, lease: &Lease, unseen_ms: i64) -> Result<u64> {
+        let lease = lease.clone();
+        self.write_data(move |tx| {
+            fence(tx, &lease)?;
+            let n = exec(
+                tx,
+                "DELETE FROM gateways WHERE seen_ms < ?1",
+                params![host_now_ms().saturating_sub(unseen_ms)],
+            )
+            .map_err(storage)?;
+            Ok(u64::try_from(n).unwrap_or(u64::MAX))
+        })
+        .await
     }
 
     async fn reclaim_reservations_fenced(&self, lease: &Lease, now_ms: i64) -> Result<u64> {

@@ -614,3 +614,41 @@ pub struct SessionCutoff {
     pub used_before_ms: i64,
     pub started_before_ms: i64,
 }
+
+/// The most rows [`crate::Catalog::list_gateways`] answers.
+pub const MAX_GATEWAY_ROWS: usize = 500;
+/// The longest status a gateway's heartbeat may carry (bytes); a longer one is refused.
+pub const MAX_GATEWAY_STATUS: usize = 16 * 1024;
+
+/// One process's heartbeat in the registry of the gateways sharing a catalog (`obhut serve`
+/// and `obhut gateway` alike): who it is and how it fares. It names no tenant, bucket or
+/// object; `status` is opaque to the catalog (JSON written and read by the maintenance
+/// crate, at most [`MAX_GATEWAY_STATUS`] bytes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayBeat {
+    /// The process's id (its lease holder id).
+    pub id: String,
+    /// The release it runs.
+    pub version: String,
+    /// When it started (milliseconds since the epoch, its own clock).
+    pub started_ms: i64,
+    /// Whether it held the lease on background work at this beat.
+    pub background: bool,
+    pub status: String,
+}
+
+/// A row of the gateway registry: the last beat, and when the catalog received it (its own
+/// clock, as for leases).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayRow {
+    pub beat: GatewayBeat,
+    pub seen_ms: i64,
+}
+
+/// The registry as listed: its rows (most recently seen first) and the catalog's clock when
+/// it was read, so that "seen N s ago" is judged by one clock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayList {
+    pub now_ms: i64,
+    pub gateways: Vec<GatewayRow>,
+}

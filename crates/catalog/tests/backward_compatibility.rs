@@ -588,6 +588,31 @@ async fn reads_every_record_of_a_catalog_written_by_schema_version_10() {
 }
 
 #[tokio::test]
+async fn reads_every_record_of_a_catalog_written_by_schema_version_11() {
+    let (_dir, path) = copy_of(11);
+    assert_eq!(user_version(&path), 11);
+    let cat = SqliteCatalog::open(&path).unwrap();
+    assert_catalog(&cat, 11).await;
+    assert_writable(&cat).await;
+    // Schema 12's registry of gateways is there, empty, and takes a beat.
+    assert!(cat.list_gateways(10).await.unwrap().gateways.is_empty());
+    cat.beat_gateway(&obhut_catalog::GatewayBeat {
+        id: "gw".into(),
+        version: "v".into(),
+        started_ms: 1,
+        background: true,
+        status: "{}".into(),
+    })
+    .await
+    .unwrap();
+    assert_eq!(cat.list_gateways(10).await.unwrap().gateways.len(), 1);
+    assert_eq!(
+        user_version(&path),
+        i64::from(SqliteCatalog::SCHEMA_VERSION)
+    );
+}
+
+#[tokio::test]
 async fn a_catalog_written_before_versions_were_recorded_is_adopted_and_stamped() {
     // The releases before schema versions wrote version 1's tables and no user_version.
     let (_dir, path) = copy_of(1);

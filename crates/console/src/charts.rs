@@ -26,7 +26,7 @@ pub struct S3Metrics {
 type Labels<'a> = Vec<(&'a str, &'a str)>;
 
 /// `name{labels} value` of one sample line.
-fn sample(line: &str) -> Option<(&str, Labels<'_>, f64)> {
+pub(crate) fn sample(line: &str) -> Option<(&str, Labels<'_>, f64)> {
     let (head, value) = line.rsplit_once(' ')?;
     let value: f64 = value.parse().ok()?;
     let (name, labels) = match head.split_once('{') {
@@ -114,7 +114,7 @@ impl LastLook {
     }
 }
 
-fn esc(s: &str) -> String {
+pub(crate) fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

@@ -19,11 +19,13 @@
 //! it), never holds a signing key, and reaches no catalog, trustee or key material except
 //! through the admin API.
 
+mod alerts;
 mod charts;
 mod decide;
 mod i18n;
 mod logview;
 mod map;
+mod ops;
 #[rustfmt::skip]
 mod outlines;
 mod pages;

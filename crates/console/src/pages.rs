@@ -30,6 +30,8 @@ pub struct Console {
     sessions: Sessions,
     /// The S3 request totals at the previous look at the operator's page, for rates.
     last_look: crate::charts::LastLook,
+    /// The figures of the previous look at the operator's page, for the alerts about growth.
+    pub(crate) alert_memory: crate::alerts::Memory,
 }
 
 impl Console {
@@ -38,6 +40,7 @@ impl Console {
             api,
             sessions: Sessions::new(limits, store),
             last_look: crate::charts::LastLook::default(),
+            alert_memory: crate::alerts::Memory::default(),
         }
     }
 
@@ -49,6 +52,31 @@ impl Console {
         }
         let req = req.body(Body::empty()).map_err(|e| e.to_string())?;
         self.send(req).await
+    }
+
+    /// `GET path`'s JSON whatever its status, for answers that say something in either case
+    /// (`/readyz` answers 503 with the reasons when not ready).
+    pub(crate) async fn get_json_any_status(
+        &self,
+        bearer: Option<&str>,
+        path: &str,
+    ) -> Result<Value, String> {
+        let a = self.call(bearer, path).await?;
+        serde_json::from_slice(&a.bytes).map_err(|e| e.to_string())
+    }
+
+    /// `GET path` as text, for answers that are not JSON (`/metrics`).
+    pub(crate) async fn get_text(
+        &self,
+        bearer: Option<&str>,
+        path: &str,
+    ) -> Result<String, String> {
+        let a = self.call(bearer, path).await?;
+        if a.status.is_success() {
+            Ok(String::from_utf8_lossy(&a.bytes).into_owned())
+        } else {
+            Err(a.json().err().unwrap_or_default())
+        }
     }
 
     /// `GET path` on the admin API as the holder of `bearer`, its JSON answer or why not.
@@ -131,7 +159,7 @@ impl Answer {
 
 /// What every console request knows: its language, whether it came over TLS, its session.
 pub struct Ctx {
-    lang: Lang,
+    pub(crate) lang: Lang,
     /// `?lang=` asked for a language: remember it.
     lang_chosen: bool,
     secure: bool,
@@ -593,18 +621,22 @@ pub async fn operator(State(console): State<Arc<Console>>, ctx: Ctx) -> Response
         Err(r) => return *r,
     };
     let t = ctx.t();
+    let ot = crate::ops::texts(ctx.lang);
     let b = Some(session.bearer.as_str());
+    // Alerts first; the figures for them are read before the charts' own look.
+    let mut sections = vec![crate::ops::alerts(&console, b, ot).await];
     let (requests, latency) = charts(&console, b, t).await;
-    let mut sections = history(&console, b, t).await;
+    sections.extend(history(&console, b, t).await);
     sections.extend([
         requests,
         latency,
         residency_map(&console, b, t).await,
+        crate::ops::gateways(&console, b, ot).await,
         section(&console, b, t.trustee, "/v1/trustee/status", &[]).await,
         section(&console, None, t.readiness, "/readyz", &[]).await,
         section(&console, b, t.sites, "/v1/sites", &[]).await,
         section(&console, b, t.capacity, "/v1/capacity", &[]).await,
-        section(&console, b, t.repair, "/v1/repair", &[]).await,
+        crate::ops::repair(&console, b, t.repair, ot).await,
     ]);
     render_role_page(
         &ctx,

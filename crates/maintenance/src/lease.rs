@@ -158,7 +158,9 @@ impl Leadership {
         }
     }
 
-    fn catalog(&self) -> Option<Arc<dyn Catalog>> {
+    /// The catalog, until the lease is given up for good ([`Leadership::release`]): a worker
+    /// that takes it from here for each piece of work keeps it open no longer than that.
+    pub(crate) fn catalog(&self) -> Option<Arc<dyn Catalog>> {
         self.inner
             .catalog
             .lock()

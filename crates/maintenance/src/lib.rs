@@ -8,6 +8,7 @@
 //! policies it enforces, which the trustee owns, reach it through [`PolicySource`]. The data path
 //! reaches it through [`RepairRequests`]; the admin API through [`Maintenance`].
 
+pub mod gateways;
 pub mod lease;
 mod metered;
 mod orphans;
@@ -21,6 +22,7 @@ mod report;
 pub mod sites;
 pub mod worker;
 
+pub use gateways::{GatewayStatus, ReadinessProbe, ReadinessSummary, WorkerBeat, spawn_heartbeat};
 pub use lease::{BACKGROUND_LEASE, Leadership, LeaseTiming};
 pub use orphans::{DEFAULT_RETENTION, Fence, OrphanCollection, collect_orphans};
 pub use policy::{Policy, PolicyError, PolicySource, project, project_all, residency_policy};
@@ -74,4 +76,21 @@ pub enum MaintenanceError {
     /// Another process holds the lease on background work: this one stands by.
     #[error("another gateway holds the lease on background work and does it")]
     Standby,
+}
+
+impl MaintenanceError {
+    /// A fixed word for the kind of error, for what names no bucket or object (the workers'
+    /// last error in the gateway registry).
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Catalog(_) => "catalog",
+            Self::Policy(_) => "policy",
+            Self::Site { .. } => "site",
+            Self::Copy(_) => "copy",
+            Self::NoPlace(_) => "no-place",
+            Self::Stopped => "stopped",
+            Self::Standby => "standby",
+        }
+    }
 }

@@ -76,6 +76,10 @@ pub struct RepairStatus {
     pub errors: Vec<String>,
     pub finished_ms: Option<i64>,
     pub objects_done: u64,
+    /// Objects the catalog counted when the pass started (its usage counts, one read per
+    /// tenant): the end of the pass's progress bar. The pass may find a few more or fewer.
+    #[serde(default)]
+    pub objects_expected: u64,
     pub objects_failed: u64,
     /// Objects found so far: the pass counts them as it pages through the catalog, so this is
     /// the final number once the pass is over.
@@ -91,6 +95,12 @@ pub struct RepairStatus {
     /// Scrubber: replicas checked, found bad, and repaired since start.
     pub scrub_bad: u64,
     pub scrub_checked: u64,
+    /// The current (or last) scrubbing pass: objects checked, and objects the catalog counted
+    /// when it started.
+    #[serde(default)]
+    pub scrub_pass_done: u64,
+    #[serde(default)]
+    pub scrub_pass_total: u64,
     pub scrub_repaired: u64,
     pub started_ms: i64,
     pub state: RepairState,
@@ -395,6 +405,8 @@ impl Maintenance {
                 scrub_checked: st.scrub_checked,
                 scrub_bad: st.scrub_bad,
                 scrub_repaired: st.scrub_repaired,
+                scrub_pass_done: st.scrub_pass_done,
+                scrub_pass_total: st.scrub_pass_total,
                 ..RepairStatus::default()
             };
         });
@@ -437,6 +449,22 @@ impl Maintenance {
         Ok(out)
     }
 
+    /// How many objects the catalog holds, by its usage counts (one read per tenant): the
+    /// expected end of a pass. 0 if it cannot be read (the pass finds out as it goes).
+    async fn expected_objects(&self) -> u64 {
+        let Ok(tenants) = self.catalog.list_tenants().await else {
+            return 0;
+        };
+        let mut total: u64 = 0;
+        for t in tenants {
+            let scope = obhut_core::PolicyScope::Tenant(t.name);
+            if let Ok(u) = self.catalog.usage(&scope, now_ms()).await {
+                total = total.saturating_add(u.objects);
+            }
+        }
+        total
+    }
+
     /// Between two pieces of background work: goes on only while the worker is not stopped
     /// and this process may do the work (by its own reckoning of the lease). What a piece of
     /// work changes in the catalog is fenced in the transaction of the change itself.
@@ -456,6 +484,8 @@ impl Maintenance {
         self.requests
             .under_replicated
             .store(false, Ordering::SeqCst);
+        let expected = self.expected_objects().await;
+        self.update(|st| st.objects_expected = expected);
         for (tenant, bucket) in self.buckets().await? {
             let policy = residency_policy(
                 self.catalog.as_ref(),
@@ -809,6 +839,11 @@ impl Maintenance {
         worker: &Worker,
         bytes_per_sec: u64,
     ) -> Result<(), MaintenanceError> {
+        let expected = self.expected_objects().await;
+        self.update(|st| {
+            st.scrub_pass_done = 0;
+            st.scrub_pass_total = expected;
+        });
         for (_, bucket) in self.buckets().await? {
             let mut pages = VersionPages::new(self.catalog.as_ref(), &bucket, PAGE);
             while let Some(page) = pages.next_objects().await? {
@@ -817,6 +852,7 @@ impl Maintenance {
                     let started = std::time::Instant::now();
                     let bytes: u64 = o.size.saturating_mul(o.sites.len() as u64);
                     self.scrub_and_count(o).await;
+                    self.update(|st| st.scrub_pass_done += 1);
                     // Keep to the rate: an object of n bytes takes at least n / rate.
                     let budget = Duration::from_secs_f64(bytes as f64 / bytes_per_sec as f64);
                     if let Some(rest) = budget.checked_sub(started.elapsed())
@@ -894,6 +930,9 @@ impl Maintenance {
                 if start {
                     let _run = w.run();
                     let result = m.repair_pass(&w).await;
+                    if let Err(e) = &result {
+                        w.note_error(e.kind());
+                    }
                     m.finish(result);
                 }
             }
@@ -948,7 +987,10 @@ impl Maintenance {
                 let _run = w.run();
                 match m.scrub_pass(&w, scrub.bytes_per_sec).await {
                     Ok(()) | Err(MaintenanceError::Stopped | MaintenanceError::Standby) => {}
-                    Err(e) => tracing::warn!(error = %e, "scrubbing pass cut short"),
+                    Err(e) => {
+                        w.note_error(e.kind());
+                        tracing::warn!(error = %e, "scrubbing pass cut short");
+                    }
                 }
             }
         });
@@ -966,6 +1008,7 @@ mod wire_tests {
             errors: vec!["object b/k: no good replica".into()],
             finished_ms: Some(20),
             objects_done: 7,
+            objects_expected: 9,
             objects_failed: 1,
             objects_total: 8,
             parts_done: 2,
@@ -975,6 +1018,8 @@ mod wire_tests {
             replicas_removed: 4,
             scrub_bad: 5,
             scrub_checked: 60,
+            scrub_pass_done: 11,
+            scrub_pass_total: 12,
             scrub_repaired: 6,
             started_ms: 10,
             state: RepairState::Failed,
@@ -985,6 +1030,7 @@ mod wire_tests {
             "replicas_copied": 9, "replicas_removed": 4, "objects_failed": 1, "parts_done": 2,
             "parts_failed": 3, "errors": ["object b/k: no good replica"], "started_ms": 10,
             "finished_ms": 20, "scrub_checked": 60, "scrub_bad": 5, "scrub_repaired": 6,
+            "objects_expected": 9, "scrub_pass_done": 11, "scrub_pass_total": 12,
         });
         let text = serde_json::to_string(&st).unwrap();
         assert_eq!(text, serde_json::to_string(&untyped).unwrap());

@@ -208,6 +208,9 @@ async fn drain_moves_objects_and_upload_parts_in_one_paged_pass() {
         (objects, objects, 0),
         "every object counted once: {st:?}"
     );
+    // The bar's end, counted from the catalog at the start: its objects (the upload's parts
+    // are counted apart).
+    assert_eq!(st.objects_expected, objects, "{st:?}");
     assert_eq!((st.parts_done, st.parts_failed), (2, 0), "{st:?}");
     assert_eq!(st.replicas_copied, objects + 2, "{st:?}");
     assert_eq!(st.replicas_removed, objects + 2, "{st:?}");
@@ -266,6 +269,10 @@ async fn scrubber_pages_through_every_object_and_rewrites_a_missing_replica() {
     let st = wait_for(&f.maintenance, |st| st.scrub_repaired >= 1).await;
     assert!(st.scrub_bad >= 1, "{st:?}");
     assert!(a.len(lost).await.is_ok(), "the replica is back on a");
+    // A pass's bar: its end counted from the catalog at its start, its progress within it.
+    let st = wait_for(&f.maintenance, |st| st.scrub_pass_total == objects as u64).await;
+    assert!(st.scrub_pass_done <= st.scrub_pass_total, "{st:?}");
+    assert!(st.scrub_checked >= st.scrub_pass_done, "{st:?}");
     let workers: Vec<String> = f
         .maintenance
         .workers()

@@ -39,6 +39,9 @@ pub struct WorkerStatus {
     pub runs: u64,
     /// When the last run finished (milliseconds since the epoch).
     pub last_run_ms: Option<i64>,
+    /// The kind of the last error a run met (a fixed word such as `catalog`, never an
+    /// error's text, which could name a bucket or an object), if any.
+    pub last_error: Option<&'static str>,
 }
 
 type Table = Arc<Mutex<BTreeMap<String, WorkerStatus>>>;
@@ -108,6 +111,7 @@ impl Workers {
                     state: WorkerState::Waiting,
                     runs: 0,
                     last_run_ms: None,
+                    last_error: None,
                 },
             );
     }
@@ -214,6 +218,12 @@ impl Worker {
     pub fn run(&self) -> Run<'_> {
         self.update(|w| w.state = WorkerState::Working);
         Run { worker: self }
+    }
+
+    /// Records that a run met an error of `kind` (a fixed word: see
+    /// [`WorkerStatus::last_error`]).
+    pub fn note_error(&self, kind: &'static str) {
+        self.update(|w| w.last_error = Some(kind));
     }
 
     fn update(&self, f: impl FnOnce(&mut WorkerStatus)) {

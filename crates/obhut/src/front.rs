@@ -141,6 +141,41 @@ impl BucketKeyRotation for GatewayRotation {
     }
 }
 
+/// How the heartbeat in the catalog's gateway registry learns this process's readiness: as
+/// `/readyz` judges it (the trustee and the catalog, each given 2 s), and its sites' states.
+fn readiness_probe(
+    trustee: Arc<dyn TrusteeClient>,
+    sites: obhut_maintenance::SiteSet,
+) -> obhut_maintenance::ReadinessProbe {
+    const CHECK: Duration = Duration::from_secs(2);
+    Arc::new(move |catalog: Arc<dyn Catalog>| {
+        let (trustee, sites) = (Arc::clone(&trustee), sites.clone());
+        Box::pin(async move {
+            let (seal, listed) = tokio::join!(
+                tokio::time::timeout(CHECK, trustee.seal_status()),
+                tokio::time::timeout(CHECK, catalog.list_sites())
+            );
+            let trustee = match seal {
+                Ok(Ok(s)) if s.sealed => "sealed",
+                Ok(Ok(s)) if s.disconnected => "disconnected",
+                Ok(Ok(_)) => "unsealed",
+                _ => "unreachable",
+            };
+            let infos = sites.infos();
+            let ok = infos
+                .iter()
+                .filter(|i| i.state != obhut_core::SiteState::Down)
+                .count();
+            obhut_maintenance::ReadinessSummary {
+                trustee: trustee.to_owned(),
+                catalog_ok: matches!(listed, Ok(Ok(_))),
+                sites_ok: u32::try_from(ok).unwrap_or(u32::MAX),
+                sites_total: u32::try_from(infos.len()).unwrap_or(u32::MAX),
+            }
+        })
+    })
+}
+
 /// Runs the S3 gateway and the admin API until SIGTERM or Ctrl-C. With
 /// `collect_orphans_at_start`, the caller holds the data directory's lock and its catalog is
 /// nobody else's (orphan collection at start relies on both).
@@ -222,6 +257,12 @@ pub(crate) async fn serve_front(front: Front, data_dir: &Path) -> Result<()> {
         pause: front.scrub_interval,
     });
     maintenance.spawn_orphan_collector(orphans);
+    obhut_maintenance::spawn_heartbeat(
+        &workers,
+        lease.clone(),
+        env!("CARGO_PKG_VERSION"),
+        readiness_probe(Arc::clone(&front.trustee), maintenance.sites().clone()),
+    );
     let s3_listener = TcpListener::bind(&front.s3_addr)
         .await
         .with_context(|| format!("cannot listen on {} for S3", front.s3_addr))?;
