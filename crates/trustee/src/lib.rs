@@ -1819,7 +1819,11 @@ impl Trustee {
             .lock()
             .map_err(|_| TrusteeError::Storage("lock claims poisoned".into()))?;
         claims.retain(|_, (_, issued)| now - *issued <= LOCK_CLAIM_MS);
-        match claims.get(&ticket.digest) {
+        // A signed request names one object, but a browser form's policy may allow many
+        // keys: the claim is the request's and the object's, so that each upload through one
+        // form seals its own version, and none a second.
+        let claim = format!("{}\n{}\n{}", ticket.digest, target.bucket, target.key);
+        match claims.get(&claim) {
             Some((claimed, _)) if claimed != target => Err(TrusteeError::Denied(
                 "this signed request has sealed another version's object lock record already"
                     .into(),
@@ -1829,7 +1833,7 @@ impl Trustee {
                 "too many object lock records sealed in the last minutes; try again later".into(),
             )),
             None => {
-                claims.insert(ticket.digest.clone(), (target.clone(), ticket.issued_ms));
+                claims.insert(claim, (target.clone(), ticket.issued_ms));
                 Ok(false)
             }
         }
@@ -3326,6 +3330,35 @@ mod tests {
             t.seal_lock(&seal).await.unwrap();
         }
         assert_eq!(t.governance.compliance_locks("a", now_ms()).unwrap().0, 3);
+    }
+
+    /// One browser form (one signed policy) may upload several keys: each upload seals its own
+    /// version's first record, and no key a second version.
+    #[tokio::test]
+    async fn a_form_seals_one_version_per_key_it_uploads() {
+        let (_dir, t) = unsealed().await;
+        let form = t.verifier.with_op(
+            write_ticket(&t, "form", vec![writes("k"), writes("k2")], None),
+            Some(object_lock::OP_POST_OBJECT),
+        );
+        let seal = |key: &str, v: &str| LockSeal {
+            target: LockTarget {
+                key: key.into(),
+                ..lock_target(v)
+            },
+            state: LockState::default(),
+            change: LockChange::Written,
+            previous: None,
+            bypass_governance: false,
+            request: Some(form.clone()),
+            upload: None,
+        };
+        t.seal_lock(&seal("k", "v1")).await.unwrap();
+        t.seal_lock(&seal("k2", "v2")).await.unwrap();
+        // a retry of the same version, then a second version of a key: refused
+        t.seal_lock(&seal("k", "v1")).await.unwrap();
+        let r = t.seal_lock(&seal("k", "v3")).await;
+        assert!(matches!(r, Err(TrusteeError::Denied(_))), "{r:?}");
     }
 
     /// The provider holds a gateway's client certificate and so can call `/v1/lock/seal`: it

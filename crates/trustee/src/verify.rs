@@ -434,8 +434,15 @@ impl Verifier {
             covers,
             now_ms,
         );
-        // A form's upload makes a version (its lock fields are not read: it has none).
-        ticket.op = Some(obhut_trustee_client::object_lock::OP_POST_OBJECT.to_owned());
+        // A form's upload makes a version (its lock fields are not read: it has none), and
+        // may seal its first object lock record only within the clock skew of the form's
+        // signing date, as a presigned URL: a form's policy may stay valid for long, and the
+        // trustee remembers which version a signed request sealed only for `LOCK_CLAIM_MS`.
+        let age_secs = obhut_sigv4::parse_amz_date(&post.amz_date)
+            .map(|t| now_ms.div_euclid(1000) - t.unix_timestamp());
+        ticket.op = age_secs
+            .is_some_and(in_lock_window)
+            .then(|| obhut_trustee_client::object_lock::OP_POST_OBJECT.to_owned());
         ticket.mac = self.ticket_mac(&ticket);
         Ok(Verified {
             signer,
@@ -1146,7 +1153,11 @@ mod tests {
 
     /// A form as boto3's `generate_presigned_post` makes one, for `key` in bucket `b`.
     fn form(key: &str, secret: &str, expiration: &str) -> SignedPost {
-        let date = amz_date_now();
+        form_signed(key, secret, expiration, amz_date_now())
+    }
+
+    /// [`form`], signed at `date` (`YYYYMMDDTHHMMSSZ`).
+    fn form_signed(key: &str, secret: &str, expiration: &str, date: String) -> SignedPost {
         let policy = base64_simd::STANDARD.encode_to_string(format!(
             r#"{{"expiration": "{expiration}", "conditions": [{{"bucket": "b"}}, ["starts-with", "$key", "up/"], {{"x-amz-date": "{date}"}}]}}"#
         ));
@@ -1163,6 +1174,32 @@ mod tests {
             key: key.into(),
             fields: vec![("key".into(), key.into()), ("X-Amz-Date".into(), date)],
         }
+    }
+
+    /// A form's policy may stay valid for long: its upload seals an object lock record only
+    /// within the clock skew of the form's signing date, as a presigned URL's.
+    #[test]
+    fn a_form_seals_object_locks_only_within_the_clock_skew_of_its_signing() {
+        let v = Verifier::new("us-east-1").unwrap();
+        let now = now_ms();
+        let later = "2999-01-01T00:00:00Z";
+        let fresh = v
+            .verify_post(&form("up/a", SECRET, later), &OneKey, now)
+            .unwrap();
+        assert_eq!(
+            fresh.ticket.op.as_deref(),
+            Some(obhut_trustee_client::object_lock::OP_POST_OBJECT)
+        );
+        let signed = time::OffsetDateTime::now_utc() - time::Duration::minutes(20);
+        let old = v
+            .verify_post(
+                &form_signed("up/a", SECRET, later, format_amz_date(signed)),
+                &OneKey,
+                now,
+            )
+            .unwrap();
+        assert!(old.ticket.covers("b", "up/a", None, KeyUse::Wrap));
+        assert_eq!(old.ticket.op, None);
     }
 
     #[test]
