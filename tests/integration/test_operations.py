@@ -124,6 +124,8 @@ def test_a_site_down_is_reported_but_leaves_the_process_ready(private_server):
 
 def test_metrics_are_for_operators_and_name_no_tenant_data(private_server, tmp_path):
     srv = private_server
+    # a quota, so that the quota metrics (which the alert rules use) are served
+    srv.cli_ok("tenant", "quota", "demo", "--max-bytes", "1GiB", token=srv.token("officer1"))
     s3 = srv.client()
     s3.create_bucket(Bucket=SECRET_BUCKET)
     s3.put_object(Bucket=SECRET_BUCKET, Key=SECRET_KEY, Body=b"x" * 4096)
@@ -187,7 +189,8 @@ def test_shipped_alert_rules_and_dashboard_are_valid():
     check = subprocess.run([promtool(), "check", "rules", str(rules)], capture_output=True, text=True, timeout=60)
     assert check.returncode == 0, f"promtool check rules: {check.stdout}{check.stderr}"
     text = rules.read_text()
-    for alert in ("ObhutSiteDown", "ObhutTrusteeSealed", "ObhutLogCheckpointTooOld", "ObhutRepairBacklogGrowing"):
+    for alert in ("ObhutSiteDown", "ObhutTrusteeSealed", "ObhutLogCheckpointTooOld", "ObhutRepairBacklogGrowing",
+                  "ObhutQuotaNearFull"):
         assert f"alert: {alert}" in text, alert
     dash = json.loads((REPO / "docs" / "monitoring" / "grafana-dashboard.json").read_text())
     assert dash["panels"] and all("expr" in t for p in dash["panels"] for t in p.get("targets", []))
