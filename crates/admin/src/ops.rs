@@ -279,6 +279,13 @@ pub(crate) async fn metrics_history(
 /// A gateway unseen for more than this many of its own heartbeat intervals is stale.
 pub const STALE_AFTER_BEATS: u64 = 3;
 
+/// The longest heartbeat interval a row is judged by.
+pub const MAX_BEAT_MS: u64 = 60_000;
+
+/// A gateway unseen for this long is `gone` (stopped, restarted under a new id, or lost), no
+/// longer `stale`: listed until the registry forgets it, but no alert's concern.
+pub const GONE_AFTER_MS: i64 = 10 * 60 * 1000;
+
 /// One row of `GET /v1/gateways`.
 #[derive(serde::Serialize)]
 struct GatewayView {
@@ -290,8 +297,9 @@ struct GatewayView {
     seen_ago_ms: i64,
     /// `leader` (holds the lease on background work) or `standby`.
     background: &'static str,
-    /// `ok`, `not_ready` (its last beat said so) or `stale` (unseen for more than
-    /// [`STALE_AFTER_BEATS`] of its heartbeat intervals).
+    /// `ok`, `not_ready` (its last beat said so), `stale` (unseen for more than
+    /// [`STALE_AFTER_BEATS`] of its heartbeat intervals) or `gone` (unseen for more than
+    /// [`GONE_AFTER_MS`]).
     health: &'static str,
     beat_ms: u64,
     readiness: Option<obhut_maintenance::ReadinessSummary>,
@@ -302,10 +310,17 @@ fn gateway_view(row: obhut_catalog::GatewayRow, now_ms: i64) -> GatewayView {
     let status: Option<obhut_maintenance::GatewayStatus> =
         serde_json::from_str(&row.beat.status).ok();
     let seen_ago_ms = now_ms.saturating_sub(row.seen_ms).max(0);
-    // A row whose status does not parse (another release's) counts its interval as ours.
-    let beat_ms = status.as_ref().map_or(5_000, |s| s.beat_ms).max(1);
+    // A row whose status does not parse (another release's) counts its interval as ours. The
+    // row is the catalog's, which the provider can write: its interval is held to at most a
+    // minute, so that no row can make itself never stale.
+    let beat_ms = status
+        .as_ref()
+        .map_or(5_000, |s| s.beat_ms)
+        .clamp(1, MAX_BEAT_MS);
     let stale_ms = i64::try_from(beat_ms.saturating_mul(STALE_AFTER_BEATS)).unwrap_or(i64::MAX);
-    let health = if seen_ago_ms > stale_ms {
+    let health = if seen_ago_ms > GONE_AFTER_MS {
+        "gone"
+    } else if seen_ago_ms > stale_ms {
         "stale"
     } else if status.as_ref().is_some_and(|s| s.readiness.ready()) {
         "ok"
@@ -399,5 +414,14 @@ mod gateway_tests {
         assert_eq!(gateway_view(row(10_000, READY), 13_001).health, "stale");
         // A status that does not parse is not taken for ready.
         assert_eq!(gateway_view(row(10_000, "?"), 10_000).health, "not_ready");
+        // Ten minutes unseen: gone, no longer an alert's concern.
+        let gone = 10_000 + GONE_AFTER_MS;
+        assert_eq!(gateway_view(row(10_000, READY), gone).health, "stale");
+        assert_eq!(gateway_view(row(10_000, READY), gone + 1).health, "gone");
+        // A row (the provider can write the catalog) cannot make itself never stale: its
+        // interval counts as at most a minute.
+        let lazy = READY.replace("\"beat_ms\":1000", &format!("\"beat_ms\":{}", u64::MAX));
+        let v = gateway_view(row(10_000, &lazy), 10_000 + 3 * 60_000 + 1);
+        assert_eq!((v.health, v.beat_ms), ("stale", MAX_BEAT_MS));
     }
 }

@@ -32,6 +32,9 @@ pub struct OpsTexts {
     pub ok: &'static str,
     pub not_ready: &'static str,
     pub stale: &'static str,
+    pub gone: &'static str,
+    /// Before the admin API paths the alerts could not read.
+    pub alerts_incomplete: &'static str,
     pub background: &'static str,
     pub holder: &'static str,
     pub standby: &'static str,
@@ -123,6 +126,8 @@ pub static EN: OpsTexts = OpsTexts {
     ok: "ok",
     not_ready: "not ready",
     stale: "stale",
+    gone: "gone (unseen for over 10 minutes)",
+    alerts_incomplete: "Incomplete: the alerts that need these could not be judged, as they could not be read",
     background: "Background work",
     holder: "holder",
     standby: "standby",
@@ -153,6 +158,8 @@ pub static DE: OpsTexts = OpsTexts {
     ok: "in Ordnung",
     not_ready: "nicht bereit",
     stale: "veraltet",
+    gone: "fort (seit über 10 Minuten nicht gesehen)",
+    alerts_incomplete: "Unvollständig: die Alarme, die diese brauchen, ließen sich nicht beurteilen, da sie nicht gelesen werden konnten",
     background: "Hintergrundarbeit",
     holder: "Inhaber",
     standby: "Bereitschaft",
@@ -170,11 +177,17 @@ pub fn texts(lang: Lang) -> &'static OpsTexts {
     }
 }
 
-/// The alerts as a section: a table of those firing, or "No alerts".
-pub fn alerts_section(t: &'static OpsTexts, alerts: &[Alert]) -> Section {
+/// The alerts as a section: a table of those firing, or "No alerts", and the inputs that could
+/// not be read (`unread`, admin API paths): then the page never claims that nothing fires.
+pub fn alerts_section(t: &'static OpsTexts, alerts: &[Alert], unread: &[&str]) -> Section {
     let mut s = Section::new(t.alerts);
+    if !unread.is_empty() {
+        s.error = Some(format!("{}: {}", t.alerts_incomplete, unread.join(", ")));
+    }
     if alerts.is_empty() {
-        s.note = Some(t.no_alerts);
+        if unread.is_empty() {
+            s.note = Some(t.no_alerts);
+        }
         return s;
     }
     s.note = Some(t.alerts_note);
@@ -239,6 +252,7 @@ pub fn gateways_table(t: &'static OpsTexts, v: &Value) -> Table {
                     Some("ok") => t.ok.to_owned(),
                     Some("not_ready") => t.not_ready.to_owned(),
                     Some("stale") => t.stale.to_owned(),
+                    Some("gone") => t.gone.to_owned(),
                     _ => text(g, "health"),
                 };
                 let background = match g.get("background").and_then(Value::as_str) {
@@ -345,6 +359,15 @@ pub async fn alerts(console: &Console, bearer: Option<&str>, t: &'static OpsText
     let previous = metrics.as_ref().and_then(|m| console.alert_memory.swap(m));
     let history = console.get_json(bearer, "/v1/metrics/history").await.ok();
     let gateways = console.get_json(bearer, "/v1/gateways").await.ok();
+    let unread: Vec<&str> = [
+        ("/readyz", readyz.is_none()),
+        ("/metrics", metrics.is_none()),
+        ("/v1/metrics/history", history.is_none()),
+        ("/v1/gateways", gateways.is_none()),
+    ]
+    .into_iter()
+    .filter_map(|(path, missing)| missing.then_some(path))
+    .collect();
     let fired = crate::alerts::evaluate(&Inputs {
         readyz: readyz.as_ref(),
         metrics: metrics.as_ref(),
@@ -352,7 +375,7 @@ pub async fn alerts(console: &Console, bearer: Option<&str>, t: &'static OpsText
         history: history.as_ref(),
         gateways: gateways.as_ref(),
     });
-    alerts_section(t, &fired)
+    alerts_section(t, &fired, &unread)
 }
 
 /// The gateways and their workers, from `/v1/gateways`.
@@ -377,7 +400,13 @@ pub async fn repair(
     match console.get_json(bearer, "/v1/repair").await {
         Ok(v) => {
             s.svg = Some(progress_bars(t, &v));
-            s.table = Some(crate::pages::table(&v, &[]));
+            // Errors as their count: their texts are for `obhut repair --status`, and a
+            // catalog error's text may name a bucket, which this page never shows.
+            let mut shown = v.clone();
+            if let Some(errors) = shown.get_mut("errors") {
+                *errors = serde_json::json!(errors.as_array().map_or(0, Vec::len));
+            }
+            s.table = Some(crate::pages::table(&shown, &[]));
         }
         Err(e) => s.error = Some(e),
     }
@@ -441,14 +470,22 @@ mod tests {
 
     #[test]
     fn alerts_are_a_table_or_no_alerts_in_either_language() {
-        let none = alerts_section(&EN, &[]);
+        let none = alerts_section(&EN, &[], &[]);
         assert_eq!(none.note, Some("No alerts."));
-        assert!(none.table.is_none());
+        assert!(none.table.is_none() && none.error.is_none());
+        // nothing fires, but the metrics could not be read: never "No alerts"
+        let blind = alerts_section(&EN, &[], &["/metrics", "/v1/gateways"]);
+        assert_eq!(blind.note, None);
+        let said = blind.error.unwrap();
+        assert!(
+            said.starts_with("Incomplete") && said.ends_with(": /metrics, /v1/gateways"),
+            "{said}"
+        );
         let a = [Alert {
             rule: Rule::SiteDown,
             detail: "de-mgd".into(),
         }];
-        let s = alerts_section(&DE, &a);
+        let s = alerts_section(&DE, &a, &[]);
         let rows = s.table.unwrap().rows;
         assert_eq!(rows[0][0], "kritisch");
         assert_eq!(rows[0][1], "ObhutSiteDown");
