@@ -562,7 +562,8 @@ pub trait Catalog: Send + Sync {
     // the registry of gateways sharing the catalog
     //
     /// Records `beat` as its process's latest (one row per id), seen now by the catalog's
-    /// clock; returns that time. A status longer than [`MAX_GATEWAY_STATUS`] is refused
+    /// clock; returns that time. An id, release or status longer than [`MAX_GATEWAY_ID`],
+    /// [`MAX_GATEWAY_VERSION`] or [`MAX_GATEWAY_STATUS`] is refused
     /// (`PreconditionFailed`), and nothing is written.
     async fn beat_gateway(&self, beat: &GatewayBeat) -> Result<i64>;
     /// The registry, most recently seen first, at most `limit` rows (and never more than

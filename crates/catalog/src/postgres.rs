@@ -27,10 +27,10 @@ use crate::meta_cache::{MetaCache, MetaKey};
 use crate::types::Settled;
 use crate::{
     AccessKey, Bucket, BucketKey, Catalog, CatalogError, Chunk, CompletedUpload, ConsoleSession,
-    GatewayBeat, GatewayList, GatewayRow, Lease, ListFrom, MAX_GATEWAY_ROWS, MAX_GATEWAY_STATUS,
-    ObjectRecord, ObjectVersion, Part, PutCondition, Quota, QuotaStatus, QuotaTarget, Reservation,
-    ResidencyRule, Result, SeenVersion, SessionBounds, SessionCutoff, SiteRecord, Tenant, Upload,
-    Usage, Versioning, VersionsFrom,
+    GatewayBeat, GatewayList, GatewayRow, Lease, ListFrom, MAX_GATEWAY_ID, MAX_GATEWAY_ROWS,
+    MAX_GATEWAY_STATUS, MAX_GATEWAY_VERSION, ObjectRecord, ObjectVersion, Part, PutCondition,
+    Quota, QuotaStatus, QuotaTarget, Reservation, ResidencyRule, Result, SeenVersion,
+    SessionBounds, SessionCutoff, SiteRecord, Tenant, Upload, Usage, Versioning, VersionsFrom,
 };
 use async_trait::async_trait;
 use obhut_core::{BlobId, PolicyScope};
@@ -3651,9 +3651,9 @@ impl Catalog for PgCatalog {
     }
 
     async fn beat_gateway(&self, beat: &GatewayBeat) -> Result<i64> {
-        if beat.status.len() > MAX_GATEWAY_STATUS {
+        if !crate::types::gateway_beat_fits(beat) {
             return Err(CatalogError::PreconditionFailed(
-                "a gateway's status is too long",
+                "a gateway's id, release or status is too long",
             ));
         }
         sqlx::query_scalar(
@@ -3678,10 +3678,13 @@ impl Catalog for PgCatalog {
     async fn list_gateways(&self, limit: usize) -> Result<GatewayList> {
         let limit = i64::try_from(limit.min(MAX_GATEWAY_ROWS)).unwrap_or(0);
         let mut tx = self.begin().await?;
-        let rows: Vec<(String, String, i64, i64, bool, String)> = sqlx::query_as(
+        let rows: Vec<(String, String, i64, i64, bool, String)> = sqlx::query_as(sql!(
             "SELECT id, version, started_ms, seen_ms, background, status FROM gateways
-             ORDER BY seen_ms DESC, id LIMIT $1",
-        )
+             WHERE octet_length(id) <= {MAX_GATEWAY_ID}
+                 AND octet_length(version) <= {MAX_GATEWAY_VERSION}
+                 AND octet_length(status) <= {MAX_GATEWAY_STATUS}
+             ORDER BY seen_ms DESC, id LIMIT $1"
+        ))
         .bind(limit)
         .fetch_all(&mut *tx)
         .await

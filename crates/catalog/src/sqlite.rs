@@ -10,10 +10,10 @@ use crate::meta_cache::{MetaCache, MetaKey};
 use crate::types::Settled;
 use crate::{
     AccessKey, Bucket, BucketKey, Catalog, CatalogError, Chunk, CompletedUpload, ConsoleSession,
-    GatewayBeat, GatewayList, GatewayRow, Lease, ListFrom, MAX_GATEWAY_ROWS, MAX_GATEWAY_STATUS,
-    ObjectRecord, ObjectVersion, Part, PutCondition, Quota, QuotaStatus, QuotaTarget, Reservation,
-    ResidencyRule, Result, SeenVersion, SessionBounds, SessionCutoff, SiteRecord, Tenant, Upload,
-    Usage, Versioning, VersionsFrom,
+    GatewayBeat, GatewayList, GatewayRow, Lease, ListFrom, MAX_GATEWAY_ID, MAX_GATEWAY_ROWS,
+    MAX_GATEWAY_STATUS, MAX_GATEWAY_VERSION, ObjectRecord, ObjectVersion, Part, PutCondition,
+    Quota, QuotaStatus, QuotaTarget, Reservation, ResidencyRule, Result, SeenVersion,
+    SessionBounds, SessionCutoff, SiteRecord, Tenant, Upload, Usage, Versioning, VersionsFrom,
 };
 use async_trait::async_trait;
 use obhut_core::{BlobId, PolicyScope};
@@ -3358,9 +3358,9 @@ impl Catalog for SqliteCatalog {
     }
 
     async fn beat_gateway(&self, beat: &GatewayBeat) -> Result<i64> {
-        if beat.status.len() > MAX_GATEWAY_STATUS {
+        if !crate::types::gateway_beat_fits(beat) {
             return Err(CatalogError::PreconditionFailed(
-                "a gateway's status is too long",
+                "a gateway's id, release or status is too long",
             ));
         }
         let beat = beat.clone();
@@ -3392,10 +3392,13 @@ impl Catalog for SqliteCatalog {
         let limit = i64::try_from(limit.min(MAX_GATEWAY_ROWS)).unwrap_or(0);
         self.with(move |c| {
             let mut stmt = c
-                .prepare_cached(
+                .prepare_cached(&format!(
                     "SELECT id, version, started_ms, seen_ms, background, status FROM gateways
-                     ORDER BY seen_ms DESC, id LIMIT ?1",
-                )
+                         WHERE length(CAST(id AS BLOB)) <= {MAX_GATEWAY_ID}
+                             AND length(CAST(version AS BLOB)) <= {MAX_GATEWAY_VERSION}
+                             AND length(CAST(status AS BLOB)) <= {MAX_GATEWAY_STATUS}
+                         ORDER BY seen_ms DESC, id LIMIT ?1"
+                ))
                 .map_err(storage)?;
             let gateways = stmt
                 .query_map(params![limit], |r| {
@@ -3706,6 +3709,49 @@ mod tests {
             let catalog = crate::SqliteCatalog::open(&dir.path().join("catalog.db")).expect("open");
             (catalog, dir)
         });
+    }
+
+    /// The catalog is the provider's to write: a registry row longer than a heartbeat may be
+    /// (written by other means) is not listed, so a page reading the registry never reads it.
+    #[tokio::test]
+    async fn registry_rows_past_the_bounds_are_not_listed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("catalog.db");
+        let cat = SqliteCatalog::open(&path).expect("open");
+        let beat = |id: &str| GatewayBeat {
+            id: id.into(),
+            version: "1".into(),
+            started_ms: 0,
+            background: false,
+            status: "{}".into(),
+        };
+        cat.beat_gateway(&beat("gw-ok")).await.expect("beat");
+        let long_id = "i".repeat(crate::MAX_GATEWAY_ID + 1);
+        assert!(matches!(
+            cat.beat_gateway(&beat(&long_id)).await,
+            Err(CatalogError::PreconditionFailed(_))
+        ));
+        drop(cat);
+        let huge = "s".repeat(crate::MAX_GATEWAY_STATUS + 1);
+        Connection::open(&path)
+            .expect("open")
+            .execute(
+                "INSERT INTO gateways (id, version, started_ms, seen_ms, background, status)
+                 VALUES ('gw-huge', '1', 0, 0, 0, ?1), (?2, '1', 0, 0, 0, '{}'),
+                        ('gw-ver', ?3, 0, 0, 0, '{}')",
+                params![huge, long_id, "v".repeat(crate::MAX_GATEWAY_VERSION + 1)],
+            )
+            .expect("insert");
+        let cat = SqliteCatalog::open(&path).expect("reopen");
+        let ids: Vec<String> = cat
+            .list_gateways(10)
+            .await
+            .expect("list")
+            .gateways
+            .into_iter()
+            .map(|g| g.beat.id)
+            .collect();
+        assert_eq!(ids, ["gw-ok"]);
     }
 
     #[tokio::test]

@@ -619,6 +619,19 @@ pub struct SessionCutoff {
 pub const MAX_GATEWAY_ROWS: usize = 500;
 /// The longest status a gateway's heartbeat may carry (bytes); a longer one is refused.
 pub const MAX_GATEWAY_STATUS: usize = 16 * 1024;
+/// The longest id and release a gateway's heartbeat may carry (bytes; an id may hold a data
+/// directory's path, up to Linux's `PATH_MAX`). Rows longer in any of the three (written into
+/// the catalog by other means) are not listed.
+pub const MAX_GATEWAY_ID: usize = 4096 + 64;
+pub const MAX_GATEWAY_VERSION: usize = 64;
+
+/// Whether a heartbeat fits the registry's bounds.
+#[must_use]
+pub fn gateway_beat_fits(beat: &GatewayBeat) -> bool {
+    beat.id.len() <= MAX_GATEWAY_ID
+        && beat.version.len() <= MAX_GATEWAY_VERSION
+        && beat.status.len() <= MAX_GATEWAY_STATUS
+}
 
 /// One process's heartbeat in the registry of the gateways sharing a catalog (`obhut serve`
 /// and `obhut gateway` alike): who it is and how it fares. It names no tenant, bucket or
