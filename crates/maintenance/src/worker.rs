@@ -40,8 +40,12 @@ pub struct WorkerStatus {
     /// When the last run finished (milliseconds since the epoch).
     pub last_run_ms: Option<i64>,
     /// The kind of the last error a run met (a fixed word such as `catalog`, never an
-    /// error's text, which could name a bucket or an object), if any.
+    /// error's text, which could name a bucket or an object), if any; a run that meets none
+    /// clears it.
     pub last_error: Option<&'static str>,
+    /// Whether the run in progress met an error.
+    #[serde(skip)]
+    erred_in_run: bool,
 }
 
 type Table = Arc<Mutex<BTreeMap<String, WorkerStatus>>>;
@@ -112,6 +116,7 @@ impl Workers {
                     runs: 0,
                     last_run_ms: None,
                     last_error: None,
+                    erred_in_run: false,
                 },
             );
     }
@@ -216,14 +221,20 @@ impl Worker {
     /// Marks a run as started; the run ends (and is counted) when the guard is dropped.
     #[must_use]
     pub fn run(&self) -> Run<'_> {
-        self.update(|w| w.state = WorkerState::Working);
+        self.update(|w| {
+            w.state = WorkerState::Working;
+            w.erred_in_run = false;
+        });
         Run { worker: self }
     }
 
     /// Records that a run met an error of `kind` (a fixed word: see
     /// [`WorkerStatus::last_error`]).
     pub fn note_error(&self, kind: &'static str) {
-        self.update(|w| w.last_error = Some(kind));
+        self.update(|w| {
+            w.last_error = Some(kind);
+            w.erred_in_run = true;
+        });
     }
 
     fn update(&self, f: impl FnOnce(&mut WorkerStatus)) {
@@ -245,6 +256,9 @@ impl Drop for Run<'_> {
             w.state = WorkerState::Waiting;
             w.runs += 1;
             w.last_run_ms = Some(now_ms());
+            if !w.erred_in_run {
+                w.last_error = None;
+            }
         });
     }
 }
@@ -292,5 +306,34 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         panic!("workers still running after stop: {:?}", workers.list());
+    }
+
+    /// A run that meets an error shows its kind until a run meets none.
+    #[tokio::test]
+    async fn the_last_error_lasts_until_a_run_without_one() {
+        let workers = Workers::new();
+        let (go_tx, mut go_rx) = tokio::sync::mpsc::unbounded_channel::<bool>();
+        let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel();
+        workers.spawn("flaky", move |w| async move {
+            while let Some(fail) = go_rx.recv().await {
+                {
+                    let _run = w.run();
+                    if fail {
+                        w.note_error("catalog");
+                    }
+                }
+                let _ = done_tx.send(());
+            }
+        });
+        go_tx.send(true).expect("send");
+        done_rx.recv().await.expect("ran");
+        assert_eq!(
+            state_of(&workers, "flaky").unwrap().last_error,
+            Some("catalog")
+        );
+        go_tx.send(false).expect("send");
+        done_rx.recv().await.expect("ran");
+        assert_eq!(state_of(&workers, "flaky").unwrap().last_error, None);
+        workers.stop();
     }
 }
