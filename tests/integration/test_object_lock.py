@@ -14,6 +14,7 @@ import hashlib
 import json
 import sqlite3
 import time
+import zlib
 
 import pytest
 
@@ -345,6 +346,55 @@ def test_a_legal_hold_holds_until_it_is_lifted_and_both_are_logged(server, s3, a
     s3.delete_object(Bucket=b, Key="k", VersionId=v)
     expect_error(s3.put_object_legal_hold, "NoSuchVersion", 404, Bucket=b, Key="k", VersionId=v,
                  LegalHold={"Status": "ON"})
+
+
+def test_a_retention_or_legal_hold_is_changed_only_by_a_body_its_signature_binds(s3, raw, aws):
+    """The trustee reads the body of a retention or legal hold request itself, bound by what
+    the request signed: its SHA-256 (as boto3 and aws-cli sign it), else a signed Content-MD5
+    or SHA checksum. A request that signs UNSIGNED-PAYLOAD with a CRC32 only is InvalidRequest,
+    naming what to send, and changes nothing."""
+    b = lock_bucket(s3, "olbind")
+    v = s3.put_object(Bucket=b, Key="k", Body=b"x", ObjectLockMode="GOVERNANCE",
+                      ObjectLockRetainUntilDate=later(3600))["VersionId"]
+    ns = "http://s3.amazonaws.com/doc/2006-03-01/"
+    on = f'<LegalHold xmlns="{ns}"><Status>ON</Status></LegalHold>'.encode()
+    query = [("legal-hold", ""), ("versionId", v)]
+    crc = base64.b64encode(zlib.crc32(on).to_bytes(4, "big")).decode()
+    r = raw.request("PUT", b, "k", query=query, body=on, payload_hash="UNSIGNED-PAYLOAD",
+                    headers={"x-amz-checksum-crc32": crc, "x-amz-sdk-checksum-algorithm": "CRC32"})
+    assert r.status_code == 400 and b"<Code>InvalidRequest</Code>" in r.content, r.content
+    assert b"x-amz-content-sha256" in r.content and b"Content-MD5" in r.content, r.content
+    assert s3.get_object_legal_hold(Bucket=b, Key="k", VersionId=v)["LegalHold"]["Status"] == "OFF"
+    # A body other than the one whose SHA-256 was signed.
+    r = raw.request("PUT", b, "k", query=query, body=on,
+                    payload_hash=hashlib.sha256(on.replace(b"ON", b"OFF")).hexdigest())
+    assert r.status_code == 400 and b"XAmzContentSHA256Mismatch" in r.content, r.content
+    assert s3.get_object_legal_hold(Bucket=b, Key="k", VersionId=v)["LegalHold"]["Status"] == "OFF"
+    # Both ways: a signed Content-MD5 or SHA-256 checksum binds it without a payload hash.
+    md5 = base64.b64encode(hashlib.md5(on).digest()).decode()
+    r = raw.request("PUT", b, "k", query=query, body=on, payload_hash="UNSIGNED-PAYLOAD",
+                    headers={"Content-MD5": md5})
+    assert r.status_code == 200, r.content
+    assert s3.get_object_legal_hold(Bucket=b, Key="k", VersionId=v)["LegalHold"]["Status"] == "ON"
+    off = on.replace(b"ON", b"OFF")
+    sha = base64.b64encode(hashlib.sha256(off).digest()).decode()
+    r = raw.request("PUT", b, "k", query=query, body=off, payload_hash="UNSIGNED-PAYLOAD",
+                    headers={"x-amz-checksum-sha256": sha, "x-amz-sdk-checksum-algorithm": "SHA256"})
+    assert r.status_code == 200, r.content
+    assert s3.get_object_legal_hold(Bucket=b, Key="k", VersionId=v)["LegalHold"]["Status"] == "OFF"
+    # boto3 and aws-cli sign the body's SHA-256 (beside a CRC32): both work unchanged.
+    until = later(7200).replace(microsecond=0)
+    s3.put_object_retention(Bucket=b, Key="k", VersionId=v,
+                            Retention={"Mode": "GOVERNANCE", "RetainUntilDate": until})
+    assert s3.get_object_retention(Bucket=b, Key="k", VersionId=v)["Retention"]["RetainUntilDate"] == until
+    until = until + dt.timedelta(hours=1)
+    aws("s3api", "put-object-retention", "--bucket", b, "--key", "k", "--version-id", v,
+        "--retention", f"Mode=GOVERNANCE,RetainUntilDate={until.strftime('%Y-%m-%dT%H:%M:%SZ')}")
+    assert s3.get_object_retention(Bucket=b, Key="k", VersionId=v)["Retention"]["RetainUntilDate"] == until
+    s3.put_object_legal_hold(Bucket=b, Key="k", VersionId=v, LegalHold={"Status": "ON"})
+    aws("s3api", "put-object-legal-hold", "--bucket", b, "--key", "k", "--version-id", v,
+        "--legal-hold", "Status=OFF")
+    assert s3.get_object_legal_hold(Bucket=b, Key="k", VersionId=v)["LegalHold"]["Status"] == "OFF"
 
 
 def test_copies_and_multipart_uploads_take_their_own_lock(s3):

@@ -11,6 +11,7 @@ import base64
 import datetime as dt
 import hashlib
 import threading
+import zlib
 from urllib.parse import urlsplit
 
 from gov_helpers import entries_of, log_size
@@ -21,8 +22,10 @@ EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 
 
 def signed_parts(endpoint: str, access: str, secret: str, region: str, method: str, bucket: str, key: str,
-                 headers: dict[str, str] | None = None, query: list[tuple[str, str]] | None = None) -> dict:
-    """A request signed by botocore, in the parts a gateway sends the trustee to verify."""
+                 headers: dict[str, str] | None = None, query: list[tuple[str, str]] | None = None,
+                 payload: str = EMPTY_SHA256) -> dict:
+    """A request signed by botocore, in the parts a gateway sends the trustee to verify
+    (`payload`: its x-amz-content-sha256, the SHA-256 of its body or UNSIGNED-PAYLOAD)."""
     from urllib.parse import urlencode
 
     from botocore.auth import SigV4Auth
@@ -31,7 +34,7 @@ def signed_parts(endpoint: str, access: str, secret: str, region: str, method: s
 
     qs = f"?{urlencode(query)}" if query else ""
     req = AWSRequest(method=method, url=f"{endpoint}/{bucket}/{key}{qs}",
-                     headers={"x-amz-content-sha256": EMPTY_SHA256, **(headers or {})})
+                     headers={"x-amz-content-sha256": payload, **(headers or {})})
     SigV4Auth(Credentials(access, secret), "s3", region).add_auth(req)
     auth = req.headers["Authorization"]
     fields = dict(part.strip().split("=", 1) for part in auth.split(" ", 1)[1].split(","))
@@ -42,7 +45,7 @@ def signed_parts(endpoint: str, access: str, secret: str, region: str, method: s
         signed.append([name, value])
     return {"access_key_id": access, "amz_date": req.headers["X-Amz-Date"], "scope_date": scope_date,
             "region": scope_region, "service": service, "method": method, "path": f"/{bucket}/{key}",
-            "query": [list(q) for q in query or []], "headers": signed, "payload": EMPTY_SHA256, "presigned_expires": None,
+            "query": [list(q) for q in query or []], "headers": signed, "payload": payload, "presigned_expires": None,
             "signature": fields["Signature"]}
 
 
@@ -55,10 +58,13 @@ def ms(when: dt.datetime) -> int:
 
 
 def ticket_of(split, method: str, bucket: str, key: str, headers: dict[str, str] | None = None,
-              query: list[tuple[str, str]] | None = None) -> dict:
-    """The trustee's ticket for a request the tenant signed, as a gateway obtains it."""
+              query: list[tuple[str, str]] | None = None, body: bytes = b"",
+              payload: str | None = None) -> dict:
+    """The trustee's ticket for a request the tenant signed, as a gateway obtains it (its body's
+    SHA-256 signed, unless `payload` says otherwise)."""
     parts = signed_parts(split.s3_url, split.demo["AWS_ACCESS_KEY_ID"], split.demo["AWS_SECRET_ACCESS_KEY"],
-                         "de-1", method, bucket, key, headers, query)
+                         "de-1", method, bucket, key, headers, query,
+                         payload if payload is not None else hashlib.sha256(body).hexdigest())
     r = split.trustee_api("POST", "/v1/auth/verify", json=parts)
     assert r.status_code == 200, r.text[:300]
     return r.json()["ticket"]
@@ -73,6 +79,20 @@ def seal(split, bucket: str, key: str, version: str, until: dt.datetime, ticket:
     if ticket is not None:
         body["request"] = ticket
     return split.trustee_api("POST", "/v1/lock/seal", json=body)
+
+
+S3_NS = "http://s3.amazonaws.com/doc/2006-03-01/"
+
+
+def legal_hold_xml(status: str) -> bytes:
+    """A PutObjectLegalHold body as boto3 sends it."""
+    return f'<LegalHold xmlns="{S3_NS}"><Status>{status}</Status></LegalHold>'.encode()
+
+
+def retention_xml(mode: str, until: dt.datetime) -> bytes:
+    """A PutObjectRetention body as boto3 sends it."""
+    return (f'<Retention xmlns="{S3_NS}"><Mode>{mode}</Mode>'
+            f'<RetainUntilDate>{iso(until)}</RetainUntilDate></Retention>').encode()
 
 
 def raw_of(split) -> RawS3:
@@ -314,8 +334,9 @@ def test_the_provider_cannot_change_a_lock_without_the_tenants_signed_request_of
     entries = entries_of(split, start, type="object_lock", bucket=b)
     assert [e["change"] for e in entries] == ["written"], entries
     # Both ways: the tenant's signed legal hold is sealed, once.
-    signed_hold = ticket_of(split, "PUT", b, "k", query=[("legal-hold", ""), ("versionId", version)])
-    r = split.trustee_api("POST", "/v1/lock/seal", json=dict(hold, request=signed_hold))
+    on = legal_hold_xml("ON")
+    signed_hold = ticket_of(split, "PUT", b, "k", query=[("legal-hold", ""), ("versionId", version)], body=on)
+    r = split.trustee_api("POST", "/v1/lock/seal", json=dict(hold, request=signed_hold, body=on.decode()))
     assert r.status_code == 200, r.text[:300]
     assert r.json()["state"]["legal_hold"] is True
     entries = entries_of(split, start, type="object_lock", bucket=b)
@@ -345,3 +366,76 @@ def test_only_a_signed_request_that_makes_a_version_seals_its_first_record(runni
     assert r.status_code == 200, r.text[:300]
     entries = entries_of(split, start, type="object_lock", bucket=b)
     assert [(e["change"], e["version_id"]) for e in entries] == [("written", "f" * 32)], entries
+
+
+def test_the_provider_cannot_rewrite_the_body_of_the_tenants_signed_lock_change(running_split):
+    """The gateway (the provider) holds the tenant's genuine signed PutObjectRetention and
+    PutObjectLegalHold, and rewrites their XML before asking the trustee to seal: a COMPLIANCE
+    retention ten years long instead of a GOVERNANCE one an hour longer (which would stop the
+    tenant's shred), a legal hold set instead of lifted. The trustee checks the body against
+    what the signature bound and reads it itself: refused. A request whose signature binds no
+    body (UNSIGNED-PAYLOAD with a CRC32 only) changes nothing: InvalidRequest-worthy, 400."""
+    split = running_split
+    b = unique_name("olbody")
+    split.s3().create_bucket(Bucket=b, ObjectLockEnabledForBucket=True)
+    start = log_size(split)
+    soon = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) + dt.timedelta(hours=1)
+    version = "b" * 32
+    target = {"tenant": "demo", "bucket": b, "key": "k", "version_id": version}
+    written = ticket_of(split, "PUT", b, "k", {"x-amz-object-lock-mode": "GOVERNANCE",
+                                              "x-amz-object-lock-retain-until-date": iso(soon),
+                                              "x-amz-object-lock-legal-hold": "ON"})
+    r = split.trustee_api("POST", "/v1/lock/seal", json={
+        "target": target, "state": {"retention": ["GOVERNANCE", ms(soon)], "legal_hold": True},
+        "change": "written", "request": written})
+    assert r.status_code == 200, r.text[:300]
+    first = r.json()["sealed"]
+
+    # The tenant signs a GOVERNANCE retention an hour longer.
+    later = soon + dt.timedelta(hours=1)
+    genuine = retention_xml("GOVERNANCE", later)
+    signed = ticket_of(split, "PUT", b, "k", query=[("retention", "")], body=genuine)
+    decade = soon + dt.timedelta(days=3650)
+    forged = retention_xml("COMPLIANCE", decade)
+    change = {"target": target, "change": "retention", "previous": first,
+              "state": {"retention": ["COMPLIANCE", ms(decade)], "legal_hold": True}}
+    # The rewritten body with its state; the genuine body with the rewritten state; no body.
+    for body in (forged.decode(), genuine.decode(), None):
+        asked = dict(change, request=signed)
+        if body is not None:
+            asked["body"] = body
+        r = split.trustee_api("POST", "/v1/lock/seal", json=asked)
+        assert r.status_code == 403, (body, r.text[:300])
+    # The tenant lifts its legal hold; the provider rewrites it to set the hold (kept) with a
+    # longer retention, or sends ON.
+    off = legal_hold_xml("OFF")
+    lift = ticket_of(split, "PUT", b, "k", query=[("legal-hold", "")], body=off)
+    hold = {"target": target, "change": "legal_hold", "previous": first, "request": lift,
+            "state": {"retention": ["GOVERNANCE", ms(soon)], "legal_hold": True}}
+    for body in (legal_hold_xml("ON").decode(), off.decode()):
+        r = split.trustee_api("POST", "/v1/lock/seal", json=dict(hold, body=body))
+        assert r.status_code == 403, (body, r.text[:300])
+    # A signature that binds no body: refused, naming what to send.
+    crc = base64.b64encode(zlib.crc32(off).to_bytes(4, "big")).decode()
+    unbound = ticket_of(split, "PUT", b, "k", {"x-amz-checksum-crc32": crc}, query=[("legal-hold", "")],
+                        payload="UNSIGNED-PAYLOAD")
+    r = split.trustee_api("POST", "/v1/lock/seal", json=dict(hold, request=unbound, body=off.decode(),
+                                                            state={"retention": ["GOVERNANCE", ms(soon)],
+                                                                   "legal_hold": False}))
+    assert r.status_code == 400, r.text[:300]
+    assert "x-amz-content-sha256" in r.json()["message"] and "Content-MD5" in r.json()["message"], r.text
+    assert [e["change"] for e in entries_of(split, start, type="object_lock", bucket=b)] == ["written"]
+
+    # Both ways: the genuine requests are sealed as their bodies ask.
+    r = split.trustee_api("POST", "/v1/lock/seal", json=dict(
+        change, request=signed, body=genuine.decode(),
+        state={"retention": ["GOVERNANCE", ms(later)], "legal_hold": True}))
+    assert r.status_code == 200, r.text[:300]
+    r = split.trustee_api("POST", "/v1/lock/seal", json=dict(
+        hold, previous=r.json()["sealed"], body=off.decode(),
+        state={"retention": ["GOVERNANCE", ms(later)], "legal_hold": False}))
+    assert r.status_code == 200, r.text[:300]
+    entries = entries_of(split, start, type="object_lock", bucket=b)
+    assert [(e["change"], e.get("mode"), e["legal_hold"]) for e in entries] == [
+        ("written", "GOVERNANCE", True), ("retention", "GOVERNANCE", True), ("legal_hold", "GOVERNANCE", False)
+    ], entries

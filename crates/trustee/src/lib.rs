@@ -15,6 +15,7 @@ mod governance_tests;
 mod group_commit;
 mod kept_checkpoint;
 mod keystore;
+mod lock_body;
 mod log_facts;
 pub mod pkcs11;
 mod policy;
@@ -1781,7 +1782,8 @@ impl Trustee {
                 "the signed request is not a {op} of this object"
             )));
         }
-        let Some((version, bypass)) = ticket.lock.as_deref().and_then(read_lock_change) else {
+        let Some((version, bypass, binding)) = ticket.lock.as_deref().and_then(read_lock_change)
+        else {
             return denied("the signed request's object lock change cannot be read");
         };
         if version.is_some_and(|v| v != target.version_id) {
@@ -1790,6 +1792,32 @@ impl Trustee {
         if seal.bypass_governance && !bypass {
             return denied(
                 "x-amz-bypass-governance-retention was not signed by a key whose policy allows s3:BypassGovernanceRetention",
+            );
+        }
+        // The state is the one the request's body asks for, as the trustee reads it: the body
+        // given must be the one the signature bound (a gateway could rewrite any other).
+        let Some(binding) = binding else {
+            return Err(TrusteeError::Invalid(
+                object_lock::BODY_NOT_SIGNED_MESSAGE.into(),
+            ));
+        };
+        let Some(body) = seal.body.as_deref() else {
+            return denied("a change of a version's lock needs the body of the tenant's request");
+        };
+        lock_body::check_binding(binding, body.as_bytes())?;
+        let asked = match seal.change {
+            LockChange::Retention => LockState {
+                retention: lock_body::retention_of(body)?,
+                legal_hold: previous.legal_hold,
+            },
+            _ => LockState {
+                retention: previous.retention,
+                legal_hold: lock_body::legal_hold_of(body)?,
+            },
+        };
+        if asked != seal.state {
+            return denied(
+                "the object lock change is not what the tenant's signed request asks for",
             );
         }
         if self.claim_lock_ticket(ticket, target, now)? {
@@ -2789,6 +2817,7 @@ mod tests {
                 headers_of(&state),
             )),
             upload: None,
+            body: None,
         }
     }
 
@@ -2819,7 +2848,7 @@ mod tests {
                 t,
                 &format!("change-{n}"),
                 vec![writes("k")],
-                Some(object_lock::signed_lock_change(Some(v), "true")),
+                Some(object_lock::signed_lock_change(Some(v), "true", "")),
             ),
             Some(op),
         )
@@ -2832,15 +2861,69 @@ mod tests {
         previous: &str,
         change: LockChange,
     ) -> LockSeal {
-        LockSeal {
-            target: lock_target(v),
-            state,
-            change,
-            previous: Some(previous.to_owned()),
-            bypass_governance: true,
-            request: Some(change_ticket(t, v, change)),
-            upload: None,
+        bound(
+            t,
+            LockSeal {
+                target: lock_target(v),
+                state,
+                change,
+                previous: Some(previous.to_owned()),
+                bypass_governance: true,
+                request: Some(change_ticket(t, v, change)),
+                upload: None,
+                body: None,
+            },
+        )
+    }
+
+    /// The XML body a tenant sends for `seal`'s change.
+    fn change_body(seal: &LockSeal) -> String {
+        match (seal.change, seal.state.retention) {
+            (LockChange::Retention, Some((mode, until))) => {
+                let until =
+                    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(until) * 1_000_000)
+                        .unwrap()
+                        .format(&time::format_description::well_known::Rfc3339)
+                        .unwrap();
+                format!(
+                    "<Retention xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Mode>{}</Mode><RetainUntilDate>{until}</RetainUntilDate></Retention>",
+                    mode.as_str()
+                )
+            }
+            (LockChange::Retention, None) => "<Retention/>".to_owned(),
+            _ => format!(
+                "<LegalHold><Status>{}</Status></LegalHold>",
+                if seal.state.legal_hold { "ON" } else { "OFF" }
+            ),
         }
+    }
+
+    /// `seal` with the body of its change, as the tenant sends it, and its ticket (if it is a
+    /// change's) binding that body by its signed SHA-256, as the trustee issues it.
+    fn bound(t: &Trustee, mut seal: LockSeal) -> LockSeal {
+        let body = change_body(&seal);
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, body.as_bytes());
+        let binding = format!(
+            "sha256={}",
+            hex_simd::encode_to_string(digest.as_ref(), hex_simd::AsciiCase::Lower)
+        );
+        if let Some(ticket) = seal.request.take() {
+            let lock = match ticket
+                .lock
+                .as_deref()
+                .and_then(object_lock::read_lock_change)
+            {
+                Some((version, bypass, _)) => Some(object_lock::signed_lock_change(
+                    version,
+                    if bypass { "true" } else { "" },
+                    &binding,
+                )),
+                None => ticket.lock.clone(),
+            };
+            seal.request = Some(t.verifier.with_lock(ticket, lock));
+        }
+        seal.body = Some(body);
+        seal
     }
 
     #[tokio::test]
@@ -3123,12 +3206,16 @@ mod tests {
         let denied = |r: Result<LockAnswer, TrusteeError>| {
             assert!(matches!(r, Err(TrusteeError::Denied(_))), "{r:?}");
         };
-        let with =
-            |state: LockState, change: LockChange, request: Option<RequestTicket>| LockSeal {
-                request,
-                bypass_governance: false,
-                ..self::change(&t, "v1", state, &first.sealed, change)
-            };
+        let with = |state: LockState, change: LockChange, request: Option<RequestTicket>| {
+            bound(
+                &t,
+                LockSeal {
+                    request,
+                    bypass_governance: false,
+                    ..self::change(&t, "v1", state, &first.sealed, change)
+                },
+            )
+        };
         // No ticket: the gateway's word alone.
         denied(t.seal_lock(&with(held, LockChange::LegalHold, None)).await);
         denied(
@@ -3151,7 +3238,7 @@ mod tests {
                 &t,
                 "other-key",
                 vec![writes("other")],
-                Some(object_lock::signed_lock_change(None, "")),
+                Some(object_lock::signed_lock_change(None, "", "")),
             ),
             Some(object_lock::OP_PUT_OBJECT_LEGAL_HOLD),
         );
@@ -3180,7 +3267,7 @@ mod tests {
                     &t,
                     &format!("no-bypass-{bypass}"),
                     vec![writes("k")],
-                    Some(object_lock::signed_lock_change(None, bypass)),
+                    Some(object_lock::signed_lock_change(None, bypass, "")),
                 ),
                 Some(object_lock::OP_PUT_OBJECT_RETENTION),
             );
@@ -3199,7 +3286,7 @@ mod tests {
                     vec![writes("k")],
                     now_ms(),
                 ),
-                Some(object_lock::signed_lock_change(None, "")),
+                Some(object_lock::signed_lock_change(None, "", "")),
             ),
             Some(object_lock::OP_PUT_OBJECT_LEGAL_HOLD),
         );
@@ -3214,7 +3301,7 @@ mod tests {
                 &t,
                 "hold",
                 vec![writes("k")],
-                Some(object_lock::signed_lock_change(None, "")),
+                Some(object_lock::signed_lock_change(None, "", "")),
             ),
             Some(object_lock::OP_PUT_OBJECT_LEGAL_HOLD),
         );
@@ -3242,6 +3329,74 @@ mod tests {
         ))
         .await
         .unwrap();
+    }
+
+    /// The attack: the gateway (the provider) holds the tenant's genuine signed
+    /// PutObjectRetention or PutObjectLegalHold and rewrites its XML body: a later date, a
+    /// COMPLIANCE mode, a legal hold set instead of lifted. The trustee checks the body
+    /// against what the signature bound and reads it itself: each rewrite is refused.
+    #[tokio::test]
+    async fn a_change_seals_only_what_the_signed_body_asks_for() {
+        let (_dir, t) = unsealed().await;
+        let far = now_ms() + 3_600_000;
+        let governance = LockState {
+            retention: Some((object_lock::LockMode::Governance, far)),
+            legal_hold: false,
+        };
+        let first = t
+            .seal_lock(&first_seal(&t, "put-1", "v1", governance))
+            .await
+            .unwrap();
+        let denied = |r: Result<LockAnswer, TrusteeError>| {
+            assert!(matches!(r, Err(TrusteeError::Denied(_))), "{r:?}");
+        };
+        // The tenant's genuine request extends the GOVERNANCE retention by a minute.
+        let genuine = change(
+            &t,
+            "v1",
+            LockState {
+                retention: Some((object_lock::LockMode::Governance, far + 60_000)),
+                ..governance
+            },
+            &first.sealed,
+            LockChange::Retention,
+        );
+        let stronger = LockState {
+            retention: Some((object_lock::LockMode::Compliance, far + 86_400_000)),
+            ..governance
+        };
+        // The body rewritten to ask for a COMPLIANCE retention a day later, the state with it.
+        let mut rewritten = genuine.clone();
+        rewritten.state = stronger;
+        rewritten.body = Some(change_body(&rewritten));
+        denied(t.seal_lock(&rewritten).await);
+        // The genuine body, another state; no body at all.
+        let mut other_state = genuine.clone();
+        other_state.state = stronger;
+        denied(t.seal_lock(&other_state).await);
+        let mut no_body = genuine.clone();
+        no_body.body = None;
+        denied(t.seal_lock(&no_body).await);
+        // A request whose signature binds no body (UNSIGNED-PAYLOAD with a CRC32 only).
+        let mut unbound = genuine.clone();
+        unbound.request = unbound.request.map(|ticket| {
+            let lock = object_lock::signed_lock_change(None, "true", "");
+            t.verifier.with_lock(ticket, Some(lock))
+        });
+        let refused = t.seal_lock(&unbound).await;
+        assert!(
+            matches!(&refused, Err(TrusteeError::Invalid(m)) if m.starts_with(object_lock::BODY_NOT_SIGNED)),
+            "{refused:?}"
+        );
+        // A legal hold request to lift it, rewritten to set it.
+        let lift = change(&t, "v1", governance, &first.sealed, LockChange::LegalHold);
+        let mut set = lift.clone();
+        set.state.legal_hold = true;
+        set.body = Some(change_body(&set));
+        denied(t.seal_lock(&set).await);
+        // Both ways: the genuine request is sealed as its body asks.
+        let answer = t.seal_lock(&genuine).await.unwrap();
+        assert_eq!(answer.state, genuine.state);
     }
 
     /// A signed request verified again later (a replay within the clock skew of its signature)
@@ -3606,6 +3761,7 @@ mod tests {
             bypass_governance: false,
             request,
             upload: None,
+            body: None,
         };
         // The very ticket that sealed it, within its validity, with the first or the later
         // record; another write's ticket; no ticket: all refused.
@@ -3719,6 +3875,7 @@ mod tests {
                 upload_id: upload.into(),
                 sealed,
             }),
+            body: None,
         };
         // Another upload's completion cannot carry it; nor can the completion change it.
         assert!(matches!(

@@ -20,7 +20,7 @@ use crate::{Gateway, error};
 use obhut_catalog::{Bucket, Versioning, config_kind};
 use obhut_trustee_client::TrusteeError;
 use obhut_trustee_client::object_lock::{
-    LockAnswer, LockChange, LockMode, LockOpen, LockSeal, LockState, LockTarget,
+    BODY_NOT_SIGNED, LockAnswer, LockChange, LockMode, LockOpen, LockSeal, LockState, LockTarget,
     RETENTION_TOO_LONG, UploadLock,
 };
 use s3s::dto::*;
@@ -163,12 +163,27 @@ fn locked() -> S3Error {
 /// anything else as every trustee error.
 fn lock_refused(e: TrusteeError) -> S3Error {
     match e {
+        TrusteeError::Invalid(why) if why.starts_with(BODY_NOT_SIGNED) => {
+            S3Error::with_message(S3ErrorCode::InvalidRequest, why)
+        }
         TrusteeError::Denied(why) => S3Error::with_message(S3ErrorCode::AccessDenied, why),
         TrusteeError::Invalid(why) if why.starts_with(RETENTION_TOO_LONG) => {
             S3Error::with_message(S3ErrorCode::InvalidArgument, why)
         }
         other => error::trustee(other),
     }
+}
+
+/// The body of a retention or legal hold request as received ([`crate::authn::LockBody`]),
+/// for the trustee, which reads it itself: XML is text.
+fn lock_body(extensions: &http::Extensions) -> S3Result<Option<String>> {
+    extensions
+        .get::<crate::authn::LockBody>()
+        .map(|b| {
+            String::from_utf8(b.0.to_vec())
+                .map_err(|_| error::with(S3ErrorCode::MalformedXML, error::MALFORMED_XML))
+        })
+        .transpose()
 }
 
 fn target(bucket: &Bucket, key: &str, version_id: &str) -> LockTarget {
@@ -279,6 +294,7 @@ impl Gateway {
                 bypass_governance: false,
                 request: ctx.ticket.clone(),
                 upload,
+                body: None,
             })
             .await
             .map_err(lock_refused)?;
@@ -307,6 +323,7 @@ impl Gateway {
                 bypass_governance: false,
                 request: ctx.ticket.clone(),
                 upload: None,
+                body: None,
             })
             .await
             .map_err(lock_refused)?;
@@ -430,7 +447,9 @@ impl Gateway {
     }
 
     /// Changes a version's lock record, the trustee judging the change against the record it
-    /// replaces, for the tenant's signed request (its ticket).
+    /// replaces, for the tenant's signed request (its ticket) and its body (`body`), which
+    /// the trustee reads itself.
+    #[allow(clippy::too_many_arguments)]
     async fn change_lock(
         &self,
         ctx: &ReqCtx,
@@ -438,6 +457,7 @@ impl Gateway {
         version_id: Option<&str>,
         change: LockChange,
         bypass: bool,
+        body: Option<String>,
         apply: impl FnOnce(LockState) -> LockState,
     ) -> S3Result<LockState> {
         let bucket = ctx.bucket()?;
@@ -467,6 +487,7 @@ impl Gateway {
                 // change, and honours the bypass only if that request signed it.
                 request: ctx.ticket.clone(),
                 upload: None,
+                body,
             })
             .await
             .map_err(lock_refused)?;
@@ -655,6 +676,7 @@ pub async fn put_retention(
         input.version_id.as_deref(),
         LockChange::Retention,
         bypass,
+        lock_body(&req.extensions)?,
         |s| LockState {
             retention: next,
             ..s
@@ -726,6 +748,7 @@ pub async fn put_legal_hold(
         input.version_id.as_deref(),
         LockChange::LegalHold,
         false,
+        lock_body(&req.extensions)?,
         |s| LockState {
             legal_hold: on,
             ..s
