@@ -487,6 +487,55 @@ def test_an_edited_or_removed_lock_record_is_detected_and_the_version_kept(priva
     s3.delete_object(Bucket=b, Key="free", VersionId=free)
 
 
+def test_a_default_retention_edited_in_the_catalog_is_not_sealed(private_server):
+    """The provider's admin edits a bucket's default retention in the catalog: a GOVERNANCE
+    day becomes ten years of COMPLIANCE (which would stop the tenant's shred), and a bucket
+    the tenant gave no default gets one. The tenant's writes without lock headers are not
+    sealed with it (AccessDenied; InvalidRequest naming PutObjectLockConfiguration where the
+    trustee knows no default of the bucket), and leave no version. Both ways: the default the
+    tenant set through boto3 is applied."""
+    srv = private_server
+    s3 = srv.client()
+    day = lock_bucket(s3, "oldefault", {"Mode": "GOVERNANCE", "Days": 1})
+    before = dt.datetime.now(dt.timezone.utc)
+    v = s3.put_object(Bucket=day, Key="k", Body=b"x")["VersionId"]
+    r = s3.get_object_retention(Bucket=day, Key="k", VersionId=v)["Retention"]
+    assert r["Mode"] == "GOVERNANCE", r
+    assert before + dt.timedelta(days=1) - dt.timedelta(minutes=1) <= r["RetainUntilDate"] \
+        <= dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=1, minutes=1), r
+    bare = lock_bucket(s3, "olnodefault")
+    s3.put_object(Bucket=bare, Key="k", Body=b"x")
+    srv.stop_ok()
+    db = sqlite3.connect(srv.data_dir / "catalog.db")
+    try:
+        forged = json.dumps({"v": 1, "default": {"mode": "COMPLIANCE", "days": 3650}}).encode()
+        for b in (day, bare):
+            db.execute("UPDATE bucket_configs SET config = ? WHERE bucket = ? AND kind = 'object_lock'", (forged, b))
+        assert db.total_changes == 2
+        db.commit()
+    finally:
+        db.close()
+    srv.start()
+    s3 = srv.client()
+    assert s3.get_object_lock_configuration(Bucket=day)["ObjectLockConfiguration"]["Rule"]["DefaultRetention"] \
+        == {"Mode": "COMPLIANCE", "Days": 3650}
+    expect_error(s3.put_object, "AccessDenied", 403, Bucket=day, Key="k", Body=b"y")
+    code, status, response = client_error(s3.put_object, Bucket=bare, Key="k", Body=b"y")
+    assert (code, status) == ("InvalidRequest", 400), (code, status, response)
+    assert "PutObjectLockConfiguration" in response["Error"]["Message"], response
+    assert len(s3.list_object_versions(Bucket=day)["Versions"]) == 1
+    assert len(s3.list_object_versions(Bucket=bare)["Versions"]) == 1
+    # Both ways: a write with its own lock headers is taken, and the tenant setting its default
+    # again (through boto3) is what a plain write then gets.
+    s3.put_object(Bucket=day, Key="k", Body=b"z", ObjectLockMode="GOVERNANCE", ObjectLockRetainUntilDate=later(60))
+    s3.put_object_lock_configuration(
+        Bucket=day, ObjectLockConfiguration={"ObjectLockEnabled": "Enabled",
+                                             "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 2}}})
+    v = s3.put_object(Bucket=day, Key="k", Body=b"w")["VersionId"]
+    r = s3.get_object_retention(Bucket=day, Key="k", VersionId=v)["Retention"]
+    assert r["Mode"] == "GOVERNANCE" and r["RetainUntilDate"] > later(86400 * 2 - 120), r
+
+
 def test_an_older_lock_record_put_back_in_the_catalog_does_not_weaken_a_change(private_server):
     """The provider's admin keeps a version's record from while its retention was GOVERNANCE and
     puts it back after the tenant made it COMPLIANCE: the trustee judges a change only against

@@ -33,7 +33,8 @@ def signed_parts(endpoint: str, access: str, secret: str, region: str, method: s
     from botocore.credentials import Credentials
 
     qs = f"?{urlencode(query)}" if query else ""
-    req = AWSRequest(method=method, url=f"{endpoint}/{bucket}/{key}{qs}",
+    path = f"/{bucket}/{key}" if key else f"/{bucket}"
+    req = AWSRequest(method=method, url=f"{endpoint}{path}{qs}",
                      headers={"x-amz-content-sha256": payload, **(headers or {})})
     SigV4Auth(Credentials(access, secret), "s3", region).add_auth(req)
     auth = req.headers["Authorization"]
@@ -44,7 +45,7 @@ def signed_parts(endpoint: str, access: str, secret: str, region: str, method: s
         value = urlsplit(endpoint).netloc if name == "host" else req.headers[name]
         signed.append([name, value])
     return {"access_key_id": access, "amz_date": req.headers["X-Amz-Date"], "scope_date": scope_date,
-            "region": scope_region, "service": service, "method": method, "path": f"/{bucket}/{key}",
+            "region": scope_region, "service": service, "method": method, "path": path,
             "query": [list(q) for q in query or []], "headers": signed, "payload": payload, "presigned_expires": None,
             "signature": fields["Signature"]}
 
@@ -439,3 +440,62 @@ def test_the_provider_cannot_rewrite_the_body_of_the_tenants_signed_lock_change(
     assert [(e["change"], e.get("mode"), e["legal_hold"]) for e in entries] == [
         ("written", "GOVERNANCE", True), ("retention", "GOVERNANCE", True), ("legal_hold", "GOVERNANCE", False)
     ], entries
+
+
+def lock_configuration_xml(mode: str | None = None, days: int | None = None) -> bytes:
+    """A PutObjectLockConfiguration body as boto3 sends it."""
+    rule = f"<Rule><DefaultRetention><Mode>{mode}</Mode><Days>{days}</Days></DefaultRetention></Rule>" if mode else ""
+    return (f'<ObjectLockConfiguration xmlns="{S3_NS}"><ObjectLockEnabled>Enabled</ObjectLockEnabled>'
+            f"{rule}</ObjectLockConfiguration>").encode()
+
+
+def test_the_provider_cannot_give_the_tenants_plain_writes_a_retention_it_did_not_configure(running_split):
+    """The gateway (the provider) holds the ticket of a tenant's PUT without lock headers and asks
+    the trustee to seal its version with a retention as if the bucket's default (which the
+    catalog, the provider's, keeps). The trustee seals only the default the tenant's signed
+    PutObjectLockConfiguration set, from the body it signed: the provider can neither set one
+    without it nor rewrite its body."""
+    split = running_split
+    s3 = split.s3()
+    b = unique_name("oldefault")
+    s3.create_bucket(Bucket=b, ObjectLockEnabledForBucket=True)
+    start = log_size(split)
+    now = dt.datetime.now(dt.timezone.utc)
+
+    def plain_write(version: str, state: dict):
+        return split.trustee_api("POST", "/v1/lock/seal", json={
+            "target": {"tenant": "demo", "bucket": b, "key": "k", "version_id": version},
+            "state": state, "change": "written", "request": ticket_of(split, "PUT", b, "k")})
+
+    decade = {"retention": ["COMPLIANCE", ms(now + dt.timedelta(days=3650))], "legal_hold": False}
+    # No default the tenant set: none is sealed.
+    r = plain_write("1" * 32, decade)
+    assert r.status_code == 400, r.text[:300]
+    assert "PutObjectLockConfiguration" in r.json()["message"], r.text
+    # The provider sets the default itself: without the tenant's request, with the ticket of
+    # another of its requests, or with its genuine request's body rewritten.
+    config = {"target": {"tenant": "demo", "bucket": b, "key": "", "version_id": ""},
+              "state": {"legal_hold": False}, "change": "bucket_default"}
+    genuine = lock_configuration_xml("GOVERNANCE", 1)
+    forged = lock_configuration_xml("COMPLIANCE", 3650)
+    signed = ticket_of(split, "PUT", b, "", query=[("object-lock", "")], body=genuine)
+    for request, body in ((None, forged), (ticket_of(split, "PUT", b, "k", body=forged), forged),
+                          (signed, forged)):
+        asked = dict(config, body=body.decode())
+        if request is not None:
+            asked["request"] = request
+        r = split.trustee_api("POST", "/v1/lock/seal", json=asked)
+        assert r.status_code == 403, r.text[:300]
+    r = plain_write("2" * 32, decade)
+    assert r.status_code == 400, r.text[:300]
+    # Both ways: the tenant sets a GOVERNANCE day through boto3; then only that is sealed.
+    s3.put_object_lock_configuration(Bucket=b, ObjectLockConfiguration={
+        "ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 1}}})
+    r = plain_write("3" * 32, decade)
+    assert r.status_code == 403, r.text[:300]
+    now = dt.datetime.now(dt.timezone.utc)
+    r = plain_write("4" * 32, {"retention": ["GOVERNANCE", ms(now + dt.timedelta(days=1))], "legal_hold": False})
+    assert r.status_code == 200, r.text[:300]
+    entries = entries_of(split, start, type="object_lock", bucket=b)
+    assert [(e["change"], e["version_id"], e.get("mode")) for e in entries] == [
+        ("written", "4" * 32, "GOVERNANCE")], entries

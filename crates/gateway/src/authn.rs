@@ -215,8 +215,8 @@ pub async fn admit(
             )
         }
     };
-    // A retention or legal hold change's body (its XML) goes to the trustee as received,
-    // which checks it against what the request signed and reads it itself.
+    // A retention, legal hold or lock configuration's body (its XML) goes to the trustee as
+    // received, which checks it against what the request signed and reads it itself.
     let mut body = body;
     if is_lock_change(&parts) {
         let bytes = body.store_all_limited(LOCK_BODY_MAX).await.map_err(|e| {
@@ -247,7 +247,8 @@ pub async fn admit(
     Ok(http::Request::from_parts(parts, body))
 }
 
-/// The body of a signed PutObjectRetention or PutObjectLegalHold as received (its
+/// The body of a signed PutObjectRetention, PutObjectLegalHold or PutObjectLockConfiguration
+/// as received (its
 /// signature checked, when it signed the body's SHA-256), for the trustee.
 #[derive(Debug, Clone)]
 pub struct LockBody(pub Bytes);
@@ -256,14 +257,14 @@ pub struct LockBody(pub Bytes);
 /// bytes of XML).
 const LOCK_BODY_MAX: usize = 64 * 1024;
 
-/// Whether a request is a PutObjectRetention or PutObjectLegalHold (a PUT with `?retention` or
-/// `?legal-hold`), whose body the trustee reads.
+/// Whether a request is a PutObjectRetention, PutObjectLegalHold or PutObjectLockConfiguration
+/// (a PUT with `?retention`, `?legal-hold` or `?object-lock`), whose body the trustee reads.
 fn is_lock_change(parts: &http::request::Parts) -> bool {
     parts.method == http::Method::PUT
         && parts.uri.query().is_some_and(|q| {
             q.split('&')
                 .map(|p| p.split_once('=').map_or(p, |(k, _)| k))
-                .any(|k| k == "retention" || k == "legal-hold")
+                .any(|k| k == "retention" || k == "legal-hold" || k == "object-lock")
         })
 }
 

@@ -928,10 +928,20 @@ impl TrusteeClient for Trustee {
 
     async fn seal_lock(&self, seal: &LockSeal) -> Result<LockAnswer, TrusteeError> {
         self.governance.check_connected()?;
-        check_lock_target(&seal.target)?;
+        if seal.change == LockChange::BucketDefault {
+            // A bucket's default names the bucket only.
+            check_lock_target(&LockTarget {
+                key: "-".into(),
+                version_id: "-".into(),
+                ..seal.target.clone()
+            })?;
+        } else {
+            check_lock_target(&seal.target)?;
+        }
         let seal = seal.clone();
         self.blocking(move |t| match seal.change {
             LockChange::Upload => t.seal_upload_lock(&seal),
+            LockChange::BucketDefault => t.note_bucket_default(&seal),
             // A first record is never abandoned: only the gateway (the provider) holds the
             // ticket that sealed it, so an abandonment could not be told from the provider
             // unlocking a committed version (and freeing the ticket for another version).
@@ -1650,8 +1660,9 @@ impl Trustee {
     /// CopyObject, a form's upload; a completion: of that upload, as the ticket's operation
     /// says), used for no other version, and a state that is what the request's signed lock
     /// headers (or its upload's, sealed at its creation) ask for. Without lock headers only a
-    /// retention may be set (a bucket's default retention, which the catalog keeps), never a
-    /// legal hold. Claims the ticket for the version.
+    /// retention may be set, and only the bucket's default retention as the tenant set it
+    /// ([`Self::check_default_retention`]), never a legal hold. Claims the ticket for the
+    /// version.
     fn check_first_lock(&self, seal: &LockSeal, now: i64) -> Result<(), TrusteeError> {
         let target = &seal.target;
         let ticket = self.lock_ticket(seal, now)?;
@@ -1726,9 +1737,101 @@ impl Trustee {
                     "a legal hold on a new version needs the write's signed x-amz-object-lock-legal-hold".into(),
                 ));
             }
-            None => {}
+            None => {
+                if let Some((mode, until)) = seal.state.retention {
+                    self.check_default_retention(target, mode, until, now)?;
+                }
+            }
         }
         self.claim_lock_ticket(ticket, target, now).map(|_| ())
+    }
+
+    /// Checks that a retention a write did not sign (`mode` until `until`) is its bucket's
+    /// default as the tenant's signed PutObjectLockConfiguration set it, counted from the
+    /// trustee's clock at the seal (within [`object_lock::DEFAULT_RETENTION_TOLERANCE_MS`]):
+    /// the default the catalog keeps is the provider's to edit. A bucket whose default the
+    /// trustee never saw set gives none (`Invalid`, [`object_lock::DEFAULT_NOT_KNOWN`]).
+    fn check_default_retention(
+        &self,
+        target: &LockTarget,
+        mode: object_lock::LockMode,
+        until: i64,
+        now: i64,
+    ) -> Result<(), TrusteeError> {
+        match self.governance.bucket_default(&target.tenant, &target.bucket)? {
+            None => Err(TrusteeError::Invalid(
+                object_lock::DEFAULT_NOT_KNOWN_MESSAGE.into(),
+            )),
+            Some(Some(d))
+                if d.mode == mode
+                    && (until - now.saturating_add(d.period_ms())).abs()
+                        <= object_lock::DEFAULT_RETENTION_TOLERANCE_MS =>
+            {
+                Ok(())
+            }
+            Some(_) => Err(TrusteeError::Denied(
+                "the retention is neither what the write signed nor its bucket's default retention as the tenant set it".into(),
+            )),
+        }
+    }
+
+    /// Keeps a bucket's default retention from the tenant's signed PutObjectLockConfiguration:
+    /// the trustee's own ticket for it (not under a grant), and its body, bound by what the
+    /// request signed and read by the trustee. Nothing is sealed (`sealed` is empty).
+    fn note_bucket_default(&self, seal: &LockSeal) -> Result<LockAnswer, TrusteeError> {
+        use obhut_trustee_client::object_lock::{
+            OP_PUT_OBJECT_LOCK_CONFIGURATION, read_lock_change,
+        };
+        let now = now_ms();
+        let target = &seal.target;
+        let denied = |m: &str| Err(TrusteeError::Denied(m.to_owned()));
+        let Some(ticket) = seal.request.as_ref() else {
+            return denied(
+                "a bucket's default retention needs the trustee's ticket for the tenant's signed PutObjectLockConfiguration",
+            );
+        };
+        self.verifier.check_ticket(
+            ticket,
+            &target.tenant,
+            &ticket.access_key_id,
+            &target.bucket,
+            now,
+        )?;
+        if ticket
+            .access_key_id
+            .starts_with(obhut_trustee_client::governance::GRANT_KEY_PREFIX)
+        {
+            return denied(
+                "no default retention is set by a request signed with grant credentials",
+            );
+        }
+        if ticket.op.as_deref() != Some(OP_PUT_OBJECT_LOCK_CONFIGURATION) {
+            return denied("the signed request is not a PutObjectLockConfiguration of this bucket");
+        }
+        let Some((None, false, binding)) = ticket.lock.as_deref().and_then(read_lock_change) else {
+            return denied("the signed request's object lock configuration cannot be read");
+        };
+        let Some(binding) = binding else {
+            return Err(TrusteeError::Invalid(
+                object_lock::BODY_NOT_SIGNED_MESSAGE.into(),
+            ));
+        };
+        let Some(body) = seal.body.as_deref() else {
+            return denied("a bucket's default retention needs the body of the tenant's request");
+        };
+        lock_body::check_binding(binding, body.as_bytes())?;
+        let default = lock_body::default_of(body)?;
+        self.governance.note_bucket_default(
+            &target.tenant,
+            &target.bucket,
+            default.as_ref(),
+            now,
+        )?;
+        Ok(LockAnswer {
+            sealed: String::new(),
+            state: LockState::default(),
+            now_ms: now,
+        })
     }
 
     /// Checks that a change of a version's retention or legal hold comes from the tenant's
@@ -2794,6 +2897,142 @@ mod tests {
         )
     }
 
+    /// A bucket's default retention as the tenant's signed PutObjectLockConfiguration of
+    /// `b` with `body` sets it (its SHA-256 signed).
+    fn bucket_default_seal(t: &Trustee, body: &str) -> LockSeal {
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, body.as_bytes());
+        let binding = format!(
+            "sha256={}",
+            hex_simd::encode_to_string(digest.as_ref(), hex_simd::AsciiCase::Lower)
+        );
+        LockSeal {
+            target: LockTarget {
+                tenant: "a".into(),
+                bucket: "b".into(),
+                key: String::new(),
+                version_id: String::new(),
+            },
+            state: LockState::default(),
+            change: LockChange::BucketDefault,
+            previous: None,
+            bypass_governance: false,
+            request: Some(t.verifier.with_op(
+                write_ticket(
+                    t,
+                    &format!("config-{n}"),
+                    vec![],
+                    Some(object_lock::signed_lock_change(None, "", &binding)),
+                ),
+                Some(object_lock::OP_PUT_OBJECT_LOCK_CONFIGURATION),
+            )),
+            upload: None,
+            body: Some(body.to_owned()),
+        }
+    }
+
+    /// The attack: the provider edits the bucket's default retention in the catalog (or asks
+    /// the trustee directly) so that the tenant's writes without lock headers are sealed with
+    /// a retention the tenant never configured. Only the default the tenant's signed
+    /// PutObjectLockConfiguration set is sealed, counted from the trustee's clock.
+    #[tokio::test]
+    async fn a_write_without_lock_headers_gets_only_the_default_the_tenant_set() {
+        let (_dir, t) = unsealed().await;
+        let day = 86_400_000;
+        let mut n = 0;
+        let mut plain_write = |state: LockState| {
+            n += 1;
+            let mut seal = first_seal(&t, "unused", &format!("v{n}"), state);
+            seal.request = Some(write_ticket(
+                &t,
+                &format!("put-{n}"),
+                vec![writes("k")],
+                None,
+            ));
+            seal
+        };
+        let governance = |until: i64| LockState {
+            retention: Some((object_lock::LockMode::Governance, until)),
+            legal_hold: false,
+        };
+        // No default the trustee knows of: none is sealed, and the answer says why.
+        let unknown = t.seal_lock(&plain_write(compliance(now_ms() + day))).await;
+        assert!(
+            matches!(&unknown, Err(TrusteeError::Invalid(m)) if m.starts_with(object_lock::DEFAULT_NOT_KNOWN)),
+            "{unknown:?}"
+        );
+        // Without a retention the write is sealed.
+        t.seal_lock(&plain_write(LockState::default()))
+            .await
+            .unwrap();
+        let config = |rule: &str| {
+            format!(
+                "<ObjectLockConfiguration><ObjectLockEnabled>Enabled</ObjectLockEnabled>{rule}</ObjectLockConfiguration>"
+            )
+        };
+        // The tenant sets a GOVERNANCE default of one day.
+        let one_day = config(
+            "<Rule><DefaultRetention><Mode>GOVERNANCE</Mode><Days>1</Days></DefaultRetention></Rule>",
+        );
+        // A body other than the signed one, a ticket of another operation, none at all, a
+        // grant's: the default is not set.
+        let mut rewritten = bucket_default_seal(&t, &one_day);
+        rewritten.body =
+            Some(one_day.replace("GOVERNANCE</Mode><Days>1", "COMPLIANCE</Mode><Days>3650"));
+        let mut other_op = bucket_default_seal(&t, &one_day);
+        other_op.request = other_op
+            .request
+            .map(|ticket| t.verifier.with_op(ticket, Some(object_lock::OP_PUT_OBJECT)));
+        let mut unsigned = bucket_default_seal(&t, &one_day);
+        unsigned.request = None;
+        let mut by_grant = bucket_default_seal(&t, &one_day);
+        by_grant.request = by_grant.request.map(|mut ticket| {
+            ticket.access_key_id =
+                format!("{}x", obhut_trustee_client::governance::GRANT_KEY_PREFIX);
+            t.verifier.with_lock(ticket.clone(), ticket.lock.clone())
+        });
+        for seal in [rewritten, other_op, unsigned, by_grant] {
+            assert!(t.seal_lock(&seal).await.is_err(), "{seal:?}");
+        }
+        assert_eq!(t.governance.bucket_default("a", "b").unwrap(), None);
+        t.seal_lock(&bucket_default_seal(&t, &one_day))
+            .await
+            .unwrap();
+        // Now only that default: not COMPLIANCE, not longer, not shorter (beyond the
+        // tolerance); no legal hold.
+        let tolerance = object_lock::DEFAULT_RETENTION_TOLERANCE_MS;
+        for state in [
+            compliance(now_ms() + day),
+            governance(now_ms() + 3650 * day),
+            governance(now_ms() + day + tolerance + 60_000),
+            governance(now_ms() + day - tolerance - 60_000),
+            LockState {
+                legal_hold: true,
+                ..governance(now_ms() + day)
+            },
+        ] {
+            let r = t.seal_lock(&plain_write(state)).await;
+            assert!(
+                matches!(r, Err(TrusteeError::Denied(_))),
+                "{state:?}: {r:?}"
+            );
+        }
+        t.seal_lock(&plain_write(governance(now_ms() + day)))
+            .await
+            .unwrap();
+        // A configuration without a rule leaves no default: a plain write gets no retention.
+        t.seal_lock(&bucket_default_seal(&t, &config("")))
+            .await
+            .unwrap();
+        assert_eq!(t.governance.bucket_default("a", "b").unwrap(), Some(None));
+        let r = t.seal_lock(&plain_write(governance(now_ms() + day))).await;
+        assert!(matches!(r, Err(TrusteeError::Denied(_))), "{r:?}");
+        t.seal_lock(&plain_write(LockState::default()))
+            .await
+            .unwrap();
+    }
+
     fn writes(key: &str) -> TicketScope {
         TicketScope::Write {
             bucket: "b".into(),
@@ -3636,8 +3875,16 @@ mod tests {
         let mut replayed = genuine.clone();
         replayed.target = lock_target("made-up");
         denied(t.seal_lock(&replayed).await);
-        // A write without lock headers gets at most a retention (a bucket's default).
-        let mut defaulted = first_seal(&t, "put-default", "v2", compliance(far));
+        // A write without lock headers gets at most a retention: its bucket's default, as
+        // the tenant set it (one hour, as `far`).
+        t.seal_lock(&bucket_default_seal(
+            &t,
+            "<ObjectLockConfiguration><ObjectLockEnabled>Enabled</ObjectLockEnabled><Rule><DefaultRetention><Mode>COMPLIANCE</Mode><Days>1</Days></DefaultRetention></Rule></ObjectLockConfiguration>",
+        ))
+        .await
+        .unwrap();
+        let in_a_day = now_ms() + 86_400_000;
+        let mut defaulted = first_seal(&t, "put-default", "v2", compliance(in_a_day));
         defaulted.request = Some(write_ticket(&t, "put-default", vec![writes("k")], None));
         t.seal_lock(&defaulted).await.unwrap();
         assert_eq!(t.governance.compliance_locks("a", now_ms()).unwrap().0, 2);

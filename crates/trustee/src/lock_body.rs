@@ -1,7 +1,8 @@
-//! The body of a tenant's PutObjectRetention or PutObjectLegalHold, as the trustee reads it:
-//! checked against what the request's signature binds (its SHA-256, `Content-MD5` or a
-//! SHA checksum, carried by the ticket), then read as S3 reads it, so that the state sealed is
-//! the one the tenant's XML asks for, not one a gateway wrote in its place.
+//! The body of a tenant's PutObjectRetention, PutObjectLegalHold or PutObjectLockConfiguration,
+//! as the trustee reads it: checked against what the request's signature binds (its SHA-256,
+//! `Content-MD5` or a SHA checksum, carried by the ticket), then read as S3 reads it, so that
+//! the state sealed (or the default kept) is the one the tenant's XML asks for, not one a
+//! gateway wrote in its place.
 //!
 //! It owns no key and no clock, and never sees a secret.
 
@@ -45,68 +46,92 @@ fn malformed(what: &str) -> TrusteeError {
     ))
 }
 
-/// The text of each child of the document's root element `root`, whose children may only be
-/// among `names` (each at most once) and hold only text. Namespaces are not compared (S3's is
-/// optional), entity and character references are resolved.
-fn fields(xml: &str, root: &str, names: &[&str]) -> Result<Vec<(String, String)>, TrusteeError> {
+/// The text of each element below the document's root element `root`, by its path from the
+/// root (`Rule/DefaultRetention/Mode`): each must be one of `paths` (or an element on the way
+/// to one), at most once, and only those of `paths` hold text. Namespaces are not compared
+/// (S3's is optional); entity and character references are resolved.
+fn fields(xml: &str, root: &str, paths: &[&str]) -> Result<Vec<(String, String)>, TrusteeError> {
     use quick_xml::events::Event;
     let mut reader = quick_xml::Reader::from_str(xml);
     let bad = |e: quick_xml::Error| malformed(&e.to_string());
-    let mut depth = 0usize;
+    // The open elements below the root, and whether the root was opened (and closed).
+    let mut open: Vec<String> = Vec::new();
+    let mut in_root = false;
     let mut seen_root = false;
-    let mut current: Option<String> = None;
     let mut text = String::new();
+    let mut seen: Vec<String> = Vec::new();
     let mut out: Vec<(String, String)> = Vec::new();
-    let child = |name: &[u8], out: &mut Vec<(String, String)>| -> Result<String, TrusteeError> {
+    let enter = |name: &[u8], open: &[String], seen: &mut Vec<String>| {
         let name = std::str::from_utf8(name).map_err(|_| malformed("an element name"))?;
-        if !names.contains(&name) || out.iter().any(|(n, _)| n == name) {
+        let mut path = open.join("/");
+        if !path.is_empty() {
+            path.push('/');
+        }
+        path.push_str(name);
+        let known = paths
+            .iter()
+            .any(|p| *p == path || p.starts_with(&format!("{path}/")));
+        if !known || seen.contains(&path) {
             return Err(malformed(&format!("unexpected element <{name}>")));
         }
+        seen.push(path);
         Ok(name.to_owned())
     };
     loop {
         match reader.read_event().map_err(bad)? {
-            Event::Start(e) => {
-                match depth {
-                    0 if !seen_root && e.local_name().as_ref() == root.as_bytes() => {
-                        seen_root = true;
-                    }
-                    1 => {
-                        current = Some(child(e.local_name().as_ref(), &mut out)?);
-                        text.clear();
-                    }
-                    _ => return Err(malformed("unexpected element")),
+            Event::Start(e) if !in_root => {
+                if seen_root || e.local_name().as_ref() != root.as_bytes() {
+                    return Err(malformed(&format!("the document is not one <{root}>")));
                 }
-                depth += 1;
+                in_root = true;
+                seen_root = true;
             }
-            Event::Empty(e) => match depth {
-                0 if !seen_root && e.local_name().as_ref() == root.as_bytes() => seen_root = true,
-                1 => {
-                    let name = child(e.local_name().as_ref(), &mut out)?;
-                    out.push((name, String::new()));
+            Event::Empty(e) if !in_root => {
+                if seen_root || e.local_name().as_ref() != root.as_bytes() {
+                    return Err(malformed(&format!("the document is not one <{root}>")));
                 }
-                _ => return Err(malformed("unexpected element")),
-            },
+                seen_root = true;
+            }
+            Event::Start(e) => {
+                let name = enter(e.local_name().as_ref(), &open, &mut seen)?;
+                open.push(name);
+                text.clear();
+            }
+            Event::Empty(e) => {
+                let name = enter(e.local_name().as_ref(), &open, &mut seen)?;
+                let mut path = open.clone();
+                path.push(name);
+                let path = path.join("/");
+                if paths.contains(&path.as_str()) {
+                    out.push((path, String::new()));
+                }
+            }
             Event::End(_) => {
-                depth = depth.saturating_sub(1);
-                if depth == 1
-                    && let Some(name) = current.take()
-                {
-                    out.push((name, std::mem::take(&mut text)));
+                if open.is_empty() {
+                    in_root = false;
+                } else {
+                    let path = open.join("/");
+                    open.pop();
+                    if paths.contains(&path.as_str()) {
+                        out.push((path, std::mem::take(&mut text)));
+                    } else if !text.trim().is_empty() {
+                        return Err(malformed("text outside an element"));
+                    }
+                    text.clear();
                 }
             }
             Event::Text(t) => {
                 let t = t.decode().map_err(|e| malformed(&e.to_string()))?;
-                match depth {
-                    2 => text.push_str(&t),
-                    _ if t.trim().is_empty() => {}
-                    _ => return Err(malformed("text outside an element")),
+                if in_root && !open.is_empty() {
+                    text.push_str(&t);
+                } else if !t.trim().is_empty() {
+                    return Err(malformed("text outside an element"));
                 }
             }
-            Event::CData(c) if depth == 2 => {
+            Event::CData(c) if in_root && !open.is_empty() => {
                 text.push_str(&c.decode().map_err(|e| malformed(&e.to_string()))?);
             }
-            Event::GeneralRef(r) if depth == 2 => {
+            Event::GeneralRef(r) if in_root && !open.is_empty() => {
                 if let Some(c) = r
                     .resolve_char_ref()
                     .map_err(|e| malformed(&e.to_string()))?
@@ -122,24 +147,72 @@ fn fields(xml: &str, root: &str, names: &[&str]) -> Result<Vec<(String, String)>
             Event::CData(_) | Event::GeneralRef(_) => {
                 return Err(malformed("text outside an element"));
             }
-            Event::Eof if seen_root && depth == 0 => return Ok(out),
+            Event::Eof if seen_root && !in_root => return Ok(out),
             Event::Eof => return Err(malformed(&format!("no complete <{root}>"))),
             Event::Decl(_) | Event::Comment(_) | Event::PI(_) | Event::DocType(_) => {}
         }
     }
 }
 
+/// The value of `path` among `fields`.
+fn get<'a>(fields: &'a [(String, String)], path: &str) -> Option<&'a str> {
+    fields
+        .iter()
+        .find(|(p, _)| p == path)
+        .map(|(_, v)| v.as_str())
+}
+
+/// The longest default retention S3 allows: 100 years of 365 days.
+const MAX_DEFAULT_DAYS: i64 = 36_500;
+
+/// The default retention a PutObjectLockConfiguration's body sets (`None`: none), read as S3
+/// reads it: `ObjectLockEnabled` `Enabled`, and in a `Rule` an optional `DefaultRetention`
+/// with a `Mode` and one of `Days` or `Years`, positive, at most 100 years.
+pub(crate) fn default_of(
+    xml: &str,
+) -> Result<Option<obhut_trustee_client::object_lock::DefaultRetention>, TrusteeError> {
+    const MODE: &str = "Rule/DefaultRetention/Mode";
+    const DAYS: &str = "Rule/DefaultRetention/Days";
+    const YEARS: &str = "Rule/DefaultRetention/Years";
+    let fields = fields(
+        xml,
+        "ObjectLockConfiguration",
+        &["ObjectLockEnabled", MODE, DAYS, YEARS],
+    )?;
+    if get(&fields, "ObjectLockEnabled") != Some("Enabled") {
+        return Err(malformed("ObjectLockEnabled is not Enabled"));
+    }
+    let number = |path: &str| {
+        get(&fields, path)
+            .map(|v| v.trim().parse::<i64>().map_err(|_| malformed(path)))
+            .transpose()
+    };
+    let (days, years) = (number(DAYS)?, number(YEARS)?);
+    let mode = get(&fields, MODE);
+    if mode.is_none() && days.is_none() && years.is_none() {
+        return Ok(None);
+    }
+    let mode = LockMode::parse(mode.unwrap_or_default()).ok_or_else(|| malformed("the mode"))?;
+    let total_days = match (days, years) {
+        (Some(d), None) => d,
+        (None, Some(y)) => y.saturating_mul(365),
+        _ => return Err(malformed("one of Days or Years")),
+    };
+    if total_days <= 0 || total_days > MAX_DEFAULT_DAYS {
+        return Err(malformed("the default retention period"));
+    }
+    Ok(Some(obhut_trustee_client::object_lock::DefaultRetention {
+        mode,
+        days,
+        years,
+    }))
+}
+
 /// The retention a PutObjectRetention's body asks for (`None`: removed), read as S3 reads it:
 /// a `Mode` and a `RetainUntilDate` (ISO 8601) together, or neither.
 pub(crate) fn retention_of(xml: &str) -> Result<Option<(LockMode, i64)>, TrusteeError> {
     let fields = fields(xml, "Retention", &["Mode", "RetainUntilDate"])?;
-    let get = |name: &str| {
-        fields
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    };
-    match (get("Mode"), get("RetainUntilDate")) {
+    match (get(&fields, "Mode"), get(&fields, "RetainUntilDate")) {
         (None, None) => Ok(None),
         (Some(mode), Some(until)) => {
             let mode = LockMode::parse(mode).ok_or_else(|| malformed("the mode"))?;
@@ -159,7 +232,7 @@ pub(crate) fn retention_of(xml: &str) -> Result<Option<(LockMode, i64)>, Trustee
 /// Whether a PutObjectLegalHold's body sets the legal hold (`ON`) or lifts it (`OFF`).
 pub(crate) fn legal_hold_of(xml: &str) -> Result<bool, TrusteeError> {
     let fields = fields(xml, "LegalHold", &["Status"])?;
-    match fields.first().map(|(_, v)| v.as_str()) {
+    match get(&fields, "Status") {
         Some("ON") => Ok(true),
         Some("OFF") => Ok(false),
         _ => Err(malformed("the legal hold status")),
@@ -219,6 +292,52 @@ mod tests {
             "<LegalHold><Status>ON</Status></LegalHold><LegalHold><Status>OFF</Status></LegalHold>",
         ] {
             assert!(legal_hold_of(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_default_retention_is_read_as_s3_reads_it() {
+        use obhut_trustee_client::object_lock::DefaultRetention;
+        let config = |rule: &str| {
+            format!(
+                "<ObjectLockConfiguration {NS}><ObjectLockEnabled>Enabled</ObjectLockEnabled>{rule}</ObjectLockConfiguration>"
+            )
+        };
+        assert_eq!(default_of(&config("")).unwrap(), None);
+        assert_eq!(default_of(&config("<Rule/>")).unwrap(), None);
+        assert_eq!(
+            default_of(&config(
+                "<Rule><DefaultRetention><Mode>GOVERNANCE</Mode><Days>1</Days></DefaultRetention></Rule>"
+            ))
+            .unwrap(),
+            Some(DefaultRetention {
+                mode: LockMode::Governance,
+                days: Some(1),
+                years: None
+            })
+        );
+        assert_eq!(
+            default_of(&config(
+                "<Rule><DefaultRetention><Years>2</Years><Mode>COMPLIANCE</Mode></DefaultRetention></Rule>"
+            ))
+            .unwrap(),
+            Some(DefaultRetention {
+                mode: LockMode::Compliance,
+                days: None,
+                years: Some(2)
+            })
+        );
+        for bad in [
+            "<ObjectLockConfiguration><ObjectLockEnabled>Disabled</ObjectLockEnabled></ObjectLockConfiguration>".to_owned(),
+            config("<Rule><DefaultRetention><Mode>GOVERNANCE</Mode></DefaultRetention></Rule>"),
+            config("<Rule><DefaultRetention><Mode>GOVERNANCE</Mode><Days>1</Days><Years>1</Years></DefaultRetention></Rule>"),
+            config("<Rule><DefaultRetention><Mode>GOVERNANCE</Mode><Days>0</Days></DefaultRetention></Rule>"),
+            config("<Rule><DefaultRetention><Mode>GOVERNANCE</Mode><Years>101</Years></DefaultRetention></Rule>"),
+            config("<Rule><DefaultRetention><Days>1</Days></DefaultRetention></Rule>"),
+            config("<Rule><DefaultRetention><Mode>GOVERNANCE</Mode><Days>1</Days></DefaultRetention></Rule><Rule/>"),
+            config("<Rule><Mode>GOVERNANCE</Mode></Rule>"),
+        ] {
+            assert!(default_of(&bad).is_err(), "{bad}");
         }
     }
 

@@ -766,9 +766,6 @@ fn lock_op_of(req: &SignedRequest, path: Option<&str>) -> Option<&'static str> {
         .map(|p| p.trim_start_matches('/'))
         .and_then(|p| p.split_once('/'))
         .is_some_and(|(b, k)| !b.is_empty() && !k.is_empty());
-    if !names_object {
-        return None;
-    }
     // A presigned URL's authentication parameters, and the operation's name some SDKs add
     // (`x-id`), say nothing of the operation.
     let query = || {
@@ -780,6 +777,16 @@ fn lock_op_of(req: &SignedRequest, path: Option<&str>) -> Option<&'static str> {
     let has = |name: &str| query().any(|k| k == name);
     // Only `versionId` may come beside a subresource; anything else is another operation.
     let only = |names: &[&str]| query().all(|k| names.contains(&k));
+    if !names_object {
+        let names_bucket = path
+            .map(|p| p.trim_matches('/'))
+            .is_some_and(|b| !b.is_empty() && !b.contains('/'));
+        return (names_bucket
+            && req.method == "PUT"
+            && has("object-lock")
+            && only(&["object-lock"]))
+        .then_some(ol::OP_PUT_OBJECT_LOCK_CONFIGURATION);
+    }
     match req.method.as_str() {
         "PUT" if has("retention") && only(&["retention", "versionId"]) => {
             Some(ol::OP_PUT_OBJECT_RETENTION)
@@ -810,7 +817,19 @@ fn signed_lock_of(
     signer: &Signer,
 ) -> Option<String> {
     use obhut_trustee_client::object_lock as ol;
+    let body = || {
+        ol::body_binding(
+            &req.payload,
+            req.signed_header("content-md5"),
+            req.signed_header("x-amz-checksum-sha256"),
+            req.signed_header("x-amz-checksum-sha1"),
+        )
+    };
     match op {
+        // A bucket's default retention: what binds its body (names no version, no bypass).
+        Some(ol::OP_PUT_OBJECT_LOCK_CONFIGURATION) => {
+            Some(ol::signed_lock_change(None, "", &body()))
+        }
         Some(ol::OP_PUT_OBJECT_RETENTION | ol::OP_PUT_OBJECT_LEGAL_HOLD) => {
             let asked = req
                 .signed_header("x-amz-bypass-governance-retention")
@@ -835,16 +854,10 @@ fn signed_lock_of(
                 (true, false) => "refused",
             };
             // What binds the body (the XML the trustee reads), as signed.
-            let body = ol::body_binding(
-                &req.payload,
-                req.signed_header("content-md5"),
-                req.signed_header("x-amz-checksum-sha256"),
-                req.signed_header("x-amz-checksum-sha1"),
-            );
             Some(ol::signed_lock_change(
                 req.query_param("versionId"),
                 bypass,
-                &body,
+                &body(),
             ))
         }
         _ => ol::signed_lock_headers(
@@ -1472,6 +1485,16 @@ mod tests {
             op("PUT", "/b/k", &[("legal-hold", "")], false),
             Some(ol::OP_PUT_OBJECT_LEGAL_HOLD)
         );
+        assert_eq!(
+            op("PUT", "/b", &[("object-lock", "")], false),
+            Some(ol::OP_PUT_OBJECT_LOCK_CONFIGURATION)
+        );
+        assert_eq!(op("PUT", "/b/k", &[("object-lock", "")], false), None);
+        assert_eq!(
+            op("PUT", "/b", &[("object-lock", ""), ("x", "")], false),
+            None
+        );
+        assert_eq!(op("GET", "/b", &[("object-lock", "")], false), None);
         // Requests that write no version and change no lock have none.
         for (method, path, query) in [
             ("DELETE", "/b/k", &[][..]),

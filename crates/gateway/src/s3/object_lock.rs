@@ -20,8 +20,8 @@ use crate::{Gateway, error};
 use obhut_catalog::{Bucket, Versioning, config_kind};
 use obhut_trustee_client::TrusteeError;
 use obhut_trustee_client::object_lock::{
-    BODY_NOT_SIGNED, LockAnswer, LockChange, LockMode, LockOpen, LockSeal, LockState, LockTarget,
-    RETENTION_TOO_LONG, UploadLock,
+    BODY_NOT_SIGNED, DEFAULT_NOT_KNOWN, LockAnswer, LockChange, LockMode, LockOpen, LockSeal,
+    LockState, LockTarget, RETENTION_TOO_LONG, UploadLock,
 };
 use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
@@ -163,7 +163,9 @@ fn locked() -> S3Error {
 /// anything else as every trustee error.
 fn lock_refused(e: TrusteeError) -> S3Error {
     match e {
-        TrusteeError::Invalid(why) if why.starts_with(BODY_NOT_SIGNED) => {
+        TrusteeError::Invalid(why)
+            if why.starts_with(BODY_NOT_SIGNED) || why.starts_with(DEFAULT_NOT_KNOWN) =>
+        {
             S3Error::with_message(S3ErrorCode::InvalidRequest, why)
         }
         TrusteeError::Denied(why) => S3Error::with_message(S3ErrorCode::AccessDenied, why),
@@ -612,6 +614,27 @@ pub async fn put_configuration(
     };
     let stored = serde_json::to_vec(&BucketLock { v: 1, default })
         .map_err(|e| error::corrupt_record("object lock configuration", &e))?;
+    // The trustee keeps the default from the tenant's signed request (its body, which it
+    // reads itself): the only retention it seals for a write without lock headers. Before
+    // the catalog, so that the catalog never names a default the trustee would refuse.
+    gw.trustee
+        .seal_lock(&LockSeal {
+            target: LockTarget {
+                tenant: bucket.tenant.clone(),
+                bucket: bucket.name.clone(),
+                key: String::new(),
+                version_id: String::new(),
+            },
+            state: LockState::default(),
+            change: LockChange::BucketDefault,
+            previous: None,
+            bypass_governance: false,
+            request: ctx.ticket.clone(),
+            upload: None,
+            body: lock_body(&req.extensions)?,
+        })
+        .await
+        .map_err(lock_refused)?;
     gw.catalog
         .put_bucket_config(bucket, config_kind::OBJECT_LOCK, Some(&stored), now_ms())
         .await
