@@ -491,9 +491,10 @@ def test_a_default_retention_edited_in_the_catalog_is_not_sealed(private_server)
     """The provider's admin edits a bucket's default retention in the catalog: a GOVERNANCE
     day becomes ten years of COMPLIANCE (which would stop the tenant's shred), and a bucket
     the tenant gave no default gets one. The tenant's writes without lock headers are not
-    sealed with it (AccessDenied; InvalidRequest naming PutObjectLockConfiguration where the
-    trustee knows no default of the bucket), and leave no version. Both ways: the default the
-    tenant set through boto3 is applied."""
+    sealed with it (AccessDenied) and leave no version. A bucket whose default the trustee
+    never saw (set before the release that keeps it: no row in governance.db) refuses such a
+    write with InvalidRequest naming PutObjectLockConfiguration, never dropping the default
+    silently. Both ways: the default the tenant sets through boto3 is applied."""
     srv = private_server
     s3 = srv.client()
     day = lock_bucket(s3, "oldefault", {"Mode": "GOVERNANCE", "Days": 1})
@@ -505,6 +506,7 @@ def test_a_default_retention_edited_in_the_catalog_is_not_sealed(private_server)
         <= dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=1, minutes=1), r
     bare = lock_bucket(s3, "olnodefault")
     s3.put_object(Bucket=bare, Key="k", Body=b"x")
+    legacy = lock_bucket(s3, "ollegacy", {"Mode": "GOVERNANCE", "Days": 1})
     srv.stop_ok()
     db = sqlite3.connect(srv.data_dir / "catalog.db")
     try:
@@ -515,25 +517,35 @@ def test_a_default_retention_edited_in_the_catalog_is_not_sealed(private_server)
         db.commit()
     finally:
         db.close()
+    # `legacy` as a bucket whose default was set before the trustee kept defaults.
+    gov = sqlite3.connect(srv.data_dir / "trustee" / "governance.db")
+    try:
+        gov.execute("DELETE FROM bucket_lock_defaults WHERE bucket = ?", (legacy,))
+        assert gov.total_changes == 1
+        gov.commit()
+    finally:
+        gov.close()
     srv.start()
     s3 = srv.client()
     assert s3.get_object_lock_configuration(Bucket=day)["ObjectLockConfiguration"]["Rule"]["DefaultRetention"] \
         == {"Mode": "COMPLIANCE", "Days": 3650}
-    expect_error(s3.put_object, "AccessDenied", 403, Bucket=day, Key="k", Body=b"y")
-    code, status, response = client_error(s3.put_object, Bucket=bare, Key="k", Body=b"y")
+    for b in (day, bare):
+        expect_error(s3.put_object, "AccessDenied", 403, Bucket=b, Key="k", Body=b"y")
+        assert len(s3.list_object_versions(Bucket=b)["Versions"]) == 1
+    code, status, response = client_error(s3.put_object, Bucket=legacy, Key="k", Body=b"y")
     assert (code, status) == ("InvalidRequest", 400), (code, status, response)
     assert "PutObjectLockConfiguration" in response["Error"]["Message"], response
-    assert len(s3.list_object_versions(Bucket=day)["Versions"]) == 1
-    assert len(s3.list_object_versions(Bucket=bare)["Versions"]) == 1
+    assert "Versions" not in s3.list_object_versions(Bucket=legacy)
     # Both ways: a write with its own lock headers is taken, and the tenant setting its default
-    # again (through boto3) is what a plain write then gets.
+    # (again, through boto3) is what a plain write then gets.
     s3.put_object(Bucket=day, Key="k", Body=b"z", ObjectLockMode="GOVERNANCE", ObjectLockRetainUntilDate=later(60))
-    s3.put_object_lock_configuration(
-        Bucket=day, ObjectLockConfiguration={"ObjectLockEnabled": "Enabled",
-                                             "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 2}}})
-    v = s3.put_object(Bucket=day, Key="k", Body=b"w")["VersionId"]
-    r = s3.get_object_retention(Bucket=day, Key="k", VersionId=v)["Retention"]
-    assert r["Mode"] == "GOVERNANCE" and r["RetainUntilDate"] > later(86400 * 2 - 120), r
+    for b in (day, legacy):
+        s3.put_object_lock_configuration(
+            Bucket=b, ObjectLockConfiguration={"ObjectLockEnabled": "Enabled",
+                                               "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 2}}})
+        v = s3.put_object(Bucket=b, Key="k", Body=b"w")["VersionId"]
+        r = s3.get_object_retention(Bucket=b, Key="k", VersionId=v)["Retention"]
+        assert r["Mode"] == "GOVERNANCE" and r["RetainUntilDate"] > later(86400 * 2 - 120), r
 
 
 def test_an_older_lock_record_put_back_in_the_catalog_does_not_weaken_a_change(private_server):

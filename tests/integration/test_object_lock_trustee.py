@@ -468,10 +468,9 @@ def test_the_provider_cannot_give_the_tenants_plain_writes_a_retention_it_did_no
             "state": state, "change": "written", "request": ticket_of(split, "PUT", b, "k")})
 
     decade = {"retention": ["COMPLIANCE", ms(now + dt.timedelta(days=3650))], "legal_hold": False}
-    # No default the tenant set: none is sealed.
+    # No default the tenant set (its CreateBucket with object lock said so): none is sealed.
     r = plain_write("1" * 32, decade)
-    assert r.status_code == 400, r.text[:300]
-    assert "PutObjectLockConfiguration" in r.json()["message"], r.text
+    assert r.status_code == 403, r.text[:300]
     # The provider sets the default itself: without the tenant's request, with the ticket of
     # another of its requests, or with its genuine request's body rewritten.
     config = {"target": {"tenant": "demo", "bucket": b, "key": "", "version_id": ""},
@@ -487,7 +486,7 @@ def test_the_provider_cannot_give_the_tenants_plain_writes_a_retention_it_did_no
         r = split.trustee_api("POST", "/v1/lock/seal", json=asked)
         assert r.status_code == 403, r.text[:300]
     r = plain_write("2" * 32, decade)
-    assert r.status_code == 400, r.text[:300]
+    assert r.status_code == 403, r.text[:300]
     # Both ways: the tenant sets a GOVERNANCE day through boto3; then only that is sealed.
     s3.put_object_lock_configuration(Bucket=b, ObjectLockConfiguration={
         "ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 1}}})
@@ -499,3 +498,18 @@ def test_the_provider_cannot_give_the_tenants_plain_writes_a_retention_it_did_no
     entries = entries_of(split, start, type="object_lock", bucket=b)
     assert [(e["change"], e["version_id"], e.get("mode")) for e in entries] == [
         ("written", "4" * 32, "GOVERNANCE")], entries
+
+    # A bucket deleted and created again with object lock (by the tenant, through boto3) has no
+    # default: the one set for the name before is not sealed.
+    again = unique_name("olrecreate")
+    s3.create_bucket(Bucket=again, ObjectLockEnabledForBucket=True)
+    s3.put_object_lock_configuration(Bucket=again, ObjectLockConfiguration={
+        "ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 1}}})
+    s3.delete_bucket(Bucket=again)
+    s3.create_bucket(Bucket=again, ObjectLockEnabledForBucket=True)
+    now = dt.datetime.now(dt.timezone.utc)
+    r = split.trustee_api("POST", "/v1/lock/seal", json={
+        "target": {"tenant": "demo", "bucket": again, "key": "k", "version_id": "5" * 32},
+        "state": {"retention": ["GOVERNANCE", ms(now + dt.timedelta(days=1))], "legal_hold": False},
+        "change": "written", "request": ticket_of(split, "PUT", again, "k")})
+    assert r.status_code == 403, r.text[:300]

@@ -68,9 +68,13 @@ pub const OP_PUT_OBJECT_RETENTION: &str = "PutObjectRetention";
 pub const OP_PUT_OBJECT_LEGAL_HOLD: &str = "PutObjectLegalHold";
 /// PutObjectLockConfiguration (`PUT` of a bucket with `?object-lock`).
 pub const OP_PUT_OBJECT_LOCK_CONFIGURATION: &str = "PutObjectLockConfiguration";
+/// CreateBucket with object lock (`PUT` of a bucket without a subresource, with a signed
+/// `x-amz-bucket-object-lock-enabled: true`): a bucket with object lock and no default
+/// retention. A CreateBucket without it names no operation.
+pub const OP_CREATE_BUCKET_WITH_LOCK: &str = "CreateBucket";
 
 /// The operations a ticket names ([`crate::auth::RequestTicket::op`]).
-pub const LOCK_OPS: [&str; 8] = [
+pub const LOCK_OPS: [&str; 9] = [
     OP_PUT_OBJECT,
     OP_COPY_OBJECT,
     OP_POST_OBJECT,
@@ -79,6 +83,7 @@ pub const LOCK_OPS: [&str; 8] = [
     OP_PUT_OBJECT_RETENTION,
     OP_PUT_OBJECT_LEGAL_HOLD,
     OP_PUT_OBJECT_LOCK_CONFIGURATION,
+    OP_CREATE_BUCKET_WITH_LOCK,
 ];
 
 /// How far a first record's retention taken from its bucket's default may end from the
@@ -269,9 +274,9 @@ pub enum LockChange {
     /// CreateMultipartUpload's lock headers, sealed for the upload's completion (the target's
     /// `version_id` is the upload id): no version's record, nothing listed, nothing logged.
     Upload,
-    /// PutObjectLockConfiguration: the bucket's default retention (or none), which the
-    /// trustee keeps from the tenant's signed request (its body) and alone lets a write
-    /// without lock headers have. The target names the bucket (`key` and `version_id`
+    /// PutObjectLockConfiguration (or CreateBucket with object lock): the bucket's default
+    /// retention (or none), which the trustee keeps from the tenant's signed request (its
+    /// body) and alone lets a write without lock headers have. The target names the bucket (`key` and `version_id`
     /// empty); nothing is sealed, listed or logged.
     BucketDefault,
     /// Asked one release to abandon a version's first record whose write did not commit.

@@ -2345,29 +2345,35 @@ impl Governance {
     }
 
     /// Records a bucket's default retention as the tenant's signed PutObjectLockConfiguration
-    /// set it (`None`: the configuration has none).
+    /// (or CreateBucket) issued at `set_ms` set it (`None`: the configuration has none);
+    /// `false` (nothing recorded) if a request issued later set it already.
     pub fn note_bucket_default(
         &self,
         tenant: &str,
         bucket: &str,
         default: Option<&obhut_trustee_client::object_lock::DefaultRetention>,
-        now_ms: i64,
-    ) -> Result<(), TrusteeError> {
-        self.db()?
+        set_ms: i64,
+    ) -> Result<bool, TrusteeError> {
+        let changed = self
+            .db()?
             .execute(
-                "INSERT OR REPLACE INTO bucket_lock_defaults (tenant, bucket, mode, days, years, set_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO bucket_lock_defaults (tenant, bucket, mode, days, years, set_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (tenant, bucket) DO UPDATE SET
+                    mode = excluded.mode, days = excluded.days, years = excluded.years,
+                    set_ms = excluded.set_ms
+                 WHERE excluded.set_ms >= bucket_lock_defaults.set_ms",
                 params![
                     tenant,
                     bucket,
                     default.map(|d| d.mode.as_str()),
                     default.and_then(|d| d.days),
                     default.and_then(|d| d.years),
-                    now_ms
+                    set_ms
                 ],
             )
             .map_err(storage)?;
-        Ok(())
+        Ok(changed > 0)
     }
 
     /// A bucket's default retention as the tenant last set it: `None` if the trustee never

@@ -2220,9 +2220,11 @@ async fn a_schema_6_database_gains_bucket_defaults_empty_and_keeps_its_locks() {
         days: Some(1),
         years: None,
     };
-    t.governance
-        .note_bucket_default("b", "bk", Some(&default), 1)
-        .unwrap();
+    assert!(
+        t.governance
+            .note_bucket_default("b", "bk", Some(&default), 5)
+            .unwrap()
+    );
     assert_eq!(
         t.governance.bucket_default("b", "bk").unwrap(),
         Some(Some(default))
@@ -2240,6 +2242,13 @@ async fn a_schema_6_database_gains_bucket_defaults_empty_and_keeps_its_locks() {
         reopened.latest_lock(&target).unwrap(),
         Some((state, Some("digest".into())))
     );
-    reopened.note_bucket_default("b", "bk", None, 2).unwrap();
+    assert!(reopened.note_bucket_default("b", "bk", None, 5).unwrap());
+    assert_eq!(reopened.bucket_default("b", "bk").unwrap(), Some(None));
+    // An older request than the one recorded changes nothing.
+    assert!(
+        !reopened
+            .note_bucket_default("b", "bk", Some(&default), 4)
+            .unwrap()
+    );
     assert_eq!(reopened.bucket_default("b", "bk").unwrap(), Some(None));
 }

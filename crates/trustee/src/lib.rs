@@ -1775,9 +1775,10 @@ impl Trustee {
         }
     }
 
-    /// Keeps a bucket's default retention from the tenant's signed PutObjectLockConfiguration:
-    /// the trustee's own ticket for it (not under a grant), and its body, bound by what the
-    /// request signed and read by the trustee. Nothing is sealed (`sealed` is empty).
+    /// Keeps a bucket's default retention from the tenant's signed PutObjectLockConfiguration
+    /// (the trustee's own ticket for it, not under a grant, and its body, bound by what the
+    /// request signed and read by the trustee), or none from its CreateBucket with object
+    /// lock. Nothing is sealed (`sealed` is empty).
     fn note_bucket_default(&self, seal: &LockSeal) -> Result<LockAnswer, TrusteeError> {
         use obhut_trustee_client::object_lock::{
             OP_PUT_OBJECT_LOCK_CONFIGURATION, read_lock_change,
@@ -1805,28 +1806,43 @@ impl Trustee {
                 "no default retention is set by a request signed with grant credentials",
             );
         }
-        if ticket.op.as_deref() != Some(OP_PUT_OBJECT_LOCK_CONFIGURATION) {
-            return denied("the signed request is not a PutObjectLockConfiguration of this bucket");
-        }
-        let Some((None, false, binding)) = ticket.lock.as_deref().and_then(read_lock_change) else {
-            return denied("the signed request's object lock configuration cannot be read");
+        let default = match ticket.op.as_deref() {
+            // A new bucket with object lock has no default.
+            Some(object_lock::OP_CREATE_BUCKET_WITH_LOCK) => None,
+            Some(OP_PUT_OBJECT_LOCK_CONFIGURATION) => {
+                let Some((None, false, binding)) =
+                    ticket.lock.as_deref().and_then(read_lock_change)
+                else {
+                    return denied("the signed request's object lock configuration cannot be read");
+                };
+                let Some(binding) = binding else {
+                    return Err(TrusteeError::Invalid(
+                        object_lock::BODY_NOT_SIGNED_MESSAGE.into(),
+                    ));
+                };
+                let Some(body) = seal.body.as_deref() else {
+                    return denied(
+                        "a bucket's default retention needs the body of the tenant's request",
+                    );
+                };
+                lock_body::check_binding(binding, body.as_bytes())?;
+                lock_body::default_of(body)?
+            }
+            _ => {
+                return denied(
+                    "the signed request is not a PutObjectLockConfiguration (or CreateBucket with object lock) of this bucket",
+                );
+            }
         };
-        let Some(binding) = binding else {
-            return Err(TrusteeError::Invalid(
-                object_lock::BODY_NOT_SIGNED_MESSAGE.into(),
-            ));
-        };
-        let Some(body) = seal.body.as_deref() else {
-            return denied("a bucket's default retention needs the body of the tenant's request");
-        };
-        lock_body::check_binding(binding, body.as_bytes())?;
-        let default = lock_body::default_of(body)?;
-        self.governance.note_bucket_default(
+        // Dated by the request's ticket: an older request never undoes a newer one.
+        if !self.governance.note_bucket_default(
             &target.tenant,
             &target.bucket,
             default.as_ref(),
-            now,
-        )?;
+            ticket.issued_ms,
+        )? {
+            return denied("a later request of the tenant's set this bucket's default retention");
+        }
         Ok(LockAnswer {
             sealed: String::new(),
             state: LockState::default(),
@@ -3019,6 +3035,25 @@ mod tests {
             );
         }
         t.seal_lock(&plain_write(governance(now_ms() + day)))
+            .await
+            .unwrap();
+        // The bucket created again with object lock (the tenant's signed CreateBucket) has no
+        // default; a configuration request signed before it does not bring its default back.
+        let older = bucket_default_seal(&t, &one_day);
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        let mut created = bucket_default_seal(&t, "");
+        created.body = None;
+        created.request = created.request.map(|ticket| {
+            let ticket = t.verifier.with_lock(ticket, None);
+            t.verifier
+                .with_op(ticket, Some(object_lock::OP_CREATE_BUCKET_WITH_LOCK))
+        });
+        t.seal_lock(&created).await.unwrap();
+        assert_eq!(t.governance.bucket_default("a", "b").unwrap(), Some(None));
+        let r = t.seal_lock(&older).await;
+        assert!(matches!(r, Err(TrusteeError::Denied(_))), "{r:?}");
+        assert_eq!(t.governance.bucket_default("a", "b").unwrap(), Some(None));
+        t.seal_lock(&bucket_default_seal(&t, &one_day))
             .await
             .unwrap();
         // A configuration without a rule leaves no default: a plain write gets no retention.

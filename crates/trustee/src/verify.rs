@@ -781,11 +781,16 @@ fn lock_op_of(req: &SignedRequest, path: Option<&str>) -> Option<&'static str> {
         let names_bucket = path
             .map(|p| p.trim_matches('/'))
             .is_some_and(|b| !b.is_empty() && !b.contains('/'));
-        return (names_bucket
-            && req.method == "PUT"
-            && has("object-lock")
-            && only(&["object-lock"]))
-        .then_some(ol::OP_PUT_OBJECT_LOCK_CONFIGURATION);
+        if !names_bucket || req.method != "PUT" {
+            return None;
+        }
+        if has("object-lock") && only(&["object-lock"]) {
+            return Some(ol::OP_PUT_OBJECT_LOCK_CONFIGURATION);
+        }
+        let with_lock = req
+            .signed_header("x-amz-bucket-object-lock-enabled")
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+        return (with_lock && query().next().is_none()).then_some(ol::OP_CREATE_BUCKET_WITH_LOCK);
     }
     match req.method.as_str() {
         "PUT" if has("retention") && only(&["retention", "versionId"]) => {
@@ -1495,6 +1500,18 @@ mod tests {
             None
         );
         assert_eq!(op("GET", "/b", &[("object-lock", "")], false), None);
+        let mut create = signed("OBKGOOD", SECRET, "us-east-1", &date, "/b");
+        create.method = "PUT".into();
+        assert_eq!(lock_op_of(&create, Some("/b")), None);
+        create
+            .headers
+            .push(("x-amz-bucket-object-lock-enabled".into(), "True".into()));
+        assert_eq!(
+            lock_op_of(&create, Some("/b")),
+            Some(ol::OP_CREATE_BUCKET_WITH_LOCK)
+        );
+        create.query = vec![("acl".into(), String::new())];
+        assert_eq!(lock_op_of(&create, Some("/b")), None);
         // Requests that write no version and change no lock have none.
         for (method, path, query) in [
             ("DELETE", "/b/k", &[][..]),

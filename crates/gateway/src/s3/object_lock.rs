@@ -539,6 +539,44 @@ impl Gateway {
     }
 }
 
+/// CreateBucket's `x-amz-bucket-object-lock-enabled`, told to the trustee with the request's
+/// ticket: the new bucket has no default retention.
+pub(super) async fn note_new_bucket(
+    gw: &Gateway,
+    bucket: &Bucket,
+    ticket: Option<obhut_trustee_client::auth::RequestTicket>,
+) -> S3Result<()> {
+    gw.trustee
+        .seal_lock(&bucket_default(bucket, ticket, None))
+        .await
+        .map_err(lock_refused)?;
+    Ok(())
+}
+
+/// A bucket's default retention for the trustee: from the tenant's signed request (its
+/// ticket) and its body, which the trustee reads itself.
+fn bucket_default(
+    bucket: &Bucket,
+    request: Option<obhut_trustee_client::auth::RequestTicket>,
+    body: Option<String>,
+) -> LockSeal {
+    LockSeal {
+        target: LockTarget {
+            tenant: bucket.tenant.clone(),
+            bucket: bucket.name.clone(),
+            key: String::new(),
+            version_id: String::new(),
+        },
+        state: LockState::default(),
+        change: LockChange::BucketDefault,
+        previous: None,
+        bypass_governance: false,
+        request,
+        upload: None,
+        body,
+    }
+}
+
 /// CreateBucket's `x-amz-bucket-object-lock-enabled`: versioning on, and the configuration
 /// stored (without a default retention).
 pub(super) async fn enable_on_new_bucket(gw: &Gateway, bucket: &Bucket) -> S3Result<()> {
@@ -618,21 +656,11 @@ pub async fn put_configuration(
     // reads itself): the only retention it seals for a write without lock headers. Before
     // the catalog, so that the catalog never names a default the trustee would refuse.
     gw.trustee
-        .seal_lock(&LockSeal {
-            target: LockTarget {
-                tenant: bucket.tenant.clone(),
-                bucket: bucket.name.clone(),
-                key: String::new(),
-                version_id: String::new(),
-            },
-            state: LockState::default(),
-            change: LockChange::BucketDefault,
-            previous: None,
-            bypass_governance: false,
-            request: ctx.ticket.clone(),
-            upload: None,
-            body: lock_body(&req.extensions)?,
-        })
+        .seal_lock(&bucket_default(
+            bucket,
+            ctx.ticket.clone(),
+            lock_body(&req.extensions)?,
+        ))
         .await
         .map_err(lock_refused)?;
     gw.catalog
