@@ -1667,8 +1667,7 @@ impl Trustee {
         let target = &seal.target;
         let ticket = self.lock_ticket(seal, now)?;
         // The provider's staff write only under a grant: no lock of theirs, not even a
-        // bucket's default retention (which the catalog keeps, so the provider could set it),
-        // outlives the grant or stops the tenant's shred.
+        // bucket's default retention, outlives the grant or stops the tenant's shred.
         if (seal.state.retention.is_some() || seal.state.legal_hold)
             && ticket
                 .access_key_id
