@@ -14,6 +14,7 @@ import hashlib
 import json
 import sqlite3
 import time
+import zlib
 
 import pytest
 
@@ -347,6 +348,55 @@ def test_a_legal_hold_holds_until_it_is_lifted_and_both_are_logged(server, s3, a
                  LegalHold={"Status": "ON"})
 
 
+def test_a_retention_or_legal_hold_is_changed_only_by_a_body_its_signature_binds(s3, raw, aws):
+    """The trustee reads the body of a retention or legal hold request itself, bound by what
+    the request signed: its SHA-256 (as boto3 and aws-cli sign it), else a signed Content-MD5
+    or SHA checksum. A request that signs UNSIGNED-PAYLOAD with a CRC32 only is InvalidRequest,
+    naming what to send, and changes nothing."""
+    b = lock_bucket(s3, "olbind")
+    v = s3.put_object(Bucket=b, Key="k", Body=b"x", ObjectLockMode="GOVERNANCE",
+                      ObjectLockRetainUntilDate=later(3600))["VersionId"]
+    ns = "http://s3.amazonaws.com/doc/2006-03-01/"
+    on = f'<LegalHold xmlns="{ns}"><Status>ON</Status></LegalHold>'.encode()
+    query = [("legal-hold", ""), ("versionId", v)]
+    crc = base64.b64encode(zlib.crc32(on).to_bytes(4, "big")).decode()
+    r = raw.request("PUT", b, "k", query=query, body=on, payload_hash="UNSIGNED-PAYLOAD",
+                    headers={"x-amz-checksum-crc32": crc, "x-amz-sdk-checksum-algorithm": "CRC32"})
+    assert r.status_code == 400 and b"<Code>InvalidRequest</Code>" in r.content, r.content
+    assert b"x-amz-content-sha256" in r.content and b"Content-MD5" in r.content, r.content
+    assert s3.get_object_legal_hold(Bucket=b, Key="k", VersionId=v)["LegalHold"]["Status"] == "OFF"
+    # A body other than the one whose SHA-256 was signed.
+    r = raw.request("PUT", b, "k", query=query, body=on,
+                    payload_hash=hashlib.sha256(on.replace(b"ON", b"OFF")).hexdigest())
+    assert r.status_code == 400 and b"XAmzContentSHA256Mismatch" in r.content, r.content
+    assert s3.get_object_legal_hold(Bucket=b, Key="k", VersionId=v)["LegalHold"]["Status"] == "OFF"
+    # Both ways: a signed Content-MD5 or SHA-256 checksum binds it without a payload hash.
+    md5 = base64.b64encode(hashlib.md5(on).digest()).decode()
+    r = raw.request("PUT", b, "k", query=query, body=on, payload_hash="UNSIGNED-PAYLOAD",
+                    headers={"Content-MD5": md5})
+    assert r.status_code == 200, r.content
+    assert s3.get_object_legal_hold(Bucket=b, Key="k", VersionId=v)["LegalHold"]["Status"] == "ON"
+    off = on.replace(b"ON", b"OFF")
+    sha = base64.b64encode(hashlib.sha256(off).digest()).decode()
+    r = raw.request("PUT", b, "k", query=query, body=off, payload_hash="UNSIGNED-PAYLOAD",
+                    headers={"x-amz-checksum-sha256": sha, "x-amz-sdk-checksum-algorithm": "SHA256"})
+    assert r.status_code == 200, r.content
+    assert s3.get_object_legal_hold(Bucket=b, Key="k", VersionId=v)["LegalHold"]["Status"] == "OFF"
+    # boto3 and aws-cli sign the body's SHA-256 (beside a CRC32): both work unchanged.
+    until = later(7200).replace(microsecond=0)
+    s3.put_object_retention(Bucket=b, Key="k", VersionId=v,
+                            Retention={"Mode": "GOVERNANCE", "RetainUntilDate": until})
+    assert s3.get_object_retention(Bucket=b, Key="k", VersionId=v)["Retention"]["RetainUntilDate"] == until
+    until = until + dt.timedelta(hours=1)
+    aws("s3api", "put-object-retention", "--bucket", b, "--key", "k", "--version-id", v,
+        "--retention", f"Mode=GOVERNANCE,RetainUntilDate={until.strftime('%Y-%m-%dT%H:%M:%SZ')}")
+    assert s3.get_object_retention(Bucket=b, Key="k", VersionId=v)["Retention"]["RetainUntilDate"] == until
+    s3.put_object_legal_hold(Bucket=b, Key="k", VersionId=v, LegalHold={"Status": "ON"})
+    aws("s3api", "put-object-legal-hold", "--bucket", b, "--key", "k", "--version-id", v,
+        "--legal-hold", "Status=OFF")
+    assert s3.get_object_legal_hold(Bucket=b, Key="k", VersionId=v)["LegalHold"]["Status"] == "OFF"
+
+
 def test_copies_and_multipart_uploads_take_their_own_lock(s3):
     b = lock_bucket(s3, "olcopy")
     src = s3.put_object(Bucket=b, Key="src", Body=b"source", ObjectLockLegalHoldStatus="ON")["VersionId"]
@@ -435,6 +485,67 @@ def test_an_edited_or_removed_lock_record_is_detected_and_the_version_kept(priva
     assert {a["key"] for a in alarms} == {"held", "gone"}, alarms
     # The untouched version is removed as before.
     s3.delete_object(Bucket=b, Key="free", VersionId=free)
+
+
+def test_a_default_retention_edited_in_the_catalog_is_not_sealed(private_server):
+    """The provider's admin edits a bucket's default retention in the catalog: a GOVERNANCE
+    day becomes ten years of COMPLIANCE (which would stop the tenant's shred), and a bucket
+    the tenant gave no default gets one. The tenant's writes without lock headers are not
+    sealed with it (AccessDenied) and leave no version. A bucket whose default the trustee
+    never saw (set before the release that keeps it: no row in governance.db) refuses such a
+    write with InvalidRequest naming PutObjectLockConfiguration, never dropping the default
+    silently. Both ways: the default the tenant sets through boto3 is applied."""
+    srv = private_server
+    s3 = srv.client()
+    day = lock_bucket(s3, "oldefault", {"Mode": "GOVERNANCE", "Days": 1})
+    before = dt.datetime.now(dt.timezone.utc)
+    v = s3.put_object(Bucket=day, Key="k", Body=b"x")["VersionId"]
+    r = s3.get_object_retention(Bucket=day, Key="k", VersionId=v)["Retention"]
+    assert r["Mode"] == "GOVERNANCE", r
+    assert before + dt.timedelta(days=1) - dt.timedelta(minutes=1) <= r["RetainUntilDate"] \
+        <= dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=1, minutes=1), r
+    bare = lock_bucket(s3, "olnodefault")
+    s3.put_object(Bucket=bare, Key="k", Body=b"x")
+    legacy = lock_bucket(s3, "ollegacy", {"Mode": "GOVERNANCE", "Days": 1})
+    srv.stop_ok()
+    db = sqlite3.connect(srv.data_dir / "catalog.db")
+    try:
+        forged = json.dumps({"v": 1, "default": {"mode": "COMPLIANCE", "days": 3650}}).encode()
+        for b in (day, bare):
+            db.execute("UPDATE bucket_configs SET config = ? WHERE bucket = ? AND kind = 'object_lock'", (forged, b))
+        assert db.total_changes == 2
+        db.commit()
+    finally:
+        db.close()
+    # `legacy` as a bucket whose default was set before the trustee kept defaults.
+    gov = sqlite3.connect(srv.data_dir / "trustee" / "governance.db")
+    try:
+        gov.execute("DELETE FROM bucket_lock_defaults WHERE bucket = ?", (legacy,))
+        assert gov.total_changes == 1
+        gov.commit()
+    finally:
+        gov.close()
+    srv.start()
+    s3 = srv.client()
+    assert s3.get_object_lock_configuration(Bucket=day)["ObjectLockConfiguration"]["Rule"]["DefaultRetention"] \
+        == {"Mode": "COMPLIANCE", "Days": 3650}
+    for b in (day, bare):
+        expect_error(s3.put_object, "AccessDenied", 403, Bucket=b, Key="k", Body=b"y")
+        assert len(s3.list_object_versions(Bucket=b)["Versions"]) == 1
+    code, status, response = client_error(s3.put_object, Bucket=legacy, Key="k", Body=b"y")
+    assert (code, status) == ("InvalidRequest", 400), (code, status, response)
+    assert "PutObjectLockConfiguration" in response["Error"]["Message"], response
+    assert "Versions" not in s3.list_object_versions(Bucket=legacy)
+    # Both ways: a write with its own lock headers is taken, and the tenant setting its default
+    # (again, through boto3) is what a plain write then gets.
+    s3.put_object(Bucket=day, Key="k", Body=b"z", ObjectLockMode="GOVERNANCE", ObjectLockRetainUntilDate=later(60))
+    for b in (day, legacy):
+        s3.put_object_lock_configuration(
+            Bucket=b, ObjectLockConfiguration={"ObjectLockEnabled": "Enabled",
+                                               "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 2}}})
+        v = s3.put_object(Bucket=b, Key="k", Body=b"w")["VersionId"]
+        r = s3.get_object_retention(Bucket=b, Key="k", VersionId=v)["Retention"]
+        assert r["Mode"] == "GOVERNANCE" and r["RetainUntilDate"] > later(86400 * 2 - 120), r
 
 
 def test_an_older_lock_record_put_back_in_the_catalog_does_not_weaken_a_change(private_server):

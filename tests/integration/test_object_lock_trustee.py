@@ -11,6 +11,7 @@ import base64
 import datetime as dt
 import hashlib
 import threading
+import zlib
 from urllib.parse import urlsplit
 
 from gov_helpers import entries_of, log_size
@@ -21,8 +22,10 @@ EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 
 
 def signed_parts(endpoint: str, access: str, secret: str, region: str, method: str, bucket: str, key: str,
-                 headers: dict[str, str] | None = None, query: list[tuple[str, str]] | None = None) -> dict:
-    """A request signed by botocore, in the parts a gateway sends the trustee to verify."""
+                 headers: dict[str, str] | None = None, query: list[tuple[str, str]] | None = None,
+                 payload: str = EMPTY_SHA256) -> dict:
+    """A request signed by botocore, in the parts a gateway sends the trustee to verify
+    (`payload`: its x-amz-content-sha256, the SHA-256 of its body or UNSIGNED-PAYLOAD)."""
     from urllib.parse import urlencode
 
     from botocore.auth import SigV4Auth
@@ -30,8 +33,9 @@ def signed_parts(endpoint: str, access: str, secret: str, region: str, method: s
     from botocore.credentials import Credentials
 
     qs = f"?{urlencode(query)}" if query else ""
-    req = AWSRequest(method=method, url=f"{endpoint}/{bucket}/{key}{qs}",
-                     headers={"x-amz-content-sha256": EMPTY_SHA256, **(headers or {})})
+    path = f"/{bucket}/{key}" if key else f"/{bucket}"
+    req = AWSRequest(method=method, url=f"{endpoint}{path}{qs}",
+                     headers={"x-amz-content-sha256": payload, **(headers or {})})
     SigV4Auth(Credentials(access, secret), "s3", region).add_auth(req)
     auth = req.headers["Authorization"]
     fields = dict(part.strip().split("=", 1) for part in auth.split(" ", 1)[1].split(","))
@@ -41,8 +45,8 @@ def signed_parts(endpoint: str, access: str, secret: str, region: str, method: s
         value = urlsplit(endpoint).netloc if name == "host" else req.headers[name]
         signed.append([name, value])
     return {"access_key_id": access, "amz_date": req.headers["X-Amz-Date"], "scope_date": scope_date,
-            "region": scope_region, "service": service, "method": method, "path": f"/{bucket}/{key}",
-            "query": [list(q) for q in query or []], "headers": signed, "payload": EMPTY_SHA256, "presigned_expires": None,
+            "region": scope_region, "service": service, "method": method, "path": path,
+            "query": [list(q) for q in query or []], "headers": signed, "payload": payload, "presigned_expires": None,
             "signature": fields["Signature"]}
 
 
@@ -55,10 +59,13 @@ def ms(when: dt.datetime) -> int:
 
 
 def ticket_of(split, method: str, bucket: str, key: str, headers: dict[str, str] | None = None,
-              query: list[tuple[str, str]] | None = None) -> dict:
-    """The trustee's ticket for a request the tenant signed, as a gateway obtains it."""
+              query: list[tuple[str, str]] | None = None, body: bytes = b"",
+              payload: str | None = None) -> dict:
+    """The trustee's ticket for a request the tenant signed, as a gateway obtains it (its body's
+    SHA-256 signed, unless `payload` says otherwise)."""
     parts = signed_parts(split.s3_url, split.demo["AWS_ACCESS_KEY_ID"], split.demo["AWS_SECRET_ACCESS_KEY"],
-                         "de-1", method, bucket, key, headers, query)
+                         "de-1", method, bucket, key, headers, query,
+                         payload if payload is not None else hashlib.sha256(body).hexdigest())
     r = split.trustee_api("POST", "/v1/auth/verify", json=parts)
     assert r.status_code == 200, r.text[:300]
     return r.json()["ticket"]
@@ -73,6 +80,20 @@ def seal(split, bucket: str, key: str, version: str, until: dt.datetime, ticket:
     if ticket is not None:
         body["request"] = ticket
     return split.trustee_api("POST", "/v1/lock/seal", json=body)
+
+
+S3_NS = "http://s3.amazonaws.com/doc/2006-03-01/"
+
+
+def legal_hold_xml(status: str) -> bytes:
+    """A PutObjectLegalHold body as boto3 sends it."""
+    return f'<LegalHold xmlns="{S3_NS}"><Status>{status}</Status></LegalHold>'.encode()
+
+
+def retention_xml(mode: str, until: dt.datetime) -> bytes:
+    """A PutObjectRetention body as boto3 sends it."""
+    return (f'<Retention xmlns="{S3_NS}"><Mode>{mode}</Mode>'
+            f'<RetainUntilDate>{iso(until)}</RetainUntilDate></Retention>').encode()
 
 
 def raw_of(split) -> RawS3:
@@ -314,8 +335,9 @@ def test_the_provider_cannot_change_a_lock_without_the_tenants_signed_request_of
     entries = entries_of(split, start, type="object_lock", bucket=b)
     assert [e["change"] for e in entries] == ["written"], entries
     # Both ways: the tenant's signed legal hold is sealed, once.
-    signed_hold = ticket_of(split, "PUT", b, "k", query=[("legal-hold", ""), ("versionId", version)])
-    r = split.trustee_api("POST", "/v1/lock/seal", json=dict(hold, request=signed_hold))
+    on = legal_hold_xml("ON")
+    signed_hold = ticket_of(split, "PUT", b, "k", query=[("legal-hold", ""), ("versionId", version)], body=on)
+    r = split.trustee_api("POST", "/v1/lock/seal", json=dict(hold, request=signed_hold, body=on.decode()))
     assert r.status_code == 200, r.text[:300]
     assert r.json()["state"]["legal_hold"] is True
     entries = entries_of(split, start, type="object_lock", bucket=b)
@@ -345,3 +367,149 @@ def test_only_a_signed_request_that_makes_a_version_seals_its_first_record(runni
     assert r.status_code == 200, r.text[:300]
     entries = entries_of(split, start, type="object_lock", bucket=b)
     assert [(e["change"], e["version_id"]) for e in entries] == [("written", "f" * 32)], entries
+
+
+def test_the_provider_cannot_rewrite_the_body_of_the_tenants_signed_lock_change(running_split):
+    """The gateway (the provider) holds the tenant's genuine signed PutObjectRetention and
+    PutObjectLegalHold, and rewrites their XML before asking the trustee to seal: a COMPLIANCE
+    retention ten years long instead of a GOVERNANCE one an hour longer (which would stop the
+    tenant's shred), a legal hold set instead of lifted. The trustee checks the body against
+    what the signature bound and reads it itself: refused. A request whose signature binds no
+    body (UNSIGNED-PAYLOAD with a CRC32 only) changes nothing: InvalidRequest-worthy, 400."""
+    split = running_split
+    b = unique_name("olbody")
+    split.s3().create_bucket(Bucket=b, ObjectLockEnabledForBucket=True)
+    start = log_size(split)
+    soon = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) + dt.timedelta(hours=1)
+    version = "b" * 32
+    target = {"tenant": "demo", "bucket": b, "key": "k", "version_id": version}
+    written = ticket_of(split, "PUT", b, "k", {"x-amz-object-lock-mode": "GOVERNANCE",
+                                              "x-amz-object-lock-retain-until-date": iso(soon),
+                                              "x-amz-object-lock-legal-hold": "ON"})
+    r = split.trustee_api("POST", "/v1/lock/seal", json={
+        "target": target, "state": {"retention": ["GOVERNANCE", ms(soon)], "legal_hold": True},
+        "change": "written", "request": written})
+    assert r.status_code == 200, r.text[:300]
+    first = r.json()["sealed"]
+
+    # The tenant signs a GOVERNANCE retention an hour longer.
+    later = soon + dt.timedelta(hours=1)
+    genuine = retention_xml("GOVERNANCE", later)
+    signed = ticket_of(split, "PUT", b, "k", query=[("retention", "")], body=genuine)
+    decade = soon + dt.timedelta(days=3650)
+    forged = retention_xml("COMPLIANCE", decade)
+    change = {"target": target, "change": "retention", "previous": first,
+              "state": {"retention": ["COMPLIANCE", ms(decade)], "legal_hold": True}}
+    # The rewritten body with its state; the genuine body with the rewritten state; no body.
+    for body in (forged.decode(), genuine.decode(), None):
+        asked = dict(change, request=signed)
+        if body is not None:
+            asked["body"] = body
+        r = split.trustee_api("POST", "/v1/lock/seal", json=asked)
+        assert r.status_code == 403, (body, r.text[:300])
+    # The tenant lifts its legal hold; the provider rewrites it to set the hold (kept) with a
+    # longer retention, or sends ON.
+    off = legal_hold_xml("OFF")
+    lift = ticket_of(split, "PUT", b, "k", query=[("legal-hold", "")], body=off)
+    hold = {"target": target, "change": "legal_hold", "previous": first, "request": lift,
+            "state": {"retention": ["GOVERNANCE", ms(soon)], "legal_hold": True}}
+    for body in (legal_hold_xml("ON").decode(), off.decode()):
+        r = split.trustee_api("POST", "/v1/lock/seal", json=dict(hold, body=body))
+        assert r.status_code == 403, (body, r.text[:300])
+    # A signature that binds no body: refused, naming what to send.
+    crc = base64.b64encode(zlib.crc32(off).to_bytes(4, "big")).decode()
+    unbound = ticket_of(split, "PUT", b, "k", {"x-amz-checksum-crc32": crc}, query=[("legal-hold", "")],
+                        payload="UNSIGNED-PAYLOAD")
+    r = split.trustee_api("POST", "/v1/lock/seal", json=dict(hold, request=unbound, body=off.decode(),
+                                                            state={"retention": ["GOVERNANCE", ms(soon)],
+                                                                   "legal_hold": False}))
+    assert r.status_code == 400, r.text[:300]
+    assert "x-amz-content-sha256" in r.json()["message"] and "Content-MD5" in r.json()["message"], r.text
+    assert [e["change"] for e in entries_of(split, start, type="object_lock", bucket=b)] == ["written"]
+
+    # Both ways: the genuine requests are sealed as their bodies ask.
+    r = split.trustee_api("POST", "/v1/lock/seal", json=dict(
+        change, request=signed, body=genuine.decode(),
+        state={"retention": ["GOVERNANCE", ms(later)], "legal_hold": True}))
+    assert r.status_code == 200, r.text[:300]
+    r = split.trustee_api("POST", "/v1/lock/seal", json=dict(
+        hold, previous=r.json()["sealed"], body=off.decode(),
+        state={"retention": ["GOVERNANCE", ms(later)], "legal_hold": False}))
+    assert r.status_code == 200, r.text[:300]
+    entries = entries_of(split, start, type="object_lock", bucket=b)
+    assert [(e["change"], e.get("mode"), e["legal_hold"]) for e in entries] == [
+        ("written", "GOVERNANCE", True), ("retention", "GOVERNANCE", True), ("legal_hold", "GOVERNANCE", False)
+    ], entries
+
+
+def lock_configuration_xml(mode: str | None = None, days: int | None = None) -> bytes:
+    """A PutObjectLockConfiguration body as boto3 sends it."""
+    rule = f"<Rule><DefaultRetention><Mode>{mode}</Mode><Days>{days}</Days></DefaultRetention></Rule>" if mode else ""
+    return (f'<ObjectLockConfiguration xmlns="{S3_NS}"><ObjectLockEnabled>Enabled</ObjectLockEnabled>'
+            f"{rule}</ObjectLockConfiguration>").encode()
+
+
+def test_the_provider_cannot_give_the_tenants_plain_writes_a_retention_it_did_not_configure(running_split):
+    """The gateway (the provider) holds the ticket of a tenant's PUT without lock headers and asks
+    the trustee to seal its version with a retention as if the bucket's default (which the
+    catalog, the provider's, keeps). The trustee seals only the default the tenant's signed
+    PutObjectLockConfiguration set, from the body it signed: the provider can neither set one
+    without it nor rewrite its body."""
+    split = running_split
+    s3 = split.s3()
+    b = unique_name("oldefault")
+    s3.create_bucket(Bucket=b, ObjectLockEnabledForBucket=True)
+    start = log_size(split)
+    now = dt.datetime.now(dt.timezone.utc)
+
+    def plain_write(version: str, state: dict):
+        return split.trustee_api("POST", "/v1/lock/seal", json={
+            "target": {"tenant": "demo", "bucket": b, "key": "k", "version_id": version},
+            "state": state, "change": "written", "request": ticket_of(split, "PUT", b, "k")})
+
+    decade = {"retention": ["COMPLIANCE", ms(now + dt.timedelta(days=3650))], "legal_hold": False}
+    # No default the tenant set (its CreateBucket with object lock said so): none is sealed.
+    r = plain_write("1" * 32, decade)
+    assert r.status_code == 403, r.text[:300]
+    # The provider sets the default itself: without the tenant's request, with the ticket of
+    # another of its requests, or with its genuine request's body rewritten.
+    config = {"target": {"tenant": "demo", "bucket": b, "key": "", "version_id": ""},
+              "state": {"legal_hold": False}, "change": "bucket_default"}
+    genuine = lock_configuration_xml("GOVERNANCE", 1)
+    forged = lock_configuration_xml("COMPLIANCE", 3650)
+    signed = ticket_of(split, "PUT", b, "", query=[("object-lock", "")], body=genuine)
+    for request, body in ((None, forged), (ticket_of(split, "PUT", b, "k", body=forged), forged),
+                          (signed, forged)):
+        asked = dict(config, body=body.decode())
+        if request is not None:
+            asked["request"] = request
+        r = split.trustee_api("POST", "/v1/lock/seal", json=asked)
+        assert r.status_code == 403, r.text[:300]
+    r = plain_write("2" * 32, decade)
+    assert r.status_code == 403, r.text[:300]
+    # Both ways: the tenant sets a GOVERNANCE day through boto3; then only that is sealed.
+    s3.put_object_lock_configuration(Bucket=b, ObjectLockConfiguration={
+        "ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 1}}})
+    r = plain_write("3" * 32, decade)
+    assert r.status_code == 403, r.text[:300]
+    now = dt.datetime.now(dt.timezone.utc)
+    r = plain_write("4" * 32, {"retention": ["GOVERNANCE", ms(now + dt.timedelta(days=1))], "legal_hold": False})
+    assert r.status_code == 200, r.text[:300]
+    entries = entries_of(split, start, type="object_lock", bucket=b)
+    assert [(e["change"], e["version_id"], e.get("mode")) for e in entries] == [
+        ("written", "4" * 32, "GOVERNANCE")], entries
+
+    # A bucket deleted and created again with object lock (by the tenant, through boto3) has no
+    # default: the one set for the name before is not sealed.
+    again = unique_name("olrecreate")
+    s3.create_bucket(Bucket=again, ObjectLockEnabledForBucket=True)
+    s3.put_object_lock_configuration(Bucket=again, ObjectLockConfiguration={
+        "ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 1}}})
+    s3.delete_bucket(Bucket=again)
+    s3.create_bucket(Bucket=again, ObjectLockEnabledForBucket=True)
+    now = dt.datetime.now(dt.timezone.utc)
+    r = split.trustee_api("POST", "/v1/lock/seal", json={
+        "target": {"tenant": "demo", "bucket": again, "key": "k", "version_id": "5" * 32},
+        "state": {"retention": ["GOVERNANCE", ms(now + dt.timedelta(days=1))], "legal_hold": False},
+        "change": "written", "request": ticket_of(split, "PUT", again, "k")})
+    assert r.status_code == 403, r.text[:300]

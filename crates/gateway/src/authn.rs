@@ -215,6 +215,26 @@ pub async fn admit(
             )
         }
     };
+    // A retention, legal hold or lock configuration's body (its XML) goes to the trustee as
+    // received, which checks it against what the request signed and reads it itself.
+    let mut body = body;
+    if is_lock_change(&parts) {
+        let bytes = body.store_all_limited(LOCK_BODY_MAX).await.map_err(|e| {
+            match e.downcast::<S3Error>() {
+                // A body that does not match its signed hash: answered as every other.
+                Ok(e) => crate::front::s3_error_response(
+                    e.status_code().unwrap_or(http::StatusCode::BAD_REQUEST),
+                    e.code().as_str(),
+                    e.message().unwrap_or("The request body could not be read."),
+                ),
+                Err(_) => error_response(
+                    "InvalidRequest",
+                    "The request body could not be read (a retention or legal hold request's is at most 64 KiB).",
+                ),
+            }
+        })?;
+        parts.extensions.insert(LockBody(bytes));
+    }
     parts.extensions.insert(Authenticated {
         verified,
         // Taken, not copied: the request's parts are not needed any more.
@@ -225,6 +245,27 @@ pub async fn admit(
         parts.extensions.insert(trailers);
     }
     Ok(http::Request::from_parts(parts, body))
+}
+
+/// The body of a signed PutObjectRetention, PutObjectLegalHold or PutObjectLockConfiguration
+/// as received (its
+/// signature checked, when it signed the body's SHA-256), for the trustee.
+#[derive(Debug, Clone)]
+pub struct LockBody(pub Bytes);
+
+/// The longest body of a retention or legal hold request that is read (each is a few hundred
+/// bytes of XML).
+const LOCK_BODY_MAX: usize = 64 * 1024;
+
+/// Whether a request is a PutObjectRetention, PutObjectLegalHold or PutObjectLockConfiguration
+/// (a PUT with `?retention`, `?legal-hold` or `?object-lock`), whose body the trustee reads.
+fn is_lock_change(parts: &http::request::Parts) -> bool {
+    parts.method == http::Method::PUT
+        && parts.uri.query().is_some_and(|q| {
+            q.split('&')
+                .map(|p| p.split_once('=').map_or(p, |(k, _)| k))
+                .any(|k| k == "retention" || k == "legal-hold" || k == "object-lock")
+        })
 }
 
 /// The SHA-256 (hex) a body that is not `aws-chunked` must match, if any: the signed hash, or

@@ -988,6 +988,7 @@ impl LogEvent {
                         crate::object_lock::LockChange::LegalHold => "legal_hold",
                         crate::object_lock::LockChange::Upload => "upload",
                         crate::object_lock::LockChange::Abandoned => "abandoned",
+                        crate::object_lock::LockChange::BucketDefault => "bucket_default",
                     }
                     .into(),
                 ),

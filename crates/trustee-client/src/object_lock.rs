@@ -11,11 +11,13 @@
 //!
 //! A version's first record is sealed only for a write the tenant signed
 //! ([`LockSeal::request`]): the trustee checks its own ticket for that request, that the
-//! request writes that name, that no other version was sealed for it, and that the state is what
-//! the request's signed lock headers ask for (or, without them, no more than a bucket's default
-//! retention can give). A change of a retention or legal hold is sealed only for the tenant's
-//! signed request of that change, and only against the latest record the trustee sealed for
-//! the version. Every retention is held to the trustee's longest retention
+//! request writes that name, that no other version was sealed for it, and that the state is
+//! what the request's signed lock headers ask for (or, without them, its bucket's default
+//! retention as the tenant's signed PutObjectLockConfiguration set it, which the trustee
+//! keeps: [`LockChange::BucketDefault`]). A change of a retention or legal hold is sealed only
+//! for the tenant's signed request of that change (its body, the XML, bound by what the
+//! request signed and read by the trustee), and only against the latest record the trustee
+//! sealed for the version. Every retention is held to the trustee's longest retention
 //! ([`DEFAULT_MAX_RETENTION_DAYS`] unless configured).
 //!
 //! This module holds data only: no key, no clock.
@@ -64,9 +66,15 @@ pub const OP_COMPLETE_MULTIPART_UPLOAD: &str = "CompleteMultipartUpload";
 pub const OP_PUT_OBJECT_RETENTION: &str = "PutObjectRetention";
 /// PutObjectLegalHold (`PUT ?legal-hold`).
 pub const OP_PUT_OBJECT_LEGAL_HOLD: &str = "PutObjectLegalHold";
+/// PutObjectLockConfiguration (`PUT` of a bucket with `?object-lock`).
+pub const OP_PUT_OBJECT_LOCK_CONFIGURATION: &str = "PutObjectLockConfiguration";
+/// CreateBucket with object lock (`PUT` of a bucket without a subresource, with a signed
+/// `x-amz-bucket-object-lock-enabled: true`): a bucket with object lock and no default
+/// retention. A CreateBucket without it names no operation.
+pub const OP_CREATE_BUCKET_WITH_LOCK: &str = "CreateBucket";
 
 /// The operations a ticket names ([`crate::auth::RequestTicket::op`]).
-pub const LOCK_OPS: [&str; 7] = [
+pub const LOCK_OPS: [&str; 9] = [
     OP_PUT_OBJECT,
     OP_COPY_OBJECT,
     OP_POST_OBJECT,
@@ -74,7 +82,23 @@ pub const LOCK_OPS: [&str; 7] = [
     OP_COMPLETE_MULTIPART_UPLOAD,
     OP_PUT_OBJECT_RETENTION,
     OP_PUT_OBJECT_LEGAL_HOLD,
+    OP_PUT_OBJECT_LOCK_CONFIGURATION,
+    OP_CREATE_BUCKET_WITH_LOCK,
 ];
+
+/// How far a first record's retention taken from its bucket's default may end from the
+/// default's period counted from the trustee's clock at the seal, either way: the gateway
+/// counts it from its own clock when it applies the default, moments before.
+pub const DEFAULT_RETENTION_TOLERANCE_MS: i64 = 5 * 60 * 1000;
+
+/// The start of the message of a first record refused because it carries a retention its
+/// write did not sign and the trustee knows no default retention of the bucket from the
+/// tenant (`TrusteeError::Invalid`): a gateway answers it as S3's `InvalidRequest`.
+pub const DEFAULT_NOT_KNOWN: &str =
+    "the trustee knows no default retention of this bucket from the tenant";
+
+/// The whole message of [`DEFAULT_NOT_KNOWN`].
+pub const DEFAULT_NOT_KNOWN_MESSAGE: &str = "the trustee knows no default retention of this bucket from the tenant: set it again with PutObjectLockConfiguration (the trustee keeps it since this release), or write with x-amz-object-lock-mode and x-amz-object-lock-retain-until-date";
 
 /// Whether `op` makes a version (and so may seal its first record).
 #[must_use]
@@ -86,26 +110,88 @@ pub fn makes_version(op: Option<&str>) -> bool {
 }
 
 /// What a signed PutObjectRetention or PutObjectLegalHold says about the lock, in a ticket:
-/// the `versionId` it names (empty: the current version) and whether it asks to bypass
+/// the `versionId` it names (empty: the current version), whether it asks to bypass
 /// governance retention (`x-amz-bypass-governance-retention: true`, signed) with a key whose
 /// own policy allows `s3:BypassGovernanceRetention` on the object (`true`), asks without
-/// (`refused`) or does not (empty), joined by `\n`.
+/// (`refused`) or does not (empty), and what binds its body ([`body_binding`]; empty: nothing
+/// does), joined by `\n`.
 #[must_use]
-pub fn signed_lock_change(version_id: Option<&str>, bypass: &str) -> String {
-    format!("{}\n{bypass}", version_id.unwrap_or_default())
+pub fn signed_lock_change(version_id: Option<&str>, bypass: &str, body: &str) -> String {
+    format!("{}\n{bypass}\n{body}", version_id.unwrap_or_default())
 }
 
-/// [`signed_lock_change`]'s parts: the version named (`None`: the current one) and whether
-/// the bypass was asked by a key that may; `None` if `text` is not of that form.
+/// [`signed_lock_change`]'s parts: the version named (`None`: the current one), whether
+/// the bypass was asked by a key that may, and the body's binding (`None`: nothing binds it);
+/// `None` if `text` is not of that form.
 #[must_use]
-pub fn read_lock_change(text: &str) -> Option<(Option<&str>, bool)> {
-    let (version, bypass) = text.split_once('\n')?;
+pub fn read_lock_change(text: &str) -> Option<(Option<&str>, bool, Option<&str>)> {
+    let mut parts = text.split('\n');
+    let (Some(version), Some(bypass), Some(body), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return None;
+    };
     let bypass = match bypass {
         "" | "refused" => false,
         "true" => true,
         _ => return None,
     };
-    Some(((!version.is_empty()).then_some(version), bypass))
+    Some((
+        (!version.is_empty()).then_some(version),
+        bypass,
+        (!body.is_empty()).then_some(body),
+    ))
+}
+
+/// What binds a signed request's body, for a ticket: the first the request signed of its
+/// payload's SHA-256 (`sha256=` and the lower-case hex of `x-amz-content-sha256`, when that is
+/// a hash rather than `UNSIGNED-PAYLOAD` or a `STREAMING-…` value), its `Content-MD5`
+/// (`content-md5=` and the value as sent), `x-amz-checksum-sha256` or `x-amz-checksum-sha1`
+/// (likewise); empty if none (a CRC checksum binds nothing: anyone can make a body match it).
+#[must_use]
+pub fn body_binding(
+    payload: &str,
+    content_md5: Option<&str>,
+    checksum_sha256: Option<&str>,
+    checksum_sha1: Option<&str>,
+) -> String {
+    if payload.len() == 64 && payload.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return format!("sha256={}", payload.to_ascii_lowercase());
+    }
+    [
+        ("content-md5", content_md5),
+        ("x-amz-checksum-sha256", checksum_sha256),
+        ("x-amz-checksum-sha1", checksum_sha1),
+    ]
+    .into_iter()
+    .find_map(|(name, value)| value.map(|v| format!("{name}={}", v.trim())))
+    .unwrap_or_default()
+}
+
+/// The start of the message of a change refused because nothing the request signed binds its
+/// body (`TrusteeError::Invalid`): a gateway answers it as S3's `InvalidRequest`.
+pub const BODY_NOT_SIGNED: &str = "the request body is not bound by its signature";
+
+/// The whole message of [`BODY_NOT_SIGNED`].
+pub const BODY_NOT_SIGNED_MESSAGE: &str = "the request body is not bound by its signature: sign its SHA-256 in x-amz-content-sha256, or send a signed Content-MD5, x-amz-checksum-sha256 or x-amz-checksum-sha1 header (a CRC checksum and UNSIGNED-PAYLOAD alone do not bind it)";
+
+/// A bucket's default retention: its mode and its period, `days` or `years` (S3's year:
+/// 365 days).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DefaultRetention {
+    pub mode: LockMode,
+    pub days: Option<i64>,
+    pub years: Option<i64>,
+}
+
+impl DefaultRetention {
+    /// The period in milliseconds, as a gateway counts it from the write.
+    #[must_use]
+    pub fn period_ms(&self) -> i64 {
+        const DAY_MS: i64 = 86_400_000;
+        self.days.unwrap_or(0).saturating_mul(DAY_MS)
+            + self.years.unwrap_or(0).saturating_mul(365 * DAY_MS)
+    }
 }
 
 /// S3's retention modes.
@@ -188,6 +274,11 @@ pub enum LockChange {
     /// CreateMultipartUpload's lock headers, sealed for the upload's completion (the target's
     /// `version_id` is the upload id): no version's record, nothing listed, nothing logged.
     Upload,
+    /// PutObjectLockConfiguration (or CreateBucket with object lock): the bucket's default
+    /// retention (or none), which the trustee keeps from the tenant's signed request (its
+    /// body) and alone lets a write without lock headers have. The target names the bucket (`key` and `version_id`
+    /// empty); nothing is sealed, listed or logged.
+    BucketDefault,
     /// Asked one release to abandon a version's first record whose write did not commit.
     /// Every trustee since refuses it (only the provider held the ticket that allowed it, so
     /// it could unlock a committed version); kept so that log entries of that release
@@ -219,6 +310,11 @@ pub struct LockSeal {
     /// none if it was created without lock headers).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upload: Option<UploadLock>,
+    /// For a change ([`LockChange::Retention`], [`LockChange::LegalHold`],
+    /// [`LockChange::BucketDefault`]): the request's body (its XML) as received. The trustee checks it against what its ticket binds
+    /// ([`body_binding`]), reads it itself and seals only the state it asks for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
 }
 
 /// The upload a completion's first record comes from.

@@ -367,7 +367,7 @@ const ALARMS_LOGGED_PER_MINUTE: u32 = 60;
 const SCHEMA: obhut_migrate::Schema = obhut_migrate::Schema {
     name: "governance.db",
     migrations: &[
-        SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6,
+        SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6, SCHEMA_V7,
     ],
     identifying_table: "principals",
 };
@@ -466,6 +466,23 @@ ALTER TABLE object_locks ADD COLUMN abandoned_ms INTEGER;
 /// the next seal.
 const SCHEMA_V6: &str = "
 ALTER TABLE object_locks ADD COLUMN sealed_sha256 TEXT;
+";
+
+/// Version 7: each bucket's default retention as the tenant's signed
+/// PutObjectLockConfiguration set it (`mode` `NULL`: a configuration without a default), the
+/// only retention a write without lock headers may be sealed with. Keyed by tenant and bucket
+/// name (the trustee knows no other identity of a bucket). A bucket without a row has no
+/// default the trustee knows of: databases of releases before start empty.
+const SCHEMA_V7: &str = "
+CREATE TABLE bucket_lock_defaults (
+    tenant TEXT NOT NULL,
+    bucket TEXT NOT NULL,
+    mode TEXT,
+    days INTEGER,
+    years INTEGER,
+    set_ms INTEGER NOT NULL,
+    PRIMARY KEY (tenant, bucket)
+);
 ";
 
 /// Fields given replace those recorded; fields not given keep their value.
@@ -2325,6 +2342,68 @@ impl Governance {
         }
         .map_err(storage)?;
         Ok(())
+    }
+
+    /// Records a bucket's default retention as the tenant's signed PutObjectLockConfiguration
+    /// (or CreateBucket) issued at `set_ms` set it (`None`: the configuration has none);
+    /// `false` (nothing recorded) if a request issued later set it already.
+    pub fn note_bucket_default(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        default: Option<&obhut_trustee_client::object_lock::DefaultRetention>,
+        set_ms: i64,
+    ) -> Result<bool, TrusteeError> {
+        let changed = self
+            .db()?
+            .execute(
+                "INSERT INTO bucket_lock_defaults (tenant, bucket, mode, days, years, set_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (tenant, bucket) DO UPDATE SET
+                    mode = excluded.mode, days = excluded.days, years = excluded.years,
+                    set_ms = excluded.set_ms
+                 WHERE excluded.set_ms >= bucket_lock_defaults.set_ms",
+                params![
+                    tenant,
+                    bucket,
+                    default.map(|d| d.mode.as_str()),
+                    default.and_then(|d| d.days),
+                    default.and_then(|d| d.years),
+                    set_ms
+                ],
+            )
+            .map_err(storage)?;
+        Ok(changed > 0)
+    }
+
+    /// A bucket's default retention as the tenant last set it: `None` if the trustee never
+    /// saw it set, `Some(None)` for a configuration without a default.
+    pub fn bucket_default(
+        &self,
+        tenant: &str,
+        bucket: &str,
+    ) -> Result<Option<Option<obhut_trustee_client::object_lock::DefaultRetention>>, TrusteeError>
+    {
+        use obhut_trustee_client::object_lock::{DefaultRetention, LockMode};
+        type Row = (Option<String>, Option<i64>, Option<i64>);
+        let row: Option<Row> = self
+            .db()?
+            .query_row(
+                "SELECT mode, days, years FROM bucket_lock_defaults WHERE tenant = ?1 AND bucket = ?2",
+                params![tenant, bucket],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()
+            .map_err(storage)?;
+        let Some((mode, days, years)) = row else {
+            return Ok(None);
+        };
+        let Some(mode) = mode else {
+            return Ok(Some(None));
+        };
+        let mode = LockMode::parse(&mode)
+            .ok_or_else(|| storage(format!("unknown lock mode {mode:?} in governance.db")))?;
+        Ok(Some(Some(DefaultRetention { mode, days, years })))
     }
 
     /// The latest lock state the trustee sealed for `target` and the digest of that record

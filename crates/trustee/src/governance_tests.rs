@@ -2196,3 +2196,59 @@ async fn drill_records_are_officers_and_flat() {
         }
     );
 }
+
+/// A governance.db of the release before bucket defaults (schema 6) opens with its lock list
+/// as it was, and no default of any bucket: none is known until the tenant sets it again.
+#[tokio::test]
+async fn a_schema_6_database_gains_bucket_defaults_empty_and_keeps_its_locks() {
+    use obhut_trustee_client::object_lock::{DefaultRetention, LockMode, LockState, LockTarget};
+    let w = World::new().await;
+    let World { _dir: dir, t, .. } = w;
+    let target = LockTarget {
+        tenant: "b".into(),
+        bucket: "bk".into(),
+        key: "k".into(),
+        version_id: "v".into(),
+    };
+    let state = LockState {
+        retention: Some((LockMode::Compliance, now_ms() + 3_600_000)),
+        legal_hold: false,
+    };
+    t.governance.note_lock(&target, &state, "digest").unwrap();
+    let default = DefaultRetention {
+        mode: LockMode::Governance,
+        days: Some(1),
+        years: None,
+    };
+    assert!(
+        t.governance
+            .note_bucket_default("b", "bk", Some(&default), 5)
+            .unwrap()
+    );
+    assert_eq!(
+        t.governance.bucket_default("b", "bk").unwrap(),
+        Some(Some(default))
+    );
+    // As the release before wrote it: version 6, no table of defaults.
+    t.governance
+        .db()
+        .unwrap()
+        .execute_batch("DROP TABLE bucket_lock_defaults; PRAGMA user_version = 6;")
+        .unwrap();
+    drop(t);
+    let reopened = Governance::open(dir.path()).unwrap();
+    assert_eq!(reopened.bucket_default("b", "bk").unwrap(), None);
+    assert_eq!(
+        reopened.latest_lock(&target).unwrap(),
+        Some((state, Some("digest".into())))
+    );
+    assert!(reopened.note_bucket_default("b", "bk", None, 5).unwrap());
+    assert_eq!(reopened.bucket_default("b", "bk").unwrap(), Some(None));
+    // An older request than the one recorded changes nothing.
+    assert!(
+        !reopened
+            .note_bucket_default("b", "bk", Some(&default), 4)
+            .unwrap()
+    );
+    assert_eq!(reopened.bucket_default("b", "bk").unwrap(), Some(None));
+}

@@ -15,6 +15,7 @@ mod governance_tests;
 mod group_commit;
 mod kept_checkpoint;
 mod keystore;
+mod lock_body;
 mod log_facts;
 pub mod pkcs11;
 mod policy;
@@ -927,10 +928,20 @@ impl TrusteeClient for Trustee {
 
     async fn seal_lock(&self, seal: &LockSeal) -> Result<LockAnswer, TrusteeError> {
         self.governance.check_connected()?;
-        check_lock_target(&seal.target)?;
+        if seal.change == LockChange::BucketDefault {
+            // A bucket's default names the bucket only.
+            check_lock_target(&LockTarget {
+                key: "-".into(),
+                version_id: "-".into(),
+                ..seal.target.clone()
+            })?;
+        } else {
+            check_lock_target(&seal.target)?;
+        }
         let seal = seal.clone();
         self.blocking(move |t| match seal.change {
             LockChange::Upload => t.seal_upload_lock(&seal),
+            LockChange::BucketDefault => t.note_bucket_default(&seal),
             // A first record is never abandoned: only the gateway (the provider) holds the
             // ticket that sealed it, so an abandonment could not be told from the provider
             // unlocking a committed version (and freeing the ticket for another version).
@@ -1649,14 +1660,14 @@ impl Trustee {
     /// CopyObject, a form's upload; a completion: of that upload, as the ticket's operation
     /// says), used for no other version, and a state that is what the request's signed lock
     /// headers (or its upload's, sealed at its creation) ask for. Without lock headers only a
-    /// retention may be set (a bucket's default retention, which the catalog keeps), never a
-    /// legal hold. Claims the ticket for the version.
+    /// retention may be set, and only the bucket's default retention as the tenant set it
+    /// ([`Self::check_default_retention`]), never a legal hold. Claims the ticket for the
+    /// version.
     fn check_first_lock(&self, seal: &LockSeal, now: i64) -> Result<(), TrusteeError> {
         let target = &seal.target;
         let ticket = self.lock_ticket(seal, now)?;
         // The provider's staff write only under a grant: no lock of theirs, not even a
-        // bucket's default retention (which the catalog keeps, so the provider could set it),
-        // outlives the grant or stops the tenant's shred.
+        // bucket's default retention, outlives the grant or stops the tenant's shred.
         if (seal.state.retention.is_some() || seal.state.legal_hold)
             && ticket
                 .access_key_id
@@ -1725,9 +1736,117 @@ impl Trustee {
                     "a legal hold on a new version needs the write's signed x-amz-object-lock-legal-hold".into(),
                 ));
             }
-            None => {}
+            None => {
+                if let Some((mode, until)) = seal.state.retention {
+                    self.check_default_retention(target, mode, until, now)?;
+                }
+            }
         }
         self.claim_lock_ticket(ticket, target, now).map(|_| ())
+    }
+
+    /// Checks that a retention a write did not sign (`mode` until `until`) is its bucket's
+    /// default as the tenant's signed PutObjectLockConfiguration set it, counted from the
+    /// trustee's clock at the seal (within [`object_lock::DEFAULT_RETENTION_TOLERANCE_MS`]):
+    /// the default the catalog keeps is the provider's to edit. A bucket whose default the
+    /// trustee never saw set gives none (`Invalid`, [`object_lock::DEFAULT_NOT_KNOWN`]).
+    fn check_default_retention(
+        &self,
+        target: &LockTarget,
+        mode: object_lock::LockMode,
+        until: i64,
+        now: i64,
+    ) -> Result<(), TrusteeError> {
+        match self.governance.bucket_default(&target.tenant, &target.bucket)? {
+            None => Err(TrusteeError::Invalid(
+                object_lock::DEFAULT_NOT_KNOWN_MESSAGE.into(),
+            )),
+            Some(Some(d))
+                if d.mode == mode
+                    && (until - now.saturating_add(d.period_ms())).abs()
+                        <= object_lock::DEFAULT_RETENTION_TOLERANCE_MS =>
+            {
+                Ok(())
+            }
+            Some(_) => Err(TrusteeError::Denied(
+                "the retention is neither what the write signed nor its bucket's default retention as the tenant set it".into(),
+            )),
+        }
+    }
+
+    /// Keeps a bucket's default retention from the tenant's signed PutObjectLockConfiguration
+    /// (the trustee's own ticket for it, not under a grant, and its body, bound by what the
+    /// request signed and read by the trustee), or none from its CreateBucket with object
+    /// lock. Nothing is sealed (`sealed` is empty).
+    fn note_bucket_default(&self, seal: &LockSeal) -> Result<LockAnswer, TrusteeError> {
+        use obhut_trustee_client::object_lock::{
+            OP_PUT_OBJECT_LOCK_CONFIGURATION, read_lock_change,
+        };
+        let now = now_ms();
+        let target = &seal.target;
+        let denied = |m: &str| Err(TrusteeError::Denied(m.to_owned()));
+        let Some(ticket) = seal.request.as_ref() else {
+            return denied(
+                "a bucket's default retention needs the trustee's ticket for the tenant's signed PutObjectLockConfiguration",
+            );
+        };
+        self.verifier.check_ticket(
+            ticket,
+            &target.tenant,
+            &ticket.access_key_id,
+            &target.bucket,
+            now,
+        )?;
+        if ticket
+            .access_key_id
+            .starts_with(obhut_trustee_client::governance::GRANT_KEY_PREFIX)
+        {
+            return denied(
+                "no default retention is set by a request signed with grant credentials",
+            );
+        }
+        let default = match ticket.op.as_deref() {
+            // A new bucket with object lock has no default.
+            Some(object_lock::OP_CREATE_BUCKET_WITH_LOCK) => None,
+            Some(OP_PUT_OBJECT_LOCK_CONFIGURATION) => {
+                let Some((None, false, binding)) =
+                    ticket.lock.as_deref().and_then(read_lock_change)
+                else {
+                    return denied("the signed request's object lock configuration cannot be read");
+                };
+                let Some(binding) = binding else {
+                    return Err(TrusteeError::Invalid(
+                        object_lock::BODY_NOT_SIGNED_MESSAGE.into(),
+                    ));
+                };
+                let Some(body) = seal.body.as_deref() else {
+                    return denied(
+                        "a bucket's default retention needs the body of the tenant's request",
+                    );
+                };
+                lock_body::check_binding(binding, body.as_bytes())?;
+                lock_body::default_of(body)?
+            }
+            _ => {
+                return denied(
+                    "the signed request is not a PutObjectLockConfiguration (or CreateBucket with object lock) of this bucket",
+                );
+            }
+        };
+        // Dated by the request's ticket: an older request never undoes a newer one.
+        if !self.governance.note_bucket_default(
+            &target.tenant,
+            &target.bucket,
+            default.as_ref(),
+            ticket.issued_ms,
+        )? {
+            return denied("a later request of the tenant's set this bucket's default retention");
+        }
+        Ok(LockAnswer {
+            sealed: String::new(),
+            state: LockState::default(),
+            now_ms: now,
+        })
     }
 
     /// Checks that a change of a version's retention or legal hold comes from the tenant's
@@ -1781,7 +1900,8 @@ impl Trustee {
                 "the signed request is not a {op} of this object"
             )));
         }
-        let Some((version, bypass)) = ticket.lock.as_deref().and_then(read_lock_change) else {
+        let Some((version, bypass, binding)) = ticket.lock.as_deref().and_then(read_lock_change)
+        else {
             return denied("the signed request's object lock change cannot be read");
         };
         if version.is_some_and(|v| v != target.version_id) {
@@ -1790,6 +1910,32 @@ impl Trustee {
         if seal.bypass_governance && !bypass {
             return denied(
                 "x-amz-bypass-governance-retention was not signed by a key whose policy allows s3:BypassGovernanceRetention",
+            );
+        }
+        // The state is the one the request's body asks for, as the trustee reads it: the body
+        // given must be the one the signature bound (a gateway could rewrite any other).
+        let Some(binding) = binding else {
+            return Err(TrusteeError::Invalid(
+                object_lock::BODY_NOT_SIGNED_MESSAGE.into(),
+            ));
+        };
+        let Some(body) = seal.body.as_deref() else {
+            return denied("a change of a version's lock needs the body of the tenant's request");
+        };
+        lock_body::check_binding(binding, body.as_bytes())?;
+        let asked = match seal.change {
+            LockChange::Retention => LockState {
+                retention: lock_body::retention_of(body)?,
+                legal_hold: previous.legal_hold,
+            },
+            _ => LockState {
+                retention: previous.retention,
+                legal_hold: lock_body::legal_hold_of(body)?,
+            },
+        };
+        if asked != seal.state {
+            return denied(
+                "the object lock change is not what the tenant's signed request asks for",
             );
         }
         if self.claim_lock_ticket(ticket, target, now)? {
@@ -2770,6 +2916,161 @@ mod tests {
         )
     }
 
+    /// A bucket's default retention as the tenant's signed PutObjectLockConfiguration of
+    /// `b` with `body` sets it (its SHA-256 signed).
+    fn bucket_default_seal(t: &Trustee, body: &str) -> LockSeal {
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, body.as_bytes());
+        let binding = format!(
+            "sha256={}",
+            hex_simd::encode_to_string(digest.as_ref(), hex_simd::AsciiCase::Lower)
+        );
+        LockSeal {
+            target: LockTarget {
+                tenant: "a".into(),
+                bucket: "b".into(),
+                key: String::new(),
+                version_id: String::new(),
+            },
+            state: LockState::default(),
+            change: LockChange::BucketDefault,
+            previous: None,
+            bypass_governance: false,
+            request: Some(t.verifier.with_op(
+                write_ticket(
+                    t,
+                    &format!("config-{n}"),
+                    vec![],
+                    Some(object_lock::signed_lock_change(None, "", &binding)),
+                ),
+                Some(object_lock::OP_PUT_OBJECT_LOCK_CONFIGURATION),
+            )),
+            upload: None,
+            body: Some(body.to_owned()),
+        }
+    }
+
+    /// The attack: the provider edits the bucket's default retention in the catalog (or asks
+    /// the trustee directly) so that the tenant's writes without lock headers are sealed with
+    /// a retention the tenant never configured. Only the default the tenant's signed
+    /// PutObjectLockConfiguration set is sealed, counted from the trustee's clock.
+    #[tokio::test]
+    async fn a_write_without_lock_headers_gets_only_the_default_the_tenant_set() {
+        let (_dir, t) = unsealed().await;
+        let day = 86_400_000;
+        let mut n = 0;
+        let mut plain_write = |state: LockState| {
+            n += 1;
+            let mut seal = first_seal(&t, "unused", &format!("v{n}"), state);
+            seal.request = Some(write_ticket(
+                &t,
+                &format!("put-{n}"),
+                vec![writes("k")],
+                None,
+            ));
+            seal
+        };
+        let governance = |until: i64| LockState {
+            retention: Some((object_lock::LockMode::Governance, until)),
+            legal_hold: false,
+        };
+        // No default the trustee knows of: none is sealed, and the answer says why.
+        let unknown = t.seal_lock(&plain_write(compliance(now_ms() + day))).await;
+        assert!(
+            matches!(&unknown, Err(TrusteeError::Invalid(m)) if m.starts_with(object_lock::DEFAULT_NOT_KNOWN)),
+            "{unknown:?}"
+        );
+        // Without a retention the write is sealed.
+        t.seal_lock(&plain_write(LockState::default()))
+            .await
+            .unwrap();
+        let config = |rule: &str| {
+            format!(
+                "<ObjectLockConfiguration><ObjectLockEnabled>Enabled</ObjectLockEnabled>{rule}</ObjectLockConfiguration>"
+            )
+        };
+        // The tenant sets a GOVERNANCE default of one day.
+        let one_day = config(
+            "<Rule><DefaultRetention><Mode>GOVERNANCE</Mode><Days>1</Days></DefaultRetention></Rule>",
+        );
+        // A body other than the signed one, a ticket of another operation, none at all, a
+        // grant's: the default is not set.
+        let mut rewritten = bucket_default_seal(&t, &one_day);
+        rewritten.body =
+            Some(one_day.replace("GOVERNANCE</Mode><Days>1", "COMPLIANCE</Mode><Days>3650"));
+        let mut other_op = bucket_default_seal(&t, &one_day);
+        other_op.request = other_op
+            .request
+            .map(|ticket| t.verifier.with_op(ticket, Some(object_lock::OP_PUT_OBJECT)));
+        let mut unsigned = bucket_default_seal(&t, &one_day);
+        unsigned.request = None;
+        let mut by_grant = bucket_default_seal(&t, &one_day);
+        by_grant.request = by_grant.request.map(|mut ticket| {
+            ticket.access_key_id =
+                format!("{}x", obhut_trustee_client::governance::GRANT_KEY_PREFIX);
+            t.verifier.with_lock(ticket.clone(), ticket.lock.clone())
+        });
+        for seal in [rewritten, other_op, unsigned, by_grant] {
+            assert!(t.seal_lock(&seal).await.is_err(), "{seal:?}");
+        }
+        assert_eq!(t.governance.bucket_default("a", "b").unwrap(), None);
+        t.seal_lock(&bucket_default_seal(&t, &one_day))
+            .await
+            .unwrap();
+        // Now only that default: not COMPLIANCE, not longer, not shorter (beyond the
+        // tolerance); no legal hold.
+        let tolerance = object_lock::DEFAULT_RETENTION_TOLERANCE_MS;
+        for state in [
+            compliance(now_ms() + day),
+            governance(now_ms() + 3650 * day),
+            governance(now_ms() + day + tolerance + 60_000),
+            governance(now_ms() + day - tolerance - 60_000),
+            LockState {
+                legal_hold: true,
+                ..governance(now_ms() + day)
+            },
+        ] {
+            let r = t.seal_lock(&plain_write(state)).await;
+            assert!(
+                matches!(r, Err(TrusteeError::Denied(_))),
+                "{state:?}: {r:?}"
+            );
+        }
+        t.seal_lock(&plain_write(governance(now_ms() + day)))
+            .await
+            .unwrap();
+        // The bucket created again with object lock (the tenant's signed CreateBucket) has no
+        // default; a configuration request signed before it does not bring its default back.
+        let older = bucket_default_seal(&t, &one_day);
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        let mut created = bucket_default_seal(&t, "");
+        created.body = None;
+        created.request = created.request.map(|ticket| {
+            let ticket = t.verifier.with_lock(ticket, None);
+            t.verifier
+                .with_op(ticket, Some(object_lock::OP_CREATE_BUCKET_WITH_LOCK))
+        });
+        t.seal_lock(&created).await.unwrap();
+        assert_eq!(t.governance.bucket_default("a", "b").unwrap(), Some(None));
+        let r = t.seal_lock(&older).await;
+        assert!(matches!(r, Err(TrusteeError::Denied(_))), "{r:?}");
+        assert_eq!(t.governance.bucket_default("a", "b").unwrap(), Some(None));
+        t.seal_lock(&bucket_default_seal(&t, &one_day))
+            .await
+            .unwrap();
+        // A configuration without a rule leaves no default: a plain write gets no retention.
+        t.seal_lock(&bucket_default_seal(&t, &config("")))
+            .await
+            .unwrap();
+        assert_eq!(t.governance.bucket_default("a", "b").unwrap(), Some(None));
+        let r = t.seal_lock(&plain_write(governance(now_ms() + day))).await;
+        assert!(matches!(r, Err(TrusteeError::Denied(_))), "{r:?}");
+        t.seal_lock(&plain_write(LockState::default()))
+            .await
+            .unwrap();
+    }
+
     fn writes(key: &str) -> TicketScope {
         TicketScope::Write {
             bucket: "b".into(),
@@ -2793,6 +3094,7 @@ mod tests {
                 headers_of(&state),
             )),
             upload: None,
+            body: None,
         }
     }
 
@@ -2823,7 +3125,7 @@ mod tests {
                 t,
                 &format!("change-{n}"),
                 vec![writes("k")],
-                Some(object_lock::signed_lock_change(Some(v), "true")),
+                Some(object_lock::signed_lock_change(Some(v), "true", "")),
             ),
             Some(op),
         )
@@ -2836,15 +3138,69 @@ mod tests {
         previous: &str,
         change: LockChange,
     ) -> LockSeal {
-        LockSeal {
-            target: lock_target(v),
-            state,
-            change,
-            previous: Some(previous.to_owned()),
-            bypass_governance: true,
-            request: Some(change_ticket(t, v, change)),
-            upload: None,
+        bound(
+            t,
+            LockSeal {
+                target: lock_target(v),
+                state,
+                change,
+                previous: Some(previous.to_owned()),
+                bypass_governance: true,
+                request: Some(change_ticket(t, v, change)),
+                upload: None,
+                body: None,
+            },
+        )
+    }
+
+    /// The XML body a tenant sends for `seal`'s change.
+    fn change_body(seal: &LockSeal) -> String {
+        match (seal.change, seal.state.retention) {
+            (LockChange::Retention, Some((mode, until))) => {
+                let until =
+                    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(until) * 1_000_000)
+                        .unwrap()
+                        .format(&time::format_description::well_known::Rfc3339)
+                        .unwrap();
+                format!(
+                    "<Retention xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Mode>{}</Mode><RetainUntilDate>{until}</RetainUntilDate></Retention>",
+                    mode.as_str()
+                )
+            }
+            (LockChange::Retention, None) => "<Retention/>".to_owned(),
+            _ => format!(
+                "<LegalHold><Status>{}</Status></LegalHold>",
+                if seal.state.legal_hold { "ON" } else { "OFF" }
+            ),
         }
+    }
+
+    /// `seal` with the body of its change, as the tenant sends it, and its ticket (if it is a
+    /// change's) binding that body by its signed SHA-256, as the trustee issues it.
+    fn bound(t: &Trustee, mut seal: LockSeal) -> LockSeal {
+        let body = change_body(&seal);
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, body.as_bytes());
+        let binding = format!(
+            "sha256={}",
+            hex_simd::encode_to_string(digest.as_ref(), hex_simd::AsciiCase::Lower)
+        );
+        if let Some(ticket) = seal.request.take() {
+            let lock = match ticket
+                .lock
+                .as_deref()
+                .and_then(object_lock::read_lock_change)
+            {
+                Some((version, bypass, _)) => Some(object_lock::signed_lock_change(
+                    version,
+                    if bypass { "true" } else { "" },
+                    &binding,
+                )),
+                None => ticket.lock.clone(),
+            };
+            seal.request = Some(t.verifier.with_lock(ticket, lock));
+        }
+        seal.body = Some(body);
+        seal
     }
 
     #[tokio::test]
@@ -3127,12 +3483,16 @@ mod tests {
         let denied = |r: Result<LockAnswer, TrusteeError>| {
             assert!(matches!(r, Err(TrusteeError::Denied(_))), "{r:?}");
         };
-        let with =
-            |state: LockState, change: LockChange, request: Option<RequestTicket>| LockSeal {
-                request,
-                bypass_governance: false,
-                ..self::change(&t, "v1", state, &first.sealed, change)
-            };
+        let with = |state: LockState, change: LockChange, request: Option<RequestTicket>| {
+            bound(
+                &t,
+                LockSeal {
+                    request,
+                    bypass_governance: false,
+                    ..self::change(&t, "v1", state, &first.sealed, change)
+                },
+            )
+        };
         // No ticket: the gateway's word alone.
         denied(t.seal_lock(&with(held, LockChange::LegalHold, None)).await);
         denied(
@@ -3155,7 +3515,7 @@ mod tests {
                 &t,
                 "other-key",
                 vec![writes("other")],
-                Some(object_lock::signed_lock_change(None, "")),
+                Some(object_lock::signed_lock_change(None, "", "")),
             ),
             Some(object_lock::OP_PUT_OBJECT_LEGAL_HOLD),
         );
@@ -3184,7 +3544,7 @@ mod tests {
                     &t,
                     &format!("no-bypass-{bypass}"),
                     vec![writes("k")],
-                    Some(object_lock::signed_lock_change(None, bypass)),
+                    Some(object_lock::signed_lock_change(None, bypass, "")),
                 ),
                 Some(object_lock::OP_PUT_OBJECT_RETENTION),
             );
@@ -3203,7 +3563,7 @@ mod tests {
                     vec![writes("k")],
                     now_ms(),
                 ),
-                Some(object_lock::signed_lock_change(None, "")),
+                Some(object_lock::signed_lock_change(None, "", "")),
             ),
             Some(object_lock::OP_PUT_OBJECT_LEGAL_HOLD),
         );
@@ -3218,7 +3578,7 @@ mod tests {
                 &t,
                 "hold",
                 vec![writes("k")],
-                Some(object_lock::signed_lock_change(None, "")),
+                Some(object_lock::signed_lock_change(None, "", "")),
             ),
             Some(object_lock::OP_PUT_OBJECT_LEGAL_HOLD),
         );
@@ -3246,6 +3606,74 @@ mod tests {
         ))
         .await
         .unwrap();
+    }
+
+    /// The attack: the gateway (the provider) holds the tenant's genuine signed
+    /// PutObjectRetention or PutObjectLegalHold and rewrites its XML body: a later date, a
+    /// COMPLIANCE mode, a legal hold set instead of lifted. The trustee checks the body
+    /// against what the signature bound and reads it itself: each rewrite is refused.
+    #[tokio::test]
+    async fn a_change_seals_only_what_the_signed_body_asks_for() {
+        let (_dir, t) = unsealed().await;
+        let far = now_ms() + 3_600_000;
+        let governance = LockState {
+            retention: Some((object_lock::LockMode::Governance, far)),
+            legal_hold: false,
+        };
+        let first = t
+            .seal_lock(&first_seal(&t, "put-1", "v1", governance))
+            .await
+            .unwrap();
+        let denied = |r: Result<LockAnswer, TrusteeError>| {
+            assert!(matches!(r, Err(TrusteeError::Denied(_))), "{r:?}");
+        };
+        // The tenant's genuine request extends the GOVERNANCE retention by a minute.
+        let genuine = change(
+            &t,
+            "v1",
+            LockState {
+                retention: Some((object_lock::LockMode::Governance, far + 60_000)),
+                ..governance
+            },
+            &first.sealed,
+            LockChange::Retention,
+        );
+        let stronger = LockState {
+            retention: Some((object_lock::LockMode::Compliance, far + 86_400_000)),
+            ..governance
+        };
+        // The body rewritten to ask for a COMPLIANCE retention a day later, the state with it.
+        let mut rewritten = genuine.clone();
+        rewritten.state = stronger;
+        rewritten.body = Some(change_body(&rewritten));
+        denied(t.seal_lock(&rewritten).await);
+        // The genuine body, another state; no body at all.
+        let mut other_state = genuine.clone();
+        other_state.state = stronger;
+        denied(t.seal_lock(&other_state).await);
+        let mut no_body = genuine.clone();
+        no_body.body = None;
+        denied(t.seal_lock(&no_body).await);
+        // A request whose signature binds no body (UNSIGNED-PAYLOAD with a CRC32 only).
+        let mut unbound = genuine.clone();
+        unbound.request = unbound.request.map(|ticket| {
+            let lock = object_lock::signed_lock_change(None, "true", "");
+            t.verifier.with_lock(ticket, Some(lock))
+        });
+        let refused = t.seal_lock(&unbound).await;
+        assert!(
+            matches!(&refused, Err(TrusteeError::Invalid(m)) if m.starts_with(object_lock::BODY_NOT_SIGNED)),
+            "{refused:?}"
+        );
+        // A legal hold request to lift it, rewritten to set it.
+        let lift = change(&t, "v1", governance, &first.sealed, LockChange::LegalHold);
+        let mut set = lift.clone();
+        set.state.legal_hold = true;
+        set.body = Some(change_body(&set));
+        denied(t.seal_lock(&set).await);
+        // Both ways: the genuine request is sealed as its body asks.
+        let answer = t.seal_lock(&genuine).await.unwrap();
+        assert_eq!(answer.state, genuine.state);
     }
 
     /// A signed request verified again later (a replay within the clock skew of its signature)
@@ -3514,8 +3942,16 @@ mod tests {
         let mut replayed = genuine.clone();
         replayed.target = lock_target("made-up");
         denied(t.seal_lock(&replayed).await);
-        // A write without lock headers gets at most a retention (a bucket's default).
-        let mut defaulted = first_seal(&t, "put-default", "v2", compliance(far));
+        // A write without lock headers gets at most a retention: its bucket's default, as
+        // the tenant set it (one hour, as `far`).
+        t.seal_lock(&bucket_default_seal(
+            &t,
+            "<ObjectLockConfiguration><ObjectLockEnabled>Enabled</ObjectLockEnabled><Rule><DefaultRetention><Mode>COMPLIANCE</Mode><Days>1</Days></DefaultRetention></Rule></ObjectLockConfiguration>",
+        ))
+        .await
+        .unwrap();
+        let in_a_day = now_ms() + 86_400_000;
+        let mut defaulted = first_seal(&t, "put-default", "v2", compliance(in_a_day));
         defaulted.request = Some(write_ticket(&t, "put-default", vec![writes("k")], None));
         t.seal_lock(&defaulted).await.unwrap();
         assert_eq!(t.governance.compliance_locks("a", now_ms()).unwrap().0, 2);
@@ -3639,6 +4075,7 @@ mod tests {
             bypass_governance: false,
             request,
             upload: None,
+            body: None,
         };
         // The very ticket that sealed it, within its validity, with the first or the later
         // record; another write's ticket; no ticket: all refused.
@@ -3752,6 +4189,7 @@ mod tests {
                 upload_id: upload.into(),
                 sealed,
             }),
+            body: None,
         };
         // Another upload's completion cannot carry it; nor can the completion change it.
         assert!(matches!(

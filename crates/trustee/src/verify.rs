@@ -773,9 +773,6 @@ fn lock_op_of(req: &SignedRequest, path: Option<&str>) -> Option<&'static str> {
         .map(|p| p.trim_start_matches('/'))
         .and_then(|p| p.split_once('/'))
         .is_some_and(|(b, k)| !b.is_empty() && !k.is_empty());
-    if !names_object {
-        return None;
-    }
     // A presigned URL's authentication parameters, and the operation's name some SDKs add
     // (`x-id`), say nothing of the operation.
     let query = || {
@@ -787,6 +784,21 @@ fn lock_op_of(req: &SignedRequest, path: Option<&str>) -> Option<&'static str> {
     let has = |name: &str| query().any(|k| k == name);
     // Only `versionId` may come beside a subresource; anything else is another operation.
     let only = |names: &[&str]| query().all(|k| names.contains(&k));
+    if !names_object {
+        let names_bucket = path
+            .map(|p| p.trim_matches('/'))
+            .is_some_and(|b| !b.is_empty() && !b.contains('/'));
+        if !names_bucket || req.method != "PUT" {
+            return None;
+        }
+        if has("object-lock") && only(&["object-lock"]) {
+            return Some(ol::OP_PUT_OBJECT_LOCK_CONFIGURATION);
+        }
+        let with_lock = req
+            .signed_header("x-amz-bucket-object-lock-enabled")
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+        return (with_lock && query().next().is_none()).then_some(ol::OP_CREATE_BUCKET_WITH_LOCK);
+    }
     match req.method.as_str() {
         "PUT" if has("retention") && only(&["retention", "versionId"]) => {
             Some(ol::OP_PUT_OBJECT_RETENTION)
@@ -817,7 +829,19 @@ fn signed_lock_of(
     signer: &Signer,
 ) -> Option<String> {
     use obhut_trustee_client::object_lock as ol;
+    let body = || {
+        ol::body_binding(
+            &req.payload,
+            req.signed_header("content-md5"),
+            req.signed_header("x-amz-checksum-sha256"),
+            req.signed_header("x-amz-checksum-sha1"),
+        )
+    };
     match op {
+        // A bucket's default retention: what binds its body (names no version, no bypass).
+        Some(ol::OP_PUT_OBJECT_LOCK_CONFIGURATION) => {
+            Some(ol::signed_lock_change(None, "", &body()))
+        }
         Some(ol::OP_PUT_OBJECT_RETENTION | ol::OP_PUT_OBJECT_LEGAL_HOLD) => {
             let asked = req
                 .signed_header("x-amz-bypass-governance-retention")
@@ -841,7 +865,12 @@ fn signed_lock_of(
                 (true, true) => "true",
                 (true, false) => "refused",
             };
-            Some(ol::signed_lock_change(req.query_param("versionId"), bypass))
+            // What binds the body (the XML the trustee reads), as signed.
+            Some(ol::signed_lock_change(
+                req.query_param("versionId"),
+                bypass,
+                &body(),
+            ))
         }
         _ => ol::signed_lock_headers(
             req.signed_header("x-amz-object-lock-mode"),
@@ -1498,6 +1527,28 @@ mod tests {
             op("PUT", "/b/k", &[("legal-hold", "")], false),
             Some(ol::OP_PUT_OBJECT_LEGAL_HOLD)
         );
+        assert_eq!(
+            op("PUT", "/b", &[("object-lock", "")], false),
+            Some(ol::OP_PUT_OBJECT_LOCK_CONFIGURATION)
+        );
+        assert_eq!(op("PUT", "/b/k", &[("object-lock", "")], false), None);
+        assert_eq!(
+            op("PUT", "/b", &[("object-lock", ""), ("x", "")], false),
+            None
+        );
+        assert_eq!(op("GET", "/b", &[("object-lock", "")], false), None);
+        let mut create = signed("OBKGOOD", SECRET, "us-east-1", &date, "/b");
+        create.method = "PUT".into();
+        assert_eq!(lock_op_of(&create, Some("/b")), None);
+        create
+            .headers
+            .push(("x-amz-bucket-object-lock-enabled".into(), "True".into()));
+        assert_eq!(
+            lock_op_of(&create, Some("/b")),
+            Some(ol::OP_CREATE_BUCKET_WITH_LOCK)
+        );
+        create.query = vec![("acl".into(), String::new())];
+        assert_eq!(lock_op_of(&create, Some("/b")), None);
         // Requests that write no version and change no lock have none.
         for (method, path, query) in [
             ("DELETE", "/b/k", &[][..]),
@@ -1555,31 +1606,81 @@ mod tests {
         };
         let of =
             |req: &SignedRequest, signer: &Signer| signed_lock_of(req, op, path.as_deref(), signer);
+        // The body is bound by the signed payload hash (here the empty body's).
+        let hash = format!("sha256={EMPTY_SHA256}");
         // Not asked (or asked in a header that was not signed: it is not among the signed).
         assert_eq!(
             of(&req, &full),
-            Some(ol::signed_lock_change(Some("v1"), ""))
+            Some(ol::signed_lock_change(Some("v1"), "", &hash))
         );
         req.headers
             .push(("x-amz-bypass-governance-retention".into(), "true".into()));
         assert_eq!(
             of(&req, &full),
-            Some(ol::signed_lock_change(Some("v1"), "true"))
+            Some(ol::signed_lock_change(Some("v1"), "true", &hash))
         );
         for signer in [&no_bypass, &grant] {
             assert_eq!(
                 of(&req, signer),
-                Some(ol::signed_lock_change(Some("v1"), "refused"))
+                Some(ol::signed_lock_change(Some("v1"), "refused", &hash))
             );
         }
         assert_eq!(
-            ol::read_lock_change(&ol::signed_lock_change(Some("v1"), "true")),
-            Some((Some("v1"), true))
+            ol::read_lock_change(&ol::signed_lock_change(Some("v1"), "true", &hash)),
+            Some((Some("v1"), true, Some(hash.as_str())))
         );
         assert_eq!(
-            ol::read_lock_change(&ol::signed_lock_change(None, "refused")),
-            Some((None, false))
+            ol::read_lock_change(&ol::signed_lock_change(None, "refused", "")),
+            Some((None, false, None))
         );
+        // A ticket of the form before bodies were bound reads as nothing.
+        assert_eq!(ol::read_lock_change("v1\ntrue"), None);
+    }
+
+    #[test]
+    fn a_lock_changes_body_is_bound_by_a_signed_hash_or_digest_never_a_crc() {
+        use obhut_trustee_client::object_lock as ol;
+        let date = amz_date_now();
+        let mut req = signed("OBKGOOD", SECRET, "us-east-1", &date, "/b/k");
+        req.method = "PUT".into();
+        req.query = vec![("legal-hold".into(), String::new())];
+        let path = req.decoded_path_ref().map(|p| p.into_owned());
+        let op = lock_op_of(&req, path.as_deref());
+        let full = Signer::Tenant {
+            tenant: "t".into(),
+            policy: None,
+        };
+        let binding = |req: &SignedRequest| {
+            let text = signed_lock_of(req, op, path.as_deref(), &full).unwrap();
+            ol::read_lock_change(&text).unwrap().2.map(str::to_owned)
+        };
+        let upper = "AB".repeat(32);
+        req.payload = upper.clone();
+        assert_eq!(
+            binding(&req),
+            Some(format!("sha256={}", upper.to_ascii_lowercase()))
+        );
+        // Without a payload hash: a signed Content-MD5, SHA-256 or SHA-1 checksum, never a CRC.
+        req.payload = "UNSIGNED-PAYLOAD".into();
+        req.headers
+            .push(("x-amz-checksum-crc32".into(), "fKO38A==".into()));
+        assert_eq!(binding(&req), None);
+        req.headers
+            .push(("x-amz-checksum-sha1".into(), "c2hhMQ==".into()));
+        assert_eq!(
+            binding(&req).as_deref(),
+            Some("x-amz-checksum-sha1=c2hhMQ==")
+        );
+        req.headers
+            .push(("x-amz-checksum-sha256".into(), "c2hhMjU2".into()));
+        assert_eq!(
+            binding(&req).as_deref(),
+            Some("x-amz-checksum-sha256=c2hhMjU2")
+        );
+        req.headers.push(("content-md5".into(), "bWQ1".into()));
+        assert_eq!(binding(&req).as_deref(), Some("content-md5=bWQ1"));
+        req.payload = "STREAMING-UNSIGNED-PAYLOAD-TRAILER".into();
+        assert_eq!(binding(&req).as_deref(), Some("content-md5=bWQ1"));
     }
 
     #[test]

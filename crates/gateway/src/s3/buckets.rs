@@ -180,6 +180,11 @@ pub async fn create(
         kcv: wrapped.kcv.to_vec(),
         created_ms: bucket.created_ms,
     };
+    if input.object_lock_enabled_for_bucket == Some(true) {
+        // The trustee learns that the bucket has no default retention (a bucket of that name
+        // before may have had one), from the tenant's signed request, before it exists.
+        super::object_lock::note_new_bucket(gw, &bucket, ctx.ticket.clone()).await?;
+    }
     gw.catalog
         .create_bucket(&bucket, &key)
         .await

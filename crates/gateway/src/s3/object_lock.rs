@@ -20,8 +20,8 @@ use crate::{Gateway, error};
 use obhut_catalog::{Bucket, Versioning, config_kind};
 use obhut_trustee_client::TrusteeError;
 use obhut_trustee_client::object_lock::{
-    LockAnswer, LockChange, LockMode, LockOpen, LockSeal, LockState, LockTarget,
-    RETENTION_TOO_LONG, UploadLock,
+    BODY_NOT_SIGNED, DEFAULT_NOT_KNOWN, LockAnswer, LockChange, LockMode, LockOpen, LockSeal,
+    LockState, LockTarget, RETENTION_TOO_LONG, UploadLock,
 };
 use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
@@ -163,12 +163,29 @@ fn locked() -> S3Error {
 /// anything else as every trustee error.
 fn lock_refused(e: TrusteeError) -> S3Error {
     match e {
+        TrusteeError::Invalid(why)
+            if why.starts_with(BODY_NOT_SIGNED) || why.starts_with(DEFAULT_NOT_KNOWN) =>
+        {
+            S3Error::with_message(S3ErrorCode::InvalidRequest, why)
+        }
         TrusteeError::Denied(why) => S3Error::with_message(S3ErrorCode::AccessDenied, why),
         TrusteeError::Invalid(why) if why.starts_with(RETENTION_TOO_LONG) => {
             S3Error::with_message(S3ErrorCode::InvalidArgument, why)
         }
         other => error::trustee(other),
     }
+}
+
+/// The body of a retention or legal hold request as received ([`crate::authn::LockBody`]),
+/// for the trustee, which reads it itself: XML is text.
+fn lock_body(extensions: &http::Extensions) -> S3Result<Option<String>> {
+    extensions
+        .get::<crate::authn::LockBody>()
+        .map(|b| {
+            String::from_utf8(b.0.to_vec())
+                .map_err(|_| error::with(S3ErrorCode::MalformedXML, error::MALFORMED_XML))
+        })
+        .transpose()
 }
 
 fn target(bucket: &Bucket, key: &str, version_id: &str) -> LockTarget {
@@ -279,6 +296,7 @@ impl Gateway {
                 bypass_governance: false,
                 request: ctx.ticket.clone(),
                 upload,
+                body: None,
             })
             .await
             .map_err(lock_refused)?;
@@ -307,6 +325,7 @@ impl Gateway {
                 bypass_governance: false,
                 request: ctx.ticket.clone(),
                 upload: None,
+                body: None,
             })
             .await
             .map_err(lock_refused)?;
@@ -430,7 +449,9 @@ impl Gateway {
     }
 
     /// Changes a version's lock record, the trustee judging the change against the record it
-    /// replaces, for the tenant's signed request (its ticket).
+    /// replaces, for the tenant's signed request (its ticket) and its body (`body`), which
+    /// the trustee reads itself.
+    #[allow(clippy::too_many_arguments)]
     async fn change_lock(
         &self,
         ctx: &ReqCtx,
@@ -438,6 +459,7 @@ impl Gateway {
         version_id: Option<&str>,
         change: LockChange,
         bypass: bool,
+        body: Option<String>,
         apply: impl FnOnce(LockState) -> LockState,
     ) -> S3Result<LockState> {
         let bucket = ctx.bucket()?;
@@ -467,6 +489,7 @@ impl Gateway {
                 // change, and honours the bypass only if that request signed it.
                 request: ctx.ticket.clone(),
                 upload: None,
+                body,
             })
             .await
             .map_err(lock_refused)?;
@@ -513,6 +536,44 @@ impl Gateway {
             )),
             _ => Err(error::with(S3ErrorCode::NoSuchKey, error::NO_SUCH_KEY)),
         }
+    }
+}
+
+/// CreateBucket's `x-amz-bucket-object-lock-enabled`, told to the trustee with the request's
+/// ticket: the new bucket has no default retention.
+pub(super) async fn note_new_bucket(
+    gw: &Gateway,
+    bucket: &Bucket,
+    ticket: Option<obhut_trustee_client::auth::RequestTicket>,
+) -> S3Result<()> {
+    gw.trustee
+        .seal_lock(&bucket_default(bucket, ticket, None))
+        .await
+        .map_err(lock_refused)?;
+    Ok(())
+}
+
+/// A bucket's default retention for the trustee: from the tenant's signed request (its
+/// ticket) and its body, which the trustee reads itself.
+fn bucket_default(
+    bucket: &Bucket,
+    request: Option<obhut_trustee_client::auth::RequestTicket>,
+    body: Option<String>,
+) -> LockSeal {
+    LockSeal {
+        target: LockTarget {
+            tenant: bucket.tenant.clone(),
+            bucket: bucket.name.clone(),
+            key: String::new(),
+            version_id: String::new(),
+        },
+        state: LockState::default(),
+        change: LockChange::BucketDefault,
+        previous: None,
+        bypass_governance: false,
+        request,
+        upload: None,
+        body,
     }
 }
 
@@ -591,6 +652,17 @@ pub async fn put_configuration(
     };
     let stored = serde_json::to_vec(&BucketLock { v: 1, default })
         .map_err(|e| error::corrupt_record("object lock configuration", &e))?;
+    // The trustee keeps the default from the tenant's signed request (its body, which it
+    // reads itself): the only retention it seals for a write without lock headers. Before
+    // the catalog, so that the catalog never names a default the trustee would refuse.
+    gw.trustee
+        .seal_lock(&bucket_default(
+            bucket,
+            ctx.ticket.clone(),
+            lock_body(&req.extensions)?,
+        ))
+        .await
+        .map_err(lock_refused)?;
     gw.catalog
         .put_bucket_config(bucket, config_kind::OBJECT_LOCK, Some(&stored), now_ms())
         .await
@@ -655,6 +727,7 @@ pub async fn put_retention(
         input.version_id.as_deref(),
         LockChange::Retention,
         bypass,
+        lock_body(&req.extensions)?,
         |s| LockState {
             retention: next,
             ..s
@@ -726,6 +799,7 @@ pub async fn put_legal_hold(
         input.version_id.as_deref(),
         LockChange::LegalHold,
         false,
+        lock_body(&req.extensions)?,
         |s| LockState {
             legal_hold: on,
             ..s
