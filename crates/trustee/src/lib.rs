@@ -3780,6 +3780,7 @@ mod tests {
             bypass_governance: false,
             request: Some(form.clone()),
             upload: None,
+            body: None,
         };
         t.seal_lock(&seal("k", "v1")).await.unwrap();
         t.seal_lock(&seal("k2", "v2")).await.unwrap();

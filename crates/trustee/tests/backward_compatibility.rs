@@ -531,9 +531,11 @@ fn object_locks_abandoned_under_schema_version_5_count_again() {
             [until, now_ms()],
         )
         .unwrap();
-        // Version 5's layout: without the column version 6 adds.
-        conn.execute_batch("ALTER TABLE object_locks DROP COLUMN sealed_sha256;")
-            .unwrap();
+        // Version 5's layout: without the column version 6 adds and the table version 7 adds.
+        conn.execute_batch(
+            "ALTER TABLE object_locks DROP COLUMN sealed_sha256; DROP TABLE bucket_lock_defaults;",
+        )
+        .unwrap();
     }
     set_user_version(&db, 5);
     let gov = Governance::open(dir.path()).unwrap();
