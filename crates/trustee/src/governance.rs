@@ -2376,6 +2376,17 @@ impl Governance {
         Ok(changed > 0)
     }
 
+    /// Forgets `bucket`'s default retention (its name is made anew).
+    pub fn forget_bucket_default(&self, tenant: &str, bucket: &str) -> Result<(), TrusteeError> {
+        self.db()?
+            .execute(
+                "DELETE FROM bucket_lock_defaults WHERE tenant = ?1 AND bucket = ?2",
+                params![tenant, bucket],
+            )
+            .map_err(storage)?;
+        Ok(())
+    }
+
     /// A bucket's default retention as the tenant last set it: `None` if the trustee never
     /// saw it set, `Some(None)` for a configuration without a default.
     pub fn bucket_default(

@@ -1020,6 +1020,12 @@ impl Trustee {
         version: u32,
         why: &Justification,
     ) -> Result<WrappedKey, TrusteeError> {
+        if version == 1 {
+            // A bucket's first key: a new bucket, perhaps under the name of one deleted. No
+            // default retention of the old one may hold for it (a plain CreateBucket never
+            // reaches the lock code); one made with object lock records its own next.
+            self.governance.forget_bucket_default(tenant, bucket)?;
+        }
         self.with(|ks| {
             let bucket_key = Key::random().map_err(|e| TrusteeError::Storage(e.to_string()))?;
             let aad = bucket_key_aad(tenant, bucket, version);
@@ -3758,6 +3764,34 @@ mod tests {
             t.seal_lock(&seal).await.unwrap();
         }
         assert_eq!(t.governance.compliance_locks("a", now_ms()).unwrap().0, 3);
+    }
+
+    /// A bucket deleted and made again (without object lock, which never reaches the lock
+    /// code) keeps no default retention of the old one; a key rotation keeps it.
+    #[tokio::test]
+    async fn a_new_bucket_under_an_old_name_has_no_default_retention() {
+        let (_dir, t) = unsealed().await;
+        t.ensure_tenant_key("a").await.unwrap();
+        let ten_years = object_lock::DefaultRetention {
+            mode: object_lock::LockMode::Compliance,
+            days: None,
+            years: Some(10),
+        };
+        assert!(
+            t.governance
+                .note_bucket_default("a", "b", Some(&ten_years), now_ms())
+                .unwrap()
+        );
+        let why = Justification::System {
+            reason: "test".into(),
+        };
+        t.create_bucket_key_now("a", "b", 2, &why).unwrap();
+        assert_eq!(
+            t.governance.bucket_default("a", "b").unwrap(),
+            Some(Some(ten_years))
+        );
+        t.create_bucket_key_now("a", "b", 1, &why).unwrap();
+        assert_eq!(t.governance.bucket_default("a", "b").unwrap(), None);
     }
 
     /// One browser form (one signed policy) may upload several keys: each upload seals its own
