@@ -183,10 +183,10 @@
       });
     }
 
-    // A quorum approval (a crypto-shred of a tenant, a disconnect): the statement the CLI's
-    // `obhut tenant shred` or `obhut trustee disconnect` signs, its action's fields given by the
-    // form; shown decoded with the consequence before it is signed.
-    for (const form of document.querySelectorAll("form.quorum-sign")) {
+    // A form with one button that shows the statement of `actionOf()` (what the CLI signs, with
+    // this principal, the time and a nonce), decoded with its consequence, and signs it with
+    // this browser's key on submit.
+    function signingForm(form, actionOf) {
       const preview = form.querySelector(".preview");
       const error = form.querySelector(".decide-error");
       const fail = (text) => {
@@ -197,8 +197,7 @@
       };
       function prepare() {
         error.hidden = true;
-        const action = JSON.parse(form.dataset.action);
-        const statement = JSON.stringify({ principal, at_ms: Date.now(), nonce: nonce(), ...action });
+        const statement = JSON.stringify({ principal, at_ms: Date.now(), nonce: nonce(), ...actionOf() });
         form.dataset.statement = statement;
         form.querySelector("pre.statement").textContent = JSON.stringify(JSON.parse(statement), null, 2);
         preview.hidden = false;
@@ -224,46 +223,19 @@
       });
     }
 
+    // A quorum approval (a crypto-shred of a tenant, a disconnect): the statement the CLI's
+    // `obhut tenant shred` or `obhut trustee disconnect` signs, its action's fields given by the
+    // form.
+    for (const form of document.querySelectorAll("form.quorum-sign")) {
+      signingForm(form, () => JSON.parse(form.dataset.action));
+    }
+
     // Revoking an access key: the statement the CLI's `obhut tenant key-revoke` signs.
     const keys = document.getElementById("access-keys");
     for (const form of document.querySelectorAll("form.revoke-key")) {
-      const preview = form.querySelector(".preview");
-      const error = form.querySelector(".decide-error");
-      const fail = (text) => {
-        error.textContent = text;
-        error.hidden = false;
-        preview.hidden = true;
-        delete form.dataset.statement;
-      };
-      function prepare() {
-        error.hidden = true;
-        const statement = JSON.stringify({
-          principal, at_ms: Date.now(), nonce: nonce(),
-          action: "revoke_access_key", tenant: keys.dataset.tenant, access_key_id: form.dataset.key,
-        });
-        form.dataset.statement = statement;
-        form.querySelector("pre.statement").textContent = JSON.stringify(JSON.parse(statement), null, 2);
-        preview.hidden = false;
-      }
-      form.querySelector("button.prepare").addEventListener("click", prepare);
-      form.querySelector("button.cancel").addEventListener("click", () => {
-        preview.hidden = true;
-        delete form.dataset.statement;
-      });
-      form.addEventListener("submit", async (event) => {
-        event.preventDefault();
-        const statement = form.dataset.statement;
-        if (!statement) return;
-        if (!active || !current) return fail(panel.dataset.noKey);
-        if (Date.now() - JSON.parse(statement).at_ms > STALE_MS) {
-          prepare();
-          return;
-        }
-        const sig = await crypto.subtle.sign({ name: "Ed25519" }, current.privateKey, utf8(CONTEXT + statement));
-        form.elements.namedItem("statement").value = statement;
-        form.elements.namedItem("signature").value = base64(sig);
-        form.submit();
-      });
+      signingForm(form, () => ({
+        action: "revoke_access_key", tenant: keys.dataset.tenant, access_key_id: form.dataset.key,
+      }));
     }
   });
 })();
